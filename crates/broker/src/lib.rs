@@ -1,0 +1,1 @@
+//! The broker: network server, request handlers, partitions, and metadata image.

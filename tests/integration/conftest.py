@@ -1,0 +1,106 @@
+"""Fixtures that run the real `sluice` binary for black-box tests.
+
+The binary comes from $SLUICE_BIN (set by scripts/test.sh), else
+target/release/sluice, else target/debug/sluice. The Broker class lives in harness.py. Each test gets its own broker
+on a fresh temp data dir and free ports; the broker's stderr goes to a file in
+that dir and its tail is attached to the report of any failing test.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import Broker, BrokerFactory, sluice_bin  # noqa: E402
+from util import unique_topic  # noqa: E402
+
+TEST_TIMEOUT_S = 240  # see harness.py for the broker-side time limits
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    factory = BrokerFactory(tmp_path)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    """A fresh broker on an empty data dir, stopped at teardown."""
+    return broker_factory.new()
+
+
+@pytest.fixture
+def topic_name(request) -> str:
+    return unique_topic(request.node.name)
+
+
+@pytest.fixture(autouse=True)
+def _per_test_deadline():
+    """Turn a hung test into a failure with a traceback instead of a hung CI job."""
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"test exceeded {TEST_TIMEOUT_S}s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TEST_TIMEOUT_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        factory = item.funcargs.get("broker_factory") if hasattr(item, "funcargs") else None
+        if factory is not None:
+            for b in factory.brokers:
+                state = "alive" if b.alive() else f"exited {b.proc.returncode if b.proc else '-'}"
+                report.sections.append(
+                    (f"{b.name} ({state}) stderr tail: {b.log_path}", b.log_tail(80))
+                )
+
+
+def _client_versions() -> list[str]:
+    lines = [f"sluice binary: {sluice_bin()}"]
+    try:
+        out = subprocess.run(["kcat", "-V"], capture_output=True, text=True, timeout=10)
+        first = [l for l in (out.stdout + out.stderr).splitlines() if l.startswith("Version")]
+        lines.append(f"kcat: {first[0] if first else 'unknown'}")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        lines.append(f"kcat: unavailable ({e})")
+    try:
+        import confluent_kafka
+
+        ver, lib = confluent_kafka.version(), confluent_kafka.libversion()
+        ver = ver[0] if isinstance(ver, tuple) else ver
+        lib = lib[0] if isinstance(lib, tuple) else lib
+        lines.append(f"confluent-kafka: {ver}, librdkafka {lib}")
+    except ImportError as e:
+        lines.append(f"confluent-kafka: unavailable ({e})")
+    try:
+        import kafka
+
+        lines.append(f"kafka-python: {kafka.__version__}")
+    except ImportError as e:
+        lines.append(f"kafka-python: unavailable ({e})")
+    return lines
+
+
+def pytest_sessionstart(session):
+    # Written through the terminal reporter so it shows even under -q, and the
+    # CI log records exactly which client versions were proven.
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for line in _client_versions():
+        if tr is not None:
+            tr.write_line(f"[versions] {line}")
+        else:
+            print(f"[versions] {line}", file=sys.stderr)

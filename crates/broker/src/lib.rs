@@ -1,1 +1,203 @@
 //! The broker: network server, request handlers, partitions, and metadata image.
+//!
+//! Layout:
+//! - [`config`]: typed, layered, validated configuration.
+//! - [`datadir`]: the data directory lock.
+//! - [`metadata`]: the metadata log and the image replayed from it.
+//! - [`partition`]: hosted partitions, their logs and high watermarks.
+//! - [`server`]: the Kafka listener and per-connection request loop.
+//! - [`handlers`]: one file per Kafka API.
+//! - [`topic_config`]: topic-level configs and their defaults.
+//!
+//! The broker never decodes record batches on the produce or fetch path:
+//! bytes go from the socket to the log and from the log to the socket.
+
+pub mod config;
+pub mod controller;
+pub mod datadir;
+pub mod handlers;
+pub mod metadata;
+pub mod partition;
+pub mod server;
+pub mod topic_config;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::datadir::{DataDir, DataDirError};
+use crate::metadata::{MetadataError, MetadataStore};
+use crate::partition::ReplicaManager;
+
+/// Why the broker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The data directory is unusable or locked.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The metadata log could not be recovered.
+    #[error("cannot load metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    /// A partition log could not be recovered.
+    #[error("cannot recover partition logs: {0}")]
+    Log(#[from] sluice_log::LogError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Config problem found at start.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+}
+
+/// Who sent a request. Every request carries one; today every connection is
+/// `User:ANONYMOUS` on a PLAINTEXT listener, and SASL will fill it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Kafka's principal type, `User`.
+    pub principal_type: String,
+    /// The name, `ANONYMOUS` before authentication exists.
+    pub name: String,
+}
+
+impl Principal {
+    /// The principal of an unauthenticated connection.
+    pub fn anonymous() -> Principal {
+        Principal { principal_type: "User".to_owned(), name: "ANONYMOUS".to_owned() }
+    }
+}
+
+/// Everything handlers share.
+#[derive(Debug)]
+pub struct Broker {
+    /// The validated configuration.
+    pub config: Config,
+    /// Cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Metadata log and image.
+    pub metadata: MetadataStore,
+    /// Hosted partitions.
+    pub replicas: ReplicaManager,
+    /// The host and port advertised to clients.
+    pub advertised: (String, u16),
+    /// When the broker started, for status.
+    pub started: Instant,
+}
+
+/// Opens the data directory, recovers every log, serves Kafka clients until
+/// `shutdown` resolves, then drains connections and flushes the logs.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+    let data_dir = DataDir::open(&config.data_dir)?;
+    tracing::info!(data_dir = %config.data_dir.display(), node_id = config.node_id, "opening data directory");
+    let metadata = MetadataStore::open(data_dir.path())?;
+    let replicas = ReplicaManager::new(data_dir.path(), config.log.clone(), config.node_id);
+    replicas.sync_with(&metadata.image(), true)?;
+    tracing::info!(partitions = replicas.all().len(), "logs recovered");
+
+    let kafka_addr = config.kafka_addr()?;
+    let listener = tokio::net::TcpListener::bind(kafka_addr)
+        .await
+        .map_err(|source| BrokerError::Bind { addr: kafka_addr.to_string(), source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { addr: kafka_addr.to_string(), source })?;
+    let advertised = match &config.kafka_advertised_listener {
+        Some(adv) => config::parse_host_port("kafka_advertised_listener", adv)?,
+        None => (local.ip().to_string(), local.port()),
+    };
+    let broker = Arc::new(Broker {
+        cluster_id: cluster_id(data_dir.path())?,
+        config,
+        metadata,
+        replicas,
+        advertised,
+        started: Instant::now(),
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let housekeeping = tokio::spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    tracing::info!(listener = %local, security_protocol = "PLAINTEXT", "kafka listener up");
+    let server = server::serve(listener, Arc::clone(&broker), stop_rx);
+    tokio::pin!(server);
+    tokio::select! {
+        () = &mut server => {}
+        () = shutdown => {
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            server.await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = housekeeping.await;
+    broker.replicas.flush_all();
+    broker.metadata.flush()?;
+    tracing::info!("logs flushed; bye");
+    drop(data_dir);
+    Ok(())
+}
+
+/// Periodic retention, time-based rolls and timed flushes.
+async fn housekeeping(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let retention = Duration::from_millis(broker.config.log.retention_check_interval_ms);
+    // Timed flushes (flush.ms) need a finer tick than retention checks.
+    let tick = retention.min(Duration::from_secs(1));
+    let mut next_retention = Instant::now() + retention;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        let now = metadata::now_ms();
+        let b = Arc::clone(&broker);
+        let run_retention = Instant::now() >= next_retention;
+        if run_retention {
+            next_retention = Instant::now() + retention;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            if run_retention {
+                b.replicas.apply_retention(now);
+            } else {
+                b.replicas.flush_on_timer(now);
+            }
+        })
+        .await;
+    }
+}
+
+/// The cluster id, created once and kept in `meta.properties` like Kafka.
+fn cluster_id(dir: &std::path::Path) -> Result<String, DataDirError> {
+    let path = dir.join("meta.properties");
+    let io = |source| DataDirError::Open { path: dir.to_owned(), source };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
+            return Ok(id.trim().to_owned());
+        }
+    }
+    let id = base64_url_uuid(uuid::Uuid::new_v4());
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(&tmp, format!("version=1\ncluster.id={id}\n")).map_err(io)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+    Ok(id)
+}
+
+/// Kafka prints cluster ids as URL-safe base64 of a UUID, without padding.
+fn base64_url_uuid(id: uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}

@@ -1,1 +1,129 @@
-fn main() {}
+//! The `sluice` binary: one command-line entry point for the broker and,
+//! later, the CLI tools. Each subcommand lives in its own module.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sluice_broker::config::{ConfigLoader, Source};
+
+/// Sluice: a Kafka-compatible streaming platform in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker (embedded single-node defaults: ./data, 127.0.0.1:9092).
+    Serve(ServeArgs),
+}
+
+/// Flags for `sluice serve`. Each flag overrides the config file and the
+/// `SLUICE_*` environment.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (config key `data_dir`, env SLUICE_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Kafka listener host:port (config key `kafka_listener`, env SLUICE_KAFKA_LISTENER).
+    #[arg(long, value_name = "ADDR")]
+    kafka_listener: Option<String>,
+    /// HTTP listener host:port (config key `http_listener`, env SLUICE_HTTP_LISTENER).
+    #[arg(long, value_name = "ADDR")]
+    http_listener: Option<String>,
+    /// Node id (config key `node_id`, env SLUICE_NODE_ID).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+    /// Set any config key, e.g. `--set log.segment_bytes=1048576`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sluice_broker::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(args: &ServeArgs) -> Result<sluice_broker::config::Config, Box<dyn std::error::Error>> {
+    let mut loader = ConfigLoader::from_file(args.config.as_deref())?;
+    loader.apply_env(std::env::vars())?;
+    let flags = [
+        ("data_dir", &args.data_dir),
+        ("kafka_listener", &args.kafka_listener),
+        ("http_listener", &args.http_listener),
+        ("node_id", &args.node_id),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            // Paths and addresses are strings; quote them so TOML never
+            // reads `127.0.0.1:9092` as something else.
+            let raw = if key == "node_id" { value.clone() } else { toml_string(value) };
+            loader.set(key, &raw, Source::Flag)?;
+        }
+    }
+    for spec in &args.overrides {
+        loader.apply_override(spec)?;
+    }
+    Ok(loader.build()?)
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}; only Ctrl-C will stop the broker");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}

@@ -1,0 +1,550 @@
+//! Broker configuration: typed, layered, validated at start-up.
+//!
+//! Layers, later wins: built-in defaults (Kafka's, unless noted), a TOML
+//! file, `SLUICE_*` environment variables, then command-line overrides.
+//! Every leaf key `a.b_c` has the environment name `SLUICE_A_B_C`, so
+//! `data_dir` is `SLUICE_DATA_DIR` and `log.segment_bytes` is
+//! `SLUICE_LOG_SEGMENT_BYTES`. Every error names the full key and the value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Every leaf key the config understands, used to map environment variables
+/// and `--set` overrides onto the tree. Kept in step with the structs below
+/// by `every_known_key_deserializes`.
+pub const KNOWN_KEYS: &[&str] = &[
+    "node_id",
+    "data_dir",
+    "kafka_listener",
+    "kafka_advertised_listener",
+    "kafka_security_protocol",
+    "http_listener",
+    "log.segment_bytes",
+    "log.segment_ms",
+    "log.retention_ms",
+    "log.retention_bytes",
+    "log.retention_check_interval_ms",
+    "log.index_interval_bytes",
+    "log.message_max_bytes",
+    "log.message_timestamp_type",
+    "log.flush_mode",
+    "log.flush_messages",
+    "log.flush_ms",
+    "topics.auto_create",
+    "topics.num_partitions",
+    "topics.default_replication_factor",
+    "limits.max_connections",
+    "limits.socket_request_max_bytes",
+    "limits.connections_max_idle_ms",
+    "limits.max_in_flight_requests_per_connection",
+];
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This broker's id in the cluster (Kafka's `node.id`).
+    pub node_id: i32,
+    /// Directory holding every partition, the metadata log and the lock file.
+    pub data_dir: PathBuf,
+    /// `host:port` the Kafka protocol listener binds.
+    pub kafka_listener: String,
+    /// `host:port` advertised to clients in Metadata; defaults to the listener.
+    pub kafka_advertised_listener: Option<String>,
+    /// Security protocol of the Kafka listener. Only PLAINTEXT exists today;
+    /// TLS and SASL arrive with the security issue.
+    pub kafka_security_protocol: SecurityProtocol,
+    /// `host:port` of the HTTP API, metrics and console.
+    pub http_listener: String,
+    /// Broker-wide defaults for topic logs (Kafka's `log.*` broker configs).
+    pub log: LogDefaults,
+    /// Topic creation behaviour.
+    pub topics: TopicDefaults,
+    /// Bounds on what clients can make the broker hold.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("./data"),
+            kafka_listener: "127.0.0.1:9092".to_owned(),
+            kafka_advertised_listener: None,
+            kafka_security_protocol: SecurityProtocol::Plaintext,
+            http_listener: "127.0.0.1:8080".to_owned(),
+            log: LogDefaults::default(),
+            topics: TopicDefaults::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A listener's security protocol, as Kafka names them.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication.
+    Plaintext,
+    /// TLS without SASL (not implemented yet; rejected at start-up).
+    Ssl,
+    /// SASL without TLS (not implemented yet; rejected at start-up).
+    SaslPlaintext,
+    /// SASL over TLS (not implemented yet; rejected at start-up).
+    SaslSsl,
+}
+
+/// How appended data reaches the disk.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushMode {
+    /// One fsync covers every append waiting at that moment; produce
+    /// requests with acks != 0 are answered after their data is fsynced.
+    GroupCommit,
+    /// Kafka's policy: fsync every `flush_messages` messages or `flush_ms`,
+    /// and otherwise leave durability to replication and the page cache.
+    Interval,
+}
+
+/// Timestamp type stamped on appended batches.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum TimestampTypeConfig {
+    /// Keep the producer's timestamps.
+    CreateTime,
+    /// Overwrite them with the broker's clock at append.
+    LogAppendTime,
+}
+
+/// Broker-wide topic log defaults; a topic's own configs override them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogDefaults {
+    /// Roll a segment when it reaches this size (Kafka: 1 GiB).
+    pub segment_bytes: u64,
+    /// Roll a segment after this age (Kafka: 7 days).
+    pub segment_ms: i64,
+    /// Delete segments older than this; -1 keeps forever (Kafka: 7 days).
+    pub retention_ms: i64,
+    /// Delete old segments while the partition is larger; -1 is unlimited.
+    pub retention_bytes: i64,
+    /// How often retention and time-based rolls are checked (Kafka: 5 min).
+    pub retention_check_interval_ms: u64,
+    /// Bytes between sparse index entries (Kafka: 4096).
+    pub index_interval_bytes: u32,
+    /// Largest record batch accepted (Kafka's `message.max.bytes`).
+    pub message_max_bytes: u32,
+    /// CreateTime or LogAppendTime.
+    pub message_timestamp_type: TimestampTypeConfig,
+    /// Durability policy; group commit is the single-node default.
+    pub flush_mode: FlushMode,
+    /// With `flush_mode = "interval"`: fsync after this many messages.
+    pub flush_messages: u64,
+    /// With `flush_mode = "interval"`: fsync after this many milliseconds.
+    pub flush_ms: u64,
+}
+
+impl Default for LogDefaults {
+    fn default() -> Self {
+        LogDefaults {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
+            index_interval_bytes: 4096,
+            message_max_bytes: 1_048_588,
+            message_timestamp_type: TimestampTypeConfig::CreateTime,
+            flush_mode: FlushMode::GroupCommit,
+            flush_messages: i64::MAX as u64,
+            flush_ms: i64::MAX as u64,
+        }
+    }
+}
+
+/// Topic creation defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicDefaults {
+    /// Kafka's `auto.create.topics.enable`: Metadata and Produce for an
+    /// unknown topic create it.
+    pub auto_create: bool,
+    /// Kafka's `num.partitions`: partitions of an auto-created topic, and of
+    /// a CreateTopics request that asks for -1.
+    pub num_partitions: i32,
+    /// Kafka's `default.replication.factor`.
+    pub default_replication_factor: i16,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults { auto_create: true, num_partitions: 1, default_replication_factor: 1 }
+    }
+}
+
+/// Limits on what connections may make the broker hold.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open Kafka connections at once; further accepts wait for a slot.
+    pub max_connections: u32,
+    /// Largest request frame, checked before any allocation
+    /// (Kafka's `socket.request.max.bytes`, 100 MiB).
+    pub socket_request_max_bytes: u32,
+    /// Close a connection idle this long (Kafka's `connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// Requests read ahead and in progress per connection before the broker
+    /// stops reading from it; bounds per-connection memory.
+    pub max_in_flight_requests_per_connection: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            connections_max_idle_ms: 600_000,
+            max_in_flight_requests_per_connection: 64,
+        }
+    }
+}
+
+/// A config that could not be loaded, always naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A `--set` argument is not `key=value`.
+    #[error("override `{0}` is not of the form key=value")]
+    Override(String),
+    /// A key nobody knows, from an override.
+    #[error("unknown config key `{key}`")]
+    UnknownKey {
+        /// The key as given.
+        key: String,
+    },
+    /// A value has the wrong type or is out of range.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid {
+        /// Full dotted key.
+        key: String,
+        /// What is wrong, with the value.
+        message: String,
+    },
+}
+
+/// Where a raw value came from, so errors can say so.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// A `SLUICE_*` environment variable.
+    Env,
+    /// A command-line flag or `--set`.
+    Flag,
+}
+
+/// Builds a [`Config`] from its layers.
+#[derive(Debug, Default)]
+pub struct ConfigLoader {
+    table: toml::Table,
+}
+
+impl ConfigLoader {
+    /// Starts from a TOML file's contents, or from nothing.
+    pub fn from_file(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(ConfigLoader::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(ConfigLoader { table })
+    }
+
+    /// Applies every `SLUICE_<KEY>` variable from `vars` for the known keys.
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("SLUICE_") else { continue };
+            let Some(key) = KNOWN_KEYS.iter().find(|k| env_name(k) == format!("SLUICE_{rest}"))
+            else {
+                continue; // SLUICE_BIN, SLUICE_BOOTSTRAP and friends belong to other tools.
+            };
+            self.set(key, &value, Source::Env)?;
+        }
+        Ok(())
+    }
+
+    /// Sets one dotted key from a raw string (`--set key=value`, env, or a flag).
+    pub fn set(&mut self, key: &str, raw: &str, _source: Source) -> Result<(), ConfigError> {
+        if !KNOWN_KEYS.contains(&key) {
+            return Err(ConfigError::UnknownKey { key: key.to_owned() });
+        }
+        let value = parse_raw_value(raw);
+        let mut table = &mut self.table;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                table.insert(part.to_owned(), value);
+                break;
+            }
+            let entry =
+                table.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => table = t,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: part.to_owned(),
+                        message: "expected a table".to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a `key=value` override.
+    pub fn apply_override(&mut self, spec: &str) -> Result<(), ConfigError> {
+        let (key, value) =
+            spec.split_once('=').ok_or_else(|| ConfigError::Override(spec.to_owned()))?;
+        self.set(key.trim(), value.trim(), Source::Flag)
+    }
+
+    /// Deserializes and validates the layered table.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let value = toml::Value::Table(self.table);
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Invalid { key, message: e.into_inner().to_string() }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The environment variable for a dotted key.
+pub fn env_name(key: &str) -> String {
+    format!("SLUICE_{}", key.replace('.', "_").to_uppercase())
+}
+
+/// Reads a raw override as a TOML value when it parses as one (numbers,
+/// booleans, quoted strings), and as a bare string otherwise.
+fn parse_raw_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), message: message.into() }
+}
+
+impl Config {
+    /// Checks ranges and cross-field rules that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id < 0 {
+            return Err(invalid("node_id", format!("{} is negative", self.node_id)));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        parse_addr("kafka_listener", &self.kafka_listener)?;
+        parse_addr("http_listener", &self.http_listener)?;
+        if let Some(adv) = &self.kafka_advertised_listener {
+            parse_host_port("kafka_advertised_listener", adv)?;
+        }
+        if self.kafka_security_protocol != SecurityProtocol::Plaintext {
+            return Err(invalid(
+                "kafka_security_protocol",
+                format!("{:?} is not supported yet; use PLAINTEXT", self.kafka_security_protocol),
+            ));
+        }
+        let log = &self.log;
+        // Kafka's lower bound: a segment must hold at least one batch header.
+        if log.segment_bytes < 1024 {
+            return Err(invalid("log.segment_bytes", format!("{} is below 1024", log.segment_bytes)));
+        }
+        if log.segment_ms < 1 {
+            return Err(invalid("log.segment_ms", format!("{} is below 1", log.segment_ms)));
+        }
+        if log.retention_ms < -1 {
+            return Err(invalid("log.retention_ms", format!("{} is below -1", log.retention_ms)));
+        }
+        if log.retention_bytes < -1 {
+            return Err(invalid("log.retention_bytes", format!("{} is below -1", log.retention_bytes)));
+        }
+        if log.retention_check_interval_ms < 1 {
+            return Err(invalid("log.retention_check_interval_ms", "must be at least 1"));
+        }
+        if log.message_max_bytes < 64 {
+            return Err(invalid("log.message_max_bytes", format!("{} is below 64", log.message_max_bytes)));
+        }
+        if log.message_max_bytes > self.limits.socket_request_max_bytes {
+            return Err(invalid(
+                "log.message_max_bytes",
+                format!(
+                    "{} exceeds limits.socket_request_max_bytes ({})",
+                    log.message_max_bytes, self.limits.socket_request_max_bytes
+                ),
+            ));
+        }
+        if log.flush_messages < 1 {
+            return Err(invalid("log.flush_messages", "must be at least 1"));
+        }
+        if self.topics.num_partitions < 1 {
+            return Err(invalid(
+                "topics.num_partitions",
+                format!("{} is below 1", self.topics.num_partitions),
+            ));
+        }
+        if self.topics.default_replication_factor != 1 {
+            return Err(invalid(
+                "topics.default_replication_factor",
+                "a single-node broker supports only 1",
+            ));
+        }
+        let limits = &self.limits;
+        if limits.max_connections < 1 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if limits.socket_request_max_bytes < 1024 {
+            return Err(invalid("limits.socket_request_max_bytes", "must be at least 1024"));
+        }
+        if limits.max_in_flight_requests_per_connection < 1 {
+            return Err(invalid("limits.max_in_flight_requests_per_connection", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The Kafka listener address (validated at load).
+    pub fn kafka_addr(&self) -> Result<SocketAddr, ConfigError> {
+        parse_addr("kafka_listener", &self.kafka_listener)
+    }
+
+    /// The HTTP listener address (validated at load).
+    pub fn http_addr(&self) -> Result<SocketAddr, ConfigError> {
+        parse_addr("http_listener", &self.http_listener)
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| invalid(key, format!("`{value}` is not an ip:port address")))
+}
+
+/// Parses `host:port` where host may be a name.
+pub fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) =
+        value.rsplit_once(':').ok_or_else(|| invalid(key, format!("`{value}` is not host:port")))?;
+    let port = port.parse::<u16>().map_err(|_| invalid(key, format!("`{value}` has a bad port")))?;
+    if host.is_empty() {
+        return Err(invalid(key, format!("`{value}` has no host")));
+    }
+    Ok((host.trim_matches(['[', ']']).to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_kafka() {
+        let c = ConfigLoader::default().build().expect("defaults");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.kafka_listener, "127.0.0.1:9092");
+        assert_eq!(c.http_listener, "127.0.0.1:8080");
+        assert_eq!(c.log.segment_bytes, 1 << 30);
+        assert_eq!(c.log.index_interval_bytes, 4096);
+        assert_eq!(c.limits.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.log.flush_mode, FlushMode::GroupCommit);
+    }
+
+    #[test]
+    fn every_known_key_deserializes() {
+        // A key listed but missing from the structs would fail deny_unknown_fields.
+        for key in KNOWN_KEYS {
+            let mut loader = ConfigLoader::default();
+            let raw = match *key {
+                "data_dir" => "\"/tmp/x\"",
+                "kafka_listener" | "http_listener" => "\"127.0.0.1:1\"",
+                "kafka_advertised_listener" => "\"localhost:1\"",
+                "kafka_security_protocol" => "\"PLAINTEXT\"",
+                "log.message_timestamp_type" => "\"LogAppendTime\"",
+                "log.flush_mode" => "\"interval\"",
+                "topics.auto_create" => "false",
+                "topics.default_replication_factor" => "1",
+                _ => "4096",
+            };
+            loader.set(key, raw, Source::Flag).expect("known key");
+            loader.build().unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "node_id = 3\n[log]\nsegment_bytes = 2048\n").expect("write");
+        let mut loader = ConfigLoader::from_file(Some(&file)).expect("load");
+        loader
+            .apply_env([
+                ("SLUICE_NODE_ID".to_owned(), "4".to_owned()),
+                ("SLUICE_DATA_DIR".to_owned(), "/srv/sluice".to_owned()),
+                ("SLUICE_BIN".to_owned(), "ignored".to_owned()),
+            ])
+            .expect("env");
+        loader.apply_override("node_id=5").expect("flag");
+        let c = loader.build().expect("valid");
+        assert_eq!(c.node_id, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/sluice"));
+        assert_eq!(c.log.segment_bytes, 2048);
+    }
+
+    #[test]
+    fn bad_value_names_the_full_key() {
+        let mut loader = ConfigLoader::default();
+        loader.apply_override("log.segment_bytes=banana").expect("set");
+        let err = loader.build().expect_err("must fail").to_string();
+        assert!(err.contains("log.segment_bytes"), "{err}");
+        assert!(err.contains("banana"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_key() {
+        let mut loader = ConfigLoader::default();
+        loader.apply_env([("SLUICE_KAFKA_LISTENER".to_owned(), "nowhere".to_owned())]).expect("env");
+        let err = loader.build().expect_err("must fail").to_string();
+        assert!(err.contains("kafka_listener") && err.contains("nowhere"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "[log]\nsegment_bytez = 1\n").expect("write");
+        let err = ConfigLoader::from_file(Some(&file)).expect("load").build().expect_err("fail");
+        assert!(err.to_string().contains("segment_bytez"), "{err}");
+        assert!(matches!(
+            ConfigLoader::default().apply_override("nope=1"),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+    }
+}

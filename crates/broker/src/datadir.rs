@@ -1,0 +1,105 @@
+//! The data directory: its exclusive lock and its layout.
+//!
+//! Only one process may use a data directory at a time. The lock is an
+//! advisory `flock` on `<data_dir>/.lock`, held for the life of the
+//! process; the kernel drops it when the process dies, even on `kill -9`,
+//! so a crash never leaves a stale lock behind. The file also records the
+//! holder's pid so `sluice stop` can find it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Name of the lock file inside the data directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Errors opening the data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// The directory could not be created or opened.
+    #[error("cannot open data directory {path}: {source}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another process holds the lock.
+    #[error(
+        "data directory {path} is locked by another sluice process{holder}; only one broker may use a data directory at a time"
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+        /// ` (pid N)` when the holder's pid could be read.
+        holder: String,
+    },
+}
+
+/// An open, exclusively locked data directory. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    /// Held for the flock; never read.
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates the directory if needed and takes its lock, or fails at once
+    /// if another process has it.
+    pub fn open(path: &Path) -> Result<DataDir, DataDirError> {
+        let open_err = |source| DataDirError::Open { path: path.to_owned(), source };
+        std::fs::create_dir_all(path).map_err(open_err)?;
+        let lock_path = path.join(LOCK_FILE);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(open_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&lock_path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                return Err(DataDirError::Locked { path: path.to_owned(), holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(open_err(e)),
+        }
+        lock.set_len(0).map_err(open_err)?;
+        writeln!(lock, "{}", std::process::id()).map_err(open_err)?;
+        lock.sync_all().map_err(open_err)?;
+        Ok(DataDir { path: path.to_owned(), _lock: lock })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pid recorded by whoever holds (or last held) the lock.
+    pub fn read_pid(path: &Path) -> Option<u32> {
+        std::fs::read_to_string(path.join(LOCK_FILE)).ok()?.trim().parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_of_a_locked_dir_fails_with_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = DataDir::open(dir.path()).expect("first open");
+        let err = DataDir::open(dir.path()).expect_err("second open must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("locked by another sluice process"), "{msg}");
+        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        drop(first);
+        DataDir::open(dir.path()).expect("lock released on drop");
+    }
+}

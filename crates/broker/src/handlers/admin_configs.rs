@@ -1,0 +1,245 @@
+//! DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error as code;
+use sluice_protocol::messages::alter_configs::{AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse};
+use sluice_protocol::messages::describe_configs::{
+    DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+};
+use sluice_protocol::messages::incremental_alter_configs::{
+    AlterConfigsResourceResponse as IncrementalResult, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+
+use super::RequestContext;
+use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
+use crate::Broker;
+use crate::controller::{self, AlterMode, ApiError, ConfigOp};
+use crate::topic_config;
+
+/// Kafka's config resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs source for values from the broker's static config.
+const SOURCE_STATIC_BROKER: i8 = 4;
+
+/// Handles DescribeConfigs.
+pub fn describe(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    request: DescribeConfigsRequest,
+) -> impl Future<Output = DescribeConfigsResponse> + Send + 'static {
+    let image = broker.metadata.image();
+    let results = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let wanted = |name: &str| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k == name));
+            let mut result = DescribeConfigsResult {
+                error_code: code::NONE,
+                error_message: None,
+                resource_type: r.resource_type,
+                resource_name: r.resource_name.clone(),
+                configs: Vec::new(),
+                ..Default::default()
+            };
+            match r.resource_type {
+                RESOURCE_TOPIC => match image.topics.get(&r.resource_name) {
+                    None => {
+                        result.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                        result.error_message = Some(format!("topic `{}` does not exist", r.resource_name));
+                    }
+                    Some(topic) => {
+                        result.configs = topic_config::TOPIC_CONFIGS
+                            .iter()
+                            .filter(|d| wanted(d.name))
+                            .map(|d| {
+                                let set = topic.configs.get(d.name);
+                                DescribeConfigsResourceResult {
+                                    name: d.name.to_owned(),
+                                    value: Some(
+                                        set.cloned()
+                                            .unwrap_or_else(|| topic_config::default_value(d.name, &broker.config.log)),
+                                    ),
+                                    read_only: false,
+                                    is_default: set.is_none(),
+                                    config_source: if set.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+                                    is_sensitive: d.sensitive,
+                                    config_type: topic_config::config_type(d),
+                                    ..Default::default()
+                                }
+                            })
+                            .collect();
+                    }
+                },
+                RESOURCE_BROKER => {
+                    if r.resource_name.is_empty() || r.resource_name == broker.config.node_id.to_string() {
+                        result.configs = broker_configs(broker)
+                            .into_iter()
+                            .filter(|(name, _)| wanted(name))
+                            .map(|(name, value)| DescribeConfigsResourceResult {
+                                name: name.to_owned(),
+                                value: Some(value),
+                                read_only: true,
+                                is_default: false,
+                                config_source: SOURCE_STATIC_BROKER,
+                                is_sensitive: false,
+                                ..Default::default()
+                            })
+                            .collect();
+                    } else {
+                        result.error_code = code::INVALID_REQUEST;
+                        result.error_message = Some(format!("this is broker {}", broker.config.node_id));
+                    }
+                }
+                other => {
+                    result.error_code = code::INVALID_REQUEST;
+                    result.error_message = Some(format!("resource type {other} is not supported"));
+                }
+            }
+            result
+        })
+        .collect();
+    std::future::ready(DescribeConfigsResponse { throttle_time_ms: 0, results, ..Default::default() })
+}
+
+/// The broker's static configs under Kafka's names.
+fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
+    let c = &broker.config;
+    vec![
+        ("node.id", c.node_id.to_string()),
+        ("broker.id", c.node_id.to_string()),
+        ("log.dirs", c.data_dir.display().to_string()),
+        ("auto.create.topics.enable", c.topics.auto_create.to_string()),
+        ("num.partitions", c.topics.num_partitions.to_string()),
+        ("default.replication.factor", c.topics.default_replication_factor.to_string()),
+        ("log.segment.bytes", c.log.segment_bytes.to_string()),
+        ("log.roll.ms", c.log.segment_ms.to_string()),
+        ("log.retention.ms", c.log.retention_ms.to_string()),
+        ("log.retention.bytes", c.log.retention_bytes.to_string()),
+        ("log.retention.check.interval.ms", c.log.retention_check_interval_ms.to_string()),
+        ("log.index.interval.bytes", c.log.index_interval_bytes.to_string()),
+        ("message.max.bytes", c.log.message_max_bytes.to_string()),
+        ("socket.request.max.bytes", c.limits.socket_request_max_bytes.to_string()),
+        ("connections.max.idle.ms", c.limits.connections_max_idle_ms.to_string()),
+        ("max.connections", c.limits.max_connections.to_string()),
+    ]
+}
+
+/// The error for altering anything but a topic.
+fn not_a_topic(resource_type: i8) -> ApiError {
+    if resource_type == RESOURCE_BROKER {
+        ApiError::new(code::INVALID_REQUEST, "broker configs are static; change the config file and restart")
+    } else {
+        ApiError::new(code::INVALID_REQUEST, format!("resource type {resource_type} is not supported"))
+    }
+}
+
+/// Handles AlterConfigs: each resource's list replaces its whole config.
+pub fn alter(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    request: AlterConfigsRequest,
+) -> impl Future<Output = AlterConfigsResponse> + Send + 'static {
+    let broker = Arc::clone(broker);
+    async move {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for r in request.resources {
+            let outcome = if r.resource_type == RESOURCE_TOPIC {
+                let ops = r
+                    .configs
+                    .into_iter()
+                    .map(|c| match c.value {
+                        Some(v) => ConfigOp::Set(c.name, v),
+                        None => ConfigOp::Delete(c.name),
+                    })
+                    .collect();
+                controller::alter_topic_configs(&broker, &r.resource_name, ops, AlterMode::Replace, request.validate_only)
+                    .await
+            } else {
+                Err(not_a_topic(r.resource_type))
+            };
+            let (error_code, error_message) = split(outcome);
+            responses.push(AlterConfigsResourceResponse {
+                error_code,
+                error_message,
+                resource_type: r.resource_type,
+                resource_name: r.resource_name,
+                ..Default::default()
+            });
+        }
+        AlterConfigsResponse { throttle_time_ms: 0, responses, ..Default::default() }
+    }
+}
+
+/// Handles IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT per key.
+pub fn incremental_alter(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    request: IncrementalAlterConfigsRequest,
+) -> impl Future<Output = IncrementalAlterConfigsResponse> + Send + 'static {
+    let broker = Arc::clone(broker);
+    async move {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for r in request.resources {
+            let outcome = if r.resource_type == RESOURCE_TOPIC {
+                let ops: Result<Vec<ConfigOp>, ApiError> = r
+                    .configs
+                    .into_iter()
+                    .map(|c| {
+                        let value = || {
+                            c.value.clone().ok_or_else(|| {
+                                ApiError::new(code::INVALID_CONFIG, format!("`{}` needs a value", c.name))
+                            })
+                        };
+                        Ok(match c.config_operation {
+                            0 => ConfigOp::Set(c.name.clone(), value()?),
+                            1 => ConfigOp::Delete(c.name.clone()),
+                            2 => ConfigOp::Append(c.name.clone(), value()?),
+                            3 => ConfigOp::Subtract(c.name.clone(), value()?),
+                            op => {
+                                return Err(ApiError::new(code::INVALID_REQUEST, format!("unknown config operation {op}")));
+                            }
+                        })
+                    })
+                    .collect();
+                match ops {
+                    Ok(ops) => {
+                        controller::alter_topic_configs(
+                            &broker,
+                            &r.resource_name,
+                            ops,
+                            AlterMode::Incremental,
+                            request.validate_only,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                Err(not_a_topic(r.resource_type))
+            };
+            let (error_code, error_message) = split(outcome);
+            responses.push(IncrementalResult {
+                error_code,
+                error_message,
+                resource_type: r.resource_type,
+                resource_name: r.resource_name,
+                ..Default::default()
+            });
+        }
+        IncrementalAlterConfigsResponse { throttle_time_ms: 0, responses, ..Default::default() }
+    }
+}
+
+fn split(outcome: Result<(), ApiError>) -> (i16, Option<String>) {
+    match outcome {
+        Ok(()) => (code::NONE, None),
+        Err(e) => (e.code, Some(e.message)),
+    }
+}

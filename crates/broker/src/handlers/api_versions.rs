@@ -1,0 +1,75 @@
+//! ApiVersions (18): which APIs and versions this broker serves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sluice_protocol::error::UNSUPPORTED_VERSION;
+use sluice_protocol::messages::api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::{ApiKey, RequestDecodeError, RequestHeader, encode_response};
+
+use super::RequestContext;
+use crate::Broker;
+
+/// What we advertise, as (api, min, max). Minimums stay where clients'
+/// feature detection expects them even where older versions are refused:
+/// Kafka 4.0 advertises Produce from v0 but rejects v0-2, because older
+/// librdkafka turns features off when an advertised minimum rises.
+const ADVERTISED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised (api key, min, max) triples.
+pub fn advertised_versions() -> impl Iterator<Item = (i16, i16, i16)> {
+    ADVERTISED.iter().map(|&(key, min, max)| (key as i16, min, max))
+}
+
+/// The lowest version of `key` we accept, when it differs from the advertised minimum.
+pub(crate) fn is_advertised(key: ApiKey, version: i16) -> bool {
+    ADVERTISED.iter().any(|&(k, min, max)| k == key && (min..=max).contains(&version))
+}
+
+fn response(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse {
+        error_code,
+        api_keys: advertised_versions()
+            .map(|(api_key, min_version, max_version)| ApiVersion { api_key, min_version, max_version, ..Default::default() })
+            .collect(),
+        throttle_time_ms: 0,
+        ..Default::default()
+    }
+}
+
+/// Handles ApiVersions at a version we know.
+pub fn handle(
+    _broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    _request: ApiVersionsRequest,
+) -> impl Future<Output = ApiVersionsResponse> + Send + 'static {
+    std::future::ready(response(0))
+}
+
+/// Kafka's answer to ApiVersions at a version it does not know: a v0 body
+/// with UNSUPPORTED_VERSION and the full list, so the client can retry at a
+/// version we support. The response header is v0, as for every ApiVersions.
+pub(crate) fn unsupported_version_reply(error: &RequestDecodeError) -> Option<BytesMut> {
+    let RequestDecodeError::UnsupportedVersion { api_key, correlation_id, .. } = error else { return None };
+    if *api_key != ApiKey::ApiVersions as i16 {
+        return None;
+    }
+    encode_response(*correlation_id, 0, &response(UNSUPPORTED_VERSION), 0).ok()
+}

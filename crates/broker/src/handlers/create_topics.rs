@@ -1,0 +1,115 @@
+//! CreateTopics (19).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error as code;
+use sluice_protocol::messages::create_topics::{
+    CreatableTopicConfigs, CreatableTopicResult, CreateTopicsRequest, CreateTopicsResponse,
+};
+
+use super::RequestContext;
+use crate::Broker;
+use crate::controller::{self, ApiError, NewTopic};
+use crate::topic_config;
+
+/// Kafka's DescribeConfigs source codes.
+pub(crate) const SOURCE_TOPIC: i8 = 1;
+pub(crate) const SOURCE_DEFAULT: i8 = 5;
+
+/// Handles CreateTopics.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    request: CreateTopicsRequest,
+) -> impl Future<Output = CreateTopicsResponse> + Send + 'static {
+    let broker = Arc::clone(broker);
+    async move {
+        let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
+        let new_topics = request
+            .topics
+            .into_iter()
+            .map(|t| {
+                if !t.assignments.is_empty() {
+                    // Manual assignment: on one node it can only name this broker.
+                    let node = broker.config.node_id;
+                    let bad = t.assignments.iter().any(|a| a.broker_ids.iter().any(|&b| b != node));
+                    if bad {
+                        return Err(ApiError::new(code::INVALID_REPLICA_ASSIGNMENT, "assignment names an unknown broker"));
+                    }
+                    if t.num_partitions != -1 || t.replication_factor != -1 {
+                        return Err(ApiError::new(
+                            code::INVALID_REQUEST,
+                            "num_partitions and replication_factor must be -1 with a manual assignment",
+                        ));
+                    }
+                    return Ok(NewTopic {
+                        name: t.name,
+                        num_partitions: t.assignments.len() as i32,
+                        replication_factor: 1,
+                        configs: t.configs.into_iter().map(|c| (c.name, c.value)).collect(),
+                    });
+                }
+                Ok(NewTopic {
+                    name: t.name,
+                    num_partitions: t.num_partitions,
+                    replication_factor: t.replication_factor,
+                    configs: t.configs.into_iter().map(|c| (c.name, c.value)).collect(),
+                })
+            })
+            .collect::<Vec<_>>();
+        let valid: Vec<NewTopic> = new_topics.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let mut created = controller::create_topics(&broker, valid, request.validate_only).await.into_iter();
+        let topics = names
+            .into_iter()
+            .zip(new_topics)
+            .map(|(name, pre)| {
+                let outcome = match pre {
+                    Err(e) => Err(e),
+                    Ok(_) => created.next().unwrap_or_else(|| Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, "missing result"))),
+                };
+                match outcome {
+                    Ok(c) => CreatableTopicResult {
+                        topic_id: c.topic_id,
+                        error_code: code::NONE,
+                        error_message: None,
+                        num_partitions: c.num_partitions,
+                        replication_factor: c.replication_factor,
+                        configs: Some(
+                            topic_config::TOPIC_CONFIGS
+                                .iter()
+                                .map(|d| {
+                                    let set = c.configs.get(d.name);
+                                    CreatableTopicConfigs {
+                                        name: d.name.to_owned(),
+                                        value: Some(set.cloned().unwrap_or_else(|| {
+                                            topic_config::default_value(d.name, &broker.config.log)
+                                        })),
+                                        read_only: false,
+                                        config_source: if set.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+                                        is_sensitive: d.sensitive,
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                        ),
+                        name,
+                        ..Default::default()
+                    },
+                    Err(e) => CreatableTopicResult {
+                        name,
+                        error_code: e.code,
+                        error_message: Some(e.message),
+                        num_partitions: -1,
+                        replication_factor: -1,
+                        configs: None,
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        CreateTopicsResponse { throttle_time_ms: 0, topics, ..Default::default() }
+    }
+}

@@ -1,0 +1,77 @@
+//! DeleteTopics (20).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error as code;
+use sluice_protocol::messages::delete_topics::{DeletableTopicResult, DeleteTopicsRequest, DeleteTopicsResponse};
+
+use super::RequestContext;
+use crate::Broker;
+use crate::controller;
+
+/// Handles DeleteTopics; v6 may name topics by id.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    header: &RequestHeader,
+    request: DeleteTopicsRequest,
+) -> impl Future<Output = DeleteTopicsResponse> + Send + 'static {
+    let broker = Arc::clone(broker);
+    let version = header.request_api_version;
+    async move {
+        let image = broker.metadata.image();
+        // (name as asked, resolved name) pairs.
+        let wanted: Vec<(Option<String>, uuid::Uuid, Option<String>)> = if version >= 6 {
+            request
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let resolved = match &t.name {
+                        Some(n) => Some(n.clone()),
+                        None => image.topic_by_id(&t.topic_id).map(|ti| ti.name.clone()),
+                    };
+                    (t.name, t.topic_id, resolved)
+                })
+                .collect()
+        } else {
+            request.topic_names.into_iter().map(|n| (Some(n.clone()), uuid::Uuid::nil(), Some(n))).collect()
+        };
+        let to_delete: Vec<String> = wanted.iter().filter_map(|(_, _, r)| r.clone()).collect();
+        let mut results = controller::delete_topics(&broker, to_delete).await.into_iter();
+        let responses = wanted
+            .into_iter()
+            .map(|(asked, asked_id, resolved)| match resolved {
+                None => DeletableTopicResult {
+                    name: asked,
+                    topic_id: asked_id,
+                    error_code: code::UNKNOWN_TOPIC_ID,
+                    error_message: Some(format!("no topic with id {asked_id}")),
+                    ..Default::default()
+                },
+                Some(name) => match results.next() {
+                    Some(Ok(topic_id)) => DeletableTopicResult {
+                        name: Some(name),
+                        topic_id,
+                        error_code: code::NONE,
+                        ..Default::default()
+                    },
+                    Some(Err(e)) => DeletableTopicResult {
+                        name: Some(name),
+                        topic_id: asked_id,
+                        error_code: e.code,
+                        error_message: Some(e.message),
+                        ..Default::default()
+                    },
+                    None => DeletableTopicResult {
+                        name: Some(name),
+                        error_code: code::UNKNOWN_SERVER_ERROR,
+                        ..Default::default()
+                    },
+                },
+            })
+            .collect();
+        DeleteTopicsResponse { throttle_time_ms: 0, responses, ..Default::default() }
+    }
+}

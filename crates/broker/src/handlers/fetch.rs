@@ -1,0 +1,188 @@
+//! Fetch (1): serve stored batches, long-polling until `min_bytes` arrive.
+//!
+//! Batches go from the segment files into the response unchanged. The
+//! `records` field is never null (librdkafka rejects a -1 length). Waiting
+//! is driven by the partitions' high-watermark notifications, never by
+//! polling on a timer.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use sluice_log::LogError;
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error as code;
+use sluice_protocol::messages::fetch::{FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData};
+use uuid::Uuid;
+
+use super::RequestContext;
+use crate::Broker;
+use crate::partition::Partition;
+
+/// Longest long-poll we honour, whatever the client asks: a bound on how
+/// long a request can pin its connection's response queue.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// One partition the request asked for.
+struct Wanted {
+    partition_index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    /// The hosted partition, or the error to report.
+    target: Result<Arc<Partition>, i16>,
+}
+
+struct WantedTopic {
+    name: String,
+    topic_id: Uuid,
+    partitions: Vec<Wanted>,
+}
+
+/// Handles Fetch.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> impl Future<Output = FetchResponse> + Send + 'static {
+    let version = header.request_api_version;
+    let image = broker.metadata.image();
+    let topics: Vec<WantedTopic> = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            // v13+ names topics by id only.
+            let name = if version >= 13 {
+                image.topic_by_id(&t.topic_id).map(|ti| ti.name.clone())
+            } else {
+                Some(t.topic.clone())
+            };
+            let topic_error = if version >= 13 { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
+            let topic_id = name.as_ref().and_then(|n| image.topics.get(n)).map_or(t.topic_id, |ti| ti.topic_id);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| Wanted {
+                    partition_index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes,
+                    target: match &name {
+                        Some(n) => broker
+                            .replicas
+                            .partition(n, p.partition)
+                            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
+                        None => Err(topic_error),
+                    },
+                })
+                .collect();
+            WantedTopic { name: name.unwrap_or(t.topic), topic_id, partitions }
+        })
+        .collect();
+    let max_bytes = request.max_bytes.max(0) as usize;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+
+    async move {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            // Register for wake-ups before reading, so an append between the
+            // read and the wait is not missed.
+            let live: Vec<Arc<Partition>> = topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|w| w.target.as_ref().ok().cloned())
+                .collect();
+            let mut waits: Vec<_> = live.iter().map(|p| Box::pin(p.hw_advanced())).collect();
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
+            let (response, bytes, any_error) = read_all(&topics, max_bytes, version);
+            let now = tokio::time::Instant::now();
+            if bytes >= min_bytes || any_error || now >= deadline || waits.is_empty() {
+                return response;
+            }
+            tokio::select! {
+                _ = select_all(waits) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
+
+/// Reads every wanted partition once. Returns the response, the bytes of
+/// records in it, and whether any partition carries an error (which ends a
+/// long poll at once, as in Kafka).
+fn read_all(topics: &[WantedTopic], max_bytes: usize, version: i16) -> (FetchResponse, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let responses = topics
+        .iter()
+        .map(|t| FetchableTopicResponse {
+            topic: if version < 13 { t.name.clone() } else { String::new() },
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|w| {
+                    let data = read_partition(w, max_bytes.saturating_sub(total), total == 0);
+                    total += data.records.as_ref().map_or(0, Bytes::len);
+                    any_error |= data.error_code != code::NONE;
+                    data
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let response = FetchResponse { throttle_time_ms: 0, error_code: code::NONE, session_id: 0, responses, ..Default::default() };
+    (response, total, any_error)
+}
+
+fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
+    let empty = |error_code: i16| PartitionData {
+        partition_index: w.partition_index,
+        error_code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        preferred_read_replica: -1,
+        records: Some(Bytes::new()),
+        ..Default::default()
+    };
+    let partition = match &w.target {
+        Ok(p) => p,
+        Err(error_code) => return empty(*error_code),
+    };
+    let high_watermark = partition.high_watermark();
+    let log_start_offset = partition.log().log_start_offset();
+    let mut data = PartitionData {
+        high_watermark,
+        last_stable_offset: high_watermark,
+        log_start_offset,
+        ..empty(code::NONE)
+    };
+    // KIP-74: the first batch of the response is returned even when it is
+    // larger than the limits, so a consumer can always make progress.
+    let limit = (w.partition_max_bytes.max(0) as usize).min(budget);
+    if limit == 0 && !first {
+        return data;
+    }
+    let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
+    match partition.read(w.fetch_offset, limit).and_then(|r| r.to_bytes().map_err(LogError::from)) {
+        Ok(bytes) => {
+            if !first && bytes.len() > budget {
+                return data; // over the response budget; try next time
+            }
+            data.records = Some(bytes);
+        }
+        Err(e) => {
+            let error_code = e.kafka_error_code();
+            if error_code != code::OFFSET_OUT_OF_RANGE {
+                tracing::error!(partition = %partition.tp, offset = w.fetch_offset, "fetch read failed: {e}");
+            }
+            data.error_code = error_code;
+        }
+    }
+    data
+}

@@ -1,0 +1,93 @@
+//! ListOffsets (2): earliest, latest, by timestamp, and max timestamp.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error as code;
+use sluice_protocol::messages::list_offsets::{
+    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+
+use super::RequestContext;
+use crate::Broker;
+
+/// Kafka's special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+/// KIP-405: earliest offset still on local disk; without tiered storage it is the log start.
+const EARLIEST_LOCAL: i64 = -4;
+
+/// Handles ListOffsets.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    header: &RequestHeader,
+    request: ListOffsetsRequest,
+) -> impl Future<Output = ListOffsetsResponse> + Send + 'static {
+    let version = header.request_api_version;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| ListOffsetsTopicResponse {
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut r = match broker.replicas.partition(&t.name, p.partition_index) {
+                        None => ListOffsetsPartitionResponse {
+                            error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+                            ..not_found()
+                        },
+                        Some(partition) => {
+                            let hw = partition.high_watermark();
+                            let epoch = partition.leader_epoch();
+                            let found = match p.timestamp {
+                                LATEST => Ok(Some((-1, hw))),
+                                EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, partition.log().log_start_offset()))),
+                                MAX_TIMESTAMP => Ok(partition.log().max_timestamp().filter(|&(_, o)| o < hw)),
+                                ts if ts < 0 => Err(code::INVALID_REQUEST),
+                                ts => partition
+                                    .log()
+                                    .lookup_timestamp(ts)
+                                    .map(|hit| hit.map(|(offset, ts)| (ts, offset)).filter(|&(_, o)| o < hw))
+                                    .map_err(|e| e.kafka_error_code()),
+                            };
+                            match found {
+                                Ok(Some((timestamp, offset))) => ListOffsetsPartitionResponse {
+                                    error_code: code::NONE,
+                                    timestamp,
+                                    offset,
+                                    leader_epoch: epoch,
+                                    old_style_offsets: vec![offset],
+                                    ..Default::default()
+                                },
+                                Ok(None) => ListOffsetsPartitionResponse { leader_epoch: epoch, ..not_found() },
+                                Err(error_code) => ListOffsetsPartitionResponse { error_code, ..not_found() },
+                            }
+                        }
+                    };
+                    r.partition_index = p.partition_index;
+                    if version > 0 {
+                        r.old_style_offsets.clear();
+                    }
+                    r
+                })
+                .collect(),
+            name: t.name,
+            ..Default::default()
+        })
+        .collect();
+    std::future::ready(ListOffsetsResponse { throttle_time_ms: 0, topics, ..Default::default() })
+}
+
+fn not_found() -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse {
+        error_code: code::NONE,
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        ..Default::default()
+    }
+}

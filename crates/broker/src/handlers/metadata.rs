@@ -1,0 +1,135 @@
+//! Metadata (3): brokers, topics and partition leaders; auto-creates topics.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error as code;
+use sluice_protocol::messages::metadata::{
+    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+
+use super::RequestContext;
+use crate::Broker;
+use crate::controller::{self, INTERNAL_TOPICS};
+use crate::metadata::TopicImage;
+
+/// Kafka's "authorized operations not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Handles Metadata.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    header: &RequestHeader,
+    request: MetadataRequest,
+) -> impl Future<Output = MetadataResponse> + Send + 'static {
+    let broker = Arc::clone(broker);
+    let version = header.request_api_version;
+    async move {
+        // v0: an empty list means all topics; v1+: null means all.
+        let wanted: Option<Vec<Option<String>>> = match request.topics {
+            None => None,
+            Some(topics) if topics.is_empty() && version == 0 => None,
+            Some(topics) => Some(topics.into_iter().map(|t| resolve_name(&broker, t.name, t.topic_id)).collect()),
+        };
+        let allow_auto_create =
+            broker.config.topics.auto_create && (version < 4 || request.allow_auto_topic_creation);
+        let mut topics = Vec::new();
+        match wanted {
+            None => {
+                let image = broker.metadata.image();
+                topics.extend(image.topics.values().map(|t| topic_response(&broker, t)));
+            }
+            Some(names) => {
+                for name in names {
+                    topics.push(lookup_or_create(&broker, name, allow_auto_create).await);
+                }
+            }
+        }
+        let (host, port) = broker.advertised.clone();
+        MetadataResponse {
+            throttle_time_ms: 0,
+            brokers: vec![MetadataResponseBroker {
+                node_id: broker.config.node_id,
+                host,
+                port: i32::from(port),
+                rack: None,
+                ..Default::default()
+            }],
+            cluster_id: Some(broker.cluster_id.clone()),
+            controller_id: broker.config.node_id,
+            topics,
+            cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+            ..Default::default()
+        }
+    }
+}
+
+/// v10+ may name a topic by id only.
+fn resolve_name(broker: &Broker, name: Option<String>, topic_id: uuid::Uuid) -> Option<String> {
+    name.or_else(|| broker.metadata.image().topic_by_id(&topic_id).map(|t| t.name.clone()))
+}
+
+async fn lookup_or_create(broker: &Arc<Broker>, name: Option<String>, allow_auto_create: bool) -> MetadataResponseTopic {
+    let Some(name) = name else {
+        return MetadataResponseTopic { error_code: code::UNKNOWN_TOPIC_ID, ..empty_topic(None) };
+    };
+    if let Some(topic) = broker.metadata.image().topics.get(&name) {
+        return topic_response(broker, topic);
+    }
+    if let Err(e) = controller::validate_topic_name(&name) {
+        return MetadataResponseTopic { error_code: e.code, ..empty_topic(Some(name)) };
+    }
+    if !allow_auto_create {
+        return MetadataResponseTopic { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, ..empty_topic(Some(name)) };
+    }
+    match controller::auto_create_topic(broker, &name).await {
+        Ok(()) => match broker.metadata.image().topics.get(&name) {
+            Some(topic) => topic_response(broker, topic),
+            None => MetadataResponseTopic { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, ..empty_topic(Some(name)) },
+        },
+        Err(e) => {
+            tracing::info!(topic = %name, "auto-create refused: {}", e.message);
+            MetadataResponseTopic { error_code: e.code, ..empty_topic(Some(name)) }
+        }
+    }
+}
+
+fn empty_topic(name: Option<String>) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        name,
+        topic_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        ..Default::default()
+    }
+}
+
+fn topic_response(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            // A partition whose log failed to open is offline, not absent.
+            let hosted = broker.replicas.partition(&topic.name, index).is_some();
+            MetadataResponsePartition {
+                error_code: if hosted { code::NONE } else { code::KAFKA_STORAGE_ERROR },
+                partition_index: index,
+                leader_id: if hosted { p.leader } else { -1 },
+                leader_epoch: p.leader_epoch,
+                replica_nodes: p.replicas.clone(),
+                isr_nodes: p.isr.clone(),
+                offline_replicas: if hosted { Vec::new() } else { p.replicas.clone() },
+                ..Default::default()
+            }
+        })
+        .collect();
+    MetadataResponseTopic {
+        error_code: code::NONE,
+        name: Some(topic.name.clone()),
+        topic_id: topic.topic_id,
+        is_internal: INTERNAL_TOPICS.contains(&topic.name.as_str()),
+        partitions,
+        topic_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,145 @@
+//! Request handlers, one file per Kafka API.
+//!
+//! [`dispatch`] decodes a frame and routes it. Each handler is a plain
+//! function called at dispatch time, in request order, that returns a
+//! future for the rest of its work. Work that must happen in request order
+//! (produce appends) runs in the function body; waiting (fsync, long poll)
+//! happens in the future. The connection writes the futures' responses in
+//! request order.
+
+mod admin_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+mod unsupported;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use sluice_protocol::messages::RequestBody;
+use sluice_protocol::{ApiKey, Encode, RequestDecodeError, RequestHeader, decode_request, encode_response, response_header_version};
+
+use crate::server::ConnectionError;
+use crate::{Broker, Principal};
+
+pub use api_versions::advertised_versions;
+
+/// A response frame in the making; `None` means "send nothing" (acks=0).
+pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
+
+/// Who is asking, and from where. Every request carries a principal.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The authenticated principal (`User:ANONYMOUS` until SASL exists).
+    pub principal: Principal,
+}
+
+/// Decodes one frame and starts its handler. An error closes the connection.
+pub fn dispatch(broker: &Arc<Broker>, ctx: RequestContext, frame: Bytes) -> Result<Reply, ConnectionError> {
+    let (header, body) = match decode_request(frame) {
+        Ok(decoded) => decoded,
+        Err(e) => return undecodable(&ctx, e),
+    };
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    tracing::trace!(peer = %ctx.peer, api_key = header.request_api_key, version, correlation_id, "request");
+
+    macro_rules! route {
+        ($($variant:ident => $handler:path),* $(,)?) => {
+            match body {
+                $(RequestBody::$variant(request) => {
+                    let future = $handler(broker, &ctx, &header, request);
+                    Ok(respond(&header, future))
+                })*
+                other => unsupported::reply(&ctx, &header, other),
+            }
+        };
+    }
+    if let RequestBody::Produce(request) = body {
+        let future = produce::handle(broker, &ctx, &header, request);
+        let header = header.clone();
+        return Ok(Box::pin(async move {
+            let response = future.await?;
+            encode(&header, &response)
+        }));
+    }
+    route! {
+        ApiVersions => api_versions::handle,
+        Metadata => metadata::handle,
+        Fetch => fetch::handle,
+        ListOffsets => list_offsets::handle,
+        CreateTopics => create_topics::handle,
+        DeleteTopics => delete_topics::handle,
+        CreatePartitions => create_partitions::handle,
+        DeleteRecords => delete_records::handle,
+        DescribeConfigs => admin_configs::describe,
+        AlterConfigs => admin_configs::alter,
+        IncrementalAlterConfigs => admin_configs::incremental_alter,
+        DescribeCluster => describe_cluster::handle,
+        OffsetForLeaderEpoch => offset_for_leader_epoch::handle,
+    }
+}
+
+/// Wraps a handler's future into a reply that encodes its response.
+fn respond<R, F>(header: &RequestHeader, future: F) -> Reply
+where
+    R: Encode + Send + 'static,
+    F: Future<Output = R> + Send + 'static,
+{
+    let header = header.clone();
+    Box::pin(async move {
+        let response = future.await;
+        encode(&header, &response)
+    })
+}
+
+/// Encodes a response for `header`'s API and version. An encoding failure
+/// is a bug in a handler (a value the version cannot carry); it is logged
+/// and the request goes unanswered, which the client reports as a timeout.
+fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
+    let version = header.request_api_version;
+    let Ok(api_key) = ApiKey::try_from(header.request_api_key) else { return None };
+    let header_version = response_header_version(api_key, version);
+    match encode_response(header.correlation_id, header_version, response, version) {
+        Ok(frame) => Some(frame),
+        Err(e) => {
+            tracing::error!(
+                api_key = header.request_api_key,
+                version,
+                correlation_id = header.correlation_id,
+                "cannot encode response: {e}"
+            );
+            None
+        }
+    }
+}
+
+/// A frame that did not decode. ApiVersions with an unknown version gets
+/// Kafka's v0 answer so the client can retry; everything else closes the
+/// connection with a log line naming what was wrong.
+fn undecodable(ctx: &RequestContext, error: RequestDecodeError) -> Result<Reply, ConnectionError> {
+    if let Some(reply) = api_versions::unsupported_version_reply(&error) {
+        tracing::info!(peer = %ctx.peer, "ApiVersions at an unsupported version; answering with v0 UNSUPPORTED_VERSION");
+        return Ok(Box::pin(async move { Some(reply) }));
+    }
+    tracing::warn!(peer = %ctx.peer, "malformed or unsupported request: {error}");
+    Err(ConnectionError::Request(error.to_string()))
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    crate::metadata::now_ms()
+}

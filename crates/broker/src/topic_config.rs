@@ -1,0 +1,258 @@
+//! Topic-level configs: Kafka's names, validation, defaults from the broker
+//! config, and the mapping onto a partition's [`LogConfig`].
+//!
+//! A topic stores only the keys set on it; everything else falls back to
+//! the broker default, exactly as Kafka reports in DescribeConfigs.
+
+use std::collections::BTreeMap;
+
+use sluice_log::{FlushPolicy, LogConfig};
+use sluice_records::TimestampType;
+
+use crate::config::{FlushMode, LogDefaults, TimestampTypeConfig};
+
+/// How a topic config's value is typed, for validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A signed integer with an inclusive lower bound.
+    Long(i64),
+    /// An integer that must fit i32, with an inclusive lower bound.
+    Int(i64),
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// Comma-separated words from a fixed set (cleanup.policy).
+    List(&'static [&'static str]),
+    /// true / false.
+    Bool,
+    /// Any string.
+    Text,
+}
+
+/// A topic config Kafka defines, with the broker-wide default it falls back to.
+#[derive(Debug)]
+pub struct ConfigDef {
+    /// Kafka's name, e.g. `retention.ms`.
+    pub name: &'static str,
+    kind: Kind,
+    /// Marked sensitive in DescribeConfigs.
+    pub sensitive: bool,
+}
+
+const fn def(name: &'static str, kind: Kind) -> ConfigDef {
+    ConfigDef { name, kind, sensitive: false }
+}
+
+/// Every topic config accepted by CreateTopics and AlterConfigs. Keys that
+/// Kafka has but Sluice does not act on yet are accepted and stored so
+/// clients that set them keep working; `docs/compatibility.md` lists which.
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    def("cleanup.policy", Kind::List(&["delete", "compact"])),
+    def("compression.type", Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"])),
+    def("delete.retention.ms", Kind::Long(0)),
+    def("file.delete.delay.ms", Kind::Long(0)),
+    def("flush.messages", Kind::Long(1)),
+    def("flush.ms", Kind::Long(0)),
+    def("index.interval.bytes", Kind::Int(0)),
+    def("max.compaction.lag.ms", Kind::Long(1)),
+    def("max.message.bytes", Kind::Int(0)),
+    def("message.timestamp.after.max.ms", Kind::Long(0)),
+    def("message.timestamp.before.max.ms", Kind::Long(0)),
+    def("message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"])),
+    def("min.cleanable.dirty.ratio", Kind::Text),
+    def("min.compaction.lag.ms", Kind::Long(0)),
+    def("min.insync.replicas", Kind::Int(1)),
+    def("preallocate", Kind::Bool),
+    def("retention.bytes", Kind::Long(-1)),
+    def("retention.ms", Kind::Long(-1)),
+    def("segment.bytes", Kind::Int(14)),
+    def("segment.index.bytes", Kind::Int(4)),
+    def("segment.jitter.ms", Kind::Long(0)),
+    def("segment.ms", Kind::Long(1)),
+    def("unclean.leader.election.enable", Kind::Bool),
+];
+
+/// A rejected topic config, mapped to INVALID_CONFIG by handlers.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TopicConfigError {
+    /// The key is not a topic config.
+    #[error("unknown topic config `{0}`")]
+    Unknown(String),
+    /// The value does not fit the key.
+    #[error("invalid value `{value}` for topic config `{name}`: {reason}")]
+    Invalid {
+        /// The key.
+        name: String,
+        /// The value given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// Looks up a topic config's definition.
+pub fn lookup(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Kafka's DescribeConfigs `config_type` for a topic config (3 INT, 5 LONG, ...).
+pub fn config_type(def: &ConfigDef) -> i8 {
+    match def.kind {
+        Kind::Bool => 1,
+        Kind::Choice(_) | Kind::Text => 2,
+        Kind::Int(_) => 3,
+        Kind::Long(_) => 5,
+        Kind::List(_) => 7,
+    }
+}
+
+/// Checks one key and value; `None` means "reset to default" and is always valid
+/// for a known key.
+pub fn validate(name: &str, value: Option<&str>) -> Result<(), TopicConfigError> {
+    let def = lookup(name).ok_or_else(|| TopicConfigError::Unknown(name.to_owned()))?;
+    let Some(value) = value else { return Ok(()) };
+    let bad = |reason: String| TopicConfigError::Invalid {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        reason,
+    };
+    match def.kind {
+        Kind::Long(min) | Kind::Int(min) => {
+            let n: i64 = value.trim().parse().map_err(|_| bad("not an integer".to_owned()))?;
+            if n < min {
+                return Err(bad(format!("must be at least {min}")));
+            }
+            if matches!(def.kind, Kind::Int(_)) && n > i64::from(i32::MAX) {
+                return Err(bad(format!("must be at most {}", i32::MAX)));
+            }
+        }
+        Kind::Choice(words) => {
+            if !words.contains(&value) {
+                return Err(bad(format!("must be one of {}", words.join(", "))));
+            }
+        }
+        Kind::List(words) => {
+            for part in value.split(',').map(str::trim) {
+                if !words.contains(&part) {
+                    return Err(bad(format!("each entry must be one of {}", words.join(", "))));
+                }
+            }
+        }
+        Kind::Bool => {
+            if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
+                return Err(bad("must be true or false".to_owned()));
+            }
+        }
+        Kind::Text => {}
+    }
+    Ok(())
+}
+
+/// The broker-wide default of a topic config, as DescribeConfigs reports it.
+pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
+    match name {
+        "cleanup.policy" => "delete".into(),
+        "compression.type" => "producer".into(),
+        "delete.retention.ms" => "86400000".into(),
+        "file.delete.delay.ms" => "60000".into(),
+        "flush.messages" => match defaults.flush_mode {
+            FlushMode::Interval => defaults.flush_messages.to_string(),
+            FlushMode::GroupCommit => i64::MAX.to_string(),
+        },
+        "flush.ms" => match defaults.flush_mode {
+            FlushMode::Interval => defaults.flush_ms.to_string(),
+            FlushMode::GroupCommit => i64::MAX.to_string(),
+        },
+        "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "max.message.bytes" => defaults.message_max_bytes.to_string(),
+        "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms" => {
+            i64::MAX.to_string()
+        }
+        "message.timestamp.type" => match defaults.message_timestamp_type {
+            TimestampTypeConfig::CreateTime => "CreateTime".into(),
+            TimestampTypeConfig::LogAppendTime => "LogAppendTime".into(),
+        },
+        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "min.compaction.lag.ms" => "0".into(),
+        "min.insync.replicas" => "1".into(),
+        "preallocate" => "false".into(),
+        "retention.bytes" => defaults.retention_bytes.to_string(),
+        "retention.ms" => defaults.retention_ms.to_string(),
+        "segment.bytes" => defaults.segment_bytes.to_string(),
+        "segment.index.bytes" => "10485760".into(),
+        "segment.jitter.ms" => "0".into(),
+        "segment.ms" => defaults.segment_ms.to_string(),
+        "unclean.leader.election.enable" => "false".into(),
+        _ => String::new(),
+    }
+}
+
+/// Builds a partition's log config from the broker defaults and the topic's
+/// own overrides. Values were validated when they were set.
+pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> LogConfig {
+    let get = |name: &str| -> Option<i64> { topic.get(name).and_then(|v| v.trim().parse().ok()) };
+    let mut config = LogConfig {
+        segment_bytes: get("segment.bytes").map_or(defaults.segment_bytes, |v| v.max(14) as u64),
+        segment_ms: get("segment.ms").unwrap_or(defaults.segment_ms),
+        retention_ms: get("retention.ms").unwrap_or(defaults.retention_ms),
+        retention_bytes: get("retention.bytes").unwrap_or(defaults.retention_bytes),
+        index_interval_bytes: get("index.interval.bytes")
+            .map_or(defaults.index_interval_bytes, |v| v.clamp(0, i64::from(i32::MAX)) as u32),
+        max_message_bytes: get("max.message.bytes")
+            .map_or(defaults.message_max_bytes, |v| v.clamp(0, i64::from(i32::MAX)) as u32),
+        timestamp_type: match topic.get("message.timestamp.type").map(String::as_str) {
+            Some("LogAppendTime") => TimestampType::LogAppendTime,
+            Some(_) => TimestampType::CreateTime,
+            None => match defaults.message_timestamp_type {
+                TimestampTypeConfig::CreateTime => TimestampType::CreateTime,
+                TimestampTypeConfig::LogAppendTime => TimestampType::LogAppendTime,
+            },
+        },
+        ..LogConfig::default()
+    };
+    if let Some(v) = get("segment.index.bytes") {
+        config.segment_index_bytes = v.clamp(4, i64::from(i32::MAX)) as u32;
+    }
+    let topic_flush = get("flush.messages").is_some() || get("flush.ms").is_some();
+    config.flush = match (defaults.flush_mode, topic_flush) {
+        (FlushMode::GroupCommit, false) => FlushPolicy::GroupCommit,
+        _ => FlushPolicy::Kafka {
+            flush_messages: get("flush.messages").map_or(defaults.flush_messages, |v| v.max(1) as u64),
+            flush_ms: get("flush.ms").map_or(defaults.flush_ms, |v| v.max(0) as u64),
+        },
+    };
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key_and_value() {
+        assert_eq!(validate("retention.ms", Some("1000")), Ok(()));
+        assert_eq!(validate("retention.ms", Some("-1")), Ok(()));
+        let err = validate("retention.ms", Some("soon")).expect_err("not a number");
+        assert!(err.to_string().contains("retention.ms") && err.to_string().contains("soon"));
+        assert!(validate("segment.bytes", Some("3")).is_err());
+        assert!(validate("cleanup.policy", Some("compact,delete")).is_ok());
+        assert!(validate("cleanup.policy", Some("shred")).is_err());
+        assert!(matches!(validate("no.such", Some("1")), Err(TopicConfigError::Unknown(_))));
+        assert_eq!(validate("retention.ms", None), Ok(()));
+    }
+
+    #[test]
+    fn topic_overrides_beat_broker_defaults() {
+        let defaults = LogDefaults::default();
+        let mut topic = BTreeMap::new();
+        topic.insert("retention.ms".to_owned(), "1234".to_owned());
+        topic.insert("message.timestamp.type".to_owned(), "LogAppendTime".to_owned());
+        let c = log_config(&defaults, &topic);
+        assert_eq!(c.retention_ms, 1234);
+        assert_eq!(c.segment_bytes, defaults.segment_bytes);
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+        assert!(matches!(c.flush, FlushPolicy::GroupCommit));
+        topic.insert("flush.messages".to_owned(), "1".to_owned());
+        assert!(matches!(log_config(&defaults, &topic).flush, FlushPolicy::Kafka { flush_messages: 1, .. }));
+    }
+}

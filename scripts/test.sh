@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the whole Sluice test suite on a fresh machine: installs every tool the
+# tests need (Debian packages, a Python venv with the Kafka clients), then
+# fmt --check, clippy -D warnings, the Rust tests, and the integration tests
+# that drive the real binary with real Kafka clients.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- tools -----------------------------------------------------------------
+need_apt=()
+command -v kcat >/dev/null || need_apt+=(kcat)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "installing Debian packages: ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+VENV=$ROOT/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating Python venv in .venv"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import sys; sys.exit(0)' 2>/dev/null; then
+  rm -rf "$VENV"; python3 -m venv "$VENV"
+fi
+step "installing Python test requirements"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/integration/requirements.txt
+
+# --- Rust ------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, property, in-process tests)"
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+# --- integration: the real binary, real clients -----------------------------
+step "building the sluice binary (release)"
+cargo build --release --locked -p sluice
+export SLUICE_BIN=$ROOT/target/release/sluice
+
+step "integration tests (pytest, real Kafka clients)"
+"$VENV/bin/python" -m pytest tests/integration -q -ra "$@"

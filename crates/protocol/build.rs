@@ -1,0 +1,1238 @@
+//! Code generator for the Kafka message types.
+//!
+//! Reads every `spec/*.spec` file (our own terse format, documented in
+//! `docs/protocol.md`) and writes `$OUT_DIR/messages.rs`: one module per API
+//! with plain structs, their `Default` (Kafka's field defaults), and
+//! version-aware encode/decode. It also writes the `ApiKey` enum, the header
+//! version tables and the `RequestBody`/`ResponseBody` dispatch enums.
+//!
+//! The generator is deliberately simple string building: the output is
+//! checked by the compiler, by clippy and by the round-trip tests, and a
+//! malformed spec line stops the build with a message naming file and line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// An inclusive version range; `None` means "no versions".
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Versions(Option<(i16, i16)>);
+
+impl Versions {
+    fn parse(s: &str) -> Result<Self, String> {
+        if s == "none" {
+            return Ok(Versions(None));
+        }
+        if let Some(lo) = s.strip_suffix('+') {
+            let lo: i16 = lo.parse().map_err(|_| format!("bad version range {s}"))?;
+            return Ok(Versions(Some((lo, i16::MAX))));
+        }
+        if let Some((lo, hi)) = s.split_once('-') {
+            let lo: i16 = lo.parse().map_err(|_| format!("bad version range {s}"))?;
+            let hi: i16 = hi.parse().map_err(|_| format!("bad version range {s}"))?;
+            return Ok(Versions(Some((lo, hi))));
+        }
+        let v: i16 = s.parse().map_err(|_| format!("bad version range {s}"))?;
+        Ok(Versions(Some((v, v))))
+    }
+
+    fn intersect(self, other: Versions) -> Versions {
+        match (self.0, other.0) {
+            (Some((a, b)), Some((c, d))) => {
+                let lo = a.max(c);
+                let hi = b.min(d);
+                if lo <= hi {
+                    Versions(Some((lo, hi)))
+                } else {
+                    Versions(None)
+                }
+            }
+            _ => Versions(None),
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Rust condition on `version` that selects `self` within `within` (the
+    /// message's valid range). `None` = always true, `Some("false")` = never.
+    fn cond(self, within: Versions) -> Option<String> {
+        let me = self.intersect(within);
+        let Some((lo, hi)) = me.0 else {
+            return Some("false".to_string());
+        };
+        let Some((wlo, whi)) = within.0 else {
+            return Some("false".to_string());
+        };
+        match (lo <= wlo, hi >= whi) {
+            (true, true) => None,
+            (false, true) => Some(format!("version >= {lo}")),
+            (true, false) => Some(format!("version <= {hi}")),
+            (false, false) if lo == hi => Some(format!("version == {lo}")),
+            (false, false) => Some(format!("({lo}..={hi}).contains(&version)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Ty {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    U16,
+    U32,
+    F64,
+    Str,
+    Bytes,
+    Records,
+    Uuid,
+    Struct(String),
+    Array(Box<Ty>),
+}
+
+#[derive(Clone, Debug)]
+struct Field {
+    name: String,
+    ty_raw: String,
+    versions: Versions,
+    nullable: Versions,
+    tag: Option<u32>,
+    tagged: Versions,
+    default: Option<String>,
+    children: Vec<Field>,
+    line: usize,
+}
+
+#[derive(Debug)]
+struct Message {
+    kind: String,
+    name: String,
+    api_key: i16,
+    valid: Versions,
+    flexible: Versions,
+    fields: Vec<Field>,
+    commons: Vec<(String, Vec<Field>)>,
+}
+
+#[derive(Debug)]
+struct Api {
+    module: String,
+    request: Message,
+    response: Message,
+}
+
+fn main() {
+    let manifest = PathBuf::from(env_or_die("CARGO_MANIFEST_DIR"));
+    let spec_dir = manifest.join("spec");
+    println!("cargo:rerun-if-changed=spec");
+    println!("cargo:rerun-if-changed=build.rs");
+    let mut apis = Vec::new();
+    let mut entries: Vec<PathBuf> = match fs::read_dir(&spec_dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => die(&format!("cannot read {}: {e}", spec_dir.display())),
+    };
+    entries.sort();
+    for path in entries {
+        if path.extension().and_then(|e| e.to_str()) != Some("spec") {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", path.display());
+        match parse_file(&path) {
+            Ok(api) => apis.push(api),
+            Err(e) => die(&format!("{}: {e}", path.display())),
+        }
+    }
+    apis.sort_by_key(|a| a.request.api_key);
+    let out = PathBuf::from(env_or_die("OUT_DIR"));
+    let code = match generate(&apis) {
+        Ok(c) => c,
+        Err(e) => die(&e),
+    };
+    if let Err(e) = fs::write(out.join("messages.rs"), code) {
+        die(&format!("cannot write messages.rs: {e}"));
+    }
+}
+
+fn env_or_die(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| die(&format!("{k} not set")))
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("sluice-protocol build.rs: {msg}");
+    std::process::exit(1);
+}
+
+fn parse_file(path: &Path) -> Result<Api, String> {
+    let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let module = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or("bad file name")?
+        .to_string();
+    let mut messages: Vec<Message> = Vec::new();
+    // Stack of (depth, field path) for nesting; we rebuild via indices.
+    let mut current: Option<(usize, bool)> = None; // (message index, in common)
+    let mut stack: Vec<usize> = Vec::new(); // depth of each open field level
+    let _ = &mut stack;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.split('#').next().unwrap_or("").trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if indent % 2 != 0 {
+            return Err(format!("line {line_no}: odd indentation"));
+        }
+        let depth = indent / 2;
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        if depth == 0 {
+            let kv = keyvals(&toks[2..], line_no)?;
+            match toks[0] {
+                "request" | "response" => {
+                    let get = |k: &str| {
+                        kv.get(k)
+                            .cloned()
+                            .ok_or(format!("line {line_no}: missing {k}="))
+                    };
+                    messages.push(Message {
+                        kind: toks[0].to_string(),
+                        name: toks
+                            .get(1)
+                            .ok_or(format!("line {line_no}: missing name"))?
+                            .to_string(),
+                        api_key: get("key")?
+                            .parse()
+                            .map_err(|_| format!("line {line_no}: bad key"))?,
+                        valid: Versions::parse(&get("v")?)?,
+                        flexible: Versions::parse(&get("flex")?)?,
+                        fields: Vec::new(),
+                        commons: Vec::new(),
+                    });
+                    current = Some((messages.len() - 1, false));
+                }
+                "common" => {
+                    let idx = messages
+                        .len()
+                        .checked_sub(1)
+                        .ok_or("common before message")?;
+                    messages[idx]
+                        .commons
+                        .push((toks[1].to_string(), Vec::new()));
+                    current = Some((idx, true));
+                }
+                other => return Err(format!("line {line_no}: unknown block {other}")),
+            }
+            continue;
+        }
+        let (idx, in_common) = current.ok_or(format!("line {line_no}: field outside block"))?;
+        let field = parse_field(&toks, line_no)?;
+        let msg = &mut messages[idx];
+        let top: &mut Vec<Field> = if in_common {
+            &mut msg.commons.last_mut().ok_or("no common")?.1
+        } else {
+            &mut msg.fields
+        };
+        let mut level = top;
+        for _ in 1..depth {
+            level = &mut level
+                .last_mut()
+                .ok_or(format!("line {line_no}: indentation without parent"))?
+                .children;
+        }
+        level.push(field);
+    }
+    let mut it = messages.into_iter();
+    let request = it.next().ok_or("no request")?;
+    let response = it.next().ok_or("no response")?;
+    if request.kind != "request" || response.kind != "response" {
+        return Err("expected request then response".into());
+    }
+    Ok(Api {
+        module,
+        request,
+        response,
+    })
+}
+
+fn keyvals(toks: &[&str], line_no: usize) -> Result<HashMap<String, String>, String> {
+    let mut m = HashMap::new();
+    for t in toks {
+        let (k, v) = t
+            .split_once('=')
+            .ok_or(format!("line {line_no}: expected key=value, got {t}"))?;
+        m.insert(k.to_string(), v.to_string());
+    }
+    Ok(m)
+}
+
+fn parse_field(toks: &[&str], line_no: usize) -> Result<Field, String> {
+    if toks.len() < 3 {
+        return Err(format!("line {line_no}: field needs name, type, v="));
+    }
+    let kv = keyvals(&toks[2..], line_no)?;
+    let versions = Versions::parse(kv.get("v").ok_or(format!("line {line_no}: missing v="))?)?;
+    let nullable = match kv.get("null") {
+        Some(s) => Versions::parse(s)?,
+        None => Versions(None),
+    };
+    let tag = match kv.get("tag") {
+        Some(s) => Some(
+            s.parse::<u32>()
+                .map_err(|_| format!("line {line_no}: bad tag"))?,
+        ),
+        None => None,
+    };
+    let tagged = match kv.get("tv") {
+        Some(s) => Versions::parse(s)?,
+        None => Versions(None),
+    };
+    Ok(Field {
+        name: toks[0].to_string(),
+        ty_raw: toks[1].to_string(),
+        versions,
+        nullable,
+        tag,
+        tagged,
+        default: kv.get("default").cloned(),
+        children: Vec::new(),
+        line: line_no,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Naming
+// ---------------------------------------------------------------------------
+
+fn snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn field_ident(name: &str) -> String {
+    let s = snake(name);
+    const KEYWORDS: &[&str] = &[
+        "type", "match", "ref", "mod", "fn", "impl", "loop", "move", "self", "struct", "trait",
+        "use", "where", "async", "await", "dyn", "enum", "crate", "box", "in", "let", "static",
+    ];
+    if KEYWORDS.contains(&s.as_str()) {
+        format!("r#{s}")
+    } else {
+        s
+    }
+}
+
+const RESERVED_TYPE_NAMES: &[&str] = &[
+    "Bytes",
+    "BytesMut",
+    "Uuid",
+    "String",
+    "Vec",
+    "Option",
+    "Result",
+    "Encode",
+    "Decode",
+    "EncodeError",
+    "DecodeError",
+    "Default",
+    "Request",
+    "ApiKey",
+];
+
+// ---------------------------------------------------------------------------
+// Generation
+// ---------------------------------------------------------------------------
+
+/// One struct to emit, with the message context it is coded under.
+struct StructDef {
+    name: String,
+    fields: Vec<(Field, Ty)>,
+    valid: Versions,
+    flexible: Versions,
+    top_level: bool,
+}
+
+fn parse_ty(raw: &str, field: &Field, names: &HashMap<String, String>) -> Result<Ty, String> {
+    if let Some(inner) = raw.strip_prefix("[]") {
+        return Ok(Ty::Array(Box::new(parse_ty(inner, field, names)?)));
+    }
+    Ok(match raw {
+        "bool" => Ty::Bool,
+        "int8" => Ty::I8,
+        "int16" => Ty::I16,
+        "int32" => Ty::I32,
+        "int64" => Ty::I64,
+        "uint16" => Ty::U16,
+        "uint32" => Ty::U32,
+        "float64" => Ty::F64,
+        "string" => Ty::Str,
+        "bytes" => Ty::Bytes,
+        "records" => Ty::Records,
+        "uuid" => Ty::Uuid,
+        other => Ty::Struct(
+            names
+                .get(other)
+                .cloned()
+                .ok_or(format!("line {}: unknown type {other}", field.line))?,
+        ),
+    })
+}
+
+fn struct_type_name(raw: &str) -> Option<&str> {
+    let base = raw.trim_start_matches("[]");
+    match base {
+        "bool" | "int8" | "int16" | "int32" | "int64" | "uint16" | "uint32" | "float64"
+        | "string" | "bytes" | "records" | "uuid" => None,
+        other => Some(other),
+    }
+}
+
+fn signature(fields: &[Field], out: &mut String) {
+    for f in fields {
+        let _ = write!(
+            out,
+            "{} {} {:?} {:?} {:?} {:?} {:?}[",
+            f.name, f.ty_raw, f.versions, f.nullable, f.tag, f.tagged, f.default
+        );
+        signature(&f.children, out);
+        out.push(']');
+    }
+}
+
+/// Collects the structs of one message into `defs`, renaming nested types
+/// whose name another message of the same module already uses differently.
+fn collect_message(
+    msg: &Message,
+    defs: &mut Vec<StructDef>,
+    taken: &mut HashMap<String, String>,
+) -> Result<(), String> {
+    let ctx_sig = format!("{:?}{:?}", msg.valid, msg.flexible);
+    // Resolve names for commons first so fields can refer to them.
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut pending: Vec<(String, Vec<Field>)> = Vec::new();
+    for (cname, cfields) in &msg.commons {
+        let mut sig = ctx_sig.clone();
+        signature(cfields, &mut sig);
+        let final_name = claim_name(cname, &msg.name, &sig, taken)?;
+        names.insert(cname.clone(), final_name.clone());
+        pending.push((final_name, cfields.clone()));
+    }
+    // Walk inline definitions.
+    fn walk(
+        fields: &[Field],
+        msg: &Message,
+        ctx_sig: &str,
+        names: &mut HashMap<String, String>,
+        taken: &mut HashMap<String, String>,
+        pending: &mut Vec<(String, Vec<Field>)>,
+    ) -> Result<(), String> {
+        for f in fields {
+            if f.children.is_empty() {
+                continue;
+            }
+            let tname = struct_type_name(&f.ty_raw)
+                .ok_or(format!("line {}: primitive with children", f.line))?;
+            let mut sig = ctx_sig.to_string();
+            signature(&f.children, &mut sig);
+            let final_name = claim_name(tname, &msg.name, &sig, taken)?;
+            names.insert(tname.to_string(), final_name.clone());
+            pending.push((final_name, f.children.clone()));
+            walk(&f.children, msg, ctx_sig, names, taken, pending)?;
+        }
+        Ok(())
+    }
+    walk(&msg.fields, msg, &ctx_sig, &mut names, taken, &mut pending)?;
+
+    // Now that every nested name is known, type the fields. Inline types
+    // shadow by name within one message, which Kafka's specs never rely on.
+    let type_fields = |fields: &[Field]| -> Result<Vec<(Field, Ty)>, String> {
+        fields
+            .iter()
+            .map(|f| Ok((f.clone(), parse_ty(&f.ty_raw, f, &names)?)))
+            .collect()
+    };
+    defs.push(StructDef {
+        name: msg.name.clone(),
+        fields: type_fields(&msg.fields)?,
+        valid: msg.valid,
+        flexible: msg.flexible,
+        top_level: true,
+    });
+    let mut seen = std::collections::HashSet::new();
+    for (name, fields) in pending {
+        if !seen.insert(name.clone()) || defs.iter().any(|d| d.name == name) {
+            continue;
+        }
+        defs.push(StructDef {
+            name,
+            fields: type_fields(&fields)?,
+            valid: msg.valid,
+            flexible: msg.flexible,
+            top_level: false,
+        });
+    }
+    Ok(())
+}
+
+fn claim_name(
+    wanted: &str,
+    msg_name: &str,
+    sig: &str,
+    taken: &mut HashMap<String, String>,
+) -> Result<String, String> {
+    if RESERVED_TYPE_NAMES.contains(&wanted) {
+        let alt = format!("{msg_name}{wanted}");
+        return claim_name(&alt, msg_name, sig, taken);
+    }
+    match taken.get(wanted) {
+        None => {
+            taken.insert(wanted.to_string(), sig.to_string());
+            Ok(wanted.to_string())
+        }
+        Some(existing) if existing == sig => Ok(wanted.to_string()),
+        Some(_) => {
+            let alt = format!("{msg_name}{wanted}");
+            if alt == wanted {
+                return Err(format!("type name {wanted} defined twice"));
+            }
+            claim_name(&alt, msg_name, sig, taken)
+        }
+    }
+}
+
+fn rust_ty(ty: &Ty, nullable: bool) -> String {
+    let base = match ty {
+        Ty::Bool => "bool".to_string(),
+        Ty::I8 => "i8".to_string(),
+        Ty::I16 => "i16".to_string(),
+        Ty::I32 => "i32".to_string(),
+        Ty::I64 => "i64".to_string(),
+        Ty::U16 => "u16".to_string(),
+        Ty::U32 => "u32".to_string(),
+        Ty::F64 => "f64".to_string(),
+        Ty::Str => "String".to_string(),
+        Ty::Bytes | Ty::Records => "Bytes".to_string(),
+        Ty::Uuid => "Uuid".to_string(),
+        Ty::Struct(n) => n.clone(),
+        Ty::Array(e) => format!("Vec<{}>", rust_ty(e, false)),
+    };
+    if nullable && !matches!(ty, Ty::Records) {
+        format!("Option<{base}>")
+    } else {
+        base
+    }
+}
+
+fn is_nullable(f: &Field, ty: &Ty) -> bool {
+    !matches!(ty, Ty::Records) && !f.nullable.intersect(f.versions).is_empty()
+}
+
+fn default_expr(f: &Field, ty: &Ty) -> String {
+    let nullable = is_nullable(f, ty);
+    let d = f.default.as_deref();
+    if nullable && d == Some("null") {
+        return "None".to_string();
+    }
+    let base = match ty {
+        Ty::Bool => (d == Some("true")).to_string(),
+        Ty::I8 | Ty::I16 | Ty::I32 | Ty::I64 | Ty::U16 | Ty::U32 => d.unwrap_or("0").to_string(),
+        Ty::F64 => {
+            let v = d.unwrap_or("0");
+            if v.contains('.') {
+                v.to_string()
+            } else {
+                format!("{v}.0")
+            }
+        }
+        Ty::Str => match d {
+            Some(s) if s != "\"\"" && s != "null" => format!("String::from({s:?})"),
+            _ => "String::new()".to_string(),
+        },
+        Ty::Bytes | Ty::Records => "Bytes::new()".to_string(),
+        Ty::Uuid => "Uuid::nil()".to_string(),
+        Ty::Struct(n) => format!("{n}::default()"),
+        Ty::Array(_) => "Vec::new()".to_string(),
+    };
+    if nullable {
+        format!("Some({base})")
+    } else {
+        base
+    }
+}
+
+fn fixed_size(ty: &Ty) -> Option<usize> {
+    match ty {
+        Ty::Bool | Ty::I8 => Some(1),
+        Ty::I16 | Ty::U16 => Some(2),
+        Ty::I32 | Ty::U32 => Some(4),
+        Ty::I64 | Ty::F64 => Some(8),
+        Ty::Uuid => Some(16),
+        _ => None,
+    }
+}
+
+/// Smallest number of wire bytes a value of `ty` can take.
+fn min_size_expr(ty: &Ty) -> String {
+    if let Some(n) = fixed_size(ty) {
+        return n.to_string();
+    }
+    match ty {
+        Ty::Str => "if flexible { 1 } else { 2 }".to_string(),
+        Ty::Bytes | Ty::Records | Ty::Array(_) => "if flexible { 1 } else { 4 }".to_string(),
+        Ty::Struct(n) => format!("{n}::min_wire_size(version)"),
+        _ => "1".to_string(),
+    }
+}
+
+/// Code that encodes `x` (an expression of type `&T`) as a non-null value.
+fn encode_value(ty: &Ty, x: &str, depth: usize) -> String {
+    match ty {
+        Ty::Bool => format!("codec::write_bool(buf, *{x});"),
+        Ty::I8 => format!("codec::write_i8(buf, *{x});"),
+        Ty::I16 => format!("codec::write_i16(buf, *{x});"),
+        Ty::I32 => format!("codec::write_i32(buf, *{x});"),
+        Ty::I64 => format!("codec::write_i64(buf, *{x});"),
+        Ty::U16 => format!("codec::write_u16(buf, *{x});"),
+        Ty::U32 => format!("codec::write_u32(buf, *{x});"),
+        Ty::F64 => format!("codec::write_f64(buf, *{x});"),
+        Ty::Str => format!("codec::write_string(buf, {x}, flexible)?;"),
+        Ty::Bytes | Ty::Records => format!("codec::write_bytes(buf, {x}, flexible)?;"),
+        Ty::Uuid => format!("codec::write_uuid(buf, {x});"),
+        Ty::Struct(_) => format!("{x}.encode_inner(buf, version)?;"),
+        Ty::Array(e) => {
+            let item = format!("item{depth}");
+            format!(
+                "codec::write_array_len(buf, {x}.len(), flexible)?; for {item} in {x}.iter() {{ {} }}",
+                encode_value(e, &item, depth + 1)
+            )
+        }
+    }
+}
+
+/// Code that encodes the empty/default non-null value of `ty`, used when a
+/// field holds `None` in a version where the wire type is not nullable.
+fn encode_empty(ty: &Ty) -> String {
+    match ty {
+        Ty::Str => "codec::write_string(buf, \"\", flexible)?;".to_string(),
+        Ty::Bytes | Ty::Records => "codec::write_bytes(buf, &[], flexible)?;".to_string(),
+        Ty::Array(_) => "codec::write_array_len(buf, 0, flexible)?;".to_string(),
+        Ty::Struct(n) => format!("{n}::default().encode_inner(buf, version)?;"),
+        _ => String::new(),
+    }
+}
+
+fn encode_null(ty: &Ty) -> String {
+    match ty {
+        Ty::Str => "codec::write_null_string(buf, flexible);".to_string(),
+        Ty::Bytes => "codec::write_null_bytes(buf, flexible);".to_string(),
+        Ty::Array(_) => "codec::write_null_array(buf, flexible);".to_string(),
+        Ty::Struct(_) => "codec::write_i8(buf, -1);".to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Code encoding field `f` from `access` (a place expression).
+fn encode_field(f: &Field, ty: &Ty, access: &str, valid: Versions) -> String {
+    if !is_nullable(f, ty) {
+        if fixed_size(ty).is_some() {
+            return encode_value(ty, &format!("&{access}"), 0).replace("*&", "");
+        }
+        return format!("{{ let x = &{access}; {} }}", encode_value(ty, "x", 0));
+    }
+    let null_cond = f.nullable.cond(valid.intersect(f.versions));
+    let is_struct = matches!(ty, Ty::Struct(_));
+    let some_branch = {
+        let body = encode_value(ty, "x", 0);
+        if is_struct {
+            match &null_cond {
+                None => format!("codec::write_i8(buf, 1); {body}"),
+                Some(c) => format!("if {c} {{ codec::write_i8(buf, 1); }} {body}"),
+            }
+        } else {
+            body
+        }
+    };
+    let none_branch = match &null_cond {
+        None => encode_null(ty),
+        Some(c) => format!(
+            "if {c} {{ {} }} else {{ {} }}",
+            encode_null(ty),
+            encode_empty(ty)
+        ),
+    };
+    format!("match &{access} {{ Some(x) => {{ {some_branch} }} None => {{ {none_branch} }} }}")
+}
+
+/// Expression decoding a non-null value of `ty`.
+fn decode_value(ty: &Ty) -> String {
+    match ty {
+        Ty::Bool => "codec::read_bool(buf)?".to_string(),
+        Ty::I8 => "codec::read_i8(buf)?".to_string(),
+        Ty::I16 => "codec::read_i16(buf)?".to_string(),
+        Ty::I32 => "codec::read_i32(buf)?".to_string(),
+        Ty::I64 => "codec::read_i64(buf)?".to_string(),
+        Ty::U16 => "codec::read_u16(buf)?".to_string(),
+        Ty::U32 => "codec::read_u32(buf)?".to_string(),
+        Ty::F64 => "codec::read_f64(buf)?".to_string(),
+        Ty::Str => "codec::read_string(buf, flexible)?".to_string(),
+        Ty::Bytes => "codec::read_bytes(buf, flexible)?".to_string(),
+        // Records are nullable on the wire; null is read as empty because
+        // the log and the broker treat both the same.
+        Ty::Records => {
+            "codec::read_nullable_bytes(buf, flexible, true)?.unwrap_or_default()".to_string()
+        }
+        Ty::Uuid => "codec::read_uuid(buf)?".to_string(),
+        Ty::Struct(n) => format!("{n}::decode_inner(buf, version)?"),
+        Ty::Array(e) => format!(
+            "{{ let n = codec::read_array_len(buf, flexible, {})?; let mut v = Vec::with_capacity(codec::prealloc(n)); for _ in 0..n {{ v.push({}); }} v }}",
+            min_size_expr(e),
+            decode_value(e)
+        ),
+    }
+}
+
+fn decode_field(f: &Field, ty: &Ty, valid: Versions) -> String {
+    if !is_nullable(f, ty) {
+        return decode_value(ty);
+    }
+    let null_cond = f
+        .nullable
+        .cond(valid.intersect(f.versions))
+        .unwrap_or_else(|| "true".to_string());
+    match ty {
+        Ty::Str => format!("codec::read_nullable_string(buf, flexible, {null_cond})?"),
+        Ty::Bytes => format!("codec::read_nullable_bytes(buf, flexible, {null_cond})?"),
+        Ty::Array(e) => format!(
+            "match codec::read_nullable_array_len(buf, flexible, {}, {null_cond})? {{ None => None, Some(n) => {{ let mut v = Vec::with_capacity(codec::prealloc(n)); for _ in 0..n {{ v.push({}); }} Some(v) }} }}",
+            min_size_expr(e),
+            decode_value(e)
+        ),
+        Ty::Struct(n) => format!(
+            "if {null_cond} {{ if codec::read_i8(buf)? < 0 {{ None }} else {{ Some({n}::decode_inner(buf, version)?) }} }} else {{ Some({n}::decode_inner(buf, version)?) }}"
+        ),
+        _ => decode_value(ty),
+    }
+}
+
+fn wrap_cond(cond: &Option<String>, body: &str) -> String {
+    match cond {
+        None => body.to_string(),
+        Some(c) if c == "false" => String::new(),
+        Some(c) => format!("if {c} {{ {body} }}"),
+    }
+}
+
+fn versions_doc(v: Versions) -> String {
+    match v.0 {
+        None => "none".to_string(),
+        Some((lo, i16::MAX)) => format!("{lo}+"),
+        Some((lo, hi)) if lo == hi => format!("{lo}"),
+        Some((lo, hi)) => format!("{lo}-{hi}"),
+    }
+}
+
+fn gen_struct(d: &StructDef, out: &mut String) {
+    let valid = d.valid;
+    let flex_cond = d.flexible.cond(valid);
+    let flexible_expr = match &flex_cond {
+        None => "true".to_string(),
+        Some(c) => c.clone(),
+    };
+    // Struct definition.
+    if d.top_level {
+        let _ = writeln!(
+            out,
+            "/// Kafka `{}`, versions {} (flexible {}).",
+            d.name,
+            versions_doc(valid),
+            versions_doc(d.flexible)
+        );
+    } else {
+        let _ = writeln!(out, "/// Kafka nested struct `{}`.", d.name);
+    }
+    let _ = writeln!(
+        out,
+        "#[derive(Debug, Clone, PartialEq)]\npub struct {} {{",
+        d.name
+    );
+    for (f, ty) in &d.fields {
+        let tag_doc = match f.tag {
+            Some(t) => format!(", tagged (tag {t}) in {}", versions_doc(f.tagged)),
+            None => String::new(),
+        };
+        let null_doc = if is_nullable(f, ty) {
+            format!(", nullable in {}", versions_doc(f.nullable))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "    /// `{}`: versions {}{null_doc}{tag_doc}.\n    pub {}: {},",
+            f.name,
+            versions_doc(f.versions),
+            field_ident(&f.name),
+            rust_ty(ty, is_nullable(f, ty))
+        );
+    }
+    let _ = writeln!(out, "}}\n");
+    // Default = Kafka's declared defaults.
+    let _ = writeln!(
+        out,
+        "impl Default for {} {{\n    fn default() -> Self {{\n        Self {{",
+        d.name
+    );
+    for (f, ty) in &d.fields {
+        let _ = writeln!(
+            out,
+            "            {}: {},",
+            field_ident(&f.name),
+            default_expr(f, ty)
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n}}\n");
+
+    // Partition fields into regular and tagged (per version).
+    let _ = writeln!(out, "impl {} {{", d.name);
+    // min_wire_size
+    let _ = writeln!(
+        out,
+        "    /// Fewest bytes one encoded value can occupy at `version`; bounds array counts.\n    pub(crate) fn min_wire_size(version: i16) -> usize {{\n        let flexible = {flexible_expr};\n        let mut n = 0usize;"
+    );
+    for (f, ty) in &d.fields {
+        let regular = regular_versions(f);
+        let cond = regular.cond(valid);
+        let size = if is_nullable(f, ty) && matches!(ty, Ty::Struct(_)) {
+            "1".to_string()
+        } else {
+            min_size_expr(ty)
+        };
+        let s = wrap_cond(&cond, &format!("n += {size};"));
+        if !s.is_empty() {
+            let _ = writeln!(out, "        {s}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "        if flexible {{ n += 1; }}\n        n\n    }}\n"
+    );
+
+    // encode_inner
+    let _ = writeln!(
+        out,
+        "    /// Writes this struct at `version` without any version-range check.\n    pub(crate) fn encode_inner(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{\n        let flexible = {flexible_expr};"
+    );
+    for (f, ty) in &d.fields {
+        let cond = regular_versions(f).cond(valid);
+        let body = encode_field(f, ty, &format!("self.{}", field_ident(&f.name)), valid);
+        let s = wrap_cond(&cond, &body);
+        if !s.is_empty() {
+            let _ = writeln!(out, "        {s}");
+        }
+    }
+    let mut tagged: Vec<&(Field, Ty)> = d.fields.iter().filter(|(f, _)| f.tag.is_some()).collect();
+    tagged.sort_by_key(|(f, _)| f.tag);
+    let _ = writeln!(
+        out,
+        "        if flexible {{\n            let mut tagged_count = 0u32;"
+    );
+    for (f, ty) in &tagged {
+        let _ = writeln!(
+            out,
+            "            let default_{}: {} = {};",
+            snake(&f.name),
+            rust_ty(ty, is_nullable(f, ty)),
+            default_expr(f, ty)
+        );
+    }
+    for (f, ty) in &tagged {
+        let cond = f.tagged.intersect(f.versions).cond(valid);
+        let ident = field_ident(&f.name);
+        let _ = ty;
+        let test = format!(
+            "if self.{ident} != default_{} {{ tagged_count += 1; }}",
+            snake(&f.name)
+        );
+        let s = wrap_cond(&cond, &test);
+        if !s.is_empty() {
+            let _ = writeln!(out, "            {s}");
+        }
+    }
+    let _ = writeln!(out, "            codec::write_uvarint(buf, tagged_count);");
+    for (f, ty) in &tagged {
+        let cond = f.tagged.intersect(f.versions).cond(valid);
+        let ident = field_ident(&f.name);
+        let tag = f.tag.unwrap_or_default();
+        let enc = encode_field(f, ty, &format!("self.{ident}"), valid);
+        // Only non-default values go on the wire: old librdkafka rejects
+        // ApiVersions responses that carry default-valued tagged fields.
+        let body = format!(
+            "if self.{ident} != default_{} {{ codec::write_uvarint(buf, {tag}); let mut field_buf = BytesMut::new(); {{ let buf = &mut field_buf; {enc} }} codec::write_uvarint_len(buf, field_buf.len())?; buf.extend_from_slice(&field_buf); }}",
+            snake(&f.name)
+        );
+        let s = wrap_cond(&cond, &body);
+        if !s.is_empty() {
+            let _ = writeln!(out, "            {s}");
+        }
+    }
+    let _ = writeln!(out, "        }}\n        Ok(())\n    }}\n");
+
+    // decode_inner
+    let _ = writeln!(
+        out,
+        "    /// Reads this struct at `version` without any version-range check.\n    pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        let flexible = {flexible_expr};\n        let mut value = Self::default();"
+    );
+    for (f, ty) in &d.fields {
+        let cond = regular_versions(f).cond(valid);
+        let body = format!(
+            "value.{} = {};",
+            field_ident(&f.name),
+            decode_field(f, ty, valid)
+        );
+        let s = wrap_cond(&cond, &body);
+        if !s.is_empty() {
+            let _ = writeln!(out, "        {s}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "        if flexible {{\n            let count = codec::read_uvarint(buf)?;\n            for _ in 0..count {{\n                let tag = codec::read_uvarint(buf)?;\n                let size = codec::read_uvarint(buf)?;\n                let mut field_buf = codec::take(buf, size)?;\n                #[allow(clippy::match_single_binding)]\n                match tag {{"
+    );
+    for (f, ty) in &tagged {
+        let cond = f.tagged.intersect(f.versions).cond(valid);
+        if cond.as_deref() == Some("false") {
+            continue;
+        }
+        let guard = match &cond {
+            None => String::new(),
+            Some(c) => format!(" if {c}"),
+        };
+        let _ = writeln!(
+            out,
+            "                    {}{guard} => {{ let buf = &mut field_buf; value.{} = {}; }}",
+            f.tag.unwrap_or_default(),
+            field_ident(&f.name),
+            decode_field(f, ty, valid)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "                    // Unknown tags are skipped: their bytes were already taken.\n                    _ => {{ let _ = &mut field_buf; }}\n                }}\n            }}\n        }}\n        Ok(value)\n    }}\n}}\n"
+    );
+
+    if d.top_level {
+        let (lo, hi) = valid.0.unwrap_or((0, -1));
+        let _ = writeln!(
+            out,
+            "impl Encode for {n} {{\n    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{\n        if !({lo}..={hi}).contains(&version) {{ return Err(EncodeError::UnsupportedVersion {{ message: \"{n}\", version }}); }}\n        self.encode_inner(buf, version)\n    }}\n}}\n",
+            n = d.name
+        );
+        let _ = writeln!(
+            out,
+            "impl Decode for {n} {{\n    fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        if !({lo}..={hi}).contains(&version) {{ return Err(DecodeError::UnsupportedVersion {{ message: \"{n}\", version }}); }}\n        Self::decode_inner(buf, version)\n    }}\n}}\n",
+            n = d.name
+        );
+    }
+    // Test-only random value generator.
+    let _ = writeln!(
+        out,
+        "#[cfg(test)]\nimpl crate::testgen::Arbitrary for {} {{\n    fn arbitrary(g: &mut crate::testgen::Gen) -> Self {{\n        Self {{",
+        d.name
+    );
+    for (f, _) in &d.fields {
+        let _ = writeln!(
+            out,
+            "            {}: crate::testgen::Arbitrary::arbitrary(g),",
+            field_ident(&f.name)
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n}}\n");
+}
+
+/// Versions in which `f` is a regular (not tagged) field.
+fn regular_versions(f: &Field) -> Versions {
+    if f.tag.is_none() {
+        return f.versions;
+    }
+    // A tagged field is regular only in versions outside its tagged range;
+    // Kafka's specs never use that, so treat it as tagged-only.
+    Versions(None)
+}
+
+fn variant_name(msg_name: &str, suffix: &str) -> String {
+    msg_name
+        .strip_suffix(suffix)
+        .unwrap_or(msg_name)
+        .to_string()
+}
+
+fn generate(apis: &[Api]) -> Result<String, String> {
+    let mut out = String::new();
+    out.push_str("// @generated by crates/protocol/build.rs from crates/protocol/spec/*.spec. Do not edit.\n\n");
+    out.push_str(
+        "use crate::{Decode, DecodeError, Encode, EncodeError};\nuse bytes::{Bytes, BytesMut};\n\n",
+    );
+    // Module name -> exported type names (for the re-export list).
+    let mut exports: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for api in apis {
+        let mut defs = Vec::new();
+        let mut taken = HashMap::new();
+        taken.insert(api.request.name.clone(), "top".to_string());
+        taken.insert(api.response.name.clone(), "top".to_string());
+        collect_message(&api.request, &mut defs, &mut taken)?;
+        collect_message(&api.response, &mut defs, &mut taken)?;
+        let _ = writeln!(
+            out,
+            "/// Messages of the {} API (key {}).\n#[allow(dead_code, unused_imports, unused_variables, unused_mut, clippy::needless_borrow, clippy::collapsible_if, clippy::single_match, clippy::match_single_binding, clippy::field_reassign_with_default, clippy::derivable_impls)]\npub mod {} {{\n    use crate::codec;\n    use crate::{{Decode, DecodeError, Encode, EncodeError}};\n    use bytes::{{Bytes, BytesMut}};\n    use uuid::Uuid;\n",
+            variant_name(&api.request.name, "Request"),
+            api.request.api_key,
+            api.module
+        );
+        for d in &defs {
+            gen_struct(d, &mut out);
+            exports
+                .entry(api.module.clone())
+                .or_default()
+                .push(d.name.clone());
+        }
+        let rq = &api.request;
+        let (lo, hi) = rq.valid.0.unwrap_or((0, -1));
+        let _ = writeln!(
+            out,
+            "impl crate::Request for {} {{\n    const API_KEY: crate::ApiKey = crate::ApiKey::{};\n    const MIN_VERSION: i16 = {lo};\n    const MAX_VERSION: i16 = {hi};\n    type Response = {};\n}}\n",
+            rq.name,
+            variant_name(&rq.name, "Request"),
+            api.response.name
+        );
+        let _ = writeln!(out, "}}\n");
+    }
+    // Re-exports: every name that is unique across modules.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for names in exports.values() {
+        for n in names {
+            *counts.entry(n.as_str()).or_default() += 1;
+        }
+    }
+    for (module, names) in &exports {
+        let unique: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| counts.get(n) == Some(&1))
+            .collect();
+        let _ = writeln!(out, "pub use {module}::{{{}}};", unique.join(", "));
+    }
+    out.push('\n');
+
+    // ApiKey enum and tables.
+    let _ = writeln!(
+        out,
+        "/// Every Kafka API key this codec knows, with Kafka's numeric value.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr(i16)]\npub enum ApiKey {{"
+    );
+    for api in apis {
+        let _ = writeln!(
+            out,
+            "    /// {} (key {}).\n    {} = {},",
+            variant_name(&api.request.name, "Request"),
+            api.request.api_key,
+            variant_name(&api.request.name, "Request"),
+            api.request.api_key
+        );
+    }
+    let _ = writeln!(out, "}}\n");
+    let _ = writeln!(
+        out,
+        "impl TryFrom<i16> for ApiKey {{\n    type Error = i16;\n    fn try_from(key: i16) -> Result<Self, i16> {{\n        match key {{"
+    );
+    for api in apis {
+        let _ = writeln!(
+            out,
+            "            {} => Ok(ApiKey::{}),",
+            api.request.api_key,
+            variant_name(&api.request.name, "Request")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "            other => Err(other),\n        }}\n    }}\n}}\n"
+    );
+    let _ = writeln!(
+        out,
+        "impl ApiKey {{\n    /// Every API key, in numeric order.\n    pub const ALL: &'static [ApiKey] = &[{}];\n",
+        apis.iter()
+            .map(|a| format!("ApiKey::{}", variant_name(&a.request.name, "Request")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "    /// Kafka's name for this API.\n    pub fn name(self) -> &'static str {{\n        match self {{"
+    );
+    for api in apis {
+        let v = variant_name(&api.request.name, "Request");
+        let _ = writeln!(out, "            ApiKey::{v} => \"{v}\",");
+    }
+    let _ = writeln!(out, "        }}\n    }}\n");
+    for (fname, doc, pick) in [
+        (
+            "request_flexible_from",
+            "First flexible request version, or `None` if the request is never flexible.",
+            0,
+        ),
+        (
+            "response_flexible_from",
+            "First flexible response version, or `None` if the response is never flexible.",
+            1,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "    /// {doc}\n    pub fn {fname}(self) -> Option<i16> {{\n        match self {{"
+        );
+        for api in apis {
+            let m = if pick == 0 {
+                &api.request
+            } else {
+                &api.response
+            };
+            let v = match m.flexible.0 {
+                Some((lo, _)) => format!("Some({lo})"),
+                None => "None".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "            ApiKey::{} => {v},",
+                variant_name(&api.request.name, "Request")
+            );
+        }
+        let _ = writeln!(out, "        }}\n    }}\n");
+    }
+    let _ = writeln!(
+        out,
+        "    /// Versions the codec can decode and encode, `(min, max)`.\n    pub fn supported_versions(self) -> (i16, i16) {{\n        match self {{"
+    );
+    for api in apis {
+        let (lo, hi) = api.request.valid.0.unwrap_or((0, -1));
+        let _ = writeln!(
+            out,
+            "            ApiKey::{} => ({lo}, {hi}),",
+            variant_name(&api.request.name, "Request")
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n}}\n");
+    let _ = writeln!(
+        out,
+        "/// The `(api_key, min, max)` version ranges this codec can decode; the broker chooses what to advertise.\npub const SUPPORTED_VERSIONS: &[(ApiKey, i16, i16)] = &[{}];\n",
+        apis.iter()
+            .map(|a| {
+                let (lo, hi) = a.request.valid.0.unwrap_or((0, -1));
+                format!(
+                    "(ApiKey::{}, {lo}, {hi})",
+                    variant_name(&a.request.name, "Request")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // Dispatch enums.
+    for (enum_name, suffix, pick) in [
+        ("RequestBody", "Request", 0),
+        ("ResponseBody", "Response", 1),
+    ] {
+        let _ = writeln!(
+            out,
+            "/// Any decoded {} body, tagged by API.\n#[derive(Debug, Clone, PartialEq)]\n#[allow(clippy::large_enum_variant)]\npub enum {enum_name} {{",
+            suffix.to_lowercase()
+        );
+        for api in apis {
+            let m = if pick == 0 {
+                &api.request
+            } else {
+                &api.response
+            };
+            let _ = writeln!(
+                out,
+                "    /// {}.\n    {}({}::{}),",
+                m.name,
+                variant_name(&api.request.name, "Request"),
+                api.module,
+                m.name
+            );
+        }
+        let _ = writeln!(out, "}}\n");
+        let _ = writeln!(
+            out,
+            "impl {enum_name} {{\n    /// The API this body belongs to.\n    pub fn api_key(&self) -> ApiKey {{\n        match self {{"
+        );
+        for api in apis {
+            let v = variant_name(&api.request.name, "Request");
+            let _ = writeln!(out, "            {enum_name}::{v}(_) => ApiKey::{v},");
+        }
+        let _ = writeln!(out, "        }}\n    }}\n");
+        let _ = writeln!(
+            out,
+            "    /// Decodes a body of API `api_key` at `version`.\n    pub fn decode(api_key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        Ok(match api_key {{"
+        );
+        for api in apis {
+            let v = variant_name(&api.request.name, "Request");
+            let m = if pick == 0 {
+                &api.request
+            } else {
+                &api.response
+            };
+            let _ = writeln!(
+                out,
+                "            ApiKey::{v} => {enum_name}::{v}(<{}::{} as Decode>::decode(buf, version)?),",
+                api.module, m.name
+            );
+        }
+        let _ = writeln!(out, "        }})\n    }}\n");
+        let _ = writeln!(
+            out,
+            "    /// Encodes the body at `version`.\n    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{\n        match self {{"
+        );
+        for api in apis {
+            let v = variant_name(&api.request.name, "Request");
+            let _ = writeln!(
+                out,
+                "            {enum_name}::{v}(body) => body.encode(buf, version),"
+            );
+        }
+        let _ = writeln!(out, "        }}\n    }}\n}}\n");
+    }
+
+    // Test registry: every message with its version range.
+    let _ = writeln!(
+        out,
+        "/// Every message type with its versions and a round-trip check, for tests.\n#[cfg(test)]\npub(crate) fn all_message_roundtrips() -> Vec<(&'static str, i16, i16, crate::testgen::RoundtripFn)> {{\n    vec!["
+    );
+    for api in apis {
+        for m in [&api.request, &api.response] {
+            let (lo, hi) = m.valid.0.unwrap_or((0, -1));
+            let _ = writeln!(
+                out,
+                "        (\"{}\", {lo}, {hi}, crate::testgen::roundtrip::<{}::{}>),",
+                m.name, api.module, m.name
+            );
+        }
+    }
+    let _ = writeln!(out, "    ]\n}}");
+    Ok(out)
+}

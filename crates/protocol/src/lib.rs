@@ -17,6 +17,8 @@
 //! UUIDs are [`uuid::Uuid`].
 
 pub mod codec;
+#[cfg(test)]
+mod differential_tests;
 pub mod error;
 pub mod frame;
 pub mod header;

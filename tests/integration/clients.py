@@ -31,7 +31,8 @@ def confluent_admin(bootstrap: str) -> AdminClient:
 
 
 def confluent_create_topic(bootstrap: str, name: str, partitions: int, config: dict | None = None) -> None:
-    fs = confluent_admin(bootstrap).create_topics(
+    admin = confluent_admin(bootstrap)  # must outlive the future, or it resolves to _DESTROY
+    fs = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
         operation_timeout=10,
         request_timeout=ADMIN_TIMEOUT_S,

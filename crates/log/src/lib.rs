@@ -1,1 +1,39 @@
 //! Durable segmented log: Kafka RecordBatch v2 segments with offset and time indexes.
+//!
+//! One [`Log`] per partition directory. It owns the directory's files:
+//! segments `<20-digit base offset>.log` with their `.index` and
+//! `.timeindex`, and the checkpoints `recovery-point-offset-checkpoint`,
+//! `log-start-offset-checkpoint` and `leader-epoch-checkpoint`. It must not
+//! touch anything outside that directory (the data-dir lock belongs to the
+//! binary). Formats, recovery rules and the flush policy are in
+//! `docs/design.md`.
+//!
+//! - [`log`] — the [`Log`] API: append, read, timestamps, retention, flush.
+//! - [`segment`] — one segment's files, its indexes, the recovery scan.
+//! - [`checkpoint`] — atomic checkpoint files.
+//! - [`config`] — [`LogConfig`] and [`FlushPolicy`].
+//! - [`error`] — [`LogError`] and its Kafka error codes.
+
+// Tests may unwrap: a panic there is a test failure with a backtrace.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod segment;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use error::LogError;
+pub use log::{AppendInfo, FileSlice, Log, ReadResult};
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

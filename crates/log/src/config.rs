@@ -1,0 +1,71 @@
+//! Per-partition log configuration, with Kafka's defaults.
+
+pub use sluice_records::TimestampType;
+
+/// When appended data is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// One fsync covers every append waiting at that moment: the broker calls
+    /// [`crate::Log::sync_until`] before acknowledging. The single-node default,
+    /// because with one copy of the data only the disk can make it durable.
+    GroupCommit,
+    /// Kafka's `flush.messages` / `flush.ms`: fsync after this many messages,
+    /// or when this many ms have passed since the last flush (checked by
+    /// [`crate::Log::maybe_flush_on_timer`]). Kafka's defaults (`u64::MAX`)
+    /// mean "never; leave it to the OS and to replication".
+    Kafka {
+        /// `flush.messages`.
+        flush_messages: u64,
+        /// `flush.ms`.
+        flush_ms: u64,
+    },
+}
+
+impl FlushPolicy {
+    /// Kafka's defaults: never flush explicitly.
+    pub const KAFKA_DEFAULT: FlushPolicy = FlushPolicy::Kafka {
+        flush_messages: u64::MAX,
+        flush_ms: u64::MAX,
+    };
+}
+
+/// Configuration of one partition's log. Field names follow Kafka's topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll the active segment once it would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll the active segment once its first batch is this old.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete sealed segments whose newest timestamp is older; -1 = forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log is larger; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: bytes of log between two offset index entries.
+    pub index_interval_bytes: u32,
+    /// `segment.index.bytes`: roll when an index file would grow past this.
+    pub segment_index_bytes: u32,
+    /// `max.message.bytes`: the largest batch an append accepts.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `flush.messages` / `flush.ms`, or group commit.
+    pub flush: FlushPolicy,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * DAY_MS,
+            retention_ms: 7 * DAY_MS,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            flush: FlushPolicy::GroupCommit,
+        }
+    }
+}

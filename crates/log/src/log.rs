@@ -1,0 +1,1059 @@
+//! [`Log`]: one partition's segmented log. Owns the partition directory and
+//! everything in it; knows nothing about the network, replication or the
+//! data-dir lock.
+//!
+//! Locking: `inner` (a std `Mutex`) guards the segment list and offsets and is
+//! held only for in-memory work plus the append's page-cache `pwrite` — never
+//! across an fsync or an `.await`. `flush_lock` serialises fsyncs so that one
+//! fsync covers every append waiting at that moment (group commit).
+
+use std::fs;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use sluice_records::{
+    BatchHeader, Batches, NextBatch, RecordsError, TimestampType, check_producer_batch,
+    decode_records, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+};
+
+use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::config::{FlushPolicy, LogConfig};
+use crate::error::LogError;
+use crate::segment::{self, ScanEnd, Segment, io_err, read_header};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The broker time stamped into the batches, -1 under CreateTime.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Records appended.
+    pub record_count: u32,
+}
+
+/// A byte range of a segment file holding whole batches.
+///
+/// Today it is read with `pread`; a later change can hand the same
+/// (file, position, len) to `sendfile` for a zero-copy Fetch.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    file: Arc<File>,
+    position: u64,
+    len: u32,
+}
+
+impl FileSlice {
+    /// The underlying segment file.
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    /// Byte position in the file.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+    /// True if the slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Reads the bytes with `pread`.
+    pub fn read_to_bytes(&self) -> std::io::Result<Bytes> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Result of [`Log::read`].
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole batches, in offset order; contiguous batches share one slice.
+    pub slices: Vec<FileSlice>,
+    /// Log start offset when the read was planned.
+    pub log_start_offset: i64,
+    /// Log end offset when the read was planned.
+    pub log_end_offset: i64,
+}
+
+impl ReadResult {
+    /// Total bytes in the slices.
+    pub fn len_bytes(&self) -> u64 {
+        self.slices.iter().map(|s| u64::from(s.len)).sum()
+    }
+    /// Concatenates the slices into one buffer.
+    pub fn to_bytes(&self) -> std::io::Result<Bytes> {
+        if let [one] = self.slices.as_slice() {
+            return one.read_to_bytes();
+        }
+        let mut out = BytesMut::with_capacity(self.len_bytes() as usize);
+        for s in &self.slices {
+            out.extend_from_slice(&s.read_to_bytes()?);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// Test-only fault switches: make the next write or fsync fail like a disk would.
+#[derive(Debug, Default)]
+struct Faults {
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_write: AtomicBool,
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_sync: AtomicBool,
+}
+
+impl Faults {
+    #[allow(unused_variables)]
+    fn check(&self, sync: bool) -> std::io::Result<()> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        {
+            let flag = if sync {
+                &self.fail_sync
+            } else {
+                &self.fail_write
+            };
+            if flag.swap(false, Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected fault"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mutable state guarded by `Log::inner`.
+#[derive(Debug)]
+struct Inner {
+    config: LogConfig,
+    /// Sorted by base offset; the last one is the active segment. Never empty.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    size_bytes: u64,
+    /// Leader epoch cache: (epoch, start offset), both increasing.
+    epochs: Vec<(i32, i64)>,
+    /// Recovery point last written to the checkpoint file.
+    checkpointed_recovery_point: i64,
+    /// A segment file was created since the last directory fsync.
+    dir_dirty: bool,
+    /// When `flush.ms` last fired.
+    last_flush_ms: i64,
+}
+
+impl Inner {
+    fn active(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("invariant: a log always has an active segment")
+    }
+
+    fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
+        self.active().seal()?;
+        let segment = Segment::create(dir, self.log_end_offset)?;
+        self.segments.push(segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn delete_oldest(&mut self) -> Result<(), LogError> {
+        let seg = self.segments.remove(0);
+        self.size_bytes -= seg.size;
+        seg.delete_files()
+    }
+
+    /// Index of the segment that holds `offset` (the last one with base <= offset).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+}
+
+/// One partition's durable, segmented log. `Send + Sync`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    /// Serialises fsyncs; see the module docs.
+    flush_lock: Mutex<()>,
+    /// Everything below this offset is fsynced.
+    durable_offset: AtomicI64,
+    /// Set once a write or fsync failed; the log then refuses writes.
+    failed: AtomicBool,
+    faults: Faults,
+}
+
+fn parse_base_offset(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+impl Log {
+    /// Opens (creating if needed) the partition directory `dir` and recovers it.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let entry = entry.map_err(io_err("list", dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(base) = parse_base_offset(&name) {
+                bases.push(base);
+            } else if name.ends_with(".tmp") {
+                // A checkpoint write that never got renamed into place.
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        let recovery_point = match checkpoint::read_offset(dir, RECOVERY_POINT_FILE) {
+            Ok(rp) => rp,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable recovery point; scanning the whole log");
+                None
+            }
+        };
+        let start_checkpoint = checkpoint::read_offset(dir, LOG_START_FILE)?;
+        let mut epochs = match checkpoint::read_epochs(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable leader epoch checkpoint");
+                Vec::new()
+            }
+        };
+
+        let mut segments: Vec<Segment> = Vec::new();
+        if bases.is_empty() {
+            segments.push(Segment::create(dir, start_checkpoint.unwrap_or(0).max(0))?);
+        }
+        let first_base = bases.first().copied().unwrap_or(0);
+        let rp = recovery_point.unwrap_or(first_base);
+        let interval = config.index_interval_bytes;
+        let mut scanned_any = false;
+        for k in 0..bases.len() {
+            let mut seg = Segment::open_files(dir, bases[k])?;
+            let next_base = bases.get(k + 1).copied();
+            if let Some(nb) = next_base.filter(|&nb| nb <= rp) {
+                // Sealed and wholly below the recovery point: trust it if its indexes check out.
+                if !seg.load_sealed_indexes(nb)? {
+                    tracing::info!(file = %seg.log_path.display(), "rebuilding index of sealed segment");
+                    if let ScanEnd::Bad { position, error } =
+                        seg.rebuild(interval, i64::MAX, |_| {})?
+                    {
+                        return Err(LogError::Corrupt {
+                            file: seg.log_path.clone(),
+                            position,
+                            reason: format!("{error} (below the recovery point {rp})"),
+                        });
+                    }
+                    seg.seal()?;
+                    seg.rewrite_index_files()?;
+                }
+                if seg.size > 0 && seg.next_offset != nb {
+                    return Err(LogError::Corrupt {
+                        file: seg.log_path.clone(),
+                        position: seg.size,
+                        reason: format!(
+                            "segment ends at offset {} but the next starts at {nb}",
+                            seg.next_offset
+                        ),
+                    });
+                }
+                segments.push(seg);
+                continue;
+            }
+            scanned_any = true;
+            let verdict = seg.rebuild(interval, rp, |h| {
+                let epoch = h.partition_leader_epoch;
+                if epoch >= 0 && epochs.last().is_none_or(|&(e, _)| epoch > e) {
+                    epochs.push((epoch, h.base_offset));
+                }
+            })?;
+            let mut torn = false;
+            if let ScanEnd::Bad { position, error } = verdict {
+                let corrupt = |reason: String| LogError::Corrupt {
+                    file: seg.log_path.clone(),
+                    position,
+                    reason,
+                };
+                if seg.next_offset < rp {
+                    return Err(corrupt(format!(
+                        "{error}; data below the recovery point {rp} should be intact"
+                    )));
+                }
+                if let Some(p) = segment::find_valid_batch(&seg.log, seg.size, position + 1)
+                    .map_err(io_err("read", &seg.log_path))?
+                {
+                    return Err(corrupt(format!(
+                        "{error}; a valid batch follows at byte {p}"
+                    )));
+                }
+                for &later in &bases[k + 1..] {
+                    let [path, _, _] = segment::paths(dir, later);
+                    let f = File::open(&path).map_err(io_err("open", &path))?;
+                    let len = f.metadata().map_err(io_err("stat", &path))?.len();
+                    if segment::find_valid_batch(&f, len, 0)
+                        .map_err(io_err("read", &path))?
+                        .is_some()
+                    {
+                        return Err(corrupt(format!(
+                            "{error}; later segment {} holds valid batches",
+                            path.display()
+                        )));
+                    }
+                }
+                tracing::warn!(
+                    file = %seg.log_path.display(), position, cut_bytes = seg.size - position, %error,
+                    "truncating torn tail"
+                );
+                seg.truncate_file(position)?;
+                torn = true;
+            }
+            if let Some(nb) = next_base.filter(|&nb| !torn && seg.size > 0 && seg.next_offset != nb)
+            {
+                return Err(LogError::Corrupt {
+                    file: seg.log_path.clone(),
+                    position: seg.size,
+                    reason: format!(
+                        "segment ends at offset {} but the next starts at {nb}",
+                        seg.next_offset
+                    ),
+                });
+            }
+            if next_base.is_some() && !torn {
+                seg.seal()?;
+            }
+            seg.rewrite_index_files()?;
+            segments.push(seg);
+            if torn {
+                for &later in &bases[k + 1..] {
+                    let dead = Segment::open_files(dir, later)?;
+                    dead.delete_files()?;
+                }
+                break;
+            }
+        }
+        let first_base = segments[0].base_offset;
+        let log_end_offset = segments
+            .last()
+            .expect("invariant: at least one segment was pushed")
+            .next_offset;
+        let log_start_offset = start_checkpoint
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end_offset);
+        let epochs_before = epochs.len();
+        epochs.retain(|&(_, start)| start < log_end_offset);
+        let size_bytes = segments.iter().map(|s| s.size).sum();
+        let log = Log {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                config,
+                segments,
+                log_start_offset,
+                log_end_offset,
+                size_bytes,
+                epochs,
+                checkpointed_recovery_point: rp,
+                dir_dirty: true,
+                last_flush_ms: 0,
+            }),
+            flush_lock: Mutex::new(()),
+            durable_offset: AtomicI64::new(rp.min(log_end_offset)),
+            failed: AtomicBool::new(false),
+            faults: Faults::default(),
+        };
+        {
+            let inner = log.lock();
+            if inner.epochs.len() != epochs_before || scanned_any {
+                checkpoint::write_epochs(dir, &inner.epochs)?;
+            }
+        }
+        // Make what recovery kept durable, so the recovery point can move to the end.
+        log.flush()?;
+        Ok(log)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves offsets possibly inconsistent
+        // with the files; keep serving (reads) rather than cascade panics.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_failed(&self) -> Result<(), LogError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(LogError::Failed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the log failed if `r` is an error. Never retry a failed fsync.
+    fn poison<T>(&self, r: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(e) = &r {
+            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; refusing further writes");
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Validates and appends a producer's batches; see the crate docs for the rules.
+    pub fn append(
+        &self,
+        mut records: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_failed()?;
+        let (max_bytes, timestamp_type) = {
+            let inner = self.lock();
+            (
+                inner.config.max_message_bytes as usize,
+                inner.config.timestamp_type,
+            )
+        };
+        // Validate every batch before touching the log.
+        let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
+        for (index, item) in Batches::without_crc(&records).enumerate() {
+            match item {
+                NextBatch::Complete {
+                    position, bytes, ..
+                } => {
+                    let header = check_producer_batch(bytes, max_bytes)
+                        .map_err(|source| LogError::InvalidBatch { index, source })?;
+                    batches.push((position, header));
+                }
+                NextBatch::TruncatedTail {
+                    position,
+                    available,
+                } => {
+                    let source = check_producer_batch(&records[position..], max_bytes)
+                        .err()
+                        .unwrap_or(RecordsError::Truncated {
+                            needed: available + 1,
+                            available,
+                        });
+                    return Err(LogError::InvalidBatch { index, source });
+                }
+                NextBatch::Corrupt { error, .. } => {
+                    return Err(LogError::InvalidBatch {
+                        index,
+                        source: error,
+                    });
+                }
+            }
+        }
+        if batches.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        let record_count: i64 = batches.iter().map(|(_, h)| i64::from(h.record_count)).sum();
+        let len = records.len() as u64;
+
+        let mut inner = self.lock();
+        self.check_failed()?;
+        let base_offset = inner.log_end_offset;
+        // Roll first if this append would overflow the segment or its indexes.
+        {
+            let cfg = &inner.config;
+            let segment_bytes = cfg.segment_bytes.min(i32::MAX as u64);
+            let index_bytes = u64::from(cfg.segment_index_bytes);
+            let (segment_ms, n) = (cfg.segment_ms, batches.len() as u64);
+            let active = inner
+                .segments
+                .last()
+                .expect("invariant: active segment exists");
+            let roll = active.size > 0
+                && (active.size + len > segment_bytes
+                    || active
+                        .indexes
+                        .first_batch_timestamp
+                        .is_some_and(|t| now_ms.saturating_sub(t) >= segment_ms)
+                    || (active.indexes.offsets.len() as u64 + n)
+                        * segment::OFFSET_ENTRY_BYTES as u64
+                        > index_bytes
+                    || (active.indexes.times.len() as u64 + n) * segment::TIME_ENTRY_BYTES as u64
+                        > index_bytes
+                    || base_offset + record_count - active.base_offset > i64::from(i32::MAX));
+            if roll {
+                let r = inner.roll(&self.dir);
+                self.poison(r)?;
+            }
+        }
+        let log_append_time = match timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        let mut next = base_offset;
+        for (position, header) in &mut batches {
+            let batch = &mut records[*position..*position + header.total_size()];
+            set_base_offset(batch, next);
+            set_partition_leader_epoch(batch, leader_epoch);
+            header.base_offset = next;
+            header.partition_leader_epoch = leader_epoch;
+            if timestamp_type == TimestampType::LogAppendTime {
+                set_log_append_time(batch, now_ms);
+                header.max_timestamp = now_ms;
+            }
+            next = header.next_offset();
+        }
+        let interval = inner.config.index_interval_bytes;
+        let active = inner.active();
+        let start = active.size;
+        let write = self
+            .faults
+            .check(false)
+            .and_then(|()| active.log.write_all_at(&records, start))
+            .map_err(io_err("write", &active.log_path));
+        if write.is_err() {
+            // Best effort: drop any partial write so the file holds whole batches only.
+            let _ = active.log.set_len(start);
+            self.poison(write)?;
+        }
+        let seg_base = active.base_offset;
+        for (position, header) in &batches {
+            active
+                .indexes
+                .add(seg_base, start + *position as u64, header, interval);
+        }
+        active.size += len;
+        active.next_offset = next;
+        let r = active.write_new_index_entries();
+        self.poison(r)?;
+        inner.log_end_offset = next;
+        inner.size_bytes += len;
+        if leader_epoch >= 0 && inner.epochs.last().is_none_or(|&(e, _)| leader_epoch > e) {
+            inner.epochs.push((leader_epoch, base_offset));
+            let r = checkpoint::write_epochs(&self.dir, &inner.epochs);
+            self.poison(r)?;
+        }
+        let log_start_offset = inner.log_start_offset;
+        let flush_now = match inner.config.flush {
+            FlushPolicy::Kafka { flush_messages, .. } => {
+                (next - self.durable_offset.load(Ordering::SeqCst)) as u64 >= flush_messages
+            }
+            FlushPolicy::GroupCommit => false,
+        };
+        drop(inner);
+        if flush_now {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time,
+            log_start_offset,
+            record_count: record_count as u32,
+        })
+    }
+
+    /// Fsyncs everything written so far (flush lock held by the caller).
+    fn sync_now(&self) -> Result<(), LogError> {
+        let durable = self.durable_offset.load(Ordering::SeqCst);
+        let (end, files, dir_dirty) = {
+            let mut inner = self.lock();
+            let files: Vec<(Arc<File>, PathBuf)> = inner
+                .segments
+                .iter()
+                .filter(|s| s.next_offset > durable)
+                .map(|s| (s.log.clone(), s.log_path.clone()))
+                .collect();
+            let dirty = std::mem::take(&mut inner.dir_dirty);
+            (inner.log_end_offset, files, dirty)
+        };
+        if dir_dirty {
+            let r = checkpoint::sync_dir(&self.dir);
+            if r.is_err() {
+                self.lock().dir_dirty = true;
+            }
+            self.poison(r)?;
+        }
+        for (file, path) in files {
+            let r = self
+                .faults
+                .check(true)
+                .and_then(|()| file.sync_data())
+                .map_err(io_err("fsync", &path));
+            self.poison(r)?;
+        }
+        self.durable_offset.fetch_max(end, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Blocks until every offset below `offset` is fsynced; concurrent callers share one fsync.
+    pub fn sync_until(&self, offset: i64) -> Result<(), LogError> {
+        self.check_failed()?;
+        if self.durable_offset.load(Ordering::SeqCst) >= offset {
+            return Ok(());
+        }
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_failed()?;
+        // Someone else's fsync may have covered us while we waited.
+        if self.durable_offset.load(Ordering::SeqCst) >= offset {
+            return Ok(());
+        }
+        self.sync_now()
+    }
+
+    /// Fsyncs everything now and checkpoints the recovery point.
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.check_failed()?;
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_failed()?;
+        self.sync_now()?;
+        self.checkpoint_recovery_point()
+    }
+
+    fn checkpoint_recovery_point(&self) -> Result<(), LogError> {
+        let rp = self.durable_offset.load(Ordering::SeqCst);
+        let mut inner = self.lock();
+        if inner.checkpointed_recovery_point != rp {
+            let r = checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, rp);
+            self.poison(r)?;
+            inner.checkpointed_recovery_point = rp;
+        }
+        Ok(())
+    }
+
+    /// `flush.ms`: flushes if due. Under group commit it only checkpoints the recovery point.
+    pub fn maybe_flush_on_timer(&self, now_ms: i64) -> Result<(), LogError> {
+        let due = {
+            let mut inner = self.lock();
+            match inner.config.flush {
+                FlushPolicy::Kafka { flush_ms, .. } => {
+                    let elapsed = now_ms.saturating_sub(inner.last_flush_ms);
+                    let due = flush_ms != u64::MAX && elapsed >= 0 && elapsed as u64 >= flush_ms;
+                    if due {
+                        inner.last_flush_ms = now_ms;
+                    }
+                    due
+                }
+                FlushPolicy::GroupCommit => false,
+            }
+        };
+        if due {
+            return self.flush();
+        }
+        self.check_failed()?;
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.checkpoint_recovery_point()
+    }
+
+    /// Reads whole batches from `offset`, up to `max_bytes` (at least one batch), below `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+    ) -> Result<ReadResult, LogError> {
+        let (plan, log_start_offset, log_end_offset) = {
+            let inner = self.lock();
+            if offset < inner.log_start_offset || offset > inner.log_end_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: inner.log_start_offset,
+                    log_end_offset: inner.log_end_offset,
+                });
+            }
+            let mut plan = Vec::new();
+            if offset < inner.log_end_offset && offset < max_offset {
+                let k = inner.segment_index_for(offset);
+                for (i, s) in inner.segments[k..].iter().enumerate() {
+                    let start = if i == 0 {
+                        s.indexes.position_for_offset(s.base_offset, offset)
+                    } else {
+                        0
+                    };
+                    plan.push((s.log.clone(), s.log_path.clone(), start, s.size));
+                }
+            }
+            (plan, inner.log_start_offset, inner.log_end_offset)
+        };
+        let mut slices: Vec<FileSlice> = Vec::new();
+        let mut total = 0u64;
+        'segments: for (file, path, start, size) in plan {
+            let mut pos = start;
+            while pos < size {
+                let header = read_header(&file, pos)
+                    .map_err(io_err("read", &path))
+                    .and_then(|raw| {
+                        BatchHeader::parse(&raw).map_err(|e| LogError::Corrupt {
+                            file: path.clone(),
+                            position: pos,
+                            reason: e.to_string(),
+                        })
+                    })?;
+                let len = header.total_size() as u64;
+                if header.batch_length < 49 || pos + len > size {
+                    return Err(LogError::Corrupt {
+                        file: path.clone(),
+                        position: pos,
+                        reason: format!("bad batchLength {}", header.batch_length),
+                    });
+                }
+                if header.last_offset() < offset {
+                    pos += len;
+                    continue;
+                }
+                if header.last_offset() >= max_offset
+                    || (!slices.is_empty() && total + len > u64::from(max_bytes))
+                {
+                    break 'segments;
+                }
+                match slices.last_mut() {
+                    Some(last)
+                        if Arc::ptr_eq(&last.file, &file)
+                            && last.position + u64::from(last.len) == pos =>
+                    {
+                        last.len += len as u32;
+                    }
+                    _ => slices.push(FileSlice {
+                        file: file.clone(),
+                        position: pos,
+                        len: len as u32,
+                    }),
+                }
+                total += len;
+                pos += len;
+                if total >= u64::from(max_bytes) {
+                    break 'segments;
+                }
+            }
+        }
+        Ok(ReadResult {
+            slices,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// First offset whose record timestamp is >= `timestamp`, with that timestamp.
+    ///
+    /// Record-level: the batch is decoded (decompressing if needed) to find the
+    /// exact record; if it cannot be decoded, the batch's base offset and
+    /// maxTimestamp are returned instead.
+    pub fn lookup_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let (plan, log_start) = {
+            let inner = self.lock();
+            let Some(k) = inner
+                .segments
+                .iter()
+                .position(|s| s.indexes.max_timestamp >= timestamp)
+            else {
+                return Ok(None);
+            };
+            let mut plan = Vec::new();
+            for (i, s) in inner.segments[k..].iter().enumerate() {
+                let start = if i == 0 {
+                    let from = s.indexes.offset_for_timestamp(s.base_offset, timestamp);
+                    s.indexes.position_for_offset(s.base_offset, from)
+                } else {
+                    0
+                };
+                plan.push((s.log.clone(), s.log_path.clone(), start, s.size));
+            }
+            (plan, inner.log_start_offset)
+        };
+        for (file, path, start, size) in plan {
+            let mut pos = start;
+            while pos < size {
+                let raw = read_header(&file, pos).map_err(io_err("read", &path))?;
+                let header = BatchHeader::parse(&raw).map_err(|e| LogError::Corrupt {
+                    file: path.clone(),
+                    position: pos,
+                    reason: e.to_string(),
+                })?;
+                let len = header.total_size() as u64;
+                if len < 61 {
+                    return Err(LogError::Corrupt {
+                        file: path.clone(),
+                        position: pos,
+                        reason: "bad batchLength".into(),
+                    });
+                }
+                if header.max_timestamp >= timestamp && header.last_offset() >= log_start {
+                    if header.timestamp_type() == TimestampType::LogAppendTime {
+                        return Ok(Some((
+                            header.base_offset.max(log_start),
+                            header.max_timestamp,
+                        )));
+                    }
+                    let mut buf = vec![0u8; len as usize];
+                    file.read_exact_at(&mut buf, pos)
+                        .map_err(io_err("read", &path))?;
+                    match decode_records(&Bytes::from(buf)) {
+                        Ok(records) => {
+                            for r in records {
+                                let o = header.base_offset + i64::from(r.offset_delta);
+                                let t = header.base_timestamp + r.timestamp_delta;
+                                if o >= log_start && t >= timestamp {
+                                    return Ok(Some((o, t)));
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            return Ok(Some((
+                                header.base_offset.max(log_start),
+                                header.max_timestamp,
+                            )));
+                        }
+                    }
+                }
+                pos += len;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Largest batch maxTimestamp and the last offset of that batch (batch-level, for ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let inner = self.lock();
+        inner
+            .segments
+            .iter()
+            .filter(|s| {
+                s.indexes.max_timestamp >= 0
+                    && s.indexes.max_timestamp_offset >= inner.log_start_offset
+            })
+            .map(|s| (s.indexes.max_timestamp, s.indexes.max_timestamp_offset))
+            .fold(None, |best: Option<(i64, i64)>, cur| match best {
+                Some(b) if b.0 >= cur.0 => Some(b),
+                _ => Some(cur),
+            })
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock().log_end_offset
+    }
+
+    /// Bytes in all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().size_bytes
+    }
+
+    /// Offset below which everything is fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.durable_offset.load(Ordering::SeqCst)
+    }
+
+    /// Number of segments (for tests and metrics).
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    fn persist_log_start(&self, inner: &Inner) -> Result<(), LogError> {
+        let r = checkpoint::write_offset(&self.dir, LOG_START_FILE, inner.log_start_offset);
+        self.poison(r)
+    }
+
+    /// DeleteRecords: moves the log start offset up (persisted) and deletes segments wholly below it.
+    pub fn advance_log_start_offset(&self, offset: i64) -> Result<(), LogError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        if offset > inner.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.log_end_offset,
+            });
+        }
+        if offset <= inner.log_start_offset {
+            return Ok(());
+        }
+        inner.log_start_offset = offset;
+        self.persist_log_start(&inner)?;
+        while inner.segments.len() > 1 && inner.segments[1].base_offset <= offset {
+            inner.delete_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Rolls on `segment.ms` and deletes segments past `retention.ms` / `retention.bytes`.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<u64, LogError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        let cfg = inner.config.clone();
+        let mut deleted = 0u64;
+        let roll_due = {
+            let a = inner.active();
+            a.size > 0
+                && (a.indexes.first_batch_timestamp.is_some_and(|t| now_ms.saturating_sub(t) >= cfg.segment_ms)
+                    // Kafka rolls an expired active segment so that it can be deleted too.
+                    || (cfg.retention_ms >= 0 && now_ms.saturating_sub(a.indexes.max_timestamp) > cfg.retention_ms))
+        };
+        if roll_due {
+            let r = inner.roll(&self.dir);
+            self.poison(r)?;
+        }
+        if cfg.retention_ms >= 0 {
+            while inner.segments.len() > 1
+                && now_ms.saturating_sub(inner.segments[0].indexes.max_timestamp) > cfg.retention_ms
+            {
+                inner.delete_oldest()?;
+                deleted += 1;
+            }
+        }
+        if cfg.retention_bytes >= 0 {
+            while inner.segments.len() > 1
+                && inner.size_bytes - inner.segments[0].size >= cfg.retention_bytes as u64
+            {
+                inner.delete_oldest()?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            let first = inner.segments[0].base_offset;
+            if first > inner.log_start_offset {
+                inner.log_start_offset = first;
+                self.persist_log_start(&inner)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Removes every record at or above `offset` (rounded down to a batch boundary).
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.check_failed()?;
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
+        if offset >= inner.log_end_offset {
+            return Ok(());
+        }
+        if offset < inner.log_start_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.log_end_offset,
+            });
+        }
+        let r = self.truncate_locked(&mut inner, offset);
+        self.poison(r)
+    }
+
+    fn truncate_locked(&self, inner: &mut Inner, offset: i64) -> Result<(), LogError> {
+        while inner.segments.len() > 1 && inner.active().base_offset >= offset {
+            let seg = inner.segments.pop().expect("invariant: len > 1");
+            inner.size_bytes -= seg.size;
+            seg.delete_files()?;
+        }
+        let interval = inner.config.index_interval_bytes;
+        let seg = inner.active();
+        let mut pos = seg.indexes.position_for_offset(seg.base_offset, offset - 1);
+        while pos < seg.size {
+            let raw = read_header(&seg.log, pos).map_err(io_err("read", &seg.log_path))?;
+            let header = BatchHeader::parse(&raw).map_err(|e| LogError::Corrupt {
+                file: seg.log_path.clone(),
+                position: pos,
+                reason: e.to_string(),
+            })?;
+            if header.last_offset() >= offset || header.total_size() < 61 {
+                break;
+            }
+            pos += header.total_size() as u64;
+        }
+        let old = seg.size;
+        seg.truncate_file(pos.min(old))?;
+        if let ScanEnd::Bad { position, error } = seg.rebuild(interval, i64::MAX, |_| {})? {
+            return Err(LogError::Corrupt {
+                file: seg.log_path.clone(),
+                position,
+                reason: error.to_string(),
+            });
+        }
+        seg.rewrite_index_files()?;
+        let (next, new_size) = (seg.next_offset, seg.size);
+        inner.size_bytes = inner.size_bytes - old + new_size;
+        inner.log_end_offset = next;
+        inner.epochs.retain(|&(_, start)| start < next);
+        checkpoint::write_epochs(&self.dir, &inner.epochs)?;
+        if self.durable_offset.load(Ordering::SeqCst) > next {
+            self.durable_offset.store(next, Ordering::SeqCst);
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, next)?;
+            inner.checkpointed_recovery_point = next;
+        }
+        if inner.log_start_offset > next {
+            // The cut rounded down below the log start (a batch straddled it).
+            inner.log_start_offset = next;
+            checkpoint::write_offset(&self.dir, LOG_START_FILE, next)?;
+        }
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset), Kafka's rules.
+    pub fn leader_epoch_end_offset(&self, epoch: i32) -> Option<(i32, i64)> {
+        let inner = self.lock();
+        let &(latest, _) = inner.epochs.last()?;
+        if epoch < 0 {
+            return None;
+        }
+        if epoch == latest {
+            return Some((epoch, inner.log_end_offset));
+        }
+        let higher = inner.epochs.iter().find(|&&(e, _)| e > epoch)?;
+        match inner.epochs.iter().rev().find(|&&(e, _)| e <= epoch) {
+            Some(&(floor, _)) => Some((floor, higher.1)),
+            None => Some((epoch, higher.1)),
+        }
+    }
+
+    /// The leader epoch cache: (epoch, start offset) pairs.
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.lock().epochs.clone()
+    }
+
+    /// Replaces the configuration (takes effect on the next append / retention pass).
+    pub fn update_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    /// DeleteTopics: removes the partition directory.
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).map_err(io_err("delete directory", &dir))?;
+        if let Some(parent) = dir.parent() {
+            checkpoint::sync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    /// Test hook: the next segment write fails like a disk would.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_write_failure(&self) {
+        self.faults.fail_write.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: the next fsync fails like a disk would.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_sync_failure(&self) {
+        self.faults.fail_sync.store(true, Ordering::SeqCst);
+    }
+}

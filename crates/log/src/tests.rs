@@ -1,0 +1,634 @@
+//! Behaviour tests of the log against temp directories.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use sluice_records::{BatchBuilder, BatchHeader, Batches, NewRecord, NextBatch, TimestampType};
+
+use crate::error::{KAFKA_STORAGE_ERROR, OFFSET_OUT_OF_RANGE};
+use crate::{FlushPolicy, Log, LogConfig, LogError};
+
+fn batch(records: usize, value_bytes: usize, ts: i64) -> BytesMut {
+    let mut b = BatchBuilder::new();
+    for i in 0..records {
+        b.push(NewRecord {
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(vec![b'v'; value_bytes])),
+            headers: vec![],
+            timestamp_ms: ts + i as i64,
+        });
+    }
+    b.build().unwrap()
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
+fn read_all(log: &Log) -> Vec<(BatchHeader, Bytes)> {
+    let r = log
+        .read(log.log_start_offset(), u32::MAX, i64::MAX)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let mut out = Vec::new();
+    for item in Batches::new(&r) {
+        match item {
+            NextBatch::Complete { header, bytes, .. } => {
+                out.push((header, Bytes::copy_from_slice(bytes)))
+            }
+            other => panic!("bad read: {other:?}"),
+        }
+    }
+    out
+}
+
+/// Batch bytes without the baseOffset field, which the log assigns.
+fn body(b: &[u8]) -> &[u8] {
+    &b[8..]
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back_bytes_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let a = batch(3, 10, 1000);
+    let b = batch(2, 10, 2000);
+    let ia = log.append(a.clone(), 5, 9999).unwrap();
+    let ib = log.append(b.clone(), 5, 9999).unwrap();
+    assert_eq!((ia.base_offset, ia.last_offset, ia.record_count), (0, 2, 3));
+    assert_eq!((ib.base_offset, ib.last_offset), (3, 4));
+    assert_eq!(ia.log_append_time, -1);
+    assert_eq!(log.log_end_offset(), 5);
+    assert_eq!(log.size_bytes(), (a.len() + b.len()) as u64);
+    let all = read_all(&log);
+    assert_eq!(all[1].0.base_offset, 3);
+    assert_eq!(all[1].0.partition_leader_epoch, 5);
+    // Everything after baseOffset and the epoch is byte-identical.
+    assert_eq!(&all[0].1[16..], &a[16..]);
+    assert_eq!(&all[1].1[16..], &b[16..]);
+    assert!(dir.path().join("00000000000000000000.log").exists());
+    assert!(dir.path().join("00000000000000000000.index").exists());
+    assert!(dir.path().join("00000000000000000000.timeindex").exists());
+}
+
+#[test]
+fn an_invalid_batch_among_several_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let mut both = batch(1, 10, 1);
+    let mut bad = batch(1, 10, 1);
+    let n = bad.len();
+    bad[n - 1] ^= 0xff;
+    both.extend_from_slice(&bad);
+    let err = log.append(both, 0, 0).unwrap_err();
+    assert!(matches!(err, LogError::InvalidBatch { index: 1, .. }));
+    assert_eq!(err.kafka_error_code(), 2);
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+
+    let big = batch(1, 2_000_000, 1);
+    assert_eq!(log.append(big, 0, 0).unwrap_err().kafka_error_code(), 10);
+    let mut cut = batch(1, 10, 1);
+    cut.truncate(cut.len() - 1);
+    assert_eq!(log.append(cut, 0, 0).unwrap_err().kafka_error_code(), 2);
+    assert!(matches!(
+        log.append(BytesMut::new(), 0, 0),
+        Err(LogError::EmptyAppend)
+    ));
+}
+
+#[test]
+fn read_returns_whole_batches_within_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..20 {
+        log.append(batch(2, 100, i * 10), 0, 0).unwrap();
+    }
+    // A limit smaller than one batch still yields that whole batch.
+    let r = log.read(5, 1, i64::MAX).unwrap().to_bytes().unwrap();
+    let h = BatchHeader::parse(&r).unwrap();
+    assert_eq!((h.base_offset, r.len()), (4, h.total_size()));
+    // max_offset excludes batches reaching it.
+    let r = log.read(0, u32::MAX, 6).unwrap().to_bytes().unwrap();
+    let offs: Vec<i64> = Batches::new(&r)
+        .map(|b| match b {
+            NextBatch::Complete { header, .. } => header.base_offset,
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(offs, vec![0, 2, 4]);
+    // Reading at the end is empty; beyond is out of range.
+    assert!(log.read(40, 100, i64::MAX).unwrap().slices.is_empty());
+    let e = log.read(41, 100, i64::MAX).unwrap_err();
+    assert_eq!(e.kafka_error_code(), OFFSET_OUT_OF_RANGE);
+    assert!(log.segment_count() > 1, "small segments should have rolled");
+    // Every offset reads back starting at the batch that holds it, across segments.
+    for o in 0..40 {
+        let r = log.read(o, 1, i64::MAX).unwrap().to_bytes().unwrap();
+        assert_eq!(BatchHeader::parse(&r).unwrap().base_offset, o - o % 2);
+    }
+}
+
+#[test]
+fn reopen_recovers_offsets_indexes_and_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        for i in 0..30 {
+            log.append(batch(3, 50, 1000 + i * 100), i as i32 / 10, 0)
+                .unwrap();
+        }
+        log.flush().unwrap();
+        before = read_all(&log);
+        assert_eq!(log.lookup_timestamp(1501).unwrap(), Some((16, 1501)));
+    }
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), 90);
+    assert_eq!(read_all(&log), before);
+    assert_eq!(log.lookup_timestamp(1501).unwrap(), Some((16, 1501)));
+    assert_eq!(log.lookup_timestamp(1499).unwrap(), Some((15, 1500)));
+    assert_eq!(log.lookup_timestamp(0).unwrap(), Some((0, 1000)));
+    assert_eq!(log.lookup_timestamp(99_999).unwrap(), None);
+    assert_eq!(log.max_timestamp(), Some((1000 + 29 * 100 + 2, 89)));
+    assert_eq!(log.leader_epochs(), vec![(0, 0), (1, 30), (2, 60)]);
+    assert_eq!(log.leader_epoch_end_offset(1), Some((1, 60)));
+    assert_eq!(log.leader_epoch_end_offset(2), Some((2, 90)));
+    assert_eq!(log.leader_epoch_end_offset(3), None);
+}
+
+#[test]
+fn log_append_time_is_stamped_and_crc_stays_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), cfg).unwrap();
+    let info = log.append(batch(2, 5, 1), 0, 777).unwrap();
+    assert_eq!(info.log_append_time, 777);
+    let all = read_all(&log); // read_all checks CRCs
+    assert_eq!(all[0].0.max_timestamp, 777);
+    assert_eq!(all[0].0.timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(log.lookup_timestamp(500).unwrap(), Some((0, 777)));
+}
+
+#[test]
+fn retention_deletes_whole_segments_and_advances_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        retention_bytes: 8192,
+        retention_ms: -1,
+        ..small_config()
+    };
+    let log = Log::open(dir.path(), cfg.clone()).unwrap();
+    for i in 0..100 {
+        log.append(batch(1, 200, i), 0, 0).unwrap();
+    }
+    let deleted = log.apply_retention(0).unwrap();
+    assert!(deleted > 0);
+    assert!(log.size_bytes() <= 8192 + 4096);
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert_eq!(read_all(&log)[0].0.base_offset, start);
+    assert_eq!(
+        log.read(start - 1, 10, i64::MAX)
+            .unwrap_err()
+            .kafka_error_code(),
+        1
+    );
+
+    // retention.ms: everything older than the cutoff goes, the active segment too (after a roll).
+    log.update_config(LogConfig {
+        retention_ms: 10,
+        retention_bytes: -1,
+        ..cfg
+    });
+    log.apply_retention(1_000_000).unwrap();
+    assert_eq!(log.log_start_offset(), 100);
+    assert_eq!(log.size_bytes(), 0);
+    log.append(batch(1, 1, 5), 0, 0).unwrap();
+    assert_eq!(read_all(&log)[0].0.base_offset, 100);
+}
+
+#[test]
+fn segment_ms_rolls_the_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_ms: 1000,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), cfg).unwrap();
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    log.append(batch(1, 1, 10), 0, 500).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(batch(1, 1, 20), 0, 1500).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    log.apply_retention(5000).unwrap();
+    assert_eq!(log.segment_count(), 3);
+}
+
+#[test]
+fn advanced_log_start_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        for i in 0..50 {
+            log.append(batch(1, 300, i), 0, 0).unwrap();
+        }
+        log.advance_log_start_offset(33).unwrap();
+        assert!(log.advance_log_start_offset(51).is_err());
+        assert_eq!(log.log_start_offset(), 33);
+        assert_eq!(read_all(&log)[0].0.base_offset, 33);
+        assert!(log.read(32, 10, i64::MAX).is_err());
+    }
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 33);
+    assert_eq!(log.lookup_timestamp(0).unwrap(), Some((33, 33)));
+}
+
+#[test]
+fn truncate_to_drops_the_tail_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..40 {
+        log.append(batch(2, 100, i), i as i32 / 10, 0).unwrap();
+    }
+    log.flush().unwrap();
+    log.truncate_to(31).unwrap(); // mid-batch: rounds down to 30
+    assert_eq!(log.log_end_offset(), 30);
+    assert_eq!(log.leader_epochs(), vec![(0, 0), (1, 20)]);
+    assert_eq!(log.recovery_point(), 30);
+    let info = log.append(batch(1, 1, 0), 7, 0).unwrap();
+    assert_eq!(info.base_offset, 30);
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), 31);
+    assert_eq!(read_all(&log).len(), 16);
+}
+
+#[test]
+fn torn_tail_is_truncated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(batch(1, 10, 0), 0, 0).unwrap();
+        log.append(batch(1, 10, 0), 0, 0).unwrap();
+        log.flush().unwrap();
+        // Not flushed: above the recovery point, so tearing it is allowed.
+        log.append(batch(1, 10, 0), 0, 0).unwrap();
+    }
+    let path = dir.path().join("00000000000000000000.log");
+    let len = std::fs::metadata(&path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    log.append(batch(1, 10, 0), 0, 0).unwrap();
+    assert_eq!(read_all(&log).len(), 3);
+}
+
+#[test]
+fn interior_corruption_is_refused_with_file_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_len;
+    {
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        first_len = batch(1, 10, 0).len() as u64;
+        for _ in 0..3 {
+            log.append(batch(1, 10, 0), 0, 0).unwrap();
+        }
+    }
+    // Forget the recovery point so the whole segment is scanned.
+    std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).ok();
+    let path = dir.path().join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[first_len as usize + 40] ^= 0x55; // second batch, CRC-covered
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Log::open(dir.path(), LogConfig::default()).unwrap_err();
+    match &err {
+        LogError::Corrupt { file, position, .. } => {
+            assert_eq!(file, &path);
+            assert_eq!(*position, first_len);
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    assert!(err.to_string().contains("00000000000000000000.log"));
+
+    // Damage below the recovery point is refused even at the tail.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(batch(1, 10, 0), 0, 0).unwrap();
+        log.append(batch(1, 10, 0), 0, 0).unwrap();
+        log.flush().unwrap();
+    }
+    let path = dir.path().join("00000000000000000000.log");
+    let len = std::fs::metadata(&path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    assert!(matches!(
+        Log::open(dir.path(), LogConfig::default()),
+        Err(LogError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn corrupt_sealed_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        for i in 0..40 {
+            log.append(batch(1, 200, i), 0, 0).unwrap();
+        }
+        log.flush().unwrap();
+        before = read_all(&log);
+    }
+    std::fs::write(dir.path().join("00000000000000000000.index"), b"garbage").unwrap();
+    std::fs::remove_file(dir.path().join("00000000000000000000.timeindex")).unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(read_all(&log), before);
+    assert_eq!(log.lookup_timestamp(3).unwrap(), Some((3, 3)));
+}
+
+#[test]
+fn a_failed_write_poisons_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(batch(1, 10, 0), 0, 0).unwrap();
+    log.inject_write_failure();
+    let e = log.append(batch(1, 10, 0), 0, 0).unwrap_err();
+    assert!(matches!(e, LogError::Io { .. }));
+    let e = log.append(batch(1, 10, 0), 0, 0).unwrap_err();
+    assert!(matches!(e, LogError::Failed { .. }));
+    assert_eq!(e.kafka_error_code(), KAFKA_STORAGE_ERROR);
+    assert!(log.sync_until(1).is_err());
+    assert_eq!(log.log_end_offset(), 1);
+    // Reads of what was written still work.
+    assert_eq!(read_all(&log).len(), 1);
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_log_and_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let info = log.append(batch(1, 10, 0), 0, 0).unwrap();
+    log.inject_sync_failure();
+    assert!(matches!(
+        log.sync_until(info.last_offset + 1),
+        Err(LogError::Io { .. })
+    ));
+    assert!(matches!(
+        log.sync_until(info.last_offset + 1),
+        Err(LogError::Failed { .. })
+    ));
+    assert!(matches!(log.flush(), Err(LogError::Failed { .. })));
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+}
+
+#[test]
+fn group_commit_serves_concurrent_appenders() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path(), LogConfig::default()).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let info = log.append(batch(2, 100, 0), 0, 0).unwrap();
+                    log.sync_until(info.last_offset + 1).unwrap();
+                    assert!(log.recovery_point() > info.last_offset);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(log.log_end_offset(), 200);
+}
+
+#[test]
+fn kafka_flush_policy_flushes_every_n_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        flush: FlushPolicy::Kafka {
+            flush_messages: 3,
+            flush_ms: 1000,
+        },
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), cfg).unwrap();
+    log.append(batch(2, 1, 0), 0, 0).unwrap();
+    assert_eq!(log.recovery_point(), 0);
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    assert_eq!(log.recovery_point(), 3);
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    log.maybe_flush_on_timer(500).unwrap();
+    assert_eq!(log.recovery_point(), 3);
+    log.maybe_flush_on_timer(1500).unwrap();
+    assert_eq!(log.recovery_point(), 4);
+}
+
+#[test]
+fn delete_removes_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("topic-0");
+    let log = Log::open(&part, LogConfig::default()).unwrap();
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    log.delete().unwrap();
+    assert!(!part.exists());
+}
+
+// ---- property tests ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        records: usize,
+        value_bytes: usize,
+    },
+    Read {
+        at: proptest::sample::Index,
+        max_bytes: u32,
+    },
+    Retention {
+        bytes: i64,
+    },
+    AdvanceStart {
+        at: proptest::sample::Index,
+    },
+    Truncate {
+        at: proptest::sample::Index,
+    },
+    Flush,
+    Reopen,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..5, 0usize..400).prop_map(|(records, value_bytes)| Op::Append { records, value_bytes }),
+        3 => (any::<proptest::sample::Index>(), 1u32..3000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
+        1 => (0i64..6000).prop_map(|bytes| Op::Retention { bytes }),
+        1 => any::<proptest::sample::Index>().prop_map(|at| Op::AdvanceStart { at }),
+        1 => any::<proptest::sample::Index>().prop_map(|at| Op::Truncate { at }),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// The model: the batches in the log, as (base offset, bytes without baseOffset).
+struct Model {
+    batches: Vec<(i64, i64, Vec<u8>)>, // base, next, body
+    start: i64,
+    end: i64,
+}
+
+fn open_model_log(dir: &Path) -> Log {
+    Log::open(
+        dir,
+        LogConfig {
+            segment_bytes: 2048,
+            index_interval_bytes: 300,
+            retention_ms: -1,
+            ..LogConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_agrees_with_a_vec_model(ops in proptest::collection::vec(arb_op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_model_log(dir.path());
+        let mut m = Model { batches: vec![], start: 0, end: 0 };
+        for op in ops {
+            match op {
+                Op::Append { records, value_bytes } => {
+                    let b = batch(records, value_bytes, 1000);
+                    let info = log.append(b.clone(), 1, 0).unwrap();
+                    prop_assert_eq!(info.base_offset, m.end);
+                    m.batches.push((m.end, m.end + records as i64, body(&b)[8..].to_vec()));
+                    m.end += records as i64;
+                }
+                Op::Read { at, max_bytes } => {
+                    let live: Vec<_> = m.batches.iter().filter(|b| b.1 > m.start).collect();
+                    if live.is_empty() { continue; }
+                    let want = live[at.index(live.len())];
+                    let offset = want.0.max(m.start);
+                    let r = log.read(offset, max_bytes, i64::MAX).unwrap().to_bytes().unwrap();
+                    let got: Vec<_> = Batches::new(&r).map(|i| match i {
+                        NextBatch::Complete { header, bytes, .. } => (header.base_offset, bytes[16..].to_vec()),
+                        other => panic!("{other:?}"),
+                    }).collect();
+                    prop_assert!(!got.is_empty());
+                    prop_assert!(got.len() == 1 || r.len() <= max_bytes as usize);
+                    let first = m.batches.iter().position(|b| b.0 == want.0).unwrap();
+                    for (i, (base, bytes)) in got.iter().enumerate() {
+                        let (mb, _, mbody) = &m.batches[first + i];
+                        prop_assert_eq!(*base, *mb);
+                        prop_assert_eq!(&bytes[..], &mbody[..]);
+                    }
+                }
+                Op::Retention { bytes } => {
+                    let mut cfg = log.config();
+                    cfg.retention_bytes = bytes;
+                    log.update_config(cfg);
+                    log.apply_retention(0).unwrap();
+                    prop_assert!(log.log_start_offset() >= m.start);
+                    m.start = log.log_start_offset();
+                    prop_assert!(log.size_bytes() <= bytes as u64 + 2048 + 2500);
+                }
+                Op::AdvanceStart { at } => {
+                    let to = m.start + (at.index((m.end - m.start + 1) as usize) as i64);
+                    log.advance_log_start_offset(to).unwrap();
+                    m.start = m.start.max(to);
+                }
+                Op::Truncate { at } => {
+                    let to = m.start + (at.index((m.end - m.start + 1) as usize) as i64);
+                    log.truncate_to(to).unwrap();
+                    // A cut inside a batch rounds down to the batch's start.
+                    m.batches.retain(|b| b.1 <= to);
+                    m.end = m.batches.last().map_or(log.log_end_offset(), |b| b.1);
+                    m.start = m.start.min(m.end);
+                    prop_assert_eq!(log.log_end_offset(), m.end);
+                }
+                Op::Flush => log.flush().unwrap(),
+                Op::Reopen => {
+                    drop(log);
+                    log = open_model_log(dir.path());
+                }
+            }
+            prop_assert_eq!(log.log_end_offset(), m.end);
+            prop_assert_eq!(log.log_start_offset(), m.start);
+        }
+        // Final full comparison.
+        let all = read_all(&log);
+        let live: Vec<_> = m.batches.iter().filter(|b| b.1 > m.start).collect();
+        prop_assert_eq!(all.len(), live.len());
+        for ((h, bytes), (mb, _, mbody)) in all.iter().zip(live) {
+            prop_assert_eq!(h.base_offset, *mb);
+            prop_assert_eq!(&bytes[16..], &mbody[..]);
+        }
+    }
+
+    #[test]
+    fn cutting_a_segment_at_any_byte_keeps_exactly_the_whole_batches(
+        sizes in proptest::collection::vec((1usize..4, 0usize..300), 1..15),
+        cut in any::<proptest::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = Vec::new();
+        {
+            let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+            for (records, value_bytes) in &sizes {
+                let b = batch(*records, *value_bytes, 5);
+                log.append(b.clone(), 0, 0).unwrap();
+                written.push(b);
+            }
+            // No flush: all of it is above the recovery point, as after a crash.
+        }
+        std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).ok();
+        let path = dir.path().join("00000000000000000000.log");
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        let cut_at = cut.index(len + 1);
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(cut_at as u64).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let all = read_all(&log);
+        let mut pos = 0;
+        let mut kept = 0;
+        for b in &written {
+            if pos + b.len() <= cut_at { kept += 1; }
+            pos += b.len();
+        }
+        prop_assert_eq!(all.len(), kept);
+        for ((_, got), want) in all.iter().zip(&written) {
+            // Only baseOffset and partitionLeaderEpoch (outside the CRC) were rewritten.
+            prop_assert_eq!(&got[16..], &want[16..]);
+        }
+    }
+}

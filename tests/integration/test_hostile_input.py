@@ -24,7 +24,6 @@ from util import (
     connect,
     crc32c,
     frame,
-    i16,
     i32,
     kstring,
     now_ms,
@@ -129,7 +128,7 @@ def test_unknown_api_key_gets_error_or_close_and_broker_keeps_serving(broker):
 def test_api_versions_with_unknown_version_answers_v0_unsupported_version_with_api_list(broker):
     with connect(broker.kafka_port) as s:
         # What a future client would send: flexible header v2 + a v3-style body.
-        body = b"\x09sluice-it" + b"\x021" + b"\x00"  # compact strings + empty tagged fields
+        body = b"\x0asluice-it" + b"\x021" + b"\x00"  # compact strings (len+1) + empty tagged fields
         s.sendall(frame(request_header_v2(18, 99, 77) + body))
         resp = recv_response_or_close(s)
     assert resp is not None, "broker closed instead of answering ApiVersions v99 with UNSUPPORTED_VERSION"

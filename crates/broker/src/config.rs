@@ -179,7 +179,11 @@ pub struct TopicDefaults {
 
 impl Default for TopicDefaults {
     fn default() -> Self {
-        TopicDefaults { auto_create: true, num_partitions: 1, default_replication_factor: 1 }
+        TopicDefaults {
+            auto_create: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+        }
     }
 }
 
@@ -266,13 +270,19 @@ pub struct ConfigLoader {
 impl ConfigLoader {
     /// Starts from a TOML file's contents, or from nothing.
     pub fn from_file(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(ConfigLoader::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+        let Some(path) = path else {
+            return Ok(ConfigLoader::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            message: e.to_string(),
+            source,
         })?;
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
         Ok(ConfigLoader { table })
     }
 
@@ -282,8 +292,12 @@ impl ConfigLoader {
         vars: I,
     ) -> Result<(), ConfigError> {
         for (name, value) in vars {
-            let Some(rest) = name.strip_prefix("SLUICE_") else { continue };
-            let Some(key) = KNOWN_KEYS.iter().find(|k| env_name(k) == format!("SLUICE_{rest}"))
+            let Some(rest) = name.strip_prefix("SLUICE_") else {
+                continue;
+            };
+            let Some(key) = KNOWN_KEYS
+                .iter()
+                .find(|k| env_name(k) == format!("SLUICE_{rest}"))
             else {
                 continue; // SLUICE_BIN, SLUICE_BOOTSTRAP and friends belong to other tools.
             };
@@ -295,7 +309,9 @@ impl ConfigLoader {
     /// Sets one dotted key from a raw string (`--set key=value`, env, or a flag).
     pub fn set(&mut self, key: &str, raw: &str, _source: Source) -> Result<(), ConfigError> {
         if !KNOWN_KEYS.contains(&key) {
-            return Err(ConfigError::UnknownKey { key: key.to_owned() });
+            return Err(ConfigError::UnknownKey {
+                key: key.to_owned(),
+            });
         }
         let value = parse_raw_value(raw);
         let mut table = &mut self.table;
@@ -305,8 +321,9 @@ impl ConfigLoader {
                 table.insert(part.to_owned(), value);
                 break;
             }
-            let entry =
-                table.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(part.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(t) => table = t,
                 _ => {
@@ -322,8 +339,9 @@ impl ConfigLoader {
 
     /// Applies a `key=value` override.
     pub fn apply_override(&mut self, spec: &str) -> Result<(), ConfigError> {
-        let (key, value) =
-            spec.split_once('=').ok_or_else(|| ConfigError::Override(spec.to_owned()))?;
+        let (key, value) = spec
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Override(spec.to_owned()))?;
         self.set(key.trim(), value.trim(), Source::Flag)
     }
 
@@ -332,7 +350,10 @@ impl ConfigLoader {
         let value = toml::Value::Table(self.table);
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Invalid { key, message: e.into_inner().to_string() }
+            ConfigError::Invalid {
+                key,
+                message: e.into_inner().to_string(),
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -349,13 +370,18 @@ pub fn env_name(key: &str) -> String {
 fn parse_raw_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_owned(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
 }
 
 impl Config {
@@ -375,28 +401,49 @@ impl Config {
         if self.kafka_security_protocol != SecurityProtocol::Plaintext {
             return Err(invalid(
                 "kafka_security_protocol",
-                format!("{:?} is not supported yet; use PLAINTEXT", self.kafka_security_protocol),
+                format!(
+                    "{:?} is not supported yet; use PLAINTEXT",
+                    self.kafka_security_protocol
+                ),
             ));
         }
         let log = &self.log;
         // Kafka's lower bound: a segment must hold at least one batch header.
         if log.segment_bytes < 1024 {
-            return Err(invalid("log.segment_bytes", format!("{} is below 1024", log.segment_bytes)));
+            return Err(invalid(
+                "log.segment_bytes",
+                format!("{} is below 1024", log.segment_bytes),
+            ));
         }
         if log.segment_ms < 1 {
-            return Err(invalid("log.segment_ms", format!("{} is below 1", log.segment_ms)));
+            return Err(invalid(
+                "log.segment_ms",
+                format!("{} is below 1", log.segment_ms),
+            ));
         }
         if log.retention_ms < -1 {
-            return Err(invalid("log.retention_ms", format!("{} is below -1", log.retention_ms)));
+            return Err(invalid(
+                "log.retention_ms",
+                format!("{} is below -1", log.retention_ms),
+            ));
         }
         if log.retention_bytes < -1 {
-            return Err(invalid("log.retention_bytes", format!("{} is below -1", log.retention_bytes)));
+            return Err(invalid(
+                "log.retention_bytes",
+                format!("{} is below -1", log.retention_bytes),
+            ));
         }
         if log.retention_check_interval_ms < 1 {
-            return Err(invalid("log.retention_check_interval_ms", "must be at least 1"));
+            return Err(invalid(
+                "log.retention_check_interval_ms",
+                "must be at least 1",
+            ));
         }
         if log.message_max_bytes < 64 {
-            return Err(invalid("log.message_max_bytes", format!("{} is below 64", log.message_max_bytes)));
+            return Err(invalid(
+                "log.message_max_bytes",
+                format!("{} is below 64", log.message_max_bytes),
+            ));
         }
         if log.message_max_bytes > self.limits.socket_request_max_bytes {
             return Err(invalid(
@@ -427,10 +474,16 @@ impl Config {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
         if limits.socket_request_max_bytes < 1024 {
-            return Err(invalid("limits.socket_request_max_bytes", "must be at least 1024"));
+            return Err(invalid(
+                "limits.socket_request_max_bytes",
+                "must be at least 1024",
+            ));
         }
         if limits.max_in_flight_requests_per_connection < 1 {
-            return Err(invalid("limits.max_in_flight_requests_per_connection", "must be at least 1"));
+            return Err(invalid(
+                "limits.max_in_flight_requests_per_connection",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -447,14 +500,19 @@ impl Config {
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| invalid(key, format!("`{value}` is not an ip:port address")))
+    value
+        .parse()
+        .map_err(|_| invalid(key, format!("`{value}` is not an ip:port address")))
 }
 
 /// Parses `host:port` where host may be a name.
 pub fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
-    let (host, port) =
-        value.rsplit_once(':').ok_or_else(|| invalid(key, format!("`{value}` is not host:port")))?;
-    let port = port.parse::<u16>().map_err(|_| invalid(key, format!("`{value}` has a bad port")))?;
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, format!("`{value}` is not host:port")))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| invalid(key, format!("`{value}` has a bad port")))?;
     if host.is_empty() {
         return Err(invalid(key, format!("`{value}` has no host")));
     }
@@ -521,7 +579,9 @@ mod tests {
     #[test]
     fn bad_value_names_the_full_key() {
         let mut loader = ConfigLoader::default();
-        loader.apply_override("log.segment_bytes=banana").expect("set");
+        loader
+            .apply_override("log.segment_bytes=banana")
+            .expect("set");
         let err = loader.build().expect_err("must fail").to_string();
         assert!(err.contains("log.segment_bytes"), "{err}");
         assert!(err.contains("banana"), "{err}");
@@ -530,9 +590,14 @@ mod tests {
     #[test]
     fn out_of_range_value_names_the_key() {
         let mut loader = ConfigLoader::default();
-        loader.apply_env([("SLUICE_KAFKA_LISTENER".to_owned(), "nowhere".to_owned())]).expect("env");
+        loader
+            .apply_env([("SLUICE_KAFKA_LISTENER".to_owned(), "nowhere".to_owned())])
+            .expect("env");
         let err = loader.build().expect_err("must fail").to_string();
-        assert!(err.contains("kafka_listener") && err.contains("nowhere"), "{err}");
+        assert!(
+            err.contains("kafka_listener") && err.contains("nowhere"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -540,7 +605,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("sluice.toml");
         std::fs::write(&file, "[log]\nsegment_bytez = 1\n").expect("write");
-        let err = ConfigLoader::from_file(Some(&file)).expect("load").build().expect_err("fail");
+        let err = ConfigLoader::from_file(Some(&file))
+            .expect("load")
+            .build()
+            .expect_err("fail");
         assert!(err.to_string().contains("segment_bytez"), "{err}");
         assert!(matches!(
             ConfigLoader::default().apply_override("nope=1"),

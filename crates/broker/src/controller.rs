@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use uuid::Uuid;
 
 use crate::Broker;
@@ -38,7 +38,10 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error.
     pub fn new(code: i16, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -51,7 +54,12 @@ impl From<MetadataError> for ApiError {
 
 /// Checks a topic name as Kafka does.
 pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
-    let invalid = |why: &str| Err(ApiError::new(code::INVALID_TOPIC_EXCEPTION, format!("topic name `{name}` is invalid: {why}")));
+    let invalid = |why: &str| {
+        Err(ApiError::new(
+            code::INVALID_TOPIC_EXCEPTION,
+            format!("topic name `{name}` is invalid: {why}"),
+        ))
+    };
     if name.is_empty() {
         return invalid("it is empty");
     }
@@ -61,7 +69,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     if name.len() > MAX_TOPIC_NAME_LEN {
         return invalid("it is longer than 249 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return invalid("only ASCII letters, digits, `.`, `_` and `-` are allowed");
     }
     Ok(())
@@ -101,22 +112,38 @@ fn check_new_topic(
 ) -> Result<CreatedTopic, ApiError> {
     validate_topic_name(&topic.name)?;
     if image.topics.contains_key(&topic.name) || pending.contains(&topic.name) {
-        return Err(ApiError::new(code::TOPIC_ALREADY_EXISTS, format!("topic `{}` already exists", topic.name)));
+        return Err(ApiError::new(
+            code::TOPIC_ALREADY_EXISTS,
+            format!("topic `{}` already exists", topic.name),
+        ));
     }
     // Kafka refuses names that differ only by `.` versus `_`: metrics names collide.
     let normalized = topic.name.replace('.', "_");
-    if let Some(other) = image.topics.keys().chain(pending.iter()).find(|t| t.replace('.', "_") == normalized) {
+    if let Some(other) = image
+        .topics
+        .keys()
+        .chain(pending.iter())
+        .find(|t| t.replace('.', "_") == normalized)
+    {
         return Err(ApiError::new(
             code::INVALID_TOPIC_EXCEPTION,
-            format!("topic `{}` collides with existing topic `{other}`", topic.name),
+            format!(
+                "topic `{}` collides with existing topic `{other}`",
+                topic.name
+            ),
         ));
     }
-    let num_partitions =
-        if topic.num_partitions == -1 { broker.config.topics.num_partitions } else { topic.num_partitions };
+    let num_partitions = if topic.num_partitions == -1 {
+        broker.config.topics.num_partitions
+    } else {
+        topic.num_partitions
+    };
     if num_partitions < 1 || num_partitions > MAX_PARTITIONS_PER_TOPIC {
         return Err(ApiError::new(
             code::INVALID_PARTITIONS,
-            format!("number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {num_partitions}"),
+            format!(
+                "number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {num_partitions}"
+            ),
         ));
     }
     let replication_factor = if topic.replication_factor == -1 {
@@ -127,7 +154,9 @@ fn check_new_topic(
     if replication_factor != 1 {
         return Err(ApiError::new(
             code::INVALID_REPLICATION_FACTOR,
-            format!("replication factor {replication_factor} is larger than the 1 available broker"),
+            format!(
+                "replication factor {replication_factor} is larger than the 1 available broker"
+            ),
         ));
     }
     let mut configs = BTreeMap::new();
@@ -138,22 +167,43 @@ fn check_new_topic(
             configs.insert(name.clone(), value.clone());
         }
     }
-    Ok(CreatedTopic { topic_id: Uuid::nil(), num_partitions, replication_factor, configs })
+    Ok(CreatedTopic {
+        topic_id: Uuid::nil(),
+        num_partitions,
+        replication_factor,
+        configs,
+    })
 }
 
 fn topic_records(node_id: i32, name: &str, created: &CreatedTopic) -> Vec<MetadataRecord> {
     let topic_id = created.topic_id;
-    let mut records = vec![MetadataRecord::Topic { name: name.to_owned(), topic_id }];
-    records.extend(partition_records(node_id, topic_id, 0..created.num_partitions));
-    records.extend(created.configs.iter().map(|(k, v)| MetadataRecord::TopicConfig {
+    let mut records = vec![MetadataRecord::Topic {
+        name: name.to_owned(),
         topic_id,
-        name: k.clone(),
-        value: Some(v.clone()),
-    }));
+    }];
+    records.extend(partition_records(
+        node_id,
+        topic_id,
+        0..created.num_partitions,
+    ));
+    records.extend(
+        created
+            .configs
+            .iter()
+            .map(|(k, v)| MetadataRecord::TopicConfig {
+                topic_id,
+                name: k.clone(),
+                value: Some(v.clone()),
+            }),
+    );
     records
 }
 
-fn partition_records(node_id: i32, topic_id: Uuid, range: std::ops::Range<i32>) -> impl Iterator<Item = MetadataRecord> {
+fn partition_records(
+    node_id: i32,
+    topic_id: Uuid,
+    range: std::ops::Range<i32>,
+) -> impl Iterator<Item = MetadataRecord> {
     range.map(move |partition| MetadataRecord::Partition {
         topic_id,
         partition,
@@ -200,7 +250,12 @@ pub async fn create_topics(
 /// Creates one topic with broker defaults if it does not exist
 /// (auto-creation from Metadata). Returns the error if it could not.
 pub async fn auto_create_topic(broker: &Arc<Broker>, name: &str) -> Result<(), ApiError> {
-    let topic = NewTopic { name: name.to_owned(), num_partitions: -1, replication_factor: -1, configs: Vec::new() };
+    let topic = NewTopic {
+        name: name.to_owned(),
+        num_partitions: -1,
+        replication_factor: -1,
+        configs: Vec::new(),
+    };
     match create_topics(broker, vec![topic], false).await.pop() {
         Some(Ok(_)) => Ok(()),
         Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
@@ -210,7 +265,10 @@ pub async fn auto_create_topic(broker: &Arc<Broker>, name: &str) -> Result<(), A
 }
 
 /// Deletes topics by name; one result per name, in order.
-pub async fn delete_topics(broker: &Arc<Broker>, names: Vec<String>) -> Vec<Result<Uuid, ApiError>> {
+pub async fn delete_topics(
+    broker: &Arc<Broker>,
+    names: Vec<String>,
+) -> Vec<Result<Uuid, ApiError>> {
     let mut results = Vec::with_capacity(names.len());
     let outcome = broker
         .metadata
@@ -221,10 +279,15 @@ pub async fn delete_topics(broker: &Arc<Broker>, names: Vec<String>) -> Vec<Resu
                 let result = match image.topics.get(name) {
                     Some(topic) if !seen.contains(name) => {
                         seen.push(name.clone());
-                        records.push(MetadataRecord::RemoveTopic { topic_id: topic.topic_id });
+                        records.push(MetadataRecord::RemoveTopic {
+                            topic_id: topic.topic_id,
+                        });
                         Ok(topic.topic_id)
                     }
-                    _ => Err(ApiError::new(code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic `{name}` does not exist"))),
+                    _ => Err(ApiError::new(
+                        code::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("topic `{name}` does not exist"),
+                    )),
                 };
                 results.push(result);
             }
@@ -317,7 +380,10 @@ pub async fn alter_topic_configs(
         .metadata
         .commit(|image| {
             let t = image.topics.get(topic).ok_or_else(|| {
-                ApiError::new(code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic `{topic}` does not exist"))
+                ApiError::new(
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic `{topic}` does not exist"),
+                )
             })?;
             let mut next = match mode {
                 AlterMode::Replace => BTreeMap::new(),
@@ -332,8 +398,12 @@ pub async fn alter_topic_configs(
                             .get(k)
                             .cloned()
                             .unwrap_or_else(|| topic_config::default_value(k, &broker.config.log));
-                        let mut items: Vec<String> =
-                            current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                        let mut items: Vec<String> = current
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect();
                         if matches!(op, ConfigOp::Append(..)) {
                             if !items.contains(v) {
                                 items.push(v.clone());
@@ -358,11 +428,19 @@ pub async fn alter_topic_configs(
             let mut records = Vec::new();
             for (k, v) in &next {
                 if t.configs.get(k) != Some(v) {
-                    records.push(MetadataRecord::TopicConfig { topic_id, name: k.clone(), value: Some(v.clone()) });
+                    records.push(MetadataRecord::TopicConfig {
+                        topic_id,
+                        name: k.clone(),
+                        value: Some(v.clone()),
+                    });
                 }
             }
             for k in t.configs.keys().filter(|k| !next.contains_key(*k)) {
-                records.push(MetadataRecord::TopicConfig { topic_id, name: k.clone(), value: None });
+                records.push(MetadataRecord::TopicConfig {
+                    topic_id,
+                    name: k.clone(),
+                    value: None,
+                });
             }
             Ok(records)
         })

@@ -48,7 +48,10 @@ impl DataDir {
     /// Creates the directory if needed and takes its lock, or fails at once
     /// if another process has it.
     pub fn open(path: &Path) -> Result<DataDir, DataDirError> {
-        let open_err = |source| DataDirError::Open { path: path.to_owned(), source };
+        let open_err = |source| DataDirError::Open {
+            path: path.to_owned(),
+            source,
+        };
         std::fs::create_dir_all(path).map_err(open_err)?;
         let lock_path = path.join(LOCK_FILE);
         let mut lock = OpenOptions::new()
@@ -66,14 +69,20 @@ impl DataDir {
                     .and_then(|s| s.trim().parse::<u32>().ok())
                     .map(|pid| format!(" (pid {pid})"))
                     .unwrap_or_default();
-                return Err(DataDirError::Locked { path: path.to_owned(), holder });
+                return Err(DataDirError::Locked {
+                    path: path.to_owned(),
+                    holder,
+                });
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e)),
         }
         lock.set_len(0).map_err(open_err)?;
         writeln!(lock, "{}", std::process::id()).map_err(open_err)?;
         lock.sync_all().map_err(open_err)?;
-        Ok(DataDir { path: path.to_owned(), _lock: lock })
+        Ok(DataDir {
+            path: path.to_owned(),
+            _lock: lock,
+        })
     }
 
     /// The directory's path.
@@ -83,7 +92,11 @@ impl DataDir {
 
     /// The pid recorded by whoever holds (or last held) the lock.
     pub fn read_pid(path: &Path) -> Option<u32> {
-        std::fs::read_to_string(path.join(LOCK_FILE)).ok()?.trim().parse().ok()
+        std::fs::read_to_string(path.join(LOCK_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -98,7 +111,10 @@ mod tests {
         let err = DataDir::open(dir.path()).expect_err("second open must fail");
         let msg = err.to_string();
         assert!(msg.contains("locked by another sluice process"), "{msg}");
-        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
         drop(first);
         DataDir::open(dir.path()).expect("lock released on drop");
     }

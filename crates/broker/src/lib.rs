@@ -68,7 +68,10 @@ pub struct Principal {
 impl Principal {
     /// The principal of an unauthenticated connection.
     pub fn anonymous() -> Principal {
-        Principal { principal_type: "User".to_owned(), name: "ANONYMOUS".to_owned() }
+        Principal {
+            principal_type: "User".to_owned(),
+            name: "ANONYMOUS".to_owned(),
+        }
     }
 }
 
@@ -102,10 +105,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let kafka_addr = config.kafka_addr()?;
     let listener = tokio::net::TcpListener::bind(kafka_addr)
         .await
-        .map_err(|source| BrokerError::Bind { addr: kafka_addr.to_string(), source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| BrokerError::Bind { addr: kafka_addr.to_string(), source })?;
+        .map_err(|source| BrokerError::Bind {
+            addr: kafka_addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| BrokerError::Bind {
+        addr: kafka_addr.to_string(),
+        source,
+    })?;
     let advertised = match &config.kafka_advertised_listener {
         Some(adv) => config::parse_host_port("kafka_advertised_listener", adv)?,
         None => (local.ip().to_string(), local.port()),
@@ -172,7 +179,10 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receive
 /// The cluster id, created once and kept in `meta.properties` like Kafka.
 fn cluster_id(dir: &std::path::Path) -> Result<String, DataDirError> {
     let path = dir.join("meta.properties");
-    let io = |source| DataDirError::Open { path: dir.to_owned(), source };
+    let io = |source| DataDirError::Open {
+        path: dir.to_owned(),
+        source,
+    };
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
             return Ok(id.trim().to_owned());
@@ -181,9 +191,13 @@ fn cluster_id(dir: &std::path::Path) -> Result<String, DataDirError> {
     let id = base64_url_uuid(uuid::Uuid::new_v4());
     let tmp = dir.join("meta.properties.tmp");
     std::fs::write(&tmp, format!("version=1\ncluster.id={id}\n")).map_err(io)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
-    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     Ok(id)
 }
 
@@ -193,7 +207,8 @@ fn base64_url_uuid(id: uuid::Uuid) -> String {
     let bytes = id.as_bytes();
     let mut out = String::with_capacity(22);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
         let chars = chunk.len() + 1;
         for i in 0..chars {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);

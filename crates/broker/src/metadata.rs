@@ -119,7 +119,9 @@ pub struct ApplyError {
 impl MetadataImage {
     /// A topic by id.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
-        self.topic_names.get(id).and_then(|name| self.topics.get(name))
+        self.topic_names
+            .get(id)
+            .and_then(|name| self.topics.get(name))
     }
 
     /// Applies one record.
@@ -141,8 +143,17 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch } => {
-                let topic = self.topic_mut(topic_id).ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                replicas,
+                isr,
+                leader_epoch,
+            } => {
+                let topic = self
+                    .topic_mut(topic_id)
+                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
                 topic.partitions.insert(
                     *partition,
                     PartitionImage {
@@ -153,16 +164,24 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::TopicConfig { topic_id, name, value } => {
-                let topic = self.topic_mut(topic_id).ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+            MetadataRecord::TopicConfig {
+                topic_id,
+                name,
+                value,
+            } => {
+                let topic = self
+                    .topic_mut(topic_id)
+                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
                 match value {
                     Some(v) => topic.configs.insert(name.clone(), v.clone()),
                     None => topic.configs.remove(name),
                 };
             }
             MetadataRecord::RemoveTopic { topic_id } => {
-                let name =
-                    self.topic_names.remove(topic_id).ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                let name = self
+                    .topic_names
+                    .remove(topic_id)
+                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
                 self.topics.remove(&name);
             }
         }
@@ -223,7 +242,11 @@ impl MetadataStore {
         let end = log.log_end_offset();
         while offset < end {
             let read = log.read(offset, REPLAY_READ_BYTES, end)?;
-            let bytes = read.to_bytes().map_err(LogError::from)?;
+            let bytes = read.to_bytes().map_err(|source| LogError::Io {
+                op: "read",
+                path: log.dir().to_owned(),
+                source,
+            })?;
             if bytes.is_empty() {
                 break;
             }
@@ -256,7 +279,10 @@ impl MetadataStore {
     /// it, and returns the new image. `check` runs under the commit lock on
     /// the current image, so a validation and its commit cannot interleave
     /// with another change; it returns the records to write (empty = none).
-    pub async fn commit<F, E>(&self, check: F) -> Result<Result<Arc<MetadataImage>, E>, MetadataError>
+    pub async fn commit<F, E>(
+        &self,
+        check: F,
+    ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError>
     where
         F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
     {
@@ -272,7 +298,8 @@ impl MetadataStore {
         let now = now_ms();
         let mut builder = BatchBuilder::new();
         for record in &records {
-            let value = serde_json::to_vec(record).map_err(|e| MetadataError::Encode(e.to_string()))?;
+            let value =
+                serde_json::to_vec(record).map_err(|e| MetadataError::Encode(e.to_string()))?;
             builder.push(NewRecord {
                 key: None,
                 value: Some(Bytes::from(value)),
@@ -320,8 +347,11 @@ fn apply_batches(image: &mut MetadataImage, bytes: &Bytes) -> Result<i64, Metada
         for record in decode_records(&batch)? {
             let offset = header.base_offset + i64::from(record.offset_delta);
             let value = record.value.unwrap_or_default();
-            let parsed: MetadataRecord = serde_json::from_slice(&value)
-                .map_err(|e| MetadataError::Decode { offset, reason: e.to_string() })?;
+            let parsed: MetadataRecord =
+                serde_json::from_slice(&value).map_err(|e| MetadataError::Decode {
+                    offset,
+                    reason: e.to_string(),
+                })?;
             image.apply(&parsed, offset)?;
         }
         next = header.last_offset() + 1;
@@ -343,7 +373,10 @@ mod tests {
 
     fn topic_records(name: &str, partitions: i32) -> Vec<MetadataRecord> {
         let topic_id = Uuid::new_v4();
-        let mut records = vec![MetadataRecord::Topic { name: name.to_owned(), topic_id }];
+        let mut records = vec![MetadataRecord::Topic {
+            name: name.to_owned(),
+            topic_id,
+        }];
         for p in 0..partitions {
             records.push(MetadataRecord::Partition {
                 topic_id,
@@ -391,15 +424,24 @@ mod tests {
         assert_eq!(after.topics.len(), 1);
         let orders = &after.topics["orders"];
         assert_eq!(orders.partitions.len(), 3);
-        assert_eq!(orders.configs.get("retention.ms").map(String::as_str), Some("1000"));
-        assert_eq!(after.topic_by_id(&orders.topic_id).map(|t| t.name.as_str()), Some("orders"));
+        assert_eq!(
+            orders.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(
+            after.topic_by_id(&orders.topic_id).map(|t| t.name.as_str()),
+            Some("orders")
+        );
     }
 
     #[tokio::test]
     async fn a_rejected_check_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = MetadataStore::open(dir.path()).expect("open");
-        let result = store.commit(|_| Err::<Vec<MetadataRecord>, _>("no")).await.expect("io");
+        let result = store
+            .commit(|_| Err::<Vec<MetadataRecord>, _>("no"))
+            .await
+            .expect("io");
         assert_eq!(result.err(), Some("no"));
         assert_eq!(store.image().next_offset, 0);
     }

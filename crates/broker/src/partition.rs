@@ -95,7 +95,11 @@ impl Partition {
             let this = Arc::clone(self);
             tokio::task::spawn_blocking(move || this.log.sync_until(end_offset))
                 .await
-                .map_err(|e| LogError::from(std::io::Error::other(e.to_string())))??;
+                .map_err(|e| LogError::Io {
+                    op: "fsync task",
+                    path: self.log.dir().to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
         }
         self.advance_high_watermark(end_offset);
         Ok(())
@@ -148,7 +152,10 @@ impl ReplicaManager {
 
     /// A hosted partition by topic name and index.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.get(&TopicPartition { topic: topic.to_owned(), partition })
+        self.get(&TopicPartition {
+            topic: topic.to_owned(),
+            partition,
+        })
     }
 
     /// Every hosted partition.
@@ -160,7 +167,9 @@ impl ReplicaManager {
         self.partitions.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+    fn write_map(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
         self.partitions.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -172,15 +181,24 @@ impl ReplicaManager {
         for topic in image.topics.values() {
             for (&index, p) in &topic.partitions {
                 if p.replicas.contains(&self.node_id) {
-                    wanted.insert(TopicPartition { topic: topic.name.clone(), partition: index }, (topic, p));
+                    wanted.insert(
+                        TopicPartition {
+                            topic: topic.name.clone(),
+                            partition: index,
+                        },
+                        (topic, p),
+                    );
                 }
             }
         }
         // Remove partitions no longer wanted (deleted topics).
         let removed: Vec<Arc<Partition>> = {
             let mut map = self.write_map();
-            let gone: Vec<TopicPartition> =
-                map.keys().filter(|tp| !wanted.contains_key(*tp)).cloned().collect();
+            let gone: Vec<TopicPartition> = map
+                .keys()
+                .filter(|tp| !wanted.contains_key(*tp))
+                .cloned()
+                .collect();
             gone.iter().filter_map(|tp| map.remove(tp)).collect()
         };
         for partition in removed {
@@ -194,7 +212,9 @@ impl ReplicaManager {
             let config = self.log_config(topic);
             if let Some(existing) = self.get(&tp) {
                 existing.log.update_config(config);
-                existing.leader_epoch.store(p.leader_epoch, Ordering::Release);
+                existing
+                    .leader_epoch
+                    .store(p.leader_epoch, Ordering::Release);
                 continue;
             }
             let partition = self.open_partition(&tp, topic.topic_id, config, p.leader_epoch)?;
@@ -246,7 +266,9 @@ impl ReplicaManager {
     }
 
     fn remove_strays(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.data_dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return;
+        };
         let hosted: std::collections::HashSet<String> =
             self.read_map().keys().map(|tp| tp.to_string()).collect();
         for entry in entries.flatten() {
@@ -277,7 +299,9 @@ impl ReplicaManager {
         for partition in self.all() {
             match partition.log.apply_retention(now_ms) {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(partition = %partition.tp, segments = n, "retention deleted segments"),
+                Ok(n) => {
+                    tracing::info!(partition = %partition.tp, segments = n, "retention deleted segments")
+                }
                 Err(e) => tracing::error!(partition = %partition.tp, "retention failed: {e}"),
             }
         }
@@ -296,7 +320,9 @@ impl ReplicaManager {
 
 fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {
     let text = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE)).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("topic_id: ")).and_then(|s| s.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|s| s.trim().parse().ok())
 }
 
 fn write_partition_topic_id(dir: &Path, topic_id: Uuid) -> Result<(), LogError> {
@@ -305,10 +331,19 @@ fn write_partition_topic_id(dir: &Path, topic_id: Uuid) -> Result<(), LogError> 
         return Ok(());
     }
     let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));
-    std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(LogError::from)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(LogError::from)?;
-    std::fs::rename(&tmp, &path).map_err(LogError::from)?;
-    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(LogError::from)?;
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| LogError::Io { op, path, source }
+    };
+    std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n"))
+        .map_err(io("write", &tmp))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io("fsync", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io("fsync", dir))?;
     Ok(())
 }
 

@@ -100,12 +100,27 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, stop: watch::Receiver<bool>) -> Self {
-        Connection { stream, peer, broker, stop }
+    fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        broker: Arc<Broker>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Connection {
+            stream,
+            peer,
+            broker,
+            stop,
+        }
     }
 
     async fn run(self) -> Result<(), ConnectionError> {
-        let Connection { stream, peer, broker, mut stop } = self;
+        let Connection {
+            stream,
+            peer,
+            broker,
+            mut stop,
+        } = self;
         let _ = stream.set_nodelay(true);
         let limits = &broker.config.limits;
         let idle = Duration::from_millis(limits.connections_max_idle_ms);
@@ -182,7 +197,9 @@ async fn drain(
 
 fn frame_error(e: std::io::Error, max: u32) -> ConnectionError {
     if e.kind() == std::io::ErrorKind::InvalidData {
-        ConnectionError::Frame(format!("frame length exceeds socket.request.max.bytes ({max}) or is negative"))
+        ConnectionError::Frame(format!(
+            "frame length exceeds socket.request.max.bytes ({max}) or is negative"
+        ))
     } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
         ConnectionError::Frame("connection closed in the middle of a frame".to_owned())
     } else {

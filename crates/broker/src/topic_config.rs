@@ -39,7 +39,11 @@ pub struct ConfigDef {
 }
 
 const fn def(name: &'static str, kind: Kind) -> ConfigDef {
-    ConfigDef { name, kind, sensitive: false }
+    ConfigDef {
+        name,
+        kind,
+        sensitive: false,
+    }
 }
 
 /// Every topic config accepted by CreateTopics and AlterConfigs. Keys that
@@ -47,7 +51,10 @@ const fn def(name: &'static str, kind: Kind) -> ConfigDef {
 /// clients that set them keep working; `docs/compatibility.md` lists which.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def("cleanup.policy", Kind::List(&["delete", "compact"])),
-    def("compression.type", Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"])),
+    def(
+        "compression.type",
+        Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+    ),
     def("delete.retention.ms", Kind::Long(0)),
     def("file.delete.delay.ms", Kind::Long(0)),
     def("flush.messages", Kind::Long(1)),
@@ -57,7 +64,10 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def("max.message.bytes", Kind::Int(0)),
     def("message.timestamp.after.max.ms", Kind::Long(0)),
     def("message.timestamp.before.max.ms", Kind::Long(0)),
-    def("message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"])),
+    def(
+        "message.timestamp.type",
+        Kind::Choice(&["CreateTime", "LogAppendTime"]),
+    ),
     def("min.cleanable.dirty.ratio", Kind::Text),
     def("min.compaction.lag.ms", Kind::Long(0)),
     def("min.insync.replicas", Kind::Int(1)),
@@ -117,7 +127,10 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), TopicConfigError>
     };
     match def.kind {
         Kind::Long(min) | Kind::Int(min) => {
-            let n: i64 = value.trim().parse().map_err(|_| bad("not an integer".to_owned()))?;
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("not an integer".to_owned()))?;
             if n < min {
                 return Err(bad(format!("must be at least {min}")));
             }
@@ -133,7 +146,10 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), TopicConfigError>
         Kind::List(words) => {
             for part in value.split(',').map(str::trim) {
                 if !words.contains(&part) {
-                    return Err(bad(format!("each entry must be one of {}", words.join(", "))));
+                    return Err(bad(format!(
+                        "each entry must be one of {}",
+                        words.join(", ")
+                    )));
                 }
             }
         }
@@ -197,9 +213,12 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
         retention_ms: get("retention.ms").unwrap_or(defaults.retention_ms),
         retention_bytes: get("retention.bytes").unwrap_or(defaults.retention_bytes),
         index_interval_bytes: get("index.interval.bytes")
-            .map_or(defaults.index_interval_bytes, |v| v.clamp(0, i64::from(i32::MAX)) as u32),
-        max_message_bytes: get("max.message.bytes")
-            .map_or(defaults.message_max_bytes, |v| v.clamp(0, i64::from(i32::MAX)) as u32),
+            .map_or(defaults.index_interval_bytes, |v| {
+                v.clamp(0, i64::from(i32::MAX)) as u32
+            }),
+        max_message_bytes: get("max.message.bytes").map_or(defaults.message_max_bytes, |v| {
+            v.clamp(0, i64::from(i32::MAX)) as u32
+        }),
         timestamp_type: match topic.get("message.timestamp.type").map(String::as_str) {
             Some("LogAppendTime") => TimestampType::LogAppendTime,
             Some(_) => TimestampType::CreateTime,
@@ -217,7 +236,8 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
     config.flush = match (defaults.flush_mode, topic_flush) {
         (FlushMode::GroupCommit, false) => FlushPolicy::GroupCommit,
         _ => FlushPolicy::Kafka {
-            flush_messages: get("flush.messages").map_or(defaults.flush_messages, |v| v.max(1) as u64),
+            flush_messages: get("flush.messages")
+                .map_or(defaults.flush_messages, |v| v.max(1) as u64),
             flush_ms: get("flush.ms").map_or(defaults.flush_ms, |v| v.max(0) as u64),
         },
     };
@@ -237,7 +257,10 @@ mod tests {
         assert!(validate("segment.bytes", Some("3")).is_err());
         assert!(validate("cleanup.policy", Some("compact,delete")).is_ok());
         assert!(validate("cleanup.policy", Some("shred")).is_err());
-        assert!(matches!(validate("no.such", Some("1")), Err(TopicConfigError::Unknown(_))));
+        assert!(matches!(
+            validate("no.such", Some("1")),
+            Err(TopicConfigError::Unknown(_))
+        ));
         assert_eq!(validate("retention.ms", None), Ok(()));
     }
 
@@ -246,13 +269,22 @@ mod tests {
         let defaults = LogDefaults::default();
         let mut topic = BTreeMap::new();
         topic.insert("retention.ms".to_owned(), "1234".to_owned());
-        topic.insert("message.timestamp.type".to_owned(), "LogAppendTime".to_owned());
+        topic.insert(
+            "message.timestamp.type".to_owned(),
+            "LogAppendTime".to_owned(),
+        );
         let c = log_config(&defaults, &topic);
         assert_eq!(c.retention_ms, 1234);
         assert_eq!(c.segment_bytes, defaults.segment_bytes);
         assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
         assert!(matches!(c.flush, FlushPolicy::GroupCommit));
         topic.insert("flush.messages".to_owned(), "1".to_owned());
-        assert!(matches!(log_config(&defaults, &topic).flush, FlushPolicy::Kafka { flush_messages: 1, .. }));
+        assert!(matches!(
+            log_config(&defaults, &topic).flush,
+            FlushPolicy::Kafka {
+                flush_messages: 1,
+                ..
+            }
+        ));
     }
 }

@@ -56,7 +56,12 @@ fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -67,7 +72,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -84,7 +92,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn load_config(args: &ServeArgs) -> Result<sluice_broker::config::Config, Box<dyn std::error::Error>> {
+fn load_config(
+    args: &ServeArgs,
+) -> Result<sluice_broker::config::Config, Box<dyn std::error::Error>> {
     let mut loader = ConfigLoader::from_file(args.config.as_deref())?;
     loader.apply_env(std::env::vars())?;
     let flags = [
@@ -97,7 +107,11 @@ fn load_config(args: &ServeArgs) -> Result<sluice_broker::config::Config, Box<dy
         if let Some(value) = value {
             // Paths and addresses are strings; quote them so TOML never
             // reads `127.0.0.1:9092` as something else.
-            let raw = if key == "node_id" { value.clone() } else { toml_string(value) };
+            let raw = if key == "node_id" {
+                value.clone()
+            } else {
+                toml_string(value)
+            };
             loader.set(key, &raw, Source::Flag)?;
         }
     }

@@ -4,13 +4,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
-use sluice_protocol::messages::alter_configs::{AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse};
+use sluice_protocol::error::codes as code;
+use sluice_protocol::messages::alter_configs::{
+    AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse,
+};
 use sluice_protocol::messages::describe_configs::{
-    DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+    DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse,
+    DescribeConfigsResult,
 };
 use sluice_protocol::messages::incremental_alter_configs::{
-    AlterConfigsResourceResponse as IncrementalResult, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsResourceResponse as IncrementalResult, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
 };
 
 use super::RequestContext;
@@ -37,7 +41,11 @@ pub fn describe(
         .resources
         .into_iter()
         .map(|r| {
-            let wanted = |name: &str| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k == name));
+            let wanted = |name: &str| {
+                r.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k == name))
+            };
             let mut result = DescribeConfigsResult {
                 error_code: code::NONE,
                 error_message: None,
@@ -50,7 +58,8 @@ pub fn describe(
                 RESOURCE_TOPIC => match image.topics.get(&r.resource_name) {
                     None => {
                         result.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
-                        result.error_message = Some(format!("topic `{}` does not exist", r.resource_name));
+                        result.error_message =
+                            Some(format!("topic `{}` does not exist", r.resource_name));
                     }
                     Some(topic) => {
                         result.configs = topic_config::TOPIC_CONFIGS
@@ -60,13 +69,16 @@ pub fn describe(
                                 let set = topic.configs.get(d.name);
                                 DescribeConfigsResourceResult {
                                     name: d.name.to_owned(),
-                                    value: Some(
-                                        set.cloned()
-                                            .unwrap_or_else(|| topic_config::default_value(d.name, &broker.config.log)),
-                                    ),
+                                    value: Some(set.cloned().unwrap_or_else(|| {
+                                        topic_config::default_value(d.name, &broker.config.log)
+                                    })),
                                     read_only: false,
                                     is_default: set.is_none(),
-                                    config_source: if set.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+                                    config_source: if set.is_some() {
+                                        SOURCE_TOPIC
+                                    } else {
+                                        SOURCE_DEFAULT
+                                    },
                                     is_sensitive: d.sensitive,
                                     config_type: topic_config::config_type(d),
                                     ..Default::default()
@@ -76,7 +88,9 @@ pub fn describe(
                     }
                 },
                 RESOURCE_BROKER => {
-                    if r.resource_name.is_empty() || r.resource_name == broker.config.node_id.to_string() {
+                    if r.resource_name.is_empty()
+                        || r.resource_name == broker.config.node_id.to_string()
+                    {
                         result.configs = broker_configs(broker)
                             .into_iter()
                             .filter(|(name, _)| wanted(name))
@@ -92,7 +106,8 @@ pub fn describe(
                             .collect();
                     } else {
                         result.error_code = code::INVALID_REQUEST;
-                        result.error_message = Some(format!("this is broker {}", broker.config.node_id));
+                        result.error_message =
+                            Some(format!("this is broker {}", broker.config.node_id));
                     }
                 }
                 other => {
@@ -103,7 +118,11 @@ pub fn describe(
             result
         })
         .collect();
-    std::future::ready(DescribeConfigsResponse { throttle_time_ms: 0, results, ..Default::default() })
+    std::future::ready(DescribeConfigsResponse {
+        throttle_time_ms: 0,
+        results,
+        ..Default::default()
+    })
 }
 
 /// The broker's static configs under Kafka's names.
@@ -113,18 +132,36 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
         ("node.id", c.node_id.to_string()),
         ("broker.id", c.node_id.to_string()),
         ("log.dirs", c.data_dir.display().to_string()),
-        ("auto.create.topics.enable", c.topics.auto_create.to_string()),
+        (
+            "auto.create.topics.enable",
+            c.topics.auto_create.to_string(),
+        ),
         ("num.partitions", c.topics.num_partitions.to_string()),
-        ("default.replication.factor", c.topics.default_replication_factor.to_string()),
+        (
+            "default.replication.factor",
+            c.topics.default_replication_factor.to_string(),
+        ),
         ("log.segment.bytes", c.log.segment_bytes.to_string()),
         ("log.roll.ms", c.log.segment_ms.to_string()),
         ("log.retention.ms", c.log.retention_ms.to_string()),
         ("log.retention.bytes", c.log.retention_bytes.to_string()),
-        ("log.retention.check.interval.ms", c.log.retention_check_interval_ms.to_string()),
-        ("log.index.interval.bytes", c.log.index_interval_bytes.to_string()),
+        (
+            "log.retention.check.interval.ms",
+            c.log.retention_check_interval_ms.to_string(),
+        ),
+        (
+            "log.index.interval.bytes",
+            c.log.index_interval_bytes.to_string(),
+        ),
         ("message.max.bytes", c.log.message_max_bytes.to_string()),
-        ("socket.request.max.bytes", c.limits.socket_request_max_bytes.to_string()),
-        ("connections.max.idle.ms", c.limits.connections_max_idle_ms.to_string()),
+        (
+            "socket.request.max.bytes",
+            c.limits.socket_request_max_bytes.to_string(),
+        ),
+        (
+            "connections.max.idle.ms",
+            c.limits.connections_max_idle_ms.to_string(),
+        ),
         ("max.connections", c.limits.max_connections.to_string()),
     ]
 }
@@ -132,9 +169,15 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
 /// The error for altering anything but a topic.
 fn not_a_topic(resource_type: i8) -> ApiError {
     if resource_type == RESOURCE_BROKER {
-        ApiError::new(code::INVALID_REQUEST, "broker configs are static; change the config file and restart")
+        ApiError::new(
+            code::INVALID_REQUEST,
+            "broker configs are static; change the config file and restart",
+        )
     } else {
-        ApiError::new(code::INVALID_REQUEST, format!("resource type {resource_type} is not supported"))
+        ApiError::new(
+            code::INVALID_REQUEST,
+            format!("resource type {resource_type} is not supported"),
+        )
     }
 }
 
@@ -158,8 +201,14 @@ pub fn alter(
                         None => ConfigOp::Delete(c.name),
                     })
                     .collect();
-                controller::alter_topic_configs(&broker, &r.resource_name, ops, AlterMode::Replace, request.validate_only)
-                    .await
+                controller::alter_topic_configs(
+                    &broker,
+                    &r.resource_name,
+                    ops,
+                    AlterMode::Replace,
+                    request.validate_only,
+                )
+                .await
             } else {
                 Err(not_a_topic(r.resource_type))
             };
@@ -172,7 +221,11 @@ pub fn alter(
                 ..Default::default()
             });
         }
-        AlterConfigsResponse { throttle_time_ms: 0, responses, ..Default::default() }
+        AlterConfigsResponse {
+            throttle_time_ms: 0,
+            responses,
+            ..Default::default()
+        }
     }
 }
 
@@ -194,7 +247,10 @@ pub fn incremental_alter(
                     .map(|c| {
                         let value = || {
                             c.value.clone().ok_or_else(|| {
-                                ApiError::new(code::INVALID_CONFIG, format!("`{}` needs a value", c.name))
+                                ApiError::new(
+                                    code::INVALID_CONFIG,
+                                    format!("`{}` needs a value", c.name),
+                                )
                             })
                         };
                         Ok(match c.config_operation {
@@ -203,7 +259,10 @@ pub fn incremental_alter(
                             2 => ConfigOp::Append(c.name.clone(), value()?),
                             3 => ConfigOp::Subtract(c.name.clone(), value()?),
                             op => {
-                                return Err(ApiError::new(code::INVALID_REQUEST, format!("unknown config operation {op}")));
+                                return Err(ApiError::new(
+                                    code::INVALID_REQUEST,
+                                    format!("unknown config operation {op}"),
+                                ));
                             }
                         })
                     })
@@ -233,7 +292,11 @@ pub fn incremental_alter(
                 ..Default::default()
             });
         }
-        IncrementalAlterConfigsResponse { throttle_time_ms: 0, responses, ..Default::default() }
+        IncrementalAlterConfigsResponse {
+            throttle_time_ms: 0,
+            responses,
+            ..Default::default()
+        }
     }
 }
 

@@ -4,8 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use sluice_protocol::error::UNSUPPORTED_VERSION;
-use sluice_protocol::messages::api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::error::codes::UNSUPPORTED_VERSION;
+use sluice_protocol::messages::api_versions::{
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
+};
 use sluice_protocol::{ApiKey, RequestDecodeError, RequestHeader, encode_response};
 
 use super::RequestContext;
@@ -34,19 +36,21 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
 
 /// The advertised (api key, min, max) triples.
 pub fn advertised_versions() -> impl Iterator<Item = (i16, i16, i16)> {
-    ADVERTISED.iter().map(|&(key, min, max)| (key as i16, min, max))
-}
-
-/// The lowest version of `key` we accept, when it differs from the advertised minimum.
-pub(crate) fn is_advertised(key: ApiKey, version: i16) -> bool {
-    ADVERTISED.iter().any(|&(k, min, max)| k == key && (min..=max).contains(&version))
+    ADVERTISED
+        .iter()
+        .map(|&(key, min, max)| (key as i16, min, max))
 }
 
 fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse {
         error_code,
         api_keys: advertised_versions()
-            .map(|(api_key, min_version, max_version)| ApiVersion { api_key, min_version, max_version, ..Default::default() })
+            .map(|(api_key, min_version, max_version)| ApiVersion {
+                api_key,
+                min_version,
+                max_version,
+                ..Default::default()
+            })
             .collect(),
         throttle_time_ms: 0,
         ..Default::default()
@@ -67,9 +71,12 @@ pub fn handle(
 /// with UNSUPPORTED_VERSION and the full list, so the client can retry at a
 /// version we support. The response header is v0, as for every ApiVersions.
 pub(crate) fn unsupported_version_reply(error: &RequestDecodeError) -> Option<BytesMut> {
-    let RequestDecodeError::UnsupportedVersion { api_key, correlation_id, .. } = error else { return None };
-    if *api_key != ApiKey::ApiVersions as i16 {
+    let RequestDecodeError::UnsupportedVersion {
+        api_key: ApiKey::ApiVersions,
+        header,
+    } = error
+    else {
         return None;
-    }
-    encode_response(*correlation_id, 0, &response(UNSUPPORTED_VERSION), 0).ok()
+    };
+    encode_response(header.correlation_id, 0, &response(UNSUPPORTED_VERSION), 0).ok()
 }

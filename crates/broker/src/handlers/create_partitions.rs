@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::create_partitions::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsTopicResult,
 };
@@ -31,13 +31,21 @@ pub fn handle(
                 .as_ref()
                 .is_some_and(|a| a.iter().any(|x| x.broker_ids.iter().any(|&b| b != node)));
             if bad_assignment {
-                pre.push((t.name, Some((code::INVALID_REPLICA_ASSIGNMENT, "assignment names an unknown broker".to_owned()))));
+                pre.push((
+                    t.name,
+                    Some((
+                        code::INVALID_REPLICA_ASSIGNMENT,
+                        "assignment names an unknown broker".to_owned(),
+                    )),
+                ));
             } else {
                 asks.push((t.name.clone(), t.count));
                 pre.push((t.name, None));
             }
         }
-        let mut results = controller::create_partitions(&broker, asks, request.validate_only).await.into_iter();
+        let mut results = controller::create_partitions(&broker, asks, request.validate_only)
+            .await
+            .into_iter();
         let results = pre
             .into_iter()
             .map(|(name, early)| {
@@ -49,9 +57,18 @@ pub fn handle(
                         None => (code::UNKNOWN_SERVER_ERROR, None),
                     },
                 };
-                CreatePartitionsTopicResult { name, error_code, error_message, ..Default::default() }
+                CreatePartitionsTopicResult {
+                    name,
+                    error_code,
+                    error_message,
+                    ..Default::default()
+                }
             })
             .collect();
-        CreatePartitionsResponse { throttle_time_ms: 0, results, ..Default::default() }
+        CreatePartitionsResponse {
+            throttle_time_ms: 0,
+            results,
+            ..Default::default()
+        }
     }
 }

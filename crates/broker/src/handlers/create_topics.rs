@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::create_topics::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsRequest, CreateTopicsResponse,
 };
@@ -60,15 +60,22 @@ pub fn handle(
                 })
             })
             .collect::<Vec<_>>();
-        let valid: Vec<NewTopic> = new_topics.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-        let mut created = controller::create_topics(&broker, valid, request.validate_only).await.into_iter();
+        let valid: Vec<NewTopic> = new_topics
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut created = controller::create_topics(&broker, valid, request.validate_only)
+            .await
+            .into_iter();
         let topics = names
             .into_iter()
             .zip(new_topics)
             .map(|(name, pre)| {
                 let outcome = match pre {
                     Err(e) => Err(e),
-                    Ok(_) => created.next().unwrap_or_else(|| Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, "missing result"))),
+                    Ok(_) => created.next().unwrap_or_else(|| {
+                        Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, "missing result"))
+                    }),
                 };
                 match outcome {
                     Ok(c) => CreatableTopicResult {
@@ -88,7 +95,11 @@ pub fn handle(
                                             topic_config::default_value(d.name, &broker.config.log)
                                         })),
                                         read_only: false,
-                                        config_source: if set.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+                                        config_source: if set.is_some() {
+                                            SOURCE_TOPIC
+                                        } else {
+                                            SOURCE_DEFAULT
+                                        },
                                         is_sensitive: d.sensitive,
                                         ..Default::default()
                                     }
@@ -110,6 +121,10 @@ pub fn handle(
                 }
             })
             .collect();
-        CreateTopicsResponse { throttle_time_ms: 0, topics, ..Default::default() }
+        CreateTopicsResponse {
+            throttle_time_ms: 0,
+            topics,
+            ..Default::default()
+        }
     }
 }

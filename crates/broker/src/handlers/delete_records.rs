@@ -4,9 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::delete_records::{
-    DeleteRecordsPartitionResult, DeleteRecordsRequest, DeleteRecordsResponse, DeleteRecordsTopicResult,
+    DeleteRecordsPartitionResult, DeleteRecordsRequest, DeleteRecordsResponse,
+    DeleteRecordsTopicResult,
 };
 
 use super::RequestContext;
@@ -28,16 +29,27 @@ pub fn handle(
         for t in request.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in t.partitions {
-                let (error_code, low_watermark) = match broker.replicas.partition(&t.name, p.partition_index) {
+                let (error_code, low_watermark) = match broker
+                    .replicas
+                    .partition(&t.name, p.partition_index)
+                {
                     None => (code::UNKNOWN_TOPIC_OR_PARTITION, -1),
                     Some(partition) => {
                         let hw = partition.high_watermark();
-                        let target = if p.offset == HIGH_WATERMARK { hw } else { p.offset };
+                        let target = if p.offset == HIGH_WATERMARK {
+                            hw
+                        } else {
+                            p.offset
+                        };
                         if target < 0 || target > hw {
                             (code::OFFSET_OUT_OF_RANGE, -1)
                         } else {
                             let part = Arc::clone(&partition);
-                            match tokio::task::spawn_blocking(move || part.delete_records_before(target)).await {
+                            match tokio::task::spawn_blocking(move || {
+                                part.delete_records_before(target)
+                            })
+                            .await
+                            {
                                 Ok(Ok(low)) => (code::NONE, low),
                                 Ok(Err(e)) => {
                                     tracing::error!(partition = %partition.tp, "delete records failed: {e}");
@@ -55,8 +67,16 @@ pub fn handle(
                     ..Default::default()
                 });
             }
-            topics.push(DeleteRecordsTopicResult { name: t.name, partitions, ..Default::default() });
+            topics.push(DeleteRecordsTopicResult {
+                name: t.name,
+                partitions,
+                ..Default::default()
+            });
         }
-        DeleteRecordsResponse { throttle_time_ms: 0, topics, ..Default::default() }
+        DeleteRecordsResponse {
+            throttle_time_ms: 0,
+            topics,
+            ..Default::default()
+        }
     }
 }

@@ -4,8 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
-use sluice_protocol::messages::delete_topics::{DeletableTopicResult, DeleteTopicsRequest, DeleteTopicsResponse};
+use sluice_protocol::error::codes as code;
+use sluice_protocol::messages::delete_topics::{
+    DeletableTopicResult, DeleteTopicsRequest, DeleteTopicsResponse,
+};
 
 use super::RequestContext;
 use crate::Broker;
@@ -36,10 +38,16 @@ pub fn handle(
                 })
                 .collect()
         } else {
-            request.topic_names.into_iter().map(|n| (Some(n.clone()), uuid::Uuid::nil(), Some(n))).collect()
+            request
+                .topic_names
+                .into_iter()
+                .map(|n| (Some(n.clone()), uuid::Uuid::nil(), Some(n)))
+                .collect()
         };
         let to_delete: Vec<String> = wanted.iter().filter_map(|(_, _, r)| r.clone()).collect();
-        let mut results = controller::delete_topics(&broker, to_delete).await.into_iter();
+        let mut results = controller::delete_topics(&broker, to_delete)
+            .await
+            .into_iter();
         let responses = wanted
             .into_iter()
             .map(|(asked, asked_id, resolved)| match resolved {
@@ -72,6 +80,10 @@ pub fn handle(
                 },
             })
             .collect();
-        DeleteTopicsResponse { throttle_time_ms: 0, responses, ..Default::default() }
+        DeleteTopicsResponse {
+            throttle_time_ms: 0,
+            responses,
+            ..Default::default()
+        }
     }
 }

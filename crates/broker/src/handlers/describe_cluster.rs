@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::describe_cluster::{
     DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse,
 };
@@ -29,7 +29,13 @@ pub fn handle(
         endpoint_type: request.endpoint_type,
         cluster_id: broker.cluster_id.clone(),
         controller_id: node_id,
-        brokers: vec![DescribeClusterBroker { broker_id: node_id, host, port: i32::from(port), rack: None, ..Default::default() }],
+        brokers: vec![DescribeClusterBroker {
+            broker_id: node_id,
+            host,
+            port: i32::from(port),
+            rack: None,
+            ..Default::default()
+        }],
         cluster_authorized_operations: i32::MIN,
         ..Default::default()
     };

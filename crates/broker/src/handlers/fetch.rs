@@ -13,8 +13,10 @@ use bytes::Bytes;
 use futures::future::select_all;
 use sluice_log::LogError;
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
-use sluice_protocol::messages::fetch::{FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData};
+use sluice_protocol::error::codes as code;
+use sluice_protocol::messages::fetch::{
+    FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use uuid::Uuid;
 
 use super::RequestContext;
@@ -59,8 +61,15 @@ pub fn handle(
             } else {
                 Some(t.topic.clone())
             };
-            let topic_error = if version >= 13 { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
-            let topic_id = name.as_ref().and_then(|n| image.topics.get(n)).map_or(t.topic_id, |ti| ti.topic_id);
+            let topic_error = if version >= 13 {
+                code::UNKNOWN_TOPIC_ID
+            } else {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            };
+            let topic_id = name
+                .as_ref()
+                .and_then(|n| image.topics.get(n))
+                .map_or(t.topic_id, |ti| ti.topic_id);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -77,7 +86,11 @@ pub fn handle(
                     },
                 })
                 .collect();
-            WantedTopic { name: name.unwrap_or(t.topic), topic_id, partitions }
+            WantedTopic {
+                name: name.unwrap_or(t.topic),
+                topic_id,
+                partitions,
+            }
         })
         .collect();
     let max_bytes = request.max_bytes.max(0) as usize;
@@ -114,20 +127,28 @@ pub fn handle(
 /// Reads every wanted partition once. Returns the response, the bytes of
 /// records in it, and whether any partition carries an error (which ends a
 /// long poll at once, as in Kafka).
-fn read_all(topics: &[WantedTopic], max_bytes: usize, version: i16) -> (FetchResponse, usize, bool) {
+fn read_all(
+    topics: &[WantedTopic],
+    max_bytes: usize,
+    version: i16,
+) -> (FetchResponse, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let responses = topics
         .iter()
         .map(|t| FetchableTopicResponse {
-            topic: if version < 13 { t.name.clone() } else { String::new() },
+            topic: if version < 13 {
+                t.name.clone()
+            } else {
+                String::new()
+            },
             topic_id: t.topic_id,
             partitions: t
                 .partitions
                 .iter()
                 .map(|w| {
                     let data = read_partition(w, max_bytes.saturating_sub(total), total == 0);
-                    total += data.records.as_ref().map_or(0, Bytes::len);
+                    total += data.records.len();
                     any_error |= data.error_code != code::NONE;
                     data
                 })
@@ -135,7 +156,13 @@ fn read_all(topics: &[WantedTopic], max_bytes: usize, version: i16) -> (FetchRes
             ..Default::default()
         })
         .collect();
-    let response = FetchResponse { throttle_time_ms: 0, error_code: code::NONE, session_id: 0, responses, ..Default::default() };
+    let response = FetchResponse {
+        throttle_time_ms: 0,
+        error_code: code::NONE,
+        session_id: 0,
+        responses,
+        ..Default::default()
+    };
     (response, total, any_error)
 }
 
@@ -147,7 +174,7 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
         last_stable_offset: -1,
         log_start_offset: -1,
         preferred_read_replica: -1,
-        records: Some(Bytes::new()),
+        records: Bytes::new(),
         ..Default::default()
     };
     let partition = match &w.target {
@@ -169,12 +196,19 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
         return data;
     }
     let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
-    match partition.read(w.fetch_offset, limit).and_then(|r| r.to_bytes().map_err(LogError::from)) {
+    let read = partition.read(w.fetch_offset, limit).and_then(|r| {
+        r.to_bytes().map_err(|source| LogError::Io {
+            op: "read",
+            path: partition.log().dir().to_owned(),
+            source,
+        })
+    });
+    match read {
         Ok(bytes) => {
             if !first && bytes.len() > budget {
                 return data; // over the response budget; try next time
             }
-            data.records = Some(bytes);
+            data.records = bytes;
         }
         Err(e) => {
             let error_code = e.kafka_error_code();

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
@@ -45,13 +45,20 @@ pub fn handle(
                             let epoch = partition.leader_epoch();
                             let found = match p.timestamp {
                                 LATEST => Ok(Some((-1, hw))),
-                                EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, partition.log().log_start_offset()))),
-                                MAX_TIMESTAMP => Ok(partition.log().max_timestamp().filter(|&(_, o)| o < hw)),
+                                EARLIEST | EARLIEST_LOCAL => {
+                                    Ok(Some((-1, partition.log().log_start_offset())))
+                                }
+                                MAX_TIMESTAMP => {
+                                    Ok(partition.log().max_timestamp().filter(|&(_, o)| o < hw))
+                                }
                                 ts if ts < 0 => Err(code::INVALID_REQUEST),
                                 ts => partition
                                     .log()
                                     .lookup_timestamp(ts)
-                                    .map(|hit| hit.map(|(offset, ts)| (ts, offset)).filter(|&(_, o)| o < hw))
+                                    .map(|hit| {
+                                        hit.map(|(offset, ts)| (ts, offset))
+                                            .filter(|&(_, o)| o < hw)
+                                    })
                                     .map_err(|e| e.kafka_error_code()),
                             };
                             match found {
@@ -63,8 +70,14 @@ pub fn handle(
                                     old_style_offsets: vec![offset],
                                     ..Default::default()
                                 },
-                                Ok(None) => ListOffsetsPartitionResponse { leader_epoch: epoch, ..not_found() },
-                                Err(error_code) => ListOffsetsPartitionResponse { error_code, ..not_found() },
+                                Ok(None) => ListOffsetsPartitionResponse {
+                                    leader_epoch: epoch,
+                                    ..not_found()
+                                },
+                                Err(error_code) => ListOffsetsPartitionResponse {
+                                    error_code,
+                                    ..not_found()
+                                },
                             }
                         }
                     };
@@ -79,7 +92,11 @@ pub fn handle(
             ..Default::default()
         })
         .collect();
-    std::future::ready(ListOffsetsResponse { throttle_time_ms: 0, topics, ..Default::default() })
+    std::future::ready(ListOffsetsResponse {
+        throttle_time_ms: 0,
+        topics,
+        ..Default::default()
+    })
 }
 
 fn not_found() -> ListOffsetsPartitionResponse {

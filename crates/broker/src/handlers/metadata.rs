@@ -4,9 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::metadata::{
-    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
+    MetadataResponseTopic,
 };
 
 use super::RequestContext;
@@ -31,7 +32,12 @@ pub fn handle(
         let wanted: Option<Vec<Option<String>>> = match request.topics {
             None => None,
             Some(topics) if topics.is_empty() && version == 0 => None,
-            Some(topics) => Some(topics.into_iter().map(|t| resolve_name(&broker, t.name, t.topic_id)).collect()),
+            Some(topics) => Some(
+                topics
+                    .into_iter()
+                    .map(|t| resolve_name(&broker, t.name, t.topic_id))
+                    .collect(),
+            ),
         };
         let allow_auto_create =
             broker.config.topics.auto_create && (version < 4 || request.allow_auto_topic_creation);
@@ -68,30 +74,55 @@ pub fn handle(
 
 /// v10+ may name a topic by id only.
 fn resolve_name(broker: &Broker, name: Option<String>, topic_id: uuid::Uuid) -> Option<String> {
-    name.or_else(|| broker.metadata.image().topic_by_id(&topic_id).map(|t| t.name.clone()))
+    name.or_else(|| {
+        broker
+            .metadata
+            .image()
+            .topic_by_id(&topic_id)
+            .map(|t| t.name.clone())
+    })
 }
 
-async fn lookup_or_create(broker: &Arc<Broker>, name: Option<String>, allow_auto_create: bool) -> MetadataResponseTopic {
+async fn lookup_or_create(
+    broker: &Arc<Broker>,
+    name: Option<String>,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
     let Some(name) = name else {
-        return MetadataResponseTopic { error_code: code::UNKNOWN_TOPIC_ID, ..empty_topic(None) };
+        return MetadataResponseTopic {
+            error_code: code::UNKNOWN_TOPIC_ID,
+            ..empty_topic(None)
+        };
     };
     if let Some(topic) = broker.metadata.image().topics.get(&name) {
         return topic_response(broker, topic);
     }
     if let Err(e) = controller::validate_topic_name(&name) {
-        return MetadataResponseTopic { error_code: e.code, ..empty_topic(Some(name)) };
+        return MetadataResponseTopic {
+            error_code: e.code,
+            ..empty_topic(Some(name))
+        };
     }
     if !allow_auto_create {
-        return MetadataResponseTopic { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, ..empty_topic(Some(name)) };
+        return MetadataResponseTopic {
+            error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+            ..empty_topic(Some(name))
+        };
     }
     match controller::auto_create_topic(broker, &name).await {
         Ok(()) => match broker.metadata.image().topics.get(&name) {
             Some(topic) => topic_response(broker, topic),
-            None => MetadataResponseTopic { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, ..empty_topic(Some(name)) },
+            None => MetadataResponseTopic {
+                error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+                ..empty_topic(Some(name))
+            },
         },
         Err(e) => {
             tracing::info!(topic = %name, "auto-create refused: {}", e.message);
-            MetadataResponseTopic { error_code: e.code, ..empty_topic(Some(name)) }
+            MetadataResponseTopic {
+                error_code: e.code,
+                ..empty_topic(Some(name))
+            }
         }
     }
 }
@@ -112,13 +143,21 @@ fn topic_response(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic 
             // A partition whose log failed to open is offline, not absent.
             let hosted = broker.replicas.partition(&topic.name, index).is_some();
             MetadataResponsePartition {
-                error_code: if hosted { code::NONE } else { code::KAFKA_STORAGE_ERROR },
+                error_code: if hosted {
+                    code::NONE
+                } else {
+                    code::KAFKA_STORAGE_ERROR
+                },
                 partition_index: index,
                 leader_id: if hosted { p.leader } else { -1 },
                 leader_epoch: p.leader_epoch,
                 replica_nodes: p.replicas.clone(),
                 isr_nodes: p.isr.clone(),
-                offline_replicas: if hosted { Vec::new() } else { p.replicas.clone() },
+                offline_replicas: if hosted {
+                    Vec::new()
+                } else {
+                    p.replicas.clone()
+                },
                 ..Default::default()
             }
         })

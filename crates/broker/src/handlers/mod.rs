@@ -28,7 +28,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::messages::RequestBody;
-use sluice_protocol::{ApiKey, Encode, RequestDecodeError, RequestHeader, decode_request, encode_response, response_header_version};
+use sluice_protocol::{
+    ApiKey, Encode, RequestDecodeError, RequestHeader, decode_request, encode_response,
+    response_header_version,
+};
 
 use crate::server::ConnectionError;
 use crate::{Broker, Principal};
@@ -48,7 +51,11 @@ pub struct RequestContext {
 }
 
 /// Decodes one frame and starts its handler. An error closes the connection.
-pub fn dispatch(broker: &Arc<Broker>, ctx: RequestContext, frame: Bytes) -> Result<Reply, ConnectionError> {
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    frame: Bytes,
+) -> Result<Reply, ConnectionError> {
     let (header, body) = match decode_request(frame) {
         Ok(decoded) => decoded,
         Err(e) => return undecodable(&ctx, e),
@@ -111,7 +118,9 @@ where
 /// and the request goes unanswered, which the client reports as a timeout.
 fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
     let version = header.request_api_version;
-    let Ok(api_key) = ApiKey::try_from(header.request_api_key) else { return None };
+    let Ok(api_key) = ApiKey::try_from(header.request_api_key) else {
+        return None;
+    };
     let header_version = response_header_version(api_key, version);
     match encode_response(header.correlation_id, header_version, response, version) {
         Ok(frame) => Some(frame),

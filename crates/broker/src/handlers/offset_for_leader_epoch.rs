@@ -5,9 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::offset_for_leader_epoch::{
-    EpochEndOffset, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+    EpochEndOffset, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    OffsetForLeaderTopicResult,
 };
 
 use super::RequestContext;
@@ -59,5 +60,9 @@ pub fn handle(
             ..Default::default()
         })
         .collect();
-    std::future::ready(OffsetForLeaderEpochResponse { throttle_time_ms: 0, topics, ..Default::default() })
+    std::future::ready(OffsetForLeaderEpochResponse {
+        throttle_time_ms: 0,
+        topics,
+        ..Default::default()
+    })
 }

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use futures::future::join_all;
 use sluice_log::{AppendInfo, LogError};
 use sluice_protocol::RequestHeader;
-use sluice_protocol::error as code;
+use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::produce::{
     PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
 };
@@ -44,14 +44,21 @@ pub fn handle(
     let version = header.request_api_version;
     let acks = request.acks;
     let now = now_ms();
-    let mut topics: Vec<(String, Vec<(i32, Appended)>)> = Vec::with_capacity(request.topic_data.len());
+    let mut topics: Vec<(String, Vec<(i32, Appended)>)> =
+        Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let outcome = if version < MIN_ACCEPTED_VERSION {
-                Appended::Err(code::UNSUPPORTED_VERSION, Some("Produce v0-2 are not supported; use v3+".into()))
+                Appended::Err(
+                    code::UNSUPPORTED_VERSION,
+                    Some("Produce v0-2 are not supported; use v3+".into()),
+                )
             } else if !matches!(acks, -1..=1) {
-                Appended::Err(code::INVALID_REQUIRED_ACKS, Some(format!("acks must be -1, 0 or 1, got {acks}")))
+                Appended::Err(
+                    code::INVALID_REQUIRED_ACKS,
+                    Some(format!("acks must be -1, 0 or 1, got {acks}")),
+                )
             } else {
                 append_one(broker, &topic.name, p.index, p.records, now)
             };
@@ -68,10 +75,13 @@ pub fn handle(
 
     async move {
         // Commit every partition concurrently; group commit merges fsyncs.
-        let commits = topics.iter().flat_map(|(_, ps)| ps.iter()).filter_map(|(_, outcome)| match outcome {
-            Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
-            Appended::Err(..) => None,
-        });
+        let commits = topics
+            .iter()
+            .flat_map(|(_, ps)| ps.iter())
+            .filter_map(|(_, outcome)| match outcome {
+                Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
+                Appended::Err(..) => None,
+            });
         let committed = join_all(commits).await;
         if acks == 0 {
             return None;
@@ -96,13 +106,19 @@ pub fn handle(
                             Some(Err(e)) => error_response(index, storage_error(&partition, &e)),
                             None => error_response(index, (code::UNKNOWN_SERVER_ERROR, None)),
                         },
-                        Appended::Err(error_code, message) => error_response(index, (error_code, message)),
+                        Appended::Err(error_code, message) => {
+                            error_response(index, (error_code, message))
+                        }
                     })
                     .collect(),
                 ..Default::default()
             })
             .collect();
-        Some(ProduceResponse { responses, throttle_time_ms: 0, ..Default::default() })
+        Some(ProduceResponse {
+            responses,
+            throttle_time_ms: 0,
+            ..Default::default()
+        })
     }
 }
 
@@ -110,15 +126,18 @@ fn append_one(
     broker: &Broker,
     topic: &str,
     index: i32,
-    records: Option<bytes::Bytes>,
+    records: bytes::Bytes,
     now: i64,
 ) -> Appended {
     let Some(partition) = broker.replicas.partition(topic, index) else {
-        return Appended::Err(code::UNKNOWN_TOPIC_OR_PARTITION, Some(format!("{topic}-{index} does not exist")));
+        return Appended::Err(
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(format!("{topic}-{index} does not exist")),
+        );
     };
-    let Some(records) = records.filter(|r| !r.is_empty()) else {
+    if records.is_empty() {
         return Appended::Err(code::INVALID_RECORD, Some("no record batch".into()));
-    };
+    }
     // The log rewrites offsets and epochs in place, so it takes its own copy.
     match partition.append(BytesMut::from(records.as_ref()), now) {
         Ok(info) => Appended::Ok(partition, info),
@@ -139,7 +158,10 @@ fn storage_error(partition: &Partition, e: &LogError) -> (i16, Option<String>) {
     (error_code, Some(e.to_string()))
 }
 
-fn error_response(index: i32, (error_code, error_message): (i16, Option<String>)) -> PartitionProduceResponse {
+fn error_response(
+    index: i32,
+    (error_code, error_message): (i16, Option<String>),
+) -> PartitionProduceResponse {
     PartitionProduceResponse {
         index,
         error_code,

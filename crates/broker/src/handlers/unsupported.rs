@@ -10,7 +10,11 @@ use super::{Reply, RequestContext};
 use crate::server::ConnectionError;
 
 /// Answers (or refuses) a request for an API without a handler.
-pub fn reply(ctx: &RequestContext, header: &RequestHeader, body: RequestBody) -> Result<Reply, ConnectionError> {
+pub fn reply(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    body: RequestBody,
+) -> Result<Reply, ConnectionError> {
     let _ = body;
     tracing::warn!(
         peer = %ctx.peer,
@@ -18,5 +22,8 @@ pub fn reply(ctx: &RequestContext, header: &RequestHeader, body: RequestBody) ->
         version = header.request_api_version,
         "request for an API this broker does not serve yet; closing the connection"
     );
-    Err(ConnectionError::Request(format!("API {} is not supported", header.request_api_key)))
+    Err(ConnectionError::Request(format!(
+        "API {} is not supported",
+        header.request_api_key
+    )))
 }

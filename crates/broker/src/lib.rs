@@ -18,6 +18,7 @@ pub mod datadir;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;
+pub mod producer_ids;
 pub mod server;
 pub mod topic_config;
 
@@ -86,6 +87,8 @@ pub struct Broker {
     pub metadata: MetadataStore,
     /// Hosted partitions.
     pub replicas: ReplicaManager,
+    /// Producer id allocation.
+    pub producer_ids: producer_ids::ProducerIdManager,
     /// The host and port advertised to clients.
     pub advertised: (String, u16),
     /// When the broker started, for status.
@@ -122,6 +125,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config,
         metadata,
         replicas,
+        producer_ids: producer_ids::ProducerIdManager::default(),
         advertised,
         started: Instant::now(),
     });

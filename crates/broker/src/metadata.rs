@@ -68,6 +68,11 @@ pub enum MetadataRecord {
         /// The topic.
         topic_id: Uuid,
     },
+    /// Producer ids below this one are reserved; the next block starts here.
+    ProducerIds {
+        /// First id not yet reserved.
+        next_producer_id: i64,
+    },
 }
 
 /// A partition as the metadata describes it.
@@ -105,6 +110,8 @@ pub struct MetadataImage {
     pub topic_names: HashMap<Uuid, String>,
     /// Offset of the next metadata record; how far this image has applied.
     pub next_offset: i64,
+    /// First producer id not yet reserved by a `ProducerIds` record.
+    pub next_producer_id: i64,
 }
 
 /// A record that contradicts the image it is applied to: a bug or a
@@ -183,6 +190,15 @@ impl MetadataImage {
                     .remove(topic_id)
                     .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
                 self.topics.remove(&name);
+            }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                if *next_producer_id <= self.next_producer_id {
+                    return Err(fail(format!(
+                        "producer id block {next_producer_id} does not advance past {}",
+                        self.next_producer_id
+                    )));
+                }
+                self.next_producer_id = *next_producer_id;
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -97,6 +98,7 @@ pub fn dispatch(
         IncrementalAlterConfigs => admin_configs::incremental_alter,
         DescribeCluster => describe_cluster::handle,
         OffsetForLeaderEpoch => offset_for_leader_epoch::handle,
+        InitProducerId => init_producer_id::handle,
     }
 }
 

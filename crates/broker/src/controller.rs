@@ -138,7 +138,7 @@ fn check_new_topic(
     } else {
         topic.num_partitions
     };
-    if num_partitions < 1 || num_partitions > MAX_PARTITIONS_PER_TOPIC {
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&num_partitions) {
         return Err(ApiError::new(
             code::INVALID_PARTITIONS,
             format!(

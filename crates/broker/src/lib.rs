@@ -187,10 +187,10 @@ fn cluster_id(dir: &std::path::Path) -> Result<String, DataDirError> {
         path: dir.to_owned(),
         source,
     };
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
-            return Ok(id.trim().to_owned());
-        }
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id="))
+    {
+        return Ok(id.trim().to_owned());
     }
     let id = base64_url_uuid(uuid::Uuid::new_v4());
     let tmp = dir.join("meta.properties.tmp");

@@ -243,11 +243,11 @@ impl ReplicaManager {
     ) -> Result<Partition, LogError> {
         let dir = self.partition_dir(tp);
         // A directory of an older topic with the same name is not ours.
-        if let Some(existing) = read_partition_topic_id(&dir) {
-            if existing != topic_id {
-                tracing::warn!(partition = %tp, %existing, "removing log of a deleted topic with the same name");
-                remove_dir(&dir);
-            }
+        if let Some(existing) = read_partition_topic_id(&dir)
+            && existing != topic_id
+        {
+            tracing::warn!(partition = %tp, %existing, "removing log of a deleted topic with the same name");
+            remove_dir(&dir);
         }
         let group_commit = matches!(config.flush, FlushPolicy::GroupCommit);
         let log = Log::open(&dir, config)?;
@@ -348,9 +348,9 @@ fn write_partition_topic_id(dir: &Path, topic_id: Uuid) -> Result<(), LogError> 
 }
 
 fn remove_dir(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::error!(dir = %dir.display(), "cannot remove partition directory: {e}");
-        }
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::error!(dir = %dir.display(), "cannot remove partition directory: {e}");
     }
 }

@@ -8,6 +8,8 @@ that dir and its tail is attached to the report of any failing test.
 
 from __future__ import annotations
 
+import logging
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +69,34 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append(
                     (f"{b.name} ({state}) stderr tail: {b.log_path}", b.log_tail(80))
                 )
+
+
+class _RepeatFilter(logging.Filter):
+    """kafka-python logs the same error once per batch; a failing run would
+    attach thousands of identical lines. Keep the first few of each."""
+
+    def __init__(self, keep: int = 3):
+        super().__init__()
+        self.keep = keep
+        self.seen: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        key = re.sub(r"\d+", "#", msg)[:300]  # client ids and counters differ
+        self.seen[key] = self.seen.get(key, 0) + 1
+        return self.seen[key] <= self.keep
+
+
+@pytest.fixture(autouse=True)
+def _dedupe_kafka_python_logs():
+    f = _RepeatFilter()
+    loggers = [logging.getLogger(n) for n in ("kafka.producer.sender", "kafka.producer.transaction_manager",
+                                               "kafka.conn", "kafka.net")]
+    for lg in loggers:
+        lg.addFilter(f)
+    yield
+    for lg in loggers:
+        lg.removeFilter(f)
 
 
 def _client_versions() -> list[str]:

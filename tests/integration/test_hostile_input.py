@@ -53,10 +53,20 @@ def assert_broker_healthy(broker) -> None:
     assert rss < RSS_BOUND_KB, f"broker RSS {rss} kB exceeds {RSS_BOUND_KB} kB"
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def assert_log_mentions_bad_input(broker) -> None:
-    # The warning may be written just after the socket closes: wait (bounded)
-    # for it instead of sleeping.
-    wait_until(lambda: LOG_WORDS.search(broker.log_text()), 5, "a broker log line about the bad connection")
+    """A WARN-or-worse line naming the problem. The warning may be written just
+    after the socket closes, so wait (bounded) for it instead of sleeping."""
+
+    def warned() -> bool:
+        for line in ANSI.sub("", broker.log_text()).splitlines():
+            if re.search(r"\b(WARN|WARNING|ERROR)\b", line, re.IGNORECASE) and LOG_WORDS.search(line):
+                return True
+        return False
+
+    wait_until(warned, 5, "a WARN line in the broker log about the bad connection")
 
 
 # ------------------------------------------------------------ helper self-tests

@@ -396,7 +396,8 @@ def recv_response_or_close(sock: socket.socket, timeout_s: float = 10.0) -> byte
                 )
             sock.settimeout(remaining)
             try:
-                chunk = sock.recv(65536)
+                # Never read past this frame: pipelined responses follow it.
+                chunk = sock.recv(n - len(buf))
             except (ConnectionResetError, BrokenPipeError):
                 return False
             except socket.timeout:

@@ -46,6 +46,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "fuzz targets build (running them needs nightly + cargo-fuzz: docs/fuzzing.md)"
+CARGO_TARGET_DIR=$ROOT/target/fuzz-check cargo check --manifest-path fuzz/Cargo.toml --bins
+
 # --- integration: the real binary, real clients -----------------------------
 step "building the sluice binary (release)"
 cargo build --release --locked -p sluice

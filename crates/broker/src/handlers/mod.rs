@@ -72,7 +72,7 @@ pub fn dispatch(
                     let future = $handler(broker, &ctx, &header, request);
                     Ok(respond(&header, future))
                 })*
-                other => unsupported::reply(&ctx, &header, other),
+                other => Ok(unsupported::reply(&ctx, &header, other)),
             }
         };
     }

@@ -1,0 +1,362 @@
+//! One TCP connection to one broker: framing, correlation ids, pipelining,
+//! and ApiVersions negotiation.
+//!
+//! A writer task owns the write half and a reader task owns the read half.
+//! Requests are pipelined: many may be outstanding, each waiting on a
+//! oneshot keyed by its correlation id. When either half fails, every
+//! outstanding request gets an error and the connection is marked dead so
+//! the pool replaces it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sluice_protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::{
+    ApiKey, Decode, Request, RequestHeader, ResponseHeader, encode_request, response_header_version,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ClientError, Result};
+
+/// Largest response frame we accept. Kafka's `socket.request.max.bytes` is
+/// 100 MiB; a fetch response is bounded by our own `max_bytes`, so anything
+/// larger is a corrupt length prefix, not data.
+pub const MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
+
+/// Requests queued for the writer task. Bounded so a caller that outruns
+/// the socket waits instead of buffering without limit.
+const WRITE_QUEUE_DEPTH: usize = 1024;
+
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    /// `client.id` sent in every request header.
+    pub client_id: String,
+    /// Time allowed for TCP connect plus ApiVersions.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request's response (fetches add their max wait).
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnOptions {
+    fn default() -> Self {
+        ConnOptions {
+            client_id: "sluice".to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A live connection to one broker.
+#[derive(Debug)]
+pub struct Connection {
+    addr: String,
+    options: ConnOptions,
+    writes: mpsc::Sender<Bytes>,
+    pending: Pending,
+    next_correlation_id: AtomicI32,
+    dead: Arc<AtomicBool>,
+    /// api key -> (min, max) the broker advertised.
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+impl Connection {
+    /// Connects to `addr` and negotiates API versions.
+    pub async fn connect(addr: &str, options: ConnOptions) -> Result<Connection> {
+        let stream =
+            match tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(source)) => {
+                    return Err(ClientError::Connect {
+                        addr: addr.to_owned(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    return Err(ClientError::ConnectTimeout {
+                        addr: addr.to_owned(),
+                        timeout: options.connect_timeout,
+                    });
+                }
+            };
+        // Small requests (acks, heartbeats) should not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let dead = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
+        tokio::spawn(write_loop(write, rx, dead.clone(), pending.clone()));
+        tokio::spawn(read_loop(
+            read,
+            addr.to_owned(),
+            dead.clone(),
+            pending.clone(),
+        ));
+        let mut conn = Connection {
+            addr: addr.to_owned(),
+            options,
+            writes: tx,
+            pending,
+            next_correlation_id: AtomicI32::new(1),
+            dead,
+            versions: HashMap::new(),
+        };
+        let timeout = conn.options.connect_timeout;
+        let versions = match tokio::time::timeout(timeout, conn.negotiate()).await {
+            Ok(v) => v?,
+            Err(_) => {
+                return Err(ClientError::ConnectTimeout {
+                    addr: addr.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        conn.versions = versions;
+        Ok(conn)
+    }
+
+    async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>> {
+        let request = ApiVersionsRequest {
+            client_software_name: "sluice-client".to_owned(),
+            client_software_version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..Default::default()
+        };
+        let mut response: ApiVersionsResponse = self.send_at(&request, 3).await?;
+        if response.error_code == sluice_protocol::error::codes::UNSUPPORTED_VERSION {
+            response = self.send_at(&request, 0).await?;
+        }
+        if response.error_code != 0 {
+            return Err(ClientError::kafka("ApiVersions", response.error_code, None));
+        }
+        Ok(response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect())
+    }
+
+    /// host:port of the broker.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// True once the socket failed; the pool replaces dead connections.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// The broker's advertised (min, max) for an API, if any.
+    pub fn api_range(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.versions.get(&(api as i16)).copied()
+    }
+
+    /// Highest version both sides speak, given the client's range.
+    pub fn pick_version(&self, api: ApiKey, client_min: i16, client_max: i16) -> Result<i16> {
+        let unsupported = || ClientError::UnsupportedApi {
+            api,
+            addr: self.addr.clone(),
+            client_min,
+            client_max,
+        };
+        let (broker_min, broker_max) = self.api_range(api).ok_or_else(unsupported)?;
+        let version = client_max.min(broker_max);
+        if version < client_min.max(broker_min) {
+            return Err(unsupported());
+        }
+        Ok(version)
+    }
+
+    /// Sends `request` at the highest common version within the client's range.
+    pub async fn send<R: Request>(
+        &self,
+        request: &R,
+        client_min: i16,
+        client_max: i16,
+    ) -> Result<(R::Response, i16)> {
+        let version = self.pick_version(R::API_KEY, client_min, client_max)?;
+        Ok((self.send_at(request, version).await?, version))
+    }
+
+    /// Sends `request` at exactly `version` and waits for the response.
+    pub async fn send_at<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.send_at_with_timeout(request, version, self.options.request_timeout)
+            .await
+    }
+
+    /// Like [`Connection::send_at`] with an explicit timeout (fetch long-polls).
+    pub async fn send_at_with_timeout<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let api = R::API_KEY;
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.encode(request, version, correlation_id)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            // Short critical section, no await: register before writing so
+            // the reader can never see a response it cannot route.
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.insert(correlation_id, tx);
+        }
+        if self.writes.send(frame).await.is_err() || self.is_dead() {
+            self.forget(correlation_id);
+            return Err(ClientError::Disconnected {
+                addr: self.addr.clone(),
+            });
+        }
+        let mut body = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(body))) => body,
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Err(_)) => {
+                return Err(ClientError::Disconnected {
+                    addr: self.addr.clone(),
+                });
+            }
+            Err(_) => {
+                self.forget(correlation_id);
+                return Err(ClientError::RequestTimeout {
+                    api,
+                    addr: self.addr.clone(),
+                    timeout,
+                });
+            }
+        };
+        ResponseHeader::decode(&mut body, response_header_version(api, version))
+            .map_err(|source| ClientError::Decode { api, source })?;
+        R::Response::decode(&mut body, version)
+            .map_err(|source| ClientError::Decode { api, source })
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    pub async fn send_no_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.encode(request, version, correlation_id)?;
+        if self.writes.send(frame).await.is_err() || self.is_dead() {
+            return Err(ClientError::Disconnected {
+                addr: self.addr.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn encode<R: Request>(&self, request: &R, version: i16, correlation_id: i32) -> Result<Bytes> {
+        let header = RequestHeader {
+            request_api_key: R::API_KEY as i16,
+            request_api_version: version,
+            correlation_id,
+            client_id: Some(self.options.client_id.clone()),
+        };
+        encode_request(&header, request)
+            .map(BytesMut::freeze)
+            .map_err(|source| ClientError::Encode {
+                api: R::API_KEY,
+                source,
+            })
+    }
+
+    fn forget(&self, correlation_id: i32) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.remove(&correlation_id);
+    }
+}
+
+async fn write_loop(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    dead: Arc<AtomicBool>,
+    pending: Pending,
+) {
+    while let Some(frame) = rx.recv().await {
+        if let Err(e) = write.write_all(&frame).await {
+            tracing::debug!("write failed: {e}");
+            dead.store(true, Ordering::Release);
+            fail_all(&pending, None);
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    addr: String,
+    dead: Arc<AtomicBool>,
+    pending: Pending,
+) {
+    let error = loop {
+        let mut prefix = [0u8; 4];
+        if let Err(source) = read.read_exact(&mut prefix).await {
+            break if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                ClientError::Disconnected { addr: addr.clone() }
+            } else {
+                ClientError::Io {
+                    addr: addr.clone(),
+                    source,
+                }
+            };
+        }
+        let length = i32::from_be_bytes(prefix);
+        let Ok(len) = usize::try_from(length) else {
+            break bad_length(&addr, length);
+        };
+        if !(4..=MAX_RESPONSE_BYTES).contains(&len) {
+            break bad_length(&addr, length);
+        }
+        let mut frame = vec![0u8; len];
+        if let Err(source) = read.read_exact(&mut frame).await {
+            break ClientError::Io {
+                addr: addr.clone(),
+                source,
+            };
+        }
+        let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let waiter = {
+            let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.remove(&correlation_id)
+        };
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(Ok(Bytes::from(frame)));
+            }
+            None => tracing::debug!(correlation_id, %addr, "response nobody waits for (timed out)"),
+        }
+    };
+    dead.store(true, Ordering::Release);
+    fail_all(&pending, Some(error));
+}
+
+fn bad_length(addr: &str, length: i32) -> ClientError {
+    ClientError::BadFrameLength {
+        addr: addr.to_owned(),
+        length: i64::from(length),
+        limit: MAX_RESPONSE_BYTES,
+    }
+}
+
+fn fail_all(pending: &Pending, error: Option<ClientError>) {
+    let waiters: Vec<_> = {
+        let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.drain().map(|(_, tx)| tx).collect()
+    };
+    let message = error.map(|e| e.to_string());
+    for tx in waiters {
+        // Each waiter gets its own error value; the reason is kept in text.
+        let err = match &message {
+            Some(m) => ClientError::Io {
+                addr: String::new(),
+                source: std::io::Error::other(m.clone()),
+            },
+            None => ClientError::Closed,
+        };
+        let _ = tx.send(Err(err));
+    }
+}

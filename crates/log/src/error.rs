@@ -64,6 +64,10 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// The producer state refused a batch (fenced epoch, sequence gap,
+    /// duplicate, stray control batch).
+    #[error(transparent)]
+    Producer(#[from] crate::producer_state::ProducerError),
     /// A checkpoint file could not be parsed.
     #[error("bad checkpoint file {path}: {reason}")]
     BadCheckpoint {
@@ -81,6 +85,7 @@ impl LogError {
             LogError::InvalidBatch { source, .. } => source.kafka_error_code(),
             LogError::EmptyAppend => INVALID_RECORD,
             LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+            LogError::Producer(e) => e.kafka_error_code(),
             LogError::Io { .. }
             | LogError::Failed { .. }
             | LogError::Corrupt { .. }

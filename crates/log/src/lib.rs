@@ -3,7 +3,8 @@
 //! One [`Log`] per partition directory. It owns the directory's files:
 //! segments `<20-digit base offset>.log` with their `.index` and
 //! `.timeindex`, and the checkpoints `recovery-point-offset-checkpoint`,
-//! `log-start-offset-checkpoint` and `leader-epoch-checkpoint`. It must not
+//! `log-start-offset-checkpoint`, `leader-epoch-checkpoint` and
+//! `producer-state-checkpoint`. It must not
 //! touch anything outside that directory (the data-dir lock belongs to the
 //! binary). Formats, recovery rules and the flush policy are in
 //! `docs/design.md`.
@@ -11,6 +12,7 @@
 //! - [`log`] — the [`Log`] API: append, read, timestamps, retention, flush.
 //! - [`segment`] — one segment's files, its indexes, the recovery scan.
 //! - [`checkpoint`] — atomic checkpoint files.
+//! - [`producer_state`] — producer ids, sequences, open and aborted transactions.
 //! - [`config`] — [`LogConfig`] and [`FlushPolicy`].
 //! - [`error`] — [`LogError`] and its Kafka error codes.
 
@@ -21,14 +23,18 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod log;
+pub mod producer_state;
 pub mod segment;
 
+#[cfg(test)]
+mod producer_state_tests;
 #[cfg(test)]
 mod tests;
 
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, FileSlice, Log, ReadResult};
+pub use producer_state::{AbortedTxn, AppendOrigin, MarkerType, ProducerEntry, ProducerError};
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> i64 {

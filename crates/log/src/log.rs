@@ -23,6 +23,9 @@ use sluice_records::{
 use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::LogError;
+use crate::producer_state::{
+    AbortedTxn, AppendOrigin, PRODUCER_STATE_FILE, ProducerEntry, ProducerStateManager, Staged,
+};
 use crate::segment::{self, ScanEnd, Segment, io_err, read_header};
 
 /// What an append did.
@@ -149,6 +152,12 @@ struct Inner {
     dir_dirty: bool,
     /// When `flush.ms` last fired.
     last_flush_ms: i64,
+    /// Producer ids, sequences, open and aborted transactions.
+    producers: ProducerStateManager,
+    /// `producers.end_offset()` when the snapshot was last written.
+    snapshot_end_offset: i64,
+    /// When the timer last considered a producer state snapshot.
+    last_snapshot_ms: i64,
 }
 
 impl Inner {
@@ -193,6 +202,11 @@ pub struct Log {
     failed: AtomicBool,
     faults: Faults,
 }
+
+/// How often the flush timer snapshots producer state (when it changed).
+/// Recovery replays the log from the last snapshot, so this bounds the
+/// replay after a crash; a minute keeps the extra fsyncs negligible.
+const PRODUCER_SNAPSHOT_INTERVAL_MS: i64 = 60_000;
 
 fn parse_base_offset(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
@@ -369,6 +383,9 @@ impl Log {
                 checkpointed_recovery_point: rp,
                 dir_dirty: true,
                 last_flush_ms: 0,
+                producers: ProducerStateManager::default(),
+                snapshot_end_offset: -1,
+                last_snapshot_ms: 0,
             }),
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(rp.min(log_end_offset)),
@@ -381,6 +398,7 @@ impl Log {
                 checkpoint::write_epochs(dir, &inner.epochs)?;
             }
         }
+        log.load_producer_state()?;
         // Make what recovery kept durable, so the recovery point can move to the end.
         log.flush()?;
         Ok(log)
@@ -418,9 +436,25 @@ impl Log {
     /// Validates and appends a producer's batches; see the crate docs for the rules.
     pub fn append(
         &self,
+        records: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_as(records, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`Log::append`] for a given origin: only the transaction coordinator
+    /// may append control batches (transaction markers).
+    ///
+    /// Idempotent and transactional batches are checked against the
+    /// producer state in the same critical section as the write, so a
+    /// retried batch can never be appended twice.
+    pub fn append_as(
+        &self,
         mut records: BytesMut,
         leader_epoch: i32,
         now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<AppendInfo, LogError> {
         self.check_failed()?;
         let (max_bytes, timestamp_type) = {
@@ -502,6 +536,8 @@ impl Log {
             TimestampType::CreateTime => -1,
         };
         let mut next = base_offset;
+        let mut staged = Staged::default();
+        let only_batch = batches.len() == 1;
         for (position, header) in &mut batches {
             let batch = &mut records[*position..*position + header.total_size()];
             set_base_offset(batch, next);
@@ -512,6 +548,9 @@ impl Log {
                 set_log_append_time(batch, now_ms);
                 header.max_timestamp = now_ms;
             }
+            inner
+                .producers
+                .check_and_stage(&mut staged, header, batch, origin, only_batch)?;
             next = header.next_offset();
         }
         let interval = inner.config.index_interval_bytes;
@@ -539,6 +578,7 @@ impl Log {
         self.poison(r)?;
         inner.log_end_offset = next;
         inner.size_bytes += len;
+        inner.producers.apply(staged, next);
         if leader_epoch >= 0 && inner.epochs.last().is_none_or(|&(e, _)| leader_epoch > e) {
             inner.epochs.push((leader_epoch, base_offset));
             let r = checkpoint::write_epochs(&self.dir, &inner.epochs);
@@ -618,7 +658,105 @@ impl Log {
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.check_failed()?;
         self.sync_now()?;
-        self.checkpoint_recovery_point()
+        self.checkpoint_recovery_point()?;
+        self.snapshot_producer_state()
+    }
+
+    /// Writes the producer state snapshot if it changed since the last one.
+    /// The state is copied under the lock and written outside it.
+    fn snapshot_producer_state(&self) -> Result<(), LogError> {
+        let (text, end) = {
+            let inner = self.lock();
+            let end = inner.producers.end_offset();
+            if end == inner.snapshot_end_offset {
+                return Ok(());
+            }
+            (inner.producers.to_snapshot(), end)
+        };
+        let r = ProducerStateManager::write_snapshot(&self.dir, &text);
+        self.poison(r)?;
+        let mut inner = self.lock();
+        inner.snapshot_end_offset = inner.snapshot_end_offset.max(end);
+        Ok(())
+    }
+
+    /// Loads the snapshot (if usable) and replays the log from the offset
+    /// it covers to the end, so producer state survives a crash.
+    fn load_producer_state(&self) -> Result<(), LogError> {
+        let (log_start, log_end) = {
+            let inner = self.lock();
+            (inner.log_start_offset, inner.log_end_offset)
+        };
+        let state = ProducerStateManager::read_snapshot(&self.dir)
+            // A snapshot past the end describes data a torn tail lost.
+            .filter(|s| s.end_offset() <= log_end && s.end_offset() >= log_start);
+        let (mut state, from, snapshot_end) = match state {
+            Some(s) => {
+                let from = s.end_offset();
+                (s, from, from)
+            }
+            None => (ProducerStateManager::default(), log_start, -1),
+        };
+        self.replay_producer_state(&mut state, from)?;
+        let mut inner = self.lock();
+        inner.producers = state;
+        inner.snapshot_end_offset = snapshot_end;
+        Ok(())
+    }
+
+    /// Applies every batch from `from` to the log end to `state`.
+    fn replay_producer_state(
+        &self,
+        state: &mut ProducerStateManager,
+        from: i64,
+    ) -> Result<(), LogError> {
+        /// Bytes planned per read while replaying; bounds the plan, not memory
+        /// (only headers and markers are read).
+        const REPLAY_CHUNK_BYTES: u32 = 64 << 20;
+        let mut offset = from;
+        loop {
+            let read = self.read(offset, REPLAY_CHUNK_BYTES, i64::MAX)?;
+            let mut progressed = false;
+            for slice in &read.slices {
+                let mut pos = slice.position;
+                let end = slice.position + u64::from(slice.len);
+                while pos < end {
+                    let raw = read_header(&slice.file, pos).map_err(io_err("read", &self.dir))?;
+                    let header = BatchHeader::parse(&raw).map_err(|e| LogError::Corrupt {
+                        file: self.dir.clone(),
+                        position: pos,
+                        reason: e.to_string(),
+                    })?;
+                    let size = header.total_size() as u64;
+                    if size < 61 || pos + size > end {
+                        return Err(LogError::Corrupt {
+                            file: self.dir.clone(),
+                            position: pos,
+                            reason: format!("bad batchLength {}", header.batch_length),
+                        });
+                    }
+                    if header.last_offset() >= offset {
+                        let bytes = if header.is_control() {
+                            let mut buf = vec![0u8; size as usize];
+                            slice
+                                .file
+                                .read_exact_at(&mut buf, pos)
+                                .map_err(io_err("read", &self.dir))?;
+                            Some(Bytes::from(buf))
+                        } else {
+                            None
+                        };
+                        state.replay(&header, bytes.as_ref());
+                        offset = header.next_offset();
+                        progressed = true;
+                    }
+                    pos += size;
+                }
+            }
+            if !progressed || offset >= read.log_end_offset {
+                return Ok(());
+            }
+        }
     }
 
     fn checkpoint_recovery_point(&self) -> Result<(), LogError> {
@@ -653,7 +791,20 @@ impl Log {
         }
         self.check_failed()?;
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.checkpoint_recovery_point()
+        self.checkpoint_recovery_point()?;
+        let snapshot_due = {
+            let mut inner = self.lock();
+            let due =
+                now_ms.saturating_sub(inner.last_snapshot_ms) >= PRODUCER_SNAPSHOT_INTERVAL_MS;
+            if due {
+                inner.last_snapshot_ms = now_ms;
+            }
+            due
+        };
+        if snapshot_due {
+            self.snapshot_producer_state()?;
+        }
+        Ok(())
     }
 
     /// Reads whole batches from `offset`, up to `max_bytes` (at least one batch), below `max_offset`.
@@ -931,6 +1082,8 @@ impl Log {
                 self.persist_log_start(&inner)?;
             }
         }
+        let log_start = inner.log_start_offset;
+        inner.producers.prune(log_start, now_ms);
         Ok(deleted)
     }
 
@@ -950,7 +1103,46 @@ impl Log {
             });
         }
         let r = self.truncate_locked(&mut inner, offset);
-        self.poison(r)
+        self.poison(r)?;
+        // Producer state cannot be rolled back in place: rebuild it from
+        // the log that is left, and drop the snapshot that describes more.
+        inner.producers = ProducerStateManager::default();
+        inner.snapshot_end_offset = -1;
+        drop(inner);
+        let r = fs::remove_file(self.dir.join(PRODUCER_STATE_FILE));
+        if let Err(e) = r
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return self.poison(Err(io_err("remove", &self.dir)(e)));
+        }
+        let mut state = ProducerStateManager::default();
+        let start = self.log_start_offset();
+        self.replay_producer_state(&mut state, start)?;
+        self.lock().producers = state;
+        Ok(())
+    }
+
+    /// First offset of the oldest open transaction, if any: the last stable
+    /// offset can never pass it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.lock().producers.first_unstable_offset()
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, for `read_committed` fetches.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.lock().producers.aborted_between(from, to)
+    }
+
+    /// Every producer this partition knows (DescribeProducers).
+    pub fn producer_states(&self) -> Vec<(i64, ProducerEntry)> {
+        let inner = self.lock();
+        let mut out: Vec<_> = inner
+            .producers
+            .producers()
+            .map(|(id, e)| (id, e.clone()))
+            .collect();
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
     }
 
     fn truncate_locked(&self, inner: &mut Inner, offset: i64) -> Result<(), LogError> {

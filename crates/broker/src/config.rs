@@ -39,6 +39,15 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.socket_request_max_bytes",
     "limits.connections_max_idle_ms",
     "limits.max_in_flight_requests_per_connection",
+    "groups.offsets_topic_num_partitions",
+    "groups.offsets_retention_minutes",
+    "groups.offsets_retention_check_interval_ms",
+    "groups.group_initial_rebalance_delay_ms",
+    "groups.group_min_session_timeout_ms",
+    "groups.group_max_session_timeout_ms",
+    "groups.offset_metadata_max_bytes",
+    "groups.consumer_session_timeout_ms",
+    "groups.consumer_heartbeat_interval_ms",
 ];
 
 /// The whole broker configuration.
@@ -64,6 +73,8 @@ pub struct Config {
     pub topics: TopicDefaults,
     /// Bounds on what clients can make the broker hold.
     pub limits: Limits,
+    /// Consumer group coordinator settings.
+    pub groups: GroupConfig,
 }
 
 impl Default for Config {
@@ -78,6 +89,7 @@ impl Default for Config {
             log: LogDefaults::default(),
             topics: TopicDefaults::default(),
             limits: Limits::default(),
+            groups: GroupConfig::default(),
         }
     }
 }
@@ -210,6 +222,47 @@ impl Default for Limits {
             socket_request_max_bytes: 100 * 1024 * 1024,
             connections_max_idle_ms: 600_000,
             max_in_flight_requests_per_connection: 64,
+        }
+    }
+}
+
+/// Group coordinator settings (Kafka's `offsets.*`, `group.*` broker configs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// How long offsets of an empty group are kept (`offsets.retention.minutes`).
+    pub offsets_retention_minutes: i64,
+    /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: u64,
+    /// Wait for more members before the first rebalance of an empty group
+    /// (`group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a classic member may ask for.
+    pub group_min_session_timeout_ms: i32,
+    /// Largest session timeout a classic member may ask for.
+    pub group_max_session_timeout_ms: i32,
+    /// Longest metadata string kept with a committed offset (`offset.metadata.max.bytes`).
+    pub offset_metadata_max_bytes: u32,
+    /// KIP-848 member session timeout (`group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: i32,
+    /// KIP-848 heartbeat interval told to members (`group.consumer.heartbeat.interval.ms`).
+    pub consumer_heartbeat_interval_ms: i32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -485,6 +538,47 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let groups = &self.groups;
+        if !(1..=crate::controller::MAX_PARTITIONS_PER_TOPIC)
+            .contains(&groups.offsets_topic_num_partitions)
+        {
+            return Err(invalid(
+                "groups.offsets_topic_num_partitions",
+                format!(
+                    "{} is not between 1 and 10000",
+                    groups.offsets_topic_num_partitions
+                ),
+            ));
+        }
+        if groups.offsets_retention_minutes < 1 {
+            return Err(invalid(
+                "groups.offsets_retention_minutes",
+                "must be at least 1",
+            ));
+        }
+        if groups.offsets_retention_check_interval_ms < 1 {
+            return Err(invalid(
+                "groups.offsets_retention_check_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if groups.group_min_session_timeout_ms < 1
+            || groups.group_min_session_timeout_ms > groups.group_max_session_timeout_ms
+        {
+            return Err(invalid(
+                "groups.group_min_session_timeout_ms",
+                format!(
+                    "{} must be positive and at most groups.group_max_session_timeout_ms ({})",
+                    groups.group_min_session_timeout_ms, groups.group_max_session_timeout_ms
+                ),
+            ));
+        }
+        if groups.consumer_session_timeout_ms < 1 || groups.consumer_heartbeat_interval_ms < 1 {
+            return Err(invalid(
+                "groups.consumer_session_timeout_ms",
+                "consumer session timeout and heartbeat interval must be positive",
+            ));
+        }
         Ok(())
     }
 
@@ -549,6 +643,7 @@ mod tests {
                 "log.flush_mode" => "\"interval\"",
                 "topics.auto_create" => "false",
                 "topics.default_replication_factor" => "1",
+                "groups.group_max_session_timeout_ms" => "1800000",
                 _ => "4096",
             };
             loader.set(key, raw, Source::Flag).expect("known key");

@@ -7,6 +7,7 @@
 //! - [`partition`]: hosted partitions, their logs and high watermarks.
 //! - [`server`]: the Kafka listener and per-connection request loop.
 //! - [`handlers`]: one file per Kafka API.
+//! - [`group`]: the group coordinator and `__consumer_offsets`.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //!
 //! The broker never decodes record batches on the produce or fetch path:
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod controller;
 pub mod datadir;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;
@@ -93,6 +95,8 @@ pub struct Broker {
     pub advertised: (String, u16),
     /// When the broker started, for status.
     pub started: Instant,
+    /// Consumer groups and committed offsets.
+    pub groups: group::GroupCoordinator,
 }
 
 /// Opens the data directory, recovers every log, serves Kafka clients until
@@ -120,8 +124,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(adv) => config::parse_host_port("kafka_advertised_listener", adv)?,
         None => (local.ip().to_string(), local.port()),
     };
+    let groups = group::GroupCoordinator::new(config.groups.clone());
     let broker = Arc::new(Broker {
         cluster_id: cluster_id(data_dir.path())?,
+        groups,
         config,
         metadata,
         replicas,
@@ -130,6 +136,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         started: Instant::now(),
     });
 
+    group::GroupCoordinator::load(&broker).map_err(|e| match e {
+        group::offsets_log::OffsetsLogError::Log(e) => BrokerError::Log(e),
+        other => BrokerError::Log(sluice_log::LogError::Io {
+            op: "replay __consumer_offsets",
+            path: broker.config.data_dir.clone(),
+            source: std::io::Error::other(other.to_string()),
+        }),
+    })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
     tracing::info!(listener = %local, security_protocol = "PLAINTEXT", "kafka listener up");

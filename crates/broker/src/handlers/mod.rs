@@ -9,17 +9,30 @@
 
 mod admin_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 mod unsupported;
 
 use std::future::Future;
@@ -98,6 +111,19 @@ pub fn dispatch(
         IncrementalAlterConfigs => admin_configs::incremental_alter,
         DescribeCluster => describe_cluster::handle,
         OffsetForLeaderEpoch => offset_for_leader_epoch::handle,
+        FindCoordinator => find_coordinator::handle,
+        JoinGroup => join_group::handle,
+        SyncGroup => sync_group::handle,
+        Heartbeat => heartbeat::handle,
+        LeaveGroup => leave_group::handle,
+        OffsetCommit => offset_commit::handle,
+        OffsetFetch => offset_fetch::handle,
+        OffsetDelete => offset_delete::handle,
+        ListGroups => list_groups::handle,
+        DescribeGroups => describe_groups::handle,
+        DeleteGroups => delete_groups::handle,
+        ConsumerGroupHeartbeat => consumer_group_heartbeat::handle,
+        ConsumerGroupDescribe => consumer_group_describe::handle,
         InitProducerId => init_producer_id::handle,
     }
 }

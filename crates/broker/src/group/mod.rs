@@ -1,0 +1,1097 @@
+//! The group coordinator: consumer groups (classic protocol and KIP-848)
+//! and their committed offsets.
+//!
+//! Owns every group's in-memory state and the `__consumer_offsets` topic's
+//! contents. It must not touch other partitions' logs or the metadata image
+//! except to create `__consumer_offsets` on first use.
+//!
+//! Layout:
+//! - [`classic`]: the classic protocol's state machine (JoinGroup & co).
+//! - [`consumer`]: the KIP-848 consumer protocol's state machine.
+//! - [`assignor`]: server-side assignors for KIP-848 (uniform, range).
+//! - [`offsets_log`]: the record format of `__consumer_offsets`.
+//!
+//! Concurrency: a map from group id to a [`GroupSlot`]; each slot has its
+//! own std `Mutex` (held only for in-memory changes and the synchronous
+//! page-cache append that persists them, never across an `.await`) and a
+//! timer task that sleeps until the group's next deadline (session expiry,
+//! end of a join phase), woken early by a `Notify` when deadlines move.
+//! Lock order: the map, then a slot.
+//!
+//! Durability: an offset commit is appended to the group's partition of
+//! `__consumer_offsets` under the slot lock (so log order is state order),
+//! fsynced with `Partition::commit`, and only then applied in memory and
+//! acknowledged. Group metadata is appended the same way but not waited for.
+
+pub mod assignor;
+pub mod classic;
+pub mod consumer;
+pub mod offsets_log;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_protocol::error::codes as code;
+use sluice_protocol::messages::join_group::JoinGroupResponse;
+use sluice_protocol::messages::sync_group::SyncGroupResponse;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::Broker;
+use crate::config::GroupConfig;
+use crate::controller::{self, NewTopic};
+use crate::partition::Partition;
+use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinArgs, JoinOutcome, SyncOutcome};
+use consumer::ConsumerGroup;
+use offsets_log::{GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, Replayed};
+
+/// Longest group id accepted; ids are keys in the offsets log and in memory.
+pub const MAX_GROUP_ID_BYTES: usize = 1024;
+
+/// Either protocol's group.
+#[derive(Debug)]
+pub enum GroupKind {
+    /// Classic protocol (JoinGroup/SyncGroup).
+    Classic(ClassicGroup),
+    /// KIP-848 consumer protocol (ConsumerGroupHeartbeat).
+    Consumer(ConsumerGroup),
+}
+
+/// A committed offset and where in the log it was written.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The commit.
+    pub value: OffsetValue,
+    /// Offset of its record in `__consumer_offsets`; a commit only replaces
+    /// one written before it.
+    pub log_offset: i64,
+}
+
+/// One group's state, behind its slot's lock.
+#[derive(Debug)]
+pub struct GroupState {
+    /// The protocol state machine.
+    pub kind: GroupKind,
+    /// Committed offsets by (topic, partition).
+    pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Set when the group was deleted; holders of the slot treat it as gone.
+    pub removed: bool,
+}
+
+impl GroupState {
+    fn next_deadline(&self) -> Option<Instant> {
+        match &self.kind {
+            GroupKind::Classic(g) => g.next_deadline(),
+            GroupKind::Consumer(g) => g.next_deadline(),
+        }
+    }
+
+    /// True if the group has no members (offsets may be deleted, group may be deleted).
+    pub fn is_empty(&self) -> bool {
+        match &self.kind {
+            GroupKind::Classic(g) => g.state == ClassicState::Empty,
+            GroupKind::Consumer(g) => g.members.is_empty(),
+        }
+    }
+
+    /// Kafka's state name.
+    pub fn state_name(&self) -> &'static str {
+        match &self.kind {
+            GroupKind::Classic(g) => g.state.name(),
+            GroupKind::Consumer(g) => g.state_name(),
+        }
+    }
+
+    /// "classic" or "consumer".
+    pub fn group_type(&self) -> &'static str {
+        match &self.kind {
+            GroupKind::Classic(_) => "classic",
+            GroupKind::Consumer(_) => "consumer",
+        }
+    }
+
+    fn take_dirty(&mut self) -> bool {
+        match &mut self.kind {
+            GroupKind::Classic(g) => g.take_dirty(),
+            GroupKind::Consumer(g) => g.take_dirty(),
+        }
+    }
+
+    fn to_value(&self) -> GroupValue {
+        match &self.kind {
+            GroupKind::Classic(g) => g.to_value(),
+            GroupKind::Consumer(g) => g.to_value(),
+        }
+    }
+}
+
+/// A group and its timer's wake-up.
+#[derive(Debug)]
+pub struct GroupSlot {
+    /// Group id.
+    pub id: String,
+    state: Mutex<GroupState>,
+    wake: Notify,
+}
+
+impl GroupSlot {
+    /// Locks the group. Held for in-memory work and page-cache appends only.
+    pub fn lock(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to consume.
+    pub offset: i64,
+    /// Leader epoch, -1 if unknown.
+    pub leader_epoch: i32,
+    /// Client metadata (`None` is stored as "").
+    pub metadata: Option<String>,
+}
+
+/// Who is committing, checked against the group.
+#[derive(Debug, Clone)]
+pub struct CommitIdentity {
+    /// Member id ("" for a client outside the group protocol).
+    pub member_id: String,
+    /// `group.instance.id`.
+    pub instance_id: Option<String>,
+    /// Classic generation, or KIP-848 member epoch; -1 for none.
+    pub generation_or_epoch: i32,
+}
+
+/// A group's replayed metadata and offsets.
+type LoadedGroup = (Option<GroupValue>, BTreeMap<(String, i32), Committed>);
+
+/// Committed offsets by topic, as OffsetFetch returns them.
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+
+/// The group coordinator.
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: Mutex<HashMap<String, Arc<GroupSlot>>>,
+    /// Set by [`GroupCoordinator::load`]; timer tasks use it to persist
+    /// without keeping the broker alive.
+    broker: OnceLock<Weak<Broker>>,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator")
+            .field("groups", &self.map().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::metadata::now_ms()
+}
+
+/// Appends `records` for `group_id` to its offsets partition. Called with
+/// the group's lock held so the log order matches the state order.
+fn append_locked(
+    broker: &Broker,
+    group_id: &str,
+    records: &[LogRecord],
+) -> Result<(Arc<Partition>, i64), i16> {
+    let index =
+        offsets_log::partition_for(group_id, broker.config.groups.offsets_topic_num_partitions);
+    let partition = broker
+        .replicas
+        .partition(OFFSETS_TOPIC, index)
+        .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
+    match offsets_log::append(&partition, records, now_ms()) {
+        Ok(end) => Ok((partition, end)),
+        Err(e) => {
+            tracing::error!(group = group_id, "cannot append to __consumer_offsets: {e}");
+            Err(code::COORDINATOR_NOT_AVAILABLE)
+        }
+    }
+}
+
+/// Persists the group's metadata if it changed, without waiting for fsync.
+fn persist_if_dirty(broker: &Broker, slot: &GroupSlot, state: &mut GroupState) {
+    if !state.take_dirty() || state.removed {
+        return;
+    }
+    let record = LogRecord::group(&slot.id, Some(&state.to_value()));
+    if let Ok((partition, end)) = append_locked(broker, &slot.id, &[record]) {
+        tokio::spawn(async move {
+            if let Err(e) = partition.commit(end).await {
+                tracing::error!("cannot fsync group metadata: {e}");
+            }
+        });
+    }
+}
+
+async fn commit_durable(partition: Arc<Partition>, end: i64) -> Result<(), i16> {
+    partition.commit(end).await.map_err(|e| {
+        tracing::error!(partition = %partition.tp, "cannot fsync __consumer_offsets: {e}");
+        code::COORDINATOR_NOT_AVAILABLE
+    })
+}
+
+impl GroupCoordinator {
+    /// A coordinator with no groups; call [`GroupCoordinator::load`] at start.
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            groups: Mutex::new(HashMap::new()),
+            broker: OnceLock::new(),
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<GroupSlot>>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn classic_limits(&self) -> ClassicLimits {
+        ClassicLimits {
+            initial_rebalance_delay_ms: self.config.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.config.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.config.group_max_session_timeout_ms,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// The `__consumer_offsets` partition that coordinates `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        offsets_log::partition_for(group_id, self.config.offsets_topic_num_partitions)
+    }
+
+    /// An existing group.
+    pub fn get(&self, group_id: &str) -> Option<Arc<GroupSlot>> {
+        self.map().get(group_id).cloned()
+    }
+
+    /// Every group.
+    pub fn all(&self) -> Vec<Arc<GroupSlot>> {
+        self.map().values().cloned().collect()
+    }
+
+    fn insert(&self, group_id: &str, state: GroupState) -> Arc<GroupSlot> {
+        let slot = Arc::new(GroupSlot {
+            id: group_id.to_owned(),
+            state: Mutex::new(state),
+            wake: Notify::new(),
+        });
+        self.map().insert(group_id.to_owned(), Arc::clone(&slot));
+        self.spawn_timer(&slot);
+        slot
+    }
+
+    /// The group, created with `make` if it does not exist.
+    pub fn get_or_create(
+        &self,
+        group_id: &str,
+        make: impl FnOnce() -> GroupKind,
+    ) -> Arc<GroupSlot> {
+        let mut map = self.map();
+        if let Some(slot) = map.get(group_id) {
+            return Arc::clone(slot);
+        }
+        let slot = Arc::new(GroupSlot {
+            id: group_id.to_owned(),
+            state: Mutex::new(GroupState {
+                kind: make(),
+                offsets: BTreeMap::new(),
+                removed: false,
+            }),
+            wake: Notify::new(),
+        });
+        map.insert(group_id.to_owned(), Arc::clone(&slot));
+        drop(map);
+        self.spawn_timer(&slot);
+        slot
+    }
+
+    fn spawn_timer(&self, slot: &Arc<GroupSlot>) {
+        let Some(broker) = self.broker.get().cloned() else {
+            return; // not loaded (unit tests): nothing expires
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        tokio::spawn(run_timer(Arc::clone(slot), broker));
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet.
+    pub async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), i16> {
+        let partitions = self.config.offsets_topic_num_partitions;
+        if broker
+            .replicas
+            .partition(OFFSETS_TOPIC, partitions - 1)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_owned(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            configs: vec![
+                ("cleanup.policy".to_owned(), Some("compact".to_owned())),
+                ("retention.ms".to_owned(), Some("-1".to_owned())),
+                ("retention.bytes".to_owned(), Some("-1".to_owned())),
+            ],
+        };
+        match controller::create_topics(broker, vec![topic], false)
+            .await
+            .pop()
+        {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
+            Some(Err(e)) => {
+                tracing::error!("cannot create {OFFSETS_TOPIC}: {}", e.message);
+                Err(code::COORDINATOR_NOT_AVAILABLE)
+            }
+            None => Err(code::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    /// Replays `__consumer_offsets` into memory and starts the timers and
+    /// the offset-retention task. Runs once, before the listener opens.
+    pub fn load(broker: &Arc<Broker>) -> Result<(), offsets_log::OffsetsLogError> {
+        let this = &broker.groups;
+        let _ = this.broker.set(Arc::downgrade(broker));
+        let mut groups: HashMap<String, LoadedGroup> = HashMap::new();
+        let mut records = 0;
+        for index in 0..this.config.offsets_topic_num_partitions {
+            let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, index) else {
+                continue;
+            };
+            records += offsets_log::replay(&partition, |r| match r {
+                Replayed::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                } => {
+                    let entry = groups.entry(group).or_default();
+                    match value {
+                        Some(value) => {
+                            entry.1.insert(
+                                (topic, partition),
+                                Committed {
+                                    value,
+                                    log_offset: -1,
+                                },
+                            );
+                        }
+                        None => {
+                            entry.1.remove(&(topic, partition));
+                        }
+                    }
+                }
+                Replayed::Group { group, value } => {
+                    groups.entry(group).or_default().0 = value;
+                }
+            })?;
+        }
+        let now = Instant::now();
+        let loaded = groups.len();
+        for (id, (value, offsets)) in groups {
+            if value.is_none() && offsets.is_empty() {
+                continue;
+            }
+            let kind = match &value {
+                Some(v) if v.group_type == "consumer" => {
+                    GroupKind::Consumer(ConsumerGroup::from_value(&id, v))
+                }
+                Some(v) => GroupKind::Classic(ClassicGroup::from_value(&id, v, now)),
+                None => GroupKind::Classic(ClassicGroup::new(&id, now_ms())),
+            };
+            this.insert(
+                &id,
+                GroupState {
+                    kind,
+                    offsets,
+                    removed: false,
+                },
+            );
+        }
+        tracing::info!(groups = loaded, records, "group coordinator loaded");
+        tokio::spawn(run_retention(Arc::downgrade(broker)));
+        Ok(())
+    }
+
+    // ---- classic protocol -------------------------------------------------
+
+    /// JoinGroup.
+    pub async fn join_group(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        args: JoinArgs,
+    ) -> JoinGroupResponse {
+        let error = |c: i16| JoinGroupResponse {
+            error_code: c,
+            member_id: args.member_id.clone(),
+            protocol_name: None,
+            ..Default::default()
+        };
+        if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_BYTES {
+            return error(code::INVALID_GROUP_ID);
+        }
+        if args.protocol_type.is_empty() || args.protocols.is_empty() {
+            return error(code::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let limits = self.classic_limits();
+        if args.session_timeout_ms < limits.min_session_timeout_ms
+            || args.session_timeout_ms > limits.max_session_timeout_ms
+        {
+            return error(code::INVALID_SESSION_TIMEOUT);
+        }
+        if let Err(c) = self.ensure_offsets_topic(broker).await {
+            return error(c);
+        }
+        let slot = if args.member_id.is_empty() {
+            self.get_or_create(group_id, || {
+                GroupKind::Classic(ClassicGroup::new(group_id, now_ms()))
+            })
+        } else {
+            match self.get(group_id) {
+                Some(slot) => slot,
+                None => return error(code::UNKNOWN_MEMBER_ID),
+            }
+        };
+        let outcome = {
+            let mut state = slot.lock();
+            if state.removed {
+                return error(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            let outcome = match &mut state.kind {
+                GroupKind::Classic(g) => g.join(args.clone(), &limits, Instant::now(), now_ms()),
+                GroupKind::Consumer(_) => {
+                    JoinOutcome::Done(error(code::INCONSISTENT_GROUP_PROTOCOL))
+                }
+            };
+            persist_if_dirty(broker, &slot, &mut state);
+            outcome
+        };
+        slot.wake.notify_one();
+        match outcome {
+            JoinOutcome::Done(r) => r,
+            JoinOutcome::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| error(code::UNKNOWN_SERVER_ERROR)),
+        }
+    }
+
+    /// SyncGroup.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync_group(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncGroupResponse {
+        let error = |c: i16| SyncGroupResponse {
+            error_code: c,
+            ..Default::default()
+        };
+        if group_id.is_empty() {
+            return error(code::INVALID_GROUP_ID);
+        }
+        let Some(slot) = self.get(group_id) else {
+            return error(code::UNKNOWN_MEMBER_ID);
+        };
+        let outcome = {
+            let mut state = slot.lock();
+            if state.removed {
+                return error(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            let outcome = match &mut state.kind {
+                GroupKind::Classic(g) => g.sync(
+                    member_id,
+                    instance_id,
+                    generation_id,
+                    protocol_type,
+                    protocol_name,
+                    assignments,
+                    Instant::now(),
+                    now_ms(),
+                ),
+                GroupKind::Consumer(_) => {
+                    SyncOutcome::Done(error(code::INCONSISTENT_GROUP_PROTOCOL))
+                }
+            };
+            persist_if_dirty(broker, &slot, &mut state);
+            outcome
+        };
+        slot.wake.notify_one();
+        match outcome {
+            SyncOutcome::Done(r) => r,
+            SyncOutcome::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| error(code::UNKNOWN_SERVER_ERROR)),
+        }
+    }
+
+    /// Heartbeat; returns the error code.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return code::INVALID_GROUP_ID;
+        }
+        let Some(slot) = self.get(group_id) else {
+            return code::UNKNOWN_MEMBER_ID;
+        };
+        let mut state = slot.lock();
+        if state.removed {
+            return code::COORDINATOR_NOT_AVAILABLE;
+        }
+        match &mut state.kind {
+            GroupKind::Classic(g) => {
+                g.heartbeat(member_id, instance_id, generation_id, Instant::now())
+            }
+            GroupKind::Consumer(_) => code::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup: one error code per (member id, instance id), or a
+    /// group-level error.
+    pub fn leave_group(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        if group_id.is_empty() {
+            return Err(code::INVALID_GROUP_ID);
+        }
+        let Some(slot) = self.get(group_id) else {
+            return Ok(vec![code::UNKNOWN_MEMBER_ID; members.len()]);
+        };
+        let codes = {
+            let mut state = slot.lock();
+            if state.removed {
+                return Err(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            let codes = match &mut state.kind {
+                GroupKind::Classic(g) => members
+                    .iter()
+                    .map(|(m, i)| g.leave(m, i.as_deref(), Instant::now(), now_ms()))
+                    .collect(),
+                GroupKind::Consumer(_) => vec![code::UNKNOWN_MEMBER_ID; members.len()],
+            };
+            persist_if_dirty(broker, &slot, &mut state);
+            codes
+        };
+        slot.wake.notify_one();
+        Ok(codes)
+    }
+
+    // ---- KIP-848 consumer protocol -------------------------------------------
+
+    /// ConsumerGroupHeartbeat.
+    pub async fn consumer_heartbeat(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        args: consumer::HeartbeatArgs,
+    ) -> Result<consumer::HeartbeatReply, i16> {
+        if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_BYTES {
+            return Err(code::INVALID_GROUP_ID);
+        }
+        tracing::debug!(group = group_id, ?args, "ConsumerGroupHeartbeat");
+        if args.member_epoch == 0
+            && args.subscribed_topic_names.is_none()
+            && args
+                .subscribed_topic_regex
+                .as_ref()
+                .is_some_and(|r| !r.is_empty())
+        {
+            // Regex subscriptions need a regex engine we do not ship yet.
+            return Err(code::INVALID_REQUEST);
+        }
+        self.ensure_offsets_topic(broker).await?;
+        let slot = if args.member_epoch == 0 {
+            self.get_or_create(group_id, || {
+                GroupKind::Consumer(ConsumerGroup::new(group_id, now_ms()))
+            })
+        } else {
+            self.get(group_id).ok_or(code::UNKNOWN_MEMBER_ID)?
+        };
+        let image = broker.metadata.image();
+        let topics: assignor::TopicsView = image
+            .topics
+            .values()
+            .map(|t| (t.name.clone(), (t.topic_id, t.partitions.len() as i32)))
+            .collect();
+        let limits = consumer::ConsumerLimits {
+            session_timeout_ms: self.config.consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.config.consumer_heartbeat_interval_ms,
+        };
+        let reply = {
+            let mut state = slot.lock();
+            if state.removed {
+                return Err(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            // An empty classic group (offsets only) becomes a consumer group.
+            if let GroupKind::Classic(g) = &state.kind {
+                if g.state != ClassicState::Empty {
+                    return Err(code::GROUP_ID_NOT_FOUND);
+                }
+                state.kind = GroupKind::Consumer(ConsumerGroup::new(group_id, now_ms()));
+            }
+            let reply = match &mut state.kind {
+                GroupKind::Consumer(g) => {
+                    g.heartbeat(args, &topics, &limits, Instant::now(), now_ms())
+                }
+                GroupKind::Classic(_) => Err(code::GROUP_ID_NOT_FOUND),
+            };
+            persist_if_dirty(broker, &slot, &mut state);
+            reply
+        };
+        slot.wake.notify_one();
+        reply
+    }
+
+    // ---- offsets ------------------------------------------------------------
+
+    /// Commits offsets for a group member (or a client outside the group
+    /// protocol when the identity is empty and the group has no members).
+    /// Durable before it returns. Per-partition results, in request order;
+    /// `Err` is a request-level error for every partition.
+    ///
+    /// Transactional commits (TxnOffsetCommit) will come through here with a
+    /// producer id and epoch once transactions exist (issue 5).
+    pub async fn commit_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        who: &CommitIdentity,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<i16>, i16> {
+        if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_BYTES {
+            return Err(code::INVALID_GROUP_ID);
+        }
+        self.ensure_offsets_topic(broker).await?;
+        let image = broker.metadata.image();
+        let max_metadata = self.config.offset_metadata_max_bytes as usize;
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let known = image
+                .topics
+                .get(&o.topic)
+                .is_some_and(|t| t.partitions.contains_key(&o.partition));
+            let c = if !known {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else if o.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
+                code::OFFSET_METADATA_TOO_LARGE
+            } else {
+                accepted.push(o);
+                code::NONE
+            };
+            results.push(c);
+        }
+        let simple = who.generation_or_epoch < 0 && who.member_id.is_empty();
+        let slot = if simple {
+            self.get_or_create(group_id, || {
+                GroupKind::Classic(ClassicGroup::new(group_id, now_ms()))
+            })
+        } else {
+            match self.get(group_id) {
+                Some(slot) => slot,
+                None => return Err(code::ILLEGAL_GENERATION),
+            }
+        };
+        let now = now_ms();
+        let values: Vec<(String, i32, OffsetValue)> = accepted
+            .into_iter()
+            .map(|o| {
+                (
+                    o.topic,
+                    o.partition,
+                    OffsetValue {
+                        offset: o.offset,
+                        leader_epoch: o.leader_epoch,
+                        metadata: o.metadata.unwrap_or_default(),
+                        commit_timestamp_ms: now,
+                    },
+                )
+            })
+            .collect();
+        let (partition, end, first) = {
+            let mut state = slot.lock();
+            if state.removed {
+                return Err(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            match &mut state.kind {
+                GroupKind::Classic(g) => g.validate_commit(
+                    &who.member_id,
+                    who.instance_id.as_deref(),
+                    who.generation_or_epoch,
+                    Instant::now(),
+                )?,
+                GroupKind::Consumer(g) => {
+                    g.validate_commit(&who.member_id, who.generation_or_epoch, Instant::now())?
+                }
+            }
+            if values.is_empty() {
+                return Ok(results);
+            }
+            let records: Vec<LogRecord> = values
+                .iter()
+                .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
+                .collect();
+            let (partition, end) = append_locked(broker, group_id, &records)?;
+            (partition, end, end - records.len() as i64)
+        };
+        commit_durable(partition, end).await?;
+        let mut state = slot.lock();
+        for (i, (topic, p, value)) in values.into_iter().enumerate() {
+            let log_offset = first + i as i64;
+            let key = (topic, p);
+            if state
+                .offsets
+                .get(&key)
+                .is_none_or(|c| c.log_offset < log_offset)
+            {
+                state.offsets.insert(key, Committed { value, log_offset });
+            }
+        }
+        Ok(results)
+    }
+
+    /// Committed offsets: for the named partitions, or all when `None`.
+    /// A partition without a commit has `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> FetchedOffsets {
+        let slot = self.get(group_id);
+        let state = slot.as_ref().map(|s| s.lock());
+        let offsets = state.as_ref().filter(|s| !s.removed).map(|s| &s.offsets);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, parts)| {
+                    let parts = parts
+                        .into_iter()
+                        .map(|p| {
+                            let v = offsets
+                                .and_then(|o| o.get(&(topic.clone(), p)))
+                                .map(|c| c.value.clone());
+                            (p, v)
+                        })
+                        .collect();
+                    (topic, parts)
+                })
+                .collect(),
+            None => {
+                let mut out: FetchedOffsets = Vec::new();
+                for ((topic, p), c) in offsets.into_iter().flatten() {
+                    match out.last_mut() {
+                        Some((t, v)) if t == topic => v.push((*p, Some(c.value.clone()))),
+                        _ => out.push((topic.clone(), vec![(*p, Some(c.value.clone()))])),
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Checks a KIP-848 member in OffsetFetch v9 (member id and epoch).
+    pub fn validate_fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Result<(), i16> {
+        let Some(slot) = self.get(group_id) else {
+            return Ok(());
+        };
+        let state = slot.lock();
+        match &state.kind {
+            GroupKind::Consumer(g) => g.validate_fetch(member_id, member_epoch),
+            GroupKind::Classic(_) => Ok(()),
+        }
+    }
+
+    /// OffsetDelete: removes offsets of partitions the group does not consume.
+    pub async fn delete_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<i16>, i16> {
+        if group_id.is_empty() {
+            return Err(code::INVALID_GROUP_ID);
+        }
+        let slot = self.get(group_id).ok_or(code::GROUP_ID_NOT_FOUND)?;
+        let (results, write) = {
+            let mut state = slot.lock();
+            if state.removed {
+                return Err(code::GROUP_ID_NOT_FOUND);
+            }
+            let subscribed: Option<Vec<String>> = match &state.kind {
+                GroupKind::Classic(g) if g.state == ClassicState::Empty => Some(Vec::new()),
+                GroupKind::Classic(g) => g.subscribed_topics(),
+                GroupKind::Consumer(g) => Some(g.subscribed_topics()),
+            };
+            let Some(subscribed) = subscribed else {
+                return Err(code::NON_EMPTY_GROUP);
+            };
+            let mut results = Vec::with_capacity(partitions.len());
+            let mut records = Vec::new();
+            for (topic, p) in &partitions {
+                if subscribed.contains(topic) {
+                    results.push(code::GROUP_SUBSCRIBED_TO_TOPIC);
+                    continue;
+                }
+                if state.offsets.remove(&(topic.clone(), *p)).is_some() {
+                    records.push(LogRecord::offset(group_id, topic, *p, None));
+                }
+                results.push(code::NONE);
+            }
+            let write = if records.is_empty() {
+                None
+            } else {
+                Some(append_locked(broker, group_id, &records)?)
+            };
+            (results, write)
+        };
+        if let Some((partition, end)) = write {
+            commit_durable(partition, end).await?;
+        }
+        Ok(results)
+    }
+
+    /// DeleteGroups for one group.
+    pub async fn delete_group(&self, broker: &Arc<Broker>, group_id: &str) -> i16 {
+        let write = {
+            let mut map = self.map();
+            let Some(slot) = map.get(group_id).cloned() else {
+                return code::GROUP_ID_NOT_FOUND;
+            };
+            let mut state = slot.lock();
+            if !state.is_empty() {
+                return code::NON_EMPTY_GROUP;
+            }
+            let mut records: Vec<LogRecord> = state
+                .offsets
+                .keys()
+                .map(|(t, p)| LogRecord::offset(group_id, t, *p, None))
+                .collect();
+            records.push(LogRecord::group(group_id, None));
+            let write = match append_locked(broker, group_id, &records) {
+                Ok(w) => w,
+                Err(c) => return c,
+            };
+            state.offsets.clear();
+            state.removed = true;
+            if let GroupKind::Classic(g) = &mut state.kind {
+                g.state = ClassicState::Dead;
+            }
+            map.remove(group_id);
+            drop(state);
+            slot.wake.notify_one();
+            write
+        };
+        match commit_durable(write.0, write.1).await {
+            Ok(()) => code::NONE,
+            Err(c) => c,
+        }
+    }
+
+    /// Removes offsets of empty groups older than the retention, and empty
+    /// groups left with nothing. Kafka's rule: a group that uses the group
+    /// protocol keeps its offsets for the retention period after it became
+    /// empty; a group used only to store offsets expires each offset
+    /// retention after its commit.
+    pub fn expire_offsets(&self, broker: &Broker, now_ms: i64) -> usize {
+        let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
+        let mut expired_total = 0;
+        let mut map = self.map();
+        let ids: Vec<String> = map.keys().cloned().collect();
+        for id in ids {
+            let Some(slot) = map.get(&id).cloned() else {
+                continue;
+            };
+            let mut state = slot.lock();
+            let expired = expired_offsets(&state, now_ms, retention_ms);
+            let delete_group = state.is_empty() && state.offsets.len() == expired.len();
+            if expired.is_empty() && !delete_group {
+                continue;
+            }
+            let mut records: Vec<LogRecord> = expired
+                .iter()
+                .map(|(t, p)| LogRecord::offset(&id, t, *p, None))
+                .collect();
+            if delete_group {
+                records.push(LogRecord::group(&id, None));
+            }
+            let Ok((partition, end)) = append_locked(broker, &id, &records) else {
+                continue;
+            };
+            tokio::spawn(async move { commit_durable(partition, end).await });
+            for key in &expired {
+                state.offsets.remove(key);
+            }
+            expired_total += expired.len();
+            if delete_group {
+                state.removed = true;
+                map.remove(&id);
+                drop(state);
+                slot.wake.notify_one();
+            }
+        }
+        expired_total
+    }
+}
+
+/// Offsets of `state` due to expire at `now_ms`.
+pub fn expired_offsets(state: &GroupState, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
+    if !state.is_empty() {
+        return Vec::new();
+    }
+    let uses_protocol = match &state.kind {
+        GroupKind::Classic(g) => g.protocol_type.is_some(),
+        GroupKind::Consumer(_) => true,
+    };
+    let empty_since = match &state.kind {
+        GroupKind::Classic(g) => g.state_timestamp_ms,
+        GroupKind::Consumer(g) => g.state_timestamp_ms,
+    };
+    state
+        .offsets
+        .iter()
+        .filter(|(_, c)| {
+            let base = if uses_protocol {
+                empty_since.max(c.value.commit_timestamp_ms)
+            } else {
+                c.value.commit_timestamp_ms
+            };
+            base.saturating_add(retention_ms) <= now_ms
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Sleeps until the group's next deadline (or a change), then runs its
+/// timers. Exits when the group is removed or the broker is gone.
+async fn run_timer(slot: Arc<GroupSlot>, broker: Weak<Broker>) {
+    loop {
+        let wake = slot.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let deadline = {
+            let state = slot.lock();
+            if state.removed {
+                return;
+            }
+            state.next_deadline()
+        };
+        match deadline {
+            Some(d) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(d) => {}
+                    () = &mut wake => {}
+                }
+            }
+            None => wake.await,
+        }
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let mut state = slot.lock();
+        if state.removed {
+            return;
+        }
+        let now = Instant::now();
+        match &mut state.kind {
+            GroupKind::Classic(g) => g.on_timer(now, now_ms()),
+            GroupKind::Consumer(g) => g.on_timer(now, now_ms()),
+        }
+        persist_if_dirty(&broker, &slot, &mut state);
+    }
+}
+
+/// Kafka's offset expiration task, every `offsets_retention_check_interval_ms`.
+async fn run_retention(broker: Weak<Broker>) {
+    let interval = match broker.upgrade() {
+        Some(b) => Duration::from_millis(b.groups.config.offsets_retention_check_interval_ms),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(b) = broker.upgrade() else { return };
+        let n = b.groups.expire_offsets(&b, now_ms());
+        if n > 0 {
+            tracing::info!(offsets = n, "expired committed offsets of empty groups");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset(ts: i64) -> Committed {
+        Committed {
+            value: OffsetValue {
+                offset: 1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: ts,
+            },
+            log_offset: 0,
+        }
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_retention() {
+        let mut g = ClassicGroup::new("g", 1_000);
+        g.protocol_type = Some("consumer".into());
+        let mut state = GroupState {
+            kind: GroupKind::Classic(g),
+            offsets: BTreeMap::new(),
+            removed: false,
+        };
+        state.offsets.insert(("t".into(), 0), offset(500));
+        state.offsets.insert(("t".into(), 1), offset(5_000));
+        // Protocol groups: retention counts from when the group became empty,
+        // or the commit if later.
+        assert!(expired_offsets(&state, 1_999, 1_000).is_empty());
+        assert_eq!(
+            expired_offsets(&state, 2_000, 1_000),
+            vec![("t".to_owned(), 0)]
+        );
+        assert_eq!(expired_offsets(&state, 6_000, 1_000).len(), 2);
+        // A group used only for storage expires offsets one by one.
+        if let GroupKind::Classic(g) = &mut state.kind {
+            g.protocol_type = None;
+        }
+        assert_eq!(
+            expired_offsets(&state, 1_500, 1_000),
+            vec![("t".to_owned(), 0)]
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! ConsumerGroupDescribe (69): KIP-848 groups with members, current and
+//! target assignments.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error::codes as code;
+use sluice_protocol::messages::consumer_group_describe::{
+    Assignment, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, DescribedGroup,
+    Member, TopicPartitions,
+};
+
+use super::RequestContext;
+use crate::Broker;
+use crate::group::{GroupKind, assignor};
+use crate::metadata::MetadataImage;
+
+fn to_wire(a: &assignor::Assignment, image: &MetadataImage) -> Assignment {
+    Assignment {
+        topic_partitions: a
+            .iter()
+            .map(|(id, parts)| TopicPartitions {
+                topic_id: *id,
+                topic_name: image.topic_names.get(id).cloned().unwrap_or_default(),
+                partitions: parts.iter().copied().collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Handles ConsumerGroupDescribe.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    request: ConsumerGroupDescribeRequest,
+) -> impl Future<Output = ConsumerGroupDescribeResponse> + Send + 'static {
+    let image = broker.metadata.image();
+    let groups = request
+        .group_ids
+        .into_iter()
+        .map(|group_id| {
+            let not_found = |message: &str| DescribedGroup {
+                error_code: code::GROUP_ID_NOT_FOUND,
+                error_message: Some(message.to_owned()),
+                group_id: group_id.clone(),
+                group_state: "Dead".to_owned(),
+                authorized_operations: i32::MIN,
+                ..Default::default()
+            };
+            let Some(slot) = broker.groups.get(&group_id) else {
+                return not_found("group does not exist");
+            };
+            let state = slot.lock();
+            let GroupKind::Consumer(g) = &state.kind else {
+                return not_found("group is not a consumer group");
+            };
+            DescribedGroup {
+                error_code: code::NONE,
+                error_message: None,
+                group_id: group_id.clone(),
+                group_state: g.state_name().to_owned(),
+                group_epoch: g.group_epoch,
+                assignment_epoch: g.assignment_epoch,
+                assignor_name: g.assignor.clone(),
+                members: g
+                    .members
+                    .values()
+                    .map(|m| Member {
+                        member_id: m.member_id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        rack_id: m.rack_id.clone(),
+                        member_epoch: m.member_epoch,
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        subscribed_topic_names: m.subscribed_topic_names.clone(),
+                        subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                        assignment: to_wire(&m.assigned, &image),
+                        target_assignment: to_wire(
+                            &g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                            &image,
+                        ),
+                        member_type: 1,
+                    })
+                    .collect(),
+                authorized_operations: i32::MIN,
+            }
+        })
+        .collect();
+    std::future::ready(ConsumerGroupDescribeResponse {
+        groups,
+        ..Default::default()
+    })
+}

@@ -1,0 +1,109 @@
+//! DescribeGroups (15): state, protocol and members of classic groups.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::error::codes as code;
+use sluice_protocol::messages::describe_groups::{
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+};
+
+use super::RequestContext;
+use crate::Broker;
+use crate::group::GroupKind;
+use crate::group::classic::ClassicState;
+
+/// Handles DescribeGroups. An unknown group is reported Dead (v0-5) or
+/// GROUP_ID_NOT_FOUND (v6+), as Kafka does.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    header: &RequestHeader,
+    request: DescribeGroupsRequest,
+) -> impl Future<Output = DescribeGroupsResponse> + Send + 'static {
+    let version = header.request_api_version;
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let dead = |error_code| DescribedGroup {
+                error_code,
+                group_id: group_id.clone(),
+                group_state: "Dead".to_owned(),
+                authorized_operations: i32::MIN,
+                ..Default::default()
+            };
+            let Some(slot) = broker.groups.get(&group_id) else {
+                return dead(if version >= 6 {
+                    code::GROUP_ID_NOT_FOUND
+                } else {
+                    code::NONE
+                });
+            };
+            let state = slot.lock();
+            match &state.kind {
+                _ if state.removed => dead(code::NONE),
+                GroupKind::Consumer(_) => DescribedGroup {
+                    error_code: if version >= 6 {
+                        code::GROUP_ID_NOT_FOUND
+                    } else {
+                        code::NONE
+                    },
+                    error_message: Some("group is a consumer group (KIP-848)".to_owned()),
+                    group_id: group_id.clone(),
+                    group_state: state.state_name().to_owned(),
+                    protocol_type: "consumer".to_owned(),
+                    authorized_operations: i32::MIN,
+                    ..Default::default()
+                },
+                GroupKind::Classic(g) => {
+                    let protocol = g.protocol_name.clone().unwrap_or_default();
+                    // Kafka shows metadata and assignments only when Stable.
+                    let stable = g.state == ClassicState::Stable;
+                    DescribedGroup {
+                        error_code: code::NONE,
+                        error_message: None,
+                        group_id: group_id.clone(),
+                        group_state: g.state.name().to_owned(),
+                        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                        protocol_data: if stable {
+                            protocol.clone()
+                        } else {
+                            String::new()
+                        },
+                        members: g
+                            .members
+                            .values()
+                            .map(|m| DescribedGroupMember {
+                                member_id: m.member_id.clone(),
+                                group_instance_id: m.instance_id.clone(),
+                                client_id: m.client_id.clone(),
+                                client_host: m.client_host.clone(),
+                                member_metadata: if stable {
+                                    m.protocols
+                                        .iter()
+                                        .find(|(n, _)| *n == protocol)
+                                        .map(|(_, b)| b.clone())
+                                        .unwrap_or_default()
+                                } else {
+                                    Default::default()
+                                },
+                                member_assignment: if stable {
+                                    m.assignment.clone()
+                                } else {
+                                    Default::default()
+                                },
+                            })
+                            .collect(),
+                        authorized_operations: i32::MIN,
+                    }
+                }
+            }
+        })
+        .collect();
+    std::future::ready(DescribeGroupsResponse {
+        groups,
+        ..Default::default()
+    })
+}

@@ -1,0 +1,40 @@
+//! SyncGroup (14): the leader hands out assignments; everyone gets theirs.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sluice_protocol::RequestHeader;
+use sluice_protocol::messages::sync_group::{SyncGroupRequest, SyncGroupResponse};
+
+use super::RequestContext;
+use crate::Broker;
+
+/// Handles SyncGroup; followers wait for the leader's assignment.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _header: &RequestHeader,
+    request: SyncGroupRequest,
+) -> impl Future<Output = SyncGroupResponse> + Send + 'static {
+    let broker = Arc::clone(broker);
+    async move {
+        let assignments = request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id, a.assignment))
+            .collect();
+        broker
+            .groups
+            .sync_group(
+                &broker,
+                &request.group_id,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                request.generation_id,
+                request.protocol_type.as_deref(),
+                request.protocol_name.as_deref(),
+                assignments,
+            )
+            .await
+    }
+}

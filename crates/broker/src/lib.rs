@@ -7,6 +7,8 @@
 //! - [`partition`]: hosted partitions, their logs and high watermarks.
 //! - [`server`]: the Kafka listener and per-connection request loop.
 //! - [`handlers`]: one file per Kafka API.
+//! - [`http`]: the HTTP API, `/metrics`, `/health`, `/ready` and the web console.
+//! - [`metrics`]: Prometheus metric families and the hooks that feed them.
 //! - [`group`]: the group coordinator and `__consumer_offsets`.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //!
@@ -18,7 +20,9 @@ pub mod controller;
 pub mod datadir;
 pub mod group;
 pub mod handlers;
+pub mod http;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod server;
@@ -145,10 +149,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }),
     })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = http::start(&broker, stop_rx.clone()).await?;
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
     tracing::info!(listener = %local, security_protocol = "PLAINTEXT", "kafka listener up");
     let server = server::serve(listener, Arc::clone(&broker), stop_rx);
     tokio::pin!(server);
+    http.set_ready(true);
     tokio::select! {
         () = &mut server => {}
         () = shutdown => {
@@ -159,6 +165,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let _ = stop_tx.send(true);
     let _ = housekeeping.await;
+    http.join().await;
     broker.replicas.flush_all();
     broker.metadata.flush()?;
     tracing::info!("logs flushed; bye");

@@ -85,13 +85,17 @@ impl Partition {
     /// Appends a producer's batches. The data is in the page cache, not yet
     /// visible to consumers; call [`Partition::commit`] next.
     pub fn append(&self, records: BytesMut, now_ms: i64) -> Result<AppendInfo, LogError> {
-        self.log.append(records, self.leader_epoch(), now_ms)
+        let bytes = records.len();
+        let info = self.log.append(records, self.leader_epoch(), now_ms)?;
+        crate::metrics::appended(&self.tp.topic, bytes, info.record_count);
+        Ok(info)
     }
 
     /// Makes everything up to `end_offset` durable (group commit) and
     /// visible. Concurrent callers share one fsync.
     pub async fn commit(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
         if self.group_commit {
+            let started = std::time::Instant::now();
             let this = Arc::clone(self);
             tokio::task::spawn_blocking(move || this.log.sync_until(end_offset))
                 .await
@@ -100,6 +104,7 @@ impl Partition {
                     path: self.log.dir().to_owned(),
                     source: std::io::Error::other(e.to_string()),
                 })??;
+            crate::metrics::fsync_observed(started.elapsed());
         }
         self.advance_high_watermark(end_offset);
         Ok(())
@@ -203,6 +208,7 @@ impl ReplicaManager {
         };
         for partition in removed {
             tracing::info!(partition = %partition.tp, "deleting partition log");
+            crate::metrics::forget_partition(&partition.tp);
             let dir = self.partition_dir(&partition.tp);
             drop(partition);
             remove_dir(&dir);

@@ -61,6 +61,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut stop: watch::
         let stop = stop.clone();
         tasks.spawn(async move {
             let _permit = permit;
+            let _open = crate::metrics::connection_opened();
             if let Err(e) = Connection::new(stream, peer, broker, stop).run().await {
                 tracing::warn!(%peer, "closing connection: {e}");
             }

@@ -208,6 +208,7 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
             if !first && bytes.len() > budget {
                 return data; // over the response budget; try next time
             }
+            crate::metrics::fetched(&partition.tp.topic, bytes.len());
             data.records = bytes;
         }
         Err(e) => {

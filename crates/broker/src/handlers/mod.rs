@@ -64,8 +64,31 @@ pub struct RequestContext {
     pub principal: Principal,
 }
 
-/// Decodes one frame and starts its handler. An error closes the connection.
+/// Decodes one frame and starts its handler, timing it for the metrics. An
+/// error closes the connection.
 pub fn dispatch(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    frame: Bytes,
+) -> Result<Reply, ConnectionError> {
+    // The API key is the header's first field; reading it here keeps the
+    // metrics hook out of every return path below.
+    let api_key = frame
+        .get(..2)
+        .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    let request_bytes = frame.len();
+    let started = std::time::Instant::now();
+    let reply = route_request(broker, ctx, frame)?;
+    Ok(Box::pin(async move {
+        let response = reply.await;
+        let response_bytes = response.as_ref().map_or(0, |r| r.len());
+        crate::metrics::request_done(api_key, started.elapsed(), request_bytes, response_bytes);
+        response
+    }))
+}
+
+/// Decodes one frame and starts its handler.
+fn route_request(
     broker: &Arc<Broker>,
     ctx: RequestContext,
     frame: Bytes,

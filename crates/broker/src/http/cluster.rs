@@ -1,0 +1,159 @@
+//! Broker status, liveness, readiness, metrics and the OpenAPI document.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiResult, ErrorBody, HttpError};
+
+/// `/health` and `/ready` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or why not.
+    pub status: String,
+}
+
+/// Liveness: the process is up and serving HTTP.
+#[utoipa::path(get, path = "/health", tag = "cluster",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Readiness: logs are recovered and the Kafka listener accepts
+/// connections. 503 before that and once shutdown has begun.
+#[utoipa::path(get, path = "/ready", tag = "cluster",
+    responses(
+        (status = 200, description = "Ready for clients", body = Health),
+        (status = 503, description = "Starting or shutting down", body = ErrorBody),
+    ))]
+pub async fn ready(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
+    if state.ready.load(Ordering::Acquire) && !*state.stop.borrow() {
+        Ok(axum::Json(Health {
+            status: "ok".to_owned(),
+        }))
+    } else {
+        Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the broker is starting or shutting down",
+        ))
+    }
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "cluster",
+    responses((status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let lags: Vec<crate::metrics::GroupLag> = super::groups::all_lags(&state.broker)
+        .into_iter()
+        .map(|(group, topic, partition, lag)| crate::metrics::GroupLag {
+            group,
+            topic,
+            partition,
+            lag,
+        })
+        .collect();
+    let text = crate::metrics::encode(&state.broker, &lags)
+        .map_err(|e| HttpError::internal(format!("cannot encode metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "cluster",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
+pub async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::OPENAPI_JSON.as_str(),
+    )
+        .into_response()
+}
+
+/// One broker of the cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokerInfo {
+    /// Broker id.
+    pub node_id: i32,
+    /// Advertised Kafka host.
+    pub host: String,
+    /// Advertised Kafka port.
+    pub port: u16,
+    /// True for the broker answering this request.
+    pub is_controller: bool,
+}
+
+/// Cluster status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatus {
+    /// Kafka cluster id.
+    pub cluster_id: String,
+    /// This broker's id.
+    pub node_id: i32,
+    /// Sluice version.
+    pub version: String,
+    /// Milliseconds since the broker started.
+    pub uptime_ms: u64,
+    /// Every broker (one today).
+    pub brokers: Vec<BrokerInfo>,
+    /// Topics, internal ones included.
+    pub topic_count: usize,
+    /// Partitions over all topics.
+    pub partition_count: usize,
+    /// Consumer groups known to the coordinator.
+    pub group_count: usize,
+    /// Sum of the partitions' log sizes on disk.
+    pub total_size_bytes: u64,
+    /// Sum over partitions of high watermark minus log start offset.
+    pub total_messages: i64,
+    /// Open Kafka connections.
+    pub connections: i64,
+    /// The HTTP listener address.
+    pub http_listener: String,
+}
+
+/// Broker status: identity, uptime and totals.
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster",
+    responses((status = 200, description = "Cluster status", body = ClusterStatus)))]
+pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> {
+    let broker = &state.broker;
+    let image = broker.metadata.image();
+    let partitions = broker.replicas.all();
+    let (host, port) = broker.advertised.clone();
+    axum::Json(ClusterStatus {
+        cluster_id: broker.cluster_id.clone(),
+        node_id: broker.config.node_id,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_ms: u64::try_from(broker.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        brokers: vec![BrokerInfo {
+            node_id: broker.config.node_id,
+            host,
+            port,
+            is_controller: true,
+        }],
+        topic_count: image.topics.len(),
+        partition_count: image.topics.values().map(|t| t.partitions.len()).sum(),
+        group_count: super::groups::group_count(broker),
+        total_size_bytes: partitions.iter().map(|p| p.log().size_bytes()).sum(),
+        total_messages: partitions
+            .iter()
+            .map(|p| (p.high_watermark() - p.log().log_start_offset()).max(0))
+            .sum(),
+        connections: crate::metrics::global().connections.get(),
+        http_listener: broker.config.http_listener.clone(),
+    })
+}

@@ -1,0 +1,794 @@
+// Sluice console: a small single-page app over the /v1 HTTP API.
+// Plain JavaScript, no dependencies. Pages are rendered into #view by
+// hash route; charts are drawn on <canvas> by the functions below.
+"use strict";
+
+// ---------------------------------------------------------------- helpers
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function fmtInt(n) {
+  return n == null || n < 0 ? "–" : Number(n).toLocaleString("en-US");
+}
+
+function fmtBytes(n) {
+  if (n == null || n < 0) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)) + " " + units[i];
+}
+
+function fmtRate(n, unit) {
+  if (!isFinite(n)) return "–";
+  if (unit === "B") return fmtBytes(n) + "/s";
+  if (n >= 1e6) return (n / 1e6).toFixed(2) + "M/s";
+  if (n >= 1e3) return (n / 1e3).toFixed(1) + "k/s";
+  return (n < 10 ? n.toFixed(1) : Math.round(n)) + "/s";
+}
+
+function fmtTime(ms) {
+  if (ms == null || ms < 0) return "–";
+  const d = new Date(ms);
+  const pad = (x, w = 2) => String(x).padStart(w, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+function fmtDuration(ms) {
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  if (res.status === 204) return null;
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { message: text }; }
+  if (!res.ok) {
+    const err = new Error((data && data.message) || res.statusText);
+    err.code = data && data.error_code;
+    err.status = res.status;
+    throw err;
+  }
+  return data;
+}
+
+let toastTimer = null;
+function toast(message, isError = false) {
+  const t = $("#toast");
+  t.textContent = message;
+  t.className = "toast show" + (isError ? " error" : "");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.className = "toast"; }, 3200);
+}
+
+function b64ToBytes(b64) {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function hexDump(bytes) {
+  const lines = [];
+  for (let i = 0; i < bytes.length; i += 16) {
+    const chunk = Array.from(bytes.slice(i, i + 16));
+    const hex = chunk.map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    const ascii = chunk.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : ".")).join("");
+    lines.push(i.toString(16).padStart(8, "0") + "  " + hex.padEnd(48, " ") + " " + ascii);
+  }
+  return lines.join("\n");
+}
+
+function highlightJson(value) {
+  const json = esc(JSON.stringify(value, null, 2));
+  return json.replace(/(&quot;(?:[^&]|&(?!quot;))*?&quot;)(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g,
+    (m, str, colon, lit, num) => {
+      if (str) return colon ? `<span class="k">${str}</span>${colon}` : `<span class="s">${str}</span>`;
+      if (lit) return `<span class="b">${lit}</span>`;
+      return `<span class="n">${num}</span>`;
+    });
+}
+
+// How a record value is shown: "auto" tries JSON, then text, then hex.
+function renderValue(rec, format) {
+  if (rec.value_base64 == null) return { kind: "null", html: '<span class="badge">null</span>' };
+  if (format === "hex") return { kind: "hex", html: esc(hexDump(b64ToBytes(rec.value_base64))) };
+  if (format !== "text" && rec.value != null) {
+    try {
+      const parsed = JSON.parse(rec.value);
+      if (typeof parsed === "object" || format === "json") return { kind: "json", html: highlightJson(parsed) };
+    } catch (_) {
+      if (format === "json") return { kind: "text", html: esc(rec.value) };
+    }
+  }
+  if (rec.value != null) return { kind: "text", html: esc(rec.value) };
+  return { kind: "hex", html: esc(hexDump(b64ToBytes(rec.value_base64))) };
+}
+
+function preview(rec) {
+  if (rec.value_base64 == null) return '<span class="badge">null</span>';
+  if (rec.value == null) return `<span class="badge info">binary</span> <span class="mono">${esc(hexDump(b64ToBytes(rec.value_base64)).slice(10, 58))}</span>`;
+  return `<span class="mono">${esc(rec.value.length > 160 ? rec.value.slice(0, 160) + "…" : rec.value)}</span>`;
+}
+
+// ---------------------------------------------------------------- charts
+
+// A time-series line chart on a canvas. `series` is
+// [{ label, color, points: [[tMs, value], ...] }].
+function drawLineChart(canvas, series, opts = {}) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (!w || !h) return;
+  canvas.width = w * dpr; canvas.height = h * dpr;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  ctx.clearRect(0, 0, w, h);
+  const pad = { l: 64, r: 14, t: 12, b: 26 };
+  const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
+  const all = series.flatMap((s) => s.points);
+  const now = Date.now();
+  const span = opts.spanMs || 120000;
+  const t0 = now - span;
+  let max = Math.max(1, ...all.map((p) => p[1]));
+  const nice = niceCeil(max);
+  max = nice;
+  ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
+  ctx.fillStyle = "#9ca3af";
+  ctx.strokeStyle = "#eef0f3";
+  ctx.lineWidth = 1;
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (let i = 0; i <= 4; i++) {
+    const y = pad.t + ph - (ph * i) / 4;
+    ctx.beginPath(); ctx.moveTo(pad.l, Math.round(y) + 0.5); ctx.lineTo(pad.l + pw, Math.round(y) + 0.5); ctx.stroke();
+    const v = (max * i) / 4;
+    ctx.fillText(opts.format ? opts.format(v) : String(v), pad.l - 8, y);
+  }
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (let i = 0; i <= 4; i++) {
+    const t = t0 + (span * i) / 4;
+    const x = pad.l + (pw * i) / 4;
+    const ago = Math.round((now - t) / 1000);
+    ctx.fillText(ago === 0 ? "now" : `-${ago}s`, x, pad.t + ph + 8);
+  }
+  const xOf = (t) => pad.l + ((t - t0) / span) * pw;
+  const yOf = (v) => pad.t + ph - (v / max) * ph;
+  for (const s of series) {
+    const pts = s.points.filter((p) => p[0] >= t0 - 5000);
+    if (pts.length < 2) continue;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(pad.l, pad.t, pw, ph + 1);
+    ctx.clip();
+    const grad = ctx.createLinearGradient(0, pad.t, 0, pad.t + ph);
+    grad.addColorStop(0, s.color + "44");
+    grad.addColorStop(1, s.color + "00");
+    ctx.beginPath();
+    ctx.moveTo(xOf(pts[0][0]), yOf(0));
+    for (const p of pts) ctx.lineTo(xOf(p[0]), yOf(p[1]));
+    ctx.lineTo(xOf(pts[pts.length - 1][0]), yOf(0));
+    ctx.closePath();
+    ctx.fillStyle = grad;
+    ctx.fill();
+    ctx.beginPath();
+    pts.forEach((p, i) => (i ? ctx.lineTo(xOf(p[0]), yOf(p[1])) : ctx.moveTo(xOf(p[0]), yOf(p[1]))));
+    ctx.strokeStyle = s.color;
+    ctx.lineWidth = 2;
+    ctx.lineJoin = "round";
+    ctx.stroke();
+    ctx.restore();
+  }
+}
+
+// Horizontal bars: [{ label, value }].
+function drawBarChart(canvas, bars, opts = {}) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const rowH = 26;
+  const h = Math.max(60, bars.length * rowH + 30);
+  canvas.style.height = h + "px";
+  canvas.width = w * dpr; canvas.height = h * dpr;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "12px " + getComputedStyle(document.body).fontFamily;
+  const labelW = Math.min(220, Math.max(80, ...bars.map((b) => ctx.measureText(b.label).width + 16)));
+  const max = niceCeil(Math.max(1, ...bars.map((b) => b.value)));
+  const pw = w - labelW - 70;
+  if (!bars.length) {
+    ctx.fillStyle = "#9ca3af"; ctx.textAlign = "center";
+    ctx.fillText("no committed offsets", w / 2, h / 2);
+    return;
+  }
+  bars.forEach((b, i) => {
+    const y = 10 + i * rowH;
+    ctx.fillStyle = "#4b5563"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
+    ctx.fillText(b.label, labelW - 8, y + rowH / 2 - 2);
+    ctx.fillStyle = "#f0f2f5";
+    ctx.fillRect(labelW, y + 4, pw, rowH - 12);
+    const bw = (b.value / max) * pw;
+    ctx.fillStyle = b.value > 0 ? (opts.color || "#f59e0b") : "#14b8a6";
+    ctx.fillRect(labelW, y + 4, Math.max(bw, b.value > 0 ? 2 : 0), rowH - 12);
+    ctx.fillStyle = "#111827"; ctx.textAlign = "left";
+    ctx.fillText(fmtInt(b.value), labelW + pw + 8, y + rowH / 2 - 2);
+  });
+}
+
+function niceCeil(v) {
+  if (v <= 0) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+// ---------------------------------------------------------------- metrics sampling
+
+// Sums every sample of a counter family in an OpenMetrics exposition.
+function sumMetric(text, name) {
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(name + "{") || line.startsWith(name + " ")) {
+      const v = parseFloat(line.slice(line.lastIndexOf(" ") + 1));
+      if (isFinite(v)) total += v;
+    }
+  }
+  return total;
+}
+
+// Throughput history shared by the overview charts: sampled every 2 s while
+// the console is open, so returning to the page shows recent history.
+const throughput = { last: null, msgs: [], bytesIn: [], bytesOut: [] };
+async function sampleThroughput() {
+  try {
+    const res = await fetch("/metrics");
+    const text = await res.text();
+    const now = Date.now();
+    const cur = {
+      t: now,
+      msgs: sumMetric(text, "sluice_topic_messages_in_total"),
+      bytesIn: sumMetric(text, "sluice_topic_bytes_in_total"),
+      bytesOut: sumMetric(text, "sluice_topic_bytes_out_total"),
+    };
+    if (throughput.last) {
+      const dt = (cur.t - throughput.last.t) / 1000;
+      const rate = (k) => Math.max(0, (cur[k] - throughput.last[k]) / dt);
+      for (const k of ["msgs", "bytesIn", "bytesOut"]) {
+        throughput[k].push([now, rate(k)]);
+        if (throughput[k].length > 120) throughput[k].shift();
+      }
+    }
+    throughput.last = cur;
+  } catch (_) { /* broker unreachable; the pill shows it */ }
+}
+
+// ---------------------------------------------------------------- router
+
+const pages = {};
+let cleanup = [];
+function onLeave(fn) { cleanup.push(fn); }
+
+function route() {
+  for (const fn of cleanup) { try { fn(); } catch (_) { /* ignore */ } }
+  cleanup = [];
+  const hash = location.hash.replace(/^#\/?/, "") || "overview";
+  const [page, ...rest] = hash.split("/").map(decodeURIComponent);
+  const handler = pages[page] || pages.overview;
+  $$(".sidebar nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
+  $("#view").innerHTML = "";
+  handler(...rest);
+}
+
+function setTitle(t) { $("#page-title").textContent = t; document.title = t + " · Sluice"; }
+
+function every(ms, fn) {
+  fn();
+  const id = setInterval(fn, ms);
+  onLeave(() => clearInterval(id));
+}
+
+// ---------------------------------------------------------------- overview
+
+pages.overview = function () {
+  setTitle("Overview");
+  const v = $("#view");
+  v.innerHTML = `
+    <div class="cards" id="ov-cards"></div>
+    <div class="grid-2">
+      <div class="panel"><div class="panel-head"><h2>Messages in</h2><span class="legend"><span><i style="background:#14b8a6"></i>messages / s</span></span></div>
+        <div class="panel-body"><canvas class="chart" id="chart-msgs"></canvas></div></div>
+      <div class="panel"><div class="panel-head"><h2>Bytes</h2><span class="legend"><span><i style="background:#3b82f6"></i>in</span><span><i style="background:#f59e0b"></i>out</span></span></div>
+        <div class="panel-body"><canvas class="chart" id="chart-bytes"></canvas></div></div>
+    </div>
+    <div class="grid-2">
+      <div class="panel"><div class="panel-head"><h2>Brokers</h2></div><div id="ov-brokers"></div></div>
+      <div class="panel"><div class="panel-head"><h2>Largest topics</h2><a class="link" href="#/topics">All topics →</a></div><div id="ov-topics"></div></div>
+    </div>`;
+  const draw = () => {
+    drawLineChart($("#chart-msgs"), [{ label: "msgs", color: "#14b8a6", points: throughput.msgs }], { format: (x) => fmtRate(x) });
+    drawLineChart($("#chart-bytes"), [
+      { label: "in", color: "#3b82f6", points: throughput.bytesIn },
+      { label: "out", color: "#f59e0b", points: throughput.bytesOut },
+    ], { format: (x) => fmtBytes(x) + "/s" });
+  };
+  every(2000, async () => {
+    try {
+      const [c, t, g] = await Promise.all([api("GET", "/v1/cluster"), api("GET", "/v1/topics"), api("GET", "/v1/groups")]);
+      const last = (arr) => (arr.length ? arr[arr.length - 1][1] : 0);
+      $("#ov-cards").innerHTML = [
+        ["Brokers", c.brokers.length, `node ${c.node_id} · up ${fmtDuration(c.uptime_ms)}`],
+        ["Topics", c.topic_count, `${t.topics.filter((x) => x.internal).length} internal`],
+        ["Partitions", c.partition_count, "all led by this node"],
+        ["Consumer groups", g.groups.length, `${fmtInt(g.groups.reduce((a, x) => a + x.total_lag, 0))} total lag`],
+        ["Messages", fmtInt(c.total_messages), fmtRate(last(throughput.msgs)) + " now"],
+        ["Data on disk", fmtBytes(c.total_size_bytes), fmtBytes(last(throughput.bytesIn)) + "/s in"],
+        ["Connections", c.connections, "Kafka clients"],
+      ].map(([l, val, sub]) => `<div class="card"><div class="label">${l}</div><div class="value">${val}</div><div class="sub">${esc(sub)}</div></div>`).join("");
+      $("#ov-brokers").innerHTML = `<table><thead><tr><th>ID</th><th>Host</th><th>Port</th><th>Role</th><th>Version</th></tr></thead><tbody>${
+        c.brokers.map((b) => `<tr><td class="mono">${b.node_id}</td><td class="mono">${esc(b.host)}</td><td class="mono">${b.port}</td><td>${b.is_controller ? '<span class="badge teal">controller</span>' : ""}</td><td class="mono">${esc(c.version)}</td></tr>`).join("")
+      }</tbody></table>`;
+      const top = t.topics.slice().sort((a, b) => b.size_bytes - a.size_bytes).slice(0, 6);
+      $("#ov-topics").innerHTML = top.length
+        ? `<table><thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Messages</th><th class="num">Size</th></tr></thead><tbody>${
+          top.map((x) => `<tr><td><a class="link" href="#/topic/${encodeURIComponent(x.name)}">${esc(x.name)}</a></td><td class="num">${x.partition_count}</td><td class="num">${fmtInt(x.messages)}</td><td class="num">${fmtBytes(x.size_bytes)}</td></tr>`).join("")
+        }</tbody></table>`
+        : '<div class="empty">No topics yet. <a class="link" href="#/topics">Create one</a>.</div>';
+    } catch (e) { /* shown by the status pill */ }
+    draw();
+  });
+  const onResize = () => draw();
+  window.addEventListener("resize", onResize);
+  onLeave(() => window.removeEventListener("resize", onResize));
+};
+
+// ---------------------------------------------------------------- topics
+
+pages.topics = function () {
+  setTitle("Topics");
+  const v = $("#view");
+  v.innerHTML = `
+    <div class="panel">
+      <div class="panel-head">
+        <div class="toolbar"><input id="topic-filter" placeholder="Filter topics…" style="width:260px">
+          <label style="font-size:12px;color:var(--ink-2)"><input type="checkbox" id="show-internal"> show internal</label></div>
+        <button class="primary" id="create-topic-btn">+ Create topic</button>
+      </div>
+      <div id="topics-table"><div class="empty">Loading…</div></div>
+    </div>`;
+  let topics = [];
+  const render = () => {
+    const f = $("#topic-filter").value.trim().toLowerCase();
+    const internal = $("#show-internal").checked;
+    const rows = topics.filter((t) => (internal || !t.internal) && t.name.toLowerCase().includes(f));
+    $("#topics-table").innerHTML = rows.length
+      ? `<table id="topics"><thead><tr><th>Name</th><th class="num">Partitions</th><th class="num">Replicas</th><th class="num">Messages</th><th class="num">Size</th><th></th></tr></thead><tbody>${
+        rows.map((t) => `<tr data-topic="${esc(t.name)}">
+          <td><a class="link" href="#/topic/${encodeURIComponent(t.name)}">${esc(t.name)}</a> ${t.internal ? '<span class="badge">internal</span>' : ""}</td>
+          <td class="num">${t.partition_count}</td><td class="num">${t.replication_factor}</td>
+          <td class="num">${fmtInt(t.messages)}</td><td class="num">${fmtBytes(t.size_bytes)}</td>
+          <td><div class="row-actions"><button class="small" data-browse="${esc(t.name)}">Browse</button>${t.internal ? "" : `<button class="small danger" data-delete="${esc(t.name)}">Delete</button>`}</div></td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">No topics match.</div>';
+  };
+  const load = async () => {
+    try { topics = (await api("GET", "/v1/topics")).topics; render(); } catch (e) { toast(e.message, true); }
+  };
+  $("#topic-filter").addEventListener("input", render);
+  $("#show-internal").addEventListener("change", render);
+  $("#create-topic-btn").addEventListener("click", () => createTopicDialog(load));
+  $("#topics-table").addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    if (b.dataset.browse) location.hash = "#/messages/" + encodeURIComponent(b.dataset.browse);
+    if (b.dataset.delete) {
+      const name = b.dataset.delete;
+      if (!(await confirmDialog(`Delete topic “${name}”?`, "Its data is removed from disk. This cannot be undone.", "Delete"))) return;
+      try { await api("DELETE", "/v1/topics/" + encodeURIComponent(name)); toast(`Deleted ${name}`); load(); } catch (e) { toast(e.message, true); }
+    }
+  });
+  every(5000, load);
+};
+
+function modal(html) {
+  const m = $("#modal");
+  m.innerHTML = `<div class="modal">${html}</div>`;
+  m.hidden = false;
+  const close = () => { m.hidden = true; m.innerHTML = ""; };
+  m.onclick = (e) => { if (e.target === m) close(); };
+  return { root: m, close };
+}
+
+function confirmDialog(title, text, action) {
+  return new Promise((resolve) => {
+    const { root, close } = modal(`<h3>${esc(title)}</h3><div class="body">${esc(text)}</div>
+      <div class="foot"><button id="confirm-cancel">Cancel</button><button class="primary" id="confirm-ok" style="background:var(--danger);border-color:var(--danger)">${esc(action)}</button></div>`);
+    $("#confirm-cancel", root).onclick = () => { close(); resolve(false); };
+    $("#confirm-ok", root).onclick = () => { close(); resolve(true); };
+  });
+}
+
+function createTopicDialog(done) {
+  const { root, close } = modal(`<h3>Create topic</h3>
+    <div class="body">
+      <div class="field"><label for="new-topic-name">Name</label><input id="new-topic-name" placeholder="orders" autofocus></div>
+      <div class="field"><label for="new-topic-partitions">Partitions</label><input id="new-topic-partitions" type="number" min="1" value="3"></div>
+      <div class="field"><label for="new-topic-retention">Retention</label>
+        <select id="new-topic-retention"><option value="">Broker default</option><option value="3600000">1 hour</option><option value="86400000">1 day</option><option value="604800000">7 days</option><option value="-1">Forever</option></select></div>
+      <div class="field"><label for="new-topic-cleanup">Cleanup policy</label>
+        <select id="new-topic-cleanup"><option value="">delete (default)</option><option value="compact">compact</option></select></div>
+      <div class="error" id="new-topic-error"></div>
+    </div>
+    <div class="foot"><button id="create-topic-cancel">Cancel</button><button class="primary" id="create-topic-submit">Create</button></div>`);
+  $("#new-topic-name", root).focus();
+  $("#create-topic-cancel", root).onclick = close;
+  const submit = async () => {
+    const configs = {};
+    const ret = $("#new-topic-retention", root).value;
+    if (ret) configs["retention.ms"] = ret;
+    const cp = $("#new-topic-cleanup", root).value;
+    if (cp) configs["cleanup.policy"] = cp;
+    const name = $("#new-topic-name", root).value.trim();
+    try {
+      await api("POST", "/v1/topics", { name, partitions: parseInt($("#new-topic-partitions", root).value, 10), configs });
+      close();
+      toast(`Created topic ${name}`);
+      done();
+    } catch (e) { $("#new-topic-error", root).textContent = e.message; }
+  };
+  $("#create-topic-submit", root).onclick = submit;
+  $("#new-topic-name", root).addEventListener("keydown", (e) => { if (e.key === "Enter") submit(); });
+}
+
+pages.topic = function (name) {
+  setTitle(name);
+  const v = $("#view");
+  v.innerHTML = `<div class="crumbs"><a href="#/topics">Topics</a> / <b>${esc(name)}</b></div>
+    <div class="cards" id="tp-cards"></div>
+    <div class="panel"><div class="panel-head"><h2>Partitions</h2>
+      <div class="row-actions"><button class="small" id="tp-browse">Browse messages</button><button class="small" id="tp-tail">Live tail</button><button class="small" id="tp-produce">Produce…</button></div></div>
+      <div id="tp-partitions"></div></div>
+    <div class="panel"><div class="panel-head"><h2>Configs</h2><span class="hint">Overrides of the broker defaults</span></div><div id="tp-configs"></div>
+      <div class="panel-body" style="border-top:1px solid var(--line)"><div class="toolbar">
+        <div class="field"><label>Key</label><input id="cfg-key" placeholder="retention.ms"></div>
+        <div class="field"><label>Value</label><input id="cfg-value" placeholder="86400000"></div>
+        <button id="cfg-set">Set</button></div></div></div>`;
+  $("#tp-browse").onclick = () => { location.hash = "#/messages/" + encodeURIComponent(name); };
+  $("#tp-tail").onclick = () => { location.hash = "#/tail/" + encodeURIComponent(name); };
+  $("#tp-produce").onclick = () => produceDialog(name, load);
+  $("#cfg-set").onclick = async () => {
+    const key = $("#cfg-key").value.trim();
+    try { await api("PATCH", `/v1/topics/${encodeURIComponent(name)}/configs`, { set: { [key]: $("#cfg-value").value.trim() } }); toast(`Set ${key}`); load(); } catch (e) { toast(e.message, true); }
+  };
+  $("#tp-configs").addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-reset]");
+    if (!b) return;
+    try { await api("PATCH", `/v1/topics/${encodeURIComponent(name)}/configs`, { delete: [b.dataset.reset] }); toast(`Reset ${b.dataset.reset}`); load(); } catch (e) { toast(e.message, true); }
+  });
+  async function load() {
+    let t;
+    try { t = await api("GET", "/v1/topics/" + encodeURIComponent(name)); } catch (e) {
+      v.innerHTML = `<div class="empty">${esc(e.message)}</div>`; return;
+    }
+    const total = (k) => t.partitions.reduce((a, p) => a + p[k], 0);
+    $("#tp-cards").innerHTML = [
+      ["Partitions", t.partitions.length], ["Messages", fmtInt(t.partitions.reduce((a, p) => a + Math.max(0, p.high_watermark - p.log_start_offset), 0))],
+      ["Size", fmtBytes(total("size_bytes"))], ["Segments", total("segment_count")],
+    ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join("")
+      + `<div class="card"><div class="label">Topic ID</div><div class="sub mono" style="margin-top:8px">${esc(t.topic_id)}</div></div>`;
+    $("#tp-partitions").innerHTML = `<table id="partition-table"><thead><tr><th>Partition</th><th>Leader</th><th>Replicas</th><th>ISR</th><th class="num">Epoch</th><th class="num">Start offset</th><th class="num">High watermark</th><th class="num">End offset</th><th class="num">Messages</th><th class="num">Size</th></tr></thead><tbody>${
+      t.partitions.map((p) => `<tr><td class="mono"><a class="link" href="#/messages/${encodeURIComponent(name)}/${p.partition}">${p.partition}</a></td><td class="mono">${p.leader}</td><td class="mono">${p.replicas.join(", ")}</td><td class="mono">${p.isr.join(", ")}</td>
+        <td class="num">${p.leader_epoch}</td><td class="num">${fmtInt(p.log_start_offset)}</td><td class="num">${fmtInt(p.high_watermark)}</td><td class="num">${fmtInt(p.log_end_offset)}</td>
+        <td class="num">${fmtInt(Math.max(0, p.high_watermark - p.log_start_offset))}</td><td class="num">${fmtBytes(p.size_bytes)}</td></tr>`).join("")
+    }</tbody></table>`;
+    const cfg = Object.entries(t.configs);
+    $("#tp-configs").innerHTML = cfg.length
+      ? `<table><thead><tr><th>Key</th><th>Value</th><th></th></tr></thead><tbody>${cfg.map(([k, x]) => `<tr><td class="mono">${esc(k)}</td><td class="mono">${esc(x)}</td><td><div class="row-actions"><button class="small" data-reset="${esc(k)}">Reset</button></div></td></tr>`).join("")}</tbody></table>`
+      : '<div class="empty">All configs use the broker defaults.</div>';
+  }
+  every(3000, load);
+};
+
+function produceDialog(topic, done) {
+  const { root, close } = modal(`<h3>Produce to ${esc(topic)}</h3>
+    <div class="body">
+      <div class="field"><label>Key (optional)</label><input id="p-key"></div>
+      <div class="field"><label>Partition (optional)</label><input id="p-partition" type="number" min="0"></div>
+      <div class="field"><label>Value</label><textarea id="p-value" rows="6">{"hello": "world"}</textarea></div>
+      <div class="field"><label>Value is</label><select id="p-format"><option value="json">JSON</option><option value="text">Text</option></select></div>
+      <div class="error" id="p-error"></div></div>
+    <div class="foot"><button id="p-cancel">Cancel</button><button class="primary" id="p-send">Send</button></div>`);
+  $("#p-cancel", root).onclick = close;
+  $("#p-send", root).onclick = async () => {
+    const rec = {};
+    const key = $("#p-key", root).value;
+    if (key) rec.key = key;
+    const part = $("#p-partition", root).value;
+    if (part !== "") rec.partition = parseInt(part, 10);
+    const raw = $("#p-value", root).value;
+    try {
+      if ($("#p-format", root).value === "json") rec.value = JSON.parse(raw);
+      else rec.value_base64 = btoa(String.fromCharCode(...new TextEncoder().encode(raw)));
+      const r = await api("POST", `/v1/topics/${encodeURIComponent(topic)}/records`, { records: [rec] });
+      close();
+      toast(`Produced at partition ${r.offsets[0].partition}, offset ${r.offsets[0].offset}`);
+      if (done) done();
+    } catch (e) { $("#p-error", root).textContent = e.message; }
+  };
+}
+
+// ---------------------------------------------------------------- messages
+
+async function topicOptions(selected) {
+  const { topics } = await api("GET", "/v1/topics");
+  return topics.map((t) => `<option value="${esc(t.name)}"${t.name === selected ? " selected" : ""}>${esc(t.name)}</option>`).join("");
+}
+
+pages.messages = async function (topicArg, partArg) {
+  setTitle("Messages");
+  const v = $("#view");
+  v.innerHTML = `<div class="panel"><div class="panel-body"><div class="toolbar">
+      <div class="field"><label for="msg-topic">Topic</label><select id="msg-topic" style="min-width:200px"></select></div>
+      <div class="field"><label for="msg-partition">Partition</label><select id="msg-partition"></select></div>
+      <div class="field"><label for="msg-mode">Start</label><select id="msg-mode">
+        <option value="last">Newest</option><option value="first">Oldest</option><option value="offset">From offset</option><option value="timestamp">From time</option></select></div>
+      <div class="field" id="msg-at-field" hidden><label for="msg-at">Offset</label><input id="msg-at" style="width:190px"></div>
+      <div class="field"><label for="msg-limit">Limit</label><select id="msg-limit"><option>20</option><option selected>50</option><option>100</option><option>500</option></select></div>
+      <div class="field"><label for="msg-key">Key filter</label><input id="msg-key" placeholder="contains…" style="width:150px"></div>
+      <div class="field"><label for="msg-format">Show value as</label><select id="msg-format"><option value="auto">Auto</option><option value="json">JSON</option><option value="text">Text</option><option value="hex">Hex</option></select></div>
+      <button class="primary" id="msg-load">Load</button>
+    </div></div></div>
+    <div class="panel"><div class="panel-head"><h2 id="msg-summary">Records</h2><button class="small" id="msg-more" hidden>Load more</button></div>
+      <div id="msg-table"><div class="empty">Pick a topic and press Load.</div></div></div>`;
+  let topicsHtml;
+  try { topicsHtml = await topicOptions(topicArg); } catch (e) { toast(e.message, true); return; }
+  $("#msg-topic").innerHTML = topicsHtml || "<option value=''>no topics</option>";
+  const fillPartitions = async () => {
+    const t = $("#msg-topic").value;
+    if (!t) return;
+    const d = await api("GET", "/v1/topics/" + encodeURIComponent(t));
+    $("#msg-partition").innerHTML = d.partitions.map((p) => `<option value="${p.partition}">${p.partition} (${fmtInt(p.high_watermark - p.log_start_offset)})</option>`).join("");
+    if (partArg != null) $("#msg-partition").value = partArg;
+  };
+  await fillPartitions();
+  $("#msg-topic").onchange = () => { partArg = null; fillPartitions(); };
+  $("#msg-mode").onchange = () => {
+    const m = $("#msg-mode").value;
+    $("#msg-at-field").hidden = !(m === "offset" || m === "timestamp");
+    $("label[for=msg-at]").textContent = m === "timestamp" ? "Time (local)" : "Offset";
+    $("#msg-at").type = m === "timestamp" ? "datetime-local" : "text";
+  };
+  let shown = [];
+  let next = null;
+  const fmtSel = $("#msg-format");
+  const render = () => {
+    const keyFilter = $("#msg-key").value.trim().toLowerCase();
+    const rows = shown.filter((r) => !keyFilter || (r.key || "").toLowerCase().includes(keyFilter));
+    $("#msg-summary").textContent = `${rows.length} record${rows.length === 1 ? "" : "s"}` + (keyFilter ? ` matching key “${keyFilter}” (of ${shown.length})` : "");
+    $("#msg-table").innerHTML = rows.length
+      ? `<table id="messages"><thead><tr><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th class="num">Size</th></tr></thead><tbody>${
+        rows.map((r) => `<tr class="msg-row clickable" data-offset="${r.offset}"><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td>
+          <td class="mono">${r.key == null ? (r.key_base64 == null ? '<span class="badge">null</span>' : '<span class="badge info">binary</span>') : esc(r.key)}</td>
+          <td class="msg-value">${preview(r)}</td><td class="num">${fmtBytes(r.value_size)}</td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">No records.</div>';
+  };
+  const load = async (more) => {
+    const t = $("#msg-topic").value, p = $("#msg-partition").value;
+    if (!t) return;
+    const limit = $("#msg-limit").value;
+    let q;
+    if (more) q = `offset=${next}&limit=${limit}`;
+    else {
+      const m = $("#msg-mode").value;
+      const at = $("#msg-at").value.trim();
+      if (m === "last") q = `last=${limit}`;
+      else if (m === "first") q = `first=${limit}`;
+      else if (m === "offset") q = `offset=${encodeURIComponent(at || "0")}&limit=${limit}`;
+      else q = `timestamp=${at ? new Date(at).getTime() : 0}&limit=${limit}`;
+    }
+    try {
+      const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}`);
+      shown = more ? shown.concat(r.records) : r.records;
+      next = r.next_offset;
+      $("#msg-more").hidden = !(r.next_offset < r.high_watermark);
+      render();
+    } catch (e) { toast(e.message, true); }
+  };
+  $("#msg-load").onclick = () => load(false);
+  $("#msg-more").onclick = () => load(true);
+  $("#msg-key").oninput = render;
+  fmtSel.onchange = () => { $$("tr.msg-detail").forEach((d) => d.remove()); };
+  $("#msg-table").addEventListener("click", (ev) => {
+    const tr = ev.target.closest("tr.msg-row");
+    if (!tr) return;
+    if (tr.nextElementSibling && tr.nextElementSibling.classList.contains("msg-detail")) { tr.nextElementSibling.remove(); return; }
+    const rec = shown.find((r) => String(r.offset) === tr.dataset.offset);
+    const val = renderValue(rec, fmtSel.value);
+    const headers = rec.headers.length
+      ? rec.headers.map((h) => `<div class="mono">${esc(h.key)}</div><div class="mono">${h.value == null ? (h.value_base64 == null ? "null" : esc(h.value_base64) + " (base64)") : esc(h.value)}</div>`).join("")
+      : "<div>Headers</div><div>none</div>";
+    const d = document.createElement("tr");
+    d.className = "msg-detail";
+    d.innerHTML = `<td colspan="5"><div class="kv"><div>Partition</div><div class="mono">${rec.partition}</div><div>Offset</div><div class="mono">${rec.offset}</div>
+      <div>Timestamp</div><div class="mono">${fmtTime(rec.timestamp_ms)} (${rec.timestamp_ms}, ${esc(rec.timestamp_type)})</div>
+      <div>Key</div><div class="mono">${rec.key == null ? (rec.key_base64 == null ? "null" : esc(rec.key_base64) + " (base64)") : esc(rec.key)}</div>${headers}</div>
+      <pre class="value">${val.html}</pre></td>`;
+    tr.after(d);
+  });
+  if (topicArg) load(false);
+};
+
+// ---------------------------------------------------------------- live tail
+
+pages.tail = async function (topicArg) {
+  setTitle("Live tail");
+  const v = $("#view");
+  v.innerHTML = `<div class="panel"><div class="panel-body"><div class="toolbar">
+      <div class="field"><label for="tail-topic">Topic</label><select id="tail-topic" style="min-width:220px"></select></div>
+      <div class="field"><label for="tail-last">Replay</label><select id="tail-last"><option value="0">new records only</option><option value="10">last 10 per partition</option><option value="100">last 100 per partition</option></select></div>
+      <div class="field"><label for="tail-key">Key filter</label><input id="tail-key" placeholder="contains…"></div>
+      <button class="primary" id="tail-start">Start</button><button id="tail-stop" disabled>Stop</button><button id="tail-clear">Clear</button>
+      <span class="tail-status"><span class="live-dot" id="tail-dot"></span><span id="tail-status">stopped</span></span>
+    </div></div></div>
+    <div class="panel"><div id="tail-table"><div class="empty">Press Start to follow a topic.</div></div></div>`;
+  try { $("#tail-topic").innerHTML = await topicOptions(topicArg); } catch (e) { toast(e.message, true); }
+  let source = null, count = 0;
+  const rows = [];
+  const MAX_ROWS = 500;
+  const stop = () => {
+    if (source) source.close();
+    source = null;
+    $("#tail-dot").classList.remove("on");
+    $("#tail-status").textContent = `stopped · ${count} received`;
+    $("#tail-start").disabled = false; $("#tail-stop").disabled = true;
+  };
+  onLeave(stop);
+  const paint = (fresh) => {
+    const kf = $("#tail-key").value.trim().toLowerCase();
+    const list = rows.filter((r) => !kf || (r.key || "").toLowerCase().includes(kf));
+    $("#tail-table").innerHTML = list.length
+      ? `<table id="tail-records"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th></tr></thead><tbody>${
+        list.map((r, i) => `<tr class="${i < fresh ? "fresh" : ""}"><td class="num mono">${r.partition}</td><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td><td class="mono">${r.key == null ? '<span class="badge">null</span>' : esc(r.key)}</td><td class="msg-value">${preview(r)}</td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">Waiting for records…</div>';
+  };
+  let pending = 0, scheduled = false;
+  $("#tail-start").onclick = () => {
+    const t = $("#tail-topic").value;
+    if (!t) return;
+    stop();
+    count = 0;
+    source = new EventSource(`/v1/topics/${encodeURIComponent(t)}/tail?last=${$("#tail-last").value}`);
+    $("#tail-dot").classList.add("on");
+    $("#tail-status").textContent = `following ${t}`;
+    $("#tail-start").disabled = true; $("#tail-stop").disabled = false;
+    paint(0);
+    source.addEventListener("record", (ev) => {
+      const r = JSON.parse(ev.data);
+      rows.unshift(r);
+      if (rows.length > MAX_ROWS) rows.pop();
+      count++; pending++;
+      $("#tail-status").textContent = `following ${t} · ${count} received`;
+      if (!scheduled) {
+        scheduled = true;
+        requestAnimationFrame(() => { scheduled = false; paint(pending); pending = 0; });
+      }
+    });
+    source.onerror = () => { $("#tail-status").textContent = `reconnecting… · ${count} received`; };
+  };
+  $("#tail-stop").onclick = stop;
+  $("#tail-clear").onclick = () => { rows.length = 0; paint(0); };
+  $("#tail-key").oninput = () => paint(0);
+  if (topicArg) $("#tail-start").click();
+};
+
+// ---------------------------------------------------------------- groups
+
+pages.groups = function () {
+  setTitle("Consumer groups");
+  $("#view").innerHTML = `<div class="panel"><div class="panel-head"><h2>Groups</h2><span class="hint">Lag = high watermark − committed offset</span></div><div id="groups-table"><div class="empty">Loading…</div></div></div>`;
+  every(3000, async () => {
+    try {
+      const { groups } = await api("GET", "/v1/groups");
+      $("#groups-table").innerHTML = groups.length
+        ? `<table id="groups"><thead><tr><th>Group</th><th>State</th><th>Protocol</th><th class="num">Members</th><th class="num">Total lag</th></tr></thead><tbody>${
+          groups.map((g) => `<tr data-group="${esc(g.group_id)}"><td><a class="link" href="#/group/${encodeURIComponent(g.group_id)}">${esc(g.group_id)}</a></td>
+            <td>${stateBadge(g.state)}</td><td>${esc(g.protocol_type)}</td><td class="num">${g.member_count}</td><td class="num lag-total">${fmtInt(g.total_lag)}</td></tr>`).join("")
+        }</tbody></table>`
+        : '<div class="empty">No consumer groups yet.</div>';
+    } catch (e) { toast(e.message, true); }
+  });
+};
+
+function stateBadge(s) {
+  const cls = s === "Stable" ? "ok" : s === "Empty" ? "" : s === "Dead" ? "warn" : "info";
+  return `<span class="badge ${cls}">${esc(s)}</span>`;
+}
+
+pages.group = function (id) {
+  setTitle(id);
+  $("#view").innerHTML = `<div class="crumbs"><a href="#/groups">Consumer groups</a> / <b>${esc(id)}</b></div>
+    <div class="cards" id="g-cards"></div>
+    <div class="grid-2">
+      <div class="panel"><div class="panel-head"><h2>Lag by partition</h2></div><div class="panel-body"><canvas class="chart" id="g-lag-bars"></canvas></div></div>
+      <div class="panel"><div class="panel-head"><h2>Total lag over time</h2></div><div class="panel-body"><canvas class="chart" id="g-lag-line"></canvas></div></div>
+    </div>
+    <div class="panel"><div class="panel-head"><h2>Members</h2></div><div id="g-members"></div></div>
+    <div class="panel"><div class="panel-head"><h2>Offsets</h2>
+      <div class="toolbar"><select id="g-reset-to"><option value="earliest">to earliest</option><option value="latest">to latest</option></select><button class="small" id="g-reset">Reset offsets</button></div></div>
+      <div id="g-offsets"></div></div>`;
+  const history = [];
+  $("#g-reset").onclick = async () => {
+    const topics = [...new Set(($("#g-offsets").dataset.topics || "").split(",").filter(Boolean))];
+    if (!topics.length) { toast("The group has no committed offsets", true); return; }
+    if (!(await confirmDialog(`Reset offsets of “${id}”?`, `Every committed offset of ${topics.join(", ")} moves ${$("#g-reset-to").selectedOptions[0].text}. The group must have no members.`, "Reset"))) return;
+    try {
+      for (const topic of topics) await api("POST", `/v1/groups/${encodeURIComponent(id)}/offsets/reset`, { topic, to: $("#g-reset-to").value });
+      toast("Offsets reset");
+    } catch (e) { toast(e.message, true); }
+  };
+  every(2000, async () => {
+    let g;
+    try { g = await api("GET", "/v1/groups/" + encodeURIComponent(id)); } catch (e) {
+      $("#g-cards").innerHTML = `<div class="empty">${esc(e.message)}</div>`; return;
+    }
+    history.push([Date.now(), g.total_lag]);
+    if (history.length > 120) history.shift();
+    $("#g-cards").innerHTML = [
+      ["State", stateBadge(g.state)], ["Protocol", esc(g.protocol_type)], ["Members", g.members.length],
+      ["Partitions", g.offsets.length], ["Total lag", `<span id="group-total-lag">${fmtInt(g.total_lag)}</span>`],
+    ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join("");
+    $("#g-members").innerHTML = g.members.length
+      ? `<table><thead><tr><th>Member</th><th>Client</th><th>Host</th><th>Assignment</th></tr></thead><tbody>${
+        g.members.map((m) => `<tr><td class="mono">${esc(m.member_id)}</td><td class="mono">${esc(m.client_id)}</td><td class="mono">${esc(m.client_host)}</td><td class="mono">${m.assignment.map((a) => esc(a.topic) + "-" + a.partition).join(", ") || "–"}</td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">No active members.</div>';
+    const maxLag = Math.max(1, ...g.offsets.map((o) => o.lag));
+    $("#g-offsets").dataset.topics = g.offsets.map((o) => o.topic).join(",");
+    $("#g-offsets").innerHTML = g.offsets.length
+      ? `<table id="group-offsets"><thead><tr><th>Topic</th><th class="num">Partition</th><th class="num">Committed</th><th class="num">High watermark</th><th class="num">Lag</th><th style="width:22%"></th><th>Member</th></tr></thead><tbody>${
+        g.offsets.map((o) => `<tr data-tp="${esc(o.topic)}-${o.partition}"><td>${esc(o.topic)}</td><td class="num">${o.partition}</td><td class="num">${fmtInt(o.committed_offset)}</td><td class="num">${fmtInt(o.high_watermark)}</td>
+          <td class="num lag">${fmtInt(o.lag)}</td><td><div class="bar"><span style="width:${(100 * o.lag) / maxLag}%"></span></div></td><td class="mono">${esc(o.member_id || "–")}</td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">No committed offsets.</div>';
+    drawBarChart($("#g-lag-bars"), g.offsets.map((o) => ({ label: `${o.topic}-${o.partition}`, value: o.lag })));
+    drawLineChart($("#g-lag-line"), [{ label: "lag", color: "#f59e0b", points: history }], { format: (x) => fmtInt(Math.round(x)) });
+  });
+};
+
+// ---------------------------------------------------------------- boot
+
+async function heartbeat() {
+  const pill = $("#cluster-pill");
+  try {
+    const c = await api("GET", "/v1/cluster");
+    pill.className = "pill up";
+    $("#cluster-id").textContent = `${c.cluster_id} · ${c.brokers[0].host}:${c.brokers[0].port}`;
+  } catch (_) {
+    pill.className = "pill down";
+    $("#cluster-id").textContent = "broker unreachable";
+  }
+}
+
+window.addEventListener("hashchange", route);
+heartbeat();
+setInterval(heartbeat, 5000);
+sampleThroughput();
+setInterval(sampleThroughput, 2000);
+route();

@@ -1,0 +1,253 @@
+//! The HTTP listener: the REST API under `/v1`, its OpenAPI document,
+//! `/metrics`, `/health`, `/ready`, and the web console at `/`.
+//!
+//! This is a module of the broker rather than a crate of its own because
+//! everything it serves is broker state (the metadata image, partitions,
+//! the group coordinator) reached through the same functions the Kafka
+//! handlers call: topic changes go through [`crate::controller`], produce
+//! through `Partition::append` + `commit`, reads through `Partition::read`.
+//! A separate crate would have to re-export most of the broker's internals
+//! and gain nothing. It must not hold broker locks across an `.await`, and
+//! never validates anything the controller already validates.
+//!
+//! Layout:
+//! - [`error`]: the `{error_code, message}` body and extractors that use it.
+//! - [`cluster`]: `/health`, `/ready`, `/metrics`, `/v1/cluster`.
+//! - [`topics`]: topic list, create, describe, alter configs, delete.
+//! - [`records`]: produce and read records.
+//! - [`tail`]: live tail over Server-Sent Events.
+//! - [`groups`]: consumer groups, lag and offset resets.
+//! - [`console`]: the embedded web console.
+//!
+//! The OpenAPI document is built by utoipa from the same `routes!` calls
+//! that register the handlers, so a route cannot exist without its spec
+//! entry (the console's static files are the only routes outside it).
+
+pub mod cluster;
+pub mod console;
+pub mod error;
+pub mod groups;
+pub mod records;
+pub mod tail;
+pub mod topics;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::Broker;
+use error::HttpError;
+
+/// Largest request body accepted (a produce of many records). Bounded so a
+/// client cannot make the broker buffer an arbitrary body; Kafka's own
+/// `message.max.bytes` still bounds each batch built from it.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long in-flight HTTP requests get at shutdown; live tails end at once.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// True once logs are recovered and the Kafka listener is accepting;
+    /// false again when shutdown begins.
+    pub ready: Arc<AtomicBool>,
+    /// Flips to true at shutdown; live tails end when it does.
+    pub stop: watch::Receiver<bool>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice HTTP API",
+        description = "Topics, records, live tail, consumer groups and cluster status for \
+                       clients that do not speak the Kafka protocol. Errors are \
+                       `{error_code, message}` with a matching HTTP status."
+    ),
+    tags(
+        (name = "cluster", description = "Broker status, health and metrics"),
+        (name = "topics", description = "Create, describe, configure and delete topics"),
+        (name = "records", description = "Produce, read and tail records"),
+        (name = "groups", description = "Consumer groups, lag and offset resets"),
+    )
+)]
+struct ApiDoc;
+
+/// The API routes, each registered together with its OpenAPI operation.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(cluster::health))
+        .routes(routes!(cluster::ready))
+        .routes(routes!(cluster::metrics))
+        .routes(routes!(cluster::openapi_json))
+        .routes(routes!(cluster::status))
+        .routes(routes!(topics::list, topics::create))
+        .routes(routes!(topics::describe, topics::delete))
+        .routes(routes!(topics::alter_configs))
+        .routes(routes!(topics::add_partitions))
+        .routes(routes!(records::produce))
+        .routes(routes!(records::read))
+        .routes(routes!(tail::tail_partition))
+        .routes(routes!(tail::tail_topic))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::describe))
+        .routes(routes!(groups::reset_offsets))
+}
+
+/// The OpenAPI document as JSON, built once from [`api_router`].
+pub static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
+    api_router()
+        .into_openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render spec: {e}\"}}"))
+});
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (api, _spec) = api_router().split_for_parts();
+    api.merge(console::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(record_metrics))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> HttpError {
+    HttpError::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Counts requests and their latency by route template, so `/v1/topics/a`
+/// and `/v1/topics/b` share one label set.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let route = format!("{} {route}", request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request_done(route, started.elapsed());
+    response
+}
+
+/// A running HTTP listener.
+#[derive(Debug)]
+pub struct HttpServer {
+    /// The address it is bound to.
+    pub local_addr: std::net::SocketAddr,
+    ready: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Marks the broker ready (`/ready` answers 200).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Waits for the server to stop after `stop` flipped, at most
+    /// [`SHUTDOWN_GRACE`].
+    pub async fn join(self) {
+        self.set_ready(false);
+        let task = self.task;
+        tokio::pin!(task);
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("http requests still busy after {SHUTDOWN_GRACE:?}; dropping them");
+            task.abort();
+        }
+    }
+}
+
+/// Binds `broker.config.http_listener` and serves until `stop` flips.
+pub async fn start(
+    broker: &Arc<Broker>,
+    stop: watch::Receiver<bool>,
+) -> Result<HttpServer, crate::BrokerError> {
+    let addr = broker.config.http_addr()?;
+    let bind_error = |source| crate::BrokerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        broker: Arc::clone(broker),
+        ready: Arc::clone(&ready),
+        stop: stop.clone(),
+    };
+    let app = app(state);
+    let mut stop_signal = stop;
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            while !*stop_signal.borrow_and_update() {
+                if stop_signal.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("http listener failed: {e}");
+        }
+    });
+    tracing::info!(listener = %local_addr, "http listener up (API, /metrics, console)");
+    Ok(HttpServer {
+        local_addr,
+        ready,
+        task,
+    })
+}
+
+/// Turns "this topic/partition does not exist" into a 404.
+pub(crate) fn unknown_partition(topic: &str, partition: i32) -> HttpError {
+    HttpError::kafka(
+        sluice_protocol::error::codes::UNKNOWN_TOPIC_OR_PARTITION,
+        format!("partition {partition} of topic `{topic}` does not exist"),
+    )
+}
+
+/// Turns "this topic does not exist" into a 404.
+pub(crate) fn unknown_topic(topic: &str) -> HttpError {
+    HttpError::kafka(
+        sluice_protocol::error::codes::UNKNOWN_TOPIC_OR_PARTITION,
+        format!("topic `{topic}` does not exist"),
+    )
+}
+
+/// Runs blocking disk work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HttpError> + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HttpError::internal(format!("worker task failed: {e}")))?
+}

@@ -1,0 +1,579 @@
+//! Produce and read records.
+//!
+//! Produce builds one record batch per partition and sends it through
+//! `Partition::append` and `Partition::commit`, the Kafka Produce path, so
+//! validation, offsets, timestamps, durability and metrics are the same.
+//! Reads decode batches from `Partition::read` (never past the high
+//! watermark) into JSON; this is the one place besides the group
+//! coordinator where the broker decodes records, because JSON needs them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::extract::State;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, TimestampType, decode_records};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiResult, ErrorBody, HttpError, Json, Path, Query};
+use super::{AppState, blocking, unknown_partition, unknown_topic};
+use crate::partition::Partition;
+
+/// Most records one produce request may carry: bounds the batches built
+/// and the response size independently of the body limit.
+pub const MAX_PRODUCE_RECORDS: usize = 10_000;
+
+/// Most records one read returns.
+pub const MAX_READ_RECORDS: usize = 1_000;
+
+/// Default records per read.
+pub const DEFAULT_READ_RECORDS: usize = 100;
+
+/// Most record-batch bytes one read scans: a read of a partition full of
+/// huge records stops here even when `limit` is not reached.
+pub const MAX_READ_BYTES: u32 = 16 * 1024 * 1024;
+
+/// A header of a produced record.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderIn {
+    /// Header key.
+    pub key: String,
+    /// Header value as UTF-8 text; null for a null value.
+    pub value: Option<String>,
+}
+
+/// One record to produce. `value` is any JSON document, stored as its
+/// compact JSON text; `value_base64` stores raw bytes instead. With
+/// neither, the value is null (a tombstone). `key` is UTF-8 text,
+/// `key_base64` raw bytes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordIn {
+    /// Key as text.
+    pub key: Option<String>,
+    /// Key as base64 bytes.
+    pub key_base64: Option<String>,
+    /// Value as a JSON document.
+    #[schema(value_type = Object)]
+    pub value: Option<serde_json::Value>,
+    /// Value as base64 bytes.
+    pub value_base64: Option<String>,
+    /// Headers, in order; keys may repeat.
+    #[serde(default)]
+    pub headers: Vec<HeaderIn>,
+    /// Partition; when absent, keyed records go where Kafka's default
+    /// partitioner (murmur2 of the key) puts them, others round-robin.
+    pub partition: Option<i32>,
+    /// Create time in ms since the epoch; now when absent.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A produce request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// Records, at least one.
+    pub records: Vec<RecordIn>,
+}
+
+/// Where one produced record landed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProducedOffset {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Log append time when the topic uses LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+}
+
+/// Produce result: one entry per record, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProduceResponse {
+    /// Offsets in request order.
+    pub offsets: Vec<ProducedOffset>,
+}
+
+/// A record header as read.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HeaderOut {
+    /// Header key.
+    pub key: String,
+    /// Value as UTF-8 text, null when null or not valid UTF-8.
+    pub value: Option<String>,
+    /// Value as base64, null when null.
+    pub value_base64: Option<String>,
+}
+
+/// A record as read.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordOut {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp in ms since the epoch.
+    pub timestamp_ms: i64,
+    /// `CreateTime` or `LogAppendTime`.
+    pub timestamp_type: String,
+    /// Key as UTF-8 text; null when null or not valid UTF-8.
+    pub key: Option<String>,
+    /// Key as base64; null when null.
+    pub key_base64: Option<String>,
+    /// Value as UTF-8 text; null when null or not valid UTF-8.
+    pub value: Option<String>,
+    /// Value as base64; null when null.
+    pub value_base64: Option<String>,
+    /// Value size in bytes (0 when null).
+    pub value_size: usize,
+    /// Headers in order.
+    pub headers: Vec<HeaderOut>,
+}
+
+/// Records read from a partition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadResponse {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+    /// Offset below which records are visible.
+    pub high_watermark: i64,
+    /// Offset to read from next to continue after these records.
+    pub next_offset: i64,
+    /// Records in offset order.
+    pub records: Vec<RecordOut>,
+}
+
+/// Where to start reading. Give exactly one of `offset`, `timestamp`,
+/// `first` and `last`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReadParams {
+    /// Read from this offset.
+    pub offset: Option<i64>,
+    /// Read from the first record with a timestamp at or after this (ms).
+    pub timestamp: Option<i64>,
+    /// Read the first N records still in the log.
+    pub first: Option<usize>,
+    /// Read the last N records.
+    pub last: Option<usize>,
+    /// Most records to return with `offset` or `timestamp` (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
+    BASE64
+        .decode(text)
+        .map(Bytes::from)
+        .map_err(|e| HttpError::bad_request(format!("`{field}` is not valid base64: {e}")))
+}
+
+fn record_bytes(
+    index: usize,
+    text: Option<String>,
+    json: Option<serde_json::Value>,
+    b64: Option<String>,
+    name: &str,
+) -> ApiResult<Option<Bytes>> {
+    let both = || {
+        HttpError::bad_request(format!(
+            "record {index}: give at most one of `{name}` and `{name}_base64`"
+        ))
+    };
+    match (text, json, b64) {
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => Err(both()),
+        (Some(t), None, None) => Ok(Some(Bytes::from(t))),
+        (None, Some(serde_json::Value::Null), None) => Ok(None),
+        (None, Some(v), None) => Ok(Some(Bytes::from(v.to_string()))),
+        (None, None, Some(b)) => {
+            decode_b64(&format!("records[{index}].{name}_base64"), &b).map(Some)
+        }
+        (None, None, None) => Ok(None),
+        (Some(_), Some(_), None) => Err(both()),
+    }
+}
+
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`), so a keyed record
+/// produced over HTTP lands in the partition a Kafka producer would pick.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// Round-robin position for records with neither key nor partition.
+static ROUND_ROBIN: AtomicU32 = AtomicU32::new(0);
+
+/// Produces records; returns their offsets in request order.
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records",
+    params(("topic" = String, Path, description = "Topic name")),
+    request_body = ProduceRequest,
+    responses(
+        (status = 200, description = "Appended and durable", body = ProduceResponse),
+        (status = 400, description = "Bad JSON, bad base64, no records, or a bad partition", body = ErrorBody),
+        (status = 404, description = "No such topic or partition", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+    ))]
+pub async fn produce(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Json(request): Json<ProduceRequest>,
+) -> ApiResult<axum::Json<ProduceResponse>> {
+    let broker = &state.broker;
+    if request.records.is_empty() {
+        return Err(HttpError::bad_request("`records` is empty"));
+    }
+    if request.records.len() > MAX_PRODUCE_RECORDS {
+        return Err(HttpError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!(
+                "{} records in one request; at most {MAX_PRODUCE_RECORDS}",
+                request.records.len()
+            ),
+        ));
+    }
+    let partition_count = broker
+        .metadata
+        .image()
+        .topics
+        .get(&topic)
+        .map(|t| t.partitions.len())
+        .ok_or_else(|| unknown_topic(&topic))?;
+    let partition_count = i32::try_from(partition_count).unwrap_or(i32::MAX).max(1);
+    let now = crate::metadata::now_ms();
+
+    // Group by partition, remembering each record's place in the request.
+    let mut by_partition: BTreeMap<i32, Vec<(usize, NewRecord)>> = BTreeMap::new();
+    for (index, r) in request.records.into_iter().enumerate() {
+        let key = record_bytes(index, r.key, None, r.key_base64, "key")?;
+        let value = record_bytes(index, None, r.value, r.value_base64, "value")?;
+        let partition = match (r.partition, &key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => (murmur2(k) & 0x7fff_ffff) % partition_count,
+            (None, None) => {
+                let n = ROUND_ROBIN.fetch_add(1, Ordering::Relaxed);
+                i32::try_from(n % partition_count as u32).unwrap_or(0)
+            }
+        };
+        let headers = r
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value.map(Bytes::from)))
+            .collect();
+        by_partition.entry(partition).or_default().push((
+            index,
+            NewRecord {
+                key,
+                value,
+                headers,
+                timestamp_ms: r.timestamp_ms.unwrap_or(now),
+            },
+        ));
+    }
+
+    // Append every partition's batch first, then wait for all commits
+    // together, so one group-commit fsync can cover them.
+    let mut appended = Vec::with_capacity(by_partition.len());
+    for (index, records) in by_partition {
+        let partition = broker
+            .replicas
+            .partition(&topic, index)
+            .ok_or_else(|| unknown_partition(&topic, index))?;
+        let mut builder = BatchBuilder::new();
+        let places: Vec<usize> = records.iter().map(|(i, _)| *i).collect();
+        for (_, record) in records {
+            builder.push(record);
+        }
+        let batch = builder
+            .build()
+            .map_err(|e| HttpError::bad_request(format!("cannot build a record batch: {e}")))?;
+        let info = partition.append(batch, now)?;
+        appended.push((partition, info, places));
+    }
+    let mut offsets: Vec<Option<ProducedOffset>> = Vec::new();
+    offsets.resize_with(appended.iter().map(|(_, _, p)| p.len()).sum(), || None);
+    let commits = appended
+        .iter()
+        .map(|(partition, info, _)| partition.commit(info.last_offset + 1));
+    for result in futures::future::join_all(commits).await {
+        result?;
+    }
+    for (partition, info, places) in &appended {
+        for (delta, &place) in places.iter().enumerate() {
+            if let Some(slot) = offsets.get_mut(place) {
+                *slot = Some(ProducedOffset {
+                    partition: partition.tp.partition,
+                    offset: info.base_offset + delta as i64,
+                    log_append_time_ms: info.log_append_time,
+                });
+            }
+        }
+    }
+    let offsets = offsets.into_iter().flatten().collect();
+    Ok(axum::Json(ProduceResponse { offsets }))
+}
+
+fn text_and_base64(bytes: &Option<Bytes>) -> (Option<String>, Option<String>) {
+    match bytes {
+        None => (None, None),
+        Some(b) => (
+            std::str::from_utf8(b).ok().map(str::to_owned),
+            Some(BASE64.encode(b)),
+        ),
+    }
+}
+
+/// Decodes the visible records of `partition` from `offset`, at most
+/// `limit` of them. Returns the records and the offset to continue from.
+pub fn read_records(
+    partition: &Partition,
+    offset: i64,
+    limit: usize,
+) -> Result<(Vec<RecordOut>, i64), HttpError> {
+    let mut out = Vec::new();
+    let mut next = offset;
+    while out.len() < limit && next < partition.high_watermark() {
+        let read = partition.read(next, MAX_READ_BYTES)?;
+        let bytes = read
+            .to_bytes()
+            .map_err(|e| HttpError::internal(format!("cannot read {}: {e}", partition.tp)))?;
+        if bytes.is_empty() {
+            break;
+        }
+        crate::metrics::fetched(&partition.tp.topic, bytes.len());
+        let before = next;
+        for item in Batches::without_crc(&bytes) {
+            let NextBatch::Complete {
+                header,
+                position,
+                bytes: batch,
+            } = item
+            else {
+                break;
+            };
+            let batch = bytes.slice(position..position + batch.len());
+            let last = header.last_offset();
+            if header.is_control() {
+                next = next.max(last + 1);
+                continue;
+            }
+            let records = decode_records(&batch).map_err(|e| {
+                HttpError::internal(format!(
+                    "cannot decode batch at offset {} of {}: {e}",
+                    header.base_offset, partition.tp
+                ))
+            })?;
+            let log_append = header.timestamp_type() == TimestampType::LogAppendTime;
+            for r in records {
+                let offset = header.base_offset + i64::from(r.offset_delta);
+                if offset < next {
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok((out, next));
+                }
+                let (key, key_base64) = text_and_base64(&r.key);
+                let (value, value_base64) = text_and_base64(&r.value);
+                out.push(RecordOut {
+                    partition: partition.tp.partition,
+                    offset,
+                    timestamp_ms: if log_append {
+                        header.max_timestamp
+                    } else {
+                        header.base_timestamp + r.timestamp_delta
+                    },
+                    timestamp_type: if log_append {
+                        "LogAppendTime"
+                    } else {
+                        "CreateTime"
+                    }
+                    .to_owned(),
+                    key,
+                    key_base64,
+                    value_size: r.value.as_ref().map_or(0, Bytes::len),
+                    value,
+                    value_base64,
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            let (value, value_base64) = text_and_base64(v);
+                            HeaderOut {
+                                key: k.clone(),
+                                value,
+                                value_base64,
+                            }
+                        })
+                        .collect(),
+                });
+                next = offset + 1;
+            }
+            next = next.max(last + 1);
+        }
+        if next == before {
+            break; // no progress: a batch we cannot parse
+        }
+    }
+    Ok((out, next))
+}
+
+/// Reads records of one partition: from an offset, from a timestamp, the
+/// first N or the last N.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("partition" = i32, Path, description = "Partition index"),
+        ReadParams,
+    ),
+    responses(
+        (status = 200, description = "Records", body = ReadResponse),
+        (status = 400, description = "Not exactly one of offset, timestamp, first, last", body = ErrorBody),
+        (status = 404, description = "No such topic or partition", body = ErrorBody),
+        (status = 416, description = "Offset outside the log", body = ErrorBody),
+    ))]
+pub async fn read(
+    State(state): State<AppState>,
+    Path((topic, index)): Path<(String, i32)>,
+    Query(params): Query<ReadParams>,
+) -> ApiResult<axum::Json<ReadResponse>> {
+    let partition = state
+        .broker
+        .replicas
+        .partition(&topic, index)
+        .ok_or_else(|| unknown_partition(&topic, index))?;
+    let chosen = [
+        params.offset.is_some(),
+        params.timestamp.is_some(),
+        params.first.is_some(),
+        params.last.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    if chosen != 1 {
+        return Err(HttpError::bad_request(
+            "give exactly one of `offset`, `timestamp`, `first` and `last`",
+        ));
+    }
+    let limit = params
+        .limit
+        .or(params.first)
+        .or(params.last)
+        .unwrap_or(DEFAULT_READ_RECORDS);
+    if limit == 0 || limit > MAX_READ_RECORDS {
+        return Err(HttpError::bad_request(format!(
+            "`limit`, `first` and `last` must be between 1 and {MAX_READ_RECORDS}"
+        )));
+    }
+    let response = blocking(move || {
+        let start = partition.log().log_start_offset();
+        let hw = partition.high_watermark();
+        let from = if let Some(offset) = params.offset {
+            if offset < start || offset > hw {
+                return Err(HttpError::kafka(
+                    sluice_protocol::error::codes::OFFSET_OUT_OF_RANGE,
+                    format!(
+                        "offset {offset} is outside [{start}, {hw}] of {}",
+                        partition.tp
+                    ),
+                ));
+            }
+            Some(offset)
+        } else if let Some(ts) = params.timestamp {
+            if ts < 0 {
+                return Err(HttpError::bad_request("`timestamp` must not be negative"));
+            }
+            partition
+                .log()
+                .lookup_timestamp(ts)?
+                .map(|(offset, _)| offset)
+        } else if params.first.is_some() {
+            Some(start)
+        } else {
+            Some((hw - limit as i64).max(start))
+        };
+        let (records, next_offset) = match from {
+            Some(from) if from < hw => read_records(&partition, from, limit)?,
+            Some(from) => (Vec::new(), from),
+            None => (Vec::new(), hw),
+        };
+        Ok(ReadResponse {
+            topic: partition.tp.topic.clone(),
+            partition: partition.tp.partition,
+            log_start_offset: start,
+            high_watermark: hw,
+            next_offset,
+            records,
+        })
+    })
+    .await?;
+    Ok(axum::Json(response))
+}
+
+/// Used by the tail to share the reading code.
+pub(crate) fn partition_arc(
+    state: &AppState,
+    topic: &str,
+    index: i32,
+) -> ApiResult<Arc<Partition>> {
+    state
+        .broker
+        .replicas
+        .partition(topic, index)
+        .ok_or_else(|| unknown_partition(topic, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka_java_client() {
+        // Values from Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973_932_308);
+        assert_eq!(murmur2(b"foobar"), -790_332_482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58_897_971
+        );
+        assert_eq!(murmur2(b"abc"), 479_470_107);
+    }
+}

@@ -1,0 +1,241 @@
+//! Live tail over Server-Sent Events: follow one partition or every
+//! partition of a topic.
+//!
+//! Each stream waits on the partitions' high-watermark notifications (the
+//! same ones long-polling fetches use), reads what became visible, and
+//! sends one `record` event per record. It ends when the broker shuts down
+//! or the topic is deleted. The existence check runs when no record has
+//! arrived for [`LIVENESS_CHECK`]; it is a deadline, not a poll for data.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use futures::future::select_all;
+use serde::Deserialize;
+use tokio::sync::watch;
+use utoipa::IntoParams;
+
+use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
+use super::records::{RecordOut, partition_arc, read_records};
+use super::{AppState, unknown_topic};
+use crate::Broker;
+use crate::partition::Partition;
+
+/// How long a quiet stream waits before checking that its topic still
+/// exists (a deleted topic's partitions never notify again).
+const LIVENESS_CHECK: Duration = Duration::from_secs(5);
+
+/// Records read per partition per wake-up; bounds the memory one stream
+/// buffers while its client is slow.
+const RECORDS_PER_ROUND: usize = 500;
+
+/// Most records a tail may replay before going live.
+const MAX_BACKFILL: i64 = 1_000;
+
+/// Where a partition tail starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PartitionTailParams {
+    /// Start at this offset (default: the high watermark, new records only).
+    pub offset: Option<i64>,
+    /// Start with the last N records (at most 1000).
+    pub last: Option<i64>,
+}
+
+/// Where a topic tail starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TopicTailParams {
+    /// Start with the last N records of each partition (at most 1000).
+    pub last: Option<i64>,
+}
+
+struct Follow {
+    broker: Arc<Broker>,
+    /// Each followed partition and the next offset to send.
+    partitions: Vec<(Arc<Partition>, i64)>,
+    buffered: VecDeque<RecordOut>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Follow {
+    /// The next event, or `None` when the stream should end.
+    async fn next(&mut self) -> Option<RecordOut> {
+        loop {
+            if let Some(r) = self.buffered.pop_front() {
+                return Some(r);
+            }
+            if *self.stop.borrow() {
+                return None;
+            }
+            // Register before reading so an append in between is not missed.
+            let partitions: Vec<Arc<Partition>> =
+                self.partitions.iter().map(|(p, _)| Arc::clone(p)).collect();
+            let mut waits: Vec<_> = partitions
+                .iter()
+                .map(|p| Box::pin(p.hw_advanced()))
+                .collect();
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
+            let positions = self.partitions.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let mut next = Vec::with_capacity(positions.len());
+                for (p, from) in positions {
+                    let from = from.max(p.log().log_start_offset());
+                    if from < p.high_watermark() {
+                        match read_records(&p, from, RECORDS_PER_ROUND) {
+                            Ok((records, n)) => {
+                                out.extend(records);
+                                next.push(n);
+                                continue;
+                            }
+                            Err(e) => {
+                                tracing::debug!(partition = %p.tp, "tail read failed: {}", e.body.message);
+                                return None;
+                            }
+                        }
+                    }
+                    next.push(from);
+                }
+                Some((out, next))
+            })
+            .await;
+            let Ok(Some((records, next))) = read else {
+                return None;
+            };
+            for ((_, from), n) in self.partitions.iter_mut().zip(next) {
+                *from = n;
+            }
+            if !records.is_empty() {
+                self.buffered.extend(records);
+                continue;
+            }
+            tokio::select! {
+                _ = select_all(waits) => {}
+                _ = self.stop.changed() => return None,
+                _ = tokio::time::sleep(LIVENESS_CHECK) => {
+                    if !self.still_hosted() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn still_hosted(&self) -> bool {
+        self.partitions.iter().all(|(p, _)| {
+            self.broker
+                .replicas
+                .get(&p.tp)
+                .is_some_and(|now| Arc::ptr_eq(&now, p))
+        })
+    }
+}
+
+fn stream(follow: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(follow, |mut follow| async move {
+        let record = follow.next().await?;
+        let event = Event::default()
+            .event("record")
+            .id(format!("{}:{}", record.partition, record.offset))
+            .json_data(&record)
+            .unwrap_or_else(|_| Event::default().event("error").data("cannot encode record"));
+        Some((Ok(event), follow))
+    })
+}
+
+fn check_last(last: Option<i64>) -> ApiResult<i64> {
+    match last {
+        None => Ok(0),
+        Some(n) if (0..=MAX_BACKFILL).contains(&n) => Ok(n),
+        Some(_) => Err(HttpError::bad_request(format!(
+            "`last` must be between 0 and {MAX_BACKFILL}"
+        ))),
+    }
+}
+
+/// Follows one partition: an SSE stream of `record` events.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/tail", tag = "records",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("partition" = i32, Path, description = "Partition index"),
+        PartitionTailParams,
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),
+        (status = 400, description = "Both offset and last, or last out of range", body = ErrorBody),
+        (status = 404, description = "No such topic or partition", body = ErrorBody),
+    ))]
+pub async fn tail_partition(
+    State(state): State<AppState>,
+    Path((topic, index)): Path<(String, i32)>,
+    Query(params): Query<PartitionTailParams>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let partition = partition_arc(&state, &topic, index)?;
+    if params.offset.is_some() && params.last.is_some() {
+        return Err(HttpError::bad_request(
+            "give at most one of `offset` and `last`",
+        ));
+    }
+    let last = check_last(params.last)?;
+    let start = match params.offset {
+        Some(offset) if offset < 0 => {
+            return Err(HttpError::bad_request("`offset` must not be negative"));
+        }
+        Some(offset) => offset,
+        None => partition.high_watermark() - last,
+    };
+    let follow = Follow {
+        broker: Arc::clone(&state.broker),
+        partitions: vec![(partition, start)],
+        buffered: VecDeque::new(),
+        stop: state.stop.clone(),
+    };
+    Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
+}
+
+/// Follows every partition of a topic: an SSE stream of `record` events.
+#[utoipa::path(get, path = "/v1/topics/{topic}/tail", tag = "records",
+    params(("topic" = String, Path, description = "Topic name"), TopicTailParams),
+    responses(
+        (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),
+        (status = 400, description = "last out of range", body = ErrorBody),
+        (status = 404, description = "No such topic", body = ErrorBody),
+    ))]
+pub async fn tail_topic(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Query(params): Query<TopicTailParams>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let last = check_last(params.last)?;
+    let image = state.broker.metadata.image();
+    let t = image
+        .topics
+        .get(&topic)
+        .ok_or_else(|| unknown_topic(&topic))?;
+    let partitions = t
+        .partitions
+        .keys()
+        .filter_map(|&i| state.broker.replicas.partition(&topic, i))
+        .map(|p| {
+            let start = p.high_watermark() - last;
+            (p, start)
+        })
+        .collect();
+    let follow = Follow {
+        broker: Arc::clone(&state.broker),
+        partitions,
+        buffered: VecDeque::new(),
+        stop: state.stop.clone(),
+    };
+    Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
+}

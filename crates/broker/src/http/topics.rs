@@ -1,0 +1,308 @@
+//! Topics: list, create, describe, alter configs, add partitions, delete.
+//!
+//! Every change goes through [`crate::controller`], the code path of the
+//! Kafka admin APIs, so names, partition counts and configs are validated
+//! in one place.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
+use super::{AppState, unknown_topic};
+use crate::Broker;
+use crate::controller::{self, AlterMode, ConfigOp, INTERNAL_TOPICS, NewTopic};
+use crate::metadata::TopicImage;
+
+/// A topic in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicSummary {
+    /// Name.
+    pub name: String,
+    /// Stable id.
+    pub topic_id: String,
+    /// True for `__consumer_offsets` and other internal topics.
+    pub internal: bool,
+    /// Number of partitions.
+    pub partition_count: usize,
+    /// Replicas per partition.
+    pub replication_factor: usize,
+    /// Bytes on disk over all partitions.
+    pub size_bytes: u64,
+    /// Records currently retained: high watermark minus log start offset, summed.
+    pub messages: i64,
+}
+
+/// Topic list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicList {
+    /// Topics sorted by name.
+    pub topics: Vec<TopicSummary>,
+}
+
+/// One partition of a topic, with its offsets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionDetail {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader broker id.
+    pub leader: i32,
+    /// Replica broker ids.
+    pub replicas: Vec<i32>,
+    /// In-sync replica broker ids.
+    pub isr: Vec<i32>,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+    /// Offset below which records are visible to consumers.
+    pub high_watermark: i64,
+    /// Offset the next append gets.
+    pub log_end_offset: i64,
+    /// Bytes of segment files.
+    pub size_bytes: u64,
+    /// Segment files.
+    pub segment_count: usize,
+}
+
+/// A topic with its partitions and configs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicDetail {
+    /// Name.
+    pub name: String,
+    /// Stable id.
+    pub topic_id: String,
+    /// True for internal topics.
+    pub internal: bool,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionDetail>,
+    /// Configs set on the topic (others take the broker defaults).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopicRequest {
+    /// Name: ASCII letters, digits, `.`, `_`, `-`; at most 249 characters.
+    #[schema(example = "orders")]
+    pub name: String,
+    /// Partitions; the broker default (`topics.num_partitions`) when absent.
+    pub partitions: Option<i32>,
+    /// Replication factor; only 1 on a single broker.
+    pub replication_factor: Option<i16>,
+    /// Topic configs, e.g. `{"retention.ms": "86400000"}`.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Config changes; keys not named keep their values.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigsRequest {
+    /// Configs to set.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Configs to reset to the broker default.
+    #[serde(default)]
+    pub delete: Vec<String>,
+}
+
+/// A new partition count.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddPartitionsRequest {
+    /// The new total, larger than the current count.
+    pub count: i32,
+}
+
+fn is_internal(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
+fn summary(broker: &Broker, t: &TopicImage) -> TopicSummary {
+    let mut size_bytes = 0;
+    let mut messages = 0;
+    for &index in t.partitions.keys() {
+        if let Some(p) = broker.replicas.partition(&t.name, index) {
+            size_bytes += p.log().size_bytes();
+            messages += (p.high_watermark() - p.log().log_start_offset()).max(0);
+        }
+    }
+    TopicSummary {
+        name: t.name.clone(),
+        topic_id: t.topic_id.to_string(),
+        internal: is_internal(&t.name),
+        partition_count: t.partitions.len(),
+        replication_factor: t.partitions.values().next().map_or(0, |p| p.replicas.len()),
+        size_bytes,
+        messages,
+    }
+}
+
+/// The current description of `name`, or 404.
+pub fn detail(broker: &Broker, name: &str) -> ApiResult<TopicDetail> {
+    let image = broker.metadata.image();
+    let t = image.topics.get(name).ok_or_else(|| unknown_topic(name))?;
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            let hosted = broker.replicas.partition(name, index);
+            let log = hosted.as_ref().map(|h| h.log());
+            PartitionDetail {
+                partition: index,
+                leader: p.leader,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                leader_epoch: p.leader_epoch,
+                log_start_offset: log.map_or(-1, |l| l.log_start_offset()),
+                high_watermark: hosted.as_ref().map_or(-1, |h| h.high_watermark()),
+                log_end_offset: log.map_or(-1, |l| l.log_end_offset()),
+                size_bytes: log.map_or(0, |l| l.size_bytes()),
+                segment_count: log.map_or(0, |l| l.segment_count()),
+            }
+        })
+        .collect();
+    Ok(TopicDetail {
+        name: t.name.clone(),
+        topic_id: t.topic_id.to_string(),
+        internal: is_internal(name),
+        partitions,
+        configs: t.configs.clone(),
+    })
+}
+
+/// Lists topics.
+#[utoipa::path(get, path = "/v1/topics", tag = "topics",
+    responses((status = 200, description = "Every topic", body = TopicList)))]
+pub async fn list(State(state): State<AppState>) -> axum::Json<TopicList> {
+    let image = state.broker.metadata.image();
+    let topics = image
+        .topics
+        .values()
+        .map(|t| summary(&state.broker, t))
+        .collect();
+    axum::Json(TopicList { topics })
+}
+
+/// Creates a topic.
+#[utoipa::path(post, path = "/v1/topics", tag = "topics",
+    request_body = CreateTopicRequest,
+    responses(
+        (status = 201, description = "Created", body = TopicDetail),
+        (status = 400, description = "Invalid name, partition count, replication factor or config", body = ErrorBody),
+        (status = 409, description = "The topic exists", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Json(request): Json<CreateTopicRequest>,
+) -> ApiResult<(StatusCode, axum::Json<TopicDetail>)> {
+    let name = request.name.clone();
+    let topic = NewTopic {
+        name: request.name,
+        num_partitions: request.partitions.unwrap_or(-1),
+        replication_factor: request.replication_factor.unwrap_or(-1),
+        configs: request
+            .configs
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect(),
+    };
+    let result = controller::create_topics(&state.broker, vec![topic], false)
+        .await
+        .pop()
+        .ok_or_else(|| HttpError::internal("create_topics returned no result"))?;
+    result?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(detail(&state.broker, &name)?),
+    ))
+}
+
+/// Describes a topic: partitions with offsets and sizes, and its configs.
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path, description = "Topic name")),
+    responses(
+        (status = 200, description = "The topic", body = TopicDetail),
+        (status = 404, description = "No such topic", body = ErrorBody),
+    ))]
+pub async fn describe(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+) -> ApiResult<axum::Json<TopicDetail>> {
+    Ok(axum::Json(detail(&state.broker, &topic)?))
+}
+
+/// Deletes a topic and its data.
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path, description = "Topic name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such topic", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+) -> ApiResult<StatusCode> {
+    controller::delete_topics(&state.broker, vec![topic])
+        .await
+        .pop()
+        .ok_or_else(|| HttpError::internal("delete_topics returned no result"))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets or resets topic configs (incrementally; others keep their values).
+#[utoipa::path(patch, path = "/v1/topics/{topic}/configs", tag = "topics",
+    params(("topic" = String, Path, description = "Topic name")),
+    request_body = AlterConfigsRequest,
+    responses(
+        (status = 200, description = "The topic after the change", body = TopicDetail),
+        (status = 400, description = "Unknown config or bad value", body = ErrorBody),
+        (status = 404, description = "No such topic", body = ErrorBody),
+    ))]
+pub async fn alter_configs(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Json(request): Json<AlterConfigsRequest>,
+) -> ApiResult<axum::Json<TopicDetail>> {
+    let ops: Vec<ConfigOp> = request
+        .set
+        .into_iter()
+        .map(|(k, v)| ConfigOp::Set(k, v))
+        .chain(request.delete.into_iter().map(ConfigOp::Delete))
+        .collect();
+    if ops.is_empty() {
+        return Err(HttpError::bad_request(
+            "nothing to change: give `set` and/or `delete`",
+        ));
+    }
+    controller::alter_topic_configs(&state.broker, &topic, ops, AlterMode::Incremental, false)
+        .await?;
+    Ok(axum::Json(detail(&state.broker, &topic)?))
+}
+
+/// Grows a topic to more partitions.
+#[utoipa::path(post, path = "/v1/topics/{topic}/partitions", tag = "topics",
+    params(("topic" = String, Path, description = "Topic name")),
+    request_body = AddPartitionsRequest,
+    responses(
+        (status = 200, description = "The topic after the change", body = TopicDetail),
+        (status = 400, description = "The count is not larger than today's", body = ErrorBody),
+        (status = 404, description = "No such topic", body = ErrorBody),
+    ))]
+pub async fn add_partitions(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Json(request): Json<AddPartitionsRequest>,
+) -> ApiResult<axum::Json<TopicDetail>> {
+    controller::create_partitions(&state.broker, vec![(topic.clone(), request.count)], false)
+        .await
+        .pop()
+        .ok_or_else(|| HttpError::internal("create_partitions returned no result"))??;
+    Ok(axum::Json(detail(&state.broker, &topic)?))
+}

@@ -1,0 +1,362 @@
+//! Prometheus metrics: counters and histograms the request path feeds, and
+//! gauges read from broker state at scrape time.
+//!
+//! Owns the process's metric families and nothing else. The hooks other
+//! modules call ([`request_done`], [`connection_opened`], [`appended`],
+//! [`fetched`], [`fsync_observed`], [`forget_partition`]) are cheap (an
+//! atomic add, or a histogram bucket) and never fail.
+//!
+//! The families live in one process-wide [`LazyLock`] rather than on
+//! [`Broker`](crate::Broker): `Partition::commit` (fsync latency) and the
+//! connection loop would otherwise need a handle threaded through every
+//! layer, and a process runs one broker. Unit tests that start several
+//! brokers in one process share the counters, which no test asserts on.
+//!
+//! State that already lives in the broker (log end offsets, sizes, group
+//! lag) is not mirrored into gauges that would have to be kept in step and
+//! cleaned up: [`encode`] reads it at scrape time, so a deleted partition's
+//! label sets disappear with the partition. The per-topic counters are the
+//! only label sets keyed by something that can be deleted; the replica
+//! manager calls [`forget_partition`] when it drops a partition.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sluice_protocol::ApiKey;
+
+use crate::Broker;
+use crate::partition::TopicPartition;
+
+/// Labels of per-API request metrics; `api` is Kafka's name (`Produce`) or
+/// `http` routes' method and template (`GET /v1/topics`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Which API.
+    pub api: String,
+}
+
+/// Labels of per-topic counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    /// Topic name.
+    pub topic: String,
+}
+
+/// Labels of per-partition gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: String,
+}
+
+/// Labels of per-group, per-partition lag.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    /// Group id.
+    pub group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~13 s in powers of two: covers a cached metadata answer and
+    // a 30 s long-poll fetch capped at the top bucket's +Inf.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+/// Every family the request path writes to.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Kafka requests by API.
+    pub kafka_requests: Family<ApiLabels, Counter>,
+    /// Kafka request latency (dispatch to response ready) by API.
+    pub kafka_request_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    /// Request frame bytes received, by API.
+    pub kafka_request_bytes: Family<ApiLabels, Counter>,
+    /// Response frame bytes sent, by API.
+    pub kafka_response_bytes: Family<ApiLabels, Counter>,
+    /// HTTP requests by route.
+    pub http_requests: Family<ApiLabels, Counter>,
+    /// HTTP request latency by route (until the response head; a live tail
+    /// counts until its stream starts).
+    pub http_request_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    /// Record-batch bytes appended, by topic (Kafka's BytesInPerSec).
+    pub topic_bytes_in: Family<TopicLabels, Counter>,
+    /// Records appended, by topic (Kafka's MessagesInPerSec).
+    pub topic_messages_in: Family<TopicLabels, Counter>,
+    /// Record-batch bytes served to consumers, by topic (BytesOutPerSec).
+    pub topic_bytes_out: Family<TopicLabels, Counter>,
+    /// Open Kafka connections.
+    pub connections: Gauge,
+    /// Kafka connections accepted since start.
+    pub connections_accepted: Counter,
+    /// Time `Partition::commit` spent making appends durable (group commit).
+    pub fsync_seconds: Histogram,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    kafka_requests: Family::default(),
+    kafka_request_seconds: Family::new_with_constructor(latency_histogram),
+    kafka_request_bytes: Family::default(),
+    kafka_response_bytes: Family::default(),
+    http_requests: Family::default(),
+    http_request_seconds: Family::new_with_constructor(latency_histogram),
+    topic_bytes_in: Family::default(),
+    topic_messages_in: Family::default(),
+    topic_bytes_out: Family::default(),
+    connections: Gauge::default(),
+    connections_accepted: Counter::default(),
+    fsync_seconds: latency_histogram(),
+});
+
+/// The process's metric families.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+fn api_name(api_key: i16) -> String {
+    ApiKey::try_from(api_key).map_or_else(|_| format!("unknown_{api_key}"), |k| k.name().to_owned())
+}
+
+/// A Kafka request finished: its API, how long it took, and frame sizes.
+pub fn request_done(api_key: i16, elapsed: Duration, request_bytes: usize, response_bytes: usize) {
+    let labels = ApiLabels {
+        api: api_name(api_key),
+    };
+    let m = global();
+    m.kafka_requests.get_or_create(&labels).inc();
+    m.kafka_request_seconds
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+    m.kafka_request_bytes
+        .get_or_create(&labels)
+        .inc_by(request_bytes as u64);
+    m.kafka_response_bytes
+        .get_or_create(&labels)
+        .inc_by(response_bytes as u64);
+}
+
+/// An HTTP request on `route` (method and path template) finished.
+pub fn http_request_done(route: String, elapsed: Duration) {
+    let labels = ApiLabels { api: route };
+    let m = global();
+    m.http_requests.get_or_create(&labels).inc();
+    m.http_request_seconds
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+}
+
+/// Counts an open connection until the guard drops.
+#[derive(Debug)]
+pub struct ConnectionGuard(());
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        global().connections.dec();
+    }
+}
+
+/// A Kafka connection was accepted; hold the guard while it is open.
+pub fn connection_opened() -> ConnectionGuard {
+    let m = global();
+    m.connections.inc();
+    m.connections_accepted.inc();
+    ConnectionGuard(())
+}
+
+/// Batches were appended to a partition of `topic`.
+pub fn appended(topic: &str, bytes: usize, records: u32) {
+    let labels = TopicLabels {
+        topic: topic.to_owned(),
+    };
+    let m = global();
+    m.topic_bytes_in.get_or_create(&labels).inc_by(bytes as u64);
+    m.topic_messages_in
+        .get_or_create(&labels)
+        .inc_by(u64::from(records));
+}
+
+/// Record-batch bytes of `topic` were served to a consumer.
+pub fn fetched(topic: &str, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    global()
+        .topic_bytes_out
+        .get_or_create(&TopicLabels {
+            topic: topic.to_owned(),
+        })
+        .inc_by(bytes as u64);
+}
+
+/// One commit's wait for durability.
+pub fn fsync_observed(elapsed: Duration) {
+    global().fsync_seconds.observe(elapsed.as_secs_f64());
+}
+
+/// A partition was deleted: drop its topic's label sets, so a deleted
+/// topic stops being exported (a re-created topic starts again from zero).
+pub fn forget_partition(tp: &TopicPartition) {
+    let labels = TopicLabels {
+        topic: tp.topic.clone(),
+    };
+    let m = global();
+    m.topic_bytes_in.remove(&labels);
+    m.topic_messages_in.remove(&labels);
+    m.topic_bytes_out.remove(&labels);
+}
+
+/// One partition's lag for a group, as the scrape reports it.
+#[derive(Debug, Clone)]
+pub struct GroupLag {
+    /// Group id.
+    pub group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// High watermark minus committed offset, never negative.
+    pub lag: i64,
+}
+
+/// The whole exposition: request-path families, then gauges read from the
+/// broker now. `lags` is the consumer lag the caller computed.
+pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Error> {
+    let m = global();
+    let mut registry = Registry::with_prefix("sluice");
+    registry.register(
+        "kafka_requests",
+        "Kafka requests handled, by API",
+        m.kafka_requests.clone(),
+    );
+    registry.register(
+        "kafka_request_duration_seconds",
+        "Kafka request latency from dispatch to response, by API",
+        m.kafka_request_seconds.clone(),
+    );
+    registry.register(
+        "kafka_request_bytes",
+        "Kafka request frame bytes received, by API",
+        m.kafka_request_bytes.clone(),
+    );
+    registry.register(
+        "kafka_response_bytes",
+        "Kafka response frame bytes sent, by API",
+        m.kafka_response_bytes.clone(),
+    );
+    registry.register(
+        "http_requests",
+        "HTTP API requests, by route",
+        m.http_requests.clone(),
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "HTTP API latency until the response head, by route",
+        m.http_request_seconds.clone(),
+    );
+    registry.register(
+        "topic_bytes_in",
+        "Record-batch bytes appended, by topic",
+        m.topic_bytes_in.clone(),
+    );
+    registry.register(
+        "topic_messages_in",
+        "Records appended, by topic",
+        m.topic_messages_in.clone(),
+    );
+    registry.register(
+        "topic_bytes_out",
+        "Record-batch bytes served to consumers, by topic",
+        m.topic_bytes_out.clone(),
+    );
+    registry.register(
+        "connections",
+        "Open Kafka connections",
+        m.connections.clone(),
+    );
+    registry.register(
+        "connections_accepted",
+        "Kafka connections accepted since start",
+        m.connections_accepted.clone(),
+    );
+    registry.register(
+        "log_fsync_duration_seconds",
+        "Time a produce waited for its appends to be fsynced (group commit)",
+        m.fsync_seconds.clone(),
+    );
+
+    let end_offset = Family::<PartitionLabels, Gauge>::default();
+    let high_watermark = Family::<PartitionLabels, Gauge>::default();
+    let start_offset = Family::<PartitionLabels, Gauge>::default();
+    let size = Family::<PartitionLabels, Gauge>::default();
+    for p in broker.replicas.all() {
+        let labels = PartitionLabels {
+            topic: p.tp.topic.clone(),
+            partition: p.tp.partition.to_string(),
+        };
+        let log = p.log();
+        end_offset.get_or_create(&labels).set(log.log_end_offset());
+        high_watermark
+            .get_or_create(&labels)
+            .set(p.high_watermark());
+        start_offset
+            .get_or_create(&labels)
+            .set(log.log_start_offset());
+        size.get_or_create(&labels)
+            .set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "log_end_offset",
+        "Offset the next append will get, by partition",
+        end_offset,
+    );
+    registry.register(
+        "log_high_watermark",
+        "Offset below which records are visible to consumers, by partition",
+        high_watermark,
+    );
+    registry.register(
+        "log_start_offset",
+        "First offset still in the log, by partition",
+        start_offset,
+    );
+    registry.register(
+        "log_size_bytes",
+        "Bytes of segment files, by partition",
+        size,
+    );
+
+    let lag = Family::<LagLabels, Gauge>::default();
+    for l in lags {
+        lag.get_or_create(&LagLabels {
+            group: l.group.clone(),
+            topic: l.topic.clone(),
+            partition: l.partition.to_string(),
+        })
+        .set(l.lag);
+    }
+    registry.register(
+        "consumer_group_lag",
+        "High watermark minus the group's committed offset, by group and partition",
+        lag,
+    );
+    let uptime = Gauge::<i64>::default();
+    uptime.set(i64::try_from(broker.started.elapsed().as_secs()).unwrap_or(i64::MAX));
+    registry.register("uptime_seconds", "Seconds since the broker started", uptime);
+
+    let mut out = String::new();
+    encode_registry(&mut out, &registry)?;
+    encode_eof(&mut out)?;
+    Ok(out)
+}

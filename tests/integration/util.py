@@ -278,13 +278,18 @@ def build_record_batch(
     *,
     base_ts_ms: int,
     base_offset: int = 0,
+    ts_deltas: list[int] | None = None,
 ) -> bytes:
-    """An uncompressed magic-2 record batch, exactly as the spec lays it out."""
+    """An uncompressed magic-2 record batch, exactly as the spec lays it out.
+
+    Record i has timestamp base_ts_ms + ts_deltas[i] (default: + i)."""
+    deltas = list(range(len(records))) if ts_deltas is None else ts_deltas
+    assert len(deltas) == len(records)
     body = bytearray()
     for i, (key, value, headers) in enumerate(records):
         r = bytearray()
         r += i8(0)  # record attributes
-        r += varint(i)  # timestamp delta
+        r += varint(deltas[i])  # timestamp delta
         r += varint(i)  # offset delta
         r += varint(-1) if key is None else varint(len(key)) + key
         r += varint(-1) if value is None else varint(len(value)) + value
@@ -298,7 +303,7 @@ def build_record_batch(
         i16(0)  # attributes: no compression, CreateTime, not transactional
         + i32(n - 1)  # lastOffsetDelta
         + i64(base_ts_ms)
-        + i64(base_ts_ms + n - 1)  # maxTimestamp
+        + i64(base_ts_ms + max(deltas, default=-1))  # maxTimestamp
         + i64(-1)  # producerId
         + i16(-1)  # producerEpoch
         + i32(-1)  # baseSequence

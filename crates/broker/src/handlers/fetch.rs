@@ -191,11 +191,13 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
     };
     // KIP-74: the first batch of the response is returned even when it is
     // larger than the limits, so a consumer can always make progress.
-    let limit = (w.partition_max_bytes.max(0) as usize).min(budget);
-    if limit == 0 && !first {
+    // Past the first batch, a partition gets only what fits both its own
+    // partition_max_bytes and what is left of the request's max_bytes.
+    let limit_bytes = (w.partition_max_bytes.max(0) as usize).min(budget);
+    if limit_bytes == 0 && !first {
         return data;
     }
-    let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
+    let limit = u32::try_from(limit_bytes.max(1)).unwrap_or(u32::MAX);
     let read = partition.read(w.fetch_offset, limit).and_then(|r| {
         r.to_bytes().map_err(|source| LogError::Io {
             op: "read",
@@ -205,8 +207,11 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
     });
     match read {
         Ok(bytes) => {
-            if !first && bytes.len() > budget {
-                return data; // over the response budget; try next time
+            // The log always returns at least one whole batch; outside
+            // KIP-74's first-batch exception, one that overshoots the limit
+            // is left for the next fetch.
+            if !first && bytes.len() > limit_bytes {
+                return data;
             }
             crate::metrics::fetched(&partition.tp.topic, bytes.len());
             data.records = bytes;

@@ -43,23 +43,34 @@ pub fn handle(
                         Some(partition) => {
                             let hw = partition.high_watermark();
                             let epoch = partition.leader_epoch();
-                            let found = match p.timestamp {
-                                LATEST => Ok(Some((-1, hw))),
-                                EARLIEST | EARLIEST_LOCAL => {
-                                    Ok(Some((-1, partition.log().log_start_offset())))
-                                }
-                                MAX_TIMESTAMP => {
-                                    Ok(partition.log().max_timestamp().filter(|&(_, o)| o < hw))
-                                }
-                                ts if ts < 0 => Err(code::INVALID_REQUEST),
-                                ts => partition
+                            // (timestamp, offset) of the first committed
+                            // record at or after `ts`.
+                            let first_at_or_after = |ts: i64| {
+                                partition
                                     .log()
                                     .lookup_timestamp(ts)
                                     .map(|hit| {
                                         hit.map(|(offset, ts)| (ts, offset))
                                             .filter(|&(_, o)| o < hw)
                                     })
-                                    .map_err(|e| e.kafka_error_code()),
+                                    .map_err(|e| e.kafka_error_code())
+                            };
+                            let found = match p.timestamp {
+                                LATEST => Ok(Some((-1, hw))),
+                                EARLIEST | EARLIEST_LOCAL => {
+                                    Ok(Some((-1, partition.log().log_start_offset())))
+                                }
+                                // KIP-734: the offset of the record carrying
+                                // the largest timestamp, not the last offset
+                                // of its batch. The log tracks the largest
+                                // timestamp; the first record at or after it
+                                // is that record.
+                                MAX_TIMESTAMP => match partition.log().max_timestamp() {
+                                    Some((max_ts, _)) => first_at_or_after(max_ts),
+                                    None => Ok(None),
+                                },
+                                ts if ts < 0 => Err(code::INVALID_REQUEST),
+                                ts => first_at_or_after(ts),
                             };
                             match found {
                                 Ok(Some((timestamp, offset))) => ListOffsetsPartitionResponse {

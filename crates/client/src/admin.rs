@@ -515,13 +515,18 @@ impl Admin {
 
 /// See [`Admin::list_offsets`].
 pub async fn list_offsets(client: &Client, queries: &[(String, i32, i64)]) -> Result<Vec<i64>> {
-    let mut by_leader: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    // One request per (leader, round): a partition may appear only once per
+    // request, so a second query for the same partition goes in a later round.
+    let mut by_leader: BTreeMap<(i32, usize), Vec<usize>> = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, i32), usize> = BTreeMap::new();
     for (i, (topic, partition, _)) in queries.iter().enumerate() {
         let leader = client.leader(topic, *partition).await?;
-        by_leader.entry(leader).or_default().push(i);
+        let round = seen.entry((topic.as_str(), *partition)).or_insert(0);
+        by_leader.entry((leader, *round)).or_default().push(i);
+        *round += 1;
     }
     let mut out = vec![-1i64; queries.len()];
-    for (leader, indexes) in by_leader {
+    for ((leader, _), indexes) in by_leader {
         let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
         for &i in &indexes {
             let (topic, partition, timestamp) = &queries[i];

@@ -1,5 +1,17 @@
-//! The `sluice` binary: one command-line entry point for the broker and,
-//! later, the CLI tools. Each subcommand lives in its own module.
+//! The `sluice` binary: one command-line entry point for the broker and
+//! the CLI tools. Each subcommand lives in its own module: `serve` here,
+//! `topic`, `produce`, `consume`, `group`, `status`/`stop` and `bench` in
+//! their files. Client commands print one `error: ...` line and exit 1 on
+//! failure; they never panic on a bad broker, topic or argument.
+
+mod bench;
+mod chart;
+mod common;
+mod consume;
+mod group;
+mod produce;
+mod status;
+mod topic;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +31,20 @@ struct Cli {
 enum Command {
     /// Run a broker (embedded single-node defaults: ./data, 127.0.0.1:9092).
     Serve(ServeArgs),
+    /// Show a broker's id, version, uptime, listeners, counts and disk use.
+    Status(status::StatusArgs),
+    /// Ask a running broker to shut down cleanly (pid from its data dir).
+    Stop(status::StopArgs),
+    /// Create, list, describe, alter, grow and delete topics.
+    Topic(topic::TopicArgs),
+    /// Write records from stdin, a file, or --value.
+    Produce(produce::ProduceArgs),
+    /// Read records; follows new ones like `tail -f` unless told to stop.
+    Consume(consume::ConsumeArgs),
+    /// List, describe (lag), reset offsets of, and delete consumer groups.
+    Group(group::GroupArgs),
+    /// Measure produce, consume and end-to-end throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -47,15 +73,24 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_tracing(if serving { "info" } else { "warn" });
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Status(args) => common::run(status::status(args)),
+        Command::Stop(args) => common::run(status::stop(args)),
+        Command::Topic(args) => common::run(topic::run(args)),
+        Command::Produce(args) => common::run(produce::run(args)),
+        Command::Consume(args) => common::run(consume::run(args)),
+        Command::Group(args) => common::run(group::run(args)),
+        Command::Bench(args) => common::run(bench::run(args)),
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

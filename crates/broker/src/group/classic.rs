@@ -363,10 +363,10 @@ impl ClassicGroup {
 
     fn await_join(&mut self, id: &str) -> JoinOutcome {
         let (tx, rx) = oneshot::channel();
-        if let Some(m) = self.members.get_mut(id) {
-            if let Some(old) = m.join_waiter.replace(tx) {
-                let _ = old.send(join_error(code::REBALANCE_IN_PROGRESS, id));
-            }
+        if let Some(m) = self.members.get_mut(id)
+            && let Some(old) = m.join_waiter.replace(tx)
+        {
+            let _ = old.send(join_error(code::REBALANCE_IN_PROGRESS, id));
         }
         JoinOutcome::Wait(rx)
     }
@@ -623,10 +623,10 @@ impl ClassicGroup {
             .collect();
         let mut votes: Vec<(&String, usize)> = candidates.iter().map(|c| (*c, 0)).collect();
         for m in &ordered {
-            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
-                if let Some(v) = votes.iter_mut().find(|(c, _)| *c == name) {
-                    v.1 += 1;
-                }
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n))
+                && let Some(v) = votes.iter_mut().find(|(c, _)| *c == name)
+            {
+                v.1 += 1;
             }
         }
         let best = votes.iter().map(|(_, n)| *n).max()?;
@@ -645,10 +645,10 @@ impl ClassicGroup {
             if let Some(w) = m.sync_waiter.take() {
                 let _ = w.send(sync_error(code::UNKNOWN_MEMBER_ID));
             }
-            if let Some(instance) = &m.instance_id {
-                if self.static_members.get(instance).map(String::as_str) == Some(id) {
-                    self.static_members.remove(instance);
-                }
+            if let Some(instance) = &m.instance_id
+                && self.static_members.get(instance).map(String::as_str) == Some(id)
+            {
+                self.static_members.remove(instance);
             }
         }
     }
@@ -672,6 +672,7 @@ impl ClassicGroup {
     }
 
     /// Handles a SyncGroup.
+    #[allow(clippy::too_many_arguments)] // one per SyncGroup field, plus the clocks
     pub fn sync(
         &mut self,
         member_id: &str,
@@ -710,10 +711,10 @@ impl ClassicGroup {
             }
             ClassicState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
-                if let Some(m) = self.members.get_mut(member_id) {
-                    if let Some(old) = m.sync_waiter.replace(tx) {
-                        let _ = old.send(sync_error(code::REBALANCE_IN_PROGRESS));
-                    }
+                if let Some(m) = self.members.get_mut(member_id)
+                    && let Some(old) = m.sync_waiter.replace(tx)
+                {
+                    let _ = old.send(sync_error(code::REBALANCE_IN_PROGRESS));
                 }
                 if self.leader_id.as_deref() == Some(member_id) {
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
@@ -1016,4 +1017,212 @@ pub fn parse_subscription_topics(mut b: &[u8]) -> Option<Vec<String>> {
         topics.push(String::from_utf8(name.to_vec()).ok()?);
     }
     Some(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ClassicLimits = ClassicLimits {
+        initial_rebalance_delay_ms: 0,
+        min_session_timeout_ms: 6000,
+        max_session_timeout_ms: 60_000,
+    };
+
+    fn args(member_id: &str, instance: Option<&str>) -> JoinArgs {
+        JoinArgs {
+            member_id: member_id.to_owned(),
+            instance_id: instance.map(str::to_owned),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 6000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn done(o: JoinOutcome) -> JoinGroupResponse {
+        match o {
+            JoinOutcome::Done(r) => r,
+            JoinOutcome::Wait(mut rx) => rx.try_recv().expect("join completed"),
+        }
+    }
+
+    /// Joins a dynamic member through the two-step join; returns its id.
+    fn join_new(g: &mut ClassicGroup, now: Instant) -> (String, JoinOutcome) {
+        let first = done(g.join(args("", None), &LIMITS, now, 0));
+        assert_eq!(first.error_code, code::MEMBER_ID_REQUIRED);
+        let id = first.member_id.clone();
+        (id.clone(), g.join(args(&id, None), &LIMITS, now, 0))
+    }
+
+    fn sync_all(g: &mut ClassicGroup, ids: &[String], now: Instant) {
+        let leader = g.leader_id.clone().expect("leader");
+        let gen_id = g.generation_id;
+        for id in ids.iter().filter(|i| **i != leader) {
+            let _ = g.sync(id, None, gen_id, None, None, vec![], now, 0);
+        }
+        let assignments = ids
+            .iter()
+            .map(|i| (i.clone(), Bytes::from(format!("for-{i}"))))
+            .collect();
+        let _ = g.sync(&leader, None, gen_id, None, None, assignments, now, 0);
+        assert_eq!(g.state, ClassicState::Stable);
+    }
+
+    #[test]
+    fn two_step_join_then_leader_sync_makes_the_group_stable() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let (id, outcome) = join_new(&mut g, now);
+        let joined = done(outcome);
+        assert_eq!(joined.error_code, code::NONE);
+        assert_eq!(joined.generation_id, 1);
+        assert_eq!(joined.leader, id);
+        assert_eq!(joined.members.len(), 1);
+        assert_eq!(joined.protocol_name.as_deref(), Some("range"));
+        let SyncOutcome::Wait(mut rx) = g.sync(
+            &id,
+            None,
+            1,
+            Some("consumer"),
+            Some("range"),
+            vec![(id.clone(), Bytes::from_static(b"a"))],
+            now,
+            0,
+        ) else {
+            panic!("leader sync waits for its own answer")
+        };
+        let synced = rx.try_recv().expect("answered");
+        assert_eq!(synced.assignment, Bytes::from_static(b"a"));
+        assert_eq!(g.state, ClassicState::Stable);
+        assert!(g.take_dirty(), "stable group must be persisted");
+    }
+
+    #[test]
+    fn stale_generation_and_unknown_member_are_refused_without_change() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let (id, o) = join_new(&mut g, now);
+        done(o);
+        sync_all(&mut g, std::slice::from_ref(&id), now);
+        assert_eq!(g.heartbeat(&id, None, 7, now), code::ILLEGAL_GENERATION);
+        assert_eq!(g.heartbeat("nobody", None, 1, now), code::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            g.validate_commit(&id, None, 7, now),
+            Err(code::ILLEGAL_GENERATION)
+        );
+        assert_eq!(
+            g.validate_commit("nobody", None, 1, now),
+            Err(code::UNKNOWN_MEMBER_ID)
+        );
+        assert_eq!(g.validate_commit(&id, None, 1, now), Ok(()));
+        assert_eq!(g.state, ClassicState::Stable);
+        assert_eq!(g.generation_id, 1);
+        assert_eq!(g.members.len(), 1);
+    }
+
+    #[test]
+    fn join_without_a_common_protocol_is_refused() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let (_id, o) = join_new(&mut g, now);
+        done(o);
+        let mut other = args("", None);
+        other.protocols = vec![("roundrobin".into(), Bytes::new())];
+        let r = done(g.join(other, &LIMITS, now, 0));
+        assert_eq!(r.error_code, code::INCONSISTENT_GROUP_PROTOCOL);
+        assert_eq!(g.members.len(), 1);
+        assert!(g.pending_members.is_empty());
+    }
+
+    #[test]
+    fn session_expiry_removes_the_member_and_rebalances_the_rest() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let (a, oa) = join_new(&mut g, now);
+        // The first join completes at once (no initial delay); b's join
+        // starts a second rebalance that a must rejoin.
+        done(oa);
+        sync_all(&mut g, std::slice::from_ref(&a), now);
+        let (b, ob) = join_new(&mut g, now);
+        assert_eq!(g.state, ClassicState::PreparingRebalance);
+        let oa = g.join(args(&a, None), &LIMITS, now, 0);
+        done(ob);
+        done(oa);
+        sync_all(&mut g, &[a.clone(), b.clone()], now);
+        assert_eq!(g.generation_id, 2);
+        // b keeps heartbeating; a goes silent past its session timeout.
+        let later = now + Duration::from_millis(5000);
+        assert_eq!(g.heartbeat(&b, None, 2, later), code::NONE);
+        let expiry = g.next_deadline().expect("a session deadline");
+        assert!(expiry <= now + Duration::from_millis(6000));
+        g.on_timer(now + Duration::from_millis(6001), 0);
+        assert!(!g.members.contains_key(&a));
+        assert_eq!(g.state, ClassicState::PreparingRebalance);
+        assert_eq!(
+            g.heartbeat(&b, None, 2, now + Duration::from_millis(6002)),
+            code::REBALANCE_IN_PROGRESS
+        );
+        let r = done(g.join(args(&b, None), &LIMITS, now, 0));
+        assert_eq!(r.generation_id, 3);
+        assert_eq!(r.leader, b);
+    }
+
+    #[test]
+    fn static_member_rejoin_keeps_its_assignment_without_rebalance() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let a = done(g.join(args("", Some("a")), &LIMITS, now, 0));
+        assert_eq!(
+            a.error_code,
+            code::NONE,
+            "static members skip MEMBER_ID_REQUIRED"
+        );
+        sync_all(&mut g, std::slice::from_ref(&a.member_id), now);
+        let generation = g.generation_id;
+        let again = done(g.join(args("", Some("a")), &LIMITS, now, 0));
+        assert_eq!(again.error_code, code::NONE);
+        assert_ne!(again.member_id, a.member_id);
+        assert_eq!(again.generation_id, generation);
+        assert_eq!(g.state, ClassicState::Stable);
+        // The old incarnation is fenced; the new one gets the old assignment.
+        assert_eq!(
+            g.heartbeat(&a.member_id, Some("a"), generation, now),
+            code::FENCED_INSTANCE_ID
+        );
+        let SyncOutcome::Done(s) = g.sync(
+            &again.member_id,
+            Some("a"),
+            generation,
+            None,
+            None,
+            vec![],
+            now,
+            0,
+        ) else {
+            panic!("stable sync answers at once")
+        };
+        assert_eq!(s.assignment, Bytes::from(format!("for-{}", a.member_id)));
+    }
+
+    #[test]
+    fn subscription_topics_parse_and_hostile_counts_are_refused() {
+        let mut b = vec![0, 1, 0, 0, 0, 2];
+        for t in ["a", "bc"] {
+            b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            b.extend_from_slice(t.as_bytes());
+        }
+        b.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(
+            parse_subscription_topics(&b),
+            Some(vec!["a".into(), "bc".into()])
+        );
+        assert_eq!(
+            parse_subscription_topics(&[0, 1, 0x7f, 0xff, 0xff, 0xff]),
+            None
+        );
+    }
 }

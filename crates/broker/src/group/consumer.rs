@@ -268,10 +268,10 @@ impl ConsumerGroup {
         now: Instant,
         now_ms: i64,
     ) -> Result<HeartbeatReply, i16> {
-        if let Some(a) = &args.server_assignor {
-            if !ASSIGNORS.contains(&a.as_str()) {
-                return Err(code::UNSUPPORTED_ASSIGNOR);
-            }
+        if let Some(a) = &args.server_assignor
+            && !ASSIGNORS.contains(&a.as_str())
+        {
+            return Err(code::UNSUPPORTED_ASSIGNOR);
         }
         let session = Duration::from_millis(limits.session_timeout_ms.max(0) as u64);
         let mut reply = HeartbeatReply {
@@ -302,15 +302,13 @@ impl ConsumerGroup {
                         .values()
                         .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != id)
                         .map(|m| m.member_id.clone());
-                    if let Some(old) = old {
-                        if let Some(m) = self.members.remove(&old) {
-                            inherited = m.assigned;
-                            let mut union = inherited.clone();
-                            union_into(&mut union, &m.revoking);
-                            inherited = union;
-                            if let Some(t) = self.target.remove(&old) {
-                                self.target.insert(id.clone(), t);
-                            }
+                    if let Some(old) = old
+                        && let Some(m) = self.members.remove(&old)
+                    {
+                        inherited = m.assigned;
+                        union_into(&mut inherited, &m.revoking);
+                        if let Some(t) = self.target.remove(&old) {
+                            self.target.insert(id.clone(), t);
                         }
                     }
                 }
@@ -358,11 +356,11 @@ impl ConsumerGroup {
                 }
                 member.session_deadline = now + session;
                 let mut changed = false;
-                if let Some(names) = &args.subscribed_topic_names {
-                    if *names != member.subscribed_topic_names {
-                        member.subscribed_topic_names = names.clone();
-                        changed = true;
-                    }
+                if let Some(names) = &args.subscribed_topic_names
+                    && *names != member.subscribed_topic_names
+                {
+                    member.subscribed_topic_names = names.clone();
+                    changed = true;
                 }
                 if args.subscribed_topic_regex.is_some()
                     && args.subscribed_topic_regex != member.subscribed_topic_regex
@@ -401,14 +399,13 @@ impl ConsumerGroup {
         if self.members.contains_key(&args.member_id) {
             return Ok(args.member_id.clone());
         }
-        if let Some(instance) = &args.instance_id {
-            if let Some(m) = self
+        if let Some(instance) = &args.instance_id
+            && let Some(m) = self
                 .members
                 .values()
                 .find(|m| m.instance_id.as_ref() == Some(instance))
-            {
-                return Ok(m.member_id.clone());
-            }
+        {
+            return Ok(m.member_id.clone());
         }
         Err(code::UNKNOWN_MEMBER_ID)
     }
@@ -549,5 +546,132 @@ impl ConsumerGroup {
         self.members
             .get(member_id)
             .map_or(0, |m| count(&m.assigned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ConsumerLimits = ConsumerLimits {
+        session_timeout_ms: 45_000,
+        heartbeat_interval_ms: 5_000,
+    };
+
+    fn topics() -> TopicsView {
+        [("t".to_owned(), (Uuid::from_u128(1), 4))]
+            .into_iter()
+            .collect()
+    }
+
+    fn hb(member_id: &str, epoch: i32, owned: Option<Assignment>) -> HeartbeatArgs {
+        HeartbeatArgs {
+            member_id: member_id.to_owned(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 60_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            subscribed_topic_regex: None,
+            server_assignor: Some("uniform".into()),
+            owned,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_owner_revokes_it() {
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", 0);
+        let a = g
+            .heartbeat(hb("a", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join a");
+        let a_all = a.assignment.clone().expect("assignment");
+        assert_eq!(count(&a_all), 4);
+        // b joins: the target splits 2/2, but a still owns everything.
+        let b = g
+            .heartbeat(hb("b", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join b");
+        assert_eq!(b.assignment.as_ref().map(count), Some(0));
+        // a's next heartbeat asks it to revoke two partitions; its epoch stays.
+        let a2 = g
+            .heartbeat(
+                hb("a", a.member_epoch, Some(a_all.clone())),
+                &topics(),
+                &LIMITS,
+                now,
+                0,
+            )
+            .expect("a heartbeat");
+        let a_kept = a2.assignment.clone().expect("shrunk assignment");
+        assert_eq!(count(&a_kept), 2);
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        // b still gets nothing while a has not confirmed.
+        let b2 = g
+            .heartbeat(hb("b", b.member_epoch, None), &topics(), &LIMITS, now, 0)
+            .expect("b heartbeat");
+        assert_eq!(g.owned_count("b"), 0, "{b2:?}");
+        // a confirms (owned == kept): its epoch moves on and b gets the rest.
+        let a3 = g
+            .heartbeat(
+                hb("a", a.member_epoch, Some(a_kept.clone())),
+                &topics(),
+                &LIMITS,
+                now,
+                0,
+            )
+            .expect("a confirms");
+        assert_eq!(a3.member_epoch, g.assignment_epoch);
+        let b3 = g
+            .heartbeat(hb("b", b2.member_epoch, None), &topics(), &LIMITS, now, 0)
+            .expect("b heartbeat");
+        let b_got = b3.assignment.expect("b's assignment");
+        assert_eq!(count(&b_got), 2);
+        assert!(intersect(&b_got, &a_kept).is_empty());
+        assert_eq!(g.state_name(), "Stable");
+    }
+
+    #[test]
+    fn unknown_members_and_stale_epochs_are_fenced() {
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", 0);
+        let a = g
+            .heartbeat(hb("a", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join");
+        assert_eq!(
+            g.heartbeat(hb("x", 3, None), &topics(), &LIMITS, now, 0),
+            Err(code::UNKNOWN_MEMBER_ID)
+        );
+        assert_eq!(
+            g.heartbeat(
+                hb("a", a.member_epoch + 5, None),
+                &topics(),
+                &LIMITS,
+                now,
+                0
+            ),
+            Err(code::FENCED_MEMBER_EPOCH)
+        );
+        assert_eq!(
+            g.validate_commit("a", a.member_epoch + 1, now),
+            Err(code::STALE_MEMBER_EPOCH)
+        );
+        assert_eq!(g.validate_commit("a", a.member_epoch, now), Ok(()));
+    }
+
+    #[test]
+    fn an_expired_member_frees_its_partitions() {
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", 0);
+        g.heartbeat(hb("a", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join");
+        g.on_timer(now + Duration::from_millis(45_001), 1);
+        assert!(g.members.is_empty());
+        assert_eq!(g.state_name(), "Empty");
+        let b = g
+            .heartbeat(hb("b", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join b");
+        assert_eq!(b.assignment.as_ref().map(count), Some(4));
     }
 }

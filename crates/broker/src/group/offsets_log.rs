@@ -336,7 +336,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses [`hex`] output; `None` if malformed.
 pub fn unhex(s: &str) -> Option<Bytes> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| match c {

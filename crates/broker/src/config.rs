@@ -644,7 +644,9 @@ mod tests {
                 "topics.auto_create" => "false",
                 "topics.default_replication_factor" => "1",
                 "groups.group_max_session_timeout_ms" => "1800000",
-                _ => "4096",
+                // Must stay above the default log.message_max_bytes.
+                "limits.socket_request_max_bytes" => "2097152",
+                _ => "8000",
             };
             loader.set(key, raw, Source::Flag).expect("known key");
             loader.build().unwrap_or_else(|e| panic!("{key}: {e}"));

@@ -10,6 +10,7 @@
 //! - [`http`]: the HTTP API, `/metrics`, `/health`, `/ready` and the web console.
 //! - [`metrics`]: Prometheus metric families and the hooks that feed them.
 //! - [`group`]: the group coordinator and `__consumer_offsets`.
+//! - [`txn`]: the transaction coordinator and `__transaction_state`.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //!
 //! The broker never decodes record batches on the produce or fetch path:
@@ -27,6 +28,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod server;
 pub mod topic_config;
+pub mod txn;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -101,6 +103,8 @@ pub struct Broker {
     pub started: Instant,
     /// Consumer groups and committed offsets.
     pub groups: group::GroupCoordinator,
+    /// Transactional ids and their transactions.
+    pub txn: txn::TransactionCoordinator,
 }
 
 /// Opens the data directory, recovers every log, serves Kafka clients until
@@ -132,6 +136,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let broker = Arc::new(Broker {
         cluster_id: cluster_id(data_dir.path())?,
         groups,
+        txn: txn::TransactionCoordinator::new(),
         config,
         metadata,
         replicas,
@@ -148,6 +153,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             source: std::io::Error::other(other.to_string()),
         }),
     })?;
+    // After the groups: finishing a commit found half-done applies its offsets.
+    txn::TransactionCoordinator::load(&broker).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = http::start(&broker, stop_rx.clone()).await?;
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));

@@ -779,6 +779,64 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// Applies the offsets of a committed transaction (TxnOffsetCommit,
+    /// issue 5). The member was checked when the offsets were sent; by the
+    /// time the transaction commits the group may have rebalanced, and
+    /// Kafka applies them anyway. Durable before it returns.
+    pub async fn commit_transactional_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<(), i16> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic(broker).await?;
+        let slot = self.get_or_create(group_id, || {
+            GroupKind::Classic(ClassicGroup::new(group_id, now_ms()))
+        });
+        let now = now_ms();
+        let values: Vec<(String, i32, OffsetValue)> = offsets
+            .into_iter()
+            .map(|o| {
+                let value = OffsetValue {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.unwrap_or_default(),
+                    commit_timestamp_ms: now,
+                };
+                (o.topic, o.partition, value)
+            })
+            .collect();
+        let (partition, end, first) = {
+            let state = slot.lock();
+            if state.removed {
+                return Err(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            let records: Vec<LogRecord> = values
+                .iter()
+                .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
+                .collect();
+            let (partition, end) = append_locked(broker, group_id, &records)?;
+            (partition, end, end - records.len() as i64)
+        };
+        commit_durable(partition, end).await?;
+        let mut state = slot.lock();
+        for (i, (topic, p, value)) in values.into_iter().enumerate() {
+            let log_offset = first + i as i64;
+            let key = (topic, p);
+            if state
+                .offsets
+                .get(&key)
+                .is_none_or(|c| c.log_offset < log_offset)
+            {
+                state.offsets.insert(key, Committed { value, log_offset });
+            }
+        }
+        Ok(())
+    }
+
     /// Committed offsets: for the named partitions, or all when `None`.
     /// A partition without a commit has `None`.
     pub fn fetch_offsets(

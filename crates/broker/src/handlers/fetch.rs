@@ -96,6 +96,9 @@ pub fn handle(
     let max_bytes = request.max_bytes.max(0) as usize;
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    // isolation_level 1 (read_committed): stop at the last stable offset
+    // and list the aborted transactions in the returned range.
+    let read_committed = request.isolation_level == 1;
 
     async move {
         let deadline = tokio::time::Instant::now() + max_wait;
@@ -111,7 +114,8 @@ pub fn handle(
             for w in &mut waits {
                 w.as_mut().enable();
             }
-            let (response, bytes, any_error) = read_all(&topics, max_bytes, version);
+            let (response, bytes, any_error) =
+                read_all(&topics, max_bytes, version, read_committed);
             let now = tokio::time::Instant::now();
             if bytes >= min_bytes || any_error || now >= deadline || waits.is_empty() {
                 return response;
@@ -131,6 +135,7 @@ fn read_all(
     topics: &[WantedTopic],
     max_bytes: usize,
     version: i16,
+    read_committed: bool,
 ) -> (FetchResponse, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
@@ -147,7 +152,12 @@ fn read_all(
                 .partitions
                 .iter()
                 .map(|w| {
-                    let data = read_partition(w, max_bytes.saturating_sub(total), total == 0);
+                    let data = read_partition(
+                        w,
+                        max_bytes.saturating_sub(total),
+                        total == 0,
+                        read_committed,
+                    );
                     total += data.records.len();
                     any_error |= data.error_code != code::NONE;
                     data
@@ -166,7 +176,7 @@ fn read_all(
     (response, total, any_error)
 }
 
-fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
+fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) -> PartitionData {
     let empty = |error_code: i16| PartitionData {
         partition_index: w.partition_index,
         error_code,
@@ -183,9 +193,10 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
     };
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log().log_start_offset();
+    let last_stable_offset = crate::txn::last_stable_offset(partition);
     let mut data = PartitionData {
         high_watermark,
-        last_stable_offset: high_watermark,
+        last_stable_offset,
         log_start_offset,
         ..empty(code::NONE)
     };
@@ -198,13 +209,21 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
         return data;
     }
     let limit = u32::try_from(limit_bytes.max(1)).unwrap_or(u32::MAX);
-    let read = partition.read(w.fetch_offset, limit).and_then(|r| {
-        r.to_bytes().map_err(|source| LogError::Io {
-            op: "read",
-            path: partition.log().dir().to_owned(),
-            source,
-        })
-    });
+    let max_offset = if read_committed {
+        last_stable_offset
+    } else {
+        high_watermark
+    };
+    let read = partition
+        .log()
+        .read(w.fetch_offset, limit, max_offset)
+        .and_then(|r| {
+            r.to_bytes().map_err(|source| LogError::Io {
+                op: "read",
+                path: partition.log().dir().to_owned(),
+                source,
+            })
+        });
     match read {
         Ok(bytes) => {
             // The log always returns at least one whole batch; outside
@@ -214,6 +233,13 @@ fn read_partition(w: &Wanted, budget: usize, first: bool) -> PartitionData {
                 return data;
             }
             crate::metrics::fetched(&partition.tp.topic, bytes.len());
+            if read_committed {
+                data.aborted_transactions = Some(crate::txn::aborted_transactions(
+                    partition,
+                    w.fetch_offset,
+                    &bytes,
+                ));
+            }
             data.records = bytes;
         }
         Err(e) => {

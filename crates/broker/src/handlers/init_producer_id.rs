@@ -1,7 +1,10 @@
-//! InitProducerId (22): a producer id and epoch for an idempotent producer.
+//! InitProducerId (22): a producer id and epoch for an idempotent or
+//! transactional producer.
 //!
-//! Transactional ids need the transaction coordinator (a later issue); until
-//! it exists they are refused with a clear error rather than half-served.
+//! Without a transactional id every call gets a fresh producer id (Kafka
+//! does the same, even for KIP-360 epoch-bump requests). With one, the
+//! transaction coordinator bumps the id's epoch, fencing older instances,
+//! and aborts any transaction the previous instance left open.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,15 +16,20 @@ use sluice_protocol::messages::init_producer_id::{InitProducerIdRequest, InitPro
 use super::RequestContext;
 use crate::Broker;
 
+/// First version that knows PRODUCER_FENCED (KIP-588); older ones get
+/// INVALID_PRODUCER_EPOCH for the same condition.
+const PRODUCER_FENCED_SINCE: i16 = 4;
+
 /// Handles InitProducerId.
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> impl Future<Output = InitProducerIdResponse> + Send + 'static {
     let broker = Arc::clone(broker);
     let peer = ctx.peer;
+    let version = header.request_api_version;
     async move {
         let response = |error_code, producer_id, producer_epoch| InitProducerIdResponse {
             throttle_time_ms: 0,
@@ -31,8 +39,22 @@ pub fn handle(
             ..Default::default()
         };
         if let Some(id) = request.transactional_id.filter(|id| !id.is_empty()) {
-            tracing::info!(%peer, transactional_id = %id, "transactions are not supported yet");
-            return response(code::INVALID_REQUEST, -1, -1);
+            let expected =
+                (request.producer_id >= 0).then_some((request.producer_id, request.producer_epoch));
+            return match broker
+                .txn
+                .init_producer_id(&broker, &id, request.transaction_timeout_ms, expected)
+                .await
+            {
+                Ok((producer_id, epoch)) => {
+                    tracing::debug!(%peer, transactional_id = %id, producer_id, epoch, "transactional producer initialised");
+                    response(code::NONE, producer_id, epoch)
+                }
+                Err(e) => {
+                    tracing::info!(%peer, transactional_id = %id, "InitProducerId refused: {e:?}");
+                    response(e.code(version < PRODUCER_FENCED_SINCE), -1, -1)
+                }
+            };
         }
         match broker.producer_ids.next_id(&broker).await {
             Ok(producer_id) => response(code::NONE, producer_id, 0),

@@ -7,6 +7,8 @@
 //! happens in the future. The connection writes the futures' responses in
 //! request order.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod admin_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -18,6 +20,9 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -26,6 +31,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -33,6 +39,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 mod unsupported;
 
 use std::future::Future;
@@ -148,6 +155,13 @@ fn route_request(
         ConsumerGroupHeartbeat => consumer_group_heartbeat::handle,
         ConsumerGroupDescribe => consumer_group_describe::handle,
         InitProducerId => init_producer_id::handle,
+        AddPartitionsToTxn => add_partitions_to_txn::handle,
+        AddOffsetsToTxn => add_offsets_to_txn::handle,
+        EndTxn => end_txn::handle,
+        TxnOffsetCommit => txn_offset_commit::handle,
+        DescribeTransactions => describe_transactions::handle,
+        ListTransactions => list_transactions::handle,
+        DescribeProducers => describe_producers::handle,
     }
 }
 

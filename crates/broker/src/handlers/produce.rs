@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures::future::join_all;
-use sluice_log::{AppendInfo, LogError};
+use sluice_log::{AppendInfo, LogError, ProducerError};
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::produce::{
@@ -141,6 +141,23 @@ fn append_one(
     // The log rewrites offsets and epochs in place, so it takes its own copy.
     match partition.append(BytesMut::from(records.as_ref()), now) {
         Ok(info) => Appended::Ok(partition, info),
+        // A producer retry of a batch already in the log: Kafka answers
+        // success with the original offsets, and so do we. The commit
+        // step still waits until those offsets are durable and visible.
+        Err(LogError::Producer(ProducerError::Duplicate {
+            base_offset,
+            last_offset,
+        })) => {
+            tracing::debug!(partition = %partition.tp, base_offset, "duplicate batch from an idempotent producer");
+            let info = AppendInfo {
+                base_offset,
+                last_offset,
+                log_append_time: -1,
+                log_start_offset: partition.log().log_start_offset(),
+                record_count: 0,
+            };
+            Appended::Ok(partition, info)
+        }
         Err(e) => {
             let (error_code, message) = storage_error(&partition, &e);
             Appended::Err(error_code, message)

@@ -1,0 +1,997 @@
+//! The transaction coordinator (KIP-98, KIP-360): transactional ids, their
+//! producer ids and epochs, and the two-phase commit that writes commit or
+//! abort markers to every partition of a transaction.
+//!
+//! Owns `__transaction_state` and the in-memory state replayed from it. It
+//! writes markers to other partitions only through
+//! [`Log::append_as`](sluice_log::Log::append_as) with the coordinator
+//! origin, the same call a `WriteTxnMarkers` handler would make if markers
+//! ever had to cross the wire. It must not touch the group coordinator's
+//! state except through its public API (committing transactional offsets).
+//!
+//! Layout:
+//! - [`state_log`]: the record format of `__transaction_state`.
+//!
+//! Concurrency: a std `Mutex` over the map from transactional id to slot
+//! (held only to look up or insert), and per slot a tokio `Mutex` over its
+//! metadata, held across the awaits of one operation (persisting, writing
+//! markers) so operations on one transactional id are serial. Lock order:
+//! the map, then a slot; never two slots.
+//!
+//! Durability: every state change is appended to the id's partition of
+//! `__transaction_state` and committed (fsynced under group commit) before
+//! it takes effect or is acknowledged. A commit is decided once
+//! `PrepareCommit` is durable; after a crash, load finishes every `Prepare*`
+//! transaction (markers are idempotent) and the expiry task aborts open
+//! transactions past their timeout.
+
+pub mod state_log;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_log::{AppendOrigin, MarkerType};
+use sluice_protocol::error::codes as code;
+use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
+use tokio::sync::Notify;
+
+use crate::Broker;
+use crate::controller::{self, NewTopic};
+use crate::group::OffsetToCommit;
+use state_log::{
+    MAX_TRANSACTIONAL_ID_BYTES, PendingOffset, TRANSACTION_STATE_PARTITIONS,
+    TRANSACTION_STATE_TOPIC, TxnRecord, partition_for,
+};
+
+/// Kafka's `transaction.max.timeout.ms` default (15 minutes): the longest
+/// timeout a producer may ask for, so an abandoned transaction cannot hold
+/// back the last stable offset for longer.
+pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
+
+/// Epochs stop short of `i16::MAX` so a bump can always be expressed; past
+/// this the coordinator moves the transactional id to a fresh producer id.
+const MAX_PRODUCER_EPOCH: i16 = i16::MAX - 1;
+
+/// A transaction's state, Kafka's names and transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    /// No transaction open.
+    Empty,
+    /// Partitions or offsets were added; data may be in the logs.
+    Ongoing,
+    /// Commit decided; markers being written.
+    PrepareCommit,
+    /// Abort decided; markers being written.
+    PrepareAbort,
+    /// Last transaction committed.
+    CompleteCommit,
+    /// Last transaction aborted.
+    CompleteAbort,
+    /// The transactional id expired.
+    Dead,
+}
+
+impl TxnState {
+    /// Kafka's name, as DescribeTransactions and ListTransactions report it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+            TxnState::Dead => "Dead",
+        }
+    }
+
+    fn parse(name: &str) -> Option<TxnState> {
+        Some(match name {
+            "Empty" => TxnState::Empty,
+            "Ongoing" => TxnState::Ongoing,
+            "PrepareCommit" => TxnState::PrepareCommit,
+            "PrepareAbort" => TxnState::PrepareAbort,
+            "CompleteCommit" => TxnState::CompleteCommit,
+            "CompleteAbort" => TxnState::CompleteAbort,
+            "Dead" => TxnState::Dead,
+            _ => return None,
+        })
+    }
+
+    /// Every state name (ListTransactions filters).
+    pub const NAMES: [&'static str; 7] = [
+        "Empty",
+        "Ongoing",
+        "PrepareCommit",
+        "PrepareAbort",
+        "CompleteCommit",
+        "CompleteAbort",
+        "Dead",
+    ];
+}
+
+/// One transactional id's state.
+#[derive(Debug, Clone)]
+pub struct TxnMetadata {
+    /// Current producer id.
+    pub producer_id: i64,
+    /// Current epoch.
+    pub producer_epoch: i16,
+    /// Producer id before the last bump (-1 if none).
+    pub last_producer_id: i64,
+    /// Epoch before the last bump (-1 if none, or fenced by a timeout).
+    pub last_producer_epoch: i16,
+    /// The producer's `transaction.timeout.ms`.
+    pub timeout_ms: i32,
+    /// State.
+    pub state: TxnState,
+    /// Partitions in the open transaction.
+    pub partitions: BTreeSet<(String, i32)>,
+    /// Groups whose offsets are in the open transaction.
+    pub groups: BTreeSet<String>,
+    /// Offsets to commit with the transaction, by (group, topic, partition).
+    pub pending_offsets: BTreeMap<(String, String, i32), PendingOffset>,
+    /// Start of the open transaction (ms), -1 if none.
+    pub start_ms: i64,
+    /// Last state change (ms).
+    pub last_update_ms: i64,
+}
+
+impl TxnMetadata {
+    fn to_record(&self) -> TxnRecord {
+        TxnRecord {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            last_producer_id: self.last_producer_id,
+            last_producer_epoch: self.last_producer_epoch,
+            timeout_ms: self.timeout_ms,
+            state: self.state.name().to_owned(),
+            partitions: self.partitions.iter().cloned().collect(),
+            groups: self.groups.iter().cloned().collect(),
+            pending_offsets: self.pending_offsets.values().cloned().collect(),
+            start_ms: self.start_ms,
+            last_update_ms: self.last_update_ms,
+        }
+    }
+
+    fn from_record(r: TxnRecord) -> Option<TxnMetadata> {
+        Some(TxnMetadata {
+            producer_id: r.producer_id,
+            producer_epoch: r.producer_epoch,
+            last_producer_id: r.last_producer_id,
+            last_producer_epoch: r.last_producer_epoch,
+            timeout_ms: r.timeout_ms,
+            state: TxnState::parse(&r.state)?,
+            partitions: r.partitions.into_iter().collect(),
+            groups: r.groups.into_iter().collect(),
+            pending_offsets: r
+                .pending_offsets
+                .into_iter()
+                .map(|o| ((o.group.clone(), o.topic.clone(), o.partition), o))
+                .collect(),
+            start_ms: r.start_ms,
+            last_update_ms: r.last_update_ms,
+        })
+    }
+
+    /// When the open transaction times out (ms), if one is open.
+    fn deadline_ms(&self) -> Option<i64> {
+        (self.state == TxnState::Ongoing)
+            .then(|| self.start_ms.saturating_add(i64::from(self.timeout_ms)))
+    }
+}
+
+/// A transactional id and its state.
+#[derive(Debug)]
+pub struct TxnSlot {
+    /// The transactional id.
+    pub id: String,
+    /// `None` until the first InitProducerId persists an entry.
+    meta: tokio::sync::Mutex<Option<TxnMetadata>>,
+}
+
+impl TxnSlot {
+    /// A copy of the current state, for describe/list (waits for any
+    /// operation in progress on this id).
+    pub async fn snapshot(&self) -> Option<TxnMetadata> {
+        self.meta.lock().await.clone()
+    }
+}
+
+/// How a request's producer id and epoch compare with the transaction's.
+fn check_producer(meta: &TxnMetadata, producer_id: i64, epoch: i16) -> Result<(), TxnError> {
+    if producer_id != meta.producer_id {
+        return Err(TxnError::InvalidProducerIdMapping);
+    }
+    if epoch != meta.producer_epoch {
+        return Err(TxnError::Fenced);
+    }
+    Ok(())
+}
+
+/// Why a transactional request failed. Handlers turn it into a code for
+/// the request's version ([`TxnError::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnError {
+    /// A newer producer instance (or a timeout) bumped the epoch.
+    Fenced,
+    /// The producer id does not belong to this transactional id.
+    InvalidProducerIdMapping,
+    /// The request does not fit the transaction's state.
+    InvalidTxnState,
+    /// A commit or abort is still being completed; retry.
+    Concurrent,
+    /// The transactional id is unknown.
+    NotFound,
+    /// The timeout is out of range.
+    InvalidTimeout,
+    /// The id is empty or too long.
+    InvalidRequest,
+    /// `__transaction_state` could not be written or created; retry.
+    NotAvailable,
+}
+
+impl TxnError {
+    /// The Kafka code. `fenced_as_epoch` selects INVALID_PRODUCER_EPOCH for
+    /// request versions older than KIP-588's PRODUCER_FENCED.
+    pub fn code(self, fenced_as_epoch: bool) -> i16 {
+        match self {
+            TxnError::Fenced if fenced_as_epoch => code::INVALID_PRODUCER_EPOCH,
+            TxnError::Fenced => code::PRODUCER_FENCED,
+            TxnError::InvalidProducerIdMapping => code::INVALID_PRODUCER_ID_MAPPING,
+            TxnError::InvalidTxnState => code::INVALID_TXN_STATE,
+            TxnError::Concurrent => code::CONCURRENT_TRANSACTIONS,
+            TxnError::NotFound => code::TRANSACTIONAL_ID_NOT_FOUND,
+            TxnError::InvalidTimeout => code::INVALID_TRANSACTION_TIMEOUT,
+            TxnError::InvalidRequest => code::INVALID_REQUEST,
+            TxnError::NotAvailable => code::COORDINATOR_NOT_AVAILABLE,
+        }
+    }
+}
+
+/// The transaction coordinator.
+pub struct TransactionCoordinator {
+    /// Transactional id -> slot. Held only to look up or insert.
+    txns: Mutex<HashMap<String, Arc<TxnSlot>>>,
+    /// Open transactions' deadlines (ms) by id, for the expiry task.
+    deadlines: Mutex<HashMap<String, i64>>,
+    /// Wakes the expiry task when a deadline is added or moves earlier.
+    expiry_wake: Arc<Notify>,
+    /// Serialises creation of `__transaction_state`.
+    create: tokio::sync::Mutex<()>,
+    /// Set by [`TransactionCoordinator::load`].
+    broker: OnceLock<Weak<Broker>>,
+}
+
+impl std::fmt::Debug for TransactionCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionCoordinator")
+            .field("transactional_ids", &self.map().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TransactionCoordinator {
+    fn default() -> Self {
+        TransactionCoordinator::new()
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::metadata::now_ms()
+}
+
+impl TransactionCoordinator {
+    /// An empty coordinator; [`TransactionCoordinator::load`] fills it.
+    pub fn new() -> TransactionCoordinator {
+        TransactionCoordinator {
+            txns: Mutex::new(HashMap::new()),
+            deadlines: Mutex::new(HashMap::new()),
+            expiry_wake: Arc::new(Notify::new()),
+            create: tokio::sync::Mutex::new(()),
+            broker: OnceLock::new(),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TxnSlot>>> {
+        self.txns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deadlines(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.deadlines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot by id.
+    pub fn get(&self, id: &str) -> Option<Arc<TxnSlot>> {
+        self.map().get(id).cloned()
+    }
+
+    /// Every slot.
+    pub fn all(&self) -> Vec<Arc<TxnSlot>> {
+        self.map().values().cloned().collect()
+    }
+
+    fn get_or_create(&self, id: &str) -> Arc<TxnSlot> {
+        Arc::clone(self.map().entry(id.to_owned()).or_insert_with(|| {
+            Arc::new(TxnSlot {
+                id: id.to_owned(),
+                meta: tokio::sync::Mutex::new(None),
+            })
+        }))
+    }
+
+    fn set_deadline(&self, id: &str, meta: &TxnMetadata) {
+        match meta.deadline_ms() {
+            Some(d) => {
+                self.deadlines().insert(id.to_owned(), d);
+                self.expiry_wake.notify_one();
+            }
+            None => {
+                self.deadlines().remove(id);
+            }
+        }
+    }
+
+    /// Creates `__transaction_state` if it does not exist yet.
+    async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
+        let last = TRANSACTION_STATE_PARTITIONS - 1;
+        if broker
+            .replicas
+            .partition(TRANSACTION_STATE_TOPIC, last)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let _guard = self.create.lock().await;
+        if broker
+            .replicas
+            .partition(TRANSACTION_STATE_TOPIC, last)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let topic = NewTopic {
+            name: TRANSACTION_STATE_TOPIC.to_owned(),
+            num_partitions: TRANSACTION_STATE_PARTITIONS,
+            replication_factor: -1,
+            configs: vec![
+                ("cleanup.policy".to_owned(), Some("compact".to_owned())),
+                ("retention.ms".to_owned(), Some("-1".to_owned())),
+                ("retention.bytes".to_owned(), Some("-1".to_owned())),
+            ],
+        };
+        match controller::create_topics(broker, vec![topic], false)
+            .await
+            .pop()
+        {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
+            Some(Err(e)) => {
+                tracing::error!("cannot create {TRANSACTION_STATE_TOPIC}: {}", e.message);
+                Err(TxnError::NotAvailable)
+            }
+            None => Err(TxnError::NotAvailable),
+        }
+    }
+
+    /// Appends `meta` (or a tombstone) for `id` and waits until it is durable.
+    async fn persist(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        meta: &mut TxnMetadata,
+    ) -> Result<(), TxnError> {
+        meta.last_update_ms = now_ms();
+        let partition = broker
+            .replicas
+            .partition(TRANSACTION_STATE_TOPIC, partition_for(id))
+            .ok_or(TxnError::NotAvailable)?;
+        let batch =
+            state_log::batch(id, Some(&meta.to_record()), meta.last_update_ms).map_err(|e| {
+                tracing::error!(
+                    transactional_id = id,
+                    "cannot encode transaction state: {e}"
+                );
+                TxnError::NotAvailable
+            })?;
+        let info = partition.append(batch, meta.last_update_ms).map_err(|e| {
+            tracing::error!(
+                transactional_id = id,
+                "cannot append transaction state: {e}"
+            );
+            TxnError::NotAvailable
+        })?;
+        partition.commit(info.last_offset + 1).await.map_err(|e| {
+            tracing::error!(transactional_id = id, "cannot fsync transaction state: {e}");
+            TxnError::NotAvailable
+        })?;
+        self.set_deadline(id, meta);
+        Ok(())
+    }
+
+    /// Writes `marker` for the transaction to each of its partitions and
+    /// waits until every marker is durable and visible.
+    async fn write_markers(
+        broker: &Arc<Broker>,
+        meta: &TxnMetadata,
+        marker: MarkerType,
+    ) -> Result<(), TxnError> {
+        let now = now_ms();
+        let batch = BatchBuilder::new()
+            .producer(meta.producer_id, meta.producer_epoch, -1)
+            .transactional(true)
+            .control(true)
+            .record(NewRecord {
+                key: Some(sluice_log::producer_state::marker_key(marker)),
+                value: Some(sluice_log::producer_state::marker_value(0)),
+                headers: vec![],
+                timestamp_ms: now,
+            })
+            .build()
+            .map_err(|e| {
+                tracing::error!("cannot build a transaction marker: {e}");
+                TxnError::NotAvailable
+            })?;
+        let mut commits = Vec::new();
+        for (topic, index) in &meta.partitions {
+            // A partition of a deleted topic has nothing left to mark.
+            let Some(partition) = broker.replicas.partition(topic, *index) else {
+                continue;
+            };
+            let info = partition
+                .log()
+                .append_as(
+                    batch.clone(),
+                    partition.leader_epoch(),
+                    now,
+                    AppendOrigin::Coordinator,
+                )
+                .map_err(|e| {
+                    tracing::error!(partition = %partition.tp, producer_id = meta.producer_id, "cannot write transaction marker: {e}");
+                    TxnError::NotAvailable
+                })?;
+            commits.push(async move { partition.commit(info.last_offset + 1).await });
+        }
+        for r in futures::future::join_all(commits).await {
+            if let Err(e) = r {
+                tracing::error!("cannot fsync transaction marker: {e}");
+                return Err(TxnError::NotAvailable);
+            }
+        }
+        Ok(())
+    }
+
+    /// Second phase: markers, offsets, then `Complete*`. `meta` is in a
+    /// `Prepare*` state, durable.
+    async fn complete(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        meta: &mut TxnMetadata,
+    ) -> Result<(), TxnError> {
+        let commit = match meta.state {
+            TxnState::PrepareCommit => true,
+            TxnState::PrepareAbort => false,
+            _ => return Ok(()),
+        };
+        let marker = if commit {
+            MarkerType::Commit
+        } else {
+            MarkerType::Abort
+        };
+        Self::write_markers(broker, meta, marker).await?;
+        if commit {
+            let mut by_group: BTreeMap<&str, Vec<OffsetToCommit>> = BTreeMap::new();
+            for o in meta.pending_offsets.values() {
+                by_group.entry(&o.group).or_default().push(OffsetToCommit {
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.clone(),
+                });
+            }
+            for (group, offsets) in by_group {
+                broker
+                    .groups
+                    .commit_transactional_offsets(broker, group, offsets)
+                    .await
+                    .map_err(|c| {
+                        tracing::error!(
+                            transactional_id = id,
+                            group,
+                            code = c,
+                            "cannot commit transactional offsets"
+                        );
+                        TxnError::NotAvailable
+                    })?;
+            }
+        }
+        meta.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        meta.partitions.clear();
+        meta.groups.clear();
+        meta.pending_offsets.clear();
+        meta.start_ms = -1;
+        self.persist(broker, id, meta).await?;
+        tracing::debug!(
+            transactional_id = id,
+            producer_id = meta.producer_id,
+            commit,
+            "transaction completed"
+        );
+        Ok(())
+    }
+
+    /// Aborts the open transaction with a bumped epoch, fencing the
+    /// producer that holds the old one.
+    async fn fence_and_abort(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        meta: &mut TxnMetadata,
+    ) -> Result<(), TxnError> {
+        if meta.state != TxnState::Ongoing {
+            return self.complete(broker, id, meta).await;
+        }
+        if meta.producer_epoch >= MAX_PRODUCER_EPOCH {
+            // Markers must carry an epoch above the producer's; at the limit,
+            // abort with the current one and move to a new id at the next bump.
+        } else {
+            meta.producer_epoch += 1;
+        }
+        // The fenced producer must not be able to claim the bump as its own.
+        meta.last_producer_epoch = -1;
+        meta.last_producer_id = -1;
+        meta.state = TxnState::PrepareAbort;
+        self.persist(broker, id, meta).await?;
+        self.complete(broker, id, meta).await
+    }
+
+    // ---- requests -------------------------------------------------------
+
+    /// InitProducerId with a transactional id (KIP-98, KIP-360 bumps).
+    pub async fn init_producer_id(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TxnError> {
+        if id.is_empty() || id.len() > MAX_TRANSACTIONAL_ID_BYTES {
+            return Err(TxnError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > TRANSACTION_MAX_TIMEOUT_MS {
+            return Err(TxnError::InvalidTimeout);
+        }
+        self.ensure_topic(broker).await?;
+        let slot = self.get_or_create(id);
+        let mut guard = slot.meta.lock().await;
+        let Some(meta) = guard.as_mut() else {
+            let producer_id = broker.producer_ids.next_id(broker).await.map_err(|e| {
+                tracing::error!("cannot allocate a producer id: {}", e.message);
+                TxnError::NotAvailable
+            })?;
+            let mut meta = TxnMetadata {
+                producer_id,
+                producer_epoch: 0,
+                last_producer_id: -1,
+                last_producer_epoch: -1,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                groups: BTreeSet::new(),
+                pending_offsets: BTreeMap::new(),
+                start_ms: -1,
+                last_update_ms: now_ms(),
+            };
+            self.persist(broker, id, &mut meta).await?;
+            *guard = Some(meta);
+            return Ok((producer_id, 0));
+        };
+        if let Some((pid, epoch)) = expected {
+            let current = pid == meta.producer_id && epoch == meta.producer_epoch;
+            let retry = pid == meta.last_producer_id
+                && epoch == meta.last_producer_epoch
+                && meta.state == TxnState::Empty;
+            if retry {
+                // The bump this producer asked for already happened.
+                return Ok((meta.producer_id, meta.producer_epoch));
+            }
+            if !current {
+                return Err(TxnError::Fenced);
+            }
+        }
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                self.complete(broker, id, meta).await?;
+            }
+            TxnState::Ongoing => {
+                tracing::info!(
+                    transactional_id = id,
+                    "new producer instance: aborting the open transaction"
+                );
+                self.fence_and_abort(broker, id, meta).await?;
+            }
+            _ => {}
+        }
+        let (old_id, old_epoch) = (meta.producer_id, meta.producer_epoch);
+        if meta.producer_epoch >= MAX_PRODUCER_EPOCH {
+            meta.producer_id = broker.producer_ids.next_id(broker).await.map_err(|e| {
+                tracing::error!("cannot allocate a producer id: {}", e.message);
+                TxnError::NotAvailable
+            })?;
+            meta.producer_epoch = 0;
+        } else {
+            meta.producer_epoch += 1;
+        }
+        meta.last_producer_id = old_id;
+        meta.last_producer_epoch = old_epoch;
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.groups.clear();
+        meta.pending_offsets.clear();
+        meta.start_ms = -1;
+        if let Err(e) = self.persist(broker, id, meta).await {
+            // Not durable: hand out nothing, keep what is on disk.
+            meta.producer_id = old_id;
+            meta.producer_epoch = old_epoch;
+            return Err(e);
+        }
+        Ok((meta.producer_id, meta.producer_epoch))
+    }
+
+    /// Validates a request against a transactional id and moves it to
+    /// `Ongoing`, adding `partitions` and `group`; persists if anything changed.
+    pub async fn add_to_txn(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        group: Option<&str>,
+    ) -> Result<(), TxnError> {
+        let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        let mut guard = slot.meta.lock().await;
+        let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
+        check_producer(meta, producer_id, epoch)?;
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => return Err(TxnError::Concurrent),
+            TxnState::Dead => return Err(TxnError::InvalidTxnState),
+            _ => {}
+        }
+        let mut next = meta.clone();
+        if next.state != TxnState::Ongoing {
+            next.state = TxnState::Ongoing;
+            next.start_ms = now_ms();
+            next.partitions.clear();
+            next.groups.clear();
+            next.pending_offsets.clear();
+        }
+        next.partitions.extend(partitions.iter().cloned());
+        if let Some(g) = group {
+            next.groups.insert(g.to_owned());
+        }
+        if next.state == meta.state
+            && next.partitions == meta.partitions
+            && next.groups == meta.groups
+        {
+            return Ok(());
+        }
+        self.persist(broker, id, &mut next).await?;
+        *meta = next;
+        Ok(())
+    }
+
+    /// Checks that every partition is already in the transaction
+    /// (AddPartitionsToTxn v4+ `verify_only`).
+    pub async fn verify_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<bool>, TxnError> {
+        let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        let guard = slot.meta.lock().await;
+        let meta = guard.as_ref().ok_or(TxnError::InvalidProducerIdMapping)?;
+        check_producer(meta, producer_id, epoch)?;
+        Ok(partitions
+            .iter()
+            .map(|tp| meta.state == TxnState::Ongoing && meta.partitions.contains(tp))
+            .collect())
+    }
+
+    /// TxnOffsetCommit: remembers offsets to commit with the transaction.
+    pub async fn add_offsets(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), TxnError> {
+        let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        let mut guard = slot.meta.lock().await;
+        let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
+        check_producer(meta, producer_id, epoch)?;
+        if meta.state != TxnState::Ongoing || !meta.groups.contains(group) {
+            return Err(TxnError::InvalidTxnState);
+        }
+        for o in offsets {
+            meta.pending_offsets
+                .insert((o.group.clone(), o.topic.clone(), o.partition), o);
+        }
+        Ok(())
+    }
+
+    /// EndTxn: commit or abort.
+    pub async fn end_txn(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), TxnError> {
+        let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        let mut guard = slot.meta.lock().await;
+        let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
+        check_producer(meta, producer_id, epoch)?;
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => {
+                let previous = meta.state;
+                meta.state = if commit {
+                    TxnState::PrepareCommit
+                } else {
+                    TxnState::PrepareAbort
+                };
+                if let Err(e) = self.persist(broker, id, meta).await {
+                    meta.state = previous;
+                    return Err(e);
+                }
+                self.complete(broker, id, meta).await
+            }
+            // A retry of an EndTxn whose completion failed half-way.
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                self.complete(broker, id, meta).await
+            }
+            // A retry of an EndTxn that completed.
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
+    // ---- load and expiry ---------------------------------------------------
+
+    /// Replays `__transaction_state`, finishes `Prepare*` transactions and
+    /// starts the expiry task. Runs once, before the listener opens.
+    pub async fn load(broker: &Arc<Broker>) -> Result<(), sluice_log::LogError> {
+        let this = &broker.txn;
+        let _ = this.broker.set(Arc::downgrade(broker));
+        let mut loaded: HashMap<String, TxnMetadata> = HashMap::new();
+        for index in 0..TRANSACTION_STATE_PARTITIONS {
+            let Some(partition) = broker.replicas.partition(TRANSACTION_STATE_TOPIC, index) else {
+                continue;
+            };
+            let mut offset = partition.log().log_start_offset();
+            let end = partition.high_watermark();
+            while offset < end {
+                let read = partition.read(offset, 1 << 20)?;
+                let bytes = read.to_bytes().map_err(|source| sluice_log::LogError::Io {
+                    op: "read",
+                    path: partition.log().dir().to_owned(),
+                    source,
+                })?;
+                let before = offset;
+                for item in Batches::new(&bytes) {
+                    let NextBatch::Complete { header, bytes, .. } = item else {
+                        break;
+                    };
+                    offset = header.next_offset();
+                    if header.is_control() {
+                        continue;
+                    }
+                    let Ok(records) = decode_records(&Bytes::copy_from_slice(bytes)) else {
+                        tracing::warn!(partition = %partition.tp, offset = header.base_offset, "skipping undecodable batch");
+                        continue;
+                    };
+                    for r in records {
+                        let Some(key) = r.key.as_deref() else {
+                            continue;
+                        };
+                        let Ok(id) = state_log::decode_key(key) else {
+                            continue;
+                        };
+                        match r.value.as_deref().map(state_log::decode_value) {
+                            None => {
+                                loaded.remove(&id);
+                            }
+                            Some(Ok(rec)) => {
+                                if let Some(meta) = TxnMetadata::from_record(rec) {
+                                    loaded.insert(id, meta);
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(transactional_id = %id, "skipping bad transaction state: {e}")
+                            }
+                        }
+                    }
+                }
+                if offset == before {
+                    break;
+                }
+            }
+        }
+        let count = loaded.len();
+        let mut unfinished = Vec::new();
+        for (id, meta) in loaded {
+            this.set_deadline(&id, &meta);
+            if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+                unfinished.push(id.clone());
+            }
+            this.map().insert(
+                id.clone(),
+                Arc::new(TxnSlot {
+                    id,
+                    meta: tokio::sync::Mutex::new(Some(meta)),
+                }),
+            );
+        }
+        tracing::info!(
+            transactional_ids = count,
+            unfinished = unfinished.len(),
+            "transaction state loaded"
+        );
+        for id in unfinished {
+            let Some(slot) = this.get(&id) else { continue };
+            let mut guard = slot.meta.lock().await;
+            if let Some(meta) = guard.as_mut()
+                && let Err(e) = this.complete(broker, &id, meta).await
+            {
+                tracing::error!(transactional_id = %id, "cannot complete transaction after restart: {e:?}; the expiry task retries");
+                this.deadlines().insert(id.clone(), now_ms());
+            }
+        }
+        tokio::spawn(expire_transactions(Arc::downgrade(broker)));
+        Ok(())
+    }
+
+    /// Aborts `id`'s transaction if it is still open past its deadline (or
+    /// completes it if it is stuck in `Prepare*`).
+    async fn expire(&self, broker: &Arc<Broker>, id: &str) {
+        let Some(slot) = self.get(id) else {
+            self.deadlines().remove(id);
+            return;
+        };
+        let mut guard = slot.meta.lock().await;
+        let Some(meta) = guard.as_mut() else { return };
+        let result = match meta.state {
+            TxnState::Ongoing if meta.deadline_ms().is_some_and(|d| d <= now_ms()) => {
+                tracing::info!(
+                    transactional_id = id,
+                    producer_id = meta.producer_id,
+                    "transaction timed out; aborting"
+                );
+                self.fence_and_abort(broker, id, meta).await
+            }
+            TxnState::Ongoing => {
+                self.set_deadline(id, meta);
+                Ok(())
+            }
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                self.complete(broker, id, meta).await
+            }
+            _ => {
+                self.deadlines().remove(id);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            // Retry soon: an open transaction must not hold back the LSO forever.
+            tracing::warn!(
+                transactional_id = id,
+                "transaction expiry failed ({e:?}); retrying"
+            );
+            self.deadlines()
+                .insert(id.to_owned(), now_ms() + EXPIRY_RETRY_MS);
+        }
+    }
+}
+
+/// Delay before retrying a failed abort or completion.
+const EXPIRY_RETRY_MS: i64 = 1_000;
+
+/// Sleeps until the earliest transaction deadline (or a wake-up when one is
+/// added), then aborts what expired. Holds only a weak broker handle while
+/// sleeping, and ends when the broker is dropped.
+async fn expire_transactions(broker: Weak<Broker>) {
+    let Some(wake) = broker.upgrade().map(|b| Arc::clone(&b.txn.expiry_wake)) else {
+        return;
+    };
+    loop {
+        // Register interest before reading the deadlines, so one added
+        // after the read still wakes us.
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let next = {
+            let Some(b) = broker.upgrade() else { return };
+            b.txn.deadlines().values().min().copied()
+        };
+        let sleep = match next {
+            Some(d) => Duration::from_millis(d.saturating_sub(now_ms()).max(0) as u64),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep(sleep) => {}
+        }
+        let Some(b) = broker.upgrade() else { return };
+        let now = now_ms();
+        // Taken out of the map: `expire` puts back whatever still needs a
+        // deadline (not yet due, or a retry after a failure).
+        let due: Vec<String> = {
+            let mut deadlines = b.txn.deadlines();
+            let due: Vec<String> = deadlines
+                .iter()
+                .filter(|&(_, &d)| d <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &due {
+                deadlines.remove(id);
+            }
+            due
+        };
+        for id in due {
+            let b2 = Arc::clone(&b);
+            tokio::spawn(async move { b2.txn.expire(&b2, &id).await });
+        }
+    }
+}
+
+/// The last stable offset: the high watermark, held back to the first
+/// offset of the oldest open transaction. `read_committed` never reads past it.
+pub fn last_stable_offset(partition: &crate::partition::Partition) -> i64 {
+    let high_watermark = partition.high_watermark();
+    partition
+        .log()
+        .first_unstable_offset()
+        .map_or(high_watermark, |first| first.min(high_watermark))
+}
+
+/// Fetch's `aborted_transactions` for `records` read from `from`: every
+/// aborted transaction overlapping the returned batches.
+pub fn aborted_transactions(
+    partition: &crate::partition::Partition,
+    from: i64,
+    records: &[u8],
+) -> Vec<sluice_protocol::messages::fetch::AbortedTransaction> {
+    let upper = Batches::without_crc(records)
+        .filter_map(|b| match b {
+            NextBatch::Complete { header, .. } => Some(header.next_offset()),
+            _ => None,
+        })
+        .last()
+        .unwrap_or(from);
+    if upper <= from {
+        return Vec::new();
+    }
+    partition
+        .log()
+        .aborted_transactions(from, upper)
+        .into_iter()
+        .map(|a| sluice_protocol::messages::fetch::AbortedTransaction {
+            producer_id: a.producer_id,
+            first_offset: a.first_offset,
+            ..Default::default()
+        })
+        .collect()
+}

@@ -1,0 +1,61 @@
+"""Exactly-once consume-transform-produce worker, run as its own process so
+test_transactions.py can kill -9 it mid-stream.
+
+usage: eos_worker.py BOOTSTRAP SRC DST GROUP TXN_ID TOTAL
+
+Consumes SRC (read_committed, group GROUP), writes "out-<value>" to DST in
+transactions that also commit the consumed offsets, and exits 0 once the
+group's committed offsets cover TOTAL input records."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+DEADLINE_S = 100.0
+BATCH = 25
+
+
+def main() -> int:
+    bootstrap, src, dst, group, txn_id, total = sys.argv[1:7]
+    total = int(total)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "fetch.wait.max.ms": 100,
+    })
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "transactional.id": txn_id,
+        "linger.ms": 5,
+    })
+    producer.init_transactions(30)
+    consumer.subscribe([src])
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        msgs = consumer.consume(BATCH, 0.5)
+        msgs = [m for m in msgs if not m.error()]
+        if msgs:
+            producer.begin_transaction()
+            for m in msgs:
+                producer.produce(dst, value=b"out-" + m.value(), partition=m.partition())
+            producer.send_offsets_to_transaction(
+                consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(30)
+        committed = consumer.committed(
+            [TopicPartition(src, p) for p in range(3)], timeout=10)
+        done = sum(max(tp.offset, 0) for tp in committed)
+        if done >= total:
+            consumer.close()
+            return 0
+    print("worker ran out of time", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Transactions with real clients (issue 5): commit/abort across partitions,
+read_committed vs read_uncommitted, zombie fencing, a broker killed mid-
+transaction, and an exactly-once consume-transform-produce pipeline whose
+worker process is killed and restarted.
+
+Every wait has a deadline; nothing sleeps for readiness."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from clients import confluent_create_topic
+from util import wait_until
+
+HERE = Path(__file__).resolve().parent
+TXN_TIMEOUT_S = 30.0
+
+
+def txn_producer(bootstrap: str, txn_id: str, **extra) -> Producer:
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "transactional.id": txn_id,
+        "linger.ms": 5,
+        "message.timeout.ms": 20000,
+        "socket.timeout.ms": 10000,
+    }
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(TXN_TIMEOUT_S)
+    return p
+
+
+def read_to_end(bootstrap: str, topic: str, partitions: int, isolation: str,
+                timeout_s: float = 30.0) -> dict[int, list[bytes]]:
+    """Every value in each partition up to its end (the LSO for
+    read_committed), in order, found by reading until every partition hit EOF."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "txn-reader",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "isolation.level": isolation,
+        "fetch.wait.max.ms": 100,
+    })
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+        at_eof: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_eof) < partitions:
+            assert time.monotonic() < deadline, f"{isolation} read did not reach the end: {at_eof}"
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_eof.add(m.partition())
+                    continue
+                raise KafkaException(m.error())
+            at_eof.discard(m.partition())
+            out[m.partition()].append(m.value())
+        return out
+    finally:
+        c.close()
+
+
+def produce_sync(p: Producer, topic: str, partition: int, value: bytes) -> None:
+    errors = []
+    p.produce(topic, value=value, partition=partition,
+              on_delivery=lambda err, msg: errors.append(err) if err else None)
+    assert p.flush(20) == 0
+    assert not errors, errors
+
+
+def test_read_committed_sees_exactly_the_committed_transactions(broker, topic_name):
+    confluent_create_topic(broker.bootstrap, topic_name, 3)
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    committed: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    everything: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    for t in range(6):
+        p.begin_transaction()
+        for part in range(3):
+            for i in range(10):
+                v = f"t{t}-p{part}-{i}".encode()
+                p.produce(topic_name, value=v, partition=part)
+                everything[part].append(v)
+        if t % 2 == 0:
+            p.commit_transaction(TXN_TIMEOUT_S)
+            for part in range(3):
+                committed[part].extend(everything[part][-10:])
+        else:
+            # Flush first so the aborted records are really in the log.
+            assert p.flush(20) == 0
+            p.abort_transaction(TXN_TIMEOUT_S)
+    assert read_to_end(broker.bootstrap, topic_name, 3, "read_committed") == committed
+    assert read_to_end(broker.bootstrap, topic_name, 3, "read_uncommitted") == everything
+
+
+def test_read_committed_stops_at_an_open_transaction(broker, topic_name):
+    """The LSO holds read_committed consumers at the first open transaction,
+    even when later non-transactional records are already in the log."""
+    confluent_create_topic(broker.bootstrap, topic_name, 1)
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    produce_sync(plain, topic_name, 0, b"before")
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p.begin_transaction()
+    p.produce(topic_name, value=b"in-txn", partition=0)
+    assert p.flush(20) == 0
+    produce_sync(plain, topic_name, 0, b"after")
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_committed") == {0: [b"before"]}
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_uncommitted") == {
+        0: [b"before", b"in-txn", b"after"]}
+    p.commit_transaction(TXN_TIMEOUT_S)
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_committed") == {
+        0: [b"before", b"in-txn", b"after"]}
+
+
+def test_second_producer_with_same_transactional_id_fences_the_first(broker, topic_name):
+    confluent_create_topic(broker.bootstrap, topic_name, 1)
+    txn_id = f"{topic_name}-tx"
+    first = txn_producer(broker.bootstrap, txn_id)
+    first.begin_transaction()
+    first.produce(topic_name, value=b"zombie", partition=0)
+    assert first.flush(20) == 0
+
+    second = txn_producer(broker.bootstrap, txn_id)
+    # The zombie's open transaction was aborted by the new instance's init.
+    with pytest.raises(KafkaException) as fenced:
+        first.commit_transaction(TXN_TIMEOUT_S)
+    err = fenced.value.args[0]
+    assert err.fatal(), f"fencing must be fatal, got {err}"
+    # Its later writes are rejected too.
+    with pytest.raises(KafkaException):
+        first.begin_transaction()
+
+    second.begin_transaction()
+    second.produce(topic_name, value=b"live", partition=0)
+    second.commit_transaction(TXN_TIMEOUT_S)
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_committed") == {0: [b"live"]}
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_uncommitted") == {0: [b"zombie", b"live"]}
+
+
+def test_broker_killed_mid_transaction_never_leaves_it_hanging(broker, topic_name):
+    """kill -9 with a transaction open: after restart the coordinator
+    reloads it from __transaction_state and aborts it when it times out, so
+    read_committed consumers move past it."""
+    confluent_create_topic(broker.bootstrap, topic_name, 2)
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx", **{"transaction.timeout.ms": 4000})
+    p.begin_transaction()
+    for part in range(2):
+        p.produce(topic_name, value=f"open-{part}".encode(), partition=part)
+    assert p.flush(20) == 0
+    broker.kill9()
+    broker.restart()
+    # Abandon the producer: its transaction must still end.
+    del p
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for part in range(2):
+        produce_sync(plain, topic_name, part, f"later-{part}".encode())
+    seen = read_to_end(broker.bootstrap, topic_name, 2, "read_committed", timeout_s=40)
+    assert seen == {0: [b"later-0"], 1: [b"later-1"]}
+
+
+def test_committed_transaction_survives_broker_kill(broker, topic_name):
+    confluent_create_topic(broker.bootstrap, topic_name, 1)
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p.begin_transaction()
+    p.produce(topic_name, value=b"kept", partition=0)
+    p.commit_transaction(TXN_TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"dropped", partition=0)
+    assert p.flush(20) == 0
+    p.abort_transaction(TXN_TIMEOUT_S)
+    broker.kill9()
+    broker.restart()
+    # The aborted-transaction index is rebuilt from the log.
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_committed") == {0: [b"kept"]}
+    # The transactional id survives too: a new instance bumps its epoch.
+    p2 = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p2.begin_transaction()
+    p2.produce(topic_name, value=b"again", partition=0)
+    p2.commit_transaction(TXN_TIMEOUT_S)
+    assert read_to_end(broker.bootstrap, topic_name, 1, "read_committed") == {0: [b"kept", b"again"]}
+
+
+def run_worker(bootstrap: str, src: str, dst: str, group: str, txn_id: str, total: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "eos_worker.py"), bootstrap, src, dst, group, txn_id, str(total)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_exactly_once_pipeline_survives_worker_kill(broker, topic_name):
+    src, dst = f"{topic_name}-in", f"{topic_name}-out"
+    total = 600
+    confluent_create_topic(broker.bootstrap, src, 3)
+    confluent_create_topic(broker.bootstrap, dst, 3)
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    for i in range(total):
+        plain.produce(src, value=f"{i}".encode(), partition=i % 3)
+    assert plain.flush(30) == 0
+    group, txn_id = f"{topic_name}-g", f"{topic_name}-tx"
+
+    # First run: killed at a random point once it has committed something.
+    worker = run_worker(broker.bootstrap, src, dst, group, txn_id, total)
+    rng = random.Random(os.getpid())
+    try:
+        out = read_to_end(broker.bootstrap, dst, 3, "read_committed")
+        wait_until(lambda: sum(map(len, read_to_end(broker.bootstrap, dst, 3, "read_committed").values())) > 0
+                   or worker.poll() is not None, 60, "worker to commit a first transaction")
+        time.sleep(rng.uniform(0.0, 0.5))  # a random point mid-stream, not a readiness wait
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        del out
+        # Second run finishes the job.
+        worker = run_worker(broker.bootstrap, src, dst, group, txn_id, total)
+        output, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0, output
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    out = read_to_end(broker.bootstrap, dst, 3, "read_committed")
+    values = sorted(int(v.decode().removeprefix("out-")) for vs in out.values() for v in vs)
+    assert values == list(range(total)), (
+        f"{len(values)} outputs; duplicates: {sorted({v for v in values if values.count(v) > 1})[:10]}")

@@ -12,6 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- tools -----------------------------------------------------------------
 need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
+# Headless browser tests of the web console (tests/integration/test_console_browser.py).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"

@@ -240,6 +240,7 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
                     &bytes,
                 ));
             }
+            crate::metrics::fetched(&partition.tp.topic, bytes.len());
             data.records = bytes;
         }
         Err(e) => {

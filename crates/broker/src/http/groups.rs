@@ -5,13 +5,17 @@
 //! the coordinator's commit path so they are logged in `__consumer_offsets`
 //! like a Kafka OffsetCommit.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sluice_protocol::error::codes as code;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
+use super::{AppState, blocking, unknown_partition, unknown_topic};
 use crate::Broker;
+use crate::group::{CommitIdentity, GroupKind, GroupSlot, OffsetToCommit};
 
 /// A group in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,21 +118,197 @@ pub struct ResetOffsetsResponse {
     pub offsets: Vec<PartitionLag>,
 }
 
+/// A partition's high watermark, or -1 when it is not hosted.
+fn high_watermark(broker: &Broker, topic: &str, partition: i32) -> i64 {
+    broker
+        .replicas
+        .partition(topic, partition)
+        .map_or(-1, |p| p.high_watermark())
+}
+
+/// Lag as Kafka tools report it: high watermark minus committed offset,
+/// never negative; 0 when the partition is gone.
+fn lag(high_watermark: i64, committed: i64) -> i64 {
+    if high_watermark < 0 {
+        0
+    } else {
+        (high_watermark - committed).max(0)
+    }
+}
+
+/// Everything the API shows about one group, read under its lock (no
+/// `.await` while it is held).
+fn snapshot(broker: &Broker, slot: &GroupSlot) -> Option<GroupDetail> {
+    let image = broker.metadata.image();
+    let state = slot.lock();
+    if state.removed {
+        return None;
+    }
+    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+    let members: Vec<MemberOut> = match &state.kind {
+        GroupKind::Classic(g) => g
+            .members
+            .values()
+            .map(|m| {
+                let assignment = decode_consumer_assignment(&m.assignment);
+                for a in &assignment {
+                    owner.insert((a.topic.clone(), a.partition), m.member_id.clone());
+                }
+                MemberOut {
+                    member_id: m.member_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    assignment,
+                }
+            })
+            .collect(),
+        GroupKind::Consumer(g) => g
+            .members
+            .values()
+            .map(|m| {
+                let assignment: Vec<AssignedPartition> = m
+                    .assigned
+                    .iter()
+                    .filter_map(|(id, parts)| image.topic_by_id(id).map(|t| (t, parts)))
+                    .flat_map(|(t, parts)| {
+                        parts.iter().map(|&p| AssignedPartition {
+                            topic: t.name.clone(),
+                            partition: p,
+                        })
+                    })
+                    .collect();
+                for a in &assignment {
+                    owner.insert((a.topic.clone(), a.partition), m.member_id.clone());
+                }
+                MemberOut {
+                    member_id: m.member_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    assignment,
+                }
+            })
+            .collect(),
+    };
+    let offsets: Vec<PartitionLag> = state
+        .offsets
+        .iter()
+        .map(|((topic, partition), c)| {
+            let hw = high_watermark(broker, topic, *partition);
+            PartitionLag {
+                topic: topic.clone(),
+                partition: *partition,
+                committed_offset: c.value.offset,
+                high_watermark: hw,
+                lag: lag(hw, c.value.offset),
+                member_id: owner.get(&(topic.clone(), *partition)).cloned(),
+            }
+        })
+        .collect();
+    Some(GroupDetail {
+        group_id: slot.id.clone(),
+        protocol_type: state.group_type().to_owned(),
+        state: state.state_name().to_owned(),
+        total_lag: offsets.iter().map(|o| o.lag).sum(),
+        members,
+        offsets,
+    })
+}
+
+/// Reads a classic consumer's assignment (Kafka's ConsumerProtocolAssignment:
+/// version, then `[topic, [partition]]`, then user data). Every count is
+/// checked against the bytes left; anything malformed yields what was read
+/// so far, since a non-consumer protocol may put anything here.
+fn decode_consumer_assignment(bytes: &[u8]) -> Vec<AssignedPartition> {
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if buf.len() < n {
+            return None;
+        }
+        let (head, rest) = buf.split_at(n);
+        *buf = rest;
+        Some(head)
+    }
+    fn int16(buf: &mut &[u8]) -> Option<i16> {
+        take(buf, 2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn int32(buf: &mut &[u8]) -> Option<i32> {
+        take(buf, 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    let mut out = Vec::new();
+    let mut buf = bytes;
+    let parse = |buf: &mut &[u8], out: &mut Vec<AssignedPartition>| -> Option<()> {
+        let _version = int16(buf)?;
+        let topics = usize::try_from(int32(buf)?).ok()?;
+        for _ in 0..topics {
+            let len = usize::try_from(int16(buf)?).ok()?;
+            let topic = std::str::from_utf8(take(buf, len)?).ok()?.to_owned();
+            let count = usize::try_from(int32(buf)?).ok()?;
+            if count > buf.len() / 4 {
+                return None;
+            }
+            for _ in 0..count {
+                out.push(AssignedPartition {
+                    topic: topic.clone(),
+                    partition: int32(buf)?,
+                });
+            }
+        }
+        Some(())
+    };
+    let _ = parse(&mut buf, &mut out);
+    out
+}
+
 /// (group, topic, partition, lag) for every committed offset (metrics).
-pub fn all_lags(_broker: &Broker) -> Vec<(String, String, i32, i64)> {
-    Vec::new()
+pub fn all_lags(broker: &Broker) -> Vec<(String, String, i32, i64)> {
+    let mut out = Vec::new();
+    for slot in broker.groups.all() {
+        let state = slot.lock();
+        if state.removed {
+            continue;
+        }
+        for ((topic, partition), c) in &state.offsets {
+            let hw = high_watermark(broker, topic, *partition);
+            out.push((
+                slot.id.clone(),
+                topic.clone(),
+                *partition,
+                lag(hw, c.value.offset),
+            ));
+        }
+    }
+    out
 }
 
 /// Groups the coordinator knows.
-pub fn group_count(_broker: &Broker) -> usize {
-    0
+pub fn group_count(broker: &Broker) -> usize {
+    broker
+        .groups
+        .all()
+        .iter()
+        .filter(|s| !s.lock().removed)
+        .count()
 }
 
 /// Lists consumer groups.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups",
     responses((status = 200, description = "Every group", body = GroupList)))]
-pub async fn list(State(_state): State<AppState>) -> axum::Json<GroupList> {
-    axum::Json(GroupList { groups: Vec::new() })
+pub async fn list(State(state): State<AppState>) -> axum::Json<GroupList> {
+    let mut groups: Vec<GroupSummary> = state
+        .broker
+        .groups
+        .all()
+        .iter()
+        .filter_map(|slot| snapshot(&state.broker, slot))
+        .map(|g| GroupSummary {
+            group_id: g.group_id,
+            protocol_type: g.protocol_type,
+            state: g.state,
+            member_count: g.members.len(),
+            total_lag: g.total_lag,
+        })
+        .collect();
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    axum::Json(GroupList { groups })
 }
 
 /// Describes a group: members, committed offsets, lag per partition.
@@ -139,13 +319,22 @@ pub async fn list(State(_state): State<AppState>) -> axum::Json<GroupList> {
         (status = 404, description = "No such group", body = ErrorBody),
     ))]
 pub async fn describe(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     Path(group): Path<String>,
 ) -> ApiResult<axum::Json<GroupDetail>> {
-    Err(group_not_found(&group))
+    let slot = state
+        .broker
+        .groups
+        .get(&group)
+        .ok_or_else(|| group_not_found(&group))?;
+    snapshot(&state.broker, &slot)
+        .map(axum::Json)
+        .ok_or_else(|| group_not_found(&group))
 }
 
 /// Resets a group's committed offsets (the group must have no members).
+/// The new offsets are committed through the coordinator, so they are
+/// written to `__consumer_offsets` and fsynced like an OffsetCommit.
 #[utoipa::path(post, path = "/v1/groups/{group}/offsets/reset", tag = "groups",
     params(("group" = String, Path, description = "Group id")),
     request_body = ResetOffsetsRequest,
@@ -156,16 +345,108 @@ pub async fn describe(
         (status = 409, description = "The group has active members", body = ErrorBody),
     ))]
 pub async fn reset_offsets(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     Path(group): Path<String>,
-    Json(_request): Json<ResetOffsetsRequest>,
+    Json(request): Json<ResetOffsetsRequest>,
 ) -> ApiResult<axum::Json<ResetOffsetsResponse>> {
-    Err(group_not_found(&group))
+    let broker = &state.broker;
+    let slot = broker
+        .groups
+        .get(&group)
+        .ok_or_else(|| group_not_found(&group))?;
+    {
+        let s = slot.lock();
+        if s.removed {
+            return Err(group_not_found(&group));
+        }
+        if !s.is_empty() {
+            return Err(HttpError::kafka(
+                code::NON_EMPTY_GROUP,
+                format!(
+                    "group `{group}` has active members ({}); stop its consumers first",
+                    s.state_name()
+                ),
+            ));
+        }
+    }
+    let image = broker.metadata.image();
+    let topic = image
+        .topics
+        .get(&request.topic)
+        .ok_or_else(|| unknown_topic(&request.topic))?;
+    let partitions: Vec<i32> = match &request.partitions {
+        Some(ps) => ps.clone(),
+        None => topic.partitions.keys().copied().collect(),
+    };
+    let mut offsets = Vec::with_capacity(partitions.len());
+    for &index in &partitions {
+        let p = broker
+            .replicas
+            .partition(&request.topic, index)
+            .ok_or_else(|| unknown_partition(&request.topic, index))?;
+        let start = p.log().log_start_offset();
+        let hw = p.high_watermark();
+        let target = match (request.to.as_str(), request.offset, request.timestamp) {
+            ("earliest", None, None) => start,
+            ("latest", None, None) => hw,
+            ("offset", Some(o), None) => o.clamp(start, hw),
+            ("timestamp", None, Some(ts)) if ts >= 0 => {
+                let p2 = std::sync::Arc::clone(&p);
+                blocking(move || Ok(p2.log().lookup_timestamp(ts)?))
+                    .await?
+                    .map_or(hw, |(offset, _)| offset.min(hw))
+            }
+            _ => {
+                return Err(HttpError::bad_request(
+                    "`to` must be `earliest`, `latest`, `offset` (with `offset`) or \
+                     `timestamp` (with a non-negative `timestamp`)",
+                ));
+            }
+        };
+        offsets.push(OffsetToCommit {
+            topic: request.topic.clone(),
+            partition: index,
+            offset: target,
+            leader_epoch: -1,
+            metadata: None,
+        });
+    }
+    let who = CommitIdentity {
+        member_id: String::new(),
+        instance_id: None,
+        generation_or_epoch: -1,
+    };
+    let codes = broker
+        .groups
+        .commit_offsets(broker, &group, &who, offsets.clone())
+        .await
+        .map_err(|c| HttpError::kafka(c, format!("cannot commit offsets for `{group}`")))?;
+    if let Some((o, &c)) = offsets.iter().zip(&codes).find(|(_, c)| **c != code::NONE) {
+        return Err(HttpError::kafka(
+            c,
+            format!("cannot commit {}-{} for `{group}`", o.topic, o.partition),
+        ));
+    }
+    let offsets = offsets
+        .into_iter()
+        .map(|o| {
+            let hw = high_watermark(broker, &o.topic, o.partition);
+            PartitionLag {
+                lag: lag(hw, o.offset),
+                topic: o.topic,
+                partition: o.partition,
+                committed_offset: o.offset,
+                high_watermark: hw,
+                member_id: None,
+            }
+        })
+        .collect();
+    Ok(axum::Json(ResetOffsetsResponse { offsets }))
 }
 
 fn group_not_found(group: &str) -> HttpError {
     HttpError::kafka(
-        sluice_protocol::error::codes::GROUP_ID_NOT_FOUND,
+        code::GROUP_ID_NOT_FOUND,
         format!("group `{group}` does not exist"),
     )
 }

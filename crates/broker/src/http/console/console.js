@@ -220,7 +220,10 @@ function drawBarChart(canvas, bars, opts = {}) {
   bars.forEach((b, i) => {
     const y = 10 + i * rowH;
     ctx.fillStyle = "#4b5563"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
-    ctx.fillText(b.label, labelW - 8, y + rowH / 2 - 2);
+    let label = b.label;
+    while (label.length > 4 && ctx.measureText(label).width > labelW - 16) label = label.slice(2);
+    if (label !== b.label) label = "…" + label;
+    ctx.fillText(label, labelW - 8, y + rowH / 2 - 2);
     ctx.fillStyle = "#f0f2f5";
     ctx.fillRect(labelW, y + 4, pw, rowH - 12);
     const bw = (b.value / max) * pw;

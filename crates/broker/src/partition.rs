@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::BytesMut;
 use sluice_log::{AppendInfo, FlushPolicy, Log, LogConfig, LogError, ReadResult};
@@ -137,6 +137,12 @@ pub struct ReplicaManager {
     node_id: i32,
     /// Lock held only to look up or swap entries, never across I/O waits.
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Serialises [`ReplicaManager::sync_with`] and holds the metadata
+    /// offset of the newest image applied. Two admin changes finishing at
+    /// once must not both open (or both delete) the same partition
+    /// directory, and an older image must never undo a newer one. Held
+    /// across file I/O, so only on blocking threads.
+    synced_to: Mutex<i64>,
 }
 
 impl ReplicaManager {
@@ -147,6 +153,7 @@ impl ReplicaManager {
             defaults,
             node_id,
             partitions: RwLock::new(HashMap::new()),
+            synced_to: Mutex::new(-1),
         }
     }
 
@@ -182,6 +189,11 @@ impl ReplicaManager {
     /// partitions led here, updates configs and epochs, deletes the logs of
     /// topics that are gone. `startup` also removes stray directories.
     pub fn sync_with(&self, image: &MetadataImage, startup: bool) -> Result<(), LogError> {
+        let mut synced_to = self.synced_to.lock().unwrap_or_else(|p| p.into_inner());
+        if image.next_offset < *synced_to {
+            return Ok(()); // a newer image was applied already
+        }
+        *synced_to = image.next_offset;
         let mut wanted = HashMap::new();
         for topic in image.topics.values() {
             for (&index, p) in &topic.partitions {
@@ -358,5 +370,66 @@ fn remove_dir(dir: &Path) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::error!(dir = %dir.display(), "cannot remove partition directory: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::metadata::{PartitionImage, TopicImage};
+
+    fn image_with(topics: &[(&str, Uuid)], next_offset: i64) -> MetadataImage {
+        let mut image = MetadataImage {
+            next_offset,
+            ..MetadataImage::default()
+        };
+        for (name, id) in topics {
+            let mut partitions = BTreeMap::new();
+            partitions.insert(
+                0,
+                PartitionImage {
+                    leader: 1,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    leader_epoch: 0,
+                },
+            );
+            image.topic_names.insert(*id, (*name).to_owned());
+            image.topics.insert(
+                (*name).to_owned(),
+                TopicImage {
+                    name: (*name).to_owned(),
+                    topic_id: *id,
+                    partitions,
+                    configs: BTreeMap::new(),
+                },
+            );
+        }
+        image
+    }
+
+    #[test]
+    fn an_older_image_never_undoes_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let older = image_with(&[("a", a)], 5);
+        let newer = image_with(&[("a", a), ("b", b)], 9);
+        replicas.sync_with(&newer, false).expect("newer");
+        // The older image finishes its sync late: it must not delete `b`.
+        replicas.sync_with(&older, false).expect("older");
+        assert!(
+            replicas.partition("b", 0).is_some(),
+            "older image deleted a newer topic"
+        );
+        assert!(dir.path().join("b-0").exists());
+        // A newer image without `a` does delete it.
+        replicas
+            .sync_with(&image_with(&[("b", b)], 12), false)
+            .expect("delete a");
+        assert!(replicas.partition("a", 0).is_none());
+        assert!(!dir.path().join("a-0").exists());
     }
 }

@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::LogError;
 
@@ -36,10 +37,16 @@ pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
         .map_err(io("fsync directory", dir))
 }
 
+/// Distinguishes concurrent writers' temporary files: two threads
+/// checkpointing the same file (a flush timer and a shutdown flush, say)
+/// must not rename each other's temporary file away.
+static TMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
 /// Atomically replaces `dir/name` with `contents`.
 pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<(), LogError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
+    let seq = TMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{seq}.tmp"));
     let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
     f.write_all(contents.as_bytes())
         .map_err(io("write", &tmp))?;

@@ -19,7 +19,7 @@ pub struct Health {
 }
 
 /// Liveness: the process is up and serving HTTP.
-#[utoipa::path(get, path = "/health", tag = "cluster",
+#[utoipa::path(get, operation_id = "health", path = "/health", tag = "cluster",
     responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn health() -> axum::Json<Health> {
     axum::Json(Health {
@@ -29,7 +29,7 @@ pub async fn health() -> axum::Json<Health> {
 
 /// Readiness: logs are recovered and the Kafka listener accepts
 /// connections. 503 before that and once shutdown has begun.
-#[utoipa::path(get, path = "/ready", tag = "cluster",
+#[utoipa::path(get, operation_id = "ready", path = "/ready", tag = "cluster",
     responses(
         (status = 200, description = "Ready for clients", body = Health),
         (status = 503, description = "Starting or shutting down", body = ErrorBody),
@@ -49,7 +49,7 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<axum::Json<Health
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
-#[utoipa::path(get, path = "/metrics", tag = "cluster",
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "cluster",
     responses((status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let lags: Vec<crate::metrics::GroupLag> = super::groups::all_lags(&state.broker)
@@ -74,7 +74,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "cluster",
+#[utoipa::path(get, operation_id = "openapi", path = "/v1/openapi.json", tag = "cluster",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
 pub async fn openapi_json() -> Response {
     (
@@ -127,7 +127,7 @@ pub struct ClusterStatus {
 }
 
 /// Broker status: identity, uptime and totals.
-#[utoipa::path(get, path = "/v1/cluster", tag = "cluster",
+#[utoipa::path(get, operation_id = "cluster_status", path = "/v1/cluster", tag = "cluster",
     responses((status = 200, description = "Cluster status", body = ClusterStatus)))]
 pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> {
     let broker = &state.broker;

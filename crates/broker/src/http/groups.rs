@@ -290,7 +290,7 @@ pub fn group_count(broker: &Broker) -> usize {
 }
 
 /// Lists consumer groups.
-#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+#[utoipa::path(get, operation_id = "list_groups", path = "/v1/groups", tag = "groups",
     responses((status = 200, description = "Every group", body = GroupList)))]
 pub async fn list(State(state): State<AppState>) -> axum::Json<GroupList> {
     let mut groups: Vec<GroupSummary> = state
@@ -312,7 +312,7 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<GroupList> {
 }
 
 /// Describes a group: members, committed offsets, lag per partition.
-#[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups",
+#[utoipa::path(get, operation_id = "describe_group", path = "/v1/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group id")),
     responses(
         (status = 200, description = "The group", body = GroupDetail),
@@ -335,7 +335,7 @@ pub async fn describe(
 /// Resets a group's committed offsets (the group must have no members).
 /// The new offsets are committed through the coordinator, so they are
 /// written to `__consumer_offsets` and fsynced like an OffsetCommit.
-#[utoipa::path(post, path = "/v1/groups/{group}/offsets/reset", tag = "groups",
+#[utoipa::path(post, operation_id = "reset_group_offsets", path = "/v1/groups/{group}/offsets/reset", tag = "groups",
     params(("group" = String, Path, description = "Group id")),
     request_body = ResetOffsetsRequest,
     responses(

@@ -240,7 +240,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 static ROUND_ROBIN: AtomicU32 = AtomicU32::new(0);
 
 /// Produces records; returns their offsets in request order.
-#[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records",
+#[utoipa::path(post, operation_id = "produce", path = "/v1/topics/{topic}/records", tag = "records",
     params(("topic" = String, Path, description = "Topic name")),
     request_body = ProduceRequest,
     responses(
@@ -455,7 +455,7 @@ pub fn read_records(
 
 /// Reads records of one partition: from an offset, from a timestamp, the
 /// first N or the last N.
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+#[utoipa::path(get, operation_id = "read_records", path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
     params(
         ("topic" = String, Path, description = "Topic name"),
         ("partition" = i32, Path, description = "Partition index"),

@@ -164,7 +164,7 @@ fn check_last(last: Option<i64>) -> ApiResult<i64> {
 }
 
 /// Follows one partition: an SSE stream of `record` events.
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/tail", tag = "records",
+#[utoipa::path(get, operation_id = "tail_partition", path = "/v1/topics/{topic}/partitions/{partition}/tail", tag = "records",
     params(
         ("topic" = String, Path, description = "Topic name"),
         ("partition" = i32, Path, description = "Partition index"),
@@ -204,7 +204,7 @@ pub async fn tail_partition(
 }
 
 /// Follows every partition of a topic: an SSE stream of `record` events.
-#[utoipa::path(get, path = "/v1/topics/{topic}/tail", tag = "records",
+#[utoipa::path(get, operation_id = "tail_topic", path = "/v1/topics/{topic}/tail", tag = "records",
     params(("topic" = String, Path, description = "Topic name"), TopicTailParams),
     responses(
         (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),

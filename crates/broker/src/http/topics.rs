@@ -177,7 +177,7 @@ pub fn detail(broker: &Broker, name: &str) -> ApiResult<TopicDetail> {
 }
 
 /// Lists topics.
-#[utoipa::path(get, path = "/v1/topics", tag = "topics",
+#[utoipa::path(get, operation_id = "list_topics", path = "/v1/topics", tag = "topics",
     responses((status = 200, description = "Every topic", body = TopicList)))]
 pub async fn list(State(state): State<AppState>) -> axum::Json<TopicList> {
     let image = state.broker.metadata.image();
@@ -190,7 +190,7 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<TopicList> {
 }
 
 /// Creates a topic.
-#[utoipa::path(post, path = "/v1/topics", tag = "topics",
+#[utoipa::path(post, operation_id = "create_topic", path = "/v1/topics", tag = "topics",
     request_body = CreateTopicRequest,
     responses(
         (status = 201, description = "Created", body = TopicDetail),
@@ -225,7 +225,7 @@ pub async fn create(
 }
 
 /// Describes a topic: partitions with offsets and sizes, and its configs.
-#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
+#[utoipa::path(get, operation_id = "describe_topic", path = "/v1/topics/{topic}", tag = "topics",
     params(("topic" = String, Path, description = "Topic name")),
     responses(
         (status = 200, description = "The topic", body = TopicDetail),
@@ -239,7 +239,7 @@ pub async fn describe(
 }
 
 /// Deletes a topic and its data.
-#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
+#[utoipa::path(delete, operation_id = "delete_topic", path = "/v1/topics/{topic}", tag = "topics",
     params(("topic" = String, Path, description = "Topic name")),
     responses(
         (status = 204, description = "Deleted"),
@@ -257,7 +257,7 @@ pub async fn delete(
 }
 
 /// Sets or resets topic configs (incrementally; others keep their values).
-#[utoipa::path(patch, path = "/v1/topics/{topic}/configs", tag = "topics",
+#[utoipa::path(patch, operation_id = "alter_topic_configs", path = "/v1/topics/{topic}/configs", tag = "topics",
     params(("topic" = String, Path, description = "Topic name")),
     request_body = AlterConfigsRequest,
     responses(
@@ -287,7 +287,7 @@ pub async fn alter_configs(
 }
 
 /// Grows a topic to more partitions.
-#[utoipa::path(post, path = "/v1/topics/{topic}/partitions", tag = "topics",
+#[utoipa::path(post, operation_id = "add_partitions", path = "/v1/topics/{topic}/partitions", tag = "topics",
     params(("topic" = String, Path, description = "Topic name")),
     request_body = AddPartitionsRequest,
     responses(

@@ -1,0 +1,457 @@
+"""The HTTP API against the real binary: every endpoint, its error paths, and
+the OpenAPI document (valid, and every documented operation is routed).
+
+Errors are always JSON `{error_code, message}` with a 4xx status for client
+mistakes; hostile bodies (too large, malformed, deeply nested) must never
+produce a 5xx or take the broker down."""
+
+from __future__ import annotations
+
+import base64
+import http.client as httpc
+import json
+import time
+
+import pytest
+
+from http_client import Http, assert_error
+
+
+@pytest.fixture
+def http(broker) -> Http:
+    h = Http(broker)
+    h.wait_ready()
+    return h
+
+
+# --------------------------------------------------------------------------
+# cluster, health, readiness, OpenAPI
+# --------------------------------------------------------------------------
+
+
+def test_health_ready_and_cluster_status(http, broker):
+    assert http.get("/health") == {"status": "ok"}
+    assert http.get("/ready") == {"status": "ok"}
+    c = http.get("/v1/cluster")
+    assert c["node_id"] == 1
+    assert len(c["cluster_id"]) == 22
+    assert c["brokers"] == [{"node_id": 1, "host": "127.0.0.1", "port": broker.kafka_port, "is_controller": True}]
+    assert c["topic_count"] == 0 and c["partition_count"] == 0
+    assert c["uptime_ms"] >= 0
+
+
+def test_shutdown_is_clean_with_a_live_tail_open(http, broker):
+    # An open live tail must not hold shutdown up.
+    http.create_topic("tailed")
+    res = http_stream(http, "/v1/topics/tailed/tail")
+    assert broker.stop() == 0
+    assert b"event: record" not in res.read()  # the server ended the stream
+
+
+def test_openapi_document_is_valid_and_every_operation_is_routed(http):
+    from openapi_spec_validator import validate
+
+    spec = http.get("/v1/openapi.json")
+    validate(spec)
+    assert spec["openapi"].startswith("3.1")
+    ops = {(m.upper(), p) for p, item in spec["paths"].items() for m in item
+           if m in ("get", "post", "put", "patch", "delete")}
+    # Every endpoint this suite exercises is documented ...
+    expected = {
+        ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/v1/openapi.json"),
+        ("GET", "/v1/cluster"),
+        ("GET", "/v1/topics"), ("POST", "/v1/topics"),
+        ("GET", "/v1/topics/{topic}"), ("DELETE", "/v1/topics/{topic}"),
+        ("PATCH", "/v1/topics/{topic}/configs"), ("POST", "/v1/topics/{topic}/partitions"),
+        ("POST", "/v1/topics/{topic}/records"),
+        ("GET", "/v1/topics/{topic}/partitions/{partition}/records"),
+        ("GET", "/v1/topics/{topic}/partitions/{partition}/tail"),
+        ("GET", "/v1/topics/{topic}/tail"),
+        ("GET", "/v1/groups"), ("GET", "/v1/groups/{group}"),
+        ("POST", "/v1/groups/{group}/offsets/reset"),
+    }
+    assert ops == expected, f"undocumented: {expected - ops}; untested: {ops - expected}"
+    # ... and every documented operation is routed: a request reaches a
+    # handler (which may say 404 for the missing topic, with a Kafka error
+    # code) instead of the router's NOT_FOUND / METHOD_NOT_ALLOWED fallback.
+    for method, path in sorted(ops):
+        if path.endswith("/tail"):
+            continue  # streams; routed-ness is proven by the tail tests
+        concrete = path.replace("{topic}", "no-such-topic").replace("{partition}", "0").replace("{group}", "no-such-group")
+        body = b"{}" if method in ("POST", "PATCH") else None
+        status, _, raw = http.raw(method, concrete, body, {"content-type": "application/json"})
+        if status >= 400:
+            err = json.loads(raw)
+            assert err["error_code"] not in ("NOT_FOUND", "METHOD_NOT_ALLOWED"), (method, path, err)
+        for response in spec["paths"][path][method.lower()]["responses"].values():
+            assert "description" in response
+    # Error responses are documented with the shared error schema.
+    assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"error_code", "message"}
+
+
+def test_unknown_routes_and_methods_get_json_errors(http):
+    assert_error(http.call("GET", "/v1/nope"), 404, "NOT_FOUND")
+    assert_error(http.call("PUT", "/v1/topics"), 405, "METHOD_NOT_ALLOWED")
+    assert_error(http.call("GET", "/v1/topics/a/partitions/notanumber/records?first=1"), 400, "BAD_REQUEST")
+
+
+def test_console_is_served_from_the_binary(http):
+    status, headers, body = http.raw("GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"<title>Sluice Console</title>" in body
+    for path, ctype in (("/console/console.js", "text/javascript"), ("/console/console.css", "text/css"),
+                        ("/console/favicon.svg", "image/svg+xml")):
+        status, headers, body = http.raw("GET", path)
+        assert status == 200 and headers["content-type"].startswith(ctype) and body, path
+
+
+# --------------------------------------------------------------------------
+# topics
+# --------------------------------------------------------------------------
+
+
+def test_topic_create_list_describe_alter_grow_delete(http, topic_name):
+    created = http.create_topic(topic_name, 3, {"retention.ms": "3600000"})
+    assert created["name"] == topic_name and len(created["partitions"]) == 3
+    assert created["configs"] == {"retention.ms": "3600000"}
+    p0 = created["partitions"][0]
+    assert (p0["leader"], p0["replicas"], p0["isr"]) == (1, [1], [1])
+    assert (p0["log_start_offset"], p0["high_watermark"], p0["log_end_offset"]) == (0, 0, 0)
+
+    listed = {t["name"]: t for t in http.get("/v1/topics")["topics"]}
+    assert listed[topic_name]["partition_count"] == 3 and listed[topic_name]["internal"] is False
+
+    http.produce(topic_name, [{"value": i, "partition": 1} for i in range(4)])
+    d = http.get(f"/v1/topics/{topic_name}")
+    p1 = d["partitions"][1]
+    assert (p1["log_start_offset"], p1["high_watermark"], p1["log_end_offset"]) == (0, 4, 4)
+    assert p1["size_bytes"] > 0 and p1["segment_count"] >= 1
+
+    altered = http.ok("PATCH", f"/v1/topics/{topic_name}/configs",
+                      {"set": {"cleanup.policy": "compact"}, "delete": ["retention.ms"]})
+    assert altered["configs"] == {"cleanup.policy": "compact"}
+
+    grown = http.ok("POST", f"/v1/topics/{topic_name}/partitions", {"count": 5})
+    assert [p["partition"] for p in grown["partitions"]] == [0, 1, 2, 3, 4]
+
+    assert http.call("DELETE", f"/v1/topics/{topic_name}") == (204, None)
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert topic_name not in {t["name"] for t in http.get("/v1/topics")["topics"]}
+
+
+def test_topic_errors(http, topic_name):
+    http.create_topic(topic_name, 1)
+    assert_error(http.call("POST", "/v1/topics", {"name": topic_name}), 409, "TOPIC_ALREADY_EXISTS")
+    assert_error(http.call("POST", "/v1/topics", {"name": "bad/name"}), 400, "INVALID_TOPIC_EXCEPTION")
+    assert_error(http.call("POST", "/v1/topics", {"name": "zero", "partitions": 0}), 400, "INVALID_PARTITIONS")
+    assert_error(http.call("POST", "/v1/topics", {"name": "rf", "replication_factor": 3}), 400,
+                 "INVALID_REPLICATION_FACTOR")
+    assert_error(http.call("POST", "/v1/topics", {"name": "cfg", "configs": {"retention.ms": "soon"}}), 400,
+                 "INVALID_CONFIG")
+    assert_error(http.call("POST", "/v1/topics", {"name": "cfg", "configs": {"no.such.config": "1"}}), 400,
+                 "INVALID_CONFIG")
+    body = assert_error(http.call("POST", "/v1/topics", {"name": "x", "partitionz": 2}), 422, "BAD_JSON")
+    assert "partitionz" in body["message"]
+    assert_error(http.call("POST", "/v1/topics", {"partitions": 2}), 422, "BAD_JSON")
+    assert_error(http.call("GET", "/v1/topics/missing"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("DELETE", "/v1/topics/missing"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("PATCH", "/v1/topics/missing/configs", {"set": {"retention.ms": "1"}}), 404,
+                 "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("PATCH", f"/v1/topics/{topic_name}/configs", {}), 400, "BAD_REQUEST")
+    assert_error(http.call("PATCH", f"/v1/topics/{topic_name}/configs", {"set": {"retention.ms": "x"}}), 400,
+                 "INVALID_CONFIG")
+    assert_error(http.call("POST", f"/v1/topics/{topic_name}/partitions", {"count": 1}), 400, "INVALID_PARTITIONS")
+    assert_error(http.call("POST", "/v1/topics/missing/partitions", {"count": 3}), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    # The failed calls changed nothing.
+    d = http.get(f"/v1/topics/{topic_name}")
+    assert len(d["partitions"]) == 1 and d["configs"] == {}
+
+
+# --------------------------------------------------------------------------
+# produce and read
+# --------------------------------------------------------------------------
+
+
+def test_produce_json_base64_headers_keys_and_read_back(http, topic_name):
+    http.create_topic(topic_name, 4)
+    raw = bytes(range(256))
+    offsets = http.produce(topic_name, [
+        {"key": "k1", "value": {"a": [1, 2, {"b": None}]}, "partition": 2,
+         "headers": [{"key": "h", "value": "1"}, {"key": "h", "value": "2"}, {"key": "n", "value": None}]},
+        {"key_base64": base64.b64encode(b"\x00\xff").decode(), "value_base64": base64.b64encode(raw).decode(),
+         "partition": 2, "timestamp_ms": 1_700_000_000_000},
+        {"value": "just a string", "partition": 2},
+        {"partition": 2},  # null value: a tombstone
+    ])
+    assert offsets == [{"partition": 2, "offset": i, "log_append_time_ms": -1} for i in range(4)]
+
+    r = http.get(f"/v1/topics/{topic_name}/partitions/2/records?first=10")
+    assert (r["log_start_offset"], r["high_watermark"], r["next_offset"]) == (0, 4, 4)
+    recs = r["records"]
+    assert [x["offset"] for x in recs] == [0, 1, 2, 3]
+    assert recs[0]["key"] == "k1" and json.loads(recs[0]["value"]) == {"a": [1, 2, {"b": None}]}
+    assert [(h["key"], h["value"]) for h in recs[0]["headers"]] == [("h", "1"), ("h", "2"), ("n", None)]
+    assert base64.b64decode(recs[1]["key_base64"]) == b"\x00\xff" and recs[1]["key"] is None
+    assert base64.b64decode(recs[1]["value_base64"]) == raw and recs[1]["value"] is None
+    assert recs[1]["timestamp_ms"] == 1_700_000_000_000 and recs[1]["timestamp_type"] == "CreateTime"
+    assert json.loads(recs[2]["value"]) == "just a string"
+    assert recs[3]["value"] is None and recs[3]["value_base64"] is None and recs[3]["key"] is None
+
+
+def test_keyed_records_follow_kafkas_default_partitioner(http, topic_name):
+    http.create_topic(topic_name, 6)
+    offsets = http.produce(topic_name, [{"key": k, "value": 1} for k in ["a", "b", "c", "a", "b", "c"]])
+    by_key = {}
+    for k, o in zip(["a", "b", "c", "a", "b", "c"], offsets):
+        by_key.setdefault(k, set()).add(o["partition"])
+    assert all(len(ps) == 1 for ps in by_key.values()), by_key
+    # Kafka's murmur2 partitioner: toPositive(murmur2(key)) % 6.
+    from kafka.partitioner.default import murmur2
+    for k, ps in by_key.items():
+        assert ps == {(murmur2(k.encode()) & 0x7FFFFFFF) % 6}, k
+    # Unkeyed records without a partition are spread over partitions.
+    spread = http.produce(topic_name, [{"value": i} for i in range(12)])
+    assert len({o["partition"] for o in spread}) > 1
+
+
+def test_read_by_offset_timestamp_first_and_last(http, topic_name):
+    http.create_topic(topic_name, 1)
+    base = 1_800_000_000_000
+    http.produce(topic_name, [{"value": i, "partition": 0, "timestamp_ms": base + i * 1000} for i in range(20)])
+    path = f"/v1/topics/{topic_name}/partitions/0/records"
+    vals = lambda r: [json.loads(x["value"]) for x in r["records"]]  # noqa: E731
+    assert vals(http.get(path + "?first=3")) == [0, 1, 2]
+    last = http.get(path + "?last=3")
+    assert vals(last) == [17, 18, 19] and last["next_offset"] == 20
+    assert vals(http.get(path + "?offset=5&limit=4")) == [5, 6, 7, 8]
+    page = http.get(path + "?offset=18")
+    assert vals(page) == [18, 19] and page["next_offset"] == 20
+    assert vals(http.get(path + f"?timestamp={base + 7500}&limit=2")) == [8, 9]
+    assert vals(http.get(path + f"?timestamp={base + 99_000}")) == []
+    assert http.get(path + "?offset=20")["records"] == []
+
+
+def test_read_errors(http, topic_name):
+    http.create_topic(topic_name, 1)
+    http.produce(topic_name, [{"value": 1, "partition": 0}])
+    path = f"/v1/topics/{topic_name}/partitions/0/records"
+    assert_error(http.call("GET", path), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?first=1&last=1"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?offset=0&limit=0"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?last=100000"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?offset=abc"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?offset=0&bogus=1"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?timestamp=-5"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", path + "?offset=2"), 416, "OFFSET_OUT_OF_RANGE")
+    assert_error(http.call("GET", path + "?offset=-1"), 416, "OFFSET_OUT_OF_RANGE")
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/partitions/9/records?first=1"), 404,
+                 "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("GET", "/v1/topics/missing/partitions/0/records?first=1"), 404,
+                 "UNKNOWN_TOPIC_OR_PARTITION")
+
+
+def test_produce_errors(http, topic_name):
+    http.create_topic(topic_name, 2, {"max.message.bytes": "2000"})
+    p = f"/v1/topics/{topic_name}/records"
+    assert_error(http.call("POST", "/v1/topics/missing/records", {"records": [{"value": 1}]}), 404,
+                 "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("POST", p, {"records": [{"value": 1, "partition": 7}]}), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("POST", p, {"records": [{"value": 1, "partition": -1}]}), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("POST", p, {"records": []}), 400, "BAD_REQUEST")
+    assert_error(http.call("POST", p, {"records": [{"value_base64": "***"}]}), 400, "BAD_REQUEST")
+    assert_error(http.call("POST", p, {"records": [{"value": 1, "value_base64": "AA=="}]}), 400, "BAD_REQUEST")
+    assert_error(http.call("POST", p, {"records": [{"key": "a", "key_base64": "AA=="}]}), 400, "BAD_REQUEST")
+    assert_error(http.call("POST", p, {"records": [{"value": 1, "colour": "red"}]}), 422, "BAD_JSON")
+    assert_error(http.call("POST", p, {"records": [{"value": 1}] * 10_001}), 413, "PAYLOAD_TOO_LARGE")
+    # A batch over the topic's max.message.bytes is refused by the log.
+    big = http.call("POST", p, {"records": [{"value": "x" * 5000, "partition": 0}]})
+    assert big[0] == 413, big
+    # Nothing was appended by any of the failed requests.
+    assert all(x["high_watermark"] == 0 for x in http.get(f"/v1/topics/{topic_name}")["partitions"])
+
+
+def test_hostile_bodies_get_4xx_and_never_hurt_the_broker(http, broker, topic_name):
+    http.create_topic(topic_name, 1)
+    p = f"/v1/topics/{topic_name}/records"
+    cases = [
+        (b"{", {"content-type": "application/json"}, 400),
+        (b"not json at all", {"content-type": "application/json"}, 400),
+        (b'{"records": [' + b"[" * 100_000, {"content-type": "application/json"}, 422),  # deep nesting
+        (b"[" * 100_000, {"content-type": "application/json"}, 422),
+        (b'{"records": 5}', {"content-type": "application/json"}, 422),
+        (b'{"records": [{"value": 1}]}', {"content-type": "text/plain"}, 415),
+        (b'{"records": [{"value": 1}]}', {}, 415),
+        (b"\xff\xfe\x00garbage", {"content-type": "application/json"}, 400),
+        (b'{"records": [{"partition": 99999999999}]}', {"content-type": "application/json"}, 422),
+    ]
+    for body, headers, want in cases:
+        status, _, raw = http.raw("POST", p, body, headers)
+        assert status == want, (body[:40], status, raw[:200])
+        err = json.loads(raw)
+        assert set(err) == {"error_code", "message"}
+    # A body over the 8 MiB limit: 413 before it is buffered whole.
+    huge = b'{"records": [{"value": "' + b"x" * (9 * 1024 * 1024) + b'"}]}'
+    status, _, raw = http.raw("POST", p, huge, {"content-type": "application/json"})
+    assert status == 413 and json.loads(raw)["error_code"] == "PAYLOAD_TOO_LARGE"
+    assert broker.alive()
+    assert http.get("/health") == {"status": "ok"}
+    assert http.get(f"/v1/topics/{topic_name}")["partitions"][0]["high_watermark"] == 0
+
+
+# --------------------------------------------------------------------------
+# live tail (Server-Sent Events)
+# --------------------------------------------------------------------------
+
+
+def http_stream(http: Http, path: str, timeout: float = 20.0) -> httpc.HTTPResponse:
+    conn = httpc.HTTPConnection("127.0.0.1", int(http.base.rsplit(":", 1)[1]), timeout=timeout)
+    conn.request("GET", path, headers={"accept": "text/event-stream"})
+    res = conn.getresponse()
+    assert res.status == 200, res.read()
+    assert res.headers["content-type"].startswith("text/event-stream")
+    return res
+
+
+def sse_records(res, count: int) -> list[dict]:
+    """Reads `count` `record` events (keep-alive comments are skipped)."""
+    out, event, data = [], None, []
+    while len(out) < count:
+        line = res.fp.readline().decode()
+        assert line, "stream ended early"
+        line = line.rstrip("\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "":
+            if event == "record":
+                out.append(json.loads("\n".join(data)))
+            event, data = None, []
+    return out
+
+
+def test_tail_a_partition_and_a_topic(http, topic_name):
+    http.create_topic(topic_name, 2)
+    http.produce(topic_name, [{"value": "old", "partition": 0}])
+    # A partition tail from the end sees only new records; from an offset, old ones too.
+    live = http_stream(http, f"/v1/topics/{topic_name}/partitions/0/tail")
+    replay = http_stream(http, f"/v1/topics/{topic_name}/partitions/0/tail?offset=0")
+    whole = http_stream(http, f"/v1/topics/{topic_name}/tail?last=1")
+    http.produce(topic_name, [{"key": "k", "value": {"n": 1}, "partition": 0},
+                              {"value": {"n": 2}, "partition": 1}])
+    got = sse_records(live, 1)[0]
+    assert (got["offset"], got["key"], json.loads(got["value"])) == (1, "k", {"n": 1})
+    assert [r["offset"] for r in sse_records(replay, 2)] == [0, 1]
+    seen = sse_records(whole, 3)  # the replayed "old" and both new records
+    assert sorted((r["partition"], r["offset"]) for r in seen) == [(0, 0), (0, 1), (1, 0)]
+    for r in (live, replay, whole):
+        r.close()
+
+
+def test_tail_errors(http, topic_name):
+    http.create_topic(topic_name, 1)
+    assert_error(http.call("GET", "/v1/topics/missing/tail"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/partitions/3/tail"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/partitions/0/tail?offset=0&last=1"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/tail?last=5000"), 400, "BAD_REQUEST")
+
+
+def test_tail_ends_when_its_topic_is_deleted(http, topic_name):
+    http.create_topic(topic_name, 1)
+    res = http_stream(http, f"/v1/topics/{topic_name}/partitions/0/tail", timeout=30)
+    http.ok("DELETE", f"/v1/topics/{topic_name}", status=204)
+    started = time.monotonic()
+    rest = res.read()  # returns when the server ends the stream
+    assert b"event: record" not in rest
+    assert time.monotonic() - started < 25
+
+
+# --------------------------------------------------------------------------
+# consumer groups
+# --------------------------------------------------------------------------
+
+
+def group_consumer(bootstrap: str, group: str):
+    import confluent_kafka as ck
+
+    return ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                        "enable.auto.commit": False, "session.timeout.ms": 6000})
+
+
+def poll_until(consumer, count: int, timeout_s: float = 30.0) -> list:
+    got, deadline = [], time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m)
+    assert len(got) >= count, f"consumed {len(got)} of {count}"
+    return got
+
+
+def test_groups_list_describe_lag_and_reset(http, broker, topic_name):
+    import confluent_kafka as ck
+
+    http.create_topic(topic_name, 2)
+    http.produce(topic_name, [{"value": i, "partition": i % 2} for i in range(10)])  # 5 per partition
+    group = topic_name + "-g"
+    c = group_consumer(broker.bootstrap, group)
+    c.subscribe([topic_name])
+    poll_until(c, 1)
+    c.commit(offsets=[ck.TopicPartition(topic_name, 0, 2), ck.TopicPartition(topic_name, 1, 5)], asynchronous=False)
+
+    # While the consumer is a member: described with its assignment, reset refused.
+    g = http.get(f"/v1/groups/{group}")
+    assert g["protocol_type"] == "classic" and g["state"] == "Stable", g
+    assert len(g["members"]) == 1
+    member = g["members"][0]
+    assert sorted((a["topic"], a["partition"]) for a in member["assignment"]) == [(topic_name, 0), (topic_name, 1)]
+    lags = {o["partition"]: o for o in g["offsets"]}
+    assert (lags[0]["committed_offset"], lags[0]["high_watermark"], lags[0]["lag"]) == (2, 5, 3)
+    assert (lags[1]["committed_offset"], lags[1]["lag"]) == (5, 0)
+    assert lags[0]["member_id"] == member["member_id"]
+    assert g["total_lag"] == 3
+    assert_error(http.call("POST", f"/v1/groups/{group}/offsets/reset", {"topic": topic_name, "to": "earliest"}),
+                 409, "NON_EMPTY_GROUP")
+    c.close()
+
+    listed = {x["group_id"]: x for x in http.get("/v1/groups")["groups"]}
+    assert listed[group]["state"] == "Empty" and listed[group]["member_count"] == 0
+    assert listed[group]["total_lag"] == 3
+
+    r = http.ok("POST", f"/v1/groups/{group}/offsets/reset", {"topic": topic_name, "to": "earliest"})
+    assert sorted((o["partition"], o["committed_offset"], o["lag"]) for o in r["offsets"]) == [(0, 0, 5), (1, 0, 5)]
+    assert http.get(f"/v1/groups/{group}")["total_lag"] == 10
+    r = http.ok("POST", f"/v1/groups/{group}/offsets/reset",
+                {"topic": topic_name, "partitions": [1], "to": "offset", "offset": 4})
+    assert [(o["partition"], o["committed_offset"]) for o in r["offsets"]] == [(1, 4)]
+    r = http.ok("POST", f"/v1/groups/{group}/offsets/reset", {"topic": topic_name, "to": "latest"})
+    assert all(o["lag"] == 0 for o in r["offsets"])
+    assert http.get(f"/v1/groups/{group}")["total_lag"] == 0
+
+    # A real consumer of the group now starts where the reset put it.
+    c = group_consumer(broker.bootstrap, group)
+    committed = c.committed([ck.TopicPartition(topic_name, 0), ck.TopicPartition(topic_name, 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [5, 5]
+    c.close()
+
+
+def test_group_errors(http, broker, topic_name):
+    import confluent_kafka as ck
+
+    assert_error(http.call("GET", "/v1/groups/missing"), 404, "GROUP_ID_NOT_FOUND")
+    assert_error(http.call("POST", "/v1/groups/missing/offsets/reset", {"topic": "t", "to": "earliest"}), 404,
+                 "GROUP_ID_NOT_FOUND")
+    http.create_topic(topic_name, 1)
+    http.produce(topic_name, [{"value": 1, "partition": 0}])
+    group = topic_name + "-g"
+    c = group_consumer(broker.bootstrap, group)
+    c.commit(offsets=[ck.TopicPartition(topic_name, 0, 1)], asynchronous=False)
+    c.close()
+    reset = f"/v1/groups/{group}/offsets/reset"
+    assert_error(http.call("POST", reset, {"topic": "missing", "to": "earliest"}), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("POST", reset, {"topic": topic_name, "partitions": [4], "to": "earliest"}), 404,
+                 "UNKNOWN_TOPIC_OR_PARTITION")
+    assert_error(http.call("POST", reset, {"topic": topic_name, "to": "sideways"}), 400, "BAD_REQUEST")
+    assert_error(http.call("POST", reset, {"topic": topic_name, "to": "offset"}), 400, "BAD_REQUEST")
+    assert_error(http.call("POST", reset, {"topic": topic_name}), 422, "BAD_JSON")
+    assert http.get(f"/v1/groups/{group}")["offsets"][0]["committed_offset"] == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 DEADLINE_S = 100.0
 BATCH = 25
@@ -28,6 +28,9 @@ def main() -> int:
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 100,
+        # A killed predecessor leaves a dead member behind; the group drops
+        # it after this long (the broker's minimum), not the 45 s default.
+        "session.timeout.ms": 6000,
     })
     producer = Producer({
         "bootstrap.servers": bootstrap,
@@ -47,8 +50,14 @@ def main() -> int:
             producer.send_offsets_to_transaction(
                 consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30)
             producer.commit_transaction(30)
-        committed = consumer.committed(
-            [TopicPartition(src, p) for p in range(3)], timeout=10)
+        try:
+            committed = consumer.committed(
+                [TopicPartition(src, p) for p in range(3)], timeout=10)
+        except KafkaException as e:
+            # Transient (e.g. the coordinator connection was being set up);
+            # the overall deadline still bounds the run.
+            print(f"committed() failed, retrying: {e}", file=sys.stderr)
+            continue
         done = sum(max(tp.offset, 0) for tp in committed)
         if done >= total:
             consumer.close()

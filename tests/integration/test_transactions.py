@@ -154,7 +154,9 @@ def test_broker_killed_mid_transaction_never_leaves_it_hanging(broker, topic_nam
     reloads it from __transaction_state and aborts it when it times out, so
     read_committed consumers move past it."""
     confluent_create_topic(broker.bootstrap, topic_name, 2)
-    p = txn_producer(broker.bootstrap, f"{topic_name}-tx", **{"transaction.timeout.ms": 4000})
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx",
+                     **{"transaction.timeout.ms": 4000, "socket.timeout.ms": 4000,
+                        "message.timeout.ms": 4000})
     p.begin_transaction()
     for part in range(2):
         p.produce(topic_name, value=f"open-{part}".encode(), partition=part)
@@ -166,8 +168,20 @@ def test_broker_killed_mid_transaction_never_leaves_it_hanging(broker, topic_nam
     plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     for part in range(2):
         produce_sync(plain, topic_name, part, f"later-{part}".encode())
-    seen = read_to_end(broker.bootstrap, topic_name, 2, "read_committed", timeout_s=40)
-    assert seen == {0: [b"later-0"], 1: [b"later-1"]}
+    # Until the coordinator aborts it (after the 4 s timeout), the open
+    # transaction holds the LSO back; then exactly the later records show.
+    want = {0: [b"later-0"], 1: [b"later-1"]}
+    seen = {}
+
+    def progressed() -> bool:
+        nonlocal seen
+        seen = read_to_end(broker.bootstrap, topic_name, 2, "read_committed")
+        return seen == want or any(seen.values())
+
+    wait_until(progressed, 40, "read_committed consumers to move past the abandoned transaction")
+    assert seen == want
+    assert read_to_end(broker.bootstrap, topic_name, 2, "read_uncommitted") == {
+        0: [b"open-0", b"later-0"], 1: [b"open-1", b"later-1"]}
 
 
 def test_committed_transaction_survives_broker_kill(broker, topic_name):
@@ -214,13 +228,13 @@ def test_exactly_once_pipeline_survives_worker_kill(broker, topic_name):
     worker = run_worker(broker.bootstrap, src, dst, group, txn_id, total)
     rng = random.Random(os.getpid())
     try:
-        out = read_to_end(broker.bootstrap, dst, 3, "read_committed")
-        wait_until(lambda: sum(map(len, read_to_end(broker.bootstrap, dst, 3, "read_committed").values())) > 0
-                   or worker.poll() is not None, 60, "worker to commit a first transaction")
+        wait_until(lambda: worker.poll() is not None
+                   or sum(map(len, read_to_end(broker.bootstrap, dst, 3, "read_committed").values())) > 0,
+                   60, "worker to commit a first transaction")
+        assert worker.poll() is None, "worker finished before it could be killed"
         time.sleep(rng.uniform(0.0, 0.5))  # a random point mid-stream, not a readiness wait
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
-        del out
         # Second run finishes the job.
         worker = run_worker(broker.bootstrap, src, dst, group, txn_id, total)
         output, _ = worker.communicate(timeout=120)

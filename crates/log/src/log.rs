@@ -695,8 +695,12 @@ impl Log {
                 let from = s.end_offset();
                 (s, from, from)
             }
+            // An empty log has no state to save: skip the snapshot until
+            // the first append, so opening a new partition writes nothing.
+            None if log_start == log_end => (ProducerStateManager::default(), log_start, log_end),
             None => (ProducerStateManager::default(), log_start, -1),
         };
+        state.advance_end_offset(from);
         self.replay_producer_state(&mut state, from)?;
         let mut inner = self.lock();
         inner.producers = state;

@@ -264,6 +264,12 @@ impl ProducerStateManager {
         self.end_offset
     }
 
+    /// Records that the state reflects the log up to `offset` (nothing
+    /// below it is left to replay).
+    pub fn advance_end_offset(&mut self, offset: i64) {
+        self.end_offset = self.end_offset.max(offset);
+    }
+
     /// The entry for a producer.
     pub fn producer(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)

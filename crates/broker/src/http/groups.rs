@@ -450,3 +450,54 @@ fn group_not_found(group: &str) -> HttpError {
         format!("group `{group}` does not exist"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(topics: &[(&str, &[i32])]) -> Vec<u8> {
+        let mut out = 3i16.to_be_bytes().to_vec();
+        out.extend((topics.len() as i32).to_be_bytes());
+        for (t, ps) in topics {
+            out.extend((t.len() as i16).to_be_bytes());
+            out.extend(t.as_bytes());
+            out.extend((ps.len() as i32).to_be_bytes());
+            for p in *ps {
+                out.extend(p.to_be_bytes());
+            }
+        }
+        out.extend((-1i32).to_be_bytes()); // null user data
+        out
+    }
+
+    #[test]
+    fn consumer_assignment_decodes_topics_and_partitions() {
+        let got = decode_consumer_assignment(&assignment(&[("a", &[0, 2]), ("bb", &[1])]));
+        let pairs: Vec<(String, i32)> = got.into_iter().map(|a| (a.topic, a.partition)).collect();
+        assert_eq!(
+            pairs,
+            vec![("a".into(), 0), ("a".into(), 2), ("bb".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn hostile_assignment_counts_do_not_allocate_or_panic() {
+        // A topic count of i32::MAX and a partition count far past the bytes left.
+        let mut huge = 0i16.to_be_bytes().to_vec();
+        huge.extend(i32::MAX.to_be_bytes());
+        assert!(decode_consumer_assignment(&huge).is_empty());
+        let mut lying = assignment(&[("a", &[])]);
+        lying.truncate(2 + 4 + 2 + 1);
+        lying.extend(i32::MAX.to_be_bytes());
+        assert!(decode_consumer_assignment(&lying).is_empty());
+        assert!(decode_consumer_assignment(&[]).is_empty());
+        assert!(decode_consumer_assignment(&[0xff; 3]).is_empty());
+    }
+
+    #[test]
+    fn lag_is_never_negative_and_zero_for_gone_partitions() {
+        assert_eq!(lag(10, 4), 6);
+        assert_eq!(lag(10, 12), 0);
+        assert_eq!(lag(-1, 5), 0);
+    }
+}

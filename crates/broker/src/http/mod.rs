@@ -251,3 +251,71 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| HttpError::internal(format!("worker task failed: {e}")))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// axum panics at router construction on overlapping routes; this
+    /// builds the whole router (API and console) the way `app` does.
+    #[test]
+    fn router_builds_without_overlapping_routes() {
+        let (api, spec) = api_router().split_for_parts();
+        let _app: Router<AppState> = api.merge(console::router());
+        assert!(!spec.paths.paths.is_empty());
+    }
+
+    #[test]
+    fn openapi_has_every_route_with_unique_operation_ids_and_error_bodies() {
+        let spec: serde_json::Value = match serde_json::from_str(&OPENAPI_JSON) {
+            Ok(v) => v,
+            Err(e) => panic!("spec is not JSON: {e}"),
+        };
+        let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+        let mut ids = std::collections::BTreeSet::new();
+        let mut operations = 0;
+        for (path, item) in &paths {
+            for (method, op) in item.as_object().cloned().unwrap_or_default() {
+                operations += 1;
+                let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+                assert!(!id.is_empty(), "{method} {path} has no operationId");
+                assert!(ids.insert(id.clone()), "operationId {id} is repeated");
+                for (status, response) in op["responses"].as_object().cloned().unwrap_or_default() {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(
+                            schema.as_str(),
+                            Some("#/components/schemas/ErrorBody"),
+                            "{method} {path} {status} must document the error body"
+                        );
+                    }
+                }
+            }
+        }
+        // /health /ready /metrics /v1/openapi.json /v1/cluster, 6 topic
+        // operations, 4 record operations, 3 group operations.
+        assert_eq!(operations, 18, "{paths:#?}");
+    }
+
+    #[test]
+    fn kafka_errors_map_to_http_statuses() {
+        use sluice_protocol::error::codes as code;
+        let status = |c| HttpError::kafka(c, "x").status;
+        assert_eq!(
+            status(code::UNKNOWN_TOPIC_OR_PARTITION),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(status(code::TOPIC_ALREADY_EXISTS), StatusCode::CONFLICT);
+        assert_eq!(status(code::INVALID_CONFIG), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(code::OFFSET_OUT_OF_RANGE),
+            StatusCode::RANGE_NOT_SATISFIABLE
+        );
+        assert_eq!(
+            status(code::MESSAGE_TOO_LARGE),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let e = HttpError::kafka(code::UNKNOWN_TOPIC_OR_PARTITION, "gone");
+        assert_eq!(e.body.error_code, "UNKNOWN_TOPIC_OR_PARTITION");
+    }
+}

@@ -27,6 +27,9 @@ pub fn handle(
     request: ListOffsetsRequest,
 ) -> impl Future<Output = ListOffsetsResponse> + Send + 'static {
     let version = header.request_api_version;
+    // read_committed (isolation_level 1) sees offsets up to the last stable
+    // offset only, as Kafka does.
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -41,7 +44,11 @@ pub fn handle(
                             ..not_found()
                         },
                         Some(partition) => {
-                            let hw = partition.high_watermark();
+                            let hw = if read_committed {
+                                crate::txn::last_stable_offset(&partition)
+                            } else {
+                                partition.high_watermark()
+                            };
                             let epoch = partition.leader_epoch();
                             // (timestamp, offset) of the first committed
                             // record at or after `ts`.

@@ -124,6 +124,15 @@ def test_console_create_topic_browse_messages_and_see_group_lag(broker, browser,
     wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.msg-row")) == 3)
     shot(d, "02-messages")
 
+    # 3b. Live tail: records produced after Start appear without a reload.
+    d.get(http.url(f"/#/tail/{topic_name}"))
+    # "live" appears on the EventSource's open event: the stream's start
+    # offsets are fixed, so the record produced next must arrive.
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "tail-status"), "live"))
+    http.produce(topic_name, [{"key": "live-1", "value": {"live": True}, "partition": 1}])
+    wait(d).until(lambda d: "live-1" in d.find_element(By.ID, "tail-table").text)
+    shot(d, "05-live-tail")
+
     # 4. A consumer group's lag.
     group = f"{topic_name}-group"
     consume_and_commit(broker.bootstrap, topic_name, group, commit_offset=5)

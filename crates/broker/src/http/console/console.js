@@ -679,7 +679,7 @@ pages.tail = async function (topicArg) {
     count = 0;
     source = new EventSource(`/v1/topics/${encodeURIComponent(t)}/tail?last=${$("#tail-last").value}`);
     $("#tail-dot").classList.add("on");
-    $("#tail-status").textContent = `following ${t}`;
+    $("#tail-status").textContent = `connecting to ${t}…`;
     $("#tail-start").disabled = true; $("#tail-stop").disabled = false;
     paint(0);
     source.addEventListener("record", (ev) => {
@@ -687,12 +687,15 @@ pages.tail = async function (topicArg) {
       rows.unshift(r);
       if (rows.length > MAX_ROWS) rows.pop();
       count++; pending++;
-      $("#tail-status").textContent = `following ${t} · ${count} received`;
+      $("#tail-status").textContent = `live · following ${t} · ${count} received`;
       if (!scheduled) {
         scheduled = true;
         requestAnimationFrame(() => { scheduled = false; paint(pending); pending = 0; });
       }
     });
+    // The server fixes the starting offsets before it answers, so once the
+    // stream is open every later record will arrive.
+    source.onopen = () => { $("#tail-status").textContent = `live · following ${t} · ${count} received`; };
     source.onerror = () => { $("#tail-status").textContent = `reconnecting… · ${count} received`; };
   };
   $("#tail-stop").onclick = stop;

@@ -125,7 +125,12 @@ def test_idempotent_producer_across_broker_kill_has_no_duplicates_or_gaps(broker
             if i % 20 == 0:
                 # Pace the producer so batches are always in flight.
                 p.poll(0.005)
-            if not killed and acked[0] >= per_partition:
+            if not killed and i == per_partition // 3:
+                # Kill once half of what was queued so far is acked: the
+                # rest is in flight or queued, and will be retried.
+                half = partitions * (i + 1) // 2
+                wait_until(lambda: p.poll(0.01) is not None and acked[0] >= half, 60,
+                           "half of the queued records to be acked")
                 broker.kill9()
                 broker.restart()
                 killed = True

@@ -125,8 +125,10 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
+/// Kafka's name for the API; one shared label for keys we do not know, so
+/// a client cannot grow the label sets.
 fn api_name(api_key: i16) -> String {
-    ApiKey::try_from(api_key).map_or_else(|_| format!("unknown_{api_key}"), |k| k.name().to_owned())
+    ApiKey::try_from(api_key).map_or_else(|_| "unknown".to_owned(), |k| k.name().to_owned())
 }
 
 /// A Kafka request finished: its API, how long it took, and frame sizes.

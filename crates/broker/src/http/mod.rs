@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
@@ -146,7 +146,18 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let route = format!("{} {route}", request.method());
+    // Methods outside the standard set share one label, so a client cannot
+    // grow the label sets with made-up methods.
+    let method = match *request.method() {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD => request.method().as_str(),
+        _ => "OTHER",
+    };
+    let route = format!("{method} {route}");
     let started = Instant::now();
     let response = next.run(request).await;
     crate::metrics::http_request_done(route, started.elapsed());

@@ -309,12 +309,19 @@ pub async fn produce(
 
     // Append every partition's batch first, then wait for all commits
     // together, so one group-commit fsync can cover them.
-    let mut appended = Vec::with_capacity(by_partition.len());
+    // Every partition is looked up before anything is appended, so an
+    // unknown partition fails the request with nothing written.
+    let mut targets = Vec::with_capacity(by_partition.len());
     for (index, records) in by_partition {
         let partition = broker
             .replicas
             .partition(&topic, index)
             .ok_or_else(|| unknown_partition(&topic, index))?;
+        targets.push((partition, records));
+    }
+    let mut appended = Vec::with_capacity(targets.len());
+    let mut failed = None;
+    for (partition, records) in targets {
         let mut builder = BatchBuilder::new();
         let places: Vec<usize> = records.iter().map(|(i, _)| *i).collect();
         for (_, record) in records {
@@ -322,17 +329,37 @@ pub async fn produce(
         }
         let batch = builder
             .build()
-            .map_err(|e| HttpError::bad_request(format!("cannot build a record batch: {e}")))?;
-        let info = partition.append(batch, now)?;
-        appended.push((partition, info, places));
+            .map_err(|e| HttpError::bad_request(format!("cannot build a record batch: {e}")));
+        match batch.and_then(|b| Ok(partition.append(b, now)?)) {
+            Ok(info) => appended.push((partition, info, places)),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
     }
     let mut offsets: Vec<Option<ProducedOffset>> = Vec::new();
     offsets.resize_with(appended.iter().map(|(_, _, p)| p.len()).sum(), || None);
     let commits = appended
         .iter()
         .map(|(partition, info, _)| partition.commit(info.last_offset + 1));
+    // Batches already appended are committed even when a later one was
+    // refused, so they do not wait in the log for someone else's commit.
     for result in futures::future::join_all(commits).await {
         result?;
+    }
+    if let Some(mut e) = failed {
+        if !appended.is_empty() {
+            e.body.message = format!(
+                "{} (records for partitions {:?} were appended)",
+                e.body.message,
+                appended
+                    .iter()
+                    .map(|(p, _, _)| p.tp.partition)
+                    .collect::<Vec<_>>()
+            );
+        }
+        return Err(e);
     }
     for (partition, info, places) in &appended {
         for (delta, &place) in places.iter().enumerate() {

@@ -50,9 +50,12 @@ def wait_port(addr: str, timeout_s: float = 30) -> None:
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    fs = AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(name, partitions, 1)])
+    # Keep the AdminClient alive until its futures resolve.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fs = admin.create_topics([NewTopic(name, partitions, 1)])
     for f in fs.values():
         f.result(30)
+    del admin
 
 
 def rd_produce(bootstrap, topic, n, size, batch, linger_ms, acks) -> dict:

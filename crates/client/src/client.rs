@@ -319,6 +319,23 @@ impl Client {
             })
     }
 
+    /// Partition count of a topic, from the cache without copying it
+    /// (the producer asks once per record).
+    pub async fn partition_count(&self, topic: &str) -> Result<i32> {
+        let cached = self
+            .inner
+            .metadata
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .topics
+            .get(topic)
+            .map(|t| t.partitions.len() as i32);
+        match cached {
+            Some(n) => Ok(n),
+            None => Ok(self.topic(topic).await?.partitions.len() as i32),
+        }
+    }
+
     /// Leader node id of a partition (from cache; refresh on a miss).
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
         let t = self.topic(topic).await?;

@@ -93,7 +93,13 @@ impl Connection {
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let dead = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
-        tokio::spawn(write_loop(write, rx, dead.clone(), pending.clone()));
+        tokio::spawn(write_loop(
+            write,
+            addr.to_owned(),
+            rx,
+            dead.clone(),
+            pending.clone(),
+        ));
         tokio::spawn(read_loop(
             read,
             addr.to_owned(),
@@ -272,6 +278,7 @@ impl Connection {
 
 async fn write_loop(
     mut write: tokio::net::tcp::OwnedWriteHalf,
+    addr: String,
     mut rx: mpsc::Receiver<Bytes>,
     dead: Arc<AtomicBool>,
     pending: Pending,
@@ -280,7 +287,7 @@ async fn write_loop(
         if let Err(e) = write.write_all(&frame).await {
             tracing::debug!("write failed: {e}");
             dead.store(true, Ordering::Release);
-            fail_all(&pending, None);
+            fail_all(&pending, &addr, Some(e.to_string()));
             return;
         }
     }
@@ -331,7 +338,7 @@ async fn read_loop(
         }
     };
     dead.store(true, Ordering::Release);
-    fail_all(&pending, Some(error));
+    fail_all(&pending, &addr, Some(error.to_string()));
 }
 
 fn bad_length(addr: &str, length: i32) -> ClientError {
@@ -342,21 +349,74 @@ fn bad_length(addr: &str, length: i32) -> ClientError {
     }
 }
 
-fn fail_all(pending: &Pending, error: Option<ClientError>) {
+fn fail_all(pending: &Pending, addr: &str, message: Option<String>) {
     let waiters: Vec<_> = {
         let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.drain().map(|(_, tx)| tx).collect()
     };
-    let message = error.map(|e| e.to_string());
     for tx in waiters {
         // Each waiter gets its own error value; the reason is kept in text.
         let err = match &message {
             Some(m) => ClientError::Io {
-                addr: String::new(),
+                addr: addr.to_owned(),
                 source: std::io::Error::other(m.clone()),
             },
             None => ClientError::Closed,
         };
         let _ = tx.send(Err(err));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A fake broker that reads one request and answers with `reply`.
+    async fn fake_broker(reply: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut len = [0u8; 4];
+            sock.read_exact(&mut len).await.unwrap();
+            let mut req = vec![0u8; i32::from_be_bytes(len) as usize];
+            sock.read_exact(&mut req).await.unwrap();
+            sock.write_all(&reply).await.unwrap();
+            // Keep the socket open so only the frame length can fail us.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_response_claiming_i32_max_bytes_is_an_error_not_an_allocation() {
+        let mut reply = i32::MAX.to_be_bytes().to_vec();
+        reply.extend_from_slice(&1i32.to_be_bytes());
+        let addr = fake_broker(reply).await;
+        let err = Connection::connect(&addr, ConnOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bad length"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_negative_response_length_is_an_error() {
+        let addr = fake_broker((-5i32).to_be_bytes().to_vec()).await;
+        let err = Connection::connect(&addr, ConnOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bad length"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_closed_port_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let err = Connection::connect(&addr, ConnOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err}");
     }
 }

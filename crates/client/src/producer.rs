@@ -232,6 +232,8 @@ impl Producer {
             in_flight_per_broker: HashMap::new(),
             sequences: HashMap::new(),
             flush_waiters: Vec::new(),
+            dirty: false,
+            retrying: 0,
         };
         let task = tokio::spawn(accumulator.run(rx));
         Ok(Producer {
@@ -245,8 +247,7 @@ impl Producer {
     /// Queues a record; the returned future resolves when it is acknowledged.
     /// Waits only when the internal queue is full.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let topic = self.client.topic(&record.topic).await?;
-        let count = topic.partitions.len() as i32;
+        let count = self.client.partition_count(&record.topic).await?;
         let partition = match record.partition {
             Some(p) if p < 0 || p >= count => {
                 return Err(ClientError::UnknownPartition {
@@ -349,6 +350,12 @@ struct Accumulator {
     in_flight_per_broker: HashMap<i32, usize>,
     sequences: HashMap<(String, i32), i32>,
     flush_waiters: Vec<oneshot::Sender<()>>,
+    /// Set when a batch may have become sendable (sealed, a request
+    /// finished, a backoff expired); dispatch scans only then, so adding a
+    /// record to an open batch costs no scan of the ready queue.
+    dirty: bool,
+    /// Retried batches now in `ready` (they may be waiting for a backoff).
+    retrying: usize,
 }
 
 impl Accumulator {
@@ -374,12 +381,17 @@ impl Accumulator {
                         *n = n.saturating_sub(1);
                     }
                     self.complete(batches, result).await;
+                    self.dirty = true;
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
                     self.seal_expired();
+                    self.dirty = true;
                 }
             }
-            self.dispatch(&mut in_flight).await;
+            if self.dirty {
+                self.dirty = false;
+                self.dispatch(&mut in_flight).await;
+            }
             let idle = self.open.is_empty() && self.ready.is_empty() && in_flight.is_empty();
             if idle {
                 for w in self.flush_waiters.drain(..) {
@@ -398,7 +410,12 @@ impl Accumulator {
             .values()
             .map(|b| b.created + self.config.linger)
             .min();
-        let backoff = self.ready.values().map(|b| b.not_before).min();
+        // Only retried batches wait for a backoff; skip the scan otherwise.
+        let backoff = if self.retrying > 0 {
+            self.ready.values().map(|b| b.not_before).min()
+        } else {
+            None
+        };
         match (linger, backoff) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -465,6 +482,7 @@ impl Accumulator {
             Ok(bytes) => {
                 let id = self.next_seal_id;
                 self.next_seal_id += 1;
+                self.dirty = true;
                 self.ready.insert(
                     id,
                     SealedBatch {
@@ -534,6 +552,7 @@ impl Accumulator {
                 .into_iter()
                 .filter_map(|id| self.ready.remove(&id).map(|b| (id, b)))
                 .collect();
+            self.retrying -= batches.iter().filter(|(_, b)| b.attempts > 0).count();
             *self.in_flight_per_broker.entry(leader).or_insert(0) += 1;
             let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
             for (_, b) in &batches {
@@ -655,6 +674,7 @@ impl Accumulator {
             b.not_before = Instant::now() + self.config.retry_backoff * b.attempts;
             tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.attempts, "retrying batch: {err}");
             self.ready.insert(id, b);
+            self.retrying += 1;
             return;
         }
         let msg = err.to_string();

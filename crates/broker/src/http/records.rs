@@ -58,8 +58,8 @@ pub struct RecordIn {
     pub key: Option<String>,
     /// Key as base64 bytes.
     pub key_base64: Option<String>,
-    /// Value as a JSON document.
-    #[schema(value_type = Object)]
+    /// Value as a JSON document (any JSON value).
+    #[schema(value_type = Value, required = false)]
     pub value: Option<serde_json::Value>,
     /// Value as base64 bytes.
     pub value_base64: Option<String>,
@@ -146,6 +146,8 @@ pub struct ReadResponse {
     pub log_start_offset: i64,
     /// Offset below which records are visible.
     pub high_watermark: i64,
+    /// Offset below which no transaction is open.
+    pub last_stable_offset: i64,
     /// Offset to read from next to continue after these records.
     pub next_offset: i64,
     /// Records in offset order.
@@ -168,6 +170,9 @@ pub struct ReadParams {
     pub last: Option<usize>,
     /// Most records to return with `offset` or `timestamp` (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// `read_uncommitted` (default) or `read_committed`.
+    #[param(inline)]
+    pub isolation: Option<Isolation>,
 }
 
 fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
@@ -386,16 +391,42 @@ fn text_and_base64(bytes: &Option<Bytes>) -> (Option<String>, Option<String>) {
     }
 }
 
+/// Which records a read returns, as Kafka's `isolation.level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Everything below the high watermark, including open and aborted
+    /// transactions (Kafka's consumer default).
+    #[default]
+    ReadUncommitted,
+    /// Only below the last stable offset, without aborted transactions.
+    ReadCommitted,
+}
+
+/// The offset a read with `isolation` stops before.
+pub fn read_upper_bound(partition: &Partition, isolation: Isolation) -> i64 {
+    match isolation {
+        Isolation::ReadUncommitted => partition.high_watermark(),
+        Isolation::ReadCommitted => crate::txn::last_stable_offset(partition),
+    }
+}
+
 /// Decodes the visible records of `partition` from `offset`, at most
 /// `limit` of them. Returns the records and the offset to continue from.
 pub fn read_records(
     partition: &Partition,
     offset: i64,
     limit: usize,
+    isolation: Isolation,
 ) -> Result<(Vec<RecordOut>, i64), HttpError> {
     let mut out = Vec::new();
     let mut next = offset;
-    while out.len() < limit && next < partition.high_watermark() {
+    let upper = read_upper_bound(partition, isolation);
+    while out.len() < limit && next < upper {
+        let aborted = match isolation {
+            Isolation::ReadCommitted => partition.log().aborted_transactions(next, upper),
+            Isolation::ReadUncommitted => Vec::new(),
+        };
         let read = partition.read(next, MAX_READ_BYTES)?;
         let bytes = read
             .to_bytes()
@@ -416,7 +447,15 @@ pub fn read_records(
             };
             let batch = bytes.slice(position..position + batch.len());
             let last = header.last_offset();
-            if header.is_control() {
+            if header.base_offset >= upper {
+                return Ok((out, next));
+            }
+            let aborted_batch = header.is_transactional()
+                && aborted.iter().any(|a| {
+                    a.producer_id == header.producer_id
+                        && (a.first_offset..=a.last_offset).contains(&header.base_offset)
+                });
+            if header.is_control() || aborted_batch {
                 next = next.max(last + 1);
                 continue;
             }
@@ -528,9 +567,11 @@ pub async fn read(
             "`limit`, `first` and `last` must be between 1 and {MAX_READ_RECORDS}"
         )));
     }
+    let isolation = params.isolation.unwrap_or_default();
     let response = blocking(move || {
         let start = partition.log().log_start_offset();
         let hw = partition.high_watermark();
+        let upper = read_upper_bound(&partition, isolation);
         let from = if let Some(offset) = params.offset {
             if offset < start || offset > hw {
                 return Err(HttpError::kafka(
@@ -553,10 +594,10 @@ pub async fn read(
         } else if params.first.is_some() {
             Some(start)
         } else {
-            Some((hw - limit as i64).max(start))
+            Some((upper - limit as i64).max(start))
         };
         let (records, next_offset) = match from {
-            Some(from) if from < hw => read_records(&partition, from, limit)?,
+            Some(from) if from < upper => read_records(&partition, from, limit, isolation)?,
             Some(from) => (Vec::new(), from),
             None => (Vec::new(), hw),
         };
@@ -565,6 +606,7 @@ pub async fn read(
             partition: partition.tp.partition,
             log_start_offset: start,
             high_watermark: hw,
+            last_stable_offset: crate::txn::last_stable_offset(&partition),
             next_offset,
             records,
         })

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use utoipa::IntoParams;
 
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
-use super::records::{RecordOut, partition_arc, read_records};
+use super::records::{Isolation, RecordOut, partition_arc, read_records, read_upper_bound};
 use super::{AppState, unknown_topic};
 use crate::Broker;
 use crate::partition::Partition;
@@ -46,6 +46,9 @@ pub struct PartitionTailParams {
     pub offset: Option<i64>,
     /// Start with the last N records (at most 1000).
     pub last: Option<i64>,
+    /// `read_uncommitted` (default) or `read_committed`.
+    #[param(inline)]
+    pub isolation: Option<Isolation>,
 }
 
 /// Where a topic tail starts.
@@ -55,6 +58,9 @@ pub struct PartitionTailParams {
 pub struct TopicTailParams {
     /// Start with the last N records of each partition (at most 1000).
     pub last: Option<i64>,
+    /// `read_uncommitted` (default) or `read_committed`.
+    #[param(inline)]
+    pub isolation: Option<Isolation>,
 }
 
 struct Follow {
@@ -63,6 +69,7 @@ struct Follow {
     partitions: Vec<(Arc<Partition>, i64)>,
     buffered: VecDeque<RecordOut>,
     stop: watch::Receiver<bool>,
+    isolation: Isolation,
 }
 
 impl Follow {
@@ -86,13 +93,14 @@ impl Follow {
                 w.as_mut().enable();
             }
             let positions = self.partitions.clone();
+            let isolation = self.isolation;
             let read = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
                 let mut next = Vec::with_capacity(positions.len());
                 for (p, from) in positions {
                     let from = from.max(p.log().log_start_offset());
-                    if from < p.high_watermark() {
-                        match read_records(&p, from, RECORDS_PER_ROUND) {
+                    if from < read_upper_bound(&p, isolation) {
+                        match read_records(&p, from, RECORDS_PER_ROUND, isolation) {
                             Ok((records, n)) => {
                                 out.extend(records);
                                 next.push(n);
@@ -199,6 +207,7 @@ pub async fn tail_partition(
         partitions: vec![(partition, start)],
         buffered: VecDeque::new(),
         stop: state.stop.clone(),
+        isolation: params.isolation.unwrap_or_default(),
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
 }
@@ -236,6 +245,7 @@ pub async fn tail_topic(
         partitions,
         buffered: VecDeque::new(),
         stop: state.stop.clone(),
+        isolation: params.isolation.unwrap_or_default(),
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
 }

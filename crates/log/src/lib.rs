@@ -1,8 +1,8 @@
 //! Durable segmented log: Kafka RecordBatch v2 segments with offset and time indexes.
 //!
 //! One [`Log`] per partition directory. It owns the directory's files:
-//! segments `<20-digit base offset>.log` with their `.index` and
-//! `.timeindex`, and the checkpoints `recovery-point-offset-checkpoint`,
+//! segments `<20-digit base offset>.log` with their `.index`,
+//! `.timeindex` and `.txnindex`, and the checkpoints `recovery-point-offset-checkpoint`,
 //! `log-start-offset-checkpoint`, `leader-epoch-checkpoint` and
 //! `producer-state-checkpoint`. It must not
 //! touch anything outside that directory (the data-dir lock belongs to the
@@ -11,8 +11,9 @@
 //!
 //! - [`log`] — the [`Log`] API: append, read, timestamps, retention, flush.
 //! - [`segment`] — one segment's files, its indexes, the recovery scan.
+//! - [`txn_index`] — the `.txnindex` entry format (aborted transactions).
 //! - [`checkpoint`] — atomic checkpoint files.
-//! - [`producer_state`] — producer ids, sequences, open and aborted transactions.
+//! - [`producer_state`] — producer ids, sequences, open transactions.
 //! - [`config`] — [`LogConfig`] and [`FlushPolicy`].
 //! - [`error`] — [`LogError`] and its Kafka error codes.
 
@@ -25,6 +26,7 @@ pub mod error;
 pub mod log;
 pub mod producer_state;
 pub mod segment;
+pub mod txn_index;
 
 #[cfg(test)]
 mod producer_state_tests;

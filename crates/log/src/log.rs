@@ -27,6 +27,7 @@ use crate::producer_state::{
     AbortedTxn, AppendOrigin, PRODUCER_STATE_FILE, ProducerEntry, ProducerStateManager, Staged,
 };
 use crate::segment::{self, ScanEnd, Segment, io_err, read_header};
+use crate::txn_index::{TXN_ENTRY_BYTES, TxnIndexEntry};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +153,7 @@ struct Inner {
     dir_dirty: bool,
     /// When `flush.ms` last fired.
     last_flush_ms: i64,
-    /// Producer ids, sequences, open and aborted transactions.
+    /// Producer ids, sequences and open transactions.
     producers: ProducerStateManager,
     /// `producers.end_offset()` when the snapshot was last written.
     snapshot_end_offset: i64,
@@ -179,6 +180,27 @@ impl Inner {
         let seg = self.segments.remove(0);
         self.size_bytes -= seg.size;
         seg.delete_files()
+    }
+
+    /// Writes an aborted transaction to the `.txnindex` of the segment
+    /// holding its marker, unless that segment already indexes it (replay
+    /// re-derives ranges that may be partly indexed).
+    fn index_aborted(
+        &mut self,
+        aborted: &AbortedTxn,
+        last_stable_offset: i64,
+    ) -> Result<(), LogError> {
+        let k = self.segment_index_for(aborted.last_offset);
+        let seg = &mut self.segments[k];
+        if aborted.last_offset <= seg.last_txn_marker {
+            return Ok(());
+        }
+        seg.append_txn_entry(&TxnIndexEntry {
+            producer_id: aborted.producer_id,
+            first_offset: aborted.first_offset,
+            last_offset: aborted.last_offset,
+            last_stable_offset,
+        })
     }
 
     /// Index of the segment that holds `offset` (the last one with base <= offset).
@@ -256,6 +278,9 @@ impl Log {
         let rp = recovery_point.unwrap_or(first_base);
         let interval = config.index_interval_bytes;
         let mut scanned_any = false;
+        // Lowest offset from which `.txnindex` entries must be re-derived by
+        // replaying the log (a missing, damaged or torn transaction index).
+        let mut txn_rebuild_from: Option<i64> = None;
         for k in 0..bases.len() {
             let mut seg = Segment::open_files(dir, bases[k])?;
             let next_base = bases.get(k + 1).copied();
@@ -284,6 +309,9 @@ impl Log {
                             seg.next_offset
                         ),
                     });
+                }
+                if let Some(from) = seg.load_txn_index(nb, false)? {
+                    txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
                 }
                 segments.push(seg);
                 continue;
@@ -350,6 +378,10 @@ impl Log {
                 seg.seal()?;
             }
             seg.rewrite_index_files()?;
+            let end = seg.next_offset;
+            if let Some(from) = seg.load_txn_index(end, true)? {
+                txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
+            }
             segments.push(seg);
             if torn {
                 for &later in &bases[k + 1..] {
@@ -398,7 +430,7 @@ impl Log {
                 checkpoint::write_epochs(dir, &inner.epochs)?;
             }
         }
-        log.load_producer_state()?;
+        log.load_producer_state(txn_rebuild_from)?;
         // Make what recovery kept durable, so the recovery point can move to the end.
         log.flush()?;
         Ok(log)
@@ -578,7 +610,24 @@ impl Log {
         self.poison(r)?;
         inner.log_end_offset = next;
         inner.size_bytes += len;
-        inner.producers.apply(staged, next);
+        // LSO before the append: a lower bound of the LSO right after any
+        // marker in it (see `TxnIndexEntry::last_stable_offset`).
+        let lso_before = inner
+            .producers
+            .first_unstable_offset()
+            .map_or(base_offset, |f| f.min(base_offset));
+        let aborted = inner.producers.apply(staged, next);
+        if !aborted.is_empty() {
+            let lso = if only_batch {
+                inner.producers.first_unstable_offset().unwrap_or(next)
+            } else {
+                lso_before
+            };
+            for a in &aborted {
+                let r = inner.index_aborted(a, lso);
+                self.poison(r)?;
+            }
+        }
         if leader_epoch >= 0 && inner.epochs.last().is_none_or(|&(e, _)| leader_epoch > e) {
             inner.epochs.push((leader_epoch, base_offset));
             let r = checkpoint::write_epochs(&self.dir, &inner.epochs);
@@ -633,7 +682,33 @@ impl Log {
                 .map_err(io_err("fsync", &path));
             self.poison(r)?;
         }
+        // Entries of markers below `end` were written before `end` was read.
+        self.sync_txn_indexes()?;
         self.durable_offset.fetch_max(end, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Fsyncs every `.txnindex` written since its last fsync.
+    fn sync_txn_indexes(&self) -> Result<(), LogError> {
+        let files: Vec<(Arc<File>, PathBuf)> = {
+            let mut inner = self.lock();
+            inner
+                .segments
+                .iter_mut()
+                .filter_map(|s| {
+                    std::mem::take(&mut s.txn_dirty)
+                        .then(|| (s.txn_index.clone(), s.txn_index_path.clone()))
+                })
+                .collect()
+        };
+        for (file, path) in files {
+            let r = self
+                .faults
+                .check(true)
+                .and_then(|()| file.sync_data())
+                .map_err(io_err("fsync", &path));
+            self.poison(r)?;
+        }
         Ok(())
     }
 
@@ -673,6 +748,9 @@ impl Log {
             }
             (inner.producers.to_snapshot(), end)
         };
+        // The snapshot says "replay from `end`", so every `.txnindex` entry of
+        // a marker below `end` must be durable before the snapshot is.
+        self.sync_txn_indexes()?;
         let r = ProducerStateManager::write_snapshot(&self.dir, &text);
         self.poison(r)?;
         let mut inner = self.lock();
@@ -681,15 +759,19 @@ impl Log {
     }
 
     /// Loads the snapshot (if usable) and replays the log from the offset
-    /// it covers to the end, so producer state survives a crash.
-    fn load_producer_state(&self) -> Result<(), LogError> {
+    /// it covers to the end, so producer state survives a crash. The replay
+    /// also re-derives `.txnindex` entries from `txn_rebuild_from` on; if that
+    /// lies below the snapshot, the snapshot is not used (the state at that
+    /// earlier offset is unknown) and the whole log is replayed.
+    fn load_producer_state(&self, txn_rebuild_from: Option<i64>) -> Result<(), LogError> {
         let (log_start, log_end) = {
             let inner = self.lock();
             (inner.log_start_offset, inner.log_end_offset)
         };
         let state = ProducerStateManager::read_snapshot(&self.dir)
             // A snapshot past the end describes data a torn tail lost.
-            .filter(|s| s.end_offset() <= log_end && s.end_offset() >= log_start);
+            .filter(|s| s.end_offset() <= log_end && s.end_offset() >= log_start)
+            .filter(|s| txn_rebuild_from.is_none_or(|from| s.end_offset() <= from));
         let (mut state, from, snapshot_end) = match state {
             Some(s) => {
                 let from = s.end_offset();
@@ -702,13 +784,15 @@ impl Log {
         };
         state.advance_end_offset(from);
         self.replay_producer_state(&mut state, from)?;
+        self.sync_txn_indexes()?;
         let mut inner = self.lock();
         inner.producers = state;
         inner.snapshot_end_offset = snapshot_end;
         Ok(())
     }
 
-    /// Applies every batch from `from` to the log end to `state`.
+    /// Applies every batch from `from` to the log end to `state`, and adds the
+    /// `.txnindex` entry of every ABORT marker met that its segment lacks.
     fn replay_producer_state(
         &self,
         state: &mut ProducerStateManager,
@@ -750,7 +834,14 @@ impl Log {
                         } else {
                             None
                         };
-                        state.replay(&header, bytes.as_ref());
+                        if let Some(aborted) = state.replay(&header, bytes.as_ref()) {
+                            // Replay goes one batch at a time, so this LSO is exact.
+                            let lso = state
+                                .first_unstable_offset()
+                                .unwrap_or(header.next_offset());
+                            let r = self.lock().index_aborted(&aborted, lso);
+                            self.poison(r)?;
+                        }
                         offset = header.next_offset();
                         progressed = true;
                     }
@@ -1086,8 +1177,7 @@ impl Log {
                 self.persist_log_start(&inner)?;
             }
         }
-        let log_start = inner.log_start_offset;
-        inner.producers.prune(log_start, now_ms);
+        inner.producers.prune(now_ms);
         Ok(deleted)
     }
 
@@ -1132,9 +1222,65 @@ impl Log {
         self.lock().producers.first_unstable_offset()
     }
 
-    /// Aborted transactions overlapping `[from, to)`, for `read_committed` fetches.
+    /// Aborted transactions overlapping `[from, to)` (marker at or after
+    /// `from`, first offset before `to`), for `read_committed` fetches, read
+    /// from the `.txnindex` files of the segments from the one holding
+    /// `from` on. The files are read outside the log lock.
+    pub fn read_aborted_transactions(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AbortedTxn>, LogError> {
+        let plan: Vec<(Arc<File>, PathBuf, usize)> = {
+            let inner = self.lock();
+            let k = inner.segment_index_for(from);
+            inner.segments[k..]
+                .iter()
+                .filter(|s| s.txn_entries > 0 && s.last_txn_marker >= from)
+                .map(|s| (s.txn_index.clone(), s.txn_index_path.clone(), s.txn_entries))
+                .collect()
+        };
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for (file, path, entries) in plan {
+            // Only the entries counted under the lock: later ones may be half written.
+            buf.resize(entries * TXN_ENTRY_BYTES, 0);
+            file.read_exact_at(&mut buf, 0)
+                .map_err(io_err("read", &path))?;
+            for (i, chunk) in buf.chunks_exact(TXN_ENTRY_BYTES).enumerate() {
+                let mut raw = [0u8; TXN_ENTRY_BYTES];
+                raw.copy_from_slice(chunk);
+                let Some(entry) = TxnIndexEntry::decode(&raw) else {
+                    return Err(LogError::Corrupt {
+                        file: path,
+                        position: (i * TXN_ENTRY_BYTES) as u64,
+                        reason: "transaction index entry with an unknown version".into(),
+                    });
+                };
+                if entry.last_offset >= from && entry.first_offset < to {
+                    out.push(entry.aborted());
+                }
+                // Every transaction starting below `to` had ended by this
+                // marker, so no later entry can overlap the range.
+                if entry.last_stable_offset >= to {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Log::read_aborted_transactions`] for callers without an error path
+    /// (the HTTP API): an unreadable index is logged and yields no entries.
+    /// Prefer the `Result` form.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.lock().producers.aborted_between(from, to)
+        match self.read_aborted_transactions(from, to) {
+            Ok(aborted) => aborted,
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "cannot read the transaction index");
+                Vec::new()
+            }
+        }
     }
 
     /// Every producer this partition knows (DescribeProducers).
@@ -1180,7 +1326,9 @@ impl Log {
             });
         }
         seg.rewrite_index_files()?;
-        let (next, new_size) = (seg.next_offset, seg.size);
+        let next = seg.next_offset;
+        seg.truncate_txn_index_to(next)?;
+        let new_size = seg.size;
         inner.size_bytes = inner.size_bytes - old + new_size;
         inner.log_end_offset = next;
         inner.epochs.retain(|&(_, start)| start < next);

@@ -1,6 +1,7 @@
-//! Per-partition producer state: idempotent-producer sequence checks,
-//! ongoing transactions (for the last stable offset), and the aborted
-//! transactions index that `read_committed` fetches need.
+//! Per-partition producer state: idempotent-producer sequence checks and
+//! ongoing transactions (for the last stable offset). Aborted transactions
+//! are not kept here: each ABORT marker yields an [`AbortedTxn`] that the log
+//! writes to the segment's `.txnindex` (see [`crate::txn_index`]).
 //!
 //! Owned by [`crate::Log`] and mutated only under its `inner` lock, in the
 //! same critical section as the append it describes, so "check the sequence"
@@ -11,6 +12,12 @@
 //! the offset it covers; on open the log replays every batch from that
 //! offset to the end, so a crash between snapshots loses nothing. The
 //! format is in `docs/design.md` ("Idempotence and transactions").
+
+/// Version of the snapshot format written. Version 0 also listed the aborted
+/// transactions, which now live in `.txnindex` files; a version 0 file is
+/// ignored and the state rebuilt from the log (which also rebuilds the
+/// missing `.txnindex` files).
+pub const SNAPSHOT_VERSION: i64 = 1;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -241,8 +248,6 @@ pub struct ProducerStateManager {
     /// Open transactions by first offset -> producer id; the smallest key
     /// bounds the last stable offset.
     ongoing: BTreeMap<i64, i64>,
-    /// Aborted transactions in marker order (so sorted by `last_offset`).
-    aborted: Vec<AbortedTxn>,
     /// Every batch below this offset is reflected in the state.
     end_offset: i64,
 }
@@ -283,21 +288,6 @@ impl ProducerStateManager {
     /// First offset of the oldest open transaction.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()
-    }
-
-    /// Aborted transactions whose range overlaps `[from, to)`.
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        let start = self.aborted.partition_point(|a| a.last_offset < from);
-        self.aborted[start..]
-            .iter()
-            .filter(|a| a.first_offset < to)
-            .copied()
-            .collect()
-    }
-
-    /// Every aborted transaction still indexed.
-    pub fn aborted(&self) -> &[AbortedTxn] {
-        &self.aborted
     }
 
     fn staged_entry<'a>(&self, staged: &'a mut Staged, id: i64) -> Option<&'a mut ProducerEntry> {
@@ -467,8 +457,9 @@ impl ProducerStateManager {
     }
 
     /// Applies what [`Self::check_and_stage`] staged, now that the batches
-    /// are written and the log ends at `end_offset`.
-    pub fn apply(&mut self, staged: Staged, end_offset: i64) {
+    /// are written and the log ends at `end_offset`. Returns the
+    /// transactions the append aborted, in marker order, for the `.txnindex`.
+    pub fn apply(&mut self, staged: Staged, end_offset: i64) -> Vec<AbortedTxn> {
         for id in &staged.ended {
             self.ongoing.retain(|_, pid| pid != id);
         }
@@ -476,16 +467,17 @@ impl ProducerStateManager {
             self.ongoing.insert(first_offset, id);
         }
         self.producers.extend(staged.entries);
-        self.aborted.extend(staged.aborted);
         self.end_offset = end_offset;
+        staged.aborted
     }
 
     /// Replays one batch found in the log (recovery): no checks, just the
     /// state change. `batch` is the batch's bytes for control batches.
-    pub fn replay(&mut self, header: &BatchHeader, batch: Option<&Bytes>) {
+    /// Returns the transaction an ABORT marker ended, if any.
+    pub fn replay(&mut self, header: &BatchHeader, batch: Option<&Bytes>) -> Option<AbortedTxn> {
         let mut staged = Staged::default();
         if header.is_control() {
-            let Some(bytes) = batch else { return };
+            let bytes = batch?;
             match parse_marker(bytes) {
                 Ok((marker, coordinator_epoch)) => {
                     self.stage_marker(&mut staged, header, marker, coordinator_epoch)
@@ -503,14 +495,13 @@ impl ProducerStateManager {
             };
             self.stage_data(&mut staged, header, meta);
         }
-        self.apply(staged, header.next_offset());
+        self.apply(staged, header.next_offset()).pop()
     }
 
-    /// Forgets aborted transactions wholly below the log start, and
-    /// producers idle past [`PRODUCER_ID_EXPIRATION_MS`] with no open
-    /// transaction.
-    pub fn prune(&mut self, log_start_offset: i64, now_ms: i64) {
-        self.aborted.retain(|a| a.last_offset >= log_start_offset);
+    /// Forgets producers idle past [`PRODUCER_ID_EXPIRATION_MS`] with no
+    /// open transaction. (Aborted transactions go with their segment's
+    /// `.txnindex`.)
+    pub fn prune(&mut self, now_ms: i64) {
         self.producers.retain(|_, e| {
             e.current_txn_first_offset.is_some()
                 || e.last_timestamp < 0
@@ -521,7 +512,7 @@ impl ProducerStateManager {
     /// Serialises the state (see `docs/design.md` for the format).
     pub fn to_snapshot(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "version 0");
+        let _ = writeln!(out, "version {SNAPSHOT_VERSION}");
         let _ = writeln!(out, "end_offset {}", self.end_offset);
         let _ = writeln!(out, "producers {}", self.producers.len());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
@@ -548,14 +539,6 @@ impl ProducerStateManager {
             }
             out.push('\n');
         }
-        let _ = writeln!(out, "aborted {}", self.aborted.len());
-        for a in &self.aborted {
-            let _ = writeln!(
-                out,
-                "a {} {} {}",
-                a.producer_id, a.first_offset, a.last_offset
-            );
-        }
         out.push_str("end\n");
         out
     }
@@ -565,7 +548,7 @@ impl ProducerStateManager {
         let mut lines = text.lines();
         let mut field =
             |name: &str| -> Option<i64> { lines.next()?.strip_prefix(name)?.trim().parse().ok() };
-        if field("version ")? != 0 {
+        if field("version ")? != SNAPSHOT_VERSION {
             return None;
         }
         let end_offset = field("end_offset ")?;
@@ -610,19 +593,6 @@ impl ProducerStateManager {
             }
             state.producers.insert(id, e);
         }
-        let m: usize = lines.next()?.strip_prefix("aborted ")?.parse().ok()?;
-        if m > MAX_SNAPSHOT_ENTRIES {
-            return None;
-        }
-        for _ in 0..m {
-            let mut it = lines.next()?.strip_prefix("a ")?.split(' ');
-            let mut num = || -> Option<i64> { it.next()?.parse().ok() };
-            state.aborted.push(AbortedTxn {
-                producer_id: num()?,
-                first_offset: num()?,
-                last_offset: num()?,
-            });
-        }
         (lines.next()? == "end").then_some(state)
     }
 
@@ -636,7 +606,10 @@ impl ProducerStateManager {
     pub fn read_snapshot(dir: &Path) -> Option<ProducerStateManager> {
         let text = std::fs::read_to_string(dir.join(PRODUCER_STATE_FILE)).ok()?;
         let parsed = ProducerStateManager::from_snapshot(&text);
-        if parsed.is_none() {
+        if parsed.is_none() && text.starts_with("version 0\n") {
+            // The upgrade path from before `.txnindex` files: see SNAPSHOT_VERSION.
+            tracing::info!(dir = %dir.display(), "producer state snapshot has the old version 0 format; rebuilding from the log");
+        } else if parsed.is_none() {
             tracing::warn!(dir = %dir.display(), "ignoring malformed producer state snapshot; rebuilding from the log");
         }
         parsed

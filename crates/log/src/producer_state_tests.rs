@@ -284,7 +284,7 @@ fn malformed_snapshot_is_ignored_and_state_rebuilt() {
     }
     std::fs::write(
         dir.path().join(PRODUCER_STATE_FILE),
-        "version 0\nend_offset 1\nproducers 99999999999\n",
+        "version 1\nend_offset 1\nproducers 99999999999\n",
     )
     .unwrap();
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
@@ -313,7 +313,10 @@ fn snapshot_round_trips() {
     let parsed = ProducerStateManager::from_snapshot(&text).unwrap();
     assert_eq!(parsed.to_snapshot(), text);
     assert_eq!(parsed.first_unstable_offset(), Some(3));
-    assert_eq!(parsed.aborted().len(), 1);
+    assert!(
+        !text.contains("\na "),
+        "aborted transactions live in .txnindex files, not the snapshot"
+    );
     // Any truncation of the file before its closing `end` line is refused,
     // never half-loaded.
     let end_line = text.len() - "end\n".len();
@@ -337,4 +340,212 @@ fn truncation_rebuilds_producer_state() {
     log.truncate_to(1).unwrap();
     // Sequence 1 is gone from the log, so it is in order again, not a duplicate.
     assert_eq!(log.append(idem(7, 0, 1, 1), 0, 0).unwrap().base_offset, 1);
+}
+
+// ---- `.txnindex`: the per-segment aborted-transaction index ----
+
+fn coordinator(log: &Log, pid: i64, kind: MarkerType) -> i64 {
+    log.append_as(marker(pid, 0, kind), 0, 0, AppendOrigin::Coordinator)
+        .unwrap()
+        .base_offset
+}
+
+/// Every append rolls: each batch gets its own segment.
+fn one_batch_per_segment() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1,
+        ..LogConfig::default()
+    }
+}
+
+fn txn_index_bytes(dir: &std::path::Path, base: i64) -> Vec<u8> {
+    std::fs::read(crate::segment::txn_index_path(dir, base)).unwrap()
+}
+
+fn aborted(log: &Log, from: i64, to: i64) -> Vec<(i64, i64, i64)> {
+    log.read_aborted_transactions(from, to)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+        .collect()
+}
+
+/// Offsets: 0..=1 txn of 7, 2 txn of 8, 3 ABORT 7, 4 COMMIT 8, 5 txn of 9,
+/// 6 ABORT 9; one segment per batch.
+fn two_aborts(log: &Log) {
+    log.append(txn(7, 0, 0, 2), 0, 0).unwrap();
+    log.append(txn(8, 0, 0, 1), 0, 0).unwrap();
+    assert_eq!(coordinator(log, 7, MarkerType::Abort), 3);
+    assert_eq!(coordinator(log, 8, MarkerType::Commit), 4);
+    log.append(txn(9, 0, 0, 1), 0, 0).unwrap();
+    assert_eq!(coordinator(log, 9, MarkerType::Abort), 6);
+}
+
+#[test]
+fn abort_marker_writes_a_34_byte_entry_to_its_segments_txnindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+    two_aborts(&log);
+    let bytes = txn_index_bytes(dir.path(), 3);
+    let mut expected = Vec::new();
+    expected.extend_from_slice(&0i16.to_be_bytes());
+    expected.extend_from_slice(&7i64.to_be_bytes()); // producer id
+    expected.extend_from_slice(&0i64.to_be_bytes()); // first offset
+    expected.extend_from_slice(&3i64.to_be_bytes()); // marker offset
+    expected.extend_from_slice(&2i64.to_be_bytes()); // LSO: 8's transaction is still open
+    assert_eq!(bytes, expected);
+    let entries = crate::txn_index::decode_all(&txn_index_bytes(dir.path(), 6), 6, 7).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (
+            entries[0].producer_id,
+            entries[0].first_offset,
+            entries[0].last_offset
+        ),
+        (9, 5, 6)
+    );
+    assert_eq!(entries[0].last_stable_offset, 7, "nothing open after it");
+    // The commit and the data segments have empty indexes.
+    for base in [0, 2, 4, 5] {
+        assert!(
+            txn_index_bytes(dir.path(), base).is_empty(),
+            "segment {base}"
+        );
+    }
+}
+
+#[test]
+fn read_committed_range_query_returns_overlapping_aborts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+    two_aborts(&log);
+    assert_eq!(aborted(&log, 0, 7), vec![(7, 0, 3), (9, 5, 6)]);
+    assert_eq!(aborted(&log, 0, 2), vec![(7, 0, 3)]);
+    assert_eq!(aborted(&log, 2, 3), vec![(7, 0, 3)]);
+    // Starts after 7's marker; 9's transaction starts at the upper bound.
+    assert!(aborted(&log, 4, 5).is_empty());
+    assert_eq!(aborted(&log, 4, 7), vec![(9, 5, 6)]);
+    assert!(aborted(&log, 7, 7).is_empty());
+}
+
+#[test]
+fn txnindex_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+        two_aborts(&log);
+        log.flush().unwrap();
+    }
+    let before = txn_index_bytes(dir.path(), 3);
+    let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+    assert_eq!(txn_index_bytes(dir.path(), 3), before);
+    assert_eq!(aborted(&log, 0, 7), vec![(7, 0, 3), (9, 5, 6)]);
+}
+
+#[test]
+fn deleted_txnindex_of_a_sealed_segment_is_rebuilt_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+        two_aborts(&log);
+        log.append(idem(1, 0, 0, 1), 0, 0).unwrap();
+        log.flush().unwrap();
+    }
+    let (three, six) = (
+        txn_index_bytes(dir.path(), 3),
+        txn_index_bytes(dir.path(), 6),
+    );
+    std::fs::remove_file(crate::segment::txn_index_path(dir.path(), 3)).unwrap();
+    // A damaged one is rebuilt too.
+    std::fs::write(crate::segment::txn_index_path(dir.path(), 6), [1u8; 20]).unwrap();
+    let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+    assert_eq!(txn_index_bytes(dir.path(), 3), three);
+    assert_eq!(txn_index_bytes(dir.path(), 6), six);
+    assert_eq!(aborted(&log, 0, 8), vec![(7, 0, 3), (9, 5, 6)]);
+}
+
+#[test]
+fn old_snapshot_format_is_ignored_and_txnindex_rebuilt() {
+    // The upgrade path: a version 0 snapshot (aborted list inside) and
+    // segments without `.txnindex` files.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+        two_aborts(&log);
+        log.append(txn(10, 0, 0, 1), 0, 0).unwrap(); // 7, left open
+        log.flush().unwrap();
+    }
+    for base in [0, 2, 3, 4, 5, 6, 7] {
+        std::fs::remove_file(crate::segment::txn_index_path(dir.path(), base)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join(PRODUCER_STATE_FILE),
+        "version 0\nend_offset 8\nproducers 0\naborted 1\na 7 0 3\nend\n",
+    )
+    .unwrap();
+    let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+    assert_eq!(aborted(&log, 0, 8), vec![(7, 0, 3), (9, 5, 6)]);
+    assert_eq!(log.first_unstable_offset(), Some(7));
+    let text = std::fs::read_to_string(dir.path().join(PRODUCER_STATE_FILE)).unwrap();
+    assert!(text.starts_with("version 1\n"), "{text}");
+}
+
+#[test]
+fn torn_txnindex_tail_of_the_active_segment_is_rederived() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::segment::txn_index_path(dir.path(), 0);
+    let full = {
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(txn(7, 0, 0, 2), 0, 0).unwrap(); // 0..=1
+        coordinator(&log, 7, MarkerType::Abort); // 2
+        log.flush().unwrap();
+        log.append(txn(8, 0, 0, 1), 0, 0).unwrap(); // 3
+        coordinator(&log, 8, MarkerType::Abort); // 4
+        log.sync_until(log.log_end_offset()).unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    assert_eq!(full.len(), 68);
+    // A crash left the second entry half written.
+    std::fs::write(&path, &full[..34 + 10]).unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), full);
+    assert_eq!(aborted(&log, 0, 5), vec![(7, 0, 2), (8, 3, 4)]);
+}
+
+#[test]
+fn delete_records_and_retention_drop_txnindex_with_their_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), one_batch_per_segment()).unwrap();
+    two_aborts(&log);
+    log.advance_log_start_offset(4).unwrap();
+    for base in [0, 2, 3] {
+        assert!(!crate::segment::txn_index_path(dir.path(), base).exists());
+    }
+    assert_eq!(aborted(&log, 4, 7), vec![(9, 5, 6)]);
+    log.update_config(LogConfig {
+        retention_ms: 1_000,
+        ..one_batch_per_segment()
+    });
+    log.apply_retention(1_000_000).unwrap();
+    assert!(!crate::segment::txn_index_path(dir.path(), 6).exists());
+    assert!(aborted(&log, 7, 7).is_empty());
+}
+
+#[test]
+fn truncation_cuts_txnindex_entries_past_the_new_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::segment::txn_index_path(dir.path(), 0);
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(txn(7, 0, 0, 2), 0, 0).unwrap(); // 0..=1
+    coordinator(&log, 7, MarkerType::Abort); // 2
+    log.append(txn(8, 0, 0, 1), 0, 0).unwrap(); // 3
+    coordinator(&log, 8, MarkerType::Abort); // 4
+    assert_eq!(std::fs::read(&path).unwrap().len(), 68);
+    log.truncate_to(4).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap().len(), 34);
+    assert_eq!(aborted(&log, 0, 5), vec![(7, 0, 2)]);
+    // 8's transaction is open again; aborting it indexes it again, once.
+    assert_eq!(log.first_unstable_offset(), Some(3));
+    coordinator(&log, 8, MarkerType::Abort);
+    assert_eq!(aborted(&log, 0, 5), vec![(7, 0, 2), (8, 3, 4)]);
 }

@@ -1,6 +1,8 @@
 //! One segment: a `.log` file of whole RecordBatch v2 batches plus its sparse
 //! `.index` (relative offset → position) and `.timeindex` (timestamp →
-//! relative offset), kept in memory and appended to their files.
+//! relative offset), kept in memory and appended to their files, and its
+//! `.txnindex` (aborted transactions), which stays on disk: only its entry
+//! count is kept in memory.
 //!
 //! This module does the file I/O of one segment and the recovery scan. It
 //! knows nothing about other segments, checkpoints or locking; `log.rs` does.
@@ -14,6 +16,7 @@ use sluice_records::batch::check_batch_framing;
 use sluice_records::{BATCH_HEADER_BYTES, BatchHeader, RecordsError, check_batch};
 
 use crate::error::LogError;
+use crate::txn_index::{self, TXN_ENTRY_BYTES, TxnIndexDamage, TxnIndexEntry};
 
 /// Size of one `.index` entry: relative offset u32 + position u32.
 pub const OFFSET_ENTRY_BYTES: usize = 8;
@@ -36,6 +39,11 @@ pub fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
         dir.join(format!("{stem}.index")),
         dir.join(format!("{stem}.timeindex")),
     ]
+}
+
+/// Path of a segment's aborted-transaction index.
+pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.txnindex", file_stem(base_offset)))
 }
 
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
@@ -177,6 +185,19 @@ pub struct Segment {
     pub indexes: Indexes,
     /// Entries already written to the index files.
     written: (usize, usize),
+    /// The `.txnindex` file, shared with readers planned under the log lock.
+    pub txn_index: Arc<File>,
+    /// Path of the `.txnindex` file.
+    pub txn_index_path: PathBuf,
+    /// Whole entries in the `.txnindex` file.
+    pub txn_entries: usize,
+    /// Marker offset of the last `.txnindex` entry, -1 if none: replay adds
+    /// only entries past it, so re-deriving a range never duplicates one.
+    pub last_txn_marker: i64,
+    /// Entries were written since the last fsync of the `.txnindex`.
+    pub txn_dirty: bool,
+    /// The `.txnindex` file did not exist when the segment was opened.
+    pub txn_index_missing: bool,
 }
 
 /// Reads the 61-byte header at `position`.
@@ -334,6 +355,9 @@ impl Segment {
     /// Creates an empty segment (truncating any stale files of that name).
     pub fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
         let [log_path, idx, tidx] = paths(dir, base_offset);
+        // Created with the segment, even while it holds no entry, so that a
+        // missing file on open unambiguously means "lost": see the design doc.
+        let txn_index_path = txn_index_path(dir, base_offset);
         Ok(Segment {
             base_offset,
             log: Arc::new(open_rw(&log_path, true)?),
@@ -344,6 +368,12 @@ impl Segment {
             next_offset: base_offset,
             indexes: Indexes::new(),
             written: (0, 0),
+            txn_index: Arc::new(open_rw(&txn_index_path, true)?),
+            txn_index_path,
+            txn_entries: 0,
+            last_txn_marker: -1,
+            txn_dirty: false,
+            txn_index_missing: false,
         })
     }
 
@@ -352,6 +382,8 @@ impl Segment {
         let [log_path, idx, tidx] = paths(dir, base_offset);
         let log = open_rw(&log_path, false)?;
         let size = log.metadata().map_err(io_err("stat", &log_path))?.len();
+        let txn_index_path = txn_index_path(dir, base_offset);
+        let txn_index_missing = !txn_index_path.exists();
         Ok(Segment {
             base_offset,
             log: Arc::new(log),
@@ -362,6 +394,12 @@ impl Segment {
             next_offset: base_offset,
             indexes: Indexes::new(),
             written: (0, 0),
+            txn_index: Arc::new(open_rw(&txn_index_path, false)?),
+            txn_index_path,
+            txn_entries: 0,
+            last_txn_marker: -1,
+            txn_dirty: false,
+            txn_index_missing,
         })
     }
 
@@ -537,12 +575,138 @@ impl Segment {
         self.write_new_index_entries()
     }
 
+    /// Reads every entry of the `.txnindex` and checks it against the
+    /// segment's range `[base_offset, end_offset)`.
+    pub fn read_txn_entries(
+        &self,
+        end_offset: i64,
+    ) -> Result<Result<Vec<TxnIndexEntry>, TxnIndexDamage>, LogError> {
+        let path = &self.txn_index_path;
+        let len = self
+            .txn_index
+            .metadata()
+            .map_err(io_err("stat", path))?
+            .len();
+        let mut buf = vec![0u8; len as usize];
+        self.txn_index
+            .read_exact_at(&mut buf, 0)
+            .map_err(io_err("read", path))?;
+        Ok(txn_index::decode_all(&buf, self.base_offset, end_offset))
+    }
+
+    /// Loads the `.txnindex` of a segment ending at `end_offset`. Returns
+    /// the offset from which its entries must be re-derived by replaying
+    /// the log, or `None` if it is complete. A missing or damaged file is
+    /// emptied and must be re-derived from the segment's base, unless
+    /// `keep_prefix` (a segment recovery scanned, whose unsynced tail may be
+    /// torn): then the entries before the first bad one are kept, the file is
+    /// cut after them, and only markers past the last kept one are re-derived.
+    pub fn load_txn_index(
+        &mut self,
+        end_offset: i64,
+        keep_prefix: bool,
+    ) -> Result<Option<i64>, LogError> {
+        if self.txn_index_missing {
+            tracing::warn!(file = %self.txn_index_path.display(), "transaction index is missing; rebuilding");
+            self.clear_txn_index()?;
+            return Ok(Some(self.base_offset));
+        }
+        let damage = match self.read_txn_entries(end_offset)? {
+            Ok(entries) => {
+                self.txn_entries = entries.len();
+                self.last_txn_marker = entries.last().map_or(-1, |e| e.last_offset);
+                return Ok(None);
+            }
+            Err(damage) => damage,
+        };
+        if !keep_prefix {
+            tracing::warn!(file = %self.txn_index_path.display(), ?damage, "transaction index is damaged; rebuilding");
+            self.clear_txn_index()?;
+            return Ok(Some(self.base_offset));
+        }
+        let len = self
+            .txn_index
+            .metadata()
+            .map_err(io_err("stat", &self.txn_index_path))?
+            .len();
+        let keep = match damage {
+            TxnIndexDamage::PartialEntry => (len as usize) / TXN_ENTRY_BYTES,
+            TxnIndexDamage::BadEntry { index } => index,
+        };
+        tracing::warn!(file = %self.txn_index_path.display(), keep, ?damage, "cutting the damaged tail of a transaction index");
+        self.truncate_txn_entries(keep)?;
+        match self.read_txn_entries(end_offset)? {
+            Ok(entries) => {
+                self.last_txn_marker = entries.last().map_or(-1, |e| e.last_offset);
+                Ok(Some(self.last_txn_marker.max(self.base_offset - 1) + 1))
+            }
+            Err(_) => {
+                self.clear_txn_index()?;
+                Ok(Some(self.base_offset))
+            }
+        }
+    }
+
+    /// Empties the `.txnindex` (before it is rebuilt by replay).
+    pub fn clear_txn_index(&mut self) -> Result<(), LogError> {
+        self.truncate_txn_entries(0)?;
+        self.last_txn_marker = -1;
+        self.txn_index_missing = false;
+        Ok(())
+    }
+
+    fn truncate_txn_entries(&mut self, keep: usize) -> Result<(), LogError> {
+        self.txn_index
+            .set_len((keep * TXN_ENTRY_BYTES) as u64)
+            .map_err(io_err("truncate", &self.txn_index_path))?;
+        self.txn_entries = keep;
+        self.txn_dirty = true;
+        Ok(())
+    }
+
+    /// Drops the `.txnindex` entries whose marker is at or past `offset`
+    /// (log truncation).
+    pub fn truncate_txn_index_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.last_txn_marker < offset {
+            return Ok(());
+        }
+        let entries = match self.read_txn_entries(i64::MAX)? {
+            Ok(entries) => entries,
+            Err(damage) => {
+                return Err(LogError::Corrupt {
+                    file: self.txn_index_path.clone(),
+                    position: 0,
+                    reason: format!("transaction index damaged: {damage:?}"),
+                });
+            }
+        };
+        let keep = entries.partition_point(|e| e.last_offset < offset);
+        self.truncate_txn_entries(keep)?;
+        self.last_txn_marker = keep.checked_sub(1).map_or(-1, |i| entries[i].last_offset);
+        Ok(())
+    }
+
+    /// Appends one `.txnindex` entry. Entries come in marker order; the log
+    /// asserts that before calling.
+    pub fn append_txn_entry(&mut self, entry: &TxnIndexEntry) -> Result<(), LogError> {
+        let mut buf = Vec::with_capacity(TXN_ENTRY_BYTES);
+        entry.encode_into(&mut buf);
+        self.txn_index
+            .write_all_at(&buf, (self.txn_entries * TXN_ENTRY_BYTES) as u64)
+            .map_err(io_err("write", &self.txn_index_path))?;
+        self.txn_entries += 1;
+        self.last_txn_marker = entry.last_offset;
+        self.txn_dirty = true;
+        Ok(())
+    }
+
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<(), LogError> {
         for path in [
             self.log_path.clone(),
             self.sibling("index"),
             self.sibling("timeindex"),
+            self.txn_index_path.clone(),
         ] {
             match fs::remove_file(&path) {
                 Ok(()) => {}

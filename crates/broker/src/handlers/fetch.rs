@@ -232,13 +232,17 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
             if !first && bytes.len() > limit_bytes {
                 return data;
             }
-            crate::metrics::fetched(&partition.tp.topic, bytes.len());
             if read_committed {
-                data.aborted_transactions = Some(crate::txn::aborted_transactions(
-                    partition,
-                    w.fetch_offset,
-                    &bytes,
-                ));
+                match crate::txn::aborted_transactions(partition, w.fetch_offset, &bytes) {
+                    Ok(aborted) => data.aborted_transactions = Some(aborted),
+                    Err(e) => {
+                        // Records without their aborted list would show a
+                        // read_committed consumer aborted data: send none.
+                        tracing::error!(partition = %partition.tp, offset = w.fetch_offset, "cannot read the transaction index: {e}");
+                        data.error_code = e.kafka_error_code();
+                        return data;
+                    }
+                }
             }
             crate::metrics::fetched(&partition.tp.topic, bytes.len());
             data.records = bytes;

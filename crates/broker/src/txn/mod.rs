@@ -968,12 +968,13 @@ pub fn last_stable_offset(partition: &crate::partition::Partition) -> i64 {
 }
 
 /// Fetch's `aborted_transactions` for `records` read from `from`: every
-/// aborted transaction overlapping the returned batches.
+/// aborted transaction overlapping the returned batches, read from the
+/// partition's `.txnindex` files.
 pub fn aborted_transactions(
     partition: &crate::partition::Partition,
     from: i64,
     records: &[u8],
-) -> Vec<sluice_protocol::messages::fetch::AbortedTransaction> {
+) -> Result<Vec<sluice_protocol::messages::fetch::AbortedTransaction>, sluice_log::LogError> {
     let upper = Batches::without_crc(records)
         .filter_map(|b| match b {
             NextBatch::Complete { header, .. } => Some(header.next_offset()),
@@ -982,16 +983,16 @@ pub fn aborted_transactions(
         .last()
         .unwrap_or(from);
     if upper <= from {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    partition
+    Ok(partition
         .log()
-        .aborted_transactions(from, upper)
+        .read_aborted_transactions(from, upper)?
         .into_iter()
         .map(|a| sluice_protocol::messages::fetch::AbortedTransaction {
             producer_id: a.producer_id,
             first_offset: a.first_offset,
             ..Default::default()
         })
-        .collect()
+        .collect())
 }

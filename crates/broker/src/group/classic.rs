@@ -145,8 +145,21 @@ pub enum JoinOutcome {
 pub enum SyncOutcome {
     /// Answered at once.
     Done(SyncGroupResponse),
-    /// Answered when the leader's assignment arrives.
+    /// Answered when the leader's assignment arrives and is stored.
     Wait(oneshot::Receiver<SyncGroupResponse>),
+    /// The leader's assignment arrived. The coordinator must make `value`
+    /// (the group as it will be once Stable) durable, then report the
+    /// result with [`ClassicGroup::assignment_stored`]; only that answers
+    /// the members, so none acts on an assignment a crash could lose
+    /// (Kafka answers SyncGroup in the group-metadata append's callback).
+    Store {
+        /// The leader's own answer.
+        rx: oneshot::Receiver<SyncGroupResponse>,
+        /// The generation the assignment belongs to.
+        generation_id: i32,
+        /// The record value to persist.
+        value: GroupValue,
+    },
 }
 
 /// A classic group.
@@ -178,6 +191,9 @@ pub struct ClassicGroup {
     initial_delay: Option<(Duration, Duration, bool)>,
     /// When the state last changed, ms since the epoch.
     pub state_timestamp_ms: i64,
+    /// The leader's assignment while its group-metadata record is being
+    /// made durable: (generation, assignment by member id).
+    storing: Option<(i32, HashMap<String, Bytes>)>,
     next_join_seq: u64,
     dirty: bool,
 }
@@ -214,6 +230,7 @@ impl ClassicGroup {
             rebalance_deadline: None,
             initial_delay: None,
             state_timestamp_ms: now_ms,
+            storing: None,
             next_join_seq: 0,
             dirty: false,
         }
@@ -517,6 +534,9 @@ impl ClassicGroup {
     }
 
     fn prepare_rebalance_with(&mut self, limits: &ClassicLimits, now: Instant, now_ms: i64) {
+        // An assignment still being stored belongs to the generation this
+        // rebalance ends; its late result is ignored.
+        self.storing = None;
         if self.state == ClassicState::CompletingRebalance {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -716,26 +736,87 @@ impl ClassicGroup {
                 {
                     let _ = old.send(sync_error(code::REBALANCE_IN_PROGRESS));
                 }
-                if self.leader_id.as_deref() == Some(member_id) {
-                    let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
-                    for m in self.members.values_mut() {
-                        m.assignment = given.remove(&m.member_id).unwrap_or_default();
-                    }
-                    self.set_state(ClassicState::Stable, now_ms);
-                    self.dirty = true;
-                    let ids: Vec<String> = self.members.keys().cloned().collect();
-                    for id in ids {
-                        let response = self.sync_response(&id);
-                        if let Some(m) = self.members.get_mut(&id) {
-                            m.session_deadline =
-                                now + Duration::from_millis(m.session_timeout_ms as u64);
-                            if let Some(w) = m.sync_waiter.take() {
-                                let _ = w.send(response);
-                            }
+                // A leader's SyncGroup repeated while the first one's
+                // assignment is being stored waits for that store.
+                if self.leader_id.as_deref() != Some(member_id) || self.storing.is_some() {
+                    return SyncOutcome::Wait(rx);
+                }
+                let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                let assignment: HashMap<String, Bytes> = self
+                    .members
+                    .keys()
+                    .map(|id| (id.clone(), given.remove(id).unwrap_or_default()))
+                    .collect();
+                let value = self.value_with(Some(&assignment), now_ms);
+                self.storing = Some((self.generation_id, assignment));
+                SyncOutcome::Store {
+                    rx,
+                    generation_id: self.generation_id,
+                    value,
+                }
+            }
+        }
+    }
+
+    /// The result of storing the leader's assignment for `generation_id`
+    /// (Kafka's SyncGroup append callback). On success the group becomes
+    /// Stable and every waiting member gets its assignment; on failure every
+    /// waiting member gets `result`'s error code and the group rebalances.
+    /// Ignored if the group has moved on since the assignment arrived.
+    pub fn assignment_stored(
+        &mut self,
+        generation_id: i32,
+        result: Result<(), i16>,
+        now: Instant,
+        now_ms: i64,
+    ) {
+        if self.state != ClassicState::CompletingRebalance
+            || self.generation_id != generation_id
+            || self
+                .storing
+                .as_ref()
+                .is_none_or(|(g, _)| *g != generation_id)
+        {
+            return;
+        }
+        let Some((_, mut assignment)) = self.storing.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                for m in self.members.values_mut() {
+                    m.assignment = assignment.remove(&m.member_id).unwrap_or_default();
+                }
+                self.set_state(ClassicState::Stable, now_ms);
+                let ids: Vec<String> = self.members.keys().cloned().collect();
+                for id in ids {
+                    let response = self.sync_response(&id);
+                    if let Some(m) = self.members.get_mut(&id) {
+                        m.session_deadline =
+                            now + Duration::from_millis(m.session_timeout_ms as u64);
+                        if let Some(w) = m.sync_waiter.take() {
+                            let _ = w.send(response);
                         }
                     }
                 }
-                SyncOutcome::Wait(rx)
+            }
+            Err(error_code) => {
+                // Kafka's resetAndPropagateAssignmentError, then
+                // maybePrepareRebalance.
+                tracing::warn!(
+                    group = %self.group_id,
+                    generation_id,
+                    error_code,
+                    "cannot store the group assignment; rebalancing"
+                );
+                for m in self.members.values_mut() {
+                    m.assignment = Bytes::new();
+                    m.session_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(sync_error(error_code));
+                    }
+                }
+                self.prepare_rebalance(now, now_ms);
             }
         }
     }
@@ -921,16 +1002,35 @@ impl ClassicGroup {
 
     /// The metadata to persist.
     pub fn to_value(&self) -> GroupValue {
+        if self.state == ClassicState::Stable {
+            let assignment: HashMap<String, Bytes> = self
+                .members
+                .values()
+                .map(|m| (m.member_id.clone(), m.assignment.clone()))
+                .collect();
+            self.value_with(Some(&assignment), self.state_timestamp_ms)
+        } else {
+            self.value_with(None, self.state_timestamp_ms)
+        }
+    }
+
+    /// The metadata of this generation: Stable with `assignment` (members
+    /// and their assignments are kept), or without members when `None`.
+    fn value_with(
+        &self,
+        assignment: Option<&HashMap<String, Bytes>>,
+        state_timestamp_ms: i64,
+    ) -> GroupValue {
         let protocol = self.protocol_name.clone().unwrap_or_default();
-        let stable = self.state == ClassicState::Stable;
+        let stable = assignment.is_some();
         GroupValue {
             group_type: "classic".to_owned(),
             protocol_type: self.protocol_type.clone(),
             generation: self.generation_id,
             protocol: self.protocol_name.clone().filter(|_| stable),
             leader: self.leader_id.clone().filter(|_| stable),
-            state_timestamp_ms: self.state_timestamp_ms,
-            members: if stable {
+            state_timestamp_ms,
+            members: if let Some(assignment) = assignment {
                 self.members
                     .values()
                     .map(|m| MemberValue {
@@ -941,7 +1041,10 @@ impl ClassicGroup {
                         session_timeout_ms: m.session_timeout_ms,
                         rebalance_timeout_ms: m.rebalance_timeout_ms,
                         subscription: hex(&m.metadata_for(&protocol)),
-                        assignment: hex(&m.assignment),
+                        assignment: hex(assignment
+                            .get(&m.member_id)
+                            .map(|a| a.as_ref())
+                            .unwrap_or_default()),
                     })
                     .collect()
             } else {
@@ -1068,7 +1171,12 @@ mod tests {
             .iter()
             .map(|i| (i.clone(), Bytes::from(format!("for-{i}"))))
             .collect();
-        let _ = g.sync(&leader, None, gen_id, None, None, assignments, now, 0);
+        let SyncOutcome::Store { generation_id, .. } =
+            g.sync(&leader, None, gen_id, None, None, assignments, now, 0)
+        else {
+            panic!("the leader's assignment must be stored")
+        };
+        g.assignment_stored(generation_id, Ok(()), now, 0);
         assert_eq!(g.state, ClassicState::Stable);
     }
 
@@ -1083,7 +1191,11 @@ mod tests {
         assert_eq!(joined.leader, id);
         assert_eq!(joined.members.len(), 1);
         assert_eq!(joined.protocol_name.as_deref(), Some("range"));
-        let SyncOutcome::Wait(mut rx) = g.sync(
+        let SyncOutcome::Store {
+            mut rx,
+            generation_id,
+            value,
+        } = g.sync(
             &id,
             None,
             1,
@@ -1092,13 +1204,121 @@ mod tests {
             vec![(id.clone(), Bytes::from_static(b"a"))],
             now,
             0,
-        ) else {
-            panic!("leader sync waits for its own answer")
+        )
+        else {
+            panic!("the leader's assignment must be stored before anyone is answered")
         };
+        assert_eq!(generation_id, 1);
+        assert_eq!(value.members.len(), 1);
+        assert_eq!(value.members[0].assignment, hex(b"a"));
+        assert!(rx.try_recv().is_err(), "no answer before the store");
+        assert_eq!(g.state, ClassicState::CompletingRebalance);
+        g.assignment_stored(1, Ok(()), now, 0);
         let synced = rx.try_recv().expect("answered");
         assert_eq!(synced.assignment, Bytes::from_static(b"a"));
         assert_eq!(g.state, ClassicState::Stable);
-        assert!(g.take_dirty(), "stable group must be persisted");
+        assert_eq!(g.to_value(), value, "what was stored is the Stable group");
+    }
+
+    #[test]
+    fn followers_are_answered_only_after_the_assignment_is_stored() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let (a, oa) = join_new(&mut g, now);
+        done(oa);
+        sync_all(&mut g, std::slice::from_ref(&a), now);
+        let (b, ob) = join_new(&mut g, now);
+        let oa = g.join(args(&a, None), &LIMITS, now, 0);
+        done(ob);
+        done(oa);
+        let leader = g.leader_id.clone().expect("leader");
+        let follower = if leader == a { b.clone() } else { a.clone() };
+        let SyncOutcome::Wait(mut follower_rx) =
+            g.sync(&follower, None, 2, None, None, vec![], now, 0)
+        else {
+            panic!("follower waits for the leader")
+        };
+        let assignments = vec![
+            (a.clone(), Bytes::from_static(b"A")),
+            (b.clone(), Bytes::from_static(b"B")),
+        ];
+        let SyncOutcome::Store { mut rx, .. } =
+            g.sync(&leader, None, 2, None, None, assignments.clone(), now, 0)
+        else {
+            panic!("leader's assignment is stored")
+        };
+        // A repeated leader SyncGroup during the store starts no second store.
+        let SyncOutcome::Wait(mut again) =
+            g.sync(&leader, None, 2, None, None, assignments, now, 0)
+        else {
+            panic!("a repeated leader sync waits")
+        };
+        assert_eq!(
+            rx.try_recv().expect("replaced").error_code,
+            code::REBALANCE_IN_PROGRESS
+        );
+        assert!(
+            follower_rx.try_recv().is_err(),
+            "follower answered before the store"
+        );
+        // A result for another generation is ignored.
+        g.assignment_stored(1, Ok(()), now, 0);
+        assert!(follower_rx.try_recv().is_err());
+        g.assignment_stored(2, Ok(()), now, 0);
+        let f = follower_rx.try_recv().expect("follower answered");
+        assert_eq!(f.error_code, code::NONE);
+        let expected = if follower == a { &b"A"[..] } else { &b"B"[..] };
+        assert_eq!(f.assignment.as_ref(), expected);
+        assert_eq!(
+            again.try_recv().expect("leader answered").error_code,
+            code::NONE
+        );
+        assert_eq!(g.state, ClassicState::Stable);
+    }
+
+    #[test]
+    fn a_failed_assignment_store_answers_the_error_and_rebalances() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let (a, oa) = join_new(&mut g, now);
+        done(oa);
+        sync_all(&mut g, std::slice::from_ref(&a), now);
+        let (b, ob) = join_new(&mut g, now);
+        let oa = g.join(args(&a, None), &LIMITS, now, 0);
+        done(ob);
+        done(oa);
+        let leader = g.leader_id.clone().expect("leader");
+        let follower = if leader == a { b.clone() } else { a.clone() };
+        let SyncOutcome::Wait(mut follower_rx) =
+            g.sync(&follower, None, 2, None, None, vec![], now, 0)
+        else {
+            panic!("follower waits")
+        };
+        let assignments = vec![(a.clone(), Bytes::from_static(b"A"))];
+        let SyncOutcome::Store { mut rx, .. } =
+            g.sync(&leader, None, 2, None, None, assignments, now, 0)
+        else {
+            panic!("leader's assignment is stored")
+        };
+        g.assignment_stored(2, Err(code::NOT_COORDINATOR), now, 0);
+        assert_eq!(
+            rx.try_recv().expect("leader").error_code,
+            code::NOT_COORDINATOR
+        );
+        assert_eq!(
+            follower_rx.try_recv().expect("follower").error_code,
+            code::NOT_COORDINATOR
+        );
+        assert_eq!(g.state, ClassicState::PreparingRebalance);
+        assert!(g.members.values().all(|m| m.assignment.is_empty()));
+        assert_eq!(g.members.len(), 2, "members stay and rejoin");
+        // The next generation can complete normally.
+        let oa = g.join(args(&a, None), &LIMITS, now, 0);
+        let ob = g.join(args(&b, None), &LIMITS, now, 0);
+        done(oa);
+        done(ob);
+        assert_eq!(g.generation_id, 3);
+        sync_all(&mut g, &[a, b], now);
     }
 
     #[test]

@@ -21,7 +21,11 @@
 //! Durability: an offset commit is appended to the group's partition of
 //! `__consumer_offsets` under the slot lock (so log order is state order),
 //! fsynced with `Partition::commit`, and only then applied in memory and
-//! acknowledged. Group metadata is appended the same way but not waited for.
+//! acknowledged. A classic group's assignment (the leader's SyncGroup) is
+//! appended the same way and every member's SyncGroup is answered only after
+//! it is fsynced; other group-metadata changes are appended but not waited
+//! for (losing one costs a rebalance, never an offset or an assignment a
+//! member acted on).
 
 pub mod assignor;
 pub mod classic;
@@ -214,6 +218,31 @@ fn append_locked(
         Err(e) => {
             tracing::error!(group = group_id, "cannot append to __consumer_offsets: {e}");
             Err(code::COORDINATOR_NOT_AVAILABLE)
+        }
+    }
+}
+
+/// Appends a classic group's assignment record (the leader's SyncGroup).
+/// Errors follow Kafka's `storeGroup` mapping: no partition to write is
+/// COORDINATOR_NOT_AVAILABLE, a failed write (a storage error) is
+/// NOT_COORDINATOR.
+fn append_assignment_locked(
+    broker: &Broker,
+    group_id: &str,
+    value: &GroupValue,
+) -> Result<(Arc<Partition>, i64), i16> {
+    let index =
+        offsets_log::partition_for(group_id, broker.config.groups.offsets_topic_num_partitions);
+    let partition = broker
+        .replicas
+        .partition(OFFSETS_TOPIC, index)
+        .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
+    let record = LogRecord::group(group_id, Some(value));
+    match offsets_log::append(&partition, &[record], now_ms()) {
+        Ok(end) => Ok((partition, end)),
+        Err(e) => {
+            tracing::error!(group = group_id, "cannot append group assignment: {e}");
+            Err(code::NOT_COORDINATOR)
         }
     }
 }
@@ -514,7 +543,7 @@ impl GroupCoordinator {
         let Some(slot) = self.get(group_id) else {
             return error(code::UNKNOWN_MEMBER_ID);
         };
-        let outcome = {
+        let (outcome, store) = {
             let mut state = slot.lock();
             if state.removed {
                 return error(code::COORDINATOR_NOT_AVAILABLE);
@@ -535,12 +564,37 @@ impl GroupCoordinator {
                 }
             };
             persist_if_dirty(broker, &slot, &mut state);
-            outcome
+            match outcome {
+                SyncOutcome::Store {
+                    rx,
+                    generation_id,
+                    value,
+                } => {
+                    // Appended under the lock so the log order is the state
+                    // order; fsynced below without it.
+                    let write = append_assignment_locked(broker, group_id, &value);
+                    (SyncOutcome::Wait(rx), Some((generation_id, write)))
+                }
+                other => (other, None),
+            }
         };
+        if let Some((generation_id, write)) = store {
+            // A task of its own: the members' answers must not depend on
+            // the leader's connection staying open while the fsync runs.
+            tokio::spawn(finish_assignment_store(
+                Arc::clone(broker),
+                Arc::clone(&slot),
+                generation_id,
+                write,
+            ));
+        }
         slot.wake.notify_one();
         match outcome {
             SyncOutcome::Done(r) => r,
             SyncOutcome::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| error(code::UNKNOWN_SERVER_ERROR)),
+            SyncOutcome::Store { rx, .. } => rx
                 .await
                 .unwrap_or_else(|_| error(code::UNKNOWN_SERVER_ERROR)),
         }
@@ -1053,6 +1107,33 @@ pub fn expired_offsets(state: &GroupState, now_ms: i64, retention_ms: i64) -> Ve
         .collect()
 }
 
+/// Waits for a classic group's assignment record to be durable, then lets
+/// the group answer its members (or fail them and rebalance).
+async fn finish_assignment_store(
+    broker: Arc<Broker>,
+    slot: Arc<GroupSlot>,
+    generation_id: i32,
+    write: Result<(Arc<Partition>, i64), i16>,
+) {
+    let result = match write {
+        Ok((partition, end)) => partition.commit(end).await.map_err(|e| {
+            tracing::error!(partition = %partition.tp, "cannot fsync group assignment: {e}");
+            code::NOT_COORDINATOR
+        }),
+        Err(c) => Err(c),
+    };
+    {
+        let mut state = slot.lock();
+        if !state.removed
+            && let GroupKind::Classic(g) = &mut state.kind
+        {
+            g.assignment_stored(generation_id, result, Instant::now(), now_ms());
+        }
+        persist_if_dirty(&broker, &slot, &mut state);
+    }
+    slot.wake.notify_one();
+}
+
 /// Sleeps until the group's next deadline (or a change), then runs its
 /// timers. Exits when the group is removed or the broker is gone.
 async fn run_timer(slot: Arc<GroupSlot>, broker: Weak<Broker>) {
@@ -1111,6 +1192,129 @@ async fn run_retention(broker: Weak<Broker>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A broker over a temp dir with a one-partition `__consumer_offsets`
+    /// and no initial rebalance delay, loaded but not listening.
+    fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::Config {
+            data_dir: dir.to_owned(),
+            ..Default::default()
+        };
+        config.groups.offsets_topic_num_partitions = 1;
+        config.groups.group_initial_rebalance_delay_ms = 0;
+        let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
+        let replicas =
+            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
+        replicas
+            .sync_with(&metadata.image(), true)
+            .expect("replicas");
+        let broker = Arc::new(Broker {
+            cluster_id: "test".to_owned(),
+            groups: GroupCoordinator::new(config.groups.clone()),
+            txn: crate::txn::TransactionCoordinator::new(),
+            config,
+            metadata,
+            replicas,
+            producer_ids: Default::default(),
+            advertised: ("127.0.0.1".to_owned(), 9092),
+            started: std::time::Instant::now(),
+        });
+        GroupCoordinator::load(&broker).expect("load");
+        broker
+    }
+
+    fn join_args() -> JoinArgs {
+        JoinArgs {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+            require_known_member_id: false,
+        }
+    }
+
+    /// The group's latest metadata record in the durable (below the high
+    /// watermark) part of `__consumer_offsets`.
+    fn durable_group_value(broker: &Broker, group: &str) -> Option<GroupValue> {
+        let partition = broker.replicas.partition(OFFSETS_TOPIC, 0)?;
+        let mut last = None;
+        offsets_log::replay(&partition, |r| {
+            if let Replayed::Group { group: g, value } = r
+                && g == group
+            {
+                last = value;
+            }
+        })
+        .expect("replay");
+        last
+    }
+
+    #[tokio::test]
+    async fn sync_group_answers_only_after_the_assignment_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_in(dir.path());
+        let joined = broker.groups.join_group(&broker, "g", join_args()).await;
+        assert_eq!(joined.error_code, code::NONE);
+        assert_eq!(joined.leader, joined.member_id);
+        let synced = broker
+            .groups
+            .sync_group(
+                &broker,
+                "g",
+                &joined.member_id,
+                None,
+                joined.generation_id,
+                Some("consumer"),
+                Some("range"),
+                vec![(joined.member_id.clone(), Bytes::from_static(b"mine"))],
+            )
+            .await;
+        assert_eq!(synced.error_code, code::NONE);
+        assert_eq!(synced.assignment, Bytes::from_static(b"mine"));
+        // Answered, so the record is already fsynced and below the high
+        // watermark: a crash now would bring the assignment back.
+        let value = durable_group_value(&broker, "g").expect("group record is durable");
+        assert_eq!(value.generation, joined.generation_id);
+        assert_eq!(value.members.len(), 1);
+        assert_eq!(value.members[0].member_id, joined.member_id);
+        assert_eq!(value.members[0].assignment, offsets_log::hex(b"mine"));
+        let slot = broker.groups.get("g").expect("group");
+        assert_eq!(slot.lock().state_name(), "Stable");
+    }
+
+    #[tokio::test]
+    async fn a_failed_assignment_write_fails_sync_group_and_rebalances() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_in(dir.path());
+        let joined = broker.groups.join_group(&broker, "g", join_args()).await;
+        assert_eq!(joined.error_code, code::NONE);
+        // With the coordinator's partition gone the assignment cannot be
+        // written (Kafka: UNKNOWN_TOPIC_OR_PARTITION -> COORDINATOR_NOT_AVAILABLE).
+        let deleted = controller::delete_topics(&broker, vec![OFFSETS_TOPIC.to_owned()]).await;
+        assert!(deleted[0].is_ok(), "{deleted:?}");
+        assert!(broker.replicas.partition(OFFSETS_TOPIC, 0).is_none());
+        let synced = broker
+            .groups
+            .sync_group(
+                &broker,
+                "g",
+                &joined.member_id,
+                None,
+                joined.generation_id,
+                None,
+                None,
+                vec![(joined.member_id.clone(), Bytes::from_static(b"mine"))],
+            )
+            .await;
+        assert_eq!(synced.error_code, code::COORDINATOR_NOT_AVAILABLE);
+        assert!(synced.assignment.is_empty());
+        let slot = broker.groups.get("g").expect("group");
+        assert_eq!(slot.lock().state_name(), "PreparingRebalance");
+    }
 
     fn offset(ts: i64) -> Committed {
         Committed {

@@ -18,6 +18,7 @@
 //! - [`tail`]: live tail over Server-Sent Events.
 //! - [`groups`]: consumer groups, lag and offset resets.
 //! - [`console`]: the embedded web console.
+//! - [`listener`]: the TCP listener that bounds open connections.
 //!
 //! The OpenAPI document is built by utoipa from the same `routes!` calls
 //! that register the handlers, so a route cannot exist without its spec
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod console;
 pub mod error;
 pub mod groups;
+pub mod listener;
 pub mod records;
 pub mod tail;
 pub mod topics;
@@ -223,6 +225,7 @@ pub async fn start(
                 }
             }
         };
+        let listener = listener::BoundedListener::new(listener, listener::MAX_HTTP_CONNECTIONS);
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

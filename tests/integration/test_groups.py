@@ -257,6 +257,82 @@ def test_static_member_restart_gets_its_partitions_back_without_rebalance(broker
     assert len([ev for ev in b.snapshot() if ev["ev"] == "assign"]) == 1
 
 
+# ---- offset retention ---------------------------------------------------------
+
+RETENTION_MS = 4_000
+RETENTION_CHECK_MS = 200
+OFFSET_INVALID = -1001  # librdkafka's "no committed offset"
+
+
+def list_group_ids(bootstrap: str) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    result = admin.list_consumer_groups().result(timeout=30)
+    return {g.group_id for g in result.valid}
+
+
+def test_offsets_of_an_empty_group_expire_and_stay_expired_after_a_crash(broker_factory, workers, topic_name):
+    retention_args = ["--set", f"groups.offsets_retention_ms={RETENTION_MS}"]
+    broker = broker_factory.new(extra_args=GROUP_ARGS + retention_args + [
+        "--set", f"groups.offsets_retention_check_interval_ms={RETENTION_CHECK_MS}"])
+    create_topic(broker.bootstrap, topic_name, PARTITIONS)
+    produce(broker.bootstrap, topic_name, 60)
+    idle, active = f"g-idle-{topic_name}", f"g-active-{topic_name}"
+
+    # The active group: a member that stays; once it has consumed everything
+    # it commits nothing new, so its commits age past the retention.
+    member = Worker("classic", broker.bootstrap, topic_name, active, name="active")
+    workers.append(member)
+
+    # The idle group: consume, commit, leave. Its offsets are there while the
+    # member is in the group.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": idle, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "session.timeout.ms": SESSION_MS})
+    c.subscribe([topic_name])
+    seen = 0
+    deadline = time.time() + 60
+    while seen < 60 and time.time() < deadline:
+        seen += sum(1 for m in c.consume(100, 0.5) if not m.error())
+    assert seen == 60, f"idle group consumed {seen} of 60 records"
+    c.commit(asynchronous=False)
+    assert committed(broker.bootstrap, idle, topic_name) == {p: 10 for p in range(PARTITIONS)}
+    assert idle in list_group_ids(broker.bootstrap)
+    left_at = time.time()
+    c.close()  # LeaveGroup: the group is empty from here on
+
+    wait_until(lambda: sum(len(o) for o in member.consumed().values()) == 60, 60, "the active member's 60 records")
+    wait_until(lambda: committed(broker.bootstrap, active, topic_name) == {p: 10 for p in range(PARTITIONS)}, 30,
+               "the active member's commits")
+    active_done_at = time.time()
+
+    # Expiry: the offsets go, then the empty group itself.
+    wait_until(lambda: committed(broker.bootstrap, idle, topic_name) == {p: OFFSET_INVALID for p in range(PARTITIONS)},
+               RETENTION_MS / 1000 + 20, "the idle group's offsets to expire")
+    expired_at = time.time()
+    assert expired_at - left_at >= RETENTION_MS / 1000, \
+        f"offsets expired {expired_at - left_at:.2f}s after the group became empty, before the retention"
+    wait_until(lambda: idle not in list_group_ids(broker.bootstrap), 20, "the expired group to leave ListGroups")
+
+    # A group with a live member keeps offsets older than the retention. No
+    # event marks "did not expire", so wait until its commits are a retention
+    # plus a few checks old, then look.
+    still = active_done_at + (RETENTION_MS + 5 * RETENTION_CHECK_MS) / 1000 - time.time()
+    if still > 0:
+        time.sleep(still)
+    assert member.proc.poll() is None, "the active member died"
+    assert committed(broker.bootstrap, active, topic_name) == {p: 10 for p in range(PARTITIONS)}
+    assert active in list_group_ids(broker.bootstrap)
+
+    # Crash and restart with the expiration task far away: only the
+    # tombstones written at expiry can keep the idle group's offsets gone.
+    member.kill()
+    broker.kill9()
+    broker.extra_args = GROUP_ARGS + retention_args + ["--set", "groups.offsets_retention_check_interval_ms=600000"]
+    broker.start()
+    assert committed(broker.bootstrap, idle, topic_name) == {p: OFFSET_INVALID for p in range(PARTITIONS)}
+    assert idle not in list_group_ids(broker.bootstrap)
+    assert committed(broker.bootstrap, active, topic_name) == {p: 10 for p in range(PARTITIONS)}
+
+
 # ---- hostile input: raw requests --------------------------------------------
 
 _correlation = iter(range(1, 1 << 30))

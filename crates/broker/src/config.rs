@@ -41,6 +41,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.max_in_flight_requests_per_connection",
     "groups.offsets_topic_num_partitions",
     "groups.offsets_retention_minutes",
+    "groups.offsets_retention_ms",
     "groups.offsets_retention_check_interval_ms",
     "groups.group_initial_rebalance_delay_ms",
     "groups.group_min_session_timeout_ms",
@@ -234,6 +235,10 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     /// How long offsets of an empty group are kept (`offsets.retention.minutes`).
     pub offsets_retention_minutes: i64,
+    /// Sluice only (Kafka has minutes only): the same retention in
+    /// milliseconds, overriding `offsets_retention_minutes` when set, so
+    /// tests and operators can use retentions shorter than a minute.
+    pub offsets_retention_ms: Option<i64>,
     /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
     pub offsets_retention_check_interval_ms: u64,
     /// Wait for more members before the first rebalance of an empty group
@@ -251,11 +256,21 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
 }
 
+impl GroupConfig {
+    /// The effective offset retention: `offsets_retention_ms` if set, else
+    /// `offsets_retention_minutes`.
+    pub fn offsets_retention_ms(&self) -> i64 {
+        self.offsets_retention_ms
+            .unwrap_or_else(|| self.offsets_retention_minutes.saturating_mul(60_000))
+    }
+}
+
 impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 10_080,
+            offsets_retention_ms: None,
             offsets_retention_check_interval_ms: 600_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
@@ -556,6 +571,14 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if let Some(ms) = groups.offsets_retention_ms
+            && ms < 1
+        {
+            return Err(invalid(
+                "groups.offsets_retention_ms",
+                format!("{ms} must be at least 1"),
+            ));
+        }
         if groups.offsets_retention_check_interval_ms < 1 {
             return Err(invalid(
                 "groups.offsets_retention_check_interval_ms",
@@ -695,6 +718,24 @@ mod tests {
             err.contains("kafka_listener") && err.contains("nowhere"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn offsets_retention_ms_overrides_minutes() {
+        let c = ConfigLoader::default().build().expect("defaults");
+        assert_eq!(c.groups.offsets_retention_ms(), 7 * 24 * 3_600_000);
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("groups.offsets_retention_ms=1500")
+            .expect("set");
+        let c = loader.build().expect("valid");
+        assert_eq!(c.groups.offsets_retention_ms(), 1500);
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("groups.offsets_retention_ms=0")
+            .expect("set");
+        let err = loader.build().expect_err("zero refused").to_string();
+        assert!(err.contains("groups.offsets_retention_ms"), "{err}");
     }
 
     #[test]

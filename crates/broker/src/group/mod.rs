@@ -1039,7 +1039,7 @@ impl GroupCoordinator {
     /// empty; a group used only to store offsets expires each offset
     /// retention after its commit.
     pub fn expire_offsets(&self, broker: &Broker, now_ms: i64) -> usize {
-        let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
+        let retention_ms = self.config.offsets_retention_ms();
         let mut expired_total = 0;
         let mut map = self.map();
         let ids: Vec<String> = map.keys().cloned().collect();

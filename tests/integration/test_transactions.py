@@ -124,6 +124,42 @@ def test_read_committed_stops_at_an_open_transaction(broker, topic_name):
         0: [b"before", b"in-txn", b"after"]}
 
 
+def test_offset_fetch_require_stable_waits_for_pending_transactional_offsets(broker, topic_name):
+    """KIP-447: while a transaction holds offsets for a group, OffsetFetch
+    with require_stable (librdkafka sends it for read_committed consumers)
+    answers UNSTABLE_OFFSET_COMMIT, which the client retries until its
+    timeout; read_uncommitted sees the last stable commit at once. After
+    the commit both see the transaction's offset."""
+    confluent_create_topic(broker.bootstrap, topic_name, 1)
+    group = f"{topic_name}-g"
+
+    def committed(isolation: str, timeout_s: float) -> int:
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "enable.auto.commit": False, "isolation.level": isolation})
+        try:
+            [tp] = c.committed([TopicPartition(topic_name, 0)], timeout=timeout_s)
+            assert tp.error is None, tp.error
+            return tp.offset
+        finally:
+            c.close()
+
+    meta_source = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p.begin_transaction()
+    p.produce(topic_name, value=b"x", partition=0)
+    p.send_offsets_to_transaction([TopicPartition(topic_name, 0, 42)],
+                                  meta_source.consumer_group_metadata(), TXN_TIMEOUT_S)
+    meta_source.close()
+    # No offset was ever committed: read_uncommitted gets "none" (-1001).
+    assert committed("read_uncommitted", 10) == -1001
+    with pytest.raises(KafkaException) as e:
+        committed("read_committed", 3)
+    assert e.value.args[0].code() == KafkaError._TIMED_OUT, e.value
+    p.commit_transaction(TXN_TIMEOUT_S)
+    assert committed("read_committed", 10) == 42
+    assert committed("read_uncommitted", 10) == 42
+
+
 def test_second_producer_with_same_transactional_id_fences_the_first(broker, topic_name):
     confluent_create_topic(broker.bootstrap, topic_name, 1)
     txn_id = f"{topic_name}-tx"

@@ -709,6 +709,32 @@ impl TransactionCoordinator {
             .collect())
     }
 
+    /// Partitions of `group` with transactional offsets waiting for their
+    /// transaction to complete (OffsetFetch `require_stable`, KIP-447).
+    /// Waits for operations in progress on each id, so a commit being
+    /// completed is seen either pending or applied, never neither.
+    /// Walks every transactional id: OffsetFetch with `require_stable` comes
+    /// when a consumer is assigned partitions, not per record.
+    pub async fn pending_offset_partitions(&self, group: &str) -> BTreeSet<(String, i32)> {
+        let mut out = BTreeSet::new();
+        for slot in self.all() {
+            let guard = slot.meta.lock().await;
+            let Some(meta) = guard.as_ref() else {
+                continue;
+            };
+            if !meta.groups.contains(group) {
+                continue;
+            }
+            out.extend(
+                meta.pending_offsets
+                    .keys()
+                    .filter(|(g, _, _)| g == group)
+                    .map(|(_, topic, partition)| (topic.clone(), *partition)),
+            );
+        }
+        out
+    }
+
     /// TxnOffsetCommit: remembers offsets to commit with the transaction.
     pub async fn add_offsets(
         &self,

@@ -1,11 +1,13 @@
 """Exactly-once consume-transform-produce worker, run as its own process so
 test_transactions.py can kill -9 it mid-stream.
 
-usage: eos_worker.py BOOTSTRAP SRC DST GROUP TXN_ID TOTAL
+usage: eos_worker.py BOOTSTRAP SRC DST GROUP TXN_ID TOTAL [PACE_S]
 
 Consumes SRC (read_committed, group GROUP), writes "out-<value>" to DST in
 transactions that also commit the consumed offsets, and exits 0 once the
-group's committed offsets cover TOTAL input records."""
+group's committed offsets cover TOTAL input records. PACE_S (default 0)
+pauses inside every transaction, between its writes and its commit, so a
+run that is to be killed lasts long enough to be killed mid-transaction."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ BATCH = 25
 def main() -> int:
     bootstrap, src, dst, group, txn_id, total = sys.argv[1:7]
     total = int(total)
+    pace_s = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group,
@@ -49,6 +52,7 @@ def main() -> int:
                 producer.produce(dst, value=b"out-" + m.value(), partition=m.partition())
             producer.send_offsets_to_transaction(
                 consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30)
+            time.sleep(pace_s)
             producer.commit_transaction(30)
         try:
             committed = consumer.committed(

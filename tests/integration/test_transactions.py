@@ -242,9 +242,11 @@ def test_committed_transaction_survives_broker_kill(broker, topic_name):
     assert read_to_end(broker.bootstrap, topic_name, 1, "read_committed") == {0: [b"kept", b"again"]}
 
 
-def run_worker(bootstrap: str, src: str, dst: str, group: str, txn_id: str, total: int) -> subprocess.Popen:
+def run_worker(
+    bootstrap: str, src: str, dst: str, group: str, txn_id: str, total: int, pace_s: float = 0.0
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(HERE / "eos_worker.py"), bootstrap, src, dst, group, txn_id, str(total)],
+        [sys.executable, str(HERE / "eos_worker.py"), bootstrap, src, dst, group, txn_id, str(total), str(pace_s)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -260,8 +262,10 @@ def test_exactly_once_pipeline_survives_worker_kill(broker, topic_name):
     assert plain.flush(30) == 0
     group, txn_id = f"{topic_name}-g", f"{topic_name}-tx"
 
-    # First run: killed at a random point once it has committed something.
-    worker = run_worker(broker.bootstrap, src, dst, group, txn_id, total)
+    # First run: paced (0.2 s inside each of its ~24 transactions) so it is
+    # still running, most likely mid-transaction, when it is killed at a
+    # random point after its first commit.
+    worker = run_worker(broker.bootstrap, src, dst, group, txn_id, total, pace_s=0.2)
     rng = random.Random(os.getpid())
     try:
         wait_until(lambda: worker.poll() is not None

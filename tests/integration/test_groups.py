@@ -257,6 +257,40 @@ def test_static_member_restart_gets_its_partitions_back_without_rebalance(broker
     assert len([ev for ev in b.snapshot() if ev["ev"] == "assign"]) == 1
 
 
+def test_kip848_static_member_restart_gets_its_partitions_back_without_rebalance(broker_factory, workers,
+                                                                                  topic_name):
+    # The KIP-848 session is the broker's; long enough to restart a process.
+    session_ms = 20_000
+    broker = broker_factory.new(extra_args=GROUP_ARGS + ["--set", f"groups.consumer_session_timeout_ms={session_ms}"])
+    create_topic(broker.bootstrap, topic_name, PARTITIONS)
+    group = f"g-static848-{topic_name}"
+    a = Worker("consumer", broker.bootstrap, topic_name, group, instance="a", name="a")
+    b = Worker("consumer", broker.bootstrap, topic_name, group, instance="b", name="b")
+    workers.extend([a, b])
+    wait_until(lambda: a.owned() and b.owned() and len(a.owned()) + len(b.owned()) == PARTITIONS
+               and not (a.owned() & b.owned()), 60, "both static members to be assigned")
+    a_parts = a.owned()
+    b_events = len(b.snapshot())
+    # A clean close of a static member is a temporary leave (epoch -2).
+    a.stop()
+    assert a.has("closed")
+    # Stay away for several of b's heartbeats (0.5 s apart): were the leave
+    # a full one, b would be handed a's partitions in this time. Nothing
+    # observable happens when the broker does the right thing, so this is a
+    # fixed pause by design, not a wait for readiness.
+    time.sleep(3.0)
+    a2 = Worker("consumer", broker.bootstrap, topic_name, group, instance="a", name="a2")
+    workers.append(a2)
+    wait_until(lambda: a2.owned(), session_ms / 1000, "the restarted static member's assignment")
+    assert a2.owned() == a_parts
+    produce(broker.bootstrap, topic_name, 60)
+    wait_until(lambda: a2.consumed() and b.consumed(), 30, "both members to consume")
+    assert set(a2.consumed()) <= a_parts and not (set(b.consumed()) & a_parts)
+    # b's ownership never changed: no revoke, no new assignment.
+    assert [ev for ev in b.snapshot() if ev["ev"] in ("assign", "revoke")] == \
+        [ev for ev in b.snapshot()[:b_events] if ev["ev"] in ("assign", "revoke")]
+
+
 # ---- offset retention ---------------------------------------------------------
 
 RETENTION_MS = 4_000

@@ -10,6 +10,10 @@
 //!   or has left or expired.
 //! - A member's epoch moves to the assignment epoch only after it has
 //!   revoked everything it must give up.
+//! - A static member's temporary leave (epoch -2 with a `group.instance.id`)
+//!   keeps the member, its partitions and its target until its session
+//!   expires; a member rejoining with that instance id takes them over
+//!   without a new group epoch, so nobody else is reassigned.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -29,6 +33,10 @@ pub struct ConsumerLimits {
     /// `group.consumer.heartbeat.interval.ms`.
     pub heartbeat_interval_ms: i32,
 }
+
+/// The epoch of a static member that left temporarily (KIP-848's
+/// `LEAVE_GROUP_STATIC_MEMBER_EPOCH`), kept until its session expires.
+pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
 /// A member of a consumer group.
 #[derive(Debug, Clone)]
@@ -223,7 +231,10 @@ impl ConsumerGroup {
         } else if self.assignment_epoch < self.group_epoch {
             "Assigning"
         } else if self.members.values().any(|m| {
-            m.member_epoch != self.assignment_epoch
+            // A static member away on a temporary leave keeps its partitions
+            // and does not hold the group in Reconciling.
+            m.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                && m.member_epoch != self.assignment_epoch
                 || !m.revoking.is_empty()
                 || self
                     .target
@@ -281,7 +292,21 @@ impl ConsumerGroup {
             assignment: None,
         };
         match args.member_epoch {
-            -1 | -2 => {
+            LEAVE_GROUP_STATIC_MEMBER_EPOCH if args.instance_id.is_some() => {
+                // KIP-848 static member temporary leave: keep the member,
+                // its partitions and its target; its session keeps running
+                // and its expiry removes it then (with a new group epoch).
+                let id = self.resolve_leaving(&args)?;
+                if let Some(m) = self.members.get_mut(&id) {
+                    m.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                    m.previous_member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                    m.last_sent = None;
+                    m.session_deadline = now + session;
+                }
+                reply.member_id = id;
+                return Ok(reply);
+            }
+            -1 | LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
                 let id = self.resolve_leaving(&args)?;
                 self.remove_member(&id, now_ms);
                 reply.member_id = id;
@@ -296,17 +321,37 @@ impl ConsumerGroup {
                 };
                 // A static member that comes back replaces its old incarnation.
                 let mut inherited = Assignment::new();
+                let mut inherited_revoking = Assignment::new();
+                let mut inherited_seq = None;
+                let mut inherited_assignor = None;
+                // True when the old incarnation was on a temporary leave and
+                // the new one wants the same: it takes over in place.
+                let mut quiet_replacement = false;
                 if let Some(instance) = &args.instance_id {
                     let old = self
                         .members
                         .values()
-                        .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != id)
+                        .find(|m| m.instance_id.as_ref() == Some(instance))
                         .map(|m| m.member_id.clone());
                     if let Some(old) = old
                         && let Some(m) = self.members.remove(&old)
                     {
+                        quiet_replacement = m.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                            && m.subscribed_topic_names == topics_wanted
+                            && (args.server_assignor.is_none()
+                                || args.server_assignor == m.server_assignor);
                         inherited = m.assigned;
-                        union_into(&mut inherited, &m.revoking);
+                        if quiet_replacement {
+                            // Still being revoked: the new incarnation must
+                            // confirm it released them before they move.
+                            inherited_revoking = m.revoking;
+                        } else {
+                            union_into(&mut inherited, &m.revoking);
+                        }
+                        inherited_seq = Some(m.join_seq);
+                        if quiet_replacement {
+                            inherited_assignor = m.server_assignor.clone();
+                        }
                         if let Some(t) = self.target.remove(&old) {
                             self.target.insert(id.clone(), t);
                         }
@@ -324,7 +369,7 @@ impl ConsumerGroup {
                     previous_member_epoch: -1,
                     subscribed_topic_names: topics_wanted,
                     subscribed_topic_regex: args.subscribed_topic_regex.clone(),
-                    server_assignor: args.server_assignor.clone(),
+                    server_assignor: args.server_assignor.clone().or(inherited_assignor),
                     rebalance_timeout_ms: if args.rebalance_timeout_ms > 0 {
                         args.rebalance_timeout_ms
                     } else {
@@ -332,14 +377,18 @@ impl ConsumerGroup {
                     },
                     // A member rejoining at epoch 0 has lost what it owned.
                     assigned: inherited,
-                    revoking: Assignment::new(),
+                    revoking: inherited_revoking,
                     last_sent: None,
                     session_deadline: now + session,
                     revoke_deadline: None,
-                    join_seq: existing.as_ref().map_or(self.next_join_seq, |m| m.join_seq),
+                    join_seq: inherited_seq
+                        .or(existing.as_ref().map(|m| m.join_seq))
+                        .unwrap_or(self.next_join_seq),
                 };
                 self.members.insert(id.clone(), member);
-                self.bump(now_ms);
+                if !quiet_replacement {
+                    self.bump(now_ms);
+                }
                 reply.member_id = id;
             }
             epoch => {
@@ -658,6 +707,192 @@ mod tests {
             Err(code::STALE_MEMBER_EPOCH)
         );
         assert_eq!(g.validate_commit("a", a.member_epoch, now), Ok(()));
+    }
+
+    fn static_hb(
+        member_id: &str,
+        instance: &str,
+        epoch: i32,
+        owned: Option<Assignment>,
+    ) -> HeartbeatArgs {
+        HeartbeatArgs {
+            instance_id: Some(instance.to_owned()),
+            ..hb(member_id, epoch, owned)
+        }
+    }
+
+    /// Two static members, a (instance "ia") and b (instance "ib"), with
+    /// two partitions each and a Stable group.
+    fn stable_static_pair(g: &mut ConsumerGroup, now: Instant) -> (HeartbeatReply, HeartbeatReply) {
+        let mut a = g
+            .heartbeat(static_hb("a", "ia", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join a");
+        let mut b = g
+            .heartbeat(static_hb("b", "ib", 0, None), &topics(), &LIMITS, now, 0)
+            .expect("join b");
+        let mut a_owned = a.assignment.clone().unwrap_or_default();
+        let mut b_owned = b.assignment.clone().unwrap_or_default();
+        for _ in 0..4 {
+            a = g
+                .heartbeat(
+                    static_hb("a", "ia", a.member_epoch, Some(a_owned.clone())),
+                    &topics(),
+                    &LIMITS,
+                    now,
+                    0,
+                )
+                .expect("a heartbeat");
+            if let Some(x) = &a.assignment {
+                a_owned = x.clone();
+            }
+            b = g
+                .heartbeat(
+                    static_hb("b", "ib", b.member_epoch, Some(b_owned.clone())),
+                    &topics(),
+                    &LIMITS,
+                    now,
+                    0,
+                )
+                .expect("b heartbeat");
+            if let Some(x) = &b.assignment {
+                b_owned = x.clone();
+            }
+        }
+        assert_eq!(g.state_name(), "Stable");
+        assert_eq!((g.owned_count("a"), g.owned_count("b")), (2, 2));
+        a.assignment = Some(a_owned);
+        b.assignment = Some(b_owned);
+        (a, b)
+    }
+
+    #[test]
+    fn a_static_member_on_temporary_leave_gets_its_partitions_back_without_rebalance() {
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", 0);
+        let (a, b) = stable_static_pair(&mut g, now);
+        let epoch = g.group_epoch;
+        let a_parts = a.assignment.clone().expect("a's partitions");
+        let b_parts = b.assignment.clone().expect("b's partitions");
+        // a leaves temporarily: it stays, with its partitions, at epoch -2.
+        let left = g
+            .heartbeat(
+                static_hb("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None),
+                &topics(),
+                &LIMITS,
+                now,
+                0,
+            )
+            .expect("temporary leave");
+        assert_eq!(left.member_epoch, LEAVE_GROUP_STATIC_MEMBER_EPOCH);
+        assert_eq!(
+            g.group_epoch, epoch,
+            "a temporary leave is not a membership change"
+        );
+        assert_eq!(g.owned_count("a"), 2);
+        assert_eq!(g.state_name(), "Stable");
+        // b's heartbeats do not pick up a's partitions meanwhile.
+        let b2 = g
+            .heartbeat(
+                static_hb("b", "ib", b.member_epoch, Some(b_parts.clone())),
+                &topics(),
+                &LIMITS,
+                now,
+                0,
+            )
+            .expect("b heartbeat");
+        assert_eq!(g.owned_count("b"), 2, "{b2:?}");
+        // The old incarnation is fenced.
+        assert_eq!(
+            g.heartbeat(
+                static_hb("a", "ia", a.member_epoch, None),
+                &topics(),
+                &LIMITS,
+                now,
+                0
+            ),
+            Err(code::FENCED_MEMBER_EPOCH)
+        );
+        // A new process with the same instance id takes a's place as is.
+        let later = now + Duration::from_millis(10_000);
+        let a2 = g
+            .heartbeat(
+                static_hb("a2", "ia", 0, Some(Assignment::new())),
+                &topics(),
+                &LIMITS,
+                later,
+                1,
+            )
+            .expect("rejoin");
+        assert_eq!(a2.assignment, Some(a_parts));
+        assert_eq!(a2.member_epoch, epoch);
+        assert_eq!(
+            g.group_epoch, epoch,
+            "rejoin must not start a new assignment"
+        );
+        assert!(!g.members.contains_key("a"));
+        let b3 = g
+            .heartbeat(
+                static_hb("b", "ib", b.member_epoch, Some(b_parts.clone())),
+                &topics(),
+                &LIMITS,
+                later,
+                1,
+            )
+            .expect("b heartbeat");
+        assert_eq!(b3.member_epoch, b.member_epoch);
+        assert!(
+            b3.assignment.is_none_or(|x| x == b_parts),
+            "b was reassigned"
+        );
+        assert_eq!(g.state_name(), "Stable");
+    }
+
+    #[test]
+    fn a_static_member_that_does_not_return_expires_after_its_session() {
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", 0);
+        let (_a, b) = stable_static_pair(&mut g, now);
+        let epoch = g.group_epoch;
+        g.heartbeat(
+            static_hb("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None),
+            &topics(),
+            &LIMITS,
+            now,
+            0,
+        )
+        .expect("temporary leave");
+        let b_owned = b.assignment.clone().expect("b's partitions");
+        let mid = now + Duration::from_millis(30_000);
+        g.heartbeat(
+            static_hb("b", "ib", b.member_epoch, Some(b_owned.clone())),
+            &topics(),
+            &LIMITS,
+            mid,
+            1,
+        )
+        .expect("b stays alive");
+        g.on_timer(now + Duration::from_millis(44_000), 1);
+        assert!(g.members.contains_key("a"), "kept for the session timeout");
+        g.on_timer(now + Duration::from_millis(45_001), 1);
+        assert!(!g.members.contains_key("a"));
+        assert!(g.group_epoch > epoch);
+        let later = now + Duration::from_millis(45_001);
+        let b2 = g
+            .heartbeat(
+                static_hb("b", "ib", b.member_epoch, Some(b_owned)),
+                &topics(),
+                &LIMITS,
+                later,
+                1,
+            )
+            .expect("b heartbeat");
+        assert_eq!(b2.assignment.as_ref().map(count), Some(4));
+        // A plain leave (-1) of a static member removes it at once.
+        let mut g = ConsumerGroup::new("g", 0);
+        stable_static_pair(&mut g, now);
+        g.heartbeat(static_hb("a", "ia", -1, None), &topics(), &LIMITS, now, 0)
+            .expect("leave");
+        assert!(!g.members.contains_key("a"));
     }
 
     #[test]

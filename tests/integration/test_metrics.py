@@ -94,6 +94,7 @@ def test_metrics_match_a_produce_and_consume_run(http, broker, topic_name):
     # Connections: the consumer is still connected; the producer too.
     assert value(s, "sluice_connections") >= 1
     assert value(s, "sluice_connections_accepted_total") >= 2
+    assert value(s, "sluice_http_connections") >= 1  # this scrape's own connection
     # Group commit fsynced every produce.
     assert value(s, "sluice_log_fsync_duration_seconds_count") >= 1
 

@@ -101,6 +101,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Kafka connections accepted since start.
     pub connections_accepted: Counter,
+    /// Open HTTP connections (API, console, live tails).
+    pub http_connections: Gauge,
     /// Time `Partition::commit` spent making appends durable (group commit).
     pub fsync_seconds: Histogram,
 }
@@ -117,6 +119,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     topic_bytes_out: Family::default(),
     connections: Gauge::default(),
     connections_accepted: Counter::default(),
+    http_connections: Gauge::default(),
     fsync_seconds: latency_histogram(),
 });
 
@@ -175,6 +178,22 @@ pub fn connection_opened() -> ConnectionGuard {
     m.connections.inc();
     m.connections_accepted.inc();
     ConnectionGuard(())
+}
+
+/// Counts an open HTTP connection until the guard drops.
+#[derive(Debug)]
+pub struct HttpConnectionGuard(());
+
+impl Drop for HttpConnectionGuard {
+    fn drop(&mut self) {
+        global().http_connections.dec();
+    }
+}
+
+/// An HTTP connection was accepted; hold the guard while it is open.
+pub fn http_connection_opened() -> HttpConnectionGuard {
+    global().http_connections.inc();
+    HttpConnectionGuard(())
 }
 
 /// Batches were appended to a partition of `topic`.
@@ -291,6 +310,11 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
         "connections_accepted",
         "Kafka connections accepted since start",
         m.connections_accepted.clone(),
+    );
+    registry.register(
+        "http_connections",
+        "Open HTTP connections (API, console, live tails)",
+        m.http_connections.clone(),
     );
     registry.register(
         "log_fsync_duration_seconds",

@@ -41,6 +41,7 @@ impl BoundedListener {
 pub struct BoundedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _counted: crate::metrics::HttpConnectionGuard,
 }
 
 impl axum::serve::Listener for BoundedListener {
@@ -60,6 +61,7 @@ impl axum::serve::Listener for BoundedListener {
                             BoundedStream {
                                 stream,
                                 _permit: permit,
+                                _counted: crate::metrics::http_connection_opened(),
                             },
                             addr,
                         );

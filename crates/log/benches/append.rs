@@ -81,6 +81,44 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// Writers appending at once in the group-commit benchmark: roughly the
+/// produce requests one fsync covers on a busy single-node broker.
+const GROUP_COMMIT_WRITERS: usize = 8;
+
+/// Several writers each append a 16 KiB batch and wait for it to be durable,
+/// all at once: `sync_until` lets one fdatasync cover every waiter, which is
+/// what makes small fsynced batches affordable.
+fn group_commit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group-commit");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let template = batch(16 << 10);
+    group.throughput(Throughput::Bytes((template.len() * GROUP_COMMIT_WRITERS) as u64));
+    let dir = temp_dir();
+    let log = Log::open(dir.path(), config()).expect("open");
+    let mut rounds = 0u64;
+    group.bench_function(format!("16KiB/{GROUP_COMMIT_WRITERS}-writers/fsync"), |b| {
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                for _ in 0..GROUP_COMMIT_WRITERS {
+                    let (log, records) = (&log, template.clone());
+                    scope.spawn(move || {
+                        let info = log.append(records, 0, 0).expect("append");
+                        log.sync_until(info.last_offset + 1).expect("sync");
+                    });
+                }
+            });
+            rounds += 1;
+            if rounds.is_multiple_of(64) {
+                log.apply_retention(0).expect("retention");
+            }
+        })
+    });
+    group.finish();
+}
+
 fn read(c: &mut Criterion) {
     let dir = temp_dir();
     let log = Log::open(dir.path(), config()).expect("open");
@@ -112,5 +150,5 @@ fn read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, read);
+criterion_group!(benches, append, group_commit, read);
 criterion_main!(benches);

@@ -95,7 +95,9 @@ fn group_commit(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     let template = batch(16 << 10);
-    group.throughput(Throughput::Bytes((template.len() * GROUP_COMMIT_WRITERS) as u64));
+    group.throughput(Throughput::Bytes(
+        (template.len() * GROUP_COMMIT_WRITERS) as u64,
+    ));
     let dir = temp_dir();
     let log = Log::open(dir.path(), config()).expect("open");
     let mut rounds = 0u64;

@@ -152,3 +152,12 @@ def test_console_create_topic_browse_messages_and_see_group_lag(broker, browser,
     d.get(http.url(f"/#/topic/{topic_name}"))
     wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#partition-table tbody tr")))
     shot(d, "04-topic")
+
+    # 6. The API reference page lists every operation of the OpenAPI document.
+    spec = http.get("/v1/openapi.json")
+    d.find_element(By.ID, "nav-api").click()
+    wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".op")) > 0)
+    shown = {e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, ".op")}
+    documented = {"op-" + op["operationId"] for item in spec["paths"].values() for op in item.values()}
+    assert shown == documented
+    shot(d, "06-api")

@@ -778,6 +778,31 @@ pages.group = function (id) {
   });
 };
 
+// ---------------------------------------------------------------- API reference
+
+// Renders /v1/openapi.json: the same document clients generate code from.
+pages.api = async function () {
+  setTitle("HTTP API");
+  const v = $("#view");
+  let spec;
+  try { spec = await api("GET", "/v1/openapi.json"); } catch (e) { toast(e.message, true); return; }
+  const byTag = {};
+  for (const [path, item] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const tag = (op.tags && op.tags[0]) || "other";
+      (byTag[tag] = byTag[tag] || []).push({ path, method, op });
+    }
+  }
+  const tags = spec.tags || Object.keys(byTag).map((name) => ({ name }));
+  v.innerHTML = `<div class="panel"><div class="panel-body">${esc(spec.info.description || "")}
+      <div style="margin-top:8px"><a class="link" href="/v1/openapi.json" target="_blank" rel="noopener">OpenAPI ${esc(spec.openapi)} document →</a></div></div></div>`
+    + tags.filter((t) => byTag[t.name]).map((t) => `<div class="panel"><div class="panel-head"><h2>${esc(t.name)}</h2><span class="hint">${esc(t.description || "")}</span></div>${
+      byTag[t.name].map(({ path, method, op }) => `<div class="op" id="op-${esc(op.operationId)}"><span class="method ${method}">${method.toUpperCase()}</span>
+        <span class="path">${esc(path)}</span><span class="summary">${esc((op.summary || "").replace(/\s*\n\s*/g, " "))}</span>
+        ${(op.parameters || []).length ? `<span class="params">${op.parameters.map((p) => `${esc(p.name)}${p.in === "query" ? "?" : ""}`).join("  ")}</span>` : ""}</div>`).join("")
+    }</div>`).join("");
+};
+
 // ---------------------------------------------------------------- boot
 
 async function heartbeat() {

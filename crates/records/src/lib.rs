@@ -23,6 +23,7 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod error;
+pub mod keys;
 pub mod record;
 
 pub use batch::{

@@ -207,40 +207,6 @@ fn record_bytes(
     }
 }
 
-/// Kafka's murmur2 (the Java client's `Utils.murmur2`), so a keyed record
-/// produced over HTTP lands in the partition a Kafka producer would pick.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let len = data.len();
-    let mut h: u32 = SEED ^ (len as u32);
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
 /// Round-robin position for records with neither key nor partition.
 static ROUND_ROBIN: AtomicU32 = AtomicU32::new(0);
 
@@ -290,7 +256,7 @@ pub async fn produce(
         let value = record_bytes(index, None, r.value, r.value_base64, "value")?;
         let partition = match (r.partition, &key) {
             (Some(p), _) => p,
-            (None, Some(k)) => (murmur2(k) & 0x7fff_ffff) % partition_count,
+            (None, Some(k)) => sluice_records::keys::partition_for_key(k, partition_count),
             (None, None) => {
                 let n = ROUND_ROBIN.fetch_add(1, Ordering::Relaxed);
                 i32::try_from(n % partition_count as u32).unwrap_or(0)
@@ -626,23 +592,4 @@ pub(crate) fn partition_arc(
         .replicas
         .partition(topic, index)
         .ok_or_else(|| unknown_partition(topic, index))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka_java_client() {
-        // Values from Kafka's UtilsTest.testMurmur2.
-        assert_eq!(murmur2(b"21"), -973_932_308);
-        assert_eq!(murmur2(b"foobar"), -790_332_482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
-            -58_897_971
-        );
-        assert_eq!(murmur2(b"abc"), 479_470_107);
-    }
 }

@@ -1253,6 +1253,98 @@ mod tests {
         last
     }
 
+    /// Replays `records` offset commits over `keys` distinct keys (the last
+    /// tenth of the groups deleted by tombstones) and returns how long
+    /// [`GroupCoordinator::load`] took after a restart.
+    async fn replay_commits(records: usize, keys: usize) -> Duration {
+        const PARTITIONS_PER_GROUP: usize = 10;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let groups = keys / PARTITIONS_PER_GROUP;
+        {
+            let broker = broker_in(dir.path());
+            broker
+                .groups
+                .ensure_offsets_topic(&broker)
+                .await
+                .expect("offsets topic");
+            let partition = broker
+                .replicas
+                .partition(OFFSETS_TOPIC, 0)
+                .expect("partition");
+            let mut batch = Vec::with_capacity(1000);
+            for i in 0..records {
+                let key = i % keys;
+                let value = OffsetValue {
+                    offset: i as i64,
+                    leader_epoch: 0,
+                    metadata: String::new(),
+                    commit_timestamp_ms: now_ms(),
+                };
+                batch.push(LogRecord::offset(
+                    &format!("group-{}", key / PARTITIONS_PER_GROUP),
+                    "topic",
+                    (key % PARTITIONS_PER_GROUP) as i32,
+                    Some(&value),
+                ));
+                if batch.len() == 1000 {
+                    offsets_log::append(&partition, &batch, now_ms()).expect("append");
+                    batch.clear();
+                }
+            }
+            for g in groups - groups / 10..groups {
+                for p in 0..PARTITIONS_PER_GROUP {
+                    batch.push(LogRecord::offset(
+                        &format!("group-{g}"),
+                        "topic",
+                        p as i32,
+                        None,
+                    ));
+                }
+            }
+            let end = offsets_log::append(&partition, &batch, now_ms()).expect("append");
+            partition.commit(end).await.expect("fsync");
+            broker.replicas.flush_all();
+        }
+        let started = std::time::Instant::now();
+        let broker = broker_in(dir.path());
+        let took = started.elapsed();
+        // Only the latest value of each key is held, and tombstones win.
+        let kept = groups - groups / 10;
+        assert_eq!(broker.groups.all().len(), kept);
+        for g in [0, kept - 1] {
+            let fetched = broker.groups.fetch_offsets(&format!("group-{g}"), None);
+            assert_eq!(fetched.len(), 1);
+            assert_eq!(fetched[0].1.len(), PARTITIONS_PER_GROUP);
+            for (p, v) in &fetched[0].1 {
+                let key = g * PARTITIONS_PER_GROUP + *p as usize;
+                let last = (records - 1 - key) / keys * keys + key;
+                assert_eq!(v.as_ref().map(|v| v.offset), Some(last as i64));
+            }
+        }
+        assert!(
+            broker
+                .groups
+                .get(&format!("group-{}", groups - 1))
+                .is_none()
+        );
+        took
+    }
+
+    #[tokio::test]
+    async fn load_keeps_only_the_latest_value_of_each_key() {
+        let took = replay_commits(20_000, 1_000).await;
+        eprintln!("replayed 20k commits in {took:?}");
+    }
+
+    /// Startup cost of replaying 100k commits (docs/design.md quotes it):
+    /// `cargo test --release -p sluice-broker --lib replay_of_100k -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "measurement"]
+    async fn replay_of_100k_commits_is_measured() {
+        let took = replay_commits(100_000, 1_000).await;
+        eprintln!("replayed 100k commits in {took:?}");
+    }
+
     #[tokio::test]
     async fn sync_group_answers_only_after_the_assignment_is_durable() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -264,6 +264,41 @@ pub async fn auto_create_topic(broker: &Arc<Broker>, name: &str) -> Result<(), A
     }
 }
 
+/// Creates an internal, compacted, never-expiring topic (`__consumer_offsets`,
+/// `__transaction_state`) with `partitions` partitions unless it exists.
+/// Concurrent callers are fine: a loser sees TOPIC_ALREADY_EXISTS.
+pub async fn ensure_internal_topic(
+    broker: &Arc<Broker>,
+    name: &str,
+    partitions: i32,
+) -> Result<(), ApiError> {
+    if broker.replicas.partition(name, partitions - 1).is_some() {
+        return Ok(());
+    }
+    let topic = NewTopic {
+        name: name.to_owned(),
+        num_partitions: partitions,
+        replication_factor: -1,
+        configs: vec![
+            ("cleanup.policy".to_owned(), Some("compact".to_owned())),
+            ("retention.ms".to_owned(), Some("-1".to_owned())),
+            ("retention.bytes".to_owned(), Some("-1".to_owned())),
+        ],
+    };
+    match create_topics(broker, vec![topic], false).await.pop() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
+        Some(Err(e)) => {
+            tracing::error!("cannot create {name}: {}", e.message);
+            Err(e)
+        }
+        None => Err(ApiError::new(
+            code::UNKNOWN_SERVER_ERROR,
+            format!("no result creating {name}"),
+        )),
+    }
+}
+
 /// Deletes topics by name; one result per name, in order.
 pub async fn delete_topics(
     broker: &Arc<Broker>,

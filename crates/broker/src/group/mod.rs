@@ -45,7 +45,7 @@ use tokio::time::Instant;
 
 use crate::Broker;
 use crate::config::GroupConfig;
-use crate::controller::{self, NewTopic};
+use crate::controller;
 use crate::partition::Partition;
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinArgs, JoinOutcome, SyncOutcome};
 use consumer::ConsumerGroup;
@@ -360,35 +360,9 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet.
     pub async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), i16> {
         let partitions = self.config.offsets_topic_num_partitions;
-        if broker
-            .replicas
-            .partition(OFFSETS_TOPIC, partitions - 1)
-            .is_some()
-        {
-            return Ok(());
-        }
-        let topic = NewTopic {
-            name: OFFSETS_TOPIC.to_owned(),
-            num_partitions: partitions,
-            replication_factor: -1,
-            configs: vec![
-                ("cleanup.policy".to_owned(), Some("compact".to_owned())),
-                ("retention.ms".to_owned(), Some("-1".to_owned())),
-                ("retention.bytes".to_owned(), Some("-1".to_owned())),
-            ],
-        };
-        match controller::create_topics(broker, vec![topic], false)
+        controller::ensure_internal_topic(broker, OFFSETS_TOPIC, partitions)
             .await
-            .pop()
-        {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
-            Some(Err(e)) => {
-                tracing::error!("cannot create {OFFSETS_TOPIC}: {}", e.message);
-                Err(code::COORDINATOR_NOT_AVAILABLE)
-            }
-            None => Err(code::COORDINATOR_NOT_AVAILABLE),
-        }
+            .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
     }
 
     /// Replays `__consumer_offsets` into memory and starts the timers and

@@ -38,7 +38,7 @@ use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records
 use tokio::sync::Notify;
 
 use crate::Broker;
-use crate::controller::{self, NewTopic};
+use crate::controller;
 use crate::group::OffsetToCommit;
 use state_log::{
     MAX_TRANSACTIONAL_ID_BYTES, PendingOffset, TRANSACTION_STATE_PARTITIONS,
@@ -336,44 +336,15 @@ impl TransactionCoordinator {
 
     /// Creates `__transaction_state` if it does not exist yet.
     async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
-        let last = TRANSACTION_STATE_PARTITIONS - 1;
-        if broker
-            .replicas
-            .partition(TRANSACTION_STATE_TOPIC, last)
-            .is_some()
-        {
-            return Ok(());
-        }
+        // One creator at a time; the others find the topic made.
         let _guard = self.create.lock().await;
-        if broker
-            .replicas
-            .partition(TRANSACTION_STATE_TOPIC, last)
-            .is_some()
-        {
-            return Ok(());
-        }
-        let topic = NewTopic {
-            name: TRANSACTION_STATE_TOPIC.to_owned(),
-            num_partitions: TRANSACTION_STATE_PARTITIONS,
-            replication_factor: -1,
-            configs: vec![
-                ("cleanup.policy".to_owned(), Some("compact".to_owned())),
-                ("retention.ms".to_owned(), Some("-1".to_owned())),
-                ("retention.bytes".to_owned(), Some("-1".to_owned())),
-            ],
-        };
-        match controller::create_topics(broker, vec![topic], false)
-            .await
-            .pop()
-        {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
-            Some(Err(e)) => {
-                tracing::error!("cannot create {TRANSACTION_STATE_TOPIC}: {}", e.message);
-                Err(TxnError::NotAvailable)
-            }
-            None => Err(TxnError::NotAvailable),
-        }
+        controller::ensure_internal_topic(
+            broker,
+            TRANSACTION_STATE_TOPIC,
+            TRANSACTION_STATE_PARTITIONS,
+        )
+        .await
+        .map_err(|_| TxnError::NotAvailable)
     }
 
     /// Appends `meta` (or a tombstone) for `id` and waits until it is durable.

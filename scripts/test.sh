@@ -49,8 +49,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-step "fuzz targets build (running them needs nightly + cargo-fuzz: docs/fuzzing.md)"
-CARGO_TARGET_DIR=$ROOT/target/fuzz-check cargo check --manifest-path fuzz/Cargo.toml --bins
+step "fuzz targets: ${SLUICE_FUZZ_SECONDS:-60}s each from the committed corpus (docs/fuzzing.md)"
+./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-60}"
 
 # --- integration: the real binary, real clients -----------------------------
 step "building the sluice binary (release)"

@@ -530,6 +530,106 @@ mod tests {
         assert_eq!(decoded.last_producer_epoch, 1);
     }
 
+    fn broker_in(dir: &std::path::Path) -> std::sync::Arc<crate::Broker> {
+        let config = crate::config::Config {
+            data_dir: dir.to_owned(),
+            ..Default::default()
+        };
+        let metadata = crate::metadata::MetadataStore::open(dir).unwrap();
+        let replicas =
+            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
+        replicas.sync_with(&metadata.image(), true).unwrap();
+        std::sync::Arc::new(crate::Broker {
+            cluster_id: "test".to_owned(),
+            groups: crate::group::GroupCoordinator::new(config.groups.clone()),
+            txn: crate::txn::TransactionCoordinator::new(),
+            config,
+            metadata,
+            replicas,
+            producer_ids: Default::default(),
+            advertised: ("127.0.0.1".to_owned(), 9092),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// A `__transaction_state` written by Sluice before Kafka's format (JSON
+    /// values, tombstones included) loads into the same coordinator state,
+    /// and a later record in Kafka's format wins over an older JSON one.
+    #[tokio::test]
+    async fn legacy_json_transaction_log_loads_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let complete = TxnRecord {
+            state: "CompleteCommit".into(),
+            partitions: vec![],
+            groups: vec![],
+            pending_offsets: vec![],
+            start_ms: -1,
+            ..ongoing()
+        };
+        // Ongoing with a day-long timeout, so the load does not abort it.
+        let open = TxnRecord {
+            timeout_ms: 86_400_000,
+            start_ms: crate::metadata::now_ms(),
+            ..ongoing()
+        };
+        {
+            let broker = broker_in(dir.path());
+            crate::controller::ensure_internal_topic(
+                &broker,
+                TRANSACTION_STATE_TOPIC,
+                TRANSACTION_STATE_PARTITIONS,
+            )
+            .await
+            .unwrap();
+            let legacy = |id: &str, r: Option<&TxnRecord>| {
+                BatchBuilder::new()
+                    .record(NewRecord {
+                        key: Some(encode_key(id).unwrap()),
+                        value: r.map(|r| Bytes::from(legacy_value(r))),
+                        headers: vec![],
+                        timestamp_ms: 0,
+                    })
+                    .build()
+                    .unwrap()
+            };
+            let writes = [
+                ("old-open", legacy("old-open", Some(&open))),
+                ("old-done", legacy("old-done", Some(&complete))),
+                ("old-gone", legacy("old-gone", Some(&complete))),
+                ("old-gone", legacy("old-gone", None)),
+                ("upgraded", legacy("upgraded", Some(&open))),
+                ("upgraded", batch("upgraded", Some(&complete), 0).unwrap()),
+            ];
+            for (id, batch) in writes {
+                let partition = broker
+                    .replicas
+                    .partition(TRANSACTION_STATE_TOPIC, partition_for(id))
+                    .unwrap();
+                let info = partition.append(batch, 0).unwrap();
+                partition.commit(info.last_offset + 1).await.unwrap();
+            }
+            broker.replicas.flush_all();
+        }
+        let broker = broker_in(dir.path());
+        crate::txn::TransactionCoordinator::load(&broker)
+            .await
+            .unwrap();
+        let record = |id: &str| {
+            let broker = broker.clone();
+            let id = id.to_owned();
+            async move {
+                match broker.txn.get(&id) {
+                    Some(slot) => slot.snapshot().await.map(|m| m.to_record()),
+                    None => None,
+                }
+            }
+        };
+        assert_eq!(record("old-open").await, Some(open.clone()));
+        assert_eq!(record("old-done").await, Some(complete.clone()));
+        assert_eq!(record("old-gone").await, None);
+        assert_eq!(record("upgraded").await, Some(complete));
+    }
+
     #[test]
     fn partition_matches_java_string_hash() {
         // "a".hashCode() == 97; "transactional-id".hashCode() is negative in Java.

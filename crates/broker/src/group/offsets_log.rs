@@ -907,4 +907,106 @@ mod tests {
         };
         assert!(LogRecord::offset("g", "t", 0, Some(&big)).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            ".{0,40}"
+        }
+
+        fn member() -> impl Strategy<Value = MemberValue> {
+            (
+                text(),
+                proptest::option::of(text()),
+                text(),
+                text(),
+                any::<i32>(),
+                any::<i32>(),
+                proptest::collection::vec(any::<u8>(), 0..64),
+                proptest::collection::vec(any::<u8>(), 0..64),
+            )
+                .prop_map(
+                    |(id, instance, client, host, session, rebalance, sub, asg)| MemberValue {
+                        member_id: id,
+                        instance_id: instance,
+                        client_id: client,
+                        client_host: host,
+                        session_timeout_ms: session,
+                        rebalance_timeout_ms: rebalance,
+                        subscription: Bytes::from(sub),
+                        assignment: Bytes::from(asg),
+                    },
+                )
+        }
+
+        proptest! {
+            #[test]
+            fn offset_records_round_trip(
+                group in text(), topic in text(), partition in any::<i32>(),
+                offset in any::<i64>(), leader_epoch in any::<i32>(),
+                metadata in text(), ts in any::<i64>(),
+            ) {
+                let value = OffsetValue { offset, leader_epoch, metadata, commit_timestamp_ms: ts };
+                let r = LogRecord::offset(&group, &topic, partition, Some(&value)).expect("encode");
+                prop_assert_eq!(
+                    decode(&r.key, r.value.as_deref()).expect("decode"),
+                    Replayed::Offset { group, topic, partition, value: Some(value) }
+                );
+            }
+
+            #[test]
+            fn classic_group_records_round_trip(
+                group in text(),
+                protocol_type in proptest::option::of(".{1,20}"),
+                generation in any::<i32>(),
+                protocol in proptest::option::of(text()),
+                leader in proptest::option::of(text()),
+                ts in any::<i64>(),
+                members in proptest::collection::vec(member(), 0..4),
+            ) {
+                let value = GroupValue {
+                    group_type: CLASSIC.into(), protocol_type, generation, protocol, leader,
+                    state_timestamp_ms: ts, members,
+                };
+                let r = LogRecord::group(&group, &value).expect("encode");
+                prop_assert_eq!(
+                    decode(&r.key, r.value.as_deref()).expect("decode"),
+                    Replayed::Group { group, value: Some(value) }
+                );
+            }
+
+            #[test]
+            fn consumer_group_records_round_trip(
+                group in text(), epoch in any::<i32>(),
+                assignor in proptest::option::of(text()), ts in any::<i64>(),
+            ) {
+                let value = GroupValue {
+                    group_type: CONSUMER.into(), protocol_type: Some(CONSUMER.into()),
+                    generation: epoch, protocol: assignor, leader: None,
+                    state_timestamp_ms: ts, members: vec![],
+                };
+                let r = LogRecord::group(&group, &value).expect("encode");
+                prop_assert_eq!(
+                    decode(&r.key, r.value.as_deref()).expect("decode"),
+                    Replayed::Group { group, value: Some(value) }
+                );
+            }
+
+            /// Whatever the bytes, decoding answers (usually an error) and
+            /// never panics or allocates beyond what the bytes justify.
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                key in proptest::collection::vec(any::<u8>(), 0..64),
+                value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..128)),
+                record_type in 0i16..4,
+            ) {
+                let _ = decode(&key, value.as_deref());
+                let mut typed = record_type.to_be_bytes().to_vec();
+                typed.extend_from_slice(&key);
+                let _ = decode(&typed, value.as_deref());
+            }
+        }
+    }
 }

@@ -637,4 +637,68 @@ mod tests {
         let p = partition_for("transactional-id");
         assert!((0..TRANSACTION_STATE_PARTITIONS).contains(&p));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            ".{0,30}"
+        }
+
+        fn pending() -> impl Strategy<Value = PendingOffset> {
+            (
+                text(),
+                text(),
+                any::<i32>(),
+                any::<i64>(),
+                any::<i32>(),
+                proptest::option::of(text()),
+            )
+                .prop_map(
+                    |(group, topic, partition, offset, leader_epoch, metadata)| PendingOffset {
+                        group,
+                        topic,
+                        partition,
+                        offset,
+                        leader_epoch,
+                        metadata,
+                    },
+                )
+        }
+
+        proptest! {
+            #[test]
+            fn values_round_trip(
+                producer_id in any::<i64>(), producer_epoch in any::<i16>(),
+                last_producer_id in any::<i64>(), last_producer_epoch in any::<i16>(),
+                timeout_ms in any::<i32>(), state in 0usize..STATES.len(),
+                // As the coordinator keeps them: a set, so sorted and unique.
+                partitions in proptest::collection::btree_set((text(), any::<i32>()), 0..6),
+                groups in proptest::collection::vec(text(), 0..3),
+                pending_offsets in proptest::collection::vec(pending(), 0..3),
+                start_ms in any::<i64>(), last_update_ms in any::<i64>(),
+            ) {
+                let r = TxnRecord {
+                    producer_id, producer_epoch, last_producer_id, last_producer_epoch,
+                    timeout_ms, state: STATES[state].0.to_owned(),
+                    partitions: partitions.into_iter().collect(), groups, pending_offsets,
+                    start_ms, last_update_ms,
+                };
+                prop_assert_eq!(decode_value(&encode_value(&r).expect("encode")).expect("decode"), r);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..160),
+                version in 0i16..2,
+            ) {
+                let _ = decode_key(&bytes);
+                let _ = decode_value(&bytes);
+                let mut v = version.to_be_bytes().to_vec();
+                v.extend_from_slice(&bytes);
+                let _ = decode_value(&v);
+            }
+        }
+    }
 }

@@ -326,12 +326,20 @@ fn encode_consumer_group_value(value: &GroupValue) -> Result<Bytes, RecordError>
 /// we cannot parse is skipped with a warning by the caller: it may be a
 /// Kafka record type Sluice does not write.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Replayed, RecordError> {
+    decode_bytes(
+        Bytes::copy_from_slice(key),
+        value.map(Bytes::copy_from_slice),
+    )
+}
+
+/// [`decode`] over the record's own buffers, so replay copies nothing but
+/// the strings it keeps.
+fn decode_bytes(key: Bytes, value: Option<Bytes>) -> Result<Replayed, RecordError> {
     if key.first() == Some(&b'{') {
-        return legacy::decode(key, value);
+        return legacy::decode(&key, value.as_deref());
     }
-    let mut k = Bytes::copy_from_slice(key);
+    let mut k = key;
     let record_type = codec::read_i16(&mut k)?;
-    let value = value.map(Bytes::copy_from_slice);
     match record_type {
         LEGACY_OFFSET_COMMIT_KEY | OFFSET_COMMIT_KEY => {
             let group = codec::read_string(&mut k, false)?;
@@ -572,7 +580,7 @@ pub fn replay(
             let batch = bytes.slice(position..position + header.total_size());
             for record in decode_records(&batch)? {
                 let Some(key) = record.key else { continue };
-                match decode(&key, record.value.as_deref()) {
+                match decode_bytes(key, record.value) {
                     Ok(r) => {
                         count += 1;
                         apply(r);

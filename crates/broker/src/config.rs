@@ -596,6 +596,20 @@ impl Config {
                 ),
             ));
         }
+        if groups.offset_metadata_max_bytes as usize
+            > crate::group::offsets_log::MAX_OFFSET_METADATA_BYTES
+        {
+            // The metadata is a STRING (INT16 length) in Kafka's
+            // OffsetCommitValue record, so longer metadata could not be stored.
+            return Err(invalid(
+                "groups.offset_metadata_max_bytes",
+                format!(
+                    "{} exceeds {}, the longest string __consumer_offsets records can hold",
+                    groups.offset_metadata_max_bytes,
+                    crate::group::offsets_log::MAX_OFFSET_METADATA_BYTES
+                ),
+            ));
+        }
         if groups.consumer_session_timeout_ms < 1 || groups.consumer_heartbeat_interval_ms < 1 {
             return Err(invalid(
                 "groups.consumer_session_timeout_ms",
@@ -718,6 +732,24 @@ mod tests {
             err.contains("kafka_listener") && err.contains("nowhere"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn offset_metadata_max_bytes_is_bounded_by_the_record_format() {
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("groups.offset_metadata_max_bytes=32767")
+            .expect("set");
+        loader.build().expect("the longest STRING is allowed");
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("groups.offset_metadata_max_bytes=32768")
+            .expect("set");
+        let err = loader
+            .build()
+            .expect_err("longer than a STRING can hold")
+            .to_string();
+        assert!(err.contains("groups.offset_metadata_max_bytes"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`metrics`]: Prometheus metric families and the hooks that feed them.
 //! - [`group`]: the group coordinator and `__consumer_offsets`.
 //! - [`txn`]: the transaction coordinator and `__transaction_state`.
+//! - [`coordinator_record`]: Kafka's key/value framing shared by both internal topics.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //!
 //! The broker never decodes record batches on the produce or fetch path:
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod coordinator_record;
 pub mod datadir;
 pub mod group;
 pub mod handlers;

@@ -22,7 +22,7 @@ use sluice_protocol::messages::sync_group::SyncGroupResponse;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::offsets_log::{GroupValue, MemberValue, hex, unhex};
+use super::offsets_log::{CLASSIC, GroupValue, MemberValue};
 
 /// Kafka's names for classic group states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1024,7 +1024,7 @@ impl ClassicGroup {
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let stable = assignment.is_some();
         GroupValue {
-            group_type: "classic".to_owned(),
+            group_type: CLASSIC.to_owned(),
             protocol_type: self.protocol_type.clone(),
             generation: self.generation_id,
             protocol: self.protocol_name.clone().filter(|_| stable),
@@ -1040,11 +1040,8 @@ impl ClassicGroup {
                         client_host: m.client_host.clone(),
                         session_timeout_ms: m.session_timeout_ms,
                         rebalance_timeout_ms: m.rebalance_timeout_ms,
-                        subscription: hex(&m.metadata_for(&protocol)),
-                        assignment: hex(assignment
-                            .get(&m.member_id)
-                            .map(|a| a.as_ref())
-                            .unwrap_or_default()),
+                        subscription: m.metadata_for(&protocol),
+                        assignment: assignment.get(&m.member_id).cloned().unwrap_or_default(),
                     })
                     .collect()
             } else {
@@ -1081,8 +1078,8 @@ impl ClassicGroup {
                     client_host: m.client_host.clone(),
                     session_timeout_ms: m.session_timeout_ms,
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    protocols: vec![(protocol.clone(), unhex(&m.subscription).unwrap_or_default())],
-                    assignment: unhex(&m.assignment).unwrap_or_default(),
+                    protocols: vec![(protocol.clone(), m.subscription.clone())],
+                    assignment: m.assignment.clone(),
                     join_waiter: None,
                     sync_waiter: None,
                     session_deadline: now
@@ -1210,7 +1207,7 @@ mod tests {
         };
         assert_eq!(generation_id, 1);
         assert_eq!(value.members.len(), 1);
-        assert_eq!(value.members[0].assignment, hex(b"a"));
+        assert_eq!(value.members[0].assignment, Bytes::from_static(b"a"));
         assert!(rx.try_recv().is_err(), "no answer before the store");
         assert_eq!(g.state, ClassicState::CompletingRebalance);
         g.assignment_stored(1, Ok(()), now, 0);

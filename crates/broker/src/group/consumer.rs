@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::assignor::{self, ASSIGNORS, Assignment, TopicsView};
-use super::offsets_log::GroupValue;
+use super::offsets_log::{CONSUMER, GroupValue};
 
 /// Settings the state machine needs.
 #[derive(Debug, Clone, Copy)]
@@ -209,8 +209,8 @@ impl ConsumerGroup {
     /// The metadata to persist.
     pub fn to_value(&self) -> GroupValue {
         GroupValue {
-            group_type: "consumer".to_owned(),
-            protocol_type: Some("consumer".to_owned()),
+            group_type: CONSUMER.to_owned(),
+            protocol_type: Some(CONSUMER.to_owned()),
             generation: self.group_epoch,
             protocol: Some(self.assignor.clone()),
             leader: None,

@@ -49,7 +49,9 @@ use crate::controller;
 use crate::partition::Partition;
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinArgs, JoinOutcome, SyncOutcome};
 use consumer::ConsumerGroup;
-use offsets_log::{GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, Replayed};
+use offsets_log::{CONSUMER, GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, Replayed};
+
+use crate::coordinator_record::RecordError;
 
 /// Longest group id accepted; ids are keys in the offsets log and in memory.
 pub const MAX_GROUP_ID_BYTES: usize = 1024;
@@ -200,6 +202,20 @@ fn now_ms() -> i64 {
     crate::metadata::now_ms()
 }
 
+/// Unwraps encoded records for `group_id`. A record the format cannot carry
+/// (a string over 32767 bytes; request decoding and config validation keep
+/// every string below that) is logged and answered UNKNOWN_SERVER_ERROR, as
+/// Kafka answers a write that fails for an unexpected reason.
+fn encoded<T>(group_id: &str, records: Result<T, RecordError>) -> Result<T, i16> {
+    records.map_err(|e| {
+        tracing::error!(
+            group = group_id,
+            "cannot encode a __consumer_offsets record: {e}"
+        );
+        code::UNKNOWN_SERVER_ERROR
+    })
+}
+
 /// Appends `records` for `group_id` to its offsets partition. Called with
 /// the group's lock held so the log order matches the state order.
 fn append_locked(
@@ -237,7 +253,7 @@ fn append_assignment_locked(
         .replicas
         .partition(OFFSETS_TOPIC, index)
         .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
-    let record = LogRecord::group(group_id, Some(value));
+    let record = encoded(group_id, LogRecord::group(group_id, value))?;
     match offsets_log::append(&partition, &[record], now_ms()) {
         Ok(end) => Ok((partition, end)),
         Err(e) => {
@@ -252,7 +268,9 @@ fn persist_if_dirty(broker: &Broker, slot: &GroupSlot, state: &mut GroupState) {
     if !state.take_dirty() || state.removed {
         return;
     }
-    let record = LogRecord::group(&slot.id, Some(&state.to_value()));
+    let Ok(record) = encoded(&slot.id, LogRecord::group(&slot.id, &state.to_value())) else {
+        return;
+    };
     if let Ok((partition, end)) = append_locked(broker, &slot.id, &[record]) {
         tokio::spawn(async move {
             if let Err(e) = partition.commit(end).await {
@@ -411,7 +429,7 @@ impl GroupCoordinator {
                 continue;
             }
             let kind = match &value {
-                Some(v) if v.group_type == "consumer" => {
+                Some(v) if v.group_type == CONSUMER => {
                     GroupKind::Consumer(ConsumerGroup::from_value(&id, v))
                 }
                 Some(v) => GroupKind::Classic(ClassicGroup::from_value(&id, v, now)),
@@ -784,10 +802,13 @@ impl GroupCoordinator {
             if values.is_empty() {
                 return Ok(results);
             }
-            let records: Vec<LogRecord> = values
-                .iter()
-                .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
-                .collect();
+            let records = encoded(
+                group_id,
+                values
+                    .iter()
+                    .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
+                    .collect::<Result<Vec<_>, _>>(),
+            )?;
             let (partition, end) = append_locked(broker, group_id, &records)?;
             (partition, end, end - records.len() as i64)
         };
@@ -842,10 +863,13 @@ impl GroupCoordinator {
             if state.removed {
                 return Err(code::COORDINATOR_NOT_AVAILABLE);
             }
-            let records: Vec<LogRecord> = values
-                .iter()
-                .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
-                .collect();
+            let records = encoded(
+                group_id,
+                values
+                    .iter()
+                    .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
+                    .collect::<Result<Vec<_>, _>>(),
+            )?;
             let (partition, end) = append_locked(broker, group_id, &records)?;
             (partition, end, end - records.len() as i64)
         };
@@ -952,8 +976,12 @@ impl GroupCoordinator {
                     results.push(code::GROUP_SUBSCRIBED_TO_TOPIC);
                     continue;
                 }
-                if state.offsets.remove(&(topic.clone(), *p)).is_some() {
-                    records.push(LogRecord::offset(group_id, topic, *p, None));
+                if state.offsets.contains_key(&(topic.clone(), *p)) {
+                    records.push(encoded(
+                        group_id,
+                        LogRecord::offset(group_id, topic, *p, None),
+                    )?);
+                    state.offsets.remove(&(topic.clone(), *p));
                 }
                 results.push(code::NONE);
             }
@@ -981,12 +1009,19 @@ impl GroupCoordinator {
             if !state.is_empty() {
                 return code::NON_EMPTY_GROUP;
             }
-            let mut records: Vec<LogRecord> = state
+            let records = state
                 .offsets
                 .keys()
                 .map(|(t, p)| LogRecord::offset(group_id, t, *p, None))
-                .collect();
-            records.push(LogRecord::group(group_id, None));
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|mut records| {
+                    records.extend(LogRecord::group_deleted(group_id)?);
+                    Ok(records)
+                });
+            let records = match encoded(group_id, records) {
+                Ok(r) => r,
+                Err(c) => return c,
+            };
             let write = match append_locked(broker, group_id, &records) {
                 Ok(w) => w,
                 Err(c) => return c,
@@ -1027,13 +1062,19 @@ impl GroupCoordinator {
             if expired.is_empty() && !delete_group {
                 continue;
             }
-            let mut records: Vec<LogRecord> = expired
+            let records = expired
                 .iter()
                 .map(|(t, p)| LogRecord::offset(&id, t, *p, None))
-                .collect();
-            if delete_group {
-                records.push(LogRecord::group(&id, None));
-            }
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|mut records| {
+                    if delete_group {
+                        records.extend(LogRecord::group_deleted(&id)?);
+                    }
+                    Ok(records)
+                });
+            let Ok(records) = encoded(&id, records) else {
+                continue;
+            };
             let Ok((partition, end)) = append_locked(broker, &id, &records) else {
                 continue;
             };
@@ -1254,12 +1295,15 @@ mod tests {
                     metadata: String::new(),
                     commit_timestamp_ms: now_ms(),
                 };
-                batch.push(LogRecord::offset(
-                    &format!("group-{}", key / PARTITIONS_PER_GROUP),
-                    "topic",
-                    (key % PARTITIONS_PER_GROUP) as i32,
-                    Some(&value),
-                ));
+                batch.push(
+                    LogRecord::offset(
+                        &format!("group-{}", key / PARTITIONS_PER_GROUP),
+                        "topic",
+                        (key % PARTITIONS_PER_GROUP) as i32,
+                        Some(&value),
+                    )
+                    .expect("encode"),
+                );
                 if batch.len() == 1000 {
                     offsets_log::append(&partition, &batch, now_ms()).expect("append");
                     batch.clear();
@@ -1267,12 +1311,10 @@ mod tests {
             }
             for g in groups - groups / 10..groups {
                 for p in 0..PARTITIONS_PER_GROUP {
-                    batch.push(LogRecord::offset(
-                        &format!("group-{g}"),
-                        "topic",
-                        p as i32,
-                        None,
-                    ));
+                    batch.push(
+                        LogRecord::offset(&format!("group-{g}"), "topic", p as i32, None)
+                            .expect("encode"),
+                    );
                 }
             }
             let end = offsets_log::append(&partition, &batch, now_ms()).expect("append");
@@ -1302,6 +1344,180 @@ mod tests {
                 .is_none()
         );
         took
+    }
+
+    fn committed(offset: i64) -> OffsetValue {
+        OffsetValue {
+            offset,
+            leader_epoch: 2,
+            metadata: format!("m{offset}"),
+            commit_timestamp_ms: 1_000 + offset,
+        }
+    }
+
+    fn fetched(broker: &Broker, group: &str) -> Vec<(String, i32, i64, String)> {
+        broker
+            .groups
+            .fetch_offsets(group, None)
+            .into_iter()
+            .flat_map(|(t, ps)| {
+                ps.into_iter()
+                    .filter_map(move |(p, v)| v.map(|v| (t.clone(), p, v.offset, v.metadata)))
+            })
+            .collect()
+    }
+
+    /// A data directory written by Sluice before Kafka's formats (JSON
+    /// records, tombstones included) loads with every offset and group, and
+    /// later records in Kafka's format win over older JSON ones.
+    #[tokio::test]
+    async fn legacy_json_offsets_log_loads_without_losing_an_offset() {
+        use offsets_log::legacy::writer;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let classic = GroupValue {
+            group_type: offsets_log::CLASSIC.into(),
+            protocol_type: Some("consumer".into()),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            state_timestamp_ms: 5,
+            members: vec![offsets_log::MemberValue {
+                member_id: "m1".into(),
+                instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                session_timeout_ms: 30_000,
+                rebalance_timeout_ms: 60_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let consumer = GroupValue {
+            group_type: CONSUMER.into(),
+            protocol_type: Some(CONSUMER.into()),
+            generation: 7,
+            protocol: Some("uniform".into()),
+            leader: None,
+            state_timestamp_ms: 6,
+            members: vec![],
+        };
+        {
+            let broker = broker_in(dir.path());
+            broker
+                .groups
+                .ensure_offsets_topic(&broker)
+                .await
+                .expect("offsets topic");
+            let partition = broker
+                .replicas
+                .partition(OFFSETS_TOPIC, 0)
+                .expect("partition");
+            let new = |g: &str, p: i32, v: Option<&OffsetValue>| {
+                LogRecord::offset(g, "t", p, v).expect("encode")
+            };
+            let records = vec![
+                writer::offset("classic", "t", 0, Some(&committed(10))),
+                writer::offset("classic", "t", 1, Some(&committed(11))),
+                writer::offset("classic", "t", 1, None),
+                writer::offset("classic", "t", 2, Some(&committed(12))),
+                writer::group("classic", Some(&classic)),
+                writer::group("kip848", Some(&consumer)),
+                writer::offset("kip848", "t", 0, Some(&committed(20))),
+                writer::offset("deleted", "t", 0, Some(&committed(30))),
+                writer::group("deleted", Some(&classic)),
+                writer::offset("deleted", "t", 0, None),
+                writer::group("deleted", None),
+                // Old JSON first, then Kafka's format for the same keys.
+                writer::offset("mixed", "t", 0, Some(&committed(40))),
+                new("mixed", 0, Some(&committed(41))),
+                writer::offset("mixed", "t", 1, Some(&committed(42))),
+                new("mixed", 1, None),
+                new("mixed", 2, Some(&committed(43))),
+                writer::offset("mixed", "t", 2, None),
+            ];
+            let end = offsets_log::append(&partition, &records, now_ms()).expect("append");
+            partition.commit(end).await.expect("fsync");
+            broker.replicas.flush_all();
+        }
+        let broker = broker_in(dir.path());
+        assert_eq!(
+            fetched(&broker, "classic"),
+            vec![
+                ("t".into(), 0, 10, "m10".into()),
+                ("t".into(), 2, 12, "m12".into())
+            ]
+        );
+        {
+            let slot = broker.groups.get("classic").expect("classic group");
+            let state = slot.lock();
+            assert_eq!(state.state_name(), "Stable");
+            assert_eq!(
+                state.to_value(),
+                classic,
+                "members and assignments are back"
+            );
+        }
+        assert_eq!(
+            fetched(&broker, "kip848"),
+            vec![("t".into(), 0, 20, "m20".into())]
+        );
+        {
+            let slot = broker.groups.get("kip848").expect("KIP-848 group");
+            let state = slot.lock();
+            assert_eq!(state.group_type(), CONSUMER);
+            let GroupKind::Consumer(g) = &state.kind else {
+                panic!("not a KIP-848 group");
+            };
+            assert_eq!(g.group_epoch, 7);
+        }
+        assert!(broker.groups.get("deleted").is_none());
+        assert_eq!(
+            fetched(&broker, "mixed"),
+            vec![("t".into(), 0, 41, "m41".into())]
+        );
+
+        // The next write of a key is in Kafka's format, and wins on reload.
+        let offsets = vec![OffsetToCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset: 99,
+            leader_epoch: 2,
+            metadata: Some("m99".into()),
+        }];
+        broker
+            .groups
+            .commit_transactional_offsets(&broker, "classic", offsets)
+            .await
+            .expect("commit");
+        let partition = broker
+            .replicas
+            .partition(OFFSETS_TOPIC, 0)
+            .expect("partition");
+        let mut last_key = None;
+        offsets_log::replay(&partition, |r| last_key = Some(r)).expect("replay");
+        assert!(matches!(last_key, Some(Replayed::Offset { ref group, .. }) if group == "classic"));
+        let read = partition
+            .read(partition.high_watermark() - 1, 1 << 20)
+            .expect("read");
+        let bytes = read.to_bytes().expect("bytes");
+        let record = sluice_records::decode_records(&bytes)
+            .expect("records")
+            .pop()
+            .expect("one record");
+        assert_eq!(
+            record.key.as_deref().map(|k| &k[..2]),
+            Some(&[0u8, 1][..]),
+            "written as an OffsetCommitKey"
+        );
+        drop(broker);
+        let broker = broker_in(dir.path());
+        assert_eq!(
+            fetched(&broker, "classic"),
+            vec![
+                ("t".into(), 0, 99, "m99".into()),
+                ("t".into(), 2, 12, "m12".into())
+            ]
+        );
     }
 
     #[tokio::test]
@@ -1347,7 +1563,7 @@ mod tests {
         assert_eq!(value.generation, joined.generation_id);
         assert_eq!(value.members.len(), 1);
         assert_eq!(value.members[0].member_id, joined.member_id);
-        assert_eq!(value.members[0].assignment, offsets_log::hex(b"mine"));
+        assert_eq!(value.members[0].assignment, Bytes::from_static(b"mine"));
         let slot = broker.groups.get("g").expect("group");
         assert_eq!(slot.lock().state_name(), "Stable");
     }

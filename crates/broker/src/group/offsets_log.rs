@@ -1,16 +1,29 @@
 //! The `__consumer_offsets` topic: how committed offsets and group metadata
 //! are written to it and replayed from it.
 //!
-//! Owns the record format (documented in `docs/design.md`, "Consumer
-//! groups"). It must not hold group state: the coordinator decides what to
-//! write, this module only encodes, appends and decodes.
+//! Owns the record format (documented byte by byte in `docs/design.md`,
+//! "Consumer groups"). It must not hold group state: the coordinator decides
+//! what to write, this module only encodes, appends and decodes.
 //!
-//! Every record has a JSON key and a JSON value (or a null value, a
-//! tombstone). Keys are externally tagged so the two kinds cannot be
-//! confused:
-//! - `{"offset":{"group":"g","topic":"t","partition":0}}` with an
-//!   [`OffsetValue`];
-//! - `{"group":{"group":"g"}}` with a [`GroupValue`].
+//! Records use Kafka's own key and value schemas, so tools that read the
+//! topic directly (lag monitors, `kafka-dump-log --offsets-decoder`)
+//! understand them. A key is `[record type i16][fields]`:
+//! - type 1 (`OffsetCommitKey`; Kafka also reads type 0, the same layout):
+//!   group, topic, partition, with an `OffsetCommitValue` written at
+//!   version 3, what Kafka 3.x and 4.x write;
+//! - type 2 (`GroupMetadataKey`): a classic group, with a
+//!   `GroupMetadataValue` at version 3, as Kafka writes;
+//! - type 3 (`ConsumerGroupMetadataKey`): a KIP-848 group, with a
+//!   `ConsumerGroupMetadataValue` (version 0, flexible). Sluice persists only
+//!   the group epoch of a KIP-848 group (members rejoin after a restart), so
+//!   this one record is all it writes; the assignor and state timestamp ride
+//!   in tagged fields from [`SLUICE_TAG_BASE`], which Kafka's readers skip.
+//!
+//! Before these formats, Sluice wrote JSON keys and values (see [`legacy`]).
+//! Replay reads both, forever: a JSON key starts with `{` (0x7b), which no
+//! Kafka record type does. Every write uses Kafka's format, and the later
+//! record of a group or partition wins whatever its format, so upgrading
+//! loses nothing and needs no step.
 //!
 //! Later records win; a tombstone deletes the key. The topic is created with
 //! `cleanup.policy=compact` and no time or size retention, so nothing is lost
@@ -20,11 +33,16 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
 use sluice_log::LogError;
+use sluice_protocol::codec;
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
 
+use crate::coordinator_record::{
+    RecordError, SLUICE_TAG_BASE, TaggedFields, expect_end, read_tagged,
+};
 use crate::partition::Partition;
+
+pub mod legacy;
 
 /// The internal topic's name, as in Kafka.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -36,37 +54,48 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Bytes read per step when replaying a partition.
 const REPLAY_READ_BYTES: u32 = 4 * 1024 * 1024;
 
-/// The key of a record in `__consumer_offsets`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum RecordKey {
-    /// A committed offset of one partition.
-    Offset {
-        /// Group id.
-        group: String,
-        /// Topic name.
-        topic: String,
-        /// Partition index.
-        partition: i32,
-    },
-    /// A group's metadata.
-    Group {
-        /// Group id.
-        group: String,
-    },
-}
+/// Longest offset metadata the record format can carry: `OffsetCommitValue`
+/// holds it as a `STRING`, whose length is an `INT16`.
+/// `groups.offset_metadata_max_bytes` may not exceed it.
+pub const MAX_OFFSET_METADATA_BYTES: usize = i16::MAX as usize;
 
-impl RecordKey {
-    /// The group the record belongs to.
-    pub fn group(&self) -> &str {
-        match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
-        }
-    }
-}
+/// Key record type of an offset commit as Kafka wrote it before 0.9; same
+/// layout as [`OFFSET_COMMIT_KEY`], read but never written.
+const LEGACY_OFFSET_COMMIT_KEY: i16 = 0;
+/// Key record type of an offset commit (`OffsetCommitKey`).
+const OFFSET_COMMIT_KEY: i16 = 1;
+/// Key record type of a classic group (`GroupMetadataKey`).
+const GROUP_METADATA_KEY: i16 = 2;
+/// Key record type of a KIP-848 group's epoch (`ConsumerGroupMetadataKey`).
+const CONSUMER_GROUP_METADATA_KEY: i16 = 3;
+
+/// `OffsetCommitValue` version written: the newest non-flexible one, what
+/// Kafka 3.x and 4.x write when the commit has no expire timestamp (ours
+/// never do; retention is the broker's).
+const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
+/// Newest `OffsetCommitValue` version read (4 is the flexible one).
+const OFFSET_COMMIT_VALUE_MAX_VERSION: i16 = 4;
+/// `GroupMetadataValue` version written: 3, as Kafka 3.x and 4.x write.
+const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+/// Newest `GroupMetadataValue` version read (4 is the flexible one).
+const GROUP_METADATA_VALUE_MAX_VERSION: i16 = 4;
+/// `ConsumerGroupMetadataValue` version written and read (flexible).
+const CONSUMER_GROUP_METADATA_VALUE_VERSION: i16 = 0;
+
+/// Sluice-only tag in `ConsumerGroupMetadataValue`: the server assignor's
+/// name (compact string).
+const TAG_CONSUMER_GROUP_ASSIGNOR: u32 = SLUICE_TAG_BASE;
+/// Sluice-only tag in `ConsumerGroupMetadataValue`: when the group last
+/// changed state (int64 ms), for offset retention of an empty group.
+const TAG_CONSUMER_GROUP_STATE_TIMESTAMP: u32 = SLUICE_TAG_BASE + 1;
+
+/// `group_type` of a classic group.
+pub const CLASSIC: &str = "classic";
+/// `group_type` of a KIP-848 group.
+pub const CONSUMER: &str = "consumer";
 
 /// A committed offset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetValue {
     /// The next offset to consume.
     pub offset: i64,
@@ -79,7 +108,7 @@ pub struct OffsetValue {
 }
 
 /// A member of a classic group, as persisted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberValue {
     /// Member id.
     pub member_id: String,
@@ -93,22 +122,22 @@ pub struct MemberValue {
     pub session_timeout_ms: i32,
     /// Rebalance timeout.
     pub rebalance_timeout_ms: i32,
-    /// Metadata for the selected protocol, hex.
-    pub subscription: String,
-    /// The leader's assignment for this member, hex.
-    pub assignment: String,
+    /// Metadata for the selected protocol, opaque.
+    pub subscription: Bytes,
+    /// The leader's assignment for this member, opaque.
+    pub assignment: Bytes,
 }
 
 /// A group's metadata, as persisted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupValue {
-    /// "classic" or "consumer" (KIP-848).
+    /// [`CLASSIC`] or [`CONSUMER`] (KIP-848).
     pub group_type: String,
     /// Classic protocol type ("consumer", "connect", ...), if any.
     pub protocol_type: Option<String>,
     /// Classic generation or KIP-848 group epoch.
     pub generation: i32,
-    /// Selected classic protocol (assignor).
+    /// Selected classic protocol, or the KIP-848 server assignor.
     pub protocol: Option<String>,
     /// Leader member id.
     pub leader: Option<String>,
@@ -164,33 +193,55 @@ pub enum OffsetsLogError {
     Records(#[from] sluice_records::RecordsError),
 }
 
-fn to_json<T: Serialize>(value: &T) -> Bytes {
-    // Serializing these plain structs cannot fail: no maps with non-string
-    // keys, no floats.
-    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
-}
-
 impl LogRecord {
-    /// An offset commit.
-    pub fn offset(group: &str, topic: &str, partition: i32, value: Option<&OffsetValue>) -> Self {
-        LogRecord {
-            key: to_json(&RecordKey::Offset {
-                group: group.to_owned(),
-                topic: topic.to_owned(),
-                partition,
-            }),
-            value: value.map(to_json),
+    /// An offset commit, or its tombstone (`None`).
+    pub fn offset(
+        group: &str,
+        topic: &str,
+        partition: i32,
+        value: Option<&OffsetValue>,
+    ) -> Result<Self, RecordError> {
+        let mut key = BytesMut::new();
+        codec::write_i16(&mut key, OFFSET_COMMIT_KEY);
+        codec::write_string(&mut key, group, false)?;
+        codec::write_string(&mut key, topic, false)?;
+        codec::write_i32(&mut key, partition);
+        Ok(LogRecord {
+            key: key.freeze(),
+            value: value.map(encode_offset_value).transpose()?,
+        })
+    }
+
+    /// A group's metadata: a `GroupMetadata` record for a classic group, a
+    /// `ConsumerGroupMetadata` record for a KIP-848 group.
+    pub fn group(group: &str, value: &GroupValue) -> Result<Self, RecordError> {
+        if value.group_type == CONSUMER {
+            Ok(LogRecord {
+                key: group_key(CONSUMER_GROUP_METADATA_KEY, group)?,
+                value: Some(encode_consumer_group_value(value)?),
+            })
+        } else {
+            Ok(LogRecord {
+                key: group_key(GROUP_METADATA_KEY, group)?,
+                value: Some(encode_classic_group_value(value)?),
+            })
         }
     }
 
-    /// Group metadata.
-    pub fn group(group: &str, value: Option<&GroupValue>) -> Self {
-        LogRecord {
-            key: to_json(&RecordKey::Group {
-                group: group.to_owned(),
-            }),
-            value: value.map(to_json),
-        }
+    /// The tombstones that delete a group: one per group record type, so no
+    /// older record of either type outlives the deletion once compaction
+    /// keeps only the last record of each key.
+    pub fn group_deleted(group: &str) -> Result<[Self; 2], RecordError> {
+        Ok([
+            LogRecord {
+                key: group_key(GROUP_METADATA_KEY, group)?,
+                value: None,
+            },
+            LogRecord {
+                key: group_key(CONSUMER_GROUP_METADATA_KEY, group)?,
+                value: None,
+            },
+        ])
     }
 
     fn size(&self) -> usize {
@@ -198,25 +249,266 @@ impl LogRecord {
     }
 }
 
-/// Decodes one record. A record we cannot parse is skipped with a warning
-/// by the caller: it may come from a newer version of the broker.
-pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Replayed, serde_json::Error> {
-    let key: RecordKey = serde_json::from_slice(key)?;
-    Ok(match key {
-        RecordKey::Offset {
-            group,
-            topic,
-            partition,
-        } => Replayed::Offset {
-            group,
-            topic,
-            partition,
-            value: value.map(serde_json::from_slice).transpose()?,
-        },
-        RecordKey::Group { group } => Replayed::Group {
-            group,
-            value: value.map(serde_json::from_slice).transpose()?,
-        },
+fn group_key(record_type: i16, group: &str) -> Result<Bytes, RecordError> {
+    let mut key = BytesMut::new();
+    codec::write_i16(&mut key, record_type);
+    codec::write_string(&mut key, group, false)?;
+    Ok(key.freeze())
+}
+
+fn encode_offset_value(value: &OffsetValue) -> Result<Bytes, RecordError> {
+    let mut out = BytesMut::new();
+    codec::write_i16(&mut out, OFFSET_COMMIT_VALUE_VERSION);
+    codec::write_i64(&mut out, value.offset);
+    codec::write_i32(&mut out, value.leader_epoch);
+    codec::write_string(&mut out, &value.metadata, false)?;
+    codec::write_i64(&mut out, value.commit_timestamp_ms);
+    Ok(out.freeze())
+}
+
+fn write_nullable_string(
+    out: &mut BytesMut,
+    s: Option<&str>,
+    flexible: bool,
+) -> Result<(), RecordError> {
+    match s {
+        Some(s) => codec::write_string(out, s, flexible)?,
+        None => codec::write_null_string(out, flexible),
+    }
+    Ok(())
+}
+
+fn encode_classic_group_value(value: &GroupValue) -> Result<Bytes, RecordError> {
+    let mut out = BytesMut::new();
+    codec::write_i16(&mut out, GROUP_METADATA_VALUE_VERSION);
+    // Kafka writes "" for a group without a protocol type (offsets only).
+    codec::write_string(
+        &mut out,
+        value.protocol_type.as_deref().unwrap_or(""),
+        false,
+    )?;
+    codec::write_i32(&mut out, value.generation);
+    write_nullable_string(&mut out, value.protocol.as_deref(), false)?;
+    write_nullable_string(&mut out, value.leader.as_deref(), false)?;
+    codec::write_i64(&mut out, value.state_timestamp_ms);
+    codec::write_array_len(&mut out, value.members.len(), false)?;
+    for m in &value.members {
+        codec::write_string(&mut out, &m.member_id, false)?;
+        write_nullable_string(&mut out, m.instance_id.as_deref(), false)?;
+        codec::write_string(&mut out, &m.client_id, false)?;
+        codec::write_string(&mut out, &m.client_host, false)?;
+        codec::write_i32(&mut out, m.rebalance_timeout_ms);
+        codec::write_i32(&mut out, m.session_timeout_ms);
+        codec::write_bytes(&mut out, &m.subscription, false)?;
+        codec::write_bytes(&mut out, &m.assignment, false)?;
+    }
+    Ok(out.freeze())
+}
+
+fn encode_consumer_group_value(value: &GroupValue) -> Result<Bytes, RecordError> {
+    let mut out = BytesMut::new();
+    codec::write_i16(&mut out, CONSUMER_GROUP_METADATA_VALUE_VERSION);
+    codec::write_i32(&mut out, value.generation);
+    let mut tags = TaggedFields::default();
+    if let Some(assignor) = &value.protocol {
+        let mut b = BytesMut::new();
+        codec::write_string(&mut b, assignor, true)?;
+        tags.push(TAG_CONSUMER_GROUP_ASSIGNOR, b);
+    }
+    let mut b = BytesMut::new();
+    codec::write_i64(&mut b, value.state_timestamp_ms);
+    tags.push(TAG_CONSUMER_GROUP_STATE_TIMESTAMP, b);
+    tags.write(&mut out)?;
+    Ok(out.freeze())
+}
+
+/// Decodes one record, in Kafka's format or the legacy JSON one. A record
+/// we cannot parse is skipped with a warning by the caller: it may be a
+/// Kafka record type Sluice does not write.
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Replayed, RecordError> {
+    decode_bytes(
+        Bytes::copy_from_slice(key),
+        value.map(Bytes::copy_from_slice),
+    )
+}
+
+/// [`decode`] over the record's own buffers, so replay copies nothing but
+/// the strings it keeps.
+fn decode_bytes(key: Bytes, value: Option<Bytes>) -> Result<Replayed, RecordError> {
+    if key.first() == Some(&b'{') {
+        return legacy::decode(&key, value.as_deref());
+    }
+    let mut k = key;
+    let record_type = codec::read_i16(&mut k)?;
+    match record_type {
+        LEGACY_OFFSET_COMMIT_KEY | OFFSET_COMMIT_KEY => {
+            let group = codec::read_string(&mut k, false)?;
+            let topic = codec::read_string(&mut k, false)?;
+            let partition = codec::read_i32(&mut k)?;
+            expect_end(&k, "OffsetCommitKey")?;
+            Ok(Replayed::Offset {
+                group,
+                topic,
+                partition,
+                value: value.map(decode_offset_value).transpose()?,
+            })
+        }
+        GROUP_METADATA_KEY => {
+            let group = codec::read_string(&mut k, false)?;
+            expect_end(&k, "GroupMetadataKey")?;
+            Ok(Replayed::Group {
+                group,
+                value: value.map(decode_classic_group_value).transpose()?,
+            })
+        }
+        CONSUMER_GROUP_METADATA_KEY => {
+            let group = codec::read_string(&mut k, false)?;
+            expect_end(&k, "ConsumerGroupMetadataKey")?;
+            Ok(Replayed::Group {
+                group,
+                value: value.map(decode_consumer_group_value).transpose()?,
+            })
+        }
+        other => Err(RecordError::UnknownKeyType(other)),
+    }
+}
+
+fn decode_offset_value(mut v: Bytes) -> Result<OffsetValue, RecordError> {
+    const RECORD: &str = "OffsetCommitValue";
+    let version = codec::read_i16(&mut v)?;
+    if !(0..=OFFSET_COMMIT_VALUE_MAX_VERSION).contains(&version) {
+        return Err(RecordError::UnknownValueVersion {
+            record: RECORD,
+            version,
+        });
+    }
+    let flexible = version >= 4;
+    let offset = codec::read_i64(&mut v)?;
+    let leader_epoch = if version >= 3 {
+        codec::read_i32(&mut v)?
+    } else {
+        -1
+    };
+    let metadata = codec::read_string(&mut v, flexible)?;
+    let commit_timestamp_ms = codec::read_i64(&mut v)?;
+    if version == 1 {
+        // The expire timestamp of commits before KIP-211; retention is the
+        // broker's now, so it is read and dropped, as Kafka does.
+        codec::read_i64(&mut v)?;
+    }
+    if flexible {
+        TaggedFields::read(&mut v)?;
+    }
+    expect_end(&v, RECORD)?;
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms,
+    })
+}
+
+fn decode_classic_group_value(mut v: Bytes) -> Result<GroupValue, RecordError> {
+    const RECORD: &str = "GroupMetadataValue";
+    /// Smallest member: four empty strings (2 bytes each), two ints, two
+    /// empty byte arrays (4 bytes each) at version 0.
+    const MIN_MEMBER_BYTES: usize = 8 + 4 + 8;
+    let version = codec::read_i16(&mut v)?;
+    if !(0..=GROUP_METADATA_VALUE_MAX_VERSION).contains(&version) {
+        return Err(RecordError::UnknownValueVersion {
+            record: RECORD,
+            version,
+        });
+    }
+    let flexible = version >= 4;
+    let protocol_type = codec::read_string(&mut v, flexible)?;
+    let generation = codec::read_i32(&mut v)?;
+    let protocol = codec::read_nullable_string(&mut v, flexible, true)?;
+    let leader = codec::read_nullable_string(&mut v, flexible, true)?;
+    let state_timestamp_ms = if version >= 2 {
+        codec::read_i64(&mut v)?
+    } else {
+        -1
+    };
+    let min_member = if flexible { 8 } else { MIN_MEMBER_BYTES };
+    let count = codec::read_array_len(&mut v, flexible, min_member)?;
+    let mut members = Vec::with_capacity(codec::prealloc(count));
+    for _ in 0..count {
+        let member_id = codec::read_string(&mut v, flexible)?;
+        let instance_id = if version >= 3 {
+            codec::read_nullable_string(&mut v, flexible, true)?
+        } else {
+            None
+        };
+        let client_id = codec::read_string(&mut v, flexible)?;
+        let client_host = codec::read_string(&mut v, flexible)?;
+        let rebalance_timeout_ms = if version >= 1 {
+            Some(codec::read_i32(&mut v)?)
+        } else {
+            None
+        };
+        let session_timeout_ms = codec::read_i32(&mut v)?;
+        let subscription = codec::read_bytes(&mut v, flexible)?;
+        let assignment = codec::read_bytes(&mut v, flexible)?;
+        if flexible {
+            TaggedFields::read(&mut v)?;
+        }
+        members.push(MemberValue {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            session_timeout_ms,
+            // Version 0 had one timeout for both, as Kafka reads it.
+            rebalance_timeout_ms: rebalance_timeout_ms.unwrap_or(session_timeout_ms),
+            subscription,
+            assignment,
+        });
+    }
+    if flexible {
+        TaggedFields::read(&mut v)?;
+    }
+    expect_end(&v, RECORD)?;
+    Ok(GroupValue {
+        group_type: CLASSIC.to_owned(),
+        protocol_type: Some(protocol_type).filter(|t| !t.is_empty()),
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+        members,
+    })
+}
+
+fn decode_consumer_group_value(mut v: Bytes) -> Result<GroupValue, RecordError> {
+    const RECORD: &str = "ConsumerGroupMetadataValue";
+    let version = codec::read_i16(&mut v)?;
+    if version != CONSUMER_GROUP_METADATA_VALUE_VERSION {
+        return Err(RecordError::UnknownValueVersion {
+            record: RECORD,
+            version,
+        });
+    }
+    let epoch = codec::read_i32(&mut v)?;
+    let tags = TaggedFields::read(&mut v)?;
+    expect_end(&v, RECORD)?;
+    let protocol = tags
+        .get(TAG_CONSUMER_GROUP_ASSIGNOR)
+        .map(|b| read_tagged(b, RECORD, |b| Ok(codec::read_string(b, true)?)))
+        .transpose()?;
+    let state_timestamp_ms = tags
+        .get(TAG_CONSUMER_GROUP_STATE_TIMESTAMP)
+        .map(|b| read_tagged(b, RECORD, |b| Ok(codec::read_i64(b)?)))
+        .transpose()?
+        .unwrap_or(-1);
+    Ok(GroupValue {
+        group_type: CONSUMER.to_owned(),
+        protocol_type: Some(CONSUMER.to_owned()),
+        generation: epoch,
+        protocol,
+        leader: None,
+        state_timestamp_ms,
+        members: Vec::new(),
     })
 }
 
@@ -288,7 +580,7 @@ pub fn replay(
             let batch = bytes.slice(position..position + header.total_size());
             for record in decode_records(&batch)? {
                 let Some(key) = record.key else { continue };
-                match decode(&key, record.value.as_deref()) {
+                match decode_bytes(key, record.value) {
                     Ok(r) => {
                         count += 1;
                         apply(r);
@@ -323,34 +615,6 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-/// Lower-case hex, for opaque bytes in JSON values.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-/// Parses [`hex`] output; `None` if malformed.
-pub fn unhex(s: &str) -> Option<Bytes> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
-        .collect::<Option<Vec<u8>>>()
-        .map(Bytes::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,40 +632,389 @@ mod tests {
         assert_eq!(java_string_hashcode("😀"), 1_772_899);
     }
 
-    #[test]
-    fn records_round_trip_and_tombstones_decode() {
-        let value = OffsetValue {
+    fn offset_value() -> OffsetValue {
+        OffsetValue {
             offset: 42,
             leader_epoch: 3,
             metadata: "meta".into(),
             commit_timestamp_ms: 1,
-        };
-        let r = LogRecord::offset("g", "t", 7, Some(&value));
+        }
+    }
+
+    fn classic_value() -> GroupValue {
+        GroupValue {
+            group_type: CLASSIC.into(),
+            protocol_type: Some("consumer".into()),
+            generation: 4,
+            protocol: Some("range".into()),
+            leader: Some("m".into()),
+            state_timestamp_ms: 9,
+            members: vec![MemberValue {
+                member_id: "m".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                session_timeout_ms: 10,
+                rebalance_timeout_ms: 20,
+                subscription: Bytes::from_static(&[0x00, 0xab]),
+                assignment: Bytes::from_static(&[0xff]),
+            }],
+        }
+    }
+
+    /// Expected bytes are written out by hand from Kafka's message specs
+    /// (`OffsetCommitKey`, `OffsetCommitValue` v3): classic `STRING` is an
+    /// INT16 length and the bytes, integers big-endian.
+    #[test]
+    fn offset_commit_is_kafkas_offset_commit_key_and_value_v3() {
+        let r = LogRecord::offset("g", "t", 7, Some(&offset_value())).expect("encode");
+        #[rustfmt::skip]
+        let key: &[u8] = &[
+            0, 1,             // record type 1: OffsetCommitKey
+            0, 1, b'g',       // group
+            0, 1, b't',       // topic
+            0, 0, 0, 7,       // partition
+        ];
+        #[rustfmt::skip]
+        let value: &[u8] = &[
+            0, 3,                         // version 3
+            0, 0, 0, 0, 0, 0, 0, 42,      // offset
+            0, 0, 0, 3,                   // leaderEpoch
+            0, 4, b'm', b'e', b't', b'a', // metadata
+            0, 0, 0, 0, 0, 0, 0, 1,       // commitTimestamp
+        ];
+        assert_eq!(&r.key[..], key);
+        assert_eq!(r.value.as_deref(), Some(value));
         assert_eq!(
-            decode(&r.key, r.value.as_deref()).expect("decode"),
+            decode(key, Some(value)).expect("decode"),
             Replayed::Offset {
                 group: "g".into(),
                 topic: "t".into(),
                 partition: 7,
-                value: Some(value)
+                value: Some(offset_value())
             }
         );
-        let t = LogRecord::group("g", None);
+        let t = LogRecord::offset("g", "t", 7, None).expect("encode");
+        assert_eq!(&t.key[..], key);
+        assert!(t.value.is_none());
         assert_eq!(
             decode(&t.key, None).expect("decode"),
-            Replayed::Group {
+            Replayed::Offset {
                 group: "g".into(),
+                topic: "t".into(),
+                partition: 7,
                 value: None
             }
         );
-        assert!(decode(b"{\"nope\":{}}", None).is_err());
     }
 
     #[test]
-    fn hex_round_trips_and_rejects_garbage() {
-        let data = [0u8, 1, 0xab, 0xff];
-        assert_eq!(unhex(&hex(&data)).as_deref(), Some(&data[..]));
-        assert!(unhex("abc").is_none());
-        assert!(unhex("zz").is_none());
+    fn classic_group_is_kafkas_group_metadata_value_v3() {
+        let r = LogRecord::group("g", &classic_value()).expect("encode");
+        assert_eq!(&r.key[..], &[0, 2, 0, 1, b'g']);
+        #[rustfmt::skip]
+        let value: &[u8] = &[
+            0, 3,                                              // version 3
+            0, 8, b'c', b'o', b'n', b's', b'u', b'm', b'e', b'r', // protocolType
+            0, 0, 0, 4,                                        // generation
+            0, 5, b'r', b'a', b'n', b'g', b'e',                // protocol
+            0, 1, b'm',                                        // leader
+            0, 0, 0, 0, 0, 0, 0, 9,                            // currentStateTimestamp
+            0, 0, 0, 1,                                        // members: 1
+            0, 1, b'm',                                        //   memberId
+            0xff, 0xff,                                        //   groupInstanceId: null
+            0, 1, b'c',                                        //   clientId
+            0, 2, b'/', b'h',                                  //   clientHost
+            0, 0, 0, 20,                                       //   rebalanceTimeout
+            0, 0, 0, 10,                                       //   sessionTimeout
+            0, 0, 0, 2, 0x00, 0xab,                            //   subscription
+            0, 0, 0, 1, 0xff,                                  //   assignment
+        ];
+        assert_eq!(r.value.as_deref(), Some(value));
+        assert_eq!(
+            decode(&r.key, Some(value)).expect("decode"),
+            Replayed::Group {
+                group: "g".into(),
+                value: Some(classic_value())
+            }
+        );
+        // A group used only to store offsets has no protocol type: "" on disk.
+        let empty = GroupValue {
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: vec![],
+            ..classic_value()
+        };
+        let r = LogRecord::group("g", &empty).expect("encode");
+        assert_eq!(&r.value.as_deref().expect("value")[2..4], &[0, 0]);
+        assert_eq!(
+            decode(&r.key, r.value.as_deref()).expect("decode"),
+            Replayed::Group {
+                group: "g".into(),
+                value: Some(empty)
+            }
+        );
+    }
+
+    #[test]
+    fn consumer_group_is_kafkas_consumer_group_metadata_with_sluice_tags() {
+        let value = GroupValue {
+            group_type: CONSUMER.into(),
+            protocol_type: Some(CONSUMER.into()),
+            generation: 5,
+            protocol: Some("uniform".into()),
+            leader: None,
+            state_timestamp_ms: 258,
+            members: vec![],
+        };
+        let r = LogRecord::group("g", &value).expect("encode");
+        assert_eq!(&r.key[..], &[0, 3, 0, 1, b'g']);
+        #[rustfmt::skip]
+        let bytes: &[u8] = &[
+            0, 0,              // version 0 (flexible)
+            0, 0, 0, 5,        // Epoch
+            2,                 // two tagged fields
+            0x90, 0x4e, 8,     // tag 10000, 8 bytes: compact string
+            8, b'u', b'n', b'i', b'f', b'o', b'r', b'm',
+            0x91, 0x4e, 8,     // tag 10001, 8 bytes: int64
+            0, 0, 0, 0, 0, 0, 1, 2,
+        ];
+        assert_eq!(r.value.as_deref(), Some(bytes));
+        assert_eq!(
+            decode(&r.key, Some(bytes)).expect("decode"),
+            Replayed::Group {
+                group: "g".into(),
+                value: Some(value)
+            }
+        );
+        // Kafka's own record (no Sluice tags, a MetadataHash tag) reads too.
+        let kafka: &[u8] = &[0, 0, 0, 0, 0, 7, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1];
+        let Replayed::Group { value: Some(g), .. } = decode(&r.key, Some(kafka)).expect("decode")
+        else {
+            panic!("not a group");
+        };
+        assert_eq!(
+            (g.generation, g.protocol, g.state_timestamp_ms),
+            (7, None, -1)
+        );
+    }
+
+    #[test]
+    fn group_deletion_writes_a_tombstone_for_both_group_record_types() {
+        let [classic, consumer] = LogRecord::group_deleted("g").expect("encode");
+        assert_eq!(&classic.key[..], &[0, 2, 0, 1, b'g']);
+        assert_eq!(&consumer.key[..], &[0, 3, 0, 1, b'g']);
+        for t in [classic, consumer] {
+            assert!(t.value.is_none());
+            assert_eq!(
+                decode(&t.key, None).expect("decode"),
+                Replayed::Group {
+                    group: "g".into(),
+                    value: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn older_and_flexible_kafka_versions_decode() {
+        let key: &[u8] = &[0, 0, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7];
+        #[rustfmt::skip]
+        let v1: &[u8] = &[
+            0, 1, 0, 0, 0, 0, 0, 0, 0, 42, 0, 1, b'x',
+            0, 0, 0, 0, 0, 0, 0, 1,        // commitTimestamp
+            0, 0, 0, 0, 0, 0, 0, 2,        // expireTimestamp (v1 only)
+        ];
+        #[rustfmt::skip]
+        let v4: &[u8] = &[
+            0, 4, 0, 0, 0, 0, 0, 0, 0, 42, 0, 0, 0, 3,
+            2, b'x',                       // compact string
+            0, 0, 0, 0, 0, 0, 0, 1,
+            1, 9, 1, 0xaa,                 // an unknown tagged field is skipped
+        ];
+        for (bytes, leader_epoch) in [(v1, -1), (v4, 3)] {
+            assert_eq!(
+                decode(key, Some(bytes)).expect("decode"),
+                Replayed::Offset {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 7,
+                    value: Some(OffsetValue {
+                        offset: 42,
+                        leader_epoch,
+                        metadata: "x".into(),
+                        commit_timestamp_ms: 1
+                    })
+                }
+            );
+        }
+        // GroupMetadataValue v0: no rebalance timeout (the session timeout
+        // stands in), no state timestamp, no instance id.
+        #[rustfmt::skip]
+        let g0: &[u8] = &[
+            0, 0, 0, 1, b'c', 0, 0, 0, 2, 0, 1, b'r', 0, 1, b'm',
+            0, 0, 0, 1, 0, 1, b'm', 0, 1, b'c', 0, 1, b'h',
+            0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let Replayed::Group { value: Some(g), .. } =
+            decode(&[0, 2, 0, 1, b'g'], Some(g0)).expect("decode")
+        else {
+            panic!("not a group");
+        };
+        assert_eq!(g.members[0].rebalance_timeout_ms, 10);
+        assert_eq!(g.state_timestamp_ms, -1);
+        // GroupMetadataValue v4 (flexible): compact strings, tags per member.
+        #[rustfmt::skip]
+        let g4: &[u8] = &[
+            0, 4, 2, b'c', 0, 0, 0, 2, 2, b'r', 0, 0, 0, 0, 0, 0, 0, 0, 5,
+            2, 2, b'm', 0, 2, b'c', 2, b'h', 0, 0, 0, 1, 0, 0, 0, 10, 1, 1, 0,
+            0,
+        ];
+        let Replayed::Group { value: Some(g), .. } =
+            decode(&[0, 2, 0, 1, b'g'], Some(g4)).expect("decode")
+        else {
+            panic!("not a group");
+        };
+        assert_eq!(g.leader, None);
+        assert_eq!(g.members[0].instance_id, None);
+        assert_eq!(g.members[0].rebalance_timeout_ms, 1);
+        assert_eq!(g.members[0].subscription.len(), 0);
+    }
+
+    #[test]
+    fn bad_records_are_errors_not_panics() {
+        // Unknown record types (Kafka's other KIP-848 records) and versions.
+        assert!(matches!(
+            decode(&[0, 5, 0, 1, b'g'], None),
+            Err(RecordError::UnknownKeyType(5))
+        ));
+        let key: &[u8] = &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7];
+        assert!(matches!(
+            decode(key, Some(&[0, 9])),
+            Err(RecordError::UnknownValueVersion { .. })
+        ));
+        // Truncated, trailing bytes, and a hostile member count.
+        assert!(decode(&key[..6], None).is_err());
+        let mut long = key.to_vec();
+        long.push(0);
+        assert!(matches!(
+            decode(&long, None),
+            Err(RecordError::TrailingBytes { .. })
+        ));
+        #[rustfmt::skip]
+        let hostile: &[u8] = &[
+            0, 3, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
+            0x7f, 0xff, 0xff, 0xff,        // i32::MAX members, no bytes for them
+        ];
+        assert!(decode(&[0, 2, 0, 1, b'g'], Some(hostile)).is_err());
+        // A string longer than the format allows is an encode error.
+        let big = OffsetValue {
+            metadata: "x".repeat(MAX_OFFSET_METADATA_BYTES + 1),
+            ..offset_value()
+        };
+        assert!(LogRecord::offset("g", "t", 0, Some(&big)).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            ".{0,40}"
+        }
+
+        fn member() -> impl Strategy<Value = MemberValue> {
+            (
+                text(),
+                proptest::option::of(text()),
+                text(),
+                text(),
+                any::<i32>(),
+                any::<i32>(),
+                proptest::collection::vec(any::<u8>(), 0..64),
+                proptest::collection::vec(any::<u8>(), 0..64),
+            )
+                .prop_map(
+                    |(id, instance, client, host, session, rebalance, sub, asg)| MemberValue {
+                        member_id: id,
+                        instance_id: instance,
+                        client_id: client,
+                        client_host: host,
+                        session_timeout_ms: session,
+                        rebalance_timeout_ms: rebalance,
+                        subscription: Bytes::from(sub),
+                        assignment: Bytes::from(asg),
+                    },
+                )
+        }
+
+        proptest! {
+            #[test]
+            fn offset_records_round_trip(
+                group in text(), topic in text(), partition in any::<i32>(),
+                offset in any::<i64>(), leader_epoch in any::<i32>(),
+                metadata in text(), ts in any::<i64>(),
+            ) {
+                let value = OffsetValue { offset, leader_epoch, metadata, commit_timestamp_ms: ts };
+                let r = LogRecord::offset(&group, &topic, partition, Some(&value)).expect("encode");
+                prop_assert_eq!(
+                    decode(&r.key, r.value.as_deref()).expect("decode"),
+                    Replayed::Offset { group, topic, partition, value: Some(value) }
+                );
+            }
+
+            #[test]
+            fn classic_group_records_round_trip(
+                group in text(),
+                protocol_type in proptest::option::of(".{1,20}"),
+                generation in any::<i32>(),
+                protocol in proptest::option::of(text()),
+                leader in proptest::option::of(text()),
+                ts in any::<i64>(),
+                members in proptest::collection::vec(member(), 0..4),
+            ) {
+                let value = GroupValue {
+                    group_type: CLASSIC.into(), protocol_type, generation, protocol, leader,
+                    state_timestamp_ms: ts, members,
+                };
+                let r = LogRecord::group(&group, &value).expect("encode");
+                prop_assert_eq!(
+                    decode(&r.key, r.value.as_deref()).expect("decode"),
+                    Replayed::Group { group, value: Some(value) }
+                );
+            }
+
+            #[test]
+            fn consumer_group_records_round_trip(
+                group in text(), epoch in any::<i32>(),
+                assignor in proptest::option::of(text()), ts in any::<i64>(),
+            ) {
+                let value = GroupValue {
+                    group_type: CONSUMER.into(), protocol_type: Some(CONSUMER.into()),
+                    generation: epoch, protocol: assignor, leader: None,
+                    state_timestamp_ms: ts, members: vec![],
+                };
+                let r = LogRecord::group(&group, &value).expect("encode");
+                prop_assert_eq!(
+                    decode(&r.key, r.value.as_deref()).expect("decode"),
+                    Replayed::Group { group, value: Some(value) }
+                );
+            }
+
+            /// Whatever the bytes, decoding answers (usually an error) and
+            /// never panics or allocates beyond what the bytes justify.
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                key in proptest::collection::vec(any::<u8>(), 0..64),
+                value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..128)),
+                record_type in 0i16..4,
+            ) {
+                let _ = decode(&key, value.as_deref());
+                let mut typed = record_type.to_be_bytes().to_vec();
+                typed.extend_from_slice(&key);
+                let _ = decode(&typed, value.as_deref());
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ import pytest
 import zstandard
 
 import test_wire_semantics as ws
-from http_client import Http
+from http_client import Http, assert_error
 from test_metrics import scrape, value
 from util import build_record_batch, crc32c, i8, i16, i32, i64, kbytes, kstring, now_ms, wait_until
 
@@ -229,3 +229,19 @@ def test_fetch_below_the_advertised_minimum_is_unsupported_version(broker, conn,
     assert records == b"", "v2-format batches must not be served to a Fetch v2"
     # The connection stays usable at a supported version.
     assert ws.fetch(conn, [(topic_name, 0, 0, 1 << 20)])[(topic_name, 0)]["error_code"] == NONE
+
+
+def test_http_produce_obeys_the_same_timestamp_and_key_rules(broker, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1)
+    future = now_ms() + 2 * 3_600_000
+    got = http.call("POST", f"/v1/topics/{topic_name}/records",
+                    {"records": [{"value": "late", "partition": 0, "timestamp_ms": future}]})
+    assert_error(got, 400, "INVALID_TIMESTAMP")
+
+    compacted = topic_name + "-compacted"
+    http.create_topic(compacted, 1, {"cleanup.policy": "compact"})
+    got = http.call("POST", f"/v1/topics/{compacted}/records", {"records": [{"value": "no key", "partition": 0}]})
+    assert_error(got, 400, "INVALID_RECORD")
+    assert http.produce(compacted, [{"key": "k", "value": "v", "partition": 0}])[0]["offset"] == 0

@@ -58,6 +58,7 @@ use crate::server::ConnectionError;
 use crate::{Broker, Principal};
 
 pub use api_versions::advertised_versions;
+pub(crate) use produce::check_client_batches;
 
 /// A response frame in the making; `None` means "send nothing" (acks=0).
 pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;

@@ -225,6 +225,18 @@ fn validation_config(partition: &Partition, version: i16) -> ValidationConfig {
     }
 }
 
+/// Validates a client's batches for `partition` exactly as Produce does
+/// (any codec allowed); shared with the HTTP API so both write paths obey
+/// the topic's timestamp and key rules. Err is (Kafka code, message).
+pub(crate) fn check_client_batches(
+    partition: &Partition,
+    records: &mut [u8],
+    now_ms: i64,
+) -> Result<(), (i16, String)> {
+    validate_batches(records, &validation_config(partition, i16::MAX), now_ms)
+        .map_err(|r| (r.error_code, r.message.unwrap_or_default()))
+}
+
 /// Validates every batch in `records` in place; the first bad one refuses all.
 fn validate_batches(
     records: &mut [u8],

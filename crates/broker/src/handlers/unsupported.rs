@@ -1,6 +1,8 @@
 //! APIs this broker decodes but does not serve. They are not advertised in
 //! ApiVersions; a client that sends one anyway gets a well-formed response
 //! at the request's version instead of a dropped connection (issue 3).
+//! The same answer serves requests for served APIs at a version below the
+//! advertised minimum ([`reply_below_minimum`], KIP-896).
 //!
 //! The answer mirrors the request: every topic, partition, group, resource
 //! or transaction the request names comes back with an error, and any

@@ -216,7 +216,9 @@ def test_keyed_records_follow_kafkas_default_partitioner(http, topic_name):
 
 def test_read_by_offset_timestamp_first_and_last(http, topic_name):
     http.create_topic(topic_name, 1)
-    base = 1_800_000_000_000
+    # A minute in the past: produce refuses CreateTime more than
+    # message.timestamp.after.max.ms (1 hour, Kafka 4's default) ahead.
+    base = int(time.time() * 1000) - 60_000
     http.produce(topic_name, [{"value": i, "partition": 0, "timestamp_ms": base + i * 1000} for i in range(20)])
     path = f"/v1/topics/{topic_name}/partitions/0/records"
     vals = lambda r: [json.loads(x["value"]) for x in r["records"]]  # noqa: E731

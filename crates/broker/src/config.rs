@@ -29,6 +29,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log.index_interval_bytes",
     "log.message_max_bytes",
     "log.message_timestamp_type",
+    "log.message_timestamp_before_max_ms",
+    "log.message_timestamp_after_max_ms",
     "log.flush_mode",
     "log.flush_messages",
     "log.flush_ms",
@@ -150,6 +152,12 @@ pub struct LogDefaults {
     pub message_max_bytes: u32,
     /// CreateTime or LogAppendTime.
     pub message_timestamp_type: TimestampTypeConfig,
+    /// Kafka's `log.message.timestamp.before.max.ms`: how old a CreateTime
+    /// record may be when produced (Kafka: Long.MAX_VALUE, no limit).
+    pub message_timestamp_before_max_ms: i64,
+    /// Kafka's `log.message.timestamp.after.max.ms`: how far ahead of the
+    /// broker clock a CreateTime record may be (Kafka 4.0: 1 hour, KIP-1030).
+    pub message_timestamp_after_max_ms: i64,
     /// Durability policy; group commit is the single-node default.
     pub flush_mode: FlushMode,
     /// With `flush_mode = "interval"`: fsync after this many messages.
@@ -169,6 +177,8 @@ impl Default for LogDefaults {
             index_interval_bytes: 4096,
             message_max_bytes: 1_048_588,
             message_timestamp_type: TimestampTypeConfig::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: sluice_log::config::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             flush_mode: FlushMode::GroupCommit,
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX as u64,
@@ -501,6 +511,19 @@ impl Config {
                 format!("{} is below -1", log.retention_bytes),
             ));
         }
+        // Kafka's lower bound for both: 0 (only "now" is accepted).
+        if log.message_timestamp_before_max_ms < 0 {
+            return Err(invalid(
+                "log.message_timestamp_before_max_ms",
+                format!("{} is below 0", log.message_timestamp_before_max_ms),
+            ));
+        }
+        if log.message_timestamp_after_max_ms < 0 {
+            return Err(invalid(
+                "log.message_timestamp_after_max_ms",
+                format!("{} is below 0", log.message_timestamp_after_max_ms),
+            ));
+        }
         if log.retention_check_interval_ms < 1 {
             return Err(invalid(
                 "log.retention_check_interval_ms",
@@ -664,6 +687,8 @@ mod tests {
         assert_eq!(c.log.index_interval_bytes, 4096);
         assert_eq!(c.limits.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.log.flush_mode, FlushMode::GroupCommit);
+        assert_eq!(c.log.message_timestamp_before_max_ms, i64::MAX);
+        assert_eq!(c.log.message_timestamp_after_max_ms, 3_600_000);
     }
 
     #[test]

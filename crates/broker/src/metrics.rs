@@ -105,6 +105,9 @@ pub struct Metrics {
     pub http_connections: Gauge,
     /// Time `Partition::commit` spent making appends durable (group commit).
     pub fsync_seconds: Histogram,
+    /// Retention passes over every log since start; lets operators (and
+    /// tests) see that retention is running, not only when it deletes.
+    pub retention_checks: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -121,6 +124,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     connections_accepted: Counter::default(),
     http_connections: Gauge::default(),
     fsync_seconds: latency_histogram(),
+    retention_checks: Counter::default(),
 });
 
 /// The process's metric families.
@@ -194,6 +198,11 @@ impl Drop for HttpConnectionGuard {
 pub fn http_connection_opened() -> HttpConnectionGuard {
     global().http_connections.inc();
     HttpConnectionGuard(())
+}
+
+/// One retention pass over every log finished.
+pub fn retention_checked() {
+    global().retention_checks.inc();
 }
 
 /// Batches were appended to a partition of `topic`.
@@ -315,6 +324,11 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
         "http_connections",
         "Open HTTP connections (API, console, live tails)",
         m.http_connections.clone(),
+    );
+    registry.register(
+        "log_retention_checks",
+        "Retention passes over every partition log since start",
+        m.retention_checks.clone(),
     );
     registry.register(
         "log_fsync_duration_seconds",

@@ -323,6 +323,7 @@ impl ReplicaManager {
                 Err(e) => tracing::error!(partition = %partition.tp, "retention failed: {e}"),
             }
         }
+        crate::metrics::retention_checked();
         self.flush_on_timer(now_ms);
     }
 

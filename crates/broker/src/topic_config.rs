@@ -181,9 +181,8 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
         "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
         "max.compaction.lag.ms" => i64::MAX.to_string(),
         "max.message.bytes" => defaults.message_max_bytes.to_string(),
-        "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms" => {
-            i64::MAX.to_string()
-        }
+        "message.timestamp.after.max.ms" => defaults.message_timestamp_after_max_ms.to_string(),
+        "message.timestamp.before.max.ms" => defaults.message_timestamp_before_max_ms.to_string(),
         "message.timestamp.type" => match defaults.message_timestamp_type {
             TimestampTypeConfig::CreateTime => "CreateTime".into(),
             TimestampTypeConfig::LogAppendTime => "LogAppendTime".into(),
@@ -227,6 +226,13 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
                 TimestampTypeConfig::LogAppendTime => TimestampType::LogAppendTime,
             },
         },
+        message_timestamp_before_max_ms: get("message.timestamp.before.max.ms")
+            .unwrap_or(defaults.message_timestamp_before_max_ms),
+        message_timestamp_after_max_ms: get("message.timestamp.after.max.ms")
+            .unwrap_or(defaults.message_timestamp_after_max_ms),
+        compact: topic
+            .get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|part| part.trim() == "compact")),
         ..LogConfig::default()
     };
     if let Some(v) = get("segment.index.bytes") {
@@ -278,6 +284,14 @@ mod tests {
         assert_eq!(c.segment_bytes, defaults.segment_bytes);
         assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
         assert!(matches!(c.flush, FlushPolicy::GroupCommit));
+        assert_eq!(c.message_timestamp_after_max_ms, 3_600_000);
+        assert_eq!(c.message_timestamp_before_max_ms, i64::MAX);
+        assert!(!c.compact);
+        topic.insert("message.timestamp.after.max.ms".to_owned(), "5".to_owned());
+        topic.insert("cleanup.policy".to_owned(), "delete,compact".to_owned());
+        let c = log_config(&defaults, &topic);
+        assert_eq!(c.message_timestamp_after_max_ms, 5);
+        assert!(c.compact);
         topic.insert("flush.messages".to_owned(), "1".to_owned());
         assert!(matches!(
             log_config(&defaults, &topic).flush,

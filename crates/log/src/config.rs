@@ -50,7 +50,18 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// `flush.messages` / `flush.ms`, or group commit.
     pub flush: FlushPolicy,
+    /// `message.timestamp.before.max.ms`: oldest CreateTime a producer may send, relative to now.
+    /// Checked on the produce path (`sluice_records::validate`), not by the log.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: furthest-future CreateTime a producer may send.
+    /// Checked on the produce path, not by the log.
+    pub message_timestamp_after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: producers must key every record.
+    pub compact: bool,
 }
+
+/// Kafka 4.0's `message.timestamp.after.max.ms` default (KIP-1030): one hour.
+pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 60 * 60 * 1000;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -66,6 +77,9 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::GroupCommit,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+            compact: false,
         }
     }
 }

@@ -387,8 +387,19 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 ///
 /// `batch` must be exactly one batch (checked framing).
 pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
+    set_max_timestamp(batch, TimestampType::LogAppendTime, timestamp_ms);
+}
+
+/// Sets maxTimestamp and the timestamp-type bit, then recomputes the CRC.
+///
+/// `batch` must be exactly one batch (checked framing). Kafka lets a broker
+/// correct these two fields; everything else under the CRC is the producer's.
+pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, timestamp_ms: i64) {
     batch[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
-    let attributes = be_i16(batch, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE;
+    let attributes = match timestamp_type {
+        TimestampType::LogAppendTime => be_i16(batch, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE,
+        TimestampType::CreateTime => be_i16(batch, OFF_ATTRIBUTES) & !ATTR_TIMESTAMP_TYPE,
+    };
     batch[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
     let crc = compute_crc(batch);
     batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());

@@ -21,8 +21,8 @@ use crate::error::RecordsError;
 /// bounding the memory one hostile batch can claim.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
-const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
-const XERIAL_HEADER_BYTES: usize = 16;
+pub(crate) const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
+pub(crate) const XERIAL_HEADER_BYTES: usize = 16;
 /// Xerial block size we write (the Java client's default is 32 KiB).
 const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 
@@ -165,7 +165,11 @@ fn read_capped(
     Ok(out)
 }
 
-fn snappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), RecordsError> {
+pub(crate) fn snappy_block(
+    block: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), RecordsError> {
     let bad = |e: snap::Error| RecordsError::Decompress {
         codec: "snappy",
         source: io::Error::new(io::ErrorKind::InvalidData, e),

@@ -6,6 +6,8 @@ pub const CORRUPT_MESSAGE: i16 = 2;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 /// Kafka error code UNSUPPORTED_COMPRESSION_TYPE.
 pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+/// Kafka error code INVALID_TIMESTAMP: a record timestamp outside the topic's window.
+pub const INVALID_TIMESTAMP: i16 = 32;
 /// Kafka error code INVALID_RECORD: structurally sound but breaks a rule.
 pub const INVALID_RECORD: i16 = 87;
 
@@ -112,30 +114,88 @@ pub enum RecordsError {
         /// Records actually decoded.
         found: usize,
     },
+    /// A record's offsetDelta is not its index in the batch (Kafka requires 0..n-1).
+    #[error("record {index} has offsetDelta {offset_delta}; offset deltas must run 0..n-1")]
+    OffsetDeltaMismatch {
+        /// Index of the record in the batch.
+        index: i32,
+        /// The offsetDelta it carries.
+        offset_delta: i32,
+    },
+    /// The codec is not allowed at this request version (zstd before Produce v7).
+    #[error("{codec} compression needs Produce v7 or later")]
+    CompressionNotAllowed {
+        /// Codec name.
+        codec: &'static str,
+    },
+    /// Records that are well formed but break a topic rule (timestamps, keys).
+    #[error("{total} record(s) rejected; first: {}", first_issue(issues))]
+    RejectedRecords {
+        /// (index in batch, issue), at most `validate::MAX_RECORD_ISSUES` of them.
+        issues: Vec<(i32, crate::validate::RecordIssue)>,
+        /// How many records were rejected in all.
+        total: usize,
+    },
     /// The builder was asked to build an empty batch; Kafka requires count > 0.
     #[error("a batch must hold at least one record")]
     EmptyBatch,
 }
 
+fn first_issue(issues: &[(i32, crate::validate::RecordIssue)]) -> String {
+    issues.first().map_or_else(String::new, |(index, issue)| {
+        format!("record {index}: {issue}")
+    })
+}
+
 impl RecordsError {
+    /// Per-record errors for the Produce response's `record_errors` (v8+):
+    /// (index in the batch, message).
+    pub fn record_errors(&self) -> Vec<(i32, String)> {
+        match self {
+            RecordsError::RejectedRecords { issues, .. } => issues
+                .iter()
+                .map(|(index, issue)| (*index, issue.to_string()))
+                .collect(),
+            RecordsError::OffsetDeltaMismatch { index, .. } => vec![(*index, self.to_string())],
+            RecordsError::MalformedRecord { index, reason } => {
+                vec![(
+                    i32::try_from(*index).unwrap_or(i32::MAX),
+                    (*reason).to_owned(),
+                )]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The Kafka error code a produce response should carry for this error.
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             RecordsError::BatchTooLarge { .. } | RecordsError::DecompressedTooLarge { .. } => {
                 MESSAGE_TOO_LARGE
             }
+            // Kafka's InvalidRecordException: the CRC held, but the records
+            // inside do not match the header or do not parse.
             RecordsError::InvalidRecordCount { .. }
             | RecordsError::RecordCountMismatch { .. }
+            | RecordsError::OffsetDeltaMismatch { .. }
+            | RecordsError::MalformedRecord { .. }
             | RecordsError::EmptyBatch => INVALID_RECORD,
-            RecordsError::UnknownCompression { .. } => UNSUPPORTED_COMPRESSION_TYPE,
+            RecordsError::RejectedRecords { issues, .. } => {
+                if issues.iter().any(|(_, issue)| issue.is_timestamp()) {
+                    INVALID_TIMESTAMP
+                } else {
+                    INVALID_RECORD
+                }
+            }
+            RecordsError::UnknownCompression { .. }
+            | RecordsError::CompressionNotAllowed { .. } => UNSUPPORTED_COMPRESSION_TYPE,
             RecordsError::Truncated { .. }
             | RecordsError::BadMagic { .. }
             | RecordsError::BatchLengthTooSmall { .. }
             | RecordsError::LengthMismatch { .. }
             | RecordsError::CrcMismatch { .. }
             | RecordsError::Decompress { .. }
-            | RecordsError::Compress { .. }
-            | RecordsError::MalformedRecord { .. } => CORRUPT_MESSAGE,
+            | RecordsError::Compress { .. } => CORRUPT_MESSAGE,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`compression`] — gzip, snappy (xerial and raw), lz4 frame, zstd, with a
 //!   cap on decompressed size.
 //! - [`builder`] — [`BatchBuilder`].
+//! - [`validate`] — a producer batch checked against its records and the
+//!   topic's rules (Kafka's LogValidator), with maxTimestamp corrected.
 //! - [`error`] — [`RecordsError`] and its Kafka error codes.
 
 // Tests may unwrap: a panic there is a test failure with a backtrace.
@@ -25,13 +27,15 @@ pub mod compression;
 pub mod error;
 pub mod keys;
 pub mod record;
+pub mod validate;
 
 pub use batch::{
     BATCH_HEADER_BYTES, BatchHeader, Batches, NextBatch, TimestampType, check_batch,
-    check_producer_batch, decode_records, set_base_offset, set_log_append_time,
+    check_producer_batch, decode_records, set_base_offset, set_log_append_time, set_max_timestamp,
     set_partition_leader_epoch,
 };
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::{Compression, MAX_DECOMPRESSED_BYTES};
 pub use error::RecordsError;
 pub use record::{Header, Record};
+pub use validate::{RecordIssue, ValidatedBatch, ValidationConfig, validate_producer_batch};

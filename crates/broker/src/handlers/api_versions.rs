@@ -62,6 +62,14 @@ pub fn advertised_versions() -> impl Iterator<Item = (i16, i16, i16)> {
         .map(|&(key, min, max)| (key as i16, min, max))
 }
 
+/// The lowest version we advertise for `api`, if we advertise it at all.
+pub(crate) fn advertised_min(api: ApiKey) -> Option<i16> {
+    ADVERTISED
+        .iter()
+        .find(|&&(key, _, _)| key == api)
+        .map(|&(_, min, _)| min)
+}
+
 fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse {
         error_code,

@@ -58,6 +58,7 @@ use crate::server::ConnectionError;
 use crate::{Broker, Principal};
 
 pub use api_versions::advertised_versions;
+pub(crate) use produce::check_client_batches;
 
 /// A response frame in the making; `None` means "send nothing" (acks=0).
 pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
@@ -107,6 +108,14 @@ fn route_request(
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     tracing::trace!(peer = %ctx.peer, api_key = header.request_api_key, version, correlation_id, "request");
+
+    // Kafka 4 (KIP-896) refuses versions below its minimum instead of
+    // serving them with response shapes that cannot carry today's data.
+    if let Some(min) = api_versions::advertised_min(body.api_key())
+        && version < min
+    {
+        return Ok(unsupported::reply_below_minimum(&ctx, &header, body, min));
+    }
 
     macro_rules! route {
         ($($variant:ident => $handler:path),* $(,)?) => {

@@ -1,5 +1,12 @@
 //! Produce (0): append producers' batches to partition logs.
 //!
+//! Every batch is validated against its own records and the topic's rules
+//! before it reaches the log ([`sluice_records::validate_producer_batch`],
+//! Kafka's LogValidator): the header's counts must match the body, record
+//! timestamps must lie in the topic's window, and maxTimestamp is corrected
+//! to the largest record timestamp. A refused batch fails its partition
+//! with the Kafka code, a message, and per-record errors (v8+).
+//!
 //! Appends happen when the request is dispatched, in request order, so two
 //! pipelined produce requests on one connection land in the order they were
 //! sent. The returned future waits for durability (group commit) and for
@@ -15,7 +22,11 @@ use sluice_log::{AppendInfo, LogError, ProducerError};
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::produce::{
-    PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceResponse,
+};
+use sluice_records::{
+    MAX_DECOMPRESSED_BYTES, RecordsError, ValidationConfig, validate_producer_batch,
 };
 
 use super::{RequestContext, now_ms};
@@ -26,12 +37,36 @@ use crate::partition::Partition;
 /// which Kafka 4 also refuses while still advertising them.
 const MIN_ACCEPTED_VERSION: i16 = 3;
 
+/// First Produce version that may carry zstd batches (KIP-110); older
+/// requests using it get UNSUPPORTED_COMPRESSION_TYPE, as in Kafka.
+const MIN_ZSTD_VERSION: i16 = 7;
+
 /// One partition's outcome after the append step.
 enum Appended {
     /// Appended; waiting to become durable.
     Ok(Arc<Partition>, AppendInfo),
     /// Refused before or during the append.
-    Err(i16, Option<String>),
+    Err(Refusal),
+}
+
+/// Why a partition's records were refused, as the response reports it.
+struct Refusal {
+    /// Kafka error code.
+    error_code: i16,
+    /// `error_message` (v8+).
+    message: Option<String>,
+    /// `record_errors` (v8+): (index of the record in its batch, message).
+    record_errors: Vec<(i32, String)>,
+}
+
+impl Refusal {
+    fn new(error_code: i16, message: Option<String>) -> Refusal {
+        Refusal {
+            error_code,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
 }
 
 /// Handles Produce. Appends now; the future commits and answers.
@@ -50,22 +85,23 @@ pub fn handle(
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let outcome = if version < MIN_ACCEPTED_VERSION {
-                Appended::Err(
+                Appended::Err(Refusal::new(
                     code::UNSUPPORTED_VERSION,
                     Some("Produce v0-2 are not supported; use v3+".into()),
-                )
+                ))
             } else if !matches!(acks, -1..=1) {
-                Appended::Err(
+                Appended::Err(Refusal::new(
                     code::INVALID_REQUIRED_ACKS,
                     Some(format!("acks must be -1, 0 or 1, got {acks}")),
-                )
+                ))
             } else {
-                append_one(broker, &topic.name, p.index, p.records, now)
+                append_one(broker, &topic.name, p.index, p.records, version, now)
             };
-            if let Appended::Err(error_code, message) = &outcome {
+            if let Appended::Err(refusal) = &outcome {
                 tracing::debug!(
-                    peer = %ctx.peer, topic = %topic.name, partition = p.index, error_code,
-                    "produce refused: {}", message.as_deref().unwrap_or("")
+                    peer = %ctx.peer, topic = %topic.name, partition = p.index,
+                    error_code = refusal.error_code,
+                    "produce refused: {}", refusal.message.as_deref().unwrap_or("")
                 );
             }
             partitions.push((p.index, outcome));
@@ -104,11 +140,12 @@ pub fn handle(
                                 ..Default::default()
                             },
                             Some(Err(e)) => error_response(index, storage_error(&partition, &e)),
-                            None => error_response(index, (code::UNKNOWN_SERVER_ERROR, None)),
+                            None => error_response(
+                                index,
+                                Refusal::new(code::UNKNOWN_SERVER_ERROR, None),
+                            ),
                         },
-                        Appended::Err(error_code, message) => {
-                            error_response(index, (error_code, message))
-                        }
+                        Appended::Err(refusal) => error_response(index, refusal),
                     })
                     .collect(),
                 ..Default::default()
@@ -127,19 +164,31 @@ fn append_one(
     topic: &str,
     index: i32,
     records: bytes::Bytes,
+    version: i16,
     now: i64,
 ) -> Appended {
     let Some(partition) = broker.replicas.partition(topic, index) else {
-        return Appended::Err(
+        return Appended::Err(Refusal::new(
             code::UNKNOWN_TOPIC_OR_PARTITION,
             Some(format!("{topic}-{index} does not exist")),
-        );
+        ));
     };
     if records.is_empty() {
-        return Appended::Err(code::INVALID_RECORD, Some("no record batch".into()));
+        return Appended::Err(Refusal::new(
+            code::INVALID_RECORD,
+            Some("no record batch".into()),
+        ));
     }
-    // The log rewrites offsets and epochs in place, so it takes its own copy.
-    match partition.append(BytesMut::from(records.as_ref()), now) {
+    // The log rewrites offsets and epochs in place, so it takes its own
+    // copy; validation corrects maxTimestamp in that same copy.
+    let mut records = BytesMut::from(records.as_ref());
+    let config = validation_config(&partition, version);
+    if let Err(refusal) = validate_batches(&mut records, &config, now) {
+        tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
+            "batch refused: {}", refusal.message.as_deref().unwrap_or(""));
+        return Appended::Err(refusal);
+    }
+    match partition.append(records, now) {
         Ok(info) => Appended::Ok(partition, info),
         // A producer retry of a batch already in the log: Kafka answers
         // success with the original offsets, and so do we. The commit
@@ -158,34 +207,196 @@ fn append_one(
             };
             Appended::Ok(partition, info)
         }
-        Err(e) => {
-            let (error_code, message) = storage_error(&partition, &e);
-            Appended::Err(error_code, message)
-        }
+        Err(e) => Appended::Err(storage_error(&partition, &e)),
     }
 }
 
-fn storage_error(partition: &Partition, e: &LogError) -> (i16, Option<String>) {
+/// The topic rules a produce to `partition` at `version` is checked against.
+fn validation_config(partition: &Partition, version: i16) -> ValidationConfig {
+    let log = partition.log().config();
+    ValidationConfig {
+        timestamp_type: log.timestamp_type,
+        timestamp_before_max_ms: log.message_timestamp_before_max_ms,
+        timestamp_after_max_ms: log.message_timestamp_after_max_ms,
+        compacted: log.compact,
+        max_batch_bytes: log.max_message_bytes as usize,
+        max_decompressed_bytes: MAX_DECOMPRESSED_BYTES,
+        zstd_allowed: version >= MIN_ZSTD_VERSION,
+    }
+}
+
+/// Validates a client's batches for `partition` exactly as Produce does
+/// (any codec allowed); shared with the HTTP API so both write paths obey
+/// the topic's timestamp and key rules. Err is (Kafka code, message).
+pub(crate) fn check_client_batches(
+    partition: &Partition,
+    records: &mut [u8],
+    now_ms: i64,
+) -> Result<(), (i16, String)> {
+    validate_batches(records, &validation_config(partition, i16::MAX), now_ms)
+        .map_err(|r| (r.error_code, r.message.unwrap_or_default()))
+}
+
+/// Validates every batch in `records` in place; the first bad one refuses all.
+fn validate_batches(
+    records: &mut [u8],
+    config: &ValidationConfig,
+    now_ms: i64,
+) -> Result<(), Refusal> {
+    let mut position = 0;
+    let mut batch_index = 0usize;
+    while position < records.len() {
+        match validate_producer_batch(&mut records[position..], config, now_ms) {
+            Ok(validated) => {
+                // Checked framing makes this at least a header's worth of progress.
+                position += validated.header.total_size();
+                batch_index += 1;
+            }
+            Err(e) => return Err(batch_refusal(batch_index, &e)),
+        }
+    }
+    Ok(())
+}
+
+fn batch_refusal(batch_index: usize, e: &RecordsError) -> Refusal {
+    Refusal {
+        error_code: e.kafka_error_code(),
+        message: Some(format!("batch {batch_index}: {e}")),
+        record_errors: e.record_errors(),
+    }
+}
+
+fn storage_error(partition: &Partition, e: &LogError) -> Refusal {
     let error_code = e.kafka_error_code();
     if error_code == code::KAFKA_STORAGE_ERROR {
         tracing::error!(partition = %partition.tp, "append failed: {e}");
     } else {
         tracing::info!(partition = %partition.tp, "batch refused: {e}");
     }
-    (error_code, Some(e.to_string()))
+    Refusal::new(error_code, Some(e.to_string()))
 }
 
-fn error_response(
-    index: i32,
-    (error_code, error_message): (i16, Option<String>),
-) -> PartitionProduceResponse {
+fn error_response(index: i32, refusal: Refusal) -> PartitionProduceResponse {
     PartitionProduceResponse {
         index,
-        error_code,
+        error_code: refusal.error_code,
         base_offset: -1,
         log_append_time_ms: -1,
         log_start_offset: -1,
-        error_message,
+        error_message: refusal.message,
+        record_errors: refusal
+            .record_errors
+            .into_iter()
+            .map(|(batch_index, message)| BatchIndexAndErrorMessage {
+                batch_index,
+                batch_index_error_message: Some(message),
+            })
+            .collect(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sluice_records::{BatchBuilder, BatchHeader, Compression, NewRecord, TimestampType};
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn config(zstd_allowed: bool) -> ValidationConfig {
+        ValidationConfig {
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            compacted: false,
+            max_batch_bytes: 1 << 20,
+            max_decompressed_bytes: MAX_DECOMPRESSED_BYTES,
+            zstd_allowed,
+        }
+    }
+
+    fn batch(codec: Compression, timestamps: &[i64]) -> BytesMut {
+        let mut b = BatchBuilder::new().compression(codec);
+        for &ts in timestamps {
+            b.push(NewRecord {
+                key: Some(Bytes::from_static(b"k")),
+                value: Some(Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: ts,
+            });
+        }
+        b.build().expect("batch builds")
+    }
+
+    /// Sets maxTimestamp to -1 and re-seals the CRC: what some clients send.
+    fn lie_about_max_timestamp(b: &mut BytesMut) {
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
+        let crc = sluice_records::batch::compute_crc(b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn every_batch_of_a_partition_gets_its_true_max_timestamp() {
+        let mut first = batch(Compression::None, &[NOW - 10, NOW - 20]);
+        let mut second = batch(Compression::Lz4, &[NOW - 5]);
+        lie_about_max_timestamp(&mut first);
+        lie_about_max_timestamp(&mut second);
+        let mut records = first.clone();
+        records.extend_from_slice(&second);
+        validate_batches(&mut records, &config(true), NOW).unwrap_or_else(|r| {
+            panic!("refused: {:?}", r.message);
+        });
+        let h1 = BatchHeader::parse(&records).expect("header");
+        let h2 = BatchHeader::parse(&records[first.len()..]).expect("header");
+        assert_eq!(h1.max_timestamp, NOW - 10);
+        assert_eq!(h2.max_timestamp, NOW - 5);
+        sluice_records::check_batch(&records[first.len()..]).expect("CRC valid");
+    }
+
+    #[test]
+    fn a_bad_second_batch_refuses_the_partition_and_names_the_batch() {
+        let mut records = batch(Compression::None, &[NOW]);
+        records.extend_from_slice(&batch(Compression::None, &[NOW + 2 * 3_600_000]));
+        let refusal = validate_batches(&mut records, &config(true), NOW)
+            .expect_err("future timestamp refused");
+        assert_eq!(refusal.error_code, code::INVALID_TIMESTAMP);
+        assert!(
+            refusal
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("batch 1:"))
+        );
+        let response = error_response(0, refusal);
+        assert_eq!(response.record_errors.len(), 1);
+        assert_eq!(response.record_errors[0].batch_index, 0);
+        assert!(
+            response.record_errors[0]
+                .batch_index_error_message
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn zstd_before_produce_v7_is_unsupported_compression_type() {
+        let mut records = batch(Compression::Zstd, &[NOW]);
+        let refusal =
+            validate_batches(&mut records, &config(false), NOW).expect_err("zstd refused");
+        assert_eq!(refusal.error_code, code::UNSUPPORTED_COMPRESSION_TYPE);
+        let mut records = batch(Compression::Zstd, &[NOW]);
+        assert!(validate_batches(&mut records, &config(true), NOW).is_ok());
+    }
+
+    #[test]
+    fn a_batch_claiming_more_records_than_it_holds_is_invalid_record() {
+        let mut records = batch(Compression::None, &[NOW]);
+        // recordCount and lastOffsetDelta agree with each other, not with the body.
+        records[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        records[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = sluice_records::batch::compute_crc(&records);
+        records[17..21].copy_from_slice(&crc.to_be_bytes());
+        let refusal = validate_batches(&mut records, &config(true), NOW).expect_err("refused");
+        assert_eq!(refusal.error_code, code::INVALID_RECORD);
     }
 }

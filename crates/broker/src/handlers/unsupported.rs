@@ -1,6 +1,8 @@
 //! APIs this broker decodes but does not serve. They are not advertised in
 //! ApiVersions; a client that sends one anyway gets a well-formed response
 //! at the request's version instead of a dropped connection (issue 3).
+//! The same answer serves requests for served APIs at a version below the
+//! advertised minimum ([`reply_below_minimum`], KIP-896).
 //!
 //! The answer mirrors the request: every topic, partition, group, resource
 //! or transaction the request names comes back with an error, and any
@@ -85,9 +87,45 @@ impl Encode for Body {
 /// and the new shape of a response are filled from whichever the request
 /// used). `None` when Kafka sends no response at all.
 pub(crate) fn error_response(body: RequestBody) -> Option<ResponseBody> {
+    let message = format!("Sluice does not support {}", body.api_key().name());
+    error_response_with(body, message)
+}
+
+/// Answers a request for a served API at a version below the minimum we
+/// advertise (KIP-896): the same well-formed error response as for an
+/// unserved API, with a message naming the supported minimum. Such
+/// versions decode (the codec is wider than what is served) but their
+/// response shapes cannot carry what the handlers produce, e.g. Fetch v2
+/// cannot carry v2 record batches.
+pub fn reply_below_minimum(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    body: RequestBody,
+    min_version: i16,
+) -> Reply {
     let api = body.api_key();
+    let version = header.request_api_version;
+    tracing::info!(
+        peer = %ctx.peer,
+        api = api.name(),
+        version,
+        min_version,
+        correlation_id = header.correlation_id,
+        "request below the advertised minimum version; answering UNSUPPORTED_VERSION"
+    );
+    let message = format!(
+        "{} v{version} is not supported; this broker serves v{min_version} and later",
+        api.name()
+    );
+    let frame = error_response_with(body, message)
+        .and_then(|response| super::encode(header, &Body(response)));
+    Box::pin(async move { frame })
+}
+
+/// [`error_response`] with a chosen message.
+fn error_response_with(body: RequestBody, message: String) -> Option<ResponseBody> {
     let code = codes::UNSUPPORTED_VERSION;
-    let message = Some(format!("Sluice does not support {}", api.name()));
+    let message = Some(message);
     let msg = || message.clone();
     let response = match body {
         // ---- Data plane (normally routed to real handlers). ----
@@ -1110,6 +1148,15 @@ mod tests {
     /// decodes it the way dispatch does, answers it, and decodes the
     /// response frame. `None` when the broker sends nothing.
     fn round_trip(body: RequestBody, version: i16) -> Option<ResponseBody> {
+        round_trip_with(body, version, reply)
+    }
+
+    /// [`round_trip`] through a chosen answering function.
+    fn round_trip_with(
+        body: RequestBody,
+        version: i16,
+        answer: impl FnOnce(&RequestContext, &RequestHeader, RequestBody) -> Reply,
+    ) -> Option<ResponseBody> {
         let api = body.api_key();
         let header = RequestHeader {
             request_api_key: api as i16,
@@ -1126,7 +1173,7 @@ mod tests {
         let (header, body) = decode_request(buf.freeze())
             .unwrap_or_else(|e| panic!("{} v{version} request decodes: {e}", api.name()));
 
-        let frame = futures::executor::block_on(reply(&ctx(), &header, body))?;
+        let frame = futures::executor::block_on(answer(&ctx(), &header, body))?;
         let mut frame = Bytes::from(frame);
         let length = i32::from_be_bytes(frame[..4].try_into().expect("length prefix"));
         assert_eq!(
@@ -1172,6 +1219,47 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fetch_below_the_advertised_minimum_gets_unsupported_version_per_partition() {
+        use m::fetch::{FetchPartition, FetchRequest, FetchTopic};
+        let min = crate::handlers::api_versions::advertised_min(ApiKey::Fetch).expect("advertised");
+        assert!(min > 2, "the test needs Fetch v2 to be below the minimum");
+        let body = B::Fetch(FetchRequest {
+            max_wait_ms: 500,
+            topics: vec![FetchTopic {
+                topic: "t".to_owned(),
+                partitions: vec![FetchPartition {
+                    partition: 0,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let answer = |ctx: &RequestContext, header: &RequestHeader, body| {
+            reply_below_minimum(ctx, header, body, min)
+        };
+        let Some(ResponseBody::Fetch(r)) = round_trip_with(body, 2, answer) else {
+            panic!("expected a Fetch response");
+        };
+        let partition = &r.responses[0].partitions[0];
+        assert_eq!(partition.error_code, codes::UNSUPPORTED_VERSION);
+        assert_eq!(r.responses[0].topic, "t");
+    }
+
+    #[test]
+    fn advertised_minimums_are_versions_the_codec_decodes() {
+        for (key, min, max) in crate::handlers::advertised_versions() {
+            let api = ApiKey::try_from(key).expect("known api");
+            let (codec_min, codec_max) = api.supported_versions();
+            assert!(
+                codec_min <= min && max <= codec_max,
+                "{} advertises {min}-{max}, codec has {codec_min}-{codec_max}",
+                api.name()
+            );
         }
     }
 

@@ -301,6 +301,13 @@ pub async fn produce(
         let batch = builder
             .build()
             .map_err(|e| HttpError::bad_request(format!("cannot build a record batch: {e}")));
+        // The same checks as a Kafka Produce: timestamp window, keys on
+        // compacted topics.
+        let batch = batch.and_then(|mut b| {
+            crate::handlers::check_client_batches(&partition, &mut b, now)
+                .map_err(|(code, message)| HttpError::kafka(code, message))?;
+            Ok(b)
+        });
         match batch.and_then(|b| Ok(partition.append(b, now)?)) {
             Ok(info) => appended.push((partition, info, places)),
             Err(e) => {

@@ -56,8 +56,12 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Woken whenever the high watermark advances (long-polling fetches).
     hw_advanced: Notify,
-    /// True when appends must be fsynced before they become visible.
-    group_commit: bool,
+    /// True when appends must be fsynced before they become visible. It
+    /// follows the topic's `flush.messages` / `flush.ms` live (see
+    /// [`Partition::set_config`]). The lock makes "read the policy, then
+    /// expose data without an fsync" one step with respect to a switch to
+    /// group commit; it is held for no I/O and no `.await`.
+    group_commit: Mutex<bool>,
 }
 
 impl Partition {
@@ -94,7 +98,15 @@ impl Partition {
     /// Makes everything up to `end_offset` durable (group commit) and
     /// visible. Concurrent callers share one fsync.
     pub async fn commit(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
-        if self.group_commit {
+        {
+            let group_commit = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
+            if !*group_commit {
+                // Interval flush: visible at once, as on a single Kafka broker.
+                self.advance_high_watermark(end_offset);
+                return Ok(());
+            }
+        }
+        {
             let started = std::time::Instant::now();
             let this = Arc::clone(self);
             tokio::task::spawn_blocking(move || this.log.sync_until(end_offset))
@@ -115,6 +127,30 @@ impl Partition {
         if to > previous {
             self.hw_advanced.notify_waiters();
         }
+    }
+
+    /// Applies a new log config live. Switching to group commit first flips
+    /// the flag (so no later commit exposes unsynced data) and then fsyncs
+    /// the whole log, so when this returns the high watermark is at or below
+    /// the durable offset and stays so; data exposed under the old interval
+    /// policy is made durable here rather than left exposed. Blocking: call
+    /// it off the async threads.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        let group_commit = matches!(config.flush, FlushPolicy::GroupCommit);
+        let was_group_commit = {
+            let mut flag = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
+            self.log.update_config(config);
+            std::mem::replace(&mut *flag, group_commit)
+        };
+        if group_commit && !was_group_commit {
+            self.log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// True when commits fsync before exposing data (group commit).
+    pub fn is_group_commit(&self) -> bool {
+        *self.group_commit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads whole batches from `offset`, never past the high watermark.
@@ -229,7 +265,10 @@ impl ReplicaManager {
         for (tp, (topic, p)) in wanted {
             let config = self.log_config(topic);
             if let Some(existing) = self.get(&tp) {
-                existing.log.update_config(config);
+                if let Err(e) = existing.set_config(config) {
+                    // The log is now offline (failed); it says so itself.
+                    tracing::error!(partition = %tp, "applying a flush policy change failed: {e}");
+                }
                 existing
                     .leader_epoch
                     .store(p.leader_epoch, Ordering::Release);
@@ -279,7 +318,7 @@ impl ReplicaManager {
             // Recovery kept only what was on disk; all of it is visible.
             high_watermark: AtomicI64::new(end),
             hw_advanced: Notify::new(),
-            group_commit,
+            group_commit: Mutex::new(group_commit),
         })
     }
 
@@ -381,6 +420,14 @@ mod tests {
     use crate::metadata::{PartitionImage, TopicImage};
 
     fn image_with(topics: &[(&str, Uuid)], next_offset: i64) -> MetadataImage {
+        image_with_configs(topics, next_offset, &[])
+    }
+
+    fn image_with_configs(
+        topics: &[(&str, Uuid)],
+        next_offset: i64,
+        configs: &[(&str, &str)],
+    ) -> MetadataImage {
         let mut image = MetadataImage {
             next_offset,
             ..MetadataImage::default()
@@ -403,7 +450,10 @@ mod tests {
                     name: (*name).to_owned(),
                     topic_id: *id,
                     partitions,
-                    configs: BTreeMap::new(),
+                    configs: configs
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
                 },
             );
         }
@@ -431,5 +481,70 @@ mod tests {
             .expect("delete a");
         assert!(replicas.partition("a", 0).is_none());
         assert!(!dir.path().join("a-0").exists());
+    }
+
+    fn one_record() -> BytesMut {
+        sluice_records::BatchBuilder::new()
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: 1,
+            })
+            .build()
+            .expect("batch")
+    }
+
+    /// Appends one record and commits it; returns the new log end.
+    async fn produce_one(p: &Arc<Partition>) -> i64 {
+        let info = p.append(one_record(), 1).expect("append");
+        p.commit(info.last_offset + 1).await.expect("commit");
+        info.last_offset + 1
+    }
+
+    #[tokio::test]
+    async fn a_flush_policy_change_takes_effect_live_both_ways() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let id = Uuid::new_v4();
+        // flush.ms takes the topic off group commit: commits do not fsync.
+        replicas
+            .sync_with(
+                &image_with_configs(&[("t", id)], 1, &[("flush.ms", "600000")]),
+                false,
+            )
+            .expect("open");
+        let p = replicas.partition("t", 0).expect("hosted");
+        let end = produce_one(&p).await;
+        assert_eq!(p.high_watermark(), end);
+        assert!(
+            p.log().recovery_point() < end,
+            "interval flush must not fsync on commit"
+        );
+        // Deleting the override puts the partition back on group commit at
+        // once: everything visible is durable when the change is applied...
+        replicas
+            .sync_with(&image_with(&[("t", id)], 2), false)
+            .expect("reset");
+        assert!(p.is_group_commit());
+        assert_eq!(p.log().recovery_point(), p.high_watermark());
+        // ...and every later commit fsyncs before it exposes data.
+        let end = produce_one(&p).await;
+        assert_eq!(p.high_watermark(), end);
+        assert_eq!(p.log().recovery_point(), end, "commit did not fsync");
+        // Setting it again goes the other way, also live.
+        replicas
+            .sync_with(
+                &image_with_configs(&[("t", id)], 3, &[("flush.messages", "1000")]),
+                false,
+            )
+            .expect("set again");
+        assert!(!p.is_group_commit());
+        let end = produce_one(&p).await;
+        assert_eq!(p.high_watermark(), end);
+        assert!(
+            p.log().recovery_point() < end,
+            "interval flush fsynced anyway"
+        );
     }
 }

@@ -1378,6 +1378,11 @@ impl Log {
         self.lock().config.clone()
     }
 
+    /// The current flush policy (cheaper than [`Log::config`]).
+    pub fn flush_policy(&self) -> FlushPolicy {
+        self.lock().config.flush
+    }
+
     /// DeleteTopics: removes the partition directory.
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();

@@ -59,6 +59,9 @@ pub enum BrokerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The final flush at shutdown failed: some data may not be durable.
+    #[error("final flush at shutdown failed: {0}")]
+    ShutdownFlush(#[source] sluice_log::LogError),
     /// Config problem found at start.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
@@ -173,10 +176,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = stop_tx.send(true);
     let _ = housekeeping.await;
     http.join().await;
-    broker.replicas.flush_all();
-    broker.metadata.flush()?;
-    tracing::info!("logs flushed; bye");
+    // Flush everything even if one log fails, then report the failure: a
+    // shutdown that could not make acknowledged data durable is not clean.
+    let flushed = broker.replicas.flush_all();
+    let metadata_flushed = broker.metadata.flush();
     drop(data_dir);
+    flushed.map_err(BrokerError::ShutdownFlush)?;
+    metadata_flushed?;
+    tracing::info!("logs flushed; bye");
     Ok(())
 }
 

@@ -342,13 +342,18 @@ impl ReplicaManager {
         }
     }
 
-    /// Flushes every log (shutdown).
-    pub fn flush_all(&self) {
+    /// Flushes every log (shutdown). Every log is tried; the first error is
+    /// returned, so a shutdown that could not make everything durable is
+    /// reported (the binary exits non-zero) rather than only logged.
+    pub fn flush_all(&self) -> Result<(), LogError> {
+        let mut first = None;
         for partition in self.all() {
             if let Err(e) = partition.log.flush() {
                 tracing::error!(partition = %partition.tp, "flush at shutdown failed: {e}");
+                first.get_or_insert(e);
             }
         }
+        first.map_or(Ok(()), Err)
     }
 
     /// Applies retention and time-based rolls to every log.
@@ -545,6 +550,24 @@ mod tests {
         assert!(
             p.log().recovery_point() < end,
             "interval flush fsynced anyway"
+        );
+    }
+
+    #[test]
+    fn flush_all_reports_a_failed_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        replicas
+            .sync_with(&image_with(&[("a", a), ("b", b)], 1), false)
+            .expect("open");
+        assert!(replicas.flush_all().is_ok());
+        let p = replicas.partition("a", 0).expect("hosted");
+        p.append(one_record(), 1).expect("append");
+        p.log().inject_sync_failure();
+        assert!(
+            replicas.flush_all().is_err(),
+            "a failed fsync went unreported"
         );
     }
 }

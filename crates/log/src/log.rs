@@ -116,6 +116,8 @@ struct Faults {
     fail_write: AtomicBool,
     #[cfg(any(test, feature = "fault-injection"))]
     fail_sync: AtomicBool,
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_delete: AtomicBool,
 }
 
 impl Faults {
@@ -134,6 +136,25 @@ impl Faults {
         }
         Ok(())
     }
+
+    fn check_delete(&self) -> std::io::Result<()> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.fail_delete.swap(false, Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected fault"));
+        }
+        Ok(())
+    }
+}
+
+/// `fdatasync`s `file`, failing first if a fault was injected.
+fn sync_file(faults: &Faults, file: &File, path: &Path) -> Result<(), LogError> {
+    faults
+        .check(true)
+        .and_then(|()| file.sync_data())
+        .map_err(io_err("fsync", path))?;
+    #[cfg(test)]
+    checkpoint::synced::record(path);
+    Ok(())
 }
 
 /// Mutable state guarded by `Log::inner`.
@@ -174,12 +195,6 @@ impl Inner {
         self.segments.push(segment);
         self.dir_dirty = true;
         Ok(())
-    }
-
-    fn delete_oldest(&mut self) -> Result<(), LogError> {
-        let seg = self.segments.remove(0);
-        self.size_bytes -= seg.size;
-        seg.delete_files()
     }
 
     /// Writes an aborted transaction to the `.txnindex` of the segment
@@ -230,6 +245,24 @@ pub struct Log {
 /// replay after a crash; a minute keeps the extra fsyncs negligible.
 const PRODUCER_SNAPSHOT_INTERVAL_MS: i64 = 60_000;
 
+/// True if a sealed segment's loaded offset index reaches its end: fewer
+/// than `interval` bytes follow the batch of the last entry (the append
+/// path adds an entry once that many bytes have accumulated). An index
+/// whose tail never reached the disk fails this and is rebuilt.
+fn index_covers_segment(seg: &Segment, interval: u32) -> bool {
+    let Some(&(_, pos)) = seg.indexes.offsets.last() else {
+        return false;
+    };
+    let Ok(raw) = read_header(&seg.log, u64::from(pos)) else {
+        return false;
+    };
+    let Ok(header) = BatchHeader::parse(&raw) else {
+        return false;
+    };
+    let tail_start = u64::from(pos) + header.total_size() as u64;
+    tail_start <= seg.size && seg.size - tail_start < u64::from(interval)
+}
+
 fn parse_base_offset(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -241,7 +274,15 @@ fn parse_base_offset(name: &str) -> Option<i64> {
 impl Log {
     /// Opens (creating if needed) the partition directory `dir` and recovers it.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+            // The new directory's entry is durable only once its parent is
+            // fsynced; without it a power cut can lose the whole partition
+            // even after its data was fsynced.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                checkpoint::sync_dir(parent)?;
+            }
+        }
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
             let entry = entry.map_err(io_err("list", dir))?;
@@ -286,7 +327,7 @@ impl Log {
             let next_base = bases.get(k + 1).copied();
             if let Some(nb) = next_base.filter(|&nb| nb <= rp) {
                 // Sealed and wholly below the recovery point: trust it if its indexes check out.
-                if !seg.load_sealed_indexes(nb)? {
+                if !(seg.load_sealed_indexes(nb)? && index_covers_segment(&seg, interval)) {
                     tracing::info!(file = %seg.log_path.display(), "rebuilding index of sealed segment");
                     if let ScanEnd::Bad { position, error } =
                         seg.rebuild(interval, i64::MAX, |_| {})?
@@ -656,7 +697,7 @@ impl Log {
     /// Fsyncs everything written so far (flush lock held by the caller).
     fn sync_now(&self) -> Result<(), LogError> {
         let durable = self.durable_offset.load(Ordering::SeqCst);
-        let (end, files, dir_dirty) = {
+        let (end, files, dir_dirty, indexes) = {
             let mut inner = self.lock();
             let files: Vec<(Arc<File>, PathBuf)> = inner
                 .segments
@@ -665,7 +706,21 @@ impl Log {
                 .map(|s| (s.log.clone(), s.log_path.clone()))
                 .collect();
             let dirty = std::mem::take(&mut inner.dir_dirty);
-            (inner.log_end_offset, files, dirty)
+            let mut indexes = Vec::new();
+            for s in inner.segments.iter_mut().filter(|s| s.index_dirty) {
+                match s.index_files_for_sync() {
+                    Ok(pair) => {
+                        s.index_dirty = false;
+                        indexes.extend(pair);
+                    }
+                    Err(e) => {
+                        let r = Err(io_err("duplicate index handle", &s.log_path)(e));
+                        drop(inner);
+                        return self.poison(r);
+                    }
+                }
+            }
+            (inner.log_end_offset, files, dirty, indexes)
         };
         if dir_dirty {
             let r = checkpoint::sync_dir(&self.dir);
@@ -675,11 +730,13 @@ impl Log {
             self.poison(r)?;
         }
         for (file, path) in files {
-            let r = self
-                .faults
-                .check(true)
-                .and_then(|()| file.sync_data())
-                .map_err(io_err("fsync", &path));
+            let r = sync_file(&self.faults, &file, &path);
+            self.poison(r)?;
+        }
+        // Sealed indexes are trusted once the recovery point passes their
+        // segment, so they become durable before `durable_offset` moves.
+        for (file, path) in indexes {
+            let r = sync_file(&self.faults, &file, &path);
             self.poison(r)?;
         }
         // Entries of markers below `end` were written before `end` was read.
@@ -702,11 +759,7 @@ impl Log {
                 .collect()
         };
         for (file, path) in files {
-            let r = self
-                .faults
-                .check(true)
-                .and_then(|()| file.sync_data())
-                .map_err(io_err("fsync", &path));
+            let r = sync_file(&self.faults, &file, &path);
             self.poison(r)?;
         }
         Ok(())
@@ -1110,6 +1163,20 @@ impl Log {
         self.lock().segments.len()
     }
 
+    /// Drops the oldest segment and deletes its files. A failed delete
+    /// fences the log: memory no longer lists the segment but (some of) its
+    /// files are still there, and only a reopen (recovery) reconciles the two.
+    fn delete_oldest(&self, inner: &mut Inner) -> Result<(), LogError> {
+        let seg = inner.segments.remove(0);
+        inner.size_bytes -= seg.size;
+        let r = self
+            .faults
+            .check_delete()
+            .map_err(io_err("delete", &seg.log_path))
+            .and_then(|()| seg.delete_files());
+        self.poison(r)
+    }
+
     fn persist_log_start(&self, inner: &Inner) -> Result<(), LogError> {
         let r = checkpoint::write_offset(&self.dir, LOG_START_FILE, inner.log_start_offset);
         self.poison(r)
@@ -1132,7 +1199,7 @@ impl Log {
         inner.log_start_offset = offset;
         self.persist_log_start(&inner)?;
         while inner.segments.len() > 1 && inner.segments[1].base_offset <= offset {
-            inner.delete_oldest()?;
+            self.delete_oldest(&mut inner)?;
         }
         Ok(())
     }
@@ -1158,7 +1225,7 @@ impl Log {
             while inner.segments.len() > 1
                 && now_ms.saturating_sub(inner.segments[0].indexes.max_timestamp) > cfg.retention_ms
             {
-                inner.delete_oldest()?;
+                self.delete_oldest(&mut inner)?;
                 deleted += 1;
             }
         }
@@ -1166,7 +1233,7 @@ impl Log {
             while inner.segments.len() > 1
                 && inner.size_bytes - inner.segments[0].size >= cfg.retention_bytes as u64
             {
-                inner.delete_oldest()?;
+                self.delete_oldest(&mut inner)?;
                 deleted += 1;
             }
         }
@@ -1404,5 +1471,21 @@ impl Log {
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn inject_sync_failure(&self) {
         self.faults.fail_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: the next deletion of a segment's files fails.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_delete_failure(&self) {
+        self.faults.fail_delete.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: offset index entries per segment, oldest first.
+    #[cfg(test)]
+    pub(crate) fn offset_index_entries(&self) -> Vec<usize> {
+        self.lock()
+            .segments
+            .iter()
+            .map(|s| s.indexes.offsets.len())
+            .collect()
     }
 }

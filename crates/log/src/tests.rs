@@ -632,3 +632,99 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn creating_a_partition_directory_fsyncs_its_parent() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("t-0");
+    let _log = Log::open(&dir, LogConfig::default()).unwrap();
+    assert!(
+        crate::checkpoint::synced::contains(data.path()),
+        "the new directory's entry in the data dir was never fsynced"
+    );
+}
+
+#[test]
+fn sealed_segment_indexes_are_fsynced_before_the_recovery_point_passes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let mut end = 0;
+    while log.segment_count() < 2 {
+        end = log.append(batch(1, 300, end), 0, 0).unwrap().last_offset + 1;
+    }
+    log.sync_until(end).unwrap();
+    for ext in ["index", "timeindex"] {
+        let path = dir.path().join(format!("00000000000000000000.{ext}"));
+        assert!(
+            crate::checkpoint::synced::contains(&path),
+            "{ext} of the sealed segment was not fsynced"
+        );
+    }
+}
+
+#[test]
+fn a_sealed_index_that_does_not_cover_its_segment_is_rebuilt_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries;
+    {
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        for i in 0..40 {
+            log.append(batch(1, 200, i), 0, 0).unwrap();
+        }
+        log.flush().unwrap();
+        entries = log.offset_index_entries();
+        assert!(
+            entries[0] > 2,
+            "test needs several index entries: {entries:?}"
+        );
+    }
+    // Power loss before the index tail reached the disk: only the first
+    // entry survives. It still points at a good batch, so it looks sane.
+    let index = dir.path().join("00000000000000000000.index");
+    OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(8)
+        .unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.offset_index_entries(), entries);
+}
+
+#[test]
+fn a_failed_segment_delete_fences_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..50 {
+        log.append(batch(1, 300, i), 0, 0).unwrap();
+    }
+    log.inject_delete_failure();
+    assert!(matches!(
+        log.advance_log_start_offset(33),
+        Err(LogError::Io { .. })
+    ));
+    // Memory and disk disagree now: writes are refused until a reopen.
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+    // Retention deletes fence the log the same way.
+    let dir2 = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir2.path(),
+        LogConfig {
+            retention_bytes: 1,
+            ..small_config()
+        },
+    )
+    .unwrap();
+    for i in 0..50 {
+        log.append(batch(1, 300, i), 0, 0).unwrap();
+    }
+    log.inject_delete_failure();
+    assert!(log.apply_retention(0).is_err());
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+}

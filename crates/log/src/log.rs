@@ -237,6 +237,9 @@ pub struct Log {
     durable_offset: AtomicI64,
     /// Set once a write or fsync failed; the log then refuses writes.
     failed: AtomicBool,
+    /// Suppresses the error line of the first failure: set while a log is
+    /// being opened (the open reports a read-only result itself once).
+    quiet: AtomicBool,
     faults: Faults,
 }
 
@@ -263,6 +266,22 @@ fn index_covers_segment(seg: &Segment, interval: u32) -> bool {
     tail_start <= seg.size && seg.size - tail_start < u64::from(interval)
 }
 
+/// During recovery, a failed write of derived data (a rebuilt index, a
+/// checkpoint) does not stop the open: the in-memory state is complete, so
+/// the log opens read-only and serves reads. Other errors are returned.
+fn defer_write_failure(
+    r: Result<(), LogError>,
+    deferred: &mut Option<LogError>,
+) -> Result<(), LogError> {
+    match r {
+        Err(e @ LogError::Io { .. }) => {
+            deferred.get_or_insert(e);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 fn parse_base_offset(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -273,7 +292,18 @@ fn parse_base_offset(name: &str) -> Option<i64> {
 
 impl Log {
     /// Opens (creating if needed) the partition directory `dir` and recovers it.
+    ///
+    /// Recovery writes derived data (rebuilt indexes, checkpoints, the final
+    /// fsync). If only such a write fails — a full disk, say — the log
+    /// still opens, **read-only**: [`Log::is_offline`] is true, reads work,
+    /// writes return [`LogError::Failed`], and [`Log::reopen`] retries.
+    /// Damage and failures to read are returned as errors.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        Self::open_impl(dir, config, false)
+    }
+
+    fn open_impl(dir: &Path, config: LogConfig, silent: bool) -> Result<Log, LogError> {
+        let mut deferred: Option<LogError> = None;
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
             // The new directory's entry is durable only once its parent is
@@ -310,6 +340,7 @@ impl Log {
                 Vec::new()
             }
         };
+        let epochs_on_disk = epochs.clone();
 
         let mut segments: Vec<Segment> = Vec::new();
         if bases.is_empty() {
@@ -318,7 +349,6 @@ impl Log {
         let first_base = bases.first().copied().unwrap_or(0);
         let rp = recovery_point.unwrap_or(first_base);
         let interval = config.index_interval_bytes;
-        let mut scanned_any = false;
         // Lowest offset from which `.txnindex` entries must be re-derived by
         // replaying the log (a missing, damaged or torn transaction index).
         let mut txn_rebuild_from: Option<i64> = None;
@@ -338,8 +368,8 @@ impl Log {
                             reason: format!("{error} (below the recovery point {rp})"),
                         });
                     }
-                    seg.seal()?;
-                    seg.rewrite_index_files()?;
+                    defer_write_failure(seg.seal(), &mut deferred)?;
+                    defer_write_failure(seg.rewrite_index_files(), &mut deferred)?;
                 }
                 if seg.size > 0 && seg.next_offset != nb {
                     return Err(LogError::Corrupt {
@@ -357,7 +387,6 @@ impl Log {
                 segments.push(seg);
                 continue;
             }
-            scanned_any = true;
             let verdict = seg.rebuild(interval, rp, |h| {
                 let epoch = h.partition_leader_epoch;
                 if epoch >= 0 && epochs.last().is_none_or(|&(e, _)| epoch > e) {
@@ -416,9 +445,9 @@ impl Log {
                 });
             }
             if next_base.is_some() && !torn {
-                seg.seal()?;
+                defer_write_failure(seg.seal(), &mut deferred)?;
             }
-            seg.rewrite_index_files()?;
+            defer_write_failure(seg.rewrite_index_files(), &mut deferred)?;
             let end = seg.next_offset;
             if let Some(from) = seg.load_txn_index(end, true)? {
                 txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
@@ -441,7 +470,6 @@ impl Log {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end_offset);
-        let epochs_before = epochs.len();
         epochs.retain(|&(_, start)| start < log_end_offset);
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let log = Log {
@@ -463,18 +491,130 @@ impl Log {
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(rp.min(log_end_offset)),
             failed: AtomicBool::new(false),
+            quiet: AtomicBool::new(true),
             faults: Faults::default(),
         };
         {
             let inner = log.lock();
-            if inner.epochs.len() != epochs_before || scanned_any {
-                checkpoint::write_epochs(dir, &inner.epochs)?;
+            // Only when recovery changed it: a clean open writes nothing
+            // (so it works on a full disk).
+            if inner.epochs != epochs_on_disk {
+                defer_write_failure(checkpoint::write_epochs(dir, &inner.epochs), &mut deferred)?;
             }
         }
         log.load_producer_state(txn_rebuild_from)?;
         // Make what recovery kept durable, so the recovery point can move to the end.
-        log.flush()?;
+        match log.flush() {
+            Ok(()) => {}
+            Err(e @ (LogError::Io { .. } | LogError::Failed { .. })) => {
+                deferred.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(e) = deferred {
+            log.failed.store(true, Ordering::SeqCst);
+            if silent {
+                tracing::debug!(dir = %dir.display(), error = %e, "log still read-only");
+            } else {
+                tracing::warn!(dir = %dir.display(), error = %e, "log opened read-only: recovery could not write; reads work, writes are refused until it can");
+            }
+        }
+        log.quiet.store(false, Ordering::SeqCst);
         Ok(log)
+    }
+
+    /// True once a write, fsync or delete failed (or the log opened
+    /// read-only): writes are refused until [`Log::reopen`] succeeds.
+    pub fn is_offline(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Brings a failed log back online without a restart.
+    ///
+    /// Every file is first cut back to the durable offset: bytes written
+    /// after the last successful fsync — or whose fsync failed — are never
+    /// trusted, since the kernel may have dropped them while the page cache
+    /// still shows them. Then recovery runs on the directory as at start-up
+    /// and its state replaces this log's. Returns `Ok(true)` when the log is
+    /// online again, `Ok(false)` when recovery could open it only read-only
+    /// (the disk is still full; its state is used, the log stays offline),
+    /// and the error when recovery refused (this log then keeps its state
+    /// and stays offline). A log that is online is left alone.
+    pub fn reopen(&self) -> Result<bool, LogError> {
+        if !self.is_offline() {
+            return Ok(true);
+        }
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let durable = self.durable_offset.load(Ordering::SeqCst);
+        let config = self.lock().config.clone();
+        self.cut_to(durable)?;
+        let fresh = Log::open_impl(&self.dir, config, true)?;
+        let online = !fresh.failed.load(Ordering::SeqCst);
+        let fresh_durable = fresh.durable_offset.load(Ordering::SeqCst);
+        let Log { inner, .. } = fresh;
+        let recovered = inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        *self.lock() = recovered;
+        self.durable_offset.store(fresh_durable, Ordering::SeqCst);
+        self.failed.store(!online, Ordering::SeqCst);
+        Ok(online)
+    }
+
+    /// Cuts the files back to `offset` (a batch boundary): the segment
+    /// holding it is truncated there and every segment file on disk with a
+    /// higher base is deleted, whether or not memory lists it (a failed roll
+    /// can leave one behind). Then fsyncs what changed.
+    fn cut_to(&self, offset: i64) -> Result<(), LogError> {
+        let (file, path, base, mut pos, size) = {
+            let inner = self.lock();
+            let seg = &inner.segments[inner.segment_index_for(offset)];
+            (
+                seg.log.clone(),
+                seg.log_path.clone(),
+                seg.base_offset,
+                seg.indexes.position_for_offset(seg.base_offset, offset),
+                seg.size,
+            )
+        };
+        let on_disk = file.metadata().map_err(io_err("stat", &path))?.len();
+        let size = size.min(on_disk);
+        if offset <= base {
+            pos = 0;
+        }
+        while pos < size {
+            let raw = read_header(&file, pos).map_err(io_err("read", &path))?;
+            let Ok(header) = BatchHeader::parse(&raw) else {
+                break;
+            };
+            if header.base_offset >= offset || header.total_size() < 61 {
+                break;
+            }
+            pos += header.total_size() as u64;
+        }
+        let pos = pos.min(size);
+        if pos < on_disk {
+            tracing::info!(file = %path.display(), kept_bytes = pos, cut_bytes = on_disk - pos, "dropping data past the last successful fsync");
+            file.set_len(pos).map_err(io_err("truncate", &path))?;
+            file.sync_data().map_err(io_err("fsync", &path))?;
+        }
+        let mut removed = false;
+        for entry in fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
+            let entry = entry.map_err(io_err("list", &self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(later) = parse_base_offset(&name).filter(|&b| b > base) {
+                let [log, idx, tidx] = segment::paths(&self.dir, later);
+                for p in [idx, tidx, segment::txn_index_path(&self.dir, later), log] {
+                    match fs::remove_file(&p) {
+                        Ok(()) => removed = true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err("delete", &p)(e)),
+                    }
+                }
+            }
+        }
+        if removed {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -493,10 +633,13 @@ impl Log {
     }
 
     /// Marks the log failed if `r` is an error. Never retry a failed fsync.
+    /// Logs one line per failure, not one per refused write after it.
     fn poison<T>(&self, r: Result<T, LogError>) -> Result<T, LogError> {
-        if let Err(e) = &r {
-            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; refusing further writes");
-            self.failed.store(true, Ordering::SeqCst);
+        if let Err(e) = &r
+            && !self.failed.swap(true, Ordering::SeqCst)
+            && !self.quiet.load(Ordering::SeqCst)
+        {
+            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; the partition is offline for writes until its log can be reopened");
         }
         r
     }

@@ -728,3 +728,129 @@ fn a_failed_segment_delete_fences_the_log() {
         Err(LogError::Failed { .. })
     ));
 }
+
+#[test]
+fn a_failed_log_reopens_at_the_durable_offset_and_accepts_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let mut end = 0;
+    for i in 0..20 {
+        end = log.append(batch(1, 300, i), 0, 0).unwrap().last_offset + 1;
+    }
+    log.sync_until(end).unwrap();
+    // Two more appends reach the page cache, then the fsync fails: the
+    // kernel may have dropped them, so they must never come back.
+    log.append(batch(1, 300, 20), 0, 0).unwrap();
+    log.append(batch(1, 300, 21), 0, 0).unwrap();
+    log.inject_sync_failure();
+    assert!(log.sync_until(end + 2).is_err());
+    assert!(log.is_offline());
+    assert!(log.reopen().unwrap(), "reopen did not bring the log back");
+    assert!(!log.is_offline());
+    assert_eq!(
+        log.log_end_offset(),
+        end,
+        "bytes past the failed fsync survived"
+    );
+    assert_eq!(log.recovery_point(), end);
+    let info = log.append(batch(1, 300, 22), 0, 0).unwrap();
+    assert_eq!(info.base_offset, end);
+    log.sync_until(end + 1).unwrap();
+    assert_eq!(read_all(&log).len() as i64, end + 1);
+    // The same after a failed write.
+    log.inject_write_failure();
+    assert!(log.append(batch(1, 300, 23), 0, 0).is_err());
+    assert!(log.reopen().unwrap());
+    assert_eq!(log.log_end_offset(), end + 1);
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), end + 1);
+}
+
+/// A size-limited tmpfs mounted for one test, unmounted on drop. Tests
+/// run as root (here and in CI); a failed mount fails the test loudly.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("cannot run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed ({status}); these tests need root"
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system: writes `filler` until ENOSPC.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC: {e}");
+                    break;
+                }
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_log_on_a_full_disk_opens_read_only_and_comes_back_when_space_returns() {
+    let fs = Tmpfs::mount("2m");
+    let dir = fs.path().join("t-0");
+    let before;
+    {
+        let log = Log::open(&dir, small_config()).unwrap();
+        for i in 0..20 {
+            log.append(batch(1, 300, i), 0, 0).unwrap();
+        }
+        // Not flushed: the next open must rebuild indexes and checkpoint.
+        before = read_all(&log);
+    }
+    let filler = fs.fill();
+    let log = Log::open(&dir, small_config()).expect("a full disk must not stop the open");
+    assert!(
+        log.is_offline(),
+        "recovery could not write, yet the log is writable"
+    );
+    assert_eq!(read_all(&log), before, "reads must work read-only");
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+    assert!(!log.reopen().unwrap(), "still full: must stay read-only");
+    std::fs::remove_file(filler).unwrap();
+    assert!(
+        log.reopen().unwrap(),
+        "space is back: the log must come online"
+    );
+    assert_eq!(read_all(&log), before);
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    log.flush().unwrap();
+}

@@ -241,9 +241,80 @@ pub async fn create_topics(
             Ok::<_, ApiError>(records)
         })
         .await;
-    match finish(broker, outcome).await {
+    let failed = |e: ApiError| topics.iter().map(|_| Err(e.clone())).collect();
+    let image = match outcome {
+        Ok(Ok(image)) => image,
+        Ok(Err(e)) => return failed(e),
+        Err(e) => return failed(e.into()),
+    };
+    match sync_replicas(broker, image).await {
         Ok(()) => results,
-        Err(e) => topics.iter().map(|_| Err(e.clone())).collect(),
+        Err(e) => {
+            let created: Vec<(String, Uuid, i32)> = topics
+                .iter()
+                .zip(&results)
+                .filter_map(|(t, r)| {
+                    let c = r.as_ref().ok().filter(|c| !c.topic_id.is_nil())?;
+                    Some((t.name.clone(), c.topic_id, c.num_partitions))
+                })
+                .collect();
+            undo_create(broker, &created).await;
+            failed(e)
+        }
+    }
+}
+
+/// Undoes a CreateTopics whose partition logs could not all be created (a
+/// full disk, say), so a failed creation leaves nothing behind: one
+/// `remove_topic` record per topic, then every partition directory the
+/// attempt created is removed. If even the removal cannot be committed
+/// (the metadata log failed too), the topics stay, with offline partitions
+/// that come online when space returns, and the error is logged.
+async fn undo_create(broker: &Arc<Broker>, created: &[(String, Uuid, i32)]) {
+    if created.is_empty() {
+        return;
+    }
+    let outcome = broker
+        .metadata
+        .commit(|image| {
+            Ok::<_, ApiError>(
+                created
+                    .iter()
+                    .filter(|(_, id, _)| image.topic_names.contains_key(id))
+                    .map(|(_, id, _)| MetadataRecord::RemoveTopic { topic_id: *id })
+                    .collect(),
+            )
+        })
+        .await;
+    let image = match outcome {
+        Ok(Ok(image)) => image,
+        Ok(Err(e)) => {
+            tracing::error!("cannot undo a failed topic creation: {}", e.message);
+            return;
+        }
+        Err(e) => {
+            tracing::error!("cannot undo a failed topic creation: {e}");
+            return;
+        }
+    };
+    // Drops (and deletes) the partitions that did open.
+    if let Err(e) = sync_replicas(broker, image).await {
+        tracing::error!(
+            "cannot drop the partitions of a failed topic creation: {}",
+            e.message
+        );
+    }
+    let b = Arc::clone(broker);
+    let created = created.to_vec();
+    let removed = tokio::task::spawn_blocking(move || {
+        for (name, _, partitions) in &created {
+            tracing::warn!(topic = %name, "topic creation failed; removed it again");
+            b.replicas.remove_unhosted_dirs(name, *partitions);
+        }
+    })
+    .await;
+    if let Err(e) = removed {
+        tracing::error!("removing directories of a failed topic creation: {e}");
     }
 }
 
@@ -489,6 +560,11 @@ async fn finish(
     outcome: Result<Result<Arc<MetadataImage>, ApiError>, MetadataError>,
 ) -> Result<(), ApiError> {
     let image = outcome??;
+    sync_replicas(broker, image).await
+}
+
+/// Brings the hosted partitions in line with a committed image.
+async fn sync_replicas(broker: &Arc<Broker>, image: Arc<MetadataImage>) -> Result<(), ApiError> {
     let b = Arc::clone(broker);
     let synced = tokio::task::spawn_blocking(move || b.replicas.sync_with(&image, false)).await;
     match synced {
@@ -515,5 +591,67 @@ mod tests {
             assert_eq!(err.code, code::INVALID_TOPIC_EXCEPTION, "{bad}");
         }
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
+        let config = crate::config::Config {
+            data_dir: dir.to_owned(),
+            ..Default::default()
+        };
+        let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
+        let replicas =
+            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
+        replicas
+            .sync_with(&metadata.image(), true)
+            .expect("replicas");
+        Arc::new(Broker {
+            cluster_id: "test".to_owned(),
+            groups: crate::group::GroupCoordinator::new(config.groups.clone()),
+            txn: crate::txn::TransactionCoordinator::new(),
+            config,
+            metadata,
+            replicas,
+            producer_ids: Default::default(),
+            advertised: ("127.0.0.1".to_owned(), 9092),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.to_owned(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            configs: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_topics_whose_logs_cannot_be_created_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_in(dir.path());
+        // Partition 1's directory cannot be created: a file holds its name.
+        let blocker = dir.path().join("t-1");
+        std::fs::write(&blocker, b"in the way").expect("blocker");
+        let results = create_topics(&broker, vec![new_topic("t", 2)], false).await;
+        let err = results[0].as_ref().expect_err("creation must fail");
+        assert_eq!(err.code, code::KAFKA_STORAGE_ERROR);
+        assert!(
+            !broker.metadata.image().topics.contains_key("t"),
+            "the failed topic is still in the metadata"
+        );
+        assert!(broker.replicas.partition("t", 0).is_none());
+        assert!(
+            !dir.path().join("t-0").exists(),
+            "the failed creation left a partition directory behind"
+        );
+        // Nothing is left to collide with: once the obstacle is gone the
+        // same name can be created, and it survives a restart.
+        std::fs::remove_file(&blocker).expect("remove blocker");
+        let results = create_topics(&broker, vec![new_topic("t", 2)], false).await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        drop(broker);
+        let broker = broker_in(dir.path());
+        assert_eq!(broker.metadata.image().topics["t"].partitions.len(), 2);
     }
 }

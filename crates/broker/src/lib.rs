@@ -39,6 +39,12 @@ use crate::datadir::{DataDir, DataDirError};
 use crate::metadata::{MetadataError, MetadataStore};
 use crate::partition::ReplicaManager;
 
+/// How often offline logs (a failed write or fsync, a full disk) are
+/// reopened. A retry re-runs recovery on the partition, which reads its
+/// unflushed tail, so it is not free; a few seconds brings writes back
+/// soon after space is freed without spinning on a full disk.
+pub const OFFLINE_RETRY_INTERVAL_MS: u64 = 2_000;
+
 /// Why the broker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -193,6 +199,8 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receive
     // Timed flushes (flush.ms) need a finer tick than retention checks.
     let tick = retention.min(Duration::from_secs(1));
     let mut next_retention = Instant::now() + retention;
+    let offline_retry = Duration::from_millis(OFFLINE_RETRY_INTERVAL_MS);
+    let mut next_offline_retry = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -204,7 +212,15 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receive
         if run_retention {
             next_retention = Instant::now() + retention;
         }
+        let retry_offline = Instant::now() >= next_offline_retry;
+        if retry_offline {
+            next_offline_retry = Instant::now() + offline_retry;
+        }
         let _ = tokio::task::spawn_blocking(move || {
+            if retry_offline {
+                b.replicas.reopen_offline();
+                b.metadata.reopen_if_offline();
+            }
             if run_retention {
                 b.replicas.apply_retention(now);
             } else {

@@ -62,6 +62,10 @@ pub struct Partition {
     /// expose data without an fsync" one step with respect to a switch to
     /// group commit; it is held for no I/O and no `.await`.
     group_commit: Mutex<bool>,
+    /// The offline state last reported in the broker log, so a partition
+    /// that stays offline is logged once when it goes and once when it
+    /// comes back, not on every retry.
+    reported_offline: std::sync::atomic::AtomicBool,
 }
 
 impl Partition {
@@ -146,6 +150,30 @@ impl Partition {
             self.log.flush()?;
         }
         Ok(())
+    }
+
+    /// True while the log refuses writes (a write, fsync or delete failed,
+    /// or it opened read-only on a full disk). Reported in Metadata and
+    /// `/ready`; [`ReplicaManager::reopen_offline`] retries it.
+    pub fn is_offline(&self) -> bool {
+        self.log.is_offline()
+    }
+
+    /// Retries an offline log (see [`Log::reopen`]); returns true if it is
+    /// online afterwards. The high watermark is reset to the durable end of
+    /// the recovered log: everything left is fsynced, and anything past it
+    /// (only possible under an interval flush) is gone.
+    pub fn reopen(&self) -> Result<bool, LogError> {
+        if !self.log.is_offline() {
+            return Ok(true);
+        }
+        let online = self.log.reopen()?;
+        let hw = self.log.recovery_point().min(self.log.log_end_offset());
+        let previous = self.high_watermark.swap(hw, Ordering::AcqRel);
+        if hw > previous {
+            self.hw_advanced.notify_waiters();
+        }
+        Ok(online)
     }
 
     /// True when commits fsync before exposing data (group commit).
@@ -262,6 +290,7 @@ impl ReplicaManager {
             remove_dir(&dir);
         }
         // Open new ones and refresh existing ones.
+        let mut opened_offline = None;
         for (tp, (topic, p)) in wanted {
             let config = self.log_config(topic);
             if let Some(existing) = self.get(&tp) {
@@ -275,12 +304,37 @@ impl ReplicaManager {
                 continue;
             }
             let partition = self.open_partition(&tp, topic.topic_id, config, p.leader_epoch)?;
+            if partition.is_offline() && !startup {
+                // A new partition that could not write its first files (a
+                // full disk) is a failed creation; at start-up, a read-only
+                // partition still serves reads.
+                opened_offline.get_or_insert_with(|| LogError::Failed {
+                    dir: self.partition_dir(&tp),
+                });
+            }
             self.write_map().insert(tp, Arc::new(partition));
         }
         if startup {
             self.remove_strays();
         }
-        Ok(())
+        opened_offline.map_or(Ok(()), Err)
+    }
+
+    /// Removes the directories `<topic>-0` … `<topic>-<partitions - 1>`
+    /// that no hosted partition owns (what a failed topic creation left).
+    pub fn remove_unhosted_dirs(&self, topic: &str, partitions: i32) {
+        for partition in 0..partitions {
+            let tp = TopicPartition {
+                topic: topic.to_owned(),
+                partition,
+            };
+            if self.get(&tp).is_none() {
+                remove_dir(&self.partition_dir(&tp));
+            }
+        }
+        if let Err(e) = sluice_log::checkpoint::sync_dir(&self.data_dir) {
+            tracing::warn!("cannot fsync the data directory: {e}");
+        }
     }
 
     fn log_config(&self, topic: &TopicImage) -> LogConfig {
@@ -310,15 +364,19 @@ impl ReplicaManager {
         let log = Log::open(&dir, config)?;
         write_partition_topic_id(&dir, topic_id)?;
         let end = log.log_end_offset();
+        let durable = log.recovery_point();
         Ok(Partition {
             tp: tp.clone(),
             topic_id,
             log: Arc::new(log),
             leader_epoch: AtomicI32::new(leader_epoch),
-            // Recovery kept only what was on disk; all of it is visible.
-            high_watermark: AtomicI64::new(end),
+            // Recovery fsynced what it kept, and all of it is visible. If
+            // that fsync failed (the log opened read-only), only what is
+            // known durable is.
+            high_watermark: AtomicI64::new(durable.min(end)),
             hw_advanced: Notify::new(),
             group_commit: Mutex::new(group_commit),
+            reported_offline: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -356,9 +414,53 @@ impl ReplicaManager {
         first.map_or(Ok(()), Err)
     }
 
+    /// Hosted partitions whose log is offline, sorted.
+    pub fn offline(&self) -> Vec<TopicPartition> {
+        let mut out: Vec<TopicPartition> = self
+            .all()
+            .into_iter()
+            .filter(|p| p.is_offline())
+            .map(|p| p.tp.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Retries every offline log (see [`Partition::reopen`]) and logs each
+    /// partition's transitions once: offline when first seen (the log
+    /// itself logged the cause), online when it comes back. Blocking.
+    pub fn reopen_offline(&self) {
+        for partition in self.all() {
+            let was_reported = partition.reported_offline.load(Ordering::Acquire);
+            if !partition.is_offline() {
+                if was_reported {
+                    partition.reported_offline.store(false, Ordering::Release);
+                    tracing::info!(partition = %partition.tp, "partition is back online");
+                }
+                continue;
+            }
+            if !was_reported {
+                partition.reported_offline.store(true, Ordering::Release);
+                tracing::error!(partition = %partition.tp, "partition is offline: writes are refused; retrying every {} ms", crate::OFFLINE_RETRY_INTERVAL_MS);
+            }
+            match partition.reopen() {
+                Ok(true) => {
+                    partition.reported_offline.store(false, Ordering::Release);
+                    tracing::info!(partition = %partition.tp, "partition is back online");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(partition = %partition.tp, "reopening the offline log failed: {e}")
+                }
+            }
+        }
+    }
+
     /// Applies retention and time-based rolls to every log.
     pub fn apply_retention(&self, now_ms: i64) {
-        for partition in self.all() {
+        // An offline log refuses retention; its state is reported by
+        // `reopen_offline`, not once per pass here.
+        for partition in self.all().into_iter().filter(|p| !p.is_offline()) {
             match partition.log.apply_retention(now_ms) {
                 Ok(0) => {}
                 Ok(n) => {
@@ -372,7 +474,7 @@ impl ReplicaManager {
 
     /// Runs Kafka's `flush.ms` timer on every log.
     pub fn flush_on_timer(&self, now_ms: i64) {
-        for partition in self.all() {
+        for partition in self.all().into_iter().filter(|p| !p.is_offline()) {
             if let Err(e) = partition.log.maybe_flush_on_timer(now_ms) {
                 tracing::error!(partition = %partition.tp, "timed flush failed: {e}");
             }
@@ -569,5 +671,34 @@ mod tests {
             replicas.flush_all().is_err(),
             "a failed fsync went unreported"
         );
+    }
+
+    #[tokio::test]
+    async fn an_offline_partition_is_listed_and_comes_back_at_its_durable_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        replicas
+            .sync_with(&image_with(&[("t", Uuid::new_v4())], 1), false)
+            .expect("open");
+        let p = replicas.partition("t", 0).expect("hosted");
+        let end = produce_one(&p).await;
+        // An append reaches the page cache, then its fsync fails.
+        let info = p.append(one_record(), 1).expect("append");
+        p.log().inject_sync_failure();
+        assert!(p.commit(info.last_offset + 1).await.is_err());
+        assert_eq!(p.high_watermark(), end, "unsynced data became visible");
+        assert_eq!(replicas.offline(), vec![p.tp.clone()]);
+        replicas.reopen_offline();
+        assert!(
+            replicas.offline().is_empty(),
+            "the partition did not come back"
+        );
+        assert_eq!(
+            p.log().log_end_offset(),
+            end,
+            "data past the failed fsync survived"
+        );
+        assert_eq!(p.high_watermark(), end);
+        assert_eq!(produce_one(&p).await, end + 1);
     }
 }

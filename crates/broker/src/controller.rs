@@ -378,32 +378,70 @@ pub async fn delete_topics(
     let mut results = Vec::with_capacity(names.len());
     let outcome = broker
         .metadata
-        .commit(|image| {
-            let mut records = Vec::new();
-            let mut seen = Vec::new();
-            for name in &names {
-                let result = match image.topics.get(name) {
-                    Some(topic) if !seen.contains(name) => {
-                        seen.push(name.clone());
-                        records.push(MetadataRecord::RemoveTopic {
-                            topic_id: topic.topic_id,
-                        });
-                        Ok(topic.topic_id)
-                    }
-                    _ => Err(ApiError::new(
-                        code::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("topic `{name}` does not exist"),
-                    )),
-                };
-                results.push(result);
-            }
-            Ok::<_, ApiError>(records)
-        })
+        .commit(|image| Ok::<_, ApiError>(removal_records(image, &names, &mut results)))
         .await;
+    let outcome = match outcome {
+        Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR => {
+            // A full disk: the metadata log cannot take the removal record.
+            // Free the space first — delete the topics' logs — then bring
+            // the metadata log back and write the record. A crash in
+            // between leaves the topics with empty partitions; deleting
+            // them again finishes the job.
+            tracing::warn!(
+                "metadata log cannot write ({e}); deleting the topics' data first to free space"
+            );
+            let b = Arc::clone(broker);
+            let doomed = names.clone();
+            let freed = tokio::task::spawn_blocking(move || {
+                for name in &doomed {
+                    b.replicas.drop_topic_logs(name);
+                }
+                b.metadata.reopen_if_offline();
+            })
+            .await;
+            if let Err(e) = freed {
+                tracing::error!("freeing space for a topic deletion: {e}");
+            }
+            results.clear();
+            broker
+                .metadata
+                .commit(|image| Ok::<_, ApiError>(removal_records(image, &names, &mut results)))
+                .await
+        }
+        other => other,
+    };
     match finish(broker, outcome).await {
         Ok(()) => results,
         Err(e) => names.iter().map(|_| Err(e.clone())).collect(),
     }
+}
+
+/// The `remove_topic` records deleting `names` from `image`, with one
+/// result per name pushed to `results`.
+fn removal_records(
+    image: &MetadataImage,
+    names: &[String],
+    results: &mut Vec<Result<Uuid, ApiError>>,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    let mut seen = Vec::new();
+    for name in names {
+        let result = match image.topics.get(name) {
+            Some(topic) if !seen.contains(name) => {
+                seen.push(name.clone());
+                records.push(MetadataRecord::RemoveTopic {
+                    topic_id: topic.topic_id,
+                });
+                Ok(topic.topic_id)
+            }
+            _ => Err(ApiError::new(
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic `{name}` does not exist"),
+            )),
+        };
+        results.push(result);
+    }
+    records
 }
 
 /// Grows topics to `count` partitions; one result per topic, in order.

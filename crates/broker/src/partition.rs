@@ -320,6 +320,28 @@ impl ReplicaManager {
         opened_offline.map_or(Ok(()), Err)
     }
 
+    /// Stops hosting every partition of `topic` and deletes their
+    /// directories, ahead of the metadata (DeleteTopics on a full disk,
+    /// where deleting the data is what makes room for the record).
+    pub fn drop_topic_logs(&self, topic: &str) {
+        let dropped: Vec<Arc<Partition>> = {
+            let mut map = self.write_map();
+            let doomed: Vec<TopicPartition> =
+                map.keys().filter(|tp| tp.topic == topic).cloned().collect();
+            doomed.iter().filter_map(|tp| map.remove(tp)).collect()
+        };
+        for partition in dropped {
+            tracing::info!(partition = %partition.tp, "deleting partition log to free space");
+            crate::metrics::forget_partition(&partition.tp);
+            let dir = self.partition_dir(&partition.tp);
+            drop(partition);
+            remove_dir(&dir);
+        }
+        if let Err(e) = sluice_log::checkpoint::sync_dir(&self.data_dir) {
+            tracing::warn!("cannot fsync the data directory: {e}");
+        }
+    }
+
     /// Removes the directories `<topic>-0` … `<topic>-<partitions - 1>`
     /// that no hosted partition owns (what a failed topic creation left).
     pub fn remove_unhosted_dirs(&self, topic: &str, partitions: i32) {

@@ -546,13 +546,24 @@ impl Log {
         }
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let durable = self.durable_offset.load(Ordering::SeqCst);
-        let config = self.lock().config.clone();
+        let (config, log_start) = {
+            let inner = self.lock();
+            (inner.config.clone(), inner.log_start_offset)
+        };
         self.cut_to(durable)?;
         let fresh = Log::open_impl(&self.dir, config, true)?;
-        let online = !fresh.failed.load(Ordering::SeqCst);
+        let mut online = !fresh.failed.load(Ordering::SeqCst);
         let fresh_durable = fresh.durable_offset.load(Ordering::SeqCst);
         let Log { inner, .. } = fresh;
-        let recovered = inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut recovered = inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        // DeleteRecords on the offline log moved the start without a
+        // checkpoint (the disk was full): keep it, and persist it now.
+        if log_start > recovered.log_start_offset && log_start <= recovered.log_end_offset {
+            recovered.log_start_offset = log_start;
+            if online && checkpoint::write_offset(&self.dir, LOG_START_FILE, log_start).is_err() {
+                online = false;
+            }
+        }
         *self.lock() = recovered;
         self.durable_offset.store(fresh_durable, Ordering::SeqCst);
         self.failed.store(!online, Ordering::SeqCst);
@@ -1326,10 +1337,29 @@ impl Log {
     }
 
     /// DeleteRecords: moves the log start offset up (persisted) and deletes segments wholly below it.
+    ///
+    /// Works on an offline log too, below its durable offset: deleting is
+    /// how an operator frees a full disk, and those segments are fsynced
+    /// data that a reopen keeps. Segments go first and the checkpoint
+    /// second, because on a full disk only the freed space lets the
+    /// checkpoint be written; a crash in between leaves the log start at the
+    /// first remaining segment, so no deleted offset comes back readable.
     pub fn advance_log_start_offset(&self, offset: i64) -> Result<(), LogError> {
-        self.check_failed()?;
+        let offline = self.is_offline();
         let mut inner = self.lock();
-        if offset > inner.log_end_offset {
+        let limit = if offline {
+            self.durable_offset
+                .load(Ordering::SeqCst)
+                .min(inner.log_end_offset)
+        } else {
+            inner.log_end_offset
+        };
+        if offset > limit {
+            if offline && offset <= inner.log_end_offset {
+                return Err(LogError::Failed {
+                    dir: self.dir.clone(),
+                });
+            }
             return Err(LogError::OffsetOutOfRange {
                 offset,
                 log_start_offset: inner.log_start_offset,
@@ -1340,11 +1370,20 @@ impl Log {
             return Ok(());
         }
         inner.log_start_offset = offset;
-        self.persist_log_start(&inner)?;
         while inner.segments.len() > 1 && inner.segments[1].base_offset <= offset {
             self.delete_oldest(&mut inner)?;
         }
-        Ok(())
+        if offline {
+            // Not `persist_log_start`: the log is failed already. If this
+            // write fails too, the answer is an error (a crash could bring
+            // the offsets back), but a reopen keeps the start and writes it.
+            return checkpoint::write_offset(&self.dir, LOG_START_FILE, offset).map_err(|_| {
+                LogError::Failed {
+                    dir: self.dir.clone(),
+                }
+            });
+        }
+        self.persist_log_start(&inner)
     }
 
     /// Rolls on `segment.ms` and deletes segments past `retention.ms` / `retention.bytes`.

@@ -854,3 +854,30 @@ fn a_log_on_a_full_disk_opens_read_only_and_comes_back_when_space_returns() {
     log.append(batch(1, 1, 0), 0, 0).unwrap();
     log.flush().unwrap();
 }
+
+#[test]
+fn delete_records_frees_segments_of_an_offline_log_and_the_reopen_keeps_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let mut end = 0;
+    for i in 0..50 {
+        end = log.append(batch(1, 300, i), 0, 0).unwrap().last_offset + 1;
+    }
+    log.sync_until(end).unwrap();
+    log.inject_write_failure();
+    assert!(log.append(batch(1, 300, 0), 0, 0).is_err());
+    let segments = log.segment_count();
+    // Past the durable offset an offline log refuses; below it, it deletes.
+    assert!(matches!(
+        log.advance_log_start_offset(end + 1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.advance_log_start_offset(33).unwrap();
+    assert!(log.segment_count() < segments, "no segment was deleted");
+    assert_eq!(log.log_start_offset(), 33);
+    assert!(log.reopen().unwrap());
+    assert_eq!(log.log_start_offset(), 33);
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 33);
+}

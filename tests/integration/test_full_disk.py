@@ -195,3 +195,39 @@ def test_a_broker_on_a_full_disk_starts_read_only_and_deleting_a_topic_brings_wr
     assert got[:3] == [f"kept-{i}" for i in range(3)]
     assert set(got[3:]) == {"after"}, got
     assert broker.stop() == 0
+
+
+def test_a_create_topics_that_fails_on_a_full_disk_leaves_nothing_behind(broker_factory, tmpfs):
+    from confluent_kafka.admin import NewTopic
+
+    broker = broker_on(broker_factory, tmpfs)
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic("before")
+    filler = fill(tmpfs)
+
+    admin = confluent_admin(broker.bootstrap)
+    futures = admin.create_topics([NewTopic("doomed", num_partitions=3, replication_factor=1)])
+    with pytest.raises(Exception) as ei:
+        futures["doomed"].result(timeout=30)
+    assert "STORAGE" in str(ei.value).upper(), ei.value
+    assert not list(broker.data_dir.glob("doomed-*")), list(broker.data_dir.glob("doomed-*"))
+    md = admin.list_topics(timeout=10)
+    assert "doomed" not in md.topics or md.topics["doomed"].error is not None, md.topics.get("doomed")
+    assert http.call("GET", "/v1/topics/doomed")[0] == 404
+
+    filler.unlink()
+
+    # Once there is room the same name can be created: nothing collides.
+    def created():
+        f = admin.create_topics([NewTopic("doomed", num_partitions=3, replication_factor=1)])
+        try:
+            f["doomed"].result(timeout=30)
+            return True
+        except Exception:
+            return False
+
+    wait_until(created, RECOVERY_TIMEOUT_S, "the topic to be creatable once space returned")
+    assert sorted(p.name for p in broker.data_dir.glob("doomed-*")) == ["doomed-0", "doomed-1", "doomed-2"]
+    assert produce(broker, "doomed", b"ok")[0] == 0
+    assert broker.stop() == 0

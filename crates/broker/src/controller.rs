@@ -265,27 +265,46 @@ pub async fn create_topics(
 }
 
 /// Undoes a CreateTopics whose partition logs could not all be created (a
-/// full disk, say), so a failed creation leaves nothing behind: one
-/// `remove_topic` record per topic, then every partition directory the
-/// attempt created is removed. If even the removal cannot be committed
-/// (the metadata log failed too), the topics stay, with offline partitions
-/// that come online when space returns, and the error is logged.
+/// full disk, say), so a failed creation leaves nothing behind: every
+/// partition directory the attempt made is removed first (on a full disk
+/// that is what makes room), then one `remove_topic` record per topic is
+/// committed, after reopening the metadata log once if it could not write.
+/// A crash in between leaves the topic with empty partitions. If the
+/// removal cannot be committed at all, the topic stays, its partitions are
+/// recreated empty when space returns, and the error is logged.
 async fn undo_create(broker: &Arc<Broker>, created: &[(String, Uuid, i32)]) {
     if created.is_empty() {
         return;
     }
-    let outcome = broker
-        .metadata
-        .commit(|image| {
-            Ok::<_, ApiError>(
-                created
-                    .iter()
-                    .filter(|(_, id, _)| image.topic_names.contains_key(id))
-                    .map(|(_, id, _)| MetadataRecord::RemoveTopic { topic_id: *id })
-                    .collect(),
-            )
-        })
-        .await;
+    let b = Arc::clone(broker);
+    let doomed = created.to_vec();
+    let removed = tokio::task::spawn_blocking(move || {
+        for (name, _, partitions) in &doomed {
+            tracing::warn!(topic = %name, "topic creation failed; removing it again");
+            b.replicas.drop_topic_logs(name);
+            b.replicas.remove_unhosted_dirs(name, *partitions);
+        }
+    })
+    .await;
+    if let Err(e) = removed {
+        tracing::error!("removing directories of a failed topic creation: {e}");
+    }
+    let removal = |image: &MetadataImage| {
+        Ok::<_, ApiError>(
+            created
+                .iter()
+                .filter(|(_, id, _)| image.topic_names.contains_key(id))
+                .map(|(_, id, _)| MetadataRecord::RemoveTopic { topic_id: *id })
+                .collect(),
+        )
+    };
+    let mut outcome = broker.metadata.commit(removal).await;
+    if matches!(&outcome, Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR)
+    {
+        let b = Arc::clone(broker);
+        let _ = tokio::task::spawn_blocking(move || b.metadata.reopen_if_offline()).await;
+        outcome = broker.metadata.commit(removal).await;
+    }
     let image = match outcome {
         Ok(Ok(image)) => image,
         Ok(Err(e)) => {
@@ -297,24 +316,11 @@ async fn undo_create(broker: &Arc<Broker>, created: &[(String, Uuid, i32)]) {
             return;
         }
     };
-    // Drops (and deletes) the partitions that did open.
     if let Err(e) = sync_replicas(broker, image).await {
         tracing::error!(
             "cannot drop the partitions of a failed topic creation: {}",
             e.message
         );
-    }
-    let b = Arc::clone(broker);
-    let created = created.to_vec();
-    let removed = tokio::task::spawn_blocking(move || {
-        for (name, _, partitions) in &created {
-            tracing::warn!(topic = %name, "topic creation failed; removed it again");
-            b.replicas.remove_unhosted_dirs(name, *partitions);
-        }
-    })
-    .await;
-    if let Err(e) = removed {
-        tracing::error!("removing directories of a failed topic creation: {e}");
     }
 }
 

@@ -231,3 +231,18 @@ def test_a_create_topics_that_fails_on_a_full_disk_leaves_nothing_behind(broker_
     assert sorted(p.name for p in broker.data_dir.glob("doomed-*")) == ["doomed-0", "doomed-1", "doomed-2"]
     assert produce(broker, "doomed", b"ok")[0] == 0
     assert broker.stop() == 0
+
+
+def test_shutdown_exits_non_zero_when_the_final_flush_fails(broker_factory, tmpfs):
+    broker = broker_on(broker_factory, tmpfs)
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic("lost")
+    assert produce(broker, "lost", b"kept")[0] == 0
+    fill(tmpfs)
+    assert produce(broker, "lost", b"x" * BIG_VALUE_BYTES)[0] == KAFKA_STORAGE_ERROR
+    # The partition is offline, so its final flush cannot succeed: a clean
+    # exit code would tell a supervisor that everything was made durable.
+    code = broker.stop(check=False)
+    assert code != 0, "shutdown with an unflushable log exited 0"
+    assert "final flush at shutdown failed" in broker.log_text()

@@ -545,6 +545,11 @@ impl Log {
             return Ok(true);
         }
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // A concurrent reopen may have finished while we waited; the log may
+        // have taken appends since, which a second swap would lose.
+        if !self.is_offline() {
+            return Ok(true);
+        }
         let durable = self.durable_offset.load(Ordering::SeqCst);
         let (config, log_start) = {
             let inner = self.lock();

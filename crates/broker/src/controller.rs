@@ -241,9 +241,86 @@ pub async fn create_topics(
             Ok::<_, ApiError>(records)
         })
         .await;
-    match finish(broker, outcome).await {
+    let failed = |e: ApiError| topics.iter().map(|_| Err(e.clone())).collect();
+    let image = match outcome {
+        Ok(Ok(image)) => image,
+        Ok(Err(e)) => return failed(e),
+        Err(e) => return failed(e.into()),
+    };
+    match sync_replicas(broker, image).await {
         Ok(()) => results,
-        Err(e) => topics.iter().map(|_| Err(e.clone())).collect(),
+        Err(e) => {
+            let created: Vec<(String, Uuid, i32)> = topics
+                .iter()
+                .zip(&results)
+                .filter_map(|(t, r)| {
+                    let c = r.as_ref().ok().filter(|c| !c.topic_id.is_nil())?;
+                    Some((t.name.clone(), c.topic_id, c.num_partitions))
+                })
+                .collect();
+            undo_create(broker, &created).await;
+            failed(e)
+        }
+    }
+}
+
+/// Undoes a CreateTopics whose partition logs could not all be created (a
+/// full disk, say), so a failed creation leaves nothing behind: every
+/// partition directory the attempt made is removed first (on a full disk
+/// that is what makes room), then one `remove_topic` record per topic is
+/// committed, after reopening the metadata log once if it could not write.
+/// A crash in between leaves the topic with empty partitions. If the
+/// removal cannot be committed at all, the topic stays, its partitions are
+/// recreated empty when space returns, and the error is logged.
+async fn undo_create(broker: &Arc<Broker>, created: &[(String, Uuid, i32)]) {
+    if created.is_empty() {
+        return;
+    }
+    let b = Arc::clone(broker);
+    let doomed = created.to_vec();
+    let removed = tokio::task::spawn_blocking(move || {
+        for (name, _, partitions) in &doomed {
+            tracing::warn!(topic = %name, "topic creation failed; removing it again");
+            b.replicas.drop_topic_logs(name);
+            b.replicas.remove_unhosted_dirs(name, *partitions);
+        }
+    })
+    .await;
+    if let Err(e) = removed {
+        tracing::error!("removing directories of a failed topic creation: {e}");
+    }
+    let removal = |image: &MetadataImage| {
+        Ok::<_, ApiError>(
+            created
+                .iter()
+                .filter(|(_, id, _)| image.topic_names.contains_key(id))
+                .map(|(_, id, _)| MetadataRecord::RemoveTopic { topic_id: *id })
+                .collect(),
+        )
+    };
+    let mut outcome = broker.metadata.commit(removal).await;
+    if matches!(&outcome, Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR)
+    {
+        let b = Arc::clone(broker);
+        let _ = tokio::task::spawn_blocking(move || b.metadata.reopen_if_offline()).await;
+        outcome = broker.metadata.commit(removal).await;
+    }
+    let image = match outcome {
+        Ok(Ok(image)) => image,
+        Ok(Err(e)) => {
+            tracing::error!("cannot undo a failed topic creation: {}", e.message);
+            return;
+        }
+        Err(e) => {
+            tracing::error!("cannot undo a failed topic creation: {e}");
+            return;
+        }
+    };
+    if let Err(e) = sync_replicas(broker, image).await {
+        tracing::error!(
+            "cannot drop the partitions of a failed topic creation: {}",
+            e.message
+        );
     }
 }
 
@@ -307,32 +384,70 @@ pub async fn delete_topics(
     let mut results = Vec::with_capacity(names.len());
     let outcome = broker
         .metadata
-        .commit(|image| {
-            let mut records = Vec::new();
-            let mut seen = Vec::new();
-            for name in &names {
-                let result = match image.topics.get(name) {
-                    Some(topic) if !seen.contains(name) => {
-                        seen.push(name.clone());
-                        records.push(MetadataRecord::RemoveTopic {
-                            topic_id: topic.topic_id,
-                        });
-                        Ok(topic.topic_id)
-                    }
-                    _ => Err(ApiError::new(
-                        code::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("topic `{name}` does not exist"),
-                    )),
-                };
-                results.push(result);
-            }
-            Ok::<_, ApiError>(records)
-        })
+        .commit(|image| Ok::<_, ApiError>(removal_records(image, &names, &mut results)))
         .await;
+    let outcome = match outcome {
+        Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR => {
+            // A full disk: the metadata log cannot take the removal record.
+            // Free the space first — delete the topics' logs — then bring
+            // the metadata log back and write the record. A crash in
+            // between leaves the topics with empty partitions; deleting
+            // them again finishes the job.
+            tracing::warn!(
+                "metadata log cannot write ({e}); deleting the topics' data first to free space"
+            );
+            let b = Arc::clone(broker);
+            let doomed = names.clone();
+            let freed = tokio::task::spawn_blocking(move || {
+                for name in &doomed {
+                    b.replicas.drop_topic_logs(name);
+                }
+                b.metadata.reopen_if_offline();
+            })
+            .await;
+            if let Err(e) = freed {
+                tracing::error!("freeing space for a topic deletion: {e}");
+            }
+            results.clear();
+            broker
+                .metadata
+                .commit(|image| Ok::<_, ApiError>(removal_records(image, &names, &mut results)))
+                .await
+        }
+        other => other,
+    };
     match finish(broker, outcome).await {
         Ok(()) => results,
         Err(e) => names.iter().map(|_| Err(e.clone())).collect(),
     }
+}
+
+/// The `remove_topic` records deleting `names` from `image`, with one
+/// result per name pushed to `results`.
+fn removal_records(
+    image: &MetadataImage,
+    names: &[String],
+    results: &mut Vec<Result<Uuid, ApiError>>,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    let mut seen = Vec::new();
+    for name in names {
+        let result = match image.topics.get(name) {
+            Some(topic) if !seen.contains(name) => {
+                seen.push(name.clone());
+                records.push(MetadataRecord::RemoveTopic {
+                    topic_id: topic.topic_id,
+                });
+                Ok(topic.topic_id)
+            }
+            _ => Err(ApiError::new(
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic `{name}` does not exist"),
+            )),
+        };
+        results.push(result);
+    }
+    records
 }
 
 /// Grows topics to `count` partitions; one result per topic, in order.
@@ -489,6 +604,11 @@ async fn finish(
     outcome: Result<Result<Arc<MetadataImage>, ApiError>, MetadataError>,
 ) -> Result<(), ApiError> {
     let image = outcome??;
+    sync_replicas(broker, image).await
+}
+
+/// Brings the hosted partitions in line with a committed image.
+async fn sync_replicas(broker: &Arc<Broker>, image: Arc<MetadataImage>) -> Result<(), ApiError> {
     let b = Arc::clone(broker);
     let synced = tokio::task::spawn_blocking(move || b.replicas.sync_with(&image, false)).await;
     match synced {
@@ -515,5 +635,67 @@ mod tests {
             assert_eq!(err.code, code::INVALID_TOPIC_EXCEPTION, "{bad}");
         }
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
+        let config = crate::config::Config {
+            data_dir: dir.to_owned(),
+            ..Default::default()
+        };
+        let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
+        let replicas =
+            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
+        replicas
+            .sync_with(&metadata.image(), true)
+            .expect("replicas");
+        Arc::new(Broker {
+            cluster_id: "test".to_owned(),
+            groups: crate::group::GroupCoordinator::new(config.groups.clone()),
+            txn: crate::txn::TransactionCoordinator::new(),
+            config,
+            metadata,
+            replicas,
+            producer_ids: Default::default(),
+            advertised: ("127.0.0.1".to_owned(), 9092),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.to_owned(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            configs: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_topics_whose_logs_cannot_be_created_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_in(dir.path());
+        // Partition 1's directory cannot be created: a file holds its name.
+        let blocker = dir.path().join("t-1");
+        std::fs::write(&blocker, b"in the way").expect("blocker");
+        let results = create_topics(&broker, vec![new_topic("t", 2)], false).await;
+        let err = results[0].as_ref().expect_err("creation must fail");
+        assert_eq!(err.code, code::KAFKA_STORAGE_ERROR);
+        assert!(
+            !broker.metadata.image().topics.contains_key("t"),
+            "the failed topic is still in the metadata"
+        );
+        assert!(broker.replicas.partition("t", 0).is_none());
+        assert!(
+            !dir.path().join("t-0").exists(),
+            "the failed creation left a partition directory behind"
+        );
+        // Nothing is left to collide with: once the obstacle is gone the
+        // same name can be created, and it survives a restart.
+        std::fs::remove_file(&blocker).expect("remove blocker");
+        let results = create_topics(&broker, vec![new_topic("t", 2)], false).await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        drop(broker);
+        let broker = broker_in(dir.path());
+        assert_eq!(broker.metadata.image().topics["t"].partitions.len(), 2);
     }
 }

@@ -76,9 +76,17 @@ impl DataDir {
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e)),
         }
-        lock.set_len(0).map_err(open_err)?;
-        writeln!(lock, "{}", std::process::id()).map_err(open_err)?;
-        lock.sync_all().map_err(open_err)?;
+        // The pid is only a hint for `sluice stop` and for the error a
+        // second process prints; the flock is what excludes. A full disk
+        // must not stop the broker from starting read-only, so a failed
+        // write is a warning.
+        let pid = lock
+            .set_len(0)
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .and_then(|()| lock.sync_all());
+        if let Err(e) = pid {
+            tracing::warn!(path = %lock_path.display(), "cannot record the pid in the lock file: {e}");
+        }
         Ok(DataDir {
             path: path.to_owned(),
             _lock: lock,

@@ -41,6 +41,12 @@ use crate::datadir::{DataDir, DataDirError};
 use crate::metadata::{MetadataError, MetadataStore};
 use crate::partition::ReplicaManager;
 
+/// How often offline logs (a failed write or fsync, a full disk) are
+/// reopened. A retry re-runs recovery on the partition, which reads its
+/// unflushed tail, so it is not free; a few seconds brings writes back
+/// soon after space is freed without spinning on a full disk.
+pub const OFFLINE_RETRY_INTERVAL_MS: u64 = 2_000;
+
 /// Why the broker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -61,6 +67,9 @@ pub enum BrokerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The final flush at shutdown failed: some data may not be durable.
+    #[error("final flush at shutdown failed: {0}")]
+    ShutdownFlush(#[source] sluice_log::LogError),
     /// Config problem found at start.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
@@ -175,10 +184,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = stop_tx.send(true);
     let _ = housekeeping.await;
     http.join().await;
-    broker.replicas.flush_all();
-    broker.metadata.flush()?;
-    tracing::info!("logs flushed; bye");
+    // Flush everything even if one log fails, then report the failure: a
+    // shutdown that could not make acknowledged data durable is not clean.
+    let flushed = broker.replicas.flush_all();
+    let metadata_flushed = broker.metadata.flush();
     drop(data_dir);
+    flushed.map_err(BrokerError::ShutdownFlush)?;
+    metadata_flushed?;
+    tracing::info!("logs flushed; bye");
     Ok(())
 }
 
@@ -188,6 +201,8 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receive
     // Timed flushes (flush.ms) need a finer tick than retention checks.
     let tick = retention.min(Duration::from_secs(1));
     let mut next_retention = Instant::now() + retention;
+    let offline_retry = Duration::from_millis(OFFLINE_RETRY_INTERVAL_MS);
+    let mut next_offline_retry = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -199,7 +214,15 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receive
         if run_retention {
             next_retention = Instant::now() + retention;
         }
+        let retry_offline = Instant::now() >= next_offline_retry;
+        if retry_offline {
+            next_offline_retry = Instant::now() + offline_retry;
+        }
         let _ = tokio::task::spawn_blocking(move || {
+            if retry_offline {
+                b.replicas.reopen_offline();
+                b.metadata.reopen_if_offline();
+            }
             if run_retention {
                 b.replicas.apply_retention(now);
             } else {

@@ -343,6 +343,25 @@ impl MetadataStore {
         Ok(Ok(next))
     }
 
+    /// True while the metadata log refuses writes (admin changes fail).
+    pub fn is_offline(&self) -> bool {
+        self.log.is_offline()
+    }
+
+    /// Retries an offline metadata log (see [`Log::reopen`]). A change whose
+    /// append or fsync failed was never applied to the image, and the
+    /// reopen cuts it from the log, so the image stays a function of it.
+    pub fn reopen_if_offline(&self) {
+        if !self.log.is_offline() {
+            return;
+        }
+        match self.log.reopen() {
+            Ok(true) => tracing::info!("metadata log is back online"),
+            Ok(false) => {}
+            Err(e) => tracing::debug!("reopening the metadata log failed: {e}"),
+        }
+    }
+
     /// Flushes the metadata log (shutdown).
     pub fn flush(&self) -> Result<(), MetadataError> {
         Ok(self.log.flush()?)

@@ -56,8 +56,16 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Woken whenever the high watermark advances (long-polling fetches).
     hw_advanced: Notify,
-    /// True when appends must be fsynced before they become visible.
-    group_commit: bool,
+    /// True when appends must be fsynced before they become visible. It
+    /// follows the topic's `flush.messages` / `flush.ms` live (see
+    /// [`Partition::set_config`]). The lock makes "read the policy, then
+    /// expose data without an fsync" one step with respect to a switch to
+    /// group commit; it is held for no I/O and no `.await`.
+    group_commit: Mutex<bool>,
+    /// The offline state last reported in the broker log, so a partition
+    /// that stays offline is logged once when it goes and once when it
+    /// comes back, not on every retry.
+    reported_offline: std::sync::atomic::AtomicBool,
 }
 
 impl Partition {
@@ -94,7 +102,15 @@ impl Partition {
     /// Makes everything up to `end_offset` durable (group commit) and
     /// visible. Concurrent callers share one fsync.
     pub async fn commit(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
-        if self.group_commit {
+        {
+            let group_commit = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
+            if !*group_commit {
+                // Interval flush: visible at once, as on a single Kafka broker.
+                self.advance_high_watermark(end_offset);
+                return Ok(());
+            }
+        }
+        {
             let started = std::time::Instant::now();
             let this = Arc::clone(self);
             tokio::task::spawn_blocking(move || this.log.sync_until(end_offset))
@@ -115,6 +131,54 @@ impl Partition {
         if to > previous {
             self.hw_advanced.notify_waiters();
         }
+    }
+
+    /// Applies a new log config live. Switching to group commit first flips
+    /// the flag (so no later commit exposes unsynced data) and then fsyncs
+    /// the whole log, so when this returns the high watermark is at or below
+    /// the durable offset and stays so; data exposed under the old interval
+    /// policy is made durable here rather than left exposed. Blocking: call
+    /// it off the async threads.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        let group_commit = matches!(config.flush, FlushPolicy::GroupCommit);
+        let was_group_commit = {
+            let mut flag = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
+            self.log.update_config(config);
+            std::mem::replace(&mut *flag, group_commit)
+        };
+        if group_commit && !was_group_commit {
+            self.log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// True while the log refuses writes (a write, fsync or delete failed,
+    /// or it opened read-only on a full disk). Reported in Metadata and
+    /// `/ready`; [`ReplicaManager::reopen_offline`] retries it.
+    pub fn is_offline(&self) -> bool {
+        self.log.is_offline()
+    }
+
+    /// Retries an offline log (see [`Log::reopen`]); returns true if it is
+    /// online afterwards. The high watermark is reset to the durable end of
+    /// the recovered log: everything left is fsynced, and anything past it
+    /// (only possible under an interval flush) is gone.
+    pub fn reopen(&self) -> Result<bool, LogError> {
+        if !self.log.is_offline() {
+            return Ok(true);
+        }
+        let online = self.log.reopen()?;
+        let hw = self.log.recovery_point().min(self.log.log_end_offset());
+        let previous = self.high_watermark.swap(hw, Ordering::AcqRel);
+        if hw > previous {
+            self.hw_advanced.notify_waiters();
+        }
+        Ok(online)
+    }
+
+    /// True when commits fsync before exposing data (group commit).
+    pub fn is_group_commit(&self) -> bool {
+        *self.group_commit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads whole batches from `offset`, never past the high watermark.
@@ -226,22 +290,73 @@ impl ReplicaManager {
             remove_dir(&dir);
         }
         // Open new ones and refresh existing ones.
+        let mut opened_offline = None;
         for (tp, (topic, p)) in wanted {
             let config = self.log_config(topic);
             if let Some(existing) = self.get(&tp) {
-                existing.log.update_config(config);
+                if let Err(e) = existing.set_config(config) {
+                    // The log is now offline (failed); it says so itself.
+                    tracing::error!(partition = %tp, "applying a flush policy change failed: {e}");
+                }
                 existing
                     .leader_epoch
                     .store(p.leader_epoch, Ordering::Release);
                 continue;
             }
             let partition = self.open_partition(&tp, topic.topic_id, config, p.leader_epoch)?;
+            if partition.is_offline() && !startup {
+                // A new partition that could not write its first files (a
+                // full disk) is a failed creation; at start-up, a read-only
+                // partition still serves reads.
+                opened_offline.get_or_insert_with(|| LogError::Failed {
+                    dir: self.partition_dir(&tp),
+                });
+            }
             self.write_map().insert(tp, Arc::new(partition));
         }
         if startup {
             self.remove_strays();
         }
-        Ok(())
+        opened_offline.map_or(Ok(()), Err)
+    }
+
+    /// Stops hosting every partition of `topic` and deletes their
+    /// directories, ahead of the metadata (DeleteTopics on a full disk,
+    /// where deleting the data is what makes room for the record).
+    pub fn drop_topic_logs(&self, topic: &str) {
+        let dropped: Vec<Arc<Partition>> = {
+            let mut map = self.write_map();
+            let doomed: Vec<TopicPartition> =
+                map.keys().filter(|tp| tp.topic == topic).cloned().collect();
+            doomed.iter().filter_map(|tp| map.remove(tp)).collect()
+        };
+        for partition in dropped {
+            tracing::info!(partition = %partition.tp, "deleting partition log to free space");
+            crate::metrics::forget_partition(&partition.tp);
+            let dir = self.partition_dir(&partition.tp);
+            drop(partition);
+            remove_dir(&dir);
+        }
+        if let Err(e) = sluice_log::checkpoint::sync_dir(&self.data_dir) {
+            tracing::warn!("cannot fsync the data directory: {e}");
+        }
+    }
+
+    /// Removes the directories `<topic>-0` … `<topic>-<partitions - 1>`
+    /// that no hosted partition owns (what a failed topic creation left).
+    pub fn remove_unhosted_dirs(&self, topic: &str, partitions: i32) {
+        for partition in 0..partitions {
+            let tp = TopicPartition {
+                topic: topic.to_owned(),
+                partition,
+            };
+            if self.get(&tp).is_none() {
+                remove_dir(&self.partition_dir(&tp));
+            }
+        }
+        if let Err(e) = sluice_log::checkpoint::sync_dir(&self.data_dir) {
+            tracing::warn!("cannot fsync the data directory: {e}");
+        }
     }
 
     fn log_config(&self, topic: &TopicImage) -> LogConfig {
@@ -271,15 +386,19 @@ impl ReplicaManager {
         let log = Log::open(&dir, config)?;
         write_partition_topic_id(&dir, topic_id)?;
         let end = log.log_end_offset();
+        let durable = log.recovery_point();
         Ok(Partition {
             tp: tp.clone(),
             topic_id,
             log: Arc::new(log),
             leader_epoch: AtomicI32::new(leader_epoch),
-            // Recovery kept only what was on disk; all of it is visible.
-            high_watermark: AtomicI64::new(end),
+            // Recovery fsynced what it kept, and all of it is visible. If
+            // that fsync failed (the log opened read-only), only what is
+            // known durable is.
+            high_watermark: AtomicI64::new(durable.min(end)),
             hw_advanced: Notify::new(),
-            group_commit,
+            group_commit: Mutex::new(group_commit),
+            reported_offline: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -303,18 +422,67 @@ impl ReplicaManager {
         }
     }
 
-    /// Flushes every log (shutdown).
-    pub fn flush_all(&self) {
+    /// Flushes every log (shutdown). Every log is tried; the first error is
+    /// returned, so a shutdown that could not make everything durable is
+    /// reported (the binary exits non-zero) rather than only logged.
+    pub fn flush_all(&self) -> Result<(), LogError> {
+        let mut first = None;
         for partition in self.all() {
             if let Err(e) = partition.log.flush() {
                 tracing::error!(partition = %partition.tp, "flush at shutdown failed: {e}");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Hosted partitions whose log is offline, sorted.
+    pub fn offline(&self) -> Vec<TopicPartition> {
+        let mut out: Vec<TopicPartition> = self
+            .all()
+            .into_iter()
+            .filter(|p| p.is_offline())
+            .map(|p| p.tp.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Retries every offline log (see [`Partition::reopen`]) and logs each
+    /// partition's transitions once: offline when first seen (the log
+    /// itself logged the cause), online when it comes back. Blocking.
+    pub fn reopen_offline(&self) {
+        for partition in self.all() {
+            let was_reported = partition.reported_offline.load(Ordering::Acquire);
+            if !partition.is_offline() {
+                if was_reported {
+                    partition.reported_offline.store(false, Ordering::Release);
+                    tracing::info!(partition = %partition.tp, "partition is back online");
+                }
+                continue;
+            }
+            if !was_reported {
+                partition.reported_offline.store(true, Ordering::Release);
+                tracing::error!(partition = %partition.tp, "partition is offline: writes are refused; retrying every {} ms", crate::OFFLINE_RETRY_INTERVAL_MS);
+            }
+            match partition.reopen() {
+                Ok(true) => {
+                    partition.reported_offline.store(false, Ordering::Release);
+                    tracing::info!(partition = %partition.tp, "partition is back online");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(partition = %partition.tp, "reopening the offline log failed: {e}")
+                }
             }
         }
     }
 
     /// Applies retention and time-based rolls to every log.
     pub fn apply_retention(&self, now_ms: i64) {
-        for partition in self.all() {
+        // An offline log refuses retention; its state is reported by
+        // `reopen_offline`, not once per pass here.
+        for partition in self.all().into_iter().filter(|p| !p.is_offline()) {
             match partition.log.apply_retention(now_ms) {
                 Ok(0) => {}
                 Ok(n) => {
@@ -329,7 +497,7 @@ impl ReplicaManager {
 
     /// Runs Kafka's `flush.ms` timer on every log.
     pub fn flush_on_timer(&self, now_ms: i64) {
-        for partition in self.all() {
+        for partition in self.all().into_iter().filter(|p| !p.is_offline()) {
             if let Err(e) = partition.log.maybe_flush_on_timer(now_ms) {
                 tracing::error!(partition = %partition.tp, "timed flush failed: {e}");
             }
@@ -382,6 +550,14 @@ mod tests {
     use crate::metadata::{PartitionImage, TopicImage};
 
     fn image_with(topics: &[(&str, Uuid)], next_offset: i64) -> MetadataImage {
+        image_with_configs(topics, next_offset, &[])
+    }
+
+    fn image_with_configs(
+        topics: &[(&str, Uuid)],
+        next_offset: i64,
+        configs: &[(&str, &str)],
+    ) -> MetadataImage {
         let mut image = MetadataImage {
             next_offset,
             ..MetadataImage::default()
@@ -404,7 +580,10 @@ mod tests {
                     name: (*name).to_owned(),
                     topic_id: *id,
                     partitions,
-                    configs: BTreeMap::new(),
+                    configs: configs
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
                 },
             );
         }
@@ -432,5 +611,117 @@ mod tests {
             .expect("delete a");
         assert!(replicas.partition("a", 0).is_none());
         assert!(!dir.path().join("a-0").exists());
+    }
+
+    fn one_record() -> BytesMut {
+        sluice_records::BatchBuilder::new()
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: 1,
+            })
+            .build()
+            .expect("batch")
+    }
+
+    /// Appends one record and commits it; returns the new log end.
+    async fn produce_one(p: &Arc<Partition>) -> i64 {
+        let info = p.append(one_record(), 1).expect("append");
+        p.commit(info.last_offset + 1).await.expect("commit");
+        info.last_offset + 1
+    }
+
+    #[tokio::test]
+    async fn a_flush_policy_change_takes_effect_live_both_ways() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let id = Uuid::new_v4();
+        // flush.ms takes the topic off group commit: commits do not fsync.
+        replicas
+            .sync_with(
+                &image_with_configs(&[("t", id)], 1, &[("flush.ms", "600000")]),
+                false,
+            )
+            .expect("open");
+        let p = replicas.partition("t", 0).expect("hosted");
+        let end = produce_one(&p).await;
+        assert_eq!(p.high_watermark(), end);
+        assert!(
+            p.log().recovery_point() < end,
+            "interval flush must not fsync on commit"
+        );
+        // Deleting the override puts the partition back on group commit at
+        // once: everything visible is durable when the change is applied...
+        replicas
+            .sync_with(&image_with(&[("t", id)], 2), false)
+            .expect("reset");
+        assert!(p.is_group_commit());
+        assert_eq!(p.log().recovery_point(), p.high_watermark());
+        // ...and every later commit fsyncs before it exposes data.
+        let end = produce_one(&p).await;
+        assert_eq!(p.high_watermark(), end);
+        assert_eq!(p.log().recovery_point(), end, "commit did not fsync");
+        // Setting it again goes the other way, also live.
+        replicas
+            .sync_with(
+                &image_with_configs(&[("t", id)], 3, &[("flush.messages", "1000")]),
+                false,
+            )
+            .expect("set again");
+        assert!(!p.is_group_commit());
+        let end = produce_one(&p).await;
+        assert_eq!(p.high_watermark(), end);
+        assert!(
+            p.log().recovery_point() < end,
+            "interval flush fsynced anyway"
+        );
+    }
+
+    #[test]
+    fn flush_all_reports_a_failed_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        replicas
+            .sync_with(&image_with(&[("a", a), ("b", b)], 1), false)
+            .expect("open");
+        assert!(replicas.flush_all().is_ok());
+        let p = replicas.partition("a", 0).expect("hosted");
+        p.append(one_record(), 1).expect("append");
+        p.log().inject_sync_failure();
+        assert!(
+            replicas.flush_all().is_err(),
+            "a failed fsync went unreported"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_offline_partition_is_listed_and_comes_back_at_its_durable_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        replicas
+            .sync_with(&image_with(&[("t", Uuid::new_v4())], 1), false)
+            .expect("open");
+        let p = replicas.partition("t", 0).expect("hosted");
+        let end = produce_one(&p).await;
+        // An append reaches the page cache, then its fsync fails.
+        let info = p.append(one_record(), 1).expect("append");
+        p.log().inject_sync_failure();
+        assert!(p.commit(info.last_offset + 1).await.is_err());
+        assert_eq!(p.high_watermark(), end, "unsynced data became visible");
+        assert_eq!(replicas.offline(), vec![p.tp.clone()]);
+        replicas.reopen_offline();
+        assert!(
+            replicas.offline().is_empty(),
+            "the partition did not come back"
+        );
+        assert_eq!(
+            p.log().log_end_offset(),
+            end,
+            "data past the failed fsync survived"
+        );
+        assert_eq!(p.high_watermark(), end);
+        assert_eq!(produce_one(&p).await, end + 1);
     }
 }

@@ -34,7 +34,10 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError 
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io("fsync directory", dir))
+        .map_err(io("fsync directory", dir))?;
+    #[cfg(test)]
+    synced::record(dir);
+    Ok(())
 }
 
 /// Distinguishes concurrent writers' temporary files: two threads
@@ -133,4 +136,31 @@ pub fn read_epochs(dir: &Path) -> Result<Vec<(i32, i64)>, LogError> {
         }
     }
     Ok(out)
+}
+
+/// Test-only journal of successful fsyncs, so tests can prove a file or
+/// directory was fsynced (the effect is invisible without a power cut).
+#[cfg(test)]
+pub(crate) mod synced {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Records an fsync of `path`.
+    pub(crate) fn record(path: &Path) {
+        SYNCED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path.to_path_buf());
+    }
+
+    /// True if `path` was fsynced (tests use unique temp dirs).
+    pub(crate) fn contains(path: &Path) -> bool {
+        SYNCED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|p| p == path)
+    }
 }

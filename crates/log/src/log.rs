@@ -116,6 +116,8 @@ struct Faults {
     fail_write: AtomicBool,
     #[cfg(any(test, feature = "fault-injection"))]
     fail_sync: AtomicBool,
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_delete: AtomicBool,
 }
 
 impl Faults {
@@ -134,6 +136,25 @@ impl Faults {
         }
         Ok(())
     }
+
+    fn check_delete(&self) -> std::io::Result<()> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.fail_delete.swap(false, Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected fault"));
+        }
+        Ok(())
+    }
+}
+
+/// `fdatasync`s `file`, failing first if a fault was injected.
+fn sync_file(faults: &Faults, file: &File, path: &Path) -> Result<(), LogError> {
+    faults
+        .check(true)
+        .and_then(|()| file.sync_data())
+        .map_err(io_err("fsync", path))?;
+    #[cfg(test)]
+    checkpoint::synced::record(path);
+    Ok(())
 }
 
 /// Mutable state guarded by `Log::inner`.
@@ -176,12 +197,6 @@ impl Inner {
         Ok(())
     }
 
-    fn delete_oldest(&mut self) -> Result<(), LogError> {
-        let seg = self.segments.remove(0);
-        self.size_bytes -= seg.size;
-        seg.delete_files()
-    }
-
     /// Writes an aborted transaction to the `.txnindex` of the segment
     /// holding its marker, unless that segment already indexes it (replay
     /// re-derives ranges that may be partly indexed).
@@ -222,6 +237,9 @@ pub struct Log {
     durable_offset: AtomicI64,
     /// Set once a write or fsync failed; the log then refuses writes.
     failed: AtomicBool,
+    /// Suppresses the error line of the first failure: set while a log is
+    /// being opened (the open reports a read-only result itself once).
+    quiet: AtomicBool,
     faults: Faults,
 }
 
@@ -229,6 +247,40 @@ pub struct Log {
 /// Recovery replays the log from the last snapshot, so this bounds the
 /// replay after a crash; a minute keeps the extra fsyncs negligible.
 const PRODUCER_SNAPSHOT_INTERVAL_MS: i64 = 60_000;
+
+/// True if a sealed segment's loaded offset index reaches its end: fewer
+/// than `interval` bytes follow the batch of the last entry (the append
+/// path adds an entry once that many bytes have accumulated). An index
+/// whose tail never reached the disk fails this and is rebuilt.
+fn index_covers_segment(seg: &Segment, interval: u32) -> bool {
+    let Some(&(_, pos)) = seg.indexes.offsets.last() else {
+        return false;
+    };
+    let Ok(raw) = read_header(&seg.log, u64::from(pos)) else {
+        return false;
+    };
+    let Ok(header) = BatchHeader::parse(&raw) else {
+        return false;
+    };
+    let tail_start = u64::from(pos) + header.total_size() as u64;
+    tail_start <= seg.size && seg.size - tail_start < u64::from(interval)
+}
+
+/// During recovery, a failed write of derived data (a rebuilt index, a
+/// checkpoint) does not stop the open: the in-memory state is complete, so
+/// the log opens read-only and serves reads. Other errors are returned.
+fn defer_write_failure(
+    r: Result<(), LogError>,
+    deferred: &mut Option<LogError>,
+) -> Result<(), LogError> {
+    match r {
+        Err(e @ LogError::Io { .. }) => {
+            deferred.get_or_insert(e);
+            Ok(())
+        }
+        other => other,
+    }
+}
 
 fn parse_base_offset(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
@@ -240,8 +292,27 @@ fn parse_base_offset(name: &str) -> Option<i64> {
 
 impl Log {
     /// Opens (creating if needed) the partition directory `dir` and recovers it.
+    ///
+    /// Recovery writes derived data (rebuilt indexes, checkpoints, the final
+    /// fsync). If only such a write fails — a full disk, say — the log
+    /// still opens, **read-only**: [`Log::is_offline`] is true, reads work,
+    /// writes return [`LogError::Failed`], and [`Log::reopen`] retries.
+    /// Damage and failures to read are returned as errors.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        Self::open_impl(dir, config, false)
+    }
+
+    fn open_impl(dir: &Path, config: LogConfig, silent: bool) -> Result<Log, LogError> {
+        let mut deferred: Option<LogError> = None;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+            // The new directory's entry is durable only once its parent is
+            // fsynced; without it a power cut can lose the whole partition
+            // even after its data was fsynced.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                checkpoint::sync_dir(parent)?;
+            }
+        }
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
             let entry = entry.map_err(io_err("list", dir))?;
@@ -269,6 +340,7 @@ impl Log {
                 Vec::new()
             }
         };
+        let epochs_on_disk = epochs.clone();
 
         let mut segments: Vec<Segment> = Vec::new();
         if bases.is_empty() {
@@ -277,7 +349,6 @@ impl Log {
         let first_base = bases.first().copied().unwrap_or(0);
         let rp = recovery_point.unwrap_or(first_base);
         let interval = config.index_interval_bytes;
-        let mut scanned_any = false;
         // Lowest offset from which `.txnindex` entries must be re-derived by
         // replaying the log (a missing, damaged or torn transaction index).
         let mut txn_rebuild_from: Option<i64> = None;
@@ -286,7 +357,7 @@ impl Log {
             let next_base = bases.get(k + 1).copied();
             if let Some(nb) = next_base.filter(|&nb| nb <= rp) {
                 // Sealed and wholly below the recovery point: trust it if its indexes check out.
-                if !seg.load_sealed_indexes(nb)? {
+                if !(seg.load_sealed_indexes(nb)? && index_covers_segment(&seg, interval)) {
                     tracing::info!(file = %seg.log_path.display(), "rebuilding index of sealed segment");
                     if let ScanEnd::Bad { position, error } =
                         seg.rebuild(interval, i64::MAX, |_| {})?
@@ -297,8 +368,8 @@ impl Log {
                             reason: format!("{error} (below the recovery point {rp})"),
                         });
                     }
-                    seg.seal()?;
-                    seg.rewrite_index_files()?;
+                    defer_write_failure(seg.seal(), &mut deferred)?;
+                    defer_write_failure(seg.rewrite_index_files(), &mut deferred)?;
                 }
                 if seg.size > 0 && seg.next_offset != nb {
                     return Err(LogError::Corrupt {
@@ -316,7 +387,6 @@ impl Log {
                 segments.push(seg);
                 continue;
             }
-            scanned_any = true;
             let verdict = seg.rebuild(interval, rp, |h| {
                 let epoch = h.partition_leader_epoch;
                 if epoch >= 0 && epochs.last().is_none_or(|&(e, _)| epoch > e) {
@@ -375,9 +445,9 @@ impl Log {
                 });
             }
             if next_base.is_some() && !torn {
-                seg.seal()?;
+                defer_write_failure(seg.seal(), &mut deferred)?;
             }
-            seg.rewrite_index_files()?;
+            defer_write_failure(seg.rewrite_index_files(), &mut deferred)?;
             let end = seg.next_offset;
             if let Some(from) = seg.load_txn_index(end, true)? {
                 txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
@@ -400,7 +470,6 @@ impl Log {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end_offset);
-        let epochs_before = epochs.len();
         epochs.retain(|&(_, start)| start < log_end_offset);
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let log = Log {
@@ -422,18 +491,146 @@ impl Log {
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(rp.min(log_end_offset)),
             failed: AtomicBool::new(false),
+            quiet: AtomicBool::new(true),
             faults: Faults::default(),
         };
         {
             let inner = log.lock();
-            if inner.epochs.len() != epochs_before || scanned_any {
-                checkpoint::write_epochs(dir, &inner.epochs)?;
+            // Only when recovery changed it: a clean open writes nothing
+            // (so it works on a full disk).
+            if inner.epochs != epochs_on_disk {
+                defer_write_failure(checkpoint::write_epochs(dir, &inner.epochs), &mut deferred)?;
             }
         }
         log.load_producer_state(txn_rebuild_from)?;
         // Make what recovery kept durable, so the recovery point can move to the end.
-        log.flush()?;
+        match log.flush() {
+            Ok(()) => {}
+            Err(e @ (LogError::Io { .. } | LogError::Failed { .. })) => {
+                deferred.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(e) = deferred {
+            log.failed.store(true, Ordering::SeqCst);
+            if silent {
+                tracing::debug!(dir = %dir.display(), error = %e, "log still read-only");
+            } else {
+                tracing::warn!(dir = %dir.display(), error = %e, "log opened read-only: recovery could not write; reads work, writes are refused until it can");
+            }
+        }
+        log.quiet.store(false, Ordering::SeqCst);
         Ok(log)
+    }
+
+    /// True once a write, fsync or delete failed (or the log opened
+    /// read-only): writes are refused until [`Log::reopen`] succeeds.
+    pub fn is_offline(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Brings a failed log back online without a restart.
+    ///
+    /// Every file is first cut back to the durable offset: bytes written
+    /// after the last successful fsync — or whose fsync failed — are never
+    /// trusted, since the kernel may have dropped them while the page cache
+    /// still shows them. Then recovery runs on the directory as at start-up
+    /// and its state replaces this log's. Returns `Ok(true)` when the log is
+    /// online again, `Ok(false)` when recovery could open it only read-only
+    /// (the disk is still full; its state is used, the log stays offline),
+    /// and the error when recovery refused (this log then keeps its state
+    /// and stays offline). A log that is online is left alone.
+    pub fn reopen(&self) -> Result<bool, LogError> {
+        if !self.is_offline() {
+            return Ok(true);
+        }
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // A concurrent reopen may have finished while we waited; the log may
+        // have taken appends since, which a second swap would lose.
+        if !self.is_offline() {
+            return Ok(true);
+        }
+        let durable = self.durable_offset.load(Ordering::SeqCst);
+        let (config, log_start) = {
+            let inner = self.lock();
+            (inner.config.clone(), inner.log_start_offset)
+        };
+        self.cut_to(durable)?;
+        let fresh = Log::open_impl(&self.dir, config, true)?;
+        let mut online = !fresh.failed.load(Ordering::SeqCst);
+        let fresh_durable = fresh.durable_offset.load(Ordering::SeqCst);
+        let Log { inner, .. } = fresh;
+        let mut recovered = inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        // DeleteRecords on the offline log moved the start without a
+        // checkpoint (the disk was full): keep it, and persist it now.
+        if log_start > recovered.log_start_offset && log_start <= recovered.log_end_offset {
+            recovered.log_start_offset = log_start;
+            if online && checkpoint::write_offset(&self.dir, LOG_START_FILE, log_start).is_err() {
+                online = false;
+            }
+        }
+        *self.lock() = recovered;
+        self.durable_offset.store(fresh_durable, Ordering::SeqCst);
+        self.failed.store(!online, Ordering::SeqCst);
+        Ok(online)
+    }
+
+    /// Cuts the files back to `offset` (a batch boundary): the segment
+    /// holding it is truncated there and every segment file on disk with a
+    /// higher base is deleted, whether or not memory lists it (a failed roll
+    /// can leave one behind). Then fsyncs what changed.
+    fn cut_to(&self, offset: i64) -> Result<(), LogError> {
+        let (file, path, base, mut pos, size) = {
+            let inner = self.lock();
+            let seg = &inner.segments[inner.segment_index_for(offset)];
+            (
+                seg.log.clone(),
+                seg.log_path.clone(),
+                seg.base_offset,
+                seg.indexes.position_for_offset(seg.base_offset, offset),
+                seg.size,
+            )
+        };
+        let on_disk = file.metadata().map_err(io_err("stat", &path))?.len();
+        let size = size.min(on_disk);
+        if offset <= base {
+            pos = 0;
+        }
+        while pos < size {
+            let raw = read_header(&file, pos).map_err(io_err("read", &path))?;
+            let Ok(header) = BatchHeader::parse(&raw) else {
+                break;
+            };
+            if header.base_offset >= offset || header.total_size() < 61 {
+                break;
+            }
+            pos += header.total_size() as u64;
+        }
+        let pos = pos.min(size);
+        if pos < on_disk {
+            tracing::info!(file = %path.display(), kept_bytes = pos, cut_bytes = on_disk - pos, "dropping data past the last successful fsync");
+            file.set_len(pos).map_err(io_err("truncate", &path))?;
+            file.sync_data().map_err(io_err("fsync", &path))?;
+        }
+        let mut removed = false;
+        for entry in fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
+            let entry = entry.map_err(io_err("list", &self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(later) = parse_base_offset(&name).filter(|&b| b > base) {
+                let [log, idx, tidx] = segment::paths(&self.dir, later);
+                for p in [idx, tidx, segment::txn_index_path(&self.dir, later), log] {
+                    match fs::remove_file(&p) {
+                        Ok(()) => removed = true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err("delete", &p)(e)),
+                    }
+                }
+            }
+        }
+        if removed {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -452,10 +649,13 @@ impl Log {
     }
 
     /// Marks the log failed if `r` is an error. Never retry a failed fsync.
+    /// Logs one line per failure, not one per refused write after it.
     fn poison<T>(&self, r: Result<T, LogError>) -> Result<T, LogError> {
-        if let Err(e) = &r {
-            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; refusing further writes");
-            self.failed.store(true, Ordering::SeqCst);
+        if let Err(e) = &r
+            && !self.failed.swap(true, Ordering::SeqCst)
+            && !self.quiet.load(Ordering::SeqCst)
+        {
+            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; the partition is offline for writes until its log can be reopened");
         }
         r
     }
@@ -656,7 +856,7 @@ impl Log {
     /// Fsyncs everything written so far (flush lock held by the caller).
     fn sync_now(&self) -> Result<(), LogError> {
         let durable = self.durable_offset.load(Ordering::SeqCst);
-        let (end, files, dir_dirty) = {
+        let (end, files, dir_dirty, indexes) = {
             let mut inner = self.lock();
             let files: Vec<(Arc<File>, PathBuf)> = inner
                 .segments
@@ -665,7 +865,21 @@ impl Log {
                 .map(|s| (s.log.clone(), s.log_path.clone()))
                 .collect();
             let dirty = std::mem::take(&mut inner.dir_dirty);
-            (inner.log_end_offset, files, dirty)
+            let mut indexes = Vec::new();
+            for s in inner.segments.iter_mut().filter(|s| s.index_dirty) {
+                match s.index_files_for_sync() {
+                    Ok(pair) => {
+                        s.index_dirty = false;
+                        indexes.extend(pair);
+                    }
+                    Err(e) => {
+                        let r = Err(io_err("duplicate index handle", &s.log_path)(e));
+                        drop(inner);
+                        return self.poison(r);
+                    }
+                }
+            }
+            (inner.log_end_offset, files, dirty, indexes)
         };
         if dir_dirty {
             let r = checkpoint::sync_dir(&self.dir);
@@ -675,11 +889,13 @@ impl Log {
             self.poison(r)?;
         }
         for (file, path) in files {
-            let r = self
-                .faults
-                .check(true)
-                .and_then(|()| file.sync_data())
-                .map_err(io_err("fsync", &path));
+            let r = sync_file(&self.faults, &file, &path);
+            self.poison(r)?;
+        }
+        // Sealed indexes are trusted once the recovery point passes their
+        // segment, so they become durable before `durable_offset` moves.
+        for (file, path) in indexes {
+            let r = sync_file(&self.faults, &file, &path);
             self.poison(r)?;
         }
         // Entries of markers below `end` were written before `end` was read.
@@ -702,11 +918,7 @@ impl Log {
                 .collect()
         };
         for (file, path) in files {
-            let r = self
-                .faults
-                .check(true)
-                .and_then(|()| file.sync_data())
-                .map_err(io_err("fsync", &path));
+            let r = sync_file(&self.faults, &file, &path);
             self.poison(r)?;
         }
         Ok(())
@@ -1110,16 +1322,49 @@ impl Log {
         self.lock().segments.len()
     }
 
+    /// Drops the oldest segment and deletes its files. A failed delete
+    /// fences the log: memory no longer lists the segment but (some of) its
+    /// files are still there, and only a reopen (recovery) reconciles the two.
+    fn delete_oldest(&self, inner: &mut Inner) -> Result<(), LogError> {
+        let seg = inner.segments.remove(0);
+        inner.size_bytes -= seg.size;
+        let r = self
+            .faults
+            .check_delete()
+            .map_err(io_err("delete", &seg.log_path))
+            .and_then(|()| seg.delete_files());
+        self.poison(r)
+    }
+
     fn persist_log_start(&self, inner: &Inner) -> Result<(), LogError> {
         let r = checkpoint::write_offset(&self.dir, LOG_START_FILE, inner.log_start_offset);
         self.poison(r)
     }
 
     /// DeleteRecords: moves the log start offset up (persisted) and deletes segments wholly below it.
+    ///
+    /// Works on an offline log too, below its durable offset: deleting is
+    /// how an operator frees a full disk, and those segments are fsynced
+    /// data that a reopen keeps. Segments go first and the checkpoint
+    /// second, because on a full disk only the freed space lets the
+    /// checkpoint be written; a crash in between leaves the log start at the
+    /// first remaining segment, so no deleted offset comes back readable.
     pub fn advance_log_start_offset(&self, offset: i64) -> Result<(), LogError> {
-        self.check_failed()?;
+        let offline = self.is_offline();
         let mut inner = self.lock();
-        if offset > inner.log_end_offset {
+        let limit = if offline {
+            self.durable_offset
+                .load(Ordering::SeqCst)
+                .min(inner.log_end_offset)
+        } else {
+            inner.log_end_offset
+        };
+        if offset > limit {
+            if offline && offset <= inner.log_end_offset {
+                return Err(LogError::Failed {
+                    dir: self.dir.clone(),
+                });
+            }
             return Err(LogError::OffsetOutOfRange {
                 offset,
                 log_start_offset: inner.log_start_offset,
@@ -1130,11 +1375,20 @@ impl Log {
             return Ok(());
         }
         inner.log_start_offset = offset;
-        self.persist_log_start(&inner)?;
         while inner.segments.len() > 1 && inner.segments[1].base_offset <= offset {
-            inner.delete_oldest()?;
+            self.delete_oldest(&mut inner)?;
         }
-        Ok(())
+        if offline {
+            // Not `persist_log_start`: the log is failed already. If this
+            // write fails too, the answer is an error (a crash could bring
+            // the offsets back), but a reopen keeps the start and writes it.
+            return checkpoint::write_offset(&self.dir, LOG_START_FILE, offset).map_err(|_| {
+                LogError::Failed {
+                    dir: self.dir.clone(),
+                }
+            });
+        }
+        self.persist_log_start(&inner)
     }
 
     /// Rolls on `segment.ms` and deletes segments past `retention.ms` / `retention.bytes`.
@@ -1158,7 +1412,7 @@ impl Log {
             while inner.segments.len() > 1
                 && now_ms.saturating_sub(inner.segments[0].indexes.max_timestamp) > cfg.retention_ms
             {
-                inner.delete_oldest()?;
+                self.delete_oldest(&mut inner)?;
                 deleted += 1;
             }
         }
@@ -1166,7 +1420,7 @@ impl Log {
             while inner.segments.len() > 1
                 && inner.size_bytes - inner.segments[0].size >= cfg.retention_bytes as u64
             {
-                inner.delete_oldest()?;
+                self.delete_oldest(&mut inner)?;
                 deleted += 1;
             }
         }
@@ -1378,6 +1632,11 @@ impl Log {
         self.lock().config.clone()
     }
 
+    /// The current flush policy (cheaper than [`Log::config`]).
+    pub fn flush_policy(&self) -> FlushPolicy {
+        self.lock().config.flush
+    }
+
     /// DeleteTopics: removes the partition directory.
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
@@ -1399,5 +1658,21 @@ impl Log {
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn inject_sync_failure(&self) {
         self.faults.fail_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: the next deletion of a segment's files fails.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_delete_failure(&self) {
+        self.faults.fail_delete.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: offset index entries per segment, oldest first.
+    #[cfg(test)]
+    pub(crate) fn offset_index_entries(&self) -> Vec<usize> {
+        self.lock()
+            .segments
+            .iter()
+            .map(|s| s.indexes.offsets.len())
+            .collect()
     }
 }

@@ -198,6 +198,9 @@ pub struct Segment {
     pub txn_dirty: bool,
     /// The `.txnindex` file did not exist when the segment was opened.
     pub txn_index_missing: bool,
+    /// The `.index` / `.timeindex` were sealed or rewritten and are not yet
+    /// fsynced: the log fsyncs them before the recovery point passes them.
+    pub index_dirty: bool,
 }
 
 /// Reads the 61-byte header at `position`.
@@ -374,6 +377,7 @@ impl Segment {
             last_txn_marker: -1,
             txn_dirty: false,
             txn_index_missing: false,
+            index_dirty: false,
         })
     }
 
@@ -400,6 +404,7 @@ impl Segment {
             last_txn_marker: -1,
             txn_dirty: false,
             txn_index_missing,
+            index_dirty: false,
         })
     }
 
@@ -502,7 +507,17 @@ impl Segment {
             .write_all_at(&tb, 0)
             .map_err(io_err("write", &tidx))?;
         self.written = (self.indexes.offsets.len(), self.indexes.times.len());
+        self.index_dirty = true;
         Ok(())
+    }
+
+    /// Duplicated handles of the `.index` and `.timeindex` (with their
+    /// paths), so the log can fsync them without holding its lock.
+    pub fn index_files_for_sync(&self) -> std::io::Result<[(File, PathBuf); 2]> {
+        Ok([
+            (self.offset_index_file.try_clone()?, self.sibling("index")),
+            (self.time_index_file.try_clone()?, self.sibling("timeindex")),
+        ])
     }
 
     /// Appends index entries not yet in the files.
@@ -572,7 +587,11 @@ impl Segment {
     /// Adds the final time index entry a sealed segment needs, then writes the index files.
     pub fn seal(&mut self) -> Result<(), LogError> {
         self.indexes.add_time_entry(self.base_offset);
-        self.write_new_index_entries()
+        self.write_new_index_entries()?;
+        // A sealed segment's indexes are trusted on open once the recovery
+        // point passes it, so they must be durable by then.
+        self.index_dirty = true;
+        Ok(())
     }
 
     /// Reads every entry of the `.txnindex` and checks it against the

@@ -632,3 +632,252 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn creating_a_partition_directory_fsyncs_its_parent() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("t-0");
+    let _log = Log::open(&dir, LogConfig::default()).unwrap();
+    assert!(
+        crate::checkpoint::synced::contains(data.path()),
+        "the new directory's entry in the data dir was never fsynced"
+    );
+}
+
+#[test]
+fn sealed_segment_indexes_are_fsynced_before_the_recovery_point_passes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let mut end = 0;
+    while log.segment_count() < 2 {
+        end = log.append(batch(1, 300, end), 0, 0).unwrap().last_offset + 1;
+    }
+    log.sync_until(end).unwrap();
+    for ext in ["index", "timeindex"] {
+        let path = dir.path().join(format!("00000000000000000000.{ext}"));
+        assert!(
+            crate::checkpoint::synced::contains(&path),
+            "{ext} of the sealed segment was not fsynced"
+        );
+    }
+}
+
+#[test]
+fn a_sealed_index_that_does_not_cover_its_segment_is_rebuilt_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries;
+    {
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        for i in 0..40 {
+            log.append(batch(1, 200, i), 0, 0).unwrap();
+        }
+        log.flush().unwrap();
+        entries = log.offset_index_entries();
+        assert!(
+            entries[0] > 2,
+            "test needs several index entries: {entries:?}"
+        );
+    }
+    // Power loss before the index tail reached the disk: only the first
+    // entry survives. It still points at a good batch, so it looks sane.
+    let index = dir.path().join("00000000000000000000.index");
+    OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(8)
+        .unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.offset_index_entries(), entries);
+}
+
+#[test]
+fn a_failed_segment_delete_fences_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..50 {
+        log.append(batch(1, 300, i), 0, 0).unwrap();
+    }
+    log.inject_delete_failure();
+    assert!(matches!(
+        log.advance_log_start_offset(33),
+        Err(LogError::Io { .. })
+    ));
+    // Memory and disk disagree now: writes are refused until a reopen.
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+    // Retention deletes fence the log the same way.
+    let dir2 = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir2.path(),
+        LogConfig {
+            retention_bytes: 1,
+            ..small_config()
+        },
+    )
+    .unwrap();
+    for i in 0..50 {
+        log.append(batch(1, 300, i), 0, 0).unwrap();
+    }
+    log.inject_delete_failure();
+    assert!(log.apply_retention(0).is_err());
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+}
+
+#[test]
+fn a_failed_log_reopens_at_the_durable_offset_and_accepts_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let mut end = 0;
+    for i in 0..20 {
+        end = log.append(batch(1, 300, i), 0, 0).unwrap().last_offset + 1;
+    }
+    log.sync_until(end).unwrap();
+    // Two more appends reach the page cache, then the fsync fails: the
+    // kernel may have dropped them, so they must never come back.
+    log.append(batch(1, 300, 20), 0, 0).unwrap();
+    log.append(batch(1, 300, 21), 0, 0).unwrap();
+    log.inject_sync_failure();
+    assert!(log.sync_until(end + 2).is_err());
+    assert!(log.is_offline());
+    assert!(log.reopen().unwrap(), "reopen did not bring the log back");
+    assert!(!log.is_offline());
+    assert_eq!(
+        log.log_end_offset(),
+        end,
+        "bytes past the failed fsync survived"
+    );
+    assert_eq!(log.recovery_point(), end);
+    let info = log.append(batch(1, 300, 22), 0, 0).unwrap();
+    assert_eq!(info.base_offset, end);
+    log.sync_until(end + 1).unwrap();
+    assert_eq!(read_all(&log).len() as i64, end + 1);
+    // The same after a failed write.
+    log.inject_write_failure();
+    assert!(log.append(batch(1, 300, 23), 0, 0).is_err());
+    assert!(log.reopen().unwrap());
+    assert_eq!(log.log_end_offset(), end + 1);
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), end + 1);
+}
+
+/// A size-limited tmpfs mounted for one test, unmounted on drop. Tests
+/// run as root (here and in CI); a failed mount fails the test loudly.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("cannot run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed ({status}); these tests need root"
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system: writes `filler` until ENOSPC.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC: {e}");
+                    break;
+                }
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_log_on_a_full_disk_opens_read_only_and_comes_back_when_space_returns() {
+    let fs = Tmpfs::mount("2m");
+    let dir = fs.path().join("t-0");
+    let before;
+    {
+        let log = Log::open(&dir, small_config()).unwrap();
+        for i in 0..20 {
+            log.append(batch(1, 300, i), 0, 0).unwrap();
+        }
+        // Not flushed: the next open must rebuild indexes and checkpoint.
+        before = read_all(&log);
+    }
+    let filler = fs.fill();
+    let log = Log::open(&dir, small_config()).expect("a full disk must not stop the open");
+    assert!(
+        log.is_offline(),
+        "recovery could not write, yet the log is writable"
+    );
+    assert_eq!(read_all(&log), before, "reads must work read-only");
+    assert!(matches!(
+        log.append(batch(1, 1, 0), 0, 0),
+        Err(LogError::Failed { .. })
+    ));
+    assert!(!log.reopen().unwrap(), "still full: must stay read-only");
+    std::fs::remove_file(filler).unwrap();
+    assert!(
+        log.reopen().unwrap(),
+        "space is back: the log must come online"
+    );
+    assert_eq!(read_all(&log), before);
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    log.flush().unwrap();
+}
+
+#[test]
+fn delete_records_frees_segments_of_an_offline_log_and_the_reopen_keeps_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let mut end = 0;
+    for i in 0..50 {
+        end = log.append(batch(1, 300, i), 0, 0).unwrap().last_offset + 1;
+    }
+    log.sync_until(end).unwrap();
+    log.inject_write_failure();
+    assert!(log.append(batch(1, 300, 0), 0, 0).is_err());
+    let segments = log.segment_count();
+    // Past the durable offset an offline log refuses; below it, it deletes.
+    assert!(matches!(
+        log.advance_log_start_offset(end + 1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.advance_log_start_offset(33).unwrap();
+    assert!(log.segment_count() < segments, "no segment was deleted");
+    assert_eq!(log.log_start_offset(), 33);
+    assert!(log.reopen().unwrap());
+    assert_eq!(log.log_start_offset(), 33);
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 33);
+}

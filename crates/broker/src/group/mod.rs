@@ -1319,7 +1319,7 @@ mod tests {
             }
             let end = offsets_log::append(&partition, &batch, now_ms()).expect("append");
             partition.commit(end).await.expect("fsync");
-            broker.replicas.flush_all();
+            broker.replicas.flush_all().expect("flush");
         }
         let started = std::time::Instant::now();
         let broker = broker_in(dir.path());

@@ -140,20 +140,27 @@ fn topic_response(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic 
         .partitions
         .iter()
         .map(|(&index, p)| {
-            // A partition whose log failed to open is offline, not absent.
-            let hosted = broker.replicas.partition(&topic.name, index).is_some();
+            // A partition whose log failed to open, or failed since (a
+            // write or fsync error, a full disk), is offline, not absent.
+            // Kafka (KRaft) reports a partition whose only replica sits on
+            // an offline log dir as LEADER_NOT_AVAILABLE with no leader and
+            // that replica in offline_replicas; so do we.
+            let online = broker
+                .replicas
+                .partition(&topic.name, index)
+                .is_some_and(|hosted| !hosted.is_offline());
             MetadataResponsePartition {
-                error_code: if hosted {
+                error_code: if online {
                     code::NONE
                 } else {
-                    code::KAFKA_STORAGE_ERROR
+                    code::LEADER_NOT_AVAILABLE
                 },
                 partition_index: index,
-                leader_id: if hosted { p.leader } else { -1 },
+                leader_id: if online { p.leader } else { -1 },
                 leader_epoch: p.leader_epoch,
                 replica_nodes: p.replicas.clone(),
                 isr_nodes: p.isr.clone(),
-                offline_replicas: if hosted {
+                offline_replicas: if online {
                     Vec::new()
                 } else {
                     p.replicas.clone()

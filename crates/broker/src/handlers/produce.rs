@@ -268,7 +268,10 @@ fn batch_refusal(batch_index: usize, e: &RecordsError) -> Refusal {
 
 fn storage_error(partition: &Partition, e: &LogError) -> Refusal {
     let error_code = e.kafka_error_code();
-    if error_code == code::KAFKA_STORAGE_ERROR {
+    if matches!(e, LogError::Failed { .. }) {
+        // Already offline: the failure and the recovery are logged once each.
+        tracing::debug!(partition = %partition.tp, "append refused: {e}");
+    } else if error_code == code::KAFKA_STORAGE_ERROR {
         tracing::error!(partition = %partition.tp, "append failed: {e}");
     } else {
         tracing::info!(partition = %partition.tp, "batch refused: {e}");

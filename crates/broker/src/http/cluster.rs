@@ -14,38 +14,79 @@ use super::error::{ApiResult, ErrorBody, HttpError};
 /// `/health` and `/ready` answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or why not.
+    /// `ok`, or `degraded` while some log is offline.
     pub status: String,
+    /// Partitions whose log refuses writes (`topic-partition`), plus
+    /// `__cluster_metadata-0` if the metadata log does. Omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offline_partitions: Vec<String>,
 }
 
-/// Liveness: the process is up and serving HTTP.
+/// Every offline log, by partition name.
+fn offline_partitions(state: &AppState) -> Vec<String> {
+    let mut out: Vec<String> = state
+        .broker
+        .replicas
+        .offline()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if state.broker.metadata.is_offline() {
+        out.push(crate::metadata::METADATA_LOG_DIR.to_owned());
+    }
+    out
+}
+
+/// Liveness: the process is up and serving HTTP (200 even when degraded:
+/// restarting does not fix a full disk). `status` is `degraded` and lists
+/// the offline partitions while any log refuses writes.
 #[utoipa::path(get, operation_id = "health", path = "/health", tag = "cluster",
     responses((status = 200, description = "The process is alive", body = Health)))]
-pub async fn health() -> axum::Json<Health> {
+pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
+    let offline_partitions = offline_partitions(&state);
     axum::Json(Health {
-        status: "ok".to_owned(),
+        status: if offline_partitions.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .to_owned(),
+        offline_partitions,
     })
 }
 
-/// Readiness: logs are recovered and the Kafka listener accepts
-/// connections. 503 before that and once shutdown has begun.
+/// Readiness: logs are recovered, none is offline, and the Kafka listener
+/// accepts connections. 503 before that, while any log is offline (a
+/// failed write or fsync, a full disk), and once shutdown has begun.
 #[utoipa::path(get, operation_id = "ready", path = "/ready", tag = "cluster",
     responses(
         (status = 200, description = "Ready for clients", body = Health),
-        (status = 503, description = "Starting or shutting down", body = ErrorBody),
+        (status = 503, description = "Starting, shutting down, or a log is offline", body = ErrorBody),
     ))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
-    if state.ready.load(Ordering::Acquire) && !*state.stop.borrow() {
-        Ok(axum::Json(Health {
-            status: "ok".to_owned(),
-        }))
-    } else {
-        Err(HttpError::new(
+    if !state.ready.load(Ordering::Acquire) || *state.stop.borrow() {
+        return Err(HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
             "the broker is starting or shutting down",
-        ))
+        ));
     }
+    let offline = offline_partitions(&state);
+    if !offline.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "LOGS_OFFLINE",
+            format!(
+                "{} log(s) offline (refusing writes): {}",
+                offline.len(),
+                offline.join(", ")
+            ),
+        ));
+    }
+    Ok(axum::Json(Health {
+        status: "ok".to_owned(),
+        offline_partitions: Vec::new(),
+    }))
 }
 
 /// Prometheus metrics in the OpenMetrics text format.

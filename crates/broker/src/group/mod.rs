@@ -1437,7 +1437,7 @@ mod tests {
             ];
             let end = offsets_log::append(&partition, &records, now_ms()).expect("append");
             partition.commit(end).await.expect("fsync");
-            broker.replicas.flush_all();
+            broker.replicas.flush_all().expect("flush");
         }
         let broker = broker_in(dir.path());
         assert_eq!(

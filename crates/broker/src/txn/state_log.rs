@@ -608,7 +608,7 @@ mod tests {
                 let info = partition.append(batch, 0).unwrap();
                 partition.commit(info.last_offset + 1).await.unwrap();
             }
-            broker.replicas.flush_all();
+            broker.replicas.flush_all().expect("flush");
         }
         let broker = broker_in(dir.path());
         crate::txn::TransactionCoordinator::load(&broker)

@@ -220,6 +220,18 @@ pub async fn create_topics(
     topics: Vec<NewTopic>,
     validate_only: bool,
 ) -> Vec<Result<CreatedTopic, ApiError>> {
+    let count = topics.len();
+    let b = Arc::clone(broker);
+    detached(async move { create_topics_now(&b, topics, validate_only).await })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); count])
+}
+
+async fn create_topics_now(
+    broker: &Arc<Broker>,
+    topics: Vec<NewTopic>,
+    validate_only: bool,
+) -> Vec<Result<CreatedTopic, ApiError>> {
     let mut results = Vec::with_capacity(topics.len());
     let node_id = broker.config.node_id;
     let outcome = broker
@@ -304,6 +316,17 @@ pub async fn delete_topics(
     broker: &Arc<Broker>,
     names: Vec<String>,
 ) -> Vec<Result<Uuid, ApiError>> {
+    let count = names.len();
+    let b = Arc::clone(broker);
+    detached(async move { delete_topics_now(&b, names).await })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); count])
+}
+
+async fn delete_topics_now(
+    broker: &Arc<Broker>,
+    names: Vec<String>,
+) -> Vec<Result<Uuid, ApiError>> {
     let mut results = Vec::with_capacity(names.len());
     let outcome = broker
         .metadata
@@ -337,6 +360,18 @@ pub async fn delete_topics(
 
 /// Grows topics to `count` partitions; one result per topic, in order.
 pub async fn create_partitions(
+    broker: &Arc<Broker>,
+    requests: Vec<(String, i32)>,
+    validate_only: bool,
+) -> Vec<Result<(), ApiError>> {
+    let count = requests.len();
+    let b = Arc::clone(broker);
+    detached(async move { create_partitions_now(&b, requests, validate_only).await })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); count])
+}
+
+async fn create_partitions_now(
     broker: &Arc<Broker>,
     requests: Vec<(String, i32)>,
     validate_only: bool,
@@ -405,6 +440,19 @@ pub enum ConfigOp {
 
 /// Alters one topic's configs.
 pub async fn alter_topic_configs(
+    broker: &Arc<Broker>,
+    topic: &str,
+    ops: Vec<ConfigOp>,
+    mode: AlterMode,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    let b = Arc::clone(broker);
+    let topic = topic.to_owned();
+    detached(async move { alter_topic_configs_now(&b, &topic, ops, mode, validate_only).await })
+        .await?
+}
+
+async fn alter_topic_configs_now(
     broker: &Arc<Broker>,
     topic: &str,
     ops: Vec<ConfigOp>,
@@ -481,6 +529,22 @@ pub async fn alter_topic_configs(
         })
         .await;
     finish(broker, outcome).await
+}
+
+/// Runs a metadata change on its own task. A change appends to the metadata
+/// log, fsyncs, applies the image, then opens or deletes partition logs; a
+/// caller that goes away part-way (a closed connection or HTTP client) must
+/// not leave the log ahead of the image or the partitions.
+async fn detached<T: Send + 'static>(
+    change: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(change).await.map_err(|e| {
+        tracing::error!("metadata change task failed: {e}");
+        ApiError::new(
+            code::UNKNOWN_SERVER_ERROR,
+            format!("metadata change failed: {e}"),
+        )
+    })
 }
 
 /// After a commit: surfaces errors and brings the hosted partitions in line.

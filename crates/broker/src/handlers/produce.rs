@@ -4,7 +4,9 @@
 //! pipelined produce requests on one connection land in the order they were
 //! sent. The returned future waits for durability (group commit) and for
 //! the high watermark, then builds the response. With acks=0 nothing is
-//! sent back, but the data is still committed.
+//! sent back, but the data is still committed. The commits are started at
+//! dispatch on their own tasks, so they finish even if the connection drops
+//! the reply future.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,15 +75,20 @@ pub fn handle(
         topics.push((topic.name, partitions));
     }
 
+    // Start every commit now, on its own task, rather than when the reply
+    // is first polled: the connection may never poll it (a reply write to a
+    // client that went away fails and drops the replies queued behind it),
+    // and appended data must still become durable and visible. Partitions
+    // commit concurrently; group commit merges their fsyncs.
+    let commits: Vec<_> = topics
+        .iter()
+        .flat_map(|(_, ps)| ps.iter())
+        .filter_map(|(_, outcome)| match outcome {
+            Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
+            Appended::Err(..) => None,
+        })
+        .collect();
     async move {
-        // Commit every partition concurrently; group commit merges fsyncs.
-        let commits = topics
-            .iter()
-            .flat_map(|(_, ps)| ps.iter())
-            .filter_map(|(_, outcome)| match outcome {
-                Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
-                Appended::Err(..) => None,
-            });
         let committed = join_all(commits).await;
         if acks == 0 {
             return None;
@@ -187,5 +194,84 @@ fn error_response(
         log_start_offset: -1,
         error_message,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::FutureExt;
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::*;
+    use crate::testing;
+
+    fn produce(topic: &str, partition: i32, acks: i16) -> (RequestHeader, ProduceRequest) {
+        let header = RequestHeader {
+            request_api_key: 0,
+            request_api_version: 9,
+            correlation_id: 7,
+            client_id: None,
+        };
+        let request = ProduceRequest {
+            acks,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: testing::batch(3),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        (header, request)
+    }
+
+    /// Waits (bounded) until `partition`'s high watermark reaches `offset`.
+    async fn wait_for_high_watermark(partition: &Partition, offset: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let advanced = partition.hw_advanced();
+            tokio::pin!(advanced);
+            advanced.as_mut().enable();
+            if partition.high_watermark() >= offset {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                panic!(
+                    "{}: high watermark stuck at {} below {offset}",
+                    partition.tp,
+                    partition.high_watermark()
+                );
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appended_data_becomes_visible_when_the_reply_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 3).await;
+        // Partition 0: the connection never polls the reply (a write of an
+        // earlier reply failed). Partition 1: polled once (fsync under way),
+        // then dropped. Partition 2: acks=0, dropped unpolled.
+        for (partition, acks, poll_once) in [(0, 1, false), (1, -1, true), (2, 0, false)] {
+            let (header, request) = produce("t", partition, acks);
+            let mut reply = Box::pin(handle(&broker, &testing::ctx(), &header, request));
+            if poll_once {
+                let _ = (&mut reply).now_or_never();
+            }
+            drop(reply);
+            let p = broker
+                .replicas
+                .partition("t", partition)
+                .expect("partition");
+            assert_eq!(p.log().log_end_offset(), 3, "appended at dispatch");
+            wait_for_high_watermark(&p, 3).await;
+        }
     }
 }

@@ -423,7 +423,7 @@ impl TransactionCoordinator {
                     tracing::error!(partition = %partition.tp, producer_id = meta.producer_id, "cannot write transaction marker: {e}");
                     TxnError::NotAvailable
                 })?;
-            commits.push(async move { partition.commit(info.last_offset + 1).await });
+            commits.push(partition.commit(info.last_offset + 1));
         }
         for r in futures::future::join_all(commits).await {
             if let Err(e) = r {

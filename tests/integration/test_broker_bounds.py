@@ -2,6 +2,9 @@
 
 - Produced data becomes durable and visible even when the producer's
   connection goes away before its responses are written.
+- Request frames across all connections share one memory budget
+  (limits.queued_max_request_bytes): while one connection holds it, another
+  waits without being read, and proceeds when the budget is given back.
 """
 
 from __future__ import annotations
@@ -11,7 +14,18 @@ import struct
 
 from clients import confluent_consumer, confluent_create_topic, confluent_watermarks
 from confluent_kafka import KafkaError, TopicPartition
-from util import build_record_batch, connect, now_ms, produce_v3_request, wait_until
+from http_client import Http
+from util import (
+    build_record_batch,
+    connect,
+    frame,
+    i32,
+    now_ms,
+    produce_v3_request,
+    recv_response_or_close,
+    request_header_v1,
+    wait_until,
+)
 
 VISIBLE_WITHIN_S = 15
 
@@ -81,3 +95,44 @@ def test_produced_records_become_visible_after_the_producer_vanishes(broker, top
         wait_until(drained, VISIBLE_WITHIN_S, f"{partitions * rounds} records fetched", interval_s=0)
     finally:
         consumer.close()
+
+
+REQUEST_BUDGET_BYTES = 2 * 1024 * 1024
+
+
+def test_a_frame_holding_the_request_budget_holds_back_other_connections(broker_factory):
+    """Connection A announces a frame as large as the whole budget and sends
+    a few bytes of it. Connection B's small ApiVersions request must not be
+    read while A holds the budget, and is answered once A goes away."""
+    b = broker_factory.new(
+        extra_args=[
+            "--set", f"limits.socket_request_max_bytes={REQUEST_BUDGET_BYTES}",
+            "--set", f"limits.queued_max_request_bytes={REQUEST_BUDGET_BYTES}",
+        ]
+    )
+    hog = connect(b.kafka_port)
+    hog.sendall(i32(REQUEST_BUDGET_BYTES) + b"\x00" * 10)
+    http = Http(b)
+    http.wait_ready()
+
+    def queued_bytes() -> int:
+        _, _, body = http.raw("GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("sluice_kafka_request_queued_bytes "):
+                return int(float(line.split()[1]))
+        raise AssertionError("no sluice_kafka_request_queued_bytes in /metrics")
+
+    wait_until(lambda: queued_bytes() == REQUEST_BUDGET_BYTES, 10, "A's frame to take the whole budget")
+    waiter = connect(b.kafka_port)
+    waiter.sendall(frame(request_header_v1(18, 0, 2)))
+    waiter.settimeout(1.5)
+    try:
+        early = waiter.recv(4)
+    except socket.timeout:
+        early = None
+    assert early is None, "B was answered while A held the whole request budget"
+    hog.close()
+    response = recv_response_or_close(waiter, timeout_s=10)
+    assert response is not None and response[:4] == i32(2), "B answered once A released the budget"
+    wait_until(lambda: queued_bytes() == 0, 10, "the budget to be given back")
+    waiter.close()

@@ -6,6 +6,7 @@
 //! - [`metadata`]: the metadata log and the image replayed from it.
 //! - [`partition`]: hosted partitions, their logs and high watermarks.
 //! - [`server`]: the Kafka listener and per-connection request loop.
+//! - [`frames`]: request frames read under the broker-wide memory budget.
 //! - [`handlers`]: one file per Kafka API.
 //! - [`http`]: the HTTP API, `/metrics`, `/health`, `/ready` and the web console.
 //! - [`metrics`]: Prometheus metric families and the hooks that feed them.
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod controller;
 pub mod datadir;
+pub mod frames;
 pub mod group;
 pub mod handlers;
 pub mod http;

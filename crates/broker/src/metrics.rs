@@ -105,6 +105,9 @@ pub struct Metrics {
     pub http_connections: Gauge,
     /// Time `Partition::commit` spent making appends durable (group commit).
     pub fsync_seconds: Histogram,
+    /// Bytes of request frames holding the request budget
+    /// (`limits.queued_max_request_bytes`).
+    pub request_queued_bytes: Gauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -121,6 +124,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     connections_accepted: Counter::default(),
     http_connections: Gauge::default(),
     fsync_seconds: latency_histogram(),
+    request_queued_bytes: Gauge::default(),
 });
 
 /// The process's metric families.
@@ -160,6 +164,24 @@ pub fn http_request_done(route: String, elapsed: Duration) {
     m.http_request_seconds
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
+}
+
+/// Counts a request frame's bytes against the queued-bytes gauge until the
+/// guard drops.
+#[derive(Debug)]
+pub struct QueuedRequestGuard(i64);
+
+impl Drop for QueuedRequestGuard {
+    fn drop(&mut self) {
+        global().request_queued_bytes.dec_by(self.0);
+    }
+}
+
+/// A request frame of `bytes` took its share of the request budget.
+pub fn request_queued(bytes: usize) -> QueuedRequestGuard {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    global().request_queued_bytes.inc_by(bytes);
+    QueuedRequestGuard(bytes)
 }
 
 /// Counts an open connection until the guard drops.
@@ -315,6 +337,11 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
         "http_connections",
         "Open HTTP connections (API, console, live tails)",
         m.http_connections.clone(),
+    );
+    registry.register(
+        "kafka_request_queued_bytes",
+        "Bytes of Kafka request frames being read or handled (limits.queued_max_request_bytes)",
+        m.request_queued_bytes.clone(),
     );
     registry.register(
         "log_fsync_duration_seconds",

@@ -45,6 +45,7 @@ pub fn handle(
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let version = header.request_api_version;
     let acks = request.acks;
+    let transactional_id = request.transactional_id.clone();
     let now = now_ms();
     let mut topics: Vec<(String, Vec<(i32, Appended)>)> =
         Vec::with_capacity(request.topic_data.len());
@@ -61,6 +62,14 @@ pub fn handle(
                     code::INVALID_REQUIRED_ACKS,
                     Some(format!("acks must be -1, 0 or 1, got {acks}")),
                 )
+            } else if let Err(e) = verify_transactional(
+                broker,
+                transactional_id.as_deref(),
+                &topic.name,
+                p.index,
+                &p.records,
+            ) {
+                Appended::Err(e.code(), Some(e.to_string()))
             } else {
                 append_one(broker, &topic.name, p.index, p.records, now)
             };
@@ -172,6 +181,34 @@ fn append_one(
     }
 }
 
+/// KIP-890 part 1: every transactional batch must belong to an ongoing
+/// transaction of its producer that includes this partition (see
+/// [`crate::txn::TransactionCoordinator::verify_transactional_append`]).
+/// Framing errors are left to the append, which reports them.
+fn verify_transactional(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    topic: &str,
+    index: i32,
+    records: &[u8],
+) -> Result<(), crate::txn::VerifyError> {
+    for batch in sluice_records::Batches::without_crc(records) {
+        let sluice_records::NextBatch::Complete { header, .. } = batch else {
+            break;
+        };
+        if header.is_transactional() {
+            broker.txn.verify_transactional_append(
+                transactional_id,
+                header.producer_id,
+                header.producer_epoch,
+                topic,
+                index,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn storage_error(partition: &Partition, e: &LogError) -> (i16, Option<String>) {
     let error_code = e.kafka_error_code();
     if error_code == code::KAFKA_STORAGE_ERROR {
@@ -273,5 +310,95 @@ mod tests {
             assert_eq!(p.log().log_end_offset(), 3, "appended at dispatch");
             wait_for_high_watermark(&p, 3).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod verification_tests {
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::*;
+    use crate::testing;
+
+    fn transactional_produce(
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        sequence: i32,
+    ) -> (RequestHeader, ProduceRequest) {
+        let batch = sluice_records::BatchBuilder::new()
+            .producer(producer_id, producer_epoch, sequence)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("batch")
+            .freeze();
+        let header = RequestHeader {
+            request_api_key: 0,
+            request_api_version: 9,
+            correlation_id: 1,
+            client_id: None,
+        };
+        let request = ProduceRequest {
+            transactional_id: Some(transactional_id.to_owned()),
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "t".to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: batch,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        (header, request)
+    }
+
+    fn error_code(response: &ProduceResponse) -> i16 {
+        response.responses[0].partition_responses[0].error_code
+    }
+
+    #[tokio::test]
+    async fn a_transactional_batch_for_a_partition_not_in_the_transaction_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 1).await;
+        let (pid, epoch) = broker
+            .txn
+            .init_producer_id(&broker, "tx", 60_000, None)
+            .await
+            .expect("init");
+        let partition = broker.replicas.partition("t", 0).expect("partition");
+
+        // Without AddPartitionsToTxn: refused, nothing appended, and the
+        // last stable offset is not held back.
+        let (header, request) = transactional_produce("tx", pid, epoch, 0);
+        let response = handle(&broker, &testing::ctx(), &header, request)
+            .await
+            .expect("acks=-1 answers");
+        assert_eq!(error_code(&response), code::INVALID_TXN_STATE);
+        assert_eq!(partition.log().log_end_offset(), 0);
+        assert_eq!(partition.log().first_unstable_offset(), None);
+
+        // After AddPartitionsToTxn the same batch is appended.
+        broker
+            .txn
+            .add_to_txn(&broker, "tx", pid, epoch, &[("t".to_owned(), 0)], None)
+            .await
+            .expect("add");
+        let (header, request) = transactional_produce("tx", pid, epoch, 0);
+        let response = handle(&broker, &testing::ctx(), &header, request)
+            .await
+            .expect("acks=-1 answers");
+        assert_eq!(error_code(&response), code::NONE);
+        assert_eq!(partition.log().log_end_offset(), 1);
     }
 }

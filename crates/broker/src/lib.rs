@@ -309,6 +309,24 @@ pub(crate) mod testing {
         );
     }
 
+    /// Removes `name` from the metadata and its partition logs, without the
+    /// checks clients go through (internal topics cannot be deleted by them):
+    /// simulates state lost underneath a coordinator.
+    pub async fn remove_topic_bypassing_checks(broker: &Arc<Broker>, name: &str) {
+        let image = broker
+            .metadata
+            .commit(|image| {
+                let topic = image.topics.get(name).expect("topic exists");
+                Ok::<_, ()>(vec![crate::metadata::MetadataRecord::RemoveTopic {
+                    topic_id: topic.topic_id,
+                }])
+            })
+            .await
+            .expect("metadata log")
+            .expect("change");
+        broker.replicas.sync_with(&image, false).expect("sync");
+    }
+
     /// One uncompressed batch of `count` small records.
     pub fn batch(count: usize) -> bytes::Bytes {
         let mut builder = sluice_records::BatchBuilder::new();

@@ -7,8 +7,9 @@
 //! exhausted the connection simply does not read; other connections carry on.
 //!
 //! The buffer grows with the bytes that arrive, never to the declared length
-//! up front: a client that announces 100 MiB and sends ten bytes makes the
-//! broker hold about one read chunk, not 100 MiB. (tokio-util's
+//! up front: it is at most twice what has arrived (at least 4 KiB), so a
+//! client that announces 100 MiB and sends ten bytes makes the broker hold
+//! 4 KiB, not 100 MiB. (tokio-util's
 //! `LengthDelimitedCodec` reserves the declared length as soon as it has
 //! read the prefix, which is why this module exists.)
 //!
@@ -24,12 +25,9 @@ use bytes::{BufMut, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-/// Most bytes read into a frame's buffer per read call, and so the most the
-/// buffer is grown ahead of the bytes that have arrived.
-pub const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-/// First growth of a frame's buffer, so small frames take one or two reads.
-const MIN_GROWTH_BYTES: usize = 4096;
+/// First growth of a frame's buffer: a frame that has not sent a byte of
+/// its body costs at most this much, and small requests take one read.
+pub const MIN_GROWTH_BYTES: usize = 4096;
 
 /// The bytes of request frames read or being read, across all connections.
 #[derive(Debug, Clone)]
@@ -218,12 +216,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         while pending.body.len() < pending.length {
             let remaining = pending.length - pending.body.len();
             if pending.body.capacity() == pending.body.len() {
-                // Grow with what has arrived: double, but never past the
-                // declared length and never more than one chunk ahead of
-                // the bytes already read.
+                // Grow with what has arrived: double (from 4 KiB), never
+                // past the declared length. A client must send N bytes to
+                // make the broker hold about 2N; growing by a fixed chunk
+                // instead would copy a 100 MiB frame hundreds of times.
                 let arrived = pending.body.len();
-                let growth = arrived.clamp(MIN_GROWTH_BYTES, READ_CHUNK_BYTES);
-                let target = (arrived + growth).min(pending.length);
+                let target = (arrived + arrived.max(MIN_GROWTH_BYTES)).min(pending.length);
                 pending.body.reserve_exact(target - arrived);
             }
             let spare = pending.body.capacity() - pending.body.len();
@@ -285,8 +283,17 @@ mod tests {
         );
         let capacity = reader.buffered_capacity();
         assert!(
-            (10..=READ_CHUNK_BYTES).contains(&capacity),
+            (10..=MIN_GROWTH_BYTES).contains(&capacity),
             "buffer capacity {capacity} for 10 bytes of a 100 MiB frame"
+        );
+        // Once more arrives, the buffer stays within twice what arrived.
+        client.write_all(&vec![7u8; 300_000]).await.expect("write");
+        let read = tokio::time::timeout(Duration::from_millis(200), reader.next()).await;
+        assert!(read.is_err(), "still incomplete");
+        let capacity = reader.buffered_capacity();
+        assert!(
+            (300_010..=2 * 300_010 + MIN_GROWTH_BYTES).contains(&capacity),
+            "buffer capacity {capacity} for 300010 bytes of a 100 MiB frame"
         );
         // The whole declared length is reserved from the budget, so the
         // frame can always finish once admitted.

@@ -4,7 +4,8 @@
 //! checked against `socket.request.max.bytes`, the frame's bytes are taken
 //! from the broker-wide request budget (`limits.queued_max_request_bytes`)
 //! and given back when its reply has been produced, and the buffer grows
-//! only as bytes arrive (see [`crate::frames`]). Requests are dispatched in arrival order, and each handler runs
+//! only as bytes arrive (see [`crate::frames`]). Requests are dispatched in
+//! arrival order, and each handler runs
 //! the part that must be ordered (appends, for produce) at dispatch time;
 //! the rest (fsync, long-poll) completes concurrently, bounded by
 //! `max_in_flight_requests_per_connection`. Responses are written strictly

@@ -41,6 +41,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.socket_request_max_bytes",
     "limits.connections_max_idle_ms",
     "limits.max_in_flight_requests_per_connection",
+    "limits.fetch_max_bytes",
+    "limits.queued_max_request_bytes",
+    "transactions.max_timeout_ms",
     "groups.offsets_topic_num_partitions",
     "groups.offsets_retention_minutes",
     "groups.offsets_retention_ms",
@@ -78,6 +81,8 @@ pub struct Config {
     pub limits: Limits,
     /// Consumer group coordinator settings.
     pub groups: GroupConfig,
+    /// Transaction coordinator settings.
+    pub transactions: TransactionConfig,
 }
 
 impl Default for Config {
@@ -93,6 +98,7 @@ impl Default for Config {
             topics: TopicDefaults::default(),
             limits: Limits::default(),
             groups: GroupConfig::default(),
+            transactions: TransactionConfig::default(),
         }
     }
 }
@@ -210,6 +216,10 @@ impl Default for TopicDefaults {
     }
 }
 
+/// Ceiling of `limits.queued_max_request_bytes`: tokio's semaphore holds at
+/// most `usize::MAX >> 3` permits; 1 PiB is far above any real budget.
+pub const MAX_QUEUED_REQUEST_BYTES: u64 = 1 << 50;
+
 /// Limits on what connections may make the broker hold.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -224,6 +234,17 @@ pub struct Limits {
     /// Requests read ahead and in progress per connection before the broker
     /// stops reading from it; bounds per-connection memory.
     pub max_in_flight_requests_per_connection: u32,
+    /// Largest Fetch response, whatever `max_bytes` the client asks for
+    /// (Kafka's broker `fetch.max.bytes`, 55 MiB). The first batch of the
+    /// first non-empty partition is still returned whole (KIP-74).
+    pub fetch_max_bytes: u32,
+    /// Bytes of request frames read or being read, across all connections,
+    /// before the broker stops reading more (Kafka's
+    /// `queued.max.request.bytes`). Kafka's default is unbounded; ours is
+    /// 512 MiB so many connections each sending a large frame cannot
+    /// exhaust memory. Must be at least `socket_request_max_bytes`, or the
+    /// largest allowed frame could never be admitted.
+    pub queued_max_request_bytes: u64,
 }
 
 impl Default for Limits {
@@ -233,6 +254,26 @@ impl Default for Limits {
             socket_request_max_bytes: 100 * 1024 * 1024,
             connections_max_idle_ms: 600_000,
             max_in_flight_requests_per_connection: 64,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Transaction coordinator settings (Kafka's `transaction.*` broker configs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionConfig {
+    /// Longest `transaction.timeout.ms` a producer may ask for (Kafka's
+    /// `transaction.max.timeout.ms`, 15 minutes): an abandoned transaction
+    /// holds back its partitions' last stable offset at most this long.
+    pub max_timeout_ms: i32,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            max_timeout_ms: 900_000,
         }
     }
 }
@@ -576,6 +617,38 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        // Kafka's lower bound for fetch.max.bytes.
+        if limits.fetch_max_bytes < 1024 {
+            return Err(invalid(
+                "limits.fetch_max_bytes",
+                format!("{} is below 1024", limits.fetch_max_bytes),
+            ));
+        }
+        if limits.queued_max_request_bytes < u64::from(limits.socket_request_max_bytes) {
+            return Err(invalid(
+                "limits.queued_max_request_bytes",
+                format!(
+                    "{} is below limits.socket_request_max_bytes ({}): a frame of the largest allowed size could never be read",
+                    limits.queued_max_request_bytes, limits.socket_request_max_bytes
+                ),
+            ));
+        }
+        // The budget is a tokio semaphore, whose permit count has a ceiling.
+        if limits.queued_max_request_bytes > MAX_QUEUED_REQUEST_BYTES {
+            return Err(invalid(
+                "limits.queued_max_request_bytes",
+                format!(
+                    "{} exceeds {MAX_QUEUED_REQUEST_BYTES}",
+                    limits.queued_max_request_bytes
+                ),
+            ));
+        }
+        if self.transactions.max_timeout_ms < 1 {
+            return Err(invalid(
+                "transactions.max_timeout_ms",
+                format!("{} is below 1", self.transactions.max_timeout_ms),
+            ));
+        }
         let groups = &self.groups;
         if !(1..=crate::controller::MAX_PARTITIONS_PER_TOPIC)
             .contains(&groups.offsets_topic_num_partitions)
@@ -689,6 +762,42 @@ mod tests {
         assert_eq!(c.log.flush_mode, FlushMode::GroupCommit);
         assert_eq!(c.log.message_timestamp_before_max_ms, i64::MAX);
         assert_eq!(c.log.message_timestamp_after_max_ms, 3_600_000);
+        assert_eq!(c.limits.fetch_max_bytes, 57_671_680);
+        assert_eq!(c.transactions.max_timeout_ms, 900_000);
+    }
+
+    #[test]
+    fn request_budget_below_the_largest_frame_is_refused() {
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("limits.queued_max_request_bytes=1048576")
+            .expect("set");
+        let err = loader.build().expect_err("must fail").to_string();
+        assert!(err.contains("limits.queued_max_request_bytes"), "{err}");
+        assert!(err.contains("limits.socket_request_max_bytes"), "{err}");
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("limits.socket_request_max_bytes=2097152")
+            .expect("set");
+        loader
+            .apply_override("limits.queued_max_request_bytes=2097152")
+            .expect("set");
+        loader.build().expect("equal to the largest frame is fine");
+    }
+
+    #[test]
+    fn tiny_fetch_cap_and_nonpositive_transaction_timeout_are_refused() {
+        for (key, value) in [
+            ("limits.fetch_max_bytes", "100"),
+            ("transactions.max_timeout_ms", "0"),
+        ] {
+            let mut loader = ConfigLoader::default();
+            loader
+                .apply_override(&format!("{key}={value}"))
+                .expect("set");
+            let err = loader.build().expect_err(key).to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]
@@ -708,6 +817,8 @@ mod tests {
                 "groups.group_max_session_timeout_ms" => "1800000",
                 // Must stay above the default log.message_max_bytes.
                 "limits.socket_request_max_bytes" => "2097152",
+                // Must stay at or above the default socket_request_max_bytes.
+                "limits.queued_max_request_bytes" => "1073741824",
                 _ => "8000",
             };
             loader.set(key, raw, Source::Flag).expect("known key");

@@ -26,6 +26,76 @@ pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 /// Internal topics, reported with `is_internal`.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 
+/// Kafka's name for the metadata log. It is not a topic here (it lives in
+/// `<data_dir>/__cluster_metadata-0`, outside the image), and no topic may
+/// take its name: a partition `__cluster_metadata-0` would share that
+/// directory, and deleting it would delete the metadata log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// True for topics whose data belongs to the broker (coordinator state, the
+/// metadata log): clients cannot delete them, add partitions to them, delete
+/// their records, or give them configs that would lose data.
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name) || name == METADATA_TOPIC
+}
+
+/// Topic configs an internal topic must keep, and the only value allowed:
+/// coordinator state is compacted, never expires by time or size.
+const INTERNAL_TOPIC_PINNED_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("retention.ms", "-1"),
+    ("retention.bytes", "-1"),
+];
+
+/// Topic configs an internal topic must not have at all: Kafka's interval
+/// flush would replace group commit, and coordinator state acknowledged to
+/// clients could then be lost in a crash.
+const INTERNAL_TOPIC_FORBIDDEN_CONFIGS: &[&str] = &["flush.messages", "flush.ms"];
+
+/// Refuses a config set that would lose an internal topic's data.
+fn check_internal_configs(
+    broker: &Broker,
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    for (name, required) in INTERNAL_TOPIC_PINNED_CONFIGS {
+        let effective = configs
+            .get(*name)
+            .cloned()
+            .unwrap_or_else(|| topic_config::default_value(name, &broker.config.log));
+        if effective.trim() != *required {
+            return Err(ApiError::new(
+                code::INVALID_CONFIG,
+                format!(
+                    "`{name}` of internal topic `{topic}` must stay `{required}` (would be `{effective}`): its data is broker state"
+                ),
+            ));
+        }
+    }
+    if let Some(name) = INTERNAL_TOPIC_FORBIDDEN_CONFIGS
+        .iter()
+        .find(|k| configs.contains_key(**k))
+    {
+        return Err(ApiError::new(
+            code::INVALID_CONFIG,
+            format!(
+                "`{name}` cannot be set on internal topic `{topic}`: its writes are fsynced before they are acknowledged"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a structural change (delete, add partitions) to an internal
+/// topic. Kafka's brokers leave this protection to its CLI; here an ordinary
+/// client gets what Kafka answers a principal not allowed to touch a topic.
+fn internal_topic_refused(topic: &str, what: &str) -> ApiError {
+    ApiError::new(
+        code::TOPIC_AUTHORIZATION_FAILED,
+        format!("topic `{topic}` is internal; clients cannot {what} it"),
+    )
+}
+
 /// An error for one item of an admin request: a Kafka code and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -111,6 +181,12 @@ fn check_new_topic(
     pending: &[String],
 ) -> Result<CreatedTopic, ApiError> {
     validate_topic_name(&topic.name)?;
+    if topic.name == METADATA_TOPIC {
+        return Err(ApiError::new(
+            code::INVALID_REQUEST,
+            format!("`{METADATA_TOPIC}` is the metadata log's name and cannot be a topic"),
+        ));
+    }
     if image.topics.contains_key(&topic.name) || pending.contains(&topic.name) {
         return Err(ApiError::new(
             code::TOPIC_ALREADY_EXISTS,
@@ -167,6 +243,11 @@ fn check_new_topic(
             configs.insert(name.clone(), value.clone());
         }
     }
+    // A client creating `__consumer_offsets` before the coordinator does
+    // must not give it a retention that later deletes broker state.
+    if is_internal_topic(&topic.name) {
+        check_internal_configs(broker, &topic.name, &configs)?;
+    }
     Ok(CreatedTopic {
         topic_id: Uuid::nil(),
         num_partitions,
@@ -216,6 +297,18 @@ fn partition_records(
 
 /// Creates topics; one result per requested topic, in order.
 pub async fn create_topics(
+    broker: &Arc<Broker>,
+    topics: Vec<NewTopic>,
+    validate_only: bool,
+) -> Vec<Result<CreatedTopic, ApiError>> {
+    let count = topics.len();
+    let b = Arc::clone(broker);
+    detached(async move { create_topics_now(&b, topics, validate_only).await })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); count])
+}
+
+async fn create_topics_now(
     broker: &Arc<Broker>,
     topics: Vec<NewTopic>,
     validate_only: bool,
@@ -381,6 +474,17 @@ pub async fn delete_topics(
     broker: &Arc<Broker>,
     names: Vec<String>,
 ) -> Vec<Result<Uuid, ApiError>> {
+    let count = names.len();
+    let b = Arc::clone(broker);
+    detached(async move { delete_topics_now(&b, names).await })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); count])
+}
+
+async fn delete_topics_now(
+    broker: &Arc<Broker>,
+    names: Vec<String>,
+) -> Vec<Result<Uuid, ApiError>> {
     let mut results = Vec::with_capacity(names.len());
     let outcome = broker
         .metadata
@@ -397,7 +501,12 @@ pub async fn delete_topics(
                 "metadata log cannot write ({e}); deleting the topics' data first to free space"
             );
             let b = Arc::clone(broker);
-            let doomed = names.clone();
+            // Internal topics are never deleted by a client, full disk or not.
+            let doomed: Vec<String> = names
+                .iter()
+                .filter(|name| !is_internal_topic(name))
+                .cloned()
+                .collect();
             let freed = tokio::task::spawn_blocking(move || {
                 for name in &doomed {
                     b.replicas.drop_topic_logs(name);
@@ -433,6 +542,7 @@ fn removal_records(
     let mut seen = Vec::new();
     for name in names {
         let result = match image.topics.get(name) {
+            Some(_) if is_internal_topic(name) => Err(internal_topic_refused(name, "delete")),
             Some(topic) if !seen.contains(name) => {
                 seen.push(name.clone());
                 records.push(MetadataRecord::RemoveTopic {
@@ -456,6 +566,18 @@ pub async fn create_partitions(
     requests: Vec<(String, i32)>,
     validate_only: bool,
 ) -> Vec<Result<(), ApiError>> {
+    let count = requests.len();
+    let b = Arc::clone(broker);
+    detached(async move { create_partitions_now(&b, requests, validate_only).await })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); count])
+}
+
+async fn create_partitions_now(
+    broker: &Arc<Broker>,
+    requests: Vec<(String, i32)>,
+    validate_only: bool,
+) -> Vec<Result<(), ApiError>> {
     let node_id = broker.config.node_id;
     let mut results = Vec::with_capacity(requests.len());
     let outcome = broker
@@ -467,6 +589,9 @@ pub async fn create_partitions(
                     let topic = image.topics.get(name).ok_or_else(|| {
                         ApiError::new(code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic `{name}` does not exist"))
                     })?;
+                    if is_internal_topic(name) {
+                        return Err(internal_topic_refused(name, "add partitions to"));
+                    }
                     let current = topic.partitions.len() as i32;
                     if *count <= current {
                         return Err(ApiError::new(
@@ -526,6 +651,19 @@ pub async fn alter_topic_configs(
     mode: AlterMode,
     validate_only: bool,
 ) -> Result<(), ApiError> {
+    let b = Arc::clone(broker);
+    let topic = topic.to_owned();
+    detached(async move { alter_topic_configs_now(&b, &topic, ops, mode, validate_only).await })
+        .await?
+}
+
+async fn alter_topic_configs_now(
+    broker: &Arc<Broker>,
+    topic: &str,
+    ops: Vec<ConfigOp>,
+    mode: AlterMode,
+    validate_only: bool,
+) -> Result<(), ApiError> {
     let outcome = broker
         .metadata
         .commit(|image| {
@@ -571,6 +709,9 @@ pub async fn alter_topic_configs(
                     None => next.remove(name),
                 };
             }
+            if is_internal_topic(topic) {
+                check_internal_configs(broker, topic, &next)?;
+            }
             if validate_only {
                 return Ok(Vec::new());
             }
@@ -596,6 +737,22 @@ pub async fn alter_topic_configs(
         })
         .await;
     finish(broker, outcome).await
+}
+
+/// Runs a metadata change on its own task. A change appends to the metadata
+/// log, fsyncs, applies the image, then opens or deletes partition logs; a
+/// caller that goes away part-way (a closed connection or HTTP client) must
+/// not leave the log ahead of the image or the partitions.
+async fn detached<T: Send + 'static>(
+    change: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(change).await.map_err(|e| {
+        tracing::error!("metadata change task failed: {e}");
+        ApiError::new(
+            code::UNKNOWN_SERVER_ERROR,
+            format!("metadata change failed: {e}"),
+        )
+    })
 }
 
 /// After a commit: surfaces errors and brings the hosted partitions in line.
@@ -624,6 +781,127 @@ async fn sync_replicas(broker: &Arc<Broker>, image: Arc<MetadataImage>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
+
+    const OFFSETS: &str = "__consumer_offsets";
+
+    async fn broker_with_internal_topics(dir: &std::path::Path) -> Arc<Broker> {
+        let broker = testing::broker_in(dir).await;
+        ensure_internal_topic(&broker, OFFSETS, 1)
+            .await
+            .expect("offsets topic");
+        ensure_internal_topic(&broker, "__transaction_state", 1)
+            .await
+            .expect("transaction state topic");
+        broker
+    }
+
+    fn set(k: &str, v: &str) -> ConfigOp {
+        ConfigOp::Set(k.to_owned(), v.to_owned())
+    }
+
+    #[tokio::test]
+    async fn internal_topics_cannot_be_deleted_or_grown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_with_internal_topics(dir.path()).await;
+        testing::create_topic(&broker, "plain", 1).await;
+        let results = delete_topics(
+            &broker,
+            vec![OFFSETS.into(), "__transaction_state".into(), "plain".into()],
+        )
+        .await;
+        assert_eq!(
+            results[0].as_ref().map_err(|e| e.code),
+            Err(code::TOPIC_AUTHORIZATION_FAILED)
+        );
+        assert_eq!(
+            results[1].as_ref().map_err(|e| e.code),
+            Err(code::TOPIC_AUTHORIZATION_FAILED)
+        );
+        assert!(results[2].is_ok(), "ordinary topics still go: {results:?}");
+        assert!(broker.replicas.partition(OFFSETS, 0).is_some());
+        assert!(
+            broker
+                .replicas
+                .partition("__transaction_state", 0)
+                .is_some()
+        );
+        let grown = create_partitions(&broker, vec![(OFFSETS.into(), 5)], false).await;
+        assert_eq!(
+            grown[0].as_ref().map_err(|e| e.code),
+            Err(code::TOPIC_AUTHORIZATION_FAILED)
+        );
+        assert!(broker.replicas.partition(OFFSETS, 1).is_none());
+    }
+
+    #[tokio::test]
+    async fn configs_that_would_lose_internal_data_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_with_internal_topics(dir.path()).await;
+        let incremental = |ops: Vec<ConfigOp>| {
+            alter_topic_configs(&broker, OFFSETS, ops, AlterMode::Incremental, false)
+        };
+        for ops in [
+            vec![set("cleanup.policy", "delete")],
+            vec![set("cleanup.policy", "compact,delete")],
+            vec![set("retention.ms", "1000")],
+            vec![set("retention.bytes", "1048576")],
+            vec![ConfigOp::Delete("retention.ms".into())], // back to 7 days
+            vec![ConfigOp::Append("cleanup.policy".into(), "delete".into())],
+            vec![set("flush.messages", "1000")],
+        ] {
+            let err = incremental(ops.clone()).await.expect_err("refused");
+            assert_eq!(err.code, code::INVALID_CONFIG, "{ops:?}: {err:?}");
+        }
+        // AlterConfigs replaces the whole set: leaving the pinned keys out
+        // would reset them to the delete-and-expire defaults.
+        let err = alter_topic_configs(
+            &broker,
+            OFFSETS,
+            vec![set("segment.bytes", "1048576")],
+            AlterMode::Replace,
+            false,
+        )
+        .await
+        .expect_err("replace without the pinned keys");
+        assert_eq!(err.code, code::INVALID_CONFIG);
+        // Harmless changes are fine, and the topic is still compacted forever.
+        incremental(vec![set("segment.bytes", "1048576")])
+            .await
+            .expect("segment size");
+        let image = broker.metadata.image();
+        let configs = &image.topics[OFFSETS].configs;
+        assert_eq!(configs["cleanup.policy"], "compact");
+        assert_eq!(configs["retention.ms"], "-1");
+        assert_eq!(configs["segment.bytes"], "1048576");
+    }
+
+    #[tokio::test]
+    async fn internal_names_cannot_be_created_with_losing_configs_or_as_the_metadata_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        let new = |name: &str, configs: Vec<(String, Option<String>)>| NewTopic {
+            name: name.to_owned(),
+            num_partitions: 1,
+            replication_factor: -1,
+            configs,
+        };
+        let results = create_topics(
+            &broker,
+            vec![new(OFFSETS, vec![]), new(METADATA_TOPIC, vec![])],
+            false,
+        )
+        .await;
+        assert_eq!(
+            results[0].as_ref().map_err(|e| e.code).err(),
+            Some(code::INVALID_CONFIG)
+        );
+        assert_eq!(
+            results[1].as_ref().map_err(|e| e.code).err(),
+            Some(code::INVALID_REQUEST)
+        );
+        assert!(broker.metadata.image().topics.is_empty());
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {

@@ -6,6 +6,7 @@
 //! - [`metadata`]: the metadata log and the image replayed from it.
 //! - [`partition`]: hosted partitions, their logs and high watermarks.
 //! - [`server`]: the Kafka listener and per-connection request loop.
+//! - [`frames`]: request frames read under the broker-wide memory budget.
 //! - [`handlers`]: one file per Kafka API.
 //! - [`http`]: the HTTP API, `/metrics`, `/health`, `/ready` and the web console.
 //! - [`metrics`]: Prometheus metric families and the hooks that feed them.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod controller;
 pub mod coordinator_record;
 pub mod datadir;
+pub mod frames;
 pub mod group;
 pub mod handlers;
 pub mod http;
@@ -272,4 +274,122 @@ fn base64_url_uuid(id: uuid::Uuid) -> String {
         }
     }
     out
+}
+
+/// Test helpers: a broker over a temp dir, loaded but not listening.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::Broker;
+    use crate::config::Config;
+
+    /// A broker over `dir` with `config` (its `data_dir` is replaced), its
+    /// coordinators loaded, no listener.
+    pub async fn broker_with(dir: &std::path::Path, mut config: Config) -> Arc<Broker> {
+        config.data_dir = dir.to_owned();
+        config.groups.offsets_topic_num_partitions = 1;
+        config.groups.group_initial_rebalance_delay_ms = 0;
+        let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
+        let replicas =
+            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
+        replicas
+            .sync_with(&metadata.image(), true)
+            .expect("replicas");
+        let broker = Arc::new(Broker {
+            cluster_id: "test".to_owned(),
+            groups: crate::group::GroupCoordinator::new(config.groups.clone()),
+            txn: crate::txn::TransactionCoordinator::new(),
+            config,
+            metadata,
+            replicas,
+            producer_ids: Default::default(),
+            advertised: ("127.0.0.1".to_owned(), 9092),
+            started: std::time::Instant::now(),
+        });
+        crate::group::GroupCoordinator::load(&broker).expect("load groups");
+        crate::txn::TransactionCoordinator::load(&broker)
+            .await
+            .expect("load transactions");
+        broker
+    }
+
+    /// A broker over `dir` with default config.
+    pub async fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
+        broker_with(dir, Config::default()).await
+    }
+
+    /// Creates `name` with `partitions` partitions and default configs.
+    pub async fn create_topic(broker: &Arc<Broker>, name: &str, partitions: i32) {
+        let topic = crate::controller::NewTopic {
+            name: name.to_owned(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            configs: Vec::new(),
+        };
+        let result = crate::controller::create_topics(broker, vec![topic], false).await;
+        assert!(
+            result.iter().all(|r| r.is_ok()),
+            "create {name}: {result:?}"
+        );
+    }
+
+    /// Removes `name` from the metadata and its partition logs, without the
+    /// checks clients go through (internal topics cannot be deleted by them):
+    /// simulates state lost underneath a coordinator.
+    pub async fn remove_topic_bypassing_checks(broker: &Arc<Broker>, name: &str) {
+        let image = broker
+            .metadata
+            .commit(|image| {
+                let topic = image.topics.get(name).expect("topic exists");
+                Ok::<_, ()>(vec![crate::metadata::MetadataRecord::RemoveTopic {
+                    topic_id: topic.topic_id,
+                }])
+            })
+            .await
+            .expect("metadata log")
+            .expect("change");
+        broker.replicas.sync_with(&image, false).expect("sync");
+    }
+
+    /// One uncompressed batch of `count` small records.
+    pub fn batch(count: usize) -> bytes::Bytes {
+        let mut builder = sluice_records::BatchBuilder::new();
+        for i in 0..count {
+            builder = builder.record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from(format!("v{i}"))),
+                headers: vec![],
+                timestamp_ms: crate::metadata::now_ms(),
+            });
+        }
+        builder.build().expect("batch").freeze()
+    }
+
+    /// One uncompressed batch holding one record with `value`.
+    pub fn batch_with_value(value: &[u8]) -> bytes::Bytes {
+        sluice_records::BatchBuilder::new()
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::copy_from_slice(value)),
+                headers: vec![],
+                timestamp_ms: now_ms(),
+            })
+            .build()
+            .expect("batch")
+            .freeze()
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn now_ms() -> i64 {
+        crate::metadata::now_ms()
+    }
+
+    /// The request context of an anonymous local client.
+    pub fn ctx() -> crate::handlers::RequestContext {
+        crate::handlers::RequestContext {
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            principal: crate::Principal::anonymous(),
+        }
+    }
 }

@@ -108,6 +108,9 @@ pub struct Metrics {
     /// Retention passes over every log since start; lets operators (and
     /// tests) see that retention is running, not only when it deletes.
     pub retention_checks: Counter,
+    /// Bytes of request frames holding the request budget
+    /// (`limits.queued_max_request_bytes`).
+    pub request_queued_bytes: Gauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -125,6 +128,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     http_connections: Gauge::default(),
     fsync_seconds: latency_histogram(),
     retention_checks: Counter::default(),
+    request_queued_bytes: Gauge::default(),
 });
 
 /// The process's metric families.
@@ -164,6 +168,24 @@ pub fn http_request_done(route: String, elapsed: Duration) {
     m.http_request_seconds
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
+}
+
+/// Counts a request frame's bytes against the queued-bytes gauge until the
+/// guard drops.
+#[derive(Debug)]
+pub struct QueuedRequestGuard(i64);
+
+impl Drop for QueuedRequestGuard {
+    fn drop(&mut self) {
+        global().request_queued_bytes.dec_by(self.0);
+    }
+}
+
+/// A request frame of `bytes` took its share of the request budget.
+pub fn request_queued(bytes: usize) -> QueuedRequestGuard {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    global().request_queued_bytes.inc_by(bytes);
+    QueuedRequestGuard(bytes)
 }
 
 /// Counts an open connection until the guard drops.
@@ -329,6 +351,11 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
         "log_retention_checks",
         "Retention passes over every partition log since start",
         m.retention_checks.clone(),
+    );
+    registry.register(
+        "kafka_request_queued_bytes",
+        "Bytes of Kafka request frames being read or handled (limits.queued_max_request_bytes)",
+        m.request_queued_bytes.clone(),
     );
     registry.register(
         "log_fsync_duration_seconds",

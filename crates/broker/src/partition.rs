@@ -101,7 +101,29 @@ impl Partition {
 
     /// Makes everything up to `end_offset` durable (group commit) and
     /// visible. Concurrent callers share one fsync.
-    pub async fn commit(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
+    ///
+    /// The work starts now, on its own task, and runs to completion even if
+    /// the returned future is dropped: once data is appended, whether it
+    /// becomes durable and visible must not depend on the caller (a client
+    /// connection that went away) still waiting. The future only reports
+    /// the outcome. Call it from within the runtime.
+    pub fn commit(
+        self: &Arc<Self>,
+        end_offset: i64,
+    ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + use<> {
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move { this.commit_now(end_offset).await });
+        let dir = self.log.dir().to_owned();
+        async move {
+            task.await.map_err(|e| LogError::Io {
+                op: "commit task",
+                path: dir,
+                source: std::io::Error::other(e.to_string()),
+            })?
+        }
+    }
+
+    async fn commit_now(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
         {
             let group_commit = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
             if !*group_commit {

@@ -1,8 +1,11 @@
 //! The Kafka listener and the per-connection request loop.
 //!
 //! One task per connection. Frames are length-prefixed; the length is
-//! checked against `socket.request.max.bytes` before any buffer is sized
-//! for it. Requests are dispatched in arrival order, and each handler runs
+//! checked against `socket.request.max.bytes`, the frame's bytes are taken
+//! from the broker-wide request budget (`limits.queued_max_request_bytes`)
+//! and given back when its reply has been produced, and the buffer grows
+//! only as bytes arrive (see [`crate::frames`]). Requests are dispatched in
+//! arrival order, and each handler runs
 //! the part that must be ordered (appends, for produce) at dispatch time;
 //! the rest (fsync, long-poll) completes concurrently, bounded by
 //! `max_in_flight_requests_per_connection`. Responses are written strictly
@@ -21,8 +24,8 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
+use crate::frames::{FrameError, FrameReader, RequestBudget};
 use crate::handlers::{self, RequestContext};
 use crate::{Broker, Principal};
 
@@ -35,6 +38,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut stop: watch::
     let limits = &broker.config.limits;
     // Bounds open connections; an accept waits for a free slot.
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    // Bounds the bytes of requests held across all connections.
+    let budget = RequestBudget::new(limits.queued_max_request_bytes);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -59,10 +64,14 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut stop: watch::
         };
         let broker = Arc::clone(&broker);
         let stop = stop.clone();
+        let budget = budget.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _open = crate::metrics::connection_opened();
-            if let Err(e) = Connection::new(stream, peer, broker, stop).run().await {
+            if let Err(e) = Connection::new(stream, peer, broker, budget, stop)
+                .run()
+                .await
+            {
                 tracing::warn!(%peer, "closing connection: {e}");
             }
         });
@@ -97,6 +106,7 @@ struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
+    budget: RequestBudget,
     stop: watch::Receiver<bool>,
 }
 
@@ -105,12 +115,14 @@ impl Connection {
         stream: TcpStream,
         peer: SocketAddr,
         broker: Arc<Broker>,
+        budget: RequestBudget,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Connection {
             stream,
             peer,
             broker,
+            budget,
             stop,
         }
     }
@@ -120,6 +132,7 @@ impl Connection {
             stream,
             peer,
             broker,
+            budget,
             mut stop,
         } = self;
         let _ = stream.set_nodelay(true);
@@ -127,11 +140,7 @@ impl Connection {
         let idle = Duration::from_millis(limits.connections_max_idle_ms);
         let max_in_flight = limits.max_in_flight_requests_per_connection as usize;
         let (read_half, mut write_half) = stream.into_split();
-        let codec = LengthDelimitedCodec::builder()
-            .length_field_length(4)
-            .max_frame_length(limits.socket_request_max_bytes as usize)
-            .new_codec();
-        let mut frames = FramedRead::new(read_half, codec);
+        let mut frames = FrameReader::new(read_half, limits.socket_request_max_bytes, budget);
         let mut in_flight = FuturesOrdered::new();
         let principal = Principal::anonymous();
         let mut stopping = false;
@@ -148,16 +157,25 @@ impl Connection {
                 }
                 frame = frames.next(), if can_read => {
                     let frame = match frame {
-                        None => break,
-                        Some(Ok(frame)) => frame.freeze(),
-                        Some(Err(e)) => {
+                        Ok(None) => break,
+                        Ok(Some(frame)) => frame,
+                        Err(e) => {
                             drain(&mut in_flight, &mut write_half).await?;
-                            return Err(frame_error(e, limits.socket_request_max_bytes));
+                            return Err(frame_error(e));
                         }
                     };
                     let ctx = RequestContext { peer, principal: principal.clone() };
-                    match handlers::dispatch(&broker, ctx, frame) {
-                        Ok(reply) => in_flight.push_back(reply),
+                    match handlers::dispatch(&broker, ctx, frame.bytes) {
+                        Ok(reply) => {
+                            // The frame's budget comes back once its reply is
+                            // produced (or dropped with the connection).
+                            let budget = frame.budget;
+                            in_flight.push_back(Box::pin(async move {
+                                let response = reply.await;
+                                drop(budget);
+                                response
+                            }) as handlers::Reply);
+                        }
                         Err(e) => {
                             drain(&mut in_flight, &mut write_half).await?;
                             return Err(e);
@@ -196,14 +214,9 @@ async fn drain(
     Ok(())
 }
 
-fn frame_error(e: std::io::Error, max: u32) -> ConnectionError {
-    if e.kind() == std::io::ErrorKind::InvalidData {
-        ConnectionError::Frame(format!(
-            "frame length exceeds socket.request.max.bytes ({max}) or is negative"
-        ))
-    } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        ConnectionError::Frame("connection closed in the middle of a frame".to_owned())
-    } else {
-        ConnectionError::Io(e)
+fn frame_error(e: FrameError) -> ConnectionError {
+    match e {
+        FrameError::Io(e) => ConnectionError::Io(e),
+        other => ConnectionError::Frame(other.to_string()),
     }
 }

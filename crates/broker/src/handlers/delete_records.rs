@@ -34,6 +34,10 @@ pub fn handle(
                     .partition(&t.name, p.partition_index)
                 {
                     None => (code::UNKNOWN_TOPIC_OR_PARTITION, -1),
+                    // Kafka's ReplicaManager refuses this the same way.
+                    Some(_) if crate::controller::is_internal_topic(&t.name) => {
+                        (code::INVALID_TOPIC_EXCEPTION, -1)
+                    }
                     Some(partition) => {
                         let hw = partition.high_watermark();
                         let target = if p.offset == HIGH_WATERMARK {
@@ -78,5 +82,45 @@ pub fn handle(
             topics,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_protocol::messages::delete_records::{DeleteRecordsPartition, DeleteRecordsTopic};
+
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn records_of_internal_topics_cannot_be_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        crate::controller::ensure_internal_topic(&broker, "__consumer_offsets", 1)
+            .await
+            .expect("offsets topic");
+        let header = RequestHeader {
+            request_api_key: 21,
+            request_api_version: 2,
+            correlation_id: 1,
+            client_id: None,
+        };
+        let request = DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                name: "__consumer_offsets".to_owned(),
+                partitions: vec![DeleteRecordsPartition {
+                    partition_index: 0,
+                    offset: HIGH_WATERMARK,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 1_000,
+            ..Default::default()
+        };
+        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let result = &response.topics[0].partitions[0];
+        assert_eq!(result.error_code, code::INVALID_TOPIC_EXCEPTION);
+        assert_eq!(result.low_watermark, -1);
     }
 }

@@ -1,6 +1,10 @@
 //! Fetch (1): serve stored batches, long-polling until `min_bytes` arrive.
 //!
-//! Batches go from the segment files into the response unchanged. The
+//! Batches go from the segment files into the response unchanged. A
+//! response holds at most the smaller of the request's `max_bytes` and the
+//! broker's `limits.fetch_max_bytes`, and each partition at most its
+//! `partition_max_bytes`, except that the first batch of the first non-empty
+//! partition is returned whole (KIP-74) so a consumer always progresses. The
 //! `records` field is never null (librdkafka rejects a -1 length). Waiting
 //! is driven by the partitions' high-watermark notifications, never by
 //! polling on a timer.
@@ -93,7 +97,10 @@ pub fn handle(
             }
         })
         .collect();
-    let max_bytes = request.max_bytes.max(0) as usize;
+    // The broker's cap bounds the response whatever the client asks for
+    // (Kafka's fetch.max.bytes); KIP-74's first batch is still returned whole.
+    let max_bytes =
+        (request.max_bytes.max(0) as usize).min(broker.config.limits.fetch_max_bytes as usize);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     // isolation_level 1 (read_committed): stop at the last stable offset
@@ -256,4 +263,128 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
         }
     }
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use sluice_protocol::messages::fetch::{FetchPartition, FetchTopic};
+
+    use super::*;
+    use crate::testing;
+
+    const CAP: u32 = 4096;
+
+    async fn broker_with_cap(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::Config::default();
+        config.limits.fetch_max_bytes = CAP;
+        testing::broker_with(dir, config).await
+    }
+
+    /// Appends `batches` batches of one `value_bytes` record to `topic`-`p`.
+    async fn fill(broker: &Arc<Broker>, topic: &str, p: i32, batches: usize, value_bytes: usize) {
+        let partition = broker.replicas.partition(topic, p).expect("partition");
+        for _ in 0..batches {
+            let batch = testing::batch_with_value(&vec![b'x'; value_bytes]);
+            let info = partition
+                .append(BytesMut::from(batch.as_ref()), testing::now_ms())
+                .expect("append");
+            partition
+                .commit(info.last_offset + 1)
+                .await
+                .expect("commit");
+        }
+    }
+
+    /// A Fetch v12 asking for everything, from offset 0 of each partition.
+    fn fetch_everything(topic: &str, partitions: i32) -> (RequestHeader, FetchRequest) {
+        let header = RequestHeader {
+            request_api_key: 1,
+            request_api_version: 12,
+            correlation_id: 1,
+            client_id: None,
+        };
+        let request = FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: i32::MAX,
+            topics: vec![FetchTopic {
+                topic: topic.to_owned(),
+                partitions: (0..partitions)
+                    .map(|p| FetchPartition {
+                        partition: p,
+                        fetch_offset: 0,
+                        partition_max_bytes: i32::MAX,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        (header, request)
+    }
+
+    fn record_bytes(response: &FetchResponse) -> Vec<usize> {
+        response
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.records.len()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn fetch_response_is_capped_by_fetch_max_bytes_whatever_the_client_asks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_with_cap(dir.path()).await;
+        testing::create_topic(&broker, "t", 3).await;
+        for p in 0..3 {
+            fill(&broker, "t", p, 20, 500).await; // about 11 KB per partition
+        }
+        let (header, request) = fetch_everything("t", 3);
+        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let sizes = record_bytes(&response);
+        let total: usize = sizes.iter().sum();
+        assert!(total > 0, "something is returned");
+        assert!(
+            total <= CAP as usize,
+            "response carries {total} record bytes, above the {CAP}-byte cap: {sizes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn first_batch_is_returned_whole_even_above_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_with_cap(dir.path()).await;
+        testing::create_topic(&broker, "t", 2).await;
+        fill(&broker, "t", 0, 3, 3 * CAP as usize).await;
+        fill(&broker, "t", 1, 3, 100).await;
+        let (header, request) = fetch_everything("t", 2);
+        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let sizes = record_bytes(&response);
+        // Exactly one oversized batch from partition 0; nothing else fits.
+        assert!(sizes[0] > 3 * CAP as usize, "{sizes:?}");
+        assert!(
+            sizes[0] < 4 * CAP as usize,
+            "only the first batch: {sizes:?}"
+        );
+        assert_eq!(sizes[1], 0, "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn partition_max_bytes_limits_each_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker_with_cap(dir.path()).await;
+        testing::create_topic(&broker, "t", 2).await;
+        for p in 0..2 {
+            fill(&broker, "t", p, 10, 200).await;
+        }
+        let (header, mut request) = fetch_everything("t", 2);
+        for p in &mut request.topics[0].partitions {
+            p.partition_max_bytes = 1000;
+        }
+        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let sizes = record_bytes(&response);
+        assert!(sizes.iter().all(|&s| s > 0 && s <= 1000), "{sizes:?}");
+    }
 }

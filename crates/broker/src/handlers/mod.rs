@@ -118,11 +118,18 @@ fn route_request(
     }
 
     macro_rules! route {
-        ($($variant:ident => $handler:path),* $(,)?) => {
+        (
+            $($variant:ident => $handler:path),* $(,)?;
+            detached: $($dvariant:ident => $dhandler:path),* $(,)?
+        ) => {
             match body {
                 $(RequestBody::$variant(request) => {
                     let future = $handler(broker, &ctx, &header, request);
                     Ok(respond(&header, future))
+                })*
+                $(RequestBody::$dvariant(request) => {
+                    let future = $dhandler(broker, &ctx, &header, request);
+                    Ok(respond_detached(&header, future))
                 })*
                 other => Ok(unsupported::reply(&ctx, &header, other)),
             }
@@ -141,13 +148,7 @@ fn route_request(
         Metadata => metadata::handle,
         Fetch => fetch::handle,
         ListOffsets => list_offsets::handle,
-        CreateTopics => create_topics::handle,
-        DeleteTopics => delete_topics::handle,
-        CreatePartitions => create_partitions::handle,
-        DeleteRecords => delete_records::handle,
         DescribeConfigs => admin_configs::describe,
-        AlterConfigs => admin_configs::alter,
-        IncrementalAlterConfigs => admin_configs::incremental_alter,
         DescribeCluster => describe_cluster::handle,
         OffsetForLeaderEpoch => offset_for_leader_epoch::handle,
         FindCoordinator => find_coordinator::handle,
@@ -155,6 +156,8 @@ fn route_request(
         SyncGroup => sync_group::handle,
         Heartbeat => heartbeat::handle,
         LeaveGroup => leave_group::handle,
+        // Appends, then fsyncs and applies on its own task (group coordinator),
+        // so pipelined commits keep their order.
         OffsetCommit => offset_commit::handle,
         OffsetFetch => offset_fetch::handle,
         OffsetDelete => offset_delete::handle,
@@ -163,14 +166,24 @@ fn route_request(
         DeleteGroups => delete_groups::handle,
         ConsumerGroupHeartbeat => consumer_group_heartbeat::handle,
         ConsumerGroupDescribe => consumer_group_describe::handle,
+        TxnOffsetCommit => txn_offset_commit::handle,
+        DescribeTransactions => describe_transactions::handle,
+        ListTransactions => list_transactions::handle,
+        DescribeProducers => describe_producers::handle;
+        // Multi-step changes to durable state (metadata log, transaction
+        // state, markers): each must run to the end once started, or it
+        // leaves a record in a log that the in-memory state never applied.
+        detached:
+        CreateTopics => create_topics::handle,
+        DeleteTopics => delete_topics::handle,
+        CreatePartitions => create_partitions::handle,
+        DeleteRecords => delete_records::handle,
+        AlterConfigs => admin_configs::alter,
+        IncrementalAlterConfigs => admin_configs::incremental_alter,
         InitProducerId => init_producer_id::handle,
         AddPartitionsToTxn => add_partitions_to_txn::handle,
         AddOffsetsToTxn => add_offsets_to_txn::handle,
         EndTxn => end_txn::handle,
-        TxnOffsetCommit => txn_offset_commit::handle,
-        DescribeTransactions => describe_transactions::handle,
-        ListTransactions => list_transactions::handle,
-        DescribeProducers => describe_producers::handle,
     }
 }
 
@@ -184,6 +197,33 @@ where
     Box::pin(async move {
         let response = future.await;
         encode(&header, &response)
+    })
+}
+
+/// Like [`respond`], but the handler's future runs on its own task, started
+/// now, and finishes even if the connection drops the reply (a failed write
+/// to a client that went away drops every reply queued behind it).
+fn respond_detached<R, F>(header: &RequestHeader, future: F) -> Reply
+where
+    R: Encode + Send + 'static,
+    F: Future<Output = R> + Send + 'static,
+{
+    let header = header.clone();
+    let task = tokio::spawn(future);
+    Box::pin(async move {
+        match task.await {
+            Ok(response) => encode(&header, &response),
+            Err(e) => {
+                // A panic in a handler is a bug; the request goes unanswered
+                // (the client times out) and the connection carries on.
+                tracing::error!(
+                    api_key = header.request_api_key,
+                    correlation_id = header.correlation_id,
+                    "request task failed: {e}"
+                );
+                None
+            }
+        }
     })
 }
 

@@ -11,7 +11,9 @@
 //! pipelined produce requests on one connection land in the order they were
 //! sent. The returned future waits for durability (group commit) and for
 //! the high watermark, then builds the response. With acks=0 nothing is
-//! sent back, but the data is still committed.
+//! sent back, but the data is still committed. The commits are started at
+//! dispatch on their own tasks, so they finish even if the connection drops
+//! the reply future.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,6 +80,7 @@ pub fn handle(
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let version = header.request_api_version;
     let acks = request.acks;
+    let transactional_id = request.transactional_id.clone();
     let now = now_ms();
     let mut topics: Vec<(String, Vec<(i32, Appended)>)> =
         Vec::with_capacity(request.topic_data.len());
@@ -94,6 +97,14 @@ pub fn handle(
                     code::INVALID_REQUIRED_ACKS,
                     Some(format!("acks must be -1, 0 or 1, got {acks}")),
                 ))
+            } else if let Err(e) = verify_transactional(
+                broker,
+                transactional_id.as_deref(),
+                &topic.name,
+                p.index,
+                &p.records,
+            ) {
+                Appended::Err(Refusal::new(e.code(), Some(e.to_string())))
             } else {
                 append_one(broker, &topic.name, p.index, p.records, version, now)
             };
@@ -109,15 +120,20 @@ pub fn handle(
         topics.push((topic.name, partitions));
     }
 
+    // Start every commit now, on its own task, rather than when the reply
+    // is first polled: the connection may never poll it (a reply write to a
+    // client that went away fails and drops the replies queued behind it),
+    // and appended data must still become durable and visible. Partitions
+    // commit concurrently; group commit merges their fsyncs.
+    let commits: Vec<_> = topics
+        .iter()
+        .flat_map(|(_, ps)| ps.iter())
+        .filter_map(|(_, outcome)| match outcome {
+            Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
+            Appended::Err(..) => None,
+        })
+        .collect();
     async move {
-        // Commit every partition concurrently; group commit merges fsyncs.
-        let commits = topics
-            .iter()
-            .flat_map(|(_, ps)| ps.iter())
-            .filter_map(|(_, outcome)| match outcome {
-                Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
-                Appended::Err(..) => None,
-            });
         let committed = join_all(commits).await;
         if acks == 0 {
             return None;
@@ -258,6 +274,34 @@ fn validate_batches(
     Ok(())
 }
 
+/// KIP-890 part 1: every transactional batch must belong to an ongoing
+/// transaction of its producer that includes this partition (see
+/// [`crate::txn::TransactionCoordinator::verify_transactional_append`]).
+/// Framing errors are left to the append, which reports them.
+fn verify_transactional(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    topic: &str,
+    index: i32,
+    records: &[u8],
+) -> Result<(), crate::txn::VerifyError> {
+    for batch in sluice_records::Batches::without_crc(records) {
+        let sluice_records::NextBatch::Complete { header, .. } = batch else {
+            break;
+        };
+        if header.is_transactional() {
+            broker.txn.verify_transactional_append(
+                transactional_id,
+                header.producer_id,
+                header.producer_epoch,
+                topic,
+                index,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn batch_refusal(batch_index: usize, e: &RecordsError) -> Refusal {
     Refusal {
         error_code: e.kafka_error_code(),
@@ -300,7 +344,11 @@ fn error_response(index: i32, refusal: Refusal) -> PartitionProduceResponse {
 }
 
 #[cfg(test)]
-mod tests {
+#[path = "produce_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+mod validation_tests {
     use bytes::Bytes;
     use sluice_records::{BatchBuilder, BatchHeader, Compression, NewRecord, TimestampType};
 

@@ -71,6 +71,7 @@ impl HttpError {
         let status = match kafka_code {
             code::UNKNOWN_TOPIC_OR_PARTITION | code::GROUP_ID_NOT_FOUND => StatusCode::NOT_FOUND,
             code::TOPIC_ALREADY_EXISTS | code::NON_EMPTY_GROUP => StatusCode::CONFLICT,
+            code::TOPIC_AUTHORIZATION_FAILED => StatusCode::FORBIDDEN,
             code::MESSAGE_TOO_LARGE | code::RECORD_LIST_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
             code::OFFSET_OUT_OF_RANGE => StatusCode::RANGE_NOT_SATISFIABLE,
             code::INVALID_TOPIC_EXCEPTION

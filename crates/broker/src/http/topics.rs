@@ -243,6 +243,7 @@ pub async fn describe(
     params(("topic" = String, Path, description = "Topic name")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "An internal topic (`__consumer_offsets`, `__transaction_state`)", body = ErrorBody),
         (status = 404, description = "No such topic", body = ErrorBody),
     ))]
 pub async fn delete(
@@ -262,7 +263,7 @@ pub async fn delete(
     request_body = AlterConfigsRequest,
     responses(
         (status = 200, description = "The topic after the change", body = TopicDetail),
-        (status = 400, description = "Unknown config or bad value", body = ErrorBody),
+        (status = 400, description = "Unknown config or bad value, or one that would lose an internal topic's data", body = ErrorBody),
         (status = 404, description = "No such topic", body = ErrorBody),
     ))]
 pub async fn alter_configs(
@@ -293,6 +294,7 @@ pub async fn alter_configs(
     responses(
         (status = 200, description = "The topic after the change", body = TopicDetail),
         (status = 400, description = "The count is not larger than today's", body = ErrorBody),
+        (status = 403, description = "An internal topic", body = ErrorBody),
         (status = 404, description = "No such topic", body = ErrorBody),
     ))]
 pub async fn add_partitions(

@@ -45,11 +45,6 @@ use state_log::{
     TRANSACTION_STATE_TOPIC, TxnRecord, partition_for,
 };
 
-/// Kafka's `transaction.max.timeout.ms` default (15 minutes): the longest
-/// timeout a producer may ask for, so an abandoned transaction cannot hold
-/// back the last stable offset for longer.
-pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
-
 /// Epochs stop short of `i16::MAX` so a bump can always be expressed; past
 /// this the coordinator moves the transactional id to a fresh producer id.
 const MAX_PRODUCER_EPOCH: i16 = i16::MAX - 1;
@@ -183,6 +178,33 @@ impl TxnMetadata {
     }
 }
 
+/// What a produce needs to verify a transactional batch (KIP-890 part 1)
+/// without waiting for an operation in progress on the id: the last durable
+/// state, republished after every successful persist.
+#[derive(Debug, Clone)]
+struct Published {
+    producer_id: i64,
+    producer_epoch: i16,
+    state: TxnState,
+    partitions: BTreeSet<(String, i32)>,
+}
+
+impl Published {
+    fn of(meta: &TxnMetadata) -> Published {
+        Published {
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+            state: meta.state,
+            // Only an open transaction's partitions can be written to.
+            partitions: if meta.state == TxnState::Ongoing {
+                meta.partitions.clone()
+            } else {
+                BTreeSet::new()
+            },
+        }
+    }
+}
+
 /// A transactional id and its state.
 #[derive(Debug)]
 pub struct TxnSlot {
@@ -190,6 +212,73 @@ pub struct TxnSlot {
     pub id: String,
     /// `None` until the first InitProducerId persists an entry.
     meta: tokio::sync::Mutex<Option<TxnMetadata>>,
+    /// The durable state produce verification reads. A std mutex, held
+    /// only to copy in or read a few fields, never across an await.
+    published: Mutex<Option<Published>>,
+}
+
+impl TxnSlot {
+    fn new(id: &str, meta: Option<TxnMetadata>) -> TxnSlot {
+        TxnSlot {
+            id: id.to_owned(),
+            published: Mutex::new(meta.as_ref().map(Published::of)),
+            meta: tokio::sync::Mutex::new(meta),
+        }
+    }
+
+    fn publish(&self, meta: &TxnMetadata) {
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = Some(Published::of(meta));
+    }
+}
+
+/// Why a transactional batch was refused by produce verification; each
+/// maps to a code Produce can carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No transactional id in the request, or one the coordinator does not
+    /// know, or it belongs to another producer id.
+    #[error("producer id {producer_id} has no transactional id {transactional_id:?} here")]
+    UnknownProducer {
+        /// From the request.
+        transactional_id: Option<String>,
+        /// From the batch.
+        producer_id: i64,
+    },
+    /// The batch's epoch is not the transaction's (fenced or from the future).
+    #[error("producer epoch {epoch} is not the transaction's current epoch {current}")]
+    Epoch {
+        /// From the batch.
+        epoch: i16,
+        /// The coordinator's.
+        current: i16,
+    },
+    /// The transaction is being committed or aborted; retry.
+    #[error("the transaction is completing")]
+    Completing,
+    /// The partition is not part of an ongoing transaction of this producer.
+    #[error("{topic}-{partition} is not part of an ongoing transaction")]
+    NotInTransaction {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+}
+
+impl VerifyError {
+    /// The Produce error code, as Kafka answers: INVALID_TXN_STATE for a
+    /// batch outside an ongoing transaction (UnifiedLog's "Record was not
+    /// part of an ongoing transaction"); NOT_ENOUGH_REPLICAS, retriable, while
+    /// the transaction completes (Kafka's conversion of the coordinator's
+    /// CONCURRENT_TRANSACTIONS for produce).
+    pub fn code(&self) -> i16 {
+        match self {
+            VerifyError::UnknownProducer { .. } => code::INVALID_PRODUCER_ID_MAPPING,
+            VerifyError::Epoch { .. } => code::INVALID_PRODUCER_EPOCH,
+            VerifyError::Completing => code::NOT_ENOUGH_REPLICAS,
+            VerifyError::NotInTransaction { .. } => code::INVALID_TXN_STATE,
+        }
+    }
 }
 
 impl TxnSlot {
@@ -314,12 +403,11 @@ impl TransactionCoordinator {
     }
 
     fn get_or_create(&self, id: &str) -> Arc<TxnSlot> {
-        Arc::clone(self.map().entry(id.to_owned()).or_insert_with(|| {
-            Arc::new(TxnSlot {
-                id: id.to_owned(),
-                meta: tokio::sync::Mutex::new(None),
-            })
-        }))
+        Arc::clone(
+            self.map()
+                .entry(id.to_owned())
+                .or_insert_with(|| Arc::new(TxnSlot::new(id, None))),
+        )
     }
 
     fn set_deadline(&self, id: &str, meta: &TxnMetadata) {
@@ -379,7 +467,55 @@ impl TransactionCoordinator {
             TxnError::NotAvailable
         })?;
         self.set_deadline(id, meta);
+        if let Some(slot) = self.get(id) {
+            slot.publish(meta);
+        }
         Ok(())
+    }
+
+    /// KIP-890 part 1: may `producer_id` at `producer_epoch` append a
+    /// transactional batch to `topic`-`partition`? Only if the request's
+    /// transactional id has an Ongoing transaction with that producer id
+    /// and epoch that includes the partition (AddPartitionsToTxn first).
+    /// Otherwise a client could write transactional data no coordinator
+    /// will ever mark, pinning the partition's last stable offset forever.
+    /// Reads the last durable state, so it never waits; markers, which the
+    /// coordinator writes with `AppendOrigin::Coordinator`, do not come here.
+    pub fn verify_transactional_append(
+        &self,
+        transactional_id: Option<&str>,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), VerifyError> {
+        let unknown = || VerifyError::UnknownProducer {
+            transactional_id: transactional_id.map(str::to_owned),
+            producer_id,
+        };
+        let slot = transactional_id
+            .filter(|id| !id.is_empty())
+            .and_then(|id| self.get(id))
+            .ok_or_else(unknown)?;
+        let published = slot.published.lock().unwrap_or_else(|p| p.into_inner());
+        let txn = published.as_ref().ok_or_else(unknown)?;
+        if txn.producer_id != producer_id {
+            return Err(unknown());
+        }
+        if txn.producer_epoch != producer_epoch {
+            return Err(VerifyError::Epoch {
+                epoch: producer_epoch,
+                current: txn.producer_epoch,
+            });
+        }
+        match txn.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => Err(VerifyError::Completing),
+            TxnState::Ongoing if txn.partitions.contains(&(topic.to_owned(), partition)) => Ok(()),
+            _ => Err(VerifyError::NotInTransaction {
+                topic: topic.to_owned(),
+                partition,
+            }),
+        }
     }
 
     /// Writes `marker` for the transaction to each of its partitions and
@@ -423,7 +559,7 @@ impl TransactionCoordinator {
                     tracing::error!(partition = %partition.tp, producer_id = meta.producer_id, "cannot write transaction marker: {e}");
                     TxnError::NotAvailable
                 })?;
-            commits.push(async move { partition.commit(info.last_offset + 1).await });
+            commits.push(partition.commit(info.last_offset + 1));
         }
         for r in futures::future::join_all(commits).await {
             if let Err(e) = r {
@@ -537,7 +673,9 @@ impl TransactionCoordinator {
         if id.is_empty() || id.len() > MAX_TRANSACTIONAL_ID_BYTES {
             return Err(TxnError::InvalidRequest);
         }
-        if timeout_ms <= 0 || timeout_ms > TRANSACTION_MAX_TIMEOUT_MS {
+        // Kafka's transaction.max.timeout.ms: an abandoned transaction holds
+        // back its partitions' last stable offset at most this long.
+        if timeout_ms <= 0 || timeout_ms > broker.config.transactions.max_timeout_ms {
             return Err(TxnError::InvalidTimeout);
         }
         self.ensure_topic(broker).await?;
@@ -834,13 +972,8 @@ impl TransactionCoordinator {
             if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
                 unfinished.push(id.clone());
             }
-            this.map().insert(
-                id.clone(),
-                Arc::new(TxnSlot {
-                    id,
-                    meta: tokio::sync::Mutex::new(Some(meta)),
-                }),
-            );
+            this.map()
+                .insert(id.clone(), Arc::new(TxnSlot::new(&id, Some(meta))));
         }
         tracing::info!(
             transactional_ids = count,
@@ -992,4 +1125,100 @@ pub fn aborted_transactions(
             ..Default::default()
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn tp(topic: &str, partition: i32) -> (String, i32) {
+        (topic.to_owned(), partition)
+    }
+
+    #[tokio::test]
+    async fn transactional_appends_need_the_partition_in_an_ongoing_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 2).await;
+        let txn = &broker.txn;
+        let (pid, epoch) = txn
+            .init_producer_id(&broker, "tx", 60_000, None)
+            .await
+            .expect("init");
+        let verify = |id: Option<&str>, pid: i64, epoch: i16, p: i32| {
+            txn.verify_transactional_append(id, pid, epoch, "t", p)
+        };
+        // No transaction yet.
+        assert!(matches!(
+            verify(Some("tx"), pid, epoch, 0),
+            Err(VerifyError::NotInTransaction { .. })
+        ));
+        txn.add_to_txn(&broker, "tx", pid, epoch, &[tp("t", 0)], None)
+            .await
+            .expect("add");
+        assert_eq!(verify(Some("tx"), pid, epoch, 0), Ok(()));
+        // Another partition, another epoch, producer id or transactional id.
+        let not_added = verify(Some("tx"), pid, epoch, 1).expect_err("not added");
+        assert_eq!(not_added.code(), code::INVALID_TXN_STATE);
+        assert!(matches!(
+            verify(Some("tx"), pid, epoch + 1, 0),
+            Err(VerifyError::Epoch { .. })
+        ));
+        for (id, producer) in [(Some("tx"), pid + 1), (Some("other"), pid), (None, pid)] {
+            assert!(matches!(
+                verify(id, producer, epoch, 0),
+                Err(VerifyError::UnknownProducer { .. })
+            ));
+        }
+        // Once the transaction ends, its partitions are closed to it.
+        txn.end_txn(&broker, "tx", pid, epoch, true)
+            .await
+            .expect("commit");
+        assert!(matches!(
+            verify(Some("tx"), pid, epoch, 0),
+            Err(VerifyError::NotInTransaction { .. })
+        ));
+        // A new producer instance fences the old epoch.
+        let (_, bumped) = txn
+            .init_producer_id(&broker, "tx", 60_000, None)
+            .await
+            .expect("re-init");
+        txn.add_to_txn(&broker, "tx", pid, bumped, &[tp("t", 0)], None)
+            .await
+            .expect("add");
+        assert!(matches!(
+            verify(Some("tx"), pid, epoch, 0),
+            Err(VerifyError::Epoch { .. })
+        ));
+        assert_eq!(verify(Some("tx"), pid, bumped, 0), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn transaction_timeouts_above_the_configured_max_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::Config::default();
+        config.transactions.max_timeout_ms = 5_000;
+        let broker = testing::broker_with(dir.path(), config).await;
+        for bad in [0, -1, 5_001, i32::MAX] {
+            assert_eq!(
+                broker
+                    .txn
+                    .init_producer_id(&broker, "tx", bad, None)
+                    .await
+                    .expect_err("refused"),
+                TxnError::InvalidTimeout,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            TxnError::InvalidTimeout.code(false),
+            code::INVALID_TRANSACTION_TIMEOUT
+        );
+        broker
+            .txn
+            .init_producer_id(&broker, "tx", 5_000, None)
+            .await
+            .expect("the max itself is allowed");
+    }
 }

@@ -1,0 +1,169 @@
+//! Tests of the Produce handler: commits that outlive their reply, and
+//! KIP-890 verification of transactional batches.
+
+mod dropped_reply {
+    use std::time::Duration;
+
+    use futures::FutureExt;
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::super::*;
+    use crate::testing;
+
+    fn produce(topic: &str, partition: i32, acks: i16) -> (RequestHeader, ProduceRequest) {
+        let header = RequestHeader {
+            request_api_key: 0,
+            request_api_version: 9,
+            correlation_id: 7,
+            client_id: None,
+        };
+        let request = ProduceRequest {
+            acks,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: testing::batch(3),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        (header, request)
+    }
+
+    /// Waits (bounded) until `partition`'s high watermark reaches `offset`.
+    async fn wait_for_high_watermark(partition: &Partition, offset: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let advanced = partition.hw_advanced();
+            tokio::pin!(advanced);
+            advanced.as_mut().enable();
+            if partition.high_watermark() >= offset {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                panic!(
+                    "{}: high watermark stuck at {} below {offset}",
+                    partition.tp,
+                    partition.high_watermark()
+                );
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appended_data_becomes_visible_when_the_reply_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 3).await;
+        // Partition 0: the connection never polls the reply (a write of an
+        // earlier reply failed). Partition 1: polled once (fsync under way),
+        // then dropped. Partition 2: acks=0, dropped unpolled.
+        for (partition, acks, poll_once) in [(0, 1, false), (1, -1, true), (2, 0, false)] {
+            let (header, request) = produce("t", partition, acks);
+            let mut reply = Box::pin(handle(&broker, &testing::ctx(), &header, request));
+            if poll_once {
+                let _ = (&mut reply).now_or_never();
+            }
+            drop(reply);
+            let p = broker
+                .replicas
+                .partition("t", partition)
+                .expect("partition");
+            assert_eq!(p.log().log_end_offset(), 3, "appended at dispatch");
+            wait_for_high_watermark(&p, 3).await;
+        }
+    }
+}
+
+mod verification {
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::super::*;
+    use crate::testing;
+
+    fn transactional_produce(
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        sequence: i32,
+    ) -> (RequestHeader, ProduceRequest) {
+        let batch = sluice_records::BatchBuilder::new()
+            .producer(producer_id, producer_epoch, sequence)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("batch")
+            .freeze();
+        let header = RequestHeader {
+            request_api_key: 0,
+            request_api_version: 9,
+            correlation_id: 1,
+            client_id: None,
+        };
+        let request = ProduceRequest {
+            transactional_id: Some(transactional_id.to_owned()),
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "t".to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: batch,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        (header, request)
+    }
+
+    fn error_code(response: &ProduceResponse) -> i16 {
+        response.responses[0].partition_responses[0].error_code
+    }
+
+    #[tokio::test]
+    async fn a_transactional_batch_for_a_partition_not_in_the_transaction_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 1).await;
+        let (pid, epoch) = broker
+            .txn
+            .init_producer_id(&broker, "tx", 60_000, None)
+            .await
+            .expect("init");
+        let partition = broker.replicas.partition("t", 0).expect("partition");
+
+        // Without AddPartitionsToTxn: refused, nothing appended, and the
+        // last stable offset is not held back.
+        let (header, request) = transactional_produce("tx", pid, epoch, 0);
+        let response = handle(&broker, &testing::ctx(), &header, request)
+            .await
+            .expect("acks=-1 answers");
+        assert_eq!(error_code(&response), code::INVALID_TXN_STATE);
+        assert_eq!(partition.log().log_end_offset(), 0);
+        assert_eq!(partition.log().first_unstable_offset(), None);
+
+        // After AddPartitionsToTxn the same batch is appended.
+        broker
+            .txn
+            .add_to_txn(&broker, "tx", pid, epoch, &[("t".to_owned(), 0)], None)
+            .await
+            .expect("add");
+        let (header, request) = transactional_produce("tx", pid, epoch, 0);
+        let response = handle(&broker, &testing::ctx(), &header, request)
+            .await
+            .expect("acks=-1 answers");
+        assert_eq!(error_code(&response), code::NONE);
+        assert_eq!(partition.log().log_end_offset(), 1);
+    }
+}

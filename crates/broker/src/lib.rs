@@ -4,6 +4,7 @@
 //! - [`config`]: typed, layered, validated configuration.
 //! - [`datadir`]: the data directory lock.
 //! - [`metadata`]: the metadata log and the image replayed from it.
+//! - [`metadata_codec`]: the byte encoding of metadata records.
 //! - [`partition`]: hosted partitions, their logs and high watermarks.
 //! - [`server`]: the Kafka listener and per-connection request loop.
 //! - [`handlers`]: one file per Kafka API.
@@ -23,6 +24,7 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod metadata;
+pub mod metadata_codec;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;

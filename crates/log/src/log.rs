@@ -23,6 +23,7 @@ use sluice_records::{
 use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::LogError;
+use crate::file_cache::FileCache;
 use crate::producer_state::{
     AbortedTxn, AppendOrigin, PRODUCER_STATE_FILE, ProducerEntry, ProducerStateManager, Staged,
 };
@@ -168,9 +169,9 @@ impl Inner {
             .expect("invariant: a log always has an active segment")
     }
 
-    fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
+    fn roll(&mut self, dir: &Path, cache: &Arc<FileCache>) -> Result<(), LogError> {
         self.active().seal()?;
-        let segment = Segment::create(dir, self.log_end_offset)?;
+        let segment = Segment::create(dir, self.log_end_offset, Arc::clone(cache))?;
         self.segments.push(segment);
         self.dir_dirty = true;
         Ok(())
@@ -215,6 +216,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
+    /// Where segment file handles come from; see [`FileCache`].
+    cache: Arc<FileCache>,
     inner: Mutex<Inner>,
     /// Serialises fsyncs; see the module docs.
     flush_lock: Mutex<()>,
@@ -239,8 +242,18 @@ fn parse_base_offset(name: &str) -> Option<i64> {
 }
 
 impl Log {
-    /// Opens (creating if needed) the partition directory `dir` and recovers it.
+    /// Opens (creating if needed) the partition directory `dir` and recovers
+    /// it, taking file handles from the process-wide [`FileCache::global`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        Log::open_with_cache(dir, config, Arc::clone(FileCache::global()))
+    }
+
+    /// [`Log::open`] with file handles from `cache`.
+    pub fn open_with_cache(
+        dir: &Path,
+        config: LogConfig,
+        cache: Arc<FileCache>,
+    ) -> Result<Log, LogError> {
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
@@ -272,21 +285,28 @@ impl Log {
 
         let mut segments: Vec<Segment> = Vec::new();
         if bases.is_empty() {
-            segments.push(Segment::create(dir, start_checkpoint.unwrap_or(0).max(0))?);
+            segments.push(Segment::create(
+                dir,
+                start_checkpoint.unwrap_or(0).max(0),
+                Arc::clone(&cache),
+            )?);
         }
         let first_base = bases.first().copied().unwrap_or(0);
         let rp = recovery_point.unwrap_or(first_base);
         let interval = config.index_interval_bytes;
         let mut scanned_any = false;
+        // A sealed segment's indexes were rebuilt and rewritten.
+        let mut rebuilt_any = false;
         // Lowest offset from which `.txnindex` entries must be re-derived by
         // replaying the log (a missing, damaged or torn transaction index).
         let mut txn_rebuild_from: Option<i64> = None;
         for k in 0..bases.len() {
-            let mut seg = Segment::open_files(dir, bases[k])?;
+            let mut seg = Segment::open_files(dir, bases[k], Arc::clone(&cache))?;
             let next_base = bases.get(k + 1).copied();
             if let Some(nb) = next_base.filter(|&nb| nb <= rp) {
                 // Sealed and wholly below the recovery point: trust it if its indexes check out.
                 if !seg.load_sealed_indexes(nb)? {
+                    rebuilt_any = true;
                     tracing::info!(file = %seg.log_path.display(), "rebuilding index of sealed segment");
                     if let ScanEnd::Bad { position, error } =
                         seg.rebuild(interval, i64::MAX, |_| {})?
@@ -316,6 +336,15 @@ impl Log {
                 segments.push(seg);
                 continue;
             }
+            // The active segment after a clean shutdown: everything in it
+            // is below the recovery point, so only its tail headers are read.
+            if next_base.is_none() && seg.load_active_indexes(rp, interval)? {
+                if let Some(from) = seg.load_txn_index(seg.next_offset, true)? {
+                    txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
+                }
+                segments.push(seg);
+                continue;
+            }
             scanned_any = true;
             let verdict = seg.rebuild(interval, rp, |h| {
                 let epoch = h.partition_leader_epoch;
@@ -335,7 +364,8 @@ impl Log {
                         "{error}; data below the recovery point {rp} should be intact"
                     )));
                 }
-                if let Some(p) = segment::find_valid_batch(&seg.log, seg.size, position + 1)
+                let file = File::open(&seg.log_path).map_err(io_err("open", &seg.log_path))?;
+                if let Some(p) = segment::find_valid_batch(&file, seg.size, position + 1)
                     .map_err(io_err("read", &seg.log_path))?
                 {
                     return Err(corrupt(format!(
@@ -385,7 +415,7 @@ impl Log {
             segments.push(seg);
             if torn {
                 for &later in &bases[k + 1..] {
-                    let dead = Segment::open_files(dir, later)?;
+                    let dead = Segment::open_files(dir, later, Arc::clone(&cache))?;
                     dead.delete_files()?;
                 }
                 break;
@@ -405,6 +435,7 @@ impl Log {
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let log = Log {
             dir: dir.to_path_buf(),
+            cache,
             inner: Mutex::new(Inner {
                 config,
                 segments,
@@ -413,7 +444,12 @@ impl Log {
                 size_bytes,
                 epochs,
                 checkpointed_recovery_point: rp,
-                dir_dirty: true,
+                // Recovery that created, cut, rebuilt or deleted files must
+                // make the directory durable; a clean open changed nothing.
+                dir_dirty: bases.is_empty()
+                    || scanned_any
+                    || rebuilt_any
+                    || txn_rebuild_from.is_some(),
                 last_flush_ms: 0,
                 producers: ProducerStateManager::default(),
                 snapshot_end_offset: -1,
@@ -559,7 +595,7 @@ impl Log {
                         > index_bytes
                     || base_offset + record_count - active.base_offset > i64::from(i32::MAX));
             if roll {
-                let r = inner.roll(&self.dir);
+                let r = inner.roll(&self.dir, &self.cache);
                 self.poison(r)?;
             }
         }
@@ -588,14 +624,16 @@ impl Log {
         let interval = inner.config.index_interval_bytes;
         let active = inner.active();
         let start = active.size;
+        let file = active.log_file();
+        let file = self.poison(file)?;
         let write = self
             .faults
             .check(false)
-            .and_then(|()| active.log.write_all_at(&records, start))
+            .and_then(|()| file.write_all_at(&records, start))
             .map_err(io_err("write", &active.log_path));
         if write.is_err() {
             // Best effort: drop any partial write so the file holds whole batches only.
-            let _ = active.log.set_len(start);
+            let _ = file.set_len(start);
             self.poison(write)?;
         }
         let seg_base = active.base_offset;
@@ -658,15 +696,20 @@ impl Log {
         let durable = self.durable_offset.load(Ordering::SeqCst);
         let (end, files, dir_dirty) = {
             let mut inner = self.lock();
-            let files: Vec<(Arc<File>, PathBuf)> = inner
+            // Handles are taken under the lock, so a segment deleted right
+            // after still gets fsynced through its handle. A handle the cache
+            // evicted since the write is reopened here: an fsync on any
+            // descriptor of the inode flushes its dirty pages (design.md).
+            let files: Result<Vec<(Arc<File>, PathBuf)>, LogError> = inner
                 .segments
                 .iter()
                 .filter(|s| s.next_offset > durable)
-                .map(|s| (s.log.clone(), s.log_path.clone()))
+                .map(|s| Ok((s.log_file()?, s.log_path.clone())))
                 .collect();
             let dirty = std::mem::take(&mut inner.dir_dirty);
             (inner.log_end_offset, files, dirty)
         };
+        let files = self.poison(files)?;
         if dir_dirty {
             let r = checkpoint::sync_dir(&self.dir);
             if r.is_err() {
@@ -690,17 +733,19 @@ impl Log {
 
     /// Fsyncs every `.txnindex` written since its last fsync.
     fn sync_txn_indexes(&self) -> Result<(), LogError> {
-        let files: Vec<(Arc<File>, PathBuf)> = {
+        let files: Result<Vec<(Arc<File>, PathBuf)>, LogError> = {
             let mut inner = self.lock();
             inner
                 .segments
                 .iter_mut()
                 .filter_map(|s| {
                     std::mem::take(&mut s.txn_dirty)
-                        .then(|| (s.txn_index.clone(), s.txn_index_path.clone()))
+                        .then(|| Ok((s.txn_index_file()?, s.txn_index_path.clone())))
                 })
                 .collect()
         };
+        // A failure here poisons the log, so the lost dirty flag never matters.
+        let files = self.poison(files)?;
         for (file, path) in files {
             let r = self
                 .faults
@@ -927,7 +972,9 @@ impl Log {
                     } else {
                         0
                     };
-                    plan.push((s.log.clone(), s.log_path.clone(), start, s.size));
+                    // Taken under the lock: the handle stays valid even if
+                    // retention deletes the segment during the read.
+                    plan.push((s.log_file()?, s.log_path.clone(), start, s.size));
                 }
             }
             (plan, inner.log_start_offset, inner.log_end_offset)
@@ -1013,7 +1060,7 @@ impl Log {
                 } else {
                     0
                 };
-                plan.push((s.log.clone(), s.log_path.clone(), start, s.size));
+                plan.push((s.log_file()?, s.log_path.clone(), start, s.size));
             }
             (plan, inner.log_start_offset)
         };
@@ -1151,7 +1198,7 @@ impl Log {
                     || (cfg.retention_ms >= 0 && now_ms.saturating_sub(a.indexes.max_timestamp) > cfg.retention_ms))
         };
         if roll_due {
-            let r = inner.roll(&self.dir);
+            let r = inner.roll(&self.dir, &self.cache);
             self.poison(r)?;
         }
         if cfg.retention_ms >= 0 {
@@ -1237,8 +1284,8 @@ impl Log {
             inner.segments[k..]
                 .iter()
                 .filter(|s| s.txn_entries > 0 && s.last_txn_marker >= from)
-                .map(|s| (s.txn_index.clone(), s.txn_index_path.clone(), s.txn_entries))
-                .collect()
+                .map(|s| Ok((s.txn_index_file()?, s.txn_index_path.clone(), s.txn_entries)))
+                .collect::<Result<_, LogError>>()?
         };
         let mut out = Vec::new();
         let mut buf = Vec::new();
@@ -1304,8 +1351,9 @@ impl Log {
         let interval = inner.config.index_interval_bytes;
         let seg = inner.active();
         let mut pos = seg.indexes.position_for_offset(seg.base_offset, offset - 1);
+        let file = seg.log_file()?;
         while pos < seg.size {
-            let raw = read_header(&seg.log, pos).map_err(io_err("read", &seg.log_path))?;
+            let raw = read_header(&file, pos).map_err(io_err("read", &seg.log_path))?;
             let header = BatchHeader::parse(&raw).map_err(|e| LogError::Corrupt {
                 file: seg.log_path.clone(),
                 position: pos,
@@ -1381,12 +1429,18 @@ impl Log {
     /// DeleteTopics: removes the partition directory.
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
+        // Dropping forgets the cached handles, so the space is freed.
         drop(self);
         fs::remove_dir_all(&dir).map_err(io_err("delete directory", &dir))?;
         if let Some(parent) = dir.parent() {
             checkpoint::sync_dir(parent)?;
         }
         Ok(())
+    }
+
+    /// Files of this log the cache holds open (for tests and metrics).
+    pub fn file_cache(&self) -> &Arc<FileCache> {
+        &self.cache
     }
 
     /// Test hook: the next segment write fails like a disk would.
@@ -1399,5 +1453,16 @@ impl Log {
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn inject_sync_failure(&self) {
         self.faults.fail_sync.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Log {
+    /// Closes the log's cached file handles: a deleted partition's files
+    /// must not stay open (and hold their disk space) until evicted.
+    fn drop(&mut self) {
+        let inner = self.lock();
+        for segment in &inner.segments {
+            segment.forget_files();
+        }
     }
 }

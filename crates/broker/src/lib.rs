@@ -112,6 +112,14 @@ pub struct Broker {
 /// Opens the data directory, recovers every log, serves Kafka clients until
 /// `shutdown` resolves, then drains connections and flushes the logs.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+    if config.log.max_open_files > 0 {
+        let bound = usize::try_from(config.log.max_open_files).unwrap_or(usize::MAX);
+        sluice_log::FileCache::global().set_max_open_files(bound);
+    }
+    tracing::info!(
+        max_open_files = sluice_log::FileCache::global().max_open_files(),
+        "segment file cache bound"
+    );
     let data_dir = DataDir::open(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), node_id = config.node_id, "opening data directory");
     let metadata = MetadataStore::open(data_dir.path())?;

@@ -24,6 +24,13 @@ use crate::topic_config;
 /// directory left over from a deleted topic of the same name is recognised.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
+/// Threads that open partition logs at once (start-up, a large
+/// CreateTopics). Opening a new log is a few fsyncs and a clean reopen a
+/// few small reads; overlapping them keeps the device queue busy, so
+/// 10,000 partitions do not wait on 10,000 sequential round trips. Small,
+/// because each thread is blocking work beside the async runtime.
+const OPEN_THREADS: usize = 8;
+
 /// A topic name and partition index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -225,7 +232,8 @@ impl ReplicaManager {
             drop(partition);
             remove_dir(&dir);
         }
-        // Open new ones and refresh existing ones.
+        // Refresh existing ones; collect new ones.
+        let mut to_open = Vec::new();
         for (tp, (topic, p)) in wanted {
             let config = self.log_config(topic);
             if let Some(existing) = self.get(&tp) {
@@ -235,13 +243,67 @@ impl ReplicaManager {
                     .store(p.leader_epoch, Ordering::Release);
                 continue;
             }
-            let partition = self.open_partition(&tp, topic.topic_id, config, p.leader_epoch)?;
-            self.write_map().insert(tp, Arc::new(partition));
+            to_open.push((tp, topic.topic_id, config, p.leader_epoch));
         }
+        let opened = self.open_partitions(to_open);
         if startup {
             self.remove_strays();
         }
-        Ok(())
+        opened
+    }
+
+    /// Opens (recovering) new partitions on up to [`OPEN_THREADS`] threads
+    /// and hosts every one that opened; returns the first failure.
+    fn open_partitions(
+        &self,
+        mut to_open: Vec<(TopicPartition, Uuid, LogConfig, i32)>,
+    ) -> Result<(), LogError> {
+        if to_open.is_empty() {
+            return Ok(());
+        }
+        let threads = OPEN_THREADS.min(to_open.len());
+        let per_thread = to_open.len().div_ceil(threads);
+        let mut chunks = Vec::with_capacity(threads);
+        while !to_open.is_empty() {
+            let rest = to_open.split_off(to_open.len().saturating_sub(per_thread));
+            chunks.push(rest);
+        }
+        let first_error = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || -> Option<LogError> {
+                        for (tp, topic_id, config, epoch) in chunk {
+                            match self.open_partition(&tp, topic_id, config, epoch) {
+                                Ok(partition) => {
+                                    self.write_map().insert(tp, Arc::new(partition));
+                                }
+                                Err(e) => {
+                                    tracing::error!(partition = %tp, "cannot open partition log: {e}");
+                                    return Some(e);
+                                }
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .filter_map(|w| match w.join() {
+                    Ok(result) => result,
+                    Err(_) => Some(LogError::Io {
+                        op: "open partition",
+                        path: self.data_dir.clone(),
+                        source: std::io::Error::other("partition open thread panicked"),
+                    }),
+                })
+                .next()
+        });
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn log_config(&self, topic: &TopicImage) -> LogConfig {

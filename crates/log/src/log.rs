@@ -275,11 +275,13 @@ impl Log {
             }
         };
         let start_checkpoint = checkpoint::read_offset(dir, LOG_START_FILE)?;
-        let mut epochs = match checkpoint::read_epochs(dir) {
-            Ok(e) => e,
+        // `checkpointed_epochs` is what the file says (None: unreadable), so
+        // it is rewritten (two fsyncs) only when recovery changed the epochs.
+        let (mut epochs, checkpointed_epochs) = match checkpoint::read_epochs(dir) {
+            Ok(e) => (e.clone(), Some(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring unreadable leader epoch checkpoint");
-                Vec::new()
+                (Vec::new(), None)
             }
         };
 
@@ -430,7 +432,6 @@ impl Log {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end_offset);
-        let epochs_before = epochs.len();
         epochs.retain(|&(_, start)| start < log_end_offset);
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let log = Log {
@@ -462,7 +463,7 @@ impl Log {
         };
         {
             let inner = log.lock();
-            if inner.epochs.len() != epochs_before || scanned_any {
+            if checkpointed_epochs.as_ref() != Some(&inner.epochs) {
                 checkpoint::write_epochs(dir, &inner.epochs)?;
             }
         }

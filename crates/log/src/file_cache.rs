@@ -90,7 +90,8 @@ static GLOBAL: OnceLock<Arc<FileCache>> = OnceLock::new();
 
 impl FileCache {
     /// A cache holding at most `max_open_files` files open (at least
-    /// [`MIN_MAX_OPEN_FILES`]).
+    /// [`MIN_MAX_OPEN_FILES`]; rounded up to a multiple of the shard count,
+    /// since each shard gets an equal part).
     pub fn new(max_open_files: usize) -> FileCache {
         let cache = FileCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),

@@ -34,6 +34,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log.flush_mode",
     "log.flush_messages",
     "log.flush_ms",
+    "log.max_open_files",
     "topics.auto_create",
     "topics.num_partitions",
     "topics.default_replication_factor",
@@ -170,6 +171,21 @@ pub struct LogDefaults {
     pub flush_messages: u64,
     /// With `flush_mode = "interval"`: fsync after this many milliseconds.
     pub flush_ms: u64,
+    /// Segment files held open at once across all partitions (the bounded
+    /// file-handle cache); 0 derives it from RLIMIT_NOFILE at start, see
+    /// [`derive_max_open_files`]. Keeps open files from growing with the
+    /// number of partitions.
+    pub max_open_files: u64,
+}
+
+/// Smallest useful file-handle cache bound, also the floor of the derived one.
+pub const MIN_MAX_OPEN_FILES: u64 = sluice_log::file_cache::MIN_MAX_OPEN_FILES as u64;
+
+/// The `log.max_open_files` used when it is 0: half the (raised) soft
+/// RLIMIT_NOFILE, leaving the other half to connections, the metadata log
+/// and reads in flight, and at least [`MIN_MAX_OPEN_FILES`].
+pub fn derive_max_open_files(nofile_limit: u64) -> u64 {
+    (nofile_limit / 2).max(MIN_MAX_OPEN_FILES)
 }
 
 impl Default for LogDefaults {
@@ -188,6 +204,7 @@ impl Default for LogDefaults {
             flush_mode: FlushMode::GroupCommit,
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX as u64,
+            max_open_files: 0,
         }
     }
 }
@@ -586,6 +603,15 @@ impl Config {
                 ),
             ));
         }
+        if log.max_open_files != 0 && log.max_open_files < MIN_MAX_OPEN_FILES {
+            return Err(invalid(
+                "log.max_open_files",
+                format!(
+                    "{} is below {MIN_MAX_OPEN_FILES} (0 derives it from RLIMIT_NOFILE)",
+                    log.max_open_files
+                ),
+            ));
+        }
         if log.flush_messages < 1 {
             return Err(invalid("log.flush_messages", "must be at least 1"));
         }
@@ -886,6 +912,27 @@ mod tests {
             .expect_err("longer than a STRING can hold")
             .to_string();
         assert!(err.contains("groups.offset_metadata_max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn max_open_files_is_zero_or_at_least_the_minimum() {
+        let mut loader = ConfigLoader::default();
+        loader.apply_override("log.max_open_files=3").expect("set");
+        let err = loader.build().expect_err("must fail").to_string();
+        assert!(
+            err.contains("log.max_open_files") && err.contains('3'),
+            "{err}"
+        );
+        let mut loader = ConfigLoader::default();
+        loader.apply_override("log.max_open_files=0").expect("set");
+        assert_eq!(loader.build().expect("0 derives").log.max_open_files, 0);
+    }
+
+    #[test]
+    fn the_derived_file_cache_bound_is_half_the_descriptor_limit() {
+        assert_eq!(derive_max_open_files(1_048_576), 524_288);
+        assert_eq!(derive_max_open_files(1024), 512);
+        assert_eq!(derive_max_open_files(4), MIN_MAX_OPEN_FILES);
     }
 
     #[test]

@@ -19,8 +19,9 @@ use crate::topic_config;
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// Upper bound on partitions per topic: each partition holds open files and
-/// index memory, and a hostile CreateTopics must not exhaust them.
+/// Upper bound on partitions per topic: each partition holds a directory,
+/// index memory and (through the file cache) open files, and a hostile
+/// CreateTopics must not exhaust them.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
 /// Internal topics, reported with `is_internal`.
@@ -901,6 +902,52 @@ mod tests {
             Some(code::INVALID_REQUEST)
         );
         assert!(broker.metadata.image().topics.is_empty());
+    }
+
+    /// A broker over `dir`, loaded but not listening.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_with_the_maximum_partitions_can_be_created_and_reloaded() {
+        // On tmpfs when there is one: 10,000 partition directories cost tens
+        // of thousands of fsyncs, which prove nothing here.
+        let dir = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("tempdir");
+        let topic = NewTopic {
+            name: "wide".to_owned(),
+            num_partitions: MAX_PARTITIONS_PER_TOPIC,
+            replication_factor: -1,
+            configs: vec![("retention.ms".to_owned(), Some("60000".to_owned()))],
+        };
+        let topic_id = {
+            let broker = broker_in(dir.path());
+            let created = create_topics(&broker, vec![topic], false)
+                .await
+                .pop()
+                .expect("one result")
+                .expect("created");
+            assert_eq!(created.num_partitions, MAX_PARTITIONS_PER_TOPIC);
+            assert!(
+                broker
+                    .replicas
+                    .partition("wide", MAX_PARTITIONS_PER_TOPIC - 1)
+                    .is_some()
+            );
+            broker.replicas.flush_all().expect("flush");
+            created.topic_id
+        };
+        let broker = broker_in(dir.path());
+        let image = broker.metadata.image();
+        let wide = &image.topics["wide"];
+        assert_eq!(wide.topic_id, topic_id);
+        assert_eq!(wide.partitions.len(), MAX_PARTITIONS_PER_TOPIC as usize);
+        assert_eq!(
+            wide.configs.get("retention.ms").map(String::as_str),
+            Some("60000")
+        );
+        assert_eq!(
+            broker.replicas.all().len(),
+            MAX_PARTITIONS_PER_TOPIC as usize
+        );
     }
 
     #[test]

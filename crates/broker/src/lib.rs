@@ -4,6 +4,7 @@
 //! - [`config`]: typed, layered, validated configuration.
 //! - [`datadir`]: the data directory lock.
 //! - [`metadata`]: the metadata log and the image replayed from it.
+//! - [`metadata_codec`]: the byte encoding of metadata records.
 //! - [`partition`]: hosted partitions, their logs and high watermarks.
 //! - [`server`]: the Kafka listener and per-connection request loop.
 //! - [`frames`]: request frames read under the broker-wide memory budget.
@@ -27,6 +28,7 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod metadata;
+pub mod metadata_codec;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
@@ -123,6 +125,14 @@ pub struct Broker {
 /// Opens the data directory, recovers every log, serves Kafka clients until
 /// `shutdown` resolves, then drains connections and flushes the logs.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+    if config.log.max_open_files > 0 {
+        let bound = usize::try_from(config.log.max_open_files).unwrap_or(usize::MAX);
+        sluice_log::FileCache::global().set_max_open_files(bound);
+    }
+    tracing::info!(
+        max_open_files = sluice_log::FileCache::global().max_open_files(),
+        "segment file cache bound"
+    );
     let data_dir = DataDir::open(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), node_id = config.node_id, "opening data directory");
     let metadata = MetadataStore::open(data_dir.path())?;

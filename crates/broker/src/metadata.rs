@@ -8,18 +8,23 @@
 //! of the records, so a follower that applies the same records gets the
 //! same image.
 //!
-//! One admin change is one record batch, so a change is all-or-nothing: a
-//! torn tail batch is truncated by log recovery and never half-applied.
+//! A change is all-or-nothing. A small one is one record batch, and a torn
+//! tail batch is truncated by log recovery. A change too large for one batch
+//! (a 10,000-partition topic) spans several batches between a begin and an
+//! end marker ([`crate::metadata_codec`]); replay applies it only when it
+//! reads the end marker, and a change a crash cut short is discarded and
+//! closed with an abort marker when the store opens.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use bytes::{Bytes, BytesMut};
 use sluice_log::{Log, LogConfig, LogError};
 use sluice_records::{BatchBuilder, NewRecord, RecordsError, decode_records};
 use uuid::Uuid;
+
+use crate::metadata_codec::{self, CodecError, Decoded};
 
 /// Directory of the metadata log inside the data directory.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
@@ -27,10 +32,19 @@ pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 /// Largest metadata batch read at once during replay.
 const REPLAY_READ_BYTES: u32 = 8 * 1024 * 1024;
 
-/// One change to cluster metadata. The JSON form is the on-disk value of a
-/// record in the metadata log; `docs/design.md` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// Encoded record values per metadata batch, in bytes. Half the log's
+/// `max.message.bytes` (1 MiB), so record framing can never push a batch
+/// over the limit the log enforces on append.
+const MAX_BATCH_VALUE_BYTES: usize = 512 * 1024;
+
+/// Records per metadata batch. Bounds the work (and the allocation) of
+/// decoding one batch; 4,096 compact partition records are about 200 KB.
+const MAX_RECORDS_PER_BATCH: usize = 4096;
+
+/// One change to cluster metadata. [`crate::metadata_codec`] encodes it as
+/// the value of a record in the metadata log; `docs/design.md` gives the
+/// byte layout.
+#[derive(Debug, Clone, PartialEq)]
 pub enum MetadataRecord {
     /// A topic came into being.
     Topic {
@@ -230,9 +244,9 @@ pub enum MetadataError {
     /// A record does not apply to the image.
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    /// Encoding a record failed (a bug).
+    /// A record cannot be encoded (a name too long for the format).
     #[error("cannot encode metadata record: {0}")]
-    Encode(String),
+    Encode(#[from] CodecError),
     /// The blocking fsync task died.
     #[error("metadata fsync task failed: {0}")]
     Join(String),
@@ -251,9 +265,13 @@ pub struct MetadataStore {
 
 impl MetadataStore {
     /// Opens (recovering) the metadata log under `data_dir` and replays it.
+    ///
+    /// A multi-batch change that a crash cut short (a begin marker without
+    /// its end) is discarded, and an abort marker is appended and fsynced
+    /// before any new change can be written after it.
     pub fn open(data_dir: &Path) -> Result<MetadataStore, MetadataError> {
         let log = Log::open(&data_dir.join(METADATA_LOG_DIR), LogConfig::default())?;
-        let mut image = MetadataImage::default();
+        let mut replay = Replay::default();
         let mut offset = log.log_start_offset();
         let end = log.log_end_offset();
         while offset < end {
@@ -266,12 +284,24 @@ impl MetadataStore {
             if bytes.is_empty() {
                 break;
             }
-            offset = apply_batches(&mut image, &bytes)?;
+            offset = replay.apply_batches(&bytes)?;
         }
-        image.next_offset = end;
+        let mut image = replay.image;
+        if let Some(pending) = replay.pending {
+            tracing::warn!(
+                begin_offset = pending.begin_offset,
+                records = pending.records.len(),
+                expected = pending.expected,
+                "discarding a metadata change that a crash cut short"
+            );
+            let batch = build_batch(&[metadata_codec::encode_abort()], now_ms())?;
+            log.append(batch, 0, now_ms())?;
+            log.flush()?;
+        }
+        image.next_offset = log.log_end_offset();
         tracing::info!(
             topics = image.topics.len(),
-            records = end,
+            records = image.next_offset,
             "metadata log replayed"
         );
         Ok(MetadataStore {
@@ -291,10 +321,13 @@ impl MetadataStore {
         }
     }
 
-    /// Appends `records` as one batch, waits for it to be durable, applies
+    /// Appends `records` as one change, waits for it to be durable, applies
     /// it, and returns the new image. `check` runs under the commit lock on
     /// the current image, so a validation and its commit cannot interleave
     /// with another change; it returns the records to write (empty = none).
+    ///
+    /// A change that fits one batch is written as one batch; a larger one as
+    /// several between begin and end markers (see the module docs).
     pub async fn commit<F, E>(
         &self,
         check: F,
@@ -312,27 +345,50 @@ impl MetadataStore {
             return Ok(Ok(current));
         }
         let now = now_ms();
-        let mut builder = BatchBuilder::new();
-        for record in &records {
-            let value =
-                serde_json::to_vec(record).map_err(|e| MetadataError::Encode(e.to_string()))?;
-            builder.push(NewRecord {
-                key: None,
-                value: Some(Bytes::from(value)),
-                headers: Vec::new(),
-                timestamp_ms: now,
-            });
+        // Encode and build every batch before writing any, so an encoding
+        // error cannot leave a change half-written.
+        let chunks = plan_batches(&records)?;
+        let mut batches = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            batches.push(build_batch(chunk, now)?);
         }
-        let batch = builder.build()?;
-        let info = self.log.append(batch, 0, now)?;
+        let mut base_offsets = Vec::with_capacity(batches.len());
+        let mut end = 0;
+        for (i, batch) in batches.into_iter().enumerate() {
+            match self.log.append(batch, 0, now) {
+                Ok(info) => {
+                    base_offsets.push(info.base_offset);
+                    end = info.last_offset + 1;
+                }
+                Err(e) => {
+                    if i > 0 {
+                        // Close the half-written change so later records are
+                        // never read as part of it. If this fails too the log
+                        // is offline, and the next open writes the marker.
+                        self.abort_partial_change(now);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
         let log = Arc::clone(&self.log);
-        let end = info.last_offset + 1;
         tokio::task::spawn_blocking(move || log.sync_until(end))
             .await
             .map_err(|e| MetadataError::Join(e.to_string()))??;
         let mut next = (*current).clone();
-        for (i, record) in records.iter().enumerate() {
-            next.apply(record, info.base_offset + i as i64)?;
+        let multi = chunks.len() > 1;
+        let mut record_offsets = Vec::with_capacity(records.len());
+        for (chunk, base) in chunks.iter().zip(&base_offsets) {
+            record_offsets.extend((0..chunk.len() as i64).map(|i| base + i));
+        }
+        // With markers, the first and last offsets are the begin and end.
+        let record_offsets = if multi {
+            &record_offsets[1..record_offsets.len() - 1]
+        } else {
+            &record_offsets[..]
+        };
+        for (record, &offset) in records.iter().zip(record_offsets) {
+            next.apply(record, offset)?;
         }
         next.next_offset = end;
         let next = Arc::new(next);
@@ -362,39 +418,165 @@ impl MetadataStore {
         }
     }
 
+    fn abort_partial_change(&self, now: i64) {
+        let result = build_batch(&[metadata_codec::encode_abort()], now)
+            .and_then(|batch| Ok(self.log.append(batch, 0, now)?));
+        if let Err(e) = result {
+            tracing::error!("cannot abort a half-written metadata change: {e}");
+        }
+    }
+
     /// Flushes the metadata log (shutdown).
     pub fn flush(&self) -> Result<(), MetadataError> {
         Ok(self.log.flush()?)
     }
 }
 
-/// Applies every record of every batch in `bytes`; returns the next offset.
-fn apply_batches(image: &mut MetadataImage, bytes: &Bytes) -> Result<i64, MetadataError> {
-    let mut next = image.next_offset;
-    let mut rest = bytes.clone();
-    while rest.len() >= sluice_records::BATCH_HEADER_BYTES {
-        let header = sluice_records::BatchHeader::parse(&rest)?;
-        let size = header.total_size();
-        if size > rest.len() {
-            break;
-        }
-        let batch = rest.split_to(size);
-        for record in decode_records(&batch)? {
-            let offset = header.base_offset + i64::from(record.offset_delta);
-            let value = record.value.unwrap_or_default();
-            let parsed: MetadataRecord =
-                serde_json::from_slice(&value).map_err(|e| MetadataError::Decode {
-                    offset,
-                    reason: e.to_string(),
-                })?;
-            image.apply(&parsed, offset)?;
-        }
-        next = header.last_offset() + 1;
-        image.next_offset = next;
+/// Encodes `records` and cuts them into batches of at most
+/// [`MAX_RECORDS_PER_BATCH`] values and [`MAX_BATCH_VALUE_BYTES`] bytes. More
+/// than one batch gets a begin marker first and an end marker last.
+fn plan_batches(records: &[MetadataRecord]) -> Result<Vec<Vec<Vec<u8>>>, MetadataError> {
+    let mut values = Vec::with_capacity(records.len() + 2);
+    for record in records {
+        values.push(metadata_codec::encode(record)?);
     }
-    Ok(next)
+    let total: usize = values.iter().map(Vec::len).sum();
+    if values.len() <= MAX_RECORDS_PER_BATCH && total <= MAX_BATCH_VALUE_BYTES {
+        return Ok(vec![values]);
+    }
+    let count = u32::try_from(values.len()).map_err(|_| CodecError::TooLong("change"))?;
+    values.insert(0, metadata_codec::encode_begin(count));
+    values.push(metadata_codec::encode_end());
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0;
+    for value in values {
+        if value.len() > MAX_BATCH_VALUE_BYTES {
+            return Err(CodecError::TooLong("record").into());
+        }
+        if chunk.len() == MAX_RECORDS_PER_BATCH || bytes + value.len() > MAX_BATCH_VALUE_BYTES {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += value.len();
+        chunk.push(value);
+    }
+    chunks.push(chunk);
+    Ok(chunks)
 }
 
+fn build_batch(values: &[Vec<u8>], now: i64) -> Result<BytesMut, MetadataError> {
+    let mut builder = BatchBuilder::new();
+    for value in values {
+        builder.push(NewRecord {
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Vec::new(),
+            timestamp_ms: now,
+        });
+    }
+    Ok(builder.build()?)
+}
+
+/// A multi-batch change read up to now, waiting for its end marker.
+#[derive(Debug)]
+struct PendingChange {
+    begin_offset: i64,
+    expected: u32,
+    records: Vec<(i64, MetadataRecord)>,
+}
+
+/// Replay state: the image so far and any change still open.
+#[derive(Debug, Default)]
+struct Replay {
+    image: MetadataImage,
+    pending: Option<PendingChange>,
+}
+
+impl Replay {
+    /// Applies every record of every whole batch in `bytes`; returns the next offset.
+    fn apply_batches(&mut self, bytes: &Bytes) -> Result<i64, MetadataError> {
+        let mut next = self.image.next_offset;
+        let mut rest = bytes.clone();
+        while rest.len() >= sluice_records::BATCH_HEADER_BYTES {
+            let header = sluice_records::BatchHeader::parse(&rest)?;
+            let size = header.total_size();
+            if size > rest.len() {
+                break;
+            }
+            let batch = rest.split_to(size);
+            for record in decode_records(&batch)? {
+                let offset = header.base_offset + i64::from(record.offset_delta);
+                let value = record.value.unwrap_or_default();
+                let decoded =
+                    metadata_codec::decode(&value).map_err(|e| MetadataError::Decode {
+                        offset,
+                        reason: e.to_string(),
+                    })?;
+                self.apply(decoded, offset)?;
+            }
+            next = header.last_offset() + 1;
+            self.image.next_offset = next;
+        }
+        Ok(next)
+    }
+
+    fn apply(&mut self, decoded: Decoded, offset: i64) -> Result<(), MetadataError> {
+        let bad = |reason: String| MetadataError::Decode { offset, reason };
+        match (decoded, &mut self.pending) {
+            (Decoded::Begin { records }, pending) => {
+                if let Some(open) = pending {
+                    // The writer aborts a change before starting another;
+                    // reaching here means a damaged log.
+                    return Err(bad(format!(
+                        "begin marker inside the change begun at offset {}",
+                        open.begin_offset
+                    )));
+                }
+                self.pending = Some(PendingChange {
+                    begin_offset: offset,
+                    expected: records,
+                    records: Vec::new(),
+                });
+            }
+            (Decoded::End, pending) => {
+                let Some(change) = pending.take() else {
+                    return Err(bad("end marker without a begin marker".into()));
+                };
+                if change.records.len() != change.expected as usize {
+                    return Err(bad(format!(
+                        "change begun at offset {} holds {} records, its begin marker says {}",
+                        change.begin_offset,
+                        change.records.len(),
+                        change.expected
+                    )));
+                }
+                for (offset, record) in &change.records {
+                    self.image.apply(record, *offset)?;
+                }
+            }
+            (Decoded::Abort, pending) => {
+                if let Some(change) = pending.take() {
+                    tracing::info!(
+                        begin_offset = change.begin_offset,
+                        "skipping a metadata change that was aborted"
+                    );
+                }
+            }
+            (Decoded::Record(record), Some(change)) => {
+                if change.records.len() >= change.expected as usize {
+                    return Err(bad(format!(
+                        "change begun at offset {} has more records than its begin marker says",
+                        change.begin_offset
+                    )));
+                }
+                change.records.push((offset, record));
+            }
+            (Decoded::Record(record), None) => self.image.apply(&record, offset)?,
+        }
+        Ok(())
+    }
+}
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -467,6 +649,142 @@ mod tests {
             after.topic_by_id(&orders.topic_id).map(|t| t.name.as_str()),
             Some("orders")
         );
+    }
+
+    /// Byte positions where each whole batch of the metadata log's first segment ends.
+    fn batch_ends(dir: &Path) -> Vec<u64> {
+        let bytes = std::fs::read(dir.join(METADATA_LOG_DIR).join("00000000000000000000.log"))
+            .expect("read segment");
+        let mut ends = Vec::new();
+        let mut pos = 0usize;
+        while pos + sluice_records::BATCH_HEADER_BYTES <= bytes.len() {
+            let header = sluice_records::BatchHeader::parse(&bytes[pos..]).expect("header");
+            pos += header.total_size();
+            ends.push(pos as u64);
+        }
+        ends
+    }
+
+    #[tokio::test]
+    async fn a_change_larger_than_one_batch_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = {
+            let store = MetadataStore::open(dir.path()).expect("open");
+            store
+                .commit(|_| Ok::<_, ()>(topic_records("wide", 10_000)))
+                .await
+                .expect("commit")
+                .expect("check")
+        };
+        assert_eq!(before.topics["wide"].partitions.len(), 10_000);
+        assert!(
+            batch_ends(dir.path()).len() > 1,
+            "a 10,000-partition change must span several batches"
+        );
+        let store = MetadataStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.image(), before);
+    }
+
+    #[tokio::test]
+    async fn a_change_cut_short_by_a_crash_is_discarded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let small_end = {
+            let store = MetadataStore::open(dir.path()).expect("open");
+            store
+                .commit(|_| Ok::<_, ()>(topic_records("small", 2)))
+                .await
+                .expect("commit")
+                .expect("check");
+            let small_end = batch_ends(dir.path());
+            store
+                .commit(|_| Ok::<_, ()>(topic_records("wide", 10_000)))
+                .await
+                .expect("commit")
+                .expect("check");
+            small_end
+        };
+        // A crash after the first two batches of the wide change reached the
+        // disk, before the rest did and before any recovery point was saved.
+        let ends = batch_ends(dir.path());
+        assert!(ends.len() >= small_end.len() + 3, "{ends:?}");
+        let cut = ends[small_end.len() + 1];
+        let meta = dir.path().join(METADATA_LOG_DIR);
+        match std::fs::remove_file(meta.join("recovery-point-offset-checkpoint")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("rm recovery point: {e}"),
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(meta.join("00000000000000000000.log"))
+            .and_then(|f| f.set_len(cut))
+            .expect("cut");
+
+        let image = {
+            let store = MetadataStore::open(dir.path()).expect("reopen after the cut");
+            let image = store.image();
+            assert!(!image.topics.contains_key("wide"), "half a change applied");
+            assert_eq!(image.topics["small"].partitions.len(), 2);
+            // Changes written after the discarded one apply normally.
+            store
+                .commit(|_| Ok::<_, ()>(topic_records("later", 1)))
+                .await
+                .expect("commit")
+                .expect("check")
+        };
+        assert!(image.topics.contains_key("later"));
+        let store = MetadataStore::open(dir.path()).expect("reopen again");
+        assert_eq!(store.image(), image);
+    }
+
+    #[tokio::test]
+    async fn json_records_written_by_older_brokers_still_load() {
+        // Written by the JSON encoder that brokers used before the binary
+        // format (commit 5bdd04c): topics `orders` (3 partitions) and `gone`,
+        // configs set and reset, `gone` removed, a producer id block, and a
+        // leader epoch bump of orders-1.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/metadata-json-v0/00000000000000000000.log");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = dir.path().join(METADATA_LOG_DIR);
+        std::fs::create_dir_all(&meta).expect("mkdir");
+        std::fs::copy(&fixture, meta.join("00000000000000000000.log")).expect("copy fixture");
+
+        let check = |image: &MetadataImage| {
+            assert_eq!(
+                image.topics.len() - usize::from(image.topics.contains_key("new")),
+                1
+            );
+            let orders = &image.topics["orders"];
+            assert_eq!(
+                orders.topic_id,
+                Uuid::parse_str("6f1c1d2e-0000-4000-8000-000000000001").expect("uuid")
+            );
+            assert_eq!(orders.partitions.len(), 3);
+            assert_eq!(orders.partitions[&1].leader_epoch, 3);
+            assert_eq!(orders.partitions[&0].replicas, vec![1]);
+            let configs: Vec<(&str, &str)> = orders
+                .configs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(configs, vec![("cleanup.policy", "compact")]);
+            assert_eq!(image.next_producer_id, 1000);
+        };
+        {
+            let store = MetadataStore::open(dir.path()).expect("open old data");
+            check(&store.image());
+            // New changes are written in the binary format after the JSON ones.
+            store
+                .commit(|_| Ok::<_, ()>(topic_records("new", 2)))
+                .await
+                .expect("commit")
+                .expect("check");
+        }
+        let store = MetadataStore::open(dir.path()).expect("reopen mixed");
+        let image = store.image();
+        check(&image);
+        assert_eq!(image.topics["new"].partitions.len(), 2);
     }
 
     #[tokio::test]

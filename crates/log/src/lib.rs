@@ -11,6 +11,7 @@
 //!
 //! - [`log`] — the [`Log`] API: append, read, timestamps, retention, flush.
 //! - [`segment`] — one segment's files, its indexes, the recovery scan.
+//! - [`file_cache`] — the bounded, process-wide cache of open segment files.
 //! - [`txn_index`] — the `.txnindex` entry format (aborted transactions).
 //! - [`checkpoint`] — atomic checkpoint files.
 //! - [`producer_state`] — producer ids, sequences, open transactions.
@@ -23,6 +24,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod file_cache;
 pub mod log;
 pub mod producer_state;
 pub mod segment;
@@ -35,6 +37,7 @@ mod tests;
 
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
+pub use file_cache::FileCache;
 pub use log::{AppendInfo, FileSlice, Log, ReadResult};
 pub use producer_state::{AbortedTxn, AppendOrigin, MarkerType, ProducerEntry, ProducerError};
 

@@ -23,6 +23,7 @@ use sluice_records::{
 use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::LogError;
+use crate::file_cache::FileCache;
 use crate::producer_state::{
     AbortedTxn, AppendOrigin, PRODUCER_STATE_FILE, ProducerEntry, ProducerStateManager, Staged,
 };
@@ -189,9 +190,9 @@ impl Inner {
             .expect("invariant: a log always has an active segment")
     }
 
-    fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
+    fn roll(&mut self, dir: &Path, cache: &Arc<FileCache>) -> Result<(), LogError> {
         self.active().seal()?;
-        let segment = Segment::create(dir, self.log_end_offset)?;
+        let segment = Segment::create(dir, self.log_end_offset, Arc::clone(cache))?;
         self.segments.push(segment);
         self.dir_dirty = true;
         Ok(())
@@ -230,6 +231,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
+    /// Where segment file handles come from; see [`FileCache`].
+    cache: Arc<FileCache>,
     inner: Mutex<Inner>,
     /// Serialises fsyncs; see the module docs.
     flush_lock: Mutex<()>,
@@ -256,7 +259,10 @@ fn index_covers_segment(seg: &Segment, interval: u32) -> bool {
     let Some(&(_, pos)) = seg.indexes.offsets.last() else {
         return false;
     };
-    let Ok(raw) = read_header(&seg.log, u64::from(pos)) else {
+    let Ok(file) = seg.log_file() else {
+        return false;
+    };
+    let Ok(raw) = read_header(&file, u64::from(pos)) else {
         return false;
     };
     let Ok(header) = BatchHeader::parse(&raw) else {
@@ -297,12 +303,27 @@ impl Log {
     /// fsync). If only such a write fails — a full disk, say — the log
     /// still opens, **read-only**: [`Log::is_offline`] is true, reads work,
     /// writes return [`LogError::Failed`], and [`Log::reopen`] retries.
-    /// Damage and failures to read are returned as errors.
+    /// Damage and failures to read are returned as errors. File handles
+    /// come from the process-wide [`FileCache::global`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
-        Self::open_impl(dir, config, false)
+        Log::open_impl(dir, config, Arc::clone(FileCache::global()), false)
     }
 
-    fn open_impl(dir: &Path, config: LogConfig, silent: bool) -> Result<Log, LogError> {
+    /// [`Log::open`] with file handles from `cache`.
+    pub fn open_with_cache(
+        dir: &Path,
+        config: LogConfig,
+        cache: Arc<FileCache>,
+    ) -> Result<Log, LogError> {
+        Log::open_impl(dir, config, cache, false)
+    }
+
+    fn open_impl(
+        dir: &Path,
+        config: LogConfig,
+        cache: Arc<FileCache>,
+        silent: bool,
+    ) -> Result<Log, LogError> {
         let mut deferred: Option<LogError> = None;
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
@@ -333,31 +354,40 @@ impl Log {
             }
         };
         let start_checkpoint = checkpoint::read_offset(dir, LOG_START_FILE)?;
-        let mut epochs = match checkpoint::read_epochs(dir) {
-            Ok(e) => e,
+        // `checkpointed_epochs` is what the file says (None: unreadable), so
+        // it is rewritten (two fsyncs) only when recovery changed the epochs.
+        let (mut epochs, checkpointed_epochs) = match checkpoint::read_epochs(dir) {
+            Ok(e) => (e.clone(), Some(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring unreadable leader epoch checkpoint");
-                Vec::new()
+                (Vec::new(), None)
             }
         };
-        let epochs_on_disk = epochs.clone();
 
         let mut segments: Vec<Segment> = Vec::new();
         if bases.is_empty() {
-            segments.push(Segment::create(dir, start_checkpoint.unwrap_or(0).max(0))?);
+            segments.push(Segment::create(
+                dir,
+                start_checkpoint.unwrap_or(0).max(0),
+                Arc::clone(&cache),
+            )?);
         }
         let first_base = bases.first().copied().unwrap_or(0);
         let rp = recovery_point.unwrap_or(first_base);
         let interval = config.index_interval_bytes;
+        let mut scanned_any = false;
+        // A sealed segment's indexes were rebuilt and rewritten.
+        let mut rebuilt_any = false;
         // Lowest offset from which `.txnindex` entries must be re-derived by
         // replaying the log (a missing, damaged or torn transaction index).
         let mut txn_rebuild_from: Option<i64> = None;
         for k in 0..bases.len() {
-            let mut seg = Segment::open_files(dir, bases[k])?;
+            let mut seg = Segment::open_files(dir, bases[k], Arc::clone(&cache))?;
             let next_base = bases.get(k + 1).copied();
             if let Some(nb) = next_base.filter(|&nb| nb <= rp) {
                 // Sealed and wholly below the recovery point: trust it if its indexes check out.
                 if !(seg.load_sealed_indexes(nb)? && index_covers_segment(&seg, interval)) {
+                    rebuilt_any = true;
                     tracing::info!(file = %seg.log_path.display(), "rebuilding index of sealed segment");
                     if let ScanEnd::Bad { position, error } =
                         seg.rebuild(interval, i64::MAX, |_| {})?
@@ -387,6 +417,16 @@ impl Log {
                 segments.push(seg);
                 continue;
             }
+            // The active segment after a clean shutdown: everything in it
+            // is below the recovery point, so only its tail headers are read.
+            if next_base.is_none() && seg.load_active_indexes(rp, interval)? {
+                if let Some(from) = seg.load_txn_index(seg.next_offset, true)? {
+                    txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
+                }
+                segments.push(seg);
+                continue;
+            }
+            scanned_any = true;
             let verdict = seg.rebuild(interval, rp, |h| {
                 let epoch = h.partition_leader_epoch;
                 if epoch >= 0 && epochs.last().is_none_or(|&(e, _)| epoch > e) {
@@ -405,7 +445,8 @@ impl Log {
                         "{error}; data below the recovery point {rp} should be intact"
                     )));
                 }
-                if let Some(p) = segment::find_valid_batch(&seg.log, seg.size, position + 1)
+                let file = File::open(&seg.log_path).map_err(io_err("open", &seg.log_path))?;
+                if let Some(p) = segment::find_valid_batch(&file, seg.size, position + 1)
                     .map_err(io_err("read", &seg.log_path))?
                 {
                     return Err(corrupt(format!(
@@ -455,7 +496,7 @@ impl Log {
             segments.push(seg);
             if torn {
                 for &later in &bases[k + 1..] {
-                    let dead = Segment::open_files(dir, later)?;
+                    let dead = Segment::open_files(dir, later, Arc::clone(&cache))?;
                     dead.delete_files()?;
                 }
                 break;
@@ -474,6 +515,7 @@ impl Log {
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let log = Log {
             dir: dir.to_path_buf(),
+            cache,
             inner: Mutex::new(Inner {
                 config,
                 segments,
@@ -482,7 +524,12 @@ impl Log {
                 size_bytes,
                 epochs,
                 checkpointed_recovery_point: rp,
-                dir_dirty: true,
+                // Recovery that created, cut, rebuilt or deleted files must
+                // make the directory durable; a clean open changed nothing.
+                dir_dirty: bases.is_empty()
+                    || scanned_any
+                    || rebuilt_any
+                    || txn_rebuild_from.is_some(),
                 last_flush_ms: 0,
                 producers: ProducerStateManager::default(),
                 snapshot_end_offset: -1,
@@ -498,7 +545,7 @@ impl Log {
             let inner = log.lock();
             // Only when recovery changed it: a clean open writes nothing
             // (so it works on a full disk).
-            if inner.epochs != epochs_on_disk {
+            if checkpointed_epochs.as_ref() != Some(&inner.epochs) {
                 defer_write_failure(checkpoint::write_epochs(dir, &inner.epochs), &mut deferred)?;
             }
         }
@@ -556,20 +603,25 @@ impl Log {
             (inner.config.clone(), inner.log_start_offset)
         };
         self.cut_to(durable)?;
-        let fresh = Log::open_impl(&self.dir, config, true)?;
+        let fresh = Log::open_impl(&self.dir, config, Arc::clone(&self.cache), true)?;
         let mut online = !fresh.failed.load(Ordering::SeqCst);
         let fresh_durable = fresh.durable_offset.load(Ordering::SeqCst);
-        let Log { inner, .. } = fresh;
-        let mut recovered = inner.into_inner().unwrap_or_else(|p| p.into_inner());
-        // DeleteRecords on the offline log moved the start without a
-        // checkpoint (the disk was full): keep it, and persist it now.
-        if log_start > recovered.log_start_offset && log_start <= recovered.log_end_offset {
-            recovered.log_start_offset = log_start;
-            if online && checkpoint::write_offset(&self.dir, LOG_START_FILE, log_start).is_err() {
-                online = false;
+        {
+            // The recovered state moves into this log; the old one moves
+            // into `fresh`, whose drop closes the old segments' handles.
+            let mut recovered = self.lock();
+            std::mem::swap(&mut *recovered, &mut *fresh.lock());
+            // DeleteRecords on the offline log moved the start without a
+            // checkpoint (the disk was full): keep it, and persist it now.
+            if log_start > recovered.log_start_offset && log_start <= recovered.log_end_offset {
+                recovered.log_start_offset = log_start;
+                if online && checkpoint::write_offset(&self.dir, LOG_START_FILE, log_start).is_err()
+                {
+                    online = false;
+                }
             }
         }
-        *self.lock() = recovered;
+        drop(fresh);
         self.durable_offset.store(fresh_durable, Ordering::SeqCst);
         self.failed.store(!online, Ordering::SeqCst);
         Ok(online)
@@ -584,7 +636,7 @@ impl Log {
             let inner = self.lock();
             let seg = &inner.segments[inner.segment_index_for(offset)];
             (
-                seg.log.clone(),
+                seg.log_file()?,
                 seg.log_path.clone(),
                 seg.base_offset,
                 seg.indexes.position_for_offset(seg.base_offset, offset),
@@ -759,7 +811,7 @@ impl Log {
                         > index_bytes
                     || base_offset + record_count - active.base_offset > i64::from(i32::MAX));
             if roll {
-                let r = inner.roll(&self.dir);
+                let r = inner.roll(&self.dir, &self.cache);
                 self.poison(r)?;
             }
         }
@@ -788,14 +840,16 @@ impl Log {
         let interval = inner.config.index_interval_bytes;
         let active = inner.active();
         let start = active.size;
+        let file = active.log_file();
+        let file = self.poison(file)?;
         let write = self
             .faults
             .check(false)
-            .and_then(|()| active.log.write_all_at(&records, start))
+            .and_then(|()| file.write_all_at(&records, start))
             .map_err(io_err("write", &active.log_path));
         if write.is_err() {
             // Best effort: drop any partial write so the file holds whole batches only.
-            let _ = active.log.set_len(start);
+            let _ = file.set_len(start);
             self.poison(write)?;
         }
         let seg_base = active.base_offset;
@@ -858,11 +912,15 @@ impl Log {
         let durable = self.durable_offset.load(Ordering::SeqCst);
         let (end, files, dir_dirty, indexes) = {
             let mut inner = self.lock();
-            let files: Vec<(Arc<File>, PathBuf)> = inner
+            // Handles are taken under the lock, so a segment deleted right
+            // after still gets fsynced through its handle. A handle the cache
+            // evicted since the write is reopened here: an fsync on any
+            // descriptor of the inode flushes its dirty pages (design.md).
+            let files: Result<Vec<(Arc<File>, PathBuf)>, LogError> = inner
                 .segments
                 .iter()
                 .filter(|s| s.next_offset > durable)
-                .map(|s| (s.log.clone(), s.log_path.clone()))
+                .map(|s| Ok((s.log_file()?, s.log_path.clone())))
                 .collect();
             let dirty = std::mem::take(&mut inner.dir_dirty);
             let mut indexes = Vec::new();
@@ -873,14 +931,14 @@ impl Log {
                         indexes.extend(pair);
                     }
                     Err(e) => {
-                        let r = Err(io_err("duplicate index handle", &s.log_path)(e));
                         drop(inner);
-                        return self.poison(r);
+                        return self.poison(Err(e));
                     }
                 }
             }
             (inner.log_end_offset, files, dirty, indexes)
         };
+        let files = self.poison(files)?;
         if dir_dirty {
             let r = checkpoint::sync_dir(&self.dir);
             if r.is_err() {
@@ -906,17 +964,19 @@ impl Log {
 
     /// Fsyncs every `.txnindex` written since its last fsync.
     fn sync_txn_indexes(&self) -> Result<(), LogError> {
-        let files: Vec<(Arc<File>, PathBuf)> = {
+        let files: Result<Vec<(Arc<File>, PathBuf)>, LogError> = {
             let mut inner = self.lock();
             inner
                 .segments
                 .iter_mut()
                 .filter_map(|s| {
                     std::mem::take(&mut s.txn_dirty)
-                        .then(|| (s.txn_index.clone(), s.txn_index_path.clone()))
+                        .then(|| Ok((s.txn_index_file()?, s.txn_index_path.clone())))
                 })
                 .collect()
         };
+        // A failure here poisons the log, so the lost dirty flag never matters.
+        let files = self.poison(files)?;
         for (file, path) in files {
             let r = sync_file(&self.faults, &file, &path);
             self.poison(r)?;
@@ -1139,7 +1199,9 @@ impl Log {
                     } else {
                         0
                     };
-                    plan.push((s.log.clone(), s.log_path.clone(), start, s.size));
+                    // Taken under the lock: the handle stays valid even if
+                    // retention deletes the segment during the read.
+                    plan.push((s.log_file()?, s.log_path.clone(), start, s.size));
                 }
             }
             (plan, inner.log_start_offset, inner.log_end_offset)
@@ -1225,7 +1287,7 @@ impl Log {
                 } else {
                     0
                 };
-                plan.push((s.log.clone(), s.log_path.clone(), start, s.size));
+                plan.push((s.log_file()?, s.log_path.clone(), start, s.size));
             }
             (plan, inner.log_start_offset)
         };
@@ -1405,7 +1467,7 @@ impl Log {
                     || (cfg.retention_ms >= 0 && now_ms.saturating_sub(a.indexes.max_timestamp) > cfg.retention_ms))
         };
         if roll_due {
-            let r = inner.roll(&self.dir);
+            let r = inner.roll(&self.dir, &self.cache);
             self.poison(r)?;
         }
         if cfg.retention_ms >= 0 {
@@ -1491,8 +1553,8 @@ impl Log {
             inner.segments[k..]
                 .iter()
                 .filter(|s| s.txn_entries > 0 && s.last_txn_marker >= from)
-                .map(|s| (s.txn_index.clone(), s.txn_index_path.clone(), s.txn_entries))
-                .collect()
+                .map(|s| Ok((s.txn_index_file()?, s.txn_index_path.clone(), s.txn_entries)))
+                .collect::<Result<_, LogError>>()?
         };
         let mut out = Vec::new();
         let mut buf = Vec::new();
@@ -1558,8 +1620,9 @@ impl Log {
         let interval = inner.config.index_interval_bytes;
         let seg = inner.active();
         let mut pos = seg.indexes.position_for_offset(seg.base_offset, offset - 1);
+        let file = seg.log_file()?;
         while pos < seg.size {
-            let raw = read_header(&seg.log, pos).map_err(io_err("read", &seg.log_path))?;
+            let raw = read_header(&file, pos).map_err(io_err("read", &seg.log_path))?;
             let header = BatchHeader::parse(&raw).map_err(|e| LogError::Corrupt {
                 file: seg.log_path.clone(),
                 position: pos,
@@ -1640,12 +1703,18 @@ impl Log {
     /// DeleteTopics: removes the partition directory.
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
+        // Dropping forgets the cached handles, so the space is freed.
         drop(self);
         fs::remove_dir_all(&dir).map_err(io_err("delete directory", &dir))?;
         if let Some(parent) = dir.parent() {
             checkpoint::sync_dir(parent)?;
         }
         Ok(())
+    }
+
+    /// Files of this log the cache holds open (for tests and metrics).
+    pub fn file_cache(&self) -> &Arc<FileCache> {
+        &self.cache
     }
 
     /// Test hook: the next segment write fails like a disk would.
@@ -1674,5 +1743,16 @@ impl Log {
             .iter()
             .map(|s| s.indexes.offsets.len())
             .collect()
+    }
+}
+
+impl Drop for Log {
+    /// Closes the log's cached file handles: a deleted partition's files
+    /// must not stay open (and hold their disk space) until evicted.
+    fn drop(&mut self) {
+        let inner = self.lock();
+        for segment in &inner.segments {
+            segment.forget_files();
+        }
     }
 }

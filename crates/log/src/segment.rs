@@ -6,8 +6,13 @@
 //!
 //! This module does the file I/O of one segment and the recovery scan. It
 //! knows nothing about other segments, checkpoints or locking; `log.rs` does.
+//!
+//! A segment holds no open file. Handles come from the process-wide
+//! [`FileCache`] by path whenever they are needed, so open files are bounded
+//! by the cache and not by the number of partitions; recovery reads sealed
+//! segments through short-lived handles that are closed again.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use sluice_records::batch::check_batch_framing;
 use sluice_records::{BATCH_HEADER_BYTES, BatchHeader, RecordsError, check_batch};
 
 use crate::error::LogError;
+use crate::file_cache::FileCache;
 use crate::txn_index::{self, TXN_ENTRY_BYTES, TxnIndexDamage, TxnIndexEntry};
 
 /// Size of one `.index` entry: relative offset u32 + position u32.
@@ -166,16 +172,14 @@ impl Indexes {
     }
 }
 
-/// One open segment.
+/// One segment of a log.
 #[derive(Debug)]
 pub struct Segment {
     /// Offset of the first batch (also the file name).
     pub base_offset: i64,
-    /// The `.log` file, shared with readers' [`crate::FileSlice`]s.
-    pub log: Arc<File>,
-    offset_index_file: File,
-    time_index_file: File,
-    /// Path of the `.log` file (for errors).
+    /// Where every file handle of this segment comes from.
+    cache: Arc<FileCache>,
+    /// Path of the `.log` file.
     pub log_path: PathBuf,
     /// Bytes of whole batches in the `.log` file.
     pub size: u64,
@@ -185,8 +189,6 @@ pub struct Segment {
     pub indexes: Indexes,
     /// Entries already written to the index files.
     written: (usize, usize),
-    /// The `.txnindex` file, shared with readers planned under the log lock.
-    pub txn_index: Arc<File>,
     /// Path of the `.txnindex` file.
     pub txn_index_path: PathBuf,
     /// Whole entries in the `.txnindex` file.
@@ -344,34 +346,74 @@ pub fn find_valid_batch(file: &File, file_len: u64, from: u64) -> std::io::Resul
     Ok(None)
 }
 
-fn open_rw(path: &Path, truncate: bool) -> Result<File, LogError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-        .map_err(io_err("open", path))
+/// Decodes the bytes of an `.index` and a `.timeindex`; `None` if either
+/// is not a whole number of entries.
+fn decode_indexes(ob: &[u8], tb: &[u8]) -> Option<Indexes> {
+    if !ob.len().is_multiple_of(OFFSET_ENTRY_BYTES) || !tb.len().is_multiple_of(TIME_ENTRY_BYTES) {
+        return None;
+    }
+    let mut ix = Indexes::new();
+    for e in ob.chunks_exact(OFFSET_ENTRY_BYTES) {
+        ix.offsets.push((
+            u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+            u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+        ));
+    }
+    for e in tb.chunks_exact(TIME_ENTRY_BYTES) {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&e[..8]);
+        ix.times.push((
+            i64::from_be_bytes(ts),
+            u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
+        ));
+    }
+    Some(ix)
+}
+
+/// Offset entries strictly increase in both fields, time entries in
+/// timestamp (their offsets never go back).
+fn entries_increase(ix: &Indexes) -> bool {
+    ix.offsets
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+        && ix
+            .times
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+}
+
+/// Reads a whole file through a short-lived handle; a missing file reads
+/// as empty (an index that was never written or was lost: rebuilt).
+fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err("read", path)(e)),
+    }
 }
 
 impl Segment {
     /// Creates an empty segment (truncating any stale files of that name).
-    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        cache: Arc<FileCache>,
+    ) -> Result<Segment, LogError> {
         let [log_path, idx, tidx] = paths(dir, base_offset);
         // Created with the segment, even while it holds no entry, so that a
         // missing file on open unambiguously means "lost": see the design doc.
         let txn_index_path = txn_index_path(dir, base_offset);
+        for path in [&log_path, &idx, &tidx, &txn_index_path] {
+            cache.create(path).map_err(io_err("create", path))?;
+        }
         Ok(Segment {
             base_offset,
-            log: Arc::new(open_rw(&log_path, true)?),
-            offset_index_file: open_rw(&idx, true)?,
-            time_index_file: open_rw(&tidx, true)?,
+            cache,
             log_path,
             size: 0,
             next_offset: base_offset,
             indexes: Indexes::new(),
             written: (0, 0),
-            txn_index: Arc::new(open_rw(&txn_index_path, true)?),
             txn_index_path,
             txn_entries: 0,
             last_txn_marker: -1,
@@ -381,24 +423,27 @@ impl Segment {
         })
     }
 
-    /// Opens a segment's files without reading them; the caller then loads or rebuilds indexes.
-    pub fn open_files(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
-        let [log_path, idx, tidx] = paths(dir, base_offset);
-        let log = open_rw(&log_path, false)?;
-        let size = log.metadata().map_err(io_err("stat", &log_path))?.len();
+    /// Describes an existing segment without opening it (one `stat`); the
+    /// caller then loads or rebuilds its indexes.
+    pub fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        cache: Arc<FileCache>,
+    ) -> Result<Segment, LogError> {
+        let [log_path, _, _] = paths(dir, base_offset);
+        let size = fs::metadata(&log_path)
+            .map_err(io_err("stat", &log_path))?
+            .len();
         let txn_index_path = txn_index_path(dir, base_offset);
         let txn_index_missing = !txn_index_path.exists();
         Ok(Segment {
             base_offset,
-            log: Arc::new(log),
-            offset_index_file: open_rw(&idx, false)?,
-            time_index_file: open_rw(&tidx, false)?,
+            cache,
             log_path,
             size,
             next_offset: base_offset,
             indexes: Indexes::new(),
             written: (0, 0),
-            txn_index: Arc::new(open_rw(&txn_index_path, false)?),
             txn_index_path,
             txn_entries: 0,
             last_txn_marker: -1,
@@ -413,48 +458,147 @@ impl Segment {
         self.log_path.with_extension(ext)
     }
 
+    /// A handle of a file of this segment from the cache (reopened if it was evicted).
+    fn cached(&self, path: &Path) -> Result<Arc<File>, LogError> {
+        self.cache.get(path).map_err(io_err("open", path))
+    }
+
+    /// The `.log` file, for appends, reads and fsync.
+    pub fn log_file(&self) -> Result<Arc<File>, LogError> {
+        self.cached(&self.log_path)
+    }
+
+    /// The `.txnindex` file.
+    pub fn txn_index_file(&self) -> Result<Arc<File>, LogError> {
+        self.cached(&self.txn_index_path)
+    }
+
+    /// The `.index` file (created if lost: its entries are in memory).
+    fn offset_index_file(&self) -> Result<Arc<File>, LogError> {
+        let path = self.sibling("index");
+        self.cache
+            .get_or_create(&path)
+            .map_err(io_err("open", &path))
+    }
+
+    /// The `.timeindex` file (created if lost: its entries are in memory).
+    fn time_index_file(&self) -> Result<Arc<File>, LogError> {
+        let path = self.sibling("timeindex");
+        self.cache
+            .get_or_create(&path)
+            .map_err(io_err("open", &path))
+    }
+
+    /// A read-only handle of the `.log` that bypasses the cache, for
+    /// recovery: closed when dropped, so opening many logs opens no files
+    /// for long.
+    fn log_file_uncached(&self) -> Result<File, LogError> {
+        File::open(&self.log_path).map_err(io_err("open", &self.log_path))
+    }
+
+    /// Loads the active segment without scanning it, if everything in it is
+    /// below the recovery point `rp` (a clean shutdown leaves `rp` at the log
+    /// end). Reads the index files, then only the batch headers from the
+    /// last indexed batch to the end of the file (at most about
+    /// `index.interval.bytes` of log). Returns false, changing nothing, if
+    /// the indexes look wrong, a header is damaged, or the segment does not
+    /// end exactly at `rp`: the caller then scans it as before.
+    pub fn load_active_indexes(&mut self, rp: i64, interval: u32) -> Result<bool, LogError> {
+        if self.size == 0 {
+            // Nothing to trust or scan; data missing below `rp` is refused
+            // by the scan, so only the exact match takes this path.
+            return Ok(rp == self.base_offset);
+        }
+        let ob = read_file(&self.sibling("index"))?;
+        let tb = read_file(&self.sibling("timeindex"))?;
+        let Some(mut ix) = decode_indexes(&ob, &tb) else {
+            return Ok(false);
+        };
+        let span = rp - self.base_offset;
+        let sane = span > 0
+            && !ix.offsets.is_empty()
+            && !ix.times.is_empty()
+            && ix.offsets[0].1 == 0
+            && entries_increase(&ix)
+            && ix
+                .offsets
+                .iter()
+                .all(|&(r, p)| i64::from(r) < span && u64::from(p) < self.size)
+            && ix.times.iter().all(|&(_, r)| i64::from(r) < span);
+        if !sane {
+            return Ok(false);
+        }
+        let file = self.log_file_uncached()?;
+        let header_at = |pos: u64| -> Option<BatchHeader> {
+            let raw = read_header(&file, pos).ok()?;
+            let header = check_batch_framing(&raw)
+                .or_else(|e| match e {
+                    RecordsError::Truncated { .. } => BatchHeader::parse(&raw),
+                    e => Err(e),
+                })
+                .ok()?;
+            (u64::from(header.total_size() as u32) <= self.size - pos).then_some(header)
+        };
+        let Some(first) = header_at(0) else {
+            return Ok(false);
+        };
+        let (last_rel, last_pos) = ix.offsets[ix.offsets.len() - 1];
+        // Entries up to the last offset entry hold the running maximum.
+        let (mut max_ts, ts_rel) = ix.times[ix.times.len() - 1];
+        let mut max_ts_offset = self.base_offset + i64::from(ts_rel);
+        let mut pos = u64::from(last_pos);
+        let mut expected = self.base_offset + i64::from(last_rel);
+        let mut since_entry = 0u64;
+        let mut at_entry = true;
+        while pos < self.size {
+            let Some(h) = header_at(pos) else {
+                return Ok(false);
+            };
+            if at_entry {
+                // The indexed batch must be the one the entry names.
+                if h.last_offset() != expected {
+                    return Ok(false);
+                }
+                at_entry = false;
+            } else {
+                if h.base_offset <= expected || h.last_offset() < h.base_offset {
+                    return Ok(false);
+                }
+                since_entry += h.total_size() as u64;
+            }
+            if h.max_timestamp > max_ts {
+                max_ts = h.max_timestamp;
+                max_ts_offset = h.last_offset();
+            }
+            expected = h.last_offset();
+            pos += h.total_size() as u64;
+        }
+        if at_entry || expected + 1 != rp || since_entry >= u64::from(interval) {
+            return Ok(false);
+        }
+        ix.max_timestamp = max_ts;
+        ix.max_timestamp_offset = max_ts_offset;
+        ix.first_batch_timestamp = Some(first.max_timestamp);
+        ix.bytes_since_entry = since_entry;
+        self.written = (ix.offsets.len(), ix.times.len());
+        self.indexes = ix;
+        self.next_offset = rp;
+        Ok(true)
+    }
+
     /// Loads the index files of a sealed segment whose next segment starts at
     /// `next_base`; returns false if they look inconsistent (then rebuild).
     pub fn load_sealed_indexes(&mut self, next_base: i64) -> Result<bool, LogError> {
-        let read = |f: &File, path: PathBuf| -> Result<Vec<u8>, LogError> {
-            let len = f.metadata().map_err(io_err("stat", &path))?.len();
-            let mut buf = vec![0u8; len as usize];
-            f.read_exact_at(&mut buf, 0)
-                .map_err(io_err("read", &path))?;
-            Ok(buf)
-        };
-        let ob = read(&self.offset_index_file, self.sibling("index"))?;
-        let tb = read(&self.time_index_file, self.sibling("timeindex"))?;
-        if ob.len() % OFFSET_ENTRY_BYTES != 0 || tb.len() % TIME_ENTRY_BYTES != 0 {
+        let ob = read_file(&self.sibling("index"))?;
+        let tb = read_file(&self.sibling("timeindex"))?;
+        let Some(mut ix) = decode_indexes(&ob, &tb) else {
             return Ok(false);
-        }
-        let mut ix = Indexes::new();
-        for e in ob.chunks_exact(OFFSET_ENTRY_BYTES) {
-            ix.offsets.push((
-                u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
-                u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
-            ));
-        }
-        for e in tb.chunks_exact(TIME_ENTRY_BYTES) {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&e[..8]);
-            ix.times.push((
-                i64::from_be_bytes(ts),
-                u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
-            ));
-        }
+        };
         let span = next_base - self.base_offset;
         let sane = self.size > 0
             && !ix.offsets.is_empty()
             && !ix.times.is_empty()
-            && ix
-                .offsets
-                .windows(2)
-                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
-            && ix
-                .times
-                .windows(2)
-                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+            && entries_increase(&ix)
             && ix
                 .offsets
                 .iter()
@@ -465,7 +609,7 @@ impl Segment {
         }
         // The last entry must point at a batch header that agrees with it.
         let (rel, pos) = ix.offsets[ix.offsets.len() - 1];
-        let ok = match read_header(&self.log, u64::from(pos)) {
+        let ok = match read_header(&self.log_file_uncached()?, u64::from(pos)) {
             Ok(raw) => check_batch_framing(&raw)
                 .or_else(|e| match e {
                     RecordsError::Truncated { .. } => BatchHeader::parse(&raw),
@@ -494,16 +638,15 @@ impl Segment {
         let ob = self.indexes.offsets_bytes();
         let tb = self.indexes.times_bytes();
         let (idx, tidx) = (self.sibling("index"), self.sibling("timeindex"));
-        self.offset_index_file
-            .set_len(0)
-            .map_err(io_err("truncate", &idx))?;
-        self.offset_index_file
+        // `create` truncates (and recreates a lost file).
+        self.cache
+            .create(&idx)
+            .map_err(io_err("create", &idx))?
             .write_all_at(&ob, 0)
             .map_err(io_err("write", &idx))?;
-        self.time_index_file
-            .set_len(0)
-            .map_err(io_err("truncate", &tidx))?;
-        self.time_index_file
+        self.cache
+            .create(&tidx)
+            .map_err(io_err("create", &tidx))?
             .write_all_at(&tb, 0)
             .map_err(io_err("write", &tidx))?;
         self.written = (self.indexes.offsets.len(), self.indexes.times.len());
@@ -511,12 +654,12 @@ impl Segment {
         Ok(())
     }
 
-    /// Duplicated handles of the `.index` and `.timeindex` (with their
-    /// paths), so the log can fsync them without holding its lock.
-    pub fn index_files_for_sync(&self) -> std::io::Result<[(File, PathBuf); 2]> {
+    /// Handles of the `.index` and `.timeindex` (with their paths), so the
+    /// log can fsync them without holding its lock.
+    pub fn index_files_for_sync(&self) -> Result<[(Arc<File>, PathBuf); 2], LogError> {
         Ok([
-            (self.offset_index_file.try_clone()?, self.sibling("index")),
-            (self.time_index_file.try_clone()?, self.sibling("timeindex")),
+            (self.offset_index_file()?, self.sibling("index")),
+            (self.time_index_file()?, self.sibling("timeindex")),
         ])
     }
 
@@ -530,7 +673,7 @@ impl Segment {
                 buf.extend_from_slice(&pos.to_be_bytes());
             }
             let path = self.sibling("index");
-            self.offset_index_file
+            self.offset_index_file()?
                 .write_all_at(&buf, (wo * OFFSET_ENTRY_BYTES) as u64)
                 .map_err(io_err("write", &path))?;
         }
@@ -541,7 +684,7 @@ impl Segment {
                 buf.extend_from_slice(&rel.to_be_bytes());
             }
             let path = self.sibling("timeindex");
-            self.time_index_file
+            self.time_index_file()?
                 .write_all_at(&buf, (wt * TIME_ENTRY_BYTES) as u64)
                 .map_err(io_err("write", &path))?;
         }
@@ -560,7 +703,8 @@ impl Segment {
         let mut next = self.base_offset;
         let mut end = 0u64;
         let base = self.base_offset;
-        let verdict = scan(&self.log, self.size, base, verify_crc_above, |pos, h| {
+        let file = self.log_file_uncached()?;
+        let verdict = scan(&file, self.size, base, verify_crc_above, |pos, h| {
             ix.add(base, pos, h, interval);
             next = h.next_offset();
             end = pos + h.total_size() as u64;
@@ -577,7 +721,7 @@ impl Segment {
 
     /// Cuts the `.log` file to `position` bytes (a batch boundary).
     pub fn truncate_file(&mut self, position: u64) -> Result<(), LogError> {
-        self.log
+        self.log_file()?
             .set_len(position)
             .map_err(io_err("truncate", &self.log_path))?;
         self.size = position;
@@ -600,16 +744,7 @@ impl Segment {
         &self,
         end_offset: i64,
     ) -> Result<Result<Vec<TxnIndexEntry>, TxnIndexDamage>, LogError> {
-        let path = &self.txn_index_path;
-        let len = self
-            .txn_index
-            .metadata()
-            .map_err(io_err("stat", path))?
-            .len();
-        let mut buf = vec![0u8; len as usize];
-        self.txn_index
-            .read_exact_at(&mut buf, 0)
-            .map_err(io_err("read", path))?;
+        let buf = read_file(&self.txn_index_path)?;
         Ok(txn_index::decode_all(&buf, self.base_offset, end_offset))
     }
 
@@ -643,9 +778,7 @@ impl Segment {
             self.clear_txn_index()?;
             return Ok(Some(self.base_offset));
         }
-        let len = self
-            .txn_index
-            .metadata()
+        let len = fs::metadata(&self.txn_index_path)
             .map_err(io_err("stat", &self.txn_index_path))?
             .len();
         let keep = match damage {
@@ -675,9 +808,16 @@ impl Segment {
     }
 
     fn truncate_txn_entries(&mut self, keep: usize) -> Result<(), LogError> {
-        self.txn_index
-            .set_len((keep * TXN_ENTRY_BYTES) as u64)
-            .map_err(io_err("truncate", &self.txn_index_path))?;
+        if keep == 0 {
+            // Also recreates a missing file.
+            self.cache
+                .create(&self.txn_index_path)
+                .map_err(io_err("create", &self.txn_index_path))?;
+        } else {
+            self.txn_index_file()?
+                .set_len((keep * TXN_ENTRY_BYTES) as u64)
+                .map_err(io_err("truncate", &self.txn_index_path))?;
+        }
         self.txn_entries = keep;
         self.txn_dirty = true;
         Ok(())
@@ -710,7 +850,7 @@ impl Segment {
     pub fn append_txn_entry(&mut self, entry: &TxnIndexEntry) -> Result<(), LogError> {
         let mut buf = Vec::with_capacity(TXN_ENTRY_BYTES);
         entry.encode_into(&mut buf);
-        self.txn_index
+        self.txn_index_file()?
             .write_all_at(&buf, (self.txn_entries * TXN_ENTRY_BYTES) as u64)
             .map_err(io_err("write", &self.txn_index_path))?;
         self.txn_entries += 1;
@@ -719,14 +859,28 @@ impl Segment {
         Ok(())
     }
 
-    /// Removes the segment's files.
-    pub fn delete_files(&self) -> Result<(), LogError> {
-        for path in [
+    /// The paths of the segment's four files.
+    pub fn file_paths(&self) -> [PathBuf; 4] {
+        [
             self.log_path.clone(),
             self.sibling("index"),
             self.sibling("timeindex"),
             self.txn_index_path.clone(),
-        ] {
+        ]
+    }
+
+    /// Drops the segment's cached handles (the log is closing).
+    pub fn forget_files(&self) {
+        for path in self.file_paths() {
+            self.cache.forget(&path);
+        }
+    }
+
+    /// Removes the segment's files.
+    pub fn delete_files(&self) -> Result<(), LogError> {
+        for path in self.file_paths() {
+            // Forgotten first, so no later lookup gets the unlinked file.
+            self.cache.forget(&path);
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -881,3 +881,130 @@ fn delete_records_frees_segments_of_an_offline_log_and_the_reopen_keeps_the_star
     let log = Log::open(dir.path(), small_config()).unwrap();
     assert_eq!(log.log_start_offset(), 33);
 }
+
+/// (inode, mtime) of every file in `dir`, by name.
+fn file_stamps(dir: &Path) -> std::collections::BTreeMap<String, (u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (m.ino(), m.modified().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_reopen_rewrites_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    };
+    {
+        let log = Log::open(dir.path(), config.clone()).unwrap();
+        for i in 0..40 {
+            log.append(batch(3, 50, 1_000 + i), 7, 0).unwrap();
+        }
+        log.flush().unwrap();
+    }
+    let before = file_stamps(dir.path());
+    let log = Log::open(dir.path(), config).unwrap();
+    // A clean open trusts the recovery point: it reads the tail headers and
+    // rewrites neither the indexes nor the epoch checkpoint.
+    assert_eq!(file_stamps(dir.path()), before);
+    assert_eq!(log.log_end_offset(), 120);
+    assert_eq!(read_all(&log).len(), 40);
+    assert_eq!(log.max_timestamp(), Some((1_041, 119)));
+    assert_eq!(log.leader_epochs(), vec![(7, 0)]);
+}
+
+#[test]
+fn a_clean_reopen_leaves_the_same_indexes_as_a_full_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 300,
+        ..LogConfig::default()
+    };
+    let index_files = |dir: &Path| {
+        (
+            std::fs::read(dir.join("00000000000000000000.index")).unwrap(),
+            std::fs::read(dir.join("00000000000000000000.timeindex")).unwrap(),
+        )
+    };
+    // Timestamps that go up and down, so the running maximum matters.
+    let ts = |i: i64| 1_000 + (i * 37) % 50;
+    {
+        let log = Log::open(dir.path(), config.clone()).unwrap();
+        for i in 0..25 {
+            log.append(batch(2, 40, ts(i)), 0, 0).unwrap();
+        }
+        log.flush().unwrap();
+    }
+    let (fast, fast_max) = {
+        // Clean reopen (tail read only), then more appends on top of it.
+        let log = Log::open(dir.path(), config.clone()).unwrap();
+        for i in 25..50 {
+            log.append(batch(2, 40, ts(i)), 0, 0).unwrap();
+        }
+        log.flush().unwrap();
+        (index_files(dir.path()), log.max_timestamp())
+    };
+    // Without a recovery point the active segment is scanned and its
+    // indexes rebuilt from the batches.
+    std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!(index_files(dir.path()), fast);
+    assert_eq!(log.max_timestamp(), fast_max);
+}
+
+#[test]
+fn a_clean_reopen_still_scans_data_past_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        log.append(batch(2, 10, 1), 0, 0).unwrap();
+        log.flush().unwrap();
+        // Written, never flushed: a crash leaves it above the recovery point.
+        log.append(batch(2, 10, 2), 0, 0).unwrap();
+    }
+    let seg = dir.path().join("00000000000000000000.log");
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Tear the unflushed batch.
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(read_all(&log).len(), 1);
+}
+
+#[test]
+fn a_read_planned_before_its_handle_is_evicted_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(crate::FileCache::new(crate::file_cache::MIN_MAX_OPEN_FILES));
+    let log =
+        Log::open_with_cache(&dir.path().join("p"), small_config(), Arc::clone(&cache)).unwrap();
+    log.append(batch(3, 20, 5), 0, 0).unwrap();
+    let planned = log.read(0, u32::MAX, i64::MAX).unwrap();
+    // Many other files push the segment's handles out of the cache.
+    for i in 0..64 {
+        cache
+            .create(&dir.path().join(format!("other-{i}")))
+            .unwrap();
+    }
+    let bytes = planned.to_bytes().unwrap();
+    assert_eq!(Batches::new(&bytes).count(), 1);
+    // And the log reopens the evicted files on demand: append, fsync, read.
+    log.append(batch(1, 20, 6), 0, 0).unwrap();
+    log.sync_until(4).unwrap();
+    assert_eq!(log.recovery_point(), 4);
+    assert_eq!(read_all(&log).len(), 2);
+}

@@ -100,13 +100,17 @@ fn init_tracing(default_level: &str) {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let config = match load_config(&args) {
+    let mut config = match load_config(&args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let nofile = raise_nofile_limit();
+    if config.log.max_open_files == 0 {
+        config.log.max_open_files = sluice_broker::config::derive_max_open_files(nofile);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,6 +127,43 @@ fn serve(args: ServeArgs) -> ExitCode {
             tracing::error!("{e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The soft RLIMIT_NOFILE to ask for, given the current soft and hard
+/// limits: the hard limit, the most an unprivileged process may have, and
+/// never less than it has already.
+fn target_nofile_limit(soft: u64, hard: u64) -> u64 {
+    soft.max(hard)
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit, logs both values, and
+/// returns the limit now in force. Every partition's active segment and
+/// every connection needs descriptors; distributions default the soft limit
+/// to 1024 while the hard limit is often far higher.
+fn raise_nofile_limit() -> u64 {
+    let resource = rlimit::Resource::NOFILE;
+    let (soft, hard) = match rlimit::getrlimit(resource) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!("cannot read RLIMIT_NOFILE: {e}; assuming 1024");
+            return 1024;
+        }
+    };
+    let target = target_nofile_limit(soft, hard);
+    if target == soft {
+        tracing::info!(soft, hard, "RLIMIT_NOFILE already at its hard limit");
+        return soft;
+    }
+    match rlimit::setrlimit(resource, target, hard) {
+        Ok(()) => {
+            tracing::info!(before = soft, after = target, hard, "raised RLIMIT_NOFILE");
+            target
+        }
+        Err(e) => {
+            tracing::warn!(soft, hard, "cannot raise RLIMIT_NOFILE: {e}");
+            soft
         }
     }
 }
@@ -174,5 +215,25 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+        assert_eq!(target_nofile_limit(1024, 524_288), 524_288);
+        assert_eq!(target_nofile_limit(20_000, 20_000), 20_000);
+        // Never lowered, even if the values are odd.
+        assert_eq!(target_nofile_limit(4096, 1024), 4096);
+    }
+
+    #[test]
+    fn raising_the_limit_leaves_soft_at_hard() {
+        let after = raise_nofile_limit();
+        let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+        assert_eq!((after, soft), (hard, hard));
     }
 }

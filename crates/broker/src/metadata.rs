@@ -407,12 +407,31 @@ impl MetadataStore {
     /// Retries an offline metadata log (see [`Log::reopen`]). A change whose
     /// append or fsync failed was never applied to the image, and the
     /// reopen cuts it from the log, so the image stays a function of it.
+    ///
+    /// Blocking: call it from a blocking thread. It holds the commit lock,
+    /// so no change is written between the reopen and the abort marker.
     pub fn reopen_if_offline(&self) {
         if !self.log.is_offline() {
             return;
         }
+        let _guard = self.commit_lock.blocking_lock();
         match self.log.reopen() {
-            Ok(true) => tracing::info!("metadata log is back online"),
+            Ok(true) => {
+                // The reopen cut the log back to its last fsync, which can
+                // fall inside a multi-batch change (begin marker without its
+                // end). An abort marker closes such a change, and is a no-op
+                // otherwise, so the next change is never read as part of it.
+                let now = now_ms();
+                let closed =
+                    build_batch(&[metadata_codec::encode_abort()], now).and_then(|batch| {
+                        let info = self.log.append(batch, 0, now)?;
+                        Ok(self.log.sync_until(info.last_offset + 1)?)
+                    });
+                match closed {
+                    Ok(()) => tracing::info!("metadata log is back online"),
+                    Err(e) => tracing::warn!("metadata log reopened, but closing it failed: {e}"),
+                }
+            }
             Ok(false) => {}
             Err(e) => tracing::debug!("reopening the metadata log failed: {e}"),
         }
@@ -683,6 +702,47 @@ mod tests {
         );
         let store = MetadataStore::open(dir.path()).expect("reopen");
         assert_eq!(store.image(), before);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopen_that_ends_inside_a_change_closes_it_before_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(MetadataStore::open(dir.path()).expect("open"));
+        // What a failed multi-batch commit can leave behind a reopen: its
+        // begin marker and first records fsynced, the rest cut away.
+        let now = now_ms();
+        let chunks = plan_batches(&topic_records("half", 10_000)).expect("plan");
+        assert!(chunks.len() > 2, "the change must span batches");
+        for chunk in &chunks[..2] {
+            let batch = build_batch(chunk, now).expect("batch");
+            let info = store.log.append(batch, 0, now).expect("append");
+            store.log.sync_until(info.last_offset + 1).expect("fsync");
+        }
+        store.log.inject_write_failure();
+        let third = build_batch(&chunks[2], now).expect("batch");
+        assert!(
+            store.log.append(third, 0, now).is_err(),
+            "the write must fail"
+        );
+        assert!(store.is_offline());
+        let s = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || s.reopen_if_offline())
+            .await
+            .expect("reopen");
+        assert!(!store.is_offline());
+        store
+            .commit(|_| Ok::<_, ()>(topic_records("later", 1)))
+            .await
+            .expect("commit")
+            .expect("check");
+        drop(store);
+        let store = MetadataStore::open(dir.path()).expect("replay");
+        let image = store.image();
+        assert!(!image.topics.contains_key("half"), "half a change applied");
+        assert!(
+            image.topics.contains_key("later"),
+            "a change written after the reopen was read as part of the cut one"
+        );
     }
 
     #[tokio::test]

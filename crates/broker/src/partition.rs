@@ -597,12 +597,25 @@ impl ReplicaManager {
     }
 
     /// Runs Kafka's `flush.ms` timer on every log.
+    ///
+    /// On up to [`OPEN_THREADS`] threads: a pass that falls due on many
+    /// partitions at once (a recovery-point checkpoint is two fsyncs each)
+    /// would otherwise hold up retention for the whole pass.
     pub fn flush_on_timer(&self, now_ms: i64) {
-        for partition in self.all().into_iter().filter(|p| !p.is_offline()) {
-            if let Err(e) = partition.log.maybe_flush_on_timer(now_ms) {
-                tracing::error!(partition = %partition.tp, "timed flush failed: {e}");
+        let online: Vec<Arc<Partition>> =
+            self.all().into_iter().filter(|p| !p.is_offline()).collect();
+        let per_thread = online.len().div_ceil(OPEN_THREADS).max(1);
+        std::thread::scope(|scope| {
+            for chunk in online.chunks(per_thread) {
+                scope.spawn(move || {
+                    for partition in chunk {
+                        if let Err(e) = partition.log.maybe_flush_on_timer(now_ms) {
+                            tracing::error!(partition = %partition.tp, "timed flush failed: {e}");
+                        }
+                    }
+                });
             }
-        }
+        });
     }
 }
 

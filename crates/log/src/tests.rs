@@ -1008,3 +1008,28 @@ fn a_read_planned_before_its_handle_is_evicted_still_reads() {
     assert_eq!(log.recovery_point(), 4);
     assert_eq!(read_all(&log).len(), 2);
 }
+
+#[test]
+fn the_flush_timer_checkpoints_the_recovery_point_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let on_disk = || {
+        crate::checkpoint::read_offset(dir.path(), crate::checkpoint::RECOVERY_POINT_FILE)
+            .unwrap()
+            .unwrap_or(-1)
+    };
+    let t0 = 1_700_000_000_000;
+    log.append(batch(1, 1, 0), 0, 0).unwrap();
+    log.sync_until(1).unwrap();
+    log.maybe_flush_on_timer(t0).unwrap();
+    assert_eq!(on_disk(), 1);
+    // Every second for most of a minute: durable data moves, the file does not.
+    for s in 1..59 {
+        log.append(batch(1, 1, 0), 0, 0).unwrap();
+        log.sync_until(s + 1).unwrap();
+        log.maybe_flush_on_timer(t0 + s * 1000).unwrap();
+        assert_eq!(on_disk(), 1, "checkpoint rewritten after {s} s");
+    }
+    log.maybe_flush_on_timer(t0 + 60_000).unwrap();
+    assert_eq!(on_disk(), 59);
+}

@@ -1,7 +1,9 @@
 //! Produce (0): append producers' batches to partition logs.
 //!
-//! Every batch is validated against its own records and the topic's rules
-//! before it reaches the log ([`sluice_records::validate_producer_batch`],
+//! Each partition's records must be exactly one whole v2 batch (Kafka's
+//! `ProduceRequest.validateRecords`), else INVALID_RECORD and nothing is
+//! appended. That batch is validated against its own records and the
+//! topic's rules before it reaches the log ([`sluice_records::validate_producer_batch`],
 //! Kafka's LogValidator): the header's counts must match the body, record
 //! timestamps must lie in the topic's window, and maxTimestamp is corrected
 //! to the largest record timestamp. A refused batch fails its partition

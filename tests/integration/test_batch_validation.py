@@ -8,7 +8,10 @@ Raw frames, so the exact header fields and error codes are visible:
 - record timestamps outside the topic's window are INVALID_TIMESTAMP, with
   per-record errors (Produce v8);
 - zstd below Produce v7 is UNSUPPORTED_COMPRESSION_TYPE;
-- a request below the advertised minimum version gets UNSUPPORTED_VERSION.
+- more than one batch for a partition is INVALID_RECORD and appends nothing
+  (Kafka's ProduceRequest.validateRecords);
+- a request below the advertised minimum version, or above the advertised
+  maximum, gets UNSUPPORTED_VERSION.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import zstandard
 import test_wire_semantics as ws
 from http_client import Http, assert_error
 from test_metrics import scrape, value
-from util import build_record_batch, crc32c, i8, i16, i32, i64, kbytes, kstring, now_ms, wait_until
+from util import build_record_batch, crc32c, i8, i16, i32, i64, kbytes, kstring, now_ms, uvarint, wait_until
 
 NONE = 0
 INVALID_TIMESTAMP = 32
@@ -229,6 +232,52 @@ def test_fetch_below_the_advertised_minimum_is_unsupported_version(broker, conn,
     assert records == b"", "v2-format batches must not be served to a Fetch v2"
     # The connection stays usable at a supported version.
     assert ws.fetch(conn, [(topic_name, 0, 0, 1 << 20)])[(topic_name, 0)]["error_code"] == NONE
+
+
+def test_two_batches_for_one_partition_are_invalid_record_and_nothing_is_appended(broker, conn, topic_name):
+    ws.create_topic(broker, topic_name)
+    assert produce_at(conn, 8, topic_name, ws.batch_of(2))["error_code"] == NONE
+    assert ws.list_offsets_v7(conn, topic_name, 0, -1) == (NONE, -1, 2)
+
+    got = produce_at(conn, 8, topic_name, ws.batch_of(3) + ws.batch_of(4))
+    assert (got["error_code"], got["base_offset"]) == (INVALID_RECORD, -1)
+    assert got["error_message"] == (
+        "Produce requests with version 8 are only allowed to contain exactly one record batch per partition"
+    )
+    # Nothing of either batch was appended: latest offset and high
+    # watermark are unchanged, and the next good batch lands right after.
+    assert ws.list_offsets_v7(conn, topic_name, 0, -1) == (NONE, -1, 2)
+    assert ws.fetch(conn, [(topic_name, 0, 0, 1 << 20)])[(topic_name, 0)]["high_watermark"] == 2
+    assert produce_at(conn, 8, topic_name, ws.batch_of(1))["base_offset"] == 2
+
+
+def test_list_offsets_above_the_advertised_maximum_is_unsupported_version(broker, conn, topic_name):
+    # ListOffsets v10 decodes (the codec follows the spec) but we advertise
+    # up to v8; Kafka would close the connection, we answer with an error.
+    ws.create_topic(broker, topic_name)
+    assert ws.produce(conn, topic_name, 0, ws.batch_of(2))[0] == NONE
+    topic = topic_name.encode()
+    body = (
+        i32(-1)  # replica_id
+        + i8(0)  # isolation_level
+        + uvarint(2) + uvarint(len(topic) + 1) + topic  # topics: [name
+        + uvarint(2) + i32(0) + i32(-1) + i64(-1) + uvarint(0)  # [partition, epoch, latest]]
+        + uvarint(0)  # topic tags
+        + i32(5_000)  # timeout_ms (v10+)
+        + uvarint(0)  # request tags
+    )
+    r = conn.call(2, 10, body, flexible=True)
+    r.i32()  # throttle_time_ms
+    assert r.compact_len() == 1 and r.compact_string() == topic_name
+    assert r.compact_len() == 1 and r.i32() == 0
+    err, _ts, offset, _epoch = r.i16(), r.i64(), r.i64(), r.i32()
+    r.skip_tags()
+    r.skip_tags()
+    r.skip_tags()
+    r.done()
+    assert (err, offset) == (UNSUPPORTED_VERSION, -1)
+    # The connection stays usable at an advertised version.
+    assert ws.list_offsets_v7(conn, topic_name, 0, -1) == (NONE, -1, 2)
 
 
 def test_http_produce_obeys_the_same_timestamp_and_key_rules(broker, topic_name):

@@ -63,11 +63,17 @@ pub fn advertised_versions() -> impl Iterator<Item = (i16, i16, i16)> {
 }
 
 /// The lowest version we advertise for `api`, if we advertise it at all.
+#[cfg(test)]
 pub(crate) fn advertised_min(api: ApiKey) -> Option<i16> {
+    advertised_range(api).map(|(min, _)| min)
+}
+
+/// The `(min, max)` versions we advertise for `api`, if we advertise it at all.
+pub(crate) fn advertised_range(api: ApiKey) -> Option<(i16, i16)> {
     ADVERTISED
         .iter()
         .find(|&&(key, _, _)| key == api)
-        .map(|&(_, min, _)| min)
+        .map(|&(_, min, max)| (min, max))
 }
 
 fn response(error_code: i16) -> ApiVersionsResponse {

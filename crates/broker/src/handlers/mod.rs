@@ -109,12 +109,21 @@ fn route_request(
     let correlation_id = header.correlation_id;
     tracing::trace!(peer = %ctx.peer, api_key = header.request_api_key, version, correlation_id, "request");
 
-    // Kafka 4 (KIP-896) refuses versions below its minimum instead of
-    // serving them with response shapes that cannot carry today's data.
-    if let Some(min) = api_versions::advertised_min(body.api_key())
-        && version < min
+    // Only advertised versions are served. Kafka 4 (KIP-896) refuses
+    // versions below its minimum instead of serving them with response
+    // shapes that cannot carry today's data. Versions above our maximum
+    // decode (the codec follows newer specs) but their fields have not been
+    // implemented, so serving them would answer with a meaning we do not
+    // keep; Kafka closes the connection there, we answer UNSUPPORTED_VERSION
+    // and keep it open. ApiVersions keeps its own answer (a v0 response
+    // listing our versions), which clients rely on to negotiate.
+    if let Some((min, max)) = api_versions::advertised_range(body.api_key())
+        && !(min..=max).contains(&version)
+        && body.api_key() != ApiKey::ApiVersions
     {
-        return Ok(unsupported::reply_below_minimum(&ctx, &header, body, min));
+        return Ok(unsupported::reply_outside_advertised(
+            &ctx, &header, body, min, max,
+        ));
     }
 
     macro_rules! route {

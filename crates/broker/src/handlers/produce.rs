@@ -1,7 +1,9 @@
 //! Produce (0): append producers' batches to partition logs.
 //!
-//! Every batch is validated against its own records and the topic's rules
-//! before it reaches the log ([`sluice_records::validate_producer_batch`],
+//! Each partition's records must be exactly one whole v2 batch (Kafka's
+//! `ProduceRequest.validateRecords`), else INVALID_RECORD and nothing is
+//! appended. That batch is validated against its own records and the
+//! topic's rules before it reaches the log ([`sluice_records::validate_producer_batch`],
 //! Kafka's LogValidator): the header's counts must match the body, record
 //! timestamps must lie in the topic's window, and maxTimestamp is corrected
 //! to the largest record timestamp. A refused batch fails its partition
@@ -189,11 +191,10 @@ fn append_one(
             Some(format!("{topic}-{index} does not exist")),
         ));
     };
-    if records.is_empty() {
-        return Appended::Err(Refusal::new(
-            code::INVALID_RECORD,
-            Some("no record batch".into()),
-        ));
+    if let Err(refusal) = check_produce_records(&records, version) {
+        tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
+            "records refused: {}", refusal.message.as_deref().unwrap_or(""));
+        return Appended::Err(refusal);
     }
     // The log rewrites offsets and epochs in place, so it takes its own
     // copy; validation corrects maxTimestamp in that same copy.
@@ -225,6 +226,71 @@ fn append_one(
         }
         Err(e) => Appended::Err(storage_error(&partition, &e)),
     }
+}
+
+/// Smallest legacy (magic 0/1) message after its 12-byte offset and size
+/// prefix: crc, magic, attributes, key and value lengths. A shorter size
+/// cannot be a message, so it is left to the corruption checks.
+const LEGACY_RECORD_OVERHEAD_V0_BYTES: usize = 14;
+
+/// The shape Kafka requires of one partition's records in a Produce (v3+),
+/// checked before the batch itself (Kafka's `ProduceRequest.validateRecords`):
+/// exactly one whole batch, of magic 2. Zero batches, a legacy (magic 0/1)
+/// message, or a second batch are INVALID_RECORD with Kafka's wording. zstd
+/// before v7, which Kafka checks between magic and batch count, and a
+/// corrupt header are left to [`validate_batches`], which reports them
+/// with their own codes. The HTTP API builds its own batches and does not
+/// come through here.
+fn check_produce_records(records: &[u8], version: i16) -> Result<(), Refusal> {
+    let refuse = |message: String| Err(Refusal::new(code::INVALID_RECORD, Some(message)));
+    if is_legacy_message(records) {
+        return refuse(format!(
+            "Produce requests with version {version} are only allowed to contain \
+             record batches with magic version 2"
+        ));
+    }
+    let mut batches = sluice_records::Batches::without_crc(records);
+    let first = match batches.next() {
+        None | Some(sluice_records::NextBatch::TruncatedTail { .. }) => {
+            return refuse(format!(
+                "Produce requests with version {version} must have at least one \
+                 record batch per partition"
+            ));
+        }
+        Some(sluice_records::NextBatch::Corrupt { .. }) => return Ok(()),
+        Some(sluice_records::NextBatch::Complete { header, .. }) => header,
+    };
+    if version < MIN_ZSTD_VERSION
+        && matches!(first.compression(), Ok(sluice_records::Compression::Zstd))
+    {
+        return Ok(());
+    }
+    if let Some(sluice_records::NextBatch::Complete { .. }) = batches.next() {
+        return refuse(format!(
+            "Produce requests with version {version} are only allowed to contain \
+             exactly one record batch per partition"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `records` starts with a whole legacy (magic 0 or 1) message.
+fn is_legacy_message(records: &[u8]) -> bool {
+    const OFF_SIZE: usize = 8;
+    const OFF_MAGIC: usize = 16;
+    let Some(&magic) = records.get(OFF_MAGIC) else {
+        return false;
+    };
+    let Some(size) = records
+        .get(OFF_SIZE..OFF_SIZE + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .and_then(|b| usize::try_from(i32::from_be_bytes(b)).ok())
+    else {
+        return false;
+    };
+    matches!(magic, 0 | 1)
+        && size >= LEGACY_RECORD_OVERHEAD_V0_BYTES
+        && sluice_records::batch::LOG_OVERHEAD_BYTES.saturating_add(size) <= records.len()
 }
 
 /// The topic rules a produce to `partition` at `version` is checked against.

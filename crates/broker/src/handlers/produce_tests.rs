@@ -167,3 +167,169 @@ mod verification {
         assert_eq!(partition.log().log_end_offset(), 1);
     }
 }
+
+mod record_shape {
+    //! Kafka's `ProduceRequest.validateRecords`: one whole v2 batch per
+    //! partition, or INVALID_RECORD before anything is appended.
+
+    use bytes::{Bytes, BytesMut};
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::super::*;
+    use crate::testing;
+
+    /// Produces `records` to t-0 and, in the same request, one good batch
+    /// to t-1; returns both partitions' responses.
+    async fn produce_next_to_a_good_batch(
+        broker: &Arc<Broker>,
+        version: i16,
+        records: Bytes,
+    ) -> (PartitionProduceResponse, PartitionProduceResponse) {
+        let header = RequestHeader {
+            request_api_key: 0,
+            request_api_version: version,
+            correlation_id: 3,
+            client_id: None,
+        };
+        let request = ProduceRequest {
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "t".to_owned(),
+                partition_data: vec![
+                    PartitionProduceData {
+                        index: 0,
+                        records,
+                        ..Default::default()
+                    },
+                    PartitionProduceData {
+                        index: 1,
+                        records: testing::batch(1),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let response = handle(broker, &testing::ctx(), &header, request)
+            .await
+            .expect("acks=-1 answers");
+        let mut partitions = response.responses[0].partition_responses.clone();
+        assert_eq!(partitions.len(), 2);
+        let second = partitions.pop().expect("t-1");
+        let first = partitions.pop().expect("t-0");
+        (first, second)
+    }
+
+    fn two_batches() -> Bytes {
+        let mut records = BytesMut::from(testing::batch(2).as_ref());
+        records.extend_from_slice(&testing::batch(3));
+        records.freeze()
+    }
+
+    /// A whole legacy (magic 1) message: offset, size, crc, magic 1,
+    /// attributes, timestamp, null key, value "v".
+    fn legacy_message() -> Bytes {
+        let mut m = Vec::new();
+        m.extend_from_slice(&0i64.to_be_bytes());
+        let body_len: i32 = 4 + 1 + 1 + 8 + 4 + 4 + 1;
+        m.extend_from_slice(&body_len.to_be_bytes());
+        m.extend_from_slice(&0u32.to_be_bytes());
+        m.push(1);
+        m.push(0);
+        m.extend_from_slice(&0i64.to_be_bytes());
+        m.extend_from_slice(&(-1i32).to_be_bytes());
+        m.extend_from_slice(&1i32.to_be_bytes());
+        m.push(b'v');
+        Bytes::from(m)
+    }
+
+    #[tokio::test]
+    async fn two_batches_for_one_partition_are_invalid_record_and_nothing_is_appended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 2).await;
+        for version in [3, 8, 11] {
+            let (refused, good) =
+                produce_next_to_a_good_batch(&broker, version, two_batches()).await;
+            assert_eq!(refused.error_code, code::INVALID_RECORD, "v{version}");
+            assert_eq!(refused.base_offset, -1);
+            assert_eq!(
+                refused.error_message.as_deref(),
+                Some(
+                    format!(
+                        "Produce requests with version {version} are only allowed to contain \
+                         exactly one record batch per partition"
+                    )
+                    .as_str()
+                ),
+                "v{version}"
+            );
+            assert_eq!(
+                good.error_code,
+                code::NONE,
+                "the other partition is appended"
+            );
+        }
+        let refused = broker.replicas.partition("t", 0).expect("t-0");
+        assert_eq!(refused.log().log_end_offset(), 0, "nothing was appended");
+        assert_eq!(refused.high_watermark(), 0);
+        let good = broker.replicas.partition("t", 1).expect("t-1");
+        assert_eq!(good.log().log_end_offset(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_whole_batch_or_a_legacy_message_is_invalid_record_with_kafkas_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 2).await;
+        let batch = testing::batch(2);
+        let cases = [
+            (
+                Bytes::new(),
+                "must have at least one record batch per partition",
+            ),
+            (
+                batch.slice(..batch.len() - 1),
+                "must have at least one record batch per partition",
+            ),
+            (
+                legacy_message(),
+                "are only allowed to contain record batches with magic version 2",
+            ),
+        ];
+        for (records, wording) in cases {
+            let (refused, good) = produce_next_to_a_good_batch(&broker, 9, records).await;
+            assert_eq!(refused.error_code, code::INVALID_RECORD, "{wording}");
+            assert_eq!(
+                refused.error_message,
+                Some(format!("Produce requests with version 9 {wording}"))
+            );
+            assert_eq!(good.error_code, code::NONE);
+        }
+        let refused = broker.replicas.partition("t", 0).expect("t-0");
+        assert_eq!(refused.log().log_end_offset(), 0, "nothing was appended");
+    }
+
+    #[tokio::test]
+    async fn zstd_before_v7_is_reported_before_the_batch_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        testing::create_topic(&broker, "t", 2).await;
+        let zstd = sluice_records::BatchBuilder::new()
+            .compression(sluice_records::Compression::Zstd)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("zstd batch");
+        let mut records = zstd.clone();
+        records.extend_from_slice(&zstd);
+        let (refused, _) = produce_next_to_a_good_batch(&broker, 6, records.freeze()).await;
+        assert_eq!(refused.error_code, code::UNSUPPORTED_COMPRESSION_TYPE);
+    }
+}

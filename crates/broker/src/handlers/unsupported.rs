@@ -1,8 +1,8 @@
 //! APIs this broker decodes but does not serve. They are not advertised in
 //! ApiVersions; a client that sends one anyway gets a well-formed response
 //! at the request's version instead of a dropped connection (issue 3).
-//! The same answer serves requests for served APIs at a version below the
-//! advertised minimum ([`reply_below_minimum`], KIP-896).
+//! The same answer serves requests for served APIs at a version outside the
+//! advertised range ([`reply_outside_advertised`]; below it is KIP-896).
 //!
 //! The answer mirrors the request: every topic, partition, group, resource
 //! or transaction the request names comes back with an error, and any
@@ -91,17 +91,19 @@ pub(crate) fn error_response(body: RequestBody) -> Option<ResponseBody> {
     error_response_with(body, message)
 }
 
-/// Answers a request for a served API at a version below the minimum we
-/// advertise (KIP-896): the same well-formed error response as for an
-/// unserved API, with a message naming the supported minimum. Such
-/// versions decode (the codec is wider than what is served) but their
-/// response shapes cannot carry what the handlers produce, e.g. Fetch v2
-/// cannot carry v2 record batches.
-pub fn reply_below_minimum(
+/// Answers a request for a served API at a version outside the range we
+/// advertise: the same well-formed error response as for an unserved API,
+/// with a message naming the served range. Such versions decode (the codec
+/// is wider than what is served) but are not served: below the minimum
+/// (KIP-896) their response shapes cannot carry what the handlers produce,
+/// e.g. Fetch v2 cannot carry v2 record batches; above the maximum they
+/// carry fields whose meaning the handlers do not implement.
+pub fn reply_outside_advertised(
     ctx: &RequestContext,
     header: &RequestHeader,
     body: RequestBody,
     min_version: i16,
+    max_version: i16,
 ) -> Reply {
     let api = body.api_key();
     let version = header.request_api_version;
@@ -110,11 +112,12 @@ pub fn reply_below_minimum(
         api = api.name(),
         version,
         min_version,
+        max_version,
         correlation_id = header.correlation_id,
-        "request below the advertised minimum version; answering UNSUPPORTED_VERSION"
+        "request outside the advertised versions; answering UNSUPPORTED_VERSION"
     );
     let message = format!(
-        "{} v{version} is not supported; this broker serves v{min_version} and later",
+        "{} v{version} is not supported; this broker serves v{min_version} to v{max_version}",
         api.name()
     );
     let frame = error_response_with(body, message)
@@ -1240,7 +1243,7 @@ mod tests {
             ..Default::default()
         });
         let answer = |ctx: &RequestContext, header: &RequestHeader, body| {
-            reply_below_minimum(ctx, header, body, min)
+            reply_outside_advertised(ctx, header, body, min, i16::MAX)
         };
         let Some(ResponseBody::Fetch(r)) = round_trip_with(body, 2, answer) else {
             panic!("expected a Fetch response");
@@ -1480,5 +1483,119 @@ mod tests {
             .collect();
         let code = codes::UNSUPPORTED_VERSION;
         assert_eq!(partitions, vec![(0, code), (2, code)]);
+    }
+
+    /// Encodes `body` at `version` as a request frame (header + body, no
+    /// length prefix), as the connection hands it to dispatch.
+    fn request_frame(body: &RequestBody, version: i16) -> Bytes {
+        let api = body.api_key();
+        let header = RequestHeader {
+            request_api_key: api as i16,
+            request_api_version: version,
+            correlation_id: 4242,
+            client_id: Some("unsupported-test".to_owned()),
+        };
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, request_header_version(api, version))
+            .expect("header encodes");
+        body.encode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("{} v{version} request encodes: {e}", api.name()));
+        buf.freeze()
+    }
+
+    /// Every version the codec decodes but we do not advertise, for every
+    /// advertised API except ApiVersions (which keeps its own answer).
+    fn unadvertised_versions() -> Vec<(ApiKey, i16, i16, i16)> {
+        let mut out = Vec::new();
+        for (key, min, max) in crate::handlers::advertised_versions() {
+            let api = ApiKey::try_from(key).expect("known api");
+            if api == ApiKey::ApiVersions {
+                continue;
+            }
+            let (codec_min, codec_max) = api.supported_versions();
+            for version in (codec_min..min).chain(max + 1..=codec_max) {
+                out.push((api, version, min, max));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn every_decodable_version_outside_the_advertised_range_is_unsupported_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = crate::testing::broker_in(dir.path()).await;
+        let cases = unadvertised_versions();
+        // Today the codec reaches past our maximum for Produce (v12), Fetch
+        // (v17), ListOffsets (v9-10) and Metadata (v13); the test must see one.
+        assert!(
+            cases.iter().any(|&(_, version, _, max)| version > max),
+            "no API decodes above its advertised maximum; the test checks nothing above"
+        );
+        for (api, version, min, max) in cases {
+            let body = default_request(api);
+            let frame = request_frame(&body, version);
+            let routed = crate::handlers::route_request(&broker, ctx(), frame.clone())
+                .unwrap_or_else(|_| panic!("{} v{version} keeps the connection", api.name()));
+            let routed = routed.await;
+            let (header, decoded) = decode_request(frame).expect("decodes");
+            let expected = reply_outside_advertised(&ctx(), &header, decoded, min, max).await;
+            assert!(
+                expected.is_some(),
+                "{} v{version} gets an answer",
+                api.name()
+            );
+            assert_eq!(
+                routed,
+                expected,
+                "{} v{version} (advertised v{min}-v{max}) must get UNSUPPORTED_VERSION",
+                api.name()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn list_offsets_above_the_advertised_maximum_gets_unsupported_version_per_partition() {
+        use m::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = crate::testing::broker_in(dir.path()).await;
+        crate::testing::create_topic(&broker, "t", 1).await;
+        let (_, max) = crate::handlers::api_versions::advertised_range(ApiKey::ListOffsets)
+            .expect("advertised");
+        let version = max + 1;
+        assert!(
+            version <= ApiKey::ListOffsets.supported_versions().1,
+            "the test needs a ListOffsets version the codec decodes above the maximum"
+        );
+        let body = B::ListOffsets(ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![ListOffsetsTopic {
+                name: "t".to_owned(),
+                partitions: vec![ListOffsetsPartition {
+                    partition_index: 0,
+                    timestamp: -1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let reply = crate::handlers::route_request(&broker, ctx(), request_frame(&body, version))
+            .unwrap_or_else(|_| panic!("keeps the connection"));
+        let mut frame = Bytes::from(reply.await.expect("an answer"));
+        let _ = frame.split_to(4);
+        let api = ApiKey::ListOffsets;
+        ResponseHeader::decode(&mut frame, response_header_version(api, version))
+            .expect("response header decodes");
+        let Ok(ResponseBody::ListOffsets(r)) = ResponseBody::decode(api, &mut frame, version)
+        else {
+            panic!("expected a ListOffsets response");
+        };
+        let partition = &r.topics[0].partitions[0];
+        assert_eq!(partition.error_code, codes::UNSUPPORTED_VERSION);
+        assert_eq!(
+            partition.offset, -1,
+            "no offset is served at an unadvertised version"
+        );
     }
 }

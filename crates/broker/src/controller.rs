@@ -904,7 +904,6 @@ mod tests {
         assert!(broker.metadata.image().topics.is_empty());
     }
 
-    /// A broker over `dir`, loaded but not listening.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_topic_with_the_maximum_partitions_can_be_created_and_reloaded() {
         // On tmpfs when there is one: 10,000 partition directories cost tens
@@ -962,28 +961,9 @@ mod tests {
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
     }
 
+    /// A broker over `dir`, coordinators not loaded, not listening.
     fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
-        let config = crate::config::Config {
-            data_dir: dir.to_owned(),
-            ..Default::default()
-        };
-        let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
-        let replicas =
-            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
-        replicas
-            .sync_with(&metadata.image(), true)
-            .expect("replicas");
-        Arc::new(Broker {
-            cluster_id: "test".to_owned(),
-            groups: crate::group::GroupCoordinator::new(config.groups.clone()),
-            txn: crate::txn::TransactionCoordinator::new(),
-            config,
-            metadata,
-            replicas,
-            producer_ids: Default::default(),
-            advertised: ("127.0.0.1".to_owned(), 9092),
-            started: std::time::Instant::now(),
-        })
+        crate::testing::bare_broker(dir, crate::config::Config::default())
     }
 
     fn new_topic(name: &str, partitions: i32) -> NewTopic {

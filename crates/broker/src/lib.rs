@@ -294,19 +294,18 @@ pub(crate) mod testing {
     use crate::Broker;
     use crate::config::Config;
 
-    /// A broker over `dir` with `config` (its `data_dir` is replaced), its
-    /// coordinators loaded, no listener.
-    pub async fn broker_with(dir: &std::path::Path, mut config: Config) -> Arc<Broker> {
+    /// A broker over `dir` with `config` (its `data_dir` is replaced): the
+    /// metadata and partition logs open, the coordinators not loaded, no
+    /// listener.
+    pub fn bare_broker(dir: &std::path::Path, mut config: Config) -> Arc<Broker> {
         config.data_dir = dir.to_owned();
-        config.groups.offsets_topic_num_partitions = 1;
-        config.groups.group_initial_rebalance_delay_ms = 0;
         let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
         let replicas =
             crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
         replicas
             .sync_with(&metadata.image(), true)
             .expect("replicas");
-        let broker = Arc::new(Broker {
+        Arc::new(Broker {
             cluster_id: "test".to_owned(),
             groups: crate::group::GroupCoordinator::new(config.groups.clone()),
             txn: crate::txn::TransactionCoordinator::new(),
@@ -316,7 +315,15 @@ pub(crate) mod testing {
             producer_ids: Default::default(),
             advertised: ("127.0.0.1".to_owned(), 9092),
             started: std::time::Instant::now(),
-        });
+        })
+    }
+
+    /// A broker over `dir` with `config` (its `data_dir` is replaced), its
+    /// coordinators loaded, no listener.
+    pub async fn broker_with(dir: &std::path::Path, mut config: Config) -> Arc<Broker> {
+        config.groups.offsets_topic_num_partitions = 1;
+        config.groups.group_initial_rebalance_delay_ms = 0;
+        let broker = bare_broker(dir, config);
         crate::group::GroupCoordinator::load(&broker).expect("load groups");
         crate::txn::TransactionCoordinator::load(&broker)
             .await

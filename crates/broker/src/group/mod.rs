@@ -1224,29 +1224,10 @@ mod tests {
     /// A broker over a temp dir with a one-partition `__consumer_offsets`
     /// and no initial rebalance delay, loaded but not listening.
     fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
-        let mut config = crate::config::Config {
-            data_dir: dir.to_owned(),
-            ..Default::default()
-        };
+        let mut config = crate::config::Config::default();
         config.groups.offsets_topic_num_partitions = 1;
         config.groups.group_initial_rebalance_delay_ms = 0;
-        let metadata = crate::metadata::MetadataStore::open(dir).expect("metadata");
-        let replicas =
-            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
-        replicas
-            .sync_with(&metadata.image(), true)
-            .expect("replicas");
-        let broker = Arc::new(Broker {
-            cluster_id: "test".to_owned(),
-            groups: GroupCoordinator::new(config.groups.clone()),
-            txn: crate::txn::TransactionCoordinator::new(),
-            config,
-            metadata,
-            replicas,
-            producer_ids: Default::default(),
-            advertised: ("127.0.0.1".to_owned(), 9092),
-            started: std::time::Instant::now(),
-        });
+        let broker = crate::testing::bare_broker(dir, config);
         GroupCoordinator::load(&broker).expect("load");
         broker
     }

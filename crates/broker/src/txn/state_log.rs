@@ -531,25 +531,7 @@ mod tests {
     }
 
     fn broker_in(dir: &std::path::Path) -> std::sync::Arc<crate::Broker> {
-        let config = crate::config::Config {
-            data_dir: dir.to_owned(),
-            ..Default::default()
-        };
-        let metadata = crate::metadata::MetadataStore::open(dir).unwrap();
-        let replicas =
-            crate::partition::ReplicaManager::new(dir, config.log.clone(), config.node_id);
-        replicas.sync_with(&metadata.image(), true).unwrap();
-        std::sync::Arc::new(crate::Broker {
-            cluster_id: "test".to_owned(),
-            groups: crate::group::GroupCoordinator::new(config.groups.clone()),
-            txn: crate::txn::TransactionCoordinator::new(),
-            config,
-            metadata,
-            replicas,
-            producer_ids: Default::default(),
-            advertised: ("127.0.0.1".to_owned(), 9092),
-            started: std::time::Instant::now(),
-        })
+        crate::testing::bare_broker(dir, crate::config::Config::default())
     }
 
     /// A `__transaction_state` written by Sluice before Kafka's format (JSON

@@ -152,6 +152,30 @@ def test_a_frame_holding_the_request_budget_holds_back_other_connections(broker_
     waiter.close()
 
 
+
+def test_a_frame_that_stops_arriving_gives_the_budget_back(broker_factory):
+    """A hog announces a frame as large as the whole request budget and then
+    stops sending. After limits.request_read_timeout_ms the broker closes
+    the hog and returns the bytes, so another connection is served without
+    waiting for the hog to leave (or for connections.max.idle.ms)."""
+    b = broker_factory.new(
+        extra_args=[
+            "--set", f"limits.socket_request_max_bytes={REQUEST_BUDGET_BYTES}",
+            "--set", f"limits.queued_max_request_bytes={REQUEST_BUDGET_BYTES}",
+            "--set", "limits.request_read_timeout_ms=1000",
+        ]
+    )
+    hog = connect(b.kafka_port)
+    hog.sendall(i32(REQUEST_BUDGET_BYTES) + b"\x00" * 10)
+    waiter = connect(b.kafka_port)
+    waiter.sendall(frame(request_header_v1(18, 0, 2)))
+    response = recv_response_or_close(waiter, timeout_s=15)
+    assert response is not None and response[:4] == i32(2), "B answered once the stalled frame timed out"
+    # The broker, not the hog, ended the hog's connection.
+    assert recv_response_or_close(hog, timeout_s=10) is None, "the stalled connection was not closed"
+    waiter.close()
+    hog.close()
+
 INIT_PRODUCER_ID = 22
 PRODUCE = 0
 INVALID_TXN_STATE = 48

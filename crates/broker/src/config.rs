@@ -44,6 +44,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.max_in_flight_requests_per_connection",
     "limits.fetch_max_bytes",
     "limits.queued_max_request_bytes",
+    "limits.request_read_timeout_ms",
     "transactions.max_timeout_ms",
     "groups.offsets_topic_num_partitions",
     "groups.offsets_retention_minutes",
@@ -262,6 +263,14 @@ pub struct Limits {
     /// exhaust memory. Must be at least `socket_request_max_bytes`, or the
     /// largest allowed frame could never be admitted.
     pub queued_max_request_bytes: u64,
+    /// Once a frame's length is read and its bytes are admitted to the
+    /// request budget, the rest of the frame must arrive within this long,
+    /// or the connection is closed and the bytes go back to the budget.
+    /// Without it a client could declare large frames, send nothing more,
+    /// and hold the whole budget (stalling every other connection) until
+    /// `connections_max_idle_ms`. Kafka has no such bound; 60 s carries a
+    /// 100 MiB frame at under 2 MB/s.
+    pub request_read_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -273,6 +282,7 @@ impl Default for Limits {
             max_in_flight_requests_per_connection: 64,
             fetch_max_bytes: 55 * 1024 * 1024,
             queued_max_request_bytes: 512 * 1024 * 1024,
+            request_read_timeout_ms: 60_000,
         }
     }
 }
@@ -657,6 +667,12 @@ impl Config {
                     "{} is below limits.socket_request_max_bytes ({}): a frame of the largest allowed size could never be read",
                     limits.queued_max_request_bytes, limits.socket_request_max_bytes
                 ),
+            ));
+        }
+        if limits.request_read_timeout_ms < 1 {
+            return Err(invalid(
+                "limits.request_read_timeout_ms",
+                format!("{} is below 1", limits.request_read_timeout_ms),
             ));
         }
         // The budget is a tokio semaphore, whose permit count has a ceiling.

@@ -93,6 +93,17 @@ pub enum FrameError {
         /// The limit.
         max_bytes: u32,
     },
+    /// The rest of an admitted frame did not arrive within
+    /// `limits.request_read_timeout_ms`.
+    #[error("frame not complete within {timeout_ms} ms ({read_bytes} of {length} bytes)")]
+    ReadTimeout {
+        /// The limit.
+        timeout_ms: u128,
+        /// Bytes of the frame (prefix included) that arrived.
+        read_bytes: usize,
+        /// Bytes expected (prefix included).
+        length: usize,
+    },
     /// The peer closed the connection part-way through a frame.
     #[error("connection closed in the middle of a frame ({read_bytes} of {length} bytes)")]
     Truncated {
@@ -115,6 +126,8 @@ struct Pending {
     /// its place in the semaphore's queue.
     acquire: Option<Acquire>,
     permit: Option<FramePermit>,
+    /// When the rest of the frame must have arrived (set once admitted).
+    deadline: Option<tokio::time::Instant>,
     body: Vec<u8>,
 }
 
@@ -123,6 +136,7 @@ pub struct FrameReader<R> {
     reader: R,
     max_frame_bytes: u32,
     budget: RequestBudget,
+    read_timeout: std::time::Duration,
     prefix: [u8; 4],
     prefix_len: usize,
     pending: Option<Pending>,
@@ -138,12 +152,19 @@ impl<R> std::fmt::Debug for FrameReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// A reader of frames up to `max_frame_bytes` long.
-    pub fn new(reader: R, max_frame_bytes: u32, budget: RequestBudget) -> FrameReader<R> {
+    /// A reader of frames up to `max_frame_bytes` long, each of which must
+    /// arrive whole within `read_timeout` of being admitted to the budget.
+    pub fn new(
+        reader: R,
+        max_frame_bytes: u32,
+        budget: RequestBudget,
+        read_timeout: std::time::Duration,
+    ) -> FrameReader<R> {
         FrameReader {
             reader,
             max_frame_bytes,
             budget,
+            read_timeout,
             prefix: [0; 4],
             prefix_len: 0,
             pending: None,
@@ -199,6 +220,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 length: length_bytes as usize,
                 acquire: Some(Box::pin(semaphore.acquire_many_owned(length_bytes))),
                 permit: None,
+                deadline: None,
                 body: Vec::new(),
             });
         }
@@ -212,7 +234,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 _gauge: crate::metrics::request_queued(pending.length),
             });
             pending.acquire = None;
+            pending.deadline = Some(tokio::time::Instant::now() + self.read_timeout);
         }
+        let deadline = pending
+            .deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + self.read_timeout);
         while pending.body.len() < pending.length {
             let remaining = pending.length - pending.body.len();
             if pending.body.capacity() == pending.body.len() {
@@ -225,10 +251,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 pending.body.reserve_exact(target - arrived);
             }
             let spare = pending.body.capacity() - pending.body.len();
-            let n = self
-                .reader
-                .read_buf(&mut (&mut pending.body).limit(remaining.min(spare)))
-                .await?;
+            let outcome = {
+                let mut limited = (&mut pending.body).limit(remaining.min(spare));
+                tokio::time::timeout_at(deadline, self.reader.read_buf(&mut limited)).await
+            };
+            let Ok(n) = outcome else {
+                let error = FrameError::ReadTimeout {
+                    timeout_ms: self.read_timeout.as_millis(),
+                    read_bytes: 4 + pending.body.len(),
+                    length: 4 + pending.length,
+                };
+                // Give the bytes back to the budget now, not when the
+                // connection is torn down.
+                self.pending = None;
+                return Err(error);
+            };
+            let n = n?;
             if n == 0 {
                 return Err(FrameError::Truncated {
                     read_bytes: 4 + pending.body.len(),
@@ -258,6 +296,8 @@ mod tests {
     use super::*;
 
     const MIB: u32 = 1024 * 1024;
+    /// Long enough never to fire in the tests that are not about it.
+    const TIMEOUT: Duration = Duration::from_secs(600);
 
     fn framed(payload: &[u8]) -> Vec<u8> {
         let mut out = (payload.len() as i32).to_be_bytes().to_vec();
@@ -269,7 +309,7 @@ mod tests {
     async fn a_large_declared_length_does_not_allocate_until_bytes_arrive() {
         let (mut client, server) = tokio::io::duplex(1 << 20);
         let budget = RequestBudget::new(u64::from(200 * MIB));
-        let mut reader = FrameReader::new(server, 100 * MIB, budget.clone());
+        let mut reader = FrameReader::new(server, 100 * MIB, budget.clone(), TIMEOUT);
         client
             .write_all(&(100 * MIB as i32).to_be_bytes())
             .await
@@ -304,7 +344,7 @@ mod tests {
     async fn frames_are_read_whole_across_cancellations_and_budget_comes_back() {
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let budget = RequestBudget::new(u64::from(4 * MIB));
-        let mut reader = FrameReader::new(server, MIB, budget.clone());
+        let mut reader = FrameReader::new(server, MIB, budget.clone(), TIMEOUT);
         let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
         let mut wire = framed(&payload);
         wire.extend(framed(b"second"));
@@ -335,8 +375,12 @@ mod tests {
     async fn negative_and_oversized_lengths_are_refused_before_any_allocation() {
         for (length, oversized) in [(-1i32, false), (i32::MIN, false), (i32::MAX, true)] {
             let (mut client, server) = tokio::io::duplex(64);
-            let mut reader =
-                FrameReader::new(server, 100 * MIB, RequestBudget::new(u64::from(200 * MIB)));
+            let mut reader = FrameReader::new(
+                server,
+                100 * MIB,
+                RequestBudget::new(u64::from(200 * MIB)),
+                TIMEOUT,
+            );
             client
                 .write_all(&length.to_be_bytes())
                 .await
@@ -354,7 +398,7 @@ mod tests {
     #[tokio::test]
     async fn a_close_inside_a_frame_is_reported() {
         let (mut client, server) = tokio::io::duplex(64);
-        let mut reader = FrameReader::new(server, MIB, RequestBudget::new(u64::from(MIB)));
+        let mut reader = FrameReader::new(server, MIB, RequestBudget::new(u64::from(MIB)), TIMEOUT);
         client
             .write_all(&100i32.to_be_bytes())
             .await
@@ -375,8 +419,8 @@ mod tests {
         let budget = RequestBudget::new(u64::from(MIB));
         let (mut client_a, server_a) = tokio::io::duplex(1 << 20);
         let (mut client_b, server_b) = tokio::io::duplex(1 << 20);
-        let mut reader_a = FrameReader::new(server_a, MIB, budget.clone());
-        let mut reader_b = FrameReader::new(server_b, MIB, budget.clone());
+        let mut reader_a = FrameReader::new(server_a, MIB, budget.clone(), TIMEOUT);
+        let mut reader_b = FrameReader::new(server_b, MIB, budget.clone(), TIMEOUT);
         let big = vec![1u8; (MIB as usize) * 3 / 4];
         client_a.write_all(&framed(&big)).await.expect("write a");
         let held = reader_a.next().await.expect("a").expect("frame a");
@@ -393,5 +437,33 @@ mod tests {
             .expect("b")
             .expect("frame b");
         assert_eq!(frame_b.bytes.len(), small.len());
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_stops_arriving_is_dropped_and_its_budget_returned() {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let budget = RequestBudget::new(u64::from(MIB));
+        let mut reader = FrameReader::new(server, MIB, budget.clone(), Duration::from_millis(100));
+        // Declare the whole budget, send 10 bytes, then nothing.
+        client
+            .write_all(&(MIB as i32).to_be_bytes())
+            .await
+            .expect("write length");
+        client.write_all(&[0u8; 10]).await.expect("write bytes");
+        let started = std::time::Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(10), reader.next())
+            .await
+            .expect("the reader must give up on its own")
+            .expect_err("a stalled frame is an error");
+        assert!(
+            matches!(err, FrameError::ReadTimeout { read_bytes: 14, .. }),
+            "{err}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(
+            budget.available_bytes(),
+            MIB as usize,
+            "budget not returned"
+        );
     }
 }

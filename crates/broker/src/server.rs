@@ -140,7 +140,12 @@ impl Connection {
         let idle = Duration::from_millis(limits.connections_max_idle_ms);
         let max_in_flight = limits.max_in_flight_requests_per_connection as usize;
         let (read_half, mut write_half) = stream.into_split();
-        let mut frames = FrameReader::new(read_half, limits.socket_request_max_bytes, budget);
+        let mut frames = FrameReader::new(
+            read_half,
+            limits.socket_request_max_bytes,
+            budget,
+            Duration::from_millis(limits.request_read_timeout_ms),
+        );
         let mut in_flight = FuturesOrdered::new();
         let principal = Principal::anonymous();
         let mut stopping = false;

@@ -216,6 +216,23 @@ fn encoded<T>(group_id: &str, records: Result<T, RecordError>) -> Result<T, i16>
     })
 }
 
+/// Applies offsets whose records were written at `first`, `first + 1`, …
+/// once they are durable. A commit whose record is older than the one in
+/// memory (a late fsync) never overwrites it.
+fn apply_committed(
+    offsets: &mut BTreeMap<(String, i32), Committed>,
+    first: i64,
+    values: Vec<(String, i32, OffsetValue)>,
+) {
+    for (i, (topic, p, value)) in values.into_iter().enumerate() {
+        let log_offset = first + i as i64;
+        let key = (topic, p);
+        if offsets.get(&key).is_none_or(|c| c.log_offset < log_offset) {
+            offsets.insert(key, Committed { value, log_offset });
+        }
+    }
+}
+
 /// Appends `records` for `group_id` to its offsets partition. Called with
 /// the group's lock held so the log order matches the state order.
 fn append_locked(
@@ -817,18 +834,7 @@ impl GroupCoordinator {
         // commit in the log but missing from the group's offsets.
         let finished = tokio::spawn(async move {
             commit_durable(partition, end).await?;
-            let mut state = slot.lock();
-            for (i, (topic, p, value)) in values.into_iter().enumerate() {
-                let log_offset = first + i as i64;
-                let key = (topic, p);
-                if state
-                    .offsets
-                    .get(&key)
-                    .is_none_or(|c| c.log_offset < log_offset)
-                {
-                    state.offsets.insert(key, Committed { value, log_offset });
-                }
-            }
+            apply_committed(&mut slot.lock().offsets, first, values);
             Ok::<(), i16>(())
         });
         match finished.await {
@@ -887,18 +893,7 @@ impl GroupCoordinator {
             (partition, end, end - records.len() as i64)
         };
         commit_durable(partition, end).await?;
-        let mut state = slot.lock();
-        for (i, (topic, p, value)) in values.into_iter().enumerate() {
-            let log_offset = first + i as i64;
-            let key = (topic, p);
-            if state
-                .offsets
-                .get(&key)
-                .is_none_or(|c| c.log_offset < log_offset)
-            {
-                state.offsets.insert(key, Committed { value, log_offset });
-            }
-        }
+        apply_committed(&mut slot.lock().offsets, first, values);
         Ok(())
     }
 

@@ -119,120 +119,10 @@ pub enum SecurityProtocol {
     SaslSsl,
 }
 
-/// How appended data reaches the disk.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum FlushMode {
-    /// One fsync covers every append waiting at that moment; produce
-    /// requests with acks != 0 are answered after their data is fsynced.
-    GroupCommit,
-    /// Kafka's policy: fsync every `flush_messages` messages or `flush_ms`,
-    /// and otherwise leave durability to replication and the page cache.
-    Interval,
-}
-
-/// Timestamp type stamped on appended batches.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-pub enum TimestampTypeConfig {
-    /// Keep the producer's timestamps.
-    CreateTime,
-    /// Overwrite them with the broker's clock at append.
-    LogAppendTime,
-}
-
-/// Broker-wide topic log defaults; a topic's own configs override them.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogDefaults {
-    /// Roll a segment when it reaches this size (Kafka: 1 GiB).
-    pub segment_bytes: u64,
-    /// Roll a segment after this age (Kafka: 7 days).
-    pub segment_ms: i64,
-    /// Delete segments older than this; -1 keeps forever (Kafka: 7 days).
-    pub retention_ms: i64,
-    /// Delete old segments while the partition is larger; -1 is unlimited.
-    pub retention_bytes: i64,
-    /// How often retention and time-based rolls are checked (Kafka: 5 min).
-    pub retention_check_interval_ms: u64,
-    /// Bytes between sparse index entries (Kafka: 4096).
-    pub index_interval_bytes: u32,
-    /// Largest record batch accepted (Kafka's `message.max.bytes`).
-    pub message_max_bytes: u32,
-    /// CreateTime or LogAppendTime.
-    pub message_timestamp_type: TimestampTypeConfig,
-    /// Kafka's `log.message.timestamp.before.max.ms`: how old a CreateTime
-    /// record may be when produced (Kafka: Long.MAX_VALUE, no limit).
-    pub message_timestamp_before_max_ms: i64,
-    /// Kafka's `log.message.timestamp.after.max.ms`: how far ahead of the
-    /// broker clock a CreateTime record may be (Kafka 4.0: 1 hour, KIP-1030).
-    pub message_timestamp_after_max_ms: i64,
-    /// Durability policy; group commit is the single-node default.
-    pub flush_mode: FlushMode,
-    /// With `flush_mode = "interval"`: fsync after this many messages.
-    pub flush_messages: u64,
-    /// With `flush_mode = "interval"`: fsync after this many milliseconds.
-    pub flush_ms: u64,
-    /// Segment files held open at once across all partitions (the bounded
-    /// file-handle cache); 0 derives it from RLIMIT_NOFILE at start, see
-    /// [`derive_max_open_files`]. Keeps open files from growing with the
-    /// number of partitions.
-    pub max_open_files: u64,
-}
-
-/// Smallest useful file-handle cache bound, also the floor of the derived one.
-pub const MIN_MAX_OPEN_FILES: u64 = sluice_log::file_cache::MIN_MAX_OPEN_FILES as u64;
-
-/// The `log.max_open_files` used when it is 0: half the (raised) soft
-/// RLIMIT_NOFILE, leaving the other half to connections, the metadata log
-/// and reads in flight, and at least [`MIN_MAX_OPEN_FILES`].
-pub fn derive_max_open_files(nofile_limit: u64) -> u64 {
-    (nofile_limit / 2).max(MIN_MAX_OPEN_FILES)
-}
-
-impl Default for LogDefaults {
-    fn default() -> Self {
-        LogDefaults {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3600 * 1000,
-            retention_ms: 7 * 24 * 3600 * 1000,
-            retention_bytes: -1,
-            retention_check_interval_ms: 300_000,
-            index_interval_bytes: 4096,
-            message_max_bytes: 1_048_588,
-            message_timestamp_type: TimestampTypeConfig::CreateTime,
-            message_timestamp_before_max_ms: i64::MAX,
-            message_timestamp_after_max_ms: sluice_log::config::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
-            flush_mode: FlushMode::GroupCommit,
-            flush_messages: i64::MAX as u64,
-            flush_ms: i64::MAX as u64,
-            max_open_files: 0,
-        }
-    }
-}
-
-/// Topic creation defaults.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TopicDefaults {
-    /// Kafka's `auto.create.topics.enable`: Metadata and Produce for an
-    /// unknown topic create it.
-    pub auto_create: bool,
-    /// Kafka's `num.partitions`: partitions of an auto-created topic, and of
-    /// a CreateTopics request that asks for -1.
-    pub num_partitions: i32,
-    /// Kafka's `default.replication.factor`.
-    pub default_replication_factor: i16,
-}
-
-impl Default for TopicDefaults {
-    fn default() -> Self {
-        TopicDefaults {
-            auto_create: true,
-            num_partitions: 1,
-            default_replication_factor: 1,
-        }
-    }
-}
+pub use sluice_metadata::config::{
+    FlushMode, LogDefaults, MIN_MAX_OPEN_FILES, TimestampTypeConfig, TopicDefaults,
+    derive_max_open_files,
+};
 
 /// Ceiling of `limits.queued_max_request_bytes`: tokio's semaphore holds at
 /// most `usize::MAX >> 3` permits; 1 PiB is far above any real budget.
@@ -287,78 +177,7 @@ impl Default for Limits {
     }
 }
 
-/// Transaction coordinator settings (Kafka's `transaction.*` broker configs).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TransactionConfig {
-    /// Longest `transaction.timeout.ms` a producer may ask for (Kafka's
-    /// `transaction.max.timeout.ms`, 15 minutes): an abandoned transaction
-    /// holds back its partitions' last stable offset at most this long.
-    pub max_timeout_ms: i32,
-}
-
-impl Default for TransactionConfig {
-    fn default() -> Self {
-        TransactionConfig {
-            max_timeout_ms: 900_000,
-        }
-    }
-}
-
-/// Group coordinator settings (Kafka's `offsets.*`, `group.*` broker configs).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct GroupConfig {
-    /// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions`).
-    pub offsets_topic_num_partitions: i32,
-    /// How long offsets of an empty group are kept (`offsets.retention.minutes`).
-    pub offsets_retention_minutes: i64,
-    /// Sluice only (Kafka has minutes only): the same retention in
-    /// milliseconds, overriding `offsets_retention_minutes` when set, so
-    /// tests and operators can use retentions shorter than a minute.
-    pub offsets_retention_ms: Option<i64>,
-    /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
-    pub offsets_retention_check_interval_ms: u64,
-    /// Wait for more members before the first rebalance of an empty group
-    /// (`group.initial.rebalance.delay.ms`).
-    pub group_initial_rebalance_delay_ms: u64,
-    /// Smallest session timeout a classic member may ask for.
-    pub group_min_session_timeout_ms: i32,
-    /// Largest session timeout a classic member may ask for.
-    pub group_max_session_timeout_ms: i32,
-    /// Longest metadata string kept with a committed offset (`offset.metadata.max.bytes`).
-    pub offset_metadata_max_bytes: u32,
-    /// KIP-848 member session timeout (`group.consumer.session.timeout.ms`).
-    pub consumer_session_timeout_ms: i32,
-    /// KIP-848 heartbeat interval told to members (`group.consumer.heartbeat.interval.ms`).
-    pub consumer_heartbeat_interval_ms: i32,
-}
-
-impl GroupConfig {
-    /// The effective offset retention: `offsets_retention_ms` if set, else
-    /// `offsets_retention_minutes`.
-    pub fn offsets_retention_ms(&self) -> i64 {
-        self.offsets_retention_ms
-            .unwrap_or_else(|| self.offsets_retention_minutes.saturating_mul(60_000))
-    }
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        GroupConfig {
-            offsets_topic_num_partitions: 50,
-            offsets_retention_minutes: 10_080,
-            offsets_retention_ms: None,
-            offsets_retention_check_interval_ms: 600_000,
-            group_initial_rebalance_delay_ms: 3_000,
-            group_min_session_timeout_ms: 6_000,
-            group_max_session_timeout_ms: 1_800_000,
-            offset_metadata_max_bytes: 4096,
-            consumer_session_timeout_ms: 45_000,
-            consumer_heartbeat_interval_ms: 5_000,
-        }
-    }
-}
+pub use sluice_coordinator::config::{GroupConfig, TransactionConfig};
 
 /// A config that could not be loaded, always naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -692,7 +511,7 @@ impl Config {
             ));
         }
         let groups = &self.groups;
-        if !(1..=crate::controller::MAX_PARTITIONS_PER_TOPIC)
+        if !(1..=sluice_metadata::controller::MAX_PARTITIONS_PER_TOPIC)
             .contains(&groups.offsets_topic_num_partitions)
         {
             return Err(invalid(
@@ -735,7 +554,7 @@ impl Config {
             ));
         }
         if groups.offset_metadata_max_bytes as usize
-            > crate::group::offsets_log::MAX_OFFSET_METADATA_BYTES
+            > sluice_coordinator::group::offsets_log::MAX_OFFSET_METADATA_BYTES
         {
             // The metadata is a STRING (INT16 length) in Kafka's
             // OffsetCommitValue record, so longer metadata could not be stored.
@@ -744,7 +563,7 @@ impl Config {
                 format!(
                     "{} exceeds {}, the longest string __consumer_offsets records can hold",
                     groups.offset_metadata_max_bytes,
-                    crate::group::offsets_log::MAX_OFFSET_METADATA_BYTES
+                    sluice_coordinator::group::offsets_log::MAX_OFFSET_METADATA_BYTES
                 ),
             ));
         }

@@ -108,6 +108,53 @@ impl DataDir {
     }
 }
 
+impl DataDir {
+    /// The cluster id, created once and kept in `meta.properties` like Kafka.
+    pub fn cluster_id(&self) -> Result<String, DataDirError> {
+        cluster_id(self.path())
+    }
+}
+
+fn cluster_id(dir: &std::path::Path) -> Result<String, DataDirError> {
+    let path = dir.join("meta.properties");
+    let io = |source| DataDirError::Open {
+        path: dir.to_owned(),
+        source,
+    };
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id="))
+    {
+        return Ok(id.trim().to_owned());
+    }
+    let id = base64_url_uuid(uuid::Uuid::new_v4());
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(&tmp, format!("version=1\ncluster.id={id}\n")).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    Ok(id)
+}
+
+/// Kafka prints cluster ids as URL-safe base64 of a UUID, without padding.
+fn base64_url_uuid(id: uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

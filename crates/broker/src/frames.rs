@@ -73,7 +73,7 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct FramePermit {
     _permit: OwnedSemaphorePermit,
-    _gauge: crate::metrics::QueuedRequestGuard,
+    _gauge: sluice_metrics::QueuedRequestGuard,
 }
 
 /// Why a frame could not be read. Every variant closes the connection.
@@ -231,7 +231,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let permit = acquire.await?;
             pending.permit = Some(FramePermit {
                 _permit: permit,
-                _gauge: crate::metrics::request_queued(pending.length),
+                _gauge: sluice_metrics::request_queued(pending.length),
             });
             pending.acquire = None;
             pending.deadline = Some(tokio::time::Instant::now() + self.read_timeout);

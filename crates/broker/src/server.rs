@@ -67,7 +67,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut stop: watch::
         let budget = budget.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            let _open = crate::metrics::connection_opened();
+            let _open = sluice_metrics::connection_opened();
             if let Err(e) = Connection::new(stream, peer, broker, budget, stop)
                 .run()
                 .await

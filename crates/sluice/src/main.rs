@@ -1,7 +1,7 @@
 //! The `sluice` binary: one command-line entry point for the broker and
-//! the CLI tools. Each subcommand lives in its own module: `serve` here,
-//! `topic`, `produce`, `consume`, `group`, `status`/`stop` and `bench` in
-//! their files. Client commands print one `error: ...` line and exit 1 on
+//! the CLI tools. Each subcommand lives in its own module: `serve` wires the
+//! broker's crates together; `topic`, `produce`, `consume`, `group`,
+//! `status`/`stop` and `bench` are clients. Client commands print one `error: ...` line and exit 1 on
 //! failure; they never panic on a bad broker, topic or argument.
 
 mod bench;
@@ -10,6 +10,7 @@ mod common;
 mod consume;
 mod group;
 mod produce;
+mod serve;
 mod status;
 mod topic;
 
@@ -121,7 +122,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sluice_broker::run(config, shutdown_signal())) {
+    match runtime.block_on(serve::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -34,7 +34,6 @@ pub fn handle(
             match broker
                 .txn
                 .add_to_txn(
-                    &broker,
                     &request.transactional_id,
                     request.producer_id,
                     request.producer_epoch,

@@ -131,14 +131,7 @@ async fn add_one(
     } else {
         let c = match broker
             .txn
-            .add_to_txn(
-                broker,
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                &wanted,
-                None,
-            )
+            .add_to_txn(transactional_id, producer_id, producer_epoch, &wanted, None)
             .await
         {
             Ok(()) => code::NONE,

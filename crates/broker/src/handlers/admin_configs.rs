@@ -20,8 +20,9 @@ use sluice_protocol::messages::incremental_alter_configs::{
 use super::RequestContext;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use crate::Broker;
-use crate::controller::{self, AlterMode, ApiError, ConfigOp};
-use crate::topic_config;
+use sluice_metadata::ApiError;
+use sluice_metadata::controller::{AlterMode, ConfigOp};
+use sluice_metadata::topic_config;
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -201,14 +202,15 @@ pub fn alter(
                         None => ConfigOp::Delete(c.name),
                     })
                     .collect();
-                controller::alter_topic_configs(
-                    &broker,
-                    &r.resource_name,
-                    ops,
-                    AlterMode::Replace,
-                    request.validate_only,
-                )
-                .await
+                broker
+                    .controller
+                    .alter_topic_configs(
+                        &r.resource_name,
+                        ops,
+                        AlterMode::Replace,
+                        request.validate_only,
+                    )
+                    .await
             } else {
                 Err(not_a_topic(r.resource_type))
             };
@@ -269,14 +271,15 @@ pub fn incremental_alter(
                     .collect();
                 match ops {
                     Ok(ops) => {
-                        controller::alter_topic_configs(
-                            &broker,
-                            &r.resource_name,
-                            ops,
-                            AlterMode::Incremental,
-                            request.validate_only,
-                        )
-                        .await
+                        broker
+                            .controller
+                            .alter_topic_configs(
+                                &r.resource_name,
+                                ops,
+                                AlterMode::Incremental,
+                                request.validate_only,
+                            )
+                            .await
                     }
                     Err(e) => Err(e),
                 }

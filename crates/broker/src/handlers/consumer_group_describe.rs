@@ -13,8 +13,8 @@ use sluice_protocol::messages::consumer_group_describe::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::{GroupKind, assignor};
-use crate::metadata::MetadataImage;
+use sluice_coordinator::group::{GroupKind, assignor};
+use sluice_metadata::MetadataImage;
 
 fn to_wire(a: &assignor::Assignment, image: &MetadataImage) -> Assignment {
     Assignment {

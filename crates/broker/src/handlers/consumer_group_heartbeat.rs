@@ -12,8 +12,8 @@ use sluice_protocol::messages::consumer_group_heartbeat::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::assignor;
-use crate::group::consumer::HeartbeatArgs;
+use sluice_coordinator::group::assignor;
+use sluice_coordinator::group::consumer::HeartbeatArgs;
 
 /// Handles ConsumerGroupHeartbeat.
 pub fn handle(
@@ -44,11 +44,7 @@ pub fn handle(
     };
     async move {
         let group_id = request.group_id;
-        match broker
-            .groups
-            .consumer_heartbeat(&broker, &group_id, args)
-            .await
-        {
+        match broker.groups.consumer_heartbeat(&group_id, args).await {
             Err(error_code) => ConsumerGroupHeartbeatResponse {
                 error_code,
                 ..Default::default()

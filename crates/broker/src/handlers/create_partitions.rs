@@ -11,7 +11,6 @@ use sluice_protocol::messages::create_partitions::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::controller;
 
 /// Handles CreatePartitions.
 pub fn handle(
@@ -43,7 +42,9 @@ pub fn handle(
                 pre.push((t.name, None));
             }
         }
-        let mut results = controller::create_partitions(&broker, asks, request.validate_only)
+        let mut results = broker
+            .controller
+            .create_partitions(asks, request.validate_only)
             .await
             .into_iter();
         let results = pre

@@ -11,8 +11,9 @@ use sluice_protocol::messages::create_topics::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::controller::{self, ApiError, NewTopic};
-use crate::topic_config;
+use sluice_metadata::ApiError;
+use sluice_metadata::controller::NewTopic;
+use sluice_metadata::topic_config;
 
 /// Kafka's DescribeConfigs source codes.
 pub(crate) const SOURCE_TOPIC: i8 = 1;
@@ -64,7 +65,9 @@ pub fn handle(
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
-        let mut created = controller::create_topics(&broker, valid, request.validate_only)
+        let mut created = broker
+            .controller
+            .create_topics(valid, request.validate_only)
             .await
             .into_iter();
         let topics = names

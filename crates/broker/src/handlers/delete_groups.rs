@@ -22,7 +22,7 @@ pub fn handle(
     async move {
         let mut results = Vec::with_capacity(request.groups_names.len());
         for group_id in request.groups_names {
-            let error_code = broker.groups.delete_group(&broker, &group_id).await;
+            let error_code = broker.groups.delete_group(&group_id).await;
             results.push(DeletableGroupResult {
                 group_id,
                 error_code,

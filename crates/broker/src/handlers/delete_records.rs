@@ -35,7 +35,7 @@ pub fn handle(
                 {
                     None => (code::UNKNOWN_TOPIC_OR_PARTITION, -1),
                     // Kafka's ReplicaManager refuses this the same way.
-                    Some(_) if crate::controller::is_internal_topic(&t.name) => {
+                    Some(_) if sluice_metadata::controller::is_internal_topic(&t.name) => {
                         (code::INVALID_TOPIC_EXCEPTION, -1)
                     }
                     Some(partition) => {
@@ -96,7 +96,9 @@ mod tests {
     async fn records_of_internal_topics_cannot_be_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = testing::broker_in(dir.path()).await;
-        crate::controller::ensure_internal_topic(&broker, "__consumer_offsets", 1)
+        broker
+            .controller
+            .ensure_internal_topic("__consumer_offsets", 1)
             .await
             .expect("offsets topic");
         let header = RequestHeader {

@@ -11,7 +11,6 @@ use sluice_protocol::messages::delete_topics::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::controller;
 
 /// Handles DeleteTopics; v6 may name topics by id.
 pub fn handle(
@@ -45,9 +44,7 @@ pub fn handle(
                 .collect()
         };
         let to_delete: Vec<String> = wanted.iter().filter_map(|(_, _, r)| r.clone()).collect();
-        let mut results = controller::delete_topics(&broker, to_delete)
-            .await
-            .into_iter();
+        let mut results = broker.controller.delete_topics(to_delete).await.into_iter();
         let responses = wanted
             .into_iter()
             .map(|(asked, asked_id, resolved)| match resolved {

@@ -11,8 +11,8 @@ use sluice_protocol::messages::describe_groups::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::GroupKind;
-use crate::group::classic::ClassicState;
+use sluice_coordinator::group::GroupKind;
+use sluice_coordinator::group::classic::ClassicState;
 
 /// Handles DescribeGroups. An unknown group is reported Dead (v0-5) or
 /// GROUP_ID_NOT_FOUND (v6+), as Kafka does.

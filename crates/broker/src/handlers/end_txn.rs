@@ -30,7 +30,6 @@ pub fn handle(
         let result = broker
             .txn
             .end_txn(
-                &broker,
                 &request.transactional_id,
                 request.producer_id,
                 request.producer_epoch,

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::RequestContext;
 use crate::Broker;
-use crate::partition::Partition;
+use sluice_replica::Partition;
 
 /// Longest long-poll we honour, whatever the client asks: a bound on how
 /// long a request can pin its connection's response queue.
@@ -200,7 +200,7 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
     };
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log().log_start_offset();
-    let last_stable_offset = crate::txn::last_stable_offset(partition);
+    let last_stable_offset = partition.last_stable_offset();
     let mut data = PartitionData {
         high_watermark,
         last_stable_offset,
@@ -240,7 +240,7 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
                 return data;
             }
             if read_committed {
-                match crate::txn::aborted_transactions(partition, w.fetch_offset, &bytes) {
+                match partition.aborted_transactions(w.fetch_offset, &bytes) {
                     Ok(aborted) => data.aborted_transactions = Some(aborted),
                     Err(e) => {
                         // Records without their aborted list would show a
@@ -251,7 +251,7 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
                     }
                 }
             }
-            crate::metrics::fetched(&partition.tp.topic, bytes.len());
+            sluice_metrics::fetched(&partition.tp.topic, bytes.len());
             data.records = bytes;
         }
         Err(e) => {

@@ -35,7 +35,7 @@ pub fn handle(
             vec![request.key]
         };
         let ready = match request.key_type {
-            KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic(&broker).await,
+            KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await,
             KEY_TYPE_TRANSACTION => Ok(()),
             _ => Err(code::INVALID_REQUEST),
         };

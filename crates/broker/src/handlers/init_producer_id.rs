@@ -43,7 +43,7 @@ pub fn handle(
                 (request.producer_id >= 0).then_some((request.producer_id, request.producer_epoch));
             return match broker
                 .txn
-                .init_producer_id(&broker, &id, request.transaction_timeout_ms, expected)
+                .init_producer_id(&id, request.transaction_timeout_ms, expected)
                 .await
             {
                 Ok((producer_id, epoch)) => {
@@ -56,7 +56,7 @@ pub fn handle(
                 }
             };
         }
-        match broker.producer_ids.next_id(&broker).await {
+        match broker.producer_ids.next_id().await {
             Ok(producer_id) => response(code::NONE, producer_id, 0),
             Err(e) => {
                 tracing::error!("cannot allocate a producer id: {}", e.message);

@@ -8,7 +8,7 @@ use sluice_protocol::messages::join_group::{JoinGroupRequest, JoinGroupResponse}
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::classic::JoinArgs;
+use sluice_coordinator::group::classic::JoinArgs;
 
 /// Handles JoinGroup; the response may wait for the rebalance to complete.
 pub fn handle(
@@ -41,10 +41,7 @@ pub fn handle(
         require_known_member_id: version >= 4,
     };
     async move {
-        let mut response = broker
-            .groups
-            .join_group(&broker, &request.group_id, args)
-            .await;
+        let mut response = broker.groups.join_group(&request.group_id, args).await;
         if version < 7 && response.protocol_name.is_none() {
             // Not nullable before v7.
             response.protocol_name = Some(String::new());

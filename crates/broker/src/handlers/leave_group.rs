@@ -29,10 +29,7 @@ pub fn handle(
     } else {
         vec![(request.member_id, None)]
     };
-    let response = match broker
-        .groups
-        .leave_group(broker, &request.group_id, &members)
-    {
+    let response = match broker.groups.leave_group(&request.group_id, &members) {
         Err(error_code) => LeaveGroupResponse {
             error_code,
             ..Default::default()

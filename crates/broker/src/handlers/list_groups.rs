@@ -31,10 +31,10 @@ pub fn handle(
             let listed = ListedGroup {
                 group_id: slot.id.clone(),
                 protocol_type: match &state.kind {
-                    crate::group::GroupKind::Classic(g) => {
+                    sluice_coordinator::group::GroupKind::Classic(g) => {
                         g.protocol_type.clone().unwrap_or_default()
                     }
-                    crate::group::GroupKind::Consumer(_) => "consumer".to_owned(),
+                    sluice_coordinator::group::GroupKind::Consumer(_) => "consumer".to_owned(),
                 },
                 group_state: state.state_name().to_owned(),
                 group_type: state.group_type().to_owned(),

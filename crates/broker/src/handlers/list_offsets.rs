@@ -45,7 +45,7 @@ pub fn handle(
                         },
                         Some(partition) => {
                             let hw = if read_committed {
-                                crate::txn::last_stable_offset(&partition)
+                                partition.last_stable_offset()
                             } else {
                                 partition.high_watermark()
                             };

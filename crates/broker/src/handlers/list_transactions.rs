@@ -12,7 +12,7 @@ use sluice_protocol::messages::list_transactions::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::txn::TxnState;
+use sluice_coordinator::txn::TxnState;
 
 /// Handles ListTransactions.
 pub fn handle(
@@ -29,7 +29,7 @@ pub fn handle(
             .filter(|s| !TxnState::NAMES.contains(&s.as_str()))
             .cloned()
             .collect();
-        let now = crate::metadata::now_ms();
+        let now = sluice_metadata::now_ms();
         let mut transaction_states = Vec::new();
         for slot in broker.txn.all() {
             let Some(meta) = slot.snapshot().await else {

@@ -12,8 +12,8 @@ use sluice_protocol::messages::metadata::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::controller::{self, INTERNAL_TOPICS};
-use crate::metadata::TopicImage;
+use sluice_metadata::TopicImage;
+use sluice_metadata::controller::{self, INTERNAL_TOPICS};
 
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -109,7 +109,7 @@ async fn lookup_or_create(
             ..empty_topic(Some(name))
         };
     }
-    match controller::auto_create_topic(broker, &name).await {
+    match broker.controller.auto_create_topic(&name).await {
         Ok(()) => match broker.metadata.image().topics.get(&name) {
             Some(topic) => topic_response(broker, topic),
             None => MetadataResponseTopic {

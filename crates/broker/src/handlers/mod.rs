@@ -58,7 +58,7 @@ use crate::server::ConnectionError;
 use crate::{Broker, Principal};
 
 pub use api_versions::advertised_versions;
-pub(crate) use produce::check_client_batches;
+pub use produce::check_client_batches;
 
 /// A response frame in the making; `None` means "send nothing" (acks=0).
 pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
@@ -90,7 +90,7 @@ pub fn dispatch(
     Ok(Box::pin(async move {
         let response = reply.await;
         let response_bytes = response.as_ref().map_or(0, |r| r.len());
-        crate::metrics::request_done(api_key, started.elapsed(), request_bytes, response_bytes);
+        sluice_metrics::request_done(api_key, started.elapsed(), request_bytes, response_bytes);
         response
     }))
 }
@@ -273,5 +273,5 @@ fn undecodable(ctx: &RequestContext, error: RequestDecodeError) -> Result<Reply,
 
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
-    crate::metadata::now_ms()
+    sluice_metadata::now_ms()
 }

@@ -11,7 +11,7 @@ use sluice_protocol::messages::offset_commit::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::{CommitIdentity, OffsetToCommit};
+use sluice_coordinator::group::{CommitIdentity, OffsetToCommit};
 
 /// Handles OffsetCommit; answers after the commit is fsynced.
 pub fn handle(
@@ -43,7 +43,7 @@ pub fn handle(
         let total = offsets.len();
         let codes = match broker
             .groups
-            .commit_offsets(&broker, &request.group_id, &who, offsets)
+            .commit_offsets(&request.group_id, &who, offsets)
             .await
         {
             Ok(codes) => codes,

@@ -33,7 +33,7 @@ pub fn handle(
             .collect();
         match broker
             .groups
-            .delete_offsets(&broker, &request.group_id, partitions)
+            .delete_offsets(&request.group_id, partitions)
             .await
         {
             Err(error_code) => OffsetDeleteResponse {

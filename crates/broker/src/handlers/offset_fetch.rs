@@ -14,8 +14,8 @@ use sluice_protocol::messages::offset_fetch::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::FetchedOffsets;
-use crate::group::offsets_log::OffsetValue;
+use sluice_coordinator::group::FetchedOffsets;
+use sluice_coordinator::group::offsets_log::OffsetValue;
 
 /// Handles OffsetFetch.
 ///

@@ -35,7 +35,7 @@ use sluice_records::{
 
 use super::{RequestContext, now_ms};
 use crate::Broker;
-use crate::partition::Partition;
+use sluice_replica::Partition;
 
 /// Oldest Produce version we accept; v0-2 use message formats 0 and 1,
 /// which Kafka 4 also refuses while still advertising them.
@@ -310,7 +310,7 @@ fn validation_config(partition: &Partition, version: i16) -> ValidationConfig {
 /// Validates a client's batches for `partition` exactly as Produce does
 /// (any codec allowed); shared with the HTTP API so both write paths obey
 /// the topic's timestamp and key rules. Err is (Kafka code, message).
-pub(crate) fn check_client_batches(
+pub fn check_client_batches(
     partition: &Partition,
     records: &mut [u8],
     now_ms: i64,
@@ -342,7 +342,7 @@ fn validate_batches(
 
 /// KIP-890 part 1: every transactional batch must belong to an ongoing
 /// transaction of its producer that includes this partition (see
-/// [`crate::txn::TransactionCoordinator::verify_transactional_append`]).
+/// [`sluice_coordinator::txn::TransactionCoordinator::verify_transactional_append`]).
 /// Framing errors are left to the append, which reports them.
 fn verify_transactional(
     broker: &Broker,
@@ -350,7 +350,7 @@ fn verify_transactional(
     topic: &str,
     index: i32,
     records: &[u8],
-) -> Result<(), crate::txn::VerifyError> {
+) -> Result<(), sluice_coordinator::txn::VerifyError> {
     for batch in sluice_records::Batches::without_crc(records) {
         let sluice_records::NextBatch::Complete { header, .. } = batch else {
             break;

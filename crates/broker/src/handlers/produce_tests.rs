@@ -138,7 +138,7 @@ mod verification {
         testing::create_topic(&broker, "t", 1).await;
         let (pid, epoch) = broker
             .txn
-            .init_producer_id(&broker, "tx", 60_000, None)
+            .init_producer_id("tx", 60_000, None)
             .await
             .expect("init");
         let partition = broker.replicas.partition("t", 0).expect("partition");
@@ -156,7 +156,7 @@ mod verification {
         // After AddPartitionsToTxn the same batch is appended.
         broker
             .txn
-            .add_to_txn(&broker, "tx", pid, epoch, &[("t".to_owned(), 0)], None)
+            .add_to_txn("tx", pid, epoch, &[("t".to_owned(), 0)], None)
             .await
             .expect("add");
         let (header, request) = transactional_produce("tx", pid, epoch, 0);

@@ -26,7 +26,6 @@ pub fn handle(
         broker
             .groups
             .sync_group(
-                &broker,
                 &request.group_id,
                 &request.member_id,
                 request.group_instance_id.as_deref(),

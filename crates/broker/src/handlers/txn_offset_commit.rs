@@ -24,8 +24,8 @@ use sluice_protocol::messages::txn_offset_commit::{
 
 use super::RequestContext;
 use crate::Broker;
-use crate::group::GroupKind;
-use crate::txn::state_log::PendingOffset;
+use sluice_coordinator::group::GroupKind;
+use sluice_coordinator::txn::state_log::PendingOffset;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 3;

@@ -11,20 +11,24 @@
 //! A change is all-or-nothing. A small one is one record batch, and a torn
 //! tail batch is truncated by log recovery. A change too large for one batch
 //! (a 10,000-partition topic) spans several batches between a begin and an
-//! end marker ([`crate::metadata_codec`]); replay applies it only when it
+//! end marker ([`crate::codec`]); replay applies it only when it
 //! reads the end marker, and a change a crash cut short is discarded and
 //! closed with an abort marker when the store opens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use sluice_log::{Log, LogConfig, LogError};
 use sluice_records::{BatchBuilder, NewRecord, RecordsError, decode_records};
-use uuid::Uuid;
 
-use crate::metadata_codec::{self, CodecError, Decoded};
+use crate::codec::{self as metadata_codec, CodecError, Decoded};
+use crate::delta::MetadataDelta;
+use crate::error::ApiError;
+use crate::image::{ApplyError, MetadataImage, MetadataRecord};
+use crate::now_ms;
 
 /// Directory of the metadata log inside the data directory.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
@@ -40,189 +44,6 @@ const MAX_BATCH_VALUE_BYTES: usize = 512 * 1024;
 /// Records per metadata batch. Bounds the work (and the allocation) of
 /// decoding one batch; 4,096 compact partition records are about 200 KB.
 const MAX_RECORDS_PER_BATCH: usize = 4096;
-
-/// One change to cluster metadata. [`crate::metadata_codec`] encodes it as
-/// the value of a record in the metadata log; `docs/design.md` gives the
-/// byte layout.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetadataRecord {
-    /// A topic came into being.
-    Topic {
-        /// Its name.
-        name: String,
-        /// Its stable id, for Fetch v13+ and Produce v13.
-        topic_id: Uuid,
-    },
-    /// A partition was created or its leadership changed.
-    Partition {
-        /// The topic it belongs to.
-        topic_id: Uuid,
-        /// Its index.
-        partition: i32,
-        /// Broker id of the leader.
-        leader: i32,
-        /// Every replica's broker id.
-        replicas: Vec<i32>,
-        /// The in-sync replicas.
-        isr: Vec<i32>,
-        /// Bumped on every leadership change; stamped on appended batches.
-        leader_epoch: i32,
-    },
-    /// A topic config was set (`Some`) or reset to its default (`None`).
-    TopicConfig {
-        /// The topic.
-        topic_id: Uuid,
-        /// Kafka's config name.
-        name: String,
-        /// The new value.
-        value: Option<String>,
-    },
-    /// A topic was deleted with all its partitions.
-    RemoveTopic {
-        /// The topic.
-        topic_id: Uuid,
-    },
-    /// Producer ids below this one are reserved; the next block starts here.
-    ProducerIds {
-        /// First id not yet reserved.
-        next_producer_id: i64,
-    },
-}
-
-/// A partition as the metadata describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PartitionImage {
-    /// Broker id of the leader.
-    pub leader: i32,
-    /// Every replica.
-    pub replicas: Vec<i32>,
-    /// The in-sync replicas.
-    pub isr: Vec<i32>,
-    /// Current leader epoch.
-    pub leader_epoch: i32,
-}
-
-/// A topic as the metadata describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicImage {
-    /// Name.
-    pub name: String,
-    /// Stable id.
-    pub topic_id: Uuid,
-    /// Partitions by index; indexes are dense from 0.
-    pub partitions: BTreeMap<i32, PartitionImage>,
-    /// Only the configs set on the topic; the rest are broker defaults.
-    pub configs: BTreeMap<String, String>,
-}
-
-/// Everything the metadata log says, at one offset.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetadataImage {
-    /// Topics by name.
-    pub topics: BTreeMap<String, TopicImage>,
-    /// Topic names by id.
-    pub topic_names: HashMap<Uuid, String>,
-    /// Offset of the next metadata record; how far this image has applied.
-    pub next_offset: i64,
-    /// First producer id not yet reserved by a `ProducerIds` record.
-    pub next_producer_id: i64,
-}
-
-/// A record that contradicts the image it is applied to: a bug or a
-/// damaged log, never user input (handlers validate before committing).
-#[derive(Debug, thiserror::Error)]
-#[error("metadata record at offset {offset} cannot apply: {reason}")]
-pub struct ApplyError {
-    offset: i64,
-    reason: String,
-}
-
-impl MetadataImage {
-    /// A topic by id.
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
-        self.topic_names
-            .get(id)
-            .and_then(|name| self.topics.get(name))
-    }
-
-    /// Applies one record.
-    fn apply(&mut self, record: &MetadataRecord, offset: i64) -> Result<(), ApplyError> {
-        let fail = |reason: String| ApplyError { offset, reason };
-        match record {
-            MetadataRecord::Topic { name, topic_id } => {
-                if self.topics.contains_key(name) {
-                    return Err(fail(format!("topic {name} already exists")));
-                }
-                self.topic_names.insert(*topic_id, name.clone());
-                self.topics.insert(
-                    name.clone(),
-                    TopicImage {
-                        name: name.clone(),
-                        topic_id: *topic_id,
-                        partitions: BTreeMap::new(),
-                        configs: BTreeMap::new(),
-                    },
-                );
-            }
-            MetadataRecord::Partition {
-                topic_id,
-                partition,
-                leader,
-                replicas,
-                isr,
-                leader_epoch,
-            } => {
-                let topic = self
-                    .topic_mut(topic_id)
-                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
-                topic.partitions.insert(
-                    *partition,
-                    PartitionImage {
-                        leader: *leader,
-                        replicas: replicas.clone(),
-                        isr: isr.clone(),
-                        leader_epoch: *leader_epoch,
-                    },
-                );
-            }
-            MetadataRecord::TopicConfig {
-                topic_id,
-                name,
-                value,
-            } => {
-                let topic = self
-                    .topic_mut(topic_id)
-                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
-                match value {
-                    Some(v) => topic.configs.insert(name.clone(), v.clone()),
-                    None => topic.configs.remove(name),
-                };
-            }
-            MetadataRecord::RemoveTopic { topic_id } => {
-                let name = self
-                    .topic_names
-                    .remove(topic_id)
-                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
-                self.topics.remove(&name);
-            }
-            MetadataRecord::ProducerIds { next_producer_id } => {
-                if *next_producer_id <= self.next_producer_id {
-                    return Err(fail(format!(
-                        "producer id block {next_producer_id} does not advance past {}",
-                        self.next_producer_id
-                    )));
-                }
-                self.next_producer_id = *next_producer_id;
-            }
-        }
-        Ok(())
-    }
-
-    fn topic_mut(&mut self, id: &Uuid) -> Option<&mut TopicImage> {
-        let name = self.topic_names.get(id)?;
-        self.topics.get_mut(name)
-    }
-}
 
 /// Failures of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -252,9 +73,75 @@ pub enum MetadataError {
     Join(String),
 }
 
-/// The metadata log and the image it produces.
+/// One change to write: given the current image, the records to commit
+/// (none = nothing to do) or the error refusing the change. It runs under
+/// the log's commit lock, so a check and its commit cannot interleave with
+/// another change.
+pub type Change<'a> =
+    Box<dyn FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ApiError> + Send + 'a>;
+
+/// What [`MetadataLog::commit`] returns: the outer error is the log
+/// failing, the inner one the change refused.
+pub type CommitFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Result<Committed, ApiError>, MetadataError>> + Send + 'a>>;
+
+/// A committed change: the image it produced and what it did.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The image after the change.
+    pub image: Arc<MetadataImage>,
+    /// The topics it touched.
+    pub delta: MetadataDelta,
+}
+
+/// The seam between the controller and where metadata records are kept.
+/// Today's implementation is [`LocalMetadataLog`], one fsynced log on this
+/// node; the cluster's is a Raft log replicated by the metadata quorum,
+/// where `commit` returns once a majority has the change.
+pub trait MetadataLog: Send + Sync + std::fmt::Debug {
+    /// The current image.
+    fn image(&self) -> Arc<MetadataImage>;
+
+    /// Validates and commits one change, all or nothing, and applies it to
+    /// the image. The outer error is the log failing; the inner one is the
+    /// change refused.
+    fn commit<'a>(&'a self, change: Change<'a>) -> CommitFuture<'a>;
+
+    /// True while the log refuses writes (admin changes fail).
+    fn is_offline(&self) -> bool;
+
+    /// Retries an offline log. Blocking.
+    fn reopen_if_offline(&self);
+
+    /// Makes every committed change durable (shutdown).
+    fn flush(&self) -> Result<(), MetadataError>;
+}
+
+impl MetadataLog for LocalMetadataLog {
+    fn image(&self) -> Arc<MetadataImage> {
+        LocalMetadataLog::image(self)
+    }
+
+    fn commit<'a>(&'a self, change: Change<'a>) -> CommitFuture<'a> {
+        Box::pin(LocalMetadataLog::commit(self, change))
+    }
+
+    fn is_offline(&self) -> bool {
+        LocalMetadataLog::is_offline(self)
+    }
+
+    fn reopen_if_offline(&self) {
+        LocalMetadataLog::reopen_if_offline(self);
+    }
+
+    fn flush(&self) -> Result<(), MetadataError> {
+        LocalMetadataLog::flush(self)
+    }
+}
+
+/// The metadata log on this node's disk and the image it produces.
 #[derive(Debug)]
-pub struct MetadataStore {
+pub struct LocalMetadataLog {
     log: Arc<Log>,
     /// The current image. Readers clone the `Arc` and never block writers for
     /// long: the lock is held only to swap or clone a pointer.
@@ -263,13 +150,13 @@ pub struct MetadataStore {
     commit_lock: tokio::sync::Mutex<()>,
 }
 
-impl MetadataStore {
+impl LocalMetadataLog {
     /// Opens (recovering) the metadata log under `data_dir` and replays it.
     ///
     /// A multi-batch change that a crash cut short (a begin marker without
     /// its end) is discarded, and an abort marker is appended and fsynced
     /// before any new change can be written after it.
-    pub fn open(data_dir: &Path) -> Result<MetadataStore, MetadataError> {
+    pub fn open(data_dir: &Path) -> Result<LocalMetadataLog, MetadataError> {
         let log = Log::open(&data_dir.join(METADATA_LOG_DIR), LogConfig::default())?;
         let mut replay = Replay::default();
         let mut offset = log.log_start_offset();
@@ -304,7 +191,7 @@ impl MetadataStore {
             records = image.next_offset,
             "metadata log replayed"
         );
-        Ok(MetadataStore {
+        Ok(LocalMetadataLog {
             log: Arc::new(log),
             image: RwLock::new(Arc::new(image)),
             commit_lock: tokio::sync::Mutex::new(()),
@@ -328,10 +215,7 @@ impl MetadataStore {
     ///
     /// A change that fits one batch is written as one batch; a larger one as
     /// several between begin and end markers (see the module docs).
-    pub async fn commit<F, E>(
-        &self,
-        check: F,
-    ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError>
+    pub async fn commit<F, E>(&self, check: F) -> Result<Result<Committed, E>, MetadataError>
     where
         F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
     {
@@ -342,7 +226,10 @@ impl MetadataStore {
             Err(e) => return Ok(Err(e)),
         };
         if records.is_empty() {
-            return Ok(Ok(current));
+            return Ok(Ok(Committed {
+                image: current,
+                delta: MetadataDelta::default(),
+            }));
         }
         let now = now_ms();
         // Encode and build every batch before writing any, so an encoding
@@ -391,12 +278,13 @@ impl MetadataStore {
             next.apply(record, offset)?;
         }
         next.next_offset = end;
+        let delta = MetadataDelta::of(&current, &records, &next);
         let next = Arc::new(next);
         match self.image.write() {
             Ok(mut guard) => *guard = Arc::clone(&next),
             Err(poisoned) => *poisoned.into_inner() = Arc::clone(&next),
         }
-        Ok(Ok(next))
+        Ok(Ok(Committed { image: next, delta }))
     }
 
     /// True while the metadata log refuses writes (admin changes fail).
@@ -596,16 +484,11 @@ impl Replay {
         Ok(())
     }
 }
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn topic_records(name: &str, partitions: i32) -> Vec<MetadataRecord> {
         let topic_id = Uuid::new_v4();
@@ -635,7 +518,7 @@ mod tests {
     async fn committed_changes_survive_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let before = {
-            let store = MetadataStore::open(dir.path()).expect("open");
+            let store = LocalMetadataLog::open(dir.path()).expect("open");
             store
                 .commit(|_| Ok::<_, ()>(topic_records("orders", 3)))
                 .await
@@ -645,7 +528,8 @@ mod tests {
                 .commit(|_| Ok::<_, ()>(topic_records("gone", 1)))
                 .await
                 .expect("commit")
-                .expect("check");
+                .expect("check")
+                .image;
             let gone = img.topics["gone"].topic_id;
             store
                 .commit(|_| Ok::<_, ()>(vec![MetadataRecord::RemoveTopic { topic_id: gone }]))
@@ -654,7 +538,7 @@ mod tests {
                 .expect("check");
             store.image()
         };
-        let store = MetadataStore::open(dir.path()).expect("reopen");
+        let store = LocalMetadataLog::open(dir.path()).expect("reopen");
         let after = store.image();
         assert_eq!(after, before);
         assert_eq!(after.topics.len(), 1);
@@ -688,26 +572,27 @@ mod tests {
     async fn a_change_larger_than_one_batch_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let before = {
-            let store = MetadataStore::open(dir.path()).expect("open");
+            let store = LocalMetadataLog::open(dir.path()).expect("open");
             store
                 .commit(|_| Ok::<_, ()>(topic_records("wide", 10_000)))
                 .await
                 .expect("commit")
                 .expect("check")
+                .image
         };
         assert_eq!(before.topics["wide"].partitions.len(), 10_000);
         assert!(
             batch_ends(dir.path()).len() > 1,
             "a 10,000-partition change must span several batches"
         );
-        let store = MetadataStore::open(dir.path()).expect("reopen");
+        let store = LocalMetadataLog::open(dir.path()).expect("reopen");
         assert_eq!(store.image(), before);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reopen_that_ends_inside_a_change_closes_it_before_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(MetadataStore::open(dir.path()).expect("open"));
+        let store = Arc::new(LocalMetadataLog::open(dir.path()).expect("open"));
         // What a failed multi-batch commit can leave behind a reopen: its
         // begin marker and first records fsynced, the rest cut away.
         let now = now_ms();
@@ -736,7 +621,7 @@ mod tests {
             .expect("commit")
             .expect("check");
         drop(store);
-        let store = MetadataStore::open(dir.path()).expect("replay");
+        let store = LocalMetadataLog::open(dir.path()).expect("replay");
         let image = store.image();
         assert!(!image.topics.contains_key("half"), "half a change applied");
         assert!(
@@ -749,7 +634,7 @@ mod tests {
     async fn a_change_cut_short_by_a_crash_is_discarded() {
         let dir = tempfile::tempdir().expect("tempdir");
         let small_end = {
-            let store = MetadataStore::open(dir.path()).expect("open");
+            let store = LocalMetadataLog::open(dir.path()).expect("open");
             store
                 .commit(|_| Ok::<_, ()>(topic_records("small", 2)))
                 .await
@@ -781,7 +666,7 @@ mod tests {
             .expect("cut");
 
         let image = {
-            let store = MetadataStore::open(dir.path()).expect("reopen after the cut");
+            let store = LocalMetadataLog::open(dir.path()).expect("reopen after the cut");
             let image = store.image();
             assert!(!image.topics.contains_key("wide"), "half a change applied");
             assert_eq!(image.topics["small"].partitions.len(), 2);
@@ -791,9 +676,10 @@ mod tests {
                 .await
                 .expect("commit")
                 .expect("check")
+                .image
         };
         assert!(image.topics.contains_key("later"));
-        let store = MetadataStore::open(dir.path()).expect("reopen again");
+        let store = LocalMetadataLog::open(dir.path()).expect("reopen again");
         assert_eq!(store.image(), image);
     }
 
@@ -832,7 +718,7 @@ mod tests {
             assert_eq!(image.next_producer_id, 1000);
         };
         {
-            let store = MetadataStore::open(dir.path()).expect("open old data");
+            let store = LocalMetadataLog::open(dir.path()).expect("open old data");
             check(&store.image());
             // New changes are written in the binary format after the JSON ones.
             store
@@ -841,7 +727,7 @@ mod tests {
                 .expect("commit")
                 .expect("check");
         }
-        let store = MetadataStore::open(dir.path()).expect("reopen mixed");
+        let store = LocalMetadataLog::open(dir.path()).expect("reopen mixed");
         let image = store.image();
         check(&image);
         assert_eq!(image.topics["new"].partitions.len(), 2);
@@ -850,7 +736,7 @@ mod tests {
     #[tokio::test]
     async fn a_rejected_check_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = MetadataStore::open(dir.path()).expect("open");
+        let store = LocalMetadataLog::open(dir.path()).expect("open");
         let result = store
             .commit(|_| Err::<Vec<MetadataRecord>, _>("no"))
             .await

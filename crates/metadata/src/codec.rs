@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::metadata::MetadataRecord;
+use crate::image::MetadataRecord;
 
 /// First byte of every version-1 value. A version-0 (JSON) value starts with
 /// `{`, so the first byte alone tells the formats apart.

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
 use super::{AppState, blocking, unknown_partition, unknown_topic};
-use crate::Broker;
-use crate::group::{CommitIdentity, GroupKind, GroupSlot, OffsetToCommit};
+use sluice_broker::Broker;
+use sluice_coordinator::group::{CommitIdentity, GroupKind, GroupSlot, OffsetToCommit};
 
 /// A group in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -418,7 +418,7 @@ pub async fn reset_offsets(
     };
     let codes = broker
         .groups
-        .commit_offsets(broker, &group, &who, offsets.clone())
+        .commit_offsets(&group, &who, offsets.clone())
         .await
         .map_err(|c| HttpError::kafka(c, format!("cannot commit offsets for `{group}`")))?;
     if let Some((o, &c)) = offsets.iter().zip(&codes).find(|(_, c)| **c != code::NONE) {

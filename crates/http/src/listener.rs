@@ -41,7 +41,7 @@ impl BoundedListener {
 pub struct BoundedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
-    _counted: crate::metrics::HttpConnectionGuard,
+    _counted: sluice_metrics::HttpConnectionGuard,
 }
 
 impl axum::serve::Listener for BoundedListener {
@@ -61,7 +61,7 @@ impl axum::serve::Listener for BoundedListener {
                             BoundedStream {
                                 stream,
                                 _permit: permit,
-                                _counted: crate::metrics::http_connection_opened(),
+                                _counted: sluice_metrics::http_connection_opened(),
                             },
                             addr,
                         );

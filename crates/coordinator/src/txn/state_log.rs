@@ -530,8 +530,12 @@ mod tests {
         assert_eq!(decoded.last_producer_epoch, 1);
     }
 
-    fn broker_in(dir: &std::path::Path) -> std::sync::Arc<crate::Broker> {
-        crate::testing::bare_broker(dir, crate::config::Config::default())
+    fn broker_in(dir: &std::path::Path) -> std::sync::Arc<crate::testing::Node> {
+        crate::testing::bare_node(
+            dir,
+            crate::testing::group_config(),
+            crate::config::TransactionConfig::default(),
+        )
     }
 
     /// A `__transaction_state` written by Sluice before Kafka's format (JSON
@@ -551,18 +555,16 @@ mod tests {
         // Ongoing with a day-long timeout, so the load does not abort it.
         let open = TxnRecord {
             timeout_ms: 86_400_000,
-            start_ms: crate::metadata::now_ms(),
+            start_ms: sluice_metadata::now_ms(),
             ..ongoing()
         };
         {
             let broker = broker_in(dir.path());
-            crate::controller::ensure_internal_topic(
-                &broker,
-                TRANSACTION_STATE_TOPIC,
-                TRANSACTION_STATE_PARTITIONS,
-            )
-            .await
-            .unwrap();
+            broker
+                .controller
+                .ensure_internal_topic(TRANSACTION_STATE_TOPIC, TRANSACTION_STATE_PARTITIONS)
+                .await
+                .unwrap();
             let legacy = |id: &str, r: Option<&TxnRecord>| {
                 BatchBuilder::new()
                     .record(NewRecord {
@@ -593,9 +595,7 @@ mod tests {
             broker.replicas.flush_all().expect("flush");
         }
         let broker = broker_in(dir.path());
-        crate::txn::TransactionCoordinator::load(&broker)
-            .await
-            .unwrap();
+        broker.txn.load().await.unwrap();
         let record = |id: &str| {
             let broker = broker.clone();
             let id = id.to_owned();

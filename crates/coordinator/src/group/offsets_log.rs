@@ -40,7 +40,7 @@ use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records
 use crate::coordinator_record::{
     RecordError, SLUICE_TAG_BASE, TaggedFields, expect_end, read_tagged,
 };
-use crate::partition::Partition;
+use sluice_replica::Partition;
 
 pub mod legacy;
 

@@ -12,8 +12,6 @@ use serde::de::DeserializeOwned;
 use sluice_protocol::error::{ErrorCode, codes as code};
 use utoipa::ToSchema;
 
-use crate::controller;
-
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -96,8 +94,8 @@ impl HttpError {
     }
 }
 
-impl From<controller::ApiError> for HttpError {
-    fn from(e: controller::ApiError) -> HttpError {
+impl From<sluice_metadata::ApiError> for HttpError {
+    fn from(e: sluice_metadata::ApiError) -> HttpError {
         HttpError::kafka(e.code, e.message)
     }
 }

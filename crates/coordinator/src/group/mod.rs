@@ -43,10 +43,10 @@ use sluice_protocol::messages::sync_group::SyncGroupResponse;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::Broker;
+use sluice_replica::Partition;
+
 use crate::config::GroupConfig;
-use crate::controller;
-use crate::partition::Partition;
+use crate::internal_topics::InternalTopics;
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinArgs, JoinOutcome, SyncOutcome};
 use consumer::ConsumerGroup;
 use offsets_log::{CONSUMER, GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, Replayed};
@@ -185,9 +185,11 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: Mutex<HashMap<String, Arc<GroupSlot>>>,
+    /// The internal topic and metadata this coordinator reads and writes.
+    topics: InternalTopics,
     /// Set by [`GroupCoordinator::load`]; timer tasks use it to persist
-    /// without keeping the broker alive.
-    broker: OnceLock<Weak<Broker>>,
+    /// without keeping the coordinator alive.
+    this: OnceLock<Weak<GroupCoordinator>>,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -199,7 +201,7 @@ impl std::fmt::Debug for GroupCoordinator {
 }
 
 fn now_ms() -> i64 {
-    crate::metadata::now_ms()
+    sluice_metadata::now_ms()
 }
 
 /// Unwraps encoded records for `group_id`. A record the format cannot carry
@@ -233,67 +235,67 @@ fn apply_committed(
     }
 }
 
-/// Appends `records` for `group_id` to its offsets partition. Called with
-/// the group's lock held so the log order matches the state order.
-fn append_locked(
-    broker: &Broker,
-    group_id: &str,
-    records: &[LogRecord],
-) -> Result<(Arc<Partition>, i64), i16> {
-    let index =
-        offsets_log::partition_for(group_id, broker.config.groups.offsets_topic_num_partitions);
-    let partition = broker
-        .replicas
-        .partition(OFFSETS_TOPIC, index)
-        .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
-    match offsets_log::append(&partition, records, now_ms()) {
-        Ok(end) => Ok((partition, end)),
-        Err(e) => {
-            tracing::error!(group = group_id, "cannot append to __consumer_offsets: {e}");
-            Err(code::COORDINATOR_NOT_AVAILABLE)
-        }
-    }
-}
-
-/// Appends a classic group's assignment record (the leader's SyncGroup).
-/// Errors follow Kafka's `storeGroup` mapping: no partition to write is
-/// COORDINATOR_NOT_AVAILABLE, a failed write (a storage error) is
-/// NOT_COORDINATOR.
-fn append_assignment_locked(
-    broker: &Broker,
-    group_id: &str,
-    value: &GroupValue,
-) -> Result<(Arc<Partition>, i64), i16> {
-    let index =
-        offsets_log::partition_for(group_id, broker.config.groups.offsets_topic_num_partitions);
-    let partition = broker
-        .replicas
-        .partition(OFFSETS_TOPIC, index)
-        .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
-    let record = encoded(group_id, LogRecord::group(group_id, value))?;
-    match offsets_log::append(&partition, &[record], now_ms()) {
-        Ok(end) => Ok((partition, end)),
-        Err(e) => {
-            tracing::error!(group = group_id, "cannot append group assignment: {e}");
-            Err(code::NOT_COORDINATOR)
-        }
-    }
-}
-
-/// Persists the group's metadata if it changed, without waiting for fsync.
-fn persist_if_dirty(broker: &Broker, slot: &GroupSlot, state: &mut GroupState) {
-    if !state.take_dirty() || state.removed {
-        return;
-    }
-    let Ok(record) = encoded(&slot.id, LogRecord::group(&slot.id, &state.to_value())) else {
-        return;
-    };
-    if let Ok((partition, end)) = append_locked(broker, &slot.id, &[record]) {
-        tokio::spawn(async move {
-            if let Err(e) = partition.commit(end).await {
-                tracing::error!("cannot fsync group metadata: {e}");
+impl GroupCoordinator {
+    /// Appends `records` for `group_id` to its offsets partition. Called with
+    /// the group's lock held so the log order matches the state order.
+    fn append_locked(
+        &self,
+        group_id: &str,
+        records: &[LogRecord],
+    ) -> Result<(Arc<Partition>, i64), i16> {
+        let index = offsets_log::partition_for(group_id, self.config.offsets_topic_num_partitions);
+        let partition = self
+            .topics
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
+        match offsets_log::append(&partition, records, now_ms()) {
+            Ok(end) => Ok((partition, end)),
+            Err(e) => {
+                tracing::error!(group = group_id, "cannot append to __consumer_offsets: {e}");
+                Err(code::COORDINATOR_NOT_AVAILABLE)
             }
-        });
+        }
+    }
+
+    /// Appends a classic group's assignment record (the leader's SyncGroup).
+    /// Errors follow Kafka's `storeGroup` mapping: no partition to write is
+    /// COORDINATOR_NOT_AVAILABLE, a failed write (a storage error) is
+    /// NOT_COORDINATOR.
+    fn append_assignment_locked(
+        &self,
+        group_id: &str,
+        value: &GroupValue,
+    ) -> Result<(Arc<Partition>, i64), i16> {
+        let index = offsets_log::partition_for(group_id, self.config.offsets_topic_num_partitions);
+        let partition = self
+            .topics
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
+        let record = encoded(group_id, LogRecord::group(group_id, value))?;
+        match offsets_log::append(&partition, &[record], now_ms()) {
+            Ok(end) => Ok((partition, end)),
+            Err(e) => {
+                tracing::error!(group = group_id, "cannot append group assignment: {e}");
+                Err(code::NOT_COORDINATOR)
+            }
+        }
+    }
+
+    /// Persists the group's metadata if it changed, without waiting for fsync.
+    fn persist_if_dirty(&self, slot: &GroupSlot, state: &mut GroupState) {
+        if !state.take_dirty() || state.removed {
+            return;
+        }
+        let Ok(record) = encoded(&slot.id, LogRecord::group(&slot.id, &state.to_value())) else {
+            return;
+        };
+        if let Ok((partition, end)) = self.append_locked(&slot.id, &[record]) {
+            tokio::spawn(async move {
+                if let Err(e) = partition.commit(end).await {
+                    tracing::error!("cannot fsync group metadata: {e}");
+                }
+            });
+        }
     }
 }
 
@@ -306,11 +308,12 @@ async fn commit_durable(partition: Arc<Partition>, end: i64) -> Result<(), i16> 
 
 impl GroupCoordinator {
     /// A coordinator with no groups; call [`GroupCoordinator::load`] at start.
-    pub fn new(config: GroupConfig) -> GroupCoordinator {
+    pub fn new(config: GroupConfig, topics: InternalTopics) -> GroupCoordinator {
         GroupCoordinator {
             config,
             groups: Mutex::new(HashMap::new()),
-            broker: OnceLock::new(),
+            topics,
+            this: OnceLock::new(),
         }
     }
 
@@ -383,32 +386,33 @@ impl GroupCoordinator {
     }
 
     fn spawn_timer(&self, slot: &Arc<GroupSlot>) {
-        let Some(broker) = self.broker.get().cloned() else {
+        let Some(this) = self.this.get().cloned() else {
             return; // not loaded (unit tests): nothing expires
         };
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
-        tokio::spawn(run_timer(Arc::clone(slot), broker));
+        tokio::spawn(run_timer(Arc::clone(slot), this));
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
-    pub async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), i16> {
+    pub async fn ensure_offsets_topic(&self) -> Result<(), i16> {
         let partitions = self.config.offsets_topic_num_partitions;
-        controller::ensure_internal_topic(broker, OFFSETS_TOPIC, partitions)
+        self.topics
+            .ensure(OFFSETS_TOPIC, partitions)
             .await
             .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
     }
 
     /// Replays `__consumer_offsets` into memory and starts the timers and
     /// the offset-retention task. Runs once, before the listener opens.
-    pub fn load(broker: &Arc<Broker>) -> Result<(), offsets_log::OffsetsLogError> {
-        let this = &broker.groups;
-        let _ = this.broker.set(Arc::downgrade(broker));
+    pub fn load(self: &Arc<Self>) -> Result<(), offsets_log::OffsetsLogError> {
+        let this = self;
+        let _ = this.this.set(Arc::downgrade(self));
         let mut groups: HashMap<String, LoadedGroup> = HashMap::new();
         let mut records = 0;
         for index in 0..this.config.offsets_topic_num_partitions {
-            let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, index) else {
+            let Some(partition) = self.topics.partition(OFFSETS_TOPIC, index) else {
                 continue;
             };
             records += offsets_log::replay(&partition, |r| match r {
@@ -462,19 +466,14 @@ impl GroupCoordinator {
             );
         }
         tracing::info!(groups = loaded, records, "group coordinator loaded");
-        tokio::spawn(run_retention(Arc::downgrade(broker)));
+        tokio::spawn(run_retention(Arc::downgrade(self)));
         Ok(())
     }
 
     // ---- classic protocol -------------------------------------------------
 
     /// JoinGroup.
-    pub async fn join_group(
-        &self,
-        broker: &Arc<Broker>,
-        group_id: &str,
-        args: JoinArgs,
-    ) -> JoinGroupResponse {
+    pub async fn join_group(&self, group_id: &str, args: JoinArgs) -> JoinGroupResponse {
         let error = |c: i16| JoinGroupResponse {
             error_code: c,
             member_id: args.member_id.clone(),
@@ -493,7 +492,7 @@ impl GroupCoordinator {
         {
             return error(code::INVALID_SESSION_TIMEOUT);
         }
-        if let Err(c) = self.ensure_offsets_topic(broker).await {
+        if let Err(c) = self.ensure_offsets_topic().await {
             return error(c);
         }
         let slot = if args.member_id.is_empty() {
@@ -517,7 +516,7 @@ impl GroupCoordinator {
                     JoinOutcome::Done(error(code::INCONSISTENT_GROUP_PROTOCOL))
                 }
             };
-            persist_if_dirty(broker, &slot, &mut state);
+            self.persist_if_dirty(&slot, &mut state);
             outcome
         };
         slot.wake.notify_one();
@@ -533,7 +532,6 @@ impl GroupCoordinator {
     #[allow(clippy::too_many_arguments)]
     pub async fn sync_group(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
@@ -572,7 +570,7 @@ impl GroupCoordinator {
                     SyncOutcome::Done(error(code::INCONSISTENT_GROUP_PROTOCOL))
                 }
             };
-            persist_if_dirty(broker, &slot, &mut state);
+            self.persist_if_dirty(&slot, &mut state);
             match outcome {
                 SyncOutcome::Store {
                     rx,
@@ -581,7 +579,7 @@ impl GroupCoordinator {
                 } => {
                     // Appended under the lock so the log order is the state
                     // order; fsynced below without it.
-                    let write = append_assignment_locked(broker, group_id, &value);
+                    let write = self.append_assignment_locked(group_id, &value);
                     (SyncOutcome::Wait(rx), Some((generation_id, write)))
                 }
                 other => (other, None),
@@ -591,7 +589,7 @@ impl GroupCoordinator {
             // A task of its own: the members' answers must not depend on
             // the leader's connection staying open while the fsync runs.
             tokio::spawn(finish_assignment_store(
-                Arc::clone(broker),
+                self.this.get().cloned(),
                 Arc::clone(&slot),
                 generation_id,
                 write,
@@ -639,7 +637,6 @@ impl GroupCoordinator {
     /// group-level error.
     pub fn leave_group(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<i16>, i16> {
@@ -661,7 +658,7 @@ impl GroupCoordinator {
                     .collect(),
                 GroupKind::Consumer(_) => vec![code::UNKNOWN_MEMBER_ID; members.len()],
             };
-            persist_if_dirty(broker, &slot, &mut state);
+            self.persist_if_dirty(&slot, &mut state);
             codes
         };
         slot.wake.notify_one();
@@ -673,7 +670,6 @@ impl GroupCoordinator {
     /// ConsumerGroupHeartbeat.
     pub async fn consumer_heartbeat(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         args: consumer::HeartbeatArgs,
     ) -> Result<consumer::HeartbeatReply, i16> {
@@ -691,7 +687,7 @@ impl GroupCoordinator {
             // Regex subscriptions need a regex engine we do not ship yet.
             return Err(code::INVALID_REQUEST);
         }
-        self.ensure_offsets_topic(broker).await?;
+        self.ensure_offsets_topic().await?;
         let slot = if args.member_epoch == 0 {
             self.get_or_create(group_id, || {
                 GroupKind::Consumer(ConsumerGroup::new(group_id, now_ms()))
@@ -699,7 +695,7 @@ impl GroupCoordinator {
         } else {
             self.get(group_id).ok_or(code::UNKNOWN_MEMBER_ID)?
         };
-        let image = broker.metadata.image();
+        let image = self.topics.image();
         let topics: assignor::TopicsView = image
             .topics
             .values()
@@ -727,7 +723,7 @@ impl GroupCoordinator {
                 }
                 GroupKind::Classic(_) => Err(code::GROUP_ID_NOT_FOUND),
             };
-            persist_if_dirty(broker, &slot, &mut state);
+            self.persist_if_dirty(&slot, &mut state);
             reply
         };
         slot.wake.notify_one();
@@ -745,7 +741,6 @@ impl GroupCoordinator {
     /// producer id and epoch once transactions exist (issue 5).
     pub async fn commit_offsets(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         who: &CommitIdentity,
         offsets: Vec<OffsetToCommit>,
@@ -753,8 +748,8 @@ impl GroupCoordinator {
         if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_BYTES {
             return Err(code::INVALID_GROUP_ID);
         }
-        self.ensure_offsets_topic(broker).await?;
-        let image = broker.metadata.image();
+        self.ensure_offsets_topic().await?;
+        let image = self.topics.image();
         let max_metadata = self.config.offset_metadata_max_bytes as usize;
         let mut results = Vec::with_capacity(offsets.len());
         let mut accepted = Vec::new();
@@ -826,7 +821,7 @@ impl GroupCoordinator {
                     .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
                     .collect::<Result<Vec<_>, _>>(),
             )?;
-            let (partition, end) = append_locked(broker, group_id, &records)?;
+            let (partition, end) = self.append_locked(group_id, &records)?;
             (partition, end, end - records.len() as i64)
         };
         // Appended: the fsync and the in-memory apply run on their own task,
@@ -853,14 +848,13 @@ impl GroupCoordinator {
     /// Kafka applies them anyway. Durable before it returns.
     pub async fn commit_transactional_offsets(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         offsets: Vec<OffsetToCommit>,
     ) -> Result<(), i16> {
         if offsets.is_empty() {
             return Ok(());
         }
-        self.ensure_offsets_topic(broker).await?;
+        self.ensure_offsets_topic().await?;
         let slot = self.get_or_create(group_id, || {
             GroupKind::Classic(ClassicGroup::new(group_id, now_ms()))
         });
@@ -889,7 +883,7 @@ impl GroupCoordinator {
                     .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
                     .collect::<Result<Vec<_>, _>>(),
             )?;
-            let (partition, end) = append_locked(broker, group_id, &records)?;
+            let (partition, end) = self.append_locked(group_id, &records)?;
             (partition, end, end - records.len() as i64)
         };
         commit_durable(partition, end).await?;
@@ -956,7 +950,6 @@ impl GroupCoordinator {
     /// OffsetDelete: removes offsets of partitions the group does not consume.
     pub async fn delete_offsets(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<i16>, i16> {
@@ -996,7 +989,7 @@ impl GroupCoordinator {
             let write = if records.is_empty() {
                 None
             } else {
-                Some(append_locked(broker, group_id, &records)?)
+                Some(self.append_locked(group_id, &records)?)
             };
             (results, write)
         };
@@ -1007,7 +1000,7 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group.
-    pub async fn delete_group(&self, broker: &Arc<Broker>, group_id: &str) -> i16 {
+    pub async fn delete_group(&self, group_id: &str) -> i16 {
         let write = {
             let mut map = self.map();
             let Some(slot) = map.get(group_id).cloned() else {
@@ -1030,7 +1023,7 @@ impl GroupCoordinator {
                 Ok(r) => r,
                 Err(c) => return c,
             };
-            let write = match append_locked(broker, group_id, &records) {
+            let write = match self.append_locked(group_id, &records) {
                 Ok(w) => w,
                 Err(c) => return c,
             };
@@ -1055,7 +1048,7 @@ impl GroupCoordinator {
     /// protocol keeps its offsets for the retention period after it became
     /// empty; a group used only to store offsets expires each offset
     /// retention after its commit.
-    pub fn expire_offsets(&self, broker: &Broker, now_ms: i64) -> usize {
+    pub fn expire_offsets(&self, now_ms: i64) -> usize {
         let retention_ms = self.config.offsets_retention_ms();
         let mut expired_total = 0;
         let mut map = self.map();
@@ -1083,7 +1076,7 @@ impl GroupCoordinator {
             let Ok(records) = encoded(&id, records) else {
                 continue;
             };
-            let Ok((partition, end)) = append_locked(broker, &id, &records) else {
+            let Ok((partition, end)) = self.append_locked(&id, &records) else {
                 continue;
             };
             tokio::spawn(async move { commit_durable(partition, end).await });
@@ -1133,7 +1126,7 @@ pub fn expired_offsets(state: &GroupState, now_ms: i64, retention_ms: i64) -> Ve
 /// Waits for a classic group's assignment record to be durable, then lets
 /// the group answer its members (or fail them and rebalance).
 async fn finish_assignment_store(
-    broker: Arc<Broker>,
+    coordinator: Option<Weak<GroupCoordinator>>,
     slot: Arc<GroupSlot>,
     generation_id: i32,
     write: Result<(Arc<Partition>, i64), i16>,
@@ -1152,14 +1145,16 @@ async fn finish_assignment_store(
         {
             g.assignment_stored(generation_id, result, Instant::now(), now_ms());
         }
-        persist_if_dirty(&broker, &slot, &mut state);
+        if let Some(coordinator) = coordinator.and_then(|c| c.upgrade()) {
+            coordinator.persist_if_dirty(&slot, &mut state);
+        }
     }
     slot.wake.notify_one();
 }
 
 /// Sleeps until the group's next deadline (or a change), then runs its
 /// timers. Exits when the group is removed or the broker is gone.
-async fn run_timer(slot: Arc<GroupSlot>, broker: Weak<Broker>) {
+async fn run_timer(slot: Arc<GroupSlot>, coordinator: Weak<GroupCoordinator>) {
     loop {
         let wake = slot.wake.notified();
         tokio::pin!(wake);
@@ -1180,7 +1175,7 @@ async fn run_timer(slot: Arc<GroupSlot>, broker: Weak<Broker>) {
             }
             None => wake.await,
         }
-        let Some(broker) = broker.upgrade() else {
+        let Some(coordinator) = coordinator.upgrade() else {
             return;
         };
         let mut state = slot.lock();
@@ -1192,20 +1187,22 @@ async fn run_timer(slot: Arc<GroupSlot>, broker: Weak<Broker>) {
             GroupKind::Classic(g) => g.on_timer(now, now_ms()),
             GroupKind::Consumer(g) => g.on_timer(now, now_ms()),
         }
-        persist_if_dirty(&broker, &slot, &mut state);
+        coordinator.persist_if_dirty(&slot, &mut state);
     }
 }
 
 /// Kafka's offset expiration task, every `offsets_retention_check_interval_ms`.
-async fn run_retention(broker: Weak<Broker>) {
-    let interval = match broker.upgrade() {
-        Some(b) => Duration::from_millis(b.groups.config.offsets_retention_check_interval_ms),
+async fn run_retention(coordinator: Weak<GroupCoordinator>) {
+    let interval = match coordinator.upgrade() {
+        Some(c) => Duration::from_millis(c.config.offsets_retention_check_interval_ms),
         None => return,
     };
     loop {
         tokio::time::sleep(interval).await;
-        let Some(b) = broker.upgrade() else { return };
-        let n = b.groups.expire_offsets(&b, now_ms());
+        let Some(c) = coordinator.upgrade() else {
+            return;
+        };
+        let n = c.expire_offsets(now_ms());
         if n > 0 {
             tracing::info!(offsets = n, "expired committed offsets of empty groups");
         }
@@ -1218,12 +1215,13 @@ mod tests {
 
     /// A broker over a temp dir with a one-partition `__consumer_offsets`
     /// and no initial rebalance delay, loaded but not listening.
-    fn broker_in(dir: &std::path::Path) -> Arc<Broker> {
-        let mut config = crate::config::Config::default();
-        config.groups.offsets_topic_num_partitions = 1;
-        config.groups.group_initial_rebalance_delay_ms = 0;
-        let broker = crate::testing::bare_broker(dir, config);
-        GroupCoordinator::load(&broker).expect("load");
+    fn broker_in(dir: &std::path::Path) -> Arc<crate::testing::Node> {
+        let broker = crate::testing::bare_node(
+            dir,
+            crate::testing::group_config(),
+            crate::config::TransactionConfig::default(),
+        );
+        broker.groups.load().expect("load");
         broker
     }
 
@@ -1243,7 +1241,7 @@ mod tests {
 
     /// The group's latest metadata record in the durable (below the high
     /// watermark) part of `__consumer_offsets`.
-    fn durable_group_value(broker: &Broker, group: &str) -> Option<GroupValue> {
+    fn durable_group_value(broker: &crate::testing::Node, group: &str) -> Option<GroupValue> {
         let partition = broker.replicas.partition(OFFSETS_TOPIC, 0)?;
         let mut last = None;
         offsets_log::replay(&partition, |r| {
@@ -1268,7 +1266,7 @@ mod tests {
             let broker = broker_in(dir.path());
             broker
                 .groups
-                .ensure_offsets_topic(&broker)
+                .ensure_offsets_topic()
                 .await
                 .expect("offsets topic");
             let partition = broker
@@ -1344,7 +1342,7 @@ mod tests {
         }
     }
 
-    fn fetched(broker: &Broker, group: &str) -> Vec<(String, i32, i64, String)> {
+    fn fetched(broker: &crate::testing::Node, group: &str) -> Vec<(String, i32, i64, String)> {
         broker
             .groups
             .fetch_offsets(group, None)
@@ -1394,7 +1392,7 @@ mod tests {
             let broker = broker_in(dir.path());
             broker
                 .groups
-                .ensure_offsets_topic(&broker)
+                .ensure_offsets_topic()
                 .await
                 .expect("offsets topic");
             let partition = broker
@@ -1475,7 +1473,7 @@ mod tests {
         }];
         broker
             .groups
-            .commit_transactional_offsets(&broker, "classic", offsets)
+            .commit_transactional_offsets("classic", offsets)
             .await
             .expect("commit");
         let partition = broker
@@ -1528,13 +1526,12 @@ mod tests {
     async fn sync_group_answers_only_after_the_assignment_is_durable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = broker_in(dir.path());
-        let joined = broker.groups.join_group(&broker, "g", join_args()).await;
+        let joined = broker.groups.join_group("g", join_args()).await;
         assert_eq!(joined.error_code, code::NONE);
         assert_eq!(joined.leader, joined.member_id);
         let synced = broker
             .groups
             .sync_group(
-                &broker,
                 "g",
                 &joined.member_id,
                 None,
@@ -1561,7 +1558,7 @@ mod tests {
     async fn a_failed_assignment_write_fails_sync_group_and_rebalances() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = broker_in(dir.path());
-        let joined = broker.groups.join_group(&broker, "g", join_args()).await;
+        let joined = broker.groups.join_group("g", join_args()).await;
         assert_eq!(joined.error_code, code::NONE);
         // With the coordinator's partition gone the assignment cannot be
         // written (Kafka: UNKNOWN_TOPIC_OR_PARTITION -> COORDINATOR_NOT_AVAILABLE).
@@ -1571,7 +1568,6 @@ mod tests {
         let synced = broker
             .groups
             .sync_group(
-                &broker,
                 "g",
                 &joined.member_id,
                 None,

@@ -5,11 +5,11 @@
 //! given out, and a restarted broker starts at the next unreserved block,
 //! so an id is never handed out twice, even after a crash.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::Broker;
-use crate::controller::ApiError;
-use crate::metadata::MetadataRecord;
+use sluice_metadata::{ApiError, MetadataRecord};
+
+use crate::internal_topics::InternalTopics;
 
 /// Ids reserved per metadata record; Kafka's controller uses 1000.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
@@ -22,8 +22,10 @@ struct Block {
 }
 
 /// Hands out producer ids.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ProducerIdManager {
+    /// Where blocks are reserved.
+    topics: InternalTopics,
     /// Held only to take an id or install a block; never across an await.
     block: Mutex<Block>,
     /// Serialises block reservations so two callers do not both reserve.
@@ -31,6 +33,15 @@ pub struct ProducerIdManager {
 }
 
 impl ProducerIdManager {
+    /// A manager reserving blocks through `topics`.
+    pub fn new(topics: InternalTopics) -> ProducerIdManager {
+        ProducerIdManager {
+            topics,
+            block: Mutex::default(),
+            reserve: tokio::sync::Mutex::default(),
+        }
+    }
+
     fn take(&self) -> Option<i64> {
         let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
         (block.next < block.end).then(|| {
@@ -40,7 +51,7 @@ impl ProducerIdManager {
     }
 
     /// A fresh producer id.
-    pub async fn next_id(&self, broker: &Arc<Broker>) -> Result<i64, ApiError> {
+    pub async fn next_id(&self) -> Result<i64, ApiError> {
         if let Some(id) = self.take() {
             return Ok(id);
         }
@@ -48,14 +59,14 @@ impl ProducerIdManager {
         if let Some(id) = self.take() {
             return Ok(id);
         }
-        let image = broker
-            .metadata
-            .commit(|image| {
-                Ok::<_, ApiError>(vec![MetadataRecord::ProducerIds {
+        let image = self
+            .topics
+            .commit_metadata(Box::new(|image| {
+                Ok(vec![MetadataRecord::ProducerIds {
                     next_producer_id: image.next_producer_id + PRODUCER_ID_BLOCK_SIZE,
                 }])
-            })
-            .await??;
+            }))
+            .await?;
         {
             let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
             block.next = image.next_producer_id - PRODUCER_ID_BLOCK_SIZE;

@@ -16,9 +16,16 @@ use sluice_log::{AppendInfo, FlushPolicy, Log, LogConfig, LogError, ReadResult};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::config::LogDefaults;
-use crate::metadata::{MetadataImage, TopicImage};
-use crate::topic_config;
+use sluice_metadata::config::LogDefaults;
+use sluice_metadata::topic_config;
+use sluice_metadata::{MetadataDelta, MetadataImage, MetadataListener, TopicImage};
+use sluice_records::{Batches, NextBatch};
+
+/// How often offline logs (a failed write or fsync, a full disk) are
+/// reopened. A retry re-runs recovery on the partition, which reads its
+/// unflushed tail, so it is not free; a few seconds brings writes back
+/// soon after space is freed without spinning on a full disk.
+pub const OFFLINE_RETRY_INTERVAL_MS: u64 = 2_000;
 
 /// File in each partition directory naming the topic id it belongs to, so a
 /// directory left over from a deleted topic of the same name is recognised.
@@ -102,7 +109,7 @@ impl Partition {
     pub fn append(&self, records: BytesMut, now_ms: i64) -> Result<AppendInfo, LogError> {
         let bytes = records.len();
         let info = self.log.append(records, self.leader_epoch(), now_ms)?;
-        crate::metrics::appended(&self.tp.topic, bytes, info.record_count);
+        sluice_metrics::appended(&self.tp.topic, bytes, info.record_count);
         Ok(info)
     }
 
@@ -149,7 +156,7 @@ impl Partition {
                     path: self.log.dir().to_owned(),
                     source: std::io::Error::other(e.to_string()),
                 })??;
-            crate::metrics::fsync_observed(started.elapsed());
+            sluice_metrics::fsync_observed(started.elapsed());
         }
         self.advance_high_watermark(end_offset);
         Ok(())
@@ -219,6 +226,46 @@ impl Partition {
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
         self.log.advance_log_start_offset(offset)?;
         Ok(self.log.log_start_offset())
+    }
+
+    /// The last stable offset: the high watermark, held back to the first
+    /// offset of the oldest open transaction. `read_committed` never reads past it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.log()
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Fetch's `aborted_transactions` for `records` read from `from`: every
+    /// aborted transaction overlapping the returned batches, read from the
+    /// partition's `.txnindex` files.
+    pub fn aborted_transactions(
+        &self,
+        from: i64,
+        records: &[u8],
+    ) -> Result<Vec<sluice_protocol::messages::fetch::AbortedTransaction>, sluice_log::LogError>
+    {
+        let upper = Batches::without_crc(records)
+            .filter_map(|b| match b {
+                NextBatch::Complete { header, .. } => Some(header.next_offset()),
+                _ => None,
+            })
+            .last()
+            .unwrap_or(from);
+        if upper <= from {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .log()
+            .read_aborted_transactions(from, upper)?
+            .into_iter()
+            .map(|a| sluice_protocol::messages::fetch::AbortedTransaction {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
+                ..Default::default()
+            })
+            .collect())
     }
 }
 
@@ -313,7 +360,7 @@ impl ReplicaManager {
         };
         for partition in removed {
             tracing::info!(partition = %partition.tp, "deleting partition log");
-            crate::metrics::forget_partition(&partition.tp);
+            sluice_metrics::forget_topic(&partition.tp.topic);
             let dir = self.partition_dir(&partition.tp);
             drop(partition);
             remove_dir(&dir);
@@ -419,7 +466,7 @@ impl ReplicaManager {
         };
         for partition in dropped {
             tracing::info!(partition = %partition.tp, "deleting partition log to free space");
-            crate::metrics::forget_partition(&partition.tp);
+            sluice_metrics::forget_topic(&partition.tp.topic);
             let dir = self.partition_dir(&partition.tp);
             drop(partition);
             remove_dir(&dir);
@@ -564,7 +611,7 @@ impl ReplicaManager {
             }
             if !was_reported {
                 partition.reported_offline.store(true, Ordering::Release);
-                tracing::error!(partition = %partition.tp, "partition is offline: writes are refused; retrying every {} ms", crate::OFFLINE_RETRY_INTERVAL_MS);
+                tracing::error!(partition = %partition.tp, "partition is offline: writes are refused; retrying every {} ms", OFFLINE_RETRY_INTERVAL_MS);
             }
             match partition.reopen() {
                 Ok(true) => {
@@ -592,7 +639,7 @@ impl ReplicaManager {
                 Err(e) => tracing::error!(partition = %partition.tp, "retention failed: {e}"),
             }
         }
-        crate::metrics::retention_checked();
+        sluice_metrics::retention_checked();
         self.flush_on_timer(now_ms);
     }
 
@@ -656,12 +703,28 @@ fn remove_dir(dir: &Path) {
     }
 }
 
+/// The replica manager follows committed metadata: each delta opens,
+/// reconfigures or deletes the partitions it names.
+impl MetadataListener for ReplicaManager {
+    fn apply(&self, _delta: &MetadataDelta, image: &MetadataImage) -> Result<(), LogError> {
+        self.sync_with(image, false)
+    }
+
+    fn discard_topic(&self, topic: &str) {
+        self.drop_topic_logs(topic);
+    }
+
+    fn remove_unhosted_dirs(&self, topic: &str, partitions: i32) {
+        ReplicaManager::remove_unhosted_dirs(self, topic, partitions);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::metadata::{PartitionImage, TopicImage};
+    use sluice_metadata::{PartitionImage, TopicImage};
 
     fn image_with(topics: &[(&str, Uuid)], next_offset: i64) -> MetadataImage {
         image_with_configs(topics, next_offset, &[])

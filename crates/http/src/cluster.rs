@@ -32,7 +32,7 @@ fn offline_partitions(state: &AppState) -> Vec<String> {
         .map(ToString::to_string)
         .collect();
     if state.broker.metadata.is_offline() {
-        out.push(crate::metadata::METADATA_LOG_DIR.to_owned());
+        out.push(sluice_metadata::METADATA_LOG_DIR.to_owned());
     }
     out
 }
@@ -194,7 +194,7 @@ pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> 
             .iter()
             .map(|p| (p.high_watermark() - p.log().log_start_offset()).max(0))
             .sum(),
-        connections: crate::metrics::global().connections.get(),
+        connections: sluice_metrics::global().connections.get(),
         http_listener: broker.config.http_listener.clone(),
     })
 }

@@ -3,36 +3,32 @@
 //!
 //! Owns the process's metric families and nothing else. The hooks other
 //! modules call ([`request_done`], [`connection_opened`], [`appended`],
-//! [`fetched`], [`fsync_observed`], [`forget_partition`]) are cheap (an
+//! [`fetched`], [`fsync_observed`], [`forget_topic`]) are cheap (an
 //! atomic add, or a histogram bucket) and never fail.
 //!
 //! The families live in one process-wide [`LazyLock`] rather than on
-//! [`Broker`](crate::Broker): `Partition::commit` (fsync latency) and the
+//! the broker: `Partition::commit` (fsync latency) and the
 //! connection loop would otherwise need a handle threaded through every
 //! layer, and a process runs one broker. Unit tests that start several
 //! brokers in one process share the counters, which no test asserts on.
 //!
 //! State that already lives in the broker (log end offsets, sizes, group
 //! lag) is not mirrored into gauges that would have to be kept in step and
-//! cleaned up: [`encode`] reads it at scrape time, so a deleted partition's
+//! cleaned up: the HTTP crate reads it at scrape time, so a deleted partition's
 //! label sets disappear with the partition. The per-topic counters are the
 //! only label sets keyed by something that can be deleted; the replica
-//! manager calls [`forget_partition`] when it drops a partition.
+//! manager calls [`forget_topic`] when it drops a partition.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sluice_protocol::ApiKey;
-
-use crate::Broker;
-use crate::partition::TopicPartition;
 
 /// Labels of per-API request metrics; `api` is Kafka's name (`Produce`) or
 /// `http` routes' method and template (`GET /v1/topics`).
@@ -259,9 +255,9 @@ pub fn fsync_observed(elapsed: Duration) {
 
 /// A partition was deleted: drop its topic's label sets, so a deleted
 /// topic stops being exported (a re-created topic starts again from zero).
-pub fn forget_partition(tp: &TopicPartition) {
+pub fn forget_topic(topic: &str) {
     let labels = TopicLabels {
-        topic: tp.topic.clone(),
+        topic: topic.to_owned(),
     };
     let m = global();
     m.topic_bytes_in.remove(&labels);
@@ -269,24 +265,10 @@ pub fn forget_partition(tp: &TopicPartition) {
     m.topic_bytes_out.remove(&labels);
 }
 
-/// One partition's lag for a group, as the scrape reports it.
-#[derive(Debug, Clone)]
-pub struct GroupLag {
-    /// Group id.
-    pub group: String,
-    /// Topic name.
-    pub topic: String,
-    /// Partition index.
-    pub partition: i32,
-    /// High watermark minus committed offset, never negative.
-    pub lag: i64,
-}
-
-/// The whole exposition: request-path families, then gauges read from the
-/// broker now. `lags` is the consumer lag the caller computed.
-pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Error> {
+/// Registers every request-path family in `registry` (the scrape adds the
+/// gauges it reads from broker state after these).
+pub fn register(registry: &mut Registry) {
     let m = global();
-    let mut registry = Registry::with_prefix("sluice");
     registry.register(
         "kafka_requests",
         "Kafka requests handled, by API",
@@ -362,68 +344,4 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
         "Time a produce waited for its appends to be fsynced (group commit)",
         m.fsync_seconds.clone(),
     );
-
-    let end_offset = Family::<PartitionLabels, Gauge>::default();
-    let high_watermark = Family::<PartitionLabels, Gauge>::default();
-    let start_offset = Family::<PartitionLabels, Gauge>::default();
-    let size = Family::<PartitionLabels, Gauge>::default();
-    for p in broker.replicas.all() {
-        let labels = PartitionLabels {
-            topic: p.tp.topic.clone(),
-            partition: p.tp.partition.to_string(),
-        };
-        let log = p.log();
-        end_offset.get_or_create(&labels).set(log.log_end_offset());
-        high_watermark
-            .get_or_create(&labels)
-            .set(p.high_watermark());
-        start_offset
-            .get_or_create(&labels)
-            .set(log.log_start_offset());
-        size.get_or_create(&labels)
-            .set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
-    }
-    registry.register(
-        "log_end_offset",
-        "Offset the next append will get, by partition",
-        end_offset,
-    );
-    registry.register(
-        "log_high_watermark",
-        "Offset below which records are visible to consumers, by partition",
-        high_watermark,
-    );
-    registry.register(
-        "log_start_offset",
-        "First offset still in the log, by partition",
-        start_offset,
-    );
-    registry.register(
-        "log_size_bytes",
-        "Bytes of segment files, by partition",
-        size,
-    );
-
-    let lag = Family::<LagLabels, Gauge>::default();
-    for l in lags {
-        lag.get_or_create(&LagLabels {
-            group: l.group.clone(),
-            topic: l.topic.clone(),
-            partition: l.partition.to_string(),
-        })
-        .set(l.lag);
-    }
-    registry.register(
-        "consumer_group_lag",
-        "High watermark minus the group's committed offset, by group and partition",
-        lag,
-    );
-    let uptime = Gauge::<i64>::default();
-    uptime.set(i64::try_from(broker.started.elapsed().as_secs()).unwrap_or(i64::MAX));
-    registry.register("uptime_seconds", "Seconds since the broker started", uptime);
-
-    let mut out = String::new();
-    encode_registry(&mut out, &registry)?;
-    encode_eof(&mut out)?;
-    Ok(out)
 }

@@ -28,7 +28,7 @@
 pub mod state_log;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,9 +37,10 @@ use sluice_protocol::error::codes as code;
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
 use tokio::sync::Notify;
 
-use crate::Broker;
-use crate::controller;
-use crate::group::OffsetToCommit;
+use crate::config::TransactionConfig;
+use crate::group::{GroupCoordinator, OffsetToCommit};
+use crate::internal_topics::InternalTopics;
+use crate::producer_ids::ProducerIdManager;
 use state_log::{
     MAX_TRANSACTIONAL_ID_BYTES, PendingOffset, TRANSACTION_STATE_PARTITIONS,
     TRANSACTION_STATE_TOPIC, TxnRecord, partition_for,
@@ -350,8 +351,13 @@ pub struct TransactionCoordinator {
     expiry_wake: Arc<Notify>,
     /// Serialises creation of `__transaction_state`.
     create: tokio::sync::Mutex<()>,
-    /// Set by [`TransactionCoordinator::load`].
-    broker: OnceLock<Weak<Broker>>,
+    config: TransactionConfig,
+    /// `__transaction_state`, and the data partitions markers go to.
+    topics: InternalTopics,
+    /// Offsets a committed transaction applies.
+    groups: Arc<GroupCoordinator>,
+    /// Producer ids for InitProducerId.
+    producer_ids: Arc<ProducerIdManager>,
 }
 
 impl std::fmt::Debug for TransactionCoordinator {
@@ -362,26 +368,33 @@ impl std::fmt::Debug for TransactionCoordinator {
     }
 }
 
-impl Default for TransactionCoordinator {
-    fn default() -> Self {
-        TransactionCoordinator::new()
-    }
-}
-
 fn now_ms() -> i64 {
-    crate::metadata::now_ms()
+    sluice_metadata::now_ms()
 }
 
 impl TransactionCoordinator {
     /// An empty coordinator; [`TransactionCoordinator::load`] fills it.
-    pub fn new() -> TransactionCoordinator {
+    pub fn new(
+        config: TransactionConfig,
+        topics: InternalTopics,
+        groups: Arc<GroupCoordinator>,
+        producer_ids: Arc<ProducerIdManager>,
+    ) -> TransactionCoordinator {
         TransactionCoordinator {
             txns: Mutex::new(HashMap::new()),
             deadlines: Mutex::new(HashMap::new()),
             expiry_wake: Arc::new(Notify::new()),
             create: tokio::sync::Mutex::new(()),
-            broker: OnceLock::new(),
+            config,
+            topics,
+            groups,
+            producer_ids,
         }
+    }
+
+    /// The producer id manager InitProducerId draws from.
+    pub fn producer_ids(&self) -> &Arc<ProducerIdManager> {
+        &self.producer_ids
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TxnSlot>>> {
@@ -423,28 +436,20 @@ impl TransactionCoordinator {
     }
 
     /// Creates `__transaction_state` if it does not exist yet.
-    async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
+    async fn ensure_topic(&self) -> Result<(), TxnError> {
         // One creator at a time; the others find the topic made.
         let _guard = self.create.lock().await;
-        controller::ensure_internal_topic(
-            broker,
-            TRANSACTION_STATE_TOPIC,
-            TRANSACTION_STATE_PARTITIONS,
-        )
-        .await
-        .map_err(|_| TxnError::NotAvailable)
+        self.topics
+            .ensure(TRANSACTION_STATE_TOPIC, TRANSACTION_STATE_PARTITIONS)
+            .await
+            .map_err(|_| TxnError::NotAvailable)
     }
 
     /// Appends `meta` (or a tombstone) for `id` and waits until it is durable.
-    async fn persist(
-        &self,
-        broker: &Arc<Broker>,
-        id: &str,
-        meta: &mut TxnMetadata,
-    ) -> Result<(), TxnError> {
+    async fn persist(&self, id: &str, meta: &mut TxnMetadata) -> Result<(), TxnError> {
         meta.last_update_ms = now_ms();
-        let partition = broker
-            .replicas
+        let partition = self
+            .topics
             .partition(TRANSACTION_STATE_TOPIC, partition_for(id))
             .ok_or(TxnError::NotAvailable)?;
         let batch =
@@ -520,11 +525,7 @@ impl TransactionCoordinator {
 
     /// Writes `marker` for the transaction to each of its partitions and
     /// waits until every marker is durable and visible.
-    async fn write_markers(
-        broker: &Arc<Broker>,
-        meta: &TxnMetadata,
-        marker: MarkerType,
-    ) -> Result<(), TxnError> {
+    async fn write_markers(&self, meta: &TxnMetadata, marker: MarkerType) -> Result<(), TxnError> {
         let now = now_ms();
         let batch = BatchBuilder::new()
             .producer(meta.producer_id, meta.producer_epoch, -1)
@@ -544,7 +545,7 @@ impl TransactionCoordinator {
         let mut commits = Vec::new();
         for (topic, index) in &meta.partitions {
             // A partition of a deleted topic has nothing left to mark.
-            let Some(partition) = broker.replicas.partition(topic, *index) else {
+            let Some(partition) = self.topics.partition(topic, *index) else {
                 continue;
             };
             let info = partition
@@ -572,12 +573,7 @@ impl TransactionCoordinator {
 
     /// Second phase: markers, offsets, then `Complete*`. `meta` is in a
     /// `Prepare*` state, durable.
-    async fn complete(
-        &self,
-        broker: &Arc<Broker>,
-        id: &str,
-        meta: &mut TxnMetadata,
-    ) -> Result<(), TxnError> {
+    async fn complete(&self, id: &str, meta: &mut TxnMetadata) -> Result<(), TxnError> {
         let commit = match meta.state {
             TxnState::PrepareCommit => true,
             TxnState::PrepareAbort => false,
@@ -588,7 +584,7 @@ impl TransactionCoordinator {
         } else {
             MarkerType::Abort
         };
-        Self::write_markers(broker, meta, marker).await?;
+        self.write_markers(meta, marker).await?;
         if commit {
             let mut by_group: BTreeMap<&str, Vec<OffsetToCommit>> = BTreeMap::new();
             for o in meta.pending_offsets.values() {
@@ -601,9 +597,8 @@ impl TransactionCoordinator {
                 });
             }
             for (group, offsets) in by_group {
-                broker
-                    .groups
-                    .commit_transactional_offsets(broker, group, offsets)
+                self.groups
+                    .commit_transactional_offsets(group, offsets)
                     .await
                     .map_err(|c| {
                         tracing::error!(
@@ -625,7 +620,7 @@ impl TransactionCoordinator {
         meta.groups.clear();
         meta.pending_offsets.clear();
         meta.start_ms = -1;
-        self.persist(broker, id, meta).await?;
+        self.persist(id, meta).await?;
         tracing::debug!(
             transactional_id = id,
             producer_id = meta.producer_id,
@@ -637,14 +632,9 @@ impl TransactionCoordinator {
 
     /// Aborts the open transaction with a bumped epoch, fencing the
     /// producer that holds the old one.
-    async fn fence_and_abort(
-        &self,
-        broker: &Arc<Broker>,
-        id: &str,
-        meta: &mut TxnMetadata,
-    ) -> Result<(), TxnError> {
+    async fn fence_and_abort(&self, id: &str, meta: &mut TxnMetadata) -> Result<(), TxnError> {
         if meta.state != TxnState::Ongoing {
-            return self.complete(broker, id, meta).await;
+            return self.complete(id, meta).await;
         }
         if meta.producer_epoch >= MAX_PRODUCER_EPOCH {
             // Markers must carry an epoch above the producer's; at the limit,
@@ -656,8 +646,8 @@ impl TransactionCoordinator {
         meta.last_producer_epoch = -1;
         meta.last_producer_id = -1;
         meta.state = TxnState::PrepareAbort;
-        self.persist(broker, id, meta).await?;
-        self.complete(broker, id, meta).await
+        self.persist(id, meta).await?;
+        self.complete(id, meta).await
     }
 
     // ---- requests -------------------------------------------------------
@@ -665,7 +655,6 @@ impl TransactionCoordinator {
     /// InitProducerId with a transactional id (KIP-98, KIP-360 bumps).
     pub async fn init_producer_id(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
@@ -675,14 +664,14 @@ impl TransactionCoordinator {
         }
         // Kafka's transaction.max.timeout.ms: an abandoned transaction holds
         // back its partitions' last stable offset at most this long.
-        if timeout_ms <= 0 || timeout_ms > broker.config.transactions.max_timeout_ms {
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(TxnError::InvalidTimeout);
         }
-        self.ensure_topic(broker).await?;
+        self.ensure_topic().await?;
         let slot = self.get_or_create(id);
         let mut guard = slot.meta.lock().await;
         let Some(meta) = guard.as_mut() else {
-            let producer_id = broker.producer_ids.next_id(broker).await.map_err(|e| {
+            let producer_id = self.producer_ids.next_id().await.map_err(|e| {
                 tracing::error!("cannot allocate a producer id: {}", e.message);
                 TxnError::NotAvailable
             })?;
@@ -699,7 +688,7 @@ impl TransactionCoordinator {
                 start_ms: -1,
                 last_update_ms: now_ms(),
             };
-            self.persist(broker, id, &mut meta).await?;
+            self.persist(id, &mut meta).await?;
             *guard = Some(meta);
             return Ok((producer_id, 0));
         };
@@ -718,20 +707,20 @@ impl TransactionCoordinator {
         }
         match meta.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                self.complete(broker, id, meta).await?;
+                self.complete(id, meta).await?;
             }
             TxnState::Ongoing => {
                 tracing::info!(
                     transactional_id = id,
                     "new producer instance: aborting the open transaction"
                 );
-                self.fence_and_abort(broker, id, meta).await?;
+                self.fence_and_abort(id, meta).await?;
             }
             _ => {}
         }
         let (old_id, old_epoch) = (meta.producer_id, meta.producer_epoch);
         if meta.producer_epoch >= MAX_PRODUCER_EPOCH {
-            meta.producer_id = broker.producer_ids.next_id(broker).await.map_err(|e| {
+            meta.producer_id = self.producer_ids.next_id().await.map_err(|e| {
                 tracing::error!("cannot allocate a producer id: {}", e.message);
                 TxnError::NotAvailable
             })?;
@@ -747,7 +736,7 @@ impl TransactionCoordinator {
         meta.groups.clear();
         meta.pending_offsets.clear();
         meta.start_ms = -1;
-        if let Err(e) = self.persist(broker, id, meta).await {
+        if let Err(e) = self.persist(id, meta).await {
             // Not durable: hand out nothing, keep what is on disk.
             meta.producer_id = old_id;
             meta.producer_epoch = old_epoch;
@@ -760,7 +749,6 @@ impl TransactionCoordinator {
     /// `Ongoing`, adding `partitions` and `group`; persists if anything changed.
     pub async fn add_to_txn(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         producer_id: i64,
         epoch: i16,
@@ -794,7 +782,7 @@ impl TransactionCoordinator {
         {
             return Ok(());
         }
-        self.persist(broker, id, &mut next).await?;
+        self.persist(id, &mut next).await?;
         *meta = next;
         Ok(())
     }
@@ -870,7 +858,6 @@ impl TransactionCoordinator {
     /// EndTxn: commit or abort.
     pub async fn end_txn(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         producer_id: i64,
         epoch: i16,
@@ -888,15 +875,15 @@ impl TransactionCoordinator {
                 } else {
                     TxnState::PrepareAbort
                 };
-                if let Err(e) = self.persist(broker, id, meta).await {
+                if let Err(e) = self.persist(id, meta).await {
                     meta.state = previous;
                     return Err(e);
                 }
-                self.complete(broker, id, meta).await
+                self.complete(id, meta).await
             }
             // A retry of an EndTxn whose completion failed half-way.
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                self.complete(broker, id, meta).await
+                self.complete(id, meta).await
             }
             // A retry of an EndTxn that completed.
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
@@ -908,12 +895,11 @@ impl TransactionCoordinator {
 
     /// Replays `__transaction_state`, finishes `Prepare*` transactions and
     /// starts the expiry task. Runs once, before the listener opens.
-    pub async fn load(broker: &Arc<Broker>) -> Result<(), sluice_log::LogError> {
-        let this = &broker.txn;
-        let _ = this.broker.set(Arc::downgrade(broker));
+    pub async fn load(self: &Arc<Self>) -> Result<(), sluice_log::LogError> {
+        let this = self;
         let mut loaded: HashMap<String, TxnMetadata> = HashMap::new();
         for index in 0..TRANSACTION_STATE_PARTITIONS {
-            let Some(partition) = broker.replicas.partition(TRANSACTION_STATE_TOPIC, index) else {
+            let Some(partition) = self.topics.partition(TRANSACTION_STATE_TOPIC, index) else {
                 continue;
             };
             let mut offset = partition.log().log_start_offset();
@@ -984,19 +970,19 @@ impl TransactionCoordinator {
             let Some(slot) = this.get(&id) else { continue };
             let mut guard = slot.meta.lock().await;
             if let Some(meta) = guard.as_mut()
-                && let Err(e) = this.complete(broker, &id, meta).await
+                && let Err(e) = this.complete(&id, meta).await
             {
                 tracing::error!(transactional_id = %id, "cannot complete transaction after restart: {e:?}; the expiry task retries");
                 this.deadlines().insert(id.clone(), now_ms());
             }
         }
-        tokio::spawn(expire_transactions(Arc::downgrade(broker)));
+        tokio::spawn(expire_transactions(Arc::downgrade(self)));
         Ok(())
     }
 
     /// Aborts `id`'s transaction if it is still open past its deadline (or
     /// completes it if it is stuck in `Prepare*`).
-    async fn expire(&self, broker: &Arc<Broker>, id: &str) {
+    async fn expire(&self, id: &str) {
         let Some(slot) = self.get(id) else {
             self.deadlines().remove(id);
             return;
@@ -1010,15 +996,13 @@ impl TransactionCoordinator {
                     producer_id = meta.producer_id,
                     "transaction timed out; aborting"
                 );
-                self.fence_and_abort(broker, id, meta).await
+                self.fence_and_abort(id, meta).await
             }
             TxnState::Ongoing => {
                 self.set_deadline(id, meta);
                 Ok(())
             }
-            TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                self.complete(broker, id, meta).await
-            }
+            TxnState::PrepareCommit | TxnState::PrepareAbort => self.complete(id, meta).await,
             _ => {
                 self.deadlines().remove(id);
                 Ok(())
@@ -1040,10 +1024,10 @@ impl TransactionCoordinator {
 const EXPIRY_RETRY_MS: i64 = 1_000;
 
 /// Sleeps until the earliest transaction deadline (or a wake-up when one is
-/// added), then aborts what expired. Holds only a weak broker handle while
-/// sleeping, and ends when the broker is dropped.
-async fn expire_transactions(broker: Weak<Broker>) {
-    let Some(wake) = broker.upgrade().map(|b| Arc::clone(&b.txn.expiry_wake)) else {
+/// added), then aborts what expired. Holds only a weak handle while
+/// sleeping, and ends when the coordinator is dropped.
+async fn expire_transactions(coordinator: Weak<TransactionCoordinator>) {
+    let Some(wake) = coordinator.upgrade().map(|c| Arc::clone(&c.expiry_wake)) else {
         return;
     };
     loop {
@@ -1053,8 +1037,10 @@ async fn expire_transactions(broker: Weak<Broker>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let next = {
-            let Some(b) = broker.upgrade() else { return };
-            b.txn.deadlines().values().min().copied()
+            let Some(c) = coordinator.upgrade() else {
+                return;
+            };
+            c.deadlines().values().min().copied()
         };
         let sleep = match next {
             Some(d) => Duration::from_millis(d.saturating_sub(now_ms()).max(0) as u64),
@@ -1064,12 +1050,14 @@ async fn expire_transactions(broker: Weak<Broker>) {
             () = &mut notified => {}
             () = tokio::time::sleep(sleep) => {}
         }
-        let Some(b) = broker.upgrade() else { return };
+        let Some(c) = coordinator.upgrade() else {
+            return;
+        };
         let now = now_ms();
         // Taken out of the map: `expire` puts back whatever still needs a
         // deadline (not yet due, or a retry after a failure).
         let due: Vec<String> = {
-            let mut deadlines = b.txn.deadlines();
+            let mut deadlines = c.deadlines();
             let due: Vec<String> = deadlines
                 .iter()
                 .filter(|&(_, &d)| d <= now)
@@ -1081,50 +1069,10 @@ async fn expire_transactions(broker: Weak<Broker>) {
             due
         };
         for id in due {
-            let b2 = Arc::clone(&b);
-            tokio::spawn(async move { b2.txn.expire(&b2, &id).await });
+            let c2 = Arc::clone(&c);
+            tokio::spawn(async move { c2.expire(&id).await });
         }
     }
-}
-
-/// The last stable offset: the high watermark, held back to the first
-/// offset of the oldest open transaction. `read_committed` never reads past it.
-pub fn last_stable_offset(partition: &crate::partition::Partition) -> i64 {
-    let high_watermark = partition.high_watermark();
-    partition
-        .log()
-        .first_unstable_offset()
-        .map_or(high_watermark, |first| first.min(high_watermark))
-}
-
-/// Fetch's `aborted_transactions` for `records` read from `from`: every
-/// aborted transaction overlapping the returned batches, read from the
-/// partition's `.txnindex` files.
-pub fn aborted_transactions(
-    partition: &crate::partition::Partition,
-    from: i64,
-    records: &[u8],
-) -> Result<Vec<sluice_protocol::messages::fetch::AbortedTransaction>, sluice_log::LogError> {
-    let upper = Batches::without_crc(records)
-        .filter_map(|b| match b {
-            NextBatch::Complete { header, .. } => Some(header.next_offset()),
-            _ => None,
-        })
-        .last()
-        .unwrap_or(from);
-    if upper <= from {
-        return Ok(Vec::new());
-    }
-    Ok(partition
-        .log()
-        .read_aborted_transactions(from, upper)?
-        .into_iter()
-        .map(|a| sluice_protocol::messages::fetch::AbortedTransaction {
-            producer_id: a.producer_id,
-            first_offset: a.first_offset,
-            ..Default::default()
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -1139,11 +1087,11 @@ mod tests {
     #[tokio::test]
     async fn transactional_appends_need_the_partition_in_an_ongoing_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let broker = testing::broker_in(dir.path()).await;
+        let broker = testing::node_in(dir.path()).await;
         testing::create_topic(&broker, "t", 2).await;
         let txn = &broker.txn;
         let (pid, epoch) = txn
-            .init_producer_id(&broker, "tx", 60_000, None)
+            .init_producer_id("tx", 60_000, None)
             .await
             .expect("init");
         let verify = |id: Option<&str>, pid: i64, epoch: i16, p: i32| {
@@ -1154,7 +1102,7 @@ mod tests {
             verify(Some("tx"), pid, epoch, 0),
             Err(VerifyError::NotInTransaction { .. })
         ));
-        txn.add_to_txn(&broker, "tx", pid, epoch, &[tp("t", 0)], None)
+        txn.add_to_txn("tx", pid, epoch, &[tp("t", 0)], None)
             .await
             .expect("add");
         assert_eq!(verify(Some("tx"), pid, epoch, 0), Ok(()));
@@ -1172,19 +1120,17 @@ mod tests {
             ));
         }
         // Once the transaction ends, its partitions are closed to it.
-        txn.end_txn(&broker, "tx", pid, epoch, true)
-            .await
-            .expect("commit");
+        txn.end_txn("tx", pid, epoch, true).await.expect("commit");
         assert!(matches!(
             verify(Some("tx"), pid, epoch, 0),
             Err(VerifyError::NotInTransaction { .. })
         ));
         // A new producer instance fences the old epoch.
         let (_, bumped) = txn
-            .init_producer_id(&broker, "tx", 60_000, None)
+            .init_producer_id("tx", 60_000, None)
             .await
             .expect("re-init");
-        txn.add_to_txn(&broker, "tx", pid, bumped, &[tp("t", 0)], None)
+        txn.add_to_txn("tx", pid, bumped, &[tp("t", 0)], None)
             .await
             .expect("add");
         assert!(matches!(
@@ -1197,14 +1143,15 @@ mod tests {
     #[tokio::test]
     async fn transaction_timeouts_above_the_configured_max_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = crate::config::Config::default();
-        config.transactions.max_timeout_ms = 5_000;
-        let broker = testing::broker_with(dir.path(), config).await;
+        let config = crate::config::TransactionConfig {
+            max_timeout_ms: 5_000,
+        };
+        let broker = testing::node_with(dir.path(), testing::group_config(), config).await;
         for bad in [0, -1, 5_001, i32::MAX] {
             assert_eq!(
                 broker
                     .txn
-                    .init_producer_id(&broker, "tx", bad, None)
+                    .init_producer_id("tx", bad, None)
                     .await
                     .expect_err("refused"),
                 TxnError::InvalidTimeout,
@@ -1217,7 +1164,7 @@ mod tests {
         );
         broker
             .txn
-            .init_producer_id(&broker, "tx", 5_000, None)
+            .init_producer_id("tx", 5_000, None)
             .await
             .expect("the max itself is allowed");
     }

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path, Query};
 use super::{AppState, blocking, unknown_partition, unknown_topic};
-use crate::partition::Partition;
+use sluice_replica::Partition;
 
 /// Most records one produce request may carry: bounds the batches built
 /// and the response size independently of the body limit.
@@ -247,7 +247,7 @@ pub async fn produce(
         .map(|t| t.partitions.len())
         .ok_or_else(|| unknown_topic(&topic))?;
     let partition_count = i32::try_from(partition_count).unwrap_or(i32::MAX).max(1);
-    let now = crate::metadata::now_ms();
+    let now = sluice_metadata::now_ms();
 
     // Group by partition, remembering each record's place in the request.
     let mut by_partition: BTreeMap<i32, Vec<(usize, NewRecord)>> = BTreeMap::new();
@@ -304,7 +304,7 @@ pub async fn produce(
         // The same checks as a Kafka Produce: timestamp window, keys on
         // compacted topics.
         let batch = batch.and_then(|mut b| {
-            crate::handlers::check_client_batches(&partition, &mut b, now)
+            sluice_broker::handlers::check_client_batches(&partition, &mut b, now)
                 .map_err(|(code, message)| HttpError::kafka(code, message))?;
             Ok(b)
         });
@@ -380,7 +380,7 @@ pub enum Isolation {
 pub fn read_upper_bound(partition: &Partition, isolation: Isolation) -> i64 {
     match isolation {
         Isolation::ReadUncommitted => partition.high_watermark(),
-        Isolation::ReadCommitted => crate::txn::last_stable_offset(partition),
+        Isolation::ReadCommitted => partition.last_stable_offset(),
     }
 }
 
@@ -407,7 +407,7 @@ pub fn read_records(
         if bytes.is_empty() {
             break;
         }
-        crate::metrics::fetched(&partition.tp.topic, bytes.len());
+        sluice_metrics::fetched(&partition.tp.topic, bytes.len());
         let before = next;
         for item in Batches::without_crc(&bytes) {
             let NextBatch::Complete {
@@ -579,7 +579,7 @@ pub async fn read(
             partition: partition.tp.partition,
             log_start_offset: start,
             high_watermark: hw,
-            last_stable_offset: crate::txn::last_stable_offset(&partition),
+            last_stable_offset: partition.last_stable_offset(),
             next_offset,
             records,
         })

@@ -23,8 +23,8 @@ use utoipa::IntoParams;
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
 use super::records::{Isolation, RecordOut, partition_arc, read_records, read_upper_bound};
 use super::{AppState, unknown_topic};
-use crate::Broker;
-use crate::partition::Partition;
+use sluice_broker::Broker;
+use sluice_replica::Partition;
 
 /// How long a quiet stream waits before checking that its topic still
 /// exists (a deleted topic's partitions never notify again).

@@ -1,6 +1,6 @@
 //! Topics: list, create, describe, alter configs, add partitions, delete.
 //!
-//! Every change goes through [`crate::controller`], the code path of the
+//! Every change goes through [`sluice_metadata::Controller`], the code path of the
 //! Kafka admin APIs, so names, partition counts and configs are validated
 //! in one place.
 
@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
 use super::{AppState, unknown_topic};
-use crate::Broker;
-use crate::controller::{self, AlterMode, ConfigOp, INTERNAL_TOPICS, NewTopic};
-use crate::metadata::TopicImage;
+use sluice_broker::Broker;
+use sluice_metadata::TopicImage;
+use sluice_metadata::controller::{AlterMode, ConfigOp, INTERNAL_TOPICS, NewTopic};
 
 /// A topic in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -213,7 +213,10 @@ pub async fn create(
             .map(|(k, v)| (k, Some(v)))
             .collect(),
     };
-    let result = controller::create_topics(&state.broker, vec![topic], false)
+    let result = state
+        .broker
+        .controller
+        .create_topics(vec![topic], false)
         .await
         .pop()
         .ok_or_else(|| HttpError::internal("create_topics returned no result"))?;
@@ -250,7 +253,10 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(topic): Path<String>,
 ) -> ApiResult<StatusCode> {
-    controller::delete_topics(&state.broker, vec![topic])
+    state
+        .broker
+        .controller
+        .delete_topics(vec![topic])
         .await
         .pop()
         .ok_or_else(|| HttpError::internal("delete_topics returned no result"))??;
@@ -282,7 +288,10 @@ pub async fn alter_configs(
             "nothing to change: give `set` and/or `delete`",
         ));
     }
-    controller::alter_topic_configs(&state.broker, &topic, ops, AlterMode::Incremental, false)
+    state
+        .broker
+        .controller
+        .alter_topic_configs(&topic, ops, AlterMode::Incremental, false)
         .await?;
     Ok(axum::Json(detail(&state.broker, &topic)?))
 }
@@ -302,7 +311,10 @@ pub async fn add_partitions(
     Path(topic): Path<String>,
     Json(request): Json<AddPartitionsRequest>,
 ) -> ApiResult<axum::Json<TopicDetail>> {
-    controller::create_partitions(&state.broker, vec![(topic.clone(), request.count)], false)
+    state
+        .broker
+        .controller
+        .create_partitions(vec![(topic.clone(), request.count)], false)
         .await
         .pop()
         .ok_or_else(|| HttpError::internal("create_partitions returned no result"))??;

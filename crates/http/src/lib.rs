@@ -1,13 +1,11 @@
 //! The HTTP listener: the REST API under `/v1`, its OpenAPI document,
 //! `/metrics`, `/health`, `/ready`, and the web console at `/`.
 //!
-//! This is a module of the broker rather than a crate of its own because
-//! everything it serves is broker state (the metadata image, partitions,
-//! the group coordinator) reached through the same functions the Kafka
-//! handlers call: topic changes go through [`crate::controller`], produce
-//! through `Partition::append` + `commit`, reads through `Partition::read`.
-//! A separate crate would have to re-export most of the broker's internals
-//! and gain nothing. It must not hold broker locks across an `.await`, and
+//! Everything it serves is broker state (the metadata image, partitions,
+//! the group coordinator) reached through the same handles the Kafka
+//! handlers use: topic changes go through [`sluice_metadata::Controller`],
+//! produce through `Partition::append` + `commit`, reads through
+//! `Partition::read`. It must not hold broker locks across an `.await`, and
 //! never validates anything the controller already validates.
 //!
 //! Layout:
@@ -19,6 +17,7 @@
 //! - [`groups`]: consumer groups, lag and offset resets.
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
+//! - [`metrics`]: the `/metrics` exposition.
 //!
 //! The OpenAPI document is built by utoipa from the same `routes!` calls
 //! that register the handlers, so a route cannot exist without its spec
@@ -29,6 +28,7 @@ pub mod console;
 pub mod error;
 pub mod groups;
 pub mod listener;
+pub mod metrics;
 pub mod records;
 pub mod tail;
 pub mod topics;
@@ -48,8 +48,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::Broker;
 use error::HttpError;
+use sluice_broker::Broker;
 
 /// Largest request body accepted (a produce of many records). Bounded so a
 /// client cannot make the broker buffer an arbitrary body; Kafka's own
@@ -162,7 +162,7 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let route = format!("{method} {route}");
     let started = Instant::now();
     let response = next.run(request).await;
-    crate::metrics::http_request_done(route, started.elapsed());
+    sluice_metrics::http_request_done(route, started.elapsed());
     response
 }
 
@@ -197,13 +197,29 @@ impl HttpServer {
     }
 }
 
+/// Why the HTTP listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `http_listener` is not an address.
+    #[error(transparent)]
+    Config(#[from] sluice_broker::config::ConfigError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Binds `broker.config.http_listener` and serves until `stop` flips.
 pub async fn start(
     broker: &Arc<Broker>,
     stop: watch::Receiver<bool>,
-) -> Result<HttpServer, crate::BrokerError> {
+) -> Result<HttpServer, StartError> {
     let addr = broker.config.http_addr()?;
-    let bind_error = |source| crate::BrokerError::Bind {
+    let bind_error = |source| StartError::Bind {
         addr: addr.to_string(),
         source,
     };

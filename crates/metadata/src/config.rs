@@ -1,0 +1,120 @@
+//! Broker-wide defaults for topics and their logs (Kafka's `log.*`,
+//! `num.partitions` and `default.replication.factor`), the sections of the
+//! broker config the controller and the replica manager read.
+
+use serde::Deserialize;
+
+/// How appended data reaches the disk.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushMode {
+    /// One fsync covers every append waiting at that moment; produce
+    /// requests with acks != 0 are answered after their data is fsynced.
+    GroupCommit,
+    /// Kafka's policy: fsync every `flush_messages` messages or `flush_ms`,
+    /// and otherwise leave durability to replication and the page cache.
+    Interval,
+}
+
+/// Timestamp type stamped on appended batches.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum TimestampTypeConfig {
+    /// Keep the producer's timestamps.
+    CreateTime,
+    /// Overwrite them with the broker's clock at append.
+    LogAppendTime,
+}
+
+/// Broker-wide topic log defaults; a topic's own configs override them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogDefaults {
+    /// Roll a segment when it reaches this size (Kafka: 1 GiB).
+    pub segment_bytes: u64,
+    /// Roll a segment after this age (Kafka: 7 days).
+    pub segment_ms: i64,
+    /// Delete segments older than this; -1 keeps forever (Kafka: 7 days).
+    pub retention_ms: i64,
+    /// Delete old segments while the partition is larger; -1 is unlimited.
+    pub retention_bytes: i64,
+    /// How often retention and time-based rolls are checked (Kafka: 5 min).
+    pub retention_check_interval_ms: u64,
+    /// Bytes between sparse index entries (Kafka: 4096).
+    pub index_interval_bytes: u32,
+    /// Largest record batch accepted (Kafka's `message.max.bytes`).
+    pub message_max_bytes: u32,
+    /// CreateTime or LogAppendTime.
+    pub message_timestamp_type: TimestampTypeConfig,
+    /// Kafka's `log.message.timestamp.before.max.ms`: how old a CreateTime
+    /// record may be when produced (Kafka: Long.MAX_VALUE, no limit).
+    pub message_timestamp_before_max_ms: i64,
+    /// Kafka's `log.message.timestamp.after.max.ms`: how far ahead of the
+    /// broker clock a CreateTime record may be (Kafka 4.0: 1 hour, KIP-1030).
+    pub message_timestamp_after_max_ms: i64,
+    /// Durability policy; group commit is the single-node default.
+    pub flush_mode: FlushMode,
+    /// With `flush_mode = "interval"`: fsync after this many messages.
+    pub flush_messages: u64,
+    /// With `flush_mode = "interval"`: fsync after this many milliseconds.
+    pub flush_ms: u64,
+    /// Segment files held open at once across all partitions (the bounded
+    /// file-handle cache); 0 derives it from RLIMIT_NOFILE at start, see
+    /// [`derive_max_open_files`]. Keeps open files from growing with the
+    /// number of partitions.
+    pub max_open_files: u64,
+}
+
+/// Smallest useful file-handle cache bound, also the floor of the derived one.
+pub const MIN_MAX_OPEN_FILES: u64 = sluice_log::file_cache::MIN_MAX_OPEN_FILES as u64;
+
+/// The `log.max_open_files` used when it is 0: half the (raised) soft
+/// RLIMIT_NOFILE, leaving the other half to connections, the metadata log
+/// and reads in flight, and at least [`MIN_MAX_OPEN_FILES`].
+pub fn derive_max_open_files(nofile_limit: u64) -> u64 {
+    (nofile_limit / 2).max(MIN_MAX_OPEN_FILES)
+}
+
+impl Default for LogDefaults {
+    fn default() -> Self {
+        LogDefaults {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
+            index_interval_bytes: 4096,
+            message_max_bytes: 1_048_588,
+            message_timestamp_type: TimestampTypeConfig::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: sluice_log::config::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+            flush_mode: FlushMode::GroupCommit,
+            flush_messages: i64::MAX as u64,
+            flush_ms: i64::MAX as u64,
+            max_open_files: 0,
+        }
+    }
+}
+
+/// Topic creation defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicDefaults {
+    /// Kafka's `auto.create.topics.enable`: Metadata and Produce for an
+    /// unknown topic create it.
+    pub auto_create: bool,
+    /// Kafka's `num.partitions`: partitions of an auto-created topic, and of
+    /// a CreateTopics request that asks for -1.
+    pub num_partitions: i32,
+    /// Kafka's `default.replication.factor`.
+    pub default_replication_factor: i16,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            auto_create: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+        }
+    }
+}

@@ -1,0 +1,857 @@
+//! Metadata changes: create and delete topics, add partitions, alter
+//! configs. Each change is validated against the current image and
+//! committed to the [`MetadataLog`] as one change; then every
+//! [`MetadataListener`] (the replica manager) applies its delta.
+//!
+//! On a single node this broker is the controller. In a cluster the same
+//! code runs on the Raft leader of the metadata quorum, over a Raft
+//! [`MetadataLog`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_protocol::error::codes as code;
+use uuid::Uuid;
+
+use crate::config::{LogDefaults, TopicDefaults};
+use crate::delta::MetadataListener;
+use crate::error::ApiError;
+use crate::image::{MetadataImage, MetadataRecord};
+use crate::log::{Committed, MetadataError, MetadataLog};
+use crate::topic_config;
+
+/// Kafka's limit on topic name length (so `name-partition` fits a file name).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Upper bound on partitions per topic: each partition holds a directory,
+/// index memory and (through the file cache) open files, and a hostile
+/// CreateTopics must not exhaust them.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// Internal topics, reported with `is_internal`.
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// Kafka's name for the metadata log. It is not a topic here (it lives in
+/// `<data_dir>/__cluster_metadata-0`, outside the image), and no topic may
+/// take its name: a partition `__cluster_metadata-0` would share that
+/// directory, and deleting it would delete the metadata log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// True for topics whose data belongs to the broker (coordinator state, the
+/// metadata log): clients cannot delete them, add partitions to them, delete
+/// their records, or give them configs that would lose data.
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name) || name == METADATA_TOPIC
+}
+
+/// Topic configs an internal topic must keep, and the only value allowed:
+/// coordinator state is compacted, never expires by time or size.
+const INTERNAL_TOPIC_PINNED_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("retention.ms", "-1"),
+    ("retention.bytes", "-1"),
+];
+
+/// Topic configs an internal topic must not have at all: Kafka's interval
+/// flush would replace group commit, and coordinator state acknowledged to
+/// clients could then be lost in a crash.
+const INTERNAL_TOPIC_FORBIDDEN_CONFIGS: &[&str] = &["flush.messages", "flush.ms"];
+
+/// Refuses a config set that would lose an internal topic's data.
+fn check_internal_configs(
+    defaults: &LogDefaults,
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    for (name, required) in INTERNAL_TOPIC_PINNED_CONFIGS {
+        let effective = configs
+            .get(*name)
+            .cloned()
+            .unwrap_or_else(|| topic_config::default_value(name, defaults));
+        if effective.trim() != *required {
+            return Err(ApiError::new(
+                code::INVALID_CONFIG,
+                format!(
+                    "`{name}` of internal topic `{topic}` must stay `{required}` (would be `{effective}`): its data is broker state"
+                ),
+            ));
+        }
+    }
+    if let Some(name) = INTERNAL_TOPIC_FORBIDDEN_CONFIGS
+        .iter()
+        .find(|k| configs.contains_key(**k))
+    {
+        return Err(ApiError::new(
+            code::INVALID_CONFIG,
+            format!(
+                "`{name}` cannot be set on internal topic `{topic}`: its writes are fsynced before they are acknowledged"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a structural change (delete, add partitions) to an internal
+/// topic. Kafka's brokers leave this protection to its CLI; here an ordinary
+/// client gets what Kafka answers a principal not allowed to touch a topic.
+fn internal_topic_refused(topic: &str, what: &str) -> ApiError {
+    ApiError::new(
+        code::TOPIC_AUTHORIZATION_FAILED,
+        format!("topic `{topic}` is internal; clients cannot {what} it"),
+    )
+}
+
+/// Checks a topic name as Kafka does.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let invalid = |why: &str| {
+        Err(ApiError::new(
+            code::INVALID_TOPIC_EXCEPTION,
+            format!("topic name `{name}` is invalid: {why}"),
+        ))
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name == "." || name == ".." {
+        return invalid("`.` and `..` are not allowed");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return invalid("it is longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("only ASCII letters, digits, `.`, `_` and `-` are allowed");
+    }
+    Ok(())
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partitions; -1 means the broker default.
+    pub num_partitions: i32,
+    /// Replication factor; -1 means the broker default.
+    pub replication_factor: i16,
+    /// Configs set on the topic.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// What became of one topic in a create request.
+#[derive(Debug, Clone)]
+pub struct CreatedTopic {
+    /// The new topic's id (nil when validate_only).
+    pub topic_id: Uuid,
+    /// Partitions it has.
+    pub num_partitions: i32,
+    /// Its replication factor.
+    pub replication_factor: i16,
+    /// The configs set on it.
+    pub configs: BTreeMap<String, String>,
+}
+
+fn check_new_topic(
+    config: &ControllerConfig,
+    image: &MetadataImage,
+    topic: &NewTopic,
+    pending: &[String],
+) -> Result<CreatedTopic, ApiError> {
+    validate_topic_name(&topic.name)?;
+    if topic.name == METADATA_TOPIC {
+        return Err(ApiError::new(
+            code::INVALID_REQUEST,
+            format!("`{METADATA_TOPIC}` is the metadata log's name and cannot be a topic"),
+        ));
+    }
+    if image.topics.contains_key(&topic.name) || pending.contains(&topic.name) {
+        return Err(ApiError::new(
+            code::TOPIC_ALREADY_EXISTS,
+            format!("topic `{}` already exists", topic.name),
+        ));
+    }
+    // Kafka refuses names that differ only by `.` versus `_`: metrics names collide.
+    let normalized = topic.name.replace('.', "_");
+    if let Some(other) = image
+        .topics
+        .keys()
+        .chain(pending.iter())
+        .find(|t| t.replace('.', "_") == normalized)
+    {
+        return Err(ApiError::new(
+            code::INVALID_TOPIC_EXCEPTION,
+            format!(
+                "topic `{}` collides with existing topic `{other}`",
+                topic.name
+            ),
+        ));
+    }
+    let num_partitions = if topic.num_partitions == -1 {
+        config.topics.num_partitions
+    } else {
+        topic.num_partitions
+    };
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&num_partitions) {
+        return Err(ApiError::new(
+            code::INVALID_PARTITIONS,
+            format!(
+                "number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {num_partitions}"
+            ),
+        ));
+    }
+    let replication_factor = if topic.replication_factor == -1 {
+        config.topics.default_replication_factor
+    } else {
+        topic.replication_factor
+    };
+    if replication_factor != 1 {
+        return Err(ApiError::new(
+            code::INVALID_REPLICATION_FACTOR,
+            format!(
+                "replication factor {replication_factor} is larger than the 1 available broker"
+            ),
+        ));
+    }
+    let mut configs = BTreeMap::new();
+    for (name, value) in &topic.configs {
+        topic_config::validate(name, value.as_deref())
+            .map_err(|e| ApiError::new(code::INVALID_CONFIG, e.to_string()))?;
+        if let Some(value) = value {
+            configs.insert(name.clone(), value.clone());
+        }
+    }
+    // A client creating `__consumer_offsets` before the coordinator does
+    // must not give it a retention that later deletes broker state.
+    if is_internal_topic(&topic.name) {
+        check_internal_configs(&config.log, &topic.name, &configs)?;
+    }
+    Ok(CreatedTopic {
+        topic_id: Uuid::nil(),
+        num_partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+fn topic_records(node_id: i32, name: &str, created: &CreatedTopic) -> Vec<MetadataRecord> {
+    let topic_id = created.topic_id;
+    let mut records = vec![MetadataRecord::Topic {
+        name: name.to_owned(),
+        topic_id,
+    }];
+    records.extend(partition_records(
+        node_id,
+        topic_id,
+        0..created.num_partitions,
+    ));
+    records.extend(
+        created
+            .configs
+            .iter()
+            .map(|(k, v)| MetadataRecord::TopicConfig {
+                topic_id,
+                name: k.clone(),
+                value: Some(v.clone()),
+            }),
+    );
+    records
+}
+
+fn partition_records(
+    node_id: i32,
+    topic_id: Uuid,
+    range: std::ops::Range<i32>,
+) -> impl Iterator<Item = MetadataRecord> {
+    range.map(move |partition| MetadataRecord::Partition {
+        topic_id,
+        partition,
+        leader: node_id,
+        replicas: vec![node_id],
+        isr: vec![node_id],
+        leader_epoch: 0,
+    })
+}
+
+/// The `remove_topic` records deleting `names` from `image`, with one
+/// result per name pushed to `results`.
+fn removal_records(
+    image: &MetadataImage,
+    names: &[String],
+    results: &mut Vec<Result<Uuid, ApiError>>,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    let mut seen = Vec::new();
+    for name in names {
+        let result = match image.topics.get(name) {
+            Some(_) if is_internal_topic(name) => Err(internal_topic_refused(name, "delete")),
+            Some(topic) if !seen.contains(name) => {
+                seen.push(name.clone());
+                records.push(MetadataRecord::RemoveTopic {
+                    topic_id: topic.topic_id,
+                });
+                Ok(topic.topic_id)
+            }
+            _ => Err(ApiError::new(
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic `{name}` does not exist"),
+            )),
+        };
+        results.push(result);
+    }
+    records
+}
+
+/// How an alter request treats the configs it does not mention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlterMode {
+    /// AlterConfigs: the request is the topic's whole config; others reset.
+    Replace,
+    /// IncrementalAlterConfigs: only the named keys change.
+    Incremental,
+}
+
+/// One config operation (IncrementalAlterConfigs's SET/DELETE/APPEND/SUBTRACT).
+#[derive(Debug, Clone)]
+pub enum ConfigOp {
+    /// Set the value.
+    Set(String, String),
+    /// Reset to default.
+    Delete(String),
+    /// Add to a list config.
+    Append(String, String),
+    /// Remove from a list config.
+    Subtract(String, String),
+}
+
+/// Runs a metadata change on its own task. A change appends to the metadata
+/// log, fsyncs, applies the image, then opens or deletes partition logs; a
+/// caller that goes away part-way (a closed connection or HTTP client) must
+/// not leave the log ahead of the image or the partitions.
+async fn detached<T: Send + 'static>(
+    change: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(change).await.map_err(|e| {
+        tracing::error!("metadata change task failed: {e}");
+        ApiError::new(
+            code::UNKNOWN_SERVER_ERROR,
+            format!("metadata change failed: {e}"),
+        )
+    })
+}
+
+/// What the controller needs from the broker config.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerConfig {
+    /// This node's id: the leader and only replica of every partition it
+    /// creates, until the cluster assigns replicas.
+    pub node_id: i32,
+    /// Defaults for new topics.
+    pub topics: TopicDefaults,
+    /// Broker-wide log defaults, which topic configs override.
+    pub log: LogDefaults,
+}
+
+/// Validates admin changes and commits them to the metadata log, then
+/// publishes each committed delta to its listeners.
+#[derive(Debug)]
+pub struct Controller {
+    log: Arc<dyn MetadataLog>,
+    listeners: Vec<Arc<dyn MetadataListener>>,
+    config: ControllerConfig,
+}
+
+impl Controller {
+    /// A controller writing to `log` and publishing to `listeners`.
+    pub fn new(
+        log: Arc<dyn MetadataLog>,
+        listeners: Vec<Arc<dyn MetadataListener>>,
+        config: ControllerConfig,
+    ) -> Controller {
+        Controller {
+            log,
+            listeners,
+            config,
+        }
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.log.image()
+    }
+
+    /// The metadata log this controller writes.
+    pub fn log(&self) -> &Arc<dyn MetadataLog> {
+        &self.log
+    }
+
+    /// Commits one change that is not a topic admin request (producer id
+    /// blocks), publishing it like any other. Returns the new image.
+    pub async fn commit(
+        self: &Arc<Self>,
+        change: crate::log::Change<'_>,
+    ) -> Result<Arc<MetadataImage>, ApiError> {
+        let committed = self.log.commit(change).await??;
+        let image = Arc::clone(&committed.image);
+        self.publish(committed).await?;
+        Ok(image)
+    }
+
+    /// Creates topics; one result per requested topic, in order.
+    pub async fn create_topics(
+        self: &Arc<Self>,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<Result<CreatedTopic, ApiError>> {
+        let count = topics.len();
+        let this = Arc::clone(self);
+        detached(async move { this.create_topics_now(topics, validate_only).await })
+            .await
+            .unwrap_or_else(|e| vec![Err(e); count])
+    }
+
+    async fn create_topics_now(
+        self: &Arc<Self>,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<Result<CreatedTopic, ApiError>> {
+        let mut results = Vec::with_capacity(topics.len());
+        let node_id = self.config.node_id;
+        let outcome = self
+            .log
+            .commit(Box::new(|image| {
+                let mut records = Vec::new();
+                let mut pending = Vec::new();
+                for topic in &topics {
+                    let result =
+                        check_new_topic(&self.config, image, topic, &pending).map(|mut created| {
+                            if !validate_only {
+                                created.topic_id = Uuid::new_v4();
+                                records.extend(topic_records(node_id, &topic.name, &created));
+                            }
+                            pending.push(topic.name.clone());
+                            created
+                        });
+                    results.push(result);
+                }
+                Ok::<_, ApiError>(records)
+            }))
+            .await;
+        let failed = |e: ApiError| topics.iter().map(|_| Err(e.clone())).collect();
+        let committed = match outcome {
+            Ok(Ok(committed)) => committed,
+            Ok(Err(e)) => return failed(e),
+            Err(e) => return failed(e.into()),
+        };
+        match self.publish(committed).await {
+            Ok(()) => results,
+            Err(e) => {
+                let created: Vec<(String, Uuid, i32)> = topics
+                    .iter()
+                    .zip(&results)
+                    .filter_map(|(t, r)| {
+                        let c = r.as_ref().ok().filter(|c| !c.topic_id.is_nil())?;
+                        Some((t.name.clone(), c.topic_id, c.num_partitions))
+                    })
+                    .collect();
+                self.undo_create(&created).await;
+                failed(e)
+            }
+        }
+    }
+
+    /// Undoes a CreateTopics whose partition logs could not all be created (a
+    /// full disk, say), so a failed creation leaves nothing behind: every
+    /// partition directory the attempt made is removed first (on a full disk
+    /// that is what makes room), then one `remove_topic` record per topic is
+    /// committed, after reopening the metadata log once if it could not write.
+    /// A crash in between leaves the topic with empty partitions. If the
+    /// removal cannot be committed at all, the topic stays, its partitions are
+    /// recreated empty when space returns, and the error is logged.
+    async fn undo_create(self: &Arc<Self>, created: &[(String, Uuid, i32)]) {
+        if created.is_empty() {
+            return;
+        }
+        let this = Arc::clone(self);
+        let doomed = created.to_vec();
+        let removed = tokio::task::spawn_blocking(move || {
+            for (name, _, partitions) in &doomed {
+                tracing::warn!(topic = %name, "topic creation failed; removing it again");
+                for listener in &this.listeners {
+                    listener.discard_topic(name);
+                    listener.remove_unhosted_dirs(name, *partitions);
+                }
+            }
+        })
+        .await;
+        if let Err(e) = removed {
+            tracing::error!("removing directories of a failed topic creation: {e}");
+        }
+        let removal = |image: &MetadataImage| {
+            Ok::<_, ApiError>(
+                created
+                    .iter()
+                    .filter(|(_, id, _)| image.topic_names.contains_key(id))
+                    .map(|(_, id, _)| MetadataRecord::RemoveTopic { topic_id: *id })
+                    .collect(),
+            )
+        };
+        let mut outcome = self.log.commit(Box::new(removal)).await;
+        if matches!(&outcome, Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR)
+        {
+            let log = Arc::clone(&self.log);
+            let _ = tokio::task::spawn_blocking(move || log.reopen_if_offline()).await;
+            outcome = self.log.commit(Box::new(removal)).await;
+        }
+        let committed = match outcome {
+            Ok(Ok(committed)) => committed,
+            Ok(Err(e)) => {
+                tracing::error!("cannot undo a failed topic creation: {}", e.message);
+                return;
+            }
+            Err(e) => {
+                tracing::error!("cannot undo a failed topic creation: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.publish(committed).await {
+            tracing::error!(
+                "cannot drop the partitions of a failed topic creation: {}",
+                e.message
+            );
+        }
+    }
+
+    /// Creates one topic with broker defaults if it does not exist
+    /// (auto-creation from Metadata). Returns the error if it could not.
+    pub async fn auto_create_topic(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        let topic = NewTopic {
+            name: name.to_owned(),
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: Vec::new(),
+        };
+        match self.create_topics(vec![topic], false).await.pop() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
+            Some(Err(e)) => Err(e),
+            None => Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, "no result")),
+        }
+    }
+
+    /// Creates an internal, compacted, never-expiring topic (`__consumer_offsets`,
+    /// `__transaction_state`) with `partitions` partitions unless it exists.
+    /// Concurrent callers are fine: a loser sees TOPIC_ALREADY_EXISTS.
+    pub async fn ensure_internal_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+    ) -> Result<(), ApiError> {
+        if self
+            .log
+            .image()
+            .topics
+            .get(name)
+            .is_some_and(|t| t.partitions.len() >= partitions as usize)
+        {
+            return Ok(());
+        }
+        let topic = NewTopic {
+            name: name.to_owned(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            configs: vec![
+                ("cleanup.policy".to_owned(), Some("compact".to_owned())),
+                ("retention.ms".to_owned(), Some("-1".to_owned())),
+                ("retention.bytes".to_owned(), Some("-1".to_owned())),
+            ],
+        };
+        match self.create_topics(vec![topic], false).await.pop() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => Ok(()),
+            Some(Err(e)) => {
+                tracing::error!("cannot create {name}: {}", e.message);
+                Err(e)
+            }
+            None => Err(ApiError::new(
+                code::UNKNOWN_SERVER_ERROR,
+                format!("no result creating {name}"),
+            )),
+        }
+    }
+
+    /// Deletes topics by name; one result per name, in order.
+    pub async fn delete_topics(
+        self: &Arc<Self>,
+        names: Vec<String>,
+    ) -> Vec<Result<Uuid, ApiError>> {
+        let count = names.len();
+        let this = Arc::clone(self);
+        detached(async move { this.delete_topics_now(names).await })
+            .await
+            .unwrap_or_else(|e| vec![Err(e); count])
+    }
+
+    async fn delete_topics_now(
+        self: &Arc<Self>,
+        names: Vec<String>,
+    ) -> Vec<Result<Uuid, ApiError>> {
+        let mut results = Vec::with_capacity(names.len());
+        let outcome = self
+            .log
+            .commit(Box::new(|image| {
+                Ok::<_, ApiError>(removal_records(image, &names, &mut results))
+            }))
+            .await;
+        let outcome = match outcome {
+            Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR => {
+                // A full disk: the metadata log cannot take the removal record.
+                // Free the space first — delete the topics' logs — then bring
+                // the metadata log back and write the record. A crash in
+                // between leaves the topics with empty partitions; deleting
+                // them again finishes the job.
+                tracing::warn!(
+                    "metadata log cannot write ({e}); deleting the topics' data first to free space"
+                );
+                let this = Arc::clone(self);
+                // Internal topics are never deleted by a client, full disk or not.
+                let doomed: Vec<String> = names
+                    .iter()
+                    .filter(|name| !is_internal_topic(name))
+                    .cloned()
+                    .collect();
+                let freed = tokio::task::spawn_blocking(move || {
+                    for name in &doomed {
+                        for listener in &this.listeners {
+                            listener.discard_topic(name);
+                        }
+                    }
+                    this.log.reopen_if_offline();
+                })
+                .await;
+                if let Err(e) = freed {
+                    tracing::error!("freeing space for a topic deletion: {e}");
+                }
+                results.clear();
+                self.log
+                    .commit(Box::new(|image| {
+                        Ok::<_, ApiError>(removal_records(image, &names, &mut results))
+                    }))
+                    .await
+            }
+            other => other,
+        };
+        match self.finish(outcome).await {
+            Ok(()) => results,
+            Err(e) => names.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Grows topics to `count` partitions; one result per topic, in order.
+    pub async fn create_partitions(
+        self: &Arc<Self>,
+        requests: Vec<(String, i32)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        let count = requests.len();
+        let this = Arc::clone(self);
+        detached(async move { this.create_partitions_now(requests, validate_only).await })
+            .await
+            .unwrap_or_else(|e| vec![Err(e); count])
+    }
+
+    async fn create_partitions_now(
+        self: &Arc<Self>,
+        requests: Vec<(String, i32)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        let node_id = self.config.node_id;
+        let mut results = Vec::with_capacity(requests.len());
+        let outcome = self.log.commit(Box::new(|image| {
+            let mut records = Vec::new();
+            for (name, count) in &requests {
+                let result = (|| {
+                    let topic = image.topics.get(name).ok_or_else(|| {
+                        ApiError::new(code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic `{name}` does not exist"))
+                    })?;
+                    if is_internal_topic(name) {
+                        return Err(internal_topic_refused(name, "add partitions to"));
+                    }
+                    let current = topic.partitions.len() as i32;
+                    if *count <= current {
+                        return Err(ApiError::new(
+                            code::INVALID_PARTITIONS,
+                            format!("topic `{name}` has {current} partitions; the new count must be larger, got {count}"),
+                        ));
+                    }
+                    if *count > MAX_PARTITIONS_PER_TOPIC {
+                        return Err(ApiError::new(
+                            code::INVALID_PARTITIONS,
+                            format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
+                        ));
+                    }
+                    if !validate_only {
+                        records.extend(partition_records(node_id, topic.topic_id, current..*count));
+                    }
+                    Ok(())
+                })();
+                results.push(result);
+            }
+            Ok::<_, ApiError>(records)
+        }))
+        .await;
+        match self.finish(outcome).await {
+            Ok(()) => results,
+            Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Alters one topic's configs.
+    pub async fn alter_topic_configs(
+        self: &Arc<Self>,
+        topic: &str,
+        ops: Vec<ConfigOp>,
+        mode: AlterMode,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let this = Arc::clone(self);
+        let topic = topic.to_owned();
+        detached(async move {
+            this.alter_topic_configs_now(&topic, ops, mode, validate_only)
+                .await
+        })
+        .await?
+    }
+
+    async fn alter_topic_configs_now(
+        self: &Arc<Self>,
+        topic: &str,
+        ops: Vec<ConfigOp>,
+        mode: AlterMode,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let outcome = self
+            .log
+            .commit(Box::new(|image| {
+                let t = image.topics.get(topic).ok_or_else(|| {
+                    ApiError::new(
+                        code::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("topic `{topic}` does not exist"),
+                    )
+                })?;
+                let mut next = match mode {
+                    AlterMode::Replace => BTreeMap::new(),
+                    AlterMode::Incremental => t.configs.clone(),
+                };
+                for op in &ops {
+                    let (name, value) = match op {
+                        ConfigOp::Set(k, v) => (k, Some(v.clone())),
+                        ConfigOp::Delete(k) => (k, None),
+                        ConfigOp::Append(k, v) | ConfigOp::Subtract(k, v) => {
+                            let current = next.get(k).cloned().unwrap_or_else(|| {
+                                topic_config::default_value(k, &self.config.log)
+                            });
+                            let mut items: Vec<String> = current
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned)
+                                .collect();
+                            if matches!(op, ConfigOp::Append(..)) {
+                                if !items.contains(v) {
+                                    items.push(v.clone());
+                                }
+                            } else {
+                                items.retain(|i| i != v);
+                            }
+                            (k, Some(items.join(",")))
+                        }
+                    };
+                    topic_config::validate(name, value.as_deref())
+                        .map_err(|e| ApiError::new(code::INVALID_CONFIG, e.to_string()))?;
+                    match value {
+                        Some(v) => next.insert(name.clone(), v),
+                        None => next.remove(name),
+                    };
+                }
+                if is_internal_topic(topic) {
+                    check_internal_configs(&self.config.log, topic, &next)?;
+                }
+                if validate_only {
+                    return Ok(Vec::new());
+                }
+                let topic_id = t.topic_id;
+                let mut records = Vec::new();
+                for (k, v) in &next {
+                    if t.configs.get(k) != Some(v) {
+                        records.push(MetadataRecord::TopicConfig {
+                            topic_id,
+                            name: k.clone(),
+                            value: Some(v.clone()),
+                        });
+                    }
+                }
+                for k in t.configs.keys().filter(|k| !next.contains_key(*k)) {
+                    records.push(MetadataRecord::TopicConfig {
+                        topic_id,
+                        name: k.clone(),
+                        value: None,
+                    });
+                }
+                Ok(records)
+            }))
+            .await;
+        self.finish(outcome).await
+    }
+
+    /// After a commit: surfaces errors and publishes the change.
+    async fn finish(
+        self: &Arc<Self>,
+        outcome: Result<Result<Committed, ApiError>, MetadataError>,
+    ) -> Result<(), ApiError> {
+        let committed = outcome??;
+        self.publish(committed).await
+    }
+
+    /// Hands a committed change to every listener, on a blocking thread (they
+    /// open and delete logs).
+    async fn publish(self: &Arc<Self>, committed: Committed) -> Result<(), ApiError> {
+        if committed.delta.touches_no_topic() {
+            return Ok(());
+        }
+        let this = Arc::clone(self);
+        let applied = tokio::task::spawn_blocking(move || {
+            for listener in &this.listeners {
+                listener.apply(&committed.delta, &committed.image)?;
+            }
+            Ok::<_, sluice_log::LogError>(())
+        })
+        .await;
+        match applied {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!("cannot open partition logs: {e}");
+                Err(ApiError::new(code::KAFKA_STORAGE_ERROR, e.to_string()))
+            }
+            Err(e) => Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders").is_ok());
+        assert!(validate_topic_name("a.b_c-1").is_ok());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        for bad in ["", ".", "..", "bad/name", "spa ce", "ünï"] {
+            let err = validate_topic_name(bad).expect_err(bad);
+            assert_eq!(err.code, code::INVALID_TOPIC_EXCEPTION, "{bad}");
+        }
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+}

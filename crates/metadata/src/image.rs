@@ -1,0 +1,192 @@
+//! The metadata image: cluster state as a pure function of the records.
+//!
+//! [`MetadataRecord`]s are the only way metadata changes; applying the same
+//! records in the same order to an empty image gives the same image on every
+//! node, which is what lets a Raft log replicate it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+/// One change to cluster metadata. [`crate::codec`] encodes it as
+/// the value of a record in the metadata log; `docs/design.md` gives the
+/// byte layout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataRecord {
+    /// A topic came into being.
+    Topic {
+        /// Its name.
+        name: String,
+        /// Its stable id, for Fetch v13+ and Produce v13.
+        topic_id: Uuid,
+    },
+    /// A partition was created or its leadership changed.
+    Partition {
+        /// The topic it belongs to.
+        topic_id: Uuid,
+        /// Its index.
+        partition: i32,
+        /// Broker id of the leader.
+        leader: i32,
+        /// Every replica's broker id.
+        replicas: Vec<i32>,
+        /// The in-sync replicas.
+        isr: Vec<i32>,
+        /// Bumped on every leadership change; stamped on appended batches.
+        leader_epoch: i32,
+    },
+    /// A topic config was set (`Some`) or reset to its default (`None`).
+    TopicConfig {
+        /// The topic.
+        topic_id: Uuid,
+        /// Kafka's config name.
+        name: String,
+        /// The new value.
+        value: Option<String>,
+    },
+    /// A topic was deleted with all its partitions.
+    RemoveTopic {
+        /// The topic.
+        topic_id: Uuid,
+    },
+    /// Producer ids below this one are reserved; the next block starts here.
+    ProducerIds {
+        /// First id not yet reserved.
+        next_producer_id: i64,
+    },
+}
+
+/// A partition as the metadata describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionImage {
+    /// Broker id of the leader.
+    pub leader: i32,
+    /// Every replica.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+    /// Current leader epoch.
+    pub leader_epoch: i32,
+}
+
+/// A topic as the metadata describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicImage {
+    /// Name.
+    pub name: String,
+    /// Stable id.
+    pub topic_id: Uuid,
+    /// Partitions by index; indexes are dense from 0.
+    pub partitions: BTreeMap<i32, PartitionImage>,
+    /// Only the configs set on the topic; the rest are broker defaults.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Everything the metadata log says, at one offset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataImage {
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Topic names by id.
+    pub topic_names: HashMap<Uuid, String>,
+    /// Offset of the next metadata record; how far this image has applied.
+    pub next_offset: i64,
+    /// First producer id not yet reserved by a `ProducerIds` record.
+    pub next_producer_id: i64,
+}
+
+/// A record that contradicts the image it is applied to: a bug or a
+/// damaged log, never user input (handlers validate before committing).
+#[derive(Debug, thiserror::Error)]
+#[error("metadata record at offset {offset} cannot apply: {reason}")]
+pub struct ApplyError {
+    offset: i64,
+    reason: String,
+}
+
+impl MetadataImage {
+    /// A topic by id.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topic_names
+            .get(id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    /// Applies one record.
+    pub(crate) fn apply(&mut self, record: &MetadataRecord, offset: i64) -> Result<(), ApplyError> {
+        let fail = |reason: String| ApplyError { offset, reason };
+        match record {
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) {
+                    return Err(fail(format!("topic {name} already exists")));
+                }
+                self.topic_names.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: BTreeMap::new(),
+                        configs: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                replicas,
+                isr,
+                leader_epoch,
+            } => {
+                let topic = self
+                    .topic_mut(topic_id)
+                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                topic.partitions.insert(
+                    *partition,
+                    PartitionImage {
+                        leader: *leader,
+                        replicas: replicas.clone(),
+                        isr: isr.clone(),
+                        leader_epoch: *leader_epoch,
+                    },
+                );
+            }
+            MetadataRecord::TopicConfig {
+                topic_id,
+                name,
+                value,
+            } => {
+                let topic = self
+                    .topic_mut(topic_id)
+                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                match value {
+                    Some(v) => topic.configs.insert(name.clone(), v.clone()),
+                    None => topic.configs.remove(name),
+                };
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let name = self
+                    .topic_names
+                    .remove(topic_id)
+                    .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                self.topics.remove(&name);
+            }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                if *next_producer_id <= self.next_producer_id {
+                    return Err(fail(format!(
+                        "producer id block {next_producer_id} does not advance past {}",
+                        self.next_producer_id
+                    )));
+                }
+                self.next_producer_id = *next_producer_id;
+            }
+        }
+        Ok(())
+    }
+
+    fn topic_mut(&mut self, id: &Uuid) -> Option<&mut TopicImage> {
+        let name = self.topic_names.get(id)?;
+        self.topics.get_mut(name)
+    }
+}

@@ -1,0 +1,35 @@
+//! Cluster metadata: what topics and partitions exist, where they live, and
+//! their configs.
+//!
+//! - [`image`]: the records and the image replayed from them.
+//! - [`codec`]: the byte encoding of metadata records.
+//! - [`delta`]: what one committed change did, for subscribers.
+//! - [`log`]: the [`MetadataLog`] seam and its local implementation.
+//! - [`error`]: [`ApiError`], the per-item error of an admin change.
+//! - [`controller`]: validates admin changes and commits them.
+//! - [`topic_config`]: topic-level configs and their defaults.
+//! - [`config`]: broker-wide topic and log defaults.
+//!
+//! Dependencies point down: this crate knows logs and records, never
+//! partitions, coordinators or the network. Whoever hosts partitions learns
+//! of changes by subscribing to deltas ([`MetadataListener`]).
+
+pub mod codec;
+pub mod config;
+pub mod controller;
+pub mod delta;
+pub mod error;
+pub mod image;
+pub mod log;
+pub mod topic_config;
+
+pub use controller::Controller;
+pub use delta::{MetadataDelta, MetadataListener};
+pub use error::ApiError;
+pub use image::{MetadataImage, MetadataRecord, PartitionImage, TopicImage};
+pub use log::{Change, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataError, MetadataLog};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    sluice_log::now_ms()
+}

@@ -1,0 +1,155 @@
+//! `sluice serve`: wires the pieces into one running broker.
+//!
+//! Start-up order: lock the data directory, bind the Kafka listener (a port
+//! conflict fails fast), open and recover every log ([`Broker::open`]),
+//! replay the coordinators, start the HTTP listener and the housekeeping
+//! task, then serve Kafka clients. Shutdown runs the other way: one signal
+//! stops the listeners and every background task, in-flight requests
+//! finish, and every log is flushed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_broker::config::{self, Config, ConfigError};
+use sluice_broker::datadir::{DataDir, DataDirError};
+use sluice_broker::{Broker, BrokerError, server};
+use sluice_metadata::MetadataError;
+use sluice_replica::OFFLINE_RETRY_INTERVAL_MS;
+use tokio::sync::watch;
+
+/// Why the broker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory is unusable or locked.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The logs or the coordinators could not be recovered.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The HTTP listener could not start.
+    #[error(transparent)]
+    Http(#[from] sluice_http::StartError),
+    /// The Kafka listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The final flush at shutdown failed: some data may not be durable.
+    #[error("final flush at shutdown failed: {0}")]
+    ShutdownFlush(#[source] sluice_log::LogError),
+    /// The metadata log could not be flushed at shutdown.
+    #[error("final flush of the metadata log failed: {0}")]
+    MetadataFlush(#[source] MetadataError),
+    /// Config problem found at start.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Opens the data directory, recovers every log, serves Kafka clients until
+/// `shutdown` resolves, then drains connections and flushes the logs.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    if config.log.max_open_files > 0 {
+        let bound = usize::try_from(config.log.max_open_files).unwrap_or(usize::MAX);
+        sluice_log::FileCache::global().set_max_open_files(bound);
+    }
+    tracing::info!(
+        max_open_files = sluice_log::FileCache::global().max_open_files(),
+        "segment file cache bound"
+    );
+    let data_dir = DataDir::open(&config.data_dir)?;
+    tracing::info!(data_dir = %config.data_dir.display(), node_id = config.node_id, "opening data directory");
+
+    let kafka_addr = config.kafka_addr()?;
+    let bind_error = |source| ServeError::Bind {
+        addr: kafka_addr.to_string(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(kafka_addr)
+        .await
+        .map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    let advertised = match &config.kafka_advertised_listener {
+        Some(adv) => config::parse_host_port("kafka_advertised_listener", adv)?,
+        None => (local.ip().to_string(), local.port()),
+    };
+    let cluster_id = data_dir.cluster_id()?;
+    let broker = Arc::new(Broker::open(config, cluster_id, advertised)?);
+    tracing::info!(partitions = broker.replicas.all().len(), "logs recovered");
+    broker.load_coordinators().await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = sluice_http::start(&broker, stop_rx.clone()).await?;
+    let housekeeping = tokio::spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    tracing::info!(listener = %local, security_protocol = "PLAINTEXT", "kafka listener up");
+    let server = server::serve(listener, Arc::clone(&broker), stop_rx);
+    tokio::pin!(server);
+    http.set_ready(true);
+    tokio::select! {
+        () = &mut server => {}
+        () = shutdown => {
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            server.await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Err(e) = housekeeping.await {
+        tracing::error!("housekeeping task failed: {e}");
+    }
+    http.join().await;
+    // Flush everything even if one log fails, then report the failure: a
+    // shutdown that could not make acknowledged data durable is not clean.
+    let flushed = broker.replicas.flush_all();
+    let metadata_flushed = broker.metadata.flush();
+    drop(data_dir);
+    flushed.map_err(ServeError::ShutdownFlush)?;
+    metadata_flushed.map_err(ServeError::MetadataFlush)?;
+    tracing::info!("logs flushed; bye");
+    Ok(())
+}
+
+/// Periodic retention, time-based rolls, timed flushes, and retries of
+/// offline logs.
+async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let retention = Duration::from_millis(broker.config.log.retention_check_interval_ms);
+    // Timed flushes (flush.ms) need a finer tick than retention checks.
+    let tick = retention.min(Duration::from_secs(1));
+    let mut next_retention = Instant::now() + retention;
+    let offline_retry = Duration::from_millis(OFFLINE_RETRY_INTERVAL_MS);
+    let mut next_offline_retry = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        let now = sluice_metadata::now_ms();
+        let b = Arc::clone(&broker);
+        let run_retention = Instant::now() >= next_retention;
+        if run_retention {
+            next_retention = Instant::now() + retention;
+        }
+        let retry_offline = Instant::now() >= next_offline_retry;
+        if retry_offline {
+            next_offline_retry = Instant::now() + offline_retry;
+        }
+        let pass = tokio::task::spawn_blocking(move || {
+            if retry_offline {
+                b.replicas.reopen_offline();
+                b.metadata.reopen_if_offline();
+            }
+            if run_retention {
+                b.replicas.apply_retention(now);
+            } else {
+                b.replicas.flush_on_timer(now);
+            }
+        })
+        .await;
+        if let Err(e) = pass {
+            tracing::error!("housekeeping pass failed: {e}");
+        }
+    }
+}

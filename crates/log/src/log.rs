@@ -369,6 +369,7 @@ impl Log {
     ) -> Result<Log, LogError> {
         let mut deferred: Option<LogError> = None;
         store.create_partition_dir(dir)?;
+        store.recover_partition_dir(dir)?;
         let bases = store.list_segments(dir)?;
         let recovery_point = match read_offset_checkpoint(&*store, dir, RECOVERY_POINT_FILE) {
             Ok(rp) => rp,

@@ -24,8 +24,9 @@
 //! This module must not know about offsets inside files, indexes' contents
 //! or locking: `segment.rs` and `log.rs` do.
 
+use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -147,6 +148,9 @@ pub enum DeleteReason {
     /// Recovery found it past a torn tail, or a reopen found it past the
     /// durable offset: it holds no data the log keeps.
     Recovery,
+    /// An install of a compacted segment replaced it
+    /// ([`SegmentStore::install_staged`]).
+    Compaction,
 }
 
 impl DeleteReason {
@@ -184,8 +188,15 @@ pub trait SegmentStore: fmt::Debug + Send + Sync {
     /// fsynced).
     fn create_partition_dir(&self, dir: &Path) -> Result<(), LogError>;
 
-    /// Base offsets of the segments in `dir`, ascending. Also removes
-    /// leftovers of interrupted sidecar writes.
+    /// Finishes or discards what an interrupted operation left in `dir`,
+    /// before the log lists it: a sidecar's temporary file is removed, a
+    /// committed [`SegmentStore::install_staged`] is completed, and staged
+    /// files of one that never committed are removed. Called by every open
+    /// (and reopen), under the log's flush lock; nothing else may stage or
+    /// write sidecars of this directory meanwhile.
+    fn recover_partition_dir(&self, dir: &Path) -> Result<(), LogError>;
+
+    /// Base offsets of the segments in `dir`, ascending. No side effects.
     fn list_segments(&self, dir: &Path) -> Result<Vec<i64>, LogError>;
 
     /// Fsyncs the directory, so created, renamed and deleted files in it
@@ -244,6 +255,31 @@ pub trait SegmentStore: fmt::Debug + Send + Sync {
     /// Drops the segment's cached handles (its log is closing); the files stay.
     fn close_segment(&self, dir: &Path, base_offset: i64);
 
+    /// Compaction's first step: creates (truncating) a *staged* file of the
+    /// segment that will replace `base_offset` and returns a handle outside
+    /// the cache. Staged files are invisible to [`SegmentStore::list_segments`]
+    /// and discarded by recovery unless installed.
+    fn create_staged_file(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        file: SegmentFile,
+    ) -> Result<File, LogError>;
+
+    /// Compaction's last step: makes the four staged files of `base_offset`
+    /// the live segment of that base, and deletes the live segments in
+    /// `replaced` (other than `base_offset` itself). Crash-safe: once this
+    /// has fsynced its commit record, recovery finishes it; before that,
+    /// recovery discards the staged files and the old segments stay. The
+    /// cached handles of replaced files are dropped first; handles taken
+    /// earlier keep reading the old files.
+    fn install_staged(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        replaced: &[i64],
+    ) -> Result<(), LogError>;
+
     /// Atomically replaces the sidecar file `name` in `dir` (a checkpoint
     /// or the producer-state snapshot): after a crash it holds the old or
     /// the new contents, never a mix.
@@ -294,6 +330,66 @@ impl LocalStore {
     }
 }
 
+/// Suffix of a staged (compacted, not yet installed) segment file.
+const STAGED_SUFFIX: &str = ".cleaned";
+
+/// Suffix of an install's commit record, `<20-digit base>.swap`: it lists
+/// the segments the install replaces, so recovery can finish it.
+const SWAP_SUFFIX: &str = ".swap";
+
+/// Bound on the segments one install may replace: the commit record is read
+/// whole at recovery, and a cleaner groups far fewer segments than this.
+pub const MAX_REPLACED_SEGMENTS: usize = 1 << 16;
+
+/// The staged counterpart of a live segment file.
+pub(crate) fn staged_path(live: &Path) -> PathBuf {
+    let mut name: OsString = live.as_os_str().to_owned();
+    name.push(STAGED_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The name of the commit record of an install at `base_offset`.
+pub(crate) fn swap_record_name(base_offset: i64) -> String {
+    format!("{}{SWAP_SUFFIX}", file_stem(base_offset))
+}
+
+/// Text of a commit record: version, count, then one replaced base per line.
+pub(crate) fn swap_record_text(replaced: &[i64]) -> String {
+    let mut text = format!("0\n{}\n", replaced.len());
+    for base in replaced {
+        text.push_str(&format!("{base}\n"));
+    }
+    text
+}
+
+/// Parses a commit record read from `path`.
+fn parse_swap_record(path: &Path, text: &str) -> Result<Vec<i64>, LogError> {
+    let bad = |reason| LogError::BadCheckpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        return Err(bad("unknown version"));
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| bad("missing or malformed count"))?;
+    if count > MAX_REPLACED_SEGMENTS {
+        return Err(bad("too many replaced segments"));
+    }
+    let replaced: Vec<i64> = lines
+        .by_ref()
+        .take(count)
+        .map(|l| l.trim().parse().map_err(|_| bad("malformed base offset")))
+        .collect::<Result<_, _>>()?;
+    if replaced.len() != count || lines.next().is_some() {
+        return Err(bad("entry count does not match"));
+    }
+    Ok(replaced)
+}
+
 /// Parses a segment's `.log` file name (`<20 digits>.log`) into its base offset.
 pub fn parse_segment_file_name(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
@@ -308,6 +404,33 @@ fn missing_is_none<T>(r: std::io::Result<T>) -> std::io::Result<Option<T>> {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+impl LocalStore {
+    /// The part of an install after its commit record: idempotent, so
+    /// recovery can repeat it after a crash at any point.
+    fn finish_install(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        replaced: &[i64],
+    ) -> Result<(), LogError> {
+        let paths = SegmentPaths::local(dir, base_offset);
+        for file in SegmentFile::ALL {
+            let live = paths.get(file);
+            let staged = staged_path(live);
+            // Forgotten first, so no later lookup gets the replaced file.
+            self.cache.forget(live);
+            // Missing: renamed already by an install a crash interrupted.
+            missing_is_none(fs::rename(&staged, live)).map_err(io_err("rename", live))?;
+        }
+        for &base in replaced.iter().filter(|&&b| b != base_offset) {
+            self.delete_segment(dir, base, DeleteReason::Compaction)?;
+        }
+        checkpoint::sync_dir(dir)?;
+        self.remove_sidecar(dir, &swap_record_name(base_offset))?;
+        checkpoint::sync_dir(dir)
     }
 }
 
@@ -334,6 +457,47 @@ impl SegmentStore for LocalStore {
         Ok(())
     }
 
+    fn recover_partition_dir(&self, dir: &Path) -> Result<(), LogError> {
+        let mut swaps = Vec::new();
+        let mut staged = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let entry = entry.map_err(io_err("list", dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                // A checkpoint write that never got renamed into place.
+                let _ = fs::remove_file(entry.path());
+            } else if name.ends_with(STAGED_SUFFIX) {
+                staged.push(entry.path());
+            } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX)
+                && let Some(base) = parse_segment_file_name(&format!("{stem}.log"))
+            {
+                swaps.push(base);
+            }
+        }
+        // Committed installs first: they consume their staged files.
+        swaps.sort_unstable();
+        for base in swaps {
+            let name = swap_record_name(base);
+            let path = dir.join(&name);
+            let text = self
+                .read_sidecar(dir, &name)?
+                .ok_or_else(|| io_err("read", &path)(std::io::ErrorKind::NotFound.into()))?;
+            let replaced = parse_swap_record(&path, &text)?;
+            tracing::warn!(dir = %dir.display(), base, ?replaced, "finishing an interrupted segment install");
+            self.finish_install(dir, base, &replaced)?;
+        }
+        let mut removed = false;
+        for path in staged.into_iter().filter(|p| p.exists()) {
+            tracing::info!(file = %path.display(), "removing a staged segment file that was never installed");
+            missing_is_none(fs::remove_file(&path)).map_err(io_err("delete", &path))?;
+            removed = true;
+        }
+        if removed {
+            checkpoint::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
     fn list_segments(&self, dir: &Path) -> Result<Vec<i64>, LogError> {
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
@@ -341,9 +505,6 @@ impl SegmentStore for LocalStore {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(base) = parse_segment_file_name(&name) {
                 bases.push(base);
-            } else if name.ends_with(".tmp") {
-                // A checkpoint write that never got renamed into place.
-                let _ = fs::remove_file(entry.path());
             }
         }
         bases.sort_unstable();
@@ -427,6 +588,52 @@ impl SegmentStore for LocalStore {
         for file in SegmentFile::ALL {
             self.cache.forget(paths.get(file));
         }
+    }
+
+    fn create_staged_file(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        file: SegmentFile,
+    ) -> Result<File, LogError> {
+        let path = staged_path(SegmentPaths::local(dir, base_offset).get(file));
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err("create", &path))
+    }
+
+    fn install_staged(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        replaced: &[i64],
+    ) -> Result<(), LogError> {
+        if replaced.len() > MAX_REPLACED_SEGMENTS {
+            return Err(LogError::BadCheckpoint {
+                path: dir.join(swap_record_name(base_offset)),
+                reason: "too many replaced segments",
+            });
+        }
+        // Every staged file must be whole and durable before the commit
+        // record says "install these".
+        let paths = SegmentPaths::local(dir, base_offset);
+        for file in SegmentFile::ALL {
+            let staged = staged_path(paths.get(file));
+            File::open(&staged)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err("fsync", &staged))?;
+        }
+        // The commit point: written atomically and fsynced with its directory.
+        self.write_sidecar(
+            dir,
+            &swap_record_name(base_offset),
+            &swap_record_text(replaced),
+        )?;
+        self.finish_install(dir, base_offset, replaced)
     }
 
     fn write_sidecar(&self, dir: &Path, name: &str, contents: &str) -> Result<(), LogError> {

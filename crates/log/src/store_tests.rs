@@ -20,6 +20,7 @@ use crate::{Log, LogConfig, LogError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
     CreateDir,
+    Recover,
     List,
     SyncDir,
     DeleteDir,
@@ -128,6 +129,11 @@ impl SegmentStore for TestStore {
         self.inner.create_partition_dir(&self.map(dir))
     }
 
+    fn recover_partition_dir(&self, dir: &Path) -> Result<(), LogError> {
+        self.record(Call::Recover);
+        self.inner.recover_partition_dir(&self.map(dir))
+    }
+
     fn list_segments(&self, dir: &Path) -> Result<Vec<i64>, LogError> {
         self.record(Call::List);
         self.inner.list_segments(&self.map(dir))
@@ -202,6 +208,26 @@ impl SegmentStore for TestStore {
     fn close_segment(&self, dir: &Path, base_offset: i64) {
         self.record(Call::Close(base_offset));
         self.inner.close_segment(&self.map(dir), base_offset)
+    }
+
+    fn create_staged_file(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        file: SegmentFile,
+    ) -> Result<File, LogError> {
+        self.inner
+            .create_staged_file(&self.map(dir), base_offset, file)
+    }
+
+    fn install_staged(
+        &self,
+        dir: &Path,
+        base_offset: i64,
+        replaced: &[i64],
+    ) -> Result<(), LogError> {
+        self.inner
+            .install_staged(&self.map(dir), base_offset, replaced)
     }
 
     fn write_sidecar(&self, dir: &Path, name: &str, contents: &str) -> Result<(), LogError> {
@@ -372,6 +398,7 @@ fn a_log_touches_no_file_except_through_its_store() {
     assert!(any(|c| matches!(c, Call::Close(_))));
     for expected in [
         Call::CreateDir,
+        Call::Recover,
         Call::List,
         Call::SyncDir,
         Call::Create(0, SegmentFile::Log),
@@ -692,4 +719,160 @@ fn a_failed_segment_delete_in_the_store_fences_the_log() {
         log.append(batch(1, 0), 0, 0),
         Err(LogError::Failed { .. })
     ));
+}
+
+/// Names of the files in `dir` that an install or a cleaning left behind.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+        .collect()
+}
+
+/// Stages, for `first`, a "compacted" segment that keeps every batch of
+/// segments `first` and `second` (their `.log` bytes, concatenated), with
+/// empty indexes for recovery to rebuild: what a cleaner that found
+/// nothing to remove would write.
+fn stage_merge(store: &TestStore, dir: &Path, first: i64, second: i64) {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = store
+        .read_file(dir, first, SegmentFile::Log)
+        .unwrap()
+        .unwrap();
+    bytes.extend(
+        store
+            .read_file(dir, second, SegmentFile::Log)
+            .unwrap()
+            .unwrap(),
+    );
+    store
+        .create_staged_file(dir, first, SegmentFile::Log)
+        .unwrap()
+        .write_all_at(&bytes, 0)
+        .unwrap();
+    for file in [
+        SegmentFile::OffsetIndex,
+        SegmentFile::TimeIndex,
+        SegmentFile::TxnIndex,
+    ] {
+        store.create_staged_file(dir, first, file).unwrap();
+    }
+}
+
+/// A flushed, closed log of several segments; returns (the bases of its
+/// segments, all of its bytes).
+fn closed_log(dirs: &Dirs, store: &Arc<TestStore>) -> (Vec<i64>, Bytes) {
+    let log = dirs.open(store, small_config()).unwrap();
+    for i in 0..40 {
+        log.append(batch(300, 1_000 + i), 0, 0).unwrap();
+    }
+    log.flush().unwrap();
+    let bytes = log.read(0, u32::MAX, i64::MAX).unwrap().to_bytes().unwrap();
+    // The sealed segments, then the active one (where the last sealed ends).
+    let sealed: Vec<(i64, i64)> = store
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::Sealed { base, end, .. } => Some((*base, *end)),
+            _ => None,
+        })
+        .collect();
+    let mut bases: Vec<i64> = sealed.iter().map(|&(b, _)| b).collect();
+    bases.extend(sealed.last().map(|&(_, e)| e));
+    assert_eq!(bases.len(), log.segment_count());
+    assert!(bases.len() >= 3);
+    (bases, bytes)
+}
+
+#[test]
+fn an_installed_staged_segment_replaces_the_segments_it_covers() {
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let (bases, bytes) = closed_log(&dirs, &store);
+    let count = bases.len();
+    let dir = dirs.partition();
+    stage_merge(&store, &dir, bases[0], bases[1]);
+    store
+        .install_staged(&dir, bases[0], &[bases[0], bases[1]])
+        .unwrap();
+    assert_eq!(segment_files_exist(&store, bases[1]), [false; 4]);
+    assert!(leftovers(&dirs.physical().join("p-0")).is_empty());
+
+    let log = dirs.open(&store, small_config()).unwrap();
+    assert_eq!(log.segment_count(), count - 1);
+    assert_eq!(
+        log.read(0, u32::MAX, i64::MAX).unwrap().to_bytes().unwrap(),
+        bytes
+    );
+    // Reads within the merged segment find their batches (indexes rebuilt).
+    let one = log.read(bases[1], 1, i64::MAX).unwrap();
+    assert_eq!(one.slices.len(), 1);
+    log.append(batch(300, 0), 0, 0).unwrap();
+}
+
+#[test]
+fn recovery_discards_an_uninstalled_staged_segment() {
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let (bases, bytes) = closed_log(&dirs, &store);
+    let dir = dirs.partition();
+    // A cleaner crashed before installing: the staged files never count.
+    stage_merge(&store, &dir, bases[0], bases[1]);
+    assert_eq!(leftovers(&dirs.physical().join("p-0")).len(), 4);
+    let log = dirs.open(&store, small_config()).unwrap();
+    assert!(leftovers(&dirs.physical().join("p-0")).is_empty());
+    assert_eq!(log.segment_count(), bases.len());
+    assert_eq!(
+        log.read(0, u32::MAX, i64::MAX).unwrap().to_bytes().unwrap(),
+        bytes
+    );
+}
+
+#[test]
+fn recovery_finishes_an_install_interrupted_after_its_commit() {
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let (bases, bytes) = closed_log(&dirs, &store);
+    let dir = dirs.partition();
+    let physical = dirs.physical().join("p-0");
+    stage_merge(&store, &dir, bases[0], bases[1]);
+    // The crash: the commit record is durable and only the `.log` was
+    // renamed into place; the old indexes and the second segment remain.
+    store
+        .write_sidecar(
+            &dir,
+            &crate::store::swap_record_name(bases[0]),
+            &crate::store::swap_record_text(&[bases[0], bases[1]]),
+        )
+        .unwrap();
+    let live = store.segment_paths(&dir, bases[0]).log;
+    std::fs::rename(crate::store::staged_path(&live), &live).unwrap();
+    assert!(segment_files_exist(&store, bases[1])[0]);
+
+    let log = dirs.open(&store, small_config()).unwrap();
+    assert!(leftovers(&physical).is_empty());
+    assert_eq!(segment_files_exist(&store, bases[1]), [false; 4]);
+    assert_eq!(log.segment_count(), bases.len() - 1);
+    assert_eq!(
+        log.read(0, u32::MAX, i64::MAX).unwrap().to_bytes().unwrap(),
+        bytes
+    );
+}
+
+#[test]
+fn a_damaged_install_record_is_refused() {
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let (bases, _) = closed_log(&dirs, &store);
+    let dir = dirs.partition();
+    store
+        .write_sidecar(&dir, &crate::store::swap_record_name(bases[0]), "0\n3\n0\n")
+        .unwrap();
+    match dirs.open(&store, small_config()) {
+        Err(LogError::BadCheckpoint { reason, .. }) => {
+            assert_eq!(reason, "entry count does not match")
+        }
+        other => panic!("expected a refused open, got {other:?}"),
+    }
 }

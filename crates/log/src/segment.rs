@@ -24,7 +24,7 @@ use sluice_records::{BATCH_HEADER_BYTES, BatchHeader, RecordsError, check_batch}
 
 use crate::error::LogError;
 use crate::file_cache::FileCache;
-use crate::store::{DeleteReason, SegmentFile, SegmentStore};
+use crate::store::{DeleteReason, SegmentFile, SegmentPaths, SegmentStore};
 use crate::txn_index::{self, TXN_ENTRY_BYTES, TxnIndexDamage, TxnIndexEntry};
 
 /// Size of one `.index` entry: relative offset u32 + position u32.
@@ -40,19 +40,16 @@ pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
 }
 
-/// Paths of a segment's three files.
+/// Paths of a segment's three files, in the local layout
+/// ([`SegmentPaths::local`]; a log asks its store instead).
 pub fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
-    let stem = file_stem(base_offset);
-    [
-        dir.join(format!("{stem}.log")),
-        dir.join(format!("{stem}.index")),
-        dir.join(format!("{stem}.timeindex")),
-    ]
+    let p = SegmentPaths::local(dir, base_offset);
+    [p.log, p.offset_index, p.time_index]
 }
 
-/// Path of a segment's aborted-transaction index.
+/// Path of a segment's aborted-transaction index, in the local layout.
 pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
-    dir.join(format!("{}.txnindex", file_stem(base_offset)))
+    SegmentPaths::local(dir, base_offset).txn_index
 }
 
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {

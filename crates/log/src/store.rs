@@ -192,8 +192,8 @@ pub trait SegmentStore: fmt::Debug + Send + Sync {
     /// before the log lists it: a sidecar's temporary file is removed, a
     /// committed [`SegmentStore::install_staged`] is completed, and staged
     /// files of one that never committed are removed. Called by every open
-    /// (and reopen), under the log's flush lock; nothing else may stage or
-    /// write sidecars of this directory meanwhile.
+    /// (a reopen holds the log's flush lock); nothing else may stage files
+    /// in this directory meanwhile.
     fn recover_partition_dir(&self, dir: &Path) -> Result<(), LogError>;
 
     /// Base offsets of the segments in `dir`, ascending. No side effects.

@@ -66,9 +66,14 @@ fn read_optional(path: &Path) -> Result<Option<String>, LogError> {
     }
 }
 
+/// The text of a single-offset checkpoint.
+pub fn offset_text(offset: i64) -> String {
+    format!("0\n{offset}\n")
+}
+
 /// Writes a single-offset checkpoint.
 pub fn write_offset(dir: &Path, name: &str, offset: i64) -> Result<(), LogError> {
-    write_atomic(dir, name, &format!("0\n{offset}\n"))
+    write_atomic(dir, name, &offset_text(offset))
 }
 
 /// Reads a single-offset checkpoint; `None` if the file does not exist.
@@ -77,8 +82,13 @@ pub fn read_offset(dir: &Path, name: &str) -> Result<Option<i64>, LogError> {
     let Some(text) = read_optional(&path)? else {
         return Ok(None);
     };
+    parse_offset(&path, &text).map(Some)
+}
+
+/// Parses the text of a single-offset checkpoint read from `path`.
+pub fn parse_offset(path: &Path, text: &str) -> Result<i64, LogError> {
     let bad = |reason| LogError::BadCheckpoint {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     let mut lines = text.lines();
@@ -89,16 +99,21 @@ pub fn read_offset(dir: &Path, name: &str) -> Result<Option<i64>, LogError> {
         .next()
         .and_then(|l| l.trim().parse::<i64>().ok())
         .ok_or_else(|| bad("missing or malformed offset"))?;
-    Ok(Some(value))
+    Ok(value)
 }
 
-/// Writes the leader epoch cache.
-pub fn write_epochs(dir: &Path, epochs: &[(i32, i64)]) -> Result<(), LogError> {
+/// The text of the leader epoch checkpoint.
+pub fn epochs_text(epochs: &[(i32, i64)]) -> String {
     let mut s = format!("0\n{}\n", epochs.len());
     for (epoch, start) in epochs {
         s.push_str(&format!("{epoch} {start}\n"));
     }
-    write_atomic(dir, LEADER_EPOCH_FILE, &s)
+    s
+}
+
+/// Writes the leader epoch cache.
+pub fn write_epochs(dir: &Path, epochs: &[(i32, i64)]) -> Result<(), LogError> {
+    write_atomic(dir, LEADER_EPOCH_FILE, &epochs_text(epochs))
 }
 
 /// Reads the leader epoch cache; empty if the file does not exist.
@@ -107,8 +122,13 @@ pub fn read_epochs(dir: &Path) -> Result<Vec<(i32, i64)>, LogError> {
     let Some(text) = read_optional(&path)? else {
         return Ok(Vec::new());
     };
+    parse_epochs(&path, &text)
+}
+
+/// Parses the text of a leader epoch checkpoint read from `path`.
+pub fn parse_epochs(path: &Path, text: &str) -> Result<Vec<(i32, i64)>, LogError> {
     let bad = |reason| LogError::BadCheckpoint {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     let mut lines = text.lines();

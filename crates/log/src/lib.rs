@@ -11,6 +11,9 @@
 //!
 //! - [`log`] — the [`Log`] API: append, read, timestamps, retention, flush.
 //! - [`segment`] — one segment's files, its indexes, the recovery scan.
+//! - [`store`] — [`SegmentStore`], the seam every lifecycle file operation
+//!   goes through (default: [`LocalStore`]), with the hooks where
+//!   compaction and tiered storage attach.
 //! - [`file_cache`] — the bounded, process-wide cache of open segment files.
 //! - [`txn_index`] — the `.txnindex` entry format (aborted transactions).
 //! - [`checkpoint`] — atomic checkpoint files.
@@ -28,10 +31,13 @@ pub mod file_cache;
 pub mod log;
 pub mod producer_state;
 pub mod segment;
+pub mod store;
 pub mod txn_index;
 
 #[cfg(test)]
 mod producer_state_tests;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +46,9 @@ pub use error::LogError;
 pub use file_cache::FileCache;
 pub use log::{AppendInfo, FileSlice, Log, ReadResult};
 pub use producer_state::{AbortedTxn, AppendOrigin, MarkerType, ProducerEntry, ProducerError};
+pub use store::{
+    DeleteReason, LocalStore, SealOrigin, SealedSegment, SegmentFile, SegmentPaths, SegmentStore,
+};
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> i64 {

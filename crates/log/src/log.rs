@@ -2,12 +2,16 @@
 //! everything in it; knows nothing about the network, replication or the
 //! data-dir lock.
 //!
+//! Every lifecycle operation on the directory's files (create, list,
+//! delete, checkpoints, directory fsync) goes through the log's
+//! [`SegmentStore`]; appends, reads and fsyncs use handles from the store's
+//! file cache directly (see [`crate::store`]).
+//!
 //! Locking: `inner` (a std `Mutex`) guards the segment list and offsets and is
 //! held only for in-memory work plus the append's page-cache `pwrite` — never
 //! across an fsync or an `.await`. `flush_lock` serialises fsyncs so that one
 //! fsync covers every append waiting at that moment (group commit).
 
-use std::fs;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ use sluice_records::{
     decode_records, set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };
 
-use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::LogError;
 use crate::file_cache::FileCache;
@@ -28,6 +32,9 @@ use crate::producer_state::{
     AbortedTxn, AppendOrigin, PRODUCER_STATE_FILE, ProducerEntry, ProducerStateManager, Staged,
 };
 use crate::segment::{self, ScanEnd, Segment, io_err, read_header};
+use crate::store::{
+    DeleteReason, LocalStore, SealOrigin, SealedSegment, SegmentFile, SegmentStore,
+};
 use crate::txn_index::{TXN_ENTRY_BYTES, TxnIndexEntry};
 
 /// What an append did.
@@ -192,11 +199,13 @@ impl Inner {
             .expect("invariant: a log always has an active segment")
     }
 
-    fn roll(&mut self, dir: &Path, cache: &Arc<FileCache>) -> Result<(), LogError> {
+    fn roll(&mut self, dir: &Path, store: &Arc<dyn SegmentStore>) -> Result<(), LogError> {
         self.active().seal()?;
-        let segment = Segment::create(dir, self.log_end_offset, Arc::clone(cache))?;
+        let segment = Segment::create(dir, self.log_end_offset, store)?;
         self.segments.push(segment);
         self.dir_dirty = true;
+        let sealed = &self.segments[self.segments.len() - 2];
+        store.segment_sealed(&sealed_segment(dir, sealed), SealOrigin::Rolled);
         Ok(())
     }
 
@@ -229,12 +238,36 @@ impl Inner {
     }
 }
 
+/// How a sealed segment is described to the store.
+fn sealed_segment<'a>(dir: &'a Path, segment: &Segment) -> SealedSegment<'a> {
+    SealedSegment {
+        dir,
+        base_offset: segment.base_offset,
+        end_offset: segment.next_offset,
+        size_bytes: segment.size,
+        max_timestamp: segment.indexes.max_timestamp,
+    }
+}
+
+/// Reads a single-offset checkpoint through `store`; `None` if missing.
+fn read_offset_checkpoint(
+    store: &dyn SegmentStore,
+    dir: &Path,
+    name: &str,
+) -> Result<Option<i64>, LogError> {
+    store
+        .read_sidecar(dir, name)?
+        .map(|text| checkpoint::parse_offset(&dir.join(name), &text))
+        .transpose()
+}
+
 /// One partition's durable, segmented log. `Send + Sync`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
-    /// Where segment file handles come from; see [`FileCache`].
-    cache: Arc<FileCache>,
+    /// Every lifecycle operation on the directory's files goes through it;
+    /// segment file handles come from its [`FileCache`].
+    store: Arc<dyn SegmentStore>,
     inner: Mutex<Inner>,
     /// Serialises fsyncs; see the module docs.
     flush_lock: Mutex<()>,
@@ -297,14 +330,6 @@ fn defer_write_failure(
     }
 }
 
-fn parse_base_offset(name: &str) -> Option<i64> {
-    let stem = name.strip_suffix(".log")?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse().ok()
-}
-
 impl Log {
     /// Opens (creating if needed) the partition directory `dir` and recovers it.
     ///
@@ -315,7 +340,7 @@ impl Log {
     /// Damage and failures to read are returned as errors. File handles
     /// come from the process-wide [`FileCache::global`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
-        Log::open_impl(dir, config, Arc::clone(FileCache::global()), false)
+        Log::open_impl(dir, config, Arc::new(LocalStore::global()), false)
     }
 
     /// [`Log::open`] with file handles from `cache`.
@@ -324,48 +349,45 @@ impl Log {
         config: LogConfig,
         cache: Arc<FileCache>,
     ) -> Result<Log, LogError> {
-        Log::open_impl(dir, config, cache, false)
+        Log::open_impl(dir, config, Arc::new(LocalStore::new(cache)), false)
+    }
+
+    /// [`Log::open`] with every file operation going through `store`.
+    pub fn open_with_store(
+        dir: &Path,
+        config: LogConfig,
+        store: Arc<dyn SegmentStore>,
+    ) -> Result<Log, LogError> {
+        Log::open_impl(dir, config, store, false)
     }
 
     fn open_impl(
         dir: &Path,
         config: LogConfig,
-        cache: Arc<FileCache>,
+        store: Arc<dyn SegmentStore>,
         silent: bool,
     ) -> Result<Log, LogError> {
         let mut deferred: Option<LogError> = None;
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-            // The new directory's entry is durable only once its parent is
-            // fsynced; without it a power cut can lose the whole partition
-            // even after its data was fsynced.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                checkpoint::sync_dir(parent)?;
-            }
-        }
-        let mut bases = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
-            let entry = entry.map_err(io_err("list", dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(base) = parse_base_offset(&name) {
-                bases.push(base);
-            } else if name.ends_with(".tmp") {
-                // A checkpoint write that never got renamed into place.
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        bases.sort_unstable();
-        let recovery_point = match checkpoint::read_offset(dir, RECOVERY_POINT_FILE) {
+        store.create_partition_dir(dir)?;
+        store.recover_partition_dir(dir)?;
+        let bases = store.list_segments(dir)?;
+        let recovery_point = match read_offset_checkpoint(&*store, dir, RECOVERY_POINT_FILE) {
             Ok(rp) => rp,
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring unreadable recovery point; scanning the whole log");
                 None
             }
         };
-        let start_checkpoint = checkpoint::read_offset(dir, LOG_START_FILE)?;
+        let start_checkpoint = read_offset_checkpoint(&*store, dir, LOG_START_FILE)?;
         // `checkpointed_epochs` is what the file says (None: unreadable), so
         // it is rewritten (two fsyncs) only when recovery changed the epochs.
-        let (mut epochs, checkpointed_epochs) = match checkpoint::read_epochs(dir) {
+        let epochs_read = store
+            .read_sidecar(dir, LEADER_EPOCH_FILE)
+            .and_then(|text| match text {
+                Some(text) => checkpoint::parse_epochs(&dir.join(LEADER_EPOCH_FILE), &text),
+                None => Ok(Vec::new()),
+            });
+        let (mut epochs, checkpointed_epochs) = match epochs_read {
             Ok(e) => (e.clone(), Some(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring unreadable leader epoch checkpoint");
@@ -378,7 +400,7 @@ impl Log {
             segments.push(Segment::create(
                 dir,
                 start_checkpoint.unwrap_or(0).max(0),
-                Arc::clone(&cache),
+                &store,
             )?);
         }
         let first_base = bases.first().copied().unwrap_or(0);
@@ -391,7 +413,7 @@ impl Log {
         // replaying the log (a missing, damaged or torn transaction index).
         let mut txn_rebuild_from: Option<i64> = None;
         for k in 0..bases.len() {
-            let mut seg = Segment::open_files(dir, bases[k], Arc::clone(&cache))?;
+            let mut seg = Segment::open_files(dir, bases[k], &store)?;
             let next_base = bases.get(k + 1).copied();
             if let Some(nb) = next_base.filter(|&nb| nb <= rp) {
                 // Sealed and wholly below the recovery point: trust it if its indexes check out.
@@ -454,7 +476,7 @@ impl Log {
                         "{error}; data below the recovery point {rp} should be intact"
                     )));
                 }
-                let file = File::open(&seg.log_path).map_err(io_err("open", &seg.log_path))?;
+                let file = seg.log_file_uncached()?;
                 if let Some(p) = segment::find_valid_batch(&file, seg.size, position + 1)
                     .map_err(io_err("read", &seg.log_path))?
                 {
@@ -463,8 +485,8 @@ impl Log {
                     )));
                 }
                 for &later in &bases[k + 1..] {
-                    let [path, _, _] = segment::paths(dir, later);
-                    let f = File::open(&path).map_err(io_err("open", &path))?;
+                    let path = store.segment_paths(dir, later).log;
+                    let f = store.open_uncached(dir, later, SegmentFile::Log)?;
                     let len = f.metadata().map_err(io_err("stat", &path))?.len();
                     if segment::find_valid_batch(&f, len, 0)
                         .map_err(io_err("read", &path))?
@@ -505,8 +527,7 @@ impl Log {
             segments.push(seg);
             if torn {
                 for &later in &bases[k + 1..] {
-                    let dead = Segment::open_files(dir, later, Arc::clone(&cache))?;
-                    dead.delete_files()?;
+                    store.delete_segment(dir, later, DeleteReason::Recovery)?;
                 }
                 break;
             }
@@ -524,7 +545,7 @@ impl Log {
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let log = Log {
             dir: dir.to_path_buf(),
-            cache,
+            store,
             inner: Mutex::new(Inner {
                 config,
                 segments,
@@ -556,7 +577,7 @@ impl Log {
             // Only when recovery changed it: a clean open writes nothing
             // (so it works on a full disk).
             if checkpointed_epochs.as_ref() != Some(&inner.epochs) {
-                defer_write_failure(checkpoint::write_epochs(dir, &inner.epochs), &mut deferred)?;
+                defer_write_failure(log.write_epochs(&inner.epochs), &mut deferred)?;
             }
         }
         log.load_producer_state(txn_rebuild_from)?;
@@ -577,6 +598,15 @@ impl Log {
             }
         }
         log.quiet.store(false, Ordering::SeqCst);
+        {
+            // Only once recovery succeeded: a refused open announces nothing.
+            let inner = log.lock();
+            let sealed = &inner.segments[..inner.segments.len() - 1];
+            for seg in sealed {
+                log.store
+                    .segment_sealed(&sealed_segment(dir, seg), SealOrigin::Opened);
+            }
+        }
         Ok(log)
     }
 
@@ -613,7 +643,7 @@ impl Log {
             (inner.config.clone(), inner.log_start_offset)
         };
         self.cut_to(durable)?;
-        let fresh = Log::open_impl(&self.dir, config, Arc::clone(&self.cache), true)?;
+        let fresh = Log::open_impl(&self.dir, config, Arc::clone(&self.store), true)?;
         let mut online = !fresh.failed.load(Ordering::SeqCst);
         let fresh_durable = fresh.durable_offset.load(Ordering::SeqCst);
         {
@@ -625,8 +655,7 @@ impl Log {
             // checkpoint (the disk was full): keep it, and persist it now.
             if log_start > recovered.log_start_offset && log_start <= recovered.log_end_offset {
                 recovered.log_start_offset = log_start;
-                if online && checkpoint::write_offset(&self.dir, LOG_START_FILE, log_start).is_err()
-                {
+                if online && self.write_offset(LOG_START_FILE, log_start).is_err() {
                     online = false;
                 }
             }
@@ -675,24 +704,32 @@ impl Log {
             file.sync_data().map_err(io_err("fsync", &path))?;
         }
         let mut removed = false;
-        for entry in fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
-            let entry = entry.map_err(io_err("list", &self.dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(later) = parse_base_offset(&name).filter(|&b| b > base) {
-                let [log, idx, tidx] = segment::paths(&self.dir, later);
-                for p in [idx, tidx, segment::txn_index_path(&self.dir, later), log] {
-                    match fs::remove_file(&p) {
-                        Ok(()) => removed = true,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_err("delete", &p)(e)),
-                    }
-                }
+        for later in self.store.list_segments(&self.dir)? {
+            if later > base {
+                self.store
+                    .delete_segment(&self.dir, later, DeleteReason::Recovery)?;
+                removed = true;
             }
         }
         if removed {
-            checkpoint::sync_dir(&self.dir)?;
+            self.store.sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Atomically writes a single-offset checkpoint through the store.
+    fn write_offset(&self, name: &str, offset: i64) -> Result<(), LogError> {
+        self.store
+            .write_sidecar(&self.dir, name, &checkpoint::offset_text(offset))
+    }
+
+    /// Atomically writes the leader epoch checkpoint through the store.
+    fn write_epochs(&self, epochs: &[(i32, i64)]) -> Result<(), LogError> {
+        self.store.write_sidecar(
+            &self.dir,
+            LEADER_EPOCH_FILE,
+            &checkpoint::epochs_text(epochs),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -821,7 +858,7 @@ impl Log {
                         > index_bytes
                     || base_offset + record_count - active.base_offset > i64::from(i32::MAX));
             if roll {
-                let r = inner.roll(&self.dir, &self.cache);
+                let r = inner.roll(&self.dir, &self.store);
                 self.poison(r)?;
             }
         }
@@ -894,7 +931,7 @@ impl Log {
         }
         if leader_epoch >= 0 && inner.epochs.last().is_none_or(|&(e, _)| leader_epoch > e) {
             inner.epochs.push((leader_epoch, base_offset));
-            let r = checkpoint::write_epochs(&self.dir, &inner.epochs);
+            let r = self.write_epochs(&inner.epochs);
             self.poison(r)?;
         }
         let log_start_offset = inner.log_start_offset;
@@ -950,7 +987,7 @@ impl Log {
         };
         let files = self.poison(files)?;
         if dir_dirty {
-            let r = checkpoint::sync_dir(&self.dir);
+            let r = self.store.sync_dir(&self.dir);
             if r.is_err() {
                 self.lock().dir_dirty = true;
             }
@@ -1033,7 +1070,9 @@ impl Log {
         // The snapshot says "replay from `end`", so every `.txnindex` entry of
         // a marker below `end` must be durable before the snapshot is.
         self.sync_txn_indexes()?;
-        let r = ProducerStateManager::write_snapshot(&self.dir, &text);
+        let r = self
+            .store
+            .write_sidecar(&self.dir, PRODUCER_STATE_FILE, &text);
         self.poison(r)?;
         let mut inner = self.lock();
         inner.snapshot_end_offset = inner.snapshot_end_offset.max(end);
@@ -1050,7 +1089,13 @@ impl Log {
             let inner = self.lock();
             (inner.log_start_offset, inner.log_end_offset)
         };
-        let state = ProducerStateManager::read_snapshot(&self.dir)
+        // Unreadable counts as missing: the log is replayed instead.
+        let state = self
+            .store
+            .read_sidecar(&self.dir, PRODUCER_STATE_FILE)
+            .ok()
+            .flatten()
+            .and_then(|text| ProducerStateManager::parse_snapshot(&self.dir, &text))
             // A snapshot past the end describes data a torn tail lost.
             .filter(|s| s.end_offset() <= log_end && s.end_offset() >= log_start)
             .filter(|s| txn_rebuild_from.is_none_or(|from| s.end_offset() <= from));
@@ -1140,7 +1185,7 @@ impl Log {
         let rp = self.durable_offset.load(Ordering::SeqCst);
         let mut inner = self.lock();
         if inner.checkpointed_recovery_point != rp {
-            let r = checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, rp);
+            let r = self.write_offset(RECOVERY_POINT_FILE, rp);
             self.poison(r)?;
             inner.checkpointed_recovery_point = rp;
         }
@@ -1405,19 +1450,25 @@ impl Log {
     /// Drops the oldest segment and deletes its files. A failed delete
     /// fences the log: memory no longer lists the segment but (some of) its
     /// files are still there, and only a reopen (recovery) reconciles the two.
-    fn delete_oldest(&self, inner: &mut Inner) -> Result<(), LogError> {
+    fn delete_oldest(&self, inner: &mut Inner, reason: DeleteReason) -> Result<(), LogError> {
         let seg = inner.segments.remove(0);
         inner.size_bytes -= seg.size;
         let r = self
             .faults
             .check_delete()
             .map_err(io_err("delete", &seg.log_path))
-            .and_then(|()| seg.delete_files());
+            .and_then(|()| seg.delete_files(reason));
         self.poison(r)
     }
 
+    /// Retention's question to the store before deleting the oldest segment.
+    fn store_may_delete(&self, inner: &Inner, reason: DeleteReason) -> bool {
+        let oldest = sealed_segment(&self.dir, &inner.segments[0]);
+        self.store.may_delete(&oldest, reason)
+    }
+
     fn persist_log_start(&self, inner: &Inner) -> Result<(), LogError> {
-        let r = checkpoint::write_offset(&self.dir, LOG_START_FILE, inner.log_start_offset);
+        let r = self.write_offset(LOG_START_FILE, inner.log_start_offset);
         self.poison(r)
     }
 
@@ -1456,17 +1507,17 @@ impl Log {
         }
         inner.log_start_offset = offset;
         while inner.segments.len() > 1 && inner.segments[1].base_offset <= offset {
-            self.delete_oldest(&mut inner)?;
+            self.delete_oldest(&mut inner, DeleteReason::LogStartOffset)?;
         }
         if offline {
             // Not `persist_log_start`: the log is failed already. If this
             // write fails too, the answer is an error (a crash could bring
             // the offsets back), but a reopen keeps the start and writes it.
-            return checkpoint::write_offset(&self.dir, LOG_START_FILE, offset).map_err(|_| {
-                LogError::Failed {
+            return self
+                .write_offset(LOG_START_FILE, offset)
+                .map_err(|_| LogError::Failed {
                     dir: self.dir.clone(),
-                }
-            });
+                });
         }
         self.persist_log_start(&inner)
     }
@@ -1485,22 +1536,24 @@ impl Log {
                     || (cfg.retention_ms >= 0 && now_ms.saturating_sub(a.indexes.max_timestamp) > cfg.retention_ms))
         };
         if roll_due {
-            let r = inner.roll(&self.dir, &self.cache);
+            let r = inner.roll(&self.dir, &self.store);
             self.poison(r)?;
         }
         if cfg.retention_ms >= 0 {
             while inner.segments.len() > 1
                 && now_ms.saturating_sub(inner.segments[0].indexes.max_timestamp) > cfg.retention_ms
+                && self.store_may_delete(&inner, DeleteReason::RetentionMs)
             {
-                self.delete_oldest(&mut inner)?;
+                self.delete_oldest(&mut inner, DeleteReason::RetentionMs)?;
                 deleted += 1;
             }
         }
         if cfg.retention_bytes >= 0 {
             while inner.segments.len() > 1
                 && inner.size_bytes - inner.segments[0].size >= cfg.retention_bytes as u64
+                && self.store_may_delete(&inner, DeleteReason::RetentionBytes)
             {
-                self.delete_oldest(&mut inner)?;
+                self.delete_oldest(&mut inner, DeleteReason::RetentionBytes)?;
                 deleted += 1;
             }
         }
@@ -1537,12 +1590,8 @@ impl Log {
         inner.producers = ProducerStateManager::default();
         inner.snapshot_end_offset = -1;
         drop(inner);
-        let r = fs::remove_file(self.dir.join(PRODUCER_STATE_FILE));
-        if let Err(e) = r
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return self.poison(Err(io_err("remove", &self.dir)(e)));
-        }
+        let r = self.store.remove_sidecar(&self.dir, PRODUCER_STATE_FILE);
+        self.poison(r)?;
         let mut state = ProducerStateManager::default();
         let start = self.log_start_offset();
         self.replay_producer_state(&mut state, start)?;
@@ -1633,7 +1682,7 @@ impl Log {
         while inner.segments.len() > 1 && inner.active().base_offset >= offset {
             let seg = inner.segments.pop().expect("invariant: len > 1");
             inner.size_bytes -= seg.size;
-            seg.delete_files()?;
+            seg.delete_files(DeleteReason::Truncation)?;
         }
         let interval = inner.config.index_interval_bytes;
         let seg = inner.active();
@@ -1667,16 +1716,16 @@ impl Log {
         inner.size_bytes = inner.size_bytes - old + new_size;
         inner.log_end_offset = next;
         inner.epochs.retain(|&(_, start)| start < next);
-        checkpoint::write_epochs(&self.dir, &inner.epochs)?;
+        self.write_epochs(&inner.epochs)?;
         if self.durable_offset.load(Ordering::SeqCst) > next {
             self.durable_offset.store(next, Ordering::SeqCst);
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, next)?;
+            self.write_offset(RECOVERY_POINT_FILE, next)?;
             inner.checkpointed_recovery_point = next;
         }
         if inner.log_start_offset > next {
             // The cut rounded down below the log start (a batch straddled it).
             inner.log_start_offset = next;
-            checkpoint::write_offset(&self.dir, LOG_START_FILE, next)?;
+            self.write_offset(LOG_START_FILE, next)?;
         }
         Ok(())
     }
@@ -1721,18 +1770,20 @@ impl Log {
     /// DeleteTopics: removes the partition directory.
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
+        let store = Arc::clone(&self.store);
         // Dropping forgets the cached handles, so the space is freed.
         drop(self);
-        fs::remove_dir_all(&dir).map_err(io_err("delete directory", &dir))?;
-        if let Some(parent) = dir.parent() {
-            checkpoint::sync_dir(parent)?;
-        }
-        Ok(())
+        store.delete_partition_dir(&dir)
     }
 
     /// Files of this log the cache holds open (for tests and metrics).
     pub fn file_cache(&self) -> &Arc<FileCache> {
-        &self.cache
+        self.store.file_cache()
+    }
+
+    /// The store every lifecycle file operation of this log goes through.
+    pub fn store(&self) -> &Arc<dyn SegmentStore> {
+        &self.store
     }
 
     /// Test hook: the next segment write fails like a disk would.

@@ -8,7 +8,7 @@
 //! and "append the batch" are one atomic step per partition.
 //!
 //! Persistence: a snapshot file, `producer-state-checkpoint`, written
-//! atomically (see [`crate::checkpoint`]) when the log flushes. It records
+//! atomically through the log's store (see [`crate::store`]) when the log flushes. It records
 //! the offset it covers; on open the log replays every batch from that
 //! offset to the end, so a crash between snapshots loses nothing. The
 //! format is in `docs/design.md` ("Idempotence and transactions").
@@ -25,9 +25,6 @@ use std::path::Path;
 
 use bytes::Bytes;
 use sluice_records::{BatchHeader, decode_records};
-
-use crate::checkpoint;
-use crate::error::LogError;
 
 /// File holding the producer state snapshot.
 pub const PRODUCER_STATE_FILE: &str = "producer-state-checkpoint";
@@ -596,16 +593,10 @@ impl ProducerStateManager {
         (lines.next()? == "end").then_some(state)
     }
 
-    /// Writes the snapshot atomically.
-    pub fn write_snapshot(dir: &Path, snapshot: &str) -> Result<(), LogError> {
-        checkpoint::write_atomic(dir, PRODUCER_STATE_FILE, snapshot)
-    }
-
-    /// Reads the snapshot; a missing or malformed file yields `None` (the
-    /// caller rebuilds from the whole log).
-    pub fn read_snapshot(dir: &Path) -> Option<ProducerStateManager> {
-        let text = std::fs::read_to_string(dir.join(PRODUCER_STATE_FILE)).ok()?;
-        let parsed = ProducerStateManager::from_snapshot(&text);
+    /// Parses a snapshot's text read from `dir`; `None` if it is malformed
+    /// or of an old version (logged; the caller rebuilds from the log).
+    pub fn parse_snapshot(dir: &Path, text: &str) -> Option<ProducerStateManager> {
+        let parsed = ProducerStateManager::from_snapshot(text);
         if parsed.is_none() && text.starts_with("version 0\n") {
             // The upgrade path from before `.txnindex` files: see SNAPSHOT_VERSION.
             tracing::info!(dir = %dir.display(), "producer state snapshot has the old version 0 format; rebuilding from the log");

@@ -7,12 +7,14 @@
 //! This module does the file I/O of one segment and the recovery scan. It
 //! knows nothing about other segments, checkpoints or locking; `log.rs` does.
 //!
-//! A segment holds no open file. Handles come from the process-wide
-//! [`FileCache`] by path whenever they are needed, so open files are bounded
-//! by the cache and not by the number of partitions; recovery reads sealed
-//! segments through short-lived handles that are closed again.
+//! A segment holds no open file. Handles come from its store's [`FileCache`]
+//! by path whenever they are needed, so open files are bounded by the cache
+//! and not by the number of partitions; recovery reads sealed segments
+//! through short-lived handles that are closed again. Every other file
+//! operation (create, `stat`, whole-file reads, delete) goes through the
+//! segment's [`SegmentStore`], which also names the files.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use sluice_records::{BATCH_HEADER_BYTES, BatchHeader, RecordsError, check_batch}
 
 use crate::error::LogError;
 use crate::file_cache::FileCache;
+use crate::store::{DeleteReason, SegmentFile, SegmentPaths, SegmentStore};
 use crate::txn_index::{self, TXN_ENTRY_BYTES, TxnIndexDamage, TxnIndexEntry};
 
 /// Size of one `.index` entry: relative offset u32 + position u32.
@@ -37,19 +40,16 @@ pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
 }
 
-/// Paths of a segment's three files.
+/// Paths of a segment's three files, in the local layout
+/// ([`SegmentPaths::local`]; a log asks its store instead).
 pub fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
-    let stem = file_stem(base_offset);
-    [
-        dir.join(format!("{stem}.log")),
-        dir.join(format!("{stem}.index")),
-        dir.join(format!("{stem}.timeindex")),
-    ]
+    let p = SegmentPaths::local(dir, base_offset);
+    [p.log, p.offset_index, p.time_index]
 }
 
-/// Path of a segment's aborted-transaction index.
+/// Path of a segment's aborted-transaction index, in the local layout.
 pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
-    dir.join(format!("{}.txnindex", file_stem(base_offset)))
+    SegmentPaths::local(dir, base_offset).txn_index
 }
 
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
@@ -177,10 +177,19 @@ impl Indexes {
 pub struct Segment {
     /// Offset of the first batch (also the file name).
     pub base_offset: i64,
-    /// Where every file handle of this segment comes from.
+    /// The partition directory.
+    dir: PathBuf,
+    /// Every lifecycle operation on this segment's files goes through it.
+    store: Arc<dyn SegmentStore>,
+    /// Where every file handle of this segment comes from: the store's
+    /// cache, used directly so appends and reads make no virtual call.
     cache: Arc<FileCache>,
     /// Path of the `.log` file.
     pub log_path: PathBuf,
+    /// Path of the `.index` file.
+    offset_index_path: PathBuf,
+    /// Path of the `.timeindex` file.
+    time_index_path: PathBuf,
     /// Bytes of whole batches in the `.log` file.
     pub size: u64,
     /// Offset after the last batch (`base_offset` if empty).
@@ -382,45 +391,60 @@ fn entries_increase(ix: &Indexes) -> bool {
             .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
 }
 
-/// Reads a whole file through a short-lived handle; a missing file reads
-/// as empty (an index that was never written or was lost: rebuilt).
-fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io_err("read", path)(e)),
-    }
-}
-
 impl Segment {
+    /// The segment's in-memory description, with no file touched.
+    fn describe(
+        dir: &Path,
+        base_offset: i64,
+        store: &Arc<dyn SegmentStore>,
+        size: u64,
+        txn_index_missing: bool,
+    ) -> Segment {
+        let paths = store.segment_paths(dir, base_offset);
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            store: Arc::clone(store),
+            cache: Arc::clone(store.file_cache()),
+            log_path: paths.log,
+            offset_index_path: paths.offset_index,
+            time_index_path: paths.time_index,
+            size,
+            next_offset: base_offset,
+            indexes: Indexes::new(),
+            written: (0, 0),
+            txn_index_path: paths.txn_index,
+            txn_entries: 0,
+            last_txn_marker: -1,
+            txn_dirty: false,
+            txn_index_missing,
+            index_dirty: false,
+        }
+    }
+
+    /// Reads a whole file of this segment through a short-lived handle; a
+    /// missing file reads as empty (an index that was never written or was
+    /// lost: rebuilt).
+    fn read_file(&self, file: SegmentFile) -> Result<Vec<u8>, LogError> {
+        Ok(self
+            .store
+            .read_file(&self.dir, self.base_offset, file)?
+            .unwrap_or_default())
+    }
+
     /// Creates an empty segment (truncating any stale files of that name).
     pub fn create(
         dir: &Path,
         base_offset: i64,
-        cache: Arc<FileCache>,
+        store: &Arc<dyn SegmentStore>,
     ) -> Result<Segment, LogError> {
-        let [log_path, idx, tidx] = paths(dir, base_offset);
-        // Created with the segment, even while it holds no entry, so that a
-        // missing file on open unambiguously means "lost": see the design doc.
-        let txn_index_path = txn_index_path(dir, base_offset);
-        for path in [&log_path, &idx, &tidx, &txn_index_path] {
-            cache.create(path).map_err(io_err("create", path))?;
+        // The `.txnindex` is created with the segment, even while it holds
+        // no entry, so that a missing file on open unambiguously means
+        // "lost": see the design doc.
+        for file in SegmentFile::ALL {
+            store.create_file(dir, base_offset, file)?;
         }
-        Ok(Segment {
-            base_offset,
-            cache,
-            log_path,
-            size: 0,
-            next_offset: base_offset,
-            indexes: Indexes::new(),
-            written: (0, 0),
-            txn_index_path,
-            txn_entries: 0,
-            last_txn_marker: -1,
-            txn_dirty: false,
-            txn_index_missing: false,
-            index_dirty: false,
-        })
+        Ok(Segment::describe(dir, base_offset, store, 0, false))
     }
 
     /// Describes an existing segment without opening it (one `stat`); the
@@ -428,34 +452,27 @@ impl Segment {
     pub fn open_files(
         dir: &Path,
         base_offset: i64,
-        cache: Arc<FileCache>,
+        store: &Arc<dyn SegmentStore>,
     ) -> Result<Segment, LogError> {
-        let [log_path, _, _] = paths(dir, base_offset);
-        let size = fs::metadata(&log_path)
-            .map_err(io_err("stat", &log_path))?
-            .len();
-        let txn_index_path = txn_index_path(dir, base_offset);
-        let txn_index_missing = !txn_index_path.exists();
-        Ok(Segment {
+        let size = match store.file_len(dir, base_offset, SegmentFile::Log)? {
+            Some(size) => size,
+            None => {
+                let path = store.segment_paths(dir, base_offset).log;
+                return Err(io_err("stat", &path)(std::io::ErrorKind::NotFound.into()));
+            }
+        };
+        // As `Path::exists`: a file that cannot be `stat`ed counts as missing.
+        let txn_index_missing = !matches!(
+            store.file_len(dir, base_offset, SegmentFile::TxnIndex),
+            Ok(Some(_))
+        );
+        Ok(Segment::describe(
+            dir,
             base_offset,
-            cache,
-            log_path,
+            store,
             size,
-            next_offset: base_offset,
-            indexes: Indexes::new(),
-            written: (0, 0),
-            txn_index_path,
-            txn_entries: 0,
-            last_txn_marker: -1,
-            txn_dirty: false,
             txn_index_missing,
-            index_dirty: false,
-        })
-    }
-
-    /// Path of a sibling file of this segment.
-    fn sibling(&self, ext: &str) -> PathBuf {
-        self.log_path.with_extension(ext)
+        ))
     }
 
     /// A handle of a file of this segment from the cache (reopened if it was evicted).
@@ -475,25 +492,22 @@ impl Segment {
 
     /// The `.index` file (created if lost: its entries are in memory).
     fn offset_index_file(&self) -> Result<Arc<File>, LogError> {
-        let path = self.sibling("index");
-        self.cache
-            .get_or_create(&path)
-            .map_err(io_err("open", &path))
+        let path = &self.offset_index_path;
+        self.cache.get_or_create(path).map_err(io_err("open", path))
     }
 
     /// The `.timeindex` file (created if lost: its entries are in memory).
     fn time_index_file(&self) -> Result<Arc<File>, LogError> {
-        let path = self.sibling("timeindex");
-        self.cache
-            .get_or_create(&path)
-            .map_err(io_err("open", &path))
+        let path = &self.time_index_path;
+        self.cache.get_or_create(path).map_err(io_err("open", path))
     }
 
     /// A read-only handle of the `.log` that bypasses the cache, for
     /// recovery: closed when dropped, so opening many logs opens no files
     /// for long.
-    fn log_file_uncached(&self) -> Result<File, LogError> {
-        File::open(&self.log_path).map_err(io_err("open", &self.log_path))
+    pub fn log_file_uncached(&self) -> Result<File, LogError> {
+        self.store
+            .open_uncached(&self.dir, self.base_offset, SegmentFile::Log)
     }
 
     /// Loads the active segment without scanning it, if everything in it is
@@ -509,8 +523,8 @@ impl Segment {
             // by the scan, so only the exact match takes this path.
             return Ok(rp == self.base_offset);
         }
-        let ob = read_file(&self.sibling("index"))?;
-        let tb = read_file(&self.sibling("timeindex"))?;
+        let ob = self.read_file(SegmentFile::OffsetIndex)?;
+        let tb = self.read_file(SegmentFile::TimeIndex)?;
         let Some(mut ix) = decode_indexes(&ob, &tb) else {
             return Ok(false);
         };
@@ -589,8 +603,8 @@ impl Segment {
     /// Loads the index files of a sealed segment whose next segment starts at
     /// `next_base`; returns false if they look inconsistent (then rebuild).
     pub fn load_sealed_indexes(&mut self, next_base: i64) -> Result<bool, LogError> {
-        let ob = read_file(&self.sibling("index"))?;
-        let tb = read_file(&self.sibling("timeindex"))?;
+        let ob = self.read_file(SegmentFile::OffsetIndex)?;
+        let tb = self.read_file(SegmentFile::TimeIndex)?;
         let Some(mut ix) = decode_indexes(&ob, &tb) else {
             return Ok(false);
         };
@@ -637,18 +651,15 @@ impl Segment {
     pub fn rewrite_index_files(&mut self) -> Result<(), LogError> {
         let ob = self.indexes.offsets_bytes();
         let tb = self.indexes.times_bytes();
-        let (idx, tidx) = (self.sibling("index"), self.sibling("timeindex"));
         // `create` truncates (and recreates a lost file).
-        self.cache
-            .create(&idx)
-            .map_err(io_err("create", &idx))?
+        self.store
+            .create_file(&self.dir, self.base_offset, SegmentFile::OffsetIndex)?
             .write_all_at(&ob, 0)
-            .map_err(io_err("write", &idx))?;
-        self.cache
-            .create(&tidx)
-            .map_err(io_err("create", &tidx))?
+            .map_err(io_err("write", &self.offset_index_path))?;
+        self.store
+            .create_file(&self.dir, self.base_offset, SegmentFile::TimeIndex)?
             .write_all_at(&tb, 0)
-            .map_err(io_err("write", &tidx))?;
+            .map_err(io_err("write", &self.time_index_path))?;
         self.written = (self.indexes.offsets.len(), self.indexes.times.len());
         self.index_dirty = true;
         Ok(())
@@ -658,8 +669,8 @@ impl Segment {
     /// log can fsync them without holding its lock.
     pub fn index_files_for_sync(&self) -> Result<[(Arc<File>, PathBuf); 2], LogError> {
         Ok([
-            (self.offset_index_file()?, self.sibling("index")),
-            (self.time_index_file()?, self.sibling("timeindex")),
+            (self.offset_index_file()?, self.offset_index_path.clone()),
+            (self.time_index_file()?, self.time_index_path.clone()),
         ])
     }
 
@@ -672,10 +683,9 @@ impl Segment {
                 buf.extend_from_slice(&rel.to_be_bytes());
                 buf.extend_from_slice(&pos.to_be_bytes());
             }
-            let path = self.sibling("index");
             self.offset_index_file()?
                 .write_all_at(&buf, (wo * OFFSET_ENTRY_BYTES) as u64)
-                .map_err(io_err("write", &path))?;
+                .map_err(io_err("write", &self.offset_index_path))?;
         }
         if self.indexes.times.len() > wt {
             let mut buf = Vec::new();
@@ -683,10 +693,9 @@ impl Segment {
                 buf.extend_from_slice(&ts.to_be_bytes());
                 buf.extend_from_slice(&rel.to_be_bytes());
             }
-            let path = self.sibling("timeindex");
             self.time_index_file()?
                 .write_all_at(&buf, (wt * TIME_ENTRY_BYTES) as u64)
-                .map_err(io_err("write", &path))?;
+                .map_err(io_err("write", &self.time_index_path))?;
         }
         self.written = (self.indexes.offsets.len(), self.indexes.times.len());
         Ok(())
@@ -744,7 +753,7 @@ impl Segment {
         &self,
         end_offset: i64,
     ) -> Result<Result<Vec<TxnIndexEntry>, TxnIndexDamage>, LogError> {
-        let buf = read_file(&self.txn_index_path)?;
+        let buf = self.read_file(SegmentFile::TxnIndex)?;
         Ok(txn_index::decode_all(&buf, self.base_offset, end_offset))
     }
 
@@ -778,9 +787,12 @@ impl Segment {
             self.clear_txn_index()?;
             return Ok(Some(self.base_offset));
         }
-        let len = fs::metadata(&self.txn_index_path)
-            .map_err(io_err("stat", &self.txn_index_path))?
-            .len();
+        let len = self
+            .store
+            .file_len(&self.dir, self.base_offset, SegmentFile::TxnIndex)?
+            .ok_or_else(|| {
+                io_err("stat", &self.txn_index_path)(std::io::ErrorKind::NotFound.into())
+            })?;
         let keep = match damage {
             TxnIndexDamage::PartialEntry => (len as usize) / TXN_ENTRY_BYTES,
             TxnIndexDamage::BadEntry { index } => index,
@@ -810,9 +822,8 @@ impl Segment {
     fn truncate_txn_entries(&mut self, keep: usize) -> Result<(), LogError> {
         if keep == 0 {
             // Also recreates a missing file.
-            self.cache
-                .create(&self.txn_index_path)
-                .map_err(io_err("create", &self.txn_index_path))?;
+            self.store
+                .create_file(&self.dir, self.base_offset, SegmentFile::TxnIndex)?;
         } else {
             self.txn_index_file()?
                 .set_len((keep * TXN_ENTRY_BYTES) as u64)
@@ -863,30 +874,20 @@ impl Segment {
     pub fn file_paths(&self) -> [PathBuf; 4] {
         [
             self.log_path.clone(),
-            self.sibling("index"),
-            self.sibling("timeindex"),
+            self.offset_index_path.clone(),
+            self.time_index_path.clone(),
             self.txn_index_path.clone(),
         ]
     }
 
     /// Drops the segment's cached handles (the log is closing).
     pub fn forget_files(&self) {
-        for path in self.file_paths() {
-            self.cache.forget(&path);
-        }
+        self.store.close_segment(&self.dir, self.base_offset);
     }
 
-    /// Removes the segment's files.
-    pub fn delete_files(&self) -> Result<(), LogError> {
-        for path in self.file_paths() {
-            // Forgotten first, so no later lookup gets the unlinked file.
-            self.cache.forget(&path);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("delete", &path)(e)),
-            }
-        }
-        Ok(())
+    /// Removes the segment's files, through the store.
+    pub fn delete_files(&self, reason: DeleteReason) -> Result<(), LogError> {
+        self.store
+            .delete_segment(&self.dir, self.base_offset, reason)
     }
 }

@@ -93,3 +93,12 @@ impl LogError {
         }
     }
 }
+
+/// Wraps an I/O error with the operation and path that failed.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> LogError {
+    let path = path.to_path_buf();
+    move |source| LogError::Io { op, path, source }
+}

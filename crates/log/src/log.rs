@@ -27,11 +27,12 @@ use sluice_records::{
 use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::LogError;
+use crate::error::io_err;
 use crate::file_cache::FileCache;
 use crate::producer_state::{
     AbortedTxn, AppendOrigin, PRODUCER_STATE_FILE, ProducerEntry, ProducerStateManager, Staged,
 };
-use crate::segment::{self, ScanEnd, Segment, io_err, read_header};
+use crate::segment::{self, ScanEnd, Segment, read_header};
 use crate::store::{
     DeleteReason, LocalStore, SealOrigin, SealedSegment, SegmentFile, SegmentStore,
 };

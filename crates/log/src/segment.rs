@@ -23,6 +23,7 @@ use sluice_records::batch::check_batch_framing;
 use sluice_records::{BATCH_HEADER_BYTES, BatchHeader, RecordsError, check_batch};
 
 use crate::error::LogError;
+use crate::error::io_err;
 use crate::file_cache::FileCache;
 use crate::store::{DeleteReason, SegmentFile, SegmentPaths, SegmentStore};
 use crate::txn_index::{self, TXN_ENTRY_BYTES, TxnIndexDamage, TxnIndexEntry};
@@ -35,10 +36,7 @@ pub const TIME_ENTRY_BYTES: usize = 12;
 /// Chunk size for the resync search that tells a torn tail from interior damage.
 const RESYNC_WINDOW_BYTES: usize = 8 * 1024 * 1024;
 
-/// File name stem of a segment: its base offset, zero-padded to 20 digits.
-pub fn file_stem(base_offset: i64) -> String {
-    format!("{base_offset:020}")
-}
+pub use crate::store::file_stem;
 
 /// Paths of a segment's three files, in the local layout
 /// ([`SegmentPaths::local`]; a log asks its store instead).
@@ -50,11 +48,6 @@ pub fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
 /// Path of a segment's aborted-transaction index, in the local layout.
 pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     SegmentPaths::local(dir, base_offset).txn_index
-}
-
-pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
-    let path = path.to_path_buf();
-    move |source| LogError::Io { op, path, source }
 }
 
 /// The in-memory indexes of a segment and the bookkeeping to extend them.

@@ -32,8 +32,13 @@ use std::sync::Arc;
 
 use crate::checkpoint;
 use crate::error::LogError;
+use crate::error::io_err;
 use crate::file_cache::FileCache;
-use crate::segment::{file_stem, io_err};
+
+/// File name stem of a segment: its base offset, zero-padded to 20 digits.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
 
 /// One of the four files of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

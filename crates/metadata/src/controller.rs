@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::config::{LogDefaults, TopicDefaults};
 use crate::delta::MetadataListener;
-use crate::error::ApiError;
+use crate::error::{ApiError, MetadataError};
 use crate::image::{MetadataImage, MetadataRecord};
-use crate::log::{Committed, MetadataError, MetadataLog};
+use crate::log::{Committed, MetadataLog};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).

@@ -1,8 +1,13 @@
-//! The error an admin change reports per item: a Kafka code and a message.
+//! Errors of this crate: [`MetadataError`], the metadata log failing, and
+//! [`ApiError`], what an admin change reports per item.
 
 use sluice_protocol::error::codes as code;
 
-use crate::log::MetadataError;
+use sluice_log::LogError;
+use sluice_records::RecordsError;
+
+use crate::codec::CodecError;
+use crate::image::ApplyError;
 
 /// An error for one item of an admin request: a Kafka code and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,4 +33,32 @@ impl From<MetadataError> for ApiError {
         tracing::error!("metadata change failed: {e}");
         ApiError::new(code::KAFKA_STORAGE_ERROR, e.to_string())
     }
+}
+
+/// Failures of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The metadata log failed; the broker cannot change metadata.
+    #[error("metadata log: {0}")]
+    Log(#[from] LogError),
+    /// A batch in the metadata log could not be decoded.
+    #[error("metadata log batch: {0}")]
+    Records(#[from] RecordsError),
+    /// A record's value is not a metadata record.
+    #[error("metadata record at offset {offset} is not valid: {reason}")]
+    Decode {
+        /// Where.
+        offset: i64,
+        /// Why.
+        reason: String,
+    },
+    /// A record does not apply to the image.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// A record cannot be encoded (a name too long for the format).
+    #[error("cannot encode metadata record: {0}")]
+    Encode(#[from] CodecError),
+    /// The blocking fsync task died.
+    #[error("metadata fsync task failed: {0}")]
+    Join(String),
 }

@@ -5,7 +5,7 @@
 //! - [`codec`]: the byte encoding of metadata records.
 //! - [`delta`]: what one committed change did, for subscribers.
 //! - [`log`]: the [`MetadataLog`] seam and its local implementation.
-//! - [`error`]: [`ApiError`], the per-item error of an admin change.
+//! - [`error`]: [`MetadataError`] and [`ApiError`], the per-item error of an admin change.
 //! - [`controller`]: validates admin changes and commits them.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //! - [`config`]: broker-wide topic and log defaults.
@@ -25,9 +25,9 @@ pub mod topic_config;
 
 pub use controller::Controller;
 pub use delta::{MetadataDelta, MetadataListener};
-pub use error::ApiError;
+pub use error::{ApiError, MetadataError};
 pub use image::{MetadataImage, MetadataRecord, PartitionImage, TopicImage};
-pub use log::{Change, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataError, MetadataLog};
+pub use log::{Change, CommitFuture, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataLog};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

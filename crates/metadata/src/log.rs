@@ -22,12 +22,12 @@ use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use sluice_log::{Log, LogConfig, LogError};
-use sluice_records::{BatchBuilder, NewRecord, RecordsError, decode_records};
+use sluice_records::{BatchBuilder, NewRecord, decode_records};
 
 use crate::codec::{self as metadata_codec, CodecError, Decoded};
 use crate::delta::MetadataDelta;
-use crate::error::ApiError;
-use crate::image::{ApplyError, MetadataImage, MetadataRecord};
+use crate::error::{ApiError, MetadataError};
+use crate::image::{MetadataImage, MetadataRecord};
 use crate::now_ms;
 
 /// Directory of the metadata log inside the data directory.
@@ -44,34 +44,6 @@ const MAX_BATCH_VALUE_BYTES: usize = 512 * 1024;
 /// Records per metadata batch. Bounds the work (and the allocation) of
 /// decoding one batch; 4,096 compact partition records are about 200 KB.
 const MAX_RECORDS_PER_BATCH: usize = 4096;
-
-/// Failures of the metadata store.
-#[derive(Debug, thiserror::Error)]
-pub enum MetadataError {
-    /// The metadata log failed; the broker cannot change metadata.
-    #[error("metadata log: {0}")]
-    Log(#[from] LogError),
-    /// A batch in the metadata log could not be decoded.
-    #[error("metadata log batch: {0}")]
-    Records(#[from] RecordsError),
-    /// A record's value is not a metadata record.
-    #[error("metadata record at offset {offset} is not valid: {reason}")]
-    Decode {
-        /// Where.
-        offset: i64,
-        /// Why.
-        reason: String,
-    },
-    /// A record does not apply to the image.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    /// A record cannot be encoded (a name too long for the format).
-    #[error("cannot encode metadata record: {0}")]
-    Encode(#[from] CodecError),
-    /// The blocking fsync task died.
-    #[error("metadata fsync task failed: {0}")]
-    Join(String),
-}
 
 /// One change to write: given the current image, the records to commit
 /// (none = nothing to do) or the error refusing the change. It runs under

@@ -131,8 +131,8 @@ pub enum RecordsError {
     /// Records that are well formed but break a topic rule (timestamps, keys).
     #[error("{total} record(s) rejected; first: {}", first_issue(issues))]
     RejectedRecords {
-        /// (index in batch, issue), at most `validate::MAX_RECORD_ISSUES` of them.
-        issues: Vec<(i32, crate::validate::RecordIssue)>,
+        /// (index in batch, issue), at most `MAX_RECORD_ISSUES` of them.
+        issues: Vec<(i32, RecordIssue)>,
         /// How many records were rejected in all.
         total: usize,
     },
@@ -141,7 +141,7 @@ pub enum RecordsError {
     EmptyBatch,
 }
 
-fn first_issue(issues: &[(i32, crate::validate::RecordIssue)]) -> String {
+fn first_issue(issues: &[(i32, RecordIssue)]) -> String {
     issues.first().map_or_else(String::new, |(index, issue)| {
         format!("record {index}: {issue}")
     })
@@ -196,6 +196,56 @@ impl RecordsError {
             | RecordsError::CrcMismatch { .. }
             | RecordsError::Decompress { .. }
             | RecordsError::Compress { .. } => CORRUPT_MESSAGE,
+        }
+    }
+}
+
+/// Why one record was refused. Kafka reports these per record
+/// (`record_errors` in Produce v8+) and fails the whole batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordIssue {
+    /// A CreateTime record timestamp outside the allowed window.
+    TimestampOutOfRange {
+        /// The record's timestamp.
+        timestamp: i64,
+        /// Earliest allowed timestamp.
+        min: i64,
+        /// Latest allowed timestamp.
+        max: i64,
+    },
+    /// The producer set the LogAppendTime bit; only the broker may.
+    LogAppendTimeFromProducer,
+    /// A record without a key on a compacted topic.
+    NoKeyOnCompactedTopic,
+}
+
+impl RecordIssue {
+    /// True for the issues Kafka reports as INVALID_TIMESTAMP.
+    pub fn is_timestamp(&self) -> bool {
+        matches!(
+            self,
+            RecordIssue::TimestampOutOfRange { .. } | RecordIssue::LogAppendTimeFromProducer
+        )
+    }
+}
+
+impl std::fmt::Display for RecordIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordIssue::TimestampOutOfRange {
+                timestamp,
+                min,
+                max,
+            } => write!(
+                f,
+                "timestamp {timestamp} is out of range; it must be within [{min}, {max}]"
+            ),
+            RecordIssue::LogAppendTimeFromProducer => {
+                f.write_str("producers must not set the timestamp type to LogAppendTime")
+            }
+            RecordIssue::NoKeyOnCompactedTopic => {
+                f.write_str("a compacted topic cannot accept a record without a key")
+            }
         }
     }
 }

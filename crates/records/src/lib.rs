@@ -36,6 +36,7 @@ pub use batch::{
 };
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::{Compression, MAX_DECOMPRESSED_BYTES};
+pub use error::RecordIssue;
 pub use error::RecordsError;
 pub use record::{Header, Record};
-pub use validate::{RecordIssue, ValidatedBatch, ValidationConfig, validate_producer_batch};
+pub use validate::{ValidatedBatch, ValidationConfig, validate_producer_batch};

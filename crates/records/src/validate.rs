@@ -28,7 +28,7 @@ use std::io::{self, Read};
 
 use crate::batch::{BATCH_HEADER_BYTES, BatchHeader, TimestampType, check_producer_batch};
 use crate::compression::{Compression, XERIAL_HEADER_BYTES, XERIAL_MAGIC, snappy_block};
-use crate::error::RecordsError;
+use crate::error::{RecordIssue, RecordsError};
 
 /// Size of the window a compressed body is decoded through. Large enough
 /// that refills are rare per record, small enough that a request with many
@@ -55,56 +55,6 @@ pub struct ValidationConfig {
     pub max_decompressed_bytes: usize,
     /// Produce v7+ may use zstd; older versions get UNSUPPORTED_COMPRESSION_TYPE.
     pub zstd_allowed: bool,
-}
-
-/// Why one record was refused. Kafka reports these per record
-/// (`record_errors` in Produce v8+) and fails the whole batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordIssue {
-    /// A CreateTime record timestamp outside the allowed window.
-    TimestampOutOfRange {
-        /// The record's timestamp.
-        timestamp: i64,
-        /// Earliest allowed timestamp.
-        min: i64,
-        /// Latest allowed timestamp.
-        max: i64,
-    },
-    /// The producer set the LogAppendTime bit; only the broker may.
-    LogAppendTimeFromProducer,
-    /// A record without a key on a compacted topic.
-    NoKeyOnCompactedTopic,
-}
-
-impl RecordIssue {
-    /// True for the issues Kafka reports as INVALID_TIMESTAMP.
-    pub fn is_timestamp(&self) -> bool {
-        matches!(
-            self,
-            RecordIssue::TimestampOutOfRange { .. } | RecordIssue::LogAppendTimeFromProducer
-        )
-    }
-}
-
-impl std::fmt::Display for RecordIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RecordIssue::TimestampOutOfRange {
-                timestamp,
-                min,
-                max,
-            } => write!(
-                f,
-                "timestamp {timestamp} is out of range; it must be within [{min}, {max}]"
-            ),
-            RecordIssue::LogAppendTimeFromProducer => {
-                f.write_str("producers must not set the timestamp type to LogAppendTime")
-            }
-            RecordIssue::NoKeyOnCompactedTopic => {
-                f.write_str("a compacted topic cannot accept a record without a key")
-            }
-        }
-    }
 }
 
 /// Most refused records listed in one error; the rest are only counted.

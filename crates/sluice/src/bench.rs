@@ -25,6 +25,7 @@ use sluice_client::{
 };
 use tokio::sync::mpsc;
 
+use crate::chart::Sample;
 use crate::common::{CliError, ConnArgs, parse_compression, parse_duration};
 
 /// Latency histogram range: 1 µs to 10 minutes, 3 significant digits.
@@ -141,23 +142,6 @@ impl Stats {
         self.messages.fetch_add(messages, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
-}
-
-/// One row of the time series (one per second).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Sample {
-    /// Seconds since start.
-    pub elapsed_s: f64,
-    /// Messages per second in the period.
-    pub messages_per_sec: f64,
-    /// MiB per second in the period.
-    pub mb_per_sec: f64,
-    /// Median latency in the period.
-    pub latency_ms_p50: f64,
-    /// 99th percentile latency in the period.
-    pub latency_ms_p99: f64,
-    /// Largest latency in the period.
-    pub latency_ms_max: f64,
 }
 
 /// The final summary.

@@ -7,9 +7,24 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use plotters::prelude::*;
+/// One row of the time series (one per second).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    /// Seconds since start.
+    pub elapsed_s: f64,
+    /// Messages per second in the period.
+    pub messages_per_sec: f64,
+    /// MiB per second in the period.
+    pub mb_per_sec: f64,
+    /// Median latency in the period.
+    pub latency_ms_p50: f64,
+    /// 99th percentile latency in the period.
+    pub latency_ms_p99: f64,
+    /// Largest latency in the period.
+    pub latency_ms_max: f64,
+}
 
-use crate::bench::Sample;
+use plotters::prelude::*;
 
 const FONT_CANDIDATES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",

@@ -4,7 +4,13 @@
 //! `docs/protocol.md`) and writes `$OUT_DIR/messages.rs`: one module per API
 //! with plain structs, their `Default` (Kafka's field defaults), and
 //! version-aware encode/decode. It also writes the `ApiKey` enum, the header
-//! version tables and the `RequestBody`/`ResponseBody` dispatch enums.
+//! version tables, the `RequestBody`/`ResponseBody` dispatch enums, and each
+//! API's error responses (`error_response`, `top_level_error`; the mirroring
+//! rules and the `mirror=`/`key=`/`err=`/`unique=` annotations are in
+//! `docs/protocol.md`).
+//!
+//! From `spec/errors.txt` it writes `$OUT_DIR/errors.rs`: every form of the
+//! Kafka error-code table, included by `src/error.rs`.
 //!
 //! The generator is deliberately simple string building: the output is
 //! checked by the compiler, by clippy and by the round-trip tests, and a
@@ -76,7 +82,7 @@ impl Versions {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum Ty {
     Bool,
     I8,
@@ -103,6 +109,17 @@ struct Field {
     tag: Option<u32>,
     tagged: Versions,
     default: Option<String>,
+    /// `mirror=`: the request array(s) this response array mirrors in an
+    /// error response (see `gen_error_response`).
+    mirror: Option<String>,
+    /// `key=`: the request item field this response field copies in an
+    /// error response, when the names differ or the name is not a usual key.
+    key: Option<String>,
+    /// `err=`: this field's value in an error response (`code`, `message`
+    /// or a literal).
+    err: Option<String>,
+    /// `unique=`: drop mirrored items whose value of this field repeats.
+    unique: Option<String>,
     children: Vec<Field>,
     line: usize,
 }
@@ -155,6 +172,171 @@ fn main() {
     if let Err(e) = fs::write(out.join("messages.rs"), code) {
         die(&format!("cannot write messages.rs: {e}"));
     }
+
+    let errors_path = spec_dir.join("errors.txt");
+    println!("cargo:rerun-if-changed={}", errors_path.display());
+    let errors = match fs::read_to_string(&errors_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| parse_errors(&text))
+    {
+        Ok(rows) => generate_errors(&rows),
+        Err(e) => die(&format!("{}: {e}", errors_path.display())),
+    };
+    if let Err(e) = fs::write(out.join("errors.rs"), errors) {
+        die(&format!("cannot write errors.rs: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Error codes
+// ---------------------------------------------------------------------------
+
+/// One row of `spec/errors.txt`.
+struct ErrorRow {
+    code: i16,
+    name: String,
+    retriable: bool,
+}
+
+/// Reads `spec/errors.txt` and rejects anything that would make two forms of
+/// the table disagree: a repeated number or name, or a name that is not
+/// Kafka's SHOUTY_SNAKE_CASE.
+fn parse_errors(text: &str) -> Result<Vec<ErrorRow>, String> {
+    let mut rows: Vec<ErrorRow> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        let [code, name, retriable] = toks[..] else {
+            return Err(format!("line {line_no}: expected `number NAME yes|no`"));
+        };
+        let code: i16 = code
+            .parse()
+            .map_err(|_| format!("line {line_no}: bad number {code}"))?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!("line {line_no}: bad name {name}"));
+        }
+        let retriable = match retriable {
+            "yes" => true,
+            "no" => false,
+            other => {
+                return Err(format!(
+                    "line {line_no}: retriable must be yes or no, not {other}"
+                ));
+            }
+        };
+        if let Some(dup) = rows.iter().find(|r| r.code == code || r.name == name) {
+            return Err(format!(
+                "line {line_no}: {name} ({code}) repeats {} ({})",
+                dup.name, dup.code
+            ));
+        }
+        rows.push(ErrorRow {
+            code,
+            name: name.to_string(),
+            retriable,
+        });
+    }
+    Ok(rows)
+}
+
+/// `NOT_LEADER_OR_FOLLOWER` -> `NotLeaderOrFollower`.
+fn error_variant(name: &str) -> String {
+    name.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_string() + &chars.as_str().to_ascii_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// Every form of the error table: the enum, its conversions, and the `codes`
+/// constants. Included by `src/error.rs`.
+fn generate_errors(rows: &[ErrorRow]) -> String {
+    let mut out = String::new();
+    out.push_str("// @generated by crates/protocol/build.rs from crates/protocol/spec/errors.txt. Do not edit.\n\n");
+    out.push_str("/// A Kafka protocol error code. Unknown numbers are kept in [`ErrorCode::Other`].\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]\npub enum ErrorCode {\n");
+    for r in rows {
+        let retriable = if r.retriable { ", retriable" } else { "" };
+        let _ = writeln!(
+            out,
+            "    /// `{}` ({}{retriable}).\n    {},",
+            r.name,
+            r.code,
+            error_variant(&r.name)
+        );
+    }
+    out.push_str("    /// A code this table does not name (newer Kafka).\n    Other(i16),\n}\n\n");
+
+    out.push_str("impl ErrorCode {\n");
+    let _ = writeln!(
+        out,
+        "    /// Every named code, in table order.\n    pub const ALL: &'static [ErrorCode] = &[{}];\n",
+        rows.iter()
+            .map(|r| format!("ErrorCode::{}", error_variant(&r.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let arms = |f: &dyn Fn(&ErrorRow) -> String| -> String {
+        rows.iter()
+            .map(|r| format!("            {}\n", f(r)))
+            .collect()
+    };
+    let _ = write!(
+        out,
+        "    /// The wire value.\n    pub const fn code(self) -> i16 {{\n        match self {{\n{}            ErrorCode::Other(c) => c,\n        }}\n    }}\n\n",
+        arms(&|r| format!("ErrorCode::{} => {},", error_variant(&r.name), r.code))
+    );
+    let _ = write!(
+        out,
+        "    /// The error for a wire value.\n    pub const fn from_code(code: i16) -> Self {{\n        match code {{\n{}            other => ErrorCode::Other(other),\n        }}\n    }}\n\n",
+        arms(&|r| format!("{} => ErrorCode::{},", r.code, error_variant(&r.name)))
+    );
+    let _ = write!(
+        out,
+        "    /// Kafka's name for the code (`UNKNOWN_TOPIC_OR_PARTITION`); `UNKNOWN` for [`ErrorCode::Other`].\n    pub const fn name(self) -> &'static str {{\n        match self {{\n{}            ErrorCode::Other(_) => \"UNKNOWN\",\n        }}\n    }}\n\n",
+        arms(&|r| format!("ErrorCode::{} => \"{}\",", error_variant(&r.name), r.name))
+    );
+    let _ = write!(
+        out,
+        "    /// The code Kafka calls `name`, if this table has it.\n    pub fn from_name(name: &str) -> Option<Self> {{\n        match name {{\n{}            _ => None,\n        }}\n    }}\n\n",
+        arms(&|r| format!(
+            "\"{}\" => Some(ErrorCode::{}),",
+            r.name,
+            error_variant(&r.name)
+        ))
+    );
+    let retriable: Vec<String> = rows
+        .iter()
+        .filter(|r| r.retriable)
+        .map(|r| format!("ErrorCode::{}", error_variant(&r.name)))
+        .collect();
+    let _ = write!(
+        out,
+        "    /// Whether Kafka's client retries on this error (its exception is a `RetriableException`). Unknown codes are not retriable.\n    pub const fn is_retriable(self) -> bool {{\n        matches!(self, {})\n    }}\n}}\n\n",
+        retriable.join(" | ")
+    );
+
+    out.push_str("/// The same codes as plain `i16` constants, for writing straight into `error_code` fields.\npub mod codes {\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "    /// `{}`.\n    pub const {}: i16 = {};",
+            r.name, r.name, r.code
+        );
+    }
+    out.push_str("}\n");
+    out
 }
 
 fn env_or_die(k: &str) -> String {
@@ -275,6 +457,12 @@ fn parse_field(toks: &[&str], line_no: usize) -> Result<Field, String> {
         return Err(format!("line {line_no}: field needs name, type, v="));
     }
     let kv = keyvals(&toks[2..], line_no)?;
+    const FIELD_KEYS: &[&str] = &[
+        "v", "null", "tag", "tv", "default", "mirror", "key", "err", "unique",
+    ];
+    if let Some(k) = kv.keys().find(|k| !FIELD_KEYS.contains(&k.as_str())) {
+        return Err(format!("line {line_no}: unknown attribute {k}="));
+    }
     let versions = Versions::parse(kv.get("v").ok_or(format!("line {line_no}: missing v="))?)?;
     let nullable = match kv.get("null") {
         Some(s) => Versions::parse(s)?,
@@ -299,6 +487,10 @@ fn parse_field(toks: &[&str], line_no: usize) -> Result<Field, String> {
         tag,
         tagged,
         default: kv.get("default").cloned(),
+        mirror: kv.get("mirror").cloned(),
+        key: kv.get("key").cloned(),
+        err: kv.get("err").cloned(),
+        unique: kv.get("unique").cloned(),
         children: Vec::new(),
         line: line_no,
     })
@@ -419,11 +611,12 @@ fn signature(fields: &[Field], out: &mut String) {
 
 /// Collects the structs of one message into `defs`, renaming nested types
 /// whose name another message of the same module already uses differently.
+/// Returns the message's type names: spec name -> Rust name.
 fn collect_message(
     msg: &Message,
     defs: &mut Vec<StructDef>,
     taken: &mut HashMap<String, String>,
-) -> Result<(), String> {
+) -> Result<HashMap<String, String>, String> {
     let ctx_sig = format!("{:?}{:?}", msg.valid, msg.flexible);
     // Resolve names for commons first so fields can refer to them.
     let mut names: HashMap<String, String> = HashMap::new();
@@ -489,7 +682,7 @@ fn collect_message(
             top_level: false,
         });
     }
-    Ok(())
+    Ok(names)
 }
 
 fn claim_name(
@@ -983,6 +1176,389 @@ fn variant_name(msg_name: &str, suffix: &str) -> String {
         .to_string()
 }
 
+// ---------------------------------------------------------------------------
+// Error responses
+// ---------------------------------------------------------------------------
+
+/// A field with its Rust type and, for a struct or an array of structs, the
+/// struct's own fields resolved (inline or `common`).
+struct Node {
+    field: Field,
+    ty: Ty,
+    children: Vec<Node>,
+}
+
+/// Deepest struct nesting the resolver follows. Kafka's messages nest a
+/// handful of levels; anything deeper is a cycle among `common` structs.
+const MAX_NESTING: usize = 16;
+
+/// Response fields that name the item they belong to. In an error response
+/// each is copied from the same-named field of the request item being
+/// mirrored; a key with another name (or not in this list) needs `key=`.
+const KEY_FIELDS: &[&str] = &[
+    "Name",
+    "Topic",
+    "TopicId",
+    "TopicName",
+    "Index",
+    "Partition",
+    "PartitionIndex",
+    "PartitionId",
+    "GroupId",
+    "MemberId",
+    "GroupInstanceId",
+    "TransactionalId",
+    "ProducerId",
+    "ResourceType",
+    "ResourceName",
+    "Feature",
+];
+
+fn resolve(
+    msg: &Message,
+    fields: &[Field],
+    names: &HashMap<String, String>,
+    depth: usize,
+) -> Result<Vec<Node>, String> {
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "{}: structs nest deeper than {MAX_NESTING}",
+            msg.name
+        ));
+    }
+    fields
+        .iter()
+        .map(|f| {
+            let ty = parse_ty(&f.ty_raw, f, names)?;
+            let children = if !f.children.is_empty() {
+                resolve(msg, &f.children, names, depth + 1)?
+            } else if let Some(raw) = struct_type_name(&f.ty_raw) {
+                let (_, common) = msg
+                    .commons
+                    .iter()
+                    .find(|(n, _)| n == raw)
+                    .ok_or(format!("line {}: no struct {raw}", f.line))?;
+                resolve(msg, common, names, depth + 1)?
+            } else {
+                Vec::new()
+            };
+            Ok(Node {
+                field: f.clone(),
+                ty,
+                children,
+            })
+        })
+        .collect()
+}
+
+/// Whether `n` is an error-code field: `ErrorCode int16`, or `err=code`.
+fn is_error_code(n: &Node) -> bool {
+    match n.field.err.as_deref() {
+        Some(v) => v == "code",
+        None => n.field.name == "ErrorCode" && n.ty == Ty::I16,
+    }
+}
+
+/// Whether a struct with these fields carries an error code, itself or in
+/// anything nested inside it. Only such items are worth mirroring.
+fn carries_error(nodes: &[Node]) -> bool {
+    nodes
+        .iter()
+        .any(|n| is_error_code(n) || carries_error(&n.children))
+}
+
+/// What a response struct in an error response is built from.
+enum Source<'a> {
+    /// Nothing: only the error fields are set.
+    Nothing,
+    /// The request itself (`self`): its arrays are mirrored, keys are not copied.
+    Request(&'a [Node]),
+    /// One request item, bound to the closure variable `var` (a reference).
+    Item { fields: &'a [Node], var: String },
+    /// One element of a request array of primitives, bound to `var` (a
+    /// reference); it is copied into the response field named `into`.
+    Element { ty: Ty, var: String, into: String },
+}
+
+/// The value of field `n` in an error response, if it is an error field.
+fn error_value(n: &Node) -> Result<Option<String>, String> {
+    let line = n.field.line;
+    let nullable = is_nullable(&n.field, &n.ty);
+    let message = || {
+        if n.ty != Ty::Str {
+            return Err(format!("line {line}: err=message on a non-string field"));
+        }
+        Ok(Some(if nullable {
+            "message.map(str::to_owned)".to_string()
+        } else {
+            "message.unwrap_or_default().to_owned()".to_string()
+        }))
+    };
+    match n.field.err.as_deref() {
+        Some("code") if n.ty == Ty::I16 => Ok(Some("code".to_string())),
+        Some("code") => Err(format!("line {line}: err=code on a non-int16 field")),
+        Some("message") => message(),
+        Some(literal) => {
+            let ok = match n.ty {
+                Ty::Bool => literal == "true" || literal == "false",
+                Ty::I8 | Ty::I16 | Ty::I32 | Ty::I64 | Ty::U16 | Ty::U32 => {
+                    literal.parse::<i64>().is_ok()
+                }
+                _ => false,
+            };
+            if !ok || nullable {
+                return Err(format!(
+                    "line {line}: err={literal} must be a plain number or bool for this field"
+                ));
+            }
+            Ok(Some(literal.to_string()))
+        }
+        None if is_error_code(n) => Ok(Some("code".to_string())),
+        None if n.field.name == "ErrorMessage" && n.ty == Ty::Str => message(),
+        None => Ok(None),
+    }
+}
+
+/// `copy` or `clone` (whichever suits `ty`) adapted from a source of
+/// nullability `from_null` to a field of nullability `to_null`.
+fn convert(copy: &str, clone: &str, ty: &Ty, from_null: bool, to_null: bool) -> String {
+    let v = if fixed_size(ty).is_some() {
+        copy
+    } else {
+        clone
+    };
+    match (from_null, to_null) {
+        (false, true) => format!("Some({v})"),
+        (true, false) => format!("{v}.unwrap_or_default()"),
+        _ => v.to_string(),
+    }
+}
+
+/// The value of key field `n` copied from the request item, if `n` is a key.
+fn copied_key(n: &Node, src: &Source) -> Result<Option<String>, String> {
+    let line = n.field.line;
+    let to_null = is_nullable(&n.field, &n.ty);
+    match src {
+        Source::Element { ty, var, into } if *into == n.field.name => {
+            if *ty != n.ty {
+                return Err(format!(
+                    "line {line}: {into} cannot hold the mirrored array's elements ({ty:?})"
+                ));
+            }
+            Ok(Some(convert(
+                &format!("*{var}"),
+                &format!("{var}.clone()"),
+                ty,
+                false,
+                to_null,
+            )))
+        }
+        Source::Item { fields, var } => {
+            let wanted = match &n.field.key {
+                Some(k) => k.as_str(),
+                None if KEY_FIELDS.contains(&n.field.name.as_str()) => n.field.name.as_str(),
+                None => return Ok(None),
+            };
+            let found = fields.iter().find(|f| f.field.name == wanted);
+            let Some(s) = found.filter(|s| s.ty == n.ty) else {
+                if n.field.key.is_some() {
+                    return Err(format!(
+                        "line {line}: key={wanted}: the request item has no {wanted} of this type"
+                    ));
+                }
+                return Ok(None);
+            };
+            let place = format!("{var}.{}", field_ident(&s.field.name));
+            Ok(Some(convert(
+                &place,
+                &format!("{place}.clone()"),
+                &n.ty,
+                is_nullable(&s.field, &s.ty),
+                to_null,
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The value of array field `n` mirrored from request arrays, if `n` mirrors
+/// any: the arrays `mirror=` names, or else a same-named request array of
+/// structs when `n`'s items carry an error code.
+fn mirrored_array(n: &Node, src: &Source, depth: usize) -> Result<Option<String>, String> {
+    let line = n.field.line;
+    if n.field.unique.is_some() && n.field.mirror.is_none() {
+        return Err(format!("line {line}: unique= needs mirror="));
+    }
+    let Ty::Array(elem) = &n.ty else {
+        if n.field.mirror.is_some() {
+            return Err(format!(
+                "line {line}: mirror= on a field that is not an array"
+            ));
+        }
+        return Ok(None);
+    };
+    let Ty::Struct(item_type) = elem.as_ref() else {
+        if n.field.mirror.is_some() {
+            return Err(format!("line {line}: mirror= on an array of primitives"));
+        }
+        return Ok(None);
+    };
+    let (request_fields, base) = match src {
+        Source::Request(fields) => (*fields, "self".to_string()),
+        Source::Item { fields, var } => (*fields, var.clone()),
+        _ => return Ok(None),
+    };
+    let spec = match &n.field.mirror {
+        Some(m) => m.clone(),
+        None => {
+            let same = request_fields.iter().any(|f| {
+                f.field.name == n.field.name
+                    && matches!(&f.ty, Ty::Array(e) if matches!(e.as_ref(), Ty::Struct(_)))
+            });
+            if !same || !carries_error(&n.children) {
+                return Ok(None);
+            }
+            n.field.name.clone()
+        }
+    };
+    let var = format!("item{depth}");
+    let mut parts = Vec::new();
+    for source in spec.split('+') {
+        let (path, into) = match source.split_once(':') {
+            Some((p, i)) => (p, Some(i)),
+            None => (source, None),
+        };
+        let mut fields = request_fields;
+        let mut iter = String::new();
+        let mut last: Option<&Node> = None;
+        for (i, seg) in path.split('.').enumerate() {
+            let f = fields
+                .iter()
+                .find(|f| f.field.name == seg && matches!(f.ty, Ty::Array(_)))
+                .ok_or(format!(
+                    "line {line}: mirror={spec}: the request has no array {seg} here"
+                ))?;
+            let ident = field_ident(seg);
+            let flatten = if is_nullable(&f.field, &f.ty) {
+                ".flatten()"
+            } else {
+                ""
+            };
+            iter = if i == 0 {
+                format!("{base}.{ident}.iter(){flatten}")
+            } else {
+                let outer = format!("outer{depth}_{i}");
+                format!("{iter}.flat_map(|{outer}| {outer}.{ident}.iter(){flatten})")
+            };
+            fields = &f.children;
+            last = Some(f);
+        }
+        let Some(Ty::Array(source_elem)) = last.map(|l| &l.ty) else {
+            return Err(format!("line {line}: mirror={spec}: empty source"));
+        };
+        let inner = match (source_elem.as_ref(), into) {
+            (Ty::Struct(_), None) => Source::Item {
+                fields,
+                var: var.clone(),
+            },
+            (Ty::Struct(_), Some(_)) => {
+                return Err(format!(
+                    "line {line}: mirror={spec}: `:field` is only for arrays of primitives"
+                ));
+            }
+            (Ty::Array(_), _) | (_, None) => {
+                return Err(format!(
+                    "line {line}: mirror={spec}: an array of primitives needs `:Field` to say where each element goes"
+                ));
+            }
+            (prim, Some(into)) => {
+                if !n.children.iter().any(|c| c.field.name == into) {
+                    return Err(format!(
+                        "line {line}: mirror={spec}: the response item has no {into}"
+                    ));
+                }
+                Source::Element {
+                    ty: prim.clone(),
+                    var: var.clone(),
+                    into: into.to_string(),
+                }
+            }
+        };
+        let body = build_struct(&n.children, item_type, &inner, depth + 1)?;
+        parts.push(format!("{iter}.map(|{var}| {body})"));
+    }
+    let mut expr = parts
+        .iter()
+        .skip(1)
+        .fold(parts[0].clone(), |acc, p| format!("{acc}.chain({p})"));
+    expr = format!("{expr}.collect::<Vec<{item_type}>>()");
+    if let Some(unique) = &n.field.unique {
+        if !n.children.iter().any(|c| c.field.name == *unique) {
+            return Err(format!(
+                "line {line}: unique={unique}: the response item has no {unique}"
+            ));
+        }
+        // A set, not a scan of what was kept: requests can name many items.
+        expr = format!(
+            "{{ let mut seen = std::collections::HashSet::new(); let mut items = {expr}; items.retain(|item| seen.insert(item.{}.clone())); items }}",
+            field_ident(unique)
+        );
+    }
+    if is_nullable(&n.field, &n.ty) {
+        expr = format!("Some({expr})");
+    }
+    Ok(Some(expr))
+}
+
+/// An expression building response struct `type_name` for an error response.
+fn build_struct(
+    nodes: &[Node],
+    type_name: &str,
+    src: &Source,
+    depth: usize,
+) -> Result<String, String> {
+    let mut sets = Vec::new();
+    for n in nodes {
+        let value = match error_value(n)? {
+            Some(v) => Some(v),
+            None => match copied_key(n, src)? {
+                Some(v) => Some(v),
+                None => mirrored_array(n, src, depth)?,
+            },
+        };
+        if let Some(v) = value {
+            sets.push(format!("{}: {v}", field_ident(&n.field.name)));
+        }
+    }
+    if sets.len() < nodes.len() {
+        sets.push("..Default::default()".to_string());
+    }
+    Ok(format!("{type_name} {{ {} }}", sets.join(", ")))
+}
+
+/// `error_response` on the request and `top_level_error` on the response
+/// of one API.
+fn gen_error_response(
+    api: &Api,
+    request: &[Node],
+    response: &[Node],
+    out: &mut String,
+) -> Result<(), String> {
+    let rq = &api.request.name;
+    let rs = &api.response.name;
+    let mirrored = build_struct(response, rs, &Source::Request(request), 0)?;
+    let top_only = build_struct(response, rs, &Source::Nothing, 0)?;
+    let _ = writeln!(
+        out,
+        "impl {rq} {{\n    /// The response reporting error `code` (and `message`, where the response has room) for this request: every `error_code` and `error_message` is set, the response lists each topic, partition, group or other item this request names with its key and the error, and every other field keeps Kafka's default. See docs/protocol.md, \"Error responses\".\n    pub fn error_response(&self, code: i16, message: Option<&str>) -> {rs} {{\n        {mirrored}\n    }}\n}}\n"
+    );
+    let _ = writeln!(
+        out,
+        "impl {rs} {{\n    /// A response carrying error `code` (and `message`, where there is room) in its top-level error fields only, listing no items.\n    pub fn top_level_error(code: i16, message: Option<&str>) -> Self {{\n        {top_only}\n    }}\n}}\n"
+    );
+    Ok(())
+}
+
 fn generate(apis: &[Api]) -> Result<String, String> {
     let mut out = String::new();
     out.push_str("// @generated by crates/protocol/build.rs from crates/protocol/spec/*.spec. Do not edit.\n\n");
@@ -996,11 +1572,11 @@ fn generate(apis: &[Api]) -> Result<String, String> {
         let mut taken = HashMap::new();
         taken.insert(api.request.name.clone(), "top".to_string());
         taken.insert(api.response.name.clone(), "top".to_string());
-        collect_message(&api.request, &mut defs, &mut taken)?;
-        collect_message(&api.response, &mut defs, &mut taken)?;
+        let request_names = collect_message(&api.request, &mut defs, &mut taken)?;
+        let response_names = collect_message(&api.response, &mut defs, &mut taken)?;
         let _ = writeln!(
             out,
-            "/// Messages of the {} API (key {}).\n#[allow(dead_code, unused_imports, unused_variables, unused_mut, clippy::needless_borrow, clippy::collapsible_if, clippy::single_match, clippy::match_single_binding, clippy::field_reassign_with_default, clippy::derivable_impls)]\npub mod {} {{\n    use crate::codec;\n    use crate::{{Decode, DecodeError, Encode, EncodeError}};\n    use bytes::{{Bytes, BytesMut}};\n    use uuid::Uuid;\n",
+            "/// Messages of the {} API (key {}).\n#[allow(dead_code, unused_imports, unused_variables, unused_mut, clippy::needless_borrow, clippy::collapsible_if, clippy::single_match, clippy::match_single_binding, clippy::field_reassign_with_default, clippy::derivable_impls, clippy::needless_update)]\npub mod {} {{\n    use crate::codec;\n    use crate::{{Decode, DecodeError, Encode, EncodeError}};\n    use bytes::{{Bytes, BytesMut}};\n    use uuid::Uuid;\n",
             variant_name(&api.request.name, "Request"),
             api.request.api_key,
             api.module
@@ -1021,6 +1597,12 @@ fn generate(apis: &[Api]) -> Result<String, String> {
             variant_name(&rq.name, "Request"),
             api.response.name
         );
+        let request_tree = resolve(&api.request, &api.request.fields, &request_names, 0)
+            .map_err(|e| format!("{}: {e}", api.module))?;
+        let response_tree = resolve(&api.response, &api.response.fields, &response_names, 0)
+            .map_err(|e| format!("{}: {e}", api.module))?;
+        gen_error_response(api, &request_tree, &response_tree, &mut out)
+            .map_err(|e| format!("{}.spec: {e}", api.module))?;
         let _ = writeln!(out, "}}\n");
     }
     // Re-exports: every name that is unique across modules.
@@ -1218,6 +1800,33 @@ fn generate(apis: &[Api]) -> Result<String, String> {
         let _ = writeln!(out, "        }}\n    }}\n}}\n");
     }
 
+    // Error responses through the dispatch enums.
+    let _ = writeln!(
+        out,
+        "impl RequestBody {{\n    /// The response reporting error `code` (and `message`) for this request, mirroring every item it names; see each request's `error_response`.\n    pub fn error_response(&self, code: i16, message: Option<&str>) -> ResponseBody {{\n        match self {{"
+    );
+    for api in apis {
+        let v = variant_name(&api.request.name, "Request");
+        let _ = writeln!(
+            out,
+            "            RequestBody::{v}(r) => ResponseBody::{v}(r.error_response(code, message)),"
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n}}\n");
+    let _ = writeln!(
+        out,
+        "impl ResponseBody {{\n    /// A response of API `api` carrying error `code` (and `message`) in its top-level error fields only; see each response's `top_level_error`.\n    pub fn top_level_error(api: ApiKey, code: i16, message: Option<&str>) -> ResponseBody {{\n        match api {{"
+    );
+    for api in apis {
+        let v = variant_name(&api.request.name, "Request");
+        let _ = writeln!(
+            out,
+            "            ApiKey::{v} => ResponseBody::{v}({}::{}::top_level_error(code, message)),",
+            api.module, api.response.name
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n}}\n");
+
     // Test registry: every message with its version range.
     let _ = writeln!(
         out,
@@ -1234,5 +1843,19 @@ fn generate(apis: &[Api]) -> Result<String, String> {
         }
     }
     let _ = writeln!(out, "    ]\n}}");
+
+    // Test registry: a random request of any API.
+    let _ = writeln!(
+        out,
+        "\n/// A random request body of API `api`, for tests.\n#[cfg(test)]\npub(crate) fn arbitrary_request(api: ApiKey, g: &mut crate::testgen::Gen) -> RequestBody {{\n    match api {{"
+    );
+    for api in apis {
+        let v = variant_name(&api.request.name, "Request");
+        let _ = writeln!(
+            out,
+            "        ApiKey::{v} => RequestBody::{v}(crate::testgen::Arbitrary::arbitrary(g)),"
+        );
+    }
+    let _ = writeln!(out, "    }}\n}}");
     Ok(out)
 }

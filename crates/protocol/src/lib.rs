@@ -20,6 +20,8 @@ pub mod codec;
 #[cfg(test)]
 mod differential_tests;
 pub mod error;
+#[cfg(test)]
+mod error_response_tests;
 pub mod frame;
 pub mod header;
 #[cfg(test)]

@@ -9,6 +9,11 @@
 //! top-level `error_code` is set too, so a client reports "not supported"
 //! for each item rather than timing out or re-bootstrapping.
 //!
+//! This module holds only the policy: which code each API gets and whether
+//! its items are listed ([`answer_for`]). The responses themselves come from
+//! the codec, generated from the specs (`RequestBody::error_response` and
+//! `ResponseBody::top_level_error`, docs/protocol.md "Error responses").
+//!
 //! Error codes:
 //! - `UNSUPPORTED_VERSION` (35) for everything by default: it is Kafka's
 //!   "this broker does not do that", and clients surface it as such.
@@ -22,40 +27,16 @@
 //!   mechanism list, and `SaslAuthenticate` gets `ILLEGAL_SASL_STATE` (34),
 //!   which is what Kafka answers to authentication without a handshake.
 //!
-//! The match in [`error_response`] is exhaustive on purpose: a new API in
-//! the spec set fails to compile here until someone decides its answer.
+//! The match in [`answer_for`] is exhaustive on purpose: a new API in the
+//! spec set fails to compile here until someone decides its answer.
 //! Requests routed to real handlers still have an arm, so a handler can be
 //! removed (or not yet merged) without the API dropping connections.
 
 use sluice_protocol::error::codes;
-use sluice_protocol::messages::{self as m, RequestBody, RequestBody as B, ResponseBody};
+use sluice_protocol::messages::{self as m, ApiKey, RequestBody, RequestBody as B, ResponseBody};
 use sluice_protocol::{BytesMut, Encode, EncodeError, RequestHeader};
 
 use super::{Reply, RequestContext};
-
-/// Builds the response variant `$variant` from `$ty`, filling the named
-/// fields and leaving every other field at Kafka's default.
-macro_rules! answer {
-    ($variant:ident, $($ty:ident)::+ { $($field:ident : $value:expr),* $(,)? }) => {
-        ResponseBody::$variant($($ty)::+ { $($field: $value,)* ..Default::default() })
-    };
-}
-
-/// Maps each request item to a response item of type `$ty`, filling the
-/// named fields (usually the item's key and its error) and defaulting the
-/// rest. Nested `each!` calls mirror topics and their partitions.
-macro_rules! each {
-    ($items:expr, |$item:ident| $($ty:ident)::+ { $($field:ident : $value:expr),* $(,)? }) => {
-        $items
-            .into_iter()
-            .map(|$item| $($ty)::+ { $($field: $value,)* ..Default::default() })
-            .collect()
-    };
-    // rustfmt wraps long closure bodies in a block; accept that shape too.
-    ($items:expr, |$item:ident| { $($ty:ident)::+ { $($field:ident : $value:expr),* $(,)? } }) => {
-        each!($items, |$item| $($ty)::+ { $($field: $value),* })
-    };
-}
 
 /// Answers a request for an API without a handler. Always answers, except
 /// where Kafka itself sends nothing (Produce with acks=0).
@@ -127,912 +108,149 @@ pub fn reply_outside_advertised(
 
 /// [`error_response`] with a chosen message.
 fn error_response_with(body: RequestBody, message: String) -> Option<ResponseBody> {
-    let code = codes::UNSUPPORTED_VERSION;
-    let message = Some(message);
-    let msg = || message.clone();
-    let response = match body {
-        // ---- Data plane (normally routed to real handlers). ----
-        B::Produce(r) => {
-            if r.acks == 0 {
-                return None;
-            }
-            answer!(
-                Produce,
-                m::produce::ProduceResponse {
-                    responses: each!(r.topic_data, |t| m::produce::TopicProduceResponse {
-                        name: t.name,
-                        partition_responses: each!(t.partition_data, |p| {
-                            m::produce::PartitionProduceResponse {
-                                index: p.index,
-                                error_code: code,
-                                base_offset: -1,
-                                error_message: msg(),
-                            }
-                        }),
-                    }),
-                }
-            )
-        }
-        B::Fetch(r) => answer!(
-            Fetch,
-            m::fetch::FetchResponse {
-                error_code: code,
-                responses: each!(r.topics, |t| m::fetch::FetchableTopicResponse {
-                    topic: t.topic,
-                    topic_id: t.topic_id,
-                    partitions: each!(t.partitions, |p| m::fetch::PartitionData {
-                        partition_index: p.partition,
-                        error_code: code,
-                        high_watermark: -1,
-                    }),
-                }),
-            }
-        ),
-        B::ListOffsets(r) => answer!(
-            ListOffsets,
-            m::list_offsets::ListOffsetsResponse {
-                topics: each!(r.topics, |t| m::list_offsets::ListOffsetsTopicResponse {
-                    name: t.name,
-                    partitions: each!(t.partitions, |p| {
-                        m::list_offsets::ListOffsetsPartitionResponse {
-                            partition_index: p.partition_index,
-                            error_code: code,
-                        }
-                    }),
-                }),
-            }
-        ),
-        B::Metadata(r) => answer!(
-            Metadata,
-            m::metadata::MetadataResponse {
-                error_code: code,
-                topics: each!(r.topics.unwrap_or_default(), |t| {
-                    m::metadata::MetadataResponseTopic {
-                        error_code: code,
-                        name: t.name,
-                        topic_id: t.topic_id,
-                    }
-                }),
-            }
-        ),
-        B::DeleteRecords(r) => answer!(
-            DeleteRecords,
-            m::delete_records::DeleteRecordsResponse {
-                topics: each!(r.topics, |t| m::delete_records::DeleteRecordsTopicResult {
-                    name: t.name,
-                    partitions: each!(t.partitions, |p| {
-                        m::delete_records::DeleteRecordsPartitionResult {
-                            partition_index: p.partition_index,
-                            low_watermark: -1,
-                            error_code: code,
-                        }
-                    }),
-                }),
-            }
-        ),
-        B::OffsetForLeaderEpoch(r) => answer!(
-            OffsetForLeaderEpoch,
-            m::offset_for_leader_epoch::OffsetForLeaderEpochResponse {
-                topics: each!(r.topics, |t| {
-                    m::offset_for_leader_epoch::OffsetForLeaderTopicResult {
-                        topic: t.topic,
-                        partitions: each!(t.partitions, |p| {
-                            m::offset_for_leader_epoch::EpochEndOffset {
-                                partition: p.partition,
-                                error_code: code,
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::InitProducerId(_) => answer!(
-            InitProducerId,
-            m::init_producer_id::InitProducerIdResponse { error_code: code }
-        ),
-        B::ApiVersions(_) => answer!(
-            ApiVersions,
-            m::api_versions::ApiVersionsResponse { error_code: code }
-        ),
-
-        // ---- Topic and config administration. ----
-        B::CreateTopics(r) => answer!(
-            CreateTopics,
-            m::create_topics::CreateTopicsResponse {
-                topics: each!(r.topics, |t| m::create_topics::CreatableTopicResult {
-                    name: t.name,
-                    error_code: code,
-                    error_message: msg(),
-                }),
-            }
-        ),
-        B::DeleteTopics(r) => {
-            // v0-5 name topics in `topic_names`, v6 in `topics`; a request
-            // carries only one of them, so chaining both covers every version.
-            let by_name = r
-                .topic_names
-                .into_iter()
-                .map(|name| (Some(name), uuid::Uuid::nil()));
-            let by_state = r.topics.into_iter().map(|t| (t.name, t.topic_id));
-            answer!(
-                DeleteTopics,
-                m::delete_topics::DeleteTopicsResponse {
-                    responses: each!(by_name.chain(by_state), |t| {
-                        m::delete_topics::DeletableTopicResult {
-                            name: t.0,
-                            topic_id: t.1,
-                            error_code: code,
-                            error_message: msg(),
-                        }
-                    }),
-                }
-            )
-        }
-        B::CreatePartitions(r) => answer!(
-            CreatePartitions,
-            m::create_partitions::CreatePartitionsResponse {
-                results: each!(r.topics, |t| {
-                    m::create_partitions::CreatePartitionsTopicResult {
-                        name: t.name,
-                        error_code: code,
-                        error_message: msg(),
-                    }
-                }),
-            }
-        ),
-        B::DescribeConfigs(r) => answer!(
-            DescribeConfigs,
-            m::describe_configs::DescribeConfigsResponse {
-                results: each!(r.resources, |res| {
-                    m::describe_configs::DescribeConfigsResult {
-                        error_code: code,
-                        error_message: msg(),
-                        resource_type: res.resource_type,
-                        resource_name: res.resource_name,
-                    }
-                }),
-            }
-        ),
-        B::AlterConfigs(r) => answer!(
-            AlterConfigs,
-            m::alter_configs::AlterConfigsResponse {
-                responses: each!(r.resources, |res| {
-                    m::alter_configs::AlterConfigsResourceResponse {
-                        error_code: code,
-                        error_message: msg(),
-                        resource_type: res.resource_type,
-                        resource_name: res.resource_name,
-                    }
-                }),
-            }
-        ),
-        B::IncrementalAlterConfigs(r) => answer!(
-            IncrementalAlterConfigs,
-            m::incremental_alter_configs::IncrementalAlterConfigsResponse {
-                responses: each!(r.resources, |res| {
-                    m::incremental_alter_configs::AlterConfigsResourceResponse {
-                        error_code: code,
-                        error_message: msg(),
-                        resource_type: res.resource_type,
-                        resource_name: res.resource_name,
-                    }
-                }),
-            }
-        ),
-        B::DescribeCluster(_) => answer!(
-            DescribeCluster,
-            m::describe_cluster::DescribeClusterResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::DescribeTopicPartitions(r) => answer!(
-            DescribeTopicPartitions,
-            m::describe_topic_partitions::DescribeTopicPartitionsResponse {
-                topics: each!(r.topics, |t| {
-                    m::describe_topic_partitions::DescribeTopicPartitionsResponseTopic {
-                        error_code: code,
-                        name: Some(t.name),
-                    }
-                }),
-            }
-        ),
-        B::ElectLeaders(r) => answer!(
-            ElectLeaders,
-            m::elect_leaders::ElectLeadersResponse {
-                error_code: code,
-                replica_election_results: each!(r.topic_partitions.unwrap_or_default(), |t| {
-                    m::elect_leaders::ReplicaElectionResult {
-                        topic: t.topic,
-                        partition_result: each!(t.partitions, |p| {
-                            m::elect_leaders::PartitionResult {
-                                partition_id: p,
-                                error_code: code,
-                                error_message: msg(),
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::AlterPartitionReassignments(r) => answer!(
-            AlterPartitionReassignments,
-            m::alter_partition_reassignments::AlterPartitionReassignmentsResponse {
-                error_code: code,
-                error_message: msg(),
-                responses: each!(r.topics, |t| {
-                    m::alter_partition_reassignments::ReassignableTopicResponse {
-                        name: t.name,
-                        partitions: each!(t.partitions, |p| {
-                            m::alter_partition_reassignments::ReassignablePartitionResponse {
-                                partition_index: p.partition_index,
-                                error_code: code,
-                                error_message: msg(),
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::ListPartitionReassignments(_) => answer!(
-            ListPartitionReassignments,
-            m::list_partition_reassignments::ListPartitionReassignmentsResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::AlterReplicaLogDirs(r) => answer!(
-            AlterReplicaLogDirs,
-            m::alter_replica_log_dirs::AlterReplicaLogDirsResponse {
-                results: each!(r.dirs.into_iter().flat_map(|d| d.topics), |t| {
-                    m::alter_replica_log_dirs::AlterReplicaLogDirTopicResult {
-                        topic_name: t.name,
-                        partitions: each!(t.partitions, |p| {
-                            m::alter_replica_log_dirs::AlterReplicaLogDirPartitionResult {
-                                partition_index: p,
-                                error_code: code,
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        // Results are per log directory, and there are none to name. Kafka's
-        // own error response has the same shape: a top-level error (v3+).
-        B::DescribeLogDirs(_) => answer!(
-            DescribeLogDirs,
-            m::describe_log_dirs::DescribeLogDirsResponse { error_code: code }
-        ),
-        B::UpdateFeatures(r) => answer!(
-            UpdateFeatures,
-            m::update_features::UpdateFeaturesResponse {
-                error_code: code,
-                error_message: msg(),
-                results: each!(r.feature_updates, |f| {
-                    m::update_features::UpdatableFeatureResult {
-                        feature: f.feature,
-                        error_code: code,
-                        error_message: msg(),
-                    }
-                }),
-            }
-        ),
-
-        // ---- Consumer groups (normally routed to the group coordinator). ----
-        B::FindCoordinator(r) => answer!(
-            FindCoordinator,
-            m::find_coordinator::FindCoordinatorResponse {
-                error_code: code,
-                error_message: msg(),
-                node_id: -1,
-                port: -1,
-                coordinators: each!(r.coordinator_keys, |key| m::find_coordinator::Coordinator {
-                    key: key,
-                    node_id: -1,
-                    port: -1,
-                    error_code: code,
-                    error_message: msg(),
-                }),
-            }
-        ),
-        B::JoinGroup(_) => answer!(
-            JoinGroup,
-            m::join_group::JoinGroupResponse { error_code: code }
-        ),
-        B::Heartbeat(_) => answer!(
-            Heartbeat,
-            m::heartbeat::HeartbeatResponse { error_code: code }
-        ),
-        B::SyncGroup(_) => answer!(
-            SyncGroup,
-            m::sync_group::SyncGroupResponse { error_code: code }
-        ),
-        B::LeaveGroup(r) => answer!(
-            LeaveGroup,
-            m::leave_group::LeaveGroupResponse {
-                error_code: code,
-                members: each!(r.members, |member| m::leave_group::MemberResponse {
-                    member_id: member.member_id,
-                    group_instance_id: member.group_instance_id,
-                    error_code: code,
-                }),
-            }
-        ),
-        B::ListGroups(_) => answer!(
-            ListGroups,
-            m::list_groups::ListGroupsResponse { error_code: code }
-        ),
-        B::DescribeGroups(r) => answer!(
-            DescribeGroups,
-            m::describe_groups::DescribeGroupsResponse {
-                groups: each!(r.groups, |group_id| m::describe_groups::DescribedGroup {
-                    error_code: code,
-                    error_message: msg(),
-                    group_id: group_id,
-                }),
-            }
-        ),
-        B::DeleteGroups(r) => answer!(
-            DeleteGroups,
-            m::delete_groups::DeleteGroupsResponse {
-                results: each!(r.groups_names, |group_id| {
-                    m::delete_groups::DeletableGroupResult {
-                        group_id: group_id,
-                        error_code: code,
-                    }
-                }),
-            }
-        ),
-        B::OffsetCommit(r) => answer!(
-            OffsetCommit,
-            m::offset_commit::OffsetCommitResponse {
-                topics: each!(r.topics, |t| m::offset_commit::OffsetCommitResponseTopic {
-                    name: t.name,
-                    partitions: each!(t.partitions, |p| {
-                        m::offset_commit::OffsetCommitResponsePartition {
-                            partition_index: p.partition_index,
-                            error_code: code,
-                        }
-                    }),
-                }),
-            }
-        ),
-        // v0-7 carry one group (`topics`); v8+ carry `groups`. Both shapes
-        // are filled from whichever the request used.
-        B::OffsetFetch(r) => answer!(
-            OffsetFetch,
-            m::offset_fetch::OffsetFetchResponse {
-                error_code: code,
-                topics: each!(r.topics.unwrap_or_default(), |t| {
-                    m::offset_fetch::OffsetFetchResponseTopic {
-                        name: t.name,
-                        partitions: each!(t.partition_indexes, |p| {
-                            m::offset_fetch::OffsetFetchResponsePartition {
-                                partition_index: p,
-                                committed_offset: -1,
-                                error_code: code,
-                            }
-                        }),
-                    }
-                }),
-                groups: each!(r.groups, |g| m::offset_fetch::OffsetFetchResponseGroup {
-                    group_id: g.group_id,
-                    error_code: code,
-                    topics: each!(g.topics.unwrap_or_default(), |t| {
-                        m::offset_fetch::OffsetFetchResponseTopics {
-                            name: t.name,
-                            partitions: each!(t.partition_indexes, |p| {
-                                m::offset_fetch::OffsetFetchResponsePartitions {
-                                    partition_index: p,
-                                    committed_offset: -1,
-                                    error_code: code,
-                                }
-                            }),
-                        }
-                    }),
-                }),
-            }
-        ),
-        B::OffsetDelete(r) => answer!(
-            OffsetDelete,
-            m::offset_delete::OffsetDeleteResponse {
-                error_code: code,
-                topics: each!(r.topics, |t| m::offset_delete::OffsetDeleteResponseTopic {
-                    name: t.name,
-                    partitions: each!(t.partitions, |p| {
-                        m::offset_delete::OffsetDeleteResponsePartition {
-                            partition_index: p.partition_index,
-                            error_code: code,
-                        }
-                    }),
-                }),
-            }
-        ),
-        B::ConsumerGroupHeartbeat(_) => answer!(
-            ConsumerGroupHeartbeat,
-            m::consumer_group_heartbeat::ConsumerGroupHeartbeatResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::ConsumerGroupDescribe(r) => answer!(
-            ConsumerGroupDescribe,
-            m::consumer_group_describe::ConsumerGroupDescribeResponse {
-                groups: each!(r.group_ids, |group_id| {
-                    m::consumer_group_describe::DescribedGroup {
-                        error_code: code,
-                        error_message: msg(),
-                        group_id: group_id,
-                    }
-                }),
-            }
-        ),
-
-        // ---- Share groups (KIP-932). ----
-        B::ShareGroupHeartbeat(_) => answer!(
-            ShareGroupHeartbeat,
-            m::share_group_heartbeat::ShareGroupHeartbeatResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::ShareGroupDescribe(r) => answer!(
-            ShareGroupDescribe,
-            m::share_group_describe::ShareGroupDescribeResponse {
-                groups: each!(r.group_ids, |group_id| {
-                    m::share_group_describe::DescribedGroup {
-                        error_code: code,
-                        error_message: msg(),
-                        group_id: group_id,
-                    }
-                }),
-            }
-        ),
-        B::ShareFetch(r) => answer!(
-            ShareFetch,
-            m::share_fetch::ShareFetchResponse {
-                error_code: code,
-                error_message: msg(),
-                responses: each!(r.topics, |t| m::share_fetch::ShareFetchableTopicResponse {
-                    topic_id: t.topic_id,
-                    partitions: each!(t.partitions, |p| m::share_fetch::PartitionData {
-                        partition_index: p.partition_index,
-                        error_code: code,
-                        error_message: msg(),
-                    }),
-                }),
-            }
-        ),
-        B::ShareAcknowledge(r) => answer!(
-            ShareAcknowledge,
-            m::share_acknowledge::ShareAcknowledgeResponse {
-                error_code: code,
-                error_message: msg(),
-                responses: each!(r.topics, |t| {
-                    m::share_acknowledge::ShareAcknowledgeTopicResponse {
-                        topic_id: t.topic_id,
-                        partitions: each!(t.partitions, |p| m::share_acknowledge::PartitionData {
-                            partition_index: p.partition_index,
-                            error_code: code,
-                            error_message: msg(),
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::InitializeShareGroupState(r) => answer!(
-            InitializeShareGroupState,
-            m::initialize_share_group_state::InitializeShareGroupStateResponse {
-                results: each!(r.topics, |t| {
-                    m::initialize_share_group_state::InitializeStateResult {
-                        topic_id: t.topic_id,
-                        partitions: each!(t.partitions, |p| {
-                            m::initialize_share_group_state::PartitionResult {
-                                partition: p.partition,
-                                error_code: code,
-                                error_message: msg(),
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::ReadShareGroupState(r) => answer!(
-            ReadShareGroupState,
-            m::read_share_group_state::ReadShareGroupStateResponse {
-                results: each!(r.topics, |t| m::read_share_group_state::ReadStateResult {
-                    topic_id: t.topic_id,
-                    partitions: each!(t.partitions, |p| {
-                        m::read_share_group_state::PartitionResult {
-                            partition: p.partition,
-                            error_code: code,
-                            error_message: msg(),
-                        }
-                    }),
-                }),
-            }
-        ),
-        B::WriteShareGroupState(r) => answer!(
-            WriteShareGroupState,
-            m::write_share_group_state::WriteShareGroupStateResponse {
-                results: each!(r.topics, |t| m::write_share_group_state::WriteStateResult {
-                    topic_id: t.topic_id,
-                    partitions: each!(t.partitions, |p| {
-                        m::write_share_group_state::PartitionResult {
-                            partition: p.partition,
-                            error_code: code,
-                            error_message: msg(),
-                        }
-                    }),
-                }),
-            }
-        ),
-        B::DeleteShareGroupState(r) => answer!(
-            DeleteShareGroupState,
-            m::delete_share_group_state::DeleteShareGroupStateResponse {
-                results: each!(r.topics, |t| {
-                    m::delete_share_group_state::DeleteStateResult {
-                        topic_id: t.topic_id,
-                        partitions: each!(t.partitions, |p| {
-                            m::delete_share_group_state::PartitionResult {
-                                partition: p.partition,
-                                error_code: code,
-                                error_message: msg(),
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::ReadShareGroupStateSummary(r) => answer!(
-            ReadShareGroupStateSummary,
-            m::read_share_group_state_summary::ReadShareGroupStateSummaryResponse {
-                results: each!(r.topics, |t| {
-                    m::read_share_group_state_summary::ReadStateSummaryResult {
-                        topic_id: t.topic_id,
-                        partitions: each!(t.partitions, |p| {
-                            m::read_share_group_state_summary::PartitionResult {
-                                partition: p.partition,
-                                error_code: code,
-                                error_message: msg(),
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-
-        // ---- Transactions (normally routed to the transaction coordinator). ----
-        // v0-3 carry one transaction's topics; v4+ (broker-to-broker) carry
-        // a list of transactions. Both shapes are filled.
-        B::AddPartitionsToTxn(r) => answer!(
-            AddPartitionsToTxn,
-            m::add_partitions_to_txn::AddPartitionsToTxnResponse {
-                error_code: code,
-                results_by_topic_v3_and_below: add_partitions_results(r.v3_and_below_topics, code),
-                results_by_transaction: each!(r.transactions, |txn| {
-                    m::add_partitions_to_txn::AddPartitionsToTxnResult {
-                        transactional_id: txn.transactional_id,
-                        topic_results: add_partitions_results(txn.topics, code),
-                    }
-                }),
-            }
-        ),
-        B::AddOffsetsToTxn(_) => answer!(
-            AddOffsetsToTxn,
-            m::add_offsets_to_txn::AddOffsetsToTxnResponse { error_code: code }
-        ),
-        B::EndTxn(_) => answer!(EndTxn, m::end_txn::EndTxnResponse { error_code: code }),
-        B::TxnOffsetCommit(r) => answer!(
-            TxnOffsetCommit,
-            m::txn_offset_commit::TxnOffsetCommitResponse {
-                topics: each!(r.topics, |t| {
-                    m::txn_offset_commit::TxnOffsetCommitResponseTopic {
-                        name: t.name,
-                        partitions: each!(t.partitions, |p| {
-                            m::txn_offset_commit::TxnOffsetCommitResponsePartition {
-                                partition_index: p.partition_index,
-                                error_code: code,
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::WriteTxnMarkers(r) => answer!(
-            WriteTxnMarkers,
-            m::write_txn_markers::WriteTxnMarkersResponse {
-                markers: each!(r.markers, |marker| {
-                    m::write_txn_markers::WritableTxnMarkerResult {
-                        producer_id: marker.producer_id,
-                        topics: each!(marker.topics, |t| {
-                            m::write_txn_markers::WritableTxnMarkerTopicResult {
-                                name: t.name,
-                                partitions: each!(t.partition_indexes, |p| {
-                                    m::write_txn_markers::WritableTxnMarkerPartitionResult {
-                                        partition_index: p,
-                                        error_code: code,
-                                    }
-                                }),
-                            }
-                        }),
-                    }
-                }),
-            }
-        ),
-        B::DescribeTransactions(r) => answer!(
-            DescribeTransactions,
-            m::describe_transactions::DescribeTransactionsResponse {
-                transaction_states: each!(r.transactional_ids, |id| {
-                    m::describe_transactions::TransactionState {
-                        error_code: code,
-                        transactional_id: id,
-                    }
-                }),
-            }
-        ),
-        B::ListTransactions(_) => answer!(
-            ListTransactions,
-            m::list_transactions::ListTransactionsResponse { error_code: code }
-        ),
-        B::DescribeProducers(r) => answer!(
-            DescribeProducers,
-            m::describe_producers::DescribeProducersResponse {
-                topics: each!(r.topics, |t| m::describe_producers::TopicResponse {
-                    name: t.name,
-                    partitions: each!(t.partition_indexes, |p| {
-                        m::describe_producers::PartitionResponse {
-                            partition_index: p,
-                            error_code: code,
-                            error_message: msg(),
-                        }
-                    }),
-                }),
-            }
-        ),
-
-        // ---- Security: SASL, ACLs, delegation tokens, SCRAM, quotas. ----
-        B::SaslHandshake(_) => answer!(
-            SaslHandshake,
-            m::sasl_handshake::SaslHandshakeResponse {
-                error_code: codes::UNSUPPORTED_SASL_MECHANISM,
-                mechanisms: Vec::new(),
-            }
-        ),
-        B::SaslAuthenticate(_) => answer!(
-            SaslAuthenticate,
-            m::sasl_authenticate::SaslAuthenticateResponse {
-                error_code: codes::ILLEGAL_SASL_STATE,
-                error_message: Some("SASL is not enabled on this broker".to_owned()),
-            }
-        ),
-        B::DescribeAcls(_) => answer!(
-            DescribeAcls,
-            m::describe_acls::DescribeAclsResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::CreateAcls(r) => answer!(
-            CreateAcls,
-            m::create_acls::CreateAclsResponse {
-                results: each!(r.creations, |_creation| m::create_acls::AclCreationResult {
-                    error_code: code,
-                    error_message: msg(),
-                }),
-            }
-        ),
-        B::DeleteAcls(r) => answer!(
-            DeleteAcls,
-            m::delete_acls::DeleteAclsResponse {
-                filter_results: each!(r.filters, |_filter| {
-                    m::delete_acls::DeleteAclsFilterResult {
-                        error_code: code,
-                        error_message: msg(),
-                    }
-                }),
-            }
-        ),
-        B::CreateDelegationToken(_) => answer!(
-            CreateDelegationToken,
-            m::create_delegation_token::CreateDelegationTokenResponse { error_code: code }
-        ),
-        B::RenewDelegationToken(_) => answer!(
-            RenewDelegationToken,
-            m::renew_delegation_token::RenewDelegationTokenResponse { error_code: code }
-        ),
-        B::ExpireDelegationToken(_) => answer!(
-            ExpireDelegationToken,
-            m::expire_delegation_token::ExpireDelegationTokenResponse { error_code: code }
-        ),
-        B::DescribeDelegationToken(_) => answer!(
-            DescribeDelegationToken,
-            m::describe_delegation_token::DescribeDelegationTokenResponse { error_code: code }
-        ),
-        B::DescribeUserScramCredentials(r) => answer!(
-            DescribeUserScramCredentials,
-            m::describe_user_scram_credentials::DescribeUserScramCredentialsResponse {
-                error_code: code,
-                error_message: msg(),
-                results: each!(r.users.unwrap_or_default(), |user| {
-                    m::describe_user_scram_credentials::DescribeUserScramCredentialsResult {
-                        user: user.name,
-                        error_code: code,
-                        error_message: msg(),
-                    }
-                }),
-            }
-        ),
-        B::AlterUserScramCredentials(r) => {
-            // Kafka answers once per user, however many of the user's
-            // mechanisms the request deletes or upserts.
-            let mut users: Vec<String> = Vec::new();
-            let names = r.deletions.into_iter().map(|d| d.name);
-            for name in names.chain(r.upsertions.into_iter().map(|u| u.name)) {
-                if !users.contains(&name) {
-                    users.push(name);
-                }
-            }
-            answer!(
-                AlterUserScramCredentials,
-                m::alter_user_scram_credentials::AlterUserScramCredentialsResponse {
-                    results: each!(users, |user| {
-                        m::alter_user_scram_credentials::AlterUserScramCredentialsResult {
-                            user: user,
-                            error_code: code,
-                            error_message: msg(),
-                        }
-                    }),
-                }
-            )
-        }
-        B::DescribeClientQuotas(_) => answer!(
-            DescribeClientQuotas,
-            m::describe_client_quotas::DescribeClientQuotasResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::AlterClientQuotas(r) => answer!(
-            AlterClientQuotas,
-            m::alter_client_quotas::AlterClientQuotasResponse {
-                entries: each!(r.entries, |entry| {
-                    m::alter_client_quotas::AlterClientQuotasResponseEntryData {
-                        error_code: code,
-                        error_message: msg(),
-                        entity: entry.entity,
-                    }
-                }),
-            }
-        ),
-
-        // ---- Client telemetry (KIP-714). ----
-        B::GetTelemetrySubscriptions(_) => answer!(
-            GetTelemetrySubscriptions,
-            m::get_telemetry_subscriptions::GetTelemetrySubscriptionsResponse { error_code: code }
-        ),
-        B::PushTelemetry(_) => answer!(
-            PushTelemetry,
-            m::push_telemetry::PushTelemetryResponse { error_code: code }
-        ),
-        B::ListClientMetricsResources(_) => answer!(
-            ListClientMetricsResources,
-            m::list_client_metrics_resources::ListClientMetricsResourcesResponse {
-                error_code: code
-            }
-        ),
-
-        // ---- Inter-broker and controller APIs: top-level error only. ----
-        B::LeaderAndIsr(_) => answer!(
-            LeaderAndIsr,
-            m::leader_and_isr::LeaderAndIsrResponse { error_code: code }
-        ),
-        B::StopReplica(_) => answer!(
-            StopReplica,
-            m::stop_replica::StopReplicaResponse { error_code: code }
-        ),
-        B::UpdateMetadata(_) => answer!(
-            UpdateMetadata,
-            m::update_metadata::UpdateMetadataResponse { error_code: code }
-        ),
-        B::ControlledShutdown(_) => answer!(
-            ControlledShutdown,
-            m::controlled_shutdown::ControlledShutdownResponse { error_code: code }
-        ),
-        B::Vote(_) => answer!(Vote, m::vote::VoteResponse { error_code: code }),
-        B::BeginQuorumEpoch(_) => answer!(
-            BeginQuorumEpoch,
-            m::begin_quorum_epoch::BeginQuorumEpochResponse { error_code: code }
-        ),
-        B::EndQuorumEpoch(_) => answer!(
-            EndQuorumEpoch,
-            m::end_quorum_epoch::EndQuorumEpochResponse { error_code: code }
-        ),
-        B::DescribeQuorum(_) => answer!(
-            DescribeQuorum,
-            m::describe_quorum::DescribeQuorumResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::AlterPartition(_) => answer!(
-            AlterPartition,
-            m::alter_partition::AlterPartitionResponse { error_code: code }
-        ),
-        B::Envelope(_) => answer!(Envelope, m::envelope::EnvelopeResponse { error_code: code }),
-        B::FetchSnapshot(_) => answer!(
-            FetchSnapshot,
-            m::fetch_snapshot::FetchSnapshotResponse { error_code: code }
-        ),
-        B::BrokerRegistration(_) => answer!(
-            BrokerRegistration,
-            m::broker_registration::BrokerRegistrationResponse { error_code: code }
-        ),
-        B::BrokerHeartbeat(_) => answer!(
-            BrokerHeartbeat,
-            m::broker_heartbeat::BrokerHeartbeatResponse { error_code: code }
-        ),
-        B::UnregisterBroker(_) => answer!(
-            UnregisterBroker,
-            m::unregister_broker::UnregisterBrokerResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::AllocateProducerIds(_) => answer!(
-            AllocateProducerIds,
-            m::allocate_producer_ids::AllocateProducerIdsResponse { error_code: code }
-        ),
-        B::ControllerRegistration(_) => answer!(
-            ControllerRegistration,
-            m::controller_registration::ControllerRegistrationResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::AssignReplicasToDirs(_) => answer!(
-            AssignReplicasToDirs,
-            m::assign_replicas_to_dirs::AssignReplicasToDirsResponse { error_code: code }
-        ),
-        B::AddRaftVoter(_) => answer!(
-            AddRaftVoter,
-            m::add_raft_voter::AddRaftVoterResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::RemoveRaftVoter(_) => answer!(
-            RemoveRaftVoter,
-            m::remove_raft_voter::RemoveRaftVoterResponse {
-                error_code: code,
-                error_message: msg(),
-            }
-        ),
-        B::UpdateRaftVoter(_) => answer!(
-            UpdateRaftVoter,
-            m::update_raft_voter::UpdateRaftVoterResponse { error_code: code }
-        ),
-    };
-    Some(response)
+    // Kafka sends nothing at all to a Produce with acks=0, error or not.
+    if let B::Produce(m::produce::ProduceRequest { acks: 0, .. }) = &body {
+        return None;
+    }
+    let api = body.api_key();
+    let answer = answer_for(api);
+    let message = answer.message.unwrap_or(&message);
+    Some(match answer.shape {
+        Shape::Items => body.error_response(answer.code, Some(message)),
+        Shape::TopLevel => ResponseBody::top_level_error(api, answer.code, Some(message)),
+    })
 }
 
-/// AddPartitionsToTxn's per-topic results; shared by the v0-3 shape and
-/// each transaction of the v4+ shape.
-fn add_partitions_results(
-    topics: Vec<m::add_partitions_to_txn::AddPartitionsToTxnTopic>,
+/// What an API's error answer lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Every item the request names, each with the error, plus the
+    /// top-level error fields.
+    Items,
+    /// Only the top-level error fields.
+    TopLevel,
+}
+
+/// The error answer for one API.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    /// The Kafka error code written into every error field.
     code: i16,
-) -> Vec<m::add_partitions_to_txn::AddPartitionsToTxnTopicResult> {
-    each!(topics, |t| {
-        m::add_partitions_to_txn::AddPartitionsToTxnTopicResult {
-            name: t.name,
-            results_by_partition: each!(t.partitions, |p| {
-                m::add_partitions_to_txn::AddPartitionsToTxnPartitionResult {
-                    partition_index: p,
-                    partition_error_code: code,
-                }
-            }),
-        }
-    })
+    /// What the response lists.
+    shape: Shape,
+    /// A message that replaces the generic "not supported" one.
+    message: Option<&'static str>,
+}
+
+/// The error answer for `api`; see the module docs for why.
+fn answer_for(api: ApiKey) -> Answer {
+    use ApiKey as A;
+    let unsupported = |shape| Answer {
+        code: codes::UNSUPPORTED_VERSION,
+        shape,
+        message: None,
+    };
+    match api {
+        A::SaslHandshake => Answer {
+            code: codes::UNSUPPORTED_SASL_MECHANISM,
+            shape: Shape::Items,
+            message: None,
+        },
+        A::SaslAuthenticate => Answer {
+            code: codes::ILLEGAL_SASL_STATE,
+            shape: Shape::Items,
+            message: Some("SASL is not enabled on this broker"),
+        },
+        // Inter-broker and controller (KRaft) APIs.
+        A::LeaderAndIsr
+        | A::StopReplica
+        | A::UpdateMetadata
+        | A::ControlledShutdown
+        | A::Vote
+        | A::BeginQuorumEpoch
+        | A::EndQuorumEpoch
+        | A::DescribeQuorum
+        | A::AlterPartition
+        | A::Envelope
+        | A::FetchSnapshot
+        | A::BrokerRegistration
+        | A::BrokerHeartbeat
+        | A::UnregisterBroker
+        | A::AllocateProducerIds
+        | A::ControllerRegistration
+        | A::AssignReplicasToDirs
+        | A::AddRaftVoter
+        | A::RemoveRaftVoter
+        | A::UpdateRaftVoter => unsupported(Shape::TopLevel),
+        // Data plane, groups, transactions, administration, security,
+        // telemetry and share groups.
+        A::Produce
+        | A::Fetch
+        | A::ListOffsets
+        | A::Metadata
+        | A::OffsetCommit
+        | A::OffsetFetch
+        | A::FindCoordinator
+        | A::JoinGroup
+        | A::Heartbeat
+        | A::LeaveGroup
+        | A::SyncGroup
+        | A::DescribeGroups
+        | A::ListGroups
+        | A::ApiVersions
+        | A::CreateTopics
+        | A::DeleteTopics
+        | A::DeleteRecords
+        | A::InitProducerId
+        | A::OffsetForLeaderEpoch
+        | A::AddPartitionsToTxn
+        | A::AddOffsetsToTxn
+        | A::EndTxn
+        | A::WriteTxnMarkers
+        | A::TxnOffsetCommit
+        | A::DescribeAcls
+        | A::CreateAcls
+        | A::DeleteAcls
+        | A::DescribeConfigs
+        | A::AlterConfigs
+        | A::AlterReplicaLogDirs
+        | A::DescribeLogDirs
+        | A::CreatePartitions
+        | A::CreateDelegationToken
+        | A::RenewDelegationToken
+        | A::ExpireDelegationToken
+        | A::DescribeDelegationToken
+        | A::DeleteGroups
+        | A::ElectLeaders
+        | A::IncrementalAlterConfigs
+        | A::AlterPartitionReassignments
+        | A::ListPartitionReassignments
+        | A::OffsetDelete
+        | A::DescribeClientQuotas
+        | A::AlterClientQuotas
+        | A::DescribeUserScramCredentials
+        | A::AlterUserScramCredentials
+        | A::UpdateFeatures
+        | A::DescribeCluster
+        | A::DescribeProducers
+        | A::DescribeTransactions
+        | A::ListTransactions
+        | A::ConsumerGroupHeartbeat
+        | A::ConsumerGroupDescribe
+        | A::GetTelemetrySubscriptions
+        | A::PushTelemetry
+        | A::ListClientMetricsResources
+        | A::DescribeTopicPartitions
+        | A::ShareGroupHeartbeat
+        | A::ShareGroupDescribe
+        | A::ShareFetch
+        | A::ShareAcknowledge
+        | A::InitializeShareGroupState
+        | A::ReadShareGroupState
+        | A::WriteShareGroupState
+        | A::DeleteShareGroupState
+        | A::ReadShareGroupStateSummary => unsupported(Shape::Items),
+    }
 }
 
 #[cfg(test)]
@@ -1596,6 +814,37 @@ mod tests {
         assert_eq!(
             partition.offset, -1,
             "no offset is served at an unadvertised version"
+        );
+    }
+    #[test]
+    fn inter_broker_apis_answer_with_only_a_top_level_error() {
+        // Vote names topics and partitions; a controller-less broker lists
+        // none of them back, only the top-level error.
+        let body = B::Vote(m::vote::VoteRequest {
+            topics: vec![m::vote::TopicData {
+                topic_name: "__cluster_metadata".to_owned(),
+                partitions: vec![m::vote::PartitionData::default()],
+            }],
+            ..Default::default()
+        });
+        let Some(ResponseBody::Vote(r)) = round_trip(body, 1) else {
+            panic!("expected a Vote response");
+        };
+        assert_eq!(r.error_code, codes::UNSUPPORTED_VERSION);
+        assert!(r.topics.is_empty());
+    }
+
+    #[test]
+    fn sasl_authenticate_without_a_handshake_is_an_illegal_sasl_state() {
+        let Some(ResponseBody::SaslAuthenticate(r)) =
+            round_trip(default_request(ApiKey::SaslAuthenticate), 2)
+        else {
+            panic!("expected a SaslAuthenticate response");
+        };
+        assert_eq!(r.error_code, codes::ILLEGAL_SASL_STATE);
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("SASL is not enabled on this broker")
         );
     }
 }

@@ -210,16 +210,7 @@ impl ClientError {
 
 /// Kafka's retriable error codes (the `RetriableException` subclasses).
 pub fn is_retriable_code(code: i16) -> bool {
-    matches!(
-        code,
-        // CORRUPT_MESSAGE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE,
-        // NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NETWORK_EXCEPTION,
-        // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
-        // NOT_COORDINATOR, NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
-        // KAFKA_STORAGE_ERROR, FETCH_SESSION_ID_NOT_FOUND,
-        // FENCED/UNKNOWN_LEADER_EPOCH, OFFSET_NOT_AVAILABLE, THROTTLING_QUOTA_EXCEEDED
-        2 | 3 | 5 | 6 | 7 | 13 | 14 | 15 | 16 | 19 | 20 | 56 | 70 | 74 | 75 | 78 | 89 | 100
-    )
+    sluice_protocol::error::ErrorCode::from_code(code).is_retriable()
 }
 
 /// Shorthand for results in this crate.

@@ -6,7 +6,7 @@
 //! partitions, deletes the logs of deleted topics, and on start removes
 //! directories the metadata no longer knows (a delete interrupted by a crash).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -329,13 +329,30 @@ impl ReplicaManager {
     /// partitions led here, updates configs and epochs, deletes the logs of
     /// topics that are gone. `startup` also removes stray directories.
     pub fn sync_with(&self, image: &MetadataImage, startup: bool) -> Result<(), LogError> {
+        self.sync_topics(image, None, startup)
+    }
+
+    /// [`ReplicaManager::sync_with`] limited to the topics named in `scope`
+    /// (all topics when `None`): a delta touches only its own topics, so an
+    /// admin change costs the partitions it changed, not every hosted one.
+    fn sync_topics(
+        &self,
+        image: &MetadataImage,
+        scope: Option<&BTreeSet<&str>>,
+        startup: bool,
+    ) -> Result<(), LogError> {
+        let in_scope = |topic: &str| scope.is_none_or(|s| s.contains(topic));
         let mut synced_to = self.synced_to.lock().unwrap_or_else(|p| p.into_inner());
         if image.next_offset < *synced_to {
             return Ok(()); // a newer image was applied already
         }
         *synced_to = image.next_offset;
         let mut wanted = HashMap::new();
-        for topic in image.topics.values() {
+        let topics: Vec<&TopicImage> = match scope {
+            Some(names) => names.iter().filter_map(|n| image.topics.get(*n)).collect(),
+            None => image.topics.values().collect(),
+        };
+        for topic in topics {
             for (&index, p) in &topic.partitions {
                 if p.replicas.contains(&self.node_id) {
                     wanted.insert(
@@ -353,7 +370,7 @@ impl ReplicaManager {
             let mut map = self.write_map();
             let gone: Vec<TopicPartition> = map
                 .keys()
-                .filter(|tp| !wanted.contains_key(*tp))
+                .filter(|tp| in_scope(&tp.topic) && !wanted.contains_key(*tp))
                 .cloned()
                 .collect();
             gone.iter().filter_map(|tp| map.remove(tp)).collect()
@@ -706,8 +723,15 @@ fn remove_dir(dir: &Path) {
 /// The replica manager follows committed metadata: each delta opens,
 /// reconfigures or deletes the partitions it names.
 impl MetadataListener for ReplicaManager {
-    fn apply(&self, _delta: &MetadataDelta, image: &MetadataImage) -> Result<(), LogError> {
-        self.sync_with(image, false)
+    fn apply(&self, delta: &MetadataDelta, image: &MetadataImage) -> Result<(), LogError> {
+        let scope: BTreeSet<&str> = delta
+            .created
+            .iter()
+            .chain(&delta.changed)
+            .chain(delta.removed.keys())
+            .map(String::as_str)
+            .collect();
+        self.sync_topics(image, Some(&scope), false)
     }
 
     fn discard_topic(&self, topic: &str) {
@@ -788,6 +812,42 @@ mod tests {
             .expect("delete a");
         assert!(replicas.partition("a", 0).is_none());
         assert!(!dir.path().join("a-0").exists());
+    }
+
+    #[test]
+    fn a_delta_touches_only_the_topics_it_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        replicas
+            .sync_with(&image_with(&[("a", a), ("b", b)], 5), false)
+            .expect("initial");
+        // An image without `b`, but a delta that only created `c`: `b` is
+        // not the delta's business and stays (a full sync would delete it).
+        let image = image_with(&[("a", a), ("c", c)], 9);
+        let created = MetadataDelta {
+            created: BTreeSet::from(["c".to_owned()]),
+            ..MetadataDelta::default()
+        };
+        MetadataListener::apply(&replicas, &created, &image).expect("create c");
+        assert!(
+            replicas.partition("c", 0).is_some(),
+            "the delta's topic opens"
+        );
+        assert!(
+            replicas.partition("b", 0).is_some(),
+            "a topic outside the delta stays"
+        );
+        // The delta that removes `b` deletes it.
+        let removed = MetadataDelta {
+            removed: BTreeMap::from([("b".to_owned(), b)]),
+            ..MetadataDelta::default()
+        };
+        MetadataListener::apply(&replicas, &removed, &image_with(&[("a", a), ("c", c)], 12))
+            .expect("remove b");
+        assert!(replicas.partition("b", 0).is_none());
+        assert!(!dir.path().join("b-0").exists());
+        assert!(replicas.partition("a", 0).is_some());
     }
 
     fn one_record() -> BytesMut {

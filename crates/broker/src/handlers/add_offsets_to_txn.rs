@@ -13,26 +13,25 @@ use sluice_protocol::messages::add_offsets_to_txn::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
 
 /// Handles AddOffsetsToTxn.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: AddOffsetsToTxnRequest,
 ) -> impl Future<Output = AddOffsetsToTxnResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
         let error_code = if request.group_id.is_empty() {
             code::INVALID_GROUP_ID
         } else {
-            match broker
-                .txn
+            match txn
                 .add_to_txn(
                     &request.transactional_id,
                     request.producer_id,

@@ -15,7 +15,8 @@ use sluice_protocol::messages::add_partitions_to_txn::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
+use sluice_replica::ReplicaManager;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
@@ -23,19 +24,23 @@ const PRODUCER_FENCED_SINCE: i16 = 2;
 /// Bound on partitions in one request: each becomes a marker write.
 const MAX_PARTITIONS_PER_REQUEST: usize = 100_000;
 
-/// Handles AddPartitionsToTxn.
+/// Handles AddPartitionsToTxn: partitions must be hosted in `replicas`
+/// before `txn` adds them.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
+    replicas: &Arc<ReplicaManager>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: AddPartitionsToTxnRequest,
 ) -> impl Future<Output = AddPartitionsToTxnResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
+    let replicas = Arc::clone(replicas);
     let version = header.request_api_version;
     async move {
         if version <= 3 {
             let results = add_one(
-                &broker,
+                &txn,
+                &replicas,
                 version,
                 &request.v3_and_below_transactional_id,
                 request.v3_and_below_producer_id,
@@ -53,7 +58,8 @@ pub fn handle(
         let mut results_by_transaction = Vec::with_capacity(request.transactions.len());
         for t in &request.transactions {
             let topic_results = add_one(
-                &broker,
+                &txn,
+                &replicas,
                 version,
                 &t.transactional_id,
                 t.producer_id,
@@ -78,8 +84,10 @@ pub fn handle(
 }
 
 /// Adds (or verifies) one transaction's partitions; one result per partition.
+#[allow(clippy::too_many_arguments)] // one transaction's fields, as the request carries them
 async fn add_one(
-    broker: &Arc<Broker>,
+    txn: &TransactionCoordinator,
+    replicas: &ReplicaManager,
     version: i16,
     transactional_id: &str,
     producer_id: i64,
@@ -95,7 +103,7 @@ async fn add_one(
     // rest OPERATION_NOT_ATTEMPTED; nothing is added.
     let unknown: Vec<bool> = wanted
         .iter()
-        .map(|(t, p)| broker.replicas.partition(t, *p).is_none())
+        .map(|(t, p)| replicas.partition(t, *p).is_none())
         .collect();
     let codes: Vec<i16> = if wanted.len() > MAX_PARTITIONS_PER_REQUEST {
         vec![code::INVALID_REQUEST; wanted.len()]
@@ -111,8 +119,7 @@ async fn add_one(
             })
             .collect()
     } else if verify_only {
-        match broker
-            .txn
+        match txn
             .verify_partitions(transactional_id, producer_id, producer_epoch, &wanted)
             .await
         {
@@ -129,8 +136,7 @@ async fn add_one(
             Err(e) => vec![e.code(false); wanted.len()],
         }
     } else {
-        let c = match broker
-            .txn
+        let c = match txn
             .add_to_txn(transactional_id, producer_id, producer_epoch, &wanted, None)
             .await
         {

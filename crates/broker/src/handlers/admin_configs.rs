@@ -19,10 +19,10 @@ use sluice_protocol::messages::incremental_alter_configs::{
 
 use super::RequestContext;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use crate::Broker;
-use sluice_metadata::ApiError;
+use crate::config::Config;
 use sluice_metadata::controller::{AlterMode, ConfigOp};
 use sluice_metadata::topic_config;
+use sluice_metadata::{ApiError, Controller, MetadataImage};
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -30,14 +30,15 @@ const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs source for values from the broker's static config.
 const SOURCE_STATIC_BROKER: i8 = 4;
 
-/// Handles DescribeConfigs.
+/// Handles DescribeConfigs: topics from `image` (unset keys show
+/// `config`'s log defaults), this broker's static `config`.
 pub fn describe(
-    broker: &Arc<Broker>,
+    image: &MetadataImage,
+    config: &Config,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> impl Future<Output = DescribeConfigsResponse> + Send + 'static {
-    let image = broker.metadata.image();
     let results = request
         .resources
         .into_iter()
@@ -71,7 +72,7 @@ pub fn describe(
                                 DescribeConfigsResourceResult {
                                     name: d.name.to_owned(),
                                     value: Some(set.cloned().unwrap_or_else(|| {
-                                        topic_config::default_value(d.name, &broker.config.log)
+                                        topic_config::default_value(d.name, &config.log)
                                     })),
                                     read_only: false,
                                     is_default: set.is_none(),
@@ -89,10 +90,8 @@ pub fn describe(
                     }
                 },
                 RESOURCE_BROKER => {
-                    if r.resource_name.is_empty()
-                        || r.resource_name == broker.config.node_id.to_string()
-                    {
-                        result.configs = broker_configs(broker)
+                    if r.resource_name.is_empty() || r.resource_name == config.node_id.to_string() {
+                        result.configs = broker_configs(config)
                             .into_iter()
                             .filter(|(name, _)| wanted(name))
                             .map(|(name, value)| DescribeConfigsResourceResult {
@@ -107,8 +106,7 @@ pub fn describe(
                             .collect();
                     } else {
                         result.error_code = code::INVALID_REQUEST;
-                        result.error_message =
-                            Some(format!("this is broker {}", broker.config.node_id));
+                        result.error_message = Some(format!("this is broker {}", config.node_id));
                     }
                 }
                 other => {
@@ -127,8 +125,7 @@ pub fn describe(
 }
 
 /// The broker's static configs under Kafka's names.
-fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
-    let c = &broker.config;
+fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.id", c.node_id.to_string()),
@@ -184,12 +181,12 @@ fn not_a_topic(resource_type: i8) -> ApiError {
 
 /// Handles AlterConfigs: each resource's list replaces its whole config.
 pub fn alter(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> impl Future<Output = AlterConfigsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     async move {
         let mut responses = Vec::with_capacity(request.resources.len());
         for r in request.resources {
@@ -202,8 +199,7 @@ pub fn alter(
                         None => ConfigOp::Delete(c.name),
                     })
                     .collect();
-                broker
-                    .controller
+                controller
                     .alter_topic_configs(
                         &r.resource_name,
                         ops,
@@ -233,12 +229,12 @@ pub fn alter(
 
 /// Handles IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT per key.
 pub fn incremental_alter(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> impl Future<Output = IncrementalAlterConfigsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     async move {
         let mut responses = Vec::with_capacity(request.resources.len());
         for r in request.resources {
@@ -271,8 +267,7 @@ pub fn incremental_alter(
                     .collect();
                 match ops {
                     Ok(ops) => {
-                        broker
-                            .controller
+                        controller
                             .alter_topic_configs(
                                 &r.resource_name,
                                 ops,

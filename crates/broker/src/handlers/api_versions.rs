@@ -1,7 +1,6 @@
 //! ApiVersions (18): which APIs and versions this broker serves.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use sluice_protocol::error::codes::UNSUPPORTED_VERSION;
@@ -11,7 +10,6 @@ use sluice_protocol::messages::api_versions::{
 use sluice_protocol::{ApiKey, RequestDecodeError, RequestHeader, encode_response};
 
 use super::RequestContext;
-use crate::Broker;
 
 /// What we advertise, as (api, min, max). Minimums stay where clients'
 /// feature detection expects them even where older versions are refused:
@@ -94,7 +92,6 @@ fn response(error_code: i16) -> ApiVersionsResponse {
 
 /// Handles ApiVersions at a version we know.
 pub fn handle(
-    _broker: &Arc<Broker>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     _request: ApiVersionsRequest,

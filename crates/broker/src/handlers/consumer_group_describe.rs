@@ -2,7 +2,6 @@
 //! target assignments.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -12,7 +11,7 @@ use sluice_protocol::messages::consumer_group_describe::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::{GroupKind, assignor};
 use sluice_metadata::MetadataImage;
 
@@ -31,12 +30,12 @@ fn to_wire(a: &assignor::Assignment, image: &MetadataImage) -> Assignment {
 
 /// Handles ConsumerGroupDescribe.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
+    image: &MetadataImage,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: ConsumerGroupDescribeRequest,
 ) -> impl Future<Output = ConsumerGroupDescribeResponse> + Send + 'static {
-    let image = broker.metadata.image();
     let groups = request
         .group_ids
         .into_iter()
@@ -49,7 +48,7 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
-            let Some(slot) = broker.groups.get(&group_id) else {
+            let Some(slot) = groups.get(&group_id) else {
                 return not_found("group does not exist");
             };
             let state = slot.lock();
@@ -76,10 +75,10 @@ pub fn handle(
                         client_host: m.client_host.clone(),
                         subscribed_topic_names: m.subscribed_topic_names.clone(),
                         subscribed_topic_regex: m.subscribed_topic_regex.clone(),
-                        assignment: to_wire(&m.assigned, &image),
+                        assignment: to_wire(&m.assigned, image),
                         target_assignment: to_wire(
                             &g.target.get(&m.member_id).cloned().unwrap_or_default(),
-                            &image,
+                            image,
                         ),
                         member_type: 1,
                     })

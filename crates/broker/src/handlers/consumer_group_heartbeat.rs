@@ -11,18 +11,18 @@ use sluice_protocol::messages::consumer_group_heartbeat::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::assignor;
 use sluice_coordinator::group::consumer::HeartbeatArgs;
 
 /// Handles ConsumerGroupHeartbeat.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: ConsumerGroupHeartbeatRequest,
 ) -> impl Future<Output = ConsumerGroupHeartbeatResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     let args = HeartbeatArgs {
         member_id: request.member_id,
         member_epoch: request.member_epoch,
@@ -44,7 +44,7 @@ pub fn handle(
     };
     async move {
         let group_id = request.group_id;
-        match broker.groups.consumer_heartbeat(&group_id, args).await {
+        match groups.consumer_heartbeat(&group_id, args).await {
             Err(error_code) => ConsumerGroupHeartbeatResponse {
                 error_code,
                 ..Default::default()

@@ -10,18 +10,20 @@ use sluice_protocol::messages::create_partitions::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_metadata::Controller;
 
-/// Handles CreatePartitions.
+/// Handles CreatePartitions through `controller`; an explicit assignment
+/// may name only `node_id`.
 pub fn handle(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
+    node_id: i32,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> impl Future<Output = CreatePartitionsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     async move {
-        let node = broker.config.node_id;
+        let node = node_id;
         let mut pre = Vec::new();
         let mut asks = Vec::new();
         for t in request.topics {
@@ -42,8 +44,7 @@ pub fn handle(
                 pre.push((t.name, None));
             }
         }
-        let mut results = broker
-            .controller
+        let mut results = controller
             .create_partitions(asks, request.validate_only)
             .await
             .into_iter();

@@ -10,23 +10,27 @@ use sluice_protocol::messages::create_topics::{
 };
 
 use super::RequestContext;
-use crate::Broker;
-use sluice_metadata::ApiError;
+use sluice_metadata::config::LogDefaults;
 use sluice_metadata::controller::NewTopic;
 use sluice_metadata::topic_config;
+use sluice_metadata::{ApiError, Controller};
 
 /// Kafka's DescribeConfigs source codes.
 pub(crate) const SOURCE_TOPIC: i8 = 1;
 pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
-/// Handles CreateTopics.
+/// Handles CreateTopics through `controller`. A manual assignment may name
+/// only `node_id`; unset configs are reported with their `log_defaults`.
 pub fn handle(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
+    node_id: i32,
+    log_defaults: &LogDefaults,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> impl Future<Output = CreateTopicsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
+    let log_defaults = log_defaults.clone();
     async move {
         let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
         let new_topics = request
@@ -35,8 +39,7 @@ pub fn handle(
             .map(|t| {
                 if !t.assignments.is_empty() {
                     // Manual assignment: on one node it can only name this broker.
-                    let node = broker.config.node_id;
-                    let bad = t.assignments.iter().any(|a| a.broker_ids.iter().any(|&b| b != node));
+                    let bad = t.assignments.iter().any(|a| a.broker_ids.iter().any(|&b| b != node_id));
                     if bad {
                         return Err(ApiError::new(code::INVALID_REPLICA_ASSIGNMENT, "assignment names an unknown broker"));
                     }
@@ -65,8 +68,7 @@ pub fn handle(
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
-        let mut created = broker
-            .controller
+        let mut created = controller
             .create_topics(valid, request.validate_only)
             .await
             .into_iter();
@@ -95,7 +97,7 @@ pub fn handle(
                                     CreatableTopicConfigs {
                                         name: d.name.to_owned(),
                                         value: Some(set.cloned().unwrap_or_else(|| {
-                                            topic_config::default_value(d.name, &broker.config.log)
+                                            topic_config::default_value(d.name, &log_defaults)
                                         })),
                                         read_only: false,
                                         config_source: if set.is_some() {

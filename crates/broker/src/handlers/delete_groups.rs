@@ -9,20 +9,20 @@ use sluice_protocol::messages::delete_groups::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles DeleteGroups; one result per group, in order.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DeleteGroupsRequest,
 ) -> impl Future<Output = DeleteGroupsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     async move {
         let mut results = Vec::with_capacity(request.groups_names.len());
         for group_id in request.groups_names {
-            let error_code = broker.groups.delete_group(&group_id).await;
+            let error_code = groups.delete_group(&group_id).await;
             results.push(DeletableGroupResult {
                 group_id,
                 error_code,

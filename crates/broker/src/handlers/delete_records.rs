@@ -11,26 +11,25 @@ use sluice_protocol::messages::delete_records::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_replica::ReplicaManager;
 
 /// Kafka's "delete everything up to the high watermark" marker.
 const HIGH_WATERMARK: i64 = -1;
 
 /// Handles DeleteRecords.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &Arc<ReplicaManager>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DeleteRecordsRequest,
 ) -> impl Future<Output = DeleteRecordsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let replicas = Arc::clone(replicas);
     async move {
         let mut topics = Vec::with_capacity(request.topics.len());
         for t in request.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in t.partitions {
-                let (error_code, low_watermark) = match broker
-                    .replicas
+                let (error_code, low_watermark) = match replicas
                     .partition(&t.name, p.partition_index)
                 {
                     None => (code::UNKNOWN_TOPIC_OR_PARTITION, -1),
@@ -120,7 +119,7 @@ mod tests {
             timeout_ms: 1_000,
             ..Default::default()
         };
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(&broker.replicas, &testing::ctx(), &header, request).await;
         let result = &response.topics[0].partitions[0];
         assert_eq!(result.error_code, code::INVALID_TOPIC_EXCEPTION);
         assert_eq!(result.low_watermark, -1);

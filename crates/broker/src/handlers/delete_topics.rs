@@ -10,19 +10,19 @@ use sluice_protocol::messages::delete_topics::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_metadata::Controller;
 
 /// Handles DeleteTopics; v6 may name topics by id.
 pub fn handle(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: DeleteTopicsRequest,
 ) -> impl Future<Output = DeleteTopicsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     let version = header.request_api_version;
     async move {
-        let image = broker.metadata.image();
+        let image = controller.image();
         // (name as asked, resolved name) pairs.
         let wanted: Vec<(Option<String>, uuid::Uuid, Option<String>)> = if version >= 6 {
             request
@@ -44,7 +44,7 @@ pub fn handle(
                 .collect()
         };
         let to_delete: Vec<String> = wanted.iter().filter_map(|(_, _, r)| r.clone()).collect();
-        let mut results = broker.controller.delete_topics(to_delete).await.into_iter();
+        let mut results = controller.delete_topics(to_delete).await.into_iter();
         let responses = wanted
             .into_iter()
             .map(|(asked, asked_id, resolved)| match resolved {

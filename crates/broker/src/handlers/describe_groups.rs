@@ -1,7 +1,6 @@
 //! DescribeGroups (15): state, protocol and members of classic groups.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -10,14 +9,14 @@ use sluice_protocol::messages::describe_groups::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::GroupKind;
 use sluice_coordinator::group::classic::ClassicState;
 
 /// Handles DescribeGroups. An unknown group is reported Dead (v0-5) or
 /// GROUP_ID_NOT_FOUND (v6+), as Kafka does.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: DescribeGroupsRequest,
@@ -34,7 +33,7 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
-            let Some(slot) = broker.groups.get(&group_id) else {
+            let Some(slot) = groups.get(&group_id) else {
                 return dead(if version >= 6 {
                     code::GROUP_ID_NOT_FOUND
                 } else {

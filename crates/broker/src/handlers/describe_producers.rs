@@ -3,7 +3,6 @@
 //! describe-producers` shows, and how a hanging transaction is found).
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -13,11 +12,11 @@ use sluice_protocol::messages::describe_producers::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_replica::ReplicaManager;
 
 /// Handles DescribeProducers.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeProducersRequest,
@@ -29,7 +28,7 @@ pub fn handle(
             partitions: t
                 .partition_indexes
                 .iter()
-                .map(|&index| match broker.replicas.partition(&t.name, index) {
+                .map(|&index| match replicas.partition(&t.name, index) {
                     None => PartitionResponse {
                         partition_index: index,
                         error_code: code::UNKNOWN_TOPIC_OR_PARTITION,

@@ -10,20 +10,20 @@ use sluice_protocol::messages::describe_transactions::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 
 /// Handles DescribeTransactions.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeTransactionsRequest,
 ) -> impl Future<Output = DescribeTransactionsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     async move {
         let mut transaction_states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
-            let meta = match broker.txn.get(&id) {
+            let meta = match txn.get(&id) {
                 Some(slot) => slot.snapshot().await,
                 None => None,
             };

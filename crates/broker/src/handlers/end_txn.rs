@@ -12,23 +12,22 @@ use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::end_txn::{EndTxnRequest, EndTxnResponse};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
 
 /// Handles EndTxn.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: EndTxnRequest,
 ) -> impl Future<Output = EndTxnResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
-        let result = broker
-            .txn
+        let result = txn
             .end_txn(
                 &request.transactional_id,
                 request.producer_id,

@@ -24,8 +24,8 @@ use sluice_protocol::messages::fetch::{
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::Broker;
-use sluice_replica::Partition;
+use sluice_metadata::MetadataImage;
+use sluice_replica::{Partition, ReplicaManager};
 
 /// Longest long-poll we honour, whatever the client asks: a bound on how
 /// long a request can pin its connection's response queue.
@@ -46,15 +46,18 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-/// Handles Fetch.
+/// Handles Fetch: topics resolve through `image`, partitions through
+/// `replicas`; a response carries at most `fetch_max_bytes` of records
+/// (past KIP-74's first batch).
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
+    image: &MetadataImage,
+    fetch_max_bytes: u32,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: FetchRequest,
 ) -> impl Future<Output = FetchResponse> + Send + 'static {
     let version = header.request_api_version;
-    let image = broker.metadata.image();
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
@@ -82,8 +85,7 @@ pub fn handle(
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: p.partition_max_bytes,
                     target: match &name {
-                        Some(n) => broker
-                            .replicas
+                        Some(n) => replicas
                             .partition(n, p.partition)
                             .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
                         None => Err(topic_error),
@@ -99,8 +101,7 @@ pub fn handle(
         .collect();
     // The broker's cap bounds the response whatever the client asks for
     // (Kafka's fetch.max.bytes); KIP-74's first batch is still returned whole.
-    let max_bytes =
-        (request.max_bytes.max(0) as usize).min(broker.config.limits.fetch_max_bytes as usize);
+    let max_bytes = (request.max_bytes.max(0) as usize).min(fetch_max_bytes as usize);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     // isolation_level 1 (read_committed): stop at the last stable offset
@@ -271,7 +272,7 @@ mod tests {
     use sluice_protocol::messages::fetch::{FetchPartition, FetchTopic};
 
     use super::*;
-    use crate::testing;
+    use crate::{Broker, testing};
 
     const CAP: u32 = 4096;
 
@@ -342,7 +343,15 @@ mod tests {
             fill(&broker, "t", p, 20, 500).await; // about 11 KB per partition
         }
         let (header, request) = fetch_everything("t", 3);
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            broker.config.limits.fetch_max_bytes,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let sizes = record_bytes(&response);
         let total: usize = sizes.iter().sum();
         assert!(total > 0, "something is returned");
@@ -360,7 +369,15 @@ mod tests {
         fill(&broker, "t", 0, 3, 3 * CAP as usize).await;
         fill(&broker, "t", 1, 3, 100).await;
         let (header, request) = fetch_everything("t", 2);
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            broker.config.limits.fetch_max_bytes,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let sizes = record_bytes(&response);
         // Exactly one oversized batch from partition 0; nothing else fits.
         assert!(sizes[0] > 3 * CAP as usize, "{sizes:?}");
@@ -383,7 +400,15 @@ mod tests {
         for p in &mut request.topics[0].partitions {
             p.partition_max_bytes = 1000;
         }
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            broker.config.limits.fetch_max_bytes,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let sizes = record_bytes(&response);
         assert!(sizes.iter().all(|&s| s > 0 && s <= 1000), "{sizes:?}");
     }

@@ -12,21 +12,24 @@ use sluice_protocol::messages::find_coordinator::{
     Coordinator, FindCoordinatorRequest, FindCoordinatorResponse,
 };
 
-use super::RequestContext;
-use crate::Broker;
+use super::{NodeInfo, RequestContext};
+use sluice_coordinator::GroupCoordinator;
 
 /// Kafka's key types: 0 group, 1 transaction.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Handles FindCoordinator, single key (v0-3) or batched (v4+).
+/// A group key first makes sure `groups`' offsets topic exists; `node`
+/// is the answer.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
+    node: NodeInfo,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> impl Future<Output = FindCoordinatorResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     let version = header.request_api_version;
     async move {
         let keys = if version >= 4 {
@@ -35,19 +38,18 @@ pub fn handle(
             vec![request.key]
         };
         let ready = match request.key_type {
-            KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await,
+            KEY_TYPE_GROUP => groups.ensure_offsets_topic().await,
             KEY_TYPE_TRANSACTION => Ok(()),
             _ => Err(code::INVALID_REQUEST),
         };
-        let (host, port) = broker.advertised.clone();
         let coordinators: Vec<Coordinator> = keys
             .into_iter()
             .map(|key| match ready {
                 Ok(()) => Coordinator {
                     key,
-                    node_id: broker.config.node_id,
-                    host: host.clone(),
-                    port: i32::from(port),
+                    node_id: node.node_id,
+                    host: node.host.clone(),
+                    port: i32::from(node.port),
                     error_code: code::NONE,
                     error_message: None,
                 },

@@ -2,22 +2,21 @@
 //! when a rebalance is in progress.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles Heartbeat.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: HeartbeatRequest,
 ) -> impl Future<Output = HeartbeatResponse> + Send + 'static {
-    let error_code = broker.groups.heartbeat(
+    let error_code = groups.heartbeat(
         &request.group_id,
         &request.member_id,
         request.group_instance_id.as_deref(),

@@ -14,20 +14,23 @@ use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::{ProducerIdManager, TransactionCoordinator};
 
 /// First version that knows PRODUCER_FENCED (KIP-588); older ones get
 /// INVALID_PRODUCER_EPOCH for the same condition.
 const PRODUCER_FENCED_SINCE: i16 = 4;
 
-/// Handles InitProducerId.
+/// Handles InitProducerId: transactional ids through `txn`, the rest
+/// straight from `producer_ids`.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
+    producer_ids: &Arc<ProducerIdManager>,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> impl Future<Output = InitProducerIdResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
+    let producer_ids = Arc::clone(producer_ids);
     let peer = ctx.peer;
     let version = header.request_api_version;
     async move {
@@ -41,8 +44,7 @@ pub fn handle(
         if let Some(id) = request.transactional_id.filter(|id| !id.is_empty()) {
             let expected =
                 (request.producer_id >= 0).then_some((request.producer_id, request.producer_epoch));
-            return match broker
-                .txn
+            return match txn
                 .init_producer_id(&id, request.transaction_timeout_ms, expected)
                 .await
             {
@@ -56,7 +58,7 @@ pub fn handle(
                 }
             };
         }
-        match broker.producer_ids.next_id().await {
+        match producer_ids.next_id().await {
             Ok(producer_id) => response(code::NONE, producer_id, 0),
             Err(e) => {
                 tracing::error!("cannot allocate a producer id: {}", e.message);

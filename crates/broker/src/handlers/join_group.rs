@@ -7,17 +7,17 @@ use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::join_group::{JoinGroupRequest, JoinGroupResponse};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::classic::JoinArgs;
 
 /// Handles JoinGroup; the response may wait for the rebalance to complete.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: JoinGroupRequest,
 ) -> impl Future<Output = JoinGroupResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     let version = header.request_api_version;
     let args = JoinArgs {
         member_id: request.member_id,
@@ -41,7 +41,7 @@ pub fn handle(
         require_known_member_id: version >= 4,
     };
     async move {
-        let mut response = broker.groups.join_group(&request.group_id, args).await;
+        let mut response = groups.join_group(&request.group_id, args).await;
         if version < 7 && response.protocol_name.is_none() {
             // Not nullable before v7.
             response.protocol_name = Some(String::new());

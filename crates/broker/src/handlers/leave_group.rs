@@ -1,7 +1,6 @@
 //! LeaveGroup (13): members leave a classic group (v3+: several at once).
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -10,11 +9,11 @@ use sluice_protocol::messages::leave_group::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles LeaveGroup.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: LeaveGroupRequest,
@@ -29,7 +28,7 @@ pub fn handle(
     } else {
         vec![(request.member_id, None)]
     };
-    let response = match broker.groups.leave_group(&request.group_id, &members) {
+    let response = match groups.leave_group(&request.group_id, &members) {
         Err(error_code) => LeaveGroupResponse {
             error_code,
             ..Default::default()

@@ -1,17 +1,16 @@
 //! ListGroups (16): every group, filtered by state (v4+) and type (v5+).
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles ListGroups. Filters compare case-insensitively, as Kafka does.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: ListGroupsRequest,
@@ -19,8 +18,7 @@ pub fn handle(
     let matches = |filter: &[String], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
-    let mut groups: Vec<ListedGroup> = broker
-        .groups
+    let mut groups: Vec<ListedGroup> = groups
         .all()
         .into_iter()
         .filter_map(|slot| {

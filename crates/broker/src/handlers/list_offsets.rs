@@ -1,7 +1,6 @@
 //! ListOffsets (2): earliest, latest, by timestamp, and max timestamp.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -10,7 +9,7 @@ use sluice_protocol::messages::list_offsets::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_replica::ReplicaManager;
 
 /// Kafka's special timestamps.
 const LATEST: i64 = -1;
@@ -21,7 +20,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 /// Handles ListOffsets.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: ListOffsetsRequest,
@@ -38,7 +37,7 @@ pub fn handle(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let mut r = match broker.replicas.partition(&t.name, p.partition_index) {
+                    let mut r = match replicas.partition(&t.name, p.partition_index) {
                         None => ListOffsetsPartitionResponse {
                             error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
                             ..not_found()

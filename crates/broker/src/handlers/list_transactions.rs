@@ -11,17 +11,17 @@ use sluice_protocol::messages::list_transactions::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 use sluice_coordinator::txn::TxnState;
 
 /// Handles ListTransactions.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: ListTransactionsRequest,
 ) -> impl Future<Output = ListTransactionsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     async move {
         let unknown_state_filters: Vec<String> = request
             .state_filters
@@ -31,7 +31,7 @@ pub fn handle(
             .collect();
         let now = sluice_metadata::now_ms();
         let mut transaction_states = Vec::new();
-        for slot in broker.txn.all() {
+        for slot in txn.all() {
             let Some(meta) = slot.snapshot().await else {
                 continue;
             };

@@ -10,22 +10,29 @@ use sluice_protocol::messages::metadata::{
     MetadataResponseTopic,
 };
 
-use super::RequestContext;
-use crate::Broker;
-use sluice_metadata::TopicImage;
+use super::{NodeInfo, RequestContext};
 use sluice_metadata::controller::{self, INTERNAL_TOPICS};
+use sluice_metadata::{Controller, MetadataImage, TopicImage};
+use sluice_replica::ReplicaManager;
 
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Handles Metadata.
+/// Handles Metadata. Topics come from `controller`'s image, which also
+/// creates missing ones when `auto_create` (`auto.create.topics.enable`)
+/// and the request allow it; `replicas` tells online partitions from
+/// offline ones; `node` is the only broker listed.
 pub fn handle(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
+    replicas: &Arc<ReplicaManager>,
+    node: NodeInfo,
+    auto_create: bool,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: MetadataRequest,
 ) -> impl Future<Output = MetadataResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
+    let replicas = Arc::clone(replicas);
     let version = header.request_api_version;
     async move {
         // v0: an empty list means all topics; v1+: null means all.
@@ -35,36 +42,36 @@ pub fn handle(
             Some(topics) => Some(
                 topics
                     .into_iter()
-                    .map(|t| resolve_name(&broker, t.name, t.topic_id))
+                    .map(|t| resolve_name(&controller.image(), t.name, t.topic_id))
                     .collect(),
             ),
         };
-        let allow_auto_create =
-            broker.config.topics.auto_create && (version < 4 || request.allow_auto_topic_creation);
+        let allow_auto_create = auto_create && (version < 4 || request.allow_auto_topic_creation);
         let mut topics = Vec::new();
         match wanted {
             None => {
-                let image = broker.metadata.image();
-                topics.extend(image.topics.values().map(|t| topic_response(&broker, t)));
+                let image = controller.image();
+                topics.extend(image.topics.values().map(|t| topic_response(&replicas, t)));
             }
             Some(names) => {
                 for name in names {
-                    topics.push(lookup_or_create(&broker, name, allow_auto_create).await);
+                    topics.push(
+                        lookup_or_create(&controller, &replicas, name, allow_auto_create).await,
+                    );
                 }
             }
         }
-        let (host, port) = broker.advertised.clone();
         MetadataResponse {
             throttle_time_ms: 0,
             brokers: vec![MetadataResponseBroker {
-                node_id: broker.config.node_id,
-                host,
-                port: i32::from(port),
+                node_id: node.node_id,
+                host: node.host,
+                port: i32::from(node.port),
                 rack: None,
                 ..Default::default()
             }],
-            cluster_id: Some(broker.cluster_id.clone()),
-            controller_id: broker.config.node_id,
+            cluster_id: Some(node.cluster_id),
+            controller_id: node.node_id,
             topics,
             cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
             ..Default::default()
@@ -73,18 +80,17 @@ pub fn handle(
 }
 
 /// v10+ may name a topic by id only.
-fn resolve_name(broker: &Broker, name: Option<String>, topic_id: uuid::Uuid) -> Option<String> {
-    name.or_else(|| {
-        broker
-            .metadata
-            .image()
-            .topic_by_id(&topic_id)
-            .map(|t| t.name.clone())
-    })
+fn resolve_name(
+    image: &MetadataImage,
+    name: Option<String>,
+    topic_id: uuid::Uuid,
+) -> Option<String> {
+    name.or_else(|| image.topic_by_id(&topic_id).map(|t| t.name.clone()))
 }
 
 async fn lookup_or_create(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
+    replicas: &ReplicaManager,
     name: Option<String>,
     allow_auto_create: bool,
 ) -> MetadataResponseTopic {
@@ -94,8 +100,8 @@ async fn lookup_or_create(
             ..empty_topic(None)
         };
     };
-    if let Some(topic) = broker.metadata.image().topics.get(&name) {
-        return topic_response(broker, topic);
+    if let Some(topic) = controller.image().topics.get(&name) {
+        return topic_response(replicas, topic);
     }
     if let Err(e) = controller::validate_topic_name(&name) {
         return MetadataResponseTopic {
@@ -109,9 +115,9 @@ async fn lookup_or_create(
             ..empty_topic(Some(name))
         };
     }
-    match broker.controller.auto_create_topic(&name).await {
-        Ok(()) => match broker.metadata.image().topics.get(&name) {
-            Some(topic) => topic_response(broker, topic),
+    match controller.auto_create_topic(&name).await {
+        Ok(()) => match controller.image().topics.get(&name) {
+            Some(topic) => topic_response(replicas, topic),
             None => MetadataResponseTopic {
                 error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
                 ..empty_topic(Some(name))
@@ -135,7 +141,7 @@ fn empty_topic(name: Option<String>) -> MetadataResponseTopic {
     }
 }
 
-fn topic_response(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic {
+fn topic_response(replicas: &ReplicaManager, topic: &TopicImage) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -145,8 +151,7 @@ fn topic_response(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic 
             // Kafka (KRaft) reports a partition whose only replica sits on
             // an offline log dir as LEADER_NOT_AVAILABLE with no leader and
             // that replica in offline_replicas; so do we.
-            let online = broker
-                .replicas
+            let online = replicas
                 .partition(&topic.name, index)
                 .is_some_and(|hosted| !hosted.is_offline());
             MetadataResponsePartition {

@@ -10,17 +10,17 @@ use sluice_protocol::messages::offset_commit::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::{CommitIdentity, OffsetToCommit};
 
 /// Handles OffsetCommit; answers after the commit is fsynced.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetCommitRequest,
 ) -> impl Future<Output = OffsetCommitResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     async move {
         let who = CommitIdentity {
             member_id: request.member_id,
@@ -41,8 +41,7 @@ pub fn handle(
             })
             .collect();
         let total = offsets.len();
-        let codes = match broker
-            .groups
+        let codes = match groups
             .commit_offsets(&request.group_id, &who, offsets)
             .await
         {

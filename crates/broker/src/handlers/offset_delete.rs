@@ -11,16 +11,16 @@ use sluice_protocol::messages::offset_delete::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles OffsetDelete.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetDeleteRequest,
 ) -> impl Future<Output = OffsetDeleteResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     async move {
         let partitions: Vec<(String, i32)> = request
             .topics
@@ -31,11 +31,7 @@ pub fn handle(
                     .map(|p| (t.name.clone(), p.partition_index))
             })
             .collect();
-        match broker
-            .groups
-            .delete_offsets(&request.group_id, partitions)
-            .await
-        {
+        match groups.delete_offsets(&request.group_id, partitions).await {
             Err(error_code) => OffsetDeleteResponse {
                 error_code,
                 ..Default::default()

@@ -13,9 +13,9 @@ use sluice_protocol::messages::offset_fetch::{
 };
 
 use super::RequestContext;
-use crate::Broker;
 use sluice_coordinator::group::FetchedOffsets;
 use sluice_coordinator::group::offsets_log::OffsetValue;
+use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
 
 /// Handles OffsetFetch.
 ///
@@ -23,15 +23,16 @@ use sluice_coordinator::group::offsets_log::OffsetValue;
 /// a transaction still in progress answers UNSTABLE_OFFSET_COMMIT (88) with
 /// no offset; the client retries until the transaction has completed.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: OffsetFetchRequest,
 ) -> impl Future<Output = OffsetFetchResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
+    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
-        let groups = &broker.groups;
         let require_stable = version >= REQUIRE_STABLE_SINCE && request.require_stable;
         if version >= 8 {
             let mut out = Vec::with_capacity(request.groups.len());
@@ -51,7 +52,7 @@ pub fn handle(
                         },
                         Ok(()) => {
                             let unstable =
-                                unstable_partitions(&broker, &g.group_id, require_stable).await;
+                                unstable_partitions(&txn, &g.group_id, require_stable).await;
                             OffsetFetchResponseGroup {
                                 topics: to_v8(groups.fetch_offsets(&g.group_id, topics), &unstable),
                                 group_id: g.group_id,
@@ -76,7 +77,7 @@ pub fn handle(
             } else {
                 code::NONE
             };
-            let unstable = unstable_partitions(&broker, &request.group_id, require_stable).await;
+            let unstable = unstable_partitions(&txn, &request.group_id, require_stable).await;
             OffsetFetchResponse {
                 topics: to_v0(groups.fetch_offsets(&request.group_id, topics), &unstable),
                 error_code,
@@ -92,14 +93,14 @@ const REQUIRE_STABLE_SINCE: i16 = 7;
 /// Partitions with pending transactional offsets, when the request asks
 /// for stable offsets only.
 async fn unstable_partitions(
-    broker: &Broker,
+    txn: &TransactionCoordinator,
     group_id: &str,
     require_stable: bool,
 ) -> BTreeSet<(String, i32)> {
     if !require_stable || group_id.is_empty() {
         return BTreeSet::new();
     }
-    broker.txn.pending_offset_partitions(group_id).await
+    txn.pending_offset_partitions(group_id).await
 }
 
 /// One partition's answer: the committed offset, or UNSTABLE_OFFSET_COMMIT

@@ -2,7 +2,6 @@
 //! after a leader change.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -12,11 +11,11 @@ use sluice_protocol::messages::offset_for_leader_epoch::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_replica::ReplicaManager;
 
 /// Handles OffsetForLeaderEpoch.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetForLeaderEpochRequest,
@@ -36,7 +35,7 @@ pub fn handle(
                         end_offset,
                         ..Default::default()
                     };
-                    let Some(partition) = broker.replicas.partition(&t.topic, p.partition) else {
+                    let Some(partition) = replicas.partition(&t.topic, p.partition) else {
                         return result(code::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
                     };
                     let current = partition.leader_epoch();

@@ -64,7 +64,13 @@ mod dropped_reply {
         // then dropped. Partition 2: acks=0, dropped unpolled.
         for (partition, acks, poll_once) in [(0, 1, false), (1, -1, true), (2, 0, false)] {
             let (header, request) = produce("t", partition, acks);
-            let mut reply = Box::pin(handle(&broker, &testing::ctx(), &header, request));
+            let mut reply = Box::pin(handle(
+                &broker.replicas,
+                &broker.txn,
+                &testing::ctx(),
+                &header,
+                request,
+            ));
             if poll_once {
                 let _ = (&mut reply).now_or_never();
             }
@@ -146,9 +152,15 @@ mod verification {
         // Without AddPartitionsToTxn: refused, nothing appended, and the
         // last stable offset is not held back.
         let (header, request) = transactional_produce("tx", pid, epoch, 0);
-        let response = handle(&broker, &testing::ctx(), &header, request)
-            .await
-            .expect("acks=-1 answers");
+        let response = handle(
+            &broker.replicas,
+            &broker.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
         assert_eq!(error_code(&response), code::INVALID_TXN_STATE);
         assert_eq!(partition.log().log_end_offset(), 0);
         assert_eq!(partition.log().first_unstable_offset(), None);
@@ -160,9 +172,15 @@ mod verification {
             .await
             .expect("add");
         let (header, request) = transactional_produce("tx", pid, epoch, 0);
-        let response = handle(&broker, &testing::ctx(), &header, request)
-            .await
-            .expect("acks=-1 answers");
+        let response = handle(
+            &broker.replicas,
+            &broker.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
         assert_eq!(error_code(&response), code::NONE);
         assert_eq!(partition.log().log_end_offset(), 1);
     }
@@ -176,7 +194,7 @@ mod record_shape {
     use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
 
     use super::super::*;
-    use crate::testing;
+    use crate::{Broker, testing};
 
     /// Produces `records` to t-0 and, in the same request, one good batch
     /// to t-1; returns both partitions' responses.
@@ -212,9 +230,15 @@ mod record_shape {
             }],
             ..Default::default()
         };
-        let response = handle(broker, &testing::ctx(), &header, request)
-            .await
-            .expect("acks=-1 answers");
+        let response = handle(
+            &broker.replicas,
+            &broker.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
         let mut partitions = response.responses[0].partition_responses.clone();
         assert_eq!(partitions.len(), 2);
         let second = partitions.pop().expect("t-1");

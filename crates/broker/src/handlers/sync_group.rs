@@ -7,24 +7,23 @@ use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::sync_group::{SyncGroupRequest, SyncGroupResponse};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles SyncGroup; followers wait for the leader's assignment.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: SyncGroupRequest,
 ) -> impl Future<Output = SyncGroupResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     async move {
         let assignments = request
             .assignments
             .into_iter()
             .map(|a| (a.member_id, a.assignment))
             .collect();
-        broker
-            .groups
+        groups
             .sync_group(
                 &request.group_id,
                 &request.member_id,

@@ -23,24 +23,28 @@ use sluice_protocol::messages::txn_offset_commit::{
 };
 
 use super::RequestContext;
-use crate::Broker;
 use sluice_coordinator::group::GroupKind;
 use sluice_coordinator::txn::state_log::PendingOffset;
+use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
+use sluice_metadata::MetadataImage;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 3;
 
-/// Handles TxnOffsetCommit.
+/// Handles TxnOffsetCommit: partitions are checked against `image`, the
+/// member against `groups`, the producer and its transaction by `txn`.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
+    groups: &Arc<GroupCoordinator>,
+    image: Arc<MetadataImage>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: TxnOffsetCommitRequest,
 ) -> impl Future<Output = TxnOffsetCommitResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
+    let groups = Arc::clone(groups);
     let version = header.request_api_version;
     async move {
-        let image = broker.metadata.image();
         let mut codes: Vec<Vec<i16>> = Vec::with_capacity(request.topics.len());
         let mut offsets = Vec::new();
         for t in &request.topics {
@@ -67,12 +71,11 @@ pub fn handle(
         }
         let request_error = if request.group_id.is_empty() {
             Some(code::INVALID_GROUP_ID)
-        } else if let Err(c) = check_group_member(&broker, &request) {
+        } else if let Err(c) = check_group_member(&groups, &request) {
             tracing::info!(transactional_id = %request.transactional_id, group = %request.group_id, member = %request.member_id, code = c, "TxnOffsetCommit refused by the group");
             Some(c)
         } else {
-            broker
-                .txn
+            txn
                 .add_offsets(
                     &request.transactional_id,
                     request.producer_id,
@@ -117,11 +120,14 @@ pub fn handle(
 /// (Kafka's `doTxnCommitOffsets`). Requests without a member id (v0-2, or
 /// producers that do not pass consumer group metadata), unknown groups and
 /// KIP-848 groups are not checked here.
-fn check_group_member(broker: &Broker, request: &TxnOffsetCommitRequest) -> Result<(), i16> {
+fn check_group_member(
+    groups: &GroupCoordinator,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), i16> {
     if request.member_id.is_empty() {
         return Ok(());
     }
-    let Some(slot) = broker.groups.get(&request.group_id) else {
+    let Some(slot) = groups.get(&request.group_id) else {
         return Ok(());
     };
     let state = slot.lock();

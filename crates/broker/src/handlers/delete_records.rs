@@ -124,4 +124,62 @@ mod tests {
         assert_eq!(result.error_code, code::INVALID_TOPIC_EXCEPTION);
         assert_eq!(result.low_watermark, -1);
     }
+
+    /// DeleteRecords of `t`-`partition` up to `offset`, against partitions alone.
+    async fn delete(
+        replicas: &Arc<ReplicaManager>,
+        partition: i32,
+        offset: i64,
+    ) -> DeleteRecordsPartitionResult {
+        let request = DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                name: "t".to_owned(),
+                partitions: vec![DeleteRecordsPartition {
+                    partition_index: partition,
+                    offset,
+                }],
+            }],
+            timeout_ms: 1_000,
+            ..Default::default()
+        };
+        let header = testing::header(21, 2);
+        let mut response = handle(replicas, &testing::ctx(), &header, request).await;
+        response.topics.remove(0).partitions.remove(0)
+    }
+
+    #[tokio::test]
+    async fn deleting_up_to_an_offset_moves_the_log_start_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
+        let partition = replicas.partition("t", 0).expect("hosted");
+        for _ in 0..3 {
+            testing::append(&partition, &testing::batch(2)).await;
+        }
+        let result = delete(&replicas, 0, 2).await;
+        assert_eq!((result.error_code, result.low_watermark), (code::NONE, 2));
+        assert_eq!(partition.log().log_start_offset(), 2);
+        // -1 means the high watermark.
+        let result = delete(&replicas, 0, HIGH_WATERMARK).await;
+        assert_eq!((result.error_code, result.low_watermark), (code::NONE, 6));
+        assert_eq!(partition.log().log_start_offset(), 6);
+    }
+
+    #[tokio::test]
+    async fn past_the_high_watermark_or_an_unknown_partition_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
+        let partition = replicas.partition("t", 0).expect("hosted");
+        testing::append(&partition, &testing::batch(2)).await;
+        let result = delete(&replicas, 0, 3).await;
+        assert_eq!(
+            (result.error_code, result.low_watermark),
+            (code::OFFSET_OUT_OF_RANGE, -1)
+        );
+        let result = delete(&replicas, 0, -5).await;
+        assert_eq!(result.error_code, code::OFFSET_OUT_OF_RANGE);
+        assert_eq!(partition.log().log_start_offset(), 0, "nothing deleted");
+        let result = delete(&replicas, 7, 1).await;
+        assert_eq!(result.error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(result.partition_index, 7);
+    }
 }

@@ -38,3 +38,39 @@ pub fn handle(
     };
     std::future::ready(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn this_node_is_the_only_broker_and_the_controller() {
+        let node = NodeInfo {
+            node_id: 7,
+            host: "kafka.example".to_owned(),
+            port: 19092,
+            cluster_id: "c-1".to_owned(),
+        };
+        let request = DescribeClusterRequest {
+            endpoint_type: 2,
+            ..Default::default()
+        };
+        let header = testing::header(60, 1);
+        let response = handle(node, &testing::ctx(), &header, request)
+            .now_or_never()
+            .expect("answers at once");
+        assert_eq!(response.error_code, code::NONE);
+        assert_eq!(response.cluster_id, "c-1");
+        assert_eq!(response.controller_id, 7);
+        assert_eq!(response.endpoint_type, 2);
+        let brokers: Vec<_> = response
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id, b.host.as_str(), b.port))
+            .collect();
+        assert_eq!(brokers, [(7, "kafka.example", 19092)]);
+    }
+}

@@ -74,3 +74,92 @@ pub fn handle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_protocol::messages::create_partitions::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+
+    use super::*;
+    use crate::testing::{self, Node};
+
+    async fn grow(
+        node: &Node,
+        topics: Vec<CreatePartitionsTopic>,
+        validate_only: bool,
+    ) -> Vec<(String, i16)> {
+        let request = CreatePartitionsRequest {
+            topics,
+            timeout_ms: 10_000,
+            validate_only,
+            ..Default::default()
+        };
+        let header = testing::header(37, 3);
+        handle(
+            &node.controller,
+            node.config.node_id,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .results
+        .into_iter()
+        .map(|r| (r.name, r.error_code))
+        .collect()
+    }
+
+    fn to(name: &str, count: i32) -> CreatePartitionsTopic {
+        CreatePartitionsTopic {
+            name: name.to_owned(),
+            count,
+            assignments: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn grows_a_topic_and_refuses_shrinking_unknown_topics_and_other_brokers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        node.create_topic("u", 3).await;
+        let mut foreign = to("u", 5);
+        foreign.assignments = Some(vec![
+            CreatePartitionsAssignment {
+                broker_ids: vec![node.config.node_id + 1],
+            };
+            2
+        ]);
+        let results = grow(
+            &node,
+            vec![to("t", 3), foreign, to("u", 2), to("missing", 2)],
+            false,
+        )
+        .await;
+        let expected = [
+            ("t", code::NONE),
+            ("u", code::INVALID_REPLICA_ASSIGNMENT),
+            ("u", code::INVALID_PARTITIONS),
+            ("missing", code::UNKNOWN_TOPIC_OR_PARTITION),
+        ];
+        let got: Vec<_> = results.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(got, expected);
+        assert_eq!(node.image().topics["t"].partitions.len(), 3);
+        assert!(
+            node.replicas.partition("t", 2).is_some(),
+            "the new partition is hosted"
+        );
+        assert_eq!(node.image().topics["u"].partitions.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn validate_only_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let results = grow(&node, vec![to("t", 4)], true).await;
+        assert_eq!(results, [("t".to_owned(), code::NONE)]);
+        assert_eq!(node.image().topics["t"].partitions.len(), 1);
+    }
+}

@@ -92,3 +92,56 @@ pub fn handle(
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::handlers::consumer_group_heartbeat::tests::heartbeat;
+    use crate::handlers::join_group::tests::stable_member;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn describes_members_with_assignments_named_and_refuses_other_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        let joined = heartbeat(&node, "g", "", 0, Some(&["t"])).await;
+        assert_eq!(joined.error_code, code::NONE);
+        stable_member(&node.groups, "classic", b"a").await;
+        let request = ConsumerGroupDescribeRequest {
+            group_ids: vec!["g".to_owned(), "classic".to_owned(), "missing".to_owned()],
+            ..Default::default()
+        };
+        let header = testing::header(69, 0);
+        let response = handle(
+            &node.groups,
+            &node.image(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
+        let g = &response.groups[0];
+        assert_eq!(g.error_code, code::NONE);
+        assert_eq!(g.group_epoch, joined.member_epoch);
+        assert_eq!(g.members.len(), 1);
+        let m = &g.members[0];
+        assert_eq!(Some(&m.member_id), joined.member_id.as_ref());
+        assert_eq!(m.subscribed_topic_names, ["t"]);
+        assert_eq!(m.client_host, "/127.0.0.1");
+        let named: Vec<_> = m
+            .target_assignment
+            .topic_partitions
+            .iter()
+            .map(|tp| (tp.topic_name.as_str(), tp.partitions.clone()))
+            .collect();
+        assert_eq!(named, [("t", vec![0, 1])]);
+        for other in &response.groups[1..] {
+            assert_eq!(other.error_code, code::GROUP_ID_NOT_FOUND);
+            assert_eq!(other.group_state, "Dead");
+        }
+    }
+}

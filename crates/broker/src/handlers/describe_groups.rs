@@ -106,3 +106,58 @@ pub fn handle(
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::handlers::join_group::tests::{stable_member, subscription};
+    use crate::testing;
+
+    fn describe(groups: &GroupCoordinator, version: i16, ids: &[&str]) -> Vec<DescribedGroup> {
+        let request = DescribeGroupsRequest {
+            groups: ids.iter().map(|g| (*g).to_owned()).collect(),
+            ..Default::default()
+        };
+        let header = testing::header(15, version);
+        handle(groups, &testing::ctx(), &header, request)
+            .now_or_never()
+            .expect("answers at once")
+            .groups
+    }
+
+    #[tokio::test]
+    async fn a_stable_group_shows_its_protocol_members_and_assignments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (member, _) = stable_member(&node.groups, "g", b"assigned").await;
+        let described = describe(&node.groups, 5, &["g"]);
+        let g = &described[0];
+        assert_eq!(g.error_code, code::NONE);
+        assert_eq!(g.group_state, "Stable");
+        assert_eq!(g.protocol_type, "consumer");
+        assert_eq!(g.protocol_data, "range");
+        assert_eq!(g.members.len(), 1);
+        let m = &g.members[0];
+        assert_eq!(m.member_id, member);
+        assert_eq!(m.client_id, "test");
+        assert_eq!(m.client_host, "/127.0.0.1");
+        assert_eq!(m.member_metadata, subscription());
+        assert_eq!(m.member_assignment.as_ref(), b"assigned");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_group_is_dead_before_v6_and_not_found_from_v6() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let old = describe(&node.groups, 5, &["missing"]);
+        assert_eq!(
+            (old[0].error_code, old[0].group_state.as_str()),
+            (code::NONE, "Dead")
+        );
+        let new = describe(&node.groups, 6, &["missing"]);
+        assert_eq!(new[0].error_code, code::GROUP_ID_NOT_FOUND);
+        assert_eq!(new[0].group_id, "missing");
+    }
+}

@@ -52,3 +52,59 @@ pub fn handle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::add_partitions_to_txn::tests::init;
+    use crate::testing::{self, Node};
+
+    async fn add(
+        node: &Node,
+        version: i16,
+        group: &str,
+        (producer_id, producer_epoch): (i64, i16),
+    ) -> i16 {
+        let request = AddOffsetsToTxnRequest {
+            transactional_id: "tx".to_owned(),
+            producer_id,
+            producer_epoch,
+            group_id: group.to_owned(),
+        };
+        let header = testing::header(25, version);
+        handle(&node.txn, &testing::ctx(), &header, request)
+            .await
+            .error_code
+    }
+
+    #[tokio::test]
+    async fn a_group_joins_the_transaction_and_bad_requests_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (pid, epoch) = init(&node, "tx").await;
+        assert_eq!(
+            add(&node, 3, "", (pid, epoch)).await,
+            code::INVALID_GROUP_ID
+        );
+        assert_eq!(add(&node, 3, "g", (pid, epoch)).await, code::NONE);
+        let meta = node
+            .txn
+            .get("tx")
+            .expect("id")
+            .snapshot()
+            .await
+            .expect("meta");
+        assert_eq!(meta.state.name(), "Ongoing");
+        assert!(meta.groups.contains("g"));
+
+        init(&node, "tx").await; // a newer instance fences this one
+        assert_eq!(
+            add(&node, 1, "g", (pid, epoch)).await,
+            code::INVALID_PRODUCER_EPOCH
+        );
+        assert_eq!(
+            add(&node, 2, "g", (pid, epoch)).await,
+            code::PRODUCER_FENCED
+        );
+    }
+}

@@ -161,10 +161,21 @@ impl Broker {
     }
 }
 
-/// Test helpers: a broker over a temp dir, loaded but not listening.
+/// Test helpers: a broker over a temp dir, loaded but not listening; the
+/// handles handlers take, assembled without a broker ([`testing::Node`]);
+/// hosted partitions alone ([`testing::hosted`]).
 #[cfg(test)]
 pub(crate) mod testing {
     use std::sync::Arc;
+
+    use sluice_coordinator::{
+        GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator,
+    };
+    use sluice_metadata::controller::ControllerConfig;
+    use sluice_metadata::{
+        Controller, LocalMetadataLog, MetadataImage, MetadataListener, MetadataLog,
+    };
+    use sluice_replica::{Partition, ReplicaManager};
 
     use crate::Broker;
     use crate::config::Config;
@@ -247,5 +258,181 @@ pub(crate) mod testing {
             peer: "127.0.0.1:1".parse().expect("addr"),
             principal: crate::Principal::anonymous(),
         }
+    }
+
+    /// A request header for `api_key` at `version`, from client `test`.
+    pub fn header(api_key: i16, version: i16) -> sluice_protocol::RequestHeader {
+        sluice_protocol::RequestHeader {
+            request_api_key: api_key,
+            request_api_version: version,
+            correlation_id: 1,
+            client_id: Some("test".to_owned()),
+        }
+    }
+
+    /// The handles that handlers take, assembled over a temp dir as
+    /// `Broker::open` wires them, with no `Broker` and no listener.
+    #[derive(Debug)]
+    pub struct Node {
+        /// The config the pieces were built from (its `data_dir` is the temp dir).
+        pub config: Config,
+        /// The metadata log.
+        pub metadata: Arc<dyn MetadataLog>,
+        /// Admin changes.
+        pub controller: Arc<Controller>,
+        /// Hosted partitions, following the controller's deltas.
+        pub replicas: Arc<ReplicaManager>,
+        /// Producer ids.
+        pub producer_ids: Arc<ProducerIdManager>,
+        /// Groups and offsets.
+        pub groups: Arc<GroupCoordinator>,
+        /// Transactions.
+        pub txn: Arc<TransactionCoordinator>,
+    }
+
+    impl Node {
+        /// The current metadata image.
+        pub fn image(&self) -> Arc<MetadataImage> {
+            self.metadata.image()
+        }
+
+        /// This node as clients address it.
+        pub fn info(&self) -> crate::handlers::NodeInfo {
+            crate::handlers::NodeInfo {
+                node_id: self.config.node_id,
+                host: "127.0.0.1".to_owned(),
+                port: 9092,
+                cluster_id: "test".to_owned(),
+            }
+        }
+
+        /// Creates `name` with `partitions` partitions and default configs.
+        pub async fn create_topic(&self, name: &str, partitions: i32) {
+            let topic = sluice_metadata::controller::NewTopic {
+                name: name.to_owned(),
+                num_partitions: partitions,
+                replication_factor: -1,
+                configs: Vec::new(),
+            };
+            let result = self.controller.create_topics(vec![topic], false).await;
+            assert!(
+                result.iter().all(|r| r.is_ok()),
+                "create {name}: {result:?}"
+            );
+        }
+
+        /// A hosted partition that must exist.
+        pub fn partition(&self, topic: &str, index: i32) -> Arc<Partition> {
+            self.replicas
+                .partition(topic, index)
+                .unwrap_or_else(|| panic!("{topic}-{index} is hosted"))
+        }
+    }
+
+    /// A node over `dir` with `config` (its `data_dir` is replaced), its
+    /// coordinators loaded (one `__consumer_offsets` partition, no initial
+    /// rebalance delay).
+    pub async fn node_with(dir: &std::path::Path, mut config: Config) -> Node {
+        config.data_dir = dir.to_owned();
+        config.groups.offsets_topic_num_partitions = 1;
+        config.groups.group_initial_rebalance_delay_ms = 0;
+        let metadata: Arc<dyn MetadataLog> =
+            Arc::new(LocalMetadataLog::open(dir).expect("metadata log"));
+        let replicas = Arc::new(ReplicaManager::new(dir, config.log.clone(), config.node_id));
+        replicas
+            .sync_with(&metadata.image(), true)
+            .expect("partition logs");
+        let controller = Arc::new(Controller::new(
+            Arc::clone(&metadata),
+            vec![Arc::clone(&replicas) as Arc<dyn MetadataListener>],
+            ControllerConfig {
+                node_id: config.node_id,
+                topics: config.topics.clone(),
+                log: config.log.clone(),
+            },
+        ));
+        let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
+        let groups = Arc::new(GroupCoordinator::new(config.groups.clone(), topics.clone()));
+        let producer_ids = Arc::new(ProducerIdManager::new(topics.clone()));
+        let txn = Arc::new(TransactionCoordinator::new(
+            config.transactions.clone(),
+            topics,
+            Arc::clone(&groups),
+            Arc::clone(&producer_ids),
+        ));
+        groups.load().expect("load groups");
+        txn.load().await.expect("load transactions");
+        Node {
+            config,
+            metadata,
+            controller,
+            replicas,
+            producer_ids,
+            groups,
+            txn,
+        }
+    }
+
+    /// A node over `dir` with default config.
+    pub async fn node_in(dir: &std::path::Path) -> Node {
+        node_with(dir, Config::default()).await
+    }
+
+    /// Partitions alone: a replica manager over `dir` hosting `topics`
+    /// (name, partition count) as described by an image built here, with
+    /// no metadata log, controller or coordinator. Topic ids are 1, 2, …
+    /// in the order given.
+    pub fn hosted(
+        dir: &std::path::Path,
+        topics: &[(&str, i32)],
+    ) -> (Arc<ReplicaManager>, Arc<MetadataImage>) {
+        let mut image = MetadataImage::default();
+        for (n, &(name, partitions)) in (1u128..).zip(topics) {
+            let topic_id = uuid::Uuid::from_u128(n);
+            let partitions = (0..partitions)
+                .map(|index| {
+                    let partition = sluice_metadata::PartitionImage {
+                        leader: NODE_ID,
+                        replicas: vec![NODE_ID],
+                        isr: vec![NODE_ID],
+                        leader_epoch: 0,
+                    };
+                    (index, partition)
+                })
+                .collect();
+            image.topic_names.insert(topic_id, name.to_owned());
+            image.topics.insert(
+                name.to_owned(),
+                sluice_metadata::TopicImage {
+                    name: name.to_owned(),
+                    topic_id,
+                    partitions,
+                    configs: Default::default(),
+                },
+            );
+        }
+        let replicas = Arc::new(ReplicaManager::new(
+            dir,
+            sluice_metadata::config::LogDefaults::default(),
+            NODE_ID,
+        ));
+        replicas.sync_with(&image, true).expect("partition logs");
+        (replicas, Arc::new(image))
+    }
+
+    /// The node id of [`hosted`] partitions (the default `node.id`).
+    pub const NODE_ID: i32 = 1;
+
+    /// Appends `batch` to `partition` and waits until it is committed
+    /// (durable and below the high watermark). Returns its base offset.
+    pub async fn append(partition: &Arc<Partition>, batch: &[u8]) -> i64 {
+        let info = partition
+            .append(bytes::BytesMut::from(batch), now_ms())
+            .expect("append");
+        partition
+            .commit(info.last_offset + 1)
+            .await
+            .expect("commit");
+        info.base_offset
     }
 }

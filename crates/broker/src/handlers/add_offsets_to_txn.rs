@@ -13,26 +13,25 @@ use sluice_protocol::messages::add_offsets_to_txn::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
 
 /// Handles AddOffsetsToTxn.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: AddOffsetsToTxnRequest,
 ) -> impl Future<Output = AddOffsetsToTxnResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
         let error_code = if request.group_id.is_empty() {
             code::INVALID_GROUP_ID
         } else {
-            match broker
-                .txn
+            match txn
                 .add_to_txn(
                     &request.transactional_id,
                     request.producer_id,
@@ -51,5 +50,61 @@ pub fn handle(
             error_code,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::add_partitions_to_txn::tests::init;
+    use crate::testing::{self, Node};
+
+    async fn add(
+        node: &Node,
+        version: i16,
+        group: &str,
+        (producer_id, producer_epoch): (i64, i16),
+    ) -> i16 {
+        let request = AddOffsetsToTxnRequest {
+            transactional_id: "tx".to_owned(),
+            producer_id,
+            producer_epoch,
+            group_id: group.to_owned(),
+        };
+        let header = testing::header(25, version);
+        handle(&node.txn, &testing::ctx(), &header, request)
+            .await
+            .error_code
+    }
+
+    #[tokio::test]
+    async fn a_group_joins_the_transaction_and_bad_requests_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (pid, epoch) = init(&node, "tx").await;
+        assert_eq!(
+            add(&node, 3, "", (pid, epoch)).await,
+            code::INVALID_GROUP_ID
+        );
+        assert_eq!(add(&node, 3, "g", (pid, epoch)).await, code::NONE);
+        let meta = node
+            .txn
+            .get("tx")
+            .expect("id")
+            .snapshot()
+            .await
+            .expect("meta");
+        assert_eq!(meta.state.name(), "Ongoing");
+        assert!(meta.groups.contains("g"));
+
+        init(&node, "tx").await; // a newer instance fences this one
+        assert_eq!(
+            add(&node, 1, "g", (pid, epoch)).await,
+            code::INVALID_PRODUCER_EPOCH
+        );
+        assert_eq!(
+            add(&node, 2, "g", (pid, epoch)).await,
+            code::PRODUCER_FENCED
+        );
     }
 }

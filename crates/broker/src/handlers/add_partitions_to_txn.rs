@@ -15,7 +15,8 @@ use sluice_protocol::messages::add_partitions_to_txn::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
+use sluice_replica::ReplicaManager;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
@@ -23,19 +24,23 @@ const PRODUCER_FENCED_SINCE: i16 = 2;
 /// Bound on partitions in one request: each becomes a marker write.
 const MAX_PARTITIONS_PER_REQUEST: usize = 100_000;
 
-/// Handles AddPartitionsToTxn.
+/// Handles AddPartitionsToTxn: partitions must be hosted in `replicas`
+/// before `txn` adds them.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
+    replicas: &Arc<ReplicaManager>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: AddPartitionsToTxnRequest,
 ) -> impl Future<Output = AddPartitionsToTxnResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
+    let replicas = Arc::clone(replicas);
     let version = header.request_api_version;
     async move {
         if version <= 3 {
             let results = add_one(
-                &broker,
+                &txn,
+                &replicas,
                 version,
                 &request.v3_and_below_transactional_id,
                 request.v3_and_below_producer_id,
@@ -53,7 +58,8 @@ pub fn handle(
         let mut results_by_transaction = Vec::with_capacity(request.transactions.len());
         for t in &request.transactions {
             let topic_results = add_one(
-                &broker,
+                &txn,
+                &replicas,
                 version,
                 &t.transactional_id,
                 t.producer_id,
@@ -78,8 +84,10 @@ pub fn handle(
 }
 
 /// Adds (or verifies) one transaction's partitions; one result per partition.
+#[allow(clippy::too_many_arguments)] // one transaction's fields, as the request carries them
 async fn add_one(
-    broker: &Arc<Broker>,
+    txn: &TransactionCoordinator,
+    replicas: &ReplicaManager,
     version: i16,
     transactional_id: &str,
     producer_id: i64,
@@ -95,7 +103,7 @@ async fn add_one(
     // rest OPERATION_NOT_ATTEMPTED; nothing is added.
     let unknown: Vec<bool> = wanted
         .iter()
-        .map(|(t, p)| broker.replicas.partition(t, *p).is_none())
+        .map(|(t, p)| replicas.partition(t, *p).is_none())
         .collect();
     let codes: Vec<i16> = if wanted.len() > MAX_PARTITIONS_PER_REQUEST {
         vec![code::INVALID_REQUEST; wanted.len()]
@@ -111,8 +119,7 @@ async fn add_one(
             })
             .collect()
     } else if verify_only {
-        match broker
-            .txn
+        match txn
             .verify_partitions(transactional_id, producer_id, producer_epoch, &wanted)
             .await
         {
@@ -129,8 +136,7 @@ async fn add_one(
             Err(e) => vec![e.code(false); wanted.len()],
         }
     } else {
-        let c = match broker
-            .txn
+        let c = match txn
             .add_to_txn(transactional_id, producer_id, producer_epoch, &wanted, None)
             .await
         {
@@ -159,4 +165,191 @@ async fn add_one(
             ..Default::default()
         })
         .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use sluice_protocol::messages::add_partitions_to_txn::AddPartitionsToTxnTransaction;
+
+    use super::*;
+    use crate::testing::{self, Node};
+
+    /// A transactional producer `id`: its producer id and epoch.
+    pub(crate) async fn init(node: &Node, id: &str) -> (i64, i16) {
+        node.txn
+            .init_producer_id(id, 60_000, None)
+            .await
+            .expect("init producer id")
+    }
+
+    /// The state name and partitions of `id`'s transaction.
+    pub(crate) async fn state_of(node: &Node, id: &str) -> (String, Vec<(String, i32)>) {
+        let meta = node
+            .txn
+            .get(id)
+            .expect("known id")
+            .snapshot()
+            .await
+            .expect("initialised");
+        (
+            meta.state.name().to_owned(),
+            meta.partitions.into_iter().collect(),
+        )
+    }
+
+    fn topics(parts: &[(&str, &[i32])]) -> Vec<AddPartitionsToTxnTopic> {
+        parts
+            .iter()
+            .map(|(name, partitions)| AddPartitionsToTxnTopic {
+                name: (*name).to_owned(),
+                partitions: partitions.to_vec(),
+            })
+            .collect()
+    }
+
+    /// A v0-3 AddPartitionsToTxn; (topic, partition, code) per partition.
+    async fn add_v3(
+        node: &Node,
+        version: i16,
+        id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        parts: &[(&str, &[i32])],
+    ) -> Vec<(String, i32, i16)> {
+        let request = AddPartitionsToTxnRequest {
+            v3_and_below_transactional_id: id.to_owned(),
+            v3_and_below_producer_id: producer_id,
+            v3_and_below_producer_epoch: producer_epoch,
+            v3_and_below_topics: topics(parts),
+            ..Default::default()
+        };
+        let header = testing::header(24, version);
+        handle(&node.txn, &node.replicas, &testing::ctx(), &header, request)
+            .await
+            .results_by_topic_v3_and_below
+            .into_iter()
+            .flat_map(|t| {
+                t.results_by_partition
+                    .into_iter()
+                    .map(move |p| (t.name.clone(), p.partition_index, p.partition_error_code))
+            })
+            .collect()
+    }
+
+    fn codes(results: &[(String, i32, i16)]) -> Vec<i16> {
+        results.iter().map(|r| r.2).collect()
+    }
+
+    #[tokio::test]
+    async fn partitions_join_an_ongoing_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        let producer = init(&node, "tx").await;
+        let results = add_v3(&node, 3, "tx", producer, &[("t", &[0, 1])]).await;
+        assert_eq!(
+            results,
+            [
+                ("t".to_owned(), 0, code::NONE),
+                ("t".to_owned(), 1, code::NONE)
+            ]
+        );
+        let (state, partitions) = state_of(&node, "tx").await;
+        assert_eq!(state, "Ongoing");
+        assert_eq!(partitions, [("t".to_owned(), 0), ("t".to_owned(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn one_unknown_partition_adds_nothing_and_the_rest_are_not_attempted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let producer = init(&node, "tx").await;
+        let results = add_v3(
+            &node,
+            3,
+            "tx",
+            producer,
+            &[("t", &[0, 4]), ("missing", &[0])],
+        )
+        .await;
+        assert_eq!(
+            codes(&results),
+            [
+                code::OPERATION_NOT_ATTEMPTED,
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            ]
+        );
+        let (state, partitions) = state_of(&node, "tx").await;
+        assert_eq!(state, "Empty");
+        assert!(partitions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fenced_producer_gets_the_code_its_version_knows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (pid, old_epoch) = init(&node, "tx").await;
+        init(&node, "tx").await;
+        let stale = (pid, old_epoch);
+        assert_eq!(
+            codes(&add_v3(&node, 1, "tx", stale, &[("t", &[0])]).await),
+            [code::INVALID_PRODUCER_EPOCH]
+        );
+        assert_eq!(
+            codes(&add_v3(&node, 2, "tx", stale, &[("t", &[0])]).await),
+            [code::PRODUCER_FENCED]
+        );
+        assert_eq!(
+            codes(&add_v3(&node, 3, "tx", (pid + 100, old_epoch), &[("t", &[0])]).await),
+            [code::INVALID_PRODUCER_ID_MAPPING]
+        );
+        assert_eq!(
+            codes(&add_v3(&node, 3, "unknown", stale, &[("t", &[0])]).await),
+            [code::INVALID_PRODUCER_ID_MAPPING]
+        );
+    }
+
+    #[tokio::test]
+    async fn v4_verify_only_reports_which_partitions_are_in_the_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        let (producer_id, producer_epoch) = init(&node, "tx").await;
+        add_v3(
+            &node,
+            3,
+            "tx",
+            (producer_id, producer_epoch),
+            &[("t", &[0])],
+        )
+        .await;
+        let request = AddPartitionsToTxnRequest {
+            transactions: vec![AddPartitionsToTxnTransaction {
+                transactional_id: "tx".to_owned(),
+                producer_id,
+                producer_epoch,
+                verify_only: true,
+                topics: topics(&[("t", &[0, 1])]),
+            }],
+            ..Default::default()
+        };
+        let header = testing::header(24, 4);
+        let response = handle(&node.txn, &node.replicas, &testing::ctx(), &header, request).await;
+        assert_eq!(response.error_code, code::NONE);
+        let tx = &response.results_by_transaction[0];
+        assert_eq!(tx.transactional_id, "tx");
+        let verified: Vec<_> = tx.topic_results[0]
+            .results_by_partition
+            .iter()
+            .map(|p| (p.partition_index, p.partition_error_code))
+            .collect();
+        assert_eq!(
+            verified,
+            [(0, code::NONE), (1, code::TRANSACTION_ABORTABLE)]
+        );
+        let (_, partitions) = state_of(&node, "tx").await;
+        assert_eq!(partitions, [("t".to_owned(), 0)], "verifying adds nothing");
+    }
 }

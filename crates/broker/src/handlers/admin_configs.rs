@@ -19,10 +19,10 @@ use sluice_protocol::messages::incremental_alter_configs::{
 
 use super::RequestContext;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use crate::Broker;
-use sluice_metadata::ApiError;
+use crate::config::Config;
 use sluice_metadata::controller::{AlterMode, ConfigOp};
 use sluice_metadata::topic_config;
+use sluice_metadata::{ApiError, Controller, MetadataImage};
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -30,14 +30,15 @@ const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs source for values from the broker's static config.
 const SOURCE_STATIC_BROKER: i8 = 4;
 
-/// Handles DescribeConfigs.
+/// Handles DescribeConfigs: topics from `image` (unset keys show
+/// `config`'s log defaults), this broker's static `config`.
 pub fn describe(
-    broker: &Arc<Broker>,
+    image: &MetadataImage,
+    config: &Config,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> impl Future<Output = DescribeConfigsResponse> + Send + 'static {
-    let image = broker.metadata.image();
     let results = request
         .resources
         .into_iter()
@@ -71,7 +72,7 @@ pub fn describe(
                                 DescribeConfigsResourceResult {
                                     name: d.name.to_owned(),
                                     value: Some(set.cloned().unwrap_or_else(|| {
-                                        topic_config::default_value(d.name, &broker.config.log)
+                                        topic_config::default_value(d.name, &config.log)
                                     })),
                                     read_only: false,
                                     is_default: set.is_none(),
@@ -89,10 +90,8 @@ pub fn describe(
                     }
                 },
                 RESOURCE_BROKER => {
-                    if r.resource_name.is_empty()
-                        || r.resource_name == broker.config.node_id.to_string()
-                    {
-                        result.configs = broker_configs(broker)
+                    if r.resource_name.is_empty() || r.resource_name == config.node_id.to_string() {
+                        result.configs = broker_configs(config)
                             .into_iter()
                             .filter(|(name, _)| wanted(name))
                             .map(|(name, value)| DescribeConfigsResourceResult {
@@ -107,8 +106,7 @@ pub fn describe(
                             .collect();
                     } else {
                         result.error_code = code::INVALID_REQUEST;
-                        result.error_message =
-                            Some(format!("this is broker {}", broker.config.node_id));
+                        result.error_message = Some(format!("this is broker {}", config.node_id));
                     }
                 }
                 other => {
@@ -127,8 +125,7 @@ pub fn describe(
 }
 
 /// The broker's static configs under Kafka's names.
-fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
-    let c = &broker.config;
+fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.id", c.node_id.to_string()),
@@ -184,12 +181,12 @@ fn not_a_topic(resource_type: i8) -> ApiError {
 
 /// Handles AlterConfigs: each resource's list replaces its whole config.
 pub fn alter(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> impl Future<Output = AlterConfigsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     async move {
         let mut responses = Vec::with_capacity(request.resources.len());
         for r in request.resources {
@@ -202,8 +199,7 @@ pub fn alter(
                         None => ConfigOp::Delete(c.name),
                     })
                     .collect();
-                broker
-                    .controller
+                controller
                     .alter_topic_configs(
                         &r.resource_name,
                         ops,
@@ -233,12 +229,12 @@ pub fn alter(
 
 /// Handles IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT per key.
 pub fn incremental_alter(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> impl Future<Output = IncrementalAlterConfigsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     async move {
         let mut responses = Vec::with_capacity(request.resources.len());
         for r in request.resources {
@@ -271,8 +267,7 @@ pub fn incremental_alter(
                     .collect();
                 match ops {
                     Ok(ops) => {
-                        broker
-                            .controller
+                        controller
                             .alter_topic_configs(
                                 &r.resource_name,
                                 ops,
@@ -307,5 +302,251 @@ fn split(outcome: Result<(), ApiError>) -> (i16, Option<String>) {
     match outcome {
         Ok(()) => (code::NONE, None),
         Err(e) => (e.code, Some(e.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use sluice_protocol::messages::alter_configs::{AlterConfigsResource, AlterableConfig};
+    use sluice_protocol::messages::describe_configs::DescribeConfigsResource;
+    use sluice_protocol::messages::incremental_alter_configs::{
+        AlterConfigsResource as IncrementalResource, AlterableConfig as IncrementalConfig,
+    };
+
+    use super::*;
+    use crate::testing::{self, Node};
+
+    fn describe_one(
+        node: &Node,
+        resource_type: i8,
+        resource_name: &str,
+        keys: Option<&[&str]>,
+    ) -> DescribeConfigsResult {
+        let request = DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type,
+                resource_name: resource_name.to_owned(),
+                configuration_keys: keys.map(|ks| ks.iter().map(|k| (*k).to_owned()).collect()),
+            }],
+            ..Default::default()
+        };
+        let header = testing::header(32, 4);
+        let mut response = describe(
+            &node.image(),
+            &node.config,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
+        response.results.remove(0)
+    }
+
+    fn value<'a>(
+        result: &'a DescribeConfigsResult,
+        name: &str,
+    ) -> &'a DescribeConfigsResourceResult {
+        result
+            .configs
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} described"))
+    }
+
+    async fn incremental(
+        node: &Node,
+        resource_type: i8,
+        name: &str,
+        configs: Vec<(&str, i8, Option<&str>)>,
+    ) -> (i16, Option<String>) {
+        let request = IncrementalAlterConfigsRequest {
+            resources: vec![IncrementalResource {
+                resource_type,
+                resource_name: name.to_owned(),
+                configs: configs
+                    .into_iter()
+                    .map(|(n, op, v)| IncrementalConfig {
+                        name: n.to_owned(),
+                        config_operation: op,
+                        value: v.map(str::to_owned),
+                    })
+                    .collect(),
+            }],
+            validate_only: false,
+            ..Default::default()
+        };
+        let header = testing::header(44, 1);
+        let mut response =
+            incremental_alter(&node.controller, &testing::ctx(), &header, request).await;
+        let r = response.responses.remove(0);
+        assert_eq!(r.resource_name, name);
+        (r.error_code, r.error_message)
+    }
+
+    #[tokio::test]
+    async fn a_topic_shows_its_own_values_and_the_defaults_with_their_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_TOPIC,
+            "t",
+            vec![("retention.ms", 0, Some("1000"))],
+        )
+        .await;
+        assert_eq!(c, code::NONE);
+        let result = describe_one(&node, RESOURCE_TOPIC, "t", None);
+        assert_eq!(result.error_code, code::NONE);
+        assert_eq!(result.configs.len(), topic_config::TOPIC_CONFIGS.len());
+        let set = value(&result, "retention.ms");
+        assert_eq!(set.value.as_deref(), Some("1000"));
+        assert_eq!((set.is_default, set.config_source), (false, SOURCE_TOPIC));
+        let default = value(&result, "cleanup.policy");
+        assert_eq!(default.value.as_deref(), Some("delete"));
+        assert_eq!(
+            (default.is_default, default.config_source),
+            (true, SOURCE_DEFAULT)
+        );
+        // Only the keys asked for.
+        let result = describe_one(&node, RESOURCE_TOPIC, "t", Some(&["cleanup.policy"]));
+        assert_eq!(result.configs.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_other_brokers_and_other_resource_types_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let missing = describe_one(&node, RESOURCE_TOPIC, "missing", None);
+        assert_eq!(missing.error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
+        assert!(missing.configs.is_empty());
+        let other = describe_one(&node, RESOURCE_BROKER, "99", None);
+        assert_eq!(other.error_code, code::INVALID_REQUEST);
+        let group = describe_one(&node, 3, "g", None);
+        assert_eq!(group.error_code, code::INVALID_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn this_broker_describes_its_static_configs_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        for name in ["", "1"] {
+            let result = describe_one(&node, RESOURCE_BROKER, name, None);
+            assert_eq!(result.error_code, code::NONE);
+            let id = value(&result, "node.id");
+            assert_eq!(id.value.as_deref(), Some("1"));
+            assert!(id.read_only);
+            assert_eq!(id.config_source, SOURCE_STATIC_BROKER);
+            assert_eq!(
+                value(&result, "message.max.bytes").value,
+                Some(node.config.log.message_max_bytes.to_string())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn incremental_alter_sets_and_deletes_keys_and_refuses_bad_operations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_TOPIC,
+            "t",
+            vec![
+                ("retention.ms", 0, Some("5000")),
+                ("cleanup.policy", 0, Some("compact")),
+            ],
+        )
+        .await;
+        assert_eq!(c, code::NONE);
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_TOPIC,
+            "t",
+            vec![("cleanup.policy", 1, None)],
+        )
+        .await;
+        assert_eq!(c, code::NONE);
+        let configs = &node.image().topics["t"].configs;
+        assert_eq!(
+            configs.get("retention.ms").map(String::as_str),
+            Some("5000")
+        );
+        assert!(!configs.contains_key("cleanup.policy"), "deleted");
+
+        let (c, m) = incremental(&node, RESOURCE_TOPIC, "t", vec![("retention.ms", 0, None)]).await;
+        assert_eq!(c, code::INVALID_CONFIG);
+        assert!(m.is_some_and(|m| m.contains("retention.ms")));
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_TOPIC,
+            "t",
+            vec![("retention.ms", 9, Some("1"))],
+        )
+        .await;
+        assert_eq!(c, code::INVALID_REQUEST);
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_BROKER,
+            "1",
+            vec![("num.partitions", 0, Some("3"))],
+        )
+        .await;
+        assert_eq!(c, code::INVALID_REQUEST);
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_TOPIC,
+            "missing",
+            vec![("retention.ms", 0, Some("1"))],
+        )
+        .await;
+        assert_eq!(c, code::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(
+            node.image().topics["t"]
+                .configs
+                .get("retention.ms")
+                .map(String::as_str),
+            Some("5000"),
+            "refused changes left the topic alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn alter_configs_replaces_the_whole_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (c, _) = incremental(
+            &node,
+            RESOURCE_TOPIC,
+            "t",
+            vec![("retention.ms", 0, Some("5000"))],
+        )
+        .await;
+        assert_eq!(c, code::NONE);
+        let request = AlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: "t".to_owned(),
+                configs: vec![AlterableConfig {
+                    name: "cleanup.policy".to_owned(),
+                    value: Some("compact".to_owned()),
+                }],
+            }],
+            validate_only: false,
+            ..Default::default()
+        };
+        let header = testing::header(33, 2);
+        let response = alter(&node.controller, &testing::ctx(), &header, request).await;
+        assert_eq!(response.responses[0].error_code, code::NONE);
+        let configs = &node.image().topics["t"].configs;
+        assert_eq!(
+            configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        assert!(!configs.contains_key("retention.ms"), "not in the new set");
     }
 }

@@ -1,7 +1,6 @@
 //! ApiVersions (18): which APIs and versions this broker serves.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use sluice_protocol::error::codes::UNSUPPORTED_VERSION;
@@ -11,7 +10,6 @@ use sluice_protocol::messages::api_versions::{
 use sluice_protocol::{ApiKey, RequestDecodeError, RequestHeader, encode_response};
 
 use super::RequestContext;
-use crate::Broker;
 
 /// What we advertise, as (api, min, max). Minimums stay where clients'
 /// feature detection expects them even where older versions are refused:
@@ -94,7 +92,6 @@ fn response(error_code: i16) -> ApiVersionsResponse {
 
 /// Handles ApiVersions at a version we know.
 pub fn handle(
-    _broker: &Arc<Broker>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     _request: ApiVersionsRequest,
@@ -114,4 +111,59 @@ pub(crate) fn unsupported_version_reply(error: &RequestDecodeError) -> Option<By
         return None;
     };
     encode_response(header.correlation_id, 0, &response(UNSUPPORTED_VERSION), 0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn lists_every_advertised_api_with_its_range() {
+        let header = testing::header(18, 3);
+        let response = handle(&testing::ctx(), &header, ApiVersionsRequest::default())
+            .now_or_never()
+            .expect("answers at once");
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.api_keys.len(), ADVERTISED.len());
+        let produce = response
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Produce as i16)
+            .expect("Produce advertised");
+        assert_eq!((produce.min_version, produce.max_version), (0, 11));
+        assert!(
+            response
+                .api_keys
+                .iter()
+                .all(|k| k.min_version <= k.max_version)
+        );
+        assert_eq!(advertised_range(ApiKey::Fetch), Some((4, 16)));
+        assert_eq!(advertised_range(ApiKey::SaslHandshake), None);
+    }
+
+    #[test]
+    fn an_unknown_api_versions_version_gets_a_v0_answer_and_other_errors_none() {
+        let header = RequestHeader {
+            request_api_key: ApiKey::ApiVersions as i16,
+            request_api_version: 99,
+            correlation_id: 5,
+            client_id: None,
+        };
+        let error = RequestDecodeError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            header: header.clone(),
+        };
+        let frame = unsupported_version_reply(&error).expect("answered");
+        // Length, correlation id, then (v0 body) UNSUPPORTED_VERSION.
+        assert_eq!(frame[4..8], 5i32.to_be_bytes());
+        assert_eq!(frame[8..10], UNSUPPORTED_VERSION.to_be_bytes());
+        let other = RequestDecodeError::UnsupportedVersion {
+            api_key: ApiKey::Fetch,
+            header,
+        };
+        assert!(unsupported_version_reply(&other).is_none());
+    }
 }

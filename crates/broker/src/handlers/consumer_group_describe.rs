@@ -2,7 +2,6 @@
 //! target assignments.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -12,7 +11,7 @@ use sluice_protocol::messages::consumer_group_describe::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::{GroupKind, assignor};
 use sluice_metadata::MetadataImage;
 
@@ -31,12 +30,12 @@ fn to_wire(a: &assignor::Assignment, image: &MetadataImage) -> Assignment {
 
 /// Handles ConsumerGroupDescribe.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
+    image: &MetadataImage,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: ConsumerGroupDescribeRequest,
 ) -> impl Future<Output = ConsumerGroupDescribeResponse> + Send + 'static {
-    let image = broker.metadata.image();
     let groups = request
         .group_ids
         .into_iter()
@@ -49,7 +48,7 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
-            let Some(slot) = broker.groups.get(&group_id) else {
+            let Some(slot) = groups.get(&group_id) else {
                 return not_found("group does not exist");
             };
             let state = slot.lock();
@@ -76,10 +75,10 @@ pub fn handle(
                         client_host: m.client_host.clone(),
                         subscribed_topic_names: m.subscribed_topic_names.clone(),
                         subscribed_topic_regex: m.subscribed_topic_regex.clone(),
-                        assignment: to_wire(&m.assigned, &image),
+                        assignment: to_wire(&m.assigned, image),
                         target_assignment: to_wire(
                             &g.target.get(&m.member_id).cloned().unwrap_or_default(),
-                            &image,
+                            image,
                         ),
                         member_type: 1,
                     })
@@ -92,4 +91,57 @@ pub fn handle(
         groups,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::handlers::consumer_group_heartbeat::tests::heartbeat;
+    use crate::handlers::join_group::tests::stable_member;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn describes_members_with_assignments_named_and_refuses_other_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        let joined = heartbeat(&node, "g", "", 0, Some(&["t"])).await;
+        assert_eq!(joined.error_code, code::NONE);
+        stable_member(&node.groups, "classic", b"a").await;
+        let request = ConsumerGroupDescribeRequest {
+            group_ids: vec!["g".to_owned(), "classic".to_owned(), "missing".to_owned()],
+            ..Default::default()
+        };
+        let header = testing::header(69, 0);
+        let response = handle(
+            &node.groups,
+            &node.image(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
+        let g = &response.groups[0];
+        assert_eq!(g.error_code, code::NONE);
+        assert_eq!(g.group_epoch, joined.member_epoch);
+        assert_eq!(g.members.len(), 1);
+        let m = &g.members[0];
+        assert_eq!(Some(&m.member_id), joined.member_id.as_ref());
+        assert_eq!(m.subscribed_topic_names, ["t"]);
+        assert_eq!(m.client_host, "/127.0.0.1");
+        let named: Vec<_> = m
+            .target_assignment
+            .topic_partitions
+            .iter()
+            .map(|tp| (tp.topic_name.as_str(), tp.partitions.clone()))
+            .collect();
+        assert_eq!(named, [("t", vec![0, 1])]);
+        for other in &response.groups[1..] {
+            assert_eq!(other.error_code, code::GROUP_ID_NOT_FOUND);
+            assert_eq!(other.group_state, "Dead");
+        }
+    }
 }

@@ -11,18 +11,18 @@ use sluice_protocol::messages::consumer_group_heartbeat::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::assignor;
 use sluice_coordinator::group::consumer::HeartbeatArgs;
 
 /// Handles ConsumerGroupHeartbeat.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: ConsumerGroupHeartbeatRequest,
 ) -> impl Future<Output = ConsumerGroupHeartbeatResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     let args = HeartbeatArgs {
         member_id: request.member_id,
         member_epoch: request.member_epoch,
@@ -44,7 +44,7 @@ pub fn handle(
     };
     async move {
         let group_id = request.group_id;
-        match broker.groups.consumer_heartbeat(&group_id, args).await {
+        match groups.consumer_heartbeat(&group_id, args).await {
             Err(error_code) => ConsumerGroupHeartbeatResponse {
                 error_code,
                 ..Default::default()
@@ -66,5 +66,70 @@ pub fn handle(
                 ..Default::default()
             },
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::testing::{self, Node};
+
+    /// A ConsumerGroupHeartbeat of `group` as `member_id` at `member_epoch`,
+    /// subscribed to `topics`.
+    pub(crate) async fn heartbeat(
+        node: &Node,
+        group: &str,
+        member_id: &str,
+        member_epoch: i32,
+        topics: Option<&[&str]>,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let request = ConsumerGroupHeartbeatRequest {
+            group_id: group.to_owned(),
+            member_id: member_id.to_owned(),
+            member_epoch,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: topics.map(|ts| ts.iter().map(|t| (*t).to_owned()).collect()),
+            ..Default::default()
+        };
+        let header = testing::header(68, 0);
+        handle(&node.groups, &testing::ctx(), &header, request).await
+    }
+
+    #[tokio::test]
+    async fn a_joining_member_gets_an_id_an_epoch_and_every_partition_of_its_topic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 3).await;
+        let joined = heartbeat(&node, "g", "", 0, Some(&["t"])).await;
+        assert_eq!(joined.error_code, code::NONE);
+        let member_id = joined.member_id.clone().expect("assigned an id");
+        assert!(!member_id.is_empty());
+        assert!(joined.member_epoch >= 1);
+        assert!(joined.heartbeat_interval_ms > 0);
+        let assignment = joined.assignment.expect("first assignment");
+        let topic_id = node.image().topics["t"].topic_id;
+        let owned: Vec<_> = assignment
+            .topic_partitions
+            .iter()
+            .map(|tp| (tp.topic_id, tp.partitions.clone()))
+            .collect();
+        assert_eq!(owned, [(topic_id, vec![0, 1, 2])]);
+
+        // Staying at its epoch is fine; a made-up epoch is fenced.
+        let again = heartbeat(&node, "g", &member_id, joined.member_epoch, None).await;
+        assert_eq!(again.error_code, code::NONE);
+        let fenced = heartbeat(&node, "g", &member_id, joined.member_epoch + 5, None).await;
+        assert_eq!(fenced.error_code, code::FENCED_MEMBER_EPOCH);
+    }
+
+    #[tokio::test]
+    async fn unknown_members_and_empty_group_ids_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let unknown = heartbeat(&node, "g", "nobody", 3, None).await;
+        assert_eq!(unknown.error_code, code::UNKNOWN_MEMBER_ID);
+        assert_eq!(unknown.member_id, None);
+        let invalid = heartbeat(&node, "", "", 0, Some(&["t"])).await;
+        assert_eq!(invalid.error_code, code::INVALID_GROUP_ID);
     }
 }

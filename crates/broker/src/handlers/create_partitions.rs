@@ -10,18 +10,20 @@ use sluice_protocol::messages::create_partitions::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_metadata::Controller;
 
-/// Handles CreatePartitions.
+/// Handles CreatePartitions through `controller`; an explicit assignment
+/// may name only `node_id`.
 pub fn handle(
-    broker: &Arc<Broker>,
+    controller: &Arc<Controller>,
+    node_id: i32,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> impl Future<Output = CreatePartitionsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let controller = Arc::clone(controller);
     async move {
-        let node = broker.config.node_id;
+        let node = node_id;
         let mut pre = Vec::new();
         let mut asks = Vec::new();
         for t in request.topics {
@@ -42,8 +44,7 @@ pub fn handle(
                 pre.push((t.name, None));
             }
         }
-        let mut results = broker
-            .controller
+        let mut results = controller
             .create_partitions(asks, request.validate_only)
             .await
             .into_iter();
@@ -71,5 +72,94 @@ pub fn handle(
             results,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_protocol::messages::create_partitions::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+
+    use super::*;
+    use crate::testing::{self, Node};
+
+    async fn grow(
+        node: &Node,
+        topics: Vec<CreatePartitionsTopic>,
+        validate_only: bool,
+    ) -> Vec<(String, i16)> {
+        let request = CreatePartitionsRequest {
+            topics,
+            timeout_ms: 10_000,
+            validate_only,
+            ..Default::default()
+        };
+        let header = testing::header(37, 3);
+        handle(
+            &node.controller,
+            node.config.node_id,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .results
+        .into_iter()
+        .map(|r| (r.name, r.error_code))
+        .collect()
+    }
+
+    fn to(name: &str, count: i32) -> CreatePartitionsTopic {
+        CreatePartitionsTopic {
+            name: name.to_owned(),
+            count,
+            assignments: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn grows_a_topic_and_refuses_shrinking_unknown_topics_and_other_brokers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        node.create_topic("u", 3).await;
+        let mut foreign = to("u", 5);
+        foreign.assignments = Some(vec![
+            CreatePartitionsAssignment {
+                broker_ids: vec![node.config.node_id + 1],
+            };
+            2
+        ]);
+        let results = grow(
+            &node,
+            vec![to("t", 3), foreign, to("u", 2), to("missing", 2)],
+            false,
+        )
+        .await;
+        let expected = [
+            ("t", code::NONE),
+            ("u", code::INVALID_REPLICA_ASSIGNMENT),
+            ("u", code::INVALID_PARTITIONS),
+            ("missing", code::UNKNOWN_TOPIC_OR_PARTITION),
+        ];
+        let got: Vec<_> = results.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(got, expected);
+        assert_eq!(node.image().topics["t"].partitions.len(), 3);
+        assert!(
+            node.replicas.partition("t", 2).is_some(),
+            "the new partition is hosted"
+        );
+        assert_eq!(node.image().topics["u"].partitions.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn validate_only_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let results = grow(&node, vec![to("t", 4)], true).await;
+        assert_eq!(results, [("t".to_owned(), code::NONE)]);
+        assert_eq!(node.image().topics["t"].partitions.len(), 1);
     }
 }

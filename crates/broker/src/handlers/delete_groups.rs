@@ -9,20 +9,20 @@ use sluice_protocol::messages::delete_groups::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles DeleteGroups; one result per group, in order.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DeleteGroupsRequest,
 ) -> impl Future<Output = DeleteGroupsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     async move {
         let mut results = Vec::with_capacity(request.groups_names.len());
         for group_id in request.groups_names {
-            let error_code = broker.groups.delete_group(&group_id).await;
+            let error_code = groups.delete_group(&group_id).await;
             results.push(DeletableGroupResult {
                 group_id,
                 error_code,
@@ -32,5 +32,68 @@ pub fn handle(
             results,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_protocol::error::codes as code;
+
+    use super::*;
+    use crate::handlers::join_group::tests::stable_member;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn deletes_empty_groups_and_refuses_live_or_unknown_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        stable_member(&node.groups, "live", b"a").await;
+        let who = sluice_coordinator::group::CommitIdentity {
+            member_id: String::new(),
+            instance_id: None,
+            generation_or_epoch: -1,
+        };
+        let offsets = vec![sluice_coordinator::group::OffsetToCommit {
+            topic: "t".to_owned(),
+            partition: 0,
+            offset: 5,
+            leader_epoch: -1,
+            metadata: None,
+        }];
+        node.groups
+            .commit_offsets("idle", &who, offsets)
+            .await
+            .expect("commit");
+        let offset = |group: &str| {
+            node.groups
+                .fetch_offsets(group, Some(vec![("t".to_owned(), vec![0])]))[0]
+                .1[0]
+                .1
+                .as_ref()
+                .map(|v| v.offset)
+        };
+        assert_eq!(offset("idle"), Some(5));
+        let request = DeleteGroupsRequest {
+            groups_names: vec!["idle".to_owned(), "live".to_owned(), "missing".to_owned()],
+            ..Default::default()
+        };
+        let header = testing::header(42, 2);
+        let response = handle(&node.groups, &testing::ctx(), &header, request).await;
+        let results: Vec<_> = response
+            .results
+            .iter()
+            .map(|r| (r.group_id.as_str(), r.error_code))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("idle", code::NONE),
+                ("live", code::NON_EMPTY_GROUP),
+                ("missing", code::GROUP_ID_NOT_FOUND)
+            ]
+        );
+        assert_eq!(offset("idle"), None, "its offsets went with it");
+        assert!(node.groups.get("live").is_some());
     }
 }

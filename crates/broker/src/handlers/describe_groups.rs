@@ -1,7 +1,6 @@
 //! DescribeGroups (15): state, protocol and members of classic groups.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -10,14 +9,14 @@ use sluice_protocol::messages::describe_groups::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::GroupKind;
 use sluice_coordinator::group::classic::ClassicState;
 
 /// Handles DescribeGroups. An unknown group is reported Dead (v0-5) or
 /// GROUP_ID_NOT_FOUND (v6+), as Kafka does.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: DescribeGroupsRequest,
@@ -34,7 +33,7 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
-            let Some(slot) = broker.groups.get(&group_id) else {
+            let Some(slot) = groups.get(&group_id) else {
                 return dead(if version >= 6 {
                     code::GROUP_ID_NOT_FOUND
                 } else {
@@ -106,4 +105,59 @@ pub fn handle(
         groups,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::handlers::join_group::tests::{stable_member, subscription};
+    use crate::testing;
+
+    fn describe(groups: &GroupCoordinator, version: i16, ids: &[&str]) -> Vec<DescribedGroup> {
+        let request = DescribeGroupsRequest {
+            groups: ids.iter().map(|g| (*g).to_owned()).collect(),
+            ..Default::default()
+        };
+        let header = testing::header(15, version);
+        handle(groups, &testing::ctx(), &header, request)
+            .now_or_never()
+            .expect("answers at once")
+            .groups
+    }
+
+    #[tokio::test]
+    async fn a_stable_group_shows_its_protocol_members_and_assignments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (member, _) = stable_member(&node.groups, "g", b"assigned").await;
+        let described = describe(&node.groups, 5, &["g"]);
+        let g = &described[0];
+        assert_eq!(g.error_code, code::NONE);
+        assert_eq!(g.group_state, "Stable");
+        assert_eq!(g.protocol_type, "consumer");
+        assert_eq!(g.protocol_data, "range");
+        assert_eq!(g.members.len(), 1);
+        let m = &g.members[0];
+        assert_eq!(m.member_id, member);
+        assert_eq!(m.client_id, "test");
+        assert_eq!(m.client_host, "/127.0.0.1");
+        assert_eq!(m.member_metadata, subscription());
+        assert_eq!(m.member_assignment.as_ref(), b"assigned");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_group_is_dead_before_v6_and_not_found_from_v6() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let old = describe(&node.groups, 5, &["missing"]);
+        assert_eq!(
+            (old[0].error_code, old[0].group_state.as_str()),
+            (code::NONE, "Dead")
+        );
+        let new = describe(&node.groups, 6, &["missing"]);
+        assert_eq!(new[0].error_code, code::GROUP_ID_NOT_FOUND);
+        assert_eq!(new[0].group_id, "missing");
+    }
 }

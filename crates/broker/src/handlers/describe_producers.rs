@@ -3,7 +3,6 @@
 //! describe-producers` shows, and how a hanging transaction is found).
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -13,11 +12,11 @@ use sluice_protocol::messages::describe_producers::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_replica::ReplicaManager;
 
 /// Handles DescribeProducers.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeProducersRequest,
@@ -29,7 +28,7 @@ pub fn handle(
             partitions: t
                 .partition_indexes
                 .iter()
-                .map(|&index| match broker.replicas.partition(&t.name, index) {
+                .map(|&index| match replicas.partition(&t.name, index) {
                     None => PartitionResponse {
                         partition_index: index,
                         error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
@@ -65,4 +64,85 @@ pub fn handle(
         topics,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use sluice_protocol::messages::describe_producers::TopicRequest;
+
+    use super::*;
+    use crate::testing;
+
+    fn describe(replicas: &ReplicaManager, partitions: Vec<i32>) -> Vec<PartitionResponse> {
+        let request = DescribeProducersRequest {
+            topics: vec![TopicRequest {
+                name: "t".to_owned(),
+                partition_indexes: partitions,
+            }],
+            ..Default::default()
+        };
+        let header = testing::header(61, 0);
+        let mut response = handle(replicas, &testing::ctx(), &header, request)
+            .now_or_never()
+            .expect("answers at once");
+        assert_eq!(response.topics[0].name, "t");
+        response.topics.remove(0).partitions
+    }
+
+    #[tokio::test]
+    async fn lists_each_producer_with_its_last_sequence_and_open_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
+        let partition = replicas.partition("t", 0).expect("hosted");
+        let idempotent = sluice_records::BatchBuilder::new()
+            .producer(11, 3, 0)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"a")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"b")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("batch");
+        testing::append(&partition, &idempotent).await;
+        let transactional = sluice_records::BatchBuilder::new()
+            .producer(12, 0, 0)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"t")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("batch");
+        testing::append(&partition, &transactional).await;
+
+        let answers = describe(&replicas, vec![0, 3]);
+        assert_eq!(answers[0].error_code, code::NONE);
+        let mut producers: Vec<_> = answers[0]
+            .active_producers
+            .iter()
+            .map(|p| {
+                (
+                    p.producer_id,
+                    p.producer_epoch,
+                    p.last_sequence,
+                    p.current_txn_start_offset,
+                )
+            })
+            .collect();
+        producers.sort();
+        assert_eq!(producers, [(11, 3, 1, -1), (12, 0, 0, 2)]);
+        assert_eq!(answers[1].partition_index, 3);
+        assert_eq!(answers[1].error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
+        assert!(answers[1].active_producers.is_empty());
+    }
 }

@@ -10,20 +10,20 @@ use sluice_protocol::messages::describe_transactions::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 
 /// Handles DescribeTransactions.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeTransactionsRequest,
 ) -> impl Future<Output = DescribeTransactionsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     async move {
         let mut transaction_states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
-            let meta = match broker.txn.get(&id) {
+            let meta = match txn.get(&id) {
                 Some(slot) => slot.snapshot().await,
                 None => None,
             };
@@ -69,5 +69,55 @@ pub fn handle(
             transaction_states,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::add_partitions_to_txn::tests::init;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn describes_an_open_transaction_and_reports_unknown_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("a", 2).await;
+        node.create_topic("b", 1).await;
+        let (pid, epoch) = init(&node, "tx").await;
+        let parts = [
+            ("a".to_owned(), 1),
+            ("b".to_owned(), 0),
+            ("a".to_owned(), 0),
+        ];
+        node.txn
+            .add_to_txn("tx", pid, epoch, &parts, None)
+            .await
+            .expect("add");
+        let request = DescribeTransactionsRequest {
+            transactional_ids: vec!["tx".to_owned(), "missing".to_owned()],
+        };
+        let header = testing::header(65, 0);
+        let response = handle(&node.txn, &testing::ctx(), &header, request).await;
+        let tx = &response.transaction_states[0];
+        assert_eq!(tx.error_code, code::NONE);
+        assert_eq!(tx.transaction_state, "Ongoing");
+        assert_eq!((tx.producer_id, tx.producer_epoch), (pid, epoch));
+        assert_eq!(tx.transaction_timeout_ms, 60_000);
+        assert!(tx.transaction_start_time_ms > 0);
+        let topics: Vec<_> = tx
+            .topics
+            .iter()
+            .map(|t| (t.topic.as_str(), t.partitions.clone()))
+            .collect();
+        assert_eq!(
+            topics,
+            [("a", vec![0, 1]), ("b", vec![0])],
+            "grouped by topic"
+        );
+        let missing = &response.transaction_states[1];
+        assert_eq!(missing.error_code, code::TRANSACTIONAL_ID_NOT_FOUND);
+        assert_eq!(missing.transactional_id, "missing");
+        assert_eq!((missing.producer_id, missing.producer_epoch), (-1, -1));
     }
 }

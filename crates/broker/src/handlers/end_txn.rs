@@ -12,23 +12,22 @@ use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::end_txn::{EndTxnRequest, EndTxnResponse};
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
 
 /// Handles EndTxn.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: EndTxnRequest,
 ) -> impl Future<Output = EndTxnResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
-        let result = broker
-            .txn
+        let result = txn
             .end_txn(
                 &request.transactional_id,
                 request.producer_id,
@@ -50,5 +49,121 @@ pub fn handle(
             producer_epoch: -1,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::add_partitions_to_txn::tests::{init, state_of};
+    use crate::testing::{self, Node};
+
+    async fn end(
+        node: &Node,
+        version: i16,
+        (producer_id, producer_epoch): (i64, i16),
+        committed: bool,
+    ) -> EndTxnResponse {
+        let request = EndTxnRequest {
+            transactional_id: "tx".to_owned(),
+            producer_id,
+            producer_epoch,
+            committed,
+        };
+        let header = testing::header(26, version);
+        handle(&node.txn, &testing::ctx(), &header, request).await
+    }
+
+    #[tokio::test]
+    async fn commit_writes_the_markers_before_answering() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (pid, epoch) = init(&node, "tx").await;
+        node.txn
+            .add_to_txn("tx", pid, epoch, &[("t".to_owned(), 0)], None)
+            .await
+            .expect("add");
+        let partition = node.partition("t", 0);
+        let batch = sluice_records::BatchBuilder::new()
+            .producer(pid, epoch, 0)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("batch");
+        testing::append(&partition, &batch).await;
+        assert_eq!(
+            partition.last_stable_offset(),
+            0,
+            "held by the open transaction"
+        );
+
+        let response = end(&node, 3, (pid, epoch), true).await;
+        assert_eq!(response.error_code, code::NONE);
+        assert_eq!((response.producer_id, response.producer_epoch), (-1, -1));
+        assert_eq!(
+            partition.log().log_end_offset(),
+            2,
+            "the record and its marker"
+        );
+        assert_eq!(
+            partition.last_stable_offset(),
+            2,
+            "visible to read_committed at once"
+        );
+        assert_eq!(state_of(&node, "tx").await.0, "CompleteCommit");
+        // A retried commit of a completed commit succeeds again.
+        assert_eq!(
+            end(&node, 3, (pid, epoch), true).await.error_code,
+            code::NONE
+        );
+        assert_eq!(partition.log().log_end_offset(), 2, "no second marker");
+    }
+
+    #[tokio::test]
+    async fn ending_no_transaction_or_the_wrong_outcome_is_invalid_txn_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let producer = init(&node, "tx").await;
+        assert_eq!(
+            end(&node, 3, producer, true).await.error_code,
+            code::INVALID_TXN_STATE
+        );
+        node.txn
+            .add_to_txn("tx", producer.0, producer.1, &[], Some("g"))
+            .await
+            .expect("add group");
+        assert_eq!(end(&node, 3, producer, false).await.error_code, code::NONE);
+        assert_eq!(state_of(&node, "tx").await.0, "CompleteAbort");
+        assert_eq!(
+            end(&node, 3, producer, true).await.error_code,
+            code::INVALID_TXN_STATE,
+            "cannot commit what was aborted"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_or_fenced_producer_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (pid, epoch) = init(&node, "tx").await;
+        assert_eq!(
+            end(&node, 3, (pid + 1, epoch), true).await.error_code,
+            code::INVALID_PRODUCER_ID_MAPPING
+        );
+        init(&node, "tx").await;
+        assert_eq!(
+            end(&node, 1, (pid, epoch), true).await.error_code,
+            code::INVALID_PRODUCER_EPOCH
+        );
+        assert_eq!(
+            end(&node, 2, (pid, epoch), true).await.error_code,
+            code::PRODUCER_FENCED
+        );
     }
 }

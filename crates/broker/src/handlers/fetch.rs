@@ -24,8 +24,8 @@ use sluice_protocol::messages::fetch::{
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::Broker;
-use sluice_replica::Partition;
+use sluice_metadata::MetadataImage;
+use sluice_replica::{Partition, ReplicaManager};
 
 /// Longest long-poll we honour, whatever the client asks: a bound on how
 /// long a request can pin its connection's response queue.
@@ -46,15 +46,18 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-/// Handles Fetch.
+/// Handles Fetch: topics resolve through `image`, partitions through
+/// `replicas`; a response carries at most `fetch_max_bytes` of records
+/// (past KIP-74's first batch).
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
+    image: &MetadataImage,
+    fetch_max_bytes: u32,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: FetchRequest,
 ) -> impl Future<Output = FetchResponse> + Send + 'static {
     let version = header.request_api_version;
-    let image = broker.metadata.image();
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
@@ -82,8 +85,7 @@ pub fn handle(
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: p.partition_max_bytes,
                     target: match &name {
-                        Some(n) => broker
-                            .replicas
+                        Some(n) => replicas
                             .partition(n, p.partition)
                             .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
                         None => Err(topic_error),
@@ -99,8 +101,7 @@ pub fn handle(
         .collect();
     // The broker's cap bounds the response whatever the client asks for
     // (Kafka's fetch.max.bytes); KIP-74's first batch is still returned whole.
-    let max_bytes =
-        (request.max_bytes.max(0) as usize).min(broker.config.limits.fetch_max_bytes as usize);
+    let max_bytes = (request.max_bytes.max(0) as usize).min(fetch_max_bytes as usize);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     // isolation_level 1 (read_committed): stop at the last stable offset
@@ -271,7 +272,7 @@ mod tests {
     use sluice_protocol::messages::fetch::{FetchPartition, FetchTopic};
 
     use super::*;
-    use crate::testing;
+    use crate::{Broker, testing};
 
     const CAP: u32 = 4096;
 
@@ -342,7 +343,15 @@ mod tests {
             fill(&broker, "t", p, 20, 500).await; // about 11 KB per partition
         }
         let (header, request) = fetch_everything("t", 3);
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            broker.config.limits.fetch_max_bytes,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let sizes = record_bytes(&response);
         let total: usize = sizes.iter().sum();
         assert!(total > 0, "something is returned");
@@ -360,7 +369,15 @@ mod tests {
         fill(&broker, "t", 0, 3, 3 * CAP as usize).await;
         fill(&broker, "t", 1, 3, 100).await;
         let (header, request) = fetch_everything("t", 2);
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            broker.config.limits.fetch_max_bytes,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let sizes = record_bytes(&response);
         // Exactly one oversized batch from partition 0; nothing else fits.
         assert!(sizes[0] > 3 * CAP as usize, "{sizes:?}");
@@ -383,8 +400,268 @@ mod tests {
         for p in &mut request.topics[0].partitions {
             p.partition_max_bytes = 1000;
         }
-        let response = handle(&broker, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            broker.config.limits.fetch_max_bytes,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let sizes = record_bytes(&response);
         assert!(sizes.iter().all(|&s| s > 0 && s <= 1000), "{sizes:?}");
+    }
+
+    /// Fetch against partitions alone: a replica manager and an image
+    /// built by hand, no controller, coordinator or broker.
+    mod hosted {
+        use std::time::Duration;
+
+        use sluice_protocol::messages::fetch::{FetchPartition, FetchTopic};
+
+        use super::super::*;
+        use crate::testing;
+
+        /// A Fetch of one partition from `offset`, naming the topic by
+        /// name (v12) or id (v13+).
+        fn request(topic: &str, topic_id: Uuid, partition: i32, offset: i64) -> FetchRequest {
+            FetchRequest {
+                max_wait_ms: 0,
+                min_bytes: 0,
+                max_bytes: i32::MAX,
+                topics: vec![FetchTopic {
+                    topic: topic.to_owned(),
+                    topic_id,
+                    partitions: vec![FetchPartition {
+                        partition,
+                        fetch_offset: offset,
+                        partition_max_bytes: i32::MAX,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            }
+        }
+
+        fn fetch(
+            replicas: &ReplicaManager,
+            image: &MetadataImage,
+            version: i16,
+            request: FetchRequest,
+        ) -> futures::future::BoxFuture<'static, FetchResponse> {
+            let header = testing::header(1, version);
+            Box::pin(handle(
+                replicas,
+                image,
+                u32::MAX,
+                &testing::ctx(),
+                &header,
+                request,
+            ))
+        }
+
+        fn only(response: &FetchResponse) -> &PartitionData {
+            assert_eq!(response.responses.len(), 1);
+            assert_eq!(response.responses[0].partitions.len(), 1);
+            &response.responses[0].partitions[0]
+        }
+
+        #[tokio::test]
+        async fn stored_batches_come_back_byte_for_byte_with_the_offsets() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("t", 1)]);
+            let partition = replicas.partition("t", 0).expect("hosted");
+            let first = testing::batch(2);
+            let second = testing::batch(3);
+            testing::append(&partition, &first).await;
+            testing::append(&partition, &second).await;
+            let response = fetch(&replicas, &image, 12, request("t", Uuid::nil(), 0, 0)).await;
+            let data = only(&response);
+            assert_eq!(data.error_code, code::NONE);
+            assert_eq!(data.high_watermark, 5);
+            assert_eq!(data.last_stable_offset, 5);
+            assert_eq!(data.log_start_offset, 0);
+            assert_eq!(response.responses[0].topic, "t");
+            // The log rewrote base offsets; the bodies are what was sent.
+            assert_eq!(data.records.len(), first.len() + second.len());
+            let headers: Vec<_> = sluice_records::Batches::without_crc(&data.records)
+                .filter_map(|b| match b {
+                    sluice_records::NextBatch::Complete { header, .. } => Some(header),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(headers.len(), 2);
+            assert_eq!(headers[0].base_offset, 0);
+            assert_eq!(headers[1].base_offset, 2);
+            // Past base offset, length and leader epoch (rewritten by the
+            // log), the second batch is the bytes the producer sent.
+            assert_eq!(data.records[first.len() + 16..], second[16..]);
+        }
+
+        #[tokio::test]
+        async fn unknown_topics_partitions_and_ids_get_their_own_errors_and_empty_records() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("t", 1)]);
+            let cases = [
+                (
+                    12,
+                    request("missing", Uuid::nil(), 0, 0),
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                ),
+                (
+                    12,
+                    request("t", Uuid::nil(), 5, 0),
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                ),
+                (
+                    13,
+                    request("", Uuid::from_u128(99), 0, 0),
+                    code::UNKNOWN_TOPIC_ID,
+                ),
+                (
+                    13,
+                    request("", Uuid::from_u128(1), 5, 0),
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                ),
+            ];
+            for (version, request, expected) in cases {
+                let response = fetch(&replicas, &image, version, request).await;
+                let data = only(&response);
+                assert_eq!(data.error_code, expected, "v{version}");
+                assert_eq!(data.high_watermark, -1);
+                assert_eq!(data.log_start_offset, -1);
+                assert!(data.records.is_empty());
+            }
+        }
+
+        #[tokio::test]
+        async fn v13_names_topics_by_id_and_leaves_the_name_empty() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("a", 1), ("b", 1)]);
+            let b = replicas.partition("b", 0).expect("hosted");
+            testing::append(&b, &testing::batch(1)).await;
+            let b_id = image.topics["b"].topic_id;
+            let response = fetch(&replicas, &image, 13, request("", b_id, 0, 0)).await;
+            assert_eq!(response.responses[0].topic, "");
+            assert_eq!(response.responses[0].topic_id, b_id);
+            let data = only(&response);
+            assert_eq!(data.error_code, code::NONE);
+            assert_eq!(data.high_watermark, 1);
+            assert!(!data.records.is_empty(), "b's record, found by id");
+        }
+
+        #[tokio::test]
+        async fn an_offset_past_the_log_end_is_out_of_range() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("t", 1)]);
+            let partition = replicas.partition("t", 0).expect("hosted");
+            testing::append(&partition, &testing::batch(2)).await;
+            let response = fetch(&replicas, &image, 12, request("t", Uuid::nil(), 0, 10)).await;
+            let data = only(&response);
+            assert_eq!(data.error_code, code::OFFSET_OUT_OF_RANGE);
+            assert!(data.records.is_empty());
+            // At the log end there is simply nothing yet.
+            let response = fetch(&replicas, &image, 12, request("t", Uuid::nil(), 0, 2)).await;
+            let data = only(&response);
+            assert_eq!(data.error_code, code::NONE);
+            assert!(data.records.is_empty());
+            assert_eq!(data.high_watermark, 2);
+        }
+
+        #[tokio::test]
+        async fn a_long_poll_returns_when_records_arrive_not_at_its_deadline() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("t", 1)]);
+            let partition = replicas.partition("t", 0).expect("hosted");
+            let mut waiting = request("t", Uuid::nil(), 0, 0);
+            waiting.min_bytes = 1;
+            waiting.max_wait_ms = 30_000; // MAX_WAIT: far past the test's own bound
+            let reply = tokio::spawn(fetch(&replicas, &image, 12, waiting));
+            testing::append(&partition, &testing::batch(1)).await;
+            let response = tokio::time::timeout(Duration::from_secs(10), reply)
+                .await
+                .expect("woken by the append, not the 30 s deadline")
+                .expect("fetch task");
+            let data = only(&response);
+            assert_eq!(data.error_code, code::NONE);
+            assert!(!data.records.is_empty());
+        }
+
+        #[tokio::test]
+        async fn read_committed_stops_at_the_last_stable_offset() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("t", 1)]);
+            let partition = replicas.partition("t", 0).expect("hosted");
+            testing::append(&partition, &testing::batch(1)).await;
+            let open_txn = sluice_records::BatchBuilder::new()
+                .producer(77, 0, 0)
+                .transactional(true)
+                .record(sluice_records::NewRecord {
+                    key: None,
+                    value: Some(Bytes::from_static(b"pending")),
+                    headers: vec![],
+                    timestamp_ms: testing::now_ms(),
+                })
+                .build()
+                .expect("batch");
+            testing::append(&partition, &open_txn).await;
+
+            let mut committed = request("t", Uuid::nil(), 0, 0);
+            committed.isolation_level = 1;
+            let response = fetch(&replicas, &image, 12, committed).await;
+            let data = only(&response);
+            assert_eq!(data.high_watermark, 2);
+            assert_eq!(data.last_stable_offset, 1, "held at the open transaction");
+            assert_eq!(
+                data.records.len(),
+                testing::batch(1).len(),
+                "only the plain batch"
+            );
+            let response = fetch(&replicas, &image, 12, request("t", Uuid::nil(), 0, 0)).await;
+            let data = only(&response);
+            assert!(
+                data.records.len() > testing::batch(1).len(),
+                "read_uncommitted sees both"
+            );
+
+            // The coordinator aborts: the marker frees the last stable
+            // offset and read_committed learns which range to drop.
+            let marker = sluice_records::BatchBuilder::new()
+                .producer(77, 0, -1)
+                .transactional(true)
+                .control(true)
+                .record(sluice_records::NewRecord {
+                    key: Some(sluice_log::producer_state::marker_key(
+                        sluice_log::MarkerType::Abort,
+                    )),
+                    value: Some(sluice_log::producer_state::marker_value(0)),
+                    headers: vec![],
+                    timestamp_ms: testing::now_ms(),
+                })
+                .build()
+                .expect("marker");
+            let info = partition
+                .log()
+                .append_as(
+                    marker,
+                    partition.leader_epoch(),
+                    testing::now_ms(),
+                    sluice_log::AppendOrigin::Coordinator,
+                )
+                .expect("marker appended");
+            partition
+                .commit(info.last_offset + 1)
+                .await
+                .expect("commit");
+            let mut committed = request("t", Uuid::nil(), 0, 0);
+            committed.isolation_level = 1;
+            let response = fetch(&replicas, &image, 12, committed).await;
+            let data = only(&response);
+            assert_eq!(data.last_stable_offset, 3);
+            let aborted = data.aborted_transactions.as_deref().expect("listed");
+            assert_eq!(aborted.len(), 1, "{aborted:?}");
+            assert_eq!((aborted[0].producer_id, aborted[0].first_offset), (77, 1));
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! LeaveGroup (13): members leave a classic group (v3+: several at once).
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -10,11 +9,11 @@ use sluice_protocol::messages::leave_group::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 
 /// Handles LeaveGroup.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &GroupCoordinator,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: LeaveGroupRequest,
@@ -29,7 +28,7 @@ pub fn handle(
     } else {
         vec![(request.member_id, None)]
     };
-    let response = match broker.groups.leave_group(&request.group_id, &members) {
+    let response = match groups.leave_group(&request.group_id, &members) {
         Err(error_code) => LeaveGroupResponse {
             error_code,
             ..Default::default()
@@ -55,4 +54,114 @@ pub fn handle(
         },
     };
     std::future::ready(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use sluice_protocol::messages::leave_group::MemberIdentity;
+
+    use super::*;
+    use crate::handlers::join_group::tests::stable_member;
+    use crate::testing;
+
+    fn leave(
+        groups: &GroupCoordinator,
+        version: i16,
+        request: LeaveGroupRequest,
+    ) -> LeaveGroupResponse {
+        let header = testing::header(13, version);
+        handle(groups, &testing::ctx(), &header, request)
+            .now_or_never()
+            .expect("answers at once")
+    }
+
+    fn still_member(groups: &GroupCoordinator, member: &str) -> bool {
+        let slot = groups.get("g").expect("group");
+        let state = slot.lock();
+        match &state.kind {
+            sluice_coordinator::group::GroupKind::Classic(g) => g.members.contains_key(member),
+            sluice_coordinator::group::GroupKind::Consumer(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn v3_answers_per_member_and_removes_the_known_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (member, _) = stable_member(&node.groups, "g", b"a").await;
+        let request = LeaveGroupRequest {
+            group_id: "g".to_owned(),
+            members: vec![
+                MemberIdentity {
+                    member_id: "stranger".to_owned(),
+                    ..Default::default()
+                },
+                MemberIdentity {
+                    member_id: member.clone(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let response = leave(&node.groups, 3, request);
+        assert_eq!(response.error_code, code::NONE);
+        let per_member: Vec<_> = response
+            .members
+            .iter()
+            .map(|m| (m.member_id.as_str(), m.error_code))
+            .collect();
+        assert_eq!(
+            per_member,
+            [
+                ("stranger", code::UNKNOWN_MEMBER_ID),
+                (member.as_str(), code::NONE)
+            ]
+        );
+        assert!(!still_member(&node.groups, &member));
+    }
+
+    #[tokio::test]
+    async fn v0_answers_with_the_single_members_code() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (member, _) = stable_member(&node.groups, "g", b"a").await;
+        let stranger = LeaveGroupRequest {
+            group_id: "g".to_owned(),
+            member_id: "stranger".to_owned(),
+            ..Default::default()
+        };
+        let response = leave(&node.groups, 0, stranger);
+        assert_eq!(response.error_code, code::UNKNOWN_MEMBER_ID);
+        assert!(response.members.is_empty());
+        assert!(still_member(&node.groups, &member));
+        let known = LeaveGroupRequest {
+            group_id: "g".to_owned(),
+            member_id: member.clone(),
+            ..Default::default()
+        };
+        assert_eq!(leave(&node.groups, 0, known).error_code, code::NONE);
+        assert!(!still_member(&node.groups, &member));
+    }
+
+    #[tokio::test]
+    async fn members_of_an_unknown_group_are_unknown_and_an_empty_group_id_is_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let request = |group_id: &str| LeaveGroupRequest {
+            group_id: group_id.to_owned(),
+            members: vec![MemberIdentity {
+                member_id: "m".to_owned(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let response = leave(&node.groups, 3, request("missing"));
+        assert_eq!(response.error_code, code::NONE);
+        assert_eq!(response.members.len(), 1);
+        assert_eq!(response.members[0].error_code, code::UNKNOWN_MEMBER_ID);
+        let response = leave(&node.groups, 3, request(""));
+        assert_eq!(response.error_code, code::INVALID_GROUP_ID);
+        assert!(response.members.is_empty());
+    }
 }

@@ -1,7 +1,6 @@
 //! ListOffsets (2): earliest, latest, by timestamp, and max timestamp.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
@@ -10,7 +9,7 @@ use sluice_protocol::messages::list_offsets::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_replica::ReplicaManager;
 
 /// Kafka's special timestamps.
 const LATEST: i64 = -1;
@@ -21,7 +20,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 /// Handles ListOffsets.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: ListOffsetsRequest,
@@ -38,7 +37,7 @@ pub fn handle(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let mut r = match broker.replicas.partition(&t.name, p.partition_index) {
+                    let mut r = match replicas.partition(&t.name, p.partition_index) {
                         None => ListOffsetsPartitionResponse {
                             error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
                             ..not_found()
@@ -124,5 +123,168 @@ fn not_found() -> ListOffsetsPartitionResponse {
         offset: -1,
         leader_epoch: -1,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sluice_protocol::messages::list_offsets::{ListOffsetsPartition, ListOffsetsTopic};
+
+    use super::*;
+    use crate::testing;
+
+    /// One batch holding one record stamped `timestamp_ms`.
+    fn stamped(timestamp_ms: i64) -> bytes::BytesMut {
+        sluice_records::BatchBuilder::new()
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms,
+            })
+            .build()
+            .expect("batch")
+    }
+
+    /// Asks for `timestamps` on `partition` of `t`; one answer per timestamp.
+    fn list(
+        replicas: &ReplicaManager,
+        version: i16,
+        isolation_level: i8,
+        partition: i32,
+        timestamps: &[i64],
+    ) -> Vec<ListOffsetsPartitionResponse> {
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level,
+            topics: timestamps
+                .iter()
+                .map(|&timestamp| ListOffsetsTopic {
+                    name: "t".to_owned(),
+                    partitions: vec![ListOffsetsPartition {
+                        partition_index: partition,
+                        timestamp,
+                        ..Default::default()
+                    }],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let header = testing::header(2, version);
+        let response = handle(replicas, &testing::ctx(), &header, request)
+            .now_or_never()
+            .expect("answers at once");
+        response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .collect()
+    }
+
+    use futures::FutureExt;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// `t`-0 holding records stamped T0, T0+1000, T0+2000 at offsets 0, 1, 2.
+    async fn three_records(dir: &std::path::Path) -> std::sync::Arc<ReplicaManager> {
+        let (replicas, _) = testing::hosted(dir, &[("t", 1)]);
+        let partition = replicas.partition("t", 0).expect("hosted");
+        for i in 0..3 {
+            testing::append(&partition, &stamped(T0 + i * 1000)).await;
+        }
+        replicas
+    }
+
+    #[tokio::test]
+    async fn earliest_latest_and_max_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = three_records(dir.path()).await;
+        let answers = list(
+            &replicas,
+            8,
+            0,
+            0,
+            &[EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL],
+        );
+        let got: Vec<_> = answers
+            .iter()
+            .map(|a| (a.error_code, a.offset, a.timestamp))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (code::NONE, 0, -1),
+                (code::NONE, 3, -1),
+                (code::NONE, 2, T0 + 2000),
+                (code::NONE, 0, -1),
+            ]
+        );
+        assert!(answers.iter().all(|a| a.leader_epoch == 0));
+    }
+
+    #[tokio::test]
+    async fn a_timestamp_finds_the_first_record_at_or_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = three_records(dir.path()).await;
+        let answers = list(&replicas, 8, 0, 0, &[T0, T0 + 1000, T0 + 1, T0 + 5000]);
+        let got: Vec<_> = answers.iter().map(|a| (a.offset, a.timestamp)).collect();
+        assert_eq!(
+            got,
+            [(0, T0), (1, T0 + 1000), (1, T0 + 1000), (-1, -1)],
+            "past the last record: no offset, and no error"
+        );
+        assert!(answers.iter().all(|a| a.error_code == code::NONE));
+    }
+
+    #[tokio::test]
+    async fn unknown_partitions_and_negative_timestamps_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = three_records(dir.path()).await;
+        let unknown = list(&replicas, 8, 0, 9, &[LATEST]);
+        assert_eq!(unknown[0].error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(unknown[0].offset, -1);
+        assert_eq!(unknown[0].partition_index, 9);
+        let bad = list(&replicas, 8, 0, 0, &[-7]);
+        assert_eq!(bad[0].error_code, code::INVALID_REQUEST);
+        assert_eq!(bad[0].offset, -1);
+    }
+
+    #[tokio::test]
+    async fn only_v0_carries_old_style_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = three_records(dir.path()).await;
+        assert_eq!(
+            list(&replicas, 0, 0, 0, &[LATEST])[0].old_style_offsets,
+            [3]
+        );
+        assert!(
+            list(&replicas, 1, 0, 0, &[LATEST])[0]
+                .old_style_offsets
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn read_committed_latest_is_the_last_stable_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = three_records(dir.path()).await;
+        let partition = replicas.partition("t", 0).expect("hosted");
+        let open_txn = sluice_records::BatchBuilder::new()
+            .producer(9, 0, 0)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(Bytes::from_static(b"pending")),
+                headers: vec![],
+                timestamp_ms: T0 + 3000,
+            })
+            .build()
+            .expect("batch");
+        testing::append(&partition, &open_txn).await;
+        assert_eq!(list(&replicas, 8, 0, 0, &[LATEST])[0].offset, 4);
+        assert_eq!(list(&replicas, 8, 1, 0, &[LATEST])[0].offset, 3);
+        // The pending record is not found by timestamp either.
+        assert_eq!(list(&replicas, 8, 1, 0, &[T0 + 3000])[0].offset, -1);
     }
 }

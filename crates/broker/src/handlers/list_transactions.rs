@@ -11,17 +11,17 @@ use sluice_protocol::messages::list_transactions::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::TransactionCoordinator;
 use sluice_coordinator::txn::TxnState;
 
 /// Handles ListTransactions.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: ListTransactionsRequest,
 ) -> impl Future<Output = ListTransactionsResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
     async move {
         let unknown_state_filters: Vec<String> = request
             .state_filters
@@ -31,7 +31,7 @@ pub fn handle(
             .collect();
         let now = sluice_metadata::now_ms();
         let mut transaction_states = Vec::new();
-        for slot in broker.txn.all() {
+        for slot in txn.all() {
             let Some(meta) = slot.snapshot().await else {
                 continue;
             };
@@ -67,5 +67,97 @@ pub fn handle(
             transaction_states,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::add_partitions_to_txn::tests::init;
+    use crate::testing::{self, Node};
+
+    async fn list(node: &Node, request: ListTransactionsRequest) -> ListTransactionsResponse {
+        let header = testing::header(66, 1);
+        handle(&node.txn, &testing::ctx(), &header, request).await
+    }
+
+    fn ids(response: &ListTransactionsResponse) -> Vec<(&str, &str)> {
+        response
+            .transaction_states
+            .iter()
+            .map(|t| (t.transactional_id.as_str(), t.transaction_state.as_str()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn filters_by_state_producer_and_duration_and_names_unknown_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (open_pid, epoch) = init(&node, "open").await;
+        node.txn
+            .add_to_txn("open", open_pid, epoch, &[("t".to_owned(), 0)], None)
+            .await
+            .expect("add");
+        let (idle_pid, _) = init(&node, "idle").await;
+
+        let all = list(
+            &node,
+            ListTransactionsRequest {
+                duration_filter: -1,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(all.error_code, code::NONE);
+        assert_eq!(ids(&all), [("idle", "Empty"), ("open", "Ongoing")]);
+
+        let ongoing = list(
+            &node,
+            ListTransactionsRequest {
+                state_filters: vec!["Ongoing".to_owned(), "Bogus".to_owned()],
+                duration_filter: -1,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(ids(&ongoing), [("open", "Ongoing")]);
+        assert_eq!(ongoing.unknown_state_filters, ["Bogus"]);
+
+        let by_producer = list(
+            &node,
+            ListTransactionsRequest {
+                producer_id_filters: vec![idle_pid],
+                duration_filter: -1,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(ids(&by_producer), [("idle", "Empty")]);
+        assert_eq!(by_producer.transaction_states[0].producer_id, idle_pid);
+
+        // KIP-994: open for at least an hour; neither is.
+        let long = list(
+            &node,
+            ListTransactionsRequest {
+                duration_filter: 3_600_000,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(long.transaction_states.is_empty());
+        let open_now = list(
+            &node,
+            ListTransactionsRequest {
+                duration_filter: 0,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(
+            ids(&open_now),
+            [("open", "Ongoing")],
+            "an Empty id has no start time"
+        );
     }
 }

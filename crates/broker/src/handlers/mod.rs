@@ -6,6 +6,13 @@
 //! (produce appends) runs in the function body; waiting (fsync, long poll)
 //! happens in the future. The connection writes the futures' responses in
 //! request order.
+//!
+//! A handler receives only the handles it uses: hosted partitions
+//! ([`ReplicaManager`](sluice_replica::ReplicaManager)), a metadata image,
+//! the [`Controller`](sluice_metadata::Controller) for admin changes, a
+//! coordinator, and the few config values it reads. Only [`dispatch`] sees
+//! the whole [`Broker`], so a handler can be tested against the pieces it
+//! names, without a network or a broker.
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
@@ -45,7 +52,6 @@ mod unsupported;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::messages::RequestBody;
@@ -72,10 +78,24 @@ pub struct RequestContext {
     pub principal: Principal,
 }
 
+/// This broker as clients address it: what Metadata, FindCoordinator and
+/// DescribeCluster name as the leader, coordinator and controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// `node.id`.
+    pub node_id: i32,
+    /// The advertised host.
+    pub host: String,
+    /// The advertised port.
+    pub port: u16,
+    /// The cluster id.
+    pub cluster_id: String,
+}
+
 /// Decodes one frame and starts its handler, timing it for the metrics. An
 /// error closes the connection.
 pub fn dispatch(
-    broker: &Arc<Broker>,
+    broker: &Broker,
     ctx: RequestContext,
     frame: Bytes,
 ) -> Result<Reply, ConnectionError> {
@@ -97,7 +117,7 @@ pub fn dispatch(
 
 /// Decodes one frame and starts its handler.
 fn route_request(
-    broker: &Arc<Broker>,
+    broker: &Broker,
     ctx: RequestContext,
     frame: Bytes,
 ) -> Result<Reply, ConnectionError> {
@@ -126,73 +146,94 @@ fn route_request(
         ));
     }
 
+    // The only place that sees the whole `Broker`: each handler gets the
+    // narrow handles it uses, so its signature says what it may touch.
+    let b = broker;
     macro_rules! route {
         (
-            $($variant:ident => $handler:path),* $(,)?;
-            detached: $($dvariant:ident => $dhandler:path),* $(,)?
+            $($variant:ident($req:ident) => $call:expr),* $(,)?;
+            detached: $($dvariant:ident($dreq:ident) => $dcall:expr),* $(,)?
         ) => {
             match body {
-                $(RequestBody::$variant(request) => {
-                    let future = $handler(broker, &ctx, &header, request);
-                    Ok(respond(&header, future))
-                })*
-                $(RequestBody::$dvariant(request) => {
-                    let future = $dhandler(broker, &ctx, &header, request);
-                    Ok(respond_detached(&header, future))
-                })*
+                RequestBody::Produce(request) => {
+                    let future = produce::handle(&b.replicas, &b.txn, &ctx, &header, request);
+                    let header = header.clone();
+                    Ok(Box::pin(async move {
+                        let response = future.await?;
+                        encode(&header, &response)
+                    }))
+                }
+                $(RequestBody::$variant($req) => Ok(respond(&header, $call)),)*
+                $(RequestBody::$dvariant($dreq) => Ok(respond_detached(&header, $dcall)),)*
                 other => Ok(unsupported::reply(&ctx, &header, other)),
             }
         };
     }
-    if let RequestBody::Produce(request) = body {
-        let future = produce::handle(broker, &ctx, &header, request);
-        let header = header.clone();
-        return Ok(Box::pin(async move {
-            let response = future.await?;
-            encode(&header, &response)
-        }));
-    }
     route! {
-        ApiVersions => api_versions::handle,
-        Metadata => metadata::handle,
-        Fetch => fetch::handle,
-        ListOffsets => list_offsets::handle,
-        DescribeConfigs => admin_configs::describe,
-        DescribeCluster => describe_cluster::handle,
-        OffsetForLeaderEpoch => offset_for_leader_epoch::handle,
-        FindCoordinator => find_coordinator::handle,
-        JoinGroup => join_group::handle,
-        SyncGroup => sync_group::handle,
-        Heartbeat => heartbeat::handle,
-        LeaveGroup => leave_group::handle,
+        ApiVersions(r) => api_versions::handle(&ctx, &header, r),
+        Metadata(r) => metadata::handle(
+            &b.controller, &b.replicas, node_info(b), b.config.topics.auto_create,
+            &ctx, &header, r,
+        ),
+        Fetch(r) => fetch::handle(
+            &b.replicas, &b.metadata.image(), b.config.limits.fetch_max_bytes,
+            &ctx, &header, r,
+        ),
+        ListOffsets(r) => list_offsets::handle(&b.replicas, &ctx, &header, r),
+        DescribeConfigs(r) => admin_configs::describe(&b.metadata.image(), &b.config, &ctx, &header, r),
+        DescribeCluster(r) => describe_cluster::handle(node_info(b), &ctx, &header, r),
+        OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&b.replicas, &ctx, &header, r),
+        FindCoordinator(r) => find_coordinator::handle(&b.groups, node_info(b), &ctx, &header, r),
+        JoinGroup(r) => join_group::handle(&b.groups, &ctx, &header, r),
+        SyncGroup(r) => sync_group::handle(&b.groups, &ctx, &header, r),
+        Heartbeat(r) => heartbeat::handle(&b.groups, &ctx, &header, r),
+        LeaveGroup(r) => leave_group::handle(&b.groups, &ctx, &header, r),
         // Appends, then fsyncs and applies on its own task (group coordinator),
         // so pipelined commits keep their order.
-        OffsetCommit => offset_commit::handle,
-        OffsetFetch => offset_fetch::handle,
-        OffsetDelete => offset_delete::handle,
-        ListGroups => list_groups::handle,
-        DescribeGroups => describe_groups::handle,
-        DeleteGroups => delete_groups::handle,
-        ConsumerGroupHeartbeat => consumer_group_heartbeat::handle,
-        ConsumerGroupDescribe => consumer_group_describe::handle,
-        TxnOffsetCommit => txn_offset_commit::handle,
-        DescribeTransactions => describe_transactions::handle,
-        ListTransactions => list_transactions::handle,
-        DescribeProducers => describe_producers::handle;
+        OffsetCommit(r) => offset_commit::handle(&b.groups, &ctx, &header, r),
+        OffsetFetch(r) => offset_fetch::handle(&b.groups, &b.txn, &ctx, &header, r),
+        OffsetDelete(r) => offset_delete::handle(&b.groups, &ctx, &header, r),
+        ListGroups(r) => list_groups::handle(&b.groups, &ctx, &header, r),
+        DescribeGroups(r) => describe_groups::handle(&b.groups, &ctx, &header, r),
+        DeleteGroups(r) => delete_groups::handle(&b.groups, &ctx, &header, r),
+        ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(&b.groups, &ctx, &header, r),
+        ConsumerGroupDescribe(r) => consumer_group_describe::handle(
+            &b.groups, &b.metadata.image(), &ctx, &header, r,
+        ),
+        TxnOffsetCommit(r) => txn_offset_commit::handle(
+            &b.txn, &b.groups, b.metadata.image(), &ctx, &header, r,
+        ),
+        DescribeTransactions(r) => describe_transactions::handle(&b.txn, &ctx, &header, r),
+        ListTransactions(r) => list_transactions::handle(&b.txn, &ctx, &header, r),
+        DescribeProducers(r) => describe_producers::handle(&b.replicas, &ctx, &header, r);
         // Multi-step changes to durable state (metadata log, transaction
         // state, markers): each must run to the end once started, or it
         // leaves a record in a log that the in-memory state never applied.
         detached:
-        CreateTopics => create_topics::handle,
-        DeleteTopics => delete_topics::handle,
-        CreatePartitions => create_partitions::handle,
-        DeleteRecords => delete_records::handle,
-        AlterConfigs => admin_configs::alter,
-        IncrementalAlterConfigs => admin_configs::incremental_alter,
-        InitProducerId => init_producer_id::handle,
-        AddPartitionsToTxn => add_partitions_to_txn::handle,
-        AddOffsetsToTxn => add_offsets_to_txn::handle,
-        EndTxn => end_txn::handle,
+        CreateTopics(r) => create_topics::handle(
+            &b.controller, b.config.node_id, &b.config.log, &ctx, &header, r,
+        ),
+        DeleteTopics(r) => delete_topics::handle(&b.controller, &ctx, &header, r),
+        CreatePartitions(r) => create_partitions::handle(
+            &b.controller, b.config.node_id, &ctx, &header, r,
+        ),
+        DeleteRecords(r) => delete_records::handle(&b.replicas, &ctx, &header, r),
+        AlterConfigs(r) => admin_configs::alter(&b.controller, &ctx, &header, r),
+        IncrementalAlterConfigs(r) => admin_configs::incremental_alter(&b.controller, &ctx, &header, r),
+        InitProducerId(r) => init_producer_id::handle(&b.txn, &b.producer_ids, &ctx, &header, r),
+        AddPartitionsToTxn(r) => add_partitions_to_txn::handle(&b.txn, &b.replicas, &ctx, &header, r),
+        AddOffsetsToTxn(r) => add_offsets_to_txn::handle(&b.txn, &ctx, &header, r),
+        EndTxn(r) => end_txn::handle(&b.txn, &ctx, &header, r),
+    }
+}
+
+/// This broker as clients address it, for the handlers that name it.
+fn node_info(broker: &Broker) -> NodeInfo {
+    NodeInfo {
+        node_id: broker.config.node_id,
+        host: broker.advertised.0.clone(),
+        port: broker.advertised.1,
+        cluster_id: broker.cluster_id.clone(),
     }
 }
 

@@ -10,17 +10,17 @@ use sluice_protocol::messages::offset_commit::{
 };
 
 use super::RequestContext;
-use crate::Broker;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::{CommitIdentity, OffsetToCommit};
 
 /// Handles OffsetCommit; answers after the commit is fsynced.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetCommitRequest,
 ) -> impl Future<Output = OffsetCommitResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
     async move {
         let who = CommitIdentity {
             member_id: request.member_id,
@@ -41,8 +41,7 @@ pub fn handle(
             })
             .collect();
         let total = offsets.len();
-        let codes = match broker
-            .groups
+        let codes = match groups
             .commit_offsets(&request.group_id, &who, offsets)
             .await
         {
@@ -69,5 +68,140 @@ pub fn handle(
             topics,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use sluice_protocol::error::codes as code;
+    use sluice_protocol::messages::offset_commit::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+
+    use super::*;
+    use crate::handlers::join_group::tests::stable_member;
+    use crate::testing;
+
+    /// An OffsetCommit of (topic, partition, offset) triples.
+    pub(crate) fn request(
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: &[(&str, i32, i64)],
+    ) -> OffsetCommitRequest {
+        OffsetCommitRequest {
+            group_id: group.to_owned(),
+            generation_id_or_member_epoch: generation,
+            member_id: member_id.to_owned(),
+            retention_time_ms: -1,
+            topics: offsets
+                .iter()
+                .map(
+                    |&(topic, partition_index, committed_offset)| OffsetCommitRequestTopic {
+                        name: topic.to_owned(),
+                        partitions: vec![OffsetCommitRequestPartition {
+                            partition_index,
+                            committed_offset,
+                            committed_leader_epoch: 3,
+                            committed_metadata: Some(format!("at {committed_offset}")),
+                            ..Default::default()
+                        }],
+                    },
+                )
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Commits and returns (topic, partition, code) per partition.
+    pub(crate) async fn commit(
+        groups: &Arc<GroupCoordinator>,
+        request: OffsetCommitRequest,
+    ) -> Vec<(String, i32, i16)> {
+        let header = testing::header(8, 8);
+        handle(groups, &testing::ctx(), &header, request)
+            .await
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                t.partitions
+                    .into_iter()
+                    .map(move |p| (t.name.clone(), p.partition_index, p.error_code))
+            })
+            .collect()
+    }
+
+    fn committed(
+        groups: &GroupCoordinator,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<i64> {
+        groups.fetch_offsets(group, Some(vec![(topic.to_owned(), vec![partition])]))[0].1[0]
+            .1
+            .as_ref()
+            .map(|v| v.offset)
+    }
+
+    #[tokio::test]
+    async fn a_simple_consumer_commits_and_unknown_partitions_fail_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        let results = commit(
+            &node.groups,
+            request(
+                "g",
+                "",
+                -1,
+                &[("t", 0, 10), ("t", 5, 1), ("missing", 0, 1), ("t", 1, 20)],
+            ),
+        )
+        .await;
+        let codes: Vec<_> = results.iter().map(|r| r.2).collect();
+        assert_eq!(
+            codes,
+            [
+                code::NONE,
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                code::NONE
+            ]
+        );
+        assert_eq!(committed(&node.groups, "g", "t", 0), Some(10));
+        assert_eq!(committed(&node.groups, "g", "t", 1), Some(20));
+    }
+
+    #[tokio::test]
+    async fn a_member_must_commit_in_its_current_generation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let (member, generation) = stable_member(&node.groups, "g", b"a").await;
+        let ok = commit(
+            &node.groups,
+            request("g", &member, generation, &[("t", 0, 7)]),
+        )
+        .await;
+        assert_eq!(ok[0].2, code::NONE);
+        let stale = commit(
+            &node.groups,
+            request("g", &member, generation + 1, &[("t", 0, 9)]),
+        )
+        .await;
+        assert_eq!(stale[0].2, code::ILLEGAL_GENERATION);
+        let stranger = commit(
+            &node.groups,
+            request("g", "stranger", generation, &[("t", 0, 9)]),
+        )
+        .await;
+        assert_eq!(stranger[0].2, code::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            committed(&node.groups, "g", "t", 0),
+            Some(7),
+            "refused commits changed nothing"
+        );
+        let no_group = commit(&node.groups, request("", "", -1, &[("t", 0, 1)])).await;
+        assert_eq!(no_group[0].2, code::INVALID_GROUP_ID);
     }
 }

@@ -13,9 +13,9 @@ use sluice_protocol::messages::offset_fetch::{
 };
 
 use super::RequestContext;
-use crate::Broker;
 use sluice_coordinator::group::FetchedOffsets;
 use sluice_coordinator::group::offsets_log::OffsetValue;
+use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
 
 /// Handles OffsetFetch.
 ///
@@ -23,15 +23,16 @@ use sluice_coordinator::group::offsets_log::OffsetValue;
 /// a transaction still in progress answers UNSTABLE_OFFSET_COMMIT (88) with
 /// no offset; the client retries until the transaction has completed.
 pub fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
+    txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: OffsetFetchRequest,
 ) -> impl Future<Output = OffsetFetchResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let groups = Arc::clone(groups);
+    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
-        let groups = &broker.groups;
         let require_stable = version >= REQUIRE_STABLE_SINCE && request.require_stable;
         if version >= 8 {
             let mut out = Vec::with_capacity(request.groups.len());
@@ -51,7 +52,7 @@ pub fn handle(
                         },
                         Ok(()) => {
                             let unstable =
-                                unstable_partitions(&broker, &g.group_id, require_stable).await;
+                                unstable_partitions(&txn, &g.group_id, require_stable).await;
                             OffsetFetchResponseGroup {
                                 topics: to_v8(groups.fetch_offsets(&g.group_id, topics), &unstable),
                                 group_id: g.group_id,
@@ -76,7 +77,7 @@ pub fn handle(
             } else {
                 code::NONE
             };
-            let unstable = unstable_partitions(&broker, &request.group_id, require_stable).await;
+            let unstable = unstable_partitions(&txn, &request.group_id, require_stable).await;
             OffsetFetchResponse {
                 topics: to_v0(groups.fetch_offsets(&request.group_id, topics), &unstable),
                 error_code,
@@ -92,14 +93,14 @@ const REQUIRE_STABLE_SINCE: i16 = 7;
 /// Partitions with pending transactional offsets, when the request asks
 /// for stable offsets only.
 async fn unstable_partitions(
-    broker: &Broker,
+    txn: &TransactionCoordinator,
     group_id: &str,
     require_stable: bool,
 ) -> BTreeSet<(String, i32)> {
     if !require_stable || group_id.is_empty() {
         return BTreeSet::new();
     }
-    broker.txn.pending_offset_partitions(group_id).await
+    txn.pending_offset_partitions(group_id).await
 }
 
 /// One partition's answer: the committed offset, or UNSTABLE_OFFSET_COMMIT
@@ -171,4 +172,190 @@ fn to_v8(
             name,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_protocol::messages::offset_fetch::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+
+    use super::*;
+    use crate::handlers::offset_commit::tests::{commit, request};
+    use crate::testing::{self, Node};
+
+    async fn fetch(node: &Node, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+        let header = testing::header(9, version);
+        handle(&node.groups, &node.txn, &testing::ctx(), &header, request).await
+    }
+
+    #[tokio::test]
+    async fn v7_returns_committed_offsets_with_epoch_and_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        commit(&node.groups, request("g", "", -1, &[("t", 0, 42)])).await;
+        let response = fetch(
+            &node,
+            7,
+            OffsetFetchRequest {
+                group_id: "g".to_owned(),
+                topics: Some(vec![OffsetFetchRequestTopic {
+                    name: "t".to_owned(),
+                    partition_indexes: vec![0, 1],
+                }]),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(response.error_code, code::NONE);
+        let got: Vec<_> = response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.metadata.clone(),
+                    p.error_code,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 42, 3, Some("at 42".to_owned()), code::NONE),
+                (1, -1, -1, Some(String::new()), code::NONE)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn v8_answers_several_groups_and_null_topics_mean_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 2).await;
+        commit(
+            &node.groups,
+            request("a", "", -1, &[("t", 0, 1), ("t", 1, 2)]),
+        )
+        .await;
+        commit(&node.groups, request("b", "", -1, &[("t", 1, 5)])).await;
+        let response = fetch(
+            &node,
+            8,
+            OffsetFetchRequest {
+                groups: vec![
+                    OffsetFetchRequestGroup {
+                        group_id: "a".to_owned(),
+                        member_epoch: -1,
+                        topics: None,
+                        ..Default::default()
+                    },
+                    OffsetFetchRequestGroup {
+                        group_id: "b".to_owned(),
+                        member_epoch: -1,
+                        topics: Some(vec![OffsetFetchRequestTopics {
+                            name: "t".to_owned(),
+                            partition_indexes: vec![1],
+                        }]),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+        )
+        .await;
+        let offsets = |g: &OffsetFetchResponseGroup| -> Vec<(i32, i64)> {
+            g.topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (p.partition_index, p.committed_offset))
+                })
+                .collect()
+        };
+        assert_eq!(response.groups.len(), 2);
+        assert_eq!(response.groups[0].group_id, "a");
+        assert_eq!(response.groups[0].error_code, code::NONE);
+        let mut a = offsets(&response.groups[0]);
+        a.sort();
+        assert_eq!(a, [(0, 1), (1, 2)]);
+        assert_eq!(offsets(&response.groups[1]), [(1, 5)]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_group_id_is_invalid_before_v8() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let response = fetch(
+            &node,
+            5,
+            OffsetFetchRequest {
+                group_id: String::new(),
+                topics: None,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(response.error_code, code::INVALID_GROUP_ID);
+    }
+
+    #[tokio::test]
+    async fn require_stable_holds_back_an_offset_in_an_open_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        commit(&node.groups, request("g", "", -1, &[("t", 0, 3)])).await;
+        let (pid, epoch) = node
+            .txn
+            .init_producer_id("tx", 60_000, None)
+            .await
+            .expect("init");
+        node.txn
+            .add_to_txn("tx", pid, epoch, &[], Some("g"))
+            .await
+            .expect("add offsets");
+        node.txn
+            .add_offsets(
+                "tx",
+                pid,
+                epoch,
+                "g",
+                vec![sluice_coordinator::txn::state_log::PendingOffset {
+                    group: "g".to_owned(),
+                    topic: "t".to_owned(),
+                    partition: 0,
+                    offset: 9,
+                    leader_epoch: -1,
+                    metadata: None,
+                }],
+            )
+            .await
+            .expect("pending offset");
+        let ask = |require_stable| OffsetFetchRequest {
+            group_id: "g".to_owned(),
+            topics: Some(vec![OffsetFetchRequestTopic {
+                name: "t".to_owned(),
+                partition_indexes: vec![0],
+            }]),
+            require_stable,
+            ..Default::default()
+        };
+        let stable = fetch(&node, 7, ask(true)).await;
+        let p = &stable.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.committed_offset),
+            (code::UNSTABLE_OFFSET_COMMIT, -1)
+        );
+        // Without require_stable, the last committed offset.
+        let loose = fetch(&node, 7, ask(false)).await;
+        let p = &loose.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.committed_offset), (code::NONE, 3));
+        // v6 has no require_stable: the flag is ignored.
+        let old = fetch(&node, 6, ask(true)).await;
+        assert_eq!(old.topics[0].partitions[0].error_code, code::NONE);
+    }
 }

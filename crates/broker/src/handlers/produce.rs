@@ -34,8 +34,8 @@ use sluice_records::{
 };
 
 use super::{RequestContext, now_ms};
-use crate::Broker;
-use sluice_replica::Partition;
+use sluice_coordinator::TransactionCoordinator;
+use sluice_replica::{Partition, ReplicaManager};
 
 /// Oldest Produce version we accept; v0-2 use message formats 0 and 1,
 /// which Kafka 4 also refuses while still advertising them.
@@ -74,8 +74,10 @@ impl Refusal {
 }
 
 /// Handles Produce. Appends now; the future commits and answers.
+/// Transactional batches are checked against `txn` (KIP-890) first.
 pub fn handle(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
+    txn: &TransactionCoordinator,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: ProduceRequest,
@@ -100,7 +102,7 @@ pub fn handle(
                     Some(format!("acks must be -1, 0 or 1, got {acks}")),
                 ))
             } else if let Err(e) = verify_transactional(
-                broker,
+                txn,
                 transactional_id.as_deref(),
                 &topic.name,
                 p.index,
@@ -108,7 +110,7 @@ pub fn handle(
             ) {
                 Appended::Err(Refusal::new(e.code(), Some(e.to_string())))
             } else {
-                append_one(broker, &topic.name, p.index, p.records, version, now)
+                append_one(replicas, &topic.name, p.index, p.records, version, now)
             };
             if let Appended::Err(refusal) = &outcome {
                 tracing::debug!(
@@ -178,14 +180,14 @@ pub fn handle(
 }
 
 fn append_one(
-    broker: &Broker,
+    replicas: &ReplicaManager,
     topic: &str,
     index: i32,
     records: bytes::Bytes,
     version: i16,
     now: i64,
 ) -> Appended {
-    let Some(partition) = broker.replicas.partition(topic, index) else {
+    let Some(partition) = replicas.partition(topic, index) else {
         return Appended::Err(Refusal::new(
             code::UNKNOWN_TOPIC_OR_PARTITION,
             Some(format!("{topic}-{index} does not exist")),
@@ -345,7 +347,7 @@ fn validate_batches(
 /// [`sluice_coordinator::txn::TransactionCoordinator::verify_transactional_append`]).
 /// Framing errors are left to the append, which reports them.
 fn verify_transactional(
-    broker: &Broker,
+    txn: &TransactionCoordinator,
     transactional_id: Option<&str>,
     topic: &str,
     index: i32,
@@ -356,7 +358,7 @@ fn verify_transactional(
             break;
         };
         if header.is_transactional() {
-            broker.txn.verify_transactional_append(
+            txn.verify_transactional_append(
                 transactional_id,
                 header.producer_id,
                 header.producer_epoch,

@@ -64,7 +64,13 @@ mod dropped_reply {
         // then dropped. Partition 2: acks=0, dropped unpolled.
         for (partition, acks, poll_once) in [(0, 1, false), (1, -1, true), (2, 0, false)] {
             let (header, request) = produce("t", partition, acks);
-            let mut reply = Box::pin(handle(&broker, &testing::ctx(), &header, request));
+            let mut reply = Box::pin(handle(
+                &broker.replicas,
+                &broker.txn,
+                &testing::ctx(),
+                &header,
+                request,
+            ));
             if poll_once {
                 let _ = (&mut reply).now_or_never();
             }
@@ -146,9 +152,15 @@ mod verification {
         // Without AddPartitionsToTxn: refused, nothing appended, and the
         // last stable offset is not held back.
         let (header, request) = transactional_produce("tx", pid, epoch, 0);
-        let response = handle(&broker, &testing::ctx(), &header, request)
-            .await
-            .expect("acks=-1 answers");
+        let response = handle(
+            &broker.replicas,
+            &broker.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
         assert_eq!(error_code(&response), code::INVALID_TXN_STATE);
         assert_eq!(partition.log().log_end_offset(), 0);
         assert_eq!(partition.log().first_unstable_offset(), None);
@@ -160,9 +172,15 @@ mod verification {
             .await
             .expect("add");
         let (header, request) = transactional_produce("tx", pid, epoch, 0);
-        let response = handle(&broker, &testing::ctx(), &header, request)
-            .await
-            .expect("acks=-1 answers");
+        let response = handle(
+            &broker.replicas,
+            &broker.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
         assert_eq!(error_code(&response), code::NONE);
         assert_eq!(partition.log().log_end_offset(), 1);
     }
@@ -176,7 +194,7 @@ mod record_shape {
     use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
 
     use super::super::*;
-    use crate::testing;
+    use crate::{Broker, testing};
 
     /// Produces `records` to t-0 and, in the same request, one good batch
     /// to t-1; returns both partitions' responses.
@@ -212,9 +230,15 @@ mod record_shape {
             }],
             ..Default::default()
         };
-        let response = handle(broker, &testing::ctx(), &header, request)
-            .await
-            .expect("acks=-1 answers");
+        let response = handle(
+            &broker.replicas,
+            &broker.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
         let mut partitions = response.responses[0].partition_responses.clone();
         assert_eq!(partitions.len(), 2);
         let second = partitions.pop().expect("t-1");
@@ -331,5 +355,217 @@ mod record_shape {
         records.extend_from_slice(&zstd);
         let (refused, _) = produce_next_to_a_good_batch(&broker, 6, records.freeze()).await;
         assert_eq!(refused.error_code, code::UNSUPPORTED_COMPRESSION_TYPE);
+    }
+}
+
+mod outcomes {
+    //! Produce against the pieces it is given (partitions and the
+    //! transaction coordinator), without a broker: offsets, per-partition
+    //! errors, acks, and idempotent retries.
+
+    use bytes::Bytes;
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::super::*;
+    use crate::testing::{self, Node};
+
+    /// A Produce at `version` with `acks` of `records` to each (topic, partition).
+    fn request(acks: i16, parts: &[(&str, i32, Bytes)]) -> ProduceRequest {
+        ProduceRequest {
+            acks,
+            timeout_ms: 10_000,
+            topic_data: parts
+                .iter()
+                .map(|(topic, index, records)| TopicProduceData {
+                    name: (*topic).to_owned(),
+                    partition_data: vec![PartitionProduceData {
+                        index: *index,
+                        records: records.clone(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    async fn produce(
+        node: &Node,
+        version: i16,
+        request: ProduceRequest,
+    ) -> Option<ProduceResponse> {
+        let header = testing::header(0, version);
+        handle(&node.replicas, &node.txn, &testing::ctx(), &header, request).await
+    }
+
+    /// The partition responses, in request order.
+    fn partitions(response: &ProduceResponse) -> Vec<PartitionProduceResponse> {
+        response
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().cloned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn successive_produces_get_successive_base_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        for expected_base in [0, 3, 6] {
+            let response = produce(&node, 9, request(-1, &[("t", 0, testing::batch(3))]))
+                .await
+                .expect("acks=-1 answers");
+            let p = &partitions(&response)[0];
+            assert_eq!(p.error_code, code::NONE);
+            assert_eq!(p.base_offset, expected_base);
+            assert_eq!(p.log_start_offset, 0);
+            assert_eq!(p.log_append_time_ms, -1, "CreateTime topic");
+        }
+        let partition = node.partition("t", 0);
+        assert_eq!(partition.log().log_end_offset(), 9);
+        assert_eq!(
+            partition.high_watermark(),
+            9,
+            "acks=-1 answers after the commit"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_partition_fails_alone_and_the_rest_is_appended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let response = produce(
+            &node,
+            9,
+            request(
+                1,
+                &[
+                    ("missing", 0, testing::batch(1)),
+                    ("t", 7, testing::batch(1)),
+                    ("t", 0, testing::batch(2)),
+                ],
+            ),
+        )
+        .await
+        .expect("acks=1 answers");
+        let ps = partitions(&response);
+        assert_eq!(ps.len(), 3);
+        for p in &ps[..2] {
+            assert_eq!(p.error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
+            assert_eq!(p.base_offset, -1);
+            assert_eq!(p.log_start_offset, -1);
+            assert!(p.error_message.is_some());
+        }
+        assert_eq!(ps[2].error_code, code::NONE);
+        assert_eq!(ps[2].base_offset, 0);
+        assert_eq!(node.partition("t", 0).log().log_end_offset(), 2);
+    }
+
+    #[tokio::test]
+    async fn invalid_acks_and_old_versions_are_refused_before_anything_is_appended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let response = produce(&node, 9, request(2, &[("t", 0, testing::batch(1))]))
+            .await
+            .expect("acks=2 still answers");
+        assert_eq!(
+            partitions(&response)[0].error_code,
+            code::INVALID_REQUIRED_ACKS
+        );
+        let response = produce(&node, 2, request(1, &[("t", 0, testing::batch(1))]))
+            .await
+            .expect("answers");
+        assert_eq!(
+            partitions(&response)[0].error_code,
+            code::UNSUPPORTED_VERSION
+        );
+        assert_eq!(node.partition("t", 0).log().log_end_offset(), 0);
+    }
+
+    #[tokio::test]
+    async fn acks_zero_answers_nothing_but_the_data_is_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let response = produce(&node, 9, request(0, &[("t", 0, testing::batch(4))])).await;
+        assert!(response.is_none(), "acks=0 sends no response");
+        let partition = node.partition("t", 0);
+        assert_eq!(partition.log().log_end_offset(), 4);
+        assert_eq!(
+            partition.high_watermark(),
+            4,
+            "the reply resolves after the commit"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_retry_answers_the_original_offset_and_appends_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let idempotent = |sequence: i32| {
+            sluice_records::BatchBuilder::new()
+                .producer(4000, 0, sequence)
+                .record(sluice_records::NewRecord {
+                    key: None,
+                    value: Some(Bytes::from_static(b"once")),
+                    headers: vec![],
+                    timestamp_ms: testing::now_ms(),
+                })
+                .build()
+                .expect("batch")
+                .freeze()
+        };
+        produce(&node, 9, request(-1, &[("t", 0, testing::batch(2))])).await;
+        let first = produce(&node, 9, request(-1, &[("t", 0, idempotent(0))]))
+            .await
+            .expect("answers");
+        assert_eq!(partitions(&first)[0].base_offset, 2);
+        let retry = produce(&node, 9, request(-1, &[("t", 0, idempotent(0))]))
+            .await
+            .expect("answers");
+        let p = &partitions(&retry)[0];
+        assert_eq!(p.error_code, code::NONE, "a duplicate is a success");
+        assert_eq!(p.base_offset, 2, "with the original offset");
+        assert_eq!(node.partition("t", 0).log().log_end_offset(), 3);
+        // A gap in the sequence is refused.
+        let gap = produce(&node, 9, request(-1, &[("t", 0, idempotent(5))]))
+            .await
+            .expect("answers");
+        assert_eq!(
+            partitions(&gap)[0].error_code,
+            code::OUT_OF_ORDER_SEQUENCE_NUMBER
+        );
+        assert_eq!(node.partition("t", 0).log().log_end_offset(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_transactional_batch_without_a_transactional_id_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let batch = sluice_records::BatchBuilder::new()
+            .producer(5000, 0, 0)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: testing::now_ms(),
+            })
+            .build()
+            .expect("batch")
+            .freeze();
+        let response = produce(&node, 9, request(-1, &[("t", 0, batch)]))
+            .await
+            .expect("answers");
+        let p = &partitions(&response)[0];
+        // No transactional id maps to this producer (KIP-890).
+        assert_eq!(p.error_code, code::INVALID_PRODUCER_ID_MAPPING);
+        assert_eq!(node.partition("t", 0).log().log_end_offset(), 0);
     }
 }

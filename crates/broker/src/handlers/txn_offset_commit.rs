@@ -23,24 +23,28 @@ use sluice_protocol::messages::txn_offset_commit::{
 };
 
 use super::RequestContext;
-use crate::Broker;
 use sluice_coordinator::group::GroupKind;
 use sluice_coordinator::txn::state_log::PendingOffset;
+use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
+use sluice_metadata::MetadataImage;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 3;
 
-/// Handles TxnOffsetCommit.
+/// Handles TxnOffsetCommit: partitions are checked against `image`, the
+/// member against `groups`, the producer and its transaction by `txn`.
 pub fn handle(
-    broker: &Arc<Broker>,
+    txn: &Arc<TransactionCoordinator>,
+    groups: &Arc<GroupCoordinator>,
+    image: Arc<MetadataImage>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: TxnOffsetCommitRequest,
 ) -> impl Future<Output = TxnOffsetCommitResponse> + Send + 'static {
-    let broker = Arc::clone(broker);
+    let txn = Arc::clone(txn);
+    let groups = Arc::clone(groups);
     let version = header.request_api_version;
     async move {
-        let image = broker.metadata.image();
         let mut codes: Vec<Vec<i16>> = Vec::with_capacity(request.topics.len());
         let mut offsets = Vec::new();
         for t in &request.topics {
@@ -67,12 +71,11 @@ pub fn handle(
         }
         let request_error = if request.group_id.is_empty() {
             Some(code::INVALID_GROUP_ID)
-        } else if let Err(c) = check_group_member(&broker, &request) {
+        } else if let Err(c) = check_group_member(&groups, &request) {
             tracing::info!(transactional_id = %request.transactional_id, group = %request.group_id, member = %request.member_id, code = c, "TxnOffsetCommit refused by the group");
             Some(c)
         } else {
-            broker
-                .txn
+            txn
                 .add_offsets(
                     &request.transactional_id,
                     request.producer_id,
@@ -117,11 +120,14 @@ pub fn handle(
 /// (Kafka's `doTxnCommitOffsets`). Requests without a member id (v0-2, or
 /// producers that do not pass consumer group metadata), unknown groups and
 /// KIP-848 groups are not checked here.
-fn check_group_member(broker: &Broker, request: &TxnOffsetCommitRequest) -> Result<(), i16> {
+fn check_group_member(
+    groups: &GroupCoordinator,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), i16> {
     if request.member_id.is_empty() {
         return Ok(());
     }
-    let Some(slot) = broker.groups.get(&request.group_id) else {
+    let Some(slot) = groups.get(&request.group_id) else {
         return Ok(());
     };
     let state = slot.lock();
@@ -221,5 +227,143 @@ mod tests {
             check_member(&group(false, Some("consumer-2-def")), MEMBER, 4),
             Err(code::FENCED_INSTANCE_ID)
         );
+    }
+
+    /// The handler against the coordinators and an image, no broker.
+    mod handler {
+        use sluice_protocol::messages::txn_offset_commit::{
+            TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+        };
+
+        use super::super::*;
+        use crate::handlers::add_partitions_to_txn::tests::init;
+        use crate::handlers::join_group::tests::stable_member;
+        use crate::testing::{self, Node};
+
+        fn request(
+            group: &str,
+            (producer_id, producer_epoch): (i64, i16),
+            partitions: &[i32],
+        ) -> TxnOffsetCommitRequest {
+            TxnOffsetCommitRequest {
+                transactional_id: "tx".to_owned(),
+                group_id: group.to_owned(),
+                producer_id,
+                producer_epoch,
+                generation_id: -1,
+                topics: vec![TxnOffsetCommitRequestTopic {
+                    name: "t".to_owned(),
+                    partitions: partitions
+                        .iter()
+                        .map(|&partition_index| TxnOffsetCommitRequestPartition {
+                            partition_index,
+                            committed_offset: 10,
+                            committed_leader_epoch: -1,
+                            committed_metadata: None,
+                        })
+                        .collect(),
+                }],
+                ..Default::default()
+            }
+        }
+
+        async fn commit(node: &Node, version: i16, request: TxnOffsetCommitRequest) -> Vec<i16> {
+            let header = testing::header(28, version);
+            handle(
+                &node.txn,
+                &node.groups,
+                node.image(),
+                &testing::ctx(),
+                &header,
+                request,
+            )
+            .await
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions.into_iter().map(|p| p.error_code))
+            .collect()
+        }
+
+        #[tokio::test]
+        async fn offsets_wait_in_the_transaction_and_unknown_partitions_fail_alone() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let node = testing::node_in(dir.path()).await;
+            node.create_topic("t", 1).await;
+            let producer = init(&node, "tx").await;
+            node.txn
+                .add_to_txn("tx", producer.0, producer.1, &[], Some("g"))
+                .await
+                .expect("add group");
+            let codes = commit(&node, 3, request("g", producer, &[0, 3])).await;
+            assert_eq!(codes, [code::NONE, code::UNKNOWN_TOPIC_OR_PARTITION]);
+            let pending = node.txn.pending_offset_partitions("g").await;
+            assert_eq!(
+                pending.into_iter().collect::<Vec<_>>(),
+                [("t".to_owned(), 0)]
+            );
+            assert!(
+                node.groups
+                    .fetch_offsets("g", Some(vec![("t".to_owned(), vec![0])]))[0]
+                    .1[0]
+                    .1
+                    .is_none(),
+                "not committed to the group before the transaction commits"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_group_outside_the_transaction_or_a_fenced_producer_is_refused() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let node = testing::node_in(dir.path()).await;
+            node.create_topic("t", 1).await;
+            let producer = init(&node, "tx").await;
+            assert_eq!(
+                commit(&node, 3, request("g", producer, &[0])).await,
+                [code::INVALID_TXN_STATE],
+                "no AddOffsetsToTxn for g"
+            );
+            assert_eq!(
+                commit(&node, 3, request("", producer, &[0])).await,
+                [code::INVALID_GROUP_ID]
+            );
+            node.txn
+                .add_to_txn("tx", producer.0, producer.1, &[], Some("g"))
+                .await
+                .expect("add group");
+            init(&node, "tx").await;
+            assert_eq!(
+                commit(&node, 2, request("g", producer, &[0])).await,
+                [code::INVALID_PRODUCER_EPOCH]
+            );
+            assert_eq!(
+                commit(&node, 3, request("g", producer, &[0])).await,
+                [code::PRODUCER_FENCED]
+            );
+        }
+
+        #[tokio::test]
+        async fn a_member_unknown_to_the_classic_group_is_refused_first() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let node = testing::node_in(dir.path()).await;
+            node.create_topic("t", 1).await;
+            let (member, generation) = stable_member(&node.groups, "g", b"a").await;
+            let producer = init(&node, "tx").await;
+            node.txn
+                .add_to_txn("tx", producer.0, producer.1, &[], Some("g"))
+                .await
+                .expect("add group");
+            let mut stranger = request("g", producer, &[0]);
+            stranger.member_id = "stranger".to_owned();
+            stranger.generation_id = generation;
+            assert_eq!(commit(&node, 3, stranger).await, [code::UNKNOWN_MEMBER_ID]);
+            let mut stale = request("g", producer, &[0]);
+            stale.member_id = member.clone();
+            stale.generation_id = generation + 1;
+            assert_eq!(commit(&node, 3, stale).await, [code::ILLEGAL_GENERATION]);
+            let mut current = request("g", producer, &[0]);
+            current.member_id = member;
+            current.generation_id = generation;
+            assert_eq!(commit(&node, 3, current).await, [code::NONE]);
+        }
     }
 }

@@ -55,11 +55,21 @@ pub enum MetadataError {
     #[error("metadata log batch: {0}")]
     Records(#[from] RecordsError),
     /// A record's value is not a metadata record.
-    #[error("metadata record at offset {offset} is not valid: {reason}")]
+    #[error("metadata record at offset {offset} is not valid: {source}")]
     Decode {
         /// Where.
         offset: i64,
         /// Why.
+        #[source]
+        source: CodecError,
+    },
+    /// The begin/end markers of multi-batch changes do not pair up: a
+    /// damaged log.
+    #[error("metadata change markers at offset {offset} do not pair up: {reason}")]
+    BadChange {
+        /// Where.
+        offset: i64,
+        /// What does not pair up.
         reason: String,
     },
     /// A record does not apply to the image.
@@ -68,9 +78,9 @@ pub enum MetadataError {
     /// A record cannot be encoded (a name too long for the format).
     #[error("cannot encode metadata record: {0}")]
     Encode(#[from] CodecError),
-    /// The blocking fsync task died.
-    #[error("metadata fsync task failed: {0}")]
-    Join(String),
+    /// The blocking fsync task panicked (a bug) or was dropped.
+    #[error("metadata fsync: {0}")]
+    Task(#[from] sluice_runtime::TaskError),
 }
 
 /// One change to write: given the current image, the records to commit
@@ -259,9 +269,7 @@ impl LocalMetadataLog {
             }
         }
         let log = Arc::clone(&self.log);
-        tokio::task::spawn_blocking(move || log.sync_until(end))
-            .await
-            .map_err(|e| MetadataError::Join(e.to_string()))??;
+        sluice_runtime::blocking("metadata-fsync", move || log.sync_until(end)).await??;
         let mut next = (*current).clone();
         let multi = chunks.len() > 1;
         let mut record_offsets = Vec::with_capacity(records.len());
@@ -415,11 +423,8 @@ impl Replay {
             for record in decode_records(&batch)? {
                 let offset = header.base_offset + i64::from(record.offset_delta);
                 let value = record.value.unwrap_or_default();
-                let decoded =
-                    metadata_codec::decode(&value).map_err(|e| MetadataError::Decode {
-                        offset,
-                        reason: e.to_string(),
-                    })?;
+                let decoded = metadata_codec::decode(&value)
+                    .map_err(|source| MetadataError::Decode { offset, source })?;
                 self.apply(decoded, offset)?;
             }
             next = header.last_offset() + 1;
@@ -429,7 +434,7 @@ impl Replay {
     }
 
     fn apply(&mut self, decoded: Decoded, offset: i64) -> Result<(), MetadataError> {
-        let bad = |reason: String| MetadataError::Decode { offset, reason };
+        let bad = |reason: String| MetadataError::BadChange { offset, reason };
         match (decoded, &mut self.pending) {
             (Decoded::Begin { records }, pending) => {
                 if let Some(open) = pending {

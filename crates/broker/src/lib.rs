@@ -37,6 +37,7 @@ use sluice_coordinator::{
 use sluice_metadata::controller::ControllerConfig;
 use sluice_metadata::{Controller, LocalMetadataLog, MetadataError, MetadataListener, MetadataLog};
 use sluice_replica::ReplicaManager;
+use sluice_runtime::Tasks;
 
 use crate::config::Config;
 
@@ -153,10 +154,11 @@ impl Broker {
 
     /// Replays `__consumer_offsets`, then `__transaction_state` (finishing
     /// a commit found half-done applies its offsets, so groups come first),
-    /// and starts the coordinators' timers.
-    pub async fn load_coordinators(&self) -> Result<(), BrokerError> {
-        self.groups.load()?;
-        self.txn.load().await?;
+    /// and starts the coordinators' timers in `tasks`, where they stop on
+    /// its shutdown signal.
+    pub async fn load_coordinators(&self, tasks: &Tasks) -> Result<(), BrokerError> {
+        self.groups.load(tasks)?;
+        self.txn.load(tasks).await?;
         Ok(())
     }
 }
@@ -184,7 +186,10 @@ pub(crate) mod testing {
         config.groups.offsets_topic_num_partitions = 1;
         config.groups.group_initial_rebalance_delay_ms = 0;
         let broker = bare_broker(dir, config);
-        broker.load_coordinators().await.expect("load coordinators");
+        broker
+            .load_coordinators(&sluice_runtime::Tasks::new())
+            .await
+            .expect("load coordinators");
         broker
     }
 

@@ -117,6 +117,27 @@ impl Tasks {
         });
     }
 
+    /// Spawns background task `name`, built by `make` from the shutdown
+    /// signal, which it watches itself: for a loop that must not be cut
+    /// off mid-step (housekeeping finishes the disk pass it is in, whose
+    /// blocking work could not be cancelled anyway). It must return
+    /// promptly once the token is cancelled. A panic is logged with `name`
+    /// and counted.
+    pub fn spawn_with_shutdown<F>(
+        &self,
+        name: &'static str,
+        make: impl FnOnce(CancellationToken) -> F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let task = make(self.token.clone());
+        self.tracker.spawn(async move {
+            if let Err(e) = supervised(name, task).await {
+                tracing::debug!("{e}");
+            }
+        });
+    }
+
     /// Signals shutdown and waits up to `grace` for every task spawned here
     /// to stop.
     pub async fn shutdown(&self, grace: Duration) -> Result<(), ShutdownTimeout> {
@@ -326,6 +347,30 @@ mod tests {
         // A task started after shutdown does not run on.
         tasks.spawn("test-late", std::future::pending());
         tasks.shutdown(DEADLINE).await.expect("late task stops");
+    }
+
+    #[tokio::test]
+    async fn a_task_watching_the_signal_itself_finishes_its_step_then_stops() {
+        let tasks = Tasks::new();
+        let (step_tx, step_rx) = tokio::sync::oneshot::channel::<()>();
+        let (finished_tx, mut finished_rx) = tokio::sync::oneshot::channel::<()>();
+        tasks.spawn_with_shutdown("test-graceful", |token| async move {
+            // One step in progress when shutdown comes; it completes.
+            let _ = step_rx.await;
+            let _ = finished_tx.send(());
+            token.cancelled().await;
+        });
+        let shutdown = tasks.shutdown(DEADLINE);
+        tokio::pin!(shutdown);
+        // Shutdown waits for the step rather than cutting it off.
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => panic!("shutdown finished before the step did"),
+            () = tokio::task::yield_now() => {}
+        }
+        let _ = step_tx.send(());
+        shutdown.await.expect("stops after its step");
+        assert!(finished_rx.try_recv().is_ok(), "the step completed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -425,12 +425,17 @@ async fn run_producers(
             }
             drop(tx);
             producer.close().await?;
-            collector.await.unwrap_or(Ok(()))
+            collector.await.map_err(|source| CliError::Task {
+                task: "ack collector",
+                source,
+            })?
         }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| CliError::Other(format!("producer task failed: {e}")))??;
+        t.await.map_err(|source| CliError::Task {
+            task: "producer",
+            source,
+        })??;
     }
     Ok(())
 }
@@ -512,8 +517,10 @@ async fn run_consumers(opts: &BenchOpts, stats: Arc<Stats>, total: u64) -> Resul
         }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| CliError::Other(format!("consumer task failed: {e}")))??;
+        t.await.map_err(|source| CliError::Task {
+            task: "consumer",
+            source,
+        })??;
     }
     Ok(())
 }
@@ -556,9 +563,10 @@ impl Consumers {
     }
 
     async fn finish(self) -> Result<(), CliError> {
-        self.task
-            .await
-            .map_err(|e| CliError::Other(format!("consumer task failed: {e}")))?
+        self.task.await.map_err(|source| CliError::Task {
+            task: "consumer",
+            source,
+        })?
     }
 }
 

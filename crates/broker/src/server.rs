@@ -233,30 +233,29 @@ struct Expected {
 }
 
 impl Expected {
-    /// Reads the header (and, for Produce, `acks`). A frame that does not
-    /// parse is refused by dispatch anyway; it is marked as answered.
+    /// Reads the header's fixed prefix (and, for Produce, `acks`). A frame
+    /// that does not parse is refused by dispatch anyway; it is marked as
+    /// answered.
     fn of(frame: &Bytes) -> Expected {
-        let mut buf = frame.clone();
         let mut expected = Expected {
             api_key: -1,
             correlation_id: -1,
             response: true,
         };
-        if buf.len() < 4 {
-            return expected;
-        }
-        expected.api_key = i16::from_be_bytes([buf[0], buf[1]]);
-        let version = i16::from_be_bytes([buf[2], buf[3]]);
-        let Ok(api_key) = ApiKey::try_from(expected.api_key) else {
+        // api_key (i16), api_version (i16), correlation_id (i32): the same
+        // in every header version, read without decoding the rest.
+        let Some(prefix) = frame.get(..8) else {
             return expected;
         };
-        let Ok(header) = RequestHeader::decode(&mut buf, request_header_version(api_key, version))
-        else {
-            return expected;
-        };
-        expected.correlation_id = header.correlation_id;
-        if api_key == ApiKey::Produce {
-            expected.response = produce_acks(&mut buf, version) != Some(0);
+        expected.api_key = i16::from_be_bytes([prefix[0], prefix[1]]);
+        let version = i16::from_be_bytes([prefix[2], prefix[3]]);
+        expected.correlation_id = i32::from_be_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+        if expected.api_key == ApiKey::Produce as i16 {
+            let mut buf = frame.clone();
+            let header_version = request_header_version(ApiKey::Produce, version);
+            if RequestHeader::decode(&mut buf, header_version).is_ok() {
+                expected.response = produce_acks(&mut buf, version) != Some(0);
+            }
         }
         expected
     }

@@ -12,9 +12,9 @@
 //! in request order.
 //!
 //! The connection loop is generic over the byte stream
-//! ([`Server::serve_connection`]): a TCP listener ([`Server::serve_tcp`])
-//! is one source of streams; TLS, or a simulated network in tests, are
-//! others. Accept errors back off with the shared
+//! ([`Server::serve_connection`]), and the accept loop over the source of
+//! streams ([`Server::serve`] takes any [`Acceptor`]): a TCP listener is
+//! one; TLS, or a simulated network in tests, are others. Accept errors back off with the shared
 //! [`sluice_runtime::AcceptBackoff`]; one shutdown signal (a
 //! [`CancellationToken`]) stops the listener and every connection.
 //!
@@ -51,6 +51,34 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: Cancell
     Server::new(broker, shutdown).serve_tcp(listener).await;
 }
 
+/// A source of connections: the TCP listener, or anything else that yields
+/// byte streams (TLS over TCP, a simulated network).
+pub trait Acceptor: Send + Sync {
+    /// The connection's read side.
+    type Read: AsyncRead + Unpin + Send + 'static;
+    /// The connection's write side.
+    type Write: AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection, split, and its peer's address. An error is
+    /// retried after [`AcceptBackoff`]'s delay.
+    fn accept(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Read, Self::Write, SocketAddr)>> + Send;
+}
+
+impl Acceptor for TcpListener {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+
+    async fn accept(&self) -> std::io::Result<(Self::Read, Self::Write, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        // A TCP stream splits without a lock.
+        let (read, write) = stream.into_split();
+        Ok((read, write, peer))
+    }
+}
+
 /// What every connection of one Kafka listener shares.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -75,10 +103,18 @@ impl Server {
         }
     }
 
-    /// Accepts connections until shutdown, then waits (at most
+    /// Accepts TCP connections until shutdown, then waits (at most
     /// [`SHUTDOWN_GRACE`]) for every connection to finish what it has in
     /// flight.
     pub async fn serve_tcp(&self, listener: TcpListener) {
+        self.serve(listener).await;
+    }
+
+    /// Accepts connections from `acceptor` until shutdown, at most
+    /// `limits.max_connections` open at once, backing off on accept
+    /// errors; then waits (at most 10 s) for every connection
+    /// to finish what it has in flight.
+    pub async fn serve<A: Acceptor>(&self, acceptor: A) {
         let limits = &self.broker.config.limits;
         // Bounds open connections; an accept waits for a free slot.
         let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
@@ -92,18 +128,14 @@ impl Server {
                 },
                 () = self.shutdown.cancelled() => break,
             };
-            let (stream, peer) = tokio::select! {
-                accepted = backoff.accept(|| listener.accept()) => accepted,
+            let (read, write, peer) = tokio::select! {
+                accepted = backoff.accept(|| acceptor.accept()) => accepted,
                 () = self.shutdown.cancelled() => break,
             };
-            let _ = stream.set_nodelay(true);
             let server = self.clone();
             tasks.spawn(async move {
                 let _permit = permit;
                 let _open = sluice_metrics::connection_opened();
-                // TCP splits without a lock; other streams go through
-                // `serve_connection`.
-                let (read, write) = stream.into_split();
                 if let Err(e) = server.run(read, write, peer).await {
                     tracing::warn!(%peer, "closing connection: {e}");
                 }
@@ -114,7 +146,7 @@ impl Server {
                 report_connection_task(done);
             }
         }
-        drop(listener);
+        drop(acceptor);
         let drain = async {
             while let Some(done) = tasks.join_next().await {
                 report_connection_task(done);
@@ -416,21 +448,19 @@ mod tests {
         Some(Bytes::from(body))
     }
 
-    #[tokio::test]
-    async fn api_versions_round_trips_over_an_in_memory_stream() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut client, shutdown, task) = serve_in_memory(dir.path()).await;
+    /// Sends ApiVersions v3 and checks the answer.
+    async fn api_versions_round_trip(client: &mut DuplexStream, correlation_id: i32) {
         let request = encode_request(
-            &header(ApiKey::ApiVersions, 3, 42),
+            &header(ApiKey::ApiVersions, 3, correlation_id),
             &ApiVersionsRequest::default(),
         )
         .expect("encode");
         client.write_all(&request).await.expect("write");
-        let mut frame = read_frame(&mut client).await.expect("a response");
+        let mut frame = read_frame(client).await.expect("a response");
         let response_header =
             ResponseHeader::decode(&mut frame, response_header_version(ApiKey::ApiVersions, 3))
                 .expect("header");
-        assert_eq!(response_header.correlation_id, 42);
+        assert_eq!(response_header.correlation_id, correlation_id);
         let response = ApiVersionsResponse::decode(&mut frame, 3).expect("body");
         assert_eq!(response.error_code, 0);
         assert!(
@@ -440,6 +470,13 @@ mod tests {
                 .any(|k| k.api_key == ApiKey::Produce as i16),
             "Produce is advertised: {response:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn api_versions_round_trips_over_an_in_memory_stream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut client, shutdown, task) = serve_in_memory(dir.path()).await;
+        api_versions_round_trip(&mut client, 42).await;
         // Shutdown closes the connection cleanly.
         shutdown.cancel();
         tokio::time::timeout(DEADLINE, task)
@@ -486,6 +523,50 @@ mod tests {
             ),
             "{outcome:?}"
         );
+    }
+
+    type DuplexRead = tokio::io::ReadHalf<DuplexStream>;
+    type DuplexWrite = tokio::io::WriteHalf<DuplexStream>;
+    type Accepted = std::io::Result<(DuplexRead, DuplexWrite, SocketAddr)>;
+
+    /// Hands out scripted accept results in order, then waits forever.
+    struct ScriptedAcceptor(std::sync::Mutex<std::collections::VecDeque<Accepted>>);
+
+    impl Acceptor for ScriptedAcceptor {
+        type Read = DuplexRead;
+        type Write = DuplexWrite;
+
+        async fn accept(&self) -> Accepted {
+            let next = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            match next {
+                Some(accepted) => accepted,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn accept_errors_back_off_without_ending_the_accept_loop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = crate::testing::broker_in(dir.path()).await;
+        let shutdown = CancellationToken::new();
+        let server = Server::new(broker, shutdown.clone());
+        let (mut client, server_end) = tokio::io::duplex(1 << 20);
+        let (read, write) = tokio::io::split(server_end);
+        // EMFILE twice (out of file descriptors), then a connection.
+        let emfile = || Err(std::io::Error::from_raw_os_error(24));
+        let acceptor = ScriptedAcceptor(std::sync::Mutex::new(
+            [emfile(), emfile(), Ok((read, write, peer()))].into(),
+        ));
+        let serving = tokio::spawn(async move { server.serve(acceptor).await });
+        api_versions_round_trip(&mut client, 5).await;
+        // One signal stops the accept loop and closes the connection.
+        shutdown.cancel();
+        tokio::time::timeout(DEADLINE, serving)
+            .await
+            .expect("the listener stops on shutdown")
+            .expect("task");
+        assert!(read_frame(&mut client).await.is_none(), "connection closed");
     }
 
     #[test]

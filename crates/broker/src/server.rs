@@ -103,9 +103,8 @@ impl Server {
         }
     }
 
-    /// Accepts TCP connections until shutdown, then waits (at most
-    /// [`SHUTDOWN_GRACE`]) for every connection to finish what it has in
-    /// flight.
+    /// Accepts TCP connections until shutdown, then waits (at most 10 s)
+    /// for every connection to finish what it has in flight.
     pub async fn serve_tcp(&self, listener: TcpListener) {
         self.serve(listener).await;
     }

@@ -240,9 +240,14 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Release);
-    let samples = sampler.await.unwrap_or_default();
+    let samples = sampler.await;
     bar.finish_and_clear();
     result?;
+    // A sampler that panicked is a bug, not "no samples".
+    let samples = samples.map_err(|source| CliError::Task {
+        task: "sampler",
+        source,
+    })?;
     let report = make_report(mode, &opts, &stats, elapsed);
     if opts.json {
         println!(

@@ -191,12 +191,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The config file is not valid TOML.
-    #[error("config file {path} is not valid TOML: {message}")]
+    #[error("config file {path} is not valid TOML: {source}")]
     Syntax {
         /// The file.
         path: PathBuf,
-        /// The parser's message, with line and column.
-        message: String,
+        /// The parser's error; its message names line and column.
+        #[source]
+        source: toml::de::Error,
     },
     /// A `--set` argument is not `key=value`.
     #[error("override `{0}` is not of the form key=value")]
@@ -244,9 +245,9 @@ impl ConfigLoader {
         })?;
         let table = text
             .parse::<toml::Table>()
-            .map_err(|e| ConfigError::Syntax {
+            .map_err(|source| ConfigError::Syntax {
                 path: path.to_owned(),
-                message: e.to_string(),
+                source,
             })?;
         Ok(ConfigLoader { table })
     }

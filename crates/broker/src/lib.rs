@@ -37,6 +37,7 @@ use sluice_coordinator::{
 use sluice_metadata::controller::ControllerConfig;
 use sluice_metadata::{Controller, LocalMetadataLog, MetadataError, MetadataListener, MetadataLog};
 use sluice_replica::ReplicaManager;
+use sluice_runtime::Tasks;
 
 use crate::config::Config;
 
@@ -153,10 +154,11 @@ impl Broker {
 
     /// Replays `__consumer_offsets`, then `__transaction_state` (finishing
     /// a commit found half-done applies its offsets, so groups come first),
-    /// and starts the coordinators' timers.
-    pub async fn load_coordinators(&self) -> Result<(), BrokerError> {
-        self.groups.load()?;
-        self.txn.load().await?;
+    /// and starts the coordinators' timers in `tasks`, where they stop on
+    /// its shutdown signal.
+    pub async fn load_coordinators(&self, tasks: &Tasks) -> Result<(), BrokerError> {
+        self.groups.load(tasks)?;
+        self.txn.load(tasks).await?;
         Ok(())
     }
 }
@@ -168,13 +170,8 @@ impl Broker {
 pub(crate) mod testing {
     use std::sync::Arc;
 
-    use sluice_coordinator::{
-        GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator,
-    };
-    use sluice_metadata::controller::ControllerConfig;
-    use sluice_metadata::{
-        Controller, LocalMetadataLog, MetadataImage, MetadataListener, MetadataLog,
-    };
+    use sluice_coordinator::{GroupCoordinator, ProducerIdManager, TransactionCoordinator};
+    use sluice_metadata::{Controller, MetadataImage, MetadataLog};
     use sluice_replica::{Partition, ReplicaManager};
 
     use crate::Broker;
@@ -195,7 +192,10 @@ pub(crate) mod testing {
         config.groups.offsets_topic_num_partitions = 1;
         config.groups.group_initial_rebalance_delay_ms = 0;
         let broker = bare_broker(dir, config);
-        broker.load_coordinators().await.expect("load coordinators");
+        broker
+            .load_coordinators(&sluice_runtime::Tasks::new())
+            .await
+            .expect("load coordinators");
         broker
     }
 
@@ -336,32 +336,22 @@ pub(crate) mod testing {
         config.data_dir = dir.to_owned();
         config.groups.offsets_topic_num_partitions = 1;
         config.groups.group_initial_rebalance_delay_ms = 0;
-        let metadata: Arc<dyn MetadataLog> =
-            Arc::new(LocalMetadataLog::open(dir).expect("metadata log"));
-        let replicas = Arc::new(ReplicaManager::new(dir, config.log.clone(), config.node_id));
-        replicas
-            .sync_with(&metadata.image(), true)
-            .expect("partition logs");
-        let controller = Arc::new(Controller::new(
-            Arc::clone(&metadata),
-            vec![Arc::clone(&replicas) as Arc<dyn MetadataListener>],
-            ControllerConfig {
-                node_id: config.node_id,
-                topics: config.topics.clone(),
-                log: config.log.clone(),
-            },
-        ));
-        let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
-        let groups = Arc::new(GroupCoordinator::new(config.groups.clone(), topics.clone()));
-        let producer_ids = Arc::new(ProducerIdManager::new(topics.clone()));
-        let txn = Arc::new(TransactionCoordinator::new(
-            config.transactions.clone(),
-            topics,
-            Arc::clone(&groups),
-            Arc::clone(&producer_ids),
-        ));
-        groups.load().expect("load groups");
-        txn.load().await.expect("load transactions");
+        let advertised = ("127.0.0.1".to_owned(), 9092);
+        let broker = Broker::open(config, "test".to_owned(), advertised).expect("broker");
+        broker
+            .load_coordinators(&sluice_runtime::Tasks::new())
+            .await
+            .expect("load coordinators");
+        let Broker {
+            config,
+            metadata,
+            controller,
+            replicas,
+            producer_ids,
+            groups,
+            txn,
+            ..
+        } = broker;
         Node {
             config,
             metadata,

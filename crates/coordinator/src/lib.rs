@@ -104,8 +104,9 @@ pub(crate) mod testing {
         txn: TransactionConfig,
     ) -> Arc<Node> {
         let node = bare_node(dir, groups, txn);
-        node.groups.load().expect("load groups");
-        node.txn.load().await.expect("load transactions");
+        let tasks = sluice_runtime::Tasks::new();
+        node.groups.load(&tasks).expect("load groups");
+        node.txn.load(&tasks).await.expect("load transactions");
         node
     }
 

@@ -64,7 +64,7 @@ pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
         (status = 503, description = "Starting, shutting down, or a log is offline", body = ErrorBody),
     ))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
-    if !state.ready.load(Ordering::Acquire) || *state.stop.borrow() {
+    if !state.ready.load(Ordering::Acquire) || state.shutdown.is_cancelled() {
         return Err(HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",

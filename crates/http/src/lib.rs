@@ -42,8 +42,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use sluice_runtime::CancellationToken;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -67,8 +67,8 @@ pub struct AppState {
     /// True once logs are recovered and the Kafka listener is accepting;
     /// false again when shutdown begins.
     pub ready: Arc<AtomicBool>,
-    /// Flips to true at shutdown; live tails end when it does.
-    pub stop: watch::Receiver<bool>,
+    /// The process's shutdown signal; live tails end when it fires.
+    pub shutdown: CancellationToken,
 }
 
 #[derive(OpenApi)]
@@ -181,18 +181,26 @@ impl HttpServer {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// Waits for the server to stop after `stop` flipped, at most
+    /// Waits for the server to stop after shutdown was signalled, at most
     /// [`SHUTDOWN_GRACE`].
     pub async fn join(self) {
         self.set_ready(false);
         let task = self.task;
         tokio::pin!(task);
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("http requests still busy after {SHUTDOWN_GRACE:?}; dropping them");
-            task.abort();
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // The server's own failures are logged inside the task; a
+                // panic is a bug, reported here.
+                tracing::error!(task = "http-server", "task failed: {e}");
+                if e.is_panic() {
+                    sluice_metrics::task_panicked("http-server");
+                }
+            }
+            Err(_) => {
+                tracing::warn!("http requests still busy after {SHUTDOWN_GRACE:?}; dropping them");
+                task.abort();
+            }
         }
     }
 }
@@ -213,10 +221,11 @@ pub enum StartError {
     },
 }
 
-/// Binds `broker.config.http_listener` and serves until `stop` flips.
+/// Binds `broker.config.http_listener` and serves until `shutdown` is
+/// cancelled.
 pub async fn start(
     broker: &Arc<Broker>,
-    stop: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<HttpServer, StartError> {
     let addr = broker.config.http_addr()?;
     let bind_error = |source| StartError::Bind {
@@ -229,18 +238,11 @@ pub async fn start(
     let state = AppState {
         broker: Arc::clone(broker),
         ready: Arc::clone(&ready),
-        stop: stop.clone(),
+        shutdown: shutdown.clone(),
     };
     let app = app(state);
-    let mut stop_signal = stop;
     let task = tokio::spawn(async move {
-        let shutdown = async move {
-            while !*stop_signal.borrow_and_update() {
-                if stop_signal.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
+        let shutdown = shutdown.cancelled_owned();
         let listener = listener::BoundedListener::new(listener, listener::MAX_HTTP_CONNECTIONS);
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -277,7 +279,8 @@ pub(crate) fn unknown_topic(topic: &str) -> HttpError {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HttpError> + Send + 'static,
 ) -> Result<T, HttpError> {
-    tokio::task::spawn_blocking(f)
+    // A panic is logged and counted by the runtime; the client gets a 500.
+    sluice_runtime::blocking("http-worker", f)
         .await
         .map_err(|e| HttpError::internal(format!("worker task failed: {e}")))?
 }

@@ -3,7 +3,8 @@
 //! Each accepted socket carries a semaphore permit that is released when
 //! the socket is dropped, so a client opening connections (or idle live
 //! tails) without end waits at accept instead of exhausting file
-//! descriptors the Kafka listener also needs.
+//! descriptors the Kafka listener also needs. Accept errors back off as
+//! the Kafka listener's do ([`sluice_runtime::AcceptBackoff`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use sluice_runtime::AcceptBackoff;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,6 +26,8 @@ pub const MAX_HTTP_CONNECTIONS: usize = 1024;
 pub struct BoundedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
+    /// The delay after failed accepts, shared logic with the Kafka listener.
+    backoff: AcceptBackoff,
 }
 
 impl BoundedListener {
@@ -32,6 +36,7 @@ impl BoundedListener {
         BoundedListener {
             inner,
             slots: Arc::new(Semaphore::new(max)),
+            backoff: AcceptBackoff::new("http"),
         }
     }
 }
@@ -53,27 +58,20 @@ impl axum::serve::Listener for BoundedListener {
             // The semaphore is never closed, so acquiring cannot fail; if it
             // ever did, accepting without a permit is the safe fallback.
             let permit = Arc::clone(&self.slots).acquire_owned().await;
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    if let Ok(permit) = permit {
-                        return (
-                            BoundedStream {
-                                stream,
-                                _permit: permit,
-                                _counted: sluice_metrics::http_connection_opened(),
-                            },
-                            addr,
-                        );
-                    }
-                    tracing::error!("http connection semaphore closed; refusing connection");
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("http accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
+            let inner = &self.inner;
+            let (stream, addr) = self.backoff.accept(|| inner.accept()).await;
+            let _ = stream.set_nodelay(true);
+            if let Ok(permit) = permit {
+                return (
+                    BoundedStream {
+                        stream,
+                        _permit: permit,
+                        _counted: sluice_metrics::http_connection_opened(),
+                    },
+                    addr,
+                );
             }
+            tracing::error!("http connection semaphore closed; refusing connection");
         }
     }
 

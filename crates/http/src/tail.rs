@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use futures::future::select_all;
 use serde::Deserialize;
-use tokio::sync::watch;
+use sluice_runtime::CancellationToken;
 use utoipa::IntoParams;
 
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
@@ -68,7 +68,8 @@ struct Follow {
     /// Each followed partition and the next offset to send.
     partitions: Vec<(Arc<Partition>, i64)>,
     buffered: VecDeque<RecordOut>,
-    stop: watch::Receiver<bool>,
+    /// The process's shutdown signal: the stream ends when it fires.
+    shutdown: CancellationToken,
     isolation: Isolation,
 }
 
@@ -79,7 +80,7 @@ impl Follow {
             if let Some(r) = self.buffered.pop_front() {
                 return Some(r);
             }
-            if *self.stop.borrow() {
+            if self.shutdown.is_cancelled() {
                 return None;
             }
             // Register before reading so an append in between is not missed.
@@ -94,7 +95,7 @@ impl Follow {
             }
             let positions = self.partitions.clone();
             let isolation = self.isolation;
-            let read = tokio::task::spawn_blocking(move || {
+            let read = sluice_runtime::blocking("tail-read", move || {
                 let mut out = Vec::new();
                 let mut next = Vec::with_capacity(positions.len());
                 for (p, from) in positions {
@@ -129,7 +130,7 @@ impl Follow {
             }
             tokio::select! {
                 _ = select_all(waits) => {}
-                _ = self.stop.changed() => return None,
+                () = self.shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(LIVENESS_CHECK) => {
                     if !self.still_hosted() {
                         return None;
@@ -206,7 +207,7 @@ pub async fn tail_partition(
         broker: Arc::clone(&state.broker),
         partitions: vec![(partition, start)],
         buffered: VecDeque::new(),
-        stop: state.stop.clone(),
+        shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
@@ -244,7 +245,7 @@ pub async fn tail_topic(
         broker: Arc::clone(&state.broker),
         partitions,
         buffered: VecDeque::new(),
-        stop: state.stop.clone(),
+        shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))

@@ -332,13 +332,16 @@ pub enum ConfigOp {
 async fn detached<T: Send + 'static>(
     change: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::spawn(change).await.map_err(|e| {
-        tracing::error!("metadata change task failed: {e}");
-        ApiError::new(
-            code::UNKNOWN_SERVER_ERROR,
-            format!("metadata change failed: {e}"),
-        )
-    })
+    // A panic is logged and counted where it is caught; the client gets
+    // Kafka's "unexpected server error" with the reason.
+    sluice_runtime::spawn_detached("metadata-change", change)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                code::UNKNOWN_SERVER_ERROR,
+                format!("metadata change failed: {e}"),
+            )
+        })
 }
 
 /// What the controller needs from the broker config.
@@ -475,7 +478,7 @@ impl Controller {
         }
         let this = Arc::clone(self);
         let doomed = created.to_vec();
-        let removed = tokio::task::spawn_blocking(move || {
+        let removed = sluice_runtime::blocking("undo-topic-create", move || {
             for (name, _, partitions) in &doomed {
                 tracing::warn!(topic = %name, "topic creation failed; removing it again");
                 for listener in &this.listeners {
@@ -501,7 +504,11 @@ impl Controller {
         if matches!(&outcome, Err(MetadataError::Log(e)) if e.kafka_error_code() == code::KAFKA_STORAGE_ERROR)
         {
             let log = Arc::clone(&self.log);
-            let _ = tokio::task::spawn_blocking(move || log.reopen_if_offline()).await;
+            if let Err(e) =
+                sluice_runtime::blocking("metadata-reopen", move || log.reopen_if_offline()).await
+            {
+                tracing::error!("reopening the metadata log: {e}");
+            }
             outcome = self.log.commit(Box::new(removal)).await;
         }
         let committed = match outcome {
@@ -621,7 +628,7 @@ impl Controller {
                     .filter(|name| !is_internal_topic(name))
                     .cloned()
                     .collect();
-                let freed = tokio::task::spawn_blocking(move || {
+                let freed = sluice_runtime::blocking("free-topic-space", move || {
                     for name in &doomed {
                         for listener in &this.listeners {
                             listener.discard_topic(name);
@@ -821,7 +828,7 @@ impl Controller {
             return Ok(());
         }
         let this = Arc::clone(self);
-        let applied = tokio::task::spawn_blocking(move || {
+        let applied = sluice_runtime::blocking("publish-metadata", move || {
             for listener in &this.listeners {
                 listener.apply(&committed.delta, &committed.image)?;
             }

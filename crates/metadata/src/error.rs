@@ -45,11 +45,21 @@ pub enum MetadataError {
     #[error("metadata log batch: {0}")]
     Records(#[from] RecordsError),
     /// A record's value is not a metadata record.
-    #[error("metadata record at offset {offset} is not valid: {reason}")]
+    #[error("metadata record at offset {offset} is not valid: {source}")]
     Decode {
         /// Where.
         offset: i64,
         /// Why.
+        #[source]
+        source: CodecError,
+    },
+    /// The begin/end markers of multi-batch changes do not pair up: a
+    /// damaged log.
+    #[error("metadata change markers at offset {offset} do not pair up: {reason}")]
+    BadChange {
+        /// Where.
+        offset: i64,
+        /// What does not pair up.
         reason: String,
     },
     /// A record does not apply to the image.
@@ -58,7 +68,7 @@ pub enum MetadataError {
     /// A record cannot be encoded (a name too long for the format).
     #[error("cannot encode metadata record: {0}")]
     Encode(#[from] CodecError),
-    /// The blocking fsync task died.
-    #[error("metadata fsync task failed: {0}")]
-    Join(String),
+    /// The blocking fsync task panicked (a bug) or was dropped.
+    #[error("metadata fsync: {0}")]
+    Task(#[from] sluice_runtime::TaskError),
 }

@@ -231,9 +231,7 @@ impl LocalMetadataLog {
             }
         }
         let log = Arc::clone(&self.log);
-        tokio::task::spawn_blocking(move || log.sync_until(end))
-            .await
-            .map_err(|e| MetadataError::Join(e.to_string()))??;
+        sluice_runtime::blocking("metadata-fsync", move || log.sync_until(end)).await??;
         let mut next = (*current).clone();
         let multi = chunks.len() > 1;
         let mut record_offsets = Vec::with_capacity(records.len());
@@ -387,11 +385,8 @@ impl Replay {
             for record in decode_records(&batch)? {
                 let offset = header.base_offset + i64::from(record.offset_delta);
                 let value = record.value.unwrap_or_default();
-                let decoded =
-                    metadata_codec::decode(&value).map_err(|e| MetadataError::Decode {
-                        offset,
-                        reason: e.to_string(),
-                    })?;
+                let decoded = metadata_codec::decode(&value)
+                    .map_err(|source| MetadataError::Decode { offset, source })?;
                 self.apply(decoded, offset)?;
             }
             next = header.last_offset() + 1;
@@ -401,7 +396,7 @@ impl Replay {
     }
 
     fn apply(&mut self, decoded: Decoded, offset: i64) -> Result<(), MetadataError> {
-        let bad = |reason: String| MetadataError::Decode { offset, reason };
+        let bad = |reason: String| MetadataError::BadChange { offset, reason };
         match (decoded, &mut self.pending) {
             (Decoded::Begin { records }, pending) => {
                 if let Some(open) = pending {

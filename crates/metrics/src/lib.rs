@@ -38,6 +38,14 @@ pub struct ApiLabels {
     pub api: String,
 }
 
+/// Labels of per-task counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    /// The task's name as given when it was spawned (`housekeeping`,
+    /// `group-timer`, ...); a fixed set chosen in code, never by a client.
+    pub task: String,
+}
+
 /// Labels of per-topic counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
@@ -107,6 +115,9 @@ pub struct Metrics {
     /// Bytes of request frames holding the request budget
     /// (`limits.queued_max_request_bytes`).
     pub request_queued_bytes: Gauge,
+    /// Spawned tasks that panicked, by task name: each is a bug, logged at
+    /// error level when it happens; the counter lets alerts see it.
+    pub task_panics: Family<TaskLabels, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -125,6 +136,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     fsync_seconds: latency_histogram(),
     retention_checks: Counter::default(),
     request_queued_bytes: Gauge::default(),
+    task_panics: Family::default(),
 });
 
 /// The process's metric families.
@@ -216,6 +228,26 @@ impl Drop for HttpConnectionGuard {
 pub fn http_connection_opened() -> HttpConnectionGuard {
     global().http_connections.inc();
     HttpConnectionGuard(())
+}
+
+/// A spawned task named `task` panicked.
+pub fn task_panicked(task: &str) {
+    global()
+        .task_panics
+        .get_or_create(&TaskLabels {
+            task: task.to_owned(),
+        })
+        .inc();
+}
+
+/// How many tasks named `task` have panicked since start.
+pub fn task_panics(task: &str) -> u64 {
+    global()
+        .task_panics
+        .get_or_create(&TaskLabels {
+            task: task.to_owned(),
+        })
+        .get()
 }
 
 /// One retention pass over every log finished.
@@ -338,6 +370,11 @@ pub fn register(registry: &mut Registry) {
         "kafka_request_queued_bytes",
         "Bytes of Kafka request frames being read or handled (limits.queued_max_request_bytes)",
         m.request_queued_bytes.clone(),
+    );
+    registry.register(
+        "task_panics",
+        "Background or detached tasks that panicked (a bug), by task name",
+        m.task_panics.clone(),
     );
     registry.register(
         "log_fsync_duration_seconds",

@@ -126,13 +126,18 @@ impl Partition {
         end_offset: i64,
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + use<> {
         let this = Arc::clone(self);
-        let task = tokio::spawn(async move { this.commit_now(end_offset).await });
+        let task = sluice_runtime::spawn_detached("partition-commit", async move {
+            this.commit_now(end_offset).await
+        });
         let dir = self.log.dir().to_owned();
         async move {
+            // A panic in the commit is a bug (already logged and counted);
+            // the caller sees it as this partition's storage failure, with
+            // the task error kept as the typed source.
             task.await.map_err(|e| LogError::Io {
                 op: "commit task",
                 path: dir,
-                source: std::io::Error::other(e.to_string()),
+                source: std::io::Error::other(e),
             })?
         }
     }
@@ -149,12 +154,12 @@ impl Partition {
         {
             let started = std::time::Instant::now();
             let this = Arc::clone(self);
-            tokio::task::spawn_blocking(move || this.log.sync_until(end_offset))
+            sluice_runtime::blocking("partition-fsync", move || this.log.sync_until(end_offset))
                 .await
                 .map_err(|e| LogError::Io {
                     op: "fsync task",
                     path: self.log.dir().to_owned(),
-                    source: std::io::Error::other(e.to_string()),
+                    source: std::io::Error::other(e),
                 })??;
             sluice_metrics::fsync_observed(started.elapsed());
         }

@@ -224,9 +224,14 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Release);
-    let samples = sampler.await.unwrap_or_default();
+    let samples = sampler.await;
     bar.finish_and_clear();
     result?;
+    // A sampler that panicked is a bug, not "no samples".
+    let samples = samples.map_err(|source| CliError::Task {
+        task: "sampler",
+        source,
+    })?;
     let report = make_report(mode, &opts, &stats, elapsed);
     if opts.json {
         println!(
@@ -409,12 +414,17 @@ async fn run_producers(
             }
             drop(tx);
             producer.close().await?;
-            collector.await.unwrap_or(Ok(()))
+            collector.await.map_err(|source| CliError::Task {
+                task: "ack collector",
+                source,
+            })?
         }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| CliError::Other(format!("producer task failed: {e}")))??;
+        t.await.map_err(|source| CliError::Task {
+            task: "producer",
+            source,
+        })??;
     }
     Ok(())
 }
@@ -496,8 +506,10 @@ async fn run_consumers(opts: &BenchOpts, stats: Arc<Stats>, total: u64) -> Resul
         }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| CliError::Other(format!("consumer task failed: {e}")))??;
+        t.await.map_err(|source| CliError::Task {
+            task: "consumer",
+            source,
+        })??;
     }
     Ok(())
 }
@@ -540,9 +552,10 @@ impl Consumers {
     }
 
     async fn finish(self) -> Result<(), CliError> {
-        self.task
-            .await
-            .map_err(|e| CliError::Other(format!("consumer task failed: {e}")))?
+        self.task.await.map_err(|source| CliError::Task {
+            task: "consumer",
+            source,
+        })?
     }
 }
 

@@ -54,6 +54,15 @@ pub enum CliError {
     /// A bad argument combination or value clap could not catch.
     #[error("{0}")]
     Usage(String),
+    /// A task of ours panicked or was cancelled.
+    #[error("{task} task failed: {source}")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// What tokio reported.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// Anything else worth one line (HTTP status, missing process...).
     #[error("{0}")]
     Other(String),

@@ -4,8 +4,9 @@
 //! conflict fails fast), open and recover every log ([`Broker::open`]),
 //! replay the coordinators, start the HTTP listener and the housekeeping
 //! task, then serve Kafka clients. Shutdown runs the other way: one signal
-//! stops the listeners and every background task, in-flight requests
-//! finish, and every log is flushed.
+//! (the [`Tasks`] set's token) stops the listeners and every background
+//! task; in-flight requests finish, the background tasks are awaited
+//! (bounded), and every log is flushed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,14 @@ use sluice_broker::datadir::{DataDir, DataDirError};
 use sluice_broker::{Broker, BrokerError, server};
 use sluice_metadata::MetadataError;
 use sluice_replica::OFFLINE_RETRY_INTERVAL_MS;
-use tokio::sync::watch;
+use sluice_runtime::{CancellationToken, Tasks};
+
+/// How long shutdown waits for the background tasks (housekeeping, group
+/// timers, offset retention, transaction expiry) to stop. Timers stop at
+/// once; housekeeping first finishes the disk pass it is in, and a
+/// retention pass over many partitions can take seconds. Past this the
+/// broker logs the stragglers and flushes anyway, rather than hang.
+const BACKGROUND_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Why the broker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -79,26 +87,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let cluster_id = data_dir.cluster_id()?;
     let broker = Arc::new(Broker::open(config, cluster_id, advertised)?);
     tracing::info!(partitions = broker.replicas.all().len(), "logs recovered");
-    broker.load_coordinators().await?;
+    // The one shutdown signal: every listener, connection and background
+    // task watches this set's token.
+    let tasks = Tasks::new();
+    broker.load_coordinators(&tasks).await?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let http = sluice_http::start(&broker, stop_rx.clone()).await?;
-    let housekeeping = tokio::spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    let http = sluice_http::start(&broker, tasks.token().clone()).await?;
+    let b = Arc::clone(&broker);
+    tasks.spawn_with_shutdown("housekeeping", move |stop| housekeeping(b, stop));
     tracing::info!(listener = %local, security_protocol = "PLAINTEXT", "kafka listener up");
-    let server = server::serve(listener, Arc::clone(&broker), stop_rx);
+    let server = server::serve(listener, Arc::clone(&broker), tasks.token().clone());
     tokio::pin!(server);
     http.set_ready(true);
     tokio::select! {
         () = &mut server => {}
         () = shutdown => {
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = stop_tx.send(true);
+            tasks.token().cancel();
             server.await;
         }
     }
-    let _ = stop_tx.send(true);
-    if let Err(e) = housekeeping.await {
-        tracing::error!("housekeeping task failed: {e}");
+    if let Err(e) = tasks.shutdown(BACKGROUND_SHUTDOWN_GRACE).await {
+        tracing::error!("{e}; flushing anyway");
     }
     http.join().await;
     // Flush everything even if one log fails, then report the failure: a
@@ -113,8 +123,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// Periodic retention, time-based rolls, timed flushes, and retries of
-/// offline logs.
-async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+/// offline logs, until `stop` is cancelled. A pass in progress finishes
+/// first: its blocking disk work could not be cut short anyway, and the
+/// final flush must not race it.
+async fn housekeeping(broker: Arc<Broker>, stop: CancellationToken) {
     let retention = Duration::from_millis(broker.config.log.retention_check_interval_ms);
     // Timed flushes (flush.ms) need a finer tick than retention checks.
     let tick = retention.min(Duration::from_secs(1));
@@ -124,7 +136,7 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
         }
         let now = sluice_metadata::now_ms();
         let b = Arc::clone(&broker);
@@ -136,7 +148,7 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         if retry_offline {
             next_offline_retry = Instant::now() + offline_retry;
         }
-        let pass = tokio::task::spawn_blocking(move || {
+        let pass = sluice_runtime::blocking("housekeeping-pass", move || {
             if retry_offline {
                 b.replicas.reopen_offline();
                 b.metadata.reopen_if_offline();
@@ -148,8 +160,36 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             }
         })
         .await;
+        // A panic is already logged and counted; the next tick tries again.
         if let Err(e) = pass {
-            tracing::error!("housekeeping pass failed: {e}");
+            tracing::debug!("housekeeping pass: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn housekeeping_and_the_coordinator_tasks_stop_on_the_one_shutdown_signal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let advertised = ("127.0.0.1".to_owned(), 9092);
+        let broker = Arc::new(Broker::open(config, "test".to_owned(), advertised).expect("broker"));
+        let tasks = Tasks::new();
+        broker.load_coordinators(&tasks).await.expect("load");
+        let b = Arc::clone(&broker);
+        tasks.spawn_with_shutdown("housekeeping", move |stop| housekeeping(b, stop));
+        // Housekeeping, offset retention and transaction expiry.
+        assert_eq!(tasks.running(), 3);
+        tasks
+            .shutdown(Duration::from_secs(10))
+            .await
+            .expect("every background task stops");
+        assert_eq!(tasks.running(), 0);
     }
 }

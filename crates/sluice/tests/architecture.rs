@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sluice-protocol", 0),
     ("sluice-records", 1),
     ("sluice-metrics", 1),
+    ("sluice-runtime", 2),
     ("sluice-log", 2),
     ("sluice-client", 2),
     ("sluice-metadata", 3),

@@ -54,13 +54,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
-use sluice_protocol::messages::RequestBody;
+use sluice_protocol::error::codes;
+use sluice_protocol::messages::{RequestBody, ResponseBody};
 use sluice_protocol::{
     ApiKey, Encode, RequestDecodeError, RequestHeader, decode_request, encode_response,
     response_header_version,
 };
 
-use crate::server::ConnectionError;
 use crate::{Broker, Principal};
 
 pub use api_versions::advertised_versions;
@@ -98,7 +98,7 @@ pub fn dispatch(
     broker: &Broker,
     ctx: RequestContext,
     frame: Bytes,
-) -> Result<Reply, ConnectionError> {
+) -> Result<Reply, RequestDecodeError> {
     // The API key is the header's first field; reading it here keeps the
     // metrics hook out of every return path below.
     let api_key = frame
@@ -120,7 +120,7 @@ fn route_request(
     broker: &Broker,
     ctx: RequestContext,
     frame: Bytes,
-) -> Result<Reply, ConnectionError> {
+) -> Result<Reply, RequestDecodeError> {
     let (header, body) = match decode_request(frame) {
         Ok(decoded) => decoded,
         Err(e) => return undecodable(&ctx, e),
@@ -259,27 +259,23 @@ where
     F: Future<Output = R> + Send + 'static,
 {
     let header = header.clone();
-    let task = tokio::spawn(future);
+    let task = sluice_runtime::spawn_detached("kafka-request", future);
     Box::pin(async move {
         match task.await {
             Ok(response) => encode(&header, &response),
-            Err(e) => {
-                // A panic in a handler is a bug; the request goes unanswered
-                // (the client times out) and the connection carries on.
-                tracing::error!(
-                    api_key = header.request_api_key,
-                    correlation_id = header.correlation_id,
-                    "request task failed: {e}"
-                );
-                None
-            }
+            // A panicking handler is a bug, logged and counted by the
+            // runtime; the connection closes (no reply).
+            Err(_) => None,
         }
     })
 }
 
-/// Encodes a response for `header`'s API and version. An encoding failure
-/// is a bug in a handler (a value the version cannot carry); it is logged
-/// and the request goes unanswered, which the client reports as a timeout.
+/// Encodes a response for `header`'s API and version. A response that
+/// cannot be encoded is a bug in a handler (a value the version cannot
+/// carry): it is logged, and the client gets the API's top-level
+/// UNKNOWN_SERVER_ERROR instead. An API whose response has no top-level
+/// error (Produce, ListOffsets, …) cannot say that, so the request gets no
+/// reply and the connection closes.
 fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
     let version = header.request_api_version;
     let Ok(api_key) = ApiKey::try_from(header.request_api_key) else {
@@ -295,24 +291,94 @@ fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
                 correlation_id = header.correlation_id,
                 "cannot encode response: {e}"
             );
-            None
+            encode_server_error(header, api_key, header_version)
         }
     }
+}
+
+/// The API's response with only its top-level error set to
+/// UNKNOWN_SERVER_ERROR, or `None` if the response has nowhere to carry it
+/// (it would encode the same as a success with nothing in it).
+fn encode_server_error(
+    header: &RequestHeader,
+    api_key: ApiKey,
+    header_version: i16,
+) -> Option<BytesMut> {
+    let version = header.request_api_version;
+    let frame = |code, message| {
+        let body = unsupported::Body(ResponseBody::top_level_error(api_key, code, message));
+        encode_response(header.correlation_id, header_version, &body, version).ok()
+    };
+    let failed = frame(
+        codes::UNKNOWN_SERVER_ERROR,
+        Some("the broker could not encode its response"),
+    )?;
+    let empty = frame(codes::NONE, None)?;
+    (failed != empty).then_some(failed)
 }
 
 /// A frame that did not decode. ApiVersions with an unknown version gets
 /// Kafka's v0 answer so the client can retry; everything else closes the
 /// connection with a log line naming what was wrong.
-fn undecodable(ctx: &RequestContext, error: RequestDecodeError) -> Result<Reply, ConnectionError> {
+fn undecodable(
+    ctx: &RequestContext,
+    error: RequestDecodeError,
+) -> Result<Reply, RequestDecodeError> {
     if let Some(reply) = api_versions::unsupported_version_reply(&error) {
         tracing::info!(peer = %ctx.peer, "ApiVersions at an unsupported version; answering with v0 UNSUPPORTED_VERSION");
         return Ok(Box::pin(async move { Some(reply) }));
     }
     tracing::warn!(peer = %ctx.peer, "malformed or unsupported request: {error}");
-    Err(ConnectionError::Request(error.to_string()))
+    Err(error)
 }
 
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
     sluice_metadata::now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Buf;
+    use sluice_protocol::messages::find_coordinator::FindCoordinatorResponse;
+    use sluice_protocol::{Decode, RequestHeader};
+
+    use super::*;
+
+    fn header(api_key: ApiKey, version: i16) -> RequestHeader {
+        RequestHeader {
+            request_api_key: api_key as i16,
+            request_api_version: version,
+            correlation_id: 7,
+            client_id: None,
+        }
+    }
+
+    #[test]
+    fn an_unencodable_response_becomes_the_apis_top_level_server_error() {
+        let h = header(ApiKey::FindCoordinator, 1);
+        let header_version = response_header_version(ApiKey::FindCoordinator, 1);
+        let mut frame = encode_server_error(&h, ApiKey::FindCoordinator, header_version)
+            .expect("FindCoordinator v1 has a top-level error code")
+            .freeze();
+        frame.advance(4); // length
+        assert_eq!(frame.get_i32(), 7, "correlation id");
+        let body = FindCoordinatorResponse::decode(&mut frame, 1).expect("decodes");
+        assert_eq!(body.error_code, codes::UNKNOWN_SERVER_ERROR);
+        assert_eq!(
+            body.error_message.as_deref(),
+            Some("the broker could not encode its response")
+        );
+    }
+
+    #[test]
+    fn an_api_without_a_top_level_error_gets_no_substitute_answer() {
+        for (api, version) in [(ApiKey::Produce, 9), (ApiKey::CreateTopics, 4)] {
+            let header_version = response_header_version(api, version);
+            assert!(
+                encode_server_error(&header(api, version), api, header_version).is_none(),
+                "{api:?} v{version} would look like an empty success"
+            );
+        }
+    }
 }

@@ -55,7 +55,7 @@ pub fn reply(ctx: &RequestContext, header: &RequestHeader, body: RequestBody) ->
 
 /// Lets the dispatch enum go through the same framing path as a typed
 /// response; [`ResponseBody::encode`] picks the variant's encoder.
-struct Body(ResponseBody);
+pub(super) struct Body(pub(super) ResponseBody);
 
 impl Encode for Body {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {

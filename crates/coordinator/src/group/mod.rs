@@ -44,6 +44,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use sluice_replica::Partition;
+use sluice_runtime::{Tasks, spawn_detached};
 
 use crate::config::GroupConfig;
 use crate::internal_topics::InternalTopics;
@@ -190,6 +191,9 @@ pub struct GroupCoordinator {
     /// Set by [`GroupCoordinator::load`]; timer tasks use it to persist
     /// without keeping the coordinator alive.
     this: OnceLock<Weak<GroupCoordinator>>,
+    /// The process's background tasks, given at load: group timers and
+    /// offset retention run there and stop on its shutdown signal.
+    tasks: OnceLock<Tasks>,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -290,11 +294,13 @@ impl GroupCoordinator {
             return;
         };
         if let Ok((partition, end)) = self.append_locked(&slot.id, &[record]) {
-            tokio::spawn(async move {
+            // Nobody waits for this fsync; the handle is dropped, and a
+            // panic is still reported by the task itself.
+            drop(spawn_detached("group-metadata-fsync", async move {
                 if let Err(e) = partition.commit(end).await {
                     tracing::error!("cannot fsync group metadata: {e}");
                 }
-            });
+            }));
         }
     }
 }
@@ -314,6 +320,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             topics,
             this: OnceLock::new(),
+            tasks: OnceLock::new(),
         }
     }
 
@@ -386,13 +393,13 @@ impl GroupCoordinator {
     }
 
     fn spawn_timer(&self, slot: &Arc<GroupSlot>) {
-        let Some(this) = self.this.get().cloned() else {
+        let (Some(this), Some(tasks)) = (self.this.get().cloned(), self.tasks.get()) else {
             return; // not loaded (unit tests): nothing expires
         };
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
-        tokio::spawn(run_timer(Arc::clone(slot), this));
+        tasks.spawn("group-timer", run_timer(Arc::clone(slot), this));
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
@@ -405,10 +412,12 @@ impl GroupCoordinator {
     }
 
     /// Replays `__consumer_offsets` into memory and starts the timers and
-    /// the offset-retention task. Runs once, before the listener opens.
-    pub fn load(self: &Arc<Self>) -> Result<(), offsets_log::OffsetsLogError> {
+    /// the offset-retention task in `tasks`, where they stop on its
+    /// shutdown signal. Runs once, before the listener opens.
+    pub fn load(self: &Arc<Self>, tasks: &Tasks) -> Result<(), offsets_log::OffsetsLogError> {
         let this = self;
         let _ = this.this.set(Arc::downgrade(self));
+        let _ = this.tasks.set(tasks.clone());
         let mut groups: HashMap<String, LoadedGroup> = HashMap::new();
         let mut records = 0;
         for index in 0..this.config.offsets_topic_num_partitions {
@@ -466,7 +475,7 @@ impl GroupCoordinator {
             );
         }
         tracing::info!(groups = loaded, records, "group coordinator loaded");
-        tokio::spawn(run_retention(Arc::downgrade(self)));
+        tasks.spawn("offset-retention", run_retention(Arc::downgrade(self)));
         Ok(())
     }
 
@@ -588,11 +597,14 @@ impl GroupCoordinator {
         if let Some((generation_id, write)) = store {
             // A task of its own: the members' answers must not depend on
             // the leader's connection staying open while the fsync runs.
-            tokio::spawn(finish_assignment_store(
-                self.this.get().cloned(),
-                Arc::clone(&slot),
-                generation_id,
-                write,
+            drop(spawn_detached(
+                "group-assignment-store",
+                finish_assignment_store(
+                    self.this.get().cloned(),
+                    Arc::clone(&slot),
+                    generation_id,
+                    write,
+                ),
             ));
         }
         slot.wake.notify_one();
@@ -827,7 +839,7 @@ impl GroupCoordinator {
         // Appended: the fsync and the in-memory apply run on their own task,
         // so a caller that goes away (a closed connection) cannot leave the
         // commit in the log but missing from the group's offsets.
-        let finished = tokio::spawn(async move {
+        let finished = spawn_detached("offset-commit", async move {
             commit_durable(partition, end).await?;
             apply_committed(&mut slot.lock().offsets, first, values);
             Ok::<(), i16>(())
@@ -1079,7 +1091,10 @@ impl GroupCoordinator {
             let Ok((partition, end)) = self.append_locked(&id, &records) else {
                 continue;
             };
-            tokio::spawn(async move { commit_durable(partition, end).await });
+            drop(spawn_detached(
+                "offset-expiry-fsync",
+                commit_durable(partition, end),
+            ));
             for key in &expired {
                 state.offsets.remove(key);
             }
@@ -1221,7 +1236,7 @@ mod tests {
             crate::testing::group_config(),
             crate::config::TransactionConfig::default(),
         );
-        broker.groups.load().expect("load");
+        broker.groups.load(&Tasks::new()).expect("load");
         broker
     }
 
@@ -1622,5 +1637,30 @@ mod tests {
             expired_offsets(&state, 1_500, 1_000),
             vec![("t".to_owned(), 0)]
         );
+    }
+
+    #[tokio::test]
+    async fn group_timers_offset_retention_and_txn_expiry_stop_on_the_shutdown_signal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = crate::testing::bare_node(
+            dir.path(),
+            crate::testing::group_config(),
+            crate::config::TransactionConfig::default(),
+        );
+        let tasks = Tasks::new();
+        node.groups.load(&tasks).expect("load groups");
+        node.txn.load(&tasks).await.expect("load transactions");
+        let joined = node.groups.join_group("g", join_args()).await;
+        assert_eq!(joined.error_code, code::NONE);
+        // Offset retention, transaction expiry, and the group's timer.
+        assert_eq!(tasks.running(), 3);
+        tasks
+            .shutdown(Duration::from_secs(10))
+            .await
+            .expect("every coordinator task stops on the signal");
+        assert_eq!(tasks.running(), 0);
+        // The coordinators are still alive: the tasks stopped because of
+        // the signal, not because a weak handle failed to upgrade.
+        assert!(node.groups.get("g").is_some());
     }
 }

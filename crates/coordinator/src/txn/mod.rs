@@ -35,6 +35,7 @@ use bytes::Bytes;
 use sluice_log::{AppendOrigin, MarkerType};
 use sluice_protocol::error::codes as code;
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
+use sluice_runtime::{Tasks, spawn_detached};
 use tokio::sync::Notify;
 
 use crate::config::TransactionConfig;
@@ -894,8 +895,9 @@ impl TransactionCoordinator {
     // ---- load and expiry ---------------------------------------------------
 
     /// Replays `__transaction_state`, finishes `Prepare*` transactions and
-    /// starts the expiry task. Runs once, before the listener opens.
-    pub async fn load(self: &Arc<Self>) -> Result<(), sluice_log::LogError> {
+    /// starts the expiry task in `tasks`, where it stops on its shutdown
+    /// signal. Runs once, before the listener opens.
+    pub async fn load(self: &Arc<Self>, tasks: &Tasks) -> Result<(), sluice_log::LogError> {
         let this = self;
         let mut loaded: HashMap<String, TxnMetadata> = HashMap::new();
         for index in 0..TRANSACTION_STATE_PARTITIONS {
@@ -976,7 +978,7 @@ impl TransactionCoordinator {
                 this.deadlines().insert(id.clone(), now_ms());
             }
         }
-        tokio::spawn(expire_transactions(Arc::downgrade(self)));
+        tasks.spawn("txn-expiry", expire_transactions(Arc::downgrade(self)));
         Ok(())
     }
 
@@ -1070,7 +1072,12 @@ async fn expire_transactions(coordinator: Weak<TransactionCoordinator>) {
         };
         for id in due {
             let c2 = Arc::clone(&c);
-            tokio::spawn(async move { c2.expire(&id).await });
+            // An abort writes markers and state; once begun it runs to the
+            // end, even past shutdown's signal.
+            drop(spawn_detached(
+                "txn-expire",
+                async move { c2.expire(&id).await },
+            ));
         }
     }
 }

@@ -595,7 +595,11 @@ mod tests {
             broker.replicas.flush_all().expect("flush");
         }
         let broker = broker_in(dir.path());
-        broker.txn.load().await.unwrap();
+        broker
+            .txn
+            .load(&sluice_runtime::Tasks::new())
+            .await
+            .unwrap();
         let record = |id: &str| {
             let broker = broker.clone();
             let id = id.to_owned();

@@ -6,7 +6,7 @@ against the binary before it. Results go into docs/benchmarks.md.
     /work/main/.venv/bin/python scripts/bench_before_after.py \
         --before /path/to/old/sluice --after target/release/sluice --runs 5
 
-Both brokers run side by side on fresh data dirs; runs alternate old/new,
+The brokers run side by side on fresh data dirs; runs rotate between them,
 and the `--after` binary's `sluice bench` is the client for both, so only
 the broker differs. Each run uses a fresh topic. The machine's ceilings
 (`../shared/bench/machine-limits.sh`) are measured in the same run when the
@@ -99,6 +99,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", type=Path, required=True)
     p.add_argument("--after", type=Path, required=True)
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another broker binary to measure in the same rotation",
+    )
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--messages", type=int, default=200_000)
     p.add_argument("--message-size", type=int, default=1024)
@@ -114,6 +121,9 @@ def main() -> int:
         "before": Broker(args.before, work, "before"),
         "after": Broker(args.after, work, "after"),
     }
+    for extra in args.also:
+        name, _, path = extra.partition("=")
+        brokers[name] = Broker(Path(path), work, name)
     results: dict[str, dict[str, list[float]]] = {
         name: {"produce": [], "consume": []} for name in brokers
     }
@@ -134,12 +144,13 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n{args.messages} messages of {args.message_size} B, compression {args.compression}")
-    print("| mode | runs | before median msgs/s | after median msgs/s | after / before |")
+    print("| broker | mode | runs | median msgs/s | / before |")
     print("|---|---|---|---|---|")
-    for mode in ("produce", "consume"):
-        before = statistics.median(results["before"][mode])
-        after = statistics.median(results["after"][mode])
-        print(f"| {mode} | {args.runs} | {before:,.0f} | {after:,.0f} | {after / before:.2f} |")
+    for name in brokers:
+        for mode in ("produce", "consume"):
+            before = statistics.median(results["before"][mode])
+            median = statistics.median(results[name][mode])
+            print(f"| {name} | {mode} | {args.runs} | {median:,.0f} | {median / before:.2f} |")
     for name in brokers:
         for mode in ("produce", "consume"):
             runs = " ".join(f"{v:,.0f}" for v in results[name][mode])

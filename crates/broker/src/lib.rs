@@ -256,7 +256,8 @@ pub(crate) mod testing {
     pub fn ctx() -> crate::handlers::RequestContext {
         crate::handlers::RequestContext {
             peer: "127.0.0.1:1".parse().expect("addr"),
-            principal: crate::Principal::anonymous(),
+            principal: std::sync::Arc::new(crate::Principal::anonymous()),
+            listener: std::sync::Arc::from("PLAINTEXT"),
         }
     }
 

@@ -45,6 +45,11 @@ use crate::{Broker, Principal};
 /// How long a connection gets to finish in-flight work at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// The Kafka listener's name. Kafka names a listener after its security
+/// protocol unless configured otherwise; the only protocol today is
+/// PLAINTEXT (`kafka_security_protocol` refuses the others at start).
+pub const LISTENER_NAME: &str = "PLAINTEXT";
+
 /// Accepts TCP connections on `listener` until `shutdown` is cancelled,
 /// then waits for every connection to finish what it has in flight.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
@@ -192,7 +197,8 @@ impl Server {
             Duration::from_millis(limits.request_read_timeout_ms),
         );
         let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
-        let principal = Principal::anonymous();
+        let principal = Arc::new(Principal::anonymous());
+        let listener: Arc<str> = Arc::from(LISTENER_NAME);
         let mut stopping = false;
 
         loop {
@@ -212,7 +218,11 @@ impl Server {
                         }
                     };
                     let expected = Expected::of(&frame.bytes);
-                    let ctx = RequestContext { peer, principal: principal.clone() };
+                    let ctx = RequestContext {
+                        peer,
+                        principal: Arc::clone(&principal),
+                        listener: Arc::clone(&listener),
+                    };
                     match handlers::dispatch(broker, ctx, frame.bytes) {
                         Ok(reply) => {
                             // The frame's budget comes back once its reply is

@@ -52,6 +52,7 @@ mod unsupported;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::error::codes;
@@ -74,8 +75,13 @@ pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
 pub struct RequestContext {
     /// The client's address.
     pub peer: SocketAddr,
-    /// The authenticated principal (`User:ANONYMOUS` until SASL exists).
-    pub principal: Principal,
+    /// The authenticated principal (`User:ANONYMOUS` until SASL exists);
+    /// shared by every request of the connection.
+    pub principal: Arc<Principal>,
+    /// The listener the request arrived on, named as Kafka names listeners
+    /// (`PLAINTEXT` until TLS and SASL listeners exist); ACLs and quotas
+    /// will key on it.
+    pub listener: Arc<str>,
 }
 
 /// This broker as clients address it: what Metadata, FindCoordinator and

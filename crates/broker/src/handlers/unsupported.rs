@@ -361,7 +361,8 @@ mod tests {
     fn ctx() -> RequestContext {
         RequestContext {
             peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 9092)),
-            principal: Principal::anonymous(),
+            principal: std::sync::Arc::new(Principal::anonymous()),
+            listener: std::sync::Arc::from("PLAINTEXT"),
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`log`]: the [`MetadataLog`] seam and its local implementation.
 //! - [`error`]: [`MetadataError`] and [`ApiError`], the per-item error of an admin change.
 //! - [`controller`]: validates admin changes and commits them.
+//! - [`snapshot`]: the image as the records that rebuild it, for Raft snapshots.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //! - [`config`]: broker-wide topic and log defaults.
 //!
@@ -21,6 +22,7 @@ pub mod delta;
 pub mod error;
 pub mod image;
 pub mod log;
+pub mod snapshot;
 pub mod topic_config;
 
 pub use controller::Controller;

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sluice_coordinator::{
-    GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator,
+    Coordinators, GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator,
 };
 use sluice_metadata::controller::ControllerConfig;
 use sluice_metadata::{Controller, LocalMetadataLog, MetadataError, MetadataListener, MetadataLog};
@@ -130,14 +130,11 @@ impl Broker {
             },
         ));
         let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
-        let groups = Arc::new(GroupCoordinator::new(config.groups.clone(), topics.clone()));
-        let producer_ids = Arc::new(ProducerIdManager::new(topics.clone()));
-        let txn = Arc::new(TransactionCoordinator::new(
-            config.transactions.clone(),
-            topics,
-            Arc::clone(&groups),
-            Arc::clone(&producer_ids),
-        ));
+        let Coordinators {
+            groups,
+            producer_ids,
+            txn,
+        } = Coordinators::new(config.groups.clone(), config.transactions.clone(), topics);
         Ok(Broker {
             config,
             cluster_id,

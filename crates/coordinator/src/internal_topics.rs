@@ -25,7 +25,8 @@ impl InternalTopics {
         }
     }
 
-    /// Partition `index` of internal topic `topic`, if hosted here.
+    /// Partition `index` of `topic`, if hosted here: an internal topic's,
+    /// or a data partition a transaction's markers go to.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.replicas.partition(topic, index)
     }

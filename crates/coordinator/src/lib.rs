@@ -25,6 +25,44 @@ pub use internal_topics::InternalTopics;
 pub use producer_ids::ProducerIdManager;
 pub use txn::TransactionCoordinator;
 
+use std::sync::Arc;
+
+/// The coordinators of one node, wired to share one [`InternalTopics`]
+/// handle: the transaction coordinator applies committed offsets through
+/// the group coordinator and draws producer ids from the manager.
+#[derive(Debug)]
+pub struct Coordinators {
+    /// Consumer groups and committed offsets.
+    pub groups: Arc<GroupCoordinator>,
+    /// Producer id blocks.
+    pub producer_ids: Arc<ProducerIdManager>,
+    /// Transactions.
+    pub txn: Arc<TransactionCoordinator>,
+}
+
+impl Coordinators {
+    /// Coordinators over `topics`, not loaded yet.
+    pub fn new(
+        groups: config::GroupConfig,
+        transactions: config::TransactionConfig,
+        topics: InternalTopics,
+    ) -> Coordinators {
+        let groups = Arc::new(GroupCoordinator::new(groups, topics.clone()));
+        let producer_ids = Arc::new(ProducerIdManager::new(topics.clone()));
+        let txn = Arc::new(TransactionCoordinator::new(
+            transactions,
+            topics,
+            Arc::clone(&groups),
+            Arc::clone(&producer_ids),
+        ));
+        Coordinators {
+            groups,
+            producer_ids,
+            txn,
+        }
+    }
+}
+
 /// Test harness: the coordinators over a temp dir, with a real metadata
 /// log, controller and replica manager underneath, and no network.
 #[cfg(test)]
@@ -36,7 +74,7 @@ pub(crate) mod testing {
     use sluice_replica::ReplicaManager;
 
     use crate::config::{GroupConfig, TransactionConfig};
-    use crate::{GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator};
+    use crate::{GroupCoordinator, InternalTopics, TransactionCoordinator};
 
     /// The pieces a coordinator test drives and inspects.
     #[derive(Debug)]
@@ -80,14 +118,7 @@ pub(crate) mod testing {
             },
         ));
         let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
-        let groups = Arc::new(GroupCoordinator::new(groups, topics.clone()));
-        let producer_ids = Arc::new(ProducerIdManager::new(topics.clone()));
-        let txn = Arc::new(TransactionCoordinator::new(
-            txn,
-            topics,
-            Arc::clone(&groups),
-            producer_ids,
-        ));
+        let crate::Coordinators { groups, txn, .. } = crate::Coordinators::new(groups, txn, topics);
         Arc::new(Node {
             metadata,
             controller,

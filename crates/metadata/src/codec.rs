@@ -25,6 +25,9 @@ const TYPE_PARTITION: u8 = 2;
 const TYPE_TOPIC_CONFIG: u8 = 3;
 const TYPE_REMOVE_TOPIC: u8 = 4;
 const TYPE_PRODUCER_IDS: u8 = 5;
+const TYPE_REGISTER_BROKER: u8 = 6;
+const TYPE_FENCE_BROKER: u8 = 7;
+const TYPE_UNREGISTER_BROKER: u8 = 8;
 const TYPE_BEGIN: u8 = 10;
 const TYPE_END: u8 = 11;
 const TYPE_ABORT: u8 = 12;
@@ -131,6 +134,37 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
             out.push(TYPE_PRODUCER_IDS);
             out.extend_from_slice(&next_producer_id.to_be_bytes());
         }
+        MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            epoch,
+            host,
+            port,
+            rack,
+        } => {
+            out.push(TYPE_REGISTER_BROKER);
+            out.extend_from_slice(&broker_id.to_be_bytes());
+            out.extend_from_slice(incarnation_id.as_bytes());
+            out.extend_from_slice(&epoch.to_be_bytes());
+            put_str16(&mut out, host, "host")?;
+            out.extend_from_slice(&port.to_be_bytes());
+            match rack {
+                None => out.push(0),
+                Some(rack) => {
+                    out.push(1);
+                    put_str16(&mut out, rack, "rack")?;
+                }
+            }
+        }
+        MetadataRecord::FenceBroker { broker_id, fenced } => {
+            out.push(TYPE_FENCE_BROKER);
+            out.extend_from_slice(&broker_id.to_be_bytes());
+            out.push(u8::from(*fenced));
+        }
+        MetadataRecord::UnregisterBroker { broker_id } => {
+            out.push(TYPE_UNREGISTER_BROKER);
+            out.extend_from_slice(&broker_id.to_be_bytes());
+        }
     }
     Ok(out)
 }
@@ -207,6 +241,24 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
         },
         TYPE_PRODUCER_IDS => MetadataRecord::ProducerIds {
             next_producer_id: r.i64("next_producer_id")?,
+        },
+        TYPE_REGISTER_BROKER => MetadataRecord::RegisterBroker {
+            broker_id: r.i32("broker_id")?,
+            incarnation_id: r.uuid("incarnation_id")?,
+            epoch: r.i64("epoch")?,
+            host: r.str16("host")?,
+            port: r.i32("port")?,
+            rack: match r.u8("rack")? {
+                0 => None,
+                _ => Some(r.str16("rack")?),
+            },
+        },
+        TYPE_FENCE_BROKER => MetadataRecord::FenceBroker {
+            broker_id: r.i32("broker_id")?,
+            fenced: r.u8("fenced")? != 0,
+        },
+        TYPE_UNREGISTER_BROKER => MetadataRecord::UnregisterBroker {
+            broker_id: r.i32("broker_id")?,
         },
         TYPE_BEGIN => {
             return Ok(Decoded::Begin {
@@ -407,9 +459,30 @@ mod tests {
                     value
                 }
             ),
-            id.prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
+            id.clone().prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
             any::<i64>()
                 .prop_map(|next_producer_id| MetadataRecord::ProducerIds { next_producer_id }),
+            (
+                any::<i32>(),
+                id,
+                any::<i64>(),
+                "[a-z0-9.-]{0,40}",
+                any::<i32>(),
+                proptest::option::of("[a-z0-9-]{0,20}")
+            )
+                .prop_map(|(broker_id, incarnation_id, epoch, host, port, rack)| {
+                    MetadataRecord::RegisterBroker {
+                        broker_id,
+                        incarnation_id,
+                        epoch,
+                        host,
+                        port,
+                        rack,
+                    }
+                }),
+            (any::<i32>(), any::<bool>())
+                .prop_map(|(broker_id, fenced)| MetadataRecord::FenceBroker { broker_id, fenced }),
+            any::<i32>().prop_map(|broker_id| MetadataRecord::UnregisterBroker { broker_id }),
         ]
     }
 

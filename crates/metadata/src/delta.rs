@@ -20,6 +20,8 @@ pub struct MetadataDelta {
     pub changed: BTreeSet<String>,
     /// The change allocated producer ids.
     pub producer_ids: bool,
+    /// Brokers whose registration or fencing changed.
+    pub brokers: BTreeSet<i32>,
 }
 
 impl MetadataDelta {
@@ -58,6 +60,11 @@ impl MetadataDelta {
                     }
                 }
                 MetadataRecord::ProducerIds { .. } => delta.producer_ids = true,
+                MetadataRecord::RegisterBroker { broker_id, .. }
+                | MetadataRecord::FenceBroker { broker_id, .. }
+                | MetadataRecord::UnregisterBroker { broker_id } => {
+                    delta.brokers.insert(*broker_id);
+                }
             }
         }
         delta

@@ -54,6 +54,54 @@ pub enum MetadataRecord {
         /// First id not yet reserved.
         next_producer_id: i64,
     },
+    /// A broker registered (or re-registered after a restart). It starts
+    /// fenced: it leads nothing until the controller unfences it.
+    RegisterBroker {
+        /// Its node id.
+        broker_id: i32,
+        /// Random per process start; tells a restart from a duplicate id.
+        incarnation_id: Uuid,
+        /// Bumped by the controller on every registration of this id.
+        epoch: i64,
+        /// Where clients reach its Kafka listener.
+        host: String,
+        /// Port of its Kafka listener.
+        port: i32,
+        /// `broker.rack`, if set.
+        rack: Option<String>,
+    },
+    /// A broker was fenced (missed heartbeats, or just registered) or
+    /// unfenced (caught up and heartbeating).
+    FenceBroker {
+        /// The broker.
+        broker_id: i32,
+        /// The new state.
+        fenced: bool,
+    },
+    /// A broker left the cluster for good.
+    UnregisterBroker {
+        /// The broker.
+        broker_id: i32,
+    },
+}
+
+/// A registered broker as the metadata describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerImage {
+    /// Its node id.
+    pub broker_id: i32,
+    /// Random per process start.
+    pub incarnation_id: Uuid,
+    /// Its registration epoch.
+    pub epoch: i64,
+    /// Kafka listener host.
+    pub host: String,
+    /// Kafka listener port.
+    pub port: i32,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// A fenced broker leads no partition and is not listed to clients.
+    pub fenced: bool,
 }
 
 /// A partition as the metadata describes it.
@@ -93,6 +141,8 @@ pub struct MetadataImage {
     pub next_offset: i64,
     /// First producer id not yet reserved by a `ProducerIds` record.
     pub next_producer_id: i64,
+    /// Registered brokers by id, fenced or not.
+    pub brokers: BTreeMap<i32, BrokerImage>,
 }
 
 /// A record that contradicts the image it is applied to: a bug or a
@@ -105,6 +155,12 @@ pub struct ApplyError {
 }
 
 impl MetadataImage {
+    /// Brokers that are registered and not fenced: the ones clients see and
+    /// that may lead partitions.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
     /// A topic by id.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
         self.topic_names
@@ -180,6 +236,39 @@ impl MetadataImage {
                     )));
                 }
                 self.next_producer_id = *next_producer_id;
+            }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                epoch,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        broker_id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        epoch: *epoch,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker { broker_id, fenced } => {
+                let broker = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .ok_or_else(|| fail(format!("no broker {broker_id}")))?;
+                broker.fenced = *fenced;
+            }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.brokers
+                    .remove(broker_id)
+                    .ok_or_else(|| fail(format!("no broker {broker_id}")))?;
             }
         }
         Ok(())

@@ -87,6 +87,13 @@ pub trait MetadataLog: Send + Sync + std::fmt::Debug {
 
     /// Makes every committed change durable (shutdown).
     fn flush(&self) -> Result<(), MetadataError>;
+
+    /// The node that is the active controller (the quorum's leader), if
+    /// one is known. `None` from a log with no quorum: this node is the
+    /// whole cluster and its own controller.
+    fn controller_id(&self) -> Option<i32> {
+        None
+    }
 }
 
 impl MetadataLog for LocalMetadataLog {

@@ -88,6 +88,22 @@ pub fn snapshot_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             next_producer_id: image.next_producer_id,
         });
     }
+    for broker in image.brokers.values() {
+        records.push(MetadataRecord::RegisterBroker {
+            broker_id: broker.broker_id,
+            incarnation_id: broker.incarnation_id,
+            epoch: broker.epoch,
+            host: broker.host.clone(),
+            port: broker.port,
+            rack: broker.rack.clone(),
+        });
+        if !broker.fenced {
+            records.push(MetadataRecord::FenceBroker {
+                broker_id: broker.broker_id,
+                fenced: false,
+            });
+        }
+    }
     records
 }
 
@@ -193,6 +209,17 @@ mod tests {
         ProducerIds {
             by: u16,
         },
+        Register {
+            broker: u8,
+            rack: Option<u8>,
+        },
+        Fence {
+            broker: u8,
+            fenced: bool,
+        },
+        Unregister {
+            broker: u8,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -208,6 +235,10 @@ mod tests {
             }),
             (0..6u8).prop_map(|name| Op::Remove { name }),
             (1..3000u16).prop_map(|by| Op::ProducerIds { by }),
+            (0..5u8, proptest::option::of(0..3u8))
+                .prop_map(|(broker, rack)| Op::Register { broker, rack }),
+            (0..5u8, any::<bool>()).prop_map(|(broker, fenced)| Op::Fence { broker, fenced }),
+            (0..5u8).prop_map(|broker| Op::Unregister { broker }),
         ]
     }
 
@@ -276,7 +307,30 @@ mod tests {
             Op::ProducerIds { by } => vec![MetadataRecord::ProducerIds {
                 next_producer_id: image.next_producer_id + i64::from(*by),
             }],
-            Op::Create { .. } => Vec::new(),
+            Op::Register { broker, rack } => {
+                *ids += 1;
+                let broker_id = i32::from(*broker);
+                vec![MetadataRecord::RegisterBroker {
+                    broker_id,
+                    incarnation_id: Uuid::from_u128(*ids),
+                    epoch: image.brokers.get(&broker_id).map_or(0, |b| b.epoch + 1),
+                    host: format!("host-{broker}"),
+                    port: 9092 + i32::from(*broker),
+                    rack: rack.map(|r| format!("rack-{r}")),
+                }]
+            }
+            Op::Fence { broker, fenced } if image.brokers.contains_key(&i32::from(*broker)) => {
+                vec![MetadataRecord::FenceBroker {
+                    broker_id: i32::from(*broker),
+                    fenced: *fenced,
+                }]
+            }
+            Op::Unregister { broker } if image.brokers.contains_key(&i32::from(*broker)) => {
+                vec![MetadataRecord::UnregisterBroker {
+                    broker_id: i32::from(*broker),
+                }]
+            }
+            Op::Create { .. } | Op::Fence { .. } | Op::Unregister { .. } => Vec::new(),
         }
     }
 

@@ -824,7 +824,7 @@ impl Controller {
     /// Hands a committed change to every listener, on a blocking thread (they
     /// open and delete logs).
     async fn publish(self: &Arc<Self>, committed: Committed) -> Result<(), ApiError> {
-        if committed.delta.touches_no_topic() {
+        if committed.published || committed.delta.touches_no_topic() {
             return Ok(());
         }
         let this = Arc::clone(self);

@@ -70,6 +70,47 @@ impl MetadataDelta {
         delta
     }
 
+    /// The delta between two images that need not be one change apart (a
+    /// snapshot installed over an older image): topics only in `after` are
+    /// created, only in `before` (or under another id) removed, and every
+    /// other topic that differs changed.
+    pub fn between(before: &MetadataImage, after: &MetadataImage) -> Self {
+        let mut delta = MetadataDelta::default();
+        for (name, topic) in &after.topics {
+            match before.topics.get(name) {
+                Some(old) if old.topic_id == topic.topic_id => {
+                    if old != topic {
+                        delta.changed.insert(name.clone());
+                    }
+                }
+                Some(old) => {
+                    delta.removed.insert(name.clone(), old.topic_id);
+                    delta.created.insert(name.clone());
+                }
+                None => {
+                    delta.created.insert(name.clone());
+                }
+            }
+        }
+        for (name, old) in &before.topics {
+            if !after.topics.contains_key(name) {
+                delta.removed.insert(name.clone(), old.topic_id);
+            }
+        }
+        delta.producer_ids = before.next_producer_id != after.next_producer_id;
+        for (id, broker) in &after.brokers {
+            if before.brokers.get(id) != Some(broker) {
+                delta.brokers.insert(*id);
+            }
+        }
+        for id in before.brokers.keys() {
+            if !after.brokers.contains_key(id) {
+                delta.brokers.insert(*id);
+            }
+        }
+        delta
+    }
+
     /// True if no topic changed.
     pub fn touches_no_topic(&self) -> bool {
         self.created.is_empty() && self.removed.is_empty() && self.changed.is_empty()

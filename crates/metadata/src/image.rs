@@ -168,6 +168,23 @@ impl MetadataImage {
             .and_then(|name| self.topics.get(name))
     }
 
+    /// The image after one whole change: `records` applied in order, the
+    /// first at `offset`, and `next_offset` set past the change. `self` is
+    /// untouched whether or not the change applies.
+    pub fn with_change(
+        &self,
+        records: &[MetadataRecord],
+        offset: i64,
+        next_offset: i64,
+    ) -> Result<MetadataImage, ApplyError> {
+        let mut next = self.clone();
+        for (i, record) in records.iter().enumerate() {
+            next.apply(record, offset + i as i64)?;
+        }
+        next.next_offset = next_offset;
+        Ok(next)
+    }
+
     /// Applies one record.
     pub(crate) fn apply(&mut self, record: &MetadataRecord, offset: i64) -> Result<(), ApplyError> {
         let fail = |reason: String| ApplyError { offset, reason };

@@ -28,7 +28,7 @@ pub mod topic_config;
 pub use controller::Controller;
 pub use delta::{MetadataDelta, MetadataListener};
 pub use error::{ApiError, MetadataError};
-pub use image::{MetadataImage, MetadataRecord, PartitionImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 pub use log::{Change, CommitFuture, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataLog};
 
 /// Wall-clock milliseconds since the Unix epoch.

@@ -64,6 +64,10 @@ pub struct Committed {
     pub image: Arc<MetadataImage>,
     /// The topics it touched.
     pub delta: MetadataDelta,
+    /// The log already handed the change to its subscribers (a quorum
+    /// publishes every applied entry on every node); the controller must
+    /// not publish it again.
+    pub published: bool,
 }
 
 /// The seam between the controller and where metadata records are kept.
@@ -93,6 +97,14 @@ pub trait MetadataLog: Send + Sync + std::fmt::Debug {
     /// whole cluster and its own controller.
     fn controller_id(&self) -> Option<i32> {
         None
+    }
+
+    /// Adds a listener that follows every change this log applies. A log
+    /// that applies only its own commits (the local log) leaves publishing
+    /// to the controller and ignores this; a quorum member, which also
+    /// applies changes other nodes committed, publishes each one itself.
+    fn subscribe(&self, listener: Arc<dyn crate::delta::MetadataListener>) {
+        let _ = listener;
     }
 }
 
@@ -208,6 +220,7 @@ impl LocalMetadataLog {
             return Ok(Ok(Committed {
                 image: current,
                 delta: MetadataDelta::default(),
+                published: false,
             }));
         }
         let now = now_ms();
@@ -261,7 +274,11 @@ impl LocalMetadataLog {
             Ok(mut guard) => *guard = Arc::clone(&next),
             Err(poisoned) => *poisoned.into_inner() = Arc::clone(&next),
         }
-        Ok(Ok(Committed { image: next, delta }))
+        Ok(Ok(Committed {
+            image: next,
+            delta,
+            published: false,
+        }))
     }
 
     /// True while the metadata log refuses writes (admin changes fail).

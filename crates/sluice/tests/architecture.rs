@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sluice-client", 2),
     ("sluice-metadata", 3),
     ("sluice-replica", 4),
+    ("sluice-quorum", 4),
     ("sluice-coordinator", 5),
     ("sluice-broker", 6),
     ("sluice-http", 7),

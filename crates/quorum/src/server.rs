@@ -1,0 +1,77 @@
+//! The controller listener: accepts peers, reads one request frame at a
+//! time and answers it. Bounded like the Kafka listener: a connection
+//! limit, a frame size limit ([`crate::wire::MAX_FRAME_BYTES`]) and an idle
+//! timeout. A malformed frame closes its connection and nothing else.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::quorum::Quorum;
+use crate::wire::{Request, Response, read_frame, write_frame};
+
+/// Connections the controller listener serves at once. A cluster needs a
+/// few per peer (replication, votes, control requests, status probes); the
+/// bound stops a misbehaving client from exhausting file descriptors.
+pub const MAX_CONTROLLER_CONNECTIONS: usize = 256;
+
+/// A connection silent for this long is closed. Peers keep pooled
+/// connections warm with heartbeats far more often than this.
+pub const CONTROLLER_IDLE_TIMEOUT_MS: u64 = 60_000;
+
+/// Accepts until `shutdown`, serving each connection on its own task.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    quorum: Weak<Quorum>,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONTROLLER_CONNECTIONS));
+    let mut backoff = sluice_runtime::AcceptBackoff::new("controller");
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = backoff.accept(|| listener.accept()) => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::warn!(%peer, "controller listener is at its connection limit; closing");
+            continue;
+        };
+        let Some(q) = quorum.upgrade() else { return };
+        let stop = shutdown.clone();
+        sluice_runtime::spawn_detached("controller-connection", async move {
+            tokio::select! {
+                () = connection(stream, q) => {}
+                () = stop.cancelled() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(mut stream: TcpStream, quorum: Arc<Quorum>) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let idle = Duration::from_millis(CONTROLLER_IDLE_TIMEOUT_MS);
+    loop {
+        let request = match tokio::time::timeout(idle, read_frame::<Request>(&mut stream)).await {
+            Err(_) => return,
+            Ok(Ok(None)) => return,
+            Ok(Ok(Some(request))) => request,
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    ?peer,
+                    "malformed controller request, closing the connection: {e}"
+                );
+                return;
+            }
+        };
+        let response: Response = quorum.serve_request(request).await;
+        if let Err(e) = write_frame(&mut stream, &response).await {
+            tracing::info!(?peer, "cannot answer a controller request: {e}");
+            return;
+        }
+    }
+}

@@ -63,7 +63,7 @@ async fn internal_topics_cannot_be_deleted_or_grown() {
     );
     let grown = broker
         .controller
-        .create_partitions(vec![(OFFSETS.into(), 5)], false)
+        .create_partitions(vec![(OFFSETS.to_owned(), 5).into()], false)
         .await;
     assert_eq!(
         grown[0].as_ref().map_err(|e| e.code),
@@ -126,6 +126,7 @@ async fn internal_names_cannot_be_created_with_losing_configs_or_as_the_metadata
         num_partitions: 1,
         replication_factor: -1,
         configs,
+        assignments: Vec::new(),
     };
     let results = broker
         .controller
@@ -157,6 +158,7 @@ async fn a_topic_with_the_maximum_partitions_can_be_created_and_reloaded() {
         num_partitions: MAX_PARTITIONS_PER_TOPIC,
         replication_factor: -1,
         configs: vec![("retention.ms".to_owned(), Some("60000".to_owned()))],
+        assignments: Vec::new(),
     };
     let topic_id = {
         let broker = broker_in(dir.path());
@@ -203,6 +205,7 @@ fn new_topic(name: &str, partitions: i32) -> NewTopic {
         num_partitions: partitions,
         replication_factor: -1,
         configs: Vec::new(),
+        assignments: Vec::new(),
     }
 }
 

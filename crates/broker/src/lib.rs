@@ -208,6 +208,7 @@ pub(crate) mod testing {
             num_partitions: partitions,
             replication_factor: -1,
             configs: Vec::new(),
+            assignments: Vec::new(),
         };
         let result = broker.controller.create_topics(vec![topic], false).await;
         assert!(
@@ -311,6 +312,7 @@ pub(crate) mod testing {
                 num_partitions: partitions,
                 replication_factor: -1,
                 configs: Vec::new(),
+                assignments: Vec::new(),
             };
             let result = self.controller.create_topics(vec![topic], false).await;
             assert!(

@@ -153,6 +153,7 @@ pub(crate) mod testing {
             num_partitions: partitions,
             replication_factor: -1,
             configs: Vec::new(),
+            assignments: Vec::new(),
         };
         let result = node.controller.create_topics(vec![topic], false).await;
         assert!(

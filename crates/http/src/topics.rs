@@ -212,6 +212,7 @@ pub async fn create(
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect(),
+        assignments: Vec::new(),
     };
     let result = state
         .broker
@@ -314,7 +315,7 @@ pub async fn add_partitions(
     state
         .broker
         .controller
-        .create_partitions(vec![(topic.clone(), request.count)], false)
+        .create_partitions(vec![(topic.clone(), request.count).into()], false)
         .await
         .pop()
         .ok_or_else(|| HttpError::internal("create_partitions returned no result"))??;

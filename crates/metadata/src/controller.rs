@@ -5,7 +5,9 @@
 //!
 //! On a single node this broker is the controller. In a cluster the same
 //! code runs on the Raft leader of the metadata quorum, over a Raft
-//! [`MetadataLog`].
+//! [`MetadataLog`]. New partitions are placed on the live brokers and
+//! leadership follows brokers as they register, are fenced, unfenced and
+//! leave; [`crate::placement`] computes those records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use crate::delta::MetadataListener;
 use crate::error::{ApiError, MetadataError};
 use crate::image::{MetadataImage, MetadataRecord};
 use crate::log::{Committed, MetadataLog};
+use crate::placement::{self, BrokerRegistration, NewPartition};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
@@ -138,6 +141,19 @@ pub struct NewTopic {
     pub replication_factor: i16,
     /// Configs set on the topic.
     pub configs: Vec<(String, Option<String>)>,
+    /// A manual replica assignment (CreateTopics' `assignments`); empty
+    /// places the replicas automatically. With one, `num_partitions` and
+    /// `replication_factor` must be -1.
+    pub assignments: Vec<ReplicaAssignment>,
+}
+
+/// The replicas a client chose for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAssignment {
+    /// The partition.
+    pub partition_index: i32,
+    /// Its replicas' broker ids, the preferred leader first.
+    pub broker_ids: Vec<i32>,
 }
 
 /// What became of one topic in a create request.
@@ -153,12 +169,15 @@ pub struct CreatedTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Checks one topic of a create request and places its partitions, with
+/// `topic_id` seeding the placement.
 fn check_new_topic(
     config: &ControllerConfig,
     image: &MetadataImage,
     topic: &NewTopic,
+    topic_id: Uuid,
     pending: &[String],
-) -> Result<CreatedTopic, ApiError> {
+) -> Result<(CreatedTopic, Vec<NewPartition>), ApiError> {
     validate_topic_name(&topic.name)?;
     if topic.name == METADATA_TOPIC {
         return Err(ApiError::new(
@@ -188,32 +207,11 @@ fn check_new_topic(
             ),
         ));
     }
-    let num_partitions = if topic.num_partitions == -1 {
-        config.topics.num_partitions
+    let (num_partitions, replication_factor, partitions) = if topic.assignments.is_empty() {
+        plan_partitions(config, image, topic, topic_id)?
     } else {
-        topic.num_partitions
+        plan_manual_partitions(config.node_id, image, topic)?
     };
-    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&num_partitions) {
-        return Err(ApiError::new(
-            code::INVALID_PARTITIONS,
-            format!(
-                "number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {num_partitions}"
-            ),
-        ));
-    }
-    let replication_factor = if topic.replication_factor == -1 {
-        config.topics.default_replication_factor
-    } else {
-        topic.replication_factor
-    };
-    if replication_factor != 1 {
-        return Err(ApiError::new(
-            code::INVALID_REPLICATION_FACTOR,
-            format!(
-                "replication factor {replication_factor} is larger than the 1 available broker"
-            ),
-        ));
-    }
     let mut configs = BTreeMap::new();
     for (name, value) in &topic.configs {
         topic_config::validate(name, value.as_deref())
@@ -227,25 +225,140 @@ fn check_new_topic(
     if is_internal_topic(&topic.name) {
         check_internal_configs(&config.log, &topic.name, &configs)?;
     }
-    Ok(CreatedTopic {
+    let created = CreatedTopic {
         topic_id: Uuid::nil(),
         num_partitions,
         replication_factor,
         configs,
-    })
+    };
+    Ok((created, partitions))
 }
 
-fn topic_records(node_id: i32, name: &str, created: &CreatedTopic) -> Vec<MetadataRecord> {
+/// Partition count, replication factor and placement of a topic without a
+/// manual assignment (-1 takes the broker default).
+fn plan_partitions(
+    config: &ControllerConfig,
+    image: &MetadataImage,
+    topic: &NewTopic,
+    topic_id: Uuid,
+) -> Result<(i32, i16, Vec<NewPartition>), ApiError> {
+    if topic.replication_factor < -1 || topic.replication_factor == 0 {
+        return Err(ApiError::new(
+            code::INVALID_REPLICATION_FACTOR,
+            "Replication factor must be larger than 0, or -1 to use the default value.",
+        ));
+    }
+    let num_partitions = if topic.num_partitions == -1 {
+        config.topics.num_partitions
+    } else {
+        topic.num_partitions
+    };
+    check_partition_count(num_partitions)?;
+    let replication_factor = if topic.replication_factor == -1 {
+        config.topics.default_replication_factor
+    } else {
+        topic.replication_factor
+    };
+    let partitions = placement::place_new_partitions(
+        image,
+        config.node_id,
+        0..num_partitions,
+        replication_factor,
+        placement::seed_of(topic_id, 0),
+        None,
+    )?;
+    Ok((num_partitions, replication_factor, partitions))
+}
+
+/// Partition count, replication factor and partitions of a topic with a
+/// manual assignment, checked as Kafka checks them.
+fn plan_manual_partitions(
+    node_id: i32,
+    image: &MetadataImage,
+    topic: &NewTopic,
+) -> Result<(i32, i16, Vec<NewPartition>), ApiError> {
+    if topic.replication_factor != -1 {
+        return Err(ApiError::new(
+            code::INVALID_REQUEST,
+            "A manual partition assignment was specified, but replication factor was not set to -1.",
+        ));
+    }
+    if topic.num_partitions != -1 {
+        return Err(ApiError::new(
+            code::INVALID_REQUEST,
+            "A manual partition assignment was specified, but numPartitions was not set to -1.",
+        ));
+    }
+    let count = i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX);
+    check_partition_count(count)?;
+    let mut by_index = BTreeMap::new();
+    let mut replication_factor = None;
+    for a in &topic.assignments {
+        if by_index.contains_key(&a.partition_index) {
+            return Err(ApiError::new(
+                code::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "Found multiple manual partition assignments for partition {}",
+                    a.partition_index
+                ),
+            ));
+        }
+        placement::check_manual_assignment(image, node_id, &a.broker_ids, replication_factor)?;
+        replication_factor = Some(a.broker_ids.len());
+        let partition = NewPartition::led_by_first_live(image, node_id, a.broker_ids.clone())
+            .ok_or_else(|| all_fenced(a.partition_index))?;
+        by_index.insert(a.partition_index, partition);
+    }
+    // Indexes must be exactly 0..count: the map is sorted, so compare in order.
+    if !by_index.keys().copied().eq(0..count) {
+        return Err(ApiError::new(
+            code::INVALID_REPLICA_ASSIGNMENT,
+            "partitions should be a consecutive 0-based integer sequence",
+        ));
+    }
+    // At most as many replicas as registered brokers, far below i16::MAX.
+    let replication_factor = i16::try_from(replication_factor.unwrap_or(0)).unwrap_or(i16::MAX);
+    Ok((count, replication_factor, by_index.into_values().collect()))
+}
+
+/// Kafka's error for a manual assignment naming only fenced brokers.
+fn all_fenced(partition: i32) -> ApiError {
+    ApiError::new(
+        code::INVALID_REPLICA_ASSIGNMENT,
+        format!(
+            "All brokers specified in the manual partition assignment for partition {partition} are fenced or in controlled shutdown."
+        ),
+    )
+}
+
+/// Refuses a partition count outside 1..=[`MAX_PARTITIONS_PER_TOPIC`].
+fn check_partition_count(num_partitions: i32) -> Result<(), ApiError> {
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&num_partitions) {
+        return Err(ApiError::new(
+            code::INVALID_PARTITIONS,
+            format!(
+                "number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {num_partitions}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn topic_records(
+    name: &str,
+    created: &CreatedTopic,
+    partitions: &[NewPartition],
+) -> Vec<MetadataRecord> {
     let topic_id = created.topic_id;
     let mut records = vec![MetadataRecord::Topic {
         name: name.to_owned(),
         topic_id,
     }];
-    records.extend(partition_records(
-        node_id,
-        topic_id,
-        0..created.num_partitions,
-    ));
+    records.extend(
+        (0..)
+            .zip(partitions)
+            .map(|(index, p)| p.record(topic_id, index)),
+    );
     records.extend(
         created
             .configs
@@ -257,21 +370,6 @@ fn topic_records(node_id: i32, name: &str, created: &CreatedTopic) -> Vec<Metada
             }),
     );
     records
-}
-
-fn partition_records(
-    node_id: i32,
-    topic_id: Uuid,
-    range: std::ops::Range<i32>,
-) -> impl Iterator<Item = MetadataRecord> {
-    range.map(move |partition| MetadataRecord::Partition {
-        topic_id,
-        partition,
-        leader: node_id,
-        replicas: vec![node_id],
-        isr: vec![node_id],
-        leader_epoch: 0,
-    })
 }
 
 /// The `remove_topic` records deleting `names` from `image`, with one
@@ -301,6 +399,117 @@ fn removal_records(
         results.push(result);
     }
     records
+}
+
+/// A request to grow a topic (one topic of CreatePartitions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPartitions {
+    /// The topic.
+    pub topic: String,
+    /// The partition count it should have.
+    pub count: i32,
+    /// The replicas of each new partition, in partition order, if the
+    /// client chose them; `None` places them automatically.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+impl From<(String, i32)> for NewPartitions {
+    fn from((topic, count): (String, i32)) -> Self {
+        NewPartitions {
+            topic,
+            count,
+            assignments: None,
+        }
+    }
+}
+
+/// The `partition` records growing a topic as `request` asks, checked as
+/// Kafka checks CreatePartitions. New partitions keep the topic's
+/// replication factor (that of partition 0).
+fn new_partition_records(
+    image: &MetadataImage,
+    node_id: i32,
+    request: &NewPartitions,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let NewPartitions {
+        topic: name,
+        count,
+        assignments,
+    } = request;
+    let count = *count;
+    let topic = image.topics.get(name).ok_or_else(|| {
+        ApiError::new(
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic `{name}` does not exist"),
+        )
+    })?;
+    if is_internal_topic(name) {
+        return Err(internal_topic_refused(name, "add partitions to"));
+    }
+    let current = topic.partitions.len() as i32;
+    if count <= current {
+        return Err(ApiError::new(
+            code::INVALID_PARTITIONS,
+            format!(
+                "topic `{name}` has {current} partitions; the new count must be larger, got {count}"
+            ),
+        ));
+    }
+    if count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(ApiError::new(
+            code::INVALID_PARTITIONS,
+            format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
+        ));
+    }
+    let first = topic.partitions.values().next();
+    let replication_factor = first.map_or(1, |p| p.replicas.len());
+    let partitions = match assignments {
+        Some(assignments) => {
+            let additional = (count - current) as usize;
+            if assignments.len() != additional {
+                return Err(ApiError::new(
+                    code::INVALID_REPLICA_ASSIGNMENT,
+                    format!(
+                        "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                        assignments.len()
+                    ),
+                ));
+            }
+            let mut partitions = Vec::with_capacity(additional);
+            for (index, replicas) in (current..).zip(assignments) {
+                placement::check_manual_assignment(
+                    image,
+                    node_id,
+                    replicas,
+                    Some(replication_factor),
+                )?;
+                partitions.push(
+                    NewPartition::led_by_first_live(image, node_id, replicas.clone())
+                        .ok_or_else(|| all_fenced(index))?,
+                );
+            }
+            partitions
+        }
+        None => {
+            // Continue the topic's round robin from partition 0's preferred
+            // leader, so leaders stay spread across the whole topic.
+            let anchor = first.and_then(|p| p.replicas.first().copied());
+            // A replica list is at most the registered brokers, far below i16::MAX.
+            let rf = i16::try_from(replication_factor).unwrap_or(i16::MAX);
+            placement::place_new_partitions(
+                image,
+                node_id,
+                current..count,
+                rf,
+                placement::seed_of(topic.topic_id, current),
+                anchor,
+            )?
+        }
+    };
+    Ok((current..)
+        .zip(&partitions)
+        .map(|(index, p)| p.record(topic.topic_id, index))
+        .collect())
 }
 
 /// How an alter request treats the configs it does not mention.
@@ -347,8 +556,8 @@ async fn detached<T: Send + 'static>(
 /// What the controller needs from the broker config.
 #[derive(Debug, Clone, Default)]
 pub struct ControllerConfig {
-    /// This node's id: the leader and only replica of every partition it
-    /// creates, until the cluster assigns replicas.
+    /// This node's id. While no broker is registered in the image it is
+    /// the one live broker, which every partition is placed on.
     pub node_id: i32,
     /// Defaults for new topics.
     pub topics: TopicDefaults,
@@ -420,18 +629,20 @@ impl Controller {
         validate_only: bool,
     ) -> Vec<Result<CreatedTopic, ApiError>> {
         let mut results = Vec::with_capacity(topics.len());
-        let node_id = self.config.node_id;
         let outcome = self
             .log
             .commit(Box::new(|image| {
                 let mut records = Vec::new();
                 let mut pending = Vec::new();
                 for topic in &topics {
-                    let result =
-                        check_new_topic(&self.config, image, topic, &pending).map(|mut created| {
+                    // The id seeds the placement, so validate_only places
+                    // (and refuses) exactly as a real creation would.
+                    let topic_id = Uuid::new_v4();
+                    let result = check_new_topic(&self.config, image, topic, topic_id, &pending)
+                        .map(|(mut created, partitions)| {
                             if !validate_only {
-                                created.topic_id = Uuid::new_v4();
-                                records.extend(topic_records(node_id, &topic.name, &created));
+                                created.topic_id = topic_id;
+                                records.extend(topic_records(&topic.name, &created, &partitions));
                             }
                             pending.push(topic.name.clone());
                             created
@@ -538,6 +749,7 @@ impl Controller {
             num_partitions: -1,
             replication_factor: -1,
             configs: Vec::new(),
+            assignments: Vec::new(),
         };
         match self.create_topics(vec![topic], false).await.pop() {
             Some(Ok(_)) => Ok(()),
@@ -550,6 +762,11 @@ impl Controller {
     /// Creates an internal, compacted, never-expiring topic (`__consumer_offsets`,
     /// `__transaction_state`) with `partitions` partitions unless it exists.
     /// Concurrent callers are fine: a loser sees TOPIC_ALREADY_EXISTS.
+    ///
+    /// Its replication factor is `default.replication.factor`, placed like
+    /// any topic's; with fewer live brokers than that it is refused
+    /// (INVALID_REPLICATION_FACTOR) rather than created with fewer replicas,
+    /// and the coordinator asks again on its next use, as Kafka does.
     pub async fn ensure_internal_topic(
         self: &Arc<Self>,
         name: &str,
@@ -573,6 +790,7 @@ impl Controller {
                 ("retention.ms".to_owned(), Some("-1".to_owned())),
                 ("retention.bytes".to_owned(), Some("-1".to_owned())),
             ],
+            assignments: Vec::new(),
         };
         match self.create_topics(vec![topic], false).await.pop() {
             Some(Ok(_)) => Ok(()),
@@ -586,6 +804,67 @@ impl Controller {
                 format!("no result creating {name}"),
             )),
         }
+    }
+
+    /// Registers a broker (or re-registers it after a restart) and returns
+    /// its broker epoch: the previous epoch of that id plus one, or 1 for a
+    /// new id. It starts fenced, so in the same change it loses the
+    /// leadership of every partition it leads. A retry with the current
+    /// incarnation id writes nothing and returns the current epoch.
+    pub async fn register_broker(
+        self: &Arc<Self>,
+        registration: BrokerRegistration,
+    ) -> Result<i64, ApiError> {
+        let this = Arc::clone(self);
+        detached(async move {
+            let mut epoch = 0;
+            let outcome = this
+                .log
+                .commit(Box::new(|image| {
+                    let registered = placement::register_broker_records(image, &registration)?;
+                    epoch = registered.epoch;
+                    Ok(registered.records)
+                }))
+                .await;
+            this.finish(outcome).await.map(|()| epoch)
+        })
+        .await?
+    }
+
+    /// Fences a broker: it leads nothing, and leaves every ISR it is not the
+    /// last member of. Its partitions go to another live ISR member, or
+    /// have no leader (-1). Nothing changes if it is fenced already.
+    pub async fn fence_broker(self: &Arc<Self>, broker_id: i32) -> Result<(), ApiError> {
+        self.broker_change(move |image| placement::fence_broker_records(image, broker_id))
+            .await
+    }
+
+    /// Unfences a broker: it leads every leaderless partition whose ISR
+    /// holds it. Nothing changes if it is unfenced already.
+    pub async fn unfence_broker(self: &Arc<Self>, broker_id: i32) -> Result<(), ApiError> {
+        self.broker_change(move |image| placement::unfence_broker_records(image, broker_id))
+            .await
+    }
+
+    /// Removes a broker from the cluster: fenced as by
+    /// [`Controller::fence_broker`], then unregistered. Refused with
+    /// BROKER_ID_NOT_REGISTERED if it is not registered.
+    pub async fn unregister_broker(self: &Arc<Self>, broker_id: i32) -> Result<(), ApiError> {
+        self.broker_change(move |image| placement::unregister_broker_records(image, broker_id))
+            .await
+    }
+
+    /// Commits and publishes one broker lifecycle change.
+    async fn broker_change(
+        self: &Arc<Self>,
+        records: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ApiError> + Send + 'static,
+    ) -> Result<(), ApiError> {
+        let this = Arc::clone(self);
+        detached(async move {
+            let outcome = this.log.commit(Box::new(records)).await;
+            this.finish(outcome).await
+        })
+        .await?
     }
 
     /// Deletes topics by name; one result per name, in order.
@@ -655,10 +934,10 @@ impl Controller {
         }
     }
 
-    /// Grows topics to `count` partitions; one result per topic, in order.
+    /// Grows topics as `requests` ask; one result per request, in order.
     pub async fn create_partitions(
         self: &Arc<Self>,
-        requests: Vec<(String, i32)>,
+        requests: Vec<NewPartitions>,
         validate_only: bool,
     ) -> Vec<Result<(), ApiError>> {
         let count = requests.len();
@@ -670,44 +949,26 @@ impl Controller {
 
     async fn create_partitions_now(
         self: &Arc<Self>,
-        requests: Vec<(String, i32)>,
+        requests: Vec<NewPartitions>,
         validate_only: bool,
     ) -> Vec<Result<(), ApiError>> {
         let node_id = self.config.node_id;
         let mut results = Vec::with_capacity(requests.len());
-        let outcome = self.log.commit(Box::new(|image| {
-            let mut records = Vec::new();
-            for (name, count) in &requests {
-                let result = (|| {
-                    let topic = image.topics.get(name).ok_or_else(|| {
-                        ApiError::new(code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic `{name}` does not exist"))
-                    })?;
-                    if is_internal_topic(name) {
-                        return Err(internal_topic_refused(name, "add partitions to"));
-                    }
-                    let current = topic.partitions.len() as i32;
-                    if *count <= current {
-                        return Err(ApiError::new(
-                            code::INVALID_PARTITIONS,
-                            format!("topic `{name}` has {current} partitions; the new count must be larger, got {count}"),
-                        ));
-                    }
-                    if *count > MAX_PARTITIONS_PER_TOPIC {
-                        return Err(ApiError::new(
-                            code::INVALID_PARTITIONS,
-                            format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
-                        ));
-                    }
-                    if !validate_only {
-                        records.extend(partition_records(node_id, topic.topic_id, current..*count));
-                    }
-                    Ok(())
-                })();
-                results.push(result);
-            }
-            Ok::<_, ApiError>(records)
-        }))
-        .await;
+        let outcome = self
+            .log
+            .commit(Box::new(|image| {
+                let mut records = Vec::new();
+                for request in &requests {
+                    let result = new_partition_records(image, node_id, request).map(|new| {
+                        if !validate_only {
+                            records.extend(new);
+                        }
+                    });
+                    results.push(result);
+                }
+                Ok::<_, ApiError>(records)
+            }))
+            .await;
         match self.finish(outcome).await {
             Ok(()) => results,
             Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
@@ -848,7 +1109,323 @@ impl Controller {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::log::LocalMetadataLog;
+    use crate::placement::NO_LEADER;
+
+    const NODE: i32 = 1;
+
+    /// A controller over a fresh metadata log in `dir`, with no listeners.
+    fn controller_in(dir: &std::path::Path) -> Arc<Controller> {
+        let log = LocalMetadataLog::open(dir).expect("open metadata log");
+        Arc::new(Controller::new(
+            Arc::new(log),
+            Vec::new(),
+            ControllerConfig {
+                node_id: NODE,
+                ..ControllerConfig::default()
+            },
+        ))
+    }
+
+    fn registration(broker_id: i32, rack: Option<&str>) -> BrokerRegistration {
+        BrokerRegistration {
+            broker_id,
+            incarnation_id: Uuid::new_v4(),
+            host: "127.0.0.1".to_owned(),
+            port: 9092 + broker_id,
+            rack: rack.map(str::to_owned),
+        }
+    }
+
+    /// Registers and unfences `ids`.
+    async fn live(controller: &Arc<Controller>, ids: &[(i32, Option<&str>)]) {
+        for &(id, rack) in ids {
+            controller
+                .register_broker(registration(id, rack))
+                .await
+                .expect("register");
+            controller.unfence_broker(id).await.expect("unfence");
+        }
+    }
+
+    fn new_topic(name: &str, num_partitions: i32, replication_factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.to_owned(),
+            num_partitions,
+            replication_factor,
+            configs: Vec::new(),
+            assignments: Vec::new(),
+        }
+    }
+
+    fn manual(name: &str, replicas: &[&[i32]]) -> NewTopic {
+        NewTopic {
+            assignments: (0..)
+                .zip(replicas)
+                .map(|(partition_index, ids)| ReplicaAssignment {
+                    partition_index,
+                    broker_ids: ids.to_vec(),
+                })
+                .collect(),
+            ..new_topic(name, -1, -1)
+        }
+    }
+
+    async fn create(
+        controller: &Arc<Controller>,
+        topic: NewTopic,
+    ) -> Result<CreatedTopic, ApiError> {
+        controller
+            .create_topics(vec![topic], false)
+            .await
+            .pop()
+            .expect("one result")
+    }
+
+    #[tokio::test]
+    async fn registering_a_broker_commits_its_epoch_and_a_retry_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let first = registration(2, Some("r"));
+        assert_eq!(controller.register_broker(first.clone()).await, Ok(1));
+        let offset = controller.image().next_offset;
+        assert_eq!(controller.register_broker(first).await, Ok(1));
+        assert_eq!(
+            controller.image().next_offset,
+            offset,
+            "a retry writes nothing"
+        );
+        assert!(controller.image().brokers[&2].fenced);
+        assert_eq!(
+            controller.register_broker(registration(2, None)).await,
+            Ok(2)
+        );
+        controller.unfence_broker(2).await.expect("unfence");
+        assert!(!controller.image().brokers[&2].fenced);
+        let unknown = controller.fence_broker(7).await.expect_err("unknown");
+        assert_eq!(unknown.code, code::BROKER_ID_NOT_REGISTERED);
+    }
+
+    #[tokio::test]
+    async fn topics_are_placed_across_the_live_brokers_with_their_replication_factor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        live(&controller, &[(1, None), (2, None), (3, None)]).await;
+        let created = create(&controller, new_topic("t", 6, 3))
+            .await
+            .expect("created");
+        assert_eq!((created.num_partitions, created.replication_factor), (6, 3));
+        let image = controller.image();
+        let mut leads = BTreeMap::new();
+        for p in image.topics["t"].partitions.values() {
+            assert_eq!(
+                p.replicas.iter().collect::<BTreeSet<_>>(),
+                BTreeSet::from([&1, &2, &3])
+            );
+            assert_eq!(
+                (p.leader, p.isr.as_slice(), p.leader_epoch),
+                (p.replicas[0], &[p.replicas[0]][..], 0)
+            );
+            *leads.entry(p.leader).or_insert(0) += 1;
+        }
+        assert_eq!(leads, BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
+
+        let refused = create(&controller, new_topic("wide", 1, 4))
+            .await
+            .expect_err("rf 4");
+        assert_eq!(refused.code, code::INVALID_REPLICATION_FACTOR);
+        assert_eq!(
+            refused.message,
+            "Replication factor: 4 larger than available brokers: 3."
+        );
+        let refused = create(&controller, new_topic("zero", 1, 0))
+            .await
+            .expect_err("rf 0");
+        assert_eq!(refused.code, code::INVALID_REPLICATION_FACTOR);
+        let defaulted = create(&controller, new_topic("d", 1, -1))
+            .await
+            .expect("default rf");
+        assert_eq!(defaulted.replication_factor, 1);
+        // validate_only refuses what a creation would.
+        let checked = controller
+            .create_topics(vec![new_topic("v", 1, 4)], true)
+            .await;
+        assert_eq!(
+            checked[0].as_ref().map_err(|e| e.code).err(),
+            Some(code::INVALID_REPLICATION_FACTOR)
+        );
+    }
+
+    #[tokio::test]
+    async fn fenced_brokers_get_no_new_replicas_and_lose_their_leadership() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        live(&controller, &[(1, None), (2, None), (3, None)]).await;
+        create(&controller, new_topic("before", 3, 1))
+            .await
+            .expect("created");
+        controller.fence_broker(2).await.expect("fence");
+        let image = controller.image();
+        for p in image.topics["before"].partitions.values() {
+            assert_ne!(p.leader, 2);
+            if p.replicas == [2] {
+                assert_eq!(
+                    (p.leader, p.isr.as_slice(), p.leader_epoch),
+                    (NO_LEADER, &[2][..], 1)
+                );
+            }
+        }
+        create(&controller, new_topic("after", 8, 2))
+            .await
+            .expect("created");
+        let image = controller.image();
+        assert!(
+            image.topics["after"]
+                .partitions
+                .values()
+                .all(|p| !p.replicas.contains(&2))
+        );
+
+        controller.unfence_broker(2).await.expect("unfence");
+        let image = controller.image();
+        assert!(
+            image.topics["before"]
+                .partitions
+                .values()
+                .all(|p| p.leader == p.replicas[0])
+        );
+        controller.unregister_broker(3).await.expect("unregister");
+        let image = controller.image();
+        assert!(!image.brokers.contains_key(&3));
+        assert!(
+            image.topics["before"]
+                .partitions
+                .values()
+                .all(|p| p.leader != 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn manual_assignments_are_checked_against_registered_brokers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        live(&controller, &[(1, None), (2, None), (3, None)]).await;
+        controller
+            .register_broker(registration(4, None))
+            .await
+            .expect("fenced broker");
+        let created = create(&controller, manual("m", &[&[3, 1], &[4, 2]]))
+            .await
+            .expect("created");
+        assert_eq!((created.num_partitions, created.replication_factor), (2, 2));
+        let image = controller.image();
+        let parts = &image.topics["m"].partitions;
+        assert_eq!(
+            (parts[&0].leader, parts[&0].replicas.as_slice()),
+            (3, &[3, 1][..])
+        );
+        assert_eq!(
+            (parts[&1].leader, parts[&1].isr.as_slice()),
+            (2, &[2][..]),
+            "fenced 4 cannot lead"
+        );
+
+        let mut gap = manual("gap", &[&[1]]);
+        gap.assignments[0].partition_index = 1;
+        let mut twice = manual("twice", &[&[1], &[2]]);
+        twice.assignments[1].partition_index = 0;
+        let mut counted = manual("counted", &[&[1]]);
+        counted.num_partitions = 1;
+        for (topic, expected) in [
+            (
+                manual("unknown", &[&[1, 9]]),
+                code::INVALID_REPLICA_ASSIGNMENT,
+            ),
+            (manual("dup", &[&[1, 1]]), code::INVALID_REPLICA_ASSIGNMENT),
+            (manual("empty", &[&[]]), code::INVALID_REPLICA_ASSIGNMENT),
+            (
+                manual("uneven", &[&[1, 2], &[3]]),
+                code::INVALID_REPLICA_ASSIGNMENT,
+            ),
+            (manual("fenced", &[&[4]]), code::INVALID_REPLICA_ASSIGNMENT),
+            (gap, code::INVALID_REPLICA_ASSIGNMENT),
+            (twice, code::INVALID_REPLICA_ASSIGNMENT),
+            (counted, code::INVALID_REQUEST),
+        ] {
+            let name = topic.name.clone();
+            let refused = create(&controller, topic).await.expect_err(&name);
+            assert_eq!(refused.code, expected, "{name}: {}", refused.message);
+        }
+
+        let grow = |assignments: Option<Vec<Vec<i32>>>| NewPartitions {
+            topic: "m".to_owned(),
+            count: 4,
+            assignments,
+        };
+        let results = controller
+            .create_partitions(
+                vec![
+                    grow(Some(vec![vec![1, 2]])),
+                    grow(Some(vec![vec![1, 2], vec![3]])),
+                    grow(Some(vec![vec![1, 2], vec![3, 9]])),
+                ],
+                false,
+            )
+            .await;
+        let codes: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().map_err(|e| e.code).err())
+            .collect();
+        assert_eq!(codes, [Some(code::INVALID_REPLICA_ASSIGNMENT); 3]);
+        let results = controller
+            .create_partitions(vec![grow(Some(vec![vec![2, 3], vec![1, 3]]))], false)
+            .await;
+        assert_eq!(results, [Ok(())]);
+        let image = controller.image();
+        let parts = &image.topics["m"].partitions;
+        assert_eq!(
+            (parts[&2].replicas.as_slice(), parts[&3].replicas.as_slice()),
+            (&[2, 3][..], &[1, 3][..])
+        );
+    }
+
+    #[tokio::test]
+    async fn added_partitions_keep_the_replication_factor_and_spread_leaders() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        live(
+            &controller,
+            &[(1, Some("a")), (2, Some("b")), (3, Some("c"))],
+        )
+        .await;
+        create(&controller, new_topic("t", 2, 2))
+            .await
+            .expect("created");
+        let results = controller
+            .create_partitions(vec![("t".to_owned(), 6).into()], false)
+            .await;
+        assert_eq!(results, [Ok(())]);
+        let image = controller.image();
+        let mut leads = BTreeMap::new();
+        for p in image.topics["t"].partitions.values() {
+            assert_eq!(p.replicas.len(), 2);
+            assert_ne!(p.replicas[0], p.replicas[1]);
+            *leads.entry(p.leader).or_insert(0) += 1;
+        }
+        assert_eq!(leads, BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
+        controller.fence_broker(1).await.expect("fence");
+        controller.fence_broker(2).await.expect("fence");
+        let refused = controller
+            .create_partitions(vec![("t".to_owned(), 7).into()], false)
+            .await;
+        assert_eq!(
+            refused[0].as_ref().map_err(|e| e.code),
+            Err(code::INVALID_REPLICATION_FACTOR)
+        );
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {

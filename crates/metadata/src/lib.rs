@@ -7,6 +7,7 @@
 //! - [`log`]: the [`MetadataLog`] seam and its local implementation.
 //! - [`error`]: [`MetadataError`] and [`ApiError`], the per-item error of an admin change.
 //! - [`controller`]: validates admin changes and commits them.
+//! - [`placement`]: replica placement and leadership as brokers come, go and are fenced.
 //! - [`snapshot`]: the image as the records that rebuild it, for Raft snapshots.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //! - [`config`]: broker-wide topic and log defaults.
@@ -22,6 +23,7 @@ pub mod delta;
 pub mod error;
 pub mod image;
 pub mod log;
+pub mod placement;
 pub mod snapshot;
 pub mod topic_config;
 
@@ -30,6 +32,7 @@ pub use delta::{MetadataDelta, MetadataListener};
 pub use error::{ApiError, MetadataError};
 pub use image::{BrokerImage, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 pub use log::{Change, CommitFuture, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataLog};
+pub use placement::BrokerRegistration;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

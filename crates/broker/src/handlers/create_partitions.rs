@@ -11,53 +11,41 @@ use sluice_protocol::messages::create_partitions::{
 
 use super::RequestContext;
 use sluice_metadata::Controller;
+use sluice_metadata::controller::NewPartitions;
 
-/// Handles CreatePartitions through `controller`; an explicit assignment
-/// may name only `node_id`.
+/// Handles CreatePartitions through `controller`, which checks manual
+/// assignments against the brokers registered in the image.
 pub fn handle(
     controller: &Arc<Controller>,
-    node_id: i32,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> impl Future<Output = CreatePartitionsResponse> + Send + 'static {
     let controller = Arc::clone(controller);
     async move {
-        let node = node_id;
-        let mut pre = Vec::new();
-        let mut asks = Vec::new();
-        for t in request.topics {
-            let bad_assignment = t
-                .assignments
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|x| x.broker_ids.iter().any(|&b| b != node)));
-            if bad_assignment {
-                pre.push((
-                    t.name,
-                    Some((
-                        code::INVALID_REPLICA_ASSIGNMENT,
-                        "assignment names an unknown broker".to_owned(),
-                    )),
-                ));
-            } else {
-                asks.push((t.name.clone(), t.count));
-                pre.push((t.name, None));
-            }
-        }
+        let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
+        let asks = request
+            .topics
+            .into_iter()
+            .map(|t| NewPartitions {
+                topic: t.name,
+                count: t.count,
+                assignments: t
+                    .assignments
+                    .map(|a| a.into_iter().map(|x| x.broker_ids).collect()),
+            })
+            .collect();
         let mut results = controller
             .create_partitions(asks, request.validate_only)
             .await
             .into_iter();
-        let results = pre
+        let results = names
             .into_iter()
-            .map(|(name, early)| {
-                let (error_code, error_message) = match early {
-                    Some((c, m)) => (c, Some(m)),
-                    None => match results.next() {
-                        Some(Ok(())) => (code::NONE, None),
-                        Some(Err(e)) => (e.code, Some(e.message)),
-                        None => (code::UNKNOWN_SERVER_ERROR, None),
-                    },
+            .map(|name| {
+                let (error_code, error_message) = match results.next() {
+                    Some(Ok(())) => (code::NONE, None),
+                    Some(Err(e)) => (e.code, Some(e.message)),
+                    None => (code::UNKNOWN_SERVER_ERROR, None),
                 };
                 CreatePartitionsTopicResult {
                     name,
@@ -96,18 +84,12 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(37, 3);
-        handle(
-            &node.controller,
-            node.config.node_id,
-            &testing::ctx(),
-            &header,
-            request,
-        )
-        .await
-        .results
-        .into_iter()
-        .map(|r| (r.name, r.error_code))
-        .collect()
+        handle(&node.controller, &testing::ctx(), &header, request)
+            .await
+            .results
+            .into_iter()
+            .map(|r| (r.name, r.error_code))
+            .collect()
     }
 
     fn to(name: &str, count: i32) -> CreatePartitionsTopic {

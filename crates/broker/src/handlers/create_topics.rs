@@ -11,7 +11,7 @@ use sluice_protocol::messages::create_topics::{
 
 use super::RequestContext;
 use sluice_metadata::config::LogDefaults;
-use sluice_metadata::controller::NewTopic;
+use sluice_metadata::controller::{NewTopic, ReplicaAssignment};
 use sluice_metadata::topic_config;
 use sluice_metadata::{ApiError, Controller};
 
@@ -19,11 +19,10 @@ use sluice_metadata::{ApiError, Controller};
 pub(crate) const SOURCE_TOPIC: i8 = 1;
 pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
-/// Handles CreateTopics through `controller`. A manual assignment may name
-/// only `node_id`; unset configs are reported with their `log_defaults`.
+/// Handles CreateTopics through `controller`; unset configs are reported
+/// with their `log_defaults`.
 pub fn handle(
     controller: &Arc<Controller>,
-    node_id: i32,
     log_defaults: &LogDefaults,
     _ctx: &RequestContext,
     _header: &RequestHeader,
@@ -33,55 +32,36 @@ pub fn handle(
     let log_defaults = log_defaults.clone();
     async move {
         let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
-        let new_topics = request
+        // Manual assignments are checked by the controller, against the
+        // brokers registered in the image.
+        let new_topics: Vec<NewTopic> = request
             .topics
             .into_iter()
-            .map(|t| {
-                if !t.assignments.is_empty() {
-                    // Manual assignment: on one node it can only name this broker.
-                    let bad = t.assignments.iter().any(|a| a.broker_ids.iter().any(|&b| b != node_id));
-                    if bad {
-                        return Err(ApiError::new(code::INVALID_REPLICA_ASSIGNMENT, "assignment names an unknown broker"));
-                    }
-                    if t.num_partitions != -1 || t.replication_factor != -1 {
-                        return Err(ApiError::new(
-                            code::INVALID_REQUEST,
-                            "num_partitions and replication_factor must be -1 with a manual assignment",
-                        ));
-                    }
-                    return Ok(NewTopic {
-                        name: t.name,
-                        num_partitions: t.assignments.len() as i32,
-                        replication_factor: 1,
-                        configs: t.configs.into_iter().map(|c| (c.name, c.value)).collect(),
-                    });
-                }
-                Ok(NewTopic {
-                    name: t.name,
-                    num_partitions: t.num_partitions,
-                    replication_factor: t.replication_factor,
-                    configs: t.configs.into_iter().map(|c| (c.name, c.value)).collect(),
-                })
+            .map(|t| NewTopic {
+                name: t.name,
+                num_partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+                configs: t.configs.into_iter().map(|c| (c.name, c.value)).collect(),
+                assignments: t
+                    .assignments
+                    .into_iter()
+                    .map(|a| ReplicaAssignment {
+                        partition_index: a.partition_index,
+                        broker_ids: a.broker_ids,
+                    })
+                    .collect(),
             })
-            .collect::<Vec<_>>();
-        let valid: Vec<NewTopic> = new_topics
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
         let mut created = controller
-            .create_topics(valid, request.validate_only)
+            .create_topics(new_topics, request.validate_only)
             .await
             .into_iter();
         let topics = names
             .into_iter()
-            .zip(new_topics)
-            .map(|(name, pre)| {
-                let outcome = match pre {
-                    Err(e) => Err(e),
-                    Ok(_) => created.next().unwrap_or_else(|| {
-                        Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, "missing result"))
-                    }),
-                };
+            .map(|name| {
+                let outcome = created.next().unwrap_or_else(|| {
+                    Err(ApiError::new(code::UNKNOWN_SERVER_ERROR, "missing result"))
+                });
                 match outcome {
                     Ok(c) => CreatableTopicResult {
                         topic_id: c.topic_id,
@@ -166,7 +146,6 @@ mod tests {
         let header = testing::header(19, 7);
         handle(
             &node.controller,
-            node.config.node_id,
             &node.config.log,
             &testing::ctx(),
             &header,

@@ -216,13 +216,9 @@ fn route_request(
         // state, markers): each must run to the end once started, or it
         // leaves a record in a log that the in-memory state never applied.
         detached:
-        CreateTopics(r) => create_topics::handle(
-            &b.controller, b.config.node_id, &b.config.log, &ctx, &header, r,
-        ),
+        CreateTopics(r) => create_topics::handle(&b.controller, &b.config.log, &ctx, &header, r),
         DeleteTopics(r) => delete_topics::handle(&b.controller, &ctx, &header, r),
-        CreatePartitions(r) => create_partitions::handle(
-            &b.controller, b.config.node_id, &ctx, &header, r,
-        ),
+        CreatePartitions(r) => create_partitions::handle(&b.controller, &ctx, &header, r),
         DeleteRecords(r) => delete_records::handle(&b.replicas, &ctx, &header, r),
         AlterConfigs(r) => admin_configs::alter(&b.controller, &ctx, &header, r),
         IncrementalAlterConfigs(r) => admin_configs::incremental_alter(&b.controller, &ctx, &header, r),

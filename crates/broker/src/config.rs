@@ -21,6 +21,16 @@ pub const KNOWN_KEYS: &[&str] = &[
     "kafka_advertised_listener",
     "kafka_security_protocol",
     "http_listener",
+    "controller_listener",
+    "controller_advertised_listener",
+    "controller_security_protocol",
+    "cluster.voters",
+    "cluster.election_timeout_ms",
+    "cluster.heartbeat_interval_ms",
+    "cluster.snapshot_entries",
+    "broker.rack",
+    "broker.session_timeout_ms",
+    "broker.heartbeat_interval_ms",
     "log.segment_bytes",
     "log.segment_ms",
     "log.retention_ms",
@@ -85,6 +95,69 @@ pub struct Config {
     pub groups: GroupConfig,
     /// Transaction coordinator settings.
     pub transactions: TransactionConfig,
+    /// `host:port` the controller listener (Raft and broker-to-controller
+    /// traffic) binds. Required with `cluster.voters`.
+    pub controller_listener: Option<String>,
+    /// `host:port` other nodes reach the controller listener at; defaults
+    /// to the listener.
+    pub controller_advertised_listener: Option<String>,
+    /// Security protocol of the controller listener (PLAINTEXT until the
+    /// security issue brings TLS).
+    pub controller_security_protocol: SecurityProtocol,
+    /// The metadata quorum.
+    pub cluster: ClusterConfig,
+    /// This node as a broker of the cluster.
+    pub broker: BrokerConfig,
+}
+
+/// The metadata quorum (`cluster.*`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The initial voters, `"1@host1:9093,2@host2:9093,3@host3:9093"`. Unset:
+    /// a single node with its local metadata log, no quorum.
+    pub voters: Option<String>,
+    /// Raft election timeout, lower bound (the upper is twice it). Kafka's
+    /// `controller.quorum.election.timeout.ms` default, 1 s.
+    pub election_timeout_ms: u64,
+    /// Raft heartbeat interval; well under the election timeout.
+    pub heartbeat_interval_ms: u64,
+    /// Take a metadata snapshot (and cut the Raft log) every this many entries.
+    pub snapshot_entries: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            voters: None,
+            election_timeout_ms: 1_000,
+            heartbeat_interval_ms: 200,
+            snapshot_entries: 1_000,
+        }
+    }
+}
+
+/// This node as a broker (`broker.*`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Kafka's `broker.rack`: replicas of a partition go to distinct racks.
+    pub rack: Option<String>,
+    /// Kafka's `broker.session.timeout.ms`: a broker silent this long is
+    /// fenced and its partitions' leadership moves.
+    pub session_timeout_ms: u64,
+    /// Kafka's `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            rack: None,
+            session_timeout_ms: 9_000,
+            heartbeat_interval_ms: 2_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -101,6 +174,11 @@ impl Default for Config {
             limits: Limits::default(),
             groups: GroupConfig::default(),
             transactions: TransactionConfig::default(),
+            controller_listener: None,
+            controller_advertised_listener: None,
+            controller_security_protocol: SecurityProtocol::Plaintext,
+            cluster: ClusterConfig::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }
@@ -351,6 +429,107 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// The initial voters, if this node is part of a quorum.
+    pub fn voters(&self) -> Result<Option<Vec<sluice_quorum::Voter>>, ConfigError> {
+        self.cluster
+            .voters
+            .as_deref()
+            .map(|v| {
+                sluice_quorum::parse_voters(v).map_err(|e| invalid("cluster.voters", e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The controller address other nodes use: the advertised listener, or
+    /// the listener itself.
+    pub fn controller_advertised(&self) -> Option<&str> {
+        self.controller_advertised_listener
+            .as_deref()
+            .or(self.controller_listener.as_deref())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let cluster = &self.cluster;
+        if cluster.election_timeout_ms < 100 {
+            return Err(invalid(
+                "cluster.election_timeout_ms",
+                format!("{} is below 100", cluster.election_timeout_ms),
+            ));
+        }
+        if cluster.heartbeat_interval_ms < 10
+            || cluster.heartbeat_interval_ms * 2 > cluster.election_timeout_ms
+        {
+            return Err(invalid(
+                "cluster.heartbeat_interval_ms",
+                format!(
+                    "{} must be at least 10 and at most half of cluster.election_timeout_ms ({})",
+                    cluster.heartbeat_interval_ms, cluster.election_timeout_ms
+                ),
+            ));
+        }
+        if cluster.snapshot_entries < 2 {
+            return Err(invalid("cluster.snapshot_entries", "must be at least 2"));
+        }
+        let broker = &self.broker;
+        if broker.heartbeat_interval_ms < 10 {
+            return Err(invalid(
+                "broker.heartbeat_interval_ms",
+                "must be at least 10",
+            ));
+        }
+        if broker.session_timeout_ms <= broker.heartbeat_interval_ms {
+            return Err(invalid(
+                "broker.session_timeout_ms",
+                format!(
+                    "{} must exceed broker.heartbeat_interval_ms ({})",
+                    broker.session_timeout_ms, broker.heartbeat_interval_ms
+                ),
+            ));
+        }
+        if self.controller_security_protocol != SecurityProtocol::Plaintext {
+            return Err(invalid(
+                "controller_security_protocol",
+                format!(
+                    "{:?} is not supported yet; use PLAINTEXT",
+                    self.controller_security_protocol
+                ),
+            ));
+        }
+        if let Some(l) = &self.controller_listener {
+            parse_addr("controller_listener", l)?;
+        }
+        if let Some(adv) = &self.controller_advertised_listener {
+            parse_host_port("controller_advertised_listener", adv)?;
+        }
+        let Some(voters) = self.voters()? else {
+            if self.controller_listener.is_some() {
+                return Err(invalid(
+                    "controller_listener",
+                    "is set but cluster.voters is not; a controller listener serves a quorum",
+                ));
+            }
+            return Ok(());
+        };
+        let Some(advertised) = self.controller_advertised() else {
+            return Err(invalid(
+                "controller_listener",
+                "is required when cluster.voters is set",
+            ));
+        };
+        if let Some(me) = voters.iter().find(|v| v.id == self.node_id)
+            && me.addr != advertised
+        {
+            return Err(invalid(
+                "cluster.voters",
+                format!(
+                    "names node {} at {}, but this node's controller listener is advertised as {advertised}",
+                    self.node_id, me.addr
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks ranges and cross-field rules that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id < 0 {
@@ -451,12 +630,19 @@ impl Config {
                 format!("{} is below 1", self.topics.num_partitions),
             ));
         }
-        if self.topics.default_replication_factor != 1 {
+        if self.topics.default_replication_factor < 1 {
             return Err(invalid(
                 "topics.default_replication_factor",
-                "a single-node broker supports only 1",
+                format!("{} is below 1", self.topics.default_replication_factor),
             ));
         }
+        if self.cluster.voters.is_none() && self.topics.default_replication_factor != 1 {
+            return Err(invalid(
+                "topics.default_replication_factor",
+                "a single node (no cluster.voters) supports only 1",
+            ));
+        }
+        self.validate_cluster()?;
         let limits = &self.limits;
         if limits.max_connections < 1 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
@@ -681,11 +867,75 @@ mod tests {
                 "limits.socket_request_max_bytes" => "2097152",
                 // Must stay at or above the default socket_request_max_bytes.
                 "limits.queued_max_request_bytes" => "1073741824",
+                "controller_listener" => "\"127.0.0.1:9093\"",
+                "controller_advertised_listener" => "\"localhost:9093\"",
+                "controller_security_protocol" => "\"PLAINTEXT\"",
+                "cluster.voters" => "\"1@localhost:9093\"",
+                "cluster.heartbeat_interval_ms" => "100",
+                "broker.rack" => "\"rack-a\"",
+                "broker.heartbeat_interval_ms" => "1000",
                 _ => "8000",
             };
+            // The controller keys only make sense in a quorum, and a quorum
+            // needs both a voter list and a controller listener.
+            if key.starts_with("controller") || key.starts_with("cluster.") {
+                loader
+                    .set("cluster.voters", "\"1@localhost:9093\"", Source::Flag)
+                    .expect("voters");
+                loader
+                    .set("controller_listener", "\"127.0.0.1:9093\"", Source::Flag)
+                    .expect("listener");
+                loader
+                    .set("controller_advertised_listener", "\"localhost:9093\"", Source::Flag)
+                    .expect("advertised");
+            }
             loader.set(key, raw, Source::Flag).expect("known key");
             loader.build().unwrap_or_else(|e| panic!("{key}: {e}"));
         }
+    }
+
+    #[test]
+    fn cluster_keys_are_checked_together() {
+        let build = |pairs: &[(&str, &str)]| {
+            let mut loader = ConfigLoader::default();
+            for (k, v) in pairs {
+                loader.set(k, v, Source::Env).expect("known key");
+            }
+            loader.build()
+        };
+        let err = |pairs: &[(&str, &str)]| match build(pairs) {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            other => panic!("expected an invalid key for {pairs:?}, got {other:?}"),
+        };
+        let voters = ("cluster.voters", "1@127.0.0.1:9093,2@127.0.0.1:9094");
+        let listener = ("controller_listener", "127.0.0.1:9093");
+        let ok = build(&[voters, listener]).expect("a voter with its listener");
+        assert_eq!(ok.voters().expect("voters").map(|v| v.len()), Some(2));
+        assert_eq!(ok.controller_advertised(), Some("127.0.0.1:9093"));
+        assert_eq!(err(&[voters]).0, "controller_listener");
+        assert_eq!(err(&[listener]).0, "controller_listener");
+        assert_eq!(err(&[("cluster.voters", "1@a"), listener]).0, "cluster.voters");
+        // This node's entry must be where its controller listener is.
+        let (key, message) = err(&[voters, ("controller_listener", "127.0.0.1:9999")]);
+        assert_eq!(key, "cluster.voters");
+        assert!(message.contains("127.0.0.1:9999"), "{message}");
+        // A node not among the voters joins as a broker: any listener will do.
+        build(&[voters, ("node_id", "7"), ("controller_listener", "127.0.0.1:9999")])
+            .expect("a learner");
+        assert_eq!(
+            err(&[voters, listener, ("cluster.heartbeat_interval_ms", "600")]).0,
+            "cluster.heartbeat_interval_ms"
+        );
+        assert_eq!(
+            err(&[voters, listener, ("broker.session_timeout_ms", "2000")]).0,
+            "broker.session_timeout_ms"
+        );
+        assert_eq!(
+            err(&[("topics.default_replication_factor", "3")]).0,
+            "topics.default_replication_factor"
+        );
+        build(&[voters, listener, ("topics.default_replication_factor", "3")])
+            .expect("replication in a cluster");
     }
 
     #[test]

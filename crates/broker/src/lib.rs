@@ -19,6 +19,7 @@
 //! The broker never decodes record batches on the produce or fetch path:
 //! bytes go from the socket to the log and from the log to the socket.
 
+pub mod cluster;
 pub mod config;
 pub mod datadir;
 pub mod frames;
@@ -99,6 +100,9 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Transactional ids and their transactions.
     pub txn: Arc<TransactionCoordinator>,
+    /// This node's member of the metadata quorum; `None` for a single node
+    /// with its own metadata log.
+    pub quorum: Option<Arc<sluice_quorum::Quorum>>,
 }
 
 impl Broker {
@@ -112,16 +116,30 @@ impl Broker {
         cluster_id: String,
         advertised: (String, u16),
     ) -> Result<Broker, BrokerError> {
+        let metadata = Arc::new(LocalMetadataLog::open(&config.data_dir)?);
+        Broker::open_with(config, cluster_id, advertised, metadata, None)
+    }
+
+    /// [`Broker::open`] over a given metadata log: the quorum's, in a
+    /// cluster. The replica manager subscribes to the log before reading
+    /// its image, so no change applied in between is missed.
+    pub fn open_with(
+        config: Config,
+        cluster_id: String,
+        advertised: (String, u16),
+        metadata: Arc<dyn MetadataLog>,
+        quorum: Option<Arc<sluice_quorum::Quorum>>,
+    ) -> Result<Broker, BrokerError> {
         let dir = config.data_dir.clone();
-        let metadata = Arc::new(LocalMetadataLog::open(&dir)?);
         let replicas = Arc::new(ReplicaManager::new(
             &dir,
             config.log.clone(),
             config.node_id,
         ));
+        metadata.subscribe(Arc::clone(&replicas) as Arc<dyn MetadataListener>);
         replicas.sync_with(&metadata.image(), true)?;
         let controller = Arc::new(Controller::new(
-            Arc::clone(&metadata) as Arc<dyn MetadataLog>,
+            Arc::clone(&metadata),
             vec![Arc::clone(&replicas) as Arc<dyn MetadataListener>],
             ControllerConfig {
                 node_id: config.node_id,
@@ -146,6 +164,7 @@ impl Broker {
             started: Instant::now(),
             groups,
             txn,
+            quorum,
         })
     }
 

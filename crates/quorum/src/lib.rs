@@ -38,8 +38,9 @@ pub mod wire;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use quorum::{Quorum, QuorumConfig, QuorumError, QuorumStatus};
+pub use quorum::{Quorum, QuorumConfig, QuorumError};
 pub use voters::{Voter, parse_voters};
+pub use wire::{NodeStatus, QuorumStatus};
 
 /// A Raft node id: the broker's `node_id`, which is never negative.
 pub type NodeId = u64;

@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
-use serde::{Deserialize, Serialize};
 use sluice_metadata::log::{Change, CommitFuture, Committed};
 use sluice_metadata::{
     ApiError, MetadataDelta, MetadataError, MetadataImage, MetadataListener, MetadataLog,
@@ -24,7 +23,7 @@ use crate::network::{NetworkFactory, Peers};
 use crate::state_machine::{MetadataStateMachine, Publication, SharedImage, encode_records};
 use crate::store::{LogStore, StoreError};
 use crate::voters::Voter;
-use crate::wire::{ControlRequest, ControlResponse, Request, Response};
+use crate::wire::{ControlRequest, ControlResponse, NodeStatus, QuorumStatus, Request, Response};
 use crate::{NodeId, Raft};
 
 /// Timeout of one control request to the active controller, including a
@@ -101,42 +100,6 @@ impl QuorumConfig {
             snapshot_every_entries: 1_000,
         }
     }
-}
-
-/// One node as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct NodeStatus {
-    /// Node id.
-    pub id: i32,
-    /// Controller listener address.
-    pub addr: String,
-    /// `voter` or `learner`.
-    pub role: String,
-    /// Highest entry the leader knows this node has (leader's view only).
-    pub matched_index: Option<u64>,
-    /// Entries this node is behind the leader's last entry (leader's view).
-    pub lag: Option<u64>,
-}
-
-/// A node's view of the quorum.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct QuorumStatus {
-    /// The node answering.
-    pub node_id: i32,
-    /// Its Raft state: leader, follower, candidate or learner.
-    pub state: String,
-    /// The leader it knows of.
-    pub leader: Option<i32>,
-    /// Current term.
-    pub term: u64,
-    /// Last entry in its log.
-    pub last_log_index: Option<u64>,
-    /// Last entry applied to its image.
-    pub applied_index: Option<u64>,
-    /// Last entry its snapshot covers.
-    pub snapshot_index: Option<u64>,
-    /// Members, voters first.
-    pub nodes: Vec<NodeStatus>,
 }
 
 /// The active controller's side of control requests, provided by the
@@ -402,7 +365,7 @@ impl Quorum {
     }
 
     /// Serves one request that arrived on the controller listener.
-    pub(crate) async fn serve_request(&self, request: Request) -> Response {
+    async fn serve_request(&self, request: Request) -> Response {
         match request {
             Request::AppendEntries(rpc) => {
                 Response::AppendEntries(self.raft.append_entries(rpc).await)
@@ -660,6 +623,12 @@ async fn publish_loop(
             }
         }
         published.send_replace(index);
+    }
+}
+
+impl crate::server::Serve for Quorum {
+    fn serve(&self, request: Request) -> BoxFuture<'_, Response> {
+        Box::pin(self.serve_request(request))
     }
 }
 

@@ -10,8 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::quorum::Quorum;
 use crate::wire::{Request, Response, read_frame, write_frame};
+use futures::future::BoxFuture;
 
 /// Connections the controller listener serves at once. A cluster needs a
 /// few per peer (replication, votes, control requests, status probes); the
@@ -22,10 +22,16 @@ pub const MAX_CONTROLLER_CONNECTIONS: usize = 256;
 /// connections warm with heartbeats far more often than this.
 pub const CONTROLLER_IDLE_TIMEOUT_MS: u64 = 60_000;
 
+/// What answers the requests: the quorum member.
+pub(crate) trait Serve: Send + Sync + 'static {
+    /// Answers one request.
+    fn serve(&self, request: Request) -> BoxFuture<'_, Response>;
+}
+
 /// Accepts until `shutdown`, serving each connection on its own task.
-pub(crate) async fn serve(
+pub(crate) async fn serve<Q: Serve>(
     listener: TcpListener,
-    quorum: Weak<Quorum>,
+    quorum: Weak<Q>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONTROLLER_CONNECTIONS));
@@ -51,7 +57,7 @@ pub(crate) async fn serve(
     }
 }
 
-async fn connection(mut stream: TcpStream, quorum: Arc<Quorum>) {
+async fn connection<Q: Serve>(mut stream: TcpStream, quorum: Arc<Q>) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let idle = Duration::from_millis(CONTROLLER_IDLE_TIMEOUT_MS);
@@ -68,7 +74,7 @@ async fn connection(mut stream: TcpStream, quorum: Arc<Quorum>) {
                 return;
             }
         };
-        let response: Response = quorum.serve_request(request).await;
+        let response: Response = quorum.serve(request).await;
         if let Err(e) = write_frame(&mut stream, &response).await {
             tracing::info!(?peer, "cannot answer a controller request: {e}");
             return;

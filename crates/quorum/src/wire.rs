@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::quorum::QuorumStatus;
 use crate::{NodeId, TypeConfig};
 
 /// Version of the messages below. A node refuses other versions, so a
@@ -142,6 +141,8 @@ pub enum ControlRequest {
     Forward {
         /// The principal the broker authenticated.
         principal: String,
+        /// The client's address, for the controller's log lines.
+        client: String,
         /// The request frame: header and body, without the length prefix.
         frame: Bytes,
     },
@@ -172,6 +173,9 @@ pub enum ControlResponse {
     Forwarded {
         /// The response frame.
         frame: Bytes,
+        /// The controller's last applied entry when it answered: the
+        /// forwarding broker waits for its own image to reach it.
+        index: u64,
     },
     /// The change was committed at this index; wait for it before
     /// answering (so this node's image shows it).
@@ -186,6 +190,42 @@ pub enum ControlResponse {
         /// Why.
         message: String,
     },
+}
+
+/// One node as `cluster status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Node id.
+    pub id: i32,
+    /// Controller listener address.
+    pub addr: String,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// Highest entry the leader knows this node has (leader's view only).
+    pub matched_index: Option<u64>,
+    /// Entries this node is behind the leader's last entry (leader's view).
+    pub lag: Option<u64>,
+}
+
+/// A node's view of the quorum.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// The node answering.
+    pub node_id: i32,
+    /// Its Raft state: leader, follower, candidate or learner.
+    pub state: String,
+    /// The leader it knows of.
+    pub leader: Option<i32>,
+    /// Current term.
+    pub term: u64,
+    /// Last entry in its log.
+    pub last_log_index: Option<u64>,
+    /// Last entry applied to its image.
+    pub applied_index: Option<u64>,
+    /// Last entry its snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// Members, voters first.
+    pub nodes: Vec<NodeStatus>,
 }
 
 /// Writes one message as a frame.

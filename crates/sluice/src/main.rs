@@ -90,8 +90,11 @@ fn main() -> ExitCode {
 
 fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // openraft narrates every election and replication step at info, and
+    // logs expected races at start-up (votes crossing) as warnings; its
+    // errors still show. `SLUICE_LOG=openraft=info` brings the rest back.
+    let filter = EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},openraft=error")));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use sluice_broker::config::{self, Config, ConfigError};
 use sluice_broker::datadir::{DataDir, DataDirError};
-use sluice_broker::{Broker, BrokerError, server};
-use sluice_metadata::MetadataError;
+use sluice_broker::{Broker, BrokerError, cluster, server};
+use sluice_metadata::{MetadataError, MetadataLog};
+use sluice_quorum::{Quorum, QuorumConfig};
 use sluice_replica::OFFLINE_RETRY_INTERVAL_MS;
 use sluice_runtime::{CancellationToken, Tasks};
 
@@ -55,6 +56,12 @@ pub enum ServeError {
     /// Config problem found at start.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The metadata quorum could not start.
+    #[error("metadata quorum: {0}")]
+    Quorum(#[from] sluice_quorum::QuorumError),
+    /// A former single node could not add its metadata to the cluster.
+    #[error("cannot add this node's metadata to the cluster: {}", .0.message)]
+    Import(sluice_metadata::ApiError),
 }
 
 /// Opens the data directory, recovers every log, serves Kafka clients until
@@ -85,11 +92,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None => (local.ip().to_string(), local.port()),
     };
     let cluster_id = data_dir.cluster_id()?;
-    let broker = Arc::new(Broker::open(config, cluster_id, advertised)?);
+    let quorum = start_quorum(&config).await?;
+    let broker = Arc::new(match &quorum {
+        Some(q) => Broker::open_with(
+            config,
+            cluster_id,
+            advertised,
+            Arc::clone(q) as Arc<dyn MetadataLog>,
+            Some(Arc::clone(q)),
+        )?,
+        None => Broker::open(config, cluster_id, advertised)?,
+    });
     tracing::info!(partitions = broker.replicas.all().len(), "logs recovered");
     // The one shutdown signal: every listener, connection and background
     // task watches this set's token.
     let tasks = Tasks::new();
+    if let Some(q) = &quorum {
+        let service = cluster::ControllerService::new(&broker, Arc::clone(q));
+        q.set_control_handler(Arc::new(service.clone()));
+        let (b, q) = (Arc::clone(&broker), Arc::clone(q));
+        tasks.spawn_with_shutdown("broker-lifecycle", move |stop| {
+            cluster::run_lifecycle(b, q, service, stop)
+        });
+    }
     broker.load_coordinators(&tasks).await?;
 
     let http = sluice_http::start(&broker, tasks.token().clone()).await?;
@@ -111,6 +136,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::error!("{e}; flushing anyway");
     }
     http.join().await;
+    if let Some(q) = &quorum {
+        q.shutdown().await;
+    }
     // Flush everything even if one log fails, then report the failure: a
     // shutdown that could not make acknowledged data durable is not clean.
     let flushed = broker.replicas.flush_all();
@@ -120,6 +148,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     metadata_flushed.map_err(ServeError::MetadataFlush)?;
     tracing::info!("logs flushed; bye");
     Ok(())
+}
+
+/// Starts this node's quorum member when `cluster.voters` is set, and on
+/// a former single node's first start in a cluster adds its metadata.
+async fn start_quorum(config: &Config) -> Result<Option<Arc<Quorum>>, ServeError> {
+    let Some(voters) = config.voters()? else {
+        return Ok(None);
+    };
+    let listen = config
+        .controller_listener
+        .clone()
+        .ok_or_else(|| ConfigError::Invalid {
+            key: "controller_listener".into(),
+            message: "is required when cluster.voters is set".into(),
+        })?;
+    let mut quorum_config =
+        QuorumConfig::new(config.node_id, config.data_dir.clone(), listen, voters);
+    if let Some(advertised) = config.controller_advertised() {
+        advertised.clone_into(&mut quorum_config.advertised);
+    }
+    quorum_config.election_timeout_ms = config.cluster.election_timeout_ms;
+    quorum_config.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
+    quorum_config.snapshot_every_entries = config.cluster.snapshot_entries;
+    let quorum = Quorum::start(quorum_config).await?;
+    cluster::import_local_metadata(config, &quorum)
+        .await
+        .map_err(ServeError::Import)?;
+    Ok(Some(quorum))
 }
 
 /// Periodic retention, time-based rolls, timed flushes, and retries of

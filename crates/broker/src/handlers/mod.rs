@@ -32,6 +32,7 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
+mod forward;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
@@ -127,6 +128,8 @@ fn route_request(
     ctx: RequestContext,
     frame: Bytes,
 ) -> Result<Reply, RequestDecodeError> {
+    // Kept for forwarding: the controller gets the frame as it came.
+    let original = frame.clone();
     let (header, body) = match decode_request(frame) {
         Ok(decoded) => decoded,
         Err(e) => return undecodable(&ctx, e),
@@ -150,6 +153,12 @@ fn route_request(
         return Ok(unsupported::reply_outside_advertised(
             &ctx, &header, body, min, max,
         ));
+    }
+
+    // Metadata changes run on the active controller; another broker
+    // forwards them there.
+    if let Some(quorum) = forward::must_forward(broker, header.request_api_key) {
+        return Ok(forward::forward(quorum, &ctx, header, body, original));
     }
 
     // The only place that sees the whole `Broker`: each handler gets the
@@ -296,6 +305,20 @@ fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
             encode_server_error(header, api_key, header_version)
         }
     }
+}
+
+/// The request's own error response (every item it names, with `code`),
+/// encoded for its version; for a request that could not be served at all.
+pub(crate) fn encode_error_response(
+    header: &RequestHeader,
+    body: RequestBody,
+    code: i16,
+    message: &str,
+) -> Option<BytesMut> {
+    encode(
+        header,
+        &unsupported::Body(body.error_response(code, Some(message))),
+    )
 }
 
 /// The API's response with only its top-level error set to

@@ -1,0 +1,479 @@
+//! The broker as a member of a cluster.
+//!
+//! - Admin requests that change metadata go to the active controller (the
+//!   quorum's leader). A broker that is not the leader forwards the
+//!   request frame as it came (Kafka's request forwarding, KIP-590), the
+//!   leader runs its own handler on it, and the broker answers with the
+//!   leader's response once its own image shows the change.
+//! - Every broker registers with the active controller at start and
+//!   heartbeats to it ([`run_lifecycle`]); the controller fences a broker
+//!   whose heartbeats stop for `broker.session_timeout_ms`
+//!   ([`ControllerService`]), which moves its partitions' leadership.
+//! - A node that was a single node before (its own metadata log, no
+//!   quorum) adds its topics to the cluster the first time it starts in
+//!   one ([`import_local_metadata`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use sluice_metadata::codec::{self, Decoded};
+use sluice_metadata::placement::BrokerRegistration;
+use sluice_metadata::{ApiError, LocalMetadataLog, MetadataImage, MetadataRecord};
+use sluice_protocol::error::codes;
+use sluice_quorum::Quorum;
+use sluice_quorum::quorum::ControlHandler;
+use sluice_quorum::wire::{ControlRequest, ControlResponse};
+use sluice_runtime::CancellationToken;
+use uuid::Uuid;
+
+use crate::handlers::{self, RequestContext};
+use crate::{Broker, Principal};
+
+/// Marker file: this node's single-node metadata was added to the cluster.
+const IMPORTED_MARKER: &str = "__raft/imported-local-metadata";
+
+/// How long start-up waits for the cluster to accept this node's old
+/// metadata before giving up (the node must not serve without it).
+const IMPORT_TIMEOUT_MS: u64 = 60_000;
+
+/// A heartbeat session, as the active controller tracks it.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    last_seen: Instant,
+    /// The broker is caught up once it has applied this entry.
+    catch_up_to: u64,
+}
+
+/// Heartbeat sessions by broker id, with the term they were started in.
+type Sessions = (u64, HashMap<i32, Session>);
+
+/// The active controller's side of the control requests. Cheap to clone;
+/// clones share the sessions.
+#[derive(Debug, Clone)]
+pub struct ControllerService {
+    broker: Weak<Broker>,
+    quorum: Arc<Quorum>,
+    /// A new leader starts every session afresh (a grace period of one
+    /// session timeout), as KRaft's controller does.
+    sessions: Arc<Mutex<Sessions>>,
+}
+
+impl ControllerService {
+    /// The service for `broker`'s quorum member.
+    pub fn new(broker: &Arc<Broker>, quorum: Arc<Quorum>) -> ControllerService {
+        ControllerService {
+            broker: Arc::downgrade(broker),
+            quorum,
+            sessions: Arc::new(Mutex::new((0, HashMap::new()))),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        let mut guard = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let term = self.quorum.status().term;
+        if guard.0 != term {
+            *guard = (term, HashMap::new());
+        }
+        guard
+    }
+
+    fn touch(&self, broker_id: i32, catch_up_to: Option<u64>) -> Session {
+        let mut sessions = self.sessions();
+        let published = self.quorum.published_index();
+        let session = sessions.1.entry(broker_id).or_insert(Session {
+            last_seen: Instant::now(),
+            catch_up_to: published,
+        });
+        session.last_seen = Instant::now();
+        if let Some(index) = catch_up_to {
+            session.catch_up_to = index;
+        }
+        *session
+    }
+
+    /// Fences every live broker whose session lapsed. Runs on the leader.
+    async fn expire_sessions(&self, broker: &Broker) {
+        let timeout = Duration::from_millis(broker.config.broker.session_timeout_ms);
+        let image = broker.metadata.image();
+        let expired: Vec<i32> = {
+            let mut sessions = self.sessions();
+            image
+                .live_brokers()
+                .filter_map(|b| {
+                    let session = sessions.1.entry(b.broker_id).or_insert(Session {
+                        last_seen: Instant::now(),
+                        catch_up_to: 0,
+                    });
+                    (session.last_seen.elapsed() > timeout).then_some(b.broker_id)
+                })
+                .collect()
+        };
+        for id in expired {
+            tracing::warn!(broker = id, "broker session expired; fencing it");
+            if let Err(e) = broker.controller.fence_broker(id).await {
+                tracing::warn!(broker = id, "cannot fence: {}", e.message);
+            }
+        }
+    }
+
+    async fn serve(self, request: ControlRequest) -> ControlResponse {
+        let Some(broker) = self.broker.upgrade() else {
+            return refused(codes::NOT_CONTROLLER, "this node is shutting down");
+        };
+        match request {
+            ControlRequest::Forward {
+                principal,
+                client,
+                frame,
+            } => self.run_forwarded(&broker, principal, client, frame).await,
+            ControlRequest::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                host,
+                port,
+                rack,
+            } => {
+                let registration = BrokerRegistration {
+                    broker_id,
+                    incarnation_id,
+                    host,
+                    port,
+                    rack,
+                };
+                match broker.controller.register_broker(registration).await {
+                    Ok(epoch) => {
+                        self.touch(broker_id, Some(self.quorum.published_index()));
+                        tracing::info!(broker = broker_id, epoch, "broker registered");
+                        ControlResponse::Registered { epoch }
+                    }
+                    Err(e) => refused(e.code, &e.message),
+                }
+            }
+            ControlRequest::Heartbeat {
+                broker_id,
+                epoch,
+                applied_index,
+            } => {
+                let image = broker.metadata.image();
+                let Some(registered) = image.brokers.get(&broker_id) else {
+                    return ControlResponse::Heartbeat {
+                        fenced: true,
+                        reregister: true,
+                    };
+                };
+                if registered.epoch != epoch {
+                    return ControlResponse::Heartbeat {
+                        fenced: true,
+                        reregister: true,
+                    };
+                }
+                let session = self.touch(broker_id, None);
+                let mut fenced = registered.fenced;
+                if fenced && applied_index >= session.catch_up_to {
+                    match broker.controller.unfence_broker(broker_id).await {
+                        Ok(()) => {
+                            tracing::info!(broker = broker_id, "broker caught up; unfenced");
+                            fenced = false;
+                        }
+                        Err(e) => {
+                            tracing::warn!(broker = broker_id, "cannot unfence: {}", e.message)
+                        }
+                    }
+                }
+                ControlResponse::Heartbeat {
+                    fenced,
+                    reregister: false,
+                }
+            }
+            ControlRequest::Import { records } => import(&broker, records).await,
+        }
+    }
+
+    async fn run_forwarded(
+        &self,
+        broker: &Arc<Broker>,
+        principal: String,
+        client: String,
+        frame: Bytes,
+    ) -> ControlResponse {
+        let (principal_type, name) = principal
+            .split_once(':')
+            .map_or(("User", principal.as_str()), |(t, n)| (t, n));
+        let ctx = RequestContext {
+            peer: client
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+            principal: Arc::new(Principal {
+                principal_type: principal_type.to_owned(),
+                name: name.to_owned(),
+            }),
+            listener: Arc::from("CONTROLLER"),
+        };
+        let reply = match handlers::dispatch(broker, ctx, frame) {
+            Ok(reply) => reply,
+            Err(e) => return refused(codes::INVALID_REQUEST, &e.to_string()),
+        };
+        match reply.await {
+            Some(frame) => ControlResponse::Forwarded {
+                frame: frame.freeze(),
+                index: self.quorum.published_index(),
+            },
+            None => refused(
+                codes::UNKNOWN_SERVER_ERROR,
+                "the controller's handler gave no response",
+            ),
+        }
+    }
+}
+
+impl ControlHandler for ControllerService {
+    fn handle(&self, request: ControlRequest) -> BoxFuture<'static, ControlResponse> {
+        Box::pin(self.clone().serve(request))
+    }
+}
+
+fn refused(code: i16, message: &str) -> ControlResponse {
+    ControlResponse::Refused {
+        code,
+        message: message.to_owned(),
+    }
+}
+
+/// Registers with the active controller, then heartbeats every
+/// `broker.heartbeat_interval_ms` until `stop`; registers again whenever
+/// the controller says the registration is gone. On the leader, also
+/// fences brokers whose sessions lapsed.
+pub async fn run_lifecycle(
+    broker: Arc<Broker>,
+    quorum: Arc<Quorum>,
+    service: ControllerService,
+    stop: CancellationToken,
+) {
+    let interval = Duration::from_millis(broker.config.broker.heartbeat_interval_ms);
+    let incarnation_id = Uuid::new_v4();
+    let mut epoch: Option<i64> = None;
+    // The first registration and the heartbeat right after it go out at
+    // once; failures back off up to one heartbeat interval.
+    let mut delay = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        let request = match epoch {
+            None => ControlRequest::RegisterBroker {
+                broker_id: broker.config.node_id,
+                incarnation_id,
+                host: broker.advertised.0.clone(),
+                port: i32::from(broker.advertised.1),
+                rack: broker.config.broker.rack.clone(),
+            },
+            Some(epoch) => ControlRequest::Heartbeat {
+                broker_id: broker.config.node_id,
+                epoch,
+                applied_index: quorum.published_index(),
+            },
+        };
+        let retry = (delay * 2).clamp(Duration::from_millis(100), interval);
+        delay = match quorum.control(request).await {
+            Ok(ControlResponse::Registered { epoch: e }) => {
+                epoch = Some(e);
+                Duration::ZERO
+            }
+            Ok(ControlResponse::Heartbeat {
+                reregister: true, ..
+            }) => {
+                tracing::info!("the controller asks this broker to register again");
+                epoch = None;
+                Duration::ZERO
+            }
+            Ok(ControlResponse::Heartbeat { fenced: true, .. }) => {
+                // Not caught up yet: ask again soon.
+                Duration::from_millis(100).min(interval)
+            }
+            Ok(ControlResponse::Heartbeat { .. }) => interval,
+            Ok(ControlResponse::Refused { code, message }) => {
+                tracing::warn!(code, "registration or heartbeat refused: {message}");
+                retry
+            }
+            Ok(other) => {
+                tracing::warn!("unexpected controller answer: {other:?}");
+                retry
+            }
+            Err(e) => {
+                tracing::info!("controller unreachable: {}", e.message);
+                retry
+            }
+        };
+        if quorum.is_leader() {
+            service.expire_sessions(&broker).await;
+        }
+    }
+}
+
+/// On the first start of a former single node in a cluster, adds its
+/// metadata (topics, their partitions and configs, the producer id
+/// watermark) to the cluster's, so its partitions' data stays reachable.
+/// Blocks start-up until the cluster has it. Idempotent: topics the
+/// cluster already has under the same id are skipped.
+pub async fn import_local_metadata(
+    config: &crate::config::Config,
+    quorum: &Quorum,
+) -> Result<(), ApiError> {
+    let dir = &config.data_dir;
+    let marker = dir.join(IMPORTED_MARKER);
+    if marker.exists() || !dir.join(sluice_metadata::METADATA_LOG_DIR).exists() {
+        return Ok(());
+    }
+    let local = LocalMetadataLog::open(dir).map_err(ApiError::from)?;
+    let image = local.image();
+    drop(local);
+    let records: Vec<Bytes> = sluice_metadata::snapshot::snapshot_records(&image)
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r,
+                MetadataRecord::RegisterBroker { .. }
+                    | MetadataRecord::FenceBroker { .. }
+                    | MetadataRecord::UnregisterBroker { .. }
+            )
+        })
+        .map(|r| codec::encode(r).map(Bytes::from))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::new(codes::UNKNOWN_SERVER_ERROR, e.to_string()))?;
+    if !records.is_empty() {
+        tracing::info!(
+            topics = image.topics.len(),
+            "adding this node's single-node metadata to the cluster"
+        );
+        let deadline = Instant::now() + Duration::from_millis(IMPORT_TIMEOUT_MS);
+        loop {
+            let outcome = if quorum.is_leader() {
+                // This node leads (a single voter, typically): commit here;
+                // nothing else serves control requests yet.
+                let decoded = decode_all(&records)?;
+                match sluice_metadata::MetadataLog::commit(
+                    quorum,
+                    Box::new(move |image: &MetadataImage| import_records(image, decoded)),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(ControlResponse::Committed {
+                        index: quorum.published_index(),
+                    }),
+                    Ok(Err(e)) => Ok(refused(e.code, &e.message)),
+                    Err(e) => Err(ApiError::from(e)),
+                }
+            } else {
+                quorum
+                    .control(ControlRequest::Import {
+                        records: records.clone(),
+                    })
+                    .await
+            };
+            match outcome {
+                Ok(ControlResponse::Committed { index }) => {
+                    quorum.wait_published(index).await;
+                    break;
+                }
+                Ok(ControlResponse::Refused { code, message }) if code != codes::NOT_CONTROLLER => {
+                    return Err(ApiError::new(code, message));
+                }
+                other => {
+                    if Instant::now() > deadline {
+                        return Err(ApiError::new(
+                            codes::NOT_CONTROLLER,
+                            format!("the cluster did not take this node's metadata: {other:?}"),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    std::fs::write(&marker, b"").map_err(|e| {
+        ApiError::new(
+            codes::KAFKA_STORAGE_ERROR,
+            format!("{}: {e}", marker.display()),
+        )
+    })?;
+    Ok(())
+}
+
+/// The leader's side of an import: the records of every topic the cluster
+/// does not have yet, and a higher producer id watermark. A topic whose
+/// name the cluster uses under another id refuses the whole import.
+async fn import(broker: &Broker, encoded: Vec<Bytes>) -> ControlResponse {
+    let records = match decode_all(&encoded) {
+        Ok(records) => records,
+        Err(e) => return refused(e.code, &e.message),
+    };
+    let change = Box::new(move |image: &MetadataImage| import_records(image, records));
+    match broker.controller.commit(change).await {
+        Ok(_) => ControlResponse::Committed {
+            index: broker.quorum.as_ref().map_or(0, |q| q.published_index()),
+        },
+        Err(e) => refused(e.code, &e.message),
+    }
+}
+
+fn decode_all(encoded: &[Bytes]) -> Result<Vec<MetadataRecord>, ApiError> {
+    encoded
+        .iter()
+        .map(|value| match codec::decode(value) {
+            Ok(Decoded::Record(r)) => Ok(r),
+            Ok(_) | Err(_) => Err(ApiError::new(
+                codes::INVALID_REQUEST,
+                "an imported record does not decode",
+            )),
+        })
+        .collect()
+}
+
+fn import_records(
+    image: &MetadataImage,
+    records: Vec<MetadataRecord>,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let mut skip = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for record in records {
+        match &record {
+            MetadataRecord::Topic { name, topic_id } => match image.topics.get(name) {
+                Some(t) if t.topic_id == *topic_id => {
+                    skip.insert(*topic_id);
+                    continue;
+                }
+                Some(_) => {
+                    return Err(ApiError::new(
+                        codes::TOPIC_ALREADY_EXISTS,
+                        format!(
+                            "cannot add this node's topic {name}: the cluster has another topic of that name"
+                        ),
+                    ));
+                }
+                None => {}
+            },
+            MetadataRecord::Partition { topic_id, .. }
+            | MetadataRecord::TopicConfig { topic_id, .. } => {
+                if skip.contains(topic_id) {
+                    continue;
+                }
+            }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                if *next_producer_id <= image.next_producer_id {
+                    continue;
+                }
+            }
+            _ => continue,
+        }
+        out.push(record);
+    }
+    Ok(out)
+}

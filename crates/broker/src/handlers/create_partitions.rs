@@ -136,6 +136,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_manual_assignment_needs_one_list_per_new_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.create_topic("t", 1).await;
+        let here = || CreatePartitionsAssignment {
+            broker_ids: vec![node.config.node_id],
+        };
+        let mut short = to("t", 3);
+        short.assignments = Some(vec![here()]);
+        let mut repeated = to("t", 3);
+        repeated.assignments = Some(vec![
+            CreatePartitionsAssignment {
+                broker_ids: vec![node.config.node_id; 2],
+            },
+            here(),
+        ]);
+        let results = grow(&node, vec![short, repeated], false).await;
+        let expected = [
+            ("t".to_owned(), code::INVALID_REPLICA_ASSIGNMENT),
+            ("t".to_owned(), code::INVALID_REPLICA_ASSIGNMENT),
+        ];
+        assert_eq!(results, expected);
+        assert_eq!(node.image().topics["t"].partitions.len(), 1);
+        let mut exact = to("t", 3);
+        exact.assignments = Some(vec![here(), here()]);
+        let results = grow(&node, vec![exact], false).await;
+        assert_eq!(results, [("t".to_owned(), code::NONE)]);
+        assert_eq!(node.image().topics["t"].partitions.len(), 3);
+    }
+
+    #[tokio::test]
     async fn validate_only_changes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;

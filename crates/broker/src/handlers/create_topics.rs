@@ -259,6 +259,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn manual_assignments_with_repeated_or_missing_partitions_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let assign = |partition_index: i32| CreatableReplicaAssignment {
+            partition_index,
+            broker_ids: vec![node.config.node_id],
+        };
+        let mut repeated = topic("repeated", -1);
+        repeated.assignments = vec![assign(0), assign(0)];
+        let mut gap = topic("gap", -1);
+        gap.assignments = vec![assign(0), assign(2)];
+        let mut twice = topic("twice", -1);
+        twice.assignments = vec![CreatableReplicaAssignment {
+            partition_index: 0,
+            broker_ids: vec![node.config.node_id; 2],
+        }];
+        let results = create(&node, vec![repeated, gap, twice], false).await;
+        for r in &results {
+            assert_eq!(r.error_code, code::INVALID_REPLICA_ASSIGNMENT, "{}", r.name);
+        }
+        assert!(node.image().topics.is_empty());
+    }
+
+    #[tokio::test]
     async fn validate_only_answers_without_creating() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;

@@ -886,7 +886,11 @@ mod tests {
                     .set("controller_listener", "\"127.0.0.1:9093\"", Source::Flag)
                     .expect("listener");
                 loader
-                    .set("controller_advertised_listener", "\"localhost:9093\"", Source::Flag)
+                    .set(
+                        "controller_advertised_listener",
+                        "\"localhost:9093\"",
+                        Source::Flag,
+                    )
                     .expect("advertised");
             }
             loader.set(key, raw, Source::Flag).expect("known key");
@@ -914,14 +918,21 @@ mod tests {
         assert_eq!(ok.controller_advertised(), Some("127.0.0.1:9093"));
         assert_eq!(err(&[voters]).0, "controller_listener");
         assert_eq!(err(&[listener]).0, "controller_listener");
-        assert_eq!(err(&[("cluster.voters", "1@a"), listener]).0, "cluster.voters");
+        assert_eq!(
+            err(&[("cluster.voters", "1@a"), listener]).0,
+            "cluster.voters"
+        );
         // This node's entry must be where its controller listener is.
         let (key, message) = err(&[voters, ("controller_listener", "127.0.0.1:9999")]);
         assert_eq!(key, "cluster.voters");
         assert!(message.contains("127.0.0.1:9999"), "{message}");
         // A node not among the voters joins as a broker: any listener will do.
-        build(&[voters, ("node_id", "7"), ("controller_listener", "127.0.0.1:9999")])
-            .expect("a learner");
+        build(&[
+            voters,
+            ("node_id", "7"),
+            ("controller_listener", "127.0.0.1:9999"),
+        ])
+        .expect("a learner");
         assert_eq!(
             err(&[voters, listener, ("cluster.heartbeat_interval_ms", "600")]).0,
             "cluster.heartbeat_interval_ms"

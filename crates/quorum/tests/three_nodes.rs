@@ -112,20 +112,33 @@ impl Cluster {
     }
 }
 
-async fn create(q: &Quorum, name: &str, partitions: i32) {
-    let records = topic(name, partitions);
-    q.commit(Box::new(move |_| Ok(records)))
-        .await
-        .expect("log")
-        .expect("change");
+/// Creates a topic through the leader `cluster` knows, retrying while
+/// leadership settles (NOT_CONTROLLER is retriable, as clients treat it).
+async fn create(cluster: &Cluster, name: &str, partitions: i32) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let leader = cluster.leader().await;
+        let records = topic(name, partitions);
+        match leader
+            .commit(Box::new(move |_| Ok(records)))
+            .await
+            .expect("log")
+        {
+            Ok(_) => return,
+            Err(e) if e.code == 41 && Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("create {name}: {e:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_voters_agree_fail_over_and_a_learner_catches_up() {
     let mut cluster = Cluster::start(3).await;
+    create(&cluster, "a", 3).await;
+    create(&cluster, "b", 1).await;
     let leader = cluster.leader().await;
-    create(&leader, "a", 3).await;
-    create(&leader, "b", 1).await;
     let image = cluster.images_agree().await;
     assert_eq!(image.topics.len(), 2);
     assert_eq!(image.topics["a"].partitions.len(), 3);
@@ -154,8 +167,7 @@ async fn three_voters_agree_fail_over_and_a_learner_catches_up() {
     drop(follower);
     cluster.stop(old).await;
     let started = Instant::now();
-    let leader = cluster.leader().await;
-    create(&leader, "c", 2).await;
+    create(&cluster, "c", 2).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "failover took {:?}",
@@ -163,9 +175,8 @@ async fn three_voters_agree_fail_over_and_a_learner_catches_up() {
     );
     // Enough changes to take a snapshot and purge the log behind it.
     for i in 0..8 {
-        create(&leader, &format!("t{i}"), 1).await;
+        create(&cluster, &format!("t{i}"), 1).await;
     }
-    drop(leader);
 
     // The old leader comes back and catches up.
     cluster.restart(old).await;

@@ -562,10 +562,14 @@ impl ReplicaManager {
         } else {
             // A deleted topic's partitions that were closed here earlier
             // (moved off this node) left their data; it goes with the topic.
-            for name in scope.into_iter().flatten() {
-                if !image.topics.contains_key(*name) {
-                    self.remove_strays(image, Some(name));
-                }
+            let deleted: BTreeSet<&str> = scope
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|name| !image.topics.contains_key(*name))
+                .collect();
+            if !deleted.is_empty() {
+                self.remove_strays(image, Some(&deleted));
             }
         }
         opened
@@ -722,16 +726,16 @@ impl ReplicaManager {
 
     /// Removes partition directories of topics `image` does not know (a
     /// delete interrupted by a crash, or a deleted topic whose replica had
-    /// moved off this node), of every topic or only of `topic`. A directory
-    /// of a live topic that is not hosted (its replica moved to other
-    /// brokers) is kept: see `sync_topics`.
-    fn remove_strays(&self, image: &MetadataImage, topic: Option<&str>) {
+    /// moved off this node), of every topic or only of the `topics` named
+    /// (one pass over the data directory however many). A directory of a
+    /// live topic that is not hosted (its replica moved to other brokers)
+    /// is kept: see `sync_topics`.
+    fn remove_strays(&self, image: &MetadataImage, topics: Option<&BTreeSet<&str>>) {
         let of_topic = |dir_name: &str| {
-            topic.is_none_or(|t| {
-                dir_name
-                    .strip_prefix(t)
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .is_some_and(|index| index.parse::<i32>().is_ok())
+            topics.is_none_or(|names| {
+                dir_name.rsplit_once('-').is_some_and(|(topic, index)| {
+                    names.contains(topic) && index.parse::<i32>().is_ok()
+                })
             })
         };
         let Ok(entries) = std::fs::read_dir(&self.data_dir) else {

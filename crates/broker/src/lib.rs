@@ -387,6 +387,130 @@ pub(crate) mod testing {
         node_with(dir, Config::default()).await
     }
 
+    /// Commits `records` through `node`'s controller, so its replica
+    /// manager applies them as it would a quorum's.
+    pub async fn commit(node: &Node, records: Vec<sluice_metadata::MetadataRecord>) {
+        node.controller
+            .commit(Box::new(move |_| Ok(records)))
+            .await
+            .expect("records commit");
+    }
+
+    /// Registers brokers 1 to 4 (this node is 1): `host-N:900N`, racks on
+    /// 1 and 2; 1 to 3 are unfenced, 4 stays fenced.
+    pub async fn three_brokers(node: &Node) {
+        use sluice_metadata::MetadataRecord;
+        let mut records = Vec::new();
+        for id in 1..=4 {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: id,
+                incarnation_id: uuid::Uuid::from_u128(id as u128),
+                epoch: 1,
+                host: format!("host-{id}"),
+                port: 9000 + id,
+                rack: (id <= 2).then(|| format!("rack-{id}")),
+            });
+            if id <= 3 {
+                records.push(MetadataRecord::FenceBroker {
+                    broker_id: id,
+                    fenced: false,
+                });
+            }
+        }
+        commit(node, records).await;
+    }
+
+    /// The topic [`spread_topic`] creates.
+    pub const SPREAD: &str = "spread";
+
+    /// `(leader, replicas, leader_epoch)` of each partition of [`SPREAD`]:
+    /// led here; followed here (led by 2); led by 3 with no replica here;
+    /// no leader; led by fenced broker 4; led by unregistered broker 9.
+    pub const SPREAD_PARTITIONS: [(i32, &[i32], i32); 6] = [
+        (1, &[1, 2], 3),
+        (2, &[2, 1], 5),
+        (3, &[3, 2], 7),
+        (-1, &[2, 4], 2),
+        (4, &[4, 1], 1),
+        (9, &[9], 4),
+    ];
+
+    /// Creates [`SPREAD`] with [`SPREAD_PARTITIONS`] by committing its
+    /// records (call [`three_brokers`] first); returns its topic id.
+    pub async fn spread_topic(node: &Node) -> uuid::Uuid {
+        use sluice_metadata::MetadataRecord;
+        let topic_id = uuid::Uuid::from_u128(0x5eed);
+        let mut records = vec![MetadataRecord::Topic {
+            name: SPREAD.to_owned(),
+            topic_id,
+        }];
+        for (partition, &(leader, replicas, leader_epoch)) in (0..).zip(&SPREAD_PARTITIONS) {
+            records.push(MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                replicas: replicas.to_vec(),
+                isr: if leader < 0 { vec![] } else { vec![leader] },
+                leader_epoch,
+            });
+        }
+        commit(node, records).await;
+        topic_id
+    }
+
+    /// A metadata log that reports `controller_id` as the quorum's leader
+    /// and otherwise is `inner`.
+    #[derive(Debug)]
+    pub struct QuorumLog {
+        /// The log doing the work.
+        pub inner: Arc<dyn MetadataLog>,
+        /// What [`MetadataLog::controller_id`] answers.
+        pub controller_id: Option<i32>,
+    }
+
+    impl MetadataLog for QuorumLog {
+        fn image(&self) -> Arc<MetadataImage> {
+            self.inner.image()
+        }
+
+        fn commit<'a>(
+            &'a self,
+            change: sluice_metadata::Change<'a>,
+        ) -> sluice_metadata::CommitFuture<'a> {
+            self.inner.commit(change)
+        }
+
+        fn is_offline(&self) -> bool {
+            self.inner.is_offline()
+        }
+
+        fn reopen_if_offline(&self) {
+            self.inner.reopen_if_offline();
+        }
+
+        fn flush(&self) -> Result<(), sluice_metadata::MetadataError> {
+            self.inner.flush()
+        }
+
+        fn controller_id(&self) -> Option<i32> {
+            self.controller_id
+        }
+    }
+
+    /// A controller over `node`'s metadata log, whose quorum names broker
+    /// `controller_id` as its leader.
+    pub fn controller_led_by(node: &Node, controller_id: i32) -> Arc<Controller> {
+        let log = QuorumLog {
+            inner: Arc::clone(&node.metadata),
+            controller_id: Some(controller_id),
+        };
+        Arc::new(Controller::new(
+            Arc::new(log),
+            Vec::new(),
+            sluice_metadata::controller::ControllerConfig::default(),
+        ))
+    }
+
     /// Partitions alone: a replica manager over `dir` hosting `topics`
     /// (name, partition count) as described by an image built here, with
     /// no metadata log, controller or coordinator. Topic ids are 1, 2, …

@@ -2,13 +2,20 @@
 //! high watermark, and wakes fetchers when the high watermark moves.
 //!
 //! The [`ReplicaManager`] keeps the map from topic-partition to
-//! [`Partition`] in step with the metadata image: it opens logs for new
-//! partitions, deletes the logs of deleted topics, and on start removes
+//! [`Partition`] in step with the metadata image: it hosts (opens a log for)
+//! exactly the partitions whose replicas include this node, keeps each one's
+//! leader and leader epoch current, closes the partitions moved off this
+//! node, deletes the logs of deleted topics, and on start removes
 //! directories the metadata no longer knows (a delete interrupted by a crash).
+//!
+//! [`ReplicaManager::leader_partition`] is how the data-path handlers find
+//! a partition: it answers Kafka's per-partition errors for one this broker
+//! does not lead (NOT_LEADER_OR_FOLLOWER) or knows under another leader
+//! epoch (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::BytesMut;
@@ -53,6 +60,64 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// Why this broker cannot serve a partition's data (Kafka's
+/// `ReplicaManager.getPartitionOrError` and `Partition.getLocalLog`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaderError {
+    /// The metadata has no such topic or partition.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// The partition exists, but this broker does not lead it: it is a
+    /// follower, the partition has no leader (-1), or it is not hosted here.
+    #[error("this broker is not the leader")]
+    NotLeaderOrFollower,
+    /// The client's leader epoch is older than this broker's.
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch {
+        /// The epoch the request carried.
+        requested: i32,
+        /// This broker's epoch for the partition.
+        current: i32,
+    },
+    /// The client's leader epoch is newer than this broker's (it saw
+    /// metadata this broker has not applied yet).
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch {
+        /// The epoch the request carried.
+        requested: i32,
+        /// This broker's epoch for the partition.
+        current: i32,
+    },
+}
+
+impl LeaderError {
+    /// The Kafka error code a response carries for it.
+    pub fn kafka_error_code(&self) -> i16 {
+        use sluice_protocol::error::codes as code;
+        match self {
+            LeaderError::UnknownTopicOrPartition => code::UNKNOWN_TOPIC_OR_PARTITION,
+            LeaderError::NotLeaderOrFollower => code::NOT_LEADER_OR_FOLLOWER,
+            LeaderError::FencedLeaderEpoch { .. } => code::FENCED_LEADER_EPOCH,
+            LeaderError::UnknownLeaderEpoch { .. } => code::UNKNOWN_LEADER_EPOCH,
+        }
+    }
+}
+
+/// A request's `current_leader_epoch` that asks for no check (Kafka's
+/// `RecordBatch.NO_PARTITION_LEADER_EPOCH`, and the field's default).
+pub const NO_LEADER_EPOCH: i32 = -1;
+
+/// Packs a leader and its epoch into one word, so a reader never sees the
+/// leader of one metadata change with the epoch of another.
+fn pack_leadership(leader: i32, leader_epoch: i32) -> u64 {
+    (u64::from(leader as u32) << 32) | u64::from(leader_epoch as u32)
+}
+
+/// The inverse of [`pack_leadership`].
+fn unpack_leadership(word: u64) -> (i32, i32) {
+    ((word >> 32) as u32 as i32, word as u32 as i32)
+}
+
 /// One hosted partition.
 #[derive(Debug)]
 pub struct Partition {
@@ -61,8 +126,12 @@ pub struct Partition {
     /// The topic's stable id.
     pub topic_id: Uuid,
     log: Arc<Log>,
-    /// Leader epoch from the metadata; stamped on every appended batch.
-    leader_epoch: AtomicI32,
+    /// This broker's node id, to tell whether it leads the partition.
+    node_id: i32,
+    /// Leader (broker id, -1 for none) and leader epoch from the metadata,
+    /// packed ([`pack_leadership`]) and replaced on every metadata change.
+    /// The epoch is stamped on every appended batch.
+    leadership: AtomicU64,
     /// Offset below which data is visible to consumers. With group commit it
     /// is the fsynced end, so no consumer ever sees data a crash could lose;
     /// with Kafka's interval flush it is the log end, as on a single Kafka
@@ -90,7 +159,40 @@ impl Partition {
 
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::Acquire)
+        self.leadership().1
+    }
+
+    /// The current leader (a broker id, -1 for none) and leader epoch, as
+    /// of one metadata change.
+    pub fn leadership(&self) -> (i32, i32) {
+        unpack_leadership(self.leadership.load(Ordering::Acquire))
+    }
+
+    /// True if this broker leads the partition. A hosted partition that
+    /// it does not lead is a follower replica: it serves no client reads
+    /// or writes (its data arrives by replication, issue 13).
+    pub fn is_leader(&self) -> bool {
+        self.leadership().0 == self.node_id
+    }
+
+    /// Kafka's leader-epoch check (`Partition.checkCurrentLeaderEpoch`):
+    /// a request carrying an epoch other than ours is refused, older as
+    /// fenced and newer as unknown; [`NO_LEADER_EPOCH`] (or any negative
+    /// epoch) is not checked.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), LeaderError> {
+        let current = self.leader_epoch();
+        if requested < 0 || requested == current {
+            Ok(())
+        } else if requested < current {
+            Err(LeaderError::FencedLeaderEpoch { requested, current })
+        } else {
+            Err(LeaderError::UnknownLeaderEpoch { requested, current })
+        }
+    }
+
+    fn set_leadership(&self, leader: i32, leader_epoch: i32) {
+        self.leadership
+            .store(pack_leadership(leader, leader_epoch), Ordering::Release);
     }
 
     /// The high watermark.
@@ -315,6 +417,40 @@ impl ReplicaManager {
         })
     }
 
+    /// The hosted partition `topic`-`index` if this broker may serve its
+    /// data to clients, checking `current_leader_epoch` (a request's, or
+    /// [`NO_LEADER_EPOCH`]) first, as Kafka does. `require_leader` false
+    /// lets a follower answer too (ListOffsets from a debugging client).
+    ///
+    /// A partition that is not hosted here is NOT_LEADER_OR_FOLLOWER when
+    /// `image` knows it (led elsewhere, or created but not opened yet) and
+    /// UNKNOWN_TOPIC_OR_PARTITION otherwise.
+    pub fn leader_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+        current_leader_epoch: i32,
+        require_leader: bool,
+    ) -> Result<Arc<Partition>, LeaderError> {
+        let Some(partition) = self.partition(topic, index) else {
+            let known = image
+                .topics
+                .get(topic)
+                .is_some_and(|t| t.partitions.contains_key(&index));
+            return Err(if known {
+                LeaderError::NotLeaderOrFollower
+            } else {
+                LeaderError::UnknownTopicOrPartition
+            });
+        };
+        partition.check_leader_epoch(current_leader_epoch)?;
+        if require_leader && !partition.is_leader() {
+            return Err(LeaderError::NotLeaderOrFollower);
+        }
+        Ok(partition)
+    }
+
     /// Every hosted partition.
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.read_map().values().cloned().collect()
@@ -331,7 +467,8 @@ impl ReplicaManager {
     }
 
     /// Brings the hosted partitions in line with `image`: opens logs for
-    /// partitions led here, updates configs and epochs, deletes the logs of
+    /// partitions with a replica on this node, updates configs, leaders and
+    /// epochs, closes partitions moved off this node, deletes the logs of
     /// topics that are gone. `startup` also removes stray directories.
     pub fn sync_with(&self, image: &MetadataImage, startup: bool) -> Result<(), LogError> {
         self.sync_topics(image, None, startup)
@@ -370,7 +507,8 @@ impl ReplicaManager {
                 }
             }
         }
-        // Remove partitions no longer wanted (deleted topics).
+        // Stop hosting partitions no longer wanted: deleted topics, and
+        // replicas moved off this node.
         let removed: Vec<Arc<Partition>> = {
             let mut map = self.write_map();
             let gone: Vec<TopicPartition> = map
@@ -381,6 +519,23 @@ impl ReplicaManager {
             gone.iter().filter_map(|tp| map.remove(tp)).collect()
         };
         for partition in removed {
+            let topic_lives = image
+                .topics
+                .get(&partition.tp.topic)
+                .is_some_and(|t| t.topic_id == partition.topic_id);
+            if topic_lives {
+                // The replica moved to other brokers. Its data is closed but
+                // kept on disk for now (start-up keeps it too, see
+                // `remove_strays`): until partitions replicate (issue 13)
+                // it may be the only copy of what was written here. If the
+                // replica comes back, the old log is reopened as it was;
+                // truncating it to the new leader is replication's job.
+                tracing::info!(partition = %partition.tp, "no longer a replica here: closing the partition log, keeping its data");
+                if let Err(e) = partition.log.flush() {
+                    tracing::error!(partition = %partition.tp, "flush on close failed: {e}");
+                }
+                continue;
+            }
             tracing::info!(partition = %partition.tp, "deleting partition log");
             sluice_metrics::forget_topic(&partition.tp.topic);
             let dir = self.partition_dir(&partition.tp);
@@ -396,16 +551,26 @@ impl ReplicaManager {
                     // The log is now offline (failed); it says so itself.
                     tracing::error!(partition = %tp, "applying a flush policy change failed: {e}");
                 }
-                existing
-                    .leader_epoch
-                    .store(p.leader_epoch, Ordering::Release);
+                existing.set_leadership(p.leader, p.leader_epoch);
                 continue;
             }
-            to_open.push((tp, topic.topic_id, config, p.leader_epoch));
+            to_open.push((tp, topic.topic_id, config, (p.leader, p.leader_epoch)));
         }
         let opened = self.open_partitions(to_open, startup);
         if startup {
-            self.remove_strays();
+            self.remove_strays(image, None);
+        } else {
+            // A deleted topic's partitions that were closed here earlier
+            // (moved off this node) left their data; it goes with the topic.
+            let deleted: BTreeSet<&str> = scope
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|name| !image.topics.contains_key(*name))
+                .collect();
+            if !deleted.is_empty() {
+                self.remove_strays(image, Some(&deleted));
+            }
         }
         opened
     }
@@ -419,7 +584,7 @@ impl ReplicaManager {
     /// partition is not a failure: it still serves reads.
     fn open_partitions(
         &self,
-        mut to_open: Vec<(TopicPartition, Uuid, LogConfig, i32)>,
+        mut to_open: Vec<(TopicPartition, Uuid, LogConfig, (i32, i32))>,
         startup: bool,
     ) -> Result<(), LogError> {
         if to_open.is_empty() {
@@ -438,8 +603,8 @@ impl ReplicaManager {
                 .map(|chunk| {
                     scope.spawn(move || -> Option<LogError> {
                         let mut first_failure = None;
-                        for (tp, topic_id, config, epoch) in chunk {
-                            match self.open_partition(&tp, topic_id, config, epoch) {
+                        for (tp, topic_id, config, leadership) in chunk {
+                            match self.open_partition(&tp, topic_id, config, leadership) {
                                 Ok(partition) => {
                                     let offline = partition.is_offline() && !startup;
                                     let dir = self.partition_dir(&tp);
@@ -528,7 +693,7 @@ impl ReplicaManager {
         tp: &TopicPartition,
         topic_id: Uuid,
         config: LogConfig,
-        leader_epoch: i32,
+        (leader, leader_epoch): (i32, i32),
     ) -> Result<Partition, LogError> {
         let dir = self.partition_dir(tp);
         // A directory of an older topic with the same name is not ours.
@@ -547,7 +712,8 @@ impl ReplicaManager {
             tp: tp.clone(),
             topic_id,
             log: Arc::new(log),
-            leader_epoch: AtomicI32::new(leader_epoch),
+            node_id: self.node_id,
+            leadership: AtomicU64::new(pack_leadership(leader, leader_epoch)),
             // Recovery fsynced what it kept, and all of it is visible. If
             // that fsync failed (the log opened read-only), only what is
             // known durable is.
@@ -558,7 +724,20 @@ impl ReplicaManager {
         })
     }
 
-    fn remove_strays(&self) {
+    /// Removes partition directories of topics `image` does not know (a
+    /// delete interrupted by a crash, or a deleted topic whose replica had
+    /// moved off this node), of every topic or only of the `topics` named
+    /// (one pass over the data directory however many). A directory of a
+    /// live topic that is not hosted (its replica moved to other brokers)
+    /// is kept: see `sync_topics`.
+    fn remove_strays(&self, image: &MetadataImage, topics: Option<&BTreeSet<&str>>) {
+        let of_topic = |dir_name: &str| {
+            topics.is_none_or(|names| {
+                dir_name.rsplit_once('-').is_some_and(|(topic, index)| {
+                    names.contains(topic) && index.parse::<i32>().is_ok()
+                })
+            })
+        };
         let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
             return;
         };
@@ -567,11 +746,18 @@ impl ReplicaManager {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if !is_dir || name.starts_with("__cluster_metadata") || hosted.contains(&name) {
+            if !is_dir
+                || name.starts_with("__cluster_metadata")
+                || hosted.contains(&name)
+                || !of_topic(&name)
+            {
                 continue;
             }
-            // Only directories that look like partitions and carry our marker.
-            if read_partition_topic_id(&entry.path()).is_some() {
+            // Only directories that look like partitions and carry our
+            // marker, of a topic id the metadata no longer has.
+            if let Some(topic_id) = read_partition_topic_id(&entry.path())
+                && !image.topic_names.contains_key(&topic_id)
+            {
                 tracing::info!(dir = %name, "removing partition directory the metadata does not host");
                 remove_dir(&entry.path());
             }
@@ -794,6 +980,179 @@ mod tests {
             );
         }
         image
+    }
+
+    /// An image of one topic `t` (id `id`) whose partition `i` has
+    /// `(leader, replicas, leader_epoch)` = `partitions[i]`.
+    fn cluster_image(
+        id: Uuid,
+        partitions: &[(i32, &[i32], i32)],
+        next_offset: i64,
+    ) -> MetadataImage {
+        let mut image = image_with(&[("t", id)], next_offset);
+        let topic = image.topics.get_mut("t").expect("t");
+        topic.partitions = (0..)
+            .zip(partitions)
+            .map(|(index, &(leader, replicas, leader_epoch))| {
+                let partition = PartitionImage {
+                    leader,
+                    replicas: replicas.to_vec(),
+                    isr: if leader < 0 { vec![] } else { vec![leader] },
+                    leader_epoch,
+                };
+                (index, partition)
+            })
+            .collect();
+        image
+    }
+
+    /// The delta of a change to `t`'s partitions.
+    fn t_changed() -> MetadataDelta {
+        MetadataDelta {
+            changed: BTreeSet::from(["t".to_owned()]),
+            ..MetadataDelta::default()
+        }
+    }
+
+    #[test]
+    fn only_replicas_on_this_node_are_hosted_and_each_knows_its_leader_and_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let id = Uuid::new_v4();
+        // Led here; a follower here; led by 3 with no replica here.
+        let image = cluster_image(id, &[(1, &[1, 2], 4), (2, &[2, 1], 7), (3, &[3], 0)], 1);
+        replicas.sync_with(&image, true).expect("sync");
+        let leader = replicas.partition("t", 0).expect("leader hosted");
+        let follower = replicas.partition("t", 1).expect("follower hosted");
+        assert!(replicas.partition("t", 2).is_none(), "not a replica here");
+        assert!(!dir.path().join("t-2").exists(), "no log opened for it");
+        assert_eq!((leader.is_leader(), leader.leadership()), (true, (1, 4)));
+        assert_eq!(
+            (follower.is_leader(), follower.leadership()),
+            (false, (2, 7))
+        );
+
+        // A leadership change reaches the hosted partition on the delta.
+        let moved = cluster_image(id, &[(2, &[1, 2], 5), (1, &[2, 1], 8), (3, &[3], 0)], 2);
+        MetadataListener::apply(&replicas, &t_changed(), &moved).expect("leaders move");
+        assert_eq!((leader.is_leader(), leader.leader_epoch()), (false, 5));
+        assert_eq!((follower.is_leader(), follower.leader_epoch()), (true, 8));
+        let hosted = replicas.partition("t", 1).expect("still hosted");
+        assert!(
+            Arc::ptr_eq(&hosted, &follower),
+            "the same partition, not reopened"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replica_moved_off_this_node_is_closed_but_its_data_stays_until_the_topic_goes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let id = Uuid::new_v4();
+        replicas
+            .sync_with(&cluster_image(id, &[(1, &[1], 0), (1, &[1], 0)], 1), true)
+            .expect("open");
+        let p0 = replicas.partition("t", 0).expect("hosted");
+        let end = produce_one(&p0).await;
+
+        let moved = cluster_image(id, &[(2, &[2], 1), (1, &[1], 0)], 2);
+        MetadataListener::apply(&replicas, &t_changed(), &moved).expect("move t-0 away");
+        assert!(replicas.partition("t", 0).is_none(), "closed");
+        assert!(dir.path().join("t-0").exists(), "its data stays on disk");
+        assert!(replicas.partition("t", 1).is_some());
+
+        // A restart keeps it too: its topic still exists.
+        drop(p0);
+        let restarted = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        restarted.sync_with(&moved, true).expect("restart");
+        assert!(restarted.partition("t", 0).is_none());
+        assert!(
+            dir.path().join("t-0").exists(),
+            "start-up removed a live topic's data"
+        );
+
+        // Moved back: the old log reopens as it was.
+        let back = cluster_image(id, &[(1, &[1], 2), (1, &[1], 0)], 3);
+        MetadataListener::apply(&restarted, &t_changed(), &back).expect("move back");
+        let p0 = restarted.partition("t", 0).expect("hosted again");
+        assert_eq!(p0.log().log_end_offset(), end);
+        drop(p0);
+
+        // Moved away again, then the topic is deleted: the data goes with it.
+        let away = cluster_image(id, &[(2, &[2], 3), (1, &[1], 0)], 4);
+        MetadataListener::apply(&restarted, &t_changed(), &away).expect("away");
+        let removed = MetadataDelta {
+            removed: BTreeMap::from([("t".to_owned(), id)]),
+            ..MetadataDelta::default()
+        };
+        let empty = MetadataImage {
+            next_offset: 5,
+            ..MetadataImage::default()
+        };
+        MetadataListener::apply(&restarted, &removed, &empty).expect("delete t");
+        assert!(
+            !dir.path().join("t-0").exists(),
+            "a deleted topic's data stayed"
+        );
+        assert!(!dir.path().join("t-1").exists());
+    }
+
+    #[test]
+    fn leader_partition_answers_kafkas_errors_for_what_this_node_does_not_lead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let image = cluster_image(
+            Uuid::new_v4(),
+            &[(1, &[1], 3), (2, &[2, 1], 3), (3, &[3], 3), (-1, &[1], 3)],
+            1,
+        );
+        replicas.sync_with(&image, true).expect("sync");
+        let get = |index, epoch, require_leader| {
+            replicas
+                .leader_partition(&image, "t", index, epoch, require_leader)
+                .map(|p| p.tp.partition)
+        };
+        assert_eq!(get(0, NO_LEADER_EPOCH, true), Ok(0));
+        assert_eq!(get(0, 3, true), Ok(0));
+        assert_eq!(
+            get(0, 2, true),
+            Err(LeaderError::FencedLeaderEpoch {
+                requested: 2,
+                current: 3
+            })
+        );
+        assert_eq!(
+            get(0, 4, true),
+            Err(LeaderError::UnknownLeaderEpoch {
+                requested: 4,
+                current: 3
+            })
+        );
+        // A follower here, a partition led elsewhere, one with no leader.
+        assert_eq!(
+            get(1, NO_LEADER_EPOCH, true),
+            Err(LeaderError::NotLeaderOrFollower)
+        );
+        assert_eq!(
+            get(2, NO_LEADER_EPOCH, true),
+            Err(LeaderError::NotLeaderOrFollower)
+        );
+        assert_eq!(
+            get(3, NO_LEADER_EPOCH, true),
+            Err(LeaderError::NotLeaderOrFollower)
+        );
+        // A follower may answer when the caller allows it.
+        assert_eq!(get(1, NO_LEADER_EPOCH, false), Ok(1));
+        assert_eq!(
+            get(9, NO_LEADER_EPOCH, true),
+            Err(LeaderError::UnknownTopicOrPartition)
+        );
+        assert_eq!(
+            replicas
+                .leader_partition(&image, "nope", 0, NO_LEADER_EPOCH, true)
+                .map(|p| p.tp.partition),
+            Err(LeaderError::UnknownTopicOrPartition)
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! DeleteRecords (21): advance partitions' log start offsets.
+//! DeleteRecords (21): advance partitions' log start offsets. Only the
+//! partition's leader does it (NOT_LEADER_OR_FOLLOWER elsewhere).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,33 +12,41 @@ use sluice_protocol::messages::delete_records::{
 };
 
 use super::RequestContext;
-use sluice_replica::ReplicaManager;
+use sluice_metadata::MetadataImage;
+use sluice_replica::{NO_LEADER_EPOCH, ReplicaManager};
 
 /// Kafka's "delete everything up to the high watermark" marker.
 const HIGH_WATERMARK: i64 = -1;
 
-/// Handles DeleteRecords.
+/// Handles DeleteRecords: partitions resolve through `replicas` (this
+/// broker must lead them) and `image` (what exists).
 pub fn handle(
     replicas: &Arc<ReplicaManager>,
+    image: &Arc<MetadataImage>,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DeleteRecordsRequest,
 ) -> impl Future<Output = DeleteRecordsResponse> + Send + 'static {
     let replicas = Arc::clone(replicas);
+    let image = Arc::clone(image);
     async move {
         let mut topics = Vec::with_capacity(request.topics.len());
         for t in request.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in t.partitions {
-                let (error_code, low_watermark) = match replicas
-                    .partition(&t.name, p.partition_index)
-                {
-                    None => (code::UNKNOWN_TOPIC_OR_PARTITION, -1),
+                let (error_code, low_watermark) = match replicas.leader_partition(
+                    &image,
+                    &t.name,
+                    p.partition_index,
+                    NO_LEADER_EPOCH,
+                    true,
+                ) {
+                    Err(e) => (e.kafka_error_code(), -1),
                     // Kafka's ReplicaManager refuses this the same way.
-                    Some(_) if sluice_metadata::controller::is_internal_topic(&t.name) => {
+                    Ok(_) if sluice_metadata::controller::is_internal_topic(&t.name) => {
                         (code::INVALID_TOPIC_EXCEPTION, -1)
                     }
-                    Some(partition) => {
+                    Ok(partition) => {
                         let hw = partition.high_watermark();
                         let target = if p.offset == HIGH_WATERMARK {
                             hw
@@ -119,21 +128,29 @@ mod tests {
             timeout_ms: 1_000,
             ..Default::default()
         };
-        let response = handle(&broker.replicas, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let result = &response.topics[0].partitions[0];
         assert_eq!(result.error_code, code::INVALID_TOPIC_EXCEPTION);
         assert_eq!(result.low_watermark, -1);
     }
 
-    /// DeleteRecords of `t`-`partition` up to `offset`, against partitions alone.
-    async fn delete(
-        replicas: &Arc<ReplicaManager>,
+    /// DeleteRecords of `topic`-`partition` up to `offset`.
+    async fn delete_in(
+        (replicas, image): (&Arc<ReplicaManager>, &Arc<MetadataImage>),
+        topic: &str,
         partition: i32,
         offset: i64,
     ) -> DeleteRecordsPartitionResult {
         let request = DeleteRecordsRequest {
             topics: vec![DeleteRecordsTopic {
-                name: "t".to_owned(),
+                name: topic.to_owned(),
                 partitions: vec![DeleteRecordsPartition {
                     partition_index: partition,
                     offset,
@@ -143,15 +160,51 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(21, 2);
-        let mut response = handle(replicas, &testing::ctx(), &header, request).await;
+        let mut response = handle(replicas, image, &testing::ctx(), &header, request).await;
         response.topics.remove(0).partitions.remove(0)
+    }
+
+    /// DeleteRecords of `t`-`partition` up to `offset`, against partitions alone.
+    async fn delete(
+        (replicas, image): &(Arc<ReplicaManager>, Arc<MetadataImage>),
+        partition: i32,
+        offset: i64,
+    ) -> DeleteRecordsPartitionResult {
+        delete_in((replicas, image), "t", partition, offset).await
+    }
+
+    #[tokio::test]
+    async fn only_the_leader_deletes_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        let image = node.image();
+        let pieces = (&node.replicas, &image);
+        let led = node.partition(testing::SPREAD, 0);
+        testing::append(&led, &testing::batch(2)).await;
+        let follower = node.partition(testing::SPREAD, 1);
+        testing::append(&follower, &testing::batch(2)).await;
+        let result = delete_in(pieces, testing::SPREAD, 0, 1).await;
+        assert_eq!((result.error_code, result.low_watermark), (code::NONE, 1));
+        for index in [1, 2, 3] {
+            let result = delete_in(pieces, testing::SPREAD, index, 1).await;
+            assert_eq!(
+                (result.error_code, result.low_watermark),
+                (code::NOT_LEADER_OR_FOLLOWER, -1),
+                "partition {index}"
+            );
+        }
+        assert_eq!(follower.log().log_start_offset(), 0, "a follower deleted");
+        let result = delete_in(pieces, testing::SPREAD, 9, 1).await;
+        assert_eq!(result.error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
     }
 
     #[tokio::test]
     async fn deleting_up_to_an_offset_moves_the_log_start_there() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
-        let partition = replicas.partition("t", 0).expect("hosted");
+        let replicas = testing::hosted(dir.path(), &[("t", 1)]);
+        let partition = replicas.0.partition("t", 0).expect("hosted");
         for _ in 0..3 {
             testing::append(&partition, &testing::batch(2)).await;
         }
@@ -167,8 +220,8 @@ mod tests {
     #[tokio::test]
     async fn past_the_high_watermark_or_an_unknown_partition_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
-        let partition = replicas.partition("t", 0).expect("hosted");
+        let replicas = testing::hosted(dir.path(), &[("t", 1)]);
+        let partition = replicas.0.partition("t", 0).expect("hosted");
         testing::append(&partition, &testing::batch(2)).await;
         let result = delete(&replicas, 0, 3).await;
         assert_eq!(

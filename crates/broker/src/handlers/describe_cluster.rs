@@ -1,38 +1,47 @@
-//! DescribeCluster (60).
+//! DescribeCluster (60): the cluster id, the controller and the live
+//! brokers, as Metadata names them ([`super::cluster`]).
 
 use std::future::Future;
 
+use sluice_metadata::Controller;
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::describe_cluster::{
     DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse,
 };
 
-use super::{NodeInfo, RequestContext};
+use super::{NodeInfo, RequestContext, cluster};
 
-/// Handles DescribeCluster: this node is the whole cluster.
+/// Handles DescribeCluster: the brokers are `controller`'s image's live
+/// brokers (this node alone when none is registered), the controller is
+/// the metadata quorum's leader (this node without a quorum).
 pub fn handle(
+    controller: &Controller,
     node: NodeInfo,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> impl Future<Output = DescribeClusterResponse> + Send + 'static {
-    let node_id = node.node_id;
-    // endpoint_type 1 = brokers; 2 = controllers, which are the same node here.
+    let brokers = cluster::brokers(&controller.image(), &node)
+        .into_iter()
+        .map(|b| DescribeClusterBroker {
+            broker_id: b.node_id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        })
+        .collect();
+    // endpoint_type 1 = brokers; 2 = controllers. Every node is both until
+    // controllers and brokers can be separate processes, so both get the
+    // brokers.
     let response = DescribeClusterResponse {
         throttle_time_ms: 0,
         error_code: code::NONE,
         error_message: None,
         endpoint_type: request.endpoint_type,
         cluster_id: node.cluster_id,
-        controller_id: node_id,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: node_id,
-            host: node.host,
-            port: i32::from(node.port),
-            rack: None,
-            ..Default::default()
-        }],
+        controller_id: cluster::controller_id(controller, node.node_id),
+        brokers,
         cluster_authorized_operations: i32::MIN,
         ..Default::default()
     };
@@ -46,31 +55,79 @@ mod tests {
     use super::*;
     use crate::testing;
 
-    #[test]
-    fn this_node_is_the_only_broker_and_the_controller() {
-        let node = NodeInfo {
-            node_id: 7,
-            host: "kafka.example".to_owned(),
-            port: 19092,
-            cluster_id: "c-1".to_owned(),
-        };
+    fn describe(node: &testing::Node, endpoint_type: i8) -> DescribeClusterResponse {
         let request = DescribeClusterRequest {
-            endpoint_type: 2,
+            endpoint_type,
             ..Default::default()
         };
         let header = testing::header(60, 1);
-        let response = handle(node, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once");
+        handle(
+            &node.controller,
+            node.info(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once")
+    }
+
+    #[tokio::test]
+    async fn a_node_with_no_registered_broker_is_the_only_broker_and_the_controller() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let response = describe(&node, 2);
         assert_eq!(response.error_code, code::NONE);
-        assert_eq!(response.cluster_id, "c-1");
-        assert_eq!(response.controller_id, 7);
+        assert_eq!(response.cluster_id, "test");
+        assert_eq!(response.controller_id, testing::NODE_ID);
         assert_eq!(response.endpoint_type, 2);
         let brokers: Vec<_> = response
             .brokers
             .iter()
             .map(|b| (b.broker_id, b.host.as_str(), b.port))
             .collect();
-        assert_eq!(brokers, [(7, "kafka.example", 19092)]);
+        assert_eq!(brokers, [(testing::NODE_ID, "127.0.0.1", 9092)]);
+    }
+
+    #[tokio::test]
+    async fn lists_the_live_brokers_of_the_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::three_brokers(&node).await;
+        let response = describe(&node, 1);
+        let brokers: Vec<_> = response
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id, b.host.as_str(), b.port, b.rack.as_deref()))
+            .collect();
+        // Broker 4 is registered but fenced: not listed.
+        assert_eq!(
+            brokers,
+            [
+                (1, "host-1", 9001, Some("rack-1")),
+                (2, "host-2", 9002, Some("rack-2")),
+                (3, "host-3", 9003, None),
+            ]
+        );
+        // A local metadata log has no quorum: this node is the controller.
+        assert_eq!(response.controller_id, testing::NODE_ID);
+    }
+
+    #[tokio::test]
+    async fn the_controller_is_the_metadata_quorums_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let controller = testing::controller_led_by(&node, 3);
+        let header = testing::header(60, 0);
+        let response = handle(
+            &controller,
+            node.info(),
+            &testing::ctx(),
+            &header,
+            DescribeClusterRequest::default(),
+        )
+        .now_or_never()
+        .expect("answers at once");
+        assert_eq!(response.controller_id, 3);
     }
 }

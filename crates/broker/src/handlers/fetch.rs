@@ -8,6 +8,12 @@
 //! `records` field is never null (librdkafka rejects a -1 length). Waiting
 //! is driven by the partitions' high-watermark notifications, never by
 //! polling on a timer.
+//!
+//! Only the partition's leader serves a consumer: a partition this broker
+//! does not lead is NOT_LEADER_OR_FOLLOWER, and a `current_leader_epoch`
+//! (v9+) older than ours FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+//! From v16 (KIP-951) the first two carry the current leader and epoch,
+//! with that leader's endpoint in `node_endpoints`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,25 +25,32 @@ use sluice_log::LogError;
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::fetch::{
-    FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
+    FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use uuid::Uuid;
 
-use super::RequestContext;
+use super::{RequestContext, cluster};
 use sluice_metadata::MetadataImage;
-use sluice_replica::{Partition, ReplicaManager};
+use sluice_replica::{LeaderError, Partition, ReplicaManager};
 
 /// Longest long-poll we honour, whatever the client asks: a bound on how
 /// long a request can pin its connection's response queue.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// First Fetch version whose responses carry `CurrentLeader` hints and
+/// `NodeEndpoints` (KIP-951; `CurrentLeader` exists from v12, for KRaft).
+const MIN_LEADER_HINT_VERSION: i16 = 16;
 
 /// One partition the request asked for.
 struct Wanted {
     partition_index: i32,
     fetch_offset: i64,
     partition_max_bytes: i32,
-    /// The hosted partition, or the error to report.
+    /// The partition this broker leads, or the error to report.
     target: Result<Arc<Partition>, i16>,
+    /// KIP-951's `current_leader` for a refused partition (v16+).
+    current_leader: Option<(i32, i32)>,
 }
 
 struct WantedTopic {
@@ -58,6 +71,7 @@ pub fn handle(
     request: FetchRequest,
 ) -> impl Future<Output = FetchResponse> + Send + 'static {
     let version = header.request_api_version;
+    let mut hints = cluster::LeaderHints::default();
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
@@ -80,16 +94,32 @@ pub fn handle(
             let partitions = t
                 .partitions
                 .into_iter()
-                .map(|p| Wanted {
-                    partition_index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                    target: match &name {
+                .map(|p| {
+                    let mut current_leader = None;
+                    let target = match &name {
                         Some(n) => replicas
-                            .partition(n, p.partition)
-                            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
+                            .leader_partition(image, n, p.partition, p.current_leader_epoch, true)
+                            .map_err(|e| {
+                                let hinted = matches!(
+                                    e,
+                                    LeaderError::NotLeaderOrFollower
+                                        | LeaderError::FencedLeaderEpoch { .. }
+                                );
+                                if hinted && version >= MIN_LEADER_HINT_VERSION {
+                                    current_leader =
+                                        Some(hints.leader_of(replicas, image, n, p.partition));
+                                }
+                                e.kafka_error_code()
+                            }),
                         None => Err(topic_error),
-                    },
+                    };
+                    Wanted {
+                        partition_index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: p.partition_max_bytes,
+                        target,
+                        current_leader,
+                    }
                 })
                 .collect();
             WantedTopic {
@@ -107,6 +137,15 @@ pub fn handle(
     // isolation_level 1 (read_committed): stop at the last stable offset
     // and list the aborted transactions in the returned range.
     let read_committed = request.isolation_level == 1;
+    let node_endpoints: Vec<NodeEndpoint> = hints
+        .into_endpoints()
+        .map(|b| NodeEndpoint {
+            node_id: b.node_id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        })
+        .collect();
 
     async move {
         let deadline = tokio::time::Instant::now() + max_wait;
@@ -122,10 +161,11 @@ pub fn handle(
             for w in &mut waits {
                 w.as_mut().enable();
             }
-            let (response, bytes, any_error) =
+            let (mut response, bytes, any_error) =
                 read_all(&topics, max_bytes, version, read_committed);
             let now = tokio::time::Instant::now();
             if bytes >= min_bytes || any_error || now >= deadline || waits.is_empty() {
+                response.node_endpoints = node_endpoints;
                 return response;
             }
             tokio::select! {
@@ -197,7 +237,16 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
     };
     let partition = match &w.target {
         Ok(p) => p,
-        Err(error_code) => return empty(*error_code),
+        Err(error_code) => {
+            let mut data = empty(*error_code);
+            if let Some((leader_id, leader_epoch)) = w.current_leader {
+                data.current_leader = LeaderIdAndEpoch {
+                    leader_id,
+                    leader_epoch,
+                };
+            }
+            return data;
+        }
     };
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log().log_start_offset();
@@ -411,6 +460,155 @@ mod tests {
         .await;
         let sizes = record_bytes(&response);
         assert!(sizes.iter().all(|&s| s > 0 && s <= 1000), "{sizes:?}");
+    }
+
+    /// Fetch in a cluster: only the leader serves, leader epochs are
+    /// checked, and v16 names the current leader (KIP-951).
+    mod cluster {
+        use sluice_protocol::messages::fetch::{FetchPartition, FetchTopic};
+
+        use super::super::*;
+        use crate::testing::{self, Node, SPREAD};
+
+        async fn cluster_node(dir: &std::path::Path) -> (Node, Uuid) {
+            let node = testing::node_in(dir).await;
+            testing::three_brokers(&node).await;
+            let topic_id = testing::spread_topic(&node).await;
+            (node, topic_id)
+        }
+
+        /// Fetches `(partition, current_leader_epoch)` of [`SPREAD`] at
+        /// `version` (by id from v13); answers with (index, error code,
+        /// current leader, its epoch) per partition and the response.
+        async fn fetch_spread(
+            node: &Node,
+            topic_id: Uuid,
+            version: i16,
+            partitions: &[(i32, i32)],
+        ) -> (Vec<(i32, i16, i32, i32)>, FetchResponse) {
+            let request = FetchRequest {
+                max_wait_ms: 0,
+                min_bytes: 0,
+                max_bytes: i32::MAX,
+                topics: vec![FetchTopic {
+                    topic: SPREAD.to_owned(),
+                    topic_id,
+                    partitions: partitions
+                        .iter()
+                        .map(|&(partition, current_leader_epoch)| FetchPartition {
+                            partition,
+                            current_leader_epoch,
+                            fetch_offset: 0,
+                            partition_max_bytes: i32::MAX,
+                            ..Default::default()
+                        })
+                        .collect(),
+                }],
+                ..Default::default()
+            };
+            let header = testing::header(1, version);
+            let response = handle(
+                &node.replicas,
+                &node.image(),
+                u32::MAX,
+                &testing::ctx(),
+                &header,
+                request,
+            )
+            .await;
+            let got = response.responses[0]
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.error_code,
+                        p.current_leader.leader_id,
+                        p.current_leader.leader_epoch,
+                    )
+                })
+                .collect();
+            (got, response)
+        }
+
+        #[tokio::test]
+        async fn only_the_leader_serves_and_v16_names_the_current_leader() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (node, topic_id) = cluster_node(dir.path()).await;
+            let leader = node.partition(SPREAD, 0);
+            testing::append(&leader, &testing::batch(2)).await;
+            let every = [(0, -1), (1, -1), (2, -1), (3, -1), (4, -1), (5, -1)];
+            let (got, response) = fetch_spread(&node, topic_id, 16, &every).await;
+            assert_eq!(
+                got,
+                [
+                    (0, code::NONE, -1, -1),
+                    (1, code::NOT_LEADER_OR_FOLLOWER, 2, 5),
+                    (2, code::NOT_LEADER_OR_FOLLOWER, 3, 7),
+                    (3, code::NOT_LEADER_OR_FOLLOWER, -1, 2),
+                    (4, code::NOT_LEADER_OR_FOLLOWER, 4, 1),
+                    (5, code::NOT_LEADER_OR_FOLLOWER, 9, 4),
+                ]
+            );
+            let data = &response.responses[0].partitions;
+            assert!(!data[0].records.is_empty(), "the leader serves its data");
+            assert!(data[1..].iter().all(|p| p.records.is_empty()));
+            let endpoints: Vec<_> = response
+                .node_endpoints
+                .iter()
+                .map(|e| (e.node_id, e.host.as_str(), e.port, e.rack.as_deref()))
+                .collect();
+            assert_eq!(
+                endpoints,
+                [
+                    (2, "host-2", 9002, Some("rack-2")),
+                    (3, "host-3", 9003, None)
+                ]
+            );
+        }
+
+        #[tokio::test]
+        async fn below_v16_a_refusal_carries_no_leader_hint() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (node, topic_id) = cluster_node(dir.path()).await;
+            for version in [12, 15] {
+                let (got, response) =
+                    fetch_spread(&node, topic_id, version, &[(1, -1), (2, -1), (0, 1)]).await;
+                assert_eq!(
+                    got,
+                    [
+                        (1, code::NOT_LEADER_OR_FOLLOWER, -1, -1),
+                        (2, code::NOT_LEADER_OR_FOLLOWER, -1, -1),
+                        (0, code::FENCED_LEADER_EPOCH, -1, -1),
+                    ],
+                    "v{version}"
+                );
+                assert!(response.node_endpoints.is_empty(), "v{version}");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_stale_leader_epoch_is_fenced_and_a_newer_one_unknown() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (node, topic_id) = cluster_node(dir.path()).await;
+            // Partition 0 is led here at epoch 3.
+            let (got, response) =
+                fetch_spread(&node, topic_id, 16, &[(0, 2), (0, 4), (0, 3)]).await;
+            assert_eq!(
+                got,
+                [
+                    // Fenced: told where the leader is (here, at epoch 3).
+                    (0, code::FENCED_LEADER_EPOCH, 1, 3),
+                    (0, code::UNKNOWN_LEADER_EPOCH, -1, -1),
+                    (0, code::NONE, -1, -1),
+                ]
+            );
+            let endpoints: Vec<_> = response.node_endpoints.iter().map(|e| e.node_id).collect();
+            assert_eq!(endpoints, [1]);
+            // A follower's epoch is checked before its leadership, as in Kafka.
+            let (got, _) = fetch_spread(&node, topic_id, 16, &[(1, 4)]).await;
+            assert_eq!(got, [(1, code::FENCED_LEADER_EPOCH, 2, 5)]);
+        }
     }
 
     /// Fetch against partitions alone: a replica manager and an image

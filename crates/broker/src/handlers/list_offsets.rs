@@ -1,4 +1,9 @@
 //! ListOffsets (2): earliest, latest, by timestamp, and max timestamp.
+//!
+//! Answered by the partition's leader only (NOT_LEADER_OR_FOLLOWER
+//! elsewhere), except for a debugging client (`replica_id` -2), which a
+//! follower answers too, as in Kafka. `current_leader_epoch` (v4+) is
+//! checked as Fetch checks it.
 
 use std::future::Future;
 
@@ -9,6 +14,7 @@ use sluice_protocol::messages::list_offsets::{
 };
 
 use super::RequestContext;
+use sluice_metadata::MetadataImage;
 use sluice_replica::ReplicaManager;
 
 /// Kafka's special timestamps.
@@ -18,9 +24,14 @@ const MAX_TIMESTAMP: i64 = -3;
 /// KIP-405: earliest offset still on local disk; without tiered storage it is the log start.
 const EARLIEST_LOCAL: i64 = -4;
 
-/// Handles ListOffsets.
+/// Kafka's `replica_id` of a debugging client, which may read a follower.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
+/// Handles ListOffsets: partitions resolve through `replicas` (this broker
+/// must lead them) and `image` (what exists).
 pub fn handle(
     replicas: &ReplicaManager,
+    image: &MetadataImage,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: ListOffsetsRequest,
@@ -29,6 +40,7 @@ pub fn handle(
     // read_committed (isolation_level 1) sees offsets up to the last stable
     // offset only, as Kafka does.
     let read_committed = request.isolation_level == 1;
+    let require_leader = request.replica_id != DEBUGGING_REPLICA_ID;
     let topics = request
         .topics
         .into_iter()
@@ -37,12 +49,18 @@ pub fn handle(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let mut r = match replicas.partition(&t.name, p.partition_index) {
-                        None => ListOffsetsPartitionResponse {
-                            error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+                    let mut r = match replicas.leader_partition(
+                        image,
+                        &t.name,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                        require_leader,
+                    ) {
+                        Err(e) => ListOffsetsPartitionResponse {
+                            error_code: e.kafka_error_code(),
                             ..not_found()
                         },
-                        Some(partition) => {
+                        Ok(partition) => {
                             let hw = if read_committed {
                                 partition.last_stable_offset()
                             } else {
@@ -149,7 +167,7 @@ mod tests {
 
     /// Asks for `timestamps` on `partition` of `t`; one answer per timestamp.
     fn list(
-        replicas: &ReplicaManager,
+        (replicas, image): &Hosted,
         version: i16,
         isolation_level: i8,
         partition: i32,
@@ -172,7 +190,7 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(2, version);
-        let response = handle(replicas, &testing::ctx(), &header, request)
+        let response = handle(replicas, image, &testing::ctx(), &header, request)
             .now_or_never()
             .expect("answers at once");
         response
@@ -186,14 +204,98 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000;
 
+    /// Hosted partitions and the image describing them.
+    type Hosted = (
+        std::sync::Arc<ReplicaManager>,
+        std::sync::Arc<MetadataImage>,
+    );
+
     /// `t`-0 holding records stamped T0, T0+1000, T0+2000 at offsets 0, 1, 2.
-    async fn three_records(dir: &std::path::Path) -> std::sync::Arc<ReplicaManager> {
-        let (replicas, _) = testing::hosted(dir, &[("t", 1)]);
+    async fn three_records(dir: &std::path::Path) -> Hosted {
+        let (replicas, image) = testing::hosted(dir, &[("t", 1)]);
         let partition = replicas.partition("t", 0).expect("hosted");
         for i in 0..3 {
             testing::append(&partition, &stamped(T0 + i * 1000)).await;
         }
-        replicas
+        (replicas, image)
+    }
+
+    /// ListOffsets LATEST of `(partition, current_leader_epoch)` of
+    /// [`testing::SPREAD`] from `replica_id`; (index, error, offset) each.
+    fn list_spread(
+        node: &testing::Node,
+        replica_id: i32,
+        partitions: &[(i32, i32)],
+    ) -> Vec<(i32, i16, i64)> {
+        let request = ListOffsetsRequest {
+            replica_id,
+            topics: vec![ListOffsetsTopic {
+                name: testing::SPREAD.to_owned(),
+                partitions: partitions
+                    .iter()
+                    .map(
+                        |&(partition_index, current_leader_epoch)| ListOffsetsPartition {
+                            partition_index,
+                            current_leader_epoch,
+                            timestamp: LATEST,
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            }],
+            ..Default::default()
+        };
+        let header = testing::header(2, 8);
+        let response = handle(
+            &node.replicas,
+            &node.image(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
+        response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.error_code, p.offset))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn only_the_leader_answers_a_client_and_a_follower_a_debugging_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        testing::append(&node.partition(testing::SPREAD, 0), &stamped(T0)).await;
+        let consumer = list_spread(&node, -1, &[(0, -1), (1, -1), (2, -1), (3, -1), (9, -1)]);
+        assert_eq!(
+            consumer,
+            [
+                (0, code::NONE, 1),
+                (1, code::NOT_LEADER_OR_FOLLOWER, -1),
+                (2, code::NOT_LEADER_OR_FOLLOWER, -1),
+                (3, code::NOT_LEADER_OR_FOLLOWER, -1),
+                (9, code::UNKNOWN_TOPIC_OR_PARTITION, -1),
+            ]
+        );
+        // replica_id -2: a follower hosted here answers; one not hosted cannot.
+        let debugging = list_spread(&node, DEBUGGING_REPLICA_ID, &[(1, -1), (2, -1)]);
+        assert_eq!(
+            debugging,
+            [(1, code::NONE, 0), (2, code::NOT_LEADER_OR_FOLLOWER, -1)]
+        );
+        // Partition 0 is at leader epoch 3.
+        let epochs = list_spread(&node, -1, &[(0, 2), (0, 4), (0, 3)]);
+        assert_eq!(
+            epochs,
+            [
+                (0, code::FENCED_LEADER_EPOCH, -1),
+                (0, code::UNKNOWN_LEADER_EPOCH, -1),
+                (0, code::NONE, 1),
+            ]
+        );
     }
 
     #[tokio::test]
@@ -269,7 +371,7 @@ mod tests {
     async fn read_committed_latest_is_the_last_stable_offset() {
         let dir = tempfile::tempdir().expect("tempdir");
         let replicas = three_records(dir.path()).await;
-        let partition = replicas.partition("t", 0).expect("hosted");
+        let partition = replicas.0.partition("t", 0).expect("hosted");
         let open_txn = sluice_records::BatchBuilder::new()
             .producer(9, 0, 0)
             .transactional(true)

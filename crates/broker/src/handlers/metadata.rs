@@ -1,4 +1,12 @@
 //! Metadata (3): brokers, topics and partition leaders; auto-creates topics.
+//!
+//! Brokers are the image's live brokers and the controller is the metadata
+//! quorum's leader ([`super::cluster`]). Each partition is described as the
+//! image has it (leader, epoch, replicas, ISR), with Kafka's KRaft rules for
+//! what clients cannot use: no leader (-1), or a leader that is fenced or
+//! not registered, is LEADER_NOT_AVAILABLE with leader -1; replicas on
+//! fenced or unregistered brokers are `offline_replicas`; and this node's
+//! own replica counts as offline while its log is (or failed to open).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,18 +18,19 @@ use sluice_protocol::messages::metadata::{
     MetadataResponseTopic,
 };
 
-use super::{NodeInfo, RequestContext};
+use super::{NodeInfo, RequestContext, cluster};
 use sluice_metadata::controller::{self, INTERNAL_TOPICS};
-use sluice_metadata::{Controller, MetadataImage, TopicImage};
+use sluice_metadata::{Controller, MetadataImage, PartitionImage, TopicImage};
 use sluice_replica::ReplicaManager;
 
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Handles Metadata. Topics come from `controller`'s image, which also
-/// creates missing ones when `auto_create` (`auto.create.topics.enable`)
-/// and the request allow it; `replicas` tells online partitions from
-/// offline ones; `node` is the only broker listed.
+/// Handles Metadata. Topics and brokers come from `controller`'s image,
+/// which also creates missing topics when `auto_create`
+/// (`auto.create.topics.enable`) and the request allow it; `replicas`
+/// tells this node's online partitions from offline ones; `node` is this
+/// node (listed alone when no broker is registered).
 pub fn handle(
     controller: &Arc<Controller>,
     replicas: &Arc<ReplicaManager>,
@@ -47,31 +56,42 @@ pub fn handle(
             ),
         };
         let allow_auto_create = auto_create && (version < 4 || request.allow_auto_topic_creation);
+        let node_id = node.node_id;
         let mut topics = Vec::new();
         match wanted {
             None => {
                 let image = controller.image();
-                topics.extend(image.topics.values().map(|t| topic_response(&replicas, t)));
+                topics.extend(
+                    image
+                        .topics
+                        .values()
+                        .map(|t| topic_response(&replicas, &image, node_id, t)),
+                );
             }
             Some(names) => {
                 for name in names {
                     topics.push(
-                        lookup_or_create(&controller, &replicas, name, allow_auto_create).await,
+                        lookup_or_create(&controller, &replicas, node_id, name, allow_auto_create)
+                            .await,
                     );
                 }
             }
         }
+        // Brokers from the image as it is now, after any auto-creation.
+        let brokers = cluster::brokers(&controller.image(), &node)
+            .into_iter()
+            .map(|b| MetadataResponseBroker {
+                node_id: b.node_id,
+                host: b.host,
+                port: b.port,
+                rack: b.rack,
+            })
+            .collect();
         MetadataResponse {
             throttle_time_ms: 0,
-            brokers: vec![MetadataResponseBroker {
-                node_id: node.node_id,
-                host: node.host,
-                port: i32::from(node.port),
-                rack: None,
-                ..Default::default()
-            }],
+            brokers,
             cluster_id: Some(node.cluster_id),
-            controller_id: node.node_id,
+            controller_id: cluster::controller_id(&controller, node_id),
             topics,
             cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
             ..Default::default()
@@ -91,6 +111,7 @@ fn resolve_name(
 async fn lookup_or_create(
     controller: &Arc<Controller>,
     replicas: &ReplicaManager,
+    node_id: i32,
     name: Option<String>,
     allow_auto_create: bool,
 ) -> MetadataResponseTopic {
@@ -100,8 +121,9 @@ async fn lookup_or_create(
             ..empty_topic(None)
         };
     };
-    if let Some(topic) = controller.image().topics.get(&name) {
-        return topic_response(replicas, topic);
+    let image = controller.image();
+    if let Some(topic) = image.topics.get(&name) {
+        return topic_response(replicas, &image, node_id, topic);
     }
     if let Err(e) = controller::validate_topic_name(&name) {
         return MetadataResponseTopic {
@@ -117,7 +139,7 @@ async fn lookup_or_create(
     }
     match controller.auto_create_topic(&name).await {
         Ok(()) => match controller.image().topics.get(&name) {
-            Some(topic) => topic_response(replicas, topic),
+            Some(topic) => topic_response(replicas, &controller.image(), node_id, topic),
             None => MetadataResponseTopic {
                 error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
                 ..empty_topic(Some(name))
@@ -141,38 +163,16 @@ fn empty_topic(name: Option<String>) -> MetadataResponseTopic {
     }
 }
 
-fn topic_response(replicas: &ReplicaManager, topic: &TopicImage) -> MetadataResponseTopic {
+fn topic_response(
+    replicas: &ReplicaManager,
+    image: &MetadataImage,
+    node_id: i32,
+    topic: &TopicImage,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
-        .map(|(&index, p)| {
-            // A partition whose log failed to open, or failed since (a
-            // write or fsync error, a full disk), is offline, not absent.
-            // Kafka (KRaft) reports a partition whose only replica sits on
-            // an offline log dir as LEADER_NOT_AVAILABLE with no leader and
-            // that replica in offline_replicas; so do we.
-            let online = replicas
-                .partition(&topic.name, index)
-                .is_some_and(|hosted| !hosted.is_offline());
-            MetadataResponsePartition {
-                error_code: if online {
-                    code::NONE
-                } else {
-                    code::LEADER_NOT_AVAILABLE
-                },
-                partition_index: index,
-                leader_id: if online { p.leader } else { -1 },
-                leader_epoch: p.leader_epoch,
-                replica_nodes: p.replicas.clone(),
-                isr_nodes: p.isr.clone(),
-                offline_replicas: if online {
-                    Vec::new()
-                } else {
-                    p.replicas.clone()
-                },
-                ..Default::default()
-            }
-        })
+        .map(|(&index, p)| partition_response(replicas, image, node_id, &topic.name, index, p))
         .collect();
     MetadataResponseTopic {
         error_code: code::NONE,
@@ -182,6 +182,49 @@ fn topic_response(replicas: &ReplicaManager, topic: &TopicImage) -> MetadataResp
         partitions,
         topic_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
         ..Default::default()
+    }
+}
+
+/// One partition as clients should see it (Kafka's
+/// `KRaftMetadataCache.getPartitionMetadata`, without the listener checks:
+/// every broker has the one listener).
+fn partition_response(
+    replicas: &ReplicaManager,
+    image: &MetadataImage,
+    node_id: i32,
+    topic: &str,
+    index: i32,
+    p: &PartitionImage,
+) -> MetadataResponsePartition {
+    // This node's replica is offline while its log is: one whose log failed
+    // to open, or failed since (a write or fsync error, a full disk), is
+    // offline, not absent. Kafka (KRaft) reports a replica on an offline
+    // log dir in offline_replicas, and a leader there as unavailable.
+    let local_offline = p.replicas.contains(&node_id)
+        && replicas
+            .partition(topic, index)
+            .is_none_or(|hosted| hosted.is_offline());
+    let offline_replicas: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|&r| (r == node_id && local_offline) || !cluster::is_live(image, r))
+        .collect();
+    let leader_available = p.leader >= 0
+        && cluster::is_live(image, p.leader)
+        && !(p.leader == node_id && local_offline);
+    MetadataResponsePartition {
+        error_code: if leader_available {
+            code::NONE
+        } else {
+            code::LEADER_NOT_AVAILABLE
+        },
+        partition_index: index,
+        leader_id: if leader_available { p.leader } else { -1 },
+        leader_epoch: p.leader_epoch,
+        replica_nodes: p.replicas.clone(),
+        isr_nodes: p.isr.clone(),
+        offline_replicas,
     }
 }
 
@@ -268,6 +311,109 @@ mod tests {
             [(0, code::NONE, info.node_id), (1, code::NONE, info.node_id)]
         );
         assert!(topic(&response, "__consumer_offsets").is_internal);
+    }
+
+    #[tokio::test]
+    async fn lists_the_live_brokers_and_each_partition_as_the_image_has_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        for version in [1, 12] {
+            let response = metadata(&node, false, version, request(None, false)).await;
+            let brokers: Vec<_> = response
+                .brokers
+                .iter()
+                .map(|b| (b.node_id, b.host.as_str(), b.port, b.rack.as_deref()))
+                .collect();
+            // Broker 4 is fenced and 9 was never registered: not listed.
+            assert_eq!(
+                brokers,
+                [
+                    (1, "host-1", 9001, Some("rack-1")),
+                    (2, "host-2", 9002, Some("rack-2")),
+                    (3, "host-3", 9003, None),
+                ],
+                "v{version}"
+            );
+        }
+        let response = metadata(&node, false, 12, request(None, false)).await;
+        assert_eq!(
+            response.controller_id,
+            testing::NODE_ID,
+            "no quorum: this node"
+        );
+        let partitions: Vec<_> = topic(&response, testing::SPREAD)
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.error_code,
+                    p.leader_id,
+                    p.leader_epoch,
+                    p.replica_nodes.clone(),
+                    p.isr_nodes.clone(),
+                    p.offline_replicas.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            partitions,
+            [
+                (0, code::NONE, 1, 3, vec![1, 2], vec![1], vec![]),
+                (1, code::NONE, 2, 5, vec![2, 1], vec![2], vec![]),
+                (2, code::NONE, 3, 7, vec![3, 2], vec![3], vec![]),
+                // No leader; its other replica is on fenced broker 4.
+                (
+                    3,
+                    code::LEADER_NOT_AVAILABLE,
+                    -1,
+                    2,
+                    vec![2, 4],
+                    vec![],
+                    vec![4]
+                ),
+                // Led by a fenced broker, then by one never registered.
+                (
+                    4,
+                    code::LEADER_NOT_AVAILABLE,
+                    -1,
+                    1,
+                    vec![4, 1],
+                    vec![4],
+                    vec![4]
+                ),
+                (
+                    5,
+                    code::LEADER_NOT_AVAILABLE,
+                    -1,
+                    4,
+                    vec![9],
+                    vec![9],
+                    vec![9]
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_controller_is_the_metadata_quorums_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let controller = testing::controller_led_by(&node, 2);
+        let header = testing::header(3, 12);
+        let response = handle(
+            &controller,
+            &node.replicas,
+            node.info(),
+            false,
+            &testing::ctx(),
+            &header,
+            request(None, false),
+        )
+        .await;
+        assert_eq!(response.controller_id, 2);
     }
 
     #[tokio::test]

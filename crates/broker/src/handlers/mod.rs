@@ -18,6 +18,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod admin_configs;
 mod api_versions;
+mod cluster;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -171,7 +172,9 @@ fn route_request(
         ) => {
             match body {
                 RequestBody::Produce(request) => {
-                    let future = produce::handle(&b.replicas, &b.txn, &ctx, &header, request);
+                    let future = produce::handle(
+                        &b.replicas, &b.metadata.image(), &b.txn, &ctx, &header, request,
+                    );
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let response = future.await?;
@@ -194,10 +197,12 @@ fn route_request(
             &b.replicas, &b.metadata.image(), b.config.limits.fetch_max_bytes,
             &ctx, &header, r,
         ),
-        ListOffsets(r) => list_offsets::handle(&b.replicas, &ctx, &header, r),
+        ListOffsets(r) => list_offsets::handle(&b.replicas, &b.metadata.image(), &ctx, &header, r),
         DescribeConfigs(r) => admin_configs::describe(&b.metadata.image(), &b.config, &ctx, &header, r),
-        DescribeCluster(r) => describe_cluster::handle(node_info(b), &ctx, &header, r),
-        OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&b.replicas, &ctx, &header, r),
+        DescribeCluster(r) => describe_cluster::handle(&b.controller, node_info(b), &ctx, &header, r),
+        OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(
+            &b.replicas, &b.metadata.image(), &ctx, &header, r,
+        ),
         FindCoordinator(r) => find_coordinator::handle(&b.groups, node_info(b), &ctx, &header, r),
         JoinGroup(r) => join_group::handle(&b.groups, &ctx, &header, r),
         SyncGroup(r) => sync_group::handle(&b.groups, &ctx, &header, r),
@@ -220,7 +225,9 @@ fn route_request(
         ),
         DescribeTransactions(r) => describe_transactions::handle(&b.txn, &ctx, &header, r),
         ListTransactions(r) => list_transactions::handle(&b.txn, &ctx, &header, r),
-        DescribeProducers(r) => describe_producers::handle(&b.replicas, &ctx, &header, r);
+        DescribeProducers(r) => describe_producers::handle(
+            &b.replicas, &b.metadata.image(), &ctx, &header, r,
+        );
         // Multi-step changes to durable state (metadata log, transaction
         // state, markers): each must run to the end once started, or it
         // leaves a record in a log that the in-memory state never applied.
@@ -228,7 +235,9 @@ fn route_request(
         CreateTopics(r) => create_topics::handle(&b.controller, &b.config.log, &ctx, &header, r),
         DeleteTopics(r) => delete_topics::handle(&b.controller, &ctx, &header, r),
         CreatePartitions(r) => create_partitions::handle(&b.controller, &ctx, &header, r),
-        DeleteRecords(r) => delete_records::handle(&b.replicas, &ctx, &header, r),
+        DeleteRecords(r) => delete_records::handle(
+            &b.replicas, &b.metadata.image(), &ctx, &header, r,
+        ),
         AlterConfigs(r) => admin_configs::alter(&b.controller, &ctx, &header, r),
         IncrementalAlterConfigs(r) => admin_configs::incremental_alter(&b.controller, &ctx, &header, r),
         InitProducerId(r) => init_producer_id::handle(&b.txn, &b.producer_ids, &ctx, &header, r),

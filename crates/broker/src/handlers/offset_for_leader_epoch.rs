@@ -1,5 +1,6 @@
 //! OffsetForLeaderEpoch (23): where a leader epoch ends, for log truncation
-//! after a leader change.
+//! after a leader change. Only the partition's leader answers; the
+//! request's `current_leader_epoch` is checked first, as Kafka does.
 
 use std::future::Future;
 
@@ -11,11 +12,14 @@ use sluice_protocol::messages::offset_for_leader_epoch::{
 };
 
 use super::RequestContext;
+use sluice_metadata::MetadataImage;
 use sluice_replica::ReplicaManager;
 
-/// Handles OffsetForLeaderEpoch.
+/// Handles OffsetForLeaderEpoch: partitions resolve through `replicas`
+/// (this broker must lead them) and `image` (what exists).
 pub fn handle(
     replicas: &ReplicaManager,
+    image: &MetadataImage,
     _ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetForLeaderEpochRequest,
@@ -35,16 +39,17 @@ pub fn handle(
                         end_offset,
                         ..Default::default()
                     };
-                    let Some(partition) = replicas.partition(&t.topic, p.partition) else {
-                        return result(code::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
+                    let partition = match replicas.leader_partition(
+                        image,
+                        &t.topic,
+                        p.partition,
+                        p.current_leader_epoch,
+                        true,
+                    ) {
+                        Ok(partition) => partition,
+                        Err(e) => return result(e.kafka_error_code(), -1, -1),
                     };
                     let current = partition.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
-                        return result(code::FENCED_LEADER_EPOCH, -1, -1);
-                    }
-                    if p.current_leader_epoch > current {
-                        return result(code::UNKNOWN_LEADER_EPOCH, -1, -1);
-                    }
                     match partition.log().leader_epoch_end_offset(p.leader_epoch) {
                         // The current epoch ends at the log end.
                         Some((epoch, _)) if epoch == current => {
@@ -77,7 +82,10 @@ mod tests {
     use crate::testing;
 
     fn ask(
-        replicas: &ReplicaManager,
+        (replicas, image): &(
+            std::sync::Arc<ReplicaManager>,
+            std::sync::Arc<MetadataImage>,
+        ),
         partition: i32,
         current_leader_epoch: i32,
         leader_epoch: i32,
@@ -95,34 +103,86 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(23, 4);
-        let mut response = handle(replicas, &testing::ctx(), &header, request)
+        let mut response = handle(replicas, image, &testing::ctx(), &header, request)
             .now_or_never()
             .expect("answers at once");
         response.topics.remove(0).partitions.remove(0)
     }
 
     #[tokio::test]
+    async fn only_the_leader_answers_and_checks_the_epoch_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        let request = OffsetForLeaderEpochRequest {
+            replica_id: -1,
+            topics: vec![OffsetForLeaderTopic {
+                topic: testing::SPREAD.to_owned(),
+                partitions: [(0, 3), (1, -1), (2, -1), (3, -1), (9, -1), (1, 9)]
+                    .into_iter()
+                    .map(
+                        |(partition, current_leader_epoch)| OffsetForLeaderPartition {
+                            partition,
+                            current_leader_epoch,
+                            leader_epoch: 0,
+                        },
+                    )
+                    .collect(),
+            }],
+            ..Default::default()
+        };
+        let header = testing::header(23, 4);
+        let response = handle(
+            &node.replicas,
+            &node.image(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
+        let got: Vec<_> = response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.error_code))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, code::NONE),
+                (1, code::NOT_LEADER_OR_FOLLOWER),
+                (2, code::NOT_LEADER_OR_FOLLOWER),
+                (3, code::NOT_LEADER_OR_FOLLOWER),
+                (9, code::UNKNOWN_TOPIC_OR_PARTITION),
+                // A follower here at epoch 5 sees epoch 9 as unknown first.
+                (1, code::UNKNOWN_LEADER_EPOCH),
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn the_current_epoch_ends_at_the_log_end() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
-        let partition = replicas.partition("t", 0).expect("hosted");
+        let hosted = testing::hosted(dir.path(), &[("t", 1)]);
+        let partition = hosted.0.partition("t", 0).expect("hosted");
         testing::append(&partition, &testing::batch(4)).await;
-        let answer = ask(&replicas, 0, 0, 0);
+        let answer = ask(&hosted, 0, 0, 0);
         assert_eq!(answer.error_code, code::NONE);
         assert_eq!((answer.leader_epoch, answer.end_offset), (0, 4));
         // No current epoch given (-1): not checked.
-        let answer = ask(&replicas, 0, -1, 0);
+        let answer = ask(&hosted, 0, -1, 0);
         assert_eq!((answer.leader_epoch, answer.end_offset), (0, 4));
     }
 
     #[tokio::test]
     async fn a_newer_current_epoch_is_unknown_and_a_missing_partition_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (replicas, _) = testing::hosted(dir.path(), &[("t", 1)]);
-        let answer = ask(&replicas, 0, 3, 0);
+        let hosted = testing::hosted(dir.path(), &[("t", 1)]);
+        let answer = ask(&hosted, 0, 3, 0);
         assert_eq!(answer.error_code, code::UNKNOWN_LEADER_EPOCH);
         assert_eq!((answer.leader_epoch, answer.end_offset), (-1, -1));
-        let answer = ask(&replicas, 4, 0, 0);
+        let answer = ask(&hosted, 4, 0, 0);
         assert_eq!(answer.error_code, code::UNKNOWN_TOPIC_OR_PARTITION);
         assert_eq!(answer.partition, 4);
     }
@@ -144,6 +204,7 @@ mod tests {
             p.leader_epoch = 2;
         }
         replicas.sync_with(&next, false).expect("sync");
+        let replicas = (replicas, std::sync::Arc::new(next));
         assert_eq!(partition.leader_epoch(), 2);
         testing::append(&partition, &testing::batch(3)).await;
 

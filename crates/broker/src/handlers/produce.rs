@@ -9,6 +9,12 @@
 //! to the largest record timestamp. A refused batch fails its partition
 //! with the Kafka code, a message, and per-record errors (v8+).
 //!
+//! Only the partition's leader appends: a partition this broker does not
+//! lead (a follower here, led elsewhere, or with no leader) is refused with
+//! NOT_LEADER_OR_FOLLOWER, and from v10 (KIP-951) the refusal names the
+//! current leader and epoch, with that leader's endpoint in
+//! `node_endpoints`, so the producer can go there without asking Metadata.
+//!
 //! Appends happen when the request is dispatched, in request order, so two
 //! pipelined produce requests on one connection land in the order they were
 //! sent. The returned future waits for durability (group commit) and for
@@ -26,16 +32,17 @@ use sluice_log::{AppendInfo, LogError, ProducerError};
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::produce::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    ProduceRequest, ProduceResponse, TopicProduceResponse,
 };
 use sluice_records::{
     MAX_DECOMPRESSED_BYTES, RecordsError, ValidationConfig, validate_producer_batch,
 };
 
-use super::{RequestContext, now_ms};
+use super::{RequestContext, cluster, now_ms};
 use sluice_coordinator::TransactionCoordinator;
-use sluice_replica::{Partition, ReplicaManager};
+use sluice_metadata::MetadataImage;
+use sluice_replica::{LeaderError, NO_LEADER_EPOCH, Partition, ReplicaManager};
 
 /// Oldest Produce version we accept; v0-2 use message formats 0 and 1,
 /// which Kafka 4 also refuses while still advertising them.
@@ -44,6 +51,10 @@ const MIN_ACCEPTED_VERSION: i16 = 3;
 /// First Produce version that may carry zstd batches (KIP-110); older
 /// requests using it get UNSUPPORTED_COMPRESSION_TYPE, as in Kafka.
 const MIN_ZSTD_VERSION: i16 = 7;
+
+/// First Produce version whose responses carry `CurrentLeader` and
+/// `NodeEndpoints` (KIP-951).
+const MIN_LEADER_HINT_VERSION: i16 = 10;
 
 /// One partition's outcome after the append step.
 enum Appended {
@@ -61,6 +72,9 @@ struct Refusal {
     message: Option<String>,
     /// `record_errors` (v8+): (index of the record in its batch, message).
     record_errors: Vec<(i32, String)>,
+    /// `current_leader` (v10+, KIP-951): the leader and epoch to go to
+    /// instead, for NOT_LEADER_OR_FOLLOWER.
+    current_leader: Option<(i32, i32)>,
 }
 
 impl Refusal {
@@ -69,14 +83,18 @@ impl Refusal {
             error_code,
             message,
             record_errors: Vec::new(),
+            current_leader: None,
         }
     }
 }
 
 /// Handles Produce. Appends now; the future commits and answers.
+/// Partitions resolve through `replicas` (this broker must lead them) and
+/// `image` (what exists, and who leads what this broker does not).
 /// Transactional batches are checked against `txn` (KIP-890) first.
 pub fn handle(
     replicas: &ReplicaManager,
+    image: &MetadataImage,
     txn: &TransactionCoordinator,
     ctx: &RequestContext,
     header: &RequestHeader,
@@ -86,6 +104,7 @@ pub fn handle(
     let acks = request.acks;
     let transactional_id = request.transactional_id.clone();
     let now = now_ms();
+    let mut hints = cluster::LeaderHints::default();
     let mut topics: Vec<(String, Vec<(i32, Appended)>)> =
         Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -101,16 +120,33 @@ pub fn handle(
                     code::INVALID_REQUIRED_ACKS,
                     Some(format!("acks must be -1, 0 or 1, got {acks}")),
                 ))
-            } else if let Err(e) = verify_transactional(
-                txn,
-                transactional_id.as_deref(),
-                &topic.name,
-                p.index,
-                &p.records,
-            ) {
-                Appended::Err(Refusal::new(e.code(), Some(e.to_string())))
             } else {
-                append_one(replicas, &topic.name, p.index, p.records, version, now)
+                match replicas.leader_partition(image, &topic.name, p.index, NO_LEADER_EPOCH, true)
+                {
+                    Err(e) => {
+                        let mut refusal = Refusal::new(
+                            e.kafka_error_code(),
+                            Some(format!("{}-{}: {e}", topic.name, p.index)),
+                        );
+                        if e == LeaderError::NotLeaderOrFollower
+                            && version >= MIN_LEADER_HINT_VERSION
+                        {
+                            refusal.current_leader =
+                                Some(hints.leader_of(replicas, image, &topic.name, p.index));
+                        }
+                        Appended::Err(refusal)
+                    }
+                    Ok(partition) => match verify_transactional(
+                        txn,
+                        transactional_id.as_deref(),
+                        &topic.name,
+                        p.index,
+                        &p.records,
+                    ) {
+                        Err(e) => Appended::Err(Refusal::new(e.code(), Some(e.to_string()))),
+                        Ok(()) => append_one(partition, p.records, version, now),
+                    },
+                }
             };
             if let Appended::Err(refusal) = &outcome {
                 tracing::debug!(
@@ -135,6 +171,15 @@ pub fn handle(
         .filter_map(|(_, outcome)| match outcome {
             Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
             Appended::Err(..) => None,
+        })
+        .collect();
+    let node_endpoints: Vec<NodeEndpoint> = hints
+        .into_endpoints()
+        .map(|b| NodeEndpoint {
+            node_id: b.node_id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
         })
         .collect();
     async move {
@@ -174,25 +219,18 @@ pub fn handle(
         Some(ProduceResponse {
             responses,
             throttle_time_ms: 0,
-            ..Default::default()
+            node_endpoints,
         })
     }
 }
 
+/// Validates `records` and appends them to `partition`, which this broker leads.
 fn append_one(
-    replicas: &ReplicaManager,
-    topic: &str,
-    index: i32,
+    partition: Arc<Partition>,
     records: bytes::Bytes,
     version: i16,
     now: i64,
 ) -> Appended {
-    let Some(partition) = replicas.partition(topic, index) else {
-        return Appended::Err(Refusal::new(
-            code::UNKNOWN_TOPIC_OR_PARTITION,
-            Some(format!("{topic}-{index} does not exist")),
-        ));
-    };
     if let Err(refusal) = check_produce_records(&records, version) {
         tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
             "records refused: {}", refusal.message.as_deref().unwrap_or(""));
@@ -375,6 +413,7 @@ fn batch_refusal(batch_index: usize, e: &RecordsError) -> Refusal {
         error_code: e.kafka_error_code(),
         message: Some(format!("batch {batch_index}: {e}")),
         record_errors: e.record_errors(),
+        current_leader: None,
     }
 }
 
@@ -407,7 +446,13 @@ fn error_response(index: i32, refusal: Refusal) -> PartitionProduceResponse {
                 batch_index_error_message: Some(message),
             })
             .collect(),
-        ..Default::default()
+        current_leader: refusal.current_leader.map_or_else(
+            LeaderIdAndEpoch::default,
+            |(leader_id, leader_epoch)| LeaderIdAndEpoch {
+                leader_id,
+                leader_epoch,
+            },
+        ),
     }
 }
 

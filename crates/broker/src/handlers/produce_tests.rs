@@ -66,6 +66,7 @@ mod dropped_reply {
             let (header, request) = produce("t", partition, acks);
             let mut reply = Box::pin(handle(
                 &broker.replicas,
+                &broker.metadata.image(),
                 &broker.txn,
                 &testing::ctx(),
                 &header,
@@ -154,6 +155,7 @@ mod verification {
         let (header, request) = transactional_produce("tx", pid, epoch, 0);
         let response = handle(
             &broker.replicas,
+            &broker.metadata.image(),
             &broker.txn,
             &testing::ctx(),
             &header,
@@ -174,6 +176,7 @@ mod verification {
         let (header, request) = transactional_produce("tx", pid, epoch, 0);
         let response = handle(
             &broker.replicas,
+            &broker.metadata.image(),
             &broker.txn,
             &testing::ctx(),
             &header,
@@ -232,6 +235,7 @@ mod record_shape {
         };
         let response = handle(
             &broker.replicas,
+            &broker.metadata.image(),
             &broker.txn,
             &testing::ctx(),
             &header,
@@ -396,7 +400,15 @@ mod outcomes {
         request: ProduceRequest,
     ) -> Option<ProduceResponse> {
         let header = testing::header(0, version);
-        handle(&node.replicas, &node.txn, &testing::ctx(), &header, request).await
+        handle(
+            &node.replicas,
+            &node.image(),
+            &node.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
     }
 
     /// The partition responses, in request order.
@@ -567,5 +579,135 @@ mod outcomes {
         // No transactional id maps to this producer (KIP-890).
         assert_eq!(p.error_code, code::INVALID_PRODUCER_ID_MAPPING);
         assert_eq!(node.partition("t", 0).log().log_end_offset(), 0);
+    }
+}
+
+mod cluster {
+    //! Produce in a cluster: only the leader appends; from v10 a refusal
+    //! names the current leader and its endpoint (KIP-951).
+
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+
+    use super::super::*;
+    use crate::testing::{self, Node, SPREAD};
+
+    /// Produces one batch to each of `partitions` of [`SPREAD`] at `version`.
+    async fn produce_spread(node: &Node, version: i16, partitions: &[i32]) -> ProduceResponse {
+        let request = ProduceRequest {
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: SPREAD.to_owned(),
+                partition_data: partitions
+                    .iter()
+                    .map(|&index| PartitionProduceData {
+                        index,
+                        records: testing::batch(1),
+                    })
+                    .collect(),
+            }],
+            ..Default::default()
+        };
+        let header = testing::header(0, version);
+        handle(
+            &node.replicas,
+            &node.image(),
+            &node.txn,
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .expect("acks=-1 answers")
+    }
+
+    async fn cluster_node(dir: &std::path::Path) -> Node {
+        let node = testing::node_in(dir).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        node
+    }
+
+    #[tokio::test]
+    async fn only_the_leader_appends_and_v10_names_the_current_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = cluster_node(dir.path()).await;
+        let response = produce_spread(&node, 11, &[0, 1, 2, 3, 4, 5, 9]).await;
+        let got: Vec<_> = response.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.error_code,
+                    p.current_leader.leader_id,
+                    p.current_leader.leader_epoch,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, code::NONE, -1, -1),
+                // A follower here: its leader (2) and epoch, as it knows them.
+                (1, code::NOT_LEADER_OR_FOLLOWER, 2, 5),
+                // Led by 3, not hosted here: from the image.
+                (2, code::NOT_LEADER_OR_FOLLOWER, 3, 7),
+                // No leader at all.
+                (3, code::NOT_LEADER_OR_FOLLOWER, -1, 2),
+                // Led by fenced 4, and by unregistered 9.
+                (4, code::NOT_LEADER_OR_FOLLOWER, 4, 1),
+                (5, code::NOT_LEADER_OR_FOLLOWER, 9, 4),
+                (9, code::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+            ]
+        );
+        // Endpoints of the live leaders named, once each; none for the
+        // fenced or unregistered ones.
+        let endpoints: Vec<_> = response
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id, e.host.as_str(), e.port, e.rack.as_deref()))
+            .collect();
+        assert_eq!(
+            endpoints,
+            [
+                (2, "host-2", 9002, Some("rack-2")),
+                (3, "host-3", 9003, None)
+            ]
+        );
+        assert_eq!(node.partition(SPREAD, 0).log().log_end_offset(), 1);
+        assert_eq!(
+            node.partition(SPREAD, 1).log().log_end_offset(),
+            0,
+            "a follower appended a client's batch"
+        );
+    }
+
+    #[tokio::test]
+    async fn before_v10_the_refusal_carries_no_leader_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = cluster_node(dir.path()).await;
+        let response = produce_spread(&node, 9, &[1, 2]).await;
+        for p in &response.responses[0].partition_responses {
+            assert_eq!(p.error_code, code::NOT_LEADER_OR_FOLLOWER);
+            assert_eq!(p.current_leader, LeaderIdAndEpoch::default());
+        }
+        assert!(response.node_endpoints.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_leader_hints_reach_the_wire_at_v10_and_not_at_v9() {
+        use sluice_protocol::{Decode, Encode};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = cluster_node(dir.path()).await;
+        let response = produce_spread(&node, 10, &[2]).await;
+        for (version, hinted) in [(10, true), (9, false)] {
+            let mut bytes = bytes::BytesMut::new();
+            response.encode(&mut bytes, version).expect("encodes");
+            let decoded = ProduceResponse::decode(&mut bytes.freeze(), version).expect("decodes");
+            let p = &decoded.responses[0].partition_responses[0];
+            assert_eq!(p.current_leader.leader_id == 3, hinted, "v{version}");
+            assert_eq!(decoded.node_endpoints.len() == 1, hinted, "v{version}");
+        }
     }
 }

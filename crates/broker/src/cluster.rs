@@ -98,6 +98,24 @@ impl ControllerService {
         *session
     }
 
+    /// Gives the cluster an id if it has none yet: this node's (the first
+    /// active controller's). Runs on the leader.
+    async fn ensure_cluster_id(&self, broker: &Broker) {
+        if broker.metadata.image().cluster_id.is_some() {
+            return;
+        }
+        let cluster_id = broker.cluster_id.clone();
+        let change = Box::new(move |image: &MetadataImage| {
+            Ok(match image.cluster_id {
+                Some(_) => Vec::new(),
+                None => vec![MetadataRecord::ClusterId { cluster_id }],
+            })
+        });
+        if let Err(e) = broker.controller.commit(change).await {
+            tracing::warn!("cannot record the cluster id: {}", e.message);
+        }
+    }
+
     /// Fences every live broker whose session lapsed. Runs on the leader.
     async fn expire_sessions(&self, broker: &Broker) {
         let timeout = Duration::from_millis(broker.config.broker.session_timeout_ms);
@@ -140,6 +158,12 @@ impl ControllerService {
                 port,
                 rack,
             } => {
+                if !self.quorum.is_member(broker_id) {
+                    return refused(
+                        codes::BROKER_ID_NOT_REGISTERED,
+                        &format!("node {broker_id} is not a member of the metadata quorum"),
+                    );
+                }
                 let registration = BrokerRegistration {
                     broker_id,
                     incarnation_id,
@@ -193,6 +217,14 @@ impl ControllerService {
                 }
             }
             ControlRequest::Import { records } => import(&broker, records).await,
+            ControlRequest::UnregisterBroker { broker_id } => {
+                match broker.controller.unregister_broker(broker_id).await {
+                    Ok(()) => ControlResponse::Committed {
+                        index: self.quorum.published_index(),
+                    },
+                    Err(e) => refused(e.code, &e.message),
+                }
+            }
         }
     }
 
@@ -313,6 +345,7 @@ pub async fn run_lifecycle(
             }
         };
         if quorum.is_leader() {
+            service.ensure_cluster_id(&broker).await;
             service.expire_sessions(&broker).await;
         }
     }
@@ -325,6 +358,7 @@ pub async fn run_lifecycle(
 /// cluster already has under the same id are skipped.
 pub async fn import_local_metadata(
     config: &crate::config::Config,
+    cluster_id: &str,
     quorum: &Quorum,
 ) -> Result<(), ApiError> {
     let dir = &config.data_dir;
@@ -335,7 +369,13 @@ pub async fn import_local_metadata(
     let local = LocalMetadataLog::open(dir).map_err(ApiError::from)?;
     let image = local.image();
     drop(local);
-    let records: Vec<Bytes> = sluice_metadata::snapshot::snapshot_records(&image)
+    // The cluster keeps this node's id, so clients that knew the single
+    // node see the same cluster.
+    let mut records = vec![MetadataRecord::ClusterId {
+        cluster_id: cluster_id.to_owned(),
+    }];
+    records.extend(sluice_metadata::snapshot::snapshot_records(&image));
+    let records: Vec<Bytes> = records
         .iter()
         .filter(|r| {
             !matches!(
@@ -348,7 +388,7 @@ pub async fn import_local_metadata(
         .map(|r| codec::encode(r).map(Bytes::from))
         .collect::<Result<_, _>>()
         .map_err(|e| ApiError::new(codes::UNKNOWN_SERVER_ERROR, e.to_string()))?;
-    if !records.is_empty() {
+    if !image.topics.is_empty() || image.next_producer_id > 0 {
         tracing::info!(
             topics = image.topics.len(),
             "adding this node's single-node metadata to the cluster"
@@ -468,6 +508,11 @@ fn import_records(
             }
             MetadataRecord::ProducerIds { next_producer_id } => {
                 if *next_producer_id <= image.next_producer_id {
+                    continue;
+                }
+            }
+            MetadataRecord::ClusterId { .. } => {
+                if image.cluster_id.is_some() {
                     continue;
                 }
             }

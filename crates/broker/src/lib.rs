@@ -82,7 +82,8 @@ impl Principal {
 pub struct Broker {
     /// The validated configuration.
     pub config: Config,
-    /// Cluster id reported in Metadata and DescribeCluster.
+    /// This data directory's cluster id: the one reported until the
+    /// metadata names the cluster's ([`Broker::cluster_id`]).
     pub cluster_id: String,
     /// The metadata log and its current image.
     pub metadata: Arc<dyn MetadataLog>,
@@ -166,6 +167,16 @@ impl Broker {
             txn,
             quorum,
         })
+    }
+
+    /// The cluster id clients see: the quorum's once it has one, else this
+    /// data directory's.
+    pub fn cluster_id(&self) -> String {
+        self.metadata
+            .image()
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| self.cluster_id.clone())
     }
 
     /// Replays `__consumer_offsets`, then `__transaction_state` (finishing

@@ -134,8 +134,56 @@ pub struct BrokerInfo {
     pub host: String,
     /// Advertised Kafka port.
     pub port: u16,
-    /// True for the broker answering this request.
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
+    /// True for the active controller.
     pub is_controller: bool,
+    /// A fenced broker leads nothing and is not shown to Kafka clients.
+    pub fenced: bool,
+}
+
+/// A member of the metadata quorum.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuorumNode {
+    /// Node id.
+    pub id: i32,
+    /// Controller listener address.
+    pub addr: String,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// Last entry the leader knows it has (on the leader only).
+    pub matched_index: Option<u64>,
+    /// Entries it is behind the leader's log (on the leader only).
+    pub lag: Option<u64>,
+}
+
+/// This node's view of the metadata quorum.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuorumInfo {
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub state: String,
+    /// The Raft leader (the active controller).
+    pub leader: Option<i32>,
+    /// Current term.
+    pub term: u64,
+    /// Last entry in this node's log.
+    pub last_log_index: Option<u64>,
+    /// Last entry applied to this node's image.
+    pub applied_index: Option<u64>,
+    /// Last entry this node's snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// Members, voters first.
+    pub nodes: Vec<QuorumNode>,
+}
+
+/// The metadata image this node serves from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetadataInfo {
+    /// How far the image has applied (next metadata offset or Raft index + 1).
+    pub next_offset: i64,
+    /// crc32c of the image's snapshot encoding: equal on nodes whose
+    /// images agree.
+    pub digest: String,
 }
 
 /// Cluster status.
@@ -149,8 +197,14 @@ pub struct ClusterStatus {
     pub version: String,
     /// Milliseconds since the broker started.
     pub uptime_ms: u64,
-    /// Every broker (one today).
+    /// Every registered broker (this one alone on a single node).
     pub brokers: Vec<BrokerInfo>,
+    /// The active controller.
+    pub controller_id: i32,
+    /// The metadata quorum, when this node is part of one.
+    pub quorum: Option<QuorumInfo>,
+    /// The image this node serves.
+    pub metadata: MetadataInfo,
     /// Topics, internal ones included.
     pub topic_count: usize,
     /// Partitions over all topics.
@@ -167,6 +221,28 @@ pub struct ClusterStatus {
     pub http_listener: String,
 }
 
+fn quorum_info(status: sluice_quorum::QuorumStatus) -> QuorumInfo {
+    QuorumInfo {
+        state: status.state,
+        leader: status.leader,
+        term: status.term,
+        last_log_index: status.last_log_index,
+        applied_index: status.applied_index,
+        snapshot_index: status.snapshot_index,
+        nodes: status
+            .nodes
+            .into_iter()
+            .map(|n| QuorumNode {
+                id: n.id,
+                addr: n.addr,
+                role: n.role,
+                matched_index: n.matched_index,
+                lag: n.lag,
+            })
+            .collect(),
+    }
+}
+
 /// Broker status: identity, uptime and totals.
 #[utoipa::path(get, operation_id = "cluster_status", path = "/v1/cluster", tag = "cluster",
     responses((status = 200, description = "Cluster status", body = ClusterStatus)))]
@@ -174,18 +250,47 @@ pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> 
     let broker = &state.broker;
     let image = broker.metadata.image();
     let partitions = broker.replicas.all();
-    let (host, port) = broker.advertised.clone();
-    axum::Json(ClusterStatus {
-        cluster_id: broker.cluster_id.clone(),
-        node_id: broker.config.node_id,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        uptime_ms: u64::try_from(broker.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        brokers: vec![BrokerInfo {
+    let controller_id = broker
+        .metadata
+        .controller_id()
+        .unwrap_or(broker.config.node_id);
+    let brokers = if image.brokers.is_empty() {
+        let (host, port) = broker.advertised.clone();
+        vec![BrokerInfo {
             node_id: broker.config.node_id,
             host,
             port,
+            rack: broker.config.broker.rack.clone(),
             is_controller: true,
-        }],
+            fenced: false,
+        }]
+    } else {
+        image
+            .brokers
+            .values()
+            .map(|b| BrokerInfo {
+                node_id: b.broker_id,
+                host: b.host.clone(),
+                port: u16::try_from(b.port).unwrap_or(0),
+                rack: b.rack.clone(),
+                is_controller: b.broker_id == controller_id,
+                fenced: b.fenced,
+            })
+            .collect()
+    };
+    axum::Json(ClusterStatus {
+        cluster_id: broker.cluster_id(),
+        node_id: broker.config.node_id,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_ms: u64::try_from(broker.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        brokers,
+        controller_id,
+        quorum: broker.quorum.as_ref().map(|q| quorum_info(q.status())),
+        metadata: MetadataInfo {
+            next_offset: image.next_offset,
+            digest: sluice_metadata::snapshot::image_digest(&image)
+                .map_or_else(|e| format!("unencodable: {e}"), |d| format!("{d:08x}")),
+        },
         topic_count: image.topics.len(),
         partition_count: image.topics.values().map(|t| t.partitions.len()).sum(),
         group_count: super::groups::group_count(broker),

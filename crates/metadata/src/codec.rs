@@ -28,6 +28,7 @@ const TYPE_PRODUCER_IDS: u8 = 5;
 const TYPE_REGISTER_BROKER: u8 = 6;
 const TYPE_FENCE_BROKER: u8 = 7;
 const TYPE_UNREGISTER_BROKER: u8 = 8;
+const TYPE_CLUSTER_ID: u8 = 9;
 const TYPE_BEGIN: u8 = 10;
 const TYPE_END: u8 = 11;
 const TYPE_ABORT: u8 = 12;
@@ -165,6 +166,10 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
             out.push(TYPE_UNREGISTER_BROKER);
             out.extend_from_slice(&broker_id.to_be_bytes());
         }
+        MetadataRecord::ClusterId { cluster_id } => {
+            out.push(TYPE_CLUSTER_ID);
+            put_str16(&mut out, cluster_id, "cluster_id")?;
+        }
     }
     Ok(out)
 }
@@ -259,6 +264,9 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
         },
         TYPE_UNREGISTER_BROKER => MetadataRecord::UnregisterBroker {
             broker_id: r.i32("broker_id")?,
+        },
+        TYPE_CLUSTER_ID => MetadataRecord::ClusterId {
+            cluster_id: r.str16("cluster_id")?,
         },
         TYPE_BEGIN => {
             return Ok(Decoded::Begin {
@@ -484,6 +492,7 @@ mod tests {
             (any::<i32>(), any::<bool>())
                 .prop_map(|(broker_id, fenced)| MetadataRecord::FenceBroker { broker_id, fenced }),
             any::<i32>().prop_map(|broker_id| MetadataRecord::UnregisterBroker { broker_id }),
+            "[A-Za-z0-9_-]{0,30}".prop_map(|cluster_id| MetadataRecord::ClusterId { cluster_id }),
         ]
     }
 

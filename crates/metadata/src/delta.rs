@@ -65,6 +65,8 @@ impl MetadataDelta {
                 | MetadataRecord::UnregisterBroker { broker_id } => {
                     delta.brokers.insert(*broker_id);
                 }
+                // Read from the image where it is reported; nothing follows it.
+                MetadataRecord::ClusterId { .. } => {}
             }
         }
         delta

@@ -83,6 +83,13 @@ pub enum MetadataRecord {
         /// The broker.
         broker_id: i32,
     },
+    /// The cluster's id, written once by the first active controller (a
+    /// former single node's own id when it grows into a cluster) so every
+    /// broker reports the same one.
+    ClusterId {
+        /// Kafka's cluster id (22 characters of URL-safe base64).
+        cluster_id: String,
+    },
 }
 
 /// A registered broker as the metadata describes it.
@@ -143,6 +150,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Registered brokers by id, fenced or not.
     pub brokers: BTreeMap<i32, BrokerImage>,
+    /// The cluster's id, once the quorum has one (`None` on a single node,
+    /// which uses its data directory's).
+    pub cluster_id: Option<String>,
 }
 
 /// A record that contradicts the image it is applied to: a bug or a
@@ -287,6 +297,14 @@ impl MetadataImage {
                     .remove(broker_id)
                     .ok_or_else(|| fail(format!("no broker {broker_id}")))?;
             }
+            MetadataRecord::ClusterId { cluster_id } => match &self.cluster_id {
+                Some(current) if current != cluster_id => {
+                    return Err(fail(format!(
+                        "cluster id {cluster_id} cannot replace {current}"
+                    )));
+                }
+                _ => self.cluster_id = Some(cluster_id.clone()),
+            },
         }
         Ok(())
     }

@@ -60,6 +60,11 @@ pub enum SnapshotError {
 /// partitions and configs, then the producer id watermark.
 pub fn snapshot_records(image: &MetadataImage) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
+    if let Some(cluster_id) = &image.cluster_id {
+        records.push(MetadataRecord::ClusterId {
+            cluster_id: cluster_id.clone(),
+        });
+    }
     for topic in image.topics.values() {
         records.push(MetadataRecord::Topic {
             name: topic.name.clone(),
@@ -123,6 +128,12 @@ pub fn encode_snapshot(image: &MetadataImage) -> Result<Vec<u8>, CodecError> {
         out.extend_from_slice(&value);
     }
     Ok(out)
+}
+
+/// A checksum of everything the image holds (its snapshot's crc32c): two
+/// nodes whose images have applied the same records have the same digest.
+pub fn image_digest(image: &MetadataImage) -> Result<u32, CodecError> {
+    Ok(crc32c::crc32c(&encode_snapshot(image)?))
 }
 
 /// Rebuilds the image a snapshot holds.

@@ -300,6 +300,14 @@ impl Quorum {
         Some((id, node.addr.clone()))
     }
 
+    /// True if `node_id` is a voter or learner of the quorum.
+    pub fn is_member(&self, node_id: i32) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        u64::try_from(node_id)
+            .is_ok_and(|id| m.membership_config.membership().get_node(&id).is_some())
+    }
+
     /// The last entry this node applied and published.
     pub fn published_index(&self) -> u64 {
         *self.published.borrow()
@@ -392,14 +400,28 @@ impl Quorum {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
                 };
-                let first = self.raft.change_membership(change, false).await;
-                if is_voter && first.is_ok() {
+                let mut result = self.raft.change_membership(change, false).await;
+                if is_voter && result.is_ok() {
                     // Removing a voter leaves it a learner; drop it too.
                     let nodes = ChangeMembers::RemoveNodes(BTreeSet::from([node_id]));
-                    self.change(self.raft.change_membership(nodes, false).await)
-                } else {
-                    self.change(first)
+                    result = self.raft.change_membership(nodes, false).await;
                 }
+                if result.is_ok()
+                    && let Some(handler) = self.control.get()
+                {
+                    let unregister = ControlRequest::UnregisterBroker {
+                        broker_id: node_id as i32,
+                    };
+                    if let ControlResponse::Refused { message, .. } =
+                        handler.handle(unregister).await
+                    {
+                        tracing::info!(
+                            node_id,
+                            "node removed; its broker registration stays: {message}"
+                        );
+                    }
+                }
+                self.change(result)
             }
             Request::Control(request) => {
                 if !self.is_leader() {

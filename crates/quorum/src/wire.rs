@@ -146,6 +146,11 @@ pub enum ControlRequest {
         /// The request frame: header and body, without the length prefix.
         frame: Bytes,
     },
+    /// A node left the quorum: remove its broker registration too.
+    UnregisterBroker {
+        /// The node.
+        broker_id: i32,
+    },
     /// The first start of a node that was a single node before: the
     /// records that rebuild its metadata, to add to the cluster's.
     Import {

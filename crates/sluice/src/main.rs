@@ -6,6 +6,7 @@
 
 mod bench;
 mod chart;
+mod cluster;
 mod common;
 mod consume;
 mod group;
@@ -46,6 +47,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Measure produce, consume and end-to-end throughput and latency.
     Bench(bench::BenchArgs),
+    /// Show the metadata quorum; add (promote) and remove nodes.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => common::run(consume::run(args)),
         Command::Group(args) => common::run(group::run(args)),
         Command::Bench(args) => common::run(bench::run(args)),
+        Command::Cluster(args) => common::run(cluster::run(args)),
     }
 }
 

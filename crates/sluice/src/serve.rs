@@ -92,7 +92,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None => (local.ip().to_string(), local.port()),
     };
     let cluster_id = data_dir.cluster_id()?;
-    let quorum = start_quorum(&config).await?;
+    let quorum = start_quorum(&config, &cluster_id).await?;
     let broker = Arc::new(match &quorum {
         Some(q) => Broker::open_with(
             config,
@@ -152,7 +152,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 /// Starts this node's quorum member when `cluster.voters` is set, and on
 /// a former single node's first start in a cluster adds its metadata.
-async fn start_quorum(config: &Config) -> Result<Option<Arc<Quorum>>, ServeError> {
+async fn start_quorum(
+    config: &Config,
+    cluster_id: &str,
+) -> Result<Option<Arc<Quorum>>, ServeError> {
     let Some(voters) = config.voters()? else {
         return Ok(None);
     };
@@ -172,7 +175,7 @@ async fn start_quorum(config: &Config) -> Result<Option<Arc<Quorum>>, ServeError
     quorum_config.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
     quorum_config.snapshot_every_entries = config.cluster.snapshot_entries;
     let quorum = Quorum::start(quorum_config).await?;
-    cluster::import_local_metadata(config, &quorum)
+    cluster::import_local_metadata(config, cluster_id, &quorum)
         .await
         .map_err(ServeError::Import)?;
     Ok(Some(quorum))

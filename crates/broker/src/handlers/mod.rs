@@ -253,7 +253,7 @@ fn node_info(broker: &Broker) -> NodeInfo {
         node_id: broker.config.node_id,
         host: broker.advertised.0.clone(),
         port: broker.advertised.1,
-        cluster_id: broker.cluster_id.clone(),
+        cluster_id: broker.cluster_id(),
     }
 }
 

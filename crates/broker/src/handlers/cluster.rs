@@ -46,10 +46,16 @@ pub(crate) fn brokers(image: &MetadataImage, node: &NodeInfo) -> Vec<Endpoint> {
         .collect()
 }
 
-/// The controller clients see: the metadata quorum's leader, or this node
-/// when there is no quorum (it is its own controller) or no leader is known.
+/// The controller clients see: always this broker. Without a quorum it is
+/// its own controller; in a cluster it forwards every request that needs
+/// the active controller (KIP-590), so clients need not reach the quorum
+/// leader themselves. KRaft brokers answer the same way (a live broker,
+/// never the Raft leader), and that keeps admin clients working through a
+/// controller failover: a client told the old leader's id would send its
+/// next CreateTopics to a dead node and wait out its request timeout.
 pub(crate) fn controller_id(controller: &Controller, node_id: i32) -> i32 {
-    controller.log().controller_id().unwrap_or(node_id)
+    let _ = controller;
+    node_id
 }
 
 /// True if broker `id` can serve clients as far as the image knows:

@@ -114,7 +114,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_controller_is_the_metadata_quorums_leader() {
+    async fn the_controller_clients_see_is_this_broker_which_forwards() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
         let controller = testing::controller_led_by(&node, 3);
@@ -128,6 +128,10 @@ mod tests {
         )
         .now_or_never()
         .expect("answers at once");
-        assert_eq!(response.controller_id, 3);
+        assert_eq!(
+            response.controller_id,
+            testing::NODE_ID,
+            "the quorum leader is node 3, but clients talk to this broker"
+        );
     }
 }

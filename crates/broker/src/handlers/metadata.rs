@@ -398,7 +398,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_controller_is_the_metadata_quorums_leader() {
+    async fn the_controller_clients_see_is_this_broker_which_forwards() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
         let controller = testing::controller_led_by(&node, 2);
@@ -413,7 +413,11 @@ mod tests {
             request(None, false),
         )
         .await;
-        assert_eq!(response.controller_id, 2);
+        assert_eq!(
+            response.controller_id,
+            testing::NODE_ID,
+            "the quorum leader is node 2, but clients talk to this broker"
+        );
     }
 
     #[tokio::test]

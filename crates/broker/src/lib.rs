@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sluice_coordinator::{
-    Coordinators, GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator,
+    Coordinators, GroupCoordinator, InternalTopics, LeadershipListener, ProducerIdManager,
+    TransactionCoordinator,
 };
 use sluice_metadata::controller::ControllerConfig;
 use sluice_metadata::{Controller, LocalMetadataLog, MetadataError, MetadataListener, MetadataLog};
@@ -104,9 +105,11 @@ pub struct Broker {
 impl Broker {
     /// Opens the metadata log and every partition log under
     /// `config.data_dir` and wires the pieces: the replica manager follows
-    /// the controller's deltas, the coordinators reach their topics through
-    /// one [`InternalTopics`] handle. The coordinators are not loaded yet
-    /// ([`Broker::load_coordinators`]).
+    /// the controller's deltas, then the coordinators do (loading the
+    /// internal partitions this broker comes to lead, once the replica
+    /// manager has opened their logs), and the coordinators reach their
+    /// topics through one [`InternalTopics`] handle. The coordinators are
+    /// not loaded yet ([`Broker::load_coordinators`]).
     pub fn open(
         config: Config,
         cluster_id: String,
@@ -120,21 +123,34 @@ impl Broker {
             config.node_id,
         ));
         replicas.sync_with(&metadata.image(), true)?;
+        let leadership = Arc::new(LeadershipListener::new());
         let controller = Arc::new(Controller::new(
             Arc::clone(&metadata) as Arc<dyn MetadataLog>,
-            vec![Arc::clone(&replicas) as Arc<dyn MetadataListener>],
+            // Order matters: a partition's log is open before a coordinator
+            // replays it.
+            vec![
+                Arc::clone(&replicas) as Arc<dyn MetadataListener>,
+                Arc::clone(&leadership) as Arc<dyn MetadataListener>,
+            ],
             ControllerConfig {
                 node_id: config.node_id,
                 topics: config.topics.clone(),
                 log: config.log.clone(),
             },
         ));
-        let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
+        let topics = InternalTopics::new(
+            Arc::clone(&controller),
+            Arc::clone(&replicas),
+            config.node_id,
+        );
+        let coordinators =
+            Coordinators::new(config.groups.clone(), config.transactions.clone(), topics);
+        leadership.attach(&coordinators);
         let Coordinators {
             groups,
             producer_ids,
             txn,
-        } = Coordinators::new(config.groups.clone(), config.transactions.clone(), topics);
+        } = coordinators;
         Ok(Broker {
             config,
             cluster_id,
@@ -149,10 +165,12 @@ impl Broker {
         })
     }
 
-    /// Replays `__consumer_offsets`, then `__transaction_state` (finishing
-    /// a commit found half-done applies its offsets, so groups come first),
-    /// and starts the coordinators' timers in `tasks`, where they stop on
-    /// its shutdown signal.
+    /// Loads the partitions of `__consumer_offsets`, then of
+    /// `__transaction_state`, that this broker leads (every one on a single
+    /// node; finishing a commit found half-done applies its offsets, so
+    /// groups come first), and starts the coordinators' timers in `tasks`,
+    /// where they stop on its shutdown signal. From then on the
+    /// coordinators follow leadership changes in committed metadata.
     pub async fn load_coordinators(&self, tasks: &Tasks) -> Result<(), BrokerError> {
         self.groups.load(tasks)?;
         self.txn.load(tasks).await?;

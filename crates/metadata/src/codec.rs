@@ -459,7 +459,8 @@ mod tests {
                     value
                 }
             ),
-            id.clone().prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
+            id.clone()
+                .prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
             any::<i64>()
                 .prop_map(|next_producer_id| MetadataRecord::ProducerIds { next_producer_id }),
             (

@@ -1,7 +1,13 @@
 //! FindCoordinator (10): which broker coordinates a group (or transaction).
 //!
-//! A single node coordinates everything; for group keys the offsets topic
-//! is created first, so the coordinator is ready when the client arrives.
+//! Kafka's rule: the coordinator of a key is the leader of the internal
+//! partition the key hashes to (`__consumer_offsets` for groups,
+//! `__transaction_state` for transactional ids). The internal topic is
+//! created first if it does not exist, so the coordinator is ready when
+//! the client arrives. The answer names the leader as the metadata image
+//! registers it; a partition without a leader, or led by a broker that is
+//! not registered or is fenced, is COORDINATOR_NOT_AVAILABLE, and the
+//! client asks again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,23 +19,32 @@ use sluice_protocol::messages::find_coordinator::{
 };
 
 use super::{NodeInfo, RequestContext};
-use sluice_coordinator::GroupCoordinator;
+use sluice_coordinator::group::offsets_log::OFFSETS_TOPIC;
+use sluice_coordinator::txn::state_log::{TRANSACTION_STATE_TOPIC, partition_for};
+use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
+use sluice_metadata::{MetadataImage, MetadataLog};
 
 /// Kafka's key types: 0 group, 1 transaction.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// Handles FindCoordinator, single key (v0-3) or batched (v4+).
-/// A group key first makes sure `groups`' offsets topic exists; `node`
-/// is the answer.
+/// Handles FindCoordinator, single key (v0-3) or batched (v4+). The
+/// internal topic of the key type is created if missing (by `groups` or
+/// `txn`); the answer comes from `metadata`'s image after that. `node` is
+/// this broker, named when the image registers no broker at all (a
+/// single node that never joined a cluster).
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
+    txn: &Arc<TransactionCoordinator>,
+    metadata: &Arc<dyn MetadataLog>,
     node: NodeInfo,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> impl Future<Output = FindCoordinatorResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    let txn = Arc::clone(txn);
+    let metadata = Arc::clone(metadata);
     let version = header.request_api_version;
     async move {
         let keys = if version >= 4 {
@@ -39,28 +54,38 @@ pub fn handle(
         };
         let ready = match request.key_type {
             KEY_TYPE_GROUP => groups.ensure_offsets_topic().await,
-            KEY_TYPE_TRANSACTION => Ok(()),
+            KEY_TYPE_TRANSACTION => txn.ensure_topic().await.map_err(|e| e.code(false)),
             _ => Err(code::INVALID_REQUEST),
         };
+        let image = metadata.image();
         let coordinators: Vec<Coordinator> = keys
             .into_iter()
-            .map(|key| match ready {
-                Ok(()) => Coordinator {
-                    key,
-                    node_id: node.node_id,
-                    host: node.host.clone(),
-                    port: i32::from(node.port),
-                    error_code: code::NONE,
-                    error_message: None,
-                },
-                Err(error_code) => Coordinator {
-                    key,
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code,
-                    error_message: None,
-                },
+            .map(|key| {
+                let located = ready.and_then(|()| {
+                    let (topic, index) = match request.key_type {
+                        KEY_TYPE_GROUP => (OFFSETS_TOPIC, groups.partition_for(&key)),
+                        _ => (TRANSACTION_STATE_TOPIC, partition_for(&key)),
+                    };
+                    locate(&image, topic, index, &node)
+                });
+                match located {
+                    Ok((node_id, host, port)) => Coordinator {
+                        key,
+                        node_id,
+                        host,
+                        port,
+                        error_code: code::NONE,
+                        error_message: None,
+                    },
+                    Err(error_code) => Coordinator {
+                        key,
+                        node_id: -1,
+                        host: String::new(),
+                        port: -1,
+                        error_code,
+                        error_message: None,
+                    },
+                }
             })
             .collect();
         if version >= 4 {
@@ -81,6 +106,37 @@ pub fn handle(
     }
 }
 
+/// The broker (id, host, port) leading partition `index` of `topic`, or
+/// COORDINATOR_NOT_AVAILABLE. With no broker registered at all (a single
+/// node), the leader can only be this node, addressed as `node`.
+fn locate(
+    image: &MetadataImage,
+    topic: &str,
+    index: i32,
+    node: &NodeInfo,
+) -> Result<(i32, String, i32), i16> {
+    let leader = image
+        .topics
+        .get(topic)
+        .and_then(|t| t.partitions.get(&index))
+        .map_or(-1, |p| p.leader);
+    if leader < 0 {
+        return Err(code::COORDINATOR_NOT_AVAILABLE);
+    }
+    if image.brokers.is_empty() {
+        return if leader == node.node_id {
+            Ok((node.node_id, node.host.clone(), i32::from(node.port)))
+        } else {
+            Err(code::COORDINATOR_NOT_AVAILABLE)
+        };
+    }
+    // Kafka names only live brokers: a fenced one serves nothing.
+    match image.brokers.get(&leader) {
+        Some(b) if !b.fenced => Ok((b.broker_id, b.host.clone(), b.port)),
+        _ => Err(code::COORDINATOR_NOT_AVAILABLE),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +148,16 @@ mod tests {
         request: FindCoordinatorRequest,
     ) -> FindCoordinatorResponse {
         let header = testing::header(10, version);
-        handle(&node.groups, node.info(), &testing::ctx(), &header, request).await
+        handle(
+            &node.groups,
+            &node.txn,
+            &node.metadata,
+            node.info(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
     }
 
     #[tokio::test]

@@ -189,7 +189,9 @@ fn route_request(
         DescribeConfigs(r) => admin_configs::describe(&b.metadata.image(), &b.config, &ctx, &header, r),
         DescribeCluster(r) => describe_cluster::handle(node_info(b), &ctx, &header, r),
         OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&b.replicas, &ctx, &header, r),
-        FindCoordinator(r) => find_coordinator::handle(&b.groups, node_info(b), &ctx, &header, r),
+        FindCoordinator(r) => find_coordinator::handle(
+            &b.groups, &b.txn, &b.metadata, node_info(b), &ctx, &header, r,
+        ),
         JoinGroup(r) => join_group::handle(&b.groups, &ctx, &header, r),
         SyncGroup(r) => sync_group::handle(&b.groups, &ctx, &header, r),
         Heartbeat(r) => heartbeat::handle(&b.groups, &ctx, &header, r),

@@ -186,7 +186,7 @@ pub(crate) mod testing {
     use std::sync::Arc;
 
     use sluice_coordinator::{GroupCoordinator, ProducerIdManager, TransactionCoordinator};
-    use sluice_metadata::{Controller, MetadataImage, MetadataLog};
+    use sluice_metadata::{Controller, MetadataImage, MetadataLog, MetadataRecord};
     use sluice_replica::{Partition, ReplicaManager};
 
     use crate::Broker;
@@ -335,6 +335,62 @@ pub(crate) mod testing {
                 result.iter().all(|r| r.is_ok()),
                 "create {name}: {result:?}"
             );
+        }
+
+        /// Registers brokers `ids`, unfenced, as a cluster's controller
+        /// would: broker `id` listens on `broker-{id}:{9000 + id}`.
+        pub async fn register_brokers(&self, ids: &[i32]) {
+            let records: Vec<MetadataRecord> = ids
+                .iter()
+                .flat_map(|&broker_id| {
+                    [
+                        MetadataRecord::RegisterBroker {
+                            broker_id,
+                            incarnation_id: uuid::Uuid::new_v4(),
+                            epoch: 1,
+                            host: format!("broker-{broker_id}"),
+                            port: 9000 + broker_id,
+                            rack: None,
+                        },
+                        MetadataRecord::FenceBroker {
+                            broker_id,
+                            fenced: false,
+                        },
+                    ]
+                })
+                .collect();
+            self.commit(records).await;
+        }
+
+        /// Commits `records` as they are, through the controller, so every
+        /// listener (partitions, then coordinators) follows them.
+        pub async fn commit(&self, records: Vec<MetadataRecord>) {
+            self.controller
+                .commit(Box::new(move |_| Ok(records)))
+                .await
+                .expect("commit metadata");
+        }
+
+        /// Makes `leader` (-1: none) the leader of partition `index` of
+        /// `topic` with a new leader epoch, as a cluster's controller would
+        /// after a failover. This node stays a replica, so its log stays open.
+        pub async fn move_leader(&self, topic: &str, index: i32, leader: i32) {
+            let image = self.image();
+            let t = image.topics.get(topic).expect("topic exists");
+            let p = t.partitions.get(&index).expect("partition exists");
+            let mut replicas = vec![self.config.node_id];
+            if leader >= 0 && leader != self.config.node_id {
+                replicas.push(leader);
+            }
+            self.commit(vec![MetadataRecord::Partition {
+                topic_id: t.topic_id,
+                partition: index,
+                leader,
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: p.leader_epoch + 1,
+            }])
+            .await;
         }
 
         /// A hosted partition that must exist.

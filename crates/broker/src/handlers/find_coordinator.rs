@@ -235,4 +235,100 @@ mod tests {
             (code::INVALID_REQUEST, -1)
         );
     }
+
+    fn group_key(key: &str) -> FindCoordinatorRequest {
+        FindCoordinatorRequest {
+            key: key.to_owned(),
+            key_type: KEY_TYPE_GROUP,
+            ..Default::default()
+        }
+    }
+
+    fn answer(r: &FindCoordinatorResponse) -> (i16, i32, &str, i32) {
+        (r.error_code, r.node_id, r.host.as_str(), r.port)
+    }
+
+    /// In a cluster the coordinator is the leader of the key's partition,
+    /// addressed as the image registers it; without a live leader there is
+    /// none (COORDINATOR_NOT_AVAILABLE, and the client asks again).
+    #[tokio::test]
+    async fn a_group_key_names_the_leader_of_its_offsets_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.register_brokers(&[1, 2, 3]).await;
+        // The key's partition is created on the first lookup, led here.
+        let here = find(&node, 3, group_key("g")).await;
+        assert_eq!(answer(&here), (code::NONE, 1, "broker-1", 9001));
+
+        node.move_leader(OFFSETS_TOPIC, 0, 2).await;
+        let moved = find(&node, 3, group_key("g")).await;
+        assert_eq!(answer(&moved), (code::NONE, 2, "broker-2", 9002));
+
+        node.commit(vec![sluice_metadata::MetadataRecord::FenceBroker {
+            broker_id: 2,
+            fenced: true,
+        }])
+        .await;
+        let fenced = find(&node, 3, group_key("g")).await;
+        assert_eq!(
+            answer(&fenced),
+            (code::COORDINATOR_NOT_AVAILABLE, -1, "", -1)
+        );
+
+        node.commit(vec![sluice_metadata::MetadataRecord::UnregisterBroker {
+            broker_id: 2,
+        }])
+        .await;
+        let unknown = find(&node, 3, group_key("g")).await;
+        assert_eq!(unknown.error_code, code::COORDINATOR_NOT_AVAILABLE);
+
+        node.move_leader(OFFSETS_TOPIC, 0, -1).await;
+        let leaderless = find(&node, 1, group_key("g")).await;
+        assert_eq!(leaderless.error_code, code::COORDINATOR_NOT_AVAILABLE);
+    }
+
+    /// Batched keys (v4+) are located one by one: a transactional id whose
+    /// `__transaction_state` partition another broker leads is named with
+    /// that broker, the others with this one. The topic is created on the
+    /// first lookup, as for groups.
+    #[tokio::test]
+    async fn batched_transactional_keys_each_name_their_own_partition_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        node.register_brokers(&[1, 2, 3]).await;
+        assert!(!node.image().topics.contains_key(TRANSACTION_STATE_TOPIC));
+        let request = FindCoordinatorRequest {
+            key_type: KEY_TYPE_TRANSACTION,
+            coordinator_keys: vec!["tx-1".to_owned(), "tx-2".to_owned()],
+            ..Default::default()
+        };
+        let first = find(&node, 4, request.clone()).await;
+        assert!(node.image().topics.contains_key(TRANSACTION_STATE_TOPIC));
+        assert!(first.coordinators.iter().all(|c| c.node_id == 1));
+
+        assert_ne!(partition_for("tx-1"), partition_for("tx-2"));
+        node.move_leader(TRANSACTION_STATE_TOPIC, partition_for("tx-1"), 3)
+            .await;
+        let response = find(&node, 4, request).await;
+        let keys: Vec<_> = response
+            .coordinators
+            .iter()
+            .map(|c| {
+                (
+                    c.key.as_str(),
+                    c.error_code,
+                    c.node_id,
+                    c.host.as_str(),
+                    c.port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("tx-1", code::NONE, 3, "broker-3", 9003),
+                ("tx-2", code::NONE, 1, "broker-1", 9001)
+            ]
+        );
+    }
 }

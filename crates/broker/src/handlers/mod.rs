@@ -20,6 +20,8 @@ mod admin_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+#[cfg(test)]
+mod coordinator_tests;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;

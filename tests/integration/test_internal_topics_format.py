@@ -418,8 +418,6 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
         c.close()
 
 
-@pytest.mark.skipif(not os.environ.get("SLUICE_UPGRADE_FROM_BIN"),
-                    reason="set SLUICE_UPGRADE_FROM_BIN to a sluice binary that writes the JSON records")
 def test_a_transactional_id_with_a_negative_hash_lives_where_kafka_puts_it(broker_factory):
     """"my-txn".hashCode() is -1061187895: Kafka's Utils.abs places it in
     partition 45 of 50; masking the sign bit (what Sluice once did) gives 3."""
@@ -434,6 +432,8 @@ def test_a_transactional_id_with_a_negative_hash_lives_where_kafka_puts_it(broke
     assert placed == {45}
 
 
+@pytest.mark.skipif(not os.environ.get("SLUICE_UPGRADE_FROM_BIN"),
+                    reason="set SLUICE_UPGRADE_FROM_BIN to a sluice binary that writes the JSON records")
 def test_data_dir_with_json_records_upgrades_without_losing_an_offset(broker_factory, topic_name):
     """Offsets, a deleted group's tombstones and a committed transaction
     written by an older broker (JSON records) are all there after the new

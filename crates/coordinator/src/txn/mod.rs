@@ -996,7 +996,7 @@ impl TransactionCoordinator {
         if unfinished.is_empty() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        if tokio::runtime::Handle::try_current().is_err() {
             // Metadata is followed from the runtime's blocking threads; with
             // no runtime the expiry task finishes them once one runs.
             let mut deadlines = self.deadlines();
@@ -1004,10 +1004,12 @@ impl TransactionCoordinator {
                 deadlines.insert(id, now_ms());
             }
             return;
-        };
+        }
         let this = Arc::clone(self);
         // Markers and state writes; once begun they run to the end.
-        drop(runtime.spawn(async move { this.finish_loaded(unfinished).await }));
+        drop(spawn_detached("txn-finish-loaded", async move {
+            this.finish_loaded(unfinished).await
+        }));
     }
 
     /// Brings the owned partitions in line with `image`; returns the ids
@@ -1439,6 +1441,72 @@ mod tests {
         txn.end_txn("tx", pid, epoch, true)
             .await
             .expect("the replayed transaction commits");
+    }
+
+    /// A commit decided (`PrepareCommit` durable) while another broker led
+    /// the id's partition is finished by this broker once it leads the
+    /// partition again: the markers are written and the state completes.
+    #[tokio::test]
+    async fn a_prepared_commit_found_on_gaining_leadership_is_completed() {
+        const BOUND: Duration = Duration::from_secs(10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::register_brokers(&node, &[1, 2]).await;
+        testing::create_topic(&node, "t", 1).await;
+        let txn = &node.txn;
+        let (pid, epoch) = txn
+            .init_producer_id("tx", 60_000, None)
+            .await
+            .expect("init");
+        txn.add_to_txn("tx", pid, epoch, &[tp("t", 0)], None)
+            .await
+            .expect("add");
+        let mut prepared = txn
+            .get("tx")
+            .expect("slot")
+            .snapshot()
+            .await
+            .expect("state");
+        let index = partition_for("tx");
+        testing::move_leader(&node, TRANSACTION_STATE_TOPIC, index, 2).await;
+        // What broker 2 wrote before failing: the decision, no markers.
+        prepared.state = TxnState::PrepareCommit;
+        let state_partition = node
+            .replicas
+            .partition(TRANSACTION_STATE_TOPIC, index)
+            .expect("still a replica here");
+        let batch = state_log::batch("tx", Some(&prepared.to_record()), now_ms()).expect("batch");
+        let info = state_partition.append(batch, now_ms()).expect("append");
+        state_partition
+            .commit(info.last_offset + 1)
+            .await
+            .expect("commit");
+        let data = node.replicas.partition("t", 0).expect("data partition");
+        let before = data.high_watermark();
+
+        testing::move_leader(&node, TRANSACTION_STATE_TOPIC, index, 1).await;
+        tokio::time::timeout(BOUND, async {
+            loop {
+                let advanced = data.hw_advanced();
+                tokio::pin!(advanced);
+                advanced.as_mut().enable();
+                if data.high_watermark() > before {
+                    return;
+                }
+                advanced.await;
+            }
+        })
+        .await
+        .expect("the commit marker is written");
+        // The completion holds the id until its state is durable.
+        let meta = txn
+            .get("tx")
+            .expect("loaded")
+            .snapshot()
+            .await
+            .expect("state");
+        assert_eq!(meta.state, TxnState::CompleteCommit);
+        assert!(meta.partitions.is_empty());
     }
 
     /// While a partition is being loaded its ids answer

@@ -234,9 +234,15 @@ def java_string_hash(s: str) -> int:
     return h - (1 << 32) if h >= 1 << 31 else h
 
 
+def kafka_partition_for(key: str, partitions: int) -> int:
+    """Kafka's `Utils.abs(key.hashCode) % partitions` (abs maps MIN_VALUE to 0),
+    which places group ids and transactional ids alike."""
+    h = java_string_hash(key)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
 def offsets_partition_for(group: str) -> int:
-    h = java_string_hash(group)
-    return 0 if h == -(1 << 31) else abs(h) % OFFSETS_PARTITIONS
+    return kafka_partition_for(group, OFFSETS_PARTITIONS)
 
 
 # --------------------------------------------------------------------------
@@ -374,7 +380,7 @@ def test_transaction_state_records_are_kafkas_transaction_log(broker_factory, to
     producer.commit_transaction(DEADLINE_S)
     meta_source.close()
 
-    partition = (java_string_hash(txn_id) & 0x7FFFFFFF) % TXN_PARTITIONS
+    partition = kafka_partition_for(txn_id, TXN_PARTITIONS)
     states = []
     for _, key, value in read_raw(broker.bootstrap, "__transaction_state", [partition]):
         if parse_transaction_log_key(key) != txn_id:
@@ -410,6 +416,20 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
         return {tp.partition: tp.offset for tp in tps}
     finally:
         c.close()
+
+
+def test_a_transactional_id_with_a_negative_hash_lives_where_kafka_puts_it(broker_factory):
+    """"my-txn".hashCode() is -1061187895: Kafka's Utils.abs places it in
+    partition 45 of 50; masking the sign bit (what Sluice once did) gives 3."""
+    txn_id = "my-txn"
+    assert java_string_hash(txn_id) == -1061187895
+    assert kafka_partition_for(txn_id, TXN_PARTITIONS) == 45
+    broker = broker_factory.new(extra_args=ARGS)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": txn_id})
+    producer.init_transactions(DEADLINE_S)
+    placed = {p for p, key, _ in read_raw(broker.bootstrap, "__transaction_state", [3, 45])
+              if parse_transaction_log_key(key) == txn_id}
+    assert placed == {45}
 
 
 @pytest.mark.skipif(not os.environ.get("SLUICE_UPGRADE_FROM_BIN"),

@@ -33,7 +33,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sluice_coordinator::{
-    Coordinators, GroupCoordinator, InternalTopics, ProducerIdManager, TransactionCoordinator,
+    Coordinators, GroupCoordinator, InternalTopics, LeadershipListener, ProducerIdManager,
+    TransactionCoordinator,
 };
 use sluice_metadata::controller::ControllerConfig;
 use sluice_metadata::{Controller, LocalMetadataLog, MetadataError, MetadataListener, MetadataLog};
@@ -109,9 +110,11 @@ pub struct Broker {
 impl Broker {
     /// Opens the metadata log and every partition log under
     /// `config.data_dir` and wires the pieces: the replica manager follows
-    /// the controller's deltas, the coordinators reach their topics through
-    /// one [`InternalTopics`] handle. The coordinators are not loaded yet
-    /// ([`Broker::load_coordinators`]).
+    /// the controller's deltas, then the coordinators do (loading the
+    /// internal partitions this broker comes to lead, once the replica
+    /// manager has opened their logs), and the coordinators reach their
+    /// topics through one [`InternalTopics`] handle. The coordinators are
+    /// not loaded yet ([`Broker::load_coordinators`]).
     pub fn open(
         config: Config,
         cluster_id: String,
@@ -139,21 +142,38 @@ impl Broker {
         ));
         metadata.subscribe(Arc::clone(&replicas) as Arc<dyn MetadataListener>);
         replicas.sync_with(&metadata.image(), true)?;
+        let leadership = Arc::new(LeadershipListener::new());
+        // A quorum publishes every applied change itself, to its
+        // subscribers in this order (the controller publishes only on a
+        // single node).
+        metadata.subscribe(Arc::clone(&leadership) as Arc<dyn MetadataListener>);
         let controller = Arc::new(Controller::new(
             Arc::clone(&metadata),
-            vec![Arc::clone(&replicas) as Arc<dyn MetadataListener>],
+            // Order matters: a partition's log is open before a coordinator
+            // replays it.
+            vec![
+                Arc::clone(&replicas) as Arc<dyn MetadataListener>,
+                Arc::clone(&leadership) as Arc<dyn MetadataListener>,
+            ],
             ControllerConfig {
                 node_id: config.node_id,
                 topics: config.topics.clone(),
                 log: config.log.clone(),
             },
         ));
-        let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
+        let topics = InternalTopics::new(
+            Arc::clone(&controller),
+            Arc::clone(&replicas),
+            config.node_id,
+        );
+        let coordinators =
+            Coordinators::new(config.groups.clone(), config.transactions.clone(), topics);
+        leadership.attach(&coordinators);
         let Coordinators {
             groups,
             producer_ids,
             txn,
-        } = Coordinators::new(config.groups.clone(), config.transactions.clone(), topics);
+        } = coordinators;
         Ok(Broker {
             config,
             cluster_id,
@@ -179,10 +199,12 @@ impl Broker {
             .unwrap_or_else(|| self.cluster_id.clone())
     }
 
-    /// Replays `__consumer_offsets`, then `__transaction_state` (finishing
-    /// a commit found half-done applies its offsets, so groups come first),
-    /// and starts the coordinators' timers in `tasks`, where they stop on
-    /// its shutdown signal.
+    /// Loads the partitions of `__consumer_offsets`, then of
+    /// `__transaction_state`, that this broker leads (every one on a single
+    /// node; finishing a commit found half-done applies its offsets, so
+    /// groups come first), and starts the coordinators' timers in `tasks`,
+    /// where they stop on its shutdown signal. From then on the
+    /// coordinators follow leadership changes in committed metadata.
     pub async fn load_coordinators(&self, tasks: &Tasks) -> Result<(), BrokerError> {
         self.groups.load(tasks)?;
         self.txn.load(tasks).await?;
@@ -198,7 +220,7 @@ pub(crate) mod testing {
     use std::sync::Arc;
 
     use sluice_coordinator::{GroupCoordinator, ProducerIdManager, TransactionCoordinator};
-    use sluice_metadata::{Controller, MetadataImage, MetadataLog};
+    use sluice_metadata::{Controller, MetadataImage, MetadataLog, MetadataRecord};
     use sluice_replica::{Partition, ReplicaManager};
 
     use crate::Broker;
@@ -349,6 +371,62 @@ pub(crate) mod testing {
                 result.iter().all(|r| r.is_ok()),
                 "create {name}: {result:?}"
             );
+        }
+
+        /// Registers brokers `ids`, unfenced, as a cluster's controller
+        /// would: broker `id` listens on `broker-{id}:{9000 + id}`.
+        pub async fn register_brokers(&self, ids: &[i32]) {
+            let records: Vec<MetadataRecord> = ids
+                .iter()
+                .flat_map(|&broker_id| {
+                    [
+                        MetadataRecord::RegisterBroker {
+                            broker_id,
+                            incarnation_id: uuid::Uuid::new_v4(),
+                            epoch: 1,
+                            host: format!("broker-{broker_id}"),
+                            port: 9000 + broker_id,
+                            rack: None,
+                        },
+                        MetadataRecord::FenceBroker {
+                            broker_id,
+                            fenced: false,
+                        },
+                    ]
+                })
+                .collect();
+            self.commit(records).await;
+        }
+
+        /// Commits `records` as they are, through the controller, so every
+        /// listener (partitions, then coordinators) follows them.
+        pub async fn commit(&self, records: Vec<MetadataRecord>) {
+            self.controller
+                .commit(Box::new(move |_| Ok(records)))
+                .await
+                .expect("commit metadata");
+        }
+
+        /// Makes `leader` (-1: none) the leader of partition `index` of
+        /// `topic` with a new leader epoch, as a cluster's controller would
+        /// after a failover. This node stays a replica, so its log stays open.
+        pub async fn move_leader(&self, topic: &str, index: i32, leader: i32) {
+            let image = self.image();
+            let t = image.topics.get(topic).expect("topic exists");
+            let p = t.partitions.get(&index).expect("partition exists");
+            let mut replicas = vec![self.config.node_id];
+            if leader >= 0 && leader != self.config.node_id {
+                replicas.push(leader);
+            }
+            self.commit(vec![MetadataRecord::Partition {
+                topic_id: t.topic_id,
+                partition: index,
+                leader,
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: p.leader_epoch + 1,
+            }])
+            .await;
         }
 
         /// A hosted partition that must exist.

@@ -11,12 +11,19 @@
 //! - [`txn`]: the transaction coordinator.
 //! - [`producer_ids`]: producer id blocks reserved in the metadata log.
 //! - [`coordinator_record`]: Kafka's key/value framing of both internal topics.
+//! - [`ownership`]: which internal partitions this broker coordinates.
 //! - [`config`]: the coordinators' broker configs.
+//!
+//! A coordinator serves only the keys whose internal partition this broker
+//! leads. [`LeadershipListener`] follows committed metadata after the
+//! replica manager (which opens a newly led partition's log) and has each
+//! coordinator load the partitions it gained and drop those it lost.
 
 pub mod config;
 pub mod coordinator_record;
 pub mod group;
 pub mod internal_topics;
+pub mod ownership;
 pub mod producer_ids;
 pub mod txn;
 
@@ -25,7 +32,12 @@ pub use internal_topics::InternalTopics;
 pub use producer_ids::ProducerIdManager;
 pub use txn::TransactionCoordinator;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
+
+use sluice_metadata::{MetadataDelta, MetadataImage, MetadataListener};
+
+use crate::group::offsets_log::OFFSETS_TOPIC;
+use crate::txn::state_log::TRANSACTION_STATE_TOPIC;
 
 /// The coordinators of one node, wired to share one [`InternalTopics`]
 /// handle: the transaction coordinator applies committed offsets through
@@ -63,6 +75,69 @@ impl Coordinators {
     }
 }
 
+/// Follows committed metadata for the coordinators: when a delta touches
+/// `__consumer_offsets` or `__transaction_state`, each coordinator loads
+/// the partitions this broker now leads and drops those it no longer
+/// leads. Register it after the replica manager, so a newly led
+/// partition's log is open before it is replayed.
+///
+/// The controller is built before the coordinators (they reach metadata
+/// through it), so the listener starts empty and is [attached]
+/// (LeadershipListener::attach) once they exist; it holds them weakly, as
+/// the coordinators hold the controller.
+#[derive(Debug, Default)]
+pub struct LeadershipListener {
+    coordinators: OnceLock<(Weak<GroupCoordinator>, Weak<TransactionCoordinator>)>,
+}
+
+impl LeadershipListener {
+    /// A listener with nothing attached yet.
+    pub fn new() -> LeadershipListener {
+        LeadershipListener::default()
+    }
+
+    /// Sends metadata to `coordinators` from now on. A second call is ignored.
+    pub fn attach(&self, coordinators: &Coordinators) {
+        let _ = self.coordinators.set((
+            Arc::downgrade(&coordinators.groups),
+            Arc::downgrade(&coordinators.txn),
+        ));
+    }
+}
+
+impl MetadataListener for LeadershipListener {
+    fn apply(
+        &self,
+        delta: &MetadataDelta,
+        image: &MetadataImage,
+    ) -> Result<(), sluice_log::LogError> {
+        let touches = |topic: &str| {
+            delta.created.contains(topic)
+                || delta.changed.contains(topic)
+                || delta.removed.contains_key(topic)
+        };
+        let Some((groups, txn)) = self.coordinators.get() else {
+            return Ok(());
+        };
+        // Groups first: finishing a loaded commit applies its offsets there.
+        if touches(OFFSETS_TOPIC)
+            && let Some(groups) = groups.upgrade()
+        {
+            groups.follow(image);
+        }
+        if touches(TRANSACTION_STATE_TOPIC)
+            && let Some(txn) = txn.upgrade()
+        {
+            txn.follow(image);
+        }
+        Ok(())
+    }
+
+    fn discard_topic(&self, _topic: &str) {}
+
+    fn remove_unhosted_dirs(&self, _topic: &str, _partitions: i32) {}
+}
+
 /// Test harness: the coordinators over a temp dir, with a real metadata
 /// log, controller and replica manager underneath, and no network.
 #[cfg(test)]
@@ -84,7 +159,11 @@ pub(crate) mod testing {
         pub replicas: Arc<ReplicaManager>,
         pub groups: Arc<GroupCoordinator>,
         pub txn: Arc<TransactionCoordinator>,
+        pub producer_ids: Arc<crate::ProducerIdManager>,
     }
+
+    /// The node id of test nodes.
+    pub const NODE_ID: i32 = 1;
 
     /// Coordinator configs for tests: a one-partition `__consumer_offsets`
     /// and no initial rebalance delay.
@@ -104,27 +183,38 @@ pub(crate) mod testing {
     ) -> Arc<Node> {
         let metadata = Arc::new(LocalMetadataLog::open(dir).expect("metadata"));
         let log_defaults = sluice_metadata::config::LogDefaults::default();
-        let replicas = Arc::new(ReplicaManager::new(dir, log_defaults.clone(), 1));
+        let replicas = Arc::new(ReplicaManager::new(dir, log_defaults.clone(), NODE_ID));
         replicas
             .sync_with(&metadata.image(), true)
             .expect("replicas");
+        let leadership = Arc::new(crate::LeadershipListener::new());
         let controller = Arc::new(Controller::new(
             Arc::clone(&metadata) as Arc<dyn MetadataLog>,
-            vec![Arc::clone(&replicas) as Arc<dyn MetadataListener>],
+            vec![
+                Arc::clone(&replicas) as Arc<dyn MetadataListener>,
+                Arc::clone(&leadership) as Arc<dyn MetadataListener>,
+            ],
             ControllerConfig {
-                node_id: 1,
+                node_id: NODE_ID,
                 topics: Default::default(),
                 log: log_defaults,
             },
         ));
-        let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas));
-        let crate::Coordinators { groups, txn, .. } = crate::Coordinators::new(groups, txn, topics);
+        let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas), NODE_ID);
+        let coordinators = crate::Coordinators::new(groups, txn, topics);
+        leadership.attach(&coordinators);
+        let crate::Coordinators {
+            groups,
+            txn,
+            producer_ids,
+        } = coordinators;
         Arc::new(Node {
             metadata,
             controller,
             replicas,
             groups,
             txn,
+            producer_ids,
         })
     }
 
@@ -160,6 +250,60 @@ pub(crate) mod testing {
             result.iter().all(|r| r.is_ok()),
             "create {name}: {result:?}"
         );
+    }
+
+    /// Registers brokers `ids`, unfenced, as a cluster's controller would:
+    /// broker `id` listens on `broker-{id}:{9000 + id}`.
+    pub async fn register_brokers(node: &Node, ids: &[i32]) {
+        let records: Vec<sluice_metadata::MetadataRecord> = ids
+            .iter()
+            .flat_map(|&broker_id| {
+                [
+                    sluice_metadata::MetadataRecord::RegisterBroker {
+                        broker_id,
+                        incarnation_id: uuid::Uuid::new_v4(),
+                        epoch: 1,
+                        host: format!("broker-{broker_id}"),
+                        port: 9000 + broker_id,
+                        rack: None,
+                    },
+                    sluice_metadata::MetadataRecord::FenceBroker {
+                        broker_id,
+                        fenced: false,
+                    },
+                ]
+            })
+            .collect();
+        node.controller
+            .commit(Box::new(move |_| Ok(records)))
+            .await
+            .expect("register brokers");
+    }
+
+    /// Makes `leader` (-1: none) the leader of partition `index` of
+    /// `topic`, with a new leader epoch, as a cluster's controller would
+    /// after a failover. This node stays a replica, so its log stays open.
+    pub async fn move_leader(node: &Node, topic: &str, index: i32, leader: i32) {
+        let topic = topic.to_owned();
+        node.controller
+            .commit(Box::new(move |image| {
+                let t = image.topics.get(&topic).expect("topic exists");
+                let p = t.partitions.get(&index).expect("partition exists");
+                let mut replicas = vec![NODE_ID];
+                if leader >= 0 && leader != NODE_ID {
+                    replicas.push(leader);
+                }
+                Ok(vec![sluice_metadata::MetadataRecord::Partition {
+                    topic_id: t.topic_id,
+                    partition: index,
+                    leader,
+                    isr: replicas.clone(),
+                    replicas,
+                    leader_epoch: p.leader_epoch + 1,
+                }])
+            }))
+            .await
+            .expect("move leader");
     }
 
     /// Removes `name` from the metadata and its partition logs without the

@@ -59,18 +59,24 @@ impl ProducerIdManager {
         if let Some(id) = self.take() {
             return Ok(id);
         }
-        let image = self
-            .topics
+        // The block is the one this record reserves, read from the record
+        // itself: the image the commit returns may already hold later
+        // changes once the metadata log is replicated.
+        let reserved = std::sync::atomic::AtomicI64::new(-1);
+        self.topics
             .commit_metadata(Box::new(|image| {
+                let end = image.next_producer_id + PRODUCER_ID_BLOCK_SIZE;
+                reserved.store(end, std::sync::atomic::Ordering::Relaxed);
                 Ok(vec![MetadataRecord::ProducerIds {
-                    next_producer_id: image.next_producer_id + PRODUCER_ID_BLOCK_SIZE,
+                    next_producer_id: end,
                 }])
             }))
             .await?;
+        let end = reserved.load(std::sync::atomic::Ordering::Relaxed);
         {
             let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
-            block.next = image.next_producer_id - PRODUCER_ID_BLOCK_SIZE;
-            block.end = image.next_producer_id;
+            block.next = end - PRODUCER_ID_BLOCK_SIZE;
+            block.end = end;
         }
         self.take().ok_or_else(|| {
             ApiError::new(
@@ -78,5 +84,46 @@ impl ProducerIdManager {
                 "empty block",
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Two brokers allocate through one metadata log (the quorum's, in a
+    /// cluster): each block is reserved by a committed record read against
+    /// the image that holds every earlier reservation, so no id is handed
+    /// out twice, however the calls interleave.
+    #[tokio::test]
+    async fn two_managers_over_one_controller_never_hand_out_the_same_id() {
+        const IDS_PER_MANAGER: usize = 2_500;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = crate::testing::bare_node(
+            dir.path(),
+            crate::testing::group_config(),
+            crate::config::TransactionConfig::default(),
+        );
+        let other = ProducerIdManager::new(InternalTopics::new(
+            std::sync::Arc::clone(&node.controller),
+            std::sync::Arc::clone(&node.replicas),
+            2,
+        ));
+        fn take(
+            m: &ProducerIdManager,
+        ) -> impl std::future::Future<Output = Vec<Result<i64, ApiError>>> + '_ {
+            futures::future::join_all((0..IDS_PER_MANAGER).map(|_| m.next_id()))
+        }
+        let (a, b) = tokio::join!(take(&node.producer_ids), take(&other));
+        let a: BTreeSet<i64> = a.into_iter().map(|r| r.expect("id")).collect();
+        let b: BTreeSet<i64> = b.into_iter().map(|r| r.expect("id")).collect();
+        assert_eq!(a.len(), IDS_PER_MANAGER, "no id twice from one manager");
+        assert_eq!(b.len(), IDS_PER_MANAGER, "no id twice from one manager");
+        assert!(a.is_disjoint(&b), "the two managers overlap");
+        // Every id handed out lies below what the log has reserved.
+        let reserved = node.controller.image().next_producer_id;
+        assert!(a.iter().chain(&b).all(|&id| (0..reserved).contains(&id)));
     }
 }

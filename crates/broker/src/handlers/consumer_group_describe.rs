@@ -48,6 +48,14 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
+            if let Err(error_code) = groups.check_coordinator(&group_id) {
+                return DescribedGroup {
+                    error_code,
+                    group_id: group_id.clone(),
+                    authorized_operations: i32::MIN,
+                    ..Default::default()
+                };
+            }
             let Some(slot) = groups.get(&group_id) else {
                 return not_found("group does not exist");
             };

@@ -33,6 +33,16 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
+            // Kafka's answer for a group it cannot describe here: the
+            // error, an unknown ("") state, and nothing else.
+            if let Err(error_code) = groups.check_coordinator(&group_id) {
+                return DescribedGroup {
+                    error_code,
+                    group_id: group_id.clone(),
+                    authorized_operations: i32::MIN,
+                    ..Default::default()
+                };
+            }
             let Some(slot) = groups.get(&group_id) else {
                 return dead(if version >= 6 {
                     code::GROUP_ID_NOT_FOUND
@@ -151,6 +161,12 @@ mod tests {
     async fn an_unknown_group_is_dead_before_v6_and_not_found_from_v6() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
+        // The client found the coordinator first, which created
+        // `__consumer_offsets`; before that no broker coordinates a group.
+        node.groups
+            .ensure_offsets_topic()
+            .await
+            .expect("offsets topic");
         let old = describe(&node.groups, 5, &["missing"]);
         assert_eq!(
             (old[0].error_code, old[0].group_state.as_str()),

@@ -23,6 +23,17 @@ pub fn handle(
     async move {
         let mut transaction_states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
+            if let Err(e) = txn.check_coordinator(&id) {
+                transaction_states.push(TransactionState {
+                    error_code: e.code(false),
+                    transactional_id: id,
+                    transaction_start_time_ms: -1,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    ..Default::default()
+                });
+                continue;
+            }
             let meta = match txn.get(&id) {
                 Some(slot) => slot.snapshot().await,
                 None => None,

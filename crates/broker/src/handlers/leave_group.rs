@@ -148,6 +148,12 @@ mod tests {
     async fn members_of_an_unknown_group_are_unknown_and_an_empty_group_id_is_invalid() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
+        // The client found the coordinator first, which created
+        // `__consumer_offsets`; before that no broker coordinates a group.
+        node.groups
+            .ensure_offsets_topic()
+            .await
+            .expect("offsets topic");
         let request = |group_id: &str| LeaveGroupRequest {
             group_id: group_id.to_owned(),
             members: vec![MemberIdentity {

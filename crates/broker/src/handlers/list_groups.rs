@@ -18,10 +18,14 @@ pub fn handle(
     let matches = |filter: &[String], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
-    let mut groups: Vec<ListedGroup> = groups
+    let coordinator = groups;
+    let mut groups: Vec<ListedGroup> = coordinator
         .all()
         .into_iter()
         .filter_map(|slot| {
+            // Only the groups this broker coordinates (Kafka's ListGroups
+            // is per broker; admin clients ask every broker).
+            coordinator.check_coordinator(&slot.id).ok()?;
             let state = slot.lock();
             if state.removed {
                 return None;
@@ -43,7 +47,15 @@ pub fn handle(
         })
         .collect();
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    // A partition still loading may hold more groups: say so, as Kafka
+    // does, and list what is loaded.
+    let error_code = if coordinator.ownership().any_loading() {
+        sluice_protocol::error::codes::COORDINATOR_LOAD_IN_PROGRESS
+    } else {
+        sluice_protocol::error::codes::NONE
+    };
     std::future::ready(ListGroupsResponse {
+        error_code,
         groups,
         ..Default::default()
     })

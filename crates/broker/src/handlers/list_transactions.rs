@@ -32,6 +32,11 @@ pub fn handle(
         let now = sluice_metadata::now_ms();
         let mut transaction_states = Vec::new();
         for slot in txn.all() {
+            // Only the ids this broker coordinates (Kafka's
+            // ListTransactions is per broker; admin clients ask every broker).
+            if txn.check_coordinator(&slot.id).is_err() {
+                continue;
+            }
             let Some(meta) = slot.snapshot().await else {
                 continue;
             };
@@ -60,9 +65,16 @@ pub fn handle(
             });
         }
         transaction_states.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        // A partition still loading may hold more ids: say so, as Kafka
+        // does, and list what is loaded.
+        let error_code = if txn.ownership().any_loading() {
+            code::COORDINATOR_LOAD_IN_PROGRESS
+        } else {
+            code::NONE
+        };
         ListTransactionsResponse {
             throttle_time_ms: 0,
-            error_code: code::NONE,
+            error_code,
             unknown_state_filters,
             transaction_states,
             ..Default::default()

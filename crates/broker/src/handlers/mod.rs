@@ -21,6 +21,8 @@ mod api_versions;
 mod cluster;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+#[cfg(test)]
+mod coordinator_tests;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -203,7 +205,9 @@ fn route_request(
         OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(
             &b.replicas, &b.metadata.image(), &ctx, &header, r,
         ),
-        FindCoordinator(r) => find_coordinator::handle(&b.groups, node_info(b), &ctx, &header, r),
+        FindCoordinator(r) => find_coordinator::handle(
+            &b.groups, &b.txn, &b.metadata, node_info(b), &ctx, &header, r,
+        ),
         JoinGroup(r) => join_group::handle(&b.groups, &ctx, &header, r),
         SyncGroup(r) => sync_group::handle(&b.groups, &ctx, &header, r),
         Heartbeat(r) => heartbeat::handle(&b.groups, &ctx, &header, r),

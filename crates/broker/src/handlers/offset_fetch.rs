@@ -43,40 +43,45 @@ pub fn handle(
                         .collect()
                 });
                 let member = g.member_id.unwrap_or_default();
-                out.push(
-                    match groups.validate_fetch(&g.group_id, &member, g.member_epoch) {
-                        Err(error_code) => OffsetFetchResponseGroup {
-                            group_id: g.group_id,
-                            topics: Vec::new(),
-                            error_code,
-                        },
-                        Ok(()) => {
-                            let unstable =
-                                unstable_partitions(&txn, &g.group_id, require_stable).await;
-                            OffsetFetchResponseGroup {
-                                topics: to_v8(groups.fetch_offsets(&g.group_id, topics), &unstable),
-                                group_id: g.group_id,
-                                error_code: code::NONE,
-                            }
-                        }
+                let checked = groups
+                    .check_coordinator(&g.group_id)
+                    .and_then(|()| groups.validate_fetch(&g.group_id, &member, g.member_epoch));
+                out.push(match checked {
+                    Err(error_code) => OffsetFetchResponseGroup {
+                        group_id: g.group_id,
+                        topics: Vec::new(),
+                        error_code,
                     },
-                );
+                    Ok(()) => {
+                        let unstable = unstable_partitions(&txn, &g.group_id, require_stable).await;
+                        OffsetFetchResponseGroup {
+                            topics: to_v8(groups.fetch_offsets(&g.group_id, topics), &unstable),
+                            group_id: g.group_id,
+                            error_code: code::NONE,
+                        }
+                    }
+                });
             }
             OffsetFetchResponse {
                 groups: out,
                 ..Default::default()
             }
         } else {
-            let topics = request.topics.map(|ts| {
+            let topics: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|ts| {
                 ts.into_iter()
                     .map(|t| (t.name, t.partition_indexes))
                     .collect()
             });
             let error_code = if request.group_id.is_empty() {
                 code::INVALID_GROUP_ID
+            } else if let Err(c) = groups.check_coordinator(&request.group_id) {
+                c
             } else {
                 code::NONE
             };
+            if error_code != code::NONE && error_code != code::INVALID_GROUP_ID {
+                return group_error_v0(version, error_code, topics);
+            }
             let unstable = unstable_partitions(&txn, &request.group_id, require_stable).await;
             OffsetFetchResponse {
                 topics: to_v0(groups.fetch_offsets(&request.group_id, topics), &unstable),
@@ -84,6 +89,45 @@ pub fn handle(
                 ..Default::default()
             }
         }
+    }
+}
+
+/// First OffsetFetch version with a top-level error code.
+const TOP_LEVEL_ERROR_SINCE: i16 = 2;
+
+/// A group-level error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) in
+/// a v0-v7 response. v0 and v1 have no top-level error field, so, as Kafka
+/// does, every requested partition carries it; v2+ carry it at the top.
+fn group_error_v0(
+    version: i16,
+    error_code: i16,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> OffsetFetchResponse {
+    let topics = if version < TOP_LEVEL_ERROR_SINCE {
+        topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, partitions)| OffsetFetchResponseTopic {
+                name,
+                partitions: partitions
+                    .into_iter()
+                    .map(|partition_index| OffsetFetchResponsePartition {
+                        partition_index,
+                        committed_offset: -1,
+                        committed_leader_epoch: -1,
+                        metadata: Some(String::new()),
+                        error_code,
+                    })
+                    .collect(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    OffsetFetchResponse {
+        topics,
+        error_code,
+        ..Default::default()
     }
 }
 

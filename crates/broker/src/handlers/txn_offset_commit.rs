@@ -71,6 +71,9 @@ pub fn handle(
         }
         let request_error = if request.group_id.is_empty() {
             Some(code::INVALID_GROUP_ID)
+        } else if let Err(c) = groups.check_coordinator(&request.group_id) {
+            // Sent to the group's coordinator, as in Kafka.
+            Some(c)
         } else if let Err(c) = check_group_member(&groups, &request) {
             tracing::info!(transactional_id = %request.transactional_id, group = %request.group_id, member = %request.member_id, code = c, "TxnOffsetCommit refused by the group");
             Some(c)
@@ -289,6 +292,12 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let node = testing::node_in(dir.path()).await;
             node.create_topic("t", 1).await;
+            // The client found the group's coordinator first, which
+            // created `__consumer_offsets`.
+            node.groups
+                .ensure_offsets_topic()
+                .await
+                .expect("offsets topic");
             let producer = init(&node, "tx").await;
             node.txn
                 .add_to_txn("tx", producer.0, producer.1, &[], Some("g"))
@@ -316,6 +325,12 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let node = testing::node_in(dir.path()).await;
             node.create_topic("t", 1).await;
+            // The client found the group's coordinator first, which
+            // created `__consumer_offsets`.
+            node.groups
+                .ensure_offsets_topic()
+                .await
+                .expect("offsets topic");
             let producer = init(&node, "tx").await;
             assert_eq!(
                 commit(&node, 3, request("g", producer, &[0])).await,

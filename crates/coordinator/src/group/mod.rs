@@ -1,9 +1,18 @@
 //! The group coordinator: consumer groups (classic protocol and KIP-848)
 //! and their committed offsets.
 //!
-//! Owns every group's in-memory state and the `__consumer_offsets` topic's
-//! contents. It must not touch other partitions' logs or the metadata image
-//! except to create `__consumer_offsets` on first use.
+//! Owns the in-memory state of the groups it coordinates and the contents
+//! of the `__consumer_offsets` partitions this broker leads. It must not
+//! touch other partitions' logs or the metadata image except to create
+//! `__consumer_offsets` on first use.
+//!
+//! Ownership (Kafka's rule): a group is coordinated by the leader of
+//! partition `partition_for(group_id)` of `__consumer_offsets`. The
+//! coordinator loads a partition (replays it into memory) when this broker
+//! becomes its leader and drops its groups when it stops leading
+//! ([`GroupCoordinator::follow`], driven by committed metadata). A request
+//! for a group of a partition not owned here is answered NOT_COORDINATOR,
+//! and of one still loading COORDINATOR_LOAD_IN_PROGRESS.
 //!
 //! Layout:
 //! - [`classic`]: the classic protocol's state machine (JoinGroup & co).
@@ -32,7 +41,7 @@ pub mod classic;
 pub mod consumer;
 pub mod offsets_log;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -43,11 +52,13 @@ use sluice_protocol::messages::sync_group::SyncGroupResponse;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use sluice_metadata::MetadataImage;
 use sluice_replica::Partition;
 use sluice_runtime::{Tasks, spawn_detached};
 
 use crate::config::GroupConfig;
 use crate::internal_topics::InternalTopics;
+use crate::ownership::Ownership;
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinArgs, JoinOutcome, SyncOutcome};
 use consumer::ConsumerGroup;
 use offsets_log::{CONSUMER, GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, Replayed};
@@ -194,6 +205,13 @@ pub struct GroupCoordinator {
     /// The process's background tasks, given at load: group timers and
     /// offset retention run there and stop on its shutdown signal.
     tasks: OnceLock<Tasks>,
+    /// The `__consumer_offsets` partitions this broker coordinates.
+    ownership: Ownership,
+    /// Serialises loading and unloading partitions, and holds the metadata
+    /// offset of the newest image followed, so an older image (two changes
+    /// published at once) never undoes a newer one. Held across a replay,
+    /// so only on blocking threads or at start-up.
+    followed_to: Mutex<i64>,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -321,7 +339,20 @@ impl GroupCoordinator {
             topics,
             this: OnceLock::new(),
             tasks: OnceLock::new(),
+            ownership: Ownership::default(),
+            followed_to: Mutex::new(-1),
         }
+    }
+
+    /// Is this broker `group_id`'s coordinator, with the group's partition
+    /// loaded? The error is NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn check_coordinator(&self, group_id: &str) -> Result<(), i16> {
+        self.ownership.check(self.partition_for(group_id))
+    }
+
+    /// The `__consumer_offsets` partitions this broker coordinates.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<GroupSlot>>> {
@@ -411,16 +442,144 @@ impl GroupCoordinator {
             .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
     }
 
-    /// Replays `__consumer_offsets` into memory and starts the timers and
-    /// the offset-retention task in `tasks`, where they stop on its
-    /// shutdown signal. Runs once, before the listener opens.
+    /// Loads the `__consumer_offsets` partitions this broker leads (every
+    /// one on a single node) and starts the timers and the offset-retention
+    /// task in `tasks`, where they stop on its shutdown signal. Runs once,
+    /// before the listener opens; from then on [`GroupCoordinator::follow`]
+    /// keeps the owned partitions in step with the metadata.
     pub fn load(self: &Arc<Self>, tasks: &Tasks) -> Result<(), offsets_log::OffsetsLogError> {
-        let this = self;
-        let _ = this.this.set(Arc::downgrade(self));
-        let _ = this.tasks.set(tasks.clone());
+        {
+            let mut followed_to = self.followed();
+            let _ = self.this.set(Arc::downgrade(self));
+            let _ = self.tasks.set(tasks.clone());
+            let image = self.topics.image();
+            *followed_to = image.next_offset;
+            self.reconcile(&image)?;
+        }
+        tasks.spawn("offset-retention", run_retention(Arc::downgrade(self)));
+        Ok(())
+    }
+
+    fn followed(&self) -> MutexGuard<'_, i64> {
+        self.followed_to.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows committed metadata: loads the `__consumer_offsets` partitions
+    /// this broker now leads and drops the groups of those it no longer
+    /// leads. Blocking (replays partition logs); called after the replica
+    /// manager applied the same image, so a newly led partition's log is
+    /// open. Does nothing before [`GroupCoordinator::load`], which loads
+    /// from the image current then, or for an image older than one
+    /// already followed.
+    pub fn follow(&self, image: &MetadataImage) {
+        let mut followed_to = self.followed();
+        if self.tasks.get().is_none() || image.next_offset < *followed_to {
+            return;
+        }
+        *followed_to = image.next_offset;
+        if let Err(e) = self.reconcile(image) {
+            tracing::error!(
+                "cannot load __consumer_offsets; its groups answer NOT_COORDINATOR until the next leadership change: {e}"
+            );
+        }
+    }
+
+    /// Brings the owned partitions in line with `image`. Called with
+    /// `followed_to` held.
+    fn reconcile(&self, image: &MetadataImage) -> Result<(), offsets_log::OffsetsLogError> {
+        let wanted = self.topics.led_here(image, OFFSETS_TOPIC);
+        let owned = self.ownership.owned();
+        let gone: BTreeSet<i32> = owned.difference(&wanted).copied().collect();
+        if !gone.is_empty() {
+            for &index in &gone {
+                self.ownership.unload(index);
+            }
+            let dropped = self.drop_groups(&gone);
+            tracing::info!(partitions = ?gone, groups = dropped, "no longer leading __consumer_offsets partitions; their groups are unloaded");
+        }
+        let new: BTreeSet<i32> = wanted.difference(&owned).copied().collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.load_partitions(&new)
+    }
+
+    /// Removes from memory every group of the partitions in `indices`;
+    /// their timers stop. Returns how many were removed.
+    fn drop_groups(&self, indices: &BTreeSet<i32>) -> usize {
+        let removed: Vec<Arc<GroupSlot>> = {
+            let mut map = self.map();
+            let ids: Vec<String> = map
+                .keys()
+                .filter(|id| indices.contains(&self.partition_for(id)))
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        for slot in &removed {
+            slot.lock().removed = true;
+            slot.wake.notify_one();
+        }
+        removed.len()
+    }
+
+    /// Replays the partitions in `indices` and installs their groups,
+    /// answering LOAD_IN_PROGRESS for them meanwhile. A failed replay
+    /// leaves them unowned.
+    fn load_partitions(&self, indices: &BTreeSet<i32>) -> Result<(), offsets_log::OffsetsLogError> {
+        for &index in indices {
+            self.ownership.begin_load(index);
+        }
+        let replayed = self.replay_partitions(indices);
+        let (groups, records) = match replayed {
+            Ok(r) => r,
+            Err(e) => {
+                for &index in indices {
+                    self.ownership.unload(index);
+                }
+                return Err(e);
+            }
+        };
+        // Whatever is in memory for these partitions is older than the log.
+        self.drop_groups(indices);
+        let now = Instant::now();
+        let loaded = groups.len();
+        for (id, (value, offsets)) in groups {
+            if value.is_none() && offsets.is_empty() {
+                continue;
+            }
+            let kind = match &value {
+                Some(v) if v.group_type == CONSUMER => {
+                    GroupKind::Consumer(ConsumerGroup::from_value(&id, v))
+                }
+                Some(v) => GroupKind::Classic(ClassicGroup::from_value(&id, v, now)),
+                None => GroupKind::Classic(ClassicGroup::new(&id, now_ms())),
+            };
+            self.insert(
+                &id,
+                GroupState {
+                    kind,
+                    offsets,
+                    removed: false,
+                },
+            );
+        }
+        for &index in indices {
+            self.ownership.finish_load(index);
+        }
+        tracing::info!(partitions = ?indices, groups = loaded, records, "group coordinator loaded __consumer_offsets partitions");
+        Ok(())
+    }
+
+    /// Reads the partitions in `indices`, keeping the last value of each
+    /// key. Returns the groups found and how many records were read.
+    fn replay_partitions(
+        &self,
+        indices: &BTreeSet<i32>,
+    ) -> Result<(HashMap<String, LoadedGroup>, usize), offsets_log::OffsetsLogError> {
         let mut groups: HashMap<String, LoadedGroup> = HashMap::new();
         let mut records = 0;
-        for index in 0..this.config.offsets_topic_num_partitions {
+        for &index in indices {
             let Some(partition) = self.topics.partition(OFFSETS_TOPIC, index) else {
                 continue;
             };
@@ -452,31 +611,7 @@ impl GroupCoordinator {
                 }
             })?;
         }
-        let now = Instant::now();
-        let loaded = groups.len();
-        for (id, (value, offsets)) in groups {
-            if value.is_none() && offsets.is_empty() {
-                continue;
-            }
-            let kind = match &value {
-                Some(v) if v.group_type == CONSUMER => {
-                    GroupKind::Consumer(ConsumerGroup::from_value(&id, v))
-                }
-                Some(v) => GroupKind::Classic(ClassicGroup::from_value(&id, v, now)),
-                None => GroupKind::Classic(ClassicGroup::new(&id, now_ms())),
-            };
-            this.insert(
-                &id,
-                GroupState {
-                    kind,
-                    offsets,
-                    removed: false,
-                },
-            );
-        }
-        tracing::info!(groups = loaded, records, "group coordinator loaded");
-        tasks.spawn("offset-retention", run_retention(Arc::downgrade(self)));
-        Ok(())
+        Ok((groups, records))
     }
 
     // ---- classic protocol -------------------------------------------------
@@ -502,6 +637,9 @@ impl GroupCoordinator {
             return error(code::INVALID_SESSION_TIMEOUT);
         }
         if let Err(c) = self.ensure_offsets_topic().await {
+            return error(c);
+        }
+        if let Err(c) = self.check_coordinator(group_id) {
             return error(c);
         }
         let slot = if args.member_id.is_empty() {
@@ -555,6 +693,9 @@ impl GroupCoordinator {
         };
         if group_id.is_empty() {
             return error(code::INVALID_GROUP_ID);
+        }
+        if let Err(c) = self.check_coordinator(group_id) {
+            return error(c);
         }
         let Some(slot) = self.get(group_id) else {
             return error(code::UNKNOWN_MEMBER_ID);
@@ -630,6 +771,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return code::INVALID_GROUP_ID;
         }
+        if let Err(c) = self.check_coordinator(group_id) {
+            return c;
+        }
         let Some(slot) = self.get(group_id) else {
             return code::UNKNOWN_MEMBER_ID;
         };
@@ -655,6 +799,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(code::INVALID_GROUP_ID);
         }
+        self.check_coordinator(group_id)?;
         let Some(slot) = self.get(group_id) else {
             return Ok(vec![code::UNKNOWN_MEMBER_ID; members.len()]);
         };
@@ -700,6 +845,7 @@ impl GroupCoordinator {
             return Err(code::INVALID_REQUEST);
         }
         self.ensure_offsets_topic().await?;
+        self.check_coordinator(group_id)?;
         let slot = if args.member_epoch == 0 {
             self.get_or_create(group_id, || {
                 GroupKind::Consumer(ConsumerGroup::new(group_id, now_ms()))
@@ -761,6 +907,7 @@ impl GroupCoordinator {
             return Err(code::INVALID_GROUP_ID);
         }
         self.ensure_offsets_topic().await?;
+        self.check_coordinator(group_id)?;
         let image = self.topics.image();
         let max_metadata = self.config.offset_metadata_max_bytes as usize;
         let mut results = Vec::with_capacity(offsets.len());
@@ -968,6 +1115,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(code::INVALID_GROUP_ID);
         }
+        self.check_coordinator(group_id)?;
         let slot = self.get(group_id).ok_or(code::GROUP_ID_NOT_FOUND)?;
         let (results, write) = {
             let mut state = slot.lock();
@@ -1013,6 +1161,9 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group.
     pub async fn delete_group(&self, group_id: &str) -> i16 {
+        if let Err(c) = self.check_coordinator(group_id) {
+            return c;
+        }
         let write = {
             let mut map = self.map();
             let Some(slot) = map.get(group_id).cloned() else {
@@ -1637,6 +1788,165 @@ mod tests {
             expired_offsets(&state, 1_500, 1_000),
             vec![("t".to_owned(), 0)]
         );
+    }
+
+    /// The first of `g0`, `g1`, … that `__consumer_offsets` partition
+    /// `index` holds.
+    fn group_in(groups: &GroupCoordinator, index: i32) -> String {
+        (0..)
+            .map(|i| format!("g{i}"))
+            .find(|g| groups.partition_for(g) == index)
+            .expect("some group id hashes there")
+    }
+
+    fn simple_commit(offset: i64) -> Vec<OffsetToCommit> {
+        vec![OffsetToCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }]
+    }
+
+    fn outsider() -> CommitIdentity {
+        CommitIdentity {
+            member_id: String::new(),
+            instance_id: None,
+            generation_or_epoch: -1,
+        }
+    }
+
+    /// Kafka's rule: a group is coordinated by the leader of its
+    /// `__consumer_offsets` partition. When leadership moves away the
+    /// group is dropped from memory and every group API answers
+    /// NOT_COORDINATOR; when it comes back the partition is replayed and
+    /// the group's offsets are served again. Groups of other partitions
+    /// are untouched throughout.
+    #[tokio::test]
+    async fn groups_follow_the_leadership_of_their_offsets_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = GroupConfig {
+            offsets_topic_num_partitions: 3,
+            ..crate::testing::group_config()
+        };
+        let node = crate::testing::node_with(
+            dir.path(),
+            config,
+            crate::config::TransactionConfig::default(),
+        )
+        .await;
+        crate::testing::create_topic(&node, "t", 1).await;
+        node.groups
+            .ensure_offsets_topic()
+            .await
+            .expect("offsets topic");
+        // Registered after the topics exist, so this node leads all of them
+        // (placement spreads partitions over registered brokers).
+        crate::testing::register_brokers(&node, &[1, 2, 3]).await;
+        let groups = &node.groups;
+        let (staying, moving) = (group_in(groups, 0), group_in(groups, 1));
+        for g in [&staying, &moving] {
+            groups
+                .commit_offsets(g, &outsider(), simple_commit(5))
+                .await
+                .expect("commit");
+        }
+
+        crate::testing::move_leader(&node, OFFSETS_TOPIC, 1, 2).await;
+        assert!(groups.get(&moving).is_none(), "unloaded");
+        assert_eq!(
+            groups.check_coordinator(&moving),
+            Err(code::NOT_COORDINATOR)
+        );
+        let join = groups.join_group(&moving, join_args()).await;
+        assert_eq!(join.error_code, code::NOT_COORDINATOR);
+        let sync = groups
+            .sync_group(&moving, "m", None, 1, None, None, Vec::new())
+            .await;
+        assert_eq!(sync.error_code, code::NOT_COORDINATOR);
+        assert_eq!(
+            groups.heartbeat(&moving, "m", None, 1),
+            code::NOT_COORDINATOR
+        );
+        assert_eq!(
+            groups.leave_group(&moving, &[("m".into(), None)]),
+            Err(code::NOT_COORDINATOR)
+        );
+        assert_eq!(
+            groups
+                .commit_offsets(&moving, &outsider(), simple_commit(6))
+                .await,
+            Err(code::NOT_COORDINATOR)
+        );
+        assert_eq!(
+            groups.delete_offsets(&moving, vec![("t".into(), 0)]).await,
+            Err(code::NOT_COORDINATOR)
+        );
+        assert_eq!(groups.delete_group(&moving).await, code::NOT_COORDINATOR);
+        let heartbeat = consumer::HeartbeatArgs {
+            member_id: String::new(),
+            member_epoch: 0,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            subscribed_topic_regex: None,
+            server_assignor: None,
+            owned: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+        };
+        assert_eq!(
+            groups
+                .consumer_heartbeat(&moving, heartbeat)
+                .await
+                .map(|_| ()),
+            Err(code::NOT_COORDINATOR)
+        );
+        // The other partition's group is still served.
+        assert_eq!(groups.check_coordinator(&staying), Ok(()));
+        assert_eq!(
+            fetched(&node, &staying),
+            vec![("t".into(), 0, 5, String::new())]
+        );
+
+        crate::testing::move_leader(&node, OFFSETS_TOPIC, 1, 1).await;
+        assert_eq!(groups.check_coordinator(&moving), Ok(()));
+        assert_eq!(
+            fetched(&node, &moving),
+            vec![("t".into(), 0, 5, String::new())],
+            "replayed from the partition on becoming its leader again"
+        );
+
+        // A partition with no leader has no coordinator.
+        crate::testing::move_leader(&node, OFFSETS_TOPIC, 1, -1).await;
+        assert_eq!(
+            groups.check_coordinator(&moving),
+            Err(code::NOT_COORDINATOR)
+        );
+    }
+
+    /// While a partition is being loaded its groups answer
+    /// COORDINATOR_LOAD_IN_PROGRESS, and once loaded they are served.
+    #[tokio::test]
+    async fn a_partition_being_loaded_answers_load_in_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = crate::testing::node_in(dir.path()).await;
+        node.groups
+            .ensure_offsets_topic()
+            .await
+            .expect("offsets topic");
+        node.groups.ownership().begin_load(0);
+        let join = node.groups.join_group("g", join_args()).await;
+        assert_eq!(join.error_code, code::COORDINATOR_LOAD_IN_PROGRESS);
+        assert_eq!(
+            node.groups.heartbeat("g", "m", None, 1),
+            code::COORDINATOR_LOAD_IN_PROGRESS
+        );
+        node.groups.ownership().finish_load(0);
+        let join = node.groups.join_group("g", join_args()).await;
+        assert_eq!(join.error_code, code::NONE);
     }
 
     #[tokio::test]

@@ -598,21 +598,14 @@ pub fn replay(
     Ok(count)
 }
 
-/// Kafka's `String.hashCode` over UTF-16 code units, so a group maps to the
-/// same `__consumer_offsets` partition as on a Kafka cluster.
-pub fn java_string_hashcode(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
+/// Kafka's `String.hashCode` over UTF-16 code units (kept here for the
+/// tests and callers that name it; see [`crate::internal_topics`]).
+pub use crate::internal_topics::java_string_hashcode;
 
 /// The partition of `__consumer_offsets` that holds `group_id`:
-/// `Utils.abs(groupId.hashCode) % partitions`, where Kafka's `abs` maps
-/// `i32::MIN` to 0.
+/// `Utils.abs(groupId.hashCode) % partitions`, as Kafka maps it.
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let h = java_string_hashcode(group_id);
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
+    crate::internal_topics::partition_for_key(group_id, partitions)
 }
 
 #[cfg(test)]

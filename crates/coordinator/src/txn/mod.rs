@@ -2,12 +2,21 @@
 //! producer ids and epochs, and the two-phase commit that writes commit or
 //! abort markers to every partition of a transaction.
 //!
-//! Owns `__transaction_state` and the in-memory state replayed from it. It
+//! Owns the `__transaction_state` partitions this broker leads and the
+//! in-memory state replayed from them. It
 //! writes markers to other partitions only through
 //! [`Log::append_as`](sluice_log::Log::append_as) with the coordinator
 //! origin, the same call a `WriteTxnMarkers` handler would make if markers
 //! ever had to cross the wire. It must not touch the group coordinator's
 //! state except through its public API (committing transactional offsets).
+//!
+//! Ownership (Kafka's rule): a transactional id is coordinated by the
+//! leader of partition `partition_for(id)` of `__transaction_state`. The
+//! coordinator loads a partition when this broker becomes its leader
+//! (finishing any `Prepare*` transaction found there) and drops its ids when
+//! it stops leading ([`TransactionCoordinator::follow`], driven by committed
+//! metadata). Requests for an id of a partition not owned here answer
+//! NOT_COORDINATOR, and of one still loading COORDINATOR_LOAD_IN_PROGRESS.
 //!
 //! Layout:
 //! - [`state_log`]: the record format of `__transaction_state`.
@@ -28,7 +37,7 @@
 pub mod state_log;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,9 +47,12 @@ use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records
 use sluice_runtime::{Tasks, spawn_detached};
 use tokio::sync::Notify;
 
+use sluice_metadata::MetadataImage;
+
 use crate::config::TransactionConfig;
 use crate::group::{GroupCoordinator, OffsetToCommit};
 use crate::internal_topics::InternalTopics;
+use crate::ownership::Ownership;
 use crate::producer_ids::ProducerIdManager;
 use state_log::{
     MAX_TRANSACTIONAL_ID_BYTES, PendingOffset, TRANSACTION_STATE_PARTITIONS,
@@ -322,6 +334,10 @@ pub enum TxnError {
     InvalidRequest,
     /// `__transaction_state` could not be written or created; retry.
     NotAvailable,
+    /// Another broker leads the id's partition of `__transaction_state`.
+    NotCoordinator,
+    /// The id's partition is being loaded here; retry.
+    LoadInProgress,
 }
 
 impl TxnError {
@@ -338,6 +354,8 @@ impl TxnError {
             TxnError::InvalidTimeout => code::INVALID_TRANSACTION_TIMEOUT,
             TxnError::InvalidRequest => code::INVALID_REQUEST,
             TxnError::NotAvailable => code::COORDINATOR_NOT_AVAILABLE,
+            TxnError::NotCoordinator => code::NOT_COORDINATOR,
+            TxnError::LoadInProgress => code::COORDINATOR_LOAD_IN_PROGRESS,
         }
     }
 }
@@ -359,6 +377,15 @@ pub struct TransactionCoordinator {
     groups: Arc<GroupCoordinator>,
     /// Producer ids for InitProducerId.
     producer_ids: Arc<ProducerIdManager>,
+    /// The `__transaction_state` partitions this broker coordinates.
+    ownership: Ownership,
+    /// Set by [`TransactionCoordinator::load`]; before it, metadata is not
+    /// followed (load reads the image current then).
+    started: OnceLock<()>,
+    /// Serialises loading and unloading partitions, and holds the metadata
+    /// offset of the newest image followed, so an older image never undoes
+    /// a newer one. Held across a replay, never across an await.
+    followed_to: Mutex<i64>,
 }
 
 impl std::fmt::Debug for TransactionCoordinator {
@@ -390,7 +417,26 @@ impl TransactionCoordinator {
             topics,
             groups,
             producer_ids,
+            ownership: Ownership::default(),
+            started: OnceLock::new(),
+            followed_to: Mutex::new(-1),
         }
+    }
+
+    /// Is this broker the coordinator of transactional id `id`, with its
+    /// partition loaded?
+    pub fn check_coordinator(&self, id: &str) -> Result<(), TxnError> {
+        self.ownership
+            .check(partition_for(id))
+            .map_err(|c| match c {
+                code::COORDINATOR_LOAD_IN_PROGRESS => TxnError::LoadInProgress,
+                _ => TxnError::NotCoordinator,
+            })
+    }
+
+    /// The `__transaction_state` partitions this broker coordinates.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
     }
 
     /// The producer id manager InitProducerId draws from.
@@ -437,7 +483,7 @@ impl TransactionCoordinator {
     }
 
     /// Creates `__transaction_state` if it does not exist yet.
-    async fn ensure_topic(&self) -> Result<(), TxnError> {
+    pub async fn ensure_topic(&self) -> Result<(), TxnError> {
         // One creator at a time; the others find the topic made.
         let _guard = self.create.lock().await;
         self.topics
@@ -669,6 +715,7 @@ impl TransactionCoordinator {
             return Err(TxnError::InvalidTimeout);
         }
         self.ensure_topic().await?;
+        self.check_coordinator(id)?;
         let slot = self.get_or_create(id);
         let mut guard = slot.meta.lock().await;
         let Some(meta) = guard.as_mut() else {
@@ -756,6 +803,7 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         group: Option<&str>,
     ) -> Result<(), TxnError> {
+        self.check_coordinator(id)?;
         let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let mut guard = slot.meta.lock().await;
         let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
@@ -797,6 +845,7 @@ impl TransactionCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>, TxnError> {
+        self.check_coordinator(id)?;
         let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let guard = slot.meta.lock().await;
         let meta = guard.as_ref().ok_or(TxnError::InvalidProducerIdMapping)?;
@@ -842,6 +891,7 @@ impl TransactionCoordinator {
         group: &str,
         offsets: Vec<PendingOffset>,
     ) -> Result<(), TxnError> {
+        self.check_coordinator(id)?;
         let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let mut guard = slot.meta.lock().await;
         let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
@@ -864,6 +914,7 @@ impl TransactionCoordinator {
         epoch: i16,
         commit: bool,
     ) -> Result<(), TxnError> {
+        self.check_coordinator(id)?;
         let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let mut guard = slot.meta.lock().await;
         let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
@@ -894,92 +945,183 @@ impl TransactionCoordinator {
 
     // ---- load and expiry ---------------------------------------------------
 
-    /// Replays `__transaction_state`, finishes `Prepare*` transactions and
+    /// Loads the `__transaction_state` partitions this broker leads (every
+    /// one on a single node), finishes their `Prepare*` transactions and
     /// starts the expiry task in `tasks`, where it stops on its shutdown
-    /// signal. Runs once, before the listener opens.
+    /// signal. Runs once, before the listener opens; from then on
+    /// [`TransactionCoordinator::follow`] keeps the owned partitions in step
+    /// with the metadata. Load the group coordinator first: finishing a
+    /// commit applies its offsets there.
     pub async fn load(self: &Arc<Self>, tasks: &Tasks) -> Result<(), sluice_log::LogError> {
-        let this = self;
-        let mut loaded: HashMap<String, TxnMetadata> = HashMap::new();
-        for index in 0..TRANSACTION_STATE_PARTITIONS {
+        let unfinished = {
+            let mut followed_to = self.followed();
+            let _ = self.started.set(());
+            let image = self.topics.image();
+            *followed_to = image.next_offset;
+            self.reconcile(&image)?
+        };
+        self.finish_loaded(unfinished).await;
+        tasks.spawn("txn-expiry", expire_transactions(Arc::downgrade(self)));
+        Ok(())
+    }
+
+    fn followed(&self) -> std::sync::MutexGuard<'_, i64> {
+        self.followed_to.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows committed metadata: loads the `__transaction_state`
+    /// partitions this broker now leads (their `Prepare*` transactions are
+    /// finished on a task of their own) and drops the ids of those it no
+    /// longer leads. Blocking (replays partition logs); called after the
+    /// replica manager applied the same image. Does nothing before
+    /// [`TransactionCoordinator::load`], or for an image older than one
+    /// already followed.
+    pub fn follow(self: &Arc<Self>, image: &MetadataImage) {
+        let unfinished = {
+            let mut followed_to = self.followed();
+            if self.started.get().is_none() || image.next_offset < *followed_to {
+                return;
+            }
+            *followed_to = image.next_offset;
+            match self.reconcile(image) {
+                Ok(unfinished) => unfinished,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot load __transaction_state; its ids answer NOT_COORDINATOR until the next leadership change: {e}"
+                    );
+                    return;
+                }
+            }
+        };
+        if unfinished.is_empty() {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Metadata is followed from the runtime's blocking threads; with
+            // no runtime the expiry task finishes them once one runs.
+            let mut deadlines = self.deadlines();
+            for id in unfinished {
+                deadlines.insert(id, now_ms());
+            }
+            return;
+        }
+        let this = Arc::clone(self);
+        // Markers and state writes; once begun they run to the end.
+        drop(spawn_detached("txn-finish-loaded", async move {
+            this.finish_loaded(unfinished).await
+        }));
+    }
+
+    /// Brings the owned partitions in line with `image`; returns the ids
+    /// of newly loaded `Prepare*` transactions, to finish. Called with
+    /// `followed_to` held.
+    fn reconcile(&self, image: &MetadataImage) -> Result<Vec<String>, sluice_log::LogError> {
+        let wanted = self.topics.led_here(image, TRANSACTION_STATE_TOPIC);
+        let owned = self.ownership.owned();
+        let gone: BTreeSet<i32> = owned.difference(&wanted).copied().collect();
+        if !gone.is_empty() {
+            for &index in &gone {
+                self.ownership.unload(index);
+            }
+            let dropped = self.drop_ids(&gone);
+            tracing::info!(partitions = ?gone, transactional_ids = dropped, "no longer leading __transaction_state partitions; their ids are unloaded");
+        }
+        let new: BTreeSet<i32> = wanted.difference(&owned).copied().collect();
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load_partitions(&new)
+    }
+
+    /// Removes from memory every id of the partitions in `indices`, with
+    /// its expiry deadline. Returns how many were removed.
+    fn drop_ids(&self, indices: &BTreeSet<i32>) -> usize {
+        let ids: Vec<String> = {
+            let mut map = self.map();
+            let ids: Vec<String> = map
+                .keys()
+                .filter(|id| indices.contains(&partition_for(id)))
+                .cloned()
+                .collect();
+            for id in &ids {
+                map.remove(id);
+            }
+            ids
+        };
+        let mut deadlines = self.deadlines();
+        for id in &ids {
+            deadlines.remove(id);
+        }
+        ids.len()
+    }
+
+    /// Replays the partitions in `indices` and installs their ids,
+    /// answering LOAD_IN_PROGRESS for them meanwhile. Returns the ids whose
+    /// transaction is in a `Prepare*` state. A failed replay leaves the
+    /// partitions unowned.
+    fn load_partitions(
+        &self,
+        indices: &BTreeSet<i32>,
+    ) -> Result<Vec<String>, sluice_log::LogError> {
+        for &index in indices {
+            self.ownership.begin_load(index);
+        }
+        let mut loaded = LoadedIds::default();
+        for &index in indices {
             let Some(partition) = self.topics.partition(TRANSACTION_STATE_TOPIC, index) else {
                 continue;
             };
-            let mut offset = partition.log().log_start_offset();
-            let end = partition.high_watermark();
-            while offset < end {
-                let read = partition.read(offset, 1 << 20)?;
-                let bytes = read.to_bytes().map_err(|source| sluice_log::LogError::Io {
-                    op: "read",
-                    path: partition.log().dir().to_owned(),
-                    source,
-                })?;
-                let before = offset;
-                for item in Batches::new(&bytes) {
-                    let NextBatch::Complete { header, bytes, .. } = item else {
-                        break;
-                    };
-                    offset = header.next_offset();
-                    if header.is_control() {
-                        continue;
-                    }
-                    let Ok(records) = decode_records(&Bytes::copy_from_slice(bytes)) else {
-                        tracing::warn!(partition = %partition.tp, offset = header.base_offset, "skipping undecodable batch");
-                        continue;
-                    };
-                    for r in records {
-                        let Some(key) = r.key.as_deref() else {
-                            continue;
-                        };
-                        let Ok(id) = state_log::decode_key(key) else {
-                            continue;
-                        };
-                        match r.value.as_deref().map(state_log::decode_value) {
-                            None => {
-                                loaded.remove(&id);
-                            }
-                            Some(Ok(rec)) => {
-                                if let Some(meta) = TxnMetadata::from_record(rec) {
-                                    loaded.insert(id, meta);
-                                }
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!(transactional_id = %id, "skipping bad transaction state: {e}")
-                            }
-                        }
-                    }
+            if let Err(e) = replay_state_partition(&partition, index, &mut loaded) {
+                for &index in indices {
+                    self.ownership.unload(index);
                 }
-                if offset == before {
-                    break;
-                }
+                return Err(e);
             }
         }
-        let count = loaded.len();
+        // Whatever is in memory for these partitions is older than the log.
+        self.drop_ids(indices);
+        let mut count = 0;
         let mut unfinished = Vec::new();
-        for (id, meta) in loaded {
-            this.set_deadline(&id, &meta);
+        for (id, (_, meta)) in loaded.ids {
+            // A record in another partition (written before the id's
+            // partition matched Kafka's) is this coordinator's only when the
+            // id's own partition is one loaded here now.
+            let Some(meta) = meta.filter(|_| indices.contains(&partition_for(&id))) else {
+                continue;
+            };
+            self.set_deadline(&id, &meta);
             if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
                 unfinished.push(id.clone());
             }
-            this.map()
+            self.map()
                 .insert(id.clone(), Arc::new(TxnSlot::new(&id, Some(meta))));
+            count += 1;
+        }
+        for &index in indices {
+            self.ownership.finish_load(index);
         }
         tracing::info!(
+            partitions = ?indices,
             transactional_ids = count,
             unfinished = unfinished.len(),
             "transaction state loaded"
         );
+        Ok(unfinished)
+    }
+
+    /// Finishes transactions found in a `Prepare*` state at load (markers
+    /// are idempotent); one that fails is left to the expiry task's retry.
+    async fn finish_loaded(&self, unfinished: Vec<String>) {
         for id in unfinished {
-            let Some(slot) = this.get(&id) else { continue };
+            let Some(slot) = self.get(&id) else { continue };
             let mut guard = slot.meta.lock().await;
             if let Some(meta) = guard.as_mut()
-                && let Err(e) = this.complete(&id, meta).await
+                && let Err(e) = self.complete(&id, meta).await
             {
-                tracing::error!(transactional_id = %id, "cannot complete transaction after restart: {e:?}; the expiry task retries");
-                this.deadlines().insert(id.clone(), now_ms());
+                tracing::error!(transactional_id = %id, "cannot complete transaction after load: {e:?}; the expiry task retries");
+                self.deadlines().insert(id.clone(), now_ms());
             }
         }
-        tasks.spawn("txn-expiry", expire_transactions(Arc::downgrade(self)));
-        Ok(())
     }
 
     /// Aborts `id`'s transaction if it is still open past its deadline (or
@@ -1024,6 +1166,90 @@ impl TransactionCoordinator {
 
 /// Delay before retrying a failed abort or completion.
 const EXPIRY_RETRY_MS: i64 = 1_000;
+
+/// Bytes read per step when replaying a `__transaction_state` partition.
+const REPLAY_READ_BYTES: u32 = 1 << 20;
+
+/// Ids replayed from `__transaction_state`: the last state of each (`None`
+/// after a tombstone), and whether it came from the id's own partition.
+#[derive(Debug, Default)]
+struct LoadedIds {
+    ids: HashMap<String, (bool, Option<TxnMetadata>)>,
+}
+
+impl LoadedIds {
+    /// Records `value` for `id`, read from partition `index`. A record in
+    /// the id's own partition replaces anything; one from elsewhere (the
+    /// partition Sluice used before it hashed ids as Kafka does, see
+    /// [`state_log::legacy_partition_for`]) only fills a gap, since every
+    /// write since then went to the id's own partition.
+    fn put(&mut self, id: String, index: i32, value: Option<TxnMetadata>) {
+        let own = partition_for(&id) == index;
+        match self.ids.get(&id) {
+            Some((true, _)) if !own => {}
+            _ => {
+                self.ids.insert(id, (own, value));
+            }
+        }
+    }
+}
+
+/// Reads every record of `partition` (index `index`) up to its high
+/// watermark into `loaded`, in offset order. Undecodable records and
+/// batches are logged and skipped.
+fn replay_state_partition(
+    partition: &sluice_replica::Partition,
+    index: i32,
+    loaded: &mut LoadedIds,
+) -> Result<(), sluice_log::LogError> {
+    let mut offset = partition.log().log_start_offset();
+    let end = partition.high_watermark();
+    while offset < end {
+        let read = partition.read(offset, REPLAY_READ_BYTES)?;
+        let bytes = read.to_bytes().map_err(|source| sluice_log::LogError::Io {
+            op: "read",
+            path: partition.log().dir().to_owned(),
+            source,
+        })?;
+        let before = offset;
+        for item in Batches::new(&bytes) {
+            let NextBatch::Complete { header, bytes, .. } = item else {
+                break;
+            };
+            offset = header.next_offset();
+            if header.is_control() {
+                continue;
+            }
+            let Ok(records) = decode_records(&Bytes::copy_from_slice(bytes)) else {
+                tracing::warn!(partition = %partition.tp, offset = header.base_offset, "skipping undecodable batch");
+                continue;
+            };
+            for r in records {
+                let Some(key) = r.key.as_deref() else {
+                    continue;
+                };
+                let Ok(id) = state_log::decode_key(key) else {
+                    continue;
+                };
+                match r.value.as_deref().map(state_log::decode_value) {
+                    None => loaded.put(id, index, None),
+                    Some(Ok(rec)) => {
+                        if let Some(meta) = TxnMetadata::from_record(rec) {
+                            loaded.put(id, index, Some(meta));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(transactional_id = %id, "skipping bad transaction state: {e}")
+                    }
+                }
+            }
+        }
+        if offset == before {
+            break;
+        }
+    }
+    Ok(())
+}
 
 /// Sleeps until the earliest transaction deadline (or a wake-up when one is
 /// added), then aborts what expired. Holds only a weak handle while
@@ -1145,6 +1371,249 @@ mod tests {
             Err(VerifyError::Epoch { .. })
         ));
         assert_eq!(verify(Some("tx"), pid, bumped, 0), Ok(()));
+    }
+
+    /// Kafka's rule: a transactional id is coordinated by the leader of its
+    /// `__transaction_state` partition. When leadership moves away the id
+    /// is dropped and every transactional API answers NOT_COORDINATOR;
+    /// when it comes back the open transaction is replayed and can commit.
+    #[tokio::test]
+    async fn transactional_ids_follow_the_leadership_of_their_state_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::create_topic(&node, "t", 1).await;
+        let txn = &node.txn;
+        let (pid, epoch) = txn
+            .init_producer_id("tx", 60_000, None)
+            .await
+            .expect("init");
+        // Registered after the topics exist, so this node leads all of them
+        // (placement spreads partitions over registered brokers).
+        testing::register_brokers(&node, &[1, 2, 3]).await;
+        txn.add_to_txn("tx", pid, epoch, &[tp("t", 0)], None)
+            .await
+            .expect("add");
+        let index = partition_for("tx");
+
+        testing::move_leader(&node, TRANSACTION_STATE_TOPIC, index, 2).await;
+        assert!(txn.get("tx").is_none(), "unloaded");
+        let not_here = Err(TxnError::NotCoordinator);
+        assert_eq!(txn.check_coordinator("tx"), not_here);
+        assert_eq!(
+            txn.init_producer_id("tx", 60_000, None).await.map(|_| ()),
+            not_here
+        );
+        assert_eq!(
+            txn.add_to_txn("tx", pid, epoch, &[tp("t", 0)], None).await,
+            not_here
+        );
+        assert_eq!(
+            txn.verify_partitions("tx", pid, epoch, &[tp("t", 0)])
+                .await
+                .map(|_| ()),
+            not_here
+        );
+        assert_eq!(
+            txn.add_offsets("tx", pid, epoch, "g", vec![]).await,
+            not_here
+        );
+        assert_eq!(txn.end_txn("tx", pid, epoch, true).await, not_here);
+        assert_eq!(TxnError::NotCoordinator.code(false), code::NOT_COORDINATOR);
+        // An id of another partition is still served.
+        let other = (0..)
+            .map(|i| format!("tx-{i}"))
+            .find(|id| partition_for(id) != index)
+            .expect("an id elsewhere");
+        txn.init_producer_id(&other, 60_000, None)
+            .await
+            .expect("served here");
+
+        testing::move_leader(&node, TRANSACTION_STATE_TOPIC, index, 1).await;
+        let meta = txn
+            .get("tx")
+            .expect("loaded again")
+            .snapshot()
+            .await
+            .expect("state");
+        assert_eq!(
+            (meta.producer_id, meta.producer_epoch, meta.state),
+            (pid, epoch, TxnState::Ongoing)
+        );
+        assert!(meta.partitions.contains(&tp("t", 0)));
+        txn.end_txn("tx", pid, epoch, true)
+            .await
+            .expect("the replayed transaction commits");
+    }
+
+    /// A commit decided (`PrepareCommit` durable) while another broker led
+    /// the id's partition is finished by this broker once it leads the
+    /// partition again: the markers are written and the state completes.
+    #[tokio::test]
+    async fn a_prepared_commit_found_on_gaining_leadership_is_completed() {
+        const BOUND: Duration = Duration::from_secs(10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::create_topic(&node, "t", 1).await;
+        let txn = &node.txn;
+        let (pid, epoch) = txn
+            .init_producer_id("tx", 60_000, None)
+            .await
+            .expect("init");
+        // Registered after the topics exist, so this node leads all of them
+        // (placement spreads partitions over registered brokers).
+        testing::register_brokers(&node, &[1, 2]).await;
+        txn.add_to_txn("tx", pid, epoch, &[tp("t", 0)], None)
+            .await
+            .expect("add");
+        let mut prepared = txn
+            .get("tx")
+            .expect("slot")
+            .snapshot()
+            .await
+            .expect("state");
+        let index = partition_for("tx");
+        testing::move_leader(&node, TRANSACTION_STATE_TOPIC, index, 2).await;
+        // What broker 2 wrote before failing: the decision, no markers.
+        prepared.state = TxnState::PrepareCommit;
+        let state_partition = node
+            .replicas
+            .partition(TRANSACTION_STATE_TOPIC, index)
+            .expect("still a replica here");
+        let batch = state_log::batch("tx", Some(&prepared.to_record()), now_ms()).expect("batch");
+        let info = state_partition.append(batch, now_ms()).expect("append");
+        state_partition
+            .commit(info.last_offset + 1)
+            .await
+            .expect("commit");
+        let data = node.replicas.partition("t", 0).expect("data partition");
+        let before = data.high_watermark();
+
+        testing::move_leader(&node, TRANSACTION_STATE_TOPIC, index, 1).await;
+        tokio::time::timeout(BOUND, async {
+            loop {
+                let advanced = data.hw_advanced();
+                tokio::pin!(advanced);
+                advanced.as_mut().enable();
+                if data.high_watermark() > before {
+                    return;
+                }
+                advanced.await;
+            }
+        })
+        .await
+        .expect("the commit marker is written");
+        // The completion holds the id until its state is durable.
+        let meta = txn
+            .get("tx")
+            .expect("loaded")
+            .snapshot()
+            .await
+            .expect("state");
+        assert_eq!(meta.state, TxnState::CompleteCommit);
+        assert!(meta.partitions.is_empty());
+    }
+
+    /// While a partition is being loaded its ids answer
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    #[tokio::test]
+    async fn a_state_partition_being_loaded_answers_load_in_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let (pid, epoch) = node
+            .txn
+            .init_producer_id("tx", 60_000, None)
+            .await
+            .expect("init");
+        node.txn.ownership().begin_load(partition_for("tx"));
+        assert_eq!(
+            node.txn.add_to_txn("tx", pid, epoch, &[], None).await,
+            Err(TxnError::LoadInProgress)
+        );
+        assert_eq!(
+            TxnError::LoadInProgress.code(false),
+            code::COORDINATOR_LOAD_IN_PROGRESS
+        );
+        node.txn.ownership().finish_load(partition_for("tx"));
+        assert_eq!(
+            node.txn.add_to_txn("tx", pid, epoch, &[], None).await,
+            Ok(())
+        );
+    }
+
+    /// Before Sluice hashed ids as Kafka does, "txn-20" (hash -859841407)
+    /// was written to partition 41 (sign bit masked); its partition is now
+    /// 7 (absolute value). A record left in 41 loads when 7 has none, and
+    /// once the id is written to 7, that record wins although partition 41
+    /// is replayed after it.
+    #[tokio::test]
+    async fn state_written_where_sluice_used_to_hash_an_id_still_loads() {
+        const ID: &str = "txn-20";
+        assert_eq!(
+            (partition_for(ID), state_log::legacy_partition_for(ID)),
+            (7, 41)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = TxnMetadata {
+            producer_id: 7,
+            producer_epoch: 3,
+            last_producer_id: -1,
+            last_producer_epoch: -1,
+            timeout_ms: 60_000,
+            state: TxnState::CompleteCommit,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            pending_offsets: BTreeMap::new(),
+            start_ms: -1,
+            last_update_ms: 1,
+        };
+        {
+            let node = testing::bare_node(
+                dir.path(),
+                testing::group_config(),
+                crate::config::TransactionConfig::default(),
+            );
+            node.controller
+                .ensure_internal_topic(TRANSACTION_STATE_TOPIC, TRANSACTION_STATE_PARTITIONS)
+                .await
+                .expect("topic");
+            let partition = node
+                .replicas
+                .partition(TRANSACTION_STATE_TOPIC, 41)
+                .expect("partition");
+            let batch = state_log::batch(ID, Some(&old.to_record()), 1).expect("batch");
+            let info = partition.append(batch, 1).expect("append");
+            partition
+                .commit(info.last_offset + 1)
+                .await
+                .expect("commit");
+            node.replicas.flush_all().expect("flush");
+        }
+        let state = |node: Arc<testing::Node>| async move {
+            let slot = node.txn.get(ID).expect("loaded");
+            let meta = slot.snapshot().await.expect("state");
+            (meta.producer_id, meta.producer_epoch)
+        };
+        {
+            let node = testing::node_in(dir.path()).await;
+            assert_eq!(
+                state(Arc::clone(&node)).await,
+                (7, 3),
+                "the old record loads"
+            );
+            let (pid, epoch) = node
+                .txn
+                .init_producer_id(ID, 60_000, None)
+                .await
+                .expect("bump");
+            assert_eq!((pid, epoch), (7, 4));
+            node.replicas.flush_all().expect("flush");
+        }
+        let node = testing::node_in(dir.path()).await;
+        assert_eq!(
+            state(node).await,
+            (7, 4),
+            "the id's own partition wins over the old one"
+        );
     }
 
     #[tokio::test]

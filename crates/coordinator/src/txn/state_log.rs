@@ -44,14 +44,23 @@ pub const TRANSACTION_STATE_PARTITIONS: i32 = 50;
 /// Longest transactional id accepted: ids are keys on disk and in memory.
 pub const MAX_TRANSACTIONAL_ID_BYTES: usize = 1024;
 
-/// The partition of `__transaction_state` that holds `transactional_id`
-/// (Java's `String.hashCode`, like Kafka, so the mapping is familiar).
+/// The partition of `__transaction_state` that holds `transactional_id`:
+/// Kafka's `Utils.abs(transactionalId.hashCode) % partitions`, so an id
+/// has the same coordinator partition as on a Kafka cluster.
+///
+/// Before this matched Kafka, Sluice masked the sign bit instead of taking
+/// the absolute value, which differs for every negative hash; see
+/// [`legacy_partition_for`] for how records written that way still load.
 pub fn partition_for(transactional_id: &str) -> i32 {
-    let mut h: i32 = 0;
-    for unit in transactional_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    (h & i32::MAX) % TRANSACTION_STATE_PARTITIONS
+    crate::internal_topics::partition_for_key(transactional_id, TRANSACTION_STATE_PARTITIONS)
+}
+
+/// The partition Sluice wrote `transactional_id` to before
+/// [`partition_for`] matched Kafka (`hashCode & i32::MAX`). Load reads a
+/// record found there only when the id's own partition has none.
+pub fn legacy_partition_for(transactional_id: &str) -> i32 {
+    (crate::internal_topics::java_string_hashcode(transactional_id) & i32::MAX)
+        % TRANSACTION_STATE_PARTITIONS
 }
 
 /// A transaction's persisted state. Field names are those of the legacy
@@ -618,10 +627,25 @@ mod tests {
 
     #[test]
     fn partition_matches_java_string_hash() {
-        // "a".hashCode() == 97; "transactional-id".hashCode() is negative in Java.
+        // "a".hashCode() == 97; "transactional-id".hashCode() == 510590431.
         assert_eq!(partition_for("a"), 97 % 50);
-        let p = partition_for("transactional-id");
-        assert!((0..TRANSACTION_STATE_PARTITIONS).contains(&p));
+        assert_eq!(partition_for("transactional-id"), 510_590_431 % 50);
+    }
+
+    /// Kafka maps an id with a negative hash through `Utils.abs`:
+    /// "my-txn".hashCode() == -1061187895, so its partition is
+    /// 1061187895 % 50 == 45 on a Kafka cluster; masking the sign bit
+    /// (what Sluice did) gives 3, another coordinator.
+    #[test]
+    fn partition_of_a_negative_hash_is_kafkas_absolute_value() {
+        assert_eq!(
+            crate::internal_topics::java_string_hashcode("my-txn"),
+            -1_061_187_895
+        );
+        assert_eq!(partition_for("my-txn"), 45);
+        assert_eq!(legacy_partition_for("my-txn"), 3);
+        // i32::MIN has no absolute value; Kafka's abs maps it to 0.
+        assert_eq!(partition_for("polygenelubricants"), 0);
     }
 
     mod properties {

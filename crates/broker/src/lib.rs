@@ -161,6 +161,9 @@ impl Broker {
                 log: config.log.clone(),
             },
         ));
+        if let Some(q) = &quorum {
+            controller.set_remote(Arc::new(cluster::QuorumRemote::new(Arc::clone(q))));
+        }
         let topics = InternalTopics::new(
             Arc::clone(&controller),
             Arc::clone(&replicas),

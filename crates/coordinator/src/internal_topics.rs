@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use std::collections::BTreeSet;
 
-use sluice_metadata::{ApiError, Change, Controller, MetadataImage};
+use sluice_metadata::{ApiError, Controller, MetadataImage};
 use sluice_replica::{Partition, ReplicaManager};
 
 /// Kafka's `String.hashCode`: 31-based over UTF-16 code units, wrapping,
@@ -101,11 +101,9 @@ impl InternalTopics {
         self.controller.image()
     }
 
-    /// Commits a metadata change (producer id blocks).
-    pub async fn commit_metadata(
-        &self,
-        change: Change<'_>,
-    ) -> Result<Arc<MetadataImage>, ApiError> {
-        self.controller.commit(change).await
+    /// Reserves a block of `block_size` producer ids on the active
+    /// controller; returns the first id past the block.
+    pub async fn allocate_producer_ids(&self, block_size: i64) -> Result<i64, ApiError> {
+        self.controller.allocate_producer_ids(block_size).await
     }
 }

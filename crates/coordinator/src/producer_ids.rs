@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use sluice_metadata::{ApiError, MetadataRecord};
+use sluice_metadata::ApiError;
 
 use crate::internal_topics::InternalTopics;
 
@@ -59,20 +59,11 @@ impl ProducerIdManager {
         if let Some(id) = self.take() {
             return Ok(id);
         }
-        // The block is the one this record reserves, read from the record
-        // itself: the image the commit returns may already hold later
-        // changes once the metadata log is replicated.
-        let reserved = std::sync::atomic::AtomicI64::new(-1);
-        self.topics
-            .commit_metadata(Box::new(|image| {
-                let end = image.next_producer_id + PRODUCER_ID_BLOCK_SIZE;
-                reserved.store(end, std::sync::atomic::Ordering::Relaxed);
-                Ok(vec![MetadataRecord::ProducerIds {
-                    next_producer_id: end,
-                }])
-            }))
+        // Reserved by the active controller, which may be another node.
+        let end = self
+            .topics
+            .allocate_producer_ids(PRODUCER_ID_BLOCK_SIZE)
             .await?;
-        let end = reserved.load(std::sync::atomic::Ordering::Relaxed);
         {
             let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
             block.next = end - PRODUCER_ID_BLOCK_SIZE;

@@ -131,7 +131,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// A topic to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewTopic {
     /// Name.
     pub name: String,
@@ -148,7 +148,7 @@ pub struct NewTopic {
 }
 
 /// The replicas a client chose for one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaAssignment {
     /// The partition.
     pub partition_index: i32,
@@ -157,7 +157,7 @@ pub struct ReplicaAssignment {
 }
 
 /// What became of one topic in a create request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreatedTopic {
     /// The new topic's id (nil when validate_only).
     pub topic_id: Uuid,
@@ -572,6 +572,30 @@ pub struct Controller {
     log: Arc<dyn MetadataLog>,
     listeners: Vec<Arc<dyn MetadataListener>>,
     config: ControllerConfig,
+    /// The way to the active controller, in a cluster.
+    remote: std::sync::OnceLock<Arc<dyn ControllerRemote>>,
+}
+
+/// How a broker that is not the active controller has the active one make
+/// the changes its own code needs: internal and auto-created topics, and
+/// producer id blocks. (Kafka admin requests are forwarded whole, before
+/// they reach the controller.)
+pub trait ControllerRemote: Send + Sync + std::fmt::Debug {
+    /// True while this node is the active controller (changes run here).
+    fn is_active(&self) -> bool;
+
+    /// [`Controller::create_topics`] on the active controller.
+    fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> futures::future::BoxFuture<'static, Vec<Result<CreatedTopic, ApiError>>>;
+
+    /// [`Controller::allocate_producer_ids`] on the active controller.
+    fn allocate_producer_ids(
+        &self,
+        block_size: i64,
+    ) -> futures::future::BoxFuture<'static, Result<i64, ApiError>>;
 }
 
 impl Controller {
@@ -585,7 +609,41 @@ impl Controller {
             log,
             listeners,
             config,
+            remote: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Routes the changes this node's own code needs (internal topics,
+    /// producer ids) to the active controller when it is another node.
+    pub fn set_remote(&self, remote: Arc<dyn ControllerRemote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    fn remote_if_not_active(&self) -> Option<&Arc<dyn ControllerRemote>> {
+        self.remote.get().filter(|r| !r.is_active())
+    }
+
+    /// Reserves the next block of `block_size` producer ids (a
+    /// `ProducerIds` record) and returns the first id past it; the block is
+    /// the `block_size` ids below. On the active controller, wherever the
+    /// request came from.
+    pub async fn allocate_producer_ids(self: &Arc<Self>, block_size: i64) -> Result<i64, ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            return remote.allocate_producer_ids(block_size).await;
+        }
+        // The block is read from the record this change writes: the image
+        // the commit returns may already hold later changes once the
+        // metadata log is replicated.
+        let reserved = std::sync::atomic::AtomicI64::new(-1);
+        self.commit(Box::new(|image| {
+            let end = image.next_producer_id + block_size;
+            reserved.store(end, std::sync::atomic::Ordering::Relaxed);
+            Ok(vec![MetadataRecord::ProducerIds {
+                next_producer_id: end,
+            }])
+        }))
+        .await?;
+        Ok(reserved.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The current metadata image.
@@ -616,6 +674,9 @@ impl Controller {
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Vec<Result<CreatedTopic, ApiError>> {
+        if let Some(remote) = self.remote_if_not_active() {
+            return remote.create_topics(topics, validate_only).await;
+        }
         let count = topics.len();
         let this = Arc::clone(self);
         detached(async move { this.create_topics_now(topics, validate_only).await })

@@ -10,7 +10,7 @@ use crate::codec::CodecError;
 use crate::image::ApplyError;
 
 /// An error for one item of an admin request: a Kafka code and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiError {
     /// Kafka error code.
     pub code: i16,

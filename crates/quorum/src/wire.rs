@@ -146,6 +146,19 @@ pub enum ControlRequest {
         /// The request frame: header and body, without the length prefix.
         frame: Bytes,
     },
+    /// Create topics a broker's own code needs (internal topics,
+    /// auto-created topics).
+    CreateTopics {
+        /// The topics.
+        topics: Vec<sluice_metadata::controller::NewTopic>,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// Reserve a block of producer ids for a broker.
+    AllocateProducerIds {
+        /// Ids in the block.
+        block_size: i64,
+    },
     /// A node left the quorum: remove its broker registration too.
     UnregisterBroker {
         /// The node.
@@ -186,6 +199,20 @@ pub enum ControlResponse {
     /// answering (so this node's image shows it).
     Committed {
         /// Log index of the change.
+        index: u64,
+    },
+    /// One result per topic of a [`ControlRequest::CreateTopics`].
+    TopicsCreated {
+        /// The results, in request order.
+        results: Vec<Result<sluice_metadata::controller::CreatedTopic, sluice_metadata::ApiError>>,
+        /// The controller's last applied entry when it answered.
+        index: u64,
+    },
+    /// A reserved producer id block.
+    ProducerIds {
+        /// The first id past the block.
+        end: i64,
+        /// The controller's last applied entry when it answered.
         index: u64,
     },
     /// Refused with a Kafka error code.

@@ -214,6 +214,23 @@ def test_every_node_serves_the_same_cluster_to_every_client(cluster):
     ids = {s["cluster_id"] for s in (n.status() for n in nodes)}
     assert len(ids) == 1, f"nodes report different cluster ids: {ids}"
 
+    # The HTTP API: every node shows the quorum, and only a partition's
+    # leader takes writes.
+    for n in nodes:
+        q = n.status()["quorum"]
+        assert {m["id"]: m["role"] for m in q["nodes"]} == {1: "voter", 2: "voter", 3: "voter"}, q
+        assert q["leader"] in (1, 2, 3) and q["term"] >= 1, q
+    leader_of_0 = views[0][0]
+    on_leader = Http(cluster.nodes[leader_of_0])
+    assert on_leader.produce(topic, [{"value": "x", "partition": 0}]) == [0]
+    elsewhere = Http(next(n for n in nodes if n.node_id != leader_of_0))
+    status, err = elsewhere.call("POST", f"/v1/topics/{topic}/records", {"records": [{"value": "y", "partition": 0}]})
+    assert status == 503, (status, err)
+    assert f"led by broker {leader_of_0}" in err["message"], err
+    # Clean up the extra record's effect on the read-back below.
+    topic = unique_topic("cluster-rt")
+    ConfluentClient().create_topic(nodes[0].bootstrap, topic, 6)
+
     # Produce through one node, consume through another, with two clients.
     records = make_records(300, 6, seed=12)
     ConfluentClient().produce(nodes[1].bootstrap, topic, records, "lz4")

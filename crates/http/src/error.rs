@@ -81,9 +81,13 @@ impl HttpError {
             | code::INVALID_TIMESTAMP
             | code::CORRUPT_MESSAGE
             | code::INVALID_GROUP_ID => StatusCode::BAD_REQUEST,
-            code::COORDINATOR_LOAD_IN_PROGRESS | code::COORDINATOR_NOT_AVAILABLE => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            // Retriable: in a cluster, a change this node cannot make until a
+            // controller is elected, or that only the active controller makes.
+            code::COORDINATOR_LOAD_IN_PROGRESS
+            | code::COORDINATOR_NOT_AVAILABLE
+            | code::NOT_CONTROLLER
+            | code::NOT_LEADER_OR_FOLLOWER
+            | code::LEADER_NOT_AVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = message.into();

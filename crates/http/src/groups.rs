@@ -13,7 +13,7 @@ use sluice_protocol::error::codes as code;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
-use super::{AppState, blocking, unknown_partition, unknown_topic};
+use super::{AppState, blocking, unknown_topic};
 use sluice_broker::Broker;
 use sluice_coordinator::group::{CommitIdentity, GroupKind, GroupSlot, OffsetToCommit};
 
@@ -380,10 +380,7 @@ pub async fn reset_offsets(
     };
     let mut offsets = Vec::with_capacity(partitions.len());
     for &index in &partitions {
-        let p = broker
-            .replicas
-            .partition(&request.topic, index)
-            .ok_or_else(|| unknown_partition(&request.topic, index))?;
+        let p = crate::led_partition(broker, &request.topic, index)?;
         let start = p.log().log_start_offset();
         let hw = p.high_watermark();
         let target = match (request.to.as_str(), request.offset, request.timestamp) {

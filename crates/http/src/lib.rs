@@ -267,6 +267,36 @@ pub(crate) fn unknown_partition(topic: &str, partition: i32) -> HttpError {
     )
 }
 
+/// The partition if this broker leads it. One led elsewhere (in a
+/// cluster) is a 503 naming the leader, so a client retries there; only
+/// the leader takes writes and serves reads, as over the Kafka protocol.
+pub(crate) fn led_partition(
+    broker: &sluice_broker::Broker,
+    topic: &str,
+    partition: i32,
+) -> Result<std::sync::Arc<sluice_replica::Partition>, HttpError> {
+    let image = broker.metadata.image();
+    broker
+        .replicas
+        .leader_partition(&image, topic, partition, -1, true)
+        .map_err(|e| match e {
+            sluice_replica::LeaderError::UnknownTopicOrPartition => unknown_partition(topic, partition),
+            other => {
+                let leader = image
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.partitions.get(&partition))
+                    .map_or(-1, |p| p.leader);
+                HttpError::kafka(
+                    sluice_protocol::error::codes::NOT_LEADER_OR_FOLLOWER,
+                    format!(
+                        "partition {partition} of topic `{topic}` is led by broker {leader}, not this one ({other})"
+                    ),
+                )
+            }
+        })
+}
+
 /// Turns "this topic does not exist" into a 404.
 pub(crate) fn unknown_topic(topic: &str) -> HttpError {
     HttpError::kafka(

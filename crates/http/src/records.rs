@@ -284,10 +284,7 @@ pub async fn produce(
     // unknown partition fails the request with nothing written.
     let mut targets = Vec::with_capacity(by_partition.len());
     for (index, records) in by_partition {
-        let partition = broker
-            .replicas
-            .partition(&topic, index)
-            .ok_or_else(|| unknown_partition(&topic, index))?;
+        let partition = crate::led_partition(broker, &topic, index)?;
         targets.push((partition, records));
     }
     let mut appended = Vec::with_capacity(targets.len());
@@ -511,11 +508,7 @@ pub async fn read(
     Path((topic, index)): Path<(String, i32)>,
     Query(params): Query<ReadParams>,
 ) -> ApiResult<axum::Json<ReadResponse>> {
-    let partition = state
-        .broker
-        .replicas
-        .partition(&topic, index)
-        .ok_or_else(|| unknown_partition(&topic, index))?;
+    let partition = crate::led_partition(&state.broker, &topic, index)?;
     let chosen = [
         params.offset.is_some(),
         params.timestamp.is_some(),

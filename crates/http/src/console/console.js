@@ -337,14 +337,24 @@ pages.overview = function () {
       $("#ov-cards").innerHTML = [
         ["Brokers", c.brokers.length, `node ${c.node_id} · up ${fmtDuration(c.uptime_ms)}`],
         ["Topics", c.topic_count, `${t.topics.filter((x) => x.internal).length} internal`],
-        ["Partitions", c.partition_count, "all led by this node"],
+        ["Partitions", c.partition_count, c.quorum ? `across ${c.brokers.filter((b) => !b.fenced).length} live brokers` : "all led by this node"],
         ["Consumer groups", g.groups.length, `${fmtInt(g.groups.reduce((a, x) => a + x.total_lag, 0))} total lag`],
         ["Messages", fmtInt(c.total_messages), fmtRate(last(throughput.msgs)) + " now"],
         ["Data on disk", fmtBytes(c.total_size_bytes), fmtBytes(last(throughput.bytesIn)) + "/s in"],
         ["Connections", c.connections, "Kafka clients"],
       ].map(([l, val, sub]) => `<div class="card"><div class="label">${l}</div><div class="value">${val}</div><div class="sub">${esc(sub)}</div></div>`).join("");
-      $("#ov-brokers").innerHTML = `<table><thead><tr><th>ID</th><th>Host</th><th>Port</th><th>Role</th><th>Version</th></tr></thead><tbody>${
-        c.brokers.map((b) => `<tr><td class="mono">${b.node_id}</td><td class="mono">${esc(b.host)}</td><td class="mono">${b.port}</td><td>${b.is_controller ? '<span class="badge teal">controller</span>' : ""}</td><td class="mono">${esc(c.version)}</td></tr>`).join("")
+      // In a cluster: each broker's quorum role and lag as this node sees
+      // them (lag only when this node is the Raft leader).
+      const members = new Map(((c.quorum && c.quorum.nodes) || []).map((n) => [n.id, n]));
+      const quorumHead = c.quorum
+        ? `<div class="sub mono">quorum: leader ${c.quorum.leader ?? "none"} · term ${c.quorum.term} · applied ${c.quorum.applied_index ?? "-"} · this node ${esc(c.quorum.state)}</div>`
+        : "";
+      $("#ov-brokers").innerHTML = `${quorumHead}<table><thead><tr><th>ID</th><th>Host</th><th>Port</th><th>Rack</th><th>Role</th><th>Quorum</th><th class="num">Lag</th><th>Version</th></tr></thead><tbody>${
+        c.brokers.map((b) => {
+          const m = members.get(b.node_id);
+          const role = (b.is_controller ? '<span class="badge teal">controller</span> ' : "") + (b.fenced ? '<span class="badge warn">fenced</span>' : "");
+          return `<tr><td class="mono">${b.node_id}</td><td class="mono">${esc(b.host)}</td><td class="mono">${b.port}</td><td class="mono">${esc(b.rack ?? "")}</td><td>${role}</td><td>${m ? esc(m.role) : (c.quorum ? "—" : "")}</td><td class="num">${m && m.lag != null ? m.lag : ""}</td><td class="mono">${esc(c.version)}</td></tr>`;
+        }).join("")
       }</tbody></table>`;
       const top = t.topics.slice().sort((a, b) => b.size_bytes - a.size_bytes).slice(0, 6);
       $("#ov-topics").innerHTML = top.length

@@ -222,7 +222,8 @@ def test_every_node_serves_the_same_cluster_to_every_client(cluster):
         assert q["leader"] in (1, 2, 3) and q["term"] >= 1, q
     leader_of_0 = views[0][0]
     on_leader = Http(cluster.nodes[leader_of_0])
-    assert on_leader.produce(topic, [{"value": "x", "partition": 0}]) == [0]
+    [written] = on_leader.produce(topic, [{"value": "x", "partition": 0}])
+    assert (written["partition"], written["offset"]) == (0, 0), written
     elsewhere = Http(next(n for n in nodes if n.node_id != leader_of_0))
     status, err = elsewhere.call("POST", f"/v1/topics/{topic}/records", {"records": [{"value": "y", "partition": 0}]})
     assert status == 503, (status, err)
@@ -360,3 +361,53 @@ def test_a_single_node_grows_to_three_and_a_node_is_removed(tmp_path):
         cluster.wait_images_agree()
     finally:
         cluster.stop()
+
+
+def test_a_silent_broker_is_fenced_and_comes_back_once_caught_up(cluster):
+    topic = unique_topic("fence")
+    ConfluentClient().create_topic(cluster.nodes[1].bootstrap, topic, 3)
+    cluster.wait_images_agree()
+    leader = cluster.leader()
+    victim = next(n for n in cluster.nodes.values() if n is not leader)
+    others = [n for n in cluster.nodes.values() if n is not victim]
+    before = {p["partition"]: p["leader"] for p in kcat_metadata(others[0].bootstrap, topic)["topics"][0]["partitions"]}
+    led = sorted(p for p, l in before.items() if l == victim.node_id)
+    assert led, f"node {victim.node_id} leads nothing of {before}"
+    victim.kill9()
+    # After broker.session_timeout_ms (9 s) it is fenced: no longer listed,
+    # and its partitions (one replica each) have no leader.
+    cluster.wait_brokers({n.node_id for n in others}, timeout_s=30)
+    md = kcat_metadata(others[0].bootstrap, topic)
+    after = {p["partition"]: p for p in md["topics"][0]["partitions"]}
+    for p in led:
+        assert after[p]["leader"] == -1, after[p]
+    # It restarts, registers again, is unfenced once caught up and leads
+    # its partitions again (a new leader epoch).
+    victim.start()
+    cluster.wait_brokers({1, 2, 3}, timeout_s=30)
+    md = kcat_metadata(victim.bootstrap, topic)
+    back = {p["partition"]: p["leader"] for p in md["topics"][0]["partitions"]}
+    assert back == before, (back, before)
+
+
+def test_malformed_controller_traffic_costs_only_its_connection(cluster):
+    import socket
+    import struct
+
+    node = cluster.nodes[2]
+    hostile = [
+        struct.pack(">I", 0xFFFFFFF0),                     # a length far over the bound
+        struct.pack(">IH", 6, 9) + b"\x00" * 4,           # an unknown protocol version
+        struct.pack(">IH", 8, 1) + b"\xff" * 6,           # a message that does not decode
+        b"\x00\x00",                                      # a frame cut short, then silence
+    ]
+    for payload in hostile:
+        with socket.create_connection(("127.0.0.1", node.controller_port), timeout=5) as s:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(10)
+            assert s.recv(1024) == b"", "the node answered a malformed frame instead of closing"
+    assert node.alive()
+    # The quorum still works through that node.
+    create_topic_with_retry(node.bootstrap, unique_topic("after-garbage"), 1, 10.0)
+    cluster.wait_images_agree()

@@ -35,7 +35,13 @@ def test_health_ready_and_cluster_status(http, broker):
     c = http.get("/v1/cluster")
     assert c["node_id"] == 1
     assert len(c["cluster_id"]) == 22
-    assert c["brokers"] == [{"node_id": 1, "host": "127.0.0.1", "port": broker.kafka_port, "is_controller": True}]
+    assert c["brokers"] == [{
+        "node_id": 1, "host": "127.0.0.1", "port": broker.kafka_port,
+        "rack": None, "is_controller": True, "fenced": False,
+    }]
+    # A single node has no quorum; its image still has a digest to compare.
+    assert c["quorum"] is None and c["controller_id"] == 1
+    assert len(c["metadata"]["digest"]) == 8 and c["metadata"]["next_offset"] >= 0
     assert c["topic_count"] == 0 and c["partition_count"] == 0
     assert c["uptime_ms"] >= 0
 

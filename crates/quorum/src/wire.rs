@@ -299,11 +299,20 @@ pub async fn read_frame<T: DeserializeOwned>(
     }
     let mut body = vec![0u8; len as usize];
     io.read_exact(&mut body).await?;
-    let version = u16::from_be_bytes([body[0], body[1]]);
+    decode_body(&body).map(Some)
+}
+
+/// Decodes a frame's body (what follows the length): the version, then the
+/// message. Everything a peer sends goes through here.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    let Some((version, message)) = body.split_first_chunk::<2>() else {
+        return Err(WireError::TooShort(body.len() as u32));
+    };
+    let version = u16::from_be_bytes(*version);
     if version != PROTOCOL_VERSION {
         return Err(WireError::Version(version));
     }
-    Ok(Some(postcard::from_bytes(&body[2..])?))
+    Ok(postcard::from_bytes(message)?)
 }
 
 #[cfg(test)]

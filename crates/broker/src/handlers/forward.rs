@@ -22,6 +22,7 @@ pub const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::UnregisterBroker,
 ];
 
 /// True if `api_key` must run on the active controller and this node is

@@ -51,6 +51,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
+mod unregister_broker;
 mod unsupported;
 
 use std::future::Future;
@@ -244,6 +245,7 @@ fn route_request(
         ),
         AlterConfigs(r) => admin_configs::alter(&b.controller, &ctx, &header, r),
         IncrementalAlterConfigs(r) => admin_configs::incremental_alter(&b.controller, &ctx, &header, r),
+        UnregisterBroker(r) => unregister_broker::handle(&b.controller, &ctx, &header, r),
         InitProducerId(r) => init_producer_id::handle(&b.txn, &b.producer_ids, &ctx, &header, r),
         AddPartitionsToTxn(r) => add_partitions_to_txn::handle(&b.txn, &b.replicas, &ctx, &header, r),
         AddOffsetsToTxn(r) => add_offsets_to_txn::handle(&b.txn, &ctx, &header, r),

@@ -175,7 +175,6 @@ fn answer_for(api: ApiKey) -> Answer {
         | A::FetchSnapshot
         | A::BrokerRegistration
         | A::BrokerHeartbeat
-        | A::UnregisterBroker
         | A::AllocateProducerIds
         | A::ControllerRegistration
         | A::AssignReplicasToDirs
@@ -213,6 +212,7 @@ fn answer_for(api: ApiKey) -> Answer {
         | A::DeleteAcls
         | A::DescribeConfigs
         | A::AlterConfigs
+        | A::UnregisterBroker
         | A::AlterReplicaLogDirs
         | A::DescribeLogDirs
         | A::CreatePartitions

@@ -228,7 +228,24 @@ def test_every_node_serves_the_same_cluster_to_every_client(cluster):
     status, err = elsewhere.call("POST", f"/v1/topics/{topic}/records", {"records": [{"value": "y", "partition": 0}]})
     assert status == 503, (status, err)
     assert f"led by broker {leader_of_0}" in err["message"], err
-    # Clean up the extra record's effect on the read-back below.
+    # Topic administration over HTTP works on a node that is not the
+    # active controller: it is done by the controller and shows on all.
+    not_controller = next(n for n in nodes if n.node_id != cluster.leader().node_id)
+    http = Http(not_controller)
+    admin_topic = unique_topic("http-admin")
+    http.create_topic(admin_topic, 2)
+    assert http.ok("POST", f"/v1/topics/{admin_topic}/partitions", {"count": 4})
+    http.ok("PATCH", f"/v1/topics/{admin_topic}/configs", {"set": {"retention.ms": "3600000"}})
+    cluster.wait_images_agree()
+    for n in nodes:
+        described = Http(n).get(f"/v1/topics/{admin_topic}")
+        assert len(described["partitions"]) == 4, (n.node_id, described)
+    assert http.call("DELETE", f"/v1/topics/{admin_topic}") == (204, None)
+    cluster.wait_images_agree()
+    for n in nodes:
+        assert Http(n).call("GET", f"/v1/topics/{admin_topic}")[0] == 404
+
+    # A fresh topic for the read-back (partition 0 above has an extra record).
     topic = unique_topic("cluster-rt")
     ConfluentClient().create_topic(nodes[0].bootstrap, topic, 6)
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use sluice_metadata::codec::{self, Decoded};
-use sluice_metadata::controller::{ControllerRemote, CreatedTopic, NewTopic};
+use sluice_metadata::controller::{ControllerCall, ControllerRemote, ControllerReply};
 use sluice_metadata::placement::BrokerRegistration;
 use sluice_metadata::{ApiError, LocalMetadataLog, MetadataImage, MetadataRecord};
 use sluice_protocol::error::codes;
@@ -218,25 +218,10 @@ impl ControllerService {
                 }
             }
             ControlRequest::Import { records } => import(&broker, records).await,
-            ControlRequest::CreateTopics {
-                topics,
-                validate_only,
-            } => {
-                let results = broker.controller.create_topics(topics, validate_only).await;
-                ControlResponse::TopicsCreated {
-                    results,
-                    index: self.quorum.published_index(),
-                }
-            }
-            ControlRequest::AllocateProducerIds { block_size } => {
-                match broker.controller.allocate_producer_ids(block_size).await {
-                    Ok(end) => ControlResponse::ProducerIds {
-                        end,
-                        index: self.quorum.published_index(),
-                    },
-                    Err(e) => refused(e.code, &e.message),
-                }
-            }
+            ControlRequest::Controller(call) => ControlResponse::Controller {
+                reply: broker.controller.serve_call(call).await,
+                index: self.quorum.published_index(),
+            },
             ControlRequest::UnregisterBroker { broker_id } => {
                 match broker.controller.unregister_broker(broker_id).await {
                     Ok(()) => ControlResponse::Committed {
@@ -317,43 +302,20 @@ impl ControllerRemote for QuorumRemote {
         self.quorum.is_leader()
     }
 
-    fn create_topics(
-        &self,
-        topics: Vec<NewTopic>,
-        validate_only: bool,
-    ) -> BoxFuture<'static, Vec<Result<CreatedTopic, ApiError>>> {
+    fn call(&self, call: ControllerCall) -> BoxFuture<'static, Result<ControllerReply, ApiError>> {
         let quorum = Arc::clone(&self.quorum);
         Box::pin(async move {
-            let count = topics.len();
-            let request = ControlRequest::CreateTopics {
-                topics,
-                validate_only,
-            };
-            let error = match quorum.control(request).await {
-                Ok(ControlResponse::TopicsCreated { results, index }) => {
-                    // Answer once this node's image has the topics.
-                    quorum.wait_published(index).await;
-                    return results;
+            match quorum.control(ControlRequest::Controller(call)).await? {
+                ControlResponse::Controller { reply, index } => {
+                    // Answer once this node's image shows the change.
+                    if !quorum.wait_published(index).await {
+                        tracing::warn!(
+                            index,
+                            "answering before this node caught up with the controller"
+                        );
+                    }
+                    Ok(reply)
                 }
-                Ok(ControlResponse::Refused { code, message }) => ApiError::new(code, message),
-                Ok(other) => ApiError::new(
-                    codes::NOT_CONTROLLER,
-                    format!("the controller answered unexpectedly: {other:?}"),
-                ),
-                Err(e) => e,
-            };
-            vec![Err(error); count]
-        })
-    }
-
-    fn allocate_producer_ids(&self, block_size: i64) -> BoxFuture<'static, Result<i64, ApiError>> {
-        let quorum = Arc::clone(&self.quorum);
-        Box::pin(async move {
-            match quorum
-                .control(ControlRequest::AllocateProducerIds { block_size })
-                .await?
-            {
-                ControlResponse::ProducerIds { end, .. } => Ok(end),
                 ControlResponse::Refused { code, message } => Err(ApiError::new(code, message)),
                 other => Err(ApiError::new(
                     codes::NOT_CONTROLLER,

@@ -402,7 +402,7 @@ fn removal_records(
 }
 
 /// A request to grow a topic (one topic of CreatePartitions).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewPartitions {
     /// The topic.
     pub topic: String,
@@ -513,7 +513,7 @@ fn new_partition_records(
 }
 
 /// How an alter request treats the configs it does not mention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AlterMode {
     /// AlterConfigs: the request is the topic's whole config; others reset.
     Replace,
@@ -522,7 +522,7 @@ pub enum AlterMode {
 }
 
 /// One config operation (IncrementalAlterConfigs's SET/DELETE/APPEND/SUBTRACT).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ConfigOp {
     /// Set the value.
     Set(String, String),
@@ -577,25 +577,83 @@ pub struct Controller {
 }
 
 /// How a broker that is not the active controller has the active one make
-/// the changes its own code needs: internal and auto-created topics, and
-/// producer id blocks. (Kafka admin requests are forwarded whole, before
-/// they reach the controller.)
+/// a change: the controller's own operations, as data. Kafka admin
+/// requests are forwarded whole before they reach the controller; these
+/// are what a broker's own code and its HTTP API ask for (internal and
+/// auto-created topics, producer id blocks, topic administration).
 pub trait ControllerRemote: Send + Sync + std::fmt::Debug {
     /// True while this node is the active controller (changes run here).
     fn is_active(&self) -> bool;
 
-    /// [`Controller::create_topics`] on the active controller.
-    fn create_topics(
+    /// Runs `call` on the active controller. An error is the call not
+    /// reaching it (no controller elected, the network), never the
+    /// operation's own refusal, which is in the reply.
+    fn call(
         &self,
-        topics: Vec<NewTopic>,
-        validate_only: bool,
-    ) -> futures::future::BoxFuture<'static, Vec<Result<CreatedTopic, ApiError>>>;
+        call: ControllerCall,
+    ) -> futures::future::BoxFuture<'static, Result<ControllerReply, ApiError>>;
+}
 
-    /// [`Controller::allocate_producer_ids`] on the active controller.
-    fn allocate_producer_ids(
-        &self,
+/// One controller operation, to run on the active controller.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ControllerCall {
+    /// [`Controller::create_topics`].
+    CreateTopics {
+        /// The topics.
+        topics: Vec<NewTopic>,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// [`Controller::delete_topics`].
+    DeleteTopics {
+        /// The topic names.
+        names: Vec<String>,
+    },
+    /// [`Controller::create_partitions`].
+    CreatePartitions {
+        /// One request per topic.
+        requests: Vec<NewPartitions>,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// [`Controller::alter_topic_configs`].
+    AlterTopicConfigs {
+        /// The topic.
+        topic: String,
+        /// The operations.
+        ops: Vec<ConfigOp>,
+        /// Replace or incremental.
+        mode: AlterMode,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// [`Controller::allocate_producer_ids`].
+    AllocateProducerIds {
+        /// Ids in the block.
         block_size: i64,
-    ) -> futures::future::BoxFuture<'static, Result<i64, ApiError>>;
+    },
+}
+
+/// What a [`ControllerCall`] returned, in the same order.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ControllerReply {
+    /// One result per topic.
+    CreateTopics(Vec<Result<CreatedTopic, ApiError>>),
+    /// One result per name: the deleted topic's id.
+    DeleteTopics(Vec<Result<Uuid, ApiError>>),
+    /// One result per topic.
+    CreatePartitions(Vec<Result<(), ApiError>>),
+    /// The alter's result.
+    AlterTopicConfigs(Result<(), ApiError>),
+    /// The first id past the reserved block.
+    ProducerIds(Result<i64, ApiError>),
+}
+
+fn unexpected_reply(reply: &ControllerReply) -> ApiError {
+    ApiError::new(
+        code::UNKNOWN_SERVER_ERROR,
+        format!("the active controller answered with {reply:?}"),
+    )
 }
 
 impl Controller {
@@ -623,14 +681,61 @@ impl Controller {
         self.remote.get().filter(|r| !r.is_active())
     }
 
+    /// Runs `call` here: what the active controller does with a call
+    /// another broker sent.
+    pub async fn serve_call(self: &Arc<Self>, call: ControllerCall) -> ControllerReply {
+        match call {
+            ControllerCall::CreateTopics {
+                topics,
+                validate_only,
+            } => {
+                ControllerReply::CreateTopics(self.create_topics_here(topics, validate_only).await)
+            }
+            ControllerCall::DeleteTopics { names } => {
+                ControllerReply::DeleteTopics(self.delete_topics_here(names).await)
+            }
+            ControllerCall::CreatePartitions {
+                requests,
+                validate_only,
+            } => ControllerReply::CreatePartitions(
+                self.create_partitions_here(requests, validate_only).await,
+            ),
+            ControllerCall::AlterTopicConfigs {
+                topic,
+                ops,
+                mode,
+                validate_only,
+            } => ControllerReply::AlterTopicConfigs(
+                self.alter_topic_configs_here(&topic, ops, mode, validate_only)
+                    .await,
+            ),
+            ControllerCall::AllocateProducerIds { block_size } => {
+                ControllerReply::ProducerIds(self.allocate_producer_ids_here(block_size).await)
+            }
+        }
+    }
+
     /// Reserves the next block of `block_size` producer ids (a
     /// `ProducerIds` record) and returns the first id past it; the block is
     /// the `block_size` ids below. On the active controller, wherever the
     /// request came from.
     pub async fn allocate_producer_ids(self: &Arc<Self>, block_size: i64) -> Result<i64, ApiError> {
         if let Some(remote) = self.remote_if_not_active() {
-            return remote.allocate_producer_ids(block_size).await;
+            return match remote
+                .call(ControllerCall::AllocateProducerIds { block_size })
+                .await?
+            {
+                ControllerReply::ProducerIds(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
         }
+        self.allocate_producer_ids_here(block_size).await
+    }
+
+    async fn allocate_producer_ids_here(
+        self: &Arc<Self>,
+        block_size: i64,
+    ) -> Result<i64, ApiError> {
         // The block is read from the record this change writes: the image
         // the commit returns may already hold later changes once the
         // metadata log is replicated.
@@ -675,8 +780,25 @@ impl Controller {
         validate_only: bool,
     ) -> Vec<Result<CreatedTopic, ApiError>> {
         if let Some(remote) = self.remote_if_not_active() {
-            return remote.create_topics(topics, validate_only).await;
+            let count = topics.len();
+            let call = ControllerCall::CreateTopics {
+                topics,
+                validate_only,
+            };
+            return match remote.call(call).await {
+                Ok(ControllerReply::CreateTopics(results)) => results,
+                Ok(other) => vec![Err(unexpected_reply(&other)); count],
+                Err(e) => vec![Err(e); count],
+            };
         }
+        self.create_topics_here(topics, validate_only).await
+    }
+
+    async fn create_topics_here(
+        self: &Arc<Self>,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<Result<CreatedTopic, ApiError>> {
         let count = topics.len();
         let this = Arc::clone(self);
         detached(async move { this.create_topics_now(topics, validate_only).await })
@@ -933,6 +1055,21 @@ impl Controller {
         self: &Arc<Self>,
         names: Vec<String>,
     ) -> Vec<Result<Uuid, ApiError>> {
+        if let Some(remote) = self.remote_if_not_active() {
+            let count = names.len();
+            return match remote.call(ControllerCall::DeleteTopics { names }).await {
+                Ok(ControllerReply::DeleteTopics(results)) => results,
+                Ok(other) => vec![Err(unexpected_reply(&other)); count],
+                Err(e) => vec![Err(e); count],
+            };
+        }
+        self.delete_topics_here(names).await
+    }
+
+    async fn delete_topics_here(
+        self: &Arc<Self>,
+        names: Vec<String>,
+    ) -> Vec<Result<Uuid, ApiError>> {
         let count = names.len();
         let this = Arc::clone(self);
         detached(async move { this.delete_topics_now(names).await })
@@ -1001,6 +1138,26 @@ impl Controller {
         requests: Vec<NewPartitions>,
         validate_only: bool,
     ) -> Vec<Result<(), ApiError>> {
+        if let Some(remote) = self.remote_if_not_active() {
+            let count = requests.len();
+            let call = ControllerCall::CreatePartitions {
+                requests,
+                validate_only,
+            };
+            return match remote.call(call).await {
+                Ok(ControllerReply::CreatePartitions(results)) => results,
+                Ok(other) => vec![Err(unexpected_reply(&other)); count],
+                Err(e) => vec![Err(e); count],
+            };
+        }
+        self.create_partitions_here(requests, validate_only).await
+    }
+
+    async fn create_partitions_here(
+        self: &Arc<Self>,
+        requests: Vec<NewPartitions>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
         let count = requests.len();
         let this = Arc::clone(self);
         detached(async move { this.create_partitions_now(requests, validate_only).await })
@@ -1038,6 +1195,29 @@ impl Controller {
 
     /// Alters one topic's configs.
     pub async fn alter_topic_configs(
+        self: &Arc<Self>,
+        topic: &str,
+        ops: Vec<ConfigOp>,
+        mode: AlterMode,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            let call = ControllerCall::AlterTopicConfigs {
+                topic: topic.to_owned(),
+                ops,
+                mode,
+                validate_only,
+            };
+            return match remote.call(call).await? {
+                ControllerReply::AlterTopicConfigs(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.alter_topic_configs_here(topic, ops, mode, validate_only)
+            .await
+    }
+
+    async fn alter_topic_configs_here(
         self: &Arc<Self>,
         topic: &str,
         ops: Vec<ConfigOp>,

@@ -146,19 +146,10 @@ pub enum ControlRequest {
         /// The request frame: header and body, without the length prefix.
         frame: Bytes,
     },
-    /// Create topics a broker's own code needs (internal topics,
-    /// auto-created topics).
-    CreateTopics {
-        /// The topics.
-        topics: Vec<sluice_metadata::controller::NewTopic>,
-        /// Check only.
-        validate_only: bool,
-    },
-    /// Reserve a block of producer ids for a broker.
-    AllocateProducerIds {
-        /// Ids in the block.
-        block_size: i64,
-    },
+    /// A controller operation a broker's own code or its HTTP API asks
+    /// for (internal and auto-created topics, producer id blocks, topic
+    /// administration).
+    Controller(sluice_metadata::controller::ControllerCall),
     /// A node left the quorum: remove its broker registration too.
     UnregisterBroker {
         /// The node.
@@ -201,17 +192,10 @@ pub enum ControlResponse {
         /// Log index of the change.
         index: u64,
     },
-    /// One result per topic of a [`ControlRequest::CreateTopics`].
-    TopicsCreated {
-        /// The results, in request order.
-        results: Vec<Result<sluice_metadata::controller::CreatedTopic, sluice_metadata::ApiError>>,
-        /// The controller's last applied entry when it answered.
-        index: u64,
-    },
-    /// A reserved producer id block.
-    ProducerIds {
-        /// The first id past the block.
-        end: i64,
+    /// What a [`ControlRequest::Controller`] operation returned.
+    Controller {
+        /// The operation's reply.
+        reply: sluice_metadata::controller::ControllerReply,
         /// The controller's last applied entry when it answered.
         index: u64,
     },

@@ -78,7 +78,7 @@ impl ControllerService {
             .sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let term = self.quorum.status().term;
+        let term = self.quorum.term();
         if guard.0 != term {
             *guard = (term, HashMap::new());
         }

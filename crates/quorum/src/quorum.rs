@@ -308,6 +308,11 @@ impl Quorum {
             .is_ok_and(|id| m.membership_config.membership().get_node(&id).is_some())
     }
 
+    /// The current Raft term.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// The last entry this node applied and published.
     pub fn published_index(&self) -> u64 {
         *self.published.borrow()

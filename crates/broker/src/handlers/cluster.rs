@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_metadata::{Controller, MetadataImage};
+use sluice_metadata::MetadataImage;
 use sluice_replica::ReplicaManager;
 
 use super::NodeInfo;
@@ -44,18 +44,6 @@ pub(crate) fn brokers(image: &MetadataImage, node: &NodeInfo) -> Vec<Endpoint> {
             rack: b.rack.clone(),
         })
         .collect()
-}
-
-/// The controller clients see: always this broker. Without a quorum it is
-/// its own controller; in a cluster it forwards every request that needs
-/// the active controller (KIP-590), so clients need not reach the quorum
-/// leader themselves. KRaft brokers answer the same way (a live broker,
-/// never the Raft leader), and that keeps admin clients working through a
-/// controller failover: a client told the old leader's id would send its
-/// next CreateTopics to a dead node and wait out its request timeout.
-pub(crate) fn controller_id(controller: &Controller, node_id: i32) -> i32 {
-    let _ = controller;
-    node_id
 }
 
 /// True if broker `id` can serve clients as far as the image knows:

@@ -13,8 +13,10 @@ use sluice_protocol::messages::describe_cluster::{
 use super::{NodeInfo, RequestContext, cluster};
 
 /// Handles DescribeCluster: the brokers are `controller`'s image's live
-/// brokers (this node alone when none is registered), the controller is
-/// the metadata quorum's leader (this node without a quorum).
+/// brokers (this node alone when none is registered), and the controller
+/// is this broker: in a cluster it forwards what needs the active
+/// controller (KIP-590), as KRaft brokers do, so clients never wait on a
+/// dead Raft leader during a failover.
 pub fn handle(
     controller: &Controller,
     node: NodeInfo,
@@ -40,7 +42,7 @@ pub fn handle(
         error_message: None,
         endpoint_type: request.endpoint_type,
         cluster_id: node.cluster_id,
-        controller_id: cluster::controller_id(controller, node.node_id),
+        controller_id: node.node_id,
         brokers,
         cluster_authorized_operations: i32::MIN,
         ..Default::default()

@@ -91,7 +91,8 @@ pub fn handle(
             throttle_time_ms: 0,
             brokers,
             cluster_id: Some(node.cluster_id),
-            controller_id: cluster::controller_id(&controller, node_id),
+            // This broker: it forwards what needs the active controller.
+            controller_id: node_id,
             topics,
             cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
             ..Default::default()

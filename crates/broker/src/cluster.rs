@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ struct Session {
     last_seen: Instant,
     /// The broker is caught up once it has applied this entry.
     catch_up_to: u64,
+    /// It asked for a controlled shutdown: it stays fenced until it
+    /// registers again.
+    shutting_down: bool,
 }
 
 /// Heartbeat sessions by broker id, with the term they were started in.
@@ -91,10 +95,13 @@ impl ControllerService {
         let session = sessions.1.entry(broker_id).or_insert(Session {
             last_seen: Instant::now(),
             catch_up_to: published,
+            shutting_down: false,
         });
         session.last_seen = Instant::now();
         if let Some(index) = catch_up_to {
+            // A registration: a new incarnation, which may lead again.
             session.catch_up_to = index;
+            session.shutting_down = false;
         }
         *session
     }
@@ -129,6 +136,7 @@ impl ControllerService {
                     let session = sessions.1.entry(b.broker_id).or_insert(Session {
                         last_seen: Instant::now(),
                         catch_up_to: 0,
+                        shutting_down: false,
                     });
                     (session.last_seen.elapsed() > timeout).then_some(b.broker_id)
                 })
@@ -201,7 +209,7 @@ impl ControllerService {
                 }
                 let session = self.touch(broker_id, None);
                 let mut fenced = registered.fenced;
-                if fenced && applied_index >= session.catch_up_to {
+                if fenced && !session.shutting_down && applied_index >= session.catch_up_to {
                     match broker.controller.unfence_broker(broker_id).await {
                         Ok(()) => {
                             tracing::info!(broker = broker_id, "broker caught up; unfenced");
@@ -222,6 +230,38 @@ impl ControllerService {
                 reply: broker.controller.serve_call(call).await,
                 index: self.quorum.published_index(),
             },
+            ControlRequest::ControlledShutdown { broker_id, epoch } => {
+                let image = broker.metadata.image();
+                if image
+                    .brokers
+                    .get(&broker_id)
+                    .is_none_or(|b| b.epoch != epoch)
+                {
+                    return refused(
+                        codes::STALE_BROKER_EPOCH,
+                        &format!("broker {broker_id} is not registered with epoch {epoch}"),
+                    );
+                }
+                {
+                    let mut sessions = self.sessions();
+                    let session = sessions.1.entry(broker_id).or_insert(Session {
+                        last_seen: Instant::now(),
+                        catch_up_to: 0,
+                        shutting_down: true,
+                    });
+                    session.shutting_down = true;
+                }
+                tracing::info!(
+                    broker = broker_id,
+                    "controlled shutdown: moving its leadership away"
+                );
+                match broker.controller.fence_broker(broker_id).await {
+                    Ok(()) => ControlResponse::Committed {
+                        index: self.quorum.published_index(),
+                    },
+                    Err(e) => refused(e.code, &e.message),
+                }
+            }
             ControlRequest::UnregisterBroker { broker_id } => {
                 match broker.controller.unregister_broker(broker_id).await {
                     Ok(()) => ControlResponse::Committed {
@@ -334,6 +374,7 @@ pub async fn run_lifecycle(
     broker: Arc<Broker>,
     quorum: Arc<Quorum>,
     service: ControllerService,
+    registered: Arc<AtomicI64>,
     stop: CancellationToken,
 ) {
     let interval = Duration::from_millis(broker.config.broker.heartbeat_interval_ms);
@@ -365,6 +406,7 @@ pub async fn run_lifecycle(
         delay = match quorum.control(request).await {
             Ok(ControlResponse::Registered { epoch: e }) => {
                 epoch = Some(e);
+                registered.store(e, Ordering::Release);
                 Duration::ZERO
             }
             Ok(ControlResponse::Heartbeat {
@@ -396,6 +438,43 @@ pub async fn run_lifecycle(
             service.ensure_cluster_id(&broker).await;
             service.expire_sessions(&broker).await;
         }
+    }
+}
+
+/// How long a stopping broker waits for the controller to move its
+/// leadership away before it stops anyway (clients then wait for the
+/// session timeout instead).
+pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+
+/// Kafka's controlled shutdown: asks the active controller to fence this
+/// broker (registered under `epoch`), which hands every partition it leads
+/// to another ISR member, and waits until this node has applied that
+/// change, so in-flight and new client requests here are answered
+/// NOT_LEADER_OR_FOLLOWER and clients move on before the listener closes.
+/// Bounded by [`CONTROLLED_SHUTDOWN_TIMEOUT_MS`]; failures are logged.
+pub async fn controlled_shutdown(quorum: &Quorum, broker_id: i32, epoch: i64) {
+    if epoch < 0 {
+        return;
+    }
+    let request = ControlRequest::ControlledShutdown { broker_id, epoch };
+    let attempt = async {
+        match quorum.control(request).await {
+            Ok(ControlResponse::Committed { index }) => {
+                quorum.wait_published(index).await;
+                tracing::info!("controlled shutdown: leadership moved away");
+            }
+            Ok(ControlResponse::Refused { code, message }) => {
+                tracing::warn!(code, "controlled shutdown refused: {message}");
+            }
+            Ok(other) => tracing::warn!("unexpected controller answer: {other:?}"),
+            Err(e) => tracing::warn!("controlled shutdown failed: {}", e.message),
+        }
+    };
+    let limit = Duration::from_millis(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
+    if tokio::time::timeout(limit, attempt).await.is_err() {
+        tracing::warn!(
+            "controlled shutdown did not finish in {CONTROLLED_SHUTDOWN_TIMEOUT_MS} ms; stopping anyway"
+        );
     }
 }
 

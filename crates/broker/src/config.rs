@@ -31,6 +31,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "broker.rack",
     "broker.session_timeout_ms",
     "broker.heartbeat_interval_ms",
+    "replica.lag_time_max_ms",
+    "replica.fetch_wait_max_ms",
+    "replica.fetch_max_bytes",
+    "replica.fetch_response_max_bytes",
+    "replica.fetch_backoff_ms",
     "log.segment_bytes",
     "log.segment_ms",
     "log.retention_ms",
@@ -108,6 +113,39 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// This node as a broker of the cluster.
     pub broker: BrokerConfig,
+    /// Partition replication.
+    pub replica: ReplicaConfig,
+}
+
+/// Partition replication (`replica.*`), Kafka's `replica.*` settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaConfig {
+    /// Kafka's `replica.lag.time.max.ms`: a follower that has not caught up
+    /// to the leader's end for this long leaves the ISR.
+    pub lag_time_max_ms: u64,
+    /// Kafka's `replica.fetch.wait.max.ms`: a follower's long poll; well
+    /// under `lag_time_max_ms`, so an idle follower is not shrunk out.
+    pub fetch_wait_max_ms: u64,
+    /// Kafka's `replica.fetch.max.bytes`: bytes per partition per fetch (a
+    /// larger first batch still comes whole).
+    pub fetch_max_bytes: u32,
+    /// Kafka's `replica.fetch.response.max.bytes`: bytes per fetch response.
+    pub fetch_response_max_bytes: u32,
+    /// Kafka's `replica.fetch.backoff.ms`: pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_max_bytes: 1 << 20,
+            fetch_response_max_bytes: 10 << 20,
+            fetch_backoff_ms: 1_000,
+        }
+    }
 }
 
 /// The metadata quorum (`cluster.*`).
@@ -179,6 +217,7 @@ impl Default for Config {
             controller_security_protocol: SecurityProtocol::Plaintext,
             cluster: ClusterConfig::default(),
             broker: BrokerConfig::default(),
+            replica: ReplicaConfig::default(),
         }
     }
 }
@@ -484,6 +523,25 @@ impl Config {
                     "{} must exceed broker.heartbeat_interval_ms ({})",
                     broker.session_timeout_ms, broker.heartbeat_interval_ms
                 ),
+            ));
+        }
+        let replica = &self.replica;
+        if replica.lag_time_max_ms < 100 {
+            return Err(invalid("replica.lag_time_max_ms", "must be at least 100"));
+        }
+        if replica.fetch_wait_max_ms >= replica.lag_time_max_ms {
+            return Err(invalid(
+                "replica.fetch_wait_max_ms",
+                format!(
+                    "{} must be below replica.lag_time_max_ms ({}), or idle followers leave the ISR",
+                    replica.fetch_wait_max_ms, replica.lag_time_max_ms
+                ),
+            ));
+        }
+        if replica.fetch_max_bytes < 1024 || replica.fetch_response_max_bytes < 1024 {
+            return Err(invalid(
+                "replica.fetch_max_bytes",
+                "replica.fetch_max_bytes and replica.fetch_response_max_bytes must be at least 1024",
             ));
         }
         if self.controller_security_protocol != SecurityProtocol::Plaintext {

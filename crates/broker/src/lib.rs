@@ -24,6 +24,7 @@ pub mod config;
 pub mod datadir;
 pub mod frames;
 pub mod handlers;
+pub mod replication;
 pub mod server;
 
 #[cfg(test)]
@@ -648,14 +649,16 @@ pub(crate) mod testing {
     /// The node id of [`hosted`] partitions (the default `node.id`).
     pub const NODE_ID: i32 = 1;
 
-    /// Appends `batch` to `partition` and waits until it is committed
-    /// (durable and below the high watermark). Returns its base offset.
+    /// Appends `batch` to `partition` and waits until it is durable here
+    /// (and below the high watermark, if this node leads it with an ISR of
+    /// itself). Works on a follower too, as test set-up. Returns its base
+    /// offset.
     pub async fn append(partition: &Arc<Partition>, batch: &[u8]) -> i64 {
         let info = partition
             .append(bytes::BytesMut::from(batch), now_ms())
             .expect("append");
         partition
-            .commit(info.last_offset + 1)
+            .commit_local(info.last_offset + 1)
             .await
             .expect("commit");
         info.base_offset

@@ -110,6 +110,12 @@ impl From<sluice_log::LogError> for HttpError {
     }
 }
 
+impl From<sluice_replica::CommitError> for HttpError {
+    fn from(e: sluice_replica::CommitError) -> HttpError {
+        HttpError::kafka(e.kafka_error_code(), e.to_string())
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body)).into_response()

@@ -36,6 +36,16 @@ pub enum LogError {
         /// Next offset to be assigned.
         log_end_offset: i64,
     },
+    /// Replicated batches do not continue the log: the first must start at
+    /// the log end, and offsets must rise (a follower that missed a
+    /// truncation, or a leader sending the wrong range).
+    #[error("replicated batch starts at offset {found}, expected at least {expected}")]
+    UnexpectedOffset {
+        /// The offset the next batch had to start at (or after).
+        expected: i64,
+        /// The batch's base offset.
+        found: i64,
+    },
     /// An I/O operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -84,7 +94,9 @@ impl LogError {
         match self {
             LogError::InvalidBatch { source, .. } => source.kafka_error_code(),
             LogError::EmptyAppend => INVALID_RECORD,
-            LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+            LogError::OffsetOutOfRange { .. } | LogError::UnexpectedOffset { .. } => {
+                OFFSET_OUT_OF_RANGE
+            }
             LogError::Producer(e) => e.kafka_error_code(),
             LogError::Io { .. }
             | LogError::Failed { .. }

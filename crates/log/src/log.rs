@@ -836,33 +836,8 @@ impl Log {
         let mut inner = self.lock();
         self.check_failed()?;
         let base_offset = inner.log_end_offset;
-        // Roll first if this append would overflow the segment or its indexes.
-        {
-            let cfg = &inner.config;
-            let segment_bytes = cfg.segment_bytes.min(i32::MAX as u64);
-            let index_bytes = u64::from(cfg.segment_index_bytes);
-            let (segment_ms, n) = (cfg.segment_ms, batches.len() as u64);
-            let active = inner
-                .segments
-                .last()
-                .expect("invariant: active segment exists");
-            let roll = active.size > 0
-                && (active.size + len > segment_bytes
-                    || active
-                        .indexes
-                        .first_batch_timestamp
-                        .is_some_and(|t| now_ms.saturating_sub(t) >= segment_ms)
-                    || (active.indexes.offsets.len() as u64 + n)
-                        * segment::OFFSET_ENTRY_BYTES as u64
-                        > index_bytes
-                    || (active.indexes.times.len() as u64 + n) * segment::TIME_ENTRY_BYTES as u64
-                        > index_bytes
-                    || base_offset + record_count - active.base_offset > i64::from(i32::MAX));
-            if roll {
-                let r = inner.roll(&self.dir, &self.store);
-                self.poison(r)?;
-            }
-        }
+        let span = record_count;
+        self.roll_if_needed(&mut inner, len, batches.len(), base_offset + span, now_ms)?;
         let log_append_time = match timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => -1,
@@ -885,33 +860,7 @@ impl Log {
                 .check_and_stage(&mut staged, header, batch, origin, only_batch)?;
             next = header.next_offset();
         }
-        let interval = inner.config.index_interval_bytes;
-        let active = inner.active();
-        let start = active.size;
-        let file = active.log_file();
-        let file = self.poison(file)?;
-        let write = self
-            .faults
-            .check(false)
-            .and_then(|()| file.write_all_at(&records, start))
-            .map_err(io_err("write", &active.log_path));
-        if write.is_err() {
-            // Best effort: drop any partial write so the file holds whole batches only.
-            let _ = file.set_len(start);
-            self.poison(write)?;
-        }
-        let seg_base = active.base_offset;
-        for (position, header) in &batches {
-            active
-                .indexes
-                .add(seg_base, start + *position as u64, header, interval);
-        }
-        active.size += len;
-        active.next_offset = next;
-        let r = active.write_new_index_entries();
-        self.poison(r)?;
-        inner.log_end_offset = next;
-        inner.size_bytes += len;
+        self.write_locked(&mut inner, &records, &batches, next)?;
         // LSO before the append: a lower bound of the LSO right after any
         // marker in it (see `TxnIndexEntry::last_stable_offset`).
         let lso_before = inner
@@ -930,11 +879,7 @@ impl Log {
                 self.poison(r)?;
             }
         }
-        if leader_epoch >= 0 && inner.epochs.last().is_none_or(|&(e, _)| leader_epoch > e) {
-            inner.epochs.push((leader_epoch, base_offset));
-            let r = self.write_epochs(&inner.epochs);
-            self.poison(r)?;
-        }
+        self.note_epoch(&mut inner, leader_epoch, base_offset)?;
         let log_start_offset = inner.log_start_offset;
         let flush_now = match inner.config.flush {
             FlushPolicy::Kafka { flush_messages, .. } => {
@@ -953,6 +898,208 @@ impl Log {
             log_start_offset,
             record_count: record_count as u32,
         })
+    }
+
+    /// Rolls the active segment first if an append of `len` bytes in
+    /// `batch_count` batches, ending at offset `end_offset`, would overflow
+    /// it or its indexes, or it is older than `segment.ms`.
+    fn roll_if_needed(
+        &self,
+        inner: &mut Inner,
+        len: u64,
+        batch_count: usize,
+        end_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let cfg = &inner.config;
+        let segment_bytes = cfg.segment_bytes.min(i32::MAX as u64);
+        let index_bytes = u64::from(cfg.segment_index_bytes);
+        let (segment_ms, n) = (cfg.segment_ms, batch_count as u64);
+        let active = inner
+            .segments
+            .last()
+            .expect("invariant: active segment exists");
+        let roll = active.size > 0
+            && (active.size + len > segment_bytes
+                || active
+                    .indexes
+                    .first_batch_timestamp
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= segment_ms)
+                || (active.indexes.offsets.len() as u64 + n) * segment::OFFSET_ENTRY_BYTES as u64
+                    > index_bytes
+                || (active.indexes.times.len() as u64 + n) * segment::TIME_ENTRY_BYTES as u64
+                    > index_bytes
+                || end_offset - active.base_offset > i64::from(i32::MAX));
+        if roll {
+            let r = inner.roll(&self.dir, &self.store);
+            self.poison(r)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `records` (whose batches, at their positions, are `batches`,
+    /// offsets already final) at the end of the active segment, indexes
+    /// them, and moves the log end to `next`. On a failed write the
+    /// partial bytes are cut off and the log is poisoned.
+    fn write_locked(
+        &self,
+        inner: &mut Inner,
+        records: &[u8],
+        batches: &[(usize, BatchHeader)],
+        next: i64,
+    ) -> Result<(), LogError> {
+        let len = records.len() as u64;
+        let interval = inner.config.index_interval_bytes;
+        let active = inner.active();
+        let start = active.size;
+        let file = active.log_file();
+        let file = self.poison(file)?;
+        let write = self
+            .faults
+            .check(false)
+            .and_then(|()| file.write_all_at(records, start))
+            .map_err(io_err("write", &active.log_path));
+        if write.is_err() {
+            // Best effort: drop any partial write so the file holds whole batches only.
+            let _ = file.set_len(start);
+            self.poison(write)?;
+        }
+        let seg_base = active.base_offset;
+        for (position, header) in batches {
+            active
+                .indexes
+                .add(seg_base, start + *position as u64, header, interval);
+        }
+        active.size += len;
+        active.next_offset = next;
+        let r = active.write_new_index_entries();
+        self.poison(r)?;
+        inner.log_end_offset = next;
+        inner.size_bytes += len;
+        Ok(())
+    }
+
+    /// Records that `leader_epoch` starts at `start_offset` in the leader
+    /// epoch cache, if it is newer than the latest epoch there.
+    fn note_epoch(
+        &self,
+        inner: &mut Inner,
+        leader_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
+        if leader_epoch >= 0 && inner.epochs.last().is_none_or(|&(e, _)| leader_epoch > e) {
+            inner.epochs.push((leader_epoch, start_offset));
+            let r = self.write_epochs(&inner.epochs);
+            self.poison(r)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `leader_epoch` the latest epoch of the cache, starting at the
+    /// log end, as a new leader does before its first append (Kafka's
+    /// `assign` on becoming leader). A follower whose last fetched epoch
+    /// is older then learns where that epoch ended from the next epoch's
+    /// start, even before the new leader appends anything.
+    pub fn assign_epoch(&self, leader_epoch: i32) -> Result<(), LogError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        let end = inner.log_end_offset;
+        self.note_epoch(&mut inner, leader_epoch, end)
+    }
+
+    /// Appends batches copied from the leader (a follower's fetch), keeping
+    /// their offsets, leader epochs and timestamps. Every batch's CRC is
+    /// checked; the first must start at the log end and each later one at
+    /// or after the previous one's end (compaction leaves gaps). A
+    /// truncated last batch (a fetch cut at its byte limit) is left for the
+    /// next fetch. Producer state and the leader epoch cache follow the
+    /// batches without the leader's checks: the leader already made them.
+    /// Returns `None` when nothing whole was given.
+    pub fn append_replicated(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<AppendInfo>, LogError> {
+        self.check_failed()?;
+        let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut end = 0;
+        for (index, item) in Batches::new(records).enumerate() {
+            match item {
+                NextBatch::Complete {
+                    position, header, ..
+                } => {
+                    end = position + header.total_size();
+                    batches.push((position, header));
+                }
+                NextBatch::TruncatedTail { .. } => break,
+                NextBatch::Corrupt { error, .. } => {
+                    return Err(LogError::InvalidBatch {
+                        index,
+                        source: error,
+                    });
+                }
+            }
+        }
+        let (Some(&(_, first)), Some(&(_, last))) = (batches.first(), batches.last()) else {
+            return Ok(None);
+        };
+        let records = &records[..end];
+        let mut inner = self.lock();
+        self.check_failed()?;
+        let mut expected = inner.log_end_offset;
+        for (_, header) in &batches {
+            if header.base_offset < expected || header.last_offset() < header.base_offset {
+                return Err(LogError::UnexpectedOffset {
+                    expected,
+                    found: header.base_offset,
+                });
+            }
+            expected = header.next_offset();
+        }
+        let next = last.next_offset();
+        self.roll_if_needed(&mut inner, end as u64, batches.len(), next, now_ms)?;
+        self.write_locked(&mut inner, records, &batches, next)?;
+        for (position, header) in &batches {
+            let control = header.is_control().then(|| {
+                Bytes::copy_from_slice(&records[*position..*position + header.total_size()])
+            });
+            if let Some(aborted) = inner.producers.replay(header, control.as_ref()) {
+                // One batch at a time, so this LSO is exact.
+                let lso = inner
+                    .producers
+                    .first_unstable_offset()
+                    .unwrap_or(header.next_offset());
+                let r = inner.index_aborted(&aborted, lso);
+                self.poison(r)?;
+            }
+            self.note_epoch(
+                &mut inner,
+                header.partition_leader_epoch,
+                header.base_offset,
+            )?;
+        }
+        let record_count = batches
+            .iter()
+            .map(|(_, h)| i64::from(h.last_offset_delta) + 1)
+            .sum::<i64>();
+        let log_start_offset = inner.log_start_offset;
+        let flush_now = match inner.config.flush {
+            FlushPolicy::Kafka { flush_messages, .. } => {
+                (next - self.durable_offset.load(Ordering::SeqCst)) as u64 >= flush_messages
+            }
+            FlushPolicy::GroupCommit => false,
+        };
+        drop(inner);
+        if flush_now {
+            self.flush()?;
+        }
+        Ok(Some(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: next - 1,
+            log_append_time: -1,
+            log_start_offset,
+            record_count: record_count.clamp(0, i64::from(u32::MAX)) as u32,
+        }))
     }
 
     /// Fsyncs everything written so far (flush lock held by the caller).

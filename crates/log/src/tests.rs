@@ -1033,3 +1033,102 @@ fn the_flush_timer_checkpoints_the_recovery_point_at_most_once_a_minute() {
     log.maybe_flush_on_timer(t0 + 60_000).unwrap();
     assert_eq!(on_disk(), 59);
 }
+
+/// A follower's copy: the leader's batches appended as they are keep their
+/// offsets, epochs and bytes, and the epoch cache follows them.
+#[test]
+fn replicated_batches_keep_the_leaders_offsets_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = Log::open(&dir.path().join("leader"), small_config()).unwrap();
+    leader.append(batch(3, 10, 1_000), 4, 1_000).unwrap();
+    leader.append(batch(2, 10, 1_000), 4, 1_000).unwrap();
+    leader.assign_epoch(6).unwrap();
+    leader.append(batch(4, 10, 1_000), 6, 1_000).unwrap();
+    let copied = leader
+        .read(0, u32::MAX, i64::MAX)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+
+    let follower = Log::open(&dir.path().join("follower"), small_config()).unwrap();
+    let info = follower
+        .append_replicated(&copied, 2_000)
+        .unwrap()
+        .expect("whole batches");
+    assert_eq!((info.base_offset, info.last_offset), (0, 8));
+    assert_eq!(follower.log_end_offset(), 9);
+    assert_eq!(follower.leader_epochs(), vec![(4, 0), (6, 5)]);
+    let theirs: Vec<Bytes> = read_all(&leader).into_iter().map(|(_, b)| b).collect();
+    let ours: Vec<Bytes> = read_all(&follower).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(ours, theirs, "byte for byte");
+}
+
+/// What a follower refuses: data that does not continue its log, and a
+/// corrupt batch; a cut-off last batch is left for the next fetch.
+#[test]
+fn replicated_batches_must_continue_the_log_and_be_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = Log::open(&dir.path().join("leader"), small_config()).unwrap();
+    leader.append(batch(3, 10, 1_000), 1, 1_000).unwrap();
+    leader.append(batch(3, 10, 1_000), 1, 1_000).unwrap();
+    let copied = leader
+        .read(0, u32::MAX, i64::MAX)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let first_len = BatchHeader::parse(&copied).unwrap().total_size();
+
+    let follower = Log::open(&dir.path().join("follower"), small_config()).unwrap();
+    // The first batch whole and the second cut short: only the first lands.
+    let cut = &copied[..copied.len() - 5];
+    let info = follower.append_replicated(cut, 0).unwrap().expect("one");
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    assert_eq!(follower.log_end_offset(), 3);
+    // The first batch again: it starts below the log end.
+    assert!(matches!(
+        follower.append_replicated(&copied[..first_len], 0),
+        Err(LogError::UnexpectedOffset {
+            expected: 3,
+            found: 0
+        })
+    ));
+    // A flipped byte in the second batch's records fails its CRC.
+    let mut corrupt = copied[first_len..].to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert!(matches!(
+        follower.append_replicated(&corrupt, 0),
+        Err(LogError::InvalidBatch { .. })
+    ));
+    assert_eq!(follower.log_end_offset(), 3, "nothing written");
+    assert_eq!(
+        follower.append_replicated(&copied[..10], 0).unwrap(),
+        None,
+        "no whole batch"
+    );
+}
+
+/// A new leader's epoch starts at its log end before it appends anything,
+/// so a follower's older epoch has a known end (KIP-101).
+#[test]
+fn assigning_an_epoch_ends_the_previous_one_at_the_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    log.append(batch(5, 10, 1_000), 2, 1_000).unwrap();
+    assert_eq!(log.leader_epoch_end_offset(2), Some((2, 5)));
+    log.assign_epoch(3).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(2, 0), (3, 5)]);
+    assert_eq!(log.leader_epoch_end_offset(2), Some((2, 5)));
+    log.assign_epoch(3).unwrap();
+    log.assign_epoch(1).unwrap();
+    assert_eq!(
+        log.leader_epochs(),
+        vec![(2, 0), (3, 5)],
+        "only newer epochs"
+    );
+    drop(log);
+    // As in Kafka, recovery drops epochs that start at the log end: they
+    // hold no data, and a leader assigns its epoch again when it leads.
+    let reopened = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(reopened.leader_epochs(), vec![(2, 0)]);
+}

@@ -161,6 +161,15 @@ pub enum ControlRequest {
         /// Encoded metadata records (snapshot form).
         records: Vec<Bytes>,
     },
+    /// A broker is stopping (Kafka's controlled shutdown): fence it, which
+    /// moves the leadership of its partitions to other ISR members, and
+    /// keep it fenced until it registers again.
+    ControlledShutdown {
+        /// The broker.
+        broker_id: i32,
+        /// Its registration epoch.
+        epoch: i64,
+    },
 }
 
 /// Answers to [`ControlRequest`]s.

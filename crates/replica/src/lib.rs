@@ -28,6 +28,77 @@ use sluice_metadata::topic_config;
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataListener, TopicImage};
 use sluice_records::{Batches, NextBatch};
 
+mod replication;
+
+use replication::Replication;
+pub use replication::{FollowerState, IsrChange};
+
+/// How long [`Partition::commit`] waits for the ISR to hold a coordinator's
+/// write before giving up: Kafka's `request.timeout.ms` default. A follower
+/// that stops fetching leaves the ISR after `replica.lag.time.max.ms`
+/// (30 s) and the wait then ends, so this only bounds a controller that
+/// cannot commit the shrink.
+pub const COMMIT_REPLICATION_TIMEOUT_MS: u64 = 30_000;
+
+/// Why a write did not become committed (in the ISR and under the high
+/// watermark).
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Storing it on this broker failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Leadership moved (or the leader epoch changed) before the ISR held
+    /// it: the new leader may not have it.
+    #[error("leadership changed before the write was replicated")]
+    NotLeader,
+    /// The ISR held it, but has fewer than `min.insync.replicas` members.
+    #[error("the ISR has {isr} members, fewer than min.insync.replicas {min}")]
+    NotEnoughReplicasAfterAppend {
+        /// ISR size.
+        isr: usize,
+        /// The topic's `min.insync.replicas`.
+        min: usize,
+    },
+    /// The ISR did not hold it in time.
+    #[error("not replicated within {timeout_ms} ms")]
+    TimedOut {
+        /// The wait.
+        timeout_ms: u64,
+    },
+}
+
+impl CommitError {
+    /// The Kafka error code for a per-partition response.
+    pub fn kafka_error_code(&self) -> i16 {
+        use sluice_protocol::error::codes as code;
+        match self {
+            CommitError::Log(e) => e.kafka_error_code(),
+            CommitError::NotLeader => code::NOT_LEADER_OR_FOLLOWER,
+            CommitError::NotEnoughReplicasAfterAppend { .. } => {
+                code::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            }
+            CommitError::TimedOut { .. } => code::REQUEST_TIMED_OUT,
+        }
+    }
+}
+
+/// A partition's leader, replicas and ISR as one metadata change states them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The leader's broker id, -1 for none.
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// Every replica.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+    /// The partition epoch (bumped on every change).
+    pub partition_epoch: i32,
+    /// The topic's `min.insync.replicas`.
+    pub min_insync_replicas: usize,
+}
+
 /// How often offline logs (a failed write or fsync, a full disk) are
 /// reopened. A retry re-runs recovery on the partition, which reads its
 /// unflushed tail, so it is not free; a few seconds brings writes back
@@ -139,6 +210,14 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Woken whenever the high watermark advances (long-polling fetches).
     hw_advanced: Notify,
+    /// Woken on every append (followers long-poll for new data, not for
+    /// the high watermark).
+    appended: Notify,
+    /// Woken when the leader or leader epoch changes (writes waiting for
+    /// replication give up).
+    leadership_changed: Notify,
+    /// Replicas, ISR and, on the leader, what each follower holds.
+    replication: Mutex<Replication>,
     /// True when appends must be fsynced before they become visible. It
     /// follows the topic's `flush.messages` / `flush.ms` live (see
     /// [`Partition::set_config`]). The lock makes "read the policy, then
@@ -190,9 +269,274 @@ impl Partition {
         }
     }
 
-    fn set_leadership(&self, leader: i32, leader_epoch: i32) {
-        self.leadership
-            .store(pack_leadership(leader, leader_epoch), Ordering::Release);
+    /// Applies the partition's state from a metadata change. Becoming the
+    /// leader (or a new epoch of it) starts the epoch in the log's epoch
+    /// cache at the log end and starts the follower states over; any
+    /// change wakes writes waiting for replication, which re-check who
+    /// leads. Blocking (the epoch cache is a small file): call it off the
+    /// async threads.
+    fn apply_state(&self, state: &PartitionState, now_ms: i64) {
+        let (old_leader, old_epoch) = self.leadership();
+        let leads = state.leader == self.node_id;
+        let new_term = leads && (old_leader != self.node_id || old_epoch != state.leader_epoch);
+        {
+            // Leadership changes under the replication lock, which follower
+            // appends also hold: a fetch from the old leader can never land
+            // after this node starts its own epoch.
+            let mut r = self.replication.lock().unwrap_or_else(|p| p.into_inner());
+            if r.partition_epoch != state.partition_epoch || r.isr != state.isr {
+                // The controller decided: whatever was in flight is answered.
+                r.pending = None;
+            }
+            r.replicas = state.replicas.clone();
+            r.isr = state.isr.clone();
+            r.partition_epoch = state.partition_epoch;
+            r.min_insync_replicas = state.min_insync_replicas;
+            if new_term {
+                let start = self.log.log_end_offset();
+                r.reset(self.node_id, state.leader_epoch, start, now_ms);
+                if let Err(e) = self.log.assign_epoch(state.leader_epoch) {
+                    tracing::error!(partition = %self.tp, "cannot record leader epoch {}: {e}", state.leader_epoch);
+                }
+            }
+            self.leadership.store(
+                pack_leadership(state.leader, state.leader_epoch),
+                Ordering::Release,
+            );
+        }
+        let opening = (old_leader, old_epoch) == (-1, -1);
+        if (old_leader, old_epoch) != (state.leader, state.leader_epoch) {
+            if opening {
+                tracing::debug!(partition = %self.tp, leader = state.leader, leader_epoch = state.leader_epoch, "opened");
+            } else if leads {
+                tracing::info!(partition = %self.tp, leader_epoch = state.leader_epoch, isr = ?state.isr, "leading");
+            } else {
+                tracing::info!(partition = %self.tp, leader = state.leader, leader_epoch = state.leader_epoch, "following");
+            }
+            self.leadership_changed.notify_waiters();
+            // Long-polling fetches re-check who leads.
+            self.hw_advanced.notify_waiters();
+            self.appended.notify_waiters();
+        }
+        self.update_high_watermark();
+    }
+
+    /// The ISR as the metadata states it.
+    pub fn isr(&self) -> Vec<i32> {
+        self.replication().isr.clone()
+    }
+
+    /// Every replica.
+    pub fn replicas(&self) -> Vec<i32> {
+        self.replication().replicas.clone()
+    }
+
+    /// What the leader knows of each follower (empty off the leader).
+    pub fn followers(&self) -> Vec<(i32, FollowerState)> {
+        let mut out: Vec<_> = self
+            .replication()
+            .followers
+            .iter()
+            .map(|(&b, &f)| (b, f))
+            .collect();
+        out.sort_unstable_by_key(|(b, _)| *b);
+        out
+    }
+
+    fn replication(&self) -> std::sync::MutexGuard<'_, Replication> {
+        self.replication.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The end of this replica's own copy that counts towards the high
+    /// watermark: the fsynced end under group commit (so an acknowledged
+    /// write is on disk on every ISR member, the leader included), the log
+    /// end under Kafka's interval flush. `group_commit` is the flag, held
+    /// by the caller so a switch to group commit cannot slip between
+    /// reading it and exposing data.
+    fn own_end(&self, group_commit: bool) -> i64 {
+        let end = self.log.log_end_offset();
+        if group_commit {
+            self.log.recovery_point().min(end)
+        } else {
+            end
+        }
+    }
+
+    /// On the leader, moves the high watermark to what the maximal ISR
+    /// holds (see [`replication`]). Followers learn theirs from the leader.
+    fn update_high_watermark(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        // Lock order: `group_commit`, then `replication`.
+        let group_commit = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
+        let own_end = self.own_end(*group_commit);
+        let hw = self
+            .replication()
+            .high_watermark(self.node_id, own_end, self.high_watermark());
+        self.advance_high_watermark(hw);
+    }
+
+    /// Records a follower's fetch from `fetch_offset` (the leader checked
+    /// its leader epoch and that the fetch does not diverge), moves the
+    /// high watermark, and returns an ISR expansion to propose if the
+    /// follower has caught up. The change is marked in flight.
+    pub fn record_follower_fetch(
+        &self,
+        follower: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<IsrChange> {
+        let leader_end = self.log.log_end_offset();
+        self.replication()
+            .record_fetch(follower, fetch_offset, leader_end, now_ms);
+        self.update_high_watermark();
+        let change = {
+            let mut r = self.replication();
+            let change = r.expansion(follower, self.high_watermark());
+            if change.is_some() {
+                r.pending.clone_from(&change);
+            }
+            change
+        };
+        if let Some(c) = &change {
+            tracing::info!(partition = %self.tp, follower, isr = ?c.new_isr, "follower caught up: asking to add it to the ISR");
+        }
+        change
+    }
+
+    /// On the leader, an ISR shrink removing followers that have not caught
+    /// up within `lag_max_ms`, marked in flight; `None` if none lags.
+    pub fn isr_shrink(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
+        if !self.is_leader() {
+            return None;
+        }
+        let mut r = self.replication();
+        let change = r.shrink(self.node_id, now_ms, lag_max_ms)?;
+        tracing::warn!(partition = %self.tp, isr = ?r.isr, new_isr = ?change.new_isr,
+            "followers fell behind for more than {lag_max_ms} ms: asking to shrink the ISR");
+        r.pending = Some(change.clone());
+        Some(change)
+    }
+
+    /// Forgets `change` as in flight (the controller refused it or could
+    /// not be reached), so a later one can be proposed.
+    pub fn isr_change_failed(&self, change: &IsrChange) {
+        let mut r = self.replication();
+        if r.pending.as_ref() == Some(change) {
+            r.pending = None;
+        }
+        drop(r);
+        self.update_high_watermark();
+    }
+
+    /// Refuses an `acks=all` write up front when the ISR is smaller than
+    /// `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS): returns (ISR
+    /// size, minimum) then.
+    pub fn check_min_isr(&self) -> Result<(), (usize, usize)> {
+        let r = self.replication();
+        if r.isr.len() < r.min_insync_replicas {
+            Err((r.isr.len(), r.min_insync_replicas))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits until everything below `end_offset` is committed: under the
+    /// high watermark of this broker as leader at `leader_epoch`, with at
+    /// least `min.insync.replicas` in the ISR (Kafka's `DelayedProduce`
+    /// check), for at most `timeout_ms`.
+    pub async fn wait_replicated(
+        &self,
+        end_offset: i64,
+        leader_epoch: i32,
+        timeout_ms: u64,
+    ) -> Result<(), CommitError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        loop {
+            let hw = self.hw_advanced();
+            let moved = self.leadership_changed.notified();
+            tokio::pin!(hw, moved);
+            hw.as_mut().enable();
+            moved.as_mut().enable();
+            if self.leadership() != (self.node_id, leader_epoch) {
+                return Err(CommitError::NotLeader);
+            }
+            if self.high_watermark() >= end_offset {
+                let r = self.replication();
+                return if r.isr.len() < r.min_insync_replicas {
+                    Err(CommitError::NotEnoughReplicasAfterAppend {
+                        isr: r.isr.len(),
+                        min: r.min_insync_replicas,
+                    })
+                } else {
+                    Ok(())
+                };
+            }
+            tokio::select! {
+                _ = hw => {}
+                _ = moved => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(CommitError::TimedOut { timeout_ms });
+                }
+            }
+        }
+    }
+
+    /// Appends batches fetched from the leader (see
+    /// [`Log::append_replicated`]) and wakes anything waiting for data.
+    /// Refused (`Ok(None)`, nothing written) unless `leader` still leads at
+    /// `leader_epoch`: the fetch was answered under that leadership.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        (leader, leader_epoch): (i32, i32),
+        now_ms: i64,
+    ) -> Result<Option<AppendInfo>, LogError> {
+        let info = {
+            let _r = self.replication();
+            if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
+                return Ok(None);
+            }
+            self.log.append_replicated(records, now_ms)?
+        };
+        if let Some(info) = &info {
+            sluice_metrics::appended(&self.tp.topic, records.len(), info.record_count);
+            self.appended.notify_waiters();
+        }
+        Ok(info)
+    }
+
+    /// On a follower, takes the leader's high watermark, capped by what this
+    /// replica holds (durably, under group commit).
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        let group_commit = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
+        let hw = leader_high_watermark.min(self.own_end(*group_commit));
+        self.advance_high_watermark(hw);
+    }
+
+    /// Cuts the log back to `offset` (a follower's divergent tail) and the
+    /// high watermark with it, if `leader` still leads at `leader_epoch`
+    /// and this node follows it (returns false otherwise). Blocking.
+    pub fn truncate_as_follower(
+        &self,
+        offset: i64,
+        (leader, leader_epoch): (i32, i32),
+    ) -> Result<bool, LogError> {
+        let _r = self.replication();
+        if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
+            return Ok(false);
+        }
+        tracing::info!(partition = %self.tp, offset, log_end_offset = self.log.log_end_offset(), "truncating a divergent tail");
+        self.log.truncate_to(offset)?;
+        self.high_watermark.fetch_min(offset, Ordering::AcqRel);
+        Ok(true)
+    }
+
+    /// A future that resolves at the next append. Create it (and `enable`
+    /// it) before checking the condition it waits for.
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
     }
 
     /// The high watermark.
@@ -212,21 +556,26 @@ impl Partition {
         let bytes = records.len();
         let info = self.log.append(records, self.leader_epoch(), now_ms)?;
         sluice_metrics::appended(&self.tp.topic, bytes, info.record_count);
+        self.appended.notify_waiters();
         Ok(info)
     }
 
-    /// Makes everything up to `end_offset` durable (group commit) and
-    /// visible. Concurrent callers share one fsync.
+    /// Makes everything up to `end_offset` durable on this broker (group
+    /// commit) and counts it towards the high watermark; with no followers
+    /// that makes it visible. Concurrent callers share one fsync.
     ///
     /// The work starts now, on its own task, and runs to completion even if
     /// the returned future is dropped: once data is appended, whether it
     /// becomes durable and visible must not depend on the caller (a client
     /// connection that went away) still waiting. The future only reports
     /// the outcome. Call it from within the runtime.
-    pub fn commit(
+    pub fn commit_local(
         self: &Arc<Self>,
         end_offset: i64,
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + use<> {
+        // Followers long-poll on appends; coordinators append through the
+        // log directly and come here next.
+        self.appended.notify_waiters();
         let this = Arc::clone(self);
         let task = sluice_runtime::spawn_detached("partition-commit", async move {
             this.commit_now(end_offset).await
@@ -244,16 +593,26 @@ impl Partition {
         }
     }
 
-    async fn commit_now(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
-        {
-            let group_commit = self.group_commit.lock().unwrap_or_else(|p| p.into_inner());
-            if !*group_commit {
-                // Interval flush: visible at once, as on a single Kafka broker.
-                self.advance_high_watermark(end_offset);
-                return Ok(());
-            }
+    /// [`Partition::commit_local`], then waits until the ISR holds
+    /// everything below `end_offset` ([`Partition::wait_replicated`], at
+    /// most [`COMMIT_REPLICATION_TIMEOUT_MS`]): what a coordinator needs
+    /// before it answers, like Kafka's acks=all writes to internal topics.
+    pub fn commit(
+        self: &Arc<Self>,
+        end_offset: i64,
+    ) -> impl std::future::Future<Output = Result<(), CommitError>> + Send + use<> {
+        let leader_epoch = self.leader_epoch();
+        let local = self.commit_local(end_offset);
+        let this = Arc::clone(self);
+        async move {
+            local.await?;
+            this.wait_replicated(end_offset, leader_epoch, COMMIT_REPLICATION_TIMEOUT_MS)
+                .await
         }
-        {
+    }
+
+    async fn commit_now(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
+        if self.is_group_commit() {
             let started = std::time::Instant::now();
             let this = Arc::clone(self);
             sluice_runtime::blocking("partition-fsync", move || this.log.sync_until(end_offset))
@@ -265,7 +624,7 @@ impl Partition {
                 })??;
             sluice_metrics::fsync_observed(started.elapsed());
         }
-        self.advance_high_watermark(end_offset);
+        self.update_high_watermark();
         Ok(())
     }
 
@@ -390,6 +749,13 @@ pub struct ReplicaManager {
     /// directory, and an older image must never undo a newer one. Held
     /// across file I/O, so only on blocking threads.
     synced_to: Mutex<i64>,
+    /// Where proposed ISR changes go (the broker sends them to the
+    /// controller). Each partition has at most one change in flight, so
+    /// the queue never holds more than one entry per hosted partition.
+    isr_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(Arc<Partition>, IsrChange)>>,
+    /// Woken after every metadata change applied (the follower fetchers
+    /// re-plan who they fetch from).
+    leadership_changed: Notify,
 }
 
 impl ReplicaManager {
@@ -401,6 +767,52 @@ impl ReplicaManager {
             node_id,
             partitions: RwLock::new(HashMap::new()),
             synced_to: Mutex::new(-1),
+            isr_sink: std::sync::OnceLock::new(),
+            leadership_changed: Notify::new(),
+        }
+    }
+
+    /// A future that resolves after the next metadata change is applied.
+    /// Create it (and `enable` it) before reading the partitions.
+    pub fn leadership_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.leadership_changed.notified()
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// Where ISR changes proposed from now on are sent; set once, at start.
+    pub fn set_isr_sink(
+        &self,
+        sink: tokio::sync::mpsc::UnboundedSender<(Arc<Partition>, IsrChange)>,
+    ) {
+        if self.isr_sink.set(sink).is_err() {
+            tracing::warn!("the ISR change sink is already set");
+        }
+    }
+
+    /// Sends `change` of `partition` (marked in flight by the partition)
+    /// to the controller; without a sink, or if it is gone, the change is
+    /// dropped and unmarked so a later one can be proposed.
+    pub fn propose_isr_change(&self, partition: &Arc<Partition>, change: IsrChange) {
+        let sent = self
+            .isr_sink
+            .get()
+            .is_some_and(|sink| sink.send((Arc::clone(partition), change.clone())).is_ok());
+        if !sent {
+            partition.isr_change_failed(&change);
+        }
+    }
+
+    /// Proposes an ISR shrink for every partition led here whose followers
+    /// have not caught up within `lag_max_ms` (Kafka's `maybeShrinkIsr`).
+    pub fn shrink_isrs(&self, now_ms: i64, lag_max_ms: i64) {
+        for partition in self.all() {
+            if let Some(change) = partition.isr_shrink(now_ms, lag_max_ms) {
+                self.propose_isr_change(&partition, change);
+            }
         }
     }
 
@@ -544,6 +956,7 @@ impl ReplicaManager {
         }
         // Refresh existing ones; collect new ones.
         let mut to_open = Vec::new();
+        let now = now_ms();
         for (tp, (topic, p)) in wanted {
             let config = self.log_config(topic);
             if let Some(existing) = self.get(&tp) {
@@ -551,12 +964,13 @@ impl ReplicaManager {
                     // The log is now offline (failed); it says so itself.
                     tracing::error!(partition = %tp, "applying a flush policy change failed: {e}");
                 }
-                existing.set_leadership(p.leader, p.leader_epoch);
+                existing.apply_state(&partition_state(topic, p), now);
                 continue;
             }
-            to_open.push((tp, topic.topic_id, config, (p.leader, p.leader_epoch)));
+            to_open.push((tp, topic.topic_id, config, partition_state(topic, p)));
         }
         let opened = self.open_partitions(to_open, startup);
+        self.leadership_changed.notify_waiters();
         if startup {
             self.remove_strays(image, None);
         } else {
@@ -584,7 +998,7 @@ impl ReplicaManager {
     /// partition is not a failure: it still serves reads.
     fn open_partitions(
         &self,
-        mut to_open: Vec<(TopicPartition, Uuid, LogConfig, (i32, i32))>,
+        mut to_open: Vec<(TopicPartition, Uuid, LogConfig, PartitionState)>,
         startup: bool,
     ) -> Result<(), LogError> {
         if to_open.is_empty() {
@@ -603,8 +1017,8 @@ impl ReplicaManager {
                 .map(|chunk| {
                     scope.spawn(move || -> Option<LogError> {
                         let mut first_failure = None;
-                        for (tp, topic_id, config, leadership) in chunk {
-                            match self.open_partition(&tp, topic_id, config, leadership) {
+                        for (tp, topic_id, config, state) in chunk {
+                            match self.open_partition(&tp, topic_id, config, &state) {
                                 Ok(partition) => {
                                     let offline = partition.is_offline() && !startup;
                                     let dir = self.partition_dir(&tp);
@@ -693,7 +1107,7 @@ impl ReplicaManager {
         tp: &TopicPartition,
         topic_id: Uuid,
         config: LogConfig,
-        (leader, leader_epoch): (i32, i32),
+        state: &PartitionState,
     ) -> Result<Partition, LogError> {
         let dir = self.partition_dir(tp);
         // A directory of an older topic with the same name is not ours.
@@ -708,20 +1122,32 @@ impl ReplicaManager {
         write_partition_topic_id(&dir, topic_id)?;
         let end = log.log_end_offset();
         let durable = log.recovery_point();
-        Ok(Partition {
+        // Alone, recovery fsynced what it kept, and all of it is visible
+        // (if that fsync failed and the log opened read-only, only what is
+        // known durable is). With other replicas, the tail may be a write
+        // the ISR never held, which a new leader would not have: nothing is
+        // visible until the leader's high watermark says so again.
+        let high_watermark = if state.replicas.len() <= 1 {
+            durable.min(end)
+        } else {
+            log.log_start_offset()
+        };
+        let partition = Partition {
             tp: tp.clone(),
             topic_id,
             log: Arc::new(log),
             node_id: self.node_id,
-            leadership: AtomicU64::new(pack_leadership(leader, leader_epoch)),
-            // Recovery fsynced what it kept, and all of it is visible. If
-            // that fsync failed (the log opened read-only), only what is
-            // known durable is.
-            high_watermark: AtomicI64::new(durable.min(end)),
+            leadership: AtomicU64::new(pack_leadership(-1, -1)),
+            high_watermark: AtomicI64::new(high_watermark),
             hw_advanced: Notify::new(),
+            appended: Notify::new(),
+            leadership_changed: Notify::new(),
+            replication: Mutex::new(Replication::default()),
             group_commit: Mutex::new(group_commit),
             reported_offline: std::sync::atomic::AtomicBool::new(false),
-        })
+        };
+        partition.apply_state(state, now_ms());
+        Ok(partition)
     }
 
     /// Removes partition directories of topics `image` does not know (a
@@ -872,6 +1298,31 @@ impl ReplicaManager {
             }
         });
     }
+}
+
+/// The state of partition `p` of `topic` as [`Partition`] applies it.
+fn partition_state(topic: &TopicImage, p: &sluice_metadata::PartitionImage) -> PartitionState {
+    let min_insync_replicas = topic
+        .configs
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    PartitionState {
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+        // Wired to the metadata's partition epoch with AlterPartition.
+        partition_epoch: 0,
+        min_insync_replicas,
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {

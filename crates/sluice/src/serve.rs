@@ -107,15 +107,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // The one shutdown signal: every listener, connection and background
     // task watches this set's token.
     let tasks = Tasks::new();
+    // This broker's registration epoch, once registered (for the
+    // controlled shutdown).
+    let registered = Arc::new(std::sync::atomic::AtomicI64::new(-1));
     if let Some(q) = &quorum {
         let service = cluster::ControllerService::new(&broker, Arc::clone(q));
         q.set_control_handler(Arc::new(service.clone()));
         let (b, q) = (Arc::clone(&broker), Arc::clone(q));
+        let r = Arc::clone(&registered);
         tasks.spawn_with_shutdown("broker-lifecycle", move |stop| {
-            cluster::run_lifecycle(b, q, service, stop)
+            cluster::run_lifecycle(b, q, service, r, stop)
         });
     }
     broker.load_coordinators(&tasks).await?;
+    let b = Arc::clone(&broker);
+    tasks.spawn_with_shutdown("replication", move |stop| {
+        sluice_broker::replication::run(b, stop)
+    });
 
     let http = sluice_http::start(&broker, tasks.token().clone()).await?;
     let b = Arc::clone(&broker);
@@ -127,6 +135,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tokio::select! {
         () = &mut server => {}
         () = shutdown => {
+            if let Some(q) = &quorum {
+                let epoch = registered.load(std::sync::atomic::Ordering::Acquire);
+                cluster::controlled_shutdown(q, broker.config.node_id, epoch).await;
+            }
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             tasks.token().cancel();
             server.await;

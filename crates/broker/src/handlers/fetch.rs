@@ -25,8 +25,8 @@ use sluice_log::LogError;
 use sluice_protocol::RequestHeader;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::fetch::{
-    FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
-    PartitionData,
+    EpochEndOffset, FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch,
+    NodeEndpoint, PartitionData,
 };
 use uuid::Uuid;
 
@@ -46,6 +46,9 @@ const MIN_LEADER_HINT_VERSION: i16 = 16;
 struct Wanted {
     partition_index: i32,
     fetch_offset: i64,
+    /// For a follower: the diverging epoch to send back instead of data
+    /// (its log has a tail the leader's does not).
+    diverging: Option<(i32, i64)>,
     partition_max_bytes: i32,
     /// The partition this broker leads, or the error to report.
     target: Result<Arc<Partition>, i16>,
@@ -72,6 +75,14 @@ pub fn handle(
 ) -> impl Future<Output = FetchResponse> + Send + 'static {
     let version = header.request_api_version;
     let mut hints = cluster::LeaderHints::default();
+    // A follower names itself (v15+ in ReplicaState); consumers send -1.
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id
+    } else {
+        request.replica_id
+    };
+    let follower = replica_id >= 0;
+    let now = super::now_ms();
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
@@ -113,9 +124,25 @@ pub fn handle(
                             }),
                         None => Err(topic_error),
                     };
+                    let mut target = target;
+                    let mut diverging = None;
+                    if follower && let Ok(partition) = &target {
+                        match follower_fetch(
+                            replicas,
+                            partition,
+                            replica_id,
+                            p.fetch_offset,
+                            p.last_fetched_epoch,
+                            now,
+                        ) {
+                            Ok(d) => diverging = d,
+                            Err(code) => target = Err(code),
+                        }
+                    }
                     Wanted {
                         partition_index: p.partition,
                         fetch_offset: p.fetch_offset,
+                        diverging,
                         partition_max_bytes: p.partition_max_bytes,
                         target,
                         current_leader,
@@ -157,12 +184,22 @@ pub fn handle(
                 .flat_map(|t| t.partitions.iter())
                 .filter_map(|w| w.target.as_ref().ok().cloned())
                 .collect();
-            let mut waits: Vec<_> = live.iter().map(|p| Box::pin(p.hw_advanced())).collect();
+            // Consumers wait for the high watermark, followers for data.
+            let mut waits: Vec<_> = live
+                .iter()
+                .map(|p| {
+                    Box::pin(if follower {
+                        p.appended()
+                    } else {
+                        p.hw_advanced()
+                    })
+                })
+                .collect();
             for w in &mut waits {
                 w.as_mut().enable();
             }
             let (mut response, bytes, any_error) =
-                read_all(&topics, max_bytes, version, read_committed);
+                read_all(&topics, max_bytes, version, read_committed, follower);
             let now = tokio::time::Instant::now();
             if bytes >= min_bytes || any_error || now >= deadline || waits.is_empty() {
                 response.node_endpoints = node_endpoints;
@@ -176,6 +213,47 @@ pub fn handle(
     }
 }
 
+/// The leader's side of a follower's fetch of `partition` from
+/// `fetch_offset`, whose last batch was of `last_fetched_epoch` (v12+, -1
+/// when unknown). A follower whose log diverges from this leader's gets the
+/// epoch and end offset to truncate to (KIP-320's check, done on Fetch from
+/// v12, Kafka's `Partition.fetchRecords`), and its fetch does not count as
+/// progress. Otherwise the fetch is the follower's log end: it moves the
+/// high watermark and may add the follower to the ISR.
+///
+/// Only a replica of the partition may fetch as a follower: anyone else
+/// claiming a replica id could move the high watermark.
+fn follower_fetch(
+    replicas: &ReplicaManager,
+    partition: &Arc<Partition>,
+    replica_id: i32,
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+    now_ms: i64,
+) -> Result<Option<(i32, i64)>, i16> {
+    if replica_id == replicas.node_id() || !partition.replicas().contains(&replica_id) {
+        tracing::warn!(partition = %partition.tp, replica_id, "fetch as a follower from a broker that is not a replica");
+        return Err(code::NOT_LEADER_OR_FOLLOWER);
+    }
+    if last_fetched_epoch >= 0 {
+        match partition.log().leader_epoch_end_offset(last_fetched_epoch) {
+            Some((epoch, end_offset))
+                if epoch != last_fetched_epoch || end_offset < fetch_offset =>
+            {
+                return Ok(Some((epoch, end_offset)));
+            }
+            _ => {}
+        }
+    }
+    if fetch_offset > partition.log().log_end_offset() {
+        return Err(code::OFFSET_OUT_OF_RANGE);
+    }
+    if let Some(change) = partition.record_follower_fetch(replica_id, fetch_offset, now_ms) {
+        replicas.propose_isr_change(partition, change);
+    }
+    Ok(None)
+}
+
 /// Reads every wanted partition once. Returns the response, the bytes of
 /// records in it, and whether any partition carries an error (which ends a
 /// long poll at once, as in Kafka).
@@ -184,6 +262,7 @@ fn read_all(
     max_bytes: usize,
     version: i16,
     read_committed: bool,
+    follower: bool,
 ) -> (FetchResponse, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
@@ -205,6 +284,7 @@ fn read_all(
                         max_bytes.saturating_sub(total),
                         total == 0,
                         read_committed,
+                        follower,
                     );
                     total += data.records.len();
                     any_error |= data.error_code != code::NONE;
@@ -224,7 +304,13 @@ fn read_all(
     (response, total, any_error)
 }
 
-fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) -> PartitionData {
+fn read_partition(
+    w: &Wanted,
+    budget: usize,
+    first: bool,
+    read_committed: bool,
+    follower: bool,
+) -> PartitionData {
     let empty = |error_code: i16| PartitionData {
         partition_index: w.partition_index,
         error_code,
@@ -257,6 +343,10 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
         log_start_offset,
         ..empty(code::NONE)
     };
+    if let Some((epoch, end_offset)) = w.diverging {
+        data.diverging_epoch = EpochEndOffset { epoch, end_offset };
+        return data;
+    }
     // KIP-74: the first batch of the response is returned even when it is
     // larger than the limits, so a consumer can always make progress.
     // Past the first batch, a partition gets only what fits both its own
@@ -266,7 +356,11 @@ fn read_partition(w: &Wanted, budget: usize, first: bool, read_committed: bool) 
         return data;
     }
     let limit = u32::try_from(limit_bytes.max(1)).unwrap_or(u32::MAX);
-    let max_offset = if read_committed {
+    // A follower copies the whole log, committed or not: the high
+    // watermark moves only once followers hold the data.
+    let max_offset = if follower {
+        partition.log().log_end_offset()
+    } else if read_committed {
         last_stable_offset
     } else {
         high_watermark

@@ -42,7 +42,7 @@ use sluice_records::{
 use super::{RequestContext, cluster, now_ms};
 use sluice_coordinator::TransactionCoordinator;
 use sluice_metadata::MetadataImage;
-use sluice_replica::{LeaderError, NO_LEADER_EPOCH, Partition, ReplicaManager};
+use sluice_replica::{CommitError, LeaderError, NO_LEADER_EPOCH, Partition, ReplicaManager};
 
 /// Oldest Produce version we accept; v0-2 use message formats 0 and 1,
 /// which Kafka 4 also refuses while still advertising them.
@@ -56,10 +56,16 @@ const MIN_ZSTD_VERSION: i16 = 7;
 /// `NodeEndpoints` (KIP-951).
 const MIN_LEADER_HINT_VERSION: i16 = 10;
 
+/// Longest an acks=all produce waits for the ISR, whatever its
+/// `timeout_ms` says: a bound on how long a request can pin its
+/// connection's response queue (Kafka's default is 30 s).
+const MAX_ACK_TIMEOUT_MS: u64 = 300_000;
+
 /// One partition's outcome after the append step.
 enum Appended {
-    /// Appended; waiting to become durable.
-    Ok(Arc<Partition>, AppendInfo),
+    /// Appended under the leader epoch given; waiting to become durable
+    /// (and, for acks=all, replicated).
+    Ok(Arc<Partition>, AppendInfo, i32),
     /// Refused before or during the append.
     Err(Refusal),
 }
@@ -144,7 +150,17 @@ pub fn handle(
                         &p.records,
                     ) {
                         Err(e) => Appended::Err(Refusal::new(e.code(), Some(e.to_string()))),
-                        Ok(()) => append_one(partition, p.records, version, now),
+                        Ok(()) => match (acks, partition.check_min_isr()) {
+                            (-1, Err((isr, min))) => Appended::Err(Refusal::new(
+                                code::NOT_ENOUGH_REPLICAS,
+                                Some(format!(
+                                    "{}-{}: the ISR has {isr} members, fewer than \
+                                     min.insync.replicas {min}",
+                                    topic.name, p.index
+                                )),
+                            )),
+                            _ => append_one(partition, p.records, version, now),
+                        },
                     },
                 }
             };
@@ -165,11 +181,30 @@ pub fn handle(
     // client that went away fails and drops the replies queued behind it),
     // and appended data must still become durable and visible. Partitions
     // commit concurrently; group commit merges their fsyncs.
+    // acks=all then waits for the ISR to hold the data (the high
+    // watermark), for at most the request's timeout.
+    let ack_timeout_ms = u64::try_from(request.timeout_ms.max(0))
+        .unwrap_or(0)
+        .min(MAX_ACK_TIMEOUT_MS);
     let commits: Vec<_> = topics
         .iter()
         .flat_map(|(_, ps)| ps.iter())
         .filter_map(|(_, outcome)| match outcome {
-            Appended::Ok(partition, info) => Some(partition.commit(info.last_offset + 1)),
+            Appended::Ok(partition, info, leader_epoch) => {
+                let end = info.last_offset + 1;
+                let local = partition.commit_local(end);
+                let partition = Arc::clone(partition);
+                let leader_epoch = *leader_epoch;
+                Some(async move {
+                    local.await?;
+                    if acks == -1 {
+                        partition
+                            .wait_replicated(end, leader_epoch, ack_timeout_ms)
+                            .await?;
+                    }
+                    Ok::<(), CommitError>(())
+                })
+            }
             Appended::Err(..) => None,
         })
         .collect();
@@ -195,7 +230,7 @@ pub fn handle(
                 partition_responses: partitions
                     .into_iter()
                     .map(|(index, outcome)| match outcome {
-                        Appended::Ok(partition, info) => match commit_results.next() {
+                        Appended::Ok(partition, info, _) => match commit_results.next() {
                             Some(Ok(())) => PartitionProduceResponse {
                                 index,
                                 error_code: code::NONE,
@@ -204,7 +239,16 @@ pub fn handle(
                                 log_start_offset: partition.log().log_start_offset(),
                                 ..Default::default()
                             },
-                            Some(Err(e)) => error_response(index, storage_error(&partition, &e)),
+                            Some(Err(CommitError::Log(e))) => {
+                                error_response(index, storage_error(&partition, &e))
+                            }
+                            Some(Err(e)) => {
+                                tracing::debug!(partition = %partition.tp, "produce not acknowledged: {e}");
+                                error_response(
+                                    index,
+                                    Refusal::new(e.kafka_error_code(), Some(e.to_string())),
+                                )
+                            }
                             None => error_response(
                                 index,
                                 Refusal::new(code::UNKNOWN_SERVER_ERROR, None),
@@ -246,7 +290,10 @@ fn append_one(
         return Appended::Err(refusal);
     }
     match partition.append(records, now) {
-        Ok(info) => Appended::Ok(partition, info),
+        Ok(info) => {
+            let leader_epoch = partition.leader_epoch();
+            Appended::Ok(partition, info, leader_epoch)
+        }
         // A producer retry of a batch already in the log: Kafka answers
         // success with the original offsets, and so do we. The commit
         // step still waits until those offsets are durable and visible.
@@ -262,7 +309,8 @@ fn append_one(
                 log_start_offset: partition.log().log_start_offset(),
                 record_count: 0,
             };
-            Appended::Ok(partition, info)
+            let leader_epoch = partition.leader_epoch();
+            Appended::Ok(partition, info, leader_epoch)
         }
         Err(e) => Appended::Err(storage_error(&partition, &e)),
     }

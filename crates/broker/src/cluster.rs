@@ -51,7 +51,20 @@ struct Session {
     /// It asked for a controlled shutdown: it stays fenced until it
     /// registers again.
     shutting_down: bool,
+    /// It has heartbeated (or registered) since this controller took over.
+    /// Until then the session is a placeholder with a short grace period.
+    heard: bool,
 }
+
+/// The grace a new active controller gives a broker it has not heard from
+/// yet, in heartbeat intervals. A live broker finds the new controller
+/// within a Raft heartbeat or two and heartbeats at once; a dead one (often
+/// the old controller itself) is fenced after this rather than after a full
+/// session timeout, so its partitions move within the failover target.
+const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 3;
+
+/// Lower bound of that grace, for very short heartbeat intervals.
+const NEW_CONTROLLER_GRACE_MIN_MS: u64 = 1_000;
 
 /// Heartbeat sessions by broker id, with the term they were started in.
 type Sessions = (u64, HashMap<i32, Session>);
@@ -96,8 +109,10 @@ impl ControllerService {
             last_seen: Instant::now(),
             catch_up_to: published,
             shutting_down: false,
+            heard: true,
         });
         session.last_seen = Instant::now();
+        session.heard = true;
         if let Some(index) = catch_up_to {
             // A registration: a new incarnation, which may lead again.
             session.catch_up_to = index;
@@ -126,7 +141,13 @@ impl ControllerService {
 
     /// Fences every live broker whose session lapsed. Runs on the leader.
     async fn expire_sessions(&self, broker: &Broker) {
-        let timeout = Duration::from_millis(broker.config.broker.session_timeout_ms);
+        let config = &broker.config.broker;
+        let timeout = Duration::from_millis(config.session_timeout_ms);
+        let grace = Duration::from_millis(
+            (config.heartbeat_interval_ms * NEW_CONTROLLER_GRACE_HEARTBEATS)
+                .max(NEW_CONTROLLER_GRACE_MIN_MS)
+                .min(config.session_timeout_ms),
+        );
         let image = broker.metadata.image();
         let expired: Vec<i32> = {
             let mut sessions = self.sessions();
@@ -137,8 +158,10 @@ impl ControllerService {
                         last_seen: Instant::now(),
                         catch_up_to: 0,
                         shutting_down: false,
+                        heard: false,
                     });
-                    (session.last_seen.elapsed() > timeout).then_some(b.broker_id)
+                    let limit = if session.heard { timeout } else { grace };
+                    (session.last_seen.elapsed() > limit).then_some(b.broker_id)
                 })
                 .collect()
         };
@@ -248,6 +271,7 @@ impl ControllerService {
                         last_seen: Instant::now(),
                         catch_up_to: 0,
                         shutting_down: true,
+                        heard: true,
                     });
                     session.shutting_down = true;
                 }

@@ -192,8 +192,11 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             rack: None,
-            session_timeout_ms: 9_000,
-            heartbeat_interval_ms: 2_000,
+            // Below Kafka's 9 s / 2 s: a dead leader's partitions move
+            // within the 5 s failover target (issue 13). Heartbeats are a
+            // few bytes to the controller, so the faster rate is cheap.
+            session_timeout_ms: 3_000,
+            heartbeat_interval_ms: 500,
         }
     }
 }
@@ -996,8 +999,12 @@ mod tests {
             "cluster.heartbeat_interval_ms"
         );
         assert_eq!(
-            err(&[voters, listener, ("broker.session_timeout_ms", "2000")]).0,
+            err(&[voters, listener, ("broker.session_timeout_ms", "500")]).0,
             "broker.session_timeout_ms"
+        );
+        assert_eq!(
+            err(&[voters, listener, ("replica.fetch_wait_max_ms", "30000")]).0,
+            "replica.fetch_wait_max_ms"
         );
         assert_eq!(
             err(&[("topics.default_replication_factor", "3")]).0,

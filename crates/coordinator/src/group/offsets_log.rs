@@ -547,7 +547,7 @@ pub fn append(
     Ok(info.last_offset + 1)
 }
 
-/// Reads every record of `partition` up to its high watermark, in offset
+/// Reads every record of `partition` up to its log end, in offset
 /// order, calling `apply` for each. Undecodable records are logged and
 /// skipped; a corrupt batch stops the replay of this partition with an error
 /// in the log (recovery has already truncated torn tails).
@@ -555,11 +555,15 @@ pub fn replay(
     partition: &Partition,
     mut apply: impl FnMut(Replayed),
 ) -> Result<usize, OffsetsLogError> {
+    // To the log end, not the high watermark: on a leader that just took
+    // over, records above its high watermark may already be committed
+    // (the old leader's ISR held them), and this log is now the one that
+    // counts. Kafka's coordinators load to the log end too.
     let mut offset = partition.log().log_start_offset();
-    let end = partition.high_watermark();
+    let end = partition.log().log_end_offset();
     let mut count = 0;
     while offset < end {
-        let read = partition.read(offset, REPLAY_READ_BYTES)?;
+        let read = partition.log().read(offset, REPLAY_READ_BYTES, end)?;
         let bytes = read.to_bytes()?;
         if bytes.is_empty() {
             break;

@@ -1194,18 +1194,22 @@ impl LoadedIds {
     }
 }
 
-/// Reads every record of `partition` (index `index`) up to its high
-/// watermark into `loaded`, in offset order. Undecodable records and
+/// Reads every record of `partition` (index `index`) up to its log
+/// end into `loaded`, in offset order. Undecodable records and
 /// batches are logged and skipped.
 fn replay_state_partition(
     partition: &sluice_replica::Partition,
     index: i32,
     loaded: &mut LoadedIds,
 ) -> Result<(), sluice_log::LogError> {
+    // To the log end, not the high watermark: on a leader that just took
+    // over, records above its high watermark may already be committed
+    // (the old leader's ISR held them), and this log is now the one that
+    // counts. Kafka's coordinators load to the log end too.
     let mut offset = partition.log().log_start_offset();
-    let end = partition.high_watermark();
+    let end = partition.log().log_end_offset();
     while offset < end {
-        let read = partition.read(offset, REPLAY_READ_BYTES)?;
+        let read = partition.log().read(offset, REPLAY_READ_BYTES, end)?;
         let bytes = read.to_bytes().map_err(|source| sluice_log::LogError::Io {
             op: "read",
             path: partition.log().dir().to_owned(),

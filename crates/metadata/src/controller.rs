@@ -15,12 +15,14 @@ use std::sync::Arc;
 use sluice_protocol::error::codes as code;
 use uuid::Uuid;
 
-use crate::config::{LogDefaults, TopicDefaults};
+use crate::config::{InternalTopicReplication, LogDefaults, TopicDefaults};
 use crate::delta::MetadataListener;
 use crate::error::{ApiError, MetadataError};
 use crate::image::{MetadataImage, MetadataRecord};
 use crate::log::{Committed, MetadataLog};
-use crate::placement::{self, BrokerRegistration, NewPartition};
+use crate::placement::{
+    self, AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration, NewPartition,
+};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
@@ -563,6 +565,8 @@ pub struct ControllerConfig {
     pub topics: TopicDefaults,
     /// Broker-wide log defaults, which topic configs override.
     pub log: LogDefaults,
+    /// Replication factors of the internal topics.
+    pub internal_topics: InternalTopicReplication,
 }
 
 /// Validates admin changes and commits them to the metadata log, then
@@ -632,6 +636,37 @@ pub enum ControllerCall {
         /// Ids in the block.
         block_size: i64,
     },
+    /// [`Controller::alter_partition`]: a partition leader changing its ISR.
+    AlterPartition {
+        /// The requesting broker (the partition's leader).
+        broker_id: i32,
+        /// Its broker epoch; -1 skips the check.
+        broker_epoch: i64,
+        /// The topic.
+        topic_id: Uuid,
+        /// The partition.
+        partition: i32,
+        /// The leader epoch the leader knows.
+        leader_epoch: i32,
+        /// The partition epoch the change is built on.
+        partition_epoch: i32,
+        /// The ISR asked for.
+        new_isr: Vec<i32>,
+    },
+}
+
+impl From<AlterPartitionRequest> for ControllerCall {
+    fn from(r: AlterPartitionRequest) -> Self {
+        ControllerCall::AlterPartition {
+            broker_id: r.broker_id,
+            broker_epoch: r.broker_epoch,
+            topic_id: r.topic_id,
+            partition: r.partition,
+            leader_epoch: r.leader_epoch,
+            partition_epoch: r.partition_epoch,
+            new_isr: r.new_isr,
+        }
+    }
 }
 
 /// What a [`ControllerCall`] returned, in the same order.
@@ -647,6 +682,8 @@ pub enum ControllerReply {
     AlterTopicConfigs(Result<(), ApiError>),
     /// The first id past the reserved block.
     ProducerIds(Result<i64, ApiError>),
+    /// The partition's committed state, or why the change was refused.
+    AlterPartition(Result<AlterPartitionOutcome, ApiError>),
 }
 
 fn unexpected_reply(reply: &ControllerReply) -> ApiError {
@@ -712,7 +749,77 @@ impl Controller {
             ControllerCall::AllocateProducerIds { block_size } => {
                 ControllerReply::ProducerIds(self.allocate_producer_ids_here(block_size).await)
             }
+            ControllerCall::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => ControllerReply::AlterPartition(
+                self.alter_partition_here(AlterPartitionRequest {
+                    broker_id,
+                    broker_epoch,
+                    topic_id,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr,
+                })
+                .await,
+            ),
         }
+    }
+
+    /// Changes a partition's ISR as its leader asks (Kafka's
+    /// AlterPartition, one partition), on the active controller wherever
+    /// the request came from. Checked by
+    /// [`placement::alter_partition_records`] against the image at commit
+    /// time, so of two racing requests built on the same partition epoch
+    /// only the first commits. Returns the committed state (or the current
+    /// one when the ISR asked for is the ISR already), or Kafka's error.
+    pub async fn alter_partition(
+        self: &Arc<Self>,
+        request: AlterPartitionRequest,
+    ) -> Result<AlterPartitionOutcome, ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            return match remote.call(request.into()).await? {
+                ControllerReply::AlterPartition(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.alter_partition_here(request).await
+    }
+
+    async fn alter_partition_here(
+        self: &Arc<Self>,
+        request: AlterPartitionRequest,
+    ) -> Result<AlterPartitionOutcome, ApiError> {
+        let this = Arc::clone(self);
+        detached(async move {
+            let node_id = this.config.node_id;
+            // Read from this change's own check: the image the commit
+            // returns may already hold later changes on a replicated log.
+            let mut outcome = None;
+            let committed = this
+                .log
+                .commit(Box::new(|image| {
+                    let (records, result) =
+                        placement::alter_partition_records(image, node_id, &request)?;
+                    outcome = Some(result);
+                    Ok(records)
+                }))
+                .await;
+            this.finish(committed).await?;
+            outcome.ok_or_else(|| {
+                ApiError::new(
+                    code::UNKNOWN_SERVER_ERROR,
+                    "AlterPartition committed without an outcome",
+                )
+            })
+        })
+        .await?
     }
 
     /// Reserves the next block of `block_size` producer ids (a
@@ -946,10 +1053,14 @@ impl Controller {
     /// `__transaction_state`) with `partitions` partitions unless it exists.
     /// Concurrent callers are fine: a loser sees TOPIC_ALREADY_EXISTS.
     ///
-    /// Its replication factor is `default.replication.factor`, placed like
-    /// any topic's; with fewer live brokers than that it is refused
-    /// (INVALID_REPLICATION_FACTOR) rather than created with fewer replicas,
-    /// and the coordinator asks again on its next use, as Kafka does.
+    /// Its replication factor is the topic's configured one
+    /// ([`InternalTopicReplication`], Kafka's default 3) capped at the live
+    /// brokers. Kafka refuses to create the topic while fewer brokers are
+    /// alive; the cap keeps a single node (and a cluster still coming up)
+    /// working, at the price of fewer replicas than configured: placement
+    /// does not add replicas to an existing topic later. With no live
+    /// broker at all it is refused (INVALID_REPLICATION_FACTOR) and the
+    /// coordinator asks again on its next use.
     pub async fn ensure_internal_topic(
         self: &Arc<Self>,
         name: &str,
@@ -964,10 +1075,15 @@ impl Controller {
         {
             return Ok(());
         }
+        let configured = self.config.internal_topics.replication_factor(name);
+        let live = placement::usable_brokers(&self.log.image(), self.config.node_id).len();
+        // At least 1, so no live broker is refused as a replication factor
+        // above the live brokers rather than an invalid one.
+        let replication_factor = configured.min(i16::try_from(live.max(1)).unwrap_or(i16::MAX));
         let topic = NewTopic {
             name: name.to_owned(),
             num_partitions: partitions,
-            replication_factor: -1,
+            replication_factor,
             configs: vec![
                 ("cleanup.policy".to_owned(), Some("compact".to_owned())),
                 ("retention.ms".to_owned(), Some("-1".to_owned())),
@@ -1308,6 +1424,15 @@ impl Controller {
                         value: None,
                     });
                 }
+                // Enabling unclean leader election gives the topic's
+                // leaderless partitions a live replica as leader in the
+                // same change (nothing when none is leaderless).
+                records.extend(placement::unclean_election_records(
+                    image,
+                    self.config.node_id,
+                    topic_id,
+                    &next,
+                ));
                 Ok(records)
             }))
             .await;
@@ -1466,9 +1591,15 @@ mod tests {
                 p.replicas.iter().collect::<BTreeSet<_>>(),
                 BTreeSet::from([&1, &2, &3])
             );
+            // Every replica of a new partition is in sync.
             assert_eq!(
-                (p.leader, p.isr.as_slice(), p.leader_epoch),
-                (p.replicas[0], &[p.replicas[0]][..], 0)
+                (
+                    p.leader,
+                    p.isr.as_slice(),
+                    p.leader_epoch,
+                    p.partition_epoch
+                ),
+                (p.replicas[0], p.replicas.as_slice(), 0, 0)
             );
             *leads.entry(p.leader).or_insert(0) += 1;
         }

@@ -963,6 +963,7 @@ mod tests {
                     replicas: vec![1],
                     isr: vec![1],
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 },
             );
             image.topic_names.insert(*id, (*name).to_owned());
@@ -999,6 +1000,7 @@ mod tests {
                     replicas: replicas.to_vec(),
                     isr: if leader < 0 { vec![] } else { vec![leader] },
                     leader_epoch,
+                    partition_epoch: 0,
                 };
                 (index, partition)
             })

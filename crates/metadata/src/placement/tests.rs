@@ -82,6 +82,7 @@ fn with_partition(
                 replicas: replicas.to_vec(),
                 isr: isr.to_vec(),
                 leader_epoch: 5,
+                partition_epoch: 9,
             },
         ],
     )

@@ -1799,6 +1799,269 @@ mod tests {
         );
     }
 
+    /// A way to the active controller that hands each call, through its
+    /// JSON form, to `active`'s [`Controller::serve_call`], counting calls.
+    #[derive(Debug)]
+    struct Loopback {
+        active: Arc<Controller>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ControllerRemote for Loopback {
+        fn is_active(&self) -> bool {
+            false
+        }
+
+        fn call(
+            &self,
+            call: ControllerCall,
+        ) -> futures::future::BoxFuture<'static, Result<ControllerReply, ApiError>> {
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let active = Arc::clone(&self.active);
+            Box::pin(async move {
+                let wire = serde_json::to_vec(&call).expect("call encodes");
+                let call = serde_json::from_slice(&wire).expect("call decodes");
+                let reply = active.serve_call(call).await;
+                let wire = serde_json::to_vec(&reply).expect("reply encodes");
+                Ok(serde_json::from_slice(&wire).expect("reply decodes"))
+            })
+        }
+    }
+
+    /// Brokers 1 to 3 live and topic `t` with one partition on all three
+    /// (ISR all three, partition epoch 0); returns its id and leader.
+    async fn replicated_topic(controller: &Arc<Controller>) -> (Uuid, i32) {
+        live(controller, &[(1, None), (2, None), (3, None)]).await;
+        let created = create(controller, new_topic("t", 1, 3))
+            .await
+            .expect("created");
+        let image = controller.image();
+        (created.topic_id, image.topics["t"].partitions[&0].leader)
+    }
+
+    fn shrink_to_leader(
+        topic_id: Uuid,
+        leader: i32,
+        partition_epoch: i32,
+    ) -> AlterPartitionRequest {
+        AlterPartitionRequest {
+            broker_id: leader,
+            broker_epoch: 1,
+            topic_id,
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch,
+            new_isr: vec![leader],
+        }
+    }
+
+    #[tokio::test]
+    async fn alter_partition_commits_on_the_active_controller_and_from_another_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let active = controller_in(dir.path());
+        let (topic_id, leader) = replicated_topic(&active).await;
+
+        let outcome = active
+            .alter_partition(shrink_to_leader(topic_id, leader, 0))
+            .await
+            .expect("shrink");
+        assert_eq!(
+            outcome,
+            AlterPartitionOutcome {
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 1,
+                isr: vec![leader],
+            }
+        );
+        let p = active.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.isr.as_slice(), p.partition_epoch), (&[leader][..], 1));
+
+        // Another node's controller over the same log routes the call.
+        let remote = Arc::new(Loopback {
+            active: Arc::clone(&active),
+            calls: Default::default(),
+        });
+        let other = Arc::new(Controller::new(
+            Arc::clone(active.log()),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+        let expand = AlterPartitionRequest {
+            partition_epoch: 1,
+            new_isr: p.replicas.clone(),
+            ..shrink_to_leader(topic_id, leader, 1)
+        };
+        let outcome = other.alter_partition(expand.clone()).await.expect("expand");
+        assert_eq!(
+            (outcome.isr, outcome.partition_epoch),
+            (p.replicas.clone(), 2)
+        );
+        assert_eq!(
+            remote.calls.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "routed to the active controller"
+        );
+        // A refusal comes back as the operation's own error.
+        let stale = other.alter_partition(expand).await.expect_err("stale");
+        assert_eq!(stale.code, code::INVALID_UPDATE_VERSION);
+        assert_eq!(active.image().topics["t"].partitions[&0].partition_epoch, 2);
+    }
+
+    #[tokio::test]
+    async fn of_two_racing_alter_partitions_only_one_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let (topic_id, leader) = replicated_topic(&controller).await;
+        let follower = controller.image().topics["t"].partitions[&0]
+            .replicas
+            .iter()
+            .copied()
+            .find(|&b| b != leader)
+            .expect("a follower");
+        let first = shrink_to_leader(topic_id, leader, 0);
+        let second = AlterPartitionRequest {
+            new_isr: vec![leader, follower],
+            ..first.clone()
+        };
+        let (a, b) = tokio::join!(
+            controller.alter_partition(first),
+            controller.alter_partition(second)
+        );
+        let committed = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(committed, 1, "{a:?} {b:?}");
+        let refused = a.as_ref().err().or(b.as_ref().err()).expect("one refused");
+        assert_eq!(refused.code, code::INVALID_UPDATE_VERSION);
+        assert_eq!(
+            controller.image().topics["t"].partitions[&0].partition_epoch,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn enabling_unclean_election_elects_a_leader_for_a_leaderless_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let (topic_id, leader) = replicated_topic(&controller).await;
+        controller
+            .alter_partition(shrink_to_leader(topic_id, leader, 0))
+            .await
+            .expect("shrink");
+        controller.fence_broker(leader).await.expect("fence");
+        let p = controller.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.leader, p.isr.as_slice()), (NO_LEADER, &[leader][..]));
+
+        controller
+            .alter_topic_configs(
+                "t",
+                vec![ConfigOp::Set(
+                    "unclean.leader.election.enable".to_owned(),
+                    "true".to_owned(),
+                )],
+                AlterMode::Incremental,
+                false,
+            )
+            .await
+            .expect("alter");
+        let p = controller.image().topics["t"].partitions[&0].clone();
+        let first_live = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|&b| b != leader)
+            .expect("a live replica");
+        assert_eq!(
+            (
+                p.leader,
+                p.isr.as_slice(),
+                p.leader_epoch,
+                p.partition_epoch
+            ),
+            (first_live, &[first_live][..], 2, 3)
+        );
+        let refused = controller
+            .alter_topic_configs(
+                "t",
+                vec![ConfigOp::Set(
+                    "unclean.leader.election.enable".to_owned(),
+                    "yes".to_owned(),
+                )],
+                AlterMode::Incremental,
+                false,
+            )
+            .await
+            .expect_err("not a boolean");
+        assert_eq!(refused.code, code::INVALID_CONFIG);
+    }
+
+    #[tokio::test]
+    async fn internal_topics_take_their_replication_factor_capped_at_the_live_brokers() {
+        // A single node (no registered broker): one replica, not refused.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        controller
+            .ensure_internal_topic("__consumer_offsets", 2)
+            .await
+            .expect("created on a single node");
+        let image = controller.image();
+        assert!(
+            image.topics["__consumer_offsets"]
+                .partitions
+                .values()
+                .all(|p| p.replicas == [NODE])
+        );
+
+        // Two live brokers: the configured 3 is capped at 2.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        live(&controller, &[(1, None), (2, None)]).await;
+        controller
+            .ensure_internal_topic("__transaction_state", 2)
+            .await
+            .expect("created");
+        let image = controller.image();
+        assert!(
+            image.topics["__transaction_state"]
+                .partitions
+                .values()
+                .all(|p| p.replicas.len() == 2 && p.isr.len() == 2)
+        );
+
+        // Four live brokers: each topic its own configured factor.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = LocalMetadataLog::open(dir.path()).expect("open metadata log");
+        let controller = Arc::new(Controller::new(
+            Arc::new(log),
+            Vec::new(),
+            ControllerConfig {
+                node_id: NODE,
+                internal_topics: InternalTopicReplication {
+                    offsets_topic_replication_factor: 3,
+                    transaction_state_replication_factor: 2,
+                },
+                ..ControllerConfig::default()
+            },
+        ));
+        live(&controller, &[(1, None), (2, None), (3, None), (4, None)]).await;
+        for name in INTERNAL_TOPICS {
+            controller
+                .ensure_internal_topic(name, 1)
+                .await
+                .expect("created");
+        }
+        let image = controller.image();
+        let rf = |name: &str| image.topics[name].partitions[&0].replicas.len();
+        assert_eq!(
+            (rf("__consumer_offsets"), rf("__transaction_state")),
+            (3, 2)
+        );
+    }
+
     #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders").is_ok());

@@ -427,6 +427,32 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_and_the_snapshot_cover_the_partition_epoch() {
+        let topic_id = Uuid::from_u128(1);
+        let mut image = MetadataImage::default();
+        let records = [
+            MetadataRecord::Topic {
+                name: topic_name(0),
+                topic_id,
+            },
+            partition(topic_id, 0, 1, 4, 0),
+        ];
+        for (offset, record) in (0..).zip(&records) {
+            image.apply(record, offset).expect("applies");
+        }
+        let before = image_digest(&image).expect("digest");
+        image
+            .apply(&partition(topic_id, 0, 1, 4, 1), 2)
+            .expect("applies");
+        assert_ne!(image_digest(&image).expect("digest"), before);
+        let rebuilt = decode_snapshot(&encode_snapshot(&image).expect("encodes")).expect("decodes");
+        assert_eq!(
+            rebuilt.topics[&topic_name(0)].partitions[&0].partition_epoch,
+            1
+        );
+    }
+
+    #[test]
     fn an_empty_image_and_garbage() {
         let empty = MetadataImage::default();
         let bytes = encode_snapshot(&empty).expect("encodes");

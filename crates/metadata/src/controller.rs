@@ -7,7 +7,8 @@
 //! code runs on the Raft leader of the metadata quorum, over a Raft
 //! [`MetadataLog`]. New partitions are placed on the live brokers and
 //! leadership follows brokers as they register, are fenced, unfenced and
-//! leave; [`crate::placement`] computes those records.
+//! leave; partition leaders change their ISR with AlterPartition;
+//! [`crate::placement`] computes those records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

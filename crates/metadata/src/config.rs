@@ -139,15 +139,3 @@ impl Default for InternalTopicReplication {
         }
     }
 }
-
-impl InternalTopicReplication {
-    /// The configured replication factor of internal topic `name` (the
-    /// offsets topic's for a name that is neither, which no caller passes).
-    pub fn replication_factor(&self, name: &str) -> i16 {
-        if name == "__transaction_state" {
-            self.transaction_state_replication_factor
-        } else {
-            self.offsets_topic_replication_factor
-        }
-    }
-}

@@ -34,8 +34,14 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// CreateTopics must not exhaust them.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
+/// The group coordinator's internal topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The transaction coordinator's internal topic.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
 /// Internal topics, reported with `is_internal`.
-pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+pub const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
 
 /// Kafka's name for the metadata log. It is not a topic here (it lives in
 /// `<data_dir>/__cluster_metadata-0`, outside the image), and no topic may
@@ -1076,7 +1082,12 @@ impl Controller {
         {
             return Ok(());
         }
-        let configured = self.config.internal_topics.replication_factor(name);
+        let replication = &self.config.internal_topics;
+        let configured = if name == TRANSACTION_STATE_TOPIC {
+            replication.transaction_state_replication_factor
+        } else {
+            replication.offsets_topic_replication_factor
+        };
         let live = placement::usable_brokers(&self.log.image(), self.config.node_id).len();
         // At least 1, so no live broker is refused as a replication factor
         // above the live brokers rather than an invalid one.

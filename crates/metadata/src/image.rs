@@ -232,6 +232,9 @@ impl MetadataImage {
                 let topic = self
                     .topic_mut(topic_id)
                     .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                // The partition epoch is taken as written, not checked
+                // against the previous one: logs from before partition
+                // epochs hold 0 in every record of a partition.
                 topic.partitions.insert(
                     *partition,
                     PartitionImage {

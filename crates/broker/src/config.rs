@@ -61,7 +61,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.queued_max_request_bytes",
     "limits.request_read_timeout_ms",
     "transactions.max_timeout_ms",
+    "transactions.state_log_replication_factor",
     "groups.offsets_topic_num_partitions",
+    "groups.offsets_topic_replication_factor",
     "groups.offsets_retention_minutes",
     "groups.offsets_retention_ms",
     "groups.offsets_retention_check_interval_ms",
@@ -758,7 +760,23 @@ impl Config {
                 format!("{} is below 1", self.transactions.max_timeout_ms),
             ));
         }
+        // Kafka's minimum for both; the live brokers cap them at creation.
+        if self.transactions.state_log_replication_factor < 1 {
+            return Err(invalid(
+                "transactions.state_log_replication_factor",
+                format!(
+                    "{} is below 1",
+                    self.transactions.state_log_replication_factor
+                ),
+            ));
+        }
         let groups = &self.groups;
+        if groups.offsets_topic_replication_factor < 1 {
+            return Err(invalid(
+                "groups.offsets_topic_replication_factor",
+                format!("{} is below 1", groups.offsets_topic_replication_factor),
+            ));
+        }
         if !(1..=sluice_metadata::controller::MAX_PARTITIONS_PER_TOPIC)
             .contains(&groups.offsets_topic_num_partitions)
         {
@@ -1012,6 +1030,27 @@ mod tests {
         );
         build(&[voters, listener, ("topics.default_replication_factor", "3")])
             .expect("replication in a cluster");
+    }
+
+    #[test]
+    fn internal_topic_replication_factors_default_to_kafkas_3_and_must_be_positive() {
+        let c = ConfigLoader::default().build().expect("defaults");
+        assert_eq!(c.groups.offsets_topic_replication_factor, 3);
+        assert_eq!(c.transactions.state_log_replication_factor, 3);
+        for key in [
+            "groups.offsets_topic_replication_factor",
+            "transactions.state_log_replication_factor",
+        ] {
+            let mut loader = ConfigLoader::default();
+            loader.set(key, "0", Source::Env).expect("known key");
+            match loader.build() {
+                Err(ConfigError::Invalid { key: named, .. }) => assert_eq!(named, key),
+                other => panic!("{key} = 0: {other:?}"),
+            }
+            let mut loader = ConfigLoader::default();
+            loader.set(key, "2", Source::Env).expect("known key");
+            loader.build().unwrap_or_else(|e| panic!("{key} = 2: {e}"));
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ use sluice_coordinator::{
     Coordinators, GroupCoordinator, InternalTopics, LeadershipListener, ProducerIdManager,
     TransactionCoordinator,
 };
+use sluice_metadata::config::InternalTopicReplication;
 use sluice_metadata::controller::ControllerConfig;
 use sluice_metadata::{Controller, LocalMetadataLog, MetadataError, MetadataListener, MetadataLog};
 use sluice_replica::ReplicaManager;
@@ -160,6 +161,14 @@ impl Broker {
                 node_id: config.node_id,
                 topics: config.topics.clone(),
                 log: config.log.clone(),
+                internal_topics: InternalTopicReplication {
+                    offsets_topic_replication_factor: config
+                        .groups
+                        .offsets_topic_replication_factor,
+                    transaction_state_replication_factor: config
+                        .transactions
+                        .state_log_replication_factor,
+                },
             },
         ));
         if let Some(q) = &quorum {
@@ -429,6 +438,7 @@ pub(crate) mod testing {
                 isr: replicas.clone(),
                 replicas,
                 leader_epoch: p.leader_epoch + 1,
+                partition_epoch: p.partition_epoch + 1,
             }])
             .await;
         }
@@ -545,6 +555,7 @@ pub(crate) mod testing {
                 replicas: replicas.to_vec(),
                 isr: if leader < 0 { vec![] } else { vec![leader] },
                 leader_epoch,
+                partition_epoch: 0,
             });
         }
         commit(node, records).await;
@@ -622,6 +633,7 @@ pub(crate) mod testing {
                         replicas: vec![NODE_ID],
                         isr: vec![NODE_ID],
                         leader_epoch: 0,
+                        partition_epoch: 0,
                     };
                     (index, partition)
                 })

@@ -11,12 +11,17 @@ pub struct TransactionConfig {
     /// `transaction.max.timeout.ms`, 15 minutes): an abandoned transaction
     /// holds back its partitions' last stable offset at most this long.
     pub max_timeout_ms: i32,
+    /// Replicas of each `__transaction_state` partition (Kafka's
+    /// `transaction.state.log.replication.factor`, 3), capped at the live
+    /// brokers when the topic is created.
+    pub state_log_replication_factor: i16,
 }
 
 impl Default for TransactionConfig {
     fn default() -> Self {
         TransactionConfig {
             max_timeout_ms: 900_000,
+            state_log_replication_factor: 3,
         }
     }
 }
@@ -27,6 +32,10 @@ impl Default for TransactionConfig {
 pub struct GroupConfig {
     /// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
+    /// Replicas of each `__consumer_offsets` partition (Kafka's
+    /// `offsets.topic.replication.factor`, 3), capped at the live brokers
+    /// when the topic is created.
+    pub offsets_topic_replication_factor: i16,
     /// How long offsets of an empty group are kept (`offsets.retention.minutes`).
     pub offsets_retention_minutes: i64,
     /// Sluice only (Kafka has minutes only): the same retention in
@@ -63,6 +72,7 @@ impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             offsets_retention_minutes: 10_080,
             offsets_retention_ms: None,
             offsets_retention_check_interval_ms: 600_000,

@@ -198,6 +198,7 @@ pub(crate) mod testing {
                 node_id: NODE_ID,
                 topics: Default::default(),
                 log: log_defaults,
+                internal_topics: Default::default(),
             },
         ));
         let topics = InternalTopics::new(Arc::clone(&controller), Arc::clone(&replicas), NODE_ID);
@@ -300,6 +301,7 @@ pub(crate) mod testing {
                     isr: replicas.clone(),
                     replicas,
                     leader_epoch: p.leader_epoch + 1,
+                    partition_epoch: p.partition_epoch + 1,
                 }])
             }))
             .await

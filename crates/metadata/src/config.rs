@@ -118,3 +118,24 @@ impl Default for TopicDefaults {
         }
     }
 }
+
+/// Replication factors of the internal topics (Kafka's
+/// `offsets.topic.replication.factor` and
+/// `transaction.state.log.replication.factor`, both 3), capped at the live
+/// brokers when the topic is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InternalTopicReplication {
+    /// Replicas of each `__consumer_offsets` partition.
+    pub offsets_topic_replication_factor: i16,
+    /// Replicas of each `__transaction_state` partition.
+    pub transaction_state_replication_factor: i16,
+}
+
+impl Default for InternalTopicReplication {
+    fn default() -> Self {
+        InternalTopicReplication {
+            offsets_topic_replication_factor: 3,
+            transaction_state_replication_factor: 3,
+        }
+    }
+}

@@ -7,7 +7,8 @@
 //! code runs on the Raft leader of the metadata quorum, over a Raft
 //! [`MetadataLog`]. New partitions are placed on the live brokers and
 //! leadership follows brokers as they register, are fenced, unfenced and
-//! leave; [`crate::placement`] computes those records.
+//! leave; partition leaders change their ISR with AlterPartition;
+//! [`crate::placement`] computes those records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,12 +16,14 @@ use std::sync::Arc;
 use sluice_protocol::error::codes as code;
 use uuid::Uuid;
 
-use crate::config::{LogDefaults, TopicDefaults};
+use crate::config::{InternalTopicReplication, LogDefaults, TopicDefaults};
 use crate::delta::MetadataListener;
 use crate::error::{ApiError, MetadataError};
 use crate::image::{MetadataImage, MetadataRecord};
 use crate::log::{Committed, MetadataLog};
-use crate::placement::{self, BrokerRegistration, NewPartition};
+use crate::placement::{
+    self, AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration, NewPartition,
+};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
@@ -31,8 +34,14 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// CreateTopics must not exhaust them.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
+/// The group coordinator's internal topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The transaction coordinator's internal topic.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
 /// Internal topics, reported with `is_internal`.
-pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+pub const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
 
 /// Kafka's name for the metadata log. It is not a topic here (it lives in
 /// `<data_dir>/__cluster_metadata-0`, outside the image), and no topic may
@@ -563,6 +572,8 @@ pub struct ControllerConfig {
     pub topics: TopicDefaults,
     /// Broker-wide log defaults, which topic configs override.
     pub log: LogDefaults,
+    /// Replication factors of the internal topics.
+    pub internal_topics: InternalTopicReplication,
 }
 
 /// Validates admin changes and commits them to the metadata log, then
@@ -632,6 +643,37 @@ pub enum ControllerCall {
         /// Ids in the block.
         block_size: i64,
     },
+    /// [`Controller::alter_partition`]: a partition leader changing its ISR.
+    AlterPartition {
+        /// The requesting broker (the partition's leader).
+        broker_id: i32,
+        /// Its broker epoch; -1 skips the check.
+        broker_epoch: i64,
+        /// The topic.
+        topic_id: Uuid,
+        /// The partition.
+        partition: i32,
+        /// The leader epoch the leader knows.
+        leader_epoch: i32,
+        /// The partition epoch the change is built on.
+        partition_epoch: i32,
+        /// The ISR asked for.
+        new_isr: Vec<i32>,
+    },
+}
+
+impl From<AlterPartitionRequest> for ControllerCall {
+    fn from(r: AlterPartitionRequest) -> Self {
+        ControllerCall::AlterPartition {
+            broker_id: r.broker_id,
+            broker_epoch: r.broker_epoch,
+            topic_id: r.topic_id,
+            partition: r.partition,
+            leader_epoch: r.leader_epoch,
+            partition_epoch: r.partition_epoch,
+            new_isr: r.new_isr,
+        }
+    }
 }
 
 /// What a [`ControllerCall`] returned, in the same order.
@@ -647,6 +689,8 @@ pub enum ControllerReply {
     AlterTopicConfigs(Result<(), ApiError>),
     /// The first id past the reserved block.
     ProducerIds(Result<i64, ApiError>),
+    /// The partition's committed state, or why the change was refused.
+    AlterPartition(Result<AlterPartitionOutcome, ApiError>),
 }
 
 fn unexpected_reply(reply: &ControllerReply) -> ApiError {
@@ -712,7 +756,77 @@ impl Controller {
             ControllerCall::AllocateProducerIds { block_size } => {
                 ControllerReply::ProducerIds(self.allocate_producer_ids_here(block_size).await)
             }
+            ControllerCall::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => ControllerReply::AlterPartition(
+                self.alter_partition_here(AlterPartitionRequest {
+                    broker_id,
+                    broker_epoch,
+                    topic_id,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr,
+                })
+                .await,
+            ),
         }
+    }
+
+    /// Changes a partition's ISR as its leader asks (Kafka's
+    /// AlterPartition, one partition), on the active controller wherever
+    /// the request came from. Checked by
+    /// [`placement::alter_partition_records`] against the image at commit
+    /// time, so of two racing requests built on the same partition epoch
+    /// only the first commits. Returns the committed state (or the current
+    /// one when the ISR asked for is the ISR already), or Kafka's error.
+    pub async fn alter_partition(
+        self: &Arc<Self>,
+        request: AlterPartitionRequest,
+    ) -> Result<AlterPartitionOutcome, ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            return match remote.call(request.into()).await? {
+                ControllerReply::AlterPartition(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.alter_partition_here(request).await
+    }
+
+    async fn alter_partition_here(
+        self: &Arc<Self>,
+        request: AlterPartitionRequest,
+    ) -> Result<AlterPartitionOutcome, ApiError> {
+        let this = Arc::clone(self);
+        detached(async move {
+            let node_id = this.config.node_id;
+            // Read from this change's own check: the image the commit
+            // returns may already hold later changes on a replicated log.
+            let mut outcome = None;
+            let committed = this
+                .log
+                .commit(Box::new(|image| {
+                    let (records, result) =
+                        placement::alter_partition_records(image, node_id, &request)?;
+                    outcome = Some(result);
+                    Ok(records)
+                }))
+                .await;
+            this.finish(committed).await?;
+            outcome.ok_or_else(|| {
+                ApiError::new(
+                    code::UNKNOWN_SERVER_ERROR,
+                    "AlterPartition committed without an outcome",
+                )
+            })
+        })
+        .await?
     }
 
     /// Reserves the next block of `block_size` producer ids (a
@@ -946,10 +1060,14 @@ impl Controller {
     /// `__transaction_state`) with `partitions` partitions unless it exists.
     /// Concurrent callers are fine: a loser sees TOPIC_ALREADY_EXISTS.
     ///
-    /// Its replication factor is `default.replication.factor`, placed like
-    /// any topic's; with fewer live brokers than that it is refused
-    /// (INVALID_REPLICATION_FACTOR) rather than created with fewer replicas,
-    /// and the coordinator asks again on its next use, as Kafka does.
+    /// Its replication factor is the topic's configured one
+    /// ([`InternalTopicReplication`], Kafka's default 3) capped at the live
+    /// brokers. Kafka refuses to create the topic while fewer brokers are
+    /// alive; the cap keeps a single node (and a cluster still coming up)
+    /// working, at the price of fewer replicas than configured: placement
+    /// does not add replicas to an existing topic later. With no live
+    /// broker at all it is refused (INVALID_REPLICATION_FACTOR) and the
+    /// coordinator asks again on its next use.
     pub async fn ensure_internal_topic(
         self: &Arc<Self>,
         name: &str,
@@ -964,10 +1082,20 @@ impl Controller {
         {
             return Ok(());
         }
+        let replication = &self.config.internal_topics;
+        let configured = if name == TRANSACTION_STATE_TOPIC {
+            replication.transaction_state_replication_factor
+        } else {
+            replication.offsets_topic_replication_factor
+        };
+        let live = placement::usable_brokers(&self.log.image(), self.config.node_id).len();
+        // At least 1, so no live broker is refused as a replication factor
+        // above the live brokers rather than an invalid one.
+        let replication_factor = configured.min(i16::try_from(live.max(1)).unwrap_or(i16::MAX));
         let topic = NewTopic {
             name: name.to_owned(),
             num_partitions: partitions,
-            replication_factor: -1,
+            replication_factor,
             configs: vec![
                 ("cleanup.policy".to_owned(), Some("compact".to_owned())),
                 ("retention.ms".to_owned(), Some("-1".to_owned())),
@@ -1308,6 +1436,15 @@ impl Controller {
                         value: None,
                     });
                 }
+                // Enabling unclean leader election gives the topic's
+                // leaderless partitions a live replica as leader in the
+                // same change (nothing when none is leaderless).
+                records.extend(placement::unclean_election_records(
+                    image,
+                    self.config.node_id,
+                    topic_id,
+                    &next,
+                ));
                 Ok(records)
             }))
             .await;
@@ -1466,9 +1603,15 @@ mod tests {
                 p.replicas.iter().collect::<BTreeSet<_>>(),
                 BTreeSet::from([&1, &2, &3])
             );
+            // Every replica of a new partition is in sync.
             assert_eq!(
-                (p.leader, p.isr.as_slice(), p.leader_epoch),
-                (p.replicas[0], &[p.replicas[0]][..], 0)
+                (
+                    p.leader,
+                    p.isr.as_slice(),
+                    p.leader_epoch,
+                    p.partition_epoch
+                ),
+                (p.replicas[0], p.replicas.as_slice(), 0, 0)
             );
             *leads.entry(p.leader).or_insert(0) += 1;
         }
@@ -1665,6 +1808,269 @@ mod tests {
         assert_eq!(
             refused[0].as_ref().map_err(|e| e.code),
             Err(code::INVALID_REPLICATION_FACTOR)
+        );
+    }
+
+    /// A way to the active controller that hands each call, through its
+    /// JSON form, to `active`'s [`Controller::serve_call`], counting calls.
+    #[derive(Debug)]
+    struct Loopback {
+        active: Arc<Controller>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ControllerRemote for Loopback {
+        fn is_active(&self) -> bool {
+            false
+        }
+
+        fn call(
+            &self,
+            call: ControllerCall,
+        ) -> futures::future::BoxFuture<'static, Result<ControllerReply, ApiError>> {
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let active = Arc::clone(&self.active);
+            Box::pin(async move {
+                let wire = serde_json::to_vec(&call).expect("call encodes");
+                let call = serde_json::from_slice(&wire).expect("call decodes");
+                let reply = active.serve_call(call).await;
+                let wire = serde_json::to_vec(&reply).expect("reply encodes");
+                Ok(serde_json::from_slice(&wire).expect("reply decodes"))
+            })
+        }
+    }
+
+    /// Brokers 1 to 3 live and topic `t` with one partition on all three
+    /// (ISR all three, partition epoch 0); returns its id and leader.
+    async fn replicated_topic(controller: &Arc<Controller>) -> (Uuid, i32) {
+        live(controller, &[(1, None), (2, None), (3, None)]).await;
+        let created = create(controller, new_topic("t", 1, 3))
+            .await
+            .expect("created");
+        let image = controller.image();
+        (created.topic_id, image.topics["t"].partitions[&0].leader)
+    }
+
+    fn shrink_to_leader(
+        topic_id: Uuid,
+        leader: i32,
+        partition_epoch: i32,
+    ) -> AlterPartitionRequest {
+        AlterPartitionRequest {
+            broker_id: leader,
+            broker_epoch: 1,
+            topic_id,
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch,
+            new_isr: vec![leader],
+        }
+    }
+
+    #[tokio::test]
+    async fn alter_partition_commits_on_the_active_controller_and_from_another_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let active = controller_in(dir.path());
+        let (topic_id, leader) = replicated_topic(&active).await;
+
+        let outcome = active
+            .alter_partition(shrink_to_leader(topic_id, leader, 0))
+            .await
+            .expect("shrink");
+        assert_eq!(
+            outcome,
+            AlterPartitionOutcome {
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 1,
+                isr: vec![leader],
+            }
+        );
+        let p = active.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.isr.as_slice(), p.partition_epoch), (&[leader][..], 1));
+
+        // Another node's controller over the same log routes the call.
+        let remote = Arc::new(Loopback {
+            active: Arc::clone(&active),
+            calls: Default::default(),
+        });
+        let other = Arc::new(Controller::new(
+            Arc::clone(active.log()),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+        let expand = AlterPartitionRequest {
+            partition_epoch: 1,
+            new_isr: p.replicas.clone(),
+            ..shrink_to_leader(topic_id, leader, 1)
+        };
+        let outcome = other.alter_partition(expand.clone()).await.expect("expand");
+        assert_eq!(
+            (outcome.isr, outcome.partition_epoch),
+            (p.replicas.clone(), 2)
+        );
+        assert_eq!(
+            remote.calls.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "routed to the active controller"
+        );
+        // A refusal comes back as the operation's own error.
+        let stale = other.alter_partition(expand).await.expect_err("stale");
+        assert_eq!(stale.code, code::INVALID_UPDATE_VERSION);
+        assert_eq!(active.image().topics["t"].partitions[&0].partition_epoch, 2);
+    }
+
+    #[tokio::test]
+    async fn of_two_racing_alter_partitions_only_one_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let (topic_id, leader) = replicated_topic(&controller).await;
+        let follower = controller.image().topics["t"].partitions[&0]
+            .replicas
+            .iter()
+            .copied()
+            .find(|&b| b != leader)
+            .expect("a follower");
+        let first = shrink_to_leader(topic_id, leader, 0);
+        let second = AlterPartitionRequest {
+            new_isr: vec![leader, follower],
+            ..first.clone()
+        };
+        let (a, b) = tokio::join!(
+            controller.alter_partition(first),
+            controller.alter_partition(second)
+        );
+        let committed = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(committed, 1, "{a:?} {b:?}");
+        let refused = a.as_ref().err().or(b.as_ref().err()).expect("one refused");
+        assert_eq!(refused.code, code::INVALID_UPDATE_VERSION);
+        assert_eq!(
+            controller.image().topics["t"].partitions[&0].partition_epoch,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn enabling_unclean_election_elects_a_leader_for_a_leaderless_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let (topic_id, leader) = replicated_topic(&controller).await;
+        controller
+            .alter_partition(shrink_to_leader(topic_id, leader, 0))
+            .await
+            .expect("shrink");
+        controller.fence_broker(leader).await.expect("fence");
+        let p = controller.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.leader, p.isr.as_slice()), (NO_LEADER, &[leader][..]));
+
+        controller
+            .alter_topic_configs(
+                "t",
+                vec![ConfigOp::Set(
+                    "unclean.leader.election.enable".to_owned(),
+                    "true".to_owned(),
+                )],
+                AlterMode::Incremental,
+                false,
+            )
+            .await
+            .expect("alter");
+        let p = controller.image().topics["t"].partitions[&0].clone();
+        let first_live = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|&b| b != leader)
+            .expect("a live replica");
+        assert_eq!(
+            (
+                p.leader,
+                p.isr.as_slice(),
+                p.leader_epoch,
+                p.partition_epoch
+            ),
+            (first_live, &[first_live][..], 2, 3)
+        );
+        let refused = controller
+            .alter_topic_configs(
+                "t",
+                vec![ConfigOp::Set(
+                    "unclean.leader.election.enable".to_owned(),
+                    "yes".to_owned(),
+                )],
+                AlterMode::Incremental,
+                false,
+            )
+            .await
+            .expect_err("not a boolean");
+        assert_eq!(refused.code, code::INVALID_CONFIG);
+    }
+
+    #[tokio::test]
+    async fn internal_topics_take_their_replication_factor_capped_at_the_live_brokers() {
+        // A single node (no registered broker): one replica, not refused.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        controller
+            .ensure_internal_topic("__consumer_offsets", 2)
+            .await
+            .expect("created on a single node");
+        let image = controller.image();
+        assert!(
+            image.topics["__consumer_offsets"]
+                .partitions
+                .values()
+                .all(|p| p.replicas == [NODE])
+        );
+
+        // Two live brokers: the configured 3 is capped at 2.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        live(&controller, &[(1, None), (2, None)]).await;
+        controller
+            .ensure_internal_topic("__transaction_state", 2)
+            .await
+            .expect("created");
+        let image = controller.image();
+        assert!(
+            image.topics["__transaction_state"]
+                .partitions
+                .values()
+                .all(|p| p.replicas.len() == 2 && p.isr.len() == 2)
+        );
+
+        // Four live brokers: each topic its own configured factor.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = LocalMetadataLog::open(dir.path()).expect("open metadata log");
+        let controller = Arc::new(Controller::new(
+            Arc::new(log),
+            Vec::new(),
+            ControllerConfig {
+                node_id: NODE,
+                internal_topics: InternalTopicReplication {
+                    offsets_topic_replication_factor: 3,
+                    transaction_state_replication_factor: 2,
+                },
+                ..ControllerConfig::default()
+            },
+        ));
+        live(&controller, &[(1, None), (2, None), (3, None), (4, None)]).await;
+        for name in INTERNAL_TOPICS {
+            controller
+                .ensure_internal_topic(name, 1)
+                .await
+                .expect("created");
+        }
+        let image = controller.image();
+        let rf = |name: &str| image.topics[name].partitions[&0].replicas.len();
+        assert_eq!(
+            (rf("__consumer_offsets"), rf("__transaction_state")),
+            (3, 2)
         );
     }
 

@@ -20,7 +20,7 @@ pub enum MetadataRecord {
         /// Its stable id, for Fetch v13+ and Produce v13.
         topic_id: Uuid,
     },
-    /// A partition was created or its leadership changed.
+    /// A partition was created, or its leadership, ISR or replicas changed.
     Partition {
         /// The topic it belongs to.
         topic_id: Uuid,
@@ -34,6 +34,10 @@ pub enum MetadataRecord {
         isr: Vec<i32>,
         /// Bumped on every leadership change; stamped on appended batches.
         leader_epoch: i32,
+        /// Kafka's `partitionEpoch` (KIP-497): 0 for a new partition, and
+        /// one more on every later record for it (leader, ISR or replica
+        /// change), so an AlterPartition built on an older state is refused.
+        partition_epoch: i32,
     },
     /// A topic config was set (`Some`) or reset to its default (`None`).
     TopicConfig {
@@ -122,6 +126,8 @@ pub struct PartitionImage {
     pub isr: Vec<i32>,
     /// Current leader epoch.
     pub leader_epoch: i32,
+    /// Kafka's `partitionEpoch`: bumped by every change to this partition.
+    pub partition_epoch: i32,
 }
 
 /// A topic as the metadata describes it.
@@ -221,10 +227,14 @@ impl MetadataImage {
                 replicas,
                 isr,
                 leader_epoch,
+                partition_epoch,
             } => {
                 let topic = self
                     .topic_mut(topic_id)
                     .ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                // The partition epoch is taken as written, not checked
+                // against the previous one: logs from before partition
+                // epochs hold 0 in every record of a partition.
                 topic.partitions.insert(
                     *partition,
                     PartitionImage {
@@ -232,6 +242,7 @@ impl MetadataImage {
                         replicas: replicas.clone(),
                         isr: isr.clone(),
                         leader_epoch: *leader_epoch,
+                        partition_epoch: *partition_epoch,
                     },
                 );
             }

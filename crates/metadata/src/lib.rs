@@ -32,7 +32,7 @@ pub use delta::{MetadataDelta, MetadataListener};
 pub use error::{ApiError, MetadataError};
 pub use image::{BrokerImage, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 pub use log::{Change, CommitFuture, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataLog};
-pub use placement::BrokerRegistration;
+pub use placement::{AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -495,6 +495,7 @@ mod tests {
                 replicas: vec![1],
                 isr: vec![1],
                 leader_epoch: 0,
+                partition_epoch: 0,
             });
         }
         records.push(MetadataRecord::TopicConfig {

@@ -1,6 +1,7 @@
-//! Placement and fencing: which brokers hold the replicas of a new
-//! partition, and who leads each partition as brokers register, are fenced,
-//! are unfenced and leave.
+//! Placement, fencing and the ISR: which brokers hold the replicas of a new
+//! partition, who leads each partition as brokers register, are fenced,
+//! are unfenced and leave, and which ISR changes a partition leader may
+//! make (AlterPartition).
 //!
 //! Everything here is a pure function of a [`MetadataImage`] and its
 //! arguments, returning the [`MetadataRecord`]s of one change (or the
@@ -10,10 +11,14 @@
 //! Invariants every function keeps (checked by the property test below):
 //! - a partition's leader is [`NO_LEADER`] or a live broker in its ISR;
 //! - a partition without a leader has no live broker in its ISR (so
-//!   unfencing an ISR member is what gives it a leader again);
+//!   unfencing an ISR member is what gives it a leader again), and, if its
+//!   topic enables `unclean.leader.election.enable`, no live replica at all;
 //! - the replicas of a partition are distinct brokers, its ISR a non-empty
-//!   subset of them;
+//!   subset of them without repeats;
+//! - a new partition's ISR is its live replicas, its partition epoch 0;
 //! - leader epochs never decrease, and rise by one on every leader change;
+//! - every later `partition` record for a partition carries its partition
+//!   epoch plus one (leader, ISR or replica change alike);
 //! - automatic placement uses only live brokers.
 //!
 //! "Live" means registered and not fenced, with one bootstrap rule: while
@@ -241,39 +246,52 @@ pub fn check_manual_assignment(
     Ok(())
 }
 
-/// A new partition's replicas and leader.
+/// A new partition's replicas, leader and ISR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPartition {
     /// Every replica, the preferred leader first.
     pub replicas: Vec<i32>,
     /// The first live replica.
     pub leader: i32,
+    /// The live replicas, in replica order (so the leader first).
+    pub isr: Vec<i32>,
 }
 
 impl NewPartition {
-    /// The partition with `replicas`, led by the first live one; `None` if
-    /// none is live.
+    /// The partition with `replicas`, led by the first live one and with
+    /// every live one in sync; `None` if none is live.
     pub fn led_by_first_live(
         image: &MetadataImage,
         node_id: i32,
         replicas: Vec<i32>,
     ) -> Option<Self> {
-        let leader = *replicas.iter().find(|&&b| is_live(image, node_id, b))?;
-        Some(NewPartition { replicas, leader })
+        let isr: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|&b| is_live(image, node_id, b))
+            .collect();
+        let leader = *isr.first()?;
+        Some(NewPartition {
+            replicas,
+            leader,
+            isr,
+        })
     }
 
-    /// Its `partition` record: leader epoch 0, and an ISR of the leader
-    /// alone. Partition data is not replicated yet, so only the leader holds
-    /// the data and only it is in sync; issue 13 (replication) makes the
-    /// ISR of a new partition all of its live replicas.
+    /// Its `partition` record: leader and partition epoch 0, and an ISR of
+    /// every live replica. Every replica of a new partition holds the same
+    /// (empty) log, so all are in sync, as Kafka starts them; a fenced or
+    /// unregistered one is left out, as Kafka adds only unfenced brokers,
+    /// and joins once it has caught up (AlterPartition).
     pub fn record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,
             partition,
             leader: self.leader,
             replicas: self.replicas.clone(),
-            isr: vec![self.leader],
+            isr: self.isr.clone(),
             leader_epoch: 0,
+            partition_epoch: 0,
         }
     }
 }
@@ -290,10 +308,12 @@ pub fn place_new_partitions(
 ) -> Result<Vec<NewPartition>, ApiError> {
     let live = usable_brokers(image, node_id);
     let placed = place_replicas(&live, partitions, replication_factor, seed, anchor)?;
+    // Placement uses only live brokers, so every replica is in sync.
     Ok(placed
         .into_iter()
         .map(|replicas| NewPartition {
             leader: replicas[0],
+            isr: replicas.clone(),
             replicas,
         })
         .collect())
@@ -488,7 +508,10 @@ pub fn unregister_broker_records(
 /// being fenced or removed) leaves every ISR it is not the last member of;
 /// a partition whose leader is no longer live or in its ISR gets the first
 /// live ISR member, or [`NO_LEADER`]; a leaderless partition with a live
-/// ISR member gets it. Each leader change bumps the leader epoch.
+/// ISR member gets it. Where no ISR member is live and the topic sets
+/// `unclean.leader.election.enable`, the first live replica leads alone
+/// (see [`reelect`]). Each record bumps the partition epoch, and a leader
+/// change the leader epoch.
 fn leadership_records(
     image: &MetadataImage,
     leaving: Option<i32>,
@@ -496,31 +519,62 @@ fn leadership_records(
 ) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
+        let unclean = unclean_election_enabled(&topic.configs);
         for (&partition, p) in &topic.partitions {
-            if let Some((leader, isr)) = reelect(p, leaving, &live_after) {
-                let leader_epoch = if leader == p.leader {
-                    p.leader_epoch
-                } else {
-                    p.leader_epoch.saturating_add(1)
-                };
-                records.push(MetadataRecord::Partition {
-                    topic_id: topic.topic_id,
-                    partition,
-                    leader,
-                    replicas: p.replicas.clone(),
-                    isr,
-                    leader_epoch,
-                });
+            if let Some((leader, isr)) = reelect(p, leaving, unclean, &live_after) {
+                records.push(changed_partition(topic.topic_id, partition, p, leader, isr));
             }
         }
     }
     records
 }
 
-/// The new leader and ISR of `p`, or `None` if neither changes.
+/// The record moving `p` to `leader` and `isr`: the same replicas, the
+/// partition epoch one higher, the leader epoch one higher if the leader
+/// changes.
+fn changed_partition(
+    topic_id: Uuid,
+    partition: i32,
+    p: &PartitionImage,
+    leader: i32,
+    isr: Vec<i32>,
+) -> MetadataRecord {
+    let leader_epoch = if leader == p.leader {
+        p.leader_epoch
+    } else {
+        p.leader_epoch.saturating_add(1)
+    };
+    MetadataRecord::Partition {
+        topic_id,
+        partition,
+        leader,
+        replicas: p.replicas.clone(),
+        isr,
+        leader_epoch,
+        partition_epoch: p.partition_epoch.saturating_add(1),
+    }
+}
+
+/// Kafka's topic config allowing an out-of-sync replica to lead when no
+/// in-sync one is live (losing the records it lacks).
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// True if a topic with `configs` allows unclean leader election. Kafka's
+/// default is false, and the value was validated as a boolean when set.
+pub fn unclean_election_enabled(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get(UNCLEAN_LEADER_ELECTION_ENABLE)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The new leader and ISR of `p`, or `None` if neither changes. With
+/// `unclean`, a partition left without a live ISR member is led by its
+/// first live replica, whose ISR becomes that replica alone (Kafka's
+/// unclean election: the others may hold records it lacks, which are lost).
 fn reelect(
     p: &PartitionImage,
     leaving: Option<i32>,
+    unclean: bool,
     live_after: impl Fn(i32) -> bool,
 ) -> Option<(i32, Vec<i32>)> {
     let mut isr = p.isr.clone();
@@ -532,7 +586,7 @@ fn reelect(
         isr.retain(|&b| b != gone);
     }
     let keeps_leader = p.leader != NO_LEADER && live_after(p.leader) && isr.contains(&p.leader);
-    let leader = if keeps_leader {
+    let mut leader = if keeps_leader {
         p.leader
     } else {
         isr.iter()
@@ -540,7 +594,240 @@ fn reelect(
             .find(|&b| live_after(b))
             .unwrap_or(NO_LEADER)
     };
+    if leader == NO_LEADER
+        && unclean
+        && let Some(replica) = p.replicas.iter().copied().find(|&b| live_after(b))
+    {
+        leader = replica;
+        isr = vec![replica];
+    }
     (leader != p.leader || isr != p.isr).then_some((leader, isr))
+}
+
+/// The records electing a leader for the leaderless partitions of topic
+/// `topic_id` once its configs are `configs`: what turning on
+/// `unclean.leader.election.enable` does at once (Kafka's controller does
+/// it on its next periodic check). Nothing if `configs` does not enable it.
+pub fn unclean_election_records(
+    image: &MetadataImage,
+    node_id: i32,
+    topic_id: Uuid,
+    configs: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let Some(topic) = image.topic_by_id(&topic_id) else {
+        return Vec::new();
+    };
+    if !unclean_election_enabled(configs) {
+        return Vec::new();
+    }
+    let live = |b: i32| is_live(image, node_id, b);
+    topic
+        .partitions
+        .iter()
+        .filter(|(_, p)| p.leader == NO_LEADER)
+        .filter_map(|(&partition, p)| {
+            let (leader, isr) = reelect(p, None, true, live)?;
+            Some(changed_partition(topic_id, partition, p, leader, isr))
+        })
+        .collect()
+}
+
+/// A partition leader asking to change its ISR: one partition of Kafka's
+/// AlterPartition request (the leader shrinks the ISR when a follower
+/// falls behind, and expands it when one catches up).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlterPartitionRequest {
+    /// The requesting broker: it must lead the partition.
+    pub broker_id: i32,
+    /// Its broker epoch (its registration's); -1 skips the check.
+    pub broker_epoch: i64,
+    /// The topic.
+    pub topic_id: Uuid,
+    /// The partition.
+    pub partition: i32,
+    /// The leader epoch the leader knows.
+    pub leader_epoch: i32,
+    /// The partition epoch the change is built on.
+    pub partition_epoch: i32,
+    /// The ISR it asks for; must hold the leader.
+    pub new_isr: Vec<i32>,
+}
+
+/// The partition's state after an AlterPartition: what the leader adopts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlterPartitionOutcome {
+    /// The leader (unchanged by an AlterPartition).
+    pub leader: i32,
+    /// The leader epoch (unchanged by an AlterPartition).
+    pub leader_epoch: i32,
+    /// The partition epoch: one more than the request's, or the request's
+    /// own when the ISR asked for is already the ISR.
+    pub partition_epoch: i32,
+    /// The committed ISR.
+    pub isr: Vec<i32>,
+}
+
+/// Refuses an AlterPartition with `code`, naming the partition.
+fn alter_refused(request: &AlterPartitionRequest, code: i16, why: String) -> ApiError {
+    ApiError::new(
+        code,
+        format!(
+            "AlterPartition from broker {} for {}-{} refused: {why}",
+            request.broker_id, request.topic_id, request.partition
+        ),
+    )
+}
+
+/// Checks an AlterPartition against `image` in the order Kafka's
+/// controller does (`ReplicationControlManager.alterPartition`) and
+/// returns the record committing it with its outcome, or no record and the
+/// current state when the ISR asked for is the ISR already:
+///
+/// - `broker_epoch` (unless -1) not the requester's registered epoch:
+///   STALE_BROKER_EPOCH;
+/// - unknown topic id: UNKNOWN_TOPIC_ID; unknown partition:
+///   UNKNOWN_TOPIC_OR_PARTITION;
+/// - a leader or partition epoch newer than the image's: NOT_CONTROLLER
+///   (this controller is behind; the leader retries and finds the current
+///   one);
+/// - an older leader epoch: FENCED_LEADER_EPOCH;
+/// - a requester that is not the leader, at the current leader epoch:
+///   INVALID_REQUEST (Kafka's choice: a broker that claims the current
+///   epoch but does not lead is broken, not stale);
+/// - an older partition epoch: INVALID_UPDATE_VERSION (the leader waits for
+///   the metadata that changed the partition);
+/// - an ISR that is empty, names a broker twice or one not among the
+///   replicas, or leaves out the leader: INVALID_REQUEST;
+/// - an ISR member that is not live (fenced or not registered):
+///   INELIGIBLE_REPLICA.
+///
+/// The record keeps the leader, leader epoch and replicas and bumps the
+/// partition epoch. Run inside the commit closure, against the image at
+/// commit time, so two racing requests cannot both pass: the second is
+/// built on a partition epoch the first consumed.
+pub fn alter_partition_records(
+    image: &MetadataImage,
+    node_id: i32,
+    request: &AlterPartitionRequest,
+) -> Result<(Vec<MetadataRecord>, AlterPartitionOutcome), ApiError> {
+    let refuse = |code: i16, why: String| Err(alter_refused(request, code, why));
+    if request.broker_epoch != -1 {
+        match image.brokers.get(&request.broker_id) {
+            Some(b) if b.epoch == request.broker_epoch => {}
+            Some(b) => {
+                return refuse(
+                    code::STALE_BROKER_EPOCH,
+                    format!(
+                        "broker epoch {} is not the registered {}",
+                        request.broker_epoch, b.epoch
+                    ),
+                );
+            }
+            None => {
+                return refuse(
+                    code::STALE_BROKER_EPOCH,
+                    "the broker is not registered".to_owned(),
+                );
+            }
+        }
+    }
+    let Some(topic) = image.topic_by_id(&request.topic_id) else {
+        return refuse(code::UNKNOWN_TOPIC_ID, "unknown topic id".to_owned());
+    };
+    let Some(p) = topic.partitions.get(&request.partition) else {
+        return refuse(
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic `{}` has no such partition", topic.name),
+        );
+    };
+    if request.leader_epoch > p.leader_epoch || request.partition_epoch > p.partition_epoch {
+        return refuse(
+            code::NOT_CONTROLLER,
+            format!(
+                "leader epoch {} / partition epoch {} are newer than this controller's {} / {}",
+                request.leader_epoch, request.partition_epoch, p.leader_epoch, p.partition_epoch
+            ),
+        );
+    }
+    if request.leader_epoch < p.leader_epoch {
+        return refuse(
+            code::FENCED_LEADER_EPOCH,
+            format!(
+                "leader epoch {} is older than {}",
+                request.leader_epoch, p.leader_epoch
+            ),
+        );
+    }
+    if request.broker_id != p.leader {
+        return refuse(code::INVALID_REQUEST, format!("the leader is {}", p.leader));
+    }
+    if request.partition_epoch < p.partition_epoch {
+        return refuse(
+            code::INVALID_UPDATE_VERSION,
+            format!(
+                "partition epoch {} is older than {}",
+                request.partition_epoch, p.partition_epoch
+            ),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for &b in &request.new_isr {
+        if !p.replicas.contains(&b) || !seen.insert(b) {
+            return refuse(
+                code::INVALID_REQUEST,
+                format!(
+                    "ISR {:?} is not a set of the replicas {:?}",
+                    request.new_isr, p.replicas
+                ),
+            );
+        }
+    }
+    if !seen.contains(&p.leader) {
+        return refuse(
+            code::INVALID_REQUEST,
+            format!(
+                "ISR {:?} leaves out the leader {}",
+                request.new_isr, p.leader
+            ),
+        );
+    }
+    if let Some(b) = request
+        .new_isr
+        .iter()
+        .find(|&&b| !is_live(image, node_id, b))
+    {
+        return refuse(
+            code::INELIGIBLE_REPLICA,
+            format!("ISR member {b} is fenced or not registered"),
+        );
+    }
+    let current: BTreeSet<i32> = p.isr.iter().copied().collect();
+    if current == seen {
+        // Nothing to change: the ISR holds the same brokers already.
+        return Ok((
+            Vec::new(),
+            AlterPartitionOutcome {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                isr: p.isr.clone(),
+            },
+        ));
+    }
+    let record = changed_partition(
+        request.topic_id,
+        request.partition,
+        p,
+        p.leader,
+        request.new_isr.clone(),
+    );
+    let outcome = AlterPartitionOutcome {
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch.saturating_add(1),
+        isr: request.new_isr.clone(),
+    };
+    Ok((vec![record], outcome))
 }
 
 #[cfg(test)]

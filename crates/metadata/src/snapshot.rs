@@ -78,6 +78,7 @@ pub fn snapshot_records(image: &MetadataImage) -> Vec<MetadataRecord> {
                 replicas: p.replicas.clone(),
                 isr: p.isr.clone(),
                 leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
             });
         }
         for (name, value) in &topic.configs {
@@ -257,7 +258,13 @@ mod tests {
         format!("topic-{n}")
     }
 
-    fn partition(topic_id: Uuid, partition: i32, leader: i32, epoch: i32) -> MetadataRecord {
+    fn partition(
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        epoch: i32,
+        partition_epoch: i32,
+    ) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,
             partition,
@@ -265,6 +272,7 @@ mod tests {
             replicas: vec![1, 2, 3],
             isr: vec![leader],
             leader_epoch: epoch,
+            partition_epoch,
         }
     }
 
@@ -280,13 +288,14 @@ mod tests {
                     name: topic_name(*name),
                     topic_id,
                 }];
-                records.extend((0..i32::from(*partitions)).map(|p| partition(topic_id, p, 1, 0)));
+                records
+                    .extend((0..i32::from(*partitions)).map(|p| partition(topic_id, p, 1, 0, 0)));
                 records
             }
             Op::Grow { name, by } => topic(*name).map_or_else(Vec::new, |t| {
                 let current = t.partitions.len() as i32;
                 (current..current + i32::from(*by))
-                    .map(|p| partition(t.topic_id, p, 1, 0))
+                    .map(|p| partition(t.topic_id, p, 1, 0, 0))
                     .collect()
             }),
             Op::SetConfig { name, key, value } => topic(*name).map_or_else(Vec::new, |t| {
@@ -308,6 +317,7 @@ mod tests {
                         i32::from(*p),
                         i32::from(*leader),
                         current.leader_epoch + 1,
+                        current.partition_epoch + 1,
                     )]
                 }),
             Op::Remove { name } => topic(*name).map_or_else(Vec::new, |t| {
@@ -414,6 +424,32 @@ mod tests {
             // it must not panic either way.
             let _ = decode_snapshot(&flipped);
         }
+    }
+
+    #[test]
+    fn the_digest_and_the_snapshot_cover_the_partition_epoch() {
+        let topic_id = Uuid::from_u128(1);
+        let mut image = MetadataImage::default();
+        let records = [
+            MetadataRecord::Topic {
+                name: topic_name(0),
+                topic_id,
+            },
+            partition(topic_id, 0, 1, 4, 0),
+        ];
+        for (offset, record) in (0..).zip(&records) {
+            image.apply(record, offset).expect("applies");
+        }
+        let before = image_digest(&image).expect("digest");
+        image
+            .apply(&partition(topic_id, 0, 1, 4, 1), 2)
+            .expect("applies");
+        assert_ne!(image_digest(&image).expect("digest"), before);
+        let rebuilt = decode_snapshot(&encode_snapshot(&image).expect("encodes")).expect("decodes");
+        assert_eq!(
+            rebuilt.topics[&topic_name(0)].partitions[&0].partition_epoch,
+            1
+        );
     }
 
     #[test]

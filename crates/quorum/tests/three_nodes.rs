@@ -30,6 +30,7 @@ fn topic(name: &str, partitions: i32) -> Vec<MetadataRecord> {
             replicas: vec![1],
             isr: vec![1],
             leader_epoch: 0,
+            partition_epoch: 0,
         });
     }
     records

@@ -1414,6 +1414,7 @@ mod tests {
                     replicas: vec![1],
                     isr: vec![1],
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 },
             );
             image.topic_names.insert(*id, (*name).to_owned());
@@ -1450,6 +1451,7 @@ mod tests {
                     replicas: replicas.to_vec(),
                     isr: if leader < 0 { vec![] } else { vec![leader] },
                     leader_epoch,
+                    partition_epoch: 0,
                 };
                 (index, partition)
             })

@@ -1625,6 +1625,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = crate::config::TransactionConfig {
             max_timeout_ms: 5_000,
+            ..Default::default()
         };
         let broker = testing::node_with(dir.path(), testing::group_config(), config).await;
         for bad in [0, -1, 5_001, i32::MAX] {

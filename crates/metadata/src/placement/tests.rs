@@ -82,6 +82,7 @@ fn with_partition(
                 replicas: replicas.to_vec(),
                 isr: isr.to_vec(),
                 leader_epoch: 5,
+                partition_epoch: 9,
             },
         ],
     )
@@ -494,29 +495,53 @@ enum Op {
         more: i32,
         seed: u64,
     },
+    /// The leader of a partition asks for the replicas picked by `mask`
+    /// (bit i: replica i) as its ISR; `stale` builds it on the previous
+    /// partition epoch.
+    AlterIsr {
+        topic: usize,
+        partition: i32,
+        mask: u8,
+        stale: bool,
+    },
+    /// Sets (or resets) `unclean.leader.election.enable` on a topic, as the
+    /// controller's config change does.
+    SetUnclean {
+        topic: usize,
+        on: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let id = 0..5i32;
     prop_oneof![
-        (id.clone(), 0..3u8, any::<bool>()).prop_map(|(id, rack, restart)| Op::Register {
+        1 => (id.clone(), 0..3u8, any::<bool>()).prop_map(|(id, rack, restart)| Op::Register {
             id,
             rack,
             restart
         }),
-        id.clone().prop_map(Op::Fence),
-        id.clone().prop_map(Op::Unfence),
-        id.prop_map(Op::Unregister),
-        (1..6i32, 1..4i16, any::<u64>()).prop_map(|(partitions, rf, seed)| Op::CreateTopic {
+        2 => id.clone().prop_map(Op::Fence),
+        2 => id.clone().prop_map(Op::Unfence),
+        1 => id.prop_map(Op::Unregister),
+        1 => (1..6i32, 1..4i16, any::<u64>()).prop_map(|(partitions, rf, seed)| Op::CreateTopic {
             partitions,
             rf,
             seed
         }),
-        (0..8usize, 1..4i32, any::<u64>()).prop_map(|(topic, more, seed)| Op::AddPartitions {
+        1 => (0..8usize, 1..4i32, any::<u64>()).prop_map(|(topic, more, seed)| Op::AddPartitions {
             topic,
             more,
             seed
         }),
+        1 => (0..8usize, 0..4i32, any::<u8>(), any::<bool>()).prop_map(
+            |(topic, partition, mask, stale)| Op::AlterIsr {
+                topic,
+                partition,
+                mask,
+                stale
+            }
+        ),
+        1 => (0..8usize, any::<bool>()).prop_map(|(topic, on)| Op::SetUnclean { topic, on }),
     ]
 }
 
@@ -610,7 +635,112 @@ fn run(
                 }
             }
         }
+        Op::AlterIsr {
+            topic,
+            partition,
+            mask,
+            stale,
+        } => {
+            let Some(t) = image.topics.values().nth(topic) else {
+                return Vec::new();
+            };
+            let Some(p) = t.partitions.get(&partition) else {
+                return Vec::new();
+            };
+            let new_isr: Vec<i32> = (0..)
+                .zip(&p.replicas)
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, &b)| b)
+                .collect();
+            let request = AlterPartitionRequest {
+                broker_id: p.leader,
+                broker_epoch: -1,
+                topic_id: t.topic_id,
+                partition,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch - i32::from(stale),
+                new_isr: new_isr.clone(),
+            };
+            match alter_partition_records(image, NODE, &request) {
+                Ok((records, outcome)) => {
+                    assert!(!stale, "a stale partition epoch commits nothing");
+                    assert_eq!(
+                        outcome.isr.iter().collect::<BTreeSet<_>>(),
+                        new_isr.iter().collect::<BTreeSet<_>>()
+                    );
+                    assert_eq!(
+                        (outcome.leader, outcome.leader_epoch),
+                        (p.leader, p.leader_epoch)
+                    );
+                    records
+                }
+                Err(e) => {
+                    let valid = !stale
+                        && p.leader != NO_LEADER
+                        && new_isr.contains(&p.leader)
+                        && new_isr.iter().all(|&b| is_live(image, NODE, b));
+                    assert!(!valid, "a valid request refused: {e:?} {request:?}");
+                    Vec::new()
+                }
+            }
+        }
+        Op::SetUnclean { topic, on } => {
+            let Some(t) = image.topics.values().nth(topic) else {
+                return Vec::new();
+            };
+            let mut configs = t.configs.clone();
+            if on {
+                configs.insert(UNCLEAN_LEADER_ELECTION_ENABLE.to_owned(), "true".to_owned());
+            } else {
+                configs.remove(UNCLEAN_LEADER_ELECTION_ENABLE);
+            }
+            let mut records = vec![MetadataRecord::TopicConfig {
+                topic_id: t.topic_id,
+                name: UNCLEAN_LEADER_ELECTION_ENABLE.to_owned(),
+                value: on.then(|| "true".to_owned()),
+            }];
+            records.extend(unclean_election_records(image, NODE, t.topic_id, &configs));
+            records
+        }
     }
+}
+
+/// Applies one change record by record, checking each `partition` record
+/// against the partition as it stands just before it: a new partition
+/// starts at partition epoch 0 with its live replicas in sync, and every
+/// later record carries the partition epoch plus one.
+fn apply_checked(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+    let mut next = image.clone();
+    for record in records {
+        if let MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            partition_epoch,
+            ..
+        } = record
+        {
+            let at = format!("{record:?}");
+            match next
+                .topic_by_id(topic_id)
+                .and_then(|t| t.partitions.get(partition))
+            {
+                Some(old) => assert_eq!(*partition_epoch, old.partition_epoch + 1, "{at}"),
+                None => {
+                    assert_eq!(*partition_epoch, 0, "{at}");
+                    let live: Vec<i32> = replicas
+                        .iter()
+                        .copied()
+                        .filter(|&b| is_live(&next, NODE, b))
+                        .collect();
+                    assert_eq!(isr, &live, "{at}");
+                }
+            }
+        }
+        next = apply(&next, std::slice::from_ref(record));
+    }
+    next
 }
 
 /// Automatic placement uses only live brokers, distinct per partition, led
@@ -644,11 +774,22 @@ fn check_invariants(before: &MetadataImage, after: &MetadataImage) {
                 !p.isr.is_empty() && p.isr.iter().all(|b| p.replicas.contains(b)),
                 "{at}"
             );
+            assert_eq!(
+                p.isr.iter().collect::<BTreeSet<_>>().len(),
+                p.isr.len(),
+                "{at}"
+            );
             if p.leader == NO_LEADER {
                 assert!(
                     !p.isr.iter().any(|&b| is_live(after, NODE, b)),
                     "a live ISR member would lead: {at}"
                 );
+                if unclean_election_enabled(&topic.configs) {
+                    assert!(
+                        !p.replicas.iter().any(|&b| is_live(after, NODE, b)),
+                        "a live replica would lead uncleanly: {at}"
+                    );
+                }
             } else {
                 assert!(
                     p.isr.contains(&p.leader) && is_live(after, NODE, p.leader),
@@ -677,15 +818,372 @@ fn check_invariants(before: &MetadataImage, after: &MetadataImage) {
 proptest! {
     #[test]
     fn any_sequence_of_broker_and_topic_changes_keeps_the_invariants(
-        ops in proptest::collection::vec(op(), 1..40)
+        ops in proptest::collection::vec(op(), 1..40),
+        start_with_brokers in any::<bool>(),
     ) {
+        // Half the runs start from the bootstrap rule, half with four live
+        // brokers, so replicated topics and their failures come early.
         let mut image = MetadataImage::default();
+        if start_with_brokers {
+            image = with_live(&image, &[(0, None), (1, None), (2, None), (3, None)]);
+        }
         let mut incarnations = BTreeMap::new();
         for op in &ops {
             let records = run(&image, op, &mut incarnations);
-            let next = apply(&image, &records);
+            let next = apply_checked(&image, &records);
             check_invariants(&image, &next);
             image = next;
         }
     }
+}
+
+#[test]
+fn a_new_partition_is_in_sync_on_its_live_replicas() {
+    let image = with_live(
+        &MetadataImage::default(),
+        &[(1, None), (2, None), (3, None)],
+    );
+    let placed = place_new_partitions(&image, NODE, 0..4, 3, 11, None).expect("placed");
+    for p in &placed {
+        assert_eq!(p.isr, p.replicas, "every placed replica is live: {p:?}");
+    }
+    let topic_id = Uuid::from_u128(7);
+    assert_eq!(
+        placed[0].record(topic_id, 0),
+        MetadataRecord::Partition {
+            topic_id,
+            partition: 0,
+            leader: placed[0].replicas[0],
+            replicas: placed[0].replicas.clone(),
+            isr: placed[0].replicas.clone(),
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    );
+
+    // A manual assignment naming a fenced and an unregistered-then-gone
+    // broker: only the live replicas start in sync.
+    let image = with_live(&image, &[(4, None)]);
+    let image = apply(&image, &fence_broker_records(&image, 1).expect("fence"));
+    let p = NewPartition::led_by_first_live(&image, NODE, vec![1, 3, 4, 2]).expect("live");
+    assert_eq!((p.leader, p.isr.as_slice()), (3, &[3, 4, 2][..]));
+    // The bootstrap rule: this node alone is live, so alone in sync.
+    let p = NewPartition::led_by_first_live(&MetadataImage::default(), NODE, vec![NODE])
+        .expect("bootstrap");
+    assert_eq!(p.isr, [NODE]);
+}
+
+/// Three live brokers (epoch 1 each), broker 4 registered but fenced, and
+/// topic `t`: leader 1, replicas [1, 2, 3, 4], ISR [1, 2], leader epoch 5,
+/// partition epoch 9.
+fn alter_setup() -> (MetadataImage, Uuid) {
+    let image = with_live(
+        &MetadataImage::default(),
+        &[(1, None), (2, None), (3, None), (4, None)],
+    );
+    let image = apply(&image, &fence_broker_records(&image, 4).expect("fence"));
+    let image = with_partition(&image, "t", 1, &[1, 2, 3, 4], &[1, 2]);
+    let topic_id = image.topics["t"].topic_id;
+    (image, topic_id)
+}
+
+fn alter(topic_id: Uuid, new_isr: &[i32]) -> AlterPartitionRequest {
+    AlterPartitionRequest {
+        broker_id: 1,
+        broker_epoch: 1,
+        topic_id,
+        partition: 0,
+        leader_epoch: 5,
+        partition_epoch: 9,
+        new_isr: new_isr.to_vec(),
+    }
+}
+
+#[test]
+fn alter_partition_expands_and_shrinks_the_isr_bumping_only_the_partition_epoch() {
+    let (image, topic_id) = alter_setup();
+    let (records, outcome) =
+        alter_partition_records(&image, NODE, &alter(topic_id, &[1, 2, 3])).expect("expand");
+    assert_eq!(
+        outcome,
+        AlterPartitionOutcome {
+            leader: 1,
+            leader_epoch: 5,
+            partition_epoch: 10,
+            isr: vec![1, 2, 3],
+        }
+    );
+    assert_eq!(
+        records,
+        [MetadataRecord::Partition {
+            topic_id,
+            partition: 0,
+            leader: 1,
+            replicas: vec![1, 2, 3, 4],
+            isr: vec![1, 2, 3],
+            leader_epoch: 5,
+            partition_epoch: 10,
+        }]
+    );
+    let expanded = apply(&image, &records);
+
+    // The next change is built on the committed partition epoch; broker
+    // epoch -1 skips the broker epoch check.
+    let shrink = AlterPartitionRequest {
+        broker_epoch: -1,
+        partition_epoch: 10,
+        ..alter(topic_id, &[1])
+    };
+    let (records, outcome) = alter_partition_records(&expanded, NODE, &shrink).expect("shrink");
+    assert_eq!(
+        (outcome.isr.as_slice(), outcome.partition_epoch),
+        (&[1][..], 11)
+    );
+    let shrunk = apply(&expanded, &records);
+    let p = partition(&shrunk, "t");
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.as_slice(),
+            p.leader_epoch,
+            p.partition_epoch
+        ),
+        (1, &[1][..], 5, 11)
+    );
+
+    // The ISR it already has (in any order): nothing to commit, the
+    // current state back.
+    let (records, outcome) =
+        alter_partition_records(&image, NODE, &alter(topic_id, &[2, 1])).expect("same ISR");
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(
+        outcome,
+        AlterPartitionOutcome {
+            leader: 1,
+            leader_epoch: 5,
+            partition_epoch: 9,
+            isr: vec![1, 2],
+        }
+    );
+}
+
+#[test]
+fn of_two_alter_partitions_built_on_one_partition_epoch_only_the_first_commits() {
+    let (image, topic_id) = alter_setup();
+    let (first, _) =
+        alter_partition_records(&image, NODE, &alter(topic_id, &[1, 2, 3])).expect("first");
+    let after = apply(&image, &first);
+    let refused =
+        alter_partition_records(&after, NODE, &alter(topic_id, &[1])).expect_err("second");
+    assert_eq!(
+        refused.code,
+        code::INVALID_UPDATE_VERSION,
+        "{}",
+        refused.message
+    );
+}
+
+#[test]
+fn alter_partition_refusals_carry_kafkas_codes() {
+    let (image, topic_id) = alter_setup();
+    // Broker 9 is a replica but was never registered.
+    let image = with_partition(&image, "ghost", 1, &[1, 9], &[1]);
+    let ghost = image.topics["ghost"].topic_id;
+    let cases: Vec<(&str, AlterPartitionRequest, i16)> = vec![
+        (
+            "stale broker epoch",
+            AlterPartitionRequest {
+                broker_epoch: 2,
+                ..alter(topic_id, &[1])
+            },
+            code::STALE_BROKER_EPOCH,
+        ),
+        (
+            "unregistered requester",
+            AlterPartitionRequest {
+                broker_id: 9,
+                ..alter(topic_id, &[1])
+            },
+            code::STALE_BROKER_EPOCH,
+        ),
+        (
+            "unknown topic id",
+            alter(Uuid::from_u128(404), &[1]),
+            code::UNKNOWN_TOPIC_ID,
+        ),
+        (
+            "unknown partition",
+            AlterPartitionRequest {
+                partition: 1,
+                ..alter(topic_id, &[1])
+            },
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+        ),
+        (
+            "newer leader epoch",
+            AlterPartitionRequest {
+                leader_epoch: 6,
+                ..alter(topic_id, &[1])
+            },
+            code::NOT_CONTROLLER,
+        ),
+        (
+            "newer partition epoch",
+            AlterPartitionRequest {
+                partition_epoch: 10,
+                ..alter(topic_id, &[1])
+            },
+            code::NOT_CONTROLLER,
+        ),
+        (
+            "older leader epoch",
+            AlterPartitionRequest {
+                leader_epoch: 4,
+                ..alter(topic_id, &[1])
+            },
+            code::FENCED_LEADER_EPOCH,
+        ),
+        (
+            "not the leader",
+            AlterPartitionRequest {
+                broker_id: 2,
+                ..alter(topic_id, &[2])
+            },
+            code::INVALID_REQUEST,
+        ),
+        (
+            "older partition epoch",
+            AlterPartitionRequest {
+                partition_epoch: 8,
+                ..alter(topic_id, &[1])
+            },
+            code::INVALID_UPDATE_VERSION,
+        ),
+        ("empty ISR", alter(topic_id, &[]), code::INVALID_REQUEST),
+        (
+            "not a replica",
+            alter(topic_id, &[1, 5]),
+            code::INVALID_REQUEST,
+        ),
+        (
+            "a member twice",
+            alter(topic_id, &[1, 2, 2]),
+            code::INVALID_REQUEST,
+        ),
+        (
+            "without the leader",
+            alter(topic_id, &[2, 3]),
+            code::INVALID_REQUEST,
+        ),
+        (
+            "a fenced member",
+            alter(topic_id, &[1, 4]),
+            code::INELIGIBLE_REPLICA,
+        ),
+        (
+            "an unregistered member",
+            alter(ghost, &[1, 9]),
+            code::INELIGIBLE_REPLICA,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let refused = alter_partition_records(&image, NODE, &request).expect_err(what);
+        assert_eq!(refused.code, expected, "{what}: {}", refused.message);
+    }
+}
+
+#[test]
+fn unclean_election_is_off_by_default_and_elects_a_live_replica_when_on() {
+    let image = with_live(
+        &MetadataImage::default(),
+        &[(1, None), (2, None), (3, None)],
+    );
+    let image = with_partition(&image, "clean", 1, &[1, 2, 3], &[1]);
+    let image = with_partition(&image, "unclean", 1, &[1, 2, 3], &[1]);
+    let unclean_id = image.topics["unclean"].topic_id;
+    let image = apply(
+        &image,
+        &[MetadataRecord::TopicConfig {
+            topic_id: unclean_id,
+            name: UNCLEAN_LEADER_ELECTION_ENABLE.to_owned(),
+            value: Some("TRUE".to_owned()),
+        }],
+    );
+    let fenced = apply(&image, &fence_broker_records(&image, 1).expect("fence"));
+    let p = partition(&fenced, "clean");
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.as_slice(),
+            p.leader_epoch,
+            p.partition_epoch
+        ),
+        (NO_LEADER, &[1][..], 6, 10),
+        "without the config the partition waits for its last ISR member"
+    );
+    let p = partition(&fenced, "unclean");
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.as_slice(),
+            p.leader_epoch,
+            p.partition_epoch
+        ),
+        (2, &[2][..], 6, 10),
+        "the first live replica leads alone"
+    );
+
+    // Turning the config on for the waiting topic elects at once.
+    let clean_id = fenced.topics["clean"].topic_id;
+    let on = BTreeMap::from([(UNCLEAN_LEADER_ELECTION_ENABLE.to_owned(), "true".to_owned())]);
+    assert!(unclean_election_records(&fenced, NODE, clean_id, &BTreeMap::new()).is_empty());
+    let records = unclean_election_records(&fenced, NODE, clean_id, &on);
+    let elected = apply(&fenced, &records);
+    let p = partition(&elected, "clean");
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.as_slice(),
+            p.leader_epoch,
+            p.partition_epoch
+        ),
+        (2, &[2][..], 7, 11)
+    );
+
+    // With every replica down, nobody leads either way; the first replica
+    // back leads the unclean topic.
+    let down = apply(&image, &fence_broker_records(&image, 1).expect("fence 1"));
+    let down = apply(&down, &fence_broker_records(&down, 2).expect("fence 2"));
+    let down = apply(&down, &fence_broker_records(&down, 3).expect("fence 3"));
+    assert_eq!(partition(&down, "unclean").leader, NO_LEADER);
+    let back = apply(&down, &unfence_broker_records(&down, 3).expect("unfence"));
+    let p = partition(&back, "unclean");
+    assert_eq!((p.leader, p.isr.as_slice()), (3, &[3][..]));
+    assert_eq!(partition(&back, "clean").leader, NO_LEADER);
+}
+
+#[test]
+fn every_leadership_record_bumps_the_partition_epoch() {
+    let image = with_live(&MetadataImage::default(), &[(1, None), (2, None)]);
+    let image = with_partition(&image, "t", 1, &[1, 2], &[1, 2]);
+    // ISR change only (2 leaves), leader kept: epoch 9 -> 10.
+    let image = apply(&image, &fence_broker_records(&image, 2).expect("fence"));
+    let p = partition(&image, "t");
+    assert_eq!((p.leader_epoch, p.partition_epoch), (5, 10));
+    // Leader change: 10 -> 11.
+    let image = apply(&image, &unfence_broker_records(&image, 2).expect("unfence"));
+    assert_eq!(
+        partition(&image, "t").partition_epoch,
+        10,
+        "nothing changed"
+    );
+    let image = apply(
+        &image,
+        &unregister_broker_records(&image, 1).expect("unregister"),
+    );
+    let p = partition(&image, "t");
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.partition_epoch),
+        (NO_LEADER, 6, 11)
+    );
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_client::conn::{ConnOptions, Connection};
+use sluice_metadata::AlterPartitionRequest;
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic};
 use sluice_replica::{IsrChange, Partition};
@@ -90,11 +91,18 @@ async fn alter_partition(
     partition: &Partition,
     change: &IsrChange,
 ) -> Result<Vec<i32>, sluice_metadata::ApiError> {
-    let _ = (broker, partition);
-    Err(sluice_metadata::ApiError::new(
-        code::UNKNOWN_SERVER_ERROR,
-        format!("AlterPartition to {:?} is not wired yet", change.new_isr),
-    ))
+    let request = AlterPartitionRequest {
+        broker_id: broker.config.node_id,
+        // Leadership and both epochs already fence a stale leader; the
+        // broker epoch check is left to the security issue.
+        broker_epoch: -1,
+        topic_id: partition.topic_id,
+        partition: partition.tp.partition,
+        leader_epoch: change.leader_epoch,
+        partition_epoch: change.partition_epoch,
+        new_isr: change.new_isr.clone(),
+    };
+    Ok(broker.controller.alter_partition(request).await?.isr)
 }
 
 /// Every half `replica.lag_time_max_ms`, proposes shrinking the ISR of

@@ -1312,8 +1312,7 @@ fn partition_state(topic: &TopicImage, p: &sluice_metadata::PartitionImage) -> P
         leader_epoch: p.leader_epoch,
         replicas: p.replicas.clone(),
         isr: p.isr.clone(),
-        // Wired to the metadata's partition epoch with AlterPartition.
-        partition_epoch: 0,
+        partition_epoch: p.partition_epoch,
         min_insync_replicas,
     }
 }

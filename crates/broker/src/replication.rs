@@ -419,5 +419,13 @@ fn apply_fetched(
         }
     }
     partition.follow_high_watermark(data.high_watermark);
+    // DeleteRecords and retention on the leader move its log start; the
+    // follower's follows, up to what it holds (Kafka's follower does the
+    // same with the fetch answer's log start offset).
+    let log = partition.log();
+    let log_start = data.log_start_offset.min(log.log_end_offset());
+    if log_start > log.log_start_offset() {
+        log.advance_log_start_offset(log_start).map_err(log_error)?;
+    }
     Ok(())
 }

@@ -100,10 +100,12 @@ async fn add_one(
         .flat_map(|t| t.partitions.iter().map(|&p| (t.name.clone(), p)))
         .collect();
     // Kafka: if any partition is unknown, that one gets the error and the
-    // rest OPERATION_NOT_ATTEMPTED; nothing is added.
+    // rest OPERATION_NOT_ATTEMPTED; nothing is added. Markers are written
+    // only to partitions this broker leads (no WriteTxnMarkers to other
+    // brokers yet), so a partition led elsewhere counts as unknown here.
     let unknown: Vec<bool> = wanted
         .iter()
-        .map(|(t, p)| replicas.partition(t, *p).is_none())
+        .map(|(t, p)| !replicas.partition(t, *p).is_some_and(|p| p.is_leader()))
         .collect();
     let codes: Vec<i16> = if wanted.len() > MAX_PARTITIONS_PER_REQUEST {
         vec![code::INVALID_REQUEST; wanted.len()]

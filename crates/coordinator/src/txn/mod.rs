@@ -595,6 +595,13 @@ impl TransactionCoordinator {
             let Some(partition) = self.topics.partition(topic, *index) else {
                 continue;
             };
+            // A follower's log is the leader's copy: writing a marker into
+            // it would fork it. Leadership moved since AddPartitionsToTxn;
+            // the completion is retried.
+            if !partition.is_leader() {
+                tracing::warn!(partition = %partition.tp, producer_id = meta.producer_id, "cannot write a transaction marker: this broker no longer leads the partition");
+                return Err(TxnError::NotAvailable);
+            }
             let info = partition
                 .log()
                 .append_as(
@@ -1485,8 +1492,9 @@ mod tests {
             .expect("still a replica here");
         let batch = state_log::batch("tx", Some(&prepared.to_record()), now_ms()).expect("batch");
         let info = state_partition.append(batch, now_ms()).expect("append");
+        // Set-up: the record as if replicated here from broker 2.
         state_partition
-            .commit(info.last_offset + 1)
+            .commit_local(info.last_offset + 1)
             .await
             .expect("commit");
         let data = node.replicas.partition("t", 0).expect("data partition");

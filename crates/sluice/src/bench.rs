@@ -77,6 +77,12 @@ struct BenchOpts {
     /// Partitions when the topic is created.
     #[arg(long, short = 'p', default_value_t = 3)]
     partitions: i32,
+    /// Replication factor when the topic is created (-1: the broker's default).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    replication_factor: i16,
+    /// `min.insync.replicas` of the topic when it is created.
+    #[arg(long)]
+    min_insync_replicas: Option<u16>,
     /// Records per batch.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
@@ -280,8 +286,12 @@ async fn ensure_topic(client: &Client, opts: &BenchOpts) -> Result<(), CliError>
         .create_topics(&[NewTopic {
             name: opts.topic.clone(),
             partitions: opts.partitions,
-            replication_factor: -1,
-            configs: Vec::new(),
+            replication_factor: opts.replication_factor,
+            configs: opts
+                .min_insync_replicas
+                .map(|n| ("min.insync.replicas".to_owned(), n.to_string()))
+                .into_iter()
+                .collect(),
         }])
         .await
     {

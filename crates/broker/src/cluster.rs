@@ -61,7 +61,7 @@ struct Session {
 /// within a Raft heartbeat or two and heartbeats at once; a dead one (often
 /// the old controller itself) is fenced after this rather than after a full
 /// session timeout, so its partitions move within the failover target.
-const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 3;
+const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 2;
 
 /// Lower bound of that grace, for very short heartbeat intervals.
 const NEW_CONTROLLER_GRACE_MIN_MS: u64 = 1_000;

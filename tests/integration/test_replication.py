@@ -58,11 +58,16 @@ def _per_test_deadline():
     signal.signal(signal.SIGALRM, previous)
 
 
-def assert_passed(report: faults.Report, cluster: Cluster | None = None) -> None:
+def run_scenario(scenario, cluster: Cluster, **kwargs) -> None:
+    """Runs a scenario and fails with its violations, or with the harness
+    error (a wait that timed out), and the tail of every node's log."""
+    try:
+        report = scenario(cluster, **kwargs)
+    except faults.HarnessError as e:
+        raise AssertionError(f"{e}\n{cluster.log_tails()}") from None
     print(report.summary())
     if report.violations:
-        tails = f"\n{cluster.log_tails()}" if cluster else ""
-        raise AssertionError(report.summary() + tails)
+        raise AssertionError(f"{report.summary()}\n{cluster.log_tails()}")
 
 
 @pytest.fixture
@@ -233,25 +238,20 @@ def test_coordinator_partition_is_kafkas():
 
 
 def test_killing_the_leader_repeatedly_loses_no_acknowledged_record(cluster):
-    report = faults.run_kill_leader(cluster, kills=KILLS)
-    assert_passed(report, cluster)
+    run_scenario(faults.run_kill_leader, cluster, kills=KILLS)
 
 
 def test_two_nodes_down_acknowledge_nothing_and_lose_nothing(cluster):
-    report = faults.run_kill_two(cluster)
-    assert_passed(report, cluster)
+    run_scenario(faults.run_kill_two, cluster)
 
 
 def test_an_isolated_leader_acknowledges_nothing_and_truncates_after_healing(netns_cluster):
-    report = faults.run_isolate_leader(netns_cluster)
-    assert_passed(report, netns_cluster)
+    run_scenario(faults.run_isolate_leader, netns_cluster)
 
 
 def test_a_rolling_restart_under_load_gives_clients_only_retriable_errors(cluster):
-    report = faults.run_rolling_restart(cluster)
-    assert_passed(report, cluster)
+    run_scenario(faults.run_rolling_restart, cluster)
 
 
 def test_a_transactional_pipeline_is_exactly_once_across_coordinator_failover(eos_cluster):
-    report = faults.run_eos_coordinator_failover(eos_cluster)
-    assert_passed(report, eos_cluster)
+    run_scenario(faults.run_eos_coordinator_failover, eos_cluster)

@@ -82,9 +82,14 @@ def main() -> int:
     ap.add_argument("--isr-size", type=int, default=0,
                     help="wait for this many in-sync replicas instead of 3 (only to exercise the harness "
                          "against a build that does not replicate)")
+    ap.add_argument("--min-insync", type=int, default=0,
+                    help="the topics' min.insync.replicas instead of 2 (again only to exercise the harness "
+                         "against a build whose ISR cannot grow)")
     ap.add_argument("--workdir", type=Path, default=None, help="where node data and logs go")
     args = ap.parse_args()
     chosen = args.scenarios or SCENARIOS
+    if args.min_insync:
+        faults.TOPIC_CONFIGS["min.insync.replicas"] = str(args.min_insync)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario(s) {unknown}; choose from {SCENARIOS}")

@@ -1615,6 +1615,17 @@ def _finish(report: Report, h: History, cluster: Cluster, topic: str, partitions
     return final
 
 
+def _isr_back(report: Report, cluster: Cluster, topic: str, when: str) -> bool:
+    """Waits for a full ISR again; a timeout is a violation (the scenario
+    then goes on to check the data it has) rather than an abort."""
+    try:
+        cluster.wait_isr(topic)
+        return True
+    except HarnessError as e:
+        report.violations.append(f"ISR not full {when}: {e}")
+        return False
+
+
 def _start_workload(h: History, cluster: Cluster, topic: str, partitions: int, producers: int,
                     rate_per_s: float, consumer: bool = True, **producer_conf):
     workers = [ProducerWorker(h, cluster.bootstrap(), topic, list(range(partitions)), name=f"p{k}",
@@ -1674,7 +1685,8 @@ def run_kill_leader(cluster: Cluster, *, kills: int, partitions: int = 3, rate_p
                                          f"{'never' if latency is None else f'{latency:.2f}s'} "
                                          f"(bound {FAILOVER_BOUND_S}s)")
             cluster.restart(victim)
-            cluster.wait_isr(topic)
+            if not _isr_back(report, cluster, topic, f"after restarting node {victim} (kill {k + 1})"):
+                break  # a further kill would not test failover from a full ISR
     finally:
         _stop_workload(workers)
     _finish(report, h, cluster, topic, partitions)
@@ -1735,7 +1747,7 @@ def run_kill_two(cluster: Cluster, *, partitions: int = 3, window_s: float = 8.0
             cluster.nodes[v].launch(cluster.voters, cluster.settings)
         for v in victims:
             cluster.wait_ready(v)
-        cluster.wait_isr(topic)
+        _isr_back(report, cluster, topic, f"after restarting nodes {victims}")
         if not h.wait_ack_sent_after(time.monotonic(), FAILOVER_WAIT_S * 2, topic):
             report.violations.append("no ack after both nodes came back")
     finally:
@@ -1790,7 +1802,7 @@ def run_isolate_leader(cluster: Cluster, *, isolation_s: float = 8.0, report: Re
         cluster.net.heal(old)
         h.event(f"heal node {old}")
         cluster.wait_brokers(set(cluster.nodes))
-        cluster.wait_isr(topic)
+        _isr_back(report, cluster, topic, f"after healing node {old}")
         report.note(f"pinned producer to node {old}: {dict(Counter(a.outcome for a in pinned.attempts))}")
         report.violations += check_never_acked(pinned.attempts, cut_at)
     finally:
@@ -1825,7 +1837,10 @@ def run_rolling_restart(cluster: Cluster, *, rounds: int = 1, partitions: int = 
     try:
         if not h.wait_ack_sent_after(0, 30, topic):
             raise HarnessError("the workload got no ack before the first restart")
+        stalled = False
         for r in range(rounds):
+            if stalled:
+                break
             for i in sorted(cluster.nodes):
                 t = time.monotonic()
                 code = cluster.terminate(i)
@@ -1834,7 +1849,9 @@ def run_rolling_restart(cluster: Cluster, *, rounds: int = 1, partitions: int = 
                 if code != 0:
                     report.violations.append(f"node {i} exited {code} on SIGTERM")
                 cluster.restart(i)
-                cluster.wait_isr(topic)
+                if not _isr_back(report, cluster, topic, f"after restarting node {i}"):
+                    stalled = True  # restarting the next node would take the partition below min ISR
+                    break
                 report.note(f"round {r + 1}: node {i} stopped in {stopped:.2f}s, back in sync after "
                             f"{time.monotonic() - t:.2f}s")
     finally:

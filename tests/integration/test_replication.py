@@ -5,8 +5,9 @@ Every scenario runs three nodes, a topic with replication factor 3 and
 recorded history with the checker in faults.py:
 - kill -9 of a partition leader under load, SLUICE_FAULT_KILLS times (20):
   no acknowledged record lost, no duplicates, next ack within 5 s;
-- kill -9 of two nodes at once: nothing is acknowledged while one node is
-  up, and everything acknowledged before is there after the restart;
+- kill -9 of two nodes at once: nothing sent meanwhile is acknowledged
+  while one node is up (a raw producer pinned to the survivor gets only
+  errors), and everything acknowledged is there after the restart;
 - a network partition (network namespaces) isolating the leader: it
   acknowledges nothing, the majority elects a leader and acks resume, and
   after healing the old leader truncates and every replica holds the same log;

@@ -36,6 +36,7 @@ import socket
 import statistics
 import struct
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -1901,6 +1902,18 @@ EOS_SETTINGS = {
 }
 
 
+def _thread_at(t: threading.Thread) -> str:
+    """The innermost line of this module a running thread is at (which client
+    call a stuck pipeline waits in)."""
+    frame = sys._current_frames().get(t.ident)
+    while frame is not None and frame.f_code.co_filename != __file__:
+        frame = frame.f_back
+    if frame is None:
+        return "an unknown place"
+    import linecache
+    return f"line {frame.f_lineno}: {linecache.getline(__file__, frame.f_lineno).strip()}"
+
+
 def run_eos_coordinator_failover(cluster: Cluster, *, inputs: int = 1500, report: Report | None = None) -> Report:
     """A consume-transform-produce pipeline with transactions, across kill -9
     of the transaction coordinator's node (and then the group
@@ -1957,7 +1970,7 @@ def run_eos_coordinator_failover(cluster: Cluster, *, inputs: int = 1500, report
             if not ok:
                 report.violations.append(f"no transaction committed within {FAILOVER_WAIT_S * 2}s of killing "
                                          f"the {role} coordinator (pipeline {pipe.incarnation}: "
-                                         f"{pipe.fatal or pipe.crash or 'stuck'})")
+                                         f"{pipe.fatal or pipe.crash or 'stuck in ' + _thread_at(pipe)})")
             cluster.restart(victim)
             if not ok:
                 pipe.stop_event.set()

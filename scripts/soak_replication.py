@@ -54,6 +54,9 @@ def run_one(name: str, args, workdir: Path) -> faults.Report:
             faults.run_kill_two(cluster, window_s=args.window_s, report=report)
         elif name == "isolate":
             faults.run_isolate_leader(cluster, isolation_s=args.window_s, report=report)
+            if not report.violations:
+                report.name += "+controller"
+                faults.run_isolate_leader(cluster, isolation_s=args.window_s, controller_too=True, report=report)
         elif name == "rolling":
             faults.run_rolling_restart(cluster, rounds=args.rolling_rounds, report=report)
         elif name == "eos":

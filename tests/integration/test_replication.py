@@ -246,8 +246,9 @@ def test_two_nodes_down_acknowledge_nothing_and_lose_nothing(cluster):
     run_scenario(faults.run_kill_two, cluster)
 
 
-def test_an_isolated_leader_acknowledges_nothing_and_truncates_after_healing(netns_cluster):
-    run_scenario(faults.run_isolate_leader, netns_cluster)
+@pytest.mark.parametrize("controller_too", [False, True], ids=["leader", "leader-and-controller"])
+def test_an_isolated_leader_acknowledges_nothing_and_truncates_after_healing(netns_cluster, controller_too):
+    run_scenario(faults.run_isolate_leader, netns_cluster, controller_too=controller_too)
 
 
 def test_a_rolling_restart_under_load_gives_clients_only_retriable_errors(cluster):

@@ -16,6 +16,8 @@ command -v kcat >/dev/null || need_apt+=(kcat)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+# Network namespaces for the partition scenario (tests/integration/test_replication.py).
+command -v ip >/dev/null || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

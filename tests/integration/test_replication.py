@@ -255,5 +255,11 @@ def test_a_rolling_restart_under_load_gives_clients_only_retriable_errors(cluste
     run_scenario(faults.run_rolling_restart, cluster)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13, left to do: transactions across brokers (WriteTxnMarkers to other "
+    "leaders, KIP-890 verification and TxnOffsetCommit on another node); until then the "
+    "pipeline fails before any fault with NOT_COORDINATOR / INVALID_PRODUCER_ID_MAPPING",
+)
 def test_a_transactional_pipeline_is_exactly_once_across_coordinator_failover(eos_cluster):
     run_scenario(faults.run_eos_coordinator_failover, eos_cluster)

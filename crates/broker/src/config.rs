@@ -157,8 +157,11 @@ pub struct ClusterConfig {
     /// The initial voters, `"1@host1:9093,2@host2:9093,3@host3:9093"`. Unset:
     /// a single node with its local metadata log, no quorum.
     pub voters: Option<String>,
-    /// Raft election timeout, lower bound (the upper is twice it). Kafka's
-    /// `controller.quorum.election.timeout.ms` default, 1 s.
+    /// Raft election timeout, lower bound (the upper is twice it). openraft
+    /// first waits out the old leader's lease (the upper bound), so with
+    /// 500 ms a follower stands 1.5–2 s after the leader's last heartbeat;
+    /// Kafka's `controller.quorum.election.timeout.ms` is 1 s, which here
+    /// would take 3–4 s and miss the 5 s failover target.
     pub election_timeout_ms: u64,
     /// Raft heartbeat interval; well under the election timeout.
     pub heartbeat_interval_ms: u64,
@@ -170,7 +173,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             voters: None,
-            election_timeout_ms: 1_000,
+            election_timeout_ms: 500,
             heartbeat_interval_ms: 200,
             snapshot_entries: 1_000,
         }

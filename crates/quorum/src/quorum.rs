@@ -96,7 +96,7 @@ impl QuorumConfig {
             listen,
             voters,
             heartbeat_interval_ms: 200,
-            election_timeout_ms: 1_000,
+            election_timeout_ms: 500,
             snapshot_every_entries: 1_000,
         }
     }

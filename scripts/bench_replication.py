@@ -116,7 +116,8 @@ def bench(binary, nodes, topic, acks, args):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # The summary is the JSON object at the end of the output.
+    return json.loads(out.stdout[out.stdout.index("{"):])
 
 
 def main():

@@ -31,11 +31,22 @@ def unique_topic(prefix: str = "it") -> str:
     return f"{safe}-{uuid.uuid4().hex[:10]}"
 
 
+# Every port free_port() has returned in this process. The kernel may hand
+# the same just-released port to two calls in a row (a broker's Kafka and
+# HTTP listeners once got one port between them), so none is returned twice.
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A port the kernel just handed out; the broker binds it right after."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port the kernel just handed out, never one returned before in this
+    process; the broker binds it right after."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 # --------------------------------------------------------------------------

@@ -881,12 +881,7 @@ impl Log {
         }
         self.note_epoch(&mut inner, leader_epoch, base_offset)?;
         let log_start_offset = inner.log_start_offset;
-        let flush_now = match inner.config.flush {
-            FlushPolicy::Kafka { flush_messages, .. } => {
-                (next - self.durable_offset.load(Ordering::SeqCst)) as u64 >= flush_messages
-            }
-            FlushPolicy::GroupCommit => false,
-        };
+        let flush_now = self.flush_due(&inner, next);
         drop(inner);
         if flush_now {
             self.flush()?;
@@ -898,6 +893,18 @@ impl Log {
             log_start_offset,
             record_count: record_count as u32,
         })
+    }
+
+    /// `flush.messages`: true when the log, now ending at `next`, holds
+    /// that many records past its durable end (never under group commit,
+    /// whose commits fsync).
+    fn flush_due(&self, inner: &Inner, next: i64) -> bool {
+        match inner.config.flush {
+            FlushPolicy::Kafka { flush_messages, .. } => {
+                (next - self.durable_offset.load(Ordering::SeqCst)) as u64 >= flush_messages
+            }
+            FlushPolicy::GroupCommit => false,
+        }
     }
 
     /// Rolls the active segment first if an append of `len` bytes in
@@ -1083,12 +1090,7 @@ impl Log {
             .map(|(_, h)| i64::from(h.last_offset_delta) + 1)
             .sum::<i64>();
         let log_start_offset = inner.log_start_offset;
-        let flush_now = match inner.config.flush {
-            FlushPolicy::Kafka { flush_messages, .. } => {
-                (next - self.durable_offset.load(Ordering::SeqCst)) as u64 >= flush_messages
-            }
-            FlushPolicy::GroupCommit => false,
-        };
+        let flush_now = self.flush_due(&inner, next);
         drop(inner);
         if flush_now {
             self.flush()?;

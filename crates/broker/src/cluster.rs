@@ -66,8 +66,9 @@ const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 2;
 /// Lower bound of that grace, for very short heartbeat intervals.
 const NEW_CONTROLLER_GRACE_MIN_MS: u64 = 1_000;
 
-/// A broker this many heartbeat intervals late is probed: the controller
-/// connects to its Kafka listener. A refused connection means no process
+/// A broker this many heartbeat intervals late (or one a new controller has
+/// not heard from yet) is probed: the controller connects to its Kafka
+/// listener. A refused connection means no process
 /// listens there (it was killed, or crashed), so the broker is fenced at
 /// once instead of at the end of its session, and its partitions move
 /// about two seconds sooner. Anything else (a connection, a timeout, an
@@ -194,7 +195,11 @@ impl ControllerService {
                 let limit = if session.heard { timeout } else { grace };
                 if silent > limit {
                     expired.push(b.broker_id);
-                } else if silent > probe_after && b.broker_id != broker.config.node_id {
+                } else if (silent > probe_after || !session.heard)
+                    && b.broker_id != broker.config.node_id
+                {
+                    // A new controller probes brokers it has not heard from
+                    // at once: the old controller is often the one that died.
                     suspects.push((b.broker_id, b.host.clone(), b.port));
                 }
             }

@@ -99,13 +99,16 @@ impl ProducerError {
     }
 }
 
-/// Who is appending: a client (Produce) or the transaction coordinator
-/// (markers). Only the coordinator may write control batches.
+/// Who is appending: a client (Produce) or a coordinator (transaction
+/// markers; the group coordinator's transactional offset commits). Only a
+/// coordinator may write control batches, and its transactional batches
+/// without a sequence are not sequence-checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOrigin {
     /// A producer, through Produce (or an internal writer acting like one).
     Client,
-    /// The transaction coordinator writing commit/abort markers.
+    /// A coordinator: the transaction coordinator writing commit/abort
+    /// markers, or the group coordinator writing transactional offsets.
     Coordinator,
 }
 
@@ -346,6 +349,12 @@ impl ProducerStateManager {
                     current: e.epoch,
                 });
             }
+            // The group coordinator writes transactional offset commits
+            // with no sequence (Kafka's NO_SEQUENCE, -1), as Kafka's does:
+            // a coordinator retries by writing again, not by resending a
+            // batch, so there is nothing to order or deduplicate. The
+            // epoch check above still fences a stale producer.
+            Some(_) if origin == AppendOrigin::Coordinator && first_seq < 0 => {}
             // A new epoch restarts sequences at 0.
             Some(e) if header.producer_epoch > e.epoch && first_seq != 0 => {
                 return Err(ProducerError::OutOfOrderSequence {

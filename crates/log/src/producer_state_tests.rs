@@ -224,6 +224,41 @@ fn marker_with_older_epoch_is_refused() {
     );
 }
 
+/// The group coordinator writes transactional offset commits as Kafka does:
+/// transactional batches with no sequence (-1). Several may go into one
+/// transaction and into later transactions of the same epoch, so their
+/// sequences are not checked; their epoch still is.
+#[test]
+fn coordinator_transactional_batches_without_sequence_skip_sequence_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let offsets = |epoch: i16| txn(7, epoch, -1, 1);
+    let write = |batch: BytesMut| log.append_as(batch, 0, 0, AppendOrigin::Coordinator);
+    assert_eq!(write(offsets(2)).unwrap().base_offset, 0);
+    // A second commit in the same transaction and epoch.
+    assert_eq!(write(offsets(2)).unwrap().base_offset, 1);
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    write(marker(7, 2, MarkerType::Commit)).unwrap();
+    assert_eq!(log.first_unstable_offset(), None);
+    // The next transaction of the same epoch, after its marker.
+    assert_eq!(write(offsets(2)).unwrap().base_offset, 3);
+    assert_eq!(log.first_unstable_offset(), Some(3));
+    // A bumped epoch starts without a sequence too.
+    write(marker(7, 3, MarkerType::Abort)).unwrap();
+    assert_eq!(write(offsets(3)).unwrap().base_offset, 5);
+    // An older epoch is still fenced.
+    assert!(matches!(
+        producer_err(write(offsets(2))),
+        ProducerError::InvalidEpoch { current: 3, .. }
+    ));
+    // A client's batch without a sequence is still checked.
+    assert!(matches!(
+        producer_err(log.append(offsets(3), 0, 0)),
+        ProducerError::OutOfOrderSequence { .. }
+    ));
+    assert_eq!(log.log_end_offset(), 6);
+}
+
 fn state_after_reopen(delete_snapshot: bool) {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -35,6 +35,17 @@
 //! it is fsynced; other group-metadata changes are appended but not waited
 //! for (losing one costs a rebalance, never an offset or an assignment a
 //! member acted on).
+//!
+//! Transactional offsets (TxnOffsetCommit), Kafka's model: they are written
+//! to the group's partition in a transactional batch of the producer
+//! ([`GroupCoordinator::txn_commit_offsets`]) and held as *pending* per
+//! producer id, invisible to OffsetFetch, until that producer's COMMIT or
+//! ABORT marker lands in the same partition
+//! ([`GroupCoordinator::complete_txn`]): a commit makes them the committed
+//! offsets, each unless a plain commit was written after it (the record
+//! with the greater log offset wins), an abort drops them. Replay applies
+//! the same rule at the marker's place in the log, so a reload rebuilds
+//! committed, dropped and still-open transactional offsets alike.
 
 pub mod assignor;
 pub mod classic;
@@ -61,7 +72,10 @@ use crate::internal_topics::InternalTopics;
 use crate::ownership::Ownership;
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinArgs, JoinOutcome, SyncOutcome};
 use consumer::ConsumerGroup;
-use offsets_log::{CONSUMER, GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, Replayed};
+use offsets_log::{
+    CONSUMER, GroupValue, LogRecord, OFFSETS_TOPIC, OffsetValue, OffsetsLogError, ReplayEntry,
+    Replayed, TxnProducer,
+};
 
 use crate::coordinator_record::RecordError;
 
@@ -87,13 +101,104 @@ pub struct Committed {
     pub log_offset: i64,
 }
 
+/// Committed offsets by (topic, partition).
+pub type CommittedOffsets = BTreeMap<(String, i32), Committed>;
+
+/// A group's transactional offsets whose transaction has not ended yet, by
+/// producer id (Kafka's pending transactional offset commits). Each
+/// remembers the log offset of its record, for the rule in
+/// [`PendingOffsets::complete`].
+#[derive(Debug, Default, Clone)]
+pub struct PendingOffsets {
+    by_producer: BTreeMap<i64, CommittedOffsets>,
+}
+
+impl PendingOffsets {
+    /// Holds `offset` for `producer_id` until its transaction ends; a later
+    /// record of the same partition in the transaction replaces an earlier one.
+    pub fn add(&mut self, producer_id: i64, key: (String, i32), offset: Committed) {
+        let offsets = self.by_producer.entry(producer_id).or_default();
+        if offsets
+            .get(&key)
+            .is_none_or(|c| c.log_offset < offset.log_offset)
+        {
+            offsets.insert(key, offset);
+        }
+    }
+
+    /// Ends `producer_id`'s transaction. On commit its offsets become
+    /// `committed`, each unless the committed offset of that partition was
+    /// written after it (a plain OffsetCommit after the TxnOffsetCommit
+    /// wins, as in Kafka, which compares record offsets so that compaction
+    /// cannot change the outcome); on abort they are dropped. Returns how
+    /// many became committed.
+    pub fn complete(
+        &mut self,
+        producer_id: i64,
+        commit: bool,
+        committed: &mut CommittedOffsets,
+    ) -> usize {
+        let Some(offsets) = self.by_producer.remove(&producer_id) else {
+            return 0;
+        };
+        if !commit {
+            return 0;
+        }
+        let mut applied = 0;
+        for (key, offset) in offsets {
+            if committed
+                .get(&key)
+                .is_none_or(|c| c.log_offset < offset.log_offset)
+            {
+                committed.insert(key, offset);
+                applied += 1;
+            }
+        }
+        applied
+    }
+
+    /// Drops every producer's pending offset of `key`: an offset tombstone
+    /// (OffsetDelete, DeleteGroups) removes them too, as in Kafka.
+    pub fn remove_partition(&mut self, key: &(String, i32)) {
+        for offsets in self.by_producer.values_mut() {
+            offsets.remove(key);
+        }
+        self.by_producer.retain(|_, offsets| !offsets.is_empty());
+    }
+
+    /// True if some producer has a pending offset for `key`.
+    pub fn contains_partition(&self, key: &(String, i32)) -> bool {
+        self.by_producer.values().any(|o| o.contains_key(key))
+    }
+
+    /// The partitions with a pending offset from any producer.
+    pub fn partitions(&self) -> BTreeSet<(String, i32)> {
+        self.by_producer
+            .values()
+            .flat_map(|o| o.keys().cloned())
+            .collect()
+    }
+
+    /// True if no transaction holds an offset of the group.
+    pub fn is_empty(&self) -> bool {
+        self.by_producer.is_empty()
+    }
+
+    /// Drops everything (the group was deleted).
+    pub fn clear(&mut self) {
+        self.by_producer.clear();
+    }
+}
+
 /// One group's state, behind its slot's lock.
 #[derive(Debug)]
 pub struct GroupState {
     /// The protocol state machine.
     pub kind: GroupKind,
     /// Committed offsets by (topic, partition).
-    pub offsets: BTreeMap<(String, i32), Committed>,
+    pub offsets: CommittedOffsets,
+    /// Transactional offsets waiting for their transaction's marker.
+    pub pending: PendingOffsets,
     /// Set when the group was deleted; holders of the slot treat it as gone.
     pub removed: bool,
 }
@@ -188,7 +293,22 @@ pub struct CommitIdentity {
 }
 
 /// A group's replayed metadata and offsets.
-type LoadedGroup = (Option<GroupValue>, BTreeMap<(String, i32), Committed>);
+#[derive(Debug, Default)]
+struct LoadedGroup {
+    value: Option<GroupValue>,
+    offsets: CommittedOffsets,
+    pending: PendingOffsets,
+}
+
+/// A transaction's end reported by [`GroupCoordinator::complete_txn`] while
+/// its partition was loading: applied once the partition is loaded, since
+/// the replay may have stopped short of the marker.
+#[derive(Debug, Clone, Copy)]
+struct DeferredCompletion {
+    partition: i32,
+    producer_id: i64,
+    commit: bool,
+}
 
 /// Committed offsets by topic, as OffsetFetch returns them.
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
@@ -212,6 +332,12 @@ pub struct GroupCoordinator {
     /// published at once) never undoes a newer one. Held across a replay,
     /// so only on blocking threads or at start-up.
     followed_to: Mutex<i64>,
+    /// Transaction ends reported for partitions still loading. A std mutex
+    /// held to check a partition's load state and queue, or to drain the
+    /// queue and finish a load, so no end falls between the two. Lock
+    /// order: this, then the ownership, the map or a slot. Bounded by the
+    /// markers written to a partition while it loads.
+    deferred_completions: Mutex<Vec<DeferredCompletion>>,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -240,11 +366,25 @@ fn encoded<T>(group_id: &str, records: Result<T, RecordError>) -> Result<T, i16>
     })
 }
 
+/// The records of offset commits for `group_id`.
+fn offset_records(
+    group_id: &str,
+    values: &[(String, i32, OffsetValue)],
+) -> Result<Vec<LogRecord>, i16> {
+    encoded(
+        group_id,
+        values
+            .iter()
+            .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
+            .collect::<Result<Vec<_>, _>>(),
+    )
+}
+
 /// Applies offsets whose records were written at `first`, `first + 1`, …
 /// once they are durable. A commit whose record is older than the one in
 /// memory (a late fsync) never overwrites it.
 fn apply_committed(
-    offsets: &mut BTreeMap<(String, i32), Committed>,
+    offsets: &mut CommittedOffsets,
     first: i64,
     values: Vec<(String, i32, OffsetValue)>,
 ) {
@@ -258,20 +398,32 @@ fn apply_committed(
 }
 
 impl GroupCoordinator {
-    /// Appends `records` for `group_id` to its offsets partition. Called with
-    /// the group's lock held so the log order matches the state order.
+    /// Appends `records` for `group_id` to its offsets partition, in
+    /// `producer`'s transactional batches if given. Called with the group's
+    /// lock held so the log order matches the state order. A producer the
+    /// log fences (an older epoch) gets the log's code
+    /// (INVALID_PRODUCER_EPOCH), as Kafka passes it through.
     fn append_locked(
         &self,
         group_id: &str,
         records: &[LogRecord],
+        producer: Option<TxnProducer>,
     ) -> Result<(Arc<Partition>, i64), i16> {
         let index = offsets_log::partition_for(group_id, self.config.offsets_topic_num_partitions);
         let partition = self
             .topics
             .partition(OFFSETS_TOPIC, index)
             .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
-        match offsets_log::append(&partition, records, now_ms()) {
+        match offsets_log::append(&partition, records, producer, now_ms()) {
             Ok(end) => Ok((partition, end)),
+            Err(OffsetsLogError::Log(sluice_log::LogError::Producer(e))) => {
+                tracing::debug!(
+                    group = group_id,
+                    ?producer,
+                    "transactional offset commit refused: {e}"
+                );
+                Err(e.kafka_error_code())
+            }
             Err(e) => {
                 tracing::error!(group = group_id, "cannot append to __consumer_offsets: {e}");
                 Err(code::COORDINATOR_NOT_AVAILABLE)
@@ -294,7 +446,7 @@ impl GroupCoordinator {
             .partition(OFFSETS_TOPIC, index)
             .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
         let record = encoded(group_id, LogRecord::group(group_id, value))?;
-        match offsets_log::append(&partition, &[record], now_ms()) {
+        match offsets_log::append(&partition, &[record], None, now_ms()) {
             Ok(end) => Ok((partition, end)),
             Err(e) => {
                 tracing::error!(group = group_id, "cannot append group assignment: {e}");
@@ -311,7 +463,7 @@ impl GroupCoordinator {
         let Ok(record) = encoded(&slot.id, LogRecord::group(&slot.id, &state.to_value())) else {
             return;
         };
-        if let Ok((partition, end)) = self.append_locked(&slot.id, &[record]) {
+        if let Ok((partition, end)) = self.append_locked(&slot.id, &[record], None) {
             // Nobody waits for this fsync; the handle is dropped, and a
             // panic is still reported by the task itself.
             drop(spawn_detached("group-metadata-fsync", async move {
@@ -341,7 +493,14 @@ impl GroupCoordinator {
             tasks: OnceLock::new(),
             ownership: Ownership::default(),
             followed_to: Mutex::new(-1),
+            deferred_completions: Mutex::new(Vec::new()),
         }
+    }
+
+    fn deferred(&self) -> MutexGuard<'_, Vec<DeferredCompletion>> {
+        self.deferred_completions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Is this broker `group_id`'s coordinator, with the group's partition
@@ -413,6 +572,7 @@ impl GroupCoordinator {
             state: Mutex::new(GroupState {
                 kind: make(),
                 offsets: BTreeMap::new(),
+                pending: PendingOffsets::default(),
                 removed: false,
             }),
             wake: Notify::new(),
@@ -534,9 +694,12 @@ impl GroupCoordinator {
         let (groups, records) = match replayed {
             Ok(r) => r,
             Err(e) => {
+                let mut deferred = self.deferred();
                 for &index in indices {
                     self.ownership.unload(index);
                 }
+                // Replayed again on the next load, markers included.
+                deferred.retain(|d| !indices.contains(&d.partition));
                 return Err(e);
             }
         };
@@ -544,8 +707,13 @@ impl GroupCoordinator {
         self.drop_groups(indices);
         let now = Instant::now();
         let loaded = groups.len();
-        for (id, (value, offsets)) in groups {
-            if value.is_none() && offsets.is_empty() {
+        for (id, group) in groups {
+            let LoadedGroup {
+                value,
+                offsets,
+                pending,
+            } = group;
+            if value.is_none() && offsets.is_empty() && pending.is_empty() {
                 continue;
             }
             let kind = match &value {
@@ -560,12 +728,27 @@ impl GroupCoordinator {
                 GroupState {
                     kind,
                     offsets,
+                    pending,
                     removed: false,
                 },
             );
         }
-        for &index in indices {
-            self.ownership.finish_load(index);
+        {
+            // Transactions that ended while loading: the replay may have
+            // read their markers already, and then there is nothing left
+            // to complete (a producer's next transaction cannot write here
+            // while its partition loads).
+            let mut deferred = self.deferred();
+            let (due, rest): (Vec<_>, Vec<_>) = deferred
+                .drain(..)
+                .partition(|d| indices.contains(&d.partition));
+            *deferred = rest;
+            for d in due {
+                self.complete_loaded(d.partition, d.producer_id, d.commit);
+            }
+            for &index in indices {
+                self.ownership.finish_load(index);
+            }
         }
         tracing::info!(partitions = ?indices, groups = loaded, records, "group coordinator loaded __consumer_offsets partitions");
         Ok(())
@@ -583,31 +766,56 @@ impl GroupCoordinator {
             let Some(partition) = self.topics.partition(OFFSETS_TOPIC, index) else {
                 continue;
             };
-            records += offsets_log::replay(&partition, |r| match r {
-                Replayed::Offset {
-                    group,
-                    topic,
-                    partition,
-                    value,
+            // Groups of this partition with transactional offsets, by
+            // producer: what that producer's next marker completes.
+            let mut open: HashMap<i64, BTreeSet<String>> = HashMap::new();
+            records += offsets_log::replay(&partition, |entry| match entry {
+                ReplayEntry::Record {
+                    record:
+                        Replayed::Offset {
+                            group,
+                            topic,
+                            partition,
+                            value,
+                        },
+                    log_offset,
+                    producer_id,
                 } => {
-                    let entry = groups.entry(group).or_default();
-                    match value {
-                        Some(value) => {
-                            entry.1.insert(
-                                (topic, partition),
-                                Committed {
-                                    value,
-                                    log_offset: -1,
-                                },
-                            );
+                    let key = (topic, partition);
+                    match (value, producer_id) {
+                        (Some(value), None) => {
+                            let entry = groups.entry(group).or_default();
+                            entry.offsets.insert(key, Committed { value, log_offset });
                         }
-                        None => {
-                            entry.1.remove(&(topic, partition));
+                        (Some(value), Some(producer_id)) => {
+                            let entry = groups.entry(group.clone()).or_default();
+                            entry
+                                .pending
+                                .add(producer_id, key, Committed { value, log_offset });
+                            open.entry(producer_id).or_default().insert(group);
+                        }
+                        (None, _) => {
+                            let entry = groups.entry(group).or_default();
+                            entry.offsets.remove(&key);
+                            entry.pending.remove_partition(&key);
                         }
                     }
                 }
-                Replayed::Group { group, value } => {
-                    groups.entry(group).or_default().0 = value;
+                ReplayEntry::Record {
+                    record: Replayed::Group { group, value },
+                    ..
+                } => {
+                    groups.entry(group).or_default().value = value;
+                }
+                ReplayEntry::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    for group in open.remove(&producer_id).unwrap_or_default() {
+                        if let Some(g) = groups.get_mut(&group) {
+                            g.pending.complete(producer_id, commit, &mut g.offsets);
+                        }
+                    }
                 }
             })?;
         }
@@ -893,10 +1101,8 @@ impl GroupCoordinator {
     /// Commits offsets for a group member (or a client outside the group
     /// protocol when the identity is empty and the group has no members).
     /// Durable before it returns. Per-partition results, in request order;
-    /// `Err` is a request-level error for every partition.
-    ///
-    /// Transactional commits (TxnOffsetCommit) will come through here with a
-    /// producer id and epoch once transactions exist (issue 5).
+    /// `Err` is a request-level error for every partition. Transactional
+    /// commits go through [`GroupCoordinator::txn_commit_offsets`].
     pub async fn commit_offsets(
         &self,
         group_id: &str,
@@ -908,25 +1114,7 @@ impl GroupCoordinator {
         }
         self.ensure_offsets_topic().await?;
         self.check_coordinator(group_id)?;
-        let image = self.topics.image();
-        let max_metadata = self.config.offset_metadata_max_bytes as usize;
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut accepted = Vec::new();
-        for o in offsets {
-            let known = image
-                .topics
-                .get(&o.topic)
-                .is_some_and(|t| t.partitions.contains_key(&o.partition));
-            let c = if !known {
-                code::UNKNOWN_TOPIC_OR_PARTITION
-            } else if o.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
-                code::OFFSET_METADATA_TOO_LARGE
-            } else {
-                accepted.push(o);
-                code::NONE
-            };
-            results.push(c);
-        }
+        let (results, values) = self.check_offsets(offsets);
         let simple = who.generation_or_epoch < 0 && who.member_id.is_empty();
         let slot = if simple {
             self.get_or_create(group_id, || {
@@ -938,22 +1126,6 @@ impl GroupCoordinator {
                 None => return Err(code::ILLEGAL_GENERATION),
             }
         };
-        let now = now_ms();
-        let values: Vec<(String, i32, OffsetValue)> = accepted
-            .into_iter()
-            .map(|o| {
-                (
-                    o.topic,
-                    o.partition,
-                    OffsetValue {
-                        offset: o.offset,
-                        leader_epoch: o.leader_epoch,
-                        metadata: o.metadata.unwrap_or_default(),
-                        commit_timestamp_ms: now,
-                    },
-                )
-            })
-            .collect();
         let (partition, end, first) = {
             let mut state = slot.lock();
             if state.removed {
@@ -973,14 +1145,8 @@ impl GroupCoordinator {
             if values.is_empty() {
                 return Ok(results);
             }
-            let records = encoded(
-                group_id,
-                values
-                    .iter()
-                    .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
-                    .collect::<Result<Vec<_>, _>>(),
-            )?;
-            let (partition, end) = self.append_locked(group_id, &records)?;
+            let records = offset_records(group_id, &values)?;
+            let (partition, end) = self.append_locked(group_id, &records, None)?;
             (partition, end, end - records.len() as i64)
         };
         // Appended: the fsync and the in-memory apply run on their own task,
@@ -1001,8 +1167,9 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Applies the offsets of a committed transaction (TxnOffsetCommit,
-    /// issue 5). The member was checked when the offsets were sent; by the
+    /// Applies the offsets of a committed transaction held by the
+    /// transaction coordinator: the legacy path, for transactions prepared
+    /// before [`GroupCoordinator::txn_commit_offsets`] existed. The member was checked when the offsets were sent; by the
     /// time the transaction commits the group may have rebalanced, and
     /// Kafka applies them anyway. Durable before it returns.
     pub async fn commit_transactional_offsets(
@@ -1035,19 +1202,180 @@ impl GroupCoordinator {
             if state.removed {
                 return Err(code::COORDINATOR_NOT_AVAILABLE);
             }
-            let records = encoded(
-                group_id,
-                values
-                    .iter()
-                    .map(|(t, p, v)| LogRecord::offset(group_id, t, *p, Some(v)))
-                    .collect::<Result<Vec<_>, _>>(),
-            )?;
-            let (partition, end) = self.append_locked(group_id, &records)?;
+            let records = offset_records(group_id, &values)?;
+            let (partition, end) = self.append_locked(group_id, &records, None)?;
             (partition, end, end - records.len() as i64)
         };
         commit_durable(partition, end).await?;
         apply_committed(&mut slot.lock().offsets, first, values);
         Ok(())
+    }
+
+    /// The per-partition checks of an offset commit (OffsetCommit and
+    /// TxnOffsetCommit alike): codes in request order, and the values to
+    /// write for the partitions accepted.
+    fn check_offsets(
+        &self,
+        offsets: Vec<OffsetToCommit>,
+    ) -> (Vec<i16>, Vec<(String, i32, OffsetValue)>) {
+        let image = self.topics.image();
+        let max_metadata = self.config.offset_metadata_max_bytes as usize;
+        let now = now_ms();
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let known = image
+                .topics
+                .get(&o.topic)
+                .is_some_and(|t| t.partitions.contains_key(&o.partition));
+            let c = if !known {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else if o.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
+                code::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let value = OffsetValue {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.unwrap_or_default(),
+                    commit_timestamp_ms: now,
+                };
+                accepted.push((o.topic, o.partition, value));
+                code::NONE
+            };
+            results.push(c);
+        }
+        (results, accepted)
+    }
+
+    /// TxnOffsetCommit, Kafka's model: appends the offsets to the group's
+    /// partition in a transactional batch of `producer_id` (no sequence;
+    /// the log refuses an epoch older than the partition's) and holds them
+    /// as pending for that producer, invisible to OffsetFetch until
+    /// [`GroupCoordinator::complete_txn`] reports its transaction's marker.
+    /// Durable before it returns. Per-partition results in request order;
+    /// `Err` is a request-level error. The caller has checked the member
+    /// and generation.
+    pub async fn txn_commit_offsets(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<i16>, i16> {
+        if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_BYTES {
+            return Err(code::INVALID_GROUP_ID);
+        }
+        self.ensure_offsets_topic().await?;
+        self.check_coordinator(group_id)?;
+        let (results, values) = self.check_offsets(offsets);
+        if values.is_empty() {
+            return Ok(results);
+        }
+        // Kafka creates a group it does not know for a TxnOffsetCommit, as
+        // for a simple consumer's OffsetCommit.
+        let slot = self.get_or_create(group_id, || {
+            GroupKind::Classic(ClassicGroup::new(group_id, now_ms()))
+        });
+        let producer = TxnProducer {
+            producer_id,
+            producer_epoch,
+        };
+        let (partition, end) = {
+            let mut state = slot.lock();
+            if state.removed {
+                return Err(code::COORDINATOR_NOT_AVAILABLE);
+            }
+            let records = offset_records(group_id, &values)?;
+            let (partition, end) = self.append_locked(group_id, &records, Some(producer))?;
+            // Pending from the append on, under the same lock: the marker
+            // that ends this transaction is written after this record, so
+            // `complete_txn` must find the offsets however late the fsync.
+            // Were the write lost, the offsets stay pending and invisible
+            // until the producer's marker (or abort) or a reload, which
+            // follows the log either way.
+            let first = end - records.len() as i64;
+            for (i, (topic, p, value)) in values.into_iter().enumerate() {
+                let log_offset = first + i as i64;
+                state
+                    .pending
+                    .add(producer_id, (topic, p), Committed { value, log_offset });
+            }
+            (partition, end)
+        };
+        // Its own task, so the fsync runs to the end whoever waits.
+        match spawn_detached("txn-offset-commit", commit_durable(partition, end)).await {
+            Ok(done) => done?,
+            Err(e) => {
+                tracing::error!(
+                    group = group_id,
+                    "transactional offset commit task failed: {e}"
+                );
+                return Err(code::UNKNOWN_SERVER_ERROR);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Ends `producer_id`'s transaction for the groups of
+    /// `__consumer_offsets` partition `offsets_partition`, once its COMMIT
+    /// (`commit`) or ABORT marker is durable there: their pending offsets
+    /// from it are committed (see [`PendingOffsets::complete`]) or dropped.
+    /// In memory only; the marker is the durable record. A partition not
+    /// owned here is left alone (its next load replays the marker); one
+    /// still loading gets the change once loaded.
+    pub fn complete_txn(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        {
+            let mut deferred = self.deferred();
+            match self.ownership.check(offsets_partition) {
+                Ok(()) => {}
+                Err(code::COORDINATOR_LOAD_IN_PROGRESS) => {
+                    deferred.push(DeferredCompletion {
+                        partition: offsets_partition,
+                        producer_id,
+                        commit,
+                    });
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        self.complete_loaded(offsets_partition, producer_id, commit);
+    }
+
+    /// [`GroupCoordinator::complete_txn`] on a loaded partition. Walks the
+    /// groups in memory: a marker on `__consumer_offsets` comes once per
+    /// transaction that committed offsets, not per record.
+    fn complete_loaded(&self, index: i32, producer_id: i64, commit: bool) {
+        let slots: Vec<Arc<GroupSlot>> = self
+            .map()
+            .iter()
+            .filter(|(id, _)| self.partition_for(id) == index)
+            .map(|(_, slot)| Arc::clone(slot))
+            .collect();
+        for slot in slots {
+            let mut state = slot.lock();
+            if state.removed {
+                continue;
+            }
+            let GroupState {
+                offsets, pending, ..
+            } = &mut *state;
+            pending.complete(producer_id, commit, offsets);
+        }
+    }
+
+    /// The partitions of `group_id` with transactional offsets whose
+    /// transaction has not ended, from any producer: OffsetFetch with
+    /// `require_stable` (KIP-447) answers UNSTABLE_OFFSET_COMMIT for them.
+    pub fn pending_offset_partitions(&self, group_id: &str) -> BTreeSet<(String, i32)> {
+        let Some(slot) = self.get(group_id) else {
+            return BTreeSet::new();
+        };
+        let state = slot.lock();
+        if state.removed {
+            return BTreeSet::new();
+        }
+        state.pending.partitions()
     }
 
     /// Committed offsets: for the named partitions, or all when `None`.
@@ -1137,19 +1465,23 @@ impl GroupCoordinator {
                     results.push(code::GROUP_SUBSCRIBED_TO_TOPIC);
                     continue;
                 }
-                if state.offsets.contains_key(&(topic.clone(), *p)) {
+                let key = (topic.clone(), *p);
+                // The tombstone removes pending transactional offsets of the
+                // partition too (Kafka writes one for either).
+                if state.offsets.contains_key(&key) || state.pending.contains_partition(&key) {
                     records.push(encoded(
                         group_id,
                         LogRecord::offset(group_id, topic, *p, None),
                     )?);
-                    state.offsets.remove(&(topic.clone(), *p));
+                    state.offsets.remove(&key);
+                    state.pending.remove_partition(&key);
                 }
                 results.push(code::NONE);
             }
             let write = if records.is_empty() {
                 None
             } else {
-                Some(self.append_locked(group_id, &records)?)
+                Some(self.append_locked(group_id, &records, None)?)
             };
             (results, write)
         };
@@ -1173,9 +1505,12 @@ impl GroupCoordinator {
             if !state.is_empty() {
                 return code::NON_EMPTY_GROUP;
             }
-            let records = state
-                .offsets
-                .keys()
+            // Tombstones for committed and pending offsets alike, as Kafka
+            // writes them: replay then drops both.
+            let mut keys: BTreeSet<(String, i32)> = state.pending.partitions();
+            keys.extend(state.offsets.keys().cloned());
+            let records = keys
+                .iter()
                 .map(|(t, p)| LogRecord::offset(group_id, t, *p, None))
                 .collect::<Result<Vec<_>, _>>()
                 .and_then(|mut records| {
@@ -1186,11 +1521,12 @@ impl GroupCoordinator {
                 Ok(r) => r,
                 Err(c) => return c,
             };
-            let write = match self.append_locked(group_id, &records) {
+            let write = match self.append_locked(group_id, &records, None) {
                 Ok(w) => w,
                 Err(c) => return c,
             };
             state.offsets.clear();
+            state.pending.clear();
             state.removed = true;
             if let GroupKind::Classic(g) = &mut state.kind {
                 g.state = ClassicState::Dead;
@@ -1222,7 +1558,10 @@ impl GroupCoordinator {
             };
             let mut state = slot.lock();
             let expired = expired_offsets(&state, now_ms, retention_ms);
-            let delete_group = state.is_empty() && state.offsets.len() == expired.len();
+            // A group with an open transaction's offsets stays (Kafka).
+            let delete_group = state.is_empty()
+                && state.offsets.len() == expired.len()
+                && state.pending.is_empty();
             if expired.is_empty() && !delete_group {
                 continue;
             }
@@ -1239,7 +1578,7 @@ impl GroupCoordinator {
             let Ok(records) = encoded(&id, records) else {
                 continue;
             };
-            let Ok((partition, end)) = self.append_locked(&id, &records) else {
+            let Ok((partition, end)) = self.append_locked(&id, &records, None) else {
                 continue;
             };
             drop(spawn_detached(
@@ -1261,7 +1600,8 @@ impl GroupCoordinator {
     }
 }
 
-/// Offsets of `state` due to expire at `now_ms`.
+/// Offsets of `state` due to expire at `now_ms`. An offset with a pending
+/// transactional offset for its partition does not expire yet (Kafka).
 pub fn expired_offsets(state: &GroupState, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
     if !state.is_empty() {
         return Vec::new();
@@ -1285,6 +1625,7 @@ pub fn expired_offsets(state: &GroupState, now_ms: i64, retention_ms: i64) -> Ve
             };
             base.saturating_add(retention_ms) <= now_ms
         })
+        .filter(|(k, _)| !state.pending.contains_partition(k))
         .map(|(k, _)| k.clone())
         .collect()
 }
@@ -1411,7 +1752,10 @@ mod tests {
         let partition = broker.replicas.partition(OFFSETS_TOPIC, 0)?;
         let mut last = None;
         offsets_log::replay(&partition, |r| {
-            if let Replayed::Group { group: g, value } = r
+            if let ReplayEntry::Record {
+                record: Replayed::Group { group: g, value },
+                ..
+            } = r
                 && g == group
             {
                 last = value;
@@ -1458,7 +1802,7 @@ mod tests {
                     .expect("encode"),
                 );
                 if batch.len() == 1000 {
-                    offsets_log::append(&partition, &batch, now_ms()).expect("append");
+                    offsets_log::append(&partition, &batch, None, now_ms()).expect("append");
                     batch.clear();
                 }
             }
@@ -1470,7 +1814,7 @@ mod tests {
                     );
                 }
             }
-            let end = offsets_log::append(&partition, &batch, now_ms()).expect("append");
+            let end = offsets_log::append(&partition, &batch, None, now_ms()).expect("append");
             partition.commit(end).await.expect("fsync");
             broker.replicas.flush_all().expect("flush");
         }
@@ -1588,7 +1932,7 @@ mod tests {
                 new("mixed", 2, Some(&committed(43))),
                 writer::offset("mixed", "t", 2, None),
             ];
-            let end = offsets_log::append(&partition, &records, now_ms()).expect("append");
+            let end = offsets_log::append(&partition, &records, None, now_ms()).expect("append");
             partition.commit(end).await.expect("fsync");
             broker.replicas.flush_all().expect("flush");
         }
@@ -1648,7 +1992,11 @@ mod tests {
             .expect("partition");
         let mut last_key = None;
         offsets_log::replay(&partition, |r| last_key = Some(r)).expect("replay");
-        assert!(matches!(last_key, Some(Replayed::Offset { ref group, .. }) if group == "classic"));
+        assert!(matches!(
+            last_key,
+            Some(ReplayEntry::Record { record: Replayed::Offset { ref group, .. }, producer_id: None, .. })
+                if group == "classic"
+        ));
         let read = partition
             .read(partition.high_watermark() - 1, 1 << 20)
             .expect("read");
@@ -1768,6 +2116,7 @@ mod tests {
         let mut state = GroupState {
             kind: GroupKind::Classic(g),
             offsets: BTreeMap::new(),
+            pending: PendingOffsets::default(),
             removed: false,
         };
         state.offsets.insert(("t".into(), 0), offset(500));
@@ -1972,5 +2321,408 @@ mod tests {
         // The coordinators are still alive: the tasks stopped because of
         // the signal, not because a weak handle failed to upgrade.
         assert!(node.groups.get("g").is_some());
+    }
+
+    // ---- transactional offsets (Kafka's model) ---------------------------
+
+    /// A node with topic `t` (2 partitions) and `__consumer_offsets` (one
+    /// partition), both led here.
+    async fn txn_node(dir: &std::path::Path) -> Arc<crate::testing::Node> {
+        let node = crate::testing::node_in(dir).await;
+        crate::testing::create_topic(&node, "t", 2).await;
+        node.groups
+            .ensure_offsets_topic()
+            .await
+            .expect("offsets topic");
+        node
+    }
+
+    fn offset_to(partition: i32, offset: i64) -> OffsetToCommit {
+        OffsetToCommit {
+            topic: "t".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }
+    }
+
+    async fn txn_commit(
+        node: &crate::testing::Node,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: &[(i32, i64)],
+    ) -> Result<Vec<i16>, i16> {
+        node.groups
+            .txn_commit_offsets(
+                group,
+                producer_id,
+                producer_epoch,
+                offsets.iter().map(|&(p, o)| offset_to(p, o)).collect(),
+            )
+            .await
+    }
+
+    async fn plain_commit(node: &crate::testing::Node, group: &str, partition: i32, offset: i64) {
+        node.groups
+            .commit_offsets(group, &outsider(), vec![offset_to(partition, offset)])
+            .await
+            .expect("commit");
+    }
+
+    /// Writes the producer's COMMIT or ABORT marker to `__consumer_offsets`
+    /// as the transaction coordinator does, waits until it is durable, and
+    /// reports it with `complete_txn`.
+    async fn end_txn(
+        node: &crate::testing::Node,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) {
+        use sluice_log::producer_state::{AppendOrigin, MarkerType, marker_key, marker_value};
+        let partition = node
+            .replicas
+            .partition(OFFSETS_TOPIC, 0)
+            .expect("partition");
+        let marker = if commit {
+            MarkerType::Commit
+        } else {
+            MarkerType::Abort
+        };
+        let batch = sluice_records::BatchBuilder::new()
+            .producer(producer_id, producer_epoch, -1)
+            .transactional(true)
+            .control(true)
+            .record(sluice_records::NewRecord {
+                key: Some(marker_key(marker)),
+                value: Some(marker_value(0)),
+                headers: vec![],
+                timestamp_ms: now_ms(),
+            })
+            .build()
+            .expect("marker");
+        let info = partition
+            .log()
+            .append_as(
+                batch,
+                partition.leader_epoch(),
+                now_ms(),
+                AppendOrigin::Coordinator,
+            )
+            .expect("append marker");
+        partition
+            .commit(info.last_offset + 1)
+            .await
+            .expect("marker durable");
+        node.groups.complete_txn(0, producer_id, commit);
+    }
+
+    fn offsets_of(node: &crate::testing::Node, group: &str) -> Vec<(i32, i64)> {
+        fetched(node, group)
+            .into_iter()
+            .map(|(_, p, o, _)| (p, o))
+            .collect()
+    }
+
+    fn pending_of(node: &crate::testing::Node, group: &str) -> Vec<i32> {
+        node.groups
+            .pending_offset_partitions(group)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn txn_offsets_are_pending_until_their_commit_marker_and_dropped_by_abort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        plain_commit(&node, "g", 0, 1).await;
+        assert_eq!(
+            txn_commit(&node, "g", 7, 0, &[(0, 5)]).await,
+            Ok(vec![code::NONE])
+        );
+        assert_eq!(offsets_of(&node, "g"), [(0, 1)], "not visible yet");
+        assert_eq!(pending_of(&node, "g"), [0]);
+        end_txn(&node, 7, 0, true).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 5)]);
+        assert!(pending_of(&node, "g").is_empty());
+
+        assert_eq!(
+            txn_commit(&node, "g", 7, 0, &[(0, 9), (1, 9)]).await,
+            Ok(vec![code::NONE; 2])
+        );
+        assert_eq!(pending_of(&node, "g"), [0, 1]);
+        end_txn(&node, 7, 0, false).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 5)], "aborted: dropped");
+        assert!(pending_of(&node, "g").is_empty());
+        // Nothing is left to commit by a later marker of that producer.
+        end_txn(&node, 7, 0, true).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 5)]);
+    }
+
+    #[tokio::test]
+    async fn txn_offset_commits_check_each_partition_and_the_producer_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        let too_large = OffsetToCommit {
+            metadata: Some("x".repeat(node.groups.config().offset_metadata_max_bytes as usize + 1)),
+            ..offset_to(1, 3)
+        };
+        let unknown = OffsetToCommit {
+            topic: "nope".into(),
+            ..offset_to(0, 3)
+        };
+        let results = node
+            .groups
+            .txn_commit_offsets("g", 7, 1, vec![unknown, offset_to(0, 3), too_large])
+            .await;
+        assert_eq!(
+            results,
+            Ok(vec![
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                code::NONE,
+                code::OFFSET_METADATA_TOO_LARGE
+            ])
+        );
+        assert_eq!(pending_of(&node, "g"), [0]);
+        assert_eq!(
+            txn_commit(&node, "", 7, 1, &[(0, 3)]).await,
+            Err(code::INVALID_GROUP_ID)
+        );
+        // The log fences an epoch older than the producer's in the partition.
+        assert_eq!(
+            txn_commit(&node, "g", 7, 0, &[(1, 4)]).await,
+            Err(code::INVALID_PRODUCER_EPOCH)
+        );
+        assert_eq!(
+            pending_of(&node, "g"),
+            [0],
+            "nothing held for the fenced write"
+        );
+    }
+
+    /// Kafka's format: a transactional batch of the producer with no
+    /// sequence, which its marker ends in the partition's producer state.
+    #[tokio::test]
+    async fn txn_offsets_are_written_as_a_transactional_batch_of_the_producer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        txn_commit(&node, "g", 7, 3, &[(0, 1)])
+            .await
+            .expect("txn 7");
+        let partition = node
+            .replicas
+            .partition(OFFSETS_TOPIC, 0)
+            .expect("partition");
+        let end = partition.log().log_end_offset();
+        let read = partition
+            .log()
+            .read(end - 1, 1 << 20, end)
+            .expect("read")
+            .to_bytes()
+            .expect("bytes");
+        let sluice_records::NextBatch::Complete { header, .. } =
+            sluice_records::Batches::new(&read).next().expect("a batch")
+        else {
+            panic!("incomplete batch");
+        };
+        assert!(header.is_transactional() && !header.is_control());
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (7, 3, -1)
+        );
+        assert_eq!(partition.log().first_unstable_offset(), Some(end - 1));
+        end_txn(&node, 7, 3, true).await;
+        assert_eq!(partition.log().first_unstable_offset(), None);
+    }
+
+    /// Two TxnOffsetCommits in one transaction, and another in the next
+    /// transaction of the same producer epoch, all go in: the group
+    /// coordinator writes them without a sequence, and the log checks only
+    /// the epoch of such batches.
+    #[tokio::test]
+    async fn several_txn_offset_commits_of_one_producer_epoch_all_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        assert_eq!(
+            txn_commit(&node, "g", 7, 0, &[(0, 1)]).await,
+            Ok(vec![code::NONE])
+        );
+        assert_eq!(
+            txn_commit(&node, "g", 7, 0, &[(0, 2), (1, 2)]).await,
+            Ok(vec![code::NONE; 2])
+        );
+        end_txn(&node, 7, 0, true).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 2), (1, 2)]);
+        assert_eq!(
+            txn_commit(&node, "g", 7, 0, &[(1, 3)]).await,
+            Ok(vec![code::NONE])
+        );
+        end_txn(&node, 7, 0, true).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 2), (1, 3)]);
+    }
+
+    /// Kafka's rule: a transaction's commit makes its offset the committed
+    /// one only if no plain commit of that partition was written after it.
+    #[tokio::test]
+    async fn a_plain_commit_written_after_a_txn_offset_outlives_the_txn_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        plain_commit(&node, "g", 1, 10).await; // before the txn offset
+        txn_commit(&node, "g", 7, 0, &[(0, 20), (1, 20)])
+            .await
+            .expect("txn commit");
+        plain_commit(&node, "g", 0, 30).await; // after it
+        end_txn(&node, 7, 0, true).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 30), (1, 20)]);
+    }
+
+    #[tokio::test]
+    async fn pending_offset_partitions_lists_every_open_transactions_partitions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        assert!(pending_of(&node, "g").is_empty(), "unknown group");
+        txn_commit(&node, "g", 7, 0, &[(0, 1)])
+            .await
+            .expect("txn 7");
+        txn_commit(&node, "g", 8, 0, &[(1, 1)])
+            .await
+            .expect("txn 8");
+        txn_commit(&node, "h", 9, 0, &[(1, 1)])
+            .await
+            .expect("txn 9");
+        assert_eq!(
+            node.groups.pending_offset_partitions("g"),
+            BTreeSet::from([("t".to_owned(), 0), ("t".to_owned(), 1)])
+        );
+        end_txn(&node, 7, 0, true).await;
+        assert_eq!(pending_of(&node, "g"), [1]);
+        assert_eq!(pending_of(&node, "h"), [1], "other groups untouched");
+        end_txn(&node, 8, 0, false).await;
+        assert!(pending_of(&node, "g").is_empty());
+        assert_eq!(pending_of(&node, "h"), [1]);
+    }
+
+    /// Dropping the partition and loading it again rebuilds every kind of
+    /// transactional offset from the log: committed (the marker is in the
+    /// log), aborted (gone), open (still pending, and its marker still
+    /// completes it), the newer-record-wins rule against plain commits, and
+    /// offset tombstones that removed pending offsets.
+    #[tokio::test]
+    async fn reload_rebuilds_committed_aborted_and_open_txn_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        // Registered after the topics exist, so this node leads them.
+        crate::testing::register_brokers(&node, &[1, 2]).await;
+        plain_commit(&node, "g", 0, 1).await;
+        txn_commit(&node, "g", 7, 0, &[(0, 2)])
+            .await
+            .expect("txn 7");
+        end_txn(&node, 7, 0, true).await;
+        txn_commit(&node, "g", 8, 0, &[(1, 3)])
+            .await
+            .expect("txn 8");
+        end_txn(&node, 8, 0, false).await;
+        txn_commit(&node, "g", 10, 0, &[(1, 5)])
+            .await
+            .expect("txn 10");
+        plain_commit(&node, "g", 1, 6).await; // after txn 10's offset: wins
+        end_txn(&node, 10, 0, true).await;
+        txn_commit(&node, "g", 9, 0, &[(0, 4)])
+            .await
+            .expect("txn 9");
+        // Offset and group deletion remove pending offsets too.
+        txn_commit(&node, "d", 11, 0, &[(0, 7)])
+            .await
+            .expect("txn 11");
+        plain_commit(&node, "d", 1, 8).await;
+        assert_eq!(node.groups.delete_group("d").await, code::NONE);
+        txn_commit(&node, "e", 12, 0, &[(0, 7)])
+            .await
+            .expect("txn 12");
+        plain_commit(&node, "e", 1, 8).await;
+        assert_eq!(
+            node.groups.delete_offsets("e", vec![("t".into(), 0)]).await,
+            Ok(vec![code::NONE])
+        );
+        let check = |when: &str| {
+            assert_eq!(offsets_of(&node, "g"), [(0, 2), (1, 6)], "{when}");
+            assert_eq!(pending_of(&node, "g"), [0], "{when}: txn 9 is open");
+            assert!(node.groups.get("d").is_none(), "{when}");
+            assert!(pending_of(&node, "d").is_empty(), "{when}");
+            assert_eq!(offsets_of(&node, "e"), [(1, 8)], "{when}");
+            assert!(pending_of(&node, "e").is_empty(), "{when}");
+        };
+        check("before the reload");
+
+        crate::testing::move_leader(&node, OFFSETS_TOPIC, 0, 2).await;
+        assert!(node.groups.get("g").is_none(), "unloaded");
+        crate::testing::move_leader(&node, OFFSETS_TOPIC, 0, 1).await;
+        assert_eq!(node.groups.check_coordinator("g"), Ok(()));
+        check("after the reload");
+
+        // The open transaction's marker, written after the reload, still
+        // completes it.
+        end_txn(&node, 9, 0, true).await;
+        assert_eq!(offsets_of(&node, "g"), [(0, 4), (1, 6)]);
+        assert!(pending_of(&node, "g").is_empty());
+    }
+
+    /// A transaction that ends while its partition loads is applied once
+    /// the load finishes: the replay may have stopped before the marker.
+    #[tokio::test]
+    async fn a_txn_ended_while_its_partition_loads_is_applied_once_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        txn_commit(&node, "g", 7, 0, &[(0, 5)])
+            .await
+            .expect("txn 7");
+        node.groups.ownership().begin_load(0);
+        // No marker in the log: as if it landed after the replay's end.
+        node.groups.complete_txn(0, 7, true);
+        node.groups
+            .load_partitions(&BTreeSet::from([0]))
+            .expect("load");
+        assert_eq!(node.groups.check_coordinator("g"), Ok(()));
+        assert_eq!(offsets_of(&node, "g"), [(0, 5)]);
+        assert!(pending_of(&node, "g").is_empty());
+        // A partition not owned here ignores it (its load replays the marker).
+        txn_commit(&node, "g", 8, 0, &[(0, 6)])
+            .await
+            .expect("txn 8");
+        node.groups.ownership().unload(0);
+        node.groups.complete_txn(0, 8, true);
+        assert!(node.groups.deferred().is_empty());
+        assert_eq!(pending_of(&node, "g"), [0]);
+    }
+
+    /// Kafka keeps an offset while a transaction holds a pending one for its
+    /// partition, and a group while it has an open transaction's offsets.
+    #[tokio::test]
+    async fn pending_txn_offsets_hold_back_expiry_of_their_partition_and_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = txn_node(dir.path()).await;
+        plain_commit(&node, "g", 0, 1).await;
+        plain_commit(&node, "g", 1, 1).await;
+        txn_commit(&node, "g", 7, 0, &[(0, 2)])
+            .await
+            .expect("txn 7");
+        txn_commit(&node, "h", 8, 0, &[(0, 2)])
+            .await
+            .expect("txn 8");
+        let later = now_ms() + node.groups.config().offsets_retention_ms() + 1_000;
+        assert_eq!(node.groups.expire_offsets(later), 1);
+        assert_eq!(offsets_of(&node, "g"), [(0, 1)]);
+        assert!(
+            node.groups.get("h").is_some(),
+            "group with only pending offsets stays"
+        );
+        end_txn(&node, 8, 0, true).await;
+        assert_eq!(offsets_of(&node, "h"), [(0, 2)]);
     }
 }

@@ -25,6 +25,13 @@
 //! record of a group or partition wins whatever its format, so upgrading
 //! loses nothing and needs no step.
 //!
+//! Transactional offset commits (TxnOffsetCommit) are written as Kafka's
+//! group coordinator writes them: in a transactional batch of the producer,
+//! with its id and epoch and no sequence (-1). They take effect only at
+//! that producer's COMMIT marker in the same partition and are dropped at
+//! its ABORT marker; [`replay`] reports records with their log offset and
+//! producer, and markers, so the coordinator applies that rule in log order.
+//!
 //! Later records win; a tombstone deletes the key. The topic is created with
 //! `cleanup.policy=compact` and no time or size retention, so nothing is lost
 //! to retention; compaction itself is not implemented yet, so the log only
@@ -34,6 +41,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_log::LogError;
+use sluice_log::producer_state::{AppendOrigin, MarkerType, parse_marker};
 use sluice_protocol::codec;
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
 
@@ -512,21 +520,46 @@ fn decode_consumer_group_value(mut v: Bytes) -> Result<GroupValue, RecordError> 
     })
 }
 
+/// The producer of a transactional offset commit (TxnOffsetCommit): its
+/// records go in transactional batches that its transaction's marker ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch; the log refuses an epoch older than the partition's.
+    pub producer_epoch: i16,
+}
+
+/// Kafka's `NO_SEQUENCE`: the group coordinator numbers no batches, as
+/// Kafka's does not for transactional offset commits; the log checks only
+/// the epoch of such a batch.
+const NO_SEQUENCE: i32 = -1;
+
 /// Appends `records` to `partition` as one or more batches (one log append,
-/// so they land contiguously). Returns the log end offset after the append;
-/// call `Partition::commit` with it before acknowledging.
+/// so they land contiguously). With `producer`, the batches are
+/// transactional, carry its id and epoch and no sequence, and are appended
+/// as the coordinator (the log checks their epoch). Returns the log end
+/// offset after the append; call `Partition::commit` with it before
+/// acknowledging.
 pub fn append(
     partition: &Arc<Partition>,
     records: &[LogRecord],
+    producer: Option<TxnProducer>,
     now_ms: i64,
 ) -> Result<i64, OffsetsLogError> {
+    let new_builder = || match producer {
+        Some(p) => BatchBuilder::new()
+            .producer(p.producer_id, p.producer_epoch, NO_SEQUENCE)
+            .transactional(true),
+        None => BatchBuilder::new(),
+    };
     let mut out = BytesMut::new();
-    let mut builder = BatchBuilder::new();
+    let mut builder = new_builder();
     let mut size = 0;
     for record in records {
         if size + record.size() > MAX_BATCH_BYTES && !builder.is_empty() {
             out.extend_from_slice(&builder.build()?);
-            builder = BatchBuilder::new();
+            builder = new_builder();
             size = 0;
         }
         size += record.size();
@@ -543,17 +576,49 @@ pub fn append(
     if out.is_empty() {
         return Ok(partition.log().log_end_offset());
     }
-    let info = partition.append(out, now_ms)?;
+    let info = match producer {
+        Some(_) => partition.log().append_as(
+            out,
+            partition.leader_epoch(),
+            now_ms,
+            AppendOrigin::Coordinator,
+        )?,
+        None => partition.append(out, now_ms)?,
+    };
     Ok(info.last_offset + 1)
 }
 
-/// Reads every record of `partition` up to its log end, in offset
-/// order, calling `apply` for each. Undecodable records are logged and
-/// skipped; a corrupt batch stops the replay of this partition with an error
-/// in the log (recovery has already truncated torn tails).
+/// One step of a replay, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayEntry {
+    /// A record.
+    Record {
+        /// The decoded record.
+        record: Replayed,
+        /// Its offset in the partition.
+        log_offset: i64,
+        /// The producer of the transactional batch that holds it; `None`
+        /// for a plain write, which takes effect at once.
+        producer_id: Option<i64>,
+    },
+    /// A transaction marker: the producer's transactional records before
+    /// it take effect (`commit`) or are dropped.
+    Marker {
+        /// The producer whose transaction ended.
+        producer_id: i64,
+        /// COMMIT (true) or ABORT (false).
+        commit: bool,
+    },
+}
+
+/// Reads every record and transaction marker of `partition` up to its log
+/// end, in offset order, calling `apply` for each. Undecodable records and
+/// markers are logged and skipped; a corrupt batch stops the replay of this
+/// partition with an error in the log (recovery has already truncated torn
+/// tails). Returns how many records were read.
 pub fn replay(
     partition: &Partition,
-    mut apply: impl FnMut(Replayed),
+    mut apply: impl FnMut(ReplayEntry),
 ) -> Result<usize, OffsetsLogError> {
     // To the log end, not the high watermark: on a leader that just took
     // over, records above its high watermark may already be committed
@@ -578,16 +643,32 @@ pub fn replay(
                 return Ok(count);
             };
             offset = header.next_offset();
+            let batch = bytes.slice(position..position + header.total_size());
             if header.is_control() {
+                match parse_marker(&batch) {
+                    Ok((marker, _)) => apply(ReplayEntry::Marker {
+                        producer_id: header.producer_id,
+                        commit: marker == MarkerType::Commit,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(partition = %partition.tp, offset = header.base_offset, "skipping unreadable transaction marker in __consumer_offsets: {e}")
+                    }
+                }
                 continue;
             }
-            let batch = bytes.slice(position..position + header.total_size());
+            let producer_id = (header.is_transactional() && header.producer_id >= 0)
+                .then_some(header.producer_id);
             for record in decode_records(&batch)? {
+                let log_offset = header.base_offset + i64::from(record.offset_delta);
                 let Some(key) = record.key else { continue };
                 match decode_bytes(key, record.value) {
-                    Ok(r) => {
+                    Ok(record) => {
                         count += 1;
-                        apply(r);
+                        apply(ReplayEntry::Record {
+                            record,
+                            log_offset,
+                            producer_id,
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(partition = %partition.tp, "skipping unreadable __consumer_offsets record: {e}")

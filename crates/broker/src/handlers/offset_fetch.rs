@@ -21,16 +21,17 @@ use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
 ///
 /// With `require_stable` (v7+, KIP-447), a partition whose offset is part of
 /// a transaction still in progress answers UNSTABLE_OFFSET_COMMIT (88) with
-/// no offset; the client retries until the transaction has completed.
+/// no offset; the client retries until the transaction has completed. The
+/// group coordinator holds those pending offsets; `_txn` is unused (kept so
+/// the dispatcher's call does not change).
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    txn: &Arc<TransactionCoordinator>,
+    _txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: OffsetFetchRequest,
 ) -> impl Future<Output = OffsetFetchResponse> + Send + 'static {
     let groups = Arc::clone(groups);
-    let txn = Arc::clone(txn);
     let version = header.request_api_version;
     async move {
         let require_stable = version >= REQUIRE_STABLE_SINCE && request.require_stable;
@@ -53,7 +54,7 @@ pub fn handle(
                         error_code,
                     },
                     Ok(()) => {
-                        let unstable = unstable_partitions(&txn, &g.group_id, require_stable).await;
+                        let unstable = unstable_partitions(&groups, &g.group_id, require_stable);
                         OffsetFetchResponseGroup {
                             topics: to_v8(groups.fetch_offsets(&g.group_id, topics), &unstable),
                             group_id: g.group_id,
@@ -82,7 +83,7 @@ pub fn handle(
             if error_code != code::NONE && error_code != code::INVALID_GROUP_ID {
                 return group_error_v0(version, error_code, topics);
             }
-            let unstable = unstable_partitions(&txn, &request.group_id, require_stable).await;
+            let unstable = unstable_partitions(&groups, &request.group_id, require_stable);
             OffsetFetchResponse {
                 topics: to_v0(groups.fetch_offsets(&request.group_id, topics), &unstable),
                 error_code,
@@ -136,15 +137,15 @@ const REQUIRE_STABLE_SINCE: i16 = 7;
 
 /// Partitions with pending transactional offsets, when the request asks
 /// for stable offsets only.
-async fn unstable_partitions(
-    txn: &TransactionCoordinator,
+fn unstable_partitions(
+    groups: &GroupCoordinator,
     group_id: &str,
     require_stable: bool,
 ) -> BTreeSet<(String, i32)> {
     if !require_stable || group_id.is_empty() {
         return BTreeSet::new();
     }
-    txn.pending_offset_partitions(group_id).await
+    groups.pending_offset_partitions(group_id)
 }
 
 /// One partition's answer: the committed offset, or UNSTABLE_OFFSET_COMMIT
@@ -353,23 +354,14 @@ mod tests {
         let node = testing::node_in(dir.path()).await;
         node.create_topic("t", 1).await;
         commit(&node.groups, request("g", "", -1, &[("t", 0, 3)])).await;
-        let (pid, epoch) = node
-            .txn
-            .init_producer_id("tx", 60_000, None)
-            .await
-            .expect("init");
-        node.txn
-            .add_to_txn("tx", pid, epoch, &[], Some("g"))
-            .await
-            .expect("add offsets");
-        node.txn
-            .add_offsets(
-                "tx",
-                pid,
-                epoch,
+        // A TxnOffsetCommit of producer 7 whose transaction is open.
+        let pending = node
+            .groups
+            .txn_commit_offsets(
                 "g",
-                vec![sluice_coordinator::txn::state_log::PendingOffset {
-                    group: "g".to_owned(),
+                7,
+                0,
+                vec![sluice_coordinator::group::OffsetToCommit {
                     topic: "t".to_owned(),
                     partition: 0,
                     offset: 9,
@@ -377,8 +369,8 @@ mod tests {
                     metadata: None,
                 }],
             )
-            .await
-            .expect("pending offset");
+            .await;
+        assert_eq!(pending, Ok(vec![code::NONE]));
         let ask = |require_stable| OffsetFetchRequest {
             group_id: "g".to_owned(),
             topics: Some(vec![OffsetFetchRequestTopic {
@@ -401,5 +393,11 @@ mod tests {
         // v6 has no require_stable: the flag is ignored.
         let old = fetch(&node, 6, ask(true)).await;
         assert_eq!(old.topics[0].partitions[0].error_code, code::NONE);
+        // Once the transaction commits, its offset is the stable answer.
+        node.groups
+            .complete_txn(node.groups.partition_for("g"), 7, true);
+        let stable = fetch(&node, 7, ask(true)).await;
+        let p = &stable.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.committed_offset), (code::NONE, 9));
     }
 }

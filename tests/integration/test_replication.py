@@ -12,6 +12,8 @@ recorded history with the checker in faults.py:
   acknowledges nothing, the majority elects a leader and acks resume, and
   after healing the old leader truncates and every replica holds the same log;
 - a rolling restart (SIGTERM) of every node under load: only retriable errors;
+- one transaction over partitions led by every node, with its offsets sent
+  to a group coordinated elsewhere: commit, abort and offsets everywhere;
 - a transactional consume-transform-produce pipeline across kill -9 of its
   coordinators: exactly-once output.
 
@@ -26,15 +28,17 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import uuid
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 import faults
 from faults import (
     Ack, Cluster, Commit, DiskRecord, PinnedAttempt, Read, check_absent, check_acked_read_back,
     check_commits_monotonic, check_consumers_agree, check_exactly_once, check_history, check_never_acked,
     check_no_aborted, check_no_duplicates, check_no_phantoms, check_replicas_identical,
-    coordinator_partition, java_string_hash, latency_summary, parse_segment,
+    coordinator_partition, java_string_hash, latency_summary, parse_segment, read_partitions,
 )
 from util import build_record_batch
 
@@ -255,16 +259,68 @@ def test_a_rolling_restart_under_load_gives_clients_only_retriable_errors(cluste
     run_scenario(faults.run_rolling_restart, cluster)
 
 
-@pytest.mark.xfail(
-    # Not strict: placement decides. When the group coordinator, the
-    # transaction coordinator and the data partitions' leaders land on one
-    # node the pipeline is exactly once and this passes; when they do not
-    # it fails before any fault. It becomes a plain test with that work.
-    strict=False,
-    reason="issue 13, left to do: transactions across brokers (WriteTxnMarkers to other "
-    "leaders, KIP-890 verification and TxnOffsetCommit on another node); until then the "
-    "pipeline fails before any fault with NOT_COORDINATOR / INVALID_PRODUCER_ID_MAPPING "
-    "unless every coordinator and leader it uses is on one node",
-)
+def test_a_transaction_spans_partitions_led_by_every_node(eos_cluster):
+    """One transactional producer writes to partitions led by all three
+    nodes and commits its consumer offsets to a group whose coordinator may
+    be a fourth party: a commit reaches every partition (read_committed
+    reads it all, so every partition's last stable offset moved past its
+    marker), an abort reaches every partition (none of it is read), and the
+    group's offsets appear only when their transaction commits."""
+    cluster = eos_cluster
+    tag = uuid.uuid4().hex[:8]
+    topic, group, txn_id = f"span-{tag}", f"span-group-{tag}", f"span-txn-{tag}"
+    partitions = 6
+    cluster.create_topic(topic, partitions, 3, faults.TOPIC_CONFIGS)
+    cluster.create_topic(f"{topic}-src", 1, 3, faults.TOPIC_CONFIGS)
+    cluster.wait_isr(topic)
+    leaders = cluster.leaders(topic)
+    assert len(set(leaders.values())) == 3, f"placement should spread leaders over the nodes: {leaders}"
+
+    bootstrap = cluster.bootstrap()
+    producer = Producer(faults.producer_conf(bootstrap, **{"transactional.id": txn_id, "message.timeout.ms": 30000}))
+    producer.init_transactions(30)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False, "socket.timeout.ms": 10000})
+    try:
+        def transaction(label: str, commit: bool, offset: int | None = None) -> None:
+            producer.begin_transaction()
+            for p in range(partitions):
+                producer.produce(topic, value=f"{label}-{p}".encode(), partition=p)
+            if offset is not None:
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(f"{topic}-src", 0, offset)], consumer.consumer_group_metadata(), 30)
+            if commit:
+                producer.commit_transaction(30)
+            else:
+                # Sent first: an abort purges what is still queued, and the
+                # aborted records must reach every partition's log.
+                assert producer.flush(30) == 0
+                producer.abort_transaction(30)
+
+        transaction("committed", True)
+        transaction("aborted", False, offset=7)
+        committed = consumer.committed([TopicPartition(f"{topic}-src", 0)], timeout=10)
+        assert committed[0].offset < 0, f"an aborted transaction's offset was committed: {committed}"
+        transaction("also-committed", True, offset=11)
+        committed = consumer.committed([TopicPartition(f"{topic}-src", 0)], timeout=10)
+        assert committed[0].offset == 11, f"the committed transaction's offset is missing: {committed}"
+    finally:
+        consumer.close()
+        producer.flush(10)
+
+    coordinator = cluster.leader_of("__transaction_state", coordinator_partition(txn_id, 50))
+    print(f"transaction coordinator: node {coordinator}; partition leaders: {leaders}; group "
+          f"coordinator: node {cluster.leader_of('__consumer_offsets', coordinator_partition(group, 3))}")
+    assert any(leader != coordinator for leader in leaders.values())
+
+    read = read_partitions(bootstrap, topic, partitions, name="rc", isolation="read_committed")
+    values = sorted(r.value for r in read)
+    expected = sorted(f"{label}-{p}".encode() for label in ("committed", "also-committed")
+                      for p in range(partitions))
+    assert values == expected, f"read_committed saw {values}"
+    everything = read_partitions(bootstrap, topic, partitions, name="ru")
+    assert len(everything) == 3 * partitions, "the aborted records are in the log, marked aborted"
+
+
 def test_a_transactional_pipeline_is_exactly_once_across_coordinator_failover(eos_cluster):
     run_scenario(faults.run_eos_coordinator_failover, eos_cluster)

@@ -24,6 +24,7 @@ pub mod config;
 pub mod datadir;
 pub mod frames;
 pub mod handlers;
+pub mod peers;
 pub mod replication;
 pub mod server;
 
@@ -33,6 +34,7 @@ mod controller_tests;
 use std::sync::Arc;
 use std::time::Instant;
 
+use sluice_coordinator::txn::markers::MarkerSender;
 use sluice_coordinator::{
     Coordinators, GroupCoordinator, InternalTopics, LeadershipListener, ProducerIdManager,
     TransactionCoordinator,
@@ -107,6 +109,11 @@ pub struct Broker {
     /// This node's member of the metadata quorum; `None` for a single node
     /// with its own metadata log.
     pub quorum: Option<Arc<sluice_quorum::Quorum>>,
+    /// Connections to the other brokers, for transaction markers and
+    /// KIP-890 verification.
+    pub peers: Arc<peers::Peers>,
+    /// KIP-890 checks of transactional writes, and the writes waiting on them.
+    pub verifier: Arc<handlers::Verifier>,
 }
 
 impl Broker {
@@ -187,6 +194,12 @@ impl Broker {
             producer_ids,
             txn,
         } = coordinators;
+        let peers = Arc::new(peers::Peers::new(config.node_id, Arc::clone(&metadata)));
+        txn.set_marker_sender(Arc::clone(&peers) as Arc<dyn MarkerSender>);
+        let verifier = Arc::new(handlers::Verifier::new(
+            Arc::clone(&peers),
+            Arc::clone(&txn),
+        ));
         Ok(Broker {
             config,
             cluster_id,
@@ -199,6 +212,8 @@ impl Broker {
             groups,
             txn,
             quorum,
+            peers,
+            verifier,
         })
     }
 
@@ -352,6 +367,8 @@ pub(crate) mod testing {
         pub groups: Arc<GroupCoordinator>,
         /// Transactions.
         pub txn: Arc<TransactionCoordinator>,
+        /// KIP-890 checks.
+        pub verifier: Arc<crate::handlers::Verifier>,
     }
 
     impl Node {
@@ -472,6 +489,7 @@ pub(crate) mod testing {
             producer_ids,
             groups,
             txn,
+            verifier,
             ..
         } = broker;
         Node {
@@ -482,6 +500,7 @@ pub(crate) mod testing {
             producer_ids,
             groups,
             txn,
+            verifier,
         }
     }
 

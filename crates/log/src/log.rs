@@ -1816,6 +1816,16 @@ impl Log {
         }
     }
 
+    /// Has `producer_id`, at `epoch`, a transaction open on this partition?
+    /// (KIP-890: its first transactional write here was verified with the
+    /// coordinator, so later ones in the same transaction need not be.)
+    pub fn has_ongoing_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.lock()
+            .producers
+            .producer(producer_id)
+            .is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset.is_some())
+    }
+
     /// Every producer this partition knows (DescribeProducers).
     pub fn producer_states(&self) -> Vec<(i64, ProducerEntry)> {
         let inner = self.lock();

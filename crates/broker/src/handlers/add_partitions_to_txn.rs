@@ -16,7 +16,7 @@ use sluice_protocol::messages::add_partitions_to_txn::{
 
 use super::RequestContext;
 use sluice_coordinator::TransactionCoordinator;
-use sluice_replica::ReplicaManager;
+use sluice_metadata::MetadataImage;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
@@ -24,23 +24,22 @@ const PRODUCER_FENCED_SINCE: i16 = 2;
 /// Bound on partitions in one request: each becomes a marker write.
 const MAX_PARTITIONS_PER_REQUEST: usize = 100_000;
 
-/// Handles AddPartitionsToTxn: partitions must be hosted in `replicas`
-/// before `txn` adds them.
+/// Handles AddPartitionsToTxn: partitions must exist in `image` before
+/// `txn` adds them; any broker may lead them.
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
-    replicas: &Arc<ReplicaManager>,
+    image: Arc<MetadataImage>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: AddPartitionsToTxnRequest,
 ) -> impl Future<Output = AddPartitionsToTxnResponse> + Send + 'static {
     let txn = Arc::clone(txn);
-    let replicas = Arc::clone(replicas);
     let version = header.request_api_version;
     async move {
         if version <= 3 {
             let results = add_one(
                 &txn,
-                &replicas,
+                &image,
                 version,
                 &request.v3_and_below_transactional_id,
                 request.v3_and_below_producer_id,
@@ -59,7 +58,7 @@ pub fn handle(
         for t in &request.transactions {
             let topic_results = add_one(
                 &txn,
-                &replicas,
+                &image,
                 version,
                 &t.transactional_id,
                 t.producer_id,
@@ -87,7 +86,7 @@ pub fn handle(
 #[allow(clippy::too_many_arguments)] // one transaction's fields, as the request carries them
 async fn add_one(
     txn: &TransactionCoordinator,
-    replicas: &ReplicaManager,
+    image: &MetadataImage,
     version: i16,
     transactional_id: &str,
     producer_id: i64,
@@ -100,12 +99,16 @@ async fn add_one(
         .flat_map(|t| t.partitions.iter().map(|&p| (t.name.clone(), p)))
         .collect();
     // Kafka: if any partition is unknown, that one gets the error and the
-    // rest OPERATION_NOT_ATTEMPTED; nothing is added. Markers are written
-    // only to partitions this broker leads (no WriteTxnMarkers to other
-    // brokers yet), so a partition led elsewhere counts as unknown here.
+    // rest OPERATION_NOT_ATTEMPTED; nothing is added. Where a partition is
+    // led does not matter: markers reach other leaders by WriteTxnMarkers.
     let unknown: Vec<bool> = wanted
         .iter()
-        .map(|(t, p)| !replicas.partition(t, *p).is_some_and(|p| p.is_leader()))
+        .map(|(t, p)| {
+            !image
+                .topics
+                .get(t)
+                .is_some_and(|topic| topic.partitions.contains_key(p))
+        })
         .collect();
     let codes: Vec<i16> = if wanted.len() > MAX_PARTITIONS_PER_REQUEST {
         vec![code::INVALID_REQUEST; wanted.len()]
@@ -225,7 +228,7 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let header = testing::header(24, version);
-        handle(&node.txn, &node.replicas, &testing::ctx(), &header, request)
+        handle(&node.txn, node.image(), &testing::ctx(), &header, request)
             .await
             .results_by_topic_v3_and_below
             .into_iter()
@@ -338,7 +341,7 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let header = testing::header(24, 4);
-        let response = handle(&node.txn, &node.replicas, &testing::ctx(), &header, request).await;
+        let response = handle(&node.txn, node.image(), &testing::ctx(), &header, request).await;
         assert_eq!(response.error_code, code::NONE);
         let tx = &response.results_by_transaction[0];
         assert_eq!(tx.transactional_id, "tx");

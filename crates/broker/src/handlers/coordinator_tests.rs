@@ -192,10 +192,10 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
             }]),
             ..Default::default()
         };
-        let (groups, txn) = (&node.groups, &node.txn);
+        let groups = &node.groups;
         async move {
             let header = testing::header(9, version);
-            offset_fetch::handle(groups, txn, &testing::ctx(), &header, request).await
+            offset_fetch::handle(groups, &testing::ctx(), &header, request).await
         }
     };
     let v1 = fetch_v0(1).await;
@@ -214,7 +214,7 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         ..Default::default()
     };
     let header = testing::header(9, 8);
-    let v8 = offset_fetch::handle(&node.groups, &node.txn, &testing::ctx(), &header, v8).await;
+    let v8 = offset_fetch::handle(&node.groups, &testing::ctx(), &header, v8).await;
     assert_eq!(v8.groups[0].error_code, code::NOT_COORDINATOR);
     // OffsetDelete: top level.
     let delete = OffsetDeleteRequest {
@@ -294,7 +294,7 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
     };
     let header = testing::header(28, 3);
     let response = txn_offset_commit::handle(
-        &node.txn,
+        &node.verifier,
         &node.groups,
         node.image(),
         &testing::ctx(),
@@ -395,8 +395,7 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
     };
     let header = testing::header(24, 3);
     let added =
-        add_partitions_to_txn::handle(&node.txn, &node.replicas, &testing::ctx(), &header, v3)
-            .await;
+        add_partitions_to_txn::handle(&node.txn, node.image(), &testing::ctx(), &header, v3).await;
     assert_eq!(
         added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
         code::NOT_COORDINATOR
@@ -413,8 +412,7 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
     };
     let header = testing::header(24, 4);
     let added =
-        add_partitions_to_txn::handle(&node.txn, &node.replicas, &testing::ctx(), &header, v4)
-            .await;
+        add_partitions_to_txn::handle(&node.txn, node.image(), &testing::ctx(), &header, v4).await;
     assert_eq!(
         added.results_by_transaction[0].topic_results[0].results_by_partition[0]
             .partition_error_code,

@@ -51,8 +51,12 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
+mod txn_verify;
 mod unregister_broker;
 mod unsupported;
+mod write_txn_markers;
+
+pub use txn_verify::Verifier;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -176,7 +180,8 @@ fn route_request(
             match body {
                 RequestBody::Produce(request) => {
                     let future = produce::handle(
-                        &b.replicas, &b.metadata.image(), &b.txn, &ctx, &header, request,
+                        &b.replicas, &b.metadata.image(), &b.txn, &b.verifier, &ctx, &header,
+                        request,
                     );
                     let header = header.clone();
                     Ok(Box::pin(async move {
@@ -216,7 +221,7 @@ fn route_request(
         // Appends, then fsyncs and applies on its own task (group coordinator),
         // so pipelined commits keep their order.
         OffsetCommit(r) => offset_commit::handle(&b.groups, &ctx, &header, r),
-        OffsetFetch(r) => offset_fetch::handle(&b.groups, &b.txn, &ctx, &header, r),
+        OffsetFetch(r) => offset_fetch::handle(&b.groups, &ctx, &header, r),
         OffsetDelete(r) => offset_delete::handle(&b.groups, &ctx, &header, r),
         ListGroups(r) => list_groups::handle(&b.groups, &ctx, &header, r),
         DescribeGroups(r) => describe_groups::handle(&b.groups, &ctx, &header, r),
@@ -226,7 +231,7 @@ fn route_request(
             &b.groups, &b.metadata.image(), &ctx, &header, r,
         ),
         TxnOffsetCommit(r) => txn_offset_commit::handle(
-            &b.txn, &b.groups, b.metadata.image(), &ctx, &header, r,
+            &b.verifier, &b.groups, b.metadata.image(), &ctx, &header, r,
         ),
         DescribeTransactions(r) => describe_transactions::handle(&b.txn, &ctx, &header, r),
         ListTransactions(r) => list_transactions::handle(&b.txn, &ctx, &header, r),
@@ -247,9 +252,10 @@ fn route_request(
         IncrementalAlterConfigs(r) => admin_configs::incremental_alter(&b.controller, &ctx, &header, r),
         UnregisterBroker(r) => unregister_broker::handle(&b.controller, &ctx, &header, r),
         InitProducerId(r) => init_producer_id::handle(&b.txn, &b.producer_ids, &ctx, &header, r),
-        AddPartitionsToTxn(r) => add_partitions_to_txn::handle(&b.txn, &b.replicas, &ctx, &header, r),
+        AddPartitionsToTxn(r) => add_partitions_to_txn::handle(&b.txn, b.metadata.image(), &ctx, &header, r),
         AddOffsetsToTxn(r) => add_offsets_to_txn::handle(&b.txn, &ctx, &header, r),
         EndTxn(r) => end_txn::handle(&b.txn, &ctx, &header, r),
+        WriteTxnMarkers(r) => write_txn_markers::handle(&b.replicas, &b.groups, &ctx, &header, r),
     }
 }
 

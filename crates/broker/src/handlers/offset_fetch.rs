@@ -13,20 +13,18 @@ use sluice_protocol::messages::offset_fetch::{
 };
 
 use super::RequestContext;
+use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::FetchedOffsets;
 use sluice_coordinator::group::offsets_log::OffsetValue;
-use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
 
 /// Handles OffsetFetch.
 ///
 /// With `require_stable` (v7+, KIP-447), a partition whose offset is part of
 /// a transaction still in progress answers UNSTABLE_OFFSET_COMMIT (88) with
 /// no offset; the client retries until the transaction has completed. The
-/// group coordinator holds those pending offsets; `_txn` is unused (kept so
-/// the dispatcher's call does not change).
+/// group coordinator holds those pending offsets.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    _txn: &Arc<TransactionCoordinator>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: OffsetFetchRequest,
@@ -231,7 +229,7 @@ mod tests {
 
     async fn fetch(node: &Node, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
         let header = testing::header(9, version);
-        handle(&node.groups, &node.txn, &testing::ctx(), &header, request).await
+        handle(&node.groups, &testing::ctx(), &header, request).await
     }
 
     #[tokio::test]

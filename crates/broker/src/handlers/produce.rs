@@ -39,6 +39,7 @@ use sluice_records::{
     MAX_DECOMPRESSED_BYTES, RecordsError, ValidationConfig, validate_producer_batch,
 };
 
+use super::txn_verify::{self, TxnWrite, Verdict, Verifier};
 use super::{RequestContext, cluster, now_ms};
 use sluice_coordinator::TransactionCoordinator;
 use sluice_metadata::MetadataImage;
@@ -68,6 +69,10 @@ enum Appended {
     Ok(Arc<Partition>, AppendInfo, i32),
     /// Refused before or during the append.
     Err(Refusal),
+    /// A transactional batch waiting for its coordinator (on another
+    /// broker) to confirm the transaction, or queued behind one that is;
+    /// verified, appended and committed on its own task.
+    Deferred(Arc<Partition>),
 }
 
 /// Why a partition's records were refused, as the response reports it.
@@ -102,6 +107,7 @@ pub fn handle(
     replicas: &ReplicaManager,
     image: &MetadataImage,
     txn: &TransactionCoordinator,
+    verifier: &Arc<Verifier>,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: ProduceRequest,
@@ -113,6 +119,11 @@ pub fn handle(
     let mut hints = cluster::LeaderHints::default();
     let mut topics: Vec<(String, Vec<(i32, Appended)>)> =
         Vec::with_capacity(request.topic_data.len());
+    let ack_timeout_ms = u64::try_from(request.timeout_ms.max(0))
+        .unwrap_or(0)
+        .min(MAX_ACK_TIMEOUT_MS);
+    // Deferred partitions' tasks, in the order they appear in `topics`.
+    let mut deferred = Vec::new();
     for topic in request.topic_data {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
@@ -144,23 +155,33 @@ pub fn handle(
                     }
                     Ok(partition) => match verify_transactional(
                         txn,
+                        verifier,
+                        image,
+                        &partition,
                         transactional_id.as_deref(),
-                        &topic.name,
-                        p.index,
                         &p.records,
                     ) {
-                        Err(e) => Appended::Err(Refusal::new(e.code(), Some(e.to_string()))),
-                        Ok(()) => match (acks, partition.check_min_isr()) {
-                            (-1, Err((isr, min))) => Appended::Err(Refusal::new(
-                                code::NOT_ENOUGH_REPLICAS,
-                                Some(format!(
-                                    "{}-{}: the ISR has {isr} members, fewer than \
-                                     min.insync.replicas {min}",
-                                    topic.name, p.index
-                                )),
-                            )),
-                            _ => append_one(partition, p.records, version, now),
-                        },
+                        Check::Refused(refusal) => Appended::Err(refusal),
+                        Check::Verified => admit(partition, acks, p.records, version, now),
+                        Check::Defer { write, ask } => {
+                            let link =
+                                verifier.enqueue(&write.topic, write.partition, write.producer_id);
+                            let job = DeferredWrite {
+                                partition: Arc::clone(&partition),
+                                records: p.records,
+                                write,
+                                ask,
+                                acks,
+                                version,
+                                ack_timeout_ms,
+                            };
+                            let verifier = Arc::clone(verifier);
+                            deferred.push(sluice_runtime::spawn_detached(
+                                "produce-verify",
+                                job.run(verifier, link),
+                            ));
+                            Appended::Deferred(partition)
+                        }
                     },
                 }
             };
@@ -183,29 +204,18 @@ pub fn handle(
     // commit concurrently; group commit merges their fsyncs.
     // acks=all then waits for the ISR to hold the data (the high
     // watermark), for at most the request's timeout.
-    let ack_timeout_ms = u64::try_from(request.timeout_ms.max(0))
-        .unwrap_or(0)
-        .min(MAX_ACK_TIMEOUT_MS);
     let commits: Vec<_> = topics
         .iter()
         .flat_map(|(_, ps)| ps.iter())
         .filter_map(|(_, outcome)| match outcome {
-            Appended::Ok(partition, info, leader_epoch) => {
-                let end = info.last_offset + 1;
-                let local = partition.commit_local(end);
-                let partition = Arc::clone(partition);
-                let leader_epoch = *leader_epoch;
-                Some(async move {
-                    local.await?;
-                    if acks == -1 {
-                        partition
-                            .wait_replicated(end, leader_epoch, ack_timeout_ms)
-                            .await?;
-                    }
-                    Ok::<(), CommitError>(())
-                })
-            }
-            Appended::Err(..) => None,
+            Appended::Ok(partition, info, leader_epoch) => Some(commit_one(
+                partition,
+                info,
+                *leader_epoch,
+                acks,
+                ack_timeout_ms,
+            )),
+            Appended::Err(..) | Appended::Deferred(..) => None,
         })
         .collect();
     let node_endpoints: Vec<NodeEndpoint> = hints
@@ -219,18 +229,35 @@ pub fn handle(
         .collect();
     async move {
         let committed = join_all(commits).await;
+        let deferred = join_all(deferred).await;
         if acks == 0 {
             return None;
         }
         let mut commit_results = committed.into_iter();
+        let mut deferred_results = deferred.into_iter();
         let responses = topics
             .into_iter()
             .map(|(name, partitions)| TopicProduceResponse {
                 name,
                 partition_responses: partitions
                     .into_iter()
-                    .map(|(index, outcome)| match outcome {
-                        Appended::Ok(partition, info, _) => match commit_results.next() {
+                    .map(|(index, outcome)| {
+                        let (outcome, commit) = match outcome {
+                            Appended::Deferred(partition) => match deferred_results.next() {
+                                Some(Ok(done)) => done,
+                                Some(Err(e)) => {
+                                    tracing::error!(partition = %partition.tp, "deferred produce task failed: {e}");
+                                    (Appended::Err(Refusal::new(code::UNKNOWN_SERVER_ERROR, None)), None)
+                                }
+                                None => (Appended::Err(Refusal::new(code::UNKNOWN_SERVER_ERROR, None)), None),
+                            },
+                            Appended::Ok(..) => (outcome, commit_results.next()),
+                            Appended::Err(..) => (outcome, None),
+                        };
+                        (index, outcome, commit)
+                    })
+                    .map(|(index, outcome, commit)| match outcome {
+                        Appended::Ok(partition, info, _) => match commit {
                             Some(Ok(())) => PartitionProduceResponse {
                                 index,
                                 error_code: code::NONE,
@@ -255,6 +282,10 @@ pub fn handle(
                             ),
                         },
                         Appended::Err(refusal) => error_response(index, refusal),
+                        Appended::Deferred(..) => error_response(
+                            index,
+                            Refusal::new(code::UNKNOWN_SERVER_ERROR, None),
+                        ),
                     })
                     .collect(),
                 ..Default::default()
@@ -428,32 +459,175 @@ fn validate_batches(
     Ok(())
 }
 
+/// How a partition's records stand with KIP-890 before the append.
+enum Check {
+    /// No transactional batch, or each belongs to its transaction.
+    Verified,
+    /// Refused.
+    Refused(Refusal),
+    /// Must wait: for the coordinator on broker `ask` to answer (`None`:
+    /// only for an earlier write of the producer, queued, to be appended).
+    Defer { write: TxnWrite, ask: Option<i32> },
+}
+
 /// KIP-890 part 1: every transactional batch must belong to an ongoing
-/// transaction of its producer that includes this partition (see
-/// [`sluice_coordinator::txn::TransactionCoordinator::verify_transactional_append`]).
-/// Framing errors are left to the append, which reports them.
+/// transaction of its producer that includes this partition
+/// ([`txn_verify`]). A producer with a transaction already open here at
+/// this epoch needs no check; one with a write still queued queues behind
+/// it. Framing errors are left to the append, which reports them.
 fn verify_transactional(
     txn: &TransactionCoordinator,
+    verifier: &Verifier,
+    image: &MetadataImage,
+    partition: &Partition,
     transactional_id: Option<&str>,
-    topic: &str,
-    index: i32,
     records: &[u8],
-) -> Result<(), sluice_coordinator::txn::VerifyError> {
+) -> Check {
     for batch in sluice_records::Batches::without_crc(records) {
         let sluice_records::NextBatch::Complete { header, .. } = batch else {
             break;
         };
-        if header.is_transactional() {
-            txn.verify_transactional_append(
-                transactional_id,
-                header.producer_id,
-                header.producer_epoch,
-                topic,
-                index,
-            )?;
+        if !header.is_transactional() {
+            continue;
+        }
+        let write = TxnWrite {
+            transactional_id: transactional_id.map(str::to_owned),
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            topic: partition.tp.topic.clone(),
+            partition: partition.tp.partition,
+        };
+        if verifier.is_queued(&write.topic, write.partition, write.producer_id) {
+            return Check::Defer { write, ask: None };
+        }
+        if partition
+            .log()
+            .has_ongoing_transaction(header.producer_id, header.producer_epoch)
+        {
+            continue;
+        }
+        match txn_verify::verify_here(txn, image, &write) {
+            Verdict::Verified => {}
+            Verdict::Refused(c, message) => return Check::Refused(Refusal::new(c, Some(message))),
+            Verdict::AskCoordinator(node) => {
+                return Check::Defer {
+                    write,
+                    ask: Some(node),
+                };
+            }
         }
     }
-    Ok(())
+    Check::Verified
+}
+
+/// A transactional write waiting on its coordinator (or on an earlier
+/// write of its producer).
+struct DeferredWrite {
+    partition: Arc<Partition>,
+    records: bytes::Bytes,
+    write: TxnWrite,
+    ask: Option<i32>,
+    acks: i16,
+    version: i16,
+    ack_timeout_ms: u64,
+}
+
+impl DeferredWrite {
+    /// Waits its turn, verifies, appends, lets the next write go, then
+    /// commits. Returns the outcome and, if appended, the commit's result.
+    async fn run(
+        self,
+        verifier: Arc<Verifier>,
+        mut link: txn_verify::Link,
+    ) -> (Appended, Option<Result<(), CommitError>>) {
+        link.wait_turn().await;
+        let log = self.partition.log();
+        let verified =
+            if log.has_ongoing_transaction(self.write.producer_id, self.write.producer_epoch) {
+                Ok(())
+            } else if let Some(node) = self.ask {
+                txn_verify::verify_remote(&verifier.peers, node, &self.write).await
+            } else {
+                // Queued behind a write that was refused: this one needs its
+                // own answer, from whoever coordinates the id now.
+                let image = verifier.peers.image();
+                match txn_verify::verify_here(verifier.txn(), &image, &self.write) {
+                    Verdict::Verified => Ok(()),
+                    Verdict::Refused(c, m) => Err((c, m)),
+                    Verdict::AskCoordinator(node) => {
+                        txn_verify::verify_remote(&verifier.peers, node, &self.write).await
+                    }
+                }
+            };
+        let outcome = match verified {
+            Ok(()) => admit(
+                Arc::clone(&self.partition),
+                self.acks,
+                self.records,
+                self.version,
+                now_ms(),
+            ),
+            Err((c, message)) => Appended::Err(Refusal::new(c, Some(message))),
+        };
+        drop(link);
+        let commit = match &outcome {
+            Appended::Ok(partition, info, leader_epoch) => Some(
+                commit_one(
+                    partition,
+                    info,
+                    *leader_epoch,
+                    self.acks,
+                    self.ack_timeout_ms,
+                )
+                .await,
+            ),
+            _ => None,
+        };
+        (outcome, commit)
+    }
+}
+
+/// Starts making an append durable (and, for acks=all, replicated); the
+/// local commit runs on its own task from now on.
+fn commit_one(
+    partition: &Arc<Partition>,
+    info: &AppendInfo,
+    leader_epoch: i32,
+    acks: i16,
+    ack_timeout_ms: u64,
+) -> impl Future<Output = Result<(), CommitError>> + Send + use<> {
+    let end = info.last_offset + 1;
+    let local = partition.commit_local(end);
+    let partition = Arc::clone(partition);
+    async move {
+        local.await?;
+        if acks == -1 {
+            partition
+                .wait_replicated(end, leader_epoch, ack_timeout_ms)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The min ISR check for acks=all, then the append.
+fn admit(
+    partition: Arc<Partition>,
+    acks: i16,
+    records: bytes::Bytes,
+    version: i16,
+    now: i64,
+) -> Appended {
+    match (acks, partition.check_min_isr()) {
+        (-1, Err((isr, min))) => Appended::Err(Refusal::new(
+            code::NOT_ENOUGH_REPLICAS,
+            Some(format!(
+                "{}: the ISR has {isr} members, fewer than min.insync.replicas {min}",
+                partition.tp
+            )),
+        )),
+        _ => append_one(partition, records, version, now),
+    }
 }
 
 fn batch_refusal(batch_index: usize, e: &RecordsError) -> Refusal {

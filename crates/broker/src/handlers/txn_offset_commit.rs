@@ -1,16 +1,22 @@
 //! TxnOffsetCommit (28): a consumer group's offsets, committed only if the
 //! producer's transaction commits (the consume-transform-produce loop).
 //!
-//! The offsets wait in the transaction coordinator (and in its
-//! `PrepareCommit` record) and reach the group coordinator when the
-//! commit markers are written; an abort drops them.
+//! Sent to the group's coordinator, as in Kafka. The offsets are written to
+//! the group's `__consumer_offsets` partition as a transactional batch of
+//! the producer and held pending by the group coordinator; the
+//! transaction's COMMIT marker on that partition makes them the group's
+//! committed offsets, an ABORT drops them. The transaction coordinator may
+//! be another broker: it reaches the partition's marker like any other.
 //!
 //! Checks, in Kafka's order: the group member (v3+, KIP-447, when a member
 //! id is given and the group is a classic group: FENCED_INSTANCE_ID,
-//! UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION), then the producer against the
-//! ongoing transaction (fenced epoch: PRODUCER_FENCED, or
-//! INVALID_PRODUCER_EPOCH before v3; no ongoing transaction with this
-//! group: INVALID_TXN_STATE).
+//! UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION), then the producer against its
+//! ongoing transaction, which must include the group's partition
+//! (AddOffsetsToTxn first), asked of its coordinator here or on another
+//! broker as Produce asks ([`txn_verify`]): a fenced epoch is
+//! PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v3), no such transaction
+//! INVALID_TXN_STATE, a coordinator that cannot answer now
+//! COORDINATOR_NOT_AVAILABLE (retriable).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,91 +29,89 @@ use sluice_protocol::messages::txn_offset_commit::{
 };
 
 use super::RequestContext;
-use sluice_coordinator::group::GroupKind;
-use sluice_coordinator::txn::state_log::PendingOffset;
-use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
+use super::txn_verify::{self, TxnWrite, Verdict, Verifier};
+use sluice_coordinator::GroupCoordinator;
+use sluice_coordinator::group::offsets_log::OFFSETS_TOPIC;
+use sluice_coordinator::group::{GroupKind, OffsetToCommit};
 use sluice_metadata::MetadataImage;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 3;
 
-/// Handles TxnOffsetCommit: partitions are checked against `image`, the
-/// member against `groups`, the producer and its transaction by `txn`.
+/// Handles TxnOffsetCommit: the member is checked against `groups`, the
+/// transaction by `verifier` (its coordinator here or elsewhere, found in
+/// `image`); `groups` then holds the offsets pending.
 pub fn handle(
-    txn: &Arc<TransactionCoordinator>,
+    verifier: &Arc<Verifier>,
     groups: &Arc<GroupCoordinator>,
     image: Arc<MetadataImage>,
     _ctx: &RequestContext,
     header: &RequestHeader,
     request: TxnOffsetCommitRequest,
 ) -> impl Future<Output = TxnOffsetCommitResponse> + Send + 'static {
-    let txn = Arc::clone(txn);
+    let verifier = Arc::clone(verifier);
     let groups = Arc::clone(groups);
     let version = header.request_api_version;
     async move {
-        let mut codes: Vec<Vec<i16>> = Vec::with_capacity(request.topics.len());
-        let mut offsets = Vec::new();
-        for t in &request.topics {
-            let known = image.topics.get(&t.name);
-            codes.push(
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        if !known.is_some_and(|k| k.partitions.contains_key(&p.partition_index)) {
-                            return code::UNKNOWN_TOPIC_OR_PARTITION;
-                        }
-                        offsets.push(PendingOffset {
-                            group: request.group_id.clone(),
-                            topic: t.name.clone(),
-                            partition: p.partition_index,
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata: p.committed_metadata.clone(),
-                        });
-                        code::NONE
-                    })
-                    .collect(),
-            );
-        }
-        let request_error = if request.group_id.is_empty() {
-            Some(code::INVALID_GROUP_ID)
+        let offsets: Vec<OffsetToCommit> = request
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| OffsetToCommit {
+                    topic: t.name.clone(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.clone(),
+                })
+            })
+            .collect();
+        let checked = if request.group_id.is_empty() {
+            Err(code::INVALID_GROUP_ID)
         } else if let Err(c) = groups.check_coordinator(&request.group_id) {
-            // Sent to the group's coordinator, as in Kafka.
-            Some(c)
+            Err(c)
         } else if let Err(c) = check_group_member(&groups, &request) {
             tracing::info!(transactional_id = %request.transactional_id, group = %request.group_id, member = %request.member_id, code = c, "TxnOffsetCommit refused by the group");
-            Some(c)
+            Err(c)
         } else {
-            txn
-                .add_offsets(
-                    &request.transactional_id,
-                    request.producer_id,
-                    request.producer_epoch,
-                    &request.group_id,
-                    offsets,
-                )
-                .await
-                .err()
-                .map(|e| {
-                    tracing::info!(transactional_id = %request.transactional_id, group = %request.group_id, "TxnOffsetCommit refused: {e:?}");
-                    e.code(version < PRODUCER_FENCED_SINCE)
-                })
+            verify_transaction(&verifier, &groups, &image, &request, version).await
         };
+        let codes: Vec<i16> = match checked {
+            Err(c) => vec![c; offsets.len()],
+            Ok(()) => {
+                let n = offsets.len();
+                match groups
+                    .txn_commit_offsets(
+                        &request.group_id,
+                        request.producer_id,
+                        request.producer_epoch,
+                        offsets,
+                    )
+                    .await
+                {
+                    Ok(codes) => codes,
+                    // An epoch older than the partition has seen.
+                    Err(code::INVALID_PRODUCER_EPOCH) if version >= PRODUCER_FENCED_SINCE => {
+                        vec![code::PRODUCER_FENCED; n]
+                    }
+                    Err(c) => vec![c; n],
+                }
+            }
+        };
+        let mut codes = codes.into_iter();
         TxnOffsetCommitResponse {
             throttle_time_ms: 0,
             topics: request
                 .topics
                 .iter()
-                .zip(codes)
-                .map(|(t, codes)| TxnOffsetCommitResponseTopic {
+                .map(|t| TxnOffsetCommitResponseTopic {
                     name: t.name.clone(),
                     partitions: t
                         .partitions
                         .iter()
-                        .zip(codes)
-                        .map(|(p, c)| TxnOffsetCommitResponsePartition {
+                        .map(|p| TxnOffsetCommitResponsePartition {
                             partition_index: p.partition_index,
-                            error_code: request_error.unwrap_or(c),
+                            error_code: codes.next().unwrap_or(code::UNKNOWN_SERVER_ERROR),
                             ..Default::default()
                         })
                         .collect(),
@@ -117,6 +121,41 @@ pub fn handle(
             ..Default::default()
         }
     }
+}
+
+/// Asks the transaction's coordinator whether the group's partition of
+/// `__consumer_offsets` is in the producer's ongoing transaction, and maps
+/// the answer to TxnOffsetCommit's codes.
+async fn verify_transaction(
+    verifier: &Verifier,
+    groups: &GroupCoordinator,
+    image: &MetadataImage,
+    request: &TxnOffsetCommitRequest,
+    version: i16,
+) -> Result<(), i16> {
+    let write = TxnWrite {
+        transactional_id: Some(request.transactional_id.clone()),
+        producer_id: request.producer_id,
+        producer_epoch: request.producer_epoch,
+        topic: OFFSETS_TOPIC.to_owned(),
+        partition: groups.partition_for(&request.group_id),
+    };
+    let answer = match txn_verify::verify_here(verifier.txn(), image, &write) {
+        Verdict::Verified => Ok(()),
+        Verdict::Refused(c, m) => Err((c, m)),
+        Verdict::AskCoordinator(node) => {
+            txn_verify::verify_remote(&verifier.peers, node, &write).await
+        }
+    };
+    answer.map_err(|(c, message)| {
+        tracing::info!(transactional_id = %request.transactional_id, group = %request.group_id, code = c, "TxnOffsetCommit refused: {message}");
+        match c {
+            code::INVALID_PRODUCER_EPOCH if version >= PRODUCER_FENCED_SINCE => code::PRODUCER_FENCED,
+            // Produce's retriable "try again" is the group coordinator's here.
+            code::NOT_ENOUGH_REPLICAS => code::COORDINATOR_NOT_AVAILABLE,
+            other => other,
+        }
+    })
 }
 
 /// The member checks of a TxnOffsetCommit v3+ against a classic group
@@ -273,7 +312,7 @@ mod tests {
         async fn commit(node: &Node, version: i16, request: TxnOffsetCommitRequest) -> Vec<i16> {
             let header = testing::header(28, version);
             handle(
-                &node.txn,
+                &node.verifier,
                 &node.groups,
                 node.image(),
                 &testing::ctx(),
@@ -305,7 +344,7 @@ mod tests {
                 .expect("add group");
             let codes = commit(&node, 3, request("g", producer, &[0, 3])).await;
             assert_eq!(codes, [code::NONE, code::UNKNOWN_TOPIC_OR_PARTITION]);
-            let pending = node.txn.pending_offset_partitions("g").await;
+            let pending = node.groups.pending_offset_partitions("g");
             assert_eq!(
                 pending.into_iter().collect::<Vec<_>>(),
                 [("t".to_owned(), 0)]

@@ -3,12 +3,11 @@
 //! abort markers to every partition of a transaction.
 //!
 //! Owns the `__transaction_state` partitions this broker leads and the
-//! in-memory state replayed from them. It
-//! writes markers to other partitions only through
-//! [`Log::append_as`](sluice_log::Log::append_as) with the coordinator
-//! origin, the same call a `WriteTxnMarkers` handler would make if markers
-//! ever had to cross the wire. It must not touch the group coordinator's
-//! state except through its public API (committing transactional offsets).
+//! in-memory state replayed from them. It writes markers on the partitions
+//! this broker leads itself and sends WriteTxnMarkers to the leaders of
+//! the others ([`markers`]). A group's offsets join a transaction as the
+//! group's `__consumer_offsets` partition (AddOffsetsToTxn); the group
+//! coordinator holds them pending until that partition's marker.
 //!
 //! Ownership (Kafka's rule): a transactional id is coordinated by the
 //! leader of partition `partition_for(id)` of `__transaction_state`. The
@@ -34,6 +33,7 @@
 //! transaction (markers are idempotent) and the expiry task aborts open
 //! transactions past their timeout.
 
+pub mod markers;
 pub mod state_log;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,19 +41,20 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sluice_log::{AppendOrigin, MarkerType};
 use sluice_protocol::error::codes as code;
-use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
+use sluice_records::{Batches, NextBatch, decode_records};
 use sluice_runtime::{Tasks, spawn_detached};
 use tokio::sync::Notify;
 
 use sluice_metadata::MetadataImage;
 
 use crate::config::TransactionConfig;
+use crate::group::offsets_log::OFFSETS_TOPIC;
 use crate::group::{GroupCoordinator, OffsetToCommit};
 use crate::internal_topics::InternalTopics;
 use crate::ownership::Ownership;
 use crate::producer_ids::ProducerIdManager;
+use markers::{Marker, MarkerSender};
 use state_log::{
     MAX_TRANSACTIONAL_ID_BYTES, PendingOffset, TRANSACTION_STATE_PARTITIONS,
     TRANSACTION_STATE_TOPIC, TxnRecord, partition_for,
@@ -379,6 +380,9 @@ pub struct TransactionCoordinator {
     producer_ids: Arc<ProducerIdManager>,
     /// The `__transaction_state` partitions this broker coordinates.
     ownership: Ownership,
+    /// Sends markers to the leaders of partitions this broker does not
+    /// lead; unset on a broker alone, where every partition is local.
+    marker_sender: OnceLock<Arc<dyn MarkerSender>>,
     /// Set by [`TransactionCoordinator::load`]; before it, metadata is not
     /// followed (load reads the image current then).
     started: OnceLock<()>,
@@ -418,6 +422,7 @@ impl TransactionCoordinator {
             groups,
             producer_ids,
             ownership: Ownership::default(),
+            marker_sender: OnceLock::new(),
             started: OnceLock::new(),
             followed_to: Mutex::new(-1),
         }
@@ -432,6 +437,17 @@ impl TransactionCoordinator {
                 code::COORDINATOR_LOAD_IN_PROGRESS => TxnError::LoadInProgress,
                 _ => TxnError::NotCoordinator,
             })
+    }
+
+    /// Sends markers for partitions led elsewhere through `sender` from
+    /// now on. A second call is ignored.
+    pub fn set_marker_sender(&self, sender: Arc<dyn MarkerSender>) {
+        let _ = self.marker_sender.set(sender);
+    }
+
+    /// This broker's `node.id`.
+    pub fn node_id(&self) -> i32 {
+        self.topics.node_id()
     }
 
     /// The `__transaction_state` partitions this broker coordinates.
@@ -570,75 +586,125 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Writes `marker` for the transaction to each of its partitions and
-    /// waits until every marker is durable and visible.
-    async fn write_markers(&self, meta: &TxnMetadata, marker: MarkerType) -> Result<(), TxnError> {
-        let now = now_ms();
-        let batch = BatchBuilder::new()
-            .producer(meta.producer_id, meta.producer_epoch, -1)
-            .transactional(true)
-            .control(true)
-            .record(NewRecord {
-                key: Some(sluice_log::producer_state::marker_key(marker)),
-                value: Some(sluice_log::producer_state::marker_value(0)),
-                headers: vec![],
-                timestamp_ms: now,
-            })
-            .build()
-            .map_err(|e| {
-                tracing::error!("cannot build a transaction marker: {e}");
-                TxnError::NotAvailable
-            })?;
-        let mut commits = Vec::new();
-        for (topic, index) in &meta.partitions {
-            // A partition of a deleted topic has nothing left to mark.
-            let Some(partition) = self.topics.partition(topic, *index) else {
-                continue;
-            };
-            // A follower's log is the leader's copy: writing a marker into
-            // it would fork it. Leadership moved since AddPartitionsToTxn;
-            // the completion is retried.
-            if !partition.is_leader() {
-                tracing::warn!(partition = %partition.tp, producer_id = meta.producer_id, "cannot write a transaction marker: this broker no longer leads the partition");
+    /// Writes `marker` for the transaction to each of its partitions, on
+    /// this broker for those it leads and by WriteTxnMarkers for the rest,
+    /// and waits until every marker is on its ISR. A partition whose leader
+    /// moved or is unreachable is retried against the newest metadata for
+    /// up to [`MARKER_TIMEOUT_MS`]; a deleted topic has nothing left to mark.
+    async fn write_markers(
+        &self,
+        id: &str,
+        meta: &TxnMetadata,
+        commit: bool,
+    ) -> Result<(), TxnError> {
+        let marker = Marker {
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+            commit,
+            coordinator_epoch: self
+                .topics
+                .partition(TRANSACTION_STATE_TOPIC, partition_for(id))
+                .map_or(0, |p| p.leader_epoch().max(0)),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(MARKER_TIMEOUT_MS);
+        let mut pending: BTreeSet<(String, i32)> = meta.partitions.clone();
+        loop {
+            let image = self.topics.image();
+            let mut local = Vec::new();
+            let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+            pending.retain(|(topic, index)| {
+                let Some(p) = image
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.partitions.get(index))
+                else {
+                    return false;
+                };
+                if p.leader == self.topics.node_id() {
+                    local.push((topic.clone(), *index));
+                } else if p.leader >= 0 {
+                    remote
+                        .entry(p.leader)
+                        .or_default()
+                        .push((topic.clone(), *index));
+                }
+                true
+            });
+            let local_writes = local.iter().map(|(topic, index)| async move {
+                let partition = self.topics.partition(topic, *index);
+                let r = markers::write_local(partition, &self.groups, marker).await;
+                vec![((topic.clone(), *index), r.err().unwrap_or(code::NONE))]
+            });
+            let remote_sends = remote.into_iter().map(|(node, partitions)| async move {
+                let Some(sender) = self.marker_sender.get() else {
+                    tracing::warn!(
+                        node,
+                        "no marker sender on this broker; cannot reach another leader"
+                    );
+                    return Vec::new();
+                };
+                match sender.send(node, marker, partitions).await {
+                    Ok(results) => results,
+                    Err(e) => {
+                        tracing::info!(
+                            node,
+                            producer_id = marker.producer_id,
+                            "cannot send transaction markers: {e}; retrying"
+                        );
+                        Vec::new()
+                    }
+                }
+            });
+            let (local_results, remote_results) = futures::future::join(
+                futures::future::join_all(local_writes),
+                futures::future::join_all(remote_sends),
+            )
+            .await;
+            for (tp, c) in local_results.into_iter().chain(remote_results).flatten() {
+                if c == code::NONE {
+                    pending.remove(&tp);
+                } else {
+                    tracing::debug!(partition = ?tp, producer_id = marker.producer_id, code = c, "transaction marker not written; retrying");
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(transactional_id = id, partitions = ?pending, "transaction markers not written in time; the completion is retried");
                 return Err(TxnError::NotAvailable);
             }
-            let info = partition
-                .log()
-                .append_as(
-                    batch.clone(),
-                    partition.leader_epoch(),
-                    now,
-                    AppendOrigin::Coordinator,
-                )
-                .map_err(|e| {
-                    tracing::error!(partition = %partition.tp, producer_id = meta.producer_id, "cannot write transaction marker: {e}");
-                    TxnError::NotAvailable
-                })?;
-            commits.push(partition.commit(info.last_offset + 1));
+            tokio::time::sleep_until(
+                (tokio::time::Instant::now() + Duration::from_millis(MARKER_RETRY_BACKOFF_MS))
+                    .min(deadline),
+            )
+            .await;
         }
-        for r in futures::future::join_all(commits).await {
-            if let Err(e) = r {
-                tracing::error!("cannot fsync transaction marker: {e}");
-                return Err(TxnError::NotAvailable);
-            }
-        }
-        Ok(())
     }
 
     /// Second phase: markers, offsets, then `Complete*`. `meta` is in a
-    /// `Prepare*` state, durable.
+    /// `Prepare*` state, durable. A completion that fails is retried by
+    /// the expiry task, so a transaction whose client gave up still ends.
     async fn complete(&self, id: &str, meta: &mut TxnMetadata) -> Result<(), TxnError> {
+        let result = self.complete_once(id, meta).await;
+        if result.is_err() {
+            self.deadlines()
+                .insert(id.to_owned(), now_ms() + EXPIRY_RETRY_MS);
+            self.expiry_wake.notify_one();
+        }
+        result
+    }
+
+    async fn complete_once(&self, id: &str, meta: &mut TxnMetadata) -> Result<(), TxnError> {
         let commit = match meta.state {
             TxnState::PrepareCommit => true,
             TxnState::PrepareAbort => false,
             _ => return Ok(()),
         };
-        let marker = if commit {
-            MarkerType::Commit
-        } else {
-            MarkerType::Abort
-        };
-        self.write_markers(meta, marker).await?;
+        self.write_markers(id, meta, commit).await?;
+        // Offsets of a transaction prepared before the group coordinator
+        // held them (older Sluice kept them in the transaction's record);
+        // new transactions carry none here.
         if commit {
             let mut by_group: BTreeMap<&str, Vec<OffsetToCommit>> = BTreeMap::new();
             for o in meta.pending_offsets.values() {
@@ -830,6 +896,10 @@ impl TransactionCoordinator {
         }
         next.partitions.extend(partitions.iter().cloned());
         if let Some(g) = group {
+            // The group's offsets ride on its partition of
+            // `__consumer_offsets`, which gets a marker like any other.
+            next.partitions
+                .insert((OFFSETS_TOPIC.to_owned(), self.groups.partition_for(g)));
             next.groups.insert(g.to_owned());
         }
         if next.state == meta.state
@@ -861,56 +931,6 @@ impl TransactionCoordinator {
             .iter()
             .map(|tp| meta.state == TxnState::Ongoing && meta.partitions.contains(tp))
             .collect())
-    }
-
-    /// Partitions of `group` with transactional offsets waiting for their
-    /// transaction to complete (OffsetFetch `require_stable`, KIP-447).
-    /// Waits for operations in progress on each id, so a commit being
-    /// completed is seen either pending or applied, never neither.
-    /// Walks every transactional id: OffsetFetch with `require_stable` comes
-    /// when a consumer is assigned partitions, not per record.
-    pub async fn pending_offset_partitions(&self, group: &str) -> BTreeSet<(String, i32)> {
-        let mut out = BTreeSet::new();
-        for slot in self.all() {
-            let guard = slot.meta.lock().await;
-            let Some(meta) = guard.as_ref() else {
-                continue;
-            };
-            if !meta.groups.contains(group) {
-                continue;
-            }
-            out.extend(
-                meta.pending_offsets
-                    .keys()
-                    .filter(|(g, _, _)| g == group)
-                    .map(|(_, topic, partition)| (topic.clone(), *partition)),
-            );
-        }
-        out
-    }
-
-    /// TxnOffsetCommit: remembers offsets to commit with the transaction.
-    pub async fn add_offsets(
-        &self,
-        id: &str,
-        producer_id: i64,
-        epoch: i16,
-        group: &str,
-        offsets: Vec<PendingOffset>,
-    ) -> Result<(), TxnError> {
-        self.check_coordinator(id)?;
-        let slot = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
-        let mut guard = slot.meta.lock().await;
-        let meta = guard.as_mut().ok_or(TxnError::InvalidProducerIdMapping)?;
-        check_producer(meta, producer_id, epoch)?;
-        if meta.state != TxnState::Ongoing || !meta.groups.contains(group) {
-            return Err(TxnError::InvalidTxnState);
-        }
-        for o in offsets {
-            meta.pending_offsets
-                .insert((o.group.clone(), o.topic.clone(), o.partition), o);
-        }
-        Ok(())
     }
 
     /// EndTxn: commit or abort.
@@ -1174,6 +1194,16 @@ impl TransactionCoordinator {
 /// Delay before retrying a failed abort or completion.
 const EXPIRY_RETRY_MS: i64 = 1_000;
 
+/// How long one completion keeps retrying markers whose leader moved or
+/// cannot be reached before it gives up (the client's EndTxn gets a
+/// retriable error; the expiry task retries the completion). Below the
+/// clients' default request timeout of 30 s.
+const MARKER_TIMEOUT_MS: u64 = 15_000;
+
+/// Pause between rounds of marker retries, so a leader election has time
+/// to reach the metadata.
+const MARKER_RETRY_BACKOFF_MS: u64 = 100;
+
 /// Bytes read per step when replaying a `__transaction_state` partition.
 const REPLAY_READ_BYTES: u32 = 1 << 20;
 
@@ -1425,7 +1455,7 @@ mod tests {
             not_here
         );
         assert_eq!(
-            txn.add_offsets("tx", pid, epoch, "g", vec![]).await,
+            txn.add_to_txn("tx", pid, epoch, &[], Some("g")).await,
             not_here
         );
         assert_eq!(txn.end_txn("tx", pid, epoch, true).await, not_here);

@@ -32,13 +32,14 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 import faults
 from faults import (
     Ack, Cluster, Commit, DiskRecord, PinnedAttempt, Read, check_absent, check_acked_read_back,
     check_commits_monotonic, check_consumers_agree, check_exactly_once, check_history, check_never_acked,
     check_no_aborted, check_no_duplicates, check_no_phantoms, check_replicas_identical,
-    coordinator_partition, java_string_hash, latency_summary, parse_segment, read_partitions,
+    coordinator_partition, java_string_hash, latency_summary, parse_segment, produce_all, read_partitions,
 )
 from util import build_record_batch
 
@@ -257,6 +258,36 @@ def test_an_isolated_leader_acknowledges_nothing_and_truncates_after_healing(net
 
 def test_a_rolling_restart_under_load_gives_clients_only_retriable_errors(cluster):
     run_scenario(faults.run_rolling_restart, cluster)
+
+
+def test_a_follower_behind_the_leaders_log_start_starts_over_there(cluster):
+    """A follower that was down while the leader deleted (DeleteRecords)
+    everything past the follower's log end cannot fetch from where it is
+    (OFFSET_OUT_OF_RANGE): it empties its replica, restarts it at the
+    leader's log start, catches up and rejoins the ISR, holding exactly the
+    leader's records."""
+    tag = uuid.uuid4().hex[:8]
+    topic = f"behind-{tag}"
+    cluster.create_topic(topic, 1, 3, faults.TOPIC_CONFIGS)
+    cluster.wait_isr(topic)
+    produce_all(cluster.bootstrap(), topic, [f"early-{k}".encode() for k in range(5)], 1)
+    leader = cluster.leader_of(topic, 0)
+    follower = next(i for i in cluster.nodes if i != leader)
+    cluster.kill9(follower)
+    alive = [n.node_id for n in cluster.alive()]
+    produce_all(cluster.bootstrap(alive), topic, [f"old-{k}".encode() for k in range(45)], 1)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap(alive), "socket.timeout.ms": 10000})
+    deleted = admin.delete_records([TopicPartition(topic, 0, 50)], request_timeout=30)
+    assert next(iter(deleted.values())).result(timeout=30).low_watermark == 50
+    produce_all(cluster.bootstrap(alive), topic, [f"new-{k}".encode() for k in range(10)], 1)
+
+    cluster.restart(follower)
+    cluster.wait_isr(topic)
+    ends = cluster.wait_replicas_agree(topic)
+    assert ends == {0: 60}
+    records = [r for r in cluster.replica_log(follower, topic, 0) if not r.control]
+    assert [(r.offset, r.value) for r in records] == [(50 + k, f"new-{k}".encode()) for k in range(10)], \
+        f"the restarted follower holds {[(r.offset, r.value) for r in records][:12]}"
 
 
 def test_a_transaction_spans_partitions_led_by_every_node(eos_cluster):

@@ -383,6 +383,18 @@ fn apply_fetched(
 ) -> Result<(), ApplyError> {
     let tp = || partition.tp.to_string();
     let log_error = |source| ApplyError::Log { tp: tp(), source };
+    if data.error_code == code::OFFSET_OUT_OF_RANGE
+        && data.log_start_offset > partition.log().log_end_offset()
+    {
+        // The leader deleted (retention, DeleteRecords) everything from
+        // this log's end to its own log start: nothing left to copy there,
+        // so start over at the leader's log start (Kafka's follower does
+        // the same).
+        partition
+            .restart_as_follower_at(data.log_start_offset, leadership)
+            .map_err(log_error)?;
+        return Ok(());
+    }
     if data.error_code != code::NONE {
         return Err(ApplyError::Refused {
             tp: tp(),

@@ -1749,6 +1749,51 @@ impl Log {
         Ok(())
     }
 
+    /// Empties the log and starts it again at `offset`, which must lie past
+    /// its end (Kafka's `truncateFullyAndStartAt`): a follower whose leader
+    /// has deleted everything this log still lacks (retention, DeleteRecords)
+    /// cannot fetch from where it is, so it drops what it has and fetches
+    /// from the leader's log start. The new empty segment is created before
+    /// the old ones are deleted, so a crash in between leaves a log that
+    /// starts at the old start and has a gap, which the next fetch repairs
+    /// the same way.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        self.check_failed()?;
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
+        if offset <= inner.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.log_end_offset,
+            });
+        }
+        let r = Segment::create(&self.dir, offset, &self.store).map(|segment| {
+            inner.segments.push(segment);
+            inner.dir_dirty = true;
+        });
+        self.poison(r)?;
+        while inner.segments.len() > 1 {
+            self.delete_oldest(&mut inner, DeleteReason::Truncation)?;
+        }
+        inner.log_end_offset = offset;
+        inner.log_start_offset = offset;
+        self.persist_log_start(&inner)?;
+        inner.epochs.clear();
+        let r = self.write_epochs(&inner.epochs);
+        self.poison(r)?;
+        // Nothing below `offset` is left to recover or flush.
+        self.durable_offset.store(offset, Ordering::SeqCst);
+        let r = self.write_offset(RECOVERY_POINT_FILE, offset);
+        self.poison(r)?;
+        inner.checkpointed_recovery_point = offset;
+        inner.producers = ProducerStateManager::default();
+        inner.snapshot_end_offset = -1;
+        drop(inner);
+        let r = self.store.remove_sidecar(&self.dir, PRODUCER_STATE_FILE);
+        self.poison(r)
+    }
+
     /// First offset of the oldest open transaction, if any: the last stable
     /// offset can never pass it.
     pub fn first_unstable_offset(&self) -> Option<i64> {

@@ -277,6 +277,42 @@ fn truncate_to_drops_the_tail_and_epochs() {
 }
 
 #[test]
+fn truncate_fully_restarts_an_empty_log_past_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..20 {
+        log.append(batch(2, 100, i), 1, 0).unwrap();
+    }
+    log.flush().unwrap();
+    assert!(
+        log.truncate_fully_and_start_at(40).is_err(),
+        "only past the log end"
+    );
+    log.truncate_fully_and_start_at(100).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(log.leader_epochs(), vec![], "no epoch has a batch here");
+    assert!(read_all(&log).is_empty());
+    let info = log.append(batch(3, 1, 0), 4, 0).unwrap();
+    assert_eq!(info.base_offset, 100);
+    log.flush().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 103));
+    assert_eq!(log.leader_epochs(), vec![(4, 100)]);
+    let batches = read_all(&log);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].0.base_offset, 100);
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count();
+    assert_eq!(segments, 1, "the old segments are gone");
+}
+
+#[test]
 fn torn_tail_is_truncated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     {

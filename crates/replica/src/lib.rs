@@ -533,6 +533,25 @@ impl Partition {
         Ok(true)
     }
 
+    /// Empties the log and restarts it at `offset`, the leader's log start,
+    /// which lies past this log's end (everything this follower lacks was
+    /// deleted on the leader), if `leader` still leads at `leader_epoch` and
+    /// this node follows it (returns false otherwise). Blocking.
+    pub fn restart_as_follower_at(
+        &self,
+        offset: i64,
+        (leader, leader_epoch): (i32, i32),
+    ) -> Result<bool, LogError> {
+        let _r = self.replication();
+        if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
+            return Ok(false);
+        }
+        tracing::info!(partition = %self.tp, offset, log_end_offset = self.log.log_end_offset(), "the leader's log starts past this log's end; starting over there");
+        self.log.truncate_fully_and_start_at(offset)?;
+        self.high_watermark.fetch_max(offset, Ordering::AcqRel);
+        Ok(true)
+    }
+
     /// A future that resolves at the next append. Create it (and `enable`
     /// it) before checking the condition it waits for.
     pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {

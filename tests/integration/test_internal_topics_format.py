@@ -393,7 +393,10 @@ def test_transaction_state_records_are_kafkas_transaction_log(broker_factory, to
     assert len({(s["producer_id"], s["producer_epoch"]) for s in states}) == 1
     assert states[0]["partitions_null"], "Empty is written with null partitions, as Kafka does"
     prepare = states[-2]
-    assert prepare["partitions"] == [(topic_name, 0)]
+    # AddOffsetsToTxn adds the group's __consumer_offsets partition, as
+    # Kafka's coordinator does: the commit marker goes there too.
+    assert sorted(prepare["partitions"]) == sorted(
+        [(topic_name, 0), ("__consumer_offsets", offsets_partition_for(group))])
     assert prepare["start_timestamp"] > 0
     assert prepare["last_update_timestamp"] >= prepare["start_timestamp"]
     # Sluice's own fields ride in tagged fields a Kafka reader skips.

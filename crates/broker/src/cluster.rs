@@ -449,12 +449,15 @@ impl ControllerRemote for QuorumRemote {
 /// Registers with the active controller, then heartbeats every
 /// `broker.heartbeat_interval_ms` until `stop`; registers again whenever
 /// the controller says the registration is gone. On the leader, also
-/// fences brokers whose sessions lapsed.
+/// fences brokers whose sessions lapsed. `caught_up` turns true at the
+/// first heartbeat the controller answers unfenced: this node's metadata
+/// then holds every change made while it was away.
 pub async fn run_lifecycle(
     broker: Arc<Broker>,
     quorum: Arc<Quorum>,
     service: ControllerService,
     registered: Arc<AtomicI64>,
+    caught_up: tokio::sync::watch::Sender<bool>,
     stop: CancellationToken,
 ) {
     let interval = Duration::from_millis(broker.config.broker.heartbeat_interval_ms);
@@ -515,7 +518,10 @@ pub async fn run_lifecycle(
                 // Not caught up yet: ask again soon.
                 Duration::from_millis(100).min(interval)
             }
-            Ok(ControlResponse::Heartbeat { .. }) => interval,
+            Ok(ControlResponse::Heartbeat { .. }) => {
+                caught_up.send_replace(true);
+                interval
+            }
             Ok(ControlResponse::Refused { code, message }) => {
                 tracing::warn!(code, "registration or heartbeat refused: {message}");
                 retry

@@ -93,9 +93,16 @@ async fn alter_partition(
 ) -> Result<Vec<i32>, sluice_metadata::ApiError> {
     let request = AlterPartitionRequest {
         broker_id: broker.config.node_id,
-        // Leadership and both epochs already fence a stale leader; the
-        // broker epoch check is left to the security issue.
-        broker_epoch: -1,
+        // The epoch this node registered with, as the metadata it follows
+        // records it: a request from an earlier incarnation (a node that
+        // restarted since) is refused (STALE_BROKER_EPOCH). A node that
+        // never registered (a single node) sends -1, which skips the check.
+        broker_epoch: broker
+            .metadata
+            .image()
+            .brokers
+            .get(&broker.config.node_id)
+            .map_or(-1, |b| b.epoch),
         topic_id: partition.topic_id,
         partition: partition.tp.partition,
         leader_epoch: change.leader_epoch,

@@ -67,6 +67,7 @@ pub enum ServeError {
 /// Opens the data directory, recovers every log, serves Kafka clients until
 /// `shutdown` resolves, then drains connections and flushes the logs.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    tokio::pin!(shutdown);
     if config.log.max_open_files > 0 {
         let bound = usize::try_from(config.log.max_open_files).unwrap_or(usize::MAX);
         sluice_log::FileCache::global().set_max_open_files(bound);
@@ -115,9 +116,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         q.set_control_handler(Arc::new(service.clone()));
         let (b, q) = (Arc::clone(&broker), Arc::clone(q));
         let r = Arc::clone(&registered);
+        let (caught_up, mut caught_up_rx) = tokio::sync::watch::channel(false);
         tasks.spawn_with_shutdown("broker-lifecycle", move |stop| {
-            cluster::run_lifecycle(b, q, service, r, stop)
+            cluster::run_lifecycle(b, q, service, r, caught_up, stop)
         });
+        // The metadata on disk is as old as this node's last run: it may
+        // still name this node leader of partitions and coordinator of
+        // groups that moved while it was away. Nothing is served from it
+        // (no Kafka request, no coordinator load) until the controller
+        // says this node caught up, as a Kafka broker waits for its
+        // initial metadata catch-up. The listener is bound already, so
+        // clients' connections wait in its backlog meanwhile.
+        tracing::info!("catching up with the cluster's metadata before serving");
+        tokio::select! {
+            caught = caught_up_rx.wait_for(|&up| up) => {
+                if caught.is_err() {
+                    tracing::warn!("the broker lifecycle stopped before this node caught up");
+                }
+            }
+            () = &mut shutdown => {
+                tracing::info!("shutting down before this node caught up");
+                tasks.token().cancel();
+                if let Err(e) = tasks.shutdown(BACKGROUND_SHUTDOWN_GRACE).await {
+                    tracing::error!("{e}");
+                }
+                stop_quorum(&quorum).await;
+                return Ok(());
+            }
+        }
+        tracing::info!("caught up with the cluster's metadata");
     }
     broker.load_coordinators(&tasks).await?;
     let b = Arc::clone(&broker);
@@ -134,7 +161,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     http.set_ready(true);
     tokio::select! {
         () = &mut server => {}
-        () = shutdown => {
+        () = &mut shutdown => {
             if let Some(q) = &quorum {
                 let epoch = registered.load(std::sync::atomic::Ordering::Acquire);
                 cluster::controlled_shutdown(q, broker.config.node_id, epoch).await;
@@ -148,9 +175,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::error!("{e}; flushing anyway");
     }
     http.join().await;
-    if let Some(q) = &quorum {
-        q.shutdown().await;
-    }
+    stop_quorum(&quorum).await;
     // Flush everything even if one log fails, then report the failure: a
     // shutdown that could not make acknowledged data durable is not clean.
     let flushed = broker.replicas.flush_all();
@@ -160,6 +185,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     metadata_flushed.map_err(ServeError::MetadataFlush)?;
     tracing::info!("logs flushed; bye");
     Ok(())
+}
+
+/// Stops this node's quorum member, if it runs one.
+async fn stop_quorum(quorum: &Option<Arc<Quorum>>) {
+    if let Some(q) = quorum {
+        q.shutdown().await;
+    }
 }
 
 /// Starts this node's quorum member when `cluster.voters` is set, and on

@@ -97,7 +97,10 @@ pub(crate) fn verify_here(
         write.partition,
     ) {
         Ok(()) => Verdict::Verified,
-        Err(e) => Verdict::Refused(e.code(), e.to_string()),
+        Err(e) => {
+            tracing::info!(transactional_id = ?id, producer_id = write.producer_id, epoch = write.producer_epoch, partition = %format_args!("{}-{}", write.topic, write.partition), "transactional write refused: {e}");
+            Verdict::Refused(e.code(), e.to_string())
+        }
     }
 }
 
@@ -139,6 +142,9 @@ pub(crate) async fn verify_remote(
         }
     };
     let what = || format!("{}-{}", write.topic, write.partition);
+    if c != code::NONE {
+        tracing::info!(node, transactional_id = id, producer_id = write.producer_id, epoch = write.producer_epoch, partition = %what(), code = c, "the transaction's coordinator refused a transactional write");
+    }
     match c {
         code::NONE => Ok(()),
         code::TRANSACTION_ABORTABLE | code::INVALID_TXN_STATE => Err((

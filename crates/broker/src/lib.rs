@@ -680,6 +680,23 @@ pub(crate) mod testing {
     /// The node id of [`hosted`] partitions (the default `node.id`).
     pub const NODE_ID: i32 = 1;
 
+    /// One transactional record (value `v`) of producer `producer_id` at
+    /// `epoch`, with base sequence `sequence`.
+    pub fn transactional_batch(producer_id: i64, epoch: i16, sequence: i32) -> bytes::Bytes {
+        sluice_records::BatchBuilder::new()
+            .producer(producer_id, epoch, sequence)
+            .transactional(true)
+            .record(sluice_records::NewRecord {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms: now_ms(),
+            })
+            .build()
+            .expect("batch")
+            .freeze()
+    }
+
     /// Appends `batch` to `partition` and waits until it is durable here
     /// (and below the high watermark, if this node leads it with an ISR of
     /// itself). Works on a follower too, as test set-up. Returns its base

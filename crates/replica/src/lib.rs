@@ -515,22 +515,37 @@ impl Partition {
         self.advance_high_watermark(hw);
     }
 
+    /// Runs `change` on the log under the replication lock if `leader`
+    /// still leads at `leader_epoch` and this node follows it (returns
+    /// false otherwise): a fetch answer that arrives after a leadership
+    /// change must not touch the log.
+    fn change_as_follower(
+        &self,
+        (leader, leader_epoch): (i32, i32),
+        change: impl FnOnce() -> Result<(), LogError>,
+    ) -> Result<bool, LogError> {
+        let _r = self.replication();
+        if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
+            return Ok(false);
+        }
+        change()?;
+        Ok(true)
+    }
+
     /// Cuts the log back to `offset` (a follower's divergent tail) and the
     /// high watermark with it, if `leader` still leads at `leader_epoch`
     /// and this node follows it (returns false otherwise). Blocking.
     pub fn truncate_as_follower(
         &self,
         offset: i64,
-        (leader, leader_epoch): (i32, i32),
+        leadership: (i32, i32),
     ) -> Result<bool, LogError> {
-        let _r = self.replication();
-        if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
-            return Ok(false);
-        }
-        tracing::info!(partition = %self.tp, offset, log_end_offset = self.log.log_end_offset(), "truncating a divergent tail");
-        self.log.truncate_to(offset)?;
-        self.high_watermark.fetch_min(offset, Ordering::AcqRel);
-        Ok(true)
+        self.change_as_follower(leadership, || {
+            tracing::info!(partition = %self.tp, offset, log_end_offset = self.log.log_end_offset(), "truncating a divergent tail");
+            self.log.truncate_to(offset)?;
+            self.high_watermark.fetch_min(offset, Ordering::AcqRel);
+            Ok(())
+        })
     }
 
     /// Empties the log and restarts it at `offset`, the leader's log start,
@@ -540,16 +555,14 @@ impl Partition {
     pub fn restart_as_follower_at(
         &self,
         offset: i64,
-        (leader, leader_epoch): (i32, i32),
+        leadership: (i32, i32),
     ) -> Result<bool, LogError> {
-        let _r = self.replication();
-        if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
-            return Ok(false);
-        }
-        tracing::info!(partition = %self.tp, offset, log_end_offset = self.log.log_end_offset(), "the leader's log starts past this log's end; starting over there");
-        self.log.truncate_fully_and_start_at(offset)?;
-        self.high_watermark.fetch_max(offset, Ordering::AcqRel);
-        Ok(true)
+        self.change_as_follower(leadership, || {
+            tracing::info!(partition = %self.tp, offset, log_end_offset = self.log.log_end_offset(), "the leader's log starts past this log's end; starting over there");
+            self.log.truncate_fully_and_start_at(offset)?;
+            self.high_watermark.fetch_max(offset, Ordering::AcqRel);
+            Ok(())
+        })
     }
 
     /// A future that resolves at the next append. Create it (and `enable`

@@ -85,17 +85,7 @@ mod tests {
             .await
             .expect("add");
         let partition = node.partition("t", 0);
-        let batch = sluice_records::BatchBuilder::new()
-            .producer(pid, epoch, 0)
-            .transactional(true)
-            .record(sluice_records::NewRecord {
-                key: None,
-                value: Some(bytes::Bytes::from_static(b"v")),
-                headers: vec![],
-                timestamp_ms: testing::now_ms(),
-            })
-            .build()
-            .expect("batch");
+        let batch = testing::transactional_batch(pid, epoch, 0);
         testing::append(&partition, &batch).await;
         assert_eq!(
             partition.last_stable_offset(),

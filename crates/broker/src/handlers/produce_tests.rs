@@ -99,18 +99,7 @@ mod verification {
         producer_epoch: i16,
         sequence: i32,
     ) -> (RequestHeader, ProduceRequest) {
-        let batch = sluice_records::BatchBuilder::new()
-            .producer(producer_id, producer_epoch, sequence)
-            .transactional(true)
-            .record(sluice_records::NewRecord {
-                key: None,
-                value: Some(bytes::Bytes::from_static(b"v")),
-                headers: vec![],
-                timestamp_ms: testing::now_ms(),
-            })
-            .build()
-            .expect("batch")
-            .freeze();
+        let batch = testing::transactional_batch(producer_id, producer_epoch, sequence);
         let header = RequestHeader {
             request_api_key: 0,
             request_api_version: 9,
@@ -565,18 +554,7 @@ mod outcomes {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
         node.create_topic("t", 1).await;
-        let batch = sluice_records::BatchBuilder::new()
-            .producer(5000, 0, 0)
-            .transactional(true)
-            .record(sluice_records::NewRecord {
-                key: None,
-                value: Some(Bytes::from_static(b"v")),
-                headers: vec![],
-                timestamp_ms: testing::now_ms(),
-            })
-            .build()
-            .expect("batch")
-            .freeze();
+        let batch = testing::transactional_batch(5000, 0, 0);
         let response = produce(&node, 9, request(-1, &[("t", 0, batch)]))
             .await
             .expect("answers");

@@ -121,17 +121,7 @@ mod tests {
 
     /// Appends one transactional record of `pid` at `epoch` to `t`-0.
     async fn open_transaction(node: &Node, pid: i64, epoch: i16) {
-        let batch = sluice_records::BatchBuilder::new()
-            .producer(pid, epoch, 0)
-            .transactional(true)
-            .record(sluice_records::NewRecord {
-                key: None,
-                value: Some(bytes::Bytes::from_static(b"v")),
-                headers: vec![],
-                timestamp_ms: testing::now_ms(),
-            })
-            .build()
-            .expect("batch");
+        let batch = testing::transactional_batch(pid, epoch, 0);
         testing::append(&node.partition("t", 0), &batch).await;
     }
 

@@ -121,6 +121,15 @@ impl Peers {
     ) -> Result<R::Response, PeerError> {
         let conn = self.connection(node).await?;
         let result = conn.send_at(request, version).await;
+        if result.is_err() {
+            // A timeout leaves the connection open but suspect (the answer
+            // may still come, out of step): the next request opens a new
+            // one, to wherever the metadata says the peer is by then.
+            let mut conns = self.conns.lock().await;
+            if conns.get(&node).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+                conns.remove(&node);
+            }
+        }
         result.map_err(|source| PeerError::Client { node, source })
     }
 

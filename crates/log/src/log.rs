@@ -1724,6 +1724,19 @@ impl Log {
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
         if offset >= inner.log_end_offset {
+            // Nothing to cut, but an epoch this log entered at its end and
+            // never wrote in (a leader killed before its first append) must
+            // go, as Kafka's `truncateFromEnd` drops it: a follower that
+            // keeps it names it as its last fetched epoch, the new leader
+            // never had it, and the two would agree on the offset forever
+            // while disagreeing on the epoch.
+            if offset == inner.log_end_offset
+                && inner.epochs.last().is_some_and(|&(_, start)| start >= offset)
+            {
+                inner.epochs.retain(|&(_, start)| start < offset);
+                let r = self.write_epochs(&inner.epochs);
+                self.poison(r)?;
+            }
             return Ok(());
         }
         if offset < inner.log_start_offset {

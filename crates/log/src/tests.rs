@@ -277,6 +277,29 @@ fn truncate_to_drops_the_tail_and_epochs() {
 }
 
 #[test]
+fn truncating_at_the_end_drops_an_epoch_that_never_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..4 {
+        log.append(batch(2, 10, i), 0, 0).unwrap();
+    }
+    // Leader at epoch 1 from the log end, killed before its first append.
+    log.assign_epoch(1).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(0, 0), (1, 8)]);
+    // The new leader (epoch 2) says epoch 0 ends at 8: truncate there.
+    log.truncate_to(8).unwrap();
+    assert_eq!(log.log_end_offset(), 8);
+    assert_eq!(log.leader_epochs(), vec![(0, 0)], "epoch 1 never wrote here");
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(0, 0)]);
+    // Past the end nothing changes.
+    log.assign_epoch(3).unwrap();
+    log.truncate_to(9).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(0, 0), (3, 8)]);
+}
+
+#[test]
 fn truncate_fully_restarts_an_empty_log_past_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small_config()).unwrap();

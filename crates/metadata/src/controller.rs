@@ -24,6 +24,7 @@ use crate::log::{Committed, MetadataLog};
 use crate::placement::{
     self, AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration, NewPartition,
 };
+use crate::reassignment::{self, OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
@@ -660,6 +661,11 @@ pub enum ControllerCall {
         /// The ISR asked for.
         new_isr: Vec<i32>,
     },
+    /// [`Controller::alter_partition_reassignments`].
+    AlterPartitionReassignments {
+        /// One request per partition.
+        requests: Vec<ReassignmentRequest>,
+    },
 }
 
 impl From<AlterPartitionRequest> for ControllerCall {
@@ -691,6 +697,9 @@ pub enum ControllerReply {
     ProducerIds(Result<i64, ApiError>),
     /// The partition's committed state, or why the change was refused.
     AlterPartition(Result<AlterPartitionOutcome, ApiError>),
+    /// One result per partition, in request order, or why the whole call
+    /// was refused.
+    AlterPartitionReassignments(Result<Vec<ReassignmentResult>, ApiError>),
 }
 
 fn unexpected_reply(reply: &ControllerReply) -> ApiError {
@@ -776,7 +785,71 @@ impl Controller {
                 })
                 .await,
             ),
+            ControllerCall::AlterPartitionReassignments { requests } => {
+                ControllerReply::AlterPartitionReassignments(
+                    self.alter_partition_reassignments_here(requests).await,
+                )
+            }
         }
+    }
+
+    /// Starts, replaces or cancels partition reassignments (Kafka's
+    /// AlterPartitionReassignments, KIP-455) on the active controller,
+    /// wherever the call came from: one result per partition, in request
+    /// order (see [`reassignment::reassignment_record`] for the rules), all
+    /// accepted ones committed as one change. The whole call fails only
+    /// when it names more than [`reassignment::MAX_REASSIGNMENTS_PER_CALL`]
+    /// partitions or the change cannot commit.
+    pub async fn alter_partition_reassignments(
+        self: &Arc<Self>,
+        requests: Vec<ReassignmentRequest>,
+    ) -> Result<Vec<ReassignmentResult>, ApiError> {
+        reassignment::check_call_size(requests.len())?;
+        if let Some(remote) = self.remote_if_not_active() {
+            let call = ControllerCall::AlterPartitionReassignments { requests };
+            return match remote.call(call).await? {
+                ControllerReply::AlterPartitionReassignments(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.alter_partition_reassignments_here(requests).await
+    }
+
+    async fn alter_partition_reassignments_here(
+        self: &Arc<Self>,
+        requests: Vec<ReassignmentRequest>,
+    ) -> Result<Vec<ReassignmentResult>, ApiError> {
+        // Checked again here: a forwarded call skipped the sender's check
+        // if the sender is older or hostile.
+        reassignment::check_call_size(requests.len())?;
+        let this = Arc::clone(self);
+        detached(async move {
+            let node_id = this.config.node_id;
+            // Checked inside the commit, against the image at commit time,
+            // so racing reassignments and ISR changes see each other.
+            let mut results = Vec::new();
+            let committed = this
+                .log
+                .commit(Box::new(|image| {
+                    let (records, outcome) =
+                        reassignment::reassignment_records(image, node_id, &requests);
+                    results = outcome;
+                    Ok(records)
+                }))
+                .await;
+            this.finish(committed).await.map(|()| results)
+        })
+        .await?
+    }
+
+    /// The partitions with a reassignment in progress (Kafka's
+    /// ListPartitionReassignments), from this node's image: all of them,
+    /// or with `filter` only the named partitions of the named topics.
+    pub fn list_partition_reassignments(
+        &self,
+        filter: Option<&BTreeMap<String, Vec<i32>>>,
+    ) -> Vec<OngoingReassignment> {
+        reassignment::ongoing_reassignments(&self.image(), filter)
     }
 
     /// Changes a partition's ISR as its leader asks (Kafka's

@@ -1446,6 +1446,8 @@ mod tests {
                     isr: vec![1],
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 },
             );
             image.topic_names.insert(*id, (*name).to_owned());
@@ -1483,6 +1485,8 @@ mod tests {
                     isr: if leader < 0 { vec![] } else { vec![leader] },
                     leader_epoch,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 (index, partition)
             })

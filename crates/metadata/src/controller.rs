@@ -2028,6 +2028,155 @@ mod tests {
         );
     }
 
+    /// Brokers 1 to 4 live and topic `t` with one partition placed by hand
+    /// on 1, 2 and 3 (ISR all three, led by 1).
+    async fn reassignable_topic(controller: &Arc<Controller>) {
+        live(controller, &[(1, None), (2, None), (3, None), (4, None)]).await;
+        create(controller, manual("t", &[&[1, 2, 3]]))
+            .await
+            .expect("created");
+    }
+
+    fn move_to(target: Option<&[i32]>) -> ReassignmentRequest {
+        ReassignmentRequest {
+            topic: "t".to_owned(),
+            partition: 0,
+            target: target.map(<[i32]>::to_vec),
+        }
+    }
+
+    /// The leader's AlterPartition to `new_isr` on the current state.
+    fn expand_to(image: &MetadataImage, new_isr: &[i32]) -> AlterPartitionRequest {
+        let p = &image.topics["t"].partitions[&0];
+        AlterPartitionRequest {
+            broker_id: p.leader,
+            broker_epoch: -1,
+            topic_id: image.topics["t"].topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: new_isr.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reassignments_run_on_the_active_controller_from_any_node_and_list() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let active = controller_in(dir.path());
+        reassignable_topic(&active).await;
+        let remote = Arc::new(Loopback {
+            active: Arc::clone(&active),
+            calls: Default::default(),
+        });
+        let other = Arc::new(Controller::new(
+            Arc::clone(active.log()),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+
+        let results = other
+            .alter_partition_reassignments(vec![
+                move_to(Some(&[2, 3, 4])),
+                ReassignmentRequest {
+                    topic: "missing".to_owned(),
+                    ..move_to(None)
+                },
+            ])
+            .await
+            .expect("call");
+        let codes: Vec<Option<i16>> = results
+            .iter()
+            .map(|r| r.result.as_ref().err().map(|e| e.code))
+            .collect();
+        assert_eq!(codes, [None, Some(code::UNKNOWN_TOPIC_OR_PARTITION)]);
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let listed = active.list_partition_reassignments(None);
+        assert_eq!(
+            listed,
+            [OngoingReassignment {
+                topic: "t".to_owned(),
+                partition: 0,
+                replicas: vec![2, 3, 4, 1],
+                adding_replicas: vec![4],
+                removing_replicas: vec![1],
+            }]
+        );
+        assert_eq!(other.list_partition_reassignments(None), listed);
+
+        // Cancel from the other node; a second cancel has nothing to undo.
+        let results = other
+            .alter_partition_reassignments(vec![move_to(None)])
+            .await
+            .expect("call");
+        assert!(results[0].result.is_ok(), "{results:?}");
+        assert!(active.list_partition_reassignments(None).is_empty());
+        let results = other
+            .alter_partition_reassignments(vec![move_to(None)])
+            .await
+            .expect("call");
+        assert_eq!(
+            results[0].result.as_ref().map_err(|e| e.code),
+            Err(code::NO_REASSIGNMENT_IN_PROGRESS)
+        );
+
+        // Too many partitions in one call fail the call, before forwarding.
+        let many = vec![move_to(None); reassignment::MAX_REASSIGNMENTS_PER_CALL + 1];
+        let refused = other
+            .alter_partition_reassignments(many)
+            .await
+            .expect_err("too many");
+        assert_eq!(refused.code, code::INVALID_REQUEST);
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_new_controller_completes_a_reassignment_the_old_one_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let first = controller_in(dir.path());
+            reassignable_topic(&first).await;
+            let results = first
+                .alter_partition_reassignments(vec![move_to(Some(&[2, 3, 4]))])
+                .await
+                .expect("call");
+            assert!(results[0].result.is_ok(), "{results:?}");
+            // The old controller goes away with the reassignment running.
+        }
+        let log = LocalMetadataLog::open(dir.path()).expect("reopen metadata log");
+        let second = Arc::new(Controller::new(
+            Arc::new(log),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        let image = second.image();
+        let p = &image.topics["t"].partitions[&0];
+        assert_eq!(
+            (p.adding_replicas.as_slice(), p.removing_replicas.as_slice()),
+            (&[4][..], &[1][..]),
+            "the reassignment is in the replayed log"
+        );
+        // The next ISR change (4 caught up) completes it on the new
+        // controller: 1 leaves and 2 takes over leadership.
+        let outcome = second
+            .alter_partition(expand_to(&image, &[1, 2, 3, 4]))
+            .await
+            .expect("expand");
+        assert_eq!(
+            (outcome.leader, outcome.isr.as_slice()),
+            (2, &[2, 3, 4][..])
+        );
+        let p = second.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.replicas.as_slice(), p.leader), (&[2, 3, 4][..], 2));
+        assert!(second.list_partition_reassignments(None).is_empty());
+    }
+
     #[tokio::test]
     async fn enabling_unclean_election_elects_a_leader_for_a_leaderless_partition() {
         let dir = tempfile::tempdir().expect("tempdir");

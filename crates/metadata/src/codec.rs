@@ -101,6 +101,8 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
             isr,
             leader_epoch,
             partition_epoch,
+            adding_replicas,
+            removing_replicas,
         } => {
             out.push(TYPE_PARTITION);
             out.extend_from_slice(topic_id.as_bytes());
@@ -112,6 +114,14 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
             // Appended last: a value that ends after `isr` is one written
             // before partition epochs existed, and decodes with epoch 0.
             out.extend_from_slice(&partition_epoch.to_be_bytes());
+            // Appended after the epoch, and only while a reassignment runs:
+            // a value that ends after the epoch has none, so records without
+            // one keep their size and stay readable by brokers from before
+            // reassignment.
+            if !adding_replicas.is_empty() || !removing_replicas.is_empty() {
+                put_ids(&mut out, adding_replicas, "adding_replicas")?;
+                put_ids(&mut out, removing_replicas, "removing_replicas")?;
+            }
         }
         MetadataRecord::TopicConfig {
             topic_id,
@@ -235,6 +245,13 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
             } else {
                 r.i32("partition_epoch")?
             };
+            // Likewise a value ending after the epoch has no reassignment;
+            // when one follows, both lists are there.
+            let (adding_replicas, removing_replicas) = if r.rest.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                (r.ids("adding_replicas")?, r.ids("removing_replicas")?)
+            };
             MetadataRecord::Partition {
                 topic_id,
                 partition,
@@ -243,6 +260,8 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
                 replicas,
                 isr,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
             }
         }
         TYPE_TOPIC_CONFIG => MetadataRecord::TopicConfig {
@@ -425,8 +444,10 @@ impl From<JsonRecord> for MetadataRecord {
                 replicas,
                 isr,
                 leader_epoch,
-                // Version 0 predates partition epochs.
+                // Version 0 predates partition epochs and reassignment.
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             },
             JsonRecord::TopicConfig {
                 topic_id,
@@ -458,23 +479,19 @@ mod tests {
             (id.clone(), "[a-z0-9._-]{1,40}")
                 .prop_map(|(topic_id, name)| MetadataRecord::Topic { name, topic_id }),
             (
-                id.clone(),
-                any::<i32>(),
-                any::<i32>(),
-                ids.clone(),
-                ids,
-                any::<i32>(),
-                any::<i32>()
+                (
+                    id.clone(),
+                    any::<i32>(),
+                    any::<i32>(),
+                    ids.clone(),
+                    ids.clone()
+                ),
+                (any::<i32>(), any::<i32>(), ids.clone(), ids.clone())
             )
                 .prop_map(
                     |(
-                        topic_id,
-                        partition,
-                        leader,
-                        replicas,
-                        isr,
-                        leader_epoch,
-                        partition_epoch,
+                        (topic_id, partition, leader, replicas, isr),
+                        (leader_epoch, partition_epoch, adding_replicas, removing_replicas),
                     )| {
                         MetadataRecord::Partition {
                             topic_id,
@@ -484,6 +501,8 @@ mod tests {
                             isr,
                             leader_epoch,
                             partition_epoch,
+                            adding_replicas,
+                            removing_replicas,
                         }
                     }
                 ),
@@ -536,15 +555,24 @@ mod tests {
             let cut = cut.index(bytes.len());
             match (&record, decode(&bytes[..cut])) {
                 (_, Err(_)) => {}
-                // The one cut that decodes: a partition record without its
-                // trailing partition epoch is the pre-epoch format, read
-                // with epoch 0.
-                (MetadataRecord::Partition { .. }, Ok(Decoded::Record(decoded)))
-                    if cut + 4 == bytes.len() =>
-                {
+                // The cuts that decode are the older formats: a partition
+                // record cut after its ISR (before partition epochs, read
+                // with epoch 0) or after its epoch (before reassignment).
+                (MetadataRecord::Partition { adding_replicas, removing_replicas, .. }, Ok(Decoded::Record(decoded))) => {
+                    let lists = if adding_replicas.is_empty() && removing_replicas.is_empty() {
+                        0
+                    } else {
+                        4 + 4 * (adding_replicas.len() + removing_replicas.len())
+                    };
                     let mut expected = record.clone();
-                    if let MetadataRecord::Partition { partition_epoch, .. } = &mut expected {
-                        *partition_epoch = 0;
+                    if let MetadataRecord::Partition { partition_epoch, adding_replicas, removing_replicas, .. } = &mut expected {
+                        adding_replicas.clear();
+                        removing_replicas.clear();
+                        if cut + 4 + lists == bytes.len() {
+                            *partition_epoch = 0;
+                        } else {
+                            prop_assert!(lists > 0 && cut + lists == bytes.len(), "cut at {} decoded {:?}", cut, decoded);
+                        }
                     }
                     prop_assert_eq!(decoded, expected);
                 }
@@ -597,6 +625,8 @@ mod tests {
                 isr: vec![1],
                 leader_epoch: 2,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             })
         );
     }
@@ -631,6 +661,8 @@ mod tests {
             isr: vec![2],
             leader_epoch: 7,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         assert_eq!(
             decode(&old).expect("pre-epoch value decodes"),
@@ -644,6 +676,8 @@ mod tests {
             replicas,
             isr,
             leader_epoch,
+            adding_replicas,
+            removing_replicas,
             ..
         } = expected
         else {
@@ -657,6 +691,8 @@ mod tests {
             isr,
             leader_epoch,
             partition_epoch: 0x0102_0304,
+            adding_replicas,
+            removing_replicas,
         };
         let mut with_epoch = old.clone();
         with_epoch.extend_from_slice(&[1, 2, 3, 4]);
@@ -677,9 +713,15 @@ mod tests {
                 "{cut} epoch bytes"
             );
         }
+        // A byte after the epoch starts the reassignment lists, cut short.
         let mut longer = with_epoch;
         longer.push(0);
-        assert!(matches!(decode(&longer), Err(CodecError::TrailingBytes(1))));
+        assert!(matches!(
+            decode(&longer),
+            Err(CodecError::Truncated {
+                field: "adding_replicas"
+            })
+        ));
     }
 
     #[test]
@@ -692,8 +734,78 @@ mod tests {
             isr: vec![1],
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         // 2 + 16 + 12 + 6 + 6 + 4: a tenth of a 1 MiB batch holds ~2,000 of them.
         assert_eq!(encode(&record).expect("encode").len(), 46);
+    }
+
+    #[test]
+    fn a_reassigning_partition_record_carries_both_lists_after_the_epoch() {
+        let id = Uuid::from_u128(0xbeef);
+        let settled = MetadataRecord::Partition {
+            topic_id: id,
+            partition: 0,
+            leader: 1,
+            replicas: vec![4, 1, 2],
+            isr: vec![1, 2],
+            leader_epoch: 3,
+            partition_epoch: 5,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+        };
+        let settled_bytes = encode(&settled).expect("encode");
+        let MetadataRecord::Partition {
+            topic_id,
+            partition,
+            leader,
+            replicas,
+            isr,
+            leader_epoch,
+            partition_epoch,
+            ..
+        } = settled.clone()
+        else {
+            unreachable!("built as a partition record");
+        };
+        let moving = MetadataRecord::Partition {
+            topic_id,
+            partition,
+            leader,
+            replicas,
+            isr,
+            leader_epoch,
+            partition_epoch,
+            adding_replicas: vec![4],
+            removing_replicas: vec![2],
+        };
+        let mut expected = settled_bytes.clone();
+        expected.extend_from_slice(&[0, 1, 0, 0, 0, 4, 0, 1, 0, 0, 0, 2]);
+        let bytes = encode(&moving).expect("encode");
+        assert_eq!(bytes, expected, "two id lists after the epoch");
+        assert_eq!(decode(&bytes).expect("decodes"), Decoded::Record(moving));
+        // A value from before reassignment (ending at the epoch) decodes
+        // with no reassignment in progress.
+        assert_eq!(
+            decode(&settled_bytes).expect("decodes"),
+            Decoded::Record(settled)
+        );
+        // A cut inside the lists is damage, not an older format.
+        assert!(matches!(
+            decode(&bytes[..settled_bytes.len() + 6]),
+            Err(CodecError::Truncated {
+                field: "removing_replicas"
+            })
+        ));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(decode(&longer), Err(CodecError::TrailingBytes(1))));
+        assert!(matches!(
+            decode(&bytes[..settled_bytes.len() + 1]),
+            Err(CodecError::Truncated {
+                field: "adding_replicas"
+            })
+        ));
     }
 }

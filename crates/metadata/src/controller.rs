@@ -24,6 +24,7 @@ use crate::log::{Committed, MetadataLog};
 use crate::placement::{
     self, AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration, NewPartition,
 };
+use crate::reassignment::{self, OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
@@ -660,6 +661,11 @@ pub enum ControllerCall {
         /// The ISR asked for.
         new_isr: Vec<i32>,
     },
+    /// [`Controller::alter_partition_reassignments`].
+    AlterPartitionReassignments {
+        /// One request per partition.
+        requests: Vec<ReassignmentRequest>,
+    },
 }
 
 impl From<AlterPartitionRequest> for ControllerCall {
@@ -691,6 +697,9 @@ pub enum ControllerReply {
     ProducerIds(Result<i64, ApiError>),
     /// The partition's committed state, or why the change was refused.
     AlterPartition(Result<AlterPartitionOutcome, ApiError>),
+    /// One result per partition, in request order, or why the whole call
+    /// was refused.
+    AlterPartitionReassignments(Result<Vec<ReassignmentResult>, ApiError>),
 }
 
 fn unexpected_reply(reply: &ControllerReply) -> ApiError {
@@ -776,7 +785,71 @@ impl Controller {
                 })
                 .await,
             ),
+            ControllerCall::AlterPartitionReassignments { requests } => {
+                ControllerReply::AlterPartitionReassignments(
+                    self.alter_partition_reassignments_here(requests).await,
+                )
+            }
         }
+    }
+
+    /// Starts, replaces or cancels partition reassignments (Kafka's
+    /// AlterPartitionReassignments, KIP-455) on the active controller,
+    /// wherever the call came from: one result per partition, in request
+    /// order (see [`reassignment::reassignment_record`] for the rules), all
+    /// accepted ones committed as one change. The whole call fails only
+    /// when it names more than [`reassignment::MAX_REASSIGNMENTS_PER_CALL`]
+    /// partitions or the change cannot commit.
+    pub async fn alter_partition_reassignments(
+        self: &Arc<Self>,
+        requests: Vec<ReassignmentRequest>,
+    ) -> Result<Vec<ReassignmentResult>, ApiError> {
+        reassignment::check_call_size(requests.len())?;
+        if let Some(remote) = self.remote_if_not_active() {
+            let call = ControllerCall::AlterPartitionReassignments { requests };
+            return match remote.call(call).await? {
+                ControllerReply::AlterPartitionReassignments(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.alter_partition_reassignments_here(requests).await
+    }
+
+    async fn alter_partition_reassignments_here(
+        self: &Arc<Self>,
+        requests: Vec<ReassignmentRequest>,
+    ) -> Result<Vec<ReassignmentResult>, ApiError> {
+        // Checked again here: a forwarded call skipped the sender's check
+        // if the sender is older or hostile.
+        reassignment::check_call_size(requests.len())?;
+        let this = Arc::clone(self);
+        detached(async move {
+            let node_id = this.config.node_id;
+            // Checked inside the commit, against the image at commit time,
+            // so racing reassignments and ISR changes see each other.
+            let mut results = Vec::new();
+            let committed = this
+                .log
+                .commit(Box::new(|image| {
+                    let (records, outcome) =
+                        reassignment::reassignment_records(image, node_id, &requests);
+                    results = outcome;
+                    Ok(records)
+                }))
+                .await;
+            this.finish(committed).await.map(|()| results)
+        })
+        .await?
+    }
+
+    /// The partitions with a reassignment in progress (Kafka's
+    /// ListPartitionReassignments), from this node's image: all of them,
+    /// or with `filter` only the named partitions of the named topics.
+    pub fn list_partition_reassignments(
+        &self,
+        filter: Option<&BTreeMap<String, Vec<i32>>>,
+    ) -> Vec<OngoingReassignment> {
+        reassignment::ongoing_reassignments(&self.image(), filter)
     }
 
     /// Changes a partition's ISR as its leader asks (Kafka's
@@ -1953,6 +2026,155 @@ mod tests {
             controller.image().topics["t"].partitions[&0].partition_epoch,
             1
         );
+    }
+
+    /// Brokers 1 to 4 live and topic `t` with one partition placed by hand
+    /// on 1, 2 and 3 (ISR all three, led by 1).
+    async fn reassignable_topic(controller: &Arc<Controller>) {
+        live(controller, &[(1, None), (2, None), (3, None), (4, None)]).await;
+        create(controller, manual("t", &[&[1, 2, 3]]))
+            .await
+            .expect("created");
+    }
+
+    fn move_to(target: Option<&[i32]>) -> ReassignmentRequest {
+        ReassignmentRequest {
+            topic: "t".to_owned(),
+            partition: 0,
+            target: target.map(<[i32]>::to_vec),
+        }
+    }
+
+    /// The leader's AlterPartition to `new_isr` on the current state.
+    fn expand_to(image: &MetadataImage, new_isr: &[i32]) -> AlterPartitionRequest {
+        let p = &image.topics["t"].partitions[&0];
+        AlterPartitionRequest {
+            broker_id: p.leader,
+            broker_epoch: -1,
+            topic_id: image.topics["t"].topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: new_isr.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reassignments_run_on_the_active_controller_from_any_node_and_list() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let active = controller_in(dir.path());
+        reassignable_topic(&active).await;
+        let remote = Arc::new(Loopback {
+            active: Arc::clone(&active),
+            calls: Default::default(),
+        });
+        let other = Arc::new(Controller::new(
+            Arc::clone(active.log()),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+
+        let results = other
+            .alter_partition_reassignments(vec![
+                move_to(Some(&[2, 3, 4])),
+                ReassignmentRequest {
+                    topic: "missing".to_owned(),
+                    ..move_to(None)
+                },
+            ])
+            .await
+            .expect("call");
+        let codes: Vec<Option<i16>> = results
+            .iter()
+            .map(|r| r.result.as_ref().err().map(|e| e.code))
+            .collect();
+        assert_eq!(codes, [None, Some(code::UNKNOWN_TOPIC_OR_PARTITION)]);
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let listed = active.list_partition_reassignments(None);
+        assert_eq!(
+            listed,
+            [OngoingReassignment {
+                topic: "t".to_owned(),
+                partition: 0,
+                replicas: vec![2, 3, 4, 1],
+                adding_replicas: vec![4],
+                removing_replicas: vec![1],
+            }]
+        );
+        assert_eq!(other.list_partition_reassignments(None), listed);
+
+        // Cancel from the other node; a second cancel has nothing to undo.
+        let results = other
+            .alter_partition_reassignments(vec![move_to(None)])
+            .await
+            .expect("call");
+        assert!(results[0].result.is_ok(), "{results:?}");
+        assert!(active.list_partition_reassignments(None).is_empty());
+        let results = other
+            .alter_partition_reassignments(vec![move_to(None)])
+            .await
+            .expect("call");
+        assert_eq!(
+            results[0].result.as_ref().map_err(|e| e.code),
+            Err(code::NO_REASSIGNMENT_IN_PROGRESS)
+        );
+
+        // Too many partitions in one call fail the call, before forwarding.
+        let many = vec![move_to(None); reassignment::MAX_REASSIGNMENTS_PER_CALL + 1];
+        let refused = other
+            .alter_partition_reassignments(many)
+            .await
+            .expect_err("too many");
+        assert_eq!(refused.code, code::INVALID_REQUEST);
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_new_controller_completes_a_reassignment_the_old_one_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let first = controller_in(dir.path());
+            reassignable_topic(&first).await;
+            let results = first
+                .alter_partition_reassignments(vec![move_to(Some(&[2, 3, 4]))])
+                .await
+                .expect("call");
+            assert!(results[0].result.is_ok(), "{results:?}");
+            // The old controller goes away with the reassignment running.
+        }
+        let log = LocalMetadataLog::open(dir.path()).expect("reopen metadata log");
+        let second = Arc::new(Controller::new(
+            Arc::new(log),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        let image = second.image();
+        let p = &image.topics["t"].partitions[&0];
+        assert_eq!(
+            (p.adding_replicas.as_slice(), p.removing_replicas.as_slice()),
+            (&[4][..], &[1][..]),
+            "the reassignment is in the replayed log"
+        );
+        // The next ISR change (4 caught up) completes it on the new
+        // controller: 1 leaves and 2 takes over leadership.
+        let outcome = second
+            .alter_partition(expand_to(&image, &[1, 2, 3, 4]))
+            .await
+            .expect("expand");
+        assert_eq!(
+            (outcome.leader, outcome.isr.as_slice()),
+            (2, &[2, 3, 4][..])
+        );
+        let p = second.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.replicas.as_slice(), p.leader), (&[2, 3, 4][..], 2));
+        assert!(second.list_partition_reassignments(None).is_empty());
     }
 
     #[tokio::test]

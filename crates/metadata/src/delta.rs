@@ -167,6 +167,8 @@ mod tests {
                 isr: vec![1],
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             },
         ]
     }

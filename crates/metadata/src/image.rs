@@ -38,6 +38,12 @@ pub enum MetadataRecord {
         /// one more on every later record for it (leader, ISR or replica
         /// change), so an AlterPartition built on an older state is refused.
         partition_epoch: i32,
+        /// Replicas a reassignment in progress adds (KIP-455): in
+        /// `replicas`, not yet in the target's ISR. Empty when none runs.
+        adding_replicas: Vec<i32>,
+        /// Replicas a reassignment in progress removes once the target
+        /// replicas are all in the ISR. Empty when none runs.
+        removing_replicas: Vec<i32>,
     },
     /// A topic config was set (`Some`) or reset to its default (`None`).
     TopicConfig {
@@ -128,6 +134,38 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     /// Kafka's `partitionEpoch`: bumped by every change to this partition.
     pub partition_epoch: i32,
+    /// Replicas a reassignment in progress adds (empty when none runs).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment in progress removes (empty when none runs).
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// True while a reassignment runs (Kafka: adding or removing replicas
+    /// are set).
+    pub fn reassignment_in_progress(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition ends with: `replicas` less the removing
+    /// ones (all of them when no reassignment runs).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.removing_replicas.contains(b))
+            .collect()
+    }
+
+    /// The replicas before the reassignment in progress (Kafka's revert
+    /// rule): `replicas` less the adding ones.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.adding_replicas.contains(b))
+            .collect()
+    }
 }
 
 /// A topic as the metadata describes it.
@@ -228,6 +266,8 @@ impl MetadataImage {
                 isr,
                 leader_epoch,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let topic = self
                     .topic_mut(topic_id)
@@ -243,6 +283,8 @@ impl MetadataImage {
                         isr: isr.clone(),
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
+                        adding_replicas: adding_replicas.clone(),
+                        removing_replicas: removing_replicas.clone(),
                     },
                 );
             }

@@ -8,6 +8,7 @@
 //! - [`error`]: [`MetadataError`] and [`ApiError`], the per-item error of an admin change.
 //! - [`controller`]: validates admin changes and commits them.
 //! - [`placement`]: replica placement and leadership as brokers come, go and are fenced.
+//! - [`reassignment`]: partition reassignment (KIP-455): start, cancel, list.
 //! - [`snapshot`]: the image as the records that rebuild it, for Raft snapshots.
 //! - [`topic_config`]: topic-level configs and their defaults.
 //! - [`config`]: broker-wide topic and log defaults.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod image;
 pub mod log;
 pub mod placement;
+pub mod reassignment;
 pub mod snapshot;
 pub mod topic_config;
 
@@ -33,6 +35,7 @@ pub use error::{ApiError, MetadataError};
 pub use image::{BrokerImage, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 pub use log::{Change, CommitFuture, Committed, LocalMetadataLog, METADATA_LOG_DIR, MetadataLog};
 pub use placement::{AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration};
+pub use reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

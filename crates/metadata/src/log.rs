@@ -496,6 +496,8 @@ mod tests {
                 isr: vec![1],
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             });
         }
         records.push(MetadataRecord::TopicConfig {

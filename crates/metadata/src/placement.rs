@@ -292,6 +292,8 @@ impl NewPartition {
             isr: self.isr.clone(),
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 }
@@ -522,24 +524,70 @@ fn leadership_records(
         let unclean = unclean_election_enabled(&topic.configs);
         for (&partition, p) in &topic.partitions {
             if let Some((leader, isr)) = reelect(p, leaving, unclean, &live_after) {
-                records.push(changed_partition(topic.topic_id, partition, p, leader, isr));
+                records.push(changed_partition(
+                    topic.topic_id,
+                    partition,
+                    p,
+                    leader,
+                    isr,
+                    &live_after,
+                ));
             }
         }
     }
     records
 }
 
-/// The record moving `p` to `leader` and `isr`: the same replicas, the
-/// partition epoch one higher, the leader epoch one higher if the leader
-/// changes.
+/// The record moving `p` to `leader` and `isr`: the same replicas (and
+/// reassignment), the partition epoch one higher, the leader epoch one
+/// higher if the leader changes; a reassignment whose target replicas are
+/// now all in the ISR completes in the same record (see
+/// [`complete_reassignment`]).
 fn changed_partition(
     topic_id: Uuid,
     partition: i32,
     p: &PartitionImage,
     leader: i32,
     isr: Vec<i32>,
+    live: &dyn Fn(i32) -> bool,
 ) -> MetadataRecord {
-    let leader_epoch = if leader == p.leader {
+    let next = NextPartition {
+        leader,
+        replicas: p.replicas.clone(),
+        isr,
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
+    };
+    partition_record(topic_id, partition, p, next, live)
+}
+
+/// A partition's next state, before it becomes a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NextPartition {
+    /// The leader, or [`NO_LEADER`].
+    pub(crate) leader: i32,
+    /// Every replica.
+    pub(crate) replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub(crate) isr: Vec<i32>,
+    /// Replicas a reassignment adds.
+    pub(crate) adding_replicas: Vec<i32>,
+    /// Replicas a reassignment removes.
+    pub(crate) removing_replicas: Vec<i32>,
+}
+
+/// The record moving `p` to `next` (completing its reassignment if it can):
+/// the partition epoch one higher, the leader epoch one higher if the
+/// leader changes. Every partition change but creation goes through here.
+pub(crate) fn partition_record(
+    topic_id: Uuid,
+    partition: i32,
+    p: &PartitionImage,
+    mut next: NextPartition,
+    live: &dyn Fn(i32) -> bool,
+) -> MetadataRecord {
+    complete_reassignment(&mut next, live);
+    let leader_epoch = if next.leader == p.leader {
         p.leader_epoch
     } else {
         p.leader_epoch.saturating_add(1)
@@ -547,12 +595,53 @@ fn changed_partition(
     MetadataRecord::Partition {
         topic_id,
         partition,
-        leader,
-        replicas: p.replicas.clone(),
-        isr,
+        leader: next.leader,
+        replicas: next.replicas,
+        isr: next.isr,
         leader_epoch,
         partition_epoch: p.partition_epoch.saturating_add(1),
+        adding_replicas: next.adding_replicas,
+        removing_replicas: next.removing_replicas,
     }
+}
+
+/// Completes the reassignment in `next` if every target replica (the
+/// replicas less the removing ones) is in the ISR, as Kafka's controller
+/// does on any change to the partition: the replicas become the target,
+/// the ISR keeps only target replicas, the leader stays if it is a target
+/// replica and is otherwise the first live target replica (in replica
+/// order, so the preferred one first), and the lists clear.
+///
+/// It waits instead when the leader would have to move and no target
+/// replica is live: completing would leave the partition leaderless while
+/// its current (removing) leader still serves it.
+fn complete_reassignment(next: &mut NextPartition, live: &dyn Fn(i32) -> bool) {
+    if next.adding_replicas.is_empty() && next.removing_replicas.is_empty() {
+        return;
+    }
+    let target: Vec<i32> = next
+        .replicas
+        .iter()
+        .copied()
+        .filter(|b| !next.removing_replicas.contains(b))
+        .collect();
+    if target.is_empty() || !target.iter().all(|b| next.isr.contains(b)) {
+        return;
+    }
+    let leader = if target.contains(&next.leader) {
+        next.leader
+    } else {
+        match target.iter().copied().find(|&b| live(b)) {
+            Some(b) => b,
+            None if next.leader == NO_LEADER => NO_LEADER,
+            None => return,
+        }
+    };
+    next.isr.retain(|b| target.contains(b));
+    next.leader = leader;
+    next.replicas = target;
+    next.adding_replicas.clear();
+    next.removing_replicas.clear();
 }
 
 /// Kafka's topic config allowing an out-of-sync replica to lead when no
@@ -627,7 +716,9 @@ pub fn unclean_election_records(
         .filter(|(_, p)| p.leader == NO_LEADER)
         .filter_map(|(&partition, p)| {
             let (leader, isr) = reelect(p, None, true, live)?;
-            Some(changed_partition(topic_id, partition, p, leader, isr))
+            Some(changed_partition(
+                topic_id, partition, p, leader, isr, &live,
+            ))
         })
         .collect()
 }
@@ -656,9 +747,10 @@ pub struct AlterPartitionRequest {
 /// The partition's state after an AlterPartition: what the leader adopts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterPartitionOutcome {
-    /// The leader (unchanged by an AlterPartition).
+    /// The leader: unchanged by an AlterPartition, unless it completes a
+    /// reassignment that removes the leader.
     pub leader: i32,
-    /// The leader epoch (unchanged by an AlterPartition).
+    /// The leader epoch (one higher when the leader changed).
     pub leader_epoch: i32,
     /// The partition epoch: one more than the request's, or the request's
     /// own when the ISR asked for is already the ISR.
@@ -814,18 +906,32 @@ pub fn alter_partition_records(
             },
         ));
     }
+    // A reassignment whose last target replica just joined the ISR
+    // completes here, which may move the leader (when it was a removing
+    // replica): the outcome is what the record says.
     let record = changed_partition(
         request.topic_id,
         request.partition,
         p,
         p.leader,
         request.new_isr.clone(),
+        &|b| is_live(image, node_id, b),
     );
+    let MetadataRecord::Partition {
+        leader,
+        leader_epoch,
+        partition_epoch,
+        isr,
+        ..
+    } = &record
+    else {
+        unreachable!("changed_partition builds a partition record");
+    };
     let outcome = AlterPartitionOutcome {
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch.saturating_add(1),
-        isr: request.new_isr.clone(),
+        leader: *leader,
+        leader_epoch: *leader_epoch,
+        partition_epoch: *partition_epoch,
+        isr: isr.clone(),
     };
     Ok((vec![record], outcome))
 }

@@ -79,6 +79,8 @@ pub fn snapshot_records(image: &MetadataImage) -> Vec<MetadataRecord> {
                 isr: p.isr.clone(),
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch,
+                adding_replicas: p.adding_replicas.clone(),
+                removing_replicas: p.removing_replicas.clone(),
             });
         }
         for (name, value) in &topic.configs {
@@ -273,6 +275,10 @@ mod tests {
             isr: vec![leader],
             leader_epoch: epoch,
             partition_epoch,
+            // Some partitions are mid-reassignment, so replays and
+            // snapshots cover both lists.
+            adding_replicas: if leader == 2 { vec![3] } else { vec![] },
+            removing_replicas: if leader == 3 { vec![1] } else { vec![] },
         }
     }
 
@@ -450,6 +456,34 @@ mod tests {
             rebuilt.topics[&topic_name(0)].partitions[&0].partition_epoch,
             1
         );
+    }
+
+    #[test]
+    fn the_digest_and_the_snapshot_cover_a_reassignment_in_progress() {
+        let topic_id = Uuid::from_u128(1);
+        let mut image = MetadataImage::default();
+        let records = [
+            MetadataRecord::Topic {
+                name: topic_name(0),
+                topic_id,
+            },
+            partition(topic_id, 0, 1, 4, 0),
+        ];
+        for (offset, record) in (0..).zip(&records) {
+            image.apply(record, offset).expect("applies");
+        }
+        let before = image_digest(&image).expect("digest");
+        image
+            .apply(&partition(topic_id, 0, 3, 5, 1), 2)
+            .expect("applies");
+        assert_ne!(image_digest(&image).expect("digest"), before);
+        let rebuilt = decode_snapshot(&encode_snapshot(&image).expect("encodes")).expect("decodes");
+        let p = &rebuilt.topics[&topic_name(0)].partitions[&0];
+        assert_eq!(
+            (p.adding_replicas.as_slice(), p.removing_replicas.as_slice()),
+            (&[][..], &[1][..])
+        );
+        assert_eq!(rebuilt, image);
     }
 
     #[test]

@@ -31,6 +31,8 @@ fn topic(name: &str, partitions: i32) -> Vec<MetadataRecord> {
             isr: vec![1],
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         });
     }
     records

@@ -4,8 +4,8 @@
 //! The [`ReplicaManager`] keeps the map from topic-partition to
 //! [`Partition`] in step with the metadata image: it hosts (opens a log for)
 //! exactly the partitions whose replicas include this node, keeps each one's
-//! leader and leader epoch current, closes the partitions moved off this
-//! node, deletes the logs of deleted topics, and on start removes
+//! leader and leader epoch current, deletes the logs of partitions moved
+//! off this node and of deleted topics, and on start removes
 //! directories the metadata no longer knows (a delete interrupted by a crash).
 //!
 //! [`ReplicaManager::leader_partition`] is how the data-path handlers find
@@ -967,22 +967,19 @@ impl ReplicaManager {
                 .topics
                 .get(&partition.tp.topic)
                 .is_some_and(|t| t.topic_id == partition.topic_id);
-            if topic_lives {
-                // The replica moved to other brokers. Its data is closed but
-                // kept on disk for now (start-up keeps it too, see
-                // `remove_strays`): until partitions replicate (issue 13)
-                // it may be the only copy of what was written here. If the
-                // replica comes back, the old log is reopened as it was;
-                // truncating it to the new leader is replication's job.
-                tracing::info!(partition = %partition.tp, "no longer a replica here: closing the partition log, keeping its data");
-                if let Err(e) = partition.log.flush() {
-                    tracing::error!(partition = %partition.tp, "flush on close failed: {e}");
-                }
-                continue;
-            }
-            tracing::info!(partition = %partition.tp, "deleting partition log");
-            sluice_metrics::forget_topic(&partition.tp.topic);
             let dir = self.partition_dir(&partition.tp);
+            if topic_lives {
+                // The replica left this node (a reassignment completed or
+                // was cancelled): the partition's data lives on its other
+                // replicas, which the controller moved it to only once they
+                // were in sync, so this copy goes, as Kafka's StopReplica
+                // with delete does. Keeping it would leave a stale log that
+                // a later move back would have to truncate anyway.
+                tracing::info!(partition = %partition.tp, "no longer a replica here: deleting the partition log");
+            } else {
+                tracing::info!(partition = %partition.tp, "deleting partition log");
+                sluice_metrics::forget_topic(&partition.tp.topic);
+            }
             drop(partition);
             remove_dir(&dir);
         }
@@ -1007,7 +1004,8 @@ impl ReplicaManager {
             self.remove_strays(image, None);
         } else {
             // A deleted topic's partitions that were closed here earlier
-            // (moved off this node) left their data; it goes with the topic.
+            // without deleting their data (by a broker before reassignment
+            // deleted moved replicas) go with the topic.
             let deleted: BTreeSet<&str> = scope
                 .into_iter()
                 .flatten()
@@ -1186,8 +1184,10 @@ impl ReplicaManager {
     /// delete interrupted by a crash, or a deleted topic whose replica had
     /// moved off this node), of every topic or only of the `topics` named
     /// (one pass over the data directory however many). A directory of a
-    /// live topic that is not hosted (its replica moved to other brokers)
-    /// is kept: see `sync_topics`.
+    /// live topic that is not hosted is kept: a replica moved off this node
+    /// while it ran is deleted then (see `sync_topics`), and one moved
+    /// while it was down is left for an operator (Kafka's stray-replica
+    /// cleanup, not done here).
     fn remove_strays(&self, image: &MetadataImage, topics: Option<&BTreeSet<&str>>) {
         let of_topic = |dir_name: &str| {
             topics.is_none_or(|names| {
@@ -1446,6 +1446,8 @@ mod tests {
                     isr: vec![1],
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 },
             );
             image.topic_names.insert(*id, (*name).to_owned());
@@ -1483,6 +1485,8 @@ mod tests {
                     isr: if leader < 0 { vec![] } else { vec![leader] },
                     leader_epoch,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 (index, partition)
             })
@@ -1528,8 +1532,28 @@ mod tests {
         );
     }
 
+    /// `image` with partition `index` of `t` mid-reassignment: `replicas`
+    /// with `adding` and `removing`.
+    fn reassigning(
+        mut image: MetadataImage,
+        index: i32,
+        replicas: &[i32],
+        adding: &[i32],
+        removing: &[i32],
+    ) -> MetadataImage {
+        let p = image
+            .topics
+            .get_mut("t")
+            .and_then(|t| t.partitions.get_mut(&index))
+            .expect("partition exists");
+        p.replicas = replicas.to_vec();
+        p.adding_replicas = adding.to_vec();
+        p.removing_replicas = removing.to_vec();
+        image
+    }
+
     #[tokio::test]
-    async fn a_replica_moved_off_this_node_is_closed_but_its_data_stays_until_the_topic_goes() {
+    async fn a_replica_reassigned_off_this_node_is_deleted_and_one_added_here_starts_hosting() {
         let dir = tempfile::tempdir().expect("tempdir");
         let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
         let id = Uuid::new_v4();
@@ -1537,48 +1561,71 @@ mod tests {
             .sync_with(&cluster_image(id, &[(1, &[1], 0), (1, &[1], 0)], 1), true)
             .expect("open");
         let p0 = replicas.partition("t", 0).expect("hosted");
-        let end = produce_one(&p0).await;
+        produce_one(&p0).await;
 
-        let moved = cluster_image(id, &[(2, &[2], 1), (1, &[1], 0)], 2);
-        MetadataListener::apply(&replicas, &t_changed(), &moved).expect("move t-0 away");
-        assert!(replicas.partition("t", 0).is_none(), "closed");
-        assert!(dir.path().join("t-0").exists(), "its data stays on disk");
-        assert!(replicas.partition("t", 1).is_some());
-
-        // A restart keeps it too: its topic still exists.
-        drop(p0);
-        let restarted = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
-        restarted.sync_with(&moved, true).expect("restart");
-        assert!(restarted.partition("t", 0).is_none());
-        assert!(
-            dir.path().join("t-0").exists(),
-            "start-up removed a live topic's data"
+        // t-0 moving from 1 to 2: while it runs, this node still hosts and
+        // leads it (a removing replica serves until completion).
+        let moving = reassigning(
+            cluster_image(id, &[(1, &[2, 1], 0), (1, &[1], 0)], 2),
+            0,
+            &[2, 1],
+            &[2],
+            &[1],
         );
+        MetadataListener::apply(&replicas, &t_changed(), &moving).expect("reassign t-0");
+        let hosted = replicas.partition("t", 0).expect("still hosted");
+        assert!(Arc::ptr_eq(&hosted, &p0) && hosted.is_leader());
+        drop((hosted, p0));
 
-        // Moved back: the old log reopens as it was.
-        let back = cluster_image(id, &[(1, &[1], 2), (1, &[1], 0)], 3);
-        MetadataListener::apply(&restarted, &t_changed(), &back).expect("move back");
-        let p0 = restarted.partition("t", 0).expect("hosted again");
-        assert_eq!(p0.log().log_end_offset(), end);
-        drop(p0);
-
-        // Moved away again, then the topic is deleted: the data goes with it.
-        let away = cluster_image(id, &[(2, &[2], 3), (1, &[1], 0)], 4);
-        MetadataListener::apply(&restarted, &t_changed(), &away).expect("away");
-        let removed = MetadataDelta {
-            removed: BTreeMap::from([("t".to_owned(), id)]),
-            ..MetadataDelta::default()
-        };
-        let empty = MetadataImage {
-            next_offset: 5,
-            ..MetadataImage::default()
-        };
-        MetadataListener::apply(&restarted, &removed, &empty).expect("delete t");
+        // Completed: 1 is no longer a replica, so its copy is deleted.
+        let done = cluster_image(id, &[(2, &[2], 1), (1, &[1], 0)], 3);
+        MetadataListener::apply(&replicas, &t_changed(), &done).expect("complete");
+        assert!(replicas.partition("t", 0).is_none(), "no longer hosted");
         assert!(
             !dir.path().join("t-0").exists(),
-            "a deleted topic's data stayed"
+            "a reassigned-away replica's data stayed"
         );
-        assert!(!dir.path().join("t-1").exists());
+        assert!(
+            dir.path().join("t-1").exists(),
+            "another partition went too"
+        );
+        assert!(replicas.partition("t", 1).is_some());
+
+        // Reassigned back onto this node as an adding replica: hosted
+        // again, as a follower of 2, with an empty log to fetch into.
+        let back = reassigning(
+            cluster_image(id, &[(2, &[2, 1], 1), (1, &[1], 0)], 4),
+            0,
+            &[2, 1],
+            &[1],
+            &[],
+        );
+        MetadataListener::apply(&replicas, &t_changed(), &back).expect("add back");
+        let p0 = replicas.partition("t", 0).expect("hosted again");
+        assert_eq!((p0.is_leader(), p0.leadership()), (false, (2, 1)));
+        assert_eq!(p0.log().log_end_offset(), 0, "starts empty");
+        drop(p0);
+
+        // The move back is cancelled: the adding replica's copy goes too.
+        let cancelled = cluster_image(id, &[(2, &[2], 1), (1, &[1], 0)], 5);
+        MetadataListener::apply(&replicas, &t_changed(), &cancelled).expect("cancel");
+        assert!(replicas.partition("t", 0).is_none());
+        assert!(!dir.path().join("t-0").exists());
+
+        // A replica moved while this node was down is not deleted at
+        // start-up: only a change this node applies deletes a live
+        // topic's data.
+        drop(replicas);
+        let moved_while_down = cluster_image(id, &[(2, &[2], 1), (2, &[2], 1)], 6);
+        let restarted = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        restarted
+            .sync_with(&moved_while_down, true)
+            .expect("restart");
+        assert!(restarted.partition("t", 1).is_none());
+        assert!(
+            dir.path().join("t-1").exists(),
+            "start-up removed a live topic's data"
+        );
     }
 
     #[test]

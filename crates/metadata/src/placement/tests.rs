@@ -83,6 +83,8 @@ fn with_partition(
                 isr: isr.to_vec(),
                 leader_epoch: 5,
                 partition_epoch: 9,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             },
         ],
     )
@@ -858,6 +860,8 @@ fn a_new_partition_is_in_sync_on_its_live_replicas() {
             isr: placed[0].replicas.clone(),
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     );
 
@@ -923,6 +927,8 @@ fn alter_partition_expands_and_shrinks_the_isr_bumping_only_the_partition_epoch(
             isr: vec![1, 2, 3],
             leader_epoch: 5,
             partition_epoch: 10,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }]
     );
     let expanded = apply(&image, &records);

@@ -456,6 +456,8 @@ pub(crate) mod testing {
                 replicas,
                 leader_epoch: p.leader_epoch + 1,
                 partition_epoch: p.partition_epoch + 1,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }])
             .await;
         }
@@ -575,6 +577,8 @@ pub(crate) mod testing {
                 isr: if leader < 0 { vec![] } else { vec![leader] },
                 leader_epoch,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             });
         }
         commit(node, records).await;
@@ -653,6 +657,8 @@ pub(crate) mod testing {
                         isr: vec![NODE_ID],
                         leader_epoch: 0,
                         partition_epoch: 0,
+                        adding_replicas: Vec::new(),
+                        removing_replicas: Vec::new(),
                     };
                     (index, partition)
                 })

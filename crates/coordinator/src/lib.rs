@@ -302,6 +302,8 @@ pub(crate) mod testing {
                     replicas,
                     leader_epoch: p.leader_epoch + 1,
                     partition_epoch: p.partition_epoch + 1,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 }])
             }))
             .await

@@ -1731,7 +1731,10 @@ impl Log {
             // never had it, and the two would agree on the offset forever
             // while disagreeing on the epoch.
             if offset == inner.log_end_offset
-                && inner.epochs.last().is_some_and(|&(_, start)| start >= offset)
+                && inner
+                    .epochs
+                    .last()
+                    .is_some_and(|&(_, start)| start >= offset)
             {
                 inner.epochs.retain(|&(_, start)| start < offset);
                 let r = self.write_epochs(&inner.epochs);

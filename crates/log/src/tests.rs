@@ -289,7 +289,11 @@ fn truncating_at_the_end_drops_an_epoch_that_never_wrote() {
     // The new leader (epoch 2) says epoch 0 ends at 8: truncate there.
     log.truncate_to(8).unwrap();
     assert_eq!(log.log_end_offset(), 8);
-    assert_eq!(log.leader_epochs(), vec![(0, 0)], "epoch 1 never wrote here");
+    assert_eq!(
+        log.leader_epochs(),
+        vec![(0, 0)],
+        "epoch 1 never wrote here"
+    );
     drop(log);
     let log = Log::open(dir.path(), small_config()).unwrap();
     assert_eq!(log.leader_epochs(), vec![(0, 0)]);

@@ -45,6 +45,7 @@ pub fn handle(
                 Err(e) => e.code(version < PRODUCER_FENCED_SINCE),
             }
         };
+        tracing::debug!(transactional_id = %request.transactional_id, group = %request.group_id, error_code, "AddOffsetsToTxn answered");
         AddOffsetsToTxnResponse {
             throttle_time_ms: 0,
             error_code,

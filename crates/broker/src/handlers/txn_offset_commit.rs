@@ -98,6 +98,7 @@ pub fn handle(
                 }
             }
         };
+        tracing::debug!(transactional_id = %request.transactional_id, group = %request.group_id, producer_id = request.producer_id, epoch = request.producer_epoch, ?codes, "TxnOffsetCommit answered");
         let mut codes = codes.into_iter();
         TxnOffsetCommitResponse {
             throttle_time_ms: 0,

@@ -756,30 +756,16 @@ mod tests {
             removing_replicas: vec![],
         };
         let settled_bytes = encode(&settled).expect("encode");
-        let MetadataRecord::Partition {
-            topic_id,
-            partition,
-            leader,
-            replicas,
-            isr,
-            leader_epoch,
-            partition_epoch,
+        let mut moving = settled.clone();
+        if let MetadataRecord::Partition {
+            adding_replicas,
+            removing_replicas,
             ..
-        } = settled.clone()
-        else {
-            unreachable!("built as a partition record");
-        };
-        let moving = MetadataRecord::Partition {
-            topic_id,
-            partition,
-            leader,
-            replicas,
-            isr,
-            leader_epoch,
-            partition_epoch,
-            adding_replicas: vec![4],
-            removing_replicas: vec![2],
-        };
+        } = &mut moving
+        {
+            *adding_replicas = vec![4];
+            *removing_replicas = vec![2];
+        }
         let mut expected = settled_bytes.clone();
         expected.extend_from_slice(&[0, 1, 0, 0, 0, 4, 0, 1, 0, 0, 0, 2]);
         let bytes = encode(&moving).expect("encode");

@@ -432,9 +432,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_digest_and_the_snapshot_cover_the_partition_epoch() {
-        let topic_id = Uuid::from_u128(1);
+    /// An image of topic 0 (`topic_id`) with one partition at epoch 0.
+    fn one_partition(topic_id: Uuid) -> MetadataImage {
         let mut image = MetadataImage::default();
         let records = [
             MetadataRecord::Topic {
@@ -446,6 +445,13 @@ mod tests {
         for (offset, record) in (0..).zip(&records) {
             image.apply(record, offset).expect("applies");
         }
+        image
+    }
+
+    #[test]
+    fn the_digest_and_the_snapshot_cover_the_partition_epoch() {
+        let topic_id = Uuid::from_u128(1);
+        let mut image = one_partition(topic_id);
         let before = image_digest(&image).expect("digest");
         image
             .apply(&partition(topic_id, 0, 1, 4, 1), 2)
@@ -461,17 +467,7 @@ mod tests {
     #[test]
     fn the_digest_and_the_snapshot_cover_a_reassignment_in_progress() {
         let topic_id = Uuid::from_u128(1);
-        let mut image = MetadataImage::default();
-        let records = [
-            MetadataRecord::Topic {
-                name: topic_name(0),
-                topic_id,
-            },
-            partition(topic_id, 0, 1, 4, 0),
-        ];
-        for (offset, record) in (0..).zip(&records) {
-            image.apply(record, offset).expect("applies");
-        }
+        let mut image = one_partition(topic_id);
         let before = image_digest(&image).expect("digest");
         image
             .apply(&partition(topic_id, 0, 3, 5, 1), 2)

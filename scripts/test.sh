@@ -18,6 +18,11 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # Network namespaces for the partition scenario (tests/integration/test_replication.py).
 command -v ip >/dev/null || need_apt+=(iproute2)
+# kafkajs, the Node.js client (tests/integration/test_kafkajs.py and the security suites).
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+# Signing keys and JWTs for the OAUTHBEARER suite (tests/integration/test_oauthbearer.py).
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -35,6 +40,9 @@ if ! "$VENV/bin/python" -c 'import sys; sys.exit(0)' 2>/dev/null; then
 fi
 step "installing Python test requirements"
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/integration/requirements.txt
+
+step "installing kafkajs (tests/integration/js, pinned by package-lock.json)"
+(cd tests/integration/js && npm ci --no-audit --no-fund --silent)
 
 # --- Rust ------------------------------------------------------------------
 step "cargo fmt --check"

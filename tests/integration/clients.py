@@ -56,6 +56,42 @@ def confluent_consumer(bootstrap: str, **extra) -> Consumer:
     return Consumer(conf)
 
 
+def confluent_produce_consume(conf: dict, topic: str, values: list[bytes], timeout_s: float) -> list[bytes]:
+    """Produces `values` to `topic` with acks=all, then consumes the topic
+    from the start in a fresh group until as many records came back or
+    `timeout_s` passed. `conf` carries the bootstrap servers and any
+    security settings, for both clients. Returns the values read."""
+    p = Producer({"acks": "all", **conf})
+    failures = []
+    for v in values:
+        p.produce(topic, value=v, on_delivery=lambda err, _m: err and failures.append(err))
+    assert p.flush(timeout_s) == 0, "undelivered records"
+    assert not failures, failures
+    return confluent_consume(conf, topic, len(values), timeout_s)
+
+
+def confluent_consume(conf: dict, topic: str, want: int, timeout_s: float, group: str | None = None) -> list[bytes]:
+    """Consumes `topic` from the start in group `group` (default
+    `g-<topic>`) until `want` records came back or `timeout_s` passed;
+    returns the values read."""
+    c = Consumer({
+        "group.id": group or f"g-{topic}", "auto.offset.reset": "earliest", "enable.auto.commit": False, **conf,
+    })
+    c.subscribe([topic])
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < want and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            assert m.error() is None, m.error()
+            got.append(m.value())
+    finally:
+        c.close()
+    return got
+
+
 def confluent_watermarks(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
     c = confluent_consumer(bootstrap)
     try:

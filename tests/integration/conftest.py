@@ -44,14 +44,18 @@ def topic_name(request) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _per_test_deadline():
-    """Turn a hung test into a failure with a traceback instead of a hung CI job."""
+def _per_test_deadline(request):
+    """Turn a hung test into a failure with a traceback instead of a hung CI job.
+
+    A test module whose scenarios need longer sets its own bound in a
+    module-level `SCENARIO_TIMEOUT_S`."""
+    bound_s = getattr(request.module, "SCENARIO_TIMEOUT_S", TEST_TIMEOUT_S)
 
     def on_alarm(signum, frame):
-        raise TimeoutError(f"test exceeded {TEST_TIMEOUT_S}s")
+        raise TimeoutError(f"test exceeded {bound_s}s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT_S)
+    signal.alarm(bound_s)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)

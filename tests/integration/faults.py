@@ -509,6 +509,32 @@ class Cluster:
         n.launch(self.voters, self.settings)
         self.wait_ready(i)
 
+    def add_node(self, i: int) -> Node:
+        """Starts a new node `i` (not a voter: it joins the quorum as a
+        learner and registers as a broker) and waits until it is ready."""
+        assert i not in self.nodes, f"node {i} exists"
+        if self.net:
+            raise HarnessError("add_node needs a cluster on 127.0.0.1")
+        n = Node(self.workdir / f"node{i}", i, "127.0.0.1", free_port(), free_port(), free_port())
+        self.nodes[i] = n
+        n.launch(self.voters, self.settings)
+        self.wait_ready(i)
+        return n
+
+    def balance(self) -> dict | None:
+        """/v1/cluster/balance from the first live node that answers."""
+        for n in self._observers(0):
+            got = n.http("GET", "/v1/cluster/balance")
+            if got and got[0] == 200:
+                return got[1]
+        return None
+
+    def sluice_cli(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+        """Runs `sluice cluster ...` against a live node's controller listener."""
+        target = self._observers(0)[0]
+        return subprocess.run([str(sluice_bin()), "cluster", "--controller", target.controller, *args],
+                              capture_output=True, text=True, timeout=timeout_s)
+
     def _observers(self, i: int) -> list[Node]:
         """Live nodes other than i that are not cut off."""
         return [n for n in self.alive()
@@ -1178,9 +1204,16 @@ def _recv_exact(s: socket.socket, n: int) -> bytes | None:
 
 
 def read_partitions(bootstrap: str, topic: str, partitions: int, *, name: str,
-                    isolation: str = "read_uncommitted", timeout_s: float = READ_TIMEOUT_S) -> list[Read]:
+                    isolation: str = "read_uncommitted", timeout_s: float = READ_TIMEOUT_S,
+                    at_least: dict[int, int] | None = None) -> list[Read]:
     """Every record of every partition from offset 0 to its end (high
-    watermark, or last stable offset for read_committed), by assign()."""
+    watermark, or last stable offset for read_committed), by assign().
+    A partition is at its end only once past `at_least[p]` (its highest
+    acknowledged offset): a leader elected a moment ago may report a high
+    watermark still below what its predecessor acknowledged, until its
+    followers fetch again."""
+    at_least = at_least or {}
+    last: dict[int, int] = {}
     c = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"faults-reader-{uuid.uuid4().hex[:6]}",
@@ -1205,12 +1238,14 @@ def read_partitions(bootstrap: str, topic: str, partitions: int, *, name: str,
                 continue
             if m.error():
                 if m.error().code() == KafkaError._PARTITION_EOF:
-                    at_eof.add(m.partition())
+                    if last.get(m.partition(), -1) >= at_least.get(m.partition(), -1):
+                        at_eof.add(m.partition())
                     continue
                 if m.error().fatal() or _error_name(m.error()) not in RETRIABLE:
                     raise HarnessError(f"{name}: reading {topic}: {m.error()}")
                 continue
             at_eof.discard(m.partition())
+            last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
             out.append(Read(name, m.topic(), m.partition(), m.offset(), m.value()))
         return out
     finally:
@@ -1267,7 +1302,8 @@ class EosPipeline(threading.Thread):
     numbers the transactions and `incarnation` the pipelines run with this
     transactional id, so an aborted transaction's outputs are recognisable.
     Abortable errors abort and rewind to the committed offsets; retriable
-    errors retry the commit; a fatal error ends the loop (a violation)."""
+    errors retry the commit; a fatal error ends the loop (a violation).
+    EOS_DEBUG in the environment sets the producer's librdkafka `debug`."""
 
     def __init__(self, history: History, bootstrap: str, src: str, dst: str, partitions: int, *,
                  group: str, txn_id: str, total: int, deadline_s: float, batch: int = 20,
@@ -1329,24 +1365,10 @@ class EosPipeline(threading.Thread):
             "max.poll.interval.ms": 40000,
             "error_cb": lambda e: self._err(e, "consumer"),
         })
-        p = Producer({
-            "bootstrap.servers": self.bootstrap, "transactional.id": self.txn_id, "linger.ms": 5,
-            "compression.type": "none", "request.timeout.ms": 3000, "socket.timeout.ms": 10000,
-            "transaction.timeout.ms": 30000, "message.timeout.ms": 30000,
-            "retry.backoff.max.ms": 300, "reconnect.backoff.max.ms": 500,
-            "topic.metadata.refresh.fast.interval.ms": 100,
-            "error_cb": lambda e: self._err(e, "producer"),
-        })
         end = time.monotonic() + self.deadline_s
-        while True:
-            try:
-                p.init_transactions(30)
-                break
-            except KafkaException as e:
-                self._err(e.args[0], "init_transactions")
-                if not e.args[0].retriable() or time.monotonic() > end:
-                    self.fatal = f"init_transactions: {e}"
-                    return
+        p = self._producer(end)
+        if p is None:
+            return
         c.subscribe([self.src])
         txn = 0
         while time.monotonic() < end and not self.stop_event.is_set():
@@ -1374,9 +1396,32 @@ class EosPipeline(threading.Thread):
                 self._err(e.args[0], "committed")
         self.fatal = self.fatal or f"ran out of time ({self.deadline_s}s) before committing {self.total} inputs"
 
+    def _producer(self, end: float) -> Producer | None:
+        """A transactional producer for `txn_id`, initialised (which fences
+        any earlier one), or None (and `fatal` set) if that fails."""
+        p = Producer({
+            "bootstrap.servers": self.bootstrap, "transactional.id": self.txn_id, "linger.ms": 5,
+            "compression.type": "none", "request.timeout.ms": 3000, "socket.timeout.ms": 10000,
+            "transaction.timeout.ms": 30000, "message.timeout.ms": 30000,
+            "retry.backoff.max.ms": 300, "reconnect.backoff.max.ms": 500,
+            "topic.metadata.refresh.fast.interval.ms": 100,
+            "error_cb": lambda e: self._err(e, "producer"),
+            **({"debug": os.environ["EOS_DEBUG"]} if os.environ.get("EOS_DEBUG") else {}),
+        })
+        while True:
+            try:
+                p.init_transactions(30)
+                return p
+            except KafkaException as e:
+                self._err(e.args[0], "init_transactions")
+                if not e.args[0].retriable() or time.monotonic() > end:
+                    self.fatal = f"init_transactions: {e}"
+                    return None
+
     # Retries of a transactional call that failed with a retriable error, as
     # Kafka's API says to; each is bounded by its 30 s timeout.
     RETRIES = 10
+
 
     def _transaction(self, p: Producer, c: Consumer, msgs, txn: int) -> str:
         try:
@@ -1636,9 +1681,14 @@ def _finish(report: Report, h: History, cluster: Cluster, topic: str, partitions
     """Reads the topic back through two different bootstrap nodes and runs
     the common checks."""
     ids = list(readers) if readers is not None else [n.node_id for n in cluster.alive()][:2]
+    acked: dict[int, int] = {}
+    for a in h.acks:
+        if a.topic == topic:
+            acked[a.partition] = max(acked.get(a.partition, -1), a.offset)
     final: list[Read] = []
     for i in ids:
-        final += read_partitions(cluster.nodes[i].bootstrap, topic, partitions, name=f"reader-via-{i}")
+        final += read_partitions(cluster.nodes[i].bootstrap, topic, partitions, name=f"reader-via-{i}",
+                                 at_least=acked)
     report.acked = len(h.acks)
     report.failed = len(h.failures)
     report.errors = Counter(e.error for e in h.errors)
@@ -1925,6 +1975,280 @@ def run_rolling_restart(cluster: Cluster, *, rounds: int = 1, partitions: int = 
     return report
 
 
+# Settings for the balancing scenarios: plan every half second (the default
+# 2 s only makes them slower), and a disk high-water mark the shared CI disk
+# cannot reach (every node's data sits on the same file system; the mark
+# itself is unit-tested in the planner).
+# Preferred-leader balancing is checked every second rather than Kafka's 5
+# minutes, so leaders follow the balancer's preferred replicas in the test.
+BALANCE_SETTINGS = {"balancer.interval_ms": "500", "balancer.disk_high_watermark_percent": "100",
+                    "leader.imbalance_check_interval_seconds": "1"}
+
+# How long a cluster may take to balance after a broker joins or leaves.
+BALANCE_TIMEOUT_S = 150.0
+
+
+def _balanced(status: dict | None, brokers: set[int], percent: int = 10) -> bool:
+    """No move in flight and every broker of `brokers` holds a share of the
+    replicas within the balancer's tolerance (`percent` of the mean, at
+    least 1) of every other one's."""
+    if not status or status["moves"]:
+        return False
+    loads = [b["replicas"] for b in status["brokers"] if b["node_id"] in brokers]
+    if len(loads) != len(brokers):
+        return False
+    tolerance = max(1, -(-sum(loads) * percent // (len(loads) * 100)))
+    return max(loads) - min(loads) <= tolerance
+
+
+def _loaded_topic(h: History, cluster: Cluster, prefix: str, partitions: int, rf: int,
+                  before: str) -> tuple[str, list]:
+    """A new topic with a full ISR and the usual workload on it (two
+    producers, a group member), once the workload has an ack: the state
+    every balancing scenario starts its change from."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    cluster.create_topic(topic, partitions, rf, TOPIC_CONFIGS)
+    cluster.wait_isr(topic, size=rf)
+    workers = _start_workload(h, cluster, topic, partitions, producers=2, rate_per_s=150)
+    if not h.wait_ack_sent_after(0, 30, topic):
+        _stop_workload(workers)
+        raise HarnessError(f"the workload got no ack before {before}")
+    return topic, workers
+
+
+def _leaders_balanced(status: dict | None, brokers: set[int], percent: int = 10) -> bool:
+    """Every broker of `brokers` leads a share of the partitions within twice
+    the tolerance of every other's: the balancer spreads preferred replicas
+    within one tolerance, and Kafka's leader balancing lets a broker lead up
+    to `leader.imbalance.per.broker.percentage` (10 %) fewer than it is
+    preferred for."""
+    if not status:
+        return False
+    leaders = [b["leaders"] for b in status["brokers"] if b["node_id"] in brokers]
+    if len(leaders) != len(brokers):
+        return False
+    tolerance = max(1, -(-sum(leaders) * percent // (len(leaders) * 100)))
+    return max(leaders) - min(leaders) <= 2 * tolerance
+
+
+def _loads(status: dict | None) -> str:
+    if not status:
+        return "no balance status"
+    return ", ".join(f"node {b['node_id']}: {b['replicas']} replicas, {b['leaders']} leaders"
+                     for b in status["brokers"]) + f"; {len(status['moves'])} moves in flight"
+
+
+def run_scale_out(cluster: Cluster, *, partitions: int = 60, rf: int = 3, new_node: int = 4,
+                  report: Report | None = None) -> Report:
+    """Adds a broker to a cluster under load: within BALANCE_TIMEOUT_S every
+    broker holds a balanced share of the replicas and of the leaderships
+    (the new one included), and no acknowledged record is lost."""
+    report = report or Report("scale-out")
+    h = History()
+    topic, workers = _loaded_topic(h, cluster, "scale", partitions, rf, "the new broker joined")
+    try:
+        report.note(f"before: {_loads(cluster.balance())}")
+        t = time.monotonic()
+        cluster.add_node(new_node)
+        h.event(f"node {new_node} joined")
+        brokers = set(cluster.nodes)
+        # Status samples taken while moves were in flight.
+        progress: list[dict] = []
+
+        def balanced():
+            st = cluster.balance()
+            if st and st["moves"]:
+                progress.append(st)
+            return _balanced(st, brokers)
+
+        try:
+            wait_for(balanced, BALANCE_TIMEOUT_S, f"the cluster to balance onto node {new_node}", 0.25)
+            report.note(f"balanced {time.monotonic() - t:.1f}s after node {new_node} joined: "
+                        f"{_loads(cluster.balance())}")
+        except HarnessError:
+            report.violations.append(f"not balanced {BALANCE_TIMEOUT_S}s after node {new_node} joined: "
+                                     f"{_loads(cluster.balance())}")
+        held = next((b["replicas"] for b in (cluster.balance() or {}).get("brokers", [])
+                     if b["node_id"] == new_node), 0)
+        if held == 0:
+            report.violations.append(f"node {new_node} holds no replica")
+        try:
+            wait_for(lambda: _leaders_balanced(cluster.balance(), brokers), BALANCE_TIMEOUT_S,
+                     "leadership to follow the balanced preferred replicas", 0.5)
+            report.note(f"leaders balanced {time.monotonic() - t:.1f}s after node {new_node} joined: "
+                        f"{_loads(cluster.balance())}")
+        except HarnessError:
+            report.violations.append(f"leaders not balanced {BALANCE_TIMEOUT_S}s after node {new_node} "
+                                     f"joined: {_loads(cluster.balance())}")
+        # Reported, not checked: these moves copy a few KB and often finish
+        # before the next heartbeat reports a size (test_throttle.py checks
+        # the reporting on a move that lasts).
+        sized = [m for st in progress for m in st["moves"] if m["bytes_total"] is not None]
+        report.note(f"{len(progress)} status samples with moves in flight; {len(sized)} moves with sizes; "
+                    f"largest bytes left {max((st['bytes_left'] for st in progress), default=0)}")
+    finally:
+        _stop_workload(workers)
+    _finish(report, h, cluster, topic, partitions)
+    return report
+
+
+def run_decommission(cluster: Cluster, *, victim: int, partitions: int = 20, rf: int = 3,
+                     report: Report | None = None) -> Report:
+    """`sluice cluster decommission` a broker under load: it waits until the
+    broker holds no replica, the broker is then stopped, and clients saw
+    only retriable errors, no failed delivery and no lost record."""
+    report = report or Report("decommission")
+    h = History()
+    topic, workers = _loaded_topic(h, cluster, "decom", partitions, rf, "the decommission")
+    try:
+        report.note(f"before: {_loads(cluster.balance())}")
+        t = time.monotonic()
+        done = cluster.sluice_cli("decommission", str(victim), "--timeout-secs", str(int(BALANCE_TIMEOUT_S)),
+                                  timeout_s=BALANCE_TIMEOUT_S + 30)
+        report.note(f"`sluice cluster decommission {victim}` exited {done.returncode} after "
+                    f"{time.monotonic() - t:.1f}s: {done.stdout.strip().splitlines()[-1:]} {done.stderr.strip()}")
+        if done.returncode != 0 or "safe to stop" not in done.stdout:
+            report.violations.append(f"decommission did not finish: {done.stdout} {done.stderr}")
+        status = cluster.balance()
+        left = next((b["replicas"] for b in (status or {}).get("brokers", []) if b["node_id"] == victim), None)
+        if left != 0:
+            report.violations.append(f"node {victim} still holds {left} replicas: {_loads(status)}")
+        shown = cluster.sluice_cli("balance", "status", "--json", timeout_s=30)
+        try:
+            drained = next(b["drained"] for b in json.loads(shown.stdout)["brokers"] if b["broker_id"] == victim)
+        except (ValueError, KeyError, StopIteration):
+            drained = None
+        if drained is not True:
+            report.violations.append(f"`sluice cluster balance status --json` does not show node {victim} drained: "
+                                     f"{shown.stdout} {shown.stderr}")
+        code = cluster.terminate(victim)
+        h.event(f"SIGTERM node {victim} (exit {code})")
+        if code != 0:
+            report.violations.append(f"node {victim} exited {code} on SIGTERM")
+        # The workload goes on without the node: it was holding nothing.
+        if not h.wait_ack_sent_after(time.monotonic(), 30, topic):
+            report.violations.append(f"no ack after node {victim} stopped")
+        report.note(f"after: {_loads(cluster.balance())}")
+    finally:
+        _stop_workload(workers)
+    _finish(report, h, cluster, topic, partitions)
+    report.violations += _cap([f"delivery failed: {f.value!r} on {f.topic}-{f.partition}: {f.error}"
+                               for f in h.failures])
+    report.violations += _cap([f"non-retriable client error at {e.client}: {e.error} {e.text}"
+                               for e in h.errors if not e.retriable])
+    return report
+
+
+def run_lost_broker(cluster: Cluster, *, victim: int, partitions: int = 12, rf: int = 3,
+                    report: Report | None = None) -> Report:
+    """kill -9 a broker, under load: once it has been gone for
+    `balancer.lost_broker_timeout_ms` its replicas are re-created on the
+    others, so every partition is back to `rf` in-sync replicas without it;
+    when it comes back its stale replicas are deleted and it takes a share
+    again; no acknowledged record is lost."""
+    report = report or Report("lost-broker")
+    h = History()
+    topic, workers = _loaded_topic(h, cluster, "lost", partitions, rf, "the kill")
+    try:
+        held = [p["partition"] for p in cluster.describe(topic)["partitions"] if victim in p["replicas"]]
+        killed_at = cluster.kill9(victim)
+        h.event(f"kill -9 node {victim} for good (held {held})")
+
+        def restored():
+            try:
+                parts = cluster.describe(topic)["partitions"]
+            except HarnessError:
+                return False
+            return all(victim not in p["replicas"] and len(p["replicas"]) == rf and len(p["isr"]) == rf
+                       for p in parts)
+
+        try:
+            wait_for(restored, BALANCE_TIMEOUT_S, f"node {victim}'s replicas to be re-created elsewhere", 0.5)
+            report.note(f"node {victim} held {len(held)} of {partitions} partitions; all back to {rf} "
+                        f"in-sync replicas {time.monotonic() - killed_at:.1f}s after the kill")
+        except HarnessError:
+            report.violations.append(f"replicas not restored {BALANCE_TIMEOUT_S}s after node {victim} was lost: "
+                                     f"{cluster.describe(topic)['partitions']}")
+        status = cluster.balance()
+        lost = next((b for b in (status or {}).get("brokers", []) if b["node_id"] == victim), None)
+        if not lost or not lost["lost"]:
+            report.violations.append(f"the balance status does not show node {victim} lost: {status}")
+        # It comes back: the replicas moved off it while it was down are
+        # deleted there, and it takes a share again.
+        cluster.restart(victim)
+        h.event(f"node {victim} back")
+        try:
+            wait_for(lambda: _balanced(cluster.balance(), set(cluster.nodes)), BALANCE_TIMEOUT_S,
+                     f"the cluster to balance with node {victim} back", 0.5)
+        except HarnessError:
+            report.violations.append(f"not balanced after node {victim} came back: {_loads(cluster.balance())}")
+        placed = {p["partition"] for p in cluster.describe(topic)["partitions"] if victim in p["replicas"]}
+        on_disk = {int(d.name.rsplit("-", 1)[1]) for d in cluster.nodes[victim].data_dir.iterdir()
+                   if d.is_dir() and d.name.rsplit("-", 1)[0] == topic}
+        report.note(f"node {victim} back: holds {sorted(placed)}; its disk has {sorted(on_disk)}")
+        if on_disk != placed:
+            report.violations.append(f"node {victim}'s disk holds {sorted(on_disk)} of {topic}, "
+                                     f"the metadata places {sorted(placed)} there")
+    finally:
+        _stop_workload(workers)
+    _finish(report, h, cluster, topic, partitions)
+    return report
+
+
+def run_reassignment_across_controller_failover(cluster: Cluster, *, partitions: int = 6,
+                                                report: Report | None = None) -> Report:
+    """Starts reassignments (Kafka's AlterPartitionReassignments, through
+    the HTTP API of the decommission: every replica of a node moves) and
+    kill -9s the active controller while they are in flight: after the
+    failover they complete, and no acknowledged record is lost."""
+    report = report or Report("reassignment-controller-failover")
+    h = History()
+    topic = f"move-{uuid.uuid4().hex[:8]}"
+    controller = cluster.controller()
+    if controller is None:
+        raise HarnessError("no active controller")
+    # Put every replica on the controller and one other node, so the moves
+    # (off the controller, to the node holding none) start at once.
+    others = sorted(i for i in cluster.nodes if i != controller)
+    spare = others[-1]
+    assignment = [[controller, others[0]] if p % 2 == 0 else [others[0], controller]
+                  for p in range(partitions)]
+    cluster.create_topic(topic, partitions, 2, TOPIC_CONFIGS, assignment=assignment)
+    cluster.wait_isr(topic, size=2)
+    workers = _start_workload(h, cluster, topic, partitions, producers=1, rate_per_s=150)
+    try:
+        if not h.wait_ack_sent_after(0, 30, topic):
+            raise HarnessError("the workload got no ack before the reassignment")
+        # The moves: the controller's replica of every partition to `spare`.
+        target = {p: [spare if b == controller else b for b in a] for p, a in enumerate(assignment)}
+        ok = cluster.nodes[others[0]].http("POST", f"/v1/cluster/brokers/{controller}/decommission")
+        if not ok or ok[0] != 202:
+            raise HarnessError(f"decommission via HTTP failed: {ok}")
+        wait_for(lambda: (cluster.balance() or {}).get("moves"), 30, "a move to be in flight", 0.05)
+        killed_at = cluster.kill9(controller)
+        h.event(f"kill -9 node {controller} (the controller) with moves in flight")
+        report.note(f"killed the controller (node {controller}) with moves in flight")
+
+        def moved():
+            try:
+                parts = cluster.describe(topic)["partitions"]
+            except HarnessError:
+                return False
+            return all(sorted(p["replicas"]) == sorted(target[p["partition"]]) for p in parts)
+
+        try:
+            wait_for(moved, BALANCE_TIMEOUT_S, "the reassignments to complete after the failover", 0.5)
+            report.note(f"every move done {time.monotonic() - killed_at:.1f}s after the kill; "
+                        f"new controller {cluster.controller()}")
+        except HarnessError:
+            report.violations.append(f"moves not done {BALANCE_TIMEOUT_S}s after the controller's kill: "
+                                     f"{cluster.describe(topic)['partitions']}")
+    finally:
+        _stop_workload(workers)
+    _finish(report, h, cluster, topic, partitions)
+    return report
+
+
 EOS_SETTINGS = {
     # Internal topics (__consumer_offsets, __transaction_state) get the
     # default replication factor: 3, so coordinators can fail over.
@@ -2012,6 +2336,8 @@ def run_eos_coordinator_failover(cluster: Cluster, *, inputs: int = 1500, report
         for p in pipes:
             p.stop_event.set()
         pipe.join(60)
+    if pipe.is_alive():
+        report.violations.append(f"pipeline {pipe.incarnation} did not finish: stuck in {_thread_at(pipe)}")
     if pipe.crash:
         report.violations.append(f"pipeline crashed: {pipe.crash!r}")
     if pipe.fatal:
@@ -2031,6 +2357,7 @@ def run_eos_coordinator_failover(cluster: Cluster, *, inputs: int = 1500, report
     report.errors = Counter(e.error for e in h.errors)
     report.note(f"{len(pipes)} pipeline(s); {committed} transactions committed, "
                 f"{sum(len(p.aborted_txns) for p in pipes)} aborted; "
+
                 f"read_committed output {len(out)} records, read_uncommitted {len(everything)}")
     report.violations += check_exactly_once(values, out, source_of)
     report.violations += check_no_aborted(out, aborted)

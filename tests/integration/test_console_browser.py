@@ -1,7 +1,11 @@
 """The web console in a real browser: Debian's headless Chromium driven over
 WebDriver (chromedriver + selenium). Creates a topic in the UI, produces over
 the HTTP API, sees the messages, and sees a consumer group's lag. Screenshots
-go to target/console-screenshots/ (kept as CI artifacts)."""
+go to target/console-screenshots/ (kept as CI artifacts). The Balance view
+runs against a real three-node cluster: a broker decommissioned from the
+browser is drained by the balancer, then brought back into service. With
+`http_auth` on, the login form refuses a wrong password, shows the signed-in
+principal and data for the right one, and logging out leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -11,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
+import faults
 from harness import REPO_ROOT
 from http_client import Http
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException, StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -26,6 +33,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = REPO_ROOT / "target" / "console-screenshots"
 # Every UI wait is on a condition; this is only the deadline.
 UI_TIMEOUT_S = 20
+# Bound on the balancer draining a decommissioned broker's replicas (the
+# cluster runs faults.BALANCE_SETTINGS: a balancing round every 500 ms).
+DRAIN_TIMEOUT_S = 90
 
 
 @pytest.fixture
@@ -161,3 +171,267 @@ def test_console_create_topic_browse_messages_and_see_group_lag(broker, browser,
     documented = {"op-" + op["operationId"] for item in spec["paths"].values() for op in item.values()}
     assert shown == documented
     shot(d, "06-api")
+
+
+@pytest.fixture
+def cluster3(tmp_path):
+    c = faults.Cluster(tmp_path / "cluster", size=3, settings=faults.BALANCE_SETTINGS)
+    print(f"cluster work dir (node logs): {c.workdir}")
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def broker_row(d, node_id: int) -> dict:
+    """What the Balance view shows for one broker ({} while it is not listed),
+    read in one script so a refresh cannot repaint the row halfway."""
+    return d.execute_script("""
+        const row = document.querySelector(`#balance-brokers tr[data-broker="${arguments[0]}"]`);
+        if (!row) return {};
+        return { replicas: row.querySelector("td.replicas").textContent.trim(),
+                 state: row.querySelector("td.state").textContent.trim() };""", node_id)
+
+
+def balance_status(http: Http) -> dict | None:
+    """GET /v1/cluster/balance, or None while no controller answers (503)."""
+    got, data = http.call("GET", "/v1/cluster/balance")
+    return data if got == 200 else None
+
+
+def click_and_confirm(d, selector: str) -> None:
+    """Clicks the button and accepts the confirm dialog. A refresh may repaint
+    the row between finding the button and clicking it; that click did not
+    happen, so it is retried on the new button."""
+
+    def click(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    WebDriverWait(d, UI_TIMEOUT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        click, message=f"cannot click {selector}")
+    wait(d).until(EC.element_to_be_clickable((By.ID, "confirm-ok"))).click()
+
+
+def broker_load(d, http: Http, node_id: int) -> dict:
+    """Broker `node_id`'s entry of GET /v1/cluster/balance."""
+    status = wait(d).until(lambda _: balance_status(http), message="GET /v1/cluster/balance never answered 200")
+    return next(b for b in status["brokers"] if b["node_id"] == node_id)
+
+
+def until(d, timeout_s: float, condition, describe) -> None:
+    """Waits for `condition`; on time-out fails with `describe()`, the state
+    seen last (WebDriverWait's message is fixed before it starts waiting)."""
+    try:
+        WebDriverWait(d, timeout_s).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"after {timeout_s}s: {describe()}") from None
+
+
+def test_console_balance_view_decommissions_and_recommissions_a_broker(cluster3, browser, topic_name):
+    c = cluster3
+    http = Http(c.nodes[1])
+    d = browser
+    c.create_topic(topic_name, 6, 2)
+
+    # 1. The view lists the three brokers with the replica counts the API
+    # reports, once no move is in flight (the counts then stand still).
+    d.get(http.url("/#/balance"))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "bal-enabled"), "on"))
+    seen = {}
+
+    def shows_api_counts(d):
+        status = balance_status(http)
+        if status is None or status["moves"]:
+            return False
+        seen["api"] = {b["node_id"]: b["replicas"] for b in status["brokers"]}
+        seen["ui"] = {i: broker_row(d, i).get("replicas") for i in (1, 2, 3)}
+        return seen["ui"] == {i: str(n) for i, n in seen["api"].items()}
+
+    until(d, DRAIN_TIMEOUT_S, shows_api_counts, lambda: f"the view's replica counts vs the API's: {seen}")
+    assert set(seen["api"]) == {1, 2, 3}
+    # 6 partitions x 2 replicas, plus replicas of internal topics if any.
+    assert sum(seen["api"].values()) >= 12
+    assert seen["api"][3] > 0, "broker 3 holds nothing to drain"
+    assert all(broker_row(d, i)["state"] == "in service" for i in (1, 2, 3))
+    shot(d, "07-balance")
+
+    # 2. Decommission broker 3 from the browser: the balancer moves its
+    # replicas to brokers 1 and 2 and the view says it is safe to stop.
+    click_and_confirm(d, '#balance-brokers tr[data-broker="3"] button[data-decommission]')
+    until(d, DRAIN_TIMEOUT_S,
+          lambda d: broker_row(d, 3) == {"replicas": "0", "state": "decommissioned: safe to stop"},
+          lambda: f"broker 3 not shown drained: view {broker_row(d, 3)}, API {balance_status(http)}")
+    api_b3 = broker_load(d, http, 3)
+    assert api_b3["decommissioning"] and api_b3["drained"] and api_b3["replicas"] == 0
+    # Node 1 serves the topic from its own image, which may trail the
+    # controller's by a moment.
+    wait(d).until(lambda _: all(3 not in p["replicas"] for p in http.get(f"/v1/topics/{topic_name}")["partitions"]),
+                  message="a partition still lists broker 3")
+    shot(d, "08-balance-drained")
+
+    # 3. Recommission it: back in service, with a Decommission button again.
+    click_and_confirm(d, '#balance-brokers tr[data-broker="3"] button[data-recommission]')
+    until(d, UI_TIMEOUT_S, lambda d: broker_row(d, 3).get("state") == "in service",
+          lambda: f"broker 3 not shown in service: {broker_row(d, 3)}")
+    wait(d).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, '#balance-brokers tr[data-broker="3"] button[data-decommission]')))
+    api_b3 = broker_load(d, http, 3)
+    assert not api_b3["decommissioning"]
+    shot(d, "09-balance-recommissioned")
+
+    # 4. A refused call shows the error body's message. With brokers 1 and 2
+    # decommissioning, taking broker 3 too would leave none in service.
+    for i in (1, 2):
+        http.ok("POST", f"/v1/cluster/brokers/{i}/decommission", status=202)
+    until(d, UI_TIMEOUT_S, lambda d: all(broker_row(d, i).get("state") != "in service" for i in (1, 2)),
+          lambda: f"brokers 1 and 2 not shown decommissioning: {[broker_row(d, i) for i in (1, 2)]}")
+    click_and_confirm(d, '#balance-brokers tr[data-broker="3"] button[data-decommission]')
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "toast"), "would leave no broker in service"))
+    assert "error" in d.find_element(By.ID, "toast").get_attribute("class")
+    shot(d, "10-balance-refused")
+    assert not broker_load(d, http, 3)["decommissioning"]
+    assert broker_row(d, 3).get("state") == "in service"
+    for i in (1, 2):
+        http.ok("DELETE", f"/v1/cluster/brokers/{i}/decommission", status=204)
+
+
+
+def test_console_balance_view_on_a_single_node_shows_the_balancer_off(broker, browser):
+    """A single node has no balancer and, today, lists no broker load: the
+    view says so, and null totals read "unknown"."""
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    status = http.get("/v1/cluster/balance")
+    assert status["enabled"] is False and status["moves"] == [] and status["brokers"] == []
+    d.get(http.url("/#/balance"))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "bal-enabled"), "off"))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "bal-brokers"), "the balancer runs only in a cluster"))
+    assert d.find_element(By.ID, "bal-move-count").text == "0"
+    assert d.find_element(By.ID, "bal-bytes-left").text == "0 B"
+    # No copy rate was ever measured: null reads "unknown".
+    assert status["rate_bytes_per_s"] is None
+    assert d.find_element(By.ID, "bal-rate").text == "unknown"
+    assert d.find_element(By.ID, "bal-moves").text == "No partition is moving."
+
+
+# -- sign-in with http_auth on ------------------------------------------------
+
+CONSOLE_USER = ("operator", "operator-secret")
+AUTH_KEY = "sluice.console.auth"
+
+
+@pytest.fixture
+def auth_broker(broker_factory, tmp_path):
+    """A PLAINTEXT Kafka listener (so the test can produce without SASL) and
+    an HTTP listener that needs credentials: the SCRAM user CONSOLE_USER."""
+    config = tmp_path / "http-auth.toml"
+    config.write_text(f"""
+[[sasl.bootstrap_users]]
+name = "{CONSOLE_USER[0]}"
+password = "{CONSOLE_USER[1]}"
+mechanism = "SCRAM-SHA-512"
+
+[http_auth]
+enabled = true
+""")
+    return broker_factory.new(extra_args=["--config", str(config)])
+
+
+def stored_auth(d):
+    return d.execute_script(f"return sessionStorage.getItem('{AUTH_KEY}');")
+
+
+def login_visible(d) -> bool:
+    return d.find_element(By.ID, "login").is_displayed()
+
+
+def sign_in(d, user: str, password: str) -> None:
+    for field, text in (("login-user", user), ("login-password", password)):
+        el = d.find_element(By.ID, field)
+        el.clear()
+        el.send_keys(text)
+    d.find_element(By.ID, "login-submit").click()
+
+
+def test_console_sign_in_shows_data_only_to_the_signed_in_user(auth_broker, browser, topic_name):
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    http = Http(auth_broker)
+    http.wait_ready()
+    admin = AdminClient({"bootstrap.servers": auth_broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=1)])[topic_name].result(30)
+    producer = ck.Producer({"bootstrap.servers": auth_broker.bootstrap})
+    producer.produce(topic_name, key=b"before", value=b'{"n":1}')
+    assert producer.flush(30) == 0
+    d = browser
+    topic_rows = (By.CSS_SELECTOR, f'tr[data-topic="{topic_name}"]')
+
+    # 1. Unauthenticated: the login form, no principal, no data.
+    d.get(http.url("/#/topics"))
+    wait(d).until(lambda d: login_visible(d))
+    assert not d.find_element(By.ID, "principal").is_displayed()
+    assert not d.find_element(By.ID, "logout").is_displayed()
+    assert d.find_elements(*topic_rows) == []
+    assert topic_name not in d.find_element(By.ID, "view").text
+    shot(d, "10-login")
+
+    # 2. A wrong password: an error on the form, still no data, no token.
+    sign_in(d, CONSOLE_USER[0], "not-the-password")
+    wait(d).until(lambda d: d.find_element(By.ID, "login-error").text.strip() != "")
+    refusal = d.find_element(By.ID, "login-error").text
+    # The console's background calls keep getting 401 while signed out;
+    # one of them (the heartbeat, run here to completion) must not wipe
+    # the reason off the form.
+    d.execute_async_script("heartbeat().then(() => arguments[0]())")
+    assert d.find_element(By.ID, "login-error").text == refusal
+    assert login_visible(d)
+    assert stored_auth(d) is None
+    assert d.find_elements(*topic_rows) == []
+    assert topic_name not in d.find_element(By.ID, "view").text
+    assert not d.find_element(By.ID, "principal").is_displayed()
+    shot(d, "11-login-refused")
+
+    # 3. The right password: the principal, a stored token, the topic list.
+    sign_in(d, *CONSOLE_USER)
+    wait(d).until(lambda d: not login_visible(d))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "principal"), f"User:{CONSOLE_USER[0]}"))
+    assert d.find_element(By.ID, "logout").is_displayed()
+    wait(d).until(EC.presence_of_element_located(topic_rows))
+    stored = json.loads(stored_auth(d))
+    assert stored["principal"] == f"User:{CONSOLE_USER[0]}" and stored["token"]
+    assert CONSOLE_USER[1] not in stored_auth(d)
+    # The token the console holds is a real one.
+    status, _, body = http.raw("GET", "/v1/auth/whoami", headers={"authorization": "Bearer " + stored["token"]})
+    assert status == 200 and json.loads(body)["principal"] == f"User:{CONSOLE_USER[0]}"
+    shot(d, "12-signed-in")
+
+    # 4. The live tail works with the token (fetch-based stream).
+    d.get(http.url(f"/#/tail/{topic_name}"))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "tail-status"), "live"))
+    producer.produce(topic_name, key=b"live-signed-in", value=b'{"n":2}')
+    assert producer.flush(30) == 0
+    wait(d).until(lambda d: "live-signed-in" in d.find_element(By.ID, "tail-table").text)
+
+    # 5. Log out: the login form again, the token gone and revoked, and
+    # nothing of the signed-in session left on the page or streaming.
+    d.find_element(By.ID, "logout").click()
+    wait(d).until(lambda d: login_visible(d))
+    assert stored_auth(d) is None
+    assert not d.find_element(By.ID, "principal").is_displayed()
+    status, _, _ = http.raw("GET", "/v1/auth/whoami", headers={"authorization": "Bearer " + stored["token"]})
+    assert status == 401
+    view_text = d.find_element(By.ID, "view").text
+    assert "live-signed-in" not in view_text and topic_name not in view_text, view_text
+    assert d.find_elements(By.ID, "tail-records") == []
+    d.execute_async_script("heartbeat().then(() => arguments[0]())")
+    assert d.find_element(By.ID, "login-error").text == "Signed out."
+    shot(d, "13-signed-out")
+
+    # 6. Signing in again brings the data back.
+    sign_in(d, *CONSOLE_USER)
+    wait(d).until(lambda d: not login_visible(d))
+    d.get(http.url("/#/topics"))
+    wait(d).until(EC.presence_of_element_located(topic_rows))

@@ -65,7 +65,9 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
     # Every endpoint this suite exercises is documented ...
     expected = {
         ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/v1/openapi.json"),
-        ("GET", "/v1/cluster"),
+        ("GET", "/v1/cluster"), ("GET", "/v1/cluster/balance"),
+        ("POST", "/v1/cluster/brokers/{node_id}/decommission"),
+        ("DELETE", "/v1/cluster/brokers/{node_id}/decommission"),
         ("GET", "/v1/topics"), ("POST", "/v1/topics"),
         ("GET", "/v1/topics/{topic}"), ("DELETE", "/v1/topics/{topic}"),
         ("PATCH", "/v1/topics/{topic}/configs"), ("POST", "/v1/topics/{topic}/partitions"),
@@ -75,6 +77,8 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
         ("GET", "/v1/topics/{topic}/tail"),
         ("GET", "/v1/groups"), ("GET", "/v1/groups/{group}"),
         ("POST", "/v1/groups/{group}/offsets/reset"),
+        ("GET", "/v1/auth/whoami"), ("GET", "/v1/auth/tokens"), ("POST", "/v1/auth/tokens"),
+        ("DELETE", "/v1/auth/tokens/{token_id}"),
     }
     assert ops == expected, f"undocumented: {expected - ops}; untested: {ops - expected}"
     # ... and every documented operation is routed: a request reaches a
@@ -83,7 +87,9 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
     for method, path in sorted(ops):
         if path.endswith("/tail"):
             continue  # streams; routed-ness is proven by the tail tests
-        concrete = path.replace("{topic}", "no-such-topic").replace("{partition}", "0").replace("{group}", "no-such-group")
+        concrete = (path.replace("{topic}", "no-such-topic").replace("{partition}", "0")
+                    .replace("{group}", "no-such-group").replace("{node_id}", "99")
+                    .replace("{token_id}", "no-such-token"))
         body = b"{}" if method in ("POST", "PATCH") else None
         status, _, raw = http.raw(method, concrete, body, {"content-type": "application/json"})
         if status >= 400:
@@ -93,6 +99,20 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
             assert "description" in response
     # Error responses are documented with the shared error schema.
     assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"error_code", "message"}
+
+
+def test_a_single_node_has_no_balancer_and_no_broker_to_decommission(http):
+    balance = http.get("/v1/cluster/balance")
+    assert balance["enabled"] is False and balance["moves"] == [] and balance["bytes_left"] == 0, balance
+    assert_error(http.call("POST", "/v1/cluster/brokers/99/decommission"), 404, "BROKER_ID_NOT_REGISTERED")
+    assert_error(http.call("DELETE", "/v1/cluster/brokers/99/decommission"), 404, "BROKER_ID_NOT_REGISTERED")
+
+
+def test_with_http_auth_off_the_caller_is_anonymous_and_tokens_are_disabled(http):
+    assert http.get("/v1/auth/whoami") == {
+        "principal": "User:ANONYMOUS", "auth_method": "none", "auth_enabled": False}
+    assert_error(http.call("POST", "/v1/auth/tokens", {}), 400, "DELEGATION_TOKEN_AUTH_DISABLED")
+    assert_error(http.call("GET", "/v1/auth/tokens"), 400, "DELEGATION_TOKEN_AUTH_DISABLED")
 
 
 def test_unknown_routes_and_methods_get_json_errors(http):

@@ -609,13 +609,25 @@ UNSUPPORTED_VERSION = 35
 UNSUPPORTED_SASL_MECHANISM = 33
 
 
+SECURITY_DISABLED = 54
+
+
 def test_unserved_apis_get_error_responses_and_the_connection_stays_open(broker, conn, topic_name):
-    # DescribeAcls v1: a top-level error, no resources.
+    # DescribeDelegationToken v1 (not served): a top-level error, no tokens.
+    r = conn.call(41, 1, i32(-1))
+    assert r.i16() == UNSUPPORTED_VERSION
+    assert r.i32() == 0
+    r.i32()  # throttle
+    r.done()
+
+    # The ACL APIs are served; without an authorizer (the default) they
+    # answer SECURITY_DISABLED, as Kafka does. DescribeAcls v1: a top-level
+    # error, no resources.
     body = i8(1) + kstring(None) + i8(1) + kstring(None) + kstring(None) + i8(1) + i8(1)
     r = conn.call(29, 1, body)
     r.i32()  # throttle
-    assert r.i16() == UNSUPPORTED_VERSION
-    assert r.string()  # error_message says what is unsupported
+    assert r.i16() == SECURITY_DISABLED
+    assert r.string()  # error_message says no authorizer is configured
     assert r.i32() == 0
     r.done()
 
@@ -629,7 +641,7 @@ def test_unserved_apis_get_error_responses_and_the_connection_stays_open(broker,
         results.append(r.i16())
         r.string()
     r.done()
-    assert results == [UNSUPPORTED_VERSION, UNSUPPORTED_VERSION]
+    assert results == [SECURITY_DISABLED, SECURITY_DISABLED]
 
     # SaslHandshake v1: no mechanisms on offer.
     r = conn.call(17, 1, kstring("PLAIN"))

@@ -13,7 +13,7 @@
 //!   quorum) adds its topics to the cluster the first time it starts in
 //!   one ([`import_local_metadata`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use sluice_metadata::balance::{
+    self, BalancerConfig, BrokerHealth, ProgressMeter, ReplicaSize, ReplicaSizes,
+};
 use sluice_metadata::codec::{self, Decoded};
 use sluice_metadata::controller::{ControllerCall, ControllerRemote, ControllerReply};
 use sluice_metadata::placement::BrokerRegistration;
@@ -34,6 +37,8 @@ use uuid::Uuid;
 
 use crate::handlers::{self, RequestContext};
 use crate::{Broker, Principal};
+
+pub use crate::context::FORWARDED_LISTENER;
 
 /// Marker file: this node's single-node metadata was added to the cluster.
 const IMPORTED_MARKER: &str = "__raft/imported-local-metadata";
@@ -54,6 +59,30 @@ struct Session {
     /// It has heartbeated (or registered) since this controller took over.
     /// Until then the session is a placeholder with a short grace period.
     heard: bool,
+    /// Its data disk's use, from its last heartbeat.
+    disk_used_percent: Option<u8>,
+}
+
+/// What the last heartbeats reported beyond liveness, by broker.
+#[derive(Debug, Default)]
+struct Reports {
+    /// Sizes of replicas of partitions being moved.
+    sizes: ReplicaSizes,
+    /// The moves' copy rate.
+    meter: ProgressMeter,
+}
+
+impl Session {
+    /// A session for a broker not heard from yet in this term.
+    fn placeholder(shutting_down: bool) -> Session {
+        Session {
+            last_seen: Instant::now(),
+            catch_up_to: 0,
+            shutting_down,
+            heard: false,
+            disk_used_percent: None,
+        }
+    }
 }
 
 /// The grace a new active controller gives a broker it has not heard from
@@ -107,6 +136,10 @@ pub struct ControllerService {
     /// A new leader starts every session afresh (a grace period of one
     /// session timeout), as KRaft's controller does.
     sessions: Arc<Mutex<Sessions>>,
+    /// When the balancer last planned.
+    last_balance: Arc<Mutex<Option<Instant>>>,
+    /// Replica sizes and the moves' copy rate.
+    reports: Arc<Mutex<Reports>>,
 }
 
 impl ControllerService {
@@ -116,6 +149,8 @@ impl ControllerService {
             broker: Arc::downgrade(broker),
             quorum,
             sessions: Arc::new(Mutex::new((0, HashMap::new()))),
+            last_balance: Arc::new(Mutex::new(None)),
+            reports: Arc::new(Mutex::new(Reports::default())),
         }
     }
 
@@ -135,10 +170,8 @@ impl ControllerService {
         let mut sessions = self.sessions();
         let published = self.quorum.published_index();
         let session = sessions.1.entry(broker_id).or_insert(Session {
-            last_seen: Instant::now(),
             catch_up_to: published,
-            shutting_down: false,
-            heard: true,
+            ..Session::placeholder(false)
         });
         session.last_seen = Instant::now();
         session.heard = true;
@@ -185,12 +218,10 @@ impl ControllerService {
             let mut expired = Vec::new();
             let mut suspects = Vec::new();
             for b in image.live_brokers() {
-                let session = sessions.1.entry(b.broker_id).or_insert(Session {
-                    last_seen: Instant::now(),
-                    catch_up_to: 0,
-                    shutting_down: false,
-                    heard: false,
-                });
+                let session = sessions
+                    .1
+                    .entry(b.broker_id)
+                    .or_insert(Session::placeholder(false));
                 let silent = session.last_seen.elapsed();
                 let limit = if session.heard { timeout } else { grace };
                 if silent > limit {
@@ -229,6 +260,111 @@ impl ControllerService {
         }
     }
 
+    fn reports(&self) -> std::sync::MutexGuard<'_, Reports> {
+        self.reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record_sizes(&self, broker_id: i32, sizes: Vec<ReplicaSize>) {
+        let sizes = sizes
+            .into_iter()
+            .take(balance::MAX_REPORTED_REPLICA_SIZES)
+            .map(|s| ((s.topic, s.partition), s.size_bytes))
+            .collect();
+        self.reports().sizes.insert(broker_id, sizes);
+    }
+
+    fn record_disk_use(&self, broker_id: i32, disk_used_percent: Option<u8>) {
+        if let Some(session) = self.sessions().1.get_mut(&broker_id) {
+            session.disk_used_percent = disk_used_percent;
+        }
+    }
+
+    /// What the sessions say about each registered broker: lost (fenced
+    /// and silent for `balancer.lost_broker_timeout_ms`, counted from this
+    /// controller's start for brokers it never heard from) and disk use.
+    fn health(&self, broker: &Broker) -> BTreeMap<i32, BrokerHealth> {
+        let lost_after = Duration::from_millis(broker.config.balancer.lost_broker_timeout_ms);
+        let image = broker.metadata.image();
+        let mut sessions = self.sessions();
+        image
+            .brokers
+            .values()
+            .map(|b| {
+                let session = sessions
+                    .1
+                    .entry(b.broker_id)
+                    .or_insert(Session::placeholder(false));
+                let health = BrokerHealth {
+                    lost: b.fenced && session.last_seen.elapsed() > lost_after,
+                    disk_used_percent: session.disk_used_percent,
+                };
+                (b.broker_id, health)
+            })
+            .collect()
+    }
+
+    /// The balancer's round, every `balancer.interval_ms` on the leader:
+    /// starts the moves [`balance::plan`] asks for as reassignments.
+    async fn balance(&self, broker: &Broker) {
+        let config = &broker.config.balancer;
+        {
+            let mut last = self
+                .last_balance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < Duration::from_millis(config.interval_ms)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let image = broker.metadata.image();
+        {
+            // Measured for operators' moves too, with the balancer off.
+            let reports = &mut *self.reports();
+            reports
+                .meter
+                .observe(Instant::now(), &image, &reports.sizes);
+        }
+        if !config.enabled {
+            return;
+        }
+        let health = self.health(broker);
+        let plan_config = BalancerConfig {
+            max_moves_in_flight: config.max_moves_in_flight as usize,
+            imbalance_percent: config.imbalance_percent,
+            disk_high_watermark_percent: config.disk_high_watermark_percent,
+        };
+        let moves = balance::plan(&image, broker.config.node_id, &plan_config, &health);
+        if moves.is_empty() {
+            return;
+        }
+        for m in &moves {
+            tracing::info!(
+                topic = %m.topic,
+                partition = m.partition,
+                target = ?m.target,
+                "balancer: moving partition"
+            );
+        }
+        match broker.controller.alter_partition_reassignments(moves).await {
+            Ok(results) => {
+                for r in results {
+                    if let Err(e) = r.result {
+                        tracing::warn!(
+                            topic = %r.topic,
+                            partition = r.partition,
+                            "balancer: move refused: {}",
+                            e.message
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("balancer: moves not started: {}", e.message),
+        }
+    }
+
     async fn serve(self, request: ControlRequest) -> ControlResponse {
         let Some(broker) = self.broker.upgrade() else {
             return refused(codes::NOT_CONTROLLER, "this node is shutting down");
@@ -245,6 +381,7 @@ impl ControllerService {
                 host,
                 port,
                 rack,
+                endpoints,
             } => {
                 if !self.quorum.is_member(broker_id) {
                     return refused(
@@ -258,6 +395,7 @@ impl ControllerService {
                     host,
                     port,
                     rack,
+                    endpoints,
                 };
                 match broker.controller.register_broker(registration).await {
                     Ok(epoch) => {
@@ -272,6 +410,8 @@ impl ControllerService {
                 broker_id,
                 epoch,
                 applied_index,
+                disk_used_percent,
+                replica_sizes,
             } => {
                 let image = broker.metadata.image();
                 let Some(registered) = image.brokers.get(&broker_id) else {
@@ -287,6 +427,8 @@ impl ControllerService {
                     };
                 }
                 let session = self.touch(broker_id, None);
+                self.record_disk_use(broker_id, disk_used_percent);
+                self.record_sizes(broker_id, replica_sizes);
                 let mut fenced = registered.fenced;
                 if fenced && !session.shutting_down && applied_index >= session.catch_up_to {
                     match broker.controller.unfence_broker(broker_id).await {
@@ -324,10 +466,8 @@ impl ControllerService {
                 {
                     let mut sessions = self.sessions();
                     let session = sessions.1.entry(broker_id).or_insert(Session {
-                        last_seen: Instant::now(),
-                        catch_up_to: 0,
-                        shutting_down: true,
                         heard: true,
+                        ..Session::placeholder(true)
                     });
                     session.shutting_down = true;
                 }
@@ -341,6 +481,17 @@ impl ControllerService {
                     },
                     Err(e) => refused(e.code, &e.message),
                 }
+            }
+            ControlRequest::BalanceStatus => {
+                let health = self.health(&broker);
+                let reports = self.reports();
+                ControlResponse::BalanceStatus(Box::new(balance::status(
+                    &broker.metadata.image(),
+                    broker.config.balancer.enabled,
+                    &health,
+                    &reports.sizes,
+                    reports.meter.rate_bytes_per_s(),
+                )))
             }
             ControlRequest::UnregisterBroker { broker_id } => {
                 match broker.controller.unregister_broker(broker_id).await {
@@ -371,7 +522,8 @@ impl ControllerService {
                 principal_type: principal_type.to_owned(),
                 name: name.to_owned(),
             }),
-            listener: Arc::from("CONTROLLER"),
+            listener: Arc::from(FORWARDED_LISTENER),
+            throttle: Default::default(),
         };
         let reply = match handlers::dispatch(broker, ctx, frame) {
             Ok(reply) => reply,
@@ -475,14 +627,17 @@ pub async fn run_lifecycle(
             None => ControlRequest::RegisterBroker {
                 broker_id: broker.config.node_id,
                 incarnation_id,
-                host: broker.advertised.0.clone(),
-                port: i32::from(broker.advertised.1),
+                host: broker.advertised.inter_broker().host.clone(),
+                port: i32::from(broker.advertised.inter_broker().port),
                 rack: broker.config.broker.rack.clone(),
+                endpoints: broker.advertised.endpoints(),
             },
             Some(epoch) => ControlRequest::Heartbeat {
                 broker_id: broker.config.node_id,
                 epoch,
                 applied_index: quorum.published_index(),
+                disk_used_percent: crate::datadir::disk_used_percent(&broker.config.data_dir),
+                replica_sizes: moving_replica_sizes(&broker),
             },
         };
         let retry = (delay * 2).clamp(Duration::from_millis(100), interval);
@@ -538,8 +693,31 @@ pub async fn run_lifecycle(
         if quorum.is_leader() {
             service.ensure_cluster_id(&broker).await;
             service.expire_sessions(&broker).await;
+            service.balance(&broker).await;
         }
     }
+}
+
+/// The sizes of this node's replicas of partitions being moved, for the
+/// balance status's progress (at most `MAX_REPORTED_REPLICA_SIZES`).
+fn moving_replica_sizes(broker: &Broker) -> Vec<ReplicaSize> {
+    let image = broker.metadata.image();
+    let node_id = broker.config.node_id;
+    image
+        .topics
+        .iter()
+        .flat_map(|(name, t)| t.partitions.iter().map(move |(&p, part)| (name, p, part)))
+        .filter(|(_, _, part)| part.reassignment_in_progress() && part.replicas.contains(&node_id))
+        .filter_map(|(name, p, _)| {
+            let local = broker.replicas.partition(name, p)?;
+            Some(ReplicaSize {
+                topic: name.clone(),
+                partition: p,
+                size_bytes: local.log().size_bytes(),
+            })
+        })
+        .take(balance::MAX_REPORTED_REPLICA_SIZES)
+        .collect()
 }
 
 /// How long a stopping broker waits for the controller to move its
@@ -594,7 +772,8 @@ pub async fn import_local_metadata(
     if marker.exists() || !dir.join(sluice_metadata::METADATA_LOG_DIR).exists() {
         return Ok(());
     }
-    let local = LocalMetadataLog::open(dir).map_err(ApiError::from)?;
+    let local = LocalMetadataLog::open_with_encryption(dir, config.log.encryption.clone())
+        .map_err(ApiError::from)?;
     let image = local.image();
     drop(local);
     // The cluster keeps this node's id, so clients that knew the single
@@ -676,7 +855,8 @@ pub async fn import_local_metadata(
 }
 
 /// The leader's side of an import: the records of every topic the cluster
-/// does not have yet, and a higher producer id watermark. A topic whose
+/// does not have yet, its ACLs the cluster lacks, and a higher producer id
+/// watermark. A topic whose
 /// name the cluster uses under another id refuses the whole import.
 async fn import(broker: &Broker, encoded: Vec<Bytes>) -> ControlResponse {
     let records = match decode_all(&encoded) {
@@ -744,9 +924,70 @@ fn import_records(
                     continue;
                 }
             }
+            // A single node's SCRAM users come along, unless the cluster
+            // already has a credential for that user and mechanism.
+            MetadataRecord::UserScramCredential {
+                name, mechanism, ..
+            } => {
+                if image.scram_credential(name, *mechanism).is_some() {
+                    continue;
+                }
+            }
+            // The node's ACLs join the cluster's, unless the cluster holds
+            // the same ACL already (by id or as an equal binding).
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                if image.acls.iter().any(|(existing, _)| existing == id)
+                    || image.acls.find(acl).is_some()
+                {
+                    continue;
+                }
+            }
             _ => continue,
         }
         out.push(record);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod import_tests {
+    use sluice_metadata::acl::{
+        AclBinding, AclOperation, AclPermission, PatternType, ResourceType,
+    };
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn acl(name: &str) -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: name.to_owned(),
+            pattern_type: PatternType::Literal,
+            principal: "User:a".to_owned(),
+            host: "*".to_owned(),
+            operation: AclOperation::Read,
+            permission: AclPermission::Allow,
+        }
+    }
+
+    #[test]
+    fn a_growing_node_brings_the_acls_the_cluster_lacks() {
+        let entry = |id: u128, name: &str| MetadataRecord::AccessControlEntry {
+            id: Uuid::from_u128(id),
+            acl: acl(name),
+        };
+        let cluster = MetadataImage::default()
+            .with_change(&[entry(1, "shared")], 0, 1)
+            .expect("applies");
+        // The node's copy of `shared` under another id, the same id again,
+        // and one the cluster lacks.
+        let imported = import_records(
+            &cluster,
+            vec![entry(2, "shared"), entry(1, "shared"), entry(3, "new")],
+        )
+        .expect("import");
+        assert_eq!(imported, [entry(3, "new")]);
+        let after = cluster.with_change(&imported, 1, 2).expect("applies");
+        assert_eq!(after.acls.len(), 2);
+    }
 }

@@ -155,6 +155,22 @@ fn base64_url_uuid(id: uuid::Uuid) -> String {
     out
 }
 
+/// Use of the file system holding `data_dir`, in percent of the space an
+/// unprivileged writer could use (blocks reserved for root excluded, as
+/// `df` reports it), or `None` if the file system would not say. The
+/// balancer stops placing replicas on a broker past its disk high-water
+/// mark.
+pub fn disk_used_percent(data_dir: &Path) -> Option<u8> {
+    let stats = rustix::fs::statvfs(data_dir).ok()?;
+    let used = stats.f_blocks.checked_sub(stats.f_bfree)?;
+    let usable = used.checked_add(stats.f_bavail)?;
+    if usable == 0 {
+        return None;
+    }
+    let percent = used.saturating_mul(100).div_ceil(usable);
+    u8::try_from(percent.min(100)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +188,13 @@ mod tests {
         );
         drop(first);
         DataDir::open(dir.path()).expect("lock released on drop");
+    }
+
+    #[test]
+    fn disk_use_of_a_real_directory_is_a_percentage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let used = disk_used_percent(dir.path()).expect("statvfs answers for a real directory");
+        assert!(used <= 100, "{used}");
+        assert_eq!(disk_used_percent(&dir.path().join("missing")), None);
     }
 }

@@ -171,6 +171,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the longest frame accepted from the next length prefix on:
+    /// a SASL listener accepts only small frames before authentication.
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: u32) {
+        self.max_frame_bytes = max_frame_bytes;
+    }
+
     /// The buffer capacity of the frame being read (tests and metrics).
     pub fn buffered_capacity(&self) -> usize {
         self.pending.as_ref().map_or(0, |p| p.body.capacity())

@@ -2,6 +2,7 @@
 //! one handler per Kafka API, over the pieces it is given.
 //!
 //! Layout:
+//! - [`authz`]: the ACL authorizer every handler checks requests with.
 //! - [`config`]: typed, layered, validated configuration.
 //! - [`datadir`]: the data directory lock and the cluster id.
 //! - [`server`]: the Kafka listener and per-connection request loop,
@@ -9,6 +10,9 @@
 //!   later).
 //! - [`frames`]: request frames read under the broker-wide memory budget.
 //! - [`handlers`]: one file per Kafka API.
+//! - [`leader_balance`]: automatic preferred-leader balancing on the active
+//!   controller.
+//! - [`throttle`]: replication throttles (KIP-73 replication quotas).
 //!
 //! The pieces live in their own crates, below this one: the metadata
 //! image and controller (`sluice-metadata`), hosted partitions
@@ -19,14 +23,22 @@
 //! The broker never decodes record batches on the produce or fetch path:
 //! bytes go from the socket to the log and from the log to the socket.
 
+pub mod authz;
 pub mod cluster;
 pub mod config;
+pub mod context;
 pub mod datadir;
 pub mod frames;
 pub mod handlers;
+pub mod leader_balance;
 pub mod peers;
+pub mod principal_map;
+pub mod quota;
 pub mod replication;
+pub mod sasl;
 pub mod server;
+pub mod throttle;
+pub mod tls;
 
 #[cfg(test)]
 mod controller_tests;
@@ -56,6 +68,12 @@ pub enum BrokerError {
     /// A partition log could not be recovered.
     #[error("cannot recover partition logs: {0}")]
     Log(#[from] sluice_log::LogError),
+    /// The listeners are misconfigured (validated at load; not expected).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The inter-broker TLS files do not load.
+    #[error("inter-broker TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     /// `__consumer_offsets` could not be replayed.
     #[error("cannot replay __consumer_offsets: {0}")]
     Offsets(#[from] sluice_coordinator::group::offsets_log::OffsetsLogError),
@@ -79,6 +97,101 @@ impl Principal {
             name: "ANONYMOUS".to_owned(),
         }
     }
+
+    /// The principal of a connection that authenticated as `name`.
+    pub fn user(name: &str) -> Principal {
+        Principal {
+            principal_type: "User".to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// One of this broker's Kafka listeners as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedListener {
+    /// The listener's name (upper case).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// The listener's security protocol.
+    pub security_protocol: config::SecurityProtocol,
+}
+
+/// Where clients reach this broker: one endpoint per Kafka listener, one
+/// of them the inter-broker listener (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    listeners: Vec<AdvertisedListener>,
+    /// Index of the inter-broker listener in `listeners`.
+    inter_broker: usize,
+}
+
+impl Advertised {
+    /// The endpoints of `listeners`, other brokers connecting to the one
+    /// named `inter_broker` (the first when no listener has that name).
+    /// `None` when `listeners` is empty.
+    pub fn new(listeners: Vec<AdvertisedListener>, inter_broker: &str) -> Option<Advertised> {
+        if listeners.is_empty() {
+            return None;
+        }
+        let inter_broker = listeners
+            .iter()
+            .position(|l| l.name == inter_broker)
+            .unwrap_or(0);
+        Some(Advertised {
+            listeners,
+            inter_broker,
+        })
+    }
+
+    /// Every listener's endpoint, in configuration order.
+    pub fn listeners(&self) -> &[AdvertisedListener] {
+        &self.listeners
+    }
+
+    /// The endpoint of the listener named `name`.
+    pub fn get(&self, name: &str) -> Option<&AdvertisedListener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// The inter-broker listener's endpoint: the host and port registered
+    /// for replication and transaction peers.
+    pub fn inter_broker(&self) -> &AdvertisedListener {
+        // `new` keeps the index in range and the list non-empty.
+        &self.listeners[self.inter_broker]
+    }
+
+    /// The endpoints as registration records carry them.
+    pub fn endpoints(&self) -> Vec<sluice_metadata::BrokerEndpoint> {
+        self.listeners
+            .iter()
+            .map(|l| sluice_metadata::BrokerEndpoint {
+                name: l.name.clone(),
+                host: l.host.clone(),
+                port: i32::from(l.port),
+                security_protocol: l.security_protocol.id(),
+            })
+            .collect()
+    }
+}
+
+/// One PLAINTEXT listener named `PLAINTEXT` at `(host, port)`: a broker
+/// configured with the legacy `kafka_listener` key, and tests.
+impl From<(String, u16)> for Advertised {
+    fn from((host, port): (String, u16)) -> Advertised {
+        Advertised {
+            listeners: vec![AdvertisedListener {
+                name: server::LISTENER_NAME.to_owned(),
+                host,
+                port,
+                security_protocol: config::SecurityProtocol::Plaintext,
+            }],
+            inter_broker: 0,
+        }
+    }
 }
 
 /// The handles the Kafka server and its handlers work with. Each is a
@@ -98,8 +211,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// Producer id allocation.
     pub producer_ids: Arc<ProducerIdManager>,
-    /// The host and port advertised to clients.
-    pub advertised: (String, u16),
+    /// Where clients reach each of this broker's Kafka listeners.
+    pub advertised: Advertised,
     /// When the broker started, for status.
     pub started: Instant,
     /// Consumer groups and committed offsets.
@@ -114,6 +227,34 @@ pub struct Broker {
     pub peers: Arc<peers::Peers>,
     /// KIP-890 checks of transactional writes, and the writes waiting on them.
     pub verifier: Arc<handlers::Verifier>,
+    /// Replication quotas (KIP-73), leader and follower side.
+    pub throttles: Arc<throttle::ReplicationThrottles>,
+    /// ACL checks (allows everything unless `authorizer.enabled`).
+    pub authorizer: Arc<authz::Authorizer>,
+    /// TLS for this broker's connections to other brokers (replication,
+    /// transaction markers) when the inter-broker listener is SSL or
+    /// SASL_SSL: trusts `tls.ca_file` (else `tls.client_ca_file`) and
+    /// presents this broker's own certificate. `None`: plain TCP.
+    pub inter_broker_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Client quota meters (KIP-13, KIP-124), shared by every connection.
+    pub quotas: Arc<quota::ClientQuotas>,
+}
+
+/// The client TLS config for other brokers' inter-broker listener, if it
+/// speaks TLS and a CA to trust is configured (a single node, which has no
+/// peers, needs none; config validation requires one in a cluster).
+fn inter_broker_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, BrokerError> {
+    let name = config.inter_broker_listener()?;
+    let tls_listener = config
+        .listeners()?
+        .iter()
+        .any(|l| l.name == name && l.security_protocol.uses_tls());
+    if !tls_listener || config.tls.trust_file().is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(tls::inter_broker_client_config(
+        &config.tls,
+    )?)))
 }
 
 impl Broker {
@@ -127,9 +268,12 @@ impl Broker {
     pub fn open(
         config: Config,
         cluster_id: String,
-        advertised: (String, u16),
+        advertised: impl Into<Advertised>,
     ) -> Result<Broker, BrokerError> {
-        let metadata = Arc::new(LocalMetadataLog::open(&config.data_dir)?);
+        let metadata = Arc::new(LocalMetadataLog::open_with_encryption(
+            &config.data_dir,
+            config.log.encryption.clone(),
+        )?);
         Broker::open_with(config, cluster_id, advertised, metadata, None)
     }
 
@@ -139,7 +283,7 @@ impl Broker {
     pub fn open_with(
         config: Config,
         cluster_id: String,
-        advertised: (String, u16),
+        advertised: impl Into<Advertised>,
         metadata: Arc<dyn MetadataLog>,
         quorum: Option<Arc<sluice_quorum::Quorum>>,
     ) -> Result<Broker, BrokerError> {
@@ -194,26 +338,40 @@ impl Broker {
             producer_ids,
             txn,
         } = coordinators;
-        let peers = Arc::new(peers::Peers::new(config.node_id, Arc::clone(&metadata)));
+        let inter_broker_tls = inter_broker_tls(&config)?;
+        let peers = Arc::new(
+            peers::Peers::new(config.node_id, Arc::clone(&metadata))
+                .with_tls(inter_broker_tls.clone()),
+        );
         txn.set_marker_sender(Arc::clone(&peers) as Arc<dyn MarkerSender>);
         let verifier = Arc::new(handlers::Verifier::new(
             Arc::clone(&peers),
             Arc::clone(&txn),
         ));
+        let authorizer = Arc::new(authz::Authorizer::new(&config, Arc::clone(&metadata)));
+        let (quota_window_num, quota_window_size_ms) =
+            (config.quota.window_num, config.quota.window_size_ms);
         Ok(Broker {
+            authorizer,
             config,
             cluster_id,
             metadata,
             controller,
             replicas,
             producer_ids,
-            advertised,
+            advertised: advertised.into(),
             started: Instant::now(),
             groups,
             txn,
             quorum,
             peers,
             verifier,
+            throttles: Arc::new(throttle::ReplicationThrottles::default()),
+            inter_broker_tls,
+            quotas: Arc::new(quota::ClientQuotas::new(
+                quota_window_num,
+                quota_window_size_ms,
+            )),
         })
     }
 
@@ -330,12 +488,38 @@ pub(crate) mod testing {
         sluice_metadata::now_ms()
     }
 
+    /// The request context of `principal` (`User:alice`) from 127.0.0.1.
+    pub fn ctx_of(principal: &str) -> crate::handlers::RequestContext {
+        let (principal_type, name) = principal.split_once(':').expect("Type:name");
+        crate::handlers::RequestContext {
+            principal: std::sync::Arc::new(crate::Principal {
+                principal_type: principal_type.to_owned(),
+                name: name.to_owned(),
+            }),
+            ..ctx()
+        }
+    }
+
+    /// A config with the authorizer on and no super users.
+    pub fn authorizing_config() -> Config {
+        let mut config = Config::default();
+        config.authorizer.enabled = true;
+        config
+    }
+
+    /// An authorizer that allows everything, for handler tests about
+    /// something else.
+    pub fn allow_all() -> Arc<crate::authz::Authorizer> {
+        Arc::new(crate::authz::Authorizer::allow_all())
+    }
+
     /// The request context of an anonymous local client.
     pub fn ctx() -> crate::handlers::RequestContext {
         crate::handlers::RequestContext {
             peer: "127.0.0.1:1".parse().expect("addr"),
             principal: std::sync::Arc::new(crate::Principal::anonymous()),
             listener: std::sync::Arc::from("PLAINTEXT"),
+            throttle: Default::default(),
         }
     }
 
@@ -369,6 +553,8 @@ pub(crate) mod testing {
         pub txn: Arc<TransactionCoordinator>,
         /// KIP-890 checks.
         pub verifier: Arc<crate::handlers::Verifier>,
+        /// ACL checks, as the config says.
+        pub authorizer: Arc<crate::authz::Authorizer>,
     }
 
     impl Node {
@@ -384,6 +570,7 @@ pub(crate) mod testing {
                 host: "127.0.0.1".to_owned(),
                 port: 9092,
                 cluster_id: "test".to_owned(),
+                listener: crate::server::LISTENER_NAME.to_owned(),
             }
         }
 
@@ -417,6 +604,7 @@ pub(crate) mod testing {
                             host: format!("broker-{broker_id}"),
                             port: 9000 + broker_id,
                             rack: None,
+                            endpoints: Vec::new(),
                         },
                         MetadataRecord::FenceBroker {
                             broker_id,
@@ -492,9 +680,11 @@ pub(crate) mod testing {
             groups,
             txn,
             verifier,
+            authorizer,
             ..
         } = broker;
         Node {
+            authorizer,
             config,
             metadata,
             controller,
@@ -533,6 +723,7 @@ pub(crate) mod testing {
                 host: format!("host-{id}"),
                 port: 9000 + id,
                 rack: (id <= 2).then(|| format!("rack-{id}")),
+                endpoints: Vec::new(),
             });
             if id <= 3 {
                 records.push(MetadataRecord::FenceBroker {

@@ -68,6 +68,9 @@ pub struct Peers {
     node_id: i32,
     metadata: Arc<dyn MetadataLog>,
     conns: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
+    /// TLS towards the other brokers' inter-broker listener, when it is
+    /// SSL; `None` is PLAINTEXT.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Peers {
@@ -77,7 +80,15 @@ impl Peers {
             node_id,
             metadata,
             conns: tokio::sync::Mutex::new(HashMap::new()),
+            tls: None,
         }
+    }
+
+    /// These peers reached over TLS with `tls` (an SSL inter-broker
+    /// listener).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Peers {
+        self.tls = tls;
+        self
     }
 
     /// The current metadata image.
@@ -102,6 +113,8 @@ impl Peers {
             client_id: format!("sluice-broker-{}", self.node_id),
             connect_timeout: Duration::from_millis(PEER_CONNECT_TIMEOUT_MS),
             request_timeout: Duration::from_millis(PEER_REQUEST_TIMEOUT_MS),
+            tls: self.tls.clone(),
+            ..ConnOptions::default()
         };
         let conn = Arc::new(
             Connection::connect(&address, options)

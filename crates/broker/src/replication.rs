@@ -20,6 +20,11 @@
 //! of the next request; appends and truncations check the leader and epoch
 //! the fetch was made under, under the partition's lock, so an answer that
 //! arrives after a leadership change is discarded.
+//!
+//! Throttled replicas ([`crate::throttle`]) outside the ISR are left out of
+//! the fetch while this broker's follower quota is exceeded; the others
+//! are still fetched, so no partition's ISR suffers from a move. The bytes
+//! fetched for throttled replicas are counted against the quota.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,6 +39,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Broker;
+use crate::throttle;
 
 /// Fetch version followers send: the first with `last_fetched_epoch` and
 /// the diverging-epoch answer (KIP-320 in Fetch), still naming topics by
@@ -245,6 +251,25 @@ async fn fetch_once(
     if partitions.is_empty() {
         return Ok(false);
     }
+    let image = broker.metadata.image();
+    let me = broker.config.node_id;
+    let rate = throttle::follower_rate(&image, me);
+    let (partitions, throttled) = select_unthrottled(&image, me, partitions, || {
+        broker
+            .throttles
+            .follower
+            .is_exceeded(rate, broker.throttles.now_ms())
+    });
+    if partitions.is_empty() {
+        // Every partition here is held back: wait until the quota allows
+        // fetching again (at most one quota window, then check again).
+        let delay = broker
+            .throttles
+            .follower
+            .delay_until_within(rate, broker.throttles.now_ms());
+        tokio::time::sleep(delay.max(Duration::from_millis(1))).await;
+        return Ok(true);
+    }
     if conn.as_ref().is_none_or(Connection::is_dead) {
         let image = broker.metadata.image();
         let address = image
@@ -256,6 +281,8 @@ async fn fetch_once(
             client_id: format!("sluice-replica-{}", broker.config.node_id),
             connect_timeout: Duration::from_millis(CONNECT_TIMEOUT_MS),
             request_timeout: Duration::from_secs(30),
+            tls: broker.inter_broker_tls.clone(),
+            ..ConnOptions::default()
         };
         *conn = Some(Connection::connect(&address, options).await?);
     }
@@ -280,13 +307,16 @@ async fn fetch_once(
         .map(|(p, l)| ((p.tp.topic.clone(), p.tp.partition), (p, l)))
         .collect();
     let mut any_error = false;
+    let mut throttled_bytes = 0u64;
     for topic in response.responses {
         for data in topic.partitions {
-            let Some((partition, leadership)) =
-                by_tp.get(&(topic.topic.clone(), data.partition_index))
-            else {
+            let key = (topic.topic.clone(), data.partition_index);
+            let Some((partition, leadership)) = by_tp.get(&key) else {
                 continue;
             };
+            if throttled.contains(&key) {
+                throttled_bytes += data.records.len() as u64;
+            }
             let partition = Arc::clone(partition);
             let leadership = *leadership;
             let outcome = sluice_runtime::blocking("replica-apply", move || {
@@ -306,6 +336,10 @@ async fn fetch_once(
             }
         }
     }
+    broker
+        .throttles
+        .follower
+        .record(throttled_bytes, broker.throttles.now_ms());
     if any_error {
         // Back off a little so a partition stuck on an error (its leader
         // has not applied the metadata yet) does not spin; the others
@@ -316,6 +350,39 @@ async fn fetch_once(
         .await;
     }
     Ok(true)
+}
+
+/// Splits `partitions` for the follower throttle: returns the partitions
+/// to fetch and the `(topic, partition)`s of the throttled ones among them
+/// (whose bytes count against the quota). A throttled replica outside the
+/// ISR is left out when `exceeded()` says the follower quota is exceeded
+/// (asked once, and only if some partition could be left out); replicas in
+/// the ISR are always fetched (Kafka's `shouldFollowerThrottle`).
+fn select_unthrottled(
+    image: &sluice_metadata::MetadataImage,
+    me: i32,
+    partitions: Vec<Followed>,
+    exceeded: impl FnOnce() -> bool,
+) -> (Vec<Followed>, std::collections::HashSet<(String, i32)>) {
+    let throttled: std::collections::HashSet<(String, i32)> = partitions
+        .iter()
+        .filter(|(p, _)| throttle::follower_throttled(image, &p.tp.topic, p.tp.partition, me))
+        .map(|(p, _)| (p.tp.topic.clone(), p.tp.partition))
+        .collect();
+    let holdable = |p: &Partition| {
+        throttled.contains(&(p.tp.topic.clone(), p.tp.partition))
+            && !throttle::in_sync(image, &p.tp.topic, p.tp.partition, me)
+    };
+    let hold_back = partitions.iter().any(|(p, _)| holdable(p)) && exceeded();
+    let partitions = if hold_back {
+        partitions
+            .into_iter()
+            .filter(|(p, _)| !holdable(p))
+            .collect()
+    } else {
+        partitions
+    };
+    (partitions, throttled)
 }
 
 /// The Fetch a follower sends for `partitions`.
@@ -423,19 +490,17 @@ fn apply_fetched(
             .map_err(log_error)?;
         return Ok(());
     }
-    if !data.records.is_empty() {
-        let now = sluice_metadata::now_ms();
-        if let Some(info) = partition
-            .append_as_follower(&data.records, leadership, now)
+    if !data.records.is_empty()
+        && let Some(info) = partition
+            .append_as_follower(&data.records, leadership)
             .map_err(log_error)?
-            && partition.is_group_commit()
-        {
-            // The next fetch tells the leader this offset: it must be on disk.
-            partition
-                .log()
-                .sync_until(info.last_offset + 1)
-                .map_err(log_error)?;
-        }
+        && partition.is_group_commit()
+    {
+        // The next fetch tells the leader this offset: it must be on disk.
+        partition
+            .log()
+            .sync_until(info.last_offset + 1)
+            .map_err(log_error)?;
     }
     partition.follow_high_watermark(data.high_watermark);
     // DeleteRecords and retention on the leader move its log start; the
@@ -447,4 +512,93 @@ fn apply_fetched(
         log.advance_log_start_offset(log_start).map_err(log_error)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use sluice_metadata::MetadataImage;
+    use sluice_metadata::topic_config::FOLLOWER_THROTTLED_REPLICAS;
+
+    use super::*;
+    use crate::testing::{self, SPREAD};
+
+    /// [`SPREAD`]'s partitions 1 (led by 2) and 4 (led by 4), both followed
+    /// here, outside their ISR, and the image they come from.
+    async fn followed(dir: &std::path::Path) -> (testing::Node, Vec<Followed>) {
+        let node = testing::node_in(dir).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        let partitions = [(1, (2, 5)), (4, (4, 1))]
+            .into_iter()
+            .map(|(p, leadership)| {
+                let partition = node.replicas.partition(SPREAD, p).expect("hosted here");
+                (partition, leadership)
+            })
+            .collect();
+        (node, partitions)
+    }
+
+    fn with(
+        image: &MetadataImage,
+        edit: impl FnOnce(&mut sluice_metadata::TopicImage),
+    ) -> MetadataImage {
+        let mut image = image.clone();
+        edit(image.topics.get_mut(SPREAD).expect("spread"));
+        image
+    }
+
+    fn indexes(partitions: &[Followed]) -> Vec<i32> {
+        partitions.iter().map(|(p, _)| p.tp.partition).collect()
+    }
+
+    #[tokio::test]
+    async fn a_follower_leaves_out_throttled_replicas_outside_the_isr_only_when_exceeded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (node, partitions) = followed(dir.path()).await;
+        let listed = with(&node.image(), |t| {
+            t.configs
+                .insert(FOLLOWER_THROTTLED_REPLICAS.to_owned(), "1:1,4:2".to_owned());
+        });
+        let key = (SPREAD.to_owned(), 1);
+
+        let (kept, throttled) = select_unthrottled(&listed, 1, partitions.clone(), || false);
+        assert_eq!(indexes(&kept), [1, 4], "within the quota: everything");
+        assert_eq!(
+            throttled,
+            std::collections::HashSet::from([key.clone()]),
+            "4:2 names another follower"
+        );
+        let (kept, throttled) = select_unthrottled(&listed, 1, partitions.clone(), || true);
+        assert_eq!(indexes(&kept), [4], "exceeded: the throttled one waits");
+        assert!(
+            throttled.contains(&key),
+            "and is still counted when fetched"
+        );
+
+        // In the ISR: never left out, and the quota is not even asked.
+        let in_sync = with(&listed, |t| {
+            t.partitions.get_mut(&1).expect("p1").isr.push(1);
+        });
+        let asked = Cell::new(false);
+        let (kept, throttled) = select_unthrottled(&in_sync, 1, partitions.clone(), || {
+            asked.set(true);
+            true
+        });
+        assert_eq!(indexes(&kept), [1, 4]);
+        assert!(throttled.contains(&key));
+        assert!(!asked.get());
+
+        // No config at all: a replica being added here is throttled.
+        let adding = with(&node.image(), |t| {
+            t.partitions.get_mut(&4).expect("p4").adding_replicas = vec![1];
+        });
+        let (kept, throttled) = select_unthrottled(&adding, 1, partitions, || true);
+        assert_eq!(indexes(&kept), [1]);
+        assert_eq!(
+            throttled,
+            std::collections::HashSet::from([(SPREAD.to_owned(), 4)])
+        );
+    }
 }

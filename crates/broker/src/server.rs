@@ -14,7 +14,13 @@
 //! The connection loop is generic over the byte stream
 //! ([`Server::serve_connection`]), and the accept loop over the source of
 //! streams ([`Server::serve`] takes any [`Acceptor`]): a TCP listener is
-//! one; TLS, or a simulated network in tests, are others. Accept errors back off with the shared
+//! one; TLS ([`crate::tls::TlsAcceptor`]), or a simulated network in
+//! tests, are others. Accepting only takes a connection; its
+//! [`Handshake`] (TLS, for an SSL listener) runs in the connection's own
+//! task, so a slow handshake never holds the accept loop, and a failed one
+//! costs only its connection. Each [`Server`] serves one named listener
+//! ([`ListenerInfo`]); a broker with several runs one per listener, sharing
+//! the connection limit and request budget ([`Server::sharing_limits_with`]). Accept errors back off with the shared
 //! [`sluice_runtime::AcceptBackoff`]; one shutdown signal (a
 //! [`CancellationToken`]) stops the listener and every connection.
 //!
@@ -38,6 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::config::SecurityProtocol;
 use crate::frames::{FrameError, FrameReader, RequestBudget};
 use crate::handlers::{self, RequestContext};
 use crate::{Broker, Principal};
@@ -45,9 +52,16 @@ use crate::{Broker, Principal};
 /// How long a connection gets to finish in-flight work at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The Kafka listener's name. Kafka names a listener after its security
-/// protocol unless configured otherwise; the only protocol today is
-/// PLAINTEXT (`kafka_security_protocol` refuses the others at start).
+/// How long a connection whose SASL authentication was refused stays open
+/// after the refusal is written, waiting for the client to close first (so
+/// the refusal is not followed at once by the close; see `Server::run`).
+/// Clients close as soon as they read the refusal; this bounds the ones
+/// that do not.
+const SASL_REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The name of the listener a broker configured with the legacy
+/// `kafka_listener` key has: Kafka names a listener after its security
+/// protocol unless configured otherwise.
 pub const LISTENER_NAME: &str = "PLAINTEXT";
 
 /// Accepts TCP connections on `listener` until `shutdown` is cancelled,
@@ -56,31 +70,111 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: Cancell
     Server::new(broker, shutdown).serve_tcp(listener).await;
 }
 
+/// The listener a [`Server`] serves: what requests are attributed to
+/// (`RequestContext.listener`) and how its connections are secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// The listener's name, as in `listeners` (upper case).
+    pub name: Arc<str>,
+    /// Its security protocol: TLS for SSL and SASL_SSL (done by the
+    /// acceptor), SASL authentication for SASL_PLAINTEXT and SASL_SSL (by
+    /// the request loop).
+    pub security_protocol: SecurityProtocol,
+}
+
+impl ListenerInfo {
+    /// A listener named `name` with `security_protocol`.
+    pub fn new(name: &str, security_protocol: SecurityProtocol) -> ListenerInfo {
+        ListenerInfo {
+            name: Arc::from(name),
+            security_protocol,
+        }
+    }
+}
+
 /// A source of connections: the TCP listener, or anything else that yields
 /// byte streams (TLS over TCP, a simulated network).
 pub trait Acceptor: Send + Sync {
+    /// An accepted connection, before its handshake.
+    type Connection: Handshake;
+
+    /// The next connection and its peer's address. Only accepts: the
+    /// handshake runs later, in the connection's task. An error is retried
+    /// after [`AcceptBackoff`]'s delay.
+    fn accept(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Connection, SocketAddr)>> + Send;
+}
+
+/// What turns an accepted connection into a byte stream and the principal
+/// it authenticated as (TLS: the handshake and the client certificate).
+pub trait Handshake: Send + 'static {
     /// The connection's read side.
     type Read: AsyncRead + Unpin + Send + 'static;
     /// The connection's write side.
     type Write: AsyncWrite + Unpin + Send + 'static;
 
-    /// The next connection, split, and its peer's address. An error is
-    /// retried after [`AcceptBackoff`]'s delay.
-    fn accept(
-        &self,
-    ) -> impl std::future::Future<Output = std::io::Result<(Self::Read, Self::Write, SocketAddr)>> + Send;
+    /// Runs the handshake. An error closes the connection (logged), and
+    /// nothing else.
+    fn handshake(
+        self,
+    ) -> impl std::future::Future<Output = std::io::Result<Established<Self::Read, Self::Write>>> + Send;
+}
+
+/// A connection ready for requests.
+#[derive(Debug)]
+pub struct Established<R, W> {
+    /// The read side.
+    pub read: R,
+    /// The write side.
+    pub write: W,
+    /// Who the transport says the client is: the mapped subject of its TLS
+    /// client certificate, else `User:ANONYMOUS`.
+    pub principal: Principal,
 }
 
 impl Acceptor for TcpListener {
+    type Connection = tokio::net::TcpStream;
+
+    async fn accept(&self) -> std::io::Result<(Self::Connection, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
+/// A plain TCP connection: no handshake, anonymous.
+impl Handshake for tokio::net::TcpStream {
     type Read = tokio::net::tcp::OwnedReadHalf;
     type Write = tokio::net::tcp::OwnedWriteHalf;
 
-    async fn accept(&self) -> std::io::Result<(Self::Read, Self::Write, SocketAddr)> {
-        let (stream, peer) = TcpListener::accept(self).await?;
-        let _ = stream.set_nodelay(true);
+    async fn handshake(self) -> std::io::Result<Established<Self::Read, Self::Write>> {
         // A TCP stream splits without a lock.
-        let (read, write) = stream.into_split();
-        Ok((read, write, peer))
+        let (read, write) = self.into_split();
+        Ok(Established {
+            read,
+            write,
+            principal: Principal::anonymous(),
+        })
+    }
+}
+
+/// An already split stream (in-memory streams in tests): no handshake,
+/// anonymous.
+impl<R, W> Handshake for (R, W)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    type Read = R;
+    type Write = W;
+
+    async fn handshake(self) -> std::io::Result<Established<R, W>> {
+        Ok(Established {
+            read: self.0,
+            write: self.1,
+            principal: Principal::anonymous(),
+        })
     }
 }
 
@@ -94,18 +188,80 @@ pub struct Server {
     /// Cancelled once, at shutdown: stops accepting, and each connection
     /// answers what it has read and closes.
     shutdown: CancellationToken,
+    /// The listener served: requests carry its name.
+    listener: ListenerInfo,
+    /// Bounds open connections (`limits.max_connections`); an accept waits
+    /// for a free slot. Shared by every listener of the broker.
+    slots: Arc<Semaphore>,
+    /// Set on a SASL_* listener: every connection authenticates first.
+    sasl: Option<Arc<crate::sasl::SaslSettings>>,
 }
 
 impl Server {
-    /// A server for `broker`'s listener that stops when `shutdown` is
+    /// A server for `broker`'s first configured listener (the only one
+    /// with the legacy `kafka_listener` key) that stops when `shutdown` is
     /// cancelled.
     pub fn new(broker: Arc<Broker>, shutdown: CancellationToken) -> Server {
+        let listener = broker
+            .config
+            .listeners()
+            .ok()
+            .and_then(|l| l.into_iter().next())
+            .map_or_else(
+                || ListenerInfo::new(LISTENER_NAME, SecurityProtocol::Plaintext),
+                |l| ListenerInfo::new(&l.name, l.security_protocol),
+            );
+        Server::for_listener(broker, listener, shutdown)
+    }
+
+    /// A server for `broker`'s listener `listener` that stops when
+    /// `shutdown` is cancelled, with its own connection limit and request
+    /// budget (see [`Server::sharing_limits_with`]).
+    pub fn for_listener(
+        broker: Arc<Broker>,
+        listener: ListenerInfo,
+        shutdown: CancellationToken,
+    ) -> Server {
         let budget = RequestBudget::new(broker.config.limits.queued_max_request_bytes);
+        let slots = Arc::new(Semaphore::new(
+            broker.config.limits.max_connections as usize,
+        ));
+        let protocol = listener.security_protocol;
         Server {
             broker,
             budget,
             shutdown,
+            listener,
+            slots,
+            sasl: None,
         }
+        .with_security_protocol(protocol)
+    }
+
+    /// The same server for a listener with `protocol`: SASL_PLAINTEXT and
+    /// SASL_SSL make every connection authenticate first (`[sasl]`).
+    pub fn with_security_protocol(mut self, protocol: crate::config::SecurityProtocol) -> Server {
+        self.sasl = crate::sasl::required(protocol).then(|| {
+            Arc::new(crate::sasl::SaslSettings::from_config(
+                &self.broker.config.sasl,
+            ))
+        });
+        self
+    }
+
+    /// This server drawing on `other`'s connection slots and request
+    /// budget, so `limits.max_connections` and
+    /// `limits.queued_max_request_bytes` bound the broker as a whole, not
+    /// each listener.
+    pub fn sharing_limits_with(mut self, other: &Server) -> Server {
+        self.budget = other.budget.clone();
+        self.slots = Arc::clone(&other.slots);
+        self
+    }
+
+    /// The listener this server serves.
+    pub fn listener(&self) -> &ListenerInfo {
+        &self.listener
     }
 
     /// Accepts TCP connections until shutdown, then waits (at most 10 s)
@@ -119,9 +275,7 @@ impl Server {
     /// errors; then waits (at most 10 s) for every connection
     /// to finish what it has in flight.
     pub async fn serve<A: Acceptor>(&self, acceptor: A) {
-        let limits = &self.broker.config.limits;
-        // Bounds open connections; an accept waits for a free slot.
-        let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+        let slots = Arc::clone(&self.slots);
         let mut backoff = AcceptBackoff::new("kafka");
         let mut tasks = tokio::task::JoinSet::new();
         loop {
@@ -132,15 +286,54 @@ impl Server {
                 },
                 () = self.shutdown.cancelled() => break,
             };
-            let (read, write, peer) = tokio::select! {
+            let (connection, peer) = tokio::select! {
                 accepted = backoff.accept(|| acceptor.accept()) => accepted,
                 () = self.shutdown.cancelled() => break,
             };
+            // KIP-612: a connection over its IP's `connection_creation_rate`
+            // is held unserved for its throttle time, then closed (Kafka's
+            // delayed close, so a client retrying at once is slowed too). It
+            // keeps its connection slot meanwhile, so held connections stay
+            // within `limits.max_connections`.
+            let delay = self.broker.quotas.record_connection(
+                &self.broker.metadata.image(),
+                peer.ip(),
+                sluice_metadata::now_ms(),
+            );
+            if !delay.is_zero() {
+                let shutdown = self.shutdown.clone();
+                tracing::debug!(%peer, ?delay, "connection over its IP's connection_creation_rate; closing it after the throttle");
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let _held = connection;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                });
+                continue;
+            }
             let server = self.clone();
             tasks.spawn(async move {
                 let _permit = permit;
                 let _open = sluice_metrics::connection_opened();
-                if let Err(e) = server.run(read, write, peer).await {
+                let established = tokio::select! {
+                    established = connection.handshake() => established,
+                    () = server.shutdown.cancelled() => return,
+                };
+                let Established {
+                    read,
+                    write,
+                    principal,
+                } = match established {
+                    Ok(established) => established,
+                    Err(e) => {
+                        let listener = &server.listener.name;
+                        tracing::info!(%peer, %listener, "handshake failed; closing connection: {e}");
+                        return;
+                    }
+                };
+                if let Err(e) = server.run(read, write, peer, principal).await {
                     tracing::warn!(%peer, "closing connection: {e}");
                 }
             });
@@ -173,14 +366,19 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (read, write) = tokio::io::split(stream);
-        self.run(read, write, peer).await
+        self.run(read, write, peer, Principal::anonymous()).await
     }
 
+    /// The request loop of one connection. `transport_principal` is who
+    /// the transport authenticated (a TLS client certificate's mapped
+    /// subject, else `User:ANONYMOUS`); the listener's protocol is
+    /// `self.listener.security_protocol`.
     async fn run<R, W>(
         &self,
         read: R,
         mut write: W,
         peer: SocketAddr,
+        transport_principal: Principal,
     ) -> Result<(), ConnectionError>
     where
         R: AsyncRead + Unpin,
@@ -197,17 +395,40 @@ impl Server {
             Duration::from_millis(limits.request_read_timeout_ms),
         );
         let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
-        let principal = Arc::new(Principal::anonymous());
-        let listener: Arc<str> = Arc::from(LISTENER_NAME);
+        // PRINCIPAL: the connection's principal, as the transport
+        // authenticated it (SASL authentication replaces it on SASL listeners).
+        let mut principal = Arc::new(transport_principal);
+        let listener: Arc<str> = Arc::clone(&self.listener.name);
+        // Client quotas mute the connection (KIP-219): no request is read
+        // until the deadline a throttled response set.
+        let throttle = crate::quota::ConnectionThrottle::default();
         let mut stopping = false;
+        // A SASL refusal was answered: the close waits for the client.
+        let mut refused = false;
+        // On a SASL listener: authentication state, and small frames only
+        // until it succeeds.
+        let mut sasl = self
+            .sasl
+            .as_ref()
+            .map(|s| crate::sasl::Session::new(Arc::clone(s)));
+        if sasl.is_some() {
+            frames.set_max_frame_bytes(
+                limits
+                    .socket_request_max_bytes
+                    .min(crate::sasl::MAX_SASL_RECEIVE_BYTES),
+            );
+        }
 
         loop {
-            let can_read = !stopping && in_flight.len() < max_in_flight;
+            let muted_until = throttle.muted_until();
+            let can_read = !stopping && in_flight.len() < max_in_flight && muted_until.is_none();
+            let handshake_deadline = sasl.as_ref().and_then(|s| s.handshake_deadline());
             tokio::select! {
                 biased;
                 Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
                     write_reply(&mut write, reply).await?;
                 }
+                () = sleep_until_unmuted(muted_until), if muted_until.is_some() => {}
                 frame = frames.next(), if can_read => {
                     let frame = match frame {
                         Ok(None) => break,
@@ -218,10 +439,39 @@ impl Server {
                         }
                     };
                     let expected = Expected::of(&frame.bytes);
+                    if let Some(session) = sasl.as_mut() {
+                        let now = tokio::time::Instant::now();
+                        match session.on_frame(&broker.metadata.image(), &frame.bytes, now) {
+                            crate::sasl::Gate::Dispatch => {}
+                            crate::sasl::Gate::Answer { frame: reply, delay, close } => {
+                                let budget = frame.budget;
+                                in_flight.push_back(Box::pin(async move {
+                                    tokio::time::sleep(delay).await;
+                                    drop(budget);
+                                    (expected, reply)
+                                }));
+                                if let Some(user) = session.user()
+                                    && principal.name != user
+                                {
+                                    principal = Arc::new(Principal::user(user));
+                                    frames.set_max_frame_bytes(limits.socket_request_max_bytes);
+                                }
+                                // A failed authentication is answered, then closed.
+                                stopping |= close;
+                                refused |= close;
+                                continue;
+                            }
+                            crate::sasl::Gate::Close(e) => {
+                                drain(&mut in_flight, &mut write).await?;
+                                return Err(ConnectionError::Sasl(e));
+                            }
+                        }
+                    }
                     let ctx = RequestContext {
                         peer,
                         principal: Arc::clone(&principal),
                         listener: Arc::clone(&listener),
+                        throttle: throttle.clone(),
                     };
                     match handlers::dispatch(broker, ctx, frame.bytes) {
                         Ok(reply) => {
@@ -243,6 +493,12 @@ impl Server {
                 _ = tokio::time::sleep(idle), if in_flight.is_empty() && !stopping => {
                     return Err(ConnectionError::Idle(idle));
                 }
+                () = tokio::time::sleep_until(handshake_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if handshake_deadline.is_some() && !stopping =>
+                {
+                    let timeout = sasl.as_ref().map_or(Duration::ZERO, |s| s.handshake_timeout());
+                    return Err(ConnectionError::Sasl(crate::sasl::SaslError::HandshakeTimeout(timeout)));
+                }
                 () = self.shutdown.cancelled(), if !stopping => {
                     // Finish what was read, answer it, then close.
                     stopping = true;
@@ -253,9 +509,28 @@ impl Server {
             }
         }
         drain(&mut in_flight, &mut write).await?;
+        if refused {
+            // The refusal is written; closing at once puts the close right
+            // behind it, and kafka-python 3.0 drops bytes that arrive
+            // together with the close (it never sees
+            // SASL_AUTHENTICATION_FAILED). Let the client, which closes on
+            // the refusal, close first; anything it still sends is dropped
+            // unread. Bounded by SASL_REFUSAL_LINGER.
+            let _ = tokio::time::timeout(SASL_REFUSAL_LINGER, async {
+                while let Ok(Some(_)) = frames.next().await {}
+            })
+            .await;
+        }
         let _ = write.shutdown().await;
         tracing::debug!(%peer, "connection closed");
         Ok(())
+    }
+}
+
+/// Waits until a muted connection may read again.
+async fn sleep_until_unmuted(until: Option<tokio::time::Instant>) {
+    if let Some(until) = until {
+        tokio::time::sleep_until(until).await;
     }
 }
 
@@ -378,6 +653,11 @@ pub enum ConnectionError {
     /// No request for `connections.max.idle.ms`.
     #[error("idle for {0:?}")]
     Idle(Duration),
+    /// SASL closed the connection: a request before authentication, an
+    /// expired session, a malformed SASL request, or no authentication in
+    /// time. (A failed authentication is answered first, then closed.)
+    #[error("{0}")]
+    Sasl(#[source] crate::sasl::SaslError),
     /// A request that expects a response got none: its response failed to
     /// encode or its handler panicked (our bug, logged where it happened).
     #[error("no response could be produced for request {correlation_id} (api key {api_key})")]
@@ -536,14 +816,13 @@ mod tests {
 
     type DuplexRead = tokio::io::ReadHalf<DuplexStream>;
     type DuplexWrite = tokio::io::WriteHalf<DuplexStream>;
-    type Accepted = std::io::Result<(DuplexRead, DuplexWrite, SocketAddr)>;
+    type Accepted = std::io::Result<((DuplexRead, DuplexWrite), SocketAddr)>;
 
     /// Hands out scripted accept results in order, then waits forever.
     struct ScriptedAcceptor(std::sync::Mutex<std::collections::VecDeque<Accepted>>);
 
     impl Acceptor for ScriptedAcceptor {
-        type Read = DuplexRead;
-        type Write = DuplexWrite;
+        type Connection = (DuplexRead, DuplexWrite);
 
         async fn accept(&self) -> Accepted {
             let next = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
@@ -565,7 +844,7 @@ mod tests {
         // EMFILE twice (out of file descriptors), then a connection.
         let emfile = || Err(std::io::Error::from_raw_os_error(24));
         let acceptor = ScriptedAcceptor(std::sync::Mutex::new(
-            [emfile(), emfile(), Ok((read, write, peer()))].into(),
+            [emfile(), emfile(), Ok(((read, write), peer()))].into(),
         ));
         let serving = tokio::spawn(async move { server.serve(acceptor).await });
         api_versions_round_trip(&mut client, 5).await;
@@ -576,6 +855,77 @@ mod tests {
             .expect("the listener stops on shutdown")
             .expect("task");
         assert!(read_frame(&mut client).await.is_none(), "connection closed");
+    }
+
+    #[tokio::test]
+    async fn a_produce_over_its_quota_gets_kafkas_throttle_time_and_mutes_the_connection() {
+        use sluice_metadata::client_quota::QuotaAlteration;
+        use sluice_protocol::messages::produce::{
+            PartitionProduceData, ProduceResponse, TopicProduceData,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = crate::testing::broker_in(dir.path()).await;
+        crate::testing::create_topic(&broker, "t", 1).await;
+        let request = ProduceRequest {
+            acks: 1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "t".to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: crate::testing::batch_with_value(&[7u8; 10_000]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let produce = encode_request(&header(ApiKey::Produce, 9, 1), &request).expect("encode");
+        // The quota the frame's bytes exceed by 5 % when spread over the
+        // 10 s minimum span of Kafka's default window (11 x 1 s).
+        let frame_bytes = (produce.len() - 4) as f64;
+        let quota = (frame_bytes / 10.0 / 1.05).floor();
+        let set = QuotaAlteration {
+            entity: vec![("client-id".to_owned(), Some("test".to_owned()))],
+            ops: vec![("producer_byte_rate".to_owned(), Some(quota))],
+        };
+        let results = broker
+            .controller
+            .alter_client_quotas(vec![set], false)
+            .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+        let shutdown = CancellationToken::new();
+        let server = Server::new(broker, shutdown.clone());
+        let (mut client, server_end) = tokio::io::duplex(1 << 20);
+        let _task = tokio::spawn(async move { server.serve_connection(server_end, peer()).await });
+        // The mute starts after the broker has read this request, so the
+        // time since the write is a lower bound that load cannot shorten.
+        let sent = tokio::time::Instant::now();
+        client.write_all(&produce).await.expect("write");
+        let mut frame = read_frame(&mut client).await.expect("a response");
+        ResponseHeader::decode(&mut frame, response_header_version(ApiKey::Produce, 9))
+            .expect("header");
+        let response = ProduceResponse::decode(&mut frame, 9).expect("body");
+        // Kafka's ClientQuotaManager: (rate - quota) / quota * span.
+        let expected = ((frame_bytes / 10.0 - quota) / quota * 10_000.0).round() as i32;
+        assert_eq!(response.throttle_time_ms, expected);
+        assert!(response.throttle_time_ms > 0);
+        // v9 throttles itself (KIP-219): the answer came at once, and the
+        // next request is not read until the throttle time has passed.
+        let next = encode_request(
+            &header(ApiKey::ApiVersions, 3, 2),
+            &ApiVersionsRequest::default(),
+        )
+        .expect("encode");
+        client.write_all(&next).await.expect("write");
+        read_frame(&mut client).await.expect("a response");
+        let muted_for = sent.elapsed();
+        assert!(
+            muted_for >= Duration::from_millis(expected as u64),
+            "answered after {muted_for:?}, throttle {expected} ms"
+        );
+        shutdown.cancel();
     }
 
     #[test]
@@ -602,5 +952,244 @@ mod tests {
         let expected = Expected::of(&frame.freeze().slice(4..));
         assert!(expected.response);
         assert_eq!(expected.correlation_id, 9);
+    }
+
+    /// The client's SASL (`sluice_client::conn::SaslOptions`) against this
+    /// server over TCP, for every mechanism; a wrong password is the broker's
+    /// SASL_AUTHENTICATION_FAILED.
+    #[tokio::test]
+    async fn sluices_own_client_authenticates_with_every_mechanism() {
+        use sluice_client::conn::{ConnOptions, Connection, SaslOptions};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::Config {
+            kafka_security_protocol: crate::config::SecurityProtocol::SaslPlaintext,
+            ..crate::config::Config::default()
+        };
+        config.sasl.bootstrap_users = ["SCRAM-SHA-512", "SCRAM-SHA-256"]
+            .into_iter()
+            .map(|mechanism| crate::config::BootstrapUser {
+                name: "admin".to_owned(),
+                password: Some("secret".to_owned()),
+                password_file: None,
+                mechanism: mechanism.to_owned(),
+                iterations: 4096,
+            })
+            .collect();
+        let broker = crate::testing::broker_with(dir.path(), config).await;
+        crate::sasl::bootstrap::write_bootstrap_users(&broker)
+            .await
+            .expect("users");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let shutdown = sluice_runtime::CancellationToken::new();
+        let server = Server::new(broker, shutdown.clone());
+        let serving = tokio::spawn(async move { server.serve_tcp(listener).await });
+
+        let options = |mechanism: &str, password: &str| ConnOptions {
+            sasl: Some(SaslOptions {
+                mechanism: mechanism.to_owned(),
+                username: "admin".to_owned(),
+                password: password.to_owned(),
+            }),
+            ..ConnOptions::default()
+        };
+        for mechanism in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] {
+            let conn = Connection::connect(&addr, options(mechanism, "secret"))
+                .await
+                .unwrap_or_else(|e| panic!("{mechanism}: {e}"));
+            let metadata = conn
+                .send_at(
+                    &sluice_protocol::messages::metadata::MetadataRequest::default(),
+                    4,
+                )
+                .await
+                .expect("served after authentication");
+            assert!(!metadata.brokers.is_empty());
+            let refused = Connection::connect(&addr, options(mechanism, "wrong"))
+                .await
+                .expect_err("wrong password");
+            assert_eq!(
+                refused.code(),
+                Some(sluice_protocol::error::ErrorCode::from_code(
+                    sluice_protocol::error::codes::SASL_AUTHENTICATION_FAILED
+                )),
+                "{mechanism}: {refused}"
+            );
+        }
+        // Without SASL, the first request after ApiVersions closes the
+        // connection.
+        let plain = Connection::connect(&addr, ConnOptions::default())
+            .await
+            .expect("ApiVersions is served before authentication");
+        assert!(
+            plain
+                .send_at(
+                    &sluice_protocol::messages::metadata::MetadataRequest::default(),
+                    4
+                )
+                .await
+                .is_err()
+        );
+        shutdown.cancel();
+        serving.await.expect("server stops");
+    }
+
+    /// kafka-python 3.0 drops the bytes that arrive together with the close
+    /// (it reads until the socket would block, then discards what it read
+    /// if it also saw the end), so a refusal closed at once never reaches
+    /// it. The broker answers the refusal and waits for the client to close.
+    #[tokio::test]
+    async fn a_refused_sasl_login_is_answered_and_the_client_closes_first() {
+        use sluice_protocol::messages::sasl_authenticate::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse,
+        };
+        use sluice_protocol::messages::sasl_handshake::SaslHandshakeRequest;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::Config {
+            kafka_security_protocol: crate::config::SecurityProtocol::SaslPlaintext,
+            ..crate::config::Config::default()
+        };
+        config.sasl.bootstrap_users = vec![crate::config::BootstrapUser {
+            name: "admin".to_owned(),
+            password: Some("secret".to_owned()),
+            password_file: None,
+            mechanism: "SCRAM-SHA-512".to_owned(),
+            iterations: 4096,
+        }];
+        let broker = crate::testing::broker_with(dir.path(), config).await;
+        crate::sasl::bootstrap::write_bootstrap_users(&broker)
+            .await
+            .expect("users");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = sluice_runtime::CancellationToken::new();
+        let server = Server::new(broker, shutdown.clone());
+        let serving = tokio::spawn(async move { server.serve_tcp(listener).await });
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let handshake = encode_request(
+            &header(ApiKey::SaslHandshake, 1, 1),
+            &SaslHandshakeRequest {
+                mechanism: "PLAIN".to_owned(),
+            },
+        )
+        .expect("encode");
+        stream.write_all(&handshake).await.expect("write");
+        let login = encode_request(
+            &header(ApiKey::SaslAuthenticate, 2, 2),
+            &SaslAuthenticateRequest {
+                auth_bytes: Bytes::from_static(b"\0admin\0wrong"),
+            },
+        )
+        .expect("encode");
+        stream.write_all(&login).await.expect("write");
+        let mut frames = Vec::new();
+        for _ in 0..2 {
+            let mut prefix = [0u8; 4];
+            tokio::time::timeout(DEADLINE, stream.read_exact(&mut prefix))
+                .await
+                .expect("an answer in time")
+                .expect("an answer, not a close");
+            let len = usize::try_from(i32::from_be_bytes(prefix)).expect("length");
+            let mut body = vec![0u8; len];
+            stream.read_exact(&mut body).await.expect("body");
+            frames.push(Bytes::from(body));
+        }
+        let mut refusal = frames.pop().expect("two frames");
+        let version = response_header_version(ApiKey::SaslAuthenticate, 2);
+        let response_header = ResponseHeader::decode(&mut refusal, version).expect("header");
+        assert_eq!(response_header.correlation_id, 2);
+        let response = SaslAuthenticateResponse::decode(&mut refusal, 2).expect("body");
+        assert_eq!(
+            response.error_code,
+            sluice_protocol::error::codes::SASL_AUTHENTICATION_FAILED
+        );
+        // The close does not follow the refusal: nothing more arrives
+        // while the client has not closed (the linger is a second).
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await;
+        assert!(
+            early.is_err(),
+            "the broker closed right behind the refusal: {early:?}"
+        );
+        // Once the client closes, so does the broker.
+        stream.shutdown().await.expect("client close");
+        let end = tokio::time::timeout(DEADLINE, stream.read(&mut byte))
+            .await
+            .expect("the broker closes after the client");
+        assert!(matches!(end, Ok(0)), "{end:?}");
+        shutdown.cancel();
+        serving.await.expect("server stops");
+    }
+
+    /// The client's OAUTHBEARER against this server over TCP: a valid
+    /// token opens the connection; an expired one ends in the broker's
+    /// SASL_AUTHENTICATION_FAILED with its reason, after RFC 7628's error
+    /// exchange.
+    #[tokio::test]
+    async fn sluices_own_client_authenticates_with_oauthbearer() {
+        use base64::Engine;
+        use sluice_client::conn::{ConnOptions, Connection, SaslOptions};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::Config {
+            kafka_security_protocol: crate::config::SecurityProtocol::SaslPlaintext,
+            ..crate::config::Config::default()
+        };
+        config.sasl.enabled_mechanisms = vec!["OAUTHBEARER".to_owned()];
+        config.sasl.oauthbearer.allow_unsecured = true;
+        let broker = crate::testing::broker_with(dir.path(), config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let shutdown = sluice_runtime::CancellationToken::new();
+        let server = Server::new(broker, shutdown.clone());
+        let serving = tokio::spawn(async move { server.serve_tcp(listener).await });
+
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = |exp: u64| {
+            format!(
+                "{}.{}.",
+                b64(r#"{"alg":"none"}"#),
+                b64(&format!(r#"{{"sub":"alice","exp":{exp}}}"#))
+            )
+        };
+        let options = |token: String| ConnOptions {
+            sasl: Some(SaslOptions::oauthbearer(token)),
+            ..ConnOptions::default()
+        };
+        let conn = Connection::connect(&addr, options(jwt(now_s + 600)))
+            .await
+            .expect("a valid token authenticates");
+        conn.send_at(
+            &sluice_protocol::messages::metadata::MetadataRequest::default(),
+            4,
+        )
+        .await
+        .expect("served after authentication");
+        let refused = Connection::connect(&addr, options(jwt(now_s - 600)))
+            .await
+            .expect_err("expired token");
+        assert_eq!(
+            refused.code(),
+            Some(sluice_protocol::error::ErrorCode::from_code(
+                sluice_protocol::error::codes::SASL_AUTHENTICATION_FAILED
+            )),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("expired"), "{refused}");
+        shutdown.cancel();
+        serving.await.expect("server stops");
     }
 }

@@ -1,5 +1,6 @@
-//! One TCP connection to one broker: framing, correlation ids, pipelining,
-//! and ApiVersions negotiation.
+//! One TCP connection to one broker, optionally over TLS
+//! ([`ConnOptions::tls`]): framing, correlation ids, pipelining, and
+//! ApiVersions negotiation.
 //!
 //! A writer task owns the write half and a reader task owns the read half.
 //! Requests are pipelined: many may be outstanding, each waiting on a
@@ -43,6 +44,49 @@ pub struct ConnOptions {
     pub connect_timeout: Duration,
     /// Time allowed for one request's response (fetches add their max wait).
     pub request_timeout: Duration,
+    /// Speak TLS with this config (Kafka's `security.protocol=SSL`): its
+    /// trusted CAs and, for mTLS, its client certificate. `None` is
+    /// PLAINTEXT. The server name checked is the host of the address
+    /// connected to.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Authenticate with SASL right after ApiVersions (a SASL_PLAINTEXT
+    /// listener); `None` for PLAINTEXT.
+    pub sasl: Option<SaslOptions>,
+}
+
+/// SASL credentials for a connection: PLAIN, SCRAM-SHA-256,
+/// SCRAM-SHA-512 or OAUTHBEARER (the mechanisms of `sluice-auth`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslOptions {
+    /// The SASL mechanism name.
+    pub mechanism: String,
+    /// The user name (unused by OAUTHBEARER: the token names the
+    /// principal).
+    pub username: String,
+    /// The password; for OAUTHBEARER, the bearer token (a JWT).
+    pub password: String,
+}
+
+impl SaslOptions {
+    /// OAUTHBEARER with `token` (a JWT obtained from an identity
+    /// provider; the client does not refresh it).
+    pub fn oauthbearer(token: impl Into<String>) -> SaslOptions {
+        SaslOptions {
+            mechanism: sluice_auth::oauthbearer::MECHANISM.to_owned(),
+            username: String::new(),
+            password: token.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SaslOptions {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslOptions")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ConnOptions {
@@ -51,8 +95,43 @@ impl Default for ConnOptions {
             client_id: "sluice".to_owned(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            tls: None,
+            sasl: None,
         }
     }
+}
+
+/// The read side of a connection, TCP or TLS.
+type ReadHalf = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+/// The write side of a connection, TCP or TLS.
+type WriteHalf = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// Runs the TLS handshake on `stream` as `config` says, checking the
+/// server's certificate against the host of `addr`.
+async fn tls_handshake(
+    stream: TcpStream,
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<(ReadHalf, WriteHalf)> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_matches(['[', ']']);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        ClientError::Connect {
+            addr: addr.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        }
+    })?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let (read, write) = tokio::io::split(stream);
+    Ok((Box::new(read), Box::new(write)))
 }
 
 /// A live connection to one broker.
@@ -89,7 +168,24 @@ impl Connection {
             };
         // Small requests (acks, heartbeats) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        let (read, write): (ReadHalf, WriteHalf) = match &options.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            Some(config) => {
+                let handshake = tls_handshake(stream, addr, Arc::clone(config));
+                match tokio::time::timeout(options.connect_timeout, handshake).await {
+                    Ok(halves) => halves?,
+                    Err(_) => {
+                        return Err(ClientError::ConnectTimeout {
+                            addr: addr.to_owned(),
+                            timeout: options.connect_timeout,
+                        });
+                    }
+                }
+            }
+        };
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let dead = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
@@ -126,7 +222,104 @@ impl Connection {
             }
         };
         conn.versions = versions;
+        if let Some(sasl) = conn.options.sasl.clone() {
+            match tokio::time::timeout(timeout, conn.authenticate(&sasl)).await {
+                Ok(outcome) => outcome?,
+                Err(_) => {
+                    return Err(ClientError::ConnectTimeout {
+                        addr: addr.to_owned(),
+                        timeout,
+                    });
+                }
+            }
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then the mechanism's SaslAuthenticate (v1)
+    /// exchange; SCRAM also checks the broker's signature.
+    async fn authenticate(&self, sasl: &SaslOptions) -> Result<()> {
+        use sluice_auth::scram::{Mechanism, ScramClient};
+        use sluice_protocol::messages::sasl_authenticate::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse,
+        };
+        use sluice_protocol::messages::sasl_handshake::SaslHandshakeRequest;
+
+        let local = |reason: String| ClientError::Sasl {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let handshake = self
+            .send_at(
+                &SaslHandshakeRequest {
+                    mechanism: sasl.mechanism.clone(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            return Err(ClientError::kafka(
+                "SaslHandshake",
+                handshake.error_code,
+                Some(format!(
+                    "{} is not enabled; the broker offers {:?}",
+                    sasl.mechanism, handshake.mechanisms
+                )),
+            ));
+        }
+        let step = |token: Vec<u8>| async move {
+            let response: SaslAuthenticateResponse = self
+                .send_at(
+                    &SaslAuthenticateRequest {
+                        auth_bytes: Bytes::from(token),
+                        ..Default::default()
+                    },
+                    1,
+                )
+                .await?;
+            if response.error_code != 0 {
+                return Err(ClientError::kafka(
+                    "SaslAuthenticate",
+                    response.error_code,
+                    response.error_message,
+                ));
+            }
+            Ok(response.auth_bytes)
+        };
+        if sasl.mechanism == "PLAIN" {
+            step(sluice_auth::plain::encode(&sasl.username, &sasl.password)).await?;
+            return Ok(());
+        }
+        if sasl.mechanism == sluice_auth::oauthbearer::MECHANISM {
+            let answer = step(sluice_auth::oauthbearer::client_initial_response(
+                &sasl.password,
+            ))
+            .await?;
+            if !answer.is_empty() {
+                // RFC 7628: the broker refused the token with an error
+                // JSON; acknowledging it makes the broker fail the
+                // exchange with its reason, which `step` returns.
+                step(sluice_auth::oauthbearer::CLIENT_ERROR_ACK.to_vec()).await?;
+                return Err(local(format!(
+                    "OAUTHBEARER token refused: {}",
+                    String::from_utf8_lossy(&answer)
+                )));
+            }
+            return Ok(());
+        }
+        let mechanism = Mechanism::from_name(&sasl.mechanism)
+            .ok_or_else(|| local(format!("unknown SASL mechanism {:?}", sasl.mechanism)))?;
+        let mut scram = ScramClient::new(mechanism, &sasl.username, sasl.password.as_bytes());
+        let first = scram.client_first().map_err(|e| local(e.to_string()))?;
+        let server_first = step(first).await?;
+        let last = scram
+            .server_first(&server_first)
+            .map_err(|e| local(e.to_string()))?;
+        let server_final = step(last).await?;
+        scram
+            .server_final(&server_final)
+            .map_err(|e| local(e.to_string()))
     }
 
     async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>> {
@@ -277,14 +470,19 @@ impl Connection {
 }
 
 async fn write_loop(
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut write: WriteHalf,
     addr: String,
     mut rx: mpsc::Receiver<Bytes>,
     dead: Arc<AtomicBool>,
     pending: Pending,
 ) {
     while let Some(frame) = rx.recv().await {
-        if let Err(e) = write.write_all(&frame).await {
+        // The flush is a no-op on TCP; TLS sends its buffered record.
+        let written = match write.write_all(&frame).await {
+            Ok(()) => write.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::debug!("write failed: {e}");
             dead.store(true, Ordering::Release);
             fail_all(&pending, &addr, Some(e.to_string()));
@@ -293,12 +491,7 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(
-    mut read: tokio::net::tcp::OwnedReadHalf,
-    addr: String,
-    dead: Arc<AtomicBool>,
-    pending: Pending,
-) {
+async fn read_loop(mut read: ReadHalf, addr: String, dead: Arc<AtomicBool>, pending: Pending) {
     let error = loop {
         let mut prefix = [0u8; 4];
         if let Err(source) = read.read_exact(&mut prefix).await {

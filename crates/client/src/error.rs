@@ -160,6 +160,16 @@ pub enum ClientError {
     /// The producer or consumer was closed.
     #[error("client is closed")]
     Closed,
+    /// SASL authentication failed on this side: the broker's SCRAM
+    /// messages do not verify, or the mechanism is unknown here. (A
+    /// refusal by the broker is [`ClientError::Kafka`] with its code.)
+    #[error("SASL authentication with {addr} failed: {reason}")]
+    Sasl {
+        /// host:port.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ClientError {

@@ -8,6 +8,8 @@
 //! - [`producer`]: batching, compression, acks, retries, idempotence.
 //! - [`consumer`]: fetch, seek by offset/timestamp, group membership, commits.
 //! - [`admin`]: topics, configs, partitions, offsets, groups.
+//! - [`acl`]: ACLs (CreateAcls, DescribeAcls, DeleteAcls).
+//! - [`users`]: SCRAM users (Alter/DescribeUserScramCredentials).
 //! - [`partitioner`]: Kafka's murmur2 key partitioner.
 //! - [`group`]: consumer-protocol blobs and the range assignor.
 //!
@@ -16,6 +18,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod acl;
 pub mod admin;
 pub mod client;
 pub mod conn;
@@ -24,6 +27,8 @@ pub mod error;
 pub mod group;
 pub mod partitioner;
 pub mod producer;
+pub mod quotas;
+pub mod users;
 
 pub use admin::{Admin, ConfigEntry, ConfigOp, GroupDescription, GroupListing, NewTopic};
 pub use client::{BrokerInfo, Client, ClientConfig, Metadata, PartitionInfo, TopicInfo};
@@ -32,4 +37,6 @@ pub use error::{ClientError, Result};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use quotas::{QuotaEntity, QuotaMatch};
 pub use sluice_records::{Compression, Header, TimestampType};
+pub use users::{ScramCredentialInfo, ScramUpsert, ScramUser};

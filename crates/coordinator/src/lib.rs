@@ -267,6 +267,7 @@ pub(crate) mod testing {
                         host: format!("broker-{broker_id}"),
                         port: 9000 + broker_id,
                         rack: None,
+                        endpoints: Vec::new(),
                     },
                     sluice_metadata::MetadataRecord::FenceBroker {
                         broker_id,

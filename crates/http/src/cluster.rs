@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError};
 
 /// `/health` and `/ready` answers.
@@ -92,7 +93,10 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<axum::Json<Health
 /// Prometheus metrics in the OpenMetrics text format.
 #[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "cluster",
     responses((status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    // The exposition names every topic and group, so with http_auth on a
+    // scraper authenticates (basic or bearer) and needs DESCRIBE on the cluster.
+    caller.require(Operation::Describe, Resource::Cluster)?;
     let lags: Vec<crate::metrics::GroupLag> = super::groups::all_lags(&state.broker)
         .into_iter()
         .map(|(group, topic, partition, lag)| crate::metrics::GroupLag {
@@ -219,6 +223,21 @@ pub struct ClusterStatus {
     pub connections: i64,
     /// The HTTP listener address.
     pub http_listener: String,
+    /// This broker's Kafka listeners as clients reach them.
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// One Kafka listener of this broker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListenerStatus {
+    /// The listener's name.
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub security_protocol: String,
 }
 
 fn quorum_info(status: sluice_quorum::QuorumStatus) -> QuorumInfo {
@@ -246,7 +265,11 @@ fn quorum_info(status: sluice_quorum::QuorumStatus) -> QuorumInfo {
 /// Broker status: identity, uptime and totals.
 #[utoipa::path(get, operation_id = "cluster_status", path = "/v1/cluster", tag = "cluster",
     responses((status = 200, description = "Cluster status", body = ClusterStatus)))]
-pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> {
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<ClusterStatus>> {
+    caller.require(Operation::Describe, Resource::Cluster)?;
     let broker = &state.broker;
     let image = broker.metadata.image();
     let partitions = broker.replicas.all();
@@ -255,7 +278,8 @@ pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> 
         .controller_id()
         .unwrap_or(broker.config.node_id);
     let brokers = if image.brokers.is_empty() {
-        let (host, port) = broker.advertised.clone();
+        let advertised = broker.advertised.inter_broker();
+        let (host, port) = (advertised.host.clone(), advertised.port);
         vec![BrokerInfo {
             node_id: broker.config.node_id,
             host,
@@ -278,7 +302,7 @@ pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> 
             })
             .collect()
     };
-    axum::Json(ClusterStatus {
+    Ok(axum::Json(ClusterStatus {
         cluster_id: broker.cluster_id(),
         node_id: broker.config.node_id,
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -301,5 +325,188 @@ pub async fn status(State(state): State<AppState>) -> axum::Json<ClusterStatus> 
             .sum(),
         connections: sluice_metrics::global().connections.get(),
         http_listener: broker.config.http_listener.clone(),
-    })
+        listeners: broker
+            .advertised
+            .listeners()
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+                security_protocol: l.security_protocol.name().to_owned(),
+            })
+            .collect(),
+    }))
+}
+
+/// One partition moving, as the balance status shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MoveInfo {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Every replica while it moves: the target, then the leaving ones.
+    pub replicas: Vec<i32>,
+    /// Replicas catching up.
+    pub adding_replicas: Vec<i32>,
+    /// Replicas leaving once the adding ones are in sync.
+    pub removing_replicas: Vec<i32>,
+    /// The leader's log size, if reported.
+    pub bytes_total: Option<u64>,
+    /// What the new replicas still lack, if the leader reported its size.
+    pub bytes_left: Option<u64>,
+}
+
+/// One broker's load, as the balancer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokerLoad {
+    /// Node id.
+    pub node_id: i32,
+    /// Replicas it holds or is receiving.
+    pub replicas: usize,
+    /// Partitions it leads.
+    pub leaders: usize,
+    /// Being decommissioned.
+    pub decommissioning: bool,
+    /// Decommissioned and holding no replica: safe to stop.
+    pub drained: bool,
+    /// Fenced longer than `balancer.lost_broker_timeout_ms`.
+    pub lost: bool,
+    /// Disk use from its last heartbeat, percent.
+    pub disk_used_percent: Option<u8>,
+}
+
+/// The balancer's view: moves in flight and each broker's load.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceInfo {
+    /// Whether automatic balancing runs (false on a single node).
+    pub enabled: bool,
+    /// Partitions moving now.
+    pub moves: Vec<MoveInfo>,
+    /// What the moves still have to copy, as far as reported.
+    pub bytes_left: u64,
+    /// The rate they copy at, once measured.
+    pub rate_bytes_per_s: Option<u64>,
+    /// Estimated seconds until they are done.
+    pub eta_s: Option<u64>,
+    /// Every registered broker.
+    pub brokers: Vec<BrokerLoad>,
+}
+
+fn balance_info(status: sluice_metadata::balance::BalanceStatus) -> BalanceInfo {
+    BalanceInfo {
+        enabled: status.enabled,
+        moves: status
+            .moves
+            .into_iter()
+            .map(|m| MoveInfo {
+                topic: m.topic,
+                partition: m.partition,
+                replicas: m.replicas,
+                adding_replicas: m.adding_replicas,
+                removing_replicas: m.removing_replicas,
+                bytes_total: m.bytes_total,
+                bytes_left: m.bytes_left,
+            })
+            .collect(),
+        bytes_left: status.bytes_left,
+        rate_bytes_per_s: status.rate_bytes_per_s,
+        eta_s: status.eta_s,
+        brokers: status
+            .brokers
+            .into_iter()
+            .map(|b| BrokerLoad {
+                node_id: b.broker_id,
+                replicas: b.replicas,
+                leaders: b.leaders,
+                decommissioning: b.decommissioning,
+                drained: b.drained,
+                lost: b.lost,
+                disk_used_percent: b.disk_used_percent,
+            })
+            .collect(),
+    }
+}
+
+/// The balancer: partitions moving now and each broker's replicas,
+/// leaders, disk use and decommission state, from the active controller.
+#[utoipa::path(get, operation_id = "cluster_balance", path = "/v1/cluster/balance", tag = "cluster",
+    responses((status = 200, description = "Balance status", body = BalanceInfo),
+              (status = 503, description = "No active controller answered", body = ErrorBody)))]
+pub async fn balance(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<BalanceInfo>> {
+    caller.require(Operation::Describe, Resource::Cluster)?;
+    use sluice_quorum::wire::{ControlRequest, ControlResponse};
+    let Some(quorum) = state.broker.quorum.clone() else {
+        // A single node has nothing to balance; its moves are operators'.
+        let image = state.broker.metadata.image();
+        return Ok(axum::Json(balance_info(sluice_metadata::balance::status(
+            &image,
+            false,
+            &Default::default(),
+            &Default::default(),
+            None,
+        ))));
+    };
+    match quorum.control(ControlRequest::BalanceStatus).await {
+        Ok(ControlResponse::BalanceStatus(status)) => Ok(axum::Json(balance_info(*status))),
+        Ok(ControlResponse::Refused { code, message }) => Err(HttpError::kafka(code, message)),
+        Ok(other) => Err(HttpError::internal(format!(
+            "the controller answered unexpectedly: {other:?}"
+        ))),
+        Err(e) => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_CONTROLLER",
+            e.message,
+        )),
+    }
+}
+
+/// Decommissions a broker: the balancer moves its replicas to other
+/// brokers and places none on it; `GET /v1/cluster/balance` shows it
+/// `drained` once it is safe to stop.
+#[utoipa::path(post, operation_id = "decommission_broker",
+    path = "/v1/cluster/brokers/{node_id}/decommission", tag = "cluster",
+    params(("node_id" = i32, Path, description = "The broker")),
+    responses((status = 202, description = "Decommissioning"),
+              (status = 400, description = "It would leave no broker in service", body = ErrorBody),
+              (status = 404, description = "No such broker", body = ErrorBody),
+              (status = 503, description = "No active controller answered", body = ErrorBody)))]
+pub async fn decommission(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(node_id): axum::extract::Path<i32>,
+) -> ApiResult<StatusCode> {
+    caller.require(Operation::Alter, Resource::Cluster)?;
+    set_decommissioning(&state, node_id, true).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Brings a decommissioned broker back into service.
+#[utoipa::path(delete, operation_id = "recommission_broker",
+    path = "/v1/cluster/brokers/{node_id}/decommission", tag = "cluster",
+    params(("node_id" = i32, Path, description = "The broker")),
+    responses((status = 204, description = "Back in service"),
+              (status = 404, description = "No such broker", body = ErrorBody),
+              (status = 503, description = "No active controller answered", body = ErrorBody)))]
+pub async fn recommission(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(node_id): axum::extract::Path<i32>,
+) -> ApiResult<StatusCode> {
+    caller.require(Operation::Alter, Resource::Cluster)?;
+    set_decommissioning(&state, node_id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_decommissioning(state: &AppState, node_id: i32, on: bool) -> ApiResult<()> {
+    state
+        .broker
+        .controller
+        .decommission_broker(node_id, on)
+        .await
+        .map_err(|e| HttpError::kafka(e.code, e.message))
 }

@@ -19,7 +19,8 @@ pub struct ErrorBody {
     /// comes from the broker (`UNKNOWN_TOPIC_OR_PARTITION`), otherwise one
     /// of `BAD_REQUEST`, `BAD_JSON`, `PAYLOAD_TOO_LARGE`, `NOT_FOUND`,
     /// `METHOD_NOT_ALLOWED`, `UNSUPPORTED_MEDIA_TYPE`, `UNAVAILABLE`,
-    /// `INTERNAL`.
+    /// `INTERNAL`, and with `http_auth` on `AUTHENTICATION_REQUIRED`,
+    /// `AUTHENTICATION_FAILED` (401) and `TOO_MANY_FAILED_LOGINS` (429).
     #[schema(example = "UNKNOWN_TOPIC_OR_PARTITION")]
     pub error_code: String,
     /// What went wrong, for a person.
@@ -67,9 +68,16 @@ impl HttpError {
     /// A Kafka error code with the HTTP status that fits it.
     pub fn kafka(kafka_code: i16, message: impl Into<String>) -> HttpError {
         let status = match kafka_code {
-            code::UNKNOWN_TOPIC_OR_PARTITION | code::GROUP_ID_NOT_FOUND => StatusCode::NOT_FOUND,
+            code::UNKNOWN_TOPIC_OR_PARTITION
+            | code::GROUP_ID_NOT_FOUND
+            | code::BROKER_ID_NOT_REGISTERED => StatusCode::NOT_FOUND,
             code::TOPIC_ALREADY_EXISTS | code::NON_EMPTY_GROUP => StatusCode::CONFLICT,
-            code::TOPIC_AUTHORIZATION_FAILED => StatusCode::FORBIDDEN,
+            code::TOPIC_AUTHORIZATION_FAILED
+            | code::GROUP_AUTHORIZATION_FAILED
+            | code::CLUSTER_AUTHORIZATION_FAILED
+            | code::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED => StatusCode::FORBIDDEN,
+            code::DELEGATION_TOKEN_NOT_FOUND => StatusCode::NOT_FOUND,
+            code::DELEGATION_TOKEN_AUTH_DISABLED => StatusCode::BAD_REQUEST,
             code::MESSAGE_TOO_LARGE | code::RECORD_LIST_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
             code::OFFSET_OUT_OF_RANGE => StatusCode::RANGE_NOT_SATISFIABLE,
             code::INVALID_TOPIC_EXCEPTION

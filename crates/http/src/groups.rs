@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sluice_protocol::error::codes as code;
 use utoipa::ToSchema;
 
+use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
 use super::{AppState, blocking, unknown_topic};
 use sluice_broker::Broker;
@@ -289,16 +290,18 @@ pub fn group_count(broker: &Broker) -> usize {
         .count()
 }
 
-/// Lists consumer groups.
+/// Lists consumer groups: those the caller may DESCRIBE (all with
+/// `http_auth` off), as Kafka's ListGroups does.
 #[utoipa::path(get, operation_id = "list_groups", path = "/v1/groups", tag = "groups",
-    responses((status = 200, description = "Every group", body = GroupList)))]
-pub async fn list(State(state): State<AppState>) -> axum::Json<GroupList> {
+    responses((status = 200, description = "Every group the caller may describe", body = GroupList)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> axum::Json<GroupList> {
     let mut groups: Vec<GroupSummary> = state
         .broker
         .groups
         .all()
         .iter()
         .filter_map(|slot| snapshot(&state.broker, slot))
+        .filter(|g| caller.allowed(Operation::Describe, Resource::Group(&g.group_id)))
         .map(|g| GroupSummary {
             group_id: g.group_id,
             protocol_type: g.protocol_type,
@@ -320,16 +323,22 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<GroupList> {
     ))]
 pub async fn describe(
     State(state): State<AppState>,
+    caller: Caller,
     Path(group): Path<String>,
 ) -> ApiResult<axum::Json<GroupDetail>> {
+    caller.require(Operation::Describe, Resource::Group(&group))?;
     let slot = state
         .broker
         .groups
         .get(&group)
         .ok_or_else(|| group_not_found(&group))?;
-    snapshot(&state.broker, &slot)
-        .map(axum::Json)
-        .ok_or_else(|| group_not_found(&group))
+    let mut detail = snapshot(&state.broker, &slot).ok_or_else(|| group_not_found(&group))?;
+    // Kafka's OffsetFetch leaves out topics the caller may not describe.
+    detail
+        .offsets
+        .retain(|p| caller.allowed(Operation::Describe, Resource::Topic(&p.topic)));
+    detail.total_lag = detail.offsets.iter().map(|o| o.lag).sum();
+    Ok(axum::Json(detail))
 }
 
 /// Resets a group's committed offsets (the group must have no members).
@@ -346,9 +355,13 @@ pub async fn describe(
     ))]
 pub async fn reset_offsets(
     State(state): State<AppState>,
+    caller: Caller,
     Path(group): Path<String>,
     Json(request): Json<ResetOffsetsRequest>,
 ) -> ApiResult<axum::Json<ResetOffsetsResponse>> {
+    // Kafka's OffsetCommit: READ on the group and on the topic.
+    caller.require(Operation::Read, Resource::Group(&group))?;
+    caller.require(Operation::Read, Resource::Topic(&request.topic))?;
     let broker = &state.broker;
     let slot = broker
         .groups

@@ -10,6 +10,7 @@
 //!
 //! Layout:
 //! - [`error`]: the `{error_code, message}` body and extractors that use it.
+//! - [`auth`]: `http_auth`: credentials, bearer tokens, per-route ACL checks.
 //! - [`cluster`]: `/health`, `/ready`, `/metrics`, `/v1/cluster`.
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
 //! - [`records`]: produce and read records.
@@ -23,6 +24,8 @@
 //! that register the handlers, so a route cannot exist without its spec
 //! entry (the console's static files are the only routes outside it).
 
+pub mod auth;
+pub mod broker_security;
 pub mod cluster;
 pub mod console;
 pub mod error;
@@ -69,6 +72,11 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The process's shutdown signal; live tails end when it fires.
     pub shutdown: CancellationToken,
+    /// Password checks and ACL decisions; `None` when `http_auth` is off
+    /// (every request is `User:ANONYMOUS` and allowed).
+    pub security: Option<Arc<dyn auth::HttpSecurity>>,
+    /// Failed logins per client address ([`auth::FAILED_LOGIN_BURST`]).
+    pub login_limiter: Arc<auth::FailedLoginLimiter>,
 }
 
 #[derive(OpenApi)]
@@ -84,6 +92,7 @@ pub struct AppState {
         (name = "topics", description = "Create, describe, configure and delete topics"),
         (name = "records", description = "Produce, read and tail records"),
         (name = "groups", description = "Consumer groups, lag and offset resets"),
+        (name = "auth", description = "The caller, and bearer tokens (with `http_auth` on)"),
     )
 )]
 struct ApiDoc;
@@ -96,6 +105,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster::metrics))
         .routes(routes!(cluster::openapi_json))
         .routes(routes!(cluster::status))
+        .routes(routes!(cluster::balance))
+        .routes(routes!(cluster::decommission, cluster::recommission))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
@@ -107,15 +118,80 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(groups::list))
         .routes(routes!(groups::describe))
         .routes(routes!(groups::reset_offsets))
+        .routes(routes!(auth::create_token, auth::list_tokens))
+        .routes(routes!(auth::revoke_token))
+        .routes(routes!(auth::whoami))
 }
 
 /// The OpenAPI document as JSON, built once from [`api_router`].
 pub static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
-    api_router()
-        .into_openapi()
-        .to_pretty_json()
+    let mut doc = api_router().into_openapi();
+    document_security(&mut doc);
+    doc.to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"cannot render spec: {e}\"}}"))
 });
+
+/// Adds `http_auth` to the document: the basic and bearer schemes, and on
+/// every operation outside [`auth::is_open_path`] the requirement and its
+/// 401/403/429 answers (which apply only with `http_auth` on).
+fn document_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+    );
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if auth::is_open_path(path) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.security = Some(vec![
+                SecurityRequirement::new("basic", Vec::<String>::new()),
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+            ]);
+            let responses = &mut op.responses.responses;
+            for (status, description) in [
+                (
+                    "401",
+                    "With http_auth on: no, bad, expired or revoked credentials",
+                ),
+                ("403", "With http_auth on: the ACLs do not allow it"),
+                (
+                    "429",
+                    "With http_auth on: too many failed logins from this address",
+                ),
+            ] {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
+}
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -123,6 +199,10 @@ pub fn app(state: AppState) -> Router {
     api.merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
@@ -211,6 +291,12 @@ pub enum StartError {
     /// `http_listener` is not an address.
     #[error(transparent)]
     Config(#[from] sluice_broker::config::ConfigError),
+    /// `http_auth.enabled` without the broker security that checks
+    /// passwords and ACLs.
+    #[error(
+        "http_auth.enabled = true requires SASL/SCRAM users and the ACL authorizer to check HTTP credentials against, and this broker has none configured; set http_auth.enabled = false"
+    )]
+    AuthUnavailable,
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -219,14 +305,26 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// `http_tls` is on but the `[tls]` files do not load.
+    #[error("http_tls: {0}")]
+    Tls(#[from] sluice_broker::tls::TlsError),
 }
 
 /// Binds `broker.config.http_listener` and serves until `shutdown` is
-/// cancelled.
+/// cancelled. `security` checks credentials and ACLs; it must be `Some`
+/// when `http_auth.enabled` is set.
 pub async fn start(
     broker: &Arc<Broker>,
+    security: Option<Arc<dyn auth::HttpSecurity>>,
     shutdown: CancellationToken,
 ) -> Result<HttpServer, StartError> {
+    // Off means no checks at all, so the security is dropped even if given;
+    // on without it would serve an API nobody can log in to.
+    let security = match (broker.config.http_auth.enabled, security) {
+        (false, _) => None,
+        (true, None) => return Err(StartError::AuthUnavailable),
+        (true, Some(s)) => Some(s),
+    };
     let addr = broker.config.http_addr()?;
     let bind_error = |source| StartError::Bind {
         addr: addr.to_string(),
@@ -239,19 +337,53 @@ pub async fn start(
         broker: Arc::clone(broker),
         ready: Arc::clone(&ready),
         shutdown: shutdown.clone(),
+        security,
+        login_limiter: Arc::default(),
     };
-    let app = app(state);
+    let app = app(state).into_make_service_with_connect_info::<auth::PeerAddr>();
+    // `http_tls`: the `[tls]` certificate, reloaded as the Kafka
+    // listeners' is; browsers and curl are not asked for certificates.
+    let tls = if broker.config.http_tls {
+        let tls = Arc::new(sluice_broker::tls::ServerTls::load_with(
+            &broker.config.tls,
+            sluice_broker::config::ClientAuth::None,
+        )?);
+        tokio::spawn(Arc::clone(&tls).run_reload(shutdown.clone()));
+        Some(tls)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let task = tokio::spawn(async move {
         let shutdown = shutdown.cancelled_owned();
-        let listener = listener::BoundedListener::new(listener, listener::MAX_HTTP_CONNECTIONS);
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        let served = match tls {
+            Some(tls) => {
+                match listener::TlsBoundedListener::new(
+                    listener,
+                    listener::MAX_HTTP_CONNECTIONS,
+                    tls,
+                ) {
+                    Ok(listener) => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                let listener =
+                    listener::BoundedListener::new(listener, listener::MAX_HTTP_CONNECTIONS);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!("http listener failed: {e}");
         }
     });
-    tracing::info!(listener = %local_addr, "http listener up (API, /metrics, console)");
+    tracing::info!(listener = %local_addr, scheme, "http listener up (API, /metrics, console)");
     Ok(HttpServer {
         local_addr,
         ready,
@@ -355,9 +487,54 @@ mod tests {
                 }
             }
         }
-        // /health /ready /metrics /v1/openapi.json /v1/cluster, 6 topic
-        // operations, 4 record operations, 3 group operations.
-        assert_eq!(operations, 18, "{paths:#?}");
+        // /health /ready /metrics /v1/openapi.json /v1/cluster, the
+        // balance status, decommission and recommission, 6 topic
+        // operations, 4 record operations, 3 group operations, 3 token
+        // operations and whoami.
+        assert_eq!(operations, 25, "{paths:#?}");
+        // Every operation but the open ones names the auth schemes.
+        let secured = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let open = auth::is_open_path(path);
+                item.as_object()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_values()
+                    .map(move |op| (open, op["security"].is_array()))
+            })
+            .filter(|&(open, secured)| open != secured)
+            .count();
+        assert_eq!(
+            secured, operations,
+            "open operations unsecured, the rest secured"
+        );
+        assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    }
+
+    /// `http_auth` on with nothing to check credentials against would serve
+    /// an API nobody can use (or, worse, be mistaken for a protected one).
+    #[tokio::test]
+    async fn http_auth_without_a_security_implementation_refuses_to_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = sluice_broker::config::Config {
+            data_dir: dir.path().to_owned(),
+            http_listener: "127.0.0.1:0".to_owned(),
+            ..Default::default()
+        };
+        config.http_auth.enabled = true;
+        let broker = Arc::new(
+            Broker::open(config, "test".to_owned(), ("127.0.0.1".to_owned(), 9092))
+                .expect("broker"),
+        );
+        let shutdown = CancellationToken::new();
+        let refused = start(&broker, None, shutdown.clone()).await;
+        assert!(
+            matches!(refused, Err(StartError::AuthUnavailable)),
+            "{refused:?}"
+        );
+        let message = StartError::AuthUnavailable.to_string();
+        assert!(message.contains("http_auth.enabled"), "{message}");
     }
 
     #[test]
@@ -377,6 +554,10 @@ mod tests {
         assert_eq!(
             status(code::MESSAGE_TOO_LARGE),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(code::BROKER_ID_NOT_REGISTERED),
+            StatusCode::NOT_FOUND
         );
         let e = HttpError::kafka(code::UNKNOWN_TOPIC_OR_PARTITION, "gone");
         assert_eq!(e.body.error_code, "UNKNOWN_TOPIC_OR_PARTITION");

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, TimestampType, decode_records};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path, Query};
 use super::{AppState, blocking, unknown_partition, unknown_topic};
 use sluice_replica::Partition;
@@ -222,9 +223,11 @@ static ROUND_ROBIN: AtomicU32 = AtomicU32::new(0);
     ))]
 pub async fn produce(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
     Json(request): Json<ProduceRequest>,
 ) -> ApiResult<axum::Json<ProduceResponse>> {
+    caller.require(Operation::Write, Resource::Topic(&topic))?;
     let broker = &state.broker;
     if request.records.is_empty() {
         return Err(HttpError::bad_request("`records` is empty"));
@@ -505,9 +508,11 @@ pub fn read_records(
     ))]
 pub async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path((topic, index)): Path<(String, i32)>,
     Query(params): Query<ReadParams>,
 ) -> ApiResult<axum::Json<ReadResponse>> {
+    caller.require(Operation::Read, Resource::Topic(&topic))?;
     let partition = crate::led_partition(&state.broker, &topic, index)?;
     let chosen = [
         params.offset.is_some(),

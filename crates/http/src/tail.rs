@@ -20,6 +20,7 @@ use serde::Deserialize;
 use sluice_runtime::CancellationToken;
 use utoipa::IntoParams;
 
+use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
 use super::records::{Isolation, RecordOut, partition_arc, read_records, read_upper_bound};
 use super::{AppState, unknown_topic};
@@ -186,9 +187,11 @@ fn check_last(last: Option<i64>) -> ApiResult<i64> {
     ))]
 pub async fn tail_partition(
     State(state): State<AppState>,
+    caller: Caller,
     Path((topic, index)): Path<(String, i32)>,
     Query(params): Query<PartitionTailParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    caller.require(Operation::Read, Resource::Topic(&topic))?;
     let partition = partition_arc(&state, &topic, index)?;
     if params.offset.is_some() && params.last.is_some() {
         return Err(HttpError::bad_request(
@@ -223,9 +226,11 @@ pub async fn tail_partition(
     ))]
 pub async fn tail_topic(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
     Query(params): Query<TopicTailParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    caller.require(Operation::Read, Resource::Topic(&topic))?;
     let last = check_last(params.last)?;
     let image = state.broker.metadata.image();
     let t = image

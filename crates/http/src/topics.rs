@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Json, Path};
 use super::{AppState, unknown_topic};
 use sluice_broker::Broker;
@@ -81,6 +82,10 @@ pub struct TopicDetail {
     pub partitions: Vec<PartitionDetail>,
     /// Configs set on the topic (others take the broker defaults).
     pub configs: BTreeMap<String, String>,
+    /// True when `configs` is left empty because the caller may not
+    /// DESCRIBE_CONFIGS the topic (with `http_auth` on).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub configs_hidden: bool,
 }
 
 /// A topic to create.
@@ -173,17 +178,20 @@ pub fn detail(broker: &Broker, name: &str) -> ApiResult<TopicDetail> {
         internal: is_internal(name),
         partitions,
         configs: t.configs.clone(),
+        configs_hidden: false,
     })
 }
 
-/// Lists topics.
+/// Lists topics: those the caller may DESCRIBE (all with `http_auth` off),
+/// as Kafka's Metadata does.
 #[utoipa::path(get, operation_id = "list_topics", path = "/v1/topics", tag = "topics",
-    responses((status = 200, description = "Every topic", body = TopicList)))]
-pub async fn list(State(state): State<AppState>) -> axum::Json<TopicList> {
+    responses((status = 200, description = "Every topic the caller may describe", body = TopicList)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> axum::Json<TopicList> {
     let image = state.broker.metadata.image();
     let topics = image
         .topics
         .values()
+        .filter(|t| caller.allowed(Operation::Describe, Resource::Topic(&t.name)))
         .map(|t| summary(&state.broker, t))
         .collect();
     axum::Json(TopicList { topics })
@@ -200,8 +208,13 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<TopicList> {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Json(request): Json<CreateTopicRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<TopicDetail>)> {
+    // Kafka's CreateTopics: CREATE on the cluster, or on the topic itself.
+    if !caller.allowed(Operation::Create, Resource::Cluster) {
+        caller.require(Operation::Create, Resource::Topic(&request.name))?;
+    }
     let name = request.name.clone();
     let topic = NewTopic {
         name: request.name,
@@ -224,8 +237,19 @@ pub async fn create(
     result?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(detail(&state.broker, &name)?),
+        axum::Json(visible_detail(&state.broker, &caller, &name)?),
     ))
+}
+
+/// [`detail`] with the configs left out (`configs_hidden`) unless the
+/// caller may DESCRIBE_CONFIGS the topic.
+fn visible_detail(broker: &Broker, caller: &Caller, name: &str) -> ApiResult<TopicDetail> {
+    let mut d = detail(broker, name)?;
+    if !caller.allowed(Operation::DescribeConfigs, Resource::Topic(name)) {
+        d.configs.clear();
+        d.configs_hidden = true;
+    }
+    Ok(d)
 }
 
 /// Describes a topic: partitions with offsets and sizes, and its configs.
@@ -237,9 +261,13 @@ pub async fn create(
     ))]
 pub async fn describe(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
 ) -> ApiResult<axum::Json<TopicDetail>> {
-    Ok(axum::Json(detail(&state.broker, &topic)?))
+    // Checked before existence, as Kafka does, so a refused caller cannot
+    // learn which topics exist.
+    caller.require(Operation::Describe, Resource::Topic(&topic))?;
+    Ok(axum::Json(visible_detail(&state.broker, &caller, &topic)?))
 }
 
 /// Deletes a topic and its data.
@@ -252,8 +280,10 @@ pub async fn describe(
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
 ) -> ApiResult<StatusCode> {
+    caller.require(Operation::Delete, Resource::Topic(&topic))?;
     state
         .broker
         .controller
@@ -275,9 +305,11 @@ pub async fn delete(
     ))]
 pub async fn alter_configs(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
     Json(request): Json<AlterConfigsRequest>,
 ) -> ApiResult<axum::Json<TopicDetail>> {
+    caller.require(Operation::AlterConfigs, Resource::Topic(&topic))?;
     let ops: Vec<ConfigOp> = request
         .set
         .into_iter()
@@ -294,7 +326,7 @@ pub async fn alter_configs(
         .controller
         .alter_topic_configs(&topic, ops, AlterMode::Incremental, false)
         .await?;
-    Ok(axum::Json(detail(&state.broker, &topic)?))
+    Ok(axum::Json(visible_detail(&state.broker, &caller, &topic)?))
 }
 
 /// Grows a topic to more partitions.
@@ -309,9 +341,11 @@ pub async fn alter_configs(
     ))]
 pub async fn add_partitions(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
     Json(request): Json<AddPartitionsRequest>,
 ) -> ApiResult<axum::Json<TopicDetail>> {
+    caller.require(Operation::Alter, Resource::Topic(&topic))?;
     state
         .broker
         .controller
@@ -319,5 +353,5 @@ pub async fn add_partitions(
         .await
         .pop()
         .ok_or_else(|| HttpError::internal("create_partitions returned no result"))??;
-    Ok(axum::Json(detail(&state.broker, &topic)?))
+    Ok(axum::Json(visible_detail(&state.broker, &caller, &topic)?))
 }

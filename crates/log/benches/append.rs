@@ -6,11 +6,12 @@
 //! with `dd ... conv=fdatasync` on the same disk (see docs/benchmarks.md).
 //! Set `SLUICE_BENCH_DIR` to bench a disk other than the temp dir's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sluice_log::{Log, LogConfig};
+use sluice_log::{Keyring, Log, LogConfig};
 use sluice_records::{BatchBuilder, NewRecord};
 
 const RECORD_BYTES: usize = 1024;
@@ -152,5 +153,60 @@ fn read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, group_commit, read);
+/// Encryption at rest: the same append (page cache, no fsync) and
+/// sequential read, plain and with AES-256-GCM envelopes, so the ratio
+/// shows what sealing and opening every batch costs on this CPU.
+fn encryption(c: &mut Criterion) {
+    let keyring = Arc::new(Keyring::new(vec![(1, [0x5a; 32])], 1).expect("keyring"));
+    let mut group = c.benchmark_group("encryption");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let template = batch(16 << 10);
+    for (mode, keys) in [("plain", None), ("aes-256-gcm", Some(keyring))] {
+        let dir = temp_dir();
+        let cfg = LogConfig {
+            encryption: keys,
+            ..config()
+        };
+        let log = Log::open(dir.path(), cfg).expect("open");
+        group.throughput(Throughput::Bytes(template.len() as u64));
+        let mut appends = 0u64;
+        group.bench_function(format!("append-16KiB/page-cache/{mode}"), |b| {
+            b.iter_batched(
+                || template.clone(),
+                |records| {
+                    log.append(records, 0, 0).expect("append");
+                    appends += 1;
+                    if appends.is_multiple_of(256) {
+                        log.apply_retention(0).expect("retention");
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        // Then read what is there (at least 64 MiB, all in the page cache).
+        while log.size_bytes() < 64 << 20 {
+            log.append(template.clone(), 0, 0).expect("append");
+        }
+        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        group.throughput(Throughput::Bytes(1 << 20));
+        let mut offset = start;
+        group.bench_function(format!("read-1MiB/{mode}"), |b| {
+            b.iter(|| {
+                let r = log.read(offset, 1 << 20, i64::MAX).expect("read");
+                let bytes = r.to_bytes().expect("read and open");
+                offset += (bytes.len() / template.len() * 16) as i64;
+                if offset >= end {
+                    offset = start;
+                }
+                bytes
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append, group_commit, read, encryption);
 criterion_main!(benches);

@@ -1,6 +1,10 @@
 //! Per-partition log configuration, with Kafka's defaults.
 
+use std::sync::Arc;
+
 pub use sluice_records::TimestampType;
+
+use crate::encryption::Keyring;
 
 /// When appended data is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,10 @@ pub struct LogConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `cleanup.policy` includes `compact`: producers must key every record.
     pub compact: bool,
+    /// Encryption at rest: new batches are sealed with the keyring's active
+    /// key, and envelopes are opened with any of its keys. `None` writes
+    /// plain batches (and refuses to serve envelopes).
+    pub encryption: Option<Arc<Keyring>>,
 }
 
 /// Kafka 4.0's `message.timestamp.after.max.ms` default (KIP-1030): one hour.
@@ -80,6 +88,7 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             compact: false,
+            encryption: None,
         }
     }
 }

@@ -78,6 +78,10 @@ pub enum LogError {
     /// duplicate, stray control batch).
     #[error(transparent)]
     Producer(#[from] crate::producer_state::ProducerError),
+    /// Encryption at rest refused: a missing or wrong key, a tampered
+    /// envelope, or an append carrying the reserved envelope bit.
+    #[error(transparent)]
+    Encryption(#[from] EncryptionError),
     /// A checkpoint file could not be parsed.
     #[error("bad checkpoint file {path}: {reason}")]
     BadCheckpoint {
@@ -98,6 +102,11 @@ impl LogError {
                 OFFSET_OUT_OF_RANGE
             }
             LogError::Producer(e) => e.kafka_error_code(),
+            // A client's batch with the reserved bit is its own fault.
+            LogError::Encryption(EncryptionError::ReservedAttribute { .. }) => INVALID_RECORD,
+            // Anything else means the stored data cannot be served:
+            // Kafka's code for a replica whose log cannot be read.
+            LogError::Encryption(_) => KAFKA_STORAGE_ERROR,
             LogError::Io { .. }
             | LogError::Failed { .. }
             | LogError::Corrupt { .. }
@@ -113,4 +122,123 @@ pub(crate) fn io_err(
 ) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
     move |source| LogError::Io { op, path, source }
+}
+
+/// Errors of encryption at rest.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptionError {
+    /// An envelope names a key the keyring lacks (or encryption is off).
+    #[error(
+        "encrypted batch at offset {base_offset} needs key id {key_id}, which is not configured"
+    )]
+    KeyUnavailable {
+        /// The key id in the envelope.
+        key_id: u32,
+        /// Base offset of the batch.
+        base_offset: i64,
+    },
+    /// The tag did not verify: wrong key, or the stored bytes were changed.
+    #[error(
+        "encrypted batch at offset {base_offset} fails authentication with key id {key_id} (wrong key or tampered data)"
+    )]
+    AuthenticationFailed {
+        /// The key id in the envelope.
+        key_id: u32,
+        /// Base offset of the batch.
+        base_offset: i64,
+    },
+    /// A sealed unit (a Raft log entry or snapshot) names a key the
+    /// keyring lacks.
+    #[error("encrypted data needs key id {key_id}, which is not configured")]
+    SealedKeyUnavailable {
+        /// The key id in the unit.
+        key_id: u32,
+    },
+    /// A sealed unit's tag did not verify: wrong key, or changed bytes.
+    #[error(
+        "encrypted data fails authentication with key id {key_id} (wrong key or tampered data)"
+    )]
+    SealedAuthenticationFailed {
+        /// The key id in the unit.
+        key_id: u32,
+    },
+    /// The bytes do not frame an envelope.
+    #[error("malformed encrypted batch at byte {position}: {reason}")]
+    Malformed {
+        /// Position in the buffer.
+        position: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A batch to encrypt already carries the envelope bit.
+    #[error("batch at offset {base_offset} carries the reserved attributes bit 14")]
+    ReservedAttribute {
+        /// Base offset of the batch.
+        base_offset: i64,
+    },
+    /// The key file or environment value does not parse.
+    #[error("{source_name} line {line}: {reason}")]
+    BadKeyLine {
+        /// The key file path, or the environment variable.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong (never the key material).
+        reason: &'static str,
+    },
+    /// The keyring is unusable as configured.
+    #[error("{0}")]
+    BadKeyring(String),
+    /// The OS random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Random(String),
+    /// A file could not be read or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory holds encrypted data but encryption is off.
+    #[error(
+        "{path} records that this data directory holds data encrypted with key ids {key_ids:?}, but [encryption] enabled = false; enable it with those keys"
+    )]
+    EncryptedButDisabled {
+        /// The marker file.
+        path: PathBuf,
+        /// Key ids the marker lists.
+        key_ids: Vec<u32>,
+    },
+    /// Data was written with a key id the keyring lacks.
+    #[error(
+        "{path} records data written with key id {key_id}, which is missing from the configured keys; add it back (see docs/security.md to retire a key)"
+    )]
+    MissingKey {
+        /// The marker file.
+        path: PathBuf,
+        /// The missing key id.
+        key_id: u32,
+    },
+    /// A configured key is not the key that wrote the data under its id.
+    #[error(
+        "configured key id {key_id} is not the key that wrote this data directory's data (its check in {path} fails)"
+    )]
+    WrongKey {
+        /// The marker file.
+        path: PathBuf,
+        /// The key id whose key differs.
+        key_id: u32,
+    },
+    /// The marker file does not parse.
+    #[error("bad encryption marker {path}: {reason}")]
+    BadMarker {
+        /// The marker file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }

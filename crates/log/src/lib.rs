@@ -18,6 +18,7 @@
 //! - [`txn_index`] — the `.txnindex` entry format (aborted transactions).
 //! - [`checkpoint`] — atomic checkpoint files.
 //! - [`producer_state`] — producer ids, sequences, open transactions.
+//! - [`encryption`] — AES-256-GCM envelopes around batches, keys, the data-dir marker.
 //! - [`config`] — [`LogConfig`] and [`FlushPolicy`].
 //! - [`error`] — [`LogError`] and its Kafka error codes.
 
@@ -26,6 +27,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod file_cache;
 pub mod log;
@@ -35,6 +37,8 @@ pub mod store;
 pub mod txn_index;
 
 #[cfg(test)]
+mod encryption_tests;
+#[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]
 mod store_tests;
@@ -42,6 +46,7 @@ mod store_tests;
 mod tests;
 
 pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use encryption::{EncryptionError, Keyring};
 pub use error::LogError;
 pub use file_cache::FileCache;
 pub use log::{AppendInfo, FileSlice, Log, ReadResult};

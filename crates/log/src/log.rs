@@ -26,6 +26,7 @@ use sluice_records::{
 
 use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::config::{FlushPolicy, LogConfig};
+use crate::encryption::{self, EncryptionError, Keyring};
 use crate::error::LogError;
 use crate::error::io_err;
 use crate::file_cache::FileCache;
@@ -98,6 +99,9 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// Log end offset when the read was planned.
     pub log_end_offset: i64,
+    /// The keyring envelopes in the slices are opened with (the log's when
+    /// the read was planned); `None` means envelopes cannot be served.
+    pub encryption: Option<Arc<Keyring>>,
 }
 
 impl ReadResult {
@@ -105,17 +109,49 @@ impl ReadResult {
     pub fn len_bytes(&self) -> u64 {
         self.slices.iter().map(|s| u64::from(s.len)).sum()
     }
-    /// Concatenates the slices into one buffer.
+    /// Concatenates the slices into one buffer of plain Kafka batches:
+    /// encryption envelopes are opened (a copy; plain reads copy nothing
+    /// more). A missing key or a failed tag is an `InvalidData` error whose
+    /// inner error is the typed [`crate::EncryptionError`]; no byte of the
+    /// read is returned then.
     pub fn to_bytes(&self) -> std::io::Result<Bytes> {
-        if let [one] = self.slices.as_slice() {
-            return one.read_to_bytes();
-        }
-        let mut out = BytesMut::with_capacity(self.len_bytes() as usize);
-        for s in &self.slices {
-            out.extend_from_slice(&s.read_to_bytes()?);
-        }
-        Ok(out.freeze())
+        let stored = if let [one] = self.slices.as_slice() {
+            one.read_to_bytes()?
+        } else {
+            let mut out = BytesMut::with_capacity(self.len_bytes() as usize);
+            for s in &self.slices {
+                out.extend_from_slice(&s.read_to_bytes()?);
+            }
+            out.freeze()
+        };
+        encryption::decrypt_batches(self.encryption.as_deref(), stored)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
+}
+
+/// Seals each batch of `records` (at the positions in `batches`) in an
+/// envelope with the keyring's active key; returns the stored bytes and
+/// the batches' positions and headers in them.
+#[allow(clippy::type_complexity)]
+fn seal_batches(
+    keyring: &Keyring,
+    records: &[u8],
+    batches: &[(usize, BatchHeader)],
+) -> Result<(Vec<u8>, Vec<(usize, BatchHeader)>), LogError> {
+    let mut out =
+        Vec::with_capacity(records.len() + batches.len() * encryption::ENVELOPE_OVERHEAD_BYTES);
+    let mut stored = Vec::with_capacity(batches.len());
+    for (position, header) in batches {
+        let at = out.len();
+        keyring.encrypt_batch(
+            &records[*position..*position + header.total_size()],
+            &mut out,
+        )?;
+        let mut h = *header;
+        h.batch_length = (out.len() - at - sluice_records::batch::LOG_OVERHEAD_BYTES) as i32;
+        stored.push((at, h));
+    }
+    Ok((out, stored))
 }
 
 /// Test-only fault switches: make the next write or fsync fail like a disk would.
@@ -837,11 +873,21 @@ impl Log {
         self.check_failed()?;
         let base_offset = inner.log_end_offset;
         let span = record_count;
-        self.roll_if_needed(&mut inner, len, batches.len(), base_offset + span, now_ms)?;
         let log_append_time = match timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => -1,
         };
+        let incoming_ts = match timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => max_batch_timestamp(&batches),
+        };
+        self.roll_if_needed(
+            &mut inner,
+            len,
+            batches.len(),
+            base_offset + span,
+            incoming_ts,
+        )?;
         let mut next = base_offset;
         let mut staged = Staged::default();
         let only_batch = batches.len() == 1;
@@ -909,16 +955,29 @@ impl Log {
 
     /// Rolls the active segment first if an append of `len` bytes in
     /// `batch_count` batches, ending at offset `end_offset`, would overflow
-    /// it or its indexes, or it is older than `segment.ms`.
+    /// it or its indexes, or if the appended batches' newest timestamp
+    /// (`incoming_ts`) is `segment.ms` or more past the segment's first.
+    ///
+    /// As Kafka's `LogSegment.shouldRoll`, the age is measured between
+    /// record timestamps, not against the clock: a producer replaying
+    /// old data (timestamps years back) would otherwise roll a new
+    /// segment, four files, on every append. The clock-based roll of an
+    /// idle segment is `apply_retention`'s, at most once per check.
     fn roll_if_needed(
         &self,
         inner: &mut Inner,
         len: u64,
         batch_count: usize,
         end_offset: i64,
-        now_ms: i64,
+        incoming_ts: i64,
     ) -> Result<(), LogError> {
         let cfg = &inner.config;
+        // Envelopes are larger than the batches appended.
+        let len = if cfg.encryption.is_some() {
+            len + (batch_count * encryption::ENVELOPE_OVERHEAD_BYTES) as u64
+        } else {
+            len
+        };
         let segment_bytes = cfg.segment_bytes.min(i32::MAX as u64);
         let index_bytes = u64::from(cfg.segment_index_bytes);
         let (segment_ms, n) = (cfg.segment_ms, batch_count as u64);
@@ -931,7 +990,7 @@ impl Log {
                 || active
                     .indexes
                     .first_batch_timestamp
-                    .is_some_and(|t| now_ms.saturating_sub(t) >= segment_ms)
+                    .is_some_and(|t| t >= 0 && incoming_ts.saturating_sub(t) >= segment_ms)
                 || (active.indexes.offsets.len() as u64 + n) * segment::OFFSET_ENTRY_BYTES as u64
                     > index_bytes
                 || (active.indexes.times.len() as u64 + n) * segment::TIME_ENTRY_BYTES as u64
@@ -955,6 +1014,23 @@ impl Log {
         batches: &[(usize, BatchHeader)],
         next: i64,
     ) -> Result<(), LogError> {
+        let sealed;
+        let (records, batches) = match inner.config.encryption.clone() {
+            Some(keyring) => {
+                sealed = seal_batches(&keyring, records, batches)?;
+                (&sealed.0[..], &sealed.1[..])
+            }
+            None => {
+                // A client cannot make a plain batch pass for an envelope.
+                if let Some((_, h)) = batches.iter().find(|(_, h)| encryption::is_envelope(h)) {
+                    return Err(EncryptionError::ReservedAttribute {
+                        base_offset: h.base_offset,
+                    }
+                    .into());
+                }
+                (records, batches)
+            }
+        };
         let len = records.len() as u64;
         let interval = inner.config.index_interval_bytes;
         let active = inner.active();
@@ -1022,11 +1098,7 @@ impl Log {
     /// next fetch. Producer state and the leader epoch cache follow the
     /// batches without the leader's checks: the leader already made them.
     /// Returns `None` when nothing whole was given.
-    pub fn append_replicated(
-        &self,
-        records: &[u8],
-        now_ms: i64,
-    ) -> Result<Option<AppendInfo>, LogError> {
+    pub fn append_replicated(&self, records: &[u8]) -> Result<Option<AppendInfo>, LogError> {
         self.check_failed()?;
         let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
         let mut end = 0;
@@ -1064,7 +1136,8 @@ impl Log {
             expected = header.next_offset();
         }
         let next = last.next_offset();
-        self.roll_if_needed(&mut inner, end as u64, batches.len(), next, now_ms)?;
+        let incoming_ts = max_batch_timestamp(&batches);
+        self.roll_if_needed(&mut inner, end as u64, batches.len(), next, incoming_ts)?;
         self.write_locked(&mut inner, records, &batches, next)?;
         for (position, header) in &batches {
             let control = header.is_control().then(|| {
@@ -1419,6 +1492,7 @@ impl Log {
             }
             (plan, inner.log_start_offset, inner.log_end_offset)
         };
+        let encryption = self.lock().config.encryption.clone();
         let mut slices: Vec<FileSlice> = Vec::new();
         let mut total = 0u64;
         'segments: for (file, path, start, size) in plan {
@@ -1474,6 +1548,7 @@ impl Log {
             slices,
             log_start_offset,
             log_end_offset,
+            encryption,
         })
     }
 
@@ -1531,7 +1606,9 @@ impl Log {
                     let mut buf = vec![0u8; len as usize];
                     file.read_exact_at(&mut buf, pos)
                         .map_err(io_err("read", &path))?;
-                    match decode_records(&Bytes::from(buf)) {
+                    let keyring = self.lock().config.encryption.clone();
+                    let buf = encryption::decrypt_one(keyring.as_deref(), Bytes::from(buf))?;
+                    match decode_records(&buf) {
                         Ok(records) => {
                             for r in records {
                                 let o = header.base_offset + i64::from(r.offset_delta);
@@ -2045,4 +2122,13 @@ impl Drop for Log {
             segment.forget_files();
         }
     }
+}
+
+/// The newest `max_timestamp` among `batches` (-1 if none carries one).
+fn max_batch_timestamp(batches: &[(usize, BatchHeader)]) -> i64 {
+    batches
+        .iter()
+        .map(|(_, h)| h.max_timestamp)
+        .max()
+        .unwrap_or(-1)
 }

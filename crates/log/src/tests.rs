@@ -229,12 +229,40 @@ fn segment_ms_rolls_the_active_segment() {
     };
     let log = Log::open(dir.path(), cfg).unwrap();
     log.append(batch(1, 1, 0), 0, 0).unwrap();
-    log.append(batch(1, 1, 10), 0, 500).unwrap();
+    log.append(batch(1, 1, 500), 0, 500).unwrap();
     assert_eq!(log.segment_count(), 1);
-    log.append(batch(1, 1, 20), 0, 1500).unwrap();
+    // An append whose records are segment.ms newer than the segment's first.
+    log.append(batch(1, 1, 1500), 0, 1500).unwrap();
     assert_eq!(log.segment_count(), 2);
+    // An idle segment rolls on the clock at the retention check.
     log.apply_retention(5000).unwrap();
     assert_eq!(log.segment_count(), 3);
+}
+
+#[test]
+fn old_record_timestamps_do_not_roll_a_segment_per_append() {
+    // A producer replaying data from years ago: every batch's timestamp is
+    // far older than segment.ms before now. Kafka measures a segment's age
+    // between record timestamps, so these all share one segment; measured
+    // against the clock, each append would create four files.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_ms: 7 * 24 * 3600 * 1000,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), cfg).unwrap();
+    let then_ms = 1_500_000_000_000;
+    let now_ms = 1_800_000_000_000;
+    for i in 0..50 {
+        log.append(batch(1, 1, then_ms + i), 0, now_ms + i).unwrap();
+    }
+    assert_eq!(log.segment_count(), 1);
+    assert!(std::fs::read_dir(dir.path()).unwrap().count() <= 6);
+    // Records a segment.ms newer than the first still roll.
+    log.append(batch(1, 1, then_ms + 7 * 24 * 3600 * 1000), 0, now_ms)
+        .unwrap();
+    assert_eq!(log.segment_count(), 2);
 }
 
 #[test]
@@ -1115,7 +1143,7 @@ fn replicated_batches_keep_the_leaders_offsets_and_epochs() {
 
     let follower = Log::open(&dir.path().join("follower"), small_config()).unwrap();
     let info = follower
-        .append_replicated(&copied, 2_000)
+        .append_replicated(&copied)
         .unwrap()
         .expect("whole batches");
     assert_eq!((info.base_offset, info.last_offset), (0, 8));
@@ -1144,12 +1172,12 @@ fn replicated_batches_must_continue_the_log_and_be_intact() {
     let follower = Log::open(&dir.path().join("follower"), small_config()).unwrap();
     // The first batch whole and the second cut short: only the first lands.
     let cut = &copied[..copied.len() - 5];
-    let info = follower.append_replicated(cut, 0).unwrap().expect("one");
+    let info = follower.append_replicated(cut).unwrap().expect("one");
     assert_eq!((info.base_offset, info.last_offset), (0, 2));
     assert_eq!(follower.log_end_offset(), 3);
     // The first batch again: it starts below the log end.
     assert!(matches!(
-        follower.append_replicated(&copied[..first_len], 0),
+        follower.append_replicated(&copied[..first_len]),
         Err(LogError::UnexpectedOffset {
             expected: 3,
             found: 0
@@ -1160,12 +1188,12 @@ fn replicated_batches_must_continue_the_log_and_be_intact() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     assert!(matches!(
-        follower.append_replicated(&corrupt, 0),
+        follower.append_replicated(&corrupt),
         Err(LogError::InvalidBatch { .. })
     ));
     assert_eq!(follower.log_end_offset(), 3, "nothing written");
     assert_eq!(
-        follower.append_replicated(&copied[..10], 0).unwrap(),
+        follower.append_replicated(&copied[..10]).unwrap(),
         None,
         "no whole batch"
     );

@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::image::MetadataRecord;
+use crate::image::{BrokerEndpoint, HttpTokenImage, MetadataRecord};
 
 /// First byte of every version-1 value. A version-0 (JSON) value starts with
 /// `{`, so the first byte alone tells the formats apart.
@@ -32,6 +32,16 @@ const TYPE_CLUSTER_ID: u8 = 9;
 const TYPE_BEGIN: u8 = 10;
 const TYPE_END: u8 = 11;
 const TYPE_ABORT: u8 = 12;
+const TYPE_DECOMMISSION_BROKER: u8 = 13;
+const TYPE_BROKER_CONFIG: u8 = 14;
+const TYPE_USER_SCRAM_CREDENTIAL: u8 = 15;
+const TYPE_REMOVE_USER_SCRAM_CREDENTIAL: u8 = 16;
+const TYPE_ACCESS_CONTROL_ENTRY: u8 = 17;
+const TYPE_REMOVE_ACCESS_CONTROL_ENTRY: u8 = 18;
+const TYPE_HTTP_TOKEN: u8 = 20;
+const TYPE_REMOVE_HTTP_TOKEN: u8 = 21;
+/// Pre-assigned to the client quota work (15-18 belong to SASL and ACLs).
+const TYPE_CLIENT_QUOTA: u8 = 19;
 
 /// What one metadata log value says.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +91,14 @@ pub enum CodecError {
     /// A field does not fit the binary format (a name longer than 64 KiB).
     #[error("field `{0}` is too long to encode")]
     TooLong(&'static str),
+    /// A field holds a code its type does not define (an ACL's operation).
+    #[error("field `{field}` holds unknown code {code}")]
+    UnknownCode {
+        /// The field.
+        field: &'static str,
+        /// The code read.
+        code: i8,
+    },
 }
 
 /// Encodes a record in the current (version 1) format.
@@ -131,15 +149,7 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
             out.push(TYPE_TOPIC_CONFIG);
             out.extend_from_slice(topic_id.as_bytes());
             put_str16(&mut out, name, "name")?;
-            match value {
-                None => out.push(0),
-                Some(v) => {
-                    out.push(1);
-                    let len = u32::try_from(v.len()).map_err(|_| CodecError::TooLong("value"))?;
-                    out.extend_from_slice(&len.to_be_bytes());
-                    out.extend_from_slice(v.as_bytes());
-                }
-            }
+            put_value(&mut out, value.as_deref())?;
         }
         MetadataRecord::RemoveTopic { topic_id } => {
             out.push(TYPE_REMOVE_TOPIC);
@@ -156,6 +166,7 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
             host,
             port,
             rack,
+            endpoints,
         } => {
             out.push(TYPE_REGISTER_BROKER);
             out.extend_from_slice(&broker_id.to_be_bytes());
@@ -170,11 +181,42 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
                     put_str16(&mut out, rack, "rack")?;
                 }
             }
+            // A trailing, optional list: a record without endpoints is
+            // byte for byte what brokers wrote before named listeners.
+            if !endpoints.is_empty() {
+                let n =
+                    u16::try_from(endpoints.len()).map_err(|_| CodecError::TooLong("endpoints"))?;
+                out.extend_from_slice(&n.to_be_bytes());
+                for e in endpoints {
+                    put_str16(&mut out, &e.name, "endpoint name")?;
+                    put_str16(&mut out, &e.host, "endpoint host")?;
+                    out.extend_from_slice(&e.port.to_be_bytes());
+                    out.extend_from_slice(&e.security_protocol.to_be_bytes());
+                }
+            }
         }
         MetadataRecord::FenceBroker { broker_id, fenced } => {
             out.push(TYPE_FENCE_BROKER);
             out.extend_from_slice(&broker_id.to_be_bytes());
             out.push(u8::from(*fenced));
+        }
+        MetadataRecord::DecommissionBroker {
+            broker_id,
+            decommissioning,
+        } => {
+            out.push(TYPE_DECOMMISSION_BROKER);
+            out.extend_from_slice(&broker_id.to_be_bytes());
+            out.push(u8::from(*decommissioning));
+        }
+        MetadataRecord::BrokerConfig {
+            broker_id,
+            name,
+            value,
+        } => {
+            out.push(TYPE_BROKER_CONFIG);
+            out.extend_from_slice(&broker_id.to_be_bytes());
+            put_str16(&mut out, name, "name")?;
+            put_value(&mut out, value.as_deref())?;
         }
         MetadataRecord::UnregisterBroker { broker_id } => {
             out.push(TYPE_UNREGISTER_BROKER);
@@ -183,6 +225,77 @@ pub fn encode(record: &MetadataRecord) -> Result<Vec<u8>, CodecError> {
         MetadataRecord::ClusterId { cluster_id } => {
             out.push(TYPE_CLUSTER_ID);
             put_str16(&mut out, cluster_id, "cluster_id")?;
+        }
+        MetadataRecord::UserScramCredential {
+            name,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } => {
+            out.push(TYPE_USER_SCRAM_CREDENTIAL);
+            put_str16(&mut out, name, "name")?;
+            out.extend_from_slice(&mechanism.to_be_bytes());
+            put_bytes16(&mut out, salt, "salt")?;
+            put_bytes16(&mut out, stored_key, "stored_key")?;
+            put_bytes16(&mut out, server_key, "server_key")?;
+            out.extend_from_slice(&iterations.to_be_bytes());
+        }
+        MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+            out.push(TYPE_REMOVE_USER_SCRAM_CREDENTIAL);
+            put_str16(&mut out, name, "name")?;
+            out.extend_from_slice(&mechanism.to_be_bytes());
+        }
+        MetadataRecord::AccessControlEntry { id, acl } => {
+            out.push(TYPE_ACCESS_CONTROL_ENTRY);
+            out.extend_from_slice(id.as_bytes());
+            out.push(acl.resource_type.code() as u8);
+            put_str16(&mut out, &acl.resource_name, "resource_name")?;
+            out.push(acl.pattern_type.code() as u8);
+            put_str16(&mut out, &acl.principal, "principal")?;
+            put_str16(&mut out, &acl.host, "host")?;
+            out.push(acl.operation.code() as u8);
+            out.push(acl.permission.code() as u8);
+        }
+        MetadataRecord::RemoveAccessControlEntry { id } => {
+            out.push(TYPE_REMOVE_ACCESS_CONTROL_ENTRY);
+            out.extend_from_slice(id.as_bytes());
+        }
+        MetadataRecord::HttpToken(token) => {
+            out.push(TYPE_HTTP_TOKEN);
+            put_str16(&mut out, &token.id, "id")?;
+            put_str16(&mut out, &token.principal, "principal")?;
+            out.extend_from_slice(&token.sha256);
+            out.extend_from_slice(&token.created_ms.to_be_bytes());
+            out.extend_from_slice(&token.expires_ms.to_be_bytes());
+        }
+        MetadataRecord::RemoveHttpToken { id } => {
+            out.push(TYPE_REMOVE_HTTP_TOKEN);
+            put_str16(&mut out, id, "id")?;
+        }
+        MetadataRecord::ClientQuota { entity, key, value } => {
+            out.push(TYPE_CLIENT_QUOTA);
+            let n = u8::try_from(entity.len()).map_err(|_| CodecError::TooLong("entity"))?;
+            out.push(n);
+            for (entity_type, name) in entity {
+                put_str16(&mut out, entity_type, "entity_type")?;
+                match name {
+                    None => out.push(0),
+                    Some(name) => {
+                        out.push(1);
+                        put_str16(&mut out, name, "entity_name")?;
+                    }
+                }
+            }
+            put_str16(&mut out, key, "key")?;
+            match value {
+                None => out.push(0),
+                Some(v) => {
+                    out.push(1);
+                    out.extend_from_slice(&v.to_bits().to_be_bytes());
+                }
+            }
         }
     }
     Ok(out)
@@ -267,13 +380,12 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
         TYPE_TOPIC_CONFIG => MetadataRecord::TopicConfig {
             topic_id: r.uuid("topic_id")?,
             name: r.str16("name")?,
-            value: match r.u8("value")? {
-                0 => None,
-                _ => {
-                    let len = r.u32("value")? as usize;
-                    Some(r.string(len, "value")?)
-                }
-            },
+            value: r.value()?,
+        },
+        TYPE_BROKER_CONFIG => MetadataRecord::BrokerConfig {
+            broker_id: r.i32("broker_id")?,
+            name: r.str16("name")?,
+            value: r.value()?,
         },
         TYPE_REMOVE_TOPIC => MetadataRecord::RemoveTopic {
             topic_id: r.uuid("topic_id")?,
@@ -291,10 +403,15 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
                 0 => None,
                 _ => Some(r.str16("rack")?),
             },
+            endpoints: r.endpoints()?,
         },
         TYPE_FENCE_BROKER => MetadataRecord::FenceBroker {
             broker_id: r.i32("broker_id")?,
             fenced: r.u8("fenced")? != 0,
+        },
+        TYPE_DECOMMISSION_BROKER => MetadataRecord::DecommissionBroker {
+            broker_id: r.i32("broker_id")?,
+            decommissioning: r.u8("decommissioning")? != 0,
         },
         TYPE_UNREGISTER_BROKER => MetadataRecord::UnregisterBroker {
             broker_id: r.i32("broker_id")?,
@@ -302,6 +419,71 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<Decoded, CodecError> {
         TYPE_CLUSTER_ID => MetadataRecord::ClusterId {
             cluster_id: r.str16("cluster_id")?,
         },
+        TYPE_USER_SCRAM_CREDENTIAL => MetadataRecord::UserScramCredential {
+            name: r.str16("name")?,
+            mechanism: r.u8("mechanism")? as i8,
+            salt: r.bytes16("salt")?,
+            stored_key: r.bytes16("stored_key")?,
+            server_key: r.bytes16("server_key")?,
+            iterations: r.i32("iterations")?,
+        },
+        TYPE_REMOVE_USER_SCRAM_CREDENTIAL => MetadataRecord::RemoveUserScramCredential {
+            name: r.str16("name")?,
+            mechanism: r.u8("mechanism")? as i8,
+        },
+        TYPE_ACCESS_CONTROL_ENTRY => {
+            use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+            let id = r.uuid("id")?;
+            let resource_type = r.code("resource_type", ResourceType::from_code)?;
+            let resource_name = r.str16("resource_name")?;
+            let pattern_type = r.code("pattern_type", PatternType::from_code)?;
+            let principal = r.str16("principal")?;
+            let host = r.str16("host")?;
+            let operation = r.code("operation", AclOperation::from_code)?;
+            let permission = r.code("permission_type", AclPermission::from_code)?;
+            MetadataRecord::AccessControlEntry {
+                id,
+                acl: AclBinding {
+                    resource_type,
+                    resource_name,
+                    pattern_type,
+                    principal,
+                    host,
+                    operation,
+                    permission,
+                },
+            }
+        }
+        TYPE_REMOVE_ACCESS_CONTROL_ENTRY => {
+            MetadataRecord::RemoveAccessControlEntry { id: r.uuid("id")? }
+        }
+        TYPE_HTTP_TOKEN => MetadataRecord::HttpToken(HttpTokenImage {
+            id: r.str16("id")?,
+            principal: r.str16("principal")?,
+            sha256: r.array("sha256")?,
+            created_ms: r.i64("created_ms")?,
+            expires_ms: r.i64("expires_ms")?,
+        }),
+        TYPE_REMOVE_HTTP_TOKEN => MetadataRecord::RemoveHttpToken { id: r.str16("id")? },
+        TYPE_CLIENT_QUOTA => {
+            // At most 255 pairs, each at least 3 bytes: bounded by the value.
+            let n = r.u8("entity")?;
+            let mut entity = Vec::with_capacity(usize::from(n).min(r.rest.len() / 3));
+            for _ in 0..n {
+                let entity_type = r.str16("entity_type")?;
+                let name = match r.u8("entity_name")? {
+                    0 => None,
+                    _ => Some(r.str16("entity_name")?),
+                };
+                entity.push((entity_type, name));
+            }
+            let key = r.str16("key")?;
+            let value = match r.u8("value")? {
+                0 => None,
+                _ => Some(f64::from_bits(r.u64("value")?)),
+            };
+            MetadataRecord::ClientQuota { entity, key, value }
+        }
         TYPE_BEGIN => {
             return Ok(Decoded::Begin {
                 records: r.u32("records")?,
@@ -318,6 +500,28 @@ fn put_str16(out: &mut Vec<u8>, s: &str, field: &'static str) -> Result<(), Code
     let len = u16::try_from(s.len()).map_err(|_| CodecError::TooLong(field))?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Bytes with a u16 length.
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8], field: &'static str) -> Result<(), CodecError> {
+    let len = u16::try_from(b.len()).map_err(|_| CodecError::TooLong(field))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(b);
+    Ok(())
+}
+
+/// A config value: 0 for none (reset), or 1, a u32 length and the bytes.
+fn put_value(out: &mut Vec<u8>, value: Option<&str>) -> Result<(), CodecError> {
+    match value {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            let len = u32::try_from(v.len()).map_err(|_| CodecError::TooLong("value"))?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
     Ok(())
 }
 
@@ -368,8 +572,22 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes(self.array(field)?))
     }
 
+    fn u64(&mut self, field: &'static str) -> Result<u64, CodecError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
     fn i64(&mut self, field: &'static str) -> Result<i64, CodecError> {
         Ok(i64::from_be_bytes(self.array(field)?))
+    }
+
+    /// A one-byte Kafka enum code, which must be one `parse` knows.
+    fn code<T>(
+        &mut self,
+        field: &'static str,
+        parse: fn(i8) -> Option<T>,
+    ) -> Result<T, CodecError> {
+        let code = self.u8(field)? as i8;
+        parse(code).ok_or(CodecError::UnknownCode { field, code })
     }
 
     fn uuid(&mut self, field: &'static str) -> Result<Uuid, CodecError> {
@@ -381,9 +599,48 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| CodecError::NotUtf8(field))
     }
 
+    fn bytes16(&mut self, field: &'static str) -> Result<Vec<u8>, CodecError> {
+        let len = usize::from(self.u16(field)?);
+        Ok(self.take(len, field)?.to_vec())
+    }
+
     fn str16(&mut self, field: &'static str) -> Result<String, CodecError> {
         let len = usize::from(self.u16(field)?);
         self.string(len, field)
+    }
+
+    /// RegisterBroker's trailing endpoint list: absent (nothing left) in
+    /// records from before named listeners. Each endpoint takes at least
+    /// 10 bytes, so the count is checked against what remains.
+    fn endpoints(&mut self) -> Result<Vec<BrokerEndpoint>, CodecError> {
+        if self.rest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = usize::from(self.u16("endpoints")?);
+        if n * 10 > self.rest.len() {
+            return Err(CodecError::Truncated { field: "endpoints" });
+        }
+        let mut endpoints = Vec::with_capacity(n);
+        for _ in 0..n {
+            endpoints.push(BrokerEndpoint {
+                name: self.str16("endpoint name")?,
+                host: self.str16("endpoint host")?,
+                port: self.i32("endpoint port")?,
+                security_protocol: i16::from_be_bytes(self.array("endpoint security_protocol")?),
+            });
+        }
+        Ok(endpoints)
+    }
+
+    /// A config value as [`put_value`] writes it.
+    fn value(&mut self) -> Result<Option<String>, CodecError> {
+        match self.u8("value")? {
+            0 => Ok(None),
+            _ => {
+                let len = self.u32("value")? as usize;
+                Ok(Some(self.string(len, "value")?))
+            }
+        }
     }
 
     fn ids(&mut self, field: &'static str) -> Result<Vec<i32>, CodecError> {
@@ -523,22 +780,129 @@ mod tests {
                 any::<i64>(),
                 "[a-z0-9.-]{0,40}",
                 any::<i32>(),
-                proptest::option::of("[a-z0-9-]{0,20}")
+                proptest::option::of("[a-z0-9-]{0,20}"),
+                proptest::collection::vec(
+                    ("[A-Z_]{1,10}", "[a-z0-9.-]{0,20}", any::<i32>(), 0i16..4).prop_map(
+                        |(name, host, port, security_protocol)| BrokerEndpoint {
+                            name,
+                            host,
+                            port,
+                            security_protocol,
+                        }
+                    ),
+                    0..3
+                )
             )
-                .prop_map(|(broker_id, incarnation_id, epoch, host, port, rack)| {
-                    MetadataRecord::RegisterBroker {
-                        broker_id,
-                        incarnation_id,
-                        epoch,
-                        host,
-                        port,
-                        rack,
+                .prop_map(
+                    |(broker_id, incarnation_id, epoch, host, port, rack, endpoints)| {
+                        MetadataRecord::RegisterBroker {
+                            broker_id,
+                            incarnation_id,
+                            epoch,
+                            host,
+                            port,
+                            rack,
+                            endpoints,
+                        }
                     }
-                }),
+                ),
             (any::<i32>(), any::<bool>())
                 .prop_map(|(broker_id, fenced)| MetadataRecord::FenceBroker { broker_id, fenced }),
             any::<i32>().prop_map(|broker_id| MetadataRecord::UnregisterBroker { broker_id }),
+            (any::<i32>(), any::<bool>()).prop_map(|(broker_id, decommissioning)| {
+                MetadataRecord::DecommissionBroker {
+                    broker_id,
+                    decommissioning,
+                }
+            }),
             "[A-Za-z0-9_-]{0,30}".prop_map(|cluster_id| MetadataRecord::ClusterId { cluster_id }),
+            (
+                any::<i32>(),
+                "[a-z.]{1,40}",
+                proptest::option::of(".{0,30}")
+            )
+                .prop_map(|(broker_id, name, value)| MetadataRecord::BrokerConfig {
+                    broker_id,
+                    name,
+                    value
+                }),
+            (
+                ".{1,20}",
+                any::<i8>(),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::collection::vec(any::<u8>(), 0..70),
+                proptest::collection::vec(any::<u8>(), 0..70),
+                any::<i32>()
+            )
+                .prop_map(
+                    |(name, mechanism, salt, stored_key, server_key, iterations)| {
+                        MetadataRecord::UserScramCredential {
+                            name,
+                            mechanism,
+                            salt,
+                            stored_key,
+                            server_key,
+                            iterations,
+                        }
+                    }
+                ),
+            (".{1,20}", any::<i8>()).prop_map(|(name, mechanism)| {
+                MetadataRecord::RemoveUserScramCredential { name, mechanism }
+            }),
+            (
+                any::<u128>(),
+                (1i8..=7, ".{0,30}", 1i8..=4),
+                ("[A-Za-z]{1,8}:.{0,20}", "[0-9.*]{1,15}", 1i8..=15, 1i8..=3)
+            )
+                .prop_map(
+                    |(id, (rt, resource_name, pt), (principal, host, op, perm))| {
+                        use crate::acl::*;
+                        MetadataRecord::AccessControlEntry {
+                            id: Uuid::from_u128(id),
+                            acl: AclBinding {
+                                resource_type: ResourceType::from_code(rt).expect("in range"),
+                                resource_name,
+                                pattern_type: PatternType::from_code(pt).expect("in range"),
+                                principal,
+                                host,
+                                operation: AclOperation::from_code(op).expect("in range"),
+                                permission: AclPermission::from_code(perm).expect("in range"),
+                            },
+                        }
+                    }
+                ),
+            any::<u128>().prop_map(|id| MetadataRecord::RemoveAccessControlEntry {
+                id: Uuid::from_u128(id)
+            }),
+            (
+                "[a-f0-9-]{1,36}",
+                "User:[a-z]{0,20}",
+                any::<[u8; 32]>(),
+                any::<i64>(),
+                any::<i64>()
+            )
+                .prop_map(|(id, principal, sha256, created_ms, expires_ms)| {
+                    MetadataRecord::HttpToken(HttpTokenImage {
+                        id,
+                        principal,
+                        sha256,
+                        created_ms,
+                        expires_ms,
+                    })
+                }),
+            "[a-f0-9-]{1,36}".prop_map(|id| MetadataRecord::RemoveHttpToken { id }),
+            (
+                proptest::collection::vec(("[a-z-]{1,10}", proptest::option::of(".{0,20}")), 0..4),
+                "[a-z_]{1,30}",
+                // Finite values: NaN is never stored (validation refuses
+                // it) and would not compare equal to itself.
+                proptest::option::of(-1e18f64..1e18f64)
+            )
+                .prop_map(|(entity, key, value)| MetadataRecord::ClientQuota {
+                    entity,
+                    key,
+                    value
+                }),
         ]
     }
 
@@ -576,6 +940,17 @@ mod tests {
                     }
                     prop_assert_eq!(decoded, expected);
                 }
+                // A broker registration cut exactly before its endpoint
+                // list is the format from before named listeners.
+                (MetadataRecord::RegisterBroker { endpoints, .. }, Ok(Decoded::Record(decoded))) => {
+                    let list: usize = 2 + endpoints.iter().map(|e| 2 + e.name.len() + 2 + e.host.len() + 4 + 2).sum::<usize>();
+                    prop_assert!(!endpoints.is_empty() && cut + list == bytes.len(), "cut at {} decoded {:?}", cut, decoded);
+                    let mut expected = record.clone();
+                    if let MetadataRecord::RegisterBroker { endpoints, .. } = &mut expected {
+                        endpoints.clear();
+                    }
+                    prop_assert_eq!(decoded, expected);
+                }
                 (_, Ok(decoded)) => prop_assert!(false, "cut at {} decoded {:?}", cut, decoded),
             }
         }
@@ -584,6 +959,131 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(&bytes);
         }
+    }
+
+    #[test]
+    fn acl_records_have_their_own_types_and_layout() {
+        use crate::acl::*;
+        let id = Uuid::from_u128(0x0102);
+        let record = MetadataRecord::AccessControlEntry {
+            id,
+            acl: AclBinding {
+                resource_type: ResourceType::Topic,
+                resource_name: "t".to_owned(),
+                pattern_type: PatternType::Prefixed,
+                principal: "User:a".to_owned(),
+                host: "*".to_owned(),
+                operation: AclOperation::Write,
+                permission: AclPermission::Deny,
+            },
+        };
+        let bytes = encode(&record).expect("encode");
+        let mut expected = vec![FORMAT_V1, 17];
+        expected.extend_from_slice(id.as_bytes());
+        expected.extend_from_slice(&[2, 0, 1, b't', 4, 0, 6]);
+        expected.extend_from_slice(b"User:a");
+        expected.extend_from_slice(&[0, 1, b'*', 4, 2]);
+        assert_eq!(bytes, expected);
+        assert_eq!(decode(&bytes).expect("decodes"), Decoded::Record(record));
+        let mut removal = vec![FORMAT_V1, 18];
+        removal.extend_from_slice(id.as_bytes());
+        assert_eq!(
+            encode(&MetadataRecord::RemoveAccessControlEntry { id }).expect("encode"),
+            removal
+        );
+        // An operation code Kafka does not define is refused, not guessed.
+        let mut bad = expected.clone();
+        let at = bad.len() - 2;
+        bad[at] = 99;
+        assert!(matches!(
+            decode(&bad),
+            Err(CodecError::UnknownCode {
+                field: "operation",
+                code: 99
+            })
+        ));
+    }
+
+    #[test]
+    fn a_broker_config_record_has_its_own_type_and_layout() {
+        let record = MetadataRecord::BrokerConfig {
+            broker_id: -1,
+            name: "leader.replication.throttled.rate".to_owned(),
+            value: Some("2097152".to_owned()),
+        };
+        let bytes = encode(&record).expect("encode");
+        let mut expected = vec![FORMAT_V1, 14, 0xff, 0xff, 0xff, 0xff, 0, 33];
+        expected.extend_from_slice(b"leader.replication.throttled.rate");
+        expected.extend_from_slice(&[1, 0, 0, 0, 7]);
+        expected.extend_from_slice(b"2097152");
+        assert_eq!(bytes, expected);
+        assert_eq!(decode(&bytes).expect("decodes"), Decoded::Record(record));
+        let removal = MetadataRecord::BrokerConfig {
+            broker_id: 2,
+            name: "x".to_owned(),
+            value: None,
+        };
+        assert_eq!(
+            encode(&removal).expect("encode"),
+            [FORMAT_V1, 14, 0, 0, 0, 2, 0, 1, b'x', 0]
+        );
+    }
+
+    #[test]
+    fn an_http_token_record_holds_the_hash_in_its_own_layout() {
+        let record = MetadataRecord::HttpToken(HttpTokenImage {
+            id: "t1".to_owned(),
+            principal: "User:al".to_owned(),
+            sha256: [0xab; 32],
+            created_ms: 1,
+            expires_ms: 2,
+        });
+        let bytes = encode(&record).expect("encode");
+        let mut expected = vec![FORMAT_V1, 20, 0, 2, b't', b'1', 0, 7];
+        expected.extend_from_slice(b"User:al");
+        expected.extend_from_slice(&[0xab; 32]);
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(bytes, expected);
+        assert_eq!(decode(&bytes).expect("decodes"), Decoded::Record(record));
+        let removal = MetadataRecord::RemoveHttpToken {
+            id: "t1".to_owned(),
+        };
+        assert_eq!(
+            encode(&removal).expect("encode"),
+            [FORMAT_V1, 21, 0, 2, b't', b'1']
+        );
+        // A hash cut short is damage.
+        assert!(matches!(
+            decode(&bytes[..8 + 7 + 31]),
+            Err(CodecError::Truncated { field: "sha256" })
+        ));
+    }
+
+    #[test]
+    fn a_client_quota_record_has_its_own_type_and_layout() {
+        let record = MetadataRecord::ClientQuota {
+            entity: vec![
+                ("client-id".to_owned(), None),
+                ("user".to_owned(), Some("al".to_owned())),
+            ],
+            key: "producer_byte_rate".to_owned(),
+            value: Some(1024.0),
+        };
+        let bytes = encode(&record).expect("encode");
+        let mut expected = vec![FORMAT_V1, 19, 2, 0, 9];
+        expected.extend_from_slice(b"client-id");
+        expected.extend_from_slice(&[0, 0, 4]);
+        expected.extend_from_slice(b"user");
+        expected.extend_from_slice(&[1, 0, 2]);
+        expected.extend_from_slice(b"al");
+        expected.extend_from_slice(&[0, 18]);
+        expected.extend_from_slice(b"producer_byte_rate");
+        expected.push(1);
+        expected.extend_from_slice(&1024.0f64.to_bits().to_be_bytes());
+        assert_eq!(bytes, expected);
+        assert_eq!(decode(&bytes).expect("decodes"), Decoded::Record(record));
+        // A hostile count cannot make the reader allocate past the value.
+        assert!(decode(&[FORMAT_V1, 19, 255, 0]).is_err());
     }
 
     #[test]
@@ -792,6 +1292,72 @@ mod tests {
             Err(CodecError::Truncated {
                 field: "adding_replicas"
             })
+        ));
+    }
+
+    #[test]
+    fn register_broker_endpoints_are_an_optional_trailing_list() {
+        let old = MetadataRecord::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: Uuid::from_u128(7),
+            epoch: 3,
+            host: "h".to_owned(),
+            port: 9092,
+            rack: None,
+            endpoints: Vec::new(),
+        };
+        let old_bytes = encode(&old).expect("encode");
+        let MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            epoch,
+            host,
+            port,
+            rack,
+            ..
+        } = old.clone()
+        else {
+            unreachable!("built above")
+        };
+        let new = MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            epoch,
+            host,
+            port,
+            rack,
+            endpoints: vec![
+                BrokerEndpoint {
+                    name: "CLIENT".to_owned(),
+                    host: "c".to_owned(),
+                    port: 9092,
+                    security_protocol: 0,
+                },
+                BrokerEndpoint {
+                    name: "SECURE".to_owned(),
+                    host: "s".to_owned(),
+                    port: 9094,
+                    security_protocol: 1,
+                },
+            ],
+        };
+        let bytes = encode(&new).expect("encode");
+        // The record without endpoints is the old format, unchanged, and
+        // decodes with none.
+        assert_eq!(&bytes[..old_bytes.len()], &old_bytes[..]);
+        assert_eq!(decode(&old_bytes).expect("old"), Decoded::Record(old));
+        assert_eq!(decode(&bytes).expect("new"), Decoded::Record(new));
+        // A cut inside the list is damage, not an older format.
+        assert!(matches!(
+            decode(&bytes[..old_bytes.len() + 5]),
+            Err(CodecError::Truncated { .. })
+        ));
+        // A hostile count is refused before anything is allocated.
+        let mut hostile = old_bytes.clone();
+        hostile.extend_from_slice(&[0xff, 0xff, 0, 0]);
+        assert!(matches!(
+            decode(&hostile),
+            Err(CodecError::Truncated { field: "endpoints" })
         ));
     }
 }

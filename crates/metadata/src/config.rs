@@ -62,6 +62,10 @@ pub struct LogDefaults {
     /// [`derive_max_open_files`]. Keeps open files from growing with the
     /// number of partitions.
     pub max_open_files: u64,
+    /// Encryption at rest for every partition log and the metadata log. Not
+    /// a `log.*` key: the binary builds it from `[encryption]` at start.
+    #[serde(skip)]
+    pub encryption: Option<std::sync::Arc<sluice_log::Keyring>>,
 }
 
 /// Smallest useful file-handle cache bound, also the floor of the derived one.
@@ -91,6 +95,7 @@ impl Default for LogDefaults {
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX as u64,
             max_open_files: 0,
+            encryption: None,
         }
     }
 }

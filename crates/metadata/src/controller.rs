@@ -16,16 +16,21 @@ use std::sync::Arc;
 use sluice_protocol::error::codes as code;
 use uuid::Uuid;
 
+use crate::broker_config;
 use crate::config::{InternalTopicReplication, LogDefaults, TopicDefaults};
 use crate::delta::MetadataListener;
+use crate::election::{self, ElectionResult, ElectionType};
 use crate::error::{ApiError, MetadataError};
-use crate::image::{MetadataImage, MetadataRecord};
+use crate::image::{HttpTokenImage, MetadataImage, MetadataRecord};
 use crate::log::{Committed, MetadataLog};
 use crate::placement::{
     self, AlterPartitionOutcome, AlterPartitionRequest, BrokerRegistration, NewPartition,
 };
 use crate::reassignment::{self, OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 use crate::topic_config;
+
+mod scram;
+pub use scram::{MAX_SCRAM_BYTES, ScramDeletion, ScramUpsertion, UserResults};
 
 /// Kafka's limit on topic name length (so `name-partition` fits a file name).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -43,6 +48,16 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// Internal topics, reported with `is_internal`.
 pub const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
+
+/// Most HTTP API bearer tokens the cluster holds at once (expired ones
+/// count until revoked). Every token is a metadata record replayed on every
+/// node, so an authenticated user must not be able to grow the image
+/// without end.
+pub const MAX_HTTP_TOKENS: usize = 10_000;
+
+/// Longest HTTP token id and principal name accepted: both are stored in
+/// 16-bit-length fields and shown in listings.
+pub const MAX_HTTP_TOKEN_FIELD_LEN: usize = 1024;
 
 /// Kafka's name for the metadata log. It is not a topic here (it lives in
 /// `<data_dir>/__cluster_metadata-0`, outside the image), and no topic may
@@ -563,6 +578,13 @@ async fn detached<T: Send + 'static>(
         })
 }
 
+/// A fresh id for a new ACL: random, as Kafka's controller picks them. A
+/// collision (2^-122) would make the record fail to apply, refusing the
+/// change with an error rather than corrupting the image.
+fn new_acl_id(_image: &MetadataImage) -> Uuid {
+    Uuid::new_v4()
+}
+
 /// What the controller needs from the broker config.
 #[derive(Debug, Clone, Default)]
 pub struct ControllerConfig {
@@ -666,6 +688,48 @@ pub enum ControllerCall {
         /// One request per partition.
         requests: Vec<ReassignmentRequest>,
     },
+    /// [`Controller::decommission_broker`].
+    DecommissionBroker {
+        /// The broker.
+        broker_id: i32,
+        /// True to decommission, false to bring it back into service.
+        decommissioning: bool,
+    },
+    /// [`Controller::elect_leaders`].
+    ElectLeaders {
+        /// Preferred or unclean.
+        election_type: ElectionType,
+        /// The partitions, or `None` for all of them.
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    /// [`Controller::alter_broker_configs`].
+    AlterBrokerConfigs {
+        /// The broker, or -1 for the cluster-wide default.
+        broker_id: i32,
+        /// The operations.
+        ops: Vec<ConfigOp>,
+        /// Replace or incremental.
+        mode: AlterMode,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// [`Controller::alter_user_scram_credentials`].
+    AlterUserScramCredentials {
+        /// Credentials to remove.
+        deletions: Vec<ScramDeletion>,
+        /// Credentials to set.
+        upsertions: Vec<ScramUpsertion>,
+    },
+    /// [`Controller::create_http_token`].
+    CreateHttpToken {
+        /// The token, with the hash of its secret.
+        token: HttpTokenImage,
+    },
+    /// [`Controller::remove_http_token`].
+    RemoveHttpToken {
+        /// The token's id.
+        id: String,
+    },
 }
 
 impl From<AlterPartitionRequest> for ControllerCall {
@@ -700,6 +764,19 @@ pub enum ControllerReply {
     /// One result per partition, in request order, or why the whole call
     /// was refused.
     AlterPartitionReassignments(Result<Vec<ReassignmentResult>, ApiError>),
+    /// The decommission's result.
+    DecommissionBroker(Result<(), ApiError>),
+    /// One result per partition (see [`Controller::elect_leaders`]), or
+    /// why the whole call was refused.
+    ElectLeaders(Result<Vec<ElectionResult>, ApiError>),
+    /// The broker config alter's result.
+    AlterBrokerConfigs(Result<(), ApiError>),
+    /// One result per user, in first-mention order.
+    AlterUserScramCredentials(UserResults),
+    /// The token creation's result.
+    CreateHttpToken(Result<(), ApiError>),
+    /// The token revocation's result.
+    RemoveHttpToken(Result<(), ApiError>),
 }
 
 fn unexpected_reply(reply: &ControllerReply) -> ApiError {
@@ -790,7 +867,335 @@ impl Controller {
                     self.alter_partition_reassignments_here(requests).await,
                 )
             }
+            ControllerCall::DecommissionBroker {
+                broker_id,
+                decommissioning,
+            } => ControllerReply::DecommissionBroker(
+                self.decommission_broker_here(broker_id, decommissioning)
+                    .await,
+            ),
+            ControllerCall::ElectLeaders {
+                election_type,
+                partitions,
+            } => ControllerReply::ElectLeaders(
+                self.elect_leaders_here(election_type, partitions).await,
+            ),
+            ControllerCall::AlterBrokerConfigs {
+                broker_id,
+                ops,
+                mode,
+                validate_only,
+            } => ControllerReply::AlterBrokerConfigs(
+                self.alter_broker_configs_here(broker_id, ops, mode, validate_only)
+                    .await,
+            ),
+            ControllerCall::AlterUserScramCredentials {
+                deletions,
+                upsertions,
+            } => ControllerReply::AlterUserScramCredentials(
+                self.alter_user_scram_credentials_here(deletions, upsertions)
+                    .await,
+            ),
+            ControllerCall::CreateHttpToken { token } => {
+                ControllerReply::CreateHttpToken(self.create_http_token_here(token).await)
+            }
+            ControllerCall::RemoveHttpToken { id } => {
+                ControllerReply::RemoveHttpToken(self.remove_http_token_here(id).await)
+            }
         }
+    }
+
+    /// Records an HTTP API bearer token (its secret's hash only) on the
+    /// active controller wherever the call came from, so every node's HTTP
+    /// listener accepts it. Refused with INVALID_REQUEST for an empty or
+    /// over-long id or principal, a duplicate id, or once
+    /// [`MAX_HTTP_TOKENS`] exist.
+    pub async fn create_http_token(
+        self: &Arc<Self>,
+        token: HttpTokenImage,
+    ) -> Result<(), ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            return match remote
+                .call(ControllerCall::CreateHttpToken { token })
+                .await?
+            {
+                ControllerReply::CreateHttpToken(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.create_http_token_here(token).await
+    }
+
+    async fn create_http_token_here(
+        self: &Arc<Self>,
+        token: HttpTokenImage,
+    ) -> Result<(), ApiError> {
+        for (field, value) in [("id", &token.id), ("principal", &token.principal)] {
+            if value.is_empty() || value.len() > MAX_HTTP_TOKEN_FIELD_LEN {
+                return Err(ApiError::new(
+                    code::INVALID_REQUEST,
+                    format!(
+                        "http token {field} must be 1 to {MAX_HTTP_TOKEN_FIELD_LEN} bytes, not {}",
+                        value.len()
+                    ),
+                ));
+            }
+        }
+        self.broker_change(move |image| {
+            if image.http_tokens.contains_key(&token.id) {
+                return Err(ApiError::new(
+                    code::INVALID_REQUEST,
+                    format!("http token {} already exists", token.id),
+                ));
+            }
+            if image.http_tokens.len() >= MAX_HTTP_TOKENS {
+                return Err(ApiError::new(
+                    code::INVALID_REQUEST,
+                    format!(
+                        "the cluster already holds {MAX_HTTP_TOKENS} http tokens; revoke some first"
+                    ),
+                ));
+            }
+            Ok(vec![MetadataRecord::HttpToken(token)])
+        })
+        .await
+    }
+
+    /// Revokes an HTTP API bearer token, on the active controller wherever
+    /// the call came from. An unknown id is DELEGATION_TOKEN_NOT_FOUND
+    /// (Kafka's code for its own tokens).
+    pub async fn remove_http_token(self: &Arc<Self>, id: String) -> Result<(), ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            return match remote.call(ControllerCall::RemoveHttpToken { id }).await? {
+                ControllerReply::RemoveHttpToken(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.remove_http_token_here(id).await
+    }
+
+    async fn remove_http_token_here(self: &Arc<Self>, id: String) -> Result<(), ApiError> {
+        self.broker_change(move |image| {
+            if !image.http_tokens.contains_key(&id) {
+                return Err(ApiError::new(
+                    code::DELEGATION_TOKEN_NOT_FOUND,
+                    format!("no http token {id}"),
+                ));
+            }
+            Ok(vec![MetadataRecord::RemoveHttpToken { id }])
+        })
+        .await
+    }
+
+    /// Changes dynamic broker configs (see [`broker_config`]) of
+    /// `broker_id`, or with -1 the cluster-wide default, on the active
+    /// controller wherever the call came from: Kafka's (Incremental)
+    /// AlterConfigs on a BROKER resource. `Replace` (AlterConfigs) makes
+    /// the named keys the broker's whole dynamic config. A static key is
+    /// INVALID_REQUEST, a bad value or an APPEND/SUBTRACT (the rates are not
+    /// lists) INVALID_CONFIG; nothing is committed unless every op is valid.
+    /// The broker need not be registered (Kafka accepts configs for
+    /// brokers yet to come).
+    pub async fn alter_broker_configs(
+        self: &Arc<Self>,
+        broker_id: i32,
+        ops: Vec<ConfigOp>,
+        mode: AlterMode,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            let call = ControllerCall::AlterBrokerConfigs {
+                broker_id,
+                ops,
+                mode,
+                validate_only,
+            };
+            return match remote.call(call).await? {
+                ControllerReply::AlterBrokerConfigs(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.alter_broker_configs_here(broker_id, ops, mode, validate_only)
+            .await
+    }
+
+    async fn alter_broker_configs_here(
+        self: &Arc<Self>,
+        broker_id: i32,
+        ops: Vec<ConfigOp>,
+        mode: AlterMode,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        if broker_id < crate::image::CLUSTER_DEFAULT_BROKER {
+            return Err(ApiError::new(
+                code::INVALID_REQUEST,
+                format!("{broker_id} is not a broker id"),
+            ));
+        }
+        // Checked before the commit so a validate-only call commits nothing
+        // and the records are built from one image.
+        for op in &ops {
+            match op {
+                ConfigOp::Set(k, v) => broker_config::validate(k, Some(v))?,
+                ConfigOp::Delete(k) => broker_config::validate(k, None)?,
+                ConfigOp::Append(k, _) | ConfigOp::Subtract(k, _) => {
+                    broker_config::validate(k, None)?;
+                    return Err(ApiError::new(
+                        code::INVALID_CONFIG,
+                        format!("`{k}` is not a list: APPEND and SUBTRACT do not apply"),
+                    ));
+                }
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.broker_change(move |image| {
+            let current = image
+                .broker_configs
+                .get(&broker_id)
+                .cloned()
+                .unwrap_or_default();
+            let mut next = match mode {
+                AlterMode::Replace => BTreeMap::new(),
+                AlterMode::Incremental => current.clone(),
+            };
+            for op in ops {
+                match op {
+                    ConfigOp::Set(k, v) => {
+                        next.insert(k, v);
+                    }
+                    ConfigOp::Delete(k) => {
+                        next.remove(&k);
+                    }
+                    // Refused above.
+                    ConfigOp::Append(..) | ConfigOp::Subtract(..) => {}
+                }
+            }
+            let mut records = Vec::new();
+            for (name, value) in &next {
+                if current.get(name) != Some(value) {
+                    records.push(MetadataRecord::BrokerConfig {
+                        broker_id,
+                        name: name.clone(),
+                        value: Some(value.clone()),
+                    });
+                }
+            }
+            for name in current.keys().filter(|k| !next.contains_key(*k)) {
+                records.push(MetadataRecord::BrokerConfig {
+                    broker_id,
+                    name: name.clone(),
+                    value: None,
+                });
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    /// AlterClientQuotas (KIP-546): validates every entry (one result per
+    /// entry, in order) and, unless `validate_only`, commits the records of
+    /// the valid ones as one change. Runs only on the active controller:
+    /// Kafka clients' requests are forwarded to it whole, so another node
+    /// answers NOT_CONTROLLER rather than commit.
+    pub async fn alter_client_quotas(
+        self: &Arc<Self>,
+        entries: Vec<crate::client_quota::QuotaAlteration>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        if self.remote_if_not_active().is_some() {
+            let e = ApiError::new(
+                code::NOT_CONTROLLER,
+                "this node is not the active controller",
+            );
+            return vec![Err(e); entries.len()];
+        }
+        let checked = crate::client_quota::alterations(&self.image(), &entries);
+        let results: Vec<Result<(), ApiError>> = checked
+            .iter()
+            .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+            .collect();
+        let any_change = checked
+            .iter()
+            .any(|r| r.as_ref().is_ok_and(|v| !v.is_empty()));
+        if validate_only || !any_change {
+            return results;
+        }
+        // Rebuilt against the image the change commits on, so a record only
+        // ever says what changes from the state it applies to.
+        let committed = self
+            .broker_change(move |image| {
+                Ok(crate::client_quota::alterations(image, &entries)
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .flatten()
+                    .collect())
+            })
+            .await;
+        match committed {
+            Ok(()) => results,
+            Err(e) => results.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
+        }
+    }
+
+    /// Marks a broker as decommissioning (the balancer moves its replicas
+    /// away and places none on it; it may be stopped once it holds none),
+    /// or with `decommissioning` false brings it back into service. On the
+    /// active controller wherever the call came from. Refused with
+    /// BROKER_ID_NOT_REGISTERED for an unknown broker, and with
+    /// INVALID_REQUEST when it would leave no broker in service.
+    pub async fn decommission_broker(
+        self: &Arc<Self>,
+        broker_id: i32,
+        decommissioning: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(remote) = self.remote_if_not_active() {
+            let call = ControllerCall::DecommissionBroker {
+                broker_id,
+                decommissioning,
+            };
+            return match remote.call(call).await? {
+                ControllerReply::DecommissionBroker(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.decommission_broker_here(broker_id, decommissioning)
+            .await
+    }
+
+    async fn decommission_broker_here(
+        self: &Arc<Self>,
+        broker_id: i32,
+        decommissioning: bool,
+    ) -> Result<(), ApiError> {
+        self.broker_change(move |image| {
+            let broker = image.brokers.get(&broker_id).ok_or_else(|| {
+                ApiError::new(
+                    code::BROKER_ID_NOT_REGISTERED,
+                    format!("broker {broker_id} is not registered"),
+                )
+            })?;
+            if broker.decommissioning == decommissioning {
+                return Ok(Vec::new());
+            }
+            let in_service = image
+                .brokers
+                .values()
+                .filter(|b| b.broker_id != broker_id && !b.decommissioning)
+                .count();
+            if decommissioning && in_service == 0 {
+                return Err(ApiError::new(
+                    code::INVALID_REQUEST,
+                    format!("decommissioning broker {broker_id} would leave no broker in service"),
+                ));
+            }
+            Ok(vec![MetadataRecord::DecommissionBroker {
+                broker_id,
+                decommissioning,
+            }])
+        })
+        .await
     }
 
     /// Starts, replaces or cancels partition reassignments (Kafka's
@@ -833,6 +1238,65 @@ impl Controller {
                 .commit(Box::new(|image| {
                     let (records, outcome) =
                         reassignment::reassignment_records(image, node_id, &requests);
+                    results = outcome;
+                    Ok(records)
+                }))
+                .await;
+            this.finish(committed).await.map(|()| results)
+        })
+        .await?
+    }
+
+    /// Elects leaders (Kafka's ElectLeaders, KIP-460) on the active
+    /// controller, wherever the call came from: for the named partitions,
+    /// one result each in request order; for `None`, every partition, with
+    /// those that need no election left out (see
+    /// [`election::election_records`] for the rules). All elections are
+    /// committed as one change. The whole call fails only when it names
+    /// more than [`election::MAX_ELECTIONS_PER_CALL`] partitions or the
+    /// change cannot commit.
+    pub async fn elect_leaders(
+        self: &Arc<Self>,
+        election_type: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<ElectionResult>, ApiError> {
+        election::check_call_size(partitions.as_ref().map_or(0, Vec::len))?;
+        if let Some(remote) = self.remote_if_not_active() {
+            let call = ControllerCall::ElectLeaders {
+                election_type,
+                partitions,
+            };
+            return match remote.call(call).await? {
+                ControllerReply::ElectLeaders(result) => result,
+                other => Err(unexpected_reply(&other)),
+            };
+        }
+        self.elect_leaders_here(election_type, partitions).await
+    }
+
+    async fn elect_leaders_here(
+        self: &Arc<Self>,
+        election_type: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<ElectionResult>, ApiError> {
+        // Checked again here: a forwarded call skipped the sender's check
+        // if the sender is older or hostile.
+        election::check_call_size(partitions.as_ref().map_or(0, Vec::len))?;
+        let this = Arc::clone(self);
+        detached(async move {
+            let node_id = this.config.node_id;
+            // Decided inside the commit, against the image at commit time,
+            // so a racing fence or ISR change cannot make an election stale.
+            let mut results = Vec::new();
+            let committed = this
+                .log
+                .commit(Box::new(|image| {
+                    let (records, outcome) = election::election_records(
+                        image,
+                        node_id,
+                        election_type,
+                        partitions.as_deref(),
+                    );
                     results = outcome;
                     Ok(records)
                 }))
@@ -1524,6 +1988,72 @@ impl Controller {
         self.finish(outcome).await
     }
 
+    /// Creates ACLs (CreateAcls). Runs where it is called: Kafka forwards
+    /// CreateAcls to the active controller whole, so the broker's handler
+    /// runs there. The ACLs are validated already; one that exists (or
+    /// repeats within the call) writes nothing, as in Kafka. All or none
+    /// commit.
+    pub async fn create_acls(
+        self: &Arc<Self>,
+        acls: Vec<crate::acl::AclBinding>,
+    ) -> Result<(), ApiError> {
+        if acls.is_empty() {
+            return Ok(());
+        }
+        let outcome = self
+            .log
+            .commit(Box::new(move |image: &MetadataImage| {
+                let mut records: Vec<MetadataRecord> = Vec::new();
+                for acl in acls {
+                    let repeated = records.iter().any(|r| {
+                        matches!(r, MetadataRecord::AccessControlEntry { acl: a, .. } if *a == acl)
+                    });
+                    if repeated || image.acls.find(&acl).is_some() {
+                        continue;
+                    }
+                    records.push(MetadataRecord::AccessControlEntry {
+                        id: new_acl_id(image),
+                        acl,
+                    });
+                }
+                Ok(records)
+            }))
+            .await;
+        self.finish(outcome).await
+    }
+
+    /// Deletes the ACLs each filter matches (DeleteAcls), against one
+    /// image and in one commit; like [`Controller::create_acls`] it runs
+    /// where it is called. Returns, per filter, the ACLs it matched (an ACL
+    /// two filters match is listed under both and deleted once).
+    pub async fn delete_acls(
+        self: &Arc<Self>,
+        filters: Vec<crate::acl::AclFilter>,
+    ) -> Result<Vec<Vec<crate::acl::AclBinding>>, ApiError> {
+        let mut matched: Vec<Vec<crate::acl::AclBinding>> = Vec::new();
+        let outcome = self
+            .log
+            .commit(Box::new(|image: &MetadataImage| {
+                let mut ids = std::collections::BTreeSet::new();
+                for filter in &filters {
+                    let hits = image.acls.matching(filter);
+                    let mut list = Vec::new();
+                    for (id, acl) in hits {
+                        ids.insert(*id);
+                        list.push(acl.clone());
+                    }
+                    matched.push(list);
+                }
+                Ok(ids
+                    .into_iter()
+                    .map(|id| MetadataRecord::RemoveAccessControlEntry { id })
+                    .collect())
+            }))
+            .await;
+        self.finish(outcome).await?;
+        Ok(matched)
+    }
+
     /// After a commit: surfaces errors and publishes the change.
     async fn finish(
         self: &Arc<Self>,
@@ -1581,6 +2111,113 @@ mod tests {
         ))
     }
 
+    #[tokio::test]
+    async fn http_tokens_commit_once_and_revoke_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let token = HttpTokenImage {
+            id: "t1".to_owned(),
+            principal: "User:alice".to_owned(),
+            sha256: [7; 32],
+            created_ms: 1,
+            expires_ms: 2,
+        };
+        controller
+            .create_http_token(token.clone())
+            .await
+            .expect("created");
+        assert_eq!(controller.log.image().http_tokens["t1"], token);
+        let again = controller.create_http_token(token.clone()).await;
+        assert_eq!(again.map_err(|e| e.code), Err(code::INVALID_REQUEST));
+        let empty = HttpTokenImage {
+            principal: String::new(),
+            id: "t2".to_owned(),
+            ..token
+        };
+        let refused = controller.create_http_token(empty).await;
+        assert_eq!(refused.map_err(|e| e.code), Err(code::INVALID_REQUEST));
+        controller
+            .remove_http_token("t1".to_owned())
+            .await
+            .expect("revoked");
+        assert!(controller.log.image().http_tokens.is_empty());
+        let gone = controller.remove_http_token("t1".to_owned()).await;
+        assert_eq!(
+            gone.map_err(|e| e.code),
+            Err(code::DELEGATION_TOKEN_NOT_FOUND)
+        );
+    }
+
+    #[tokio::test]
+    async fn dynamic_broker_configs_commit_per_broker_and_as_the_cluster_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let controller = controller_in(dir.path());
+        let rate = broker_config::FOLLOWER_THROTTLED_RATE;
+        let set = |k: &str, v: &str| ConfigOp::Set(k.to_owned(), v.to_owned());
+        controller
+            .alter_broker_configs(2, vec![set(rate, "1000")], AlterMode::Incremental, false)
+            .await
+            .expect("set on broker 2");
+        controller
+            .alter_broker_configs(-1, vec![set(rate, "50")], AlterMode::Incremental, false)
+            .await
+            .expect("set the default");
+        let image = controller.log.image();
+        assert_eq!(image.broker_configs[&2][rate], "1000");
+        assert_eq!(image.broker_configs[&-1][rate], "50");
+
+        // Refused ops commit nothing, not even the valid ops beside them.
+        for (ops, code) in [
+            (
+                vec![set(rate, "5"), set("num.partitions", "3")],
+                code::INVALID_REQUEST,
+            ),
+            (vec![set(rate, "-5")], code::INVALID_CONFIG),
+            (
+                vec![ConfigOp::Append(rate.to_owned(), "1".to_owned())],
+                code::INVALID_CONFIG,
+            ),
+        ] {
+            let err = controller
+                .alter_broker_configs(2, ops, AlterMode::Incremental, false)
+                .await
+                .expect_err("refused");
+            assert_eq!(err.code, code);
+        }
+        let err = controller
+            .alter_broker_configs(-2, vec![set(rate, "5")], AlterMode::Incremental, false)
+            .await
+            .expect_err("not a broker id");
+        assert_eq!(err.code, code::INVALID_REQUEST);
+        controller
+            .alter_broker_configs(2, vec![set(rate, "7")], AlterMode::Incremental, true)
+            .await
+            .expect("validate only");
+        assert_eq!(controller.log.image().broker_configs[&2][rate], "1000");
+
+        // AlterConfigs replaces broker 2's whole dynamic config.
+        let leader = broker_config::LEADER_THROTTLED_RATE;
+        controller
+            .alter_broker_configs(2, vec![set(leader, "9")], AlterMode::Replace, false)
+            .await
+            .expect("replace");
+        let image = controller.log.image();
+        assert_eq!(
+            image.broker_configs[&2],
+            BTreeMap::from([(leader.to_owned(), "9".to_owned())])
+        );
+        controller
+            .alter_broker_configs(
+                2,
+                vec![ConfigOp::Delete(leader.to_owned())],
+                AlterMode::Incremental,
+                false,
+            )
+            .await
+            .expect("delete");
+        assert!(!controller.log.image().broker_configs.contains_key(&2));
+    }
+
     fn registration(broker_id: i32, rack: Option<&str>) -> BrokerRegistration {
         BrokerRegistration {
             broker_id,
@@ -1588,6 +2225,7 @@ mod tests {
             host: "127.0.0.1".to_owned(),
             port: 9092 + broker_id,
             rack: rack.map(str::to_owned),
+            endpoints: Vec::new(),
         }
     }
 
@@ -1914,6 +2552,25 @@ mod tests {
         }
     }
 
+    /// A controller on node 2 that forwards to `active` through a
+    /// [`Loopback`] (which counts the calls).
+    fn forwarding_to(active: &Arc<Controller>) -> (Arc<Loopback>, Arc<Controller>) {
+        let remote = Arc::new(Loopback {
+            active: Arc::clone(active),
+            calls: Default::default(),
+        });
+        let other = Arc::new(Controller::new(
+            Arc::clone(active.log()),
+            Vec::new(),
+            ControllerConfig {
+                node_id: 2,
+                ..ControllerConfig::default()
+            },
+        ));
+        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+        (remote, other)
+    }
+
     /// Brokers 1 to 3 live and topic `t` with one partition on all three
     /// (ISR all three, partition epoch 0); returns its id and leader.
     async fn replicated_topic(controller: &Arc<Controller>) -> (Uuid, i32) {
@@ -1964,19 +2621,7 @@ mod tests {
         assert_eq!((p.isr.as_slice(), p.partition_epoch), (&[leader][..], 1));
 
         // Another node's controller over the same log routes the call.
-        let remote = Arc::new(Loopback {
-            active: Arc::clone(&active),
-            calls: Default::default(),
-        });
-        let other = Arc::new(Controller::new(
-            Arc::clone(active.log()),
-            Vec::new(),
-            ControllerConfig {
-                node_id: 2,
-                ..ControllerConfig::default()
-            },
-        ));
-        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+        let (remote, other) = forwarding_to(&active);
         let expand = AlterPartitionRequest {
             partition_epoch: 1,
             new_isr: p.replicas.clone(),
@@ -2064,19 +2709,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let active = controller_in(dir.path());
         reassignable_topic(&active).await;
-        let remote = Arc::new(Loopback {
-            active: Arc::clone(&active),
-            calls: Default::default(),
-        });
-        let other = Arc::new(Controller::new(
-            Arc::clone(active.log()),
-            Vec::new(),
-            ControllerConfig {
-                node_id: 2,
-                ..ControllerConfig::default()
-            },
-        ));
-        other.set_remote(Arc::clone(&remote) as Arc<dyn ControllerRemote>);
+        let (remote, other) = forwarding_to(&active);
 
         let results = other
             .alter_partition_reassignments(vec![
@@ -2131,6 +2764,76 @@ mod tests {
             .expect_err("too many");
         assert_eq!(refused.code, code::INVALID_REQUEST);
         assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn elections_run_on_the_active_controller_from_any_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let active = controller_in(dir.path());
+        reassignable_topic(&active).await;
+        let (remote, other) = forwarding_to(&active);
+        let t0 = || Some(vec![("t".to_owned(), 0)]);
+
+        // The preferred leader 1 goes away and comes back out of the ISR.
+        active.fence_broker(1).await.expect("fence");
+        active.unfence_broker(1).await.expect("unfence");
+        let p = active.image().topics["t"].partitions[&0].clone();
+        assert_eq!((p.leader, p.isr.as_slice()), (2, &[2, 3][..]));
+        let results = other
+            .elect_leaders(ElectionType::Preferred, t0())
+            .await
+            .expect("call");
+        assert_eq!(
+            results[0].result.as_ref().map_err(|e| e.code),
+            Err(code::PREFERRED_LEADER_NOT_AVAILABLE)
+        );
+
+        // Once it is back in the ISR, electing every partition moves it.
+        active
+            .alter_partition(expand_to(&active.image(), &[2, 3, 1]))
+            .await
+            .expect("expand");
+        let results = other
+            .elect_leaders(ElectionType::Preferred, None)
+            .await
+            .expect("call");
+        assert_eq!(
+            results,
+            [ElectionResult {
+                topic: "t".to_owned(),
+                partition: 0,
+                result: Ok(()),
+            }]
+        );
+        let q = active.image().topics["t"].partitions[&0].clone();
+        assert_eq!(
+            (q.leader, q.leader_epoch, q.partition_epoch),
+            (1, p.leader_epoch + 1, p.partition_epoch + 2)
+        );
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 2);
+        // Nothing left to elect: every partition is left out.
+        let results = other
+            .elect_leaders(ElectionType::Preferred, None)
+            .await
+            .expect("call");
+        assert!(results.is_empty(), "{results:?}");
+        let results = other
+            .elect_leaders(ElectionType::Unclean, t0())
+            .await
+            .expect("call");
+        assert_eq!(
+            results[0].result.as_ref().map_err(|e| e.code),
+            Err(code::ELECTION_NOT_NEEDED)
+        );
+
+        // Too many partitions in one call fail the call, before forwarding.
+        let many = vec![("t".to_owned(), 0); election::MAX_ELECTIONS_PER_CALL + 1];
+        let refused = other
+            .elect_leaders(ElectionType::Preferred, Some(many))
+            .await
+            .expect_err("too many");
+        assert_eq!(refused.code, code::INVALID_REQUEST);
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 4);
     }
 
     #[tokio::test]
@@ -2306,5 +3009,40 @@ mod tests {
             assert_eq!(err.code, code::INVALID_TOPIC_EXCEPTION, "{bad}");
         }
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[tokio::test]
+    async fn decommissioning_is_recorded_on_the_active_controller_and_undone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let active = controller_in(dir.path());
+        live(&active, &[(1, None), (2, None)]).await;
+        let (remote, other) = forwarding_to(&active);
+        other
+            .decommission_broker(2, true)
+            .await
+            .expect("decommissioned");
+        assert!(active.image().brokers[&2].decommissioning);
+        // Again: nothing to change, still fine.
+        other
+            .decommission_broker(2, true)
+            .await
+            .expect("idempotent");
+        // The last broker in service cannot go too.
+        let refused = other
+            .decommission_broker(1, true)
+            .await
+            .expect_err("no broker would be left");
+        assert_eq!(refused.code, code::INVALID_REQUEST);
+        let unknown = other
+            .decommission_broker(9, true)
+            .await
+            .expect_err("unknown broker");
+        assert_eq!(unknown.code, code::BROKER_ID_NOT_REGISTERED);
+        other
+            .decommission_broker(2, false)
+            .await
+            .expect("recommissioned");
+        assert!(!active.image().brokers[&2].decommissioning);
+        assert_eq!(remote.calls.load(std::sync::atomic::Ordering::Relaxed), 5);
     }
 }

@@ -62,11 +62,24 @@ impl MetadataDelta {
                 MetadataRecord::ProducerIds { .. } => delta.producer_ids = true,
                 MetadataRecord::RegisterBroker { broker_id, .. }
                 | MetadataRecord::FenceBroker { broker_id, .. }
+                | MetadataRecord::DecommissionBroker { broker_id, .. }
                 | MetadataRecord::UnregisterBroker { broker_id } => {
                     delta.brokers.insert(*broker_id);
                 }
-                // Read from the image where it is reported; nothing follows it.
-                MetadataRecord::ClusterId { .. } => {}
+                // Read from the image where they are used (cluster id when
+                // reported, replication throttle rates on every fetch);
+                // nothing follows them.
+                MetadataRecord::ClusterId { .. }
+                | MetadataRecord::BrokerConfig { .. }
+                | MetadataRecord::ClientQuota { .. } => {}
+                // Read from the image at each authentication.
+                MetadataRecord::UserScramCredential { .. }
+                | MetadataRecord::RemoveUserScramCredential { .. } => {}
+                // Read from the image by the authorizer on every check.
+                MetadataRecord::AccessControlEntry { .. }
+                | MetadataRecord::RemoveAccessControlEntry { .. } => {}
+                // Read from the image by the HTTP listener on every request.
+                MetadataRecord::HttpToken(_) | MetadataRecord::RemoveHttpToken { .. } => {}
             }
         }
         delta

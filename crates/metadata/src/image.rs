@@ -79,6 +79,11 @@ pub enum MetadataRecord {
         port: i32,
         /// `broker.rack`, if set.
         rack: Option<String>,
+        /// Every Kafka listener it serves clients on (Kafka's
+        /// RegisterBrokerRecord `endpoints`). Empty in records written
+        /// before named listeners existed: such a broker's one listener is
+        /// `host`/`port`.
+        endpoints: Vec<BrokerEndpoint>,
     },
     /// A broker was fenced (missed heartbeats, or just registered) or
     /// unfenced (caught up and heartbeating).
@@ -87,6 +92,26 @@ pub enum MetadataRecord {
         broker_id: i32,
         /// The new state.
         fenced: bool,
+    },
+    /// A broker is being decommissioned (its replicas move away and it gets
+    /// no new ones) or is back in service. Outlives its re-registrations.
+    DecommissionBroker {
+        /// The broker.
+        broker_id: i32,
+        /// True while it is being (or has been) decommissioned.
+        decommissioning: bool,
+    },
+    /// A dynamic broker config was set (`Some`) or removed (`None`), for
+    /// one broker or, with `broker_id` -1, as the cluster-wide default
+    /// (Kafka's dynamic broker configs, set with (Incremental)AlterConfigs
+    /// on a BROKER resource). Outlives the broker's re-registrations.
+    BrokerConfig {
+        /// The broker, or [`CLUSTER_DEFAULT_BROKER`] for the default.
+        broker_id: i32,
+        /// Kafka's config name.
+        name: String,
+        /// The new value; `None` removes it.
+        value: Option<String>,
     },
     /// A broker left the cluster for good.
     UnregisterBroker {
@@ -100,6 +125,98 @@ pub enum MetadataRecord {
         /// Kafka's cluster id (22 characters of URL-safe base64).
         cluster_id: String,
     },
+    /// A user's SCRAM credential for one mechanism was set (Kafka's
+    /// `UserScramCredentialRecord`): salted keys, never the password.
+    UserScramCredential {
+        /// The user name.
+        name: String,
+        /// Kafka's mechanism number: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+        mechanism: i8,
+        /// The salt.
+        salt: Vec<u8>,
+        /// `H(ClientKey)`.
+        stored_key: Vec<u8>,
+        /// `HMAC(SaltedPassword, "Server Key")`.
+        server_key: Vec<u8>,
+        /// PBKDF2 iterations.
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism was removed.
+    RemoveUserScramCredential {
+        /// The user name.
+        name: String,
+        /// Kafka's mechanism number.
+        mechanism: i8,
+    },
+    /// An ACL was created (Kafka's AccessControlEntryRecord).
+    AccessControlEntry {
+        /// Its id, chosen by the controller; deletes name it.
+        id: Uuid,
+        /// The ACL.
+        acl: crate::acl::AclBinding,
+    },
+    /// An ACL was deleted (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry {
+        /// The id its [`MetadataRecord::AccessControlEntry`] gave it.
+        id: Uuid,
+    },
+    /// An HTTP API bearer token was created. Only the SHA-256 hash of its
+    /// secret is recorded, never the secret itself.
+    HttpToken(HttpTokenImage),
+    /// An HTTP API bearer token was revoked.
+    RemoveHttpToken {
+        /// The token's id.
+        id: String,
+    },
+    /// A client quota was set (`Some`) or removed (`None`) on an entity
+    /// (Kafka's `ClientQuotaRecord`, set with AlterClientQuotas).
+    ClientQuota {
+        /// `(entity type, name)` pairs sorted by type; a `None` name is the
+        /// type's default entity.
+        entity: QuotaEntity,
+        /// The quota key (`producer_byte_rate`, ...).
+        key: String,
+        /// The new value; `None` removes the key.
+        value: Option<f64>,
+    },
+}
+
+/// An HTTP API bearer token as the metadata describes it: who it
+/// authenticates as, until when, and the hash its secret must match.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HttpTokenImage {
+    /// Public id (also the first part of the token a client sends).
+    pub id: String,
+    /// The principal it authenticates as, e.g. `User:alice`.
+    pub principal: String,
+    /// SHA-256 of the token's secret.
+    pub sha256: [u8; 32],
+    /// When it was created (ms since the epoch).
+    pub created_ms: i64,
+    /// When it stops authenticating (ms since the epoch).
+    pub expires_ms: i64,
+}
+
+/// A quota entity: `(entity type, name)` pairs sorted by type, at most one
+/// per type; a `None` name is the type's default entity (`<default>`).
+pub type QuotaEntity = Vec<(String, Option<String>)>;
+
+/// The `broker_id` of a [`MetadataRecord::BrokerConfig`] that sets the
+/// cluster-wide default (Kafka's BROKER resource named "").
+pub const CLUSTER_DEFAULT_BROKER: i32 = -1;
+
+/// One Kafka listener of a registered broker, as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener's name (`PLAINTEXT`, `CLIENT`, ...), upper case.
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Kafka's security protocol id: 0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT,
+    /// 3 SASL_SSL.
+    pub security_protocol: i16,
 }
 
 /// A registered broker as the metadata describes it.
@@ -117,8 +234,31 @@ pub struct BrokerImage {
     pub port: i32,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Its Kafka listeners (empty for a registration from before named
+    /// listeners: then `host`/`port` is its one listener).
+    pub endpoints: Vec<BrokerEndpoint>,
     /// A fenced broker leads no partition and is not listed to clients.
     pub fenced: bool,
+    /// Being decommissioned (`sluice cluster decommission`): the balancer
+    /// moves its replicas away and places none on it.
+    pub decommissioning: bool,
+}
+
+impl BrokerImage {
+    /// Where clients of listener `listener` reach this broker: the
+    /// endpoint of that name, or `None` when the broker has no such
+    /// listener (Kafka then leaves it out of Metadata). A registration
+    /// from before named listeners has one listener, `host`/`port`, which
+    /// serves every name.
+    pub fn endpoint_for(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.endpoints.is_empty() {
+            return Some((self.host.as_str(), self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 /// A partition as the metadata describes it.
@@ -181,6 +321,28 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A stored SCRAM credential as the metadata holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialImage {
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// `H(ClientKey)`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialImage {
+    // Keys stay out of logs and debug dumps.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialImage")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the metadata log says, at one offset.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetadataImage {
@@ -197,6 +359,29 @@ pub struct MetadataImage {
     /// The cluster's id, once the quorum has one (`None` on a single node,
     /// which uses its data directory's).
     pub cluster_id: Option<String>,
+    /// Dynamic broker configs set, by broker id ([`CLUSTER_DEFAULT_BROKER`]
+    /// for the cluster-wide defaults); only the keys set, never empty maps.
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// SCRAM credentials by user name, then Kafka's mechanism number; no
+    /// user has an empty map.
+    pub scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredentialImage>>,
+    /// The ACLs, shared between images until one changes them (an image is
+    /// cloned per change; the ACL set only when an ACL record applies).
+    pub acls: std::sync::Arc<crate::acl::AclSet>,
+    /// HTTP API bearer tokens by id, expired ones included until revoked.
+    pub http_tokens: BTreeMap<String, HttpTokenImage>,
+    /// Client quotas by entity (sorted `(type, name)` pairs); only the keys
+    /// set, never empty maps.
+    pub client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+}
+
+/// Where a dynamic broker config's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicSource {
+    /// Set on the broker itself.
+    Broker,
+    /// Set as the cluster-wide default.
+    ClusterDefault,
 }
 
 /// A record that contradicts the image it is applied to: a bug or a
@@ -213,6 +398,28 @@ impl MetadataImage {
     /// that may lead partitions.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// The dynamic config `name` of `broker_id`: its own value, else the
+    /// cluster-wide default, with where it came from; `None` when neither
+    /// is set (the static or built-in default applies).
+    pub fn broker_config(&self, broker_id: i32, name: &str) -> Option<(&str, DynamicSource)> {
+        let own = self
+            .broker_configs
+            .get(&broker_id)
+            .and_then(|c| c.get(name))
+            .map(|v| (v.as_str(), DynamicSource::Broker));
+        own.or_else(|| {
+            self.broker_configs
+                .get(&CLUSTER_DEFAULT_BROKER)
+                .and_then(|c| c.get(name))
+                .map(|v| (v.as_str(), DynamicSource::ClusterDefault))
+        })
+    }
+
+    /// `user`'s SCRAM credential for Kafka's mechanism number `mechanism`.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialImage> {
+        self.scram_credentials.get(user)?.get(&mechanism)
     }
 
     /// A topic by id.
@@ -324,7 +531,13 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                endpoints,
             } => {
+                // A restart does not end a decommission.
+                let decommissioning = self
+                    .brokers
+                    .get(broker_id)
+                    .is_some_and(|b| b.decommissioning);
                 self.brokers.insert(
                     *broker_id,
                     BrokerImage {
@@ -334,7 +547,9 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        endpoints: endpoints.clone(),
                         fenced: true,
+                        decommissioning,
                     },
                 );
             }
@@ -345,6 +560,36 @@ impl MetadataImage {
                     .ok_or_else(|| fail(format!("no broker {broker_id}")))?;
                 broker.fenced = *fenced;
             }
+            MetadataRecord::DecommissionBroker {
+                broker_id,
+                decommissioning,
+            } => {
+                let broker = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .ok_or_else(|| fail(format!("no broker {broker_id}")))?;
+                broker.decommissioning = *decommissioning;
+            }
+            MetadataRecord::BrokerConfig {
+                broker_id,
+                name,
+                value,
+            } => match value {
+                Some(v) => {
+                    self.broker_configs
+                        .entry(*broker_id)
+                        .or_default()
+                        .insert(name.clone(), v.clone());
+                }
+                None => {
+                    if let Some(configs) = self.broker_configs.get_mut(broker_id) {
+                        configs.remove(name);
+                        if configs.is_empty() {
+                            self.broker_configs.remove(broker_id);
+                        }
+                    }
+                }
+            },
             MetadataRecord::UnregisterBroker { broker_id } => {
                 self.brokers
                     .remove(broker_id)
@@ -358,6 +603,84 @@ impl MetadataImage {
                 }
                 _ => self.cluster_id = Some(cluster_id.clone()),
             },
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(
+                        *mechanism,
+                        ScramCredentialImage {
+                            salt: salt.clone(),
+                            stored_key: stored_key.clone(),
+                            server_key: server_key.clone(),
+                            iterations: *iterations,
+                        },
+                    );
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                let user = self
+                    .scram_credentials
+                    .get_mut(name)
+                    .ok_or_else(|| fail(format!("no SCRAM credential for user {name}")))?;
+                user.remove(mechanism).ok_or_else(|| {
+                    fail(format!(
+                        "user {name} has no credential for mechanism {mechanism}"
+                    ))
+                })?;
+                if user.is_empty() {
+                    self.scram_credentials.remove(name);
+                }
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                if !std::sync::Arc::make_mut(&mut self.acls).insert(*id, acl.clone()) {
+                    return Err(fail(format!("ACL {id} already exists")));
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if !std::sync::Arc::make_mut(&mut self.acls).remove(id) {
+                    return Err(fail(format!("no ACL {id}")));
+                }
+            }
+            MetadataRecord::HttpToken(token) => {
+                if self.http_tokens.contains_key(&token.id) {
+                    return Err(fail(format!("http token {} already exists", token.id)));
+                }
+                self.http_tokens.insert(token.id.clone(), token.clone());
+            }
+            MetadataRecord::RemoveHttpToken { id } => {
+                self.http_tokens
+                    .remove(id)
+                    .ok_or_else(|| fail(format!("no http token {id}")))?;
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                // Records carry sorted entities; sorting again keeps one
+                // entry per entity even for a hand-made record.
+                let mut entity = entity.clone();
+                entity.sort();
+                match value {
+                    Some(v) => {
+                        self.client_quotas
+                            .entry(entity)
+                            .or_default()
+                            .insert(key.clone(), *v);
+                    }
+                    None => {
+                        if let Some(quotas) = self.client_quotas.get_mut(&entity) {
+                            quotas.remove(key);
+                            if quotas.is_empty() {
+                                self.client_quotas.remove(&entity);
+                            }
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }

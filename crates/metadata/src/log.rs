@@ -148,7 +148,21 @@ impl LocalMetadataLog {
     /// its end) is discarded, and an abort marker is appended and fsynced
     /// before any new change can be written after it.
     pub fn open(data_dir: &Path) -> Result<LocalMetadataLog, MetadataError> {
-        let log = Log::open(&data_dir.join(METADATA_LOG_DIR), LogConfig::default())?;
+        LocalMetadataLog::open_with_encryption(data_dir, None)
+    }
+
+    /// [`LocalMetadataLog::open`] with encryption at rest: records are
+    /// written in envelopes with the keyring's active key (see
+    /// `docs/design.md`, "Encryption at rest").
+    pub fn open_with_encryption(
+        data_dir: &Path,
+        encryption: Option<std::sync::Arc<sluice_log::Keyring>>,
+    ) -> Result<LocalMetadataLog, MetadataError> {
+        let config = LogConfig {
+            encryption,
+            ..LogConfig::default()
+        };
+        let log = Log::open(&data_dir.join(METADATA_LOG_DIR), config)?;
         let mut replay = Replay::default();
         let mut offset = log.log_start_offset();
         let end = log.log_end_offset();

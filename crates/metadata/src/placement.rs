@@ -46,6 +46,11 @@ pub const MAX_BROKER_HOST_LEN: usize = 255;
 /// compared on every placement; the bound keeps records small.
 pub const MAX_BROKER_RACK_LEN: usize = 255;
 
+/// Most Kafka listeners one broker may register: every record the broker
+/// is named in carries them, and no real deployment has more than a few
+/// (one per network and security protocol).
+pub const MAX_BROKER_ENDPOINTS: usize = 16;
+
 /// A broker that may take new replicas and lead partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsableBroker {
@@ -341,6 +346,10 @@ pub struct BrokerRegistration {
     pub port: i32,
     /// Its `broker.rack`, if set.
     pub rack: Option<String>,
+    /// Every Kafka listener it serves clients on; `host`/`port` is the
+    /// inter-broker one's. Empty from a broker that predates named
+    /// listeners.
+    pub endpoints: Vec<crate::image::BrokerEndpoint>,
 }
 
 /// What registering a broker writes, and the epoch it gets.
@@ -380,6 +389,7 @@ pub fn register_broker_records(
         host,
         port,
         rack,
+        endpoints,
     } = registration;
     let id = *broker_id;
     if id < 0 {
@@ -406,6 +416,28 @@ pub fn register_broker_records(
             &format!("rack must be 1 to {MAX_BROKER_RACK_LEN} bytes"),
         ));
     }
+    if endpoints.len() > MAX_BROKER_ENDPOINTS {
+        return Err(invalid_registration(
+            id,
+            &format!("at most {MAX_BROKER_ENDPOINTS} listeners"),
+        ));
+    }
+    for e in endpoints {
+        if e.name.is_empty()
+            || e.name.len() > MAX_BROKER_HOST_LEN
+            || e.host.is_empty()
+            || e.host.len() > MAX_BROKER_HOST_LEN
+            || !(1..=i32::from(u16::MAX)).contains(&e.port)
+        {
+            return Err(invalid_registration(
+                id,
+                &format!(
+                    "listener {:?} at {}:{} needs a name, a host of 1 to {MAX_BROKER_HOST_LEN} bytes and a port from 1 to 65535",
+                    e.name, e.host, e.port
+                ),
+            ));
+        }
+    }
     let previous = image.brokers.get(&id);
     if let Some(current) = previous
         && current.incarnation_id == *incarnation_id
@@ -423,6 +455,7 @@ pub fn register_broker_records(
         host: host.clone(),
         port: *port,
         rack: rack.clone(),
+        endpoints: endpoints.clone(),
     }];
     // After this record the broker is fenced, and with a first registration
     // the bootstrap rule ends: only registered, unfenced brokers are live.

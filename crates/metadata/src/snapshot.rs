@@ -104,11 +104,60 @@ pub fn snapshot_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             host: broker.host.clone(),
             port: broker.port,
             rack: broker.rack.clone(),
+            endpoints: broker.endpoints.clone(),
         });
         if !broker.fenced {
             records.push(MetadataRecord::FenceBroker {
                 broker_id: broker.broker_id,
                 fenced: false,
+            });
+        }
+        if broker.decommissioning {
+            records.push(MetadataRecord::DecommissionBroker {
+                broker_id: broker.broker_id,
+                decommissioning: true,
+            });
+        }
+    }
+    // Dynamic broker configs need no registration (the cluster default and
+    // configs of brokers not registered yet), so they follow the brokers.
+    for (&broker_id, configs) in &image.broker_configs {
+        for (name, value) in configs {
+            records.push(MetadataRecord::BrokerConfig {
+                broker_id,
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
+        }
+    }
+    for (name, credentials) in &image.scram_credentials {
+        for (&mechanism, c) in credentials {
+            records.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            });
+        }
+    }
+    for (&id, acl) in image.acls.iter() {
+        records.push(MetadataRecord::AccessControlEntry {
+            id,
+            acl: acl.clone(),
+        });
+    }
+    // Tokens depend on nothing else in the image.
+    for token in image.http_tokens.values() {
+        records.push(MetadataRecord::HttpToken(token.clone()));
+    }
+    for (entity, quotas) in &image.client_quotas {
+        for (key, value) in quotas {
+            records.push(MetadataRecord::ClientQuota {
+                entity: entity.clone(),
+                key: key.clone(),
+                value: Some(*value),
             });
         }
     }
@@ -234,6 +283,12 @@ mod tests {
         Unregister {
             broker: u8,
         },
+        /// A dynamic broker config; broker 0 stands for the cluster default.
+        BrokerConfig {
+            broker: u8,
+            key: u8,
+            value: Option<u8>,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -253,6 +308,8 @@ mod tests {
                 .prop_map(|(broker, rack)| Op::Register { broker, rack }),
             (0..5u8, any::<bool>()).prop_map(|(broker, fenced)| Op::Fence { broker, fenced }),
             (0..5u8).prop_map(|broker| Op::Unregister { broker }),
+            (0..4u8, 0..2u8, proptest::option::of(0..4u8))
+                .prop_map(|(broker, key, value)| Op::BrokerConfig { broker, key, value }),
         ]
     }
 
@@ -344,6 +401,7 @@ mod tests {
                     host: format!("host-{broker}"),
                     port: 9092 + i32::from(*broker),
                     rack: rack.map(|r| format!("rack-{r}")),
+                    endpoints: Vec::new(),
                 }]
             }
             Op::Fence { broker, fenced } if image.brokers.contains_key(&i32::from(*broker)) => {
@@ -357,6 +415,15 @@ mod tests {
                     broker_id: i32::from(*broker),
                 }]
             }
+            Op::BrokerConfig { broker, key, value } => vec![MetadataRecord::BrokerConfig {
+                broker_id: if *broker == 0 {
+                    crate::image::CLUSTER_DEFAULT_BROKER
+                } else {
+                    i32::from(*broker)
+                },
+                name: format!("broker.config.{key}"),
+                value: value.map(|v| v.to_string()),
+            }],
             Op::Create { .. } | Op::Fence { .. } | Op::Unregister { .. } => Vec::new(),
         }
     }
@@ -480,6 +547,148 @@ mod tests {
             (&[][..], &[1][..])
         );
         assert_eq!(rebuilt, image);
+    }
+
+    #[test]
+    fn the_digest_and_the_snapshot_cover_dynamic_broker_configs() {
+        let topic_id = Uuid::from_u128(1);
+        let mut image = one_partition(topic_id);
+        let before = image_digest(&image).expect("digest");
+        let set = |broker_id: i32, value: Option<&str>| MetadataRecord::BrokerConfig {
+            broker_id,
+            name: "follower.replication.throttled.rate".to_owned(),
+            value: value.map(str::to_owned),
+        };
+        image.apply(&set(-1, Some("100")), 2).expect("applies");
+        image.apply(&set(2, Some("5")), 3).expect("applies");
+        assert_ne!(image_digest(&image).expect("digest"), before);
+        let rebuilt = decode_snapshot(&encode_snapshot(&image).expect("encodes")).expect("decodes");
+        assert_eq!(rebuilt, image);
+        let name = "follower.replication.throttled.rate";
+        use crate::image::DynamicSource;
+        assert_eq!(
+            rebuilt.broker_config(2, name),
+            Some(("5", DynamicSource::Broker))
+        );
+        assert_eq!(
+            rebuilt.broker_config(7, name),
+            Some(("100", DynamicSource::ClusterDefault))
+        );
+        // Removing both leaves no trace: the same digest as before.
+        image.apply(&set(-1, None), 4).expect("applies");
+        image.apply(&set(2, None), 5).expect("applies");
+        assert!(image.broker_configs.is_empty());
+        assert_eq!(image.broker_config(2, name), None);
+        assert_eq!(image_digest(&image).expect("digest"), before);
+    }
+
+    #[test]
+    fn the_digest_and_the_snapshot_cover_acls() {
+        use crate::acl::*;
+        let acl = AclBinding {
+            resource_type: ResourceType::Group,
+            resource_name: "g".to_owned(),
+            pattern_type: PatternType::Literal,
+            principal: "User:a".to_owned(),
+            host: "*".to_owned(),
+            operation: AclOperation::Read,
+            permission: AclPermission::Allow,
+        };
+        let id = Uuid::from_u128(5);
+        let empty = MetadataImage::default();
+        let with = empty
+            .with_change(
+                &[MetadataRecord::AccessControlEntry {
+                    id,
+                    acl: acl.clone(),
+                }],
+                0,
+                1,
+            )
+            .expect("applies");
+        assert_ne!(
+            image_digest(&empty).expect("digest"),
+            image_digest(&with).expect("digest")
+        );
+        let back = decode_snapshot(&encode_snapshot(&with).expect("encode")).expect("decode");
+        assert_eq!(back, with);
+        assert_eq!(back.acls.iter().next(), Some((&id, &acl)));
+        let removed = with
+            .with_change(&[MetadataRecord::RemoveAccessControlEntry { id }], 1, 2)
+            .expect("applies");
+        assert!(removed.acls.is_empty());
+        assert!(with.acls.len() == 1, "the older image keeps its ACLs");
+        assert!(
+            removed
+                .with_change(&[MetadataRecord::RemoveAccessControlEntry { id }], 2, 3)
+                .is_err(),
+            "removing an unknown ACL is a damaged log"
+        );
+    }
+
+    #[test]
+    fn the_snapshot_keeps_http_token_hashes_and_forgets_revoked_tokens() {
+        let topic_id = Uuid::from_u128(1);
+        let mut image = one_partition(topic_id);
+        let before = image_digest(&image).expect("digest");
+        let token = |id: &str, byte: u8| {
+            MetadataRecord::HttpToken(crate::image::HttpTokenImage {
+                id: id.to_owned(),
+                principal: "User:alice".to_owned(),
+                sha256: [byte; 32],
+                created_ms: 10,
+                expires_ms: 20,
+            })
+        };
+        image.apply(&token("a", 1), 2).expect("applies");
+        image.apply(&token("b", 2), 3).expect("applies");
+        // The same id twice is a damaged log, not a replacement.
+        assert!(image.apply(&token("a", 3), 4).is_err());
+        let bytes = encode_snapshot(&image).expect("encodes");
+        let rebuilt = decode_snapshot(&bytes).expect("decodes");
+        assert_eq!(rebuilt, image);
+        assert_eq!(rebuilt.http_tokens["b"].sha256, [2; 32]);
+        image
+            .apply(&MetadataRecord::RemoveHttpToken { id: "a".to_owned() }, 5)
+            .expect("applies");
+        image
+            .apply(&MetadataRecord::RemoveHttpToken { id: "b".to_owned() }, 6)
+            .expect("applies");
+        assert!(
+            image
+                .apply(&MetadataRecord::RemoveHttpToken { id: "b".to_owned() }, 7)
+                .is_err()
+        );
+        assert_eq!(image_digest(&image).expect("digest"), before);
+    }
+
+    #[test]
+    fn the_digest_and_the_snapshot_cover_client_quotas() {
+        let mut image = one_partition(Uuid::from_u128(1));
+        let before = image_digest(&image).expect("digest");
+        let quota = |entity: Vec<(String, Option<String>)>, value: Option<f64>| {
+            MetadataRecord::ClientQuota {
+                entity,
+                key: "producer_byte_rate".to_owned(),
+                value,
+            }
+        };
+        let slow = vec![("client-id".to_owned(), Some("slow".to_owned()))];
+        let user_default = vec![("user".to_owned(), None)];
+        image
+            .apply(&quota(slow.clone(), Some(1024.0)), 2)
+            .expect("applies");
+        image
+            .apply(&quota(user_default.clone(), Some(2048.0)), 3)
+            .expect("applies");
+        assert_ne!(image_digest(&image).expect("digest"), before);
+        let rebuilt = decode_snapshot(&encode_snapshot(&image).expect("encodes")).expect("decodes");
+        assert_eq!(rebuilt, image);
+        assert_eq!(rebuilt.client_quotas.len(), 2);
+        image.apply(&quota(slow, None), 4).expect("applies");
+        image.apply(&quota(user_default, None), 5).expect("applies");
+        assert!(image.client_quotas.is_empty());
+        assert_eq!(image_digest(&image).expect("digest"), before);
     }
 
     #[test]

@@ -26,6 +26,9 @@ enum Kind {
     Bool,
     /// Any string.
     Text,
+    /// Kafka's throttled-replicas list (KIP-73): empty, `*`, or a comma
+    /// list of `partition:brokerId`.
+    ThrottledReplicas,
 }
 
 /// A topic config Kafka defines, with the broker-wide default it falls back to.
@@ -46,6 +49,13 @@ const fn def(name: &'static str, kind: Kind) -> ConfigDef {
     }
 }
 
+/// The replicas of a topic whose replication is throttled on their
+/// leader (KIP-73): `partition:brokerId` names the leader-side replica.
+pub const LEADER_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replicas";
+/// The replicas of a topic whose replication is throttled on the follower
+/// (KIP-73): `partition:brokerId` names the fetching replica.
+pub const FOLLOWER_THROTTLED_REPLICAS: &str = "follower.replication.throttled.replicas";
+
 /// Every topic config accepted by CreateTopics and AlterConfigs. Keys that
 /// Kafka has but Sluice does not act on yet are accepted and stored so
 /// clients that set them keep working; `docs/compatibility.md` lists which.
@@ -60,6 +70,8 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def("flush.messages", Kind::Long(1)),
     def("flush.ms", Kind::Long(0)),
     def("index.interval.bytes", Kind::Int(0)),
+    def(LEADER_THROTTLED_REPLICAS, Kind::ThrottledReplicas),
+    def(FOLLOWER_THROTTLED_REPLICAS, Kind::ThrottledReplicas),
     def("max.compaction.lag.ms", Kind::Long(1)),
     def("max.message.bytes", Kind::Int(0)),
     def("message.timestamp.after.max.ms", Kind::Long(0)),
@@ -111,7 +123,7 @@ pub fn config_type(def: &ConfigDef) -> i8 {
         Kind::Choice(_) | Kind::Text => 2,
         Kind::Int(_) => 3,
         Kind::Long(_) => 5,
-        Kind::List(_) => 7,
+        Kind::List(_) | Kind::ThrottledReplicas => 7,
     }
 }
 
@@ -158,9 +170,85 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), TopicConfigError>
                 return Err(bad("must be true or false".to_owned()));
             }
         }
+        Kind::ThrottledReplicas => {
+            parse_throttled_replicas(value).map_err(bad)?;
+        }
         Kind::Text => {}
     }
     Ok(())
+}
+
+/// A parsed throttled-replicas list (`leader.replication.throttled.replicas`
+/// or `follower.replication.throttled.replicas`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottledReplicas {
+    /// `*`: every replica of the topic on every broker.
+    All,
+    /// The `(partition, broker_id)` pairs listed (none when empty).
+    Listed(Vec<(i32, i32)>),
+}
+
+impl ThrottledReplicas {
+    /// True if replica `broker_id` of `partition` is throttled.
+    pub fn contains(&self, partition: i32, broker_id: i32) -> bool {
+        match self {
+            ThrottledReplicas::All => true,
+            ThrottledReplicas::Listed(pairs) => pairs.contains(&(partition, broker_id)),
+        }
+    }
+}
+
+/// Parses Kafka's throttled-replicas format: empty, `*`, or a comma list of
+/// `partition:brokerId` (whitespace around entries allowed, as Kafka's
+/// validator trims them). The error says which entry is wrong.
+pub fn parse_throttled_replicas(value: &str) -> Result<ThrottledReplicas, String> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(ThrottledReplicas::All);
+    }
+    let mut pairs = Vec::new();
+    for entry in value.split(',').map(str::trim) {
+        if entry.is_empty() {
+            // Kafka's validator accepts empty entries (`""`, `"0:1,"`).
+            continue;
+        }
+        // Digits only, as Kafka's `[0-9]+:[0-9]+` (no sign, no spaces inside).
+        let id = |s: &str| -> Option<i32> {
+            if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        };
+        let parsed = entry
+            .split_once(':')
+            .and_then(|(p, b)| Some((id(p)?, id(b)?)));
+        match parsed {
+            Some(pair) => pairs.push(pair),
+            None => {
+                return Err(format!(
+                    "entry `{entry}` is not `partition:brokerId`; the value must be empty, `*`, \
+                     or a comma list of `partition:brokerId`"
+                ));
+            }
+        }
+    }
+    Ok(ThrottledReplicas::Listed(pairs))
+}
+
+/// True if replica `broker_id` of `partition` is listed (or covered by `*`)
+/// in the topic's config `key`, one of [`LEADER_THROTTLED_REPLICAS`] and
+/// [`FOLLOWER_THROTTLED_REPLICAS`]. A value that does not parse (it was
+/// validated when set, so never in practice) throttles nothing.
+pub fn replica_throttled(
+    configs: &BTreeMap<String, String>,
+    key: &str,
+    partition: i32,
+    broker_id: i32,
+) -> bool {
+    configs
+        .get(key)
+        .and_then(|v| parse_throttled_replicas(v).ok())
+        .is_some_and(|t| t.contains(partition, broker_id))
 }
 
 /// The broker-wide default of a topic config, as DescribeConfigs reports it.
@@ -179,6 +267,8 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
             FlushMode::GroupCommit => i64::MAX.to_string(),
         },
         "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
+        // Kafka's default: no replica is throttled.
+        LEADER_THROTTLED_REPLICAS | FOLLOWER_THROTTLED_REPLICAS => String::new(),
         "max.compaction.lag.ms" => i64::MAX.to_string(),
         "max.message.bytes" => defaults.message_max_bytes.to_string(),
         "message.timestamp.after.max.ms" => defaults.message_timestamp_after_max_ms.to_string(),
@@ -233,6 +323,7 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
         compact: topic
             .get("cleanup.policy")
             .is_some_and(|p| p.split(',').any(|part| part.trim() == "compact")),
+        encryption: defaults.encryption.clone(),
         ..LogConfig::default()
     };
     if let Some(v) = get("segment.index.bytes") {
@@ -268,6 +359,71 @@ mod tests {
             Err(TopicConfigError::Unknown(_))
         ));
         assert_eq!(validate("retention.ms", None), Ok(()));
+    }
+
+    #[test]
+    fn throttled_replicas_take_kafkas_format_only() {
+        for good in ["", "*", " * ", "0:1", "0:1,1:2", "0:1, 3:104 ,", "12:0"] {
+            assert_eq!(
+                validate(LEADER_THROTTLED_REPLICAS, Some(good)),
+                Ok(()),
+                "`{good}`"
+            );
+            assert_eq!(validate(FOLLOWER_THROTTLED_REPLICAS, Some(good)), Ok(()));
+        }
+        for bad in [
+            "1", "0:", ":1", "a:1", "0:b", "0:1:2", "-1:1", "0:-1", "*,0:1", "0;1", "+1:1", "0 :1",
+        ] {
+            let err = validate(LEADER_THROTTLED_REPLICAS, Some(bad)).expect_err(bad);
+            assert!(err.to_string().contains(LEADER_THROTTLED_REPLICAS), "{err}");
+            assert!(validate(FOLLOWER_THROTTLED_REPLICAS, Some(bad)).is_err());
+        }
+        assert_eq!(
+            parse_throttled_replicas("0:1, 2:3"),
+            Ok(ThrottledReplicas::Listed(vec![(0, 1), (2, 3)]))
+        );
+        assert_eq!(parse_throttled_replicas("*"), Ok(ThrottledReplicas::All));
+        let mut configs = BTreeMap::new();
+        assert!(!replica_throttled(
+            &configs,
+            LEADER_THROTTLED_REPLICAS,
+            0,
+            1
+        ));
+        configs.insert(LEADER_THROTTLED_REPLICAS.to_owned(), "0:1,2:1".to_owned());
+        assert!(replica_throttled(&configs, LEADER_THROTTLED_REPLICAS, 0, 1));
+        assert!(replica_throttled(&configs, LEADER_THROTTLED_REPLICAS, 2, 1));
+        assert!(!replica_throttled(
+            &configs,
+            LEADER_THROTTLED_REPLICAS,
+            1,
+            1
+        ));
+        assert!(!replica_throttled(
+            &configs,
+            LEADER_THROTTLED_REPLICAS,
+            0,
+            2
+        ));
+        assert!(!replica_throttled(
+            &configs,
+            FOLLOWER_THROTTLED_REPLICAS,
+            0,
+            1
+        ));
+        configs.insert(FOLLOWER_THROTTLED_REPLICAS.to_owned(), "*".to_owned());
+        assert!(replica_throttled(
+            &configs,
+            FOLLOWER_THROTTLED_REPLICAS,
+            7,
+            9
+        ));
+        let defaults = LogDefaults::default();
+        assert_eq!(default_value(LEADER_THROTTLED_REPLICAS, &defaults), "");
+        assert_eq!(
+            config_type(lookup(FOLLOWER_THROTTLED_REPLICAS).expect("defined")),
+            7
+        );
     }
 
     #[test]

@@ -73,6 +73,19 @@ pub struct LagLabels {
     pub partition: String,
 }
 
+/// Labels of per-entity client quota metrics: the entity whose quota
+/// throttled (Kafka's `user` and `client-id` tags; empty when the quota's
+/// entity does not name that part), and the quota's type.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    /// `Produce`, `Fetch` or `Request` (Kafka's quota types).
+    pub quota_type: String,
+    /// The user, if the quota's entity names users.
+    pub user: String,
+    /// The client id, if the quota's entity names client ids.
+    pub client_id: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~13 s in powers of two: covers a cached metadata answer and
     // a 30 s long-poll fetch capped at the top bucket's +Inf.
@@ -118,6 +131,9 @@ pub struct Metrics {
     /// Spawned tasks that panicked, by task name: each is a bug, logged at
     /// error level when it happens; the counter lets alerts see it.
     pub task_panics: Family<TaskLabels, Counter>,
+    /// Milliseconds of throttle time given to clients over a quota, by
+    /// quota entity and type (Kafka's per-entity `throttle-time`).
+    pub client_quota_throttle_ms: Family<QuotaLabels, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -137,6 +153,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     retention_checks: Counter::default(),
     request_queued_bytes: Gauge::default(),
     task_panics: Family::default(),
+    client_quota_throttle_ms: Family::default(),
 });
 
 /// The process's metric families.
@@ -297,6 +314,20 @@ pub fn forget_topic(topic: &str) {
     m.topic_bytes_out.remove(&labels);
 }
 
+/// A client over its quota was given `throttle_ms` of throttle time.
+pub fn quota_throttled(labels: &QuotaLabels, throttle_ms: u64) {
+    global()
+        .client_quota_throttle_ms
+        .get_or_create(labels)
+        .inc_by(throttle_ms);
+}
+
+/// A quota entity's state expired: stop exporting it, so client ids that
+/// come and go do not grow the scrape without bound.
+pub fn forget_quota_entity(labels: &QuotaLabels) {
+    global().client_quota_throttle_ms.remove(labels);
+}
+
 /// Registers every request-path family in `registry` (the scrape adds the
 /// gauges it reads from broker state after these).
 pub fn register(registry: &mut Registry) {
@@ -375,6 +406,11 @@ pub fn register(registry: &mut Registry) {
         "task_panics",
         "Background or detached tasks that panicked (a bug), by task name",
         m.task_panics.clone(),
+    );
+    registry.register(
+        "client_quota_throttle_time_ms",
+        "Throttle time given to clients over their quota, by quota type, user and client id",
+        m.client_quota_throttle_ms.clone(),
     );
     registry.register(
         "log_fsync_duration_seconds",

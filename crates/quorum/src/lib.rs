@@ -17,6 +17,7 @@
 //! - [`wire`]: the controller protocol's framing and messages;
 //! - [`network`]: the client side of the controller protocol;
 //! - [`server`]: the controller listener;
+//! - [`transport`]: plain TCP or mutual TLS under the controller protocol;
 //! - [`quorum`]: [`Quorum`], which starts the pieces, implements
 //!   [`sluice_metadata::MetadataLog`] over them, and serves membership
 //!   changes and status.
@@ -32,13 +33,16 @@ pub mod quorum;
 pub mod server;
 pub mod state_machine;
 pub mod store;
+pub mod transport;
 pub mod voters;
 pub mod wire;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use network::Peers;
 pub use quorum::{Quorum, QuorumConfig, QuorumError};
+pub use transport::{ClientTransport, ServerTlsSource};
 pub use voters::{Voter, parse_voters};
 pub use wire::{NodeStatus, QuorumStatus};
 

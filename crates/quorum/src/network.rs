@@ -17,6 +17,7 @@ use openraft::raft::{
 };
 use tokio::net::TcpStream;
 
+use crate::transport::{ClientTransport, PeerStream};
 use crate::wire::{Request, Response, WireError, read_frame, write_frame};
 use crate::{NodeId, TypeConfig};
 
@@ -56,13 +57,36 @@ pub enum CallError {
     Closed(String),
 }
 
+/// Idle connections, by peer address.
+type IdlePool = HashMap<String, Vec<Box<dyn PeerStream>>>;
+
 /// Connections to peers, by address.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Peers {
-    idle: Arc<Mutex<HashMap<String, Vec<TcpStream>>>>,
+    /// A std lock: held only to take or return a connection, never across
+    /// an await.
+    idle: Arc<Mutex<IdlePool>>,
+    /// Plain TCP or TLS.
+    transport: ClientTransport,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Peers {
+    /// Peers reached over `transport`.
+    pub fn new(transport: ClientTransport) -> Peers {
+        Peers {
+            idle: Arc::default(),
+            transport,
+        }
+    }
+
     /// Sends `request` to `addr` and waits up to `timeout` for the answer.
     pub async fn call(
         &self,
@@ -78,7 +102,7 @@ impl Peers {
             .and_then(Vec::pop);
         let mut stream = match pooled {
             Some(s) => s,
-            None => connect(addr).await?,
+            None => connect(addr, &self.transport).await?,
         };
         let exchange = async {
             write_frame(&mut stream, request).await?;
@@ -107,7 +131,10 @@ impl Peers {
     }
 }
 
-async fn connect(addr: &str) -> Result<TcpStream, CallError> {
+async fn connect(
+    addr: &str,
+    transport: &ClientTransport,
+) -> Result<Box<dyn PeerStream>, CallError> {
     let fail = |reason: String| CallError::Connect {
         addr: addr.to_owned(),
         reason,
@@ -121,7 +148,10 @@ async fn connect(addr: &str) -> Result<TcpStream, CallError> {
     .map_err(|e| fail(e.to_string()))?;
     // Raft messages are small and latency-bound.
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    transport
+        .wrap(stream, addr)
+        .await
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// openraft's view of the network: one client per target.

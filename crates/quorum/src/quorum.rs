@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use sluice_log::encryption::Keyring;
 use sluice_metadata::log::{Change, CommitFuture, Committed};
 use sluice_metadata::{
     ApiError, MetadataDelta, MetadataError, MetadataImage, MetadataListener, MetadataLog,
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::network::{NetworkFactory, Peers};
 use crate::state_machine::{MetadataStateMachine, Publication, SharedImage, encode_records};
 use crate::store::{LogStore, StoreError};
+use crate::transport::{ClientTransport, ServerTlsSource};
 use crate::voters::Voter;
 use crate::wire::{ControlRequest, ControlResponse, NodeStatus, QuorumStatus, Request, Response};
 use crate::{NodeId, Raft};
@@ -83,6 +85,12 @@ pub struct QuorumConfig {
     pub election_timeout_ms: u64,
     /// Take a snapshot after this many applied entries.
     pub snapshot_every_entries: u64,
+    /// How this node reaches peers' controller listeners.
+    pub client_transport: ClientTransport,
+    /// TLS on this node's controller listener; `None` is plain TCP.
+    pub server_tls: Option<Arc<dyn ServerTlsSource>>,
+    /// Encryption at rest of the Raft log and snapshots (`[encryption]`).
+    pub encryption: Option<Arc<Keyring>>,
 }
 
 impl QuorumConfig {
@@ -98,6 +106,9 @@ impl QuorumConfig {
             heartbeat_interval_ms: 200,
             election_timeout_ms: 500,
             snapshot_every_entries: 1_000,
+            client_transport: ClientTransport::Plain,
+            server_tls: None,
+            encryption: None,
         }
     }
 }
@@ -148,10 +159,13 @@ impl Quorum {
     /// cluster (a voter) or asks to join it (any other node).
     pub async fn start(config: QuorumConfig) -> Result<Arc<Quorum>, QuorumError> {
         let id = node_id(config.node_id)?;
-        let store = LogStore::open(&config.data_dir)?;
+        let store = LogStore::open(&config.data_dir, config.encryption.clone())?;
         let pristine = store.is_pristine();
-        let (state_machine, image, publications, _applied) =
-            MetadataStateMachine::open(&config.data_dir, MetadataImage::default())?;
+        let (state_machine, image, publications, _applied) = MetadataStateMachine::open(
+            &config.data_dir,
+            MetadataImage::default(),
+            config.encryption.clone(),
+        )?;
         let raft_config = Config {
             cluster_name: "sluice".into(),
             heartbeat_interval: config.heartbeat_interval_ms,
@@ -165,7 +179,7 @@ impl Quorum {
         }
         .validate()
         .map_err(|e| QuorumError::Config(e.to_string()))?;
-        let peers = Peers::default();
+        let peers = Peers::new(config.client_transport.clone());
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
@@ -201,8 +215,9 @@ impl Quorum {
         );
         let weak = Arc::downgrade(&quorum);
         let shutdown = quorum.shutdown.clone();
+        let server_tls = config.server_tls.clone();
         sluice_runtime::spawn_detached("controller-listener", async move {
-            crate::server::serve(listener, weak, shutdown).await;
+            crate::server::serve(listener, weak, server_tls, shutdown).await;
         });
         if pristine {
             quorum.first_start().await?;
@@ -210,6 +225,7 @@ impl Quorum {
         tracing::info!(
             node_id = id,
             listener = %config.listen,
+            tls = config.server_tls.is_some(),
             voters = ?config.voters,
             "metadata quorum started"
         );
@@ -505,8 +521,8 @@ impl Quorum {
     }
 
     /// Asks a node for its status over the controller protocol.
-    pub async fn remote_status(addr: &str) -> Result<QuorumStatus, String> {
-        match Peers::default()
+    pub async fn remote_status(peers: &Peers, addr: &str) -> Result<QuorumStatus, String> {
+        match peers
             .call(addr, &Request::Status, Duration::from_secs(5))
             .await
         {
@@ -516,9 +532,41 @@ impl Quorum {
         }
     }
 
+    /// Runs a control request on the active controller, starting from the
+    /// node at `addr` and following it to the leader (for the CLI).
+    pub async fn remote_control(
+        peers: &Peers,
+        addr: &str,
+        request: ControlRequest,
+    ) -> Result<ControlResponse, String> {
+        let mut target = addr.to_owned();
+        let request = Request::Control(request);
+        for _ in 0..4 {
+            match peers
+                .call(&target, &request, Duration::from_millis(CONTROL_TIMEOUT_MS))
+                .await
+            {
+                Ok(Response::Control(answer)) => return Ok(answer),
+                Ok(Response::NotLeader {
+                    leader: Some((_, leader)),
+                }) => target = leader,
+                Ok(Response::NotLeader { leader: None }) => {
+                    return Err(format!("{target} knows no leader"));
+                }
+                Ok(Response::Error(e)) => return Err(e),
+                Ok(other) => return Err(format!("unexpected answer: {other:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err("the leader kept moving".into())
+    }
+
     /// Sends a membership request to the leader, starting from `addr`.
-    pub async fn remote_membership(addr: &str, request: Request) -> Result<(), String> {
-        let peers = Peers::default();
+    pub async fn remote_membership(
+        peers: &Peers,
+        addr: &str,
+        request: Request,
+    ) -> Result<(), String> {
         let mut target = addr.to_owned();
         for _ in 0..4 {
             match peers

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::transport::{PeerStream, ServerTlsSource, accept};
 use crate::wire::{Request, Response, read_frame, write_frame};
 use futures::future::BoxFuture;
 
@@ -28,10 +29,12 @@ pub(crate) trait Serve: Send + Sync + 'static {
     fn serve(&self, request: Request) -> BoxFuture<'_, Response>;
 }
 
-/// Accepts until `shutdown`, serving each connection on its own task.
+/// Accepts until `shutdown`, serving each connection on its own task
+/// (over TLS with a required client certificate when `tls` is set).
 pub(crate) async fn serve<Q: Serve>(
     listener: TcpListener,
     quorum: Weak<Q>,
+    tls: Option<Arc<dyn ServerTlsSource>>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONTROLLER_CONNECTIONS));
@@ -47,9 +50,10 @@ pub(crate) async fn serve<Q: Serve>(
         };
         let Some(q) = quorum.upgrade() else { return };
         let stop = shutdown.clone();
+        let tls = tls.clone();
         sluice_runtime::spawn_detached("controller-connection", async move {
             tokio::select! {
-                () = connection(stream, q) => {}
+                () = connection(stream, q, tls) => {}
                 () = stop.cancelled() => {}
             }
             drop(permit);
@@ -57,9 +61,26 @@ pub(crate) async fn serve<Q: Serve>(
     }
 }
 
-async fn connection<Q: Serve>(mut stream: TcpStream, quorum: Arc<Q>) {
+/// Runs the handshake (in the connection's own task, so a slow or hostile
+/// peer never holds the accept loop), then serves requests.
+async fn connection<Q: Serve>(
+    stream: TcpStream,
+    quorum: Arc<Q>,
+    tls: Option<Arc<dyn ServerTlsSource>>,
+) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
+    match accept(stream, tls.as_ref()).await {
+        Ok(stream) => requests(stream, peer, quorum).await,
+        Err(e) => tracing::warn!(?peer, "controller listener refused a peer: {e}"),
+    }
+}
+
+async fn requests<Q: Serve>(
+    mut stream: Box<dyn PeerStream>,
+    peer: Option<std::net::SocketAddr>,
+    quorum: Arc<Q>,
+) {
     let idle = Duration::from_millis(CONTROLLER_IDLE_TIMEOUT_MS);
     loop {
         let request = match tokio::time::timeout(idle, read_frame::<Request>(&mut stream)).await {

@@ -13,6 +13,13 @@
 //! magic "SLRS" | version u8 = 1 | meta length u32 | meta (postcard)
 //! | image snapshot ("SLMS", sluice_metadata::snapshot) | crc32c u32 of all before
 //! ```
+//!
+//! With encryption at rest on, the file holds instead
+//! `magic "SLRE" | version u8 = 1 | sealed unit` (`key id | nonce |
+//! ciphertext | tag`, see `sluice_log::encryption::Keyring::seal`) whose
+//! plaintext is the snapshot above. Only the file is sealed: the bytes
+//! sent to a follower are the plain snapshot (the controller listener's
+//! TLS protects them in transit), and each node seals with its own keys.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -26,12 +33,49 @@ use sluice_metadata::codec::{self, Decoded};
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use tokio::sync::{mpsc, watch};
 
-use crate::store::{RAFT_DIR, StoreError, replace_file};
+use sluice_log::encryption::Keyring;
+
+use crate::store::{RAFT_DIR, StoreError, replace_file, unseal};
 use crate::{Applied, Entry, LogId, NodeId, Proposal, StorageError, TypeConfig};
 
 const SNAPSHOT_FILE: &str = "snapshot";
 const MAGIC: &[u8; 4] = b"SLRS";
 const VERSION: u8 = 1;
+/// Magic of a sealed snapshot file.
+const SEALED_MAGIC: &[u8; 4] = b"SLRE";
+/// Associated data of a sealed snapshot: a sealed log entry never opens
+/// as a snapshot, nor the reverse.
+const SNAPSHOT_AAD: &[u8] = b"sluice raft snapshot v1";
+
+/// The bytes of the snapshot file for snapshot `plain`: sealed with the
+/// active key when encryption is on.
+fn snapshot_file_bytes(keyring: Option<&Keyring>, plain: &[u8]) -> Result<Vec<u8>, String> {
+    let Some(k) = keyring else {
+        return Ok(plain.to_vec());
+    };
+    let sealed = k.seal(SNAPSHOT_AAD, plain).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(5 + sealed.len());
+    out.extend_from_slice(SEALED_MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// The plain snapshot in a snapshot file's bytes, opening a sealed one.
+fn snapshot_from_file(
+    keyring: Option<&Keyring>,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<Vec<u8>, StoreError> {
+    match bytes.strip_prefix(SEALED_MAGIC.as_slice()) {
+        Some([VERSION, sealed @ ..]) => unseal(keyring, SNAPSHOT_AAD, sealed, path),
+        Some(_) => Err(StoreError::Damaged {
+            path: path.to_owned(),
+            reason: "sealed snapshot of an unknown version".into(),
+        }),
+        None => Ok(bytes),
+    }
+}
 
 /// openraft's snapshot metadata for this cluster.
 pub type Meta = SnapshotMeta<NodeId, BasicNode>;
@@ -91,6 +135,8 @@ pub struct MetadataStateMachine {
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
     publish: mpsc::UnboundedSender<Publication>,
     applied: watch::Sender<u64>,
+    /// Seals the snapshot file when encryption at rest is on.
+    keyring: Option<Arc<Keyring>>,
 }
 
 fn sm_error(e: impl std::fmt::Display) -> StorageError {
@@ -103,11 +149,13 @@ impl MetadataStateMachine {
     /// Opens the state machine under `data_dir`: the last snapshot, if
     /// any, else `seed` (the image of a single-node metadata log this node
     /// is upgrading from, or an empty one). Returns it with the shared image,
-    /// the stream of publications and the applied-index watch.
+    /// the stream of publications and the applied-index watch. With
+    /// `keyring`, snapshot files are sealed, and a sealed one needs its key.
     #[allow(clippy::type_complexity)]
     pub fn open(
         data_dir: &Path,
         seed: MetadataImage,
+        keyring: Option<Arc<Keyring>>,
     ) -> Result<
         (
             MetadataStateMachine,
@@ -126,12 +174,13 @@ impl MetadataStateMachine {
         let path = dir.join(SNAPSHOT_FILE);
         let stored = match std::fs::read(&path) {
             Ok(bytes) => {
-                Some(
+                let bytes = snapshot_from_file(keyring.as_deref(), bytes, &path)?;
+                let (meta, image) =
                     decode_snapshot_file(&bytes).map_err(|reason| StoreError::Damaged {
                         path: path.clone(),
                         reason,
-                    })?,
-                )
+                    })?;
+                Some((meta, image, bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
@@ -143,19 +192,12 @@ impl MetadataStateMachine {
             }
         };
         let (image, last_applied, membership, snapshot) = match stored {
-            Some((meta, image)) => {
-                let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
-                    op: "read",
-                    path: path.clone(),
-                    source,
-                })?;
-                (
-                    image,
-                    meta.last_log_id,
-                    meta.last_membership.clone(),
-                    Some(StoredSnapshot { meta, bytes }),
-                )
-            }
+            Some((meta, image, bytes)) => (
+                image,
+                meta.last_log_id,
+                meta.last_membership.clone(),
+                Some(StoredSnapshot { meta, bytes }),
+            ),
             None => (seed, None, Membership::default(), None),
         };
         let applied_index = last_applied.map_or(0, |l| l.index);
@@ -173,6 +215,7 @@ impl MetadataStateMachine {
                 snapshot: Arc::new(Mutex::new(snapshot)),
                 publish,
                 applied,
+                keyring,
             },
             shared,
             publications,
@@ -300,6 +343,7 @@ pub struct SnapshotBuilder {
     last_applied: Option<LogId>,
     membership: Membership,
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -315,7 +359,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let bytes = encode_snapshot_file(&meta, &self.image).map_err(sm_error)?;
         let path = self.dir.join(SNAPSHOT_FILE);
-        let to_write = bytes.clone();
+        let to_write = snapshot_file_bytes(self.keyring.as_deref(), &bytes).map_err(sm_error)?;
         sluice_runtime::blocking("raft-snapshot", move || replace_file(&path, &to_write))
             .await
             .map_err(sm_error)?
@@ -376,6 +420,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             snapshot: Arc::clone(&self.snapshot),
+            keyring: self.keyring.clone(),
         }
     }
 
@@ -391,7 +436,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         let bytes = snapshot.into_inner();
         let (_, image) = decode_snapshot_file(&bytes).map_err(sm_error)?;
         let path = self.dir.join(SNAPSHOT_FILE);
-        let to_write = bytes.clone();
+        let to_write = snapshot_file_bytes(self.keyring.as_deref(), &bytes).map_err(sm_error)?;
         sluice_runtime::blocking("raft-install-snapshot", move || {
             replace_file(&path, &to_write)
         })
@@ -425,5 +470,84 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.bytes)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "secret-topic-name";
+
+    fn keyring(id: u32, byte: u8) -> Option<Arc<Keyring>> {
+        Some(Arc::new(
+            Keyring::new(vec![(id, [byte; 32])], id).expect("keyring"),
+        ))
+    }
+
+    /// The snapshot file of an image holding one topic named [`SECRET`].
+    fn plain_snapshot() -> Vec<u8> {
+        let records = vec![MetadataRecord::Topic {
+            name: SECRET.to_owned(),
+            topic_id: uuid::Uuid::new_v4(),
+        }];
+        let image = MetadataImage::default()
+            .with_change(&records, 1, 2)
+            .expect("image");
+        encode_snapshot_file(&Meta::default(), &image).expect("encode")
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn write_file(dir: &Path, bytes: &[u8]) {
+        let raft = dir.join(RAFT_DIR);
+        std::fs::create_dir_all(&raft).expect("mkdir");
+        std::fs::write(raft.join(SNAPSHOT_FILE), bytes).expect("write");
+    }
+
+    fn open_error(dir: &Path, keys: Option<Arc<Keyring>>) -> String {
+        match MetadataStateMachine::open(dir, MetadataImage::default(), keys) {
+            Err(e @ StoreError::Encryption { .. }) => e.to_string(),
+            Err(e) => panic!("expected an encryption error, got {e}"),
+            Ok(_) => panic!("a sealed snapshot opened without its key"),
+        }
+    }
+
+    #[test]
+    fn a_sealed_snapshot_file_holds_no_plaintext_and_opens_only_with_its_key() {
+        let plain = plain_snapshot();
+        assert!(contains(&plain, SECRET.as_bytes()), "the check can fail");
+        let sealed = snapshot_file_bytes(keyring(3, 0x33).as_deref(), &plain).expect("seal");
+        assert!(
+            !contains(&sealed, SECRET.as_bytes()),
+            "plaintext in the file"
+        );
+        assert_eq!(&sealed[..4], SEALED_MAGIC);
+        // Without a keyring the file is the plain snapshot, unchanged.
+        assert_eq!(snapshot_file_bytes(None, &plain).expect("plain"), plain);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_file(dir.path(), &sealed);
+        let (_, image, _, _) =
+            MetadataStateMachine::open(dir.path(), MetadataImage::default(), keyring(3, 0x33))
+                .expect("opens with its key");
+        assert!(image.get().topics.contains_key(SECRET));
+        let missing = open_error(dir.path(), None);
+        assert!(missing.contains("key id 3"), "{missing}");
+        let wrong = open_error(dir.path(), keyring(3, 0x44));
+        assert!(wrong.contains("fails authentication"), "{wrong}");
+        // A sealed log entry is not a snapshot: the purposes differ.
+        let entry = keyring(3, 0x33)
+            .expect("keys")
+            .seal(b"sluice raft log entry v1", &plain)
+            .expect("seal");
+        let mut forged = SEALED_MAGIC.to_vec();
+        forged.push(VERSION);
+        forged.extend_from_slice(&entry);
+        write_file(dir.path(), &forged);
+        let swapped = open_error(dir.path(), keyring(3, 0x33));
+        assert!(swapped.contains("fails authentication"), "{swapped}");
     }
 }

@@ -4,10 +4,17 @@
 //! - `raft.log`: the entries, appended in index order, each framed as
 //!   `u32 length | u32 crc32c(payload) | payload` (big-endian), the payload
 //!   a postcard-encoded openraft entry. An append returns once the frames
-//!   are written and `fdatasync`ed.
+//!   are written and `fdatasync`ed. With encryption at rest on, bit 31 of
+//!   the length ([`SEALED_FRAME_BIT`]) is set and the payload is `u64
+//!   index | sealed entry` ([`Keyring::seal`] with the active key: `key id
+//!   | nonce | ciphertext | tag`, the index in its associated data), so
+//!   the checksum still finds a torn tail before any key is needed, frames
+//!   written before encryption was turned on (or under an older key) stay
+//!   readable, and purged frames are skipped without their key.
 //! - `vote`, `committed`, `purged`: one small record each (`u32 crc32c |
 //!   payload`), replaced atomically (write a temporary file, fsync it,
-//!   rename it over the old one, fsync the directory).
+//!   rename it over the old one, fsync the directory). They hold only
+//!   terms, node ids and indexes, never metadata, so they stay plain.
 //!
 //! Every entry after the last purged one is also kept in memory, so
 //! replication reads never touch the disk. Snapshots bound that memory:
@@ -31,6 +38,8 @@ use openraft::{AnyError, RaftLogReader, StorageIOError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use sluice_log::encryption::{EncryptionError, Keyring, sealed_key_id};
+
 use crate::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// Directory of the Raft state inside the data directory.
@@ -50,6 +59,32 @@ const VOTE_FILE: &str = "vote";
 const COMMITTED_FILE: &str = "committed";
 const PURGED_FILE: &str = "purged";
 const FRAME_HEADER_BYTES: u64 = 8;
+
+/// Set in a frame's length field when its payload is sealed. Lengths are
+/// bounded by [`MAX_ENTRY_BYTES`], far below bit 31, so the bit is free.
+pub const SEALED_FRAME_BIT: u32 = 1 << 31;
+
+/// Associated data of a sealed entry, before its index: ties the
+/// ciphertext to its purpose, so a sealed unit from elsewhere (a snapshot)
+/// never decodes as an entry.
+const ENTRY_AAD: &[u8] = b"sluice raft log entry v1";
+
+/// Bytes of the clear log index in front of a sealed entry.
+const SEALED_INDEX_BYTES: usize = 8;
+
+/// The associated data of the sealed entry at `index`: the purpose and the
+/// index, so a sealed entry cannot be moved to another index unnoticed.
+fn entry_aad(index: u64) -> Vec<u8> {
+    let mut aad = ENTRY_AAD.to_vec();
+    aad.extend_from_slice(&index.to_be_bytes());
+    aad
+}
+
+/// A sealed frame's payload: its clear index and the sealed entry.
+fn split_sealed(payload: &[u8]) -> Option<(u64, &[u8])> {
+    let (index, sealed) = payload.split_first_chunk::<SEALED_INDEX_BYTES>()?;
+    Some((u64::from_be_bytes(*index), sealed))
+}
 
 /// Why the Raft state on disk cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +108,36 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// Encrypted data could not be opened: its key is not configured (or
+    /// encryption is off), or the key is wrong.
+    #[error("{path}: {source}")]
+    Encryption {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: EncryptionError,
+    },
+}
+
+/// Opens a sealed unit from `path`; without a keyring the error names the
+/// key id the unit needs.
+pub(crate) fn unseal(
+    keyring: Option<&Keyring>,
+    aad: &[u8],
+    sealed: &[u8],
+    path: &Path,
+) -> Result<Vec<u8>, StoreError> {
+    let opened = match keyring {
+        Some(k) => k.unseal(aad, sealed),
+        None => Err(sealed_key_id(sealed)
+            .map(|key_id| EncryptionError::SealedKeyUnavailable { key_id })
+            .unwrap_or_else(|e| e)),
+    };
+    opened.map_err(|source| StoreError::Encryption {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -95,6 +160,8 @@ pub struct LogStore {
     dir: PathBuf,
     memory: Arc<Mutex<Memory>>,
     file: Arc<Mutex<LogFile>>,
+    /// Seals new entries when encryption at rest is on.
+    keyring: Option<Arc<Keyring>>,
 }
 
 #[derive(Debug, Default)]
@@ -121,8 +188,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LogStore {
-    /// Opens (creating) the Raft state under `data_dir`, recovering the log.
-    pub fn open(data_dir: &Path) -> Result<LogStore, StoreError> {
+    /// Opens (creating) the Raft state under `data_dir`, recovering the
+    /// log; with `keyring`, new entries are sealed with its active key and
+    /// sealed ones open with the key they name.
+    pub fn open(data_dir: &Path, keyring: Option<Arc<Keyring>>) -> Result<LogStore, StoreError> {
         let dir = data_dir.join(RAFT_DIR);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let last_purged: Option<LogId> = read_small(&dir.join(PURGED_FILE))?;
@@ -130,7 +199,8 @@ impl LogStore {
         let committed: Option<LogId> =
             read_small::<Option<LogId>>(&dir.join(COMMITTED_FILE))?.flatten();
         let path = dir.join(LOG_FILE);
-        let (entries, positions, len) = recover(&path, last_purged.map(|l| l.index))?;
+        let (entries, positions, len) =
+            recover(&path, last_purged.map(|l| l.index), keyring.as_deref())?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -155,6 +225,7 @@ impl LogStore {
                 positions,
                 len,
             })),
+            keyring,
         })
     }
 
@@ -191,6 +262,7 @@ impl LogStore {
 fn recover(
     path: &Path,
     purged: Option<u64>,
+    keyring: Option<&Keyring>,
 ) -> Result<(BTreeMap<u64, Entry>, BTreeMap<u64, u64>, u64), StoreError> {
     let mut entries = BTreeMap::new();
     let mut positions = BTreeMap::new();
@@ -221,7 +293,9 @@ fn recover(
             }
             _ => {}
         }
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let field = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let sealed = field & SEALED_FRAME_BIT != 0;
+        let len = field & !SEALED_FRAME_BIT;
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         if len > MAX_ENTRY_BYTES || pos + FRAME_HEADER_BYTES + u64::from(len) > size {
             tracing::warn!(pos, len, "raft log ends inside a frame; cutting it");
@@ -236,9 +310,32 @@ fn recover(
             );
             break;
         }
-        let entry: Entry = postcard::from_bytes(&payload)
-            .map_err(|e| damaged(format!("entry at byte {pos}: {e}")))?;
-        let index = entry.log_id.index;
+        // The checksum passed, so the frame is whole: a key that does not
+        // open it is a configuration error, never a torn tail to cut. A
+        // sealed frame already purged is not opened at all, so a retired
+        // key is not needed for entries a snapshot covers.
+        let (index, entry) = if sealed {
+            let (index, sealed_entry) = split_sealed(&payload)
+                .ok_or_else(|| damaged(format!("sealed entry at byte {pos} has no index")))?;
+            if purged.is_some_and(|p| index <= p) {
+                (index, None)
+            } else {
+                let plain = unseal(keyring, &entry_aad(index), sealed_entry, path)?;
+                let entry: Entry = postcard::from_bytes(&plain)
+                    .map_err(|e| damaged(format!("entry at byte {pos}: {e}")))?;
+                if entry.log_id.index != index {
+                    return Err(damaged(format!(
+                        "sealed entry at byte {pos} claims index {index} but holds {}",
+                        entry.log_id.index
+                    )));
+                }
+                (index, Some(entry))
+            }
+        } else {
+            let entry: Entry = postcard::from_bytes(&payload)
+                .map_err(|e| damaged(format!("entry at byte {pos}: {e}")))?;
+            (entry.log_id.index, Some(entry))
+        };
         if let Some(prev) = previous
             && index != prev + 1
         {
@@ -247,7 +344,9 @@ fn recover(
             )));
         }
         previous = Some(index);
-        if purged.is_none_or(|p| index > p) {
+        if let Some(entry) = entry
+            && purged.is_none_or(|p| index > p)
+        {
             positions.insert(index, pos);
             entries.insert(index, entry);
         }
@@ -325,11 +424,24 @@ pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn frame(entry: &Entry) -> Result<Vec<u8>, StoreError> {
-    let payload = postcard::to_stdvec(entry).map_err(|e| StoreError::Damaged {
+fn frame(entry: &Entry, keyring: Option<&Keyring>) -> Result<Vec<u8>, StoreError> {
+    let mut payload = postcard::to_stdvec(entry).map_err(|e| StoreError::Damaged {
         path: PathBuf::from(LOG_FILE),
         reason: format!("cannot encode entry {}: {e}", entry.log_id),
     })?;
+    let mut flag = 0;
+    if let Some(k) = keyring {
+        let index = entry.log_id.index;
+        let sealed =
+            k.seal(&entry_aad(index), &payload)
+                .map_err(|source| StoreError::Encryption {
+                    path: PathBuf::from(LOG_FILE),
+                    source,
+                })?;
+        payload = index.to_be_bytes().to_vec();
+        payload.extend_from_slice(&sealed);
+        flag = SEALED_FRAME_BIT;
+    }
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|l| *l <= MAX_ENTRY_BYTES)
@@ -342,7 +454,7 @@ fn frame(entry: &Entry) -> Result<Vec<u8>, StoreError> {
             ),
         })?;
     let mut out = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES as usize);
-    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&(len | flag).to_be_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
     out.extend_from_slice(&payload);
     Ok(out)
@@ -470,7 +582,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut frames = Vec::with_capacity(entries.len());
         for entry in &entries {
-            frames.push((entry.log_id.index, frame(entry).map_err(log_error)?));
+            frames.push((
+                entry.log_id.index,
+                frame(entry, self.keyring.as_deref()).map_err(log_error)?,
+            ));
         }
         {
             let mut memory = lock(&self.memory);
@@ -534,7 +649,10 @@ mod tests {
     fn write_direct(store: &LogStore, entries: &[Entry]) {
         let frames: Vec<_> = entries
             .iter()
-            .map(|e| (e.log_id.index, frame(e).expect("frame")))
+            .map(|e| {
+                let bytes = frame(e, store.keyring.as_deref()).expect("frame");
+                (e.log_id.index, bytes)
+            })
             .collect();
         lock(&store.file).append(&frames).expect("append");
         let mut memory = lock(&store.memory);
@@ -547,7 +665,7 @@ mod tests {
     fn entries_survive_reopen_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let store = LogStore::open(dir.path()).expect("open");
+            let store = LogStore::open(dir.path(), None).expect("open");
             assert!(store.is_pristine());
             write_direct(&store, &[entry(1, 1, 1), entry(1, 2, 2), entry(2, 3, 3)]);
         }
@@ -559,7 +677,7 @@ mod tests {
             .open(&path)
             .and_then(|f| f.set_len(whole - 3))
             .expect("cut");
-        let store = LogStore::open(dir.path()).expect("reopen");
+        let store = LogStore::open(dir.path(), None).expect("reopen");
         let indexes: Vec<u64> = store
             .entries_in(..)
             .iter()
@@ -569,7 +687,7 @@ mod tests {
         // New entries continue after the cut.
         write_direct(&store, &[entry(2, 3, 9)]);
         drop(store);
-        let store = LogStore::open(dir.path()).expect("reopen again");
+        let store = LogStore::open(dir.path(), None).expect("reopen again");
         let entries = store.entries_in(..);
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[2], entry(2, 3, 9));
@@ -579,15 +697,15 @@ mod tests {
     fn a_damaged_frame_in_the_middle_cuts_the_log_there() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let store = LogStore::open(dir.path()).expect("open");
+            let store = LogStore::open(dir.path(), None).expect("open");
             write_direct(&store, &[entry(1, 1, 1), entry(1, 2, 2), entry(1, 3, 3)]);
         }
         let path = dir.path().join(RAFT_DIR).join(LOG_FILE);
         let mut bytes = std::fs::read(&path).expect("read");
-        let second = frame(&entry(1, 1, 1)).expect("frame").len();
+        let second = frame(&entry(1, 1, 1), None).expect("frame").len();
         bytes[second + 12] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");
-        let store = LogStore::open(dir.path()).expect("reopen");
+        let store = LogStore::open(dir.path(), None).expect("reopen");
         assert_eq!(store.entries_in(..).len(), 1);
     }
 
@@ -595,7 +713,7 @@ mod tests {
     async fn truncate_purge_and_vote_persist() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let mut store = LogStore::open(dir.path()).expect("open");
+            let mut store = LogStore::open(dir.path(), None).expect("open");
             write_direct(
                 &store,
                 &(1..=6).map(|i| entry(1, i, i as u8)).collect::<Vec<_>>(),
@@ -611,7 +729,7 @@ mod tests {
             assert_eq!(state.last_log_id.map(|l| l.index), Some(4));
             assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(2));
         }
-        let mut store = LogStore::open(dir.path()).expect("reopen");
+        let mut store = LogStore::open(dir.path(), None).expect("reopen");
         assert!(!store.is_pristine());
         let indexes: Vec<u64> = store
             .entries_in(..)
@@ -638,7 +756,7 @@ mod tests {
         };
         let path = dir.path().join(RAFT_DIR).join(LOG_FILE);
         {
-            let mut store = LogStore::open(dir.path()).expect("open");
+            let mut store = LogStore::open(dir.path(), None).expect("open");
             write_direct(&store, &(1..=8).map(big).collect::<Vec<_>>());
             let before = std::fs::metadata(&path).expect("stat").len();
             store.purge(big(6).log_id).await.expect("purge");
@@ -646,12 +764,181 @@ mod tests {
             assert!(after < before / 3, "{after} of {before} bytes kept");
             write_direct(&store, &[big(9)]);
         }
-        let store = LogStore::open(dir.path()).expect("reopen");
+        let store = LogStore::open(dir.path(), None).expect("reopen");
         let indexes: Vec<u64> = store
             .entries_in(..)
             .iter()
             .map(|e| e.log_id.index)
             .collect();
         assert_eq!(indexes, vec![7, 8, 9]);
+    }
+
+    const SECRET: &[u8] = b"secret-topic-name";
+
+    fn keyring(keys: &[(u32, u8)], active: u32) -> Option<Arc<Keyring>> {
+        let keys = keys.iter().map(|&(id, b)| (id, [b; 32])).collect();
+        Some(Arc::new(Keyring::new(keys, active).expect("keyring")))
+    }
+
+    fn secret_entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::Proposal {
+                records: vec![bytes::Bytes::from_static(SECRET)],
+            }),
+        }
+    }
+
+    fn log_bytes(dir: &Path) -> Vec<u8> {
+        std::fs::read(dir.join(RAFT_DIR).join(LOG_FILE)).expect("read log")
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn open_error(dir: &Path, keys: Option<Arc<Keyring>>) -> EncryptionError {
+        match LogStore::open(dir, keys) {
+            Err(StoreError::Encryption { source, .. }) => source,
+            other => panic!("expected an encryption error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sealed_entries_round_trip_and_leave_no_plaintext_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entries = [secret_entry(1), secret_entry(2), secret_entry(3)];
+        {
+            let store = LogStore::open(dir.path(), keyring(&[(1, 0x11)], 1)).expect("open");
+            write_direct(&store, &entries);
+        }
+        let raw = log_bytes(dir.path());
+        assert!(!contains(&raw, SECRET), "plaintext in the raft log");
+        // Each frame is flagged as sealed.
+        assert_ne!(raw[0] & 0x80, 0);
+        let store = LogStore::open(dir.path(), keyring(&[(1, 0x11)], 1)).expect("reopen");
+        assert_eq!(store.entries_in(..), entries.to_vec());
+        // Without encryption the same entries are plain: the check above
+        // can fail.
+        let plain = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::open(plain.path(), None).expect("open");
+        write_direct(&store, &entries);
+        assert!(contains(&log_bytes(plain.path()), SECRET));
+    }
+
+    #[test]
+    fn a_missing_or_wrong_key_refuses_to_open_naming_the_key_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = LogStore::open(dir.path(), keyring(&[(7, 0x11)], 7)).expect("open");
+            write_direct(&store, &[secret_entry(1), secret_entry(2)]);
+        }
+        let before = log_bytes(dir.path());
+        assert!(matches!(
+            open_error(dir.path(), None),
+            EncryptionError::SealedKeyUnavailable { key_id: 7 }
+        ));
+        assert!(matches!(
+            open_error(dir.path(), keyring(&[(8, 0x11)], 8)),
+            EncryptionError::SealedKeyUnavailable { key_id: 7 }
+        ));
+        let wrong = open_error(dir.path(), keyring(&[(7, 0x99)], 7));
+        assert!(
+            matches!(
+                wrong,
+                EncryptionError::SealedAuthenticationFailed { key_id: 7 }
+            ),
+            "{wrong}"
+        );
+        assert!(wrong.to_string().contains("key id 7"), "{wrong}");
+        // A refused open never cuts the log as if it were torn.
+        assert_eq!(log_bytes(dir.path()), before);
+    }
+
+    #[test]
+    fn rotation_keeps_old_entries_readable_and_seals_new_ones_with_the_active_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // Written before encryption was on: stays readable.
+            let store = LogStore::open(dir.path(), None).expect("open");
+            write_direct(&store, &[entry(1, 1, 1)]);
+        }
+        {
+            let store = LogStore::open(dir.path(), keyring(&[(1, 0x11)], 1)).expect("key 1");
+            write_direct(&store, &[secret_entry(2)]);
+        }
+        {
+            let both = keyring(&[(1, 0x11), (2, 0x22)], 2);
+            let store = LogStore::open(dir.path(), both).expect("keys 1 and 2");
+            write_direct(&store, &[secret_entry(3)]);
+        }
+        let both = keyring(&[(1, 0x11), (2, 0x22)], 2);
+        let store = LogStore::open(dir.path(), both).expect("reopen");
+        assert_eq!(
+            store.entries_in(..),
+            vec![entry(1, 1, 1), secret_entry(2), secret_entry(3)]
+        );
+        drop(store);
+        // Frames name their key: entry 2 under key 1, entry 3 under key 2.
+        let raw = log_bytes(dir.path());
+        let first = frame(&entry(1, 1, 1), None).expect("frame").len();
+        let second_len =
+            u32::from_be_bytes(raw[first..first + 4].try_into().expect("len")) & !SEALED_FRAME_BIT;
+        let key_at = |frame_at: usize| {
+            let at = frame_at + FRAME_HEADER_BYTES as usize + SEALED_INDEX_BYTES;
+            u32::from_be_bytes(raw[at..at + 4].try_into().expect("key id"))
+        };
+        assert_eq!(key_at(first), 1);
+        assert_eq!(
+            key_at(first + FRAME_HEADER_BYTES as usize + second_len as usize),
+            2
+        );
+        // Dropping key 1 while entries still need it is refused.
+        assert!(matches!(
+            open_error(dir.path(), keyring(&[(2, 0x22)], 2)),
+            EncryptionError::SealedKeyUnavailable { key_id: 1 }
+        ));
+    }
+
+    #[test]
+    fn a_torn_sealed_tail_is_cut_like_a_plain_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = LogStore::open(dir.path(), keyring(&[(1, 0x11)], 1)).expect("open");
+            write_direct(&store, &[secret_entry(1), secret_entry(2)]);
+        }
+        let path = dir.path().join(RAFT_DIR).join(LOG_FILE);
+        let whole = std::fs::metadata(&path).expect("stat").len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(whole - 5))
+            .expect("cut");
+        let store = LogStore::open(dir.path(), keyring(&[(1, 0x11)], 1)).expect("reopen");
+        assert_eq!(store.entries_in(..), vec![secret_entry(1)]);
+    }
+
+    #[test]
+    fn purged_sealed_entries_are_skipped_without_their_retired_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = LogStore::open(dir.path(), keyring(&[(1, 0x11)], 1)).expect("key 1");
+            write_direct(&store, &[secret_entry(1), secret_entry(2)]);
+        }
+        {
+            let both = keyring(&[(1, 0x11), (2, 0x22)], 2);
+            let store = LogStore::open(dir.path(), both).expect("keys 1 and 2");
+            write_direct(&store, &[secret_entry(3)]);
+        }
+        // Without a snapshot covering them, entries 1 and 2 need key 1.
+        assert!(matches!(
+            open_error(dir.path(), keyring(&[(2, 0x22)], 2)),
+            EncryptionError::SealedKeyUnavailable { key_id: 1 }
+        ));
+        // Once purged (a snapshot covers them), key 1 can be retired.
+        let purged = secret_entry(2).log_id;
+        write_small(&dir.path().join(RAFT_DIR).join(PURGED_FILE), &purged).expect("purged");
+        let store = LogStore::open(dir.path(), keyring(&[(2, 0x22)], 2)).expect("key 2 only");
+        assert_eq!(store.entries_in(..), vec![secret_entry(3)]);
     }
 }

@@ -23,7 +23,7 @@ use crate::{NodeId, TypeConfig};
 
 /// Version of the messages below. A node refuses other versions, so a
 /// mixed-version cluster fails loudly instead of misreading frames.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame either side accepts, in bytes. Bounds what one peer can
 /// make this node allocate. It fits openraft's largest append (a bounded
@@ -126,6 +126,10 @@ pub enum ControlRequest {
         port: i32,
         /// `broker.rack`.
         rack: Option<String>,
+        /// Every Kafka listener; absent from brokers that predate named
+        /// listeners.
+        #[serde(default)]
+        endpoints: Vec<sluice_metadata::BrokerEndpoint>,
     },
     /// A registered broker is alive.
     Heartbeat {
@@ -135,6 +139,12 @@ pub enum ControlRequest {
         epoch: i64,
         /// The last metadata entry it has applied.
         applied_index: u64,
+        /// Use of its data directory's file system, percent (unknown if
+        /// the file system would not say).
+        disk_used_percent: Option<u8>,
+        /// Sizes of its replicas of partitions being moved (at most
+        /// `balance::MAX_REPORTED_REPLICA_SIZES`), for the moves' progress.
+        replica_sizes: Vec<sluice_metadata::balance::ReplicaSize>,
     },
     /// A Kafka admin request a broker received, run by the controller's
     /// own handler (Kafka's request forwarding, KIP-590).
@@ -170,6 +180,8 @@ pub enum ControlRequest {
         /// Its registration epoch.
         epoch: i64,
     },
+    /// What the balancer sees: moves in flight, each broker's load.
+    BalanceStatus,
 }
 
 /// Answers to [`ControlRequest`]s.
@@ -215,6 +227,8 @@ pub enum ControlResponse {
         /// Why.
         message: String,
     },
+    /// The answer to [`ControlRequest::BalanceStatus`].
+    BalanceStatus(Box<sluice_metadata::balance::BalanceStatus>),
 }
 
 /// One node as `cluster status` shows it.
@@ -333,7 +347,8 @@ mod tests {
         assert!(matches!(err, Err(WireError::Version(9))), "{err:?}");
 
         // Garbage after a valid header.
-        let mut garbage = vec![0, 0, 0, 6, 0, 1];
+        let mut garbage = vec![0, 0, 0, 6];
+        garbage.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
         let err = read_frame::<Request>(&mut garbage.as_slice()).await;
         assert!(matches!(err, Err(WireError::Codec(_))), "{err:?}");

@@ -491,14 +491,13 @@ impl Partition {
         &self,
         records: &[u8],
         (leader, leader_epoch): (i32, i32),
-        now_ms: i64,
     ) -> Result<Option<AppendInfo>, LogError> {
         let info = {
             let _r = self.replication();
             if leader == self.node_id || self.leadership() != (leader, leader_epoch) {
                 return Ok(None);
             }
-            self.log.append_replicated(records, now_ms)?
+            self.log.append_replicated(records)?
         };
         if let Some(info) = &info {
             sluice_metrics::appended(&self.tp.topic, records.len(), info.record_count);
@@ -1186,8 +1185,8 @@ impl ReplicaManager {
     /// (one pass over the data directory however many). A directory of a
     /// live topic that is not hosted is kept: a replica moved off this node
     /// while it ran is deleted then (see `sync_topics`), and one moved
-    /// while it was down is left for an operator (Kafka's stray-replica
-    /// cleanup, not done here).
+    /// while it was down once this node has caught up
+    /// ([`ReplicaManager::remove_stray_replicas`]).
     fn remove_strays(&self, image: &MetadataImage, topics: Option<&BTreeSet<&str>>) {
         let of_topic = |dir_name: &str| {
             topics.is_none_or(|names| {
@@ -1220,6 +1219,55 @@ impl ReplicaManager {
                 remove_dir(&entry.path());
             }
         }
+    }
+
+    /// Deletes the logs of partitions this node is no longer a replica of
+    /// (Kafka's stray replicas): a partition of a live topic, under that
+    /// topic's id, that this node does not host and `image` places
+    /// elsewhere, because it moved off this node while the node was down (a
+    /// decommission or a lost broker's replicas re-created elsewhere).
+    /// Returns how many it deleted.
+    ///
+    /// Call it only with an image caught up with the cluster's: an older one
+    /// could place elsewhere a partition since moved back here. Serialized
+    /// with image application, and skipped if `image` is older than the one
+    /// applied last; a partition hosted here, or that `image` places here,
+    /// is never touched.
+    pub fn remove_stray_replicas(&self, image: &MetadataImage) -> usize {
+        let synced_to = self.synced_to.lock().unwrap_or_else(|p| p.into_inner());
+        if image.next_offset < *synced_to {
+            return 0;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return 0;
+        };
+        let hosted: std::collections::HashSet<String> =
+            self.read_map().keys().map(|tp| tp.to_string()).collect();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if hosted.contains(&name) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Some((topic, index)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let (Some(t), Ok(index)) = (image.topics.get(topic), index.parse::<i32>()) else {
+                continue;
+            };
+            let placed_here = t
+                .partitions
+                .get(&index)
+                .is_some_and(|p| p.replicas.contains(&self.node_id));
+            if placed_here || read_partition_topic_id(&entry.path()) != Some(t.topic_id) {
+                continue;
+            }
+            tracing::info!(dir = %name, "removing a stray replica: the partition moved off this node while it was down");
+            remove_dir(&entry.path());
+            removed += 1;
+        }
+        drop(synced_to);
+        removed
     }
 
     /// Flushes every log (shutdown), on up to [`OPEN_THREADS`] threads: each
@@ -1465,6 +1513,38 @@ mod tests {
             );
         }
         image
+    }
+
+    #[test]
+    fn a_replica_moved_off_this_node_while_it_was_down_is_removed_once_caught_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = Uuid::new_v4();
+        let before = cluster_image(id, &[(1, &[1, 2], 0), (1, &[1, 2], 0)], 1);
+        {
+            let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+            replicas.sync_with(&before, true).expect("sync");
+        }
+        assert!(dir.path().join("t-1").exists());
+        // While this node was down, t-1 moved to brokers 2 and 3.
+        let after = cluster_image(id, &[(1, &[1, 2], 0), (2, &[2, 3], 1)], 5);
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        replicas.sync_with(&after, true).expect("sync");
+        assert!(dir.path().join("t-1").exists(), "start-up keeps it");
+        // An older image changes nothing.
+        assert_eq!(replicas.remove_stray_replicas(&before), 0);
+        assert!(dir.path().join("t-1").exists());
+        assert_eq!(replicas.remove_stray_replicas(&after), 1);
+        assert!(
+            !dir.path().join("t-1").exists(),
+            "the stray replica is gone"
+        );
+        assert!(dir.path().join("t-0").exists(), "the hosted one stays");
+        assert!(replicas.partition("t", 0).is_some());
+        // A directory of another incarnation of the topic (another id) is
+        // not this topic's replica: left to the stray-directory rule.
+        std::fs::create_dir(dir.path().join("t-1")).expect("dir");
+        write_partition_topic_id(&dir.path().join("t-1"), Uuid::new_v4()).expect("marker");
+        assert_eq!(replicas.remove_stray_replicas(&after), 0);
     }
 
     /// An image of one topic `t` (id `id`) whose partition `i` has

@@ -307,6 +307,7 @@ async fn own_client(opts: &BenchOpts) -> Result<Client, CliError> {
     let mut config = ClientConfig::new(&opts.conn.bootstrap);
     config.conn.client_id = "sluice-bench".to_owned();
     config.conn.request_timeout = opts.conn.request_timeout;
+    config.conn.sasl = opts.conn.sasl()?;
     Ok(Client::connect(config).await?)
 }
 

@@ -7,10 +7,19 @@
 //! - `add-node ID`: promotes a learner (a node started with an id not in
 //!   `cluster.voters`, which joined as a broker) to voter.
 //! - `remove-node ID`: removes a node from the quorum.
+//! - `decommission ID`: moves every replica off a broker, reporting
+//!   progress until it holds none and is safe to stop; `recommission ID`
+//!   brings it back into service.
+//! - `balance status`: moves in flight and each broker's load.
+
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use sluice_quorum::Quorum;
-use sluice_quorum::wire::Request;
+use sluice_broker::config::{ConfigLoader, SecurityProtocol};
+use sluice_metadata::balance::BalanceStatus;
+use sluice_metadata::controller::{ControllerCall, ControllerReply};
+use sluice_quorum::wire::{ControlRequest, ControlResponse, Request};
+use sluice_quorum::{ClientTransport, Peers, Quorum};
 
 use crate::common::CliError;
 
@@ -26,6 +35,11 @@ pub struct ClusterArgs {
         global = true
     )]
     controller: String,
+    /// A node's config file: when its `controller_security_protocol` is
+    /// SSL, the CLI connects over TLS with the `[tls]` certificate, key
+    /// and CA it names.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -48,15 +62,160 @@ enum ClusterCommand {
         /// Its node id.
         id: u64,
     },
+    /// Move every replica off a broker; waits until it holds none.
+    Decommission {
+        /// Its node id.
+        id: i32,
+        /// Return once the decommission is recorded, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the moves go on).
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+    /// Bring a decommissioned broker back into service.
+    Recommission {
+        /// Its node id.
+        id: i32,
+    },
+    /// The automatic balancer.
+    Balance {
+        #[command(subcommand)]
+        command: BalanceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BalanceCommand {
+    /// Moves in flight and each broker's replicas and leaders.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How often `decommission` checks progress while it waits.
+const DECOMMISSION_POLL_MS: u64 = 1_000;
+
+/// How the CLI reaches the controller listener: plain TCP, or TLS as the
+/// `--config` file's `controller_security_protocol` says.
+fn peers(config: Option<&std::path::Path>) -> Result<Peers, CliError> {
+    let Some(path) = config else {
+        return Ok(Peers::default());
+    };
+    let config = ConfigLoader::from_file(Some(path))
+        .and_then(ConfigLoader::build)
+        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    if config.controller_security_protocol != SecurityProtocol::Ssl {
+        return Ok(Peers::default());
+    }
+    let tls = sluice_broker::tls::inter_broker_client_config(&config.tls)
+        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    Ok(Peers::new(ClientTransport::Tls(Arc::new(tls))))
+}
+
+async fn control(
+    peers: &Peers,
+    controller: &str,
+    request: ControlRequest,
+) -> Result<ControlResponse, CliError> {
+    match Quorum::remote_control(peers, controller, request).await {
+        Ok(ControlResponse::Refused { code, message }) => Err(CliError::Other(format!(
+            "refused (Kafka error {code}): {message}"
+        ))),
+        Ok(answer) => Ok(answer),
+        Err(e) => Err(CliError::Other(format!(
+            "cannot reach the active controller through {controller}: {e}"
+        ))),
+    }
+}
+
+async fn decommission(
+    peers: &Peers,
+    controller: &str,
+    id: i32,
+    decommissioning: bool,
+) -> Result<(), CliError> {
+    let call = ControllerCall::DecommissionBroker {
+        broker_id: id,
+        decommissioning,
+    };
+    match control(peers, controller, ControlRequest::Controller(call)).await? {
+        ControlResponse::Controller {
+            reply: ControllerReply::DecommissionBroker(Ok(())),
+            ..
+        } => Ok(()),
+        ControlResponse::Controller {
+            reply: ControllerReply::DecommissionBroker(Err(e)),
+            ..
+        } => Err(CliError::Other(e.message)),
+        other => Err(CliError::Other(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+async fn balance_status(peers: &Peers, controller: &str) -> Result<BalanceStatus, CliError> {
+    match control(peers, controller, ControlRequest::BalanceStatus).await? {
+        ControlResponse::BalanceStatus(status) => Ok(*status),
+        other => Err(CliError::Other(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+fn print_balance(status: &BalanceStatus) {
+    let eta = status
+        .eta_s
+        .map_or_else(|| "unknown".to_owned(), |s| format!("{s} s"));
+    let rate = status
+        .rate_bytes_per_s
+        .map_or_else(|| "-".to_owned(), |r| format!("{r} B/s"));
+    println!(
+        "balancer: {}   moves in flight: {}   bytes left: {}   rate: {rate}   time left: {eta}",
+        if status.enabled { "on" } else { "off" },
+        status.moves.len(),
+        status.bytes_left
+    );
+    println!(
+        "{:>6}  {:>8}  {:>7}  {:>5}  STATE",
+        "BROKER", "REPLICAS", "LEADERS", "DISK%"
+    );
+    for b in &status.brokers {
+        let state = if b.drained {
+            "decommissioned: safe to stop"
+        } else if b.decommissioning {
+            "decommissioning"
+        } else if b.lost {
+            "lost"
+        } else {
+            "in service"
+        };
+        let disk = b
+            .disk_used_percent
+            .map_or_else(|| "-".to_owned(), |d| d.to_string());
+        println!(
+            "{:>6}  {:>8}  {:>7}  {:>5}  {state}",
+            b.broker_id, b.replicas, b.leaders, disk
+        );
+    }
+    for m in &status.moves {
+        let left = m
+            .bytes_left
+            .map_or_else(|| "?".to_owned(), |b| b.to_string());
+        println!(
+            "moving {}-{}: replicas {:?}, adding {:?}, removing {:?}, bytes left {left}",
+            m.topic, m.partition, m.replicas, m.adding_replicas, m.removing_replicas
+        );
+    }
 }
 
 /// Runs `sluice cluster`.
 pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
+    let peers = peers(a.config.as_deref())?;
+    let peers = &peers;
     match a.command {
         ClusterCommand::Status { json } => {
             // Ask the node given, then the leader it names, whose view has
             // every node's lag.
-            let mut status = Quorum::remote_status(&a.controller)
+            let mut status = Quorum::remote_status(peers, &a.controller)
                 .await
                 .map_err(CliError::Other)?;
             if let Some(addr) = status
@@ -64,7 +223,7 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
                 .filter(|l| *l != status.node_id)
                 .and_then(|l| status.nodes.iter().find(|n| n.id == l))
                 .map(|n| n.addr.clone())
-                && let Ok(from_leader) = Quorum::remote_status(&addr).await
+                && let Ok(from_leader) = Quorum::remote_status(peers, &addr).await
             {
                 status = from_leader;
             }
@@ -108,14 +267,79 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             Ok(())
         }
         ClusterCommand::AddNode { id } => {
-            Quorum::remote_membership(&a.controller, Request::Promote { node_id: id })
+            Quorum::remote_membership(peers, &a.controller, Request::Promote { node_id: id })
                 .await
                 .map_err(|e| CliError::Other(format!("cannot add node {id} as a voter: {e}")))?;
             println!("node {id} is a voter");
             Ok(())
         }
+        ClusterCommand::Decommission {
+            id,
+            no_wait,
+            timeout_secs,
+        } => {
+            decommission(peers, &a.controller, id, true).await?;
+            println!("broker {id} is decommissioning: its replicas move to other brokers");
+            if no_wait {
+                return Ok(());
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+            let mut last = None;
+            loop {
+                let status = balance_status(peers, &a.controller).await?;
+                let Some(b) = status.brokers.iter().find(|b| b.broker_id == id) else {
+                    return Err(CliError::Other(format!(
+                        "broker {id} is no longer registered"
+                    )));
+                };
+                if b.drained {
+                    println!("broker {id} holds no replicas: it is safe to stop");
+                    println!(
+                        "(once stopped, `sluice cluster remove-node {id}` takes it out of the metadata quorum)"
+                    );
+                    return Ok(());
+                }
+                let progress = (b.replicas, status.moves.len());
+                if last != Some(progress) {
+                    let eta = status
+                        .eta_s
+                        .map_or_else(|| "unknown".to_owned(), |s| format!("{s} s"));
+                    println!(
+                        "broker {id}: {} replicas left, {} moves in flight, {} bytes to copy, time left {eta}",
+                        progress.0, progress.1, status.bytes_left
+                    );
+                    last = Some(progress);
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(CliError::Other(format!(
+                        "broker {id} still holds {} replicas after {timeout_secs} s; the moves go on \
+                         (`sluice cluster balance status` shows them)",
+                        b.replicas
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(DECOMMISSION_POLL_MS)).await;
+            }
+        }
+        ClusterCommand::Recommission { id } => {
+            decommission(peers, &a.controller, id, false).await?;
+            println!("broker {id} is back in service");
+            Ok(())
+        }
+        ClusterCommand::Balance {
+            command: BalanceCommand::Status { json },
+        } => {
+            let status = balance_status(peers, &a.controller).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&status)
+                    .map_err(|e| CliError::Other(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print_balance(&status);
+            }
+            Ok(())
+        }
         ClusterCommand::RemoveNode { id } => {
-            Quorum::remote_membership(&a.controller, Request::Remove { node_id: id })
+            Quorum::remote_membership(peers, &a.controller, Request::Remove { node_id: id })
                 .await
                 .map_err(|e| CliError::Other(format!("cannot remove node {id}: {e}")))?;
             println!("node {id} is no longer a member of the quorum");

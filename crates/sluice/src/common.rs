@@ -21,6 +21,43 @@ pub struct ConnArgs {
     /// Give up on a request after this long (e.g. 10s, 500ms).
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
+    /// SASL mechanism for a SASL_PLAINTEXT listener: PLAIN, SCRAM-SHA-256,
+    /// SCRAM-SHA-512 or OAUTHBEARER.
+    #[arg(long, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[arg(long, value_name = "NAME")]
+    pub sasl_username: Option<String>,
+    /// File holding the SASL password (one trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub sasl_password_file: Option<std::path::PathBuf>,
+    /// File holding an OAUTHBEARER token (a JWT; one trailing newline is
+    /// ignored). Implies `--sasl-mechanism OAUTHBEARER`.
+    #[arg(long, value_name = "FILE")]
+    pub sasl_oauthbearer_token_file: Option<std::path::PathBuf>,
+    /// Kafka client properties file (as Kafka's tools take):
+    /// `security.protocol`, `sasl.mechanism`, `sasl.username`,
+    /// `sasl.password`, and for OAUTHBEARER `sasl.oauthbearer.token` or
+    /// `sasl.oauthbearer.token.file`. Flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
+}
+
+/// Reads Kafka-style `key=value` properties (`#` and `!` start comments).
+pub fn parse_properties(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=').or_else(|| l.split_once(':'))?;
+            Some((k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn without_newline(text: &str) -> String {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    text.strip_suffix('\r').unwrap_or(text).to_owned()
 }
 
 impl ConnArgs {
@@ -31,8 +68,98 @@ impl ConnArgs {
         config.conn.client_id = "sluice-cli".to_owned();
         config.conn.connect_timeout = Duration::from_secs(5);
         config.conn.request_timeout = self.request_timeout;
+        config.conn.sasl = self.sasl()?;
         config.retries = 2;
         Ok(Client::connect(config).await?)
+    }
+
+    /// SASL credentials from the flags and `--command-config`, if any.
+    pub fn sasl(&self) -> Result<Option<sluice_client::conn::SaslOptions>, CliError> {
+        let props = match &self.command_config {
+            Some(path) => parse_properties(
+                &std::fs::read_to_string(path)
+                    .map_err(CliError::io(format!("reading {}", path.display())))?,
+            ),
+            None => Default::default(),
+        };
+        let protocol = props.get("security.protocol").map(String::as_str);
+        if let Some(p) = protocol
+            && !matches!(p, "PLAINTEXT" | "SASL_PLAINTEXT")
+        {
+            return Err(CliError::Usage(format!(
+                "security.protocol={p} is not supported by the CLI yet (PLAINTEXT or SASL_PLAINTEXT)"
+            )));
+        }
+        if let Some(token) = self.oauthbearer_token(&props)? {
+            return Ok(Some(sluice_client::conn::SaslOptions::oauthbearer(token)));
+        }
+        let password = match &self.sasl_password_file {
+            Some(path) => Some(without_newline(
+                &std::fs::read_to_string(path)
+                    .map_err(CliError::io(format!("reading {}", path.display())))?,
+            )),
+            None => props.get("sasl.password").cloned(),
+        };
+        let mechanism = self
+            .sasl_mechanism
+            .clone()
+            .or_else(|| props.get("sasl.mechanism").cloned());
+        let username = self
+            .sasl_username
+            .clone()
+            .or_else(|| props.get("sasl.username").cloned());
+        let wanted = protocol == Some("SASL_PLAINTEXT")
+            || mechanism.is_some()
+            || username.is_some()
+            || password.is_some();
+        if !wanted {
+            return Ok(None);
+        }
+        match (username, password) {
+            (Some(username), Some(password)) => Ok(Some(sluice_client::conn::SaslOptions {
+                mechanism: mechanism.unwrap_or_else(|| "SCRAM-SHA-512".to_owned()),
+                username,
+                password,
+            })),
+            _ => Err(CliError::Usage(
+                "SASL needs a user name and a password (--sasl-username and --sasl-password-file, or sasl.username and sasl.password in --command-config)".to_owned(),
+            )),
+        }
+    }
+}
+
+impl ConnArgs {
+    /// The OAUTHBEARER token, if OAUTHBEARER is asked for (by
+    /// `--sasl-oauthbearer-token-file`, or by the mechanism with a token
+    /// in `--command-config`).
+    fn oauthbearer_token(
+        &self,
+        props: &std::collections::HashMap<String, String>,
+    ) -> Result<Option<String>, CliError> {
+        let read = |path: &std::path::Path| -> Result<String, CliError> {
+            Ok(without_newline(&std::fs::read_to_string(path).map_err(
+                CliError::io(format!("reading {}", path.display())),
+            )?))
+        };
+        if let Some(path) = &self.sasl_oauthbearer_token_file {
+            return read(path).map(Some);
+        }
+        let mechanism = self
+            .sasl_mechanism
+            .as_deref()
+            .or_else(|| props.get("sasl.mechanism").map(String::as_str));
+        if mechanism != Some("OAUTHBEARER") {
+            return Ok(None);
+        }
+        if let Some(token) = props.get("sasl.oauthbearer.token") {
+            return Ok(Some(token.clone()));
+        }
+        match props.get("sasl.oauthbearer.token.file") {
+            Some(path) => read(std::path::Path::new(path)).map(Some),
+            None => Err(CliError::Usage(
+                "OAUTHBEARER needs a token (--sasl-oauthbearer-token-file, or sasl.oauthbearer.token or sasl.oauthbearer.token.file in --command-config)".to_owned(),
+            )),
+        }
     }
 }
 
@@ -278,6 +405,102 @@ fn dechunk(mut body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_config_properties_give_sasl_credentials_and_flags_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let props = dir.path().join("client.properties");
+        std::fs::write(
+            &props,
+            "# admin\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username = alice\nsasl.password=pw\n",
+        )
+        .expect("write");
+        let args = |mechanism: Option<&str>| ConnArgs {
+            bootstrap: "x:1".to_owned(),
+            request_timeout: Duration::from_secs(1),
+            sasl_mechanism: mechanism.map(str::to_owned),
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_oauthbearer_token_file: None,
+            command_config: Some(props.clone()),
+        };
+        let sasl = args(None).sasl().expect("ok").expect("sasl");
+        assert_eq!(
+            (
+                sasl.mechanism.as_str(),
+                sasl.username.as_str(),
+                sasl.password.as_str()
+            ),
+            ("SCRAM-SHA-256", "alice", "pw")
+        );
+        let sasl = args(Some("PLAIN")).sasl().expect("ok").expect("sasl");
+        assert_eq!(sasl.mechanism, "PLAIN");
+        let none = ConnArgs {
+            command_config: None,
+            ..args(None)
+        };
+        assert!(
+            none.sasl().expect("ok").is_none(),
+            "no SASL without settings"
+        );
+        std::fs::write(&props, "security.protocol=SASL_PLAINTEXT\n").expect("write");
+        assert!(
+            args(None).sasl().is_err(),
+            "SASL without credentials is a usage error"
+        );
+    }
+
+    #[test]
+    fn oauthbearer_tokens_come_from_a_flag_file_or_the_command_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let props = dir.path().join("client.properties");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "file.token.sig\n").expect("write");
+        let args = ConnArgs {
+            bootstrap: "x:1".to_owned(),
+            request_timeout: Duration::from_secs(1),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_oauthbearer_token_file: None,
+            command_config: Some(props.clone()),
+        };
+        std::fs::write(
+            &props,
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.oauthbearer.token=inline.token.\n",
+        )
+        .expect("write");
+        let sasl = args.sasl().expect("ok").expect("sasl");
+        assert_eq!(
+            (sasl.mechanism.as_str(), sasl.password.as_str()),
+            ("OAUTHBEARER", "inline.token.")
+        );
+        std::fs::write(
+            &props,
+            format!(
+                "sasl.mechanism=OAUTHBEARER\nsasl.oauthbearer.token.file={}\n",
+                token_file.display()
+            ),
+        )
+        .expect("write");
+        assert_eq!(
+            args.sasl().expect("ok").expect("sasl").password,
+            "file.token.sig"
+        );
+        // The flag alone is enough and wins over the properties.
+        let flag = ConnArgs {
+            sasl_oauthbearer_token_file: Some(token_file.clone()),
+            command_config: None,
+            ..args.clone()
+        };
+        let sasl = flag.sasl().expect("ok").expect("sasl");
+        assert_eq!(
+            (sasl.mechanism.as_str(), sasl.password.as_str()),
+            ("OAUTHBEARER", "file.token.sig")
+        );
+        std::fs::write(&props, "sasl.mechanism=OAUTHBEARER\n").expect("write");
+        assert!(args.sasl().is_err(), "OAUTHBEARER without a token");
+    }
 
     #[test]
     fn datetimes_parse_in_several_shapes() {

@@ -4,6 +4,7 @@
 //! `status`/`stop` and `bench` are clients. Client commands print one `error: ...` line and exit 1 on
 //! failure; they never panic on a bad broker, topic or argument.
 
+mod acl;
 mod bench;
 mod chart;
 mod cluster;
@@ -11,9 +12,12 @@ mod common;
 mod consume;
 mod group;
 mod produce;
+mod quota;
 mod serve;
 mod status;
+mod tls;
 mod topic;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +53,14 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show the metadata quorum; add (promote) and remove nodes.
     Cluster(cluster::ClusterArgs),
+    /// Generate a throwaway test CA and certificates (tests, quick starts).
+    Tls(tls::TlsArgs),
+    /// Create, list and delete ACLs (Kafka's kafka-acls.sh).
+    Acl(acl::AclArgs),
+    /// Set, list and delete client quotas (byte and request rates).
+    Quota(quota::QuotaArgs),
+    /// Create, list and delete SCRAM users (SASL logins).
+    User(user::UserArgs),
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -89,6 +101,10 @@ fn main() -> ExitCode {
         Command::Group(args) => common::run(group::run(args)),
         Command::Bench(args) => common::run(bench::run(args)),
         Command::Cluster(args) => common::run(cluster::run(args)),
+        Command::Tls(args) => common::run(tls::run(args)),
+        Command::Acl(args) => common::run(acl::run(args)),
+        Command::Quota(args) => common::run(quota::run(args)),
+        Command::User(args) => common::run(user::run(args)),
     }
 }
 

@@ -12,11 +12,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_broker::config::{self, Config, ConfigError};
+use sluice_broker::config::{ClientAuth, Config, ConfigError, SecurityProtocol};
 use sluice_broker::datadir::{DataDir, DataDirError};
-use sluice_broker::{Broker, BrokerError, cluster, server};
+use sluice_broker::server::{ListenerInfo, Server};
+use sluice_broker::tls::{
+    ControllerTls, ServerTls, TlsAcceptor, TlsError, inter_broker_client_config,
+};
+use sluice_broker::{Advertised, AdvertisedListener, Broker, BrokerError, cluster};
 use sluice_metadata::{MetadataError, MetadataLog};
-use sluice_quorum::{Quorum, QuorumConfig};
+use sluice_quorum::{ClientTransport, Quorum, QuorumConfig, ServerTlsSource};
 use sluice_replica::OFFLINE_RETRY_INTERVAL_MS;
 use sluice_runtime::{CancellationToken, Tasks};
 
@@ -47,6 +51,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The `[tls]` certificate, key or CA files do not load.
+    #[error("TLS: {0}")]
+    Tls(#[source] TlsError),
     /// The final flush at shutdown failed: some data may not be durable.
     #[error("final flush at shutdown failed: {0}")]
     ShutdownFlush(#[source] sluice_log::LogError),
@@ -56,6 +63,10 @@ pub enum ServeError {
     /// Config problem found at start.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Encryption at rest refuses this data directory (missing or wrong key,
+    /// or encrypted data with encryption off).
+    #[error("encryption at rest: {0}")]
+    Encryption(#[from] sluice_log::EncryptionError),
     /// The metadata quorum could not start.
     #[error("metadata quorum: {0}")]
     Quorum(#[from] sluice_quorum::QuorumError),
@@ -66,7 +77,7 @@ pub enum ServeError {
 
 /// Opens the data directory, recovers every log, serves Kafka clients until
 /// `shutdown` resolves, then drains connections and flushes the logs.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     tokio::pin!(shutdown);
     if config.log.max_open_files > 0 {
         let bound = usize::try_from(config.log.max_open_files).unwrap_or(usize::MAX);
@@ -77,23 +88,69 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "segment file cache bound"
     );
     let data_dir = DataDir::open(&config.data_dir)?;
+    // Before any log opens: the data directory's marker must agree with the
+    // configured keys, so a missing or wrong key stops the start naming
+    // its id instead of failing reads later.
+    let keyring = config.encryption_keyring()?;
+    sluice_log::encryption::check_data_dir(&config.data_dir, keyring.as_deref())?;
+    if let Some(k) = &keyring {
+        tracing::info!(
+            active_key_id = k.active_key_id(),
+            key_ids = ?k.key_ids(),
+            "encryption at rest is on"
+        );
+    }
+    config.log.encryption = keyring;
     tracing::info!(data_dir = %config.data_dir.display(), node_id = config.node_id, "opening data directory");
 
-    let kafka_addr = config.kafka_addr()?;
-    let bind_error = |source| ServeError::Bind {
-        addr: kafka_addr.to_string(),
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind(kafka_addr)
-        .await
-        .map_err(bind_error)?;
-    let local = listener.local_addr().map_err(bind_error)?;
-    let advertised = match &config.kafka_advertised_listener {
-        Some(adv) => config::parse_host_port("kafka_advertised_listener", adv)?,
-        None => (local.ip().to_string(), local.port()),
+    // Every Kafka listener is bound before anything else starts, so a
+    // port conflict fails fast; a listener without an advertised address
+    // advertises the address it bound.
+    let mut bound = Vec::new();
+    for listener in config.listeners()? {
+        let bind_error = |source| ServeError::Bind {
+            addr: format!("{}://{}", listener.name, listener.bind),
+            source,
+        };
+        let tcp = tokio::net::TcpListener::bind(listener.bind)
+            .await
+            .map_err(bind_error)?;
+        let local = tcp.local_addr().map_err(bind_error)?;
+        bound.push((listener, tcp, local));
+    }
+    let endpoints = bound
+        .iter()
+        .map(|(listener, _, local)| {
+            let (host, port) = listener
+                .advertised
+                .clone()
+                .unwrap_or_else(|| (local.ip().to_string(), local.port()));
+            AdvertisedListener {
+                name: listener.name.clone(),
+                host,
+                port,
+                security_protocol: listener.security_protocol,
+            }
+        })
+        .collect();
+    let advertised =
+        Advertised::new(endpoints, &config.inter_broker_listener()?).ok_or_else(|| {
+            ConfigError::Invalid {
+                key: "listeners".into(),
+                message: "names no listener".into(),
+            }
+        })?;
+    // TLS files load before any log is opened: a bad certificate fails
+    // the start at once.
+    let tls = if bound.iter().any(|(l, _, _)| l.security_protocol.uses_tls()) {
+        Some(Arc::new(
+            ServerTls::load(&config.tls).map_err(ServeError::Tls)?,
+        ))
+    } else {
+        None
     };
     let cluster_id = data_dir.cluster_id()?;
-    let quorum = start_quorum(&config, &cluster_id).await?;
+    let (quorum, controller_tls) = start_quorum(&config, &cluster_id).await?;
     let broker = Arc::new(match &quorum {
         Some(q) => Broker::open_with(
             config,
@@ -108,12 +165,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // The one shutdown signal: every listener, connection and background
     // task watches this set's token.
     let tasks = Tasks::new();
+    if let Some(tls) = &tls {
+        let tls = Arc::clone(tls);
+        tasks.spawn_with_shutdown("tls-reload", move |stop| tls.run_reload(stop));
+    }
+    if let Some(tls) = controller_tls {
+        tasks.spawn_with_shutdown("controller-tls-reload", move |stop| tls.run_reload(stop));
+    }
     // This broker's registration epoch, once registered (for the
     // controlled shutdown).
     let registered = Arc::new(std::sync::atomic::AtomicI64::new(-1));
     if let Some(q) = &quorum {
         let service = cluster::ControllerService::new(&broker, Arc::clone(q));
         q.set_control_handler(Arc::new(service.clone()));
+        tasks.spawn_with_shutdown("leader-balance", {
+            let (b, q) = (Arc::clone(&broker), Arc::clone(q));
+            move |stop| sluice_broker::leader_balance::run_leader_balance(b, q, stop)
+        });
         let (b, q) = (Arc::clone(&broker), Arc::clone(q));
         let r = Arc::clone(&registered);
         let (caught_up, mut caught_up_rx) = tokio::sync::watch::channel(false);
@@ -145,22 +213,68 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
         tracing::info!("caught up with the cluster's metadata");
+        let strays = broker
+            .replicas
+            .remove_stray_replicas(&broker.metadata.image());
+        if strays > 0 {
+            tracing::info!(
+                strays,
+                "removed replicas moved off this node while it was down"
+            );
+        }
     }
     broker.load_coordinators(&tasks).await?;
+    // `[[sasl.bootstrap_users]]`: the first users, before any client can
+    // authenticate. A failure is logged; the broker serves anyway.
+    if let Err(e) = sluice_broker::sasl::bootstrap::write_bootstrap_users(&broker).await {
+        tracing::error!("bootstrap SASL users: {e}");
+    }
     let b = Arc::clone(&broker);
     tasks.spawn_with_shutdown("replication", move |stop| {
         sluice_broker::replication::run(b, stop)
     });
 
-    let http = sluice_http::start(&broker, tasks.token().clone()).await?;
+    // With `http_auth` on, the HTTP API checks passwords against the SCRAM
+    // users and decisions against the same ACL authorizer as the Kafka
+    // listeners.
+    let http_security = broker.config.http_auth.enabled.then(|| {
+        Arc::new(sluice_http::broker_security::BrokerSecurity::new(&broker))
+            as Arc<dyn sluice_http::auth::HttpSecurity>
+    });
+    let http = sluice_http::start(&broker, http_security, tasks.token().clone()).await?;
     let b = Arc::clone(&broker);
     tasks.spawn_with_shutdown("housekeeping", move |stop| housekeeping(b, stop));
-    tracing::info!(listener = %local, security_protocol = "PLAINTEXT", "kafka listener up");
-    let server = server::serve(listener, Arc::clone(&broker), tasks.token().clone());
+    // One server per listener; they share the connection limit and the
+    // request budget, which bound the broker as a whole.
+    let mut servers: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
+    let mut first: Option<Server> = None;
+    for (listener, tcp, local) in bound {
+        let info = ListenerInfo::new(&listener.name, listener.security_protocol);
+        let mut server = Server::for_listener(Arc::clone(&broker), info, tasks.token().clone());
+        if let Some(first) = &first {
+            server = server.sharing_limits_with(first);
+        } else {
+            first = Some(server.clone());
+        }
+        tracing::info!(
+            listener = %local,
+            name = %listener.name,
+            security_protocol = %listener.security_protocol,
+            "kafka listener up"
+        );
+        match (&tls, listener.security_protocol.uses_tls()) {
+            (Some(tls), true) => {
+                let acceptor = TlsAcceptor::new(tcp, Arc::clone(tls));
+                servers.push(Box::pin(async move { server.serve(acceptor).await }));
+            }
+            _ => servers.push(Box::pin(async move { server.serve(tcp).await })),
+        }
+    }
+    let server = futures::future::join_all(servers);
     tokio::pin!(server);
     http.set_ready(true);
     tokio::select! {
-        () = &mut server => {}
+        _ = &mut server => {}
         () = &mut shutdown => {
             if let Some(q) = &quorum {
                 let epoch = registered.load(std::sync::atomic::Ordering::Acquire);
@@ -194,14 +308,15 @@ async fn stop_quorum(quorum: &Option<Arc<Quorum>>) {
     }
 }
 
+/// The quorum member and, with an SSL controller listener, the TLS
+/// config it serves (reloaded like the Kafka listeners').
+type StartedQuorum = (Option<Arc<Quorum>>, Option<Arc<ServerTls>>);
+
 /// Starts this node's quorum member when `cluster.voters` is set, and on
 /// a former single node's first start in a cluster adds its metadata.
-async fn start_quorum(
-    config: &Config,
-    cluster_id: &str,
-) -> Result<Option<Arc<Quorum>>, ServeError> {
+async fn start_quorum(config: &Config, cluster_id: &str) -> Result<StartedQuorum, ServeError> {
     let Some(voters) = config.voters()? else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let listen = config
         .controller_listener
@@ -218,11 +333,33 @@ async fn start_quorum(
     quorum_config.election_timeout_ms = config.cluster.election_timeout_ms;
     quorum_config.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
     quorum_config.snapshot_every_entries = config.cluster.snapshot_entries;
+    // The Raft log and snapshots hold the cluster's metadata: they are
+    // sealed with the same keys as the segments.
+    quorum_config.encryption = config.log.encryption.clone();
+    // Mutual TLS: this node serves its certificate and requires one from
+    // `tls.client_ca_file` of every peer; as a client it checks the peer
+    // against `tls.ca_file` and presents the same certificate.
+    let controller_tls = if config.controller_security_protocol == SecurityProtocol::Ssl {
+        let server = Arc::new(
+            ServerTls::load_with(&config.tls, ClientAuth::Required).map_err(ServeError::Tls)?,
+        );
+        let client = inter_broker_client_config(&config.tls).map_err(ServeError::Tls)?;
+        quorum_config.client_transport = ClientTransport::Tls(Arc::new(client));
+        let members = config
+            .authorizer
+            .enabled
+            .then(|| config.super_users.clone());
+        let controller = ControllerTls::new(Arc::clone(&server), members);
+        quorum_config.server_tls = Some(Arc::new(controller) as Arc<dyn ServerTlsSource>);
+        Some(server)
+    } else {
+        None
+    };
     let quorum = Quorum::start(quorum_config).await?;
     cluster::import_local_metadata(config, cluster_id, &quorum)
         .await
         .map_err(ServeError::Import)?;
-    Ok(Some(quorum))
+    Ok((Some(quorum), controller_tls))
 }
 
 /// Periodic retention, time-based rolls, timed flushes, and retries of

@@ -76,7 +76,26 @@ pub async fn status(a: StatusArgs) -> Result<(), CliError> {
         .as_ref()
         .map(|l| l.disk_bytes)
         .or_else(|| h("total_size_bytes").and_then(|v| v.as_u64()));
-    let listeners: Vec<String> = brokers.iter().map(|b| b.addr()).collect();
+    // Every named listener of this broker when its HTTP API says (as
+    // `NAME://host:port (PROTOCOL)`), else the brokers Metadata lists.
+    let named: Option<Vec<String>> = h("listeners").and_then(|v| {
+        v.as_array().map(|ls| {
+            ls.iter()
+                .map(|l| {
+                    let s = |k: &str| l.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+                    let port = l.get("port").and_then(|v| v.as_u64()).unwrap_or(0);
+                    format!(
+                        "{}://{}:{port} ({})",
+                        s("name"),
+                        s("host"),
+                        s("security_protocol")
+                    )
+                })
+                .collect()
+        })
+    });
+    let listeners: Vec<String> =
+        named.unwrap_or_else(|| brokers.iter().map(|b| b.addr()).collect());
     if a.json {
         let v = serde_json::json!({
             "cluster_id": cluster_id,

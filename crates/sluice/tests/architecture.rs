@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 /// metadata → log/metrics → records → protocol.
 const LAYERS: &[(&str, u8)] = &[
     ("sluice-protocol", 0),
+    // SASL mechanisms (SCRAM, PLAIN): pure state machines, no sluice crate.
+    ("sluice-auth", 0),
     ("sluice-records", 1),
     ("sluice-metrics", 1),
     ("sluice-runtime", 2),

@@ -13,7 +13,9 @@ use sluice_protocol::messages::add_offsets_to_txn::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::TransactionCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
@@ -21,14 +23,26 @@ const PRODUCER_FENCED_SINCE: i16 = 2;
 /// Handles AddOffsetsToTxn.
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: AddOffsetsToTxnRequest,
 ) -> impl Future<Output = AddOffsetsToTxnResponse> + Send + 'static {
     let txn = Arc::clone(txn);
     let version = header.request_api_version;
+    // Kafka: WRITE on the transactional id, then READ on the group.
+    let denied =
+        if !authorizer.transactional_id(ctx, AclOperation::Write, &request.transactional_id) {
+            Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !authorizer.group(ctx, AclOperation::Read, &request.group_id) {
+            Some(code::GROUP_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
     async move {
-        let error_code = if request.group_id.is_empty() {
+        let error_code = if let Some(error_code) = denied {
+            error_code
+        } else if request.group_id.is_empty() {
             code::INVALID_GROUP_ID
         } else {
             match txn
@@ -73,9 +87,15 @@ mod tests {
             group_id: group.to_owned(),
         };
         let header = testing::header(25, version);
-        handle(&node.txn, &testing::ctx(), &header, request)
-            .await
-            .error_code
+        handle(
+            &node.txn,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .error_code
     }
 
     #[tokio::test]

@@ -15,8 +15,10 @@ use sluice_protocol::messages::add_partitions_to_txn::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::TransactionCoordinator;
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
@@ -29,13 +31,40 @@ const MAX_PARTITIONS_PER_REQUEST: usize = 100_000;
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
     image: Arc<MetadataImage>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: AddPartitionsToTxnRequest,
 ) -> impl Future<Output = AddPartitionsToTxnResponse> + Send + 'static {
     let txn = Arc::clone(txn);
     let version = header.request_api_version;
+    // Kafka: v4+ comes from brokers and needs CLUSTER_ACTION; each
+    // transaction needs WRITE on its id and on every topic it names.
+    let cluster_denied = version >= 4 && !authorizer.cluster(ctx, AclOperation::ClusterAction);
+    let check = |id: &str, topics: &[AddPartitionsToTxnTopic]| TxnAccess {
+        txn_denied: !authorizer.transactional_id(ctx, AclOperation::Write, id),
+        denied_topics: topics
+            .iter()
+            .filter(|t| !authorizer.topic(ctx, AclOperation::Write, &t.name))
+            .map(|t| t.name.clone())
+            .collect(),
+    };
+    let v3_access = check(
+        &request.v3_and_below_transactional_id,
+        &request.v3_and_below_topics,
+    );
+    let access: Vec<TxnAccess> = request
+        .transactions
+        .iter()
+        .map(|t| check(&t.transactional_id, &t.topics))
+        .collect();
     async move {
+        if cluster_denied {
+            return AddPartitionsToTxnResponse {
+                error_code: code::CLUSTER_AUTHORIZATION_FAILED,
+                ..Default::default()
+            };
+        }
         if version <= 3 {
             let results = add_one(
                 &txn,
@@ -46,6 +75,7 @@ pub fn handle(
                 request.v3_and_below_producer_epoch,
                 &request.v3_and_below_topics,
                 false,
+                &v3_access,
             )
             .await;
             return AddPartitionsToTxnResponse {
@@ -55,7 +85,7 @@ pub fn handle(
             };
         }
         let mut results_by_transaction = Vec::with_capacity(request.transactions.len());
-        for t in &request.transactions {
+        for (t, access) in request.transactions.iter().zip(&access) {
             let topic_results = add_one(
                 &txn,
                 &image,
@@ -65,6 +95,7 @@ pub fn handle(
                 t.producer_epoch,
                 &t.topics,
                 t.verify_only,
+                access,
             )
             .await;
             results_by_transaction.push(AddPartitionsToTxnResult {
@@ -82,6 +113,16 @@ pub fn handle(
     }
 }
 
+/// What one transaction of the request may do, decided at dispatch.
+struct TxnAccess {
+    /// No WRITE on the transactional id: every partition fails with
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    txn_denied: bool,
+    /// Topics without WRITE: their partitions fail with
+    /// TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED.
+    denied_topics: std::collections::HashSet<String>,
+}
+
 /// Adds (or verifies) one transaction's partitions; one result per partition.
 #[allow(clippy::too_many_arguments)] // one transaction's fields, as the request carries them
 async fn add_one(
@@ -93,6 +134,7 @@ async fn add_one(
     producer_epoch: i16,
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
+    access: &TxnAccess,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let wanted: Vec<(String, i32)> = topics
         .iter()
@@ -112,6 +154,19 @@ async fn add_one(
         .collect();
     let codes: Vec<i16> = if wanted.len() > MAX_PARTITIONS_PER_REQUEST {
         vec![code::INVALID_REQUEST; wanted.len()]
+    } else if access.txn_denied {
+        vec![code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED; wanted.len()]
+    } else if !access.denied_topics.is_empty() {
+        wanted
+            .iter()
+            .map(|(t, _)| {
+                if access.denied_topics.contains(t) {
+                    code::TOPIC_AUTHORIZATION_FAILED
+                } else {
+                    code::OPERATION_NOT_ATTEMPTED
+                }
+            })
+            .collect()
     } else if unknown.iter().any(|&u| u) {
         unknown
             .iter()
@@ -228,16 +283,23 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let header = testing::header(24, version);
-        handle(&node.txn, node.image(), &testing::ctx(), &header, request)
-            .await
-            .results_by_topic_v3_and_below
-            .into_iter()
-            .flat_map(|t| {
-                t.results_by_partition
-                    .into_iter()
-                    .map(move |p| (t.name.clone(), p.partition_index, p.partition_error_code))
-            })
-            .collect()
+        handle(
+            &node.txn,
+            node.image(),
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .results_by_topic_v3_and_below
+        .into_iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .into_iter()
+                .map(move |p| (t.name.clone(), p.partition_index, p.partition_error_code))
+        })
+        .collect()
     }
 
     fn codes(results: &[(String, i32, i16)]) -> Vec<i16> {
@@ -341,7 +403,15 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let header = testing::header(24, 4);
-        let response = handle(&node.txn, node.image(), &testing::ctx(), &header, request).await;
+        let response = handle(
+            &node.txn,
+            node.image(),
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         assert_eq!(response.error_code, code::NONE);
         let tx = &response.results_by_transaction[0];
         assert_eq!(tx.transactional_id, "tx");

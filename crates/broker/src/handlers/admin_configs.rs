@@ -1,4 +1,10 @@
 //! DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44).
+//!
+//! Topics take every topic config. A BROKER resource (named by broker id,
+//! or "" for the cluster-wide default) takes only the dynamic broker
+//! configs, the replication throttle rates (KIP-73,
+//! `sluice_metadata::broker_config`); every other broker config is static
+//! and its alter is refused, as before.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,23 +25,34 @@ use sluice_protocol::messages::incremental_alter_configs::{
 
 use super::RequestContext;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
+use crate::authz::{self, Authorizer};
 use crate::config::Config;
+use sluice_metadata::acl::AclOperation;
+use sluice_metadata::broker_config::{self, DYNAMIC_BROKER_CONFIGS};
 use sluice_metadata::controller::{AlterMode, ConfigOp};
+use sluice_metadata::image::{CLUSTER_DEFAULT_BROKER, DynamicSource};
 use sluice_metadata::topic_config;
 use sluice_metadata::{ApiError, Controller, MetadataImage};
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// DescribeConfigs source for values from the broker's static config.
+/// DescribeConfigs sources (Kafka's `ConfigSource` ids): a dynamic config
+/// set on this broker, one set as the cluster-wide default, and the
+/// broker's static config.
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
+/// DescribeConfigs `config_type` LONG, the type of both throttle rates.
+const CONFIG_TYPE_LONG: i8 = 5;
 
 /// Handles DescribeConfigs: topics from `image` (unset keys show
 /// `config`'s log defaults), this broker's static `config`.
 pub fn describe(
     image: &MetadataImage,
     config: &Config,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> impl Future<Output = DescribeConfigsResponse> + Send + 'static {
@@ -56,6 +73,17 @@ pub fn describe(
                 configs: Vec::new(),
                 ..Default::default()
             };
+            if let Some(error_code) = config_denial(
+                authorizer,
+                ctx,
+                r.resource_type,
+                &r.resource_name,
+                AclOperation::DescribeConfigs,
+            ) {
+                result.error_code = error_code;
+                result.error_message = Some("DESCRIBE_CONFIGS is required".to_owned());
+                return result;
+            }
             match r.resource_type {
                 RESOURCE_TOPIC => match image.topics.get(&r.resource_name) {
                     None => {
@@ -104,6 +132,18 @@ pub fn describe(
                                 ..Default::default()
                             })
                             .collect();
+                        // "" is the cluster-wide default: only defaults show.
+                        let broker_id = if r.resource_name.is_empty() {
+                            CLUSTER_DEFAULT_BROKER
+                        } else {
+                            config.node_id
+                        };
+                        result.configs.extend(
+                            DYNAMIC_BROKER_CONFIGS
+                                .iter()
+                                .filter(|name| wanted(name))
+                                .map(|name| dynamic_broker_config(image, broker_id, name)),
+                        );
                     } else {
                         result.error_code = code::INVALID_REQUEST;
                         result.error_message = Some(format!("this is broker {}", config.node_id));
@@ -122,6 +162,50 @@ pub fn describe(
         results,
         ..Default::default()
     })
+}
+
+/// A dynamic broker config of `broker_id` (-1: the cluster default) as
+/// DescribeConfigs reports it: where its value comes from, or Kafka's
+/// built-in default (unlimited) when it is set nowhere.
+fn dynamic_broker_config(
+    image: &MetadataImage,
+    broker_id: i32,
+    name: &str,
+) -> DescribeConfigsResourceResult {
+    let (value, source) = match image.broker_config(broker_id, name) {
+        Some((v, DynamicSource::Broker)) if broker_id != CLUSTER_DEFAULT_BROKER => {
+            (v.to_owned(), SOURCE_DYNAMIC_BROKER)
+        }
+        Some((v, _)) => (v.to_owned(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+        None => (broker_config::UNLIMITED_RATE.to_string(), SOURCE_DEFAULT),
+    };
+    DescribeConfigsResourceResult {
+        name: name.to_owned(),
+        value: Some(value),
+        read_only: false,
+        is_default: source == SOURCE_DEFAULT,
+        config_source: source,
+        is_sensitive: false,
+        config_type: CONFIG_TYPE_LONG,
+        ..Default::default()
+    }
+}
+
+/// The broker a BROKER resource names: its id, or
+/// [`CLUSTER_DEFAULT_BROKER`] for "" (the cluster-wide default).
+fn broker_resource(name: &str) -> Result<i32, ApiError> {
+    if name.is_empty() {
+        return Ok(CLUSTER_DEFAULT_BROKER);
+    }
+    name.parse::<i32>()
+        .ok()
+        .filter(|&id| id >= 0)
+        .ok_or_else(|| {
+            ApiError::new(
+                code::INVALID_REQUEST,
+                format!("broker resource `{name}` is not a broker id"),
+            )
+        })
 }
 
 /// The broker's static configs under Kafka's names.
@@ -164,51 +248,117 @@ fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The error for altering anything but a topic.
-fn not_a_topic(resource_type: i8) -> ApiError {
-    if resource_type == RESOURCE_BROKER {
-        ApiError::new(
-            code::INVALID_REQUEST,
-            "broker configs are static; change the config file and restart",
-        )
-    } else {
-        ApiError::new(
-            code::INVALID_REQUEST,
-            format!("resource type {resource_type} is not supported"),
-        )
+/// The error for altering a resource that is neither a topic nor a broker.
+fn unsupported(resource_type: i8) -> ApiError {
+    ApiError::new(
+        code::INVALID_REQUEST,
+        format!("resource type {resource_type} is not supported"),
+    )
+}
+
+/// The error a config request on `(resource_type, name)` gets when the
+/// principal may not do `operation` there (Kafka: topics by topic ACLs,
+/// brokers and broker loggers by the cluster's); `None` when allowed.
+/// Unknown resource types pass, to be refused as unsupported.
+fn config_denial(
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Option<i16> {
+    match resource_type {
+        RESOURCE_TOPIC => authz::check_topic(authorizer, ctx, operation, name).err(),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+            authz::check_cluster(authorizer, ctx, operation).err()
+        }
+        _ => None,
     }
+}
+
+/// Kafka's BROKER_LOGGER config resource type (checked like BROKER).
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// For each `(resource type, name)` an alter would touch, the error code
+/// refusing it, or `None` if the principal holds ALTER_CONFIGS on it.
+/// Decided before the async part, which cannot borrow the context.
+fn alter_denials<'a>(
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> Vec<Option<i16>> {
+    resources
+        .map(|(resource_type, name)| {
+            config_denial(
+                authorizer,
+                ctx,
+                resource_type,
+                name,
+                AclOperation::AlterConfigs,
+            )
+        })
+        .collect()
+}
+
+/// The refusal of an alter the principal may not make.
+fn alter_denied(error_code: i16) -> ApiError {
+    ApiError::new(error_code, "ALTER_CONFIGS is required")
 }
 
 /// Handles AlterConfigs: each resource's list replaces its whole config.
 pub fn alter(
     controller: &Arc<Controller>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> impl Future<Output = AlterConfigsResponse> + Send + 'static {
     let controller = Arc::clone(controller);
+    let denials = alter_denials(
+        authorizer,
+        ctx,
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
     async move {
         let mut responses = Vec::with_capacity(request.resources.len());
-        for r in request.resources {
-            let outcome = if r.resource_type == RESOURCE_TOPIC {
-                let ops = r
-                    .configs
-                    .into_iter()
-                    .map(|c| match c.value {
-                        Some(v) => ConfigOp::Set(c.name, v),
-                        None => ConfigOp::Delete(c.name),
-                    })
-                    .collect();
-                controller
-                    .alter_topic_configs(
-                        &r.resource_name,
-                        ops,
-                        AlterMode::Replace,
-                        request.validate_only,
-                    )
-                    .await
-            } else {
-                Err(not_a_topic(r.resource_type))
+        for (r, denied) in request.resources.into_iter().zip(denials) {
+            let ops: Vec<ConfigOp> = r
+                .configs
+                .into_iter()
+                .map(|c| match c.value {
+                    Some(v) => ConfigOp::Set(c.name, v),
+                    None => ConfigOp::Delete(c.name),
+                })
+                .collect();
+            let outcome = match r.resource_type {
+                _ if denied.is_some() => Err(alter_denied(denied.unwrap_or_default())),
+                RESOURCE_TOPIC => {
+                    controller
+                        .alter_topic_configs(
+                            &r.resource_name,
+                            ops,
+                            AlterMode::Replace,
+                            request.validate_only,
+                        )
+                        .await
+                }
+                RESOURCE_BROKER => match broker_resource(&r.resource_name) {
+                    Ok(broker_id) => {
+                        controller
+                            .alter_broker_configs(
+                                broker_id,
+                                ops,
+                                AlterMode::Replace,
+                                request.validate_only,
+                            )
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                other => Err(unsupported(other)),
             };
             let (error_code, error_message) = split(outcome);
             responses.push(AlterConfigsResourceResponse {
@@ -230,15 +380,26 @@ pub fn alter(
 /// Handles IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT per key.
 pub fn incremental_alter(
     controller: &Arc<Controller>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> impl Future<Output = IncrementalAlterConfigsResponse> + Send + 'static {
     let controller = Arc::clone(controller);
+    let denials = alter_denials(
+        authorizer,
+        ctx,
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
     async move {
         let mut responses = Vec::with_capacity(request.resources.len());
-        for r in request.resources {
-            let outcome = if r.resource_type == RESOURCE_TOPIC {
+        for (r, denied) in request.resources.into_iter().zip(denials) {
+            let outcome = if let Some(error_code) = denied {
+                Err(alter_denied(error_code))
+            } else if r.resource_type == RESOURCE_TOPIC || r.resource_type == RESOURCE_BROKER {
                 let ops: Result<Vec<ConfigOp>, ApiError> = r
                     .configs
                     .into_iter()
@@ -266,7 +427,7 @@ pub fn incremental_alter(
                     })
                     .collect();
                 match ops {
-                    Ok(ops) => {
+                    Ok(ops) if r.resource_type == RESOURCE_TOPIC => {
                         controller
                             .alter_topic_configs(
                                 &r.resource_name,
@@ -276,10 +437,23 @@ pub fn incremental_alter(
                             )
                             .await
                     }
+                    Ok(ops) => match broker_resource(&r.resource_name) {
+                        Ok(broker_id) => {
+                            controller
+                                .alter_broker_configs(
+                                    broker_id,
+                                    ops,
+                                    AlterMode::Incremental,
+                                    request.validate_only,
+                                )
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 }
             } else {
-                Err(not_a_topic(r.resource_type))
+                Err(unsupported(r.resource_type))
             };
             let (error_code, error_message) = split(outcome);
             responses.push(IncrementalResult {
@@ -335,6 +509,7 @@ mod tests {
         let mut response = describe(
             &node.image(),
             &node.config,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -378,8 +553,14 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(44, 1);
-        let mut response =
-            incremental_alter(&node.controller, &testing::ctx(), &header, request).await;
+        let mut response = incremental_alter(
+            &node.controller,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let r = response.responses.remove(0);
         assert_eq!(r.resource_name, name);
         (r.error_code, r.error_message)
@@ -515,6 +696,105 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn throttle_rates_are_dynamic_broker_configs_per_broker_and_cluster_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        let leader = broker_config::LEADER_THROTTLED_RATE;
+        let follower = broker_config::FOLLOWER_THROTTLED_RATE;
+        // Unset: Kafka's default, unlimited, alterable.
+        let result = describe_one(&node, RESOURCE_BROKER, "1", None);
+        let unset = value(&result, leader);
+        assert_eq!(unset.value, Some(i64::MAX.to_string()));
+        assert_eq!(
+            (unset.is_default, unset.config_source),
+            (true, SOURCE_DEFAULT)
+        );
+        assert!(!unset.read_only);
+        assert_eq!(unset.config_type, CONFIG_TYPE_LONG);
+
+        let (c, m) =
+            incremental(&node, RESOURCE_BROKER, "", vec![(follower, 0, Some("300"))]).await;
+        assert_eq!((c, m), (code::NONE, None));
+        let (c, _) =
+            incremental(&node, RESOURCE_BROKER, "1", vec![(leader, 0, Some("2000"))]).await;
+        assert_eq!(c, code::NONE);
+        // Another broker's config is accepted (the controller keeps it for
+        // that broker) and does not show on this one.
+        let (c, _) = incremental(&node, RESOURCE_BROKER, "2", vec![(follower, 0, Some("9"))]).await;
+        assert_eq!(c, code::NONE);
+
+        let result = describe_one(&node, RESOURCE_BROKER, "1", Some(&[leader, follower]));
+        assert_eq!(result.configs.len(), 2, "only the keys asked for");
+        let own = value(&result, leader);
+        assert_eq!(own.value.as_deref(), Some("2000"));
+        assert_eq!(
+            (own.is_default, own.config_source),
+            (false, SOURCE_DYNAMIC_BROKER)
+        );
+        let inherited = value(&result, follower);
+        assert_eq!(inherited.value.as_deref(), Some("300"));
+        assert_eq!(inherited.config_source, SOURCE_DYNAMIC_DEFAULT_BROKER);
+        // "" describes the cluster default: broker 1's own value is not it.
+        let default = describe_one(&node, RESOURCE_BROKER, "", Some(&[leader, follower]));
+        assert_eq!(value(&default, leader).config_source, SOURCE_DEFAULT);
+        assert_eq!(value(&default, follower).value.as_deref(), Some("300"));
+        assert_eq!(
+            value(&default, follower).config_source,
+            SOURCE_DYNAMIC_DEFAULT_BROKER
+        );
+
+        // Static keys stay refused; bad values and resource names too; a
+        // refused resource changes nothing.
+        let (c, m) = incremental(
+            &node,
+            RESOURCE_BROKER,
+            "1",
+            vec![(leader, 0, Some("1")), ("num.partitions", 0, Some("3"))],
+        )
+        .await;
+        assert_eq!(c, code::INVALID_REQUEST);
+        assert!(m.is_some_and(|m| m.contains("num.partitions")));
+        let (c, _) = incremental(&node, RESOURCE_BROKER, "1", vec![(leader, 0, Some("-1"))]).await;
+        assert_eq!(c, code::INVALID_CONFIG);
+        let (c, _) = incremental(&node, RESOURCE_BROKER, "one", vec![(leader, 0, Some("1"))]).await;
+        assert_eq!(c, code::INVALID_REQUEST);
+        assert_eq!(node.image().broker_configs[&1][leader], "2000");
+
+        // DELETE falls back to the default; AlterConfigs replaces the set.
+        let (c, _) = incremental(&node, RESOURCE_BROKER, "1", vec![(leader, 1, None)]).await;
+        assert_eq!(c, code::NONE);
+        assert!(!node.image().broker_configs.contains_key(&1));
+        let request = AlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource_type: RESOURCE_BROKER,
+                resource_name: String::new(),
+                configs: vec![AlterableConfig {
+                    name: leader.to_owned(),
+                    value: Some("77".to_owned()),
+                }],
+            }],
+            validate_only: false,
+            ..Default::default()
+        };
+        let header = testing::header(33, 2);
+        let response = alter(
+            &node.controller,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
+        assert_eq!(response.responses[0].error_code, code::NONE);
+        let defaults = &node.image().broker_configs[&CLUSTER_DEFAULT_BROKER];
+        assert_eq!(
+            defaults,
+            &std::collections::BTreeMap::from([(leader.to_owned(), "77".to_owned())]),
+            "the follower rate is not in the new set"
+        );
+    }
+
+    #[tokio::test]
     async fn alter_configs_replaces_the_whole_set() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
@@ -540,7 +820,14 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(33, 2);
-        let response = alter(&node.controller, &testing::ctx(), &header, request).await;
+        let response = alter(
+            &node.controller,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         assert_eq!(response.responses[0].error_code, code::NONE);
         let configs = &node.image().topics["t"].configs;
         assert_eq!(

@@ -41,6 +41,9 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::UnregisterBroker, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::OffsetCommit, 0, 9),
     (ApiKey::OffsetFetch, 0, 9),
     (ApiKey::FindCoordinator, 0, 6),
@@ -54,6 +57,19 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // SASL (crate::sasl): served by the connection on SASL listeners;
+    // a PLAINTEXT listener answers that it offers no mechanism. v0 of
+    // SaslHandshake is advertised as Kafka does, but refused.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    // Kafka 4 (KIP-896) serves the ACL APIs from v1.
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The advertised (api key, min, max) triples.
@@ -144,7 +160,7 @@ mod tests {
                 .all(|k| k.min_version <= k.max_version)
         );
         assert_eq!(advertised_range(ApiKey::Fetch), Some((4, 16)));
-        assert_eq!(advertised_range(ApiKey::SaslHandshake), None);
+        assert_eq!(advertised_range(ApiKey::SaslHandshake), Some((0, 1)));
     }
 
     #[test]

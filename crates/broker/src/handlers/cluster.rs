@@ -37,12 +37,39 @@ pub(crate) fn brokers(image: &MetadataImage, node: &NodeInfo) -> Vec<Endpoint> {
     }
     image
         .live_brokers()
-        .map(|b| Endpoint {
-            node_id: b.broker_id,
-            host: b.host.clone(),
-            port: b.port,
-            rack: b.rack.clone(),
-        })
+        .filter_map(|b| endpoint(b, &node.listener))
+        .collect()
+}
+
+/// Broker `b` as clients of `listener` reach it; `None` (left out, as
+/// Kafka does) when it has no such listener.
+fn endpoint(b: &sluice_metadata::BrokerImage, listener: &str) -> Option<Endpoint> {
+    let (host, port) = b.endpoint_for(listener)?;
+    Some(Endpoint {
+        node_id: b.broker_id,
+        host: host.to_owned(),
+        port,
+        rack: b.rack.clone(),
+    })
+}
+
+/// The brokers Metadata lists: every registered broker, fenced ones too
+/// (Redpanda lists every member likewise; Kafka's KRaft lists only the
+/// unfenced). A fenced broker leads nothing and coordinates nothing, so
+/// clients have no reason to connect to it; but librdkafka (2.10 and
+/// later) tears down its handle for a broker that leaves Metadata, and a
+/// transactional producer whose cached group coordinator was that broker
+/// then waits forever in send_offsets_to_transaction (librdkafka#5511):
+/// still listed, the handle keeps retrying its connection, and each failed
+/// attempt makes the client look the coordinator up again.
+pub(crate) fn metadata_brokers(image: &MetadataImage, node: &NodeInfo) -> Vec<Endpoint> {
+    if image.brokers.is_empty() {
+        return brokers(image, node);
+    }
+    image
+        .brokers
+        .values()
+        .filter_map(|b| endpoint(b, &node.listener))
         .collect()
 }
 
@@ -60,9 +87,20 @@ pub(crate) fn is_live(image: &MetadataImage, id: i32) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct LeaderHints {
     endpoints: BTreeMap<i32, Endpoint>,
+    /// The listener the request arrived on: leaders are named by their
+    /// endpoint there.
+    listener: String,
 }
 
 impl LeaderHints {
+    /// Hints for a request that arrived on `listener`.
+    pub(crate) fn for_listener(listener: &str) -> LeaderHints {
+        LeaderHints {
+            endpoints: BTreeMap::new(),
+            listener: listener.to_owned(),
+        }
+    }
+
     /// The current leader and epoch of `topic`-`index` (Kafka's
     /// `KafkaApis.getCurrentLeader`): the hosted partition's, else the
     /// image's, else (-1, -1). Remembers the leader's endpoint if it is a
@@ -82,13 +120,11 @@ impl LeaderHints {
                 .and_then(|t| t.partitions.get(&index))
                 .map_or((-1, -1), |p| (p.leader, p.leader_epoch)),
         };
-        if let Some(b) = image.brokers.get(&leader).filter(|b| !b.fenced) {
-            self.endpoints.entry(leader).or_insert_with(|| Endpoint {
-                node_id: b.broker_id,
-                host: b.host.clone(),
-                port: b.port,
-                rack: b.rack.clone(),
-            });
+        if let Some(b) = image.brokers.get(&leader).filter(|b| !b.fenced)
+            && !self.endpoints.contains_key(&leader)
+            && let Some(endpoint) = endpoint(b, &self.listener)
+        {
+            self.endpoints.insert(leader, endpoint);
         }
         (leader, leader_epoch)
     }

@@ -11,9 +11,11 @@ use sluice_protocol::messages::consumer_group_describe::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::{GroupKind, assignor};
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 
 fn to_wire(a: &assignor::Assignment, image: &MetadataImage) -> Assignment {
     Assignment {
@@ -32,7 +34,8 @@ fn to_wire(a: &assignor::Assignment, image: &MetadataImage) -> Assignment {
 pub fn handle(
     groups: &GroupCoordinator,
     image: &MetadataImage,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: ConsumerGroupDescribeRequest,
 ) -> impl Future<Output = ConsumerGroupDescribeResponse> + Send + 'static {
@@ -48,7 +51,13 @@ pub fn handle(
                 authorized_operations: i32::MIN,
                 ..Default::default()
             };
-            if let Err(error_code) = groups.check_coordinator(&group_id) {
+            // Kafka: DESCRIBE on the group first.
+            let checked = if authorizer.group(ctx, AclOperation::Describe, &group_id) {
+                groups.check_coordinator(&group_id)
+            } else {
+                Err(code::GROUP_AUTHORIZATION_FAILED)
+            };
+            if let Err(error_code) = checked {
                 return DescribedGroup {
                     error_code,
                     group_id: group_id.clone(),
@@ -126,6 +135,7 @@ mod tests {
         let response = handle(
             &node.groups,
             &node.image(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,

@@ -11,18 +11,38 @@ use sluice_protocol::messages::consumer_group_heartbeat::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::assignor;
 use sluice_coordinator::group::consumer::HeartbeatArgs;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles ConsumerGroupHeartbeat.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
+    authorizer: &Authorizer,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: ConsumerGroupHeartbeatRequest,
 ) -> impl Future<Output = ConsumerGroupHeartbeatResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    // Kafka: READ on the group, then DESCRIBE on every subscribed topic
+    // named (else TOPIC_AUTHORIZATION_FAILED).
+    let denied = if !authorizer.group(ctx, AclOperation::Read, &request.group_id) {
+        Some(code::GROUP_AUTHORIZATION_FAILED)
+    } else if request
+        .subscribed_topic_names
+        .as_ref()
+        .is_some_and(|names| {
+            names
+                .iter()
+                .any(|t| !authorizer.topic(ctx, AclOperation::Describe, t))
+        })
+    {
+        Some(code::TOPIC_AUTHORIZATION_FAILED)
+    } else {
+        None
+    };
     let args = HeartbeatArgs {
         member_id: request.member_id,
         member_epoch: request.member_epoch,
@@ -44,6 +64,12 @@ pub fn handle(
     };
     async move {
         let group_id = request.group_id;
+        if let Some(error_code) = denied {
+            return ConsumerGroupHeartbeatResponse {
+                error_code,
+                ..Default::default()
+            };
+        }
         match groups.consumer_heartbeat(&group_id, args).await {
             Err(error_code) => ConsumerGroupHeartbeatResponse {
                 error_code,
@@ -92,7 +118,14 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let header = testing::header(68, 0);
-        handle(&node.groups, &testing::ctx(), &header, request).await
+        handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
     }
 
     #[tokio::test]

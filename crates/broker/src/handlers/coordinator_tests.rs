@@ -67,6 +67,7 @@ fn list_groups_now(node: &Node) -> (i16, Vec<String>) {
     let header = testing::header(16, 4);
     let response = futures::FutureExt::now_or_never(list_groups::handle(
         &node.groups,
+        &testing::allow_all(),
         &testing::ctx(),
         &header,
         ListGroupsRequest::default(),
@@ -82,7 +83,14 @@ async fn list_transactions_now(node: &Node) -> (i16, Vec<String>) {
         duration_filter: -1,
         ..Default::default()
     };
-    let response = list_transactions::handle(&node.txn, &testing::ctx(), &header, request).await;
+    let response = list_transactions::handle(
+        &node.txn,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        request,
+    )
+    .await;
     let ids = response
         .transaction_states
         .into_iter()
@@ -121,7 +129,14 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         let groups = &node.groups;
         async move {
             let header = testing::header(8, version);
-            offset_commit::handle(groups, &testing::ctx(), &header, request).await
+            offset_commit::handle(
+                groups,
+                &testing::allow_all(),
+                &testing::ctx(),
+                &header,
+                request,
+            )
+            .await
         }
     };
     let committed = commit(8).await;
@@ -145,7 +160,13 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         }],
         ..Default::default()
     };
-    let synced = sync_group::handle(&node.groups, &testing::ctx(), &testing::header(14, 3), sync);
+    let synced = sync_group::handle(
+        &node.groups,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &testing::header(14, 3),
+        sync,
+    );
     assert_eq!(synced.await.error_code, code::NOT_COORDINATOR);
     let beat = HeartbeatRequest {
         group_id: "g".to_owned(),
@@ -153,7 +174,13 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         member_id: member.clone(),
         group_instance_id: None,
     };
-    let beat = heartbeat::handle(&node.groups, &testing::ctx(), &testing::header(12, 3), beat);
+    let beat = heartbeat::handle(
+        &node.groups,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &testing::header(12, 3),
+        beat,
+    );
     assert_eq!(beat.await.error_code, code::NOT_COORDINATOR);
     // LeaveGroup: top level for v0 and batched v3 alike.
     for version in [0, 3] {
@@ -166,7 +193,14 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
             }],
         };
         let header = testing::header(13, version);
-        let left = leave_group::handle(&node.groups, &testing::ctx(), &header, leave).await;
+        let left = leave_group::handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            leave,
+        )
+        .await;
         assert_eq!(
             left.error_code,
             code::NOT_COORDINATOR,
@@ -195,7 +229,14 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         let groups = &node.groups;
         async move {
             let header = testing::header(9, version);
-            offset_fetch::handle(groups, &testing::ctx(), &header, request).await
+            offset_fetch::handle(
+                groups,
+                &testing::allow_all(),
+                &testing::ctx(),
+                &header,
+                request,
+            )
+            .await
         }
     };
     let v1 = fetch_v0(1).await;
@@ -214,7 +255,14 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         ..Default::default()
     };
     let header = testing::header(9, 8);
-    let v8 = offset_fetch::handle(&node.groups, &testing::ctx(), &header, v8).await;
+    let v8 = offset_fetch::handle(
+        &node.groups,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        v8,
+    )
+    .await;
     assert_eq!(v8.groups[0].error_code, code::NOT_COORDINATOR);
     // OffsetDelete: top level.
     let delete = OffsetDeleteRequest {
@@ -225,7 +273,14 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         }],
     };
     let header = testing::header(47, 0);
-    let deleted = offset_delete::handle(&node.groups, &testing::ctx(), &header, delete).await;
+    let deleted = offset_delete::handle(
+        &node.groups,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        delete,
+    )
+    .await;
     assert_eq!(deleted.error_code, code::NOT_COORDINATOR);
     // DescribeGroups, DeleteGroups, ConsumerGroupDescribe: per group.
     let describe = DescribeGroupsRequest {
@@ -235,6 +290,7 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
     let header = testing::header(15, 5);
     let described = futures::FutureExt::now_or_never(describe_groups::handle(
         &node.groups,
+        &testing::allow_all(),
         &testing::ctx(),
         &header,
         describe,
@@ -247,7 +303,14 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         ..Default::default()
     };
     let header = testing::header(42, 2);
-    let deleted = delete_groups::handle(&node.groups, &testing::ctx(), &header, delete).await;
+    let deleted = delete_groups::handle(
+        &node.groups,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        delete,
+    )
+    .await;
     assert_eq!(deleted.results[0].error_code, code::NOT_COORDINATOR);
     let describe = ConsumerGroupDescribeRequest {
         group_ids: vec!["g".to_owned()],
@@ -257,6 +320,7 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
     let described = futures::FutureExt::now_or_never(consumer_group_describe::handle(
         &node.groups,
         &node.image(),
+        &testing::allow_all(),
         &testing::ctx(),
         &header,
         describe,
@@ -272,7 +336,13 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         ..Default::default()
     };
     let header = testing::header(68, 0);
-    let beat = consumer_group_heartbeat::handle(&node.groups, &testing::ctx(), &header, beat);
+    let beat = consumer_group_heartbeat::handle(
+        &node.groups,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        beat,
+    );
     assert_eq!(beat.await.error_code, code::NOT_COORDINATOR);
     // TxnOffsetCommit goes to the group's coordinator: per partition.
     let txn_commit = TxnOffsetCommitRequest {
@@ -297,6 +367,7 @@ async fn group_apis_for_a_group_led_elsewhere_answer_not_coordinator() {
         &node.verifier,
         &node.groups,
         node.image(),
+        &testing::allow_all(),
         &testing::ctx(),
         &header,
         txn_commit,
@@ -351,6 +422,7 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
         let response = init_producer_id::handle(
             &node.txn,
             &node.producer_ids,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -367,6 +439,7 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
     let idempotent = init_producer_id::handle(
         &node.txn,
         &node.producer_ids,
+        &testing::allow_all(),
         &testing::ctx(),
         &header,
         InitProducerIdRequest {
@@ -394,8 +467,15 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
         ..Default::default()
     };
     let header = testing::header(24, 3);
-    let added =
-        add_partitions_to_txn::handle(&node.txn, node.image(), &testing::ctx(), &header, v3).await;
+    let added = add_partitions_to_txn::handle(
+        &node.txn,
+        node.image(),
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        v3,
+    )
+    .await;
     assert_eq!(
         added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
         code::NOT_COORDINATOR
@@ -411,8 +491,15 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
         ..Default::default()
     };
     let header = testing::header(24, 4);
-    let added =
-        add_partitions_to_txn::handle(&node.txn, node.image(), &testing::ctx(), &header, v4).await;
+    let added = add_partitions_to_txn::handle(
+        &node.txn,
+        node.image(),
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        v4,
+    )
+    .await;
     assert_eq!(
         added.results_by_transaction[0].topic_results[0].results_by_partition[0]
             .partition_error_code,
@@ -425,8 +512,14 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
         group_id: "g".to_owned(),
     };
     let header = testing::header(25, 3);
-    let response =
-        add_offsets_to_txn::handle(&node.txn, &testing::ctx(), &header, add_offsets).await;
+    let response = add_offsets_to_txn::handle(
+        &node.txn,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        add_offsets,
+    )
+    .await;
     assert_eq!(response.error_code, code::NOT_COORDINATOR);
     let end = EndTxnRequest {
         transactional_id: "tx".to_owned(),
@@ -435,14 +528,27 @@ async fn transaction_apis_for_an_id_led_elsewhere_answer_not_coordinator() {
         committed: true,
     };
     let header = testing::header(26, 3);
-    let response = end_txn::handle(&node.txn, &testing::ctx(), &header, end).await;
+    let response = end_txn::handle(
+        &node.txn,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        end,
+    )
+    .await;
     assert_eq!(response.error_code, code::NOT_COORDINATOR);
     let describe = DescribeTransactionsRequest {
         transactional_ids: vec!["tx".to_owned()],
     };
     let header = testing::header(65, 0);
-    let described =
-        describe_transactions::handle(&node.txn, &testing::ctx(), &header, describe).await;
+    let described = describe_transactions::handle(
+        &node.txn,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        describe,
+    )
+    .await;
     assert_eq!(
         described.transaction_states[0].error_code,
         code::NOT_COORDINATOR
@@ -484,8 +590,14 @@ async fn a_partition_still_loading_answers_load_in_progress() {
         transactional_ids: vec!["tx".to_owned()],
     };
     let header = testing::header(65, 0);
-    let described =
-        describe_transactions::handle(&node.txn, &testing::ctx(), &header, describe).await;
+    let described = describe_transactions::handle(
+        &node.txn,
+        &testing::allow_all(),
+        &testing::ctx(),
+        &header,
+        describe,
+    )
+    .await;
     assert_eq!(
         described.transaction_states[0].error_code,
         code::COORDINATOR_LOAD_IN_PROGRESS

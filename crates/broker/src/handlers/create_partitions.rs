@@ -1,5 +1,6 @@
 //! CreatePartitions (37).
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -10,23 +11,58 @@ use sluice_protocol::messages::create_partitions::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
+use crate::quota::MutationCharge;
 use sluice_metadata::Controller;
+use sluice_metadata::acl::AclOperation;
 use sluice_metadata::controller::NewPartitions;
 
 /// Handles CreatePartitions through `controller`, which checks manual
-/// assignments against the brokers registered in the image.
+/// assignments against the brokers registered in the image. The partitions
+/// each topic adds are charged to `mutations` (KIP-599) in request order.
 pub fn handle(
     controller: &Arc<Controller>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    mutations: MutationCharge,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> impl Future<Output = CreatePartitionsResponse> + Send + 'static {
     let controller = Arc::clone(controller);
+    // Kafka: ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
+    let denied: std::collections::HashSet<String> = request
+        .topics
+        .iter()
+        .filter(|t| !authorizer.topic(ctx, AclOperation::Alter, &t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    // KIP-599: a topic over the controller mutation quota gets no new
+    // partitions (strict versions) and says THROTTLING_QUOTA_EXCEEDED; one
+    // that then fails gives its partitions back.
+    let image = controller.image();
+    let mut partitions_asked: HashMap<String, i32> = HashMap::new();
+    let mut throttled: HashSet<String> = HashSet::new();
+    for t in request.topics.iter().filter(|t| !denied.contains(&t.name)) {
+        let Some(topic) = image.topics.get(&t.name) else {
+            continue;
+        };
+        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let adding = t.count.saturating_sub(current);
+        match mutations.request(adding) {
+            Ok(()) => {
+                partitions_asked.insert(t.name.clone(), adding);
+            }
+            Err(_) => {
+                throttled.insert(t.name.clone());
+            }
+        }
+    }
     async move {
         let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
         let asks = request
             .topics
             .into_iter()
+            .filter(|t| !denied.contains(&t.name) && !throttled.contains(&t.name))
             .map(|t| NewPartitions {
                 topic: t.name,
                 count: t.count,
@@ -42,10 +78,25 @@ pub fn handle(
         let results = names
             .into_iter()
             .map(|name| {
-                let (error_code, error_message) = match results.next() {
-                    Some(Ok(())) => (code::NONE, None),
-                    Some(Err(e)) => (e.code, Some(e.message)),
-                    None => (code::UNKNOWN_SERVER_ERROR, None),
+                let (error_code, error_message) = if denied.contains(&name) {
+                    (
+                        code::TOPIC_AUTHORIZATION_FAILED,
+                        Some(format!("ALTER on topic {name} is required")),
+                    )
+                } else if throttled.contains(&name) {
+                    (
+                        code::THROTTLING_QUOTA_EXCEEDED,
+                        Some(crate::quota::THROTTLING_QUOTA_EXCEEDED_MESSAGE.to_owned()),
+                    )
+                } else {
+                    match results.next() {
+                        Some(Ok(())) => (code::NONE, None),
+                        Some(Err(e)) => {
+                            mutations.give_back(partitions_asked.remove(&name).unwrap_or(0));
+                            (e.code, Some(e.message))
+                        }
+                        None => (code::UNKNOWN_SERVER_ERROR, None),
+                    }
                 };
                 CreatePartitionsTopicResult {
                     name,
@@ -55,11 +106,13 @@ pub fn handle(
                 }
             })
             .collect();
-        CreatePartitionsResponse {
-            throttle_time_ms: 0,
+        let response = CreatePartitionsResponse {
+            throttle_time_ms: mutations.throttle_time_ms(),
             results,
             ..Default::default()
-        }
+        };
+        mutations.enforce().await;
+        response
     }
 }
 
@@ -84,12 +137,19 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(37, 3);
-        handle(&node.controller, &testing::ctx(), &header, request)
-            .await
-            .results
-            .into_iter()
-            .map(|r| (r.name, r.error_code))
-            .collect()
+        handle(
+            &node.controller,
+            &testing::allow_all(),
+            MutationCharge::unbounded(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .results
+        .into_iter()
+        .map(|r| (r.name, r.error_code))
+        .collect()
     }
 
     fn to(name: &str, count: i32) -> CreatePartitionsTopic {

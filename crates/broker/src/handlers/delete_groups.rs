@@ -9,20 +9,33 @@ use sluice_protocol::messages::delete_groups::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles DeleteGroups; one result per group, in order.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: DeleteGroupsRequest,
 ) -> impl Future<Output = DeleteGroupsResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    // Kafka: DELETE on each group, else GROUP_AUTHORIZATION_FAILED.
+    let denied: Vec<bool> = request
+        .groups_names
+        .iter()
+        .map(|g| !authorizer.group(ctx, AclOperation::Delete, g))
+        .collect();
     async move {
         let mut results = Vec::with_capacity(request.groups_names.len());
-        for group_id in request.groups_names {
-            let error_code = groups.delete_group(&group_id).await;
+        for (group_id, denied) in request.groups_names.into_iter().zip(denied) {
+            let error_code = if denied {
+                sluice_protocol::error::codes::GROUP_AUTHORIZATION_FAILED
+            } else {
+                groups.delete_group(&group_id).await
+            };
             results.push(DeletableGroupResult {
                 group_id,
                 error_code,
@@ -79,7 +92,14 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(42, 2);
-        let response = handle(&node.groups, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let results: Vec<_> = response
             .results
             .iter()

@@ -12,7 +12,9 @@ use sluice_protocol::messages::delete_records::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 use sluice_replica::{NO_LEADER_EPOCH, ReplicaManager};
 
 /// Kafka's "delete everything up to the high watermark" marker.
@@ -23,17 +25,33 @@ const HIGH_WATERMARK: i64 = -1;
 pub fn handle(
     replicas: &Arc<ReplicaManager>,
     image: &Arc<MetadataImage>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: DeleteRecordsRequest,
 ) -> impl Future<Output = DeleteRecordsResponse> + Send + 'static {
     let replicas = Arc::clone(replicas);
     let image = Arc::clone(image);
+    // Kafka: DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED.
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !authorizer.topic(ctx, AclOperation::Delete, &t.name))
+        .collect();
     async move {
         let mut topics = Vec::with_capacity(request.topics.len());
-        for t in request.topics {
+        for (t, denied) in request.topics.into_iter().zip(denied) {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in t.partitions {
+                if denied {
+                    partitions.push(DeleteRecordsPartitionResult {
+                        partition_index: p.partition_index,
+                        low_watermark: -1,
+                        error_code: code::TOPIC_AUTHORIZATION_FAILED,
+                        ..Default::default()
+                    });
+                    continue;
+                }
                 let (error_code, low_watermark) = match replicas.leader_partition(
                     &image,
                     &t.name,
@@ -131,6 +149,7 @@ mod tests {
         let response = handle(
             &broker.replicas,
             &broker.metadata.image(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -160,7 +179,15 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(21, 2);
-        let mut response = handle(replicas, image, &testing::ctx(), &header, request).await;
+        let mut response = handle(
+            replicas,
+            image,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         response.topics.remove(0).partitions.remove(0)
     }
 

@@ -11,6 +11,8 @@ use sluice_protocol::messages::describe_cluster::{
 };
 
 use super::{NodeInfo, RequestContext, cluster};
+use crate::authz::Authorizer;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles DescribeCluster: the brokers are `controller`'s image's live
 /// brokers (this node alone when none is registered), and the controller
@@ -20,10 +22,22 @@ use super::{NodeInfo, RequestContext, cluster};
 pub fn handle(
     controller: &Controller,
     node: NodeInfo,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> impl Future<Output = DescribeClusterResponse> + Send + 'static {
+    // Kafka: DESCRIBE on the cluster.
+    if !authorizer.cluster(ctx, AclOperation::Describe) {
+        return std::future::ready(DescribeClusterResponse {
+            error_code: code::CLUSTER_AUTHORIZATION_FAILED,
+            error_message: Some("DESCRIBE on the cluster is required".to_owned()),
+            endpoint_type: request.endpoint_type,
+            controller_id: -1,
+            cluster_authorized_operations: i32::MIN,
+            ..Default::default()
+        });
+    }
     let brokers = cluster::brokers(&controller.image(), &node)
         .into_iter()
         .map(|b| DescribeClusterBroker {
@@ -66,6 +80,7 @@ mod tests {
         handle(
             &node.controller,
             node.info(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -124,6 +139,7 @@ mod tests {
         let response = handle(
             &controller,
             node.info(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             DescribeClusterRequest::default(),

@@ -9,15 +9,18 @@ use sluice_protocol::messages::describe_groups::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::GroupKind;
 use sluice_coordinator::group::classic::ClassicState;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles DescribeGroups. An unknown group is reported Dead (v0-5) or
 /// GROUP_ID_NOT_FOUND (v6+), as Kafka does.
 pub fn handle(
     groups: &GroupCoordinator,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: DescribeGroupsRequest,
 ) -> impl Future<Output = DescribeGroupsResponse> + Send + 'static {
@@ -34,8 +37,14 @@ pub fn handle(
                 ..Default::default()
             };
             // Kafka's answer for a group it cannot describe here: the
-            // error, an unknown ("") state, and nothing else.
-            if let Err(error_code) = groups.check_coordinator(&group_id) {
+            // error, an unknown ("") state, and nothing else. DESCRIBE on
+            // the group is checked first.
+            let checked = if authorizer.group(ctx, AclOperation::Describe, &group_id) {
+                groups.check_coordinator(&group_id)
+            } else {
+                Err(code::GROUP_AUTHORIZATION_FAILED)
+            };
+            if let Err(error_code) = checked {
                 return DescribedGroup {
                     error_code,
                     group_id: group_id.clone(),
@@ -131,10 +140,16 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(15, version);
-        handle(groups, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once")
-            .groups
+        handle(
+            groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once")
+        .groups
     }
 
     #[tokio::test]

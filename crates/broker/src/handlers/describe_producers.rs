@@ -13,7 +13,9 @@ use sluice_protocol::messages::describe_producers::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 use sluice_replica::{NO_LEADER_EPOCH, ReplicaManager};
 
 /// Handles DescribeProducers: partitions resolve through `replicas` (this
@@ -21,50 +23,68 @@ use sluice_replica::{NO_LEADER_EPOCH, ReplicaManager};
 pub fn handle(
     replicas: &ReplicaManager,
     image: &MetadataImage,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeProducersRequest,
 ) -> impl Future<Output = DescribeProducersResponse> + Send + 'static {
     let topics = request
         .topics
         .into_iter()
-        .map(|t| TopicResponse {
-            partitions: t
-                .partition_indexes
-                .iter()
-                .map(|&index| {
-                    match replicas.leader_partition(image, &t.name, index, NO_LEADER_EPOCH, true) {
-                        Err(e) => PartitionResponse {
-                            partition_index: index,
-                            error_code: e.kafka_error_code(),
-                            ..Default::default()
-                        },
-                        Ok(p) => PartitionResponse {
-                            partition_index: index,
-                            error_code: code::NONE,
-                            active_producers: p
-                                .log()
-                                .producer_states()
-                                .into_iter()
-                                .map(|(producer_id, e)| ProducerState {
-                                    producer_id,
-                                    producer_epoch: i32::from(e.epoch),
-                                    last_sequence: e.last_seq(),
-                                    last_timestamp: e.last_timestamp,
-                                    coordinator_epoch: e.coordinator_epoch,
-                                    current_txn_start_offset: e
-                                        .current_txn_first_offset
-                                        .unwrap_or(-1),
-                                    ..Default::default()
-                                })
-                                .collect(),
-                            ..Default::default()
-                        },
-                    }
-                })
-                .collect(),
-            name: t.name,
-            ..Default::default()
+        .map(|t| {
+            // Kafka: READ on the topic.
+            let denied = !authorizer.topic(ctx, AclOperation::Read, &t.name);
+            TopicResponse {
+                partitions: t
+                    .partition_indexes
+                    .iter()
+                    .map(|&index| {
+                        if denied {
+                            return PartitionResponse {
+                                partition_index: index,
+                                error_code: code::TOPIC_AUTHORIZATION_FAILED,
+                                ..Default::default()
+                            };
+                        }
+                        match replicas.leader_partition(
+                            image,
+                            &t.name,
+                            index,
+                            NO_LEADER_EPOCH,
+                            true,
+                        ) {
+                            Err(e) => PartitionResponse {
+                                partition_index: index,
+                                error_code: e.kafka_error_code(),
+                                ..Default::default()
+                            },
+                            Ok(p) => PartitionResponse {
+                                partition_index: index,
+                                error_code: code::NONE,
+                                active_producers: p
+                                    .log()
+                                    .producer_states()
+                                    .into_iter()
+                                    .map(|(producer_id, e)| ProducerState {
+                                        producer_id,
+                                        producer_epoch: i32::from(e.epoch),
+                                        last_sequence: e.last_seq(),
+                                        last_timestamp: e.last_timestamp,
+                                        coordinator_epoch: e.coordinator_epoch,
+                                        current_txn_start_offset: e
+                                            .current_txn_first_offset
+                                            .unwrap_or(-1),
+                                        ..Default::default()
+                                    })
+                                    .collect(),
+                                ..Default::default()
+                            },
+                        }
+                    })
+                    .collect(),
+                name: t.name,
+                ..Default::default()
+            }
         })
         .collect();
     std::future::ready(DescribeProducersResponse {
@@ -96,9 +116,16 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(61, 0);
-        let mut response = handle(replicas, image, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once");
+        let mut response = handle(
+            replicas,
+            image,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
         assert_eq!(response.topics[0].name, topic);
         response.topics.remove(0).partitions
     }

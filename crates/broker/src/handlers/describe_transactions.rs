@@ -10,19 +10,38 @@ use sluice_protocol::messages::describe_transactions::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::TransactionCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles DescribeTransactions.
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Arc<Authorizer>,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: DescribeTransactionsRequest,
 ) -> impl Future<Output = DescribeTransactionsResponse> + Send + 'static {
     let txn = Arc::clone(txn);
+    // Kafka: DESCRIBE on each transactional id (else
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED); the partitions listed are
+    // only those of topics the principal may DESCRIBE.
+    let authorizer = Arc::clone(authorizer);
+    let ctx = ctx.clone();
     async move {
         let mut transaction_states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
+            if !authorizer.transactional_id(&ctx, AclOperation::Describe, &id) {
+                transaction_states.push(TransactionState {
+                    error_code: code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    transactional_id: id,
+                    transaction_start_time_ms: -1,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    ..Default::default()
+                });
+                continue;
+            }
             if let Err(e) = txn.check_coordinator(&id) {
                 transaction_states.push(TransactionState {
                     error_code: e.code(false),
@@ -54,6 +73,9 @@ pub fn handle(
             };
             let mut topics: Vec<TopicData> = Vec::new();
             for (topic, partition) in &meta.partitions {
+                if !authorizer.topic(&ctx, AclOperation::Describe, topic) {
+                    continue;
+                }
                 match topics.last_mut() {
                     Some(t) if &t.topic == topic => t.partitions.push(*partition),
                     _ => topics.push(TopicData {
@@ -109,7 +131,14 @@ mod tests {
             transactional_ids: vec!["tx".to_owned(), "missing".to_owned()],
         };
         let header = testing::header(65, 0);
-        let response = handle(&node.txn, &testing::ctx(), &header, request).await;
+        let response = handle(
+            &node.txn,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         let tx = &response.transaction_states[0];
         assert_eq!(tx.error_code, code::NONE);
         assert_eq!(tx.transaction_state, "Ongoing");

@@ -12,7 +12,9 @@ use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::end_txn::{EndTxnRequest, EndTxnResponse};
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::TransactionCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 2;
@@ -20,13 +22,24 @@ const PRODUCER_FENCED_SINCE: i16 = 2;
 /// Handles EndTxn.
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: EndTxnRequest,
 ) -> impl Future<Output = EndTxnResponse> + Send + 'static {
     let txn = Arc::clone(txn);
     let version = header.request_api_version;
+    // Kafka: WRITE on the transactional id.
+    let denied = !authorizer.transactional_id(ctx, AclOperation::Write, &request.transactional_id);
     async move {
+        if denied {
+            return EndTxnResponse {
+                error_code: code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            };
+        }
         let result = txn
             .end_txn(
                 &request.transactional_id,
@@ -71,7 +84,14 @@ mod tests {
             committed,
         };
         let header = testing::header(26, version);
-        handle(&node.txn, &testing::ctx(), &header, request).await
+        handle(
+            &node.txn,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
     }
 
     #[tokio::test]

@@ -14,6 +14,11 @@
 //! (v9+) older than ours FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
 //! From v16 (KIP-951) the first two carry the current leader and epoch,
 //! with that leader's endpoint in `node_endpoints`.
+//!
+//! A follower's fetch of a throttled replica (see [`crate::throttle`]) that
+//! is not in the ISR gets no records while this broker's leader quota is
+//! exceeded (Kafka's behaviour: no error, just nothing), and the bytes sent
+//! for throttled replicas are counted against that quota.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,7 +36,10 @@ use sluice_protocol::messages::fetch::{
 use uuid::Uuid;
 
 use super::{RequestContext, cluster};
+use crate::authz::Authorizer;
+use crate::throttle::{self, ReplicationThrottles};
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 use sluice_replica::{LeaderError, Partition, ReplicaManager};
 
 /// Longest long-poll we honour, whatever the client asks: a bound on how
@@ -54,6 +62,11 @@ struct Wanted {
     target: Result<Arc<Partition>, i16>,
     /// KIP-951's `current_leader` for a refused partition (v16+).
     current_leader: Option<(i32, i32)>,
+    /// A follower's fetch of a replica throttled on the leader side: its
+    /// bytes count against the leader quota.
+    throttled: bool,
+    /// Throttled and not in the ISR: held back while the quota is exceeded.
+    may_hold_back: bool,
 }
 
 struct WantedTopic {
@@ -62,19 +75,37 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
+/// True if a follower (a broker replicating) sent `request`; consumers
+/// send replica id -1 (in `ReplicaState` from v15).
+pub fn from_follower(request: &FetchRequest, version: i16) -> bool {
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id
+    } else {
+        request.replica_id
+    };
+    replica_id >= 0
+}
+
 /// Handles Fetch: topics resolve through `image`, partitions through
 /// `replicas`; a response carries at most `fetch_max_bytes` of records
-/// (past KIP-74's first batch).
+/// (past KIP-74's first batch); followers' fetches of throttled replicas go
+/// through `throttles.leader`.
+// The narrow handles the handler uses plus the authorizer, ctx, header
+// and request: one more than clippy's default, kept explicit by design
+// (see the module docs of `handlers`).
+#[allow(clippy::too_many_arguments)]
 pub fn handle(
     replicas: &ReplicaManager,
     image: &MetadataImage,
     fetch_max_bytes: u32,
-    _ctx: &RequestContext,
+    throttles: &Arc<ReplicationThrottles>,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: FetchRequest,
 ) -> impl Future<Output = FetchResponse> + Send + 'static {
     let version = header.request_api_version;
-    let mut hints = cluster::LeaderHints::default();
+    let mut hints = cluster::LeaderHints::for_listener(&ctx.listener);
     // A follower names itself (v15+ in ReplicaState); consumers send -1.
     let replica_id = if version >= 15 {
         request.replica_state.replica_id
@@ -82,7 +113,13 @@ pub fn handle(
         request.replica_id
     };
     let follower = replica_id >= 0;
+    // Kafka: a follower needs CLUSTER_ACTION on the cluster, a consumer
+    // READ on each topic; either refusal is TOPIC_AUTHORIZATION_FAILED on
+    // the partitions.
+    let follower_denied = follower && !authorizer.cluster(ctx, AclOperation::ClusterAction);
     let now = super::now_ms();
+    let me = replicas.node_id();
+    let leader_rate = throttle::leader_rate(image, me);
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
@@ -102,12 +139,18 @@ pub fn handle(
                 .as_ref()
                 .and_then(|n| image.topics.get(n))
                 .map_or(t.topic_id, |ti| ti.topic_id);
+            let denied = follower_denied
+                || (!follower
+                    && name
+                        .as_deref()
+                        .is_some_and(|n| !authorizer.topic(ctx, AclOperation::Read, n)));
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let mut current_leader = None;
                     let target = match &name {
+                        Some(_) if denied => Err(code::TOPIC_AUTHORIZATION_FAILED),
                         Some(n) => replicas
                             .leader_partition(image, n, p.partition, p.current_leader_epoch, true)
                             .map_err(|e| {
@@ -126,6 +169,17 @@ pub fn handle(
                     };
                     let mut target = target;
                     let mut diverging = None;
+                    // Only followers are throttled, and only partitions
+                    // this broker leads (the others are errors).
+                    let throttled = follower
+                        && target.is_ok()
+                        && name.as_deref().is_some_and(|n| {
+                            throttle::leader_throttled(image, n, p.partition, me, replica_id)
+                        });
+                    let may_hold_back = throttled
+                        && name
+                            .as_deref()
+                            .is_some_and(|n| !throttle::in_sync(image, n, p.partition, replica_id));
                     if follower && let Ok(partition) = &target {
                         match follower_fetch(
                             replicas,
@@ -146,6 +200,8 @@ pub fn handle(
                         partition_max_bytes: p.partition_max_bytes,
                         target,
                         current_leader,
+                        throttled,
+                        may_hold_back,
                     }
                 })
                 .collect();
@@ -174,16 +230,31 @@ pub fn handle(
         })
         .collect();
 
+    let throttles = Arc::clone(throttles);
     async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
+            // Checked once per read, like Kafka's per-fetch check: a fetch
+            // may overshoot the rate by one response, which the meter then
+            // makes up for by holding back the next ones.
+            let hold_back = follower
+                && throttles
+                    .leader
+                    .is_exceeded(leader_rate, throttles.now_ms());
             // Register for wake-ups before reading, so an append between the
-            // read and the wait is not missed.
+            // read and the wait is not missed. A held-back partition's
+            // appends would only wake the fetch to send nothing again.
             let live: Vec<Arc<Partition>> = topics
                 .iter()
                 .flat_map(|t| t.partitions.iter())
+                .filter(|w| !(hold_back && w.may_hold_back))
                 .filter_map(|w| w.target.as_ref().ok().cloned())
                 .collect();
+            let any_held_back = hold_back
+                && topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .any(|w| w.may_hold_back && w.target.is_ok());
             // Consumers wait for the high watermark, followers for data.
             let mut waits: Vec<_> = live
                 .iter()
@@ -198,12 +269,29 @@ pub fn handle(
             for w in &mut waits {
                 w.as_mut().enable();
             }
-            let (mut response, bytes, any_error) =
-                read_all(&topics, max_bytes, version, read_committed, follower);
+            let read = read_all(
+                &topics,
+                max_bytes,
+                version,
+                read_committed,
+                follower,
+                hold_back,
+            );
             let now = tokio::time::Instant::now();
-            if bytes >= min_bytes || any_error || now >= deadline || waits.is_empty() {
+            let nothing_to_wait_for = waits.is_empty() && !any_held_back;
+            if read.bytes >= min_bytes || read.any_error || now >= deadline || nothing_to_wait_for {
+                throttles
+                    .leader
+                    .record(read.throttled_bytes as u64, throttles.now_ms());
+                let mut response = read.response;
                 response.node_endpoints = node_endpoints;
                 return response;
+            }
+            if waits.is_empty() {
+                // Only held-back partitions: the follower waits out its
+                // max_wait_ms, as in Kafka, instead of fetching again at once.
+                tokio::time::sleep_until(deadline).await;
+                continue;
             }
             tokio::select! {
                 _ = select_all(waits) => {}
@@ -254,17 +342,30 @@ fn follower_fetch(
     Ok(None)
 }
 
-/// Reads every wanted partition once. Returns the response, the bytes of
-/// records in it, and whether any partition carries an error (which ends a
-/// long poll at once, as in Kafka).
+/// One read of every wanted partition.
+struct Read {
+    response: FetchResponse,
+    /// Bytes of records in the response.
+    bytes: usize,
+    /// Of those, the bytes of throttled replicas (the leader quota's share).
+    throttled_bytes: usize,
+    /// A partition carries an error (which ends a long poll at once, as in
+    /// Kafka).
+    any_error: bool,
+}
+
+/// Reads every wanted partition once; with `hold_back`, throttled replicas
+/// outside the ISR get no records.
 fn read_all(
     topics: &[WantedTopic],
     max_bytes: usize,
     version: i16,
     read_committed: bool,
     follower: bool,
-) -> (FetchResponse, usize, bool) {
+    hold_back: bool,
+) -> Read {
     let mut total = 0usize;
+    let mut throttled_bytes = 0usize;
     let mut any_error = false;
     let responses = topics
         .iter()
@@ -285,8 +386,12 @@ fn read_all(
                         total == 0,
                         read_committed,
                         follower,
+                        hold_back && w.may_hold_back,
                     );
                     total += data.records.len();
+                    if w.throttled {
+                        throttled_bytes += data.records.len();
+                    }
                     any_error |= data.error_code != code::NONE;
                     data
                 })
@@ -301,7 +406,12 @@ fn read_all(
         responses,
         ..Default::default()
     };
-    (response, total, any_error)
+    Read {
+        response,
+        bytes: total,
+        throttled_bytes,
+        any_error,
+    }
 }
 
 fn read_partition(
@@ -310,6 +420,7 @@ fn read_partition(
     first: bool,
     read_committed: bool,
     follower: bool,
+    held_back: bool,
 ) -> PartitionData {
     let empty = |error_code: i16| PartitionData {
         partition_index: w.partition_index,
@@ -345,6 +456,11 @@ fn read_partition(
     };
     if let Some((epoch, end_offset)) = w.diverging {
         data.diverging_epoch = EpochEndOffset { epoch, end_offset };
+        return data;
+    }
+    if held_back {
+        // Kafka's leader-side throttle: the partition answers, with its
+        // offsets, but no records.
         return data;
     }
     // KIP-74: the first batch of the response is returned even when it is
@@ -490,6 +606,8 @@ mod tests {
             &broker.replicas,
             &broker.metadata.image(),
             broker.config.limits.fetch_max_bytes,
+            &Arc::default(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -516,6 +634,8 @@ mod tests {
             &broker.replicas,
             &broker.metadata.image(),
             broker.config.limits.fetch_max_bytes,
+            &Arc::default(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -547,6 +667,8 @@ mod tests {
             &broker.replicas,
             &broker.metadata.image(),
             broker.config.limits.fetch_max_bytes,
+            &Arc::default(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -605,6 +727,8 @@ mod tests {
                 &node.replicas,
                 &node.image(),
                 u32::MAX,
+                &Arc::default(),
+                &testing::allow_all(),
                 &testing::ctx(),
                 &header,
                 request,
@@ -705,6 +829,285 @@ mod tests {
         }
     }
 
+    /// The leader side of replication throttles (KIP-73): follower
+    /// fetches of throttled replicas outside the ISR get no records while
+    /// the leader quota is exceeded. Time is the throttles' manual clock.
+    mod throttled {
+        use std::sync::atomic::Ordering;
+
+        use bytes::BytesMut;
+        use sluice_metadata::MetadataRecord;
+        use sluice_metadata::broker_config::LEADER_THROTTLED_RATE;
+        use sluice_metadata::topic_config::LEADER_THROTTLED_REPLICAS;
+        use sluice_protocol::messages::fetch::{FetchPartition, FetchTopic};
+
+        use super::super::*;
+        use crate::testing::{self, Node, SPREAD};
+
+        const TOPIC_ID: u128 = 0x5eed;
+
+        /// A three-broker node whose [`SPREAD`] partition 0 (led here,
+        /// replicas [1, 2], ISR [1]) holds `batches` one-record batches of
+        /// `value_bytes`, with this broker's leader rate `rate` B/s.
+        async fn leader_with(
+            dir: &std::path::Path,
+            batches: usize,
+            value_bytes: usize,
+            rate: i64,
+        ) -> Node {
+            let node = testing::node_in(dir).await;
+            testing::three_brokers(&node).await;
+            testing::spread_topic(&node).await;
+            testing::commit(
+                &node,
+                vec![MetadataRecord::BrokerConfig {
+                    broker_id: 1,
+                    name: LEADER_THROTTLED_RATE.to_owned(),
+                    value: Some(rate.to_string()),
+                }],
+            )
+            .await;
+            let partition = node.replicas.partition(SPREAD, 0).expect("led here");
+            for _ in 0..batches {
+                let batch = testing::batch_with_value(&vec![b'x'; value_bytes]);
+                let info = partition
+                    .append(BytesMut::from(batch.as_ref()), testing::now_ms())
+                    .expect("append");
+                // Committed: the high watermark is the log end, so a
+                // follower joins the ISR only once it has everything.
+                partition
+                    .commit(info.last_offset + 1)
+                    .await
+                    .expect("commit");
+            }
+            node
+        }
+
+        async fn set_topic_config(node: &Node, name: &str, value: &str) {
+            testing::commit(
+                node,
+                vec![MetadataRecord::TopicConfig {
+                    topic_id: Uuid::from_u128(TOPIC_ID),
+                    name: name.to_owned(),
+                    value: Some(value.to_owned()),
+                }],
+            )
+            .await;
+        }
+
+        /// Fetches partition 0 of [`SPREAD`] from `offset` as `replica_id`
+        /// (-1: a consumer), at most one batch past the first (KIP-74).
+        async fn fetch_as(
+            node: &Node,
+            throttles: &Arc<ReplicationThrottles>,
+            replica_id: i32,
+            offset: i64,
+        ) -> PartitionData {
+            let request = FetchRequest {
+                replica_id,
+                max_wait_ms: 0,
+                min_bytes: 0,
+                max_bytes: i32::MAX,
+                topics: vec![FetchTopic {
+                    topic: SPREAD.to_owned(),
+                    partitions: vec![FetchPartition {
+                        partition: 0,
+                        current_leader_epoch: -1,
+                        fetch_offset: offset,
+                        last_fetched_epoch: -1,
+                        partition_max_bytes: 1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let header = testing::header(1, 12);
+            let mut response = handle(
+                &node.replicas,
+                &node.image(),
+                u32::MAX,
+                throttles,
+                &testing::allow_all(),
+                &testing::ctx(),
+                &header,
+                request,
+            )
+            .await;
+            response.responses.remove(0).partitions.remove(0)
+        }
+
+        #[tokio::test]
+        async fn a_throttled_follower_gets_no_records_while_the_leader_quota_is_exceeded() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            // 1,000 B/s: 10 s of it (the minimum measuring span) is 10 KB.
+            let node = leader_with(dir.path(), 30, 1_000, 1_000).await;
+            let (throttles, clock) = ReplicationThrottles::with_manual_clock(0);
+            let throttles = Arc::new(throttles);
+
+            // Not throttled: the follower gets its batch and nothing counts.
+            let data = fetch_as(&node, &throttles, 2, 0).await;
+            assert!(!data.records.is_empty());
+            assert_eq!(throttles.leader.rate(0), 0.0);
+
+            set_topic_config(&node, LEADER_THROTTLED_REPLICAS, "0:1").await;
+            // Within the quota: records flow and count, until the measured
+            // rate passes 1,000 B/s (11 batches of ~1 KB over 10 s).
+            let mut offset = 0;
+            let mut sent = 0;
+            loop {
+                let data = fetch_as(&node, &throttles, 2, offset).await;
+                assert_eq!(data.error_code, code::NONE);
+                if data.records.is_empty() {
+                    break;
+                }
+                sent += data.records.len();
+                offset += 1;
+                assert!(offset < 30, "never held back");
+            }
+            assert!(throttles.leader.is_exceeded(1_000, 0));
+            assert!(
+                (10_000..=12_200).contains(&sent),
+                "sent {sent} before holding back"
+            );
+            // Held back, not refused: the offsets are there.
+            let held = fetch_as(&node, &throttles, 2, offset).await;
+            assert!(held.records.is_empty());
+            assert_eq!((held.error_code, held.high_watermark), (code::NONE, 30));
+            // Consumers are never throttled, nor counted.
+            let rate = throttles.leader.rate(0);
+            let consumer = fetch_as(&node, &throttles, -1, 0).await;
+            assert!(!consumer.records.is_empty());
+            assert_eq!(throttles.leader.rate(0), rate);
+            // An in-sync follower is never held back, but counted.
+            let before = throttles.leader.rate(0);
+            testing::commit(
+                &node,
+                vec![MetadataRecord::Partition {
+                    topic_id: Uuid::from_u128(TOPIC_ID),
+                    partition: 0,
+                    leader: 1,
+                    replicas: vec![1, 2],
+                    isr: vec![1, 2],
+                    leader_epoch: 3,
+                    partition_epoch: 1,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
+                }],
+            )
+            .await;
+            let in_sync = fetch_as(&node, &throttles, 2, offset).await;
+            assert!(!in_sync.records.is_empty(), "in the ISR: not held back");
+            assert!(throttles.leader.rate(0) > before, "but counted");
+
+            // Once the window has passed, a follower outside the ISR is
+            // served again.
+            testing::commit(
+                &node,
+                vec![MetadataRecord::Partition {
+                    topic_id: Uuid::from_u128(TOPIC_ID),
+                    partition: 0,
+                    leader: 1,
+                    replicas: vec![1, 2],
+                    isr: vec![1],
+                    leader_epoch: 3,
+                    partition_epoch: 2,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
+                }],
+            )
+            .await;
+            assert!(
+                fetch_as(&node, &throttles, 2, offset)
+                    .await
+                    .records
+                    .is_empty()
+            );
+            clock.store(11_000, Ordering::Relaxed);
+            assert!(
+                !fetch_as(&node, &throttles, 2, offset)
+                    .await
+                    .records
+                    .is_empty()
+            );
+        }
+
+        #[tokio::test]
+        async fn a_replica_being_added_is_throttled_without_any_topic_config() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let node = leader_with(dir.path(), 30, 1_000, 1_000).await;
+            // A reassignment adds 2 to partition 0.
+            testing::commit(
+                &node,
+                vec![MetadataRecord::Partition {
+                    topic_id: Uuid::from_u128(TOPIC_ID),
+                    partition: 0,
+                    leader: 1,
+                    replicas: vec![1, 2],
+                    isr: vec![1],
+                    leader_epoch: 3,
+                    partition_epoch: 1,
+                    adding_replicas: vec![2],
+                    removing_replicas: vec![],
+                }],
+            )
+            .await;
+            let (throttles, _clock) = ReplicationThrottles::with_manual_clock(0);
+            let throttles = Arc::new(throttles);
+            let mut offset = 0;
+            while !fetch_as(&node, &throttles, 2, offset)
+                .await
+                .records
+                .is_empty()
+            {
+                offset += 1;
+                assert!(offset < 30, "never held back");
+            }
+            assert!(offset >= 10, "the quota let {offset} batches through first");
+        }
+
+        #[tokio::test]
+        async fn a_throttled_follower_still_catches_up_and_joins_the_isr() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            // A tiny rate: 100 B/s against 20 batches of ~600 B.
+            let node = leader_with(dir.path(), 20, 500, 100).await;
+            set_topic_config(&node, LEADER_THROTTLED_REPLICAS, "*").await;
+            let (sink, mut changes) = tokio::sync::mpsc::unbounded_channel();
+            node.replicas.set_isr_sink(sink);
+            let (throttles, clock) = ReplicationThrottles::with_manual_clock(0);
+            let throttles = Arc::new(throttles);
+            let end = node
+                .replicas
+                .partition(SPREAD, 0)
+                .expect("led here")
+                .log()
+                .log_end_offset();
+            let (mut offset, mut held_back, mut now_ms) = (0, 0, 0);
+            // Bounded: at 100 B/s, 12 KB takes about two minutes of fetches
+            // a second apart; 1,000 rounds is ample.
+            for _ in 0..1_000 {
+                now_ms += 1_000;
+                clock.store(now_ms, Ordering::Relaxed);
+                let data = fetch_as(&node, &throttles, 2, offset).await;
+                assert_eq!(data.error_code, code::NONE);
+                if data.records.is_empty() {
+                    held_back += 1;
+                } else {
+                    offset += 1;
+                }
+                if offset == end {
+                    break;
+                }
+            }
+            assert_eq!(offset, end, "caught up");
+            assert!(held_back > 50, "held back {held_back} times: throttled");
+            // Its fetch from the end proposes it for the ISR.
+            fetch_as(&node, &throttles, 2, offset).await;
+            let (_, change) = changes.try_recv().expect("an ISR expansion is proposed");
+            assert_eq!(change.new_isr, [1, 2]);
+        }
+    }
+
     /// Fetch against partitions alone: a replica manager and an image
     /// built by hand, no controller, coordinator or broker.
     mod hosted {
@@ -747,6 +1150,8 @@ mod tests {
                 replicas,
                 image,
                 u32::MAX,
+                &Arc::default(),
+                &testing::allow_all(),
                 &testing::ctx(),
                 &header,
                 request,

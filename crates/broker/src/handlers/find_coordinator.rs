@@ -19,9 +19,11 @@ use sluice_protocol::messages::find_coordinator::{
 };
 
 use super::{NodeInfo, RequestContext};
+use crate::authz::Authorizer;
 use sluice_coordinator::group::offsets_log::OFFSETS_TOPIC;
 use sluice_coordinator::txn::state_log::{TRANSACTION_STATE_TOPIC, partition_for};
 use sluice_coordinator::{GroupCoordinator, TransactionCoordinator};
+use sluice_metadata::acl::AclOperation;
 use sluice_metadata::{MetadataImage, MetadataLog};
 
 /// Kafka's key types: 0 group, 1 transaction.
@@ -33,12 +35,17 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// `txn`); the answer comes from `metadata`'s image after that. `node` is
 /// this broker, named when the image registers no broker at all (a
 /// single node that never joined a cluster).
+// The narrow handles the handler uses plus the authorizer, ctx, header
+// and request: one more than clippy's default, kept explicit by design
+// (see the module docs of `handlers`).
+#[allow(clippy::too_many_arguments)]
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
     txn: &Arc<TransactionCoordinator>,
     metadata: &Arc<dyn MetadataLog>,
     node: NodeInfo,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> impl Future<Output = FindCoordinatorResponse> + Send + 'static {
@@ -46,12 +53,25 @@ pub fn handle(
     let txn = Arc::clone(txn);
     let metadata = Arc::clone(metadata);
     let version = header.request_api_version;
+    let keys = if version >= 4 {
+        request.coordinator_keys
+    } else {
+        vec![request.key]
+    };
+    // Kafka: DESCRIBE on the group or transactional id, per key.
+    let denied: Vec<Option<i16>> = keys
+        .iter()
+        .map(|key| match request.key_type {
+            KEY_TYPE_GROUP => (!authorizer.group(ctx, AclOperation::Describe, key))
+                .then_some(code::GROUP_AUTHORIZATION_FAILED),
+            KEY_TYPE_TRANSACTION => {
+                (!authorizer.transactional_id(ctx, AclOperation::Describe, key))
+                    .then_some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            }
+            _ => None,
+        })
+        .collect();
     async move {
-        let keys = if version >= 4 {
-            request.coordinator_keys
-        } else {
-            vec![request.key]
-        };
         let ready = match request.key_type {
             KEY_TYPE_GROUP => groups.ensure_offsets_topic().await,
             KEY_TYPE_TRANSACTION => txn.ensure_topic().await.map_err(|e| e.code(false)),
@@ -60,8 +80,9 @@ pub fn handle(
         let image = metadata.image();
         let coordinators: Vec<Coordinator> = keys
             .into_iter()
-            .map(|key| {
-                let located = ready.and_then(|()| {
+            .zip(denied)
+            .map(|(key, denied)| {
+                let located = denied.map_or(ready, Err).and_then(|()| {
                     let (topic, index) = match request.key_type {
                         KEY_TYPE_GROUP => (OFFSETS_TOPIC, groups.partition_for(&key)),
                         _ => (TRANSACTION_STATE_TOPIC, partition_for(&key)),
@@ -131,8 +152,13 @@ fn locate(
         };
     }
     // Kafka names only live brokers: a fenced one serves nothing.
+    // The coordinator is named by its endpoint on the request's listener;
+    // one without that listener cannot be reached by this client.
     match image.brokers.get(&leader) {
-        Some(b) if !b.fenced => Ok((b.broker_id, b.host.clone(), b.port)),
+        Some(b) if !b.fenced => match b.endpoint_for(&node.listener) {
+            Some((host, port)) => Ok((b.broker_id, host.to_owned(), port)),
+            None => Err(code::COORDINATOR_NOT_AVAILABLE),
+        },
         _ => Err(code::COORDINATOR_NOT_AVAILABLE),
     }
 }
@@ -153,6 +179,7 @@ mod tests {
             &node.txn,
             &node.metadata,
             node.info(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,

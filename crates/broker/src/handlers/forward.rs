@@ -23,6 +23,9 @@ pub const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::UnregisterBroker,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::AlterClientQuotas,
 ];
 
 /// True if `api_key` must run on the active controller and this node is
@@ -45,6 +48,7 @@ pub fn forward(
 ) -> Reply {
     let principal = format!("{}:{}", ctx.principal.principal_type, ctx.principal.name);
     let client = ctx.peer;
+    let connection = ctx.throttle.clone();
     Box::pin(async move {
         let answer = quorum
             .control(ControlRequest::Forward {
@@ -62,6 +66,18 @@ pub fn forward(
                         index,
                         "answering a forwarded request before this node caught up"
                     );
+                }
+                // KIP-599: the controller charged the partition mutations
+                // and said how long to throttle; this broker holds the
+                // client's connection, so it applies the throttle.
+                if let Some(delay) = crate::quota::forwarded_mutation_throttle(&header, &frame) {
+                    crate::quota::throttle_connection(
+                        &connection,
+                        header.request_api_key,
+                        header.request_api_version,
+                        delay,
+                    )
+                    .await;
                 }
                 return Some(BytesMut::from(&frame[..]));
             }

@@ -7,21 +7,29 @@ use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles Heartbeat.
 pub fn handle(
     groups: &GroupCoordinator,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: HeartbeatRequest,
 ) -> impl Future<Output = HeartbeatResponse> + Send + 'static {
-    let error_code = groups.heartbeat(
-        &request.group_id,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        request.generation_id,
-    );
+    // Kafka: READ on the group.
+    let error_code = if authorizer.group(ctx, AclOperation::Read, &request.group_id) {
+        groups.heartbeat(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        )
+    } else {
+        sluice_protocol::error::codes::GROUP_AUTHORIZATION_FAILED
+    };
     std::future::ready(HeartbeatResponse {
         error_code,
         ..Default::default()
@@ -45,10 +53,16 @@ mod tests {
             group_instance_id: None,
         };
         let header = testing::header(12, 4);
-        handle(groups, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once")
-            .error_code
+        handle(
+            groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once")
+        .error_code
     }
 
     #[tokio::test]

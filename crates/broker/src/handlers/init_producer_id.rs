@@ -14,7 +14,9 @@ use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::{ProducerIdManager, TransactionCoordinator};
+use sluice_metadata::acl::{AclOperation, ResourceType};
 
 /// First version that knows PRODUCER_FENCED (KIP-588); older ones get
 /// INVALID_PRODUCER_EPOCH for the same condition.
@@ -25,10 +27,24 @@ const PRODUCER_FENCED_SINCE: i16 = 4;
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
     producer_ids: &Arc<ProducerIdManager>,
+    authorizer: &Authorizer,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> impl Future<Output = InitProducerIdResponse> + Send + 'static {
+    // Kafka: WRITE on the transactional id; without one, IDEMPOTENT_WRITE
+    // on the cluster or WRITE on some topic (KIP-679).
+    let denied = match request
+        .transactional_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+    {
+        Some(id) => (!authorizer.transactional_id(ctx, AclOperation::Write, id))
+            .then_some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        None => (!authorizer.cluster(ctx, AclOperation::IdempotentWrite)
+            && !authorizer.any_of_type(ctx, AclOperation::Write, ResourceType::Topic))
+        .then_some(code::CLUSTER_AUTHORIZATION_FAILED),
+    };
     let txn = Arc::clone(txn);
     let producer_ids = Arc::clone(producer_ids);
     let peer = ctx.peer;
@@ -41,6 +57,9 @@ pub fn handle(
             producer_epoch,
             ..Default::default()
         };
+        if let Some(error_code) = denied {
+            return response(error_code, -1, -1);
+        }
         if let Some(id) = request.transactional_id.filter(|id| !id.is_empty()) {
             let expected =
                 (request.producer_id >= 0).then_some((request.producer_id, request.producer_epoch));
@@ -90,6 +109,7 @@ mod tests {
         handle(
             &node.txn,
             &node.producer_ids,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,

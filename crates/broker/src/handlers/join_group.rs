@@ -7,17 +7,22 @@ use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::join_group::{JoinGroupRequest, JoinGroupResponse};
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::classic::JoinArgs;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles JoinGroup; the response may wait for the rebalance to complete.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
+    authorizer: &Authorizer,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: JoinGroupRequest,
 ) -> impl Future<Output = JoinGroupResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    // Kafka: READ on the group.
+    let denied = !authorizer.group(ctx, AclOperation::Read, &request.group_id);
     let version = header.request_api_version;
     let args = JoinArgs {
         member_id: request.member_id,
@@ -41,7 +46,15 @@ pub fn handle(
         require_known_member_id: version >= 4,
     };
     async move {
-        let mut response = groups.join_group(&request.group_id, args).await;
+        let mut response = if denied {
+            JoinGroupResponse {
+                error_code: sluice_protocol::error::codes::GROUP_AUTHORIZATION_FAILED,
+                generation_id: -1,
+                ..Default::default()
+            }
+        } else {
+            groups.join_group(&request.group_id, args).await
+        };
         if version < 7 && response.protocol_name.is_none() {
             // Not nullable before v7.
             response.protocol_name = Some(String::new());
@@ -105,7 +118,13 @@ pub(crate) mod tests {
         let header = testing::header(11, version);
         tokio::time::timeout(
             JOIN_BOUND,
-            handle(groups, &testing::ctx(), &header, request),
+            handle(
+                groups,
+                &testing::allow_all(),
+                &testing::ctx(),
+                &header,
+                request,
+            ),
         )
         .await
         .expect("join completes")
@@ -136,8 +155,14 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let header = testing::header(14, 5);
-        let synced =
-            super::super::sync_group::handle(groups, &testing::ctx(), &header, request).await;
+        let synced = super::super::sync_group::handle(
+            groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         assert_eq!(synced.error_code, code::NONE);
         (member_id, joined.generation_id)
     }

@@ -9,15 +9,25 @@ use sluice_protocol::messages::leave_group::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles LeaveGroup.
 pub fn handle(
     groups: &GroupCoordinator,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: LeaveGroupRequest,
 ) -> impl Future<Output = LeaveGroupResponse> + Send + 'static {
+    // Kafka: READ on the group.
+    if !authorizer.group(ctx, AclOperation::Read, &request.group_id) {
+        return std::future::ready(LeaveGroupResponse {
+            error_code: code::GROUP_AUTHORIZATION_FAILED,
+            ..Default::default()
+        });
+    }
     let batch = header.request_api_version >= 3;
     let members: Vec<(String, Option<String>)> = if batch {
         request
@@ -71,9 +81,15 @@ mod tests {
         request: LeaveGroupRequest,
     ) -> LeaveGroupResponse {
         let header = testing::header(13, version);
-        handle(groups, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once")
+        handle(
+            groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once")
     }
 
     fn still_member(groups: &GroupCoordinator, member: &str) -> bool {

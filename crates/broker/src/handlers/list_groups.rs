@@ -6,15 +6,22 @@ use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles ListGroups. Filters compare case-insensitively, as Kafka does.
 pub fn handle(
     groups: &GroupCoordinator,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: ListGroupsRequest,
 ) -> impl Future<Output = ListGroupsResponse> + Send + 'static {
+    // Kafka: DESCRIBE on the cluster lists every group, else only the
+    // groups the principal may DESCRIBE.
+    let all_visible = authorizer.cluster(ctx, AclOperation::Describe);
+    let visible = |group: &str| all_visible || authorizer.group(ctx, AclOperation::Describe, group);
     let matches = |filter: &[String], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
@@ -26,6 +33,9 @@ pub fn handle(
             // Only the groups this broker coordinates (Kafka's ListGroups
             // is per broker; admin clients ask every broker).
             coordinator.check_coordinator(&slot.id).ok()?;
+            if !visible(&slot.id) {
+                return None;
+            }
             let state = slot.lock();
             if state.removed {
                 return None;
@@ -80,13 +90,19 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(16, 5);
-        handle(groups, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once")
-            .groups
-            .into_iter()
-            .map(|g| (g.group_id, g.group_state, g.group_type))
-            .collect()
+        handle(
+            groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once")
+        .groups
+        .into_iter()
+        .map(|g| (g.group_id, g.group_state, g.group_type))
+        .collect()
     }
 
     #[tokio::test]

@@ -14,7 +14,9 @@ use sluice_protocol::messages::list_offsets::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 use sluice_replica::ReplicaManager;
 
 /// Kafka's special timestamps.
@@ -32,7 +34,8 @@ const DEBUGGING_REPLICA_ID: i32 = -2;
 pub fn handle(
     replicas: &ReplicaManager,
     image: &MetadataImage,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> impl Future<Output = ListOffsetsResponse> + Send + 'static {
@@ -44,87 +47,98 @@ pub fn handle(
     let topics = request
         .topics
         .into_iter()
-        .map(|t| ListOffsetsTopicResponse {
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let mut r = match replicas.leader_partition(
-                        image,
-                        &t.name,
-                        p.partition_index,
-                        p.current_leader_epoch,
-                        require_leader,
-                    ) {
-                        Err(e) => ListOffsetsPartitionResponse {
-                            error_code: e.kafka_error_code(),
-                            ..not_found()
-                        },
-                        Ok(partition) => {
-                            let hw = if read_committed {
-                                partition.last_stable_offset()
-                            } else {
-                                partition.high_watermark()
-                            };
-                            let epoch = partition.leader_epoch();
-                            // (timestamp, offset) of the first committed
-                            // record at or after `ts`.
-                            let first_at_or_after = |ts: i64| {
-                                partition
-                                    .log()
-                                    .lookup_timestamp(ts)
-                                    .map(|hit| {
-                                        hit.map(|(offset, ts)| (ts, offset))
-                                            .filter(|&(_, o)| o < hw)
-                                    })
-                                    .map_err(|e| e.kafka_error_code())
-                            };
-                            let found = match p.timestamp {
-                                LATEST => Ok(Some((-1, hw))),
-                                EARLIEST | EARLIEST_LOCAL => {
-                                    Ok(Some((-1, partition.log().log_start_offset())))
+        .map(|t| {
+            // Kafka: DESCRIBE on the topic.
+            let denied = !authorizer.topic(ctx, AclOperation::Describe, &t.name);
+            ListOffsetsTopicResponse {
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let leader = if denied {
+                            Err(code::TOPIC_AUTHORIZATION_FAILED)
+                        } else {
+                            replicas
+                                .leader_partition(
+                                    image,
+                                    &t.name,
+                                    p.partition_index,
+                                    p.current_leader_epoch,
+                                    require_leader,
+                                )
+                                .map_err(|e| e.kafka_error_code())
+                        };
+                        let mut r = match leader {
+                            Err(error_code) => ListOffsetsPartitionResponse {
+                                error_code,
+                                ..not_found()
+                            },
+                            Ok(partition) => {
+                                let hw = if read_committed {
+                                    partition.last_stable_offset()
+                                } else {
+                                    partition.high_watermark()
+                                };
+                                let epoch = partition.leader_epoch();
+                                // (timestamp, offset) of the first committed
+                                // record at or after `ts`.
+                                let first_at_or_after = |ts: i64| {
+                                    partition
+                                        .log()
+                                        .lookup_timestamp(ts)
+                                        .map(|hit| {
+                                            hit.map(|(offset, ts)| (ts, offset))
+                                                .filter(|&(_, o)| o < hw)
+                                        })
+                                        .map_err(|e| e.kafka_error_code())
+                                };
+                                let found = match p.timestamp {
+                                    LATEST => Ok(Some((-1, hw))),
+                                    EARLIEST | EARLIEST_LOCAL => {
+                                        Ok(Some((-1, partition.log().log_start_offset())))
+                                    }
+                                    // KIP-734: the offset of the record carrying
+                                    // the largest timestamp, not the last offset
+                                    // of its batch. The log tracks the largest
+                                    // timestamp; the first record at or after it
+                                    // is that record.
+                                    MAX_TIMESTAMP => match partition.log().max_timestamp() {
+                                        Some((max_ts, _)) => first_at_or_after(max_ts),
+                                        None => Ok(None),
+                                    },
+                                    ts if ts < 0 => Err(code::INVALID_REQUEST),
+                                    ts => first_at_or_after(ts),
+                                };
+                                match found {
+                                    Ok(Some((timestamp, offset))) => ListOffsetsPartitionResponse {
+                                        error_code: code::NONE,
+                                        timestamp,
+                                        offset,
+                                        leader_epoch: epoch,
+                                        old_style_offsets: vec![offset],
+                                        ..Default::default()
+                                    },
+                                    Ok(None) => ListOffsetsPartitionResponse {
+                                        leader_epoch: epoch,
+                                        ..not_found()
+                                    },
+                                    Err(error_code) => ListOffsetsPartitionResponse {
+                                        error_code,
+                                        ..not_found()
+                                    },
                                 }
-                                // KIP-734: the offset of the record carrying
-                                // the largest timestamp, not the last offset
-                                // of its batch. The log tracks the largest
-                                // timestamp; the first record at or after it
-                                // is that record.
-                                MAX_TIMESTAMP => match partition.log().max_timestamp() {
-                                    Some((max_ts, _)) => first_at_or_after(max_ts),
-                                    None => Ok(None),
-                                },
-                                ts if ts < 0 => Err(code::INVALID_REQUEST),
-                                ts => first_at_or_after(ts),
-                            };
-                            match found {
-                                Ok(Some((timestamp, offset))) => ListOffsetsPartitionResponse {
-                                    error_code: code::NONE,
-                                    timestamp,
-                                    offset,
-                                    leader_epoch: epoch,
-                                    old_style_offsets: vec![offset],
-                                    ..Default::default()
-                                },
-                                Ok(None) => ListOffsetsPartitionResponse {
-                                    leader_epoch: epoch,
-                                    ..not_found()
-                                },
-                                Err(error_code) => ListOffsetsPartitionResponse {
-                                    error_code,
-                                    ..not_found()
-                                },
                             }
+                        };
+                        r.partition_index = p.partition_index;
+                        if version > 0 {
+                            r.old_style_offsets.clear();
                         }
-                    };
-                    r.partition_index = p.partition_index;
-                    if version > 0 {
-                        r.old_style_offsets.clear();
-                    }
-                    r
-                })
-                .collect(),
-            name: t.name,
-            ..Default::default()
+                        r
+                    })
+                    .collect(),
+                name: t.name,
+                ..Default::default()
+            }
         })
         .collect();
     std::future::ready(ListOffsetsResponse {
@@ -190,9 +204,16 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(2, version);
-        let response = handle(replicas, image, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once");
+        let response = handle(
+            replicas,
+            image,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
         response
             .topics
             .into_iter()
@@ -249,6 +270,7 @@ mod tests {
         let response = handle(
             &node.replicas,
             &node.image(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,

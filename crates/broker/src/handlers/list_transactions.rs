@@ -11,17 +11,23 @@ use sluice_protocol::messages::list_transactions::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::TransactionCoordinator;
 use sluice_coordinator::txn::TxnState;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles ListTransactions.
 pub fn handle(
     txn: &Arc<TransactionCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Arc<Authorizer>,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: ListTransactionsRequest,
 ) -> impl Future<Output = ListTransactionsResponse> + Send + 'static {
     let txn = Arc::clone(txn);
+    // Kafka lists only the ids the principal may DESCRIBE.
+    let authorizer = Arc::clone(authorizer);
+    let ctx = ctx.clone();
     async move {
         let unknown_state_filters: Vec<String> = request
             .state_filters
@@ -34,7 +40,9 @@ pub fn handle(
         for slot in txn.all() {
             // Only the ids this broker coordinates (Kafka's
             // ListTransactions is per broker; admin clients ask every broker).
-            if txn.check_coordinator(&slot.id).is_err() {
+            if txn.check_coordinator(&slot.id).is_err()
+                || !authorizer.transactional_id(&ctx, AclOperation::Describe, &slot.id)
+            {
                 continue;
             }
             let Some(meta) = slot.snapshot().await else {
@@ -90,7 +98,14 @@ mod tests {
 
     async fn list(node: &Node, request: ListTransactionsRequest) -> ListTransactionsResponse {
         let header = testing::header(66, 1);
-        handle(&node.txn, &testing::ctx(), &header, request).await
+        handle(
+            &node.txn,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
     }
 
     fn ids(response: &ListTransactionsResponse) -> Vec<(&str, &str)> {

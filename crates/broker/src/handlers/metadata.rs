@@ -1,7 +1,8 @@
 //! Metadata (3): brokers, topics and partition leaders; auto-creates topics.
 //!
-//! Brokers are the image's live brokers and the controller is the metadata
-//! quorum's leader ([`super::cluster`]). Each partition is described as the
+//! Brokers are the image's registered brokers, fenced ones too (see
+//! [`cluster::metadata_brokers`] for why), and the controller is the
+//! metadata quorum's leader ([`super::cluster`]). Each partition is described as the
 //! image has it (leader, epoch, replicas, ISR), with Kafka's KRaft rules for
 //! what clients cannot use: no leader (-1), or a leader that is fenced or
 //! not registered, is LEADER_NOT_AVAILABLE with leader -1; replicas on
@@ -19,6 +20,8 @@ use sluice_protocol::messages::metadata::{
 };
 
 use super::{NodeInfo, RequestContext, cluster};
+use crate::authz::Authorizer;
+use sluice_metadata::acl::AclOperation;
 use sluice_metadata::controller::{self, INTERNAL_TOPICS};
 use sluice_metadata::{Controller, MetadataImage, PartitionImage, TopicImage};
 use sluice_replica::ReplicaManager;
@@ -31,16 +34,25 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// (`auto.create.topics.enable`) and the request allow it; `replicas`
 /// tells this node's online partitions from offline ones; `node` is this
 /// node (listed alone when no broker is registered).
+// The narrow handles the handler uses plus the authorizer, ctx, header
+// and request: one more than clippy's default, kept explicit by design
+// (see the module docs of `handlers`).
+#[allow(clippy::too_many_arguments)]
 pub fn handle(
     controller: &Arc<Controller>,
     replicas: &Arc<ReplicaManager>,
     node: NodeInfo,
     auto_create: bool,
-    _ctx: &RequestContext,
+    authorizer: &Arc<Authorizer>,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: MetadataRequest,
 ) -> impl Future<Output = MetadataResponse> + Send + 'static {
     let controller = Arc::clone(controller);
+    // Which topics the principal may see is decided against the image the
+    // response describes, so the check runs with the lookups below.
+    let authorizer = Arc::clone(authorizer);
+    let ctx = ctx.clone();
     let replicas = Arc::clone(replicas);
     let version = header.request_api_version;
     async move {
@@ -61,24 +73,37 @@ pub fn handle(
         match wanted {
             None => {
                 let image = controller.image();
+                // Kafka hides the topics the principal may not DESCRIBE.
                 topics.extend(
                     image
                         .topics
                         .values()
+                        .filter(|t| authorizer.topic(&ctx, AclOperation::Describe, &t.name))
                         .map(|t| topic_response(&replicas, &image, node_id, t)),
                 );
             }
             Some(names) => {
                 for name in names {
+                    let access = Access {
+                        authorizer: &authorizer,
+                        ctx: &ctx,
+                    };
                     topics.push(
-                        lookup_or_create(&controller, &replicas, node_id, name, allow_auto_create)
-                            .await,
+                        lookup_or_create(
+                            &controller,
+                            &replicas,
+                            node_id,
+                            name,
+                            allow_auto_create,
+                            access,
+                        )
+                        .await,
                     );
                 }
             }
         }
         // Brokers from the image as it is now, after any auto-creation.
-        let brokers = cluster::brokers(&controller.image(), &node)
+        let brokers = cluster::metadata_brokers(&controller.image(), &node)
             .into_iter()
             .map(|b| MetadataResponseBroker {
                 node_id: b.node_id,
@@ -109,12 +134,20 @@ fn resolve_name(
     name.or_else(|| image.topic_by_id(&topic_id).map(|t| t.name.clone()))
 }
 
+/// Who asks, for the ACL checks of a named topic.
+#[derive(Clone, Copy)]
+struct Access<'a> {
+    authorizer: &'a Authorizer,
+    ctx: &'a RequestContext,
+}
+
 async fn lookup_or_create(
     controller: &Arc<Controller>,
     replicas: &ReplicaManager,
     node_id: i32,
     name: Option<String>,
     allow_auto_create: bool,
+    access: Access<'_>,
 ) -> MetadataResponseTopic {
     let Some(name) = name else {
         return MetadataResponseTopic {
@@ -122,6 +155,18 @@ async fn lookup_or_create(
             ..empty_topic(None)
         };
     };
+    let denied = || MetadataResponseTopic {
+        error_code: code::TOPIC_AUTHORIZATION_FAILED,
+        ..empty_topic(Some(name.clone()))
+    };
+    // Kafka: a named topic the principal may not DESCRIBE is reported as
+    // TOPIC_AUTHORIZATION_FAILED whether or not it exists.
+    if !access
+        .authorizer
+        .topic(access.ctx, AclOperation::Describe, &name)
+    {
+        return denied();
+    }
     let image = controller.image();
     if let Some(topic) = image.topics.get(&name) {
         return topic_response(replicas, &image, node_id, topic);
@@ -137,6 +182,14 @@ async fn lookup_or_create(
             error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
             ..empty_topic(Some(name))
         };
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic.
+    if !access.authorizer.cluster(access.ctx, AclOperation::Create)
+        && !access
+            .authorizer
+            .topic(access.ctx, AclOperation::Create, &name)
+    {
+        return denied();
     }
     match controller.auto_create_topic(&name).await {
         Ok(()) => match controller.image().topics.get(&name) {
@@ -264,6 +317,7 @@ mod tests {
             &node.replicas,
             node.info(),
             auto_create,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,
@@ -315,7 +369,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lists_the_live_brokers_and_each_partition_as_the_image_has_it() {
+    async fn lists_the_registered_brokers_and_each_partition_as_the_image_has_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = testing::node_in(dir.path()).await;
         testing::three_brokers(&node).await;
@@ -327,13 +381,15 @@ mod tests {
                 .iter()
                 .map(|b| (b.node_id, b.host.as_str(), b.port, b.rack.as_deref()))
                 .collect();
-            // Broker 4 is fenced and 9 was never registered: not listed.
+            // Broker 4 is fenced: listed (it leads nothing). Broker 9 was
+            // never registered: not listed.
             assert_eq!(
                 brokers,
                 [
                     (1, "host-1", 9001, Some("rack-1")),
                     (2, "host-2", 9002, Some("rack-2")),
                     (3, "host-3", 9003, None),
+                    (4, "host-4", 9004, None),
                 ],
                 "v{version}"
             );
@@ -409,6 +465,7 @@ mod tests {
             &node.replicas,
             node.info(),
             false,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request(None, false),

@@ -14,24 +14,32 @@
 //! the whole [`Broker`], so a handler can be tested against the pieces it
 //! names, without a network or a broker.
 
+#[cfg(test)]
+mod acl_tests;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod admin_configs;
+mod alter_partition_reassignments;
 mod api_versions;
+mod client_quotas;
 mod cluster;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 #[cfg(test)]
 mod coordinator_tests;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_groups;
 mod describe_producers;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -42,6 +50,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -54,14 +63,14 @@ mod txn_offset_commit;
 mod txn_verify;
 mod unregister_broker;
 mod unsupported;
+mod user_scram_credentials;
 mod write_txn_markers;
 
 pub use txn_verify::Verifier;
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::error::codes;
@@ -71,27 +80,13 @@ use sluice_protocol::{
     response_header_version,
 };
 
-use crate::{Broker, Principal};
+use crate::{Broker, quota};
 
 pub use api_versions::advertised_versions;
+pub use fetch::from_follower as fetch_from_follower;
 pub use produce::check_client_batches;
 
-/// A response frame in the making; `None` means "send nothing" (acks=0).
-pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
-
-/// Who is asking, and from where. Every request carries a principal.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The authenticated principal (`User:ANONYMOUS` until SASL exists);
-    /// shared by every request of the connection.
-    pub principal: Arc<Principal>,
-    /// The listener the request arrived on, named as Kafka names listeners
-    /// (`PLAINTEXT` until TLS and SASL listeners exist); ACLs and quotas
-    /// will key on it.
-    pub listener: Arc<str>,
-}
+pub use crate::context::{Reply, RequestContext};
 
 /// This broker as clients address it: what Metadata, FindCoordinator and
 /// DescribeCluster name as the leader, coordinator and controller.
@@ -105,6 +100,10 @@ pub struct NodeInfo {
     pub port: u16,
     /// The cluster id.
     pub cluster_id: String,
+    /// The listener the request arrived on: every broker is named by its
+    /// endpoint on this listener (Kafka's rule), and a broker without one
+    /// is left out.
+    pub listener: String,
 }
 
 /// Decodes one frame and starts its handler, timing it for the metrics. An
@@ -136,6 +135,8 @@ fn route_request(
     ctx: RequestContext,
     frame: Bytes,
 ) -> Result<Reply, RequestDecodeError> {
+    // Handler time at dispatch counts toward the request quota.
+    let sync_started = std::time::Instant::now();
     // Kept for forwarding: the controller gets the frame as it came.
     let original = frame.clone();
     let (header, body) = match decode_request(frame) {
@@ -163,11 +164,41 @@ fn route_request(
         ));
     }
 
+    // Cluster-wide admin APIs whose handlers check nothing per item: the
+    // whole request needs one operation on the cluster (Kafka's rules).
+    if let Some(operation) = cluster_operation(body.api_key())
+        && !broker.authorizer.cluster(&ctx, operation)
+    {
+        tracing::debug!(peer = %ctx.peer, principal = %ctx.principal.name, api_key = header.request_api_key, "cluster operation denied");
+        let reply = encode_error_response(
+            &header,
+            body,
+            codes::CLUSTER_AUTHORIZATION_FAILED,
+            "the principal may not do this on the cluster",
+        );
+        return Ok(Box::pin(async move { reply }));
+    }
+
     // Metadata changes run on the active controller; another broker
     // forwards them there.
     if let Some(quorum) = forward::must_forward(broker, header.request_api_key) {
         return Ok(forward::forward(quorum, &ctx, header, body, original));
     }
+
+    // Client quotas (crate::quota): every request's handler time is
+    // charged to its (user, client id) unless it is replication or
+    // inter-broker traffic, which Kafka exempts.
+    let request_charge = if exempt_from_request_quota(&ctx, &body, version) {
+        None
+    } else {
+        quota::Charge::new(
+            &broker.quotas,
+            broker.metadata.image(),
+            quota::QuotaType::Request,
+            &ctx,
+            &header,
+        )
+    };
 
     // The only place that sees the whole `Broker`: each handler gets the
     // narrow handles it uses, so its signature says what it may touch.
@@ -179,14 +210,52 @@ fn route_request(
         ) => {
             match body {
                 RequestBody::Produce(request) => {
+                    let image = b.metadata.image();
                     let future = produce::handle(
-                        &b.replicas, &b.metadata.image(), &b.txn, &b.verifier, &ctx, &header,
+                        &b.replicas, &image, &b.txn, &b.verifier, &b.authorizer, &ctx, &header,
+                        request,
+                    );
+                    let charge = quota::Charge::new(
+                        &b.quotas, image, quota::QuotaType::Produce, &ctx, &header,
+                    );
+                    // Charged and muted at dispatch, before the next frame
+                    // is read: with requests pipelined, charging when the
+                    // append completes would let every request already read
+                    // through before the first throttle took hold. (Kafka
+                    // charges after the append, but reads one request at a
+                    // time.) acks=0 has no response but is muted all the same.
+                    let throttle = charge.as_ref().map_or(Duration::ZERO, |c| {
+                        let throttle = c.record(original.len() as f64);
+                        c.mute(throttle);
+                        throttle
+                    });
+                    let header = header.clone();
+                    Ok(Box::pin(async move {
+                        let mut response = future.await?;
+                        response.throttle_time_ms = quota::throttle_time_ms(throttle);
+                        let frame = encode(&header, &response);
+                        if let Some(charge) = charge {
+                            charge.hold_back(throttle).await;
+                        }
+                        frame
+                    }))
+                }
+                RequestBody::Fetch(request) => {
+                    let image = b.metadata.image();
+                    // A consumer's fetch quota (crate::quota::ConsumerFetch)
+                    // caps the response and throttles it; followers have none.
+                    let quota = quota::ConsumerFetch::new(
+                        &b.quotas, &image, &ctx, &header, fetch::from_follower(&request, version),
+                    );
+                    let max_bytes = quota.max_bytes(b.config.limits.fetch_max_bytes);
+                    let future = fetch::handle(
+                        &b.replicas, &image, max_bytes, &b.throttles, &b.authorizer, &ctx, &header,
                         request,
                     );
                     let header = header.clone();
                     Ok(Box::pin(async move {
-                        let response = future.await?;
-                        encode(&header, &response)
+                        let response = future.await;
+                        quota.answer(response, |r| encode(&header, r)).await
                     }))
                 }
                 $(RequestBody::$variant($req) => Ok(respond(&header, $call)),)*
@@ -195,77 +264,154 @@ fn route_request(
             }
         };
     }
-    route! {
+    let routed: Result<Reply, RequestDecodeError> = route! {
         ApiVersions(r) => api_versions::handle(&ctx, &header, r),
         Metadata(r) => metadata::handle(
-            &b.controller, &b.replicas, node_info(b), b.config.topics.auto_create,
-            &ctx, &header, r,
+            &b.controller, &b.replicas, node_info(b, &ctx.listener), b.config.topics.auto_create,
+            &b.authorizer, &ctx, &header, r,
         ),
-        Fetch(r) => fetch::handle(
-            &b.replicas, &b.metadata.image(), b.config.limits.fetch_max_bytes,
-            &ctx, &header, r,
+        ListOffsets(r) => list_offsets::handle(
+            &b.replicas, &b.metadata.image(), &b.authorizer, &ctx, &header, r,
         ),
-        ListOffsets(r) => list_offsets::handle(&b.replicas, &b.metadata.image(), &ctx, &header, r),
-        DescribeConfigs(r) => admin_configs::describe(&b.metadata.image(), &b.config, &ctx, &header, r),
-        DescribeCluster(r) => describe_cluster::handle(&b.controller, node_info(b), &ctx, &header, r),
+        DescribeConfigs(r) => admin_configs::describe(
+            &b.metadata.image(), &b.config, &b.authorizer, &ctx, &header, r,
+        ),
+        DescribeCluster(r) => describe_cluster::handle(
+            &b.controller, node_info(b, &ctx.listener), &b.authorizer, &ctx, &header, r,
+        ),
         OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(
-            &b.replicas, &b.metadata.image(), &ctx, &header, r,
+            &b.replicas, &b.metadata.image(), &b.authorizer, &ctx, &header, r,
         ),
         FindCoordinator(r) => find_coordinator::handle(
-            &b.groups, &b.txn, &b.metadata, node_info(b), &ctx, &header, r,
+            &b.groups, &b.txn, &b.metadata, node_info(b, &ctx.listener), &b.authorizer, &ctx, &header, r,
         ),
-        JoinGroup(r) => join_group::handle(&b.groups, &ctx, &header, r),
-        SyncGroup(r) => sync_group::handle(&b.groups, &ctx, &header, r),
-        Heartbeat(r) => heartbeat::handle(&b.groups, &ctx, &header, r),
-        LeaveGroup(r) => leave_group::handle(&b.groups, &ctx, &header, r),
+        JoinGroup(r) => join_group::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        SyncGroup(r) => sync_group::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        Heartbeat(r) => heartbeat::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        LeaveGroup(r) => leave_group::handle(&b.groups, &b.authorizer, &ctx, &header, r),
         // Appends, then fsyncs and applies on its own task (group coordinator),
         // so pipelined commits keep their order.
-        OffsetCommit(r) => offset_commit::handle(&b.groups, &ctx, &header, r),
-        OffsetFetch(r) => offset_fetch::handle(&b.groups, &ctx, &header, r),
-        OffsetDelete(r) => offset_delete::handle(&b.groups, &ctx, &header, r),
-        ListGroups(r) => list_groups::handle(&b.groups, &ctx, &header, r),
-        DescribeGroups(r) => describe_groups::handle(&b.groups, &ctx, &header, r),
-        DeleteGroups(r) => delete_groups::handle(&b.groups, &ctx, &header, r),
-        ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(&b.groups, &ctx, &header, r),
+        OffsetCommit(r) => offset_commit::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        OffsetFetch(r) => offset_fetch::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        OffsetDelete(r) => offset_delete::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        ListGroups(r) => list_groups::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        DescribeGroups(r) => describe_groups::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        DeleteGroups(r) => delete_groups::handle(&b.groups, &b.authorizer, &ctx, &header, r),
+        ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(
+            &b.groups, &b.authorizer, &ctx, &header, r,
+        ),
         ConsumerGroupDescribe(r) => consumer_group_describe::handle(
-            &b.groups, &b.metadata.image(), &ctx, &header, r,
+            &b.groups, &b.metadata.image(), &b.authorizer, &ctx, &header, r,
         ),
         TxnOffsetCommit(r) => txn_offset_commit::handle(
-            &b.verifier, &b.groups, b.metadata.image(), &ctx, &header, r,
+            &b.verifier, &b.groups, b.metadata.image(), &b.authorizer, &ctx, &header, r,
         ),
-        DescribeTransactions(r) => describe_transactions::handle(&b.txn, &ctx, &header, r),
-        ListTransactions(r) => list_transactions::handle(&b.txn, &ctx, &header, r),
+        DescribeTransactions(r) => describe_transactions::handle(
+            &b.txn, &b.authorizer, &ctx, &header, r,
+        ),
+        ListTransactions(r) => list_transactions::handle(&b.txn, &b.authorizer, &ctx, &header, r),
         DescribeProducers(r) => describe_producers::handle(
-            &b.replicas, &b.metadata.image(), &ctx, &header, r,
-        );
+            &b.replicas, &b.metadata.image(), &b.authorizer, &ctx, &header, r,
+        ),
+        ListPartitionReassignments(r) => list_partition_reassignments::handle(
+            &b.controller, &b.authorizer, &ctx, &header, r,
+        ),
+        DescribeUserScramCredentials(r) => user_scram_credentials::describe(
+            &b.controller, &ctx, &header, r,
+        ),
+        DescribeAcls(r) => describe_acls::handle(&b.metadata.image(), &b.authorizer, &ctx, &header, r),
+        DescribeClientQuotas(r) => client_quotas::describe(&b.metadata.image(), &ctx, &header, r);
         // Multi-step changes to durable state (metadata log, transaction
         // state, markers): each must run to the end once started, or it
         // leaves a record in a log that the in-memory state never applied.
         detached:
-        CreateTopics(r) => create_topics::handle(&b.controller, &b.config.log, &ctx, &header, r),
-        DeleteTopics(r) => delete_topics::handle(&b.controller, &ctx, &header, r),
-        CreatePartitions(r) => create_partitions::handle(&b.controller, &ctx, &header, r),
-        DeleteRecords(r) => delete_records::handle(
-            &b.replicas, &b.metadata.image(), &ctx, &header, r,
+        // KIP-599: strict (THROTTLING_QUOTA_EXCEEDED) from CreateTopics v6,
+        // DeleteTopics v5, CreatePartitions v3.
+        CreateTopics(r) => create_topics::handle(
+            &b.controller, &b.config.log, &b.authorizer,
+            quota::MutationCharge::new(&b.quotas, b.metadata.image(), &ctx, &header, 6),
+            b.config.topics.num_partitions,
+            &ctx, &header, r,
         ),
-        AlterConfigs(r) => admin_configs::alter(&b.controller, &ctx, &header, r),
-        IncrementalAlterConfigs(r) => admin_configs::incremental_alter(&b.controller, &ctx, &header, r),
-        UnregisterBroker(r) => unregister_broker::handle(&b.controller, &ctx, &header, r),
-        InitProducerId(r) => init_producer_id::handle(&b.txn, &b.producer_ids, &ctx, &header, r),
-        AddPartitionsToTxn(r) => add_partitions_to_txn::handle(&b.txn, b.metadata.image(), &ctx, &header, r),
-        AddOffsetsToTxn(r) => add_offsets_to_txn::handle(&b.txn, &ctx, &header, r),
-        EndTxn(r) => end_txn::handle(&b.txn, &ctx, &header, r),
-        WriteTxnMarkers(r) => write_txn_markers::handle(&b.replicas, &b.groups, &ctx, &header, r),
+        DeleteTopics(r) => delete_topics::handle(
+            &b.controller, &b.authorizer,
+            quota::MutationCharge::new(&b.quotas, b.metadata.image(), &ctx, &header, 5),
+            &ctx, &header, r,
+        ),
+        CreatePartitions(r) => create_partitions::handle(
+            &b.controller, &b.authorizer,
+            quota::MutationCharge::new(&b.quotas, b.metadata.image(), &ctx, &header, 3),
+            &ctx, &header, r,
+        ),
+        DeleteRecords(r) => delete_records::handle(
+            &b.replicas, &b.metadata.image(), &b.authorizer, &ctx, &header, r,
+        ),
+        AlterConfigs(r) => admin_configs::alter(&b.controller, &b.authorizer, &ctx, &header, r),
+        IncrementalAlterConfigs(r) => admin_configs::incremental_alter(
+            &b.controller, &b.authorizer, &ctx, &header, r,
+        ),
+        UnregisterBroker(r) => unregister_broker::handle(
+            &b.controller, &b.authorizer, &ctx, &header, r,
+        ),
+        // These run on the active controller through the controller's own
+        // call (not frame forwarding), like the changes a broker makes itself.
+        AlterPartitionReassignments(r) => alter_partition_reassignments::handle(
+            &b.controller, &b.authorizer, &ctx, &header, r,
+        ),
+        ElectLeaders(r) => elect_leaders::handle(&b.controller, &b.authorizer, &ctx, &header, r),
+        AlterUserScramCredentials(r) => user_scram_credentials::alter(
+            &b.controller, &ctx, &header, r,
+        ),
+        InitProducerId(r) => init_producer_id::handle(
+            &b.txn, &b.producer_ids, &b.authorizer, &ctx, &header, r,
+        ),
+        AddPartitionsToTxn(r) => add_partitions_to_txn::handle(
+            &b.txn, b.metadata.image(), &b.authorizer, &ctx, &header, r,
+        ),
+        AddOffsetsToTxn(r) => add_offsets_to_txn::handle(&b.txn, &b.authorizer, &ctx, &header, r),
+        EndTxn(r) => end_txn::handle(&b.txn, &b.authorizer, &ctx, &header, r),
+        WriteTxnMarkers(r) => write_txn_markers::handle(
+            &b.replicas, &b.groups, &b.authorizer, &ctx, &header, r,
+        ),
+        CreateAcls(r) => create_acls::handle(&b.controller, &b.authorizer, &ctx, &header, r),
+        DeleteAcls(r) => delete_acls::handle(&b.controller, &b.authorizer, &ctx, &header, r),
+        AlterClientQuotas(r) => client_quotas::alter(&b.controller, &ctx, &header, r),
+    };
+    match request_charge {
+        Some(charge) => routed.map(|reply| charge.time_request(reply, sync_started.elapsed())),
+        None => routed,
     }
 }
 
-/// This broker as clients address it, for the handlers that name it.
-fn node_info(broker: &Broker) -> NodeInfo {
+/// The cluster operation an API needs as a whole, for the APIs whose
+/// handlers have no finer check: SCRAM credentials (ALTER/DESCRIBE) and
+/// client quotas (ALTER_CONFIGS/DESCRIBE_CONFIGS), as Kafka authorizes them.
+fn cluster_operation(api: ApiKey) -> Option<sluice_metadata::acl::AclOperation> {
+    use sluice_metadata::acl::AclOperation;
+    match api {
+        ApiKey::AlterUserScramCredentials => Some(AclOperation::Alter),
+        ApiKey::DescribeUserScramCredentials => Some(AclOperation::Describe),
+        ApiKey::AlterClientQuotas => Some(AclOperation::AlterConfigs),
+        ApiKey::DescribeClientQuotas => Some(AclOperation::DescribeConfigs),
+        _ => None,
+    }
+}
+
+/// This broker as clients of `listener` address it, for the handlers
+/// that name it. A request always arrives on one of the broker's own
+/// listeners; an unknown name (none today) falls back to the inter-broker
+/// endpoint.
+fn node_info(broker: &Broker, listener: &str) -> NodeInfo {
+    let endpoint = broker
+        .advertised
+        .get(listener)
+        .unwrap_or_else(|| broker.advertised.inter_broker());
     NodeInfo {
         node_id: broker.config.node_id,
-        host: broker.advertised.0.clone(),
-        port: broker.advertised.1,
+        host: endpoint.host.clone(),
+        port: endpoint.port,
         cluster_id: broker.cluster_id(),
+        listener: listener.to_owned(),
     }
 }
 
@@ -378,9 +524,40 @@ fn undecodable(
     Err(error)
 }
 
+/// Groups `(topic, item)` pairs into one entry per run of the same topic,
+/// in order: the per-topic lists Kafka's responses carry, built from the
+/// per-partition results the controller returns.
+pub(crate) fn by_topic<T>(items: impl IntoIterator<Item = (String, T)>) -> Vec<(String, Vec<T>)> {
+    let mut grouped: Vec<(String, Vec<T>)> = Vec::new();
+    for (topic, item) in items {
+        match grouped.last_mut() {
+            Some((last, list)) if *last == topic => list.push(item),
+            _ => grouped.push((topic, vec![item])),
+        }
+    }
+    grouped
+}
+
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
     sluice_metadata::now_ms()
+}
+
+/// Requests Kafka does not charge to a request quota: replication and
+/// inter-broker traffic (a follower's Fetch, transaction markers), and
+/// requests another broker forwarded to the controller (charged, if at
+/// all, where the client sent them).
+fn exempt_from_request_quota(
+    ctx: &crate::context::RequestContext,
+    body: &sluice_protocol::RequestBody,
+    version: i16,
+) -> bool {
+    use sluice_protocol::RequestBody;
+    match body {
+        RequestBody::Fetch(fetch) => fetch::from_follower(fetch, version),
+        RequestBody::WriteTxnMarkers(_) => true,
+        _ => &*ctx.listener == crate::context::FORWARDED_LISTENER,
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +575,20 @@ mod tests {
             correlation_id: 7,
             client_id: None,
         }
+    }
+
+    #[test]
+    fn by_topic_groups_runs_of_the_same_topic_in_order() {
+        let items = [("a", 0), ("a", 1), ("b", 0), ("a", 2)].map(|(t, p)| (t.to_owned(), p));
+        assert_eq!(
+            by_topic(items),
+            [
+                ("a".to_owned(), vec![0, 1]),
+                ("b".to_owned(), vec![0]),
+                ("a".to_owned(), vec![2])
+            ]
+        );
+        assert!(by_topic(Vec::<(String, i32)>::new()).is_empty());
     }
 
     #[test]

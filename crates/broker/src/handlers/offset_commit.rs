@@ -10,17 +10,29 @@ use sluice_protocol::messages::offset_commit::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::{CommitIdentity, OffsetToCommit};
+use sluice_metadata::acl::AclOperation;
 
 /// Handles OffsetCommit; answers after the commit is fsynced.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetCommitRequest,
 ) -> impl Future<Output = OffsetCommitResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    // Kafka: READ on the group (else every partition fails with
+    // GROUP_AUTHORIZATION_FAILED), then READ on each topic (else its
+    // partitions fail with TOPIC_AUTHORIZATION_FAILED and are not committed).
+    let group_denied = !authorizer.group(ctx, AclOperation::Read, &request.group_id);
+    let topic_denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !authorizer.topic(ctx, AclOperation::Read, &t.name))
+        .collect();
     async move {
         let who = CommitIdentity {
             member_id: request.member_id,
@@ -30,7 +42,9 @@ pub fn handle(
         let offsets: Vec<OffsetToCommit> = request
             .topics
             .iter()
-            .flat_map(|t| {
+            .zip(&topic_denied)
+            .filter(|(_, denied)| !group_denied && !**denied)
+            .flat_map(|(t, _)| {
                 t.partitions.iter().map(|p| OffsetToCommit {
                     topic: t.name.clone(),
                     partition: p.partition_index,
@@ -41,25 +55,36 @@ pub fn handle(
             })
             .collect();
         let total = offsets.len();
-        let codes = match groups
-            .commit_offsets(&request.group_id, &who, offsets)
-            .await
-        {
-            Ok(codes) => codes,
-            Err(c) => vec![c; total],
+        let codes = if group_denied {
+            Vec::new()
+        } else {
+            match groups
+                .commit_offsets(&request.group_id, &who, offsets)
+                .await
+            {
+                Ok(codes) => codes,
+                Err(c) => vec![c; total],
+            }
         };
         let mut codes = codes.into_iter();
         let topics = request
             .topics
             .into_iter()
-            .map(|t| OffsetCommitResponseTopic {
+            .zip(topic_denied)
+            .map(|(t, topic_denied)| OffsetCommitResponseTopic {
                 name: t.name,
                 partitions: t
                     .partitions
                     .iter()
                     .map(|p| OffsetCommitResponsePartition {
                         partition_index: p.partition_index,
-                        error_code: codes.next().unwrap_or_default(),
+                        error_code: if group_denied {
+                            sluice_protocol::error::codes::GROUP_AUTHORIZATION_FAILED
+                        } else if topic_denied {
+                            sluice_protocol::error::codes::TOPIC_AUTHORIZATION_FAILED
+                        } else {
+                            codes.next().unwrap_or_default()
+                        },
                     })
                     .collect(),
             })
@@ -119,16 +144,22 @@ pub(crate) mod tests {
         request: OffsetCommitRequest,
     ) -> Vec<(String, i32, i16)> {
         let header = testing::header(8, 8);
-        handle(groups, &testing::ctx(), &header, request)
-            .await
-            .topics
-            .into_iter()
-            .flat_map(|t| {
-                t.partitions
-                    .into_iter()
-                    .map(move |p| (t.name.clone(), p.partition_index, p.error_code))
-            })
-            .collect()
+        handle(
+            groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
+        .topics
+        .into_iter()
+        .flat_map(|t| {
+            t.partitions
+                .into_iter()
+                .map(move |p| (t.name.clone(), p.partition_index, p.error_code))
+        })
+        .collect()
     }
 
     fn committed(

@@ -11,21 +11,41 @@ use sluice_protocol::messages::offset_delete::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles OffsetDelete.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetDeleteRequest,
 ) -> impl Future<Output = OffsetDeleteResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    // Kafka: DELETE on the group (else the top-level error), READ on each
+    // topic (else its partitions fail with TOPIC_AUTHORIZATION_FAILED and
+    // keep their offsets).
+    let group_denied = !authorizer.group(ctx, AclOperation::Delete, &request.group_id);
+    let topic_denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !authorizer.topic(ctx, AclOperation::Read, &t.name))
+        .collect();
     async move {
+        if group_denied {
+            return OffsetDeleteResponse {
+                error_code: code::GROUP_AUTHORIZATION_FAILED,
+                ..Default::default()
+            };
+        }
         let partitions: Vec<(String, i32)> = request
             .topics
             .iter()
-            .flat_map(|t| {
+            .zip(&topic_denied)
+            .filter(|(_, denied)| !**denied)
+            .flat_map(|(t, _)| {
                 t.partitions
                     .iter()
                     .map(|p| (t.name.clone(), p.partition_index))
@@ -43,14 +63,19 @@ pub fn handle(
                     topics: request
                         .topics
                         .into_iter()
-                        .map(|t| OffsetDeleteResponseTopic {
+                        .zip(topic_denied)
+                        .map(|(t, denied)| OffsetDeleteResponseTopic {
                             name: t.name,
                             partitions: t
                                 .partitions
                                 .iter()
                                 .map(|p| OffsetDeleteResponsePartition {
                                     partition_index: p.partition_index,
-                                    error_code: codes.next().unwrap_or_default(),
+                                    error_code: if denied {
+                                        code::TOPIC_AUTHORIZATION_FAILED
+                                    } else {
+                                        codes.next().unwrap_or_default()
+                                    },
                                 })
                                 .collect(),
                         })
@@ -99,6 +124,7 @@ mod tests {
         let header = testing::header(47, 0);
         let response = handle(
             &node.groups,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             delete_request("g", &[0]),
@@ -122,6 +148,7 @@ mod tests {
 
         let response = handle(
             &node.groups,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             delete_request("missing", &[0]),
@@ -145,6 +172,7 @@ mod tests {
         let header = testing::header(47, 0);
         let response = handle(
             &node.groups,
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             delete_request("g", &[0]),

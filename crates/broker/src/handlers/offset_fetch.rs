@@ -13,9 +13,10 @@ use sluice_protocol::messages::offset_fetch::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::FetchedOffsets;
-use sluice_coordinator::group::offsets_log::OffsetValue;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles OffsetFetch.
 ///
@@ -25,13 +26,21 @@ use sluice_coordinator::group::offsets_log::OffsetValue;
 /// group coordinator holds those pending offsets.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Arc<Authorizer>,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: OffsetFetchRequest,
 ) -> impl Future<Output = OffsetFetchResponse> + Send + 'static {
     let groups = Arc::clone(groups);
     let version = header.request_api_version;
+    let authorizer = Arc::clone(authorizer);
+    let ctx = ctx.clone();
     async move {
+        // Kafka: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED),
+        // and DESCRIBE on each topic: named topics the principal may not
+        // see answer TOPIC_AUTHORIZATION_FAILED, unnamed ones are left out.
+        let group_denied = |group: &str| !authorizer.group(&ctx, AclOperation::Describe, group);
+        let may_see = |topic: &str| authorizer.topic(&ctx, AclOperation::Describe, topic);
         let require_stable = version >= REQUIRE_STABLE_SINCE && request.require_stable;
         if version >= 8 {
             let mut out = Vec::with_capacity(request.groups.len());
@@ -42,6 +51,15 @@ pub fn handle(
                         .collect()
                 });
                 let member = g.member_id.unwrap_or_default();
+                if group_denied(&g.group_id) {
+                    out.push(OffsetFetchResponseGroup {
+                        group_id: g.group_id,
+                        topics: Vec::new(),
+                        error_code: code::GROUP_AUTHORIZATION_FAILED,
+                    });
+                    continue;
+                }
+                let (topics, denied) = split_by(topics, &may_see);
                 let checked = groups
                     .check_coordinator(&g.group_id)
                     .and_then(|()| groups.validate_fetch(&g.group_id, &member, g.member_epoch));
@@ -53,8 +71,11 @@ pub fn handle(
                     },
                     Ok(()) => {
                         let unstable = unstable_partitions(&groups, &g.group_id, require_stable);
+                        let mut fetched = groups.fetch_offsets(&g.group_id, topics);
+                        fetched.retain(|(name, _)| may_see(name));
+                        let topics = to_v8(answers(fetched, denied, &unstable));
                         OffsetFetchResponseGroup {
-                            topics: to_v8(groups.fetch_offsets(&g.group_id, topics), &unstable),
+                            topics,
                             group_id: g.group_id,
                             error_code: code::NONE,
                         }
@@ -73,6 +94,8 @@ pub fn handle(
             });
             let error_code = if request.group_id.is_empty() {
                 code::INVALID_GROUP_ID
+            } else if group_denied(&request.group_id) {
+                code::GROUP_AUTHORIZATION_FAILED
             } else if let Err(c) = groups.check_coordinator(&request.group_id) {
                 c
             } else {
@@ -82,8 +105,12 @@ pub fn handle(
                 return group_error_v0(version, error_code, topics);
             }
             let unstable = unstable_partitions(&groups, &request.group_id, require_stable);
+            let (topics, denied) = split_by(topics, &may_see);
+            let mut fetched = groups.fetch_offsets(&request.group_id, topics);
+            fetched.retain(|(name, _)| may_see(name));
+            let topics = to_v0(answers(fetched, denied, &unstable));
             OffsetFetchResponse {
-                topics: to_v0(groups.fetch_offsets(&request.group_id, topics), &unstable),
+                topics,
                 error_code,
                 ..Default::default()
             }
@@ -146,73 +173,114 @@ fn unstable_partitions(
     groups.pending_offset_partitions(group_id)
 }
 
-/// One partition's answer: the committed offset, or UNSTABLE_OFFSET_COMMIT
-/// and no offset while a transaction holds a newer one.
-fn partition_answer(
-    topic: &str,
-    partition: i32,
-    v: Option<OffsetValue>,
-    unstable: &BTreeSet<(String, i32)>,
-) -> (i64, i32, Option<String>, i16) {
-    if unstable.contains(&(topic.to_owned(), partition)) {
-        return (-1, -1, Some(String::new()), code::UNSTABLE_OFFSET_COMMIT);
-    }
-    (
-        v.as_ref().map_or(-1, |v| v.offset),
-        v.as_ref().map_or(-1, |v| v.leader_epoch),
-        Some(v.map(|v| v.metadata).unwrap_or_default()),
-        code::NONE,
-    )
+/// One partition's answer in either response shape.
+struct PartitionAnswer {
+    partition_index: i32,
+    committed_offset: i64,
+    committed_leader_epoch: i32,
+    metadata: Option<String>,
+    error_code: i16,
 }
 
-fn to_v0(
+impl PartitionAnswer {
+    /// No offset, with `error_code` saying why.
+    fn refused(partition_index: i32, error_code: i16) -> PartitionAnswer {
+        PartitionAnswer {
+            partition_index,
+            committed_offset: -1,
+            committed_leader_epoch: -1,
+            metadata: Some(String::new()),
+            error_code,
+        }
+    }
+}
+
+/// The answer per topic: the fetched offsets (or UNSTABLE_OFFSET_COMMIT for
+/// a partition in an open transaction), then TOPIC_AUTHORIZATION_FAILED for
+/// every partition of a topic the principal may not describe.
+fn answers(
     fetched: FetchedOffsets,
+    denied: NamedTopics,
     unstable: &BTreeSet<(String, i32)>,
-) -> Vec<OffsetFetchResponseTopic> {
-    fetched
+) -> Vec<(String, Vec<PartitionAnswer>)> {
+    let fetched = fetched.into_iter().map(|(name, parts)| {
+        let parts = parts
+            .into_iter()
+            .map(|(partition_index, v)| {
+                if unstable.contains(&(name.clone(), partition_index)) {
+                    return PartitionAnswer::refused(partition_index, code::UNSTABLE_OFFSET_COMMIT);
+                }
+                PartitionAnswer {
+                    partition_index,
+                    committed_offset: v.as_ref().map_or(-1, |v| v.offset),
+                    committed_leader_epoch: v.as_ref().map_or(-1, |v| v.leader_epoch),
+                    metadata: Some(v.map(|v| v.metadata).unwrap_or_default()),
+                    error_code: code::NONE,
+                }
+            })
+            .collect();
+        (name, parts)
+    });
+    let denied = denied.into_iter().map(|(name, partitions)| {
+        let parts = partitions
+            .into_iter()
+            .map(|p| PartitionAnswer::refused(p, code::TOPIC_AUTHORIZATION_FAILED))
+            .collect();
+        (name, parts)
+    });
+    fetched.chain(denied).collect()
+}
+
+/// Named topics split into the ones `allowed` passes and the others; all
+/// topics (`None`) stay `None`, to be filtered after the lookup.
+type NamedTopics = Vec<(String, Vec<i32>)>;
+fn split_by(
+    topics: Option<NamedTopics>,
+    allowed: &dyn Fn(&str) -> bool,
+) -> (Option<NamedTopics>, NamedTopics) {
+    match topics {
+        None => (None, Vec::new()),
+        Some(topics) => {
+            let (ok, denied) = topics.into_iter().partition(|(name, _)| allowed(name));
+            (Some(ok), denied)
+        }
+    }
+}
+
+fn to_v0(answers: Vec<(String, Vec<PartitionAnswer>)>) -> Vec<OffsetFetchResponseTopic> {
+    answers
         .into_iter()
         .map(|(name, parts)| OffsetFetchResponseTopic {
+            name,
             partitions: parts
                 .into_iter()
-                .map(|(partition_index, v)| {
-                    let (committed_offset, committed_leader_epoch, metadata, error_code) =
-                        partition_answer(&name, partition_index, v, unstable);
-                    OffsetFetchResponsePartition {
-                        partition_index,
-                        committed_offset,
-                        committed_leader_epoch,
-                        metadata,
-                        error_code,
-                    }
+                .map(|a| OffsetFetchResponsePartition {
+                    partition_index: a.partition_index,
+                    committed_offset: a.committed_offset,
+                    committed_leader_epoch: a.committed_leader_epoch,
+                    metadata: a.metadata,
+                    error_code: a.error_code,
                 })
                 .collect(),
-            name,
         })
         .collect()
 }
 
-fn to_v8(
-    fetched: FetchedOffsets,
-    unstable: &BTreeSet<(String, i32)>,
-) -> Vec<OffsetFetchResponseTopics> {
-    fetched
+fn to_v8(answers: Vec<(String, Vec<PartitionAnswer>)>) -> Vec<OffsetFetchResponseTopics> {
+    answers
         .into_iter()
         .map(|(name, parts)| OffsetFetchResponseTopics {
+            name,
             partitions: parts
                 .into_iter()
-                .map(|(partition_index, v)| {
-                    let (committed_offset, committed_leader_epoch, metadata, error_code) =
-                        partition_answer(&name, partition_index, v, unstable);
-                    OffsetFetchResponsePartitions {
-                        partition_index,
-                        committed_offset,
-                        committed_leader_epoch,
-                        metadata,
-                        error_code,
-                    }
+                .map(|a| OffsetFetchResponsePartitions {
+                    partition_index: a.partition_index,
+                    committed_offset: a.committed_offset,
+                    committed_leader_epoch: a.committed_leader_epoch,
+                    metadata: a.metadata,
+                    error_code: a.error_code,
                 })
                 .collect(),
-            name,
         })
         .collect()
 }
@@ -229,7 +297,14 @@ mod tests {
 
     async fn fetch(node: &Node, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
         let header = testing::header(9, version);
-        handle(&node.groups, &testing::ctx(), &header, request).await
+        handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await
     }
 
     #[tokio::test]

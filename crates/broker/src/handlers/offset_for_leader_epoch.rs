@@ -12,7 +12,9 @@ use sluice_protocol::messages::offset_for_leader_epoch::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 use sluice_replica::ReplicaManager;
 
 /// Handles OffsetForLeaderEpoch: partitions resolve through `replicas`
@@ -20,48 +22,65 @@ use sluice_replica::ReplicaManager;
 pub fn handle(
     replicas: &ReplicaManager,
     image: &MetadataImage,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: OffsetForLeaderEpochRequest,
 ) -> impl Future<Output = OffsetForLeaderEpochResponse> + Send + 'static {
+    // Kafka: a follower (replica id >= 0) needs CLUSTER_ACTION, refused
+    // for the whole request; then DESCRIBE on each topic.
+    let cluster_denied =
+        request.replica_id >= 0 && !authorizer.cluster(ctx, AclOperation::ClusterAction);
     let topics = request
         .topics
         .into_iter()
-        .map(|t| OffsetForLeaderTopicResult {
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let result = |error_code, leader_epoch, end_offset| EpochEndOffset {
-                        error_code,
-                        partition: p.partition,
-                        leader_epoch,
-                        end_offset,
-                        ..Default::default()
-                    };
-                    let partition = match replicas.leader_partition(
-                        image,
-                        &t.topic,
-                        p.partition,
-                        p.current_leader_epoch,
-                        true,
-                    ) {
-                        Ok(partition) => partition,
-                        Err(e) => return result(e.kafka_error_code(), -1, -1),
-                    };
-                    let current = partition.leader_epoch();
-                    match partition.log().leader_epoch_end_offset(p.leader_epoch) {
-                        // The current epoch ends at the log end.
-                        Some((epoch, _)) if epoch == current => {
-                            result(code::NONE, epoch, partition.log().log_end_offset())
+        .map(|t| {
+            let denied = if cluster_denied {
+                Some(code::CLUSTER_AUTHORIZATION_FAILED)
+            } else if !authorizer.topic(ctx, AclOperation::Describe, &t.topic) {
+                Some(code::TOPIC_AUTHORIZATION_FAILED)
+            } else {
+                None
+            };
+            OffsetForLeaderTopicResult {
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let result = |error_code, leader_epoch, end_offset| EpochEndOffset {
+                            error_code,
+                            partition: p.partition,
+                            leader_epoch,
+                            end_offset,
+                            ..Default::default()
+                        };
+                        if let Some(error_code) = denied {
+                            return result(error_code, -1, -1);
                         }
-                        Some((epoch, end)) => result(code::NONE, epoch, end),
-                        None => result(code::NONE, -1, -1),
-                    }
-                })
-                .collect(),
-            topic: t.topic,
-            ..Default::default()
+                        let partition = match replicas.leader_partition(
+                            image,
+                            &t.topic,
+                            p.partition,
+                            p.current_leader_epoch,
+                            true,
+                        ) {
+                            Ok(partition) => partition,
+                            Err(e) => return result(e.kafka_error_code(), -1, -1),
+                        };
+                        let current = partition.leader_epoch();
+                        match partition.log().leader_epoch_end_offset(p.leader_epoch) {
+                            // The current epoch ends at the log end.
+                            Some((epoch, _)) if epoch == current => {
+                                result(code::NONE, epoch, partition.log().log_end_offset())
+                            }
+                            Some((epoch, end)) => result(code::NONE, epoch, end),
+                            None => result(code::NONE, -1, -1),
+                        }
+                    })
+                    .collect(),
+                topic: t.topic,
+                ..Default::default()
+            }
         })
         .collect();
     std::future::ready(OffsetForLeaderEpochResponse {
@@ -103,9 +122,16 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(23, 4);
-        let mut response = handle(replicas, image, &testing::ctx(), &header, request)
-            .now_or_never()
-            .expect("answers at once");
+        let mut response = handle(
+            replicas,
+            image,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .now_or_never()
+        .expect("answers at once");
         response.topics.remove(0).partitions.remove(0)
     }
 
@@ -136,6 +162,7 @@ mod tests {
         let response = handle(
             &node.replicas,
             &node.image(),
+            &testing::allow_all(),
             &testing::ctx(),
             &header,
             request,

@@ -7,17 +7,28 @@ use sluice_protocol::RequestHeader;
 use sluice_protocol::messages::sync_group::{SyncGroupRequest, SyncGroupResponse};
 
 use super::RequestContext;
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles SyncGroup; followers wait for the leader's assignment.
 pub fn handle(
     groups: &Arc<GroupCoordinator>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: SyncGroupRequest,
 ) -> impl Future<Output = SyncGroupResponse> + Send + 'static {
     let groups = Arc::clone(groups);
+    // Kafka: READ on the group.
+    let denied = !authorizer.group(ctx, AclOperation::Read, &request.group_id);
     async move {
+        if denied {
+            return SyncGroupResponse {
+                error_code: sluice_protocol::error::codes::GROUP_AUTHORIZATION_FAILED,
+                ..Default::default()
+            };
+        }
         let assignments = request
             .assignments
             .into_iter()
@@ -59,7 +70,14 @@ mod tests {
             ..Default::default()
         };
         let header = testing::header(14, 5);
-        let again = handle(&node.groups, &testing::ctx(), &header, request).await;
+        let again = handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            request,
+        )
+        .await;
         assert_eq!(again.error_code, code::NONE);
         assert_eq!(again.assignment, Bytes::from_static(b"p0,p1"));
     }
@@ -76,7 +94,14 @@ mod tests {
             member_id: member,
             ..Default::default()
         };
-        let response = handle(&node.groups, &testing::ctx(), &header, stale).await;
+        let response = handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            stale,
+        )
+        .await;
         assert_eq!(response.error_code, code::ILLEGAL_GENERATION);
         let unknown = SyncGroupRequest {
             group_id: "g".to_owned(),
@@ -84,7 +109,14 @@ mod tests {
             member_id: "stranger".to_owned(),
             ..Default::default()
         };
-        let response = handle(&node.groups, &testing::ctx(), &header, unknown).await;
+        let response = handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            unknown,
+        )
+        .await;
         assert_eq!(response.error_code, code::UNKNOWN_MEMBER_ID);
         // Nothing known about this group at all.
         let first = join(&node.groups, 5, "other", "").await;
@@ -94,7 +126,14 @@ mod tests {
             member_id: first.member_id,
             ..Default::default()
         };
-        let response = handle(&node.groups, &testing::ctx(), &header, nobody).await;
+        let response = handle(
+            &node.groups,
+            &testing::allow_all(),
+            &testing::ctx(),
+            &header,
+            nobody,
+        )
+        .await;
         assert_eq!(response.error_code, code::UNKNOWN_MEMBER_ID);
     }
 }

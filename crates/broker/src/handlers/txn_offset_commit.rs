@@ -30,10 +30,12 @@ use sluice_protocol::messages::txn_offset_commit::{
 
 use super::RequestContext;
 use super::txn_verify::{self, TxnWrite, Verdict, Verifier};
+use crate::authz::Authorizer;
 use sluice_coordinator::GroupCoordinator;
 use sluice_coordinator::group::offsets_log::OFFSETS_TOPIC;
 use sluice_coordinator::group::{GroupKind, OffsetToCommit};
 use sluice_metadata::MetadataImage;
+use sluice_metadata::acl::AclOperation;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const PRODUCER_FENCED_SINCE: i16 = 3;
@@ -45,18 +47,37 @@ pub fn handle(
     verifier: &Arc<Verifier>,
     groups: &Arc<GroupCoordinator>,
     image: Arc<MetadataImage>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     header: &RequestHeader,
     request: TxnOffsetCommitRequest,
 ) -> impl Future<Output = TxnOffsetCommitResponse> + Send + 'static {
     let verifier = Arc::clone(verifier);
     let groups = Arc::clone(groups);
     let version = header.request_api_version;
+    // Kafka: WRITE on the transactional id, READ on the group (each
+    // failing every partition), then READ on each topic (failing its
+    // partitions, which are not committed).
+    let denied =
+        if !authorizer.transactional_id(ctx, AclOperation::Write, &request.transactional_id) {
+            Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !authorizer.group(ctx, AclOperation::Read, &request.group_id) {
+            Some(code::GROUP_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
+    let topic_denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !authorizer.topic(ctx, AclOperation::Read, &t.name))
+        .collect();
     async move {
         let offsets: Vec<OffsetToCommit> = request
             .topics
             .iter()
-            .flat_map(|t| {
+            .zip(&topic_denied)
+            .filter(|(_, denied)| !**denied)
+            .flat_map(|(t, _)| {
                 t.partitions.iter().map(|p| OffsetToCommit {
                     topic: t.name.clone(),
                     partition: p.partition_index,
@@ -66,7 +87,9 @@ pub fn handle(
                 })
             })
             .collect();
-        let checked = if request.group_id.is_empty() {
+        let checked = if let Some(c) = denied {
+            Err(c)
+        } else if request.group_id.is_empty() {
             Err(code::INVALID_GROUP_ID)
         } else if let Err(c) = groups.check_coordinator(&request.group_id) {
             Err(c)
@@ -105,14 +128,19 @@ pub fn handle(
             topics: request
                 .topics
                 .iter()
-                .map(|t| TxnOffsetCommitResponseTopic {
+                .zip(topic_denied)
+                .map(|(t, topic_denied)| TxnOffsetCommitResponseTopic {
                     name: t.name.clone(),
                     partitions: t
                         .partitions
                         .iter()
                         .map(|p| TxnOffsetCommitResponsePartition {
                             partition_index: p.partition_index,
-                            error_code: codes.next().unwrap_or(code::UNKNOWN_SERVER_ERROR),
+                            error_code: match denied {
+                                Some(c) => c,
+                                None if topic_denied => code::TOPIC_AUTHORIZATION_FAILED,
+                                None => codes.next().unwrap_or(code::UNKNOWN_SERVER_ERROR),
+                            },
                             ..Default::default()
                         })
                         .collect(),
@@ -316,6 +344,7 @@ mod tests {
                 &node.verifier,
                 &node.groups,
                 node.image(),
+                &testing::allow_all(),
                 &testing::ctx(),
                 &header,
                 request,

@@ -16,16 +16,30 @@ use sluice_protocol::messages::unregister_broker::{
 };
 
 use super::RequestContext;
+use crate::authz::Authorizer;
+use sluice_metadata::acl::AclOperation;
 
 /// Handles UnregisterBroker.
 pub fn handle(
     controller: &Arc<Controller>,
-    _ctx: &RequestContext,
+    authorizer: &Authorizer,
+    ctx: &RequestContext,
     _header: &RequestHeader,
     request: UnregisterBrokerRequest,
 ) -> impl Future<Output = UnregisterBrokerResponse> + Send + 'static {
     let controller = Arc::clone(controller);
+    // Kafka: ALTER on the cluster.
+    let denied = !authorizer.cluster(ctx, AclOperation::Alter);
     async move {
+        if denied {
+            return UnregisterBrokerResponse {
+                error_code: sluice_protocol::error::codes::CLUSTER_AUTHORIZATION_FAILED,
+                error_message: Some(
+                    "ALTER on the cluster is required to unregister a broker".to_owned(),
+                ),
+                ..Default::default()
+            };
+        }
         let (error_code, error_message) =
             match controller.unregister_broker(request.broker_id).await {
                 Ok(()) => (codes::NONE, None),
@@ -56,6 +70,7 @@ mod tests {
         let unregister = |broker_id| {
             handle(
                 &node.controller,
+                &node.authorizer,
                 &ctx,
                 &header,
                 UnregisterBrokerRequest { broker_id },

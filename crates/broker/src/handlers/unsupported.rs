@@ -363,6 +363,7 @@ mod tests {
             peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 9092)),
             principal: std::sync::Arc::new(Principal::anonymous()),
             listener: std::sync::Arc::from("PLAINTEXT"),
+            throttle: Default::default(),
         }
     }
 

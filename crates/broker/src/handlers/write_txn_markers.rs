@@ -28,6 +28,8 @@ use sluice_protocol::messages::write_txn_markers::{
 use sluice_replica::ReplicaManager;
 
 use super::RequestContext;
+use crate::authz::Authorizer;
+use sluice_metadata::acl::AclOperation;
 
 /// Bound on partitions in one request: each is an append and a wait.
 const MAX_MARKER_PARTITIONS_PER_REQUEST: usize = 100_000;
@@ -37,10 +39,14 @@ const MAX_MARKER_PARTITIONS_PER_REQUEST: usize = 100_000;
 pub fn handle(
     replicas: &Arc<ReplicaManager>,
     groups: &Arc<GroupCoordinator>,
+    authorizer: &Authorizer,
     ctx: &RequestContext,
     _header: &RequestHeader,
     request: WriteTxnMarkersRequest,
 ) -> impl Future<Output = WriteTxnMarkersResponse> + Send + 'static {
+    // Kafka: CLUSTER_ACTION on the cluster (brokers only), else every
+    // partition fails with CLUSTER_AUTHORIZATION_FAILED.
+    let denied = !authorizer.cluster(ctx, AclOperation::ClusterAction);
     let replicas = Arc::clone(replicas);
     let groups = Arc::clone(groups);
     let peer = ctx.peer;
@@ -72,6 +78,9 @@ pub fn handle(
                     let partition = replicas.partition(&t.name, index);
                     let groups = &groups;
                     async move {
+                        if denied {
+                            return code::CLUSTER_AUTHORIZATION_FAILED;
+                        }
                         if too_many {
                             return code::INVALID_REQUEST;
                         }
@@ -145,6 +154,7 @@ mod tests {
         let response = handle(
             &node.replicas,
             &node.groups,
+            &testing::allow_all(),
             &testing::ctx(),
             &testing::header(27, 1),
             request,

@@ -48,13 +48,111 @@ function fmtDuration(ms) {
   return `${s}s`;
 }
 
+// ---------------------------------------------------------------- auth
+//
+// With http_auth on, the console signs in once: a user name and password
+// are exchanged for a bearer token (POST /v1/auth/tokens with HTTP basic),
+// or a token is pasted. Only the token is kept, in sessionStorage (gone
+// when the tab closes; never localStorage), and sent on every call, the
+// live tail included (read with fetch, since EventSource cannot send
+// headers). With http_auth off nothing is stored or sent.
+
+const AUTH_KEY = "sluice.console.auth";
+// A console sign-in lasts a working day (the server cuts it to
+// http_auth.token_max_lifetime_ms if that is shorter).
+const CONSOLE_SESSION_MS = 8 * 60 * 60 * 1000;
+
+function loadAuth() {
+  try { return JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null"); } catch (_) { return null; }
+}
+let auth = loadAuth();
+
+function authHeaders(extra = {}) {
+  // The marker asks the server to leave out WWW-Authenticate on a 401, so
+  // the browser shows our login page instead of its own password dialog.
+  const h = { "x-requested-with": "XMLHttpRequest", ...extra };
+  if (auth && auth.token) h.authorization = "Bearer " + auth.token;
+  return h;
+}
+
+function showPrincipal(principal) {
+  const p = $("#principal"), out = $("#logout");
+  p.hidden = !principal; out.hidden = !principal;
+  p.textContent = principal || "";
+}
+
+let loginShown = false;
+function showLogin(message) {
+  if (auth) { auth = null; sessionStorage.removeItem(AUTH_KEY); }
+  showPrincipal(null);
+  // Every call made while signed out answers 401 and lands here (the
+  // heartbeat every few seconds); an empty message must not wipe the
+  // reason already on the form ("Signed out.", a refused password).
+  if (message || !loginShown) $("#login-error").textContent = message || "";
+  if (loginShown) return;
+  loginShown = true;
+  // Nothing of the session that ended stays on the page or keeps running:
+  // stop the page's timers and streams (a live tail would go on showing
+  // records) and drop what it rendered. Signing in routes afresh.
+  for (const fn of cleanup) { try { fn(); } catch (_) { /* ignore */ } }
+  cleanup = [];
+  $("#view").innerHTML = "";
+  $("#login").hidden = false;
+  $("#login-user").focus();
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const user = $("#login-user").value, password = $("#login-password").value;
+  const pasted = $("#login-token").value.trim();
+  $("#login-error").textContent = "";
+  try {
+    let next;
+    if (pasted) {
+      const res = await fetch("/v1/auth/whoami", { headers: { "x-requested-with": "XMLHttpRequest", authorization: "Bearer " + pasted } });
+      const me = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(me.message || res.statusText);
+      next = { token: pasted, principal: me.principal, owned: false };
+    } else {
+      const basic = "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(`${user}:${password}`)));
+      const res = await fetch("/v1/auth/tokens", {
+        method: "POST",
+        headers: { "x-requested-with": "XMLHttpRequest", authorization: basic, "content-type": "application/json" },
+        body: JSON.stringify({ lifetime_ms: CONSOLE_SESSION_MS }),
+      });
+      const t = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(t.message || res.statusText);
+      // `owned`: the console made it, so logging out revokes it.
+      next = { token: t.token, token_id: t.token_id, principal: t.principal, owned: true };
+    }
+    auth = next;
+    sessionStorage.setItem(AUTH_KEY, JSON.stringify(auth));
+    $("#login-password").value = ""; $("#login-token").value = "";
+    $("#login").hidden = true; loginShown = false;
+    showPrincipal(auth.principal);
+    heartbeat();
+    route();
+  } catch (e) {
+    $("#login-error").textContent = e.message;
+  }
+}
+
+async function logout() {
+  const was = auth;
+  if (was && was.owned && was.token_id) {
+    try { await api("DELETE", "/v1/auth/tokens/" + encodeURIComponent(was.token_id)); } catch (_) { /* expired or revoked already */ }
+  }
+  showLogin("Signed out.");
+}
+
 async function api(method, path, body) {
-  const init = { method, headers: {} };
+  const init = { method, headers: authHeaders() };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const res = await fetch(path, init);
+  if (res.status === 401) showLogin(auth ? "Your session has ended; sign in again." : "");
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
@@ -260,7 +358,8 @@ function sumMetric(text, name) {
 const throughput = { last: null, msgs: [], bytesIn: [], bytesOut: [] };
 async function sampleThroughput() {
   try {
-    const res = await fetch("/metrics");
+    const res = await fetch("/metrics", { headers: authHeaders() });
+    if (!res.ok) return; // not signed in, or no DESCRIBE on the cluster
     const text = await res.text();
     const now = Date.now();
     const cur = {
@@ -687,7 +786,8 @@ pages.tail = async function (topicArg) {
     if (!t) return;
     stop();
     count = 0;
-    source = new EventSource(`/v1/topics/${encodeURIComponent(t)}/tail?last=${$("#tail-last").value}`);
+    const url = `/v1/topics/${encodeURIComponent(t)}/tail?last=${$("#tail-last").value}`;
+    source = auth ? new FetchEventSource(url) : new EventSource(url);
     $("#tail-dot").classList.add("on");
     $("#tail-status").textContent = `connecting to ${t}…`;
     $("#tail-start").disabled = true; $("#tail-stop").disabled = false;
@@ -713,6 +813,52 @@ pages.tail = async function (topicArg) {
   $("#tail-key").oninput = () => paint(0);
   if (topicArg) $("#tail-start").click();
 };
+
+// A Server-Sent Events reader over fetch, for when the console must send
+// an Authorization header (EventSource cannot). The same surface the tail
+// page uses: addEventListener(name, fn), onopen, onerror, close(). It does
+// not reconnect; the status shows the stream ended.
+class FetchEventSource {
+  constructor(url) {
+    this.listeners = {};
+    this.onopen = null;
+    this.onerror = null;
+    this.ctrl = new AbortController();
+    this.run(url);
+  }
+  addEventListener(name, fn) { (this.listeners[name] = this.listeners[name] || []).push(fn); }
+  close() { this.ctrl.abort(); }
+  async run(url) {
+    try {
+      const res = await fetch(url, { headers: authHeaders({ accept: "text/event-stream" }), signal: this.ctrl.signal });
+      if (res.status === 401) showLogin("Your session has ended; sign in again.");
+      if (!res.ok) throw new Error(res.statusText);
+      if (this.onopen) this.onopen();
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          let event = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (data.length) for (const fn of this.listeners[event] || []) fn({ data: data.join("\n") });
+        }
+      }
+      if (this.onerror) this.onerror();
+    } catch (e) {
+      if (e.name !== "AbortError" && this.onerror) this.onerror();
+    }
+  }
+}
 
 // ---------------------------------------------------------------- groups
 
@@ -788,6 +934,104 @@ pages.group = function (id) {
   });
 };
 
+// ---------------------------------------------------------------- balance
+
+// A value the API reports as null ("not measured yet") is shown as "unknown".
+function orUnknown(v, fmt) { return v == null ? "unknown" : fmt(v); }
+
+// One broker's state as the balancer sees it. "Drained" (decommissioned and
+// holding no replica) is checked first: it is the operator's cue to stop it.
+function brokerState(b) {
+  if (b.drained) return { text: "decommissioned: safe to stop", cls: "ok" };
+  if (b.lost) return { text: "lost", cls: "danger" };
+  if (b.decommissioning) return { text: "decommissioning", cls: "warn" };
+  return { text: "in service", cls: "teal" };
+}
+
+pages.balance = function () {
+  setTitle("Balance");
+  $("#view").innerHTML = `<div class="cards" id="bal-cards"></div>
+    <div class="panel"><div class="panel-head"><h2>Brokers</h2><span class="hint">Decommission moves a broker's replicas away; stop it once it shows “safe to stop”.</span></div>
+      <div id="bal-brokers"><div class="empty">Loading…</div></div></div>
+    <div class="panel"><div class="panel-head"><h2>Moves in flight</h2><span class="hint" id="bal-moves-hint"></span></div>
+      <div id="bal-moves"><div class="empty">Loading…</div></div></div>`;
+  // Repaint a container only when its markup changes, so a button is not
+  // replaced under the pointer by a refresh that changed nothing.
+  const painted = {};
+  // A load that finishes after the user left the view finds no container.
+  const paint = (id, html) => {
+    const el = $("#" + id);
+    if (el && painted[id] !== html) { painted[id] = html; el.innerHTML = html; }
+  };
+  const load = async () => {
+    let b, c;
+    try {
+      // The addresses are a nicety: the view works without /v1/cluster.
+      [b, c] = await Promise.all([api("GET", "/v1/cluster/balance"), api("GET", "/v1/cluster").catch(() => null)]);
+    } catch (e) {
+      paint("bal-cards", `<div class="empty">${esc(e.message)}</div>`);
+      return;
+    }
+    const addr = new Map(((c && c.brokers) || []).map((x) => [x.node_id, `${x.host}:${x.port}`]));
+    paint("bal-cards", [
+      ["Balancer", `<span id="bal-enabled">${b.enabled ? '<span class="badge ok">on</span>' : '<span class="badge">off</span>'}</span>`],
+      ["Moves", `<span id="bal-move-count">${b.moves.length}</span>`],
+      ["Bytes left", `<span id="bal-bytes-left">${fmtBytes(b.bytes_left)}</span>`],
+      ["Copy rate", `<span id="bal-rate">${orUnknown(b.rate_bytes_per_s, (r) => fmtBytes(r) + "/s")}</span>`],
+      ["Time left", `<span id="bal-eta">${orUnknown(b.eta_s, (s) => fmtDuration(s * 1000))}</span>`],
+    ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join(""));
+    paint("bal-brokers", b.brokers.length
+      ? `<table id="balance-brokers"><thead><tr><th>ID</th><th>Address</th><th class="num">Replicas</th><th class="num">Leaders</th><th class="num">Disk used</th><th style="width:14%"></th><th>State</th><th></th></tr></thead><tbody>${
+        b.brokers.map((x) => {
+          const st = brokerState(x);
+          const disk = x.disk_used_percent;
+          const action = x.decommissioning
+            ? `<button class="small" data-recommission="${x.node_id}">Recommission</button>`
+            : `<button class="small danger" data-decommission="${x.node_id}">Decommission</button>`;
+          return `<tr data-broker="${x.node_id}"><td class="mono">${x.node_id}</td><td class="mono">${esc(addr.get(x.node_id) || "–")}</td>
+            <td class="num replicas">${x.replicas}</td><td class="num leaders">${x.leaders}</td>
+            <td class="num disk">${orUnknown(disk, (p) => p + " %")}</td><td>${disk == null ? "" : `<div class="bar"><span style="width:${Math.min(100, disk)}%"></span></div>`}</td>
+            <td class="state"><span class="badge ${st.cls}">${esc(st.text)}</span></td><td><div class="row-actions">${action}</div></td></tr>`;
+        }).join("")
+      }</tbody></table>`
+      : `<div class="empty">No brokers reported${b.enabled ? "" : " (the balancer runs only in a cluster)"}.</div>`);
+    paint("bal-moves-hint", b.moves.length ? `${b.moves.length} partition${b.moves.length === 1 ? "" : "s"} moving` : "");
+    paint("bal-moves", b.moves.length
+      ? `<table id="balance-moves"><thead><tr><th>Topic</th><th class="num">Partition</th><th>Replicas</th><th>Adding</th><th>Removing</th><th class="num">Size</th><th class="num">Bytes left</th><th style="width:16%"></th></tr></thead><tbody>${
+        b.moves.map((m) => {
+          const done = m.bytes_total && m.bytes_left != null ? 100 * (1 - m.bytes_left / m.bytes_total) : null;
+          return `<tr data-tp="${esc(m.topic)}-${m.partition}"><td>${esc(m.topic)}</td><td class="num">${m.partition}</td>
+            <td class="mono">${m.replicas.join(", ")}</td><td class="mono">${m.adding_replicas.join(", ") || "–"}</td><td class="mono">${m.removing_replicas.join(", ") || "–"}</td>
+            <td class="num">${orUnknown(m.bytes_total, fmtBytes)}</td><td class="num bytes-left">${orUnknown(m.bytes_left, fmtBytes)}</td>
+            <td>${done == null ? "" : `<div class="bar"><span style="width:${Math.max(0, Math.min(100, done))}%"></span></div>`}</td></tr>`;
+        }).join("")
+      }</tbody></table>`
+      : '<div class="empty">No partition is moving.</div>');
+  };
+  $("#bal-brokers").addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("button");
+    if (!btn) return;
+    const on = btn.dataset.decommission != null;
+    const id = on ? btn.dataset.decommission : btn.dataset.recommission;
+    if (id == null) return;
+    const ok = on
+      ? await confirmDialog(`Decommission broker ${id}?`, "The balancer moves every replica it holds to other brokers and places no new ones on it. Stop it once it shows “decommissioned: safe to stop”.", "Decommission")
+      : await confirmDialog(`Recommission broker ${id}?`, "It takes replicas and leaderships again; the balancer moves a share back to it.", "Recommission");
+    if (!ok) return;
+    btn.disabled = true;
+    try {
+      await api(on ? "POST" : "DELETE", `/v1/cluster/brokers/${encodeURIComponent(id)}/decommission`);
+      toast(on ? `Decommissioning broker ${id}` : `Broker ${id} is back in service`);
+    } catch (e) {
+      toast(e.message, true);
+    }
+    // The refresh repaints the row (and re-enables or replaces the button).
+    delete painted["bal-brokers"];
+    load();
+  });
+  every(3000, load);
+};
+
 // ---------------------------------------------------------------- API reference
 
 // Renders /v1/openapi.json: the same document clients generate code from.
@@ -821,13 +1065,26 @@ async function heartbeat() {
     const c = await api("GET", "/v1/cluster");
     pill.className = "pill up";
     $("#cluster-id").textContent = `${c.cluster_id} · ${c.brokers[0].host}:${c.brokers[0].port}`;
-  } catch (_) {
-    pill.className = "pill down";
-    $("#cluster-id").textContent = "broker unreachable";
+  } catch (e) {
+    pill.className = e.status === 403 ? "pill up" : "pill down";
+    $("#cluster-id").textContent = e.status === 403 ? "connected · no DESCRIBE on the cluster"
+      : e.status === 401 ? "signed out" : "broker unreachable";
   }
 }
 
+// Who is signed in: with http_auth off the answer is User:ANONYMOUS and
+// nothing changes; with it on and no valid token, the login page shows.
+async function whoami() {
+  try {
+    const me = await api("GET", "/v1/auth/whoami");
+    showPrincipal(me.auth_enabled ? me.principal : null);
+  } catch (_) { /* 401 showed the login page; otherwise the pill says it */ }
+}
+
+$("#login-form").addEventListener("submit", signIn);
+$("#logout").addEventListener("click", logout);
 window.addEventListener("hashchange", route);
+whoami();
 heartbeat();
 setInterval(heartbeat, 5000);
 sampleThroughput();

@@ -28,6 +28,7 @@ fn registration(broker_id: i32, rack: Option<&str>) -> BrokerRegistration {
         host: format!("b{broker_id}.example"),
         port: 9092,
         rack: rack.map(str::to_owned),
+        endpoints: Vec::new(),
     }
 }
 
@@ -568,6 +569,7 @@ fn run(
                     host: "h".to_owned(),
                     port: 9092,
                     rack: Some(format!("rack{rack}")),
+                    endpoints: Vec::new(),
                 },
             )
             .expect("valid registration");

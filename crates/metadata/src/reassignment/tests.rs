@@ -40,6 +40,7 @@ fn cluster(brokers: i32, replicas: &[i32]) -> MetadataImage {
             host: format!("b{id}.example"),
             port: 9092,
             rack: None,
+            endpoints: Vec::new(),
         };
         let registered = register_broker_records(&image, &registration).expect("register");
         image = apply(&image, &registered.records);

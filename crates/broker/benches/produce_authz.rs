@@ -1,0 +1,156 @@
+//! What the authorizer costs on the produce path.
+//!
+//! Drives `handlers::dispatch` with a pre-encoded Produce frame (acks=1,
+//! one batch of 16 records of 100 bytes) against an in-process broker, with
+//! the authorizer off, and on with 1,000 unrelated ACLs plus the one that
+//! grants the producer WRITE (a realistic index, every request a cache
+//! hit). Flushing is left to the page cache (`flush_mode = interval`) so the
+//! numbers show the request path, not fsync. Also times one cached
+//! decision on its own. Results and the ratio: docs/benchmarks.md.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use sluice_broker::config::Config;
+use sluice_broker::handlers::{self, RequestContext};
+use sluice_broker::{Broker, Principal};
+use sluice_metadata::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+use sluice_metadata::config::FlushMode;
+use sluice_metadata::controller::NewTopic;
+use sluice_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
+use sluice_protocol::{RequestHeader, encode_request};
+use sluice_records::{BatchBuilder, NewRecord};
+
+const TOPIC: &str = "bench";
+const UNRELATED_ACLS: usize = 1_000;
+
+fn produce_frame() -> Bytes {
+    let mut batch = BatchBuilder::new();
+    for i in 0..16u8 {
+        batch.push(NewRecord {
+            key: None,
+            value: Some(Bytes::from(vec![i; 100])),
+            headers: vec![],
+            timestamp_ms: 1_700_000_000_000,
+        });
+    }
+    let request = ProduceRequest {
+        acks: 1,
+        timeout_ms: 30_000,
+        topic_data: vec![TopicProduceData {
+            name: TOPIC.to_owned(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: batch.build().expect("batch").freeze(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let header = RequestHeader {
+        request_api_key: 0,
+        request_api_version: 9,
+        correlation_id: 1,
+        client_id: Some("bench".to_owned()),
+    };
+    let frame = encode_request(&header, &request).expect("encode").freeze();
+    // dispatch takes the frame without its length prefix.
+    frame.slice(4..)
+}
+
+fn acl(name: &str, principal: &str) -> AclBinding {
+    AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: name.to_owned(),
+        pattern_type: PatternType::Literal,
+        principal: principal.to_owned(),
+        host: "*".to_owned(),
+        operation: AclOperation::Write,
+        permission: AclPermission::Allow,
+    }
+}
+
+fn broker(rt: &tokio::runtime::Runtime, dir: &std::path::Path, authorize: bool) -> Arc<Broker> {
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    config.log.flush_mode = FlushMode::Interval;
+    config.authorizer.enabled = authorize;
+    let broker = Arc::new(
+        Broker::open(config, "bench".to_owned(), ("127.0.0.1".to_owned(), 9092)).expect("open"),
+    );
+    rt.block_on(async {
+        let topic = NewTopic {
+            name: TOPIC.to_owned(),
+            num_partitions: 1,
+            replication_factor: -1,
+            configs: Vec::new(),
+            assignments: Vec::new(),
+        };
+        let created = broker.controller.create_topics(vec![topic], false).await;
+        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+        if authorize {
+            let mut acls: Vec<AclBinding> = (0..UNRELATED_ACLS)
+                .map(|i| acl(&format!("other-{i}"), &format!("User:u{i}")))
+                .collect();
+            acls.push(acl(TOPIC, "User:ANONYMOUS"));
+            broker.controller.create_acls(acls).await.expect("ACLs");
+        }
+    });
+    broker
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        peer: "127.0.0.1:40000".parse().expect("addr"),
+        principal: Arc::new(Principal::anonymous()),
+        listener: Arc::from("PLAINTEXT"),
+        throttle: Default::default(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let frame = produce_frame();
+    let mut cached = None;
+    let mut group = c.benchmark_group("produce_16x100B_acks1");
+    for (label, authorize) in [("authorizer_off", false), ("authorizer_on", true)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker(&rt, dir.path(), authorize);
+        let ctx = ctx();
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let reply =
+                        handlers::dispatch(&broker, ctx.clone(), frame.clone()).expect("dispatch");
+                    let response = reply.await.expect("acks=1 answers");
+                    assert!(!response.is_empty());
+                })
+            })
+        });
+        if authorize {
+            cached = Some(Arc::clone(&broker.authorizer));
+        }
+    }
+    group.finish();
+    if let Some(authorizer) = cached {
+        let ctx = ctx();
+        c.bench_function("authorizer_cached_decision", |b| {
+            b.iter(|| authorizer.topic(&ctx, AclOperation::Write, TOPIC))
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = bench
+}
+criterion_main!(benches);

@@ -1887,12 +1887,15 @@ def run_isolate_leader(cluster: Cluster, *, isolation_s: float = 8.0, controller
                                      f"fenced brokers: {views}")
         # A new client that knows only the majority's nodes: its metadata
         # names the new leader, so its acks show the majority takes writes.
-        # (The running producers can still reach the old leader, which does
-        # not know it was deposed and answers REQUEST_TIMED_OUT, not
-        # NOT_LEADER; a Kafka client keeps retrying there until a metadata
-        # refresh, so their first ack after the cut is reported, not bound.)
+        # It may still ask the cut-off node (Metadata lists fenced brokers),
+        # which answers from its stale view until it suspends itself, two
+        # broker sessions after the cut (docs/design.md, "A broker cut off
+        # from the controller"). The running producers' first ack after the
+        # cut is reported, not bound. PROBE_DEBUG=<librdkafka debug
+        # contexts> logs this client's view, for a failure here.
         probe_at = time.monotonic()
-        probe = ProducerWorker(h, cluster.bootstrap(majority), topic, [0], name="majority-probe", rate_per_s=50)
+        probe = ProducerWorker(h, cluster.bootstrap(majority), topic, [0], name="majority-probe", rate_per_s=50,
+                               **({"debug": os.environ["PROBE_DEBUG"]} if os.environ.get("PROBE_DEBUG") else {}))
         probe.start()
         workers.append(probe)
         ack = h.wait(lambda hh: next((a for a in hh.acks if a.producer == "majority-probe"), None), FAILOVER_WAIT_S)

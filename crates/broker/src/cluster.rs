@@ -112,6 +112,46 @@ const LIFECYCLE_CALL_MIN_TIMEOUT_MS: u64 = 1_000;
 /// Time allowed for one probe's connect.
 const PROBE_TIMEOUT_MS: u64 = 250;
 
+/// How many broker sessions this broker may go without reaching the
+/// controller before it suspends its leadership. After one session the
+/// controller fences it and elects other leaders for its partitions; after
+/// two, its own view of who leads is certainly stale, and answering
+/// Produce and Metadata from it would keep clients on a leader nobody
+/// follows (REQUEST_TIMED_OUT, which no client takes as a reason to
+/// refresh its metadata). Kafka's brokers keep serving then; ours send
+/// clients elsewhere (docs/design.md, "A broker cut off from the
+/// controller").
+const LEADERSHIP_LEASE_SESSIONS: u32 = 2;
+
+/// When this broker last reached the controller, and whether that was
+/// long enough ago to suspend its leadership.
+#[derive(Debug)]
+struct ControllerContact {
+    last: Instant,
+    lease: Duration,
+}
+
+impl ControllerContact {
+    fn new(now: Instant, session: Duration) -> ControllerContact {
+        ControllerContact {
+            last: now,
+            lease: session * LEADERSHIP_LEASE_SESSIONS,
+        }
+    }
+
+    /// Records one registration or heartbeat round (`reached`: the
+    /// controller answered, and, when this node is the controller, a
+    /// quorum confirmed it still is). Returns the new suspension state
+    /// when it changes.
+    fn observe(&mut self, reached: bool, now: Instant, suspended: bool) -> Option<bool> {
+        if reached {
+            self.last = now;
+            return suspended.then_some(false);
+        }
+        (!suspended && now.saturating_duration_since(self.last) >= self.lease).then_some(true)
+    }
+}
+
 /// True if `host:port` actively refuses a TCP connection (nothing listens).
 async fn refuses_connections(host: &str, port: i32) -> bool {
     let Ok(port) = u16::try_from(port) else {
@@ -613,6 +653,11 @@ pub async fn run_lifecycle(
     stop: CancellationToken,
 ) {
     let interval = Duration::from_millis(broker.config.broker.heartbeat_interval_ms);
+    let call_timeout = interval.max(Duration::from_millis(LIFECYCLE_CALL_MIN_TIMEOUT_MS));
+    let mut contact = ControllerContact::new(
+        Instant::now(),
+        Duration::from_millis(broker.config.broker.session_timeout_ms),
+    );
     let incarnation_id = Uuid::new_v4();
     let mut epoch: Option<i64> = None;
     // The first registration and the heartbeat right after it go out at
@@ -644,18 +689,37 @@ pub async fn run_lifecycle(
         // A heartbeat to a controller that stopped answering (cut off by
         // the network: no reset, no answer) must not hold this loop, which
         // also fences brokers when this node becomes the controller.
-        let answer = match tokio::time::timeout(
-            interval.max(Duration::from_millis(LIFECYCLE_CALL_MIN_TIMEOUT_MS)),
-            quorum.control(request),
-        )
-        .await
-        {
+        let answer = match tokio::time::timeout(call_timeout, quorum.control(request)).await {
             Ok(answer) => answer,
             Err(_) => Err(sluice_metadata::ApiError::new(
                 codes::REQUEST_TIMED_OUT,
                 "the controller did not answer within a heartbeat interval",
             )),
         };
+        // On the controller itself the answer is local: it counts only if
+        // a quorum still follows this node.
+        let reached = matches!(
+            answer,
+            Ok(ControlResponse::Registered { .. }
+                | ControlResponse::Heartbeat { .. }
+                | ControlResponse::Refused { .. })
+        ) && (!quorum.is_leader() || quorum.confirm_leadership(call_timeout).await);
+        let suspended = broker.replicas.leadership_suspended();
+        match contact.observe(reached, Instant::now(), suspended) {
+            Some(true) => {
+                broker.replicas.suspend_leadership(true);
+                tracing::warn!(
+                    lease_ms = contact.lease.as_millis() as u64,
+                    "the controller has been unreachable for twice the broker session: \
+                     this broker has been fenced, so it no longer acts as leader for clients"
+                );
+            }
+            Some(false) => {
+                broker.replicas.suspend_leadership(false);
+                tracing::info!("the controller is reachable again: leadership resumed");
+            }
+            None => {}
+        }
         delay = match answer {
             Ok(ControlResponse::Registered { epoch: e }) => {
                 epoch = Some(e);
@@ -989,5 +1053,31 @@ mod import_tests {
         assert_eq!(imported, [entry(3, "new")]);
         let after = cluster.with_change(&imported, 1, 2).expect("applies");
         assert_eq!(after.acls.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod contact_tests {
+    use super::*;
+
+    /// Leadership is suspended once the controller has been out of reach
+    /// for the lease (two sessions), not before, and resumed by the first
+    /// round that reaches it; a round that reaches it resets the clock.
+    #[test]
+    fn leadership_is_suspended_after_two_sessions_without_the_controller() {
+        let start = Instant::now();
+        let session = Duration::from_secs(3);
+        let mut contact = ControllerContact::new(start, session);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(contact.observe(false, at(500), false), None);
+        assert_eq!(contact.observe(false, at(5_999), false), None);
+        assert_eq!(contact.observe(false, at(6_000), false), Some(true));
+        // Already suspended: nothing changes while still out of reach.
+        assert_eq!(contact.observe(false, at(9_000), true), None);
+        assert_eq!(contact.observe(true, at(9_500), true), Some(false));
+        assert_eq!(contact.observe(true, at(10_000), false), None);
+        // The clock restarted at the last contact.
+        assert_eq!(contact.observe(false, at(15_999), false), None);
+        assert_eq!(contact.observe(false, at(16_000), false), Some(true));
     }
 }

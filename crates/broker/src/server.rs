@@ -290,6 +290,14 @@ impl Server {
                 accepted = backoff.accept(|| acceptor.accept()) => accepted,
                 () = self.shutdown.cancelled() => break,
             };
+            // A broker whose leadership is suspended (cut off from the
+            // controller: fenced) serves no one; to clients it is down,
+            // and they go to the brokers that can answer for the cluster.
+            if self.broker.replicas.leadership_suspended() {
+                tracing::debug!(%peer, "leadership suspended: closing a new connection unserved");
+                drop(connection);
+                continue;
+            }
             // KIP-612: a connection over its IP's `connection_creation_rate`
             // is held unserved for its throttle time, then closed (Kafka's
             // delayed close, so a client retrying at once is slowed too). It
@@ -438,6 +446,13 @@ impl Server {
                             return Err(frame_error(e));
                         }
                     };
+                    // Suspended (see `serve`): what was read is answered,
+                    // nothing more, so the client's next request goes to
+                    // another broker rather than to this stale view.
+                    if broker.replicas.leadership_suspended() {
+                        tracing::debug!(%peer, "leadership suspended: closing the connection");
+                        break;
+                    }
                     let expected = Expected::of(&frame.bytes);
                     if let Some(session) = sasl.as_mut() {
                         let now = tokio::time::Instant::now();

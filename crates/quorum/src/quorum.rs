@@ -307,6 +307,16 @@ impl Quorum {
         m.state == ServerState::Leader
     }
 
+    /// True if a quorum of voters confirms, within `timeout`, that this
+    /// node still leads (a leader cut off from the others keeps its role
+    /// in its own eyes, but cannot confirm it).
+    pub async fn confirm_leadership(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// The leader's id and controller address, if known.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let m = self.raft.metrics();

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::BytesMut;
@@ -787,6 +787,10 @@ pub struct ReplicaManager {
     /// Woken after every metadata change applied (the follower fetchers
     /// re-plan who they fetch from).
     leadership_changed: Notify,
+    /// Set while this broker has lost the controller for long enough that
+    /// the controller has certainly fenced it and moved its leadership
+    /// (see [`ReplicaManager::suspend_leadership`]).
+    leadership_suspended: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -800,7 +804,24 @@ impl ReplicaManager {
             synced_to: Mutex::new(-1),
             isr_sink: std::sync::OnceLock::new(),
             leadership_changed: Notify::new(),
+            leadership_suspended: AtomicBool::new(false),
         }
+    }
+
+    /// Suspends (or resumes) this broker's leadership as clients see it:
+    /// while suspended, requests that need the leader get
+    /// NOT_LEADER_OR_FOLLOWER, so clients refresh their metadata and find
+    /// the leader the rest of the cluster elected. The broker sets it when
+    /// it has not reached the controller for twice the broker session:
+    /// by then the controller has fenced it, and its view of who leads is
+    /// stale. Returns the previous state.
+    pub fn suspend_leadership(&self, suspended: bool) -> bool {
+        self.leadership_suspended.swap(suspended, Ordering::AcqRel)
+    }
+
+    /// Whether leadership is suspended ([`ReplicaManager::suspend_leadership`]).
+    pub fn leadership_suspended(&self) -> bool {
+        self.leadership_suspended.load(Ordering::Acquire)
     }
 
     /// A future that resolves after the next metadata change is applied.
@@ -888,7 +909,7 @@ impl ReplicaManager {
             });
         };
         partition.check_leader_epoch(current_leader_epoch)?;
-        if require_leader && !partition.is_leader() {
+        if require_leader && (!partition.is_leader() || self.leadership_suspended()) {
             return Err(LeaderError::NotLeaderOrFollower);
         }
         Ok(partition)
@@ -1764,6 +1785,27 @@ mod tests {
                 .map(|p| p.tp.partition),
             Err(LeaderError::UnknownTopicOrPartition)
         );
+    }
+
+    #[test]
+    fn a_suspended_leader_refuses_what_needs_the_leader_until_resumed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let image = cluster_image(Uuid::new_v4(), &[(1, &[1, 2], 3), (2, &[2, 1], 3)], 1);
+        replicas.sync_with(&image, true).expect("sync");
+        let get = |index, require_leader| {
+            replicas
+                .leader_partition(&image, "t", index, NO_LEADER_EPOCH, require_leader)
+                .map(|p| p.tp.partition)
+        };
+        assert!(!replicas.suspend_leadership(true), "not suspended before");
+        assert!(replicas.leadership_suspended());
+        assert_eq!(get(0, true), Err(LeaderError::NotLeaderOrFollower));
+        // What a follower may answer still is answered.
+        assert_eq!(get(0, false), Ok(0));
+        assert_eq!(get(1, false), Ok(1));
+        assert!(replicas.suspend_leadership(false), "suspended before");
+        assert_eq!(get(0, true), Ok(0));
     }
 
     #[test]

@@ -113,6 +113,10 @@ impl LeaderHints {
         index: i32,
     ) -> (i32, i32) {
         let (leader, leader_epoch) = match replicas.partition(topic, index) {
+            // Suspended, this node's view of who leads is stale: naming
+            // itself would send the client straight back (KIP-951 clients
+            // apply the hint instead of refreshing their metadata).
+            Some(hosted) if hosted.is_leader() && replicas.leadership_suspended() => (-1, -1),
             Some(hosted) => hosted.leadership(),
             None => image
                 .topics

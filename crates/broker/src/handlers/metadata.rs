@@ -8,6 +8,8 @@
 //! not registered, is LEADER_NOT_AVAILABLE with leader -1; replicas on
 //! fenced or unregistered brokers are `offline_replicas`; and this node's
 //! own replica counts as offline while its log is (or failed to open).
+//! A partition this node leads is LEADER_NOT_AVAILABLE too while its
+//! leadership is suspended ([`ReplicaManager::suspend_leadership`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -264,9 +266,12 @@ fn partition_response(
         .copied()
         .filter(|&r| (r == node_id && local_offline) || !cluster::is_live(image, r))
         .collect();
+    // A leader here whose leadership is suspended (this node lost the
+    // controller long enough to have been fenced) is not offered either:
+    // the rest of the cluster has elected another.
     let leader_available = p.leader >= 0
         && cluster::is_live(image, p.leader)
-        && !(p.leader == node_id && local_offline);
+        && !(p.leader == node_id && (local_offline || replicas.leadership_suspended()));
     MetadataResponsePartition {
         error_code: if leader_available {
             code::NONE
@@ -366,6 +371,39 @@ mod tests {
             [(0, code::NONE, info.node_id), (1, code::NONE, info.node_id)]
         );
         assert!(topic(&response, "__consumer_offsets").is_internal);
+    }
+
+    #[tokio::test]
+    async fn partitions_led_here_have_no_leader_while_leadership_is_suspended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = testing::node_in(dir.path()).await;
+        testing::three_brokers(&node).await;
+        testing::spread_topic(&node).await;
+        let leaders = |response: &MetadataResponse| -> Vec<(i32, i16, i32)> {
+            topic(response, testing::SPREAD)
+                .partitions
+                .iter()
+                .take(3)
+                .map(|p| (p.partition_index, p.error_code, p.leader_id))
+                .collect()
+        };
+        node.replicas.suspend_leadership(true);
+        let response = metadata(&node, false, 12, request(None, false)).await;
+        // Partition 0 is led here (node 1); the others by live brokers.
+        assert_eq!(
+            leaders(&response),
+            [
+                (0, code::LEADER_NOT_AVAILABLE, -1),
+                (1, code::NONE, 2),
+                (2, code::NONE, 3)
+            ]
+        );
+        node.replicas.suspend_leadership(false);
+        let response = metadata(&node, false, 12, request(None, false)).await;
+        assert_eq!(
+            leaders(&response),
+            [(0, code::NONE, 1), (1, code::NONE, 2), (2, code::NONE, 3)]
+        );
     }
 
     #[tokio::test]

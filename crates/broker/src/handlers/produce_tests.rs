@@ -673,6 +673,44 @@ mod cluster {
         );
     }
 
+    /// While this node's leadership is suspended, a partition it leads is
+    /// refused without naming itself (the client must look elsewhere);
+    /// resumed, it appends again.
+    #[tokio::test]
+    async fn a_suspended_leader_refuses_and_names_no_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = cluster_node(dir.path()).await;
+        node.replicas.suspend_leadership(true);
+        let response = produce_spread(&node, 11, &[0, 1]).await;
+        let got: Vec<_> = response.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.error_code,
+                    p.current_leader.leader_id,
+                    p.current_leader.leader_epoch,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, code::NOT_LEADER_OR_FOLLOWER, -1, -1),
+                (1, code::NOT_LEADER_OR_FOLLOWER, 2, 5),
+            ]
+        );
+        assert_eq!(node.partition(SPREAD, 0).log().log_end_offset(), 0);
+        node.replicas.suspend_leadership(false);
+        let response = produce_spread(&node, 11, &[0]).await;
+        assert_eq!(
+            response.responses[0].partition_responses[0].error_code,
+            code::NONE
+        );
+        assert_eq!(node.partition(SPREAD, 0).log().log_end_offset(), 1);
+    }
+
     #[tokio::test]
     async fn before_v10_the_refusal_carries_no_leader_hint() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -86,10 +86,10 @@ impl ProducerIdManager {
 
     fn take(&self) -> Taken {
         let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        if blocks.current.left() <= 0 {
-            if let Some(next) = blocks.next.take() {
-                blocks.current = next;
-            }
+        if blocks.current.left() <= 0
+            && let Some(next) = blocks.next.take()
+        {
+            blocks.current = next;
         }
         let id = (blocks.current.left() > 0).then(|| {
             blocks.current.next += 1;

@@ -112,7 +112,13 @@ impl ProtobufSchema {
         let bytes = self
             .pool
             .get_file_by_name(ROOT_FILE)
-            .map(|f| f.file_descriptor_proto().encode_to_vec())
+            .map(|f| {
+                let mut proto = f.file_descriptor_proto().clone();
+                // Comment and position records would make layout part of
+                // the identity.
+                proto.source_code_info = None;
+                proto.encode_to_vec()
+            })
             .unwrap_or_default();
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -276,10 +282,12 @@ fn wire_group(kind: &Kind) -> Option<&'static str> {
 fn kind_change(w: &FieldDescriptor, r: &FieldDescriptor) -> Option<String> {
     let (wk, rk) = (w.kind(), r.kind());
     let type_ok = match (&wk, &rk) {
-        (Kind::Message(a), Kind::Message(b)) => {
-            a.full_name() == b.full_name()
-                || (a.is_map_entry() && b.is_map_entry() && map_entries_match(a, b))
+        // Map entry types keep their name when their value type changes, so
+        // they are compared by their key and value fields instead.
+        (Kind::Message(a), Kind::Message(b)) if a.is_map_entry() && b.is_map_entry() => {
+            map_entries_match(a, b)
         }
+        (Kind::Message(a), Kind::Message(b)) => a.full_name() == b.full_name(),
         (Kind::Enum(a), Kind::Enum(b)) => a.full_name() == b.full_name(),
         _ => matches!((wire_group(&wk), wire_group(&rk)), (Some(a), Some(b)) if a == b),
     };

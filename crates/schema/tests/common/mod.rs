@@ -6,6 +6,7 @@ use sluice_schema::{CompatibilityLevel, ParsedSchema, SchemaType, check};
 
 /// One row: an old and a new schema, a level, and whether the registry
 /// must accept the new schema.
+#[derive(Debug)]
 pub struct Case {
     pub name: &'static str,
     pub old: &'static str,
@@ -15,6 +16,7 @@ pub struct Case {
 }
 
 /// Three versions (oldest first, the last one new), a level, and the verdict.
+#[derive(Debug)]
 pub struct TransitiveCase {
     pub name: &'static str,
     pub versions: [&'static str; 3],

@@ -14,6 +14,7 @@ use apache_avro::schema::RecordSchema;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 
 use crate::bounds::check_json_depth;
+use crate::json::sorted_json;
 use crate::references::Reference;
 use crate::{MAX_DEFINITIONS, MAX_FIELDS, SchemaError};
 
@@ -64,9 +65,13 @@ impl AvroSchema {
         Ok(AvroSchema { schema })
     }
 
-    /// The registry's identity form: `apache-avro`'s JSON serialisation.
+    /// The registry's identity form: `apache-avro`'s JSON serialisation
+    /// with sorted keys. Serialising a parsed schema cannot fail; should it
+    /// ever, the Parsing Canonical Form is still a faithful identity.
     pub(crate) fn canonical(&self) -> String {
-        serde_json::to_string(&self.schema).unwrap_or_else(|_| self.schema.canonical_form())
+        serde_json::to_value(&self.schema)
+            .map(|v| sorted_json(&v))
+            .unwrap_or_else(|_| self.schema.canonical_form())
     }
 
     /// Avro's Parsing Canonical Form.

@@ -26,7 +26,9 @@
 //! before `serde_json`, `apache-avro` or `protox` parse anything, so no
 //! parser recursion depends on the input), [`MAX_FIELDS`] fields or
 //! properties and [`MAX_DEFINITIONS`] named types, and [`MAX_REFERENCES`]
-//! referenced schemas, whose graph must be acyclic.
+//! referenced schemas, whose graph must be acyclic. A JSON Schema
+//! comparison also has a work budget (`json::MAX_COMPARE_STEPS`), and
+//! messages are capped by [`MAX_MESSAGES`] and [`MAX_MESSAGE_CHARS`].
 //!
 //! # Not covered yet
 //! - Avro: references are compared by name. A record that one version
@@ -85,3 +87,11 @@ pub const MAX_DEFINITIONS: usize = 2_000;
 
 /// Most schemas a schema may reference, counted transitively.
 pub const MAX_REFERENCES: usize = 64;
+
+/// Most incompatibility messages one reader/writer comparison returns; the
+/// rest are counted in a last message. They travel back in a REST answer.
+pub const MAX_MESSAGES: usize = 50;
+
+/// Longest incompatibility message, in characters; `apache-avro` prints
+/// whole schemas into some of its errors.
+pub const MAX_MESSAGE_CHARS: usize = 500;

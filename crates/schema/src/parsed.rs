@@ -1,7 +1,10 @@
 //! One parsed schema of any type.
 
 use crate::references::{self, References};
-use crate::{MAX_SCHEMA_BYTES, SchemaError, SchemaType, avro, json, protobuf};
+use crate::{
+    MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_SCHEMA_BYTES, SchemaError, SchemaType, avro, json,
+    protobuf,
+};
 
 /// A schema that parsed, passed every bound and is ready for compatibility
 /// checks. Build it with [`ParsedSchema::parse`].
@@ -87,8 +90,25 @@ impl ParsedSchema {
     }
 
     /// Why a reader using `self` cannot read data written with `writer`;
-    /// empty when it can.
+    /// empty when it can. At most [`MAX_MESSAGES`] messages of at most
+    /// [`MAX_MESSAGE_CHARS`] characters each.
     pub fn can_read(&self, writer: &ParsedSchema) -> Vec<String> {
+        let mut problems = self.problems_reading(writer);
+        if problems.len() > MAX_MESSAGES {
+            let more = problems.len() - (MAX_MESSAGES - 1);
+            problems.truncate(MAX_MESSAGES - 1);
+            problems.push(format!("... and {more} more"));
+        }
+        for p in &mut problems {
+            if let Some((cut, _)) = p.char_indices().nth(MAX_MESSAGE_CHARS) {
+                p.truncate(cut);
+                p.push_str("...");
+            }
+        }
+        problems
+    }
+
+    fn problems_reading(&self, writer: &ParsedSchema) -> Vec<String> {
         match (&writer.kind, &self.kind) {
             (Kind::Avro(w), Kind::Avro(r)) => avro::can_read(w, r),
             (Kind::Json(w), Kind::Json(r)) => json::can_read(w, r),

@@ -40,6 +40,10 @@ const NESTED_ADDED: &str = r#"{"type":"record","name":"O","fields":[{"name":"i",
 const DECIMAL_10_2: &str = r#"{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}"#;
 const DECIMAL_12_2: &str = r#"{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}"#;
 
+const LIST: &str = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"],"default":null}]}"#;
+const LIST_WITH_DEFAULT: &str = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"],"default":null},{"name":"w","type":"int","default":0}]}"#;
+const LIST_OF_STRINGS: &str = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"string"},{"name":"next","type":["null","Node"],"default":null}]}"#;
+
 const fn case(
     name: &'static str,
     old: &'static str,
@@ -228,6 +232,20 @@ const CASES: &[Case] = &[
         false,
     ),
     case("anything goes at NONE", A_INT, r#""string""#, None, true),
+    case(
+        "recursive type, field added with default",
+        LIST,
+        LIST_WITH_DEFAULT,
+        Full,
+        true,
+    ),
+    case(
+        "recursive type, field type changed",
+        LIST,
+        LIST_OF_STRINGS,
+        Backward,
+        false,
+    ),
     case(
         "field added with default, forward transitive",
         A_INT,

@@ -250,10 +250,48 @@ fn huge_enums_compare_in_linear_time() {
     let new = format!("{{\"enum\":[{}]}}", values[1..].join(","));
     let (old, new) = match (parse(SchemaType::Json, &old), parse(SchemaType::Json, &new)) {
         (Ok(o), Ok(n)) => (o, n),
-        other => panic!("enums do not parse: {other:?}"),
+        (o, n) => panic!("enums do not parse: {:?} {:?}", o.err(), n.err()),
     };
     let verdict = check(CompatibilityLevel::Backward, &new, &[old]);
     assert!(matches!(verdict, Err(ref p) if p.len() == 1), "{verdict:?}");
+}
+
+#[test]
+fn many_removed_properties_against_a_large_content_model_stay_bounded() {
+    // Each property the writer has and the reader lacks is compared with the
+    // reader's additionalProperties schema: a quadratic walk without the
+    // comparison budget.
+    let big_model: Vec<String> = (0..9_000)
+        .map(|i| format!("\"q{i}\":{{\"type\":\"string\"}}"))
+        .collect();
+    let reader = format!(
+        "{{\"type\":\"object\",\"additionalProperties\":{{\"type\":\"object\",\"properties\":{{{}}}}}}}",
+        big_model.join(",")
+    );
+    let removed: Vec<String> = (0..9_000).map(|i| format!("\"p{i}\":{{}}")).collect();
+    let writer = format!(
+        "{{\"type\":\"object\",\"properties\":{{{}}}}}",
+        removed.join(",")
+    );
+    let (writer, reader) = match (
+        parse(SchemaType::Json, &writer),
+        parse(SchemaType::Json, &reader),
+    ) {
+        (Ok(w), Ok(r)) => (w, r),
+        (w, r) => panic!("schemas do not parse: {:?} {:?}", w.err(), r.err()),
+    };
+    let problems = reader.can_read(&writer);
+    assert!(!problems.is_empty());
+    assert!(
+        problems.len() <= sluice_schema::MAX_MESSAGES,
+        "{}",
+        problems.len()
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.chars().count() <= sluice_schema::MAX_MESSAGE_CHARS + 3)
+    );
 }
 
 proptest! {

@@ -216,6 +216,34 @@ const CASES: &[Case] = &[
         false,
     ),
     case("anything goes at NONE", STRING, INTEGER, None, true),
+    case(
+        "draft 4 exclusiveMaximum added",
+        r#"{"type":"number","maximum":5}"#,
+        r#"{"type":"number","maximum":5,"exclusiveMaximum":true}"#,
+        Backward,
+        false,
+    ),
+    case(
+        "multipleOf loosened",
+        r#"{"type":"number","multipleOf":4}"#,
+        r#"{"type":"number","multipleOf":2}"#,
+        Backward,
+        true,
+    ),
+    case(
+        "multipleOf tightened",
+        r#"{"type":"number","multipleOf":2}"#,
+        r#"{"type":"number","multipleOf":4}"#,
+        Backward,
+        false,
+    ),
+    case(
+        "uniqueItems added",
+        ITEMS_INT,
+        r#"{"type":"array","items":{"type":"integer"},"uniqueItems":true}"#,
+        Backward,
+        false,
+    ),
 ];
 
 #[test]

@@ -325,10 +325,11 @@ impl Walk {
             }
         }
         if let Some(rv) = r.get("multipleOf") {
-            let divides = match (w.get("multipleOf").and_then(Value::as_f64), rv.as_f64()) {
-                (Some(wv), Some(rv)) => rv != 0.0 && (wv / rv).fract() == 0.0,
-                _ => false,
-            };
+            let divides = w.get("multipleOf") == Some(rv)
+                || match (w.get("multipleOf").and_then(Value::as_f64), rv.as_f64()) {
+                    (Some(wv), Some(rv)) => rv != 0.0 && (wv / rv).fract() == 0.0,
+                    _ => false,
+                };
             if !divides {
                 self.push(format!("{path}: reader added or changed \"multipleOf\""));
             }

@@ -34,6 +34,10 @@
 //! - Avro: references are compared by name. A record that one version
 //!   defines inline and the other takes from a reference is reported as
 //!   incompatible even when the two definitions agree.
+//! - Avro, stricter than Confluent's Java checker because `apache-avro`'s
+//!   is: a record, enum or fixed renamed with the old name as an alias is
+//!   refused (field aliases do work), and a changed decimal precision or
+//!   scale is refused (Java compares only the underlying type).
 //! - JSON Schema: `$ref` is compared as a string, not followed; keywords
 //!   the checker does not model (`allOf`, `anyOf`, `oneOf`, `not`,
 //!   `if`/`then`/`else`, `patternProperties`, `dependencies`, tuple
@@ -41,7 +45,9 @@
 //!   which is stricter than Confluent. See `json.rs` for the rules.
 //! - Protobuf: a field that keeps its name but changes its number is
 //!   reported as incompatible, which is stricter than Confluent (which
-//!   sees a removal and an addition). Custom options are ignored.
+//!   sees a removal and an addition). Messages and enums defined in
+//!   referenced files are compared by name only, where a field uses them.
+//!   Custom options, services and reserved ranges are ignored.
 //! - Confluent's `normalize` flag and schema metadata/rule sets.
 
 mod avro;

@@ -294,7 +294,57 @@ fn many_removed_properties_against_a_large_content_model_stay_bounded() {
     );
 }
 
+/// Random JSON Schema documents built from the keywords the checker knows
+/// and a few it does not.
+fn json_schema() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{Value, json};
+    let leaf = prop_oneof![
+        Just(json!(true)),
+        Just(json!(false)),
+        Just(json!({})),
+        Just(json!({"type": "string", "maxLength": 5})),
+        Just(json!({"type": ["integer", "null"], "minimum": 1})),
+        Just(json!({"type": "number", "exclusiveMaximum": true, "maximum": 3})),
+        Just(json!({"enum": ["a", 1, null]})),
+        Just(json!({"const": "x"})),
+        Just(json!({"$ref": "#/definitions/x"})),
+        Just(json!({"multipleOf": 0})),
+        Just(json!({"required": ["a", 3]})),
+        Just(json!({"type": 7, "items": []})),
+    ];
+    leaf.prop_recursive(6, 64, 4, |inner| {
+        prop_oneof![
+            proptest::collection::btree_map("[a-c]", inner.clone(), 0..4).prop_map(|props| {
+                let mut map = serde_json::Map::new();
+                map.insert("properties".to_owned(), Value::Object(props.into_iter().collect()));
+                Value::Object(map)
+            }),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| json!({
+                "type": "object", "additionalProperties": a, "properties": {"a": b}, "required": ["a"]
+            })),
+            inner.clone().prop_map(|i| json!({"type": "array", "items": i})),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| json!({"anyOf": [a, b]})),
+            inner.prop_map(|i| json!({"definitions": {"x": i}})),
+        ]
+    })
+}
+
 proptest! {
+    #[test]
+    fn random_json_schema_pairs_never_panic(a in json_schema(), b in json_schema()) {
+        let (a, b) = (
+            parse(SchemaType::Json, &a.to_string()),
+            parse(SchemaType::Json, &b.to_string()),
+        );
+        if let (Ok(a), Ok(b)) = (a, b) {
+            // A schema always reads its own data.
+            prop_assert!(a.can_read(&a).is_empty(), "{:?}", a.can_read(&a));
+            for level in CompatibilityLevel::ALL {
+                let _ = check(level, &a, std::slice::from_ref(&b));
+            }
+        }
+    }
+
     #[test]
     fn random_json_ish_text_never_panics(text in r#"[\[\]{}":,a-z0-9 .\-]{0,200}"#) {
         for t in ALL_TYPES {
@@ -325,6 +375,7 @@ proptest! {
         let text: String = parts.concat();
         let parsed = parse(SchemaType::Avro, &text);
         if let Ok(schema) = parsed {
+            prop_assert!(schema.can_read(&schema).is_empty(), "{:?}", schema.can_read(&schema));
             let base = parse(SchemaType::Avro, r#"{"type":"record","name":"R","fields":[]}"#);
             if let Ok(base) = base {
                 for level in CompatibilityLevel::ALL.into_iter().take(other.len() + 1) {
@@ -359,6 +410,8 @@ proptest! {
         ),
     ) {
         let text: String = parts.concat();
-        let _ = parse(SchemaType::Protobuf, &text);
+        if let Ok(schema) = parse(SchemaType::Protobuf, &text) {
+            prop_assert!(schema.can_read(&schema).is_empty(), "{:?}", schema.can_read(&schema));
+        }
     }
 }

@@ -6,8 +6,9 @@
 //! "partial" verdict (some union branches or enum symbols of the writer
 //! are missing from the reader, so some data would fail) counts as
 //! incompatible, as in Confluent. The classic cases are pinned by the
-//! table in the tests below: a field added without a default, numeric
-//! promotions, enum symbols, union branches, field aliases.
+//! table in `tests/avro_compat.rs`: a field added without a default,
+//! numeric promotions, enum symbols, union branches, field aliases,
+//! recursive types.
 
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
@@ -18,7 +19,8 @@ use crate::json::sorted_json;
 use crate::references::Reference;
 use crate::{MAX_DEFINITIONS, MAX_FIELDS, SchemaError};
 
-/// A parsed Avro schema and the named types its references define.
+/// A parsed Avro schema. Named types taken from references appear in it as
+/// references by name.
 #[derive(Debug, Clone)]
 pub(crate) struct AvroSchema {
     schema: Schema,

@@ -38,7 +38,12 @@
 //!   is: a record, enum or fixed renamed with the old name as an alias is
 //!   refused (field aliases do work), and a changed decimal precision or
 //!   scale is refused (Java compares only the underlying type).
-//! - JSON Schema: `$ref` is compared as a string, not followed; keywords
+//! - Avro comparisons have no work budget of their own: `apache-avro`'s
+//!   checker is bounded by the schema sizes and the nesting limit, but
+//!   some of its errors print both schemas, so a hostile union of many
+//!   large branches costs time proportional to branches times size.
+//! - JSON Schema: `$ref` is compared as a string, not followed (referenced
+//!   schemas are parsed and bounded, not compared); keywords
 //!   the checker does not model (`allOf`, `anyOf`, `oneOf`, `not`,
 //!   `if`/`then`/`else`, `patternProperties`, `dependencies`, tuple
 //!   `items`, ...) are incompatible whenever they differ between versions,

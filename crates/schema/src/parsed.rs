@@ -76,6 +76,8 @@ impl ParsedSchema {
     /// so two schemas that differ only in a default stay distinct).
     /// JSON Schema: compact JSON with sorted keys. Protobuf: the hex of the
     /// encoded `FileDescriptorProto`, which ignores comments and layout.
+    /// Compute it, never persist it: a dependency upgrade may change its
+    /// bytes, so storage keeps the schema text and parses it again.
     pub fn canonical(&self) -> &str {
         &self.canonical
     }

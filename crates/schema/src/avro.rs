@@ -17,7 +17,7 @@ use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use crate::bounds::check_json_depth;
 use crate::json::sorted_json;
 use crate::references::Reference;
-use crate::{MAX_DEFINITIONS, MAX_FIELDS, SchemaError};
+use crate::{MAX_DEFINITIONS, MAX_FIELDS, MAX_UNION_BRANCHES, SchemaError};
 
 /// A parsed Avro schema. Named types taken from references appear in it as
 /// references by name.
@@ -58,6 +58,12 @@ impl AvroSchema {
                 limit: MAX_FIELDS,
             });
         }
+        if counts.widest_union > MAX_UNION_BRANCHES {
+            return Err(SchemaError::TooManyUnionBranches {
+                count: counts.widest_union,
+                limit: MAX_UNION_BRANCHES,
+            });
+        }
         if counts.definitions > MAX_DEFINITIONS {
             return Err(SchemaError::TooManyDefinitions {
                 count: counts.definitions,
@@ -89,6 +95,7 @@ impl AvroSchema {
 struct Counts {
     fields: usize,
     definitions: usize,
+    widest_union: usize,
 }
 
 impl Counts {
@@ -105,6 +112,7 @@ impl Counts {
             Schema::Array(a) => self.add(&a.items),
             Schema::Map(m) => self.add(&m.types),
             Schema::Union(union) => {
+                self.widest_union = self.widest_union.max(union.variants().len());
                 for variant in union.variants() {
                     self.add(variant);
                 }

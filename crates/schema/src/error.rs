@@ -28,6 +28,9 @@ pub enum SchemaError {
     /// More named types than [`crate::MAX_DEFINITIONS`].
     #[error("schema has {count} named types, more than the limit of {limit}")]
     TooManyDefinitions { count: usize, limit: usize },
+    /// An Avro union with more branches than [`crate::MAX_UNION_BRANCHES`].
+    #[error("union has {count} branches, more than the limit of {limit}")]
+    TooManyUnionBranches { count: usize, limit: usize },
     /// More transitive references than [`crate::MAX_REFERENCES`].
     #[error("schema references more than {limit} schemas")]
     TooManyReferences { limit: usize },

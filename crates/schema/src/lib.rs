@@ -25,7 +25,8 @@
 //! references, [`MAX_NESTING_DEPTH`] brackets (checked by a linear scan
 //! before `serde_json`, `apache-avro` or `protox` parse anything, so no
 //! parser recursion depends on the input), [`MAX_FIELDS`] fields or
-//! properties and [`MAX_DEFINITIONS`] named types, and [`MAX_REFERENCES`]
+//! properties, [`MAX_DEFINITIONS`] named types, [`MAX_UNION_BRANCHES`]
+//! branches in an Avro union, and [`MAX_REFERENCES`]
 //! referenced schemas, whose graph must be acyclic. A JSON Schema
 //! comparison also has a work budget (`json::MAX_COMPARE_STEPS`), and
 //! messages are capped by [`MAX_MESSAGES`] and [`MAX_MESSAGE_CHARS`].
@@ -38,10 +39,9 @@
 //!   is: a record, enum or fixed renamed with the old name as an alias is
 //!   refused (field aliases do work), and a changed decimal precision or
 //!   scale is refused (Java compares only the underlying type).
-//! - Avro comparisons have no work budget of their own: `apache-avro`'s
-//!   checker is bounded by the schema sizes and the nesting limit, but
-//!   some of its errors print both schemas, so a hostile union of many
-//!   large branches costs time proportional to branches times size.
+//! - Avro comparisons have no step budget of their own: `apache-avro`'s
+//!   checker prints both schemas into some errors, so its cost is bounded
+//!   only by [`MAX_UNION_BRANCHES`] times the schema sizes.
 //! - JSON Schema: `$ref` is compared as a string, not followed (referenced
 //!   schemas are parsed and bounded, not compared); keywords
 //!   the checker does not model (`allOf`, `anyOf`, `oneOf`, `not`,
@@ -95,6 +95,12 @@ pub const MAX_FIELDS: usize = 10_000;
 /// Most named types (Avro records, enums and fixed; Protobuf messages and
 /// enums) in one schema and its references.
 pub const MAX_DEFINITIONS: usize = 2_000;
+
+/// Most branches in one Avro union. `apache-avro`'s checker compares every
+/// writer branch with every reader branch, and some of its errors print
+/// both, so a comparison costs up to branches times schema size; real
+/// unions have a handful of branches (usually `null` and one type).
+pub const MAX_UNION_BRANCHES: usize = 100;
 
 /// Most schemas a schema may reference, counted transitively.
 pub const MAX_REFERENCES: usize = 64;

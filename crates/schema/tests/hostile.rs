@@ -172,6 +172,18 @@ fn too_many_named_types_is_a_typed_error() {
     ));
 }
 
+#[test]
+fn a_union_wider_than_the_limit_is_a_typed_error() {
+    let branches: Vec<String> = (0..=sluice_schema::MAX_UNION_BRANCHES)
+        .map(|i| format!("{{\"type\":\"record\",\"name\":\"R{i}\",\"fields\":[]}}"))
+        .collect();
+    let text = format!("[{}]", branches.join(","));
+    assert!(matches!(
+        parse(SchemaType::Avro, &text),
+        Err(SchemaError::TooManyUnionBranches { .. })
+    ));
+}
+
 fn cyclic(schema_type: SchemaType, a_text: &str, b_text: &str) -> BTreeMap<String, Reference> {
     let mut refs = BTreeMap::new();
     for (name, text, next) in [("a", a_text, "b"), ("b", b_text, "a")] {

@@ -143,6 +143,55 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SchemaType;
+
+    fn json(text: &str) -> Option<ParsedSchema> {
+        ParsedSchema::parse_standalone(SchemaType::Json, text).ok()
+    }
+
+    #[test]
+    fn the_first_version_is_always_compatible() {
+        let Some(new) = json(r#"{"type":"string"}"#) else {
+            panic!("schema does not parse");
+        };
+        for level in CompatibilityLevel::ALL {
+            assert!(check(level, &new, &[]).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_changed_schema_type_is_incompatible_unless_none() {
+        let (Some(old), Ok(new)) = (
+            json(r#"{"type":"string"}"#),
+            ParsedSchema::parse_standalone(SchemaType::Avro, r#""string""#),
+        ) else {
+            panic!("schemas do not parse");
+        };
+        let verdict = check(
+            CompatibilityLevel::Backward,
+            &new,
+            std::slice::from_ref(&old),
+        );
+        assert!(matches!(verdict, Err(ref p) if p[0].contains("schema type changed")));
+        assert!(check(CompatibilityLevel::None, &new, &[old]).is_ok());
+    }
+
+    #[test]
+    fn messages_name_the_version_and_the_direction() {
+        let (Some(v1), Some(v2), Some(new)) = (
+            json(r#"{"type":"integer"}"#),
+            json(r#"{"type":"number"}"#),
+            json(r#"{"type":"number"}"#),
+        ) else {
+            panic!("schemas do not parse");
+        };
+        let verdict = check(CompatibilityLevel::FullTransitive, &new, &[v1, v2]);
+        let Err(problems) = verdict else {
+            panic!("v1 cannot read numbers");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("version 1 cannot read the new schema"));
+    }
 
     #[test]
     fn level_names_round_trip_and_default_is_backward() {

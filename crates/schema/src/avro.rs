@@ -11,7 +11,9 @@
 //! recursive types.
 
 use apache_avro::Schema;
-use apache_avro::schema::RecordSchema;
+use std::collections::{HashMap, HashSet};
+
+use apache_avro::schema::{Alias, Name, RecordSchema, UnionSchema};
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 
 use crate::bounds::check_json_depth;
@@ -124,12 +126,111 @@ impl Counts {
 
 /// Why `reader` cannot read data written with `writer`; empty when it can.
 pub(crate) fn can_read(writer: &AvroSchema, reader: &AvroSchema) -> Vec<String> {
-    match SchemaCompatibility::can_read(&writer.schema, &reader.schema) {
+    let renamed = writer_named_as_reader(&writer.schema, &reader.schema);
+    let writer_schema = renamed.as_ref().unwrap_or(&writer.schema);
+    match SchemaCompatibility::can_read(writer_schema, &reader.schema) {
         Ok(Compatibility::Full) => Vec::new(),
         Ok(Compatibility::Partial) => vec![
             "reader lacks some union branches or enum symbols of the writer (and has no enum default)"
                 .to_owned(),
         ],
         Err(e) => vec![e.to_string()],
+    }
+}
+
+/// The writer with each named type that the reader knows only through an
+/// alias renamed to the reader's name, or `None` when nothing needs a new
+/// name. Avro resolution matches a writer's record, enum or fixed to a
+/// reader's type of the same name or with that name among its aliases;
+/// `apache-avro`'s checker looks at names only, so the aliases are applied
+/// here first.
+fn writer_named_as_reader(writer: &Schema, reader: &Schema) -> Option<Schema> {
+    let mut reader_names = HashSet::new();
+    let mut by_alias: HashMap<String, Name> = HashMap::new();
+    collect_reader_names(reader, &mut reader_names, &mut by_alias);
+    if by_alias.is_empty() {
+        return None;
+    }
+    let mut renamed = writer.clone();
+    let mut changed = false;
+    rename(&mut renamed, &reader_names, &by_alias, &mut changed);
+    changed.then_some(renamed)
+}
+
+/// Full names of the reader's named types, and each alias's full name
+/// mapped to the type that declares it. Depth is bounded by the nesting
+/// check.
+fn collect_reader_names(
+    schema: &Schema,
+    names: &mut HashSet<String>,
+    by_alias: &mut HashMap<String, Name>,
+) {
+    let mut note = |name: &Name, aliases: &Option<Vec<Alias>>| {
+        names.insert(name.fullname(None));
+        for alias in aliases.iter().flatten() {
+            by_alias.insert(alias.fullname(name.namespace()), name.clone());
+        }
+    };
+    match schema {
+        Schema::Record(record) => {
+            note(&record.name, &record.aliases);
+            for field in &record.fields {
+                collect_reader_names(&field.schema, names, by_alias);
+            }
+        }
+        Schema::Enum(e) => note(&e.name, &e.aliases),
+        Schema::Fixed(f) => note(&f.name, &f.aliases),
+        Schema::Array(a) => collect_reader_names(&a.items, names, by_alias),
+        Schema::Map(m) => collect_reader_names(&m.types, names, by_alias),
+        Schema::Union(u) => {
+            for variant in u.variants() {
+                collect_reader_names(variant, names, by_alias);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Renames, in place, writer types (and references to them) whose name the
+/// reader lacks but lists as an alias.
+fn rename(
+    schema: &mut Schema,
+    reader_names: &HashSet<String>,
+    by_alias: &HashMap<String, Name>,
+    changed: &mut bool,
+) {
+    let mut apply = |name: &mut Name| {
+        let full = name.fullname(None);
+        if !reader_names.contains(&full)
+            && let Some(target) = by_alias.get(&full)
+        {
+            *name = target.clone();
+            *changed = true;
+        }
+    };
+    match schema {
+        Schema::Record(record) => {
+            apply(&mut record.name);
+            for field in &mut record.fields {
+                rename(&mut field.schema, reader_names, by_alias, changed);
+            }
+        }
+        Schema::Enum(e) => apply(&mut e.name),
+        Schema::Fixed(f) => apply(&mut f.name),
+        Schema::Ref { name } => apply(name),
+        Schema::Array(a) => rename(&mut a.items, reader_names, by_alias, changed),
+        Schema::Map(m) => rename(&mut m.types, reader_names, by_alias, changed),
+        Schema::Union(u) => {
+            let mut variants = u.variants().to_vec();
+            for variant in &mut variants {
+                rename(variant, reader_names, by_alias, changed);
+            }
+            // Renaming keeps every branch distinct unless two writer types
+            // map to one reader type; then the original union stays.
+            if let Ok(union) = UnionSchema::new(variants) {
+                *u = union;
+            }
+        }
+        _ => {}
     }
 }

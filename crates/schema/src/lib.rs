@@ -36,9 +36,9 @@
 //!   defines inline and the other takes from a reference is reported as
 //!   incompatible even when the two definitions agree.
 //! - Avro, stricter than Confluent's Java checker because `apache-avro`'s
-//!   is: a record, enum or fixed renamed with the old name as an alias is
-//!   refused (field aliases do work), and a changed decimal precision or
-//!   scale is refused (Java compares only the underlying type).
+//!   is: a changed decimal precision or scale is refused (Java compares
+//!   only the underlying type). Aliases of named types are applied before
+//!   `apache-avro` compares (it checks names only).
 //! - Avro comparisons have no step budget of their own: `apache-avro`'s
 //!   checker prints both schemas into some errors, so its cost is bounded
 //!   only by [`MAX_UNION_BRANCHES`] times the schema sizes.

@@ -44,6 +44,15 @@ const LIST: &str = r#"{"type":"record","name":"Node","fields":[{"name":"v","type
 const LIST_WITH_DEFAULT: &str = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"],"default":null},{"name":"w","type":"int","default":0}]}"#;
 const LIST_OF_STRINGS: &str = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"string"},{"name":"next","type":["null","Node"],"default":null}]}"#;
 
+const RECORD_RENAMED_WITH_ALIAS: &str =
+    r#"{"type":"record","name":"S","aliases":["R"],"fields":[{"name":"a","type":"int"}]}"#;
+const ENUM_RENAMED_WITH_ALIAS: &str =
+    r#"{"type":"enum","name":"F","aliases":["E"],"symbols":["A","B"]}"#;
+const NS_A: &str =
+    r#"{"type":"record","name":"R","namespace":"a","fields":[{"name":"a","type":"int"}]}"#;
+const NS_B_ALIAS: &str = r#"{"type":"record","name":"S","namespace":"b","aliases":["a.R"],"fields":[{"name":"a","type":"int"}]}"#;
+const NESTED_RENAMED: &str = r#"{"type":"record","name":"O","fields":[{"name":"i","type":{"type":"record","name":"J","aliases":["I"],"fields":[{"name":"a","type":"int"}]}}]}"#;
+
 const fn case(
     name: &'static str,
     old: &'static str,
@@ -245,6 +254,41 @@ const CASES: &[Case] = &[
         LIST_OF_STRINGS,
         Backward,
         false,
+    ),
+    case(
+        "record renamed with alias",
+        A_INT,
+        RECORD_RENAMED_WITH_ALIAS,
+        Backward,
+        true,
+    ),
+    case(
+        "record renamed with alias, forward",
+        A_INT,
+        RECORD_RENAMED_WITH_ALIAS,
+        Forward,
+        false,
+    ),
+    case(
+        "enum renamed with alias",
+        E_AB,
+        ENUM_RENAMED_WITH_ALIAS,
+        Backward,
+        true,
+    ),
+    case(
+        "record moved namespace with full alias",
+        NS_A,
+        NS_B_ALIAS,
+        Backward,
+        true,
+    ),
+    case(
+        "nested record renamed with alias",
+        NESTED,
+        NESTED_RENAMED,
+        Backward,
+        true,
     ),
     case(
         "field added with default, forward transitive",

@@ -14,6 +14,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("sluice-protocol", 0),
     // SASL mechanisms (SCRAM, PLAIN): pure state machines, no sluice crate.
     ("sluice-auth", 0),
+    // Schema registry core (issue 16): parse and compare schemas, no I/O.
+    ("sluice-schema", 0),
     ("sluice-records", 1),
     ("sluice-metrics", 1),
     ("sluice-runtime", 2),

@@ -59,8 +59,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-step "fuzz targets: ${SLUICE_FUZZ_SECONDS:-30}s each from the committed corpus (docs/fuzzing.md)"
-./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-30}"
+step "fuzz targets: ${SLUICE_FUZZ_SECONDS:-15}s each from the committed corpus (docs/fuzzing.md)"
+./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-15}"
 
 # --- integration: the real binary, real clients -----------------------------
 step "building the sluice binary (release)"

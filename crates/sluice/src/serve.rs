@@ -224,12 +224,16 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Resu
         }
     }
     broker.load_coordinators(&tasks).await?;
-    // A producer id block held from the start: InitProducerId may reach
-    // any broker, and one cut off from the controller still answers it.
-    tasks.spawn_with_shutdown("producer-id-prefetch", {
-        let ids = Arc::clone(&broker.producer_ids);
-        move |stop| async move { ids.prefetch_until_held(stop).await }
-    });
+    // In a cluster, a producer id block held from the start: InitProducerId
+    // may reach any broker, and one cut off from the controller still
+    // answers it. A single node is its own controller and reserves on
+    // demand, so a restart writes nothing to its metadata log.
+    if quorum.is_some() {
+        tasks.spawn_with_shutdown("producer-id-prefetch", {
+            let ids = Arc::clone(&broker.producer_ids);
+            move |stop| async move { ids.prefetch_until_held(stop).await }
+        });
+    }
     // `[[sasl.bootstrap_users]]`: the first users, before any client can
     // authenticate. A failure is logged; the broker serves anyway.
     if let Err(e) = sluice_broker::sasl::bootstrap::write_bootstrap_users(&broker).await {

@@ -611,6 +611,22 @@ mod cluster {
         .expect("acks=-1 answers")
     }
 
+    /// (partition, error code, hinted leader, hinted epoch) per partition.
+    fn leader_hints(response: &ProduceResponse) -> Vec<(i32, i16, i32, i32)> {
+        response.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.error_code,
+                    p.current_leader.leader_id,
+                    p.current_leader.leader_epoch,
+                )
+            })
+            .collect()
+    }
+
     async fn cluster_node(dir: &std::path::Path) -> Node {
         let node = testing::node_in(dir).await;
         testing::three_brokers(&node).await;
@@ -623,18 +639,7 @@ mod cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = cluster_node(dir.path()).await;
         let response = produce_spread(&node, 11, &[0, 1, 2, 3, 4, 5, 9]).await;
-        let got: Vec<_> = response.responses[0]
-            .partition_responses
-            .iter()
-            .map(|p| {
-                (
-                    p.index,
-                    p.error_code,
-                    p.current_leader.leader_id,
-                    p.current_leader.leader_epoch,
-                )
-            })
-            .collect();
+        let got = leader_hints(&response);
         assert_eq!(
             got,
             [
@@ -682,18 +687,7 @@ mod cluster {
         let node = cluster_node(dir.path()).await;
         node.replicas.suspend_leadership(true);
         let response = produce_spread(&node, 11, &[0, 1]).await;
-        let got: Vec<_> = response.responses[0]
-            .partition_responses
-            .iter()
-            .map(|p| {
-                (
-                    p.index,
-                    p.error_code,
-                    p.current_leader.leader_id,
-                    p.current_leader.leader_epoch,
-                )
-            })
-            .collect();
+        let got = leader_hints(&response);
         assert_eq!(
             got,
             [

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Case, TransitiveCase, run, run_transitive};
+use common::{Case, TransitiveCase, case, run, run_transitive};
 use sluice_schema::CompatibilityLevel::{
     Backward, BackwardTransitive, Forward, ForwardTransitive, Full, FullTransitive, None,
 };
@@ -52,22 +52,6 @@ const NS_A: &str =
     r#"{"type":"record","name":"R","namespace":"a","fields":[{"name":"a","type":"int"}]}"#;
 const NS_B_ALIAS: &str = r#"{"type":"record","name":"S","namespace":"b","aliases":["a.R"],"fields":[{"name":"a","type":"int"}]}"#;
 const NESTED_RENAMED: &str = r#"{"type":"record","name":"O","fields":[{"name":"i","type":{"type":"record","name":"J","aliases":["I"],"fields":[{"name":"a","type":"int"}]}}]}"#;
-
-const fn case(
-    name: &'static str,
-    old: &'static str,
-    new: &'static str,
-    level: sluice_schema::CompatibilityLevel,
-    compatible: bool,
-) -> Case {
-    Case {
-        name,
-        old,
-        new,
-        level,
-        compatible,
-    }
-}
 
 const CASES: &[Case] = &[
     case("identical", A_INT, A_INT, FullTransitive, true),

@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{Case, TransitiveCase, run, run_transitive};
+use common::{Case, TransitiveCase, case, run, run_transitive};
 use sluice_schema::CompatibilityLevel::{
-    self, Backward, BackwardTransitive, Forward, Full, FullTransitive, None,
+    Backward, BackwardTransitive, Forward, Full, FullTransitive, None,
 };
 use sluice_schema::{ParsedSchema, SchemaType};
 
@@ -40,22 +40,6 @@ const REF_X: &str = r##"{"$ref":"#/definitions/X","definitions":{"X":{"type":"st
 const REF_Y: &str = r##"{"$ref":"#/definitions/Y","definitions":{"Y":{"type":"string"}}}"##;
 const NESTED_NUM: &str = r#"{"type":"object","properties":{"o":{"type":"object","properties":{"n":{"type":"number"}}}}}"#;
 const NESTED_INT: &str = r#"{"type":"object","properties":{"o":{"type":"object","properties":{"n":{"type":"integer"}}}}}"#;
-
-const fn case(
-    name: &'static str,
-    old: &'static str,
-    new: &'static str,
-    level: CompatibilityLevel,
-    compatible: bool,
-) -> Case {
-    Case {
-        name,
-        old,
-        new,
-        level,
-        compatible,
-    }
-}
 
 const CASES: &[Case] = &[
     case("identical", OPEN_AB, OPEN_AB, FullTransitive, true),

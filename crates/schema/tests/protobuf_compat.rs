@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{Case, TransitiveCase, run, run_transitive};
+use common::{Case, TransitiveCase, case, run, run_transitive};
 use sluice_schema::CompatibilityLevel::{
-    self, Backward, BackwardTransitive, Forward, Full, FullTransitive, None,
+    Backward, BackwardTransitive, Forward, Full, FullTransitive, None,
 };
 use sluice_schema::{ParsedSchema, Reference, SchemaError, SchemaType};
 
@@ -67,22 +67,6 @@ const MAP_STRING: &str =
 const COMMENTED: &str = "// a comment\nsyntax = \"proto3\";\npackage p;\n/* block */\nmessage M {\n  string a = 1; // trailing\n  int32 b = 2;\n}\n";
 const OPTIONAL_B: &str =
     r#"syntax = "proto3"; package p; message M { string a = 1; optional int32 b = 2; }"#;
-
-const fn case(
-    name: &'static str,
-    old: &'static str,
-    new: &'static str,
-    level: CompatibilityLevel,
-    compatible: bool,
-) -> Case {
-    Case {
-        name,
-        old,
-        new,
-        level,
-        compatible,
-    }
-}
 
 const CASES: &[Case] = &[
     case("identical", BASE, BASE, FullTransitive, true),

@@ -15,6 +15,23 @@ pub struct Case {
     pub compatible: bool,
 }
 
+/// A row, in the tables' compact form.
+pub const fn case(
+    name: &'static str,
+    old: &'static str,
+    new: &'static str,
+    level: CompatibilityLevel,
+    compatible: bool,
+) -> Case {
+    Case {
+        name,
+        old,
+        new,
+        level,
+        compatible,
+    }
+}
+
 /// Three versions (oldest first, the last one new), a level, and the verdict.
 #[derive(Debug)]
 pub struct TransitiveCase {

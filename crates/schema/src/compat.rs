@@ -105,10 +105,10 @@ impl fmt::Display for CompatibilityLevel {
 /// `level`. Non-transitive levels compare with the latest version only.
 /// On failure, returns one message per incompatibility, each naming the
 /// version (1-based position in `existing`) and the direction.
-pub fn check(
+pub fn check<S: AsRef<ParsedSchema>>(
     level: CompatibilityLevel,
     new: &ParsedSchema,
-    existing: &[ParsedSchema],
+    existing: &[S],
 ) -> Result<(), Vec<String>> {
     let compared = if level.is_transitive() {
         existing
@@ -121,6 +121,7 @@ pub fn check(
     let first_version = existing.len() - compared.len() + 1;
     let mut problems = Vec::new();
     for (offset, old) in compared.iter().enumerate() {
+        let old = old.as_ref();
         let version = first_version + offset;
         if level.backward() {
             for p in new.can_read(old) {
@@ -155,7 +156,7 @@ mod tests {
             panic!("schema does not parse");
         };
         for level in CompatibilityLevel::ALL {
-            assert!(check(level, &new, &[]).is_ok());
+            assert!(check::<ParsedSchema>(level, &new, &[]).is_ok());
         }
     }
 

@@ -24,6 +24,12 @@ pub(crate) enum Kind {
     Protobuf(protobuf::ProtobufSchema),
 }
 
+impl AsRef<ParsedSchema> for ParsedSchema {
+    fn as_ref(&self) -> &ParsedSchema {
+        self
+    }
+}
+
 impl ParsedSchema {
     /// Parses `text` as a schema of `schema_type` that references the
     /// schemas named in `references`, which `resolver` turns into text.

@@ -25,6 +25,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("sluice-replica", 4),
     ("sluice-quorum", 4),
     ("sluice-coordinator", 5),
+    // Schema registry storage (issue 16): the `_schemas` topic.
+    ("sluice-registry", 5),
     ("sluice-broker", 6),
     ("sluice-http", 7),
     ("sluice", 8),

@@ -317,6 +317,7 @@ class Node:
             "--data-dir", str(self.data_dir),
             "--kafka-listener", self.bootstrap,
             "--http-listener", f"{self.host}:{self.http_port}",
+            "--schema-registry-listener", "",
             "--node-id", str(self.node_id),
             "--set", f"controller_listener={self.controller}",
             "--set", f"cluster.voters={voters}",

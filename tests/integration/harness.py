@@ -48,6 +48,7 @@ class Broker:
         self.extra_args = list(extra_args or [])
         self.kafka_port = free_port()
         self.http_port = free_port()
+        self.registry_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = workdir / f"{name}.stderr.log"
         self._log_file = None
@@ -62,6 +63,7 @@ class Broker:
             "--data-dir", str(self.data_dir),
             "--kafka-listener", f"127.0.0.1:{self.kafka_port}",
             "--http-listener", f"127.0.0.1:{self.http_port}",
+            "--schema-registry-listener", f"127.0.0.1:{self.registry_port}",
             "--node-id", "1",
             *self.extra_args,
         ]

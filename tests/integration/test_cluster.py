@@ -57,6 +57,7 @@ class Node(Broker):
             "--data-dir", str(self.data_dir),
             "--kafka-listener", f"127.0.0.1:{self.kafka_port}",
             "--http-listener", f"127.0.0.1:{self.http_port}",
+            "--schema-registry-listener", "",
             "--node-id", str(self.node_id),
             "--set", f"controller_listener={self.controller}",
             "--set", f"cluster.voters={self.voters}",

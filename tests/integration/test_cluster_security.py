@@ -91,6 +91,7 @@ class Cluster:
                 str(n.bin), "serve", "--config", str(n.config_path),
                 "--data-dir", str(n.data_dir),
                 "--http-listener", f"127.0.0.1:{n.http_port}", "--node-id", str(i),
+                "--schema-registry-listener", "",
             ])
             self.nodes.append(node)
 

@@ -90,6 +90,7 @@ class ListenerBroker(Broker):
             "--config", str(self.config_path),
             "--data-dir", str(self.data_dir),
             "--http-listener", f"127.0.0.1:{self.http_port}",
+            "--schema-registry-listener", "",
             "--node-id", "1",
         ]
 
@@ -475,6 +476,7 @@ def test_a_cluster_replicates_over_an_ssl_inter_broker_listener_and_names_each_l
                 str(n.bin), "serve", "--config", str(n.config_path),
                 "--data-dir", str(n.data_dir),
                 "--http-listener", f"127.0.0.1:{n.http_port}", "--node-id", str(i),
+                "--schema-registry-listener", "",
             ])
             nodes.append(node)
         for node in nodes:

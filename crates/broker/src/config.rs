@@ -21,6 +21,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "kafka_advertised_listener",
     "kafka_security_protocol",
     "http_listener",
+    "schema_registry_listener",
     "controller_listener",
     "controller_advertised_listener",
     "controller_security_protocol",
@@ -135,6 +136,11 @@ pub struct Config {
     pub kafka_security_protocol: SecurityProtocol,
     /// `host:port` of the HTTP API, metrics and console.
     pub http_listener: String,
+    /// `host:port` of the schema registry's REST API (Confluent's, at the
+    /// root of its own listener, so serializers given this URL work
+    /// unchanged); empty turns the registry's listener off. Default
+    /// `127.0.0.1:8081`, Confluent's port.
+    pub schema_registry_listener: String,
     /// Broker-wide defaults for topic logs (Kafka's `log.*` broker configs).
     pub log: LogDefaults,
     /// Topic creation behaviour.
@@ -965,6 +971,7 @@ impl Default for Config {
             kafka_advertised_listener: None,
             kafka_security_protocol: SecurityProtocol::Plaintext,
             http_listener: "127.0.0.1:8080".to_owned(),
+            schema_registry_listener: "127.0.0.1:8081".to_owned(),
             log: LogDefaults::default(),
             topics: TopicDefaults::default(),
             limits: Limits::default(),
@@ -1567,6 +1574,7 @@ impl Config {
         }
         parse_addr("kafka_listener", &self.kafka_listener)?;
         parse_addr("http_listener", &self.http_listener)?;
+        self.schema_registry_addr()?;
         self.http_auth.validate()?;
         if let Some(adv) = &self.kafka_advertised_listener {
             parse_host_port("kafka_advertised_listener", adv)?;
@@ -1826,6 +1834,15 @@ impl Config {
     /// The HTTP listener address (validated at load).
     pub fn http_addr(&self) -> Result<SocketAddr, ConfigError> {
         parse_addr("http_listener", &self.http_listener)
+    }
+
+    /// The schema registry's listener address, `None` when it is off
+    /// (validated at load).
+    pub fn schema_registry_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.schema_registry_listener.is_empty() {
+            return Ok(None);
+        }
+        parse_addr("schema_registry_listener", &self.schema_registry_listener).map(Some)
     }
 
     /// Every Kafka listener, in the order configured (validated at load).
@@ -2129,6 +2146,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.kafka_listener, "127.0.0.1:9092");
         assert_eq!(c.http_listener, "127.0.0.1:8080");
+        assert_eq!(c.schema_registry_listener, "127.0.0.1:8081");
         assert_eq!(c.log.segment_bytes, 1 << 30);
         assert_eq!(c.log.index_interval_bytes, 4096);
         assert_eq!(c.limits.socket_request_max_bytes, 104_857_600);
@@ -2207,7 +2225,9 @@ mod tests {
             let mut loader = ConfigLoader::default();
             let raw = match *key {
                 "data_dir" => "\"/tmp/x\"",
-                "kafka_listener" | "http_listener" => "\"127.0.0.1:1\"",
+                "kafka_listener" | "http_listener" | "schema_registry_listener" => {
+                    "\"127.0.0.1:1\""
+                }
                 "kafka_advertised_listener" => "\"localhost:1\"",
                 "kafka_security_protocol" => "\"PLAINTEXT\"",
                 "log.message_timestamp_type" => "\"LogAppendTime\"",

@@ -238,6 +238,9 @@ pub struct Broker {
     pub inter_broker_tls: Option<Arc<rustls::ClientConfig>>,
     /// Client quota meters (KIP-13, KIP-124), shared by every connection.
     pub quotas: Arc<quota::ClientQuotas>,
+    /// The schema registry's contents (`_schemas`), served by its own
+    /// listener.
+    pub registry: Arc<sluice_registry::Registry>,
 }
 
 /// The client TLS config for other brokers' inter-broker listener, if it
@@ -351,7 +354,10 @@ impl Broker {
         let authorizer = Arc::new(authz::Authorizer::new(&config, Arc::clone(&metadata)));
         let (quota_window_num, quota_window_size_ms) =
             (config.quota.window_num, config.quota.window_size_ms);
+        let registry =
+            sluice_registry::Registry::new(Arc::clone(&controller), Arc::clone(&replicas));
         Ok(Broker {
+            registry,
             authorizer,
             config,
             cluster_id,

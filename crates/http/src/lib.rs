@@ -19,6 +19,8 @@
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
 //! - [`metrics`]: the `/metrics` exposition.
+//! - [`registry`]: the schema registry's REST API (Confluent's), on its
+//!   own listener.
 //!
 //! The OpenAPI document is built by utoipa from the same `routes!` calls
 //! that register the handlers, so a route cannot exist without its spec
@@ -33,6 +35,7 @@ pub mod groups;
 pub mod listener;
 pub mod metrics;
 pub mod records;
+pub mod registry;
 pub mod tail;
 pub mod topics;
 
@@ -326,12 +329,6 @@ pub async fn start(
         (true, Some(s)) => Some(s),
     };
     let addr = broker.config.http_addr()?;
-    let bind_error = |source| StartError::Bind {
-        addr: addr.to_string(),
-        source,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         broker: Arc::clone(broker),
@@ -340,7 +337,70 @@ pub async fn start(
         security,
         login_limiter: Arc::default(),
     };
-    let app = app(state).into_make_service_with_connect_info::<auth::PeerAddr>();
+    let (local_addr, task) = serve(broker, addr, app(state), shutdown, "http").await?;
+    Ok(HttpServer {
+        local_addr,
+        ready,
+        task,
+    })
+}
+
+/// Binds `schema_registry_listener` and serves the schema registry's REST
+/// API there until `shutdown`; `None` when the listener is off. TLS and
+/// authentication follow `http_tls` and `http_auth`, as on the HTTP API.
+pub async fn start_registry(
+    broker: &Arc<Broker>,
+    security: Option<Arc<dyn auth::HttpSecurity>>,
+    shutdown: CancellationToken,
+) -> Result<Option<HttpServer>, StartError> {
+    let security = match (broker.config.http_auth.enabled, security) {
+        (false, _) => None,
+        (true, None) => return Err(StartError::AuthUnavailable),
+        (true, Some(s)) => Some(s),
+    };
+    let Some(addr) = broker.config.schema_registry_addr()? else {
+        return Ok(None);
+    };
+    let ready = Arc::new(AtomicBool::new(true));
+    let state = AppState {
+        broker: Arc::clone(broker),
+        ready: Arc::clone(&ready),
+        shutdown: shutdown.clone(),
+        security,
+        login_limiter: Arc::default(),
+    };
+    let (local_addr, task) = serve(
+        broker,
+        addr,
+        registry::app(state),
+        shutdown,
+        "schema registry",
+    )
+    .await?;
+    Ok(Some(HttpServer {
+        local_addr,
+        ready,
+        task,
+    }))
+}
+
+/// Binds `addr` and serves `app` on it (over the `[tls]` certificate when
+/// `http_tls` is on) until `shutdown`, with at most
+/// [`listener::MAX_HTTP_CONNECTIONS`] connections open.
+async fn serve(
+    broker: &Arc<Broker>,
+    addr: std::net::SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+    what: &'static str,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let app = app.into_make_service_with_connect_info::<auth::PeerAddr>();
     // `http_tls`: the `[tls]` certificate, reloaded as the Kafka
     // listeners' is; browsers and curl are not asked for certificates.
     let tls = if broker.config.http_tls {
@@ -380,15 +440,11 @@ pub async fn start(
             }
         };
         if let Err(e) = served {
-            tracing::error!("http listener failed: {e}");
+            tracing::error!("{what} listener failed: {e}");
         }
     });
-    tracing::info!(listener = %local_addr, scheme, "http listener up (API, /metrics, console)");
-    Ok(HttpServer {
-        local_addr,
-        ready,
-        task,
-    })
+    tracing::info!(listener = %local_addr, scheme, "{what} listener up");
+    Ok((local_addr, task))
 }
 
 /// Turns "this topic/partition does not exist" into a 404.

@@ -450,6 +450,29 @@ impl State {
             .ok_or(RegistryError::SchemaIdNotFound(id))
     }
 
+    /// Schema `id` as Confluent's `format` query asks for it: `serialized`
+    /// turns a Protobuf schema into the base64 of its encoded descriptor
+    /// (what confluent-kafka's Python deserializer reads); anything else
+    /// is the text as registered.
+    pub fn schema_in_format(
+        &mut self,
+        id: i32,
+        format: Option<&str>,
+    ) -> Result<Arc<StoredSchema>, RegistryError> {
+        let stored = self.schema(id)?;
+        if stored.schema_type != SchemaType::Protobuf || format != Some("serialized") {
+            return Ok(stored);
+        }
+        let serialized = self.parsed_of(id)?.protobuf_serialized();
+        Ok(match serialized {
+            Some(text) if text != stored.text => Arc::new(StoredSchema {
+                text,
+                ..(*stored).clone()
+            }),
+            _ => stored,
+        })
+    }
+
     /// Every stored schema id with its schema, in id order.
     pub fn schemas(&self) -> impl Iterator<Item = (i32, &Arc<StoredSchema>)> {
         self.schemas.iter().map(|(id, s)| (*id, s))

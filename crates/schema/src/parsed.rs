@@ -88,6 +88,15 @@ impl ParsedSchema {
         &self.canonical
     }
 
+    /// A Protobuf schema's descriptor in Confluent's serialized form
+    /// (base64 of the encoded `FileDescriptorProto`); `None` for other types.
+    pub fn protobuf_serialized(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Protobuf(s) => Some(s.serialized()),
+            _ => None,
+        }
+    }
+
     /// Avro's Parsing Canonical Form, the text Avro fingerprints; `None`
     /// for other types.
     pub fn avro_parsing_canonical_form(&self) -> Option<String> {

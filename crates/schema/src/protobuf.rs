@@ -59,10 +59,34 @@ struct Sources {
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.texts.get(name) {
-            Some(text) => File::from_source(name, text),
+            Some(text) => match serialized_descriptor(text) {
+                Some(mut proto) => {
+                    // Imported under the name the referrer uses, whatever
+                    // name the client gave the file.
+                    proto.name = Some(name.to_owned());
+                    Ok(File::from_file_descriptor_proto(proto))
+                }
+                None => File::from_source(name, text),
+            },
             None => self.google.open_file(name),
         }
     }
+}
+
+/// A schema sent in Confluent's "serialized" form: the standard base64 of
+/// an encoded `FileDescriptorProto`, which is what confluent-kafka's Python
+/// `ProtobufSerializer` registers. `None` for `.proto` text (which is never
+/// valid base64: it has spaces, quotes or semicolons).
+fn serialized_descriptor(text: &str) -> Option<prost_reflect::prost_types::FileDescriptorProto> {
+    use base64::Engine as _;
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()
 }
 
 impl ProtobufSchema {
@@ -104,6 +128,22 @@ impl ProtobufSchema {
             });
         }
         Ok(ProtobufSchema { pool })
+    }
+
+    /// The root file's encoded descriptor in base64 (Confluent's
+    /// `format=serialized`), named as the client named it when it sent one.
+    pub(crate) fn serialized(&self) -> String {
+        use base64::Engine as _;
+        let bytes = self
+            .pool
+            .get_file_by_name(ROOT_FILE)
+            .map(|f| {
+                let mut proto = f.file_descriptor_proto().clone();
+                proto.source_code_info = None;
+                proto.encode_to_vec()
+            })
+            .unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     /// Hex of the root file's encoded descriptor: independent of comments,

@@ -282,3 +282,21 @@ fn protobuf_syntax_errors_are_typed() {
     let bad = ParsedSchema::parse_standalone(SchemaType::Protobuf, "message M { int32 = ; }");
     assert!(matches!(bad, Err(SchemaError::InvalidProtobuf { .. })));
 }
+
+/// confluent-kafka's Python `ProtobufSerializer` registers the base64 of an
+/// encoded `FileDescriptorProto` instead of `.proto` text; it parses, is the
+/// same schema as the text it was compiled from, and serializes back.
+#[test]
+fn a_serialized_descriptor_is_the_same_schema_as_its_text() {
+    let text = r#"syntax = "proto3"; package p; message User { string name = 1; int32 age = 2; }"#;
+    let parsed = ParsedSchema::parse_standalone(SchemaType::Protobuf, text).expect("text");
+    let serialized = parsed.protobuf_serialized().expect("protobuf");
+    let again = ParsedSchema::parse_standalone(SchemaType::Protobuf, &serialized).expect("base64");
+    assert_eq!(again.canonical(), parsed.canonical());
+    assert_eq!(
+        again.protobuf_serialized().as_deref(),
+        Some(serialized.as_str())
+    );
+    // Base64 of bytes that are not a descriptor is refused, not accepted.
+    assert!(ParsedSchema::parse_standalone(SchemaType::Protobuf, "AAAA////").is_err());
+}

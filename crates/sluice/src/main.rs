@@ -79,6 +79,10 @@ struct ServeArgs {
     /// HTTP listener host:port (config key `http_listener`, env SLUICE_HTTP_LISTENER).
     #[arg(long, value_name = "ADDR")]
     http_listener: Option<String>,
+    /// Schema registry listener host:port, empty for none (config key
+    /// `schema_registry_listener`, env SLUICE_SCHEMA_REGISTRY_LISTENER).
+    #[arg(long, value_name = "ADDR")]
+    schema_registry_listener: Option<String>,
     /// Node id (config key `node_id`, env SLUICE_NODE_ID).
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
@@ -201,6 +205,7 @@ fn load_config(
         ("data_dir", &args.data_dir),
         ("kafka_listener", &args.kafka_listener),
         ("http_listener", &args.http_listener),
+        ("schema_registry_listener", &args.schema_registry_listener),
         ("node_id", &args.node_id),
     ];
     for (key, value) in flags {

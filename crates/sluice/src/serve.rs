@@ -251,7 +251,10 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Resu
         Arc::new(sluice_http::broker_security::BrokerSecurity::new(&broker))
             as Arc<dyn sluice_http::auth::HttpSecurity>
     });
-    let http = sluice_http::start(&broker, http_security, tasks.token().clone()).await?;
+    let http = sluice_http::start(&broker, http_security.clone(), tasks.token().clone()).await?;
+    // Joined at shutdown like `http`; `None` when the listener is off.
+    let registry =
+        sluice_http::start_registry(&broker, http_security, tasks.token().clone()).await?;
     let b = Arc::clone(&broker);
     tasks.spawn_with_shutdown("housekeeping", move |stop| housekeeping(b, stop));
     // One server per listener; they share the connection limit and the
@@ -299,6 +302,9 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Resu
         tracing::error!("{e}; flushing anyway");
     }
     http.join().await;
+    if let Some(registry) = registry {
+        registry.join().await;
+    }
     stop_quorum(&quorum).await;
     // Flush everything even if one log fails, then report the failure: a
     // shutdown that could not make acknowledged data durable is not clean.

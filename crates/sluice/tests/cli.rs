@@ -36,6 +36,7 @@ impl Broker {
             .args(["serve", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--kafka-listener", &bootstrap, "--http-listener", &http])
+            .args(["--schema-registry-listener", ""])
             .args(["--node-id", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -67,5 +67,14 @@ step "building the sluice binary (release)"
 cargo build --release --locked -p sluice
 export SLUICE_BIN=$ROOT/target/release/sluice
 
-step "integration tests (pytest, real Kafka clients)"
-"$VENV/bin/python" -m pytest tests/integration -q -ra "$@"
+# Most suites spend their time waiting on client timeouts, so they run three
+# at a time (pytest-xdist, one file per worker); the suites that measure
+# time or rates, or load the machine, then run alone (conftest.py,
+# SERIAL_SUITES). A failure in the first run still lets the second run; a run that selects
+# nothing (exit 5, e.g. a `-k` that matches only the other half) is no failure.
+step "integration tests, parallel suites (pytest -n 3, real Kafka clients)"
+status=0
+"$VENV/bin/python" -m pytest tests/integration -q -ra -m "not serial" -n 3 --dist loadfile "$@" || { rc=$?; [ $rc -eq 5 ] || status=$rc; }
+step "integration tests, serial suites"
+"$VENV/bin/python" -m pytest tests/integration -q -ra -m serial "$@" || { rc=$?; [ $rc -eq 5 ] || status=$rc; }
+exit $status

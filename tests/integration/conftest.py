@@ -138,3 +138,34 @@ def pytest_sessionstart(session):
             tr.write_line(f"[versions] {line}")
         else:
             print(f"[versions] {line}", file=sys.stderr)
+
+
+# Suites that measure time or rates, cut networks, fill disks, start clusters
+# or load both cores: scripts/test.sh runs them alone (`-m serial`) after the
+# rest has run several at a time under pytest-xdist (`-m "not serial"`), so
+# other tests' load cannot skew what they measure.
+SERIAL_SUITES = {
+    "test_replication.py",  # network namespaces, failover timing
+    "test_balance.py",  # clusters, balancer timing
+    "test_throttle.py",  # replication byte rates
+    "test_quota.py",  # client byte rates
+    "test_cluster.py",  # three-node clusters
+    "test_cluster_security.py",  # three-node clusters over TLS
+    "test_reassignment.py",  # clusters, throttled moves
+    "test_durability.py",  # kill -9 under load
+    "test_many_partitions.py",  # 10,000 partitions
+    "test_connection_limits.py",  # process-wide file and connection limits
+    "test_full_disk.py",  # a full filesystem
+    "test_lifecycle.py",  # signals and shutdown deadlines
+    "test_console_browser.py",  # chromium
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: run alone, not beside other tests (see SERIAL_SUITES)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SERIAL_SUITES:
+            item.add_marker(pytest.mark.serial)

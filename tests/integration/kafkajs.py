@@ -55,3 +55,25 @@ def round_trip(
     lines = done.stdout.strip().splitlines()
     assert lines, f"kafkajs printed nothing (exit {done.returncode}): {done.stderr[-2000:]}"
     return json.loads(lines[-1])
+
+
+def registry_available() -> bool:
+    """Whether node and the installed @kafkajs/confluent-schema-registry are present."""
+    return available() and (JS_DIR / "node_modules" / "@kafkajs" / "confluent-schema-registry").is_dir()
+
+
+def registry_round_trip(bootstrap: str, registry_url: str, topic: str, *, count: int = 5,
+                        timeout_ms: int = 30_000) -> dict:
+    """Runs js/registry.js: registers an Avro, a JSON and a Protobuf schema
+    with @kafkajs/confluent-schema-registry, produces `count` values encoded
+    with each through kafkajs and decodes them back; returns its JSON answer."""
+    args = {"bootstrap": bootstrap, "registry": registry_url, "topic": topic, "count": count,
+            "timeout_ms": timeout_ms}
+    done = subprocess.run(
+        ["node", str(JS_DIR / "registry.js"), json.dumps(args)],
+        capture_output=True, text=True, timeout=3 * RUN_TIMEOUT_S, cwd=JS_DIR,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"registry.js printed nothing (exit {done.returncode}): {done.stderr[-2000:]}"
+    return json.loads(lines[-1])
+

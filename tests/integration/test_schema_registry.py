@@ -10,6 +10,7 @@ import struct
 import urllib.error
 import urllib.request
 
+import kafkajs
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import (
@@ -321,3 +322,21 @@ def test_hostile_and_malformed_requests_get_confluent_errors(broker):
     status, answer = raw(broker, "POST", register, json.dumps({"schema": '"int"'}).encode())
     assert status == 200 and answer["id"] >= 1
     assert raw(broker, "GET", "/schemas/types")[1] == ["JSON", "PROTOBUF", "AVRO"]
+
+
+@pytest.mark.skipif(not kafkajs.registry_available(),
+                    reason="node/@kafkajs/confluent-schema-registry not installed (scripts/test.sh installs them)")
+def test_kafkajs_confluent_schema_registry_registers_encodes_and_decodes(broker, topic_name):
+    answer = kafkajs.registry_round_trip(broker.bootstrap, registry_url(broker), topic_name)
+    assert answer["ok"], answer
+    ids = set()
+    for kind in ["avro", "json", "protobuf"]:
+        got = answer[kind]
+        assert got["decoded"] == got["values"], (kind, got)
+        assert got["ids"] == [got["id"]] and got["latest"] == got["id"], (kind, got)
+        ids.add(got["id"])
+    assert len(ids) == 3, answer
+    # What kafkajs registered reads back through confluent-kafka's client.
+    sr = client(broker)
+    proto = sr.get_latest_version(f"{topic_name}-protobuf-value")
+    assert proto.schema.schema_type == "PROTOBUF" and "message Reading" in proto.schema.schema_str

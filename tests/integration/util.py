@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+import os
 import socket
 import struct
 import time
@@ -37,9 +38,39 @@ def unique_topic(prefix: str = "it") -> str:
 _ports_given: set[int] = set()
 
 
+# Under pytest-xdist each worker takes its ports from its own block below the
+# kernel's ephemeral range (32768+ on Linux), so two workers never race for
+# one port and no client's outgoing connection holds one a broker wants.
+_XDIST_PORT_BASE = 10000
+_XDIST_PORTS_PER_WORKER = 4000
+
+
+def _worker_index() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return int(worker[2:])
+    return None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A port the kernel just handed out, never one returned before in this
-    process; the broker binds it right after."""
+    """A port free right now, never one returned before in this process;
+    the broker binds it right after."""
+    worker = _worker_index()
+    if worker is not None and worker < 5:
+        base = _XDIST_PORT_BASE + worker * _XDIST_PORTS_PER_WORKER
+        for port in range(base, base + _XDIST_PORTS_PER_WORKER):
+            if port not in _ports_given and _bindable(port):
+                _ports_given.add(port)
+                return port
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))

@@ -561,6 +561,8 @@ pub(crate) mod testing {
         pub verifier: Arc<crate::handlers::Verifier>,
         /// ACL checks, as the config says.
         pub authorizer: Arc<crate::authz::Authorizer>,
+        /// The schema registry (`_schemas`), for schema validation.
+        pub registry: Arc<sluice_registry::Registry>,
     }
 
     impl Node {
@@ -687,9 +689,11 @@ pub(crate) mod testing {
             txn,
             verifier,
             authorizer,
+            registry,
             ..
         } = broker;
         Node {
+            registry,
             authorizer,
             config,
             metadata,

@@ -56,6 +56,18 @@ pub const LEADER_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replic
 /// (KIP-73): `partition:brokerId` names the fetching replica.
 pub const FOLLOWER_THROTTLED_REPLICAS: &str = "follower.replication.throttled.replicas";
 
+/// The subject name strategies Confluent's schema validation configs
+/// accept (`confluent.{key,value}.subject.name.strategy`): the class
+/// names, and the short names.
+pub const SUBJECT_NAME_STRATEGIES: &[&str] = &[
+    "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+    "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+    "TopicNameStrategy",
+    "RecordNameStrategy",
+    "TopicRecordNameStrategy",
+];
+
 /// Every topic config accepted by CreateTopics and AlterConfigs. Keys that
 /// Kafka has but Sluice does not act on yet are accepted and stored so
 /// clients that set them keep working; `docs/compatibility.md` lists which.
@@ -64,6 +76,18 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def(
         "compression.type",
         Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+    ),
+    // Broker-side schema validation (Confluent Server's names; the schema
+    // registry crate enforces them on produce).
+    def("confluent.key.schema.validation", Kind::Bool),
+    def(
+        "confluent.key.subject.name.strategy",
+        Kind::Choice(SUBJECT_NAME_STRATEGIES),
+    ),
+    def("confluent.value.schema.validation", Kind::Bool),
+    def(
+        "confluent.value.subject.name.strategy",
+        Kind::Choice(SUBJECT_NAME_STRATEGIES),
     ),
     def("delete.retention.ms", Kind::Long(0)),
     def("file.delete.delay.ms", Kind::Long(0)),
@@ -256,6 +280,10 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
     match name {
         "cleanup.policy" => "delete".into(),
         "compression.type" => "producer".into(),
+        "confluent.key.schema.validation" | "confluent.value.schema.validation" => "false".into(),
+        "confluent.key.subject.name.strategy" | "confluent.value.subject.name.strategy" => {
+            SUBJECT_NAME_STRATEGIES[0].into()
+        }
         "delete.retention.ms" => "86400000".into(),
         "file.delete.delay.ms" => "60000".into(),
         "flush.messages" => match defaults.flush_mode {

@@ -27,6 +27,7 @@
 pub mod error;
 pub mod format;
 pub mod state;
+pub mod validation;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,10 +39,12 @@ use sluice_replica::{Partition, ReplicaManager};
 
 pub use error::RegistryError;
 pub use format::{Key, SchemaReference};
+pub use sluice_schema::SchemaType;
 pub use state::{
     CompatibilityResult, Mode, NewSchema, RegisterOptions, RegisterPlan, State, StoredSchema,
     SubjectVersion, VersionSpec,
 };
+pub use validation::{SubjectStrategy, TopicRules};
 
 /// The topic the registry keeps its contents in, as Confluent names it.
 pub const SCHEMAS_TOPIC: &str = "_schemas";
@@ -140,6 +143,51 @@ impl Registry {
             .map_err(commit_error)?;
         self.read(|_| Ok(())).await?;
         Ok(answer)
+    }
+
+    /// Checks the records of one produced batch against `topic`'s schema
+    /// validation `rules` ([`validation`]); returns (index of the record in
+    /// the batch, why) for each refused record, empty when all pass. Reads
+    /// the registry as it stands (applied up to the high watermark) without
+    /// leaving the calling thread: it runs on the produce path, and a
+    /// catch-up reads only the `_schemas` records not applied yet.
+    pub fn validate_records(
+        &self,
+        topic: &str,
+        rules: TopicRules,
+        records: &[sluice_records::Record],
+    ) -> Vec<(i32, String)> {
+        let mut inner = match self.caught_up() {
+            Ok(inner) => inner,
+            Err(e) => {
+                let why = format!("the schema registry cannot be read: {e}");
+                return records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| (i32::try_from(i).unwrap_or(i32::MAX), why.clone()))
+                    .collect();
+            }
+        };
+        let mut refused = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let checks = [
+                (validation::Field::Key, rules.key, record.key.as_deref()),
+                (
+                    validation::Field::Value,
+                    rules.value,
+                    record.value.as_deref(),
+                ),
+            ];
+            for (field, strategy, data) in checks {
+                let Some(strategy) = strategy else { continue };
+                if let Err(why) = validation::check(&mut inner.state, topic, field, strategy, data)
+                {
+                    refused.push((i32::try_from(i).unwrap_or(i32::MAX), why));
+                    break;
+                }
+            }
+        }
+        refused
     }
 
     /// `_schemas-0`, created if missing, once this node leads it.

@@ -473,6 +473,12 @@ impl State {
         })
     }
 
+    /// The record name of schema `id` (see
+    /// [`sluice_schema::ParsedSchema::record_name`]).
+    pub fn record_name(&mut self, id: i32, message_indexes: &[i32]) -> Option<String> {
+        self.parsed_of(id).ok()?.record_name(message_indexes)
+    }
+
     /// Every stored schema id with its schema, in id order.
     pub fn schemas(&self) -> impl Iterator<Item = (i32, &Arc<StoredSchema>)> {
         self.schemas.iter().map(|(id, s)| (*id, s))

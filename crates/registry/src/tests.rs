@@ -492,3 +492,83 @@ async fn records_are_written_in_confluents_format() {
         serde_json::json!({"subject":"fmt-value","version":1,"id":1,"schema":"\"string\"","deleted":false})
     );
 }
+
+fn record(value: Option<Vec<u8>>) -> sluice_records::Record {
+    sluice_records::Record {
+        attributes: 0,
+        timestamp_delta: 0,
+        offset_delta: 0,
+        key: None,
+        value: value.map(bytes::Bytes::from),
+        headers: Vec::new(),
+    }
+}
+
+fn framed(id: i32, rest: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(rest);
+    out
+}
+
+#[tokio::test]
+async fn validation_checks_the_magic_byte_the_id_and_the_subject_of_each_strategy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (registry, _replicas) = node::registry_in(dir.path());
+    let by_topic = register_in(&registry, "orders-value", USER_V1)
+        .await
+        .expect("topic");
+    let by_record = register_in(
+        &registry,
+        "User",
+        r#"{"type":"record","name":"User","fields":[{"name":"x","type":"long"}]}"#,
+    )
+    .await
+    .expect("record");
+    let topic_rules = TopicRules {
+        key: None,
+        value: Some(SubjectStrategy::TopicName),
+    };
+    let records = [
+        record(Some(framed(by_topic, b"data"))),
+        record(None),
+        record(Some(b"plain text".to_vec())),
+        record(Some(framed(999, b""))),
+        record(Some(framed(by_record, b""))),
+        record(Some(vec![0, 0, 0])),
+    ];
+    let refused = registry.validate_records("orders", topic_rules, &records);
+    let indexes: Vec<i32> = refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, vec![2, 3, 4, 5], "{refused:?}");
+    assert!(refused[0].1.contains("wire format"), "{refused:?}");
+    assert!(
+        refused[1].1.contains("999 is not registered"),
+        "{refused:?}"
+    );
+    assert!(refused[2].1.contains("subject orders-value"), "{refused:?}");
+
+    let record_rules = TopicRules {
+        key: None,
+        value: Some(SubjectStrategy::RecordName),
+    };
+    let ok = [record(Some(framed(by_record, b"")))];
+    assert!(
+        registry
+            .validate_records("any", record_rules, &ok)
+            .is_empty()
+    );
+    let refused =
+        registry.validate_records("any", record_rules, &[record(Some(framed(by_topic, b"")))]);
+    assert!(refused[0].1.contains("subject User"), "{refused:?}");
+
+    // Keys are checked the same way when asked.
+    let key_rules = TopicRules {
+        key: Some(SubjectStrategy::TopicName),
+        value: None,
+    };
+    let mut keyed = record(None);
+    keyed.key = Some(bytes::Bytes::from_static(b"k"));
+    let refused = registry.validate_records("orders", key_rules, &[keyed]);
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].1.contains("the key"), "{refused:?}");
+}

@@ -29,6 +29,17 @@ pub(crate) struct AvroSchema {
 }
 
 impl AvroSchema {
+    /// The full name of a named schema (record, enum, fixed); `None` for
+    /// the others. RecordNameStrategy names subjects after it.
+    pub(crate) fn record_name(&self) -> Option<String> {
+        match &self.schema {
+            Schema::Record(r) => Some(r.name.fullname(None)),
+            Schema::Enum(e) => Some(e.name.fullname(None)),
+            Schema::Fixed(f) => Some(f.name.fullname(None)),
+            _ => None,
+        }
+    }
+
     /// Parses `text`, whose references (dependencies first) define named
     /// types it may use.
     pub(crate) fn parse(text: &str, refs: &[Reference]) -> Result<AvroSchema, SchemaError> {

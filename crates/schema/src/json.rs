@@ -50,6 +50,15 @@ pub(crate) struct JsonSchema {
 }
 
 impl JsonSchema {
+    /// The root schema's `title`, which Confluent's JSON Schema serializer
+    /// uses as the record name.
+    pub(crate) fn record_name(&self) -> Option<String> {
+        self.value
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// Parses `text` and checks that it and each reference is a schema.
     pub(crate) fn parse(text: &str, refs: &[Reference]) -> Result<JsonSchema, SchemaError> {
         let mut fields = 0;

@@ -88,6 +88,18 @@ impl ParsedSchema {
         &self.canonical
     }
 
+    /// The name RecordNameStrategy gives this schema's subject: an Avro
+    /// named type's full name, a JSON Schema's `title`, the full name of the
+    /// Protobuf message at `message_indexes` (Confluent's message indexes;
+    /// empty means the first message). `None` when it has none.
+    pub fn record_name(&self, message_indexes: &[i32]) -> Option<String> {
+        match &self.kind {
+            Kind::Avro(s) => s.record_name(),
+            Kind::Json(s) => s.record_name(),
+            Kind::Protobuf(s) => s.message_name(message_indexes),
+        }
+    }
+
     /// A Protobuf schema's descriptor in Confluent's serialized form
     /// (base64 of the encoded `FileDescriptorProto`); `None` for other types.
     pub fn protobuf_serialized(&self) -> Option<String> {

@@ -130,6 +130,24 @@ impl ProtobufSchema {
         Ok(ProtobufSchema { pool })
     }
 
+    /// The full name of the message at `indexes` in the root file: the
+    /// first index picks a top-level message, each next one a message
+    /// nested in it (Confluent's message indexes); empty means the first
+    /// message.
+    pub(crate) fn message_name(&self, indexes: &[i32]) -> Option<String> {
+        let file = self.pool.get_file_by_name(ROOT_FILE)?;
+        let mut path = indexes.iter();
+        let first = usize::try_from(*path.next().unwrap_or(&0)).ok()?;
+        let mut message = file.messages().nth(first)?;
+        for index in path {
+            let child = message
+                .child_messages()
+                .nth(usize::try_from(*index).ok()?)?;
+            message = child;
+        }
+        Some(message.full_name().to_owned())
+    }
+
     /// The root file's encoded descriptor in base64 (Confluent's
     /// `format=serialized`), named as the client named it when it sent one.
     pub(crate) fn serialized(&self) -> String {

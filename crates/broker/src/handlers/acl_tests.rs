@@ -403,6 +403,7 @@ mod topics {
             &node.txn,
             &node.verifier,
             &node.authorizer,
+            &node.registry,
             ctx,
             &testing::header(0, 9),
             request,

@@ -212,8 +212,8 @@ fn route_request(
                 RequestBody::Produce(request) => {
                     let image = b.metadata.image();
                     let future = produce::handle(
-                        &b.replicas, &image, &b.txn, &b.verifier, &b.authorizer, &ctx, &header,
-                        request,
+                        &b.replicas, &image, &b.txn, &b.verifier, &b.authorizer, &b.registry,
+                        &ctx, &header, request,
                     );
                     let charge = quota::Charge::new(
                         &b.quotas, image, quota::QuotaType::Produce, &ctx, &header,

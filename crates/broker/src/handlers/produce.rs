@@ -45,6 +45,7 @@ use crate::authz::Authorizer;
 use sluice_coordinator::TransactionCoordinator;
 use sluice_metadata::MetadataImage;
 use sluice_metadata::acl::AclOperation;
+use sluice_registry::{Registry, TopicRules};
 use sluice_replica::{CommitError, LeaderError, NO_LEADER_EPOCH, Partition, ReplicaManager};
 
 /// Oldest Produce version we accept; v0-2 use message formats 0 and 1,
@@ -146,6 +147,7 @@ pub fn handle(
     txn: &TransactionCoordinator,
     verifier: &Arc<Verifier>,
     authorizer: &Authorizer,
+    registry: &Arc<Registry>,
     ctx: &RequestContext,
     header: &RequestHeader,
     request: ProduceRequest,
@@ -169,6 +171,7 @@ pub fn handle(
     for topic in request.topic_data {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         let denied = produce_denial(authorizer, ctx, &topic.name, txn_denied);
+        let schemas = SchemaGate::for_topic(registry, image, &topic.name);
         for p in topic.partition_data {
             let outcome = if let Some((error_code, message)) = &denied {
                 Appended::Err(Refusal::new(*error_code, Some(message.clone())))
@@ -207,12 +210,15 @@ pub fn handle(
                         &p.records,
                     ) {
                         Check::Refused(refusal) => Appended::Err(refusal),
-                        Check::Verified => admit(partition, acks, p.records, version, now),
+                        Check::Verified => {
+                            admit(partition, acks, p.records, version, now, schemas.as_ref())
+                        }
                         Check::Defer { write, ask } => {
                             let link =
                                 verifier.enqueue(&write.topic, write.partition, write.producer_id);
                             let job = DeferredWrite {
                                 partition: Arc::clone(&partition),
+                                schemas: schemas.clone(),
                                 records: p.records,
                                 write,
                                 ask,
@@ -350,6 +356,7 @@ fn append_one(
     records: bytes::Bytes,
     version: i16,
     now: i64,
+    schemas: Option<&SchemaGate>,
 ) -> Appended {
     if let Err(refusal) = check_produce_records(&records, version) {
         tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
@@ -363,6 +370,13 @@ fn append_one(
     if let Err(refusal) = validate_batches(&mut records, &config, now) {
         tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
             "batch refused: {}", refusal.message.as_deref().unwrap_or(""));
+        return Appended::Err(refusal);
+    }
+    if let Some(gate) = schemas
+        && let Err(refusal) = gate.check(&records)
+    {
+        tracing::info!(partition = %partition.tp, "batch refused by schema validation: {}",
+            refusal.message.as_deref().unwrap_or(""));
         return Appended::Err(refusal);
     }
     match partition.append(records, now) {
@@ -389,6 +403,73 @@ fn append_one(
             Appended::Ok(partition, info, leader_epoch)
         }
         Err(e) => Appended::Err(storage_error(&partition, &e)),
+    }
+}
+
+/// A topic's broker-side schema validation (`confluent.*.schema.validation`,
+/// [`sluice_registry::validation`]): resolved once per topic of a request,
+/// `None` when the topic checks nothing, so the produce path of every
+/// other topic does no work for it.
+#[derive(Clone)]
+struct SchemaGate {
+    registry: Arc<Registry>,
+    topic: String,
+    rules: TopicRules,
+}
+
+impl SchemaGate {
+    fn for_topic(
+        registry: &Arc<Registry>,
+        image: &MetadataImage,
+        topic: &str,
+    ) -> Option<SchemaGate> {
+        let rules = TopicRules::from_configs(&image.topics.get(topic)?.configs)?;
+        Some(SchemaGate {
+            registry: Arc::clone(registry),
+            topic: topic.to_owned(),
+            rules,
+        })
+    }
+
+    /// Checks every record of the (already validated) batch: INVALID_RECORD
+    /// with one KIP-467 record error per refused record, and nothing of the
+    /// batch appended, if any fails.
+    fn check(&self, records: &[u8]) -> Result<(), Refusal> {
+        let bytes = bytes::Bytes::copy_from_slice(records);
+        let mut refused = Vec::new();
+        let mut total = 0;
+        for item in sluice_records::Batches::new(&bytes) {
+            let sluice_records::NextBatch::Complete {
+                position, header, ..
+            } = item
+            else {
+                break;
+            };
+            if header.is_control() {
+                continue;
+            }
+            let batch = bytes.slice(position..position + header.total_size());
+            let decoded = sluice_records::decode_records(&batch)
+                .map_err(|e| Refusal::new(e.kafka_error_code(), Some(e.to_string())))?;
+            total += decoded.len();
+            refused.extend(
+                self.registry
+                    .validate_records(&self.topic, self.rules, &decoded),
+            );
+        }
+        let Some((_, first)) = refused.first() else {
+            return Ok(());
+        };
+        Err(Refusal {
+            error_code: code::INVALID_RECORD,
+            message: Some(format!(
+                "{} of {total} records refused by schema validation on topic {}; the first: {first}",
+                refused.len(),
+                self.topic
+            )),
+            record_errors: refused,
+            current_leader: None,
+        })
     }
 }
 
@@ -569,6 +650,7 @@ fn verify_transactional(
 /// write of its producer).
 struct DeferredWrite {
     partition: Arc<Partition>,
+    schemas: Option<SchemaGate>,
     records: bytes::Bytes,
     write: TxnWrite,
     ask: Option<i32>,
@@ -611,6 +693,7 @@ impl DeferredWrite {
                 self.records,
                 self.version,
                 now_ms(),
+                self.schemas.as_ref(),
             ),
             Err((c, message)) => Appended::Err(Refusal::new(c, Some(message))),
         };
@@ -662,6 +745,7 @@ fn admit(
     records: bytes::Bytes,
     version: i16,
     now: i64,
+    schemas: Option<&SchemaGate>,
 ) -> Appended {
     match (acks, partition.check_min_isr()) {
         (-1, Err((isr, min))) => Appended::Err(Refusal::new(
@@ -671,7 +755,7 @@ fn admit(
                 partition.tp
             )),
         )),
-        _ => append_one(partition, records, version, now),
+        _ => append_one(partition, records, version, now, schemas),
     }
 }
 

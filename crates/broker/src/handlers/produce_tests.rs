@@ -70,6 +70,7 @@ mod dropped_reply {
                 &broker.txn,
                 &broker.verifier,
                 &testing::allow_all(),
+                &broker.registry,
                 &testing::ctx(),
                 &header,
                 request,
@@ -150,6 +151,7 @@ mod verification {
             &broker.txn,
             &broker.verifier,
             &testing::allow_all(),
+            &broker.registry,
             &testing::ctx(),
             &header,
             request,
@@ -173,6 +175,7 @@ mod verification {
             &broker.txn,
             &broker.verifier,
             &testing::allow_all(),
+            &broker.registry,
             &testing::ctx(),
             &header,
             request,
@@ -234,6 +237,7 @@ mod record_shape {
             &broker.txn,
             &broker.verifier,
             &testing::allow_all(),
+            &broker.registry,
             &testing::ctx(),
             &header,
             request,
@@ -403,6 +407,7 @@ mod outcomes {
             &node.txn,
             &node.verifier,
             &testing::allow_all(),
+            &node.registry,
             &testing::ctx(),
             &header,
             request,
@@ -603,6 +608,7 @@ mod cluster {
             &node.txn,
             &node.verifier,
             &testing::allow_all(),
+            &node.registry,
             &testing::ctx(),
             &header,
             request,
@@ -731,5 +737,141 @@ mod cluster {
             assert_eq!(p.current_leader.leader_id == 3, hinted, "v{version}");
             assert_eq!(decoded.node_endpoints.len() == 1, hinted, "v{version}");
         }
+    }
+}
+
+mod schema_validation {
+    //! `confluent.value.schema.validation`: a batch with one record that
+    //! does not carry a schema id registered under the topic's subject is
+    //! refused whole, with a KIP-467 record error naming that record.
+
+    use bytes::Bytes;
+    use sluice_metadata::controller::NewTopic;
+    use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
+    use sluice_registry::{RegisterOptions, RegisterPlan, SchemaType};
+
+    use super::super::*;
+    use crate::{Broker, testing};
+
+    fn framed(id: i32, data: &[u8]) -> Bytes {
+        let mut out = vec![0];
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(data);
+        Bytes::from(out)
+    }
+
+    fn batch(values: &[Bytes]) -> Bytes {
+        let mut builder = sluice_records::BatchBuilder::new();
+        for v in values {
+            builder = builder.record(sluice_records::NewRecord {
+                key: None,
+                value: Some(v.clone()),
+                headers: vec![],
+                timestamp_ms: sluice_metadata::now_ms(),
+            });
+        }
+        builder.build().expect("batch").freeze()
+    }
+
+    async fn produce(broker: &Arc<Broker>, records: Bytes) -> PartitionProduceResponse {
+        let request = ProduceRequest {
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "checked".to_owned(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let response = handle(
+            &broker.replicas,
+            &broker.metadata.image(),
+            &broker.txn,
+            &broker.verifier,
+            &testing::allow_all(),
+            &broker.registry,
+            &testing::ctx(),
+            &testing::header(0, 11),
+            request,
+        )
+        .await
+        .expect("acks=-1 answers");
+        response.responses[0].partition_responses[0].clone()
+    }
+
+    #[tokio::test]
+    async fn one_unregistered_record_refuses_the_batch_with_its_record_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = testing::broker_in(dir.path()).await;
+        let topic = NewTopic {
+            name: "checked".to_owned(),
+            num_partitions: 1,
+            replication_factor: -1,
+            configs: vec![(
+                "confluent.value.schema.validation".to_owned(),
+                Some("true".to_owned()),
+            )],
+            assignments: Vec::new(),
+        };
+        let created = broker.controller.create_topics(vec![topic], false).await;
+        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+        let schema = sluice_registry::NewSchema {
+            schema_type: SchemaType::Avro,
+            text: r#""string""#.to_owned(),
+            references: Vec::new(),
+        };
+        let id = broker
+            .registry
+            .write(move |s| {
+                match s.plan_register("checked-value", &schema, RegisterOptions::default())? {
+                    RegisterPlan::Write { id, records } => Ok((id, records)),
+                    RegisterPlan::Existing(id) => Ok((id, Vec::new())),
+                }
+            })
+            .await
+            .expect("registered");
+
+        let refused = produce(
+            &broker,
+            batch(&[
+                framed(id, b"\x02a"),
+                Bytes::from_static(b"raw"),
+                framed(id, b"\x02b"),
+            ]),
+        )
+        .await;
+        assert_eq!(refused.error_code, code::INVALID_RECORD);
+        let errors: Vec<i32> = refused
+            .record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect();
+        assert_eq!(errors, vec![1], "{refused:?}");
+        assert!(
+            refused.record_errors[0]
+                .batch_index_error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("wire format")),
+            "{refused:?}"
+        );
+        let partition = broker.replicas.partition("checked", 0).expect("hosted");
+        assert_eq!(
+            partition.log().log_end_offset(),
+            0,
+            "nothing of the batch is appended"
+        );
+
+        let accepted = produce(
+            &broker,
+            batch(&[framed(id, b"\x02a"), framed(id, b"\x02b")]),
+        )
+        .await;
+        assert_eq!(accepted.error_code, code::NONE, "{accepted:?}");
+        assert_eq!(partition.log().log_end_offset(), 2);
     }
 }

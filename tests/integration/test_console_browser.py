@@ -435,3 +435,41 @@ def test_console_sign_in_shows_data_only_to_the_signed_in_user(auth_broker, brow
     wait(d).until(lambda d: not login_visible(d))
     d.get(http.url("/#/topics"))
     wait(d).until(EC.presence_of_element_located(topic_rows))
+
+
+# -- the Schemas page -----------------------------------------------------------
+
+def test_console_schemas_page_lists_subjects_shows_versions_diffs_and_sets_the_level(broker, browser):
+    """Two versions registered on the registry's own listener show up in the
+    console (which reaches the registry through /v1/registry on the HTTP
+    listener): the subject list, the version's text, the line diff from the
+    previous version, and a level set from the page that the registry keeps."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    http = Http(broker)
+    http.wait_ready()
+    sr = SchemaRegistryClient({"url": f"http://127.0.0.1:{broker.registry_port}"})
+    v1 = json.dumps({"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]})
+    v2 = json.dumps({"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "long"}, {"name": "note", "type": "string", "default": ""}]})
+    sr.register_schema("orders-value", Schema(v1, "AVRO"))
+    second = sr.register_schema("orders-value", Schema(v2, "AVRO"))
+    d = browser
+    d.get(http.url("/#/schemas"))
+    row = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-subject="orders-value"]')))
+    assert "AVRO" in row.text and str(second) in row.text, row.text
+    row.find_element(By.CSS_SELECTOR, "a").click()
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "sr-schema-title"), f"Version 2 · id {second}"))
+    assert '"note"' in d.find_element(By.ID, "sr-schema").text
+    added = d.find_elements(By.CSS_SELECTOR, "#sr-diff .add")
+    assert any('"note"' in a.text for a in added), [a.text for a in added]
+    shot(d, "schemas-diff")
+    Select = pytest.importorskip("selenium.webdriver.support.select").Select
+    Select(d.find_element(By.ID, "sr-subject-level")).select_by_visible_text("FULL")
+    d.find_element(By.ID, "sr-set-level").click()
+
+    def level_is_full(_):
+        status, body = http.call("GET", "/v1/registry/config/orders-value")
+        return status == 200 and body.get("compatibilityLevel") == "FULL"
+
+    wait(d).until(level_is_full)

@@ -397,3 +397,25 @@ def test_record_name_strategy_validation_accepts_what_the_serializer_registered(
     other = AvroSerializer(sr, '"string"')("just a string", ctx)
     outcomes = deliver(broker, topic_name, [by_record, other])
     assert [None if e is None else e.code() for e in outcomes] == [None, KafkaError.INVALID_RECORD]
+
+
+def test_the_openapi_document_is_valid_and_covers_every_route(broker):
+    from openapi_spec_validator import validate
+
+    with urllib.request.urlopen(registry_url(broker) + "/openapi.json", timeout=30) as resp:
+        spec = json.loads(resp.read())
+    validate(spec)
+    operations = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
+    for route in [
+        ("POST", "/subjects/{subject}/versions"), ("GET", "/subjects/{subject}/versions/{version}"),
+        ("DELETE", "/subjects/{subject}"), ("POST", "/subjects/{subject}"),
+        ("GET", "/schemas/ids/{id}"), ("GET", "/schemas/ids/{id}/versions"),
+        ("PUT", "/config/{subject}"), ("PUT", "/mode"), ("GET", "/schemas/types"),
+        ("POST", "/compatibility/subjects/{subject}/versions/{version}"),
+    ]:
+        assert route in operations, route
+    # Every documented GET without a path parameter answers (none is a 404 or 405).
+    for method, path in sorted(operations):
+        if method == "GET" and "{" not in path:
+            status, _ = raw(broker, "GET", path)
+            assert status == 200, (path, status)

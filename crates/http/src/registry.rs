@@ -15,7 +15,7 @@
 //! settings (`/config`, `/mode`) need `ALTER` on the cluster.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_registry::state::{self, Record};
@@ -32,6 +32,9 @@ use sluice_registry::{
     StoredSchema, SubjectVersion, VersionSpec,
 };
 use sluice_schema::SchemaType;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{self, Caller, Operation, Resource};
@@ -43,68 +46,102 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 /// grows when escaped into a JSON string, and references ride along.
 pub const MAX_REGISTRY_BODY_BYTES: usize = 4 * sluice_schema::MAX_SCHEMA_BYTES;
 
-/// The registry's router over `state` (authentication as on the HTTP API).
+/// The registry's routes, each with its OpenAPI entry (a route cannot exist
+/// without one: `routes!` takes both from the handler's `utoipa::path`).
+fn registry_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(RegistryDoc::openapi())
+        .routes(routes!(root))
+        .routes(routes!(list_schemas))
+        .routes(routes!(schema_types))
+        .routes(routes!(schema_by_id))
+        .routes(routes!(schema_text_by_id))
+        .routes(routes!(subjects_by_id))
+        .routes(routes!(versions_by_id))
+        .routes(routes!(list_subjects))
+        .routes(routes!(lookup, delete_subject))
+        .routes(routes!(list_versions, register))
+        .routes(routes!(get_version, delete_version))
+        .routes(routes!(get_version_text))
+        .routes(routes!(referenced_by))
+        .routes(routes!(
+            get_global_config,
+            put_global_config,
+            delete_global_config
+        ))
+        .routes(routes!(
+            get_subject_config,
+            put_subject_config,
+            delete_subject_config
+        ))
+        .routes(routes!(
+            get_global_mode,
+            put_global_mode,
+            delete_global_mode
+        ))
+        .routes(routes!(
+            get_subject_mode,
+            put_subject_mode,
+            delete_subject_mode
+        ))
+        .routes(routes!(check_all_versions))
+        .routes(routes!(check_one_version))
+        .routes(routes!(contexts))
+        .routes(routes!(metadata_id))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice schema registry",
+        description = "Confluent Schema Registry's REST API, served by the Sluice broker at the root of `schema_registry_listener`. Answers use the content type `application/vnd.schemaregistry.v1+json`; errors are `{error_code, message}` with Confluent's codes."
+    ),
+    components(schemas(
+        SrErrorBody,
+        SchemaBody,
+        ReferenceDoc,
+        RegisteredId,
+        SubjectVersionDoc,
+        SubjectVersionRef,
+        SchemaDoc,
+        CompatibilityDoc,
+        ConfigDoc,
+        ConfigRequest,
+        ModeDoc
+    ))
+)]
+struct RegistryDoc;
+
+/// The registry's OpenAPI document as JSON, built once.
+pub static REGISTRY_OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
+    registry_router()
+        .into_openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render spec: {e}\"}}"))
+});
+
+async fn openapi_json() -> Response {
+    let mut response = REGISTRY_OPENAPI_JSON.clone().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The registry's routes for the HTTP listener, nested under
+/// `/v1/registry`: how the console (served there) reaches the registry
+/// without a second origin. Authentication and limits are the HTTP API's.
+pub fn nested() -> Router<AppState> {
+    let (router, _spec) = registry_router().split_for_parts();
+    router.route("/openapi.json", get(openapi_json))
+}
+
+/// The registry's router over `state` (authentication as on the HTTP API),
+/// with its OpenAPI document at `/openapi.json`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/schemas", get(list_schemas))
-        .route("/schemas/types", get(schema_types))
-        .route("/schemas/ids/{id}", get(schema_by_id))
-        .route("/schemas/ids/{id}/schema", get(schema_text_by_id))
-        .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
-        .route("/schemas/ids/{id}/versions", get(versions_by_id))
-        .route("/subjects", get(list_subjects))
-        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
-        .route(
-            "/subjects/{subject}/versions",
-            get(list_versions).post(register),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}",
-            get(get_version).delete(delete_version),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}/schema",
-            get(get_version_text),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}/referencedby",
-            get(referenced_by),
-        )
-        .route(
-            "/config",
-            get(get_global_config)
-                .put(put_global_config)
-                .delete(delete_global_config),
-        )
-        .route(
-            "/config/{subject}",
-            get(get_subject_config)
-                .put(put_subject_config)
-                .delete(delete_subject_config),
-        )
-        .route(
-            "/mode",
-            get(get_global_mode)
-                .put(put_global_mode)
-                .delete(delete_global_mode),
-        )
-        .route(
-            "/mode/{subject}",
-            get(get_subject_mode)
-                .put(put_subject_mode)
-                .delete(delete_subject_mode),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions",
-            post(check_all_versions),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
-            post(check_one_version),
-        )
-        .route("/contexts", get(contexts))
-        .route("/v1/metadata/id", get(metadata_id))
+    let (router, _spec) = registry_router().split_for_parts();
+    router
+        .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -113,6 +150,88 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_REGISTRY_BODY_BYTES))
         .with_state(state)
+}
+
+// -- documented shapes ----------------------------------------------------
+
+/// An error answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct SrErrorBody {
+    /// Confluent's code: 40401, 42201, 409, ...
+    error_code: u32,
+    /// What went wrong.
+    message: String,
+}
+
+/// A register answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct RegisteredId {
+    /// The global schema id.
+    id: i32,
+}
+
+/// One version of a subject.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SubjectVersionDoc {
+    subject: String,
+    version: i32,
+    id: i32,
+    /// Absent for AVRO.
+    schema_type: Option<String>,
+    references: Option<Vec<ReferenceDoc>>,
+    schema: String,
+    /// Present (true) on a soft-deleted version read with `deleted=true`.
+    deleted: Option<bool>,
+}
+
+/// A subject and version holding a schema.
+#[derive(Debug, Serialize, ToSchema)]
+struct SubjectVersionRef {
+    subject: String,
+    version: i32,
+}
+
+/// A schema by id.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SchemaDoc {
+    /// Absent for AVRO.
+    schema_type: Option<String>,
+    references: Option<Vec<ReferenceDoc>>,
+    schema: String,
+}
+
+/// A reference from a schema to a registered one.
+#[derive(Debug, Serialize, ToSchema)]
+struct ReferenceDoc {
+    /// The name the schema uses for it (Avro full name, `$ref`, import path).
+    name: String,
+    subject: String,
+    version: i32,
+}
+
+/// A compatibility check answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct CompatibilityDoc {
+    is_compatible: bool,
+    /// With `verbose=true`: why not.
+    messages: Option<Vec<String>>,
+}
+
+/// A compatibility level.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ConfigDoc {
+    /// BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL,
+    /// FULL_TRANSITIVE or NONE.
+    compatibility_level: String,
+}
+
+/// A level to set (and the answer to setting it).
+#[derive(Debug, Serialize, ToSchema)]
+struct ConfigRequest {
+    compatibility: String,
 }
 
 // -- answers ------------------------------------------------------------
@@ -244,11 +363,12 @@ fn page<T>(params: &HashMap<String, String>, items: Vec<T>) -> Result<Vec<T>, Sr
 }
 
 /// The body of register, lookup and compatibility requests.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SchemaBody {
     schema: Option<String>,
     schema_type: Option<String>,
+    #[schema(value_type = Option<Vec<ReferenceDoc>>)]
     references: Option<Vec<SchemaReference>>,
     id: Option<i32>,
     version: Option<i32>,
@@ -362,14 +482,29 @@ fn registry(state: &AppState) -> &Arc<Registry> {
 
 // -- handlers: schemas --------------------------------------------------
 
+#[utoipa::path(get,
+    operation_id = "registry_root",
+    path = "/",
+    tag = "schema registry",
+    responses((status = 200, description = "An empty object", body = Object)))]
 async fn root() -> Sr<Value> {
     ok(json!({}))
 }
 
+#[utoipa::path(get,
+    operation_id = "list_contexts",
+    path = "/contexts",
+    tag = "schema registry",
+    responses((status = 200, description = "The default context only: [\".\"]", body = [String])))]
 async fn contexts() -> Sr<Value> {
     ok(json!(["."]))
 }
 
+#[utoipa::path(get,
+    operation_id = "registry_metadata_id",
+    path = "/v1/metadata/id",
+    tag = "schema registry",
+    responses((status = 200, description = "The Kafka cluster id", body = Object)))]
 async fn metadata_id(State(state): State<AppState>) -> Sr<Value> {
     ok(json!({"scope": {"path": [], "clusters": {
         "kafka-cluster": state.broker.cluster_id(),
@@ -377,10 +512,21 @@ async fn metadata_id(State(state): State<AppState>) -> Sr<Value> {
     }}}))
 }
 
+#[utoipa::path(get,
+    operation_id = "schema_types",
+    path = "/schemas/types",
+    tag = "schema registry",
+    responses((status = 200, description = "AVRO, JSON, PROTOBUF", body = [String])))]
 async fn schema_types() -> Sr<Value> {
     ok(json!(["JSON", "PROTOBUF", "AVRO"]))
 }
 
+#[utoipa::path(get,
+    operation_id = "list_schemas",
+    path = "/schemas",
+    tag = "schema registry",
+    params(("deleted" = Option<String>, Query, description = "true: include soft-deleted"), ("latestOnly" = Option<String>, Query, description = "true: only each subject's latest version"), ("subjectPrefix" = Option<String>, Query, description = "Only subjects starting with this"), ("offset" = Option<String>, Query, description = "Skip this many"), ("limit" = Option<String>, Query, description = "At most this many")),
+    responses((status = 200, description = "Every version of every subject", body = [SubjectVersionDoc])))]
 async fn list_schemas(State(state): State<AppState>, Query(params): Params) -> SrResult<Value> {
     let deleted = flag(&params, "deleted")?;
     let latest_only = flag(&params, "latestOnly")?;
@@ -409,6 +555,12 @@ async fn list_schemas(State(state): State<AppState>, Query(params): Params) -> S
     Ok(ok(json!(page(&params, all)?)))
 }
 
+#[utoipa::path(get,
+    operation_id = "schema_by_id",
+    path = "/schemas/ids/{id}",
+    tag = "schema registry",
+    params(("id" = String, Path, description = "Global schema id"), ("subject" = Option<String>, Query, description = "Ignored; accepted as Confluent does"), ("format" = Option<String>, Query, description = "serialized: a Protobuf schema as base64 FileDescriptorProto")),
+    responses((status = 200, description = "The schema", body = SchemaDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn schema_by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -424,6 +576,12 @@ async fn schema_by_id(
     Ok(ok(Value::Object(out)))
 }
 
+#[utoipa::path(get,
+    operation_id = "schema_text_by_id",
+    path = "/schemas/ids/{id}/schema",
+    tag = "schema registry",
+    params(("id" = String, Path, description = "Global schema id")),
+    responses((status = 200, description = "The schema text itself", body = String), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn schema_text_by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -443,6 +601,12 @@ fn raw_schema(schema: &StoredSchema) -> Response {
     response
 }
 
+#[utoipa::path(get,
+    operation_id = "subjects_by_id",
+    path = "/schemas/ids/{id}/subjects",
+    tag = "schema registry",
+    params(("id" = String, Path, description = "Global schema id"), ("deleted" = Option<String>, Query, description = "true: include soft-deleted")),
+    responses((status = 200, description = "Subjects holding the schema", body = [String]), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn subjects_by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -458,6 +622,12 @@ async fn subjects_by_id(
     Ok(ok(json!(page(&params, subjects)?)))
 }
 
+#[utoipa::path(get,
+    operation_id = "versions_by_id",
+    path = "/schemas/ids/{id}/versions",
+    tag = "schema registry",
+    params(("id" = String, Path, description = "Global schema id"), ("deleted" = Option<String>, Query, description = "true: include soft-deleted")),
+    responses((status = 200, description = "Subject and version pairs holding the schema", body = [SubjectVersionRef]), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn versions_by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -477,6 +647,12 @@ async fn versions_by_id(
 
 // -- handlers: subjects -------------------------------------------------
 
+#[utoipa::path(get,
+    operation_id = "list_subjects",
+    path = "/subjects",
+    tag = "schema registry",
+    params(("deleted" = Option<String>, Query, description = "true: include soft-deleted"), ("deletedOnly" = Option<String>, Query, description = "true: only soft-deleted subjects"), ("subjectPrefix" = Option<String>, Query, description = "Only subjects starting with this"), ("offset" = Option<String>, Query, description = "Skip this many"), ("limit" = Option<String>, Query, description = "At most this many")),
+    responses((status = 200, description = "Subjects", body = [String])))]
 async fn list_subjects(State(state): State<AppState>, Query(params): Params) -> SrResult<Value> {
     let deleted = flag(&params, "deleted")?;
     let deleted_only = flag(&params, "deletedOnly")?;
@@ -494,6 +670,12 @@ async fn list_subjects(State(state): State<AppState>, Query(params): Params) -> 
     Ok(ok(json!(page(&params, subjects)?)))
 }
 
+#[utoipa::path(get,
+    operation_id = "list_versions",
+    path = "/subjects/{subject}/versions",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("deleted" = Option<String>, Query, description = "true: include soft-deleted"), ("deletedOnly" = Option<String>, Query, description = "true: only soft-deleted versions"), ("offset" = Option<String>, Query, description = "Skip this many"), ("limit" = Option<String>, Query, description = "At most this many")),
+    responses((status = 200, description = "Versions", body = [i32]), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn list_versions(
     State(state): State<AppState>,
     Path(subject): Path<String>,
@@ -514,6 +696,12 @@ async fn list_versions(
     Ok(ok(json!(page(&params, versions)?)))
 }
 
+#[utoipa::path(get,
+    operation_id = "get_version",
+    path = "/subjects/{subject}/versions/{version}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("version" = String, Path, description = "Version number, or latest"), ("deleted" = Option<String>, Query, description = "true: include soft-deleted"), ("format" = Option<String>, Query, description = "serialized: a Protobuf schema as base64 FileDescriptorProto")),
+    responses((status = 200, description = "The version", body = SubjectVersionDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn get_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
@@ -532,6 +720,12 @@ async fn get_version(
     Ok(ok(version_json(&found)))
 }
 
+#[utoipa::path(get,
+    operation_id = "get_version_schema",
+    path = "/subjects/{subject}/versions/{version}/schema",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("version" = String, Path, description = "Version number, or latest"), ("deleted" = Option<String>, Query, description = "true: include soft-deleted")),
+    responses((status = 200, description = "The schema text itself", body = String), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn get_version_text(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
@@ -545,6 +739,12 @@ async fn get_version_text(
     Ok(raw_schema(&found.schema))
 }
 
+#[utoipa::path(get,
+    operation_id = "referenced_by",
+    path = "/subjects/{subject}/versions/{version}/referencedby",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("version" = String, Path, description = "Version number, or latest")),
+    responses((status = 200, description = "Ids of live schemas referencing this version", body = [i32]), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn referenced_by(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
@@ -560,6 +760,13 @@ async fn referenced_by(
     Ok(ok(json!(page(&params, ids)?)))
 }
 
+#[utoipa::path(post,
+    operation_id = "register_schema",
+    path = "/subjects/{subject}/versions",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("normalize" = Option<String>, Query, description = "true: store the normalised form")),
+    request_body = SchemaBody,
+    responses((status = 200, description = "The schema id", body = RegisteredId), (status = 409, description = "Incompatible with the subject's level", body = SrErrorBody), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -586,6 +793,13 @@ async fn register(
     Ok(ok(json!({"id": id})))
 }
 
+#[utoipa::path(post,
+    operation_id = "lookup_schema",
+    path = "/subjects/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("deleted" = Option<String>, Query, description = "true: include soft-deleted"), ("normalize" = Option<String>, Query, description = "Accepted")),
+    request_body = SchemaBody,
+    responses((status = 200, description = "The version holding this schema", body = SubjectVersionDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn lookup(
     State(state): State<AppState>,
     Path(subject): Path<String>,
@@ -601,6 +815,12 @@ async fn lookup(
     Ok(ok(version_json(&found)))
 }
 
+#[utoipa::path(delete,
+    operation_id = "delete_subject",
+    path = "/subjects/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("permanent" = Option<String>, Query, description = "true: delete for good (soft delete first)")),
+    responses((status = 200, description = "The versions deleted", body = [i32]), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn delete_subject(
     State(state): State<AppState>,
     caller: Caller,
@@ -615,6 +835,12 @@ async fn delete_subject(
     Ok(ok(json!(versions)))
 }
 
+#[utoipa::path(delete,
+    operation_id = "delete_version",
+    path = "/subjects/{subject}/versions/{version}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("version" = String, Path, description = "Version number, or latest"), ("permanent" = Option<String>, Query, description = "true: delete for good (soft delete first)")),
+    responses((status = 200, description = "The version deleted", body = i32), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn delete_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -652,6 +878,13 @@ async fn check(
     Ok(ok(out))
 }
 
+#[utoipa::path(post,
+    operation_id = "check_compatibility",
+    path = "/compatibility/subjects/{subject}/versions",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("verbose" = Option<String>, Query, description = "true: include the reasons")),
+    request_body = SchemaBody,
+    responses((status = 200, description = "Whether it could be registered", body = CompatibilityDoc), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn check_all_versions(
     State(state): State<AppState>,
     Path(subject): Path<String>,
@@ -661,6 +894,13 @@ async fn check_all_versions(
     check(&state, subject, None, &params, &body).await
 }
 
+#[utoipa::path(post,
+    operation_id = "check_compatibility_with_version",
+    path = "/compatibility/subjects/{subject}/versions/{version}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("version" = String, Path, description = "Version number, or latest"), ("verbose" = Option<String>, Query, description = "true: include the reasons")),
+    request_body = SchemaBody,
+    responses((status = 200, description = "Whether it is compatible with that version", body = CompatibilityDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn check_one_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
@@ -680,8 +920,9 @@ struct ConfigBody {
     compatibility_level: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ModeBody {
+/// A mode: READWRITE, READONLY or IMPORT.
+#[derive(Debug, Deserialize, ToSchema)]
+struct ModeDoc {
     mode: Option<String>,
 }
 
@@ -726,6 +967,11 @@ async fn delete_config(state: &AppState, subject: Option<String>) -> SrResult<Va
     Ok(ok(json!({"compatibilityLevel": level.as_str()})))
 }
 
+#[utoipa::path(get,
+    operation_id = "get_global_config",
+    path = "/config",
+    tag = "schema registry",
+    responses((status = 200, description = "The global level", body = ConfigDoc)))]
 async fn get_global_config(
     State(state): State<AppState>,
     Query(params): Params,
@@ -733,6 +979,12 @@ async fn get_global_config(
     get_config(&state, None, &params).await
 }
 
+#[utoipa::path(put,
+    operation_id = "set_global_config",
+    path = "/config",
+    tag = "schema registry",
+    request_body = ConfigRequest,
+    responses((status = 200, description = "The level set", body = ConfigRequest), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn put_global_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -742,11 +994,22 @@ async fn put_global_config(
     put_config(&state, None, &body).await
 }
 
+#[utoipa::path(delete,
+    operation_id = "reset_global_config",
+    path = "/config",
+    tag = "schema registry",
+    responses((status = 200, description = "The level before", body = ConfigDoc)))]
 async fn delete_global_config(State(state): State<AppState>, caller: Caller) -> SrResult<Value> {
     require_cluster_alter(&caller)?;
     delete_config(&state, None).await
 }
 
+#[utoipa::path(get,
+    operation_id = "get_subject_config",
+    path = "/config/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("defaultToGlobal" = Option<String>, Query, description = "true: the global level when the subject has none")),
+    responses((status = 200, description = "The level", body = ConfigDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn get_subject_config(
     State(state): State<AppState>,
     Path(subject): Path<String>,
@@ -755,6 +1018,13 @@ async fn get_subject_config(
     get_config(&state, Some(subject), &params).await
 }
 
+#[utoipa::path(put,
+    operation_id = "set_subject_config",
+    path = "/config/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name")),
+    request_body = ConfigRequest,
+    responses((status = 200, description = "The level set", body = ConfigRequest), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn put_subject_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -765,6 +1035,12 @@ async fn put_subject_config(
     put_config(&state, Some(subject), &body).await
 }
 
+#[utoipa::path(delete,
+    operation_id = "delete_subject_config",
+    path = "/config/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name")),
+    responses((status = 200, description = "The level before", body = ConfigDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn delete_subject_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -792,7 +1068,7 @@ async fn put_mode(
     params: &HashMap<String, String>,
     body: &Bytes,
 ) -> SrResult<Value> {
-    let body: ModeBody = parse_body(body)?;
+    let body: ModeDoc = parse_body(body)?;
     let mode = Mode::parse(body.mode.as_deref().unwrap_or_default())?;
     let force = flag(params, "force")?;
     registry(state)
@@ -811,10 +1087,22 @@ async fn delete_mode(state: &AppState, subject: Option<String>) -> SrResult<Valu
     Ok(ok(json!({"mode": mode.as_str()})))
 }
 
+#[utoipa::path(get,
+    operation_id = "get_global_mode",
+    path = "/mode",
+    tag = "schema registry",
+    responses((status = 200, description = "The global mode", body = ModeDoc)))]
 async fn get_global_mode(State(state): State<AppState>, Query(params): Params) -> SrResult<Value> {
     get_mode(&state, None, &params).await
 }
 
+#[utoipa::path(put,
+    operation_id = "set_global_mode",
+    path = "/mode",
+    tag = "schema registry",
+    params(("force" = Option<String>, Query, description = "true: IMPORT even with schemas registered")),
+    request_body = ModeDoc,
+    responses((status = 200, description = "The mode set", body = ModeDoc), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn put_global_mode(
     State(state): State<AppState>,
     caller: Caller,
@@ -825,11 +1113,22 @@ async fn put_global_mode(
     put_mode(&state, None, &params, &body).await
 }
 
+#[utoipa::path(delete,
+    operation_id = "reset_global_mode",
+    path = "/mode",
+    tag = "schema registry",
+    responses((status = 200, description = "The mode before", body = ModeDoc)))]
 async fn delete_global_mode(State(state): State<AppState>, caller: Caller) -> SrResult<Value> {
     require_cluster_alter(&caller)?;
     delete_mode(&state, None).await
 }
 
+#[utoipa::path(get,
+    operation_id = "get_subject_mode",
+    path = "/mode/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("defaultToGlobal" = Option<String>, Query, description = "true: the global mode when the subject has none")),
+    responses((status = 200, description = "The mode", body = ModeDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn get_subject_mode(
     State(state): State<AppState>,
     Path(subject): Path<String>,
@@ -838,6 +1137,13 @@ async fn get_subject_mode(
     get_mode(&state, Some(subject), &params).await
 }
 
+#[utoipa::path(put,
+    operation_id = "set_subject_mode",
+    path = "/mode/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name"), ("force" = Option<String>, Query, description = "true: IMPORT even with schemas registered")),
+    request_body = ModeDoc,
+    responses((status = 200, description = "The mode set", body = ModeDoc), (status = 422, description = "Invalid (42201 schema, 42202 version, 42203 level, 42204 mode, 42205 not permitted, 42206 referenced, 42207 id in use, 42208 subject)", body = SrErrorBody)))]
 async fn put_subject_mode(
     State(state): State<AppState>,
     caller: Caller,
@@ -849,6 +1155,12 @@ async fn put_subject_mode(
     put_mode(&state, Some(subject), &params, &body).await
 }
 
+#[utoipa::path(delete,
+    operation_id = "delete_subject_mode",
+    path = "/mode/{subject}",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "Subject name")),
+    responses((status = 200, description = "The mode before", body = ModeDoc), (status = 404, description = "Not found (40401 subject, 40402 version, 40403 schema)", body = SrErrorBody)))]
 async fn delete_subject_mode(
     State(state): State<AppState>,
     caller: Caller,

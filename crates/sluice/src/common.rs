@@ -339,6 +339,23 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 /// A minimal HTTP/1.1 GET for the broker's own HTTP API (plain text, local).
 /// Returns the body of a 2xx response.
 pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<String, CliError> {
+    let (status, body) = http_request(addr, "GET", path, None, timeout).await?;
+    if !(200..300).contains(&status) {
+        return Err(CliError::Other(format!("HTTP {status} from {addr}{path}")));
+    }
+    Ok(body)
+}
+
+/// A minimal HTTP/1.1 request to one of the broker's own HTTP listeners
+/// (plain text): `method` on `path`, with a JSON `body` if given. Returns
+/// the status and the body, whatever the status.
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, String), CliError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
@@ -346,9 +363,19 @@ pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Strin
             .map_err(CliError::io(format!(
                 "cannot connect to HTTP API at {addr}"
             )))?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n"
         );
+        if let Some(body) = body {
+            request.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        if let Some(body) = body {
+            request.push_str(body);
+        }
         stream
             .write_all(request.as_bytes())
             .await
@@ -369,18 +396,18 @@ pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Strin
             .nth(1)
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
-        if !(200..300).contains(&status) {
-            return Err(CliError::Other(format!("HTTP {status} from {addr}{path}")));
-        }
         let chunked = head.lines().any(|l| {
             l.to_ascii_lowercase().starts_with("transfer-encoding:")
                 && l.to_ascii_lowercase().contains("chunked")
         });
-        Ok(if chunked {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        })
+        Ok((
+            status,
+            if chunked {
+                dechunk(body)
+            } else {
+                body.to_owned()
+            },
+        ))
     };
     tokio::time::timeout(timeout, fut)
         .await

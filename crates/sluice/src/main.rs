@@ -13,6 +13,7 @@ mod consume;
 mod group;
 mod produce;
 mod quota;
+mod schema;
 mod serve;
 mod status;
 mod tls;
@@ -61,6 +62,8 @@ enum Command {
     Quota(quota::QuotaArgs),
     /// Create, list and delete SCRAM users (SASL logins).
     User(user::UserArgs),
+    /// Register, read, check and delete schemas in the schema registry.
+    Schema(schema::SchemaArgs),
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Acl(args) => common::run(acl::run(args)),
         Command::Quota(args) => common::run(quota::run(args)),
         Command::User(args) => common::run(user::run(args)),
+        Command::Schema(args) => common::run(schema::run(args)),
     }
 }
 

@@ -17,6 +17,7 @@ struct Broker {
     dir: tempfile::TempDir,
     bootstrap: String,
     http: String,
+    registry: String,
 }
 
 fn free_port() -> u16 {
@@ -32,11 +33,12 @@ impl Broker {
         let dir = tempfile::tempdir().unwrap();
         let bootstrap = format!("127.0.0.1:{}", free_port());
         let http = format!("127.0.0.1:{}", free_port());
+        let registry = format!("127.0.0.1:{}", free_port());
         let child = Command::new(cargo_bin("sluice"))
             .args(["serve", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--kafka-listener", &bootstrap, "--http-listener", &http])
-            .args(["--schema-registry-listener", ""])
+            .args(["--schema-registry-listener", &registry])
             .args(["--node-id", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -47,18 +49,23 @@ impl Broker {
             dir,
             bootstrap,
             http,
+            registry,
         };
         broker.wait_ready();
         broker
     }
 
-    /// Waits for the Kafka port to accept a connection (not a fixed sleep:
+    /// Waits for the Kafka, HTTP and registry ports to accept a connection (not a fixed sleep:
     /// each attempt is a real connect, retried until the deadline).
     fn wait_ready(&self) {
         let deadline = Instant::now() + READY_TIMEOUT;
-        while TcpStream::connect(&self.bootstrap).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start");
-            std::thread::yield_now();
+        // The Kafka socket is bound before the HTTP and registry listeners
+        // start, so wait for each of them.
+        for addr in [&self.bootstrap, &self.http, &self.registry] {
+            while TcpStream::connect(addr).is_err() {
+                assert!(Instant::now() < deadline, "broker did not start");
+                std::thread::yield_now();
+            }
         }
     }
 
@@ -71,6 +78,7 @@ impl Broker {
         let mut cmd = assert_cmd::Command::cargo_bin("sluice").unwrap();
         cmd.env("SLUICE_BOOTSTRAP", &self.bootstrap)
             .env("SLUICE_HTTP", &self.http)
+            .env("SLUICE_SCHEMA_REGISTRY", &self.registry)
             .env_remove("SLUICE_LOG")
             .timeout(Duration::from_secs(60));
         cmd
@@ -468,6 +476,13 @@ fn every_command_has_help() {
         &["bench", "produce"],
         &["bench", "consume"],
         &["bench", "e2e"],
+        &["schema"],
+        &["schema", "register"],
+        &["schema", "get"],
+        &["schema", "list"],
+        &["schema", "delete"],
+        &["schema", "check"],
+        &["schema", "config"],
     ];
     for c in commands {
         let mut cmd = assert_cmd::Command::cargo_bin("sluice").unwrap();
@@ -506,4 +521,76 @@ fn topic_alter_config_and_add_partitions() {
     assert_eq!(v["partitions"].as_array().unwrap().len(), 3);
     b.run(&["topic", "delete", "cfg"]);
     assert!(!b.run(&["topic", "list"]).contains("cfg"));
+}
+
+#[test]
+fn schema_commands_register_check_configure_and_delete() {
+    let b = Broker::start();
+    let user = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"}]}"#;
+    let out = b.run(&["schema", "register", "users-value", "--schema", user]);
+    assert!(out.contains("registered under users-value: id 1"), "{out}");
+    let out = b.run(&["schema", "get", "users-value"]);
+    assert!(
+        out.contains("version 1 id 1 type AVRO") && out.contains("\"User\""),
+        "{out}"
+    );
+    let out = b.run(&["schema", "get", "--id", "1", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["schema"].as_str(), Some(user));
+
+    // A field without a default breaks BACKWARD: check says so and exits 1.
+    let bad = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;
+    let out = b
+        .cli()
+        .args(["schema", "check", "users-value", "--schema", bad])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("incompatible with users-value") && err.contains("age"),
+        "{err}"
+    );
+    let out = b.run(&["schema", "config", "users-value", "--set", "none"]);
+    assert!(out.contains("users-value: NONE"), "{out}");
+    let out = b.run(&["schema", "check", "users-value", "--schema", bad]);
+    assert!(out.contains("compatible with users-value"), "{out}");
+    let out = b.run(&["schema", "config"]);
+    assert!(out.contains("global: BACKWARD"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("reading.proto");
+    std::fs::write(
+        &proto,
+        "syntax = \"proto3\";\nmessage Reading { double v = 1; }\n",
+    )
+    .unwrap();
+    let out = b.run(&[
+        "schema",
+        "register",
+        "readings-value",
+        "--file",
+        proto.to_str().unwrap(),
+    ]);
+    assert!(out.contains("id 2"), "{out}");
+    let out = b.run(&["schema", "list"]);
+    assert!(
+        out.contains("readings-value") && out.contains("users-value"),
+        "{out}"
+    );
+
+    let out = b.run(&["schema", "delete", "readings-value"]);
+    assert!(out.contains("deleted (soft) readings-value: [1]"), "{out}");
+    let out = b.run(&["schema", "list"]);
+    assert!(!out.contains("readings-value"), "{out}");
+    let out = b.run(&["schema", "list", "--deleted"]);
+    assert!(out.contains("readings-value"), "{out}");
+
+    // Registry errors come back with Confluent's code and message.
+    let out = b
+        .cli()
+        .args(["schema", "get", "nope-value"])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("40401") && err.contains("nope-value"), "{err}");
 }

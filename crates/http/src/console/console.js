@@ -878,6 +878,103 @@ pages.groups = function () {
   });
 };
 
+// ---------------------------------------------------------------- schemas
+// The schema registry, reached through the HTTP listener at /v1/registry
+// (the same routes as on schema_registry_listener).
+
+const REGISTRY = "/v1/registry";
+
+function prettySchema(text, type) {
+  if (type === "PROTOBUF") return text;
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch (_) { return text; }
+}
+
+// Line diff (longest common subsequence), bounded so a huge schema cannot
+// stall the page: past 2,000 lines a side it shows both texts whole.
+function lineDiff(before, after) {
+  const a = before.split("\n"), b = after.split("\n");
+  if (a.length > 2000 || b.length > 2000) {
+    return a.map((l) => ({ op: "-", l })).concat(b.map((l) => ({ op: "+", l })));
+  }
+  const n = a.length, m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Int32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) {
+    lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  }
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (a[i] === b[j]) { out.push({ op: " ", l: a[i] }); i++; j++; }
+    else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push({ op: "-", l: a[i++] });
+    else out.push({ op: "+", l: b[j++] });
+  }
+  while (i < n) out.push({ op: "-", l: a[i++] });
+  while (j < m) out.push({ op: "+", l: b[j++] });
+  return out;
+}
+
+pages.schemas = async function () {
+  setTitle("Schemas");
+  $("#view").innerHTML = `<div class="panel"><div class="panel-head"><h2>Subjects</h2><span class="hint" id="sr-level"></span></div><div id="sr-subjects"><div class="empty">Loading…</div></div></div>`;
+  try {
+    const [subjects, level] = await Promise.all([api("GET", `${REGISTRY}/subjects`), api("GET", `${REGISTRY}/config`)]);
+    $("#sr-level").textContent = `Global compatibility: ${level.compatibilityLevel}`;
+    const latest = await Promise.all(subjects.map((s) => api("GET", `${REGISTRY}/subjects/${encodeURIComponent(s)}/versions/latest`)));
+    $("#sr-subjects").innerHTML = subjects.length
+      ? `<table id="subjects"><thead><tr><th>Subject</th><th>Type</th><th class="num">Latest version</th><th class="num">Schema id</th></tr></thead><tbody>${
+        latest.map((v) => `<tr data-subject="${esc(v.subject)}"><td><a class="link" href="#/schema/${encodeURIComponent(v.subject)}">${esc(v.subject)}</a></td>
+          <td>${esc(v.schemaType || "AVRO")}</td><td class="num">${v.version}</td><td class="num">${v.id}</td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">No schemas registered yet. Serializers register them on first use, or POST to /subjects/{subject}/versions on the registry listener.</div>';
+  } catch (e) { toast(e.message, true); }
+};
+
+pages.schema = async function (subject, version) {
+  setTitle(subject);
+  const enc = encodeURIComponent(subject);
+  $("#view").innerHTML = `<div class="crumbs"><a href="#/schemas">Schemas</a> / <b>${esc(subject)}</b></div>
+    <div class="panel"><div class="panel-head"><h2>Versions</h2>
+      <div class="toolbar"><label class="hint" for="sr-subject-level">Compatibility</label>
+        <select id="sr-subject-level">${["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"].map((l) => `<option>${l}</option>`).join("")}</select>
+        <button class="small" id="sr-set-level">Set</button></div></div>
+      <div id="sr-versions"><div class="empty">Loading…</div></div></div>
+    <div class="grid-2">
+      <div class="panel"><div class="panel-head"><h2 id="sr-schema-title">Schema</h2></div><pre class="code" id="sr-schema"></pre></div>
+      <div class="panel"><div class="panel-head"><h2 id="sr-diff-title">Changes</h2></div><pre class="code diff" id="sr-diff"></pre></div>
+    </div>`;
+  try {
+    const [versions, level] = await Promise.all([
+      api("GET", `${REGISTRY}/subjects/${enc}/versions`),
+      api("GET", `${REGISTRY}/config/${enc}?defaultToGlobal=true`),
+    ]);
+    $("#sr-subject-level").value = level.compatibilityLevel;
+    $("#sr-set-level").onclick = async () => {
+      try {
+        await api("PUT", `${REGISTRY}/config/${enc}`, { compatibility: $("#sr-subject-level").value });
+        toast(`${subject}: ${$("#sr-subject-level").value}`);
+      } catch (e) { toast(e.message, true); }
+    };
+    const chosen = Number(version) || versions[versions.length - 1];
+    $("#sr-versions").innerHTML = `<table id="versions"><thead><tr><th class="num">Version</th><th></th></tr></thead><tbody>${
+      versions.map((v) => `<tr data-version="${v}" class="${v === chosen ? "selected" : ""}"><td class="num"><a class="link" href="#/schema/${enc}/${v}">${v}</a></td><td>${v === chosen ? "shown" : ""}</td></tr>`).join("")
+    }</tbody></table>`;
+    const shown = await api("GET", `${REGISTRY}/subjects/${enc}/versions/${chosen}`);
+    const type = shown.schemaType || "AVRO";
+    $("#sr-schema-title").textContent = `Version ${shown.version} · id ${shown.id} · ${type}`;
+    $("#sr-schema").textContent = prettySchema(shown.schema, type);
+    const index = versions.indexOf(chosen);
+    if (index > 0) {
+      const previous = await api("GET", `${REGISTRY}/subjects/${enc}/versions/${versions[index - 1]}`);
+      $("#sr-diff-title").textContent = `Changes from version ${previous.version}`;
+      $("#sr-diff").innerHTML = lineDiff(prettySchema(previous.schema, previous.schemaType), prettySchema(shown.schema, type))
+        .map((d) => `<span class="${d.op === "+" ? "add" : d.op === "-" ? "del" : ""}">${esc(d.op + " " + d.l)}</span>`).join("\n");
+    } else {
+      $("#sr-diff-title").textContent = "Changes";
+      $("#sr-diff").textContent = "The first version: nothing to compare with.";
+    }
+  } catch (e) { toast(e.message, true); }
+};
+
 function stateBadge(s) {
   const cls = s === "Stable" ? "ok" : s === "Empty" ? "" : s === "Dead" ? "warn" : "info";
   return `<span class="badge ${cls}">${esc(s)}</span>`;

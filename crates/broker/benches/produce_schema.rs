@@ -1,0 +1,168 @@
+//! What broker-side schema validation costs on the produce path.
+//!
+//! Drives `handlers::dispatch` with a pre-encoded Produce frame (acks=1,
+//! one batch of 16 records of 100 bytes, each value in Confluent's wire
+//! format with a registered schema id) against an in-process broker, to a
+//! topic without validation and to one with
+//! `confluent.value.schema.validation=true` (TopicNameStrategy), whose
+//! records all pass. Flushing is left to the page cache
+//! (`flush_mode = interval`) so the numbers show the request path, not
+//! fsync. Results and the ratio: docs/benchmarks.md.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use sluice_broker::config::Config;
+use sluice_broker::handlers::{self, RequestContext};
+use sluice_broker::{Broker, Principal};
+use sluice_metadata::config::FlushMode;
+use sluice_metadata::controller::NewTopic;
+use sluice_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
+use sluice_protocol::{RequestHeader, encode_request};
+use sluice_records::{BatchBuilder, NewRecord};
+use sluice_registry::{NewSchema, RegisterOptions, RegisterPlan, SchemaType};
+
+const TOPIC: &str = "bench";
+
+fn produce_frame(schema_id: i32) -> Bytes {
+    let mut batch = BatchBuilder::new();
+    for i in 0..16u8 {
+        let mut value = vec![0];
+        value.extend_from_slice(&schema_id.to_be_bytes());
+        value.extend_from_slice(&[i; 95]);
+        batch.push(NewRecord {
+            key: None,
+            value: Some(Bytes::from(value)),
+            headers: vec![],
+            timestamp_ms: 1_700_000_000_000,
+        });
+    }
+    let request = ProduceRequest {
+        acks: 1,
+        timeout_ms: 30_000,
+        topic_data: vec![TopicProduceData {
+            name: TOPIC.to_owned(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: batch.build().expect("batch").freeze(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let header = RequestHeader {
+        request_api_key: 0,
+        request_api_version: 9,
+        correlation_id: 1,
+        client_id: Some("bench".to_owned()),
+    };
+    let frame = encode_request(&header, &request).expect("encode").freeze();
+    // dispatch takes the frame without its length prefix.
+    frame.slice(4..)
+}
+
+/// A broker with `TOPIC` (validating or not) and one schema registered
+/// under `bench-value`; returns it and the schema's id.
+fn broker(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    validate: bool,
+) -> (Arc<Broker>, i32) {
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    config.log.flush_mode = FlushMode::Interval;
+    let broker = Arc::new(
+        Broker::open(config, "bench".to_owned(), ("127.0.0.1".to_owned(), 9092)).expect("open"),
+    );
+    let id = rt.block_on(async {
+        let configs = if validate {
+            vec![(
+                "confluent.value.schema.validation".to_owned(),
+                Some("true".to_owned()),
+            )]
+        } else {
+            Vec::new()
+        };
+        let topic = NewTopic {
+            name: TOPIC.to_owned(),
+            num_partitions: 1,
+            replication_factor: -1,
+            configs,
+            assignments: Vec::new(),
+        };
+        let created = broker.controller.create_topics(vec![topic], false).await;
+        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+        let schema = NewSchema {
+            schema_type: SchemaType::Avro,
+            text: r#"{"type":"record","name":"Reading","fields":[{"name":"v","type":"bytes"}]}"#
+                .to_owned(),
+            references: Vec::new(),
+        };
+        broker
+            .registry
+            .write(move |s| {
+                match s.plan_register("bench-value", &schema, RegisterOptions::default())? {
+                    RegisterPlan::Write { id, records } => Ok((id, records)),
+                    RegisterPlan::Existing(id) => Ok((id, Vec::new())),
+                }
+            })
+            .await
+            .expect("register")
+    });
+    (broker, id)
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        peer: "127.0.0.1:40000".parse().expect("addr"),
+        principal: Arc::new(Principal::anonymous()),
+        listener: Arc::from("PLAINTEXT"),
+        throttle: Default::default(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("produce_16x100B_acks1");
+    for (label, validate) in [
+        ("schema_validation_off", false),
+        ("schema_validation_on", true),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (broker, id) = broker(&rt, dir.path(), validate);
+        let frame = produce_frame(id);
+        let ctx = ctx();
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let reply =
+                        handlers::dispatch(&broker, ctx.clone(), frame.clone()).expect("dispatch");
+                    let response = reply.await.expect("acks=1 answers");
+                    assert!(!response.is_empty());
+                })
+            })
+        });
+        // Every record passed: the log holds what was produced.
+        let partition = broker.replicas.partition(TOPIC, 0).expect("hosted");
+        assert!(
+            partition.log().log_end_offset() > 0,
+            "{label}: nothing appended"
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = bench
+}
+criterion_main!(benches);

@@ -10,7 +10,10 @@ What each test shows:
 - kill -9 of nodes during topic creation and deletion never makes the
   nodes' metadata images diverge;
 - a single node with data grows into a three-node cluster (the upgrade
-  path), a learner is promoted to voter, and a node is removed.
+  path), a learner is promoted to voter, and a node is removed;
+- the schema registry takes writes on every node (a node that does not
+  lead `_schemas` forwards them to the one that does) and every node
+  serves every schema.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Node(Broker):
             "--data-dir", str(self.data_dir),
             "--kafka-listener", f"127.0.0.1:{self.kafka_port}",
             "--http-listener", f"127.0.0.1:{self.http_port}",
-            "--schema-registry-listener", "",
+            "--schema-registry-listener", f"127.0.0.1:{self.registry_port}",
             "--node-id", str(self.node_id),
             "--set", f"controller_listener={self.controller}",
             "--set", f"cluster.voters={self.voters}",
@@ -429,3 +432,32 @@ def test_malformed_controller_traffic_costs_only_its_connection(cluster):
     # The quorum still works through that node.
     create_topic_with_retry(node.bootstrap, unique_topic("after-garbage"), 1, 10.0)
     cluster.wait_images_agree()
+
+
+def test_the_schema_registry_takes_writes_on_any_node_and_every_node_serves_them(cluster):
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    nodes = list(cluster.nodes.values())
+    urls = [f"http://127.0.0.1:{n.registry_port}" for n in nodes]
+    ids = {}
+    for i, url in enumerate(urls):
+        record = json.dumps({"type": "record", "name": f"R{i}", "fields": [{"name": "x", "type": "int"}]})
+        subject = f"node{i}-value"
+
+        def registered(url=url, subject=subject, record=record):
+            try:
+                ids[subject] = SchemaRegistryClient({"url": url}).register_schema(subject, Schema(record, "AVRO"))
+                return True
+            except Exception as e:  # the cluster may still be electing _schemas' leader
+                print(f"register via {url}: {e}")
+                return False
+
+        wait_until(registered, SETTLE_S, f"a register through {url}")
+    # One writer assigned the ids: distinct, 1..3.
+    assert sorted(ids.values()) == [1, 2, 3], ids
+    for url in urls:
+        def serves_all(url=url):
+            client = SchemaRegistryClient({"url": url})
+            return sorted(client.get_subjects()) == sorted(ids) and all(
+                client.get_latest_version(s).schema_id == i for s, i in ids.items())
+        wait_until(serves_all, SETTLE_S, f"{url} to serve every subject")

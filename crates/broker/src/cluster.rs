@@ -675,7 +675,7 @@ pub async fn run_lifecycle(
                 host: broker.advertised.inter_broker().host.clone(),
                 port: i32::from(broker.advertised.inter_broker().port),
                 rack: broker.config.broker.rack.clone(),
-                endpoints: broker.advertised.endpoints(),
+                endpoints: broker.registration_endpoints(),
             },
             Some(epoch) => ControlRequest::Heartbeat {
                 broker_id: broker.config.node_id,

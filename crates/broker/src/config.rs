@@ -2107,6 +2107,14 @@ pub fn parse_listener(key: &str, value: &str) -> Result<(String, String, u16), C
             format!("`{value}`: a listener name is letters, digits, `_` and `-`"),
         ));
     }
+    if name == sluice_registry::REGISTRY_ENDPOINT {
+        return Err(invalid(
+            key,
+            format!(
+                "`{value}`: {name} names the schema registry's endpoint; pick another listener name"
+            ),
+        ));
+    }
     let (host, port) = rest
         .rsplit_once(':')
         .ok_or_else(|| invalid(key, format!("`{value}` has no port")))?;

@@ -381,6 +381,23 @@ impl Broker {
         })
     }
 
+    /// The endpoints this broker registers: its Kafka listeners, and its
+    /// schema registry listener (named [`sluice_registry::REGISTRY_ENDPOINT`],
+    /// at the inter-broker listener's host) when it has one, so the other
+    /// brokers can forward registry writes to it.
+    pub fn registration_endpoints(&self) -> Vec<sluice_metadata::BrokerEndpoint> {
+        let mut endpoints = self.advertised.endpoints();
+        if let Ok(Some(addr)) = self.config.schema_registry_addr() {
+            endpoints.push(sluice_metadata::BrokerEndpoint {
+                name: sluice_registry::REGISTRY_ENDPOINT.to_owned(),
+                host: self.advertised.inter_broker().host.clone(),
+                port: i32::from(addr.port()),
+                security_protocol: if self.config.http_tls { 1 } else { 0 },
+            });
+        }
+        endpoints
+    }
+
     /// The cluster id clients see: the quorum's once it has one, else this
     /// data directory's.
     pub fn cluster_id(&self) -> String {

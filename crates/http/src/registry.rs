@@ -19,8 +19,8 @@ use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -480,6 +480,153 @@ fn registry(state: &AppState) -> &Arc<Registry> {
     &state.broker.registry
 }
 
+// -- forwarding writes to the leader -------------------------------------
+
+/// Header marking a request one node forwarded to another, so it is never
+/// forwarded twice (a leadership change in between answers 50004 instead).
+const FORWARDED_HEADER: &str = "x-sluice-registry-forwarded";
+
+/// Longest answer read back from the leader.
+const MAX_FORWARDED_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How long a forwarded write may take.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A write request as received, kept to forward it.
+#[derive(Debug)]
+struct Incoming {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = SrError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, SrError> {
+        let (parts, body) = request.into_parts();
+        let body = Bytes::from_request(
+            axum::extract::Request::from_parts(parts.clone(), body),
+            state,
+        )
+        .await
+        .map_err(|e| SrError::new(e.status(), e.body_text()))?;
+        Ok(Incoming {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// Runs a registry write; if another node leads `_schemas-0`, forwards the
+/// request there and answers with what the leader answered.
+async fn write_here_or_forward<T, F>(
+    state: &AppState,
+    incoming: &Incoming,
+    write: F,
+) -> Result<Result<T, Response>, SrError>
+where
+    F: std::future::Future<Output = Result<T, RegistryError>>,
+{
+    match write.await {
+        Ok(answer) => Ok(Ok(answer)),
+        Err(RegistryError::NotLeader { leader }) => {
+            if incoming.headers.contains_key(FORWARDED_HEADER) {
+                return Err(RegistryError::Unavailable(format!(
+                    "node {leader} leads _schemas now; this request was already forwarded once"
+                ))
+                .into());
+            }
+            forward(state, leader, incoming).await.map(Err)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends `incoming` to node `leader`'s registry listener (the
+/// `_SCHEMA_REGISTRY` endpoint it registered) and returns its answer.
+async fn forward(state: &AppState, leader: i32, incoming: &Incoming) -> Result<Response, SrError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let unavailable = |why: String| SrError::from(RegistryError::Unavailable(why));
+    let image = state.broker.metadata.image();
+    let endpoint = image
+        .brokers
+        .get(&leader)
+        .and_then(|b| {
+            b.endpoints
+                .iter()
+                .find(|e| e.name == sluice_registry::REGISTRY_ENDPOINT)
+        })
+        .ok_or_else(|| {
+            unavailable(format!(
+                "node {leader} leads _schemas but registered no schema registry listener"
+            ))
+        })?;
+    if endpoint.security_protocol != 0 {
+        return Err(unavailable(format!(
+            "node {leader} leads _schemas; forwarding to a registry over TLS is not supported yet, send writes to {}:{}",
+            endpoint.host, endpoint.port
+        )));
+    }
+    let addr = format!("{}:{}", endpoint.host, endpoint.port);
+    let path = incoming.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = format!(
+        "{} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{FORWARDED_HEADER}: 1\r\n",
+        incoming.method,
+        incoming.body.len()
+    );
+    for name in [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT] {
+        if let Some(value) = incoming.headers.get(&name).and_then(|v| v.to_str().ok()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&incoming.body).await?;
+        let mut raw = Vec::new();
+        (&mut stream)
+            .take(MAX_FORWARDED_ANSWER_BYTES)
+            .read_to_end(&mut raw)
+            .await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+        .await
+        .map_err(|_| {
+            unavailable(format!(
+                "node {leader} ({addr}) did not answer a forwarded write in {FORWARD_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|e| {
+            unavailable(format!(
+                "cannot forward the write to node {leader} ({addr}): {e}"
+            ))
+        })?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| unavailable(format!("malformed answer from node {leader} ({addr})")))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| unavailable(format!("malformed answer from node {leader} ({addr})")))?;
+    let body = Bytes::copy_from_slice(&raw[split + 4..]);
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    Ok(response)
+}
+
 // -- handlers: schemas --------------------------------------------------
 
 #[utoipa::path(get,
@@ -772,25 +919,28 @@ async fn register(
     caller: Caller,
     Path(subject): Path<String>,
     Query(params): Params,
-    body: Bytes,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
-    let body: SchemaBody = parse_body(&body)?;
+    let body: SchemaBody = parse_body(&incoming.body)?;
     let schema = new_schema(&body)?;
     let options = RegisterOptions {
         normalize: flag(&params, "normalize")?,
         id: body.id,
         version: body.version,
     };
-    let id = registry(&state)
-        .write(move |s| {
-            Ok(match s.plan_register(&subject, &schema, options)? {
-                RegisterPlan::Existing(id) => (id, Vec::new()),
-                RegisterPlan::Write { id, records } => (id, records),
-            })
+    let write = registry(&state).write(move |s| {
+        Ok(match s.plan_register(&subject, &schema, options)? {
+            RegisterPlan::Existing(id) => (id, Vec::new()),
+            RegisterPlan::Write { id, records } => (id, records),
         })
-        .await?;
-    Ok(ok(json!({"id": id})))
+    });
+    Ok(
+        match write_here_or_forward(&state, &incoming, write).await? {
+            Ok(id) => ok(json!({"id": id})).into_response(),
+            Err(forwarded) => forwarded,
+        },
+    )
 }
 
 #[utoipa::path(post,
@@ -826,13 +976,17 @@ async fn delete_subject(
     caller: Caller,
     Path(subject): Path<String>,
     Query(params): Params,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
     let permanent = flag(&params, "permanent")?;
-    let versions = registry(&state)
-        .write(move |s| s.plan_delete_subject(&subject, permanent))
-        .await?;
-    Ok(ok(json!(versions)))
+    let write = registry(&state).write(move |s| s.plan_delete_subject(&subject, permanent));
+    Ok(
+        match write_here_or_forward(&state, &incoming, write).await? {
+            Ok(versions) => ok(json!(versions)).into_response(),
+            Err(forwarded) => forwarded,
+        },
+    )
 }
 
 #[utoipa::path(delete,
@@ -846,14 +1000,18 @@ async fn delete_version(
     caller: Caller,
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
     let spec = version_spec(&version)?;
     let permanent = flag(&params, "permanent")?;
-    let version = registry(&state)
-        .write(move |s| s.plan_delete_version(&subject, spec, permanent))
-        .await?;
-    Ok(ok(json!(version)))
+    let write = registry(&state).write(move |s| s.plan_delete_version(&subject, spec, permanent));
+    Ok(
+        match write_here_or_forward(&state, &incoming, write).await? {
+            Ok(version) => ok(json!(version)).into_response(),
+            Err(forwarded) => forwarded,
+        },
+    )
 }
 
 // -- handlers: compatibility --------------------------------------------
@@ -938,33 +1096,44 @@ async fn get_config(
     Ok(ok(json!({"compatibilityLevel": level.as_str()})))
 }
 
-async fn put_config(state: &AppState, subject: Option<String>, body: &Bytes) -> SrResult<Value> {
-    let body: ConfigBody = parse_body(body)?;
+async fn put_config(
+    state: &AppState,
+    subject: Option<String>,
+    incoming: &Incoming,
+) -> Result<Response, SrError> {
+    let body: ConfigBody = parse_body(&incoming.body)?;
     let name = body
         .compatibility
         .or(body.compatibility_level)
         .ok_or(RegistryError::InvalidCompatibilityLevel)?;
     let level = state::parse_level(&name)?;
-    registry(state)
-        .write(move |s| Ok(((), s.plan_set_level(subject.as_deref(), Some(level))?)))
-        .await?;
-    Ok(ok(json!({"compatibility": level.as_str()})))
+    let write = registry(state)
+        .write(move |s| Ok(((), s.plan_set_level(subject.as_deref(), Some(level))?)));
+    Ok(match write_here_or_forward(state, incoming, write).await? {
+        Ok(()) => ok(json!({"compatibility": level.as_str()})).into_response(),
+        Err(forwarded) => forwarded,
+    })
 }
 
-async fn delete_config(state: &AppState, subject: Option<String>) -> SrResult<Value> {
-    let level = registry(state)
-        .write(move |s| {
-            let previous = match &subject {
-                Some(name) => s
-                    .level(Some(name), false)
-                    .map_err(|_| RegistryError::SubjectNotFound(name.clone()))?,
-                None => s.level(None, true)?,
-            };
-            let records: Vec<Record> = s.plan_set_level(subject.as_deref(), None)?;
-            Ok((previous, records))
-        })
-        .await?;
-    Ok(ok(json!({"compatibilityLevel": level.as_str()})))
+async fn delete_config(
+    state: &AppState,
+    subject: Option<String>,
+    incoming: &Incoming,
+) -> Result<Response, SrError> {
+    let write = registry(state).write(move |s| {
+        let previous = match &subject {
+            Some(name) => s
+                .level(Some(name), false)
+                .map_err(|_| RegistryError::SubjectNotFound(name.clone()))?,
+            None => s.level(None, true)?,
+        };
+        let records: Vec<Record> = s.plan_set_level(subject.as_deref(), None)?;
+        Ok((previous, records))
+    });
+    Ok(match write_here_or_forward(state, incoming, write).await? {
+        Ok(level) => ok(json!({"compatibilityLevel": level.as_str()})).into_response(),
+        Err(forwarded) => forwarded,
+    })
 }
 
 #[utoipa::path(get,
@@ -988,10 +1157,10 @@ async fn get_global_config(
 async fn put_global_config(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_cluster_alter(&caller)?;
-    put_config(&state, None, &body).await
+    put_config(&state, None, &incoming).await
 }
 
 #[utoipa::path(delete,
@@ -999,9 +1168,13 @@ async fn put_global_config(
     path = "/config",
     tag = "schema registry",
     responses((status = 200, description = "The level before", body = ConfigDoc)))]
-async fn delete_global_config(State(state): State<AppState>, caller: Caller) -> SrResult<Value> {
+async fn delete_global_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_cluster_alter(&caller)?;
-    delete_config(&state, None).await
+    delete_config(&state, None, &incoming).await
 }
 
 #[utoipa::path(get,
@@ -1029,10 +1202,10 @@ async fn put_subject_config(
     State(state): State<AppState>,
     caller: Caller,
     Path(subject): Path<String>,
-    body: Bytes,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
-    put_config(&state, Some(subject), &body).await
+    put_config(&state, Some(subject), &incoming).await
 }
 
 #[utoipa::path(delete,
@@ -1045,9 +1218,10 @@ async fn delete_subject_config(
     State(state): State<AppState>,
     caller: Caller,
     Path(subject): Path<String>,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
-    delete_config(&state, Some(subject)).await
+    delete_config(&state, Some(subject), &incoming).await
 }
 
 async fn get_mode(
@@ -1066,25 +1240,32 @@ async fn put_mode(
     state: &AppState,
     subject: Option<String>,
     params: &HashMap<String, String>,
-    body: &Bytes,
-) -> SrResult<Value> {
-    let body: ModeDoc = parse_body(body)?;
+    incoming: &Incoming,
+) -> Result<Response, SrError> {
+    let body: ModeDoc = parse_body(&incoming.body)?;
     let mode = Mode::parse(body.mode.as_deref().unwrap_or_default())?;
     let force = flag(params, "force")?;
-    registry(state)
-        .write(move |s| Ok(((), s.plan_set_mode(subject.as_deref(), Some(mode), force)?)))
-        .await?;
-    Ok(ok(json!({"mode": mode.as_str()})))
+    let write = registry(state)
+        .write(move |s| Ok(((), s.plan_set_mode(subject.as_deref(), Some(mode), force)?)));
+    Ok(match write_here_or_forward(state, incoming, write).await? {
+        Ok(()) => ok(json!({"mode": mode.as_str()})).into_response(),
+        Err(forwarded) => forwarded,
+    })
 }
 
-async fn delete_mode(state: &AppState, subject: Option<String>) -> SrResult<Value> {
-    let mode = registry(state)
-        .write(move |s| {
-            let previous = s.mode(subject.as_deref(), subject.is_none())?;
-            Ok((previous, s.plan_set_mode(subject.as_deref(), None, true)?))
-        })
-        .await?;
-    Ok(ok(json!({"mode": mode.as_str()})))
+async fn delete_mode(
+    state: &AppState,
+    subject: Option<String>,
+    incoming: &Incoming,
+) -> Result<Response, SrError> {
+    let write = registry(state).write(move |s| {
+        let previous = s.mode(subject.as_deref(), subject.is_none())?;
+        Ok((previous, s.plan_set_mode(subject.as_deref(), None, true)?))
+    });
+    Ok(match write_here_or_forward(state, incoming, write).await? {
+        Ok(mode) => ok(json!({"mode": mode.as_str()})).into_response(),
+        Err(forwarded) => forwarded,
+    })
 }
 
 #[utoipa::path(get,
@@ -1107,10 +1288,10 @@ async fn put_global_mode(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Params,
-    body: Bytes,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_cluster_alter(&caller)?;
-    put_mode(&state, None, &params, &body).await
+    put_mode(&state, None, &params, &incoming).await
 }
 
 #[utoipa::path(delete,
@@ -1118,9 +1299,13 @@ async fn put_global_mode(
     path = "/mode",
     tag = "schema registry",
     responses((status = 200, description = "The mode before", body = ModeDoc)))]
-async fn delete_global_mode(State(state): State<AppState>, caller: Caller) -> SrResult<Value> {
+async fn delete_global_mode(
+    State(state): State<AppState>,
+    caller: Caller,
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_cluster_alter(&caller)?;
-    delete_mode(&state, None).await
+    delete_mode(&state, None, &incoming).await
 }
 
 #[utoipa::path(get,
@@ -1149,10 +1334,10 @@ async fn put_subject_mode(
     caller: Caller,
     Path(subject): Path<String>,
     Query(params): Params,
-    body: Bytes,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
-    put_mode(&state, Some(subject), &params, &body).await
+    put_mode(&state, Some(subject), &params, &incoming).await
 }
 
 #[utoipa::path(delete,
@@ -1165,7 +1350,8 @@ async fn delete_subject_mode(
     State(state): State<AppState>,
     caller: Caller,
     Path(subject): Path<String>,
-) -> SrResult<Value> {
+    incoming: Incoming,
+) -> Result<Response, SrError> {
     require_subject_write(&caller, &subject)?;
-    delete_mode(&state, Some(subject)).await
+    delete_mode(&state, Some(subject), &incoming).await
 }

@@ -110,10 +110,17 @@ pub enum RegistryError {
     /// 50002.
     #[error("Operation timed out: {0}")]
     Timeout(String),
-    /// 50004: this node cannot serve the request (it does not lead, or does
-    /// not host, `_schemas`).
+    /// 50004: this node cannot serve the request (it does not host
+    /// `_schemas`, or cannot reach its leader).
     #[error("{0}")]
     Unavailable(String),
+    /// 50004 unless forwarded: another node leads `_schemas-0` and takes
+    /// the writes; the REST layer forwards the request there.
+    #[error("node {leader} leads _schemas and takes the registry's writes")]
+    NotLeader {
+        /// The leader's node id.
+        leader: i32,
+    },
 }
 
 impl RegistryError {
@@ -141,7 +148,7 @@ impl RegistryError {
             RegistryError::LimitReached(_) => 42299,
             RegistryError::Store(_) => 50001,
             RegistryError::Timeout(_) => 50002,
-            RegistryError::Unavailable(_) => 50004,
+            RegistryError::Unavailable(_) | RegistryError::NotLeader { .. } => 50004,
         }
     }
 

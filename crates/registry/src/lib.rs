@@ -49,6 +49,12 @@ pub use validation::{SubjectStrategy, TopicRules};
 /// The topic the registry keeps its contents in, as Confluent names it.
 pub const SCHEMAS_TOPIC: &str = "_schemas";
 
+/// The name of the endpoint a broker registers for its schema registry
+/// listener, beside its Kafka listeners, so the others can forward writes
+/// to the leader of `_schemas-0`. The config refuses it as a Kafka
+/// listener's name, so it never appears in a Kafka client's Metadata.
+pub const REGISTRY_ENDPOINT: &str = "_SCHEMA_REGISTRY";
+
 /// Bytes read from `_schemas` per step of a replay.
 const REPLAY_READ_BYTES: u32 = 4 * 1024 * 1024;
 
@@ -216,10 +222,7 @@ impl Registry {
                 .and_then(|t| t.partitions.get(&0))
                 .map_or(-1, |p| p.leader);
             if leader >= 0 && leader != self.replicas.node_id() {
-                return Err(RegistryError::Unavailable(format!(
-                    "node {leader} leads {SCHEMAS_TOPIC} and takes the registry's writes; this is node {}",
-                    self.replicas.node_id()
-                )));
+                return Err(RegistryError::NotLeader { leader });
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RegistryError::Timeout(format!(

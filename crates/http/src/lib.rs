@@ -322,22 +322,9 @@ pub async fn start(
     security: Option<Arc<dyn auth::HttpSecurity>>,
     shutdown: CancellationToken,
 ) -> Result<HttpServer, StartError> {
-    // Off means no checks at all, so the security is dropped even if given;
-    // on without it would serve an API nobody can log in to.
-    let security = match (broker.config.http_auth.enabled, security) {
-        (false, _) => None,
-        (true, None) => return Err(StartError::AuthUnavailable),
-        (true, Some(s)) => Some(s),
-    };
     let addr = broker.config.http_addr()?;
     let ready = Arc::new(AtomicBool::new(false));
-    let state = AppState {
-        broker: Arc::clone(broker),
-        ready: Arc::clone(&ready),
-        shutdown: shutdown.clone(),
-        security,
-        login_limiter: Arc::default(),
-    };
+    let state = app_state(broker, security, &ready, &shutdown)?;
     let (local_addr, task) = serve(broker, addr, app(state), shutdown, "http").await?;
     Ok(HttpServer {
         local_addr,
@@ -354,22 +341,11 @@ pub async fn start_registry(
     security: Option<Arc<dyn auth::HttpSecurity>>,
     shutdown: CancellationToken,
 ) -> Result<Option<HttpServer>, StartError> {
-    let security = match (broker.config.http_auth.enabled, security) {
-        (false, _) => None,
-        (true, None) => return Err(StartError::AuthUnavailable),
-        (true, Some(s)) => Some(s),
-    };
     let Some(addr) = broker.config.schema_registry_addr()? else {
         return Ok(None);
     };
     let ready = Arc::new(AtomicBool::new(true));
-    let state = AppState {
-        broker: Arc::clone(broker),
-        ready: Arc::clone(&ready),
-        shutdown: shutdown.clone(),
-        security,
-        login_limiter: Arc::default(),
-    };
+    let state = app_state(broker, security, &ready, &shutdown)?;
     let (local_addr, task) = serve(
         broker,
         addr,
@@ -383,6 +359,29 @@ pub async fn start_registry(
         ready,
         task,
     }))
+}
+
+/// The handlers' state for a listener of `broker`. With `http_auth` off
+/// there are no checks at all, so the security is dropped even if given;
+/// on without it would serve an API nobody can log in to.
+fn app_state(
+    broker: &Arc<Broker>,
+    security: Option<Arc<dyn auth::HttpSecurity>>,
+    ready: &Arc<AtomicBool>,
+    shutdown: &CancellationToken,
+) -> Result<AppState, StartError> {
+    let security = match (broker.config.http_auth.enabled, security) {
+        (false, _) => None,
+        (true, None) => return Err(StartError::AuthUnavailable),
+        (true, Some(s)) => Some(s),
+    };
+    Ok(AppState {
+        broker: Arc::clone(broker),
+        ready: Arc::clone(ready),
+        shutdown: shutdown.clone(),
+        security,
+        login_limiter: Arc::default(),
+    })
 }
 
 /// Binds `addr` and serves `app` on it (over the `[tls]` certificate when

@@ -152,33 +152,30 @@ impl ProtobufSchema {
     /// `format=serialized`), named as the client named it when it sent one.
     pub(crate) fn serialized(&self) -> String {
         use base64::Engine as _;
-        let bytes = self
-            .pool
-            .get_file_by_name(ROOT_FILE)
-            .map(|f| {
-                let mut proto = f.file_descriptor_proto().clone();
-                proto.source_code_info = None;
-                proto.encode_to_vec()
-            })
-            .unwrap_or_default();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
+        base64::engine::general_purpose::STANDARD.encode(self.root_descriptor())
     }
 
     /// Hex of the root file's encoded descriptor: independent of comments,
     /// whitespace and formatting.
     pub(crate) fn canonical(&self) -> String {
-        let bytes = self
-            .pool
+        self.root_descriptor()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The root file's `FileDescriptorProto`, encoded, without source info
+    /// (comment and position records would make layout part of the
+    /// identity).
+    fn root_descriptor(&self) -> Vec<u8> {
+        self.pool
             .get_file_by_name(ROOT_FILE)
             .map(|f| {
                 let mut proto = f.file_descriptor_proto().clone();
-                // Comment and position records would make layout part of
-                // the identity.
                 proto.source_code_info = None;
                 proto.encode_to_vec()
             })
-            .unwrap_or_default();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+            .unwrap_or_default()
     }
 
     /// Messages and enums of the root file (nested ones included), by full

@@ -175,6 +175,11 @@ impl Registry {
             }
         };
         let mut refused = Vec::new();
+        // The records of a batch nearly always carry one schema id, and
+        // under TopicNameStrategy the verdict depends on the id alone:
+        // check each (field, id) once per batch.
+        let mut verdicts: std::collections::HashMap<(validation::Field, i32), Result<(), String>> =
+            std::collections::HashMap::new();
         for (i, record) in records.iter().enumerate() {
             let checks = [
                 (validation::Field::Key, rules.key, record.key.as_deref()),
@@ -186,8 +191,18 @@ impl Registry {
             ];
             for (field, strategy, data) in checks {
                 let Some(strategy) = strategy else { continue };
-                if let Err(why) = validation::check(&mut inner.state, topic, field, strategy, data)
-                {
+                let cacheable = strategy == SubjectStrategy::TopicName;
+                let key = data.and_then(validation::schema_id).map(|id| (field, id));
+                let verdict = match key.filter(|_| cacheable) {
+                    Some(key) => verdicts
+                        .entry(key)
+                        .or_insert_with(|| {
+                            validation::check(&mut inner.state, topic, field, strategy, data)
+                        })
+                        .clone(),
+                    None => validation::check(&mut inner.state, topic, field, strategy, data),
+                };
+                if let Err(why) = verdict {
                     refused.push((i32::try_from(i).unwrap_or(i32::MAX), why));
                     break;
                 }

@@ -484,6 +484,14 @@ impl State {
         self.schemas.iter().map(|(id, s)| (*id, s))
     }
 
+    /// Whether a live version of `subject` holds schema `id`: the
+    /// validation check, a lookup in one subject rather than a walk over all.
+    pub fn subject_holds(&self, subject: &str, id: i32) -> bool {
+        self.subjects
+            .get(subject)
+            .is_some_and(|vs| vs.values().any(|e| e.id == id && !e.deleted))
+    }
+
     /// The (subject, version) pairs that hold schema `id`.
     pub fn versions_of_id(
         &self,

@@ -69,7 +69,7 @@ impl SubjectStrategy {
 }
 
 /// Which part of a record is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     /// The key.
     Key,
@@ -132,13 +132,10 @@ pub(crate) fn check(
 ) -> Result<(), String> {
     let Some(data) = data else { return Ok(()) };
     let what = field.as_str();
-    let id = match data {
-        [0, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
-        _ => {
-            return Err(format!(
-                "the {what} is not in the schema registry's wire format (magic byte 0 and a 4-byte schema id)"
-            ));
-        }
+    let Some(id) = schema_id(data) else {
+        return Err(format!(
+            "the {what} is not in the schema registry's wire format (magic byte 0 and a 4-byte schema id)"
+        ));
     };
     let schema = state
         .schema(id)
@@ -162,11 +159,20 @@ pub(crate) fn check(
             }
         }
     };
-    match state.versions_of_id(id, false) {
-        Ok(versions) if versions.iter().any(|(s, _)| *s == subject) => Ok(()),
-        _ => Err(format!(
+    if state.subject_holds(&subject, id) {
+        Ok(())
+    } else {
+        Err(format!(
             "the {what}'s schema id {id} is not registered under subject {subject}"
-        )),
+        ))
+    }
+}
+
+/// The schema id a key or value names, if it is in the wire format.
+pub(crate) fn schema_id(data: &[u8]) -> Option<i32> {
+    match data {
+        [0, a, b, c, d, ..] => Some(i32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
     }
 }
 

@@ -365,7 +365,8 @@ fn append_one(
     }
     // The log rewrites offsets and epochs in place, so it takes its own
     // copy; validation corrects maxTimestamp in that same copy.
-    let mut records = BytesMut::from(records.as_ref());
+    let received = records;
+    let mut records = BytesMut::from(received.as_ref());
     let config = validation_config(&partition, version);
     if let Err(refusal) = validate_batches(&mut records, &config, now) {
         tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
@@ -373,7 +374,9 @@ fn append_one(
         return Appended::Err(refusal);
     }
     if let Some(gate) = schemas
-        && let Err(refusal) = gate.check(&records)
+        // The batch as received: validation changed only its maxTimestamp,
+        // and the records checked here are the same, without a copy.
+        && let Err(refusal) = gate.check(&received)
     {
         tracing::info!(partition = %partition.tp, "batch refused by schema validation: {}",
             refusal.message.as_deref().unwrap_or(""));
@@ -434,11 +437,10 @@ impl SchemaGate {
     /// Checks every record of the (already validated) batch: INVALID_RECORD
     /// with one KIP-467 record error per refused record, and nothing of the
     /// batch appended, if any fails.
-    fn check(&self, records: &[u8]) -> Result<(), Refusal> {
-        let bytes = bytes::Bytes::copy_from_slice(records);
+    fn check(&self, bytes: &bytes::Bytes) -> Result<(), Refusal> {
         let mut refused = Vec::new();
         let mut total = 0;
-        for item in sluice_records::Batches::new(&bytes) {
+        for item in sluice_records::Batches::new(bytes) {
             let sluice_records::NextBatch::Complete {
                 position, header, ..
             } = item

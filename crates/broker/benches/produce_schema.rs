@@ -21,7 +21,7 @@ use sluice_metadata::controller::NewTopic;
 use sluice_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use sluice_protocol::{RequestHeader, encode_request};
 use sluice_records::{BatchBuilder, NewRecord};
-use sluice_registry::{NewSchema, RegisterOptions, RegisterPlan, SchemaType};
+use sluice_registry::{NewSchema, RegisterOptions, SchemaType};
 
 const TOPIC: &str = "bench";
 
@@ -104,12 +104,7 @@ fn broker(
         };
         broker
             .registry
-            .write(move |s| {
-                match s.plan_register("bench-value", &schema, RegisterOptions::default())? {
-                    RegisterPlan::Write { id, records } => Ok((id, records)),
-                    RegisterPlan::Existing(id) => Ok((id, Vec::new())),
-                }
-            })
+            .register("bench-value".to_owned(), schema, RegisterOptions::default())
             .await
             .expect("register")
     });

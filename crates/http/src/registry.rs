@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_registry::state::{self, Record};
 use sluice_registry::{
-    Mode, NewSchema, RegisterOptions, RegisterPlan, Registry, RegistryError, SchemaReference,
-    StoredSchema, SubjectVersion, VersionSpec,
+    Mode, NewSchema, RegisterOptions, Registry, RegistryError, SchemaReference, StoredSchema,
+    SubjectVersion, VersionSpec,
 };
 use sluice_schema::SchemaType;
 use utoipa::{OpenApi, ToSchema};
@@ -929,12 +929,7 @@ async fn register(
         id: body.id,
         version: body.version,
     };
-    let write = registry(&state).write(move |s| {
-        Ok(match s.plan_register(&subject, &schema, options)? {
-            RegisterPlan::Existing(id) => (id, Vec::new()),
-            RegisterPlan::Write { id, records } => (id, records),
-        })
-    });
+    let write = registry(&state).register(subject, schema, options);
     Ok(
         match write_here_or_forward(&state, &incoming, write).await? {
             Ok(id) => ok(json!({"id": id})).into_response(),

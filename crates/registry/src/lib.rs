@@ -211,6 +211,23 @@ impl Registry {
         refused
     }
 
+    /// Registers `schema` under `subject` ([`State::plan_register`]): its
+    /// id, and nothing written when the subject already holds it.
+    pub async fn register(
+        self: &Arc<Self>,
+        subject: String,
+        schema: NewSchema,
+        options: RegisterOptions,
+    ) -> Result<i32, RegistryError> {
+        self.write(move |s| {
+            Ok(match s.plan_register(&subject, &schema, options)? {
+                RegisterPlan::Existing(id) => (id, Vec::new()),
+                RegisterPlan::Write { id, records } => (id, records),
+            })
+        })
+        .await
+    }
+
     /// `_schemas-0`, created if missing, once this node leads it.
     async fn led_partition(&self) -> Result<Arc<Partition>, RegistryError> {
         if !self.controller.image().topics.contains_key(SCHEMAS_TOPIC) {

@@ -394,17 +394,8 @@ async fn register_in(
     subject: &str,
     text: &str,
 ) -> Result<i32, RegistryError> {
-    let subject = subject.to_owned();
-    let schema = avro(text);
     registry
-        .write(move |s| {
-            Ok(
-                match s.plan_register(&subject, &schema, RegisterOptions::default())? {
-                    RegisterPlan::Existing(id) => (id, Vec::new()),
-                    RegisterPlan::Write { id, records } => (id, records),
-                },
-            )
-        })
+        .register(subject.to_owned(), avro(text), RegisterOptions::default())
         .await
 }
 

@@ -748,7 +748,7 @@ mod schema_validation {
     use bytes::Bytes;
     use sluice_metadata::controller::NewTopic;
     use sluice_protocol::messages::produce::{PartitionProduceData, TopicProduceData};
-    use sluice_registry::{RegisterOptions, RegisterPlan, SchemaType};
+    use sluice_registry::{RegisterOptions, SchemaType};
 
     use super::super::*;
     use crate::{Broker, testing};
@@ -827,12 +827,11 @@ mod schema_validation {
         };
         let id = broker
             .registry
-            .write(move |s| {
-                match s.plan_register("checked-value", &schema, RegisterOptions::default())? {
-                    RegisterPlan::Write { id, records } => Ok((id, records)),
-                    RegisterPlan::Existing(id) => Ok((id, Vec::new())),
-                }
-            })
+            .register(
+                "checked-value".to_owned(),
+                schema,
+                RegisterOptions::default(),
+            )
             .await
             .expect("registered");
 

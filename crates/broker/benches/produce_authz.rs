@@ -10,55 +10,21 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::{ctx, produce_frame};
+
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use sluice_broker::Broker;
 use sluice_broker::config::Config;
-use sluice_broker::handlers::{self, RequestContext};
-use sluice_broker::{Broker, Principal};
+use sluice_broker::handlers;
 use sluice_metadata::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use sluice_metadata::config::FlushMode;
 use sluice_metadata::controller::NewTopic;
-use sluice_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use sluice_protocol::{RequestHeader, encode_request};
-use sluice_records::{BatchBuilder, NewRecord};
 
 const TOPIC: &str = "bench";
 const UNRELATED_ACLS: usize = 1_000;
-
-fn produce_frame() -> Bytes {
-    let mut batch = BatchBuilder::new();
-    for i in 0..16u8 {
-        batch.push(NewRecord {
-            key: None,
-            value: Some(Bytes::from(vec![i; 100])),
-            headers: vec![],
-            timestamp_ms: 1_700_000_000_000,
-        });
-    }
-    let request = ProduceRequest {
-        acks: 1,
-        timeout_ms: 30_000,
-        topic_data: vec![TopicProduceData {
-            name: TOPIC.to_owned(),
-            partition_data: vec![PartitionProduceData {
-                index: 0,
-                records: batch.build().expect("batch").freeze(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let header = RequestHeader {
-        request_api_key: 0,
-        request_api_version: 9,
-        correlation_id: 1,
-        client_id: Some("bench".to_owned()),
-    };
-    let frame = encode_request(&header, &request).expect("encode").freeze();
-    // dispatch takes the frame without its length prefix.
-    frame.slice(4..)
-}
 
 fn acl(name: &str, principal: &str) -> AclBinding {
     AclBinding {
@@ -103,22 +69,16 @@ fn broker(rt: &tokio::runtime::Runtime, dir: &std::path::Path, authorize: bool) 
     broker
 }
 
-fn ctx() -> RequestContext {
-    RequestContext {
-        peer: "127.0.0.1:40000".parse().expect("addr"),
-        principal: Arc::new(Principal::anonymous()),
-        listener: Arc::from("PLAINTEXT"),
-        throttle: Default::default(),
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let frame = produce_frame();
+    let frame = produce_frame(
+        TOPIC,
+        (0..16u8).map(|i| Bytes::from(vec![i; 100])).collect(),
+    );
     let mut cached = None;
     let mut group = c.benchmark_group("produce_16x100B_acks1");
     for (label, authorize) in [("authorizer_off", false), ("authorizer_on", true)] {

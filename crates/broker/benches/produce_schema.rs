@@ -11,57 +11,20 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::{ctx, produce_frame};
+
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use sluice_broker::Broker;
 use sluice_broker::config::Config;
-use sluice_broker::handlers::{self, RequestContext};
-use sluice_broker::{Broker, Principal};
+use sluice_broker::handlers;
 use sluice_metadata::config::FlushMode;
 use sluice_metadata::controller::NewTopic;
-use sluice_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use sluice_protocol::{RequestHeader, encode_request};
-use sluice_records::{BatchBuilder, NewRecord};
 use sluice_registry::{NewSchema, RegisterOptions, SchemaType};
 
 const TOPIC: &str = "bench";
-
-fn produce_frame(schema_id: i32) -> Bytes {
-    let mut batch = BatchBuilder::new();
-    for i in 0..16u8 {
-        let mut value = vec![0];
-        value.extend_from_slice(&schema_id.to_be_bytes());
-        value.extend_from_slice(&[i; 95]);
-        batch.push(NewRecord {
-            key: None,
-            value: Some(Bytes::from(value)),
-            headers: vec![],
-            timestamp_ms: 1_700_000_000_000,
-        });
-    }
-    let request = ProduceRequest {
-        acks: 1,
-        timeout_ms: 30_000,
-        topic_data: vec![TopicProduceData {
-            name: TOPIC.to_owned(),
-            partition_data: vec![PartitionProduceData {
-                index: 0,
-                records: batch.build().expect("batch").freeze(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let header = RequestHeader {
-        request_api_key: 0,
-        request_api_version: 9,
-        correlation_id: 1,
-        client_id: Some("bench".to_owned()),
-    };
-    let frame = encode_request(&header, &request).expect("encode").freeze();
-    // dispatch takes the frame without its length prefix.
-    frame.slice(4..)
-}
 
 /// A broker with `TOPIC` (validating or not) and one schema registered
 /// under `bench-value`; returns it and the schema's id.
@@ -111,15 +74,6 @@ fn broker(
     (broker, id)
 }
 
-fn ctx() -> RequestContext {
-    RequestContext {
-        peer: "127.0.0.1:40000".parse().expect("addr"),
-        principal: Arc::new(Principal::anonymous()),
-        listener: Arc::from("PLAINTEXT"),
-        throttle: Default::default(),
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -133,7 +87,15 @@ fn bench(c: &mut Criterion) {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let (broker, id) = broker(&rt, dir.path(), validate);
-        let frame = produce_frame(id);
+        let values = (0..16u8)
+            .map(|i| {
+                let mut value = vec![0];
+                value.extend_from_slice(&id.to_be_bytes());
+                value.extend_from_slice(&[i; 95]);
+                Bytes::from(value)
+            })
+            .collect();
+        let frame = produce_frame(TOPIC, values);
         let ctx = ctx();
         group.bench_function(label, |b| {
             b.iter(|| {

@@ -19,7 +19,8 @@ pub struct ErrorBody {
     /// comes from the broker (`UNKNOWN_TOPIC_OR_PARTITION`), otherwise one
     /// of `BAD_REQUEST`, `BAD_JSON`, `PAYLOAD_TOO_LARGE`, `NOT_FOUND`,
     /// `METHOD_NOT_ALLOWED`, `UNSUPPORTED_MEDIA_TYPE`, `UNAVAILABLE`,
-    /// `INTERNAL`, and with `http_auth` on `AUTHENTICATION_REQUIRED`,
+    /// `INTERNAL`, `SCHEMA_NOT_FOUND` (404) and `SCHEMA_MISMATCH` (422)
+    /// from REST produce with a schema, and with `http_auth` on `AUTHENTICATION_REQUIRED`,
     /// `AUTHENTICATION_FAILED` (401) and `TOO_MANY_FAILED_LOGINS` (429).
     #[schema(example = "UNKNOWN_TOPIC_OR_PARTITION")]
     pub error_code: String,

@@ -48,15 +48,38 @@ pub struct HeaderIn {
     pub value: Option<String>,
 }
 
+/// Which registered schema a key or value is encoded with: a schema `id`,
+/// or a `subject` and `version` (default `latest`); `{}` means the latest
+/// version of `<topic>-value` (or `<topic>-key`), Confluent's
+/// TopicNameStrategy.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaChoiceIn {
+    /// A schema id.
+    pub id: Option<i32>,
+    /// A subject.
+    pub subject: Option<String>,
+    /// A version of `subject`: a number or `latest`.
+    #[schema(value_type = Option<String>)]
+    pub version: Option<serde_json::Value>,
+    /// For Protobuf, the message's full name (default: the schema's first
+    /// message).
+    pub message: Option<String>,
+}
+
 /// One record to produce. `value` is any JSON document, stored as its
 /// compact JSON text; `value_base64` stores raw bytes instead. With
 /// neither, the value is null (a tombstone). `key` is UTF-8 text,
-/// `key_base64` raw bytes.
+/// `key_base64` raw bytes. With `value_schema` (`key_schema`), the value
+/// (key) is JSON encoded with a registered schema in the schema registry's
+/// wire format, as Confluent's serializers write it: Avro or Protobuf
+/// binary, or JSON text for JSON Schema.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordIn {
-    /// Key as text.
-    pub key: Option<String>,
+    /// Key as text; with `key_schema`, any JSON value.
+    #[schema(value_type = Option<String>)]
+    pub key: Option<serde_json::Value>,
     /// Key as base64 bytes.
     pub key_base64: Option<String>,
     /// Value as a JSON document (any JSON value).
@@ -64,6 +87,10 @@ pub struct RecordIn {
     pub value: Option<serde_json::Value>,
     /// Value as base64 bytes.
     pub value_base64: Option<String>,
+    /// Encode `key` with this registered schema.
+    pub key_schema: Option<SchemaChoiceIn>,
+    /// Encode `value` with this registered schema.
+    pub value_schema: Option<SchemaChoiceIn>,
     /// Headers, in order; keys may repeat.
     #[serde(default)]
     pub headers: Vec<HeaderIn>,
@@ -134,7 +161,46 @@ pub struct RecordOut {
     pub value_size: usize,
     /// Headers in order.
     pub headers: Vec<HeaderOut>,
+    /// The key decoded with its schema (reads with `decode=true`, keys in
+    /// the schema registry's wire format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<SchemaDecoded>,
+    /// The value decoded with its schema, as for `key_schema`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<SchemaDecoded>,
 }
+
+/// A key or value in the schema registry's wire format, decoded with the
+/// schema its header names (reads with `decode=true`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SchemaDecoded {
+    /// The schema id from the header.
+    pub schema_id: i32,
+    /// `AVRO`, `JSON` or `PROTOBUF`; absent when the id is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_type: Option<String>,
+    /// The Protobuf message's full name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The data as JSON (Avro unions unwrapped, Protobuf in its canonical
+    /// JSON mapping); absent when it could not be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Value>,
+    /// Why it could not be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Most JSON values the decoded records of one read may hold: bounds the
+/// memory a read with `decode=true` spends however the records are shaped.
+/// Records past it carry an `error` instead of `data`.
+pub const MAX_DECODED_VALUES_PER_READ: usize = 1_000_000;
+
+/// Most values one read may spend decoding, counting records that failed
+/// (their values are freed, but the time was spent): bounds the time a
+/// read of hostile records takes.
+pub const MAX_DECODE_WORK_PER_READ: usize = 8 * MAX_DECODED_VALUES_PER_READ;
 
 /// Records read from a partition.
 #[derive(Debug, Serialize, ToSchema)]
@@ -174,6 +240,10 @@ pub struct ReadParams {
     /// `read_uncommitted` (default) or `read_committed`.
     #[param(inline)]
     pub isolation: Option<Isolation>,
+    /// Decode keys and values written in the schema registry's wire format
+    /// (Confluent's Avro, JSON Schema and Protobuf serializers) into
+    /// `key_schema` and `value_schema`.
+    pub decode: Option<bool>,
 }
 
 fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
@@ -208,6 +278,142 @@ fn record_bytes(
     }
 }
 
+/// Encodes the keys and values that name a schema (`key_schema`,
+/// `value_schema`), all in one look at the registry; returns, by record
+/// index, the encoded key and value. The JSON taken is removed from the
+/// records. A null key or value stays null (a tombstone), as Confluent's
+/// serializers leave it.
+async fn encode_with_schemas(
+    state: &AppState,
+    topic: &str,
+    records: &mut [RecordIn],
+) -> ApiResult<BTreeMap<usize, (Option<Bytes>, Option<Bytes>)>> {
+    struct Pending {
+        index: usize,
+        is_key: bool,
+        choice: sluice_registry::SchemaChoice,
+        value: serde_json::Value,
+    }
+    let mut pending = Vec::new();
+    for (index, r) in records.iter_mut().enumerate() {
+        let fields = [
+            (
+                true,
+                r.key_schema.take(),
+                r.key.take(),
+                r.key_base64.is_some(),
+            ),
+            (
+                false,
+                r.value_schema.take(),
+                r.value.take(),
+                r.value_base64.is_some(),
+            ),
+        ];
+        for (is_key, choice, json, has_base64) in fields {
+            let name = if is_key { "key" } else { "value" };
+            let Some(choice) = choice else {
+                // Not schema-encoded: put the JSON back for the plain path.
+                if is_key {
+                    r.key = json;
+                } else {
+                    r.value = json;
+                }
+                continue;
+            };
+            if has_base64 {
+                return Err(HttpError::bad_request(format!(
+                    "record {index}: `{name}_schema` encodes `{name}`, not `{name}_base64`"
+                )));
+            }
+            let version = match choice.version {
+                None => None,
+                Some(serde_json::Value::String(v)) => Some(v),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                Some(other) => {
+                    return Err(HttpError::bad_request(format!(
+                        "record {index}: `{name}_schema.version` must be a number or \"latest\", not {other}"
+                    )));
+                }
+            };
+            match json {
+                None | Some(serde_json::Value::Null) => {} // stays null
+                Some(value) => pending.push(Pending {
+                    index,
+                    is_key,
+                    choice: sluice_registry::SchemaChoice {
+                        id: choice.id,
+                        subject: choice.subject,
+                        version,
+                        message: choice.message,
+                    },
+                    value,
+                }),
+            }
+        }
+    }
+    let mut out: BTreeMap<usize, (Option<Bytes>, Option<Bytes>)> = BTreeMap::new();
+    if pending.is_empty() {
+        return Ok(out);
+    }
+    let topic = topic.to_owned();
+    let results = state
+        .broker
+        .registry
+        .read(move |registry| {
+            Ok(pending
+                .into_iter()
+                .map(|p| {
+                    let default_subject =
+                        format!("{topic}-{}", if p.is_key { "key" } else { "value" });
+                    let encoded = sluice_registry::codec::encode(
+                        registry,
+                        &p.choice,
+                        &default_subject,
+                        &p.value,
+                    );
+                    (p.index, p.is_key, encoded)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+        .map_err(|e| {
+            HttpError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                e.to_string(),
+            )
+        })?;
+    for (index, is_key, encoded) in results {
+        let name = if is_key { "key" } else { "value" };
+        let bytes = encoded.map_err(|e| schema_error(index, name, &e))?;
+        let slot = out.entry(index).or_default();
+        if is_key {
+            slot.0 = Some(Bytes::from(bytes));
+        } else {
+            slot.1 = Some(Bytes::from(bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// The answer to a key or value that could not be encoded with a schema.
+fn schema_error(index: usize, name: &str, e: &sluice_registry::RegistryError) -> HttpError {
+    use axum::http::StatusCode;
+    use sluice_registry::RegistryError as E;
+    let message = format!("record {index} {name}: {e}");
+    match e {
+        E::SubjectNotFound(_) | E::VersionNotFound { .. } | E::SchemaIdNotFound(_) => {
+            HttpError::new(StatusCode::NOT_FOUND, "SCHEMA_NOT_FOUND", message)
+        }
+        E::InvalidData(_) => {
+            HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, "SCHEMA_MISMATCH", message)
+        }
+        E::InvalidVersion(_) => HttpError::bad_request(message),
+        _ => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message),
+    }
+}
+
 /// Round-robin position for records with neither key nor partition.
 static ROUND_ROBIN: AtomicU32 = AtomicU32::new(0);
 
@@ -218,14 +424,15 @@ static ROUND_ROBIN: AtomicU32 = AtomicU32::new(0);
     responses(
         (status = 200, description = "Appended and durable", body = ProduceResponse),
         (status = 400, description = "Bad JSON, bad base64, no records, or a bad partition", body = ErrorBody),
-        (status = 404, description = "No such topic or partition", body = ErrorBody),
+        (status = 404, description = "No such topic or partition, or no such schema", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 422, description = "A key or value does not fit its schema", body = ErrorBody),
     ))]
 pub async fn produce(
     State(state): State<AppState>,
     caller: Caller,
     Path(topic): Path<String>,
-    Json(request): Json<ProduceRequest>,
+    Json(mut request): Json<ProduceRequest>,
 ) -> ApiResult<axum::Json<ProduceResponse>> {
     caller.require(Operation::Write, Resource::Topic(&topic))?;
     let broker = &state.broker;
@@ -251,12 +458,30 @@ pub async fn produce(
         .ok_or_else(|| unknown_topic(&topic))?;
     let partition_count = i32::try_from(partition_count).unwrap_or(i32::MAX).max(1);
     let now = sluice_metadata::now_ms();
+    let mut encoded = encode_with_schemas(&state, &topic, &mut request.records).await?;
 
     // Group by partition, remembering each record's place in the request.
     let mut by_partition: BTreeMap<i32, Vec<(usize, NewRecord)>> = BTreeMap::new();
     for (index, r) in request.records.into_iter().enumerate() {
-        let key = record_bytes(index, r.key, None, r.key_base64, "key")?;
-        let value = record_bytes(index, None, r.value, r.value_base64, "value")?;
+        let (encoded_key, encoded_value) = encoded.remove(&index).unwrap_or_default();
+        let key = match (encoded_key, r.key) {
+            (Some(k), _) => Some(k),
+            (None, None | Some(serde_json::Value::Null)) => {
+                record_bytes(index, None, None, r.key_base64, "key")?
+            }
+            (None, Some(serde_json::Value::String(text))) => {
+                record_bytes(index, Some(text), None, r.key_base64, "key")?
+            }
+            (None, Some(_)) => {
+                return Err(HttpError::bad_request(format!(
+                    "record {index}: `key` is text unless `key_schema` is given"
+                )));
+            }
+        };
+        let value = match encoded_value {
+            Some(v) => Some(v),
+            None => record_bytes(index, None, r.value, r.value_base64, "value")?,
+        };
         let partition = match (r.partition, &key) {
             (Some(p), _) => p,
             (None, Some(k)) => sluice_records::keys::partition_for_key(k, partition_count),
@@ -386,11 +611,85 @@ pub fn read_upper_bound(partition: &Partition, isolation: Isolation) -> i64 {
 
 /// Decodes the visible records of `partition` from `offset`, at most
 /// `limit` of them. Returns the records and the offset to continue from.
+/// With a `registry`, keys and values in its wire format are decoded with
+/// their schemas too.
 pub fn read_records(
     partition: &Partition,
     offset: i64,
     limit: usize,
     isolation: Isolation,
+    registry: Option<&sluice_registry::Registry>,
+) -> Result<(Vec<RecordOut>, i64), HttpError> {
+    let mut raw = Vec::new();
+    let (mut out, next) = read_visible(
+        partition,
+        offset,
+        limit,
+        isolation,
+        registry.is_some().then_some(&mut raw),
+    )?;
+    if let Some(registry) = registry {
+        decode_with_schemas(registry, &mut out, &raw);
+    }
+    Ok((out, next))
+}
+
+/// Fills `key_schema` and `value_schema` of `records` from their raw keys
+/// and values, in order, under one budget and one look at the registry.
+fn decode_with_schemas(
+    registry: &sluice_registry::Registry,
+    records: &mut [RecordOut],
+    raw: &[(Option<Bytes>, Option<Bytes>)],
+) {
+    let mut values_left = MAX_DECODED_VALUES_PER_READ;
+    let mut work_left = MAX_DECODE_WORK_PER_READ;
+    let decoded = registry.with_state(|state| {
+        for (record, (key, value)) in records.iter_mut().zip(raw) {
+            let mut one = |data: &Option<Bytes>| {
+                let data = data.as_deref()?;
+                let id = sluice_registry::validation::schema_id(data)?;
+                let allowed = values_left.min(work_left);
+                let mut budget = sluice_schema::DecodeBudget::new(allowed);
+                let result = sluice_registry::codec::decode(state, data, &mut budget)?;
+                let spent = allowed - budget.remaining();
+                work_left -= spent;
+                if result.is_ok() {
+                    values_left -= spent;
+                }
+                Some(match result {
+                    Ok(d) => SchemaDecoded {
+                        schema_id: d.schema_id,
+                        schema_type: Some(d.schema_type.as_str().to_owned()),
+                        message: d.message,
+                        data: Some(d.value),
+                        error: None,
+                    },
+                    Err(why) => SchemaDecoded {
+                        schema_id: id,
+                        schema_type: None,
+                        message: None,
+                        data: None,
+                        error: Some(why),
+                    },
+                })
+            };
+            record.key_schema = one(key);
+            record.value_schema = one(value);
+        }
+    });
+    if let Err(e) = decoded {
+        tracing::warn!("cannot decode records with the schema registry: {e}");
+    }
+}
+
+/// [`read_records`] without decoding; `raw` collects each record's key and
+/// value when given.
+fn read_visible(
+    partition: &Partition,
+    offset: i64,
+    limit: usize,
+    isolation: Isolation,
+    mut raw: Option<&mut Vec<(Option<Bytes>, Option<Bytes>)>>,
 ) -> Result<(Vec<RecordOut>, i64), HttpError> {
     let mut out = Vec::new();
     let mut next = offset;
@@ -480,7 +779,12 @@ pub fn read_records(
                             }
                         })
                         .collect(),
+                    key_schema: None,
+                    value_schema: None,
                 });
+                if let Some(raw) = raw.as_deref_mut() {
+                    raw.push((r.key.clone(), r.value.clone()));
+                }
                 next = offset + 1;
             }
             next = next.max(last + 1);
@@ -539,6 +843,10 @@ pub async fn read(
         )));
     }
     let isolation = params.isolation.unwrap_or_default();
+    let registry = params
+        .decode
+        .unwrap_or(false)
+        .then(|| state.broker.registry.clone());
     let response = blocking(move || {
         let start = partition.log().log_start_offset();
         let hw = partition.high_watermark();
@@ -568,7 +876,9 @@ pub async fn read(
             Some((upper - limit as i64).max(start))
         };
         let (records, next_offset) = match from {
-            Some(from) if from < upper => read_records(&partition, from, limit, isolation)?,
+            Some(from) if from < upper => {
+                read_records(&partition, from, limit, isolation, registry.as_deref())?
+            }
             Some(from) => (Vec::new(), from),
             None => (Vec::new(), hw),
         };

@@ -50,6 +50,9 @@ pub struct PartitionTailParams {
     /// `read_uncommitted` (default) or `read_committed`.
     #[param(inline)]
     pub isolation: Option<Isolation>,
+    /// Decode keys and values in the schema registry's wire format into
+    /// `key_schema` and `value_schema`, as reads do.
+    pub decode: Option<bool>,
 }
 
 /// Where a topic tail starts.
@@ -62,6 +65,9 @@ pub struct TopicTailParams {
     /// `read_uncommitted` (default) or `read_committed`.
     #[param(inline)]
     pub isolation: Option<Isolation>,
+    /// Decode keys and values in the schema registry's wire format into
+    /// `key_schema` and `value_schema`, as reads do.
+    pub decode: Option<bool>,
 }
 
 struct Follow {
@@ -72,6 +78,8 @@ struct Follow {
     /// The process's shutdown signal: the stream ends when it fires.
     shutdown: CancellationToken,
     isolation: Isolation,
+    /// Decode with the schema registry.
+    decode: bool,
 }
 
 impl Follow {
@@ -96,13 +104,20 @@ impl Follow {
             }
             let positions = self.partitions.clone();
             let isolation = self.isolation;
+            let registry = self.decode.then(|| Arc::clone(&self.broker.registry));
             let read = sluice_runtime::blocking("tail-read", move || {
                 let mut out = Vec::new();
                 let mut next = Vec::with_capacity(positions.len());
                 for (p, from) in positions {
                     let from = from.max(p.log().log_start_offset());
                     if from < read_upper_bound(&p, isolation) {
-                        match read_records(&p, from, RECORDS_PER_ROUND, isolation) {
+                        match read_records(
+                            &p,
+                            from,
+                            RECORDS_PER_ROUND,
+                            isolation,
+                            registry.as_deref(),
+                        ) {
                             Ok((records, n)) => {
                                 out.extend(records);
                                 next.push(n);
@@ -212,6 +227,7 @@ pub async fn tail_partition(
         buffered: VecDeque::new(),
         shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
+        decode: params.decode.unwrap_or(false),
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
 }
@@ -252,6 +268,7 @@ pub async fn tail_topic(
         buffered: VecDeque::new(),
         shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
+        decode: params.decode.unwrap_or(false),
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
 }

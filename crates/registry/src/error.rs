@@ -101,6 +101,10 @@ pub enum RegistryError {
     /// 42208.
     #[error("Invalid subject: {0}")]
     InvalidSubject(String),
+    /// 42210 (Sluice): a JSON value given to REST produce does not fit the
+    /// schema it is to be encoded with.
+    #[error("{0}")]
+    InvalidData(String),
     /// 42299 (Sluice): a named bound of the registry was reached.
     #[error("{0}")]
     LimitReached(String),
@@ -145,6 +149,7 @@ impl RegistryError {
             RegistryError::ReferenceExists { .. } => 42206,
             RegistryError::IdInUse(_) => 42207,
             RegistryError::InvalidSubject(_) => 42208,
+            RegistryError::InvalidData(_) => 42210,
             RegistryError::LimitReached(_) => 42299,
             RegistryError::Store(_) => 50001,
             RegistryError::Timeout(_) => 50002,

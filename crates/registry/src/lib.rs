@@ -24,6 +24,7 @@
 //! The schema texts stay in memory; parsed forms are made on first use and
 //! kept. Every count and size has a named bound in [`state`].
 
+pub mod codec;
 pub mod error;
 pub mod format;
 pub mod state;
@@ -37,6 +38,7 @@ use sluice_metadata::Controller;
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
 use sluice_replica::{Partition, ReplicaManager};
 
+pub use codec::{Decoded, SchemaChoice};
 pub use error::RegistryError;
 pub use format::{Key, SchemaReference};
 pub use sluice_schema::SchemaType;
@@ -209,6 +211,14 @@ impl Registry {
             }
         }
         refused
+    }
+
+    /// Runs `f` over the contents as they stand, brought up to the high
+    /// watermark, on the calling thread, which may read the log: call it
+    /// from a blocking context. REST reads decode records with it.
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, RegistryError> {
+        let mut inner = self.caught_up()?;
+        Ok(f(&mut inner.state))
     }
 
     /// Registers `schema` under `subject` ([`State::plan_register`]): its

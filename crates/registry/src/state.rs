@@ -1022,6 +1022,11 @@ impl State {
     }
 
     /// The parsed form of stored schema `id`, parsed on first use.
+    /// Schema `id` parsed (parsed once, then kept).
+    pub fn parsed(&mut self, id: i32) -> Result<Arc<ParsedSchema>, RegistryError> {
+        self.parsed_of(id)
+    }
+
     fn parsed_of(&mut self, id: i32) -> Result<Arc<ParsedSchema>, RegistryError> {
         if let Some(cached) = self.parsed.get(&id) {
             return cached.clone().ok_or_else(|| unparsable(id));

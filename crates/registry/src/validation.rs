@@ -146,6 +146,7 @@ pub(crate) fn check(
             let indexes = if schema.schema_type == SchemaType::Protobuf {
                 message_indexes(&data[5..])
                     .ok_or_else(|| format!("the {what}'s Protobuf message indexes are malformed"))?
+                    .0
             } else {
                 Vec::new()
             };
@@ -169,7 +170,7 @@ pub(crate) fn check(
 }
 
 /// The schema id a key or value names, if it is in the wire format.
-pub(crate) fn schema_id(data: &[u8]) -> Option<i32> {
+pub fn schema_id(data: &[u8]) -> Option<i32> {
     match data {
         [0, a, b, c, d, ..] => Some(i32::from_be_bytes([*a, *b, *c, *d])),
         _ => None,
@@ -178,14 +179,17 @@ pub(crate) fn schema_id(data: &[u8]) -> Option<i32> {
 
 /// Confluent's Protobuf message indexes after the schema id: a zigzag
 /// varint count, then that many zigzag varints; a count of 0 means the
-/// first message (`[]`).
-fn message_indexes(mut data: &[u8]) -> Option<Vec<i32>> {
+/// first message (`[]`). Returns the indexes and the data after them.
+pub(crate) fn message_indexes(mut data: &[u8]) -> Option<(Vec<i32>, &[u8])> {
     let count = read_zigzag(&mut data)?;
     let count = usize::try_from(count).ok()?;
     if count > MAX_INDEX_BYTES {
         return None;
     }
-    (0..count).map(|_| read_zigzag(&mut data)).collect()
+    let indexes = (0..count)
+        .map(|_| read_zigzag(&mut data))
+        .collect::<Option<Vec<i32>>>()?;
+    Some((indexes, data))
 }
 
 fn read_zigzag(data: &mut &[u8]) -> Option<i32> {
@@ -251,9 +255,9 @@ mod tests {
 
     #[test]
     fn message_indexes_decode_confluents_encoding() {
-        assert_eq!(message_indexes(&[0]), Some(vec![]));
+        assert_eq!(message_indexes(&[0]), Some((vec![], &[][..])));
         // Count 2 (zigzag 4), then 1 (2) and 0 (0).
-        assert_eq!(message_indexes(&[4, 2, 0]), Some(vec![1, 0]));
+        assert_eq!(message_indexes(&[4, 2, 0]), Some((vec![1, 0], &[][..])));
         assert_eq!(message_indexes(&[]), None);
         assert_eq!(message_indexes(&[4, 2]), None);
         assert_eq!(message_indexes(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);

@@ -26,6 +26,8 @@ use crate::{MAX_DEFINITIONS, MAX_FIELDS, MAX_UNION_BRANCHES, SchemaError};
 #[derive(Debug, Clone)]
 pub(crate) struct AvroSchema {
     schema: Schema,
+    /// The schemas its references define, for decoding and encoding data.
+    referenced: Vec<Schema>,
 }
 
 impl AvroSchema {
@@ -83,7 +85,7 @@ impl AvroSchema {
                 limit: MAX_DEFINITIONS,
             });
         }
-        Ok(AvroSchema { schema })
+        Ok(AvroSchema { schema, referenced })
     }
 
     /// The registry's identity form: `apache-avro`'s JSON serialisation
@@ -93,6 +95,20 @@ impl AvroSchema {
         serde_json::to_value(&self.schema)
             .map(|v| sorted_json(&v))
             .unwrap_or_else(|_| self.schema.canonical_form())
+    }
+
+    /// The parsed schema.
+    pub(crate) fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Every named type the schema and its references define, by full name.
+    pub(crate) fn names(&self) -> crate::avro_datum::Names<'_> {
+        let mut names = crate::avro_datum::Names::new();
+        for s in self.referenced.iter().chain(std::iter::once(&self.schema)) {
+            crate::avro_datum::collect_names(s, &mut names);
+        }
+        names
     }
 
     /// Avro's Parsing Canonical Form.

@@ -56,8 +56,10 @@
 //! - Confluent's `normalize` flag and schema metadata/rule sets.
 
 mod avro;
+mod avro_datum;
 mod bounds;
 mod compat;
+mod datum;
 mod error;
 mod json;
 mod parsed;
@@ -66,6 +68,7 @@ mod references;
 mod schema_type;
 
 pub use compat::{CompatibilityLevel, check};
+pub use datum::{CodecError, DecodeBudget, Encoded, MAX_DATUM_DEPTH};
 pub use error::SchemaError;
 pub use parsed::ParsedSchema;
 pub use references::{NoReferences, Reference, References};

@@ -67,6 +67,11 @@ impl ParsedSchema {
         ParsedSchema::parse(schema_type, text, &[], &references::NoReferences)
     }
 
+    /// The per-type parse result.
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
     /// The schema's type.
     pub fn schema_type(&self) -> SchemaType {
         match self.kind {

@@ -148,6 +148,16 @@ impl ProtobufSchema {
         Some(message.full_name().to_owned())
     }
 
+    /// The compiled descriptors.
+    pub(crate) fn pool(&self) -> &DescriptorPool {
+        &self.pool
+    }
+
+    /// The root file's descriptor.
+    pub(crate) fn root_file(&self) -> Option<prost_reflect::FileDescriptor> {
+        self.pool.get_file_by_name(ROOT_FILE)
+    }
+
     /// The root file's encoded descriptor in base64 (Confluent's
     /// `format=serialized`), named as the client named it when it sent one.
     pub(crate) fn serialized(&self) -> String {

@@ -473,3 +473,41 @@ def test_console_schemas_page_lists_subjects_shows_versions_diffs_and_sets_the_l
         return status == 200 and body.get("compatibilityLevel") == "FULL"
 
     wait(d).until(level_is_full)
+
+
+def test_console_message_browser_decodes_records_written_with_a_schema(broker, browser, topic_name):
+    """Records that confluent-kafka's AvroSerializer wrote show in the
+    message browser as their decoded JSON with the schema's type and id, not
+    as binary; a record whose schema id is unknown says why it was not
+    decoded."""
+    import struct
+
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    http = Http(broker)
+    http.wait_ready()
+    sr = SchemaRegistryClient({"url": f"http://127.0.0.1:{broker.registry_port}"})
+    schema = json.dumps({"type": "record", "name": "Payment", "fields": [
+        {"name": "payer", "type": "string"}, {"name": "cents", "type": "long"}]})
+    serialize = AvroSerializer(sr, schema)
+    ctx = SerializationContext(topic_name, MessageField.VALUE)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    producer.produce(topic_name, key=b"k1", value=serialize({"payer": "ada-lovelace", "cents": 4200}, ctx))
+    producer.produce(topic_name, key=b"k2", value=b"\x00" + struct.pack(">i", 424242) + b"\x02")
+    assert producer.flush(30) == 0
+    schema_id = sr.get_latest_version(f"{topic_name}-value").schema_id
+
+    d = browser
+    d.get(http.url(f"/#/messages/{topic_name}/0"))
+    wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.msg-row")) == 2)
+    rows = d.find_elements(By.CSS_SELECTOR, "tr.msg-row")
+    assert f"AVRO · id {schema_id}" in rows[0].text, rows[0].text
+    assert "ada-lovelace" in rows[0].text and "4200" in rows[0].text, rows[0].text
+    assert "schema 424242: not decoded" in rows[1].text, rows[1].text
+    rows[0].click()
+    pre = wait(d).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "tr.msg-detail pre.value")))
+    assert json.loads(pre.text) == {"payer": "ada-lovelace", "cents": 4200}
+    shot(d, "messages-schema-decoded")

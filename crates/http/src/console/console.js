@@ -203,9 +203,23 @@ function highlightJson(value) {
     });
 }
 
-// How a record value is shown: "auto" tries JSON, then text, then hex.
+// A key or value the schema registry decoded (reads with decode=true):
+// a badge naming the schema type and id, or the reason it failed.
+function schemaBadge(decoded) {
+  if (decoded.error != null) return `<span class="badge warn" title="${esc(decoded.error)}">schema ${decoded.schema_id}: not decoded</span>`;
+  const what = decoded.message ? `${decoded.schema_type} ${decoded.message}` : decoded.schema_type;
+  return `<span class="badge info schema-badge">${esc(what)} · id ${decoded.schema_id}</span>`;
+}
+
+// How a record value is shown: "auto" takes the schema registry's decoding
+// when there is one, then tries JSON, then text, then hex.
 function renderValue(rec, format) {
   if (rec.value_base64 == null) return { kind: "null", html: '<span class="badge">null</span>' };
+  const decoded = rec.value_schema;
+  if (format === "auto" && decoded) {
+    if (decoded.data !== undefined) return { kind: "schema", html: highlightJson(decoded.data) };
+    return { kind: "hex", html: esc(decoded.error) + "\n\n" + esc(hexDump(b64ToBytes(rec.value_base64))) };
+  }
   if (format === "hex") return { kind: "hex", html: esc(hexDump(b64ToBytes(rec.value_base64))) };
   if (format !== "text" && rec.value != null) {
     try {
@@ -219,8 +233,21 @@ function renderValue(rec, format) {
   return { kind: "hex", html: esc(hexDump(b64ToBytes(rec.value_base64))) };
 }
 
+// A record key for a table cell: decoded by its schema, text, or a badge.
+function keyCell(rec) {
+  if (rec.key_schema && rec.key_schema.data !== undefined) return esc(JSON.stringify(rec.key_schema.data));
+  if (rec.key != null) return esc(rec.key);
+  return rec.key_base64 == null ? '<span class="badge">null</span>' : '<span class="badge info">binary</span>';
+}
+
 function preview(rec) {
   if (rec.value_base64 == null) return '<span class="badge">null</span>';
+  const decoded = rec.value_schema;
+  if (decoded) {
+    if (decoded.data === undefined) return schemaBadge(decoded);
+    const text = JSON.stringify(decoded.data);
+    return `${schemaBadge(decoded)} <span class="mono">${esc(text.length > 160 ? text.slice(0, 160) + "…" : text)}</span>`;
+  }
   if (rec.value == null) return `<span class="badge info">binary</span> <span class="mono">${esc(hexDump(b64ToBytes(rec.value_base64)).slice(10, 58))}</span>`;
   return `<span class="mono">${esc(rec.value.length > 160 ? rec.value.slice(0, 160) + "…" : rec.value)}</span>`;
 }
@@ -695,7 +722,7 @@ pages.messages = async function (topicArg, partArg) {
     $("#msg-table").innerHTML = rows.length
       ? `<table id="messages"><thead><tr><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th class="num">Size</th></tr></thead><tbody>${
         rows.map((r) => `<tr class="msg-row clickable" data-offset="${r.offset}"><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td>
-          <td class="mono">${r.key == null ? (r.key_base64 == null ? '<span class="badge">null</span>' : '<span class="badge info">binary</span>') : esc(r.key)}</td>
+          <td class="mono">${keyCell(r)}</td>
           <td class="msg-value">${preview(r)}</td><td class="num">${fmtBytes(r.value_size)}</td></tr>`).join("")
       }</tbody></table>`
       : '<div class="empty">No records.</div>';
@@ -715,7 +742,7 @@ pages.messages = async function (topicArg, partArg) {
       else q = `timestamp=${at ? new Date(at).getTime() : 0}&limit=${limit}`;
     }
     try {
-      const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}`);
+      const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}&decode=true`);
       shown = more ? shown.concat(r.records) : r.records;
       next = r.next_offset;
       $("#msg-more").hidden = !(r.next_offset < r.high_watermark);
@@ -739,7 +766,8 @@ pages.messages = async function (topicArg, partArg) {
     d.className = "msg-detail";
     d.innerHTML = `<td colspan="5"><div class="kv"><div>Partition</div><div class="mono">${rec.partition}</div><div>Offset</div><div class="mono">${rec.offset}</div>
       <div>Timestamp</div><div class="mono">${fmtTime(rec.timestamp_ms)} (${rec.timestamp_ms}, ${esc(rec.timestamp_type)})</div>
-      <div>Key</div><div class="mono">${rec.key == null ? (rec.key_base64 == null ? "null" : esc(rec.key_base64) + " (base64)") : esc(rec.key)}</div>${headers}</div>
+      <div>Key</div><div class="mono">${rec.key_schema && rec.key_schema.data !== undefined ? esc(JSON.stringify(rec.key_schema.data)) + " " + schemaBadge(rec.key_schema) : rec.key == null ? (rec.key_base64 == null ? "null" : esc(rec.key_base64) + " (base64)") : esc(rec.key)}</div>${headers}
+      ${rec.value_schema ? `<div>Value schema</div><div>${schemaBadge(rec.value_schema)}</div>` : ""}</div>
       <pre class="value">${val.html}</pre></td>`;
     tr.after(d);
   });
@@ -776,7 +804,7 @@ pages.tail = async function (topicArg) {
     const list = rows.filter((r) => !kf || (r.key || "").toLowerCase().includes(kf));
     $("#tail-table").innerHTML = list.length
       ? `<table id="tail-records"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th></tr></thead><tbody>${
-        list.map((r, i) => `<tr class="${i < fresh ? "fresh" : ""}"><td class="num mono">${r.partition}</td><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td><td class="mono">${r.key == null ? '<span class="badge">null</span>' : esc(r.key)}</td><td class="msg-value">${preview(r)}</td></tr>`).join("")
+        list.map((r, i) => `<tr class="${i < fresh ? "fresh" : ""}"><td class="num mono">${r.partition}</td><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td><td class="mono">${keyCell(r)}</td><td class="msg-value">${preview(r)}</td></tr>`).join("")
       }</tbody></table>`
       : '<div class="empty">Waiting for records…</div>';
   };
@@ -786,7 +814,7 @@ pages.tail = async function (topicArg) {
     if (!t) return;
     stop();
     count = 0;
-    const url = `/v1/topics/${encodeURIComponent(t)}/tail?last=${$("#tail-last").value}`;
+    const url = `/v1/topics/${encodeURIComponent(t)}/tail?last=${$("#tail-last").value}&decode=true`;
     source = auth ? new FetchEventSource(url) : new EventSource(url);
     $("#tail-dot").classList.add("on");
     $("#tail-status").textContent = `connecting to ${t}…`;

@@ -461,3 +461,45 @@ def test_the_schema_registry_takes_writes_on_any_node_and_every_node_serves_them
             return sorted(client.get_subjects()) == sorted(ids) and all(
                 client.get_latest_version(s).schema_id == i for s, i in ids.items())
         wait_until(serves_all, SETTLE_S, f"{url} to serve every subject")
+
+
+def test_nodes_without_a_schemas_replica_forward_registry_reads_and_writes(tmp_path):
+    """With `_schemas` on one node only (replication factor 1), the other
+    nodes host no replica: they forward every registry request, reads
+    included, to its leader, on the registry listener and on the console's
+    /v1/registry route alike."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    c = Cluster(tmp_path)
+    for n in c.nodes.values():
+        n.extra_args += ["--set", "groups.offsets_topic_replication_factor=1"]
+    c.start()
+    try:
+        first = next(iter(c.nodes.values()))
+        record = json.dumps({"type": "record", "name": "Solo", "fields": [{"name": "x", "type": "int"}]})
+
+        def registered():
+            try:
+                return SchemaRegistryClient({"url": f"http://127.0.0.1:{first.registry_port}"}).register_schema(
+                    "solo-value", Schema(record, "AVRO"))
+            except Exception as e:  # the cluster may still be electing _schemas' leader
+                print(f"register: {e}")
+                return None
+
+        schema_id = wait_until(registered, SETTLE_S, "a register")
+        placement = Http(first).get("/v1/topics/_schemas")["partitions"][0]
+        assert len(placement["replicas"]) == 1, placement
+        outsiders = [n for n in c.nodes.values() if n.node_id not in placement["replicas"]]
+        assert len(outsiders) == 2
+        for n in outsiders:
+            client = SchemaRegistryClient({"url": f"http://127.0.0.1:{n.registry_port}"})
+            assert client.get_subjects() == ["solo-value"]
+            assert client.get_schema(schema_id).schema_str == record
+            v2 = json.dumps({"type": "record", "name": "Solo", "fields": [
+                {"name": "x", "type": "int"}, {"name": f"n{n.node_id}", "type": "int", "default": 0}]})
+            client.register_schema("solo-value", Schema(v2, "AVRO"))
+            status, body = Http(n).call("GET", "/v1/registry/subjects/solo-value/versions")
+            assert status == 200, body
+        assert Http(first).ok("GET", "/v1/registry/subjects/solo-value/versions") == [1, 2, 3]
+    finally:
+        c.stop()

@@ -200,7 +200,7 @@ fn document_security(doc: &mut utoipa::openapi::OpenApi) {
 pub fn app(state: AppState) -> Router {
     let (api, _spec) = api_router().split_for_parts();
     api.merge(console::router())
-        .nest("/v1/registry", registry::nested())
+        .nest("/v1/registry", registry::nested(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -131,9 +131,11 @@ async fn openapi_json() -> Response {
 /// The registry's routes for the HTTP listener, nested under
 /// `/v1/registry`: how the console (served there) reaches the registry
 /// without a second origin. Authentication and limits are the HTTP API's.
-pub fn nested() -> Router<AppState> {
+pub fn nested(state: AppState) -> Router<AppState> {
     let (router, _spec) = registry_router().split_for_parts();
-    router.route("/openapi.json", get(openapi_json))
+    router
+        .route("/openapi.json", get(openapi_json))
+        .layer(middleware::from_fn_with_state(state, forward_without_replica))
 }
 
 /// The registry's router over `state` (authentication as on the HTTP API),
@@ -144,6 +146,10 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward_without_replica,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -519,6 +525,41 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
             body,
         })
     }
+}
+
+/// Most bytes of a request forwarded by [`forward_without_replica`]: the
+/// registry's own body limit.
+const MAX_FORWARDED_REQUEST_BYTES: usize = MAX_REGISTRY_BODY_BYTES;
+
+/// Sends every request, reads included, to the leader of `_schemas-0` when
+/// this node hosts no replica of it, so any node of a cluster serves the
+/// whole registry API. A request already forwarded once is served here (and
+/// answers 50004) rather than passed on again.
+async fn forward_without_replica(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let leader = match registry(&state).leader_elsewhere() {
+        Some(leader) if !request.headers().contains_key(FORWARDED_HEADER) => leader,
+        _ => return next.run(request).await,
+    };
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_FORWARDED_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            return SrError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response();
+        }
+    };
+    let incoming = Incoming {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+    };
+    forward(&state, leader, &incoming)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Runs a registry write; if another node leads `_schemas-0`, forwards the

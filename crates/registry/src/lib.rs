@@ -221,6 +221,25 @@ impl Registry {
         Ok(f(&mut inner.state))
     }
 
+    /// The node to send every registry request to when this node hosts no
+    /// replica of `_schemas-0` (a cluster with more nodes than the topic's
+    /// replication factor): its leader. `None` when this node hosts a
+    /// replica, when `_schemas` does not exist yet, or when it has no leader.
+    pub fn leader_elsewhere(&self) -> Option<i32> {
+        if self.replicas.partition(SCHEMAS_TOPIC, 0).is_some() {
+            return None;
+        }
+        let leader = self
+            .controller
+            .image()
+            .topics
+            .get(SCHEMAS_TOPIC)?
+            .partitions
+            .get(&0)?
+            .leader;
+        (leader >= 0 && leader != self.replicas.node_id()).then_some(leader)
+    }
+
     /// Registers `schema` under `subject` ([`State::plan_register`]): its
     /// id, and nothing written when the subject already holds it.
     pub async fn register(

@@ -135,7 +135,10 @@ pub fn nested(state: AppState) -> Router<AppState> {
     let (router, _spec) = registry_router().split_for_parts();
     router
         .route("/openapi.json", get(openapi_json))
-        .layer(middleware::from_fn_with_state(state, forward_without_replica))
+        .layer(middleware::from_fn_with_state(
+            state,
+            forward_without_replica,
+        ))
 }
 
 /// The registry's router over `state` (authentication as on the HTTP API),

@@ -35,6 +35,31 @@ pub const MAX_SUBJECT_BYTES: usize = 1024;
 /// the transitive walk).
 pub const MAX_DIRECT_REFERENCES: usize = sluice_schema::MAX_REFERENCES;
 
+/// The registry's count and size bounds. [`Limits::default`] holds the
+/// named constants; tests lower them to reach each bound quickly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// [`MAX_SCHEMAS`].
+    pub schemas: usize,
+    /// [`MAX_SCHEMA_TEXT_BYTES`].
+    pub schema_text_bytes: usize,
+    /// [`MAX_SUBJECTS`].
+    pub subjects: usize,
+    /// [`MAX_VERSIONS_PER_SUBJECT`].
+    pub versions_per_subject: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            schemas: MAX_SCHEMAS,
+            schema_text_bytes: MAX_SCHEMA_TEXT_BYTES,
+            subjects: MAX_SUBJECTS,
+            versions_per_subject: MAX_VERSIONS_PER_SUBJECT,
+        }
+    }
+}
+
 /// A registry mode, Confluent's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -199,12 +224,21 @@ pub struct State {
     parsed: HashMap<i32, Option<Arc<ParsedSchema>>>,
     /// Canonical identity → id, for every id in `parsed`.
     canonical: HashMap<ContentKey, i32>,
+    limits: Limits,
 }
 
 impl State {
     /// An empty registry.
     pub fn new() -> State {
         State::default()
+    }
+
+    /// An empty registry with other bounds than the named constants.
+    pub fn with_limits(limits: Limits) -> State {
+        State {
+            limits,
+            ..State::default()
+        }
     }
 
     // -- replay ----------------------------------------------------------
@@ -299,11 +333,10 @@ impl State {
             }
         };
         let is_new_subject = !self.subjects.contains_key(subject);
-        let versions_full = self
-            .subjects
-            .get(subject)
-            .is_some_and(|vs| vs.len() >= MAX_VERSIONS_PER_SUBJECT && !vs.contains_key(&version));
-        if (is_new_subject && self.subjects.len() >= MAX_SUBJECTS) || versions_full {
+        let versions_full = self.subjects.get(subject).is_some_and(|vs| {
+            vs.len() >= self.limits.versions_per_subject && !vs.contains_key(&version)
+        });
+        if (is_new_subject && self.subjects.len() >= self.limits.subjects) || versions_full {
             tracing::error!(
                 subject,
                 version,
@@ -312,8 +345,8 @@ impl State {
             return;
         }
         if !self.schemas.contains_key(&v.id) {
-            if self.schemas.len() >= MAX_SCHEMAS
-                || self.text_bytes + v.schema.len() > MAX_SCHEMA_TEXT_BYTES
+            if self.schemas.len() >= self.limits.schemas
+                || self.text_bytes + v.schema.len() > self.limits.schema_text_bytes
             {
                 tracing::error!(
                     id = v.id,
@@ -707,27 +740,32 @@ impl State {
     }
 
     fn check_room(&self, subject: &str, id: i32, text: &str) -> Result<(), RegistryError> {
+        let limits = self.limits;
         match self.subjects.get(subject) {
-            None if self.subjects.len() >= MAX_SUBJECTS => {
+            None if self.subjects.len() >= limits.subjects => {
                 return Err(RegistryError::LimitReached(format!(
-                    "the registry holds {MAX_SUBJECTS} subjects, its limit"
+                    "the registry holds {} subjects, its limit",
+                    limits.subjects
                 )));
             }
-            Some(vs) if vs.len() >= MAX_VERSIONS_PER_SUBJECT => {
+            Some(vs) if vs.len() >= limits.versions_per_subject => {
                 return Err(RegistryError::LimitReached(format!(
-                    "subject {subject} holds {MAX_VERSIONS_PER_SUBJECT} versions, the limit; delete some permanently"
+                    "subject {subject} holds {} versions, the limit; delete some permanently",
+                    limits.versions_per_subject
                 )));
             }
             _ => {}
         }
         if !self.schemas.contains_key(&id)
-            && (self.schemas.len() >= MAX_SCHEMAS
-                || self.text_bytes + text.len() > MAX_SCHEMA_TEXT_BYTES)
+            && (self.schemas.len() >= limits.schemas
+                || self.text_bytes + text.len() > limits.schema_text_bytes)
         {
             return Err(RegistryError::LimitReached(format!(
-                "the registry holds {} schemas of {} bytes; its limits are {MAX_SCHEMAS} schemas and {MAX_SCHEMA_TEXT_BYTES} bytes",
+                "the registry holds {} schemas of {} bytes; its limits are {} schemas and {} bytes",
                 self.schemas.len(),
-                self.text_bytes
+                self.text_bytes,
+                limits.schemas,
+                limits.schema_text_bytes
             )));
         }
         Ok(())

@@ -563,3 +563,109 @@ async fn validation_checks_the_magic_byte_the_id_and_the_subject_of_each_strateg
     assert_eq!(refused.len(), 1);
     assert!(refused[0].1.contains("the key"), "{refused:?}");
 }
+
+fn record_schema(name: &str) -> NewSchema {
+    avro(&format!(
+        r#"{{"type":"record","name":"{name}","fields":[{{"name":"x","type":"int"}}]}}"#
+    ))
+}
+
+/// A state with `limits` and compatibility NONE, so any schema may follow
+/// any other.
+fn limited(limits: crate::state::Limits) -> State {
+    let mut s = State::with_limits(limits);
+    let records = s
+        .plan_set_level(None, Some(CompatibilityLevel::None))
+        .expect("a level");
+    apply_all(&mut s, &records);
+    s
+}
+
+fn is_limit(result: Result<i32, RegistryError>) -> bool {
+    matches!(&result, Err(e @ RegistryError::LimitReached(_)) if e.error_code() == 42299)
+}
+
+#[test]
+fn each_count_bound_refuses_with_42299_and_frees_room_on_permanent_delete() {
+    use crate::state::Limits;
+    let none = RegisterOptions::default();
+    let mut open = Limits::default();
+
+    // Subjects.
+    open.subjects = 3;
+    let mut s = limited(open);
+    for i in 0..3 {
+        register(&mut s, &format!("s{i}-value"), &record_schema("A")).expect("room");
+    }
+    assert!(is_limit(register(&mut s, "s3-value", &record_schema("A"))));
+    // An existing subject still takes new versions.
+    register_with(&mut s, "s0-value", &record_schema("B"), none).expect("an existing subject");
+    delete_subject(&mut s, "s1-value", false).expect("soft");
+    assert!(
+        is_limit(register(&mut s, "s3-value", &record_schema("A"))),
+        "a soft-deleted subject still counts"
+    );
+    delete_subject(&mut s, "s1-value", true).expect("permanent");
+    register(&mut s, "s3-value", &record_schema("A")).expect("room after a permanent delete");
+
+    // Versions per subject (soft-deleted ones count).
+    let mut open = Limits::default();
+    open.versions_per_subject = 2;
+    let mut s = limited(open);
+    register(&mut s, "v-value", &record_schema("A")).expect("v1");
+    register(&mut s, "v-value", &record_schema("B")).expect("v2");
+    assert!(is_limit(register(&mut s, "v-value", &record_schema("C"))));
+    delete_version(&mut s, "v-value", 1, false).expect("soft");
+    assert!(is_limit(register(&mut s, "v-value", &record_schema("C"))));
+    delete_version(&mut s, "v-value", 1, true).expect("permanent");
+    register(&mut s, "v-value", &record_schema("C")).expect("room again");
+
+    // Schemas (distinct contents) and their text.
+    let mut open = Limits::default();
+    open.schemas = 2;
+    let mut s = limited(open);
+    register(&mut s, "a-value", &record_schema("A")).expect("1");
+    register(&mut s, "b-value", &record_schema("B")).expect("2");
+    assert!(is_limit(register(&mut s, "c-value", &record_schema("C"))));
+    // The same content under another subject needs no new id.
+    register(&mut s, "c-value", &record_schema("A")).expect("an existing id");
+
+    let mut open = Limits::default();
+    open.schema_text_bytes = record_schema("A").text.len() * 2;
+    let mut s = limited(open);
+    register(&mut s, "a-value", &record_schema("A")).expect("1");
+    register(&mut s, "b-value", &record_schema("B")).expect("2");
+    assert!(is_limit(register(&mut s, "c-value", &record_schema("C"))));
+}
+
+#[test]
+fn a_replay_past_a_bound_skips_the_records_beyond_it() {
+    use crate::state::Limits;
+    // Records another tool wrote to `_schemas` past our bound: applied up to
+    // the bound, the rest skipped (and logged), never a crash.
+    let mut source = State::new();
+    let mut records = Vec::new();
+    for i in 0..5 {
+        let name = format!("R{i}");
+        match source
+            .plan_register(
+                &format!("s{i}-value"),
+                &record_schema(&name),
+                RegisterOptions::default(),
+            )
+            .expect("plans")
+        {
+            RegisterPlan::Write { records: r, .. } => {
+                apply_all(&mut source, &r);
+                records.extend(r);
+            }
+            RegisterPlan::Existing(_) => panic!("new content"),
+        }
+    }
+    let mut open = Limits::default();
+    open.schemas = 3;
+    let mut replayed = limited(open);
+    apply_all(&mut replayed, &records);
+    assert_eq!(replayed.schemas().count(), 3);
+    assert_eq!(replayed.subjects(false, "").len(), 3);
+}

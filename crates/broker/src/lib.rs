@@ -241,6 +241,11 @@ pub struct Broker {
     /// The schema registry's contents (`_schemas`), served by its own
     /// listener.
     pub registry: Arc<sluice_registry::Registry>,
+    /// TLS for forwarding registry requests to another node's registry
+    /// listener when `http_tls` is on: trusts `tls.ca_file` (else
+    /// `tls.client_ca_file`) and presents this broker's certificate. `None`
+    /// without `http_tls` or without a CA to trust.
+    pub registry_forward_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The client TLS config for other brokers' inter-broker listener, if it
@@ -356,8 +361,14 @@ impl Broker {
             (config.quota.window_num, config.quota.window_size_ms);
         let registry =
             sluice_registry::Registry::new(Arc::clone(&controller), Arc::clone(&replicas));
+        let registry_forward_tls = if config.http_tls && config.tls.trust_file().is_some() {
+            Some(Arc::new(tls::inter_broker_client_config(&config.tls)?))
+        } else {
+            None
+        };
         Ok(Broker {
             registry,
+            registry_forward_tls,
             authorizer,
             config,
             cluster_id,

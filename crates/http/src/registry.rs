@@ -610,12 +610,24 @@ async fn forward(state: &AppState, leader: i32, incoming: &Incoming) -> Result<R
                 "node {leader} leads _schemas but registered no schema registry listener"
             ))
         })?;
-    if endpoint.security_protocol != 0 {
-        return Err(unavailable(format!(
-            "node {leader} leads _schemas; forwarding to a registry over TLS is not supported yet, send writes to {}:{}",
-            endpoint.host, endpoint.port
-        )));
-    }
+    let tls = if endpoint.security_protocol == 0 {
+        None
+    } else {
+        let config = state.broker.registry_forward_tls.clone().ok_or_else(|| {
+            unavailable(format!(
+                "node {leader} leads _schemas and serves its registry over TLS, but this node has no CA to trust (tls.ca_file); send the request to {}:{}",
+                endpoint.host, endpoint.port
+            ))
+        })?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+            .map_err(|e| {
+                unavailable(format!(
+                    "node {leader}'s registry host {:?} is not a TLS server name: {e}",
+                    endpoint.host
+                ))
+            })?;
+        Some((tokio_rustls::TlsConnector::from(config), name))
+    };
     let addr = format!("{}:{}", endpoint.host, endpoint.port);
     let path = incoming.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut head = format!(
@@ -629,16 +641,30 @@ async fn forward(state: &AppState, leader: i32, incoming: &Incoming) -> Result<R
         }
     }
     head.push_str("\r\n");
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+    async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut stream: S,
+        head: &str,
+        body: &[u8],
+    ) -> std::io::Result<Vec<u8>> {
         stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&incoming.body).await?;
+        stream.write_all(body).await?;
+        stream.flush().await?;
         let mut raw = Vec::new();
         (&mut stream)
             .take(MAX_FORWARDED_ANSWER_BYTES)
             .read_to_end(&mut raw)
             .await?;
-        Ok::<_, std::io::Error>(raw)
+        Ok(raw)
+    }
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(&addr).await?;
+        match tls {
+            None => exchange(stream, &head, &incoming.body).await,
+            Some((connector, name)) => {
+                let stream = connector.connect(name, stream).await?;
+                exchange(stream, &head, &incoming.body).await
+            }
+        }
     };
     let raw = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
         .await

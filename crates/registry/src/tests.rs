@@ -589,10 +589,12 @@ fn is_limit(result: Result<i32, RegistryError>) -> bool {
 fn each_count_bound_refuses_with_42299_and_frees_room_on_permanent_delete() {
     use crate::state::Limits;
     let none = RegisterOptions::default();
-    let mut open = Limits::default();
 
     // Subjects.
-    open.subjects = 3;
+    let open = Limits {
+        subjects: 3,
+        ..Limits::default()
+    };
     let mut s = limited(open);
     for i in 0..3 {
         register(&mut s, &format!("s{i}-value"), &record_schema("A")).expect("room");
@@ -609,8 +611,10 @@ fn each_count_bound_refuses_with_42299_and_frees_room_on_permanent_delete() {
     register(&mut s, "s3-value", &record_schema("A")).expect("room after a permanent delete");
 
     // Versions per subject (soft-deleted ones count).
-    let mut open = Limits::default();
-    open.versions_per_subject = 2;
+    let open = Limits {
+        versions_per_subject: 2,
+        ..Limits::default()
+    };
     let mut s = limited(open);
     register(&mut s, "v-value", &record_schema("A")).expect("v1");
     register(&mut s, "v-value", &record_schema("B")).expect("v2");
@@ -621,8 +625,10 @@ fn each_count_bound_refuses_with_42299_and_frees_room_on_permanent_delete() {
     register(&mut s, "v-value", &record_schema("C")).expect("room again");
 
     // Schemas (distinct contents) and their text.
-    let mut open = Limits::default();
-    open.schemas = 2;
+    let open = Limits {
+        schemas: 2,
+        ..Limits::default()
+    };
     let mut s = limited(open);
     register(&mut s, "a-value", &record_schema("A")).expect("1");
     register(&mut s, "b-value", &record_schema("B")).expect("2");
@@ -630,8 +636,10 @@ fn each_count_bound_refuses_with_42299_and_frees_room_on_permanent_delete() {
     // The same content under another subject needs no new id.
     register(&mut s, "c-value", &record_schema("A")).expect("an existing id");
 
-    let mut open = Limits::default();
-    open.schema_text_bytes = record_schema("A").text.len() * 2;
+    let open = Limits {
+        schema_text_bytes: record_schema("A").text.len() * 2,
+        ..Limits::default()
+    };
     let mut s = limited(open);
     register(&mut s, "a-value", &record_schema("A")).expect("1");
     register(&mut s, "b-value", &record_schema("B")).expect("2");
@@ -662,8 +670,10 @@ fn a_replay_past_a_bound_skips_the_records_beyond_it() {
             RegisterPlan::Existing(_) => panic!("new content"),
         }
     }
-    let mut open = Limits::default();
-    open.schemas = 3;
+    let open = Limits {
+        schemas: 3,
+        ..Limits::default()
+    };
     let mut replayed = limited(open);
     apply_all(&mut replayed, &records);
     assert_eq!(replayed.schemas().count(), 3);

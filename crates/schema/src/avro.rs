@@ -102,13 +102,9 @@ impl AvroSchema {
         &self.schema
     }
 
-    /// Every named type the schema and its references define, by full name.
-    pub(crate) fn names(&self) -> crate::avro_datum::Names<'_> {
-        let mut names = crate::avro_datum::Names::new();
-        for s in self.referenced.iter().chain(std::iter::once(&self.schema)) {
-            crate::avro_datum::collect_names(s, &mut names);
-        }
-        names
+    /// The schemas its references define.
+    pub(crate) fn referenced(&self) -> &[Schema] {
+        &self.referenced
     }
 
     /// Avro's Parsing Canonical Form.

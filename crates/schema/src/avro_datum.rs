@@ -24,14 +24,24 @@ use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, Name, UnionSchema, UuidSchema};
 use serde_json::{Map, Value};
 
-use crate::datum::{CodecError, DecodeBudget, MAX_DATUM_DEPTH};
+use crate::codec::{CodecError, DecodeBudget, MAX_DATUM_DEPTH};
 
 /// Named types by full name, to follow `Schema::Ref`.
 pub(crate) type Names<'a> = HashMap<String, &'a Schema>;
 
+/// Every named type `schema` and the schemas it references define, by
+/// full name.
+pub(crate) fn names<'a>(schema: &'a Schema, referenced: &'a [Schema]) -> Names<'a> {
+    let mut names = Names::new();
+    for s in referenced.iter().chain(std::iter::once(schema)) {
+        collect_names(s, &mut names);
+    }
+    names
+}
+
 /// Collects the named types defined in `schema` into `names`. The walk
 /// stops at references, so it is linear in the schema.
-pub(crate) fn collect_names<'a>(schema: &'a Schema, names: &mut Names<'a>) {
+fn collect_names<'a>(schema: &'a Schema, names: &mut Names<'a>) {
     let mut add = |name: &Name| {
         names.insert(name.fullname(None), schema);
     };

@@ -17,6 +17,9 @@
 //!   the bounded, cycle-checked walk that collects them.
 //! - `bounds.rs`: the cheap nesting scan that runs before any third-party
 //!   parser sees the text.
+//! - [`ParsedSchema::decode`] and [`ParsedSchema::encode`] (`datum.rs`,
+//!   `avro_datum.rs`, `codec.rs`): data written with a schema to JSON and
+//!   back, bounded by a [`DecodeBudget`] and [`MAX_DATUM_DEPTH`].
 //!
 //! # Bounds
 //! A schema comes from a client, so every size is bounded before work is
@@ -58,6 +61,7 @@
 mod avro;
 mod avro_datum;
 mod bounds;
+mod codec;
 mod compat;
 mod datum;
 mod error;
@@ -67,8 +71,8 @@ mod protobuf;
 mod references;
 mod schema_type;
 
+pub use codec::{CodecError, DecodeBudget, Encoded, MAX_DATUM_DEPTH};
 pub use compat::{CompatibilityLevel, check};
-pub use datum::{CodecError, DecodeBudget, Encoded, MAX_DATUM_DEPTH};
 pub use error::SchemaError;
 pub use parsed::ParsedSchema;
 pub use references::{NoReferences, Reference, References};

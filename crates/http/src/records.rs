@@ -77,11 +77,16 @@ pub struct SchemaChoiceIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordIn {
+    // Field order matters for one hostile case: serde also reads a struct
+    // from a JSON array, element by element in this order, so a record
+    // given as `[[[[...` must meet a string field first and fail at once
+    // as a data error (422), not descend into a JSON `key` to the nesting
+    // limit (a syntax error, 400).
+    /// Key as base64 bytes.
+    pub key_base64: Option<String>,
     /// Key as text; with `key_schema`, any JSON value.
     #[schema(value_type = Option<String>)]
     pub key: Option<serde_json::Value>,
-    /// Key as base64 bytes.
-    pub key_base64: Option<String>,
     /// Value as a JSON document (any JSON value).
     #[schema(value_type = Value, required = false)]
     pub value: Option<serde_json::Value>,

@@ -434,25 +434,35 @@ def test_malformed_controller_traffic_costs_only_its_connection(cluster):
     cluster.wait_images_agree()
 
 
+def register_through_each(clients: dict) -> dict[str, int]:
+    """Registers a distinct record schema through each of `clients` (label ->
+    SchemaRegistryClient), retrying while `_schemas` gets its leader;
+    returns subject -> id."""
+    from confluent_kafka.schema_registry import Schema
+
+    ids = {}
+    for i, (label, client) in enumerate(clients.items()):
+        subject = f"via{i}-value"
+        record = json.dumps({"type": "record", "name": f"R{i}", "fields": [{"name": "x", "type": "int"}]})
+
+        def registered(client=client, subject=subject, record=record, label=label):
+            try:
+                ids[subject] = client.register_schema(subject, Schema(record, "AVRO"))
+                return True
+            except Exception as e:  # the cluster may still be electing _schemas' leader
+                print(f"register via {label}: {e}")
+                return False
+
+        wait_until(registered, SETTLE_S, f"a register through {label}")
+    return ids
+
+
 def test_the_schema_registry_takes_writes_on_any_node_and_every_node_serves_them(cluster):
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
     nodes = list(cluster.nodes.values())
     urls = [f"http://127.0.0.1:{n.registry_port}" for n in nodes]
-    ids = {}
-    for i, url in enumerate(urls):
-        record = json.dumps({"type": "record", "name": f"R{i}", "fields": [{"name": "x", "type": "int"}]})
-        subject = f"node{i}-value"
-
-        def registered(url=url, subject=subject, record=record):
-            try:
-                ids[subject] = SchemaRegistryClient({"url": url}).register_schema(subject, Schema(record, "AVRO"))
-                return True
-            except Exception as e:  # the cluster may still be electing _schemas' leader
-                print(f"register via {url}: {e}")
-                return False
-
-        wait_until(registered, SETTLE_S, f"a register through {url}")
+    ids = register_through_each({url: SchemaRegistryClient({"url": url}) for url in urls})
     # One writer assigned the ids: distinct, 1..3.
     assert sorted(ids.values()) == [1, 2, 3], ids
     for url in urls:
@@ -509,7 +519,7 @@ def test_registry_requests_are_forwarded_to_a_leader_behind_http_tls(tmp_path):
     """With `http_tls` on, every node's registry listener speaks HTTPS; a
     node that does not lead `_schemas-0` forwards writes to the leader over
     TLS, trusting `tls.ca_file`, so a register through any node works."""
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
     from test_tls import Pki
 
@@ -530,21 +540,7 @@ def test_registry_requests_are_forwarded_to_a_leader_behind_http_tls(tmp_path):
             return SchemaRegistryClient({"url": f"https://127.0.0.1:{n.registry_port}",
                                          "ssl.ca.location": pki.ca})
 
-        ids = {}
-        for n in c.nodes.values():
-            subject = f"tls{n.node_id}-value"
-            record = json.dumps({"type": "record", "name": f"T{n.node_id}",
-                                 "fields": [{"name": "x", "type": "int"}]})
-
-            def registered(n=n, subject=subject, record=record):
-                try:
-                    ids[subject] = client(n).register_schema(subject, Schema(record, "AVRO"))
-                    return True
-                except Exception as e:  # the cluster may still be electing _schemas' leader
-                    print(f"register via node {n.node_id}: {e}")
-                    return False
-
-            wait_until(registered, SETTLE_S, f"a register through node {n.node_id}")
+        ids = register_through_each({f"node {n.node_id}": client(n) for n in c.nodes.values()})
         assert sorted(ids.values()) == [1, 2, 3], ids
         for n in c.nodes.values():
             wait_until(lambda n=n: sorted(client(n).get_subjects()) == sorted(ids), SETTLE_S,

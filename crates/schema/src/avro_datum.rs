@@ -26,6 +26,21 @@ use serde_json::{Map, Value};
 
 use crate::codec::{CodecError, DecodeBudget, MAX_DATUM_DEPTH};
 
+/// The pattern of every schema written as an Avro `long`: the type itself
+/// and its logical types.
+macro_rules! long_types {
+    () => {
+        Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos
+    };
+}
+
 /// Named types by full name, to follow `Schema::Ref`.
 pub(crate) type Names<'a> = HashMap<String, &'a Schema>;
 
@@ -191,14 +206,7 @@ impl<'n> Reader<'_, 'n, '_> {
                 }
             },
             Schema::Int | Schema::Date | Schema::TimeMillis => Value::from(self.int()?),
-            Schema::Long
-            | Schema::TimeMicros
-            | Schema::TimestampMillis
-            | Schema::TimestampMicros
-            | Schema::TimestampNanos
-            | Schema::LocalTimestampMillis
-            | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => Value::from(self.long()?),
+            long_types!() => Value::from(self.long()?),
             Schema::Float => float_json(f64::from(f32::from_le_bytes(self.fixed_array()?))),
             Schema::Double => float_json(f64::from_le_bytes(self.fixed_array()?)),
             Schema::Bytes | Schema::BigDecimal => Value::String(latin1(self.bytes()?)),
@@ -451,14 +459,7 @@ impl Writer<'_> {
                     i32::try_from(v).map_err(|_| self.mismatch(format!("{v} is not an int")))?;
                 self.long(i64::from(v));
             }
-            Schema::Long
-            | Schema::TimeMicros
-            | Schema::TimestampMillis
-            | Schema::TimestampMicros
-            | Schema::TimestampNanos
-            | Schema::LocalTimestampMillis
-            | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => {
+            long_types!() => {
                 let v = self.integer(value)?;
                 self.long(v);
             }
@@ -697,17 +698,7 @@ impl Writer<'_> {
             (Schema::Int | Schema::Date | Schema::TimeMillis, Value::Number(n)) => {
                 n.as_i64().is_some_and(|v| i32::try_from(v).is_ok())
             }
-            (
-                Schema::Long
-                | Schema::TimeMicros
-                | Schema::TimestampMillis
-                | Schema::TimestampMicros
-                | Schema::TimestampNanos
-                | Schema::LocalTimestampMillis
-                | Schema::LocalTimestampMicros
-                | Schema::LocalTimestampNanos,
-                Value::Number(n),
-            ) => n.is_i64(),
+            (long_types!(), Value::Number(n)) => n.is_i64(),
             (Schema::Float | Schema::Double | Schema::Decimal(_), Value::Number(_)) => true,
             (
                 Schema::String | Schema::Bytes | Schema::Uuid(_) | Schema::Decimal(_),

@@ -62,6 +62,11 @@ pub struct LogConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `cleanup.policy` includes `compact`: producers must key every record.
     pub compact: bool,
+    /// `cleanup.policy` includes `delete`: `retention.ms` and
+    /// `retention.bytes` delete old segments. A topic with `compact` alone
+    /// keeps every segment however old or large (Kafka's rule), so a
+    /// changelog never loses a key's last value to retention.
+    pub delete: bool,
     /// Encryption at rest: new batches are sealed with the keyring's active
     /// key, and envelopes are opened with any of its keys. `None` writes
     /// plain batches (and refuses to serve envelopes).
@@ -88,6 +93,7 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             compact: false,
+            delete: true,
             encryption: None,
         }
     }

@@ -1749,7 +1749,8 @@ impl Log {
         self.persist_log_start(&inner)
     }
 
-    /// Rolls on `segment.ms` and deletes segments past `retention.ms` / `retention.bytes`.
+    /// Rolls on `segment.ms` and, when `cleanup.policy` includes `delete`,
+    /// deletes segments past `retention.ms` / `retention.bytes`.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64, LogError> {
         self.check_failed()?;
         let mut inner = self.lock();
@@ -1766,7 +1767,7 @@ impl Log {
             let r = inner.roll(&self.dir, &self.store);
             self.poison(r)?;
         }
-        if cfg.retention_ms >= 0 {
+        if cfg.delete && cfg.retention_ms >= 0 {
             while inner.segments.len() > 1
                 && now_ms.saturating_sub(inner.segments[0].indexes.max_timestamp) > cfg.retention_ms
                 && self.store_may_delete(&inner, DeleteReason::RetentionMs)
@@ -1775,7 +1776,7 @@ impl Log {
                 deleted += 1;
             }
         }
-        if cfg.retention_bytes >= 0 {
+        if cfg.delete && cfg.retention_bytes >= 0 {
             while inner.segments.len() > 1
                 && inner.size_bytes - inner.segments[0].size >= cfg.retention_bytes as u64
                 && self.store_may_delete(&inner, DeleteReason::RetentionBytes)

@@ -220,6 +220,37 @@ fn retention_deletes_whole_segments_and_advances_log_start() {
 }
 
 #[test]
+fn a_compact_only_log_loses_nothing_to_retention() {
+    // cleanup.policy=compact without delete: retention.ms and
+    // retention.bytes delete nothing (Kafka's rule); the cleaner alone
+    // removes data from such a log.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        retention_bytes: 1,
+        retention_ms: 1,
+        compact: true,
+        delete: false,
+        ..small_config()
+    };
+    let log = Log::open(dir.path(), cfg.clone()).unwrap();
+    for i in 0..100 {
+        log.append(batch(1, 200, i), 0, 0).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments > 2);
+    assert_eq!(log.apply_retention(1_000_000).unwrap(), 0);
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(read_all(&log).len(), 100);
+    // With delete added to the policy, the same retention applies.
+    log.update_config(LogConfig {
+        delete: true,
+        ..cfg
+    });
+    assert!(log.apply_retention(1_000_000).unwrap() > 0);
+    assert!(log.log_start_offset() > 0);
+}
+
+#[test]
 fn segment_ms_rolls_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig {

@@ -24,8 +24,8 @@ enum Kind {
     List(&'static [&'static str]),
     /// true / false.
     Bool,
-    /// Any string.
-    Text,
+    /// A decimal number from 0 to 1 (min.cleanable.dirty.ratio).
+    Ratio,
     /// Kafka's throttled-replicas list (KIP-73): empty, `*`, or a comma
     /// list of `partition:brokerId`.
     ThrottledReplicas,
@@ -104,7 +104,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "message.timestamp.type",
         Kind::Choice(&["CreateTime", "LogAppendTime"]),
     ),
-    def("min.cleanable.dirty.ratio", Kind::Text),
+    def("min.cleanable.dirty.ratio", Kind::Ratio),
     def("min.compaction.lag.ms", Kind::Long(0)),
     def("min.insync.replicas", Kind::Int(1)),
     def("preallocate", Kind::Bool),
@@ -144,9 +144,10 @@ pub fn lookup(name: &str) -> Option<&'static ConfigDef> {
 pub fn config_type(def: &ConfigDef) -> i8 {
     match def.kind {
         Kind::Bool => 1,
-        Kind::Choice(_) | Kind::Text => 2,
+        Kind::Choice(_) => 2,
         Kind::Int(_) => 3,
         Kind::Long(_) => 5,
+        Kind::Ratio => 6,
         Kind::List(_) | Kind::ThrottledReplicas => 7,
     }
 }
@@ -197,7 +198,15 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), TopicConfigError>
         Kind::ThrottledReplicas => {
             parse_throttled_replicas(value).map_err(bad)?;
         }
-        Kind::Text => {}
+        Kind::Ratio => {
+            let r: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("not a number".to_owned()))?;
+            if !(0.0..=1.0).contains(&r) {
+                return Err(bad("must be between 0 and 1".to_owned()));
+            }
+        }
     }
     Ok(())
 }
@@ -324,6 +333,12 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
 /// own overrides. Values were validated when they were set.
 pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> LogConfig {
     let get = |name: &str| -> Option<i64> { topic.get(name).and_then(|v| v.trim().parse().ok()) };
+    // `cleanup.policy` defaults to `delete` (Kafka's `log.cleanup.policy`).
+    let policy_has = |word: &str| {
+        topic.get("cleanup.policy").map_or(word == "delete", |p| {
+            p.split(',').any(|part| part.trim() == word)
+        })
+    };
     let mut config = LogConfig {
         segment_bytes: get("segment.bytes").map_or(defaults.segment_bytes, |v| v.max(14) as u64),
         segment_ms: get("segment.ms").unwrap_or(defaults.segment_ms),
@@ -348,9 +363,8 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
             .unwrap_or(defaults.message_timestamp_before_max_ms),
         message_timestamp_after_max_ms: get("message.timestamp.after.max.ms")
             .unwrap_or(defaults.message_timestamp_after_max_ms),
-        compact: topic
-            .get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|part| part.trim() == "compact")),
+        compact: policy_has("compact"),
+        delete: policy_has("delete"),
         encryption: defaults.encryption.clone(),
         ..LogConfig::default()
     };
@@ -382,6 +396,13 @@ mod tests {
         assert!(validate("segment.bytes", Some("3")).is_err());
         assert!(validate("cleanup.policy", Some("compact,delete")).is_ok());
         assert!(validate("cleanup.policy", Some("shred")).is_err());
+        assert!(validate("min.cleanable.dirty.ratio", Some("0.25")).is_ok());
+        for bad in ["1.5", "-0.1", "half", "NaN"] {
+            assert!(
+                validate("min.cleanable.dirty.ratio", Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             validate("no.such", Some("1")),
             Err(TopicConfigError::Unknown(_))
@@ -470,12 +491,19 @@ mod tests {
         assert!(matches!(c.flush, FlushPolicy::GroupCommit));
         assert_eq!(c.message_timestamp_after_max_ms, 3_600_000);
         assert_eq!(c.message_timestamp_before_max_ms, i64::MAX);
-        assert!(!c.compact);
+        assert!(!c.compact && c.delete, "cleanup.policy defaults to delete");
         topic.insert("message.timestamp.after.max.ms".to_owned(), "5".to_owned());
         topic.insert("cleanup.policy".to_owned(), "delete,compact".to_owned());
         let c = log_config(&defaults, &topic);
         assert_eq!(c.message_timestamp_after_max_ms, 5);
-        assert!(c.compact);
+        assert!(c.compact && c.delete);
+        topic.insert("cleanup.policy".to_owned(), "compact".to_owned());
+        let c = log_config(&defaults, &topic);
+        assert!(
+            c.compact && !c.delete,
+            "compact alone: retention deletes nothing"
+        );
+        topic.insert("cleanup.policy".to_owned(), "delete,compact".to_owned());
         topic.insert("flush.messages".to_owned(), "1".to_owned());
         assert!(matches!(
             log_config(&defaults, &topic).flush,

@@ -41,6 +41,8 @@ mod encryption_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]
+mod replace_tests;
+#[cfg(test)]
 mod store_tests;
 #[cfg(test)]
 mod tests;

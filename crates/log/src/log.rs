@@ -469,7 +469,10 @@ impl Log {
                     defer_write_failure(seg.seal(), &mut deferred)?;
                     defer_write_failure(seg.rewrite_index_files(), &mut deferred)?;
                 }
-                if seg.size > 0 && seg.next_offset != nb {
+                // A compacted segment may end before the next one starts
+                // (its last records were superseded): a gap, not a loss.
+                // Overlapping the next segment is corrupt.
+                if seg.size > 0 && seg.next_offset > nb {
                     return Err(LogError::Corrupt {
                         file: seg.log_path.clone(),
                         position: seg.size,
@@ -479,6 +482,7 @@ impl Log {
                         ),
                     });
                 }
+                seg.next_offset = nb;
                 if let Some(from) = seg.load_txn_index(nb, false)? {
                     txn_rebuild_from = Some(txn_rebuild_from.map_or(from, |f: i64| f.min(from)));
                 }
@@ -542,7 +546,14 @@ impl Log {
                 seg.truncate_file(position)?;
                 torn = true;
             }
-            if let Some(nb) = next_base.filter(|&nb| !torn && seg.size > 0 && seg.next_offset != nb)
+            // As below the recovery point: a compacted segment may end
+            // before the next starts (the recovery point checkpoint lags,
+            // so compacted segments are scanned here after a crash).
+            if let Some(nb) = next_base.filter(|&nb| !torn && seg.size > 0 && seg.next_offset < nb)
+            {
+                seg.next_offset = nb;
+            }
+            if let Some(nb) = next_base.filter(|&nb| !torn && seg.size > 0 && seg.next_offset > nb)
             {
                 return Err(LogError::Corrupt {
                     file: seg.log_path.clone(),
@@ -1794,6 +1805,162 @@ impl Log {
         }
         inner.producers.prune(now_ms);
         Ok(deleted)
+    }
+
+    /// Base offsets of the log's segments, ascending; the last is the
+    /// active segment. The cleaner picks sealed runs from it.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.lock().segments.iter().map(|s| s.base_offset).collect()
+    }
+
+    /// Compaction's install step: replaces the consecutive sealed segments
+    /// `replaced` (ascending base offsets; the first is the new segment's
+    /// base) by one segment holding `batches`, plain RecordBatch v2 bytes in
+    /// offset order whose offsets all lie in the replaced segments' range.
+    /// The batches keep their offsets, so the log has gaps where records
+    /// were removed. Returns `false`, changing nothing, when the log no
+    /// longer has exactly those sealed segments (retention, a truncation or
+    /// another install got there first); the staged files are then left for
+    /// the next open to discard.
+    ///
+    /// Crash-safe through [`SegmentStore::install_staged`]: a kill at any
+    /// point leaves the old segments or the new one. The `.txnindex`
+    /// entries of the replaced segments are carried over (an entry whose
+    /// data is gone costs only its 40 bytes). The offset and time indexes
+    /// are rebuilt from the installed segment. With encryption at rest the
+    /// batches are sealed with the active key as an append would.
+    pub fn replace_segments(&self, replaced: &[i64], batches: &[u8]) -> Result<bool, LogError> {
+        self.check_failed()?;
+        let Some(&base) = replaced.first() else {
+            return Ok(false);
+        };
+        let Some(end) = self.replaced_range_end(replaced) else {
+            return Ok(false);
+        };
+        // Check the batches before anything is written.
+        let mut headers = Vec::new();
+        let mut next = base;
+        for item in Batches::new(batches) {
+            let NextBatch::Complete {
+                header, position, ..
+            } = item
+            else {
+                return Err(LogError::Corrupt {
+                    file: self.dir.clone(),
+                    position: headers.len() as u64,
+                    reason: format!("compacted batches for segment {base} are malformed: {item:?}"),
+                });
+            };
+            if header.base_offset < next || header.last_offset() >= end {
+                return Err(LogError::Corrupt {
+                    file: self.dir.clone(),
+                    position: position as u64,
+                    reason: format!(
+                        "compacted batch at offset {} is outside [{next}, {end}) of segment {base}",
+                        header.base_offset
+                    ),
+                });
+            }
+            next = header.next_offset();
+            headers.push((position, header));
+        }
+        let encryption = self.lock().config.encryption.clone();
+        let sealed;
+        let stored: &[u8] = match &encryption {
+            Some(keyring) => {
+                sealed = seal_batches(keyring, batches, &headers)?.0;
+                &sealed
+            }
+            None => batches,
+        };
+        // Stage the four files outside the locks: the log keeps serving.
+        let mut txn = Vec::new();
+        for &b in replaced {
+            if let Some(bytes) = self.store.read_file(&self.dir, b, SegmentFile::TxnIndex)? {
+                txn.extend_from_slice(&bytes[..bytes.len() - bytes.len() % TXN_ENTRY_BYTES]);
+            }
+        }
+        for (file, contents) in [
+            (SegmentFile::Log, stored),
+            (SegmentFile::OffsetIndex, &[][..]),
+            (SegmentFile::TimeIndex, &[][..]),
+            (SegmentFile::TxnIndex, &txn[..]),
+        ] {
+            let staged = self.store.create_staged_file(&self.dir, base, file)?;
+            staged
+                .write_all_at(contents, 0)
+                .map_err(io_err("write", &self.dir.join(file.extension())))?;
+        }
+        let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
+        // The segments may have moved while the files were staged.
+        let Some(first) = inner.segments.iter().position(|s| s.base_offset == base) else {
+            return Ok(false);
+        };
+        let last = first + replaced.len() - 1;
+        let still_there = last + 1 < inner.segments.len()
+            && inner.segments[first..=last]
+                .iter()
+                .map(|s| s.base_offset)
+                .eq(replaced.iter().copied())
+            && inner.segments[last + 1].base_offset == end;
+        if !still_there {
+            return Ok(false);
+        }
+        let r = self.install_locked(&mut inner, first, replaced, end);
+        self.poison(r)?;
+        Ok(true)
+    }
+
+    /// The base offset of the segment after `replaced`, if they are
+    /// consecutive sealed segments of the log (the active one excluded).
+    fn replaced_range_end(&self, replaced: &[i64]) -> Option<i64> {
+        let base = *replaced.first()?;
+        let inner = self.lock();
+        let first = inner.segments.iter().position(|s| s.base_offset == base)?;
+        let after = first + replaced.len();
+        let consecutive = after < inner.segments.len()
+            && inner.segments[first..after]
+                .iter()
+                .map(|s| s.base_offset)
+                .eq(replaced.iter().copied());
+        consecutive.then(|| inner.segments[after].base_offset)
+    }
+
+    /// Installs the staged segment over `inner.segments[first..]` (the
+    /// `replaced` ones, which end where the segment based at `end` starts)
+    /// and opens it in their place.
+    fn install_locked(
+        &self,
+        inner: &mut Inner,
+        first: usize,
+        replaced: &[i64],
+        end: i64,
+    ) -> Result<(), LogError> {
+        let base = replaced[0];
+        self.store.install_staged(&self.dir, base, replaced)?;
+        let old: u64 = inner.segments[first..first + replaced.len()]
+            .iter()
+            .map(|s| s.size)
+            .sum();
+        let mut seg = Segment::open_files(&self.dir, base, &self.store)?;
+        if let ScanEnd::Bad { position, error } =
+            seg.rebuild(inner.config.index_interval_bytes, i64::MAX, |_| {})?
+        {
+            return Err(LogError::Corrupt {
+                file: seg.log_path.clone(),
+                position,
+                reason: format!("installed compacted segment: {error}"),
+            });
+        }
+        seg.next_offset = end;
+        seg.rewrite_index_files()?;
+        seg.load_txn_index(end, false)?;
+        inner.size_bytes = inner.size_bytes - old + seg.size;
+        inner
+            .segments
+            .splice(first..first + replaced.len(), std::iter::once(seg));
+        Ok(())
     }
 
     /// Removes every record at or above `offset` (rounded down to a batch boundary).

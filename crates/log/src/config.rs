@@ -67,6 +67,20 @@ pub struct LogConfig {
     /// keeps every segment however old or large (Kafka's rule), so a
     /// changelog never loses a key's last value to retention.
     pub delete: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone (and
+    /// a transaction marker) that no longer hides anything, so consumers
+    /// reading from the start see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this
+    /// long after it was written.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is
+    /// older than this is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio` in thousandths (500 = 0.5): a log is
+    /// cleaned once this share of it is dirty (written since the last
+    /// clean). Kept in thousandths so the config stays `Eq`.
+    pub min_cleanable_dirty_ratio_permille: u16,
     /// Encryption at rest: new batches are sealed with the keyring's active
     /// key, and envelopes are opened with any of its keys. `None` writes
     /// plain batches (and refuses to serve envelopes).
@@ -94,6 +108,10 @@ impl Default for LogConfig {
             message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             compact: false,
             delete: true,
+            delete_retention_ms: DAY_MS,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio_permille: 500,
             encryption: None,
         }
     }

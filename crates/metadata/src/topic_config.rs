@@ -339,6 +339,7 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
             p.split(',').any(|part| part.trim() == word)
         })
     };
+    let kafka = LogConfig::default();
     let mut config = LogConfig {
         segment_bytes: get("segment.bytes").map_or(defaults.segment_bytes, |v| v.max(14) as u64),
         segment_ms: get("segment.ms").unwrap_or(defaults.segment_ms),
@@ -365,6 +366,16 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
             .unwrap_or(defaults.message_timestamp_after_max_ms),
         compact: policy_has("compact"),
         delete: policy_has("delete"),
+        delete_retention_ms: get("delete.retention.ms").unwrap_or(kafka.delete_retention_ms),
+        min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(kafka.min_compaction_lag_ms),
+        max_compaction_lag_ms: get("max.compaction.lag.ms").unwrap_or(kafka.max_compaction_lag_ms),
+        min_cleanable_dirty_ratio_permille: topic
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .map_or(kafka.min_cleanable_dirty_ratio_permille, |r| {
+                (r * 1000.0).round() as u16
+            }),
         encryption: defaults.encryption.clone(),
         ..LogConfig::default()
     };

@@ -18,6 +18,10 @@ use crate::error::LogError;
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// File holding the log start offset (advanced by DeleteRecords).
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// File holding the cleaner's first dirty offset: everything below it was
+/// compacted (Kafka keeps one `cleaner-offset-checkpoint` per data
+/// directory; one per partition suits our store seam).
+pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 /// File holding the leader epoch cache.
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 

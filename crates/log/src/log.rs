@@ -24,7 +24,9 @@ use sluice_records::{
     decode_records, set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };
 
-use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint::{
+    self, CLEANER_OFFSET_FILE, LEADER_EPOCH_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
+};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::encryption::{self, EncryptionError, Keyring};
 use crate::error::LogError;
@@ -38,6 +40,37 @@ use crate::store::{
     DeleteReason, LocalStore, SealOrigin, SealedSegment, SegmentFile, SegmentStore,
 };
 use crate::txn_index::{TXN_ENTRY_BYTES, TxnIndexEntry};
+
+/// The part of a log the cleaner may compact now
+/// ([`Log::cleanable_range`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanableRange {
+    /// Everything below it was compacted already.
+    pub first_dirty_offset: i64,
+    /// The cleaner must not touch this offset or above.
+    pub first_uncleanable_offset: i64,
+    /// Bytes of the cleanable segments below the first dirty offset.
+    pub clean_bytes: u64,
+    /// Bytes of the cleanable segments from the first dirty offset up.
+    pub dirty_bytes: u64,
+    /// The cleanable sealed segments: (base offset, end offset), ascending.
+    pub segments: Vec<(i64, i64)>,
+    /// The first batch timestamp of the oldest dirty segment, for
+    /// `max.compaction.lag.ms`.
+    pub first_dirty_timestamp: Option<i64>,
+}
+
+impl CleanableRange {
+    /// The share of the cleanable bytes that is dirty, in thousandths
+    /// (compared with `min.cleanable.dirty.ratio`).
+    pub fn dirty_ratio_permille(&self) -> u16 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            return 0;
+        }
+        u16::try_from(self.dirty_bytes * 1000 / total).unwrap_or(1000)
+    }
+}
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +260,9 @@ struct Inner {
     last_snapshot_ms: i64,
     /// When the flush timer last wrote the recovery-point checkpoint.
     last_recovery_checkpoint_ms: i64,
+    /// The cleaner's first dirty offset, read from its checkpoint on first
+    /// use (most logs are never compacted).
+    first_dirty_offset: Option<i64>,
 }
 
 impl Inner {
@@ -613,6 +649,7 @@ impl Log {
                 snapshot_end_offset: -1,
                 last_snapshot_ms: 0,
                 last_recovery_checkpoint_ms: 0,
+                first_dirty_offset: None,
             }),
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(rp.min(log_end_offset)),
@@ -1805,6 +1842,86 @@ impl Log {
         }
         inner.producers.prune(now_ms);
         Ok(deleted)
+    }
+
+    /// What the cleaner may compact now, Kafka's `cleanableOffsets`: from
+    /// the first dirty offset (the cleaner checkpoint, at least the log
+    /// start) up to the first uncleanable offset, the least of the active
+    /// segment's base, `high_watermark`, the recovery point (only fsynced
+    /// data is rewritten), the first unstable offset (an open transaction's
+    /// outcome decides what stays), and the base of the first segment
+    /// holding a record younger than `min.compaction.lag.ms`. Only whole
+    /// sealed segments below it are cleanable.
+    pub fn cleanable_range(
+        &self,
+        now_ms: i64,
+        high_watermark: i64,
+    ) -> Result<CleanableRange, LogError> {
+        let mut inner = self.lock();
+        let checkpoint = match inner.first_dirty_offset {
+            Some(offset) => offset,
+            None => {
+                let offset = read_offset_checkpoint(&*self.store, &self.dir, CLEANER_OFFSET_FILE)?
+                    .unwrap_or(0);
+                inner.first_dirty_offset = Some(offset);
+                offset
+            }
+        };
+        let log_start = inner.log_start_offset;
+        // A checkpoint past the log end was left by a truncation: the data
+        // after it is new, so it is all dirty again.
+        let checkpoint = if checkpoint > inner.log_end_offset {
+            log_start
+        } else {
+            checkpoint
+        };
+        let first_dirty = checkpoint.max(log_start);
+        let lag_ms = inner.config.min_compaction_lag_ms;
+        let bound = self
+            .durable_offset
+            .load(Ordering::SeqCst)
+            .min(high_watermark)
+            .min(inner.producers.first_unstable_offset().unwrap_or(i64::MAX));
+        let active = inner.segments.len() - 1;
+        let mut segments = Vec::new();
+        let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
+        let mut first_dirty_timestamp = None;
+        for k in 0..active {
+            let seg = &inner.segments[k];
+            let end = inner.segments[k + 1].base_offset;
+            let young = lag_ms > 0 && now_ms.saturating_sub(seg.indexes.max_timestamp) < lag_ms;
+            if end > bound || young {
+                break;
+            }
+            if end <= first_dirty {
+                clean_bytes += seg.size;
+            } else {
+                dirty_bytes += seg.size;
+                first_dirty_timestamp.get_or_insert(
+                    seg.indexes
+                        .first_batch_timestamp
+                        .unwrap_or(seg.indexes.max_timestamp),
+                );
+            }
+            segments.push((seg.base_offset, end));
+        }
+        let first_uncleanable = segments.last().map_or(log_start, |&(_, end)| end);
+        Ok(CleanableRange {
+            first_dirty_offset: first_dirty.min(first_uncleanable),
+            first_uncleanable_offset: first_uncleanable,
+            clean_bytes,
+            dirty_bytes,
+            segments,
+            first_dirty_timestamp,
+        })
+    }
+
+    /// Records that everything below `offset` is compacted (the cleaner
+    /// checkpoint), durably.
+    pub fn checkpoint_cleaned(&self, offset: i64) -> Result<(), LogError> {
+        self.write_offset(CLEANER_OFFSET_FILE, offset)?;
+        self.lock().first_dirty_offset = Some(offset);
+        Ok(())
     }
 
     /// Base offsets of the log's segments, ascending; the last is the

@@ -1,6 +1,7 @@
-//! `Log::replace_segments`, compaction's install step: sealed segments are
-//! swapped for one rewritten segment whose batches keep their offsets, the
-//! log reads through the gaps, and a reopen accepts them.
+//! The log's side of compaction: `Log::replace_segments`, the install step
+//! (sealed segments swapped for one rewritten segment whose batches keep
+//! their offsets; the log reads through the gaps and a reopen accepts
+//! them), and `Log::cleanable_range` with the cleaner checkpoint.
 
 use std::sync::Arc;
 
@@ -180,4 +181,75 @@ fn an_encrypted_log_stays_encrypted_after_a_replacement() {
     drop(log);
     let log = Log::open(dir.path(), config).unwrap();
     assert_eq!(batches(&log), read);
+}
+
+#[test]
+fn the_cleanable_range_stops_at_the_active_segment_the_bounds_and_the_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), config());
+    log.flush().unwrap();
+    let bases = log.segment_bases();
+    let active = *bases.last().unwrap();
+
+    let all = log.cleanable_range(1_000, i64::MAX).unwrap();
+    assert_eq!(all.first_dirty_offset, 0);
+    assert_eq!(
+        all.first_uncleanable_offset, active,
+        "never the active segment"
+    );
+    assert_eq!(all.segments.len(), bases.len() - 1);
+    assert_eq!(all.clean_bytes, 0);
+    assert_eq!(all.dirty_ratio_permille(), 1000);
+
+    // The high watermark bounds it to the segments wholly below it.
+    let hw = bases[2] + 1;
+    let bounded = log.cleanable_range(1_000, hw).unwrap();
+    assert_eq!(bounded.first_uncleanable_offset, bases[2]);
+    assert_eq!(
+        bounded.segments,
+        vec![(bases[0], bases[1]), (bases[1], bases[2])]
+    );
+
+    // min.compaction.lag.ms: records younger than the lag stay dirty and
+    // uncleanable (timestamps in this log are 0..60).
+    log.update_config(LogConfig {
+        min_compaction_lag_ms: 1_000,
+        ..config()
+    });
+    assert!(
+        log.cleanable_range(500, i64::MAX)
+            .unwrap()
+            .segments
+            .is_empty()
+    );
+    assert_eq!(
+        log.cleanable_range(1_000_000, i64::MAX)
+            .unwrap()
+            .first_uncleanable_offset,
+        active
+    );
+    log.update_config(config());
+
+    // The checkpoint splits clean from dirty, survives a reopen, and a
+    // checkpoint past the log end (after a truncation) counts for nothing.
+    log.checkpoint_cleaned(bases[2]).unwrap();
+    let after = log.cleanable_range(1_000, i64::MAX).unwrap();
+    assert_eq!(after.first_dirty_offset, bases[2]);
+    assert!(after.clean_bytes > 0 && after.dirty_bytes > 0);
+    assert!(after.dirty_ratio_permille() < 1000);
+    drop(log);
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(
+        log.cleanable_range(1_000, i64::MAX)
+            .unwrap()
+            .first_dirty_offset,
+        bases[2]
+    );
+    log.checkpoint_cleaned(10_000).unwrap();
+    assert_eq!(
+        log.cleanable_range(1_000, i64::MAX)
+            .unwrap()
+            .first_dirty_offset,
+        0
+    );
 }

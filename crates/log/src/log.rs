@@ -60,6 +60,22 @@ pub struct CleanableRange {
     pub first_dirty_timestamp: Option<i64>,
 }
 
+/// A segment the cleaner is writing, staged beside the log until
+/// [`Log::install_staged_segment`] swaps it in ([`Log::stage_segment`]).
+#[derive(Debug)]
+pub struct StagedSegment {
+    /// The segments it replaces; the first is its base.
+    replaced: Vec<i64>,
+    /// The base offset of the segment after the replaced ones.
+    end: i64,
+    /// The staged `.log`.
+    log: File,
+    /// Bytes written to it.
+    written: u64,
+    /// The offset the next batch written must start at or above.
+    next_offset: i64,
+}
+
 impl CleanableRange {
     /// The share of the cleanable bytes that is dirty, in thousandths
     /// (compared with `min.cleanable.dirty.ratio`).
@@ -1930,33 +1946,73 @@ impl Log {
         self.lock().segments.iter().map(|s| s.base_offset).collect()
     }
 
-    /// Compaction's install step: replaces the consecutive sealed segments
-    /// `replaced` (ascending base offsets; the first is the new segment's
-    /// base) by one segment holding `batches`, plain RecordBatch v2 bytes in
-    /// offset order whose offsets all lie in the replaced segments' range.
-    /// The batches keep their offsets, so the log has gaps where records
-    /// were removed. Returns `false`, changing nothing, when the log no
-    /// longer has exactly those sealed segments (retention, a truncation or
-    /// another install got there first); the staged files are then left for
-    /// the next open to discard.
+    /// Compaction's install step in one call: [`Log::stage_segment`],
+    /// [`Log::write_staged`] with `batches`, [`Log::install_staged_segment`].
+    /// Returns `false`, changing nothing, when `replaced` are not (or no
+    /// longer) consecutive sealed segments of the log.
+    pub fn replace_segments(&self, replaced: &[i64], batches: &[u8]) -> Result<bool, LogError> {
+        let Some(mut staged) = self.stage_segment(replaced)? else {
+            return Ok(false);
+        };
+        self.write_staged(&mut staged, batches)?;
+        self.install_staged_segment(staged)
+    }
+
+    /// Starts the segment that will replace the consecutive sealed
+    /// segments `replaced` (ascending base offsets; the first is the new
+    /// segment's base): its files are staged beside the log, invisible to
+    /// it, until [`Log::install_staged_segment`]. `None` when `replaced`
+    /// are not consecutive sealed segments (the active one excluded).
     ///
     /// Crash-safe through [`SegmentStore::install_staged`]: a kill at any
-    /// point leaves the old segments or the new one. The `.txnindex`
+    /// point leaves the old segments or the new one; staged files that were
+    /// never installed are discarded by the next open. The `.txnindex`
     /// entries of the replaced segments are carried over (an entry whose
-    /// data is gone costs only its 40 bytes). The offset and time indexes
-    /// are rebuilt from the installed segment. With encryption at rest the
-    /// batches are sealed with the active key as an append would.
-    pub fn replace_segments(&self, replaced: &[i64], batches: &[u8]) -> Result<bool, LogError> {
+    /// data is gone costs only its 40 bytes).
+    pub fn stage_segment(&self, replaced: &[i64]) -> Result<Option<StagedSegment>, LogError> {
         self.check_failed()?;
         let Some(&base) = replaced.first() else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(end) = self.replaced_range_end(replaced) else {
-            return Ok(false);
+            return Ok(None);
         };
-        // Check the batches before anything is written.
+        let mut txn = Vec::new();
+        for &b in replaced {
+            if let Some(bytes) = self.store.read_file(&self.dir, b, SegmentFile::TxnIndex)? {
+                txn.extend_from_slice(&bytes[..bytes.len() - bytes.len() % TXN_ENTRY_BYTES]);
+            }
+        }
+        for (file, contents) in [
+            (SegmentFile::OffsetIndex, &[][..]),
+            (SegmentFile::TimeIndex, &[][..]),
+            (SegmentFile::TxnIndex, &txn[..]),
+        ] {
+            self.store
+                .create_staged_file(&self.dir, base, file)?
+                .write_all_at(contents, 0)
+                .map_err(io_err("write", &self.dir.join(file.extension())))?;
+        }
+        let log = self
+            .store
+            .create_staged_file(&self.dir, base, SegmentFile::Log)?;
+        Ok(Some(StagedSegment {
+            replaced: replaced.to_vec(),
+            end,
+            log,
+            written: 0,
+            next_offset: base,
+        }))
+    }
+
+    /// Appends `batches` (plain RecordBatch v2 bytes, in offset order,
+    /// after everything written so far and inside the replaced range) to a
+    /// staged segment, sealed with the active key under encryption at rest.
+    /// Checked before anything is written: framing, CRC, offsets.
+    pub fn write_staged(&self, staged: &mut StagedSegment, batches: &[u8]) -> Result<(), LogError> {
+        let base = staged.replaced[0];
         let mut headers = Vec::new();
-        let mut next = base;
+        let mut next = staged.next_offset;
         for item in Batches::new(batches) {
             let NextBatch::Complete {
                 header, position, ..
@@ -1968,13 +2024,13 @@ impl Log {
                     reason: format!("compacted batches for segment {base} are malformed: {item:?}"),
                 });
             };
-            if header.base_offset < next || header.last_offset() >= end {
+            if header.base_offset < next || header.last_offset() >= staged.end {
                 return Err(LogError::Corrupt {
                     file: self.dir.clone(),
                     position: position as u64,
                     reason: format!(
-                        "compacted batch at offset {} is outside [{next}, {end}) of segment {base}",
-                        header.base_offset
+                        "compacted batch at offset {} is outside [{next}, {}) of segment {base}",
+                        header.base_offset, staged.end
                     ),
                 });
             }
@@ -1990,24 +2046,30 @@ impl Log {
             }
             None => batches,
         };
-        // Stage the four files outside the locks: the log keeps serving.
-        let mut txn = Vec::new();
-        for &b in replaced {
-            if let Some(bytes) = self.store.read_file(&self.dir, b, SegmentFile::TxnIndex)? {
-                txn.extend_from_slice(&bytes[..bytes.len() - bytes.len() % TXN_ENTRY_BYTES]);
-            }
-        }
-        for (file, contents) in [
-            (SegmentFile::Log, stored),
-            (SegmentFile::OffsetIndex, &[][..]),
-            (SegmentFile::TimeIndex, &[][..]),
-            (SegmentFile::TxnIndex, &txn[..]),
-        ] {
-            let staged = self.store.create_staged_file(&self.dir, base, file)?;
-            staged
-                .write_all_at(contents, 0)
-                .map_err(io_err("write", &self.dir.join(file.extension())))?;
-        }
+        staged
+            .log
+            .write_all_at(stored, staged.written)
+            .map_err(io_err(
+                "write",
+                &self.dir.join(SegmentFile::Log.extension()),
+            ))?;
+        staged.written += stored.len() as u64;
+        staged.next_offset = next;
+        Ok(())
+    }
+
+    /// Swaps a staged segment in for the segments it replaces. Returns
+    /// `false`, changing nothing, when those are no longer consecutive
+    /// sealed segments of the log (retention, a truncation or another
+    /// install got there first). The new segment's indexes are rebuilt
+    /// from its batches; reads planned before keep their handles on the
+    /// old files.
+    pub fn install_staged_segment(&self, staged: StagedSegment) -> Result<bool, LogError> {
+        self.check_failed()?;
+        let replaced = &staged.replaced;
+        let base = replaced[0];
+        let end = staged.end;
+        drop(staged.log);
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
         // The segments may have moved while the files were staged.

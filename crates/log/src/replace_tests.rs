@@ -253,3 +253,26 @@ fn the_cleanable_range_stops_at_the_active_segment_the_bounds_and_the_lag() {
         0
     );
 }
+
+#[test]
+fn a_staged_segment_takes_its_batches_in_chunks_in_offset_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), config());
+    let bases = log.segment_bases();
+    let (replaced, end) = (&bases[0..2], bases[2]);
+    let early = kept(&log, replaced, bases[1], |_| true);
+    let late = kept(&log, &bases[1..2], end, |o| o % 2 == 1);
+    let mut staged = log.stage_segment(replaced).unwrap().unwrap();
+    log.write_staged(&mut staged, &early).unwrap();
+    // A chunk that goes back in offsets is refused.
+    assert!(log.write_staged(&mut staged, &early).is_err());
+    log.write_staged(&mut staged, &late).unwrap();
+    assert!(log.install_staged_segment(staged).unwrap());
+    let offsets: Vec<i64> = batches(&log)
+        .iter()
+        .map(|(h, _)| h.base_offset)
+        .take_while(|&o| o < end)
+        .collect();
+    let expect: Vec<i64> = (0..end).filter(|&o| o < bases[1] || o % 2 == 1).collect();
+    assert_eq!(offsets, expect);
+}

@@ -19,9 +19,13 @@
 //! Where this differs from Kafka, on purpose, to stay pure and simple:
 //! - Tombstone horizon: Kafka (KIP-534) stamps a batch with a delete
 //!   horizon the first time a clean retains its tombstones and removes them
-//!   `delete.retention.ms` after that clean. We compare the batch's
-//!   maxTimestamp with [`CleanRules::delete_horizon_ms`] instead, so no
-//!   header is rewritten just to carry the horizon.
+//!   `delete.retention.ms` after that clean. We compare the tombstone's own
+//!   timestamp (baseTimestamp + timestampDelta; the batch's maxTimestamp
+//!   under LogAppendTime) with [`CleanRules::delete_horizon_ms`] instead, so
+//!   no header is rewritten just to carry the horizon. Not the batch's
+//!   maxTimestamp: a rewrite lowers that, and the verdict on a tombstone
+//!   would then depend on how many passes came before; a record's timestamp
+//!   never changes, so cleaning in passes gives the result of one pass.
 //! - Transaction markers: Kafka removes a marker once the horizon passed
 //!   *and* every data batch of its transaction is gone. We remove a marker
 //!   once its batch's maxTimestamp is below the horizon. This is safe for
@@ -342,6 +346,15 @@ fn decode_checked(header: &BatchHeader, batch: &[u8]) -> Result<Vec<Record>, Cle
     Ok(records)
 }
 
+/// Timestamp of a record of the batch: its own under CreateTime, the
+/// broker's (maxTimestamp) under LogAppendTime.
+fn record_timestamp(header: &BatchHeader, record: &Record) -> i64 {
+    match header.timestamp_type() {
+        TimestampType::CreateTime => header.base_timestamp.saturating_add(record.timestamp_delta),
+        TimestampType::LogAppendTime => header.max_timestamp,
+    }
+}
+
 /// Absolute offset of a record of the batch.
 fn record_offset(header: &BatchHeader, record: &Record) -> i64 {
     header
@@ -424,8 +437,9 @@ pub fn build_offset_map(
 /// What a clean must keep besides the latest record of each key.
 #[derive(Debug, Clone, Default)]
 pub struct CleanRules<'a> {
-    /// Tombstones and transaction markers in batches whose maxTimestamp is
-    /// below this are removed (Kafka: now − `delete.retention.ms`).
+    /// Tombstones whose timestamp, and transaction markers whose batch's
+    /// maxTimestamp, is below this are removed (Kafka: now −
+    /// `delete.retention.ms`).
     pub delete_horizon_ms: i64,
     /// Aborted transactions (from `.txnindex`); their data batches are removed.
     pub aborted: &'a [AbortedTxn],
@@ -459,7 +473,7 @@ pub struct CleanStats {
     pub records_kept: u64,
     /// Records removed because a later record has the same key.
     pub removed_superseded: u64,
-    /// Tombstones removed because their batch is older than the horizon.
+    /// Tombstones removed because they are older than the horizon.
     pub removed_tombstones: u64,
     /// Records of aborted transactions removed.
     pub removed_aborted: u64,
@@ -480,8 +494,8 @@ pub struct CleanStats {
 /// wasted work). For each record:
 /// - a null key: removed;
 /// - a key the map holds at a larger offset: removed (superseded);
-/// - a tombstone the map holds at exactly its offset: removed if its batch's
-///   maxTimestamp is below [`CleanRules::delete_horizon_ms`], else kept;
+/// - a tombstone the map holds at exactly its offset: removed if its
+///   timestamp is below [`CleanRules::delete_horizon_ms`], else kept;
 /// - otherwise kept (including keys the map does not hold: they are newer
 ///   than what was mapped).
 ///
@@ -503,12 +517,12 @@ pub fn clean_batches(
     for_each_batch(input, |_, header, bytes| {
         stats.batches_read += 1;
         stats.bytes_in += bytes.len() as u64;
-        let past_horizon = header.max_timestamp < rules.delete_horizon_ms;
+        let marker_past_horizon = header.max_timestamp < rules.delete_horizon_ms;
         let read = u64::try_from(header.record_count).unwrap_or(0);
         // Whole-batch verdicts first: these need no decoding.
         let kept: Option<Vec<Record>> = if header.is_control() {
             stats.records_read += read;
-            if past_horizon {
+            if marker_past_horizon {
                 stats.removed_markers += read;
                 Some(Vec::new())
             } else {
@@ -524,7 +538,7 @@ pub fn clean_batches(
             let total = records.len();
             let kept: Vec<Record> = records
                 .into_iter()
-                .filter(|record| keep_record(&header, record, map, past_horizon, &mut stats))
+                .filter(|record| keep_record(&header, record, map, rules, &mut stats))
                 .collect();
             (kept.len() < total || total == 0).then_some(kept)
         };
@@ -559,7 +573,7 @@ fn keep_record(
     header: &BatchHeader,
     record: &Record,
     map: &OffsetMap,
-    past_horizon: bool,
+    rules: &CleanRules<'_>,
     stats: &mut CleanStats,
 ) -> bool {
     let Some(key) = record.key.as_deref() else {
@@ -577,7 +591,10 @@ fn keep_record(
     // Only a tombstone the map vouches for is the latest for its key; one
     // past the map's coverage may still be followed by a newer value that
     // the map has not seen, or precede one, so it stays.
-    if record.value.is_none() && offset == latest && past_horizon {
+    if record.value.is_none()
+        && offset == latest
+        && record_timestamp(header, record) < rules.delete_horizon_ms
+    {
         stats.removed_tombstones += 1;
         return false;
     }
@@ -611,14 +628,12 @@ fn write_batch(
             header.attributes,
         )
     };
-    let max_timestamp = match header.timestamp_type() {
-        TimestampType::CreateTime => records
-            .iter()
-            .map(|r| header.base_timestamp.saturating_add(r.timestamp_delta))
-            .max()
-            .unwrap_or(header.max_timestamp),
-        TimestampType::LogAppendTime => header.max_timestamp,
-    };
+    // An empty batch keeps the maxTimestamp it had, as in Kafka.
+    let max_timestamp = records
+        .iter()
+        .map(|record| record_timestamp(header, record))
+        .max()
+        .unwrap_or(header.max_timestamp);
     let total = BATCH_HEADER_BYTES + body.len();
     let too_large = |_| {
         records_error(RecordsError::BatchTooLarge {

@@ -273,18 +273,15 @@ impl AbortedIndex {
 
 /// Walks the complete batches of `input` in offset order, turning a
 /// truncated tail, a corrupt batch or a step back in offsets into an error.
+/// `visit` returns false to stop early.
 fn for_each_batch<'a>(
     input: &'a [u8],
-    mut visit: impl FnMut(usize, BatchHeader, &'a [u8]) -> Result<bool, CleanerError>,
+    mut visit: impl FnMut(BatchHeader, &'a [u8]) -> Result<bool, CleanerError>,
 ) -> Result<(), CleanerError> {
     let mut previous_last: Option<i64> = None;
     for next in Batches::new(input) {
         match next {
-            NextBatch::Complete {
-                position,
-                header,
-                bytes,
-            } => {
+            NextBatch::Complete { header, bytes, .. } => {
                 if let Some(previous_last) = previous_last
                     && header.base_offset <= previous_last
                 {
@@ -294,7 +291,7 @@ fn for_each_batch<'a>(
                     });
                 }
                 previous_last = Some(header.last_offset());
-                if !visit(position, header, bytes)? {
+                if !visit(header, bytes)? {
                     return Ok(());
                 }
             }
@@ -386,7 +383,7 @@ pub fn build_offset_map(
         map_full: false,
         records_mapped: 0,
     };
-    for_each_batch(batches, |_, header, bytes| {
+    for_each_batch(batches, |header, bytes| {
         if header.base_offset >= stop_offset {
             progress.next_offset = stop_offset;
             return Ok(false);
@@ -503,8 +500,11 @@ pub struct CleanStats {
 /// are removed once older than the horizon. A batch keeps its offsets
 /// (baseOffset, lastOffsetDelta, each record's offsetDelta and
 /// timestampDelta), its producer fields, leader epoch and attributes; a
-/// batch that keeps every record is copied byte for byte. A batch left
-/// empty is dropped unless [`CleanRules::retain_empty`] keeps its header.
+/// batch that keeps every record is copied byte for byte; one that loses
+/// some is re-encoded, recompressed with its codec, its recordCount, CRC
+/// and (from the kept records) maxTimestamp recomputed. A batch left empty
+/// is dropped unless [`CleanRules::retain_empty`] keeps its header, which
+/// is then written with no body and no codec, as Kafka writes it.
 pub fn clean_batches(
     input: &[u8],
     map: &OffsetMap,
@@ -514,7 +514,7 @@ pub fn clean_batches(
     let aborted = AbortedIndex::new(rules.aborted);
     let mut stats = CleanStats::default();
     let out_start = out.len();
-    for_each_batch(input, |_, header, bytes| {
+    for_each_batch(input, |header, bytes| {
         stats.batches_read += 1;
         stats.bytes_in += bytes.len() as u64;
         let marker_past_horizon = header.max_timestamp < rules.delete_horizon_ms;

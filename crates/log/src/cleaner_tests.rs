@@ -344,6 +344,23 @@ fn tombstone_is_kept_until_the_delete_horizon() {
 }
 
 #[test]
+fn tombstone_past_what_the_map_covers_is_kept() {
+    let mut log = LogBuilder::default();
+    log.data(vec![rec(Some("k"), Some("v"), 1_000)]);
+    log.data(vec![rec(Some("k"), None, 1_000)]);
+    // The map covers only offset 0: it cannot vouch that the tombstone is
+    // the latest, and removing it would bring "v" back.
+    let mut map = OffsetMap::with_capacity(10);
+    build_offset_map(&mut map, &log.bytes, 0, 1, &[]).unwrap();
+    let mut past = rules(&[]);
+    past.delete_horizon_ms = 5_000;
+    let mut out = Vec::new();
+    let stats = clean_batches(&log.bytes, &map, &past, &mut out).unwrap();
+    assert_eq!(out, log.bytes);
+    assert_eq!(stats.removed_tombstones, 0);
+}
+
+#[test]
 fn aborted_data_is_removed_and_committed_data_kept() {
     let mut log = LogBuilder::default();
     log.data(kv(&[("k", Some("committed-before"))]));

@@ -137,6 +137,7 @@ pub enum CleanerError {
 /// A 128-bit hash of a record key; see [`KEY_HASH_BYTES`].
 type KeyHash = [u8; KEY_HASH_BYTES];
 
+/// The map's key: the first [`KEY_HASH_BYTES`] of the key's SHA-256.
 fn hash_key(key: &[u8]) -> KeyHash {
     let digest = ring::digest::digest(&ring::digest::SHA256, key);
     let mut hash = [0u8; KEY_HASH_BYTES];
@@ -588,9 +589,10 @@ fn keep_record(
         stats.removed_superseded += 1;
         return false;
     }
-    // Only a tombstone the map vouches for is the latest for its key; one
-    // past the map's coverage may still be followed by a newer value that
-    // the map has not seen, or precede one, so it stays.
+    // Only a tombstone at exactly the mapped offset is known to be the
+    // latest. One past the map's coverage (offset > latest) stays: removing
+    // it would bring back the value the map holds for its key, which the
+    // map says is the latest and so is kept.
     if record.value.is_none()
         && offset == latest
         && record_timestamp(header, record) < rules.delete_horizon_ms

@@ -16,6 +16,8 @@
 //!   compaction and tiered storage attach.
 //! - [`file_cache`] — the bounded, process-wide cache of open segment files.
 //! - [`txn_index`] — the `.txnindex` entry format (aborted transactions).
+//! - [`cleaner`] — the pure core of compaction: the key → offset map and the
+//!   rewrite of batches by Kafka's retention rules (no I/O).
 //! - [`checkpoint`] — atomic checkpoint files.
 //! - [`producer_state`] — producer ids, sequences, open transactions.
 //! - [`encryption`] — AES-256-GCM envelopes around batches, keys, the data-dir marker.
@@ -26,6 +28,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod encryption;
 pub mod error;
@@ -36,6 +39,8 @@ pub mod segment;
 pub mod store;
 pub mod txn_index;
 
+#[cfg(test)]
+mod cleaner_tests;
 #[cfg(test)]
 mod encryption_tests;
 #[cfg(test)]

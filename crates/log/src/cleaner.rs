@@ -445,6 +445,11 @@ pub struct CleanRules<'a> {
     /// That batch is kept, emptied if need be, so the producer's epoch and
     /// sequence survive compaction.
     pub last_batch_of_producer: HashMap<i64, i64>,
+    /// Everything below this offset was deduplicated by an earlier clean
+    /// (the cleaner checkpoint): a tombstone there whose key is not in the
+    /// map is its key's latest record, removed once past the horizon. 0
+    /// (or less) when nothing was cleaned before.
+    pub clean_below: i64,
 }
 
 impl CleanRules<'_> {
@@ -492,8 +497,9 @@ pub struct CleanStats {
 /// wasted work). For each record:
 /// - a null key: removed;
 /// - a key the map holds at a larger offset: removed (superseded);
-/// - a tombstone the map holds at exactly its offset: removed if its
-///   timestamp is below [`CleanRules::delete_horizon_ms`], else kept;
+/// - a tombstone the map holds at exactly its offset, or one below
+///   [`CleanRules::clean_below`] whose key the map does not hold: removed
+///   if its timestamp is below [`CleanRules::delete_horizon_ms`], else kept;
 /// - otherwise kept (including keys the map does not hold: they are newer
 ///   than what was mapped).
 ///
@@ -581,10 +587,21 @@ fn keep_record(
         stats.removed_null_key += 1;
         return false;
     };
+    let offset = record_offset(header, record);
     let Some(latest) = map.get(key) else {
+        // Not in the map: newer than what was mapped, or in the part an
+        // earlier clean already deduplicated (below `clean_below`), where
+        // a tombstone is its key's latest record and goes once past the
+        // horizon, as Kafka's cleaner removes it.
+        if record.value.is_none()
+            && offset < rules.clean_below
+            && record_timestamp(header, record) < rules.delete_horizon_ms
+        {
+            stats.removed_tombstones += 1;
+            return false;
+        }
         return true;
     };
-    let offset = record_offset(header, record);
     if offset < latest {
         stats.removed_superseded += 1;
         return false;

@@ -184,6 +184,7 @@ fn rules(aborted: &[AbortedTxn]) -> CleanRules<'_> {
         delete_horizon_ms: 0,
         aborted,
         last_batch_of_producer: HashMap::new(),
+        clean_below: 0,
     }
 }
 
@@ -785,6 +786,7 @@ proptest! {
             delete_horizon_ms: horizon,
             aborted: &aborted,
             last_batch_of_producer: last_batches(&log),
+            clean_below: 0,
         };
         let (cleaned, stats) = clean_once(&log, &rules);
         prop_assert_eq!(table(&cleaned, &aborted), table(&log, &aborted));

@@ -18,6 +18,8 @@
 //! - [`txn_index`] — the `.txnindex` entry format (aborted transactions).
 //! - [`cleaner`] — the pure core of compaction: the key → offset map and the
 //!   rewrite of batches by Kafka's retention rules (no I/O).
+//! - [`compaction`] — one clean of one log: map the dirty part, rewrite the
+//!   cleanable segments through staged segments, move the checkpoint.
 //! - [`checkpoint`] — atomic checkpoint files.
 //! - [`producer_state`] — producer ids, sequences, open transactions.
 //! - [`encryption`] — AES-256-GCM envelopes around batches, keys, the data-dir marker.
@@ -29,6 +31,7 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod compaction;
 pub mod config;
 pub mod encryption;
 pub mod error;
@@ -41,6 +44,8 @@ pub mod txn_index;
 
 #[cfg(test)]
 mod cleaner_tests;
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod encryption_tests;
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log.retention_ms",
     "log.retention_bytes",
     "log.retention_check_interval_ms",
+    "log.cleaner_enable",
+    "log.cleaner_backoff_ms",
+    "log.cleaner_dedupe_buffer_bytes",
     "log.index_interval_bytes",
     "log.message_max_bytes",
     "log.message_timestamp_type",
@@ -119,6 +122,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "quota.window_size_ms",
 ];
 
+/// Smallest `log.cleaner_dedupe_buffer_bytes`: 1 MiB holds about 16,000
+/// keys, room for the keys of any one batch the cleaner must map whole.
+pub const MIN_DEDUPE_BUFFER_BYTES: u64 = 1024 * 1024;
 /// The whole broker configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -1634,6 +1640,18 @@ impl Config {
                 format!("{} is below 0", log.message_timestamp_after_max_ms),
             ));
         }
+        if log.cleaner_backoff_ms < 1 {
+            return Err(invalid("log.cleaner_backoff_ms", "must be at least 1"));
+        }
+        if log.cleaner_dedupe_buffer_bytes < MIN_DEDUPE_BUFFER_BYTES {
+            return Err(invalid(
+                "log.cleaner_dedupe_buffer_bytes",
+                format!(
+                    "{} is below {MIN_DEDUPE_BUFFER_BYTES} (the cleaner needs room for one batch's keys)",
+                    log.cleaner_dedupe_buffer_bytes
+                ),
+            ));
+        }
         if log.retention_check_interval_ms < 1 {
             return Err(invalid(
                 "log.retention_check_interval_ms",
@@ -2262,7 +2280,8 @@ mod tests {
                 "advertised_listeners" => "[\"PLAINTEXT://localhost:1\"]",
                 "listener_security_protocol_map" => "\"PLAINTEXT:PLAINTEXT\"",
                 "inter_broker_listener_name" => "\"PLAINTEXT\"",
-                "http_tls" => "true",
+                "http_tls" | "log.cleaner_enable" => "true",
+                "log.cleaner_dedupe_buffer_bytes" => "2097152",
                 "tls.cert_file" | "tls.key_file" | "tls.client_ca_file" | "tls.ca_file" => {
                     "\"/tmp/x.pem\""
                 }
@@ -2738,6 +2757,29 @@ mod tests {
             .expect_err("longer than a STRING can hold")
             .to_string();
         assert!(err.contains("groups.offset_metadata_max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_cleaner_settings_are_bounded() {
+        for (setting, key) in [
+            ("log.cleaner_backoff_ms=0", "log.cleaner_backoff_ms"),
+            (
+                "log.cleaner_dedupe_buffer_bytes=1000",
+                "log.cleaner_dedupe_buffer_bytes",
+            ),
+        ] {
+            let mut loader = ConfigLoader::default();
+            loader.apply_override(setting).expect("set");
+            let err = loader.build().expect_err("must fail").to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_override("log.cleaner_enable=false")
+            .expect("set");
+        let config = loader.build().expect("valid");
+        assert!(!config.log.cleaner_enable);
+        assert_eq!(config.log.cleaner_dedupe_buffer_bytes, 32 * 1024 * 1024);
     }
 
     #[test]

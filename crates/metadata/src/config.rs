@@ -39,6 +39,19 @@ pub struct LogDefaults {
     pub retention_bytes: i64,
     /// How often retention and time-based rolls are checked (Kafka: 5 min).
     pub retention_check_interval_ms: u64,
+    /// Kafka's `log.cleaner.enable`: compact `cleanup.policy=compact`
+    /// topics in the background.
+    pub cleaner_enable: bool,
+    /// Kafka's `log.cleaner.backoff.ms`: how long the cleaner sleeps when
+    /// no log needs cleaning (Kafka: 15 s).
+    pub cleaner_backoff_ms: u64,
+    /// Kafka's `log.cleaner.dedupe.buffer.size`: memory of the cleaner's
+    /// key → offset map, taken once at start. Kafka's default is 128 MiB;
+    /// ours is 32 MiB (about 500,000 distinct keys per pass; a log with
+    /// more keys is cleaned in several passes), because a broker on a
+    /// small machine should not pay 128 MiB for a feature most topics do
+    /// not use.
+    pub cleaner_dedupe_buffer_bytes: u64,
     /// Bytes between sparse index entries (Kafka: 4096).
     pub index_interval_bytes: u32,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
@@ -86,6 +99,9 @@ impl Default for LogDefaults {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             retention_check_interval_ms: 300_000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: 32 * 1024 * 1024,
             index_interval_bytes: 4096,
             message_max_bytes: 1_048_588,
             message_timestamp_type: TimestampTypeConfig::CreateTime,

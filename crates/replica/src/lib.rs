@@ -1378,6 +1378,75 @@ impl ReplicaManager {
         self.flush_on_timer(now_ms);
     }
 
+    /// Cleans the dirtiest compacted log (Kafka's `grabFilthiestCompactedLog`):
+    /// among the online partitions with `cleanup.policy=compact`, the one
+    /// with the highest dirty ratio at or above its `min.cleanable.dirty.ratio`,
+    /// or whose oldest dirty record is older than `max.compaction.lag.ms`.
+    /// Returns what was cleaned, `None` when no log needs it. Runs on the
+    /// calling thread, which may read and write for a while.
+    pub fn clean_dirtiest(
+        &self,
+        map: &mut sluice_log::cleaner::OffsetMap,
+        now_ms: i64,
+    ) -> Option<(TopicPartition, sluice_log::compaction::CleanReport)> {
+        let mut best: Option<(u16, Arc<Partition>)> = None;
+        for partition in self.all().into_iter().filter(|p| !p.is_offline()) {
+            let config = partition.log.config();
+            if !config.compact {
+                continue;
+            }
+            let range = match partition
+                .log
+                .cleanable_range(now_ms, partition.high_watermark())
+            {
+                Ok(range) => range,
+                Err(e) => {
+                    tracing::warn!(partition = %partition.tp, "cannot size the dirty part: {e}");
+                    continue;
+                }
+            };
+            if range.dirty_bytes == 0 {
+                continue;
+            }
+            let ratio = range.dirty_ratio_permille();
+            let overdue = range
+                .first_dirty_timestamp
+                .is_some_and(|ts| now_ms.saturating_sub(ts) > config.max_compaction_lag_ms);
+            let due = ratio >= config.min_cleanable_dirty_ratio_permille || overdue;
+            // An overdue log goes first whatever its ratio.
+            let rank = if overdue { u16::MAX } else { ratio };
+            if due && best.as_ref().is_none_or(|(r, _)| rank > *r) {
+                best = Some((rank, partition));
+            }
+        }
+        let (_, partition) = best?;
+        let high_watermark = partition.high_watermark();
+        match sluice_log::compaction::clean_log(&partition.log, map, now_ms, high_watermark) {
+            Ok(Some(report)) => {
+                sluice_metrics::log_cleaned(
+                    report.stats.bytes_in,
+                    report.size_before.saturating_sub(report.size_after),
+                );
+                tracing::info!(
+                    partition = %partition.tp,
+                    cleaned_to = report.cleaned_to,
+                    segments = report.segments_rewritten,
+                    records_kept = report.stats.records_kept,
+                    records_read = report.stats.records_read,
+                    size_before = report.size_before,
+                    size_after = report.size_after,
+                    "log cleaned"
+                );
+                Some((partition.tp.clone(), report))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(partition = %partition.tp, "log cleaning failed: {e}");
+                None
+            }
+        }
+    }
+
     /// Runs Kafka's `flush.ms` timer on every log.
     ///
     /// On up to [`OPEN_THREADS`] threads: a pass that falls due on many

@@ -257,6 +257,10 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Resu
         sluice_http::start_registry(&broker, http_security, tasks.token().clone()).await?;
     let b = Arc::clone(&broker);
     tasks.spawn_with_shutdown("housekeeping", move |stop| housekeeping(b, stop));
+    if broker.config.log.cleaner_enable {
+        let b = Arc::clone(&broker);
+        tasks.spawn_with_shutdown("log-cleaner", move |stop| log_cleaner(b, stop));
+    }
     // One server per listener; they share the connection limit and the
     // request budget, which bound the broker as a whole.
     let mut servers: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
@@ -376,6 +380,44 @@ async fn start_quorum(config: &Config, cluster_id: &str) -> Result<StartedQuorum
         .await
         .map_err(ServeError::Import)?;
     Ok((Some(quorum), controller_tls))
+}
+
+/// The cleaner's pause after a clean before it looks for the next log.
+const CLEANER_RECHECK: Duration = Duration::from_millis(50);
+
+/// The log cleaner (Kafka's `LogCleaner`, one thread): cleans the
+/// dirtiest compacted log, again at once while logs need it, else sleeps
+/// `log.cleaner_backoff_ms`. Its key → offset map is taken once, sized by
+/// `log.cleaner_dedupe_buffer_bytes`, and reused by every clean. A clean
+/// in progress finishes before `stop` is honoured: it is crash-safe, but
+/// finishing costs less than redoing it.
+async fn log_cleaner(broker: Arc<Broker>, stop: CancellationToken) {
+    let backoff = Duration::from_millis(broker.config.log.cleaner_backoff_ms);
+    let entries = sluice_log::cleaner::OffsetMap::capacity_for_bytes(
+        usize::try_from(broker.config.log.cleaner_dedupe_buffer_bytes).unwrap_or(usize::MAX),
+    );
+    let map = Arc::new(std::sync::Mutex::new(
+        sluice_log::cleaner::OffsetMap::with_capacity(entries),
+    ));
+    loop {
+        let b = Arc::clone(&broker);
+        let m = Arc::clone(&map);
+        let cleaned = sluice_runtime::blocking("log-cleaner", move || {
+            let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+            b.replicas
+                .clean_dirtiest(&mut map, sluice_metadata::now_ms())
+                .is_some()
+        })
+        .await
+        .unwrap_or(false);
+        // After a clean, look again soon (more logs may be due), but never
+        // spin: a log the cleaner cannot move on must not cost a core.
+        let pause = if cleaned { CLEANER_RECHECK } else { backoff };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// Periodic retention, time-based rolls, timed flushes, and retries of

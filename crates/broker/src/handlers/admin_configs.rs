@@ -231,6 +231,15 @@ fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
             "log.retention.check.interval.ms",
             c.log.retention_check_interval_ms.to_string(),
         ),
+        ("log.cleaner.enable", c.log.cleaner_enable.to_string()),
+        (
+            "log.cleaner.backoff.ms",
+            c.log.cleaner_backoff_ms.to_string(),
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            c.log.cleaner_dedupe_buffer_bytes.to_string(),
+        ),
         (
             "log.index.interval.bytes",
             c.log.index_interval_bytes.to_string(),

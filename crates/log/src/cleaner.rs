@@ -490,6 +490,26 @@ pub struct CleanStats {
     pub bytes_out: u64,
 }
 
+impl std::ops::AddAssign for CleanStats {
+    /// Sums the counts of several calls (one clean of a log runs one per
+    /// chunk).
+    fn add_assign(&mut self, more: CleanStats) {
+        self.batches_read += more.batches_read;
+        self.batches_written += more.batches_written;
+        self.batches_rewritten += more.batches_rewritten;
+        self.batches_emptied += more.batches_emptied;
+        self.records_read += more.records_read;
+        self.records_kept += more.records_kept;
+        self.removed_superseded += more.removed_superseded;
+        self.removed_tombstones += more.removed_tombstones;
+        self.removed_aborted += more.removed_aborted;
+        self.removed_null_key += more.removed_null_key;
+        self.removed_markers += more.removed_markers;
+        self.bytes_in += more.bytes_in;
+        self.bytes_out += more.bytes_out;
+    }
+}
+
 /// Rewrites the batches of `input` into `out`, keeping what compaction keeps.
 ///
 /// `input` holds whole batches in offset order, normally all below the end

@@ -106,9 +106,9 @@ pub fn clean_log(
         match clean_segment(log, map, &rules, base, end)? {
             SegmentOutcome::Rewritten(stats) => {
                 report.segments_rewritten += 1;
-                add(&mut report.stats, &stats);
+                report.stats += stats;
             }
-            SegmentOutcome::Unchanged(stats) => add(&mut report.stats, &stats),
+            SegmentOutcome::Unchanged(stats) => report.stats += stats,
             // Retention or a truncation moved the log on: stop here and
             // keep the checkpoint where it was.
             SegmentOutcome::Moved => {
@@ -179,7 +179,7 @@ fn clean_segment(
         };
         out.clear();
         let chunk = cleaner::clean_batches(&bytes, map, rules, &mut out)?;
-        add(&mut stats, &chunk);
+        stats += chunk;
         log.write_staged(&mut staged, &out)?;
         pos = next;
     }
@@ -218,20 +218,4 @@ fn last_batches(log: &Log) -> HashMap<i64, i64> {
         .into_iter()
         .filter_map(|(id, entry)| entry.batches.back().map(|b| (id, b.last_offset)))
         .collect()
-}
-
-fn add(total: &mut CleanStats, more: &CleanStats) {
-    total.batches_read += more.batches_read;
-    total.batches_written += more.batches_written;
-    total.batches_rewritten += more.batches_rewritten;
-    total.batches_emptied += more.batches_emptied;
-    total.records_read += more.records_read;
-    total.records_kept += more.records_kept;
-    total.removed_superseded += more.removed_superseded;
-    total.removed_tombstones += more.removed_tombstones;
-    total.removed_aborted += more.removed_aborted;
-    total.removed_null_key += more.removed_null_key;
-    total.removed_markers += more.removed_markers;
-    total.bytes_in += more.bytes_in;
-    total.bytes_out += more.bytes_out;
 }

@@ -13,7 +13,9 @@ use crate::cleaner::OffsetMap;
 use crate::compaction::clean_log;
 use crate::{Log, LogConfig};
 
-fn record(key: &str, value: Option<&str>, ts: i64) -> BytesMut {
+/// One keyed record (a tombstone when `value` is `None`) in its own batch;
+/// `replace_tests.rs` builds its logs with it too.
+pub(crate) fn record(key: &str, value: Option<&str>, ts: i64) -> BytesMut {
     BatchBuilder::new()
         .record(NewRecord {
             key: Some(Bytes::from(key.to_owned())),

@@ -5,23 +5,12 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use sluice_records::{BatchBuilder, BatchHeader, Batches, NewRecord, NextBatch};
+use bytes::Bytes;
+use sluice_records::{BatchHeader, Batches, NextBatch};
 
+use crate::compaction_tests::record;
 use crate::encryption::{KEY_BYTES, Keyring};
 use crate::{Log, LogConfig};
-
-fn keyed_batch(key: &str, value: &str, ts: i64) -> BytesMut {
-    BatchBuilder::new()
-        .record(NewRecord {
-            key: Some(Bytes::from(key.to_owned())),
-            value: Some(Bytes::from(value.to_owned())),
-            headers: vec![],
-            timestamp_ms: ts,
-        })
-        .build()
-        .unwrap()
-}
 
 fn config() -> LogConfig {
     LogConfig {
@@ -54,7 +43,7 @@ fn filled(dir: &std::path::Path, config: LogConfig) -> Log {
     let log = Log::open(dir, config).unwrap();
     for i in 0..60 {
         log.append(
-            keyed_batch(&format!("k{}", i % 5), &format!("v{i}"), i),
+            record(&format!("k{}", i % 5), Some(&format!("v{i}")), i),
             0,
             0,
         )
@@ -115,7 +104,7 @@ fn replaced_segments_keep_offsets_read_through_gaps_and_survive_a_reopen() {
     };
     assert_eq!(header.base_offset, 2);
     // Appends go on, and a reopen accepts the gaps and rebuilt indexes.
-    log.append(keyed_batch("k9", "after", 99), 0, 0).unwrap();
+    log.append(record("k9", Some("after"), 99), 0, 0).unwrap();
     log.flush().unwrap();
     let after = got(&log);
     drop(log);

@@ -26,13 +26,14 @@
 //!   maxTimestamp: a rewrite lowers that, and the verdict on a tombstone
 //!   would then depend on how many passes came before; a record's timestamp
 //!   never changes, so cleaning in passes gives the result of one pass.
-//! - Transaction markers: Kafka removes a marker once the horizon passed
-//!   *and* every data batch of its transaction is gone. We remove a marker
-//!   once its batch's maxTimestamp is below the horizon. This is safe for
-//!   readers because aborted data is removed in the same pass that sees the
-//!   marker (it lies before the marker), and committed data needs no marker
-//!   to be read as committed: only aborted transactions are listed to
-//!   `read_committed` consumers, from `.txnindex`.
+//!
+//! Transaction markers follow Kafka's rule: a marker goes once its batch's
+//! maxTimestamp is below the horizon *and* no data batch of its transaction
+//! is left before it ([`TxnData`] tracks that over one pass from the log
+//! start). A committed transaction's data that outlives its marker would
+//! read as an open transaction to anyone rebuilding producer state from the
+//! log (a follower replicating it, a restart without a snapshot), and the
+//! last stable offset would never move past it again.
 
 use std::collections::{HashMap, HashSet};
 
@@ -432,6 +433,27 @@ pub fn build_offset_map(
     Ok(progress)
 }
 
+/// Producers whose current transaction still has a data batch in the
+/// cleaned output, carried across the [`clean_batches`] calls of one pass
+/// over a log from its start: their next marker must stay.
+#[derive(Debug, Default)]
+pub struct TxnData {
+    with_data: HashSet<i64>,
+}
+
+impl TxnData {
+    /// A data batch of `producer_id`'s transaction was written.
+    fn kept_data(&mut self, producer_id: i64) {
+        self.with_data.insert(producer_id);
+    }
+
+    /// A marker of `producer_id` ends its transaction: true if data of that
+    /// transaction was kept.
+    fn end(&mut self, producer_id: i64) -> bool {
+        self.with_data.remove(&producer_id)
+    }
+}
+
 /// What a clean must keep besides the latest record of each key.
 #[derive(Debug, Clone, Default)]
 pub struct CleanRules<'a> {
@@ -482,7 +504,8 @@ pub struct CleanStats {
     pub removed_aborted: u64,
     /// Records with a null key removed (invalid in a compacted topic).
     pub removed_null_key: u64,
-    /// Transaction markers removed because their batch is older than the horizon.
+    /// Transaction markers removed: older than the horizon, and no data of
+    /// their transaction left.
     pub removed_markers: u64,
     /// Bytes read.
     pub bytes_in: u64,
@@ -524,7 +547,9 @@ impl std::ops::AddAssign for CleanStats {
 ///   than what was mapped).
 ///
 /// Data batches of aborted transactions are removed whole; marker batches
-/// are removed once older than the horizon. A batch keeps its offsets
+/// are removed once older than the horizon, unless `txns` says data of
+/// their transaction was kept (`txns` must have seen every batch of the log
+/// before `input` in this pass). A batch keeps its offsets
 /// (baseOffset, lastOffsetDelta, each record's offsetDelta and
 /// timestampDelta), its producer fields, leader epoch and attributes; a
 /// batch that keeps every record is copied byte for byte; one that loses
@@ -536,6 +561,7 @@ pub fn clean_batches(
     input: &[u8],
     map: &OffsetMap,
     rules: &CleanRules<'_>,
+    txns: &mut TxnData,
     out: &mut Vec<u8>,
 ) -> Result<CleanStats, CleanerError> {
     let aborted = AbortedIndex::new(rules.aborted);
@@ -549,7 +575,8 @@ pub fn clean_batches(
         // Whole-batch verdicts first: these need no decoding.
         let kept: Option<Vec<Record>> = if header.is_control() {
             stats.records_read += read;
-            if marker_past_horizon {
+            let data_left = txns.end(header.producer_id);
+            if marker_past_horizon && !data_left {
                 stats.removed_markers += read;
                 Some(Vec::new())
             } else {
@@ -574,10 +601,16 @@ pub fn clean_batches(
             None => {
                 stats.records_kept += read;
                 out.extend_from_slice(bytes);
+                if header.is_transactional() && !header.is_control() {
+                    txns.kept_data(header.producer_id);
+                }
             }
             Some(kept) if kept.is_empty() => {
                 if !rules.retain_empty(header.producer_id, header.last_offset()) {
                     return Ok(true);
+                }
+                if header.is_transactional() && !header.is_control() {
+                    txns.kept_data(header.producer_id);
                 }
                 stats.batches_emptied += 1;
                 write_batch(&header, &[], out)?;
@@ -586,6 +619,9 @@ pub fn clean_batches(
                 stats.batches_rewritten += 1;
                 stats.records_kept += kept.len() as u64;
                 write_batch(&header, &kept, out)?;
+                if header.is_transactional() {
+                    txns.kept_data(header.producer_id);
+                }
             }
         }
         stats.batches_written += 1;

@@ -15,7 +15,8 @@ use sluice_records::{
 
 use crate::AbortedTxn;
 use crate::cleaner::{
-    CleanRules, CleanStats, CleanerError, MapProgress, OffsetMap, build_offset_map, clean_batches,
+    CleanRules, CleanStats, CleanerError, MapProgress, OffsetMap, TxnData, build_offset_map,
+    clean_batches,
 };
 use crate::producer_state::{MarkerType, marker_key, marker_value, parse_marker};
 
@@ -175,7 +176,7 @@ fn clean_once(log: &[u8], rules: &CleanRules<'_>) -> (Vec<u8>, CleanStats) {
     let progress = build_offset_map(&mut map, log, 0, i64::MAX, rules.aborted).unwrap();
     assert!(!progress.map_full);
     let mut out = Vec::new();
-    let stats = clean_batches(log, &map, rules, &mut out).unwrap();
+    let stats = clean_batches(log, &map, rules, &mut TxnData::default(), &mut out).unwrap();
     (out, stats)
 }
 
@@ -356,7 +357,7 @@ fn tombstone_past_what_the_map_covers_is_kept() {
     let mut past = rules(&[]);
     past.delete_horizon_ms = 5_000;
     let mut out = Vec::new();
-    let stats = clean_batches(&log.bytes, &map, &past, &mut out).unwrap();
+    let stats = clean_batches(&log.bytes, &map, &past, &mut TxnData::default(), &mut out).unwrap();
     assert_eq!(out, log.bytes);
     assert_eq!(stats.removed_tombstones, 0);
 }
@@ -390,18 +391,63 @@ fn aborted_data_is_removed_and_committed_data_kept() {
 }
 
 #[test]
-fn markers_are_removed_after_the_delete_horizon() {
+fn markers_go_after_the_delete_horizon_once_their_data_is_gone() {
     let mut log = LogBuilder::default();
+    // Producer 8 commits "c" and later overwrites it outside a transaction;
+    // producer 9 aborts; producer 10 commits data that stays the latest.
     log.txn(8, kv(&[("c", Some("committed"))]));
     log.marker(8, MarkerType::Commit, 5_000);
-    let mut past = rules(&[]);
+    log.txn(9, kv(&[("a", Some("aborted"))]));
+    log.marker(9, MarkerType::Abort, 5_000);
+    log.txn(10, kv(&[("live", Some("committed"))]));
+    log.marker(10, MarkerType::Commit, 5_000);
+    log.data(kv(&[("c", Some("newer"))]));
+    let aborted = aborted_txns(&log.bytes);
+    let mut past = rules(&aborted);
     past.delete_horizon_ms = 5_001;
     let (out, stats) = clean_once(&log.bytes, &past);
+    let markers: Vec<i64> = batches(&out)
+        .iter()
+        .filter(|(h, _)| h.is_control())
+        .map(|(h, _)| h.producer_id)
+        .collect();
+    // Producer 10's data is still there: without its marker, a rebuild of
+    // producer state would see that transaction open for ever.
+    assert_eq!(markers, vec![10]);
+    assert_eq!(stats.removed_markers, 2);
+    // At the horizon itself nothing is past it: every marker stays.
+    let mut at = rules(&aborted);
+    at.delete_horizon_ms = 5_000;
+    let (out, stats) = clean_once(&log.bytes, &at);
+    assert_eq!(stats.removed_markers, 0);
+    assert_eq!(
+        batches(&out).iter().filter(|(h, _)| h.is_control()).count(),
+        3
+    );
+}
+
+#[test]
+fn a_marker_stays_while_any_chunk_before_it_kept_its_data() {
+    // The data and its marker reach `clean_batches` in different calls (two
+    // chunks of one pass): what the first kept decides the second.
+    let mut log = LogBuilder::default();
+    log.txn(8, kv(&[("k", Some("committed"))]));
+    let split = log.next_offset;
+    log.marker(8, MarkerType::Commit, 5_000);
+    let (data, marker) = split_at_offset(&log.bytes, split);
+    let mut past = rules(&[]);
+    past.delete_horizon_ms = 5_001;
+    let mut map = OffsetMap::with_capacity(16);
+    build_offset_map(&mut map, &log.bytes, 0, i64::MAX, &[]).unwrap();
+    let mut txns = TxnData::default();
+    let mut out = Vec::new();
+    clean_batches(&data, &map, &past, &mut txns, &mut out).unwrap();
+    let stats = clean_batches(&marker, &map, &past, &mut txns, &mut out).unwrap();
+    assert_eq!(stats.removed_markers, 0);
+    assert_eq!(out, log.bytes);
+    // A fresh pass that starts at the marker saw no data: it goes.
+    let stats = clean_batches(&marker, &map, &past, &mut TxnData::default(), &mut out).unwrap();
     assert_eq!(stats.removed_markers, 1);
-    assert!(batches(&out).iter().all(|(h, _)| !h.is_control()));
-    past.delete_horizon_ms = 5_000;
-    let (out, _) = clean_once(&log.bytes, &past);
-    assert_eq!(out, log.bytes, "nothing to remove: the log is unchanged");
 }
 
 #[test]
@@ -563,7 +609,7 @@ fn hostile_input_is_an_error_not_a_panic() {
         let mut out = Vec::new();
         let map = OffsetMap::with_capacity(100);
         assert!(
-            clean_batches(&input, &map, &rules(&[]), &mut out).is_err(),
+            clean_batches(&input, &map, &rules(&[]), &mut TxnData::default(), &mut out).is_err(),
             "clean: {name}"
         );
     }
@@ -626,7 +672,7 @@ fn clean_in_passes(log: &[u8], rules: &CleanRules<'_>, capacity: usize) -> (Vec<
             build_offset_map(&mut map, &current, start, i64::MAX, rules.aborted).unwrap();
         let (dirty, rest) = split_at_offset(&current, progress.next_offset);
         let mut cleaned = Vec::new();
-        clean_batches(&dirty, &map, rules, &mut cleaned).unwrap();
+        clean_batches(&dirty, &map, rules, &mut TxnData::default(), &mut cleaned).unwrap();
         cleaned.extend_from_slice(&rest);
         current = cleaned;
         passes += 1;

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 use sluice_records::{Batches, NextBatch};
 
-use crate::cleaner::{self, CleanRules, CleanStats, CleanerError, OffsetMap};
-use crate::{Log, LogError};
+use crate::cleaner::{self, CleanRules, CleanStats, CleanerError, OffsetMap, TxnData};
+use crate::{Log, LogError, StagedSegment};
 
 /// Bytes read from the log per step, when mapping and when cleaning: the
 /// cleaner's memory beside its map. A batch larger than this is still read
@@ -102,8 +102,10 @@ pub fn clean_log(
         size_before: log.size_bytes(),
         ..CleanReport::default()
     };
+    // One pass from the log start: markers need to know what came before.
+    let mut txns = TxnData::default();
     for &(base, end) in range.segments.iter().filter(|(base, _)| *base < map_end) {
-        match clean_segment(log, map, &rules, base, end)? {
+        match clean_segment(log, map, &rules, &mut txns, base, end)? {
             SegmentOutcome::Rewritten(stats) => {
                 report.segments_rewritten += 1;
                 report.stats += stats;
@@ -156,46 +158,99 @@ enum SegmentOutcome {
 }
 
 /// Rewrites segment `[base, end)` through a staged segment, chunk by
-/// chunk; installs it only if something was removed.
+/// chunk, and installs it; a segment the clean would not change is left
+/// alone, and costs reads only.
 fn clean_segment(
     log: &Log,
     map: &OffsetMap,
     rules: &CleanRules<'_>,
+    txns: &mut TxnData,
     base: i64,
     end: i64,
 ) -> Result<SegmentOutcome, CompactionError> {
-    let Some(mut staged) = log.stage_segment(&[base])? else {
-        return Ok(SegmentOutcome::Moved);
-    };
     let mut stats = CleanStats::default();
     // Records below the log start (DeleteRecords inside this segment) are
     // gone already; the read starts at the log start.
-    let mut pos = base.max(log.log_start_offset());
+    let start = base.max(log.log_start_offset());
+    let mut pos = start;
     let mut out = Vec::new();
+    let mut staged = None;
     while pos < end {
         let bytes = log.read(pos, READ_CHUNK_BYTES, end)?.to_bytes()?;
         let Some(next) = end_of_batches(&bytes) else {
             break;
         };
         out.clear();
-        let chunk = cleaner::clean_batches(&bytes, map, rules, &mut out)?;
+        let chunk = cleaner::clean_batches(&bytes, map, rules, txns, &mut out)?;
         stats += chunk;
-        log.write_staged(&mut staged, &out)?;
+        if staged.is_none() && changes(&chunk) {
+            // The first change: stage the segment, with the chunks before
+            // this one copied as they are.
+            let Some(mut fresh) = log.stage_segment(&[base])? else {
+                return Ok(SegmentOutcome::Moved);
+            };
+            copy_unchanged(log, &mut fresh, start, pos)?;
+            staged = Some(fresh);
+        }
+        if let Some(staged) = staged.as_mut() {
+            log.write_staged(staged, &out)?;
+        }
         pos = next;
     }
-    let changed = stats.records_kept < stats.records_read
-        || stats.batches_written < stats.batches_read
-        || stats.batches_rewritten > 0;
-    if !changed {
-        // The staged files are truncated by the next stage of this base,
-        // or discarded by the next open.
+    let Some(staged) = staged else {
         return Ok(SegmentOutcome::Unchanged(stats));
-    }
+    };
     if log.install_staged_segment(staged)? {
         Ok(SegmentOutcome::Rewritten(stats))
     } else {
         Ok(SegmentOutcome::Moved)
     }
+}
+
+/// True if a clean of a chunk removed or rewrote anything.
+fn changes(stats: &CleanStats) -> bool {
+    stats.records_kept < stats.records_read
+        || stats.batches_written < stats.batches_read
+        || stats.batches_rewritten > 0
+}
+
+/// Writes `[from, to)` of `log`, which the clean left unchanged, to
+/// `staged` as it is.
+fn copy_unchanged(
+    log: &Log,
+    staged: &mut StagedSegment,
+    from: i64,
+    to: i64,
+) -> Result<(), CompactionError> {
+    let mut pos = from;
+    while pos < to {
+        let bytes = log.read(pos, READ_CHUNK_BYTES, to)?.to_bytes()?;
+        let Some(next) = end_of_batches(&bytes) else {
+            break;
+        };
+        // Only whole batches below `to`: a read may run past it.
+        let whole = batches_below(&bytes, to);
+        log.write_staged(staged, &bytes[..whole])?;
+        pos = next.min(to);
+    }
+    Ok(())
+}
+
+/// The length of the prefix of `bytes` holding the batches that start
+/// below `offset`.
+fn batches_below(bytes: &[u8], offset: i64) -> usize {
+    let mut len = 0;
+    for item in Batches::without_crc(bytes) {
+        match item {
+            NextBatch::Complete {
+                header,
+                position,
+                bytes: batch,
+            } if header.base_offset < offset => len = position + batch.len(),
+            _ => break,
+        }
+    }
+    len
 }
 
 /// The offset after the last complete batch of `bytes`; `None` if there

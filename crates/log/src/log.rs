@@ -60,6 +60,21 @@ pub struct CleanableRange {
     pub first_dirty_timestamp: Option<i64>,
 }
 
+/// Where `replaced` (ascending base offsets) sit in the log: the index of
+/// the first and the base offset of the segment after the last, if they
+/// are consecutive sealed segments (the active one excluded).
+fn consecutive_sealed(inner: &Inner, replaced: &[i64]) -> Option<(usize, i64)> {
+    let base = *replaced.first()?;
+    let first = inner.segments.iter().position(|s| s.base_offset == base)?;
+    let after = first + replaced.len();
+    let consecutive = after < inner.segments.len()
+        && inner.segments[first..after]
+            .iter()
+            .map(|s| s.base_offset)
+            .eq(replaced.iter().copied());
+    consecutive.then(|| (first, inner.segments[after].base_offset))
+}
+
 /// A segment the cleaner is writing, staged beside the log until
 /// [`Log::install_staged_segment`] swaps it in ([`Log::stage_segment`]).
 #[derive(Debug)]
@@ -68,6 +83,9 @@ pub struct StagedSegment {
     replaced: Vec<i64>,
     /// The base offset of the segment after the replaced ones.
     end: i64,
+    /// The keyring that seals its batches under encryption at rest, taken
+    /// once at staging rather than under the log's lock for every chunk.
+    encryption: Option<Arc<Keyring>>,
     /// The staged `.log`.
     log: File,
     /// Bytes written to it.
@@ -1974,8 +1992,12 @@ impl Log {
         let Some(&base) = replaced.first() else {
             return Ok(None);
         };
-        let Some(end) = self.replaced_range_end(replaced) else {
-            return Ok(None);
+        let (end, encryption) = {
+            let inner = self.lock();
+            let Some((_, end)) = consecutive_sealed(&inner, replaced) else {
+                return Ok(None);
+            };
+            (end, inner.config.encryption.clone())
         };
         let mut txn = Vec::new();
         for &b in replaced {
@@ -1999,6 +2021,7 @@ impl Log {
         Ok(Some(StagedSegment {
             replaced: replaced.to_vec(),
             end,
+            encryption,
             log,
             written: 0,
             next_offset: base,
@@ -2037,9 +2060,8 @@ impl Log {
             next = header.next_offset();
             headers.push((position, header));
         }
-        let encryption = self.lock().config.encryption.clone();
         let sealed;
-        let stored: &[u8] = match &encryption {
+        let stored: &[u8] = match &staged.encryption {
             Some(keyring) => {
                 sealed = seal_batches(keyring, batches, &headers)?.0;
                 &sealed
@@ -2067,43 +2089,18 @@ impl Log {
     pub fn install_staged_segment(&self, staged: StagedSegment) -> Result<bool, LogError> {
         self.check_failed()?;
         let replaced = &staged.replaced;
-        let base = replaced[0];
         let end = staged.end;
         drop(staged.log);
         let _flush = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
         // The segments may have moved while the files were staged.
-        let Some(first) = inner.segments.iter().position(|s| s.base_offset == base) else {
-            return Ok(false);
+        let first = match consecutive_sealed(&inner, replaced) {
+            Some((first, now_end)) if now_end == end => first,
+            _ => return Ok(false),
         };
-        let last = first + replaced.len() - 1;
-        let still_there = last + 1 < inner.segments.len()
-            && inner.segments[first..=last]
-                .iter()
-                .map(|s| s.base_offset)
-                .eq(replaced.iter().copied())
-            && inner.segments[last + 1].base_offset == end;
-        if !still_there {
-            return Ok(false);
-        }
         let r = self.install_locked(&mut inner, first, replaced, end);
         self.poison(r)?;
         Ok(true)
-    }
-
-    /// The base offset of the segment after `replaced`, if they are
-    /// consecutive sealed segments of the log (the active one excluded).
-    fn replaced_range_end(&self, replaced: &[i64]) -> Option<i64> {
-        let base = *replaced.first()?;
-        let inner = self.lock();
-        let first = inner.segments.iter().position(|s| s.base_offset == base)?;
-        let after = first + replaced.len();
-        let consecutive = after < inner.segments.len()
-            && inner.segments[first..after]
-                .iter()
-                .map(|s| s.base_offset)
-                .eq(replaced.iter().copied());
-        consecutive.then(|| inner.segments[after].base_offset)
     }
 
     /// Installs the staged segment over `inner.segments[first..]` (the

@@ -140,3 +140,101 @@ def test_kcat_tombstones_stay_for_delete_retention_then_go(broker_factory, topic
 
     keys = wait_until(tombstones_gone, CLEAN_TIMEOUT_S, "the tombstones to go")
     assert keys == {b"k2": b"v" * 200, b"k3": b"v" * 200}
+
+
+# Kill -9 rounds during cleaning: each kills the broker while a clean has
+# staged files on disk (a `.cleaned` segment being written or a `.swap`
+# commit record being applied).
+KILL_ROUNDS = 6
+# Bound on waiting for a clean to start staging after a restart.
+STAGING_TIMEOUT_S = 60.0
+
+
+def staged_files(partition_dir) -> list[str]:
+    try:
+        names = [p.name for p in partition_dir.iterdir()]
+    except FileNotFoundError:
+        return []
+    return [n for n in names if n.endswith(".cleaned") or n.endswith(".swap")]
+
+
+def test_kill_9_during_cleaning_repeatedly_loses_no_latest_value(broker_factory, topic_name):
+    """A kill -9 at any point of a clean leaves the old segments or the new
+    ones: after each of several kills that land while a clean is staging or
+    installing, and after a final clean, reading the partition from the
+    start gives every key's latest value at the offset it was written at,
+    and nothing that was not written."""
+    import random
+
+    # A 1 MiB dedupe buffer (~16,000 keys) and 2,000 keys: every clean maps
+    # the whole dirty part; small segments make a clean many swaps long.
+    broker = broker_factory.new(extra_args=CLEANER_ARGS + ["--set", "log.cleaner_dedupe_buffer_bytes=1048576"])
+    http = Http(broker)
+    confluent_create_topic(broker.bootstrap, topic_name, 1,
+                           {**TOPIC_CONFIG, "segment.bytes": "65536"})
+    partition_dir = broker.data_dir / f"{topic_name}-0"
+    rng = random.Random(17)
+    written: dict[int, tuple[bytes, bytes]] = {}
+    round_no = [0]
+
+    def produce_round(count: int) -> None:
+        round_no[0] += 1
+        # Small batches, so each 64 KiB segment holds several of them.
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5,
+                             "batch.size": 16384, "enable.idempotence": True})
+        errors = []
+
+        def report(err, msg):
+            if err:
+                errors.append(err)
+            else:
+                written[msg.offset()] = (msg.key(), msg.value())
+
+        for i in range(count):
+            key = f"key-{rng.randrange(2000)}".encode()
+            value = f"r{round_no[0]}-{i}-".encode() + b"v" * 200
+            producer.produce(topic_name, key=key, value=value, partition=0, on_delivery=report)
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        assert not errors, errors
+
+    def check_read_back() -> list[tuple[int, bytes, bytes | None]]:
+        records = read_all(broker.bootstrap, topic_name)
+        offsets = [o for o, _, _ in records]
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+        for offset, key, value in records:
+            assert written.get(offset) == (key, value), f"offset {offset} was not written as read"
+        latest: dict[bytes, int] = {}
+        for offset, (key, _) in written.items():
+            latest[key] = max(latest.get(key, -1), offset)
+        read_latest: dict[bytes, int] = {}
+        for offset, key, _ in records:
+            read_latest[key] = max(read_latest.get(key, -1), offset)
+        missing = {k: o for k, o in latest.items() if read_latest.get(k) != o}
+        assert not missing, f"{len(missing)} keys lost their latest value, e.g. {list(missing.items())[:3]}"
+        return records
+
+    kills_mid_clean = 0
+    for _ in range(KILL_ROUNDS):
+        produce_round(6000)
+        seen = wait_until(lambda: staged_files(partition_dir), STAGING_TIMEOUT_S,
+                          "the cleaner to stage a segment", interval_s=0.002)
+        # Somewhere inside the clean: at once, or after a few more swaps.
+        time.sleep(rng.choice([0, 0, 0.005, 0.02, 0.05, 0.15]))
+        at_kill = staged_files(partition_dir)
+        broker.kill9()
+        assert seen
+        if at_kill:
+            kills_mid_clean += 1
+        broker.start()
+        check_read_back()
+    assert kills_mid_clean >= KILL_ROUNDS // 2, f"only {kills_mid_clean} kills landed mid-clean"
+    # After the last restart the cleaner finishes a clean (counted from 0
+    # in the new process) and leaves no staged file behind.
+    full = topic_bytes(http, topic_name)
+    wait_until(lambda: cleaner_runs(http) > 0 and not staged_files(partition_dir),
+               CLEAN_TIMEOUT_S * 2, "a clean to finish after the last restart")
+    assert topic_bytes(http, topic_name) <= full
+    records = check_read_back()
+    # The cleaned part holds at most one record per key.
+    assert len(records) < len(written)

@@ -13,6 +13,7 @@ import time
 from confluent_kafka import Consumer, Producer
 
 from clients import confluent_create_topic
+from harness import sluice_bin
 from http_client import Http
 from util import wait_until
 
@@ -107,6 +108,34 @@ def test_the_cleaner_keeps_exactly_the_latest_value_per_key_at_its_offset(broker
         assert got[key] == (last[key], f"v{latest}-".encode() + b"x" * 100)
     offsets = [o for o, _, _ in records]
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    assert_cleaner_reported(broker, http, topic_name)
+
+
+def assert_cleaner_reported(broker, http: Http, topic: str) -> None:
+    """A cleaned partition reports its dirty ratio and last clean over HTTP,
+    in /metrics and in `sluice topic describe`; a topic that is not
+    compacted has no dirty ratio."""
+    part = http.get(f"/v1/topics/{topic}")["partitions"][0]
+    assert 0.0 <= part["dirty_ratio"] <= 1.0, part
+    assert part["last_clean_ms"] is not None and part["last_clean_ms"] <= time.time() * 1000
+    _, _, body = http.raw("GET", "/metrics")
+    labels = f'{{topic="{topic}",partition="0"}}'
+    ratio = re.search(rf"^sluice_log_cleaner_dirty_ratio{re.escape(labels)} (\S+)$".encode(), body, re.M)
+    assert ratio and 0.0 <= float(ratio.group(1)) <= 1.0, body[-2000:]
+    since = re.search(rf"^sluice_log_cleaner_seconds_since_last_clean{re.escape(labels)} (\d+)$".encode(),
+                      body, re.M)
+    assert since and int(since.group(1)) < 600
+    out = subprocess.run(
+        [str(sluice_bin()), "topic", "describe", topic, "--bootstrap-server", broker.bootstrap,
+         "--http-server", f"127.0.0.1:{broker.http_port}"],
+        capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.decode().splitlines()[-2:]
+    assert header.split()[-1] == "DIRTY", out.stdout
+    assert row.split()[-1].endswith("%"), out.stdout
+    plain = f"{topic}-plain"
+    confluent_create_topic(broker.bootstrap, plain, 1, {})
+    assert http.get(f"/v1/topics/{plain}")["partitions"][0]["dirty_ratio"] is None
 
 
 def test_kcat_tombstones_stay_for_delete_retention_then_go(broker_factory, topic_name):

@@ -2,6 +2,8 @@
 //! gauges read from broker state at scrape time, so a deleted partition's
 //! label sets disappear with the partition.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -31,6 +33,9 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
     let high_watermark = Family::<PartitionLabels, Gauge>::default();
     let start_offset = Family::<PartitionLabels, Gauge>::default();
     let size = Family::<PartitionLabels, Gauge>::default();
+    let dirty_ratio = Family::<PartitionLabels, Gauge<f64, AtomicU64>>::default();
+    let since_clean = Family::<PartitionLabels, Gauge>::default();
+    let now_ms = sluice_metadata::now_ms();
     for p in broker.replicas.all() {
         let labels = PartitionLabels {
             topic: p.tp.topic.clone(),
@@ -46,6 +51,14 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
             .set(log.log_start_offset());
         size.get_or_create(&labels)
             .set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
+        if let Some(ratio) = log.dirty_ratio(now_ms, p.high_watermark()) {
+            dirty_ratio.get_or_create(&labels).set(ratio);
+        }
+        if let Some(at) = log.last_clean_ms() {
+            since_clean
+                .get_or_create(&labels)
+                .set(now_ms.saturating_sub(at).max(0) / 1000);
+        }
     }
     registry.register(
         "log_end_offset",
@@ -66,6 +79,17 @@ pub fn encode(broker: &Broker, lags: &[GroupLag]) -> Result<String, std::fmt::Er
         "log_size_bytes",
         "Bytes of segment files, by partition",
         size,
+    );
+
+    registry.register(
+        "log_cleaner_dirty_ratio",
+        "Dirty bytes over cleanable bytes of a compacted partition (compared with min.cleanable.dirty.ratio)",
+        dirty_ratio,
+    );
+    registry.register(
+        "log_cleaner_seconds_since_last_clean",
+        "Seconds since the cleaner last finished a clean of a compacted partition (absent until the first since start)",
+        since_clean,
     );
 
     let lag = Family::<LagLabels, Gauge>::default();

@@ -67,6 +67,13 @@ pub struct PartitionDetail {
     pub size_bytes: u64,
     /// Segment files.
     pub segment_count: usize,
+    /// Of a compacted partition hosted here: dirty bytes over cleanable
+    /// bytes (0.0 to 1.0), which the cleaner compares with
+    /// `min.cleanable.dirty.ratio`; null otherwise.
+    pub dirty_ratio: Option<f64>,
+    /// When the cleaner last finished a clean of this partition (ms since
+    /// the epoch), null if not since the broker started.
+    pub last_clean_ms: Option<i64>,
 }
 
 /// A topic with its partitions and configs.
@@ -169,6 +176,11 @@ pub fn detail(broker: &Broker, name: &str) -> ApiResult<TopicDetail> {
                 log_end_offset: log.map_or(-1, |l| l.log_end_offset()),
                 size_bytes: log.map_or(0, |l| l.size_bytes()),
                 segment_count: log.map_or(0, |l| l.segment_count()),
+                dirty_ratio: hosted.as_ref().and_then(|h| {
+                    h.log()
+                        .dirty_ratio(sluice_metadata::now_ms(), h.high_watermark())
+                }),
+                last_clean_ms: log.and_then(|l| l.last_clean_ms()),
             }
         })
         .collect();

@@ -120,7 +120,7 @@ pub fn clean_log(
             }
         }
     }
-    log.checkpoint_cleaned(map_end)?;
+    log.checkpoint_cleaned(map_end, now_ms)?;
     report.size_after = log.size_bytes();
     Ok(Some(report))
 }

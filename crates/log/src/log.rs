@@ -104,6 +104,16 @@ impl CleanableRange {
         }
         u16::try_from(self.dirty_bytes * 1000 / total).unwrap_or(1000)
     }
+
+    /// Dirty bytes over cleanable bytes, 0.0 to 1.0 (Kafka's
+    /// `cleanableRatio`); 0.0 when nothing is cleanable.
+    pub fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            return 0.0;
+        }
+        self.dirty_bytes as f64 / total as f64
+    }
 }
 
 /// What an append did.
@@ -297,6 +307,8 @@ struct Inner {
     /// The cleaner's first dirty offset, read from its checkpoint on first
     /// use (most logs are never compacted).
     first_dirty_offset: Option<i64>,
+    /// When a clean last moved the checkpoint, in this process.
+    last_clean_ms: Option<i64>,
 }
 
 impl Inner {
@@ -684,6 +696,7 @@ impl Log {
                 last_snapshot_ms: 0,
                 last_recovery_checkpoint_ms: 0,
                 first_dirty_offset: None,
+                last_clean_ms: None,
             }),
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(rp.min(log_end_offset)),
@@ -1952,10 +1965,29 @@ impl Log {
 
     /// Records that everything below `offset` is compacted (the cleaner
     /// checkpoint), durably.
-    pub fn checkpoint_cleaned(&self, offset: i64) -> Result<(), LogError> {
+    pub fn checkpoint_cleaned(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
         self.write_offset(CLEANER_OFFSET_FILE, offset)?;
-        self.lock().first_dirty_offset = Some(offset);
+        let mut inner = self.lock();
+        inner.first_dirty_offset = Some(offset);
+        inner.last_clean_ms = Some(now_ms);
         Ok(())
+    }
+
+    /// When a clean last finished on this log since the process started.
+    pub fn last_clean_ms(&self) -> Option<i64> {
+        self.lock().last_clean_ms
+    }
+
+    /// The dirty ratio of a compacted log ([`CleanableRange::dirty_ratio`]
+    /// at `now_ms` below `high_watermark`); `None` for a log that is not
+    /// compacted, or whose cleaner checkpoint cannot be read.
+    pub fn dirty_ratio(&self, now_ms: i64, high_watermark: i64) -> Option<f64> {
+        if !self.lock().config.compact {
+            return None;
+        }
+        self.cleanable_range(now_ms, high_watermark)
+            .ok()
+            .map(|range| range.dirty_ratio())
     }
 
     /// Base offsets of the log's segments, ascending; the last is the

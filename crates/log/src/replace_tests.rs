@@ -221,7 +221,7 @@ fn the_cleanable_range_stops_at_the_active_segment_the_bounds_and_the_lag() {
 
     // The checkpoint splits clean from dirty, survives a reopen, and a
     // checkpoint past the log end (after a truncation) counts for nothing.
-    log.checkpoint_cleaned(bases[2]).unwrap();
+    log.checkpoint_cleaned(bases[2], 0).unwrap();
     let after = log.cleanable_range(1_000, i64::MAX).unwrap();
     assert_eq!(after.first_dirty_offset, bases[2]);
     assert!(after.clean_bytes > 0 && after.dirty_bytes > 0);
@@ -234,7 +234,7 @@ fn the_cleanable_range_stops_at_the_active_segment_the_bounds_and_the_lag() {
             .first_dirty_offset,
         bases[2]
     );
-    log.checkpoint_cleaned(10_000).unwrap();
+    log.checkpoint_cleaned(10_000, 0).unwrap();
     assert_eq!(
         log.cleanable_range(1_000, i64::MAX)
             .unwrap()

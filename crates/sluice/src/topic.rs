@@ -227,7 +227,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         queries.push((topic.name.clone(), p.partition, LATEST_TIMESTAMP));
     }
     let offsets = admin.list_offsets(&queries).await?;
-    let sizes = partition_sizes(&a.http_server, &a.name).await;
+    let stats = partition_stats(&a.http_server, &a.name).await;
     let configs = admin
         .describe_topic_config(&a.name)
         .await
@@ -237,10 +237,10 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let size = sizes
+            let stats = stats
                 .as_ref()
-                .and_then(|s| s.iter().find(|(n, _)| *n == p.partition).map(|(_, b)| *b));
-            (p, offsets[2 * i], offsets[2 * i + 1], size)
+                .and_then(|s| s.iter().find(|(n, _)| *n == p.partition).map(|(_, s)| *s));
+            (p, offsets[2 * i], offsets[2 * i + 1], stats)
         })
         .collect();
     if a.json {
@@ -248,14 +248,15 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             "name": topic.name,
             "topic_id": topic.topic_id.to_string(),
             "internal": topic.is_internal,
-            "partitions": partitions.iter().map(|(p, start, end, size)| serde_json::json!({
+            "partitions": partitions.iter().map(|(p, start, end, stats)| serde_json::json!({
                 "partition": p.partition,
                 "leader": p.leader_id,
                 "replicas": p.replicas,
                 "isr": p.isr,
                 "log_start_offset": start,
                 "log_end_offset": end,
-                "size_bytes": size,
+                "size_bytes": stats.map(|s| s.size_bytes),
+                "dirty_ratio": stats.and_then(|s| s.dirty_ratio),
             })).collect::<Vec<_>>(),
             "configs": configs.iter().filter(|c| !c.is_default).map(|c| (c.name.clone(), c.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         });
@@ -277,37 +278,58 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         }
     }
     println!();
+    // Compacted topics show how dirty each partition is.
+    let compacted = partitions
+        .iter()
+        .any(|(.., stats)| stats.is_some_and(|s| s.dirty_ratio.is_some()));
     let rows: Vec<Vec<String>> = partitions
         .iter()
-        .map(|(p, start, end, size)| {
-            vec![
+        .map(|(p, start, end, stats)| {
+            let mut row = vec![
                 p.partition.to_string(),
                 p.leader_id.to_string(),
                 format!("{:?}", p.replicas),
                 format!("{:?}", p.isr),
                 start.to_string(),
                 end.to_string(),
-                size.map_or_else(|| "-".to_owned(), human_bytes),
-            ]
+                stats.map_or_else(|| "-".to_owned(), |s| human_bytes(s.size_bytes)),
+            ];
+            if compacted {
+                row.push(
+                    stats
+                        .and_then(|s| s.dirty_ratio)
+                        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
+                );
+            }
+            row
         })
         .collect();
-    print_table(
-        &[
-            "PARTITION",
-            "LEADER",
-            "REPLICAS",
-            "ISR",
-            "LOG-START",
-            "LOG-END",
-            "SIZE",
-        ],
-        &rows,
-    );
+    let mut headers = vec![
+        "PARTITION",
+        "LEADER",
+        "REPLICAS",
+        "ISR",
+        "LOG-START",
+        "LOG-END",
+        "SIZE",
+    ];
+    if compacted {
+        headers.push("DIRTY");
+    }
+    print_table(&headers, &rows);
     Ok(())
 }
 
-/// Partition sizes from the broker's HTTP API, if it answers.
-async fn partition_sizes(http: &str, topic: &str) -> Option<Vec<(i32, u64)>> {
+/// What the broker's HTTP API adds about a partition.
+#[derive(Debug, Clone, Copy)]
+struct PartitionStats {
+    size_bytes: u64,
+    /// Of a compacted partition: dirty over cleanable bytes.
+    dirty_ratio: Option<f64>,
+}
+
+/// Partition sizes and dirty ratios from the broker's HTTP API, if it answers.
+async fn partition_stats(http: &str, topic: &str) -> Option<Vec<(i32, PartitionStats)>> {
     let body =
         crate::common::http_get(http, &format!("/v1/topics/{topic}"), Duration::from_secs(2))
             .await
@@ -319,8 +341,11 @@ async fn partition_sizes(http: &str, topic: &str) -> Option<Vec<(i32, u64)>> {
             .iter()
             .filter_map(|p| {
                 Some((
-                    p.get("partition")?.as_i64()? as i32,
-                    p.get("size_bytes")?.as_u64()?,
+                    i32::try_from(p.get("partition")?.as_i64()?).ok()?,
+                    PartitionStats {
+                        size_bytes: p.get("size_bytes")?.as_u64()?,
+                        dirty_ratio: p.get("dirty_ratio").and_then(serde_json::Value::as_f64),
+                    },
                 ))
             })
             .collect(),

@@ -57,6 +57,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log.cleaner_enable",
     "log.cleaner_backoff_ms",
     "log.cleaner_dedupe_buffer_bytes",
+    "log.cleaner_io_max_bytes_per_second",
     "log.index_interval_bytes",
     "log.message_max_bytes",
     "log.message_timestamp_type",
@@ -2282,6 +2283,7 @@ mod tests {
                 "inter_broker_listener_name" => "\"PLAINTEXT\"",
                 "http_tls" | "log.cleaner_enable" => "true",
                 "log.cleaner_dedupe_buffer_bytes" => "2097152",
+                "log.cleaner_io_max_bytes_per_second" => "1048576",
                 "tls.cert_file" | "tls.key_file" | "tls.client_ca_file" | "tls.ca_file" => {
                     "\"/tmp/x.pem\""
                 }

@@ -14,11 +14,12 @@
 //! the one it is given.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use sluice_records::{Batches, NextBatch};
 
 use crate::cleaner::{self, CleanRules, CleanStats, CleanerError, OffsetMap, TxnData};
-use crate::{Log, LogError, StagedSegment};
+use crate::{Log, LogError, SegmentSpan, StagedSegment};
 
 /// Bytes read from the log per step, when mapping and when cleaning: the
 /// cleaner's memory beside its map. A batch larger than this is still read
@@ -63,10 +64,12 @@ pub struct CleanReport {
 /// Cleans `log` once, if it is compacted and has a dirty part: `None`
 /// when there was nothing to do. `high_watermark` bounds what may be
 /// rewritten (only committed data is cleaned); `now_ms` places the
-/// tombstone horizon (`delete.retention.ms`) and `min.compaction.lag.ms`.
+/// tombstone horizon (`delete.retention.ms`) and `min.compaction.lag.ms`;
+/// `throttle` paces the bytes read and written.
 pub fn clean_log(
     log: &Log,
     map: &mut OffsetMap,
+    throttle: &mut IoThrottle,
     now_ms: i64,
     high_watermark: i64,
 ) -> Result<Option<CleanReport>, CompactionError> {
@@ -81,11 +84,12 @@ pub fn clean_log(
     let start = range
         .segments
         .first()
-        .map_or(range.first_dirty_offset, |s| s.0);
+        .map_or(range.first_dirty_offset, |s| s.base);
     let aborted = log.aborted_transactions(start, range.first_uncleanable_offset);
     let map_end = map_dirty_part(
         log,
         map,
+        throttle,
         range.first_dirty_offset,
         range.first_uncleanable_offset,
         &aborted,
@@ -102,18 +106,29 @@ pub fn clean_log(
         size_before: log.size_bytes(),
         ..CleanReport::default()
     };
-    // One pass from the log start: markers need to know what came before.
-    let mut txns = TxnData::default();
-    for &(base, end) in range.segments.iter().filter(|(base, _)| *base < map_end) {
-        match clean_segment(log, map, &rules, &mut txns, base, end)? {
-            SegmentOutcome::Rewritten(stats) => {
-                report.segments_rewritten += 1;
+    let mut pass = Pass {
+        log,
+        map,
+        rules: &rules,
+        // One pass from the log start: markers need to know what came before.
+        txns: TxnData::default(),
+        throttle,
+    };
+    let cleanable: Vec<SegmentSpan> = range
+        .segments
+        .into_iter()
+        .filter(|s| s.base < map_end)
+        .collect();
+    for group in group_segments(&cleanable, config.segment_bytes) {
+        match pass.clean_group(group)? {
+            GroupOutcome::Rewritten(stats) => {
+                report.segments_rewritten += group.len() as u64;
                 report.stats += stats;
             }
-            SegmentOutcome::Unchanged(stats) => report.stats += stats,
+            GroupOutcome::Unchanged(stats) => report.stats += stats,
             // Retention or a truncation moved the log on: stop here and
             // keep the checkpoint where it was.
-            SegmentOutcome::Moved => {
+            GroupOutcome::Moved => {
                 report.cleaned_to = report.first_dirty_offset;
                 report.size_after = log.size_bytes();
                 return Ok(Some(report));
@@ -125,11 +140,101 @@ pub fn clean_log(
     Ok(Some(report))
 }
 
+/// Splits consecutive segments into the runs that are cleaned into one
+/// segment each (Kafka's `groupSegmentsBySize`): a run's segments hold at
+/// most `segment_bytes` together, and its offsets stay within what a
+/// segment's relative offsets can address. Small segments left by earlier
+/// cleans are so merged; a segment at or past the size is a run alone.
+pub fn group_segments(segments: &[SegmentSpan], segment_bytes: u64) -> Vec<&[SegmentSpan]> {
+    let mut groups = Vec::new();
+    let mut rest = segments;
+    while let Some(first) = rest.first() {
+        let mut size = first.size;
+        let mut len = 1;
+        while let Some(next) = rest.get(len) {
+            let fits = size.saturating_add(next.size) <= segment_bytes
+                && next.end.saturating_sub(first.base) <= MAX_SEGMENT_OFFSET_SPAN;
+            if !fits {
+                break;
+            }
+            size += next.size;
+            len += 1;
+        }
+        let (group, tail) = rest.split_at(len);
+        groups.push(group);
+        rest = tail;
+    }
+    groups
+}
+
+/// The widest offset range one cleaned segment may cover: its index holds
+/// offsets relative to its base as 32-bit values.
+pub const MAX_SEGMENT_OFFSET_SPAN: i64 = i32::MAX as i64;
+
+/// Paces the cleaner's disk traffic to a rate (Kafka's
+/// `log.cleaner.io.max.bytes.per.second`): bytes are counted in windows of
+/// [`THROTTLE_CHECK_INTERVAL`], and a window that ran faster than the rate
+/// is followed by the sleep that brings it back to it.
+#[derive(Debug)]
+pub struct IoThrottle {
+    bytes_per_second: f64,
+    window_start: Option<Instant>,
+    window_bytes: u64,
+}
+
+/// How often [`IoThrottle`] compares the bytes moved with its rate.
+pub const THROTTLE_CHECK_INTERVAL: Duration = Duration::from_millis(300);
+
+impl IoThrottle {
+    /// A throttle at `bytes_per_second`; `None` or 0 means no limit.
+    pub fn new(bytes_per_second: Option<u64>) -> IoThrottle {
+        IoThrottle {
+            bytes_per_second: bytes_per_second
+                .filter(|&b| b > 0)
+                .map_or(f64::INFINITY, |b| b as f64),
+            window_start: None,
+            window_bytes: 0,
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> IoThrottle {
+        IoThrottle::new(None)
+    }
+
+    /// Counts `bytes` moved at `now`; returns how long to sleep before
+    /// moving more (zero while within the rate).
+    pub fn charge(&mut self, bytes: u64, now: Instant) -> Duration {
+        if self.bytes_per_second.is_infinite() {
+            return Duration::ZERO;
+        }
+        let start = *self.window_start.get_or_insert(now);
+        self.window_bytes = self.window_bytes.saturating_add(bytes);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < THROTTLE_CHECK_INTERVAL {
+            return Duration::ZERO;
+        }
+        let due = Duration::from_secs_f64(self.window_bytes as f64 / self.bytes_per_second);
+        self.window_start = None;
+        self.window_bytes = 0;
+        due.saturating_sub(elapsed)
+    }
+
+    /// [`IoThrottle::charge`], then the sleep it asks for.
+    fn pace(&mut self, bytes: u64) {
+        let pause = self.charge(bytes, Instant::now());
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
 /// Maps `[from, stop)` in chunks until the range is done or the map is
 /// full; returns the offset mapping reached (the end of the clean).
 fn map_dirty_part(
     log: &Log,
     map: &mut OffsetMap,
+    throttle: &mut IoThrottle,
     from: i64,
     stop: i64,
     aborted: &[crate::AbortedTxn],
@@ -142,6 +247,7 @@ fn map_dirty_part(
             // Only gaps are left before `stop`.
             return Ok(stop);
         }
+        throttle.pace(bytes.len() as u64);
         let progress = cleaner::build_offset_map(map, &bytes, pos, stop, aborted)?;
         if progress.map_full || progress.next_offset <= pos {
             return Ok(progress.next_offset.max(pos));
@@ -151,59 +257,99 @@ fn map_dirty_part(
     Ok(stop)
 }
 
-enum SegmentOutcome {
+enum GroupOutcome {
     Rewritten(CleanStats),
     Unchanged(CleanStats),
     Moved,
 }
 
-/// Rewrites segment `[base, end)` through a staged segment, chunk by
-/// chunk, and installs it; a segment the clean would not change is left
-/// alone, and costs reads only.
-fn clean_segment(
-    log: &Log,
-    map: &OffsetMap,
-    rules: &CleanRules<'_>,
-    txns: &mut TxnData,
-    base: i64,
-    end: i64,
-) -> Result<SegmentOutcome, CompactionError> {
-    let mut stats = CleanStats::default();
-    // Records below the log start (DeleteRecords inside this segment) are
-    // gone already; the read starts at the log start.
-    let start = base.max(log.log_start_offset());
-    let mut pos = start;
-    let mut out = Vec::new();
-    let mut staged = None;
-    while pos < end {
-        let bytes = log.read(pos, READ_CHUNK_BYTES, end)?.to_bytes()?;
-        let Some(next) = end_of_batches(&bytes) else {
-            break;
+/// What one pass over a log's cleanable segments carries from segment to
+/// segment.
+struct Pass<'a> {
+    log: &'a Log,
+    map: &'a OffsetMap,
+    rules: &'a CleanRules<'a>,
+    txns: TxnData,
+    throttle: &'a mut IoThrottle,
+}
+
+impl Pass<'_> {
+    /// Rewrites the consecutive segments of `group` into one staged
+    /// segment, chunk by chunk, and installs it. A lone segment the clean
+    /// would not change is left alone, and costs reads only.
+    fn clean_group(&mut self, group: &[SegmentSpan]) -> Result<GroupOutcome, CompactionError> {
+        let log = self.log;
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            return Ok(GroupOutcome::Unchanged(CleanStats::default()));
         };
-        out.clear();
-        let chunk = cleaner::clean_batches(&bytes, map, rules, txns, &mut out)?;
-        stats += chunk;
-        if staged.is_none() && changes(&chunk) {
-            // The first change: stage the segment, with the chunks before
-            // this one copied as they are.
-            let Some(mut fresh) = log.stage_segment(&[base])? else {
-                return Ok(SegmentOutcome::Moved);
+        let bases: Vec<i64> = group.iter().map(|s| s.base).collect();
+        let end = last.end;
+        let mut stats = CleanStats::default();
+        // Records below the log start (DeleteRecords inside this segment)
+        // are gone already; the read starts at the log start.
+        let start = first.base.max(log.log_start_offset());
+        let mut pos = start;
+        let mut out = Vec::new();
+        let mut staged = None;
+        // Merging segments is a change even if no record goes.
+        let mut changed = group.len() > 1;
+        while pos < end {
+            let bytes = log.read(pos, READ_CHUNK_BYTES, end)?.to_bytes()?;
+            let Some(next) = end_of_batches(&bytes) else {
+                break;
             };
-            copy_unchanged(log, &mut fresh, start, pos)?;
-            staged = Some(fresh);
+            out.clear();
+            let chunk =
+                cleaner::clean_batches(&bytes, self.map, self.rules, &mut self.txns, &mut out)?;
+            stats += chunk;
+            changed |= changes(&chunk);
+            if staged.is_none() && changed {
+                // The first change: stage the segment, with the chunks
+                // before this one copied as they are.
+                let Some(mut fresh) = log.stage_segment(&bases)? else {
+                    return Ok(GroupOutcome::Moved);
+                };
+                self.copy_unchanged(&mut fresh, start, pos)?;
+                staged = Some(fresh);
+            }
+            self.throttle.pace(bytes.len() as u64);
+            if let Some(staged) = staged.as_mut() {
+                log.write_staged(staged, &out)?;
+                self.throttle.pace(out.len() as u64);
+            }
+            pos = next;
         }
-        if let Some(staged) = staged.as_mut() {
-            log.write_staged(staged, &out)?;
+        let Some(staged) = staged else {
+            return Ok(GroupOutcome::Unchanged(stats));
+        };
+        if log.install_staged_segment(staged)? {
+            Ok(GroupOutcome::Rewritten(stats))
+        } else {
+            Ok(GroupOutcome::Moved)
         }
-        pos = next;
     }
-    let Some(staged) = staged else {
-        return Ok(SegmentOutcome::Unchanged(stats));
-    };
-    if log.install_staged_segment(staged)? {
-        Ok(SegmentOutcome::Rewritten(stats))
-    } else {
-        Ok(SegmentOutcome::Moved)
+
+    /// Writes `[from, to)` of the log, which the clean left unchanged, to
+    /// `staged` as it is.
+    fn copy_unchanged(
+        &mut self,
+        staged: &mut StagedSegment,
+        from: i64,
+        to: i64,
+    ) -> Result<(), CompactionError> {
+        let mut pos = from;
+        while pos < to {
+            let bytes = self.log.read(pos, READ_CHUNK_BYTES, to)?.to_bytes()?;
+            let Some(next) = end_of_batches(&bytes) else {
+                break;
+            };
+            // Only whole batches below `to`: a read may run past it.
+            let whole = batches_below(&bytes, to);
+            self.log.write_staged(staged, &bytes[..whole])?;
+            self.throttle.pace(2 * whole as u64);
+            pos = next.min(to);
+        }
+        Ok(())
     }
 }
 
@@ -212,28 +358,6 @@ fn changes(stats: &CleanStats) -> bool {
     stats.records_kept < stats.records_read
         || stats.batches_written < stats.batches_read
         || stats.batches_rewritten > 0
-}
-
-/// Writes `[from, to)` of `log`, which the clean left unchanged, to
-/// `staged` as it is.
-fn copy_unchanged(
-    log: &Log,
-    staged: &mut StagedSegment,
-    from: i64,
-    to: i64,
-) -> Result<(), CompactionError> {
-    let mut pos = from;
-    while pos < to {
-        let bytes = log.read(pos, READ_CHUNK_BYTES, to)?.to_bytes()?;
-        let Some(next) = end_of_batches(&bytes) else {
-            break;
-        };
-        // Only whole batches below `to`: a read may run past it.
-        let whole = batches_below(&bytes, to);
-        log.write_staged(staged, &bytes[..whole])?;
-        pos = next.min(to);
-    }
-    Ok(())
 }
 
 /// The length of the prefix of `bytes` holding the batches that start

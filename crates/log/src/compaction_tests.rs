@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records};
 
 use crate::cleaner::OffsetMap;
-use crate::compaction::clean_log;
+use crate::compaction::{CleanReport, CompactionError, IoThrottle, clean_log};
 use crate::producer_state::{MarkerType, PRODUCER_STATE_FILE, marker_key, marker_value};
 use crate::{AppendOrigin, Log, LogConfig};
 
@@ -26,6 +26,22 @@ pub(crate) fn record(key: &str, value: Option<&str>, ts: i64) -> BytesMut {
         })
         .build()
         .unwrap()
+}
+
+/// One clean without an I/O limit.
+fn clean(
+    log: &Log,
+    map: &mut OffsetMap,
+    now_ms: i64,
+    high_watermark: i64,
+) -> Result<Option<CleanReport>, CompactionError> {
+    clean_log(
+        log,
+        map,
+        &mut IoThrottle::unlimited(),
+        now_ms,
+        high_watermark,
+    )
 }
 
 fn config() -> LogConfig {
@@ -113,9 +129,7 @@ fn many_updates_to_few_keys_leave_the_latest_per_key_at_its_offset() {
     let before = records(&log);
     let size_before = log.size_bytes();
     let mut map = OffsetMap::with_capacity(10_000);
-    let report = clean_log(&log, &mut map, 10, i64::MAX)
-        .unwrap()
-        .expect("dirty");
+    let report = clean(&log, &mut map, 10, i64::MAX).unwrap().expect("dirty");
     assert!(report.segments_rewritten > 0);
     assert!(
         log.size_bytes() < size_before / 4,
@@ -132,7 +146,7 @@ fn many_updates_to_few_keys_leave_the_latest_per_key_at_its_offset() {
         assert_eq!(before.get(offset), Some(rec));
     }
     // Nothing dirty is left: a second clean has nothing to do.
-    assert!(clean_log(&log, &mut map, 10, i64::MAX).unwrap().is_none());
+    assert!(clean(&log, &mut map, 10, i64::MAX).unwrap().is_none());
     // And a reopen reads the same.
     drop(log);
     let log = Log::open(dir.path(), config()).unwrap();
@@ -152,7 +166,7 @@ fn tombstones_stay_until_delete_retention_then_go() {
     let log = log_with(dir.path(), &history);
     let mut map = OffsetMap::with_capacity(1_000);
     // At t = 5,500 the tombstones are within delete.retention.ms (1 s).
-    clean_log(&log, &mut map, 5_500, i64::MAX)
+    clean(&log, &mut map, 5_500, i64::MAX)
         .unwrap()
         .expect("dirty");
     let after = records(&log);
@@ -169,7 +183,7 @@ fn tombstones_stay_until_delete_retention_then_go() {
             .unwrap();
     }
     log.flush().unwrap();
-    clean_log(&log, &mut map, 10_000, i64::MAX)
+    clean(&log, &mut map, 10_000, i64::MAX)
         .unwrap()
         .expect("dirty");
     let after = records(&log);
@@ -186,13 +200,13 @@ fn the_high_watermark_and_a_non_compacted_log_bound_the_clean() {
     let log = log_with(dir.path(), &history);
     let mut map = OffsetMap::with_capacity(100);
     // Nothing below the high watermark of 0.
-    assert!(clean_log(&log, &mut map, 0, 0).unwrap().is_none());
+    assert!(clean(&log, &mut map, 0, 0).unwrap().is_none());
     log.update_config(LogConfig {
         compact: false,
         delete: true,
         ..config()
     });
-    assert!(clean_log(&log, &mut map, 0, i64::MAX).unwrap().is_none());
+    assert!(clean(&log, &mut map, 0, i64::MAX).unwrap().is_none());
     assert_eq!(records(&log).len(), 240);
 }
 
@@ -219,7 +233,7 @@ proptest! {
         // Tombstones are within the horizon (now = 0), so none is removed
         // and the table is comparable record by record.
         let mut rounds = 0;
-        while clean_log(&log, &mut map, 0, i64::MAX).unwrap().is_some() {
+        while clean(&log, &mut map, 0, i64::MAX).unwrap().is_some() {
             rounds += 1;
             prop_assert!(rounds < 500, "cleaning does not converge");
         }
@@ -399,7 +413,7 @@ proptest! {
         // now = 10 s: every tombstone and marker (time 0) is past the
         // 1 s delete.retention.ms horizon.
         let mut rounds = 0;
-        while clean_log(&log, &mut map, 10_000, i64::MAX).unwrap().is_some() {
+        while clean(&log, &mut map, 10_000, i64::MAX).unwrap().is_some() {
             rounds += 1;
             prop_assert!(rounds < 500, "cleaning does not converge");
         }
@@ -420,4 +434,104 @@ proptest! {
         prop_assert_eq!(log.first_unstable_offset(), None);
         prop_assert_eq!(committed_records(&log), after);
     }
+}
+
+#[test]
+fn small_cleaned_segments_are_merged_up_to_the_segment_size() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 keys rewritten 400 times: each 2 KiB segment cleans down to a
+    // few records, and a second clean merges those into few segments.
+    let history: Vec<_> = (0..400)
+        .map(|i| {
+            (
+                format!("k{}", i % 10),
+                Some(format!("v{i}-{}", "x".repeat(20))),
+                0,
+            )
+        })
+        .collect();
+    let log = log_with(dir.path(), &history);
+    let segments_before = log.segment_bases().len();
+    let mut map = OffsetMap::with_capacity(1_000);
+    while clean(&log, &mut map, 0, i64::MAX).unwrap().is_some() {}
+    let after_first = log.segment_bases().len();
+    // More dirty data makes another clean due, which merges.
+    for i in 0..40 {
+        log.append(record("k0", Some(&format!("late{i}")), 0), 0, 0)
+            .unwrap();
+    }
+    for _ in 0..40 {
+        log.append(record("tail", Some(&"t".repeat(40)), 0), 0, 0)
+            .unwrap();
+    }
+    log.flush().unwrap();
+    let before = records(&log);
+    while clean(&log, &mut map, 0, i64::MAX).unwrap().is_some() {}
+    let segments = log.segment_bases();
+    assert!(
+        segments.len() < segments_before / 3 && segments.len() <= after_first,
+        "{segments_before} segments, {after_first} after the first clean, {} now",
+        segments.len()
+    );
+    // The table and every kept record's offset are as before.
+    let after = records(&log);
+    assert_eq!(table(&after), table(&before));
+    for (offset, rec) in &after {
+        assert_eq!(before.get(offset), Some(rec));
+    }
+    // Survives a reopen.
+    drop(log);
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(records(&log), after);
+}
+
+#[test]
+fn segments_group_by_size_and_offset_span() {
+    use crate::SegmentSpan;
+    use crate::compaction::{MAX_SEGMENT_OFFSET_SPAN, group_segments};
+    let span = |base, end, size| SegmentSpan { base, end, size };
+    let segments = [
+        span(0, 10, 400),
+        span(10, 20, 400),
+        span(20, 30, 300),
+        span(30, 40, 1_000),
+        span(40, 50, 10),
+        span(50, 60, 10),
+    ];
+    let groups: Vec<Vec<i64>> = group_segments(&segments, 1_000)
+        .iter()
+        .map(|g| g.iter().map(|s| s.base).collect())
+        .collect();
+    assert_eq!(groups, vec![vec![0, 10], vec![20], vec![30], vec![40, 50]]);
+    // Sizes that fit, offsets that do not: the index's relative offsets
+    // bound a run.
+    let wide = [span(0, 10, 1), span(10, MAX_SEGMENT_OFFSET_SPAN + 1, 1)];
+    assert_eq!(group_segments(&wide, 1_000).len(), 2);
+    assert!(group_segments(&[], 1_000).is_empty());
+}
+
+#[test]
+fn the_io_throttle_paces_to_its_rate() {
+    use std::time::{Duration, Instant};
+    let mut throttle = IoThrottle::new(Some(1_000_000));
+    let t0 = Instant::now();
+    // Within a check interval nothing is decided.
+    assert_eq!(throttle.charge(600_000, t0), Duration::ZERO);
+    // 900 kB in 300 ms is 3 MB/s: sleep until 900 ms have passed.
+    let pause = throttle.charge(300_000, t0 + Duration::from_millis(300));
+    assert_eq!(pause, Duration::from_millis(600));
+    // A window within the rate asks for no sleep.
+    let t1 = t0 + Duration::from_secs(1);
+    throttle.charge(100_000, t1);
+    assert_eq!(
+        throttle.charge(100_000, t1 + Duration::from_millis(400)),
+        Duration::ZERO
+    );
+    // No limit: never a sleep.
+    let mut free = IoThrottle::new(Some(0));
+    assert_eq!(free.charge(u64::MAX, t0), Duration::ZERO);
+    assert_eq!(
+        free.charge(u64::MAX, t0 + Duration::from_secs(1)),
+        Duration::ZERO
+    );
 }

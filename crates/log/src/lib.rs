@@ -61,7 +61,7 @@ pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use encryption::{EncryptionError, Keyring};
 pub use error::LogError;
 pub use file_cache::FileCache;
-pub use log::{AppendInfo, CleanableRange, FileSlice, Log, ReadResult, StagedSegment};
+pub use log::{AppendInfo, CleanableRange, FileSlice, Log, ReadResult, SegmentSpan, StagedSegment};
 pub use producer_state::{AbortedTxn, AppendOrigin, MarkerType, ProducerEntry, ProducerError};
 pub use store::{
     DeleteReason, LocalStore, SealOrigin, SealedSegment, SegmentFile, SegmentPaths, SegmentStore,

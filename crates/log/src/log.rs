@@ -53,8 +53,8 @@ pub struct CleanableRange {
     pub clean_bytes: u64,
     /// Bytes of the cleanable segments from the first dirty offset up.
     pub dirty_bytes: u64,
-    /// The cleanable sealed segments: (base offset, end offset), ascending.
-    pub segments: Vec<(i64, i64)>,
+    /// The cleanable sealed segments, ascending.
+    pub segments: Vec<SegmentSpan>,
     /// The first batch timestamp of the oldest dirty segment, for
     /// `max.compaction.lag.ms`.
     pub first_dirty_timestamp: Option<i64>,
@@ -73,6 +73,17 @@ fn consecutive_sealed(inner: &Inner, replaced: &[i64]) -> Option<(usize, i64)> {
             .map(|s| s.base_offset)
             .eq(replaced.iter().copied());
     consecutive.then(|| (first, inner.segments[after].base_offset))
+}
+
+/// A sealed segment's offsets and size, as the cleaner plans with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSpan {
+    /// Its base offset.
+    pub base: i64,
+    /// The base offset of the segment after it.
+    pub end: i64,
+    /// Bytes of its `.log`.
+    pub size: u64,
 }
 
 /// A segment the cleaner is writing, staged beside the log until
@@ -1950,9 +1961,13 @@ impl Log {
                         .unwrap_or(seg.indexes.max_timestamp),
                 );
             }
-            segments.push((seg.base_offset, end));
+            segments.push(SegmentSpan {
+                base: seg.base_offset,
+                end,
+                size: seg.size,
+            });
         }
-        let first_uncleanable = segments.last().map_or(log_start, |&(_, end)| end);
+        let first_uncleanable = segments.last().map_or(log_start, |s| s.end);
         Ok(CleanableRange {
             first_dirty_offset: first_dirty.min(first_uncleanable),
             first_uncleanable_offset: first_uncleanable,

@@ -195,7 +195,11 @@ fn the_cleanable_range_stops_at_the_active_segment_the_bounds_and_the_lag() {
     let bounded = log.cleanable_range(1_000, hw).unwrap();
     assert_eq!(bounded.first_uncleanable_offset, bases[2]);
     assert_eq!(
-        bounded.segments,
+        bounded
+            .segments
+            .iter()
+            .map(|s| (s.base, s.end))
+            .collect::<Vec<_>>(),
         vec![(bases[0], bases[1]), (bases[1], bases[2])]
     );
 

@@ -52,6 +52,10 @@ pub struct LogDefaults {
     /// small machine should not pay 128 MiB for a feature most topics do
     /// not use.
     pub cleaner_dedupe_buffer_bytes: u64,
+    /// Kafka's `log.cleaner.io.max.bytes.per.second`: the cleaner's read
+    /// plus write rate. 0 (the default) sets no limit, as Kafka's default
+    /// of `Double.MAX_VALUE` does.
+    pub cleaner_io_max_bytes_per_second: u64,
     /// Bytes between sparse index entries (Kafka: 4096).
     pub index_interval_bytes: u32,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
@@ -102,6 +106,7 @@ impl Default for LogDefaults {
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 32 * 1024 * 1024,
+            cleaner_io_max_bytes_per_second: 0,
             index_interval_bytes: 4096,
             message_max_bytes: 1_048_588,
             message_timestamp_type: TimestampTypeConfig::CreateTime,

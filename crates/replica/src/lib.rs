@@ -1387,6 +1387,7 @@ impl ReplicaManager {
     pub fn clean_dirtiest(
         &self,
         map: &mut sluice_log::cleaner::OffsetMap,
+        throttle: &mut sluice_log::compaction::IoThrottle,
         now_ms: i64,
     ) -> Option<(TopicPartition, sluice_log::compaction::CleanReport)> {
         let mut best: Option<(u16, Arc<Partition>)> = None;
@@ -1421,7 +1422,13 @@ impl ReplicaManager {
         }
         let (_, partition) = best?;
         let high_watermark = partition.high_watermark();
-        match sluice_log::compaction::clean_log(&partition.log, map, now_ms, high_watermark) {
+        match sluice_log::compaction::clean_log(
+            &partition.log,
+            map,
+            throttle,
+            now_ms,
+            high_watermark,
+        ) {
             Ok(Some(report)) => {
                 sluice_metrics::log_cleaned(
                     report.stats.bytes_in,

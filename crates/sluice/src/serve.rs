@@ -388,7 +388,8 @@ const CLEANER_RECHECK: Duration = Duration::from_millis(50);
 /// The log cleaner (Kafka's `LogCleaner`, one thread): cleans the
 /// dirtiest compacted log, again at once while logs need it, else sleeps
 /// `log.cleaner_backoff_ms`. Its key → offset map is taken once, sized by
-/// `log.cleaner_dedupe_buffer_bytes`, and reused by every clean. A clean
+/// `log.cleaner_dedupe_buffer_bytes`, and reused by every clean; its disk
+/// traffic is paced to `log.cleaner_io_max_bytes_per_second`. A clean
 /// in progress finishes before `stop` is honoured: it is crash-safe, but
 /// finishing costs less than redoing it.
 async fn log_cleaner(broker: Arc<Broker>, stop: CancellationToken) {
@@ -396,16 +397,20 @@ async fn log_cleaner(broker: Arc<Broker>, stop: CancellationToken) {
     let entries = sluice_log::cleaner::OffsetMap::capacity_for_bytes(
         usize::try_from(broker.config.log.cleaner_dedupe_buffer_bytes).unwrap_or(usize::MAX),
     );
-    let map = Arc::new(std::sync::Mutex::new(
+    let map = Arc::new(std::sync::Mutex::new((
         sluice_log::cleaner::OffsetMap::with_capacity(entries),
-    ));
+        sluice_log::compaction::IoThrottle::new(Some(
+            broker.config.log.cleaner_io_max_bytes_per_second,
+        )),
+    )));
     loop {
         let b = Arc::clone(&broker);
         let m = Arc::clone(&map);
         let cleaned = sluice_runtime::blocking("log-cleaner", move || {
-            let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = m.lock().unwrap_or_else(|p| p.into_inner());
+            let (map, throttle) = &mut *guard;
             b.replicas
-                .clean_dirtiest(&mut map, sluice_metadata::now_ms())
+                .clean_dirtiest(map, throttle, sluice_metadata::now_ms())
                 .is_some()
         })
         .await

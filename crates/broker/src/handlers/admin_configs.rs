@@ -241,6 +241,14 @@ fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
             c.log.cleaner_dedupe_buffer_bytes.to_string(),
         ),
         (
+            "log.cleaner.io.max.bytes.per.second",
+            match c.log.cleaner_io_max_bytes_per_second {
+                // Kafka's default, Double.MAX_VALUE: no limit.
+                0 => "1.7976931348623157E308".to_owned(),
+                rate => rate.to_string(),
+            },
+        ),
+        (
             "log.index.interval.bytes",
             c.log.index_interval_bytes.to_string(),
         ),

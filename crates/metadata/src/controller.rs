@@ -80,6 +80,10 @@ const INTERNAL_TOPIC_PINNED_CONFIGS: &[(&str, &str)] = &[
     ("retention.bytes", "-1"),
 ];
 
+/// `segment.bytes` of the internal topics the broker creates, 100 MiB as
+/// in Kafka.
+pub const INTERNAL_TOPIC_SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Topic configs an internal topic must not have at all: Kafka's interval
 /// flush would replace group commit, and coordinator state acknowledged to
 /// clients could then be lost in a crash.
@@ -1637,6 +1641,14 @@ impl Controller {
                 ("cleanup.policy".to_owned(), Some("compact".to_owned())),
                 ("retention.ms".to_owned(), Some("-1".to_owned())),
                 ("retention.bytes".to_owned(), Some("-1".to_owned())),
+                // Kafka's offsets.topic.segment.bytes and
+                // transaction.state.log.segment.bytes: the cleaner never
+                // touches the active segment, so this bounds what a
+                // coordinator replays beyond the live keys.
+                (
+                    "segment.bytes".to_owned(),
+                    Some(INTERNAL_TOPIC_SEGMENT_BYTES.to_string()),
+                ),
             ],
             assignments: Vec::new(),
         };

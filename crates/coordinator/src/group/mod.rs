@@ -690,6 +690,7 @@ impl GroupCoordinator {
         for &index in indices {
             self.ownership.begin_load(index);
         }
+        let started = Instant::now();
         let replayed = self.replay_partitions(indices);
         let (groups, records) = match replayed {
             Ok(r) => r,
@@ -750,7 +751,8 @@ impl GroupCoordinator {
                 self.ownership.finish_load(index);
             }
         }
-        tracing::info!(partitions = ?indices, groups = loaded, records, "group coordinator loaded __consumer_offsets partitions");
+        let elapsed_ms = started.elapsed().as_millis();
+        tracing::info!(partitions = ?indices, groups = loaded, records, elapsed_ms, "group coordinator loaded __consumer_offsets partitions");
         Ok(())
     }
 

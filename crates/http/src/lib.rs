@@ -15,6 +15,7 @@
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
 //! - [`records`]: produce and read records.
 //! - [`tail`]: live tail over Server-Sent Events.
+//! - [`kv_index`]: the key-value view's per-partition key indexes.
 //! - [`groups`]: consumer groups, lag and offset resets.
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod console;
 pub mod error;
 pub mod groups;
+pub mod kv_index;
 pub mod listener;
 pub mod metrics;
 pub mod records;

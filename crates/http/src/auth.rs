@@ -846,6 +846,7 @@ mod tests {
             shutdown: sluice_runtime::CancellationToken::new(),
             security: has_security.then(|| Arc::clone(&security) as Arc<dyn HttpSecurity>),
             login_limiter: Arc::default(),
+            kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
         };
         Fixture {
             _dir: dir,

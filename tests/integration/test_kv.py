@@ -1,13 +1,14 @@
 """The key-value view of compacted topics (issue 17) with real clients:
 confluent-kafka writes many updates to few keys across partitions, kcat `-Z`
 writes tombstones, a transactional producer commits and aborts; the HTTP
-API's `/v1/topics/{t}/keys` routes and the key-filtered SSE tail then show
-exactly the latest committed value per key, before and after the background
-cleaner compacts the topic."""
+API's `/v1/topics/{t}/keys` routes, the key-filtered SSE tail and
+`sluice kv get|list` then show exactly the latest committed value per key,
+before and after the background cleaner compacts the topic."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import urllib.parse
@@ -16,11 +17,13 @@ import confluent_kafka as ck
 from confluent_kafka import Producer
 
 from clients import confluent_create_topic
+from harness import sluice_bin
 from http_client import Http, assert_error
 from test_compaction import CLEAN_TIMEOUT_S, CLEANER_ARGS, TOPIC_CONFIG, topic_bytes
 from test_http_api import http_stream, sse_records
 from util import wait_until
 
+CLI_TIMEOUT_S = 60
 PARTITIONS = 3
 
 
@@ -241,3 +244,33 @@ def test_the_tail_filtered_by_key_sends_only_that_key(broker, topic_name):
         res.close()
     by_b64.close()
     assert_error(http.call("GET", f"/v1/topics/{topic_name}/tail?key=a&key_base64=YQ=="), 400, "BAD_REQUEST")
+
+
+def sluice_kv(broker, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        [str(sluice_bin()), "kv", *args, "--http-server", f"127.0.0.1:{broker.http_port}"],
+        capture_output=True, timeout=CLI_TIMEOUT_S)
+    if check:
+        assert res.returncode == 0, f"sluice kv {' '.join(args)}: {res.stderr.decode(errors='replace')}"
+    return res
+
+
+def test_sluice_kv_get_and_list(broker, topic_name):
+    confluent_create_topic(broker.bootstrap, topic_name, PARTITIONS, {"cleanup.policy": "compact"})
+    keys = [f"cfg/{name}".encode() for name in ("a", "b", "c", "d")] + [b"other"]
+    last = produce(broker.bootstrap, topic_name, [(keys[i % 5], f"value {i}".encode()) for i in range(50)])
+
+    assert sluice_kv(broker, "get", topic_name, "cfg/b").stdout.decode() == last[b"cfg/b"][2].decode() + "\n"
+    b64 = base64.b64encode(b"cfg/c").decode()
+    assert sluice_kv(broker, "get", topic_name, b64, "--base64").stdout.decode().strip() == last[b"cfg/c"][2].decode()
+    as_json = json.loads(sluice_kv(broker, "get", topic_name, "cfg/a", "--json").stdout)
+    assert (as_json["partition"], as_json["offset"]) == last[b"cfg/a"][:2]
+    missing = sluice_kv(broker, "get", topic_name, "cfg/zz", check=False)
+    assert missing.returncode != 0
+    assert b"KEY_NOT_FOUND" in missing.stderr
+
+    lines = sluice_kv(broker, "list", topic_name, "--prefix", "cfg/").stdout.decode().splitlines()
+    assert lines == [f"{k.decode()}\t{last[k][0]}\t{last[k][1]}" for k in sorted(keys) if k.startswith(b"cfg/")]
+    assert len(sluice_kv(broker, "list", topic_name, "--limit", "2").stdout.decode().splitlines()) == 2
+    listed = json.loads(sluice_kv(broker, "list", topic_name, "--json").stdout)
+    assert [k["key"] for k in listed["keys"]] == sorted(k.decode() for k in keys)

@@ -336,6 +336,20 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Percent-encodes text for a URL path segment or query value (subjects,
+/// topics and keys may hold `/`, `:`, `&`, spaces and non-ASCII).
+pub fn percent_encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A minimal HTTP/1.1 GET for the broker's own HTTP API (plain text, local).
 /// Returns the body of a 2xx response.
 pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<String, CliError> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::common::{CliError, http_request, print_table};
+use crate::common::{CliError, http_request, percent_encode as encode, print_table};
 
 /// How long one registry call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -209,20 +209,6 @@ impl Client {
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         );
     }
-}
-
-/// Percent-encodes a subject for a URL path (subjects may hold `/`, `:`,
-/// spaces and non-ASCII).
-fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn schema_body(source: &SchemaSource) -> Result<Value, CliError> {

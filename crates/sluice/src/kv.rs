@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::common::{CliError, http_request, percent_encode};
+use crate::common::{CliError, http_json, percent_encode};
 
 /// How long one HTTP call may take: a first lookup builds the partition's
 /// index, which reads its whole log.
@@ -83,17 +83,18 @@ pub async fn run(a: KvArgs) -> Result<(), CliError> {
 
 /// One GET; a 2xx answer's JSON, else the API's error as a CliError.
 async fn call(a: &KvArgs, path: &str) -> Result<Value, CliError> {
-    let (status, text) = http_request(&a.http_server, "GET", path, None, TIMEOUT).await?;
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    if (200..300).contains(&status) {
-        return Ok(value);
-    }
-    let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-    Err(CliError::Other(format!(
-        "{} (HTTP {status}): {}",
-        field("error_code").unwrap_or_else(|| "error".to_owned()),
-        field("message").unwrap_or_else(|| "no message".to_owned())
-    )))
+    http_json(
+        &a.http_server,
+        "GET",
+        path,
+        None,
+        TIMEOUT,
+        (
+            "HTTP API",
+            "is the broker's HTTP API there? see --http-server",
+        ),
+    )
+    .await
 }
 
 async fn get(a: &KvArgs, g: &GetArgs) -> Result<(), CliError> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::common::{CliError, http_request, percent_encode as encode, print_table};
+use crate::common::{CliError, http_json, percent_encode as encode, print_table};
 
 /// How long one registry call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -181,26 +181,18 @@ impl Client {
     /// One call; a 2xx answer's JSON, else the registry's error as a CliError.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
         let body = body.map(|b| b.to_string());
-        let (status, text) = http_request(&self.addr, method, path, body.as_deref(), TIMEOUT)
-            .await
-            .map_err(|e| match e {
-                CliError::Io { context, source } => CliError::Other(format!(
-                    "{context}: {source} (is the schema registry listening there? see --registry)"
-                )),
-                other => other,
-            })?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let code = value.get("error_code").cloned().unwrap_or(json!(status));
-        let message = value
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("no message");
-        Err(CliError::Other(format!(
-            "schema registry error {code} (HTTP {status}): {message}"
-        )))
+        http_json(
+            &self.addr,
+            method,
+            path,
+            body.as_deref(),
+            TIMEOUT,
+            (
+                "schema registry",
+                "is the schema registry listening there? see --registry",
+            ),
+        )
+        .await
     }
 
     fn print(&self, value: &Value) {

@@ -215,7 +215,7 @@ def test_an_index_over_kv_index_max_bytes_is_refused_whole(broker_factory, topic
     http.create_topic(small, 1, {"cleanup.policy": "compact"})
     http.produce(small, [{"key": "a", "value": "1"}])
     assert http.get(kv_path(small, "a"))["value"] == '"1"'  # the JSON text stored
-    # 200 keys of ~70 accounted bytes each do not fit in 4 KiB.
+    # 200 keys of ~104 accounted bytes each do not fit in 4 KiB.
     http.produce(topic_name, [{"key": f"key-{i:04}", "value": "v"} for i in range(200)])
     for path in (kv_path(topic_name, "key-0001"), f"/v1/topics/{topic_name}/keys"):
         body = assert_error(http.call("GET", path), 503, "KV_INDEX_LIMIT")

@@ -810,8 +810,9 @@ impl Default for QuotaConfig {
     }
 }
 
-/// Default `kv.index_max_bytes`: 64 MiB holds about a million keys of
-/// 16 bytes, enough for the tables a console or a CLI browses.
+/// Default `kv.index_max_bytes`: 64 MiB holds about 600,000 keys of
+/// 16 bytes (112 bytes each with the index's overhead), enough for the
+/// tables a console or a CLI browses.
 pub const DEFAULT_KV_INDEX_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Smallest `kv.index_max_bytes`: below a KiB not even a handful of keys

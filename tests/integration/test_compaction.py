@@ -10,9 +10,9 @@ import re
 import subprocess
 import time
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
-from clients import confluent_create_topic
+from clients import confluent_create_topic, confluent_produce_keyed
 from http_client import Http
 from util import wait_until
 
@@ -30,23 +30,8 @@ CLEAN_TIMEOUT_S = 30.0
 
 def produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes | None]]) -> dict[bytes, int]:
     """Produces `items` in order to partition 0; returns each key's last offset."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
-                         "enable.idempotence": True})
-    last: dict[bytes, int] = {}
-    errors = []
-
-    def report(err, msg):
-        if err:
-            errors.append(err)
-        else:
-            last[msg.key()] = max(last.get(msg.key(), -1), msg.offset())
-
-    for key, value in items:
-        producer.produce(topic, key=key, value=value, partition=0, on_delivery=report)
-        producer.poll(0)
-    assert producer.flush(30) == 0
-    assert not errors, errors
-    return last
+    last = confluent_produce_keyed(bootstrap, topic, items, partition=0)
+    return {key: offset for key, (_, offset, _) in last.items()}
 
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | None]]:

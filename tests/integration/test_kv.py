@@ -14,9 +14,8 @@ import subprocess
 import urllib.parse
 
 import confluent_kafka as ck
-from confluent_kafka import Producer
 
-from clients import confluent_create_topic
+from clients import confluent_create_topic, confluent_produce_keyed as produce
 from harness import sluice_bin
 from http_client import Http, assert_error
 from test_compaction import CLEAN_TIMEOUT_S, CLEANER_ARGS, TOPIC_CONFIG, topic_bytes
@@ -25,30 +24,6 @@ from util import wait_until
 
 CLI_TIMEOUT_S = 60
 PARTITIONS = 3
-
-
-def produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes | None]],
-            partition: int | None = None) -> dict[bytes, tuple[int, int, bytes | None]]:
-    """Produces `items` in order with librdkafka's default partitioner (or
-    to `partition`); returns each key's last (partition, offset, value)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                         "enable.idempotence": True})
-    last: dict[bytes, tuple[int, int, bytes | None]] = {}
-    errors = []
-
-    def report(err, msg):
-        if err:
-            errors.append(err)
-        elif msg.key() not in last or last[msg.key()][1] < msg.offset():
-            last[msg.key()] = (msg.partition(), msg.offset(), msg.value())
-
-    for key, value in items:
-        extra = {} if partition is None else {"partition": partition}
-        producer.produce(topic, key=key, value=value, on_delivery=report, **extra)
-        producer.poll(0)
-    assert producer.flush(30) == 0
-    assert not errors, errors
-    return last
 
 
 def ready(broker) -> Http:

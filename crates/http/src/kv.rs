@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
 use super::kv_index::{Entry, KvIndexError, KvIndexes, Seen, Source};
-use super::records::{Isolation, RecordOut, read_record_at, visit_visible};
+use super::records::{Isolation, RecordOut, decode_b64, read_record_at, visit_visible};
 use super::{AppState, blocking, unknown_topic};
 use sluice_replica::Partition;
 
@@ -241,9 +241,7 @@ fn index_error(e: KvIndexError<HttpError>) -> HttpError {
 fn decode_key(field: &str, text: &str, encoding: KeyEncoding) -> ApiResult<Vec<u8>> {
     match encoding {
         KeyEncoding::Text => Ok(text.as_bytes().to_vec()),
-        KeyEncoding::Base64 => BASE64
-            .decode(text)
-            .map_err(|e| HttpError::bad_request(format!("`{field}` is not valid base64: {e}"))),
+        KeyEncoding::Base64 => decode_b64(field, text).map(|b| b.to_vec()),
     }
 }
 

@@ -251,7 +251,9 @@ pub struct ReadParams {
     pub decode: Option<bool>,
 }
 
-fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
+/// Standard base64 `text` of the request field `field`, decoded; a 400
+/// naming the field when it is not base64.
+pub(crate) fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
     BASE64
         .decode(text)
         .map(Bytes::from)

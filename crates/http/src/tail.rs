@@ -25,7 +25,9 @@ use utoipa::IntoParams;
 
 use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
-use super::records::{Isolation, RecordOut, partition_arc, read_records, read_upper_bound};
+use super::records::{
+    Isolation, RecordOut, decode_b64, partition_arc, read_records, read_upper_bound,
+};
 use super::{AppState, unknown_topic};
 use sluice_broker::Broker;
 use sluice_replica::Partition;
@@ -210,10 +212,7 @@ fn key_filter(key: Option<String>, key_base64: Option<String>) -> ApiResult<Opti
             "give at most one of `key` and `key_base64`",
         )),
         (Some(text), None) => Ok(Some(BASE64.encode(text))),
-        (None, Some(b64)) => BASE64
-            .decode(&b64)
-            .map(|bytes| Some(BASE64.encode(bytes)))
-            .map_err(|e| HttpError::bad_request(format!("`key_base64` is not valid base64: {e}"))),
+        (None, Some(b64)) => Ok(Some(BASE64.encode(decode_b64("key_base64", &b64)?))),
         (None, None) => Ok(None),
     }
 }

@@ -350,6 +350,14 @@ pub fn percent_encode(segment: &str) -> String {
     out
 }
 
+/// Prints `value` as indented JSON.
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
 /// One call to a JSON API on one of the broker's HTTP listeners: the JSON
 /// of a 2xx answer, else a [`CliError`] reading `{what} error <error_code>
 /// (HTTP <status>): <message>` from the error body. `hint` follows a

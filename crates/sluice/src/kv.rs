@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::common::{CliError, http_json, percent_encode};
+use crate::common::{CliError, http_json, percent_encode, print_json};
 
 /// How long one HTTP call may take: a first lookup builds the partition's
 /// index, which reads its whole log.
@@ -109,10 +109,7 @@ async fn get(a: &KvArgs, g: &GetArgs) -> Result<(), CliError> {
     }
     let record = call(a, &path).await?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&record).unwrap_or_else(|_| record.to_string())
-        );
+        print_json(&record);
         return Ok(());
     }
     let text = |name: &str| record.get(name).and_then(Value::as_str);
@@ -161,10 +158,7 @@ async fn list(a: &KvArgs, l: &ListArgs) -> Result<(), CliError> {
             "keys": keys,
             "partitions_elsewhere": elsewhere,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
-        );
+        print_json(&out);
         return Ok(());
     }
     for k in &keys {

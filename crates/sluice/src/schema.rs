@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::common::{CliError, http_json, percent_encode as encode, print_table};
+use crate::common::{CliError, http_json, percent_encode as encode, print_json, print_table};
 
 /// How long one registry call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -196,10 +196,7 @@ impl Client {
     }
 
     fn print(&self, value: &Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-        );
+        print_json(value);
     }
 }
 

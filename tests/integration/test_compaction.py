@@ -10,7 +10,7 @@ import re
 import subprocess
 import time
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from clients import confluent_create_topic, confluent_produce_keyed
 from http_client import Http

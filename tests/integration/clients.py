@@ -40,6 +40,32 @@ def confluent_create_topic(bootstrap: str, name: str, partitions: int, config: d
     fs[name].result(timeout=ADMIN_TIMEOUT_S)
 
 
+def confluent_produce_keyed(bootstrap: str, topic: str, items: list[tuple[bytes, bytes | None]],
+                           partition: int | None = None) -> dict[bytes, tuple[int, int, bytes | None]]:
+    """Produces `items` (key, value; None is a tombstone) in order with an
+    idempotent producer, to `partition` or where librdkafka's default
+    partitioner puts each key; returns each key's last (partition, offset,
+    value)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
+                         "enable.idempotence": True})
+    last: dict[bytes, tuple[int, int, bytes | None]] = {}
+    errors = []
+
+    def report(err, msg):
+        if err:
+            errors.append(err)
+        elif msg.key() not in last or last[msg.key()][1] < msg.offset():
+            last[msg.key()] = (msg.partition(), msg.offset(), msg.value())
+
+    where = {} if partition is None else {"partition": partition}
+    for key, value in items:
+        producer.produce(topic, key=key, value=value, on_delivery=report, **where)
+        producer.poll(0)
+    assert producer.flush(PRODUCE_TIMEOUT_S) == 0
+    assert not errors, errors
+    return last
+
+
 def confluent_consumer(bootstrap: str, **extra) -> Consumer:
     conf = {
         "bootstrap.servers": bootstrap,

@@ -173,6 +173,42 @@ def test_console_create_topic_browse_messages_and_see_group_lag(broker, browser,
     shot(d, "06-api")
 
 
+def test_console_table_tab_lists_a_compacted_topics_keys_and_searches_by_prefix(broker, browser, topic_name):
+    http = Http(broker)
+    d = browser
+    http.create_topic(topic_name, 2, {"cleanup.policy": "compact"})
+    plain = f"{topic_name}-plain"
+    http.create_topic(plain, 1)
+    records = [{"key": f"user-{i % 6}", "value": {"n": i}} for i in range(30)]
+    records += [{"key": f"order-{i}", "value": f"order value {i}"} for i in range(3)]
+    http.produce(topic_name, records)
+
+    # A topic that is not compacted has no Table tab.
+    d.get(http.url(f"/#/topic/{plain}"))
+    wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#partition-table tbody tr")))
+    assert not d.find_element(By.ID, "tp-tab-table").is_displayed()
+
+    d.get(http.url(f"/#/topic/{topic_name}"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "tp-tab-table"))).click()
+    rows = (By.CSS_SELECTOR, "#kv-keys tbody tr.kv-row")
+    wait(d).until(lambda d: len(d.find_elements(*rows)) == 9)
+    cells = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in d.find_elements(*rows)]
+    # Keys in byte order, each with its latest value.
+    assert [c[0] for c in cells] == [f"order-{i}" for i in range(3)] + [f"user-{i}" for i in range(6)]
+    assert json.loads(cells[0][1]) == "order value 0"  # stored as JSON text
+    assert json.loads(cells[3][1]) == {"n": 24}
+    assert json.loads(cells[8][1]) == {"n": 29}
+    shot(d, "07-topic-table")
+
+    # The prefix search narrows the table.
+    box = d.find_element(By.ID, "kv-prefix")
+    box.send_keys("order-")
+    d.find_element(By.ID, "kv-search").click()
+    wait(d).until(lambda d: [r.find_element(By.TAG_NAME, "td").text for r in d.find_elements(*rows)]
+                  == [f"order-{i}" for i in range(3)])
+    assert "starting with" in d.find_element(By.ID, "kv-summary").text
+
+
 @pytest.fixture
 def cluster3(tmp_path):
     c = faults.Cluster(tmp_path / "cluster", size=3, settings=faults.BALANCE_SETTINGS)

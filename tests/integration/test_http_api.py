@@ -75,6 +75,7 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
         ("GET", "/v1/topics/{topic}/partitions/{partition}/records"),
         ("GET", "/v1/topics/{topic}/partitions/{partition}/tail"),
         ("GET", "/v1/topics/{topic}/tail"),
+        ("GET", "/v1/topics/{topic}/keys/{key}"), ("GET", "/v1/topics/{topic}/keys"),
         ("GET", "/v1/groups"), ("GET", "/v1/groups/{group}"),
         ("POST", "/v1/groups/{group}/offsets/reset"),
         ("GET", "/v1/auth/whoami"), ("GET", "/v1/auth/tokens"), ("POST", "/v1/auth/tokens"),
@@ -89,7 +90,7 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
             continue  # streams; routed-ness is proven by the tail tests
         concrete = (path.replace("{topic}", "no-such-topic").replace("{partition}", "0")
                     .replace("{group}", "no-such-group").replace("{node_id}", "99")
-                    .replace("{token_id}", "no-such-token"))
+                    .replace("{token_id}", "no-such-token").replace("{key}", "k"))
         body = b"{}" if method in ("POST", "PATCH") else None
         status, _, raw = http.raw(method, concrete, body, {"content-type": "application/json"})
         if status >= 400:

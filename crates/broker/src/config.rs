@@ -121,6 +121,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "encryption.active_key_id",
     "quota.window_num",
     "quota.window_size_ms",
+    "kv.index_max_bytes",
 ];
 
 /// Smallest `log.cleaner_dedupe_buffer_bytes`: 1 MiB holds about 16,000
@@ -215,6 +216,8 @@ pub struct Config {
     pub encryption: EncryptionSection,
     /// Client quota metering (`quota.*`).
     pub quota: QuotaConfig,
+    /// The key-value view of compacted topics (`kv.*`).
+    pub kv: KvConfig,
 }
 
 /// Authentication of the HTTP API and console (`http_auth.*`): HTTP basic
@@ -808,6 +811,36 @@ impl Default for QuotaConfig {
     }
 }
 
+/// Default `kv.index_max_bytes`: 64 MiB holds about 600,000 keys of
+/// 16 bytes (112 bytes each with the index's overhead), enough for the
+/// tables a console or a CLI browses.
+pub const DEFAULT_KV_INDEX_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Smallest `kv.index_max_bytes`: below a KiB not even a handful of keys
+/// fit, which is a typo rather than a choice.
+pub const MIN_KV_INDEX_MAX_BYTES: u64 = 1024;
+
+/// The key-value view of compacted topics (`kv.*`): the HTTP API's
+/// `/v1/topics/{topic}/keys` routes, served from an in-memory index of
+/// each partition's latest record per key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvConfig {
+    /// Most memory, in bytes, all key indexes together may account for
+    /// (docs/design.md, "Key-value view"); least recently used partition
+    /// indexes are dropped to stay under it. At least
+    /// [`MIN_KV_INDEX_MAX_BYTES`].
+    pub index_max_bytes: u64,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            index_max_bytes: DEFAULT_KV_INDEX_MAX_BYTES,
+        }
+    }
+}
+
 /// Automatic partition balancing (`balancer.*`), run by the active
 /// controller. Kafka has none built in (Cruise Control is separate); the
 /// names and defaults follow Redpanda's continuous balancing where it has
@@ -1004,6 +1037,7 @@ impl Default for Config {
             http_auth: HttpAuthConfig::default(),
             encryption: EncryptionSection::default(),
             quota: QuotaConfig::default(),
+            kv: KvConfig::default(),
         }
     }
 }
@@ -1511,6 +1545,15 @@ impl Config {
                 format!(
                     "{} is not 1 to {MAX_QUOTA_WINDOW_SIZE_MS}",
                     self.quota.window_size_ms
+                ),
+            ));
+        }
+        if self.kv.index_max_bytes < MIN_KV_INDEX_MAX_BYTES {
+            return Err(invalid(
+                "kv.index_max_bytes",
+                format!(
+                    "{} is below the minimum of {MIN_KV_INDEX_MAX_BYTES}",
+                    self.kv.index_max_bytes
                 ),
             ));
         }
@@ -3186,6 +3229,18 @@ mod tests {
         assert_eq!(names, ["CLIENT", "INTERNAL"]);
         assert_eq!(c.inter_broker_listener().expect("ib"), "INTERNAL");
     }
+    #[test]
+    fn kv_index_max_bytes_defaults_to_64_mib_and_refuses_tiny_values() {
+        let config = ConfigLoader::default().build().expect("defaults");
+        assert_eq!(config.kv.index_max_bytes, DEFAULT_KV_INDEX_MAX_BYTES);
+        let mut loader = ConfigLoader::default();
+        loader
+            .set("kv.index_max_bytes", "10", Source::Flag)
+            .expect("known key");
+        let err = loader.build().expect_err("too small").to_string();
+        assert!(err.contains("kv.index_max_bytes"), "{err}");
+    }
+
     #[test]
     fn http_auth_is_off_by_default_and_its_keys_are_checked() {
         let config = ConfigLoader::default().build().expect("defaults");

@@ -846,6 +846,7 @@ mod tests {
             shutdown: sluice_runtime::CancellationToken::new(),
             security: has_security.then(|| Arc::clone(&security) as Arc<dyn HttpSecurity>),
             login_limiter: Arc::default(),
+            kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
         };
         Fixture {
             _dir: dir,
@@ -1041,6 +1042,83 @@ mod tests {
         let (status, body) = f.call(Method::GET, "/v1/auth/tokens", None, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error_code"], "DELEGATION_TOKEN_AUTH_DISABLED");
+    }
+
+    /// The key-value view needs READ on the topic, checked before the
+    /// topic's existence or policy, like the REST read.
+    #[tokio::test]
+    async fn key_value_routes_need_read_and_a_compacted_topic() {
+        let f = fixture();
+        let admin = basic("admin", "admin-secret");
+        f.security
+            .allow("User:admin", Operation::Create, Resource::Cluster);
+        for (name, configs) in [
+            ("table", json!({"cleanup.policy": "compact"})),
+            ("plain", json!({})),
+        ] {
+            let body = json!({"name": name, "partitions": 2, "configs": configs});
+            let (status, out) = f
+                .call(Method::POST, "/v1/topics", Some(&admin), Some(body))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{out}");
+        }
+        f.security
+            .allow("User:admin", Operation::Write, Resource::Topic("table"));
+        let records = json!({"records": [
+            {"key": "user/1", "value": "old"},
+            {"key": "user/1", "value": "new"},
+            {"key": "user/2", "value": "x"},
+        ]});
+        let (status, out) = f
+            .call(
+                Method::POST,
+                "/v1/topics/table/records",
+                Some(&admin),
+                Some(records),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+
+        let alice = basic("alice", "alice-secret");
+        let a = Some(alice.as_str());
+        let get = "/v1/topics/table/keys/user%2F1";
+        for uri in [
+            get,
+            "/v1/topics/table/keys",
+            "/v1/topics/no-such-topic/keys",
+        ] {
+            let (status, err) = f.call(Method::GET, uri, a, None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {err}");
+            assert_eq!(err["error_code"], "TOPIC_AUTHORIZATION_FAILED");
+        }
+        for topic in ["table", "plain"] {
+            f.security
+                .allow("User:alice", Operation::Read, Resource::Topic(topic));
+        }
+        let (status, record) = f.call(Method::GET, get, a, None).await;
+        assert_eq!(status, StatusCode::OK, "{record}");
+        assert_eq!(record["topic"], "table");
+        assert_eq!(record["key"], "user/1");
+        assert_eq!(record["value"], "\"new\"");
+        let (status, list) = f
+            .call(Method::GET, "/v1/topics/table/keys?prefix=user", a, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let keys: Vec<&str> = list["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["key"].as_str())
+            .collect();
+        assert_eq!(keys, ["user/1", "user/2"]);
+        let (status, err) = f.call(Method::GET, "/v1/topics/plain/keys", a, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(err["error_code"], "TOPIC_NOT_COMPACTED");
+        let (status, err) = f
+            .call(Method::GET, "/v1/topics/table/keys/nobody", a, None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(err["error_code"], "KEY_NOT_FOUND");
     }
 
     #[tokio::test]

@@ -20,7 +20,9 @@ pub struct ErrorBody {
     /// of `BAD_REQUEST`, `BAD_JSON`, `PAYLOAD_TOO_LARGE`, `NOT_FOUND`,
     /// `METHOD_NOT_ALLOWED`, `UNSUPPORTED_MEDIA_TYPE`, `UNAVAILABLE`,
     /// `INTERNAL`, `SCHEMA_NOT_FOUND` (404) and `SCHEMA_MISMATCH` (422)
-    /// from REST produce with a schema, and with `http_auth` on `AUTHENTICATION_REQUIRED`,
+    /// from REST produce with a schema, `TOPIC_NOT_COMPACTED` (400),
+    /// `KEY_NOT_FOUND` (404) and `KV_INDEX_LIMIT` (503) from the key-value
+    /// view, and with `http_auth` on `AUTHENTICATION_REQUIRED`,
     /// `AUTHENTICATION_FAILED` (401) and `TOO_MANY_FAILED_LOGINS` (429).
     #[schema(example = "UNKNOWN_TOPIC_OR_PARTITION")]
     pub error_code: String,

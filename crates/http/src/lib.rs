@@ -15,6 +15,8 @@
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
 //! - [`records`]: produce and read records.
 //! - [`tail`]: live tail over Server-Sent Events.
+//! - [`kv`]: the key-value view of compacted topics, served from the
+//!   indexes of [`kv_index`].
 //! - [`groups`]: consumer groups, lag and offset resets.
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
@@ -32,6 +34,8 @@ pub mod cluster;
 pub mod console;
 pub mod error;
 pub mod groups;
+pub mod kv;
+pub mod kv_index;
 pub mod listener;
 pub mod metrics;
 pub mod records;
@@ -80,6 +84,8 @@ pub struct AppState {
     pub security: Option<Arc<dyn auth::HttpSecurity>>,
     /// Failed logins per client address ([`auth::FAILED_LOGIN_BURST`]).
     pub login_limiter: Arc<auth::FailedLoginLimiter>,
+    /// The key-value view's indexes, under `kv.index_max_bytes`.
+    pub kv: Arc<kv::PartitionIndexes>,
 }
 
 #[derive(OpenApi)]
@@ -118,6 +124,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(records::read))
         .routes(routes!(tail::tail_partition))
         .routes(routes!(tail::tail_topic))
+        .routes(routes!(kv::get_key))
+        .routes(routes!(kv::list_keys))
         .routes(routes!(groups::list))
         .routes(routes!(groups::describe))
         .routes(routes!(groups::reset_offsets))
@@ -381,6 +389,9 @@ fn app_state(
         shutdown: shutdown.clone(),
         security,
         login_limiter: Arc::default(),
+        kv: Arc::new(kv::PartitionIndexes::new(
+            usize::try_from(broker.config.kv.index_max_bytes).unwrap_or(usize::MAX),
+        )),
     })
 }
 
@@ -545,9 +556,9 @@ mod tests {
         }
         // /health /ready /metrics /v1/openapi.json /v1/cluster, the
         // balance status, decommission and recommission, 6 topic
-        // operations, 4 record operations, 3 group operations, 3 token
-        // operations and whoami.
-        assert_eq!(operations, 25, "{paths:#?}");
+        // operations, 4 record operations, 2 key-value operations, 3 group
+        // operations, 3 token operations and whoami.
+        assert_eq!(operations, 27, "{paths:#?}");
         // Every operation but the open ones names the auth schemes.
         let secured = paths
             .iter()

@@ -251,7 +251,9 @@ pub struct ReadParams {
     pub decode: Option<bool>,
 }
 
-fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
+/// Standard base64 `text` of the request field `field`, decoded; a 400
+/// naming the field when it is not base64.
+pub(crate) fn decode_b64(field: &str, text: &str) -> ApiResult<Bytes> {
     BASE64
         .decode(text)
         .map(Bytes::from)
@@ -625,12 +627,56 @@ pub fn read_records(
     isolation: Isolation,
     registry: Option<&sluice_registry::Registry>,
 ) -> Result<(Vec<RecordOut>, i64), HttpError> {
+    read_records_within(
+        partition,
+        offset,
+        limit,
+        isolation,
+        registry,
+        MAX_READ_BYTES,
+    )
+}
+
+/// Bytes a read of one record asks the log for: its batch comes whole
+/// however large it is, and a small bound keeps the read from pulling in
+/// the batches after it.
+const ONE_RECORD_READ_BYTES: u32 = 64 * 1024;
+
+/// The record at `offset` if it is still in the log and visible under
+/// `isolation`, rendered as a read renders it.
+pub(crate) fn read_record_at(
+    partition: &Partition,
+    offset: i64,
+    isolation: Isolation,
+    registry: Option<&sluice_registry::Registry>,
+) -> Result<Option<RecordOut>, HttpError> {
+    let (records, _) = read_records_within(
+        partition,
+        offset,
+        1,
+        isolation,
+        registry,
+        ONE_RECORD_READ_BYTES,
+    )?;
+    Ok(records.into_iter().find(|r| r.offset == offset))
+}
+
+/// [`read_records`] asking the log for `read_bytes` at a time.
+fn read_records_within(
+    partition: &Partition,
+    offset: i64,
+    limit: usize,
+    isolation: Isolation,
+    registry: Option<&sluice_registry::Registry>,
+    read_bytes: u32,
+) -> Result<(Vec<RecordOut>, i64), HttpError> {
     let mut raw = Vec::new();
     let (mut out, next) = read_visible(
         partition,
         offset,
         limit,
         isolation,
+        read_bytes,
         registry.is_some().then_some(&mut raw),
     )?;
     if let Some(registry) = registry {
@@ -694,17 +740,93 @@ fn read_visible(
     offset: i64,
     limit: usize,
     isolation: Isolation,
+    read_bytes: u32,
     mut raw: Option<&mut Vec<(Option<Bytes>, Option<Bytes>)>>,
 ) -> Result<(Vec<RecordOut>, i64), HttpError> {
     let mut out = Vec::new();
+    if limit == 0 {
+        return Ok((out, offset));
+    }
+    let next = visit_visible(partition, offset, isolation, read_bytes, |seen| {
+        let r = seen.record;
+        let (key, key_base64) = text_and_base64(&r.key);
+        let (value, value_base64) = text_and_base64(&r.value);
+        out.push(RecordOut {
+            partition: partition.tp.partition,
+            offset: seen.offset,
+            timestamp_ms: seen.timestamp_ms,
+            timestamp_type: if seen.log_append_time {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
+            }
+            .to_owned(),
+            key,
+            key_base64,
+            value_size: r.value.as_ref().map_or(0, Bytes::len),
+            value,
+            value_base64,
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let (value, value_base64) = text_and_base64(v);
+                    HeaderOut {
+                        key: k.clone(),
+                        value,
+                        value_base64,
+                    }
+                })
+                .collect(),
+            key_schema: None,
+            value_schema: None,
+        });
+        if let Some(raw) = raw.as_deref_mut() {
+            raw.push((r.key, r.value));
+        }
+        if out.len() >= limit {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })?;
+    Ok((out, next))
+}
+
+/// One visible record handed to a [`visit_visible`] visitor.
+pub(crate) struct Visible {
+    /// Its offset.
+    pub offset: i64,
+    /// Its timestamp: the create time, or the batch's append time.
+    pub timestamp_ms: i64,
+    /// True when the topic stamps log append times.
+    pub log_append_time: bool,
+    /// The decoded record.
+    pub record: sluice_records::Record,
+}
+
+/// Walks the records of `partition` visible under `isolation` from
+/// `offset` (below the high watermark, or the last stable offset without
+/// aborted transactions and control batches), decoding batches but
+/// rendering nothing, and hands each to `visit`, which stops the walk with
+/// `Break` after taking a record. Asks the log for `read_bytes` at a time
+/// (at least one whole batch). Returns the offset to continue from.
+/// The REST read and the key-value index both read through it.
+pub(crate) fn visit_visible(
+    partition: &Partition,
+    offset: i64,
+    isolation: Isolation,
+    read_bytes: u32,
+    mut visit: impl FnMut(Visible) -> std::ops::ControlFlow<()>,
+) -> Result<i64, HttpError> {
     let mut next = offset;
     let upper = read_upper_bound(partition, isolation);
-    while out.len() < limit && next < upper {
+    while next < upper {
         let aborted = match isolation {
             Isolation::ReadCommitted => partition.log().aborted_transactions(next, upper),
             Isolation::ReadUncommitted => Vec::new(),
         };
-        let read = partition.read(next, MAX_READ_BYTES)?;
+        let read = partition.read(next, read_bytes)?;
         let bytes = read
             .to_bytes()
             .map_err(|e| HttpError::internal(format!("cannot read {}: {e}", partition.tp)))?;
@@ -725,7 +847,7 @@ fn read_visible(
             let batch = bytes.slice(position..position + batch.len());
             let last = header.last_offset();
             if header.base_offset >= upper {
-                return Ok((out, next));
+                return Ok(next);
             }
             let aborted_batch = header.is_transactional()
                 && aborted.iter().any(|a| {
@@ -742,55 +864,33 @@ fn read_visible(
                     header.base_offset, partition.tp
                 ))
             })?;
-            let log_append = header.timestamp_type() == TimestampType::LogAppendTime;
-            for r in records {
-                let offset = header.base_offset + i64::from(r.offset_delta);
+            let log_append_time = header.timestamp_type() == TimestampType::LogAppendTime;
+            let mut records = records.into_iter().peekable();
+            while let Some(record) = records.next() {
+                let offset = header.base_offset + i64::from(record.offset_delta);
                 if offset < next {
                     continue;
                 }
-                if out.len() >= limit {
-                    return Ok((out, next));
-                }
-                let (key, key_base64) = text_and_base64(&r.key);
-                let (value, value_base64) = text_and_base64(&r.value);
-                out.push(RecordOut {
-                    partition: partition.tp.partition,
-                    offset,
-                    timestamp_ms: if log_append {
-                        header.max_timestamp
-                    } else {
-                        header.base_timestamp + r.timestamp_delta
-                    },
-                    timestamp_type: if log_append {
-                        "LogAppendTime"
-                    } else {
-                        "CreateTime"
-                    }
-                    .to_owned(),
-                    key,
-                    key_base64,
-                    value_size: r.value.as_ref().map_or(0, Bytes::len),
-                    value,
-                    value_base64,
-                    headers: r
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            let (value, value_base64) = text_and_base64(v);
-                            HeaderOut {
-                                key: k.clone(),
-                                value,
-                                value_base64,
-                            }
-                        })
-                        .collect(),
-                    key_schema: None,
-                    value_schema: None,
-                });
-                if let Some(raw) = raw.as_deref_mut() {
-                    raw.push((r.key.clone(), r.value.clone()));
-                }
+                let timestamp_ms = if log_append_time {
+                    header.max_timestamp
+                } else {
+                    header.base_timestamp + record.timestamp_delta
+                };
                 next = offset + 1;
+                let seen = Visible {
+                    offset,
+                    timestamp_ms,
+                    log_append_time,
+                    record,
+                };
+                if visit(seen).is_break() {
+                    // The rest of the batch waits for the next walk, unless
+                    // nothing of it is left.
+                    if records.peek().is_none() {
+                        next = next.max(last + 1);
+                    }
+                    return Ok(next);
+                }
             }
             next = next.max(last + 1);
         }
@@ -798,7 +898,7 @@ fn read_visible(
             break; // no progress: a batch we cannot parse
         }
     }
-    Ok((out, next))
+    Ok(next)
 }
 
 /// Reads records of one partition: from an offset, from a timestamp, the

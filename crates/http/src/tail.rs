@@ -3,7 +3,8 @@
 //!
 //! Each stream waits on the partitions' high-watermark notifications (the
 //! same ones long-polling fetches use), reads what became visible, and
-//! sends one `record` event per record. It ends when the broker shuts down
+//! sends one `record` event per record (only those with the key asked for,
+//! with `key` or `key_base64`). It ends when the broker shuts down
 //! or the topic is deleted. The existence check runs when no record has
 //! arrived for [`LIVENESS_CHECK`]; it is a deadline, not a poll for data.
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::Stream;
 use futures::future::select_all;
 use serde::Deserialize;
@@ -22,7 +25,9 @@ use utoipa::IntoParams;
 
 use super::auth::{Caller, Operation, Resource};
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
-use super::records::{Isolation, RecordOut, partition_arc, read_records, read_upper_bound};
+use super::records::{
+    Isolation, RecordOut, decode_b64, partition_arc, read_records, read_upper_bound,
+};
 use super::{AppState, unknown_topic};
 use sluice_broker::Broker;
 use sluice_replica::Partition;
@@ -53,6 +58,11 @@ pub struct PartitionTailParams {
     /// Decode keys and values in the schema registry's wire format into
     /// `key_schema` and `value_schema`, as reads do.
     pub decode: Option<bool>,
+    /// Send only records with this key (UTF-8 text); `last` counts records
+    /// before this filter.
+    pub key: Option<String>,
+    /// Send only records with this key (standard base64 of its bytes).
+    pub key_base64: Option<String>,
 }
 
 /// Where a topic tail starts.
@@ -68,6 +78,11 @@ pub struct TopicTailParams {
     /// Decode keys and values in the schema registry's wire format into
     /// `key_schema` and `value_schema`, as reads do.
     pub decode: Option<bool>,
+    /// Send only records with this key (UTF-8 text); `last` counts records
+    /// before this filter.
+    pub key: Option<String>,
+    /// Send only records with this key (standard base64 of its bytes).
+    pub key_base64: Option<String>,
 }
 
 struct Follow {
@@ -80,6 +95,9 @@ struct Follow {
     isolation: Isolation,
     /// Decode with the schema registry.
     decode: bool,
+    /// Send only records whose key is this (standard base64, which is
+    /// canonical, so it compares as the bytes do).
+    key_base64: Option<String>,
 }
 
 impl Follow {
@@ -137,11 +155,20 @@ impl Follow {
             let Ok(Some((records, next))) = read else {
                 return None;
             };
+            let mut progressed = false;
             for ((_, from), n) in self.partitions.iter_mut().zip(next) {
+                progressed |= n > *from;
                 *from = n;
             }
-            if !records.is_empty() {
-                self.buffered.extend(records);
+            let filter = self.key_base64.as_deref();
+            self.buffered.extend(
+                records
+                    .into_iter()
+                    .filter(|r| filter.is_none_or(|k| r.key_base64.as_deref() == Some(k))),
+            );
+            // Filtered records moved the positions without an event: read
+            // on rather than wait for an append that may never come.
+            if !self.buffered.is_empty() || (progressed && self.key_base64.is_some()) {
                 continue;
             }
             tokio::select! {
@@ -178,6 +205,18 @@ fn stream(follow: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
     })
 }
 
+/// The key filter of a tail, as canonical base64.
+fn key_filter(key: Option<String>, key_base64: Option<String>) -> ApiResult<Option<String>> {
+    match (key, key_base64) {
+        (Some(_), Some(_)) => Err(HttpError::bad_request(
+            "give at most one of `key` and `key_base64`",
+        )),
+        (Some(text), None) => Ok(Some(BASE64.encode(text))),
+        (None, Some(b64)) => Ok(Some(BASE64.encode(decode_b64("key_base64", &b64)?))),
+        (None, None) => Ok(None),
+    }
+}
+
 fn check_last(last: Option<i64>) -> ApiResult<i64> {
     match last {
         None => Ok(0),
@@ -197,7 +236,7 @@ fn check_last(last: Option<i64>) -> ApiResult<i64> {
     ),
     responses(
         (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),
-        (status = 400, description = "Both offset and last, or last out of range", body = ErrorBody),
+        (status = 400, description = "Both offset and last, last out of range, or both key and key_base64", body = ErrorBody),
         (status = 404, description = "No such topic or partition", body = ErrorBody),
     ))]
 pub async fn tail_partition(
@@ -214,6 +253,7 @@ pub async fn tail_partition(
         ));
     }
     let last = check_last(params.last)?;
+    let key_base64 = key_filter(params.key, params.key_base64)?;
     let start = match params.offset {
         Some(offset) if offset < 0 => {
             return Err(HttpError::bad_request("`offset` must not be negative"));
@@ -228,6 +268,7 @@ pub async fn tail_partition(
         shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
         decode: params.decode.unwrap_or(false),
+        key_base64,
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
 }
@@ -237,7 +278,7 @@ pub async fn tail_partition(
     params(("topic" = String, Path, description = "Topic name"), TopicTailParams),
     responses(
         (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),
-        (status = 400, description = "last out of range", body = ErrorBody),
+        (status = 400, description = "last out of range, or both key and key_base64", body = ErrorBody),
         (status = 404, description = "No such topic", body = ErrorBody),
     ))]
 pub async fn tail_topic(
@@ -248,6 +289,7 @@ pub async fn tail_topic(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     caller.require(Operation::Read, Resource::Topic(&topic))?;
     let last = check_last(params.last)?;
+    let key_base64 = key_filter(params.key, params.key_base64)?;
     let image = state.broker.metadata.image();
     let t = image
         .topics
@@ -269,6 +311,7 @@ pub async fn tail_topic(
         shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
         decode: params.decode.unwrap_or(false),
+        key_base64,
     };
     Ok(Sse::new(stream(follow)).keep_alive(KeepAlive::default()))
 }

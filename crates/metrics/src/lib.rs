@@ -134,6 +134,11 @@ pub struct Metrics {
     /// Bytes of request frames holding the request budget
     /// (`limits.queued_max_request_bytes`).
     pub request_queued_bytes: Gauge,
+    /// Bytes the key-value view's indexes account for
+    /// (`kv.index_max_bytes` bounds it).
+    pub kv_index_bytes: Gauge,
+    /// Keys held by the key-value view's indexes.
+    pub kv_index_keys: Gauge,
     /// Spawned tasks that panicked, by task name: each is a bug, logged at
     /// error level when it happens; the counter lets alerts see it.
     pub task_panics: Family<TaskLabels, Counter>,
@@ -161,6 +166,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     cleaner_bytes_read: Counter::default(),
     cleaner_bytes_removed: Counter::default(),
     request_queued_bytes: Gauge::default(),
+    kv_index_bytes: Gauge::default(),
+    kv_index_keys: Gauge::default(),
     task_panics: Family::default(),
     client_quota_throttle_ms: Family::default(),
 });
@@ -288,6 +295,14 @@ pub fn log_cleaned(bytes_read: u64, bytes_removed: u64) {
     m.cleaner_runs.inc();
     m.cleaner_bytes_read.inc_by(bytes_read);
     m.cleaner_bytes_removed.inc_by(bytes_removed);
+}
+
+/// The key-value view's indexes now hold `keys` keys accounted as `bytes`.
+pub fn kv_index_size(bytes: u64, keys: u64) {
+    let m = global();
+    m.kv_index_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    m.kv_index_keys.set(i64::try_from(keys).unwrap_or(i64::MAX));
 }
 
 /// Batches were appended to a partition of `topic`.
@@ -424,6 +439,16 @@ pub fn register(registry: &mut Registry) {
         "log_cleaner_removed_bytes",
         "Bytes the log cleaner removed from the logs it compacted",
         m.cleaner_bytes_removed.clone(),
+    );
+    registry.register(
+        "kv_index_bytes",
+        "Bytes the key-value view's key indexes account for (bounded by kv.index_max_bytes)",
+        m.kv_index_bytes.clone(),
+    );
+    registry.register(
+        "kv_index_keys",
+        "Keys held by the key-value view's key indexes",
+        m.kv_index_keys.clone(),
     );
     registry.register(
         "log_retention_checks",

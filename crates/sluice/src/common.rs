@@ -336,6 +336,69 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Percent-encodes text for a URL path segment or query value (subjects,
+/// topics and keys may hold `/`, `:`, `&`, spaces and non-ASCII).
+pub fn percent_encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Prints `value` as indented JSON.
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+/// One call to a JSON API on one of the broker's HTTP listeners: the JSON
+/// of a 2xx answer, else a [`CliError`] reading `{what} error <error_code>
+/// (HTTP <status>): <message>` from the error body. `hint` follows a
+/// connection failure (which flag names the address).
+pub async fn http_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+    (what, hint): (&str, &str),
+) -> Result<serde_json::Value, CliError> {
+    use serde_json::Value;
+    let (status, text) = http_request(addr, method, path, body, timeout)
+        .await
+        .map_err(|e| match e {
+            CliError::Io { context, source } => {
+                CliError::Other(format!("{context}: {source} ({hint})"))
+            }
+            other => other,
+        })?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if (200..300).contains(&status) {
+        return Ok(value);
+    }
+    let code = value
+        .get("error_code")
+        .cloned()
+        .unwrap_or(Value::from(status));
+    let code = code
+        .as_str()
+        .map_or_else(|| code.to_string(), str::to_owned);
+    let message = value
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    Err(CliError::Other(format!(
+        "{what} error {code} (HTTP {status}): {message}"
+    )))
+}
+
 /// A minimal HTTP/1.1 GET for the broker's own HTTP API (plain text, local).
 /// Returns the body of a 2xx response.
 pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<String, CliError> {

@@ -1,7 +1,7 @@
 //! The `sluice` binary: one command-line entry point for the broker and
 //! the CLI tools. Each subcommand lives in its own module: `serve` wires the
 //! broker's crates together; `topic`, `produce`, `consume`, `group`,
-//! `status`/`stop` and `bench` are clients. Client commands print one `error: ...` line and exit 1 on
+//! `status`/`stop`, `bench` and `kv` are clients. Client commands print one `error: ...` line and exit 1 on
 //! failure; they never panic on a bad broker, topic or argument.
 
 mod acl;
@@ -11,6 +11,7 @@ mod cluster;
 mod common;
 mod consume;
 mod group;
+mod kv;
 mod produce;
 mod quota;
 mod schema;
@@ -64,6 +65,8 @@ enum Command {
     User(user::UserArgs),
     /// Register, read, check and delete schemas in the schema registry.
     Schema(schema::SchemaArgs),
+    /// Read a compacted topic as a table: a key's latest value, live keys.
+    Kv(kv::KvArgs),
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Quota(args) => common::run(quota::run(args)),
         Command::User(args) => common::run(user::run(args)),
         Command::Schema(args) => common::run(schema::run(args)),
+        Command::Kv(args) => common::run(kv::run(args)),
     }
 }
 

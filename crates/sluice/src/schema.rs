@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::common::{CliError, http_request, print_table};
+use crate::common::{CliError, http_json, percent_encode as encode, print_json, print_table};
 
 /// How long one registry call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -181,48 +181,23 @@ impl Client {
     /// One call; a 2xx answer's JSON, else the registry's error as a CliError.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
         let body = body.map(|b| b.to_string());
-        let (status, text) = http_request(&self.addr, method, path, body.as_deref(), TIMEOUT)
-            .await
-            .map_err(|e| match e {
-                CliError::Io { context, source } => CliError::Other(format!(
-                    "{context}: {source} (is the schema registry listening there? see --registry)"
-                )),
-                other => other,
-            })?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let code = value.get("error_code").cloned().unwrap_or(json!(status));
-        let message = value
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("no message");
-        Err(CliError::Other(format!(
-            "schema registry error {code} (HTTP {status}): {message}"
-        )))
+        http_json(
+            &self.addr,
+            method,
+            path,
+            body.as_deref(),
+            TIMEOUT,
+            (
+                "schema registry",
+                "is the schema registry listening there? see --registry",
+            ),
+        )
+        .await
     }
 
     fn print(&self, value: &Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-        );
+        print_json(value);
     }
-}
-
-/// Percent-encodes a subject for a URL path (subjects may hold `/`, `:`,
-/// spaces and non-ASCII).
-fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn schema_body(source: &SchemaSource) -> Result<Value, CliError> {

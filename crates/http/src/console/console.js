@@ -594,10 +594,13 @@ function createTopicDialog(done) {
   $("#new-topic-name", root).addEventListener("keydown", (e) => { if (e.key === "Enter") submit(); });
 }
 
-pages.topic = function (name) {
+pages.topic = function (name, tab) {
   setTitle(name);
   const v = $("#view");
   v.innerHTML = `<div class="crumbs"><a href="#/topics">Topics</a> / <b>${esc(name)}</b></div>
+    <div class="tabs" id="tp-tabs"><button class="tab active" data-tab="overview" id="tp-tab-overview">Overview</button><button class="tab" data-tab="table" id="tp-tab-table" hidden>Table</button></div>
+    <div id="tp-table-view" hidden></div>
+    <div id="tp-overview">
     <div class="cards" id="tp-cards"></div>
     <div class="panel"><div class="panel-head"><h2>Partitions</h2>
       <div class="row-actions"><button class="small" id="tp-browse">Browse messages</button><button class="small" id="tp-tail">Live tail</button><button class="small" id="tp-produce">Produce…</button></div></div>
@@ -606,7 +609,19 @@ pages.topic = function (name) {
       <div class="panel-body" style="border-top:1px solid var(--line)"><div class="toolbar">
         <div class="field"><label>Key</label><input id="cfg-key" placeholder="retention.ms"></div>
         <div class="field"><label>Value</label><input id="cfg-value" placeholder="86400000"></div>
-        <button id="cfg-set">Set</button></div></div></div>`;
+        <button id="cfg-set">Set</button></div></div></div>
+    </div>`;
+  let table = null;
+  const showTab = (which) => {
+    $$("#tp-tabs .tab").forEach((b) => b.classList.toggle("active", b.dataset.tab === which));
+    $("#tp-overview").hidden = which !== "overview";
+    $("#tp-table-view").hidden = which !== "table";
+    if (which === "table" && !table) table = kvTable($("#tp-table-view"), name);
+  };
+  $("#tp-tabs").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-tab]");
+    if (b) location.hash = `#/topic/${encodeURIComponent(name)}` + (b.dataset.tab === "table" ? "/table" : "");
+  });
   $("#tp-browse").onclick = () => { location.hash = "#/messages/" + encodeURIComponent(name); };
   $("#tp-tail").onclick = () => { location.hash = "#/tail/" + encodeURIComponent(name); };
   $("#tp-produce").onclick = () => produceDialog(name, load);
@@ -636,12 +651,72 @@ pages.topic = function (name) {
         <td class="num">${fmtInt(Math.max(0, p.high_watermark - p.log_start_offset))}</td><td class="num">${fmtBytes(p.size_bytes)}</td></tr>`).join("")
     }</tbody></table>`;
     const cfg = Object.entries(t.configs);
+    // The key-value view exists only for compacted topics.
+    const compacted = (t.configs["cleanup.policy"] || "").split(",").map((x) => x.trim()).includes("compact");
+    $("#tp-tab-table").hidden = !compacted;
+    if (tab === "table" && compacted && !table) showTab("table");
     $("#tp-configs").innerHTML = cfg.length
       ? `<table><thead><tr><th>Key</th><th>Value</th><th></th></tr></thead><tbody>${cfg.map(([k, x]) => `<tr><td class="mono">${esc(k)}</td><td class="mono">${esc(x)}</td><td><div class="row-actions"><button class="small" data-reset="${esc(k)}">Reset</button></div></td></tr>`).join("")}</tbody></table>`
       : '<div class="empty">All configs use the broker defaults.</div>';
   }
   every(3000, load);
 };
+
+// The "Table" tab of a compacted topic: each live key's latest value
+// (read_committed), by key prefix, a page at a time.
+const KV_PAGE_KEYS = 50;
+
+function kvTable(root, topic) {
+  root.innerHTML = `<div class="panel"><div class="panel-head"><h2 id="kv-summary">Table</h2><span class="hint">Latest committed value per key</span></div>
+    <div class="panel-body"><div class="toolbar">
+      <div class="field"><label for="kv-prefix">Key prefix</label><input id="kv-prefix" placeholder="prefix…" style="width:220px"></div>
+      <button class="primary" id="kv-search">Search</button>
+      <button id="kv-first" hidden>First page</button><button id="kv-next" hidden>Next</button></div></div>
+    <div id="kv-table"><div class="empty">Loading…</div></div></div>`;
+  let prefix = "";
+  let after = null;
+  let next = null;
+  let rows = [];
+  const load = async () => {
+    let q = `limit=${KV_PAGE_KEYS}&values=true&decode=true`;
+    if (prefix) q += `&prefix=${encodeURIComponent(prefix)}`;
+    if (after) q += `&after=${encodeURIComponent(after)}`;
+    let r;
+    try { r = await api("GET", `/v1/topics/${encodeURIComponent(topic)}/keys?${q}`); } catch (e) {
+      $("#kv-table", root).innerHTML = `<div class="empty">${esc(e.message)}</div>`; return;
+    }
+    rows = r.keys;
+    next = r.next_after;
+    $("#kv-next", root).hidden = next == null;
+    $("#kv-first", root).hidden = after == null;
+    const elsewhere = r.partitions_elsewhere.length ? ` (partitions ${r.partitions_elsewhere.join(", ")} are led by other brokers)` : "";
+    $("#kv-summary", root).textContent = `${rows.length} key${rows.length === 1 ? "" : "s"}` + (prefix ? ` starting with “${prefix}”` : "") + elsewhere;
+    $("#kv-table", root).innerHTML = rows.length
+      ? `<table id="kv-keys"><thead><tr><th>Key</th><th>Value</th><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th></tr></thead><tbody>${
+        rows.map((k, i) => `<tr class="kv-row clickable" data-i="${i}" data-key="${esc(k.key_base64)}"><td class="mono">${k.record ? keyCell(k.record) : esc(k.key ?? k.key_base64)}</td>
+          <td class="msg-value">${k.record ? preview(k.record) : '<span class="badge">gone</span>'}</td><td class="num">${k.partition}</td><td class="num">${fmtInt(k.offset)}</td><td class="mono">${fmtTime(k.timestamp_ms)}</td></tr>`).join("")
+      }</tbody></table>`
+      : '<div class="empty">No keys.</div>';
+  };
+  const search = () => { prefix = $("#kv-prefix", root).value; after = null; load(); };
+  $("#kv-search", root).onclick = search;
+  $("#kv-prefix", root).addEventListener("keydown", (ev) => { if (ev.key === "Enter") search(); });
+  $("#kv-next", root).onclick = () => { after = next; load(); };
+  $("#kv-first", root).onclick = () => { after = null; load(); };
+  $("#kv-table", root).addEventListener("click", (ev) => {
+    const tr = ev.target.closest("tr.kv-row");
+    if (!tr) return;
+    if (tr.nextElementSibling && tr.nextElementSibling.classList.contains("msg-detail")) { tr.nextElementSibling.remove(); return; }
+    const k = rows[Number(tr.dataset.i)];
+    if (!k || !k.record) return;
+    const d = document.createElement("tr");
+    d.className = "msg-detail";
+    d.innerHTML = `<td colspan="5"><pre class="value">${renderValue(k.record, "auto").html}</pre></td>`;
+    tr.after(d);
+  });
+  load();
+  return { load };
+}
 
 function produceDialog(topic, done) {
   const { root, close } = modal(`<h3>Produce to ${esc(topic)}</h3>

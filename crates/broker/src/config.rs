@@ -58,6 +58,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log.cleaner_backoff_ms",
     "log.cleaner_dedupe_buffer_bytes",
     "log.cleaner_io_max_bytes_per_second",
+    "log.cleanup_policy",
+    "log.cleaner_delete_retention_ms",
+    "log.cleaner_min_cleanable_ratio",
+    "log.cleaner_min_compaction_lag_ms",
+    "log.cleaner_max_compaction_lag_ms",
     "log.index_interval_bytes",
     "log.message_max_bytes",
     "log.message_timestamp_type",
@@ -1687,6 +1692,37 @@ impl Config {
         if log.cleaner_backoff_ms < 1 {
             return Err(invalid("log.cleaner_backoff_ms", "must be at least 1"));
         }
+        // The topic-config defaults are checked as the topic configs are.
+        for (key, topic_key, value) in [
+            (
+                "log.cleanup_policy",
+                "cleanup.policy",
+                log.cleanup_policy.clone(),
+            ),
+            (
+                "log.cleaner_delete_retention_ms",
+                "delete.retention.ms",
+                log.cleaner_delete_retention_ms.to_string(),
+            ),
+            (
+                "log.cleaner_min_cleanable_ratio",
+                "min.cleanable.dirty.ratio",
+                log.cleaner_min_cleanable_ratio.to_string(),
+            ),
+            (
+                "log.cleaner_min_compaction_lag_ms",
+                "min.compaction.lag.ms",
+                log.cleaner_min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "log.cleaner_max_compaction_lag_ms",
+                "max.compaction.lag.ms",
+                log.cleaner_max_compaction_lag_ms.to_string(),
+            ),
+        ] {
+            sluice_metadata::topic_config::validate(topic_key, Some(&value))
+                .map_err(|e| invalid(key, e.to_string()))?;
+        }
         if log.cleaner_dedupe_buffer_bytes < MIN_DEDUPE_BUFFER_BYTES {
             return Err(invalid(
                 "log.cleaner_dedupe_buffer_bytes",
@@ -2327,6 +2363,8 @@ mod tests {
                 "http_tls" | "log.cleaner_enable" => "true",
                 "log.cleaner_dedupe_buffer_bytes" => "2097152",
                 "log.cleaner_io_max_bytes_per_second" => "1048576",
+                "log.cleanup_policy" => "\"compact,delete\"",
+                "log.cleaner_min_cleanable_ratio" => "0.25",
                 "tls.cert_file" | "tls.key_file" | "tls.client_ca_file" | "tls.ca_file" => {
                     "\"/tmp/x.pem\""
                 }
@@ -2808,6 +2846,15 @@ mod tests {
     fn the_cleaner_settings_are_bounded() {
         for (setting, key) in [
             ("log.cleaner_backoff_ms=0", "log.cleaner_backoff_ms"),
+            ("log.cleanup_policy=\"shred\"", "log.cleanup_policy"),
+            (
+                "log.cleaner_min_cleanable_ratio=1.5",
+                "log.cleaner_min_cleanable_ratio",
+            ),
+            (
+                "log.cleaner_delete_retention_ms=-1",
+                "log.cleaner_delete_retention_ms",
+            ),
             (
                 "log.cleaner_dedupe_buffer_bytes=1000",
                 "log.cleaner_dedupe_buffer_bytes",

@@ -56,6 +56,21 @@ pub struct LogDefaults {
     /// plus write rate. 0 (the default) sets no limit, as Kafka's default
     /// of `Double.MAX_VALUE` does.
     pub cleaner_io_max_bytes_per_second: u64,
+    /// Kafka's `log.cleanup.policy`: the `cleanup.policy` of topics that
+    /// set none (`delete`, `compact`, or both comma-separated).
+    pub cleanup_policy: String,
+    /// Kafka's `log.cleaner.delete.retention.ms`: the default
+    /// `delete.retention.ms` (1 day).
+    pub cleaner_delete_retention_ms: i64,
+    /// Kafka's `log.cleaner.min.cleanable.ratio`: the default
+    /// `min.cleanable.dirty.ratio` (0.5).
+    pub cleaner_min_cleanable_ratio: f64,
+    /// Kafka's `log.cleaner.min.compaction.lag.ms`: the default
+    /// `min.compaction.lag.ms` (0).
+    pub cleaner_min_compaction_lag_ms: i64,
+    /// Kafka's `log.cleaner.max.compaction.lag.ms`: the default
+    /// `max.compaction.lag.ms` (no limit).
+    pub cleaner_max_compaction_lag_ms: i64,
     /// Bytes between sparse index entries (Kafka: 4096).
     pub index_interval_bytes: u32,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
@@ -107,6 +122,11 @@ impl Default for LogDefaults {
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 32 * 1024 * 1024,
             cleaner_io_max_bytes_per_second: 0,
+            cleanup_policy: "delete".to_owned(),
+            cleaner_delete_retention_ms: 86_400_000,
+            cleaner_min_cleanable_ratio: 0.5,
+            cleaner_min_compaction_lag_ms: 0,
+            cleaner_max_compaction_lag_ms: i64::MAX,
             index_interval_bytes: 4096,
             message_max_bytes: 1_048_588,
             message_timestamp_type: TimestampTypeConfig::CreateTime,

@@ -287,13 +287,13 @@ pub fn replica_throttled(
 /// The broker-wide default of a topic config, as DescribeConfigs reports it.
 pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
     match name {
-        "cleanup.policy" => "delete".into(),
+        "cleanup.policy" => defaults.cleanup_policy.clone(),
         "compression.type" => "producer".into(),
         "confluent.key.schema.validation" | "confluent.value.schema.validation" => "false".into(),
         "confluent.key.subject.name.strategy" | "confluent.value.subject.name.strategy" => {
             SUBJECT_NAME_STRATEGIES[0].into()
         }
-        "delete.retention.ms" => "86400000".into(),
+        "delete.retention.ms" => defaults.cleaner_delete_retention_ms.to_string(),
         "file.delete.delay.ms" => "60000".into(),
         "flush.messages" => match defaults.flush_mode {
             FlushMode::Interval => defaults.flush_messages.to_string(),
@@ -306,7 +306,7 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
         "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
         // Kafka's default: no replica is throttled.
         LEADER_THROTTLED_REPLICAS | FOLLOWER_THROTTLED_REPLICAS => String::new(),
-        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "max.compaction.lag.ms" => defaults.cleaner_max_compaction_lag_ms.to_string(),
         "max.message.bytes" => defaults.message_max_bytes.to_string(),
         "message.timestamp.after.max.ms" => defaults.message_timestamp_after_max_ms.to_string(),
         "message.timestamp.before.max.ms" => defaults.message_timestamp_before_max_ms.to_string(),
@@ -314,8 +314,8 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
             TimestampTypeConfig::CreateTime => "CreateTime".into(),
             TimestampTypeConfig::LogAppendTime => "LogAppendTime".into(),
         },
-        "min.cleanable.dirty.ratio" => "0.5".into(),
-        "min.compaction.lag.ms" => "0".into(),
+        "min.cleanable.dirty.ratio" => defaults.cleaner_min_cleanable_ratio.to_string(),
+        "min.compaction.lag.ms" => defaults.cleaner_min_compaction_lag_ms.to_string(),
         "min.insync.replicas" => "1".into(),
         "preallocate" => "false".into(),
         "retention.bytes" => defaults.retention_bytes.to_string(),
@@ -333,13 +333,12 @@ pub fn default_value(name: &str, defaults: &LogDefaults) -> String {
 /// own overrides. Values were validated when they were set.
 pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> LogConfig {
     let get = |name: &str| -> Option<i64> { topic.get(name).and_then(|v| v.trim().parse().ok()) };
-    // `cleanup.policy` defaults to `delete` (Kafka's `log.cleanup.policy`).
-    let policy_has = |word: &str| {
-        topic.get("cleanup.policy").map_or(word == "delete", |p| {
-            p.split(',').any(|part| part.trim() == word)
-        })
-    };
-    let kafka = LogConfig::default();
+    // `cleanup.policy` defaults to the broker's `log.cleanup.policy`.
+    let policy = topic
+        .get("cleanup.policy")
+        .unwrap_or(&defaults.cleanup_policy);
+    let policy_has = |word: &str| policy.split(',').any(|part| part.trim() == word);
+    let ratio = |r: f64| (r.clamp(0.0, 1.0) * 1000.0).round() as u16;
     let mut config = LogConfig {
         segment_bytes: get("segment.bytes").map_or(defaults.segment_bytes, |v| v.max(14) as u64),
         segment_ms: get("segment.ms").unwrap_or(defaults.segment_ms),
@@ -366,16 +365,19 @@ pub fn log_config(defaults: &LogDefaults, topic: &BTreeMap<String, String>) -> L
             .unwrap_or(defaults.message_timestamp_after_max_ms),
         compact: policy_has("compact"),
         delete: policy_has("delete"),
-        delete_retention_ms: get("delete.retention.ms").unwrap_or(kafka.delete_retention_ms),
-        min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(kafka.min_compaction_lag_ms),
-        max_compaction_lag_ms: get("max.compaction.lag.ms").unwrap_or(kafka.max_compaction_lag_ms),
-        min_cleanable_dirty_ratio_permille: topic
-            .get("min.cleanable.dirty.ratio")
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|r| (0.0..=1.0).contains(r))
-            .map_or(kafka.min_cleanable_dirty_ratio_permille, |r| {
-                (r * 1000.0).round() as u16
-            }),
+        delete_retention_ms: get("delete.retention.ms")
+            .unwrap_or(defaults.cleaner_delete_retention_ms),
+        min_compaction_lag_ms: get("min.compaction.lag.ms")
+            .unwrap_or(defaults.cleaner_min_compaction_lag_ms),
+        max_compaction_lag_ms: get("max.compaction.lag.ms")
+            .unwrap_or(defaults.cleaner_max_compaction_lag_ms),
+        min_cleanable_dirty_ratio_permille: ratio(
+            topic
+                .get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(defaults.cleaner_min_cleanable_ratio),
+        ),
         encryption: defaults.encryption.clone(),
         ..LogConfig::default()
     };
@@ -523,5 +525,37 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_brokers_log_cleaner_defaults_apply_to_topics_that_set_nothing() {
+        let defaults = LogDefaults {
+            cleanup_policy: "compact".to_owned(),
+            cleaner_delete_retention_ms: 5_000,
+            cleaner_min_cleanable_ratio: 0.25,
+            cleaner_min_compaction_lag_ms: 7,
+            cleaner_max_compaction_lag_ms: 9_000,
+            ..LogDefaults::default()
+        };
+        let empty = BTreeMap::new();
+        let c = log_config(&defaults, &empty);
+        assert!(c.compact && !c.delete);
+        assert_eq!(c.delete_retention_ms, 5_000);
+        assert_eq!(c.min_cleanable_dirty_ratio_permille, 250);
+        assert_eq!(c.min_compaction_lag_ms, 7);
+        assert_eq!(c.max_compaction_lag_ms, 9_000);
+        assert_eq!(default_value("cleanup.policy", &defaults), "compact");
+        assert_eq!(
+            default_value("min.cleanable.dirty.ratio", &defaults),
+            "0.25"
+        );
+        assert_eq!(default_value("delete.retention.ms", &defaults), "5000");
+        // A topic's own configs still win.
+        let mut topic = BTreeMap::new();
+        topic.insert("cleanup.policy".to_owned(), "delete".to_owned());
+        topic.insert("min.cleanable.dirty.ratio".to_owned(), "0.9".to_owned());
+        let c = log_config(&defaults, &topic);
+        assert!(!c.compact && c.delete);
+        assert_eq!(c.min_cleanable_dirty_ratio_permille, 900);
     }
 }

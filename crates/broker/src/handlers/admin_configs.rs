@@ -232,6 +232,23 @@ fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
             c.log.retention_check_interval_ms.to_string(),
         ),
         ("log.cleaner.enable", c.log.cleaner_enable.to_string()),
+        ("log.cleanup.policy", c.log.cleanup_policy.clone()),
+        (
+            "log.cleaner.delete.retention.ms",
+            c.log.cleaner_delete_retention_ms.to_string(),
+        ),
+        (
+            "log.cleaner.min.cleanable.ratio",
+            c.log.cleaner_min_cleanable_ratio.to_string(),
+        ),
+        (
+            "log.cleaner.min.compaction.lag.ms",
+            c.log.cleaner_min_compaction_lag_ms.to_string(),
+        ),
+        (
+            "log.cleaner.max.compaction.lag.ms",
+            c.log.cleaner_max_compaction_lag_ms.to_string(),
+        ),
         (
             "log.cleaner.backoff.ms",
             c.log.cleaner_backoff_ms.to_string(),

@@ -304,28 +304,18 @@ async fn encode_with_schemas(
     let mut pending = Vec::new();
     for (index, r) in records.iter_mut().enumerate() {
         let fields = [
-            (
-                true,
-                r.key_schema.take(),
-                r.key.take(),
-                r.key_base64.is_some(),
-            ),
+            (true, &mut r.key_schema, &mut r.key, r.key_base64.is_some()),
             (
                 false,
-                r.value_schema.take(),
-                r.value.take(),
+                &mut r.value_schema,
+                &mut r.value,
                 r.value_base64.is_some(),
             ),
         ];
-        for (is_key, choice, json, has_base64) in fields {
+        for (is_key, schema, json, has_base64) in fields {
             let name = if is_key { "key" } else { "value" };
-            let Some(choice) = choice else {
-                // Not schema-encoded: put the JSON back for the plain path.
-                if is_key {
-                    r.key = json;
-                } else {
-                    r.value = json;
-                }
+            // Without a schema the JSON stays for the plain path.
+            let Some(choice) = schema.take() else {
                 continue;
             };
             if has_base64 {
@@ -343,7 +333,7 @@ async fn encode_with_schemas(
                     )));
                 }
             };
-            match json {
+            match json.take() {
                 None | Some(serde_json::Value::Null) => {} // stays null
                 Some(value) => pending.push(Pending {
                     index,

@@ -11,7 +11,8 @@ use sluice_records::{BatchBuilder, Batches, NewRecord, NextBatch, decode_records
 
 use crate::cleaner::OffsetMap;
 use crate::compaction::{CleanReport, CompactionError, IoThrottle, clean_log};
-use crate::producer_state::{MarkerType, PRODUCER_STATE_FILE, marker_key, marker_value};
+use crate::producer_state::{MarkerType, PRODUCER_STATE_FILE};
+use crate::producer_state_tests::marker;
 use crate::{AppendOrigin, Log, LogConfig};
 
 /// One keyed record (a tombstone when `value` is `None`) in its own batch;
@@ -56,8 +57,17 @@ fn config() -> LogConfig {
     }
 }
 
-/// Every record of the log: offset → (key, value).
+/// Every data record of the log: offset → (key, value).
 fn records(log: &Log) -> BTreeMap<i64, (String, Option<String>)> {
+    records_unless(log, |_| false)
+}
+
+/// The data records of the log, without markers and the batches `skip`
+/// names: offset → (key, value).
+fn records_unless(
+    log: &Log,
+    skip: impl Fn(&sluice_records::BatchHeader) -> bool,
+) -> BTreeMap<i64, (String, Option<String>)> {
     let bytes = log
         .read(log.log_start_offset(), u32::MAX, i64::MAX)
         .unwrap()
@@ -68,6 +78,9 @@ fn records(log: &Log) -> BTreeMap<i64, (String, Option<String>)> {
         let NextBatch::Complete { header, bytes, .. } = item else {
             panic!("bad read: {item:?}")
         };
+        if header.is_control() || header.record_count == 0 || skip(&header) {
+            continue;
+        }
         for r in decode_records(&Bytes::copy_from_slice(bytes)).unwrap() {
             let text =
                 |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8(b.to_vec()).unwrap());
@@ -272,22 +285,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A transaction marker of `producer_id` at time 0.
-fn marker(producer_id: i64, kind: MarkerType) -> BytesMut {
-    BatchBuilder::new()
-        .producer(producer_id, 0, -1)
-        .transactional(true)
-        .control(true)
-        .record(NewRecord {
-            key: Some(marker_key(kind)),
-            value: Some(marker_value(0)),
-            headers: vec![],
-            timestamp_ms: 0,
-        })
-        .build()
-        .unwrap()
-}
-
 /// Appends `steps` to a fresh log (open transactions ended at the end with
 /// `commit_rest`), then a sealed tail, all flushed.
 fn transactional_log(dir: &std::path::Path, steps: &[Step], commit_rest: bool) -> Log {
@@ -303,7 +300,7 @@ fn transactional_log(dir: &std::path::Path, steps: &[Step], commit_rest: bool) -
                 MarkerType::Abort
             };
             log.append_as(
-                marker(producer_id(actor), kind),
+                marker(producer_id(actor), 0, kind),
                 0,
                 0,
                 AppendOrigin::Coordinator,
@@ -355,36 +352,14 @@ fn transactional_log(dir: &std::path::Path, steps: &[Step], commit_rest: bool) -
 /// What a `read_committed` consumer reads from the start: offset → (key,
 /// value) of the data records, without aborted transactions and markers.
 fn committed_records(log: &Log) -> BTreeMap<i64, (String, Option<String>)> {
-    let start = log.log_start_offset();
-    let aborted = log.aborted_transactions(start, i64::MAX);
-    let bytes = log
-        .read(start, u32::MAX, i64::MAX)
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for item in Batches::new(&bytes) {
-        let NextBatch::Complete { header, bytes, .. } = item else {
-            panic!("bad read: {item:?}")
-        };
-        let is_aborted = header.is_transactional()
+    let aborted = log.aborted_transactions(log.log_start_offset(), i64::MAX);
+    records_unless(log, |header| {
+        header.is_transactional()
             && aborted.iter().any(|a| {
                 a.producer_id == header.producer_id
                     && (a.first_offset..=a.last_offset).contains(&header.base_offset)
-            });
-        if header.is_control() || is_aborted || header.record_count == 0 {
-            continue;
-        }
-        for r in decode_records(&Bytes::copy_from_slice(bytes)).unwrap() {
-            let text =
-                |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8(b.to_vec()).unwrap());
-            out.insert(
-                header.base_offset + i64::from(r.offset_delta),
-                (text(&r.key).unwrap(), text(&r.value)),
-            );
-        }
-    }
-    out
+            })
+    })
 }
 
 proptest! {
@@ -410,7 +385,7 @@ proptest! {
         let end = log.log_end_offset();
         prop_assert_eq!(log.first_unstable_offset(), None);
         let mut map = OffsetMap::with_capacity(map_entries);
-        // now = 10 s: every tombstone and marker (time 0) is past the
+        // now = 10 s: every tombstone (time 0) and marker (5 s) is past the
         // 1 s delete.retention.ms horizon.
         let mut rounds = 0;
         while clean(&log, &mut map, 10_000, i64::MAX).unwrap().is_some() {

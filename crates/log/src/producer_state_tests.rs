@@ -37,7 +37,9 @@ fn txn(pid: i64, epoch: i16, seq: i32, records: usize) -> BytesMut {
     b.build().unwrap()
 }
 
-fn marker(pid: i64, epoch: i16, kind: MarkerType) -> BytesMut {
+/// A transaction marker of `pid` at time 5,000; `compaction_tests.rs`
+/// writes its markers with it too.
+pub(crate) fn marker(pid: i64, epoch: i16, kind: MarkerType) -> BytesMut {
     BatchBuilder::new()
         .producer(pid, epoch, -1)
         .transactional(true)

@@ -67,6 +67,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "hot-path benchmarks, one iteration each (regression guard; timings in docs/benchmarks.md)"
+cargo test -p sluice-broker --bench hot_path --locked
+
 step "fuzz targets: ${SLUICE_FUZZ_SECONDS:-10}s each from the committed corpus (docs/fuzzing.md)"
 ./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-10}"
 

@@ -95,6 +95,9 @@ enum Ty {
     Str,
     Bytes,
     Records,
+    /// `filerecords`: a response's record set, which the broker may send
+    /// straight from a segment file ([`Records`](crate::Records)).
+    FileRecords,
     Uuid,
     Struct(String),
     Array(Box<Ty>),
@@ -578,6 +581,7 @@ fn parse_ty(raw: &str, field: &Field, names: &HashMap<String, String>) -> Result
         "string" => Ty::Str,
         "bytes" => Ty::Bytes,
         "records" => Ty::Records,
+        "filerecords" => Ty::FileRecords,
         "uuid" => Ty::Uuid,
         other => Ty::Struct(
             names
@@ -592,7 +596,7 @@ fn struct_type_name(raw: &str) -> Option<&str> {
     let base = raw.trim_start_matches("[]");
     match base {
         "bool" | "int8" | "int16" | "int32" | "int64" | "uint16" | "uint32" | "float64"
-        | "string" | "bytes" | "records" | "uuid" => None,
+        | "string" | "bytes" | "records" | "filerecords" | "uuid" => None,
         other => Some(other),
     }
 }
@@ -723,11 +727,12 @@ fn rust_ty(ty: &Ty, nullable: bool) -> String {
         Ty::F64 => "f64".to_string(),
         Ty::Str => "String".to_string(),
         Ty::Bytes | Ty::Records => "Bytes".to_string(),
+        Ty::FileRecords => "crate::Records".to_string(),
         Ty::Uuid => "Uuid".to_string(),
         Ty::Struct(n) => n.clone(),
         Ty::Array(e) => format!("Vec<{}>", rust_ty(e, false)),
     };
-    if nullable && !matches!(ty, Ty::Records) {
+    if nullable && !matches!(ty, Ty::Records | Ty::FileRecords) {
         format!("Option<{base}>")
     } else {
         base
@@ -735,7 +740,7 @@ fn rust_ty(ty: &Ty, nullable: bool) -> String {
 }
 
 fn is_nullable(f: &Field, ty: &Ty) -> bool {
-    !matches!(ty, Ty::Records) && !f.nullable.intersect(f.versions).is_empty()
+    !matches!(ty, Ty::Records | Ty::FileRecords) && !f.nullable.intersect(f.versions).is_empty()
 }
 
 fn default_expr(f: &Field, ty: &Ty) -> String {
@@ -760,6 +765,7 @@ fn default_expr(f: &Field, ty: &Ty) -> String {
             _ => "String::new()".to_string(),
         },
         Ty::Bytes | Ty::Records => "Bytes::new()".to_string(),
+        Ty::FileRecords => "crate::Records::default()".to_string(),
         Ty::Uuid => "Uuid::nil()".to_string(),
         Ty::Struct(n) => format!("{n}::default()"),
         Ty::Array(_) => "Vec::new()".to_string(),
@@ -789,7 +795,9 @@ fn min_size_expr(ty: &Ty) -> String {
     }
     match ty {
         Ty::Str => "if flexible { 1 } else { 2 }".to_string(),
-        Ty::Bytes | Ty::Records | Ty::Array(_) => "if flexible { 1 } else { 4 }".to_string(),
+        Ty::Bytes | Ty::Records | Ty::FileRecords | Ty::Array(_) => {
+            "if flexible { 1 } else { 4 }".to_string()
+        }
         Ty::Struct(n) => format!("{n}::min_wire_size(version)"),
         _ => "1".to_string(),
     }
@@ -808,6 +816,7 @@ fn encode_value(ty: &Ty, x: &str, depth: usize) -> String {
         Ty::F64 => format!("codec::write_f64(buf, *{x});"),
         Ty::Str => format!("codec::write_string(buf, {x}, flexible)?;"),
         Ty::Bytes | Ty::Records => format!("codec::write_bytes(buf, {x}, flexible)?;"),
+        Ty::FileRecords => format!("codec::write_records(buf, {x}, flexible)?;"),
         Ty::Uuid => format!("codec::write_uuid(buf, {x});"),
         Ty::Struct(_) => format!("{x}.encode_inner(buf, version)?;"),
         Ty::Array(e) => {
@@ -825,7 +834,9 @@ fn encode_value(ty: &Ty, x: &str, depth: usize) -> String {
 fn encode_empty(ty: &Ty) -> String {
     match ty {
         Ty::Str => "codec::write_string(buf, \"\", flexible)?;".to_string(),
-        Ty::Bytes | Ty::Records => "codec::write_bytes(buf, &[], flexible)?;".to_string(),
+        Ty::Bytes | Ty::Records | Ty::FileRecords => {
+            "codec::write_bytes(buf, &[], flexible)?;".to_string()
+        }
         Ty::Array(_) => "codec::write_array_len(buf, 0, flexible)?;".to_string(),
         Ty::Struct(n) => format!("{n}::default().encode_inner(buf, version)?;"),
         _ => String::new(),
@@ -891,6 +902,9 @@ fn decode_value(ty: &Ty) -> String {
         // the log and the broker treat both the same.
         Ty::Records => {
             "codec::read_nullable_bytes(buf, flexible, true)?.unwrap_or_default()".to_string()
+        }
+        Ty::FileRecords => {
+            "crate::Records::from(codec::read_nullable_bytes(buf, flexible, true)?.unwrap_or_default())".to_string()
         }
         Ty::Uuid => "codec::read_uuid(buf)?".to_string(),
         Ty::Struct(n) => format!("{n}::decode_inner(buf, version)?"),

@@ -569,11 +569,12 @@ impl ControllerService {
             Ok(reply) => reply,
             Err(e) => return refused(codes::INVALID_REQUEST, &e.to_string()),
         };
-        match reply.await {
-            Some(frame) => ControlResponse::Forwarded {
+        match reply.await.map(|frame| frame.to_contiguous()) {
+            Some(Ok(frame)) => ControlResponse::Forwarded {
                 frame: frame.freeze(),
                 index: self.quorum.published_index(),
             },
+            Some(Err(e)) => refused(codes::UNKNOWN_SERVER_ERROR, &e.to_string()),
             None => refused(
                 codes::UNKNOWN_SERVER_ERROR,
                 "the controller's handler gave no response",

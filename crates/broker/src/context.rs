@@ -9,8 +9,11 @@ use std::time::Duration;
 use crate::Principal;
 
 /// A response frame in the making; `None` means "send nothing" (acks=0).
-pub type Reply =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::BytesMut>> + Send>>;
+/// A Fetch response's record sets may be left in their segment files, as
+/// splices the connection sends from there ([`sluice_protocol::SplicedFrame`]).
+pub type Reply = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<sluice_protocol::SplicedFrame>> + Send>,
+>;
 
 /// The listener name forwarded requests are dispatched under on the
 /// active controller (client quotas exempt them there).

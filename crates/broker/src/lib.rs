@@ -39,6 +39,7 @@ pub mod sasl;
 pub mod server;
 pub mod throttle;
 pub mod tls;
+pub mod zero_copy;
 
 #[cfg(test)]
 mod controller_tests;

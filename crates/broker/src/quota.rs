@@ -942,9 +942,9 @@ impl ConsumerFetch {
         self,
         mut response: sluice_protocol::messages::fetch::FetchResponse,
         encode: E,
-    ) -> Option<bytes::BytesMut>
+    ) -> Option<sluice_protocol::SplicedFrame>
     where
-        E: Fn(&sluice_protocol::messages::fetch::FetchResponse) -> Option<bytes::BytesMut>,
+        E: Fn(&sluice_protocol::messages::fetch::FetchResponse) -> Option<sluice_protocol::SplicedFrame>,
     {
         let frame = encode(&response)?;
         let Some(charge) = self.charge else {
@@ -972,7 +972,7 @@ struct Timed {
 }
 
 impl std::future::Future for Timed {
-    type Output = (Option<bytes::BytesMut>, Duration);
+    type Output = (Option<sluice_protocol::SplicedFrame>, Duration);
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,

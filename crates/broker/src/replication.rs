@@ -490,9 +490,17 @@ fn apply_fetched(
             .map_err(log_error)?;
         return Ok(());
     }
-    if !data.records.is_empty()
+    // Decoded records are in memory: this clones a handle.
+    let records = data.records.to_bytes().map_err(|source| {
+        log_error(sluice_log::LogError::Io {
+            op: "read the fetched records of",
+            path: partition.log().dir().to_owned(),
+            source,
+        })
+    })?;
+    if !records.is_empty()
         && let Some(info) = partition
-            .append_as_follower(&data.records, leadership)
+            .append_as_follower(&records, leadership)
             .map_err(log_error)?
         && partition.is_group_commit()
     {

@@ -36,9 +36,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::stream::{FuturesOrdered, StreamExt};
-use sluice_protocol::{ApiKey, RequestHeader, request_header_version};
+use sluice_protocol::{ApiKey, RequestHeader, SplicedFrame, request_header_version};
 use sluice_runtime::{AcceptBackoff, CancellationToken};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -47,6 +47,7 @@ use tokio::sync::Semaphore;
 use crate::config::SecurityProtocol;
 use crate::frames::{FrameError, FrameReader, RequestBudget};
 use crate::handlers::{self, RequestContext};
+use crate::zero_copy::{FrameWriter, write_frame};
 use crate::{Broker, Principal};
 
 /// How long a connection gets to finish in-flight work at shutdown.
@@ -112,7 +113,7 @@ pub trait Handshake: Send + 'static {
     /// The connection's read side.
     type Read: AsyncRead + Unpin + Send + 'static;
     /// The connection's write side.
-    type Write: AsyncWrite + Unpin + Send + 'static;
+    type Write: FrameWriter + 'static;
 
     /// Runs the handshake. An error closes the connection (logged), and
     /// nothing else.
@@ -164,7 +165,7 @@ impl Handshake for tokio::net::TcpStream {
 impl<R, W> Handshake for (R, W)
 where
     R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: FrameWriter + 'static,
 {
     type Read = R;
     type Write = W;
@@ -390,7 +391,7 @@ impl Server {
     ) -> Result<(), ConnectionError>
     where
         R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
+        W: FrameWriter,
     {
         let broker = &self.broker;
         let limits = &broker.config.limits;
@@ -463,7 +464,7 @@ impl Server {
                                 in_flight.push_back(Box::pin(async move {
                                     tokio::time::sleep(delay).await;
                                     drop(budget);
-                                    (expected, reply)
+                                    (expected, reply.map(SplicedFrame::from))
                                 }));
                                 if let Some(user) = session.user()
                                     && principal.name != user
@@ -551,7 +552,7 @@ async fn sleep_until_unmuted(until: Option<tokio::time::Instant>) {
 
 /// A request being handled: what its reply must be, and the reply.
 type InFlight =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (Expected, Option<BytesMut>)> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = (Expected, Option<SplicedFrame>)> + Send>>;
 
 /// What a request's reply must be, read from its frame before dispatch:
 /// every request but Produce with `acks=0` is answered.
@@ -604,13 +605,13 @@ fn produce_acks(body: &mut Bytes, version: i16) -> Option<i16> {
 /// Writes one reply. A request that expected a response but has none
 /// (it failed to encode, or its task panicked; both logged where they
 /// happened) closes the connection.
-async fn write_reply<W: AsyncWrite + Unpin>(
+async fn write_reply<W: FrameWriter>(
     writer: &mut W,
-    (expected, reply): (Expected, Option<BytesMut>),
+    (expected, reply): (Expected, Option<SplicedFrame>),
 ) -> Result<(), ConnectionError> {
     match reply {
-        Some(bytes) => {
-            writer.write_all(&bytes).await?;
+        Some(frame) => {
+            write_frame(writer, &frame).await?;
             // A no-op on TCP; a TLS stream sends its buffered record.
             writer.flush().await?;
         }
@@ -631,7 +632,7 @@ async fn write_reply<W: AsyncWrite + Unpin>(
 }
 
 /// Writes every pending reply, in order.
-async fn drain<W: AsyncWrite + Unpin>(
+async fn drain<W: FrameWriter>(
     in_flight: &mut FuturesOrdered<InFlight>,
     writer: &mut W,
 ) -> Result<(), ConnectionError> {

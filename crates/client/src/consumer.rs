@@ -475,7 +475,12 @@ impl Consumer {
                         }
                     }
                     self.high_watermarks.insert(key.clone(), p.high_watermark);
-                    let next = decode_partition(&key.0, key.1, position, &p.records, &mut records)?;
+                    // Decoded records are in memory: this clones a handle.
+                    let bytes = p.records.to_bytes().map_err(|source| ClientError::Io {
+                        addr: format!("the leader of {}-{}", key.0, key.1),
+                        source,
+                    })?;
+                    let next = decode_partition(&key.0, key.1, position, &bytes, &mut records)?;
                     self.positions.insert(key, next);
                 }
             }

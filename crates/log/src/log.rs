@@ -187,6 +187,13 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// Log end offset when the read was planned.
     pub log_end_offset: i64,
+    /// The offset after the last batch in the slices (the read's start
+    /// offset when they are empty).
+    pub next_offset: i64,
+    /// Whether any batch in the slices is an encryption envelope: such a
+    /// read must go through [`ReadResult::to_bytes`], never to a client
+    /// as stored.
+    pub envelopes: bool,
     /// The keyring envelopes in the slices are opened with (the log's when
     /// the read was planned); `None` means envelopes cannot be served.
     pub encryption: Option<Arc<Keyring>>,
@@ -1601,6 +1608,8 @@ impl Log {
         let encryption = self.lock().config.encryption.clone();
         let mut slices: Vec<FileSlice> = Vec::new();
         let mut total = 0u64;
+        let mut next_offset = offset;
+        let mut envelopes = false;
         'segments: for (file, path, start, size) in plan {
             let mut pos = start;
             while pos < size {
@@ -1645,6 +1654,8 @@ impl Log {
                 }
                 total += len;
                 pos += len;
+                next_offset = header.next_offset();
+                envelopes |= encryption::is_envelope(&header);
                 if total >= u64::from(max_bytes) {
                     break 'segments;
                 }
@@ -1654,6 +1665,8 @@ impl Log {
             slices,
             log_start_offset,
             log_end_offset,
+            next_offset,
+            envelopes,
             encryption,
         })
     }

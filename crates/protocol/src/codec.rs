@@ -269,6 +269,37 @@ pub fn write_bytes(buf: &mut BytesMut, b: &[u8], flexible: bool) -> Result<(), E
     Ok(())
 }
 
+/// Writes a response's record set. A deferred set becomes a splice when
+/// the frame is encoded by [`crate::encode_response_spliced`]; otherwise
+/// its source copies its bytes in.
+pub fn write_records(
+    buf: &mut BytesMut,
+    records: &crate::Records,
+    flexible: bool,
+) -> Result<(), EncodeError> {
+    match records {
+        crate::Records::Memory(b) => write_bytes(buf, b, flexible),
+        crate::Records::Deferred(source) => {
+            let len = source.len();
+            write_len(buf, len, flexible, true, "records")?;
+            if crate::records::splice(buf.len(), source) {
+                return Ok(());
+            }
+            let start = buf.len();
+            source
+                .copy_to(buf)
+                .map_err(|e| EncodeError::Records(e.to_string()))?;
+            if buf.len() - start != len {
+                return Err(EncodeError::Records(format!(
+                    "the source gave {} bytes of the {len} it holds",
+                    buf.len() - start
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Writes null bytes.
 pub fn write_null_bytes(buf: &mut BytesMut, flexible: bool) {
     write_null_len(buf, flexible, true);

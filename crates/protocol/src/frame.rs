@@ -112,6 +112,75 @@ pub fn encode_response<R: Encode>(
     patch_length(buf)
 }
 
+/// A response frame whose deferred record sets were left out: the bytes of
+/// the frame are `head` with each splice's source inserted at its
+/// position. The length prefix counts them all.
+#[derive(Debug)]
+pub struct SplicedFrame {
+    /// The frame without the spliced record sets.
+    pub head: BytesMut,
+    /// Where the record sets go, in frame order.
+    pub splices: Vec<crate::Splice>,
+}
+
+impl SplicedFrame {
+    /// Bytes of the whole frame, length prefix included.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.splices.iter().map(|s| s.source.len()).sum::<usize>()
+    }
+
+    /// True when the frame has no bytes (never, for an encoded frame).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole frame in one buffer, each splice's source copied in (for
+    /// a frame that is not written to a socket: forwarded, or in tests).
+    pub fn to_contiguous(&self) -> std::io::Result<BytesMut> {
+        let mut out = BytesMut::with_capacity(self.len());
+        let mut written = 0;
+        for splice in &self.splices {
+            out.extend_from_slice(&self.head[written..splice.at]);
+            written = splice.at;
+            splice.source.copy_to(&mut out)?;
+        }
+        out.extend_from_slice(&self.head[written..]);
+        Ok(out)
+    }
+}
+
+impl From<BytesMut> for SplicedFrame {
+    fn from(head: BytesMut) -> SplicedFrame {
+        SplicedFrame {
+            head,
+            splices: Vec::new(),
+        }
+    }
+}
+
+/// [`encode_response`], leaving every deferred record set out of the
+/// bytes as a splice for the writer to send from its source.
+pub fn encode_response_spliced<R: Encode>(
+    correlation_id: i32,
+    header_version: i16,
+    body: &R,
+    version: i16,
+) -> Result<SplicedFrame, EncodeError> {
+    let mut head = BytesMut::with_capacity(64);
+    head.put_i32(0);
+    ResponseHeader { correlation_id }.encode(&mut head, header_version);
+    let (encoded, splices) = crate::records::collect_splices(|| body.encode(&mut head, version));
+    encoded?;
+    let mut frame = SplicedFrame { head, splices };
+    let len = frame.len() - 4;
+    let len_i32 = i32::try_from(len).map_err(|_| EncodeError::TooLong {
+        what: "frame",
+        length: len,
+    })?;
+    frame.head[..4].copy_from_slice(&len_i32.to_be_bytes());
+    Ok(frame)
+}
+
 /// Encodes a full request frame, 4-byte length prefix included, using the
 /// header's api version and the matching header version. For clients/tests.
 pub fn encode_request<R: Request>(

@@ -12,7 +12,9 @@
 //! - [`error`]: Kafka's numeric error codes.
 //!
 //! Record batches are never decoded here: `records` fields are raw [`Bytes`]
-//! handed to (or taken from) the log unchanged.
+//! handed to (or taken from) the log unchanged. A Fetch response's records
+//! are a [`Records`], which may stay in their segment file until the
+//! response is written ([`records`], [`encode_response_spliced`]).
 //!
 //! UUIDs are [`uuid::Uuid`].
 
@@ -24,6 +26,7 @@ pub mod error;
 mod error_response_tests;
 pub mod frame;
 pub mod header;
+pub mod records;
 #[cfg(test)]
 mod testgen;
 
@@ -36,10 +39,12 @@ pub mod messages {
 
 pub use bytes::{Bytes, BytesMut};
 pub use frame::{
-    RequestDecodeError, decode_request, encode_request, encode_response, frame_length,
+    RequestDecodeError, SplicedFrame, decode_request, encode_request, encode_response,
+    encode_response_spliced, frame_length,
 };
 pub use header::{RequestHeader, ResponseHeader, request_header_version, response_header_version};
 pub use messages::{ApiKey, RequestBody, ResponseBody, SUPPORTED_VERSIONS};
+pub use records::{RecordSource, Records, Splice};
 
 /// Errors while reading a value off the wire. A decode error costs the one
 /// connection that sent the bytes, never the process.
@@ -101,7 +106,8 @@ pub enum DecodeError {
     },
 }
 
-/// Errors while writing a value: only values the wire format cannot carry.
+/// Errors while writing a value: values the wire format cannot carry, and
+/// deferred record sets that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     /// A string, bytes, array or frame is longer than its length prefix allows.
@@ -112,6 +118,9 @@ pub enum EncodeError {
         /// Its length.
         length: usize,
     },
+    /// A deferred record set could not be read into the frame.
+    #[error("cannot read the records of the response: {0}")]
+    Records(String),
     /// The message does not exist at this version.
     #[error("{message} does not support version {version}")]
     UnsupportedVersion {

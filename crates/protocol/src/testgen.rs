@@ -89,6 +89,12 @@ impl Arbitrary for Bytes {
     }
 }
 
+impl Arbitrary for crate::Records {
+    fn arbitrary(g: &mut Gen) -> Self {
+        crate::Records::Memory(Bytes::arbitrary(g))
+    }
+}
+
 impl Arbitrary for Uuid {
     fn arbitrary(g: &mut Gen) -> Self {
         if g.small(3) == 0 {

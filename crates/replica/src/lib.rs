@@ -26,7 +26,7 @@ use uuid::Uuid;
 use sluice_metadata::config::LogDefaults;
 use sluice_metadata::topic_config;
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataListener, TopicImage};
-use sluice_records::{Batches, NextBatch};
+
 
 mod replication;
 
@@ -734,22 +734,15 @@ impl Partition {
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
-    /// Fetch's `aborted_transactions` for `records` read from `from`: every
-    /// aborted transaction overlapping the returned batches, read from the
-    /// partition's `.txnindex` files.
+    /// Fetch's `aborted_transactions` for batches read from `from` up to
+    /// `upper` (the offset after the last one): every aborted transaction
+    /// overlapping them, read from the partition's `.txnindex` files.
     pub fn aborted_transactions(
         &self,
         from: i64,
-        records: &[u8],
+        upper: i64,
     ) -> Result<Vec<sluice_protocol::messages::fetch::AbortedTransaction>, sluice_log::LogError>
     {
-        let upper = Batches::without_crc(records)
-            .filter_map(|b| match b {
-                NextBatch::Complete { header, .. } => Some(header.next_offset()),
-                _ => None,
-            })
-            .last()
-            .unwrap_or(from);
         if upper <= from {
             return Ok(Vec::new());
         }

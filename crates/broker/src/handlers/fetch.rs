@@ -24,10 +24,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+
 use futures::future::select_all;
-use sluice_log::LogError;
-use sluice_protocol::RequestHeader;
+use sluice_log::{LogError, ReadResult};
+use sluice_protocol::{Records, RequestHeader};
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::fetch::{
     EpochEndOffset, FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch,
@@ -38,6 +38,7 @@ use uuid::Uuid;
 use super::{RequestContext, cluster};
 use crate::authz::Authorizer;
 use crate::throttle::{self, ReplicationThrottles};
+use crate::zero_copy::SegmentRecords;
 use sluice_metadata::MetadataImage;
 use sluice_metadata::acl::AclOperation;
 use sluice_replica::{LeaderError, Partition, ReplicaManager};
@@ -414,6 +415,19 @@ fn read_all(
     }
 }
 
+/// What a read returns to the client: a plain log's batches stay in their
+/// segment files until the response is written (sent from there, see
+/// [`crate::zero_copy`]); an encrypted log's are read and opened now.
+fn fetched_records(read: ReadResult) -> std::io::Result<Records> {
+    if read.encryption.is_some() || read.envelopes {
+        return read.to_bytes().map(Records::from);
+    }
+    if read.slices.is_empty() {
+        return Ok(Records::default());
+    }
+    Ok(Records::Deferred(Arc::new(SegmentRecords::new(read.slices))))
+}
+
 fn read_partition(
     w: &Wanted,
     budget: usize,
@@ -429,7 +443,7 @@ fn read_partition(
         last_stable_offset: -1,
         log_start_offset: -1,
         preferred_read_replica: -1,
-        records: Bytes::new(),
+        records: Records::default(),
         ..Default::default()
     };
     let partition = match &w.target {
@@ -485,22 +499,24 @@ fn read_partition(
         .log()
         .read(w.fetch_offset, limit, max_offset)
         .and_then(|r| {
-            r.to_bytes().map_err(|source| LogError::Io {
+            let next_offset = r.next_offset;
+            let records = fetched_records(r).map_err(|source| LogError::Io {
                 op: "read",
                 path: partition.log().dir().to_owned(),
                 source,
-            })
+            })?;
+            Ok((records, next_offset))
         });
     match read {
-        Ok(bytes) => {
+        Ok((records, next_offset)) => {
             // The log always returns at least one whole batch; outside
             // KIP-74's first-batch exception, one that overshoots the limit
             // is left for the next fetch.
-            if !first && bytes.len() > limit_bytes {
+            if !first && records.len() > limit_bytes {
                 return data;
             }
             if read_committed {
-                match partition.aborted_transactions(w.fetch_offset, &bytes) {
+                match partition.aborted_transactions(w.fetch_offset, next_offset) {
                     Ok(aborted) => data.aborted_transactions = Some(aborted),
                     Err(e) => {
                         // Records without their aborted list would show a
@@ -511,8 +527,8 @@ fn read_partition(
                     }
                 }
             }
-            sluice_metrics::fetched(&partition.tp.topic, bytes.len());
-            data.records = bytes;
+            sluice_metrics::fetched(&partition.tp.topic, records.len());
+            data.records = records;
         }
         Err(e) => {
             let error_code = e.kafka_error_code();
@@ -1181,8 +1197,9 @@ mod tests {
             assert_eq!(data.log_start_offset, 0);
             assert_eq!(response.responses[0].topic, "t");
             // The log rewrote base offsets; the bodies are what was sent.
-            assert_eq!(data.records.len(), first.len() + second.len());
-            let headers: Vec<_> = sluice_records::Batches::without_crc(&data.records)
+            let records = data.records.to_bytes().expect("records");
+            assert_eq!(records.len(), first.len() + second.len());
+            let headers: Vec<_> = sluice_records::Batches::without_crc(&records)
                 .filter_map(|b| match b {
                     sluice_records::NextBatch::Complete { header, .. } => Some(header),
                     _ => None,
@@ -1193,7 +1210,7 @@ mod tests {
             assert_eq!(headers[1].base_offset, 2);
             // Past base offset, length and leader epoch (rewritten by the
             // log), the second batch is the bytes the producer sent.
-            assert_eq!(data.records[first.len() + 16..], second[16..]);
+            assert_eq!(records[first.len() + 16..], second[16..]);
         }
 
         #[tokio::test]
@@ -1296,7 +1313,7 @@ mod tests {
                 .transactional(true)
                 .record(sluice_records::NewRecord {
                     key: None,
-                    value: Some(Bytes::from_static(b"pending")),
+                    value: Some(bytes::Bytes::from_static(b"pending")),
                     headers: vec![],
                     timestamp_ms: testing::now_ms(),
                 })

@@ -79,7 +79,7 @@ pub fn forward(
                     )
                     .await;
                 }
-                return Some(BytesMut::from(&frame[..]));
+                return Some(BytesMut::from(&frame[..]).into());
             }
             Ok(ControlResponse::Refused { code, message }) => (code, message),
             Ok(other) => (

@@ -76,7 +76,7 @@ use bytes::{Bytes, BytesMut};
 use sluice_protocol::error::codes;
 use sluice_protocol::messages::{RequestBody, ResponseBody};
 use sluice_protocol::{
-    ApiKey, Encode, RequestDecodeError, RequestHeader, decode_request, encode_response,
+    ApiKey, Encode, RequestDecodeError, RequestHeader, SplicedFrame, decode_request, encode_response,
     response_header_version,
 };
 
@@ -139,6 +139,7 @@ fn route_request(
     let sync_started = std::time::Instant::now();
     // Kept for forwarding: the controller gets the frame as it came.
     let original = frame.clone();
+    let request_bytes = frame.len();
     let (header, body) = match decode_request(frame) {
         Ok(decoded) => decoded,
         Err(e) => return undecodable(&ctx, e),
@@ -210,6 +211,10 @@ fn route_request(
         ) => {
             match body {
                 RequestBody::Produce(request) => {
+                    // The records are the last holders of the frame's
+                    // buffer: the log can then take it over instead of
+                    // copying (see `produce::append_one`).
+                    drop(original);
                     let image = b.metadata.image();
                     let future = produce::handle(
                         &b.replicas, &image, &b.txn, &b.verifier, &b.authorizer, &b.registry,
@@ -225,7 +230,7 @@ fn route_request(
                     // charges after the append, but reads one request at a
                     // time.) acks=0 has no response but is muted all the same.
                     let throttle = charge.as_ref().map_or(Duration::ZERO, |c| {
-                        let throttle = c.record(original.len() as f64);
+                        let throttle = c.record(request_bytes as f64);
                         c.mute(throttle);
                         throttle
                     });
@@ -255,7 +260,7 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let response = future.await;
-                        quota.answer(response, |r| encode(&header, r)).await
+                        quota.answer(response, |r| encode_spliced(&header, r)).await
                     }))
                 }
                 $(RequestBody::$variant($req) => Ok(respond(&header, $call)),)*
@@ -454,13 +459,30 @@ where
 /// UNKNOWN_SERVER_ERROR instead. An API whose response has no top-level
 /// error (Produce, ListOffsets, …) cannot say that, so the request gets no
 /// reply and the connection closes.
-fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
+fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<SplicedFrame> {
+    encode_with(header, response, |correlation_id, header_version, response, version| {
+        encode_response(correlation_id, header_version, response, version).map(SplicedFrame::from)
+    })
+}
+
+/// [`encode`], leaving the response's deferred record sets (a Fetch's
+/// segment file ranges) as splices for the connection to send.
+fn encode_spliced<R: Encode>(header: &RequestHeader, response: &R) -> Option<SplicedFrame> {
+    encode_with(header, response, sluice_protocol::encode_response_spliced)
+}
+
+/// [`encode`] with the given frame encoder.
+fn encode_with<R: Encode>(
+    header: &RequestHeader,
+    response: &R,
+    encoder: impl FnOnce(i32, i16, &R, i16) -> Result<SplicedFrame, sluice_protocol::EncodeError>,
+) -> Option<SplicedFrame> {
     let version = header.request_api_version;
     let Ok(api_key) = ApiKey::try_from(header.request_api_key) else {
         return None;
     };
     let header_version = response_header_version(api_key, version);
-    match encode_response(header.correlation_id, header_version, response, version) {
+    match encoder(header.correlation_id, header_version, response, version) {
         Ok(frame) => Some(frame),
         Err(e) => {
             tracing::error!(
@@ -469,7 +491,7 @@ fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<BytesMut> {
                 correlation_id = header.correlation_id,
                 "cannot encode response: {e}"
             );
-            encode_server_error(header, api_key, header_version)
+            encode_server_error(header, api_key, header_version).map(SplicedFrame::from)
         }
     }
 }
@@ -481,7 +503,7 @@ pub(crate) fn encode_error_response(
     body: RequestBody,
     code: i16,
     message: &str,
-) -> Option<BytesMut> {
+) -> Option<SplicedFrame> {
     encode(
         header,
         &unsupported::Body(body.error_response(code, Some(message))),
@@ -518,7 +540,7 @@ fn undecodable(
 ) -> Result<Reply, RequestDecodeError> {
     if let Some(reply) = api_versions::unsupported_version_reply(&error) {
         tracing::info!(peer = %ctx.peer, "ApiVersions at an unsupported version; answering with v0 UNSUPPORTED_VERSION");
-        return Ok(Box::pin(async move { Some(reply) }));
+        return Ok(Box::pin(async move { Some(reply.into()) }));
     }
     tracing::warn!(peer = %ctx.peer, "malformed or unsupported request: {error}");
     Err(error)

@@ -363,20 +363,30 @@ fn append_one(
             "records refused: {}", refusal.message.as_deref().unwrap_or(""));
         return Appended::Err(refusal);
     }
-    // The log rewrites offsets and epochs in place, so it takes its own
-    // copy; validation corrects maxTimestamp in that same copy.
-    let received = records;
-    let mut records = BytesMut::from(received.as_ref());
+    // The log rewrites offsets and epochs in place, and validation
+    // corrects maxTimestamp there. The request's buffer is taken over when
+    // nothing else holds it (a request for one partition, the usual case);
+    // otherwise, or when the schema gate must still read the batch as
+    // received, the records are copied.
+    let (mut records, received) = match schemas {
+        Some(_) => (BytesMut::from(records.as_ref()), Some(records)),
+        None => (
+            records
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(shared.as_ref())),
+            None,
+        ),
+    };
     let config = validation_config(&partition, version);
     if let Err(refusal) = validate_batches(&mut records, &config, now) {
         tracing::info!(partition = %partition.tp, error_code = refusal.error_code,
             "batch refused: {}", refusal.message.as_deref().unwrap_or(""));
         return Appended::Err(refusal);
     }
-    if let Some(gate) = schemas
+    if let (Some(gate), Some(received)) = (schemas, &received)
         // The batch as received: validation changed only its maxTimestamp,
         // and the records checked here are the same, without a copy.
-        && let Err(refusal) = gate.check(&received)
+        && let Err(refusal) = gate.check(received)
     {
         tracing::info!(partition = %partition.tp, "batch refused by schema validation: {}",
             refusal.message.as_deref().unwrap_or(""));

@@ -7,33 +7,71 @@
 //! - consume: one fetch round trip (poll), per poll;
 //! - e2e: the producer's send time (first 8 bytes of the value, µs since the
 //!   epoch) → the moment a consumer in the same process decodes the record.
+//!
+//! With `--rate` the "send time" is when the record was *scheduled* to be
+//! sent, so time a producer spends behind schedule counts as latency
+//! (coordinated omission). Only completions inside the measured window
+//! count, see [`measure`]: setup, the warm-up and the drain after a
+//! `--duration` deadline are left out of every number.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod measure;
+mod rate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_client::{
-    Acks, Admin, Client, ClientConfig, Compression, Consumer, ConsumerConfig, NewTopic, Offset,
-    Producer, ProducerConfig, ProducerRecord,
+    Acks, Admin, Client, ClientConfig, Compression, Consumer, ConsumerConfig, DeliveryFuture,
+    NewTopic, Offset, Producer, ProducerConfig, ProducerRecord,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
 
 use crate::chart::Sample;
 use crate::common::{CliError, ConnArgs, parse_compression, parse_duration};
+use measure::{SAMPLE_PERIOD, Stats, Summary, Window, ms};
+use rate::{MAX_RECORDS_PER_SEC, MIN_RECORDS_PER_SEC, Rate, Schedule};
 
-/// Latency histogram range: 1 µs to 10 minutes, 3 significant digits.
-const HIST_MAX_US: u64 = 600_000_000;
-/// Period of the time series written to CSV/PNG.
-const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
-/// Records between a producer task and its acknowledgement collector.
+/// Records between a producer task and its acknowledgement collector; never
+/// fills, since a producer holds at most `MAX_UNACKED_RECORDS` unacknowledged.
 const ACK_QUEUE_DEPTH: usize = 65_536;
+/// Value bytes one producer may have sent but not yet had acknowledged
+/// (Kafka's `buffer.memory` default). Without a bound, a producer running
+/// flat out queues far ahead of the broker: memory grows, latency measures
+/// the queue, and a `--duration` run drains for seconds past its deadline.
+const UNACKED_BYTES: usize = 32 * 1024 * 1024;
+/// Unacknowledged records per producer whatever the value size, the same
+/// bound for tiny values.
+const MAX_UNACKED_RECORDS: usize = ACK_QUEUE_DEPTH;
+/// The warm-up of a `--duration` run when `--warmup` is not given: long
+/// enough for connections, leader caches and the first batches to settle.
+const DEFAULT_TIMED_WARMUP: Duration = Duration::from_secs(1);
+/// Longest `--duration` or `--warmup`: far beyond any benchmark, and it
+/// keeps `Instant` arithmetic from overflowing.
+const MAX_PHASE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most `--producers` or `--consumers`: each has its own connections, and
+/// beyond this the bench measures its own scheduling, not the broker.
+const MAX_CLIENTS: usize = 256;
+/// A time series needs at least two points to draw a line.
+const MIN_SERIES_SAMPLES: usize = 2;
+/// How often the progress bar updates.
+const PROGRESS_PERIOD: Duration = Duration::from_millis(500);
+/// How long a bench consumer's fetch waits for data: short, so a consumer
+/// notices the deadline soon after it passes.
+const CONSUMER_MAX_WAIT: Duration = Duration::from_millis(100);
+/// How long e2e consumers may take, after the last record is acknowledged,
+/// to read the rest of a `--messages` run: far above any healthy end-to-end
+/// latency, so running out means records went missing.
+const E2E_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes per MiB, the unit of the `mb_per_sec` figures.
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Measure throughput and latency.
 #[derive(Debug, Args)]
@@ -44,11 +82,11 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// Produce as fast as possible; latency is send → ack.
+    /// Produce as fast as possible, or at --rate; latency is send → ack.
     Produce(BenchOpts),
     /// Consume from the beginning (filling the topic first if short); latency is per fetch.
     Consume(BenchOpts),
-    /// Produce and consume at once; latency is send → consumed.
+    /// Produce (with --acks) and consume at once; latency is send → consumed.
     E2e(BenchOpts),
 }
 
@@ -59,12 +97,26 @@ struct BenchOpts {
     /// Topic (created with --partitions if missing).
     #[arg(long, short = 't', default_value = "sluice-bench")]
     topic: String,
-    /// Messages in total (ignored with --duration).
+    /// Messages in total, warm-up included (ignored with --duration).
     #[arg(long, short = 'n', default_value_t = 100_000)]
     messages: u64,
-    /// Run for this long instead of a message count (e.g. 30s).
-    #[arg(long, short = 'd', value_parser = parse_duration)]
+    /// Measure for this long instead of a message count (e.g. 30s). The
+    /// warm-up comes first, so the run takes --warmup plus this.
+    #[arg(long, short = 'd', value_parser = parse_duration, value_name = "DURATION")]
     duration: Option<Duration>,
+    /// Run this long before measuring; nothing completed during the warm-up
+    /// counts in the throughput, the percentiles or the time series.
+    /// Default: 1s with --duration, 0 with --messages.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    warmup: Option<Duration>,
+    /// Hold a fixed load instead of sending as fast as possible: records
+    /// per second in total (20000), or value bytes per second with a unit
+    /// (100MB, 20MiB; B, kB, MB, GB are powers of 1000, KiB, MiB, GiB of
+    /// 1024; a trailing /s is allowed). Shared evenly by --producers.
+    /// Latency counts from each record's scheduled send time, so a
+    /// producer that falls behind shows it. Not for `bench consume`.
+    #[arg(long, value_parser = rate::parse_rate, value_name = "RATE")]
+    rate: Option<Rate>,
     /// Bytes per message value.
     #[arg(long, short = 's', default_value_t = 1024)]
     message_size: usize,
@@ -98,10 +150,11 @@ struct BenchOpts {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    /// Write a per-second time series (throughput, latency) as CSV.
+    /// Write the measured window as CSV, one row per full second (seconds
+    /// counted from the end of the warm-up).
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
-    /// Draw the time series as a PNG chart.
+    /// Draw the same time series as a PNG chart.
     #[arg(long, value_name = "PATH")]
     png: Option<PathBuf>,
 }
@@ -110,44 +163,101 @@ fn parse_acks(s: &str) -> Result<Acks, String> {
     s.parse::<Acks>().map_err(|e| e.to_string())
 }
 
-/// Shared counters and histograms of one run.
-struct Stats {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    /// Whole-run latency, µs. Std mutex: recorded in short sections, no await.
-    total: Mutex<Histogram<u64>>,
-    /// Latency since the last sample.
-    interval: Mutex<Histogram<u64>>,
+/// Which bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Produce,
+    Consume,
+    E2e,
 }
 
-impl Stats {
-    fn new() -> Result<Stats, CliError> {
-        let h = || {
-            Histogram::<u64>::new_with_bounds(1, HIST_MAX_US, 3)
-                .map_err(|e| CliError::Other(format!("histogram: {e}")))
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Produce => "produce",
+            Mode::Consume => "consume",
+            Mode::E2e => "e2e",
+        }
+    }
+}
+
+/// What one run does, checked from the flags before anything connects.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    mode: Mode,
+    /// Records to complete; unbounded for a `--duration` run.
+    total: u64,
+    warmup: Duration,
+    duration: Option<Duration>,
+    /// Records per second across all producers, when `--rate` paces them.
+    rate_per_sec: Option<f64>,
+}
+
+impl Plan {
+    fn new(mode: Mode, opts: &BenchOpts) -> Result<Plan, CliError> {
+        let usage = |text: String| Err(CliError::Usage(text));
+        if opts.message_size < 8 && mode == Mode::E2e {
+            return usage("e2e needs --message-size >= 8 (it carries a timestamp)".to_owned());
+        }
+        if opts.producers == 0 || opts.consumers == 0 || opts.batch_size == 0 {
+            return usage("--producers, --consumers and --batch-size must be >= 1".to_owned());
+        }
+        if opts.producers > MAX_CLIENTS || opts.consumers > MAX_CLIENTS {
+            return usage(format!(
+                "--producers and --consumers must be at most {MAX_CLIENTS}"
+            ));
+        }
+        if opts.duration.is_none() && opts.messages == 0 {
+            return usage("--messages must be >= 1".to_owned());
+        }
+        if opts.duration.is_some_and(|d| d.is_zero()) {
+            return usage("--duration must be above zero".to_owned());
+        }
+        for (flag, phase) in [("--duration", opts.duration), ("--warmup", opts.warmup)] {
+            if phase.is_some_and(|d| d > MAX_PHASE) {
+                return usage(format!("{flag} must be at most {}", fmt_secs(MAX_PHASE)));
+            }
+        }
+        let rate_per_sec = match opts.rate {
+            None => None,
+            Some(_) if mode == Mode::Consume => {
+                return usage(
+                    "--rate paces producers: use it with bench produce or bench e2e".to_owned(),
+                );
+            }
+            Some(rate) => {
+                let per_sec = rate.records_per_sec(opts.message_size);
+                if !(MIN_RECORDS_PER_SEC..=MAX_RECORDS_PER_SEC).contains(&per_sec) {
+                    return usage(format!(
+                        "--rate comes to {per_sec:.3} records/s of {}-byte values; it must be \
+                         between {MIN_RECORDS_PER_SEC} and {MAX_RECORDS_PER_SEC:e} records/s",
+                        opts.message_size
+                    ));
+                }
+                Some(per_sec)
+            }
         };
-        Ok(Stats {
-            messages: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            total: Mutex::new(h()?),
-            interval: Mutex::new(h()?),
+        let default_warmup = match opts.duration {
+            Some(_) => DEFAULT_TIMED_WARMUP,
+            None => Duration::ZERO,
+        };
+        Ok(Plan {
+            mode,
+            total: opts.duration.map_or(opts.messages, |_| u64::MAX),
+            warmup: opts.warmup.unwrap_or(default_warmup),
+            duration: opts.duration,
+            rate_per_sec,
         })
     }
 
-    fn record_latency(&self, us: u64) {
-        let us = us.clamp(1, HIST_MAX_US);
-        if let Ok(mut h) = self.total.lock() {
-            let _ = h.record(us);
-        }
-        if let Ok(mut h) = self.interval.lock() {
-            let _ = h.record(us);
-        }
+    /// Phases starting now, once every client is connected.
+    fn window(&self) -> Window {
+        Window::starting_now(self.warmup, self.duration)
     }
+}
 
-    fn count(&self, messages: u64, bytes: u64) {
-        self.messages.fetch_add(messages, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
+fn fmt_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs())
 }
 
 /// The final summary.
@@ -164,6 +274,13 @@ struct Report {
     compression: &'static str,
     producers: usize,
     consumers: usize,
+    /// Warm-up before the measured window, excluded from every figure.
+    warmup_s: f64,
+    /// `--rate` in records per second, if set.
+    target_messages_per_sec: Option<f64>,
+    /// `--rate` in MiB of values per second, if set.
+    target_mb_per_sec: Option<f64>,
+    /// Length of the measured window.
     elapsed_s: f64,
     messages_per_sec: f64,
     mb_per_sec: f64,
@@ -172,13 +289,6 @@ struct Report {
     latency_ms_p99: f64,
     latency_ms_p999: f64,
     latency_ms_max: f64,
-}
-
-fn micros_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 fn acks_name(a: Acks) -> &'static str {
@@ -192,53 +302,22 @@ fn acks_name(a: Acks) -> &'static str {
 /// Runs `sluice bench`.
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let (mode, opts) = match args.command {
-        BenchCommand::Produce(o) => ("produce", o),
-        BenchCommand::Consume(o) => ("consume", o),
-        BenchCommand::E2e(o) => ("e2e", o),
+        BenchCommand::Produce(o) => (Mode::Produce, o),
+        BenchCommand::Consume(o) => (Mode::Consume, o),
+        BenchCommand::E2e(o) => (Mode::E2e, o),
     };
-    if opts.message_size < 8 && mode == "e2e" {
-        return Err(CliError::Usage(
-            "e2e needs --message-size >= 8 (it carries a timestamp)".to_owned(),
-        ));
-    }
-    if opts.producers == 0 || opts.consumers == 0 || opts.batch_size == 0 {
-        return Err(CliError::Usage(
-            "--producers, --consumers and --batch-size must be >= 1".to_owned(),
-        ));
-    }
+    let plan = Plan::new(mode, &opts)?;
     let client = opts.conn.connect().await?;
     ensure_topic(&client, &opts).await?;
-    let stats = Arc::new(Stats::new()?);
-    let total = opts.duration.map_or(opts.messages, |_| u64::MAX);
-    let bar = progress_bar(&opts, total);
-    let stop = Arc::new(AtomicBool::new(false));
-    if mode == "consume" {
-        prefill(&opts).await?;
-    }
-    let started = Instant::now();
-    let sampler = tokio::spawn(sample_loop(
-        stats.clone(),
-        bar.clone(),
-        stop.clone(),
-        started,
-        opts.duration.is_some(),
-    ));
-    let result = match mode {
-        "produce" => run_producers(&opts, stats.clone(), total, true).await,
-        "consume" => run_consumers(&opts, stats.clone(), total).await,
-        _ => run_e2e(&opts, stats.clone(), total).await,
+    let summary = match mode {
+        Mode::Produce => bench_produce(&opts, &plan).await?,
+        Mode::Consume => {
+            prefill(&opts).await?;
+            bench_consume(&opts, &plan).await?
+        }
+        Mode::E2e => bench_e2e(&opts, &plan).await?,
     };
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Release);
-    let samples = sampler.await;
-    bar.finish_and_clear();
-    result?;
-    // A sampler that panicked is a bug, not "no samples".
-    let samples = samples.map_err(|source| CliError::Task {
-        task: "sampler",
-        source,
-    })?;
-    let report = make_report(mode, &opts, &stats, elapsed);
+    let report = make_report(&opts, &plan, &summary);
     if opts.json {
         println!(
             "{}",
@@ -247,34 +326,83 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     } else {
         print_report(&report);
     }
-    if let Some(path) = &opts.csv {
-        write_csv(path, &samples)?;
+    if summary.messages == 0 {
+        let why = if plan.warmup.is_zero() {
+            String::new()
+        } else {
+            format!(
+                ": the {:.1}s warm-up took the whole run (shorten --warmup or raise --messages)",
+                plan.warmup.as_secs_f64()
+            )
+        };
+        eprintln!("warning: nothing was measured{why}");
     }
-    if let Some(path) = &opts.png
-        && let Err(e) = crate::chart::draw(path, mode, &samples)
-    {
-        eprintln!("warning: chart not written: {e}");
-    }
-    Ok(())
+    write_series(&opts, &plan, &summary)
 }
 
-fn progress_bar(opts: &BenchOpts, total: u64) -> ProgressBar {
-    let bar = if opts.json {
-        ProgressBar::hidden()
-    } else if let Some(d) = opts.duration {
-        ProgressBar::new(d.as_secs().max(1))
-    } else {
-        ProgressBar::new(total)
-    };
-    let template = if opts.duration.is_some() {
-        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len}s {msg}"
-    } else {
-        "{spinner} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} msgs {msg}"
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
+/// A progress bar over the whole run (warm-up included), fed by a task
+/// that reads the shared counters.
+struct Progress {
+    bar: ProgressBar,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(opts: &BenchOpts, plan: &Plan, stats: Arc<Stats>) -> Progress {
+        // A timed run counts seconds, capped at its length; a count run
+        // counts completed messages, capped at the count.
+        let timed_len_s = plan
+            .duration
+            .map(|d| ((plan.warmup + d).as_secs_f64().ceil() as u64).max(1));
+        let bar = if opts.json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(timed_len_s.unwrap_or(plan.total))
+        };
+        let template = if timed_len_s.is_some() {
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len}s {msg}"
+        } else {
+            "{spinner} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} msgs {msg}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        let task = (!bar.is_hidden())
+            .then(|| tokio::spawn(show_progress(bar.clone(), stats, plan.total, timed_len_s)));
+        Progress { bar, task }
     }
-    bar
+
+    fn finish(self) {
+        if let Some(task) = self.task {
+            task.abort();
+        }
+        self.bar.finish_and_clear();
+    }
+}
+
+async fn show_progress(bar: ProgressBar, stats: Arc<Stats>, total: u64, timed_len_s: Option<u64>) {
+    let window = stats.window();
+    let mut ticker = tokio::time::interval(PROGRESS_PERIOD);
+    let (mut last_at, mut last_messages, mut last_bytes) = (Instant::now(), 0, 0);
+    loop {
+        ticker.tick().await;
+        let now = Instant::now();
+        let (messages, bytes) = stats.progress();
+        let dt = (now - last_at).as_secs_f64().max(1e-3);
+        let rate = messages.saturating_sub(last_messages) as f64 / dt;
+        let mibps = bytes.saturating_sub(last_bytes) as f64 / dt / MIB;
+        (last_at, last_messages, last_bytes) = (now, messages, bytes);
+        bar.set_position(match timed_len_s {
+            Some(len) => (now - window.start).as_secs().min(len),
+            None => messages.min(total),
+        });
+        let phase = if now < window.warmup_end {
+            "warm-up  "
+        } else {
+            ""
+        };
+        bar.set_message(format!("{phase}{rate:.0} msg/s  {mibps:.1} MiB/s"));
+    }
 }
 
 async fn ensure_topic(client: &Client, opts: &BenchOpts) -> Result<(), CliError> {
@@ -324,6 +452,81 @@ fn producer_config(opts: &BenchOpts) -> ProducerConfig {
     }
 }
 
+/// `--producers` producers, each on its own client.
+async fn connect_producers(opts: &BenchOpts) -> Result<Vec<Producer>, CliError> {
+    let mut producers = Vec::with_capacity(opts.producers);
+    for _ in 0..opts.producers {
+        let client = own_client(opts).await?;
+        producers.push(Producer::new(client, producer_config(opts)).await?);
+    }
+    Ok(producers)
+}
+
+/// What the producers of one run send, and where they report.
+#[derive(Clone)]
+struct SendJob {
+    topic: String,
+    /// Every value, before e2e stamps its first 8 bytes.
+    template: Bytes,
+    /// e2e: the first 8 bytes of each value carry its send time.
+    stamp: bool,
+    /// Records to send across all producers.
+    total: u64,
+    window: Window,
+    /// Records per second across all producers, if paced.
+    rate_per_sec: Option<f64>,
+    /// Where acknowledgements count; `None` when another side measures
+    /// (e2e) or nothing does (prefill).
+    stats: Option<Arc<Stats>>,
+    /// Unacknowledged records one producer may hold.
+    unacked_limit: usize,
+}
+
+impl SendJob {
+    fn new(opts: &BenchOpts, plan: &Plan, window: Window, stats: Option<Arc<Stats>>) -> SendJob {
+        let bytes_bound = UNACKED_BYTES / opts.message_size.max(1);
+        SendJob {
+            topic: opts.topic.clone(),
+            template: payload(opts.message_size),
+            stamp: plan.mode == Mode::E2e,
+            total: plan.total,
+            window,
+            rate_per_sec: plan.rate_per_sec,
+            stats,
+            // At least a batch, so batches can fill whatever the value size.
+            unacked_limit: bytes_bound.clamp(
+                opts.batch_size.min(MAX_UNACKED_RECORDS),
+                MAX_UNACKED_RECORDS,
+            ),
+        }
+    }
+}
+
+/// One record sent and not yet acknowledged.
+struct Unacked {
+    delivery: DeliveryFuture,
+    /// When it was due: the scheduled time with `--rate`, else when the
+    /// producer reached it.
+    due: Instant,
+    /// Returned when the acknowledgement arrives.
+    permit: OwnedSemaphorePermit,
+}
+
+fn payload(size: usize) -> Bytes {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+async fn bench_produce(opts: &BenchOpts, plan: &Plan) -> Result<Summary, CliError> {
+    let producers = connect_producers(opts).await?;
+    let stats = Arc::new(Stats::new(plan.window())?);
+    let progress = Progress::start(opts, plan, stats.clone());
+    let job = SendJob::new(opts, plan, stats.window(), Some(stats.clone()));
+    let result = run_producers(producers, job).await;
+    progress.finish();
+    result?;
+    Ok(stats.summary(Instant::now()))
+}
+
 /// Fills the topic up to `--messages` records for the consume bench.
 async fn prefill(opts: &BenchOpts) -> Result<(), CliError> {
     let client = own_client(opts).await?;
@@ -358,81 +561,36 @@ async fn prefill(opts: &BenchOpts) -> Result<(), CliError> {
         if !opts.json {
             eprintln!("filling {} with {missing} messages first", opts.topic);
         }
-        let scratch = Arc::new(Stats::new()?);
-        let mut o = opts.clone();
-        o.duration = None;
-        run_producers(&o, scratch, missing, false).await?;
+        let plan = Plan {
+            mode: Mode::Produce,
+            total: missing,
+            warmup: Duration::ZERO,
+            duration: None,
+            rate_per_sec: None,
+        };
+        let producers = connect_producers(opts).await?;
+        run_producers(producers, SendJob::new(opts, &plan, plan.window(), None)).await?;
     }
     Ok(())
 }
 
-fn payload(size: usize, stamp: bool) -> Bytes {
-    let mut v: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-    if stamp && size >= 8 {
-        v[..8].copy_from_slice(&micros_now().to_be_bytes());
-    }
-    Bytes::from(v)
-}
-
-async fn run_producers(
-    opts: &BenchOpts,
-    stats: Arc<Stats>,
-    total: u64,
-    measure: bool,
-) -> Result<(), CliError> {
-    let deadline = opts.duration.map(|d| Instant::now() + d);
+/// Runs every producer to the end of `job`; the first failure wins and
+/// stops the others.
+async fn run_producers(producers: Vec<Producer>, job: SendJob) -> Result<(), CliError> {
     let sent = Arc::new(AtomicU64::new(0));
-    let template = payload(opts.message_size, false);
-    let mut tasks = Vec::new();
-    for _ in 0..opts.producers {
-        let client = own_client(opts).await?;
-        let producer = Producer::new(client, producer_config(opts)).await?;
-        let (opts, stats, sent, template) =
-            (opts.clone(), stats.clone(), sent.clone(), template.clone());
-        tasks.push(tokio::spawn(async move {
-            let (tx, rx) = mpsc::channel(ACK_QUEUE_DEPTH);
-            let collector = tokio::spawn(collect_acks(
-                rx,
-                stats.clone(),
-                opts.message_size as u64,
-                measure,
-            ));
-            let stamp = opts.message_size >= 8;
-            loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                if sent.fetch_add(1, Ordering::Relaxed) >= total {
-                    break;
-                }
-                let value = if stamp {
-                    let mut v = template.to_vec();
-                    v[..8].copy_from_slice(&micros_now().to_be_bytes());
-                    Bytes::from(v)
-                } else {
-                    template.clone()
-                };
-                let record = ProducerRecord {
-                    topic: opts.topic.clone(),
-                    value: Some(value),
-                    ..Default::default()
-                };
-                let t0 = Instant::now();
-                let fut = producer.send(record).await?;
-                if tx.send((fut, t0)).await.is_err() {
-                    break;
-                }
-            }
-            drop(tx);
-            producer.close().await?;
-            collector.await.map_err(|source| CliError::Task {
-                task: "ack collector",
-                source,
-            })?
-        }));
+    let count = producers.len().max(1) as f64;
+    let mut tasks = JoinSet::new();
+    for (i, producer) in producers.into_iter().enumerate() {
+        let schedule = job.rate_per_sec.map(|rate| {
+            // Producer i starts i/rate after the first, so together they
+            // send one evenly spaced stream at `rate`.
+            let offset = Duration::try_from_secs_f64(i as f64 / rate).unwrap_or_default();
+            Schedule::new(job.window.start + offset, rate / count)
+        });
+        tasks.spawn(produce_one(producer, job.clone(), sent.clone(), schedule));
     }
-    for t in tasks {
-        t.await.map_err(|source| CliError::Task {
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|source| CliError::Task {
             task: "producer",
             source,
         })??;
@@ -440,25 +598,114 @@ async fn run_producers(
     Ok(())
 }
 
+async fn produce_one(
+    producer: Producer,
+    job: SendJob,
+    sent: Arc<AtomicU64>,
+    schedule: Option<Schedule>,
+) -> Result<(), CliError> {
+    let (tx, rx) = mpsc::channel(ACK_QUEUE_DEPTH);
+    let collector = tokio::spawn(collect_acks(
+        rx,
+        job.stats.clone(),
+        job.template.len() as u64,
+    ));
+    let sending = send_until_done(&producer, &job, &sent, schedule, tx).await;
+    let closed = producer.close().await;
+    let collected = collector.await.map_err(|source| CliError::Task {
+        task: "ack collector",
+        source,
+    })?;
+    // A refused acknowledgement (NOT_ENOUGH_REPLICAS, say) is the cause of
+    // whatever failed after it, so it is reported first.
+    collected?;
+    sending?;
+    Ok(closed?)
+}
+
+/// Sends until the count is reached or the deadline passes, each record at
+/// its scheduled time when paced. Ends early, without error, when the
+/// collector has stopped (it failed, and reports why).
+async fn send_until_done(
+    producer: &Producer,
+    job: &SendJob,
+    sent: &AtomicU64,
+    mut schedule: Option<Schedule>,
+    tx: mpsc::Sender<Unacked>,
+) -> Result<(), CliError> {
+    let unacked = Arc::new(Semaphore::new(job.unacked_limit));
+    loop {
+        let due = match schedule.as_mut() {
+            Some(s) => match s.next_due() {
+                Some(due) => due,
+                None => return Ok(()),
+            },
+            None => Instant::now(),
+        };
+        if job.window.deadline.is_some_and(|d| due >= d) {
+            return Ok(());
+        }
+        if sent.fetch_add(1, Ordering::Relaxed) >= job.total {
+            return Ok(());
+        }
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let Ok(permit) = unacked.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        // Behind schedule or held up by unacknowledged records: still stop
+        // at the deadline.
+        if job.window.is_over(Instant::now()) {
+            return Ok(());
+        }
+        let value = if job.stamp {
+            let mut v = job.template.to_vec();
+            v[..8].copy_from_slice(&job.window.epoch_us(due).to_be_bytes());
+            Bytes::from(v)
+        } else {
+            job.template.clone()
+        };
+        let record = ProducerRecord {
+            topic: job.topic.clone(),
+            value: Some(value),
+            ..Default::default()
+        };
+        let delivery = producer.send(record).await?;
+        let unacked = Unacked {
+            delivery,
+            due,
+            permit,
+        };
+        if tx.send(unacked).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
 async fn collect_acks(
-    mut rx: mpsc::Receiver<(sluice_client::DeliveryFuture, Instant)>,
-    stats: Arc<Stats>,
+    mut rx: mpsc::Receiver<Unacked>,
+    stats: Option<Arc<Stats>>,
     size: u64,
-    measure: bool,
 ) -> Result<(), CliError> {
     let mut pending = FuturesUnordered::new();
     let mut open = true;
     loop {
         tokio::select! {
             item = rx.recv(), if open => match item {
-                Some((fut, t0)) => pending.push(async move { (fut.await, t0) }),
+                Some(u) => pending.push(async move {
+                    let result = u.delivery.await;
+                    drop(u.permit);
+                    (result, u.due)
+                }),
                 None => open = false,
             },
-            Some((result, t0)) = pending.next(), if !pending.is_empty() => {
+            Some((result, due)) = pending.next(), if !pending.is_empty() => {
                 result?;
-                if measure {
-                    stats.record_latency(t0.elapsed().as_micros() as u64);
-                    stats.count(1, size);
+                if let Some(stats) = &stats {
+                    let now = Instant::now();
+                    let latency_us = now.saturating_duration_since(due).as_micros() as u64;
+                    stats.complete(now, 1, size, [latency_us]);
                 }
             }
             else => break,
@@ -467,84 +714,13 @@ async fn collect_acks(
     Ok(())
 }
 
-async fn run_consumers(opts: &BenchOpts, stats: Arc<Stats>, total: u64) -> Result<(), CliError> {
-    let deadline = opts.duration.map(|d| Instant::now() + d);
+/// Consumers over the topic's partitions, split round-robin, each assigned
+/// before the run starts: from the beginning, or from the current end so
+/// that an e2e run sees every record it produces and nothing older.
+async fn connect_consumers(opts: &BenchOpts, from_end: bool) -> Result<Vec<Consumer>, CliError> {
     let client = own_client(opts).await?;
     let topic = client.topic(&opts.topic).await?;
-    let received = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for c in 0..opts.consumers {
-        let parts: Vec<_> = topic
-            .partitions
-            .iter()
-            .filter(|p| p.partition as usize % opts.consumers == c)
-            .map(|p| (opts.topic.clone(), p.partition, Offset::Earliest))
-            .collect();
-        if parts.is_empty() {
-            continue;
-        }
-        let client = own_client(opts).await?;
-        let mut consumer = Consumer::new(
-            client,
-            ConsumerConfig {
-                max_wait: Duration::from_millis(100),
-                ..Default::default()
-            },
-        );
-        consumer.assign(&parts).await?;
-        let (stats, received) = (stats.clone(), received.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                if received.load(Ordering::Relaxed) >= total
-                    || deadline.is_some_and(|d| Instant::now() >= d)
-                {
-                    return Ok::<(), CliError>(());
-                }
-                let t0 = Instant::now();
-                let records = consumer.poll().await?;
-                let poll_us = t0.elapsed().as_micros() as u64;
-                if records.is_empty() {
-                    continue;
-                }
-                let bytes: u64 = records
-                    .iter()
-                    .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
-                    .sum();
-                stats.record_latency(poll_us);
-                stats.count(records.len() as u64, bytes);
-                received.fetch_add(records.len() as u64, Ordering::Relaxed);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.map_err(|source| CliError::Task {
-            task: "consumer",
-            source,
-        })??;
-    }
-    Ok(())
-}
-
-async fn run_e2e(opts: &BenchOpts, stats: Arc<Stats>, total: u64) -> Result<(), CliError> {
-    // Consumers start at the end before anything is produced, then both run.
-    // The consumer side gets a grace period past the producers' deadline.
-    let mut o = opts.clone();
-    o.duration = opts.duration.map(|d| d + Duration::from_secs(5));
-    let consumers = Consumers::start(&o, stats, total).await?;
-    let scratch = Arc::new(Stats::new()?);
-    run_producers(opts, scratch, total, false).await?;
-    consumers.finish().await
-}
-
-struct Consumers {
-    task: tokio::task::JoinHandle<Result<(), CliError>>,
-}
-
-impl Consumers {
-    async fn start(opts: &BenchOpts, stats: Arc<Stats>, total: u64) -> Result<Consumers, CliError> {
-        // Resolve "latest" now so records produced from here on are all seen.
-        let client = own_client(opts).await?;
-        let topic = client.topic(&opts.topic).await?;
+    let starts: Vec<Offset> = if from_end {
         let queries: Vec<_> = topic
             .partitions
             .iter()
@@ -556,149 +732,180 @@ impl Consumers {
                 )
             })
             .collect();
-        let ends = sluice_client::admin::list_offsets(&client, &queries).await?;
-        let opts = opts.clone();
-        let task = tokio::spawn(async move { run_consumers_at(&opts, stats, total, &ends).await });
-        Ok(Consumers { task })
+        sluice_client::admin::list_offsets(&client, &queries)
+            .await?
+            .into_iter()
+            .map(Offset::At)
+            .collect()
+    } else {
+        vec![Offset::Earliest; topic.partitions.len()]
+    };
+    let mut consumers = Vec::new();
+    for c in 0..opts.consumers {
+        let parts: Vec<_> = topic
+            .partitions
+            .iter()
+            .zip(&starts)
+            .filter(|(p, _)| p.partition as usize % opts.consumers == c)
+            .map(|(p, start)| (opts.topic.clone(), p.partition, *start))
+            .collect();
+        if parts.is_empty() {
+            continue;
+        }
+        let mut consumer = Consumer::new(
+            own_client(opts).await?,
+            ConsumerConfig {
+                max_wait: CONSUMER_MAX_WAIT,
+                ..Default::default()
+            },
+        );
+        consumer.assign(&parts).await?;
+        consumers.push(consumer);
     }
-
-    async fn finish(self) -> Result<(), CliError> {
-        self.task.await.map_err(|source| CliError::Task {
-            task: "consumer",
-            source,
-        })?
-    }
+    Ok(consumers)
 }
 
-async fn run_consumers_at(
-    opts: &BenchOpts,
-    stats: Arc<Stats>,
+/// How a consumer turns what it fetched into latencies.
+#[derive(Debug, Clone, Copy)]
+enum ConsumeLatency {
+    /// One fetch round trip per poll (`bench consume`).
+    PerFetch,
+    /// Each record's stamped send time → now (`bench e2e`).
+    SinceStamp,
+}
+
+/// What the consumers of one run read, and where they report.
+#[derive(Clone)]
+struct ConsumeJob {
+    /// Records to read across all consumers.
     total: u64,
-    ends: &[i64],
-) -> Result<(), CliError> {
-    // Partition i starts at ends[i], the end before producing began.
-    let deadline = opts.duration.map(|d| Instant::now() + d);
-    let client = own_client(opts).await?;
-    let topic = client.topic(&opts.topic).await?;
-    let mut consumer = Consumer::new(
-        client,
-        ConsumerConfig {
-            max_wait: Duration::from_millis(100),
-            ..Default::default()
-        },
-    );
-    let parts: Vec<_> = topic
-        .partitions
-        .iter()
-        .zip(ends)
-        .map(|(p, end)| (opts.topic.clone(), p.partition, Offset::At(*end)))
-        .collect();
-    consumer.assign(&parts).await?;
-    let mut received = 0u64;
-    while received < total && deadline.is_none_or(|d| Instant::now() < d) {
-        let records = consumer.poll().await?;
-        let now = micros_now();
-        let mut bytes = 0;
-        for r in &records {
-            let v = r.value.as_deref().unwrap_or_default();
-            bytes += v.len() as u64;
-            if v.len() >= 8 {
-                let mut ts = [0u8; 8];
-                ts.copy_from_slice(&v[..8]);
-                stats.record_latency(now.saturating_sub(u64::from_be_bytes(ts)));
-            }
-        }
-        stats.count(records.len() as u64, bytes);
-        received += records.len() as u64;
+    latency: ConsumeLatency,
+    stats: Arc<Stats>,
+    /// Records read so far, across consumers.
+    received: Arc<AtomicU64>,
+}
+
+fn spawn_consumers(consumers: Vec<Consumer>, job: &ConsumeJob) -> JoinSet<Result<(), CliError>> {
+    let mut tasks = JoinSet::new();
+    for consumer in consumers {
+        tasks.spawn(consume_one(consumer, job.clone()));
+    }
+    tasks
+}
+
+/// Waits for every consumer; the first failure wins and stops the others.
+async fn join_consumers(tasks: &mut JoinSet<Result<(), CliError>>) -> Result<(), CliError> {
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|source| CliError::Task {
+            task: "consumer",
+            source,
+        })??;
     }
     Ok(())
 }
 
-async fn sample_loop(
-    stats: Arc<Stats>,
-    bar: ProgressBar,
-    stop: Arc<AtomicBool>,
-    started: Instant,
-    timed: bool,
-) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    let mut ticker = tokio::time::interval(SAMPLE_PERIOD);
-    ticker.tick().await;
-    let mut last_messages = 0u64;
-    let mut last_bytes = 0u64;
-    let mut last = Instant::now();
+async fn consume_one(mut consumer: Consumer, job: ConsumeJob) -> Result<(), CliError> {
+    let window = job.stats.window();
     loop {
-        ticker.tick().await;
-        let messages = stats.messages.load(Ordering::Relaxed);
-        let bytes = stats.bytes.load(Ordering::Relaxed);
-        let dt = last.elapsed().as_secs_f64().max(1e-9);
-        last = Instant::now();
-        let (p50, p99, max) = match stats.interval.lock() {
-            Ok(mut h) => {
-                let r = (
-                    ms(h.value_at_quantile(0.5)),
-                    ms(h.value_at_quantile(0.99)),
-                    ms(h.max()),
-                );
-                h.reset();
-                r
-            }
-            Err(_) => (0.0, 0.0, 0.0),
-        };
-        let rate = (messages - last_messages) as f64 / dt;
-        let mbps = (bytes - last_bytes) as f64 / dt / (1024.0 * 1024.0);
-        samples.push(Sample {
-            elapsed_s: started.elapsed().as_secs_f64(),
-            messages_per_sec: rate,
-            mb_per_sec: mbps,
-            latency_ms_p50: p50,
-            latency_ms_p99: p99,
-            latency_ms_max: max,
-        });
-        last_messages = messages;
-        last_bytes = bytes;
-        if timed {
-            bar.set_position(started.elapsed().as_secs());
-        } else {
-            bar.set_position(messages);
+        if job.received.load(Ordering::Relaxed) >= job.total || window.is_over(Instant::now()) {
+            return Ok(());
         }
-        bar.set_message(format!("{rate:.0} msg/s  {mbps:.1} MB/s  p99 {p99:.2} ms"));
-        if stop.load(Ordering::Acquire) {
-            return samples;
+        let t0 = Instant::now();
+        let records = consumer.poll().await?;
+        let at = Instant::now();
+        if records.is_empty() {
+            continue;
+        }
+        let count = records.len() as u64;
+        let bytes: u64 = records
+            .iter()
+            .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+            .sum();
+        job.received.fetch_add(count, Ordering::Relaxed);
+        match job.latency {
+            ConsumeLatency::PerFetch => {
+                let poll_us = (at - t0).as_micros() as u64;
+                job.stats.complete(at, count, bytes, [poll_us]);
+            }
+            ConsumeLatency::SinceStamp => {
+                let now_us = window.epoch_us(at);
+                let latencies = records
+                    .iter()
+                    .filter_map(|r| stamp_of(r.value.as_deref()?))
+                    .map(|sent_us| now_us.saturating_sub(sent_us));
+                job.stats.complete(at, count, bytes, latencies);
+            }
         }
     }
 }
 
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
+/// The send time an e2e producer wrote into the first 8 bytes of a value.
+fn stamp_of(value: &[u8]) -> Option<u64> {
+    let head: [u8; 8] = value.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(head))
 }
 
-fn make_report(mode: &'static str, opts: &BenchOpts, stats: &Stats, elapsed: Duration) -> Report {
-    let messages = stats.messages.load(Ordering::Relaxed);
-    let bytes = stats.bytes.load(Ordering::Relaxed);
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    let q = |h: &Histogram<u64>, q: f64| {
-        if h.is_empty() {
-            0.0
-        } else {
-            ms(h.value_at_quantile(q))
+async fn bench_consume(opts: &BenchOpts, plan: &Plan) -> Result<Summary, CliError> {
+    let consumers = connect_consumers(opts, false).await?;
+    let stats = Arc::new(Stats::new(plan.window())?);
+    let progress = Progress::start(opts, plan, stats.clone());
+    let job = ConsumeJob {
+        total: plan.total,
+        latency: ConsumeLatency::PerFetch,
+        stats: stats.clone(),
+        received: Arc::new(AtomicU64::new(0)),
+    };
+    let result = join_consumers(&mut spawn_consumers(consumers, &job)).await;
+    progress.finish();
+    result?;
+    Ok(stats.summary(Instant::now()))
+}
+
+/// Consumers start at the end before anything is produced, then both run.
+/// A `--duration` run stops both sides at the deadline (what is consumed
+/// after it would not count); a `--messages` run waits, bounded, for the
+/// consumers to read every record the producers had acknowledged.
+async fn bench_e2e(opts: &BenchOpts, plan: &Plan) -> Result<Summary, CliError> {
+    let consumers = connect_consumers(opts, true).await?;
+    let producers = connect_producers(opts).await?;
+    let stats = Arc::new(Stats::new(plan.window())?);
+    let progress = Progress::start(opts, plan, stats.clone());
+    let job = ConsumeJob {
+        total: plan.total,
+        latency: ConsumeLatency::SinceStamp,
+        stats: stats.clone(),
+        received: Arc::new(AtomicU64::new(0)),
+    };
+    // Dropped on an early return, which aborts the consumers.
+    let mut consuming = spawn_consumers(consumers, &job);
+    let result = async {
+        // The consumers measure; the producers only send.
+        run_producers(producers, SendJob::new(opts, plan, stats.window(), None)).await?;
+        match tokio::time::timeout(E2E_DRAIN_TIMEOUT, join_consumers(&mut consuming)).await {
+            Ok(consumed) => consumed,
+            Err(_) => Err(CliError::Other(format!(
+                "e2e: consumed {} of {} records in the {}s after the last was acknowledged",
+                job.received.load(Ordering::Relaxed),
+                plan.total,
+                E2E_DRAIN_TIMEOUT.as_secs()
+            ))),
         }
-    };
-    let (p50, p90, p99, p999, max) = match stats.total.lock() {
-        Ok(h) => (
-            q(&h, 0.5),
-            q(&h, 0.9),
-            q(&h, 0.99),
-            q(&h, 0.999),
-            if h.is_empty() { 0.0 } else { ms(h.max()) },
-        ),
-        Err(_) => (0.0, 0.0, 0.0, 0.0, 0.0),
-    };
+    }
+    .await;
+    progress.finish();
+    result?;
+    Ok(stats.summary(Instant::now()))
+}
+
+fn make_report(opts: &BenchOpts, plan: &Plan, summary: &Summary) -> Report {
+    let secs = summary.elapsed.as_secs_f64();
+    let per_sec = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
+    let [p50, p90, p99, p999, max] = summary.latency_us.map(ms);
     Report {
-        mode,
+        mode: plan.mode.name(),
         topic: opts.topic.clone(),
-        messages,
-        bytes,
+        messages: summary.messages,
+        bytes: summary.bytes,
         message_size: opts.message_size,
         batch_size: opts.batch_size,
         linger_ms: opts.linger.as_millis() as u64,
@@ -706,9 +913,14 @@ fn make_report(mode: &'static str, opts: &BenchOpts, stats: &Stats, elapsed: Dur
         compression: opts.compression.name(),
         producers: opts.producers,
         consumers: opts.consumers,
+        warmup_s: plan.warmup.as_secs_f64(),
+        target_messages_per_sec: plan.rate_per_sec,
+        target_mb_per_sec: plan
+            .rate_per_sec
+            .map(|r| r * opts.message_size as f64 / MIB),
         elapsed_s: secs,
-        messages_per_sec: messages as f64 / secs,
-        mb_per_sec: bytes as f64 / secs / (1024.0 * 1024.0),
+        messages_per_sec: per_sec(summary.messages as f64),
+        mb_per_sec: per_sec(summary.bytes as f64) / MIB,
         latency_ms_p50: p50,
         latency_ms_p90: p90,
         latency_ms_p99: p99,
@@ -718,15 +930,23 @@ fn make_report(mode: &'static str, opts: &BenchOpts, stats: &Stats, elapsed: Dur
 }
 
 fn print_report(r: &Report) {
+    let warmup = if r.warmup_s > 0.0 {
+        format!(" (after a {:.1}s warm-up)", r.warmup_s)
+    } else {
+        String::new()
+    };
     println!(
-        "{}: {} messages ({:.1} MB) in {:.2}s",
+        "{}: {} messages ({:.1} MiB) in {:.2}s{warmup}",
         r.mode,
         r.messages,
-        r.bytes as f64 / (1024.0 * 1024.0),
+        r.bytes as f64 / MIB,
         r.elapsed_s
     );
+    if let (Some(msgs), Some(mibs)) = (r.target_messages_per_sec, r.target_mb_per_sec) {
+        println!("target:     {msgs:.0} msgs/s, {mibs:.2} MiB/s");
+    }
     println!(
-        "throughput: {:.0} msgs/s, {:.2} MB/s",
+        "throughput: {:.0} msgs/s, {:.2} MiB/s",
         r.messages_per_sec, r.mb_per_sec
     );
     let what = match r.mode {
@@ -740,7 +960,44 @@ fn print_report(r: &Report) {
     );
 }
 
-fn write_csv(path: &std::path::Path, samples: &[Sample]) -> Result<(), CliError> {
+/// Writes `--csv` and `--png`, saying on stderr what was written (stdout
+/// may be JSON) and warning when the window is too short for a series.
+fn write_series(opts: &BenchOpts, plan: &Plan, summary: &Summary) -> Result<(), CliError> {
+    if opts.csv.is_none() && opts.png.is_none() {
+        return Ok(());
+    }
+    let samples = &summary.samples;
+    let too_few = samples.len() < MIN_SERIES_SAMPLES;
+    if too_few {
+        eprintln!(
+            "warning: the {:.2}s measured window holds {} full {}s sample(s), fewer than the \
+             {MIN_SERIES_SAMPLES} a time series needs; measure longer (--duration)",
+            summary.elapsed.as_secs_f64(),
+            samples.len(),
+            SAMPLE_PERIOD.as_secs()
+        );
+    }
+    if let Some(path) = &opts.csv {
+        write_csv(path, samples)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &opts.png {
+        if too_few {
+            eprintln!(
+                "warning: chart {} not written: too few samples",
+                path.display()
+            );
+        } else {
+            match crate::chart::draw(path, plan.mode.name(), samples) {
+                Ok(()) => eprintln!("wrote {}", path.display()),
+                Err(e) => eprintln!("warning: chart {} not written: {e}", path.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_csv(path: &Path, samples: &[Sample]) -> Result<(), CliError> {
     let mut text = String::from(
         "elapsed_s,messages_per_sec,mb_per_sec,latency_ms_p50,latency_ms_p99,latency_ms_max\n",
     );

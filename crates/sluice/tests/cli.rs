@@ -353,6 +353,268 @@ fn bench_runs_and_reports_sane_numbers() {
     assert!(v["latency_ms_p50"].as_f64().unwrap() <= v["latency_ms_max"].as_f64().unwrap());
 }
 
+/// Runs `sluice bench ARGS --json`: the parsed report and stderr.
+fn bench_json(b: &Broker, args: &[&str]) -> (serde_json::Value, String) {
+    let out = b
+        .cli()
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (v, stderr)
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// The data rows of a bench CSV as (elapsed_s, messages_per_sec).
+fn csv_rows(path: &std::path::Path) -> Vec<(f64, f64)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("elapsed_s,messages_per_sec"),
+        "{text}"
+    );
+    lines
+        .map(|l| {
+            let cols: Vec<f64> = l.split(',').map(|c| c.parse().unwrap()).collect();
+            (cols[0], cols[1])
+        })
+        .collect()
+}
+
+#[test]
+fn bench_rate_holds_the_target_load_and_reports_percentiles() {
+    let b = Broker::start();
+    let csv = b.dir.path().join("paced.csv");
+    let png = b.dir.path().join("paced.png");
+    let (v, stderr) = bench_json(
+        &b,
+        &[
+            "produce",
+            "--topic",
+            "paced",
+            "--rate",
+            "2000",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--message-size",
+            "100",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v["target_messages_per_sec"], 2000.0, "{v}");
+    assert_eq!(v["warmup_s"], 0.5, "{v}");
+    let rate = num(&v, "messages_per_sec");
+    assert!((1500.0..=2500.0).contains(&rate), "{v}");
+    let elapsed = num(&v, "elapsed_s");
+    assert!((2.0..3.0).contains(&elapsed), "{v}");
+    let percentiles = [
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "latency_ms_p999",
+        "latency_ms_max",
+    ]
+    .map(|k| num(&v, k));
+    assert!(percentiles.is_sorted(), "{v}");
+
+    // One row per full second of the window: no partial-second dip at the end.
+    let rows = csv_rows(&csv);
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1.0, 2.0],
+        "{rows:?}"
+    );
+    for (_, rate) in &rows {
+        assert!((1500.0..=2500.0).contains(rate), "{rows:?}");
+    }
+    assert!(
+        stderr.contains(&format!("wrote {}", csv.display())),
+        "{stderr}"
+    );
+    // The chart needs a system font; without one it is a warning.
+    let png_line = format!("wrote {}", png.display());
+    assert!(
+        (stderr.contains(&png_line) && png.exists())
+            || stderr.contains("not written: no TrueType font"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_e2e_paces_by_bytes_and_honours_acks_all() {
+    let b = Broker::start();
+    // 100 kB/s of 100-byte values is 1000 records/s.
+    let (v, _) = bench_json(
+        &b,
+        &[
+            "e2e",
+            "--topic",
+            "e2e-paced",
+            "--rate",
+            "100kB",
+            "--message-size",
+            "100",
+            "--messages",
+            "1000",
+            "--acks",
+            "all",
+        ],
+    );
+    assert_eq!(v["acks"], "all", "{v}");
+    assert_eq!(v["messages"], 1000, "{v}");
+    assert_eq!(v["target_messages_per_sec"], 1000.0, "{v}");
+    // The last of 1000 records at 1000/s is due 0.999 s after the first.
+    assert!(num(&v, "elapsed_s") >= 0.9, "not paced: {v}");
+
+    // acks=all really reaches the broker: a topic that wants two in-sync
+    // replicas of its one refuses it, while acks=1 goes through.
+    b.run(&[
+        "topic",
+        "create",
+        "strict",
+        "--partitions",
+        "1",
+        "--config",
+        "min.insync.replicas=2",
+    ]);
+    let (v, _) = bench_json(
+        &b,
+        &[
+            "e2e", "--topic", "strict", "-n", "100", "-s", "64", "--acks", "1",
+        ],
+    );
+    assert_eq!(v["messages"], 100, "{v}");
+    assert_one_line_error(
+        b.cli().args([
+            "bench", "e2e", "--topic", "strict", "-n", "100", "-s", "64", "--acks", "all", "--json",
+        ]),
+        "NOT_ENOUGH_REPLICAS",
+    );
+}
+
+#[test]
+fn bench_warmup_is_left_out_of_the_counts() {
+    let b = Broker::start();
+    // 3000 records at 2000/s: about the first 1000 fall in the warm-up.
+    let (v, _) = bench_json(
+        &b,
+        &[
+            "produce",
+            "--topic",
+            "warm",
+            "--rate",
+            "2000",
+            "--messages",
+            "3000",
+            "--warmup",
+            "500ms",
+            "--message-size",
+            "100",
+        ],
+    );
+    assert_eq!(v["warmup_s"], 0.5, "{v}");
+    let measured = v["messages"].as_u64().unwrap();
+    assert!((1500..=2500).contains(&measured), "{v}");
+
+    // A warm-up longer than the run leaves nothing measured, and says so.
+    let (v, stderr) = bench_json(
+        &b,
+        &[
+            "produce",
+            "--topic",
+            "warm",
+            "--messages",
+            "200",
+            "--warmup",
+            "30s",
+            "--message-size",
+            "100",
+        ],
+    );
+    assert_eq!(v["messages"], 0, "{v}");
+    assert!(stderr.contains("warning: nothing was measured"), "{stderr}");
+}
+
+#[test]
+fn bench_duration_stops_at_the_deadline_and_reports_the_window() {
+    let b = Broker::start();
+    let started = Instant::now();
+    let (v, _) = bench_json(
+        &b,
+        &[
+            "e2e",
+            "--topic",
+            "timed",
+            "--duration",
+            "2s",
+            "--message-size",
+            "256",
+            "--batch-size",
+            "100",
+        ],
+    );
+    let wall = started.elapsed();
+    // 1 s of default warm-up, 2 s measured, then only setup and close.
+    assert!(wall < Duration::from_secs(6), "took {wall:?}: {v}");
+    assert_eq!(v["warmup_s"], 1.0, "{v}");
+    let elapsed = num(&v, "elapsed_s");
+    assert!((2.0..3.0).contains(&elapsed), "{v}");
+    assert!(num(&v, "messages") > 0.0, "{v}");
+}
+
+#[test]
+fn bench_warns_instead_of_writing_an_empty_chart() {
+    let b = Broker::start();
+    let csv = b.dir.path().join("short.csv");
+    let png = b.dir.path().join("short.png");
+    let (v, stderr) = bench_json(
+        &b,
+        &[
+            "consume",
+            "--topic",
+            "short",
+            "--messages",
+            "500",
+            "--message-size",
+            "64",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v["mode"], "consume", "{v}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("fewer than the 2"),
+        "{stderr}"
+    );
+    assert!(!png.exists(), "an empty chart was written");
+    assert!(
+        stderr.contains(&format!("wrote {}", csv.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("wrote {}", png.display())),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn status_reports_the_broker_and_stop_shuts_it_down() {
     let mut b = Broker::start();
@@ -449,6 +711,26 @@ fn errors_are_one_clear_line_without_panics() {
         .args(["bench", "produce", "--duration", "soon"])
         .assert()
         .code(2);
+    for bad in ["fast", "10Mb", "0", "1e6", "20k"] {
+        let out = b
+            .cli()
+            .args(["bench", "produce", "--rate", bad])
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(
+            stderr.contains("not a rate") && !stderr.contains("panicked"),
+            "{bad}: {stderr}"
+        );
+    }
+    assert_one_line_error(
+        b.cli().args(["bench", "consume", "--rate", "100"]),
+        "--rate paces producers",
+    );
+    assert_one_line_error(
+        b.cli().args(["bench", "produce", "--rate", "10B"]),
+        "records/s of 1024-byte values",
+    );
 }
 
 #[test]

@@ -142,7 +142,8 @@ fn fetch(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     });
     let end = (batches * RECORDS_PER_BATCH) as i64;
     // Each fetch starts where the previous one ended, wrapping around.
-    let step = (FETCH_BYTES as usize / (RECORDS_PER_BATCH * RECORD_BYTES) * RECORDS_PER_BATCH) as i64;
+    let step =
+        (FETCH_BYTES as usize / (RECORDS_PER_BATCH * RECORD_BYTES) * RECORDS_PER_BATCH) as i64;
     let mut group = c.benchmark_group("fetch_1MiB");
     group.throughput(Throughput::Bytes(FETCH_BYTES as u64));
     let mut offset = 0;

@@ -944,7 +944,9 @@ impl ConsumerFetch {
         encode: E,
     ) -> Option<sluice_protocol::SplicedFrame>
     where
-        E: Fn(&sluice_protocol::messages::fetch::FetchResponse) -> Option<sluice_protocol::SplicedFrame>,
+        E: Fn(
+            &sluice_protocol::messages::fetch::FetchResponse,
+        ) -> Option<sluice_protocol::SplicedFrame>,
     {
         let frame = encode(&response)?;
         let Some(charge) = self.charge else {

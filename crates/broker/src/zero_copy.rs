@@ -95,39 +95,32 @@ pub trait FrameWriter: AsyncWrite + Unpin + Send {
 
 /// Plain TCP: the kernel moves the bytes from the page cache to the socket.
 impl FrameWriter for tokio::net::tcp::OwnedWriteHalf {
-    fn send_file<'a>(
-        &'a mut self,
-        file: &'a File,
-        position: u64,
-        len: u64,
-    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
-        async move {
-            let stream: &tokio::net::TcpStream = self.as_ref();
-            let end = position + len;
-            let mut offset = position;
-            while offset < end {
-                stream.writable().await?;
-                let count = usize::try_from(end - offset).unwrap_or(usize::MAX);
-                let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
-                    rustix::fs::sendfile(stream, file, Some(&mut offset), count)
-                        .map_err(std::io::Error::from)
-                });
-                match sent {
-                    Ok(0) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "segment file ends at {offset}, inside a fetched range that ends at {end} (truncated since the read)"
-                            ),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+    async fn send_file(&mut self, file: &File, position: u64, len: u64) -> std::io::Result<()> {
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        let end = position + len;
+        let mut offset = position;
+        while offset < end {
+            stream.writable().await?;
+            let count = usize::try_from(end - offset).unwrap_or(usize::MAX);
+            let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(stream, file, Some(&mut offset), count)
+                    .map_err(std::io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "segment file ends at {offset}, inside a fetched range that ends at {end} (truncated since the read)"
+                        ),
+                    ));
                 }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
-            Ok(())
         }
+        Ok(())
     }
 }
 
@@ -138,7 +131,10 @@ impl FrameWriter for tokio::io::DuplexStream {}
 impl FrameWriter for tokio::io::Sink {}
 
 /// Writes `frame`: the head's pieces, each splice's ranges between them.
-pub async fn write_frame<W: FrameWriter>(writer: &mut W, frame: &SplicedFrame) -> std::io::Result<()> {
+pub async fn write_frame<W: FrameWriter>(
+    writer: &mut W,
+    frame: &SplicedFrame,
+) -> std::io::Result<()> {
     let mut written = 0;
     for splice in &frame.splices {
         writer.write_all(&frame.head[written..splice.at]).await?;
@@ -177,7 +173,8 @@ mod tests {
         let log = Log::open(dir, LogConfig::default()).expect("open");
         for _ in 0..batches {
             let batch = BytesMut::from(&crate::testing::batch(3)[..]);
-            log.append(batch, 0, sluice_metadata::now_ms()).expect("append");
+            log.append(batch, 0, sluice_metadata::now_ms())
+                .expect("append");
         }
         log
     }
@@ -264,7 +261,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = log_with(dir.path(), 4);
         let read = log.read(0, u32::MAX, i64::MAX).expect("read");
-        let fetch = response(Records::Deferred(Arc::new(SegmentRecords::new(read.slices))));
+        let fetch = response(Records::Deferred(Arc::new(SegmentRecords::new(
+            read.slices,
+        ))));
         let spliced = encode_response_spliced(7, 1, &fetch, 12).expect("encode");
         // Cut the segment after the first batch, as a truncation would.
         let segment = std::fs::read_dir(dir.path())

@@ -27,7 +27,6 @@ use sluice_metadata::config::LogDefaults;
 use sluice_metadata::topic_config;
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataListener, TopicImage};
 
-
 mod replication;
 
 use replication::Replication;

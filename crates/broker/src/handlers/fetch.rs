@@ -24,15 +24,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use futures::future::select_all;
 use sluice_log::{LogError, ReadResult};
-use sluice_protocol::{Records, RequestHeader};
 use sluice_protocol::error::codes as code;
 use sluice_protocol::messages::fetch::{
     EpochEndOffset, FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch,
     NodeEndpoint, PartitionData,
 };
+use sluice_protocol::{Records, RequestHeader};
 use uuid::Uuid;
 
 use super::{RequestContext, cluster};
@@ -425,7 +424,9 @@ fn fetched_records(read: ReadResult) -> std::io::Result<Records> {
     if read.slices.is_empty() {
         return Ok(Records::default());
     }
-    Ok(Records::Deferred(Arc::new(SegmentRecords::new(read.slices))))
+    Ok(Records::Deferred(Arc::new(SegmentRecords::new(
+        read.slices,
+    ))))
 }
 
 fn read_partition(

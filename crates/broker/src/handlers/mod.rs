@@ -76,8 +76,8 @@ use bytes::{Bytes, BytesMut};
 use sluice_protocol::error::codes;
 use sluice_protocol::messages::{RequestBody, ResponseBody};
 use sluice_protocol::{
-    ApiKey, Encode, RequestDecodeError, RequestHeader, SplicedFrame, decode_request, encode_response,
-    response_header_version,
+    ApiKey, Encode, RequestDecodeError, RequestHeader, SplicedFrame, decode_request,
+    encode_response, response_header_version,
 };
 
 use crate::{Broker, quota};
@@ -460,9 +460,14 @@ where
 /// error (Produce, ListOffsets, …) cannot say that, so the request gets no
 /// reply and the connection closes.
 fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<SplicedFrame> {
-    encode_with(header, response, |correlation_id, header_version, response, version| {
-        encode_response(correlation_id, header_version, response, version).map(SplicedFrame::from)
-    })
+    encode_with(
+        header,
+        response,
+        |correlation_id, header_version, response, version| {
+            encode_response(correlation_id, header_version, response, version)
+                .map(SplicedFrame::from)
+        },
+    )
 }
 
 /// [`encode`], leaving the response's deferred record sets (a Fetch's

@@ -39,6 +39,10 @@ use crate::common::{CliError, ConnArgs, parse_compression, parse_duration};
 use measure::{SAMPLE_PERIOD, Stats, Summary, Window, ms};
 use rate::{MAX_RECORDS_PER_SEC, MIN_RECORDS_PER_SEC, Rate, Schedule};
 
+/// Largest batch the bench producer builds, in bytes (librdkafka's
+/// default `batch.size`), so batches of large records fit the broker's
+/// default `max.message.bytes`.
+const MAX_BATCH_BYTES: usize = 1_000_000;
 /// Records between a producer task and its acknowledgement collector; never
 /// fills, since a producer holds at most `MAX_UNACKED_RECORDS` unacknowledged.
 const ACK_QUEUE_DEPTH: usize = 65_536;
@@ -444,8 +448,10 @@ fn producer_config(opts: &BenchOpts) -> ProducerConfig {
         acks: opts.acks,
         linger: opts.linger,
         batch_max_records: Some(opts.batch_size),
-        // The record count seals batches; the byte limit only guards memory.
-        batch_size_bytes: opts.batch_size * (opts.message_size + 64) * 2,
+        // The record count seals batches, and so does librdkafka's default
+        // `batch.size`: a batch of large records must stay under the
+        // broker's `max.message.bytes` (1 MiB by default).
+        batch_size_bytes: (opts.batch_size * (opts.message_size + 64)).min(MAX_BATCH_BYTES),
         compression: opts.compression,
         max_in_flight: 5,
         ..Default::default()

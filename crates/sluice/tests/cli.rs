@@ -304,6 +304,29 @@ fn group_describe_shows_lag_and_reset_offsets_moves_the_group() {
 }
 
 #[test]
+fn bench_batches_of_large_records_stay_under_the_brokers_message_limit() {
+    // 1,000 records (the default --batch-size) of 10 KiB would be a 10 MB
+    // batch, which the broker refuses (max.message.bytes is 1 MiB): the
+    // producer seals batches at 1 MB, as librdkafka's batch.size does.
+    let b = Broker::start();
+    let out = b.run(&[
+        "bench",
+        "produce",
+        "--topic",
+        "large",
+        "--partitions",
+        "1",
+        "--messages",
+        "500",
+        "--message-size",
+        "10240",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["messages"].as_u64(), Some(500), "{out}");
+}
+
+#[test]
 fn bench_runs_and_reports_sane_numbers() {
     let b = Broker::start();
     let csv = b.dir.path().join("bench.csv");

@@ -15,41 +15,15 @@ Needs ../shared/bench/peers.sh to have built rdkafka_performance
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from benchproc import cpu_seconds, free_port, wait_port
+
 PEERS = os.environ.get("PEERS", "/tmp/sluice-peers")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # Fields 14 and 15 (utime, stime), counted from 1 with pid and comm first.
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def wait_port(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"broker on {port} did not start")
 
 
 def rdkafka(args):

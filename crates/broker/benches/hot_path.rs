@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::{ctx, produce_frame};
+use common::{broker_with_topic, ctx, produce_frame, runtime};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -29,7 +29,6 @@ use sluice_broker::config::Config;
 use sluice_broker::handlers;
 use sluice_broker::zero_copy::write_frame;
 use sluice_metadata::config::FlushMode;
-use sluice_metadata::controller::NewTopic;
 use sluice_protocol::messages::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use sluice_protocol::{RequestHeader, encode_request};
 
@@ -45,21 +44,7 @@ fn broker(rt: &tokio::runtime::Runtime, dir: &std::path::Path, flush: FlushMode)
         ..Config::default()
     };
     config.log.flush_mode = flush;
-    let broker = Arc::new(
-        Broker::open(config, "bench".to_owned(), ("127.0.0.1".to_owned(), 9092)).expect("open"),
-    );
-    rt.block_on(async {
-        let topic = NewTopic {
-            name: TOPIC.to_owned(),
-            num_partitions: 1,
-            replication_factor: -1,
-            configs: Vec::new(),
-            assignments: Vec::new(),
-        };
-        let created = broker.controller.create_topics(vec![topic], false).await;
-        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
-    });
-    broker
+    broker_with_topic(rt, config, TOPIC, Vec::new())
 }
 
 fn batch_frame() -> Bytes {
@@ -168,11 +153,7 @@ fn fetch(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     produce(c, &rt);
     fetch(c, &rt);
 }

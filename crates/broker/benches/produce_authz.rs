@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::{ctx, produce_frame};
+use common::{broker_with_topic, ctx, produce_frame, runtime};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -21,7 +21,6 @@ use sluice_broker::config::Config;
 use sluice_broker::handlers;
 use sluice_metadata::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use sluice_metadata::config::FlushMode;
-use sluice_metadata::controller::NewTopic;
 
 const TOPIC: &str = "bench";
 const UNRELATED_ACLS: usize = 1_000;
@@ -45,19 +44,8 @@ fn broker(rt: &tokio::runtime::Runtime, dir: &std::path::Path, authorize: bool) 
     };
     config.log.flush_mode = FlushMode::Interval;
     config.authorizer.enabled = authorize;
-    let broker = Arc::new(
-        Broker::open(config, "bench".to_owned(), ("127.0.0.1".to_owned(), 9092)).expect("open"),
-    );
+    let broker = broker_with_topic(rt, config, TOPIC, Vec::new());
     rt.block_on(async {
-        let topic = NewTopic {
-            name: TOPIC.to_owned(),
-            num_partitions: 1,
-            replication_factor: -1,
-            configs: Vec::new(),
-            assignments: Vec::new(),
-        };
-        let created = broker.controller.create_topics(vec![topic], false).await;
-        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
         if authorize {
             let mut acls: Vec<AclBinding> = (0..UNRELATED_ACLS)
                 .map(|i| acl(&format!("other-{i}"), &format!("User:u{i}")))
@@ -70,11 +58,7 @@ fn broker(rt: &tokio::runtime::Runtime, dir: &std::path::Path, authorize: bool) 
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let frame = produce_frame(
         TOPIC,
         (0..16u8).map(|i| Bytes::from(vec![i; 100])).collect(),

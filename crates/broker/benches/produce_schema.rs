@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::{ctx, produce_frame};
+use common::{broker_with_topic, ctx, produce_frame, runtime};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -21,7 +21,6 @@ use sluice_broker::Broker;
 use sluice_broker::config::Config;
 use sluice_broker::handlers;
 use sluice_metadata::config::FlushMode;
-use sluice_metadata::controller::NewTopic;
 use sluice_registry::{NewSchema, RegisterOptions, SchemaType};
 
 const TOPIC: &str = "bench";
@@ -38,27 +37,16 @@ fn broker(
         ..Config::default()
     };
     config.log.flush_mode = FlushMode::Interval;
-    let broker = Arc::new(
-        Broker::open(config, "bench".to_owned(), ("127.0.0.1".to_owned(), 9092)).expect("open"),
-    );
+    let configs = if validate {
+        vec![(
+            "confluent.value.schema.validation".to_owned(),
+            Some("true".to_owned()),
+        )]
+    } else {
+        Vec::new()
+    };
+    let broker = broker_with_topic(rt, config, TOPIC, configs);
     let id = rt.block_on(async {
-        let configs = if validate {
-            vec![(
-                "confluent.value.schema.validation".to_owned(),
-                Some("true".to_owned()),
-            )]
-        } else {
-            Vec::new()
-        };
-        let topic = NewTopic {
-            name: TOPIC.to_owned(),
-            num_partitions: 1,
-            replication_factor: -1,
-            configs,
-            assignments: Vec::new(),
-        };
-        let created = broker.controller.create_topics(vec![topic], false).await;
-        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
         let schema = NewSchema {
             schema_type: SchemaType::Avro,
             text: r#"{"type":"record","name":"Reading","fields":[{"name":"v","type":"bytes"}]}"#
@@ -75,11 +63,7 @@ fn broker(
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let mut group = c.benchmark_group("produce_16x100B_acks1");
     for (label, validate) in [
         ("schema_validation_off", false),

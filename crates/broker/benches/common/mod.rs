@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sluice_broker::Principal;
+use sluice_broker::config::Config;
 use sluice_broker::handlers::RequestContext;
+use sluice_broker::{Broker, Principal};
+use sluice_metadata::controller::NewTopic;
 use sluice_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use sluice_protocol::{RequestHeader, encode_request};
 use sluice_records::{BatchBuilder, NewRecord};
@@ -44,6 +46,41 @@ pub fn produce_frame(topic: &str, values: Vec<Bytes>) -> Bytes {
     };
     let frame = encode_request(&header, &request).expect("encode").freeze();
     frame.slice(4..)
+}
+
+/// The runtime the benches drive the broker on: two workers, as the
+/// machine has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An in-process broker on `config` holding `topic`, one partition, with
+/// the topic `configs` given.
+pub fn broker_with_topic(
+    rt: &tokio::runtime::Runtime,
+    config: Config,
+    topic: &str,
+    configs: Vec<(String, Option<String>)>,
+) -> Arc<Broker> {
+    let broker = Arc::new(
+        Broker::open(config, "bench".to_owned(), ("127.0.0.1".to_owned(), 9092)).expect("open"),
+    );
+    rt.block_on(async {
+        let topic = NewTopic {
+            name: topic.to_owned(),
+            num_partitions: 1,
+            replication_factor: -1,
+            configs,
+            assignments: Vec::new(),
+        };
+        let created = broker.controller.create_topics(vec![topic], false).await;
+        assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    });
+    broker
 }
 
 /// An anonymous client on the PLAINTEXT listener.

@@ -56,12 +56,7 @@ impl RecordSource for SegmentRecords {
 
     fn copy_to(&self, out: &mut BytesMut) -> std::io::Result<()> {
         out.reserve(self.len);
-        for s in &self.slices {
-            let start = out.len();
-            out.resize(start + s.len() as usize, 0);
-            s.file().read_exact_at(&mut out[start..], s.position())?;
-        }
-        Ok(())
+        self.slices.iter().try_for_each(|s| s.read_into(out))
     }
 
     fn as_any(&self) -> &dyn Any {

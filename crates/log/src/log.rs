@@ -172,9 +172,16 @@ impl FileSlice {
     }
     /// Reads the bytes with `pread`.
     pub fn read_to_bytes(&self) -> std::io::Result<Bytes> {
-        let mut buf = vec![0u8; self.len as usize];
-        self.file.read_exact_at(&mut buf, self.position)?;
-        Ok(Bytes::from(buf))
+        let mut buf = BytesMut::with_capacity(self.len as usize);
+        self.read_into(&mut buf)?;
+        Ok(buf.freeze())
+    }
+    /// Appends the bytes to `out` with `pread`; on an error `out` may hold
+    /// part of them.
+    pub fn read_into(&self, out: &mut BytesMut) -> std::io::Result<()> {
+        let start = out.len();
+        out.resize(start + self.len as usize, 0);
+        self.file.read_exact_at(&mut out[start..], self.position)
     }
 }
 
@@ -215,7 +222,7 @@ impl ReadResult {
         } else {
             let mut out = BytesMut::with_capacity(self.len_bytes() as usize);
             for s in &self.slices {
-                out.extend_from_slice(&s.read_to_bytes()?);
+                s.read_into(&mut out)?;
             }
             out.freeze()
         };

@@ -109,7 +109,7 @@ pub fn encode_response<R: Encode>(
     buf.put_i32(0);
     ResponseHeader { correlation_id }.encode(&mut buf, header_version);
     body.encode(&mut buf, version)?;
-    patch_length(buf)
+    patch_length_with(buf, 0)
 }
 
 /// A response frame whose deferred record sets were left out: the bytes of
@@ -171,14 +171,9 @@ pub fn encode_response_spliced<R: Encode>(
     ResponseHeader { correlation_id }.encode(&mut head, header_version);
     let (encoded, splices) = crate::records::collect_splices(|| body.encode(&mut head, version));
     encoded?;
-    let mut frame = SplicedFrame { head, splices };
-    let len = frame.len() - 4;
-    let len_i32 = i32::try_from(len).map_err(|_| EncodeError::TooLong {
-        what: "frame",
-        length: len,
-    })?;
-    frame.head[..4].copy_from_slice(&len_i32.to_be_bytes());
-    Ok(frame)
+    let spliced: usize = splices.iter().map(|s| s.source.len()).sum();
+    let head = patch_length_with(head, spliced)?;
+    Ok(SplicedFrame { head, splices })
 }
 
 /// Encodes a full request frame, 4-byte length prefix included, using the
@@ -192,11 +187,13 @@ pub fn encode_request<R: Request>(
     buf.put_i32(0);
     header.encode(&mut buf, request_header_version(R::API_KEY, version))?;
     body.encode(&mut buf, version)?;
-    patch_length(buf)
+    patch_length_with(buf, 0)
 }
 
-fn patch_length(mut buf: BytesMut) -> Result<BytesMut, EncodeError> {
-    let len = buf.len() - 4;
+/// Writes the frame's length prefix: the bytes of `buf` after the prefix,
+/// plus `spliced` bytes sent apart from it.
+fn patch_length_with(mut buf: BytesMut, spliced: usize) -> Result<BytesMut, EncodeError> {
+    let len = buf.len() - 4 + spliced;
     let len_i32 = i32::try_from(len).map_err(|_| EncodeError::TooLong {
         what: "frame",
         length: len,

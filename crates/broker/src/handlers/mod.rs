@@ -77,7 +77,7 @@ use sluice_protocol::error::codes;
 use sluice_protocol::messages::{RequestBody, ResponseBody};
 use sluice_protocol::{
     ApiKey, Encode, RequestDecodeError, RequestHeader, SplicedFrame, decode_request,
-    encode_response, response_header_version,
+    encode_response, encode_response_spliced, response_header_version,
 };
 
 use crate::{Broker, quota};
@@ -260,7 +260,7 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let response = future.await;
-                        quota.answer(response, |r| encode_spliced(&header, r)).await
+                        quota.answer(response, |r| encode(&header, r)).await
                     }))
                 }
                 $(RequestBody::$variant($req) => Ok(respond(&header, $call)),)*
@@ -460,34 +460,14 @@ where
 /// error (Produce, ListOffsets, …) cannot say that, so the request gets no
 /// reply and the connection closes.
 fn encode<R: Encode>(header: &RequestHeader, response: &R) -> Option<SplicedFrame> {
-    encode_with(
-        header,
-        response,
-        |correlation_id, header_version, response, version| {
-            encode_response(correlation_id, header_version, response, version)
-                .map(SplicedFrame::from)
-        },
-    )
-}
-
-/// [`encode`], leaving the response's deferred record sets (a Fetch's
-/// segment file ranges) as splices for the connection to send.
-fn encode_spliced<R: Encode>(header: &RequestHeader, response: &R) -> Option<SplicedFrame> {
-    encode_with(header, response, sluice_protocol::encode_response_spliced)
-}
-
-/// [`encode`] with the given frame encoder.
-fn encode_with<R: Encode>(
-    header: &RequestHeader,
-    response: &R,
-    encoder: impl FnOnce(i32, i16, &R, i16) -> Result<SplicedFrame, sluice_protocol::EncodeError>,
-) -> Option<SplicedFrame> {
     let version = header.request_api_version;
     let Ok(api_key) = ApiKey::try_from(header.request_api_key) else {
         return None;
     };
     let header_version = response_header_version(api_key, version);
-    match encoder(header.correlation_id, header_version, response, version) {
+    // A Fetch's deferred record sets become splices the connection sends
+    // from their segment files; other responses have none.
+    match encode_response_spliced(header.correlation_id, header_version, response, version) {
         Ok(frame) => Some(frame),
         Err(e) => {
             tracing::error!(

@@ -117,8 +117,10 @@ struct Inner {
     conns: AsyncMutex<HashMap<i32, Arc<Connection>>>,
     /// The connection used for metadata and other any-broker requests.
     any: AsyncMutex<Option<Arc<Connection>>>,
-    /// Latest metadata. A std lock: read and swapped, never held across await.
-    metadata: RwLock<Metadata>,
+    /// Latest metadata. A std lock: read and swapped, never held across
+    /// await. Shared, so a reader (the producer, per dispatch) takes a
+    /// reference instead of copying every partition.
+    metadata: RwLock<Arc<Metadata>>,
 }
 
 /// A handle to the cluster. Cheap to clone; clones share connections.
@@ -141,7 +143,7 @@ impl Client {
                 config,
                 conns: AsyncMutex::new(HashMap::new()),
                 any: AsyncMutex::new(None),
-                metadata: RwLock::new(Metadata::default()),
+                metadata: RwLock::new(Arc::new(Metadata::default())),
             }),
         };
         client.any_connection().await?;
@@ -210,13 +212,15 @@ impl Client {
         Ok(conn)
     }
 
-    /// A copy of the current metadata.
-    pub fn metadata(&self) -> Metadata {
-        self.inner
-            .metadata
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The current metadata (a shared snapshot; a refresh swaps in a new one).
+    pub fn metadata(&self) -> Arc<Metadata> {
+        Arc::clone(
+            &self
+                .inner
+                .metadata
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Reloads metadata: all topics (`None`) or the named ones, merged into
@@ -294,15 +298,15 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner());
         if topics.is_some() {
             // A partial refresh keeps other topics but replaces the asked ones.
+            let mut topics_map = cache.topics.clone();
             for name in absent {
-                cache.topics.remove(&name);
+                topics_map.remove(&name);
             }
-            let mut topics_map = std::mem::take(&mut cache.topics);
             topics_map.extend(fresh.topics);
             fresh.topics = topics_map;
         }
-        *cache = fresh;
-        Ok(cache.clone())
+        *cache = Arc::new(fresh.clone());
+        Ok(fresh)
     }
 
     /// Metadata of one topic, refreshing once if it is not cached.

@@ -10,7 +10,7 @@
 //! exactly what was sent before and the broker can drop duplicates by
 //! sequence number.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -227,6 +227,8 @@ impl Producer {
             config,
             producer_id,
             open: HashMap::new(),
+            lingering: VecDeque::new(),
+            next_open_id: 0,
             ready: BTreeMap::new(),
             next_seal_id: 0,
             in_flight_per_broker: HashMap::new(),
@@ -313,6 +315,8 @@ impl Producer {
 }
 
 struct OpenBatch {
+    /// Which entry of [`Accumulator::lingering`] is this batch's.
+    id: u64,
     records: Vec<PendingRecord>,
     bytes: usize,
     created: Instant,
@@ -344,6 +348,15 @@ struct Accumulator {
     config: ProducerConfig,
     producer_id: Option<(i64, i16)>,
     open: HashMap<(String, i32), OpenBatch>,
+    /// Open batches in the order they were opened, so oldest first: every
+    /// batch lingers equally long, so the front holds the next deadline.
+    /// Entries of batches sealed early (full, flushed) stay until they
+    /// reach the front and are skipped there; the queue holds at most the
+    /// batches opened within one linger. Without it, each record scanned
+    /// every open batch for the deadline: with 1,000 partitions, a
+    /// thousand steps per record.
+    lingering: VecDeque<(u64, (String, i32))>,
+    next_open_id: u64,
     /// Sealed batches by seal order, so retries keep per-partition order.
     ready: BTreeMap<u64, SealedBatch>,
     next_seal_id: u64,
@@ -404,12 +417,9 @@ impl Accumulator {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let linger = self
-            .open
-            .values()
-            .map(|b| b.created + self.config.linger)
-            .min();
+    fn next_deadline(&mut self) -> Option<Instant> {
+        let linger_for = self.config.linger;
+        let linger = self.oldest_open().map(|b| b.created + linger_for);
         // Only retried batches wait for a backoff; skip the scan otherwise.
         let backoff = if self.retrying > 0 {
             self.ready.values().map(|b| b.not_before).min()
@@ -422,13 +432,35 @@ impl Accumulator {
         }
     }
 
+    /// The oldest open batch, after dropping the queue entries of batches
+    /// already sealed.
+    fn oldest_open(&mut self) -> Option<&OpenBatch> {
+        while let Some((id, key)) = self.lingering.front() {
+            if self.open.get(key).is_some_and(|b| b.id == *id) {
+                break;
+            }
+            self.lingering.pop_front();
+        }
+        let (_, key) = self.lingering.front()?;
+        self.open.get(key)
+    }
+
     fn add(&mut self, record: PendingRecord) {
         let key = (record.topic.clone(), record.partition);
-        let batch = self.open.entry(key.clone()).or_insert_with(|| OpenBatch {
-            records: Vec::new(),
-            bytes: 0,
-            created: Instant::now(),
-        });
+        let batch = match self.open.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let id = self.next_open_id;
+                self.next_open_id += 1;
+                self.lingering.push_back((id, key.clone()));
+                e.insert(OpenBatch {
+                    id,
+                    records: Vec::new(),
+                    bytes: 0,
+                    created: Instant::now(),
+                })
+            }
+        };
         batch.bytes += record.size;
         batch.records.push(record);
         let full = batch.bytes >= self.config.batch_size_bytes
@@ -452,14 +484,14 @@ impl Accumulator {
 
     fn seal_expired(&mut self) {
         let now = Instant::now();
-        let keys: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, b)| b.created + self.config.linger <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            if let Some(batch) = self.open.remove(&key) {
+        let linger = self.config.linger;
+        while let Some(batch) = self.oldest_open() {
+            if batch.created + linger > now {
+                break;
+            }
+            if let Some((_, key)) = self.lingering.pop_front()
+                && let Some(batch) = self.open.remove(&key)
+            {
                 self.seal(key, batch);
             }
         }
@@ -514,35 +546,39 @@ impl Accumulator {
             return;
         }
         let now = Instant::now();
-        let mut blocked: HashSet<(String, i32)> = HashSet::new();
         let mut per_leader: HashMap<i32, Vec<u64>> = HashMap::new();
-        let mut in_request: HashSet<(String, i32)> = HashSet::new();
         let mut need_refresh = false;
-        let metadata = self.client.metadata();
-        for (id, batch) in &self.ready {
-            let key = (batch.topic.clone(), batch.partition);
-            if blocked.contains(&key) || in_request.contains(&key) {
-                continue;
+        {
+            // Partitions skipped this round (so a later batch of theirs
+            // cannot overtake), and those already in a request.
+            let mut blocked: HashSet<(&str, i32)> = HashSet::new();
+            let mut in_request: HashSet<(&str, i32)> = HashSet::new();
+            let metadata = self.client.metadata();
+            for (id, batch) in &self.ready {
+                let key = (batch.topic.as_str(), batch.partition);
+                if blocked.contains(&key) || in_request.contains(&key) {
+                    continue;
+                }
+                let leader = metadata
+                    .topics
+                    .get(&batch.topic)
+                    .and_then(|t| t.partitions.iter().find(|p| p.partition == batch.partition))
+                    .map(|p| p.leader_id)
+                    .filter(|l| *l >= 0);
+                let Some(leader) = leader else {
+                    need_refresh = true;
+                    blocked.insert(key);
+                    continue;
+                };
+                let busy = self.in_flight_per_broker.get(&leader).copied().unwrap_or(0)
+                    >= self.config.max_in_flight;
+                if batch.not_before > now || busy {
+                    blocked.insert(key);
+                    continue;
+                }
+                in_request.insert(key);
+                per_leader.entry(leader).or_default().push(*id);
             }
-            let leader = metadata
-                .topics
-                .get(&batch.topic)
-                .and_then(|t| t.partitions.iter().find(|p| p.partition == batch.partition))
-                .map(|p| p.leader_id)
-                .filter(|l| *l >= 0);
-            let Some(leader) = leader else {
-                need_refresh = true;
-                blocked.insert(key);
-                continue;
-            };
-            let busy = self.in_flight_per_broker.get(&leader).copied().unwrap_or(0)
-                >= self.config.max_in_flight;
-            if batch.not_before > now || busy {
-                blocked.insert(key);
-                continue;
-            }
-            in_request.insert(key);
-            per_leader.entry(leader).or_default().push(*id);
         }
         if need_refresh {
             let _ = self.client.refresh_metadata(None).await;

@@ -13,7 +13,8 @@
 //! - [`auth`]: `http_auth`: credentials, bearer tokens, per-route ACL checks.
 //! - [`cluster`]: `/health`, `/ready`, `/metrics`, `/v1/cluster`.
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
-//! - [`records`]: produce and read records.
+//! - [`records`]: produce and read records of a partition.
+//! - [`browse`]: read a whole topic, merged by timestamp and filtered.
 //! - [`tail`]: live tail over Server-Sent Events.
 //! - [`kv`]: the key-value view of compacted topics, served from the
 //!   indexes of [`kv_index`].
@@ -30,6 +31,7 @@
 
 pub mod auth;
 pub mod broker_security;
+pub mod browse;
 pub mod cluster;
 pub mod console;
 pub mod error;
@@ -120,14 +122,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
         .routes(routes!(topics::add_partitions))
-        .routes(routes!(records::produce))
-        .routes(routes!(records::read))
+        .routes(routes!(records::produce, browse::read_topic))
+        .routes(routes!(records::read, records::delete_records))
         .routes(routes!(tail::tail_partition))
         .routes(routes!(tail::tail_topic))
         .routes(routes!(kv::get_key))
         .routes(routes!(kv::list_keys))
         .routes(routes!(groups::list))
-        .routes(routes!(groups::describe))
+        .routes(routes!(groups::describe, groups::delete))
         .routes(routes!(groups::reset_offsets))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
@@ -556,9 +558,9 @@ mod tests {
         }
         // /health /ready /metrics /v1/openapi.json /v1/cluster, the
         // balance status, decommission and recommission, 6 topic
-        // operations, 4 record operations, 2 key-value operations, 3 group
+        // operations, 6 record operations, 2 key-value operations, 4 group
         // operations, 3 token operations and whoami.
-        assert_eq!(operations, 27, "{paths:#?}");
+        assert_eq!(operations, 30, "{paths:#?}");
         // Every operation but the open ones names the auth schemes.
         let secured = paths
             .iter()

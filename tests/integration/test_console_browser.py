@@ -547,3 +547,266 @@ def test_console_message_browser_decodes_records_written_with_a_schema(broker, b
     pre = wait(d).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "tr.msg-detail pre.value")))
     assert json.loads(pre.text) == {"payer": "ada-lovelace", "cents": 4200}
     shot(d, "messages-schema-decoded")
+
+
+# -- issue 19: dialogs, not-found pages, layout, charts, theme ----------------
+
+Keys = pytest.importorskip("selenium.webdriver.common.keys").Keys
+
+
+def modal_open(d) -> bool:
+    return d.execute_script("return !document.getElementById('modal').hidden")
+
+
+def test_console_esc_and_navigation_close_dialogs(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1)
+    d = browser
+    d.get(http.url("/#/topics"))
+
+    # Esc closes the create-topic dialog.
+    wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
+    assert modal_open(d)
+    shot(d, "19-dialog-open")
+    d.find_element(By.ID, "new-topic-name").send_keys(Keys.ESCAPE)
+    wait(d).until(lambda d: not modal_open(d))
+
+    # Esc on a confirm answers "no": the topic is still there.
+    row = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-topic="{topic_name}"]')))
+    row.find_element(By.CSS_SELECTOR, "button[data-delete]").click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "confirm-ok")))
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    wait(d).until(lambda d: not modal_open(d))
+    assert http.call("GET", f"/v1/topics/{topic_name}")[0] == 200
+
+    # A dialog does not survive navigation to another page.
+    wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
+    d.find_element(By.ID, "nav-groups").click()
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "page-title"), "Consumer groups"))
+    assert not modal_open(d)
+    assert d.find_elements(By.ID, "new-topic-name") == []
+    # And the browser's Back button is navigation too.
+    d.get(http.url("/#/topics"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
+    d.back()
+    wait(d).until(lambda d: not modal_open(d))
+
+
+def test_console_missing_group_and_topic_show_a_not_found_page(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    assert http.call("GET", "/v1/groups/nope")[0] == 404
+    for path in ("/#/groups/nope", "/#/group/nope"):
+        d.get(http.url(path))
+        box = wait(d).until(EC.visibility_of_element_located((By.ID, "not-found")))
+        assert "No consumer group “nope”" in box.text, box.text
+        # Nothing of a group page: no cards, panels or buttons that act on it.
+        for gone in ("g-cards", "g-reset", "g-delete", "g-offsets", "g-members"):
+            assert d.find_elements(By.ID, gone) == [], gone
+        assert box.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith("#/groups")
+    shot(d, "19-group-not-found")
+    d.get(http.url("/#/topic/no-such-topic"))
+    box = wait(d).until(EC.visibility_of_element_located((By.ID, "not-found")))
+    assert "No topic “no-such-topic”" in box.text
+    assert d.find_elements(By.ID, "tp-add-partitions") == []
+
+
+def card_rows(d, container: str) -> list[int]:
+    """How many cards each visual row of `container` holds, top to bottom."""
+    return d.execute_script("""
+        const rows = new Map();
+        for (const c of document.querySelectorAll(arguments[0] + " > .card")) {
+          const top = Math.round(c.getBoundingClientRect().top);
+          rows.set(top, (rows.get(top) || 0) + 1);
+        }
+        return [...rows.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);""", container)
+
+
+def test_console_stat_cards_fill_balanced_rows_at_every_width(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    d.get(http.url("/#/overview"))
+    wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ov-cards .card")) == 7)
+    seen = {}
+    for width in (1400, 1280, 1100, 960, 800, 640):
+        d.set_window_size(width, 900)
+
+        def balanced(d):
+            rows = card_rows(d, "#ov-cards")
+            seen[width] = rows
+            return sum(rows) == 7 and max(rows) - min(rows) <= 1
+
+        until(d, UI_TIMEOUT_S, balanced, lambda: f"card rows per width: {seen}")
+        if width == 1400:
+            shot(d, "19-cards-1400")
+    # At 1400 px the seven cards are not six plus one.
+    assert seen[1400] != [6, 1]
+
+
+def niceness(labels: list[str]) -> tuple[float, str]:
+    """The step between tick labels like "0/s", "20/s" or "5 KiB/s", checked
+    to be 1, 2 or 5 times a power of ten, with every label a multiple."""
+    import math
+    import re
+
+    units = {re.sub(r"^[\d.]+\s*", "", label) for label in labels[1:]}
+    assert len(units) == 1, labels
+    values = [float(re.match(r"[\d.]+", label).group()) for label in labels]
+    assert values[0] == 0, labels
+    step = values[1]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 5), labels
+    for i, v in enumerate(values):
+        assert math.isclose(v, i * step, rel_tol=1e-9, abs_tol=1e-9), labels
+    return step, units.pop()
+
+
+def test_console_chart_axes_use_round_tick_values(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    d.get(http.url("/#/overview"))
+    wait(d).until(lambda d: d.find_element(By.ID, "chart-msgs").get_attribute("data-ticks"))
+    ticks = d.execute_script("""
+        const c = document.getElementById("chart-msgs");
+        const at = Date.now() - 1000;
+        drawLineChart(c, [{ color: "#14b8a6", points: [[at - 5000, 12], [at, 38]] }], { unit: "rate" });
+        const rate = JSON.parse(c.dataset.ticks);
+        drawLineChart(c, [{ color: "#3b82f6", points: [[at - 5000, 100], [at, 5000]] }], { unit: "bytes" });
+        const bytes = JSON.parse(c.dataset.ticks);
+        drawLineChart(c, [{ color: "#3b82f6", points: [[at, 3.3 * 1024 * 1024]] }], { unit: "bytes" });
+        return { rate, bytes, mib: JSON.parse(c.dataset.ticks) };""")
+    assert ticks["rate"] == ["0/s", "10/s", "20/s", "30/s", "40/s"], ticks
+    assert ticks["bytes"] == ["0 KiB/s", "1 KiB/s", "2 KiB/s", "3 KiB/s", "4 KiB/s", "5 KiB/s"], ticks
+    assert niceness(ticks["mib"])[1] == "MiB/s", ticks
+
+    # The live charts too, once the broker has measured some traffic.
+    http.create_topic(topic_name, 1)
+
+    def traffic_charted(d):
+        http.produce(topic_name, [{"value": {"n": i, "pad": "x" * 300}} for i in range(37)])
+        c = d.find_element(By.ID, "chart-msgs")
+        return int(c.get_attribute("data-points") or 0) >= 2
+
+    WebDriverWait(d, 60).until(traffic_charted)
+    for chart in ("chart-msgs", "chart-bytes"):
+        labels = json.loads(d.find_element(By.ID, chart).get_attribute("data-ticks"))
+        assert len(labels) >= 3, labels
+        niceness(labels)
+    shot(d, "19-chart-ticks")
+
+
+def sidebar_width(d) -> float:
+    return d.execute_script("return document.querySelector('.sidebar').getBoundingClientRect().width")
+
+
+def test_console_sidebar_collapses_when_narrow_and_remembers_the_toggle(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    d.set_window_size(800, 900)
+    d.get(http.url("/#/overview"))
+    wait(d).until(lambda d: sidebar_width(d) < 80)
+    assert not d.find_element(By.CSS_SELECTOR, "#nav-topics .nav-label").is_displayed()
+    # The icons still navigate.
+    d.find_element(By.ID, "nav-topics").click()
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "page-title"), "Topics"))
+    shot(d, "19-sidebar-800")
+
+    d.set_window_size(1400, 900)
+    wait(d).until(lambda d: sidebar_width(d) > 200)
+    assert d.find_element(By.CSS_SELECTOR, "#nav-topics .nav-label").is_displayed()
+    d.find_element(By.ID, "side-toggle").click()
+    wait(d).until(lambda d: sidebar_width(d) < 80)
+    d.refresh()
+    wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
+    assert sidebar_width(d) < 80, "the collapse was not remembered"
+    assert d.execute_script("return localStorage.getItem('sluice.console.sidebar')") == "collapsed"
+    shot(d, "19-sidebar-collapsed")
+    # Expanding by hand is remembered too, even at a narrow width.
+    d.find_element(By.ID, "side-toggle").click()
+    wait(d).until(lambda d: sidebar_width(d) > 200)
+    d.set_window_size(800, 900)
+    d.refresh()
+    wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
+    assert sidebar_width(d) > 200
+
+
+def luminance(css_color: str) -> float:
+    """Relative luminance (WCAG) of an rgb()/rgba()/#rrggbb colour."""
+    import re
+
+    if css_color.startswith("#"):
+        rgb = [int(css_color[i:i + 2], 16) for i in (1, 3, 5)]
+    else:
+        rgb = [int(float(x)) for x in re.findall(r"[\d.]+", css_color)[:3]]
+
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def page_colors(d) -> dict:
+    return d.execute_script("""
+        const panel = document.querySelector(".panel");
+        const chart = document.getElementById("chart-msgs");
+        return { bg: getComputedStyle(document.body).backgroundColor,
+                 panel: panel ? getComputedStyle(panel).backgroundColor : null,
+                 ink: getComputedStyle(document.body).color,
+                 chartInk: chart ? chart.dataset.ink : null };""")
+
+
+def emulate_color_scheme(d, scheme: str) -> None:
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+
+
+def test_console_dark_mode_follows_the_system_and_the_toggle_is_remembered(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    ready = (lambda d: d.find_element(By.ID, "chart-msgs").get_attribute("data-ink"))
+
+    # The system says dark: the console is dark, charts readable on it.
+    emulate_color_scheme(d, "dark")
+    d.get(http.url("/#/overview"))
+    wait(d).until(ready)
+    c = page_colors(d)
+    assert luminance(c["bg"]) < 0.05 and luminance(c["panel"]) < 0.05, c
+    assert contrast(c["ink"], c["panel"]) >= 7, c
+    assert contrast(c["chartInk"], c["panel"]) >= 4.5, c
+    shot(d, "19-dark-overview")
+
+    # The toggle switches to light, and a reload keeps it over the system's dark.
+    d.find_element(By.ID, "theme-toggle").click()
+    wait(d).until(lambda d: luminance(page_colors(d)["bg"]) > 0.8)
+    d.refresh()
+    wait(d).until(ready)
+    c = page_colors(d)
+    assert luminance(c["bg"]) > 0.8, c
+    assert d.execute_script("return localStorage.getItem('sluice.console.theme')") == "light"
+    assert contrast(c["chartInk"], c["panel"]) >= 4.5, c
+    shot(d, "19-light-overview")
+
+    # Chosen dark holds over a light system too.
+    emulate_color_scheme(d, "light")
+    d.find_element(By.ID, "theme-toggle").click()
+    d.refresh()
+    wait(d).until(ready)
+    assert luminance(page_colors(d)["bg"]) < 0.05
+    d.get(http.url("/#/topics"))
+    wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
+    shot(d, "19-dark-topics")

@@ -14,6 +14,7 @@ use super::{AppState, unknown_topic};
 use sluice_metadata::broker_config::DYNAMIC_BROKER_CONFIGS;
 use sluice_metadata::image::DynamicSource;
 use sluice_metadata::topic_config;
+use sluice_protocol::error::codes as code;
 
 /// One config and where its value comes from.
 #[derive(Debug, Serialize, ToSchema)]
@@ -95,7 +96,8 @@ pub async fn topic_configs(
     params(("node_id" = i32, Path, description = "Broker id")),
     responses(
         (status = 200, description = "The broker's configs", body = ConfigList),
-        (status = 404, description = "Another broker: ask its own HTTP listener", body = ErrorBody),
+        (status = 400, description = "Another broker (INVALID_REQUEST): ask its own HTTP listener", body = ErrorBody),
+        (status = 404, description = "No such broker (BROKER_ID_NOT_REGISTERED)", body = ErrorBody),
     ))]
 pub async fn broker_configs(
     State(state): State<AppState>,
@@ -106,13 +108,23 @@ pub async fn broker_configs(
     // the cluster.
     caller.require(Operation::DescribeConfigs, Resource::Cluster)?;
     let config = &state.broker.config;
-    if node_id != config.node_id {
-        return Err(HttpError::not_found(format!(
-            "this is broker {}; broker {node_id}'s configs are served by its own HTTP listener",
-            config.node_id
-        )));
-    }
     let image = state.broker.metadata.image();
+    if node_id != config.node_id {
+        // As Kafka's DescribeConfigs sent to the wrong broker.
+        if !image.brokers.contains_key(&node_id) {
+            return Err(HttpError::kafka(
+                code::BROKER_ID_NOT_REGISTERED,
+                format!("broker {node_id} is not registered"),
+            ));
+        }
+        return Err(HttpError::kafka(
+            code::INVALID_REQUEST,
+            format!(
+                "this is broker {}; broker {node_id}'s configs are served by its own HTTP listener",
+                config.node_id
+            ),
+        ));
+    }
     let mut configs: Vec<ConfigEntry> = sluice_broker::handlers::broker_configs(config)
         .into_iter()
         .map(|(name, value)| ConfigEntry {

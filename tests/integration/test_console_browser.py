@@ -584,7 +584,9 @@ def test_console_esc_and_navigation_close_dialogs(broker, browser, topic_name):
     # A dialog does not survive navigation to another page.
     wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
     wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
-    d.find_element(By.ID, "nav-groups").click()
+    # (The backdrop covers the sidebar; a hash change is what any link,
+    # bookmark or typed address does.)
+    d.execute_script("location.hash = '#/groups'")
     wait(d).until(EC.text_to_be_present_in_element((By.ID, "page-title"), "Consumer groups"))
     assert not modal_open(d)
     assert d.find_elements(By.ID, "new-topic-name") == []
@@ -810,3 +812,202 @@ def test_console_dark_mode_follows_the_system_and_the_toggle_is_remembered(broke
     d.get(http.url("/#/topics"))
     wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
     shot(d, "19-dark-topics")
+
+
+def test_console_charts_keep_their_history_across_a_reload(broker, browser, topic_name):
+    """The overview charts come from the broker's history buffer
+    (GET /v1/metrics/history), so the points drawn before a reload are
+    drawn again right after it."""
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1)
+    d = browser
+
+    def busy_history(_):
+        http.produce(topic_name, [{"value": {"n": i}} for i in range(25)])
+        samples = http.get("/v1/metrics/history")["samples"]
+        return sum(1 for s in samples if s["messages_in_per_s"] > 0) >= 2
+
+    # A sample every 5 s: two with traffic need about 10 s.
+    WebDriverWait(d, 60).until(busy_history, message="the history never showed two busy samples")
+    history = http.get("/v1/metrics/history")
+    assert history["interval_ms"] == 5000 and history["retention_ms"] == 15 * 60 * 1000
+    d.get(http.url("/#/overview"))
+    chart = (By.ID, "chart-msgs")
+    wait(d).until(lambda d: int(d.find_element(*chart).get_attribute("data-points") or 0) >= 2)
+    before_first = int(d.find_element(*chart).get_attribute("data-first-t"))
+    before_points = int(d.find_element(*chart).get_attribute("data-points"))
+    assert before_first <= history["samples"][-1]["t_ms"]
+    shot(d, "19-history-before-reload")
+
+    d.refresh()
+    # The first drawing after the reload already has the earlier points.
+    wait(d).until(lambda d: d.find_element(*chart).get_attribute("data-points") is not None)
+    after_first = int(d.find_element(*chart).get_attribute("data-first-t"))
+    after_points = int(d.find_element(*chart).get_attribute("data-points"))
+    assert after_first == before_first, (before_first, after_first)
+    assert after_points >= before_points, (before_points, after_points)
+    shot(d, "19-history-after-reload")
+
+
+def test_console_topic_configs_show_defaults_edit_and_reset_and_add_partitions(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1, {"retention.ms": "3600000"})
+    listed = {c["name"]: c for c in http.get(f"/v1/topics/{topic_name}/configs")["configs"]}
+    assert listed["retention.ms"] == {"name": "retention.ms", "value": "3600000", "is_default": False,
+                                      "source": "TOPIC_CONFIG", "sensitive": False, "editable": True}
+    assert listed["segment.bytes"]["is_default"] and listed["segment.bytes"]["value"]
+    d = browser
+    d.get(http.url(f"/#/topic/{topic_name}"))
+
+    def config_row(name):
+        return d.find_element(By.CSS_SELECTOR, f'#topic-configs tr[data-config="{name}"]')
+
+    row = wait(d).until(lambda d: config_row("retention.ms"))
+    assert "override" in row.find_element(By.CSS_SELECTOR, "td.source").text
+    assert row.find_element(By.CSS_SELECTOR, "td.value").text == "3600000"
+    seg = config_row("segment.bytes")
+    assert "default" in seg.find_element(By.CSS_SELECTOR, "td.source").text
+    assert seg.find_element(By.CSS_SELECTOR, "td.value").text == listed["segment.bytes"]["value"]
+    shot(d, "19-topic-configs")
+
+    # Edit a default into an override.
+    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
+    box.clear()
+    box.send_keys("200000")
+    d.find_element(By.ID, "cfg-edit-save").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert http.get(f"/v1/topics/{topic_name}")["configs"]["max.message.bytes"] == "200000"
+    wait(d).until(lambda d: "override" in config_row("max.message.bytes").text)
+    # A bad value is refused with the broker's message, in the dialog.
+    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
+    box.clear()
+    box.send_keys("lots")
+    d.find_element(By.ID, "cfg-edit-save").click()
+    wait(d).until(lambda d: d.find_element(By.ID, "cfg-edit-error").text.strip() != "")
+    d.find_element(By.ID, "cfg-edit-cancel").click()
+
+    # Reset an override to the default.
+    config_row("retention.ms").find_element(By.CSS_SELECTOR, "button[data-reset]").click()
+    wait(d).until(lambda d: "default" in config_row("retention.ms").find_element(By.CSS_SELECTOR, "td.source").text)
+    assert "retention.ms" not in http.get(f"/v1/topics/{topic_name}")["configs"]
+    # Overrides only.
+    d.find_element(By.ID, "cfg-overrides-only").click()
+    names = [r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#topic-configs tbody tr")]
+    assert names == ["max.message.bytes"], names
+
+    # Add partitions: 1 -> 3.
+    d.find_element(By.ID, "tp-add-partitions").click()
+    count = wait(d).until(EC.visibility_of_element_located((By.ID, "ap-count")))
+    count.clear()
+    count.send_keys("3")
+    d.find_element(By.ID, "ap-submit").click()
+    wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#partition-table tbody tr")) == 3)
+    assert len(http.get(f"/v1/topics/{topic_name}")["partitions"]) == 3
+    shot(d, "19-topic-partitions-added")
+
+
+def test_console_group_offsets_reset_to_an_offset_and_a_time_and_members_show_assignments(broker, browser, topic_name):
+    import confluent_kafka as ck
+
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 2)
+    base_ms = int(time.time() * 1000) - 60_000
+    http.produce(topic_name, [{"key": f"k{i}", "value": {"n": i}, "partition": 0, "timestamp_ms": base_ms + i * 1000}
+                              for i in range(10)])
+    group = f"{topic_name}-g"
+    consume_and_commit(broker.bootstrap, topic_name, group, commit_offset=5)
+    d = browser
+    d.get(http.url(f"/#/group/{group}"))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "5"))
+
+    def committed(partition=0):
+        offsets = {(o["topic"], o["partition"]): o["committed_offset"] for o in http.get(f"/v1/groups/{group}")["offsets"]}
+        return offsets.get((topic_name, partition))
+
+    Select = pytest.importorskip("selenium.webdriver.support.select").Select
+    # To an offset.
+    d.find_element(By.ID, "g-reset").click()
+    Select(wait(d).until(EC.visibility_of_element_located((By.ID, "reset-to")))).select_by_value("offset")
+    box = d.find_element(By.ID, "reset-offset")
+    box.clear()
+    box.send_keys("2")
+    shot(d, "19-group-reset-dialog")
+    d.find_element(By.ID, "reset-submit").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert committed() == 2
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "8"))
+    # To a time: the first record at or after record 7's timestamp.
+    d.find_element(By.ID, "g-reset").click()
+    Select(wait(d).until(EC.visibility_of_element_located((By.ID, "reset-to")))).select_by_value("timestamp")
+    d.execute_script("""
+        const ms = arguments[0], t = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+        document.getElementById("reset-time").value = t.toISOString().slice(0, 19);""", base_ms + 7000)
+    d.find_element(By.ID, "reset-submit").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert committed() == 7
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "3"))
+
+    # A live member: its assigned partitions show with their lag; a reset
+    # is refused while it is there, with the broker's reason.
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe([topic_name])
+        deadline = time.monotonic() + 30
+        while not c.assignment() and time.monotonic() < deadline:
+            c.poll(0.2)
+        assert c.assignment(), "the consumer got no assignment"
+        # Read in one script, so a refresh cannot repaint the row halfway.
+        read_chips = """
+            const row = document.querySelector("#group-members tr[data-member]");
+            if (!row) return null;
+            return { count: row.querySelector("td.assigned-count").textContent,
+                     chips: Object.fromEntries([...row.querySelectorAll("td.assignment .badge")]
+                       .map((b) => [b.dataset.tp, b.textContent])) };"""
+        seen = {}
+
+        def assigned_both(d):
+            seen["row"] = d.execute_script(read_chips)
+            return seen["row"] is not None and seen["row"]["count"] == "2"
+
+        until(d, UI_TIMEOUT_S, assigned_both, lambda: f"member row: {seen}")
+        chips = seen["row"]["chips"]
+        assert set(chips) == {f"{topic_name}-0", f"{topic_name}-1"}, chips
+        assert chips[f"{topic_name}-0"].endswith("· 3"), chips
+        shot(d, "19-group-members")
+        d.find_element(By.ID, "g-reset").click()
+        wait(d).until(EC.visibility_of_element_located((By.ID, "reset-submit"))).click()
+        wait(d).until(lambda d: "active members" in d.find_element(By.ID, "reset-error").text)
+        d.find_element(By.ID, "reset-cancel").click()
+    finally:
+        c.close()
+
+
+def test_console_brokers_page_lists_brokers_and_this_brokers_configs(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    cluster = http.get("/v1/cluster")
+    node = cluster["node_id"]
+    configs = {c["name"]: c for c in http.get(f"/v1/cluster/brokers/{node}/configs")["configs"]}
+    assert configs["node.id"]["value"] == str(node) and not configs["node.id"]["editable"]
+    d = browser
+    d.get(http.url("/#/overview"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "nav-brokers"))).click()
+    row = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'#brokers tr[data-broker="{node}"]')))
+    assert "this broker" in row.text
+    cfg = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, '#broker-config-table tr[data-config="num.partitions"]')))
+    assert cfg.find_element(By.CSS_SELECTOR, "td.value").text == configs["num.partitions"]["value"]
+    d.find_element(By.ID, "broker-cfg-filter").send_keys("log.retention")
+    names = {r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#broker-config-table tbody tr")}
+    assert names and all("log.retention" in n for n in names), names
+    shot(d, "19-brokers")
+    # A broker this one does not know: the API's reason, not a config table.
+    d.get(http.url(f"/#/brokers/{node + 1}"))
+    err = wait(d).until(EC.presence_of_element_located((By.ID, "broker-configs-error")))
+    assert f"broker {node + 1} is not registered" in err.text
+    assert d.find_elements(By.ID, "broker-config-table") == []

@@ -751,7 +751,15 @@ pages.topic = function (name, tab) {
   $("#tp-tail").onclick = () => { location.hash = "#/tail/" + encodeURIComponent(name); };
   $("#tp-produce").onclick = () => produceDialog(name, load);
   let partitionCount = 0;
+  let partitions = [];
+  let paintedPartitions = null;
   $("#tp-add-partitions").onclick = () => addPartitionsDialog(name, partitionCount, load);
+  $("#tp-partitions").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-delete-records]");
+    if (!b) return;
+    const p = partitions.find((x) => String(x.partition) === b.dataset.deleteRecords);
+    if (p) deleteRecordsDialog(name, p, load);
+  });
   // Every topic config (GET /v1/topics/{t}/configs): overrides first
   // marked as such, the rest with the broker default in force.
   let configs = [];
@@ -809,11 +817,15 @@ pages.topic = function (name, tab) {
       ["Size", fmtBytes(total("size_bytes"))], ["Segments", total("segment_count")],
     ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join("")
       + `<div class="card"><div class="label">Topic ID</div><div class="sub mono" style="margin-top:8px">${esc(t.topic_id)}</div></div>`);
-    $("#tp-partitions").innerHTML = `<table id="partition-table"><thead><tr><th>Partition</th><th>Leader</th><th>Replicas</th><th>ISR</th><th class="num">Epoch</th><th class="num">Start offset</th><th class="num">High watermark</th><th class="num">End offset</th><th class="num">Messages</th><th class="num">Size</th></tr></thead><tbody>${
-      t.partitions.map((p) => `<tr><td class="mono"><a class="link" href="#/messages/${encodeURIComponent(name)}/${p.partition}">${p.partition}</a></td><td class="mono">${p.leader}</td><td class="mono">${p.replicas.join(", ")}</td><td class="mono">${p.isr.join(", ")}</td>
-        <td class="num">${p.leader_epoch}</td><td class="num">${fmtInt(p.log_start_offset)}</td><td class="num">${fmtInt(p.high_watermark)}</td><td class="num">${fmtInt(p.log_end_offset)}</td>
-        <td class="num">${fmtInt(Math.max(0, p.high_watermark - p.log_start_offset))}</td><td class="num">${fmtBytes(p.size_bytes)}</td></tr>`).join("")
+    partitions = t.partitions;
+    const partitionsHtml = `<table id="partition-table"><thead><tr><th>Partition</th><th>Leader</th><th>Replicas</th><th>ISR</th><th class="num">Epoch</th><th class="num">Start offset</th><th class="num">High watermark</th><th class="num">End offset</th><th class="num">Messages</th><th class="num">Size</th><th></th></tr></thead><tbody>${
+      t.partitions.map((p) => `<tr data-partition="${p.partition}"><td class="mono"><a class="link" href="#/messages/${encodeURIComponent(name)}/${p.partition}">${p.partition}</a></td><td class="mono">${p.leader}</td><td class="mono">${p.replicas.join(", ")}</td><td class="mono">${p.isr.join(", ")}</td>
+        <td class="num">${p.leader_epoch}</td><td class="num start-offset">${fmtInt(p.log_start_offset)}</td><td class="num">${fmtInt(p.high_watermark)}</td><td class="num">${fmtInt(p.log_end_offset)}</td>
+        <td class="num">${fmtInt(Math.max(0, p.high_watermark - p.log_start_offset))}</td><td class="num">${fmtBytes(p.size_bytes)}</td>
+        <td>${t.internal ? "" : `<div class="row-actions"><button class="small danger" data-delete-records="${p.partition}">Delete records…</button></div>`}</td></tr>`).join("")
     }</tbody></table>`;
+    // Repaint only on a change, so a button is not replaced under the pointer.
+    if (partitionsHtml !== paintedPartitions) { paintedPartitions = partitionsHtml; $("#tp-partitions").innerHTML = partitionsHtml; }
     // The key-value view exists only for compacted topics.
     const compacted = (t.configs["cleanup.policy"] || "").split(",").map((x) => x.trim()).includes("compact");
     $("#tp-tab-table").hidden = !compacted;
@@ -900,6 +912,35 @@ function addPartitionsDialog(topic, current, done) {
   };
 }
 
+// Kafka's DeleteRecords for one partition: the log start offset moves up
+// to the given offset (or the high watermark: everything visible).
+function deleteRecordsDialog(topic, p, done) {
+  const { root, close } = modal(`<h3>Delete records of ${esc(topic)}-${p.partition}</h3>
+    <div class="body">
+      <div>The partition holds offsets ${fmtInt(p.log_start_offset)} to ${fmtInt(Math.max(p.log_start_offset, p.high_watermark - 1))}. Records below the chosen offset are deleted for every consumer; this cannot be undone.</div>
+      <div class="field"><label for="dr-mode">Delete</label><select id="dr-mode"><option value="end">every record (up to the high watermark, ${fmtInt(p.high_watermark)})</option><option value="offset">records before an offset</option></select></div>
+      <div class="field" id="dr-offset-field" hidden><label for="dr-offset">Before offset</label><input id="dr-offset" type="number" min="${p.log_start_offset}" max="${p.high_watermark}" value="${p.log_start_offset}"></div>
+      <div class="error" id="dr-error"></div></div>
+    <div class="foot"><button id="dr-cancel">Cancel</button><button class="primary" id="dr-submit" style="background:var(--danger);border-color:var(--danger)">Delete records</button></div>`);
+  const mode = $("#dr-mode", root);
+  mode.onchange = () => { $("#dr-offset-field", root).hidden = mode.value !== "offset"; };
+  $("#dr-cancel", root).onclick = close;
+  $("#dr-submit", root).onclick = async () => {
+    let before = "end";
+    if (mode.value === "offset") {
+      const o = parseInt($("#dr-offset", root).value, 10);
+      if (!(o >= 0)) { $("#dr-error", root).textContent = "Give an offset of 0 or more."; return; }
+      before = String(o);
+    }
+    try {
+      const r = await api("DELETE", `/v1/topics/${encodeURIComponent(topic)}/partitions/${p.partition}/records?before=${encodeURIComponent(before)}`);
+      close();
+      toast(`${topic}-${p.partition} now starts at offset ${r.log_start_offset}`);
+      done();
+    } catch (e) { $("#dr-error", root).textContent = e.message; }
+  };
+}
+
 function editConfigDialog(topic, c, done) {
   const { root, close } = modal(`<h3>${esc(c.name)}</h3>
     <div class="body">
@@ -930,11 +971,26 @@ function produceDialog(topic, done) {
       <div class="field"><label>Partition (optional)</label><input id="p-partition" type="number" min="0"></div>
       <div class="field"><label>Value</label><textarea id="p-value" rows="6">{"hello": "world"}</textarea></div>
       <div class="field"><label>Value is</label><select id="p-format"><option value="json">JSON</option><option value="text">Text</option></select></div>
+      <div class="field"><label>Headers</label><div id="p-headers"></div><button class="small" id="p-add-header" type="button" style="align-self:start">+ Header</button></div>
       <div class="error" id="p-error"></div></div>
     <div class="foot"><button id="p-cancel">Cancel</button><button class="primary" id="p-send">Send</button></div>`);
   $("#p-cancel", root).onclick = close;
+  const addHeader = () => {
+    const row = document.createElement("div");
+    row.className = "toolbar p-header";
+    row.style.marginBottom = "6px";
+    row.innerHTML = `<input class="p-header-key" placeholder="name" style="width:140px"><input class="p-header-value" placeholder="value" style="flex:1">
+      <button class="small" type="button" title="Remove">×</button>`;
+    $("button", row).onclick = () => row.remove();
+    $("#p-headers", root).appendChild(row);
+    $(".p-header-key", row).focus();
+  };
+  $("#p-add-header", root).onclick = addHeader;
   $("#p-send", root).onclick = async () => {
     const rec = {};
+    const headers = $$(".p-header", root).map((row) => ({ key: $(".p-header-key", row).value.trim(), value: $(".p-header-value", row).value }))
+      .filter((h) => h.key !== "");
+    if (headers.length) rec.headers = headers;
     const key = $("#p-key", root).value;
     if (key) rec.key = key;
     const part = $("#p-partition", root).value;
@@ -958,6 +1014,11 @@ async function topicOptions(selected) {
   return topics.map((t) => `<option value="${esc(t.name)}"${t.name === selected ? " selected" : ""}>${esc(t.name)}</option>`).join("");
 }
 
+// The message browser. "All partitions" reads the topic-wide route (GET
+// /v1/topics/{t}/records: merged by timestamp, filtered on the broker, a
+// cursor per page); one partition reads that partition by offset, and the
+// same filters then apply to the records loaded. The key filter also
+// narrows the rows shown as it is typed.
 pages.messages = async function (topicArg, partArg) {
   setTitle("Messages");
   const v = $("#view");
@@ -968,11 +1029,18 @@ pages.messages = async function (topicArg, partArg) {
         <option value="last">Newest</option><option value="first">Oldest</option><option value="offset">From offset</option><option value="timestamp">From time</option></select></div>
       <div class="field" id="msg-at-field" hidden><label for="msg-at">Offset</label><input id="msg-at" style="width:190px"></div>
       <div class="field"><label for="msg-limit">Limit</label><select id="msg-limit"><option>20</option><option selected>50</option><option>100</option><option>500</option></select></div>
-      <div class="field"><label for="msg-key">Key filter</label><input id="msg-key" placeholder="contains…" style="width:150px"></div>
       <div class="field"><label for="msg-format">Show value as</label><select id="msg-format"><option value="auto">Auto</option><option value="json">JSON</option><option value="text">Text</option><option value="hex">Hex</option></select></div>
       <button class="primary" id="msg-load">Load</button>
+    </div>
+    <div class="toolbar" style="margin-top:10px">
+      <div class="field"><label for="msg-key">Key contains</label><input id="msg-key" placeholder="text…" style="width:150px"></div>
+      <div class="field"><label for="msg-value">Value contains</label><input id="msg-value" placeholder="text…" style="width:170px"></div>
+      <div class="field"><label for="msg-header">Header</label><input id="msg-header" placeholder="name or name=value" style="width:170px"></div>
+      <div class="field"><label for="msg-from-ts">From (local time)</label><input id="msg-from-ts" type="datetime-local" step="1"></div>
+      <div class="field"><label for="msg-to-ts">To (local time)</label><input id="msg-to-ts" type="datetime-local" step="1"></div>
     </div></div></div>
-    <div class="panel"><div class="panel-head"><h2 id="msg-summary">Records</h2><button class="small" id="msg-more" hidden>Load more</button></div>
+    <div class="panel"><div class="panel-head"><h2 id="msg-summary">Records</h2>
+      <div class="row-actions"><span class="hint" id="msg-scan"></span><button class="small" id="msg-export-json" disabled>Export JSON</button><button class="small" id="msg-export-csv" disabled>Export CSV</button><button class="small" id="msg-more" hidden>Load more</button></div></div>
       <div id="msg-table"><div class="empty">Pick a topic and press Load.</div></div></div>`;
   let topicsHtml;
   try { topicsHtml = await topicOptions(topicArg); } catch (e) { toast(e.message, true); return; }
@@ -981,27 +1049,60 @@ pages.messages = async function (topicArg, partArg) {
     const t = $("#msg-topic").value;
     if (!t) return;
     const d = await api("GET", "/v1/topics/" + encodeURIComponent(t));
-    $("#msg-partition").innerHTML = d.partitions.map((p) => `<option value="${p.partition}">${p.partition} (${fmtInt(p.high_watermark - p.log_start_offset)})</option>`).join("");
-    if (partArg != null) $("#msg-partition").value = partArg;
+    $("#msg-partition").innerHTML = `<option value="">All partitions</option>` + d.partitions.map((p) => `<option value="${p.partition}">${p.partition} (${fmtInt(p.high_watermark - p.log_start_offset)})</option>`).join("");
+    $("#msg-partition").value = partArg != null ? partArg : "";
+    syncMode();
   };
-  await fillPartitions();
-  $("#msg-topic").onchange = () => { partArg = null; fillPartitions(); };
+  // "From offset" needs one partition.
+  const syncMode = () => {
+    const all = $("#msg-partition").value === "";
+    const offsetOpt = $("#msg-mode option[value=offset]");
+    offsetOpt.disabled = all;
+    if (all && $("#msg-mode").value === "offset") { $("#msg-mode").value = "last"; $("#msg-mode").onchange(); }
+  };
   $("#msg-mode").onchange = () => {
     const m = $("#msg-mode").value;
     $("#msg-at-field").hidden = !(m === "offset" || m === "timestamp");
     $("label[for=msg-at]").textContent = m === "timestamp" ? "Time (local)" : "Offset";
     $("#msg-at").type = m === "timestamp" ? "datetime-local" : "text";
   };
-  let shown = [];
-  let next = null;
+  await fillPartitions();
+  $("#msg-topic").onchange = () => { partArg = null; fillPartitions(); };
+  $("#msg-partition").onchange = syncMode;
+  let shown = [];      // records loaded, in the order shown
+  let rows = [];       // the ones the filters let through
+  let cursor = null;   // topic-wide: the next page's cursor
+  let next = null;     // one partition: the next offset
+  let scanned = 0, truncated = false;
   const fmtSel = $("#msg-format");
+  const localMs = (sel) => { const x = $(sel).value; return x ? new Date(x).getTime() : null; };
+  const filters = () => ({
+    key: $("#msg-key").value, value: $("#msg-value").value, header: $("#msg-header").value.trim(),
+    fromTs: localMs("#msg-from-ts"), toTs: localMs("#msg-to-ts"),
+  });
+  // The same tests the broker applies on the topic-wide route.
+  const matches = (r, f) => {
+    if (f.key && !(r.key || "").includes(f.key)) return false;
+    if (f.value && !(r.value || "").includes(f.value)) return false;
+    if (f.header) {
+      const eq = f.header.indexOf("=");
+      const name = eq < 0 ? f.header : f.header.slice(0, eq), value = eq < 0 ? null : f.header.slice(eq + 1);
+      if (!r.headers.some((h) => h.key === name && (value == null || h.value === value))) return false;
+    }
+    if (f.fromTs != null && r.timestamp_ms < f.fromTs) return false;
+    if (f.toTs != null && r.timestamp_ms > f.toTs) return false;
+    return true;
+  };
   const render = () => {
-    const keyFilter = $("#msg-key").value.trim().toLowerCase();
-    const rows = shown.filter((r) => !keyFilter || (r.key || "").toLowerCase().includes(keyFilter));
-    $("#msg-summary").textContent = `${rows.length} record${rows.length === 1 ? "" : "s"}` + (keyFilter ? ` matching key “${keyFilter}” (of ${shown.length})` : "");
+    const f = filters();
+    rows = shown.filter((r) => matches(r, f));
+    const filtered = f.key || f.value || f.header || f.fromTs != null || f.toTs != null;
+    $("#msg-summary").textContent = `${rows.length} record${rows.length === 1 ? "" : "s"}` + (filtered && rows.length !== shown.length ? ` matching (of ${shown.length} loaded)` : "");
+    $("#msg-scan").textContent = shown.length || scanned ? `${fmtInt(scanned)} scanned` + (truncated ? " · stopped at the scan limit: Load more looks further" : "") : "";
+    $("#msg-export-json").disabled = $("#msg-export-csv").disabled = !rows.length;
     $("#msg-table").innerHTML = rows.length
-      ? `<table id="messages"><thead><tr><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th class="num">Size</th></tr></thead><tbody>${
-        rows.map((r) => `<tr class="msg-row clickable" data-offset="${r.offset}"><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td>
+      ? `<table id="messages"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th class="num">Size</th></tr></thead><tbody>${
+        rows.map((r, i) => `<tr class="msg-row clickable" data-i="${i}" data-partition="${r.partition}" data-offset="${r.offset}"><td class="num mono">${r.partition}</td><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td>
           <td class="mono">${keyCell(r)}</td>
           <td class="msg-value">${preview(r)}</td><td class="num">${fmtBytes(r.value_size)}</td></tr>`).join("")
       }</tbody></table>`
@@ -1011,40 +1112,67 @@ pages.messages = async function (topicArg, partArg) {
     const t = $("#msg-topic").value, p = $("#msg-partition").value;
     if (!t) return;
     const limit = $("#msg-limit").value;
-    let q;
-    if (more) q = `offset=${next}&limit=${limit}`;
-    else {
-      const m = $("#msg-mode").value;
-      const at = $("#msg-at").value.trim();
-      if (m === "last") q = `last=${limit}`;
-      else if (m === "first") q = `first=${limit}`;
-      else if (m === "offset") q = `offset=${encodeURIComponent(at || "0")}&limit=${limit}`;
-      else q = `timestamp=${at ? new Date(at).getTime() : 0}&limit=${limit}`;
-    }
+    const m = $("#msg-mode").value;
+    const at = $("#msg-at").value.trim();
     try {
-      const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}&decode=true`);
-      shown = more ? shown.concat(r.records) : r.records;
-      next = r.next_offset;
-      $("#msg-more").hidden = !(r.next_offset < r.high_watermark);
+      if (p === "") {
+        const f = filters();
+        const q = new URLSearchParams({ limit, decode: "true" });
+        if (more) q.set("cursor", cursor);
+        else if (m === "last") q.set("from", "end");
+        else if (m === "timestamp") q.set("from", String(at ? new Date(at).getTime() : 0));
+        else q.set("from", "beginning");
+        if (f.key) q.set("key_contains", f.key);
+        if (f.value) q.set("value_contains", f.value);
+        if (f.header) q.set("header", f.header);
+        if (f.fromTs != null) q.set("from_ts", String(f.fromTs));
+        if (f.toTs != null) q.set("to_ts", String(f.toTs));
+        const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/records?${q}`);
+        shown = more ? shown.concat(r.records) : r.records;
+        cursor = r.cursor;
+        scanned = (more ? scanned : 0) + r.scanned;
+        truncated = r.truncated;
+        // Newest-first pages end at the end; others go on while records remain.
+        $("#msg-more").hidden = m === "last" && !more ? true : (r.end_reached && !r.truncated);
+      } else {
+        let q;
+        if (more) q = `offset=${next}&limit=${limit}`;
+        else if (m === "last") q = `last=${limit}`;
+        else if (m === "first") q = `first=${limit}`;
+        else if (m === "offset") q = `offset=${encodeURIComponent(at || "0")}&limit=${limit}`;
+        else q = `timestamp=${at ? new Date(at).getTime() : 0}&limit=${limit}`;
+        const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}&decode=true`);
+        shown = more ? shown.concat(r.records) : r.records;
+        next = r.next_offset;
+        scanned = (more ? scanned : 0) + r.records.length;
+        truncated = false;
+        $("#msg-more").hidden = !(r.next_offset < r.high_watermark);
+      }
       render();
     } catch (e) { toast(e.message, true); }
   };
   $("#msg-load").onclick = () => load(false);
   $("#msg-more").onclick = () => load(true);
-  $("#msg-key").oninput = render;
+  for (const id of ["#msg-key", "#msg-value", "#msg-header", "#msg-from-ts", "#msg-to-ts"]) {
+    $(id).addEventListener("input", render);
+    $(id).addEventListener("keydown", (ev) => { if (ev.key === "Enter") load(false); });
+  }
   fmtSel.onchange = () => { $$("tr.msg-detail").forEach((d) => d.remove()); };
+  $("#msg-export-json").onclick = () => exportRecords(rows, $("#msg-topic").value, "json");
+  $("#msg-export-csv").onclick = () => exportRecords(rows, $("#msg-topic").value, "csv");
   $("#msg-table").addEventListener("click", (ev) => {
     const tr = ev.target.closest("tr.msg-row");
     if (!tr) return;
     if (tr.nextElementSibling && tr.nextElementSibling.classList.contains("msg-detail")) { tr.nextElementSibling.remove(); return; }
-    const rec = shown.find((r) => String(r.offset) === tr.dataset.offset);
+    const rec = rows[Number(tr.dataset.i)];
+    if (!rec) return;
     const val = renderValue(rec, fmtSel.value);
     const headers = rec.headers.length
       ? rec.headers.map((h) => `<div class="mono">${esc(h.key)}</div><div class="mono">${h.value == null ? (h.value_base64 == null ? "null" : esc(h.value_base64) + " (base64)") : esc(h.value)}</div>`).join("")
       : "<div>Headers</div><div>none</div>";
     const d = document.createElement("tr");
     d.className = "msg-detail";
-    d.innerHTML = `<td colspan="5"><div class="kv"><div>Partition</div><div class="mono">${rec.partition}</div><div>Offset</div><div class="mono">${rec.offset}</div>
+    d.innerHTML = `<td colspan="6"><div class="kv"><div>Partition</div><div class="mono">${rec.partition}</div><div>Offset</div><div class="mono">${rec.offset}</div>
       <div>Timestamp</div><div class="mono">${fmtTime(rec.timestamp_ms)} (${rec.timestamp_ms}, ${esc(rec.timestamp_type)})</div>
       <div>Key</div><div class="mono">${rec.key_schema && rec.key_schema.data !== undefined ? esc(JSON.stringify(rec.key_schema.data)) + " " + schemaBadge(rec.key_schema) : rec.key == null ? (rec.key_base64 == null ? "null" : esc(rec.key_base64) + " (base64)") : esc(rec.key)}</div>${headers}
       ${rec.value_schema ? `<div>Value schema</div><div>${schemaBadge(rec.value_schema)}</div>` : ""}</div>
@@ -1053,6 +1181,48 @@ pages.messages = async function (topicArg, partArg) {
   });
   if (topicArg) load(false);
 };
+
+// One record as exported: text where the bytes are UTF-8, base64 otherwise.
+function exportable(r) {
+  return {
+    topic: r.topic, partition: r.partition, offset: r.offset, timestamp_ms: r.timestamp_ms, timestamp_type: r.timestamp_type,
+    key: r.key, key_base64: r.key == null ? r.key_base64 : undefined,
+    value: r.value, value_base64: r.value == null ? r.value_base64 : undefined,
+    headers: r.headers.map((h) => ({ key: h.key, value: h.value ?? null })),
+  };
+}
+
+function csvField(x) {
+  if (x == null) return "";
+  const t = String(x);
+  return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}
+
+// Downloads the records shown as a file made here in the browser.
+function exportRecords(records, topic, kind) {
+  let body, type;
+  if (kind === "json") {
+    body = JSON.stringify(records.map((r) => exportable({ topic, ...r })), null, 2);
+    type = "application/json";
+  } else {
+    const head = ["topic", "partition", "offset", "timestamp_ms", "key", "value", "headers"];
+    body = [head.join(",")].concat(records.map((r) => {
+      const x = exportable({ topic, ...r });
+      return [topic, x.partition, x.offset, x.timestamp_ms, x.key ?? x.key_base64, x.value ?? x.value_base64,
+        x.headers.length ? JSON.stringify(x.headers) : ""].map(csvField).join(",");
+    })).join("\r\n") + "\r\n";
+    type = "text/csv";
+  }
+  const url = URL.createObjectURL(new Blob([body], { type: type + ";charset=utf-8" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `${topic}-records.${kind}`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  toast(`Exported ${records.length} record${records.length === 1 ? "" : "s"} as ${kind.toUpperCase()}`);
+}
 
 // ---------------------------------------------------------------- live tail
 

@@ -81,6 +81,9 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
         ("POST", "/v1/groups/{group}/offsets/reset"),
         ("GET", "/v1/auth/whoami"), ("GET", "/v1/auth/tokens"), ("POST", "/v1/auth/tokens"),
         ("DELETE", "/v1/auth/tokens/{token_id}"),
+        # Issue 19's console routes.
+        ("GET", "/v1/metrics/history"), ("GET", "/v1/topics/{topic}/configs"),
+        ("GET", "/v1/cluster/brokers/{node_id}/configs"),
     }
     assert ops == expected, f"undocumented: {expected - ops}; untested: {ops - expected}"
     # ... and every documented operation is routed: a request reaches a

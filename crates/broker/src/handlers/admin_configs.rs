@@ -208,8 +208,9 @@ fn broker_resource(name: &str) -> Result<i32, ApiError> {
         })
 }
 
-/// The broker's static configs under Kafka's names.
-fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
+/// The broker's static configs under Kafka's names (DescribeConfigs on a
+/// BROKER resource, and the HTTP API's broker configs).
+pub fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.id", c.node_id.to_string()),

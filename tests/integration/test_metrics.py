@@ -247,12 +247,15 @@ def test_queue_time_and_errors_by_code_count_every_request(http, broker, topic_n
     s = scrape(http)
     delta = lambda name, **ls: value(s, name, **ls) - value(s0, name, **ls)
 
-    # Queue time: one observation per request, each far below a second.
-    for api in ("Produce", "Fetch", "Metadata"):
+    # Queue time: one observation per request as it starts, each far below
+    # a second. Every produce was answered; a fetch still polling when the
+    # consumer closed started (queued) but never finished (not counted).
+    for api, unanswered in (("Produce", 0), ("Fetch", 2), ("Metadata", 1)):
         requests = delta("sluice_kafka_requests_total", api=api)
         assert requests >= 1, api
-        assert delta("sluice_kafka_request_queue_duration_seconds_count", api=api) == requests, api
-        assert delta("sluice_kafka_request_queue_duration_seconds_sum", api=api) < requests * 0.5, api
+        queued = delta("sluice_kafka_request_queue_duration_seconds_count", api=api)
+        assert requests <= queued <= requests + unanswered, (api, requests, queued)
+        assert delta("sluice_kafka_request_queue_duration_seconds_sum", api=api) < queued * 0.5, api
     # Errors by code: each of the 20 one-partition produces answered NONE once.
     assert delta("sluice_kafka_errors_total", api="Produce", error="NONE") == 20
     assert delta("sluice_kafka_errors_total", api="Produce") == 20

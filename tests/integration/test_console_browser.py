@@ -65,7 +65,10 @@ def shot(driver, name: str) -> Path:
 
 
 def wait(driver):
-    return WebDriverWait(driver, UI_TIMEOUT_S)
+    # The console re-renders tables and panels when its data refreshes, so
+    # an element found by a condition can go stale before it is read; the
+    # condition is then simply evaluated again on the next poll.
+    return WebDriverWait(driver, UI_TIMEOUT_S, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def consume_and_commit(bootstrap: str, topic: str, group: str, commit_offset: int) -> None:

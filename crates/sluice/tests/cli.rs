@@ -945,3 +945,242 @@ fn schema_commands_register_check_configure_and_delete() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("40401") && err.contains("nope-value"), "{err}");
 }
+
+/// Runs the CLI and checks that argument parsing refused it with `needle`.
+fn assert_usage_error(cmd: &mut assert_cmd::Command, needle: &str) {
+    let out = cmd.assert().failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `(partition, offset)` pairs from `-F '%p %o\n'` output, sorted.
+fn partition_offsets(out: &str) -> Vec<(i32, i64)> {
+    let mut got: Vec<(i32, i64)> = out
+        .lines()
+        .map(|l| {
+            let (p, o) = l.split_once(' ').unwrap();
+            (p.parse().unwrap(), o.parse().unwrap())
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn consume_offsets_take_kcat_and_rpk_forms() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "forms", "--partitions", "2"]);
+    let ten: String = (0..10).map(|i| format!("a{i}\n")).collect();
+    b.cli()
+        .args(["produce", "forms", "-p", "0"])
+        .write_stdin(ten)
+        .assert()
+        .success();
+    let five: String = (0..5).map(|i| format!("b{i}\n")).collect();
+    b.cli()
+        .args(["produce", "forms", "-p", "1"])
+        .write_stdin(five)
+        .assert()
+        .success();
+    let consume = |args: &[&str]| {
+        let mut all = vec!["consume", "forms", "-F", "%p %o\\n"];
+        all.extend_from_slice(args);
+        partition_offsets(&b.run(&all))
+    };
+    let range = |p: i32, r: std::ops::Range<i64>| r.map(move |o| (p, o));
+
+    // -e without an offset starts at the beginning, as kcat and rpk do.
+    let all: Vec<_> = range(0, 0..10).chain(range(1, 0..5)).collect();
+    assert_eq!(consume(&["-e"]), all);
+    assert_eq!(consume(&["-o", "beginning", "-e"]), all);
+    // -N: the last N of each partition.
+    let last3: Vec<_> = range(0, 7..10).chain(range(1, 2..5)).collect();
+    assert_eq!(consume(&["-o", "-3", "-e"]), last3);
+    // +N: N after the log start, capped at the end.
+    assert_eq!(
+        consume(&["-o", "+8", "-e"]),
+        range(0, 8..10).collect::<Vec<_>>()
+    );
+    // A range ends before B and exits by itself, capped at the end.
+    assert_eq!(
+        consume(&["-o", "2:5", "-p", "0"]),
+        range(0, 2..5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        consume(&["-o", "3:100", "-p", "1"]),
+        range(1, 3..5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        consume(&["-o", ":2"]),
+        range(0, 0..2).chain(range(1, 0..2)).collect::<Vec<_>>()
+    );
+    assert_eq!(consume(&["-o", "4:end", "-p", "1"]), vec![(1, 4)]);
+    // An exact offset with -e.
+    assert_eq!(consume(&["-o", "9", "-p", "0", "-e"]), vec![(0, 9)]);
+    // `end` with -e prints nothing and says why on stderr.
+    let out = b
+        .cli()
+        .args(["consume", "forms", "-o", "end", "-e"])
+        .assert()
+        .success();
+    assert!(out.get_output().stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("nothing printed"), "{stderr}");
+    // `stored` reads the group's committed offsets.
+    b.run(&["consume", "forms", "-g", "g1", "-o", "2:4", "-p", "0"]);
+    assert_eq!(
+        consume(&["-g", "g1", "-o", "stored", "-p", "0", "-e"]),
+        range(0, 4..10).collect::<Vec<_>>()
+    );
+    assert_one_line_error(
+        b.cli().args(["consume", "forms", "-o", "stored"]),
+        "needs a group",
+    );
+    assert_usage_error(
+        b.cli().args(["consume", "forms", "-o", "5:2"]),
+        "must be after",
+    );
+
+    // Timestamps: @T1:@T2 is [T1, T2) by record time, via ListOffsets.
+    b.run(&["topic", "create", "times", "--partitions", "1"]);
+    for i in 0..5 {
+        b.run(&["produce", "times", "--value", &format!("t{i}")]);
+    }
+    let times: Vec<(i64, i64)> = b
+        .run(&["consume", "times", "-e", "-F", "%o %T\\n"])
+        .lines()
+        .map(|l| {
+            let (o, t) = l.split_once(' ').unwrap();
+            (o.parse().unwrap(), t.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(times.len(), 5);
+    let (t1, t2) = (times[1].1, times[3].1);
+    assert!(
+        t2 > t1,
+        "separate produce runs get later timestamps: {times:?}"
+    );
+    let expected: Vec<i64> = times
+        .iter()
+        .filter(|(_, t)| *t >= t1 && *t < t2)
+        .map(|(o, _)| *o)
+        .collect();
+    let offsets = |spec: &str, follow: bool| -> Vec<i64> {
+        let mut args = vec!["consume", "times", "-F", "%o\\n", "-o", spec];
+        if !follow {
+            args.push("-e");
+        }
+        b.run(&args).lines().map(|l| l.parse().unwrap()).collect()
+    };
+    assert_eq!(offsets(&format!("@{t1}:@{t2}"), true), expected);
+    let from_t2: Vec<i64> = times
+        .iter()
+        .filter(|(_, t)| *t >= t2)
+        .map(|(o, _)| *o)
+        .collect();
+    assert_eq!(offsets(&format!("@{t2}"), false), from_t2);
+    assert_eq!(offsets(&format!("@{t2}:end"), true), from_t2);
+}
+
+#[test]
+fn consume_reads_several_topics_and_regex_matches() {
+    let b = Broker::start();
+    for t in ["orders-eu", "orders-us", "audit"] {
+        b.run(&["topic", "create", t, "--partitions", "1"]);
+        b.run(&["produce", t, "--value", &format!("v-{t}")]);
+    }
+    let lines = |args: &[&str]| {
+        let mut all = vec!["consume", "-e", "-F", "%t %v\\n"];
+        all.extend_from_slice(args);
+        let mut got: Vec<String> = b.run(&all).lines().map(str::to_owned).collect();
+        got.sort();
+        got
+    };
+    assert_eq!(
+        lines(&["orders-eu", "audit"]),
+        ["audit v-audit", "orders-eu v-orders-eu"]
+    );
+    let orders = ["orders-eu v-orders-eu", "orders-us v-orders-us"];
+    assert_eq!(lines(&["-r", "^orders-"]), orders);
+    assert_eq!(lines(&["--regex", "eu$", "rs-us$"]), orders);
+    // With a group the matched topics are subscribed together.
+    assert_eq!(lines(&["-r", "^orders-", "-g", "rx"]), orders);
+    let describe = b.run(&["group", "describe", "rx"]);
+    assert_eq!(lag_of(&describe, "orders-us", 0).0, "1", "{describe}");
+    assert_one_line_error(
+        b.cli().args(["consume", "-r", "^nothing-", "-e"]),
+        "no topic matches",
+    );
+    assert_one_line_error(
+        b.cli().args(["consume", "-r", "(", "-e"]),
+        "regular expression",
+    );
+}
+
+#[test]
+fn produce_parses_keys_headers_and_tombstones_from_lines() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "kv", "--partitions", "1"]);
+    // kcat's -K and -Z: key before the first ':', empty means null.
+    b.cli()
+        .args(["produce", "kv", "-K", ":", "-Z"])
+        .write_stdin("a:1\nb:\n:3\nplain\n")
+        .assert()
+        .success();
+    let json: Vec<serde_json::Value> = b
+        .run(&["consume", "kv", "-e", "-F", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), 4);
+    assert_eq!(
+        (json[0]["key"].as_str(), json[0]["value"].as_str()),
+        (Some("a"), Some("1"))
+    );
+    assert_eq!(json[1]["key"].as_str(), Some("b"));
+    assert!(json[1]["value"].is_null(), "tombstone: {}", json[1]);
+    assert!(json[2]["key"].is_null(), "empty key is null: {}", json[2]);
+    assert_eq!(json[2]["value"].as_str(), Some("3"));
+    assert!(json[3]["key"].is_null());
+    assert_eq!(json[3]["value"].as_str(), Some("plain"));
+    // Without -Z an empty value stays an empty value.
+    b.run(&["produce", "kv", "--value", ""]);
+    let last = b.run(&["consume", "kv", "-o", "-1", "-e", "-F", "json"]);
+    let last: serde_json::Value = serde_json::from_str(last.trim()).unwrap();
+    assert_eq!(last["value"].as_str(), Some(""), "{last}");
+
+    // rpk-style --format with headers, plus -H for every record.
+    b.run(&["topic", "create", "fmt", "--partitions", "2"]);
+    b.cli()
+        .args([
+            "produce",
+            "fmt",
+            "-H",
+            "src=cli",
+            "--format",
+            "%p %H %h{%k=%v;}%k %v\\n",
+        ])
+        .write_stdin("1 2 trace=abc;n=1;user-1 hello world\n0 0 user-2 bye\n")
+        .assert()
+        .success();
+    let out = b.run(&["consume", "fmt", "-e", "-F", "%p|%k|%v|%h\\n"]);
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "0|user-2|bye|src=cli",
+            "1|user-1|hello world|src=cli,trace=abc,n=1"
+        ]
+    );
+    let mut bad = b.cli();
+    bad.args(["produce", "fmt", "--format", "%k %v\\n"])
+        .write_stdin("ok line\nnodelimiter\n");
+    assert_one_line_error(&mut bad, "input line 2 does not match --format");
+    assert_usage_error(
+        b.cli().args(["produce", "fmt", "--format", "%k%v"]),
+        "delimiter between two fields",
+    );
+}

@@ -11,6 +11,9 @@
 //!   progress until it holds none and is safe to stop; `recommission ID`
 //!   brings it back into service.
 //! - `balance status`: moves in flight and each broker's load.
+//! - `info`: cluster id, controller, brokers and topics as the Kafka
+//!   listener's metadata shows them (`rpk cluster info`, `kcat -L`); this
+//!   one talks to `--bootstrap-server`, not the controller listener.
 
 use std::sync::Arc;
 
@@ -21,7 +24,8 @@ use sluice_metadata::controller::{ControllerCall, ControllerReply};
 use sluice_quorum::wire::{ControlRequest, ControlResponse, Request};
 use sluice_quorum::{ClientTransport, Peers, Quorum};
 
-use crate::common::CliError;
+use crate::common::{CliError, ConnArgs, print_table};
+use sluice_client::Admin;
 
 /// Inspect and change the metadata quorum.
 #[derive(Debug, Args)]
@@ -78,6 +82,8 @@ enum ClusterCommand {
         /// Its node id.
         id: i32,
     },
+    /// Cluster id, controller, brokers and topics (Kafka metadata).
+    Info(InfoArgs),
     /// The automatic balancer.
     Balance {
         #[command(subcommand)]
@@ -93,6 +99,89 @@ enum BalanceCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Flags for `sluice cluster info`.
+#[derive(Debug, Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Include internal topics such as __consumer_offsets.
+    #[arg(long)]
+    internal: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `sluice cluster info`: what a client's metadata says about the cluster.
+async fn info(a: InfoArgs) -> Result<(), CliError> {
+    let admin = Admin::new(a.conn.connect().await?);
+    let (cluster_id, controller, mut brokers) = admin.describe_cluster().await?;
+    brokers.sort_by_key(|b| b.node_id);
+    let mut topics: Vec<_> = admin
+        .list_topics()
+        .await?
+        .into_iter()
+        .filter(|t| a.internal || !t.is_internal)
+        .collect();
+    topics.sort_by(|x, y| x.name.cmp(&y.name));
+    let replicas =
+        |t: &sluice_client::TopicInfo| t.partitions.first().map_or(0, |p| p.replicas.len());
+    if a.json {
+        let v = serde_json::json!({
+            "cluster_id": cluster_id,
+            "controller_id": controller,
+            "brokers": brokers.iter().map(|b| serde_json::json!({
+                "node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
+            })).collect::<Vec<_>>(),
+            "topics": topics.iter().map(|t| serde_json::json!({
+                "name": t.name, "partitions": t.partitions.len(),
+                "replication_factor": replicas(t), "internal": t.is_internal,
+            })).collect::<Vec<_>>(),
+        });
+        crate::common::print_json(&v);
+        return Ok(());
+    }
+    println!("CLUSTER");
+    println!("=======");
+    println!("id:         {}", cluster_id.as_deref().unwrap_or("-"));
+    println!("controller: {controller}");
+    println!();
+    println!("BROKERS");
+    println!("=======");
+    let rows: Vec<_> = brokers
+        .iter()
+        .map(|b| {
+            let id = if b.node_id == controller {
+                format!("{}*", b.node_id)
+            } else {
+                b.node_id.to_string()
+            };
+            vec![
+                id,
+                b.host.clone(),
+                b.port.to_string(),
+                b.rack.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "HOST", "PORT", "RACK"], &rows);
+    println!();
+    println!("TOPICS");
+    println!("======");
+    let rows: Vec<_> = topics
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.partitions.len().to_string(),
+                replicas(t).to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["NAME", "PARTITIONS", "REPLICAS"], &rows);
+    Ok(())
 }
 
 /// How often `decommission` checks progress while it waits.
@@ -266,6 +355,7 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
+        ClusterCommand::Info(args) => info(args).await,
         ClusterCommand::AddNode { id } => {
             Quorum::remote_membership(peers, &a.controller, Request::Promote { node_id: id })
                 .await

@@ -1,4 +1,5 @@
-//! `sluice topic ...`: create, list, describe, alter-config, add-partitions, delete.
+//! `sluice topic ...`: create, list, describe, alter-config, add-partitions,
+//! delete-records, delete.
 
 use std::time::Duration;
 
@@ -27,8 +28,39 @@ enum TopicCommand {
     AlterConfig(AlterArgs),
     /// Grow a topic to more partitions.
     AddPartitions(AddPartitionsArgs),
+    /// Delete a partition's records before an offset (Kafka's
+    /// DeleteRecords, as kafka-delete-records.sh does).
+    DeleteRecords(DeleteRecordsArgs),
     /// Delete topics.
     Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeleteRecordsArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Topic name.
+    name: String,
+    /// Partition. Repeatable.
+    #[arg(long, short = 'p', required = true)]
+    partition: Vec<i32>,
+    /// Delete every record before this offset; `end` deletes all records
+    /// up to the high watermark.
+    #[arg(long, value_parser = parse_before, value_name = "OFFSET")]
+    before: i64,
+}
+
+/// DeleteRecords' "up to the high watermark" offset.
+const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+
+fn parse_before(s: &str) -> Result<i64, String> {
+    if s == "end" {
+        return Ok(DELETE_TO_HIGH_WATERMARK);
+    }
+    s.parse::<i64>()
+        .ok()
+        .filter(|o| *o >= 0)
+        .ok_or_else(|| format!("'{s}' is not an offset (a number >= 0 or end)"))
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +213,27 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
             }
         }
         TopicCommand::Describe(a) => describe(a).await?,
+        TopicCommand::DeleteRecords(a) => {
+            let admin = Admin::new(a.conn.connect().await?);
+            let topic = admin.describe_topic(&a.name).await?;
+            for p in &a.partition {
+                if !topic.partitions.iter().any(|x| x.partition == *p) {
+                    return Err(sluice_client::ClientError::UnknownPartition {
+                        topic: a.name.clone(),
+                        partition: *p,
+                        partitions: topic.partitions.len(),
+                    }
+                    .into());
+                }
+            }
+            for p in &a.partition {
+                let low_watermark = admin.delete_records(&a.name, *p, a.before).await?;
+                println!(
+                    "{} partition {p}: log start offset now {low_watermark}",
+                    a.name
+                );
+            }
+        }
         TopicCommand::AlterConfig(a) => {
             if a.set.is_empty() && a.delete.is_empty() {
                 return Err(CliError::Usage(

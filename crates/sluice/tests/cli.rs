@@ -1184,3 +1184,118 @@ fn produce_parses_keys_headers_and_tombstones_from_lines() {
         "delimiter between two fields",
     );
 }
+
+#[test]
+fn cluster_info_group_seek_offset_delete_and_delete_records() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "ops", "--partitions", "2"]);
+    let ten: String = (0..10).map(|i| format!("{i}\n")).collect();
+    b.cli()
+        .args(["produce", "ops", "-p", "0"])
+        .write_stdin(ten)
+        .assert()
+        .success();
+    b.cli()
+        .args(["produce", "ops", "-p", "1"])
+        .write_stdin("a\nb\nc\nd\n")
+        .assert()
+        .success();
+
+    // cluster info: like rpk cluster info / kcat -L, from Kafka metadata.
+    let port = b.bootstrap.rsplit(':').next().unwrap().to_owned();
+    let text = b.run(&["cluster", "info"]);
+    assert!(text.contains("controller: 1"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1*", "127.0.0.1", &port, "-"]),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["ops", "2", "1"]),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&b.run(&["cluster", "info", "--json"])).unwrap();
+    assert_eq!(json["controller_id"], 1);
+    assert_eq!(json["brokers"][0]["port"].to_string(), port);
+    assert!(
+        json["cluster_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{json}"
+    );
+    assert_eq!(json["topics"][0]["name"], "ops");
+    assert_eq!(json["topics"][0]["partitions"], 2);
+
+    // group seek: start, an offset (clamped to the log), end, @TIME.
+    b.run(&["consume", "ops", "-g", "sk", "-e"]);
+    let current = |p: i32| lag_of(&b.run(&["group", "describe", "sk"]), "ops", p).0;
+    assert_eq!((current(0), current(1)), ("10".to_owned(), "4".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "start"]);
+    assert_eq!((current(0), current(1)), ("0".to_owned(), "0".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "3", "--topics", "ops"]);
+    assert_eq!((current(0), current(1)), ("3".to_owned(), "3".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "7"]);
+    assert_eq!((current(0), current(1)), ("7".to_owned(), "4".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "@0"]);
+    assert_eq!((current(0), current(1)), ("0".to_owned(), "0".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "@9999999999999"]);
+    assert_eq!((current(0), current(1)), ("10".to_owned(), "4".to_owned()));
+    let dry = b.run(&["group", "seek", "sk", "--to", "start", "--dry-run"]);
+    assert!(dry.contains("dry run"), "{dry}");
+    assert_eq!(current(0), "10", "a dry run commits nothing");
+    assert_usage_error(
+        b.cli().args(["group", "seek", "sk", "--to", "soon"]),
+        "not start, end",
+    );
+
+    // offset-delete: one partition, then the rest of the topic.
+    let out = b.run(&["group", "offset-delete", "sk", "ops:1"]);
+    assert!(out.contains("1 partition(s) of ops"), "{out}");
+    assert_eq!((current(0), current(1)), ("10".to_owned(), "-".to_owned()));
+    b.run(&["group", "offset-delete", "sk", "ops"]);
+    let describe = b.cli().args(["group", "describe", "sk"]).assert();
+    let text = String::from_utf8_lossy(&describe.get_output().stdout).into_owned();
+    assert!(!text.lines().any(|l| l.starts_with("ops ")), "{text}");
+    assert_usage_error(
+        b.cli().args(["group", "offset-delete", "sk", "ops:x"]),
+        "not a partition",
+    );
+
+    // delete-records: the log start moves; reads begin there.
+    let out = b.run(&["topic", "delete-records", "ops", "-p", "0", "--before", "4"]);
+    assert!(out.contains("partition 0: log start offset now 4"), "{out}");
+    let offsets: Vec<i64> = b
+        .run(&["consume", "ops", "-p", "0", "-e", "-F", "%o\\n"])
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(offsets, (4..10).collect::<Vec<_>>());
+    let out = b.run(&[
+        "topic",
+        "delete-records",
+        "ops",
+        "-p",
+        "1",
+        "--before",
+        "end",
+    ]);
+    assert!(out.contains("partition 1: log start offset now 4"), "{out}");
+    assert!(b.run(&["consume", "ops", "-p", "1", "-e"]).is_empty());
+    assert_one_line_error(
+        b.cli().args([
+            "topic",
+            "delete-records",
+            "ops",
+            "-p",
+            "0",
+            "--before",
+            "100",
+        ]),
+        "OFFSET_OUT_OF_RANGE",
+    );
+    assert_one_line_error(
+        b.cli()
+            .args(["topic", "delete-records", "ops", "-p", "7", "--before", "1"]),
+        "partition",
+    );
+}

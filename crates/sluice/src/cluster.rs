@@ -25,6 +25,7 @@ use sluice_quorum::wire::{ControlRequest, ControlResponse, Request};
 use sluice_quorum::{ClientTransport, Peers, Quorum};
 
 use crate::common::{CliError, ConnArgs, print_table};
+use crate::output::OutputArgs;
 use sluice_client::Admin;
 
 /// Inspect and change the metadata quorum.
@@ -52,9 +53,8 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Show the quorum: nodes, roles, leader, term, indexes and lag.
     Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Promote a learner (a broker-only node) to voter.
     AddNode {
@@ -95,9 +95,8 @@ enum ClusterCommand {
 enum BalanceCommand {
     /// Moves in flight and each broker's replicas and leaders.
     Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -109,9 +108,8 @@ struct InfoArgs {
     /// Include internal topics such as __consumer_offsets.
     #[arg(long)]
     internal: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// `sluice cluster info`: what a client's metadata says about the cluster.
@@ -128,7 +126,7 @@ async fn info(a: InfoArgs) -> Result<(), CliError> {
     topics.sort_by(|x, y| x.name.cmp(&y.name));
     let replicas =
         |t: &sluice_client::TopicInfo| t.partitions.first().map_or(0, |p| p.replicas.len());
-    if a.json {
+    if a.out.is_data() {
         let v = serde_json::json!({
             "cluster_id": cluster_id,
             "controller_id": controller,
@@ -140,7 +138,7 @@ async fn info(a: InfoArgs) -> Result<(), CliError> {
                 "replication_factor": replicas(t), "internal": t.is_internal,
             })).collect::<Vec<_>>(),
         });
-        crate::common::print_json(&v);
+        a.out.print_pretty(&v);
         return Ok(());
     }
     println!("CLUSTER");
@@ -301,7 +299,7 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
     let peers = peers(a.config.as_deref())?;
     let peers = &peers;
     match a.command {
-        ClusterCommand::Status { json } => {
+        ClusterCommand::Status { out } => {
             // Ask the node given, then the leader it names, whose view has
             // every node's lag.
             let mut status = Quorum::remote_status(peers, &a.controller)
@@ -316,10 +314,10 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             {
                 status = from_leader;
             }
-            if json {
-                let text = serde_json::to_string_pretty(&status)
-                    .map_err(|e| CliError::Other(e.to_string()))?;
-                println!("{text}");
+            if out.is_data() {
+                let value =
+                    serde_json::to_value(&status).map_err(|e| CliError::Other(e.to_string()))?;
+                out.print_pretty(&value);
                 return Ok(());
             }
             let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
@@ -416,13 +414,13 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             Ok(())
         }
         ClusterCommand::Balance {
-            command: BalanceCommand::Status { json },
+            command: BalanceCommand::Status { out },
         } => {
             let status = balance_status(peers, &a.controller).await?;
-            if json {
-                let text = serde_json::to_string_pretty(&status)
-                    .map_err(|e| CliError::Other(e.to_string()))?;
-                println!("{text}");
+            if out.is_data() {
+                let value =
+                    serde_json::to_value(&status).map_err(|e| CliError::Other(e.to_string()))?;
+                out.print_pretty(&value);
             } else {
                 print_balance(&status);
             }

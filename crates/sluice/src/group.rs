@@ -8,6 +8,7 @@ use sluice_client::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use sluice_client::{Admin, GroupDescription};
 
 use crate::common::{CliError, ConnArgs, parse_datetime_ms, print_table};
+use crate::output::OutputArgs;
 
 /// Manage consumer groups.
 #[derive(Debug, Args)]
@@ -121,9 +122,8 @@ fn parse_topic_partitions(s: &str) -> Result<(String, Vec<i32>), String> {
 struct ListArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -132,9 +132,8 @@ struct DescribeArgs {
     conn: ConnArgs,
     /// Group id.
     group: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -186,12 +185,12 @@ pub async fn run(args: GroupArgs) -> Result<(), CliError> {
         GroupCommand::List(a) => {
             let admin = Admin::new(a.conn.connect().await?);
             let groups = admin.list_groups().await?;
-            if a.json {
+            if a.out.is_data() {
                 let v: Vec<_> = groups
                     .iter()
                     .map(|g| serde_json::json!({"group": g.group_id, "protocol_type": g.protocol_type, "state": g.state}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                a.out.print(&serde_json::Value::Array(v));
             } else {
                 let rows: Vec<_> = groups
                     .iter()
@@ -292,7 +291,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             (key, current, *end, lag, owner(key))
         })
         .collect();
-    if a.json {
+    if a.out.is_data() {
         let v = serde_json::json!({
             "group": desc.group_id,
             "state": desc.state,
@@ -307,7 +306,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             })).collect::<Vec<_>>(),
             "total_lag": total_lag,
         });
-        println!("{v}");
+        a.out.print(&v);
         return Ok(());
     }
     print_header(&desc, total_lag);

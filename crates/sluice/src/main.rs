@@ -14,6 +14,7 @@ mod group;
 mod input_format;
 mod kv;
 mod offset_spec;
+mod output;
 mod produce;
 mod quota;
 mod schema;

@@ -8,6 +8,7 @@ use sluice_client::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use sluice_client::{Admin, ConfigOp, NewTopic};
 
 use crate::common::{CliError, ConnArgs, human_bytes, parse_key_value, print_table};
+use crate::output::OutputArgs;
 
 /// Manage topics.
 #[derive(Debug, Args)]
@@ -90,9 +91,8 @@ struct ListArgs {
     /// Include internal topics such as __consumer_offsets.
     #[arg(long)]
     internal: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,9 +109,8 @@ struct DescribeArgs {
         value_name = "HOST:PORT"
     )]
     http_server: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +180,7 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
                 .into_iter()
                 .filter(|t| a.internal || !t.is_internal)
                 .collect();
-            if a.json {
+            if a.out.is_data() {
                 let v: Vec<_> = topics
                     .iter()
                     .map(|t| {
@@ -194,7 +193,7 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                a.out.print(&serde_json::Value::Array(v));
             } else {
                 let rows: Vec<Vec<String>> = topics
                     .iter()
@@ -296,7 +295,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             (p, offsets[2 * i], offsets[2 * i + 1], stats)
         })
         .collect();
-    if a.json {
+    if a.out.is_data() {
         let v = serde_json::json!({
             "name": topic.name,
             "topic_id": topic.topic_id.to_string(),
@@ -313,7 +312,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             })).collect::<Vec<_>>(),
             "configs": configs.iter().filter(|c| !c.is_default).map(|c| (c.name.clone(), c.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         });
-        println!("{v}");
+        a.out.print(&v);
         return Ok(());
     }
     println!("Topic:      {}", topic.name);

@@ -1226,6 +1226,32 @@ fn cluster_info_group_seek_offset_delete_and_delete_records() {
     assert_eq!(json["topics"][0]["name"], "ops");
     assert_eq!(json["topics"][0]["partitions"], 2);
 
+    // --format text|json|yaml on the data commands; --json stays.
+    let yaml = b.run(&["cluster", "info", "--format", "yaml"]);
+    assert!(yaml.lines().any(|l| l == "controller_id: 1"), "{yaml}");
+    assert!(
+        yaml.contains("  - internal: false\n    name: \"ops\"\n    partitions: 2\n"),
+        "{yaml}"
+    );
+    let yaml = b.run(&["topic", "list", "--format", "yaml"]);
+    assert!(
+        yaml.starts_with("- internal: false\n  name: \"ops\"\n  partitions: 2\n"),
+        "{yaml}"
+    );
+    assert_eq!(
+        b.run(&["topic", "list", "--format", "json"]),
+        b.run(&["topic", "list", "--json"])
+    );
+    let yaml = b.run(&["status", "--format", "yaml"]);
+    assert!(yaml.lines().any(|l| l == "node_id: 1"), "{yaml}");
+    let yaml = b.run(&["topic", "describe", "ops", "--format", "yaml"]);
+    assert!(yaml.contains("name: \"ops\""), "{yaml}");
+    assert_usage_error(
+        b.cli()
+            .args(["topic", "list", "--json", "--format", "yaml"]),
+        "cannot be used with",
+    );
+
     // group seek: start, an offset (clamped to the log), end, @TIME.
     b.run(&["consume", "ops", "-g", "sk", "-e"]);
     let current = |p: i32| lag_of(&b.run(&["group", "describe", "sk"]), "ops", p).0;
@@ -1240,6 +1266,12 @@ fn cluster_info_group_seek_offset_delete_and_delete_records() {
     assert_eq!((current(0), current(1)), ("0".to_owned(), "0".to_owned()));
     b.run(&["group", "seek", "sk", "--to", "@9999999999999"]);
     assert_eq!((current(0), current(1)), ("10".to_owned(), "4".to_owned()));
+    let yaml = b.run(&["group", "describe", "sk", "--format", "yaml"]);
+    assert!(yaml.lines().any(|l| l == "group: \"sk\""), "{yaml}");
+    assert!(
+        b.run(&["group", "list", "--format", "yaml"])
+            .contains("- group: \"sk\"")
+    );
     let dry = b.run(&["group", "seek", "sk", "--to", "start", "--dry-run"]);
     assert!(dry.contains("dry run"), "{dry}");
     assert_eq!(current(0), "10", "a dry run commits nothing");

@@ -13,11 +13,14 @@
 //! - [`auth`]: `http_auth`: credentials, bearer tokens, per-route ACL checks.
 //! - [`cluster`]: `/health`, `/ready`, `/metrics`, `/v1/cluster`.
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
-//! - [`records`]: produce and read records.
+//! - [`configs`]: topic and broker configs with their defaults.
+//! - [`records`]: produce and read records of a partition.
+//! - [`browse`]: read a whole topic, merged by timestamp and filtered.
 //! - [`tail`]: live tail over Server-Sent Events.
 //! - [`kv`]: the key-value view of compacted topics, served from the
 //!   indexes of [`kv_index`].
 //! - [`groups`]: consumer groups, lag and offset resets.
+//! - [`history`]: recent throughput for the console's charts.
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
 //! - [`metrics`]: the `/metrics` exposition.
@@ -30,10 +33,13 @@
 
 pub mod auth;
 pub mod broker_security;
+pub mod browse;
 pub mod cluster;
+pub mod configs;
 pub mod console;
 pub mod error;
 pub mod groups;
+pub mod history;
 pub mod kv;
 pub mod kv_index;
 pub mod listener;
@@ -86,6 +92,9 @@ pub struct AppState {
     pub login_limiter: Arc<auth::FailedLoginLimiter>,
     /// The key-value view's indexes, under `kv.index_max_bytes`.
     pub kv: Arc<kv::PartitionIndexes>,
+    /// Recent throughput samples (`/v1/metrics/history`), filled by the
+    /// HTTP listener's sampler task.
+    pub history: Arc<history::History>,
 }
 
 #[derive(OpenApi)]
@@ -116,18 +125,21 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster::status))
         .routes(routes!(cluster::balance))
         .routes(routes!(cluster::decommission, cluster::recommission))
+        .routes(routes!(history::history))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
+        .routes(routes!(configs::topic_configs))
+        .routes(routes!(configs::broker_configs))
         .routes(routes!(topics::add_partitions))
-        .routes(routes!(records::produce))
-        .routes(routes!(records::read))
+        .routes(routes!(records::produce, browse::read_topic))
+        .routes(routes!(records::read, records::delete_records))
         .routes(routes!(tail::tail_partition))
         .routes(routes!(tail::tail_topic))
         .routes(routes!(kv::get_key))
         .routes(routes!(kv::list_keys))
         .routes(routes!(groups::list))
-        .routes(routes!(groups::describe))
+        .routes(routes!(groups::describe, groups::delete))
         .routes(routes!(groups::reset_offsets))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
@@ -333,6 +345,7 @@ pub async fn start(
     let addr = broker.config.http_addr()?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = app_state(broker, security, &ready, &shutdown)?;
+    tokio::spawn(Arc::clone(&state.history).run(shutdown.clone()));
     let (local_addr, task) = serve(broker, addr, app(state), shutdown, "http").await?;
     Ok(HttpServer {
         local_addr,
@@ -392,6 +405,7 @@ fn app_state(
         kv: Arc::new(kv::PartitionIndexes::new(
             usize::try_from(broker.config.kv.index_max_bytes).unwrap_or(usize::MAX),
         )),
+        history: Arc::default(),
     })
 }
 
@@ -555,10 +569,11 @@ mod tests {
             }
         }
         // /health /ready /metrics /v1/openapi.json /v1/cluster, the
-        // balance status, decommission and recommission, 6 topic
-        // operations, 4 record operations, 2 key-value operations, 3 group
+        // balance status, decommission and recommission, broker configs,
+        // the metrics history, 7 topic operations (topic configs with
+        // defaults), 6 record operations, 2 key-value operations, 4 group
         // operations, 3 token operations and whoami.
-        assert_eq!(operations, 27, "{paths:#?}");
+        assert_eq!(operations, 33, "{paths:#?}");
         // Every operation but the open ones names the auth schemes.
         let secured = paths
             .iter()

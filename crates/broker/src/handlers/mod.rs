@@ -82,6 +82,7 @@ use sluice_protocol::{
 
 use crate::{Broker, quota};
 
+pub use admin_configs::broker_configs;
 pub use api_versions::advertised_versions;
 pub use fetch::from_follower as fetch_from_follower;
 pub use produce::check_client_batches;

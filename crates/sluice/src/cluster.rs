@@ -83,7 +83,7 @@ enum ClusterCommand {
         id: i32,
     },
     /// Cluster id, controller, brokers and topics (Kafka metadata).
-    Info(InfoArgs),
+    Info(Box<InfoArgs>),
     /// The automatic balancer.
     Balance {
         #[command(subcommand)]
@@ -353,7 +353,7 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
-        ClusterCommand::Info(args) => info(args).await,
+        ClusterCommand::Info(args) => info(*args).await,
         ClusterCommand::AddNode { id } => {
             Quorum::remote_membership(peers, &a.controller, Request::Promote { node_id: id })
                 .await

@@ -16,6 +16,7 @@ mod kv;
 mod offset_spec;
 mod output;
 mod produce;
+mod profile;
 mod quota;
 mod schema;
 mod serve;
@@ -70,6 +71,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Read a compacted topic as a table: a key's latest value, live keys.
     Kv(kv::KvArgs),
+    /// Named connection settings (brokers, SASL) like rpk's profiles.
+    Profile(profile::ProfileArgs),
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::User(args) => common::run(user::run(args)),
         Command::Schema(args) => common::run(schema::run(args)),
         Command::Kv(args) => common::run(kv::run(args)),
+        Command::Profile(args) => common::run(profile::run(args)),
     }
 }
 

@@ -1596,3 +1596,60 @@ fn cluster_info_group_seek_offset_delete_and_delete_records() {
         "partition",
     );
 }
+
+#[test]
+fn profiles_give_commands_their_brokers_and_x_overrides_them() {
+    let b = Broker::start();
+    let config = tempfile::tempdir().unwrap();
+    // A command that finds its brokers only through the profile.
+    let cli = || {
+        let mut cmd = b.cli();
+        cmd.env_remove("SLUICE_BOOTSTRAP")
+            .env_remove("SLUICE_PROFILE")
+            .env("XDG_CONFIG_HOME", config.path());
+        cmd
+    };
+    let run = |args: &[&str]| {
+        let out = cli().args(args).assert().success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let out = run(&["profile", "create", "dev", "-b", &b.bootstrap]);
+    assert!(out.contains("created profile dev"), "{out}");
+    let file = std::fs::read_to_string(config.path().join("sluice/profiles.toml")).unwrap();
+    assert!(file.contains("current = \"dev\""), "{file}");
+    run(&["topic", "create", "via-profile"]);
+    assert!(run(&["topic", "list"]).contains("via-profile"));
+
+    // A second profile pointing nowhere becomes current; -X and --profile
+    // override it.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    run(&["profile", "create", "gone", "-b", &nowhere]);
+    assert_one_line_error(cli().args(["topic", "list"]), "connect");
+    let x = format!("brokers={}", b.bootstrap);
+    assert!(run(&["topic", "list", "-X", &x]).contains("via-profile"));
+    assert!(run(&["topic", "list", "--profile", "dev"]).contains("via-profile"));
+    assert!(run(&["topic", "list", "-b", &b.bootstrap]).contains("via-profile"));
+    let list = run(&["profile", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["gone*", nowhere.as_str()])),
+        "{list}"
+    );
+    run(&["profile", "use", "dev"]);
+    assert!(run(&["topic", "list"]).contains("via-profile"));
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["profile", "list", "--format", "json"])).unwrap();
+    assert_eq!(json["current"], "dev");
+    assert_eq!(json["profiles"]["gone"]["brokers"], nowhere.as_str());
+    run(&["profile", "delete", "gone"]);
+    assert_one_line_error(cli().args(["profile", "use", "gone"]), "no profile 'gone'");
+    assert_one_line_error(
+        cli().args(["topic", "list", "--profile", "gone"]),
+        "no profile 'gone'",
+    );
+    assert_one_line_error(cli().args(["topic", "list", "-X", "nope=1"]), "unknown key");
+    assert_one_line_error(
+        cli().args(["profile", "create", "a/b", "-b", "x:1"]),
+        "not a profile name",
+    );
+}

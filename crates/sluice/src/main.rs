@@ -73,6 +73,12 @@ enum Command {
     Kv(kv::KvArgs),
     /// Named connection settings (brokers, SASL) like rpk's profiles.
     Profile(profile::ProfileArgs),
+    /// Print a shell completion script: `source <(sluice completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -124,6 +130,23 @@ fn main() -> ExitCode {
         Command::Schema(args) => common::run(schema::run(args)),
         Command::Kv(args) => common::run(kv::run(args)),
         Command::Profile(args) => common::run(profile::run(args)),
+        Command::Completion { shell } => completion(shell),
+    }
+}
+
+/// Writes the completion script for `shell` to stdout. The script is built
+/// in memory first so a closed pipe is an error line, not a panic.
+fn completion(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the completion script: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

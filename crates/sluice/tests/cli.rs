@@ -1653,3 +1653,40 @@ fn profiles_give_commands_their_brokers_and_x_overrides_them() {
         "not a profile name",
     );
 }
+
+#[test]
+fn completion_scripts_name_the_subcommands_for_each_shell() {
+    let script = |shell: &str| {
+        let out = assert_cmd::Command::cargo_bin("sluice")
+            .unwrap()
+            .args(["completion", shell])
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let bash = script("bash");
+    assert!(bash.contains("complete -F _sluice"), "{bash}");
+    for word in [
+        "consume",
+        "produce",
+        "profile",
+        "delete-records",
+        "offset-delete",
+    ] {
+        assert!(bash.contains(word), "bash script lacks {word}");
+    }
+    assert!(script("zsh").starts_with("#compdef sluice"));
+    assert!(script("fish").contains("complete -c sluice"));
+    // bash -n parses the script without running it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.bash");
+    std::fs::write(&path, &bash).unwrap();
+    let status = Command::new("bash").arg("-n").arg(&path).status().unwrap();
+    assert!(status.success(), "bash -n rejected the script");
+    assert_usage_error(
+        assert_cmd::Command::cargo_bin("sluice")
+            .unwrap()
+            .args(["completion", "tcsh"]),
+        "invalid value",
+    );
+}

@@ -103,7 +103,7 @@ impl ConnArgs {
             };
             *slot = Some(value.clone());
         }
-        if let Some(p) = crate::profile::active(self.profile.as_deref())? {
+        if let Some(p) = crate::profile_store::active(self.profile.as_deref())? {
             s.brokers = s.brokers.or(Some(p.brokers));
             s.mechanism = s.mechanism.or(p.sasl_mechanism);
             s.username = s.username.or(p.sasl_username);
@@ -287,6 +287,9 @@ pub enum CliError {
     /// A bad argument combination or value clap could not catch.
     #[error("{0}")]
     Usage(String),
+    /// The CLI's profiles file.
+    #[error(transparent)]
+    Profile(#[from] crate::profile_store::ProfileError),
     /// A task of ours panicked or was cancelled.
     #[error("{task} task failed: {source}")]
     Task {

@@ -17,6 +17,7 @@ mod offset_spec;
 mod output;
 mod produce;
 mod profile;
+mod profile_store;
 mod quota;
 mod schema;
 mod serve;

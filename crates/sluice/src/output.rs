@@ -52,7 +52,10 @@ impl OutputArgs {
     pub fn print_pretty(&self, value: &Value) {
         match self.format() {
             Format::Yaml => print!("{}", to_yaml(value)),
-            _ => crate::common::print_json(value),
+            _ => println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+            ),
         }
     }
 }

@@ -5,46 +5,16 @@
 //! not; `-X key=value` overrides single settings. Passwords are never
 //! stored: a profile names a password file.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
 
 use crate::common::CliError;
 use crate::output::OutputArgs;
+use crate::profile_store::{Profile, load, profiles_path, save};
 
-/// Largest profiles file read; it holds a few lines per profile.
-const MAX_PROFILES_FILE_BYTES: u64 = 1024 * 1024;
 /// Longest profile name.
 const MAX_PROFILE_NAME_CHARS: usize = 64;
-
-/// One profile's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Profile {
-    /// Bootstrap servers, comma-separated host:port.
-    pub brokers: String,
-    /// SASL mechanism.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sasl_mechanism: Option<String>,
-    /// SASL user name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sasl_username: Option<String>,
-    /// File holding the SASL password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sasl_password_file: Option<PathBuf>,
-}
-
-/// The profiles file.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ProfilesFile {
-    /// The profile client commands use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    current: Option<String>,
-    /// Profiles by name.
-    #[serde(default)]
-    profiles: BTreeMap<String, Profile>,
-}
 
 /// Manage CLI profiles.
 #[derive(Debug, Args)]
@@ -92,59 +62,6 @@ struct CreateArgs {
     sasl_password_file: Option<PathBuf>,
 }
 
-/// Where the profiles live.
-pub fn profiles_path() -> Result<PathBuf, CliError> {
-    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-            Some(home) => PathBuf::from(home).join(".config"),
-            None => {
-                return Err(CliError::Other(
-                    "cannot find the profiles file: neither XDG_CONFIG_HOME nor HOME is set"
-                        .to_owned(),
-                ));
-            }
-        },
-    };
-    Ok(base.join("sluice").join("profiles.toml"))
-}
-
-fn load(path: &Path) -> Result<ProfilesFile, CliError> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfilesFile::default()),
-        Err(e) => return Err(CliError::io(format!("reading {}", path.display()))(e)),
-    };
-    let mut text = String::new();
-    file.take(MAX_PROFILES_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(CliError::io(format!("reading {}", path.display())))?;
-    if text.len() as u64 > MAX_PROFILES_FILE_BYTES {
-        return Err(CliError::Other(format!(
-            "{} is over {MAX_PROFILES_FILE_BYTES} bytes",
-            path.display()
-        )));
-    }
-    toml::from_str(&text).map_err(|e| {
-        let why = e.message().to_owned();
-        CliError::Other(format!("{}: {why}", path.display()))
-    })
-}
-
-/// Writes to a temporary file and renames it into place, so a crash never
-/// leaves a half-written profiles file.
-fn save(path: &Path, file: &ProfilesFile) -> Result<(), CliError> {
-    let text = toml::to_string(file).map_err(|e| CliError::Other(e.to_string()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(CliError::io(format!("creating {}", dir.display())))?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).map_err(CliError::io(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(CliError::io(format!("renaming to {}", path.display())))
-}
-
 fn check_name(name: &str) -> Result<(), CliError> {
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_PROFILE_NAME_CHARS
@@ -157,28 +74,6 @@ fn check_name(name: &str) -> Result<(), CliError> {
         Err(CliError::Usage(format!(
             "'{name}' is not a profile name (1 to {MAX_PROFILE_NAME_CHARS} letters, digits, '.', '_', '-')"
         )))
-    }
-}
-
-/// The profile client commands use: `name` if given, else the current
-/// one; `None` when there is no profile to use.
-pub fn active(name: Option<&str>) -> Result<Option<Profile>, CliError> {
-    let path = match (name, profiles_path()) {
-        (_, Ok(path)) => path,
-        // No home to look in: only a profile asked for by name is an error.
-        (None, Err(_)) => return Ok(None),
-        (Some(_), Err(e)) => return Err(e),
-    };
-    let file = load(&path)?;
-    let Some(name) = name.map(str::to_owned).or(file.current.clone()) else {
-        return Ok(None);
-    };
-    match file.profiles.get(&name) {
-        Some(p) => Ok(Some(p.clone())),
-        None => Err(CliError::Usage(format!(
-            "no profile '{name}' in {} (see sluice profile list)",
-            path.display()
-        ))),
     }
 }
 

@@ -202,3 +202,6 @@ def test_consume_offset_forms_agree_with_confluent_offsets_for_times(broker, top
     # @T1:@T2 is [T1, T2): the offsets between the ones ListOffsets gives.
     assert offsets("-o", f"@{t1}:@{t2}") == list(range(*found))
     assert offsets("-o", f"@{t2}", "-e") == list(range(found[1], 10))
+    # kcat's spellings: s@T starts at a time, e@T stops before one.
+    assert offsets("-o", f"s@{t2}", "-e") == list(range(found[1], 10))
+    assert offsets("-o", f"e@{t1}") == list(range(found[0]))

@@ -33,7 +33,8 @@ pub struct ConsumeArgs {
     /// past the end seen at start): `beginning`, `end`, `stored` (the
     /// group's committed offset), `N`, `+N` (N after the start), `-N` (the
     /// last N of each partition), `A:B`, `A:`, `:B`, `A:end`, `@TIME`,
-    /// `@T1:@T2`, `@TIME:end` (TIME is RFC 3339 or ms since the epoch).
+    /// `@T1:@T2`, `@TIME:end`, kcat's `s@TIME` and `e@TIME` (TIME is RFC 3339
+    /// or ms since the epoch).
     #[arg(long, short = 'o', conflicts_with = "timestamp", value_parser = parse_offset_spec, allow_hyphen_values = true, value_name = "OFFSET")]
     offset: Option<OffsetSpec>,
     /// Start at the first record at or after this time (RFC 3339 or ms since the epoch).

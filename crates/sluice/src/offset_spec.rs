@@ -88,7 +88,11 @@ pub fn parse_offset_spec(s: &str) -> Result<OffsetSpec, String> {
         }
         return Ok(OffsetSpec::from(Start::Time(time(rest)?)));
     }
-    if let Some(to) = s.strip_prefix(":@") {
+    // kcat's spellings: s@T starts at a time, e@T stops before one.
+    if let Some(from) = s.strip_prefix("s@") {
+        return Ok(OffsetSpec::from(Start::Time(time(from)?)));
+    }
+    if let Some(to) = s.strip_prefix(":@").or_else(|| s.strip_prefix("e@")) {
         return Ok(OffsetSpec {
             start: Start::Beginning,
             stop: Stop::Time(time(to)?),
@@ -262,6 +266,8 @@ mod tests {
                 stop: Stop::Time(5)
             }
         );
+        assert_eq!(spec("s@1000"), OffsetSpec::from(Start::Time(1000)));
+        assert_eq!(spec("e@5"), spec(":@5"));
         assert!(parse_offset_spec("@2000:@1000").is_err());
         assert!(parse_offset_spec("@soon").is_err());
     }

@@ -29,6 +29,17 @@ pub struct OutputArgs {
     format: Format,
 }
 
+/// Prints `value` as indented JSON or as YAML; text is the caller's.
+pub fn print_data(format: Format, value: &Value) {
+    match format {
+        Format::Yaml => print!("{}", to_yaml(value)),
+        _ => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+        ),
+    }
+}
+
 impl OutputArgs {
     /// The format asked for.
     pub fn format(&self) -> Format {
@@ -50,13 +61,7 @@ impl OutputArgs {
 
     /// Prints `value` as indented JSON, or as YAML.
     pub fn print_pretty(&self, value: &Value) {
-        match self.format() {
-            Format::Yaml => print!("{}", to_yaml(value)),
-            _ => println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-            ),
-        }
+        print_data(self.format(), value);
     }
 }
 

@@ -133,3 +133,75 @@ def test_json_output_keeps_binary_keys_values_and_headers_as_base64(broker, topi
     second = json.loads(out.splitlines()[1])
     assert second["value_encoding"] == "base64"
     assert base64.b64decode(second["value"]) == "caf\u00e9".encode()
+
+
+def _read_all(broker, topic: str, count: int):
+    consumer = confluent_consumer(broker.bootstrap)
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    msgs = []
+    try:
+        while len(msgs) < count:
+            msg = consumer.poll(10)
+            assert msg is not None, f"confluent-kafka timed out after {len(msgs)} records"
+            if msg.error() is not None and msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            assert msg.error() is None, msg.error()
+            msgs.append(msg)
+    finally:
+        consumer.close()
+    return msgs
+
+
+def test_sluice_tombstones_keys_and_format_headers_are_seen_by_confluent(broker, topic_name):
+    sluice(broker, "topic", "create", topic_name, "--partitions", "1")
+    # kcat's -K and -Z: "b:" is key b with a null value (a tombstone).
+    sluice(broker, "produce", topic_name, "-K", ":", "-Z", stdin=b"a:1\nb:\n")
+    # rpk-style input: a header count, the headers, then key and value.
+    sluice(broker, "produce", topic_name, "--format", "%H %h{%k=%v;}%k %v\\n",
+           stdin=b"2 h1=x;h2=y;c three words\n")
+    msgs = _read_all(broker, topic_name, 3)
+    assert (msgs[0].key(), msgs[0].value()) == (b"a", b"1")
+    assert msgs[1].key() == b"b"
+    assert msgs[1].value() is None, "an empty value with -Z is a tombstone"
+    assert (msgs[2].key(), msgs[2].value()) == (b"c", b"three words")
+    assert msgs[2].headers() == [("h1", b"x"), ("h2", b"y")]
+    # kcat -Z prints a null value as NULL.
+    res = subprocess.run(
+        ["kcat", "-C", "-b", broker.bootstrap, "-t", topic_name, "-e", "-q", "-Z", "-f", "%k=%s\n"],
+        capture_output=True, timeout=CLI_TIMEOUT_S,
+    )
+    assert res.returncode == 0, res.stderr.decode(errors="replace")
+    assert res.stdout.decode().splitlines() == ["a=1", "b=NULL", "c=three words"]
+
+
+def test_consume_offset_forms_agree_with_confluent_offsets_for_times(broker, topic_name):
+    confluent_create_topic(broker.bootstrap, topic_name, 1)
+    base_ms = 1_700_000_000_000
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce(topic_name, value=f"r{i}", partition=0, timestamp=base_ms + 1000 * i)
+    assert p.flush(30) == 0
+
+    def offsets(*args: str) -> list[int]:
+        out = sluice(broker, "consume", topic_name, "-F", "%o\\n", *args)
+        return [int(line) for line in out.splitlines()]
+
+    assert offsets("-o", "-3", "-e") == [7, 8, 9]
+    assert offsets("-o", "2:5") == [2, 3, 4]
+    assert offsets("-e") == list(range(10)), "-e without -o starts at the beginning"
+
+    consumer = confluent_consumer(broker.bootstrap)
+    try:
+        t1, t2 = base_ms + 3500, base_ms + 7000
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic_name, 0, t1)], timeout=10)[0].offset, consumer.offsets_for_times(
+            [TopicPartition(topic_name, 0, t2)], timeout=10)[0].offset
+    finally:
+        consumer.close()
+    assert found == (4, 7)
+    # @T1:@T2 is [T1, T2): the offsets between the ones ListOffsets gives.
+    assert offsets("-o", f"@{t1}:@{t2}") == list(range(*found))
+    assert offsets("-o", f"@{t2}", "-e") == list(range(found[1], 10))
+    # kcat's spellings: s@T starts at a time, e@T stops before one.
+    assert offsets("-o", f"s@{t2}", "-e") == list(range(found[1], 10))
+    assert offsets("-o", f"e@{t1}") == list(range(found[0]))

@@ -14,6 +14,7 @@ import subprocess
 import urllib.parse
 
 import confluent_kafka as ck
+import yaml
 
 from clients import confluent_create_topic, confluent_produce_keyed as produce
 from harness import sluice_bin
@@ -247,6 +248,9 @@ def test_sluice_kv_get_and_list(broker, topic_name):
     assert sluice_kv(broker, "get", topic_name, b64, "--base64").stdout.decode().strip() == last[b"cfg/c"][2].decode()
     as_json = json.loads(sluice_kv(broker, "get", topic_name, "cfg/a", "--json").stdout)
     assert (as_json["partition"], as_json["offset"]) == last[b"cfg/a"][:2]
+    # --format yaml prints the same document, and PyYAML reads it back.
+    as_yaml = yaml.safe_load(sluice_kv(broker, "get", topic_name, "cfg/a", "--format", "yaml").stdout)
+    assert as_yaml == as_json
     missing = sluice_kv(broker, "get", topic_name, "cfg/zz", check=False)
     assert missing.returncode != 0
     assert b"KEY_NOT_FOUND" in missing.stderr
@@ -255,4 +259,5 @@ def test_sluice_kv_get_and_list(broker, topic_name):
     assert lines == [f"{k.decode()}\t{last[k][0]}\t{last[k][1]}" for k in sorted(keys) if k.startswith(b"cfg/")]
     assert len(sluice_kv(broker, "list", topic_name, "--limit", "2").stdout.decode().splitlines()) == 2
     listed = json.loads(sluice_kv(broker, "list", topic_name, "--json").stdout)
+    assert yaml.safe_load(sluice_kv(broker, "list", topic_name, "--format", "yaml").stdout) == listed
     assert [k["key"] for k in listed["keys"]] == sorted(k.decode() for k in keys)

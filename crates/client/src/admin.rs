@@ -12,6 +12,9 @@ use sluice_protocol::messages::create_topics::{
     CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
 };
 use sluice_protocol::messages::delete_groups::DeleteGroupsRequest;
+use sluice_protocol::messages::delete_records::{
+    DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+};
 use sluice_protocol::messages::delete_topics::{DeleteTopicState, DeleteTopicsRequest};
 use sluice_protocol::messages::describe_cluster::DescribeClusterRequest;
 use sluice_protocol::messages::describe_configs::{
@@ -28,6 +31,9 @@ use sluice_protocol::messages::list_offsets::{
 };
 use sluice_protocol::messages::offset_commit::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use sluice_protocol::messages::offset_delete::{
+    OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use sluice_protocol::messages::offset_fetch::{OffsetFetchRequest, OffsetFetchRequestTopic};
 
@@ -507,6 +513,92 @@ impl Admin {
         offsets: &BTreeMap<(String, i32), i64>,
     ) -> Result<()> {
         commit_offsets(&self.client, group_id, -1, "", offsets).await
+    }
+
+    /// Deletes one partition's records before `offset` (DeleteRecords, as
+    /// `kafka-delete-records.sh` does; -1 means up to the high watermark).
+    /// Returns the new log start offset.
+    pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        let request = DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                name: topic.to_owned(),
+                partitions: vec![DeleteRecordsPartition {
+                    partition_index: partition,
+                    offset,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: timeout_ms(self.timeout),
+            ..Default::default()
+        };
+        let client = &self.client;
+        let response = client
+            .with_retry("delete records", || async {
+                // Only the leader may move the log start offset.
+                let leader = client.leader(topic, partition).await?;
+                let conn = client.broker(leader).await?;
+                let (resp, _) = conn.send(&request, 0, 2).await?;
+                let p = resp
+                    .topics
+                    .into_iter()
+                    .flat_map(|t| t.partitions)
+                    .find(|p| p.partition_index == partition)
+                    .ok_or_else(|| ClientError::Invalid {
+                        what: "delete records response",
+                        reason: format!("no result for {topic}-{partition}"),
+                    })?;
+                check(
+                    || format!("delete records of {topic}-{partition}"),
+                    p.error_code,
+                    None,
+                )?;
+                Ok(p.low_watermark)
+            })
+            .await?;
+        Ok(response)
+    }
+
+    /// Deletes a group's committed offsets for some partitions of a topic
+    /// (OffsetDelete); the group must not be consuming that topic.
+    pub async fn delete_committed_offsets(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<()> {
+        let conn = find_coordinator(&self.client, group_id).await?;
+        let request = OffsetDeleteRequest {
+            group_id: group_id.to_owned(),
+            topics: vec![OffsetDeleteRequestTopic {
+                name: topic.to_owned(),
+                partitions: partitions
+                    .iter()
+                    .map(|&partition_index| OffsetDeleteRequestPartition { partition_index })
+                    .collect(),
+            }],
+        };
+        let (resp, _) = conn.send(&request, 0, 0).await?;
+        check(
+            || format!("delete offsets of group '{group_id}'"),
+            resp.error_code,
+            None,
+        )?;
+        for t in resp.topics {
+            for p in t.partitions {
+                check(
+                    || {
+                        format!(
+                            "delete offsets of group '{group_id}' for {}-{}",
+                            t.name, p.partition_index
+                        )
+                    },
+                    p.error_code,
+                    None,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     async fn controller(&self) -> Result<Arc<Connection>> {

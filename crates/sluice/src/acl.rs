@@ -11,6 +11,7 @@ use sluice_metadata::acl::{
 };
 
 use crate::common::{CliError, ConnArgs, print_table};
+use crate::output::OutputArgs;
 
 /// Manage ACLs (needs ALTER on the cluster to change them, DESCRIBE to list).
 #[derive(Debug, Args)]
@@ -104,9 +105,8 @@ struct FilterArgs {
     /// Only ACLs for this operation.
     #[arg(long, value_parser = parse_operation)]
     operation: Option<AclOperation>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 fn parse_operation(s: &str) -> Result<AclOperation, String> {
@@ -194,7 +194,7 @@ fn name_of<T>(code: i8, parse: fn(i8) -> Option<T>, name: fn(T) -> &'static str)
     parse(code).map_or_else(|| format!("UNKNOWN({code})"), |v| name(v).to_owned())
 }
 
-fn print(acls: &[AclEntry], json: bool) {
+fn print(acls: &[AclEntry], out: &OutputArgs) {
     let row = |a: &AclEntry| {
         [
             name_of(a.resource_type, ResourceType::from_code, ResourceType::name),
@@ -206,7 +206,7 @@ fn print(acls: &[AclEntry], json: bool) {
             name_of(a.permission, AclPermission::from_code, AclPermission::name),
         ]
     };
-    if json {
+    if out.is_data() {
         let keys = [
             "resource_type",
             "resource_name",
@@ -226,7 +226,7 @@ fn print(acls: &[AclEntry], json: bool) {
                 serde_json::Value::Object(fields.collect())
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        out.print(&serde_json::Value::Array(v));
         return;
     }
     let rows: Vec<Vec<String>> = acls.iter().map(|a| row(a).to_vec()).collect();
@@ -250,13 +250,13 @@ async fn list(a: FilterArgs) -> Result<(), CliError> {
     for filter in filters(&a) {
         acls.extend(admin.describe_acls(&filter).await?);
     }
-    print(&acls, a.json);
+    print(&acls, &a.out);
     Ok(())
 }
 
 async fn delete(a: FilterArgs) -> Result<(), CliError> {
     let admin = Admin::new(a.conn.connect().await?);
     let deleted = admin.delete_acls(&filters(&a)).await?;
-    print(&deleted, a.json);
+    print(&deleted, &a.out);
     Ok(())
 }

@@ -436,7 +436,7 @@ async fn ensure_topic(client: &Client, opts: &BenchOpts) -> Result<(), CliError>
 /// A client with its own connections, so concurrent producers and
 /// consumers do not share one socket.
 async fn own_client(opts: &BenchOpts) -> Result<Client, CliError> {
-    let mut config = ClientConfig::new(&opts.conn.bootstrap);
+    let mut config = ClientConfig::new(&opts.conn.bootstrap()?);
     config.conn.client_id = "sluice-bench".to_owned();
     config.conn.request_timeout = opts.conn.request_timeout;
     config.conn.sasl = opts.conn.sasl()?;

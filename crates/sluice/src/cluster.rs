@@ -11,6 +11,9 @@
 //!   progress until it holds none and is safe to stop; `recommission ID`
 //!   brings it back into service.
 //! - `balance status`: moves in flight and each broker's load.
+//! - `info`: cluster id, controller, brokers and topics as the Kafka
+//!   listener's metadata shows them (`rpk cluster info`, `kcat -L`); this
+//!   one talks to `--bootstrap-server`, not the controller listener.
 
 use std::sync::Arc;
 
@@ -21,7 +24,9 @@ use sluice_metadata::controller::{ControllerCall, ControllerReply};
 use sluice_quorum::wire::{ControlRequest, ControlResponse, Request};
 use sluice_quorum::{ClientTransport, Peers, Quorum};
 
-use crate::common::CliError;
+use crate::common::{CliError, ConnArgs, print_table};
+use crate::output::OutputArgs;
+use sluice_client::Admin;
 
 /// Inspect and change the metadata quorum.
 #[derive(Debug, Args)]
@@ -48,9 +53,8 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Show the quorum: nodes, roles, leader, term, indexes and lag.
     Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Promote a learner (a broker-only node) to voter.
     AddNode {
@@ -78,6 +82,8 @@ enum ClusterCommand {
         /// Its node id.
         id: i32,
     },
+    /// Cluster id, controller, brokers and topics (Kafka metadata).
+    Info(Box<InfoArgs>),
     /// The automatic balancer.
     Balance {
         #[command(subcommand)]
@@ -89,10 +95,91 @@ enum ClusterCommand {
 enum BalanceCommand {
     /// Moves in flight and each broker's replicas and leaders.
     Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
+}
+
+/// Flags for `sluice cluster info`.
+#[derive(Debug, Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Include internal topics such as __consumer_offsets.
+    #[arg(long)]
+    internal: bool,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// `sluice cluster info`: what a client's metadata says about the cluster.
+async fn info(a: InfoArgs) -> Result<(), CliError> {
+    let admin = Admin::new(a.conn.connect().await?);
+    let (cluster_id, controller, mut brokers) = admin.describe_cluster().await?;
+    brokers.sort_by_key(|b| b.node_id);
+    let mut topics: Vec<_> = admin
+        .list_topics()
+        .await?
+        .into_iter()
+        .filter(|t| a.internal || !t.is_internal)
+        .collect();
+    topics.sort_by(|x, y| x.name.cmp(&y.name));
+    let replicas =
+        |t: &sluice_client::TopicInfo| t.partitions.first().map_or(0, |p| p.replicas.len());
+    if a.out.is_data() {
+        let v = serde_json::json!({
+            "cluster_id": cluster_id,
+            "controller_id": controller,
+            "brokers": brokers.iter().map(|b| serde_json::json!({
+                "node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
+            })).collect::<Vec<_>>(),
+            "topics": topics.iter().map(|t| serde_json::json!({
+                "name": t.name, "partitions": t.partitions.len(),
+                "replication_factor": replicas(t), "internal": t.is_internal,
+            })).collect::<Vec<_>>(),
+        });
+        a.out.print_pretty(&v);
+        return Ok(());
+    }
+    println!("CLUSTER");
+    println!("=======");
+    println!("id:         {}", cluster_id.as_deref().unwrap_or("-"));
+    println!("controller: {controller}");
+    println!();
+    println!("BROKERS");
+    println!("=======");
+    let rows: Vec<_> = brokers
+        .iter()
+        .map(|b| {
+            let id = if b.node_id == controller {
+                format!("{}*", b.node_id)
+            } else {
+                b.node_id.to_string()
+            };
+            vec![
+                id,
+                b.host.clone(),
+                b.port.to_string(),
+                b.rack.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "HOST", "PORT", "RACK"], &rows);
+    println!();
+    println!("TOPICS");
+    println!("======");
+    let rows: Vec<_> = topics
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.partitions.len().to_string(),
+                replicas(t).to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["NAME", "PARTITIONS", "REPLICAS"], &rows);
+    Ok(())
 }
 
 /// How often `decommission` checks progress while it waits.
@@ -212,7 +299,7 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
     let peers = peers(a.config.as_deref())?;
     let peers = &peers;
     match a.command {
-        ClusterCommand::Status { json } => {
+        ClusterCommand::Status { out } => {
             // Ask the node given, then the leader it names, whose view has
             // every node's lag.
             let mut status = Quorum::remote_status(peers, &a.controller)
@@ -227,10 +314,10 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             {
                 status = from_leader;
             }
-            if json {
-                let text = serde_json::to_string_pretty(&status)
-                    .map_err(|e| CliError::Other(e.to_string()))?;
-                println!("{text}");
+            if out.is_data() {
+                let value =
+                    serde_json::to_value(&status).map_err(|e| CliError::Other(e.to_string()))?;
+                out.print_pretty(&value);
                 return Ok(());
             }
             let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
@@ -266,6 +353,7 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
+        ClusterCommand::Info(args) => info(*args).await,
         ClusterCommand::AddNode { id } => {
             Quorum::remote_membership(peers, &a.controller, Request::Promote { node_id: id })
                 .await
@@ -326,13 +414,13 @@ pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
             Ok(())
         }
         ClusterCommand::Balance {
-            command: BalanceCommand::Status { json },
+            command: BalanceCommand::Status { out },
         } => {
             let status = balance_status(peers, &a.controller).await?;
-            if json {
-                let text = serde_json::to_string_pretty(&status)
-                    .map_err(|e| CliError::Other(e.to_string()))?;
-                println!("{text}");
+            if out.is_data() {
+                let value =
+                    serde_json::to_value(&status).map_err(|e| CliError::Other(e.to_string()))?;
+                out.print_pretty(&value);
             } else {
                 print_balance(&status);
             }

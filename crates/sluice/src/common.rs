@@ -9,15 +9,23 @@ use sluice_client::{Client, ClientConfig, ClientError, Compression};
 /// Connection flags shared by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
-    /// Kafka bootstrap servers, comma-separated host:port.
+    /// Kafka bootstrap servers, comma-separated host:port. Default: the
+    /// profile's brokers, else 127.0.0.1:9092.
     #[arg(
         long = "bootstrap-server",
         short = 'b',
         env = "SLUICE_BOOTSTRAP",
-        default_value = "127.0.0.1:9092",
         value_name = "HOST:PORT"
     )]
-    pub bootstrap: String,
+    pub bootstrap: Option<String>,
+    /// Use this profile instead of the current one (see `sluice profile`).
+    #[arg(long, env = "SLUICE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Override one setting, as rpk's -X does: `brokers=HOST:PORT,...`,
+    /// `sasl.mechanism=M`, `user=NAME`, `pass=PASSWORD` or
+    /// `sasl.password_file=FILE`. Repeatable; flags win.
+    #[arg(short = 'X', value_parser = parse_key_value, value_name = "KEY=VALUE")]
+    pub overrides: Vec<(String, String)>,
     /// Give up on a request after this long (e.g. 10s, 500ms).
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
@@ -60,11 +68,68 @@ fn without_newline(text: &str) -> String {
     text.strip_suffix('\r').unwrap_or(text).to_owned()
 }
 
+/// The broker address client commands use when nothing else names one.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+/// Connection settings from `-X` overrides and the profile, below flags.
+#[derive(Debug, Default)]
+struct Settings {
+    brokers: Option<String>,
+    mechanism: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<std::path::PathBuf>,
+}
+
 impl ConnArgs {
+    /// `-X` overrides over the profile's settings.
+    fn settings(&self) -> Result<Settings, CliError> {
+        let mut s = Settings::default();
+        for (key, value) in &self.overrides {
+            let slot = match key.as_str() {
+                "brokers" => &mut s.brokers,
+                "sasl.mechanism" => &mut s.mechanism,
+                "user" | "sasl.username" => &mut s.username,
+                "pass" | "sasl.password" => &mut s.password,
+                "sasl.password_file" => {
+                    s.password_file = Some(value.into());
+                    continue;
+                }
+                other => {
+                    return Err(CliError::Usage(format!(
+                        "-X {other}: unknown key (brokers, sasl.mechanism, user, pass, sasl.password_file)"
+                    )));
+                }
+            };
+            *slot = Some(value.clone());
+        }
+        if let Some(p) = crate::profile_store::active(self.profile.as_deref())? {
+            s.brokers = s.brokers.or(Some(p.brokers));
+            s.mechanism = s.mechanism.or(p.sasl_mechanism);
+            s.username = s.username.or(p.sasl_username);
+            if s.password.is_none() {
+                s.password_file = s.password_file.or(p.sasl_password_file);
+            }
+        }
+        Ok(s)
+    }
+
+    /// The bootstrap servers: `-b` (or SLUICE_BOOTSTRAP), `-X brokers=`,
+    /// the profile's, else [`DEFAULT_BOOTSTRAP`].
+    pub fn bootstrap(&self) -> Result<String, CliError> {
+        if let Some(b) = &self.bootstrap {
+            return Ok(b.clone());
+        }
+        Ok(self
+            .settings()?
+            .brokers
+            .unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_owned()))
+    }
+
     /// Connects, with a short connect timeout so an unreachable broker
     /// fails in seconds rather than after every retry.
     pub async fn connect(&self) -> Result<Client, CliError> {
-        let mut config = ClientConfig::new(&self.bootstrap);
+        let mut config = ClientConfig::new(&self.bootstrap()?);
         config.conn.client_id = "sluice-cli".to_owned();
         config.conn.connect_timeout = Duration::from_secs(5);
         config.conn.request_timeout = self.request_timeout;
@@ -93,21 +158,33 @@ impl ConnArgs {
         if let Some(token) = self.oauthbearer_token(&props)? {
             return Ok(Some(sluice_client::conn::SaslOptions::oauthbearer(token)));
         }
-        let password = match &self.sasl_password_file {
-            Some(path) => Some(without_newline(
-                &std::fs::read_to_string(path)
-                    .map_err(CliError::io(format!("reading {}", path.display())))?,
-            )),
-            None => props.get("sasl.password").cloned(),
+        // Each setting: the flag, then --command-config, then -X, then
+        // the profile.
+        let settings = self.settings()?;
+        let read_password = |path: &std::path::Path| -> Result<String, CliError> {
+            Ok(without_newline(&std::fs::read_to_string(path).map_err(
+                CliError::io(format!("reading {}", path.display())),
+            )?))
+        };
+        let password = match (&self.sasl_password_file, props.get("sasl.password")) {
+            (Some(path), _) => Some(read_password(path)?),
+            (None, Some(p)) => Some(p.clone()),
+            (None, None) => match (settings.password, &settings.password_file) {
+                (Some(p), _) => Some(p),
+                (None, Some(path)) => Some(read_password(path)?),
+                (None, None) => None,
+            },
         };
         let mechanism = self
             .sasl_mechanism
             .clone()
-            .or_else(|| props.get("sasl.mechanism").cloned());
+            .or_else(|| props.get("sasl.mechanism").cloned())
+            .or(settings.mechanism);
         let username = self
             .sasl_username
             .clone()
-            .or_else(|| props.get("sasl.username").cloned());
+            .or_else(|| props.get("sasl.username").cloned())
+            .or(settings.username);
         let wanted = protocol == Some("SASL_PLAINTEXT")
             || mechanism.is_some()
             || username.is_some()
@@ -210,6 +287,9 @@ pub enum CliError {
     /// A bad argument combination or value clap could not catch.
     #[error("{0}")]
     Usage(String),
+    /// The CLI's profiles file.
+    #[error(transparent)]
+    Profile(#[from] crate::profile_store::ProfileError),
     /// A task of ours panicked or was cancelled.
     #[error("{task} task failed: {source}")]
     Task {
@@ -636,7 +716,9 @@ mod tests {
         )
         .expect("write");
         let args = |mechanism: Option<&str>| ConnArgs {
-            bootstrap: "x:1".to_owned(),
+            bootstrap: Some("x:1".to_owned()),
+            profile: None,
+            overrides: Vec::new(),
             request_timeout: Duration::from_secs(1),
             sasl_mechanism: mechanism.map(str::to_owned),
             sasl_username: None,
@@ -677,7 +759,9 @@ mod tests {
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, "file.token.sig\n").expect("write");
         let args = ConnArgs {
-            bootstrap: "x:1".to_owned(),
+            bootstrap: Some("x:1".to_owned()),
+            profile: None,
+            overrides: Vec::new(),
             request_timeout: Duration::from_secs(1),
             sasl_mechanism: None,
             sasl_username: None,

@@ -1,27 +1,42 @@
-//! `sluice consume TOPIC`: read records, follow like `tail -f` by default.
+//! `sluice consume TOPIC...`: read records, follow like `tail -f` by default.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::Args;
-use sluice_client::{Consumer, ConsumerConfig, ConsumerRecord, Offset};
+use sluice_client::{Admin, Client, Consumer, ConsumerConfig, ConsumerRecord, Offset};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::common::{CliError, ConnArgs, format_ms, parse_datetime_ms};
+use crate::offset_spec::{self, OffsetSpec, Start, Stop, parse_offset_spec};
 
-/// Read records from a topic.
+/// Most topics one `--regex` consume may match; each costs a metadata
+/// entry and a fetch slot per partition.
+const MAX_REGEX_TOPICS: usize = 1000;
+
+/// Read records from topics.
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Topic to read.
-    topic: String,
+    /// Topics to read (regular expressions with --regex).
+    #[arg(required = true, value_name = "TOPIC")]
+    topics: Vec<String>,
+    /// Read every topic whose name matches one of the TOPIC expressions
+    /// (Rust regex syntax, unanchored: use `^orders-.*$`).
+    #[arg(long, short = 'r')]
+    regex: bool,
     /// Start at the beginning of each partition.
     #[arg(long, conflicts_with_all = ["offset", "timestamp"])]
     from_beginning: bool,
-    /// Start at this offset (a number, `earliest` or `latest`).
-    #[arg(long, short = 'o', conflicts_with = "timestamp", value_parser = parse_offset)]
-    offset: Option<Offset>,
+    /// Where to start, and for a range where to stop (end exclusive, never
+    /// past the end seen at start): `beginning`, `end`, `stored` (the
+    /// group's committed offset), `N`, `+N` (N after the start), `-N` (the
+    /// last N of each partition), `A:B`, `A:`, `:B`, `A:end`, `@TIME`,
+    /// `@T1:@T2`, `@TIME:end`, kcat's `s@TIME` and `e@TIME` (TIME is RFC 3339
+    /// or ms since the epoch).
+    #[arg(long, short = 'o', conflicts_with = "timestamp", value_parser = parse_offset_spec, allow_hyphen_values = true, value_name = "OFFSET")]
+    offset: Option<OffsetSpec>,
     /// Start at the first record at or after this time (RFC 3339 or ms since the epoch).
     #[arg(long, value_parser = parse_datetime_ms, value_name = "TIME")]
     timestamp: Option<i64>,
@@ -34,7 +49,9 @@ pub struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(long, short = 'n')]
     count: Option<u64>,
-    /// Stop at the end of the partitions instead of waiting for more.
+    /// Stop at the end of the partitions as seen at start instead of
+    /// waiting for more. Without an offset this reads from the beginning
+    /// (from the committed offsets with --group), as kcat and rpk do.
     #[arg(long, short = 'e')]
     no_follow: bool,
     /// Output: `text` (value only), `json`, or a template such as
@@ -98,34 +115,87 @@ fn put_bytes(
     }
 }
 
-fn parse_offset(s: &str) -> Result<Offset, String> {
-    match s {
-        "earliest" | "beginning" => Ok(Offset::Earliest),
-        "latest" | "end" => Ok(Offset::Latest),
-        n => n
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(Offset::At)
-            .ok_or_else(|| format!("'{n}' is not an offset (a number >= 0, earliest or latest)")),
+impl ConsumeArgs {
+    /// The `-o` spec, with the other start flags and `--no-follow` folded in.
+    fn spec(&self) -> OffsetSpec {
+        let mut spec = if let Some(spec) = self.offset {
+            spec
+        } else if let Some(ts) = self.timestamp {
+            OffsetSpec::from(Start::Time(ts))
+        } else if self.group.is_some() {
+            // With a group, --from-beginning only applies where nothing
+            // is committed yet (Kafka's auto.offset.reset=earliest).
+            OffsetSpec::from(Start::Stored)
+        } else if self.from_beginning || self.no_follow {
+            OffsetSpec::from(Start::Beginning)
+        } else {
+            OffsetSpec::from(Start::End)
+        };
+        if self.no_follow && spec.stop == Stop::Never {
+            spec.stop = Stop::CurrentEnd;
+        }
+        spec
     }
+}
+
+/// The topics to read: the names given, or with `--regex` every topic
+/// matching one of the expressions.
+async fn topic_names(client: &Client, a: &ConsumeArgs) -> Result<Vec<String>, CliError> {
+    let mut names: Vec<String> = Vec::new();
+    if !a.regex {
+        for t in &a.topics {
+            if !names.contains(t) {
+                names.push(t.clone());
+            }
+        }
+        return Ok(names);
+    }
+    let patterns = a
+        .topics
+        .iter()
+        .map(|p| {
+            regex::Regex::new(p).map_err(|e| {
+                // The parser's message draws a caret under the error over
+                // several lines; errors here are one line.
+                let why = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                CliError::Usage(format!("--regex: '{p}' is not a regular expression: {why}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let topics = Admin::new(client.clone()).list_topics().await?;
+    names = topics
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|n| patterns.iter().any(|p| p.is_match(n)))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no topic matches {}",
+            a.topics.join(" or ")
+        )));
+    }
+    if names.len() > MAX_REGEX_TOPICS {
+        return Err(CliError::Usage(format!(
+            "{} topics match; at most {MAX_REGEX_TOPICS} can be consumed at once",
+            names.len()
+        )));
+    }
+    Ok(names)
 }
 
 /// Runs `sluice consume`.
 pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
-    // With a group, --from-beginning only applies where nothing is
-    // committed yet (Kafka's auto.offset.reset=earliest).
-    let start = if let Some(o) = a.offset {
-        o
-    } else if let Some(ts) = a.timestamp {
-        Offset::Timestamp(ts)
-    } else if a.group.is_some() {
-        Offset::Committed
-    } else if a.from_beginning {
-        Offset::Earliest
-    } else {
-        Offset::Latest
-    };
+    let spec = a.spec();
+    if spec.start == Start::Stored && a.group.is_none() {
+        return Err(CliError::Usage(
+            "-o stored needs a group (--group)".to_owned(),
+        ));
+    }
     // Listen before joining anything: a SIGINT or SIGTERM from here on
     // ends the loop below, which commits what was printed and leaves the
     // group, so the group is Empty at once (not after the session
@@ -136,25 +206,41 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let mut sigint = listen(SignalKind::interrupt(), "SIGINT")?;
     let mut sigterm = listen(SignalKind::terminate(), "SIGTERM")?;
     let client = a.conn.connect().await?;
-    let topic = client
-        .topic(&a.topic)
-        .await
-        .map_err(crate::common::with_create_hint)?;
-    for p in &a.partition {
-        if !topic.partitions.iter().any(|x| x.partition == *p) {
-            return Err(sluice_client::ClientError::UnknownPartition {
-                topic: a.topic.clone(),
-                partition: *p,
-                partitions: topic.partitions.len(),
+    let topics = topic_names(&client, &a).await?;
+    let mut partitions: Vec<(String, i32)> = Vec::new();
+    for name in &topics {
+        let topic = client
+            .topic(name)
+            .await
+            .map_err(crate::common::with_create_hint)?;
+        for p in &a.partition {
+            if !topic.partitions.iter().any(|x| x.partition == *p) {
+                return Err(sluice_client::ClientError::UnknownPartition {
+                    topic: name.clone(),
+                    partition: *p,
+                    partitions: topic.partitions.len(),
+                }
+                .into());
             }
-            .into());
+        }
+        if a.partition.is_empty() {
+            partitions.extend(topic.partitions.iter().map(|p| (name.clone(), p.partition)));
+        } else {
+            partitions.extend(a.partition.iter().map(|p| (name.clone(), *p)));
         }
     }
+    let bounds = offset_spec::resolve(&client, spec, &partitions).await?;
+    // Offset to stop before, per partition, for ranges and --no-follow.
+    let ends: BTreeMap<(String, i32), i64> = partitions
+        .iter()
+        .zip(&bounds)
+        .filter_map(|(key, b)| b.end.map(|end| (key.clone(), end)))
+        .collect();
     let mut consumer = Consumer::new(
         client,
         ConsumerConfig {
             group_id: a.group.clone(),
-            auto_offset_reset: if a.from_beginning {
+            auto_offset_reset: if a.from_beginning || a.no_follow {
                 Offset::Earliest
             } else {
                 Offset::Latest
@@ -162,18 +248,14 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             ..Default::default()
         },
     );
-    let partitions: Vec<i32> = if a.partition.is_empty() {
-        topic.partitions.iter().map(|p| p.partition).collect()
-    } else {
-        a.partition.clone()
-    };
-    let use_membership = a.group.is_some() && a.partition.is_empty() && start == Offset::Committed;
+    let use_membership = a.group.is_some() && a.partition.is_empty() && spec.start == Start::Stored;
     if use_membership {
-        consumer.subscribe(std::slice::from_ref(&a.topic)).await?;
+        consumer.subscribe(&topics).await?;
     } else {
         let parts: Vec<_> = partitions
             .iter()
-            .map(|p| (a.topic.clone(), *p, start))
+            .zip(&bounds)
+            .map(|((t, p), b)| (t.clone(), *p, b.start))
             .collect();
         consumer.assign(&parts).await?;
     }
@@ -182,9 +264,11 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let mut printed = 0u64;
     // Offsets to commit: one past the last record printed, per partition.
     let mut to_commit: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut end_offsets: Option<BTreeMap<(String, i32), i64>> = None;
     let result = loop {
         if a.count.is_some_and(|n| printed >= n) {
+            break Ok(());
+        }
+        if !ends.is_empty() && stop_finished(&mut consumer, &ends, use_membership).await? {
             break Ok(());
         }
         let records = tokio::select! {
@@ -198,12 +282,16 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             if a.count.is_some_and(|n| printed >= n) {
                 break;
             }
+            let key = (r.topic.clone(), r.partition);
+            if ends.get(&key).is_some_and(|end| r.offset >= *end) {
+                continue;
+            }
             if formatter.write(&mut out, r).is_err() {
                 broken_pipe = true;
                 break;
             }
             printed += 1;
-            to_commit.insert((r.topic.clone(), r.partition), r.offset + 1);
+            to_commit.insert(key, r.offset + 1);
         }
         if out.flush().is_err() {
             broken_pipe = true;
@@ -216,32 +304,38 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         if broken_pipe {
             break Ok(());
         }
-        if a.no_follow && records.is_empty() {
-            // Stop once every partition reached the end seen at start.
-            let ends = match &end_offsets {
-                Some(e) => e.clone(),
-                None => {
-                    let mut e = BTreeMap::new();
-                    for key in consumer.positions().keys() {
-                        if let Some(hw) = consumer.high_watermark(&key.0, key.1) {
-                            e.insert(key.clone(), hw);
-                        }
-                    }
-                    end_offsets = Some(e.clone());
-                    e
-                }
-            };
-            let done = consumer
-                .positions()
-                .iter()
-                .all(|(k, pos)| ends.get(k).is_none_or(|end| pos >= end));
-            if done {
-                break Ok(());
-            }
-        }
     };
+    if printed == 0 && a.no_follow && spec.start == Start::End {
+        eprintln!(
+            "note: nothing printed: -o end starts after the last record and --no-follow stops there"
+        );
+    }
     consumer.close().await?;
     result
+}
+
+/// Whether every partition with an end has reached it. Finished partitions
+/// are dropped from a manual assignment so they are not fetched past their
+/// end; a group member keeps what the group gave it.
+async fn stop_finished(
+    consumer: &mut Consumer,
+    ends: &BTreeMap<(String, i32), i64>,
+    use_membership: bool,
+) -> Result<bool, CliError> {
+    let finished = |key: &(String, i32), pos: &i64| ends.get(key).is_some_and(|end| pos >= end);
+    let positions = consumer.positions();
+    if positions.iter().all(|(k, pos)| finished(k, pos)) {
+        return Ok(true);
+    }
+    if !use_membership && positions.iter().any(|(k, pos)| finished(k, pos)) {
+        let remaining: Vec<_> = positions
+            .iter()
+            .filter(|(k, pos)| !finished(k, pos))
+            .map(|((t, p), pos)| (t.clone(), *p, Offset::At(*pos)))
+            .collect();
+        consumer.assign(&remaining).await?;
+    }
+    Ok(false)
 }
 
 enum Piece {

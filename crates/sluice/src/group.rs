@@ -1,4 +1,5 @@
-//! `sluice group ...`: list, describe (lag and members), reset-offsets, delete.
+//! `sluice group ...`: list, describe (lag and members), reset-offsets,
+//! seek (rpk's form of a reset), offset-delete, delete.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,6 +8,7 @@ use sluice_client::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use sluice_client::{Admin, GroupDescription};
 
 use crate::common::{CliError, ConnArgs, parse_datetime_ms, print_table};
+use crate::output::OutputArgs;
 
 /// Manage consumer groups.
 #[derive(Debug, Args)]
@@ -23,17 +25,105 @@ enum GroupCommand {
     Describe(DescribeArgs),
     /// Move a group's committed offsets (the group must have no members).
     ResetOffsets(ResetArgs),
+    /// Move a group's committed offsets like `rpk group seek`: `--to
+    /// start|end|OFFSET|@TIME` (the group must have no members).
+    Seek(SeekArgs),
+    /// Delete a group's committed offsets for a topic (Kafka's
+    /// OffsetDelete; the group must not be consuming the topic).
+    OffsetDelete(OffsetDeleteArgs),
     /// Delete groups (they must have no members).
     Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+struct SeekArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Group id.
+    group: String,
+    /// Where to: `start`, `end`, an offset, or `@TIME` (RFC 3339 or ms
+    /// since the epoch; the first record at or after it).
+    #[arg(long, value_parser = parse_seek_target, value_name = "WHERE")]
+    to: Target,
+    /// Only these topics (default: every topic the group has offsets
+    /// for). Repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "TOPIC")]
+    topics: Vec<String>,
+    /// Show the plan without committing it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct OffsetDeleteArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Group id.
+    group: String,
+    /// `TOPIC` (every partition) or `TOPIC:P1,P2`.
+    #[arg(value_parser = parse_topic_partitions, value_name = "TOPIC[:PARTITIONS]")]
+    topic: (String, Vec<i32>),
+}
+
+/// Where a reset or seek moves each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset.
+    Latest,
+    /// An offset, clamped to the log.
+    Offset(i64),
+    /// The first record at or after ms since the epoch (the end if none).
+    Time(i64),
+    /// The committed offset (else the log start) plus N, clamped.
+    Shift(i64),
+}
+
+fn parse_seek_target(s: &str) -> Result<Target, String> {
+    match s {
+        "start" | "beginning" | "earliest" => Ok(Target::Earliest),
+        "end" | "latest" => Ok(Target::Latest),
+        _ => {
+            if let Some(time) = s.strip_prefix('@') {
+                return parse_datetime_ms(time).map(Target::Time);
+            }
+            s.parse::<i64>()
+                .ok()
+                .filter(|o| *o >= 0)
+                .map(Target::Offset)
+                .ok_or_else(|| format!("'{s}' is not start, end, an offset or @TIME"))
+        }
+    }
+}
+
+fn parse_topic_partitions(s: &str) -> Result<(String, Vec<i32>), String> {
+    // Kafka topic names cannot hold ':', so the first one splits.
+    let Some((topic, list)) = s.split_once(':') else {
+        return Ok((s.to_owned(), Vec::new()));
+    };
+    let partitions = list
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p >= 0)
+                .ok_or_else(|| format!("'{p}' in '{s}' is not a partition"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if topic.is_empty() {
+        return Err(format!("'{s}' names no topic"));
+    }
+    Ok((topic.to_owned(), partitions))
 }
 
 #[derive(Debug, Args)]
 struct ListArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -42,9 +132,8 @@ struct DescribeArgs {
     conn: ConnArgs,
     /// Group id.
     group: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -96,12 +185,12 @@ pub async fn run(args: GroupArgs) -> Result<(), CliError> {
         GroupCommand::List(a) => {
             let admin = Admin::new(a.conn.connect().await?);
             let groups = admin.list_groups().await?;
-            if a.json {
+            if a.out.is_data() {
                 let v: Vec<_> = groups
                     .iter()
                     .map(|g| serde_json::json!({"group": g.group_id, "group_type": group_type(&g.group_type), "protocol_type": g.protocol_type, "state": g.state}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                a.out.print(&serde_json::Value::Array(v));
             } else {
                 let rows: Vec<_> = groups
                     .iter()
@@ -118,7 +207,46 @@ pub async fn run(args: GroupArgs) -> Result<(), CliError> {
             }
         }
         GroupCommand::Describe(a) => describe(a).await?,
-        GroupCommand::ResetOffsets(a) => reset(a).await?,
+        GroupCommand::ResetOffsets(a) => {
+            let target = if a.to_earliest {
+                Target::Earliest
+            } else if a.to_latest {
+                Target::Latest
+            } else if let Some(o) = a.to_offset {
+                Target::Offset(o)
+            } else if let Some(ts) = a.to_datetime {
+                Target::Time(ts)
+            } else if let Some(n) = a.shift_by {
+                Target::Shift(n)
+            } else {
+                return Err(CliError::Usage(
+                    "choose a --to-* or --shift-by target".to_owned(),
+                ));
+            };
+            let admin = Admin::new(a.conn.connect().await?);
+            let topics: Vec<String> = a.topic.into_iter().collect();
+            reset(&admin, &a.group, &topics, &a.partition, target, a.dry_run).await?;
+        }
+        GroupCommand::Seek(a) => {
+            let admin = Admin::new(a.conn.connect().await?);
+            reset(&admin, &a.group, &a.topics, &[], a.to, a.dry_run).await?;
+        }
+        GroupCommand::OffsetDelete(a) => {
+            let admin = Admin::new(a.conn.connect().await?);
+            let (topic, mut partitions) = a.topic;
+            if partitions.is_empty() {
+                let info = admin.describe_topic(&topic).await?;
+                partitions = info.partitions.iter().map(|p| p.partition).collect();
+            }
+            admin
+                .delete_committed_offsets(&a.group, &topic, &partitions)
+                .await?;
+            println!(
+                "deleted offsets of group {} for {} partition(s) of {topic}",
+                a.group,
+                partitions.len()
+            );
+        }
         GroupCommand::Delete(a) => {
             let admin = Admin::new(a.conn.connect().await?);
             admin.delete_groups(&a.groups).await?;
@@ -193,7 +321,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             || "classic".to_owned(),
             |g| group_type(&g.group_type).to_owned(),
         );
-    if a.json {
+    if a.out.is_data() {
         let v = serde_json::json!({
             "group": desc.group_id,
             "group_type": group_type,
@@ -211,7 +339,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             })).collect::<Vec<_>>(),
             "total_lag": total_lag,
         });
-        println!("{v}");
+        a.out.print(&v);
         return Ok(());
     }
     print_header(&desc, &group_type, total_lag);
@@ -275,33 +403,42 @@ fn print_header(desc: &GroupDescription, group_type: &str, total_lag: i64) {
     println!();
 }
 
-async fn reset(a: ResetArgs) -> Result<(), CliError> {
-    let admin = Admin::new(a.conn.connect().await?);
-    let desc = admin.describe_group(&a.group).await?;
-    if !desc.members.is_empty() && !a.dry_run {
+/// Moves `group`'s committed offsets for `topics` (all partitions, or
+/// those in `partitions`; every topic with a commit when `topics` is
+/// empty) to `target`, printing the plan.
+async fn reset(
+    admin: &Admin,
+    group: &str,
+    topics: &[String],
+    partitions: &[i32],
+    target: Target,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    let desc = admin.describe_group(group).await?;
+    if !desc.members.is_empty() && !dry_run {
         return Err(CliError::Other(format!(
-            "group '{}' has {} active member(s); stop them before resetting offsets",
-            a.group,
+            "group '{group}' has {} active member(s); stop them before resetting offsets",
             desc.members.len()
         )));
     }
-    let committed = admin.committed_offsets(&a.group, None).await?;
-    let keys: Vec<(String, i32)> = match &a.topic {
-        Some(topic) => {
-            let info = admin.describe_topic(topic).await?;
+    let committed = admin.committed_offsets(group, None).await?;
+    let mut keys: Vec<(String, i32)> = Vec::new();
+    for topic in topics {
+        let info = admin.describe_topic(topic).await?;
+        keys.extend(
             info.partitions
                 .iter()
                 .map(|p| p.partition)
-                .filter(|p| a.partition.is_empty() || a.partition.contains(p))
-                .map(|p| (topic.clone(), p))
-                .collect()
-        }
-        None => committed.keys().cloned().collect(),
-    };
+                .filter(|p| partitions.is_empty() || partitions.contains(p))
+                .map(|p| (topic.clone(), p)),
+        );
+    }
+    if topics.is_empty() {
+        keys = committed.keys().cloned().collect();
+    }
     if keys.is_empty() {
         return Err(CliError::Other(format!(
-            "group '{}' has no committed offsets; name a --topic",
-            a.group
+            "group '{group}' has no committed offsets; name a topic"
         )));
     }
     let mut queries = Vec::new();
@@ -310,49 +447,42 @@ async fn reset(a: ResetArgs) -> Result<(), CliError> {
         queries.push((t.clone(), *p, LATEST_TIMESTAMP));
     }
     let bounds = admin.list_offsets(&queries).await?;
-    let by_time = match a.to_datetime {
-        Some(ts) => {
+    let by_time = match target {
+        Target::Time(ts) => {
             let q: Vec<_> = keys.iter().map(|(t, p)| (t.clone(), *p, ts)).collect();
             Some(admin.list_offsets(&q).await?)
         }
-        None => None,
+        _ => None,
     };
     let mut plan: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut rows = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let (start, end) = (bounds[2 * i], bounds[2 * i + 1]);
         let current = committed.get(key).copied();
-        let target = if a.to_earliest {
-            start
-        } else if a.to_latest {
-            end
-        } else if let Some(o) = a.to_offset {
-            o
-        } else if let Some(found) = &by_time {
+        let offset = match (target, &by_time) {
+            (Target::Earliest, _) => start,
+            (Target::Latest, _) => end,
+            (Target::Offset(o), _) => o,
             // No record at or after the time: the end.
-            if found[i] < 0 { end } else { found[i] }
-        } else if let Some(n) = a.shift_by {
-            current.unwrap_or(start) + n
-        } else {
-            return Err(CliError::Usage(
-                "choose a --to-* or --shift-by target".to_owned(),
-            ));
+            (Target::Time(_), Some(found)) if found[i] >= 0 => found[i],
+            (Target::Time(_), _) => end,
+            (Target::Shift(n), _) => current.unwrap_or(start).saturating_add(n),
         };
-        let target = target.clamp(start, end);
-        plan.insert(key.clone(), target);
+        let new_offset = offset.clamp(start, end);
+        plan.insert(key.clone(), new_offset);
         rows.push(vec![
             key.0.clone(),
             key.1.to_string(),
             current.map_or_else(|| "-".to_owned(), |c| c.to_string()),
-            target.to_string(),
+            new_offset.to_string(),
         ]);
     }
     print_table(&["TOPIC", "PARTITION", "OLD-OFFSET", "NEW-OFFSET"], &rows);
-    if a.dry_run {
+    if dry_run {
         println!("(dry run: nothing committed)");
         return Ok(());
     }
-    admin.alter_committed_offsets(&a.group, &plan).await?;
-    println!("reset {} partition(s) of group {}", plan.len(), a.group);
+    admin.alter_committed_offsets(group, &plan).await?;
+    println!("reset {} partition(s) of group {group}", plan.len());
     Ok(())
 }

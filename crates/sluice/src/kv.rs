@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::common::{CliError, http_json, percent_encode, print_json};
+use crate::common::{CliError, http_json, percent_encode};
+use crate::output::{Format, print_data};
 
 /// How long one HTTP call may take: a first lookup builds the partition's
 /// index, which reads its whole log.
@@ -32,9 +33,12 @@ pub struct KvArgs {
         value_name = "HOST:PORT"
     )]
     http_server: String,
-    /// Print what the API answers as JSON.
-    #[arg(long, global = true)]
+    /// Print what the API answers as JSON (the same as --format json).
+    #[arg(long, global = true, conflicts_with = "format")]
     json: bool,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
     #[command(subcommand)]
     command: KvCommand,
 }
@@ -97,6 +101,17 @@ async fn call(a: &KvArgs, path: &str) -> Result<Value, CliError> {
     .await
 }
 
+impl KvArgs {
+    /// JSON or YAML when asked for, `None` for text.
+    fn data_format(&self) -> Option<Format> {
+        match (self.json, self.format) {
+            (true, _) => Some(Format::Json),
+            (false, Format::Text) => None,
+            (false, format) => Some(format),
+        }
+    }
+}
+
 async fn get(a: &KvArgs, g: &GetArgs) -> Result<(), CliError> {
     let mut path = format!(
         "/v1/topics/{}/keys/{}?key_encoding={}",
@@ -108,8 +123,8 @@ async fn get(a: &KvArgs, g: &GetArgs) -> Result<(), CliError> {
         path.push_str(&format!("&partition={p}"));
     }
     let record = call(a, &path).await?;
-    if a.json {
-        print_json(&record);
+    if let Some(format) = a.data_format() {
+        print_data(format, &record);
         return Ok(());
     }
     let text = |name: &str| record.get(name).and_then(Value::as_str);
@@ -152,13 +167,13 @@ async fn list(a: &KvArgs, l: &ListArgs) -> Result<(), CliError> {
             None => break,
         }
     }
-    if a.json {
+    if let Some(format) = a.data_format() {
         let out = serde_json::json!({
             "topic": l.topic,
             "keys": keys,
             "partitions_elsewhere": elsewhere,
         });
-        print_json(&out);
+        print_data(format, &out);
         return Ok(());
     }
     for k in &keys {

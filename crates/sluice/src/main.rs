@@ -11,8 +11,13 @@ mod cluster;
 mod common;
 mod consume;
 mod group;
+mod input_format;
 mod kv;
+mod offset_spec;
+mod output;
 mod produce;
+mod profile;
+mod profile_store;
 mod quota;
 mod schema;
 mod serve;
@@ -67,6 +72,14 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Read a compacted topic as a table: a key's latest value, live keys.
     Kv(kv::KvArgs),
+    /// Named connection settings (brokers, SASL) like rpk's profiles.
+    Profile(profile::ProfileArgs),
+    /// Print a shell completion script: `source <(sluice completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Flags for `sluice serve`. Each flag overrides the config file and the
@@ -117,6 +130,24 @@ fn main() -> ExitCode {
         Command::User(args) => common::run(user::run(args)),
         Command::Schema(args) => common::run(schema::run(args)),
         Command::Kv(args) => common::run(kv::run(args)),
+        Command::Profile(args) => common::run(profile::run(args)),
+        Command::Completion { shell } => completion(shell),
+    }
+}
+
+/// Writes the completion script for `shell` to stdout. The script is built
+/// in memory first so a closed pipe is an error line, not a panic.
+fn completion(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the completion script: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

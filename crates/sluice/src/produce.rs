@@ -11,6 +11,7 @@ use sluice_client::{Acks, Compression, DeliveryFuture, Producer, ProducerConfig,
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::common::{CliError, ConnArgs, parse_compression, parse_duration, parse_key_value};
+use crate::input_format::{InputFormat, ParsedLine};
 
 /// Deliveries awaited in order before more are queued; bounds memory when
 /// piping a large file while keeping printed offsets in input order.
@@ -35,9 +36,20 @@ pub struct ProduceArgs {
     /// Read records from this file (one per line) instead of stdin.
     #[arg(long, short = 'f', value_name = "PATH")]
     file: Option<PathBuf>,
-    /// Split each input line into key and value at the first SEP.
-    #[arg(long, value_name = "SEP")]
+    /// Split each input line into key and value at the first SEP (kcat's
+    /// `-K`); a line without SEP is all value.
+    #[arg(long, short = 'K', value_name = "SEP")]
     key_separator: Option<String>,
+    /// Send an empty value as null (a tombstone) and an empty key as no
+    /// key, like kcat's `-Z`.
+    #[arg(long, short = 'Z')]
+    null_empty: bool,
+    /// Read each input line with an rpk-style template: `%k` key, `%v`
+    /// value, `%p` partition, `%H` header count then `%h{%k=%v;}` per
+    /// header, with literal delimiters between fields and one trailing
+    /// `\n`, e.g. '%k %v\n' or '%H %h{%k=%v;}%k\t%v\n'.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["key_separator", "value"], value_parser = InputFormat::parse)]
+    format: Option<InputFormat>,
     /// Write to this partition (default: by key, round-robin without key).
     #[arg(long, short = 'p')]
     partition: Option<i32>,
@@ -103,13 +115,22 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
         .iter()
         .map(|(k, v)| (k.clone(), Some(Bytes::from(v.clone()))))
         .collect();
-    let make = |key: Option<Bytes>, value: Bytes| ProducerRecord {
-        topic: a.topic.clone(),
-        partition: a.partition,
-        key: key.or_else(|| a.key.clone().map(Bytes::from)),
-        value: Some(value),
-        headers: headers.clone(),
-        timestamp_ms: None,
+    // -Z: an empty key or value is sent as null.
+    let null_if_empty = |b: Bytes| (!(a.null_empty && b.is_empty())).then_some(b);
+    let make = |line: ParsedLine| {
+        let mut all_headers = headers.clone();
+        all_headers.extend(line.headers.into_iter().map(|(k, v)| (k, Some(v))));
+        ProducerRecord {
+            topic: a.topic.clone(),
+            partition: line.partition.or(a.partition),
+            key: line
+                .key
+                .or_else(|| a.key.clone().map(Bytes::from))
+                .and_then(null_if_empty),
+            value: line.value.and_then(null_if_empty),
+            headers: all_headers,
+            timestamp_ms: None,
+        }
     };
     let mut out = Output {
         pending: VecDeque::new(),
@@ -119,7 +140,11 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
     };
     if !a.value.is_empty() {
         for v in &a.value {
-            let fut = producer.send(make(None, Bytes::from(v.clone()))).await?;
+            let line = ParsedLine {
+                value: Some(Bytes::from(v.clone())),
+                ..Default::default()
+            };
+            let fut = producer.send(make(line)).await?;
             out.push(fut).await?;
         }
     } else {
@@ -132,19 +157,36 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
             None => Box::new(tokio::io::stdin()),
         };
         let mut lines = BufReader::new(input).lines();
+        let mut line_number = 0u64;
         while let Some(line) = lines
             .next_line()
             .await
             .map_err(CliError::io("cannot read input"))?
         {
-            let (key, value) = match &a.key_separator {
-                Some(sep) => match line.split_once(sep.as_str()) {
-                    Some((k, v)) => (Some(Bytes::from(k.to_owned())), Bytes::from(v.to_owned())),
-                    None => (None, Bytes::from(line)),
+            line_number += 1;
+            let parsed = match (&a.format, &a.key_separator) {
+                (Some(format), _) => format.read(&line).map_err(|e| {
+                    CliError::Usage(format!(
+                        "input line {line_number} does not match --format: {e}"
+                    ))
+                })?,
+                (None, Some(sep)) => match line.split_once(sep.as_str()) {
+                    Some((k, v)) => ParsedLine {
+                        key: Some(Bytes::from(k.to_owned())),
+                        value: Some(Bytes::from(v.to_owned())),
+                        ..Default::default()
+                    },
+                    None => ParsedLine {
+                        value: Some(Bytes::from(line)),
+                        ..Default::default()
+                    },
                 },
-                None => (None, Bytes::from(line)),
+                (None, None) => ParsedLine {
+                    value: Some(Bytes::from(line)),
+                    ..Default::default()
+                },
             };
-            let fut = producer.send(make(key, value)).await?;
+            let fut = producer.send(make(parsed)).await?;
             out.push(fut).await?;
         }
     }

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use sluice_client::{Admin, QuotaEntity, QuotaMatch};
 
 use crate::common::{CliError, ConnArgs, print_table};
+use crate::output::OutputArgs;
 
 /// Manage client quotas.
 #[derive(Debug, Args)]
@@ -59,9 +60,8 @@ struct ListArgs {
     conn: ConnArgs,
     #[command(flatten)]
     entity: EntityArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -125,7 +125,7 @@ pub async fn run(args: QuotaArgs) -> Result<(), CliError> {
             let admin = Admin::new(a.conn.connect().await?);
             let mut entries = admin.describe_client_quotas(&filter, false).await?;
             entries.sort_by(|x, y| x.0.cmp(&y.0));
-            if a.json {
+            if a.out.is_data() {
                 let v: Vec<_> = entries
                     .iter()
                     .map(|(entity, values)| {
@@ -140,7 +140,7 @@ pub async fn run(args: QuotaArgs) -> Result<(), CliError> {
                         serde_json::json!({ "entity": entity, "quotas": values })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                a.out.print(&serde_json::Value::Array(v));
             } else {
                 let rows: Vec<Vec<String>> = entries
                     .iter()

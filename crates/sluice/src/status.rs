@@ -14,6 +14,7 @@ use clap::Args;
 use sluice_client::Admin;
 
 use crate::common::{CliError, ConnArgs, human_bytes, parse_duration};
+use crate::output::OutputArgs;
 
 /// Show the broker's identity, listeners, counts and disk use.
 #[derive(Debug, Args)]
@@ -28,9 +29,8 @@ pub struct StatusArgs {
     /// Local data directory of the broker (for pid and disk use).
     #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// Ask a running broker to shut down cleanly.
@@ -92,7 +92,7 @@ pub async fn status(a: StatusArgs) -> Result<(), CliError> {
     });
     let listeners: Vec<String> =
         named.unwrap_or_else(|| brokers.iter().map(|b| b.addr()).collect());
-    if a.json {
+    if a.out.is_data() {
         let v = serde_json::json!({
             "cluster_id": cluster_id,
             "node_id": node_id,
@@ -108,7 +108,7 @@ pub async fn status(a: StatusArgs) -> Result<(), CliError> {
             "groups": groups,
             "disk_bytes": disk,
         });
-        println!("{v}");
+        a.out.print(&v);
         return Ok(());
     }
     let or_unknown = |s: Option<String>| s.unwrap_or_else(|| "unknown".to_owned());

@@ -1,4 +1,5 @@
-//! `sluice topic ...`: create, list, describe, alter-config, add-partitions, delete.
+//! `sluice topic ...`: create, list, describe, alter-config, add-partitions,
+//! delete-records, delete.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use sluice_client::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use sluice_client::{Admin, ConfigOp, NewTopic};
 
 use crate::common::{CliError, ConnArgs, human_bytes, parse_key_value, print_table};
+use crate::output::OutputArgs;
 
 /// Manage topics.
 #[derive(Debug, Args)]
@@ -27,8 +29,39 @@ enum TopicCommand {
     AlterConfig(AlterArgs),
     /// Grow a topic to more partitions.
     AddPartitions(AddPartitionsArgs),
+    /// Delete a partition's records before an offset (Kafka's
+    /// DeleteRecords, as kafka-delete-records.sh does).
+    DeleteRecords(DeleteRecordsArgs),
     /// Delete topics.
     Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeleteRecordsArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Topic name.
+    name: String,
+    /// Partition. Repeatable.
+    #[arg(long, short = 'p', required = true)]
+    partition: Vec<i32>,
+    /// Delete every record before this offset; `end` deletes all records
+    /// up to the high watermark.
+    #[arg(long, value_parser = parse_before, value_name = "OFFSET")]
+    before: i64,
+}
+
+/// DeleteRecords' "up to the high watermark" offset.
+const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+
+fn parse_before(s: &str) -> Result<i64, String> {
+    if s == "end" {
+        return Ok(DELETE_TO_HIGH_WATERMARK);
+    }
+    s.parse::<i64>()
+        .ok()
+        .filter(|o| *o >= 0)
+        .ok_or_else(|| format!("'{s}' is not an offset (a number >= 0 or end)"))
 }
 
 #[derive(Debug, Args)]
@@ -58,9 +91,8 @@ struct ListArgs {
     /// Include internal topics such as __consumer_offsets.
     #[arg(long)]
     internal: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,9 +106,8 @@ struct DescribeArgs {
     /// broker reports.
     #[arg(long, env = "SLUICE_HTTP", value_name = "HOST:PORT")]
     http_server: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -146,7 +177,7 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
                 .into_iter()
                 .filter(|t| a.internal || !t.is_internal)
                 .collect();
-            if a.json {
+            if a.out.is_data() {
                 let v: Vec<_> = topics
                     .iter()
                     .map(|t| {
@@ -159,7 +190,7 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                a.out.print(&serde_json::Value::Array(v));
             } else {
                 let rows: Vec<Vec<String>> = topics
                     .iter()
@@ -178,6 +209,27 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
             }
         }
         TopicCommand::Describe(a) => describe(a).await?,
+        TopicCommand::DeleteRecords(a) => {
+            let admin = Admin::new(a.conn.connect().await?);
+            let topic = admin.describe_topic(&a.name).await?;
+            for p in &a.partition {
+                if !topic.partitions.iter().any(|x| x.partition == *p) {
+                    return Err(sluice_client::ClientError::UnknownPartition {
+                        topic: a.name.clone(),
+                        partition: *p,
+                        partitions: topic.partitions.len(),
+                    }
+                    .into());
+                }
+            }
+            for p in &a.partition {
+                let low_watermark = admin.delete_records(&a.name, *p, a.before).await?;
+                println!(
+                    "{} partition {p}: log start offset now {low_watermark}",
+                    a.name
+                );
+            }
+        }
         TopicCommand::AlterConfig(a) => {
             if a.set.is_empty() && a.delete.is_empty() {
                 return Err(CliError::Usage(
@@ -245,7 +297,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             (p, offsets[2 * i], offsets[2 * i + 1], stats)
         })
         .collect();
-    if a.json {
+    if a.out.is_data() {
         let v = serde_json::json!({
             "name": topic.name,
             "topic_id": topic.topic_id.to_string(),
@@ -262,7 +314,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             })).collect::<Vec<_>>(),
             "configs": configs.iter().filter(|c| !c.is_default).map(|c| (c.name.clone(), c.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         });
-        println!("{v}");
+        a.out.print(&v);
         return Ok(());
     }
     println!("Topic:      {}", topic.name);

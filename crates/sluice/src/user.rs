@@ -14,6 +14,7 @@ use sluice_client::users::{DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, M
 use sluice_client::{Admin, ScramUpsert};
 
 use crate::common::{CliError, ConnArgs, print_table};
+use crate::output::OutputArgs;
 
 /// Longest password accepted, in bytes. Passwords are typed or generated
 /// secrets far shorter than this; a bigger input is almost certainly the
@@ -68,9 +69,8 @@ struct ListArgs {
     conn: ConnArgs,
     /// Users to show (all users with credentials if none).
     names: Vec<String>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -121,7 +121,7 @@ pub async fn run(args: UserArgs) -> Result<(), CliError> {
             let names: Vec<&str> = a.names.iter().map(String::as_str).collect();
             let mut users = admin.describe_user_scram_credentials(&names).await?;
             users.sort_by(|x, y| x.name.cmp(&y.name));
-            if a.json {
+            if a.out.is_data() {
                 let v: Vec<_> = users
                     .iter()
                     .map(|u| {
@@ -138,7 +138,7 @@ pub async fn run(args: UserArgs) -> Result<(), CliError> {
                         serde_json::json!({ "name": u.name, "credentials": credentials })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                a.out.print(&serde_json::Value::Array(v));
             } else {
                 let rows: Vec<Vec<String>> = users
                     .iter()

@@ -1219,3 +1219,483 @@ fn serve_explains_bad_config_once_and_refuses_unknown_sluice_variables() {
         "{stderr}"
     );
 }
+
+/// Runs the CLI and checks that argument parsing refused it with `needle`.
+fn assert_usage_error(cmd: &mut assert_cmd::Command, needle: &str) {
+    let out = cmd.assert().failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `(partition, offset)` pairs from `-F '%p %o\n'` output, sorted.
+fn partition_offsets(out: &str) -> Vec<(i32, i64)> {
+    let mut got: Vec<(i32, i64)> = out
+        .lines()
+        .map(|l| {
+            let (p, o) = l.split_once(' ').unwrap();
+            (p.parse().unwrap(), o.parse().unwrap())
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn consume_offsets_take_kcat_and_rpk_forms() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "forms", "--partitions", "2"]);
+    let ten: String = (0..10).map(|i| format!("a{i}\n")).collect();
+    b.cli()
+        .args(["produce", "forms", "-p", "0"])
+        .write_stdin(ten)
+        .assert()
+        .success();
+    let five: String = (0..5).map(|i| format!("b{i}\n")).collect();
+    b.cli()
+        .args(["produce", "forms", "-p", "1"])
+        .write_stdin(five)
+        .assert()
+        .success();
+    let consume = |args: &[&str]| {
+        let mut all = vec!["consume", "forms", "-F", "%p %o\\n"];
+        all.extend_from_slice(args);
+        partition_offsets(&b.run(&all))
+    };
+    let range = |p: i32, r: std::ops::Range<i64>| r.map(move |o| (p, o));
+
+    // -e without an offset starts at the beginning, as kcat and rpk do.
+    let all: Vec<_> = range(0, 0..10).chain(range(1, 0..5)).collect();
+    assert_eq!(consume(&["-e"]), all);
+    assert_eq!(consume(&["-o", "beginning", "-e"]), all);
+    // -N: the last N of each partition.
+    let last3: Vec<_> = range(0, 7..10).chain(range(1, 2..5)).collect();
+    assert_eq!(consume(&["-o", "-3", "-e"]), last3);
+    // +N: N after the log start, capped at the end.
+    assert_eq!(
+        consume(&["-o", "+8", "-e"]),
+        range(0, 8..10).collect::<Vec<_>>()
+    );
+    // A range ends before B and exits by itself, capped at the end.
+    assert_eq!(
+        consume(&["-o", "2:5", "-p", "0"]),
+        range(0, 2..5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        consume(&["-o", "3:100", "-p", "1"]),
+        range(1, 3..5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        consume(&["-o", ":2"]),
+        range(0, 0..2).chain(range(1, 0..2)).collect::<Vec<_>>()
+    );
+    assert_eq!(consume(&["-o", "4:end", "-p", "1"]), vec![(1, 4)]);
+    // An exact offset with -e.
+    assert_eq!(consume(&["-o", "9", "-p", "0", "-e"]), vec![(0, 9)]);
+    // `end` with -e prints nothing and says why on stderr.
+    let out = b
+        .cli()
+        .args(["consume", "forms", "-o", "end", "-e"])
+        .assert()
+        .success();
+    assert!(out.get_output().stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("nothing printed"), "{stderr}");
+    // `stored` reads the group's committed offsets.
+    b.run(&["consume", "forms", "-g", "g1", "-o", "2:4", "-p", "0"]);
+    assert_eq!(
+        consume(&["-g", "g1", "-o", "stored", "-p", "0", "-e"]),
+        range(0, 4..10).collect::<Vec<_>>()
+    );
+    assert_one_line_error(
+        b.cli().args(["consume", "forms", "-o", "stored"]),
+        "needs a group",
+    );
+    assert_usage_error(
+        b.cli().args(["consume", "forms", "-o", "5:2"]),
+        "must be after",
+    );
+
+    // Timestamps: @T1:@T2 is [T1, T2) by record time, via ListOffsets.
+    b.run(&["topic", "create", "times", "--partitions", "1"]);
+    for i in 0..5 {
+        b.run(&["produce", "times", "--value", &format!("t{i}")]);
+    }
+    let times: Vec<(i64, i64)> = b
+        .run(&["consume", "times", "-e", "-F", "%o %T\\n"])
+        .lines()
+        .map(|l| {
+            let (o, t) = l.split_once(' ').unwrap();
+            (o.parse().unwrap(), t.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(times.len(), 5);
+    let (t1, t2) = (times[1].1, times[3].1);
+    assert!(
+        t2 > t1,
+        "separate produce runs get later timestamps: {times:?}"
+    );
+    let expected: Vec<i64> = times
+        .iter()
+        .filter(|(_, t)| *t >= t1 && *t < t2)
+        .map(|(o, _)| *o)
+        .collect();
+    let offsets = |spec: &str, follow: bool| -> Vec<i64> {
+        let mut args = vec!["consume", "times", "-F", "%o\\n", "-o", spec];
+        if !follow {
+            args.push("-e");
+        }
+        b.run(&args).lines().map(|l| l.parse().unwrap()).collect()
+    };
+    assert_eq!(offsets(&format!("@{t1}:@{t2}"), true), expected);
+    let from_t2: Vec<i64> = times
+        .iter()
+        .filter(|(_, t)| *t >= t2)
+        .map(|(o, _)| *o)
+        .collect();
+    assert_eq!(offsets(&format!("@{t2}"), false), from_t2);
+    assert_eq!(offsets(&format!("@{t2}:end"), true), from_t2);
+}
+
+#[test]
+fn consume_reads_several_topics_and_regex_matches() {
+    let b = Broker::start();
+    for t in ["orders-eu", "orders-us", "audit"] {
+        b.run(&["topic", "create", t, "--partitions", "1"]);
+        b.run(&["produce", t, "--value", &format!("v-{t}")]);
+    }
+    let lines = |args: &[&str]| {
+        let mut all = vec!["consume", "-e", "-F", "%t %v\\n"];
+        all.extend_from_slice(args);
+        let mut got: Vec<String> = b.run(&all).lines().map(str::to_owned).collect();
+        got.sort();
+        got
+    };
+    assert_eq!(
+        lines(&["orders-eu", "audit"]),
+        ["audit v-audit", "orders-eu v-orders-eu"]
+    );
+    let orders = ["orders-eu v-orders-eu", "orders-us v-orders-us"];
+    assert_eq!(lines(&["-r", "^orders-"]), orders);
+    assert_eq!(lines(&["--regex", "eu$", "rs-us$"]), orders);
+    // With a group the matched topics are subscribed together.
+    assert_eq!(lines(&["-r", "^orders-", "-g", "rx"]), orders);
+    let describe = b.run(&["group", "describe", "rx"]);
+    assert_eq!(lag_of(&describe, "orders-us", 0).0, "1", "{describe}");
+    assert_one_line_error(
+        b.cli().args(["consume", "-r", "^nothing-", "-e"]),
+        "no topic matches",
+    );
+    assert_one_line_error(
+        b.cli().args(["consume", "-r", "(", "-e"]),
+        "regular expression",
+    );
+}
+
+#[test]
+fn produce_parses_keys_headers_and_tombstones_from_lines() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "kv", "--partitions", "1"]);
+    // kcat's -K and -Z: key before the first ':', empty means null.
+    b.cli()
+        .args(["produce", "kv", "-K", ":", "-Z"])
+        .write_stdin("a:1\nb:\n:3\nplain\n")
+        .assert()
+        .success();
+    let json: Vec<serde_json::Value> = b
+        .run(&["consume", "kv", "-e", "-F", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), 4);
+    assert_eq!(
+        (json[0]["key"].as_str(), json[0]["value"].as_str()),
+        (Some("a"), Some("1"))
+    );
+    assert_eq!(json[1]["key"].as_str(), Some("b"));
+    assert!(json[1]["value"].is_null(), "tombstone: {}", json[1]);
+    assert!(json[2]["key"].is_null(), "empty key is null: {}", json[2]);
+    assert_eq!(json[2]["value"].as_str(), Some("3"));
+    assert!(json[3]["key"].is_null());
+    assert_eq!(json[3]["value"].as_str(), Some("plain"));
+    // Without -Z an empty value stays an empty value.
+    b.run(&["produce", "kv", "--value", ""]);
+    let last = b.run(&["consume", "kv", "-o", "-1", "-e", "-F", "json"]);
+    let last: serde_json::Value = serde_json::from_str(last.trim()).unwrap();
+    assert_eq!(last["value"].as_str(), Some(""), "{last}");
+
+    // rpk-style --format with headers, plus -H for every record.
+    b.run(&["topic", "create", "fmt", "--partitions", "2"]);
+    b.cli()
+        .args([
+            "produce",
+            "fmt",
+            "-H",
+            "src=cli",
+            "--format",
+            "%p %H %h{%k=%v;}%k %v\\n",
+        ])
+        .write_stdin("1 2 trace=abc;n=1;user-1 hello world\n0 0 user-2 bye\n")
+        .assert()
+        .success();
+    let out = b.run(&["consume", "fmt", "-e", "-F", "%p|%k|%v|%h\\n"]);
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "0|user-2|bye|src=cli",
+            "1|user-1|hello world|src=cli,trace=abc,n=1"
+        ]
+    );
+    let mut bad = b.cli();
+    bad.args(["produce", "fmt", "--format", "%k %v\\n"])
+        .write_stdin("ok line\nnodelimiter\n");
+    assert_one_line_error(&mut bad, "input line 2 does not match --format");
+    assert_usage_error(
+        b.cli().args(["produce", "fmt", "--format", "%k%v"]),
+        "delimiter between two fields",
+    );
+}
+
+#[test]
+fn cluster_info_group_seek_offset_delete_and_delete_records() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "ops", "--partitions", "2"]);
+    let ten: String = (0..10).map(|i| format!("{i}\n")).collect();
+    b.cli()
+        .args(["produce", "ops", "-p", "0"])
+        .write_stdin(ten)
+        .assert()
+        .success();
+    b.cli()
+        .args(["produce", "ops", "-p", "1"])
+        .write_stdin("a\nb\nc\nd\n")
+        .assert()
+        .success();
+
+    // cluster info: like rpk cluster info / kcat -L, from Kafka metadata.
+    let port = b.bootstrap.rsplit(':').next().unwrap().to_owned();
+    let text = b.run(&["cluster", "info"]);
+    assert!(text.contains("controller: 1"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1*", "127.0.0.1", &port, "-"]),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["ops", "2", "1"]),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&b.run(&["cluster", "info", "--json"])).unwrap();
+    assert_eq!(json["controller_id"], 1);
+    assert_eq!(json["brokers"][0]["port"].to_string(), port);
+    assert!(
+        json["cluster_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{json}"
+    );
+    assert_eq!(json["topics"][0]["name"], "ops");
+    assert_eq!(json["topics"][0]["partitions"], 2);
+
+    // --format text|json|yaml on the data commands; --json stays.
+    let yaml = b.run(&["cluster", "info", "--format", "yaml"]);
+    assert!(yaml.lines().any(|l| l == "controller_id: 1"), "{yaml}");
+    assert!(
+        yaml.contains("  - internal: false\n    name: \"ops\"\n    partitions: 2\n"),
+        "{yaml}"
+    );
+    let yaml = b.run(&["topic", "list", "--format", "yaml"]);
+    assert!(
+        yaml.starts_with("- internal: false\n  name: \"ops\"\n  partitions: 2\n"),
+        "{yaml}"
+    );
+    assert_eq!(
+        b.run(&["topic", "list", "--format", "json"]),
+        b.run(&["topic", "list", "--json"])
+    );
+    let yaml = b.run(&["status", "--format", "yaml"]);
+    assert!(yaml.lines().any(|l| l == "node_id: 1"), "{yaml}");
+    let yaml = b.run(&["topic", "describe", "ops", "--format", "yaml"]);
+    assert!(yaml.contains("name: \"ops\""), "{yaml}");
+    assert_usage_error(
+        b.cli()
+            .args(["topic", "list", "--json", "--format", "yaml"]),
+        "cannot be used with",
+    );
+
+    // group seek: start, an offset (clamped to the log), end, @TIME.
+    b.run(&["consume", "ops", "-g", "sk", "-e"]);
+    let current = |p: i32| lag_of(&b.run(&["group", "describe", "sk"]), "ops", p).0;
+    assert_eq!((current(0), current(1)), ("10".to_owned(), "4".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "start"]);
+    assert_eq!((current(0), current(1)), ("0".to_owned(), "0".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "3", "--topics", "ops"]);
+    assert_eq!((current(0), current(1)), ("3".to_owned(), "3".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "7"]);
+    assert_eq!((current(0), current(1)), ("7".to_owned(), "4".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "@0"]);
+    assert_eq!((current(0), current(1)), ("0".to_owned(), "0".to_owned()));
+    b.run(&["group", "seek", "sk", "--to", "@9999999999999"]);
+    assert_eq!((current(0), current(1)), ("10".to_owned(), "4".to_owned()));
+    let yaml = b.run(&["group", "describe", "sk", "--format", "yaml"]);
+    assert!(yaml.lines().any(|l| l == "group: \"sk\""), "{yaml}");
+    assert!(
+        b.run(&["group", "list", "--format", "yaml"])
+            .contains("- group: \"sk\"")
+    );
+    let dry = b.run(&["group", "seek", "sk", "--to", "start", "--dry-run"]);
+    assert!(dry.contains("dry run"), "{dry}");
+    assert_eq!(current(0), "10", "a dry run commits nothing");
+    assert_usage_error(
+        b.cli().args(["group", "seek", "sk", "--to", "soon"]),
+        "not start, end",
+    );
+
+    // offset-delete: one partition, then the rest of the topic.
+    let out = b.run(&["group", "offset-delete", "sk", "ops:1"]);
+    assert!(out.contains("1 partition(s) of ops"), "{out}");
+    assert_eq!((current(0), current(1)), ("10".to_owned(), "-".to_owned()));
+    b.run(&["group", "offset-delete", "sk", "ops"]);
+    let describe = b.cli().args(["group", "describe", "sk"]).assert();
+    let text = String::from_utf8_lossy(&describe.get_output().stdout).into_owned();
+    assert!(!text.lines().any(|l| l.starts_with("ops ")), "{text}");
+    assert_usage_error(
+        b.cli().args(["group", "offset-delete", "sk", "ops:x"]),
+        "not a partition",
+    );
+
+    // delete-records: the log start moves; reads begin there.
+    let out = b.run(&["topic", "delete-records", "ops", "-p", "0", "--before", "4"]);
+    assert!(out.contains("partition 0: log start offset now 4"), "{out}");
+    let offsets: Vec<i64> = b
+        .run(&["consume", "ops", "-p", "0", "-e", "-F", "%o\\n"])
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(offsets, (4..10).collect::<Vec<_>>());
+    let out = b.run(&[
+        "topic",
+        "delete-records",
+        "ops",
+        "-p",
+        "1",
+        "--before",
+        "end",
+    ]);
+    assert!(out.contains("partition 1: log start offset now 4"), "{out}");
+    assert!(b.run(&["consume", "ops", "-p", "1", "-e"]).is_empty());
+    assert_one_line_error(
+        b.cli().args([
+            "topic",
+            "delete-records",
+            "ops",
+            "-p",
+            "0",
+            "--before",
+            "100",
+        ]),
+        "OFFSET_OUT_OF_RANGE",
+    );
+    assert_one_line_error(
+        b.cli()
+            .args(["topic", "delete-records", "ops", "-p", "7", "--before", "1"]),
+        "partition",
+    );
+}
+
+#[test]
+fn profiles_give_commands_their_brokers_and_x_overrides_them() {
+    let b = Broker::start();
+    let config = tempfile::tempdir().unwrap();
+    // A command that finds its brokers only through the profile.
+    let cli = || {
+        let mut cmd = b.cli();
+        cmd.env_remove("SLUICE_BOOTSTRAP")
+            .env_remove("SLUICE_PROFILE")
+            .env("XDG_CONFIG_HOME", config.path());
+        cmd
+    };
+    let run = |args: &[&str]| {
+        let out = cli().args(args).assert().success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let out = run(&["profile", "create", "dev", "-b", &b.bootstrap]);
+    assert!(out.contains("created profile dev"), "{out}");
+    let file = std::fs::read_to_string(config.path().join("sluice/profiles.toml")).unwrap();
+    assert!(file.contains("current = \"dev\""), "{file}");
+    run(&["topic", "create", "via-profile"]);
+    assert!(run(&["topic", "list"]).contains("via-profile"));
+
+    // A second profile pointing nowhere becomes current; -X and --profile
+    // override it.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    run(&["profile", "create", "gone", "-b", &nowhere]);
+    assert_one_line_error(cli().args(["topic", "list"]), "connect");
+    let x = format!("brokers={}", b.bootstrap);
+    assert!(run(&["topic", "list", "-X", &x]).contains("via-profile"));
+    assert!(run(&["topic", "list", "--profile", "dev"]).contains("via-profile"));
+    assert!(run(&["topic", "list", "-b", &b.bootstrap]).contains("via-profile"));
+    let list = run(&["profile", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["gone*", nowhere.as_str()])),
+        "{list}"
+    );
+    run(&["profile", "use", "dev"]);
+    assert!(run(&["topic", "list"]).contains("via-profile"));
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["profile", "list", "--format", "json"])).unwrap();
+    assert_eq!(json["current"], "dev");
+    assert_eq!(json["profiles"]["gone"]["brokers"], nowhere.as_str());
+    run(&["profile", "delete", "gone"]);
+    assert_one_line_error(cli().args(["profile", "use", "gone"]), "no profile 'gone'");
+    assert_one_line_error(
+        cli().args(["topic", "list", "--profile", "gone"]),
+        "no profile 'gone'",
+    );
+    assert_one_line_error(cli().args(["topic", "list", "-X", "nope=1"]), "unknown key");
+    assert_one_line_error(
+        cli().args(["profile", "create", "a/b", "-b", "x:1"]),
+        "not a profile name",
+    );
+}
+
+#[test]
+fn completion_scripts_name_the_subcommands_for_each_shell() {
+    let script = |shell: &str| {
+        let out = assert_cmd::Command::cargo_bin("sluice")
+            .unwrap()
+            .args(["completion", shell])
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let bash = script("bash");
+    assert!(bash.contains("complete -F _sluice"), "{bash}");
+    for word in [
+        "consume",
+        "produce",
+        "profile",
+        "delete-records",
+        "offset-delete",
+    ] {
+        assert!(bash.contains(word), "bash script lacks {word}");
+    }
+    assert!(script("zsh").starts_with("#compdef sluice"));
+    assert!(script("fish").contains("complete -c sluice"));
+    // bash -n parses the script without running it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.bash");
+    std::fs::write(&path, &bash).unwrap();
+    let status = Command::new("bash").arg("-n").arg(&path).status().unwrap();
+    assert!(status.success(), "bash -n rejected the script");
+    assert_usage_error(
+        assert_cmd::Command::cargo_bin("sluice")
+            .unwrap()
+            .args(["completion", "tcsh"]),
+        "invalid value",
+    );
+}

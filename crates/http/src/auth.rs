@@ -847,6 +847,7 @@ mod tests {
             security: has_security.then(|| Arc::clone(&security) as Arc<dyn HttpSecurity>),
             login_limiter: Arc::default(),
             kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
+            consumers: Arc::default(),
         };
         Fixture {
             _dir: dir,

@@ -80,12 +80,31 @@ pub enum RecordFormat {
 }
 
 /// The live instances. A std lock: held only to look up, insert or remove.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Instances {
     map: Mutex<HashMap<(String, String), Arc<Instance>>>,
+    /// Most instances at once.
+    max_instances: usize,
+    /// How long an unused instance lives.
+    idle_timeout: Duration,
+}
+
+impl Default for Instances {
+    fn default() -> Self {
+        Instances::with_limits(MAX_CONSUMER_INSTANCES, INSTANCE_IDLE_TIMEOUT)
+    }
 }
 
 impl Instances {
+    /// Instances under other bounds than the defaults (tests).
+    pub fn with_limits(max_instances: usize, idle_timeout: Duration) -> Instances {
+        Instances {
+            map: Mutex::default(),
+            max_instances,
+            idle_timeout,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Instance>>> {
         // A panic while holding the lock left a consistent map behind.
         self.map
@@ -128,6 +147,8 @@ struct Instance {
     rejoin: Arc<Notify>,
     /// Last request, for the idle timeout. A std lock around one instant.
     last_used: Mutex<Instant>,
+    /// How long it may stay unused.
+    idle_timeout: Duration,
     /// Ends the driver task.
     closed: CancellationToken,
     /// The consumer and what it fetched; a tokio lock, held across the
@@ -162,7 +183,7 @@ impl Instance {
             .last_used
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            + INSTANCE_IDLE_TIMEOUT
+            + self.idle_timeout
     }
 }
 
@@ -422,8 +443,8 @@ pub async fn create(
         if map.contains_key(&key) {
             return Err(conflict(&group, &name));
         }
-        if map.len() >= MAX_CONSUMER_INSTANCES {
-            return Err(too_many());
+        if map.len() >= state.consumers.max_instances {
+            return Err(too_many(state.consumers.max_instances));
         }
     }
     let mut addr = state.broker.config.kafka_addr().map_err(|e| {
@@ -451,6 +472,7 @@ pub async fn create(
         client,
         rejoin: Arc::new(Notify::new()),
         last_used: Mutex::new(Instant::now()),
+        idle_timeout: state.consumers.idle_timeout,
         closed: CancellationToken::new(),
         state: tokio::sync::Mutex::default(),
     });
@@ -460,8 +482,8 @@ pub async fn create(
         if map.contains_key(&key) {
             return Err(conflict(&group, &name));
         }
-        if map.len() >= MAX_CONSUMER_INSTANCES {
-            return Err(too_many());
+        if map.len() >= state.consumers.max_instances {
+            return Err(too_many(state.consumers.max_instances));
         }
         map.insert(key, Arc::clone(&instance));
     }
@@ -493,11 +515,11 @@ fn conflict(group: &str, name: &str) -> HttpError {
     )
 }
 
-fn too_many() -> HttpError {
+fn too_many(max: usize) -> HttpError {
     HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "TOO_MANY_CONSUMER_INSTANCES",
-        format!("at most {MAX_CONSUMER_INSTANCES} consumer instances; delete one first"),
+        format!("at most {max} consumer instances; delete one first"),
     )
 }
 
@@ -953,4 +975,179 @@ pub async fn committed(
         })
         .collect();
     Ok(v2(axum::Json(CommittedResponse { offsets })))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Method, Request};
+    use serde_json::{Value, json};
+    use sluice_broker::Broker;
+    use sluice_broker::config::Config;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::PeerAddr;
+
+    /// A broker with its Kafka listener up, and the HTTP app over
+    /// `instances`.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        app: axum::Router,
+        shutdown: CancellationToken,
+        instances: Arc<Instances>,
+    }
+
+    impl Fixture {
+        async fn new(instances: Instances) -> Fixture {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let mut config = Config {
+                data_dir: dir.path().to_owned(),
+                kafka_listener: format!("127.0.0.1:{port}"),
+                ..Config::default()
+            };
+            config.groups.offsets_topic_num_partitions = 1;
+            config.groups.group_initial_rebalance_delay_ms = 0;
+            let broker = Arc::new(
+                Broker::open(config, "test".to_owned(), ("127.0.0.1".to_owned(), port))
+                    .expect("broker"),
+            );
+            broker
+                .load_coordinators(&sluice_runtime::Tasks::new())
+                .await
+                .expect("coordinators");
+            let shutdown = CancellationToken::new();
+            let instances = Arc::new(instances);
+            tokio::spawn(sluice_broker::server::serve(
+                listener,
+                Arc::clone(&broker),
+                shutdown.clone(),
+            ));
+            let state = AppState {
+                broker,
+                ready: Arc::default(),
+                shutdown: shutdown.clone(),
+                security: None,
+                login_limiter: Arc::default(),
+                kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
+                consumers: Arc::clone(&instances),
+            };
+            Fixture {
+                _dir: dir,
+                app: crate::app(state),
+                shutdown,
+                instances,
+            }
+        }
+
+        async fn call(
+            &self,
+            method: Method,
+            uri: &str,
+            body: Option<Value>,
+        ) -> (StatusCode, Value) {
+            let mut request = Request::builder().method(method).uri(uri);
+            let body = match body {
+                Some(v) => {
+                    request = request.header(header::CONTENT_TYPE, "application/vnd.kafka.v2+json");
+                    Body::from(v.to_string())
+                }
+                None => Body::empty(),
+            };
+            let mut request = request.body(body).expect("request");
+            let peer = "127.0.0.1:40000".parse().expect("peer");
+            request.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
+            let response = self.app.clone().oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        }
+
+        async fn members(&self, group: &str) -> usize {
+            let (_, g) = self
+                .call(Method::GET, &format!("/v1/groups/{group}"), None)
+                .await;
+            g["members"].as_array().map_or(0, Vec::len)
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.shutdown.cancel();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_are_bounded_and_idle_ones_leave_their_group() {
+        let f = Fixture::new(Instances::with_limits(2, Duration::from_millis(300))).await;
+        let (status, body) = f
+            .call(
+                Method::POST,
+                "/v1/topics",
+                Some(json!({"name": "t", "partitions": 2})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        for name in ["a", "b"] {
+            let (status, body) = f
+                .call(Method::POST, "/consumers/g", Some(json!({"name": name})))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (status, body) = f
+            .call(Method::POST, "/consumers/g", Some(json!({"name": "c"})))
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["error_code"], "TOO_MANY_CONSUMER_INSTANCES");
+        let (status, body) = f
+            .call(
+                Method::POST,
+                "/consumers/g/instances/a/subscription",
+                Some(json!({"topics": ["t"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        assert_eq!(f.members("g").await, 1);
+        // Unused past the idle timeout: removed, and `a` left the group with
+        // LeaveGroup (well before its 10 s session would have expired).
+        // Watched from the side: a request would keep them alive.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f.instances.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "idle instances were never removed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while f.members("g").await != 0 {
+            assert!(Instant::now() < deadline, "a never left the group");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (status, body) = f
+            .call(Method::GET, "/consumers/g/instances/a/records", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error_code"], "CONSUMER_INSTANCE_NOT_FOUND");
+        // Room again under the bound.
+        let (status, body) = f
+            .call(Method::POST, "/consumers/g", Some(json!({"name": "c"})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body["base_uri"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/consumers/g/instances/c"))
+        );
+    }
 }

@@ -605,6 +605,14 @@ def test_groups_list_describe_lag_and_reset(http, broker, topic_name):
     listed = {x["group_id"]: x for x in http.get("/v1/groups")["groups"]}
     assert listed[group]["state"] == "Empty" and listed[group]["member_count"] == 0
     assert (listed[group]["type"], listed[group]["protocol_type"]) == ("classic", "consumer")
+    # The same protocol type `sluice group list` shows.
+    import subprocess
+
+    from harness import sluice_bin
+    out = subprocess.run([str(sluice_bin()), "group", "list", "--json", "--bootstrap-server", broker.bootstrap],
+                         capture_output=True, timeout=60, check=True).stdout
+    cli = {g["group"]: g for g in json.loads(out)}
+    assert cli[group]["protocol_type"] == listed[group]["protocol_type"], (cli, listed)
     assert listed[group]["total_lag"] == 3
 
     r = http.ok("POST", f"/v1/groups/{group}/offsets/reset", {"topic": topic_name, "to": "earliest"})

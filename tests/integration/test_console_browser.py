@@ -547,3 +547,467 @@ def test_console_message_browser_decodes_records_written_with_a_schema(broker, b
     pre = wait(d).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "tr.msg-detail pre.value")))
     assert json.loads(pre.text) == {"payer": "ada-lovelace", "cents": 4200}
     shot(d, "messages-schema-decoded")
+
+
+# -- issue 19: dialogs, not-found pages, layout, charts, theme ----------------
+
+Keys = pytest.importorskip("selenium.webdriver.common.keys").Keys
+
+
+def modal_open(d) -> bool:
+    return d.execute_script("return !document.getElementById('modal').hidden")
+
+
+def test_console_esc_and_navigation_close_dialogs(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1)
+    d = browser
+    d.get(http.url("/#/topics"))
+
+    # Esc closes the create-topic dialog.
+    wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
+    assert modal_open(d)
+    shot(d, "19-dialog-open")
+    d.find_element(By.ID, "new-topic-name").send_keys(Keys.ESCAPE)
+    wait(d).until(lambda d: not modal_open(d))
+
+    # Esc on a confirm answers "no": the topic is still there.
+    row = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-topic="{topic_name}"]')))
+    row.find_element(By.CSS_SELECTOR, "button[data-delete]").click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "confirm-ok")))
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    wait(d).until(lambda d: not modal_open(d))
+    assert http.call("GET", f"/v1/topics/{topic_name}")[0] == 200
+
+    # A dialog does not survive navigation to another page.
+    wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
+    # (The backdrop covers the sidebar; a hash change is what any link,
+    # bookmark or typed address does.)
+    d.execute_script("location.hash = '#/groups'")
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "page-title"), "Consumer groups"))
+    assert not modal_open(d)
+    assert d.find_elements(By.ID, "new-topic-name") == []
+    # And the browser's Back button is navigation too.
+    d.get(http.url("/#/topics"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "create-topic-btn"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "new-topic-name")))
+    d.back()
+    wait(d).until(lambda d: not modal_open(d))
+
+
+def test_console_missing_group_and_topic_show_a_not_found_page(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    assert http.call("GET", "/v1/groups/nope")[0] == 404
+    for path in ("/#/groups/nope", "/#/group/nope"):
+        d.get(http.url(path))
+        box = wait(d).until(EC.visibility_of_element_located((By.ID, "not-found")))
+        assert "No consumer group “nope”" in box.text, box.text
+        # Nothing of a group page: no cards, panels or buttons that act on it.
+        for gone in ("g-cards", "g-reset", "g-delete", "g-offsets", "g-members"):
+            assert d.find_elements(By.ID, gone) == [], gone
+        assert box.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith("#/groups")
+    shot(d, "19-group-not-found")
+    d.get(http.url("/#/topic/no-such-topic"))
+    box = wait(d).until(EC.visibility_of_element_located((By.ID, "not-found")))
+    assert "No topic “no-such-topic”" in box.text
+    assert d.find_elements(By.ID, "tp-add-partitions") == []
+
+
+def card_rows(d, container: str) -> list[int]:
+    """How many cards each visual row of `container` holds, top to bottom."""
+    return d.execute_script("""
+        const rows = new Map();
+        for (const c of document.querySelectorAll(arguments[0] + " > .card")) {
+          const top = Math.round(c.getBoundingClientRect().top);
+          rows.set(top, (rows.get(top) || 0) + 1);
+        }
+        return [...rows.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);""", container)
+
+
+def test_console_stat_cards_fill_balanced_rows_at_every_width(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    d.get(http.url("/#/overview"))
+    wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ov-cards .card")) == 7)
+    seen = {}
+    for width in (1400, 1280, 1100, 960, 800, 640):
+        d.set_window_size(width, 900)
+
+        def balanced(d):
+            rows = card_rows(d, "#ov-cards")
+            seen[width] = rows
+            return sum(rows) == 7 and max(rows) - min(rows) <= 1
+
+        until(d, UI_TIMEOUT_S, balanced, lambda: f"card rows per width: {seen}")
+        if width == 1400:
+            shot(d, "19-cards-1400")
+    # At 1400 px the seven cards are not six plus one.
+    assert seen[1400] != [6, 1]
+
+
+def niceness(labels: list[str]) -> tuple[float, str]:
+    """The step between tick labels like "0/s", "20/s" or "5 KiB/s", checked
+    to be 1, 2 or 5 times a power of ten, with every label a multiple."""
+    import math
+    import re
+
+    units = {re.sub(r"^[\d.]+\s*", "", label) for label in labels[1:]}
+    assert len(units) == 1, labels
+    values = [float(re.match(r"[\d.]+", label).group()) for label in labels]
+    assert values[0] == 0, labels
+    step = values[1]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 5), labels
+    for i, v in enumerate(values):
+        assert math.isclose(v, i * step, rel_tol=1e-9, abs_tol=1e-9), labels
+    return step, units.pop()
+
+
+def test_console_chart_axes_use_round_tick_values(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    d.get(http.url("/#/overview"))
+    wait(d).until(lambda d: d.find_element(By.ID, "chart-msgs").get_attribute("data-ticks"))
+    ticks = d.execute_script("""
+        const c = document.getElementById("chart-msgs");
+        const at = Date.now() - 1000;
+        drawLineChart(c, [{ color: "#14b8a6", points: [[at - 5000, 12], [at, 38]] }], { unit: "rate" });
+        const rate = JSON.parse(c.dataset.ticks);
+        drawLineChart(c, [{ color: "#3b82f6", points: [[at - 5000, 100], [at, 5000]] }], { unit: "bytes" });
+        const bytes = JSON.parse(c.dataset.ticks);
+        drawLineChart(c, [{ color: "#3b82f6", points: [[at, 3.3 * 1024 * 1024]] }], { unit: "bytes" });
+        return { rate, bytes, mib: JSON.parse(c.dataset.ticks) };""")
+    assert ticks["rate"] == ["0/s", "10/s", "20/s", "30/s", "40/s"], ticks
+    assert ticks["bytes"] == ["0 KiB/s", "1 KiB/s", "2 KiB/s", "3 KiB/s", "4 KiB/s", "5 KiB/s"], ticks
+    assert niceness(ticks["mib"])[1] == "MiB/s", ticks
+
+    # The live charts too, once the broker has measured some traffic.
+    http.create_topic(topic_name, 1)
+
+    def traffic_charted(d):
+        http.produce(topic_name, [{"value": {"n": i, "pad": "x" * 300}} for i in range(37)])
+        c = d.find_element(By.ID, "chart-msgs")
+        return int(c.get_attribute("data-points") or 0) >= 2
+
+    WebDriverWait(d, 60).until(traffic_charted)
+    for chart in ("chart-msgs", "chart-bytes"):
+        labels = json.loads(d.find_element(By.ID, chart).get_attribute("data-ticks"))
+        assert len(labels) >= 3, labels
+        niceness(labels)
+    shot(d, "19-chart-ticks")
+
+
+def sidebar_width(d) -> float:
+    return d.execute_script("return document.querySelector('.sidebar').getBoundingClientRect().width")
+
+
+def test_console_sidebar_collapses_when_narrow_and_remembers_the_toggle(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    d.set_window_size(800, 900)
+    d.get(http.url("/#/overview"))
+    wait(d).until(lambda d: sidebar_width(d) < 80)
+    assert not d.find_element(By.CSS_SELECTOR, "#nav-topics .nav-label").is_displayed()
+    # The icons still navigate.
+    d.find_element(By.ID, "nav-topics").click()
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "page-title"), "Topics"))
+    shot(d, "19-sidebar-800")
+
+    d.set_window_size(1400, 900)
+    wait(d).until(lambda d: sidebar_width(d) > 200)
+    assert d.find_element(By.CSS_SELECTOR, "#nav-topics .nav-label").is_displayed()
+    d.find_element(By.ID, "side-toggle").click()
+    wait(d).until(lambda d: sidebar_width(d) < 80)
+    d.refresh()
+    wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
+    assert sidebar_width(d) < 80, "the collapse was not remembered"
+    assert d.execute_script("return localStorage.getItem('sluice.console.sidebar')") == "collapsed"
+    shot(d, "19-sidebar-collapsed")
+    # Expanding by hand is remembered too, even at a narrow width.
+    d.find_element(By.ID, "side-toggle").click()
+    wait(d).until(lambda d: sidebar_width(d) > 200)
+    d.set_window_size(800, 900)
+    d.refresh()
+    wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
+    assert sidebar_width(d) > 200
+
+
+def luminance(css_color: str) -> float:
+    """Relative luminance (WCAG) of an rgb()/rgba()/#rrggbb colour."""
+    import re
+
+    if css_color.startswith("#"):
+        rgb = [int(css_color[i:i + 2], 16) for i in (1, 3, 5)]
+    else:
+        rgb = [int(float(x)) for x in re.findall(r"[\d.]+", css_color)[:3]]
+
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def page_colors(d) -> dict:
+    return d.execute_script("""
+        const panel = document.querySelector(".panel");
+        const chart = document.getElementById("chart-msgs");
+        return { bg: getComputedStyle(document.body).backgroundColor,
+                 panel: panel ? getComputedStyle(panel).backgroundColor : null,
+                 ink: getComputedStyle(document.body).color,
+                 chartInk: chart ? chart.dataset.ink : null };""")
+
+
+def emulate_color_scheme(d, scheme: str) -> None:
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+
+
+def test_console_dark_mode_follows_the_system_and_the_toggle_is_remembered(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    d = browser
+    ready = (lambda d: d.find_element(By.ID, "chart-msgs").get_attribute("data-ink"))
+
+    # The system says dark: the console is dark, charts readable on it.
+    emulate_color_scheme(d, "dark")
+    d.get(http.url("/#/overview"))
+    wait(d).until(ready)
+    c = page_colors(d)
+    assert luminance(c["bg"]) < 0.05 and luminance(c["panel"]) < 0.05, c
+    assert contrast(c["ink"], c["panel"]) >= 7, c
+    assert contrast(c["chartInk"], c["panel"]) >= 4.5, c
+    shot(d, "19-dark-overview")
+
+    # The toggle switches to light, and a reload keeps it over the system's dark.
+    d.find_element(By.ID, "theme-toggle").click()
+    wait(d).until(lambda d: luminance(page_colors(d)["bg"]) > 0.8)
+    d.refresh()
+    wait(d).until(ready)
+    c = page_colors(d)
+    assert luminance(c["bg"]) > 0.8, c
+    assert d.execute_script("return localStorage.getItem('sluice.console.theme')") == "light"
+    assert contrast(c["chartInk"], c["panel"]) >= 4.5, c
+    shot(d, "19-light-overview")
+
+    # Chosen dark holds over a light system too.
+    emulate_color_scheme(d, "light")
+    d.find_element(By.ID, "theme-toggle").click()
+    d.refresh()
+    wait(d).until(ready)
+    assert luminance(page_colors(d)["bg"]) < 0.05
+    d.get(http.url("/#/topics"))
+    wait(d).until(EC.presence_of_element_located((By.ID, "topics-table")))
+    shot(d, "19-dark-topics")
+
+
+def test_console_charts_keep_their_history_across_a_reload(broker, browser, topic_name):
+    """The overview charts come from the broker's history buffer
+    (GET /v1/metrics/history), so the points drawn before a reload are
+    drawn again right after it."""
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1)
+    d = browser
+
+    def busy_history(_):
+        http.produce(topic_name, [{"value": {"n": i}} for i in range(25)])
+        samples = http.get("/v1/metrics/history")["samples"]
+        return sum(1 for s in samples if s["messages_in_per_s"] > 0) >= 2
+
+    # A sample every 5 s: two with traffic need about 10 s.
+    WebDriverWait(d, 60).until(busy_history, message="the history never showed two busy samples")
+    history = http.get("/v1/metrics/history")
+    assert history["interval_ms"] == 5000 and history["retention_ms"] == 15 * 60 * 1000
+    d.get(http.url("/#/overview"))
+    chart = (By.ID, "chart-msgs")
+    wait(d).until(lambda d: int(d.find_element(*chart).get_attribute("data-points") or 0) >= 2)
+    before_first = int(d.find_element(*chart).get_attribute("data-first-t"))
+    before_points = int(d.find_element(*chart).get_attribute("data-points"))
+    assert before_first <= history["samples"][-1]["t_ms"]
+    shot(d, "19-history-before-reload")
+
+    d.refresh()
+    # The first drawing after the reload already has the earlier points.
+    wait(d).until(lambda d: d.find_element(*chart).get_attribute("data-points") is not None)
+    after_first = int(d.find_element(*chart).get_attribute("data-first-t"))
+    after_points = int(d.find_element(*chart).get_attribute("data-points"))
+    assert after_first == before_first, (before_first, after_first)
+    assert after_points >= before_points, (before_points, after_points)
+    shot(d, "19-history-after-reload")
+
+
+def test_console_topic_configs_show_defaults_edit_and_reset_and_add_partitions(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 1, {"retention.ms": "3600000"})
+    listed = {c["name"]: c for c in http.get(f"/v1/topics/{topic_name}/configs")["configs"]}
+    assert listed["retention.ms"] == {"name": "retention.ms", "value": "3600000", "is_default": False,
+                                      "source": "TOPIC_CONFIG", "sensitive": False, "editable": True}
+    assert listed["segment.bytes"]["is_default"] and listed["segment.bytes"]["value"]
+    d = browser
+    d.get(http.url(f"/#/topic/{topic_name}"))
+
+    def config_row(name):
+        return d.find_element(By.CSS_SELECTOR, f'#topic-configs tr[data-config="{name}"]')
+
+    row = wait(d).until(lambda d: config_row("retention.ms"))
+    assert "override" in row.find_element(By.CSS_SELECTOR, "td.source").text
+    assert row.find_element(By.CSS_SELECTOR, "td.value").text == "3600000"
+    seg = config_row("segment.bytes")
+    assert "default" in seg.find_element(By.CSS_SELECTOR, "td.source").text
+    assert seg.find_element(By.CSS_SELECTOR, "td.value").text == listed["segment.bytes"]["value"]
+    shot(d, "19-topic-configs")
+
+    # Edit a default into an override.
+    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
+    box.clear()
+    box.send_keys("200000")
+    d.find_element(By.ID, "cfg-edit-save").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert http.get(f"/v1/topics/{topic_name}")["configs"]["max.message.bytes"] == "200000"
+    wait(d).until(lambda d: "override" in config_row("max.message.bytes").text)
+    # A bad value is refused with the broker's message, in the dialog.
+    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
+    box.clear()
+    box.send_keys("lots")
+    d.find_element(By.ID, "cfg-edit-save").click()
+    wait(d).until(lambda d: d.find_element(By.ID, "cfg-edit-error").text.strip() != "")
+    d.find_element(By.ID, "cfg-edit-cancel").click()
+
+    # Reset an override to the default.
+    config_row("retention.ms").find_element(By.CSS_SELECTOR, "button[data-reset]").click()
+    wait(d).until(lambda d: "default" in config_row("retention.ms").find_element(By.CSS_SELECTOR, "td.source").text)
+    assert "retention.ms" not in http.get(f"/v1/topics/{topic_name}")["configs"]
+    # Overrides only.
+    d.find_element(By.ID, "cfg-overrides-only").click()
+    names = [r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#topic-configs tbody tr")]
+    assert names == ["max.message.bytes"], names
+
+    # Add partitions: 1 -> 3.
+    d.find_element(By.ID, "tp-add-partitions").click()
+    count = wait(d).until(EC.visibility_of_element_located((By.ID, "ap-count")))
+    count.clear()
+    count.send_keys("3")
+    d.find_element(By.ID, "ap-submit").click()
+    wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#partition-table tbody tr")) == 3)
+    assert len(http.get(f"/v1/topics/{topic_name}")["partitions"]) == 3
+    shot(d, "19-topic-partitions-added")
+
+
+def test_console_group_offsets_reset_to_an_offset_and_a_time_and_members_show_assignments(broker, browser, topic_name):
+    import confluent_kafka as ck
+
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 2)
+    base_ms = int(time.time() * 1000) - 60_000
+    http.produce(topic_name, [{"key": f"k{i}", "value": {"n": i}, "partition": 0, "timestamp_ms": base_ms + i * 1000}
+                              for i in range(10)])
+    group = f"{topic_name}-g"
+    consume_and_commit(broker.bootstrap, topic_name, group, commit_offset=5)
+    d = browser
+    d.get(http.url(f"/#/group/{group}"))
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "5"))
+
+    def committed(partition=0):
+        offsets = {(o["topic"], o["partition"]): o["committed_offset"] for o in http.get(f"/v1/groups/{group}")["offsets"]}
+        return offsets.get((topic_name, partition))
+
+    Select = pytest.importorskip("selenium.webdriver.support.select").Select
+    # To an offset.
+    d.find_element(By.ID, "g-reset").click()
+    Select(wait(d).until(EC.visibility_of_element_located((By.ID, "reset-to")))).select_by_value("offset")
+    box = d.find_element(By.ID, "reset-offset")
+    box.clear()
+    box.send_keys("2")
+    shot(d, "19-group-reset-dialog")
+    d.find_element(By.ID, "reset-submit").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert committed() == 2
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "8"))
+    # To a time: the first record at or after record 7's timestamp.
+    d.find_element(By.ID, "g-reset").click()
+    Select(wait(d).until(EC.visibility_of_element_located((By.ID, "reset-to")))).select_by_value("timestamp")
+    d.execute_script("""
+        const ms = arguments[0], t = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+        document.getElementById("reset-time").value = t.toISOString().slice(0, 19);""", base_ms + 7000)
+    d.find_element(By.ID, "reset-submit").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert committed() == 7
+    wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "3"))
+
+    # A live member: its assigned partitions show with their lag; a reset
+    # is refused while it is there, with the broker's reason.
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe([topic_name])
+        deadline = time.monotonic() + 30
+        while not c.assignment() and time.monotonic() < deadline:
+            c.poll(0.2)
+        assert c.assignment(), "the consumer got no assignment"
+        # Read in one script, so a refresh cannot repaint the row halfway.
+        read_chips = """
+            const row = document.querySelector("#group-members tr[data-member]");
+            if (!row) return null;
+            return { count: row.querySelector("td.assigned-count").textContent,
+                     chips: Object.fromEntries([...row.querySelectorAll("td.assignment .badge")]
+                       .map((b) => [b.dataset.tp, b.textContent])) };"""
+        seen = {}
+
+        def assigned_both(d):
+            seen["row"] = d.execute_script(read_chips)
+            return seen["row"] is not None and seen["row"]["count"] == "2"
+
+        until(d, UI_TIMEOUT_S, assigned_both, lambda: f"member row: {seen}")
+        chips = seen["row"]["chips"]
+        assert set(chips) == {f"{topic_name}-0", f"{topic_name}-1"}, chips
+        assert chips[f"{topic_name}-0"].endswith("· 3"), chips
+        shot(d, "19-group-members")
+        d.find_element(By.ID, "g-reset").click()
+        wait(d).until(EC.visibility_of_element_located((By.ID, "reset-submit"))).click()
+        wait(d).until(lambda d: "active members" in d.find_element(By.ID, "reset-error").text)
+        d.find_element(By.ID, "reset-cancel").click()
+    finally:
+        c.close()
+
+
+def test_console_brokers_page_lists_brokers_and_this_brokers_configs(broker, browser):
+    http = Http(broker)
+    http.wait_ready()
+    cluster = http.get("/v1/cluster")
+    node = cluster["node_id"]
+    configs = {c["name"]: c for c in http.get(f"/v1/cluster/brokers/{node}/configs")["configs"]}
+    assert configs["node.id"]["value"] == str(node) and not configs["node.id"]["editable"]
+    d = browser
+    d.get(http.url("/#/overview"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "nav-brokers"))).click()
+    row = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'#brokers tr[data-broker="{node}"]')))
+    assert "this broker" in row.text
+    cfg = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, '#broker-config-table tr[data-config="num.partitions"]')))
+    assert cfg.find_element(By.CSS_SELECTOR, "td.value").text == configs["num.partitions"]["value"]
+    d.find_element(By.ID, "broker-cfg-filter").send_keys("log.retention")
+    names = {r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#broker-config-table tbody tr")}
+    assert names and all("log.retention" in n for n in names), names
+    shot(d, "19-brokers")
+    # A broker this one does not know: the API's reason, not a config table.
+    d.get(http.url(f"/#/brokers/{node + 1}"))
+    err = wait(d).until(EC.presence_of_element_located((By.ID, "broker-configs-error")))
+    assert f"broker {node + 1} is not registered" in err.text
+    assert d.find_elements(By.ID, "broker-config-table") == []

@@ -88,6 +88,9 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
         ("GET", "/consumers/{group}/instances/{instance}/records"),
         ("POST", "/consumers/{group}/instances/{instance}/offsets"),
         ("GET", "/consumers/{group}/instances/{instance}/offsets"),
+        # Issue 19's console routes.
+        ("GET", "/v1/metrics/history"), ("GET", "/v1/topics/{topic}/configs"),
+        ("GET", "/v1/cluster/brokers/{node_id}/configs"),
     }
     assert ops == expected, f"undocumented: {expected - ops}; untested: {ops - expected}"
     # ... and every documented operation is routed: a request reaches a

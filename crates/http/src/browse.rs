@@ -578,6 +578,7 @@ mod tests {
                 login_limiter: Arc::default(),
                 kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
                 consumers: Arc::default(),
+                history: Arc::default(),
             };
             Fixture {
                 _dir: dir,

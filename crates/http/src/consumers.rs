@@ -1036,6 +1036,7 @@ mod tests {
                 login_limiter: Arc::default(),
                 kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
                 consumers: Arc::clone(&instances),
+                history: Arc::default(),
             };
             Fixture {
                 _dir: dir,

@@ -13,6 +13,7 @@
 //! - [`auth`]: `http_auth`: credentials, bearer tokens, per-route ACL checks.
 //! - [`cluster`]: `/health`, `/ready`, `/metrics`, `/v1/cluster`.
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
+//! - [`configs`]: topic and broker configs with their defaults.
 //! - [`records`]: produce and read records of a partition.
 //! - [`browse`]: read a whole topic, merged by timestamp and filtered.
 //! - [`tail`]: live tail over Server-Sent Events.
@@ -21,6 +22,7 @@
 //! - [`groups`]: consumer groups, lag and offset resets.
 //! - [`consumers`]: consumer instances in Confluent REST Proxy v2's shape
 //!   (`/consumers/...`), members of groups on behalf of HTTP clients.
+//! - [`history`]: recent throughput for the console's charts.
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
 //! - [`metrics`]: the `/metrics` exposition.
@@ -35,10 +37,12 @@ pub mod auth;
 pub mod broker_security;
 pub mod browse;
 pub mod cluster;
+pub mod configs;
 pub mod console;
 pub mod consumers;
 pub mod error;
 pub mod groups;
+pub mod history;
 pub mod kv;
 pub mod kv_index;
 pub mod listener;
@@ -94,6 +98,9 @@ pub struct AppState {
     /// REST Proxy consumer instances, at most
     /// [`consumers::MAX_CONSUMER_INSTANCES`].
     pub consumers: Arc<consumers::Instances>,
+    /// Recent throughput samples (`/v1/metrics/history`), filled by the
+    /// HTTP listener's sampler task.
+    pub history: Arc<history::History>,
 }
 
 #[derive(OpenApi)]
@@ -125,9 +132,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster::status))
         .routes(routes!(cluster::balance))
         .routes(routes!(cluster::decommission, cluster::recommission))
+        .routes(routes!(history::history))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
+        .routes(routes!(configs::topic_configs))
+        .routes(routes!(configs::broker_configs))
         .routes(routes!(topics::add_partitions))
         .routes(routes!(records::produce, browse::read_topic))
         .routes(routes!(records::read, records::delete_records))
@@ -348,6 +358,7 @@ pub async fn start(
     let addr = broker.config.http_addr()?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = app_state(broker, security, &ready, &shutdown)?;
+    tokio::spawn(Arc::clone(&state.history).run(shutdown.clone()));
     let (local_addr, task) = serve(broker, addr, app(state), shutdown, "http").await?;
     Ok(HttpServer {
         local_addr,
@@ -408,6 +419,7 @@ fn app_state(
             usize::try_from(broker.config.kv.index_max_bytes).unwrap_or(usize::MAX),
         )),
         consumers: Arc::default(),
+        history: Arc::default(),
     })
 }
 
@@ -571,11 +583,12 @@ mod tests {
             }
         }
         // /health /ready /metrics /v1/openapi.json /v1/cluster, the
-        // balance status, decommission and recommission, 6 topic
-        // operations, 6 record operations, 2 key-value operations, 4 group
+        // balance status, decommission and recommission, broker configs,
+        // the metrics history, 7 topic operations (topic configs with
+        // defaults), 6 record operations, 2 key-value operations, 4 group
         // operations, 3 token operations, whoami and 8 consumer instance
         // operations.
-        assert_eq!(operations, 38, "{paths:#?}");
+        assert_eq!(operations, 41, "{paths:#?}");
         // Every operation but the open ones names the auth schemes.
         let secured = paths
             .iter()

@@ -254,8 +254,67 @@ function preview(rec) {
 
 // ---------------------------------------------------------------- charts
 
+// The colours a chart draws with, from the theme's CSS variables, so text
+// and grid lines stay readable in the light and the dark theme.
+function chartColors() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+  return { ink: v("--chart-ink", "#6b7280"), grid: v("--chart-grid", "#eef0f3"), track: v("--chart-track", "#f0f2f5"), text: v("--ink", "#111827") };
+}
+
+// The smallest of 1, 2 and 5 times a power of ten that is at least `x`.
+function niceStep(x) {
+  if (!(x > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(x)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= x * (1 - 1e-9)) return m * p;
+  return 10 * p;
+}
+
+// A number without float noise or trailing zeros: 0.30000000000000004 is "0.3".
+function trimNum(x) {
+  return String(Number(x.toPrecision(12)));
+}
+
+// Y-axis ticks for values up to `max`: round values (0, 20, 40 /s;
+// 0, 5, 10 KiB/s), two to five intervals, the top one at or above `max`.
+// `unit` is "rate" (things per second), "bytes" (bytes per second) or
+// "count". Bytes are stepped in the unit the top value is shown in.
+function niceTicks(max, unit) {
+  max = Math.max(max, unit === "bytes" ? 1024 : 1);
+  let scale = 1, suffix = "";
+  if (unit === "bytes") {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (max / scale >= 1024 && i < units.length - 1) { scale *= 1024; i++; }
+    suffix = " " + units[i] + "/s";
+  } else if (unit === "rate") {
+    if (max >= 1e6) { scale = 1e6; suffix = "M/s"; } else if (max >= 1e3) { scale = 1e3; suffix = "k/s"; } else suffix = "/s";
+  }
+  let step = niceStep(max / scale / 5);
+  if (unit === "count") step = Math.max(1, step);
+  const top = Math.ceil(max / scale / step - 1e-9) * step;
+  const ticks = [];
+  for (let v = 0; v <= top + step / 2; v += step) ticks.push({ value: v * scale, label: trimNum(v) + suffix });
+  return { top: top * scale, ticks };
+}
+
+// Time-axis ticks for the last `spanMs`: whole seconds or minutes before
+// now (now, -30s, -1m, -2m, ...), at most six.
+function timeTicks(spanMs) {
+  const steps = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map((s) => s * 1000);
+  const step = steps.find((x) => spanMs / x <= 5) || steps[steps.length - 1];
+  const out = [];
+  for (let ago = 0; ago <= spanMs + 1; ago += step) {
+    const s = ago / 1000;
+    out.push({ ago, label: ago === 0 ? "now" : s % 60 === 0 ? `-${s / 60}m` : `-${s}s` });
+  }
+  return out;
+}
+
 // A time-series line chart on a canvas. `series` is
-// [{ label, color, points: [[tMs, value], ...] }].
+// [{ label, color, points: [[tMs, value], ...] }]. The canvas's data-ticks
+// holds the y labels drawn, data-points the number of points and
+// data-first-t the oldest point's time (for tests and screen readers).
 function drawLineChart(canvas, series, opts = {}) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -264,44 +323,52 @@ function drawLineChart(canvas, series, opts = {}) {
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, w, h);
-  const pad = { l: 64, r: 14, t: 12, b: 26 };
+  const colors = chartColors();
+  const pad = { l: 72, r: 14, t: 12, b: 26 };
   const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
-  const all = series.flatMap((s) => s.points);
   const now = Date.now();
   const span = opts.spanMs || 120000;
   const t0 = now - span;
-  let max = Math.max(1, ...all.map((p) => p[1]));
-  const nice = niceCeil(max);
-  max = nice;
+  const shown = series.map((s) => ({ ...s, pts: s.points.filter((p) => p[0] >= t0 - 5000) }));
+  const all = shown.flatMap((s) => s.pts);
+  const { top, ticks } = niceTicks(Math.max(0, ...all.map((p) => p[1])), opts.unit || "count");
   ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
-  ctx.fillStyle = "#9ca3af";
-  ctx.strokeStyle = "#eef0f3";
+  ctx.fillStyle = colors.ink;
+  ctx.strokeStyle = colors.grid;
   ctx.lineWidth = 1;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (let i = 0; i <= 4; i++) {
-    const y = pad.t + ph - (ph * i) / 4;
+  for (const tick of ticks) {
+    const y = pad.t + ph - (ph * tick.value) / top;
     ctx.beginPath(); ctx.moveTo(pad.l, Math.round(y) + 0.5); ctx.lineTo(pad.l + pw, Math.round(y) + 0.5); ctx.stroke();
-    const v = (max * i) / 4;
-    ctx.fillText(opts.format ? opts.format(v) : String(v), pad.l - 8, y);
+    ctx.fillText(tick.label, pad.l - 8, y);
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + (span * i) / 4;
-    const x = pad.l + (pw * i) / 4;
-    const ago = Math.round((now - t) / 1000);
-    ctx.fillText(ago === 0 ? "now" : `-${ago}s`, x, pad.t + ph + 8);
+  for (const tick of timeTicks(span)) {
+    const x = pad.l + pw - (pw * tick.ago) / span;
+    ctx.textAlign = tick.ago === 0 ? "right" : "center";
+    ctx.fillText(tick.label, x, pad.t + ph + 8);
   }
+  canvas.dataset.ticks = JSON.stringify(ticks.map((t) => t.label));
+  canvas.dataset.points = String(all.length);
+  canvas.dataset.firstT = all.length ? String(Math.min(...all.map((p) => p[0]))) : "";
+  canvas.dataset.ink = colors.ink;
   const xOf = (t) => pad.l + ((t - t0) / span) * pw;
-  const yOf = (v) => pad.t + ph - (v / max) * ph;
-  for (const s of series) {
-    const pts = s.points.filter((p) => p[0] >= t0 - 5000);
-    if (pts.length < 2) continue;
+  const yOf = (v) => pad.t + ph - (v / top) * ph;
+  for (const s of shown) {
+    const pts = s.pts;
+    if (!pts.length) continue;
     ctx.save();
     ctx.beginPath();
     ctx.rect(pad.l, pad.t, pw, ph + 1);
     ctx.clip();
+    if (pts.length === 1) {
+      ctx.fillStyle = s.color;
+      ctx.beginPath(); ctx.arc(xOf(pts[0][0]), yOf(pts[0][1]), 3, 0, 2 * Math.PI); ctx.fill();
+      ctx.restore();
+      continue;
+    }
     const grad = ctx.createLinearGradient(0, pad.t, 0, pad.t + ph);
     grad.addColorStop(0, s.color + "44");
     grad.addColorStop(1, s.color + "00");
@@ -334,27 +401,28 @@ function drawBarChart(canvas, bars, opts = {}) {
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, w, h);
   ctx.font = "12px " + getComputedStyle(document.body).fontFamily;
+  const colors = chartColors();
   const labelW = Math.min(220, Math.max(80, ...bars.map((b) => ctx.measureText(b.label).width + 16)));
   const max = niceCeil(Math.max(1, ...bars.map((b) => b.value)));
   const pw = w - labelW - 70;
   if (!bars.length) {
-    ctx.fillStyle = "#9ca3af"; ctx.textAlign = "center";
+    ctx.fillStyle = colors.ink; ctx.textAlign = "center";
     ctx.fillText("no committed offsets", w / 2, h / 2);
     return;
   }
   bars.forEach((b, i) => {
     const y = 10 + i * rowH;
-    ctx.fillStyle = "#4b5563"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
+    ctx.fillStyle = colors.ink; ctx.textAlign = "right"; ctx.textBaseline = "middle";
     let label = b.label;
     while (label.length > 4 && ctx.measureText(label).width > labelW - 16) label = label.slice(2);
     if (label !== b.label) label = "…" + label;
     ctx.fillText(label, labelW - 8, y + rowH / 2 - 2);
-    ctx.fillStyle = "#f0f2f5";
+    ctx.fillStyle = colors.track;
     ctx.fillRect(labelW, y + 4, pw, rowH - 12);
     const bw = (b.value / max) * pw;
     ctx.fillStyle = b.value > 0 ? (opts.color || "#f59e0b") : "#14b8a6";
     ctx.fillRect(labelW, y + 4, Math.max(bw, b.value > 0 ? 2 : 0), rowH - 12);
-    ctx.fillStyle = "#111827"; ctx.textAlign = "left";
+    ctx.fillStyle = colors.text; ctx.textAlign = "left";
     ctx.fillText(fmtInt(b.value), labelW + pw + 8, y + rowH / 2 - 2);
   });
 }
@@ -366,45 +434,30 @@ function niceCeil(v) {
   return 10 * p;
 }
 
-// ---------------------------------------------------------------- metrics sampling
+// ---------------------------------------------------------------- throughput history
 
-// Sums every sample of a counter family in an OpenMetrics exposition.
-function sumMetric(text, name) {
-  let total = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith(name + "{") || line.startsWith(name + " ")) {
-      const v = parseFloat(line.slice(line.lastIndexOf(" ") + 1));
-      if (isFinite(v)) total += v;
-    }
-  }
-  return total;
-}
-
-// Throughput history shared by the overview charts: sampled every 2 s while
-// the console is open, so returning to the page shows recent history.
-const throughput = { last: null, msgs: [], bytesIn: [], bytesOut: [] };
+// Throughput for the overview charts, from the broker's own recent
+// history (GET /v1/metrics/history: 5 s samples over the last 15
+// minutes), so a reload or a second tab shows the same past.
+const throughput = { msgs: [], bytesIn: [], bytesOut: [], intervalMs: 5000, retentionMs: 900000, loaded: false };
 async function sampleThroughput() {
   try {
-    const res = await fetch("/metrics", { headers: authHeaders() });
-    if (!res.ok) return; // not signed in, or no DESCRIBE on the cluster
-    const text = await res.text();
-    const now = Date.now();
-    const cur = {
-      t: now,
-      msgs: sumMetric(text, "sluice_topic_messages_in_total"),
-      bytesIn: sumMetric(text, "sluice_topic_bytes_in_total"),
-      bytesOut: sumMetric(text, "sluice_topic_bytes_out_total"),
-    };
-    if (throughput.last) {
-      const dt = (cur.t - throughput.last.t) / 1000;
-      const rate = (k) => Math.max(0, (cur[k] - throughput.last[k]) / dt);
-      for (const k of ["msgs", "bytesIn", "bytesOut"]) {
-        throughput[k].push([now, rate(k)]);
-        if (throughput[k].length > 120) throughput[k].shift();
-      }
-    }
-    throughput.last = cur;
-  } catch (_) { /* broker unreachable; the pill shows it */ }
+    const h = await api("GET", "/v1/metrics/history");
+    throughput.intervalMs = h.interval_ms;
+    throughput.retentionMs = h.retention_ms;
+    throughput.msgs = h.samples.map((x) => [x.t_ms, x.messages_in_per_s]);
+    throughput.bytesIn = h.samples.map((x) => [x.t_ms, x.bytes_in_per_s]);
+    throughput.bytesOut = h.samples.map((x) => [x.t_ms, x.bytes_out_per_s]);
+    throughput.loaded = true;
+  } catch (_) { /* not signed in, no DESCRIBE on the cluster, or unreachable: the pill shows it */ }
+}
+
+// The overview charts' time span: everything the broker has (at least two
+// minutes, so a fresh broker's first points do not fill the width).
+function throughputSpanMs() {
+  const first = throughput.msgs.length ? throughput.msgs[0][0] : Date.now();
+  const had = Date.now() - first + throughput.intervalMs;
+  return Math.min(throughput.retentionMs, Math.max(120000, Math.ceil(had / 60000) * 60000));
 }
 
 // ---------------------------------------------------------------- router
@@ -414,6 +467,8 @@ let cleanup = [];
 function onLeave(fn) { cleanup.push(fn); }
 
 function route() {
+  // A dialog belongs to the page that opened it.
+  closeModal();
   for (const fn of cleanup) { try { fn(); } catch (_) { /* ignore */ } }
   cleanup = [];
   const hash = location.hash.replace(/^#\/?/, "") || "overview";
@@ -426,10 +481,55 @@ function route() {
 
 function setTitle(t) { $("#page-title").textContent = t; document.title = t + " · Sluice"; }
 
+// Runs `fn` now and every `ms` until the page is left; `fn` gets a
+// function that stops it sooner (a page that found nothing to show).
 function every(ms, fn) {
-  fn();
-  const id = setInterval(fn, ms);
-  onLeave(() => clearInterval(id));
+  let id = null;
+  const stop = () => { if (id != null) clearInterval(id); id = null; };
+  id = setInterval(() => fn(stop), ms);
+  onLeave(stop);
+  fn(stop);
+}
+
+// What a page shows for a resource that does not exist, in place of its
+// panels and buttons.
+function notFound(title, text, backHref, backText) {
+  $("#view").innerHTML = `<div class="panel not-found" id="not-found"><h2>${esc(title)}</h2><p>${esc(text)}</p>
+    <a class="link" href="${backHref}">${esc(backText)}</a></div>`;
+}
+
+// ---------------------------------------------------------------- stat cards
+
+// Lays out a row of stat cards so every row holds the same number of
+// cards, give or take one: 7 cards are one row, or 4 + 3, or 3 + 2 + 2,
+// never 6 + 1. Each row is as wide as the container, so a row of fewer
+// cards has wider ones.
+const CARD_MIN_PX = 160, CARD_GAP_PX = 14;
+const cardObserver = new ResizeObserver((entries) => entries.forEach((e) => layoutCards(e.target)));
+
+function layoutCards(el) {
+  const cards = Array.from(el.children).filter((c) => c.classList.contains("card"));
+  const n = cards.length;
+  if (!n || !el.clientWidth) return;
+  const fit = Math.max(1, Math.floor((el.clientWidth + CARD_GAP_PX) / (CARD_MIN_PX + CARD_GAP_PX)));
+  const rows = Math.ceil(n / fit);
+  const small = Math.floor(n / rows), big = small + (n % rows ? 1 : 0);
+  const bigRows = n % rows; // the first rows take the extra card
+  const cols = big === small ? small : small * big;
+  el.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+  let i = 0;
+  for (let r = 0; r < rows; r++) {
+    const inRow = r < bigRows ? big : small;
+    for (let k = 0; k < inRow; k++) cards[i++].style.gridColumn = `span ${cols / inRow}`;
+  }
+}
+
+// Fills a .cards container and balances its rows (again on every resize).
+function setCards(el, html) {
+  if (!el) return;
+  el.innerHTML = html;
+  layoutCards(el);
+  cardObserver.observe(el);
 }
 
 // ---------------------------------------------------------------- overview
@@ -450,17 +550,19 @@ pages.overview = function () {
       <div class="panel"><div class="panel-head"><h2>Largest topics</h2><a class="link" href="#/topics">All topics →</a></div><div id="ov-topics"></div></div>
     </div>`;
   const draw = () => {
-    drawLineChart($("#chart-msgs"), [{ label: "msgs", color: "#14b8a6", points: throughput.msgs }], { format: (x) => fmtRate(x) });
+    const spanMs = throughputSpanMs();
+    drawLineChart($("#chart-msgs"), [{ label: "msgs", color: "#14b8a6", points: throughput.msgs }], { unit: "rate", spanMs });
     drawLineChart($("#chart-bytes"), [
       { label: "in", color: "#3b82f6", points: throughput.bytesIn },
       { label: "out", color: "#f59e0b", points: throughput.bytesOut },
-    ], { format: (x) => fmtBytes(x) + "/s" });
+    ], { unit: "bytes", spanMs });
   };
   every(2000, async () => {
     try {
-      const [c, t, g] = await Promise.all([api("GET", "/v1/cluster"), api("GET", "/v1/topics"), api("GET", "/v1/groups")]);
+      const [c, t, g] = await Promise.all([api("GET", "/v1/cluster"), api("GET", "/v1/topics"), api("GET", "/v1/groups"),
+        throughput.loaded ? null : sampleThroughput()]);
       const last = (arr) => (arr.length ? arr[arr.length - 1][1] : 0);
-      $("#ov-cards").innerHTML = [
+      setCards($("#ov-cards"), [
         ["Brokers", c.brokers.length, `node ${c.node_id} · up ${fmtDuration(c.uptime_ms)}`],
         ["Topics", c.topic_count, `${t.topics.filter((x) => x.internal).length} internal`],
         ["Partitions", c.partition_count, c.quorum ? `across ${c.brokers.filter((b) => !b.fenced).length} live brokers` : "all led by this node"],
@@ -468,7 +570,7 @@ pages.overview = function () {
         ["Messages", fmtInt(c.total_messages), fmtRate(last(throughput.msgs)) + " now"],
         ["Data on disk", fmtBytes(c.total_size_bytes), fmtBytes(last(throughput.bytesIn)) + "/s in"],
         ["Connections", c.connections, "Kafka clients"],
-      ].map(([l, val, sub]) => `<div class="card"><div class="label">${l}</div><div class="value">${val}</div><div class="sub">${esc(sub)}</div></div>`).join("");
+      ].map(([l, val, sub]) => `<div class="card"><div class="label">${l}</div><div class="value">${val}</div><div class="sub">${esc(sub)}</div></div>`).join(""));
       // In a cluster: each broker's quorum role and lag as this node sees
       // them (lag only when this node is the Raft leader).
       const members = new Map(((c.quorum && c.quorum.nodes) || []).map((n) => [n.id, n]));
@@ -544,19 +646,43 @@ pages.topics = function () {
   every(5000, load);
 };
 
-function modal(html) {
+// The open dialog's close function, or null. One dialog at a time: Esc, a
+// click on the backdrop and leaving the page all close it, and
+// `onDismiss` runs when it closes without its own button (a confirm
+// answers "no").
+let openModal = null;
+
+function modal(html, onDismiss) {
+  closeModal();
   const m = $("#modal");
-  m.innerHTML = `<div class="modal">${html}</div>`;
+  m.innerHTML = `<div class="modal" role="dialog" aria-modal="true">${html}</div>`;
   m.hidden = false;
-  const close = () => { m.hidden = true; m.innerHTML = ""; };
-  m.onclick = (e) => { if (e.target === m) close(); };
-  return { root: m, close };
+  let closed = false;
+  const close = (dismissed = false) => {
+    if (closed) return;
+    closed = true;
+    m.hidden = true; m.innerHTML = "";
+    if (openModal === close) openModal = null;
+    if (dismissed && onDismiss) onDismiss();
+  };
+  openModal = close;
+  m.onclick = (e) => { if (e.target === m) close(true); };
+  return { root: m, close: () => close(false) };
 }
+
+function closeModal() {
+  if (openModal) openModal(true);
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && openModal) { ev.preventDefault(); closeModal(); }
+});
 
 function confirmDialog(title, text, action) {
   return new Promise((resolve) => {
     const { root, close } = modal(`<h3>${esc(title)}</h3><div class="body">${esc(text)}</div>
-      <div class="foot"><button id="confirm-cancel">Cancel</button><button class="primary" id="confirm-ok" style="background:var(--danger);border-color:var(--danger)">${esc(action)}</button></div>`);
+      <div class="foot"><button id="confirm-cancel">Cancel</button><button class="primary" id="confirm-ok" style="background:var(--danger);border-color:var(--danger)">${esc(action)}</button></div>`,
+    () => resolve(false));
     $("#confirm-cancel", root).onclick = () => { close(); resolve(false); };
     $("#confirm-ok", root).onclick = () => { close(); resolve(true); };
   });
@@ -603,13 +729,12 @@ pages.topic = function (name, tab) {
     <div id="tp-overview">
     <div class="cards" id="tp-cards"></div>
     <div class="panel"><div class="panel-head"><h2>Partitions</h2>
-      <div class="row-actions"><button class="small" id="tp-browse">Browse messages</button><button class="small" id="tp-tail">Live tail</button><button class="small" id="tp-produce">Produce…</button></div></div>
+      <div class="row-actions"><button class="small" id="tp-browse">Browse messages</button><button class="small" id="tp-tail">Live tail</button><button class="small" id="tp-produce">Produce…</button><button class="small" id="tp-add-partitions">Add partitions…</button></div></div>
       <div id="tp-partitions"></div></div>
-    <div class="panel"><div class="panel-head"><h2>Configs</h2><span class="hint">Overrides of the broker defaults</span></div><div id="tp-configs"></div>
-      <div class="panel-body" style="border-top:1px solid var(--line)"><div class="toolbar">
-        <div class="field"><label>Key</label><input id="cfg-key" placeholder="retention.ms"></div>
-        <div class="field"><label>Value</label><input id="cfg-value" placeholder="86400000"></div>
-        <button id="cfg-set">Set</button></div></div></div>
+    <div class="panel"><div class="panel-head"><h2>Configs</h2>
+      <div class="toolbar"><input id="cfg-filter" placeholder="Filter configs…" style="width:200px">
+        <label style="font-size:12px;color:var(--ink-2)"><input type="checkbox" id="cfg-overrides-only"> overrides only</label></div></div>
+      <div id="tp-configs"><div class="empty">Loading…</div></div></div>
     </div>`;
   let table = null;
   const showTab = (which) => {
@@ -625,41 +750,89 @@ pages.topic = function (name, tab) {
   $("#tp-browse").onclick = () => { location.hash = "#/messages/" + encodeURIComponent(name); };
   $("#tp-tail").onclick = () => { location.hash = "#/tail/" + encodeURIComponent(name); };
   $("#tp-produce").onclick = () => produceDialog(name, load);
-  $("#cfg-set").onclick = async () => {
-    const key = $("#cfg-key").value.trim();
-    try { await api("PATCH", `/v1/topics/${encodeURIComponent(name)}/configs`, { set: { [key]: $("#cfg-value").value.trim() } }); toast(`Set ${key}`); load(); } catch (e) { toast(e.message, true); }
+  let partitionCount = 0;
+  let partitions = [];
+  let paintedPartitions = null;
+  $("#tp-add-partitions").onclick = () => addPartitionsDialog(name, partitionCount, load);
+  $("#tp-partitions").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-delete-records]");
+    if (!b) return;
+    const p = partitions.find((x) => String(x.partition) === b.dataset.deleteRecords);
+    if (p) deleteRecordsDialog(name, p, load);
+  });
+  // Every topic config (GET /v1/topics/{t}/configs): overrides first
+  // marked as such, the rest with the broker default in force.
+  let configs = [];
+  let configsHtml = null;
+  const renderConfigs = () => {
+    const f = $("#cfg-filter").value.trim().toLowerCase();
+    const only = $("#cfg-overrides-only").checked;
+    const rows = configs.filter((c) => (!only || !c.is_default) && c.name.includes(f))
+      .sort((a, b) => (a.is_default - b.is_default) || a.name.localeCompare(b.name));
+    const html = rows.length
+      ? `<table id="topic-configs"><thead><tr><th>Config</th><th>Value</th><th>Source</th><th></th></tr></thead><tbody>${rows.map((c) => `<tr data-config="${esc(c.name)}">
+          <td class="mono">${esc(c.name)}</td><td class="mono value">${c.sensitive ? '<span class="badge">hidden</span>' : esc(c.value)}</td>
+          <td class="source">${c.is_default ? '<span class="badge">default</span>' : '<span class="badge teal">override</span>'}</td>
+          <td><div class="row-actions"><button class="small" data-edit="${esc(c.name)}">Edit</button>${c.is_default ? "" : `<button class="small" data-reset="${esc(c.name)}">Reset to default</button>`}</div></td></tr>`).join("")}</tbody></table>`
+      : `<div class="empty">${only ? "Every config uses the broker default." : "No config matches."}</div>`;
+    // Repaint only on a change, so a button is not replaced under the pointer.
+    if (html !== configsHtml) { configsHtml = html; $("#tp-configs").innerHTML = html; }
   };
+  const loadConfigs = async () => {
+    try { configs = (await api("GET", `/v1/topics/${encodeURIComponent(name)}/configs`)).configs; } catch (e) {
+      if ($("#tp-configs")) $("#tp-configs").innerHTML = `<div class="empty">${esc(e.message)}</div>`;
+      return;
+    }
+    if ($("#tp-configs")) renderConfigs();
+  };
+  $("#cfg-filter").addEventListener("input", renderConfigs);
+  $("#cfg-overrides-only").addEventListener("change", renderConfigs);
   $("#tp-configs").addEventListener("click", async (ev) => {
+    const edit = ev.target.closest("button[data-edit]");
+    if (edit) {
+      const c = configs.find((x) => x.name === edit.dataset.edit);
+      if (c) editConfigDialog(name, c, () => { load(); loadConfigs(); });
+      return;
+    }
     const b = ev.target.closest("button[data-reset]");
     if (!b) return;
-    try { await api("PATCH", `/v1/topics/${encodeURIComponent(name)}/configs`, { delete: [b.dataset.reset] }); toast(`Reset ${b.dataset.reset}`); load(); } catch (e) { toast(e.message, true); }
+    try {
+      await api("PATCH", `/v1/topics/${encodeURIComponent(name)}/configs`, { delete: [b.dataset.reset] });
+      toast(`Reset ${b.dataset.reset} to the default`);
+      load(); loadConfigs();
+    } catch (e) { toast(e.message, true); }
   });
   async function load() {
     let t;
     try { t = await api("GET", "/v1/topics/" + encodeURIComponent(name)); } catch (e) {
-      v.innerHTML = `<div class="empty">${esc(e.message)}</div>`; return;
+      if (e.status === 404) {
+        notFound(`No topic “${name}”`, "The cluster has no topic by this name; it may have been deleted.", "#/topics", "← All topics");
+      } else v.innerHTML = `<div class="empty">${esc(e.message)}</div>`;
+      return;
     }
+    partitionCount = t.partitions.length;
     const total = (k) => t.partitions.reduce((a, p) => a + p[k], 0);
-    $("#tp-cards").innerHTML = [
+    setCards($("#tp-cards"), [
       ["Partitions", t.partitions.length], ["Messages", fmtInt(t.partitions.reduce((a, p) => a + Math.max(0, p.high_watermark - p.log_start_offset), 0))],
       ["Size", fmtBytes(total("size_bytes"))], ["Segments", total("segment_count")],
     ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join("")
-      + `<div class="card"><div class="label">Topic ID</div><div class="sub mono" style="margin-top:8px">${esc(t.topic_id)}</div></div>`;
-    $("#tp-partitions").innerHTML = `<table id="partition-table"><thead><tr><th>Partition</th><th>Leader</th><th>Replicas</th><th>ISR</th><th class="num">Epoch</th><th class="num">Start offset</th><th class="num">High watermark</th><th class="num">End offset</th><th class="num">Messages</th><th class="num">Size</th></tr></thead><tbody>${
-      t.partitions.map((p) => `<tr><td class="mono"><a class="link" href="#/messages/${encodeURIComponent(name)}/${p.partition}">${p.partition}</a></td><td class="mono">${p.leader}</td><td class="mono">${p.replicas.join(", ")}</td><td class="mono">${p.isr.join(", ")}</td>
-        <td class="num">${p.leader_epoch}</td><td class="num">${fmtInt(p.log_start_offset)}</td><td class="num">${fmtInt(p.high_watermark)}</td><td class="num">${fmtInt(p.log_end_offset)}</td>
-        <td class="num">${fmtInt(Math.max(0, p.high_watermark - p.log_start_offset))}</td><td class="num">${fmtBytes(p.size_bytes)}</td></tr>`).join("")
+      + `<div class="card"><div class="label">Topic ID</div><div class="sub mono" style="margin-top:8px">${esc(t.topic_id)}</div></div>`);
+    partitions = t.partitions;
+    const partitionsHtml = `<table id="partition-table"><thead><tr><th>Partition</th><th>Leader</th><th>Replicas</th><th>ISR</th><th class="num">Epoch</th><th class="num">Start offset</th><th class="num">High watermark</th><th class="num">End offset</th><th class="num">Messages</th><th class="num">Size</th><th></th></tr></thead><tbody>${
+      t.partitions.map((p) => `<tr data-partition="${p.partition}"><td class="mono"><a class="link" href="#/messages/${encodeURIComponent(name)}/${p.partition}">${p.partition}</a></td><td class="mono">${p.leader}</td><td class="mono">${p.replicas.join(", ")}</td><td class="mono">${p.isr.join(", ")}</td>
+        <td class="num">${p.leader_epoch}</td><td class="num start-offset">${fmtInt(p.log_start_offset)}</td><td class="num">${fmtInt(p.high_watermark)}</td><td class="num">${fmtInt(p.log_end_offset)}</td>
+        <td class="num">${fmtInt(Math.max(0, p.high_watermark - p.log_start_offset))}</td><td class="num">${fmtBytes(p.size_bytes)}</td>
+        <td>${t.internal ? "" : `<div class="row-actions"><button class="small danger" data-delete-records="${p.partition}">Delete records…</button></div>`}</td></tr>`).join("")
     }</tbody></table>`;
-    const cfg = Object.entries(t.configs);
+    // Repaint only on a change, so a button is not replaced under the pointer.
+    if (partitionsHtml !== paintedPartitions) { paintedPartitions = partitionsHtml; $("#tp-partitions").innerHTML = partitionsHtml; }
     // The key-value view exists only for compacted topics.
     const compacted = (t.configs["cleanup.policy"] || "").split(",").map((x) => x.trim()).includes("compact");
     $("#tp-tab-table").hidden = !compacted;
     if (tab === "table" && compacted && !table) showTab("table");
-    $("#tp-configs").innerHTML = cfg.length
-      ? `<table><thead><tr><th>Key</th><th>Value</th><th></th></tr></thead><tbody>${cfg.map(([k, x]) => `<tr><td class="mono">${esc(k)}</td><td class="mono">${esc(x)}</td><td><div class="row-actions"><button class="small" data-reset="${esc(k)}">Reset</button></div></td></tr>`).join("")}</tbody></table>`
-      : '<div class="empty">All configs use the broker defaults.</div>';
   }
   every(3000, load);
+  every(10000, loadConfigs);
 };
 
 // The "Table" tab of a compacted topic: each live key's latest value
@@ -718,6 +891,79 @@ function kvTable(root, topic) {
   return { load };
 }
 
+function addPartitionsDialog(topic, current, done) {
+  const { root, close } = modal(`<h3>Add partitions to ${esc(topic)}</h3>
+    <div class="body">
+      <div>The topic has ${current} partition${current === 1 ? "" : "s"}. Partitions can be added, never removed; keyed records may map to a different partition afterwards.</div>
+      <div class="field"><label for="ap-count">New total</label><input id="ap-count" type="number" min="${current + 1}" value="${current + 1}"></div>
+      <div class="error" id="ap-error"></div></div>
+    <div class="foot"><button id="ap-cancel">Cancel</button><button class="primary" id="ap-submit">Add</button></div>`);
+  $("#ap-count", root).focus();
+  $("#ap-cancel", root).onclick = close;
+  $("#ap-submit", root).onclick = async () => {
+    const count = parseInt($("#ap-count", root).value, 10);
+    if (!(count > current)) { $("#ap-error", root).textContent = `The new total must be more than ${current}.`; return; }
+    try {
+      await api("POST", `/v1/topics/${encodeURIComponent(topic)}/partitions`, { count });
+      close();
+      toast(`${topic} now has ${count} partitions`);
+      done();
+    } catch (e) { $("#ap-error", root).textContent = e.message; }
+  };
+}
+
+// Kafka's DeleteRecords for one partition: the log start offset moves up
+// to the given offset (or the high watermark: everything visible).
+function deleteRecordsDialog(topic, p, done) {
+  const { root, close } = modal(`<h3>Delete records of ${esc(topic)}-${p.partition}</h3>
+    <div class="body">
+      <div>The partition holds offsets ${fmtInt(p.log_start_offset)} to ${fmtInt(Math.max(p.log_start_offset, p.high_watermark - 1))}. Records below the chosen offset are deleted for every consumer; this cannot be undone.</div>
+      <div class="field"><label for="dr-mode">Delete</label><select id="dr-mode"><option value="end">every record (up to the high watermark, ${fmtInt(p.high_watermark)})</option><option value="offset">records before an offset</option></select></div>
+      <div class="field" id="dr-offset-field" hidden><label for="dr-offset">Before offset</label><input id="dr-offset" type="number" min="${p.log_start_offset}" max="${p.high_watermark}" value="${p.log_start_offset}"></div>
+      <div class="error" id="dr-error"></div></div>
+    <div class="foot"><button id="dr-cancel">Cancel</button><button class="primary" id="dr-submit" style="background:var(--danger);border-color:var(--danger)">Delete records</button></div>`);
+  const mode = $("#dr-mode", root);
+  mode.onchange = () => { $("#dr-offset-field", root).hidden = mode.value !== "offset"; };
+  $("#dr-cancel", root).onclick = close;
+  $("#dr-submit", root).onclick = async () => {
+    let before = "end";
+    if (mode.value === "offset") {
+      const o = parseInt($("#dr-offset", root).value, 10);
+      if (!(o >= 0)) { $("#dr-error", root).textContent = "Give an offset of 0 or more."; return; }
+      before = String(o);
+    }
+    try {
+      const r = await api("DELETE", `/v1/topics/${encodeURIComponent(topic)}/partitions/${p.partition}/records?before=${encodeURIComponent(before)}`);
+      close();
+      toast(`${topic}-${p.partition} now starts at offset ${r.log_start_offset}`);
+      done();
+    } catch (e) { $("#dr-error", root).textContent = e.message; }
+  };
+}
+
+function editConfigDialog(topic, c, done) {
+  const { root, close } = modal(`<h3>${esc(c.name)}</h3>
+    <div class="body">
+      <div class="kv" style="margin:0"><div>Topic</div><div class="mono">${esc(topic)}</div><div>Now</div><div class="mono">${c.sensitive ? "hidden" : esc(c.value)} ${c.is_default ? '<span class="badge">default</span>' : '<span class="badge teal">override</span>'}</div></div>
+      <div class="field"><label for="cfg-edit-value">Value</label><input id="cfg-edit-value" class="mono" value="${c.sensitive ? "" : esc(c.value)}"></div>
+      <div class="error" id="cfg-edit-error"></div></div>
+    <div class="foot">${c.is_default ? "" : '<button id="cfg-edit-reset" style="margin-right:auto">Reset to default</button>'}<button id="cfg-edit-cancel">Cancel</button><button class="primary" id="cfg-edit-save">Save</button></div>`);
+  const input = $("#cfg-edit-value", root);
+  input.focus(); input.select();
+  const patch = async (body, what) => {
+    try {
+      await api("PATCH", `/v1/topics/${encodeURIComponent(topic)}/configs`, body);
+      close();
+      toast(what);
+      done();
+    } catch (e) { $("#cfg-edit-error", root).textContent = e.message; }
+  };
+  $("#cfg-edit-cancel", root).onclick = close;
+  $("#cfg-edit-save", root).onclick = () => patch({ set: { [c.name]: input.value.trim() } }, `Set ${c.name}`);
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") $("#cfg-edit-save", root).click(); });
+  if (!c.is_default) $("#cfg-edit-reset", root).onclick = () => patch({ delete: [c.name] }, `Reset ${c.name} to the default`);
+}
+
 function produceDialog(topic, done) {
   const { root, close } = modal(`<h3>Produce to ${esc(topic)}</h3>
     <div class="body">
@@ -725,11 +971,26 @@ function produceDialog(topic, done) {
       <div class="field"><label>Partition (optional)</label><input id="p-partition" type="number" min="0"></div>
       <div class="field"><label>Value</label><textarea id="p-value" rows="6">{"hello": "world"}</textarea></div>
       <div class="field"><label>Value is</label><select id="p-format"><option value="json">JSON</option><option value="text">Text</option></select></div>
+      <div class="field"><label>Headers</label><div id="p-headers"></div><button class="small" id="p-add-header" type="button" style="align-self:start">+ Header</button></div>
       <div class="error" id="p-error"></div></div>
     <div class="foot"><button id="p-cancel">Cancel</button><button class="primary" id="p-send">Send</button></div>`);
   $("#p-cancel", root).onclick = close;
+  const addHeader = () => {
+    const row = document.createElement("div");
+    row.className = "toolbar p-header";
+    row.style.marginBottom = "6px";
+    row.innerHTML = `<input class="p-header-key" placeholder="name" style="width:140px"><input class="p-header-value" placeholder="value" style="flex:1">
+      <button class="small" type="button" title="Remove">×</button>`;
+    $("button", row).onclick = () => row.remove();
+    $("#p-headers", root).appendChild(row);
+    $(".p-header-key", row).focus();
+  };
+  $("#p-add-header", root).onclick = addHeader;
   $("#p-send", root).onclick = async () => {
     const rec = {};
+    const headers = $$(".p-header", root).map((row) => ({ key: $(".p-header-key", row).value.trim(), value: $(".p-header-value", row).value }))
+      .filter((h) => h.key !== "");
+    if (headers.length) rec.headers = headers;
     const key = $("#p-key", root).value;
     if (key) rec.key = key;
     const part = $("#p-partition", root).value;
@@ -753,6 +1014,11 @@ async function topicOptions(selected) {
   return topics.map((t) => `<option value="${esc(t.name)}"${t.name === selected ? " selected" : ""}>${esc(t.name)}</option>`).join("");
 }
 
+// The message browser. "All partitions" reads the topic-wide route (GET
+// /v1/topics/{t}/records: merged by timestamp, filtered on the broker, a
+// cursor per page); one partition reads that partition by offset, and the
+// same filters then apply to the records loaded. The key filter also
+// narrows the rows shown as it is typed.
 pages.messages = async function (topicArg, partArg) {
   setTitle("Messages");
   const v = $("#view");
@@ -763,11 +1029,18 @@ pages.messages = async function (topicArg, partArg) {
         <option value="last">Newest</option><option value="first">Oldest</option><option value="offset">From offset</option><option value="timestamp">From time</option></select></div>
       <div class="field" id="msg-at-field" hidden><label for="msg-at">Offset</label><input id="msg-at" style="width:190px"></div>
       <div class="field"><label for="msg-limit">Limit</label><select id="msg-limit"><option>20</option><option selected>50</option><option>100</option><option>500</option></select></div>
-      <div class="field"><label for="msg-key">Key filter</label><input id="msg-key" placeholder="contains…" style="width:150px"></div>
       <div class="field"><label for="msg-format">Show value as</label><select id="msg-format"><option value="auto">Auto</option><option value="json">JSON</option><option value="text">Text</option><option value="hex">Hex</option></select></div>
       <button class="primary" id="msg-load">Load</button>
+    </div>
+    <div class="toolbar" style="margin-top:10px">
+      <div class="field"><label for="msg-key">Key contains</label><input id="msg-key" placeholder="text…" style="width:150px"></div>
+      <div class="field"><label for="msg-value">Value contains</label><input id="msg-value" placeholder="text…" style="width:170px"></div>
+      <div class="field"><label for="msg-header">Header</label><input id="msg-header" placeholder="name or name=value" style="width:170px"></div>
+      <div class="field"><label for="msg-from-ts">From (local time)</label><input id="msg-from-ts" type="datetime-local" step="1"></div>
+      <div class="field"><label for="msg-to-ts">To (local time)</label><input id="msg-to-ts" type="datetime-local" step="1"></div>
     </div></div></div>
-    <div class="panel"><div class="panel-head"><h2 id="msg-summary">Records</h2><button class="small" id="msg-more" hidden>Load more</button></div>
+    <div class="panel"><div class="panel-head"><h2 id="msg-summary">Records</h2>
+      <div class="row-actions"><span class="hint" id="msg-scan"></span><button class="small" id="msg-export-json" disabled>Export JSON</button><button class="small" id="msg-export-csv" disabled>Export CSV</button><button class="small" id="msg-more" hidden>Load more</button></div></div>
       <div id="msg-table"><div class="empty">Pick a topic and press Load.</div></div></div>`;
   let topicsHtml;
   try { topicsHtml = await topicOptions(topicArg); } catch (e) { toast(e.message, true); return; }
@@ -776,27 +1049,60 @@ pages.messages = async function (topicArg, partArg) {
     const t = $("#msg-topic").value;
     if (!t) return;
     const d = await api("GET", "/v1/topics/" + encodeURIComponent(t));
-    $("#msg-partition").innerHTML = d.partitions.map((p) => `<option value="${p.partition}">${p.partition} (${fmtInt(p.high_watermark - p.log_start_offset)})</option>`).join("");
-    if (partArg != null) $("#msg-partition").value = partArg;
+    $("#msg-partition").innerHTML = `<option value="">All partitions</option>` + d.partitions.map((p) => `<option value="${p.partition}">${p.partition} (${fmtInt(p.high_watermark - p.log_start_offset)})</option>`).join("");
+    $("#msg-partition").value = partArg != null ? partArg : "";
+    syncMode();
   };
-  await fillPartitions();
-  $("#msg-topic").onchange = () => { partArg = null; fillPartitions(); };
+  // "From offset" needs one partition.
+  const syncMode = () => {
+    const all = $("#msg-partition").value === "";
+    const offsetOpt = $("#msg-mode option[value=offset]");
+    offsetOpt.disabled = all;
+    if (all && $("#msg-mode").value === "offset") { $("#msg-mode").value = "last"; $("#msg-mode").onchange(); }
+  };
   $("#msg-mode").onchange = () => {
     const m = $("#msg-mode").value;
     $("#msg-at-field").hidden = !(m === "offset" || m === "timestamp");
     $("label[for=msg-at]").textContent = m === "timestamp" ? "Time (local)" : "Offset";
     $("#msg-at").type = m === "timestamp" ? "datetime-local" : "text";
   };
-  let shown = [];
-  let next = null;
+  await fillPartitions();
+  $("#msg-topic").onchange = () => { partArg = null; fillPartitions(); };
+  $("#msg-partition").onchange = syncMode;
+  let shown = [];      // records loaded, in the order shown
+  let rows = [];       // the ones the filters let through
+  let cursor = null;   // topic-wide: the next page's cursor
+  let next = null;     // one partition: the next offset
+  let scanned = 0, truncated = false;
   const fmtSel = $("#msg-format");
+  const localMs = (sel) => { const x = $(sel).value; return x ? new Date(x).getTime() : null; };
+  const filters = () => ({
+    key: $("#msg-key").value, value: $("#msg-value").value, header: $("#msg-header").value.trim(),
+    fromTs: localMs("#msg-from-ts"), toTs: localMs("#msg-to-ts"),
+  });
+  // The same tests the broker applies on the topic-wide route.
+  const matches = (r, f) => {
+    if (f.key && !(r.key || "").includes(f.key)) return false;
+    if (f.value && !(r.value || "").includes(f.value)) return false;
+    if (f.header) {
+      const eq = f.header.indexOf("=");
+      const name = eq < 0 ? f.header : f.header.slice(0, eq), value = eq < 0 ? null : f.header.slice(eq + 1);
+      if (!r.headers.some((h) => h.key === name && (value == null || h.value === value))) return false;
+    }
+    if (f.fromTs != null && r.timestamp_ms < f.fromTs) return false;
+    if (f.toTs != null && r.timestamp_ms > f.toTs) return false;
+    return true;
+  };
   const render = () => {
-    const keyFilter = $("#msg-key").value.trim().toLowerCase();
-    const rows = shown.filter((r) => !keyFilter || (r.key || "").toLowerCase().includes(keyFilter));
-    $("#msg-summary").textContent = `${rows.length} record${rows.length === 1 ? "" : "s"}` + (keyFilter ? ` matching key “${keyFilter}” (of ${shown.length})` : "");
+    const f = filters();
+    rows = shown.filter((r) => matches(r, f));
+    const filtered = f.key || f.value || f.header || f.fromTs != null || f.toTs != null;
+    $("#msg-summary").textContent = `${rows.length} record${rows.length === 1 ? "" : "s"}` + (filtered && rows.length !== shown.length ? ` matching (of ${shown.length} loaded)` : "");
+    $("#msg-scan").textContent = shown.length || scanned ? `${fmtInt(scanned)} scanned` + (truncated ? " · stopped at the scan limit: Load more looks further" : "") : "";
+    $("#msg-export-json").disabled = $("#msg-export-csv").disabled = !rows.length;
     $("#msg-table").innerHTML = rows.length
-      ? `<table id="messages"><thead><tr><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th class="num">Size</th></tr></thead><tbody>${
-        rows.map((r) => `<tr class="msg-row clickable" data-offset="${r.offset}"><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td>
+      ? `<table id="messages"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th class="num">Size</th></tr></thead><tbody>${
+        rows.map((r, i) => `<tr class="msg-row clickable" data-i="${i}" data-partition="${r.partition}" data-offset="${r.offset}"><td class="num mono">${r.partition}</td><td class="num mono">${r.offset}</td><td class="mono">${fmtTime(r.timestamp_ms)}</td>
           <td class="mono">${keyCell(r)}</td>
           <td class="msg-value">${preview(r)}</td><td class="num">${fmtBytes(r.value_size)}</td></tr>`).join("")
       }</tbody></table>`
@@ -806,40 +1112,67 @@ pages.messages = async function (topicArg, partArg) {
     const t = $("#msg-topic").value, p = $("#msg-partition").value;
     if (!t) return;
     const limit = $("#msg-limit").value;
-    let q;
-    if (more) q = `offset=${next}&limit=${limit}`;
-    else {
-      const m = $("#msg-mode").value;
-      const at = $("#msg-at").value.trim();
-      if (m === "last") q = `last=${limit}`;
-      else if (m === "first") q = `first=${limit}`;
-      else if (m === "offset") q = `offset=${encodeURIComponent(at || "0")}&limit=${limit}`;
-      else q = `timestamp=${at ? new Date(at).getTime() : 0}&limit=${limit}`;
-    }
+    const m = $("#msg-mode").value;
+    const at = $("#msg-at").value.trim();
     try {
-      const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}&decode=true`);
-      shown = more ? shown.concat(r.records) : r.records;
-      next = r.next_offset;
-      $("#msg-more").hidden = !(r.next_offset < r.high_watermark);
+      if (p === "") {
+        const f = filters();
+        const q = new URLSearchParams({ limit, decode: "true" });
+        if (more) q.set("cursor", cursor);
+        else if (m === "last") q.set("from", "end");
+        else if (m === "timestamp") q.set("from", String(at ? new Date(at).getTime() : 0));
+        else q.set("from", "beginning");
+        if (f.key) q.set("key_contains", f.key);
+        if (f.value) q.set("value_contains", f.value);
+        if (f.header) q.set("header", f.header);
+        if (f.fromTs != null) q.set("from_ts", String(f.fromTs));
+        if (f.toTs != null) q.set("to_ts", String(f.toTs));
+        const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/records?${q}`);
+        shown = more ? shown.concat(r.records) : r.records;
+        cursor = r.cursor;
+        scanned = (more ? scanned : 0) + r.scanned;
+        truncated = r.truncated;
+        // Newest-first pages end at the end; others go on while records remain.
+        $("#msg-more").hidden = m === "last" && !more ? true : (r.end_reached && !r.truncated);
+      } else {
+        let q;
+        if (more) q = `offset=${next}&limit=${limit}`;
+        else if (m === "last") q = `last=${limit}`;
+        else if (m === "first") q = `first=${limit}`;
+        else if (m === "offset") q = `offset=${encodeURIComponent(at || "0")}&limit=${limit}`;
+        else q = `timestamp=${at ? new Date(at).getTime() : 0}&limit=${limit}`;
+        const r = await api("GET", `/v1/topics/${encodeURIComponent(t)}/partitions/${p}/records?${q}&decode=true`);
+        shown = more ? shown.concat(r.records) : r.records;
+        next = r.next_offset;
+        scanned = (more ? scanned : 0) + r.records.length;
+        truncated = false;
+        $("#msg-more").hidden = !(r.next_offset < r.high_watermark);
+      }
       render();
     } catch (e) { toast(e.message, true); }
   };
   $("#msg-load").onclick = () => load(false);
   $("#msg-more").onclick = () => load(true);
-  $("#msg-key").oninput = render;
+  for (const id of ["#msg-key", "#msg-value", "#msg-header", "#msg-from-ts", "#msg-to-ts"]) {
+    $(id).addEventListener("input", render);
+    $(id).addEventListener("keydown", (ev) => { if (ev.key === "Enter") load(false); });
+  }
   fmtSel.onchange = () => { $$("tr.msg-detail").forEach((d) => d.remove()); };
+  $("#msg-export-json").onclick = () => exportRecords(rows, $("#msg-topic").value, "json");
+  $("#msg-export-csv").onclick = () => exportRecords(rows, $("#msg-topic").value, "csv");
   $("#msg-table").addEventListener("click", (ev) => {
     const tr = ev.target.closest("tr.msg-row");
     if (!tr) return;
     if (tr.nextElementSibling && tr.nextElementSibling.classList.contains("msg-detail")) { tr.nextElementSibling.remove(); return; }
-    const rec = shown.find((r) => String(r.offset) === tr.dataset.offset);
+    const rec = rows[Number(tr.dataset.i)];
+    if (!rec) return;
     const val = renderValue(rec, fmtSel.value);
     const headers = rec.headers.length
       ? rec.headers.map((h) => `<div class="mono">${esc(h.key)}</div><div class="mono">${h.value == null ? (h.value_base64 == null ? "null" : esc(h.value_base64) + " (base64)") : esc(h.value)}</div>`).join("")
       : "<div>Headers</div><div>none</div>";
     const d = document.createElement("tr");
     d.className = "msg-detail";
-    d.innerHTML = `<td colspan="5"><div class="kv"><div>Partition</div><div class="mono">${rec.partition}</div><div>Offset</div><div class="mono">${rec.offset}</div>
+    d.innerHTML = `<td colspan="6"><div class="kv"><div>Partition</div><div class="mono">${rec.partition}</div><div>Offset</div><div class="mono">${rec.offset}</div>
       <div>Timestamp</div><div class="mono">${fmtTime(rec.timestamp_ms)} (${rec.timestamp_ms}, ${esc(rec.timestamp_type)})</div>
       <div>Key</div><div class="mono">${rec.key_schema && rec.key_schema.data !== undefined ? esc(JSON.stringify(rec.key_schema.data)) + " " + schemaBadge(rec.key_schema) : rec.key == null ? (rec.key_base64 == null ? "null" : esc(rec.key_base64) + " (base64)") : esc(rec.key)}</div>${headers}
       ${rec.value_schema ? `<div>Value schema</div><div>${schemaBadge(rec.value_schema)}</div>` : ""}</div>
@@ -848,6 +1181,48 @@ pages.messages = async function (topicArg, partArg) {
   });
   if (topicArg) load(false);
 };
+
+// One record as exported: text where the bytes are UTF-8, base64 otherwise.
+function exportable(r) {
+  return {
+    topic: r.topic, partition: r.partition, offset: r.offset, timestamp_ms: r.timestamp_ms, timestamp_type: r.timestamp_type,
+    key: r.key, key_base64: r.key == null ? r.key_base64 : undefined,
+    value: r.value, value_base64: r.value == null ? r.value_base64 : undefined,
+    headers: r.headers.map((h) => ({ key: h.key, value: h.value ?? null })),
+  };
+}
+
+function csvField(x) {
+  if (x == null) return "";
+  const t = String(x);
+  return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}
+
+// Downloads the records shown as a file made here in the browser.
+function exportRecords(records, topic, kind) {
+  let body, type;
+  if (kind === "json") {
+    body = JSON.stringify(records.map((r) => exportable({ topic, ...r })), null, 2);
+    type = "application/json";
+  } else {
+    const head = ["topic", "partition", "offset", "timestamp_ms", "key", "value", "headers"];
+    body = [head.join(",")].concat(records.map((r) => {
+      const x = exportable({ topic, ...r });
+      return [topic, x.partition, x.offset, x.timestamp_ms, x.key ?? x.key_base64, x.value ?? x.value_base64,
+        x.headers.length ? JSON.stringify(x.headers) : ""].map(csvField).join(",");
+    })).join("\r\n") + "\r\n";
+    type = "text/csv";
+  }
+  const url = URL.createObjectURL(new Blob([body], { type: type + ";charset=utf-8" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `${topic}-records.${kind}`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  toast(`Exported ${records.length} record${records.length === 1 ? "" : "s"} as ${kind.toUpperCase()}`);
+}
 
 // ---------------------------------------------------------------- live tail
 
@@ -965,7 +1340,9 @@ class FetchEventSource {
 
 // ---------------------------------------------------------------- groups
 
-pages.groups = function () {
+pages.groups = function (id) {
+  // #/groups/<id> is the group's page, as #/group/<id> is.
+  if (id) { pages.group(id); return; }
   setTitle("Consumer groups");
   $("#view").innerHTML = `<div class="panel"><div class="panel-head"><h2>Groups</h2><span class="hint">Lag = high watermark − committed offset</span></div><div id="groups-table"><div class="empty">Loading…</div></div></div>`;
   every(3000, async () => {
@@ -1085,53 +1462,168 @@ function stateBadge(s) {
 
 pages.group = function (id) {
   setTitle(id);
+  const enc = encodeURIComponent(id);
   $("#view").innerHTML = `<div class="crumbs"><a href="#/groups">Consumer groups</a> / <b>${esc(id)}</b></div>
     <div class="cards" id="g-cards"></div>
     <div class="grid-2">
       <div class="panel"><div class="panel-head"><h2>Lag by partition</h2></div><div class="panel-body"><canvas class="chart" id="g-lag-bars"></canvas></div></div>
       <div class="panel"><div class="panel-head"><h2>Total lag over time</h2></div><div class="panel-body"><canvas class="chart" id="g-lag-line"></canvas></div></div>
     </div>
-    <div class="panel"><div class="panel-head"><h2>Members</h2></div><div id="g-members"></div></div>
+    <div class="panel"><div class="panel-head"><h2>Members and assignments</h2><span class="hint" id="g-members-hint"></span></div><div id="g-members"></div></div>
     <div class="panel"><div class="panel-head"><h2>Offsets</h2>
-      <div class="toolbar"><select id="g-reset-to"><option value="earliest">to earliest</option><option value="latest">to latest</option></select><button class="small" id="g-reset">Reset offsets</button></div></div>
+      <div class="row-actions"><button class="small" id="g-reset">Reset offsets…</button><button class="small danger" id="g-delete">Delete group</button></div></div>
       <div id="g-offsets"></div></div>`;
   const history = [];
-  $("#g-reset").onclick = async () => {
-    const topics = [...new Set(($("#g-offsets").dataset.topics || "").split(",").filter(Boolean))];
+  let group = null;
+  $("#g-reset").onclick = () => {
+    const topics = [...new Set(((group && group.offsets) || []).map((o) => o.topic))];
     if (!topics.length) { toast("The group has no committed offsets", true); return; }
-    if (!(await confirmDialog(`Reset offsets of “${id}”?`, `Every committed offset of ${topics.join(", ")} moves ${$("#g-reset-to").selectedOptions[0].text}. The group must have no members.`, "Reset"))) return;
+    resetOffsetsDialog(id, topics, () => refresh());
+  };
+  $("#g-delete").onclick = async () => {
+    if (!(await confirmDialog(`Delete group “${id}”?`, "Its committed offsets are removed; consumers that join it later start from auto.offset.reset. Only a group with no members can be deleted.", "Delete"))) return;
     try {
-      for (const topic of topics) await api("POST", `/v1/groups/${encodeURIComponent(id)}/offsets/reset`, { topic, to: $("#g-reset-to").value });
-      toast("Offsets reset");
+      await api("DELETE", `/v1/groups/${enc}`);
+      toast(`Deleted group ${id}`);
+      location.hash = "#/groups";
     } catch (e) { toast(e.message, true); }
   };
-  every(2000, async () => {
+  let membersHtml = null;
+  const refresh = async (stop) => {
     let g;
-    try { g = await api("GET", "/v1/groups/" + encodeURIComponent(id)); } catch (e) {
-      $("#g-cards").innerHTML = `<div class="empty">${esc(e.message)}</div>`; return;
+    try { g = await api("GET", `/v1/groups/${enc}`); } catch (e) {
+      if (e.status === 404) {
+        if (stop) stop();
+        notFound(`No consumer group “${id}”`, "The broker has no group by this name: it never committed offsets here, or it was deleted.", "#/groups", "← All consumer groups");
+        return;
+      }
+      if ($("#g-cards")) $("#g-cards").innerHTML = `<div class="empty">${esc(e.message)}</div>`;
+      return;
     }
+    if (!$("#g-cards")) return; // left the page while the call was out
+    group = g;
     history.push([Date.now(), g.total_lag]);
     if (history.length > 120) history.shift();
-    $("#g-cards").innerHTML = [
-      ["State", stateBadge(g.state)], ["Protocol", esc(g.protocol_type)], ["Members", g.members.length],
+    setCards($("#g-cards"), [
+      ["State", stateBadge(g.state)], ["Protocol", esc(g.protocol_type || "–")], ["Members", g.members.length],
       ["Partitions", g.offsets.length], ["Total lag", `<span id="group-total-lag">${fmtInt(g.total_lag)}</span>`],
-    ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join("");
-    $("#g-members").innerHTML = g.members.length
-      ? `<table><thead><tr><th>Member</th><th>Client</th><th>Host</th><th>Assignment</th></tr></thead><tbody>${
-        g.members.map((m) => `<tr><td class="mono">${esc(m.member_id)}</td><td class="mono">${esc(m.client_id)}</td><td class="mono">${esc(m.client_host)}</td><td class="mono">${m.assignment.map((a) => esc(a.topic) + "-" + a.partition).join(", ") || "–"}</td></tr>`).join("")
+    ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join(""));
+    // Each member with the partitions assigned to it and their lag.
+    const lagOf = new Map(g.offsets.map((o) => [`${o.topic}-${o.partition}`, o.lag]));
+    $("#g-members-hint").textContent = g.members.length
+      ? `${g.members.length} member${g.members.length === 1 ? "" : "s"} · ${g.members.reduce((a, m) => a + m.assignment.length, 0)} partitions assigned`
+      : "";
+    const html = g.members.length
+      ? `<table id="group-members"><thead><tr><th>Member</th><th>Client</th><th>Host</th><th class="num">Partitions</th><th>Assignment (lag)</th></tr></thead><tbody>${
+        g.members.map((m) => `<tr data-member="${esc(m.member_id)}"><td class="mono">${esc(m.member_id)}</td><td class="mono">${esc(m.client_id)}</td><td class="mono">${esc(m.client_host)}</td>
+          <td class="num assigned-count">${m.assignment.length}</td>
+          <td class="assignment">${m.assignment.length ? m.assignment.map((a) => {
+            const lag = lagOf.get(`${a.topic}-${a.partition}`);
+            return `<span class="badge ${lag ? "warn" : "teal"}" data-tp="${esc(a.topic)}-${a.partition}">${esc(a.topic)}-${a.partition}${lag == null ? "" : ` · ${fmtInt(lag)}`}</span>`;
+          }).join(" ") : '<span class="badge">none</span>'}</td></tr>`).join("")
       }</tbody></table>`
       : '<div class="empty">No active members.</div>';
+    if (html !== membersHtml) { membersHtml = html; $("#g-members").innerHTML = html; }
     const maxLag = Math.max(1, ...g.offsets.map((o) => o.lag));
-    $("#g-offsets").dataset.topics = g.offsets.map((o) => o.topic).join(",");
     $("#g-offsets").innerHTML = g.offsets.length
       ? `<table id="group-offsets"><thead><tr><th>Topic</th><th class="num">Partition</th><th class="num">Committed</th><th class="num">High watermark</th><th class="num">Lag</th><th style="width:22%"></th><th>Member</th></tr></thead><tbody>${
-        g.offsets.map((o) => `<tr data-tp="${esc(o.topic)}-${o.partition}"><td>${esc(o.topic)}</td><td class="num">${o.partition}</td><td class="num">${fmtInt(o.committed_offset)}</td><td class="num">${fmtInt(o.high_watermark)}</td>
+        g.offsets.map((o) => `<tr data-tp="${esc(o.topic)}-${o.partition}"><td>${esc(o.topic)}</td><td class="num">${o.partition}</td><td class="num committed">${fmtInt(o.committed_offset)}</td><td class="num">${fmtInt(o.high_watermark)}</td>
           <td class="num lag">${fmtInt(o.lag)}</td><td><div class="bar"><span style="width:${(100 * o.lag) / maxLag}%"></span></div></td><td class="mono">${esc(o.member_id || "–")}</td></tr>`).join("")
       }</tbody></table>`
       : '<div class="empty">No committed offsets.</div>';
     drawBarChart($("#g-lag-bars"), g.offsets.map((o) => ({ label: `${o.topic}-${o.partition}`, value: o.lag })));
-    drawLineChart($("#g-lag-line"), [{ label: "lag", color: "#f59e0b", points: history }], { format: (x) => fmtInt(Math.round(x)) });
-  });
+    drawLineChart($("#g-lag-line"), [{ label: "lag", color: "#f59e0b", points: history }], { unit: "count" });
+  };
+  every(2000, refresh);
+};
+
+// Resets a group's committed offsets (POST /v1/groups/{g}/offsets/reset):
+// to the earliest or latest offset, a given offset, or the first offset
+// at or after a time, for one topic or all of the group's topics.
+function resetOffsetsDialog(id, topics, done) {
+  const { root, close } = modal(`<h3>Reset offsets of ${esc(id)}</h3>
+    <div class="body">
+      <div class="field"><label for="reset-topic">Topic</label><select id="reset-topic">${topics.length > 1 ? '<option value="">all of the group’s topics</option>' : ""}${topics.map((t) => `<option>${esc(t)}</option>`).join("")}</select></div>
+      <div class="field"><label for="reset-to">Move to</label><select id="reset-to">
+        <option value="earliest">the earliest offset</option><option value="latest">the latest offset (skip everything)</option>
+        <option value="offset">an offset</option><option value="timestamp">a time</option></select></div>
+      <div class="field" id="reset-offset-field" hidden><label for="reset-offset">Offset (each partition; clamped to what it holds)</label><input id="reset-offset" type="number" min="0" value="0"></div>
+      <div class="field" id="reset-time-field" hidden><label for="reset-time">Time (local): the first record at or after it</label><input id="reset-time" type="datetime-local" step="1"></div>
+      <div class="hint">The group must have no members: stop its consumers first.</div>
+      <div class="error" id="reset-error"></div></div>
+    <div class="foot"><button id="reset-cancel">Cancel</button><button class="primary" id="reset-submit">Reset</button></div>`);
+  const to = $("#reset-to", root);
+  to.onchange = () => {
+    $("#reset-offset-field", root).hidden = to.value !== "offset";
+    $("#reset-time-field", root).hidden = to.value !== "timestamp";
+  };
+  $("#reset-cancel", root).onclick = close;
+  $("#reset-submit", root).onclick = async () => {
+    const body = { to: to.value };
+    if (to.value === "offset") {
+      const offset = parseInt($("#reset-offset", root).value, 10);
+      if (!(offset >= 0)) { $("#reset-error", root).textContent = "Give an offset of 0 or more."; return; }
+      body.offset = offset;
+    }
+    if (to.value === "timestamp") {
+      const ms = new Date($("#reset-time", root).value).getTime();
+      if (!isFinite(ms) || ms < 0) { $("#reset-error", root).textContent = "Pick a time."; return; }
+      body.timestamp = ms;
+    }
+    const chosen = $("#reset-topic", root).value;
+    try {
+      for (const topic of chosen ? [chosen] : topics) {
+        await api("POST", `/v1/groups/${encodeURIComponent(id)}/offsets/reset`, { topic, ...body });
+      }
+      close();
+      toast("Offsets reset");
+      done();
+    } catch (e) { $("#reset-error", root).textContent = e.message; }
+  };
+}
+
+// ---------------------------------------------------------------- brokers
+
+// The brokers of the cluster and one broker's configs: its static ones
+// (read-only, from its config file) and the dynamic replication throttles.
+// A broker answers only for itself; the others' configs are on their own
+// HTTP listeners.
+pages.brokers = function (idArg) {
+  setTitle("Brokers");
+  $("#view").innerHTML = `<div class="panel"><div class="panel-head"><h2>Brokers</h2><span class="hint">Pick one to see its configs</span></div>
+      <div id="brokers-table"><div class="empty">Loading…</div></div></div>
+    <div class="panel"><div class="panel-head"><h2 id="broker-configs-title">Configs</h2>
+      <input id="broker-cfg-filter" placeholder="Filter configs…" style="width:220px"></div>
+      <div id="broker-configs"><div class="empty">Loading…</div></div></div>`;
+  let configs = [];
+  const renderConfigs = () => {
+    const f = $("#broker-cfg-filter").value.trim().toLowerCase();
+    const rows = configs.filter((c) => c.name.includes(f));
+    $("#broker-configs").innerHTML = rows.length
+      ? `<table id="broker-config-table"><thead><tr><th>Config</th><th>Value</th><th>Source</th></tr></thead><tbody>${rows.map((c) => `<tr data-config="${esc(c.name)}">
+          <td class="mono">${esc(c.name)}</td><td class="mono value">${c.sensitive ? '<span class="badge">hidden</span>' : esc(c.value)}</td>
+          <td class="source">${c.is_default ? '<span class="badge">default</span>' : `<span class="badge info">${esc(c.source.toLowerCase().replace(/_config$/, "").replace(/_/g, " "))}</span>`}</td></tr>`).join("")}</tbody></table>`
+      : '<div class="empty">No config matches.</div>';
+  };
+  $("#broker-cfg-filter").addEventListener("input", renderConfigs);
+  (async () => {
+    let c;
+    try { c = await api("GET", "/v1/cluster"); } catch (e) {
+      $("#brokers-table").innerHTML = `<div class="empty">${esc(e.message)}</div>`; return;
+    }
+    const id = idArg != null && idArg !== "" ? Number(idArg) : c.node_id;
+    $("#brokers-table").innerHTML = `<table id="brokers"><thead><tr><th>ID</th><th>Host</th><th class="num">Port</th><th>Rack</th><th>Role</th><th></th></tr></thead><tbody>${
+      c.brokers.map((b) => `<tr data-broker="${b.node_id}" class="${b.node_id === id ? "selected" : ""}"><td class="mono"><a class="link" href="#/brokers/${b.node_id}">${b.node_id}</a></td>
+        <td class="mono">${esc(b.host)}</td><td class="num mono">${b.port}</td><td class="mono">${esc(b.rack ?? "")}</td>
+        <td>${b.is_controller ? '<span class="badge teal">controller</span> ' : ""}${b.fenced ? '<span class="badge warn">fenced</span>' : ""}${b.node_id === c.node_id ? '<span class="badge info">this broker</span>' : ""}</td>
+        <td><div class="row-actions"><a class="link" href="#/brokers/${b.node_id}">Configs →</a></div></td></tr>`).join("")
+    }</tbody></table>`;
+    $("#broker-configs-title").textContent = `Configs of broker ${id}`;
+    try { configs = (await api("GET", `/v1/cluster/brokers/${encodeURIComponent(id)}/configs`)).configs; } catch (e) {
+      $("#broker-configs").innerHTML = `<div class="empty" id="broker-configs-error">${esc(e.message)}</div>`; return;
+    }
+    renderConfigs();
+  })();
 };
 
 // ---------------------------------------------------------------- balance
@@ -1257,6 +1749,70 @@ pages.api = async function () {
     }</div>`).join("");
 };
 
+// ---------------------------------------------------------------- theme and sidebar
+//
+// Both follow the browser until the user picks: the theme follows
+// prefers-color-scheme, the sidebar collapses to icons below 900 px. A
+// choice made with the toggles is kept in localStorage (it is not a
+// secret, and should outlive the tab).
+
+const THEME_KEY = "sluice.console.theme";
+const SIDEBAR_KEY = "sluice.console.sidebar";
+const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
+const narrowQuery = window.matchMedia("(max-width: 900px)");
+
+function storedChoice(key, allowed) {
+  try { const v = localStorage.getItem(key); return allowed.includes(v) ? v : null; } catch (_) { return null; }
+}
+function storeChoice(key, value) {
+  try { localStorage.setItem(key, value); } catch (_) { /* storage off: the choice lasts this page */ }
+}
+
+function effectiveTheme() {
+  return storedChoice(THEME_KEY, ["dark", "light"]) || (darkQuery.matches ? "dark" : "light");
+}
+
+function applyTheme() {
+  const chosen = storedChoice(THEME_KEY, ["dark", "light"]);
+  if (chosen) document.documentElement.dataset.theme = chosen;
+  else delete document.documentElement.dataset.theme;
+  const theme = effectiveTheme();
+  const btn = $("#theme-toggle");
+  btn.textContent = theme === "dark" ? "☀" : "☾";
+  btn.title = theme === "dark" ? "Switch to the light theme" : "Switch to the dark theme";
+  btn.dataset.theme = theme;
+  // Canvas charts draw their colours once; redraw them in the new theme.
+  window.dispatchEvent(new Event("resize"));
+}
+
+function sidebarCollapsed() {
+  const chosen = storedChoice(SIDEBAR_KEY, ["collapsed", "expanded"]);
+  return chosen ? chosen === "collapsed" : narrowQuery.matches;
+}
+
+function applySidebar() {
+  const chosen = storedChoice(SIDEBAR_KEY, ["collapsed", "expanded"]);
+  document.body.classList.toggle("side-collapsed", chosen === "collapsed");
+  document.body.classList.toggle("side-expanded", chosen === "expanded");
+  const collapsed = sidebarCollapsed();
+  $("#side-toggle").title = collapsed ? "Expand the sidebar" : "Collapse the sidebar";
+  $("#side-toggle").setAttribute("aria-expanded", String(!collapsed));
+  window.dispatchEvent(new Event("resize"));
+}
+
+$("#theme-toggle").addEventListener("click", () => {
+  storeChoice(THEME_KEY, effectiveTheme() === "dark" ? "light" : "dark");
+  applyTheme();
+});
+$("#side-toggle").addEventListener("click", () => {
+  storeChoice(SIDEBAR_KEY, sidebarCollapsed() ? "expanded" : "collapsed");
+  applySidebar();
+});
+darkQuery.addEventListener("change", applyTheme);
+narrowQuery.addEventListener("change", applySidebar);
+applyTheme();
+applySidebar();
+
 // ---------------------------------------------------------------- boot
 
 async function heartbeat() {
@@ -1288,5 +1844,5 @@ whoami();
 heartbeat();
 setInterval(heartbeat, 5000);
 sampleThroughput();
-setInterval(sampleThroughput, 2000);
+setInterval(sampleThroughput, 5000);
 route();

@@ -204,7 +204,8 @@ def test_console_table_tab_lists_a_compacted_topics_keys_and_searches_by_prefix(
     box = d.find_element(By.ID, "kv-prefix")
     box.send_keys("order-")
     d.find_element(By.ID, "kv-search").click()
-    wait(d).until(lambda d: [r.find_element(By.TAG_NAME, "td").text for r in d.find_elements(*rows)]
+    # The search repaints the table: a row read mid-repaint is read again.
+    swait(d).until(lambda d: [r.find_element(By.TAG_NAME, "td").text for r in d.find_elements(*rows)]
                   == [f"order-{i}" for i in range(3)])
     assert "starting with" in d.find_element(By.ID, "kv-summary").text
 
@@ -558,6 +559,20 @@ def modal_open(d) -> bool:
     return d.execute_script("return !document.getElementById('modal').hidden")
 
 
+def swait(d):
+    """A wait that retries when a refresh repaints the element it looks at."""
+    return WebDriverWait(d, UI_TIMEOUT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+
+def click(d, selector: str) -> None:
+    """Clicks `selector`, again if a refresh replaced it before the click."""
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    swait(d).until(clicked, message=f"cannot click {selector}")
+
+
 def test_console_esc_and_navigation_close_dialogs(broker, browser, topic_name):
     http = Http(broker)
     http.wait_ready()
@@ -864,25 +879,25 @@ def test_console_topic_configs_show_defaults_edit_and_reset_and_add_partitions(b
     def config_row(name):
         return d.find_element(By.CSS_SELECTOR, f'#topic-configs tr[data-config="{name}"]')
 
-    row = wait(d).until(lambda d: config_row("retention.ms"))
-    assert "override" in row.find_element(By.CSS_SELECTOR, "td.source").text
-    assert row.find_element(By.CSS_SELECTOR, "td.value").text == "3600000"
-    seg = config_row("segment.bytes")
-    assert "default" in seg.find_element(By.CSS_SELECTOR, "td.source").text
-    assert seg.find_element(By.CSS_SELECTOR, "td.value").text == listed["segment.bytes"]["value"]
+    def cells(name):
+        row = config_row(name)
+        return row.find_element(By.CSS_SELECTOR, "td.value").text, row.find_element(By.CSS_SELECTOR, "td.source").text
+
+    assert swait(d).until(lambda d: cells("retention.ms")) == ("3600000", "override")
+    assert swait(d).until(lambda d: cells("segment.bytes")) == (listed["segment.bytes"]["value"], "default")
     shot(d, "19-topic-configs")
 
     # Edit a default into an override.
-    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    click(d, '#topic-configs tr[data-config="max.message.bytes"] button[data-edit]')
     box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
     box.clear()
     box.send_keys("200000")
     d.find_element(By.ID, "cfg-edit-save").click()
     wait(d).until(lambda d: not modal_open(d))
     assert http.get(f"/v1/topics/{topic_name}")["configs"]["max.message.bytes"] == "200000"
-    wait(d).until(lambda d: "override" in config_row("max.message.bytes").text)
+    swait(d).until(lambda d: cells("max.message.bytes") == ("200000", "override"))
     # A bad value is refused with the broker's message, in the dialog.
-    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    click(d, '#topic-configs tr[data-config="max.message.bytes"] button[data-edit]')
     box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
     box.clear()
     box.send_keys("lots")
@@ -891,13 +906,13 @@ def test_console_topic_configs_show_defaults_edit_and_reset_and_add_partitions(b
     d.find_element(By.ID, "cfg-edit-cancel").click()
 
     # Reset an override to the default.
-    config_row("retention.ms").find_element(By.CSS_SELECTOR, "button[data-reset]").click()
-    wait(d).until(lambda d: "default" in config_row("retention.ms").find_element(By.CSS_SELECTOR, "td.source").text)
+    click(d, '#topic-configs tr[data-config="retention.ms"] button[data-reset]')
+    swait(d).until(lambda d: cells("retention.ms")[1] == "default")
     assert "retention.ms" not in http.get(f"/v1/topics/{topic_name}")["configs"]
     # Overrides only.
     d.find_element(By.ID, "cfg-overrides-only").click()
-    names = [r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#topic-configs tbody tr")]
-    assert names == ["max.message.bytes"], names
+    swait(d).until(lambda d: [r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#topic-configs tbody tr")]
+                   == ["max.message.bytes"])
 
     # Add partitions: 1 -> 3.
     d.find_element(By.ID, "tp-add-partitions").click()

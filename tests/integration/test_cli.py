@@ -104,3 +104,32 @@ def test_keys_map_to_the_same_partitions_as_librdkafka_murmur2(broker, topic_nam
     mismatched = {k: (ours[k], rd[k]) for k in ours if ours[k] != rd[k]}
     assert not mismatched, f"(sluice, librdkafka) partitions differ: {mismatched}"
     assert len(set(ours.values())) > 1, "keys should spread over several partitions"
+
+
+def test_json_output_keeps_binary_keys_values_and_headers_as_base64(broker, topic_name):
+    """`-F json` never replaces bytes with U+FFFD: what is not UTF-8 is
+    written as base64 and marked with a `*_encoding` field."""
+    import base64
+
+    confluent_create_topic(broker.bootstrap, topic_name, 1)
+    binary = bytes(range(256))
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(topic_name, key=b"\xff\x00k", value=binary, headers=[("h", b"\xc3\x28"), ("t", b"text")])
+    p.produce(topic_name, key="plain", value="caf\u00e9")
+    assert p.flush(30) == 0
+
+    out = sluice(broker, "consume", topic_name, "--from-beginning", "--count", "2", "-F", "json")
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert "\ufffd" not in out
+    assert first["value_encoding"] == "base64" and base64.b64decode(first["value"]) == binary
+    assert first["key_encoding"] == "base64" and base64.b64decode(first["key"]) == b"\xff\x00k"
+    assert first["headers"][0] == {"key": "h", "value": base64.b64encode(b"\xc3\x28").decode(), "value_encoding": "base64"}
+    assert first["headers"][1] == {"key": "t", "value": "text"}
+    # UTF-8 stays readable text, without an encoding field.
+    assert second["key"] == "plain" and second["value"] == "caf\u00e9"
+    assert "value_encoding" not in second
+
+    out = sluice(broker, "consume", topic_name, "--from-beginning", "--count", "2", "-F", "json", "--json-encoding", "base64")
+    second = json.loads(out.splitlines()[1])
+    assert second["value_encoding"] == "base64"
+    assert base64.b64decode(second["value"]) == "caf\u00e9".encode()

@@ -71,12 +71,13 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
         ("GET", "/v1/topics"), ("POST", "/v1/topics"),
         ("GET", "/v1/topics/{topic}"), ("DELETE", "/v1/topics/{topic}"),
         ("PATCH", "/v1/topics/{topic}/configs"), ("POST", "/v1/topics/{topic}/partitions"),
-        ("POST", "/v1/topics/{topic}/records"),
+        ("POST", "/v1/topics/{topic}/records"), ("GET", "/v1/topics/{topic}/records"),
         ("GET", "/v1/topics/{topic}/partitions/{partition}/records"),
+        ("DELETE", "/v1/topics/{topic}/partitions/{partition}/records"),
         ("GET", "/v1/topics/{topic}/partitions/{partition}/tail"),
         ("GET", "/v1/topics/{topic}/tail"),
         ("GET", "/v1/topics/{topic}/keys/{key}"), ("GET", "/v1/topics/{topic}/keys"),
-        ("GET", "/v1/groups"), ("GET", "/v1/groups/{group}"),
+        ("GET", "/v1/groups"), ("GET", "/v1/groups/{group}"), ("DELETE", "/v1/groups/{group}"),
         ("POST", "/v1/groups/{group}/offsets/reset"),
         ("GET", "/v1/auth/whoami"), ("GET", "/v1/auth/tokens"), ("POST", "/v1/auth/tokens"),
         ("DELETE", "/v1/auth/tokens/{token_id}"),
@@ -263,6 +264,73 @@ def test_read_by_offset_timestamp_first_and_last(http, topic_name):
     assert http.get(path + "?offset=20")["records"] == []
 
 
+def test_topic_read_merges_partitions_pages_exactly_and_filters(http, broker, topic_name):
+    import confluent_kafka as ck
+
+    http.create_topic(topic_name, 3)
+    # Produced by a Kafka client, at distinct create times, round the partitions.
+    p = ck.Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(30):
+        headers = [("kind", b"even" if i % 2 == 0 else b"odd")]
+        p.produce(topic_name, key=f"key-{i}".encode(), value=json.dumps({"n": i}).encode(),
+                  partition=i % 3, timestamp=1_700_000_000_000 + i, headers=headers)
+    assert p.flush(30) == 0
+    path = f"/v1/topics/{topic_name}/records"
+    seen, cursor = [], None
+    for _ in range(10):
+        page = http.get(path + "?limit=4" + (f"&cursor={cursor}" if cursor else ""))
+        assert len(page["records"]) <= 4 and page["truncated"] is False
+        seen += [json.loads(r["value"])["n"] for r in page["records"]]
+        cursor = page["cursor"]
+        if page["end_reached"]:
+            break
+    assert seen == list(range(30)), "every record once, by time across partitions"
+    assert sorted(p["next_offset"] for p in page["partitions"]) == [10, 10, 10]
+    # Records produced later continue from the last cursor.
+    http.produce(topic_name, [{"value": {"n": 30}, "partition": 1}])
+    later = http.get(f"{path}?cursor={cursor}")
+    assert [json.loads(r["value"])["n"] for r in later["records"]] == [30]
+
+    def numbers(query):
+        return [json.loads(r["value"])["n"] for r in http.get(f"{path}?{query}")["records"]]
+
+    assert numbers("key_contains=key-2&limit=100") == [2, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]
+    assert numbers("value_contains=%22n%22%3A%201&header=kind%3Dodd&limit=100") == [1, 11, 13, 15, 17, 19]
+    assert numbers("header=kind&from_ts=1700000000010&to_ts=1700000000012") == [10, 11, 12]
+    assert numbers("from=1700000000027") == [27, 28, 29, 30]
+    assert numbers("from=end&limit=3") == [28, 29, 30]
+    bounded = http.get(f"{path}?key_contains=key-2&max_scan=5")
+    assert (bounded["scanned"], bounded["truncated"]) == (5, True)
+    assert [json.loads(r["value"])["n"] for r in bounded["records"]] == [2]
+    rest = http.get(f"{path}?key_contains=key-2&cursor={bounded['cursor']}")
+    assert [json.loads(r["value"])["n"] for r in rest["records"]] == [20, 21, 22, 23, 24, 25, 26, 27, 28, 29]
+    for bad in ("limit=0", "max_scan=1000000", "from=soon", "cursor=9:0", "cursor=0:1,0:2", "cursor=x",
+                "cursor=0:0&from=end", "header="):
+        assert_error(http.call("GET", f"{path}?{bad}"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", "/v1/topics/missing/records"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
+
+
+def test_format_json_embeds_json_keys_and_values(http, topic_name):
+    http.create_topic(topic_name, 1)
+    http.produce(topic_name, [{"key": "{\"id\": 7}", "value": {"a": [1, 2]}},
+                              {"key": "plain", "value_base64": base64.b64encode(b"not json").decode()},
+                              {"value_base64": base64.b64encode(b"\xff\x00").decode()}])
+    for path in (f"/v1/topics/{topic_name}/partitions/0/records?first=3&format=json",
+                 f"/v1/topics/{topic_name}/records?format=json"):
+        records = http.get(path)["records"]
+        assert records[0]["value_json"] == {"a": [1, 2]} and records[0]["key_json"] == {"id": 7}, records[0]
+        assert records[0]["value"] == '{"a":[1,2]}'  # the text stays
+        assert "value_json" not in records[1] and "key_json" not in records[1], records[1]
+        assert "value_json" not in records[2] and records[2]["value_base64"] == "/wA=", records[2]
+    # Without format=json nothing is embedded.
+    plain = http.get(f"/v1/topics/{topic_name}/partitions/0/records?first=1")["records"][0]
+    assert "value_json" not in plain
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/records?format=yaml"), 400, "BAD_REQUEST")
+    res = http_stream(http, f"/v1/topics/{topic_name}/tail?last=1000&format=json")
+    assert sse_records(res, 1)[0]["value_json"] == {"a": [1, 2]}
+    res.close()
+
+
 def test_read_errors(http, topic_name):
     http.create_topic(topic_name, 1)
     http.produce(topic_name, [{"value": 1, "partition": 0}])
@@ -400,6 +468,68 @@ def test_tail_a_partition_and_a_topic(http, topic_name):
         r.close()
 
 
+def sse_events(res, count: int) -> list[tuple[str, dict]]:
+    """Reads `count` `record` events as (id, record)."""
+    out, event, data, ident = [], None, [], None
+    while len(out) < count:
+        line = res.fp.readline().decode()
+        assert line, "stream ended early"
+        line = line.rstrip("\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line.startswith("id:"):
+            ident = line[3:].strip()
+        elif line == "":
+            if event == "record":
+                out.append((ident, json.loads("\n".join(data))))
+            event, data = None, []
+    return out
+
+
+def test_tail_resumes_after_last_event_id_without_gap_or_duplicate(http, topic_name):
+    http.create_topic(topic_name, 3)
+    http.produce(topic_name, [{"value": i, "partition": i % 3} for i in range(9)])
+    res = http_stream(http, f"/v1/topics/{topic_name}/tail?last=1000")
+    first = sse_events(res, 4)
+    res.close()  # the client goes away mid-stream
+    last_id = first[-1][0]
+    assert last_id, first
+    http.produce(topic_name, [{"value": i, "partition": i % 3} for i in range(9, 15)])
+    # An EventSource reconnects with the header; a sentinel produced last
+    # proves nothing is sent twice before it.
+    port = int(http.base.rsplit(":", 1)[1])
+    conn = httpc.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request("GET", f"/v1/topics/{topic_name}/tail?last=1000",
+                 headers={"accept": "text/event-stream", "last-event-id": last_id})
+    again = conn.getresponse()
+    assert again.status == 200
+    http.produce(topic_name, [{"value": "sentinel", "partition": 0}])
+    rest = sse_events(again, 15 - 4 + 1)
+    again.close()
+    values = [json.loads(r["value"]) for _, r in first + rest]
+    assert values[-1] == "sentinel", values
+    assert sorted(values[:-1]) == list(range(15)), f"gap or duplicate: {values}"
+    # The same through the query parameter, resuming from the very end.
+    end_id = rest[-1][0]
+    res = http_stream(http, f"/v1/topics/{topic_name}/tail?last=1000&last_event_id={end_id}")
+    http.produce(topic_name, [{"value": "after", "partition": 2}])
+    assert json.loads(sse_events(res, 1)[0][1]["value"]) == "after"
+    res.close()
+    # A partition tail resumes the same way.
+    res = http_stream(http, f"/v1/topics/{topic_name}/partitions/0/tail?offset=0")
+    (ident, r), = sse_events(res, 1)
+    res.close()
+    assert (ident, r["offset"]) == ("0:1", 0)
+    res = http_stream(http, f"/v1/topics/{topic_name}/partitions/0/tail?offset=0&last_event_id=0:1")
+    assert sse_events(res, 1)[0][1]["offset"] == 1
+    res.close()
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/tail?last_event_id=7:1"), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", f"/v1/topics/{topic_name}/partitions/0/tail?last_event_id=1:1"), 400,
+                 "BAD_REQUEST")
+
+
 def test_tail_errors(http, topic_name):
     http.create_topic(topic_name, 1)
     assert_error(http.call("GET", "/v1/topics/missing/tail"), 404, "UNKNOWN_TOPIC_OR_PARTITION")
@@ -453,7 +583,8 @@ def test_groups_list_describe_lag_and_reset(http, broker, topic_name):
 
     # While the consumer is a member: described with its assignment, reset refused.
     g = http.get(f"/v1/groups/{group}")
-    assert g["protocol_type"] == "classic" and g["state"] == "Stable", g
+    # KIP-848's group type, and the protocol type `sluice group list` shows.
+    assert (g["type"], g["protocol_type"], g["state"]) == ("classic", "consumer", "Stable"), g
     assert len(g["members"]) == 1
     member = g["members"][0]
     assert sorted((a["topic"], a["partition"]) for a in member["assignment"]) == [(topic_name, 0), (topic_name, 1)]
@@ -468,6 +599,7 @@ def test_groups_list_describe_lag_and_reset(http, broker, topic_name):
 
     listed = {x["group_id"]: x for x in http.get("/v1/groups")["groups"]}
     assert listed[group]["state"] == "Empty" and listed[group]["member_count"] == 0
+    assert (listed[group]["type"], listed[group]["protocol_type"]) == ("classic", "consumer")
     assert listed[group]["total_lag"] == 3
 
     r = http.ok("POST", f"/v1/groups/{group}/offsets/reset", {"topic": topic_name, "to": "earliest"})
@@ -509,6 +641,53 @@ def test_group_errors(http, broker, topic_name):
     assert http.get(f"/v1/groups/{group}")["offsets"][0]["committed_offset"] == 1
 
 
+def test_delete_group_refuses_live_members_and_deletes_empty_groups(http, broker, topic_name):
+    import confluent_kafka as ck
+
+    http.create_topic(topic_name, 1)
+    http.produce(topic_name, [{"value": 1, "partition": 0}])
+    group = topic_name + "-g"
+    c = group_consumer(broker.bootstrap, group)
+    c.subscribe([topic_name])
+    poll_until(c, 1)
+    c.commit(offsets=[ck.TopicPartition(topic_name, 0, 1)], asynchronous=False)
+    assert_error(http.call("DELETE", f"/v1/groups/{group}"), 409, "NON_EMPTY_GROUP")
+    c.close()
+    assert http.call("DELETE", f"/v1/groups/{group}") == (204, None)
+    assert_error(http.call("GET", f"/v1/groups/{group}"), 404, "GROUP_ID_NOT_FOUND")
+    assert_error(http.call("DELETE", f"/v1/groups/{group}"), 404, "GROUP_ID_NOT_FOUND")
+    # Its offsets went with it: a new member of the same id has none.
+    c = group_consumer(broker.bootstrap, group)
+    committed = c.committed([ck.TopicPartition(topic_name, 0)], timeout=10)
+    assert committed[0].offset == ck.OFFSET_INVALID, committed
+    c.close()
+
+
+def test_delete_records_moves_the_log_start_offset(http, broker, topic_name):
+    import confluent_kafka as ck
+
+    http.create_topic(topic_name, 1)
+    http.produce(topic_name, [{"value": i, "partition": 0} for i in range(5)])
+    path = f"/v1/topics/{topic_name}/partitions/0/records"
+    r = http.ok("DELETE", path + "?before=2")
+    assert (r["topic"], r["partition"], r["log_start_offset"], r["high_watermark"]) == (topic_name, 0, 2, 5)
+    assert [x["offset"] for x in http.get(path + "?first=10")["records"]] == [2, 3, 4]
+    # A Kafka client sees the new low watermark.
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic_name + "-w"})
+    assert c.get_watermark_offsets(ck.TopicPartition(topic_name, 0), timeout=10) == (2, 5)
+    assert_error(http.call("DELETE", path + "?before=6"), 416, "OFFSET_OUT_OF_RANGE")
+    assert_error(http.call("DELETE", path + "?before=later"), 400, "BAD_REQUEST")
+    assert_error(http.call("DELETE", path), 400, "BAD_REQUEST")
+    assert_error(http.call("DELETE", f"/v1/topics/{topic_name}/partitions/3/records?before=end"), 404,
+                 "UNKNOWN_TOPIC_OR_PARTITION")
+    r = http.ok("DELETE", path + "?before=end")
+    assert r["log_start_offset"] == 5 and http.get(path + "?first=10")["records"] == []
+    assert c.get_watermark_offsets(ck.TopicPartition(topic_name, 0), timeout=10) == (5, 5)
+    c.close()
+    assert_error(http.call("DELETE", "/v1/topics/__consumer_offsets/partitions/0/records?before=end"), 400,
+                 "INVALID_TOPIC_EXCEPTION")
+
+
 def test_read_committed_hides_aborted_and_open_transactions(http, broker, topic_name):
     import confluent_kafka as ck
 
@@ -542,3 +721,4 @@ def check_isolation(http, topic_name):
     last = http.get(f"/v1/topics/{topic_name}/partitions/0/records?last=1&isolation=read_committed")
     assert [r["value"] for r in last["records"]] in (["c2"], [])  # the abort marker may be the last stable record
     assert_error(http.call("GET", path + "&isolation=sometimes"), 400, "BAD_REQUEST")
+

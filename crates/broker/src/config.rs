@@ -1206,9 +1206,21 @@ pub enum ConfigError {
     #[error("override `{0}` is not of the form key=value")]
     Override(String),
     /// A key nobody knows, from an override.
-    #[error("unknown config key `{key}`")]
+    #[error("unknown config key `{key}`{}", did_you_mean(key))]
     UnknownKey {
         /// The key as given.
+        key: String,
+    },
+    /// A `SLUICE_*` environment variable that is neither a config key nor
+    /// one of the variables other tools read ([`OTHER_SLUICE_VARS`]).
+    #[error(
+        "unknown environment variable {name}: no config key is named `{key}`{}",
+        did_you_mean(key)
+    )]
+    UnknownEnv {
+        /// The variable's name.
+        name: String,
+        /// The config key it would stand for.
         key: String,
     },
     /// A value has the wrong type or is out of range.
@@ -1268,7 +1280,16 @@ impl ConfigLoader {
                 .iter()
                 .find(|k| env_name(k) == format!("SLUICE_{rest}"))
             else {
-                continue; // SLUICE_BIN, SLUICE_BOOTSTRAP and friends belong to other tools.
+                if OTHER_SLUICE_VARS.contains(&name.as_str()) {
+                    continue;
+                }
+                // A misspelt variable would otherwise leave its setting at
+                // the default without a word; unknown TOML keys and `--set`
+                // keys are refused too.
+                return Err(ConfigError::UnknownEnv {
+                    key: env_key_guess(rest),
+                    name,
+                });
             };
             self.set(key, &value, Source::Env)?;
         }
@@ -1337,12 +1358,116 @@ impl ConfigLoader {
             let key = e.path().to_string();
             ConfigError::Invalid {
                 key,
-                message: e.into_inner().to_string(),
+                message: plain_type_error(&e.into_inner().to_string()),
             }
         })?;
         config.validate()?;
         Ok(config)
     }
+}
+
+/// `SLUICE_*` variables that are not config keys: the CLI's, the log
+/// filter, and those of the test, bench and fault scripts. `sluice serve`
+/// refuses any other `SLUICE_*` name; a new variable read anywhere must be
+/// added here.
+pub const OTHER_SLUICE_VARS: &[&str] = &[
+    "SLUICE_LOG",
+    "SLUICE_BOOTSTRAP",
+    "SLUICE_HTTP",
+    "SLUICE_SCHEMA_REGISTRY",
+    "SLUICE_CONTROLLER",
+    "SLUICE_CHART_FONT",
+    "SLUICE_BIN",
+    "SLUICE_UPGRADE_FROM_BIN",
+    "SLUICE_BENCH_DIR",
+    "SLUICE_FUZZ_SECONDS",
+    "SLUICE_FAULT_KILLS",
+    "SLUICE_FAULT_TIMEOUT_S",
+];
+
+/// The dotted key an unknown `SLUICE_<REST>` variable would stand for,
+/// for the error message: lower case, and `_` after a known section name
+/// read as the dot.
+fn env_key_guess(rest: &str) -> String {
+    let lower = rest.to_lowercase();
+    KNOWN_KEYS
+        .iter()
+        .filter_map(|k| k.split_once('.').map(|(section, _)| section))
+        .find_map(|section| {
+            lower
+                .strip_prefix(section)
+                .and_then(|tail| tail.strip_prefix('_'))
+                .map(|tail| format!("{section}.{tail}"))
+        })
+        .unwrap_or(lower)
+}
+
+/// `; did you mean `k` (SLUICE_K)?` for the known key closest to `key`, or
+/// nothing when none is close.
+fn did_you_mean(key: &str) -> String {
+    // Up to a third of the characters wrong: a typo, not another key.
+    let limit = (key.len() / 3).max(2);
+    KNOWN_KEYS
+        .iter()
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}` ({})?", env_name(k)))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance between two short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Says in plain words what serde's `invalid type: string "abc", expected
+/// i64` means: `"abc" is not an integer`. Other messages pass unchanged.
+fn plain_type_error(message: &str) -> String {
+    // The TOML deserializer adds "\nin `key`"; the key is said already.
+    let message = message.lines().next().unwrap_or(message);
+    let Some((got, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message.to_owned();
+    };
+    // `string "abc"`, `integer `5``, `boolean `true``, `floating point `1.5``.
+    let value = got
+        .strip_prefix("floating point ")
+        .or_else(|| got.split_once(' ').map(|(_, v)| v))
+        .unwrap_or(got)
+        .trim_matches('`');
+    let expected = expected.trim();
+    let wanted = match expected {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer",
+        "f32" | "f64" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a string" | "a borrowed string" | "string" | "a character" => "a string",
+        "a sequence" => "a list",
+        "struct" | "a map" => "a table",
+        other => return format!("{value} is not {other}"),
+    };
+    if message.starts_with("invalid value: ") {
+        // Right type, out of the type's range (a negative count).
+        return format!("{value} is out of range: expected {wanted}");
+    }
+    format!("{value} is not {wanted}")
 }
 
 /// The environment variable for a dotted key.
@@ -2809,6 +2934,60 @@ mod tests {
         let err = loader.build().expect_err("must fail").to_string();
         assert!(err.contains("log.segment_bytes"), "{err}");
         assert!(err.contains("banana"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_explained_in_plain_words() {
+        let refused = |key: &str, raw: &str| {
+            let mut loader = ConfigLoader::default();
+            loader.set(key, raw, Source::Flag).expect("known key");
+            loader.build().expect_err("must fail").to_string()
+        };
+        assert_eq!(
+            refused("log.retention_ms", "abc"),
+            "invalid value for `log.retention_ms`: \"abc\" is not an integer"
+        );
+        assert_eq!(
+            refused("log.cleaner_enable", "7"),
+            "invalid value for `log.cleaner_enable`: 7 is not true or false"
+        );
+        let err = refused("log.segment_bytes", "-5");
+        assert!(
+            err.starts_with("invalid value for `log.segment_bytes`: -5 "),
+            "{err}"
+        );
+        assert!(
+            !err.contains("expected i") && !err.contains("expected u"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_sluice_environment_variables_are_refused_with_the_closest_key() {
+        let err = ConfigLoader::default()
+            .apply_env([("SLUICE_LOG_RETENTION_MSS".to_owned(), "1".to_owned())])
+            .expect_err("must fail")
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown environment variable SLUICE_LOG_RETENTION_MSS: no config key is named \
+             `log.retention_mss`; did you mean `log.retention_ms` (SLUICE_LOG_RETENTION_MS)?"
+        );
+        // The CLI's and the scripts' own variables are not config keys.
+        let mut loader = ConfigLoader::default();
+        loader
+            .apply_env(
+                OTHER_SLUICE_VARS
+                    .iter()
+                    .map(|v| (v.to_string(), "x".to_owned())),
+            )
+            .expect("other tools' variables pass");
+        loader.build().expect("valid");
+        let err = ConfigLoader::default()
+            .apply_override("log.segment_byte=1")
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("did you mean `log.segment_bytes`"), "{err}");
     }
 
     #[test]

@@ -155,6 +155,35 @@ fn base64_url_uuid(id: uuid::Uuid) -> String {
     out
 }
 
+/// Space on the file system holding a directory, in bytes, as `statvfs`
+/// reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// The file system's size.
+    pub total_bytes: u64,
+    /// In use (size less every free block, root's reserve included).
+    pub used_bytes: u64,
+    /// What an unprivileged writer such as Sluice can still use (`df`'s
+    /// "Avail": blocks reserved for root excluded).
+    pub available_bytes: u64,
+}
+
+/// [`DiskSpace`] of the file system holding `dir`, or `None` if the file
+/// system would not say.
+pub fn disk_space(dir: &Path) -> Option<DiskSpace> {
+    let stats = rustix::fs::statvfs(dir).ok()?;
+    // Block counts are in fragment-size units (`statvfs(3)`).
+    let unit = stats.f_frsize;
+    Some(DiskSpace {
+        total_bytes: stats.f_blocks.saturating_mul(unit),
+        used_bytes: stats
+            .f_blocks
+            .saturating_sub(stats.f_bfree)
+            .saturating_mul(unit),
+        available_bytes: stats.f_bavail.saturating_mul(unit),
+    })
+}
+
 /// Use of the file system holding `data_dir`, in percent of the space an
 /// unprivileged writer could use (blocks reserved for root excluded, as
 /// `df` reports it), or `None` if the file system would not say. The
@@ -196,5 +225,17 @@ mod tests {
         let used = disk_used_percent(dir.path()).expect("statvfs answers for a real directory");
         assert!(used <= 100, "{used}");
         assert_eq!(disk_used_percent(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn disk_space_of_a_real_directory_adds_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let space = disk_space(dir.path()).expect("statvfs answers for a real directory");
+        assert!(space.total_bytes > 0);
+        assert!(
+            space.used_bytes + space.available_bytes <= space.total_bytes,
+            "{space:?}"
+        );
+        assert_eq!(disk_space(&dir.path().join("missing")), None);
     }
 }

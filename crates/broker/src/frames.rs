@@ -67,6 +67,9 @@ pub struct Frame {
     pub bytes: Bytes,
     /// Held until the request's reply is produced.
     pub budget: FramePermit,
+    /// When the frame's last byte was read: the start of its queue time
+    /// (`sluice_kafka_request_queue_duration_seconds`).
+    pub read_at: std::time::Instant,
 }
 
 /// A frame's share of the [`RequestBudget`]; returned on drop.
@@ -289,6 +292,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(Some(Frame {
             bytes: Bytes::from(done.body),
             budget: permit,
+            read_at: std::time::Instant::now(),
         }))
     }
 }

@@ -489,7 +489,7 @@ impl Server {
                         listener: Arc::clone(&listener),
                         throttle: throttle.clone(),
                     };
-                    match handlers::dispatch(broker, ctx, frame.bytes) {
+                    match handlers::dispatch_read_at(broker, ctx, frame.bytes, frame.read_at) {
                         Ok(reply) => {
                             // The frame's budget comes back once its reply is
                             // produced (or dropped with the connection).

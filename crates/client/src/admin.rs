@@ -92,6 +92,10 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// State, when the broker reports it.
     pub state: String,
+    /// Group type (KIP-848): `classic` (JoinGroup/SyncGroup) or
+    /// `consumer` (ConsumerGroupHeartbeat); empty when the broker does not
+    /// say (ListGroups before v5).
+    pub group_type: String,
 }
 
 /// A group member as DescribeGroups reports it.
@@ -409,13 +413,14 @@ impl Admin {
         let mut out = Vec::new();
         for node in md.brokers.keys() {
             let conn = self.client.broker(*node).await?;
-            let (resp, _) = conn.send(&ListGroupsRequest::default(), 0, 4).await?;
+            let (resp, _) = conn.send(&ListGroupsRequest::default(), 0, 5).await?;
             check(|| "list groups".to_owned(), resp.error_code, None)?;
             for g in resp.groups {
                 out.push(GroupListing {
                     group_id: g.group_id,
                     protocol_type: g.protocol_type,
                     state: g.group_state,
+                    group_type: g.group_type,
                 });
             }
         }

@@ -226,6 +226,32 @@ impl Client {
     /// Reloads metadata: all topics (`None`) or the named ones, merged into
     /// the cache.
     pub async fn refresh_metadata(&self, topics: Option<&[String]>) -> Result<Metadata> {
+        self.load_metadata(topics, false).await
+    }
+
+    /// Metadata of one topic a producer is about to write to. Like Kafka's
+    /// producer, it asks the broker to create a missing topic
+    /// (`allow_auto_topic_creation`); the broker does so with its defaults
+    /// only when its `topics.auto_create` is on, and answers
+    /// UNKNOWN_TOPIC_OR_PARTITION otherwise.
+    pub async fn topic_for_produce(&self, topic: &str) -> Result<TopicInfo> {
+        if let Some(t) = self.metadata().topics.get(topic) {
+            return Ok(t.clone());
+        }
+        let md = self.load_metadata(Some(&[topic.to_owned()]), true).await?;
+        md.topics
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| ClientError::UnknownTopic {
+                topic: topic.to_owned(),
+            })
+    }
+
+    async fn load_metadata(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<Metadata> {
         let request = MetadataRequest {
             topics: topics.map(|t| {
                 t.iter()
@@ -235,7 +261,7 @@ impl Client {
                     })
                     .collect()
             }),
-            allow_auto_topic_creation: false,
+            allow_auto_topic_creation,
             ..Default::default()
         };
         let response = self

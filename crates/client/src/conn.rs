@@ -213,7 +213,20 @@ impl Connection {
         };
         let timeout = conn.options.connect_timeout;
         let versions = match tokio::time::timeout(timeout, conn.negotiate()).await {
-            Ok(v) => v?,
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                // An HTTP server may hang up on our binary request instead
+                // of answering 400 (or its answer is lost to the reset of
+                // its close): ask it in its own protocol before giving up.
+                let hung_up =
+                    matches!(e, ClientError::Disconnected { .. } | ClientError::Io { .. });
+                if hung_up && conn.options.tls.is_none() && speaks_http(addr, timeout).await {
+                    return Err(ClientError::HttpAnswer {
+                        addr: addr.to_owned(),
+                    });
+                }
+                return Err(e);
+            }
             Err(_) => {
                 return Err(ClientError::ConnectTimeout {
                     addr: addr.to_owned(),
@@ -469,6 +482,22 @@ impl Connection {
     }
 }
 
+/// True when `addr` answers an HTTP request with an HTTP status line.
+/// A Kafka broker reads "HEAD" as a 1.2 GB frame length and hangs up.
+async fn speaks_http(addr: &str, timeout: Duration) -> bool {
+    let probe = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"HEAD / HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(&head == b"HTTP/")
+    };
+    matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(true)))
+}
+
 async fn write_loop(
     mut write: WriteHalf,
     addr: String,
@@ -485,7 +514,7 @@ async fn write_loop(
         if let Err(e) = written {
             tracing::debug!("write failed: {e}");
             dead.store(true, Ordering::Release);
-            fail_all(&pending, &addr, Some(e.to_string()));
+            fail_all(&pending, &ClientError::Io { addr, source: e });
             return;
         }
     }
@@ -503,6 +532,11 @@ async fn read_loop(mut read: ReadHalf, addr: String, dead: Arc<AtomicBool>, pend
                     source,
                 }
             };
+        }
+        if &prefix == b"HTTP" {
+            // "HTTP" read as a length is 1213486160: an HTTP server's
+            // answer to our binary request, not a Kafka frame.
+            break ClientError::HttpAnswer { addr: addr.clone() };
         }
         let length = i32::from_be_bytes(prefix);
         let Ok(len) = usize::try_from(length) else {
@@ -531,7 +565,7 @@ async fn read_loop(mut read: ReadHalf, addr: String, dead: Arc<AtomicBool>, pend
         }
     };
     dead.store(true, Ordering::Release);
-    fail_all(&pending, &addr, Some(error.to_string()));
+    fail_all(&pending, &error);
 }
 
 fn bad_length(addr: &str, length: i32) -> ClientError {
@@ -542,19 +576,35 @@ fn bad_length(addr: &str, length: i32) -> ClientError {
     }
 }
 
-fn fail_all(pending: &Pending, addr: &str, message: Option<String>) {
+/// Fails every waiter with `error`. Each waiter gets its own value (errors
+/// are not `Clone`), of the same kind where the kind matters (retriable,
+/// the HTTP hint), and with the address said once.
+fn fail_all(pending: &Pending, error: &ClientError) {
     let waiters: Vec<_> = {
         let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.drain().map(|(_, tx)| tx).collect()
     };
     for tx in waiters {
-        // Each waiter gets its own error value; the reason is kept in text.
-        let err = match &message {
-            Some(m) => ClientError::Io {
-                addr: addr.to_owned(),
-                source: std::io::Error::other(m.clone()),
+        let err = match error {
+            ClientError::Disconnected { addr } => ClientError::Disconnected { addr: addr.clone() },
+            ClientError::HttpAnswer { addr } => ClientError::HttpAnswer { addr: addr.clone() },
+            ClientError::BadFrameLength {
+                addr,
+                length,
+                limit,
+            } => ClientError::BadFrameLength {
+                addr: addr.clone(),
+                length: *length,
+                limit: *limit,
             },
-            None => ClientError::Closed,
+            ClientError::Io { addr, source } => ClientError::Io {
+                addr: addr.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => ClientError::Invalid {
+                what: "connection",
+                reason: other.to_string(),
+            },
         };
         let _ = tx.send(Err(err));
     }
@@ -591,6 +641,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("bad length"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_http_answer_is_named_as_such() {
+        let addr = fake_broker(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()).await;
+        let err = Connection::connect(&addr, ConnOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::HttpAnswer { .. }), "{err}");
+        assert_eq!(err.to_string(), format!("{addr} answered with HTTP"));
+    }
+
+    #[tokio::test]
+    async fn an_http_server_that_hangs_up_on_binary_is_still_named() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut first = [0u8; 4];
+                sock.read_exact(&mut first).await.unwrap();
+                // Binary: hang up. A request line: answer it.
+                if &first == b"HEAD" {
+                    sock.write_all(b"HTTP/1.1 404 Not Found\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        let err = Connection::connect(&addr, ConnOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::HttpAnswer { .. }), "{err}");
     }
 
     #[tokio::test]

@@ -70,6 +70,12 @@ pub enum ClientError {
         /// Our limit.
         limit: usize,
     },
+    /// The peer answered with HTTP: an HTTP listener, not a Kafka one.
+    #[error("{addr} answered with HTTP")]
+    HttpAnswer {
+        /// host:port.
+        addr: String,
+    },
     /// A response could not be decoded.
     #[error("cannot decode {api:?} response: {source}")]
     Decode {

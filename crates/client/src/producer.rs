@@ -713,22 +713,34 @@ impl Accumulator {
             self.retrying += 1;
             return;
         }
-        let msg = err.to_string();
-        let code = err.code();
         for (w, _) in b.waiters {
-            let e = match code {
-                Some(code) => ClientError::Kafka {
-                    context: format!("produce to {}-{}", b.topic, b.partition),
-                    code,
-                    message: Some(msg.clone()),
-                },
-                None => ClientError::Invalid {
-                    what: "produce",
-                    reason: msg.clone(),
-                },
-            };
-            let _ = w.send(Err(e));
+            let _ = w.send(Err(for_waiter(&err)));
         }
+    }
+}
+
+/// A copy of a batch's failure for each record's waiter. Kafka errors keep
+/// their context, code and message as they are: wrapping the whole text in
+/// a new error would print the context twice.
+fn for_waiter(err: &ClientError) -> ClientError {
+    match err {
+        ClientError::Kafka {
+            context,
+            code,
+            message,
+        } => ClientError::Kafka {
+            context: context.clone(),
+            code: *code,
+            message: message.clone(),
+        },
+        ClientError::Invalid { what, reason } => ClientError::Invalid {
+            what,
+            reason: reason.clone(),
+        },
+        other => ClientError::Invalid {
+            what: "produce",
+            reason: other.to_string(),
+        },
     }
 }
 

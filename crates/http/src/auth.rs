@@ -1315,6 +1315,124 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn delete_group_and_delete_records_need_delete() {
+        let f = fixture();
+        let alice = basic("alice", "alice-secret");
+        let a = Some(alice.as_str());
+        f.create_topic("t").await;
+        f.security
+            .allow("User:alice", Operation::Write, Resource::Topic("t"));
+        let records = json!({"records": [{"value": 1}, {"value": 2}, {"value": 3}]});
+        let (status, _) = f
+            .call(Method::POST, "/v1/topics/t/records", a, Some(records))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+
+        // DeleteRecords: DELETE on the topic.
+        let uri = "/v1/topics/t/partitions/0/records?before=2";
+        let (status, err) = f.call(Method::DELETE, uri, a, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+        assert_eq!(err["error_code"], "TOPIC_AUTHORIZATION_FAILED");
+        f.security
+            .allow("User:alice", Operation::Delete, Resource::Topic("t"));
+        let (status, out) = f.call(Method::DELETE, uri, a, None).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(
+            (
+                out["log_start_offset"].as_i64(),
+                out["high_watermark"].as_i64()
+            ),
+            (Some(2), Some(3))
+        );
+        let partition = f.broker.replicas.partition("t", 0).expect("hosted");
+        assert_eq!(partition.log().log_start_offset(), 2);
+        for (before, status, code) in [
+            (
+                "9",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "OFFSET_OUT_OF_RANGE",
+            ),
+            (
+                "-1",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "OFFSET_OUT_OF_RANGE",
+            ),
+            ("soon", StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+        ] {
+            let uri = format!("/v1/topics/t/partitions/0/records?before={before}");
+            let (got, err) = f.call(Method::DELETE, &uri, a, None).await;
+            assert_eq!(
+                (got, err["error_code"].as_str()),
+                (status, Some(code)),
+                "{before}: {err}"
+            );
+        }
+        assert_eq!(
+            partition.log().log_start_offset(),
+            2,
+            "refusals delete nothing"
+        );
+        let (status, out) = f
+            .call(
+                Method::DELETE,
+                "/v1/topics/t/partitions/0/records?before=end",
+                a,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(out["log_start_offset"], 3);
+        let (status, err) = f
+            .call(
+                Method::DELETE,
+                "/v1/topics/t/partitions/4/records?before=end",
+                a,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("UNKNOWN_TOPIC_OR_PARTITION"))
+        );
+
+        // DeleteGroups: DELETE on the group; an empty group goes with its offsets.
+        f.broker
+            .load_coordinators(&sluice_runtime::Tasks::new())
+            .await
+            .expect("load coordinators");
+        let who = sluice_coordinator::group::CommitIdentity {
+            member_id: String::new(),
+            instance_id: None,
+            generation_or_epoch: -1,
+        };
+        let offsets = vec![sluice_coordinator::group::OffsetToCommit {
+            topic: "t".to_owned(),
+            partition: 0,
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+        }];
+        f.broker
+            .groups
+            .commit_offsets("g1", &who, offsets)
+            .await
+            .expect("commit");
+        let (status, err) = f.call(Method::DELETE, "/v1/groups/g1", a, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(err["error_code"], "GROUP_AUTHORIZATION_FAILED");
+        f.security
+            .allow("User:alice", Operation::Delete, Resource::Group("g1"));
+        let (status, _) = f.call(Method::DELETE, "/v1/groups/g1", a, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(f.broker.groups.get("g1").is_none());
+        let (status, err) = f.call(Method::DELETE, "/v1/groups/g1", a, None).await;
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("GROUP_ID_NOT_FOUND"))
+        );
+    }
+
+    #[tokio::test]
     async fn tokens_are_created_listed_used_and_revoked() {
         let f = fixture();
         let alice = basic("alice", "alice-secret");

@@ -23,7 +23,15 @@ use sluice_coordinator::group::{CommitIdentity, GroupKind, GroupSlot, OffsetToCo
 pub struct GroupSummary {
     /// Group id.
     pub group_id: String,
-    /// `classic` or `consumer`.
+    /// The group type (KIP-848): `classic` (JoinGroup/SyncGroup members) or
+    /// `consumer` (ConsumerGroupHeartbeat members), as ListGroups'
+    /// `GroupType`.
+    #[serde(rename = "type")]
+    pub group_type: String,
+    /// The members' protocol type, as ListGroups and `sluice group list`
+    /// show it: `consumer` for Kafka consumers of either type, another
+    /// name for other classic protocols (e.g. `connect`), empty for a
+    /// classic group that only holds committed offsets.
     pub protocol_type: String,
     /// Kafka's state name, e.g. `Stable`, `Empty`.
     pub state: String,
@@ -84,7 +92,10 @@ pub struct PartitionLag {
 pub struct GroupDetail {
     /// Group id.
     pub group_id: String,
-    /// `classic` or `consumer`.
+    /// The group type: `classic` or `consumer` (see [`GroupSummary`]).
+    #[serde(rename = "type")]
+    pub group_type: String,
+    /// The members' protocol type, e.g. `consumer` (see [`GroupSummary`]).
     pub protocol_type: String,
     /// Kafka's state name.
     pub state: String,
@@ -207,7 +218,11 @@ fn snapshot(broker: &Broker, slot: &GroupSlot) -> Option<GroupDetail> {
         .collect();
     Some(GroupDetail {
         group_id: slot.id.clone(),
-        protocol_type: state.group_type().to_owned(),
+        group_type: state.group_type().to_owned(),
+        protocol_type: match &state.kind {
+            GroupKind::Classic(g) => g.protocol_type.clone().unwrap_or_default(),
+            GroupKind::Consumer(_) => "consumer".to_owned(),
+        },
         state: state.state_name().to_owned(),
         total_lag: offsets.iter().map(|o| o.lag).sum(),
         members,
@@ -304,6 +319,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> axum::Json<G
         .filter(|g| caller.allowed(Operation::Describe, Resource::Group(&g.group_id)))
         .map(|g| GroupSummary {
             group_id: g.group_id,
+            group_type: g.group_type,
             protocol_type: g.protocol_type,
             state: g.state,
             member_count: g.members.len(),
@@ -452,6 +468,36 @@ pub async fn reset_offsets(
         })
         .collect();
     Ok(axum::Json(ResetOffsetsResponse { offsets }))
+}
+
+/// Deletes an empty group and its committed offsets, as Kafka's
+/// DeleteGroups does: the tombstones go to `__consumer_offsets` first.
+#[utoipa::path(delete, operation_id = "delete_group", path = "/v1/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "Group id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "The group has active members", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    // Kafka's DeleteGroups: DELETE on the group.
+    caller.require(Operation::Delete, Resource::Group(&group))?;
+    match state.broker.groups.delete_group(&group).await {
+        code::NONE => Ok(axum::http::StatusCode::NO_CONTENT),
+        code::GROUP_ID_NOT_FOUND => Err(group_not_found(&group)),
+        code::NON_EMPTY_GROUP => Err(HttpError::kafka(
+            code::NON_EMPTY_GROUP,
+            format!("group `{group}` has active members; stop its consumers first"),
+        )),
+        other => Err(HttpError::kafka(
+            other,
+            format!("cannot delete group `{group}`"),
+        )),
+    }
 }
 
 fn group_not_found(group: &str) -> HttpError {

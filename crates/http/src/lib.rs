@@ -14,7 +14,8 @@
 //! - [`cluster`]: `/health`, `/ready`, `/metrics`, `/v1/cluster`.
 //! - [`topics`]: topic list, create, describe, alter configs, delete.
 //! - [`configs`]: topic and broker configs with their defaults.
-//! - [`records`]: produce and read records.
+//! - [`records`]: produce and read records of a partition.
+//! - [`browse`]: read a whole topic, merged by timestamp and filtered.
 //! - [`tail`]: live tail over Server-Sent Events.
 //! - [`kv`]: the key-value view of compacted topics, served from the
 //!   indexes of [`kv_index`].
@@ -32,6 +33,7 @@
 
 pub mod auth;
 pub mod broker_security;
+pub mod browse;
 pub mod cluster;
 pub mod configs;
 pub mod console;
@@ -130,14 +132,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(configs::topic_configs))
         .routes(routes!(configs::broker_configs))
         .routes(routes!(topics::add_partitions))
-        .routes(routes!(records::produce))
-        .routes(routes!(records::read))
+        .routes(routes!(records::produce, browse::read_topic))
+        .routes(routes!(records::read, records::delete_records))
         .routes(routes!(tail::tail_partition))
         .routes(routes!(tail::tail_topic))
         .routes(routes!(kv::get_key))
         .routes(routes!(kv::list_keys))
         .routes(routes!(groups::list))
-        .routes(routes!(groups::describe))
+        .routes(routes!(groups::describe, groups::delete))
         .routes(routes!(groups::reset_offsets))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
@@ -569,9 +571,9 @@ mod tests {
         // /health /ready /metrics /v1/openapi.json /v1/cluster, the
         // balance status, decommission and recommission, broker configs,
         // the metrics history, 7 topic operations (topic configs with
-        // defaults), 4 record operations, 2 key-value operations, 3 group
+        // defaults), 6 record operations, 2 key-value operations, 4 group
         // operations, 3 token operations and whoami.
-        assert_eq!(operations, 30, "{paths:#?}");
+        assert_eq!(operations, 33, "{paths:#?}");
         // Every operation but the open ones names the auth schemes.
         let secured = paths
             .iter()

@@ -173,6 +173,50 @@ pub struct RecordOut {
     /// The value decoded with its schema, as for `key_schema`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_schema: Option<SchemaDecoded>,
+    /// With `format=json`: the key as a JSON value, when its bytes are one
+    /// JSON document (absent otherwise; `key` and `key_base64` still hold
+    /// the bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub key_json: Option<serde_json::Value>,
+    /// With `format=json`: the value as a JSON value, as for `key_json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value_json: Option<serde_json::Value>,
+}
+
+/// How keys and values are rendered besides text and base64.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Text (when UTF-8) and base64 only.
+    #[default]
+    Text,
+    /// Also `key_json` and `value_json`: keys and values that are one JSON
+    /// document, embedded as JSON instead of an escaped string.
+    Json,
+}
+
+/// Largest key or value [`embed_json`] parses: bounds the parse time and
+/// the JSON tree one record can cost (larger documents stay text).
+pub const MAX_EMBEDDED_JSON_BYTES: usize = 1024 * 1024;
+
+/// Fills `key_json` and `value_json` of `records` with `format=json`:
+/// each key or value whose text is one JSON document (at most
+/// [`MAX_EMBEDDED_JSON_BYTES`]) is embedded as that JSON value.
+pub fn embed_json(records: &mut [RecordOut], format: Format) {
+    if format != Format::Json {
+        return;
+    }
+    let parse = |text: &Option<String>| {
+        text.as_deref()
+            .filter(|t| t.len() <= MAX_EMBEDDED_JSON_BYTES)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+    };
+    for r in records {
+        r.key_json = parse(&r.key);
+        r.value_json = parse(&r.value);
+    }
 }
 
 /// A key or value in the schema registry's wire format, decoded with the
@@ -249,6 +293,10 @@ pub struct ReadParams {
     /// (Confluent's Avro, JSON Schema and Protobuf serializers) into
     /// `key_schema` and `value_schema`.
     pub decode: Option<bool>,
+    /// `json` adds `key_json` and `value_json`: keys and values that are
+    /// JSON documents, embedded as JSON (default `text`).
+    #[param(inline)]
+    pub format: Option<Format>,
 }
 
 /// Standard base64 `text` of the request field `field`, decoded; a 400
@@ -677,7 +725,7 @@ fn read_records_within(
 
 /// Fills `key_schema` and `value_schema` of `records` from their raw keys
 /// and values, in order, under one budget and one look at the registry.
-fn decode_with_schemas(
+pub(crate) fn decode_with_schemas(
     registry: &sluice_registry::Registry,
     records: &mut [RecordOut],
     raw: &[(Option<Bytes>, Option<Bytes>)],
@@ -738,39 +786,8 @@ fn read_visible(
         return Ok((out, offset));
     }
     let next = visit_visible(partition, offset, isolation, read_bytes, |seen| {
+        out.push(render(partition.tp.partition, &seen));
         let r = seen.record;
-        let (key, key_base64) = text_and_base64(&r.key);
-        let (value, value_base64) = text_and_base64(&r.value);
-        out.push(RecordOut {
-            partition: partition.tp.partition,
-            offset: seen.offset,
-            timestamp_ms: seen.timestamp_ms,
-            timestamp_type: if seen.log_append_time {
-                "LogAppendTime"
-            } else {
-                "CreateTime"
-            }
-            .to_owned(),
-            key,
-            key_base64,
-            value_size: r.value.as_ref().map_or(0, Bytes::len),
-            value,
-            value_base64,
-            headers: r
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    let (value, value_base64) = text_and_base64(v);
-                    HeaderOut {
-                        key: k.clone(),
-                        value,
-                        value_base64,
-                    }
-                })
-                .collect(),
-            key_schema: None,
-            value_schema: None,
-        });
         if let Some(raw) = raw.as_deref_mut() {
             raw.push((r.key, r.value));
         }
@@ -781,6 +798,46 @@ fn read_visible(
         }
     })?;
     Ok((out, next))
+}
+
+/// Renders one visible record of partition `index` as reads return it
+/// (without the schema-decoded and JSON forms, which are filled after).
+pub(crate) fn render(index: i32, seen: &Visible) -> RecordOut {
+    let r = &seen.record;
+    let (key, key_base64) = text_and_base64(&r.key);
+    let (value, value_base64) = text_and_base64(&r.value);
+    RecordOut {
+        partition: index,
+        offset: seen.offset,
+        timestamp_ms: seen.timestamp_ms,
+        timestamp_type: if seen.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        }
+        .to_owned(),
+        key,
+        key_base64,
+        value_size: r.value.as_ref().map_or(0, Bytes::len),
+        value,
+        value_base64,
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let (value, value_base64) = text_and_base64(v);
+                HeaderOut {
+                    key: k.clone(),
+                    value,
+                    value_base64,
+                }
+            })
+            .collect(),
+        key_schema: None,
+        value_schema: None,
+        key_json: None,
+        value_json: None,
+    }
 }
 
 /// One visible record handed to a [`visit_visible`] visitor.
@@ -938,6 +995,7 @@ pub async fn read(
         )));
     }
     let isolation = params.isolation.unwrap_or_default();
+    let format = params.format.unwrap_or_default();
     let registry = params
         .decode
         .unwrap_or(false)
@@ -977,6 +1035,8 @@ pub async fn read(
             Some(from) => (Vec::new(), from),
             None => (Vec::new(), hw),
         };
+        let mut records = records;
+        embed_json(&mut records, format);
         Ok(ReadResponse {
             topic: partition.tp.topic.clone(),
             partition: partition.tp.partition,
@@ -985,6 +1045,87 @@ pub async fn read(
             last_stable_offset: partition.last_stable_offset(),
             next_offset,
             records,
+        })
+    })
+    .await?;
+    Ok(axum::Json(response))
+}
+
+/// Where a DeleteRecords moves the log start offset.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteRecordsParams {
+    /// Delete every record below this offset: a number up to the high
+    /// watermark, or `end` for the high watermark (everything visible).
+    pub before: String,
+}
+
+/// The log after a DeleteRecords.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteRecordsResponse {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The new first offset still in the log (Kafka's low watermark).
+    pub log_start_offset: i64,
+    /// The partition's high watermark.
+    pub high_watermark: i64,
+}
+
+/// Deletes the records of one partition below an offset, as Kafka's
+/// DeleteRecords: the log start offset moves there, and whole segments
+/// below it are removed.
+#[utoipa::path(delete, operation_id = "delete_records", path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("partition" = i32, Path, description = "Partition index"),
+        DeleteRecordsParams,
+    ),
+    responses(
+        (status = 200, description = "The new log start offset", body = DeleteRecordsResponse),
+        (status = 400, description = "`before` is not an offset or `end`, or the topic is internal", body = ErrorBody),
+        (status = 404, description = "No such topic or partition", body = ErrorBody),
+        (status = 416, description = "`before` is past the high watermark or negative", body = ErrorBody),
+    ))]
+pub async fn delete_records(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((topic, index)): Path<(String, i32)>,
+    Query(params): Query<DeleteRecordsParams>,
+) -> ApiResult<axum::Json<DeleteRecordsResponse>> {
+    // Kafka's DeleteRecords: DELETE on the topic.
+    caller.require(Operation::Delete, Resource::Topic(&topic))?;
+    let before = match params.before.as_str() {
+        "end" => None,
+        text => Some(text.parse::<i64>().map_err(|_| {
+            HttpError::bad_request(format!("`before` must be an offset or `end`, not `{text}`"))
+        })?),
+    };
+    // Kafka's ReplicaManager refuses this for internal topics too.
+    if sluice_metadata::controller::is_internal_topic(&topic) {
+        return Err(HttpError::kafka(
+            sluice_protocol::error::codes::INVALID_TOPIC_EXCEPTION,
+            format!("records of the internal topic `{topic}` cannot be deleted"),
+        ));
+    }
+    let partition = crate::led_partition(&state.broker, &topic, index)?;
+    let response = blocking(move || {
+        let hw = partition.high_watermark();
+        let target = before.unwrap_or(hw);
+        if target < 0 || target > hw {
+            return Err(HttpError::kafka(
+                sluice_protocol::error::codes::OFFSET_OUT_OF_RANGE,
+                format!("`before` {target} is outside [0, {hw}] of {}", partition.tp),
+            ));
+        }
+        let log_start_offset = partition.delete_records_before(target)?;
+        Ok(DeleteRecordsResponse {
+            topic: partition.tp.topic.clone(),
+            partition: partition.tp.partition,
+            log_start_offset,
+            high_watermark: partition.high_watermark(),
         })
     })
     .await?;

@@ -7,13 +7,20 @@
 //! with `key` or `key_base64`). It ends when the broker shuts down
 //! or the topic is deleted. The existence check runs when no record has
 //! arrived for [`LIVENESS_CHECK`]; it is a deadline, not a poll for data.
+//!
+//! Each event's id is the stream's position after it: `partition:offset`
+//! pairs (the next offset of every followed partition), as a topic read's
+//! cursor. A reconnecting `EventSource` sends it back as `Last-Event-ID`
+//! (or a client passes `last_event_id`), and the stream resumes exactly
+//! there: no record is missed and none is sent twice.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -24,9 +31,11 @@ use sluice_runtime::CancellationToken;
 use utoipa::IntoParams;
 
 use super::auth::{Caller, Operation, Resource};
+use super::browse::{parse_positions, positions_text};
 use super::error::{ApiResult, ErrorBody, HttpError, Path, Query};
 use super::records::{
-    Isolation, RecordOut, decode_b64, partition_arc, read_records, read_upper_bound,
+    Format, Isolation, RecordOut, decode_b64, embed_json, partition_arc, read_records,
+    read_upper_bound,
 };
 use super::{AppState, unknown_topic};
 use sluice_broker::Broker;
@@ -63,6 +72,12 @@ pub struct PartitionTailParams {
     pub key: Option<String>,
     /// Send only records with this key (standard base64 of its bytes).
     pub key_base64: Option<String>,
+    /// Resume after this event id (what `Last-Event-ID` carries; the
+    /// header wins when both are given). Overrides where the tail starts.
+    pub last_event_id: Option<String>,
+    /// `json` adds `key_json` and `value_json`, as reads do.
+    #[param(inline)]
+    pub format: Option<Format>,
 }
 
 /// Where a topic tail starts.
@@ -83,6 +98,12 @@ pub struct TopicTailParams {
     pub key: Option<String>,
     /// Send only records with this key (standard base64 of its bytes).
     pub key_base64: Option<String>,
+    /// Resume after this event id (what `Last-Event-ID` carries; the
+    /// header wins when both are given). Overrides where the tail starts.
+    pub last_event_id: Option<String>,
+    /// `json` adds `key_json` and `value_json`, as reads do.
+    #[param(inline)]
+    pub format: Option<Format>,
 }
 
 struct Follow {
@@ -98,6 +119,11 @@ struct Follow {
     /// Send only records whose key is this (standard base64, which is
     /// canonical, so it compares as the bytes do).
     key_base64: Option<String>,
+    /// Embed JSON keys and values.
+    format: Format,
+    /// Per partition, the offset after the last record sent (or where the
+    /// stream started): each event's id.
+    sent: BTreeMap<i32, i64>,
 }
 
 impl Follow {
@@ -161,6 +187,8 @@ impl Follow {
                 *from = n;
             }
             let filter = self.key_base64.as_deref();
+            let mut records = records;
+            embed_json(&mut records, self.format);
             self.buffered.extend(
                 records
                     .into_iter()
@@ -196,9 +224,10 @@ impl Follow {
 fn stream(follow: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold(follow, |mut follow| async move {
         let record = follow.next().await?;
+        follow.sent.insert(record.partition, record.offset + 1);
         let event = Event::default()
             .event("record")
-            .id(format!("{}:{}", record.partition, record.offset))
+            .id(positions_text(follow.sent.iter().map(|(&p, &o)| (p, o))))
             .json_data(&record)
             .unwrap_or_else(|_| Event::default().event("error").data("cannot encode record"));
         Some((Ok(event), follow))
@@ -215,6 +244,54 @@ fn key_filter(key: Option<String>, key_base64: Option<String>) -> ApiResult<Opti
         (None, Some(b64)) => Ok(Some(BASE64.encode(decode_b64("key_base64", &b64)?))),
         (None, None) => Ok(None),
     }
+}
+
+/// Where a reconnecting client left off: the `Last-Event-ID` header, else
+/// the `last_event_id` parameter, as positions of the `known` partitions.
+fn resume_positions(
+    headers: &HeaderMap,
+    param: Option<String>,
+    known: &BTreeMap<i32, ()>,
+) -> ApiResult<Option<BTreeMap<i32, i64>>> {
+    let header = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| HttpError::bad_request("`Last-Event-ID` is not text"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    // An EventSource sends an empty id before it has seen one.
+    match header.or(param).filter(|id| !id.is_empty()) {
+        Some(id) => parse_positions("Last-Event-ID", &id, known).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Tailed partitions, each with the next offset to send.
+type Positions = Vec<(Arc<Partition>, i64)>;
+
+/// The first offset of each tailed partition, and the event-id positions
+/// the stream starts with.
+fn start_positions(
+    partitions: Positions,
+    resume: Option<&BTreeMap<i32, i64>>,
+) -> (Positions, BTreeMap<i32, i64>) {
+    let partitions: Positions = partitions
+        .into_iter()
+        .map(|(p, start)| {
+            let start = resume
+                .and_then(|r| r.get(&p.tp.partition).copied())
+                .unwrap_or(start)
+                .max(p.log().log_start_offset());
+            (p, start)
+        })
+        .collect();
+    let sent = partitions
+        .iter()
+        .map(|(p, start)| (p.tp.partition, *start))
+        .collect();
+    (partitions, sent)
 }
 
 fn check_last(last: Option<i64>) -> ApiResult<i64> {
@@ -235,13 +312,14 @@ fn check_last(last: Option<i64>) -> ApiResult<i64> {
         PartitionTailParams,
     ),
     responses(
-        (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),
+        (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut with an id to resume after (`Last-Event-ID`)", content_type = "text/event-stream", body = RecordOut),
         (status = 400, description = "Both offset and last, last out of range, or both key and key_base64", body = ErrorBody),
         (status = 404, description = "No such topic or partition", body = ErrorBody),
     ))]
 pub async fn tail_partition(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path((topic, index)): Path<(String, i32)>,
     Query(params): Query<PartitionTailParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -261,9 +339,14 @@ pub async fn tail_partition(
         Some(offset) => offset,
         None => partition.high_watermark() - last,
     };
+    let known = BTreeMap::from([(index, ())]);
+    let resume = resume_positions(&headers, params.last_event_id, &known)?;
+    let (partitions, sent) = start_positions(vec![(partition, start)], resume.as_ref());
     let follow = Follow {
         broker: Arc::clone(&state.broker),
-        partitions: vec![(partition, start)],
+        partitions,
+        sent,
+        format: params.format.unwrap_or_default(),
         buffered: VecDeque::new(),
         shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),
@@ -277,13 +360,14 @@ pub async fn tail_partition(
 #[utoipa::path(get, operation_id = "tail_topic", path = "/v1/topics/{topic}/tail", tag = "records",
     params(("topic" = String, Path, description = "Topic name"), TopicTailParams),
     responses(
-        (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut", content_type = "text/event-stream", body = RecordOut),
+        (status = 200, description = "`text/event-stream` of `record` events, each a RecordOut with an id to resume after (`Last-Event-ID`)", content_type = "text/event-stream", body = RecordOut),
         (status = 400, description = "last out of range, or both key and key_base64", body = ErrorBody),
         (status = 404, description = "No such topic", body = ErrorBody),
     ))]
 pub async fn tail_topic(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(topic): Path<String>,
     Query(params): Query<TopicTailParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -295,6 +379,8 @@ pub async fn tail_topic(
         .topics
         .get(&topic)
         .ok_or_else(|| unknown_topic(&topic))?;
+    let known: BTreeMap<i32, ()> = t.partitions.keys().map(|&i| (i, ())).collect();
+    let resume = resume_positions(&headers, params.last_event_id, &known)?;
     let partitions = t
         .partitions
         .keys()
@@ -304,9 +390,12 @@ pub async fn tail_topic(
             (p, start)
         })
         .collect();
+    let (partitions, sent) = start_positions(partitions, resume.as_ref());
     let follow = Follow {
         broker: Arc::clone(&state.broker),
         partitions,
+        sent,
+        format: params.format.unwrap_or_default(),
         buffered: VecDeque::new(),
         shutdown: state.shutdown.clone(),
         isolation: params.isolation.unwrap_or_default(),

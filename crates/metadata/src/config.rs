@@ -145,8 +145,10 @@ impl Default for LogDefaults {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicDefaults {
-    /// Kafka's `auto.create.topics.enable`: Metadata and Produce for an
-    /// unknown topic create it.
+    /// Kafka's `auto.create.topics.enable`: a Metadata request that allows
+    /// it (`allow_auto_topic_creation`, always for v0-v3) creates an unknown
+    /// topic with these defaults. A Produce request never creates one (as
+    /// in Kafka): producers ask Metadata first.
     pub auto_create: bool,
     /// Kafka's `num.partitions`: partitions of an auto-created topic, and of
     /// a CreateTopics request that asks for -1.

@@ -6,6 +6,10 @@
 //! [`fetched`], [`fsync_observed`], [`forget_topic`]) are cheap (an
 //! atomic add, or a histogram bucket) and never fail.
 //!
+//! [`process`] reads the standard `process_*` figures from `/proc` at
+//! scrape time; [`register_process`] exports them without the `sluice_`
+//! prefix, under the names the Prometheus process collector uses.
+//!
 //! The families live in one process-wide [`LazyLock`] rather than on
 //! the broker: `Partition::commit` (fsync latency) and the
 //! connection loop would otherwise need a handle threaded through every
@@ -30,6 +34,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sluice_protocol::ApiKey;
+use sluice_protocol::error::ErrorCode;
+
+pub mod process;
 
 /// Labels of per-API request metrics; `api` is Kafka's name (`Produce`) or
 /// `http` routes' method and template (`GET /v1/topics`).
@@ -37,6 +44,26 @@ use sluice_protocol::ApiKey;
 pub struct ApiLabels {
     /// Which API.
     pub api: String,
+}
+
+/// Labels of per-API, per-error-code response counts (Kafka's
+/// `ErrorsPerSec{request, error}`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Kafka's API name (`Produce`).
+    pub api: String,
+    /// Kafka's error name (`NONE`, `NOT_LEADER_OR_FOLLOWER`); codes Kafka
+    /// does not name share `UNKNOWN`, so the label set is bounded by the
+    /// error table.
+    pub error: String,
+}
+
+/// Labels of group rebalance counts: the group protocol, not the group,
+/// so the label set stays at two however many groups come and go.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupProtocolLabels {
+    /// `classic` (JoinGroup/SyncGroup) or `consumer` (KIP-848).
+    pub protocol: String,
 }
 
 /// Labels of per-task counters.
@@ -61,6 +88,13 @@ pub struct PartitionLabels {
     pub topic: String,
     /// Partition index.
     pub partition: String,
+}
+
+/// Labels of per-data-directory disk gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirLabels {
+    /// The data directory as configured (`data_dir`).
+    pub dir: String,
 }
 
 /// Labels of per-group, per-partition lag.
@@ -93,6 +127,13 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
+fn queue_histogram() -> Histogram {
+    // 10 µs .. ~1.3 s in powers of two: a request waits for its handler
+    // only while the connection task is busy, so the interesting range
+    // starts far below a request's latency.
+    Histogram::new(exponential_buckets(0.00001, 2.0, 18))
+}
+
 /// Every family the request path writes to.
 #[derive(Debug)]
 pub struct Metrics {
@@ -100,6 +141,15 @@ pub struct Metrics {
     pub kafka_requests: Family<ApiLabels, Counter>,
     /// Kafka request latency (dispatch to response ready) by API.
     pub kafka_request_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    /// Time from a request frame being fully read until its handler
+    /// starts, by API (Kafka's RequestQueueTimeMs).
+    pub kafka_request_queue_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    /// Error codes in responses, by API and error name, `NONE` included
+    /// (Kafka's ErrorsPerSec): top-level and per-partition for Produce and
+    /// Fetch.
+    pub kafka_errors: Family<ErrorLabels, Counter>,
+    /// Rebalances started, by group protocol.
+    pub group_rebalances: Family<GroupProtocolLabels, Counter>,
     /// Request frame bytes received, by API.
     pub kafka_request_bytes: Family<ApiLabels, Counter>,
     /// Response frame bytes sent, by API.
@@ -151,6 +201,9 @@ pub struct Metrics {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     kafka_requests: Family::default(),
     kafka_request_seconds: Family::new_with_constructor(latency_histogram),
+    kafka_request_queue_seconds: Family::new_with_constructor(queue_histogram),
+    kafka_errors: Family::default(),
+    group_rebalances: Family::default(),
     kafka_request_bytes: Family::default(),
     kafka_response_bytes: Family::default(),
     http_requests: Family::default(),
@@ -200,6 +253,84 @@ pub fn request_done(api_key: i16, elapsed: Duration, request_bytes: usize, respo
     m.kafka_response_bytes
         .get_or_create(&labels)
         .inc_by(response_bytes as u64);
+}
+
+/// A Kafka request of `api_key` waited `queued` between being fully read
+/// and its handler starting.
+pub fn request_dequeued(api_key: i16, queued: Duration) {
+    global()
+        .kafka_request_queue_seconds
+        .get_or_create(&ApiLabels {
+            api: api_name(api_key),
+        })
+        .observe(queued.as_secs_f64());
+}
+
+/// A response of `api_key` carried `codes` (one per partition, plus the
+/// top-level code where the response has one). Counted per distinct code,
+/// so a response naming 1,000 partitions touches the family a few times,
+/// not 1,000.
+pub fn response_errors(api_key: i16, codes: impl IntoIterator<Item = i16>) {
+    // Few distinct codes per response: a linear scan beats a map.
+    let mut counts: Vec<(i16, u64)> = Vec::new();
+    for code in codes {
+        match counts.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((code, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return;
+    }
+    let api = api_name(api_key);
+    let m = global();
+    for (code, n) in counts {
+        m.kafka_errors
+            .get_or_create(&ErrorLabels {
+                api: api.clone(),
+                error: ErrorCode::from_code(code).name().to_owned(),
+            })
+            .inc_by(n);
+    }
+}
+
+/// The group protocol a rebalance belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup groups.
+    Classic,
+    /// KIP-848 (ConsumerGroupHeartbeat) groups.
+    Consumer,
+}
+
+/// A group of `protocol` started a rebalance: a classic group entered
+/// PreparingRebalance, or a consumer group's epoch advanced (Kafka's
+/// `classic-group-rebalance-count` and `consumer-group-rebalance-count`).
+pub fn group_rebalanced(protocol: GroupProtocol) {
+    let protocol = match protocol {
+        GroupProtocol::Classic => "classic",
+        GroupProtocol::Consumer => "consumer",
+    };
+    global()
+        .group_rebalances
+        .get_or_create(&GroupProtocolLabels {
+            protocol: protocol.to_owned(),
+        })
+        .inc();
+}
+
+/// Rebalances of `protocol` since start (tests).
+pub fn group_rebalances(protocol: GroupProtocol) -> u64 {
+    let protocol = match protocol {
+        GroupProtocol::Classic => "classic",
+        GroupProtocol::Consumer => "consumer",
+    };
+    global()
+        .group_rebalances
+        .get_or_create(&GroupProtocolLabels {
+            protocol: protocol.to_owned(),
+        })
+        .get()
 }
 
 /// An HTTP request on `route` (method and path template) finished.
@@ -407,6 +538,21 @@ pub fn register(registry: &mut Registry) {
         m.kafka_request_seconds.clone(),
     );
     registry.register(
+        "kafka_request_queue_duration_seconds",
+        "Time from a Kafka request being fully read until its handler starts, by API",
+        m.kafka_request_queue_seconds.clone(),
+    );
+    registry.register(
+        "kafka_errors",
+        "Error codes in Kafka responses (NONE included), by API and error name; Produce and Fetch count per partition",
+        m.kafka_errors.clone(),
+    );
+    registry.register(
+        "group_rebalances",
+        "Consumer group rebalances started, by group protocol (classic, consumer)",
+        m.group_rebalances.clone(),
+    );
+    registry.register(
         "kafka_request_bytes",
         "Kafka request frame bytes received, by API",
         m.kafka_request_bytes.clone(),
@@ -506,4 +652,132 @@ pub fn register(registry: &mut Registry) {
         "Time a produce waited for its appends to be fsynced (group commit)",
         m.fsync_seconds.clone(),
     );
+}
+
+/// The version this binary was built from.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Rust compiler's version (`1.89.0`), found by `build.rs`; empty if
+/// it could not be asked.
+const RUSTC_VERSION: &str = env!("SLUICE_RUSTC_VERSION");
+
+/// The source commit, when the build sets `SLUICE_COMMIT` (a release
+/// build from a checkout); a dev build leaves the label out rather than
+/// guess, since `build.rs` is not re-run on every commit.
+const COMMIT: Option<&str> = option_env!("SLUICE_COMMIT");
+
+/// `sluice_build_info`'s labels: version, and rustc and commit when known.
+pub fn build_info_labels() -> Vec<(String, String)> {
+    let mut labels = vec![("version".to_owned(), VERSION.to_owned())];
+    if let Some(commit) = COMMIT.filter(|c| !c.is_empty()) {
+        labels.push(("commit".to_owned(), commit.to_owned()));
+    }
+    if !RUSTC_VERSION.is_empty() {
+        labels.push(("rustc".to_owned(), RUSTC_VERSION.to_owned()));
+    }
+    labels
+}
+
+/// Registers `build_info` (a gauge of 1 whose labels carry the version)
+/// in `registry`, which adds the `sluice_` prefix.
+pub fn register_build_info(registry: &mut Registry) {
+    let info = Family::<Vec<(String, String)>, Gauge>::default();
+    info.get_or_create(&build_info_labels()).set(1);
+    registry.register(
+        "build_info",
+        "Always 1; the labels name the version (and the compiler and commit when known)",
+        info,
+    );
+}
+
+/// Registers the standard `process_*` metrics read from `/proc` now in
+/// `registry`, which must have no prefix: these are the names the
+/// Prometheus process collector exports, which dashboards expect as is.
+/// A figure `/proc` would not give is left out.
+pub fn register_process(registry: &mut Registry) {
+    use std::sync::atomic::AtomicU64;
+    let stats = process::read();
+    if let Some(cpu) = stats.cpu_seconds {
+        let counter = Counter::<f64, AtomicU64>::default();
+        counter.inc_by(cpu);
+        registry.register(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            counter,
+        );
+    }
+    let gauges = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            stats.resident_memory_bytes,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            stats.virtual_memory_bytes,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors",
+            stats.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors",
+            stats.max_fds,
+        ),
+        ("process_threads", "Number of OS threads", stats.threads),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            registry.register(name, help, gauge);
+        }
+    }
+    if let Some(start) = stats.start_time_seconds {
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(start);
+        registry.register(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            gauge,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_errors_are_counted_per_code_with_kafkas_names() {
+        let labels = |error: &str| ErrorLabels {
+            api: "Produce".to_owned(),
+            error: error.to_owned(),
+        };
+        let get = |error: &str| global().kafka_errors.get_or_create(&labels(error)).get();
+        let (none, not_leader, unknown) =
+            (get("NONE"), get("NOT_LEADER_OR_FOLLOWER"), get("UNKNOWN"));
+        // Produce is API key 0; 6 is NOT_LEADER_OR_FOLLOWER; 999 is unnamed.
+        response_errors(0, [0, 6, 0, 0, 999]);
+        assert_eq!(get("NONE") - none, 3);
+        assert_eq!(get("NOT_LEADER_OR_FOLLOWER") - not_leader, 1);
+        assert_eq!(get("UNKNOWN") - unknown, 1);
+    }
+
+    #[test]
+    fn build_info_names_the_version() {
+        let labels = build_info_labels();
+        assert_eq!(labels[0], ("version".to_owned(), VERSION.to_owned()));
+        let mut registry = Registry::with_prefix("sluice");
+        register_build_info(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encodes");
+        assert!(
+            out.contains(&format!("sluice_build_info{{version=\"{VERSION}\"")),
+            "{out}"
+        );
+    }
 }

@@ -98,6 +98,28 @@ pub struct PartitionState {
     pub min_insync_replicas: usize,
 }
 
+/// A led partition's replication shortfall, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicationHealth {
+    /// The ISR is smaller than the replica set (Kafka's
+    /// `UnderReplicatedPartitions`).
+    pub under_replicated: bool,
+    /// The ISR is smaller than `min.insync.replicas`, so acks=all produces
+    /// fail with NOT_ENOUGH_REPLICAS (Kafka's `UnderMinIsrPartitionCount`).
+    pub under_min_isr: bool,
+}
+
+impl ReplicationHealth {
+    /// The checks for a leader with `replicas` replicas, `isr` of them in
+    /// sync, and `min_insync_replicas`.
+    pub fn of(replicas: usize, isr: usize, min_insync_replicas: usize) -> ReplicationHealth {
+        ReplicationHealth {
+            under_replicated: isr < replicas,
+            under_min_isr: isr < min_insync_replicas,
+        }
+    }
+}
+
 /// How often offline logs (a failed write or fsync, a full disk) are
 /// reopened. A retry re-runs recovery on the partition, which reads its
 /// unflushed tail, so it is not free; a few seconds brings writes back
@@ -318,6 +340,18 @@ impl Partition {
             self.appended.notify_waiters();
         }
         self.update_high_watermark();
+    }
+
+    /// Kafka's per-leader replication checks (`UnderReplicatedPartitions`,
+    /// `UnderMinIsrPartitionCount`) for this partition. Only the leader
+    /// reports a shortfall: a follower's view of the ISR may be stale, and
+    /// one reporter per partition lets a sum over brokers count each once.
+    pub fn replication_health(&self) -> ReplicationHealth {
+        if !self.is_leader() {
+            return ReplicationHealth::default();
+        }
+        let r = self.replication();
+        ReplicationHealth::of(r.replicas.len(), r.isr.len(), r.min_insync_replicas)
     }
 
     /// The ISR as the metadata states it.
@@ -1555,6 +1589,38 @@ impl MetadataListener for ReplicaManager {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn replication_health_compares_the_isr_with_replicas_and_min_isr() {
+        let h = ReplicationHealth::of;
+        // Single node: one replica, in sync, min.insync.replicas 1.
+        assert_eq!(h(1, 1, 1), ReplicationHealth::default());
+        // Three replicas, one down, min ISR 2: under-replicated only.
+        assert_eq!(
+            h(3, 2, 2),
+            ReplicationHealth {
+                under_replicated: true,
+                under_min_isr: false
+            }
+        );
+        // Two down: below min ISR as well.
+        assert_eq!(
+            h(3, 1, 2),
+            ReplicationHealth {
+                under_replicated: true,
+                under_min_isr: true
+            }
+        );
+        // min.insync.replicas above the replica count: every write fails,
+        // though every replica is in sync.
+        assert_eq!(
+            h(2, 2, 3),
+            ReplicationHealth {
+                under_replicated: false,
+                under_min_isr: true
+            }
+        );
+    }
+
     use std::collections::BTreeMap;
 
     use super::*;

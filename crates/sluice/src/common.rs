@@ -70,7 +70,7 @@ impl ConnArgs {
         config.conn.request_timeout = self.request_timeout;
         config.conn.sasl = self.sasl()?;
         config.retries = 2;
-        Ok(Client::connect(config).await?)
+        Client::connect(config).await.map_err(with_listener_hint)
     }
 
     /// SASL credentials from the flags and `--command-config`, if any.
@@ -160,6 +160,35 @@ impl ConnArgs {
                 "OAUTHBEARER needs a token (--sasl-oauthbearer-token-file, or sasl.oauthbearer.token or sasl.oauthbearer.token.file in --command-config)".to_owned(),
             )),
         }
+    }
+}
+
+/// The usual mistake behind an HTTP answer on connect is `-b` pointing at
+/// the broker's HTTP port: say so instead of a bare protocol error.
+fn with_listener_hint(e: ClientError) -> CliError {
+    let http_addr = match &e {
+        ClientError::HttpAnswer { addr } => Some(addr.clone()),
+        ClientError::NoBrokerReachable { source, .. } => match source.as_ref() {
+            ClientError::HttpAnswer { addr } => Some(addr.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match http_addr {
+        Some(addr) => CliError::Usage(format!(
+            "{addr} answered with HTTP; -b needs the Kafka listener (default 127.0.0.1:9092)"
+        )),
+        None => e.into(),
+    }
+}
+
+/// Adds to "topic does not exist" the command that creates it.
+pub fn with_create_hint(e: ClientError) -> CliError {
+    match e {
+        ClientError::UnknownTopic { topic } => CliError::Other(format!(
+            "topic '{topic}' does not exist; create it with: sluice topic create {topic}"
+        )),
+        other => other.into(),
     }
 }
 
@@ -356,6 +385,107 @@ pub fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
+}
+
+/// The broker config (read-only, not Kafka's) in which a Sluice broker
+/// names its HTTP listener.
+const HTTP_LISTENER_CONFIG: &str = "sluice.http.listener";
+
+/// The HTTP API of the broker a command is connected to, checked to be
+/// that broker's: `/v1/cluster` answered there with the cluster id (and
+/// node id) the Kafka side reports.
+pub struct BrokerHttp {
+    /// host:port of the HTTP listener.
+    pub addr: String,
+    /// The `/v1/cluster` document.
+    pub cluster: serde_json::Value,
+}
+
+/// Finds the HTTP API of the broker `client` reached through `-b`, so
+/// figures from HTTP (disk use, uptime, sizes) never describe another
+/// broker. With `explicit` (`--http-server` or `SLUICE_HTTP`) that address
+/// is used, and refused if it belongs to another cluster or broker.
+/// Without it the broker's `sluice.http.listener` config names it (a bind
+/// to all interfaces is reached on the `-b` host), else the default
+/// 127.0.0.1:8080 is tried and skipped if it is another broker's.
+/// `Ok(None)`: no HTTP API of this broker answered.
+pub async fn broker_http(
+    client: &Client,
+    explicit: Option<&str>,
+) -> Result<Option<BrokerHttp>, CliError> {
+    let md = client.metadata();
+    let kafka_addr = client.any_connection().await?.addr().to_owned();
+    // The broker we talk to: the one advertising the address we reached,
+    // or the only one.
+    let node_id = md
+        .brokers
+        .values()
+        .find(|b| b.addr() == kafka_addr)
+        .or_else(|| {
+            (md.brokers.len() == 1)
+                .then(|| md.brokers.values().next())
+                .flatten()
+        })
+        .map(|b| b.node_id);
+    let addr = match explicit {
+        Some(addr) => addr.to_owned(),
+        None => match advertised_http(client, node_id, &kafka_addr).await {
+            Some(addr) => addr,
+            None => DEFAULT_HTTP.to_owned(),
+        },
+    };
+    let Ok(body) = http_get(&addr, "/v1/cluster", Duration::from_secs(2)).await else {
+        return Ok(None);
+    };
+    let Ok(cluster) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return Ok(None);
+    };
+    let http_cluster = cluster.get("cluster_id").and_then(|v| v.as_str());
+    let http_node = cluster.get("node_id").and_then(|v| v.as_i64());
+    let same_cluster = http_cluster.is_some() && http_cluster == md.cluster_id.as_deref();
+    let same_node = node_id.is_none_or(|n| http_node == Some(i64::from(n)));
+    if same_cluster && same_node {
+        return Ok(Some(BrokerHttp { addr, cluster }));
+    }
+    if explicit.is_none() {
+        // A default that happens to be another broker's: leave HTTP
+        // figures unknown rather than mix two brokers.
+        return Ok(None);
+    }
+    let show = |v: Option<&str>| v.unwrap_or("unknown").to_owned();
+    Err(CliError::Usage(format!(
+        "--http-server {addr} is the HTTP API of cluster {} node {}, but -b {kafka_addr} reached cluster {} node {}; give the HTTP address of the broker at {kafka_addr}, or leave --http-server out to ask that broker",
+        show(http_cluster),
+        http_node.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+        show(md.cluster_id.as_deref()),
+        node_id.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+    )))
+}
+
+/// Where brokers serve HTTP unless configured otherwise.
+const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+/// The HTTP listener broker `node_id` names in its configs, with a
+/// wildcard host replaced by the host we reached it on.
+async fn advertised_http(
+    client: &Client,
+    node_id: Option<i32>,
+    kafka_addr: &str,
+) -> Option<String> {
+    let admin = sluice_client::Admin::new(client.clone());
+    let configs = admin.describe_broker_config(node_id?).await.ok()?;
+    let listener = configs
+        .into_iter()
+        .find(|c| c.name == HTTP_LISTENER_CONFIG)?
+        .value?;
+    let (host, port) = listener.rsplit_once(':')?;
+    let wildcard = matches!(host, "" | "0.0.0.0" | "::" | "[::]");
+    Some(if wildcard {
+        let (kafka_host, _) = kafka_addr.rsplit_once(':')?;
+        format!("{kafka_host}:{port}")
+    } else {
+        listener
+    })
 }
 
 /// One call to a JSON API on one of the broker's HTTP listeners: the JSON

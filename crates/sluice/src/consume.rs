@@ -5,6 +5,7 @@ use std::io::Write;
 
 use clap::Args;
 use sluice_client::{Consumer, ConsumerConfig, ConsumerRecord, Offset};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::common::{CliError, ConnArgs, format_ms, parse_datetime_ms};
 
@@ -41,6 +42,60 @@ pub struct ConsumeArgs {
     /// %v value, %h headers, %T timestamp (ms), %d timestamp (RFC 3339).
     #[arg(long, short = 'F', default_value = "text")]
     format: String,
+    /// How `-F json` writes keys, values and header values: `auto` writes
+    /// UTF-8 as text and anything else as base64 with a `key_encoding`
+    /// (`value_encoding`) field set to `base64`; `base64` writes every one
+    /// as base64 with its encoding field. Bytes are never replaced.
+    #[arg(long, default_value = "auto", value_parser = parse_json_encoding, value_name = "ENCODING")]
+    json_encoding: JsonEncoding,
+}
+
+/// How `-F json` represents bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonEncoding {
+    /// UTF-8 as text, other bytes as base64 (marked).
+    Auto,
+    /// Always base64 (marked).
+    Base64,
+}
+
+fn parse_json_encoding(s: &str) -> Result<JsonEncoding, String> {
+    match s {
+        "auto" => Ok(JsonEncoding::Auto),
+        "base64" => Ok(JsonEncoding::Base64),
+        other => Err(format!("'{other}' is not auto or base64")),
+    }
+}
+
+/// Adds `bytes` to a JSON object under `field`: text when `encoding`
+/// allows and the bytes are UTF-8, else base64 with `{field}_encoding`
+/// saying so. Null stays null.
+fn put_bytes(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    field: &str,
+    bytes: Option<&[u8]>,
+    encoding: JsonEncoding,
+) {
+    use base64::Engine;
+    use serde_json::Value;
+    let Some(bytes) = bytes else {
+        object.insert(field.to_owned(), Value::Null);
+        return;
+    };
+    let text = match encoding {
+        JsonEncoding::Auto => std::str::from_utf8(bytes).ok(),
+        JsonEncoding::Base64 => None,
+    };
+    match text {
+        Some(text) => {
+            object.insert(field.to_owned(), Value::from(text));
+        }
+        None => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            object.insert(field.to_owned(), Value::from(encoded));
+            object.insert(format!("{field}_encoding"), Value::from("base64"));
+        }
+    }
 }
 
 fn parse_offset(s: &str) -> Result<Offset, String> {
@@ -71,8 +126,20 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     } else {
         Offset::Latest
     };
+    // Listen before joining anything: a SIGINT or SIGTERM from here on
+    // ends the loop below, which commits what was printed and leaves the
+    // group, so the group is Empty at once (not after the session
+    // timeout) and the exit status is 0.
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(CliError::io(format!("cannot listen for {name}")))
+    };
+    let mut sigint = listen(SignalKind::interrupt(), "SIGINT")?;
+    let mut sigterm = listen(SignalKind::terminate(), "SIGTERM")?;
     let client = a.conn.connect().await?;
-    let topic = client.topic(&a.topic).await?;
+    let topic = client
+        .topic(&a.topic)
+        .await
+        .map_err(crate::common::with_create_hint)?;
     for p in &a.partition {
         if !topic.partitions.iter().any(|x| x.partition == *p) {
             return Err(sluice_client::ClientError::UnknownPartition {
@@ -110,7 +177,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             .collect();
         consumer.assign(&parts).await?;
     }
-    let formatter = Formatter::parse(&a.format);
+    let formatter = Formatter::parse(&a.format, a.json_encoding);
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     // Offsets to commit: one past the last record printed, per partition.
@@ -122,7 +189,8 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         }
         let records = tokio::select! {
             r = consumer.poll() => r?,
-            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = sigint.recv() => break Ok(()),
+            _ = sigterm.recv() => break Ok(()),
         };
         let mut out = stdout.lock();
         let mut broken_pipe = false;
@@ -191,15 +259,15 @@ enum Piece {
 /// How records are printed.
 enum Formatter {
     Text,
-    Json,
+    Json(JsonEncoding),
     Template(Vec<Piece>),
 }
 
 impl Formatter {
-    fn parse(spec: &str) -> Formatter {
+    fn parse(spec: &str, encoding: JsonEncoding) -> Formatter {
         match spec {
             "text" => return Formatter::Text,
-            "json" => return Formatter::Json,
+            "json" => return Formatter::Json(encoding),
             _ => {}
         }
         let mut pieces = Vec::new();
@@ -264,27 +332,26 @@ impl Formatter {
                 out.write_all(r.value.as_deref().unwrap_or_default())?;
                 out.write_all(b"\n")
             }
-            Formatter::Json => {
-                let text = |b: &Option<bytes::Bytes>| {
-                    b.as_ref()
-                        .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
-                        .unwrap_or(serde_json::Value::Null)
-                };
+            Formatter::Json(encoding) => {
                 let headers: Vec<_> = r
                     .headers
                     .iter()
-                    .map(|(k, v)| serde_json::json!({ "key": k, "value": text(v) }))
+                    .map(|(k, v)| {
+                        let mut h = serde_json::Map::new();
+                        h.insert("key".to_owned(), serde_json::Value::from(k.as_str()));
+                        put_bytes(&mut h, "value", v.as_deref(), *encoding);
+                        serde_json::Value::Object(h)
+                    })
                     .collect();
-                let v = serde_json::json!({
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "timestamp": r.timestamp_ms,
-                    "key": text(&r.key),
-                    "value": text(&r.value),
-                    "headers": headers,
-                });
-                writeln!(out, "{v}")
+                let mut v = serde_json::Map::new();
+                v.insert("topic".to_owned(), r.topic.as_str().into());
+                v.insert("partition".to_owned(), r.partition.into());
+                v.insert("offset".to_owned(), r.offset.into());
+                v.insert("timestamp".to_owned(), r.timestamp_ms.into());
+                put_bytes(&mut v, "key", r.key.as_deref(), *encoding);
+                put_bytes(&mut v, "value", r.value.as_deref(), *encoding);
+                v.insert("headers".to_owned(), headers.into());
+                writeln!(out, "{}", serde_json::Value::Object(v))
             }
             Formatter::Template(pieces) => {
                 for p in pieces {

@@ -99,15 +99,22 @@ pub async fn run(args: GroupArgs) -> Result<(), CliError> {
             if a.json {
                 let v: Vec<_> = groups
                     .iter()
-                    .map(|g| serde_json::json!({"group": g.group_id, "protocol_type": g.protocol_type, "state": g.state}))
+                    .map(|g| serde_json::json!({"group": g.group_id, "group_type": group_type(&g.group_type), "protocol_type": g.protocol_type, "state": g.state}))
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 let rows: Vec<_> = groups
                     .iter()
-                    .map(|g| vec![g.group_id.clone(), g.protocol_type.clone(), g.state.clone()])
+                    .map(|g| {
+                        vec![
+                            g.group_id.clone(),
+                            group_type(&g.group_type).to_owned(),
+                            or_dash(&g.protocol_type),
+                            g.state.clone(),
+                        ]
+                    })
                     .collect();
-                print_table(&["GROUP", "TYPE", "STATE"], &rows);
+                print_table(&["GROUP", "GROUP-TYPE", "PROTOCOL-TYPE", "STATE"], &rows);
             }
         }
         GroupCommand::Describe(a) => describe(a).await?,
@@ -151,6 +158,19 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         .map(|(t, p)| (t.clone(), *p, LATEST_TIMESTAMP))
         .collect();
     let ends = admin.list_offsets(&queries).await?;
+    // Like Kafka's kafka-consumer-groups, a partition without a committed
+    // offset lags by everything from its log start: that is what a
+    // consumer starting there (auto.offset.reset=earliest) has to read.
+    let uncommitted: Vec<_> = keys
+        .iter()
+        .filter(|k| !committed.contains_key(*k))
+        .map(|(t, p)| (t.clone(), *p, EARLIEST_TIMESTAMP))
+        .collect();
+    let starts: BTreeMap<(String, i32), i64> = uncommitted
+        .iter()
+        .map(|(t, p, _)| (t.clone(), *p))
+        .zip(admin.list_offsets(&uncommitted).await?)
+        .collect();
     let owner = |key: &(String, i32)| desc.members.iter().find(|m| m.assignment.contains(key));
     let mut total_lag = 0i64;
     let rows: Vec<_> = keys
@@ -158,14 +178,26 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         .zip(&ends)
         .map(|(key, end)| {
             let current = committed.get(key).copied();
-            let lag = current.map(|c| (end - c).max(0));
-            total_lag += lag.unwrap_or(0);
+            let from = current.or_else(|| starts.get(key).copied()).unwrap_or(0);
+            let lag = (end - from).max(0);
+            total_lag += lag;
             (key, current, *end, lag, owner(key))
         })
         .collect();
+    let group_type = admin
+        .list_groups()
+        .await
+        .ok()
+        .and_then(|groups| groups.into_iter().find(|g| g.group_id == desc.group_id))
+        .map_or_else(
+            || "classic".to_owned(),
+            |g| group_type(&g.group_type).to_owned(),
+        );
     if a.json {
         let v = serde_json::json!({
             "group": desc.group_id,
+            "group_type": group_type,
+            "protocol_type": desc.protocol_type,
             "state": desc.state,
             "protocol": desc.protocol,
             "members": desc.members.iter().map(|m| serde_json::json!({
@@ -174,14 +206,15 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
             })).collect::<Vec<_>>(),
             "partitions": rows.iter().map(|(k, cur, end, lag, m)| serde_json::json!({
                 "topic": k.0, "partition": k.1, "current_offset": cur, "log_end_offset": end,
-                "lag": lag, "member_id": m.map(|m| m.member_id.clone()),
+                "lag": lag, "lag_from": if cur.is_some() { "committed_offset" } else { "log_start_offset" },
+                "member_id": m.map(|m| m.member_id.clone()),
             })).collect::<Vec<_>>(),
             "total_lag": total_lag,
         });
         println!("{v}");
         return Ok(());
     }
-    print_header(&desc, total_lag);
+    print_header(&desc, &group_type, total_lag);
     let table: Vec<_> = rows
         .iter()
         .map(|(k, cur, end, lag, m)| {
@@ -190,7 +223,7 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
                 k.1.to_string(),
                 cur.map_or_else(|| "-".to_owned(), |c| c.to_string()),
                 end.to_string(),
-                lag.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+                lag.to_string(),
                 m.map_or_else(|| "-".to_owned(), |m| m.member_id.clone()),
                 m.map_or_else(|| "-".to_owned(), |m| m.client_host.clone()),
             ]
@@ -208,20 +241,37 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         ],
         &table,
     );
+    if rows.iter().any(|(_, cur, ..)| cur.is_none()) {
+        println!();
+        println!("CURRENT-OFFSET - : nothing committed; LAG counts from the log start offset");
+    }
     Ok(())
 }
 
-fn print_header(desc: &GroupDescription, total_lag: i64) {
-    println!("Group:     {}", desc.group_id);
-    println!("State:     {}", desc.state);
+fn or_dash(s: &str) -> String {
+    if s.is_empty() { "-" } else { s }.to_owned()
+}
+
+/// A group type for display: ListGroups before v5 does not say, and
+/// every group was classic then.
+fn group_type(listed: &str) -> &str {
+    if listed.is_empty() { "classic" } else { listed }
+}
+
+fn print_header(desc: &GroupDescription, group_type: &str, total_lag: i64) {
+    println!("Group:         {}", desc.group_id);
+    println!("Group type:    {group_type}");
+    // Empty for a group that only holds offsets committed without joining.
+    println!("Protocol type: {}", or_dash(&desc.protocol_type));
+    println!("State:         {}", desc.state);
     if !desc.protocol.is_empty() {
-        println!("Assignor:  {}", desc.protocol);
+        println!("Assignor:      {}", desc.protocol);
     }
-    println!("Members:   {}", desc.members.len());
+    println!("Members:       {}", desc.members.len());
     for m in &desc.members {
         println!("  {} ({}, {})", m.member_id, m.client_id, m.client_host);
     }
-    println!("Total lag: {total_lag}");
+    println!("Total lag:     {total_lag}");
     println!();
 }
 

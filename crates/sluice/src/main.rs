@@ -160,7 +160,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     match runtime.block_on(serve::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // Once, on stderr; a log line with the same text would print
+            // it twice to anyone reading the terminal or the journal.
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

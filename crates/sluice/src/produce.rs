@@ -79,8 +79,13 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
         ));
     }
     let client = a.conn.connect().await?;
-    // Fail fast with "topic does not exist" before reading any input.
-    client.topic(&a.topic).await?;
+    // Ask for the topic as Kafka producers do, so a broker with
+    // `topics.auto_create` creates it; fail before reading any input if
+    // it still does not exist.
+    client
+        .topic_for_produce(&a.topic)
+        .await
+        .map_err(crate::common::with_create_hint)?;
     let producer = Producer::new(
         client,
         ProducerConfig {

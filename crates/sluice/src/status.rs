@@ -20,14 +20,11 @@ use crate::common::{CliError, ConnArgs, human_bytes, parse_duration};
 pub struct StatusArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Broker HTTP API (for version, uptime and sizes).
-    #[arg(
-        long,
-        env = "SLUICE_HTTP",
-        default_value = "127.0.0.1:8080",
-        value_name = "HOST:PORT"
-    )]
-    http_server: String,
+    /// The HTTP API of the broker named by -b (for version, uptime and
+    /// sizes); refused if it belongs to another broker. Default: the
+    /// address that broker reports.
+    #[arg(long, env = "SLUICE_HTTP", value_name = "HOST:PORT")]
+    http_server: Option<String>,
     /// Local data directory of the broker (for pid and disk use).
     #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -54,16 +51,15 @@ pub struct StopArgs {
 
 /// Runs `sluice status`.
 pub async fn status(a: StatusArgs) -> Result<(), CliError> {
-    let admin = Admin::new(a.conn.connect().await?);
+    let client = a.conn.connect().await?;
+    let broker_http = crate::common::broker_http(&client, a.http_server.as_deref()).await?;
+    let admin = Admin::new(client);
     let (cluster_id, controller, brokers) = admin.describe_cluster().await?;
     let topics = admin.list_topics().await?;
     let partitions: usize = topics.iter().map(|t| t.partitions.len()).sum();
     let groups = admin.list_groups().await.ok().map(|g| g.len());
-    let http: Option<serde_json::Value> =
-        crate::common::http_get(&a.http_server, "/v1/cluster", Duration::from_secs(2))
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_str(&b).ok());
+    let http_addr = broker_http.as_ref().map(|h| h.addr.clone());
+    let http: Option<serde_json::Value> = broker_http.map(|h| h.cluster);
     let h = |k: &str| http.as_ref().and_then(|v| v.get(k)).cloned();
     let local = a.data_dir.as_deref().map(local_info);
     let node_id = h("node_id")
@@ -104,7 +100,7 @@ pub async fn status(a: StatusArgs) -> Result<(), CliError> {
             "version": version,
             "uptime_ms": uptime_ms,
             "kafka_listeners": listeners,
-            "http_listener": http.as_ref().map(|_| a.http_server.clone()),
+            "http_listener": http_addr,
             "data_dir": a.data_dir.as_ref().map(|d| d.display().to_string()),
             "pid": local.as_ref().and_then(|l| l.pid),
             "topics": topics.iter().filter(|t| !t.is_internal).count(),
@@ -133,8 +129,8 @@ pub async fn status(a: StatusArgs) -> Result<(), CliError> {
         )
     );
     println!("Kafka:       {}", listeners.join(", "));
-    if http.is_some() {
-        println!("HTTP:        {}", a.http_server);
+    if let Some(addr) = &http_addr {
+        println!("HTTP:        {addr}");
     }
     if let Some(d) = &a.data_dir {
         println!("Data dir:    {}", d.display());

@@ -69,14 +69,11 @@ struct DescribeArgs {
     conn: ConnArgs,
     /// Topic name.
     name: String,
-    /// Broker HTTP API, used for partition sizes when reachable.
-    #[arg(
-        long,
-        env = "SLUICE_HTTP",
-        default_value = "127.0.0.1:8080",
-        value_name = "HOST:PORT"
-    )]
-    http_server: String,
+    /// The HTTP API of the broker named by -b, for partition sizes;
+    /// refused if it belongs to another broker. Default: the address that
+    /// broker reports.
+    #[arg(long, env = "SLUICE_HTTP", value_name = "HOST:PORT")]
+    http_server: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -219,7 +216,9 @@ pub async fn run(args: TopicArgs) -> Result<(), CliError> {
 }
 
 async fn describe(a: DescribeArgs) -> Result<(), CliError> {
-    let admin = Admin::new(a.conn.connect().await?);
+    let client = a.conn.connect().await?;
+    let http = crate::common::broker_http(&client, a.http_server.as_deref()).await?;
+    let admin = Admin::new(client);
     let topic = admin.describe_topic(&a.name).await?;
     let mut queries = Vec::new();
     for p in &topic.partitions {
@@ -227,7 +226,10 @@ async fn describe(a: DescribeArgs) -> Result<(), CliError> {
         queries.push((topic.name.clone(), p.partition, LATEST_TIMESTAMP));
     }
     let offsets = admin.list_offsets(&queries).await?;
-    let stats = partition_stats(&a.http_server, &a.name).await;
+    let stats = match &http {
+        Some(http) => partition_stats(&http.addr, &a.name).await,
+        None => None,
+    };
     let configs = admin
         .describe_topic_config(&a.name)
         .await

@@ -30,6 +30,11 @@ fn free_port() -> u16 {
 
 impl Broker {
     fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// A broker with extra `serve` arguments (e.g. `--set key=value`).
+    fn start_with(extra: &[&str]) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let bootstrap = format!("127.0.0.1:{}", free_port());
         let http = format!("127.0.0.1:{}", free_port());
@@ -40,6 +45,7 @@ impl Broker {
             .args(["--kafka-listener", &bootstrap, "--http-listener", &http])
             .args(["--schema-registry-listener", &registry])
             .args(["--node-id", "1"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -741,15 +747,28 @@ fn errors_are_one_clear_line_without_panics() {
         assert_one_line_error(&mut cmd, "cannot reach any broker");
     }
 
-    let b = Broker::start();
+    // Without auto-creation a missing topic is an error that says how to
+    // create it (with it, `produce` creates the topic: see
+    // `produce_asks_the_broker_to_auto_create_a_missing_topic`).
+    let b = Broker::start_with(&["--set", "topics.auto_create=false"]);
     assert_one_line_error(
         b.cli().args(["produce", "nope", "--value", "x"]),
-        "topic 'nope' does not exist",
+        "topic 'nope' does not exist; create it with: sluice topic create nope",
     );
     assert_one_line_error(
         b.cli().args(["consume", "nope", "--count", "1"]),
-        "topic 'nope' does not exist",
+        "topic 'nope' does not exist; create it with: sluice topic create nope",
     );
+    // -b pointed at the HTTP port: a hint, not "bad length 1213486160".
+    for args in [vec!["topic", "list"], vec!["produce", "t", "--value", "x"]] {
+        assert_one_line_error(
+            b.cli().args(&args).args(["-b", &b.http]),
+            &format!(
+                "{} answered with HTTP; -b needs the Kafka listener (default 127.0.0.1:9092)",
+                b.http
+            ),
+        );
+    }
     assert_one_line_error(
         b.cli().args(["topic", "describe", "nope"]),
         "does not exist",
@@ -944,4 +963,250 @@ fn schema_commands_register_check_configure_and_delete() {
         .failure();
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("40401") && err.contains("nope-value"), "{err}");
+}
+
+#[test]
+fn produce_asks_the_broker_to_auto_create_a_missing_topic() {
+    let b = Broker::start();
+    b.cli()
+        .args(["produce", "newtopic"])
+        .write_stdin("hi\n")
+        .assert()
+        .success();
+    let out = b.run(&["consume", "newtopic", "--from-beginning", "--count", "1"]);
+    assert_eq!(out, "hi\n");
+    // Created with the broker's defaults (topics.num_partitions = 1).
+    let describe = b.run(&["topic", "describe", "newtopic", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&describe).unwrap();
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 1, "{describe}");
+    // Consuming never creates a topic.
+    assert_one_line_error(
+        b.cli().args(["consume", "other", "--count", "1"]),
+        "create it with: sluice topic create other",
+    );
+}
+
+#[test]
+fn status_and_topic_describe_ask_the_http_api_of_the_broker_given_with_b() {
+    let a = Broker::start();
+    let other = Broker::start();
+    a.run(&["topic", "create", "mine", "--partitions", "2"]);
+    a.run(&["produce", "mine", "--value", "x", "--partition", "0"]);
+    // Without --http-server the broker says where its HTTP API is.
+    let out = a
+        .cli()
+        .env_remove("SLUICE_HTTP")
+        .args(["status", "--json"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["http_listener"], a.http.as_str(), "{stdout}");
+    assert!(v["uptime_ms"].as_u64().is_some(), "{stdout}");
+    let out = a
+        .cli()
+        .env_remove("SLUICE_HTTP")
+        .args(["topic", "describe", "mine", "--json"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        v["partitions"][0]["size_bytes"].as_u64().unwrap() > 0,
+        "{stdout}"
+    );
+    // Another cluster's HTTP API is refused, not mixed in.
+    for args in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["topic", "describe", "mine"],
+    ] {
+        assert_one_line_error(
+            a.cli().args(&args).args(["--http-server", &other.http]),
+            &format!("--http-server {} is the HTTP API of cluster", other.http),
+        );
+    }
+}
+
+#[test]
+fn sigterm_on_a_group_consumer_commits_leaves_the_group_and_exits_0() {
+    use std::io::BufRead;
+    let b = Broker::start();
+    b.run(&["topic", "create", "events", "--partitions", "1"]);
+    b.run(&["produce", "events", "--value", "e1", "--value", "e2"]);
+    let mut child = Command::new(cargo_bin("sluice"))
+        .args(["consume", "events", "-g", "readers", "--from-beginning"])
+        .env("SLUICE_BOOTSTRAP", &b.bootstrap)
+        .env_remove("SLUICE_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both records printed: the consumer joined, read and committed.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "e1");
+    assert_eq!(lines.next().unwrap().unwrap(), "e2");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    // It left the group: the group is Empty now, not after the session
+    // timeout, so offsets can be reset at once.
+    let describe = b.run(&["group", "describe", "readers"]);
+    assert!(describe.contains("State:         Empty"), "{describe}");
+    // Both types, each named: the group's (KIP-848) and the protocol's.
+    assert!(describe.contains("Group type:    classic"), "{describe}");
+    assert!(describe.contains("Protocol type: consumer"), "{describe}");
+    assert_eq!(lag_of(&describe, "events", 0).0, "2");
+    let out = b.run(&[
+        "group",
+        "reset-offsets",
+        "readers",
+        "--topic",
+        "events",
+        "--to-earliest",
+    ]);
+    assert!(out.contains("reset 1 partition(s)"), "{out}");
+}
+
+#[test]
+fn group_describe_counts_uncommitted_partitions_from_the_log_start_and_names_both_types() {
+    let b = Broker::start();
+    b.run(&["topic", "create", "split", "--partitions", "2"]);
+    let ten: String = (0..10).map(|i| format!("a{i}\n")).collect();
+    b.cli()
+        .args(["produce", "split", "--partition", "0"])
+        .write_stdin(ten)
+        .assert()
+        .success();
+    let five: String = (0..5).map(|i| format!("b{i}\n")).collect();
+    b.cli()
+        .args(["produce", "split", "--partition", "1"])
+        .write_stdin(five)
+        .assert()
+        .success();
+    // Commits for partition 0 only.
+    let out = b.run(&[
+        "consume",
+        "split",
+        "-g",
+        "half",
+        "-p",
+        "0",
+        "--from-beginning",
+        "--count",
+        "4",
+    ]);
+    assert_eq!(out.lines().count(), 4);
+    let describe = b.run(&["group", "describe", "half"]);
+    assert_eq!(
+        lag_of(&describe, "split", 0),
+        ("4".to_owned(), "6".to_owned())
+    );
+    assert_eq!(
+        lag_of(&describe, "split", 1),
+        ("-".to_owned(), "5".to_owned()),
+        "{describe}"
+    );
+    assert!(describe.contains("Total lag:     11"), "{describe}");
+    assert!(
+        describe.contains("LAG counts from the log start offset"),
+        "{describe}"
+    );
+    // Offsets committed without joining: a classic group with no
+    // protocol type.
+    assert!(describe.contains("Group type:    classic"), "{describe}");
+    assert!(describe.contains("Protocol type: -"), "{describe}");
+    let json = b.run(&["group", "describe", "half", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["total_lag"], 11, "{json}");
+    assert_eq!(v["partitions"][1]["lag_from"], "log_start_offset", "{json}");
+    assert_eq!(v["group_type"], "classic", "{json}");
+    let list = b.run(&["group", "list"]);
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with("half"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["half", "classic", "-", "Empty"], "{list}");
+}
+
+#[test]
+fn a_record_over_the_size_limit_is_reported_with_each_context_once() {
+    let b = Broker::start_with(&["--set", "log.message_max_bytes=1000"]);
+    b.run(&["topic", "create", "users", "--partitions", "1"]);
+    let big = "x".repeat(5000);
+    let out = b
+        .cli()
+        .args(["produce", "users", "--value", &big])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: produce to users-0: MESSAGE_TOO_LARGE (10)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("produce to users-0").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("MESSAGE_TOO_LARGE").count(), 1, "{stderr}");
+}
+
+/// Runs `sluice serve` in a fresh data dir with `args` and `env`, expects
+/// it to fail, and returns its stderr.
+fn serve_failure(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("sluice").unwrap();
+    cmd.args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--http-listener",
+            &format!("127.0.0.1:{}", free_port()),
+            "--schema-registry-listener",
+            "",
+        ])
+        .args(args)
+        .env_remove("SLUICE_LOG")
+        .timeout(Duration::from_secs(60));
+    if !args.contains(&"--kafka-listener") {
+        cmd.args(["--kafka-listener", &format!("127.0.0.1:{}", free_port())]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.assert().failure();
+    String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+}
+
+#[test]
+fn serve_explains_bad_config_once_and_refuses_unknown_sluice_variables() {
+    let stderr = serve_failure(&["--set", "log.retention_ms=abc"], &[]);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: invalid value for `log.retention_ms`: \"abc\" is not an integer"
+    );
+    let stderr = serve_failure(&[], &[("SLUICE_LOG_RETENTION_MSS", "1000")]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("SLUICE_LOG_RETENTION_MSS")
+            && stderr.contains("did you mean `log.retention_ms` (SLUICE_LOG_RETENTION_MS)"),
+        "{stderr}"
+    );
+    // A failure after start-up (the Kafka port is taken) prints once.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let stderr = serve_failure(&["--kafka-listener", &addr], &[]);
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
 }

@@ -280,8 +280,15 @@ pub fn broker_configs(c: &Config) -> Vec<(&'static str, String)> {
             c.limits.connections_max_idle_ms.to_string(),
         ),
         ("max.connections", c.limits.max_connections.to_string()),
+        // Not a Kafka key: where this broker's HTTP API listens, so a
+        // client holding only the Kafka address (`sluice status -b`) asks
+        // the same broker's HTTP API, not whatever answers on a default.
+        (HTTP_LISTENER_CONFIG, c.http_listener.clone()),
     ]
 }
+
+/// The read-only broker config naming the HTTP listener (`host:port`).
+pub const HTTP_LISTENER_CONFIG: &str = "sluice.http.listener";
 
 /// The error for altering a resource that is neither a topic nor a broker.
 fn unsupported(resource_type: i8) -> ApiError {
@@ -658,6 +665,10 @@ mod tests {
             assert_eq!(
                 value(&result, "message.max.bytes").value,
                 Some(node.config.log.message_max_bytes.to_string())
+            );
+            assert_eq!(
+                value(&result, HTTP_LISTENER_CONFIG).value,
+                Some(node.config.http_listener.clone())
             );
         }
     }

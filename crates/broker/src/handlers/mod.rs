@@ -108,11 +108,23 @@ pub struct NodeInfo {
 }
 
 /// Decodes one frame and starts its handler, timing it for the metrics. An
-/// error closes the connection.
+/// error closes the connection. For frames that did not wait (forwarded,
+/// benches); the connection loop uses [`dispatch_read_at`].
 pub fn dispatch(
     broker: &Broker,
     ctx: RequestContext,
     frame: Bytes,
+) -> Result<Reply, RequestDecodeError> {
+    dispatch_read_at(broker, ctx, frame, std::time::Instant::now())
+}
+
+/// [`dispatch`] of a frame fully read at `read_at`: the time since then is
+/// the request's queue time (Kafka's RequestQueueTimeMs).
+pub fn dispatch_read_at(
+    broker: &Broker,
+    ctx: RequestContext,
+    frame: Bytes,
+    read_at: std::time::Instant,
 ) -> Result<Reply, RequestDecodeError> {
     // The API key is the header's first field; reading it here keeps the
     // metrics hook out of every return path below.
@@ -121,6 +133,7 @@ pub fn dispatch(
         .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     let request_bytes = frame.len();
     let started = std::time::Instant::now();
+    sluice_metrics::request_dequeued(api_key, started.saturating_duration_since(read_at));
     let reply = route_request(broker, ctx, frame)?;
     Ok(Box::pin(async move {
         let response = reply.await;
@@ -238,6 +251,13 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let mut response = future.await?;
+                        sluice_metrics::response_errors(
+                            ApiKey::Produce as i16,
+                            response
+                                .responses
+                                .iter()
+                                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
+                        );
                         response.throttle_time_ms = quota::throttle_time_ms(throttle);
                         let frame = encode(&header, &response);
                         if let Some(charge) = charge {
@@ -261,6 +281,15 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let response = future.await;
+                        sluice_metrics::response_errors(
+                            ApiKey::Fetch as i16,
+                            std::iter::once(response.error_code).chain(
+                                response
+                                    .responses
+                                    .iter()
+                                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                            ),
+                        );
                         quota.answer(response, |r| encode(&header, r)).await
                     }))
                 }

@@ -534,6 +534,9 @@ impl ClassicGroup {
     }
 
     fn prepare_rebalance_with(&mut self, limits: &ClassicLimits, now: Instant, now_ms: i64) {
+        if self.state != ClassicState::PreparingRebalance {
+            sluice_metrics::group_rebalanced(sluice_metrics::GroupProtocol::Classic);
+        }
         // An assignment still being stored belongs to the generation this
         // rebalance ends; its late result is ignored.
         self.storing = None;
@@ -1215,6 +1218,24 @@ mod tests {
         assert_eq!(synced.assignment, Bytes::from_static(b"a"));
         assert_eq!(g.state, ClassicState::Stable);
         assert_eq!(g.to_value(), value, "what was stored is the Stable group");
+    }
+
+    #[test]
+    fn a_join_and_a_second_member_each_count_a_rebalance() {
+        use sluice_metrics::{GroupProtocol, group_rebalances};
+        // The counter is process-wide and other tests rebalance at the same
+        // time, so this asserts lower bounds only.
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g", 0);
+        let before = group_rebalances(GroupProtocol::Classic);
+        let (a, oa) = join_new(&mut g, now);
+        done(oa);
+        assert!(group_rebalances(GroupProtocol::Classic) > before);
+        sync_all(&mut g, std::slice::from_ref(&a), now);
+        let stable = group_rebalances(GroupProtocol::Classic);
+        let (_b, _ob) = join_new(&mut g, now);
+        assert_eq!(g.state, ClassicState::PreparingRebalance);
+        assert!(group_rebalances(GroupProtocol::Classic) > stable);
     }
 
     #[test]

@@ -257,7 +257,9 @@ impl ConsumerGroup {
         set.into_iter().cloned().collect()
     }
 
+    /// Advances the group epoch: the start of a rebalance.
     fn bump(&mut self, now_ms: i64) {
+        sluice_metrics::group_rebalanced(sluice_metrics::GroupProtocol::Consumer);
         self.group_epoch = self.group_epoch.wrapping_add(1);
         self.state_timestamp_ms = now_ms;
         self.dirty = true;

@@ -1105,6 +1105,17 @@ def test_console_message_browser_reads_all_partitions_filters_and_exports(broker
             "return [...document.querySelectorAll('tr.msg-row')].map((r) => r.cells[3].textContent.trim())")
 
     assert shown_keys() == [f"user-{i}" for i in range(30)]
+    assert not d.find_element(By.ID, "msg-at-field").is_displayed(), "no offset box for Newest"
+
+    # Oldest first, a page of 20, then the next page from the cursor.
+    Select = pytest.importorskip("selenium.webdriver.support.select").Select
+    Select(d.find_element(By.ID, "msg-mode")).select_by_value("first")
+    Select(d.find_element(By.ID, "msg-limit")).select_by_visible_text("20")
+    d.find_element(By.ID, "msg-load").click()
+    wait(d).until(lambda d: shown_keys() == [f"user-{i}" for i in range(20)])
+    wait(d).until(EC.element_to_be_clickable((By.ID, "msg-more"))).click()
+    wait(d).until(lambda d: shown_keys() == [f"user-{i}" for i in range(30)])
+    Select(d.find_element(By.ID, "msg-limit")).select_by_visible_text("50")
 
     # Search on the broker: value and header, then a time range.
     d.find_element(By.ID, "msg-value").send_keys('"red"')

@@ -946,6 +946,8 @@ def test_console_group_offsets_reset_to_an_offset_and_a_time_and_members_show_as
     d = browser
     d.get(http.url(f"/#/group/{group}"))
     wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "5"))
+    cards = d.execute_script("return document.getElementById('g-cards').textContent")
+    assert "classic" in cards and "consumer" in cards, cards  # group type, protocol type
 
     def committed(partition=0):
         offsets = {(o["topic"], o["partition"]): o["committed_offset"] for o in http.get(f"/v1/groups/{group}")["offsets"]}

@@ -10,7 +10,9 @@ use sluice_protocol::error::ErrorCode;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No bootstrap address answered.
-    #[error("cannot reach any broker at {addrs}: {source}")]
+    // The last error names its address: list the addresses only when
+    // there were several, so a single one is said once.
+    #[error("cannot reach any broker{}: {source}", tried(.addrs))]
     NoBrokerReachable {
         /// The addresses tried, comma-separated.
         addrs: String,
@@ -224,6 +226,14 @@ impl ClientError {
     }
 }
 
+fn tried(addrs: &str) -> String {
+    if addrs.contains(',') {
+        format!(" (tried {addrs})")
+    } else {
+        String::new()
+    }
+}
+
 /// Kafka's retriable error codes (the `RetriableException` subclasses).
 pub fn is_retriable_code(code: i16) -> bool {
     sluice_protocol::error::ErrorCode::from_code(code).is_retriable()
@@ -231,3 +241,32 @@ pub fn is_retriable_code(code: i16) -> bool {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_single_broker_is_named_once() {
+        let err = ClientError::NoBrokerReachable {
+            addrs: "127.0.0.1:1".to_owned(),
+            source: Box::new(ClientError::Disconnected {
+                addr: "127.0.0.1:1".to_owned(),
+            }),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot reach any broker: connection to 127.0.0.1:1 closed"
+        );
+        let err = ClientError::NoBrokerReachable {
+            addrs: "a:1,b:2".to_owned(),
+            source: Box::new(ClientError::Disconnected {
+                addr: "b:2".to_owned(),
+            }),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot reach any broker (tried a:1,b:2): connection to b:2 closed"
+        );
+    }
+}

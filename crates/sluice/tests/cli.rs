@@ -746,6 +746,15 @@ fn errors_are_one_clear_line_without_panics() {
         cmd.env("SLUICE_BOOTSTRAP", &dead).args(&args);
         assert_one_line_error(&mut cmd, "cannot reach any broker");
     }
+    // Each piece of context once: the address is not repeated.
+    let out = assert_cmd::Command::cargo_bin("sluice")
+        .unwrap()
+        .env("SLUICE_BOOTSTRAP", &dead)
+        .args(["topic", "list"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.matches(dead.as_str()).count(), 1, "{stderr}");
 
     // Without auto-creation a missing topic is an error that says how to
     // create it (with it, `produce` creates the topic: see

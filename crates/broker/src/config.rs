@@ -1373,10 +1373,14 @@ impl ConfigLoader {
 pub const OTHER_SLUICE_VARS: &[&str] = &[
     "SLUICE_LOG",
     "SLUICE_BOOTSTRAP",
+    "SLUICE_PROFILE",
     "SLUICE_HTTP",
     "SLUICE_SCHEMA_REGISTRY",
     "SLUICE_CONTROLLER",
     "SLUICE_CHART_FONT",
+    // Read when the binary is built (`sluice_build_info`'s commit label),
+    // so it may still be set in the shell that then runs `sluice serve`.
+    "SLUICE_COMMIT",
     "SLUICE_BIN",
     "SLUICE_UPGRADE_FROM_BIN",
     "SLUICE_BENCH_DIR",

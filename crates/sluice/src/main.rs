@@ -291,6 +291,37 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    /// `sluice serve` refuses `SLUICE_*` variables that name no config key,
+    /// so every variable a client command reads must be on the list of
+    /// other tools' variables, or setting it in a shell would stop the
+    /// broker started from that shell.
+    #[test]
+    fn every_environment_variable_the_cli_reads_is_accepted_by_serve() {
+        fn walk(cmd: &clap::Command, found: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    found.push(env.to_string_lossy().into_owned());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&<Cli as clap::CommandFactory>::command(), &mut found);
+        found.sort();
+        found.dedup();
+        assert!(found.contains(&"SLUICE_PROFILE".to_owned()), "{found:?}");
+        let config_keys = ["SLUICE_DATA_DIR"];
+        for name in found {
+            assert!(
+                config_keys.contains(&name.as_str())
+                    || sluice_broker::config::OTHER_SLUICE_VARS.contains(&name.as_str()),
+                "{name} is read by the CLI but refused by `sluice serve`"
+            );
+        }
+    }
+
     #[test]
     fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
         assert_eq!(target_nofile_limit(1024, 524_288), 524_288);

@@ -65,7 +65,10 @@ def shot(driver, name: str) -> Path:
 
 
 def wait(driver):
-    return WebDriverWait(driver, UI_TIMEOUT_S)
+    # The console re-renders tables and panels when its data refreshes, so
+    # an element found by a condition can go stale before it is read; the
+    # condition is then simply evaluated again on the next poll.
+    return WebDriverWait(driver, UI_TIMEOUT_S, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def consume_and_commit(bootstrap: str, topic: str, group: str, commit_offset: int) -> None:
@@ -204,7 +207,8 @@ def test_console_table_tab_lists_a_compacted_topics_keys_and_searches_by_prefix(
     box = d.find_element(By.ID, "kv-prefix")
     box.send_keys("order-")
     d.find_element(By.ID, "kv-search").click()
-    wait(d).until(lambda d: [r.find_element(By.TAG_NAME, "td").text for r in d.find_elements(*rows)]
+    # The search repaints the table: a row read mid-repaint is read again.
+    swait(d).until(lambda d: [r.find_element(By.TAG_NAME, "td").text for r in d.find_elements(*rows)]
                   == [f"order-{i}" for i in range(3)])
     assert "starting with" in d.find_element(By.ID, "kv-summary").text
 
@@ -497,8 +501,15 @@ def test_console_schemas_page_lists_subjects_shows_versions_diffs_and_sets_the_l
     row.find_element(By.CSS_SELECTOR, "a").click()
     wait(d).until(EC.text_to_be_present_in_element((By.ID, "sr-schema-title"), f"Version 2 · id {second}"))
     assert '"note"' in d.find_element(By.ID, "sr-schema").text
-    added = d.find_elements(By.CSS_SELECTOR, "#sr-diff .add")
-    assert any('"note"' in a.text for a in added), [a.text for a in added]
+    # The diff is drawn after the title, once the previous version is fetched.
+    seen = {}
+
+    def note_added(d):
+        seen["added"] = d.execute_script(
+            "return [...document.querySelectorAll('#sr-diff .add')].map((a) => a.textContent)")
+        return any('"note"' in a for a in seen["added"])
+
+    until(d, UI_TIMEOUT_S, note_added, lambda: f"lines added in the diff: {seen}")
     shot(d, "schemas-diff")
     Select = pytest.importorskip("selenium.webdriver.support.select").Select
     Select(d.find_element(By.ID, "sr-subject-level")).select_by_visible_text("FULL")
@@ -556,6 +567,20 @@ Keys = pytest.importorskip("selenium.webdriver.common.keys").Keys
 
 def modal_open(d) -> bool:
     return d.execute_script("return !document.getElementById('modal').hidden")
+
+
+def swait(d):
+    """A wait that retries when a refresh repaints the element it looks at."""
+    return WebDriverWait(d, UI_TIMEOUT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+
+def click(d, selector: str) -> None:
+    """Clicks `selector`, again if a refresh replaced it before the click."""
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    swait(d).until(clicked, message=f"cannot click {selector}")
 
 
 def test_console_esc_and_navigation_close_dialogs(broker, browser, topic_name):
@@ -864,25 +889,25 @@ def test_console_topic_configs_show_defaults_edit_and_reset_and_add_partitions(b
     def config_row(name):
         return d.find_element(By.CSS_SELECTOR, f'#topic-configs tr[data-config="{name}"]')
 
-    row = wait(d).until(lambda d: config_row("retention.ms"))
-    assert "override" in row.find_element(By.CSS_SELECTOR, "td.source").text
-    assert row.find_element(By.CSS_SELECTOR, "td.value").text == "3600000"
-    seg = config_row("segment.bytes")
-    assert "default" in seg.find_element(By.CSS_SELECTOR, "td.source").text
-    assert seg.find_element(By.CSS_SELECTOR, "td.value").text == listed["segment.bytes"]["value"]
+    def cells(name):
+        row = config_row(name)
+        return row.find_element(By.CSS_SELECTOR, "td.value").text, row.find_element(By.CSS_SELECTOR, "td.source").text
+
+    assert swait(d).until(lambda d: cells("retention.ms")) == ("3600000", "override")
+    assert swait(d).until(lambda d: cells("segment.bytes")) == (listed["segment.bytes"]["value"], "default")
     shot(d, "19-topic-configs")
 
     # Edit a default into an override.
-    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    click(d, '#topic-configs tr[data-config="max.message.bytes"] button[data-edit]')
     box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
     box.clear()
     box.send_keys("200000")
     d.find_element(By.ID, "cfg-edit-save").click()
     wait(d).until(lambda d: not modal_open(d))
     assert http.get(f"/v1/topics/{topic_name}")["configs"]["max.message.bytes"] == "200000"
-    wait(d).until(lambda d: "override" in config_row("max.message.bytes").text)
+    swait(d).until(lambda d: cells("max.message.bytes") == ("200000", "override"))
     # A bad value is refused with the broker's message, in the dialog.
-    config_row("max.message.bytes").find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+    click(d, '#topic-configs tr[data-config="max.message.bytes"] button[data-edit]')
     box = wait(d).until(EC.visibility_of_element_located((By.ID, "cfg-edit-value")))
     box.clear()
     box.send_keys("lots")
@@ -891,13 +916,13 @@ def test_console_topic_configs_show_defaults_edit_and_reset_and_add_partitions(b
     d.find_element(By.ID, "cfg-edit-cancel").click()
 
     # Reset an override to the default.
-    config_row("retention.ms").find_element(By.CSS_SELECTOR, "button[data-reset]").click()
-    wait(d).until(lambda d: "default" in config_row("retention.ms").find_element(By.CSS_SELECTOR, "td.source").text)
+    click(d, '#topic-configs tr[data-config="retention.ms"] button[data-reset]')
+    swait(d).until(lambda d: cells("retention.ms")[1] == "default")
     assert "retention.ms" not in http.get(f"/v1/topics/{topic_name}")["configs"]
     # Overrides only.
     d.find_element(By.ID, "cfg-overrides-only").click()
-    names = [r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#topic-configs tbody tr")]
-    assert names == ["max.message.bytes"], names
+    swait(d).until(lambda d: [r.get_attribute("data-config") for r in d.find_elements(By.CSS_SELECTOR, "#topic-configs tbody tr")]
+                   == ["max.message.bytes"])
 
     # Add partitions: 1 -> 3.
     d.find_element(By.ID, "tp-add-partitions").click()
@@ -924,6 +949,8 @@ def test_console_group_offsets_reset_to_an_offset_and_a_time_and_members_show_as
     d = browser
     d.get(http.url(f"/#/group/{group}"))
     wait(d).until(EC.text_to_be_present_in_element((By.ID, "group-total-lag"), "5"))
+    cards = d.execute_script("return document.getElementById('g-cards').textContent")
+    assert "classic" in cards and "consumer" in cards, cards  # group type, protocol type
 
     def committed(partition=0):
         offsets = {(o["topic"], o["partition"]): o["committed_offset"] for o in http.get(f"/v1/groups/{group}")["offsets"]}
@@ -1011,3 +1038,138 @@ def test_console_brokers_page_lists_brokers_and_this_brokers_configs(broker, bro
     err = wait(d).until(EC.presence_of_element_located((By.ID, "broker-configs-error")))
     assert f"broker {node + 1} is not registered" in err.text
     assert d.find_elements(By.ID, "broker-config-table") == []
+
+
+def test_console_deletes_records_of_a_partition_and_a_group(broker, browser, topic_name):
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 2)
+    http.produce(topic_name, [{"value": {"n": i}, "partition": 0} for i in range(10)]
+                 + [{"value": {"n": i}, "partition": 1} for i in range(4)])
+    d = browser
+    d.get(http.url(f"/#/topic/{topic_name}"))
+    Select = pytest.importorskip("selenium.webdriver.support.select").Select
+
+    def start_offset(p):
+        return next(x for x in http.get(f"/v1/topics/{topic_name}")["partitions"] if x["partition"] == p)["log_start_offset"]
+
+    # Partition 0: everything before offset 6.
+    click(d, 'button[data-delete-records="0"]')
+    Select(wait(d).until(EC.visibility_of_element_located((By.ID, "dr-mode")))).select_by_value("offset")
+    box = d.find_element(By.ID, "dr-offset")
+    box.clear()
+    box.send_keys("6")
+    shot(d, "19-delete-records-dialog")
+    d.find_element(By.ID, "dr-submit").click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert start_offset(0) == 6
+    swait(d).until(lambda d: d.find_element(By.CSS_SELECTOR, '#partition-table tr[data-partition="0"] td.start-offset').text == "6")
+    # Partition 1: everything (before=end).
+    click(d, 'button[data-delete-records="1"]')
+    wait(d).until(EC.visibility_of_element_located((By.ID, "dr-submit"))).click()
+    wait(d).until(lambda d: not modal_open(d))
+    assert start_offset(1) == 4
+
+    # A group with committed offsets and no members can be deleted.
+    group = f"{topic_name}-g"
+    consume_and_commit(broker.bootstrap, topic_name, group, commit_offset=8)
+    d.get(http.url(f"/#/group/{group}"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "g-delete"))).click()
+    wait(d).until(EC.element_to_be_clickable((By.ID, "confirm-ok"))).click()
+    wait(d).until(lambda d: d.current_url.endswith("#/groups"))
+    assert http.call("GET", f"/v1/groups/{group}")[0] == 404
+    shot(d, "19-group-deleted")
+
+
+def test_console_message_browser_reads_all_partitions_filters_and_exports(broker, browser, topic_name, tmp_path):
+    import csv
+
+    http = Http(broker)
+    http.wait_ready()
+    http.create_topic(topic_name, 3)
+    # Whole seconds: the time inputs hold seconds.
+    base_ms = (int(time.time()) - 120) * 1000
+    records = [{"key": f"user-{i}", "value": {"n": i, "colour": "red" if i % 3 == 0 else "blue"},
+                "partition": i % 3, "timestamp_ms": base_ms + i * 1000,
+                "headers": [{"key": "source", "value": "web" if i % 2 else "app"}]} for i in range(30)]
+    http.produce(topic_name, records)
+    d = browser
+    d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    d.get(http.url(f"/#/messages/{topic_name}"))
+    rows = (By.CSS_SELECTOR, "tr.msg-row")
+
+    # All partitions, newest first page: records of every partition, by time.
+    wait(d).until(lambda d: len(d.find_elements(*rows)) == 30)
+    parts = {r.get_attribute("data-partition") for r in d.find_elements(*rows)}
+    assert parts == {"0", "1", "2"}
+    assert "30 scanned" in d.find_element(By.ID, "msg-scan").text
+
+    def shown_keys():
+        # One script: typing in a filter repaints the table.
+        return d.execute_script(
+            "return [...document.querySelectorAll('tr.msg-row')].map((r) => r.cells[3].textContent.trim())")
+
+    assert shown_keys() == [f"user-{i}" for i in range(30)]
+    assert not d.find_element(By.ID, "msg-at-field").is_displayed(), "no offset box for Newest"
+
+    # Oldest first, a page of 20, then the next page from the cursor.
+    Select = pytest.importorskip("selenium.webdriver.support.select").Select
+    Select(d.find_element(By.ID, "msg-mode")).select_by_value("first")
+    Select(d.find_element(By.ID, "msg-limit")).select_by_visible_text("20")
+    d.find_element(By.ID, "msg-load").click()
+    wait(d).until(lambda d: shown_keys() == [f"user-{i}" for i in range(20)])
+    wait(d).until(EC.element_to_be_clickable((By.ID, "msg-more"))).click()
+    wait(d).until(lambda d: shown_keys() == [f"user-{i}" for i in range(30)])
+    Select(d.find_element(By.ID, "msg-limit")).select_by_visible_text("50")
+
+    # Search on the broker: value and header, then a time range.
+    d.find_element(By.ID, "msg-value").send_keys('"red"')
+    d.find_element(By.ID, "msg-header").send_keys("source=web")
+    d.find_element(By.ID, "msg-load").click()
+    expected = [f"user-{i}" for i in range(30) if i % 3 == 0 and i % 2]
+    wait(d).until(lambda d: shown_keys() == expected)
+    shot(d, "19-messages-search")
+    for box in ("msg-value", "msg-header"):
+        d.find_element(By.ID, box).clear()
+    d.execute_script("""
+        const set = (id, ms) => { const t = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+          document.getElementById(id).value = t.toISOString().slice(0, 19); };
+        set("msg-from-ts", arguments[0]); set("msg-to-ts", arguments[1]);""", base_ms + 10_000, base_ms + 14_000)
+    d.find_element(By.ID, "msg-load").click()
+    wait(d).until(lambda d: shown_keys() == [f"user-{i}" for i in range(10, 15)])
+
+    # Export what is shown, as JSON and CSV.
+    d.find_element(By.ID, "msg-export-json").click()
+    d.find_element(By.ID, "msg-export-csv").click()
+    json_file, csv_file = tmp_path / f"{topic_name}-records.json", tmp_path / f"{topic_name}-records.csv"
+    wait(d).until(lambda _: json_file.exists() and csv_file.exists())
+    exported = json.loads(json_file.read_text())
+    assert [r["key"] for r in exported] == [f"user-{i}" for i in range(10, 15)]
+    assert json.loads(exported[0]["value"]) == records[10]["value"]
+    assert exported[0]["headers"] == [{"key": "source", "value": "app"}]
+    assert exported[0]["timestamp_ms"] == base_ms + 10_000 and exported[0]["partition"] == 1
+    with csv_file.open(newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["key"] for r in table] == [f"user-{i}" for i in range(10, 15)]
+    assert json.loads(table[1]["value"]) == records[11]["value"]
+    assert json.loads(table[1]["headers"]) == [{"key": "source", "value": "web"}]
+
+    # Produce with headers from the topic page; the browser finds it by header.
+    d.get(http.url(f"/#/topic/{topic_name}"))
+    wait(d).until(EC.element_to_be_clickable((By.ID, "tp-produce"))).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "p-key"))).send_keys("with-headers")
+    for name, value in (("trace-id", "abc123"), ("tenant", "acme")):
+        d.find_element(By.ID, "p-add-header").click()
+        row = d.find_elements(By.CSS_SELECTOR, ".p-header")[-1]
+        row.find_element(By.CSS_SELECTOR, ".p-header-key").send_keys(name)
+        row.find_element(By.CSS_SELECTOR, ".p-header-value").send_keys(value)
+    shot(d, "19-produce-headers")
+    d.find_element(By.ID, "p-send").click()
+    wait(d).until(lambda d: not modal_open(d))
+    got = http.get(f"/v1/topics/{topic_name}/records?from=beginning&key_contains=with-headers")["records"]
+    assert len(got) == 1 and [(h["key"], h["value"]) for h in got[0]["headers"]] == [("trace-id", "abc123"), ("tenant", "acme")]
+    d.get(http.url(f"/#/messages/{topic_name}"))
+    wait(d).until(lambda d: len(d.find_elements(*rows)) == 31)
+    d.find_element(By.ID, "msg-header").send_keys("tenant=acme")
+    d.find_element(By.ID, "msg-load").click()
+    wait(d).until(lambda d: shown_keys() == ["with-headers"])

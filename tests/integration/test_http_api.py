@@ -81,6 +81,13 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
         ("POST", "/v1/groups/{group}/offsets/reset"),
         ("GET", "/v1/auth/whoami"), ("GET", "/v1/auth/tokens"), ("POST", "/v1/auth/tokens"),
         ("DELETE", "/v1/auth/tokens/{token_id}"),
+        ("POST", "/consumers/{group}"), ("DELETE", "/consumers/{group}/instances/{instance}"),
+        ("POST", "/consumers/{group}/instances/{instance}/subscription"),
+        ("GET", "/consumers/{group}/instances/{instance}/subscription"),
+        ("GET", "/consumers/{group}/instances/{instance}/assignments"),
+        ("GET", "/consumers/{group}/instances/{instance}/records"),
+        ("POST", "/consumers/{group}/instances/{instance}/offsets"),
+        ("GET", "/consumers/{group}/instances/{instance}/offsets"),
         # Issue 19's console routes.
         ("GET", "/v1/metrics/history"), ("GET", "/v1/topics/{topic}/configs"),
         ("GET", "/v1/cluster/brokers/{node_id}/configs"),
@@ -94,7 +101,8 @@ def test_openapi_document_is_valid_and_every_operation_is_routed(http):
             continue  # streams; routed-ness is proven by the tail tests
         concrete = (path.replace("{topic}", "no-such-topic").replace("{partition}", "0")
                     .replace("{group}", "no-such-group").replace("{node_id}", "99")
-                    .replace("{token_id}", "no-such-token").replace("{key}", "k"))
+                    .replace("{token_id}", "no-such-token").replace("{key}", "k")
+                    .replace("{instance}", "no-such-instance"))
         body = b"{}" if method in ("POST", "PATCH") else None
         status, _, raw = http.raw(method, concrete, body, {"content-type": "application/json"})
         if status >= 400:
@@ -600,6 +608,14 @@ def test_groups_list_describe_lag_and_reset(http, broker, topic_name):
     listed = {x["group_id"]: x for x in http.get("/v1/groups")["groups"]}
     assert listed[group]["state"] == "Empty" and listed[group]["member_count"] == 0
     assert (listed[group]["type"], listed[group]["protocol_type"]) == ("classic", "consumer")
+    # The same protocol type `sluice group list` shows.
+    import subprocess
+
+    from harness import sluice_bin
+    out = subprocess.run([str(sluice_bin()), "group", "list", "--json", "--bootstrap-server", broker.bootstrap],
+                         capture_output=True, timeout=60, check=True).stdout
+    cli = {g["group"]: g for g in json.loads(out)}
+    assert cli[group]["protocol_type"] == listed[group]["protocol_type"], (cli, listed)
     assert listed[group]["total_lag"] == 3
 
     r = http.ok("POST", f"/v1/groups/{group}/offsets/reset", {"topic": topic_name, "to": "earliest"})
@@ -722,3 +738,88 @@ def check_isolation(http, topic_name):
     assert [r["value"] for r in last["records"]] in (["c2"], [])  # the abort marker may be the last stable record
     assert_error(http.call("GET", path + "&isolation=sometimes"), 400, "BAD_REQUEST")
 
+
+# --------------------------------------------------------------------------
+# REST Proxy v2 consumer instances
+# --------------------------------------------------------------------------
+
+V2 = {"content-type": "application/vnd.kafka.v2+json"}
+
+
+def test_rest_proxy_consumers_share_a_group(http, broker, topic_name):
+    import re
+
+    import confluent_kafka as ck
+    from util import wait_until
+
+    http.create_topic(topic_name, 4)
+    group = topic_name + "-g"
+
+    def create(name):
+        body = {"name": name, "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"}
+        status, _, raw = http.raw("POST", f"/consumers/{group}", json.dumps(body).encode(), V2)
+        assert status == 200, raw
+        created = json.loads(raw)
+        assert created["instance_id"] == name, created
+        assert created["base_uri"].endswith(f"/consumers/{group}/instances/{name}"), created
+        return f"/consumers/{group}/instances/{name}"
+
+    a, b = create("a"), create("b")
+    assert_error(http.call("POST", f"/consumers/{group}", {"name": "a"}), 409, "CONSUMER_INSTANCE_EXISTS")
+    assert_error(http.call("POST", f"/consumers/{group}", {"auto.offset.reset": "sometime"}), 400, "BAD_REQUEST")
+    assert_error(http.call("GET", a + "/records"), 409, "NOT_SUBSCRIBED")
+    # A joins alone; B's join rebalances the group, and A's instance rejoins
+    # without a request from its client.
+    assert http.raw("POST", a + "/subscription", json.dumps({"topics": [topic_name]}).encode(), V2)[0] == 204
+    body = json.dumps({"topic_pattern": re.escape(topic_name)}).encode()
+    assert http.raw("POST", b + "/subscription", body, V2)[0] == 204
+    assert http.get(b + "/subscription") == {"topics": [topic_name]}
+
+    def assigned(path):
+        return {p["partition"] for p in http.get(path + "/assignments")["partitions"]}
+
+    def shared():
+        sa, sb = assigned(a), assigned(b)
+        return (sa, sb) if sa and sb and not sa & sb and sa | sb == {0, 1, 2, 3} else None
+
+    share_a, share_b = wait_until(shared, 60, "both instances to share the 4 partitions")
+
+    http.produce(topic_name, [{"value": {"n": i}, "partition": i % 4} for i in range(40)])
+    got = {a: [], b: []}
+    deadline = time.monotonic() + 60
+    while len(got[a]) + len(got[b]) < 40 and time.monotonic() < deadline:
+        for path in (a, b):
+            status, headers, raw = http.raw("GET", path + "/records?timeout=500&max_bytes=200",
+                                            headers={"accept": "application/vnd.kafka.json.v2+json"})
+            assert status == 200, raw
+            assert headers["content-type"] == "application/vnd.kafka.json.v2+json"
+            got[path] += json.loads(raw)
+    numbers = sorted(r["value"]["n"] for r in got[a] + got[b])
+    assert numbers == list(range(40)), f"not every record exactly once: {numbers}"
+    assert {r["partition"] for r in got[a]} == share_a and {r["partition"] for r in got[b]} == share_b
+
+    # A commits what it was given; B names its offsets. A Kafka client sees both.
+    assert http.raw("POST", a + "/offsets", b"", V2)[0] == 204
+    offsets = [{"topic": topic_name, "partition": p, "offset": 10} for p in sorted(share_b)]
+    assert http.raw("POST", b + "/offsets", json.dumps({"offsets": offsets}).encode(), V2)[0] == 204
+    committed = http.get(a + "/offsets")["offsets"]
+    assert sorted((o["partition"], o["offset"]) for o in committed) == [(p, 10) for p in sorted(share_a)]
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    tps = c.committed([ck.TopicPartition(topic_name, p) for p in range(4)], timeout=10)
+    c.close()
+    assert [tp.offset for tp in tps] == [10, 10, 10, 10]
+    g = http.get(f"/v1/groups/{group}")
+    assert (g["type"], g["protocol_type"], len(g["members"])) == ("classic", "consumer", 2), g
+
+    # B leaves: A takes every partition and reads only what comes after the commits.
+    assert http.call("DELETE", b) == (204, None)
+    assert_error(http.call("GET", b + "/records"), 404, "CONSUMER_INSTANCE_NOT_FOUND")
+    wait_until(lambda: assigned(a) == {0, 1, 2, 3}, 60, "A to take all partitions")
+    http.produce(topic_name, [{"value": {"n": 40 + p}, "partition": p} for p in range(4)])
+    later = []
+    deadline = time.monotonic() + 30
+    while len(later) < 4 and time.monotonic() < deadline:
+        later += http.get(a + "/records?timeout=500")
+    assert sorted(r["value"]["n"] for r in later) == [40, 41, 42, 43], later
+    assert_error(http.call("GET", a + "/records?timeout=60000"), 400, "BAD_REQUEST")
+    assert http.call("DELETE", a) == (204, None)

@@ -63,6 +63,10 @@ pub struct ConsumerConfig {
     pub rebalance_timeout: Duration,
     /// Heartbeat period.
     pub heartbeat_interval: Duration,
+    /// Notified when the group starts a rebalance and this member must
+    /// rejoin (its next [`Consumer::poll`] does), so an owner that polls
+    /// rarely can poll at once instead of being dropped from the group.
+    pub rejoin_signal: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for ConsumerConfig {
@@ -77,6 +81,7 @@ impl Default for ConsumerConfig {
             session_timeout: Duration::from_secs(10),
             rebalance_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(3),
+            rejoin_signal: None,
         }
     }
 }
@@ -280,6 +285,14 @@ impl Consumer {
         self.join().await
     }
 
+    /// True when the group asked this member to rejoin; the next
+    /// [`Consumer::poll`] rejoins before fetching.
+    pub fn needs_rejoin(&self) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.rejoin.load(Ordering::Acquire))
+    }
+
     /// The group generation and member id, when subscribed.
     pub fn membership(&self) -> Option<(i32, &str)> {
         self.membership
@@ -391,6 +404,7 @@ impl Consumer {
             m.generation_id,
             self.config.heartbeat_interval,
             m.rejoin.clone(),
+            self.config.rejoin_signal.clone(),
         )));
         tracing::debug!(generation = m.generation_id, member = %m.member_id, ?assigned, "joined group");
         let parts: Vec<_> = assigned
@@ -677,6 +691,7 @@ async fn heartbeat_loop(
     generation_id: i32,
     interval: Duration,
     rejoin: Arc<AtomicBool>,
+    signal: Option<Arc<tokio::sync::Notify>>,
 ) {
     let request = HeartbeatRequest {
         group_id: group_id.clone(),
@@ -698,6 +713,9 @@ async fn heartbeat_loop(
             Ok(0) => {}
             Ok(code) if REJOIN_CODES.contains(&code) => {
                 rejoin.store(true, Ordering::Release);
+                if let Some(signal) = signal {
+                    signal.notify_one();
+                }
                 return;
             }
             Ok(code) => tracing::debug!(code, "heartbeat error"),

@@ -847,6 +847,7 @@ mod tests {
             security: has_security.then(|| Arc::clone(&security) as Arc<dyn HttpSecurity>),
             login_limiter: Arc::default(),
             kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
+            consumers: Arc::default(),
             history: Arc::default(),
         };
         Fixture {
@@ -1430,6 +1431,45 @@ mod tests {
             (status, err["error_code"].as_str()),
             (StatusCode::NOT_FOUND, Some("GROUP_ID_NOT_FOUND"))
         );
+    }
+
+    #[tokio::test]
+    async fn consumer_instance_routes_need_read_on_the_group() {
+        let f = fixture();
+        let alice = basic("alice", "alice-secret");
+        let a = Some(alice.as_str());
+        let instance = "/consumers/g1/instances/i1";
+        let cases: [(Method, String, Option<Value>); 8] = [
+            (
+                Method::POST,
+                "/consumers/g1".to_owned(),
+                Some(json!({"name": "i1"})),
+            ),
+            (Method::DELETE, instance.to_owned(), None),
+            (
+                Method::POST,
+                format!("{instance}/subscription"),
+                Some(json!({"topics": ["t"]})),
+            ),
+            (Method::GET, format!("{instance}/subscription"), None),
+            (Method::GET, format!("{instance}/assignments"), None),
+            (Method::GET, format!("{instance}/records"), None),
+            (Method::POST, format!("{instance}/offsets"), None),
+            (Method::GET, format!("{instance}/offsets"), None),
+        ];
+        for (method, uri, body) in &cases {
+            let (status, err) = f.call(method.clone(), uri, a, body.clone()).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {err}");
+            assert_eq!(err["error_code"], "GROUP_AUTHORIZATION_FAILED");
+        }
+        f.security
+            .allow("User:alice", Operation::Read, Resource::Group("g1"));
+        // Allowed now: the instance routes reach the instance lookup.
+        for (method, uri, body) in cases.into_iter().skip(1) {
+            let (status, err) = f.call(method.clone(), &uri, a, body).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {err}");
+            assert_eq!(err["error_code"], "CONSUMER_INSTANCE_NOT_FOUND");
+        }
     }
 
     #[tokio::test]

@@ -577,6 +577,7 @@ mod tests {
                 security: None,
                 login_limiter: Arc::default(),
                 kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
+                consumers: Arc::default(),
                 history: Arc::default(),
             };
             Fixture {

@@ -20,6 +20,8 @@
 //! - [`kv`]: the key-value view of compacted topics, served from the
 //!   indexes of [`kv_index`].
 //! - [`groups`]: consumer groups, lag and offset resets.
+//! - [`consumers`]: consumer instances in Confluent REST Proxy v2's shape
+//!   (`/consumers/...`), members of groups on behalf of HTTP clients.
 //! - [`history`]: recent throughput for the console's charts.
 //! - [`console`]: the embedded web console.
 //! - [`listener`]: the TCP listener that bounds open connections.
@@ -37,6 +39,7 @@ pub mod browse;
 pub mod cluster;
 pub mod configs;
 pub mod console;
+pub mod consumers;
 pub mod error;
 pub mod groups;
 pub mod history;
@@ -92,6 +95,9 @@ pub struct AppState {
     pub login_limiter: Arc<auth::FailedLoginLimiter>,
     /// The key-value view's indexes, under `kv.index_max_bytes`.
     pub kv: Arc<kv::PartitionIndexes>,
+    /// REST Proxy consumer instances, at most
+    /// [`consumers::MAX_CONSUMER_INSTANCES`].
+    pub consumers: Arc<consumers::Instances>,
     /// Recent throughput samples (`/v1/metrics/history`), filled by the
     /// HTTP listener's sampler task.
     pub history: Arc<history::History>,
@@ -111,6 +117,7 @@ pub struct AppState {
         (name = "records", description = "Produce, read and tail records"),
         (name = "groups", description = "Consumer groups, lag and offset resets"),
         (name = "auth", description = "The caller, and bearer tokens (with `http_auth` on)"),
+        (name = "consumers", description = "Consumer group members for HTTP clients, in Confluent REST Proxy v2's shape"),
     )
 )]
 struct ApiDoc;
@@ -144,6 +151,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
         .routes(routes!(auth::whoami))
+        .routes(routes!(consumers::create))
+        .routes(routes!(consumers::delete))
+        .routes(routes!(consumers::subscribe, consumers::subscription))
+        .routes(routes!(consumers::assignments))
+        .routes(routes!(consumers::records))
+        .routes(routes!(consumers::commit, consumers::committed))
 }
 
 /// The OpenAPI document as JSON, built once from [`api_router`].
@@ -405,6 +418,7 @@ fn app_state(
         kv: Arc::new(kv::PartitionIndexes::new(
             usize::try_from(broker.config.kv.index_max_bytes).unwrap_or(usize::MAX),
         )),
+        consumers: Arc::default(),
         history: Arc::default(),
     })
 }
@@ -572,8 +586,9 @@ mod tests {
         // balance status, decommission and recommission, broker configs,
         // the metrics history, 7 topic operations (topic configs with
         // defaults), 6 record operations, 2 key-value operations, 4 group
-        // operations, 3 token operations and whoami.
-        assert_eq!(operations, 33, "{paths:#?}");
+        // operations, 3 token operations, whoami and 8 consumer instance
+        // operations.
+        assert_eq!(operations, 41, "{paths:#?}");
         // Every operation but the open ones names the auth schemes.
         let secured = paths
             .iter()

@@ -21,7 +21,7 @@ function fmtBytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return (i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)) + " " + units[i];
+  return (i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 2 : 1)) + " " + units[i];
 }
 
 function fmtRate(n, unit) {
@@ -1505,7 +1505,7 @@ pages.group = function (id) {
     history.push([Date.now(), g.total_lag]);
     if (history.length > 120) history.shift();
     setCards($("#g-cards"), [
-      ["State", stateBadge(g.state)], ["Protocol", esc(g.protocol_type || "–")], ["Members", g.members.length],
+      ["State", stateBadge(g.state)], ["Type", esc(g.type || "–")], ["Protocol", esc(g.protocol_type || "–")], ["Members", g.members.length],
       ["Partitions", g.offsets.length], ["Total lag", `<span id="group-total-lag">${fmtInt(g.total_lag)}</span>`],
     ].map(([l, x]) => `<div class="card"><div class="label">${l}</div><div class="value">${x}</div></div>`).join(""));
     // Each member with the partitions assigned to it and their lag.

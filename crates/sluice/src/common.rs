@@ -459,14 +459,6 @@ pub fn percent_encode(segment: &str) -> String {
     out
 }
 
-/// Prints `value` as indented JSON.
-pub fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
-}
-
 /// The broker config (read-only, not Kafka's) in which a Sluice broker
 /// names its HTTP listener.
 const HTTP_LISTENER_CONFIG: &str = "sluice.http.listener";

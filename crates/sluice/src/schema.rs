@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::common::{CliError, http_json, percent_encode as encode, print_json, print_table};
+use crate::common::{CliError, http_json, percent_encode as encode, print_table};
+use crate::output::{Format, print_data};
 
 /// How long one registry call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,9 +35,12 @@ pub struct SchemaArgs {
         value_name = "HOST:PORT"
     )]
     registry: String,
-    /// Print what the registry answers as JSON.
-    #[arg(long, global = true)]
+    /// Print what the registry answers as JSON (the same as --format json).
+    #[arg(long, global = true, conflicts_with = "format")]
     json: bool,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
     #[command(subcommand)]
     command: SchemaCommand,
 }
@@ -158,9 +162,11 @@ struct ConfigArgs {
 
 /// Runs a `sluice schema` command.
 pub async fn run(args: SchemaArgs) -> Result<(), CliError> {
+    let format = if args.json { Format::Json } else { args.format };
     let client = Client {
         addr: args.registry.clone(),
-        json: args.json,
+        json: format != Format::Text,
+        format,
     };
     match args.command {
         SchemaCommand::Register(a) => register(&client, a).await,
@@ -174,7 +180,9 @@ pub async fn run(args: SchemaArgs) -> Result<(), CliError> {
 
 struct Client {
     addr: String,
+    /// Print the registry's answer (as JSON or YAML) instead of text.
     json: bool,
+    format: Format,
 }
 
 impl Client {
@@ -196,7 +204,7 @@ impl Client {
     }
 
     fn print(&self, value: &Value) {
-        print_json(value);
+        print_data(self.format, value);
     }
 }
 

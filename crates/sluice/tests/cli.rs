@@ -916,6 +916,13 @@ fn schema_commands_register_check_configure_and_delete() {
     let out = b.run(&["schema", "get", "--id", "1", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["schema"].as_str(), Some(user));
+    // The same answer as YAML: the schema text is one quoted scalar.
+    let yaml = b.run(&["schema", "get", "--id", "1", "--format", "yaml"]);
+    let quoted = serde_json::Value::String(user.to_owned()).to_string();
+    assert!(
+        yaml.lines().any(|l| l == format!("schema: {quoted}")),
+        "{yaml}"
+    );
 
     // A field without a default breaks BACKWARD: check says so and exits 1.
     let bad = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;

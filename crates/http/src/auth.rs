@@ -751,17 +751,16 @@ mod tests {
     //! where they live and end to end after they are wired in.
 
     use std::collections::{HashMap, HashSet};
-    use std::net::SocketAddr;
 
     use axum::Router;
     use axum::body::Body;
     use axum::http::{HeaderMap, Method};
     use serde_json::{Value, json};
     use sluice_broker::Broker;
-    use sluice_broker::config::Config;
     use tower::ServiceExt;
 
     use super::*;
+    use crate::test_support;
 
     /// Users with passwords and an allow-list of (principal, operation,
     /// resource) triples. Tests only.
@@ -828,27 +827,13 @@ mod tests {
     }
 
     fn fixture_with(security: Option<TestSecurity>) -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config {
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        };
-        config.http_auth.enabled = security.is_some();
-        let broker = Arc::new(
-            Broker::open(config, "test".to_owned(), ("127.0.0.1".to_owned(), 9092))
-                .expect("broker"),
-        );
         let has_security = security.is_some();
+        let (dir, broker) =
+            test_support::temp_broker(|config| config.http_auth.enabled = has_security, 9092);
         let security = Arc::new(security.unwrap_or_default());
         let state = AppState {
-            broker: Arc::clone(&broker),
-            ready: Arc::default(),
-            shutdown: sluice_runtime::CancellationToken::new(),
             security: has_security.then(|| Arc::clone(&security) as Arc<dyn HttpSecurity>),
-            login_limiter: Arc::default(),
-            kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
-            consumers: Arc::default(),
-            history: Arc::default(),
+            ..test_support::app_state(Arc::clone(&broker))
         };
         Fixture {
             _dir: dir,
@@ -880,28 +865,20 @@ mod tests {
             auth: Option<&str>,
             body: Option<Value>,
         ) -> (StatusCode, HeaderMap, Value) {
-            let mut request = Request::builder().method(method).uri(uri);
-            if let Some(auth) = auth {
-                request = request.header(header::AUTHORIZATION, auth);
-            }
-            let body = match body {
-                Some(v) => {
-                    request = request.header(header::CONTENT_TYPE, "application/json");
-                    Body::from(v.to_string())
-                }
-                None => Body::empty(),
-            };
-            let mut request = request.body(body).expect("request");
-            let peer: SocketAddr = peer.parse().expect("peer");
-            request.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
-            let response = self.app.clone().oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .expect("body");
-            let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (status, headers, value)
+            let auth: Vec<_> = auth
+                .map(|a| (header::AUTHORIZATION, a))
+                .into_iter()
+                .collect();
+            test_support::call(
+                &self.app,
+                peer,
+                method,
+                uri,
+                &auth,
+                "application/json",
+                body,
+            )
+            .await
         }
 
         async fn call(

@@ -543,16 +543,10 @@ fn page(
 mod tests {
     use std::collections::BTreeSet;
 
-    use axum::body::Body;
-    use axum::extract::ConnectInfo;
-    use axum::http::{Method, Request, StatusCode, header};
+    use axum::http::{Method, StatusCode};
     use serde_json::{Value, json};
-    use sluice_broker::Broker;
-    use sluice_broker::config::Config;
-    use tower::ServiceExt;
 
-    use super::*;
-    use crate::auth::PeerAddr;
+    use crate::test_support;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -561,28 +555,10 @@ mod tests {
 
     impl Fixture {
         fn new() -> Fixture {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let config = Config {
-                data_dir: dir.path().to_owned(),
-                ..Config::default()
-            };
-            let broker = Arc::new(
-                Broker::open(config, "test".to_owned(), ("127.0.0.1".to_owned(), 9092))
-                    .expect("broker"),
-            );
-            let state = AppState {
-                broker,
-                ready: Arc::default(),
-                shutdown: sluice_runtime::CancellationToken::new(),
-                security: None,
-                login_limiter: Arc::default(),
-                kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
-                consumers: Arc::default(),
-                history: Arc::default(),
-            };
+            let (dir, broker) = test_support::temp_broker(|_| {}, 9092);
             Fixture {
                 _dir: dir,
-                app: crate::app(state),
+                app: crate::app(test_support::app_state(broker)),
             }
         }
 
@@ -592,26 +568,17 @@ mod tests {
             uri: &str,
             body: Option<Value>,
         ) -> (StatusCode, Value) {
-            let mut request = Request::builder().method(method).uri(uri);
-            let body = match body {
-                Some(v) => {
-                    request = request.header(header::CONTENT_TYPE, "application/json");
-                    Body::from(v.to_string())
-                }
-                None => Body::empty(),
-            };
-            let mut request = request.body(body).expect("request");
-            let peer = "127.0.0.1:40000".parse().expect("peer");
-            request.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
-            let response = self.app.clone().oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-                .await
-                .expect("body");
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            let (status, _, value) = test_support::call(
+                &self.app,
+                "127.0.0.1:40000",
+                method,
+                uri,
+                &[],
+                "application/json",
+                body,
             )
+            .await;
+            (status, value)
         }
 
         async fn get(&self, uri: &str) -> Value {

@@ -979,16 +979,11 @@ pub async fn committed(
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::extract::ConnectInfo;
-    use axum::http::{Method, Request};
+    use axum::http::Method;
     use serde_json::{Value, json};
-    use sluice_broker::Broker;
-    use sluice_broker::config::Config;
-    use tower::ServiceExt;
 
     use super::*;
-    use crate::auth::PeerAddr;
+    use crate::test_support;
 
     /// A broker with its Kafka listener up, and the HTTP app over
     /// `instances`.
@@ -1001,21 +996,17 @@ mod tests {
 
     impl Fixture {
         async fn new(instances: Instances) -> Fixture {
-            let dir = tempfile::tempdir().expect("tempdir");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
             let port = listener.local_addr().expect("addr").port();
-            let mut config = Config {
-                data_dir: dir.path().to_owned(),
-                kafka_listener: format!("127.0.0.1:{port}"),
-                ..Config::default()
-            };
-            config.groups.offsets_topic_num_partitions = 1;
-            config.groups.group_initial_rebalance_delay_ms = 0;
-            let broker = Arc::new(
-                Broker::open(config, "test".to_owned(), ("127.0.0.1".to_owned(), port))
-                    .expect("broker"),
+            let (dir, broker) = test_support::temp_broker(
+                |config| {
+                    config.kafka_listener = format!("127.0.0.1:{port}");
+                    config.groups.offsets_topic_num_partitions = 1;
+                    config.groups.group_initial_rebalance_delay_ms = 0;
+                },
+                port,
             );
             broker
                 .load_coordinators(&sluice_runtime::Tasks::new())
@@ -1029,14 +1020,9 @@ mod tests {
                 shutdown.clone(),
             ));
             let state = AppState {
-                broker,
-                ready: Arc::default(),
                 shutdown: shutdown.clone(),
-                security: None,
-                login_limiter: Arc::default(),
-                kv: Arc::new(crate::kv::PartitionIndexes::new(1 << 20)),
                 consumers: Arc::clone(&instances),
-                history: Arc::default(),
+                ..test_support::app_state(broker)
             };
             Fixture {
                 _dir: dir,
@@ -1052,26 +1038,17 @@ mod tests {
             uri: &str,
             body: Option<Value>,
         ) -> (StatusCode, Value) {
-            let mut request = Request::builder().method(method).uri(uri);
-            let body = match body {
-                Some(v) => {
-                    request = request.header(header::CONTENT_TYPE, "application/vnd.kafka.v2+json");
-                    Body::from(v.to_string())
-                }
-                None => Body::empty(),
-            };
-            let mut request = request.body(body).expect("request");
-            let peer = "127.0.0.1:40000".parse().expect("peer");
-            request.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
-            let response = self.app.clone().oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .expect("body");
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            let (status, _, value) = test_support::call(
+                &self.app,
+                "127.0.0.1:40000",
+                method,
+                uri,
+                &[],
+                "application/vnd.kafka.v2+json",
+                body,
             )
+            .await;
+            (status, value)
         }
 
         async fn members(&self, group: &str) -> usize {

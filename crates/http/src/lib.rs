@@ -50,6 +50,8 @@ pub mod metrics;
 pub mod records;
 pub mod registry;
 pub mod tail;
+#[cfg(test)]
+mod test_support;
 pub mod topics;
 
 use std::sync::atomic::{AtomicBool, Ordering};

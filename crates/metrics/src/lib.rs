@@ -303,34 +303,30 @@ pub enum GroupProtocol {
     Consumer,
 }
 
+/// The rebalance counter of `protocol`'s groups.
+fn group_rebalance_counter(protocol: GroupProtocol) -> Counter {
+    let protocol = match protocol {
+        GroupProtocol::Classic => "classic",
+        GroupProtocol::Consumer => "consumer",
+    };
+    global()
+        .group_rebalances
+        .get_or_create(&GroupProtocolLabels {
+            protocol: protocol.to_owned(),
+        })
+        .clone()
+}
+
 /// A group of `protocol` started a rebalance: a classic group entered
 /// PreparingRebalance, or a consumer group's epoch advanced (Kafka's
 /// `classic-group-rebalance-count` and `consumer-group-rebalance-count`).
 pub fn group_rebalanced(protocol: GroupProtocol) {
-    let protocol = match protocol {
-        GroupProtocol::Classic => "classic",
-        GroupProtocol::Consumer => "consumer",
-    };
-    global()
-        .group_rebalances
-        .get_or_create(&GroupProtocolLabels {
-            protocol: protocol.to_owned(),
-        })
-        .inc();
+    group_rebalance_counter(protocol).inc();
 }
 
 /// Rebalances of `protocol` since start (tests).
 pub fn group_rebalances(protocol: GroupProtocol) -> u64 {
-    let protocol = match protocol {
-        GroupProtocol::Classic => "classic",
-        GroupProtocol::Consumer => "consumer",
-    };
-    global()
-        .group_rebalances
-        .get_or_create(&GroupProtocolLabels {
-            protocol: protocol.to_owned(),
-        })
-        .get()
+    group_rebalance_counter(protocol).get()
 }
 
 /// An HTTP request on `route` (method and path template) finished.

@@ -267,30 +267,47 @@ pub fn request_dequeued(api_key: i16, queued: Duration) {
 }
 
 /// A response of `api_key` carried `codes` (one per partition, plus the
-/// top-level code where the response has one). Counted per distinct code,
-/// so a response naming 1,000 partitions touches the family a few times,
-/// not 1,000.
+/// top-level code where the response has one).
 pub fn response_errors(api_key: i16, codes: impl IntoIterator<Item = i16>) {
-    // Few distinct codes per response: a linear scan beats a map.
-    let mut counts: Vec<(i16, u64)> = Vec::new();
-    for code in codes {
-        match counts.iter_mut().find(|(c, _)| *c == code) {
+    let mut tally = ErrorTally::default();
+    codes.into_iter().for_each(|code| tally.add(code));
+    tally.record(api_key);
+}
+
+/// One response's error codes, counted per distinct code, so a response
+/// naming 1,000 partitions touches the metric family a few times, not
+/// 1,000, and allocates only per distinct code.
+#[derive(Debug, Default)]
+pub struct ErrorTally {
+    /// (code, how many times); few distinct codes per response, so a
+    /// linear scan beats a map.
+    counts: Vec<(i16, u64)>,
+}
+
+impl ErrorTally {
+    /// One more occurrence of `code`.
+    pub fn add(&mut self, code: i16) {
+        match self.counts.iter_mut().find(|(c, _)| *c == code) {
             Some((_, n)) => *n += 1,
-            None => counts.push((code, 1)),
+            None => self.counts.push((code, 1)),
         }
     }
-    if counts.is_empty() {
-        return;
-    }
-    let api = api_name(api_key);
-    let m = global();
-    for (code, n) in counts {
-        m.kafka_errors
-            .get_or_create(&ErrorLabels {
-                api: api.clone(),
-                error: ErrorCode::from_code(code).name().to_owned(),
-            })
-            .inc_by(n);
+
+    /// Adds the tally to `sluice_kafka_errors_total` under `api_key`.
+    pub fn record(self, api_key: i16) {
+        if self.counts.is_empty() {
+            return;
+        }
+        let api = api_name(api_key);
+        let m = global();
+        for (code, n) in self.counts {
+            m.kafka_errors
+                .get_or_create(&ErrorLabels {
+                    api: api.clone(),
+                    error: ErrorCode::from_code(code).name().to_owned(),
+                })
+                .inc_by(n);
+        }
     }
 }
 

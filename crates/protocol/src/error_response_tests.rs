@@ -73,6 +73,38 @@ fn every_error_response_round_trips_at_every_version_of_every_api() {
     }
 }
 
+/// The error codes a response reports (`ErrorCodes`, the broker's errors
+/// metric) are exactly the codes its error response was filled with: each
+/// item the request named and the top-level code carry `CODE`, so every
+/// code seen is `CODE`, and a response listing items reports at least one.
+#[test]
+fn error_codes_walk_every_code_of_every_response() {
+    use crate::ErrorCodes;
+    let mut g = Gen::new(0xE220);
+    for &api in ApiKey::ALL {
+        let (min, max) = api.supported_versions();
+        for version in min..=max {
+            let request = through_the_wire(&m::arbitrary_request(api, &mut g), version);
+            let mut codes = Vec::new();
+            request
+                .error_response(CODE, None)
+                .for_each_error_code(&mut |c| codes.push(c));
+            assert!(
+                codes.iter().all(|&c| c == CODE),
+                "{} v{version}: {codes:?}",
+                api.name()
+            );
+        }
+    }
+    // The walk reaches nested items: Produce's per-partition codes.
+    let request = cases().remove(0).request;
+    let mut codes = Vec::new();
+    request
+        .error_response(CODE, None)
+        .for_each_error_code(&mut |c| codes.push(c));
+    assert_eq!(codes, vec![CODE; TOPICS * PARTITIONS]);
+}
+
 /// Topics and partitions per topic in the mirroring tests.
 const TOPICS: usize = 3;
 const PARTITIONS: usize = 4;

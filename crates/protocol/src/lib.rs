@@ -158,6 +158,15 @@ pub trait Request: Encode + Decode {
     type Response: Encode + Decode;
 }
 
+/// The error codes a response carries: its top-level code, where it has
+/// one, and every topic's, partition's, group's or other item's code, in
+/// field order (what Kafka's `AbstractResponse.errorCounts` counts for its
+/// `ErrorsPerSec` metric). Generated for every response.
+pub trait ErrorCodes {
+    /// Calls `f` with each error code, `NONE` (0) included.
+    fn for_each_error_code(&self, f: &mut dyn FnMut(i16));
+}
+
 #[cfg(test)]
 mod roundtrip_tests {
     use proptest::prelude::*;

@@ -76,7 +76,7 @@ use bytes::{Bytes, BytesMut};
 use sluice_protocol::error::codes;
 use sluice_protocol::messages::{RequestBody, ResponseBody};
 use sluice_protocol::{
-    ApiKey, Encode, RequestDecodeError, RequestHeader, SplicedFrame, decode_request,
+    ApiKey, Encode, ErrorCodes, RequestDecodeError, RequestHeader, SplicedFrame, decode_request,
     encode_response, encode_response_spliced, response_header_version,
 };
 
@@ -251,13 +251,7 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let mut response = future.await?;
-                        sluice_metrics::response_errors(
-                            ApiKey::Produce as i16,
-                            response
-                                .responses
-                                .iter()
-                                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
-                        );
+                        count_errors(&header, &response);
                         response.throttle_time_ms = quota::throttle_time_ms(throttle);
                         let frame = encode(&header, &response);
                         if let Some(charge) = charge {
@@ -281,15 +275,7 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let response = future.await;
-                        sluice_metrics::response_errors(
-                            ApiKey::Fetch as i16,
-                            std::iter::once(response.error_code).chain(
-                                response
-                                    .responses
-                                    .iter()
-                                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
-                            ),
-                        );
+                        count_errors(&header, &response);
                         quota.answer(response, |r| encode(&header, r)).await
                     }))
                 }
@@ -453,14 +439,23 @@ fn node_info(broker: &Broker, listener: &str) -> NodeInfo {
 /// Wraps a handler's future into a reply that encodes its response.
 fn respond<R, F>(header: &RequestHeader, future: F) -> Reply
 where
-    R: Encode + Send + 'static,
+    R: Encode + ErrorCodes + Send + 'static,
     F: Future<Output = R> + Send + 'static,
 {
     let header = header.clone();
     Box::pin(async move {
         let response = future.await;
+        count_errors(&header, &response);
         encode(&header, &response)
     })
+}
+
+/// Counts `response`'s error codes, top-level and per item, by API
+/// (`sluice_kafka_errors_total`, Kafka's ErrorsPerSec).
+fn count_errors(header: &RequestHeader, response: &impl ErrorCodes) {
+    let mut tally = sluice_metrics::ErrorTally::default();
+    response.for_each_error_code(&mut |code| tally.add(code));
+    tally.record(header.request_api_key);
 }
 
 /// Like [`respond`], but the handler's future runs on its own task, started
@@ -468,14 +463,17 @@ where
 /// to a client that went away drops every reply queued behind it).
 fn respond_detached<R, F>(header: &RequestHeader, future: F) -> Reply
 where
-    R: Encode + Send + 'static,
+    R: Encode + ErrorCodes + Send + 'static,
     F: Future<Output = R> + Send + 'static,
 {
     let header = header.clone();
     let task = sluice_runtime::spawn_detached("kafka-request", future);
     Box::pin(async move {
         match task.await {
-            Ok(response) => encode(&header, &response),
+            Ok(response) => {
+                count_errors(&header, &response);
+                encode(&header, &response)
+            }
             // A panicking handler is a bug, logged and counted by the
             // runtime; the connection closes (no reply).
             Err(_) => None,

@@ -160,6 +160,21 @@ impl Consumer {
         Ok(())
     }
 
+    /// Adds `partitions` at their start points to a manual assignment,
+    /// keeping the positions of the partitions already assigned.
+    pub async fn extend_assignment(&mut self, partitions: &[(String, i32, Offset)]) -> Result<()> {
+        for (topic, partition, _) in partitions {
+            self.client.leader(topic, *partition).await?;
+        }
+        let offsets = self.resolve(partitions).await?;
+        for ((topic, partition, _), offset) in partitions.iter().zip(offsets) {
+            self.positions
+                .entry((topic.clone(), *partition))
+                .or_insert(offset);
+        }
+        Ok(())
+    }
+
     /// Assigns every partition of `topic` at `offset`.
     pub async fn assign_topic(&mut self, topic: &str, offset: Offset) -> Result<()> {
         let info = self.client.topic(topic).await?;
@@ -283,6 +298,23 @@ impl Consumer {
             heartbeat: None,
         });
         self.join().await
+    }
+
+    /// Changes a subscribed member's topics: the member keeps its id and
+    /// rejoins on the next [`Consumer::poll`], so the group rebalances over
+    /// the new list (Kafka's consumer does the same when a pattern
+    /// subscription matches a new topic).
+    pub async fn update_subscription(&mut self, topics: &[String]) -> Result<()> {
+        for t in topics {
+            self.client.topic(t).await?;
+        }
+        let m = self.membership.as_mut().ok_or(ClientError::Invalid {
+            what: "update_subscription",
+            reason: "not subscribed".to_owned(),
+        })?;
+        m.topics = topics.to_vec();
+        m.rejoin.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// True when the group asked this member to rejoin; the next

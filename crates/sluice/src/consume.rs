@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use sluice_client::{Admin, Client, Consumer, ConsumerConfig, ConsumerRecord, Offset};
@@ -138,20 +139,14 @@ impl ConsumeArgs {
     }
 }
 
-/// The topics to read: the names given, or with `--regex` every topic
-/// matching one of the expressions.
-async fn topic_names(client: &Client, a: &ConsumeArgs) -> Result<Vec<String>, CliError> {
-    let mut names: Vec<String> = Vec::new();
-    if !a.regex {
-        for t in &a.topics {
-            if !names.contains(t) {
-                names.push(t.clone());
-            }
-        }
-        return Ok(names);
-    }
-    let patterns = a
-        .topics
+/// How often a following `--regex` consume looks for new topics that
+/// match (a metadata refresh; Kafka's pattern subscriptions pick up new
+/// topics the same way, on their metadata refresh).
+const REGEX_REFRESH: Duration = Duration::from_secs(5);
+
+/// The `--regex` expressions, compiled.
+fn topic_patterns(a: &ConsumeArgs) -> Result<Vec<regex::Regex>, CliError> {
+    a.topics
         .iter()
         .map(|p| {
             regex::Regex::new(p).map_err(|e| {
@@ -165,20 +160,22 @@ async fn topic_names(client: &Client, a: &ConsumeArgs) -> Result<Vec<String>, Cl
                 CliError::Usage(format!("--regex: '{p}' is not a regular expression: {why}"))
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// Every topic matching one of `patterns`, sorted, at most
+/// [`MAX_REGEX_TOPICS`].
+async fn matching_topics(
+    client: &Client,
+    patterns: &[regex::Regex],
+) -> Result<Vec<String>, CliError> {
     let topics = Admin::new(client.clone()).list_topics().await?;
-    names = topics
+    let mut names: Vec<String> = topics
         .into_iter()
         .map(|t| t.name)
         .filter(|n| patterns.iter().any(|p| p.is_match(n)))
         .collect();
     names.sort();
-    if names.is_empty() {
-        return Err(CliError::Usage(format!(
-            "no topic matches {}",
-            a.topics.join(" or ")
-        )));
-    }
     if names.len() > MAX_REGEX_TOPICS {
         return Err(CliError::Usage(format!(
             "{} topics match; at most {MAX_REGEX_TOPICS} can be consumed at once",
@@ -186,6 +183,99 @@ async fn topic_names(client: &Client, a: &ConsumeArgs) -> Result<Vec<String>, Cl
         )));
     }
     Ok(names)
+}
+
+/// The topics to read: the names given, or with `--regex` every topic
+/// matching one of the expressions.
+async fn topic_names(client: &Client, a: &ConsumeArgs) -> Result<Vec<String>, CliError> {
+    if !a.regex {
+        let mut names: Vec<String> = Vec::new();
+        for t in &a.topics {
+            if !names.contains(t) {
+                names.push(t.clone());
+            }
+        }
+        return Ok(names);
+    }
+    let names = matching_topics(client, &topic_patterns(a)?).await?;
+    if names.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no topic matches {}",
+            a.topics.join(" or ")
+        )));
+    }
+    Ok(names)
+}
+
+/// The partitions of `name` to read: all of them, or those of `-p` (each
+/// must exist).
+async fn partitions_of(
+    client: &Client,
+    name: &str,
+    only: &[i32],
+) -> Result<Vec<(String, i32)>, CliError> {
+    let topic = client
+        .topic(name)
+        .await
+        .map_err(crate::common::with_create_hint)?;
+    for p in only {
+        if !topic.partitions.iter().any(|x| x.partition == *p) {
+            return Err(sluice_client::ClientError::UnknownPartition {
+                topic: name.to_owned(),
+                partition: *p,
+                partitions: topic.partitions.len(),
+            }
+            .into());
+        }
+    }
+    Ok(if only.is_empty() {
+        topic
+            .partitions
+            .iter()
+            .map(|p| (name.to_owned(), p.partition))
+            .collect()
+    } else {
+        only.iter().map(|p| (name.to_owned(), *p)).collect()
+    })
+}
+
+/// A following `--regex` consume's look for new matching topics: adds
+/// them to the group subscription, or to the manual assignment from their
+/// beginning (a topic created after the consume started is read whole).
+/// Returns how many topics were added.
+async fn follow_new_topics(
+    client: &Client,
+    consumer: &mut Consumer,
+    patterns: &[regex::Regex],
+    topics: &mut Vec<String>,
+    only: &[i32],
+    use_membership: bool,
+) -> Result<usize, CliError> {
+    let found = matching_topics(client, patterns).await?;
+    let new: Vec<String> = found.into_iter().filter(|t| !topics.contains(t)).collect();
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let mut parts = Vec::new();
+    for name in &new {
+        // With -p, a new topic without those partitions is left out.
+        match partitions_of(client, name, only).await {
+            Ok(p) => parts.extend(p),
+            Err(_) if !only.is_empty() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    topics.extend(new.iter().cloned());
+    if use_membership {
+        consumer.update_subscription(topics).await?;
+    } else {
+        let start: Vec<_> = parts
+            .into_iter()
+            .map(|(t, p)| (t, p, Offset::Earliest))
+            .collect();
+        consumer.extend_assignment(&start).await?;
+    }
+    Ok(new.len())
 }
 
 /// Runs `sluice consume`.
@@ -206,28 +296,10 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let mut sigint = listen(SignalKind::interrupt(), "SIGINT")?;
     let mut sigterm = listen(SignalKind::terminate(), "SIGTERM")?;
     let client = a.conn.connect().await?;
-    let topics = topic_names(&client, &a).await?;
+    let mut topics = topic_names(&client, &a).await?;
     let mut partitions: Vec<(String, i32)> = Vec::new();
     for name in &topics {
-        let topic = client
-            .topic(name)
-            .await
-            .map_err(crate::common::with_create_hint)?;
-        for p in &a.partition {
-            if !topic.partitions.iter().any(|x| x.partition == *p) {
-                return Err(sluice_client::ClientError::UnknownPartition {
-                    topic: name.clone(),
-                    partition: *p,
-                    partitions: topic.partitions.len(),
-                }
-                .into());
-            }
-        }
-        if a.partition.is_empty() {
-            partitions.extend(topic.partitions.iter().map(|p| (name.clone(), p.partition)));
-        } else {
-            partitions.extend(a.partition.iter().map(|p| (name.clone(), *p)));
-        }
+        partitions.extend(partitions_of(&client, name, &a.partition).await?);
     }
     let bounds = offset_spec::resolve(&client, spec, &partitions).await?;
     // Offset to stop before, per partition, for ranges and --no-follow.
@@ -237,7 +309,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         .filter_map(|(key, b)| b.end.map(|end| (key.clone(), end)))
         .collect();
     let mut consumer = Consumer::new(
-        client,
+        client.clone(),
         ConsumerConfig {
             group_id: a.group.clone(),
             auto_offset_reset: if a.from_beginning || a.no_follow {
@@ -264,9 +336,28 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let mut printed = 0u64;
     // Offsets to commit: one past the last record printed, per partition.
     let mut to_commit: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    // A following --regex consume also reads topics created later.
+    let patterns = if a.regex && ends.is_empty() {
+        topic_patterns(&a)?
+    } else {
+        Vec::new()
+    };
+    let mut refreshed = Instant::now();
     let result = loop {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
+        }
+        if !patterns.is_empty() && refreshed.elapsed() >= REGEX_REFRESH {
+            refreshed = Instant::now();
+            follow_new_topics(
+                &client,
+                &mut consumer,
+                &patterns,
+                &mut topics,
+                &a.partition,
+                use_membership,
+            )
+            .await?;
         }
         if !ends.is_empty() && stop_finished(&mut consumer, &ends, use_membership).await? {
             break Ok(());

@@ -1400,6 +1400,68 @@ fn consume_reads_several_topics_and_regex_matches() {
     );
 }
 
+/// A following `--regex` consume reads topics created after it started:
+/// without a group from their beginning, with a group after the member
+/// rejoins over the new subscription.
+#[test]
+fn a_following_regex_consume_picks_up_topics_created_later() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    let b = Broker::start();
+    for (prefix, extra) in [
+        ("solo", &["--from-beginning"][..]),
+        ("grp", &["-g", "live-readers", "--from-beginning"][..]),
+    ] {
+        let first = format!("{prefix}-a");
+        b.run(&["topic", "create", &first, "--partitions", "1"]);
+        b.run(&["produce", &first, "--value", "a1"]);
+        let pattern = format!("^{prefix}-");
+        let mut args = vec!["consume", "-r", &pattern, "-F", "%t %v\\n"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(cargo_bin("sluice"))
+            .args(&args)
+            .env("SLUICE_BOOTSTRAP", &b.bootstrap)
+            .env_remove("SLUICE_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = || rx.recv_timeout(Duration::from_secs(30)).ok();
+        assert_eq!(next(), Some(format!("{first} a1")), "{args:?}");
+        // A topic created after the start, and records written at once:
+        // nothing is missed while the consume finds the topic.
+        let topic = format!("{prefix}-b");
+        b.run(&["topic", "create", &topic, "--partitions", "2"]);
+        b.run(&["produce", &topic, "--partition", "0", "--value", "n0"]);
+        b.run(&["produce", &topic, "--partition", "1", "--value", "n1"]);
+        let mut got = vec![next(), next()];
+        got.sort();
+        assert_eq!(
+            got,
+            [Some(format!("{topic} n0")), Some(format!("{topic} n1"))],
+            "{args:?}"
+        );
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+}
+
 #[test]
 fn produce_parses_keys_headers_and_tombstones_from_lines() {
     let b = Broker::start();

@@ -791,7 +791,10 @@ def page_colors(d) -> dict:
     return d.execute_script("""
         const panel = document.querySelector(".panel");
         const chart = document.getElementById("chart-msgs");
-        return { bg: getComputedStyle(document.body).backgroundColor,
+        const badge = document.querySelector(".badge");
+        return { badgeBg: badge ? getComputedStyle(badge).backgroundColor : null,
+                 badgeInk: badge ? getComputedStyle(badge).color : null,
+                 bg: getComputedStyle(document.body).backgroundColor,
                  panel: panel ? getComputedStyle(panel).backgroundColor : null,
                  ink: getComputedStyle(document.body).color,
                  chartInk: chart ? chart.dataset.ink : null };""")
@@ -815,6 +818,10 @@ def test_console_dark_mode_follows_the_system_and_the_toggle_is_remembered(broke
     assert luminance(c["bg"]) < 0.05 and luminance(c["panel"]) < 0.05, c
     assert contrast(c["ink"], c["panel"]) >= 7, c
     assert contrast(c["chartInk"], c["panel"]) >= 4.5, c
+    # Badges (the broker table's role) are readable on their own background.
+    wait(d).until(lambda d: page_colors(d)["badgeInk"])
+    c = page_colors(d)
+    assert contrast(c["badgeInk"], c["badgeBg"]) >= 4.5, c
     shot(d, "19-dark-overview")
 
     # The toggle switches to light, and a reload keeps it over the system's dark.
@@ -826,6 +833,9 @@ def test_console_dark_mode_follows_the_system_and_the_toggle_is_remembered(broke
     assert luminance(c["bg"]) > 0.8, c
     assert d.execute_script("return localStorage.getItem('sluice.console.theme')") == "light"
     assert contrast(c["chartInk"], c["panel"]) >= 4.5, c
+    wait(d).until(lambda d: page_colors(d)["badgeInk"])
+    c = page_colors(d)
+    assert contrast(c["badgeInk"], c["badgeBg"]) >= 4.5, c
     shot(d, "19-light-overview")
 
     # Chosen dark holds over a light system too.

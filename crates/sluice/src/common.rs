@@ -1024,6 +1024,54 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_come_from_flags_properties_and_x_and_ssl_needs_a_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let props = dir.path().join("client.properties");
+        let args = ConnArgs {
+            bootstrap: Some("x:1".to_owned()),
+            profile: None,
+            overrides: Vec::new(),
+            request_timeout: Duration::from_secs(1),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_oauthbearer_token_file: None,
+            command_config: Some(props.clone()),
+            security_protocol: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        };
+        std::fs::write(&props, "security.protocol=ssl\n").expect("write");
+        assert!(args.uses_tls().expect("ok"), "SSL, case-insensitive");
+        let err = args.tls().expect_err("SSL without a CA file").to_string();
+        assert!(err.contains("--tls-ca-file"), "{err}");
+        // Flags win over the properties file.
+        let plain = ConnArgs {
+            security_protocol: Some(SecurityProtocol::Plaintext),
+            ..args.clone()
+        };
+        assert!(plain.tls().expect("ok").is_none());
+        // A CA file alone implies SSL; one that is not PEM names its flag.
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate\n").expect("write");
+        std::fs::write(&props, "").expect("write");
+        let x = ConnArgs {
+            overrides: vec![("ssl.ca.location".to_owned(), not_pem.display().to_string())],
+            ..args.clone()
+        };
+        assert!(x.uses_tls().expect("ok"));
+        let err = x.tls().expect_err("not PEM").to_string();
+        assert!(err.starts_with("--tls-ca-file"), "{err}");
+        std::fs::write(&props, "security.protocol=TLS\n").expect("write");
+        let err = args.sasl().expect_err("unknown protocol").to_string();
+        assert!(err.contains("security.protocol"), "{err}");
+        // SASL_SSL asks for SASL credentials as SASL_PLAINTEXT does.
+        std::fs::write(&props, "security.protocol=SASL_SSL\n").expect("write");
+        assert!(args.sasl().is_err(), "SASL_SSL without credentials");
+    }
+
+    #[test]
     fn datetimes_parse_in_several_shapes() {
         assert_eq!(parse_datetime_ms("1970-01-01T00:00:01Z"), Ok(1000));
         assert_eq!(parse_datetime_ms("1970-01-02"), Ok(86_400_000));

@@ -426,14 +426,51 @@ pub fn with_listener_hint(e: ClientError, tls: bool) -> CliError {
                 "{addr}: the broker answered in TLS (an SSL or SASL_SSL listener? see --security-protocol and --tls-ca-file)"
             ))
         }
-        ClientError::Connect { addr, source } | ClientError::Io { addr, source } if tls => {
-            match tls_failure(source) {
-                Some(reason) => CliError::Other(format!("{addr}: TLS handshake failed: {reason}")),
-                None => e.into(),
-            }
-        }
+        // A TLS listener usually answers a plaintext request with an
+        // alert (above), but its close may overtake the alert.
+        ClientError::Disconnected { addr } if !tls => plaintext_closed(addr),
+        ClientError::Io { addr, source } if !tls && is_closed(source) => plaintext_closed(addr),
+        ClientError::Connect { addr, source } if tls => match tls_failure(source) {
+            Some(reason) => CliError::Other(format!("{addr}: TLS handshake failed: {reason}")),
+            None => e.into(),
+        },
+        // After our side of the handshake: a broker that refuses our
+        // certificate (or its absence) sends an alert and closes, and the
+        // close may overtake the alert (a reset drops what we had not
+        // read yet).
+        ClientError::Io { addr, source } if tls => match tls_failure(source) {
+            Some(reason) => CliError::Other(format!("{addr}: TLS handshake failed: {reason}")),
+            None if is_closed(source) => closed_after_handshake(addr),
+            None => e.into(),
+        },
+        ClientError::Disconnected { addr } if tls => closed_after_handshake(addr),
         _ => e.into(),
     }
+}
+
+/// True for the ways a peer's close shows on a socket.
+fn is_closed(source: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        source.kind(),
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+    )
+}
+
+/// The broker closed a plaintext connection before answering its first
+/// request: what a TLS listener does with one.
+fn plaintext_closed(addr: &str) -> CliError {
+    CliError::Other(format!(
+        "{addr} closed the connection before answering (an SSL or SASL_SSL listener? see --security-protocol and --tls-ca-file)"
+    ))
+}
+
+/// The broker closed a TLS connection before answering its first request
+/// (a refused client certificate, or a SASL_SSL listener spoken to as SSL).
+fn closed_after_handshake(addr: &str) -> CliError {
+    CliError::Other(format!(
+        "{addr}: the broker closed the TLS connection before answering (does it require a client certificate, --tls-cert-file and --tls-key-file, or SASL, --security-protocol SASL_SSL?)"
+    ))
 }
 
 /// Why a TLS handshake failed, in words that point at the flag to fix, or
@@ -444,7 +481,7 @@ fn tls_failure(source: &std::io::Error) -> Option<String> {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<Error>())
     else {
-        return (source.kind() == std::io::ErrorKind::UnexpectedEof).then(|| {
+        return is_closed(source).then(|| {
             "the broker closed the connection (a PLAINTEXT or SASL_PLAINTEXT listener? see --security-protocol)".to_owned()
         });
     };

@@ -217,6 +217,32 @@ def test_each_client_produces_and_consumes_over_sasl_ssl_with_scram_sha_512(clie
     assert run(s, topic, ALICE) == payloads(topic)
 
 
+def test_the_sluice_cli_produces_and_consumes_over_sasl_ssl(secure, tmp_path):
+    from test_tls import cli_round_trip
+
+    s = secure()
+    password = tmp_path / "alice.password"
+    password.write_text(ALICE[1] + "\n")
+    conn = ["-b", s.sasl_bootstrap, "--security-protocol", "SASL_SSL", "--tls-ca-file", s.pki.ca,
+            "--sasl-mechanism", MECHANISM, "--sasl-username", ALICE[0],
+            "--sasl-password-file", str(password)]
+    topic = unique_topic("sasl-ssl-cli")
+    assert cli_round_trip(topic, conn) == payloads(topic)
+    # confluent-kafka reads what the CLI wrote.
+    c = Consumer({**s.confluent(ALICE), "group.id": "cli-check", "auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        got: list[bytes] = []
+        deadline = time.monotonic() + CLIENT_TIMEOUT_S
+        while len(got) < RECORDS and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+    finally:
+        c.close()
+    assert got == payloads(topic)
+
+
 def test_kafkajs_produces_and_consumes_over_ssl_with_a_client_certificate(secure):
     if not kafkajs.available():
         pytest.skip("node/kafkajs not installed (scripts/test.sh installs them)")

@@ -531,3 +531,107 @@ def test_a_cluster_replicates_over_an_ssl_inter_broker_listener_and_names_each_l
             if node.alive():
                 node.stop(check=False)
             node._close_log()
+
+
+# -- the sluice CLI as a TLS client ------------------------------------------------
+
+
+def cli(*args: str, stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs the sluice CLI; the caller checks the exit status."""
+    return subprocess.run([str(sluice_bin()), *args], input=stdin, capture_output=True,
+                          timeout=CLIENT_TIMEOUT_S, env=env)
+
+
+def cli_tls_args(pki: Pki, client: str | None, ca: str | None = None) -> list[str]:
+    args = ["--security-protocol", "SSL", "--tls-ca-file", ca or pki.ca]
+    if client:
+        args += ["--tls-cert-file", pki.cert(client), "--tls-key-file", pki.key(client)]
+    return args
+
+
+def cli_round_trip(topic: str, conn: list[str], env: dict | None = None) -> list[bytes]:
+    """Creates `topic`, produces the payloads and reads them back with the
+    CLI, connecting as `conn` says."""
+    for args, stdin in [
+        (["topic", "create", topic, *conn], b""),
+        (["produce", topic, *conn], b"".join(v + b"\n" for v in payloads(topic))),
+    ]:
+        res = cli(*args, stdin=stdin, env=env)
+        assert res.returncode == 0, res.stderr.decode(errors="replace")
+    res = cli("consume", topic, "--from-beginning", "-e", "-n", str(RECORDS), *conn, env=env)
+    assert res.returncode == 0, res.stderr.decode(errors="replace")
+    return res.stdout.split(b"\n")[:-1]
+
+
+def test_the_cli_produces_and_consumes_over_ssl_with_flags(pki, start_broker):
+    _, bootstrap = ssl_broker(start_broker, pki)
+    topic = unique_topic("cli-ssl")
+    # 127.0.0.1 is in the server certificate's IP SANs: the name checked is -b's host.
+    assert cli_round_trip(topic, ["-b", bootstrap, *cli_tls_args(pki, None)]) == payloads(topic)
+    # kcat reads what the CLI wrote over TLS.
+    assert kcat_round_trip_consume_only(bootstrap, topic, pki) == payloads(topic)
+
+
+def test_the_cli_speaks_mutual_tls_with_a_client_certificate(pki, start_broker):
+    _, bootstrap = ssl_broker(start_broker, pki, mtls=True)
+    topic = unique_topic("cli-mtls")
+    assert cli_round_trip(topic, ["-b", bootstrap, *cli_tls_args(pki, "alice")]) == payloads(topic)
+    # Without a certificate the broker refuses, in one line.
+    res = cli("topic", "list", "-b", bootstrap, *cli_tls_args(pki, None))
+    err = res.stderr.decode(errors="replace")
+    assert res.returncode == 1, err
+    assert err.count("\n") == 1 and "client certificate" in err, err
+
+
+def test_the_cli_takes_tls_settings_from_a_properties_file(pki, start_broker, tmp_path):
+    _, bootstrap = ssl_broker(start_broker, pki, mtls=True)
+    props = tmp_path / "client.properties"
+    props.write_text(f"security.protocol=SSL\nssl.ca.location={pki.ca}\n"
+                     f"ssl.certificate.location={pki.cert('alice')}\nssl.key.location={pki.key('alice')}\n")
+    topic = unique_topic("cli-props")
+    assert cli_round_trip(topic, ["-b", bootstrap, "--command-config", str(props)]) == payloads(topic)
+
+
+def test_a_cli_profile_holds_the_tls_settings(pki, start_broker, tmp_path):
+    _, bootstrap = ssl_broker(start_broker, pki, mtls=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("SLUICE_BOOTSTRAP", "SLUICE_PROFILE")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    res = cli("profile", "create", "secure", "-b", bootstrap, "--security-protocol", "SSL",
+              "--tls-ca-file", pki.ca, "--tls-cert-file", pki.cert("alice"),
+              "--tls-key-file", pki.key("alice"), env=env)
+    assert res.returncode == 0, res.stderr.decode(errors="replace")
+    stored = (tmp_path / "config" / "sluice" / "profiles.toml").read_text()
+    assert 'security_protocol = "SSL"' in stored and pki.key("alice") in stored, stored
+    assert "PRIVATE KEY" not in stored, "a profile stores paths, never key material"
+    topic = unique_topic("cli-profile")
+    assert cli_round_trip(topic, [], env=env) == payloads(topic)
+    # -X overrides one TLS setting of the profile: a stranger's CA is refused.
+    res = cli("topic", "list", "-X", f"ssl.ca.location={pki.stranger_ca}", env=env)
+    assert res.returncode == 1 and b"certificate not trusted" in res.stderr, res.stderr
+
+
+def test_the_cli_says_in_one_line_why_a_tls_connection_failed(pki, start_broker):
+    plain, secure = free_port(), free_port()
+    config = f'listeners = ["PLAINTEXT://127.0.0.1:{plain}", "SSL://127.0.0.1:{secure}"]\n' + tls_toml(pki)
+    broker = start_broker(config, plain)
+    cases = [
+        # A CA that did not sign the broker's certificate.
+        ([f"127.0.0.1:{secure}", *cli_tls_args(pki, None, ca=pki.stranger_ca)],
+         f"error: 127.0.0.1:{secure}: TLS handshake failed: certificate not trusted (--tls-ca-file?)"),
+        # TLS to a plaintext listener.
+        ([f"127.0.0.1:{plain}", *cli_tls_args(pki, None)], "--security-protocol"),
+        # Plaintext to a TLS listener.
+        ([f"127.0.0.1:{secure}"], "--security-protocol"),
+    ]
+    for args, expected in cases:
+        started = time.monotonic()
+        res = cli("topic", "list", "-b", *args)
+        err = res.stderr.decode(errors="replace")
+        assert res.returncode == 1, (args, err)
+        assert err.count("\n") == 1 and expected in err, (args, err)
+        assert "panicked" not in err
+        assert time.monotonic() - started < REFUSED_TIMEOUT_S * 2, (args, "took too long")
+    # SSL without a CA file is refused before connecting: no platform roots.
+    res = cli("topic", "list", "-b", f"127.0.0.1:{secure}", "--security-protocol", "SSL")
+    assert res.returncode == 1 and b"--tls-ca-file" in res.stderr, res.stderr
+    assert broker.alive()

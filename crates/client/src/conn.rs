@@ -599,7 +599,7 @@ fn fail_all(pending: &Pending, error: &ClientError) {
             },
             ClientError::Io { addr, source } => ClientError::Io {
                 addr: addr.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
+                source: copy_io_error(source),
             },
             other => ClientError::Invalid {
                 what: "connection",
@@ -607,6 +607,19 @@ fn fail_all(pending: &Pending, error: &ClientError) {
             },
         };
         let _ = tx.send(Err(err));
+    }
+}
+
+/// A copy of `source` for each waiter (`io::Error` is not `Clone`): a TLS
+/// error (an alert from the broker, say) stays a `rustls::Error`, so
+/// callers can tell why, and anything else becomes its text.
+fn copy_io_error(source: &std::io::Error) -> std::io::Error {
+    match source
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => std::io::Error::new(source.kind(), tls.clone()),
+        None => std::io::Error::new(source.kind(), source.to_string()),
     }
 }
 

@@ -440,7 +440,11 @@ async fn own_client(opts: &BenchOpts) -> Result<Client, CliError> {
     config.conn.client_id = "sluice-bench".to_owned();
     config.conn.request_timeout = opts.conn.request_timeout;
     config.conn.sasl = opts.conn.sasl()?;
-    Ok(Client::connect(config).await?)
+    config.conn.tls = opts.conn.tls()?;
+    let tls = config.conn.tls.is_some();
+    Client::connect(config)
+        .await
+        .map_err(|e| crate::common::with_listener_hint(e, tls))
 }
 
 fn producer_config(opts: &BenchOpts) -> ProducerConfig {

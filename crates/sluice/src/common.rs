@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use sluice_broker::config::SecurityProtocol;
 use sluice_client::{Client, ClientConfig, ClientError, Compression};
 
 /// Connection flags shared by every client command.
@@ -22,8 +23,10 @@ pub struct ConnArgs {
     #[arg(long, env = "SLUICE_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
     /// Override one setting, as rpk's -X does: `brokers=HOST:PORT,...`,
-    /// `sasl.mechanism=M`, `user=NAME`, `pass=PASSWORD` or
-    /// `sasl.password_file=FILE`. Repeatable; flags win.
+    /// `sasl.mechanism=M`, `user=NAME`, `pass=PASSWORD`,
+    /// `sasl.password_file=FILE`, `security.protocol=P`,
+    /// `ssl.ca.location=FILE`, `ssl.certificate.location=FILE` or
+    /// `ssl.key.location=FILE`. Repeatable; flags win.
     #[arg(short = 'X', value_parser = parse_key_value, value_name = "KEY=VALUE")]
     pub overrides: Vec<(String, String)>,
     /// Give up on a request after this long (e.g. 10s, 500ms).
@@ -45,10 +48,35 @@ pub struct ConnArgs {
     pub sasl_oauthbearer_token_file: Option<std::path::PathBuf>,
     /// Kafka client properties file (as Kafka's tools take):
     /// `security.protocol`, `sasl.mechanism`, `sasl.username`,
-    /// `sasl.password`, and for OAUTHBEARER `sasl.oauthbearer.token` or
-    /// `sasl.oauthbearer.token.file`. Flags given on the command line win.
+    /// `sasl.password`, for OAUTHBEARER `sasl.oauthbearer.token` or
+    /// `sasl.oauthbearer.token.file`, and for TLS `ssl.ca.location`,
+    /// `ssl.certificate.location` and `ssl.key.location`. Flags given on
+    /// the command line win.
     #[arg(long, value_name = "FILE")]
     pub command_config: Option<std::path::PathBuf>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Kafka's
+    /// `security.protocol`). Default: SSL when a TLS file is given (SASL_SSL
+    /// with SASL settings), else PLAINTEXT (SASL_PLAINTEXT with SASL).
+    #[arg(long, value_parser = parse_security_protocol, value_name = "PROTOCOL")]
+    pub security_protocol: Option<SecurityProtocol>,
+    /// PEM file of the CAs that signed the broker's certificate (Kafka's
+    /// `ssl.ca.location`); required for SSL and SASL_SSL. The broker's
+    /// certificate must name the bootstrap host (a DNS name or an IP).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// PEM certificate (chain) to present to a broker that asks for one
+    /// (mutual TLS; `ssl.certificate.location`). Needs `--tls-key-file`.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert-file` (`ssl.key.location`).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+}
+
+/// Parses a Kafka security protocol name (case-insensitive, as Kafka does).
+pub fn parse_security_protocol(s: &str) -> Result<SecurityProtocol, String> {
+    SecurityProtocol::from_name(s)
+        .ok_or_else(|| format!("'{s}' is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"))
 }
 
 /// Reads Kafka-style `key=value` properties (`#` and `!` start comments).
@@ -79,6 +107,18 @@ struct Settings {
     username: Option<String>,
     password: Option<String>,
     password_file: Option<std::path::PathBuf>,
+    protocol: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    cert_file: Option<std::path::PathBuf>,
+    key_file: Option<std::path::PathBuf>,
+}
+
+/// The TLS files from every source, flags first.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct TlsFiles {
+    ca_file: Option<std::path::PathBuf>,
+    cert_file: Option<std::path::PathBuf>,
+    key_file: Option<std::path::PathBuf>,
 }
 
 impl ConnArgs {
@@ -91,13 +131,23 @@ impl ConnArgs {
                 "sasl.mechanism" => &mut s.mechanism,
                 "user" | "sasl.username" => &mut s.username,
                 "pass" | "sasl.password" => &mut s.password,
-                "sasl.password_file" => {
-                    s.password_file = Some(value.into());
+                "security.protocol" => &mut s.protocol,
+                "sasl.password_file"
+                | "ssl.ca.location"
+                | "ssl.certificate.location"
+                | "ssl.key.location" => {
+                    let slot = match key.as_str() {
+                        "sasl.password_file" => &mut s.password_file,
+                        "ssl.ca.location" => &mut s.ca_file,
+                        "ssl.certificate.location" => &mut s.cert_file,
+                        _ => &mut s.key_file,
+                    };
+                    *slot = Some(value.into());
                     continue;
                 }
                 other => {
                     return Err(CliError::Usage(format!(
-                        "-X {other}: unknown key (brokers, sasl.mechanism, user, pass, sasl.password_file)"
+                        "-X {other}: unknown key (brokers, sasl.mechanism, user, pass, sasl.password_file, security.protocol, ssl.ca.location, ssl.certificate.location, ssl.key.location)"
                     )));
                 }
             };
@@ -110,8 +160,131 @@ impl ConnArgs {
             if s.password.is_none() {
                 s.password_file = s.password_file.or(p.sasl_password_file);
             }
+            s.protocol = s.protocol.or(p.security_protocol);
+            s.ca_file = s.ca_file.or(p.tls_ca_file);
+            s.cert_file = s.cert_file.or(p.tls_cert_file);
+            s.key_file = s.key_file.or(p.tls_key_file);
         }
         Ok(s)
+    }
+
+    /// The `--command-config` properties, empty without the flag.
+    fn properties(&self) -> Result<std::collections::HashMap<String, String>, CliError> {
+        Ok(match &self.command_config {
+            Some(path) => parse_properties(
+                &std::fs::read_to_string(path)
+                    .map_err(CliError::io(format!("reading {}", path.display())))?,
+            ),
+            None => Default::default(),
+        })
+    }
+
+    /// The security protocol asked for, if any: the flag, then
+    /// `--command-config`, then `-X`, then the profile.
+    fn protocol(
+        &self,
+        props: &std::collections::HashMap<String, String>,
+        settings: &Settings,
+    ) -> Result<Option<SecurityProtocol>, CliError> {
+        if let Some(p) = self.security_protocol {
+            return Ok(Some(p));
+        }
+        let named = props
+            .get("security.protocol")
+            .map(|p| ("security.protocol in --command-config", p))
+            .or_else(|| {
+                settings
+                    .protocol
+                    .as_ref()
+                    .map(|p| ("security.protocol (-X or profile)", p))
+            });
+        match named {
+            None => Ok(None),
+            Some((source, name)) => parse_security_protocol(name)
+                .map(Some)
+                .map_err(|e| CliError::Usage(format!("{source}: {e}"))),
+        }
+    }
+
+    /// The TLS files: each the flag, then `--command-config`, then `-X`,
+    /// then the profile.
+    fn tls_files(
+        &self,
+        props: &std::collections::HashMap<String, String>,
+        settings: &Settings,
+    ) -> TlsFiles {
+        let pick =
+            |flag: &Option<std::path::PathBuf>, key: &str, setting: &Option<std::path::PathBuf>| {
+                flag.clone()
+                    .or_else(|| props.get(key).map(std::path::PathBuf::from))
+                    .or_else(|| setting.clone())
+            };
+        TlsFiles {
+            ca_file: pick(&self.tls_ca_file, "ssl.ca.location", &settings.ca_file),
+            cert_file: pick(
+                &self.tls_cert_file,
+                "ssl.certificate.location",
+                &settings.cert_file,
+            ),
+            key_file: pick(&self.tls_key_file, "ssl.key.location", &settings.key_file),
+        }
+    }
+
+    /// True when connections start with a TLS handshake: SSL or SASL_SSL
+    /// asked for, or no protocol named but a TLS file given.
+    pub fn uses_tls(&self) -> Result<bool, CliError> {
+        let props = self.properties()?;
+        let settings = self.settings()?;
+        let files = self.tls_files(&props, &settings);
+        Ok(match self.protocol(&props, &settings)? {
+            Some(p) => p.uses_tls(),
+            None => files != TlsFiles::default(),
+        })
+    }
+
+    /// The TLS config for SSL and SASL_SSL (see [`ConnArgs::uses_tls`]):
+    /// trusts `--tls-ca-file` only (no platform roots are linked in, and
+    /// there is no switch to skip verification) and, for mutual TLS,
+    /// presents `--tls-cert-file` with `--tls-key-file`.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, CliError> {
+        use sluice_broker::tls::{load_certificates, load_private_key, load_roots};
+        if !self.uses_tls()? {
+            return Ok(None);
+        }
+        let files = self.tls_files(&self.properties()?, &self.settings()?);
+        let tls_error = |e: sluice_broker::tls::TlsError| CliError::Usage(e.to_string());
+        let Some(ca_file) = &files.ca_file else {
+            return Err(CliError::Usage(
+                "TLS needs the CA that signed the broker's certificate: --tls-ca-file FILE (ssl.ca.location)".to_owned(),
+            ));
+        };
+        let roots = load_roots("--tls-ca-file", ca_file).map_err(tls_error)?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CliError::Other(format!("TLS: {e}")))?
+            .with_root_certificates(roots);
+        let config = match (&files.cert_file, &files.key_file) {
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(
+                    load_certificates("--tls-cert-file", cert).map_err(tls_error)?,
+                    load_private_key("--tls-key-file", key).map_err(tls_error)?,
+                )
+                .map_err(|e| {
+                    CliError::Usage(format!(
+                        "--tls-cert-file {} and --tls-key-file {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?,
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                return Err(CliError::Usage(
+                    "mutual TLS needs both --tls-cert-file and --tls-key-file (ssl.certificate.location and ssl.key.location)".to_owned(),
+                ));
+            }
+        };
+        Ok(Some(std::sync::Arc::new(config)))
     }
 
     /// The bootstrap servers: `-b` (or SLUICE_BOOTSTRAP), `-X brokers=`,
@@ -134,33 +307,24 @@ impl ConnArgs {
         config.conn.connect_timeout = Duration::from_secs(5);
         config.conn.request_timeout = self.request_timeout;
         config.conn.sasl = self.sasl()?;
+        config.conn.tls = self.tls()?;
         config.retries = 2;
-        Client::connect(config).await.map_err(with_listener_hint)
+        let tls = config.conn.tls.is_some();
+        Client::connect(config)
+            .await
+            .map_err(|e| with_listener_hint(e, tls))
     }
 
     /// SASL credentials from the flags and `--command-config`, if any.
     pub fn sasl(&self) -> Result<Option<sluice_client::conn::SaslOptions>, CliError> {
-        let props = match &self.command_config {
-            Some(path) => parse_properties(
-                &std::fs::read_to_string(path)
-                    .map_err(CliError::io(format!("reading {}", path.display())))?,
-            ),
-            None => Default::default(),
-        };
-        let protocol = props.get("security.protocol").map(String::as_str);
-        if let Some(p) = protocol
-            && !matches!(p, "PLAINTEXT" | "SASL_PLAINTEXT")
-        {
-            return Err(CliError::Usage(format!(
-                "security.protocol={p} is not supported by the CLI yet (PLAINTEXT or SASL_PLAINTEXT)"
-            )));
-        }
-        if let Some(token) = self.oauthbearer_token(&props)? {
-            return Ok(Some(sluice_client::conn::SaslOptions::oauthbearer(token)));
-        }
+        let props = self.properties()?;
         // Each setting: the flag, then --command-config, then -X, then
         // the profile.
         let settings = self.settings()?;
+        let protocol = self.protocol(&props, &settings)?;
+        if let Some(token) = self.oauthbearer_token(&props)? {
+            return Ok(Some(sluice_client::conn::SaslOptions::oauthbearer(token)));
+        }
         let read_password = |path: &std::path::Path| -> Result<String, CliError> {
             Ok(without_newline(&std::fs::read_to_string(path).map_err(
                 CliError::io(format!("reading {}", path.display())),
@@ -185,7 +349,7 @@ impl ConnArgs {
             .clone()
             .or_else(|| props.get("sasl.username").cloned())
             .or(settings.username);
-        let wanted = protocol == Some("SASL_PLAINTEXT")
+        let wanted = protocol.is_some_and(SecurityProtocol::uses_sasl)
             || mechanism.is_some()
             || username.is_some()
             || password.is_some();
@@ -240,23 +404,113 @@ impl ConnArgs {
     }
 }
 
-/// The usual mistake behind an HTTP answer on connect is `-b` pointing at
-/// the broker's HTTP port: say so instead of a bare protocol error.
-fn with_listener_hint(e: ClientError) -> CliError {
-    let http_addr = match &e {
-        ClientError::HttpAnswer { addr } => Some(addr.clone()),
-        ClientError::NoBrokerReachable { source, .. } => match source.as_ref() {
-            ClientError::HttpAnswer { addr } => Some(addr.clone()),
-            _ => None,
-        },
-        _ => None,
+/// Says in one line what usually lies behind a failed first connection:
+/// `-b` pointing at the broker's HTTP port, a TLS handshake that failed
+/// (an untrusted certificate, a plaintext listener), or a plaintext
+/// request answered in TLS. `tls`: whether the connection spoke TLS.
+pub fn with_listener_hint(e: ClientError, tls: bool) -> CliError {
+    let last = match &e {
+        ClientError::NoBrokerReachable { source, .. } => source.as_ref(),
+        other => other,
     };
-    match http_addr {
-        Some(addr) => CliError::Usage(format!(
+    match last {
+        ClientError::HttpAnswer { addr } => CliError::Usage(format!(
             "{addr} answered with HTTP; -b needs the Kafka listener (default 127.0.0.1:9092)"
         )),
-        None => e.into(),
+        // The first bytes of a TLS record (an alert or a handshake, then
+        // version 3.x) read as a Kafka frame length.
+        ClientError::BadFrameLength { addr, length, .. }
+            if !tls && matches!(length >> 16, 0x1503 | 0x1603) =>
+        {
+            CliError::Other(format!(
+                "{addr}: the broker answered in TLS (an SSL or SASL_SSL listener? see --security-protocol and --tls-ca-file)"
+            ))
+        }
+        // A TLS listener usually answers a plaintext request with an
+        // alert (above), but its close may overtake the alert.
+        ClientError::Disconnected { addr } if !tls => plaintext_closed(addr),
+        ClientError::Io { addr, source } if !tls && is_closed(source) => plaintext_closed(addr),
+        ClientError::Connect { addr, source } if tls => match tls_failure(source) {
+            Some(reason) => CliError::Other(format!("{addr}: TLS handshake failed: {reason}")),
+            None => e.into(),
+        },
+        // After our side of the handshake: a broker that refuses our
+        // certificate (or its absence) sends an alert and closes, and the
+        // close may overtake the alert (a reset drops what we had not
+        // read yet).
+        ClientError::Io { addr, source } if tls => match tls_failure(source) {
+            Some(reason) => CliError::Other(format!("{addr}: TLS handshake failed: {reason}")),
+            None if is_closed(source) => closed_after_handshake(addr),
+            None => e.into(),
+        },
+        ClientError::Disconnected { addr } if tls => closed_after_handshake(addr),
+        _ => e.into(),
     }
+}
+
+/// True for the ways a peer's close shows on a socket.
+fn is_closed(source: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        source.kind(),
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+    )
+}
+
+/// The broker closed a plaintext connection before answering its first
+/// request: what a TLS listener does with one.
+fn plaintext_closed(addr: &str) -> CliError {
+    CliError::Other(format!(
+        "{addr} closed the connection before answering (an SSL or SASL_SSL listener? see --security-protocol and --tls-ca-file)"
+    ))
+}
+
+/// The broker closed a TLS connection before answering its first request
+/// (a refused client certificate, or a SASL_SSL listener spoken to as SSL).
+fn closed_after_handshake(addr: &str) -> CliError {
+    CliError::Other(format!(
+        "{addr}: the broker closed the TLS connection before answering (does it require a client certificate, --tls-cert-file and --tls-key-file, or SASL, --security-protocol SASL_SSL?)"
+    ))
+}
+
+/// Why a TLS handshake failed, in words that point at the flag to fix, or
+/// `None` when `source` is not a TLS failure (a refused TCP connect).
+fn tls_failure(source: &std::io::Error) -> Option<String> {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let Some(error) = source
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    else {
+        return is_closed(source).then(|| {
+            "the broker closed the connection (a PLAINTEXT or SASL_PLAINTEXT listener? see --security-protocol)".to_owned()
+        });
+    };
+    Some(match error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            "certificate not trusted (--tls-ca-file?)".to_owned()
+        }
+        Error::InvalidCertificate(CertificateError::NotValidForName) => {
+            "the certificate does not name the host in -b (use a name or IP it lists)".to_owned()
+        }
+        Error::InvalidCertificate(CertificateError::Expired) => {
+            "the broker's certificate has expired".to_owned()
+        }
+        Error::InvalidCertificate(other) => format!("bad broker certificate: {other:?}"),
+        Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            "the broker requires a client certificate (--tls-cert-file and --tls-key-file)"
+                .to_owned()
+        }
+        Error::AlertReceived(
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::AccessDenied,
+        ) => "the broker refused our client certificate (--tls-cert-file?)".to_owned(),
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            "the broker does not speak TLS there (a PLAINTEXT or SASL_PLAINTEXT listener? see --security-protocol)".to_owned()
+        }
+        other => other.to_string(),
+    })
 }
 
 /// Adds to "topic does not exist" the command that creates it.
@@ -717,6 +971,10 @@ mod tests {
             sasl_password_file: None,
             sasl_oauthbearer_token_file: None,
             command_config: Some(props.clone()),
+            security_protocol: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         };
         let sasl = args(None).sasl().expect("ok").expect("sasl");
         assert_eq!(
@@ -760,6 +1018,10 @@ mod tests {
             sasl_password_file: None,
             sasl_oauthbearer_token_file: None,
             command_config: Some(props.clone()),
+            security_protocol: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         };
         std::fs::write(
             &props,
@@ -796,6 +1058,54 @@ mod tests {
         );
         std::fs::write(&props, "sasl.mechanism=OAUTHBEARER\n").expect("write");
         assert!(args.sasl().is_err(), "OAUTHBEARER without a token");
+    }
+
+    #[test]
+    fn tls_settings_come_from_flags_properties_and_x_and_ssl_needs_a_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let props = dir.path().join("client.properties");
+        let args = ConnArgs {
+            bootstrap: Some("x:1".to_owned()),
+            profile: None,
+            overrides: Vec::new(),
+            request_timeout: Duration::from_secs(1),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_oauthbearer_token_file: None,
+            command_config: Some(props.clone()),
+            security_protocol: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        };
+        std::fs::write(&props, "security.protocol=ssl\n").expect("write");
+        assert!(args.uses_tls().expect("ok"), "SSL, case-insensitive");
+        let err = args.tls().expect_err("SSL without a CA file").to_string();
+        assert!(err.contains("--tls-ca-file"), "{err}");
+        // Flags win over the properties file.
+        let plain = ConnArgs {
+            security_protocol: Some(SecurityProtocol::Plaintext),
+            ..args.clone()
+        };
+        assert!(plain.tls().expect("ok").is_none());
+        // A CA file alone implies SSL; one that is not PEM names its flag.
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate\n").expect("write");
+        std::fs::write(&props, "").expect("write");
+        let x = ConnArgs {
+            overrides: vec![("ssl.ca.location".to_owned(), not_pem.display().to_string())],
+            ..args.clone()
+        };
+        assert!(x.uses_tls().expect("ok"));
+        let err = x.tls().expect_err("not PEM").to_string();
+        assert!(err.starts_with("--tls-ca-file"), "{err}");
+        std::fs::write(&props, "security.protocol=TLS\n").expect("write");
+        let err = args.sasl().expect_err("unknown protocol").to_string();
+        assert!(err.contains("security.protocol"), "{err}");
+        // SASL_SSL asks for SASL credentials as SASL_PLAINTEXT does.
+        std::fs::write(&props, "security.protocol=SASL_SSL\n").expect("write");
+        assert!(args.sasl().is_err(), "SASL_SSL without credentials");
     }
 
     #[test]

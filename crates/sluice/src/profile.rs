@@ -1,9 +1,9 @@
 //! `sluice profile ...`: named connection settings like rpk's profiles,
 //! kept in `$XDG_CONFIG_HOME/sluice/profiles.toml` (else
 //! `~/.config/sluice/profiles.toml`). The current profile gives every
-//! client command its brokers and SASL settings when the command line does
-//! not; `-X key=value` overrides single settings. Passwords are never
-//! stored: a profile names a password file.
+//! client command its brokers, SASL and TLS settings when the command line
+//! does not; `-X key=value` overrides single settings. Passwords and keys
+//! are never stored: a profile names the files that hold them.
 
 use std::path::PathBuf;
 
@@ -60,6 +60,27 @@ struct CreateArgs {
     /// File holding the SASL password (the password itself is not stored).
     #[arg(long, value_name = "FILE")]
     sasl_password_file: Option<PathBuf>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(long, value_parser = crate::common::parse_security_protocol, value_name = "PROTOCOL")]
+    security_protocol: Option<sluice_broker::config::SecurityProtocol>,
+    /// PEM file of the CAs that signed the brokers' certificates.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file` (only its path is stored).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+}
+
+/// `path` made absolute against the current directory, so a profile's
+/// files are found whichever directory a later command runs in.
+fn absolute(path: Option<PathBuf>) -> Result<Option<PathBuf>, CliError> {
+    path.map(|p| {
+        std::path::absolute(&p).map_err(CliError::io(format!("resolving {}", p.display())))
+    })
+    .transpose()
 }
 
 fn check_name(name: &str) -> Result<(), CliError> {
@@ -90,7 +111,11 @@ pub async fn run(args: ProfileArgs) -> Result<(), CliError> {
                     brokers: a.brokers,
                     sasl_mechanism: a.sasl_mechanism,
                     sasl_username: a.sasl_username,
-                    sasl_password_file: a.sasl_password_file,
+                    sasl_password_file: absolute(a.sasl_password_file)?,
+                    security_protocol: a.security_protocol.map(|p| p.name().to_owned()),
+                    tls_ca_file: absolute(a.tls_ca_file)?,
+                    tls_cert_file: absolute(a.tls_cert_file)?,
+                    tls_key_file: absolute(a.tls_key_file)?,
                 },
             );
             file.current = Some(a.name.clone());
@@ -136,12 +161,15 @@ pub async fn run(args: ProfileArgs) -> Result<(), CliError> {
                     vec![
                         format!("{name}{mark}"),
                         p.brokers.clone(),
+                        p.security_protocol
+                            .clone()
+                            .unwrap_or_else(|| "-".to_owned()),
                         p.sasl_mechanism.clone().unwrap_or_else(|| "-".to_owned()),
                         p.sasl_username.clone().unwrap_or_else(|| "-".to_owned()),
                     ]
                 })
                 .collect();
-            crate::common::print_table(&["NAME", "BROKERS", "SASL", "USER"], &rows);
+            crate::common::print_table(&["NAME", "BROKERS", "PROTOCOL", "SASL", "USER"], &rows);
         }
     }
     Ok(())

@@ -25,6 +25,19 @@ pub struct Profile {
     /// File holding the SASL password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl_password_file: Option<PathBuf>,
+    /// Kafka's `security.protocol` (PLAINTEXT, SSL, SASL_PLAINTEXT,
+    /// SASL_SSL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<String>,
+    /// PEM file of the CAs trusted for the brokers' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file` (the path only, never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The profiles file.

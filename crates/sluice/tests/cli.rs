@@ -94,6 +94,17 @@ impl Broker {
         let out = self.cli().args(args).assert().success();
         String::from_utf8(out.get_output().stdout.clone()).unwrap()
     }
+
+    /// Produces `n` records `{prefix}0`, `{prefix}1`, ... to one partition,
+    /// one per stdin line.
+    fn produce_lines(&self, topic: &str, partition: i32, prefix: &str, n: usize) {
+        let lines: String = (0..n).map(|i| format!("{prefix}{i}\n")).collect();
+        self.cli()
+            .args(["produce", topic, "--partition", &partition.to_string()])
+            .write_stdin(lines)
+            .assert()
+            .success();
+    }
 }
 
 impl Drop for Broker {
@@ -1096,18 +1107,8 @@ fn sigterm_on_a_group_consumer_commits_leaves_the_group_and_exits_0() {
 fn group_describe_counts_uncommitted_partitions_from_the_log_start_and_names_both_types() {
     let b = Broker::start();
     b.run(&["topic", "create", "split", "--partitions", "2"]);
-    let ten: String = (0..10).map(|i| format!("a{i}\n")).collect();
-    b.cli()
-        .args(["produce", "split", "--partition", "0"])
-        .write_stdin(ten)
-        .assert()
-        .success();
-    let five: String = (0..5).map(|i| format!("b{i}\n")).collect();
-    b.cli()
-        .args(["produce", "split", "--partition", "1"])
-        .write_stdin(five)
-        .assert()
-        .success();
+    b.produce_lines("split", 0, "a", 10);
+    b.produce_lines("split", 1, "b", 5);
     // Commits for partition 0 only.
     let out = b.run(&[
         "consume",
@@ -1253,18 +1254,8 @@ fn partition_offsets(out: &str) -> Vec<(i32, i64)> {
 fn consume_offsets_take_kcat_and_rpk_forms() {
     let b = Broker::start();
     b.run(&["topic", "create", "forms", "--partitions", "2"]);
-    let ten: String = (0..10).map(|i| format!("a{i}\n")).collect();
-    b.cli()
-        .args(["produce", "forms", "-p", "0"])
-        .write_stdin(ten)
-        .assert()
-        .success();
-    let five: String = (0..5).map(|i| format!("b{i}\n")).collect();
-    b.cli()
-        .args(["produce", "forms", "-p", "1"])
-        .write_stdin(five)
-        .assert()
-        .success();
+    b.produce_lines("forms", 0, "a", 10);
+    b.produce_lines("forms", 1, "b", 5);
     let consume = |args: &[&str]| {
         let mut all = vec!["consume", "forms", "-F", "%p %o\\n"];
         all.extend_from_slice(args);
@@ -1532,12 +1523,7 @@ fn produce_parses_keys_headers_and_tombstones_from_lines() {
 fn cluster_info_group_seek_offset_delete_and_delete_records() {
     let b = Broker::start();
     b.run(&["topic", "create", "ops", "--partitions", "2"]);
-    let ten: String = (0..10).map(|i| format!("{i}\n")).collect();
-    b.cli()
-        .args(["produce", "ops", "-p", "0"])
-        .write_stdin(ten)
-        .assert()
-        .success();
+    b.produce_lines("ops", 0, "", 10);
     b.cli()
         .args(["produce", "ops", "-p", "1"])
         .write_stdin("a\nb\nc\nd\n")

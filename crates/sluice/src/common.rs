@@ -952,6 +952,25 @@ fn dechunk(mut body: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Connection flags with none set but a bootstrap and `--command-config props`.
+    fn with_properties(props: &std::path::Path) -> ConnArgs {
+        ConnArgs {
+            bootstrap: Some("x:1".to_owned()),
+            profile: None,
+            overrides: Vec::new(),
+            request_timeout: Duration::from_secs(1),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_oauthbearer_token_file: None,
+            command_config: Some(props.to_owned()),
+            security_protocol: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+
     #[test]
     fn command_config_properties_give_sasl_credentials_and_flags_win() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -962,19 +981,8 @@ mod tests {
         )
         .expect("write");
         let args = |mechanism: Option<&str>| ConnArgs {
-            bootstrap: Some("x:1".to_owned()),
-            profile: None,
-            overrides: Vec::new(),
-            request_timeout: Duration::from_secs(1),
             sasl_mechanism: mechanism.map(str::to_owned),
-            sasl_username: None,
-            sasl_password_file: None,
-            sasl_oauthbearer_token_file: None,
-            command_config: Some(props.clone()),
-            security_protocol: None,
-            tls_ca_file: None,
-            tls_cert_file: None,
-            tls_key_file: None,
+            ..with_properties(&props)
         };
         let sasl = args(None).sasl().expect("ok").expect("sasl");
         assert_eq!(
@@ -1008,21 +1016,7 @@ mod tests {
         let props = dir.path().join("client.properties");
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, "file.token.sig\n").expect("write");
-        let args = ConnArgs {
-            bootstrap: Some("x:1".to_owned()),
-            profile: None,
-            overrides: Vec::new(),
-            request_timeout: Duration::from_secs(1),
-            sasl_mechanism: None,
-            sasl_username: None,
-            sasl_password_file: None,
-            sasl_oauthbearer_token_file: None,
-            command_config: Some(props.clone()),
-            security_protocol: None,
-            tls_ca_file: None,
-            tls_cert_file: None,
-            tls_key_file: None,
-        };
+        let args = with_properties(&props);
         std::fs::write(
             &props,
             "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.oauthbearer.token=inline.token.\n",
@@ -1064,21 +1058,7 @@ mod tests {
     fn tls_settings_come_from_flags_properties_and_x_and_ssl_needs_a_ca() {
         let dir = tempfile::tempdir().expect("tempdir");
         let props = dir.path().join("client.properties");
-        let args = ConnArgs {
-            bootstrap: Some("x:1".to_owned()),
-            profile: None,
-            overrides: Vec::new(),
-            request_timeout: Duration::from_secs(1),
-            sasl_mechanism: None,
-            sasl_username: None,
-            sasl_password_file: None,
-            sasl_oauthbearer_token_file: None,
-            command_config: Some(props.clone()),
-            security_protocol: None,
-            tls_ca_file: None,
-            tls_cert_file: None,
-            tls_key_file: None,
-        };
+        let args = with_properties(&props);
         std::fs::write(&props, "security.protocol=ssl\n").expect("write");
         assert!(args.uses_tls().expect("ok"), "SSL, case-insensitive");
         let err = args.tls().expect_err("SSL without a CA file").to_string();

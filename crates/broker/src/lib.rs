@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod datadir;
+pub mod fetch_session;
 pub mod frames;
 pub mod handlers;
 pub mod leader_balance;
@@ -230,6 +231,8 @@ pub struct Broker {
     pub verifier: Arc<handlers::Verifier>,
     /// Replication quotas (KIP-73), leader and follower side.
     pub throttles: Arc<throttle::ReplicationThrottles>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: Arc<fetch_session::FetchSessions>,
     /// ACL checks (allows everything unless `authorizer.enabled`).
     pub authorizer: Arc<authz::Authorizer>,
     /// TLS for this broker's connections to other brokers (replication,
@@ -385,6 +388,7 @@ impl Broker {
             peers,
             verifier,
             throttles: Arc::new(throttle::ReplicationThrottles::default()),
+            fetch_sessions: Arc::default(),
             inter_broker_tls,
             quotas: Arc::new(quota::ClientQuotas::new(
                 quota_window_num,

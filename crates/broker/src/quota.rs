@@ -937,16 +937,20 @@ impl ConsumerFetch {
     /// Charges the encoded `response` and answers with it; over the quota,
     /// Kafka answers with no data (and takes its bytes back, so the client
     /// gets nothing until its rate is back within the quota), with
-    /// `throttle_time_ms` set, and the throttle is enforced.
-    pub async fn answer<E>(
+    /// `throttle_time_ms` set, and the throttle is enforced. `throttled`
+    /// adjusts that empty answer (a fetch session that must not record it
+    /// as told).
+    pub async fn answer<E, T>(
         self,
         mut response: sluice_protocol::messages::fetch::FetchResponse,
         encode: E,
+        throttled: T,
     ) -> Option<sluice_protocol::SplicedFrame>
     where
         E: Fn(
             &sluice_protocol::messages::fetch::FetchResponse,
         ) -> Option<sluice_protocol::SplicedFrame>,
+        T: FnOnce(&mut sluice_protocol::messages::fetch::FetchResponse),
     {
         let frame = encode(&response)?;
         let Some(charge) = self.charge else {
@@ -960,6 +964,7 @@ impl ConsumerFetch {
         charge.unrecord(bytes);
         response.responses.clear();
         response.throttle_time_ms = throttle_time_ms(throttle);
+        throttled(&mut response);
         let frame = encode(&response);
         charge.enforce(throttle).await;
         frame

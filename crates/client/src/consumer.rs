@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sluice_protocol::messages::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic};
+use sluice_protocol::messages::fetch::{
+    FetchPartition, FetchRequest, FetchResponse, FetchTopic, ForgottenTopic,
+};
 use sluice_protocol::messages::heartbeat::HeartbeatRequest;
 use sluice_protocol::messages::join_group::{JoinGroupRequest, JoinGroupRequestProtocol};
 use sluice_protocol::messages::leave_group::{LeaveGroupRequest, MemberIdentity};
@@ -127,6 +129,8 @@ pub struct Consumer {
     /// Last high watermark seen, per partition.
     high_watermarks: HashMap<(String, i32), i64>,
     membership: Option<Membership>,
+    /// The incremental fetch session (KIP-227) with each broker, by id.
+    sessions: HashMap<i32, FetchSession>,
 }
 
 impl Consumer {
@@ -138,6 +142,7 @@ impl Consumer {
             positions: BTreeMap::new(),
             high_watermarks: HashMap::new(),
             membership: None,
+            sessions: HashMap::new(),
         }
     }
 
@@ -476,16 +481,18 @@ impl Consumer {
         let fetches = by_leader.into_iter().map(|(leader, parts)| {
             let client = self.client.clone();
             let config = self.config.clone();
+            let mut session = self.sessions.remove(&leader).unwrap_or_default();
             async move {
-                let result = fetch_from(&client, &config, leader, &parts).await;
-                (parts, result)
+                let result = fetch_from(&client, &config, leader, &parts, &mut session).await;
+                (leader, session, result)
             }
         });
         let results = futures::future::join_all(fetches).await;
         let mut records = Vec::new();
         let mut refresh = false;
         let mut reset = Vec::new();
-        for (parts, result) in results {
+        for (leader, session, result) in results {
+            self.sessions.insert(leader, session);
             let response = match result {
                 Ok(r) => r,
                 Err(e) if e.is_retriable() => {
@@ -530,7 +537,6 @@ impl Consumer {
                     self.positions.insert(key, next);
                 }
             }
-            let _ = parts;
         }
         if refresh {
             let _ = self.client.refresh_metadata(None).await;
@@ -623,14 +629,83 @@ impl Drop for Consumer {
     }
 }
 
+/// This consumer's incremental fetch session with one broker (KIP-227):
+/// after a full fetch opens it, each fetch lists only the partitions whose
+/// position moved, and the broker answers only partitions with news. The
+/// broker may refuse a session (id 0) or drop it (an error); the next fetch
+/// is then full again.
+#[derive(Debug, Default)]
+struct FetchSession {
+    /// 0 until the broker opens one.
+    id: i32,
+    /// The epoch of the next fetch: 0 for a full one.
+    epoch: i32,
+    /// Each partition's fetch offset as the session holds it.
+    positions: HashMap<(String, i32), i64>,
+}
+
+/// Fetch sessions begin at this version.
+const MIN_SESSION_VERSION: i16 = 7;
+
+impl FetchSession {
+    /// The partitions to list and to forget for a fetch of `parts`.
+    fn delta(&self, parts: &[(String, i32, i64)]) -> (Vec<(String, i32, i64)>, Vec<(String, i32)>) {
+        if self.epoch == 0 {
+            return (parts.to_vec(), Vec::new());
+        }
+        let send = parts
+            .iter()
+            .filter(|(t, p, offset)| self.positions.get(&(t.clone(), *p)) != Some(offset))
+            .cloned()
+            .collect();
+        let wanted: std::collections::HashSet<(&str, i32)> =
+            parts.iter().map(|(t, p, _)| (t.as_str(), *p)).collect();
+        let forget = self
+            .positions
+            .keys()
+            .filter(|(t, p)| !wanted.contains(&(t.as_str(), *p)))
+            .cloned()
+            .collect();
+        (send, forget)
+    }
+
+    /// Takes in the broker's answer to a fetch of `parts`.
+    fn answered(&mut self, parts: &[(String, i32, i64)], response: &FetchResponse) {
+        if response.error_code != 0 {
+            // Unknown to the broker or out of step: the next fetch is full
+            // and names this id, so the broker closes what is left of it.
+            self.epoch = 0;
+            self.positions.clear();
+            return;
+        }
+        if response.session_id == 0 {
+            // Refused or closed by the broker.
+            *self = FetchSession::default();
+            return;
+        }
+        self.epoch = if self.epoch == i32::MAX { 1 } else { self.epoch + 1 };
+        self.id = response.session_id;
+        self.positions = parts.iter().map(|(t, p, o)| ((t.clone(), *p), *o)).collect();
+    }
+}
+
 async fn fetch_from(
     client: &Client,
     config: &ConsumerConfig,
     leader: i32,
     parts: &[(String, i32, i64)],
+    session: &mut FetchSession,
 ) -> Result<FetchResponse> {
+    let conn = client.broker(leader).await?;
+    let version = conn.pick_version(sluice_protocol::ApiKey::Fetch, 4, 12)?;
+    let sessions = version >= MIN_SESSION_VERSION;
+    let (send, forget) = if sessions {
+        session.delta(parts)
+    } else {
+        (parts.to_vec(), Vec::new())
+    };
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for (topic, partition, offset) in parts {
+    for (topic, partition, offset) in &send {
         topics
             .entry(topic.as_str())
             .or_default()
@@ -641,12 +716,18 @@ async fn fetch_from(
                 ..Default::default()
             });
     }
+    let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in &forget {
+        forgotten.entry(topic.as_str()).or_default().push(*partition);
+    }
     let request = FetchRequest {
         replica_id: -1,
         max_wait_ms: config.max_wait.as_millis() as i32,
         min_bytes: config.min_bytes,
         max_bytes: config.max_bytes,
         isolation_level: 0,
+        session_id: if sessions { session.id } else { 0 },
+        session_epoch: if sessions { session.epoch } else { -1 },
         topics: topics
             .into_iter()
             .map(|(topic, partitions)| FetchTopic {
@@ -655,12 +736,32 @@ async fn fetch_from(
                 ..Default::default()
             })
             .collect(),
+        forgotten_topics_data: forgotten
+            .into_iter()
+            .map(|(topic, partitions)| ForgottenTopic {
+                topic: topic.to_owned(),
+                partitions,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
-    let conn = client.broker(leader).await?;
-    let version = conn.pick_version(sluice_protocol::ApiKey::Fetch, 4, 12)?;
     let timeout = client.config().conn.request_timeout + config.max_wait;
-    conn.send_at_with_timeout(&request, version, timeout).await
+    match conn.send_at_with_timeout(&request, version, timeout).await {
+        Ok(response) => {
+            if sessions {
+                session.answered(parts, &response);
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            // Whether the broker moved the epoch is unknown: the next fetch
+            // is full, naming the old id so the broker closes it.
+            session.epoch = 0;
+            session.positions.clear();
+            Err(e)
+        }
+    }
 }
 
 /// Decodes one partition's record batches, appending records at or after
@@ -753,5 +854,53 @@ async fn heartbeat_loop(
             Ok(code) => tracing::debug!(code, "heartbeat error"),
             Err(e) => tracing::debug!("heartbeat failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(list: &[(&str, i32, i64)]) -> Vec<(String, i32, i64)> {
+        list.iter().map(|(t, p, o)| ((*t).to_owned(), *p, *o)).collect()
+    }
+
+    fn answer(session_id: i32, error_code: i16) -> FetchResponse {
+        FetchResponse {
+            session_id,
+            error_code,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_session_lists_only_moved_partitions_and_forgets_dropped_ones() {
+        let mut s = FetchSession::default();
+        let first = parts(&[("a", 0, 0), ("a", 1, 5), ("b", 0, 7)]);
+        assert_eq!(s.delta(&first), (first.clone(), vec![]), "the first fetch is full");
+        s.answered(&first, &answer(42, 0));
+        assert_eq!((s.id, s.epoch), (42, 1));
+
+        let next = parts(&[("a", 0, 3), ("a", 1, 5)]);
+        let (send, forget) = s.delta(&next);
+        assert_eq!(send, parts(&[("a", 0, 3)]));
+        assert_eq!(forget, vec![("b".to_owned(), 0)]);
+        s.answered(&next, &answer(42, 0));
+        assert_eq!(s.epoch, 2);
+        assert_eq!(s.delta(&next), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_refused_or_failed_session_goes_back_to_full_fetches() {
+        let all = parts(&[("a", 0, 0)]);
+        let mut s = FetchSession::default();
+        s.answered(&all, &answer(0, 0));
+        assert_eq!((s.id, s.epoch), (0, 0), "no session offered");
+
+        s.answered(&all, &answer(9, 0));
+        s.answered(&all, &answer(0, 71));
+        // Out of step: full again, naming the old id so the broker closes it.
+        assert_eq!((s.id, s.epoch), (9, 0));
+        assert_eq!(s.delta(&all), (all.clone(), vec![]));
     }
 }

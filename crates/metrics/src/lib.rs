@@ -190,6 +190,10 @@ pub struct Metrics {
     pub kv_index_bytes: Gauge,
     /// Keys held by the key-value view's indexes.
     pub kv_index_keys: Gauge,
+    /// Open incremental fetch sessions (KIP-227).
+    pub fetch_sessions: Gauge,
+    /// Partitions held by the open fetch sessions.
+    pub fetch_session_partitions: Gauge,
     /// Spawned tasks that panicked, by task name: each is a bug, logged at
     /// error level when it happens; the counter lets alerts see it.
     pub task_panics: Family<TaskLabels, Counter>,
@@ -222,6 +226,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     request_queued_bytes: Gauge::default(),
     kv_index_bytes: Gauge::default(),
     kv_index_keys: Gauge::default(),
+    fetch_sessions: Gauge::default(),
+    fetch_session_partitions: Gauge::default(),
     task_panics: Family::default(),
     client_quota_throttle_ms: Family::default(),
 });
@@ -442,6 +448,16 @@ pub fn log_cleaned(bytes_read: u64, bytes_removed: u64) {
     m.cleaner_bytes_removed.inc_by(bytes_removed);
 }
 
+/// The fetch session cache now holds `sessions` sessions of `partitions`
+/// partitions in all.
+pub fn fetch_session_cache(sessions: usize, partitions: usize) {
+    let m = global();
+    m.fetch_sessions
+        .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+    m.fetch_session_partitions
+        .set(i64::try_from(partitions).unwrap_or(i64::MAX));
+}
+
 /// The key-value view's indexes now hold `keys` keys accounted as `bytes`.
 pub fn kv_index_size(bytes: u64, keys: u64) {
     let m = global();
@@ -639,6 +655,16 @@ pub fn register(registry: &mut Registry) {
         "kv_index_keys",
         "Keys held by the key-value view's key indexes",
         m.kv_index_keys.clone(),
+    );
+    registry.register(
+        "fetch_sessions",
+        "Open incremental fetch sessions (KIP-227; bounded at 1,000)",
+        m.fetch_sessions.clone(),
+    );
+    registry.register(
+        "fetch_session_partitions",
+        "Partitions held by the open fetch sessions (bounded at 500,000)",
+        m.fetch_session_partitions.clone(),
     );
     registry.register(
         "log_retention_checks",

@@ -27,7 +27,10 @@ use sluice_metadata::config::LogDefaults;
 use sluice_metadata::topic_config;
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataListener, TopicImage};
 
+mod group_commit;
 mod replication;
+
+pub use group_commit::GROUP_COMMIT_THREADS;
 
 use replication::Replication;
 pub use replication::{FollowerState, IsrChange};
@@ -628,11 +631,11 @@ impl Partition {
     /// commit) and counts it towards the high watermark; with no followers
     /// that makes it visible. Concurrent callers share one fsync.
     ///
-    /// The work starts now, on its own task, and runs to completion even if
-    /// the returned future is dropped: once data is appended, whether it
-    /// becomes durable and visible must not depend on the caller (a client
-    /// connection that went away) still waiting. The future only reports
-    /// the outcome. Call it from within the runtime.
+    /// The work is queued now on the group-commit pool ([`group_commit`])
+    /// and runs to completion even if the returned future is dropped: once
+    /// data is appended, whether it becomes durable and visible must not
+    /// depend on the caller (a client connection that went away) still
+    /// waiting. The future only reports the outcome.
     pub fn commit_local(
         self: &Arc<Self>,
         end_offset: i64,
@@ -640,16 +643,22 @@ impl Partition {
         // Followers long-poll on appends; coordinators append through the
         // log directly and come here next.
         self.appended.notify_waiters();
-        let this = Arc::clone(self);
-        let task = sluice_runtime::spawn_detached("partition-commit", async move {
-            this.commit_now(end_offset).await
-        });
+        let outcome = if self.is_group_commit() {
+            Some(group_commit::pool().submit(self, end_offset))
+        } else {
+            // Interval flush: nothing to wait for, the data is visible now.
+            self.update_high_watermark();
+            None
+        };
         let dir = self.log.dir().to_owned();
         async move {
-            // A panic in the commit is a bug (already logged and counted);
-            // the caller sees it as this partition's storage failure, with
-            // the task error kept as the typed source.
-            task.await.map_err(|e| LogError::Io {
+            let Some(outcome) = outcome else {
+                return Ok(());
+            };
+            // The pool answers every commit it takes; a closed channel
+            // means its thread died, which the caller sees as this
+            // partition's storage failure.
+            outcome.await.map_err(|e| LogError::Io {
                 op: "commit task",
                 path: dir,
                 source: std::io::Error::other(e),
@@ -675,19 +684,13 @@ impl Partition {
         }
     }
 
-    async fn commit_now(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
-        if self.is_group_commit() {
-            let started = std::time::Instant::now();
-            let this = Arc::clone(self);
-            sluice_runtime::blocking("partition-fsync", move || this.log.sync_until(end_offset))
-                .await
-                .map_err(|e| LogError::Io {
-                    op: "fsync task",
-                    path: self.log.dir().to_owned(),
-                    source: std::io::Error::other(e),
-                })??;
-            sluice_metrics::fsync_observed(started.elapsed());
-        }
+    /// Group commit's unit of work, run on the pool
+    /// ([`group_commit`]): fsyncs up to `end_offset`, then moves the high
+    /// watermark.
+    fn sync_and_expose(&self, end_offset: i64) -> Result<(), LogError> {
+        let started = std::time::Instant::now();
+        self.log.sync_until(end_offset)?;
+        sluice_metrics::fsync_observed(started.elapsed());
         self.update_high_watermark();
         Ok(())
     }

@@ -268,15 +268,43 @@ fn route_request(
                         &b.quotas, &image, &ctx, &header, fetch::from_follower(&request, version),
                     );
                     let max_bytes = quota.max_bytes(b.config.limits.fetch_max_bytes);
-                    let future = fetch::handle(
-                        &b.replicas, &image, max_bytes, &b.throttles, &b.authorizer, &ctx, &header,
-                        request,
-                    );
+                    // KIP-227: an incremental fetch reads every partition of
+                    // its session; the response keeps only what changed.
+                    let sessions = std::sync::Arc::clone(&b.fetch_sessions);
+                    let (future, ticket) =
+                        match sessions.begin(&ctx.principal.name, version, request) {
+                            Ok((request, ticket)) => {
+                                let future = fetch::handle(
+                                    &b.replicas, &image, max_bytes, &b.throttles,
+                                    &b.authorizer, &ctx, &header, request,
+                                );
+                                (futures::future::Either::Left(future), Some(ticket))
+                            }
+                            Err(error_code) => {
+                                let response = sluice_protocol::messages::fetch::FetchResponse {
+                                    error_code,
+                                    ..Default::default()
+                                };
+                                (futures::future::Either::Right(std::future::ready(response)), None)
+                            }
+                        };
                     let header = header.clone();
                     Ok(Box::pin(async move {
-                        let response = future.await;
+                        let mut response = future.await;
+                        let sent = ticket.map(|t| sessions.finish(t, &mut response));
                         count_errors(&header, &response);
-                        quota.answer(response, |r| encode(&header, r)).await
+                        let mut told = sent;
+                        let frame = quota
+                            .answer(response, |r| encode(&header, r), |r| {
+                                if let Some(sent) = told.take() {
+                                    sessions.throttled(sent, r);
+                                }
+                            })
+                            .await;
+                        if let Some(sent) = told {
+                            sessions.commit(sent);
+                        }
+                        frame
                     }))
                 }
                 $(RequestBody::$variant($req) => Ok(respond(&header, $call)),)*

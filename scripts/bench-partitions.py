@@ -63,7 +63,10 @@ def main():
             bootstrap = f"127.0.0.1:{port}"
             r = e2e(a.binary, bootstrap, "p1k", 1000, a.rate_1k, 8, 8, a.duration, broker.pid)
             print(f"1,000 partitions, 8 producers, 8 consumers at {a.rate_1k}: {r}", flush=True)
-            run([a.binary, "topic", "create", "p10k", "-p", "10000", "-b", bootstrap])
+            # Opening 10,000 logs takes tens of seconds on a slow disk (two
+            # directory fsyncs each): more than the CLI's default 30 s.
+            run([a.binary, "topic", "create", "p10k", "-p", "10000", "-b", bootstrap,
+                 "--request-timeout", "300s"])
             time.sleep(2)
             before = cpu_seconds(broker.pid)
             time.sleep(a.idle)

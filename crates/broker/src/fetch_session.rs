@@ -298,7 +298,10 @@ impl FetchSessions {
             return Ok((request, ticket));
         }
         let id = request.session_id;
-        let Some(session) = cache.sessions.get_mut(&id).filter(|s| s.principal == principal)
+        let Some(session) = cache
+            .sessions
+            .get_mut(&id)
+            .filter(|s| s.principal == principal)
         else {
             return Err(code::FETCH_SESSION_ID_NOT_FOUND);
         };
@@ -317,7 +320,11 @@ impl FetchSessions {
         if over || after == 0 {
             cache.remove(id);
             if over {
-                tracing::debug!(session = id, partitions = after, "fetch session over its bound; closed");
+                tracing::debug!(
+                    session = id,
+                    partitions = after,
+                    "fetch session over its bound; closed"
+                );
                 return Err(code::FETCH_SESSION_ID_NOT_FOUND);
             }
             // Kafka: a session emptied by its own fetch ends, and that
@@ -436,7 +443,11 @@ impl FetchSessions {
         };
         if sent.opened {
             let mut cache = self.lock();
-            if cache.sessions.get(&sent.id).is_some_and(|s| s.principal == sent.principal) {
+            if cache
+                .sessions
+                .get(&sent.id)
+                .is_some_and(|s| s.principal == sent.principal)
+            {
                 cache.remove(sent.id);
             }
             response.session_id = 0;
@@ -587,12 +598,16 @@ mod tests {
                     ..Default::default()
                 });
             }
-            topics.last_mut().unwrap().partitions.push(FetchPartition {
-                partition,
-                fetch_offset: offset,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            });
+            topics
+                .last_mut()
+                .expect("pushed above")
+                .partitions
+                .push(FetchPartition {
+                    partition,
+                    fetch_offset: offset,
+                    partition_max_bytes: 1 << 20,
+                    ..Default::default()
+                });
         }
         FetchRequest {
             session_id,
@@ -643,7 +658,11 @@ mod tests {
         response
             .responses
             .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.clone(), p.partition_index)))
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.topic.clone(), p.partition_index))
+            })
             .collect()
     }
 
@@ -663,8 +682,13 @@ mod tests {
     }
 
     fn open(sessions: &FetchSessions, parts: &[(&str, i32, i64)]) -> i32 {
-        let (_, response) = fetch(sessions, "alice", V12, request(0, 0, parts), |_, _| 0).unwrap();
-        assert_eq!(answered(&response).len(), parts.len(), "a full fetch answers everything");
+        let (_, response) =
+            fetch(sessions, "alice", V12, request(0, 0, parts), |_, _| 0).expect("served");
+        assert_eq!(
+            answered(&response).len(),
+            parts.len(),
+            "a full fetch answers everything"
+        );
         assert_ne!(response.session_id, 0);
         response.session_id
     }
@@ -677,30 +701,42 @@ mod tests {
 
         // Nothing listed, nothing changed: all three are read, none answered.
         let (served, response) =
-            fetch(&sessions, "alice", V12, request(id, 1, &[]), |_, _| 0).unwrap();
-        assert_eq!(served.topics.iter().map(|t| t.partitions.len()).sum::<usize>(), 3);
+            fetch(&sessions, "alice", V12, request(id, 1, &[]), |_, _| 0).expect("served");
+        assert_eq!(
+            served
+                .topics
+                .iter()
+                .map(|t| t.partitions.len())
+                .sum::<usize>(),
+            3
+        );
         assert_eq!(response.session_id, id);
         assert!(answered(&response).is_empty());
 
         // a-1 gets data: only it is answered.
-        let (_, response) =
-            fetch(&sessions, "alice", V12, request(id, 2, &[]), |t, p| i64::from(t == "a" && p == 1) * 5)
-                .unwrap();
+        let (_, response) = fetch(&sessions, "alice", V12, request(id, 2, &[]), |t, p| {
+            i64::from(t == "a" && p == 1) * 5
+        })
+        .expect("served");
         assert_eq!(answered(&response), vec![("a".to_owned(), 1)]);
 
         // The client moves a-1's position to 5 (listing only it); no new
         // data: nothing answered, and the session keeps the new position.
-        let (served, response) = fetch(&sessions, "alice", V12, request(id, 3, &[("a", 1, 5)]), |t, p| {
-            i64::from(t == "a" && p == 1) * 5
-        })
-        .unwrap();
+        let (served, response) = fetch(
+            &sessions,
+            "alice",
+            V12,
+            request(id, 3, &[("a", 1, 5)]),
+            |t, p| i64::from(t == "a" && p == 1) * 5,
+        )
+        .expect("served");
         assert!(answered(&response).is_empty());
         let a1 = served
             .topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.as_str(), p)))
             .find(|(t, p)| *t == "a" && p.partition == 1)
-            .unwrap();
+            .expect("a-1 is in the session");
         assert_eq!(a1.1.fetch_offset, 5);
     }
 
@@ -708,11 +744,14 @@ mod tests {
     fn answered_partitions_move_to_the_back_of_the_read_order() {
         let sessions = FetchSessions::default();
         let id = open(&sessions, &[("a", 0, 0), ("a", 1, 0), ("a", 2, 0)]);
-        fetch(&sessions, "alice", V12, request(id, 1, &[]), |_, p| i64::from(p == 0) * 3).unwrap();
+        fetch(&sessions, "alice", V12, request(id, 1, &[]), |_, p| {
+            i64::from(p == 0) * 3
+        })
+        .expect("served");
         let (served, _) = fetch(&sessions, "alice", V12, request(id, 2, &[]), |_, p| {
             i64::from(p == 0) * 3
         })
-        .unwrap();
+        .expect("served");
         let order: Vec<i32> = served
             .topics
             .iter()
@@ -725,17 +764,31 @@ mod tests {
     fn session_errors_follow_kafka() {
         let sessions = FetchSessions::default();
         let id = open(&sessions, &[("a", 0, 0)]);
-        let nope = |r| sessions.begin("alice", V12, r).map(|_| ()).unwrap_err();
-        assert_eq!(nope(request(id.wrapping_add(1).max(1), 1, &[])), code::FETCH_SESSION_ID_NOT_FOUND);
+        let nope = |r| {
+            sessions
+                .begin("alice", V12, r)
+                .map(|_| ())
+                .expect_err("refused")
+        };
+        assert_eq!(
+            nope(request(id.wrapping_add(1).max(1), 1, &[])),
+            code::FETCH_SESSION_ID_NOT_FOUND
+        );
         assert_eq!(nope(request(id, 2, &[])), code::INVALID_FETCH_SESSION_EPOCH);
         // Another principal cannot use (or learn of) the session.
         assert_eq!(
-            sessions.begin("mallory", V12, request(id, 1, &[])).map(|_| ()).unwrap_err(),
+            sessions
+                .begin("mallory", V12, request(id, 1, &[]))
+                .map(|_| ())
+                .expect_err("refused"),
             code::FETCH_SESSION_ID_NOT_FOUND
         );
         // A session opened with topic names cannot continue with topic ids.
         assert_eq!(
-            sessions.begin("alice", V13, request(id, 1, &[])).map(|_| ()).unwrap_err(),
+            sessions
+                .begin("alice", V13, request(id, 1, &[]))
+                .map(|_| ())
+                .expect_err("refused"),
             code::FETCH_SESSION_TOPIC_ID_ERROR
         );
         // The failed attempts did not advance the epoch.
@@ -746,18 +799,37 @@ mod tests {
     fn epoch_minus_one_closes_the_session_and_opens_none() {
         let sessions = FetchSessions::default();
         let id = open(&sessions, &[("a", 0, 0)]);
-        let (_, response) =
-            fetch(&sessions, "alice", V12, request(id, -1, &[("a", 0, 0)]), |_, _| 0).unwrap();
+        let (_, response) = fetch(
+            &sessions,
+            "alice",
+            V12,
+            request(id, -1, &[("a", 0, 0)]),
+            |_, _| 0,
+        )
+        .expect("served");
         assert_eq!(response.session_id, 0);
         assert_eq!(answered(&response).len(), 1);
         assert_eq!(sessions.size(), (0, 0));
         // Another principal's id in a full fetch does not close the session.
         let id = open(&sessions, &[("a", 0, 0)]);
-        fetch(&sessions, "mallory", V12, request(id, -1, &[("a", 0, 0)]), |_, _| 0).unwrap();
+        fetch(
+            &sessions,
+            "mallory",
+            V12,
+            request(id, -1, &[("a", 0, 0)]),
+            |_, _| 0,
+        )
+        .expect("served");
         assert_eq!(sessions.size(), (1, 1));
         // Before v7 there are no sessions at all.
-        let (_, response) =
-            fetch(&sessions, "alice", 6, request(0, 0, &[("a", 0, 0)]), |_, _| 0).unwrap();
+        let (_, response) = fetch(
+            &sessions,
+            "alice",
+            6,
+            request(0, 0, &[("a", 0, 0)]),
+            |_, _| 0,
+        )
+        .expect("served");
         assert_eq!(response.session_id, 0);
     }
 
@@ -771,12 +843,12 @@ mod tests {
             partitions: vec![0],
             ..Default::default()
         }];
-        let (served, _) = fetch(&sessions, "alice", V12, r.clone(), |_, _| 0).unwrap();
+        let (served, _) = fetch(&sessions, "alice", V12, r.clone(), |_, _| 0).expect("served");
         assert_eq!(served.topics[0].partitions.len(), 1);
         assert_eq!(sessions.size(), (1, 1));
         r.session_epoch = 2;
         r.forgotten_topics_data[0].partitions = vec![1];
-        let (_, response) = fetch(&sessions, "alice", V12, r, |_, _| 0).unwrap();
+        let (_, response) = fetch(&sessions, "alice", V12, r, |_, _| 0).expect("served");
         assert_eq!(response.session_id, 0);
         assert_eq!(sessions.size(), (0, 0));
     }
@@ -787,13 +859,22 @@ mod tests {
         for _ in 0..MAX_SESSIONS {
             open(&sessions, &[("a", 0, 0)]);
         }
-        let (_, response) =
-            fetch(&sessions, "alice", V12, request(0, 0, &[("a", 0, 0)]), |_, _| 0).unwrap();
+        let (_, response) = fetch(
+            &sessions,
+            "alice",
+            V12,
+            request(0, 0, &[("a", 0, 0)]),
+            |_, _| 0,
+        )
+        .expect("served");
         assert_eq!(response.session_id, 0, "no room: served without a session");
         assert_eq!(sessions.size().0, MAX_SESSIONS);
         let mut cache = sessions.lock();
         let later = Instant::now() + SESSION_EVICTION;
-        assert!(cache.make_room(1, later), "sessions idle past the eviction time give way");
+        assert!(
+            cache.make_room(1, later),
+            "sessions idle past the eviction time give way"
+        );
         assert_eq!(cache.sessions.len(), MAX_SESSIONS - 1);
     }
 
@@ -801,15 +882,20 @@ mod tests {
     fn a_session_past_its_partition_bound_is_closed() {
         let sessions = FetchSessions::default();
         let id = open(&sessions, &[("a", 0, 0)]);
-        let many: Vec<(&str, i32, i64)> =
-            (0..=MAX_SESSION_PARTITIONS as i32).map(|p| ("b", p, 0)).collect();
+        let many: Vec<(&str, i32, i64)> = (0..=MAX_SESSION_PARTITIONS as i32)
+            .map(|p| ("b", p, 0))
+            .collect();
         assert_eq!(
-            sessions.begin("alice", V12, request(id, 1, &many)).map(|_| ()).unwrap_err(),
+            sessions
+                .begin("alice", V12, request(id, 1, &many))
+                .map(|_| ())
+                .expect_err("refused"),
             code::FETCH_SESSION_ID_NOT_FOUND
         );
         assert_eq!(sessions.size(), (0, 0));
         // A full fetch that large is served, without a session.
-        let (_, response) = fetch(&sessions, "alice", V12, request(0, 0, &many), |_, _| 0).unwrap();
+        let (_, response) =
+            fetch(&sessions, "alice", V12, request(0, 0, &many), |_, _| 0).expect("served");
         assert_eq!(response.session_id, 0);
         assert_eq!(answered(&response).len(), many.len());
     }
@@ -817,7 +903,9 @@ mod tests {
     #[test]
     fn a_throttled_response_opens_no_session_and_tells_the_session_nothing() {
         let sessions = FetchSessions::default();
-        let (served, ticket) = sessions.begin("alice", V12, request(0, 0, &[("a", 0, 0)])).unwrap();
+        let (served, ticket) = sessions
+            .begin("alice", V12, request(0, 0, &[("a", 0, 0)]))
+            .expect("served");
         let mut response = serve(&served, |_, _| 0);
         let sent = sessions.finish(ticket, &mut response);
         sessions.throttled(sent, &mut response);
@@ -825,13 +913,16 @@ mod tests {
         assert_eq!(sessions.size(), (0, 0));
 
         let id = open(&sessions, &[("a", 0, 0)]);
-        let (served, ticket) = sessions.begin("alice", V12, request(id, 1, &[])).unwrap();
+        let (served, ticket) = sessions
+            .begin("alice", V12, request(id, 1, &[]))
+            .expect("served");
         let mut response = serve(&served, |_, _| 7);
         let sent = sessions.finish(ticket, &mut response);
         sessions.throttled(sent, &mut response);
         assert_eq!(response.session_id, id);
         // The moved high watermark was never delivered: answered again.
-        let (_, response) = fetch(&sessions, "alice", V12, request(id, 2, &[]), |_, _| 7).unwrap();
+        let (_, response) =
+            fetch(&sessions, "alice", V12, request(id, 2, &[]), |_, _| 7).expect("served");
         assert_eq!(answered(&response), vec![("a".to_owned(), 0)]);
     }
 
@@ -841,10 +932,11 @@ mod tests {
         let topic_id = Uuid::new_v4();
         let mut r = request(0, 0, &[("", 0, 0)]);
         r.topics[0].topic_id = topic_id;
-        let (_, response) = fetch(&sessions, "alice", V13, r, |_, _| 0).unwrap();
+        let (_, response) = fetch(&sessions, "alice", V13, r, |_, _| 0).expect("served");
         let id = response.session_id;
         assert_ne!(id, 0);
-        let (served, _) = fetch(&sessions, "alice", V13, request(id, 1, &[]), |_, _| 0).unwrap();
+        let (served, _) =
+            fetch(&sessions, "alice", V13, request(id, 1, &[]), |_, _| 0).expect("served");
         assert_eq!(served.topics[0].topic_id, topic_id);
         assert_eq!(served.topics[0].partitions[0].partition, 0);
     }

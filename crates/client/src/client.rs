@@ -366,25 +366,23 @@ impl Client {
         }
     }
 
-    /// Leader node id of a partition (from cache; refresh on a miss).
+    /// Leader node id of a partition (from cache; refresh on a miss). Read
+    /// in place: a consumer asks for each of its partitions on every poll,
+    /// so copying the topic's partition list here made a poll quadratic
+    /// in the partition count.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
-        let t = self.topic(topic).await?;
-        let p = t
-            .partitions
-            .iter()
-            .find(|p| p.partition == partition)
-            .ok_or_else(|| ClientError::UnknownPartition {
-                topic: topic.to_owned(),
-                partition,
-                partitions: t.partitions.len(),
-            })?;
-        if p.leader_id < 0 {
-            return Err(ClientError::NoLeader {
-                topic: topic.to_owned(),
-                partition,
-            });
+        let cached = self
+            .inner
+            .metadata
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .topics
+            .get(topic)
+            .map(|t| leader_of(t, topic, partition));
+        match cached {
+            Some(leader) => leader,
+            None => leader_of(&self.topic(topic).await?, topic, partition),
         }
-        Ok(p.leader_id)
     }
 
     /// Sends a request to any broker, retrying retriable failures.
@@ -425,4 +423,26 @@ impl Client {
             }
         }
     }
+}
+
+/// A partition's leader in `t`. Partitions are usually listed in index
+/// order, so the slot at `partition` is tried before a scan.
+fn leader_of(t: &TopicInfo, topic: &str, partition: i32) -> Result<i32> {
+    let p = usize::try_from(partition)
+        .ok()
+        .and_then(|i| t.partitions.get(i))
+        .filter(|p| p.partition == partition)
+        .or_else(|| t.partitions.iter().find(|p| p.partition == partition))
+        .ok_or_else(|| ClientError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+            partitions: t.partitions.len(),
+        })?;
+    if p.leader_id < 0 {
+        return Err(ClientError::NoLeader {
+            topic: topic.to_owned(),
+            partition,
+        });
+    }
+    Ok(p.leader_id)
 }

@@ -647,9 +647,12 @@ struct FetchSession {
 /// Fetch sessions begin at this version.
 const MIN_SESSION_VERSION: i16 = 7;
 
+/// A partition to fetch and the offset to fetch it from.
+type FetchPosition = (String, i32, i64);
+
 impl FetchSession {
     /// The partitions to list and to forget for a fetch of `parts`.
-    fn delta(&self, parts: &[(String, i32, i64)]) -> (Vec<(String, i32, i64)>, Vec<(String, i32)>) {
+    fn delta(&self, parts: &[FetchPosition]) -> (Vec<FetchPosition>, Vec<(String, i32)>) {
         if self.epoch == 0 {
             return (parts.to_vec(), Vec::new());
         }
@@ -670,7 +673,7 @@ impl FetchSession {
     }
 
     /// Takes in the broker's answer to a fetch of `parts`.
-    fn answered(&mut self, parts: &[(String, i32, i64)], response: &FetchResponse) {
+    fn answered(&mut self, parts: &[FetchPosition], response: &FetchResponse) {
         if response.error_code != 0 {
             // Unknown to the broker or out of step: the next fetch is full
             // and names this id, so the broker closes what is left of it.
@@ -683,9 +686,16 @@ impl FetchSession {
             *self = FetchSession::default();
             return;
         }
-        self.epoch = if self.epoch == i32::MAX { 1 } else { self.epoch + 1 };
+        self.epoch = if self.epoch == i32::MAX {
+            1
+        } else {
+            self.epoch + 1
+        };
         self.id = response.session_id;
-        self.positions = parts.iter().map(|(t, p, o)| ((t.clone(), *p), *o)).collect();
+        self.positions = parts
+            .iter()
+            .map(|(t, p, o)| ((t.clone(), *p), *o))
+            .collect();
     }
 }
 
@@ -718,7 +728,10 @@ async fn fetch_from(
     }
     let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in &forget {
-        forgotten.entry(topic.as_str()).or_default().push(*partition);
+        forgotten
+            .entry(topic.as_str())
+            .or_default()
+            .push(*partition);
     }
     let request = FetchRequest {
         replica_id: -1,
@@ -862,7 +875,9 @@ mod tests {
     use super::*;
 
     fn parts(list: &[(&str, i32, i64)]) -> Vec<(String, i32, i64)> {
-        list.iter().map(|(t, p, o)| ((*t).to_owned(), *p, *o)).collect()
+        list.iter()
+            .map(|(t, p, o)| ((*t).to_owned(), *p, *o))
+            .collect()
     }
 
     fn answer(session_id: i32, error_code: i16) -> FetchResponse {
@@ -877,7 +892,11 @@ mod tests {
     fn a_session_lists_only_moved_partitions_and_forgets_dropped_ones() {
         let mut s = FetchSession::default();
         let first = parts(&[("a", 0, 0), ("a", 1, 5), ("b", 0, 7)]);
-        assert_eq!(s.delta(&first), (first.clone(), vec![]), "the first fetch is full");
+        assert_eq!(
+            s.delta(&first),
+            (first.clone(), vec![]),
+            "the first fetch is full"
+        );
         s.answered(&first, &answer(42, 0));
         assert_eq!((s.id, s.epoch), (42, 1));
 

@@ -2023,6 +2023,65 @@ mod tests {
         info.last_offset + 1
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_over_many_partitions_share_a_bounded_pool_and_all_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let names: Vec<(String, Uuid)> =
+            (0..64).map(|i| (format!("t{i}"), Uuid::new_v4())).collect();
+        let topics: Vec<(&str, Uuid)> = names.iter().map(|(n, id)| (n.as_str(), *id)).collect();
+        replicas
+            .sync_with(&image_with(&topics, 1), false)
+            .expect("open");
+        let partitions: Vec<Arc<Partition>> = topics
+            .iter()
+            .map(|(n, _)| replicas.partition(n, 0).expect("hosted"))
+            .collect();
+        // Three appends per partition, each committed; every other commit's
+        // future is dropped at once: its fsync and high watermark move must
+        // happen anyway.
+        let mut waiting = Vec::new();
+        for round in 0..3 {
+            for (i, p) in partitions.iter().enumerate() {
+                let info = p.append(one_record(), 1).expect("append");
+                let commit = p.commit_local(info.last_offset + 1);
+                if (i + round) % 2 == 0 {
+                    waiting.push(commit);
+                }
+            }
+        }
+        for commit in waiting {
+            commit.await.expect("commit");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for p in &partitions {
+            while p.high_watermark() < 3 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} never committed",
+                    p.tp
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert_eq!(p.high_watermark(), 3);
+            assert_eq!(
+                p.log().recovery_point(),
+                3,
+                "{}: exposed without an fsync",
+                p.tp
+            );
+        }
+        let fsync_threads = std::fs::read_dir("/proc/self/task")
+            .expect("/proc")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("sluice-fsync"))
+            .count();
+        assert!(
+            (1..=GROUP_COMMIT_THREADS).contains(&fsync_threads),
+            "{fsync_threads} fsync threads"
+        );
+    }
+
     #[tokio::test]
     async fn a_flush_policy_change_takes_effect_live_both_ways() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -4,6 +4,7 @@ test_http_api.py, test_metrics.py and test_console_browser.py."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 
@@ -75,3 +76,12 @@ def assert_error(status_body, status: int, error_code: str | None = None):
     if error_code is not None:
         assert body["error_code"] == error_code, body
     return body
+
+
+def metric(http: Http, name: str) -> int:
+    """The value of an unlabelled integer metric from `/metrics`."""
+    status, _, body = http.raw("GET", "/metrics")
+    assert status == 200
+    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)", body, re.M)
+    assert m, f"{name} not exported"
+    return int(m.group(1))

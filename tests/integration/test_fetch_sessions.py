@@ -9,12 +9,11 @@ is covered by every other consume test.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
 from test_wire_semantics import Conn, batch_of, create_topic, produce
-from http_client import Http
+from http_client import Http, metric
 from util import i8, i32, i64, kstring, wait_until
 
 NONE = 0
@@ -107,14 +106,6 @@ def test_incremental_fetches_answer_only_partitions_with_news(broker, topic_name
         c.close()
 
 
-def gauge(http: Http, name: str) -> int:
-    status, _, body = http.raw("GET", "/metrics")
-    assert status == 200
-    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)", body, re.M)
-    assert m, f"{name} not exported"
-    return int(m.group(1))
-
-
 def test_kafka_python_consumes_through_a_session(broker, topic_name):
     from kafka import KafkaConsumer, TopicPartition
 
@@ -151,11 +142,11 @@ def test_kafka_python_consumes_through_a_session(broker, topic_name):
                 return all(len(seen[p]) >= expected[p] for p in range(partitions))
 
             wait_until(caught_up, 30, f"round {round_} consumed")
-            sessions_seen = max(sessions_seen, gauge(http, "sluice_fetch_sessions"))
+            sessions_seen = max(sessions_seen, metric(http, "sluice_fetch_sessions"))
         for p in range(partitions):
             assert seen[p] == list(range(expected[p])), f"partition {p}: {seen[p]}"
         assert sessions_seen >= 1, "kafka-python never opened a fetch session"
-        assert gauge(http, "sluice_fetch_session_partitions") >= partitions
+        assert metric(http, "sluice_fetch_session_partitions") >= partitions
     finally:
         consumer.close()
         c.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import subprocess
 import urllib.parse
 
@@ -18,7 +17,7 @@ import yaml
 
 from clients import confluent_create_topic, confluent_produce_keyed as produce
 from harness import sluice_bin
-from http_client import Http, assert_error
+from http_client import Http, assert_error, metric
 from test_compaction import CLEAN_TIMEOUT_S, CLEANER_ARGS, TOPIC_CONFIG, topic_bytes
 from test_http_api import http_stream, sse_records
 from util import wait_until
@@ -53,14 +52,6 @@ def list_all(http: Http, topic: str, prefix: str, limit: int) -> list[dict]:
         if after is None:
             return out
         assert pages < 100, "paging does not end"
-
-
-def metric(http: Http, name: str) -> int:
-    status, _, body = http.raw("GET", "/metrics")
-    assert status == 200
-    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)", body, re.M)
-    assert m, f"{name} not exported"
-    return int(m.group(1))
 
 
 def test_latest_values_tombstones_prefixes_and_pages(broker, topic_name):

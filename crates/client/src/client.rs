@@ -349,18 +349,22 @@ impl Client {
             })
     }
 
-    /// Partition count of a topic, from the cache without copying it
-    /// (the producer asks once per record).
-    pub async fn partition_count(&self, topic: &str) -> Result<i32> {
-        let cached = self
-            .inner
+    /// `f` of a topic in the cached metadata, read in place; `None` when
+    /// the cache does not know the topic.
+    fn cached_topic<T>(&self, topic: &str, f: impl FnOnce(&TopicInfo) -> T) -> Option<T> {
+        self.inner
             .metadata
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .topics
             .get(topic)
-            .map(|t| t.partitions.len() as i32);
-        match cached {
+            .map(f)
+    }
+
+    /// Partition count of a topic, from the cache without copying it
+    /// (the producer asks once per record).
+    pub async fn partition_count(&self, topic: &str) -> Result<i32> {
+        match self.cached_topic(topic, |t| t.partitions.len() as i32) {
             Some(n) => Ok(n),
             None => Ok(self.topic(topic).await?.partitions.len() as i32),
         }
@@ -371,15 +375,7 @@ impl Client {
     /// so copying the topic's partition list here made a poll quadratic
     /// in the partition count.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
-        let cached = self
-            .inner
-            .metadata
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .topics
-            .get(topic)
-            .map(|t| leader_of(t, topic, partition));
-        match cached {
+        match self.cached_topic(topic, |t| leader_of(t, topic, partition)) {
             Some(leader) => leader,
             None => leader_of(&self.topic(topic).await?, topic, partition),
         }

@@ -279,18 +279,12 @@ impl FetchSessions {
             let size: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
             let ticket = if request.session_epoch == INITIAL_EPOCH && size <= MAX_SESSION_PARTITIONS
             {
-                let mut session = Session {
-                    principal: principal.to_owned(),
-                    uses_topic_ids,
-                    next_epoch: next_epoch(INITIAL_EPOCH),
-                    partitions: Vec::new(),
-                    last_used: Instant::now(),
-                };
-                update(&mut session, &request, uses_topic_ids);
+                let mut partitions = Vec::new();
+                update(&mut partitions, &request, uses_topic_ids);
                 Ticket::Open {
                     principal: principal.to_owned(),
                     uses_topic_ids,
-                    partitions: session.partitions,
+                    partitions,
                 }
             } else {
                 Ticket::Sessionless
@@ -312,7 +306,7 @@ impl FetchSessions {
             return Err(code::FETCH_SESSION_TOPIC_ID_ERROR);
         }
         let before = session.partitions.len();
-        update(session, &request, uses_topic_ids);
+        update(&mut session.partitions, &request, uses_topic_ids);
         let after = session.partitions.len();
         cache.partitions = cache.partitions + after - before;
         cache.publish();
@@ -518,32 +512,27 @@ fn key_of_parts(topic: &str, topic_id: Uuid, partition: i32, uses_topic_ids: boo
 }
 
 /// Applies an incremental fetch's additions, updates and removals.
-fn update(session: &mut Session, request: &FetchRequest, uses_topic_ids: bool) {
-    let index: HashMap<Key, usize> = session
-        .partitions
+fn update(partitions: &mut Vec<Cached>, request: &FetchRequest, uses_topic_ids: bool) {
+    let mut index: HashMap<Key, usize> = partitions
         .iter()
         .enumerate()
         .map(|(i, c)| (c.key.clone(), i))
         .collect();
-    let mut added = Vec::new();
     for topic in &request.topics {
         for p in &topic.partitions {
             let key = key_of_parts(&topic.topic, topic.topic_id, p.partition, uses_topic_ids);
+            // A partition listed twice in one request keeps its last parameters.
             match index.get(&key) {
-                Some(&i) => session.partitions[i].request = p.clone(),
-                None => added.push(Cached {
-                    key,
-                    request: p.clone(),
-                    told: Told(None),
-                }),
+                Some(&i) => partitions[i].request = p.clone(),
+                None => {
+                    index.insert(key.clone(), partitions.len());
+                    partitions.push(Cached {
+                        key,
+                        request: p.clone(),
+                        told: Told(None),
+                    });
+                }
             }
-        }
-    }
-    // A partition listed twice in one request keeps its last parameters.
-    for c in added {
-        match session.partitions.iter_mut().find(|s| s.key == c.key) {
-            Some(existing) => existing.request = c.request,
-            None => session.partitions.push(c),
         }
     }
     let forgotten: std::collections::HashSet<Key> = request
@@ -556,7 +545,7 @@ fn update(session: &mut Session, request: &FetchRequest, uses_topic_ids: bool) {
         })
         .collect();
     if !forgotten.is_empty() {
-        session.partitions.retain(|c| !forgotten.contains(&c.key));
+        partitions.retain(|c| !forgotten.contains(&c.key));
     }
 }
 

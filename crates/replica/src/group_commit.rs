@@ -19,7 +19,6 @@
 //! depend on the client connection that wrote it.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use sluice_log::LogError;
@@ -149,21 +148,16 @@ fn worker(queue: &(Mutex<Queue>, Condvar)) {
             q.running.insert(key);
             (key, entry)
         };
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // A panic is a bug: reported (logged, counted) and answered as
+        // this partition's storage error; the thread lives on.
+        let outcome = sluice_runtime::run_blocking("partition-fsync", || {
             entry.partition.sync_and_expose(entry.end_offset)
-        }))
-        .unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(task = "partition-fsync", "task panicked: {message}");
-            sluice_metrics::task_panicked("partition-fsync");
+        })
+        .unwrap_or_else(|e| {
             Err(LogError::Io {
                 op: "fsync task",
                 path: entry.partition.log().dir().to_owned(),
-                source: std::io::Error::other(format!("panicked: {message}")),
+                source: std::io::Error::other(e),
             })
         });
         {

@@ -23,5 +23,7 @@ mod backoff;
 mod tasks;
 
 pub use backoff::{ACCEPT_BACKOFF_INITIAL, ACCEPT_BACKOFF_MAX, AcceptBackoff};
-pub use tasks::{Detached, ShutdownTimeout, TaskError, Tasks, blocking, spawn_detached};
+pub use tasks::{
+    Detached, ShutdownTimeout, TaskError, Tasks, blocking, run_blocking, spawn_detached,
+};
 pub use tokio_util::sync::CancellationToken;

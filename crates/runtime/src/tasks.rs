@@ -177,13 +177,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let handle = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panicked(name, payload))
-    });
+    let handle = tokio::task::spawn_blocking(move || run_blocking(name, f));
     match handle.await {
         Ok(result) => result,
         Err(source) => Err(TaskError::Join { task: name, source }),
     }
+}
+
+/// Runs blocking `f` on the calling thread (a pool of the caller's own),
+/// with the same panic reporting as [`blocking`].
+pub fn run_blocking<T>(name: &'static str, f: impl FnOnce() -> T) -> Result<T, TaskError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panicked(name, payload))
 }
 
 /// The outcome of [`spawn_detached`] work. Dropping it does not stop the

@@ -291,17 +291,16 @@ fn route_request(
                     let header = header.clone();
                     Ok(Box::pin(async move {
                         let mut response = future.await;
-                        let sent = ticket.map(|t| sessions.finish(t, &mut response));
+                        let mut sent = ticket.map(|t| sessions.finish(t, &mut response));
                         count_errors(&header, &response);
-                        let mut told = sent;
                         let frame = quota
                             .answer(response, |r| encode(&header, r), |r| {
-                                if let Some(sent) = told.take() {
+                                if let Some(sent) = sent.take() {
                                     sessions.throttled(sent, r);
                                 }
                             })
                             .await;
-                        if let Some(sent) = told {
+                        if let Some(sent) = sent {
                             sessions.commit(sent);
                         }
                         frame

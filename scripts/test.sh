@@ -51,6 +51,9 @@ step "installing kafkajs (tests/integration/js, pinned by package-lock.json)"
 # integration tests drive is built without cross-crate LTO (same code,
 # minutes less linking; the shipped profile in Cargo.toml keeps thin LTO,
 # which only the benchmarks measure).
+# A fresh clone gains nothing from incremental compilation, which only adds
+# the cost of writing its caches to every debug build.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 export CARGO_PROFILE_TEST_DEBUG="${CARGO_PROFILE_TEST_DEBUG:-line-tables-only}"
 step "cargo fmt --check"

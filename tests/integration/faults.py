@@ -735,6 +735,13 @@ class DiskRecord:
     leader_epoch: int
     value: bytes | None
     control: bool
+    # The batch's producer fields and this record's sequence (-1 when the
+    # batch has none): tell a retry the broker failed to deduplicate (same
+    # producer epoch and sequence twice) from a client that re-sent under a
+    # new epoch.
+    producer_id: int = -1
+    producer_epoch: int = -1
+    sequence: int = -1
 
 
 def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -764,6 +771,7 @@ def parse_segment(data: bytes) -> list[DiskRecord]:
         if batch_len < 49 or end > len(data):
             break
         attributes = struct.unpack_from(">h", data, pos + 21)[0]
+        producer_id, producer_epoch, base_sequence = struct.unpack_from(">qhi", data, pos + 43)
         if attributes & 0x7:
             raise ValueError(f"compressed batch at offset {base_offset}: the harness produces uncompressed")
         control = bool(attributes & 0x20)
@@ -779,7 +787,9 @@ def parse_segment(data: bytes) -> list[DiskRecord]:
             rpos += max(klen, 0)
             vlen, rpos = _varint(data, rpos)
             value = None if vlen < 0 else bytes(data[rpos:rpos + vlen])
-            out.append(DiskRecord(base_offset + delta, epoch, value, control))
+            sequence = base_sequence + delta if base_sequence >= 0 else -1
+            out.append(DiskRecord(base_offset + delta, epoch, value, control,
+                                  producer_id, producer_epoch, sequence))
             rpos = rec_end
         pos = end
     return out
@@ -1703,7 +1713,47 @@ def _finish(report: Report, h: History, cluster: Cluster, topic: str, partitions
     report.failed = len(h.failures)
     report.errors = Counter(e.error for e in h.errors)
     report.violations += check_history(h, final)
+    for line in explain_duplicates(cluster, final):
+        report.note(line)
     return final
+
+
+def explain_duplicates(cluster: Cluster, reads: Iterable[Read], limit: int = 5) -> list[str]:
+    """For each duplicated value (at most `limit`), every node's on-disk copy
+    of it (offset, leader epoch, producer id/epoch, sequence), and the
+    produce refusals in every node's log: enough to tell a broker that
+    failed to deduplicate a retry from a client that re-sent under a new
+    producer epoch, without the run's files."""
+    where: dict[bytes, set[tuple[str, int]]] = defaultdict(set)
+    offsets: dict[bytes, set[int]] = defaultdict(set)
+    for r in reads:
+        where[r.value].add((r.topic, r.partition))
+        offsets[r.value].add(r.offset)
+    dups = [v for v, at in offsets.items() if len(at) > 1][:limit]
+    if not dups:
+        return []
+    out = []
+    for value in dups:
+        for topic, partition in sorted(where[value]):
+            for node_id, node in sorted(cluster.nodes.items()):
+                try:
+                    copies = [d for d in read_partition_dir(node.data_dir / f"{topic}-{partition}")
+                              if d.value == value]
+                except (OSError, ValueError, IndexError, struct.error) as e:
+                    out.append(f"duplicate {value!r}: node {node_id} unreadable: {e!r}")
+                    continue
+                desc = ", ".join(f"@{d.offset} leader_epoch={d.leader_epoch} producer={d.producer_id}"
+                                 f"/epoch {d.producer_epoch} seq={d.sequence}" for d in copies)
+                out.append(f"duplicate {value!r} on node {node_id}: {desc or 'absent'}")
+    for node_id, node in sorted(cluster.nodes.items()):
+        try:
+            text = node.log_path.read_text(errors="replace")
+        except OSError:
+            continue
+        refused = [line for line in text.splitlines() if "batch refused" in line or "records refused" in line]
+        for line in refused[-10:]:
+            out.append(f"node {node_id} log: {line[:300]}")
+    return out
 
 
 def _isr_back(report: Report, cluster: Cluster, topic: str, when: str) -> bool:

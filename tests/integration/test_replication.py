@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import struct
+import types
 import uuid
 
 import pytest
@@ -223,6 +224,34 @@ def test_segment_reader_reads_batches_and_stops_at_a_torn_tail():
     recs = parse_segment(b0 + b1)
     assert [(r.offset, r.leader_epoch, r.value) for r in recs] == [(0, -1, b"v0"), (1, -1, b"v1"), (2, 4, b"v2")]
     assert [r.offset for r in parse_segment(b0 + b1[:-3])] == [0, 1]
+
+
+def test_a_duplicate_is_explained_from_each_nodes_disk_and_log(tmp_path):
+    def idempotent(batch: bytes, producer_id: int, epoch: int, seq: int) -> bytes:
+        return batch[:43] + struct.pack(">qhi", producer_id, epoch, seq) + batch[57:]
+
+    first = idempotent(build_record_batch([(None, b"p0:7", [])], base_ts_ms=1000, base_offset=5), 42, 0, 7)
+    again = idempotent(build_record_batch([(None, b"p0:7", [])], base_ts_ms=1000, base_offset=9), 42, 1, 0)
+    nodes = {}
+    for node_id in (1, 2):
+        data_dir = tmp_path / f"n{node_id}"
+        (data_dir / "t-0").mkdir(parents=True)
+        log_path = tmp_path / f"n{node_id}.log"
+        log_path.write_text("INFO starting\n")
+        nodes[node_id] = types.SimpleNamespace(data_dir=data_dir, log_path=log_path)
+    (nodes[1].data_dir / "t-0" / "00000000000000000000.log").write_bytes(first + again)
+    nodes[2].log_path.write_text("INFO batch refused: producer 42: expected sequence 8, got 3\n")
+    cluster = types.SimpleNamespace(nodes=nodes)
+    reads = [read(0, 5, b"p0:7"), read(0, 9, b"p0:7"), read(0, 6, b"p1:1")]
+
+    lines = faults.explain_duplicates(cluster, reads)
+    assert lines == [
+        "duplicate b'p0:7' on node 1: @5 leader_epoch=-1 producer=42/epoch 0 seq=7, "
+        "@9 leader_epoch=-1 producer=42/epoch 1 seq=0",
+        "duplicate b'p0:7' on node 2: absent",
+        "node 2 log: INFO batch refused: producer 42: expected sequence 8, got 3",
+    ], lines
+    assert faults.explain_duplicates(cluster, reads[:1]) == [], "nothing to explain without a duplicate"
 
 
 def test_coordinator_partition_is_kafkas():

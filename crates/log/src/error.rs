@@ -10,6 +10,8 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const INVALID_RECORD: i16 = 87;
 /// Kafka KAFKA_STORAGE_ERROR: the disk failed us; the partition is offline.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// Kafka NOT_LEADER_OR_FOLLOWER.
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
 /// Errors of the segmented log.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,17 @@ pub enum LogError {
     /// envelope, or an append carrying the reserved envelope bit.
     #[error(transparent)]
     Encryption(#[from] EncryptionError),
+    /// A leader append found this replica no longer leading (the
+    /// leadership moved between the request's check and the write).
+    /// Nothing was written: a batch stamped with an epoch this broker does
+    /// not lead would fork the log where no truncation can find it.
+    #[error("this replica no longer leads (leader {leader} at epoch {leader_epoch})")]
+    NotLeader {
+        /// The leader the replica now knows.
+        leader: i32,
+        /// Its leader epoch.
+        leader_epoch: i32,
+    },
     /// A checkpoint file could not be parsed.
     #[error("bad checkpoint file {path}: {reason}")]
     BadCheckpoint {
@@ -102,6 +115,7 @@ impl LogError {
                 OFFSET_OUT_OF_RANGE
             }
             LogError::Producer(e) => e.kafka_error_code(),
+            LogError::NotLeader { .. } => NOT_LEADER_OR_FOLLOWER,
             // A client's batch with the reserved bit is its own fault.
             LogError::Encryption(EncryptionError::ReservedAttribute { .. }) => INVALID_RECORD,
             // Anything else means the stored data cannot be served:

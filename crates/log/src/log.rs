@@ -140,6 +140,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// Records appended.
     pub record_count: u32,
+    /// The leader epoch the batches carry (of the last one, for a
+    /// replicated append).
+    pub leader_epoch: i32,
 }
 
 /// A byte range of a segment file holding whole batches.
@@ -1058,6 +1061,7 @@ impl Log {
             log_append_time,
             log_start_offset,
             record_count: record_count as u32,
+            leader_epoch,
         })
     }
 
@@ -1294,6 +1298,7 @@ impl Log {
             log_append_time: -1,
             log_start_offset,
             record_count: record_count.clamp(0, i64::from(u32::MAX)) as u32,
+            leader_epoch: last.partition_leader_epoch,
         }))
     }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::BytesMut;
-use sluice_log::{AppendInfo, FlushPolicy, Log, LogConfig, LogError, ReadResult};
+use sluice_log::{AppendInfo, AppendOrigin, FlushPolicy, Log, LogConfig, LogError, ReadResult};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -620,8 +620,35 @@ impl Partition {
     /// Appends a producer's batches. The data is in the page cache, not yet
     /// visible to consumers; call [`Partition::commit`] next.
     pub fn append(&self, records: BytesMut, now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.append_as(records, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`Partition::append`] for a given origin (a coordinator writing
+    /// markers or offsets). Refused with [`LogError::NotLeader`] unless
+    /// this replica leads: the check, the epoch stamped into the batches
+    /// and the write happen under the replication lock, which a leadership
+    /// change also takes (Kafka's `leaderIsrUpdateLock`), so a deposed
+    /// leader cannot write under its successor's epoch. Such a batch would
+    /// look like the new leader's own to the follower's divergence check
+    /// and stay in its log for good.
+    pub fn append_as(
+        &self,
+        records: BytesMut,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, LogError> {
         let bytes = records.len();
-        let info = self.log.append(records, self.leader_epoch(), now_ms)?;
+        let info = {
+            let _r = self.replication();
+            let (leader, leader_epoch) = self.leadership();
+            if leader != self.node_id {
+                return Err(LogError::NotLeader {
+                    leader,
+                    leader_epoch,
+                });
+            }
+            self.log.append_as(records, leader_epoch, now_ms, origin)?
+        };
         sluice_metrics::appended(&self.tp.topic, bytes, info.record_count);
         self.appended.notify_waiters();
         Ok(info)
@@ -1767,6 +1794,51 @@ mod tests {
         assert!(
             Arc::ptr_eq(&hosted, &follower),
             "the same partition, not reopened"
+        );
+    }
+
+    #[test]
+    fn a_deposed_leader_refuses_appends_and_stamps_no_successor_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(dir.path(), LogDefaults::default(), 1);
+        let id = Uuid::new_v4();
+        replicas
+            .sync_with(&cluster_image(id, &[(1, &[1, 2], 4)], 1), true)
+            .expect("sync");
+        let p = replicas.partition("t", 0).expect("hosted");
+        let info = p.append(one_record(), 1).expect("the leader appends");
+        assert_eq!((info.base_offset, info.leader_epoch), (0, 4));
+
+        // Node 2 takes over at epoch 5 while a produce is between its
+        // leader check and its append.
+        let moved = cluster_image(id, &[(2, &[1, 2], 5)], 2);
+        MetadataListener::apply(&replicas, &t_changed(), &moved).expect("leader moves");
+        match p.append(one_record(), 2) {
+            Err(LogError::NotLeader {
+                leader: 2,
+                leader_epoch: 5,
+            }) => {}
+            other => panic!("a follower appended as leader: {other:?}"),
+        }
+        assert_eq!(
+            LogError::NotLeader {
+                leader: 2,
+                leader_epoch: 5
+            }
+            .kafka_error_code(),
+            6,
+            "NOT_LEADER_OR_FOLLOWER, which clients retry on the new leader"
+        );
+        assert_eq!(p.log().log_end_offset(), 1, "nothing was written");
+        assert_eq!(
+            p.log().leader_epochs(),
+            vec![(4, 0)],
+            "the successor's epoch must not enter this log from a local write"
+        );
+        let marker = p.append_as(one_record(), 2, AppendOrigin::Coordinator);
+        assert!(
+            matches!(marker, Err(LogError::NotLeader { .. })),
+            "coordinator writes are checked the same way: {marker:?}"
         );
     }
 

@@ -394,7 +394,7 @@ fn append_one(
     }
     match partition.append(records, now) {
         Ok(info) => {
-            let leader_epoch = partition.leader_epoch();
+            let leader_epoch = info.leader_epoch;
             Appended::Ok(partition, info, leader_epoch)
         }
         // A producer retry of a batch already in the log: Kafka answers
@@ -411,8 +411,9 @@ fn append_one(
                 log_append_time: -1,
                 log_start_offset: partition.log().log_start_offset(),
                 record_count: 0,
+                leader_epoch: partition.leader_epoch(),
             };
-            let leader_epoch = partition.leader_epoch();
+            let leader_epoch = info.leader_epoch;
             Appended::Ok(partition, info, leader_epoch)
         }
         Err(e) => Appended::Err(storage_error(&partition, &e)),

@@ -577,15 +577,11 @@ pub fn append(
     if out.is_empty() {
         return Ok(partition.log().log_end_offset());
     }
-    let info = match producer {
-        Some(_) => partition.log().append_as(
-            out,
-            partition.leader_epoch(),
-            now_ms,
-            AppendOrigin::Coordinator,
-        )?,
-        None => partition.append(out, now_ms)?,
+    let origin = match producer {
+        Some(_) => AppendOrigin::Coordinator,
+        None => AppendOrigin::Client,
     };
+    let info = partition.append_as(out, now_ms, origin)?;
     Ok(info.last_offset + 1)
 }
 

@@ -103,20 +103,14 @@ pub async fn write_local(
         return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
     };
     // A follower's log is the leader's copy: writing a marker into it
-    // would fork it.
+    // would fork it (the append checks again under the replication lock).
     if !partition.is_leader() {
         return Err(code::NOT_LEADER_OR_FOLLOWER);
     }
     let now = sluice_metadata::now_ms();
     let batch = marker.batch(now)?;
     let info = partition
-        .log()
-        .append_as(
-            batch,
-            partition.leader_epoch(),
-            now,
-            AppendOrigin::Coordinator,
-        )
+        .append_as(batch, now, AppendOrigin::Coordinator)
         .map_err(|e| {
             tracing::error!(partition = %partition.tp, producer_id = marker.producer_id, "cannot write a transaction marker: {e}");
             e.kafka_error_code()

@@ -942,9 +942,17 @@ pub(crate) mod testing {
     /// itself). Works on a follower too, as test set-up. Returns its base
     /// offset.
     pub async fn append(partition: &Arc<Partition>, batch: &[u8]) -> i64 {
-        let info = partition
-            .append(bytes::BytesMut::from(batch), now_ms())
-            .expect("append");
+        let records = bytes::BytesMut::from(batch);
+        let info = if partition.is_leader() {
+            partition.append(records, now_ms())
+        } else {
+            // A follower's data arrives by replication; the set-up writes
+            // to its log directly instead.
+            partition
+                .log()
+                .append(records, partition.leader_epoch(), now_ms())
+        }
+        .expect("append");
         partition
             .commit_local(info.last_offset + 1)
             .await

@@ -10,7 +10,7 @@
 //! - [`admin`]: topics, configs, partitions, offsets, groups.
 //! - [`acl`]: ACLs (CreateAcls, DescribeAcls, DeleteAcls).
 //! - [`users`]: SCRAM users (Alter/DescribeUserScramCredentials).
-//! - [`partitioner`]: Kafka's murmur2 key partitioner.
+//! - [`partitioner`]: murmur2 for keys, sticky spreading for null keys.
 //! - [`group`]: consumer-protocol blobs and the range assignor.
 //!
 //! This crate never touches broker internals: it speaks only the wire
@@ -34,6 +34,7 @@ pub use admin::{Admin, ConfigEntry, ConfigOp, GroupDescription, GroupListing, Ne
 pub use client::{BrokerInfo, Client, ClientConfig, Metadata, PartitionInfo, TopicInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Offset};
 pub use error::{ClientError, Result};
+pub use partitioner::NullKeys;
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };

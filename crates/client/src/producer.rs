@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::error::{ClientError, Result};
-use crate::partitioner::Partitioner;
+use crate::partitioner::{NullKeys, Partitioner};
 
 /// Records queued between `send` and the accumulator. Bounded, so a caller
 /// that produces faster than the broker accepts waits in `send`.
@@ -98,6 +98,9 @@ pub struct ProducerConfig {
     pub max_in_flight: usize,
     /// Broker-side timeout for acks=all, sent in the request.
     pub request_timeout: Duration,
+    /// How records with neither a key nor a partition are spread: sticky
+    /// for `batch_size_bytes` by default, as the Java client does.
+    pub null_keys: NullKeys,
 }
 
 impl Default for ProducerConfig {
@@ -113,6 +116,7 @@ impl Default for ProducerConfig {
             idempotent: false,
             max_in_flight: 5,
             request_timeout: Duration::from_secs(30),
+            null_keys: NullKeys::default(),
         }
     }
 }
@@ -222,6 +226,7 @@ impl Producer {
             None
         };
         let (tx, rx) = mpsc::channel(SEND_QUEUE_DEPTH);
+        let partitioner = Partitioner::new(config.null_keys, config.batch_size_bytes);
         let accumulator = Accumulator {
             client: client.clone(),
             config,
@@ -241,7 +246,7 @@ impl Producer {
         Ok(Producer {
             client,
             tx,
-            partitioner: Partitioner::default(),
+            partitioner,
             task,
         })
     }
@@ -250,6 +255,14 @@ impl Producer {
     /// Waits only when the internal queue is full.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let count = self.client.partition_count(&record.topic).await?;
+        let size = record.key.as_ref().map_or(0, |k| k.len())
+            + record.value.as_ref().map_or(0, |v| v.len())
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                .sum::<usize>()
+            + 16;
         let partition = match record.partition {
             Some(p) if p < 0 || p >= count => {
                 return Err(ClientError::UnknownPartition {
@@ -259,16 +272,10 @@ impl Producer {
                 });
             }
             Some(p) => p,
-            None => self.partitioner.partition(record.key.as_deref(), count),
+            None => self
+                .partitioner
+                .partition(&record.topic, record.key.as_deref(), size, count),
         };
-        let size = record.key.as_ref().map_or(0, |k| k.len())
-            + record.value.as_ref().map_or(0, |v| v.len())
-            + record
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
-                .sum::<usize>()
-            + 16;
         let (done, rx) = oneshot::channel();
         let pending = PendingRecord {
             topic: record.topic,

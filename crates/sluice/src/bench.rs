@@ -29,7 +29,7 @@ use futures::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_client::{
     Acks, Admin, Client, ClientConfig, Compression, Consumer, ConsumerConfig, DeliveryFuture,
-    NewTopic, Offset, Producer, ProducerConfig, ProducerRecord,
+    NewTopic, NullKeys, Offset, Producer, ProducerConfig, ProducerRecord,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -148,6 +148,12 @@ struct BenchOpts {
     /// Compression: none, gzip, snappy, lz4, zstd.
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     compression: Compression,
+    /// How records (all without a key) are spread over partitions:
+    /// `sticky` fills a batch for one partition, then moves on (the Java
+    /// client's default); `round-robin` moves every record, so with many
+    /// partitions every batch holds one record (the worst case).
+    #[arg(long, default_value = "sticky", value_parser = parse_partitioner)]
+    partitioner: NullKeys,
     /// Acknowledgements: 0, 1 or all.
     #[arg(long, default_value = "1", value_parser = parse_acks)]
     acks: Acks,
@@ -276,6 +282,7 @@ struct Report {
     linger_ms: u64,
     acks: &'static str,
     compression: &'static str,
+    partitioner: &'static str,
     producers: usize,
     consumers: usize,
     /// Warm-up before the measured window, excluded from every figure.
@@ -293,6 +300,21 @@ struct Report {
     latency_ms_p99: f64,
     latency_ms_p999: f64,
     latency_ms_max: f64,
+}
+
+fn parse_partitioner(s: &str) -> Result<NullKeys, String> {
+    match s {
+        "sticky" => Ok(NullKeys::Sticky),
+        "round-robin" => Ok(NullKeys::RoundRobin),
+        other => Err(format!("'{other}' is not one of sticky, round-robin")),
+    }
+}
+
+fn partitioner_name(p: NullKeys) -> &'static str {
+    match p {
+        NullKeys::Sticky => "sticky",
+        NullKeys::RoundRobin => "round-robin",
+    }
 }
 
 fn acks_name(a: Acks) -> &'static str {
@@ -458,6 +480,7 @@ fn producer_config(opts: &BenchOpts) -> ProducerConfig {
         batch_size_bytes: (opts.batch_size * (opts.message_size + 64)).min(MAX_BATCH_BYTES),
         compression: opts.compression,
         max_in_flight: 5,
+        null_keys: opts.partitioner,
         ..Default::default()
     }
 }
@@ -921,6 +944,7 @@ fn make_report(opts: &BenchOpts, plan: &Plan, summary: &Summary) -> Report {
         linger_ms: opts.linger.as_millis() as u64,
         acks: acks_name(opts.acks),
         compression: opts.compression.name(),
+        partitioner: partitioner_name(opts.partitioner),
         producers: opts.producers,
         consumers: opts.consumers,
         warmup_s: plan.warmup.as_secs_f64(),

@@ -1521,8 +1521,12 @@ mod tests {
             .partition(TRANSACTION_STATE_TOPIC, index)
             .expect("still a replica here");
         let batch = state_log::batch("tx", Some(&prepared.to_record()), now_ms()).expect("batch");
-        let info = state_partition.append(batch, now_ms()).expect("append");
-        // Set-up: the record as if replicated here from broker 2.
+        // Set-up: the record as if replicated here from broker 2 (a
+        // follower's log, written directly).
+        let info = state_partition
+            .log()
+            .append(batch, state_partition.leader_epoch(), now_ms())
+            .expect("append");
         state_partition
             .commit_local(info.last_offset + 1)
             .await

@@ -213,6 +213,41 @@ fn unpack_leadership(word: u64) -> (i32, i32) {
     ((word >> 32) as u32 as i32, word as u32 as i32)
 }
 
+/// Shared wake-ups for waits over many partitions at once (a fetch of a
+/// 10,000-partition session): partitions are spread over
+/// [`WAKE_SHARD_COUNT`] shards, and every append or high watermark advance
+/// wakes its shard as well as the partition's own waiters. A fetch waits on
+/// the distinct shards of its partitions, so it registers at most
+/// [`WAKE_SHARD_COUNT`] waits instead of one per partition (with a
+/// heap-allocated future each, on every wake-up), at the cost of waking
+/// for another partition of the same shard now and then, after which it
+/// reads, finds nothing new, and waits again.
+#[derive(Debug)]
+pub struct WakeShards {
+    /// Woken on any append in the shard (followers wait for data).
+    pub appended: [Notify; WAKE_SHARD_COUNT],
+    /// Woken on any high watermark advance in the shard (consumers).
+    pub hw_advanced: [Notify; WAKE_SHARD_COUNT],
+}
+
+/// Shards of [`WAKE_SHARDS`]: enough that a fetch of a few partitions among
+/// thousands of busy ones is rarely woken for others.
+pub const WAKE_SHARD_COUNT: usize = 256;
+
+/// The process's wake-up shards (every broker in a process shares them: a
+/// wake-up from another one is only a spurious wake-up).
+pub static WAKE_SHARDS: std::sync::LazyLock<WakeShards> = std::sync::LazyLock::new(|| WakeShards {
+    appended: std::array::from_fn(|_| Notify::new()),
+    hw_advanced: std::array::from_fn(|_| Notify::new()),
+});
+
+fn wake_shard_of(tp: &TopicPartition) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    tp.hash(&mut hasher);
+    (hasher.finish() % WAKE_SHARD_COUNT as u64) as usize
+}
+
 /// One hosted partition.
 #[derive(Debug)]
 pub struct Partition {
@@ -240,6 +275,8 @@ pub struct Partition {
     /// Woken when the leader or leader epoch changes (writes waiting for
     /// replication give up).
     leadership_changed: Notify,
+    /// This partition's entry in [`WAKE_SHARDS`].
+    wake_shard: usize,
     /// Replicas, ISR and, on the leader, what each follower holds.
     replication: Mutex<Replication>,
     /// True when appends must be fsynced before they become visible. It
@@ -339,8 +376,8 @@ impl Partition {
             }
             self.leadership_changed.notify_waiters();
             // Long-polling fetches re-check who leads.
-            self.hw_advanced.notify_waiters();
-            self.appended.notify_waiters();
+            self.notify_hw_advanced();
+            self.notify_appended();
         }
         self.update_high_watermark();
     }
@@ -537,7 +574,7 @@ impl Partition {
         };
         if let Some(info) = &info {
             sluice_metrics::appended(&self.tp.topic, records.len(), info.record_count);
-            self.appended.notify_waiters();
+            self.notify_appended();
         }
         Ok(info)
     }
@@ -606,6 +643,22 @@ impl Partition {
         self.appended.notified()
     }
 
+    /// The [`WAKE_SHARDS`] entry this partition's appends and high
+    /// watermark advances also wake.
+    pub fn wake_shard(&self) -> usize {
+        self.wake_shard
+    }
+
+    fn notify_appended(&self) {
+        self.appended.notify_waiters();
+        WAKE_SHARDS.appended[self.wake_shard].notify_waiters();
+    }
+
+    fn notify_hw_advanced(&self) {
+        self.hw_advanced.notify_waiters();
+        WAKE_SHARDS.hw_advanced[self.wake_shard].notify_waiters();
+    }
+
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
@@ -650,7 +703,7 @@ impl Partition {
             self.log.append_as(records, leader_epoch, now_ms, origin)?
         };
         sluice_metrics::appended(&self.tp.topic, bytes, info.record_count);
-        self.appended.notify_waiters();
+        self.notify_appended();
         Ok(info)
     }
 
@@ -669,7 +722,7 @@ impl Partition {
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + use<> {
         // Followers long-poll on appends; coordinators append through the
         // log directly and come here next.
-        self.appended.notify_waiters();
+        self.notify_appended();
         let outcome = if self.is_group_commit() {
             Some(group_commit::pool().submit(self, end_offset))
         } else {
@@ -725,7 +778,7 @@ impl Partition {
     fn advance_high_watermark(&self, to: i64) {
         let previous = self.high_watermark.fetch_max(to, Ordering::AcqRel);
         if to > previous {
-            self.hw_advanced.notify_waiters();
+            self.notify_hw_advanced();
         }
     }
 
@@ -767,7 +820,7 @@ impl Partition {
         let hw = self.log.recovery_point().min(self.log.log_end_offset());
         let previous = self.high_watermark.swap(hw, Ordering::AcqRel);
         if hw > previous {
-            self.hw_advanced.notify_waiters();
+            self.notify_hw_advanced();
         }
         Ok(online)
     }
@@ -1248,6 +1301,7 @@ impl ReplicaManager {
             hw_advanced: Notify::new(),
             appended: Notify::new(),
             leadership_changed: Notify::new(),
+            wake_shard: wake_shard_of(tp),
             replication: Mutex::new(Replication::default()),
             group_commit: Mutex::new(group_commit),
             reported_offline: std::sync::atomic::AtomicBool::new(false),

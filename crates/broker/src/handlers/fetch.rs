@@ -40,7 +40,7 @@ use crate::throttle::{self, ReplicationThrottles};
 use crate::zero_copy::SegmentRecords;
 use sluice_metadata::MetadataImage;
 use sluice_metadata::acl::AclOperation;
-use sluice_replica::{LeaderError, Partition, ReplicaManager};
+use sluice_replica::{LeaderError, Partition, ReplicaManager, WAKE_SHARD_COUNT, WAKE_SHARDS};
 
 /// Longest long-poll we honour, whatever the client asks: a bound on how
 /// long a request can pin its connection's response queue.
@@ -244,25 +244,33 @@ pub fn handle(
             // Register for wake-ups before reading, so an append between the
             // read and the wait is not missed. A held-back partition's
             // appends would only wake the fetch to send nothing again.
-            let live: Vec<Arc<Partition>> = topics
-                .iter()
-                .flat_map(|t| t.partitions.iter())
-                .filter(|w| !(hold_back && w.may_hold_back))
-                .filter_map(|w| w.target.as_ref().ok().cloned())
-                .collect();
             let any_held_back = hold_back
                 && topics
                     .iter()
                     .flat_map(|t| t.partitions.iter())
                     .any(|w| w.may_hold_back && w.target.is_ok());
-            // Consumers wait for the high watermark, followers for data.
-            let mut waits: Vec<_> = live
+            // Consumers wait for the high watermark, followers for data,
+            // each on the wake-up shards of its partitions: at most
+            // WAKE_SHARD_COUNT registrations however many partitions the
+            // fetch (or its session) holds.
+            let mut shards = [false; WAKE_SHARD_COUNT];
+            for w in topics.iter().flat_map(|t| t.partitions.iter()) {
+                if let Ok(p) = &w.target
+                    && !(hold_back && w.may_hold_back)
+                {
+                    shards[p.wake_shard()] = true;
+                }
+            }
+            let wake = &*WAKE_SHARDS;
+            let mut waits: Vec<_> = shards
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .filter(|&(_, &wanted)| wanted)
+                .map(|(shard, _)| {
                     Box::pin(if follower {
-                        p.appended()
+                        wake.appended[shard].notified()
                     } else {
-                        p.hw_advanced()
+                        wake.hw_advanced[shard].notified()
                     })
                 })
                 .collect();
@@ -496,6 +504,15 @@ fn read_partition(
     } else {
         high_watermark
     };
+    // Nothing new (a consumer at the high watermark, a follower at the log
+    // end): answered without planning a read, which a session of
+    // thousands of idle partitions would otherwise do on every fetch.
+    if w.fetch_offset == max_offset && w.fetch_offset >= log_start_offset {
+        if read_committed {
+            data.aborted_transactions = Some(Vec::new());
+        }
+        return data;
+    }
     let read = partition
         .log()
         .read(w.fetch_offset, limit, max_offset)
@@ -1301,6 +1318,44 @@ mod tests {
             let data = only(&response);
             assert_eq!(data.error_code, code::NONE);
             assert!(!data.records.is_empty());
+        }
+
+        #[tokio::test]
+        async fn a_long_poll_over_more_partitions_than_wake_shards_wakes_for_any_of_them() {
+            const PARTITIONS: i32 = 2 * WAKE_SHARD_COUNT as i32 + 1;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (replicas, image) = testing::hosted(dir.path(), &[("t", PARTITIONS)]);
+            for target in [PARTITIONS - 1, 0] {
+                let mut waiting = request("t", Uuid::nil(), 0, 0);
+                waiting.topics[0].partitions = (0..PARTITIONS)
+                    .map(|partition| FetchPartition {
+                        partition,
+                        partition_max_bytes: i32::MAX,
+                        ..Default::default()
+                    })
+                    .collect();
+                // Past what the first round appended: nothing to read
+                // anywhere until the append below.
+                waiting.topics[0].partitions[(PARTITIONS - 1) as usize].fetch_offset =
+                    i64::from(target == 0);
+                waiting.min_bytes = 1;
+                waiting.max_wait_ms = 30_000;
+                let reply = tokio::spawn(fetch(&replicas, &image, 12, waiting));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let partition = replicas.partition("t", target).expect("hosted");
+                testing::append(&partition, &testing::batch(1)).await;
+                let response = tokio::time::timeout(Duration::from_secs(10), reply)
+                    .await
+                    .expect("woken by the append to one of its partitions")
+                    .expect("fetch task");
+                let with_records: Vec<i32> = response.responses[0]
+                    .partitions
+                    .iter()
+                    .filter(|p| !p.records.is_empty())
+                    .map(|p| p.partition_index)
+                    .collect();
+                assert_eq!(with_records, vec![target]);
+            }
         }
 
         #[tokio::test]

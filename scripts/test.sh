@@ -54,6 +54,10 @@ step "installing kafkajs (tests/integration/js, pinned by package-lock.json)"
 # A fresh clone gains nothing from incremental compilation, which only adds
 # the cost of writing its caches to every debug build.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# The release binary the integration tests run, and the fuzz build, need no
+# debug info here: it only lengthens the two slowest builds (panics still
+# name their file and line).
+export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-false}"
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 export CARGO_PROFILE_TEST_DEBUG="${CARGO_PROFILE_TEST_DEBUG:-line-tables-only}"
 step "cargo fmt --check"
